@@ -1,0 +1,31 @@
+"""Write a benchmark's figures into its own section of BENCHMARKS.md.
+
+Each benchmark owns the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`;
+re-running it replaces only that section (atomically), so benchmarks never clobber each other.
+"""
+
+import datetime
+import platform
+import re
+from pathlib import Path
+
+from kaldilite.utils import atomic_open
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def machine_line():
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {datetime.date.today()}"
+
+
+def update_section(name, markdown):
+    """Replace (or append) the section for benchmark `name` with `markdown`."""
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{begin}\n{markdown.rstrip()}\n{end}"
+    text = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    with atomic_open(BENCHMARKS) as out:
+        out.write(text)
