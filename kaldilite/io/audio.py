@@ -1,0 +1,175 @@
+"""Reading audio the way Kaldi's feature extractors see it.
+
+Owns: turning a `wav.scp` entry (a file path or an `extended filename` pipe `cmd |`) into one
+mono float32 waveform at the configured sample rate, in 16-bit integer scale (values up to
++-32768, as Kaldi's `WaveData` produces them; Kaldi's features and energy floors assume that
+scale). Follows Kaldi's `src/feat/wave-reader.cc` (reading, channel choice as in
+`compute-mfcc-feats --channel`) and `src/feat/feature-common-inl.h` (a rate mismatch is an error
+unless `--allow-downsample` / `--allow-upsample` permits resampling).
+
+Unlike Kaldi we read anything libsndfile reads (WAV 8/16/24/32-bit, float WAV, FLAC, ...);
+non-16-bit formats are scaled to the same 16-bit range. A stereo file is an error unless a
+channel is named (Kaldi silently takes channel 0, which hides wrongly-exported corpora).
+Resampling uses `scipy.signal.resample_poly` with the gcd-reduced ratio (a polyphase
+windowed-sinc filter, like Kaldi's `LinearResample` in spirit, not bit-exact).
+"""
+
+import io
+import logging
+import math
+import os
+import subprocess
+
+import numpy as np
+import soundfile
+
+from kaldilite.errors import AudioError
+
+logger = logging.getLogger(__name__)
+
+# libsndfile scales every PCM format to [-1, 1); multiplying by 2**15 gives back the exact
+# int16 values for 16-bit data and the same scale for other bit depths.
+_INT16_SCALE = 32768.0
+
+# How much of a failing pipe command's stderr goes into the one-line error.
+_STDERR_TAIL_CHARS = 300
+
+
+def is_pipe(spec):
+    """True when `spec` is a Kaldi input pipe: a command whose stdout is the audio, `cmd |`."""
+    return isinstance(spec, str) and spec.rstrip().endswith("|")
+
+
+def _run_pipe(spec):
+    """Run the command of a `cmd |` spec and return its stdout bytes; AudioError when it fails."""
+    command = spec.rstrip()[:-1].strip()
+    if not command:
+        raise AudioError(f"{spec!r}: empty command before '|'; write 'COMMAND ARGS |' in wav.scp")
+    proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        tail = " ".join(proc.stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL_CHARS:]
+        raise AudioError(
+            f"command '{command}' failed with exit status {proc.returncode}"
+            f"{': ' + tail if tail else ''}; fix the command in wav.scp"
+        )
+    if not proc.stdout:
+        raise AudioError(f"command '{command}' wrote no audio to stdout; it must write a WAV/FLAC stream")
+    return command, proc.stdout
+
+
+def _describe_unreadable(name, head):
+    """Say why libsndfile could not open a file, from its first bytes."""
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64"):
+        return f"{name}: corrupt or truncated WAV header; re-export the file (e.g. sox in.wav -b 16 out.wav)"
+    if head[:4] == b"fLaC":
+        return f"{name}: corrupt or truncated FLAC stream; re-encode the file"
+    return f"{name}: not a recognised audio file (expected WAV or FLAC); check the path in wav.scp"
+
+
+def _open_sound(spec):
+    """Return (name for messages, soundfile.SoundFile) for a path or `cmd |` spec."""
+    if is_pipe(spec):
+        command, data = _run_pipe(spec)
+        name = f"command '{command}'"
+        source = io.BytesIO(data)
+        head = data[:12]
+    else:
+        name = os.fspath(spec)
+        if not os.path.exists(name):
+            raise AudioError(f"{name}: no such audio file; fix the path in wav.scp or restore the file")
+        if os.path.isdir(name):
+            raise AudioError(f"{name}: is a directory, not an audio file; fix the path in wav.scp")
+        size = os.path.getsize(name)
+        if size == 0:
+            raise AudioError(f"{name}: empty file (0 bytes); re-create it or remove the utterance (fix_data_dir)")
+        source = name
+        try:
+            with open(name, "rb") as handle:
+                head = handle.read(12)
+        except OSError as exc:
+            raise AudioError(f"{name}: cannot read ({exc.strerror}); check its permissions") from exc
+    try:
+        return name, soundfile.SoundFile(source)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(_describe_unreadable(name, head)) from exc
+
+
+def read_audio(spec, sample_frequency=None, *, allow_downsample=False, allow_upsample=False, channel=None):
+    """Read one waveform as float32 in 16-bit integer scale (like Kaldi's `WaveData`).
+
+    spec: a file path, or a Kaldi input pipe `"sox in.flac -t wav - |"` run through the shell.
+    sample_frequency: the rate the caller needs (`--sample-frequency`); None keeps the file's.
+    allow_downsample / allow_upsample: permit resampling a higher / lower-rate file to it.
+    channel: 0-based channel to take from a multi-channel file; required for those.
+
+    Raises AudioError (one line naming the file and the fix) for a missing, empty, corrupt or
+    non-audio file, a failing pipe, a file with no samples, several channels without `channel`,
+    or a rate mismatch that resampling is not allowed to fix.
+
+    >>> wave = read_audio("fsdd/recordings/0_george_0.wav", 8000)   # doctest: +SKIP
+    >>> wave.dtype, float(abs(wave).max()) > 1.0                      # doctest: +SKIP
+    (dtype('float32'), True)
+    """
+    name, sound = _open_sound(spec)
+    with sound:
+        rate = int(sound.samplerate)
+        num_channels = sound.channels
+        try:
+            data = sound.read(dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{name}: audio data cannot be decoded ({exc}); re-export the file") from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"{name}: contains no samples (zero-length audio); remove the utterance or re-record it")
+    if num_channels > 1 and channel is None:
+        raise AudioError(
+            f"{name}: has {num_channels} channels but a mono waveform is expected; "
+            f"pass --channel=N (0-based) or convert it (e.g. sox in.wav -c 1 out.wav)"
+        )
+    if channel is not None and not 0 <= channel < num_channels:
+        raise AudioError(f"{name}: has {num_channels} channel(s), so --channel={channel} does not exist; use 0..{num_channels - 1}")
+    wave = data[:, 0 if channel is None else channel] * np.float32(_INT16_SCALE)
+
+    if sample_frequency is None or rate == int(round(sample_frequency)):
+        return np.ascontiguousarray(wave, dtype=np.float32)
+    target = int(round(sample_frequency))
+    if target < rate and not allow_downsample:
+        raise AudioError(
+            f"{name}: sample rate {rate} Hz but --sample-frequency={target}; "
+            f"resample the data or pass --allow-downsample=true"
+        )
+    if target > rate and not allow_upsample:
+        raise AudioError(
+            f"{name}: sample rate {rate} Hz but --sample-frequency={target}; "
+            f"resample the data or pass --allow-upsample=true"
+        )
+    return resample(wave, rate, target)
+
+
+def resample(wave, from_rate, to_rate):
+    """Resample a waveform between integer rates with a polyphase filter (gcd-reduced ratio)."""
+    from scipy.signal import resample_poly
+
+    from_rate, to_rate = int(from_rate), int(to_rate)
+    if from_rate == to_rate:
+        return np.asarray(wave, dtype=np.float32)
+    common = math.gcd(from_rate, to_rate)
+    up, down = to_rate // common, from_rate // common
+    logger.debug("resampling %d Hz -> %d Hz (up %d, down %d)", from_rate, to_rate, up, down)
+    out = resample_poly(np.asarray(wave, dtype=np.float64), up, down)
+    return out.astype(np.float32)
+
+
+def audio_info(spec):
+    """Return (sample_rate, num_channels, num_samples) of a file or pipe without decoding it all."""
+    name, sound = _open_sound(spec)
+    with sound:
+        frames = sound.frames
+        if frames < 0 or frames > 1 << 62:  # libsndfile's "unknown length" for some pipes
+            frames = sound.read(dtype="int16", always_2d=True).shape[0]
+        return int(sound.samplerate), sound.channels, int(frames)
+
+
+def audio_duration(spec):
+    """Duration in seconds of a file or `cmd |` pipe (what Kaldi's utt2dur holds)."""
+    rate, _, frames = audio_info(spec)
+    return frames / float(rate)

@@ -1,0 +1,352 @@
+"""Kaldi tables: archives (ark) and script files (scp) of matrices, vectors and alignments.
+
+Owns every read and write of Kaldi's table formats in kaldilite, on top of `kaldi_io` (which
+encodes the binary objects exactly as Kaldi's `Matrix::Write` / `WriteIntegerVector` do):
+- matrices (features, CMVN stats): binary ark `key \\0BFM <rows> <cols> data`, plus an scp whose
+  lines `key ark_path:offset` point at the byte after `key ` in the final ark, as
+  `copy-feats ark:- ark,scp:feats.ark,feats.scp` writes them;
+- integer vectors (alignments `ali.JOB.gz`, gzipped when the name ends in `.gz`, like
+  `ark:|gzip -c >ali.JOB.gz`);
+- float vectors.
+Readers accept Kaldi rspecifiers (`scp:feats.scp`, `ark:x.ark`, `ark,t:-` style options are
+ignored) or bare paths (`*.scp` is a script file, anything else an archive), scp entries with
+an offset and an optional Kaldi row/column range `x.ark:12[0:9]` / `[0:9,0:12]`.
+
+Writes are atomic (temp file + rename, see `kaldilite.utils.atomic`): an interrupted writer
+leaves neither ark nor scp behind. Problems in the files raise InputError / MissingFileError
+naming `file:line`.
+"""
+
+import contextlib
+import gzip
+import logging
+import os
+import re
+
+import numpy as np
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.utils.atomic import atomic_path
+
+# kaldi_io prints a five-line warning to stderr at import unless $KALDI_ROOT names an existing
+# directory (it wants Kaldi's binaries on PATH, which we never call). Point it at this package
+# when the user has no Kaldi, and take the variable away again so child processes don't inherit
+# a fake Kaldi root; a real $KALDI_ROOT is left alone.
+_FAKE_KALDI_ROOT = "KALDI_ROOT" not in os.environ
+os.environ.setdefault("KALDI_ROOT", os.path.dirname(os.path.abspath(__file__)))
+import kaldi_io  # noqa: E402  (must follow the environment fix above)
+
+if _FAKE_KALDI_ROOT:
+    os.environ.pop("KALDI_ROOT", None)
+
+logger = logging.getLogger(__name__)
+
+_RSPEC_PREFIX = re.compile(r"^(ark|scp)((,[a-z]+)*):(.*)$")
+_RANGE = re.compile(r"^(.*)\[([0-9:,\s]*)\]$")
+_KEY_OK = re.compile(r"^\S+$")
+
+__all__ = [
+    "write_matrices",
+    "read_matrices",
+    "read_matrix",
+    "read_matrix_dict",
+    "write_vectors",
+    "read_vectors",
+    "write_int_vectors",
+    "read_int_vectors",
+    "read_scp",
+    "parse_rspecifier",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# specifiers
+
+
+def parse_rspecifier(spec):
+    """Split a Kaldi rspecifier into (kind 'ark'|'scp', path).
+
+    `scp:x.scp`, `ark:x.ark`, `ark,t,cs:x.ark` (options are irrelevant to us: text and binary
+    are detected from the data), or a bare path: `*.scp` is a script file, anything else an
+    archive. Output pipes and `-` (stdin) are not supported.
+    """
+    spec = os.fspath(spec)
+    match = _RSPEC_PREFIX.match(spec)
+    if match:
+        kind, path = match.group(1), match.group(4)
+    else:
+        path = spec
+        kind = "scp" if path.endswith(".scp") else "ark"
+    if not path:
+        raise InputError(f"{spec!r}: no file name in table specifier; write e.g. scp:data/train/feats.scp")
+    return kind, path
+
+
+def _check_key(key, where):
+    if not isinstance(key, str) or not _KEY_OK.match(key):
+        raise InputError(f"{where}: table key {key!r} must be a non-empty string without whitespace; fix the utterance id")
+
+
+def _open_read(path, where=None):
+    """Open an ark for binary reading (gzip by extension, `cmd |` pipes through kaldi_io)."""
+    path = os.fspath(path)
+    if path.rstrip().endswith("|"):
+        return kaldi_io.open_or_fd(path, "rb")
+    if not os.path.exists(path):
+        origin = f"{where}: " if where else ""
+        raise MissingFileError(f"{origin}{path}: no such archive; re-run the step that writes it")
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+@contextlib.contextmanager
+def _atomic_table(ark_path, scp_path):
+    """Yield (ark binary handle, scp text handle or None, gzip?) writing to temp files.
+
+    Both are renamed into place only when the block finishes without an exception, the ark
+    first so that a visible scp never points at a missing ark.
+    """
+    ark_path = os.fspath(ark_path)
+    with contextlib.ExitStack() as stack:
+        tmp_ark = stack.enter_context(atomic_path(ark_path))
+        raw = stack.enter_context(open(tmp_ark, "wb"))
+        ark = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", filename="")) if ark_path.endswith(".gz") else raw
+        scp = None
+        if scp_path is not None:
+            # entered after the ark, so it is renamed after it (ExitStack unwinds in reverse)
+            tmp_scp = stack.enter_context(atomic_path(scp_path))
+            scp = stack.enter_context(open(tmp_scp, "w", encoding="utf-8"))
+            if ark_path.endswith(".gz"):
+                raise InputError(f"{ark_path}: an scp cannot point into a gzipped archive; drop the .gz or the scp")
+        yield ark, scp
+
+
+class _BinarySink:
+    """A write-only view of a binary stream with `mode == 'wb'`, which kaldi_io's writers assert
+    (a GzipFile reports its mode as an int)."""
+
+    mode = "wb"
+
+    def __init__(self, handle):
+        self.write = handle.write
+        self.tell = handle.tell
+
+
+def _write_table(items, ark_path, scp_path, write_one):
+    ark_path = os.fspath(ark_path)
+    count = 0
+    with _atomic_table(ark_path, scp_path) as (handle, scp):
+        ark = _BinarySink(handle)
+        for key, value in items:
+            _check_key(key, ark_path)
+            ark.write((key + " ").encode("utf-8"))
+            offset = ark.tell() if scp is not None else None
+            write_one(ark, key, value)
+            if scp is not None:
+                scp.write(f"{key} {ark_path}:{offset}\n")
+            count += 1
+    logger.debug("wrote %d entries to %s%s", count, ark_path, f" and {scp_path}" if scp_path else "")
+    return count
+
+
+def write_matrices(items, ark_path, scp_path=None, *, dtype=None):
+    """Write (key, 2-D array) pairs as a binary Kaldi archive, plus an scp when asked.
+
+    dtype: None writes float64 arrays as Kaldi double matrices (`DM`, what compute-cmvn-stats
+    writes) and everything else as float (`FM`); np.float32 / np.float64 force one.
+    Scp lines name `ark_path` exactly as given (make it absolute when the scp must work from
+    any directory, as Kaldi's make_mfcc.sh does). Returns the number of matrices written.
+    """
+
+    def write_one(handle, key, matrix):
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2:
+            raise InputError(f"{ark_path}: entry {key} has shape {matrix.shape}, a 2-D matrix is required")
+        target = dtype or (np.float64 if matrix.dtype == np.float64 else np.float32)
+        kaldi_io.write_mat(handle, np.ascontiguousarray(matrix, dtype=target))
+
+    return _write_table(items, ark_path, scp_path, write_one)
+
+
+def write_vectors(items, ark_path, scp_path=None, *, dtype=None):
+    """Write (key, 1-D float array) pairs as a binary Kaldi archive (`FV`/`DV`), plus an scp."""
+
+    def write_one(handle, key, vector):
+        vector = np.asarray(vector)
+        if vector.ndim != 1:
+            raise InputError(f"{ark_path}: entry {key} has shape {vector.shape}, a 1-D vector is required")
+        target = dtype or (np.float64 if vector.dtype == np.float64 else np.float32)
+        kaldi_io.write_vec_flt(handle, np.ascontiguousarray(vector, dtype=target))
+
+    return _write_table(items, ark_path, scp_path, write_one)
+
+
+def write_int_vectors(items, path, scp_path=None):
+    """Write (key, 1-D int array) pairs (alignments) as a binary Kaldi archive; `.gz` -> gzipped."""
+
+    def write_one(handle, key, vector):
+        vector = np.asarray(vector)
+        if vector.ndim != 1 or (vector.size and not np.issubdtype(vector.dtype, np.integer)):
+            raise InputError(f"{path}: entry {key} must be a 1-D integer vector, got {vector.dtype} {vector.shape}")
+        if vector.size and (vector.min() < -(2**31) or vector.max() >= 2**31):
+            raise InputError(f"{path}: entry {key} has values outside int32")
+        kaldi_io.write_vec_int(handle, vector.astype(np.int32))
+
+    return _write_table(items, path, scp_path, write_one)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read_scp(scp_path):
+    """Yield (line number, key, rxfilename) for each entry of a script file."""
+    scp_path = os.fspath(scp_path)
+    if not os.path.exists(scp_path):
+        raise MissingFileError(f"{scp_path}: no such script file; re-run the step that writes it")
+    with open(scp_path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.strip().split(None, 1)
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise InputError(f"{scp_path}:{number}: expected 'key rxfilename', got {line.strip()!r}; fix or regenerate the scp")
+            yield number, fields[0], fields[1].strip()
+
+
+def _split_rxfile(rxfile):
+    """`x.ark:123[0:9,1:3]` -> ('x.ark', 123, (slice(0, 10), slice(1, 4))); Kaldi ranges are inclusive."""
+    ranges = None
+    match = _RANGE.match(rxfile)
+    if match:
+        rxfile = match.group(1)
+        ranges = []
+        for part in match.group(2).split(","):
+            lo, _, hi = part.strip().partition(":")
+            ranges.append(slice(int(lo) if lo else None, int(hi) + 1 if hi else None))
+        ranges = tuple(ranges)
+    offset = None
+    if not rxfile.rstrip().endswith("|"):
+        head, sep, tail = rxfile.rpartition(":")
+        if sep and tail.isdigit():
+            rxfile, offset = head, int(tail)
+    return rxfile, offset, ranges
+
+
+def _corrupt(where, key, exc):
+    return InputError(f"{where}: corrupt or truncated table data for key {key} ({type(exc).__name__}: {exc}); re-run the step that wrote it")
+
+
+class _HandleCache:
+    """Keeps the last opened ark open: scp entries are usually consecutive in one file."""
+
+    def __init__(self):
+        self.path = None
+        self.handle = None
+
+    def get(self, path, where):
+        if path != self.path:
+            self.close()
+            self.handle = _open_read(path, where)
+            self.path = path
+        return self.handle
+
+    def close(self):
+        if self.handle is not None:
+            self.handle.close()
+        self.path = self.handle = None
+
+
+def _read_object(reader, rxfile, where, key, cache=None):
+    path, offset, ranges = _split_rxfile(rxfile)
+    try:
+        if cache is not None and offset is not None:
+            handle = cache.get(path, where)
+            handle.seek(offset)
+            value = reader(handle)
+        else:
+            with contextlib.closing(_open_read(path, where)) as handle:
+                if offset is not None:
+                    handle.seek(offset)
+                value = reader(handle)
+    except (InputError, MissingFileError):
+        raise
+    except Exception as exc:  # kaldi_io signals bad data with asserts, numpy and struct errors
+        raise _corrupt(f"{where} ({path})", key, exc) from exc
+    if ranges is not None:
+        value = np.array(value[ranges])
+    return value
+
+
+def _read_table(spec, reader):
+    kind, path = parse_rspecifier(spec)
+    if kind == "scp":
+        cache = _HandleCache()
+        try:
+            for number, key, rxfile in read_scp(path):
+                yield key, _read_object(reader, rxfile, f"{path}:{number}", key, cache)
+        finally:
+            cache.close()
+        return
+    with contextlib.closing(_open_read(path)) as handle:
+        key = None
+        while True:
+            try:
+                key = kaldi_io.read_key(handle)
+                if not key:
+                    return
+                value = reader(handle)
+            except Exception as exc:
+                raise _corrupt(path, key, exc) from exc
+            yield key, value
+
+
+def _as_matrix(handle):
+    return kaldi_io.read_mat(handle)
+
+
+def _as_vector(handle):
+    return kaldi_io.read_vec_flt(handle)
+
+
+def _as_int_vector(handle):
+    return np.asarray(kaldi_io.read_vec_int(handle), dtype=np.int32)
+
+
+def read_matrices(spec):
+    """Iterate (key, matrix) over an scp or ark (rspecifier or bare path), in file order.
+
+    Matrices come back as stored: float32 for `FM`, float64 for `DM` (read-only views for
+    binary data; copy before modifying in place).
+    """
+    return _read_table(spec, _as_matrix)
+
+
+def read_matrix(rxfilename):
+    """Read one matrix from an rxfilename such as `feats.ark:1234` or `cmvn.ark:7[0:1]`."""
+    return _read_object(_as_matrix, os.fspath(rxfilename), os.fspath(rxfilename), "(single matrix)")
+
+
+def read_matrix_dict(spec):
+    """Read a whole matrix table into a dict key -> matrix (duplicate keys are an error)."""
+    result = {}
+    for key, matrix in read_matrices(spec):
+        if key in result:
+            raise InputError(f"{spec}: key {key} appears twice; fix the table (utils/fix_data_dir)")
+        result[key] = matrix
+    return result
+
+
+def read_vectors(spec):
+    """Iterate (key, float vector) over an scp or ark."""
+    return _read_table(spec, _as_vector)
+
+
+def read_int_vectors(spec):
+    """Iterate (key, int32 vector) over an ark (`.gz` read transparently) or scp: alignments."""
+    return _read_table(spec, _as_int_vector)
