@@ -1,0 +1,161 @@
+"""ark/scp tables: round trips through kaldi_io's own readers, Kaldi byte layout, atomicity."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io import tables
+from kaldilite.io.tables import (
+    read_int_vectors,
+    read_matrices,
+    read_matrix,
+    read_matrix_dict,
+    read_vectors,
+    write_int_vectors,
+    write_matrices,
+    write_vectors,
+)
+
+kaldi_io = tables.kaldi_io  # the same module, imported without its KALDI_ROOT warning
+
+
+@pytest.fixture
+def matrices(rng):
+    return {f"spk1-utt{i}": rng.standard_normal((3 + 7 * i, 13)).astype(np.float32) for i in range(5)}
+
+
+def test_matrix_round_trip_through_kaldi_io_readers(tmp_path, matrices):
+    ark, scp = tmp_path / "feats.ark", tmp_path / "feats.scp"
+    assert write_matrices(matrices.items(), ark, scp) == 5
+    from_scp = dict(kaldi_io.read_mat_scp(str(scp)))
+    from_ark = dict(kaldi_io.read_mat_ark(str(ark)))
+    for key, matrix in matrices.items():
+        np.testing.assert_array_equal(from_scp[key], matrix)
+        np.testing.assert_array_equal(from_ark[key], matrix)
+    ours = read_matrix_dict(f"scp:{scp}")
+    assert list(ours) == list(matrices)
+    assert all(ours[k].dtype == np.float32 and np.array_equal(ours[k], matrices[k]) for k in matrices)
+    assert [k for k, _ in read_matrices(f"ark,t:{ark}")] == list(matrices)
+
+
+def test_scp_offsets_point_after_the_key_in_the_final_ark(tmp_path, matrices):
+    ark, scp = tmp_path / "raw.ark", tmp_path / "raw.scp"
+    write_matrices(matrices.items(), ark, scp)
+    data = ark.read_bytes()
+    lines = scp.read_text().splitlines()
+    assert len(lines) == len(matrices)
+    for line, (key, matrix) in zip(lines, matrices.items()):
+        utt, rxfile = line.split(" ")
+        path, offset = rxfile.rsplit(":", 1)
+        offset = int(offset)
+        assert utt == key and path == str(ark)
+        assert data[offset - len(key) - 1 : offset] == (key + " ").encode()
+        # Kaldi's binary float matrix: \0B, "FM ", \4 rows, \4 cols, row-major float32 data
+        assert data[offset : offset + 5] == b"\0BFM "
+        rows, cols = struct.unpack("<xixi", data[offset + 5 : offset + 15])
+        assert (rows, cols) == matrix.shape
+        body = np.frombuffer(data, np.float32, rows * cols, offset + 15).reshape(rows, cols)
+        np.testing.assert_array_equal(body, matrix)
+
+
+def test_float64_matrices_stay_double_like_cmvn_stats(tmp_path, rng):
+    stats = rng.standard_normal((2, 14)) * 1e6
+    write_matrices([("spk1", stats)], tmp_path / "cmvn.ark", tmp_path / "cmvn.scp")
+    [(key, back)] = list(read_matrices(tmp_path / "cmvn.scp"))
+    assert key == "spk1" and back.dtype == np.float64
+    np.testing.assert_array_equal(back, stats)
+    forced = tmp_path / "f.ark"
+    write_matrices([("spk1", stats)], forced, dtype=np.float32)
+    assert next(read_matrices(forced))[1].dtype == np.float32
+
+
+def test_kaldi_ranges_are_inclusive(tmp_path, matrices):
+    write_matrices(matrices.items(), tmp_path / "a.ark", tmp_path / "a.scp")
+    first = (tmp_path / "a.scp").read_text().split("\n")[3].split(" ")[1]
+    full = matrices["spk1-utt3"]
+    np.testing.assert_array_equal(read_matrix(first + "[2:5]"), full[2:6])
+    np.testing.assert_array_equal(read_matrix(first + "[2:5,0:12]"), full[2:6, 0:13])
+    np.testing.assert_array_equal(read_matrix(first + "[:,4:6]"), full[:, 4:7])
+
+
+def test_reads_a_hand_written_text_archive(tmp_path):
+    (tmp_path / "t.ark").write_text("a  [\n  1 2 3\n  4 5 6 ]\nb  [\n  7 8 9 ]\n")
+    result = dict(read_matrices(f"ark,t:{tmp_path / 't.ark'}"))
+    np.testing.assert_array_equal(result["a"], [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(result["b"], [[7, 8, 9]])
+
+
+def test_gzipped_alignments_round_trip_and_are_real_gzip(tmp_path, rng):
+    alignments = {f"utt{i}": rng.integers(1, 500, size=rng.integers(0, 60)) for i in range(6)}
+    path = tmp_path / "ali.1.gz"
+    write_int_vectors(alignments.items(), path)
+    with gzip.open(path, "rb") as handle:  # independent decode: gzip + kaldi_io's reader
+        theirs = dict(kaldi_io.read_ali_ark(handle))
+    ours = dict(read_int_vectors(path))
+    for key, vector in alignments.items():
+        np.testing.assert_array_equal(theirs[key], vector)
+        assert ours[key].dtype == np.int32
+        np.testing.assert_array_equal(ours[key], vector)
+
+
+def test_float_vectors_round_trip(tmp_path, rng):
+    vectors = {"a": rng.standard_normal(7).astype(np.float32), "b": rng.standard_normal(3)}
+    write_vectors(vectors.items(), tmp_path / "v.ark", tmp_path / "v.scp")
+    theirs = dict(kaldi_io.read_vec_flt_scp(str(tmp_path / "v.scp")))
+    ours = dict(read_vectors(tmp_path / "v.scp"))
+    for key, vector in vectors.items():
+        np.testing.assert_array_equal(theirs[key], vector)
+        np.testing.assert_array_equal(ours[key], vector)
+        assert ours[key].dtype == vector.dtype
+
+
+def test_exception_mid_iteration_leaves_no_ark_or_scp(tmp_path, matrices):
+    def items():
+        yield from list(matrices.items())[:2]
+        raise RuntimeError("feature extraction failed")
+
+    with pytest.raises(RuntimeError):
+        write_matrices(items(), tmp_path / "x.ark", tmp_path / "x.scp")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rewriting_keeps_the_old_table_until_the_new_one_is_complete(tmp_path, matrices):
+    write_matrices(matrices.items(), tmp_path / "x.ark", tmp_path / "x.scp")
+    before = (tmp_path / "x.ark").read_bytes(), (tmp_path / "x.scp").read_text()
+
+    def items():
+        yield "new", np.zeros((1, 1), np.float32)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_matrices(items(), tmp_path / "x.ark", tmp_path / "x.scp")
+    assert ((tmp_path / "x.ark").read_bytes(), (tmp_path / "x.scp").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ark", "x.scp"]
+
+
+def test_bad_keys_and_shapes_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="without whitespace"):
+        write_matrices([("two words", np.zeros((1, 1)))], tmp_path / "a.ark")
+    with pytest.raises(InputError, match="2-D matrix is required"):
+        write_matrices([("k", np.zeros(3))], tmp_path / "a.ark")
+    assert not (tmp_path / "a.ark").exists()
+
+
+def test_scp_naming_a_missing_ark_reports_scp_line(tmp_path):
+    (tmp_path / "feats.scp").write_text("u1 /no/such/raw.ark:5\n")
+    with pytest.raises(MissingFileError, match=r"feats.scp:1: /no/such/raw.ark: no such archive"):
+        list(read_matrices(tmp_path / "feats.scp"))
+
+
+def test_malformed_scp_line_and_truncated_ark_are_input_errors(tmp_path, matrices):
+    (tmp_path / "bad.scp").write_text("u1\n")
+    with pytest.raises(InputError, match=r"bad.scp:1: expected 'key rxfilename'"):
+        list(read_matrices(tmp_path / "bad.scp"))
+    write_matrices(matrices.items(), tmp_path / "a.ark")
+    data = (tmp_path / "a.ark").read_bytes()
+    (tmp_path / "a.ark").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"a.ark: corrupt or truncated table data for key spk1-utt"):
+        list(read_matrices(tmp_path / "a.ark"))
