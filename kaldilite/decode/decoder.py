@@ -1,0 +1,417 @@
+"""Beam-pruned Viterbi token-passing decoder over a `CompiledFst`, compiled with numba.
+
+Follows Kaldi's ``FasterDecoder`` (src/decoder/faster-decoder.cc): one token per graph state
+per frame; per frame, tokens within the cutoff are propagated along emitting arcs (those with a
+transition-id as input label), then along epsilon arcs within the same frame
+(``ProcessNonemitting``, also at the start). The cutoff is ``best + beam`` or, when more than
+``max_active`` tokens are alive, the cost of the ``max_active``-th best (Kaldi's ``GetCutoff``,
+a partial sort), with the beam narrowed adaptively for the next frame's pruning as Kaldi does.
+
+The acoustic model is seen only through a ``(T x num_pdfs)`` float32 log-likelihood matrix and
+the ``tid_to_pdf`` map (Kaldi's ``DecodableInterface`` seam): an emitting arc with
+transition-id ``i`` on frame ``t`` costs ``arc_weight - acoustic_scale * loglikes[t, tid_to_pdf[i]]``.
+All scores are costs (-log prob), accumulated in float64.
+
+Every token creation appends a record ``(previous record, arc, cost)`` to growable flat arrays;
+tracing a record back gives the words (output labels) and per-frame transition-ids. Keeping all
+records (not only the survivors) is what a lattice generator would need later.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+log = logging.getLogger(__name__)
+
+_NO_RECORD = -1
+_ADAPTIVE_BEAM_DELTA = 0.5  # Kaldi's FasterDecoderOptions::beam_delta
+
+
+@dataclass
+class DecoderOptions:
+    """Kaldi's decoder options (``--beam``, ``--max-active``, ``--acoustic-scale``)."""
+
+    beam: float = 13.0
+    max_active: int = 7000
+    acoustic_scale: float = 0.1
+
+
+@dataclass
+class DecodeResult:
+    """The best path: word ids (graph output labels), one transition-id per frame, and costs.
+
+    ``cost = graph_cost + acoustic_scale * acoustic_cost``; ``acoustic_cost`` is the unscaled
+    negated log-likelihood of the path, ``graph_cost`` the sum of graph weights including the
+    final cost. ``reached_final`` is False when no final state was active at the end (then the
+    best non-final token was used, as Kaldi does).
+    """
+
+    words: list
+    alignment: np.ndarray
+    cost: float
+    acoustic_cost: float
+    graph_cost: float
+    reached_final: bool
+    num_frames: int = 0
+    active_per_frame: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def loglike_per_frame(self):
+        """Average acoustic log-likelihood per frame (what Kaldi logs), 0 for an empty path."""
+        return -self.acoustic_cost / self.num_frames if self.num_frames else 0.0
+
+
+# ---------------------------------------------------------------------------------- numba core
+
+@njit(cache=True)
+def _grow(rec_prev, rec_arc, rec_cost, needed):
+    cap = len(rec_prev)
+    if needed <= cap:
+        return rec_prev, rec_arc, rec_cost
+    new_cap = max(2 * cap, needed + 1024)
+    new_prev = np.empty(new_cap, np.int64)
+    new_arc = np.empty(new_cap, np.int32)
+    new_cost = np.empty(new_cap, np.float64)
+    new_prev[:cap] = rec_prev
+    new_arc[:cap] = rec_arc
+    new_cost[:cap] = rec_cost
+    return new_prev, new_arc, new_cost
+
+
+@njit(cache=True)
+def _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
+                     tok_cost, tok_rec, active, n_active, queue, in_queue, cutoff,
+                     rec_prev, rec_arc, rec_cost, n_rec):
+    """Relax epsilon arcs among the tokens of one frame until nothing improves.
+
+    A FIFO of states (each at most once at a time) re-processes a state whenever its token
+    improves, which is exact for any weights without negative epsilon cycles.
+    """
+    num_states = len(tok_cost)
+    head = 0
+    tail = 0
+    count = 0
+    for k in range(n_active):
+        s = active[k]
+        queue[tail] = s
+        tail = (tail + 1) % num_states
+        count += 1
+        in_queue[s] = True
+    while count > 0:
+        s = queue[head]
+        head = (head + 1) % num_states
+        count -= 1
+        in_queue[s] = False
+        cost = tok_cost[s]
+        if not cost < cutoff:
+            continue
+        for a in range(state_arc_start[s], state_arc_start[s + 1]):
+            if arc_ilabel[a] != 0:
+                continue
+            new_cost = cost + arc_weight[a]
+            d = arc_next[a]
+            if new_cost < cutoff and new_cost < tok_cost[d]:
+                if tok_rec[d] == _NO_RECORD:
+                    active[n_active] = d
+                    n_active += 1
+                tok_cost[d] = new_cost
+                if n_rec >= len(rec_prev):
+                    rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + 1)
+                rec_prev[n_rec] = tok_rec[s]
+                rec_arc[n_rec] = a
+                rec_cost[n_rec] = new_cost
+                tok_rec[d] = n_rec
+                n_rec += 1
+                if not in_queue[d]:
+                    queue[tail] = d
+                    tail = (tail + 1) % num_states
+                    count += 1
+                    in_queue[d] = True
+    return n_active, rec_prev, rec_arc, rec_cost, n_rec
+
+
+@njit(cache=True)
+def _init_decoding(start, state_arc_start, arc_ilabel, arc_weight, arc_next,
+                   tok_cost, tok_rec, active, queue, in_queue, rec_prev, rec_arc, rec_cost):
+    tok_cost[start] = 0.0
+    rec_prev[0] = _NO_RECORD
+    rec_arc[0] = -1
+    rec_cost[0] = 0.0
+    tok_rec[start] = 0
+    active[0] = start
+    return _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
+                            tok_cost, tok_rec, active, 1, queue, in_queue, np.inf,
+                            rec_prev, rec_arc, rec_cost, 1)
+
+
+@njit(cache=True)
+def _get_cutoff(tok_cost, active, n_active, beam, max_active, scratch):
+    """Return (cutoff, adaptive_beam, best_state) over the active tokens, like Kaldi's GetCutoff."""
+    best = np.inf
+    best_state = -1
+    for k in range(n_active):
+        c = tok_cost[active[k]]
+        scratch[k] = c
+        if c < best:
+            best = c
+            best_state = active[k]
+    beam_cutoff = best + beam
+    if max_active > 0 and n_active > max_active:
+        # Cost of the max_active-th best token: tokens at or above it are not expanded.
+        kth = np.partition(scratch[:n_active], max_active)[max_active]
+        if kth < beam_cutoff:
+            return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
+    return beam_cutoff, beam, best_state
+
+
+@njit(cache=True)
+def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
+             loglikes, acoustic_scale, beam, max_active,
+             tok_cost, tok_rec, active, n_active, cur,
+             queue, in_queue, scratch, rec_prev, rec_arc, rec_cost, n_rec, active_log):
+    """Decode the frames of `loglikes`; tokens live in row `cur` of the 2-row state arrays.
+
+    Returns the updated (n_active, cur, record arrays, n_rec).
+    """
+    num_frames = loglikes.shape[0]
+    for t in range(num_frames):
+        nxt = 1 - cur
+        cost_cur = tok_cost[cur]
+        rec_cur = tok_rec[cur]
+        act_cur = active[cur]
+        cost_nxt = tok_cost[nxt]
+        rec_nxt = tok_rec[nxt]
+        act_nxt = active[nxt]
+        frame = loglikes[t]
+
+        cutoff, adaptive_beam, best_state = _get_cutoff(cost_cur, act_cur, n_active, beam, max_active, scratch)
+        # Seed the next frame's cutoff from the best token's arcs so pruning starts tight.
+        next_cutoff = np.inf
+        if best_state >= 0:
+            c = cost_cur[best_state]
+            for a in range(state_arc_start[best_state], state_arc_start[best_state + 1]):
+                tid = arc_ilabel[a]
+                if tid > 0:
+                    new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[tid]]
+                    if new_cost + adaptive_beam < next_cutoff:
+                        next_cutoff = new_cost + adaptive_beam
+
+        n_next = 0
+        n_expanded = 0
+        for k in range(n_active):
+            s = act_cur[k]
+            c = cost_cur[s]
+            if not c < cutoff:
+                continue
+            n_expanded += 1
+            for a in range(state_arc_start[s], state_arc_start[s + 1]):
+                tid = arc_ilabel[a]
+                if tid <= 0:
+                    continue
+                new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[tid]]
+                if new_cost < next_cutoff:
+                    d = arc_next[a]
+                    if new_cost < cost_nxt[d]:
+                        if rec_nxt[d] == _NO_RECORD:
+                            act_nxt[n_next] = d
+                            n_next += 1
+                        cost_nxt[d] = new_cost
+                        if n_rec >= len(rec_prev):
+                            rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + 1)
+                        rec_prev[n_rec] = rec_cur[s]
+                        rec_arc[n_rec] = a
+                        rec_cost[n_rec] = new_cost
+                        rec_nxt[d] = n_rec
+                        n_rec += 1
+                        if new_cost + adaptive_beam < next_cutoff:
+                            next_cutoff = new_cost + adaptive_beam
+        active_log[t] = n_expanded
+
+        # Clear this frame's tokens (only the states that were touched).
+        for k in range(n_active):
+            s = act_cur[k]
+            cost_cur[s] = np.inf
+            rec_cur[s] = _NO_RECORD
+
+        n_active, rec_prev, rec_arc, rec_cost, n_rec = _epsilon_closure(
+            state_arc_start, arc_ilabel, arc_weight, arc_next, cost_nxt, rec_nxt, act_nxt, n_next,
+            queue, in_queue, next_cutoff, rec_prev, rec_arc, rec_cost, n_rec)
+        cur = nxt
+    return n_active, cur, rec_prev, rec_arc, rec_cost, n_rec
+
+
+@njit(cache=True)
+def _best_token(tok_cost, tok_rec, active, n_active, final_cost, use_final):
+    """Best (record, total cost, final cost) among active tokens; with `use_final`, only final states."""
+    best_rec = -1
+    best_total = np.inf
+    best_final = 0.0
+    for k in range(n_active):
+        s = active[k]
+        f = final_cost[s] if use_final else 0.0
+        total = tok_cost[s] + f
+        if total < best_total:
+            best_total = total
+            best_rec = tok_rec[s]
+            best_final = f
+    return best_rec, best_total, best_final
+
+
+@njit(cache=True)
+def _traceback(rec, rec_prev, rec_arc, arc_ilabel, arc_olabel, arc_weight):
+    """Walk back from record `rec`: (tids, words, summed graph weight), in forward order."""
+    n = 0
+    r = rec
+    while r != _NO_RECORD:
+        n += 1
+        r = rec_prev[r]
+    tids = np.empty(n, np.int32)
+    words = np.empty(n, np.int32)
+    n_tids = 0
+    n_words = 0
+    graph_cost = 0.0
+    r = rec
+    while r != _NO_RECORD:
+        a = rec_arc[r]
+        if a >= 0:
+            graph_cost += arc_weight[a]
+            if arc_ilabel[a] > 0:
+                tids[n_tids] = arc_ilabel[a]
+                n_tids += 1
+            if arc_olabel[a] > 0:
+                words[n_words] = arc_olabel[a]
+                n_words += 1
+        r = rec_prev[r]
+    return tids[:n_tids][::-1].copy(), words[:n_words][::-1].copy(), graph_cost
+
+
+# ---------------------------------------------------------------------------------- Python API
+
+class BeamDecoder:
+    """Incremental decoder: ``init()``, ``advance(loglikes_chunk)`` (any number of times),
+    ``best_path()`` (partial result at any time), ``finalize()`` (adds final costs).
+
+    ``graph`` is a `CompiledFst` whose input labels are transition-ids (0 = epsilon);
+    ``tid_to_pdf`` maps transition-id to pdf-id (index 0 unused).
+    """
+
+    def __init__(self, graph, tid_to_pdf, opts=None):
+        self.graph = graph
+        self.tid_to_pdf = np.ascontiguousarray(tid_to_pdf, dtype=np.int32)
+        self.opts = opts if opts is not None else DecoderOptions()
+        if graph.num_arcs and int(graph.arc_ilabel.max()) >= len(self.tid_to_pdf):
+            from kaldilite.errors import InputError
+
+            raise InputError(
+                f"decoding graph has transition-id {int(graph.arc_ilabel.max())} but the model has only "
+                f"{len(self.tid_to_pdf) - 1}: the graph was built for another model; rerun `kaldilite mkgraph`")
+        num_states = max(graph.num_states, 1)
+        self._tok_cost = np.full((2, num_states), np.inf)
+        self._tok_rec = np.full((2, num_states), _NO_RECORD, dtype=np.int64)
+        self._active = np.zeros((2, num_states), dtype=np.int32)
+        self._queue = np.zeros(num_states, dtype=np.int32)
+        self._in_queue = np.zeros(num_states, dtype=np.bool_)
+        self._scratch = np.zeros(num_states, dtype=np.float64)
+        self._rec_prev = np.empty(1 << 16, np.int64)
+        self._rec_arc = np.empty(1 << 16, np.int32)
+        self._rec_cost = np.empty(1 << 16, np.float64)
+        self._n_rec = 0
+        self._n_active = 0
+        self._cur = 0
+        self._active_log = []
+        self.num_frames_decoded = 0
+
+    def init(self):
+        """Start a new utterance: one token on the start state, then its epsilon closure."""
+        g = self.graph
+        self._tok_cost[...] = np.inf
+        self._tok_rec[...] = _NO_RECORD
+        self._cur = 0
+        self._active_log = []
+        self.num_frames_decoded = 0
+        if g.start < 0:
+            self._n_active = 0
+            self._n_rec = 0
+            return
+        (self._n_active, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _init_decoding(
+            g.start, g.state_arc_start, g.arc_ilabel, g.arc_weight, g.arc_next,
+            self._tok_cost[0], self._tok_rec[0], self._active[0], self._queue, self._in_queue,
+            self._rec_prev, self._rec_arc, self._rec_cost)
+
+    def advance(self, loglikes):
+        """Consume a chunk of frames: float32 (num_frames x num_pdfs) log-likelihoods."""
+        loglikes = np.ascontiguousarray(loglikes, dtype=np.float32)
+        if loglikes.ndim != 2:
+            raise ValueError(f"advance: expected a 2-D (frames x pdfs) matrix, got shape {loglikes.shape}")
+        num_pdfs = int(self.tid_to_pdf[1:].max()) + 1 if len(self.tid_to_pdf) > 1 else 0
+        if loglikes.shape[0] and loglikes.shape[1] < num_pdfs:
+            from kaldilite.errors import DimensionMismatchError
+
+            raise DimensionMismatchError(
+                f"log-likelihoods have {loglikes.shape[1]} columns but the model has {num_pdfs} pdfs: "
+                f"scorer and transition model come from different models")
+        if loglikes.shape[0] == 0:
+            return
+        g = self.graph
+        active_log = np.zeros(loglikes.shape[0], dtype=np.int32)
+        o = self.opts
+        (self._n_active, self._cur, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _advance(
+            g.state_arc_start, g.arc_ilabel, g.arc_weight, g.arc_next, self.tid_to_pdf,
+            loglikes, float(o.acoustic_scale), float(o.beam), int(o.max_active),
+            self._tok_cost, self._tok_rec, self._active, self._n_active, self._cur,
+            self._queue, self._in_queue, self._scratch,
+            self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec, active_log)
+        self._active_log.append(active_log)
+        self.num_frames_decoded += loglikes.shape[0]
+
+    @property
+    def num_active(self):
+        """Number of tokens alive after the last frame."""
+        return self._n_active
+
+    def active_per_frame(self):
+        """Tokens expanded on each frame so far (at most ``max_active``, up to ties)."""
+        return np.concatenate(self._active_log) if self._active_log else np.zeros(0, np.int32)
+
+    def _result(self, use_final):
+        g = self.graph
+        cur = self._cur
+        rec, total, final = _best_token(self._tok_cost[cur], self._tok_rec[cur], self._active[cur],
+                                        self._n_active, g.final_cost, use_final)
+        if rec < 0:
+            return None
+        tids, words, graph_cost = _traceback(rec, self._rec_prev, self._rec_arc, g.arc_ilabel,
+                                             g.arc_olabel, g.arc_weight)
+        graph_cost += final
+        scale = self.opts.acoustic_scale
+        acoustic_cost = (total - graph_cost) / scale if scale else 0.0
+        return DecodeResult(
+            words=[int(w) for w in words], alignment=tids, cost=float(total), acoustic_cost=float(acoustic_cost),
+            graph_cost=float(graph_cost), reached_final=bool(use_final), num_frames=self.num_frames_decoded,
+            active_per_frame=self.active_per_frame())
+
+    def best_path(self):
+        """The best partial path so far (final costs not added); None if no token survived."""
+        return self._result(use_final=False)
+
+    def finalize(self):
+        """The best complete path, adding final costs; if no final state is active, the best
+        token's path with ``reached_final=False`` (Kaldi's behaviour). None if nothing survived."""
+        result = self._result(use_final=True)
+        if result is None or not math.isfinite(result.cost):
+            result = self._result(use_final=False)
+            if result is not None:
+                result.reached_final = False
+        return result
+
+
+def decode_utterance(graph, loglikes, tid_to_pdf, *, beam=13.0, max_active=7000, acoustic_scale=0.1):
+    """Decode a whole utterance; returns a `DecodeResult` (None only if every token was pruned)."""
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=beam, max_active=max_active,
+                                                            acoustic_scale=acoustic_scale))
+    decoder.init()
+    decoder.advance(loglikes)
+    return decoder.finalize()

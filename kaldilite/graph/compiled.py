@@ -1,0 +1,221 @@
+"""`CompiledFst`: a weighted FST as flat numpy arrays, the form the numba decoder walks.
+
+OpenFst's VectorFst is the graph's exchange format (``HCLG.fst`` is an OpenFst binary that
+``fstprint`` reads); the decoder, however, needs plain arrays it can index inside compiled code.
+This module owns the conversion in both directions and a compact ``.npz`` file for fast loading.
+
+Layout (CSR by source state, like an adjacency list):
+
+- ``start``: the start state (-1 for an empty FST);
+- ``state_arc_start[S+1]``: arcs of state ``s`` are ``state_arc_start[s]:state_arc_start[s+1]``;
+- ``arc_ilabel``, ``arc_olabel`` (int32), ``arc_weight`` (float32 cost, i.e. -log prob, the
+  tropical weight's value), ``arc_next`` (int32 destination state);
+- ``final_cost[S]`` (float32; ``inf`` where the state is not final).
+
+Label 0 is epsilon on both sides, as in OpenFst and Kaldi.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.utils.atomic import atomic_open
+
+log = logging.getLogger(__name__)
+
+_FORMAT = "kaldilite-compiled-fst"
+_VERSION = 1
+
+
+@dataclass
+class CompiledFst:
+    """A tropical-weight FST stored as flat arrays (see the module docstring for the layout)."""
+
+    start: int
+    state_arc_start: np.ndarray
+    arc_ilabel: np.ndarray
+    arc_olabel: np.ndarray
+    arc_weight: np.ndarray
+    arc_next: np.ndarray
+    final_cost: np.ndarray
+
+    def __post_init__(self):
+        self.start = int(self.start)
+        self.state_arc_start = np.ascontiguousarray(self.state_arc_start, dtype=np.int64)
+        self.arc_ilabel = np.ascontiguousarray(self.arc_ilabel, dtype=np.int32)
+        self.arc_olabel = np.ascontiguousarray(self.arc_olabel, dtype=np.int32)
+        self.arc_weight = np.ascontiguousarray(self.arc_weight, dtype=np.float32)
+        self.arc_next = np.ascontiguousarray(self.arc_next, dtype=np.int32)
+        self.final_cost = np.ascontiguousarray(self.final_cost, dtype=np.float32)
+        num_states = len(self.final_cost)
+        num_arcs = len(self.arc_ilabel)
+        if len(self.state_arc_start) != num_states + 1 or self.state_arc_start[-1] != num_arcs:
+            raise ValueError("CompiledFst: state_arc_start does not match the number of states/arcs")
+        if not (len(self.arc_olabel) == len(self.arc_weight) == len(self.arc_next) == num_arcs):
+            raise ValueError("CompiledFst: arc arrays differ in length")
+
+    @property
+    def num_states(self):
+        return len(self.final_cost)
+
+    @property
+    def num_arcs(self):
+        return len(self.arc_ilabel)
+
+    def __repr__(self):
+        return f"CompiledFst(states={self.num_states}, arcs={self.num_arcs}, start={self.start})"
+
+    def arc_sources(self):
+        """Source state of every arc (int32), the inverse of the CSR index."""
+        counts = np.diff(self.state_arc_start)
+        return np.repeat(np.arange(self.num_states, dtype=np.int32), counts)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arcs(cls, num_states, start, src, ilabel, olabel, weight, nextstate, final_cost):
+        """Build from unordered arc lists (any iterable/array); arcs keep their relative order per state."""
+        src = np.asarray(src, dtype=np.int64)
+        order = np.argsort(src, kind="stable")
+        counts = np.bincount(src, minlength=num_states) if len(src) else np.zeros(num_states, np.int64)
+        state_arc_start = np.zeros(num_states + 1, dtype=np.int64)
+        np.cumsum(counts, out=state_arc_start[1:])
+        return cls(
+            start=start,
+            state_arc_start=state_arc_start,
+            arc_ilabel=np.asarray(ilabel, dtype=np.int32)[order],
+            arc_olabel=np.asarray(olabel, dtype=np.int32)[order],
+            arc_weight=np.asarray(weight, dtype=np.float32)[order],
+            arc_next=np.asarray(nextstate, dtype=np.int32)[order],
+            final_cost=np.asarray(final_cost, dtype=np.float32),
+        )
+
+    @classmethod
+    def from_fst(cls, fst):
+        """Convert any pywrapfst FST over the tropical semiring (``standard`` arcs)."""
+        if fst.weight_type() != "tropical":
+            raise ValueError(f"CompiledFst.from_fst: expected tropical weights, got {fst.weight_type()}")
+        if fst.num_states() == 0 or fst.start() < 0:
+            return cls(-1, np.zeros(1, np.int64), *(np.zeros(0),) * 4, np.zeros(0, np.float32))
+        # OpenFst's ConstFst binary is two flat tables (states, arcs): numpy reads it directly,
+        # which is exact (float32 weights) and far faster than iterating arcs from Python.
+        import pywrapfst
+
+        if fst.input_symbols() is not None or fst.output_symbols() is not None:
+            fst = fst.copy()
+            fst.set_input_symbols(None)
+            fst.set_output_symbols(None)
+        return _from_const_binary(pywrapfst.convert(fst, "const").write_to_string())
+
+    def to_fst(self):
+        """Return an equivalent ``pywrapfst.VectorFst`` (standard arcs)."""
+        import pywrapfst
+
+        fst = pywrapfst.VectorFst()
+        if self.start < 0:
+            return fst
+        # Text compilation is much faster than add_arc per arc from Python.
+        src = self.arc_sources()
+        lines = [
+            f"{s}\t{n}\t{i}\t{o}\t{w!r}"
+            for s, n, i, o, w in zip(
+                src.tolist(), self.arc_next.tolist(), self.arc_ilabel.tolist(),
+                self.arc_olabel.tolist(), self.arc_weight.astype(np.float64).tolist())
+        ]
+        finals = np.flatnonzero(np.isfinite(self.final_cost))
+        lines += [f"{s}\t{float(self.final_cost[s])!r}" for s in finals.tolist()]
+        # The compiler takes the first line's source as the start state.
+        lines.insert(0, f"{self.start}\tInfinity" if not np.isfinite(self.final_cost[self.start])
+                     else f"{self.start}\t{float(self.final_cost[self.start])!r}")
+        compiler = pywrapfst.Compiler(arc_type="standard", keep_state_numbering=True)
+        compiler.write("\n".join(lines) + "\n")
+        out = compiler.compile()
+        while out.num_states() < self.num_states:  # states with no arcs and not final
+            out.add_state()
+        return out
+
+    # ------------------------------------------------------------------ files
+    def save(self, path):
+        """Write a compressed-free ``.npz`` (fast to load) through an atomic rename."""
+        with atomic_open(path, "wb") as handle:
+            np.savez(
+                handle, format=np.array(_FORMAT), version=np.array(_VERSION), start=np.array(self.start),
+                state_arc_start=self.state_arc_start, arc_ilabel=self.arc_ilabel,
+                arc_olabel=self.arc_olabel, arc_weight=self.arc_weight, arc_next=self.arc_next,
+                final_cost=self.final_cost,
+            )
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by `save`."""
+        try:
+            data = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise MissingFileError(f"{path}: no such compiled graph; build it with `kaldilite mkgraph`") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a compiled graph (.npz) ({exc}); rebuild it with `kaldilite mkgraph`") from None
+        with data:
+            if "format" not in data or str(data["format"]) != _FORMAT:
+                raise InputError(f"{path}: not a kaldilite compiled graph; rebuild it with `kaldilite mkgraph`")
+            if int(data["version"]) > _VERSION:
+                raise InputError(f"{path}: compiled-graph version {int(data['version'])} is newer than this "
+                                 f"kaldilite understands ({_VERSION}); upgrade kaldilite or rebuild the graph")
+            return cls(
+                start=int(data["start"]), state_arc_start=data["state_arc_start"],
+                arc_ilabel=data["arc_ilabel"], arc_olabel=data["arc_olabel"],
+                arc_weight=data["arc_weight"], arc_next=data["arc_next"], final_cost=data["final_cost"],
+            )
+
+
+_FST_MAGIC = 2125659606
+_CONST_STATE = np.dtype([("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("nieps", "<u4"), ("noeps", "<u4")])
+_STD_ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
+
+
+def _from_const_binary(data):
+    """Parse OpenFst's binary ConstFst<StdArc> (header, state table, arc table) into a CompiledFst."""
+    pos = 0
+
+    def take(fmt_dtype):
+        nonlocal pos
+        value = np.frombuffer(data, dtype=fmt_dtype, count=1, offset=pos)[0]
+        pos += np.dtype(fmt_dtype).itemsize
+        return value
+
+    def take_string():
+        nonlocal pos
+        size = int(take("<i4"))
+        text = data[pos:pos + size].decode()
+        pos += size
+        return text
+
+    if int(take("<i4")) != _FST_MAGIC:
+        raise ValueError("not an OpenFst binary")
+    fst_type, arc_type = take_string(), take_string()
+    if fst_type != "const" or arc_type != "standard":
+        raise ValueError(f"expected const/standard FST, got {fst_type}/{arc_type}")
+    take("<i4")  # version
+    flags = int(take("<i4"))
+    take("<u8")  # properties
+    start, num_states, num_arcs = int(take("<i8")), int(take("<i8")), int(take("<i8"))
+    if flags & 3:
+        raise ValueError("symbol tables attached; strip them before converting")
+
+    def align():
+        nonlocal pos
+        if flags & 4:  # FstHeader::IS_ALIGNED: tables start on 16-byte boundaries
+            pos = (pos + 15) // 16 * 16
+
+    align()
+    states = np.frombuffer(data, dtype=_CONST_STATE, count=num_states, offset=pos)
+    pos += states.nbytes
+    align()
+    arcs = np.frombuffer(data, dtype=_STD_ARC, count=num_arcs, offset=pos)
+    state_arc_start = np.zeros(num_states + 1, dtype=np.int64)
+    state_arc_start[:-1] = states["pos"]
+    state_arc_start[-1] = num_arcs
+    return CompiledFst(
+        start=start, state_arc_start=state_arc_start, arc_ilabel=arcs["ilabel"], arc_olabel=arcs["olabel"],
+        arc_weight=arcs["weight"], arc_next=arcs["nextstate"], final_cost=states["final"].copy(),
+    )
