@@ -1,0 +1,390 @@
+"""Diagonal-covariance GMM acoustic model: one mixture per pdf, all Gaussians in flat arrays.
+
+Follows Kaldi's `AmDiagGmm` / `DiagGmm` (src/gmm/am-diag-gmm.cc, diag-gmm.cc), the ML update
+`MleDiagGmmUpdate` (src/gmm/mle-diag-gmm.cc: variance floor, minimum occupancy and weight,
+removal of low-count Gaussians), `GetSplitTargets` (src/gmm/model-common.cc: the power rule
+for how many Gaussians each pdf gets when mixing up) and `DiagGmm::Split`.
+
+Layout: Gaussians of pdf p are rows `pdf_offsets[p]:pdf_offsets[p+1]` of `means`, `variances`
+(G x D) and `log_weights` (G). Scoring all frames against all Gaussians is one BLAS product
+of [x, x^2] with a (2D x G) matrix plus a per-Gaussian constant, then a segmented
+log-sum-exp per pdf.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+
+import numpy as np
+
+from kaldilite.errors import DimensionMismatchError, InputError
+
+log = logging.getLogger(__name__)
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+class AmDiagGmm:
+    """All diagonal GMMs of an acoustic model (one per pdf), float64 parameters."""
+
+    def __init__(self, means, variances, log_weights, pdf_offsets):
+        self.means = np.ascontiguousarray(means, dtype=np.float64)
+        self.variances = np.ascontiguousarray(variances, dtype=np.float64)
+        self.log_weights = np.ascontiguousarray(log_weights, dtype=np.float64)
+        self.pdf_offsets = np.ascontiguousarray(pdf_offsets, dtype=np.int64)
+        g, d = self.means.shape
+        if self.variances.shape != (g, d) or self.log_weights.shape != (g,):
+            raise InputError("acoustic model: means, variances and weights disagree in size (corrupt model?)")
+        if self.pdf_offsets[0] != 0 or self.pdf_offsets[-1] != g or np.any(np.diff(self.pdf_offsets) < 1):
+            raise InputError("acoustic model: every pdf needs at least one Gaussian (corrupt model?)")
+        if np.any(self.variances <= 0):
+            raise InputError("acoustic model: non-positive variance (corrupt model?)")
+        self._derived = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def init_single(cls, num_pdfs, mean, variance):
+        """One Gaussian per pdf, all at the same (global) mean and variance (gmm-init-mono)."""
+        mean = np.asarray(mean, np.float64)
+        variance = np.asarray(variance, np.float64)
+        return cls(np.tile(mean, (num_pdfs, 1)), np.tile(variance, (num_pdfs, 1)),
+                   np.zeros(num_pdfs), np.arange(num_pdfs + 1))
+
+    @property
+    def num_pdfs(self):
+        return len(self.pdf_offsets) - 1
+
+    @property
+    def num_gauss(self):
+        return self.means.shape[0]
+
+    @property
+    def dim(self):
+        return self.means.shape[1]
+
+    @property
+    def gauss_to_pdf(self):
+        return np.repeat(np.arange(self.num_pdfs), np.diff(self.pdf_offsets))
+
+    def num_gauss_per_pdf(self):
+        return np.diff(self.pdf_offsets)
+
+    def copy(self):
+        return AmDiagGmm(self.means.copy(), self.variances.copy(), self.log_weights.copy(), self.pdf_offsets.copy())
+
+    # ----------------------------------------------------------------- scoring
+    def _scoring_matrices(self):
+        """(2D x G) weights on [x, x^2] and per-Gaussian constants, cached until parameters change."""
+        if self._derived is None:
+            inv_var = 1.0 / self.variances
+            mean_inv_var = self.means * inv_var
+            gconst = (self.log_weights
+                      - 0.5 * (self.dim * LOG_2PI + np.sum(np.log(self.variances), axis=1)
+                               + np.sum(self.means * mean_inv_var, axis=1)))
+            weights = np.concatenate([mean_inv_var, -0.5 * inv_var], axis=1).T.copy()
+            self._derived = (weights, gconst)
+        return self._derived
+
+    def invalidate(self):
+        """Call after changing parameters in place."""
+        self._derived = None
+
+    # Set by load_model so that dimension errors name the model file and its feature pipeline.
+    source = "the acoustic model"
+    feature_hint = None
+
+    def check_dim(self, feats, what=None):
+        """Raise DimensionMismatchError (naming both dims and the likely cause) unless feats is T x dim."""
+        feats = np.asarray(feats)
+        if feats.ndim == 2 and feats.shape[1] == self.dim:
+            return
+        got = feats.shape[1] if feats.ndim == 2 else f"an array of shape {feats.shape}"
+        hint = f" ({self.feature_hint})" if self.feature_hint else ""
+        raise DimensionMismatchError(
+            f"{self.source} expects {self.dim}-dim features{hint} but got {got}"
+            f"{' from ' + what if what else ''}; check the feature pipeline (CMVN, deltas, splicing, LDA) "
+            "matches the one the model was trained with")
+
+    def gaussian_log_likelihoods(self, feats, gauss_slice=None):
+        """(T x G) log(weight * N(x; mean, var)) for every frame and Gaussian (or a slice of them)."""
+        weights, gconst = self._scoring_matrices()
+        x = np.asarray(feats, dtype=np.float64)
+        stacked = np.concatenate([x, x * x], axis=1)
+        if gauss_slice is None:
+            return stacked @ weights + gconst
+        return stacked @ weights[:, gauss_slice] + gconst[gauss_slice]
+
+    def log_likelihoods(self, feats, dtype=np.float32):
+        """(T x num_pdfs) log-likelihood of each frame under each pdf's mixture."""
+        self.check_dim(feats)
+        gauss_ll = self.gaussian_log_likelihoods(feats)
+        return segmented_logsumexp(gauss_ll, self.pdf_offsets).astype(dtype, copy=False)
+
+    # ----------------------------------------------------------------- accumulation
+    def accumulate(self, feats, pdf_ids, accs, weights=None):
+        """Add ML statistics of frames `feats` aligned to `pdf_ids` into `accs`.
+
+        Each frame's count is shared among its pdf's Gaussians by their posterior. Frames are
+        grouped by pdf, so the work is one BLAS product per pdf seen, not per frame.
+        Returns the total log-likelihood of the frames (for the per-frame average).
+        """
+        self.check_dim(feats)
+        feats = np.asarray(feats, dtype=np.float64)
+        pdf_ids = np.asarray(pdf_ids, dtype=np.int64)
+        if pdf_ids.shape != (feats.shape[0],):
+            raise InputError(f"{feats.shape[0]} frames but {pdf_ids.shape[0]} pdf labels (alignment length mismatch)")
+        if pdf_ids.size and (pdf_ids.min() < 0 or pdf_ids.max() >= self.num_pdfs):
+            raise InputError(f"pdf-id outside 0..{self.num_pdfs - 1} (alignment and model do not match?)")
+        order = np.argsort(pdf_ids, kind="stable")
+        sorted_pdfs = pdf_ids[order]
+        bounds = np.searchsorted(sorted_pdfs, np.arange(self.num_pdfs + 1))
+        total_loglike = 0.0
+        for pdf in np.flatnonzero(np.diff(bounds)):
+            rows = order[bounds[pdf]:bounds[pdf + 1]]
+            x = feats[rows]
+            lo, hi = self.pdf_offsets[pdf], self.pdf_offsets[pdf + 1]
+            ll = self.gaussian_log_likelihoods(x, slice(lo, hi))
+            peak = ll.max(axis=1, keepdims=True)
+            post = np.exp(ll - peak)
+            norm = post.sum(axis=1, keepdims=True)
+            frame_ll = np.log(norm[:, 0]) + peak[:, 0]
+            post /= norm
+            if weights is not None:
+                w = np.asarray(weights, np.float64)[rows]
+                post *= w[:, None]
+                total_loglike += float(frame_ll @ w)
+            else:
+                total_loglike += float(frame_ll.sum())
+            accs.occupancy[lo:hi] += post.sum(axis=0)
+            accs.first[lo:hi] += post.T @ x
+            accs.second[lo:hi] += post.T @ (x * x)
+        accs.total_loglike += total_loglike
+        accs.total_frames += float(feats.shape[0]) if weights is None else float(np.sum(weights))
+        return total_loglike
+
+    def ml_objective(self, accs):
+        """Sum over Gaussians of the expected log-likelihood given the statistics (Kaldi's MlObjective)."""
+        weights, gconst = self._scoring_matrices()
+        d = self.dim
+        return float(accs.occupancy @ gconst + np.sum(accs.first * weights[:d].T) + np.sum(accs.second * weights[d:].T))
+
+    # ----------------------------------------------------------------- update
+    def update(self, accs, *, min_gaussian_occupancy=10.0, min_gaussian_weight=1e-5, min_variance=0.001,
+               remove_low_count_gaussians=True):
+        """Maximum-likelihood re-estimation, as Kaldi's MleDiagGmmUpdate for every pdf.
+
+        A Gaussian with occupancy above `min_gaussian_occupancy` and weight above
+        `min_gaussian_weight` gets weight occ/pdf_occ, mean x/occ and variance x^2/occ - mean^2
+        floored at `min_variance`. Others keep their parameters and are removed (unless the
+        last one of their pdf). Weights are renormalised per pdf. Returns a dict of totals.
+        """
+        if accs.occupancy.shape != (self.num_gauss,) or accs.first.shape != self.means.shape:
+            raise InputError(f"accumulators are for {accs.occupancy.shape[0]} Gaussians of dim {accs.first.shape[1]}, "
+                             f"model has {self.num_gauss} of dim {self.dim} (stats from another model?)")
+        obj_old = self.ml_objective(accs)
+        counts = np.diff(self.pdf_offsets)
+        occ = accs.occupancy
+        pdf_occ = np.add.reduceat(occ, self.pdf_offsets[:-1])
+        gauss_pdf_occ = np.repeat(pdf_occ, counts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prob = np.where(gauss_pdf_occ > 0, occ / gauss_pdf_occ, 1.0 / np.repeat(counts, counts))
+        ok = (occ > min_gaussian_occupancy) & (prob > min_gaussian_weight)
+
+        means, variances, log_weights = self.means.copy(), self.variances.copy(), self.log_weights.copy()
+        safe_occ = np.where(ok, occ, 1.0)[:, None]
+        new_means = accs.first / safe_occ
+        new_vars = accs.second / safe_occ - new_means ** 2
+        floored = ok[:, None] & (new_vars < min_variance)
+        new_vars = np.maximum(new_vars, min_variance)
+        means[ok] = new_means[ok]
+        variances[ok] = new_vars[ok]
+        log_weights[:] = np.log(np.maximum(prob, min_gaussian_weight))
+
+        # Remove failing Gaussians in index order, keeping at least one per pdf (Kaldi keeps
+        # the last failing one when all of a pdf's Gaussians fail).
+        keep = np.ones(self.num_gauss, bool)
+        if remove_low_count_gaussians:
+            for pdf in np.flatnonzero(np.add.reduceat(~ok, self.pdf_offsets[:-1]) > 0):
+                lo, hi = self.pdf_offsets[pdf], self.pdf_offsets[pdf + 1]
+                failing = np.flatnonzero(~ok[lo:hi]) + lo
+                keep[failing[: min(len(failing), hi - lo - 1)]] = False
+                log.debug("pdf %d: removing %d Gaussians with too little data", pdf, np.sum(~keep[lo:hi]))
+        removed = int(np.sum(~keep))
+        gauss_pdf = self.gauss_to_pdf
+        self.means, self.variances = means[keep], variances[keep]
+        new_counts = np.bincount(gauss_pdf[keep], minlength=self.num_pdfs)
+        self.pdf_offsets = np.concatenate([[0], np.cumsum(new_counts)])
+        lw = log_weights[keep]
+        norm = np.logaddexp.reduceat(lw, self.pdf_offsets[:-1])
+        self.log_weights = lw - np.repeat(norm, new_counts)
+        self.invalidate()
+        kept_accs = accs.subset(keep) if removed else accs
+        obj_new = self.ml_objective(kept_accs)
+        total = float(occ.sum())
+        result = {
+            "objf_change": obj_new - obj_old,
+            "count": total,
+            "floored_elements": int(floored.sum()),
+            "floored_gaussians": int(floored.any(axis=1).sum()),
+            "removed_gaussians": removed,
+            "not_updated": int(np.sum(~ok)),
+        }
+        log.info("GMM update: objf change %.6g per frame over %.0f frames; %d variance elements floored in %d "
+                 "Gaussians; %d Gaussians removed for too little data",
+                 result["objf_change"] / max(total, 1e-10), total, result["floored_elements"],
+                 result["floored_gaussians"], removed)
+        return result
+
+    # ----------------------------------------------------------------- mixing up
+    def mixup(self, pdf_occs, target_total, *, power=0.2, min_count=20.0, perturb_factor=0.01, rng=None):
+        """Split Gaussians toward `target_total`, as Kaldi's SplitByCount (gmm-est --mix-up).
+
+        Each pdf's target is set by `split_targets` (occupancy^power rule); a pdf below its
+        target splits its heaviest Gaussian repeatedly: halve the weight, copy it, and move
+        the two means apart by +/- perturb_factor * stddev * (a Gaussian random vector).
+        """
+        rng = np.random.default_rng(0) if rng is None else rng
+        targets = split_targets(pdf_occs, target_total, power=power, min_count=min_count)
+        before = self.num_gauss
+        counts = self.num_gauss_per_pdf()
+        if np.all(targets <= counts):
+            return
+        new_means, new_vars, new_lw = [], [], []
+        for pdf in range(self.num_pdfs):
+            lo, hi = self.pdf_offsets[pdf], self.pdf_offsets[pdf + 1]
+            m, v, w = self.means[lo:hi].copy(), self.variances[lo:hi].copy(), self.log_weights[lo:hi].copy()
+            if targets[pdf] > hi - lo:
+                m, v, w = _split_gmm(m, v, w, int(targets[pdf]), perturb_factor, rng)
+            new_means.append(m)
+            new_vars.append(v)
+            new_lw.append(w)
+        self.means = np.concatenate(new_means)
+        self.variances = np.concatenate(new_vars)
+        self.log_weights = np.concatenate(new_lw)
+        self.pdf_offsets = np.concatenate([[0], np.cumsum([len(w) for w in new_lw])])
+        self.invalidate()
+        log.info("split %d pdfs toward %d Gaussians (power %g, perturb %g, min count %g): %d -> %d Gaussians",
+                 self.num_pdfs, target_total, power, perturb_factor, min_count, before, self.num_gauss)
+
+    def boosted(self, pdfs, factor):
+        """Copy with the likelihoods of `pdfs` scaled by `factor` (Kaldi's gmm-boost-silence)."""
+        out = self.copy()
+        if factor != 1.0:
+            for pdf in pdfs:
+                out.log_weights[out.pdf_offsets[pdf]:out.pdf_offsets[pdf + 1]] += np.log(factor)
+        return out
+
+    # ----------------------------------------------------------------- storage
+    def to_arrays(self, prefix="am_"):
+        return {prefix + "means": self.means, prefix + "variances": self.variances,
+                prefix + "log_weights": self.log_weights, prefix + "pdf_offsets": self.pdf_offsets}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix="am_"):
+        return cls(arrays[prefix + "means"], arrays[prefix + "variances"], arrays[prefix + "log_weights"],
+                   arrays[prefix + "pdf_offsets"])
+
+    def __repr__(self):
+        return f"AmDiagGmm({self.num_pdfs} pdfs, {self.num_gauss} Gaussians, dim {self.dim})"
+
+
+class GmmAccumulators:
+    """Float64 ML statistics per Gaussian: occupancy, sum of x, sum of x^2; plus likelihood totals."""
+
+    def __init__(self, num_gauss, dim):
+        self.occupancy = np.zeros(num_gauss, np.float64)
+        self.first = np.zeros((num_gauss, dim), np.float64)
+        self.second = np.zeros((num_gauss, dim), np.float64)
+        self.total_loglike = 0.0
+        self.total_frames = 0.0
+
+    @classmethod
+    def for_model(cls, am):
+        return cls(am.num_gauss, am.dim)
+
+    def add(self, other):
+        if other.first.shape != self.first.shape:
+            raise InputError(f"cannot sum accumulators of shapes {other.first.shape} and {self.first.shape}")
+        self.occupancy += other.occupancy
+        self.first += other.first
+        self.second += other.second
+        self.total_loglike += other.total_loglike
+        self.total_frames += other.total_frames
+        return self
+
+    def subset(self, keep):
+        out = GmmAccumulators(0, self.first.shape[1])
+        out.occupancy, out.first, out.second = self.occupancy[keep], self.first[keep], self.second[keep]
+        out.total_loglike, out.total_frames = self.total_loglike, self.total_frames
+        return out
+
+    def pdf_occupancies(self, pdf_offsets):
+        return np.add.reduceat(self.occupancy, pdf_offsets[:-1])
+
+    @property
+    def avg_loglike(self):
+        return self.total_loglike / self.total_frames if self.total_frames else float("nan")
+
+    def to_arrays(self, prefix="gmm_"):
+        return {prefix + "occupancy": self.occupancy, prefix + "first": self.first, prefix + "second": self.second,
+                prefix + "totals": np.array([self.total_loglike, self.total_frames])}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix="gmm_"):
+        out = cls(0, arrays[prefix + "first"].shape[1])
+        out.occupancy = np.array(arrays[prefix + "occupancy"], np.float64)
+        out.first = np.array(arrays[prefix + "first"], np.float64)
+        out.second = np.array(arrays[prefix + "second"], np.float64)
+        out.total_loglike, out.total_frames = (float(v) for v in arrays[prefix + "totals"])
+        return out
+
+
+def segmented_logsumexp(values, offsets):
+    """log(sum(exp(values[:, offsets[k]:offsets[k+1]]))) for each segment k; segments non-empty."""
+    starts = offsets[:-1]
+    peak = np.maximum.reduceat(values, starts, axis=1)
+    counts = np.diff(offsets)
+    shifted = np.exp(values - np.repeat(peak, counts, axis=1))
+    return np.log(np.add.reduceat(shifted, starts, axis=1)) + peak
+
+
+def split_targets(pdf_occs, target_total, *, power=0.2, min_count=20.0):
+    """Number of Gaussians per pdf for a total of `target_total` (Kaldi's GetSplitTargets).
+
+    Start at one per pdf; repeatedly give one more to the pdf with the largest
+    occupancy^power / current_count, unless (count + 1) * min_count would reach its raw
+    occupancy, in which case that pdf is frozen. Stops at the target or when all are frozen.
+    """
+    occs = np.asarray(pdf_occs, dtype=np.float64)
+    targets = np.ones(len(occs), np.int64)
+    scaled = occs ** power
+    heap = [(-scaled[p], p) for p in range(len(occs))]
+    heapq.heapify(heap)
+    total = len(occs)
+    while total < target_total:
+        neg_priority, pdf = heapq.heappop(heap) if heap else (0.0, -1)
+        if neg_priority == 0:
+            log.warning("could not split up to %d Gaussians because of min-count %g (or no counts at all)",
+                        target_total, min_count)
+            break
+        if (targets[pdf] + 1) * min_count >= occs[pdf]:
+            continue  # frozen: drop from the queue (Kaldi pushes it back with priority 0)
+        targets[pdf] += 1
+        total += 1
+        heapq.heappush(heap, (-scaled[pdf] / targets[pdf], pdf))
+    return targets
+
+
+def _split_gmm(means, variances, log_weights, target, perturb_factor, rng):
+    """Split one pdf's heaviest Gaussian until it has `target` (Kaldi's DiagGmm::Split)."""
+    means, variances, weights = list(means), list(variances), list(np.exp(log_weights))
+    while len(weights) < target:
+        k = int(np.argmax(weights))
+        weights[k] /= 2
+        offset = perturb_factor * rng.standard_normal(len(means[k])) * np.sqrt(variances[k])
+        means.append(means[k] + offset)
+        variances.append(variances[k].copy())
+        weights.append(weights[k])
+        means[k] = means[k] - offset
+    return np.array(means), np.array(variances), np.log(np.array(weights))

@@ -1,0 +1,134 @@
+"""The acoustic model file (`final.mdl`): transition model + GMMs + feature pipeline, versioned.
+
+Kaldi's `.mdl` is a TransitionModel followed by an AmDiagGmm; ours is an `.npz` holding the
+arrays of both plus a JSON header (format name and version, model type, feature dimension,
+numbers of pdfs and Gaussians, the HMM topology text, the feature pipeline the model was
+trained on, and free-form `extra`). Loading checks all of it, so a model is self-describing:
+decoding needs nothing but the model file to know how to compute its features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.gmm.am import AmDiagGmm
+from kaldilite.hmm.topology import Topology
+from kaldilite.hmm.transition_model import TransitionModel
+
+MODEL_FORMAT = "kaldilite-model"
+MODEL_VERSION = 1
+
+
+def save_model(path, tm: TransitionModel, am: AmDiagGmm, pipeline=None, extra=None):
+    """Write the model atomically; `pipeline` is a FeaturePipeline (or its dict), `extra` JSON-able."""
+    if am.num_pdfs != tm.num_pdfs:
+        raise InputError(f"model: transition model has {tm.num_pdfs} pdfs but the GMMs have {am.num_pdfs}")
+    pipeline_dict = pipeline.to_dict() if hasattr(pipeline, "to_dict") else pipeline
+    header = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "model_type": "gmm",
+        "feature_dim": am.dim,
+        "num_pdfs": am.num_pdfs,
+        "num_gauss": am.num_gauss,
+        "num_transition_ids": tm.num_transition_ids,
+        "topology": tm.topo.to_text(),
+        "pipeline": pipeline_dict,
+        "extra": extra or {},
+    }
+    arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    arrays.update(tm.to_arrays())
+    arrays.update(am.to_arrays())
+    from kaldilite.utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def read_model_header(path):
+    """The JSON header alone (cheap: for `gmm-info`-style questions)."""
+    with _open_npz(path) as npz:
+        return _header(npz, path)
+
+
+def load_model(path):
+    """Read a model written by `save_model` -> (tm, am, pipeline, extra).
+
+    `pipeline` is a `kaldilite.feat.pipeline.FeaturePipeline` when that module is available,
+    else the stored dict (None if the model was saved without one). The returned `am`
+    names this file and the pipeline in its feature-dimension error messages.
+    """
+    path = os.fspath(path)
+    with _open_npz(path) as npz:
+        header = _header(npz, path)
+        arrays = {k: npz[k] for k in npz.files if k != "header"}
+    try:
+        topo = Topology.from_text(header["topology"], source=f"{path} (topology)")
+        tm = TransitionModel.from_arrays(topo, arrays)
+        am = AmDiagGmm.from_arrays(arrays)
+    except (KeyError, InputError) as exc:
+        raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
+    if am.dim != header["feature_dim"] or am.num_pdfs != header["num_pdfs"] or tm.num_pdfs != am.num_pdfs:
+        raise InputError(f"{path}: corrupt model file (header says {header['num_pdfs']} pdfs of dim "
+                         f"{header['feature_dim']}, arrays have {am.num_pdfs} of dim {am.dim})")
+    pipeline = header.get("pipeline")
+    am.source = f"model {path}"
+    am.feature_hint = describe_pipeline(pipeline, am.dim, header.get("extra", {}).get("raw_feature_dim"))
+    if pipeline is not None:
+        try:
+            from kaldilite.feat.pipeline import FeaturePipeline
+        except ImportError:
+            pass
+        else:
+            pipeline = FeaturePipeline.from_dict(pipeline)
+    return tm, am, pipeline, header.get("extra", {})
+
+
+def describe_pipeline(pipeline, feature_dim, raw_dim=None):
+    """Words for the features a model expects, e.g. '13-dim MFCC + deltas order 2'."""
+    if not isinstance(pipeline, dict):
+        return None
+    parts = [f"{raw_dim}-dim raw features" if raw_dim else "raw features"]
+    cmvn = pipeline.get("cmvn") or pipeline.get("cmvn_mode")
+    if cmvn and cmvn != "none":
+        parts.append(f"{cmvn} CMVN")
+    order = pipeline.get("delta_order") or pipeline.get("deltas") or 0
+    if order:
+        parts.append(f"deltas order {order}")
+    splice = pipeline.get("splice") or pipeline.get("splice_context")
+    if splice:
+        parts.append(f"splice {splice}")
+    if pipeline.get("transform") is not None:
+        parts.append("transform")
+    return " + ".join(parts)
+
+
+def _open_npz(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MissingFileError(f"{path}: model file not found; train it first (e.g. kaldilite train-mono)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a kaldilite model file ({exc}); Kaldi binary .mdl files are not supported") from None
+
+
+def _header(npz, path):
+    if "header" not in npz.files:
+        raise InputError(f"{path}: not a kaldilite model file (no header)")
+    try:
+        header = json.loads(bytes(npz["header"]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{path}: corrupt model header") from None
+    if header.get("format") != MODEL_FORMAT:
+        raise InputError(f"{path}: not a kaldilite model file (format {header.get('format')!r})")
+    if header.get("version", 0) > MODEL_VERSION:
+        raise InputError(f"{path}: model format version {header['version']} is newer than this kaldilite "
+                         f"understands ({MODEL_VERSION}); upgrade kaldilite")
+    return header

@@ -1,0 +1,168 @@
+"""Diagonal GMM acoustic model: scoring vs scipy, ML update vs hand numbers, EM on a known
+mixture, the power rule for mixing up, accumulator sums, the model file."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
+from kaldilite.gmm import AmDiagGmm, GmmAccumulators, load_model, save_model, split_targets
+from kaldilite.hmm import Topology, TransitionModel, monophone_tree
+
+
+def random_model(rng, gauss_per_pdf=(1, 3, 2), dim=5):
+    g = sum(gauss_per_pdf)
+    weights = np.concatenate([rng.dirichlet(np.ones(n)) for n in gauss_per_pdf])
+    return AmDiagGmm(rng.normal(0, 2, (g, dim)), rng.uniform(0.3, 3.0, (g, dim)), np.log(weights),
+                     np.concatenate([[0], np.cumsum(gauss_per_pdf)]))
+
+
+def test_log_likelihoods_match_scipy_mixture_densities(rng):
+    am = random_model(rng)
+    feats = rng.normal(0, 2, (40, am.dim)).astype(np.float32)
+    expected = np.empty((40, am.num_pdfs))
+    for pdf in range(am.num_pdfs):
+        lo, hi = am.pdf_offsets[pdf], am.pdf_offsets[pdf + 1]
+        per_gauss = [am.log_weights[g] + multivariate_normal(am.means[g], np.diag(am.variances[g])).logpdf(feats)
+                     for g in range(lo, hi)]
+        expected[:, pdf] = logsumexp(np.stack(per_gauss), axis=0)
+    got = am.log_likelihoods(feats)
+    assert got.dtype == np.float32 and got.shape == (40, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    # far-away frames must not underflow to -inf (the log-sum-exp is shifted by the max)
+    assert np.all(np.isfinite(am.log_likelihoods(np.full((2, am.dim), 1e3))))
+
+
+def test_wrong_feature_dimension_names_both_dimensions(rng):
+    am = random_model(rng)
+    with pytest.raises(DimensionMismatchError, match="expects 5-dim features .*but got 13"):
+        am.log_likelihoods(np.zeros((4, 13)))
+
+
+def test_update_from_hand_statistics_with_floor_and_removal():
+    am = AmDiagGmm(np.zeros((3, 2)), np.ones((3, 2)), np.log([1.0, 0.5, 0.5]), [0, 1, 3])
+    accs = GmmAccumulators.for_model(am)
+    # pdf 0: 4 frames at x = (1, 3), (3, 3) twice each -> mean (2, 3), var (1, 0 -> floor)
+    accs.occupancy[0] = 4
+    accs.first[0] = [8, 12]
+    accs.second[0] = [2 * 1 + 2 * 9, 4 * 9]
+    # pdf 1: Gaussian 1 has 40 frames, Gaussian 2 only 2 (< min occupancy 10): removed
+    accs.occupancy[1:] = [40, 2]
+    accs.first[1] = [40, -40]
+    accs.second[1] = [80, 160]
+    result = am.update(accs, min_gaussian_occupancy=3)
+    np.testing.assert_allclose(am.means, [[2, 3], [1, -1]])
+    np.testing.assert_allclose(am.variances, [[1, 0.001], [1, 3]])
+    np.testing.assert_allclose(np.exp(am.log_weights), [1, 1])
+    assert am.pdf_offsets.tolist() == [0, 1, 2]
+    assert result["removed_gaussians"] == 1 and result["floored_elements"] == 1
+
+
+def test_update_keeps_last_gaussian_of_pdf_without_data():
+    am = AmDiagGmm(np.arange(6.0).reshape(3, 2), np.ones((3, 2)), np.log([1.0, 0.5, 0.5]), [0, 1, 3])
+    accs = GmmAccumulators.for_model(am)
+    accs.occupancy[0], accs.first[0], accs.second[0] = 20, [20, 20], [40, 40]
+    am.update(accs)
+    assert am.num_gauss_per_pdf().tolist() == [1, 1]
+    np.testing.assert_allclose(am.means[1], [4, 5])  # the unseen pdf keeps its last Gaussian unchanged
+    np.testing.assert_allclose(np.exp(am.log_weights), [1, 1])
+
+
+def test_split_targets_follow_the_power_rule_by_hand():
+    # occ^0.25 = 10, 6, 0; five splits go to the largest share occ^0.25 / n each time:
+    # 10/1 -> pdf 0, 6/1 -> pdf 1, 10/2 -> pdf 0, 10/3 -> pdf 0, 6/2 -> pdf 1 (next would be 10/4)
+    assert split_targets([10000, 1296, 0], 8, power=0.25, min_count=20).tolist() == [4, 3, 1]
+    assert split_targets([10000, 1296, 0], 9, power=0.25, min_count=20).tolist() == [5, 3, 1]
+    # min-count: pdf 0 (100 frames) stops at 4 Gaussians since 5 * 20 >= 100; the rest go to pdf 1
+    assert split_targets([100, 1296], 20, power=0.25, min_count=20).tolist() == [4, 16]
+
+
+def test_mixup_splits_heaviest_gaussian_and_keeps_the_mixture_mean(rng):
+    am = AmDiagGmm(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([[1.0, 4.0], [1.0, 1.0]]), np.zeros(2), [0, 1, 2])
+    am.mixup([10000, 1296], 5, power=0.25, perturb_factor=0.1, rng=rng)
+    assert am.num_gauss_per_pdf().tolist() == [3, 2]
+    w0 = np.exp(am.log_weights[:3])
+    np.testing.assert_allclose(sorted(w0), [0.25, 0.25, 0.5])
+    np.testing.assert_allclose(w0 @ am.means[:3], [0, 0], atol=1e-12)
+    assert 0 < np.abs(am.means[:3]).max() < 1.0  # perturbed by 0.1 stddev-scaled noise
+    np.testing.assert_allclose(am.variances[:3], [[1, 4]] * 3)
+
+
+def test_em_recovers_a_known_mixture(rng):
+    true_means = np.array([[-4.0, 0.0, 2.0], [0.0, 3.0, -2.0], [4.0, -1.0, 0.0]])
+    true_vars = np.array([[1.0, 0.5, 2.0], [0.3, 1.0, 1.0], [2.0, 1.0, 0.5]])
+    true_weights = np.array([0.5, 0.3, 0.2])
+    n = 30000
+    comp = rng.choice(3, size=n, p=true_weights)
+    x = true_means[comp] + rng.standard_normal((n, 3)) * np.sqrt(true_vars[comp])
+    am = AmDiagGmm.init_single(1, x.mean(axis=0), x.var(axis=0))
+    labels = np.zeros(n, int)
+    for it in range(60):
+        accs = GmmAccumulators.for_model(am)
+        am.accumulate(x, labels, accs)
+        am.update(accs)
+        if it in (5, 15):
+            am.mixup([n], am.num_gauss + 1, perturb_factor=0.01, rng=rng)
+    order = np.argsort(am.means[:, 0])
+    np.testing.assert_allclose(am.means[order], true_means, atol=0.06)
+    np.testing.assert_allclose(am.variances[order], true_vars, rtol=0.06)
+    np.testing.assert_allclose(np.exp(am.log_weights[order]), true_weights, atol=0.01)
+    # and the per-frame likelihood is that of the generating mixture
+    true_am = AmDiagGmm(true_means, true_vars, np.log(true_weights), [0, 3])
+    assert accs.avg_loglike == pytest.approx(true_am.log_likelihoods(x).mean(), abs=0.01)
+
+
+def test_accumulators_summed_over_jobs_equal_one_pass(rng):
+    am = random_model(rng)
+    x = rng.normal(0, 2, (300, am.dim))
+    pdfs = rng.integers(0, am.num_pdfs, 300)
+    whole = GmmAccumulators.for_model(am)
+    am.accumulate(x, pdfs, whole)
+    parts = [GmmAccumulators.for_model(am) for _ in range(3)]
+    for k, part in enumerate(parts):
+        am.accumulate(x[k::3], pdfs[k::3], part)
+    summed = GmmAccumulators.for_model(am)
+    for part in parts:
+        summed.add(GmmAccumulators.from_arrays(part.to_arrays()))
+    np.testing.assert_allclose(summed.first, whole.first)
+    np.testing.assert_allclose(summed.second, whole.second)
+    np.testing.assert_allclose(summed.occupancy, whole.occupancy)
+    assert summed.total_loglike == pytest.approx(whole.total_loglike)
+    # occupancy of each pdf is its frame count
+    np.testing.assert_allclose(whole.pdf_occupancies(am.pdf_offsets), np.bincount(pdfs, minlength=3))
+
+
+TOPO = """<Topology> <TopologyEntry> <ForPhones> 1 2 </ForPhones>
+<State> 0 <PdfClass> 0 <Transition> 0 0.75 <Transition> 1 0.25 </State>
+<State> 1 <PdfClass> 1 <Transition> 1 0.75 <Transition> 2 0.25 </State>
+<State> 2 </State> </TopologyEntry> </Topology>"""
+
+
+def test_model_file_round_trip_and_errors(rng, tmp_path):
+    topo = Topology.from_text(TOPO)
+    tm = TransitionModel(topo, monophone_tree([[1], [2]], topo))
+    am = random_model(rng, gauss_per_pdf=(1, 2, 1, 3), dim=6)
+    tm.log_probs[1:3] = np.log([0.6, 0.4])
+    pipeline = {"cmvn": "speaker", "norm_vars": False, "delta_order": 2}
+    path = tmp_path / "exp" / "final.mdl"
+    save_model(path, tm, am, pipeline, extra={"raw_feature_dim": 2})
+    tm2, am2, pipeline2, extra = load_model(path)
+    np.testing.assert_array_equal(tm2.log_probs, tm.log_probs)
+    assert tm2.tuples == tm.tuples and extra == {"raw_feature_dim": 2}
+    for name in ("means", "variances", "log_weights", "pdf_offsets"):
+        np.testing.assert_array_equal(getattr(am2, name), getattr(am, name))
+    feats = rng.normal(size=(7, 6))
+    np.testing.assert_array_equal(am2.log_likelihoods(feats), am.log_likelihoods(feats))
+    to_dict = getattr(pipeline2, "to_dict", None)
+    assert (to_dict() if to_dict else pipeline2) == pipeline
+    with pytest.raises(DimensionMismatchError, match=r"final.mdl expects 6-dim features \(2-dim raw features "
+                       r"\+ speaker CMVN \+ deltas order 2\) but got 13"):
+        am2.log_likelihoods(np.zeros((3, 13)))
+    with pytest.raises(MissingFileError):
+        load_model(tmp_path / "nope.mdl")
+    (tmp_path / "bad.mdl").write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a kaldilite model"):
+        load_model(tmp_path / "bad.mdl")
+    with pytest.raises(InputError, match="pdfs"):
+        save_model(tmp_path / "x.mdl", tm, random_model(rng), pipeline)
