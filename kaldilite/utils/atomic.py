@@ -7,6 +7,11 @@ import contextlib
 import os
 import tempfile
 
+# mkstemp creates files readable by the owner only; outputs should get the usual permissions
+# (what open() would give under the process umask), so read the umask once at import.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -19,6 +24,7 @@ def atomic_path(path):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         os.replace(tmp, path)
