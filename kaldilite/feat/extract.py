@@ -1,0 +1,162 @@
+"""MFCC and filterbank extraction for whole files and for streams, through one code path.
+
+Follows Kaldi's OnlineGenericBaseFeature (src/feat/online-feature.cc) and the offline tools
+compute-mfcc-feats / compute-fbank-feats (src/featbin/). An extractor keeps the not yet
+consumed tail of the waveform; each `accept_waveform` computes every frame that has become
+ready as one batch (strided frames -> `process_frames` -> one FFT -> mel/DCT products).
+`compute_mfcc` / `compute_fbank` feed a whole waveform to the same extractor in one call, so
+batch output equals streaming output for any chunking, including --snip-edges=false (frames
+reaching past the end are completed by reflection once `input_finished` is called) and with
+dither (the noise generator is consumed in frame order either way).
+
+Waveforms are float arrays in 16-bit integer scale (+-32768), as `kaldilite.io.audio.read_audio`
+returns them and as Kaldi reads wav files; they must already be at --sample-frequency.
+"""
+
+import numpy as np
+
+from kaldilite.errors import AudioError, InputError
+from kaldilite.feat.options import FbankOptions, MfccOptions
+from kaldilite.feat.spectral import FbankComputer, MfccComputer
+from kaldilite.feat.window import (extract_frames, first_sample_of_frame, num_frames, process_frames,
+                                   window_function)
+
+
+class OnlineFeature:
+    """Incremental feature extraction; see OnlineMfcc / OnlineFbank."""
+
+    def __init__(self, opts, computer):
+        opts.check()
+        self.opts = opts
+        self._frame_opts = opts.frame_opts
+        self._computer = computer
+        self._window = window_function(self._frame_opts)
+        self._rng = np.random.default_rng(self._frame_opts.dither_seed) if self._frame_opts.dither else None
+        self._offset = 0  # samples already discarded before self._remainder
+        self._remainder = np.zeros(0, dtype=np.float32)
+        self._blocks = []  # feature matrices in frame order
+        self._num_frames = 0
+        self._finished = False
+
+    @property
+    def dim(self):
+        return self._computer.dim
+
+    @property
+    def num_frames_ready(self):
+        return self._num_frames
+
+    @property
+    def frame_shift_seconds(self):
+        return self._frame_opts.frame_shift / 1000.0
+
+    @property
+    def input_is_finished(self):
+        return self._finished
+
+    def is_last_frame(self, frame):
+        return self._finished and frame == self._num_frames - 1
+
+    def accept_waveform(self, samples):
+        """Append samples (1-D, 16-bit scale, at --sample-frequency) and compute the frames now ready."""
+        samples = _as_waveform(samples)
+        if self._finished:
+            raise InputError("accept_waveform called after input_finished; start a new extractor")
+        if samples.size == 0:
+            return
+        # Copy: the caller may reuse its buffer (a microphone ring buffer does).
+        self._remainder = samples.copy() if self._remainder.size == 0 else np.concatenate([self._remainder, samples])
+        self._compute_ready_frames()
+
+    def input_finished(self):
+        """Declare the end of the input; computes the last frames (those needing reflection at the end)."""
+        self._finished = True
+        self._compute_ready_frames()
+
+    def get_frames(self, start=0, end=None):
+        """Features of frames start .. end-1 as float32 (end - start, dim)."""
+        end = self._num_frames if end is None else end
+        if not 0 <= start <= end <= self._num_frames:
+            raise IndexError(f"frames {start}..{end} requested but {self._num_frames} are ready")
+        if len(self._blocks) > 1:
+            self._blocks = [np.concatenate(self._blocks)]
+        if not self._blocks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._blocks[0][start:end]
+
+    def _compute_ready_frames(self):
+        opts = self._frame_opts
+        total = self._offset + self._remainder.size
+        old, new = self._num_frames, num_frames(total, opts, flush=self._finished)
+        if new > old:
+            frames = extract_frames(self._remainder, self._offset, old, new - old, total, opts)
+            windowed, raw_log_energy = process_frames(frames, opts, self._window, self._rng,
+                                                      self._computer.need_raw_log_energy)
+            self._blocks.append(self._computer.compute(windowed, raw_log_energy))
+            self._num_frames = new
+        # Keep from one sample before the next frame: with an odd frame length the final frame's
+        # reflection at the end of the signal can reach that one sample.
+        keep_from = int(first_sample_of_frame(new, opts)) - 1
+        discard = min(keep_from - self._offset, self._remainder.size)
+        if discard > 0:
+            self._remainder = self._remainder[discard:]
+            self._offset += discard
+
+    def _compute_whole(self, waveform):
+        """Batch entry: the whole signal in one go (one frame batch), through the same steps."""
+        self._remainder = waveform
+        self._finished = True
+        self._compute_ready_frames()
+        return self.get_frames()
+
+
+class OnlineMfcc(OnlineFeature):
+    """Streaming MFCC extractor (Kaldi's OnlineMfcc): accept_waveform / input_finished / get_frames."""
+
+    def __init__(self, opts=None):
+        opts = MfccOptions() if opts is None else opts
+        super().__init__(opts, MfccComputer(opts))
+
+
+class OnlineFbank(OnlineFeature):
+    """Streaming log-mel filterbank extractor (Kaldi's OnlineFbank)."""
+
+    def __init__(self, opts=None):
+        opts = FbankOptions() if opts is None else opts
+        super().__init__(opts, FbankComputer(opts))
+
+
+def compute_mfcc(waveform, opts=None):
+    """MFCC features float32 (num_frames, num_ceps) of a whole waveform, like compute-mfcc-feats.
+
+    Raises AudioError when the waveform is shorter than one frame.
+    """
+    return _compute(OnlineMfcc(opts), waveform)
+
+
+def compute_fbank(waveform, opts=None):
+    """Filterbank features float32 (num_frames, dim) of a whole waveform, like compute-fbank-feats."""
+    return _compute(OnlineFbank(opts), waveform)
+
+
+def _compute(extractor, waveform):
+    waveform = _as_waveform(waveform)
+    opts = extractor.opts.frame_opts
+    if num_frames(waveform.size, opts) == 0:
+        raise AudioError(
+            f"waveform of {waveform.size} samples ({waveform.size / opts.sample_frequency:.3f} s) is shorter "
+            f"than one frame ({opts.window_size_samples} samples = {opts.frame_length:g} ms at "
+            f"{opts.sample_frequency:g} Hz): no features")
+    return extractor._compute_whole(waveform)
+
+
+def _as_waveform(samples):
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise AudioError(f"expected a mono waveform (1-D samples), got an array of shape {samples.shape}; "
+                         "pick one channel first")
+    if samples.dtype.kind not in "fiu":
+        raise AudioError(f"expected numeric samples, got dtype {samples.dtype}")
+    if samples.dtype.kind != "f":
+        samples = samples.astype(np.float32)
+    return samples

@@ -1,0 +1,216 @@
+"""Kaldi-style options for dataclasses: config files, `--name=value` overrides, click options.
+
+Kaldi programs take options as `--num-mel-bins=23`, read more from `--config=conf/mfcc.conf`
+(one `--name=value` per line, `#` comments, blank lines allowed; src/util/parse-options.cc),
+and the command line overrides the file. Here an options object is a dataclass, possibly with
+nested dataclasses (`MfccOptions.frame_opts`), whose leaf fields form ONE flat namespace of
+option names: the field name with `_` -> `-` (`sample_frequency` -> `--sample-frequency`), or
+`metadata={"option": "name"}` to spell it otherwise. Booleans accept true/false (also t/f/1/0,
+and a bare `--name` means true, as in Kaldi).
+
+    opts = read_config("conf/mfcc.conf", MfccOptions, overrides={"num-ceps": 20})
+"""
+
+import dataclasses
+import difflib
+import typing
+from pathlib import Path
+
+from kaldilite.errors import InputError, MissingFileError, where
+
+_TRUE = ("true", "t", "1", "")
+_FALSE = ("false", "f", "0")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """One leaf option: its Kaldi name, the path of attributes to it, type, default and help."""
+
+    name: str
+    path: tuple
+    type: type
+    default: object
+    help: str
+
+
+def option_specs(options_cls):
+    """All leaf options of a dataclass (recursing into nested dataclass fields), in field order."""
+    specs = []
+    _collect(options_cls, (), specs)
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise TypeError(f"{options_cls.__name__} has duplicate option names: {duplicates}")
+    return specs
+
+
+def _collect(cls, prefix, specs):
+    hints = typing.get_type_hints(cls)
+    instance = cls()
+    for field in dataclasses.fields(cls):
+        value = getattr(instance, field.name)
+        kind = hints[field.name]
+        if dataclasses.is_dataclass(kind):
+            _collect(kind, prefix + (field.name,), specs)
+            continue
+        if kind not in (bool, int, float, str):
+            raise TypeError(f"option field {cls.__name__}.{field.name} has unsupported type {kind}")
+        name = field.metadata.get("option", field.name.replace("_", "-"))
+        specs.append(OptionSpec(name, prefix + (field.name,), kind, value, field.metadata.get("help", "")))
+
+
+def _default_instance_value(options, path):
+    obj = options
+    for attr in path:
+        obj = getattr(obj, attr)
+    return obj
+
+
+def parse_value(text, kind, name, location):
+    """Convert the text of option `name` to `kind`, or raise InputError naming `location`."""
+    text = text.strip()
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        return text
+    except ValueError:
+        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise InputError(f"{location}: bad value {text!r} for --{name}: expected {expected}") from None
+
+
+def set_option(options, spec, value):
+    """Set the (possibly nested) field `spec.path` of `options` to `value`."""
+    obj = options
+    for attr in spec.path[:-1]:
+        obj = getattr(obj, attr)
+    setattr(obj, spec.path[-1], value)
+
+
+def _unknown(name, specs, options_cls, location):
+    known = [s.name for s in specs]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean --{close[0]}?)" if close else ""
+    raise InputError(f"{location}: unknown option --{name} for {options_cls.__name__}{hint}; "
+                     f"known options: {' '.join('--' + k for k in known)}")
+
+
+def parse_config_lines(lines, source="<config>"):
+    """Yield (line_number, name, value_text) for each option line of a Kaldi config file."""
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        location = where(source, number)
+        if not line.startswith("--"):
+            raise InputError(f"{location}: {line!r} is not of the form --name=value "
+                             "(shell-style config files lack the leading --)")
+        name, sep, value = line[2:].partition("=")
+        name = name.strip().replace("_", "-").lower()
+        if not name:
+            raise InputError(f"{location}: option with no name: {line!r}")
+        yield number, name, value if sep else ""
+
+
+def read_config(path, options_cls, overrides=None):
+    """Build `options_cls()` with values from the Kaldi config file `path` (may be None), then `overrides`.
+
+    `overrides` maps option names (`"num-ceps"` or `"num_ceps"`) to values (typed, or strings
+    parsed like the file). Unknown options and malformed values raise InputError naming the
+    file and line.
+    """
+    options = options_cls()
+    specs = option_specs(options_cls)
+    by_name = {s.name: s for s in specs}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"{path}: config file not found")
+        with open(path, encoding="utf-8") as handle:
+            for number, name, text in parse_config_lines(handle, str(path)):
+                location = where(path, number)
+                if name == "config":
+                    raise InputError(f"{location}: nested --config is not supported; merge the files")
+                spec = by_name.get(name)
+                if spec is None:
+                    _unknown(name, specs, options_cls, location)
+                set_option(options, spec, parse_value(text, spec.type, name, location))
+    for key, value in (overrides or {}).items():
+        name = key.replace("_", "-").lower().lstrip("-")
+        spec = by_name.get(name)
+        if spec is None:
+            _unknown(name, specs, options_cls, "command line")
+        if isinstance(value, str):
+            value = parse_value(value, spec.type, name, "command line")
+        elif spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
+            raise InputError(f"command line: bad value {value!r} for --{name}: expected {spec.type.__name__}")
+        set_option(options, spec, value)
+    return options
+
+
+def _format_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
+
+
+def options_to_config_lines(options, only_changed=False):
+    """Kaldi config lines (`--name=value`) for every option of `options` (or only non-defaults)."""
+    defaults = type(options)()
+    lines = []
+    for spec in option_specs(type(options)):
+        value = _default_instance_value(options, spec.path)
+        if only_changed and value == _default_instance_value(defaults, spec.path):
+            continue
+        lines.append(f"--{spec.name}={_format_value(value)}")
+    return lines
+
+
+def click_options(options_cls, exclude=()):
+    """Decorator adding one click option per leaf option of `options_cls` (all default None).
+
+    The command receives them as keyword arguments named like the fields (`num_ceps`); pass
+    those to `options_from_click` together with the --config path. Options left unset on the
+    command line stay None and so do not override the config file.
+    """
+    import click
+
+    specs = [s for s in option_specs(options_cls) if s.name not in exclude]
+
+    def decorate(func):
+        for spec in reversed(specs):
+            param = spec.name.replace("-", "_")
+            kind = {bool: click.BOOL, int: click.INT, float: click.FLOAT, str: click.STRING}[spec.type]
+            default_text = _format_value(spec.default)
+            func = click.option(f"--{spec.name}", param, type=kind, default=None, metavar=spec.type.__name__.upper(),
+                                help=f"{spec.help} [default: {default_text}]")(func)
+        return func
+
+    return decorate
+
+
+def options_from_click(options_cls, config_path, kwargs):
+    """Options from a --config file overridden by the non-None click values in `kwargs`.
+
+    Removes the option keyword arguments from `kwargs` (so the rest are the command's own).
+    """
+    overrides = {}
+    for spec in option_specs(options_cls):
+        param = spec.name.replace("-", "_")
+        if param in kwargs:
+            value = kwargs.pop(param)
+            if value is not None:
+                overrides[spec.name] = value
+    return read_config(config_path, options_cls, overrides)

@@ -1,0 +1,85 @@
+"""Streaming extraction (OnlineMfcc / OnlineFbank) gives exactly the batch features, for any chunking."""
+
+import numpy as np
+import pytest
+
+from knf_reference import knf_mfcc
+
+from kaldilite.errors import InputError
+from kaldilite.feat import FbankOptions, MfccOptions, OnlineFbank, OnlineMfcc, compute_fbank, compute_mfcc
+
+
+def speech_like(rate, seconds, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    tone = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in (180, 360, 900, 2400))
+    return np.round(2000 * tone + 200 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def feed_in_random_chunks(extractor, waveform, rng, max_chunk):
+    """Feed `waveform` in random-length chunks; check frames only grow and never change once out."""
+    seen = []
+    position = 0
+    while position < waveform.size:
+        size = int(rng.integers(0, max_chunk + 1))
+        extractor.accept_waveform(waveform[position:position + size])
+        position += size
+        ready = extractor.num_frames_ready
+        assert ready >= len(seen)
+        seen.extend(extractor.get_frames(len(seen), ready))
+    extractor.input_finished()
+    seen.extend(extractor.get_frames(len(seen), extractor.num_frames_ready))
+    return np.array(seen).reshape(-1, extractor.dim)
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+@pytest.mark.parametrize("kind", ["mfcc", "fbank"])
+@pytest.mark.parametrize("dither", [0.0, 1.0])
+def test_random_chunks_give_the_batch_frames(snip_edges, kind, dither):
+    rng = np.random.default_rng(11)
+    for trial, (rate, max_chunk) in enumerate([(8000, 50), (8000, 700), (16000, 3000), (16000, 1)]):
+        waveform = speech_like(rate, 0.35 if max_chunk == 1 else 1.3, seed=trial)
+        opts = MfccOptions() if kind == "mfcc" else FbankOptions()
+        opts.frame_opts.sample_frequency = rate
+        opts.frame_opts.snip_edges = snip_edges
+        opts.frame_opts.dither = dither
+        batch = (compute_mfcc if kind == "mfcc" else compute_fbank)(waveform, opts)
+        extractor = OnlineMfcc(opts) if kind == "mfcc" else OnlineFbank(opts)
+        streamed = feed_in_random_chunks(extractor, waveform, rng, max_chunk)
+        assert streamed.shape == batch.shape
+        # Same arithmetic per frame; only BLAS blocking over different row counts may differ.
+        np.testing.assert_allclose(streamed, batch, rtol=1e-5, atol=1e-4)
+
+
+def test_frames_become_ready_only_when_their_samples_have_arrived():
+    opts = MfccOptions()
+    opts.frame_opts.sample_frequency = 8000
+    opts.frame_opts.dither = 0.0
+    opts.frame_opts.snip_edges = False
+    waveform = speech_like(8000, 0.5, seed=3)  # 4000 samples -> 50 frames once finished
+    extractor = OnlineMfcc(opts)
+    extractor.accept_waveform(waveform[:179])
+    # Frame 0 spans samples -60..139 (reflected at the start), frame 1 spans 20..219.
+    assert extractor.num_frames_ready == 1
+    extractor.accept_waveform(waveform[179:220])
+    assert extractor.num_frames_ready == 2
+    extractor.accept_waveform(waveform[220:])
+    # Frame k ends at 80k + 140; the last complete one is k = 48 (ends at 3980 <= 4000).
+    assert extractor.num_frames_ready == 49
+    assert not extractor.is_last_frame(48)
+    extractor.input_finished()
+    assert extractor.num_frames_ready == 50 and extractor.is_last_frame(49)
+    np.testing.assert_allclose(extractor.get_frames(), knf_mfcc(waveform, opts), atol=1e-3, rtol=0)
+    with pytest.raises(InputError, match="after input_finished"):
+        extractor.accept_waveform(waveform[:10])
+
+
+def test_streaming_does_not_keep_the_whole_signal():
+    opts = MfccOptions()
+    opts.frame_opts.dither = 0.0
+    extractor = OnlineMfcc(opts)
+    chunk = speech_like(16000, 0.1, seed=4)
+    for _ in range(50):
+        extractor.accept_waveform(chunk)
+    assert extractor.num_frames_ready == 498
+    assert extractor._remainder.size <= opts.frame_opts.window_size_samples + 1
