@@ -1,0 +1,319 @@
+"""make-grammar: command grammars with filler words and a garbage phone loop -> G.fst.
+
+Input files
+-----------
+COMMANDS: one command per line, its words separated by whitespace (`turn on the light`,
+`打开 空调`). An optional weight follows a TAB: `turn on the light<TAB>2.0` (default 1.0;
+relative, like a count). Blank lines and lines whose first non-blank character is `#` are
+ignored. A UTF-8 byte-order mark and CRLF line endings are accepted and stripped. The same
+command twice is an error (say it once, with a weight).
+FILLERS (`--fillers`): the same syntax; each line is an out-of-vocabulary stand-in (a word
+that sounds like a command, or an unrelated word). Recognizing one means "rejected".
+
+The grammar (isolated command recognition)
+------------------------------------------
+An utterance is exactly one item: a command, a filler, or (with `--garbage true`) garbage.
+Optional silence before, between and after words comes from L (prepare-lang's `--sil-prob`),
+not from G. Item probabilities: command i has weight w_i, each filler `filler_weight`, the
+garbage loop exp(-garbage_cost) (so `--garbage-cost` is the entry cost relative to one command
+of weight 1); all are normalized to sum to one. G is built as a weight-pushed trie over the
+items, so it is deterministic and stochastic (the probabilities leaving each state, final
+probability included, sum to one); the cost of a path is -log P(item). G has no epsilons and
+no `#0` arcs (there is no back-off), as Kaldi's mkgraph expects: `#0` only appears as the
+self-loops on L_disambig. `--allow-sequence` lets items repeat: after each item the utterance
+ends with probability 1/2 or another item follows.
+
+Garbage design
+--------------
+One pseudo-word per non-silence base phone, `<gbg_AA>`, whose pronunciation is that single
+phone. They are ordinary lexicon words, so the garbage loop composes with a normal L (one L
+implementation, optional silence and all), and the decoder outputs a `<gbg_*>` word for each
+phone of rejected speech. With word-position-dependent phones a one-phone word gets the `_S`
+(singleton) variant, which we keep: it keeps `phones/word_boundary` and `align_lexicon`
+consistent (a garbage word is a well-formed word for lattice word alignment), and the pdfs are
+shared across the position variants of a phone in the monophone system (they share a line of
+`phones/sets.txt`) and split from them in triphone trees only where the data supports it.
+Using `_I` variants would model word-internal phones slightly better but makes every garbage
+word a malformed word (no begin, no end). G: the start state enters the loop state with cost
+-log(P_garbage / N) per phone arc; the loop state repeats a phone with cost
+-log(q / N) and ends with cost -log(1 - q) (`--garbage-loop-prob` q, mean length 1/(1-q)).
+All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
+`LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
+
+make-grammar writes a complete new lang dir (a copy of the source lang dir with the garbage
+words added to the lexicon, hence its own words.txt, L.fst, L_disambig.fst), via
+`prepare.write_lexicon_part`, the same code prepare-lang uses. phones.txt keeps every
+phone id; only the disambiguation symbols after the real phones may change in number.
+"""
+
+import logging
+import math
+import re
+import shutil
+from pathlib import Path
+
+from kaldilite.errors import InputError, MissingFileError, where
+from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
+from kaldilite.lang.fsts import fst_from_arcs, read_fst, write_fst
+from kaldilite.lang.g2p import g2p_hint
+from kaldilite.lang.langdir import FILLERS_FILE
+from kaldilite.lang.prepare import write_lexicon_part
+from kaldilite.utils import atomic_open
+
+log = logging.getLogger(__name__)
+
+GARBAGE_PREFIX = "<gbg_"
+SEQUENCE_STOP_PROB = 0.5
+
+
+def garbage_word(phone):
+    return f"{GARBAGE_PREFIX}{phone}>"
+
+
+def read_items(path, what="command"):
+    """Parse a commands/fillers file: list of (words tuple, weight, line number)."""
+    path = Path(path)
+    items, seen = [], {}
+    for number, line in read_text_lines(path):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        text, _, weight_text = line.partition("\t")
+        weight = 1.0
+        if weight_text.strip():
+            try:
+                weight = float(weight_text.strip())
+            except ValueError:
+                weight = float("nan")
+            if not weight > 0 or math.isinf(weight):
+                raise InputError(
+                    f"{where(path, number)}: bad weight {weight_text.strip()!r}; write 'words<TAB>weight' with a "
+                    f"positive number"
+                )
+        words = tuple(text.split())
+        if not words:
+            raise InputError(f"{where(path, number)}: a weight without a {what}")
+        if words in seen:
+            raise InputError(
+                f"{where(path, number)}: {what} {' '.join(words)!r} repeats line {seen[words]}; list it once "
+                f"(give it a weight instead)"
+            )
+        seen[words] = number
+        items.append((words, weight, number))
+    if not items:
+        raise InputError(f"{path}: no {what}s (one per line; blank lines and # comments are ignored)")
+    return items
+
+
+def _real_phones(lang_dir):
+    phones = []
+    for _, line in read_text_lines(lang_dir / "phones.txt"):
+        fields = line.split()
+        if fields and fields[0] != "<eps>" and not re.fullmatch(r"#\d+", fields[0]):
+            phones.append((int(fields[1]), fields[0]))
+    return [p for _, p in sorted(phones)]
+
+
+def read_lang_lexicon(lang_dir):
+    """(word, prob, phones) of a lang dir: phones/lexiconp.txt, else phones/align_lexicon.txt (prob 1)."""
+    lexp = lang_dir / "phones" / "lexiconp.txt"
+    entries = []
+    if lexp.is_file():
+        for number, line in read_text_lines(lexp):
+            f = line.split()
+            if f:
+                entries.append((f[0], float(f[1]), tuple(f[2:])))
+        return entries
+    align = lang_dir / "phones" / "align_lexicon.txt"
+    if not align.is_file():
+        raise MissingFileError(f"{align}: missing; re-run prepare-lang")
+    for _, line in read_text_lines(align):
+        f = line.split()
+        if f and f[0] != "<eps>":
+            entries.append((f[0], 1.0, tuple(f[2:])))
+    return entries
+
+
+def sil_prob_of_lexicon_fst(lfst):
+    """The `--sil-prob` an L.fst was made with, read off make_lexicon_fst's start state."""
+    import pywrapfst as fst
+
+    zero = fst.Weight.zero(lfst.weight_type())
+    start = lfst.start()
+    if lfst.final(start) != zero:
+        return 0.0  # no-silence layout: the start state is the loop state
+    for arc in lfst.arcs(start):
+        if arc.ilabel == 0 and lfst.final(arc.nextstate) == zero:
+            return math.exp(-float(arc.weight.to_string()))
+    return 0.0
+
+
+class _GrammarBuilder:
+    """Accumulates G's arcs: a weight-pushed trie of word items from chosen states."""
+
+    def __init__(self, items, word_id, garbage_ids, garbage_prob, loop_prob, sequence):
+        self.items = items  # list of (words, prob); probs of word items + garbage_prob sum to 1
+        self.word_id = word_id
+        self.garbage_ids = garbage_ids
+        self.garbage_prob = garbage_prob
+        self.loop_prob = loop_prob
+        self.sequence = sequence
+        self.arcs, self.finals, self.num_states = [], {}, 0
+        self.trie = self._build_trie(items)
+
+    def new_state(self):
+        self.num_states += 1
+        return self.num_states - 1
+
+    @staticmethod
+    def _build_trie(items):
+        root = {"end": 0.0, "children": {}, "mass": 0.0}
+        for words, prob in items:
+            node = root
+            node["mass"] += prob
+            for w in words:
+                node = node["children"].setdefault(w, {"end": 0.0, "children": {}, "mass": 0.0})
+                node["mass"] += prob
+            node["end"] += prob
+        return root
+
+    def build(self):
+        start = self.new_state()
+        self.hub = self.new_state()  # where an item ends
+        self.garbage_loop = self.new_state() if self.garbage_ids else None
+        stop = SEQUENCE_STOP_PROB if self.sequence else 1.0
+        self.finals[self.hub] = -math.log(stop)
+        self.emit_items(start, 1.0, garbage=True)
+        if self.garbage_loop is not None:
+            self.finals[self.garbage_loop] = -math.log((1.0 - self.loop_prob) * stop)
+            n = len(self.garbage_ids)
+            for gid in self.garbage_ids:
+                self.arcs.append((self.garbage_loop, self.garbage_loop, gid, gid, -math.log(self.loop_prob / n)))
+        if self.sequence:
+            self.emit_items(self.hub, 1.0 - stop, garbage=True)
+            if self.garbage_loop is not None:
+                # Garbage directly after garbage is just longer garbage: not re-entered (keeps G unambiguous).
+                self.emit_items(self.garbage_loop, (1.0 - self.loop_prob) * (1.0 - stop), garbage=False)
+        return fst_from_arcs(self.arcs, self.finals, self.num_states, start=start)
+
+    def emit_items(self, src, scale, garbage):
+        """Arcs from `src` for every item, their probabilities multiplied by `scale`.
+
+        Without garbage re-entry the item probabilities are renormalized over the word items.
+        """
+        total = self.trie["mass"] + (self.garbage_prob if garbage else 0.0)
+        if garbage and self.garbage_ids:
+            n = len(self.garbage_ids)
+            cost = -math.log(scale * self.garbage_prob / total / n)
+            for gid in self.garbage_ids:
+                self.arcs.append((src, self.garbage_loop, gid, gid, cost))
+        self._emit_node(src, self.trie, scale * self.trie["mass"] / total)
+
+    def _emit_node(self, state, node, scale):
+        """Arcs from `state` for the children of trie `node`; `scale` = P(this subtree | state)."""
+        stop = SEQUENCE_STOP_PROB if self.sequence else 1.0
+        for word, child in node["children"].items():
+            cost = -math.log(scale * child["mass"] / node["mass"])
+            wid = self.word_id[word]
+            if not child["children"]:
+                self.arcs.append((state, self.hub, wid, wid, cost))
+                continue
+            nxt = self.new_state()
+            self.arcs.append((state, nxt, wid, wid, cost))
+            end_here = child["end"] / child["mass"]
+            if end_here > 0:  # an item ends here and longer ones continue
+                self.finals[nxt] = -math.log(end_here * stop)
+                if self.sequence:
+                    self.emit_items(nxt, end_here * (1.0 - stop), garbage=True)
+            self._emit_node(nxt, child, 1.0)
+
+
+def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=False, garbage_cost=0.0,
+                 garbage_loop_prob=0.8, filler_weight=1.0, allow_sequence=False):
+    """Write OUT_LANG_DIR: LANG_DIR plus garbage words (if any), G.fst and words/fillers.txt."""
+    lang_dir, out = Path(lang_dir), Path(out_lang_dir)
+    if lang_dir.resolve() == out.resolve():
+        raise InputError(f"{out}: make-grammar writes a new lang dir; give an output dir other than {lang_dir}")
+    if not 0.0 < garbage_loop_prob < 1.0:
+        raise InputError(f"--garbage-loop-prob {garbage_loop_prob}: must be in (0, 1)")
+    if not filler_weight > 0:
+        raise InputError(f"--filler-weight {filler_weight}: must be positive")
+    for name in ("phones.txt", "words.txt", "L.fst", "phones/optional_silence.txt", "oov.txt"):
+        if not (lang_dir / name).is_file():
+            raise MissingFileError(f"{lang_dir / name}: missing; run prepare-lang to make {lang_dir}")
+    command_items = read_items(commands, "command")
+    filler_items = read_items(fillers, "filler") if fillers else []
+
+    entries = read_lang_lexicon(lang_dir)
+    lexicon_words = {w for w, _, _ in entries}
+    missing = {}
+    for path, items in ((Path(commands), command_items), (Path(fillers) if fillers else None, filler_items)):
+        for words, _, number in items:
+            for w in words:
+                if w not in lexicon_words:
+                    missing.setdefault(w, where(path, number))
+    if missing:
+        listed = ", ".join(f"{w} ({loc})" for w, loc in missing.items())
+        raise InputError(
+            f"{len(missing)} word(s) not in the lexicon of {lang_dir}: {listed}; add them to the dict dir's "
+            f"lexicon.txt (`{g2p_hint(list(missing))}`) and re-run prepare-lang"
+        )
+    command_set = {words: number for words, _, number in command_items}
+    for words, _, number in filler_items:
+        if words in command_set:
+            raise InputError(
+                f"{where(fillers, number)}: filler {' '.join(words)!r} is also a command "
+                f"({where(commands, command_set[words])}); remove it from one of them"
+            )
+
+    real_phones = _real_phones(lang_dir)
+    optional_silence = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/optional_silence.txt")
+                        if ln.split()][0]
+    oov_word = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "oov.txt") if ln.split()][0]
+    sil_prob = sil_prob_of_lexicon_fst(read_fst(lang_dir / "L.fst"))
+
+    garbage_words = []
+    if garbage:
+        position_dependent = (lang_dir / "phones" / "word_boundary.txt").is_file()
+        nonsil = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/nonsilence.txt") if ln.split()]
+        bases = []
+        for p in nonsil:
+            base = p[:-2] if position_dependent and p.endswith(POSITION_SUFFIXES) else p
+            if base not in bases:
+                bases.append(base)
+        for base in bases:
+            pron = (base + "_S",) if position_dependent else (base,)
+            if pron[0] not in real_phones:
+                raise InputError(f"{lang_dir / 'phones.txt'}: phone {pron[0]} missing; re-run prepare-lang")
+            word = garbage_word(base)
+            if word in lexicon_words:
+                raise InputError(f"{lang_dir}: the lexicon already has the reserved garbage word {word}")
+            garbage_words.append(word)
+            entries.append((word, 1.0, pron))
+
+    # A fresh copy of the lang dir (phone part unchanged), then the lexicon part rebuilt.
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(lang_dir, out, ignore=shutil.ignore_patterns("G.fst", "words", "tmp*"))
+    phone_syms, word_syms = write_lexicon_part(out, entries, real_phones, optional_silence, sil_prob, oov_word)
+    word_id = {w: i for i, w in enumerate(word_syms)}
+
+    weights = [(words, w) for words, w, _ in command_items] + [(words, filler_weight) for words, _, _ in filler_items]
+    garbage_mass = math.exp(-garbage_cost) if garbage_words else 0.0
+    total = sum(w for _, w in weights) + garbage_mass
+    items = [(words, w / total) for words, w in weights]
+    builder = _GrammarBuilder(items, word_id, [word_id[w] for w in garbage_words], garbage_mass / total,
+                              garbage_loop_prob, allow_sequence)
+    g = builder.build()
+    g.connect()
+    g.arcsort(sort_type="ilabel")
+    write_fst(g, out / "G.fst")
+
+    filler_words = sorted({w for words, _, _ in filler_items for w in words} | set(garbage_words))
+    (out / "words").mkdir(exist_ok=True)
+    with atomic_open(out / FILLERS_FILE) as fh:
+        fh.writelines(w + "\n" for w in filler_words)
+    with atomic_open(out / "words" / "fillers.int") as fh:
+        fh.writelines(f"{word_id[w]}\n" for w in filler_words)
+    log.info("make-grammar: %s -> %s: %d commands, %d fillers, %d garbage words; G has %d states",
+             commands, out, len(command_items), len(filler_items), len(garbage_words), g.num_states())
+    return out
