@@ -681,7 +681,12 @@ def subset_data_dir(src, dest, num_utts=None, *, utt_list=None, spk_list=None, f
     elif per_spk:
         keep = set()
         for utts in utt2spk_to_spk2utt(utt2spk).values():
-            keep.update(_select_evenly(utts, min(num_utts, len(utts))))
+            # every step-th utterance from the first, with the largest step that still gives
+            # num_utts of them (subset_data_dir.sh --per-spk)
+            step = 1
+            while num_utts * (step + 1) <= len(utts):
+                step += 1
+            keep.update(utts[: num_utts * step : step])
     elif speakers:
         spk2utt = utt2spk_to_spk2utt(utt2spk)
         order = sorted(spk2utt)

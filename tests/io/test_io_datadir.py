@@ -1,0 +1,350 @@
+"""Data dirs, checked against Kaldi's own utils/*.sh scripts run from the Kaldi checkout.
+
+The reference scripts (validate_data_dir.sh, fix_data_dir.sh, split_data.sh, subset_data_dir.sh,
+combine_data.sh) are extracted from the bare Kaldi mirror and run with bash/perl under LC_ALL=C;
+those tests skip when the mirror or perl is absent.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.datadir import (
+    DataDir,
+    Segment,
+    combine_data_dirs,
+    fix_data_dir,
+    split_data_dir,
+    subset_data_dir,
+    validate_data_dir,
+)
+
+KALDI_MIRROR = Path("/work/.mirror/kaldi-asr+kaldi/repo")
+DATA_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments", "feats.scp", "cmvn.scp", "utt2dur")
+
+
+@pytest.fixture(scope="session")
+def kaldi_s5(tmp_path_factory):
+    """A directory with Kaldi's `utils/` in it (egs/wsj/s5), or skip."""
+    if not KALDI_MIRROR.exists() or shutil.which("perl") is None:
+        pytest.skip("Kaldi mirror or perl not available for the reference scripts")
+    root = tmp_path_factory.mktemp("kaldi")
+    archive = subprocess.run(["git", "-C", str(KALDI_MIRROR), "archive", "HEAD", "egs/wsj/s5/utils"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root / "egs" / "wsj" / "s5"
+
+
+def kaldi(kaldi_s5, *args):
+    env = dict(os.environ, LC_ALL="C", PATH=f"{kaldi_s5 / 'utils'}:{os.environ['PATH']}")
+    return subprocess.run(["bash", *args], cwd=kaldi_s5, env=env, capture_output=True, text=True)
+
+
+def write_dir(path, files):
+    path.mkdir(parents=True, exist_ok=True)
+    for name, lines in files.items():
+        (path / name).write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def read_files(path):
+    """The data files of a dir, with trailing blanks dropped (Kaldi's awk leaves some in spk2utt)."""
+    return {name: "".join(line.rstrip() + "\n" for line in (path / name).read_text().splitlines())
+            for name in DATA_FILES if (path / name).exists()}
+
+
+def make_corpus(path, rng, num_speakers=7, wav_dir=None):
+    """A consistent data dir with uneven utterances per speaker (speaker-prefixed utt ids)."""
+    files = {"utt2spk": [], "text": [], "wav.scp": [], "feats.scp": [], "utt2dur": []}
+    speakers = [f"spk{chr(ord('a') + k)}" for k in range(num_speakers)]
+    for spk in speakers:
+        for i in range(int(rng.integers(1, 9))):
+            utt = f"{spk}-{i:03d}"
+            files["utt2spk"].append(f"{utt} {spk}")
+            files["text"].append(f"{utt} turn on the light")
+            files["wav.scp"].append(f"{utt} {wav_dir or '/data'}/{utt}.wav")
+            files["feats.scp"].append(f"{utt} /feats/raw.1.ark:{100 + 7 * i}")
+            files["utt2dur"].append(f"{utt} {0.5 + i / 10:.2f}")
+    files["spk2utt"] = [f"{s} " + " ".join(l.split()[0] for l in files["utt2spk"] if l.endswith(" " + s)) for s in speakers]
+    files["cmvn.scp"] = [f"{s} /feats/cmvn.ark:{10 * k + 3}" for k, s in enumerate(speakers)]
+    return write_dir(path, files)
+
+
+# --------------------------------------------------------------------------------- load/save
+
+
+def test_load_parses_each_file_and_save_round_trips(tmp_path):
+    src = write_dir(tmp_path / "d", {
+        "utt2spk": ["b-2 b", "a-1 a", "a-2 a"],
+        "spk2utt": ["a a-1 a-2", "b b-2"],
+        "text": ["a-1 TURN ON", "a-2 ", "b-2 stop"],
+        "segments": ["a-1 rec1 0.00 1.25", "a-2 rec1 1.50 2.00", "b-2 rec2 0 0.75"],
+        "wav.scp": ["rec2 sox /x/r2.flac -t wav - |", "rec1 /x/r1.wav"],
+        "utt2dur": ["a-1 1.25", "a-2 0.5", "b-2 0.75"],
+    })
+    data = DataDir.load(src)
+    assert list(data.utt2spk) == ["a-1", "a-2", "b-2"]  # sorted on load
+    assert data.text == {"a-1": "TURN ON", "a-2": "", "b-2": "stop"}
+    assert data.spk2utt == {"a": ["a-1", "a-2"], "b": ["b-2"]}
+    assert data.segments["a-2"] == Segment("rec1", 1.5, 2.0)
+    assert data.wav_scp["rec2"] == "sox /x/r2.flac -t wav - |"
+    assert data.utt2dur["a-1"] == 1.25 and data.feats_scp is None and data.cmvn_scp is None
+    assert len(data) == 3 and data.speakers == ["a", "b"]
+    data.save(tmp_path / "copy")
+    again = DataDir.load(tmp_path / "copy")
+    assert again.segments == data.segments and again.text == data.text and again.wav_scp == data.wav_scp
+    assert (tmp_path / "copy" / "segments").read_text().splitlines()[2] == "b-2 rec2 0.00 0.75"
+
+
+def test_load_reports_duplicates_with_file_and_line(tmp_path):
+    write_dir(tmp_path / "d", {"utt2spk": ["a-1 a", "a-1 a"]})
+    with pytest.raises(InputError, match=r"d/utt2spk:2: duplicate key a-1 \(first at line 1\)"):
+        DataDir.load(tmp_path / "d")
+    with pytest.raises(MissingFileError):
+        DataDir.load(tmp_path / "nope")
+
+
+def test_c_locale_order_puts_uppercase_before_lowercase(tmp_path):
+    data = DataDir(utt2spk={"b-1": "b", "B-1": "B", "a_1": "a", "a-1": "a"})
+    data.save(tmp_path / "d")
+    ours = (tmp_path / "d" / "utt2spk").read_text()
+    expected = subprocess.run(["sort"], input="b-1 b\nB-1 B\na_1 a\na-1 a\n", capture_output=True, text=True,
+                              env=dict(os.environ, LC_ALL="C")).stdout
+    assert ours == expected
+
+
+# --------------------------------------------------------------------------------- validate
+
+
+def test_consistent_dir_validates_here_and_in_kaldi(tmp_path, rng, kaldi_s5):
+    path = make_corpus(tmp_path / "d", rng)
+    assert validate_data_dir(path, check_audio=False) == []
+    result = kaldi(kaldi_s5, "utils/validate_data_dir.sh", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def problems_of(path, **options):
+    return [str(p) for p in validate_data_dir(path, check_audio=False, **options) if not p.warning]
+
+
+def test_unsorted_text_is_reported_at_the_line_and_kaldi_agrees(tmp_path, rng, kaldi_s5):
+    path = make_corpus(tmp_path / "d", rng)
+    lines = (path / "text").read_text().splitlines()
+    lines[1], lines[2] = lines[2], lines[1]
+    (path / "text").write_text("\n".join(lines) + "\n")
+    problems = problems_of(path)
+    assert problems == [f"{path}/text:3: not sorted: {lines[2].split()[0]} comes after {lines[1].split()[0]} "
+                        "(Kaldi needs LC_ALL=C sort order); run 'kaldilite data fix'"]
+    assert kaldi(kaldi_s5, "utils/validate_data_dir.sh", str(path)).returncode != 0
+
+
+def test_utterance_in_text_but_not_in_wav_scp(tmp_path, rng, kaldi_s5):
+    path = make_corpus(tmp_path / "d", rng)
+    wav = (path / "wav.scp").read_text().splitlines()
+    removed = wav.pop(2)
+    (path / "wav.scp").write_text("\n".join(wav) + "\n")
+    utt = removed.split()[0]
+    assert problems_of(path) == [f"{path}/wav.scp: utterance {utt} (utt2spk:3) has no line here; "
+                                 "add it or run 'kaldilite data fix'"]
+    assert kaldi(kaldi_s5, "utils/validate_data_dir.sh", str(path)).returncode != 0
+
+
+def test_text_line_for_unknown_utterance_is_reported_at_its_line(tmp_path, rng):
+    path = make_corpus(tmp_path / "d", rng)
+    with open(path / "text", "a") as handle:
+        handle.write("zzz-999 hello\n")
+    n = len((path / "text").read_text().splitlines())
+    assert problems_of(path) == [f"{path}/text:{n}: utterance zzz-999 is not in utt2spk; remove it or run 'kaldilite data fix'"]
+
+
+def test_zero_length_utterance_in_utt2dur_and_segments(tmp_path, kaldi_s5):
+    path = write_dir(tmp_path / "d", {
+        "utt2spk": ["a-1 a", "a-2 a", "b-1 b"], "spk2utt": ["a a-1 a-2", "b b-1"],
+        "text": ["a-1 on", "a-2 off", "b-1 on"], "wav.scp": ["r1 /x/r1.wav"],
+        "segments": ["a-1 r1 0.0 1.0", "a-2 r1 1.0 1.0", "b-1 r1 2.0 3.0"],
+        "utt2dur": ["a-1 1.0", "a-2 0", "b-1 1.0"],
+    })
+    assert problems_of(path, no_feats=True) == [
+        f"{path}/segments:2: utterance a-2 has start 1.0 and end 1.0; it must have 0 <= start < end (zero-length utterance)",
+        f"{path}/utt2dur:2: utterance a-2 has duration 0 (zero-length utterance); remove it with 'kaldilite data fix'",
+    ]
+    assert kaldi(kaldi_s5, "utils/validate_data_dir.sh", "--no-feats", str(path)).returncode != 0
+    fix_data_dir(path)
+    assert problems_of(path, no_feats=True) == []
+    assert (path / "utt2spk").read_text() == "a-1 a\nb-1 b\n"
+
+
+def test_spk2utt_mismatch_and_speaker_sort(tmp_path):
+    path = write_dir(tmp_path / "d", {
+        "utt2spk": ["u1 b", "u2 a"], "spk2utt": ["a u2", "b u1 u3"], "text": ["u1 x", "u2 y"],
+    })
+    assert problems_of(path, no_wav=True, no_feats=True) == [
+        f"{path}/utt2spk:2: not sorted by speaker too: u2 (a) comes after u1 (b); make speaker-ids prefixes of utterance-ids",
+        f"{path}/spk2utt:2: speaker b lists u3, which utt2spk does not have; run 'kaldilite data fix'",
+    ]
+    assert problems_of(path, no_wav=True, no_feats=True, no_spk_sort=True)[0].startswith(f"{path}/spk2utt:2")
+
+
+def test_missing_files_and_kaldi_style_flags(tmp_path, rng):
+    path = make_corpus(tmp_path / "d", rng)
+    (path / "feats.scp").unlink()
+    (path / "text").unlink()
+    assert problems_of(path) == [
+        f"{path}/text: is missing (if this is by design, pass --no-text)",
+        f"{path}/feats.scp: is missing (if this is by design, pass --no-feats; or compute features)",
+    ]
+    assert problems_of(path, no_text=True, no_feats=True) == []
+
+
+def test_empty_transcript_is_a_warning_and_reserved_words_an_error(tmp_path):
+    path = write_dir(tmp_path / "d", {"utt2spk": ["a-1 a", "b-1 b"], "spk2utt": ["a a-1", "b b-1"],
+                                      "text": ["a-1", "b-1 <s> on"]})
+    problems = validate_data_dir(path, no_wav=True, no_feats=True)
+    assert [str(p) for p in problems] == [
+        f"{path}/text:1: warning: utterance a-1 has an empty transcript",
+        f"{path}/text:2: transcript contains the reserved symbol <s>; remove it",
+    ]
+
+
+def test_segments_naming_an_unknown_recording(tmp_path):
+    path = write_dir(tmp_path / "d", {"utt2spk": ["a-1 a", "b-1 b"], "spk2utt": ["a a-1", "b b-1"],
+                                      "text": ["a-1 on", "b-1 off"], "wav.scp": ["r1 /x/r1.wav"],
+                                      "segments": ["a-1 r1 0 1", "b-1 r9 0 1"]})
+    assert problems_of(path, no_feats=True) == [
+        f"{path}/segments:2: recording r9 is not in wav.scp; add it or remove its segments"]
+
+
+def test_audio_check_finds_missing_empty_stereo_and_wrong_rate_files(tmp_path, fsdd_dir):
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    (wavs / "empty.wav").write_bytes(b"")
+    soundfile.write(str(wavs / "stereo.wav"), np.zeros((800, 2), np.int16), 16000, subtype="PCM_16")
+    soundfile.write(str(wavs / "ok.wav"), np.ones(1600, np.int16), 16000, subtype="PCM_16")
+    entries = {"a-1": wavs / "ok.wav", "a-2": wavs / "missing.wav", "a-3": wavs / "empty.wav",
+               "a-4": wavs / "stereo.wav", "a-5": fsdd_dir / "0_george_0.wav", "a-6": "cat /x.wav |"}
+    path = write_dir(tmp_path / "d", {
+        "utt2spk": [f"{u} a" for u in entries], "spk2utt": ["a " + " ".join(entries)],
+        "text": [f"{u} on" for u in entries], "wav.scp": [f"{u} {w}" for u, w in entries.items()],
+    })
+    problems = [str(p) for p in validate_data_dir(path, no_feats=True, sample_frequency=16000) if not p.warning]
+    assert problems == [
+        f"{path}/wav.scp:2: {wavs}/missing.wav: no such audio file; fix the path in wav.scp or restore the file",
+        f"{path}/wav.scp:3: {wavs}/empty.wav: empty file (0 bytes); re-create it or remove the utterance (fix_data_dir)",
+        f"{path}/wav.scp:4: {wavs}/stereo.wav: has 2 channels; convert to mono (sox in.wav -c 1 out.wav) or extract "
+        "one channel in wav.scp ('sox in.wav -t wav - remix 1 |')",
+        f"{path}/wav.scp:5: {fsdd_dir}/0_george_0.wav: sample rate 8000 Hz but --sample-frequency=16000; resample the "
+        "data or pass --allow-upsample=true to feature extraction",
+    ]
+
+
+# --------------------------------------------------------------------------------- fix/split/subset/combine
+
+
+def messy_dir(path, rng):
+    make_corpus(path, rng)
+    files = {name: (path / name).read_text().splitlines() for name in ("text", "feats.scp", "utt2dur", "cmvn.scp", "wav.scp")}
+    del files["text"][4]                                 # utterance without transcript
+    del files["feats.scp"][7]                            # utterance without features
+    files["utt2dur"][9] = files["utt2dur"][9].split()[0] + " 0"   # zero-length
+    files["wav.scp"].reverse()                           # unsorted
+    files["cmvn.scp"].append("zzz /feats/cmvn.ark:999")  # speaker without utterances
+    for name, lines in files.items():
+        (path / name).write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fix_matches_kaldis_fix_data_dir(tmp_path, rng, kaldi_s5):
+    ours = messy_dir(tmp_path / "ours", rng)
+    theirs = tmp_path / "theirs"
+    shutil.copytree(ours, theirs)
+    report = fix_data_dir(ours)
+    result = kaldi(kaldi_s5, "utils/fix_data_dir.sh", str(theirs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_files(ours) == read_files(theirs)
+    assert report["cmvn.scp"][0] == 8 and report["text"][1] == report["utt2spk"][1]
+    assert (ours / ".backup" / "wav.scp").exists()
+    assert problems_of(ours) == []
+
+
+@pytest.mark.parametrize("num_parts", [1, 2, 3, 5, 7])
+def test_split_matches_kaldis_split_data(tmp_path, rng, kaldi_s5, num_parts):
+    ours = make_corpus(tmp_path / "ours", rng)
+    theirs = tmp_path / "theirs"
+    shutil.copytree(ours, theirs)
+    parts = split_data_dir(ours, num_parts)
+    result = kaldi(kaldi_s5, "utils/split_data.sh", str(theirs), str(num_parts))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert parts == [ours / f"split{num_parts}" / str(k) for k in range(1, num_parts + 1)]
+    for k in range(1, num_parts + 1):
+        assert read_files(ours / f"split{num_parts}" / str(k)) == read_files(theirs / f"split{num_parts}" / str(k))
+
+
+def test_split_keeps_speakers_whole_and_reuses_an_up_to_date_split(tmp_path, rng):
+    path = make_corpus(tmp_path / "d", rng, num_speakers=9)
+    parts = split_data_dir(path, 4)
+    seen = {}
+    for part in parts:
+        for line in (part / "utt2spk").read_text().splitlines():
+            utt, spk = line.split()
+            assert seen.setdefault(spk, part) == part
+    assert sum(len((p / "utt2spk").read_text().splitlines()) for p in parts) == len((path / "utt2spk").read_text().splitlines())
+    stamp = (parts[0] / "text").stat().st_mtime_ns
+    assert split_data_dir(path, 4) == parts and (parts[0] / "text").stat().st_mtime_ns == stamp
+    os.utime(path / "text", ns=(stamp + 10**9, stamp + 10**9))   # the source changed: split again
+    split_data_dir(path, 4)
+    assert (parts[0] / "text").stat().st_mtime_ns > stamp
+
+
+def test_split_into_more_parts_than_speakers_says_so(tmp_path, rng):
+    path = make_corpus(tmp_path / "d", rng, num_speakers=3)
+    with pytest.raises(InputError, match=r"cannot split into 4 parts by speaker, it has only 3 speaker\(s\); use --nj <= 3"):
+        split_data_dir(path, 4)
+    assert len(split_data_dir(path, 4, per_utt=True)) == 4
+
+
+@pytest.mark.parametrize("option", [[], ["--per-spk"], ["--first"], ["--last"]])
+def test_subset_matches_kaldis_subset_data_dir(tmp_path, rng, kaldi_s5, option):
+    src = make_corpus(tmp_path / "src", rng)
+    n = 3 if option == ["--per-spk"] else 11
+    kwargs = {"--per-spk": {"per_spk": True}, "--first": {"first": True}, "--last": {"last": True}}.get(
+        option[0] if option else "", {})
+    subset_data_dir(src, tmp_path / "ours", n, **kwargs)
+    result = kaldi(kaldi_s5, "utils/subset_data_dir.sh", *option, str(src), str(n), str(tmp_path / "theirs"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_files(tmp_path / "ours") == read_files(tmp_path / "theirs")
+
+
+def test_subset_by_utterance_and_speaker_lists(tmp_path, rng):
+    src = make_corpus(tmp_path / "src", rng)
+    subset_data_dir(src, tmp_path / "u", utt_list=["spka-000", "spkc-000", "nobody"])
+    assert (tmp_path / "u" / "utt2spk").read_text() == "spka-000 spka\nspkc-000 spkc\n"
+    assert (tmp_path / "u" / "cmvn.scp").read_text().count("\n") == 2
+    subset_data_dir(src, tmp_path / "s", spk_list=["spkb"])
+    assert set((tmp_path / "s" / "spk2utt").read_text().split()[:1]) == {"spkb"}
+    subset_data_dir(src, tmp_path / "short", 2, shortest=True)
+    assert all(line.split()[0].endswith(("-000")) for line in (tmp_path / "short" / "utt2spk").read_text().splitlines())
+
+
+def test_combine_matches_kaldis_combine_data(tmp_path, rng, kaldi_s5):
+    one = make_corpus(tmp_path / "one", rng, num_speakers=3)
+    two = tmp_path / "two"
+    write_dir(two, {"utt2spk": ["zed-1 zed"], "spk2utt": ["zed zed-1"], "text": ["zed-1 stop"],
+                    "wav.scp": ["zed-1 /z.wav"], "feats.scp": ["zed-1 /f.ark:3"], "utt2dur": ["zed-1 1.5"],
+                    "cmvn.scp": ["zed /c.ark:4"]})
+    combine_data_dirs(tmp_path / "ours", [one, two])
+    result = kaldi(kaldi_s5, "utils/combine_data.sh", str(tmp_path / "theirs"), str(one), str(two))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_files(tmp_path / "ours") == read_files(tmp_path / "theirs")
+
+
+def test_combine_refuses_conflicting_ids(tmp_path):
+    a = write_dir(tmp_path / "a", {"utt2spk": ["u1 s"], "text": ["u1 on"]})
+    b = write_dir(tmp_path / "b", {"utt2spk": ["u1 s"], "text": ["u1 off"]})
+    with pytest.raises(InputError, match=r"b/text: key u1 is also in .*a/text with different content"):
+        combine_data_dirs(tmp_path / "c", [a, b])
