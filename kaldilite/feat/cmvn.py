@@ -1,0 +1,327 @@
+"""Cepstral mean and variance normalization: per-speaker/utterance stats, sliding window, online.
+
+Follows Kaldi's src/transform/cmvn.cc (stats layout and apply-cmvn), src/feat/feature-functions.cc
+(SlidingWindowCmn, the apply-cmvn-sliding tool) and src/feat/online-feature.cc (OnlineCmvn).
+
+CMVN statistics are Kaldi's float64 (2, D+1) matrix:
+
+    [ sum_t x_t(0) ... sum_t x_t(D-1)      count ]
+    [ sum_t x_t(0)^2 ... sum_t x_t(D-1)^2  0     ]
+
+Window sums are taken as differences of one float64 cumulative sum, so every frame's window
+costs O(D) and a whole utterance is a few array operations.
+"""
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from kaldilite.errors import DimensionMismatchError, InputError
+
+log = logging.getLogger(__name__)
+
+CMVN_VARIANCE_FLOOR = 1.0e-20  # apply-cmvn and OnlineCmvn
+SLIDING_VARIANCE_FLOOR = 1.0e-10  # apply-cmvn-sliding
+
+
+def cmvn_stats(feats, weights=None):
+    """Kaldi CMVN stats (2, D+1) float64 of a (T, D) matrix; per-frame `weights` optional."""
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2:
+        raise InputError(f"CMVN stats need a (frames, dim) matrix, got shape {feats.shape}")
+    stats = np.zeros((2, feats.shape[1] + 1))
+    if weights is None:
+        stats[0, :-1] = feats.sum(axis=0)
+        stats[1, :-1] = np.einsum("td,td->d", feats, feats)
+        stats[0, -1] = feats.shape[0]
+    else:
+        weights = np.asarray(weights, dtype=np.float64)
+        stats[0, :-1] = weights @ feats
+        stats[1, :-1] = weights @ (feats * feats)
+        stats[0, -1] = weights.sum()
+    return stats
+
+
+def _normalizers(stats, norm_vars, where="CMVN stats"):
+    """(offset, scale) with x_normalized = x * scale + offset, per Kaldi's ApplyCmvn."""
+    stats = np.asarray(stats, dtype=np.float64)
+    dim = stats.shape[-1] - 1
+    if stats.ndim != 2 or stats.shape[0] not in (1, 2) or dim < 1:
+        raise InputError(f"{where}: expected a (2, dim+1) CMVN stats matrix, got shape {stats.shape}")
+    if norm_vars and stats.shape[0] == 1:
+        raise InputError(f"{where}: variance normalization requested but the stats have no variance row")
+    count = stats[0, dim]
+    if count < 1.0:
+        raise InputError(f"{where}: insufficient stats for CMVN (count = {count:g}, need at least 1 frame)")
+    mean = stats[0, :dim] / count
+    if not norm_vars:
+        return -mean, None
+    var = stats[1, :dim] / count - mean * mean
+    floored = var < CMVN_VARIANCE_FLOOR
+    if floored.any():
+        log.warning("%s: flooring cepstral variance of %d dimension(s) to %g", where, floored.sum(), CMVN_VARIANCE_FLOOR)
+        var = np.maximum(var, CMVN_VARIANCE_FLOOR)
+    scale = 1.0 / np.sqrt(var)
+    return -mean * scale, scale
+
+
+def apply_cmvn(feats, stats, norm_vars=False, where="CMVN stats"):
+    """Normalize (T, D) features with (2, D+1) stats like Kaldi's apply-cmvn; returns float32 copy."""
+    feats = np.asarray(feats)
+    stats = np.asarray(stats)
+    if feats.ndim != 2 or feats.shape[1] != stats.shape[-1] - 1:
+        raise DimensionMismatchError(
+            f"{where}: CMVN stats of dimension {stats.shape[-1] - 1} do not match features of shape {feats.shape}; "
+            "were the stats computed from different features? Re-run compute-cmvn-stats")
+    offset, scale = _normalizers(stats, norm_vars, where)
+    out = feats.astype(np.float64)
+    if scale is not None:
+        out *= scale
+    out += offset
+    return out.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sliding-window CMN (apply-cmvn-sliding)
+
+
+@dataclasses.dataclass
+class SlidingCmnOptions:
+    """Options of apply-cmvn-sliding (Kaldi's SlidingWindowCmnOptions)."""
+
+    cmn_window: int = dataclasses.field(default=600, metadata={"help": "Window in frames for running average CMN"})
+    min_cmn_window: int = dataclasses.field(default=100, metadata={
+        "help": "Minimum CMN window used at the start of the utterance (only if --center=false)"})
+    norm_vars: bool = dataclasses.field(default=False, metadata={"help": "If true, normalize variance to one"})
+    center: bool = dataclasses.field(default=False, metadata={
+        "help": "If true, the window is centered on the frame; if false it precedes it"})
+
+    def check(self):
+        if self.cmn_window <= 0:
+            raise InputError(f"--cmn-window must be positive, got {self.cmn_window}")
+        if self.center and not 0 < self.min_cmn_window <= self.cmn_window:
+            raise InputError(f"--min-cmn-window must be in 1..--cmn-window, got {self.min_cmn_window}")
+
+
+def sliding_window_bounds(num_frames, opts):
+    """Per-frame [start, end) of the normalization window, exactly as Kaldi's SlidingWindowCmn."""
+    t = np.arange(num_frames, dtype=np.int64)
+    if opts.center:
+        start = t - opts.cmn_window // 2
+        end = start + opts.cmn_window
+    else:
+        start = t - opts.cmn_window
+        end = t + 1
+    end = np.where(start < 0, end - start, end)
+    start = np.maximum(start, 0)
+    if not opts.center:
+        # The window ends at the current frame, but at the start it may look ahead to min-cmn-window frames.
+        end = np.maximum(t + 1, opts.min_cmn_window)
+    over = np.maximum(end - num_frames, 0)
+    start = np.maximum(start - over, 0)
+    end = np.minimum(end, num_frames)
+    return start, end
+
+
+def _prefix_sums(feats):
+    zero = np.zeros((1, feats.shape[1]))
+    return np.concatenate([zero, np.cumsum(feats, axis=0)]), np.concatenate([zero, np.cumsum(feats * feats, axis=0)])
+
+
+def sliding_cmn(feats, opts=None):
+    """Sliding-window CMN of one utterance (T, D) -> float32, like Kaldi's apply-cmvn-sliding."""
+    opts = SlidingCmnOptions() if opts is None else opts
+    opts.check()
+    x = np.asarray(feats, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise InputError(f"sliding CMN needs a non-empty (frames, dim) matrix, got shape {x.shape}")
+    start, end = sliding_window_bounds(x.shape[0], opts)
+    sums, squares = _prefix_sums(x)
+    count = (end - start)[:, None].astype(np.float64)
+    mean = (sums[end] - sums[start]) / count
+    out = x - mean
+    if opts.norm_vars:
+        var = (squares[end] - squares[start]) / count - mean * mean
+        out *= np.maximum(var, SLIDING_VARIANCE_FLOOR) ** -0.5
+        out[count[:, 0] == 1] = 0.0
+    return out.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Online CMVN
+
+
+@dataclasses.dataclass
+class OnlineCmvnOptions:
+    """Kaldi's OnlineCmvnOptions (src/feat/online-feature.h)."""
+
+    cmn_window: int = dataclasses.field(default=600, metadata={
+        "help": "Number of frames of sliding context for cepstral mean normalization"})
+    speaker_frames: int = dataclasses.field(default=600, metadata={
+        "help": "Number of frames of previous utterance(s) of this speaker to use"})
+    global_frames: int = dataclasses.field(default=200, metadata={
+        "help": "Number of frames of global-average CMVN stats to use for a speaker's first utterance"})
+    norm_means: bool = dataclasses.field(default=True, metadata={"help": "If true, do mean normalization"})
+    norm_vars: bool = dataclasses.field(default=False, metadata={
+        "help": "If true, do variance normalization in addition to mean normalization"})
+    skip_dims: str = dataclasses.field(default="", metadata={
+        "help": "Dimensions to skip normalization of (colon-separated list of integers)"})
+
+    def check(self):
+        if not 0 <= self.global_frames <= self.speaker_frames <= self.cmn_window or self.cmn_window < 1:
+            raise InputError("online CMVN needs 0 <= --global-frames <= --speaker-frames <= --cmn-window, got "
+                             f"{self.global_frames}, {self.speaker_frames}, {self.cmn_window}")
+        if self.norm_vars and not self.norm_means:
+            raise InputError("--norm-vars=true needs --norm-means=true")
+        self.skip_dim_list()
+
+    def skip_dim_list(self):
+        try:
+            return [int(d) for d in self.skip_dims.split(":") if d.strip()]
+        except ValueError:
+            raise InputError(f"--skip-dims={self.skip_dims!r}: expected a colon-separated list of integers") from None
+
+
+@dataclasses.dataclass(eq=False)
+class OnlineCmvnState:
+    """What online CMVN carries between utterances (Kaldi's OnlineCmvnState).
+
+    `global_stats`: (2, D+1) stats summed over training data (the prior for a new speaker);
+    `speaker_stats`: stats of this speaker's previous utterances; `frozen`: stats fixed by
+    `OnlineCmvn.freeze`. Each may be None.
+    """
+
+    global_stats: np.ndarray = None
+    speaker_stats: np.ndarray = None
+    frozen: np.ndarray = None
+
+    def copy(self):
+        return OnlineCmvnState(*(None if s is None else np.array(s, dtype=np.float64)
+                                 for s in (self.global_stats, self.speaker_stats, self.frozen)))
+
+
+class _MatrixSource:
+    """A finished feature matrix seen through the online-feature interface."""
+
+    def __init__(self, feats):
+        self._feats = np.asarray(feats, dtype=np.float32)
+        self.dim = self._feats.shape[1]
+
+    @property
+    def num_frames_ready(self):
+        return self._feats.shape[0]
+
+    def is_last_frame(self, frame):
+        return frame == self._feats.shape[0] - 1
+
+    def get_frames(self, start=0, end=None):
+        return self._feats[start:end]
+
+
+class OnlineCmvn:
+    """Online CMVN over a feature source (Kaldi's OnlineCmvn); adds no latency.
+
+    Frame t is normalized with the stats of source frames max(0, t-W+1) .. t (W = --cmn-window),
+    topped up while fewer than W frames are available with up to --speaker-frames frames of the
+    speaker's previous stats and then up to --global-frames frames of the global stats (both
+    scaled to that many frames). Without any prior it uses the window alone, which is
+    apply-cmvn-sliding with --cmn-window=W-1 --min-cmn-window=1 --center=false (Kaldi itself
+    insists on global stats here).
+
+    `source` is anything with `dim`, `num_frames_ready`, `get_frames(start, end)` (OnlineMfcc,
+    OnlineFbank) or a finished (T, D) matrix.
+    """
+
+    def __init__(self, source, opts=None, state=None):
+        self.source = _MatrixSource(source) if isinstance(source, np.ndarray) else source
+        self.opts = OnlineCmvnOptions() if opts is None else opts
+        self.opts.check()
+        self.dim = self.source.dim
+        self._skip = self.opts.skip_dim_list()
+        if any(not 0 <= d < self.dim for d in self._skip):
+            raise InputError(f"--skip-dims={self.opts.skip_dims} has a dimension outside 0..{self.dim - 1}")
+        self._state = OnlineCmvnState() if state is None else state.copy()
+        for name in ("global_stats", "speaker_stats", "frozen"):
+            stats = getattr(self._state, name)
+            if stats is not None and np.shape(stats) != (2, self.dim + 1):
+                raise DimensionMismatchError(
+                    f"online CMVN {name} have shape {np.shape(stats)} but the features have dimension {self.dim} "
+                    f"(expected (2, {self.dim + 1})); were they computed from different features?")
+        if self._state.global_stats is not None and self._state.global_stats[0, -1] <= 0:
+            raise InputError("online CMVN global stats have a zero frame count")
+
+    @property
+    def num_frames_ready(self):
+        return self.source.num_frames_ready
+
+    def is_last_frame(self, frame):
+        return self.source.is_last_frame(frame)
+
+    def window_stats(self, start, end):
+        """Raw (unsmoothed) stats (n, 2, D+1) for frames start..end-1 over their W-frame windows."""
+        window = self.opts.cmn_window
+        first = max(0, start - window + 1)
+        x = np.asarray(self.source.get_frames(first, end), dtype=np.float64)
+        sums, squares = _prefix_sums(x)
+        t = np.arange(start, end)
+        hi = t - first + 1
+        lo = np.maximum(t - window + 1, 0) - first
+        stats = np.zeros((end - start, 2, self.dim + 1))
+        stats[:, 0, :-1] = sums[hi] - sums[lo]
+        stats[:, 1, :-1] = squares[hi] - squares[lo]
+        stats[:, 0, -1] = hi - lo
+        return stats
+
+    def _smooth(self, stats):
+        """Top up windows shorter than W with speaker then global stats (Kaldi's SmoothOnlineCmvnStats)."""
+        opts = self.opts
+        count = stats[:, 0, -1].copy()
+        # The speaker's stats can lend at most the frames they hold; the global stats are a
+        # distribution, scaled to however many frames are missing (up to --global-frames).
+        for prior, limit, is_speaker in ((self._state.speaker_stats, opts.speaker_frames, True),
+                                         (self._state.global_stats, opts.global_frames, False)):
+            if prior is None or prior[0, -1] <= 0:
+                continue
+            take = np.clip(opts.cmn_window - count, 0, limit)
+            if is_speaker:
+                take = np.minimum(take, prior[0, -1])
+            stats += (take / prior[0, -1])[:, None, None] * prior[None]
+            count = stats[:, 0, -1].copy()
+        return stats
+
+    def frame_stats(self, start, end):
+        """The (n, 2, D+1) stats used to normalize frames start..end-1."""
+        if self._state.frozen is not None:
+            return np.broadcast_to(self._state.frozen, (end - start, 2, self.dim + 1)).copy()
+        return self._smooth(self.window_stats(start, end))
+
+    def get_frames(self, start=0, end=None):
+        """Normalized frames start..end-1, float32 (n, D)."""
+        end = self.num_frames_ready if end is None else end
+        x = np.asarray(self.source.get_frames(start, end), dtype=np.float64)
+        if not self.opts.norm_means or end == start:
+            return x.astype(np.float32)
+        stats = self.frame_stats(start, end)
+        if self._skip:
+            stats[:, 0, self._skip] = 0.0
+            stats[:, 1, self._skip] = stats[:, 0, -1:]
+        count = stats[:, 0, -1:]
+        mean = stats[:, 0, :-1] / count
+        out = x - mean
+        if self.opts.norm_vars:
+            var = np.maximum(stats[:, 1, :-1] / count - mean * mean, CMVN_VARIANCE_FLOOR)
+            out /= np.sqrt(var)
+        return out.astype(np.float32)
+
+    def freeze(self, frame):
+        """Fix the normalization to what it is at `frame`, for all frames (past and future)."""
+        self._state.frozen = None
+        self._state.frozen = self.frame_stats(frame, frame + 1)[0]
+
+    def get_state(self, frame):
+        """State to carry to this speaker's next utterance: speaker stats += frames 0..frame."""
+        state = self._state.copy()
+        utterance = cmvn_stats(self.source.get_frames(0, frame + 1))
+        state.speaker_stats = utterance if state.speaker_stats is None else state.speaker_stats + utterance
+        return state

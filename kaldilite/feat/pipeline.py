@@ -1,0 +1,149 @@
+"""What an acoustic model expects on its input, and how to make it from a data dir's features.
+
+Kaldi scripts rebuild the model's input with a shell pipeline such as
+`apply-cmvn --utt2spk=ark:utt2spk scp:cmvn.scp scp:feats.scp ark:- | add-deltas ark:- ark:-`
+(train_deltas.sh) or `... | splice-feats --left-context=3 --right-context=3 ark:- ark:- |
+transform-feats final.mat ark:- ark:-` (train_lda_mllt.sh), each script spelling it again.
+Here a model stores one `FeaturePipeline` (via `to_dict`) and every consumer calls
+`load_features(data_dir, pipeline)` or `pipeline.apply(feats, cmvn_stats)`: the steps run in
+Kaldi's order CMVN -> deltas -> splice -> transform.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
+from kaldilite.feat.cmvn import apply_cmvn, cmvn_stats
+from kaldilite.feat.functions import add_deltas, splice_frames, transform_features
+
+CMVN_MODES = ("speaker", "utterance", "none")
+
+
+@dataclasses.dataclass(eq=False)
+class FeaturePipeline:
+    """Feature post-processing recorded in a model.
+
+    cmvn: 'speaker' (stats from cmvn.scp, keyed by speaker via utt2spk), 'utterance' (stats of
+    the utterance itself) or 'none'; norm_vars: also normalize variance; delta_order /
+    delta_window: add-deltas (order 0 = none); splice_left / splice_right: splice-feats
+    context; transform: optional d x D or d x (D+1) matrix applied last (LDA, LDA+MLLT).
+    """
+
+    cmvn: str = "speaker"
+    norm_vars: bool = False
+    delta_order: int = 0
+    delta_window: int = 2
+    splice_left: int = 0
+    splice_right: int = 0
+    transform: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.cmvn not in CMVN_MODES:
+            raise InputError(f"feature pipeline: cmvn must be one of {', '.join(CMVN_MODES)}, got {self.cmvn!r}")
+        if self.norm_vars and self.cmvn == "none":
+            raise InputError("feature pipeline: norm_vars needs cmvn 'speaker' or 'utterance'")
+        if self.delta_order < 0 or self.delta_window < 1 or self.splice_left < 0 or self.splice_right < 0:
+            raise InputError(f"feature pipeline: bad context (delta order {self.delta_order}, window "
+                             f"{self.delta_window}, splice {self.splice_left}/{self.splice_right})")
+        if self.transform is not None:
+            self.transform = np.array(self.transform, dtype=np.float64)
+            if self.transform.ndim != 2:
+                raise InputError(f"feature pipeline: transform must be a matrix, got shape {self.transform.shape}")
+
+    def __eq__(self, other):
+        if not isinstance(other, FeaturePipeline):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def spliced_dim(self, input_dim):
+        """Dimension after CMVN, deltas and splicing: what a transform must accept."""
+        return input_dim * (self.delta_order + 1) * (self.splice_left + 1 + self.splice_right)
+
+    def output_dim(self, input_dim):
+        """Dimension of the features this pipeline produces from `input_dim`-dimensional input."""
+        dim = self.spliced_dim(input_dim)
+        if self.transform is None:
+            return dim
+        if self.transform.shape[1] not in (dim, dim + 1):
+            raise DimensionMismatchError(
+                f"feature pipeline: the {self.transform.shape[0]} x {self.transform.shape[1]} transform takes "
+                f"{self.transform.shape[1]}-dim input ({self.transform.shape[1] - 1}-dim if affine) but "
+                f"{input_dim}-dim features give {dim} after deltas/splicing; were the features made with other "
+                "options (e.g. --num-ceps)?")
+        return self.transform.shape[0]
+
+    def with_transform(self, matrix):
+        """A copy with `matrix` as its transform (e.g. after estimating LDA on this pipeline's output)."""
+        return dataclasses.replace(self, transform=None if matrix is None else np.array(matrix, dtype=np.float64))
+
+    def apply(self, feats, speaker_stats=None, where="features"):
+        """Run the pipeline on one utterance's raw (T, D) features; `speaker_stats` for 'speaker' mode."""
+        feats = np.asarray(feats)
+        if self.cmvn == "speaker":
+            if speaker_stats is None:
+                raise InputError(f"{where}: this pipeline needs per-speaker CMVN stats (cmvn.scp)")
+            feats = apply_cmvn(feats, speaker_stats, self.norm_vars, where=where)
+        elif self.cmvn == "utterance":
+            feats = apply_cmvn(feats, cmvn_stats(feats), self.norm_vars, where=where)
+        if self.delta_order > 0:
+            feats = add_deltas(feats, self.delta_order, self.delta_window)
+        if self.splice_left or self.splice_right:
+            feats = splice_frames(feats, self.splice_left, self.splice_right)
+        if self.transform is not None:
+            feats = transform_features(feats, self.transform, where=where)
+        return np.asarray(feats, dtype=np.float32)
+
+    def to_dict(self):
+        """JSON-ready description (the transform as nested lists of floats, exact in JSON)."""
+        data = dataclasses.asdict(dataclasses.replace(self, transform=None))
+        data["transform"] = None if self.transform is None else self.transform.tolist()
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError(f"feature pipeline: unknown fields {sorted(unknown)} (model written by a newer kaldilite?)")
+        return cls(**data)
+
+
+def load_features(data_dir, pipeline, utterances=None):
+    """Iterate (utt, float32 features) for a data dir: feats.scp through `pipeline`.
+
+    Per-speaker CMVN reads DATA/cmvn.scp keyed by speaker through DATA/utt2spk (as
+    `apply-cmvn --utt2spk`). `utterances` (optional iterable) restricts the output to those ids;
+    order is feats.scp's.
+    """
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.io.tables import read_matrices, read_matrix_dict
+
+    data = DataDir.load(data_dir)
+    feats_scp = data.path / "feats.scp"
+    if data.feats_scp is None:
+        raise MissingFileError(f"{feats_scp}: no features; run make-mfcc (or make-fbank) on {data.path} first")
+    wanted = None if utterances is None else set(utterances)
+    stats_by_speaker = utt2spk = None
+    if pipeline.cmvn == "speaker":
+        cmvn_scp = data.path / "cmvn.scp"
+        if data.cmvn_scp is None:
+            raise MissingFileError(f"{cmvn_scp}: no CMVN stats; run compute-cmvn-stats on {data.path} first")
+        if data.utt2spk is None:
+            raise MissingFileError(f"{data.path / 'utt2spk'}: needed to find each utterance's speaker CMVN stats")
+        stats_by_speaker = read_matrix_dict(cmvn_scp)
+        utt2spk = data.utt2spk
+    for utt, feats in read_matrices(feats_scp):
+        if wanted is not None and utt not in wanted:
+            continue
+        stats = None
+        if stats_by_speaker is not None:
+            speaker = utt2spk.get(utt)
+            if speaker is None:
+                raise InputError(f"{data.path / 'utt2spk'}: utterance {utt} of feats.scp has no speaker; "
+                                 "run fix-data-dir")
+            stats = stats_by_speaker.get(speaker)
+            if stats is None:
+                raise InputError(f"{data.path / 'cmvn.scp'}: no stats for speaker {speaker} (utterance {utt}); "
+                                 "re-run compute-cmvn-stats")
+        yield utt, pipeline.apply(feats, stats, where=f"{feats_scp} ({utt})")
