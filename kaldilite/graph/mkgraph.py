@@ -1,0 +1,176 @@
+"""HCLG construction: the decoding graph over transition-ids, as Kaldi's utils/mkgraph.sh.
+
+Steps (each an OpenFst operation through pywrapfst, weights as costs):
+
+1. LG = minimize(determinize(rmepsilon(L_disambig o G))) -- the disambiguation symbols
+   (``#0`` for G's backoff, ``#1...`` for homophones) make LG determinizable;
+2. CLG = C o LG (`kaldilite.graph.context`; identity for monophones);
+3. HCLGa = minimize(rmepsilon(remove_disambig(determinize(Ha o CLG)))), with Ha = H without
+   self-loops (`kaldilite.graph.hmm_fst.make_h_transducer`) at ``transition_scale``;
+4. HCLG = add_self_loops(HCLGa, ``self_loop_scale``).
+
+Determinization, epsilon removal and minimization run in the log semiring, as Kaldi's
+``fstdeterminizestar --use-log=true`` does, so a stochastic G gives a stochastic HCLG;
+minimization encodes labels and weights first (Kaldi's ``fstminimizeencoded``: no weight
+pushing). The graph layer does not load models: callers pass the transition model and tree.
+"""
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+
+from kaldilite.errors import InputError
+from kaldilite.graph.compiled import CompiledFst
+from kaldilite.graph.context import compose_context
+from kaldilite.graph.hmm_fst import add_self_loops, is_stochastic, make_h_transducer
+from kaldilite.utils.atomic import atomic_open, atomic_path
+
+log = logging.getLogger(__name__)
+
+# Files of the lang dir that decoding, scoring and lattice tools read next to the graph.
+_PHONES_FILES = ("silence.txt", "silence.int", "silence.csl", "optional_silence.txt", "optional_silence.int",
+                 "optional_silence.csl", "disambig.txt", "disambig.int", "word_boundary.txt",
+                 "word_boundary.int", "align_lexicon.txt", "align_lexicon.int")
+
+
+def _to_log(fst):
+    import pywrapfst
+
+    return pywrapfst.arcmap(fst, map_type="to_log")
+
+
+def _to_std(fst):
+    import pywrapfst
+
+    return pywrapfst.arcmap(fst, map_type="to_std")
+
+
+def _minimize_encoded(fst):
+    """Minimize as an acceptor over (ilabel, olabel, weight) triples: merges states, moves nothing."""
+    import pywrapfst
+
+    mapper = pywrapfst.EncodeMapper(fst.arc_type(), encode_labels=True, encode_weights=True)
+    fst.encode(mapper)
+    fst.minimize()
+    fst.decode(mapper)
+    return fst
+
+
+def _determinize_log(fst, what):
+    import pywrapfst
+
+    try:
+        return pywrapfst.determinize(fst)
+    except pywrapfst.FstOpError as exc:
+        raise InputError(f"{what} is not determinizable ({exc}): missing disambiguation symbols "
+                         "(homophones without #1.., or a G with epsilon backoff instead of #0)?") from None
+
+
+def check_phones_match(lang, tm):
+    """Every real phone of the lang dir must have an HMM in the model (same phones.txt)."""
+    missing = sorted(set(lang.silence_phones + lang.nonsilence_phones) - set(tm.phones))
+    if missing:
+        names = " ".join(lang.phones.symbol(p) for p in missing[:10])
+        raise InputError(f"{lang.path}/phones.txt: phones {names} have no HMM in the model: the graph's lang "
+                         "dir must share phones.txt with the one the model was trained on")
+
+
+def build_lg(lang):
+    """LG in the log semiring: minimize(determinize(rmepsilon(L_disambig o G)))."""
+    import pywrapfst
+
+    lexicon = _to_log(lang.l_fst(disambig=True))
+    grammar = _to_log(lang.g_fst())
+    lexicon.arcsort(sort_type="olabel")
+    grammar.arcsort(sort_type="ilabel")
+    lg = pywrapfst.compose(lexicon, grammar)
+    lg.rmepsilon()
+    lg = _determinize_log(lg, f"L_disambig o G of {lang.path}")
+    return _minimize_encoded(lg)
+
+
+def build_hclg(lang, tm, tree, *, transition_scale=1.0, self_loop_scale=0.1):
+    """The decoding graph as a `CompiledFst` plus the disambiguation transition-ids used (and removed)."""
+    import pywrapfst
+
+    check_phones_match(lang, tm)
+    t0 = time.perf_counter()
+    lg = build_lg(lang)
+    log.info("LG: %d states, %d arcs (%.3f s)", lg.num_states(), _num_arcs(lg), time.perf_counter() - t0)
+    clg, ilabel_info = compose_context(lg, tree.context_width, tree.central_position,
+                                       lang.silence_phones + lang.nonsilence_phones, lang.disambig_phones)
+    h, disambig_tids = make_h_transducer(ilabel_info, tree, tm, transition_scale)
+    h_fst = _to_log(h.to_fst())
+    h_fst.arcsort(sort_type="olabel")
+    clg.arcsort(sort_type="ilabel")
+    hclg = pywrapfst.compose(h_fst, clg)
+    hclg = _determinize_log(hclg, "H o CLG")
+    hclg.relabel_pairs(ipairs=[(tid, 0) for tid in disambig_tids])
+    hclg.rmepsilon()
+    hclg = _minimize_encoded(hclg)
+    hclga = CompiledFst.from_fst(_to_std(hclg))
+    log.info("HCLGa (no self-loops): %d states, %d arcs", hclga.num_states, hclga.num_arcs)
+    graph = add_self_loops(hclga, tm, self_loop_scale)
+    log.info("HCLG: %d states, %d arcs (%.3f s total)", graph.num_states, graph.num_arcs, time.perf_counter() - t0)
+    return graph, disambig_tids
+
+
+def _num_arcs(fst):
+    return sum(fst.num_arcs(s) for s in fst.states())
+
+
+def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_scale=0.1):
+    """Build ``graph_dir/HCLG.fst`` (OpenFst binary) and ``HCLG.npz`` (fast-loading arrays) for a lang dir.
+
+    Also writes ``words.txt``, ``phones.txt``, ``phones/`` (the lists scoring needs),
+    ``disambig_tid.int`` and ``num_pdfs``, as mkgraph.sh does. Returns the `CompiledFst`.
+    """
+    from kaldilite.lang.langdir import LangDir
+
+    lang = lang_dir if hasattr(lang_dir, "l_fst") else LangDir.load(lang_dir)
+    graph_dir = Path(graph_dir)
+    graph_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    graph, disambig_tids = build_hclg(lang, tm, tree, transition_scale=transition_scale,
+                                      self_loop_scale=self_loop_scale)
+    if self_loop_scale == 1.0 and transition_scale == 1.0:
+        ok, lo, hi = is_stochastic(graph)
+        log.info("HCLG is %sstochastic: per-state -log sums in [%.3g, %.3g]", "" if ok else "not ", lo, hi)
+    with atomic_path(graph_dir / "HCLG.fst") as tmp:
+        graph.to_fst().write(tmp)
+    graph.save(graph_dir / "HCLG.npz")
+    for name in ("words.txt", "phones.txt"):
+        with atomic_path(graph_dir / name) as tmp:
+            shutil.copyfile(Path(lang.path) / name, tmp)
+    for name in _PHONES_FILES:
+        source = Path(lang.path) / "phones" / name
+        if source.is_file():
+            with atomic_path(graph_dir / "phones" / name) as tmp:
+                shutil.copyfile(source, tmp)
+    with atomic_open(graph_dir / "disambig_tid.int") as handle:
+        handle.write("".join(f"{t}\n" for t in disambig_tids))
+    with atomic_open(graph_dir / "num_pdfs") as handle:
+        handle.write(f"{tm.num_pdfs}\n")
+    log.info("mkgraph: wrote %s (%d states, %d arcs) in %.3f s", graph_dir, graph.num_states, graph.num_arcs,
+             time.perf_counter() - t0)
+    return graph
+
+
+def load_graph(graph_dir):
+    """The decoding graph of a graph dir: ``HCLG.npz`` when present and not older than ``HCLG.fst``."""
+    graph_dir = Path(graph_dir)
+    npz, fst_path = graph_dir / "HCLG.npz", graph_dir / "HCLG.fst"
+    if npz.is_file() and (not fst_path.is_file() or npz.stat().st_mtime >= fst_path.stat().st_mtime):
+        return CompiledFst.load(npz)
+    if fst_path.is_file():
+        import pywrapfst
+
+        return CompiledFst.from_fst(pywrapfst.Fst.read(str(fst_path)))
+    from kaldilite.errors import MissingFileError
+
+    raise MissingFileError(f"{graph_dir}: no HCLG.fst or HCLG.npz; build the graph with `kaldilite mkgraph`")
+
+
+__all__ = ["build_lg", "build_hclg", "mkgraph", "load_graph", "check_phones_match"]
