@@ -113,7 +113,7 @@ def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage
 @click.argument("g_fst", type=click.Path(dir_okay=False))
 @click.option("--disambig-symbol", default="#0", show_default=True, help="Label of back-off arcs.")
 @click.option("--read-symbol-table", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="words.txt of the lang dir; words outside it are an error.")
+              help="words.txt of the lang dir; n-grams with other words are skipped (warning), as Kaldi.")
 @click.option("--bos-symbol", default="<s>", show_default=True)
 @click.option("--eos-symbol", default="</s>", show_default=True)
 def arpa2fst_cmd(arpa, g_fst, disambig_symbol, read_symbol_table, bos_symbol, eos_symbol):

@@ -1,0 +1,100 @@
+"""Dict-dir validation (Kaldi's validate_dict_dir.pl rules) and validate-lang's problem reports."""
+
+import shutil
+
+import pytest
+from lang_helpers import write_dict_dir
+
+from kaldilite.errors import InputError
+from kaldilite.lang import prepare_lang
+from kaldilite.lang.dictdir import DictDir, add_disambig_symbols
+from kaldilite.lang.prepare import make_lexicon_fst
+from kaldilite.lang.validate import validate_lang
+
+
+@pytest.mark.parametrize("lexicon, message", [
+    ("!SIL SIL\n<UNK> SPN\nab\n", r"lexicon.txt:3: word 'ab' has no phones"),
+    ("!SIL SIL\n<UNK> SPN\nab A X\n", r"lexicon.txt:3: phone 'X' \(word 'ab'\) is not in silence_phones.txt"),
+    ("!SIL SIL\n<UNK> SPN\nab A B\nab A B\n", r"lexicon.txt:4: duplicated entry ab A B \(first at line 3\)"),
+    ("!SIL SIL\n<s> SPN\n", r"lexicon.txt:2: the word '<s>' is reserved"),
+])
+def test_bad_lexicon_lines_name_file_line_and_fix(tmp_path, lexicon, message):
+    write_dict_dir(tmp_path / "dict", lexicon=lexicon)
+    with pytest.raises(InputError, match=message):
+        DictDir.load(tmp_path / "dict")
+
+
+def test_bad_pron_prob_in_lexiconp(tmp_path):
+    write_dict_dir(tmp_path / "dict", lexicon="!SIL 1.0 SIL\nab 1.5 A B\n", lexicon_name="lexiconp.txt")
+    with pytest.raises(InputError, match=r"lexiconp.txt:2: bad pron-prob '1.5'"):
+        DictDir.load(tmp_path / "dict")
+
+
+@pytest.mark.parametrize("files, message", [
+    (dict(nonsilence="A\nB\nC\nA\n"), r"nonsilence_phones.txt:4: phone 'A' already declared"),
+    (dict(nonsilence="A\nB\nC\nSIL\n"), r"phone 'SIL' already declared at .*silence_phones.txt:1"),
+    (dict(optional="SPX\n"), r"'SPX' is not in silence_phones.txt"),
+    (dict(nonsilence="A\nB_E\nC\n"), r"phone 'B_E' has a disallowed form"),
+    (dict(extra="A Q\n"), r"extra_questions.txt:1: phone 'Q'"),
+])
+def test_bad_phone_lists(tmp_path, files, message):
+    write_dict_dir(tmp_path / "dict", **files)
+    with pytest.raises(InputError, match=message):
+        DictDir.load(tmp_path / "dict")
+
+
+def test_bom_and_crlf_in_the_lexicon_are_accepted(tmp_path):
+    d = write_dict_dir(tmp_path / "dict")
+    (d / "lexicon.txt").write_bytes("\ufeff!SIL SIL\r\n<UNK> SPN\r\nab A B\r\n".encode("utf-8"))
+    entries = DictDir.load(d).lexicon
+    assert [(e.word, e.phones) for e in entries] == [("!SIL", ("SIL",)), ("<UNK>", ("SPN",)), ("ab", ("A", "B"))]
+
+
+def test_add_disambig_symbols_follows_add_lex_disambig():
+    # Hand-worked: a b is a prefix of a b c; x has two homophones y (after it) and z.
+    prons = [("a", "b"), ("a", "b", "c"), ("x",), ("x",), ("x",), ("q",)]
+    numbers, max_used = add_disambig_symbols(prons)
+    assert numbers == [1, 0, 1, 2, 3, 0]
+    assert max_used == 3
+
+
+@pytest.fixture
+def lang(tmp_path):
+    return prepare_lang(write_dict_dir(tmp_path / "dict"), "<UNK>", tmp_path / "tmp", tmp_path / "lang")
+
+
+def test_validate_lang_reports_a_phone_missing_from_topo(lang):
+    topo = lang / "topo"
+    topo.write_text(topo.read_text().replace("11 12 13", "11 13"))
+    problems = [str(p) for p in validate_lang(lang)]
+    assert len(problems) == 1 and "topo" in problems[0] and "missing [12]" in problems[0]
+
+
+def test_validate_lang_reports_inconsistent_int_files_and_unknown_words(lang):
+    (lang / "phones" / "silence.int").write_text("1\n2\n")
+    (lang / "words").mkdir()
+    (lang / "words" / "fillers.txt").write_text("ab\nzebra\n")
+    problems = [str(p) for p in validate_lang(lang)]
+    assert f"{lang / 'phones' / 'silence.int'}: does not match silence.txt through phones.txt" in problems
+    assert f"{lang / 'words' / 'fillers.txt'}:2: filler word 'zebra' is not in words.txt" in problems
+    assert len(problems) == 2
+
+
+def test_validate_lang_catches_homophones_without_disambiguation(lang):
+    """An L_disambig written without #k (e.g. by a broken script) is reported, not decoded wrongly."""
+    words = {ln.split()[0]: int(ln.split()[1]) for ln in (lang / "words.txt").read_text().splitlines()}
+    phones = {ln.split()[0]: int(ln.split()[1]) for ln in (lang / "phones.txt").read_text().splitlines()}
+    entries = [(words["c"], 1.0, [phones["C_S"]]), (words["see"], 1.0, [phones["C_S"]]),
+               (words["ab"], 1.0, [phones["A_B"], phones["B_E"]])]
+    bad = make_lexicon_fst(entries, 0.5, phones["SIL"], sil_disambig=phones["#3"])
+    bad.write(str(lang / "L_disambig.fst"))
+    problems = [str(p) for p in validate_lang(lang)]
+    assert any("words c see share a pronunciation" in p for p in problems)
+
+
+def test_validate_lang_missing_files(lang):
+    shutil.rmtree(lang / "phones")
+    (lang / "L.fst").unlink()
+    problems = [str(p) for p in validate_lang(lang)]
+    assert f"{lang / 'L.fst'}: missing" in problems
+    assert any("silence.txt: missing" in p for p in problems)

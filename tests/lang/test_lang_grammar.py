@@ -1,0 +1,204 @@
+"""make-grammar: L_disambig o G maps exactly the allowed pronunciations to exactly the allowed
+words (brute-force enumeration against the lexicon), G is stochastic with the documented item
+probabilities, the garbage loop costs are as designed, and bad command files fail clearly."""
+
+import itertools
+import math
+
+import pytest
+import pywrapfst as fst
+from lang_helpers import enumerate_paths, path_cost, read_table, weight, write_dict_dir
+
+from kaldilite.errors import InputError
+from kaldilite.lang import LangDir, prepare_lang
+from kaldilite.lang.grammar import make_grammar
+from kaldilite.lang.validate import validate_lang
+
+LEXICON = """!SIL SIL
+<UNK> SPN
+ab A B
+abc A B C
+c C
+see C
+ba B A
+bab B A B
+"""
+HALF = -math.log(0.5)
+
+
+@pytest.fixture
+def base_lang(tmp_path):
+    dict_dir = write_dict_dir(tmp_path / "dict", lexicon=LEXICON)
+    return prepare_lang(dict_dir, "<UNK>", tmp_path / "tmp", tmp_path / "lang")
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def strip_disambig(labels, disambig):
+    return tuple(x for x in labels if x not in disambig)
+
+
+def expected_pairs(items, prons, phone_id, word_id):
+    """Brute force: every item, every pronunciation choice, optional SIL at each of n+1 gaps."""
+    out = {}
+    sil = phone_id["SIL"]
+    for words, item_cost in items:
+        choices = [prons[w] for w in words]
+        for pron_choice in itertools.product(*choices):
+            for sils in itertools.product((False, True), repeat=len(words) + 1):
+                seq = []
+                for k, pron in enumerate(pron_choice):
+                    if sils[k]:
+                        seq.append(sil)
+                    seq.extend(phone_id[x] for x in pron)
+                if sils[-1]:
+                    seq.append(sil)
+                cost = item_cost + HALF * (len(words) + 1)
+                out[(tuple(seq), tuple(word_id[w] for w in words))] = cost
+    return out
+
+
+def lg_paths(lang_dir):
+    lang = LangDir.load(lang_dir)
+    lg = fst.compose(lang.l_fst(disambig=True).arcsort(sort_type="olabel"), lang.g_fst().arcsort())
+    det = fst.determinize(lg)
+    assert det.properties(fst.I_DETERMINISTIC, True) & fst.I_DETERMINISTIC
+    disambig = set(lang.disambig_phones)
+    paths = {}
+    for ins, outs, cost in enumerate_paths(det):
+        key = (strip_disambig(ins, disambig), outs)
+        assert key not in paths, "two paths for one (pronunciation, words) pair"
+        paths[key] = cost
+    return paths
+
+
+def test_lg_maps_exactly_the_lexicon_pronunciations_to_the_allowed_items(base_lang, tmp_path):
+    commands = write(tmp_path / "commands.txt", "ab\nc see\t2\nbab\n")
+    fillers = write(tmp_path / "fillers.txt", "ba\n")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", fillers=fillers)
+    assert validate_lang(out) == []
+    p, w = read_table(out / "phones.txt"), read_table(out / "words.txt")
+    prons = {"ab": [("A_B", "B_E")], "c": [("C_S",)], "see": [("C_S",)], "ba": [("B_B", "A_E")],
+             "bab": [("B_B", "A_I", "B_E")]}
+    # Weights 1, 2, 1 for commands and 1 for the filler: probabilities 1/5, 2/5, 1/5, 1/5.
+    items = [(("ab",), -math.log(1 / 5)), (("c", "see"), -math.log(2 / 5)), (("bab",), -math.log(1 / 5)),
+             (("ba",), -math.log(1 / 5))]
+    expected = expected_pairs(items, prons, p, w)
+    got = lg_paths(out)
+    assert set(got) == set(expected)
+    for key, cost in expected.items():
+        assert got[key] == pytest.approx(cost, abs=1e-4)
+    assert LangDir.load(out).filler_words() == {"ba"}
+    assert (out / "words" / "fillers.int").read_text() == f"{w['ba']}\n"
+
+
+def test_homophone_commands_stay_determinizable_and_distinct(base_lang, tmp_path):
+    """c and see are both C_S: only the #1/#2 on L_disambig make L o G functional."""
+    out = make_grammar(write(tmp_path / "c.txt", "c\nsee\n"), base_lang, tmp_path / "lang_cmd")
+    lang = LangDir.load(out)
+    p, w = read_table(out / "phones.txt"), read_table(out / "words.txt")
+    lg = fst.compose(lang.l_fst(disambig=True).arcsort(sort_type="olabel"), lang.g_fst().arcsort())
+    det = fst.determinize(lg)
+    assert path_cost(det, [p["C_S"], p["#1"]], [w["c"]]) == pytest.approx(-math.log(0.5) + 2 * HALF, abs=1e-4)
+    assert path_cost(det, [p["C_S"], p["#2"]], [w["see"]]) == pytest.approx(-math.log(0.5) + 2 * HALF, abs=1e-4)
+    # Without the disambiguation symbols the transducer is not functional: one input, two outputs.
+    plain = fst.compose(lang.l_fst().arcsort(sort_type="olabel"), lang.g_fst().arcsort())
+    outputs = {outs for ins, outs, _ in enumerate_paths(plain) if ins == (p["C_S"],)}
+    assert outputs == {(w["c"],), (w["see"],)}
+
+
+def test_g_is_stochastic_and_deterministic_with_shared_prefixes(base_lang, tmp_path):
+    commands = write(tmp_path / "commands.txt", "ab c\t3\nab\nab see c\nc\n")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", allow_sequence=False)
+    g = LangDir.load(out).g_fst()
+    assert g.properties(fst.I_DETERMINISTIC, True) & fst.I_DETERMINISTIC
+    for state in g.states():
+        total = sum(math.exp(-weight(a.weight)) for a in g.arcs(state)) + math.exp(-weight(g.final(state)))
+        assert total == pytest.approx(1.0, abs=1e-6)
+    w = read_table(out / "words.txt")
+    by_words = {outs: math.exp(-cost) for _, outs, cost in enumerate_paths(g)}
+    assert by_words == pytest.approx({(w["ab"], w["c"]): 0.5, (w["ab"],): 1 / 6,
+                                      (w["ab"], w["see"], w["c"]): 1 / 6, (w["c"],): 1 / 6})
+
+
+def test_garbage_loop_costs_and_filler_marking(base_lang, tmp_path):
+    commands = write(tmp_path / "commands.txt", "ab\nc\n")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", garbage=True, garbage_cost=1.0,
+                       garbage_loop_prob=0.6)
+    assert validate_lang(out) == []
+    lang = LangDir.load(out)
+    w, p = read_table(out / "words.txt"), read_table(out / "phones.txt")
+    garbage = {"<gbg_A>", "<gbg_B>", "<gbg_C>"}
+    assert lang.filler_words() == garbage
+    assert ("<gbg_B>", ["B_S"]) in lang.lexicon
+    # P(garbage) = e^-1 / (2 + e^-1); a garbage string of length L over N=3 phones has
+    # probability P(garbage) * (1/3) * (0.6/3)^(L-1) * 0.4.
+    pg = math.exp(-1.0) / (2 + math.exp(-1.0))
+    g = lang.g_fst()
+    for seq in (["<gbg_A>"], ["<gbg_B>", "<gbg_C>", "<gbg_B>"]):
+        expected = -math.log(pg / 3 * (0.6 / 3) ** (len(seq) - 1) * 0.4)
+        ids = [w[x] for x in seq]
+        assert path_cost(g, ids, ids) == pytest.approx(expected, abs=1e-4)
+    assert path_cost(g, [w["ab"]], [w["ab"]]) == pytest.approx(-math.log(1 / (2 + math.exp(-1.0))), abs=1e-4)
+    # Through L_disambig o G: the phones B_S C_S (any speech) come out as two garbage words.
+    lg = fst.determinize(fst.compose(lang.l_fst(disambig=True).arcsort(sort_type="olabel"), g.arcsort()))
+    # C_S is shared by c, see and <gbg_C> (lexicon order), so <gbg_C> is C_S #3 in L_disambig.
+    assert path_cost(lg, [p["B_S"], p["C_S"], p["#1"]], [w["<gbg_B>"], w["<gbg_C>"]]) == math.inf
+    assert path_cost(lg, [p["B_S"], p["C_S"], p["#3"]], [w["<gbg_B>"], w["<gbg_C>"]]) < math.inf
+    cost = path_cost(lg, [p["B_S"], p["A_S"]], [w["<gbg_B>"], w["<gbg_A>"]])
+    assert cost == pytest.approx(-math.log(pg / 3 * 0.6 / 3 * 0.4) + 3 * HALF, abs=1e-4)
+
+
+def test_allow_sequence_repeats_items_with_stop_probability_one_half(base_lang, tmp_path):
+    out = make_grammar(write(tmp_path / "c.txt", "ab\nc\n"), base_lang, tmp_path / "lang_cmd", allow_sequence=True)
+    g = LangDir.load(out).g_fst()
+    w = read_table(out / "words.txt")
+    seq = [w["ab"], w["c"], w["ab"]]
+    assert path_cost(g, seq, seq) == pytest.approx(-math.log(0.5 ** 3 * 0.5 * 0.5 * 0.5), abs=1e-5)
+    for state in g.states():
+        total = sum(math.exp(-weight(a.weight)) for a in g.arcs(state)) + math.exp(-weight(g.final(state)))
+        assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def test_commands_file_with_bom_crlf_comments_and_blank_lines_is_accepted(base_lang, tmp_path):
+    commands = write(tmp_path / "commands.txt", "\ufeff# my commands\r\nab\r\n\r\nc\t3\r\n", encoding="utf-8")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd")
+    g = LangDir.load(out).g_fst()
+    w = read_table(out / "words.txt")
+    assert path_cost(g, [w["c"]], [w["c"]]) == pytest.approx(-math.log(3 / 4), abs=1e-5)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "no commands"),
+    ("# only a comment\n\n", "no commands"),
+    ("ab\nab\n", "repeats line 1"),
+    ("ab\t-1\n", "bad weight"),
+    ("ab\tx\n", "bad weight"),
+])
+def test_bad_command_files_fail_with_file_and_line(base_lang, tmp_path, text, message):
+    commands = write(tmp_path / "commands.txt", text)
+    with pytest.raises(InputError, match=message) as err:
+        make_grammar(commands, base_lang, tmp_path / "out")
+    assert str(commands) in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_words_missing_from_the_lexicon_are_all_listed_with_lines_and_the_g2p_fix(base_lang, tmp_path):
+    commands = write(tmp_path / "commands.txt", "ab\nturn on\nc lamp\n")
+    fillers = write(tmp_path / "fillers.txt", "ba\nkitchen\n")
+    with pytest.raises(InputError) as err:
+        make_grammar(commands, base_lang, tmp_path / "out", fillers=fillers)
+    msg = str(err.value)
+    assert "3 word(s)" not in msg and "4 word(s)" in msg
+    assert f"turn ({commands}:2)" in msg and f"on ({commands}:2)" in msg and f"lamp ({commands}:3)" in msg
+    assert f"kitchen ({fillers}:2)" in msg
+    assert "kaldilite g2p kitchen lamp on turn" in msg
+
+
+def test_a_filler_that_is_also_a_command_is_rejected(base_lang, tmp_path):
+    with pytest.raises(InputError, match="also a command"):
+        make_grammar(write(tmp_path / "c.txt", "ab\n"), base_lang, tmp_path / "out",
+                     fillers=write(tmp_path / "f.txt", "ab\n"))
