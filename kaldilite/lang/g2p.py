@@ -5,7 +5,10 @@
   does. Words CMUdict lacks fall back to `espeak-ng -q -x` (Kirshenbaum ASCII phonemes)
   mapped to ARPAbet with `KIRSHENBAUM_TO_ARPABET`; symbols the table does not know are
   dropped with a warning (espeak's stress and length marks are dropped on purpose).
-- Mandarin: `pypinyin` initials and tone-3 finals, thchs30-style phones (`打开` -> `d a3 k ai1`).
+- Mandarin: `pypinyin` initials and tone-3 finals, thchs30-style phones (`打开` -> `d a3 k ai1`):
+  `y`/`w` are kept as initials (pypinyin non-strict), zero-initial syllables are the final
+  alone (`爱` -> `ai4`), ü is `v`, the neutral tone is 5. Polyphonic characters get
+  pypinyin's default reading: review the output.
 - `make_dict_dir(words, out_dir)` writes a Kaldi dict dir for a word list (what
   `lang/en/` is): lexicon.txt with at most the first two CMUdict variants per word (more
   variants mostly add rare stress/vowel-reduction forms that cost decoding speed and
