@@ -57,7 +57,9 @@ def prepare_lang_cmd(dict_dir, oov_word, tmp_dir, lang_dir, position_dependent_p
 @click.command("validate-lang")
 @click.argument("lang_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--skip-determinization-check", is_flag=True, help="Skip the (slower) L_disambig o G check.")
-def validate_lang_cmd(lang_dir, skip_determinization_check):
+@click.option("--text", "texts", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Also check that every word of this data dir `text` file is in words.txt (repeatable).")
+def validate_lang_cmd(lang_dir, skip_determinization_check, texts):
     """Check a lang dir for consistency; print problems as `file:line: what`.
 
     \b
@@ -66,6 +68,12 @@ def validate_lang_cmd(lang_dir, skip_determinization_check):
     from kaldilite.lang.validate import validate_lang
 
     problems = validate_lang(lang_dir, check_determinizable=not skip_determinization_check)
+    if texts and not problems:
+        from kaldilite.lang.langdir import LangDir
+
+        lang = LangDir.load(lang_dir)
+        for text in texts:
+            lang.check_transcripts(text)
     for problem in problems:
         click.echo(str(problem))
     if problems:

@@ -133,6 +133,23 @@ class LangDir:
             )
         return read_fst(self.path / "G.fst")
 
+    def check_transcripts(self, text_path):
+        """Raise InputError listing every word of a Kaldi `text` file (`utt w1 w2 ...`) not in
+        words.txt, each with its first file:line, and the g2p command that proposes lexicon lines."""
+        from kaldilite.lang.g2p import g2p_hint
+
+        missing = {}
+        for number, line in read_text_lines(text_path):
+            for word in line.split()[1:]:
+                if word not in self.words and word not in missing:
+                    missing[word] = where(text_path, number)
+        if missing:
+            listed = ", ".join(f"{w} ({loc})" for w, loc in missing.items())
+            raise InputError(
+                f"{len(missing)} word(s) not in {self.path / 'words.txt'}: {listed}; add them to the dict dir's "
+                f"lexicon.txt (`{g2p_hint(list(missing))}`) and re-run prepare-lang"
+            )
+
     def filler_words(self):
         """Words whose output means "not a command": fillers and garbage (`words/fillers.txt`)."""
         path = self.path / FILLERS_FILE

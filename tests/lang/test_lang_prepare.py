@@ -218,3 +218,15 @@ def test_english_dict_dir_in_the_repo_prepares_and_validates(tmp_path):
         assert word in words
     for digit in "zero one two three four five six seven eight nine".split():
         assert digit in words
+
+
+def test_transcript_words_missing_from_the_lexicon_are_all_listed(tiny_lang, tmp_path):
+    text = tmp_path / "text"
+    text.write_text("utt1 ab c\nutt2 ab zebra c\nutt3 yak zebra\n")
+    with pytest.raises(InputError) as err:
+        LangDir.load(tiny_lang).check_transcripts(text)
+    msg = str(err.value)
+    assert msg.startswith("2 word(s) not in")
+    assert f"zebra ({text}:2), yak ({text}:3)" in msg and "kaldilite g2p yak zebra" in msg
+    text.write_text("utt1 ab c\nutt2 see\n")
+    LangDir.load(tiny_lang).check_transcripts(text)  # all known: no error
