@@ -1,0 +1,126 @@
+"""make-mfcc / make-fbank / compute-cmvn-stats on small data dirs of generated audio."""
+
+import numpy as np
+import pytest
+import soundfile
+from click.testing import CliRunner
+
+from knf_reference import knf_fbank, knf_mfcc
+
+from kaldilite.cli import cli
+from kaldilite.errors import KaldiliteError
+from kaldilite.feat import FbankOptions, MfccOptions, cmvn_stats
+from kaldilite.io.tables import read_matrices, read_matrix_dict
+
+
+def tone(rate, seconds, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    return np.round(3000 * np.sin(2 * np.pi * (150 + 50 * seed) * t) + 300 * rng.standard_normal(t.size)).astype(np.int16)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """3 speakers x 2 utterances at 8 kHz, plus one utterance too short for a frame."""
+    audio, data = tmp_path / "audio", tmp_path / "data" / "train"
+    audio.mkdir()
+    data.mkdir(parents=True)
+    wav, utt2spk = {}, {}
+    for s, speaker in enumerate(["alice", "bob", "carol"]):
+        for k in range(2):
+            utt = f"{speaker}-{k}"
+            path = audio / f"{utt}.wav"
+            soundfile.write(path, tone(8000, 0.4 + 0.1 * k + 0.05 * s, seed=3 * s + k), 8000, subtype="PCM_16")
+            wav[utt], utt2spk[utt] = path, speaker
+    soundfile.write(audio / "short.wav", np.zeros(150, dtype=np.int16), 8000, subtype="PCM_16")
+    wav["carol-short"], utt2spk["carol-short"] = audio / "short.wav", "carol"
+    (data / "wav.scp").write_text("".join(f"{u} {wav[u]}\n" for u in sorted(wav)))
+    (data / "utt2spk").write_text("".join(f"{u} {utt2spk[u]}\n" for u in sorted(utt2spk)))
+    spk2utt = {}
+    for u in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[u], []).append(u)
+    (data / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    (tmp_path / "mfcc.conf").write_text("--sample-frequency=8000  # FSDD-like\n--dither=0\n--num-mel-bins=20\n")
+    return data
+
+
+def invoke(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=True)
+
+
+def test_make_mfcc_writes_kaldi_tables_matching_knf_and_skips_a_short_utterance(data_dir, tmp_path):
+    conf = tmp_path / "mfcc.conf"
+    result = invoke(["make-mfcc", "--config", str(conf), "--nj", "2", "--num-ceps=12", str(data_dir),
+                     str(tmp_path / "log"), str(tmp_path / "mfcc")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "done 6 out of 7 utterances (1 failed)" in result.output
+    feats = dict(read_matrices(data_dir / "feats.scp"))
+    assert list(feats) == sorted(feats) and "carol-short" not in feats and len(feats) == 6
+    opts = MfccOptions()
+    opts.frame_opts.sample_frequency, opts.frame_opts.dither = 8000, 0.0
+    opts.mel_opts.num_mel_bins, opts.num_ceps = 20, 12
+    for utt, matrix in feats.items():
+        samples, _ = soundfile.read(tmp_path / "audio" / f"{utt}.wav", dtype="int16")
+        np.testing.assert_allclose(matrix, knf_mfcc(samples.astype(np.float32), opts), atol=1e-3, rtol=0)
+    durations = dict(line.split() for line in (data_dir / "utt2dur").read_text().splitlines())
+    assert float(durations["alice-1"]) == pytest.approx(0.5, abs=1e-3)
+    frames = dict(line.split() for line in (data_dir / "utt2num_frames").read_text().splitlines())
+    assert {u: int(n) for u, n in frames.items()} == {u: m.shape[0] for u, m in feats.items()}
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "log").glob("make_mfcc_train.*.log")))
+    assert "failed to compute features for utterance carol-short" in logs and "shorter than one frame" in logs
+    assert all(line.split()[1].startswith(str(tmp_path / "mfcc")) for line in (data_dir / "feats.scp").read_text().splitlines())
+
+    result = invoke(["compute-cmvn-stats", str(data_dir), str(tmp_path / "log"), str(tmp_path / "mfcc")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    stats = read_matrix_dict(data_dir / "cmvn.scp")
+    assert list(stats) == ["alice", "bob", "carol"] and stats["bob"].dtype == np.float64
+    np.testing.assert_allclose(stats["bob"], cmvn_stats(feats["bob-0"]) + cmvn_stats(feats["bob-1"]), rtol=1e-10)
+
+
+def test_make_fbank_with_command_line_options_only(data_dir, tmp_path):
+    result = invoke(["make-fbank", "--sample-frequency=8000", "--dither=0", "--num-mel-bins=15", "--use-energy=true",
+                     "--nj", "1", str(data_dir)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert (data_dir / "data").is_dir() and (data_dir / "log").is_dir()  # Kaldi's default dirs
+    opts = FbankOptions()
+    opts.frame_opts.sample_frequency, opts.frame_opts.dither = 8000, 0.0
+    opts.mel_opts.num_mel_bins, opts.use_energy = 15, True
+    samples, _ = soundfile.read(tmp_path / "audio" / "bob-1.wav", dtype="int16")
+    feats = dict(read_matrices(data_dir / "feats.scp"))
+    np.testing.assert_allclose(feats["bob-1"], knf_fbank(samples.astype(np.float32), opts), atol=1e-3, rtol=0)
+
+
+def test_segments_are_cut_from_their_recording(data_dir, tmp_path):
+    (data_dir / "segments").write_text("alice-0-a alice-0 0.00 0.20\nalice-0-b alice-0 0.15 0.40\n")
+    (data_dir / "utt2spk").write_text("alice-0-a alice\nalice-0-b alice\n")
+    (data_dir / "spk2utt").write_text("alice alice-0-a alice-0-b\n")
+    (data_dir / "wav.scp").write_text(f"alice-0 {tmp_path / 'audio' / 'alice-0.wav'}\n")
+    result = invoke(["make-mfcc", "--config", str(tmp_path / "mfcc.conf"), "--nj", "1", str(data_dir)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    samples, _ = soundfile.read(tmp_path / "audio" / "alice-0.wav", dtype="int16")
+    feats = dict(read_matrices(data_dir / "feats.scp"))
+    opts = MfccOptions()
+    opts.frame_opts.sample_frequency, opts.frame_opts.dither, opts.mel_opts.num_mel_bins = 8000, 0.0, 20
+    np.testing.assert_allclose(feats["alice-0-b"], knf_mfcc(samples[1200:3200].astype(np.float32), opts), atol=1e-3)
+    assert feats["alice-0-a"].shape[0] == 18  # 1600 samples: 1 + (1600 - 200) // 80
+
+
+def test_wrong_sample_rate_fails_naming_the_file_both_rates_and_the_log(data_dir, tmp_path):
+    result = invoke(["make-mfcc", "--sample-frequency=16000", "--nj", "1", str(data_dir), str(tmp_path / "log")])
+    assert result.exit_code != 0 and isinstance(result.exception, KaldiliteError)
+    message = str(result.exception)
+    assert "make_mfcc_train.1.log" in message
+    log_text = (tmp_path / "log" / "make_mfcc_train.1.log").read_text()
+    assert "alice-0.wav: sample rate 8000 Hz but --sample-frequency=16000" in log_text
+    # --allow-upsample lets it through (resampled to 16 kHz).
+    result = invoke(["make-mfcc", "--sample-frequency=16000", "--allow-upsample=true", "--nj", "1", str(data_dir)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_unknown_option_in_config_is_one_clear_line(data_dir, tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("--sample-frequency=8000\n--num-ceps=13\n--use-enrgy=false\n")
+    result = invoke(["make-mfcc", "--config", str(bad), str(data_dir)])
+    assert isinstance(result.exception, KaldiliteError)
+    assert str(result.exception).startswith(f"{bad}:3: unknown option --use-enrgy for MfccOptions (did you mean --use-energy?)")
+    assert not (data_dir / "feats.scp").exists()
