@@ -1,0 +1,147 @@
+"""Graph and decoding verbs: `mkgraph` (utils/mkgraph.sh) and `decode` (steps/decode.sh + scoring)."""
+
+import logging
+from pathlib import Path
+
+import click
+
+from kaldilite.errors import MissingFileError
+
+log = logging.getLogger(__name__)
+
+
+def _find_model(model, *candidates):
+    if model:
+        return Path(model)
+    for directory in candidates:
+        path = Path(directory) / "final.mdl"
+        if path.is_file():
+            return path
+    raise MissingFileError(f"{Path(candidates[0]) / 'final.mdl'}: no model; pass --model or train one first")
+
+
+def _load_tree(model_path, tree_path=None):
+    from kaldilite.hmm import ContextDependency
+
+    path = Path(tree_path) if tree_path else Path(model_path).parent / "tree"
+    if not path.is_file():
+        raise MissingFileError(f"{path}: the model's tree is missing; pass --tree or copy it next to {model_path}")
+    return ContextDependency.read(path)
+
+
+@click.command("mkgraph")
+@click.option("--self-loop-scale", default=0.1, show_default=True, help="Scale on self-loop probabilities.")
+@click.option("--transition-scale", default=1.0, show_default=True, help="Scale on the other transition probabilities.")
+@click.option("--model", type=click.Path(dir_okay=False), help="Model file (default MODEL_DIR/final.mdl).")
+@click.argument("lang_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("graph_dir", type=click.Path(file_okay=False))
+def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scale, model):
+    """Build the decoding graph HCLG for a lang dir with G.fst (like utils/mkgraph.sh).
+
+    \b
+    Usage: kaldilite mkgraph [options] <lang-dir> <model-dir> <graph-dir>
+     e.g.: kaldilite mkgraph data/lang_test exp/mono exp/mono/graph
+    """
+    import time
+
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import mkgraph
+
+    start = time.perf_counter()
+    model_path = _find_model(model, model_dir)
+    tm, _, _, _ = load_model(model_path)
+    tree = _load_tree(model_path)
+    graph = mkgraph(lang_dir, graph_dir, tm, tree, transition_scale=transition_scale,
+                    self_loop_scale=self_loop_scale)
+    click.echo(f"mkgraph: {graph_dir}/HCLG.fst has {graph.num_states} states, {graph.num_arcs} arcs "
+               f"({time.perf_counter() - start:.2f} s)")
+
+
+def decode_job(graph_dir, model_path, data_dir, beam, max_active, acoustic_scale):
+    """One decoding job (module level so that it can run in a worker process): (utt, words) list."""
+    from kaldilite.decode.batch import decode_utterances
+    from kaldilite.decode.decoder import DecoderOptions
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+
+    tm, am, pipeline, _ = load_model(model_path)
+    graph = load_graph(graph_dir)
+    words = SymbolTable.read(Path(graph_dir) / "words.txt")
+    opts = DecoderOptions(beam=beam, max_active=max_active, acoustic_scale=acoustic_scale)
+    results = decode_utterances(graph, tm.tid_to_pdf, am.log_likelihoods, load_features(data_dir, pipeline),
+                                opts, words)
+    return [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results if r is not None]
+
+
+@click.command("decode")
+@click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
+@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
+@click.option("--acwt", default=0.083333, show_default=True, help="Acoustic scale applied to log-likelihoods.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl).")
+@click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("decode_dir", type=click.Path(file_okay=False))
+def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, acwt, model):
+    """Decode a data dir with a graph and score it when DATA/text exists (like steps/decode.sh).
+
+    Writes DECODE_DIR/hyp.txt (Kaldi text: utt word...), log/decode.JOB.log, and with a
+    reference DECODE_DIR/wer and scoring/best_wer.
+
+    \b
+    Usage: kaldilite decode [options] <graph-dir> <data-dir> <decode-dir>
+     e.g.: kaldilite decode --nj 2 exp/mono/graph data/test exp/mono/decode_test
+    """
+    import time
+
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.parallel import run_jobs
+    from kaldilite.utils.atomic import atomic_open
+
+    start = time.perf_counter()
+    decode_dir = Path(decode_dir)
+    model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
+    parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
+    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, acwt) for part in parts]
+    decode_dir.mkdir(parents=True, exist_ok=True)
+    outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
+    hyps = dict(sorted(pair for output in outputs for pair in output))
+    with atomic_open(decode_dir / "hyp.txt") as handle:
+        handle.writelines(f"{utt} {text}".rstrip() + "\n" for utt, text in hyps.items())
+    with atomic_open(decode_dir / "num_jobs") as handle:
+        handle.write(f"{len(parts)}\n")
+    summary = f"decode: {len(hyps)} utterances in {time.perf_counter() - start:.2f} s -> {decode_dir / 'hyp.txt'}"
+    wer_line = _score(data_dir, decode_dir, hyps)
+    click.echo(summary)
+    if wer_line:
+        click.echo(wer_line)
+
+
+def _score(data_dir, decode_dir, hyps):
+    """Score against DATA/text (Kaldi's compute-wer); returns the %WER line or None."""
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.utils.atomic import atomic_open
+
+    data = DataDir.load(data_dir)
+    if data.text is None:
+        return None
+    try:
+        from kaldilite.score.wer import compute_wer
+    except ImportError:
+        log.warning("kaldilite.score.wer is not available: scoring skipped")
+        return None
+    stats = compute_wer(dict(data.text), hyps)  # mode "present", as steps/score_kaldi.sh
+    report = str(stats).rstrip("\n")
+    with atomic_open(decode_dir / "wer") as handle:
+        handle.write(report + "\n")
+    wer_line = report.splitlines()[0]
+    with atomic_open(decode_dir / "scoring" / "best_wer") as handle:
+        handle.write(f"{wer_line} {decode_dir / 'wer'}\n")
+    return wer_line
+
+
+COMMANDS = [mkgraph_cmd, decode_cmd]

@@ -1,0 +1,60 @@
+"""Decoding a set of utterances: the per-utterance loop of Kaldi's ``gmm-decode-faster``.
+
+The acoustic model enters only as a `scorer`, a callable from a feature matrix to the
+(frames x pdfs) float32 log-likelihood matrix (a GMM now, a DNN later), so this module stays
+below the model layers. Logs one line per utterance (its words and log-likelihood per frame,
+as Kaldi's decoders do) and the totals at the end.
+"""
+
+import logging
+import time
+
+from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
+
+log = logging.getLogger(__name__)
+
+FRAME_SHIFT_SECONDS = 0.01  # for the real-time factor only
+
+
+def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None):
+    """Decode each (utt, feats) of `features`; returns a list of (utt, DecodeResult or None).
+
+    `words` (a SymbolTable, optional) only makes the log readable.
+    """
+    opts = opts or DecoderOptions()
+    decoder = BeamDecoder(graph, tid_to_pdf, opts)
+    results = []
+    num_frames = not_final = failed = 0
+    total_loglike = 0.0
+    start = time.perf_counter()
+    for utt, feats in features:
+        if len(feats) == 0:
+            log.warning("%s: zero-length utterance, skipped", utt)
+            failed += 1
+            results.append((utt, None))
+            continue
+        loglikes = scorer(feats)
+        decoder.init()
+        decoder.advance(loglikes)
+        result = decoder.finalize()
+        results.append((utt, result))
+        if result is None:
+            log.warning("%s: every token was pruned; no output (try a larger --beam)", utt)
+            failed += 1
+            continue
+        if not result.reached_final:
+            log.warning("%s: no final state reached at the end; using the best partial path", utt)
+            not_final += 1
+        text = " ".join(words.symbol(w) for w in result.words) if words is not None else " ".join(map(str, result.words))
+        log.info("%s %s", utt, text)
+        log.info("Log-like per frame for utterance %s is %.4f over %d frames.", utt, result.loglike_per_frame,
+                 result.num_frames)
+        num_frames += result.num_frames
+        total_loglike -= result.acoustic_cost
+    elapsed = time.perf_counter() - start
+    audio = num_frames * FRAME_SHIFT_SECONDS
+    log.info("Decoded %d utterances (%d did not reach a final state, %d failed) in %.2f s; real-time factor %.4f "
+             "assuming 10 ms frames", len(results), not_final, failed, elapsed, elapsed / audio if audio else 0.0)
+    if num_frames:
+        log.info("Overall log-likelihood per frame is %.4f over %d frames.", total_loglike / num_frames, num_frames)
+    return results
