@@ -1,6 +1,6 @@
 """The `kaldilite` command: one click group, one thin verb per Kaldi tool it replaces.
 
-Each module in this package (data, feat, lang, train, decode, score, online) defines its verbs
+Each module in this package (corpus, data, feat, lang, train, decode, score, online) defines its verbs
 and lists them in a module-level `COMMANDS`; they import the library inside the verb so that
 `kaldilite --help` stays fast. User errors (`KaldiliteError`) print one line and exit 1.
 """
@@ -14,7 +14,7 @@ import click
 from kaldilite import __version__
 from kaldilite.errors import KaldiliteError
 
-_VERB_MODULES = ("data", "feat", "lang", "train", "decode", "score", "online")
+_VERB_MODULES = ("corpus", "data", "feat", "lang", "train", "decode", "score", "online")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Digits recipe on the Free Spoken Digit Dataset (FSDD): real recorded speech, 8 kHz, six male
+# speakers saying zero..nine. The classic egs/yesno / egs/rm mono stage: data -> lang ->
+# MFCC + CMVN -> monophone GMM-HMM -> HCLG -> decode -> WER, each stage resumable.
+#
+#   ./run.sh                                   # everything, speaker-independent split
+#   ./run.sh --split dependent                 # takes 0-4 test, 5-49 train (FSDD's own split)
+#   ./run.sh --stage 4                         # re-run from graph building
+#   ./run.sh --corpus /path/to/fsdd            # a local copy (the folder with recordings/)
+#
+# Without --corpus the recipe uses $KALDILITE_DATA/fsdd (or ../shared/data/fsdd beside the
+# repository), and otherwise downloads the dataset's public archive into downloads/.
+set -euo pipefail
+
+stage=0
+stop_stage=100
+corpus=
+split=independent      # independent: train george jackson lucas nicolas, test theo yweweler
+nj=2
+train_takes=           # keep only this many takes per speaker and digit (quick runs, CI)
+test_takes=
+totgauss=1000          # as steps/train_mono.sh
+beam=13.0
+acwt=0.1
+dir=                   # where data/ exp/ mfcc/ go (default: this folder, or exp_<split>)
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|dependent] [--corpus DIR] [--nj N]
+  e.g.: $0 --split dependent --stage 3"
+
+cd "$(dirname "$0")"
+. ../utils/path.sh
+. ../utils/parse_options.sh
+
+recipe_dir=$(pwd)
+[ -n "$dir" ] || dir=work_$split
+mkdir -p "$dir"
+cd "$dir"
+lang_en="$KALDILITE_REPO/lang/en"
+mfcc_conf="$recipe_dir/conf/mfcc.conf"
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: corpus and data directories ($split split)"
+  opts=()
+  [ -n "$train_takes" ] && opts+=(--train-takes "$train_takes")
+  [ -n "$test_takes" ] && opts+=(--test-takes "$test_takes")
+  corpus_dir=$(kaldilite download-fsdd ${corpus:+--source "$corpus"} downloads)
+  kaldilite prepare-fsdd --split "$split" "${opts[@]}" "$corpus_dir" data
+  for x in train test; do kaldilite data validate --no-feats data/$x; done
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: lang (CMUdict pronunciations for zero..nine, one digit per utterance)"
+  printf '%s\n' zero one two three four five six seven eight nine > data/local_digits.txt
+  kaldilite prepare-dict --lexicon "$lang_en/lexicon.txt" data/local_digits.txt data/local/dict
+  kaldilite prepare-lang data/local/dict "<UNK>" data/local/lang_tmp data/lang
+  kaldilite make-grammar data/local_digits.txt data/lang data/lang_digits
+  kaldilite validate-lang data/lang_digits
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: MFCC + per-speaker CMVN stats"
+  for x in train test; do
+    kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/$x exp/make_mfcc/$x mfcc
+    kaldilite compute-cmvn-stats data/$x exp/make_mfcc/$x mfcc
+  done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: monophone training"
+  kaldilite train-mono --nj $nj --totgauss $totgauss data/train data/lang exp/mono
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: decoding graph"
+  kaldilite mkgraph data/lang_digits exp/mono exp/mono/graph
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: decode and score"
+  kaldilite decode --nj $nj --beam $beam --acwt $acwt exp/mono/graph data/test exp/mono/decode_test
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: results"
+  {
+    echo "# $split split: train $(wc -l < data/train/text) utts, test $(wc -l < data/test/text) utts ($(date +%F))"
+    for x in exp/*/decode*; do
+      [ -f "$x/wer" ] && echo "$(grep '%WER' "$x/wer") $split/$x"
+    done
+  } > RESULTS
+  cat RESULTS
+  # recipes/digits/RESULTS holds the latest figures of every split that has been run.
+  cat "$recipe_dir"/work_*/RESULTS > "$recipe_dir/RESULTS.tmp" && mv "$recipe_dir/RESULTS.tmp" "$recipe_dir/RESULTS"
+fi
