@@ -54,6 +54,26 @@ def prepare_lang_cmd(dict_dir, oov_word, tmp_dir, lang_dir, position_dependent_p
     log.info("prepare-lang: wrote %s", lang_dir)
 
 
+@click.command("prepare-dict")
+@click.argument("words_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dict_dir", type=click.Path(file_okay=False))
+@click.option("--lexicon", type=click.Path(exists=True),
+              help="Take pronunciations from this lexicon.txt (or dict dir) instead of CMUdict.")
+def prepare_dict_cmd(words_file, dict_dir, lexicon):
+    """Write a Kaldi dict dir (lexicon.txt, silence/nonsilence phones) for the words in WORDS_FILE.
+
+    WORDS_FILE holds words separated by whitespace (a word list or a commands file; `#`
+    comments and TAB-weights are ignored). Pronunciations come from CMUdict (stress stripped,
+    at most two variants) or from --lexicon; words without one are listed with the g2p fix.
+
+    \b
+    e.g.: kaldilite prepare-dict --lexicon lang/en/lexicon.txt data/local/words.txt data/local/dict
+    """
+    from kaldilite.lang.g2p import make_dict_dir, read_word_list
+
+    make_dict_dir(read_word_list(words_file), dict_dir, source=lexicon or "cmudict")
+
+
 @click.command("validate-lang")
 @click.argument("lang_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--skip-determinization-check", is_flag=True, help="Skip the (slower) L_disambig o G check.")
@@ -166,4 +186,4 @@ def g2p_cmd(words, lexicon, max_variants):
         raise InputError(f"no pronunciation found for: {' '.join(missing)}; write them by hand")
 
 
-COMMANDS = [prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd]
+COMMANDS = [prepare_dict_cmd, prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd]

@@ -143,35 +143,81 @@ def g2p_hint(words):
     return f"kaldilite g2p {shown}{' ...' if len(words) > 20 else ''} >> lexicon.txt"
 
 
-def make_dict_dir(words, out_dir, source="cmudict"):
-    """Write a Kaldi dict dir for `words` from CMUdict (stress stripped, <= 2 variants per word).
+def read_word_list(path):
+    """Words of a word-list or commands file: whitespace-separated, `#` comments and a TAB-weight ignored."""
+    from kaldilite.lang.dictdir import read_text_lines
 
-    Raises InputError listing every word CMUdict lacks, with the g2p command to add them.
+    words = []
+    for _, line in read_text_lines(path):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        for word in line.partition("\t")[0].split():
+            if word not in words:
+                words.append(word)
+    return words
+
+
+def _lexicon_source(source):
+    """(prons_of(word) -> list of phone tuples, silence phones, optional silence) for a source."""
+    from kaldilite.lang.dictdir import read_text_lines
+
+    if source == "cmudict":
+        return (lambda w: cmudict_prons(w)), ["SIL", "SPN"], "SIL"
+    path = Path(source)
+    lexicon = path / "lexicon.txt" if path.is_dir() else path
+    dict_dir = lexicon.parent
+    prons = {}
+    for _, line in read_text_lines(lexicon):
+        fields = line.split()
+        if len(fields) >= 2:
+            prons.setdefault(fields[0], [])
+            if tuple(fields[1:]) not in prons[fields[0]]:
+                prons[fields[0]].append(tuple(fields[1:]))
+    silence, optional = ["SIL", "SPN"], "SIL"
+    if (dict_dir / "silence_phones.txt").is_file():
+        silence = [p for _, line in read_text_lines(dict_dir / "silence_phones.txt") for p in line.split()]
+    if (dict_dir / "optional_silence.txt").is_file():
+        optional = next(line.split()[0] for _, line in read_text_lines(dict_dir / "optional_silence.txt")
+                        if line.split())
+    return (lambda w: prons.get(w, [])), silence, optional
+
+
+def make_dict_dir(words, out_dir, source="cmudict"):
+    """Write a Kaldi dict dir for `words`; returns its Path.
+
+    `source` is 'cmudict' (stress stripped, at most two variants per word) or an existing
+    lexicon.txt (or a dict dir holding one, e.g. `lang/en`), whose entries for `words` are
+    copied along with its silence phones. `!SIL SIL` and `<UNK> SPN` (or the source's own
+    silence entries) are always included. Raises InputError listing every word without a
+    pronunciation, with the g2p command that proposes them.
     """
-    if source != "cmudict":
-        raise InputError(f"make_dict_dir: unknown source {source!r}; only 'cmudict' is supported")
     out_dir = Path(out_dir)
+    if source != "cmudict" and not Path(source).exists():
+        raise InputError(f"{source}: no such lexicon (source is 'cmudict' or a lexicon.txt / dict dir)")
+    prons_of, silence, optional = _lexicon_source(source)
     words = sorted({w for w in words if w})
-    missing = [w for w in words if not cmudict_prons(w)]
+    missing = [w for w in words if not prons_of(w)]
     if missing:
+        where_ = "CMUdict" if source == "cmudict" else str(source)
         raise InputError(
-            f"{len(missing)} word(s) not in CMUdict: {' '.join(missing)}; propose pronunciations with "
-            f"`{g2p_hint(missing)}` (review them) and write the dict dir by hand"
+            f"{len(missing)} word(s) not in {where_}: {' '.join(missing)}; propose pronunciations with "
+            f"`{g2p_hint(missing)}` (review them) and add them there"
         )
-    lines, used = {"!SIL SIL", "<UNK> SPN"}, set()
+    lines, used = {f"!SIL {optional}", "<UNK> SPN" if "SPN" in silence else f"<UNK> {optional}"}, set()
     for word in words:
-        for pron in cmudict_prons(word):
+        for pron in prons_of(word):
             lines.add(f"{word} {' '.join(pron)}")
             used.update(pron)
+    silence_used = [p for p in silence if p in used or p == optional or p == "SPN"]
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / "lexicon.txt") as out:
         out.writelines(line + "\n" for line in sorted(lines))
     with atomic_open(out_dir / "silence_phones.txt") as out:
-        out.write("SIL\nSPN\n")
+        out.writelines(p + "\n" for p in silence_used)
     with atomic_open(out_dir / "optional_silence.txt") as out:
-        out.write("SIL\n")
+        out.write(optional + "\n")
     with atomic_open(out_dir / "nonsilence_phones.txt") as out:
-        out.writelines(p + "\n" for p in sorted(used))
+        out.writelines(p + "\n" for p in sorted(used - set(silence)))
     with atomic_open(out_dir / "extra_questions.txt") as out:
         out.write("")
     return out_dir

@@ -98,3 +98,25 @@ def test_cli_user_error_is_one_line_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"kaldilite prepare-lang: error: {tmp_path / 'dict' / 'lexicon.txt'}:3: word 'yes' has no phones; "
         f"add its pronunciation"]
+
+
+def test_make_dict_dir_from_an_existing_lexicon_copies_its_entries(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "lexicon.txt").write_text("!SIL SIL\n<UNK> SPN\nlamp L AE M P\non AA N\non AO N\noff AO F\n")
+    (src / "silence_phones.txt").write_text("SIL\nSPN\nNSN\n")
+    (src / "optional_silence.txt").write_text("SIL\n")
+    out = make_dict_dir(["on", "lamp"], tmp_path / "dict", source=src / "lexicon.txt")
+    assert (out / "lexicon.txt").read_text() == "!SIL SIL\n<UNK> SPN\nlamp L AE M P\non AA N\non AO N\n"
+    assert (out / "nonsilence_phones.txt").read_text() == "AA\nAE\nAO\nL\nM\nN\nP\n"
+    assert (out / "silence_phones.txt").read_text() == "SIL\nSPN\n"
+    with pytest.raises(InputError, match=r"1 word\(s\) not in .*lexicon.txt: kitchen; .*kaldilite g2p kitchen"):
+        make_dict_dir(["on", "kitchen"], tmp_path / "dict2", source=src / "lexicon.txt")
+
+
+def test_cli_prepare_dict_reads_a_commands_file(tmp_path):
+    (tmp_path / "commands.txt").write_text("\ufeff# lights\r\nturn on\t2\r\nturn off\r\n")
+    res = CliRunner().invoke(cli, ["prepare-dict", str(tmp_path / "commands.txt"), str(tmp_path / "dict")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "dict" / "lexicon.txt").read_text() == (
+        "!SIL SIL\n<UNK> SPN\noff AO F\non AA N\non AO N\nturn T ER N\n")
