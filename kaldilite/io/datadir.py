@@ -782,7 +782,8 @@ def split_data_dir(path, num_parts, *, per_utt=False):
     count (speakers dealt out in order, then boundary speakers moved while that makes
     neighbouring parts more equal, as split_scp.pl --utt2spk does). `per_utt` splits into
     `splitNutt` ignoring speakers. An existing split is reused when every file of it is at
-    least as new as its source file.
+    least as new as its source file and no part has a file its source no longer has (Kaldi
+    checks only the first condition).
     """
     path = Path(path)
     if num_parts < 1:
@@ -870,6 +871,9 @@ def _split_is_current(path, parts):
     for name in ALL_FILES:
         source = path / name
         if not source.exists():
+            # a file removed from the source (e.g. stale feats.scp set aside) must go from the parts too
+            if any((part / name).exists() for part in parts):
+                return False
             continue
         for part in parts:
             target = part / name

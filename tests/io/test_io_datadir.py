@@ -299,6 +299,9 @@ def test_split_keeps_speakers_whole_and_reuses_an_up_to_date_split(tmp_path, rng
     os.utime(path / "text", ns=(stamp + 10**9, stamp + 10**9))   # the source changed: split again
     split_data_dir(path, 4)
     assert (parts[0] / "text").stat().st_mtime_ns > stamp
+    (path / "feats.scp").unlink()                                  # features set aside: drop them from the parts
+    split_data_dir(path, 4)
+    assert not any((part / "feats.scp").exists() for part in parts)
 
 
 def test_split_into_more_parts_than_speakers_says_so(tmp_path, rng):
