@@ -13,10 +13,12 @@ Waveforms are float arrays in 16-bit integer scale (+-32768), as `kaldilite.io.a
 returns them and as Kaldi reads wav files; they must already be at --sample-frequency.
 """
 
+import functools
+
 import numpy as np
 
 from kaldilite.errors import AudioError, InputError
-from kaldilite.feat.options import FbankOptions, MfccOptions
+from kaldilite.feat.options import FbankOptions, FrameExtractionOptions, MelBanksOptions, MfccOptions
 from kaldilite.feat.spectral import FbankComputer, MfccComputer
 from kaldilite.feat.window import (extract_frames, first_sample_of_frame, num_frames, process_frames,
                                    window_function)
@@ -25,12 +27,12 @@ from kaldilite.feat.window import (extract_frames, first_sample_of_frame, num_fr
 class OnlineFeature:
     """Incremental feature extraction; see OnlineMfcc / OnlineFbank."""
 
-    def __init__(self, opts, computer):
-        opts.check()
-        self.opts = opts
-        self._frame_opts = opts.frame_opts
-        self._computer = computer
-        self._window = window_function(self._frame_opts)
+    def __init__(self, opts, computer_cls):
+        # The window, mel and DCT matrices are built once per distinct options and shared;
+        # self.opts is that cached snapshot of `opts` (later edits to `opts` do not leak in).
+        self._computer, self._window = _prepared(computer_cls, _options_key(opts))
+        self.opts = self._computer.opts
+        self._frame_opts = self.opts.frame_opts
         self._rng = np.random.default_rng(self._frame_opts.dither_seed) if self._frame_opts.dither else None
         self._offset = 0  # samples already discarded before self._remainder
         self._remainder = np.zeros(0, dtype=np.float32)
@@ -114,16 +116,36 @@ class OnlineMfcc(OnlineFeature):
     """Streaming MFCC extractor (Kaldi's OnlineMfcc): accept_waveform / input_finished / get_frames."""
 
     def __init__(self, opts=None):
-        opts = MfccOptions() if opts is None else opts
-        super().__init__(opts, MfccComputer(opts))
+        super().__init__(MfccOptions() if opts is None else opts, MfccComputer)
 
 
 class OnlineFbank(OnlineFeature):
     """Streaming log-mel filterbank extractor (Kaldi's OnlineFbank)."""
 
     def __init__(self, opts=None):
-        opts = FbankOptions() if opts is None else opts
-        super().__init__(opts, FbankComputer(opts))
+        super().__init__(FbankOptions() if opts is None else opts, FbankComputer)
+
+
+def _options_key(opts):
+    """A hashable snapshot of MfccOptions/FbankOptions (cheap: this runs once per file)."""
+    own = tuple((k, v) for k, v in vars(opts).items() if k not in ("frame_opts", "mel_opts"))
+    return type(opts), tuple(vars(opts.frame_opts).items()), tuple(vars(opts.mel_opts).items()), own
+
+
+@functools.lru_cache(maxsize=16)
+def _prepared(computer_cls, key):
+    """(computer, window) for the options `key`; shared between extractors, both are read-only.
+
+    Building the mel filterbank costs more than extracting features of a one-second file, so
+    extracting many files with the same options must not rebuild it each time.
+    """
+    options_cls, frame_items, mel_items, own_items = key
+    opts = options_cls(frame_opts=FrameExtractionOptions(**dict(frame_items)),
+                       mel_opts=MelBanksOptions(**dict(mel_items)), **dict(own_items))
+    opts.check()
+    window = window_function(opts.frame_opts)
+    window.setflags(write=False)
+    return computer_cls(opts), window
 
 
 def compute_mfcc(waveform, opts=None):
