@@ -48,8 +48,10 @@ phone id; only the disambiguation symbols after the real phones may change in nu
 
 import logging
 import math
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
@@ -290,11 +292,39 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
             garbage_words.append(word)
             entries.append((word, 1.0, pron))
 
-    # A fresh copy of the lang dir (phone part unchanged), then the lexicon part rebuilt.
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(lang_dir, out, ignore=shutil.ignore_patterns("G.fst", "words", "tmp*"))
-    phone_syms, word_syms = write_lexicon_part(out, entries, real_phones, optional_silence, sil_prob, oov_word)
+    if out.exists() and any(out.iterdir()) and not (out / "phones.txt").is_file():
+        raise InputError(f"{out}: exists and is not a lang dir; refusing to replace it (choose another output dir)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Build the new lang dir beside the target and swap it in at the end: an interrupted or
+    # failed make-grammar leaves the previous OUT_LANG_DIR intact, never half of one.
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would hide the lang dir from the group
+    try:
+        g = _write_grammar_lang(work, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word,
+                                command_items, filler_items, garbage_words, filler_weight, garbage_cost,
+                                garbage_loop_prob, allow_sequence)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(work, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info("make-grammar: %s -> %s: %d commands, %d fillers, %d garbage words; G has %d states",
+             commands, out, len(command_items), len(filler_items), len(garbage_words), g.num_states())
+    return out
+
+
+def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word, command_items,
+                        filler_items, garbage_words, filler_weight, garbage_cost, garbage_loop_prob, allow_sequence):
+    """Fill the (empty) directory `out`: the source lang dir's phone part, the rebuilt lexicon part, G."""
+    shutil.copytree(lang_dir, out, ignore=shutil.ignore_patterns("G.fst", "words", ".*"), dirs_exist_ok=True)
+    _, word_syms = write_lexicon_part(out, entries, real_phones, optional_silence, sil_prob, oov_word)
     word_id = {w: i for i, w in enumerate(word_syms)}
 
     weights = [(words, w) for words, w, _ in command_items] + [(words, filler_weight) for words, _, _ in filler_items]
@@ -314,6 +344,4 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         fh.writelines(w + "\n" for w in filler_words)
     with atomic_open(out / "words" / "fillers.int") as fh:
         fh.writelines(f"{word_id[w]}\n" for w in filler_words)
-    log.info("make-grammar: %s -> %s: %d commands, %d fillers, %d garbage words; G has %d states",
-             commands, out, len(command_items), len(filler_items), len(garbage_words), g.num_states())
-    return out
+    return g

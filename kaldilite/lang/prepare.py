@@ -168,10 +168,11 @@ def prepare_lang(dict_dir, oov_word, tmp_dir, lang_dir, *, position_dependent_ph
     if position_dependent_phones:
         base_nonsil = [p for line in d.nonsilence_phones for p in line]
         base_sil = [p for line in d.silence_phones for p in line]
+        # prepare_lang.sh echoes these lines phone by phone, each followed by a space.
         for suffix in ("_B", "_E", "_I", "_S"):
-            extra_q.append(" ".join(p + suffix for p in base_nonsil))
+            extra_q.append("".join(p + suffix + " " for p in base_nonsil))
         for suffix in ("", "_B", "_E", "_I", "_S"):
-            extra_q.append(" ".join(p + suffix for p in base_sil))
+            extra_q.append("".join(p + suffix + " " for p in base_sil))
 
     real_phones = silence_flat + nonsilence_flat
     phone_id = {p: i for i, p in enumerate(["<eps>"] + real_phones)}

@@ -202,3 +202,18 @@ def test_a_filler_that_is_also_a_command_is_rejected(base_lang, tmp_path):
     with pytest.raises(InputError, match="also a command"):
         make_grammar(write(tmp_path / "c.txt", "ab\n"), base_lang, tmp_path / "out",
                      fillers=write(tmp_path / "f.txt", "ab\n"))
+
+
+def test_output_dir_is_replaced_whole_and_other_dirs_are_never_clobbered(base_lang, tmp_path):
+    commands = write(tmp_path / "c.txt", "ab\n")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", garbage=True)
+    assert "<gbg_A>" in read_table(out / "words.txt")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", garbage=False)
+    assert "<gbg_A>" not in read_table(out / "words.txt") and LangDir.load(out).filler_words() == set()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "wav.scp").write_text("u1 a.wav\n")
+    with pytest.raises(InputError, match="is not a lang dir; refusing"):
+        make_grammar(commands, base_lang, precious)
+    assert (precious / "wav.scp").read_text() == "u1 a.wav\n"

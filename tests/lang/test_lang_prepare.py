@@ -84,8 +84,11 @@ EXPECTED_PHONES_FILES = {
                  "shared split A_B A_E A_I A_S\nshared split B_B B_E B_I B_S\nshared split C_B C_E C_I C_S\n",
     "roots.int": "shared split 1 2 3 4 5\nshared split 6 7 8 9 10\nshared split 11 12 13 14\n"
                  "shared split 15 16 17 18\nshared split 19 20 21 22\n",
-    "extra_questions.txt": "A_B A_E A_I A_S B_B B_E B_I B_S\nA_B B_B C_B\nA_E B_E C_E\nA_I B_I C_I\nA_S B_S C_S\n"
-                           "SIL SPN\nSIL_B SPN_B\nSIL_E SPN_E\nSIL_I SPN_I\nSIL_S SPN_S\n",
+    # The word-position lines end in a space: prepare_lang.sh echoes "phone " per phone.
+    "extra_questions.txt": "A_B A_E A_I A_S B_B B_E B_I B_S\nA_B B_B C_B \nA_E B_E C_E \nA_I B_I C_I \n"
+                           "A_S B_S C_S \nSIL SPN \nSIL_B SPN_B \nSIL_E SPN_E \nSIL_I SPN_I \nSIL_S SPN_S \n",
+    "extra_questions.int": "11 12 13 14 15 16 17 18\n11 15 19\n12 16 20\n13 17 21\n14 18 22\n1 6\n2 7\n3 8\n"
+                           "4 9\n5 10\n",
     "word_boundary.txt": "SIL nonword\nSIL_B begin\nSIL_E end\nSIL_I internal\nSIL_S singleton\n"
                          "SPN nonword\nSPN_B begin\nSPN_E end\nSPN_I internal\nSPN_S singleton\n"
                          "A_B begin\nA_E end\nA_I internal\nA_S singleton\nB_B begin\nB_E end\nB_I internal\n"
