@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -217,26 +218,33 @@ def _centre(text, width):
 def read_transcripts(spec):
     """Read a Kaldi text file (`utt word word ...`) into a dict utt -> list of words.
 
-    Accepts `ark:file`, `ark,t:file` and bare paths; duplicate keys are an InputError at file:line.
+    Accepts `ark:file`, `ark,t:file`, bare paths and `-` / `ark:-` for stdin; duplicate keys are an
+    InputError at file:line.
     """
     spec = os.fspath(spec)
     match = _RSPEC.match(spec)
     if match and match.group(1) == "scp":
         raise InputError(f"{spec}: transcripts must be a text archive (ark:FILE), not an scp")
     path = match.group(4) if match else spec
+    if path == "-":
+        return _parse_transcripts(sys.stdin, "<stdin>")
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: no such transcript file")
-    result, first = {}, {}
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if fields[0] in result:
-                raise InputError(f"{path}:{number}: utterance {fields[0]} appears twice (first at line "
-                                 f"{first[fields[0]]}); keep one transcript per utterance")
-            result[fields[0]] = fields[1:]
-            first[fields[0]] = number
+        return _parse_transcripts(handle, path)
+
+
+def _parse_transcripts(lines, path):
+    result, first = {}, {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] in result:
+            raise InputError(f"{path}:{number}: utterance {fields[0]} appears twice (first at line "
+                             f"{first[fields[0]]}); keep one transcript per utterance")
+        result[fields[0]] = fields[1:]
+        first[fields[0]] = number
     return result
 
 

@@ -124,5 +124,7 @@ def test_compute_wer_cli_prints_kaldis_three_lines_and_writes_per_utt(tmp_path):
     assert result.output == ("%WER 40.00 [ 2 / 5, 0 ins, 1 del, 1 sub ] [PARTIAL]\n%SER 50.00 [ 1 / 2 ]\n"
                              "Scored 2 sentences, 1 not present in hyp.\n")
     assert (tmp_path / "per_utt").read_text().splitlines()[3] == "u1 #csid 2 1 0 1"
+    piped = runner.invoke(cli, ["compute-wer", str(tmp_path / "ref"), "ark:-"], input="u1 turn on the light\n")
+    assert piped.output.splitlines()[0] == "%WER 0.00 [ 0 / 4, 0 ins, 0 del, 0 sub ] [PARTIAL]"
     strict = runner.invoke(cli, ["compute-wer", "--mode", "strict", str(tmp_path / "ref"), str(tmp_path / "hyp")])
     assert strict.exit_code != 0 and "no hypothesis for utterance u3" in str(strict.exception)
