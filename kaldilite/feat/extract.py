@@ -36,7 +36,9 @@ class OnlineFeature:
         self._rng = np.random.default_rng(self._frame_opts.dither_seed) if self._frame_opts.dither else None
         self._offset = 0  # samples already discarded before self._remainder
         self._remainder = np.zeros(0, dtype=np.float32)
-        self._blocks = []  # feature matrices in frame order
+        # Frames live in a buffer that grows by doubling, so a stream read chunk by chunk costs
+        # amortized O(1) per frame; the batch path stores its one matrix without a copy.
+        self._features = np.zeros((0, self._computer.dim), dtype=np.float32)
         self._num_frames = 0
         self._finished = False
 
@@ -80,11 +82,9 @@ class OnlineFeature:
         end = self._num_frames if end is None else end
         if not 0 <= start <= end <= self._num_frames:
             raise IndexError(f"frames {start}..{end} requested but {self._num_frames} are ready")
-        if len(self._blocks) > 1:
-            self._blocks = [np.concatenate(self._blocks)]
-        if not self._blocks:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self._blocks[0][start:end]
+        frames = self._features[start:end]
+        frames.flags.writeable = False  # a view of the extractor's buffer
+        return frames
 
     def _compute_ready_frames(self):
         opts = self._frame_opts
@@ -94,8 +94,7 @@ class OnlineFeature:
             frames = extract_frames(self._remainder, self._offset, old, new - old, total, opts)
             windowed, raw_log_energy = process_frames(frames, opts, self._window, self._rng,
                                                       self._computer.need_raw_log_energy)
-            self._blocks.append(self._computer.compute(windowed, raw_log_energy))
-            self._num_frames = new
+            self._store(self._computer.compute(windowed, raw_log_energy))
         # Keep from one sample before the next frame: with an odd frame length the final frame's
         # reflection at the end of the signal can reach that one sample.
         keep_from = int(first_sample_of_frame(new, opts)) - 1
@@ -104,12 +103,24 @@ class OnlineFeature:
             self._remainder = self._remainder[discard:]
             self._offset += discard
 
+    def _store(self, feats):
+        old, new = self._num_frames, self._num_frames + feats.shape[0]
+        if old == 0 and self._features.shape[0] == 0:
+            self._features = feats
+        else:
+            if new > self._features.shape[0]:
+                grown = np.empty((max(new, 2 * self._features.shape[0]), self.dim), dtype=np.float32)
+                grown[:old] = self._features[:old]
+                self._features = grown
+            self._features[old:new] = feats
+        self._num_frames = new
+
     def _compute_whole(self, waveform):
         """Batch entry: the whole signal in one go (one frame batch), through the same steps."""
         self._remainder = waveform
         self._finished = True
         self._compute_ready_frames()
-        return self.get_frames()
+        return self._features  # the caller owns it: this extractor is discarded
 
 
 class OnlineMfcc(OnlineFeature):

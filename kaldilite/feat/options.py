@@ -22,6 +22,18 @@ from kaldilite.errors import InputError
 WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "sine", "blackman")
 
 
+# Options of Kaldi's feature tools that kaldilite does not implement: (Kaldi's default, why).
+# A config file may carry them at their default value; anything else is a clear error.
+KALDI_UNSUPPORTED = {
+    "vtln-warp": ("1.0", "VTLN warping is not supported"),
+    "vtln-map": ("", "VTLN warping is not supported"),
+    "subtract-mean": ("false", "per-file mean subtraction is not supported; use CMVN (compute-cmvn-stats)"),
+    "max-feature-vectors": ("-1", "feature recycling is not supported"),
+    "output-format": ("kaldi", "only Kaldi-format output is written"),
+    "min-duration": ("0", "--min-duration is not supported; filter short utterances from the data dir"),
+}
+
+
 def _help(text):
     return {"help": text}
 
@@ -131,6 +143,8 @@ class MelBanksOptions:
 class MfccOptions:
     """Options of compute-mfcc-feats (Kaldi's MfccOptions): 23 mel bins, 13 cepstra, energy."""
 
+    KALDI_UNSUPPORTED = KALDI_UNSUPPORTED
+
     frame_opts: FrameExtractionOptions = dataclasses.field(default_factory=FrameExtractionOptions)
     mel_opts: MelBanksOptions = dataclasses.field(default_factory=lambda: MelBanksOptions(num_mel_bins=23))
     num_ceps: int = dataclasses.field(default=13, metadata=_help(
@@ -162,6 +176,8 @@ class MfccOptions:
 @dataclasses.dataclass
 class FbankOptions:
     """Options of compute-fbank-feats (Kaldi's FbankOptions): 23 log mel energies."""
+
+    KALDI_UNSUPPORTED = KALDI_UNSUPPORTED
 
     frame_opts: FrameExtractionOptions = dataclasses.field(default_factory=FrameExtractionOptions)
     mel_opts: MelBanksOptions = dataclasses.field(default_factory=lambda: MelBanksOptions(num_mel_bins=23))

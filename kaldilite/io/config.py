@@ -95,6 +95,20 @@ def set_option(options, spec, value):
     setattr(obj, spec.path[-1], value)
 
 
+def _is_default(text, default):
+    try:
+        return float(text) == float(default)
+    except ValueError:
+        return text.strip().lower() == default.lower()
+
+
+def _unsupported(options_cls, name, text, location):
+    """Raise for a known-but-unimplemented option (class attribute KALDI_UNSUPPORTED) set to a non-default."""
+    default, reason = getattr(options_cls, "KALDI_UNSUPPORTED", {})[name]
+    if not _is_default(str(text), default):
+        raise InputError(f"{location}: --{name}={text} is not supported ({reason}); remove it")
+
+
 def _unknown(name, specs, options_cls, location):
     known = [s.name for s in specs]
     close = difflib.get_close_matches(name, known, n=1)
@@ -141,12 +155,18 @@ def read_config(path, options_cls, overrides=None):
                     raise InputError(f"{location}: nested --config is not supported; merge the files")
                 spec = by_name.get(name)
                 if spec is None:
+                    if name in getattr(options_cls, "KALDI_UNSUPPORTED", {}):
+                        _unsupported(options_cls, name, text, location)
+                        continue
                     _unknown(name, specs, options_cls, location)
                 set_option(options, spec, parse_value(text, spec.type, name, location))
     for key, value in (overrides or {}).items():
         name = key.replace("_", "-").lower().lstrip("-")
         spec = by_name.get(name)
         if spec is None:
+            if name in getattr(options_cls, "KALDI_UNSUPPORTED", {}):
+                _unsupported(options_cls, name, value, "command line")
+                continue
             _unknown(name, specs, options_cls, "command line")
         if isinstance(value, str):
             value = parse_value(value, spec.type, name, "command line")

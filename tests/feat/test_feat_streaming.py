@@ -83,3 +83,18 @@ def test_streaming_does_not_keep_the_whole_signal():
         extractor.accept_waveform(chunk)
     assert extractor.num_frames_ready == 498
     assert extractor._remainder.size <= opts.frame_opts.window_size_samples + 1
+
+
+def test_batch_output_is_the_callers_and_streamed_views_are_read_only():
+    opts = MfccOptions()
+    opts.frame_opts.dither = 0.0
+    waveform = speech_like(16000, 0.3, seed=5)
+    batch = compute_mfcc(waveform, opts)
+    batch -= batch.mean(axis=0)  # in-place edits of batch output are fine
+    extractor = OnlineMfcc(opts)
+    extractor.accept_waveform(waveform)
+    with pytest.raises(ValueError):
+        extractor.get_frames(0, 2)[0, 0] = 1.0
+    opts.num_ceps = 5  # editing the options afterwards does not touch the running extractor
+    extractor.input_finished()
+    assert extractor.get_frames().shape == (28, 13)
