@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import os
+import struct
 import subprocess
 
 import numpy as np
@@ -94,6 +95,32 @@ def _open_sound(spec):
         raise AudioError(_describe_unreadable(name, head)) from exc
 
 
+def wav_truncation(path):
+    """For a RIFF WAV file whose data chunk is shorter on disk than its header says, return
+    (bytes declared, bytes present); None otherwise (also for non-WAV files and for streamed
+    WAVs whose header leaves the size open). libsndfile silently reads what is there; Kaldi's
+    WaveData warns, and so do we: a cut-off recording is usually a failed copy."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"RIFF":
+                return None
+            handle.seek(12)
+            while True:
+                header = handle.read(8)
+                if len(header) < 8:
+                    return None
+                chunk_id, chunk_size = header[:4], struct.unpack("<I", header[4:])[0]
+                if chunk_id == b"data":
+                    present = size - handle.tell()
+                    if chunk_size in (0, 0xFFFFFFFF) or chunk_size <= present:
+                        return None
+                    return chunk_size, present
+                handle.seek(chunk_size + (chunk_size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+
+
 def read_audio(spec, sample_frequency=None, *, allow_downsample=False, allow_upsample=False, channel=None):
     """Read one waveform as float32 in 16-bit integer scale (like Kaldi's `WaveData`).
 
@@ -118,6 +145,11 @@ def read_audio(spec, sample_frequency=None, *, allow_downsample=False, allow_ups
             data = sound.read(dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{name}: audio data cannot be decoded ({exc}); re-export the file") from exc
+    if not is_pipe(spec):
+        shortfall = wav_truncation(name)
+        if shortfall:
+            logger.warning("%s: header announces %d bytes of audio but only %d are in the file; truncated file? "
+                           "using the %d samples present", name, shortfall[0], shortfall[1], data.shape[0])
     if data.shape[0] == 0:
         raise AudioError(f"{name}: contains no samples (zero-length audio); remove the utterance or re-record it")
     if num_channels > 1 and channel is None:

@@ -479,7 +479,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
 
 def _check_audio(check, wav_entries, sample_frequency):
     from kaldilite.errors import AudioError
-    from kaldilite.io.audio import audio_info, is_pipe
+    from kaldilite.io.audio import audio_info, is_pipe, wav_truncation
 
     for entry in wav_entries:
         if not entry.value or is_pipe(entry.value):
@@ -489,6 +489,10 @@ def _check_audio(check, wav_entries, sample_frequency):
         except AudioError as exc:
             check.add("wav.scp", entry.line, str(exc))
             continue
+        shortfall = wav_truncation(entry.value)
+        if shortfall:
+            check.add("wav.scp", entry.line, f"{entry.value}: header announces {shortfall[0]} bytes of audio but the "
+                      f"file has {shortfall[1]}; truncated file? re-copy it", warning=True)
         if frames == 0:
             check.add("wav.scp", entry.line, f"{entry.value}: contains no samples (zero-length audio); remove the utterance")
         if channels != 1:

@@ -128,3 +128,17 @@ def test_missing_file_and_zero_samples(tmp_path):
     write_int16(tmp_path / "z.wav", np.zeros(0))
     with pytest.raises(AudioError, match=r"z.wav: contains no samples"):
         read_audio(tmp_path / "z.wav")
+
+
+def test_truncated_audio_data_is_read_with_a_warning(tmp_path, tone, caplog):
+    path, samples = tone
+    data = path.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) - 1000])  # 500 samples short of what the header announces
+    with caplog.at_level("WARNING", logger="kaldilite.io.audio"):
+        wave = read_audio(cut)
+    np.testing.assert_array_equal(wave, samples[:-500].astype(np.float32))
+    assert f"{cut}: header announces 8000 bytes of audio but only 7000 are in the file" in caplog.text
+    caplog.clear()
+    read_audio(path)
+    assert caplog.text == ""
