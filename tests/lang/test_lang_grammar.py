@@ -217,3 +217,24 @@ def test_output_dir_is_replaced_whole_and_other_dirs_are_never_clobbered(base_la
     with pytest.raises(InputError, match="is not a lang dir; refusing"):
         make_grammar(commands, base_lang, precious)
     assert (precious / "wav.scp").read_text() == "u1 a.wav\n"
+
+
+def test_mandarin_commands_end_to_end_through_pypinyin_dict_dir(tmp_path):
+    """打开 空调 / 关闭 空调 with a pypinyin dict dir: L o G yields exactly their pronunciations."""
+    from kaldilite.lang import make_dict_dir
+
+    commands = write(tmp_path / "commands.txt", "打开 空调\n关闭 空调\n")
+    dict_dir = make_dict_dir(["打开", "关闭", "空调"], tmp_path / "dict", source="pypinyin")
+    # Tone variants share a line (one tree root); one extra question per tone.
+    assert "ai1" in (dict_dir / "nonsilence_phones.txt").read_text().split()
+    assert (dict_dir / "extra_questions.txt").read_text().splitlines()[0].split()[0].endswith("1")
+    lang = prepare_lang(dict_dir, "<UNK>", tmp_path / "tmp", tmp_path / "lang")
+    out = make_grammar(commands, lang, tmp_path / "lang_cmd")
+    assert validate_lang(out) == []
+    p, w = read_table(out / "phones.txt"), read_table(out / "words.txt")
+    prons = {"打开": [("d_B", "a3_I", "k_I", "ai1_E")], "关闭": [("g_B", "uan1_I", "b_I", "i4_E")],
+             "空调": [("k_B", "ong1_I", "t_I", "iao2_E")]}
+    items = [(("打开", "空调"), -math.log(0.5)), (("关闭", "空调"), -math.log(0.5))]
+    expected = expected_pairs(items, prons, p, w)
+    got = lg_paths(out)
+    assert set(got) == set(expected)
