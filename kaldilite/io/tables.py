@@ -243,23 +243,27 @@ def _corrupt(where, key, exc):
 
 
 class _HandleCache:
-    """Keeps the last opened ark open: scp entries are usually consecutive in one file."""
+    """Keeps recently used arks open: a sorted feats.scp alternates between a few per-job arks."""
+
+    MAX_OPEN = 16
 
     def __init__(self):
-        self.path = None
-        self.handle = None
+        self.handles = {}  # path -> handle, least recently used first
 
     def get(self, path, where):
-        if path != self.path:
-            self.close()
-            self.handle = _open_read(path, where)
-            self.path = path
-        return self.handle
+        handle = self.handles.pop(path, None)
+        if handle is None:
+            if len(self.handles) >= self.MAX_OPEN:
+                oldest = next(iter(self.handles))
+                self.handles.pop(oldest).close()
+            handle = _open_read(path, where)
+        self.handles[path] = handle
+        return handle
 
     def close(self):
-        if self.handle is not None:
-            self.handle.close()
-        self.path = self.handle = None
+        for handle in self.handles.values():
+            handle.close()
+        self.handles.clear()
 
 
 def _read_object(reader, rxfile, where, key, cache=None):

@@ -159,3 +159,17 @@ def test_malformed_scp_line_and_truncated_ark_are_input_errors(tmp_path, matrice
     (tmp_path / "a.ark").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=r"a.ark: corrupt or truncated table data for key spk1-utt"):
         list(read_matrices(tmp_path / "a.ark"))
+
+
+def test_scp_interleaving_many_arks_reads_every_entry(tmp_path, rng):
+    """A sorted feats.scp alternates between per-job arks; more arks than the open-file cache."""
+    expected, lines = {}, []
+    for job in range(20):
+        items = {f"utt{k:03d}": rng.standard_normal((2, 3)).astype(np.float32) for k in range(job, 60, 20)}
+        expected.update(items)
+        write_matrices(items.items(), tmp_path / f"raw.{job}.ark", tmp_path / f"raw.{job}.scp")
+        lines += (tmp_path / f"raw.{job}.scp").read_text().splitlines()
+    (tmp_path / "feats.scp").write_text("\n".join(sorted(lines)) + "\n")
+    result = list(read_matrices(tmp_path / "feats.scp"))
+    assert [k for k, _ in result] == sorted(expected)
+    assert all(np.array_equal(m, expected[k]) for k, m in result)
