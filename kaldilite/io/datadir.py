@@ -272,6 +272,9 @@ class _Checker:
         raw = file.read_bytes()
         if raw and not raw.endswith(b"\n"):
             self.add(name, raw.count(b"\n") + 1, "last line has no newline at the end; add one")
+        if b"\r" in raw:
+            self.add(name, raw[: raw.index(b"\r")].count(b"\n") + 1,
+                     "has Windows line endings (CR); convert the file with dos2unix")
         try:
             entries = read_entries(file)
         except UnicodeDecodeError as exc:

@@ -351,3 +351,16 @@ def test_combine_refuses_conflicting_ids(tmp_path):
     b = write_dir(tmp_path / "b", {"utt2spk": ["u1 s"], "text": ["u1 off"]})
     with pytest.raises(InputError, match=r"b/text: key u1 is also in .*a/text with different content"):
         combine_data_dirs(tmp_path / "c", [a, b])
+
+
+def test_windows_line_endings_and_missing_final_newline(tmp_path, kaldi_s5):
+    path = tmp_path / "d"
+    path.mkdir()
+    (path / "utt2spk").write_bytes(b"a-1 a\nb-1 b\n")
+    (path / "spk2utt").write_bytes(b"a a-1\nb b-1\n")
+    (path / "text").write_bytes(b"a-1 on\r\nb-1 off")
+    assert problems_of(path, no_wav=True, no_feats=True) == [
+        f"{path}/text:2: last line has no newline at the end; add one",
+        f"{path}/text:1: has Windows line endings (CR); convert the file with dos2unix",
+    ]
+    assert kaldi(kaldi_s5, "utils/validate_data_dir.sh", "--no-wav", "--no-feats", str(path)).returncode != 0
