@@ -17,8 +17,11 @@ Optional silence before, between and after words comes from L (prepare-lang's `-
 not from G. Item probabilities: command i has weight w_i, each filler `filler_weight`, the
 garbage loop exp(-garbage_cost) (so `--garbage-cost` is the entry cost relative to one command
 of weight 1); all are normalized to sum to one. G is built as a weight-pushed trie over the
-items, so it is deterministic and stochastic (the probabilities leaving each state, final
-probability included, sum to one); the cost of a path is -log P(item). G has no epsilons and
+items, so it is stochastic (the probabilities leaving each state, final probability
+included, sum to one) and, for isolated items, deterministic; the cost of a path is
+-log P(item). (With `--allow-sequence`, an item that is also the prefix of another gets two
+arcs with its last word, one ending the item and one continuing: G stays epsilon-free and
+L_disambig o G still determinizes.) G has no epsilons and
 no `#0` arcs (there is no back-off), as Kaldi's mkgraph expects: `#0` only appears as the
 self-loops on L_disambig. `--allow-sequence` lets items repeat: after each item the utterance
 ends with probability 1/2 or another item follows.
@@ -219,13 +222,18 @@ class _GrammarBuilder:
             if not child["children"]:
                 self.arcs.append((state, self.hub, wid, wid, cost))
                 continue
-            nxt = self.new_state()
-            self.arcs.append((state, nxt, wid, wid, cost))
             end_here = child["end"] / child["mass"]
-            if end_here > 0:  # an item ends here and longer ones continue
+            nxt = self.new_state()
+            if end_here > 0 and self.sequence:
+                # An item ends here and longer ones continue. Two arcs with the same word (one
+                # to the hub, one on into the trie) keep G epsilon-free; L o G determinizes them.
+                self.arcs.append((state, self.hub, wid, wid, cost - math.log(end_here)))
+                self.arcs.append((state, nxt, wid, wid, cost - math.log(1.0 - end_here)))
+                self._emit_node(nxt, child, 1.0 / (1.0 - end_here))
+                continue
+            self.arcs.append((state, nxt, wid, wid, cost))
+            if end_here > 0:  # isolated items: a final weight keeps G deterministic
                 self.finals[nxt] = -math.log(end_here * stop)
-                if self.sequence:
-                    self.emit_items(nxt, end_here * (1.0 - stop), garbage=True)
             self._emit_node(nxt, child, 1.0)
 
 

@@ -238,3 +238,16 @@ def test_mandarin_commands_end_to_end_through_pypinyin_dict_dir(tmp_path):
     expected = expected_pairs(items, prons, p, w)
     got = lg_paths(out)
     assert set(got) == set(expected)
+
+
+@pytest.mark.parametrize("sequence", [False, True])
+def test_g_with_fillers_garbage_and_prefix_items_is_stochastic_and_lg_determinizes(base_lang, tmp_path, sequence):
+    commands = write(tmp_path / "c.txt", "ab c\nab\t2\nc see ab\n")
+    fillers = write(tmp_path / "f.txt", "ba\nbab\n")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", fillers=fillers, garbage=True,
+                       garbage_cost=0.5, allow_sequence=sequence)
+    g = LangDir.load(out).g_fst()
+    for state in g.states():
+        total = sum(math.exp(-weight(a.weight)) for a in g.arcs(state)) + math.exp(-weight(g.final(state)))
+        assert total == pytest.approx(1.0, abs=1e-6)
+    assert validate_lang(out) == []  # includes determinizing L_disambig o G
