@@ -146,26 +146,29 @@ def prepare_lang(dict_dir, oov_word, tmp_dir, lang_dir, *, position_dependent_ph
     lang_dir, tmp_dir = Path(lang_dir), Path(tmp_dir)
     if oov_word not in {e.word for e in d.lexicon}:
         raise InputError(f"{d.lexicon_file}: the OOV word {oov_word!r} has no entry; add e.g. '{oov_word} SPN'")
-    if (lang_dir / "phones").is_dir():
-        shutil.rmtree(lang_dir / "phones")  # as Kaldi: stale phone lists must not survive
-    (lang_dir / "phones").mkdir(parents=True, exist_ok=True)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    if not 0.0 <= sil_prob < 1.0:
+        raise InputError(f"--sil-prob {sil_prob}: must be in [0, 1)")
 
     silence, nonsilence = _phone_symbols(d.silence_phones, d.nonsilence_phones, position_dependent_phones)
-    P = "phones/"
-    sets = [" ".join(x) for x in silence + nonsilence]
-    if share_silence_phones:
-        roots = ["not-shared not-split " + " ".join(p for line in silence for p in line)]
-        roots += ["shared split " + s for s in (" ".join(x) for x in nonsilence)]
-        sets = [" ".join(p for line in silence for p in line)] + [" ".join(x) for x in nonsilence]
-    else:
-        roots = ["shared split " + s for s in sets]
     silence_flat = [p for line in silence for p in line]
     nonsilence_flat = [p for line in nonsilence for p in line]
-    extra_q = [" ".join(v for p in line for v in (position_variants(p, p in set(sum(d.silence_phones, [])))
-                                                   if position_dependent_phones else [p]))
-               for line in d.extra_questions]
+    real_phones = silence_flat + nonsilence_flat
+    phone_id = {p: i for i, p in enumerate(["<eps>"] + real_phones)}
+    # Checks the state counts before anything is written.
+    topo = gen_topo(num_nonsil_states, num_sil_states,
+                    [phone_id[p] for p in nonsilence_flat], [phone_id[p] for p in silence_flat])
+
+    if share_silence_phones:
+        # All silence phones on one unsplit root: they share pdfs, only transitions differ.
+        sets = [" ".join(silence_flat)] + [" ".join(x) for x in nonsilence]
+        roots = ["not-shared not-split " + sets[0]] + ["shared split " + s for s in sets[1:]]
+    else:
+        sets = [" ".join(x) for x in silence + nonsilence]
+        roots = ["shared split " + s for s in sets]
+    base_silence = {p for line in d.silence_phones for p in line}
     if position_dependent_phones:
+        extra_q = [" ".join(v for p in line for v in position_variants(p, p in base_silence))
+                   for line in d.extra_questions]
         base_nonsil = [p for line in d.nonsilence_phones for p in line]
         base_sil = [p for line in d.silence_phones for p in line]
         # prepare_lang.sh echoes these lines phone by phone, each followed by a space.
@@ -173,9 +176,14 @@ def prepare_lang(dict_dir, oov_word, tmp_dir, lang_dir, *, position_dependent_ph
             extra_q.append("".join(p + suffix + " " for p in base_nonsil))
         for suffix in ("", "_B", "_E", "_I", "_S"):
             extra_q.append("".join(p + suffix + " " for p in base_sil))
+    else:
+        extra_q = [" ".join(line) for line in d.extra_questions]
 
-    real_phones = silence_flat + nonsilence_flat
-    phone_id = {p: i for i, p in enumerate(["<eps>"] + real_phones)}
+    if (lang_dir / "phones").is_dir():
+        shutil.rmtree(lang_dir / "phones")  # as Kaldi: stale phone lists must not survive
+    (lang_dir / "phones").mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    P = "phones/"
 
     def ints(line):
         return " ".join(str(phone_id[p]) for p in line.split())
@@ -202,8 +210,7 @@ def prepare_lang(dict_dir, oov_word, tmp_dir, lang_dir, *, position_dependent_ph
     _write_lines(lang_dir / P / "roots.int", [" ".join(r.split()[:2]) + " " + ints(" ".join(r.split()[2:]))
                                                for r in roots])
     with atomic_open(lang_dir / "topo") as out:
-        out.write(gen_topo(num_nonsil_states, num_sil_states,
-                           [phone_id[p] for p in nonsilence_flat], [phone_id[p] for p in silence_flat]))
+        out.write(topo)
 
     entries = [(e.word, e.prob, mark_word_positions(e.phones) if position_dependent_phones else e.phones)
                for e in d.lexicon]
