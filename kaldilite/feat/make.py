@@ -152,6 +152,13 @@ def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=No
     data_dir = Path(data_dir)
     log_dir = Path(log_dir) if log_dir is not None else data_dir / "log"
     feat_dir = Path(feat_dir) if feat_dir is not None else data_dir / "data"
+    if not data_dir.is_dir():
+        raise MissingFileError(f"{data_dir}: no such data directory")
+    for stale in ("feats.scp", "cmvn.scp", "utt2dur", "utt2num_frames"):
+        # Outputs of an earlier run would no longer match; keep them aside as make_mfcc.sh does.
+        if (data_dir / stale).exists():
+            (data_dir / ".backup").mkdir(exist_ok=True)
+            os.replace(data_dir / stale, data_dir / ".backup" / stale)
     problems = [p for p in validate_data_dir(data_dir, no_feats=True, no_text=True, check_audio=False) if not p.warning]
     if problems:
         raise InputError(f"{problems[0]} ({len(problems)} problem(s) in {data_dir}; "
@@ -159,11 +166,6 @@ def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=No
     data = DataDir.load(data_dir)
     num_speakers = len(data.speakers)
     nj = max(1, min(nj, num_speakers))
-    for stale in ("feats.scp", "cmvn.scp"):
-        # Old features or stats would no longer match; keep them aside as make_mfcc.sh does.
-        if (data_dir / stale).exists():
-            (data_dir / ".backup").mkdir(exist_ok=True)
-            os.replace(data_dir / stale, data_dir / ".backup" / stale)
     feat_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     name = data_dir.resolve().name

@@ -76,6 +76,12 @@ def test_make_mfcc_writes_kaldi_tables_matching_knf_and_skips_a_short_utterance(
     assert list(stats) == ["alice", "bob", "carol"] and stats["bob"].dtype == np.float64
     np.testing.assert_allclose(stats["bob"], cmvn_stats(feats["bob-0"]) + cmvn_stats(feats["bob-1"]), rtol=1e-10)
 
+    # A re-run replaces the old outputs (kept in .backup, like make_mfcc.sh), stale cmvn.scp included.
+    result = invoke(["make-mfcc", "--config", str(conf), "--nj", "3", str(data_dir), str(tmp_path / "log"), str(tmp_path / "mfcc")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert not (data_dir / "cmvn.scp").exists() and (data_dir / ".backup" / "cmvn.scp").exists()
+    assert len((data_dir / "feats.scp").read_text().splitlines()) == 6
+
 
 def test_make_fbank_with_command_line_options_only(data_dir, tmp_path):
     result = invoke(["make-fbank", "--sample-frequency=8000", "--dither=0", "--num-mel-bins=15", "--use-energy=true",
