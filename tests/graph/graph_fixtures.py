@@ -112,6 +112,18 @@ def make_tiny_lang(path):
     phones.write(path / "phones.txt")
     words.write(path / "words.txt")
     (path / "topo").write_text(TOPO)
+    # Enough of prepare-lang's output for kaldilite.lang.LangDir.load and mkgraph's copies.
+    _lexicon_fst(False).write(str(path / "L.fst"))
+    _lexicon_fst(True).write(str(path / "L_disambig.fst"))
+    _grammar_fst().write(str(path / "G.fst"))
+    (path / "oov.txt").write_text("C\n")
+    phones_dir = path / "phones"
+    phones_dir.mkdir(exist_ok=True)
+    for name, ids in {"silence": [1], "nonsilence": [2, 3, 4], "disambig": [5, 6], "context_indep": [1],
+                      "optional_silence": [1]}.items():
+        (phones_dir / f"{name}.int").write_text("".join(f"{i}\n" for i in ids))
+    (phones_dir / "roots.int").write_text("not-shared not-split 1\nshared split 2\nshared split 3\n"
+                                          "shared split 4\n")
     return TinyLang(path=path, phones=phones, words=words, silence_phones=[1], nonsilence_phones=[2, 3, 4],
                     disambig_phones=[5, 6], optional_silence=1)
 
