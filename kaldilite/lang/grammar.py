@@ -109,6 +109,14 @@ def read_items(path, what="command"):
     return items
 
 
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _real_phones(lang_dir):
     phones = []
     for _, line in read_text_lines(lang_dir / "phones.txt"):
@@ -263,8 +271,10 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
                     missing.setdefault(w, where(path, number))
     if missing:
         listed = ", ".join(f"{w} ({loc})" for w, loc in missing.items())
+        numeric = [w for w in missing if _is_number(w)]
+        hint = f" ({numeric[0]!r} looks like a weight: separate it from the words with a TAB)" if numeric else ""
         raise InputError(
-            f"{len(missing)} word(s) not in the lexicon of {lang_dir}: {listed}; add them to the dict dir's "
+            f"{len(missing)} word(s) not in the lexicon of {lang_dir}: {listed}{hint}; add them to the dict dir's "
             f"lexicon.txt (`{g2p_hint(list(missing))}`) and re-run prepare-lang"
         )
     command_set = {words: number for words, _, number in command_items}

@@ -251,3 +251,8 @@ def test_g_with_fillers_garbage_and_prefix_items_is_stochastic_and_lg_determiniz
         total = sum(math.exp(-weight(a.weight)) for a in g.arcs(state)) + math.exp(-weight(g.final(state)))
         assert total == pytest.approx(1.0, abs=1e-6)
     assert validate_lang(out) == []  # includes determinizing L_disambig o G
+
+
+def test_a_weight_separated_by_spaces_is_explained(base_lang, tmp_path):
+    with pytest.raises(InputError, match=r"'2.0' looks like a weight: separate it from the words with a TAB"):
+        make_grammar(write(tmp_path / "c.txt", "ab 2.0\n"), base_lang, tmp_path / "out")
