@@ -98,3 +98,46 @@ def test_batch_output_is_the_callers_and_streamed_views_are_read_only():
     opts.num_ceps = 5  # editing the options afterwards does not touch the running extractor
     extractor.input_finished()
     assert extractor.get_frames().shape == (28, 13)
+
+
+@pytest.mark.parametrize("pipeline_args", [
+    dict(cmvn="none", delta_order=2),
+    dict(cmvn="none", splice_left=3, splice_right=3, transform_rows=20),
+    dict(cmvn="none", delta_order=1, delta_window=3, splice_left=1, splice_right=2),
+    dict(cmvn="utterance", norm_vars=True, delta_order=2),
+])
+def test_online_pipeline_equals_the_batch_pipeline(pipeline_args):
+    from kaldilite.feat import (FeaturePipeline, OnlineCmvn, OnlineCmvnOptions, OnlineCmvnState, OnlineFeaturePipeline,
+                                cmvn_stats)
+
+    args = dict(pipeline_args)
+    rows = args.pop("transform_rows", None)
+    rng = np.random.default_rng(6)
+    transform = rng.normal(size=(rows, 13 * 7 + 1)) if rows else None
+    pipeline = FeaturePipeline(transform=transform, **args)
+    opts = MfccOptions()
+    opts.frame_opts.dither = 0.0
+    waveform = speech_like(16000, 0.9, seed=7)
+    batch_mfcc = compute_mfcc(waveform, opts)
+    state = OnlineCmvnState(global_stats=cmvn_stats(rng.normal(size=(500, 13))))
+    cmvn_opts = OnlineCmvnOptions(norm_vars=pipeline.norm_vars)
+    if pipeline.cmvn == "none":
+        expected = pipeline.apply(batch_mfcc)
+    else:  # online CMVN replaces per-utterance CMVN; the rest of the chain is the batch one
+        normalized = OnlineCmvn(batch_mfcc, cmvn_opts, state).get_frames()
+        expected = FeaturePipeline(cmvn="none", delta_order=pipeline.delta_order).apply(normalized)
+    mfcc = OnlineMfcc(opts)
+    online = OnlineFeaturePipeline(mfcc, pipeline, cmvn_opts, state)
+    got, position = [], 0
+    while position < waveform.size:
+        size = int(rng.integers(1, 2500))
+        mfcc.accept_waveform(waveform[position:position + size])
+        position += size
+        assert online.num_frames_ready <= max(0, mfcc.num_frames_ready - online.right_context)
+        got.append(online.get_frames(sum(map(len, got)), online.num_frames_ready))
+    mfcc.input_finished()
+    got.append(online.get_frames(sum(map(len, got)), online.num_frames_ready))
+    got = np.concatenate(got)
+    assert got.shape == expected.shape == (batch_mfcc.shape[0], pipeline.output_dim(13))
+    assert online.is_last_frame(got.shape[0] - 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
