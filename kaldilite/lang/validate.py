@@ -146,6 +146,29 @@ def validate_lang(lang_dir, check_determinizable=True):
     else:
         report(align, None, "missing")
 
+    wb_txt, wb_int = P / "word_boundary.txt", P / "word_boundary.int"
+    if wb_txt.is_file():
+        kinds = {"begin", "end", "internal", "singleton", "nonword"}
+        txt_lines = _lines(wb_txt)
+        int_lines = _lines(wb_int) if wb_int.is_file() else []
+        covered = set()
+        for k, (number, f) in enumerate(txt_lines):
+            if len(f) != 2 or f[1] not in kinds or f[0] not in phones:
+                report(wb_txt, number, f"expected 'phone begin|end|internal|singleton|nonword', found {' '.join(f)!r}")
+                continue
+            covered.add(phones[f[0]])
+            if k >= len(int_lines) or int_lines[k][1] != [str(phones[f[0]]), f[1]]:
+                report(wb_int, k + 1, f"does not match word_boundary.txt line {number} through phones.txt")
+        if covered != real_phone_ids:
+            report(wb_txt, None, f"does not list every phone exactly once ({len(covered)} of {len(real_phone_ids)})")
+    align_int = P / "align_lexicon.int"
+    if align.is_file() and align_int.is_file():
+        expected = [[str(words.get(f[0], 0)), str(words.get(f[1], 0))] + [str(phones.get(x)) for x in f[2:]]
+                    for _, f in _lines(align)]
+        got = [f for _, f in _lines(align_int)]
+        if got != expected:
+            report(align_int, None, "does not match align_lexicon.txt through words.txt and phones.txt")
+
     oov = lang / "oov.txt"
     if oov.is_file():
         syms = [f[0] for _, f in _lines(oov)]
@@ -182,12 +205,18 @@ def _check_fst(path, name, phones, words, real_phone_ids, disambig_ids, report):
         report(path, None, f"not a readable OpenFst file ({exc})")
         return None
     max_phone, max_word = max(phones.values()), max(words.values())
-    bad_in = bad_out = disambig_in = 0
+    special = {words.get(s) for s in ("<s>", "</s>")} - {None}
+    hash0 = words.get("#0")
+    bad_in = bad_out = disambig_in = bos_eos = hash0_out = 0
     for state in f.states():
         for arc in f.arcs(state):
             if name == "G.fst":
                 if arc.ilabel > max_word:
                     bad_in += 1
+                if arc.ilabel in special or arc.olabel in special:
+                    bos_eos += 1
+                if arc.olabel == hash0 and hash0 is not None:
+                    hash0_out += 1
             elif arc.ilabel > max_phone:
                 bad_in += 1
             elif name == "L.fst" and arc.ilabel in disambig_ids:
@@ -200,6 +229,15 @@ def _check_fst(path, name, phones, words, real_phone_ids, disambig_ids, report):
         report(path, None, f"{bad_out} arcs have output labels outside words.txt")
     if disambig_in:
         report(path, None, f"{disambig_in} arcs carry disambiguation symbols (L.fst must have none)")
+    if bos_eos:
+        report(path, None, f"{bos_eos} arcs carry <s> or </s> (they must be the start state and final weights)")
+    if hash0_out:
+        report(path, None, f"{hash0_out} arcs output #0 (back-off arcs are #0:<eps>, as arpa2fst writes them)")
+    # Kaldi sorts L on output labels (for composition with G) and G on input labels.
+    wanted = fst.I_LABEL_SORTED if name == "G.fst" else fst.O_LABEL_SORTED
+    if not f.properties(wanted, True) & wanted:
+        report(path, None, f"arcs are not sorted on {'input' if name == 'G.fst' else 'output'} labels "
+                           f"(fstarcsort --sort_type={'ilabel' if name == 'G.fst' else 'olabel'})")
     return f
 
 

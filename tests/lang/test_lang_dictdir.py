@@ -98,3 +98,38 @@ def test_validate_lang_missing_files(lang):
     problems = [str(p) for p in validate_lang(lang)]
     assert f"{lang / 'L.fst'}: missing" in problems
     assert any("silence.txt: missing" in p for p in problems)
+
+
+def test_validate_lang_checks_g_labels_and_sorting(lang):
+    import pywrapfst as fst
+
+    words = {ln.split()[0]: int(ln.split()[1]) for ln in (lang / "words.txt").read_text().splitlines()}
+    g = fst.VectorFst()
+    g.add_states(2)
+    g.set_start(0)
+    g.set_final(1)
+    g.add_arc(0, fst.Arc(words["see"], words["see"], 0.0, 1))
+    g.add_arc(0, fst.Arc(words["ab"], words["ab"], 0.0, 1))
+    g.add_arc(0, fst.Arc(words["</s>"], words["</s>"], 0.0, 1))
+    g.write(str(lang / "G.fst"))
+    problems = [str(p) for p in validate_lang(lang)]
+    assert f"{lang / 'G.fst'}: 1 arcs carry <s> or </s> (they must be the start state and final weights)" in problems
+    assert any("not sorted on input labels" in p for p in problems)
+
+
+def test_validate_lang_checks_word_boundary(lang):
+    wb = lang / "phones" / "word_boundary.txt"
+    wb.write_text(wb.read_text().replace("A_B begin", "A_B middle"))
+    problems = [str(p) for p in validate_lang(lang)]
+    assert any("word_boundary.txt:11: expected 'phone begin|end|internal|singleton|nonword'" in p for p in problems)
+
+
+def test_arpa_g_in_a_lang_dir_validates(lang, tmp_path):
+    from kaldilite.lang.arpa import arpa_to_fst
+    from kaldilite.lang.fsts import write_fst
+
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text("\\data\\\nngram 1=5\nngram 2=3\n\n\\1-grams:\n-1.0\t</s>\n-99\t<s>\t-0.3\n-0.5\tab\t-0.2\n"
+                    "-0.7\tc\t-0.1\n-0.9\tsee\n\n\\2-grams:\n-0.2\t<s> ab\n-0.3\tab c\n-0.1\tc </s>\n\n\\end\\\n")
+    write_fst(arpa_to_fst(arpa, lang / "words.txt"), lang / "G.fst")
+    assert validate_lang(lang) == []
