@@ -4,7 +4,9 @@ Checks that the symbol tables are well formed (ids 0.. contiguous, `<eps>` = 0, 
 `<s>`, `</s>` in words.txt), that every `phones/*.int` agrees with its `.txt` through
 phones.txt, that silence/nonsilence/disambig partition the phones, that `topo` covers every
 non-disambig phone exactly once, that every lexicon phone and word is declared, that
-`L.fst`/`L_disambig.fst`/`G.fst` only use known labels (and L has no disambig symbols),
+`phones/word_boundary` and `align_lexicon.int` agree with the tables, that
+`L.fst`/`L_disambig.fst`/`G.fst` only use known labels (L.fst no disambig symbols, G no
+`<s>`/`</s>` arcs and `#0` only as back-off input) and are sorted as Kaldi sorts them,
 that the lexicon's disambiguated pronunciations are unique and prefix-free (the condition
 for `L_disambig o G` to be determinizable), and, when G.fst exists, that `L_disambig o G`
 does determinize (OpenFst, with a state limit so a failure cannot hang).
