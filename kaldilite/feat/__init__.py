@@ -12,13 +12,13 @@ from kaldilite.feat.cmvn import (OnlineCmvn, OnlineCmvnOptions, OnlineCmvnState,
 from kaldilite.feat.extract import OnlineFbank, OnlineFeature, OnlineMfcc, compute_fbank, compute_mfcc
 from kaldilite.feat.functions import add_deltas, splice_frames, transform_features
 from kaldilite.feat.options import FbankOptions, FrameExtractionOptions, MelBanksOptions, MfccOptions
-from kaldilite.feat.pipeline import FeaturePipeline, load_features
+from kaldilite.feat.pipeline import FeaturePipeline, global_cmvn_stats, load_features
 from kaldilite.feat.streaming import OnlineFeaturePipeline
 
 __all__ = [
     "FbankOptions", "FrameExtractionOptions", "MelBanksOptions", "MfccOptions",
     "OnlineFbank", "OnlineFeature", "OnlineMfcc", "compute_fbank", "compute_mfcc",
     "OnlineCmvn", "OnlineCmvnOptions", "OnlineCmvnState", "SlidingCmnOptions", "apply_cmvn", "cmvn_stats",
-    "sliding_cmn", "add_deltas", "splice_frames", "transform_features", "FeaturePipeline", "load_features",
+    "sliding_cmn", "add_deltas", "splice_frames", "transform_features", "FeaturePipeline", "load_features", "global_cmvn_stats",
     "OnlineFeaturePipeline",
 ]

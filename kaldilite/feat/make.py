@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, KaldiliteError, MissingFileError
-from kaldilite.feat.extract import OnlineFbank, OnlineMfcc, compute_fbank, compute_mfcc
+from kaldilite.feat.extract import compute_fbank, compute_mfcc
 from kaldilite.feat.options import FbankOptions, MfccOptions
 
 log = logging.getLogger(__name__)
 
-KINDS = {"mfcc": (MfccOptions, compute_mfcc, OnlineMfcc), "fbank": (FbankOptions, compute_fbank, OnlineFbank)}
+KINDS = {"mfcc": (MfccOptions, compute_mfcc), "fbank": (FbankOptions, compute_fbank)}
 
 
 def _progress(iterable, total, description, position=0):
@@ -92,7 +92,7 @@ def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path,
     from kaldilite.io.tables import write_matrices
     from kaldilite.utils import atomic_open
 
-    _, compute, _ = KINDS[kind]
+    _, compute = KINDS[kind]
     frame = opts.frame_opts
     opts.check()
     data = DataDir.load(part_dir)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from knf_reference import knf, knf_fbank, knf_mfcc
+from knf_reference import knf_fbank, knf_mfcc
 
 from kaldilite.errors import AudioError, InputError
 from kaldilite.feat import FbankOptions, MfccOptions, compute_fbank, compute_mfcc

@@ -8,8 +8,8 @@ import pytest
 from knf_reference import knf
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
-from kaldilite.feat import (FeaturePipeline, add_deltas, apply_cmvn, cmvn_stats, load_features, splice_frames,
-                            transform_features)
+from kaldilite.feat import (FeaturePipeline, add_deltas, apply_cmvn, cmvn_stats, global_cmvn_stats, load_features,
+                            splice_frames, transform_features)
 
 
 def kaldi_delta_reference(feats, order, window):
@@ -134,6 +134,7 @@ def test_load_features_applies_each_speakers_stats(tmp_path):
     both = np.concatenate([got["a-1"], got["a-2"]])[:, :3]
     np.testing.assert_allclose(both.mean(axis=0), 0.0, atol=1e-5)
     assert list(dict(load_features(data, pipeline, utterances=["b-1"]))) == ["b-1"]
+    np.testing.assert_allclose(global_cmvn_stats(data), cmvn_stats(np.concatenate(list(feats.values()))), rtol=1e-10)
     (data / "cmvn.scp").unlink()
     with pytest.raises(MissingFileError, match="run compute-cmvn-stats"):
         next(load_features(data, pipeline))
