@@ -107,3 +107,25 @@ def test_arpa_without_bos_is_an_error(tmp_path):
     arpa.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tyes\n-1.0\t</s>\n\n\\end\\\n")
     with pytest.raises(InputError, match="no <s> unigram"):
         arpa_to_fst(arpa, write_words(tmp_path / "words.txt"))
+
+
+def test_cli_arpa2fst_skips_ngrams_with_words_outside_words_txt(tmp_path):
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+
+    arpa = make_arpa(tmp_path / "lm.arpa")
+    words_txt = tmp_path / "words.txt"
+    syms = ["<eps>"] + sorted(VOCAB)[1:] + ["#0", "<s>", "</s>"]  # drop "down"
+    words_txt.write_text("".join(f"{s} {i}\n" for i, s in enumerate(syms)))
+    res = CliRunner().invoke(cli, ["arpa2fst", "--disambig-symbol=#0", f"--read-symbol-table={words_txt}",
+                                   str(arpa), str(tmp_path / "G.fst")])
+    assert res.exit_code == 0, res.output
+    g = fst.Fst.read(str(tmp_path / "G.fst"))
+    words = read_table(words_txt)
+    model = kenlm.Model(str(arpa))
+    # Sentences without "down" only use n-grams that survive, so they still score as in kenlm.
+    for sent in (["yes", "no"], ["up", "left", "right", "on"], ["off"]):
+        expected = -model.score(" ".join(sent), bos=True, eos=True) * math.log(10)
+        assert sentence_cost(g, [words[w] for w in sent], words["#0"]) == pytest.approx(expected, rel=1e-5, abs=1e-4)
+    assert "down" not in words
