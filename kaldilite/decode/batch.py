@@ -47,8 +47,8 @@ def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None
             not_final += 1
         text = " ".join(words.symbol(w) for w in result.words) if words is not None else " ".join(map(str, result.words))
         log.info("%s %s", utt, text)
-        log.info("Log-like per frame for utterance %s is %.4f over %d frames.", utt, result.loglike_per_frame,
-                 result.num_frames)
+        log.info("Acoustic log-likelihood per frame for utterance %s is %.4f over %d frames (total cost %.4f).", utt,
+                 result.loglike_per_frame, result.num_frames, result.cost)
         num_frames += result.num_frames
         total_loglike -= result.acoustic_cost
     elapsed = time.perf_counter() - start
@@ -56,5 +56,5 @@ def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None
     log.info("Decoded %d utterances (%d did not reach a final state, %d failed) in %.2f s; real-time factor %.4f "
              "assuming 10 ms frames", len(results), not_final, failed, elapsed, elapsed / audio if audio else 0.0)
     if num_frames:
-        log.info("Overall log-likelihood per frame is %.4f over %d frames.", total_loglike / num_frames, num_frames)
+        log.info("Overall acoustic log-likelihood per frame is %.4f over %d frames.", total_loglike / num_frames, num_frames)
     return results

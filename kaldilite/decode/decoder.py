@@ -32,10 +32,11 @@ _ADAPTIVE_BEAM_DELTA = 0.5  # Kaldi's FasterDecoderOptions::beam_delta
 
 @dataclass
 class DecoderOptions:
-    """Kaldi's decoder options (``--beam``, ``--max-active``, ``--acoustic-scale``)."""
+    """Kaldi's decoder options (``--beam``, ``--max-active``, ``--min-active``, ``--acoustic-scale``)."""
 
     beam: float = 13.0
     max_active: int = 7000
+    min_active: int = 20
     acoustic_scale: float = 0.1
 
 
@@ -148,8 +149,12 @@ def _init_decoding(start, state_arc_start, arc_ilabel, arc_weight, arc_next,
 
 
 @njit(cache=True)
-def _get_cutoff(tok_cost, active, n_active, beam, max_active, scratch):
-    """Return (cutoff, adaptive_beam, best_state) over the active tokens, like Kaldi's GetCutoff."""
+def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratch):
+    """Return (cutoff, adaptive_beam, best_state) over the active tokens, like Kaldi's GetCutoff.
+
+    ``max_active`` tightens the beam when too many tokens are alive; ``min_active`` loosens it
+    when too few would survive (the cost of the max/min_active-th best token, by partial sort).
+    """
     best = np.inf
     best_state = -1
     for k in range(n_active):
@@ -160,16 +165,19 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, scratch):
             best_state = active[k]
     beam_cutoff = best + beam
     if max_active > 0 and n_active > max_active:
-        # Cost of the max_active-th best token: tokens at or above it are not expanded.
         kth = np.partition(scratch[:n_active], max_active)[max_active]
         if kth < beam_cutoff:
+            return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
+    if min_active > 0 and n_active > min_active:
+        kth = np.partition(scratch[:n_active], min_active)[min_active]
+        if kth > beam_cutoff:
             return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
     return beam_cutoff, beam, best_state
 
 
 @njit(cache=True)
 def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
-             loglikes, acoustic_scale, beam, max_active,
+             loglikes, acoustic_scale, beam, max_active, min_active,
              tok_cost, tok_rec, active, n_active, cur,
              queue, in_queue, scratch, rec_prev, rec_arc, rec_cost, n_rec, active_log):
     """Decode the frames of `loglikes`; tokens live in row `cur` of the 2-row state arrays.
@@ -187,7 +195,8 @@ def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
         act_nxt = active[nxt]
         frame = loglikes[t]
 
-        cutoff, adaptive_beam, best_state = _get_cutoff(cost_cur, act_cur, n_active, beam, max_active, scratch)
+        cutoff, adaptive_beam, best_state = _get_cutoff(cost_cur, act_cur, n_active, beam, max_active, min_active,
+                                                               scratch)
         # Seed the next frame's cutoff from the best token's arcs so pruning starts tight.
         next_cutoff = np.inf
         if best_state >= 0:
@@ -360,7 +369,7 @@ class BeamDecoder:
         o = self.opts
         (self._n_active, self._cur, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _advance(
             g.state_arc_start, g.arc_ilabel, g.arc_weight, g.arc_next, self.tid_to_pdf,
-            loglikes, float(o.acoustic_scale), float(o.beam), int(o.max_active),
+            loglikes, float(o.acoustic_scale), float(o.beam), int(o.max_active), int(o.min_active),
             self._tok_cost, self._tok_rec, self._active, self._n_active, self._cur,
             self._queue, self._in_queue, self._scratch,
             self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec, active_log)
@@ -408,9 +417,10 @@ class BeamDecoder:
         return result
 
 
-def decode_utterance(graph, loglikes, tid_to_pdf, *, beam=13.0, max_active=7000, acoustic_scale=0.1):
+def decode_utterance(graph, loglikes, tid_to_pdf, *, beam=13.0, max_active=7000, acoustic_scale=0.1,
+                     min_active=20):
     """Decode a whole utterance; returns a `DecodeResult` (None only if every token was pruned)."""
-    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=beam, max_active=max_active,
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=beam, max_active=max_active, min_active=min_active,
                                                             acoustic_scale=acoustic_scale))
     decoder.init()
     decoder.advance(loglikes)

@@ -183,3 +183,17 @@ def test_compiled_fst_round_trips_through_openfst_and_npz(tmp_path):
     graph.save(tmp_path / "g.npz")
     loaded = CompiledFst.load(tmp_path / "g.npz")
     assert arcs_of(loaded) == arcs_of(graph) and np.array_equal(loaded.final_cost, graph.final_cost)
+
+
+def test_min_active_keeps_more_tokens_than_a_tiny_beam_alone():
+    rng = np.random.default_rng(4)
+    # No epsilon arcs: every token can always move on, so a narrow beam never empties the search.
+    graph = random_graph(rng, num_states=200, num_tids=5, eps_prob=0.0)
+    tid_to_pdf = np.array([0, 0, 1, 2, 1, 0], np.int32)
+    loglikes = rng.normal(-5, 3, size=(40, 3)).astype(np.float32)
+    alone = decode_utterance(graph, loglikes, tid_to_pdf, beam=2.0, min_active=0)
+    helped = decode_utterance(graph, loglikes, tid_to_pdf, beam=2.0, min_active=15)
+    # Where the beam alone would expand fewer than 15 of the tokens alive, min_active widens it.
+    assert np.all(helped.active_per_frame >= alone.active_per_frame)
+    assert np.any(helped.active_per_frame > alone.active_per_frame)
+    assert helped.cost <= alone.cost + 1e-9
