@@ -58,7 +58,7 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
                f"({time.perf_counter() - start:.2f} s)")
 
 
-def decode_job(graph_dir, model_path, data_dir, beam, max_active, acoustic_scale):
+def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale):
     """One decoding job (module level so that it can run in a worker process): (utt, words) list."""
     from kaldilite.decode.batch import decode_utterances
     from kaldilite.decode.decoder import DecoderOptions
@@ -70,7 +70,7 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, acoustic_scale
     tm, am, pipeline, _ = load_model(model_path)
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
-    opts = DecoderOptions(beam=beam, max_active=max_active, acoustic_scale=acoustic_scale)
+    opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
     results = decode_utterances(graph, tm.tid_to_pdf, am.log_likelihoods, load_features(data_dir, pipeline),
                                 opts, words)
     return [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results if r is not None]
@@ -80,13 +80,14 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, acoustic_scale
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
 @click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
 @click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
+@click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")
 @click.option("--acwt", default=0.083333, show_default=True, help="Acoustic scale applied to log-likelihoods.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl).")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
-def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, acwt, model):
+def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, model):
     """Decode a data dir with a graph and score it when DATA/text exists (like steps/decode.sh).
 
     Writes DECODE_DIR/hyp.txt (Kaldi text: utt word...), log/decode.JOB.log, and with a
@@ -106,7 +107,7 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, acwt, mode
     decode_dir = Path(decode_dir)
     model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
-    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, acwt) for part in parts]
+    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt) for part in parts]
     decode_dir.mkdir(parents=True, exist_ok=True)
     outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
     hyps = dict(sorted(pair for output in outputs for pair in output))
