@@ -1,5 +1,7 @@
 """Streaming extraction (OnlineMfcc / OnlineFbank) gives exactly the batch features, for any chunking."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from knf_reference import knf_mfcc
 
 from kaldilite.errors import InputError
 from kaldilite.feat import FbankOptions, MfccOptions, OnlineFbank, OnlineMfcc, compute_fbank, compute_mfcc
+from kaldilite.feat.window import first_sample_of_frame
 
 
 def speech_like(rate, seconds, seed):
@@ -141,3 +144,36 @@ def test_online_pipeline_equals_the_batch_pipeline(pipeline_args):
     assert got.shape == expected.shape == (batch_mfcc.shape[0], pipeline.output_dim(13))
     assert online.is_last_frame(got.shape[0] - 1)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("frame_shift", [10.0, 15.0])
+def test_odd_frame_length_without_snip_edges_streams_like_batch(frame_shift):
+    # 201-sample frames: with a shift over half a frame (15 ms = 120 samples) and 4020 samples,
+    # the last frame starts at 3920 and its reflection at the end reaches sample 3919, one
+    # before its start, after frame 32 (which ends at 4001) was already computed. The extractor
+    # must still hold that sample. (Kaldi's online extractor, and so knf, has already dropped it
+    # and reflects around its buffer start instead; Kaldi's offline tools use sample 3919.)
+    opts = MfccOptions()
+    opts.frame_opts.sample_frequency = 8000
+    opts.frame_opts.frame_length = 25.125
+    opts.frame_opts.frame_shift = frame_shift
+    opts.frame_opts.snip_edges = False
+    opts.frame_opts.dither = 0.0
+    snipped = MfccOptions()
+    snipped.frame_opts = dataclasses.replace(opts.frame_opts, snip_edges=True)
+    rng = np.random.default_rng(8)
+    for length in [3960, 4020] + list(range(3961, 4100, 13)):
+        waveform = speech_like(8000, 0.6, seed=length)[:length]
+        batch = compute_mfcc(waveform, opts)
+        np.testing.assert_allclose(batch[:-1], knf_mfcc(waveform, opts)[:-1], atol=1e-3, rtol=0)
+        # The last frame, built by hand: Kaldi's offline reflection at the end of the signal.
+        start = first_sample_of_frame(batch.shape[0] - 1, opts.frame_opts)
+        positions = np.arange(start, start + 201)
+        positions = np.where(positions >= length, 2 * length - 1 - positions, positions)
+        np.testing.assert_allclose(batch[-1:], knf_mfcc(waveform[positions], snipped), atol=1e-3, rtol=0)
+        streamed = feed_in_random_chunks(OnlineMfcc(opts), waveform, rng, 120)
+        np.testing.assert_allclose(streamed, batch, rtol=1e-5, atol=1e-4)
+        whole_then_finish = OnlineMfcc(opts)
+        whole_then_finish.accept_waveform(waveform)
+        whole_then_finish.input_finished()
+        np.testing.assert_allclose(whole_then_finish.get_frames(), batch, rtol=1e-5, atol=1e-4)
