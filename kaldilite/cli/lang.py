@@ -6,6 +6,7 @@ Thin wrappers over `kaldilite.lang`, named and optioned after Kaldi's `utils/pre
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -163,27 +164,43 @@ def arpa2fst_cmd(arpa, g_fst, disambig_symbol, read_symbol_table, bos_symbol, eo
 
 @click.command("g2p")
 @click.argument("words", nargs=-1, required=True)
-@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
-              help="Target lexicon.txt: keep CMUdict stress digits if its phones have them.")
+@click.option("--lexicon", type=click.Path(exists=True),
+              help="Target lexicon.txt or dict dir: keep stress digits if it has them, and rewrite phones "
+                   "outside its phone set to the nearest ones it has (warning on stderr).")
 @click.option("--max-variants", type=int, default=2, show_default=True)
 def g2p_cmd(words, lexicon, max_variants):
     """Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).
 
     \b
-    e.g.: kaldilite g2p kitchen lamp 打开 >> lang/en/lexicon.txt
+    e.g.: kaldilite g2p --lexicon lang/en kitchen lamp >> lang/en/lexicon.txt
+          kaldilite g2p 打开 空调
     """
     from kaldilite.errors import InputError
-    from kaldilite.lang.g2p import g2p, lexicon_has_stress
+    from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_has_stress, restrict_to_phone_set
 
-    keep_stress = lexicon_has_stress(lexicon) if lexicon else False
+    lexicon_file = None
+    if lexicon:
+        lexicon_file = Path(lexicon) / "lexicon.txt" if Path(lexicon).is_dir() else Path(lexicon)
+    keep_stress = lexicon_has_stress(lexicon_file) if lexicon_file else False
+    phone_set = dict_phone_set(lexicon_file) if lexicon_file else None
     missing = []
     for word in words:
         prons, source = g2p(word, keep_stress=keep_stress, max_variants=max_variants)
         if not prons:
             missing.append(word)
             continue
+        seen = []
         for pron in prons:
-            click.echo(f"{word} {' '.join(pron)}")
+            if phone_set is not None:
+                pron, changes = restrict_to_phone_set(pron, phone_set)
+                for phone, repl in changes:
+                    click.echo(f"g2p: {word}: {phone} is not in the phone set of {lexicon}; "
+                               + (f"used {' '.join(repl) or '(nothing)'}" if repl is not None else "kept it (no "
+                                  "substitute): add it to nonsilence_phones.txt and retrain, or edit by hand"),
+                               err=True)
+            if pron not in seen:
+                seen.append(pron)
+                click.echo(f"{word} {' '.join(pron)}")
         log.info("g2p: %s from %s", word, source)
     if missing:
         raise InputError(f"no pronunciation found for: {' '.join(missing)}; write them by hand")

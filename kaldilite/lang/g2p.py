@@ -127,6 +127,58 @@ def g2p(word, keep_stress=False, max_variants=MAX_VARIANTS):
     return (prons, "espeak-ng") if prons else ([], None)
 
 
+# Nearest stand-ins (stress-free ARPAbet) for phones a trained phone set may lack, best first.
+# Used to keep new words inside the phone set an acoustic model was trained on (a small
+# command corpus rarely has all 39 phones); each is a common substitution in accented or
+# reduced speech, not a phonetic identity.
+ARPABET_SUBSTITUTES = {
+    "CH": [("T", "SH"), ("SH",), ("T",)], "JH": [("D", "ZH"), ("D", "Z"), ("Z",)], "DH": [("D",), ("TH",), ("Z",)],
+    "TH": [("T",), ("F",), ("S",)], "NG": [("N", "G"), ("N",)], "ZH": [("SH",), ("Z",)], "SH": [("S",)],
+    "OY": [("AO", "IY"), ("AO", "Y"), ("OW", "IY")], "UH": [("UW",), ("AH",)], "AW": [("AA", "UW"), ("AE", "UW")],
+    "AY": [("AA", "IY"), ("AE", "IY")], "EY": [("EH", "IY"), ("EH",)], "OW": [("AO", "UW"), ("AO",)],
+    "ER": [("AH", "R"), ("R",)], "AA": [("AO",), ("AH",)], "AO": [("AA",), ("OW",)], "AE": [("EH",), ("AA",)],
+    "AH": [("AA",), ("EH",)], "IH": [("IY",), ("EH",)], "IY": [("IH",)], "EH": [("AE",), ("IH",)],
+    "UW": [("UH",), ("OW",)], "HH": [()], "Y": [("IY",)], "W": [("UW",)], "Z": [("S",)], "V": [("F",)],
+    "B": [("P",)], "D": [("T",)], "G": [("K",)], "P": [("B",)], "T": [("D",)], "K": [("G",)], "F": [("V",)],
+    "S": [("Z",)], "R": [("ER",)], "M": [("N",)], "N": [("M",)], "L": [("W",)],
+}
+
+
+def restrict_to_phone_set(pron, phone_set):
+    """Rewrite `pron` with phones from `phone_set` (ARPABET_SUBSTITUTES); returns (pron, changes).
+
+    `changes` lists (phone, replacement) pairs; a phone with no usable substitute is kept and
+    reported with replacement None.
+    """
+    out, changes = [], []
+    for phone in pron:
+        if phone in phone_set:
+            out.append(phone)
+            continue
+        for candidate in ARPABET_SUBSTITUTES.get(phone, []):
+            if all(p in phone_set for p in candidate):
+                out.extend(candidate)
+                changes.append((phone, candidate))
+                break
+        else:
+            out.append(phone)
+            changes.append((phone, None))
+    return tuple(out), changes
+
+
+def dict_phone_set(lexicon_path):
+    """The phones a dict dir declares (silence + nonsilence files beside lexicon.txt), else
+    the phones its lexicon uses."""
+    from kaldilite.lang.dictdir import read_text_lines
+
+    lexicon_path = Path(lexicon_path)
+    lexicon = lexicon_path / "lexicon.txt" if lexicon_path.is_dir() else lexicon_path
+    files = [lexicon.parent / "silence_phones.txt", lexicon.parent / "nonsilence_phones.txt"]
+    if all(f.is_file() for f in files):
+        return {p for f in files for _, line in read_text_lines(f) for p in line.split()}
+    return {p for _, line in read_text_lines(lexicon) for p in line.split()[1:]}
+
+
 def lexicon_has_stress(lexicon_path):
     """True when the phones of a lexicon.txt carry CMUdict stress digits (AH0, EY1, ...)."""
     from kaldilite.lang.dictdir import read_text_lines

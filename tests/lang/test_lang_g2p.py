@@ -120,3 +120,24 @@ def test_cli_prepare_dict_reads_a_commands_file(tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "dict" / "lexicon.txt").read_text() == (
         "!SIL SIL\n<UNK> SPN\noff AO F\non AA N\non AO N\nturn T ER N\n")
+
+
+def test_restrict_to_phone_set_substitutes_missing_phones():
+    from kaldilite.lang.g2p import restrict_to_phone_set
+
+    phones = {"K", "IH", "T", "SH", "AH", "N", "D", "Z", "AO", "IY", "B"}
+    assert restrict_to_phone_set(("K", "IH", "CH", "AH", "N"), phones) == (
+        ("K", "IH", "T", "SH", "AH", "N"), [("CH", ("T", "SH"))])
+    assert restrict_to_phone_set(("B", "OY"), phones) == (("B", "AO", "IY"), [("OY", ("AO", "IY"))])
+    assert restrict_to_phone_set(("Q",), phones) == (("Q",), [("Q", None)])
+
+
+def test_cli_g2p_keeps_new_words_inside_the_dict_dir_phone_set():
+    from pathlib import Path
+
+    en = Path(__file__).resolve().parents[2] / "lang" / "en"
+    res = CliRunner().invoke(cli, ["g2p", "--lexicon", str(en), "kitchen", "yes"])
+    assert res.exit_code == 0, res.output
+    # CMUdict: kitchen K IH1 CH AH0 N; lang/en has no CH (no training word uses it): T SH.
+    assert res.stdout == "kitchen K IH T SH AH N\nyes Y EH S\n"
+    assert "CH is not in the phone set" in res.stderr
