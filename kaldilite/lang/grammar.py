@@ -40,6 +40,9 @@ Using `_I` variants would model word-internal phones slightly better but makes e
 word a malformed word (no begin, no end). G: the start state enters the loop state with cost
 -log(P_garbage / N) per phone arc; the loop state repeats a phone with cost
 -log(q / N) and ends with cost -log(1 - q) (`--garbage-loop-prob` q, mean length 1/(1-q)).
+Because each garbage phone is a word for L, it also pays L's optional-silence decision
+(-log 0.5 per word with the default `--sil-prob`): together with log(N) per phone this makes
+long garbage expensive, which is what `--garbage-cost` is tuned against.
 All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
 `LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
 
