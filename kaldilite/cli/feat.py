@@ -1,10 +1,15 @@
-"""`kaldilite make-mfcc | make-fbank | compute-cmvn-stats`: Kaldi's feature steps.
+"""`kaldilite make-mfcc | make-fbank | compute-cmvn-stats | compute-mfcc-feats | compute-fbank-feats`.
 
 Thin wrappers over `kaldilite.feat.make`, with the arguments of steps/make_mfcc.sh,
 steps/make_fbank.sh and steps/compute_cmvn_stats.sh (DATA [LOGDIR [FEATDIR]]) and every option
 of compute-mfcc-feats / compute-fbank-feats (`--num-mel-bins=15 --dither=0 ...`), which
-override the `--config` file as on Kaldi's command line.
+override the `--config` file as on Kaldi's command line. The compute-*-feats verbs are the
+low-level tools (wav rspecifier in, feature wspecifier out), handy for inspecting features:
+`kaldilite compute-mfcc-feats --config conf/mfcc.conf scp:data/train/wav.scp ark,t:- | head`.
 """
+
+import re
+import sys
 
 import click
 
@@ -62,4 +67,102 @@ def compute_cmvn_stats_cmd(data_dir, log_dir, cmvn_dir):
     click.echo(f"compute-cmvn-stats: stats for {count} speakers of {data_dir}", err=True)
 
 
-COMMANDS = [make_mfcc, make_fbank, compute_cmvn_stats_cmd]
+_WSPECIFIER = re.compile(r"^(ark|scp)((?:,[a-z]+)*):(.*)$")
+
+
+def _write_text_matrix(handle, key, matrix):
+    """Kaldi's text matrix format (`copy-feats ark:x.ark ark,t:-`)."""
+    rows = [" ".join(f"{v:g}" for v in row) for row in matrix]
+    body = "\n  ".join(rows)
+    handle.write(f"{key}  [\n  {body} ]\n" if rows else f"{key}  [ ]\n")
+
+
+def write_feature_table(items, wspecifier):
+    """Write (key, matrix) items to `ark:X`, `ark,scp:X,Y` or text `ark,t:X` (`-` = stdout)."""
+    from kaldilite.errors import InputError
+    from kaldilite.io.tables import write_matrices
+    from kaldilite.utils import atomic_open
+
+    match = _WSPECIFIER.match(wspecifier)
+    if not match:
+        raise InputError(f"{wspecifier!r}: expected a Kaldi wspecifier such as ark:feats.ark, "
+                         "ark,scp:feats.ark,feats.scp or ark,t:-")
+    kinds = [match.group(1)] + [k for k in match.group(2).split(",") if k]
+    paths = match.group(3).split(",")
+    if kinds[0] != "ark":
+        raise InputError(f"{wspecifier!r}: write an archive (ark:... or ark,scp:...), not a bare scp")
+    text = "t" in kinds
+    with_scp = "scp" in kinds
+    if with_scp != (len(paths) == 2) or len(paths) > 2:
+        raise InputError(f"{wspecifier!r}: ark,scp needs two file names (ark,scp:x.ark,x.scp); ark needs one")
+    if text:
+        if with_scp:
+            raise InputError(f"{wspecifier!r}: an scp into a text archive is not supported; drop ',t' or ',scp'")
+        if paths[0] == "-":
+            for key, matrix in items:
+                _write_text_matrix(sys.stdout, key, matrix)
+            return
+        with atomic_open(paths[0]) as out:
+            for key, matrix in items:
+                _write_text_matrix(out, key, matrix)
+        return
+    if paths[0] == "-":
+        raise InputError(f"{wspecifier!r}: binary archives go to a file; use ark,t:- to print features")
+    import os
+
+    write_matrices(items, os.path.abspath(paths[0]) if with_scp else paths[0], paths[1] if with_scp else None)
+
+
+def _compute_feats_command(kind, options_cls, tool):
+    @click.command(tool, context_settings={"show_default": True})
+    @click.argument("wav_rspecifier")
+    @click.argument("feats_wspecifier")
+    @click.option("--config", type=click.Path(exists=True, dir_okay=False),
+                  help="Kaldi config file of options; command-line options win.")
+    @click.option("--channel", type=int, default=-1, help="Channel to extract (-1: expect mono, 0: left, 1: right).")
+    @click_options(options_cls)
+    def command(wav_rspecifier, feats_wspecifier, config, channel, **kwargs):
+        from kaldilite.errors import KaldiliteError
+        from kaldilite.feat.make import KINDS
+        from kaldilite.io.audio import read_audio
+        from kaldilite.io.config import options_from_click
+        from kaldilite.io.tables import parse_rspecifier, read_scp
+
+        opts = options_from_click(options_cls, config, kwargs)
+        opts.check()
+        _, compute = KINDS[kind]
+        frame = opts.frame_opts
+        table_kind, path = parse_rspecifier(wav_rspecifier)
+        if table_kind != "scp":
+            raise click.UsageError(f"{wav_rspecifier}: wave archives are not supported; give scp:wav.scp")
+        counts = {"done": 0, "total": 0}
+
+        def features():
+            for number, utt, spec in read_scp(path):
+                counts["total"] += 1
+                try:
+                    wave = read_audio(spec, frame.sample_frequency, allow_downsample=frame.allow_downsample,
+                                      allow_upsample=frame.allow_upsample, channel=None if channel < 0 else channel)
+                    feats = compute(wave, opts)
+                except KaldiliteError as exc:
+                    click.echo(f"WARNING ({tool}) failed to compute features for utterance {utt}: {exc}", err=True)
+                    continue
+                counts["done"] += 1
+                yield utt, feats
+
+        write_feature_table(features(), feats_wspecifier)
+        click.echo(f"LOG ({tool}) Done {counts['done']} out of {counts['total']} utterances.", err=True)
+        if counts["done"] == 0:
+            sys.exit(1)
+
+    command.help = (f"Compute {kind.upper()} features for each utterance of a wav.scp, like Kaldi's {tool}.\n\n"
+                    f"Utterances that fail are reported and skipped; exits 1 if none succeeded.\n\n"
+                    f"\b\ne.g.: kaldilite {tool} --config conf/{kind}.conf scp:data/train/wav.scp "
+                    f"ark,scp:{kind}.ark,{kind}.scp")
+    return command
+
+
+compute_mfcc_feats = _compute_feats_command("mfcc", MfccOptions, "compute-mfcc-feats")
+compute_fbank_feats = _compute_feats_command("fbank", FbankOptions, "compute-fbank-feats")
+
+COMMANDS = [make_mfcc, make_fbank, compute_cmvn_stats_cmd, compute_mfcc_feats, compute_fbank_feats]

@@ -130,3 +130,37 @@ def test_unknown_option_in_config_is_one_clear_line(data_dir, tmp_path):
     assert isinstance(result.exception, KaldiliteError)
     assert str(result.exception).startswith(f"{bad}:3: unknown option --use-enrgy for MfccOptions (did you mean --use-energy?)")
     assert not (data_dir / "feats.scp").exists()
+
+
+def parse_text_archive(text):
+    """Kaldi text matrices `key  [ rows ]` -> dict."""
+    result, key, rows = {}, None, []
+    for line in text.splitlines():
+        if line.endswith("["):
+            key, rows = line.split()[0], []
+            continue
+        values = line.replace("]", "").split()
+        if values:
+            rows.append([float(v) for v in values])
+        if line.endswith("]"):
+            result[key] = np.array(rows)
+    return result
+
+
+def test_compute_mfcc_feats_writes_text_and_binary_archives(data_dir, tmp_path):
+    conf = tmp_path / "mfcc.conf"
+    result = CliRunner().invoke(cli, ["compute-mfcc-feats", "--config", str(conf), f"scp:{data_dir / 'wav.scp'}", "ark,t:-"])
+    assert result.exit_code == 0, result.output
+    assert "failed to compute features for utterance carol-short" in result.output  # stderr is mixed in
+    assert "Done 6 out of 7 utterances." in result.output
+    text = parse_text_archive("\n".join(line for line in result.output.splitlines()
+                                        if not line.startswith(("WARNING", "LOG"))))
+    opts = MfccOptions()
+    opts.frame_opts.sample_frequency, opts.frame_opts.dither, opts.mel_opts.num_mel_bins = 8000, 0.0, 20
+    samples, _ = soundfile.read(tmp_path / "audio" / "carol-1.wav", dtype="int16")
+    np.testing.assert_allclose(text["carol-1"], knf_mfcc(samples.astype(np.float32), opts), atol=2e-3)
+    ark, scp = tmp_path / "x.ark", tmp_path / "x.scp"
+    result = CliRunner().invoke(cli, ["compute-fbank-feats", "--config", str(conf), str(data_dir / "wav.scp"),
+                                      f"ark,scp:{ark},{scp}"])
+    assert result.exit_code == 0, result.output
+    assert len(dict(read_matrices(scp))) == 6
