@@ -291,7 +291,8 @@ def _check_lg_determinizable(lang, ldis, g, report):
     try:
         det = fst.determinize(lg, nstate=limit)
     except Exception as exc:
-        report(lang / "G.fst", None, f"L_disambig o G does not determinize ({exc})")
+        report(lang / "G.fst", None, f"L_disambig o G does not determinize ({exc}): homophones or prefixes "
+                                     f"without #k disambiguation symbols, or an ambiguous G?")
         return
     if det.num_states() >= limit:
         report(lang / "G.fst", None, f"L_disambig o G did not determinize within {limit} states (not functional?)")

@@ -133,3 +133,22 @@ def test_arpa_g_in_a_lang_dir_validates(lang, tmp_path):
                     "-0.7\tc\t-0.1\n-0.9\tsee\n\n\\2-grams:\n-0.2\t<s> ab\n-0.3\tab c\n-0.1\tc </s>\n\n\\end\\\n")
     write_fst(arpa_to_fst(arpa, lang / "words.txt"), lang / "G.fst")
     assert validate_lang(lang) == []
+
+
+def test_validate_lang_reports_an_lg_that_does_not_determinize(tmp_path):
+    from kaldilite.lang.fsts import add_disambig_self_loops
+    from kaldilite.lang.grammar import make_grammar
+
+    lang = prepare_lang(write_dict_dir(tmp_path / "dict"), "<UNK>", tmp_path / "tmp", tmp_path / "lang")
+    (tmp_path / "c.txt").write_text("c\nsee\nab\n")
+    out = make_grammar(tmp_path / "c.txt", lang, tmp_path / "lang_cmd", allow_sequence=True)
+    words = {ln.split()[0]: int(ln.split()[1]) for ln in (out / "words.txt").read_text().splitlines()}
+    phones = {ln.split()[0]: int(ln.split()[1]) for ln in (out / "phones.txt").read_text().splitlines()}
+    entries = [(words["c"], 1.0, [phones["C_S"]]), (words["see"], 1.0, [phones["C_S"]]),
+               (words["ab"], 1.0, [phones["A_B"], phones["B_E"]])]
+    bad = make_lexicon_fst(entries, 0.5, phones["SIL"], sil_disambig=phones["#3"])
+    add_disambig_self_loops(bad, [phones["#0"]], [words["#0"]])
+    bad.arcsort(sort_type="olabel")
+    bad.write(str(out / "L_disambig.fst"))
+    problems = [str(p) for p in validate_lang(out)]
+    assert any(p.startswith(f"{out / 'G.fst'}: L_disambig o G does not determinize") for p in problems)
