@@ -123,7 +123,7 @@ def _compute_feats_command(kind, options_cls, tool):
     @click_options(options_cls)
     def command(wav_rspecifier, feats_wspecifier, config, channel, **kwargs):
         from kaldilite.errors import KaldiliteError
-        from kaldilite.feat.make import KINDS
+        from kaldilite.feat.make import KINDS, utterance_seed
         from kaldilite.io.audio import read_audio
         from kaldilite.io.config import options_from_click
         from kaldilite.io.tables import parse_rspecifier, read_scp
@@ -143,7 +143,7 @@ def _compute_feats_command(kind, options_cls, tool):
                 try:
                     wave = read_audio(spec, frame.sample_frequency, allow_downsample=frame.allow_downsample,
                                       allow_upsample=frame.allow_upsample, channel=None if channel < 0 else channel)
-                    feats = compute(wave, opts)
+                    feats = compute(wave, opts, seed=utterance_seed(frame.dither_seed, utt))
                 except KaldiliteError as exc:
                     click.echo(f"WARNING ({tool}) failed to compute features for utterance {utt}: {exc}", err=True)
                     continue

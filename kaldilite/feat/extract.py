@@ -27,13 +27,15 @@ from kaldilite.feat.window import (extract_frames, first_sample_of_frame, num_fr
 class OnlineFeature:
     """Incremental feature extraction; see OnlineMfcc / OnlineFbank."""
 
-    def __init__(self, opts, computer_cls):
+    def __init__(self, opts, computer_cls, seed=None):
         # The window, mel and DCT matrices are built once per distinct options and shared;
         # self.opts is that cached snapshot of `opts` (later edits to `opts` do not leak in).
         self._computer, self._window = _prepared(computer_cls, _options_key(opts))
         self.opts = self._computer.opts
         self._frame_opts = self.opts.frame_opts
-        self._rng = np.random.default_rng(self._frame_opts.dither_seed) if self._frame_opts.dither else None
+        if seed is None:
+            seed = self._frame_opts.dither_seed
+        self._rng = np.random.default_rng(seed) if self._frame_opts.dither else None
         self._offset = 0  # samples already discarded before self._remainder
         self._remainder = np.zeros(0, dtype=np.float32)
         # Frames live in a buffer that grows by doubling, so a stream read chunk by chunk costs
@@ -126,15 +128,15 @@ class OnlineFeature:
 class OnlineMfcc(OnlineFeature):
     """Streaming MFCC extractor (Kaldi's OnlineMfcc): accept_waveform / input_finished / get_frames."""
 
-    def __init__(self, opts=None):
-        super().__init__(MfccOptions() if opts is None else opts, MfccComputer)
+    def __init__(self, opts=None, seed=None):
+        super().__init__(MfccOptions() if opts is None else opts, MfccComputer, seed)
 
 
 class OnlineFbank(OnlineFeature):
     """Streaming log-mel filterbank extractor (Kaldi's OnlineFbank)."""
 
-    def __init__(self, opts=None):
-        super().__init__(FbankOptions() if opts is None else opts, FbankComputer)
+    def __init__(self, opts=None, seed=None):
+        super().__init__(FbankOptions() if opts is None else opts, FbankComputer, seed)
 
 
 def _options_key(opts):
@@ -159,17 +161,18 @@ def _prepared(computer_cls, key):
     return computer_cls(opts), window
 
 
-def compute_mfcc(waveform, opts=None):
+def compute_mfcc(waveform, opts=None, seed=None):
     """MFCC features float32 (num_frames, num_ceps) of a whole waveform, like compute-mfcc-feats.
 
-    Raises AudioError when the waveform is shorter than one frame.
+    `seed` seeds the dither noise (anything numpy.random.default_rng accepts; default
+    --dither-seed). Raises AudioError when the waveform is shorter than one frame.
     """
-    return _compute(OnlineMfcc(opts), waveform)
+    return _compute(OnlineMfcc(opts, seed), waveform)
 
 
-def compute_fbank(waveform, opts=None):
+def compute_fbank(waveform, opts=None, seed=None):
     """Filterbank features float32 (num_frames, dim) of a whole waveform, like compute-fbank-feats."""
-    return _compute(OnlineFbank(opts), waveform)
+    return _compute(OnlineFbank(opts, seed), waveform)
 
 
 def _compute(extractor, waveform):

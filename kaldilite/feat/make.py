@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,11 @@ def _utterance_audio(data, sample_frequency, allow_downsample, allow_upsample, c
             yield utt, wave[start:end], (end - start) / sample_frequency
 
 
+def utterance_seed(dither_seed, utt):
+    """Dither seed of one utterance: reproducible, different per utterance, independent of --nj."""
+    return (dither_seed, zlib.crc32(utt.encode("utf-8")))
+
+
 def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path, utt2num_frames_path, channel=-1,
                          job=1):
     """One job of make-mfcc / make-fbank: features for every utterance of the data dir `part_dir`.
@@ -111,7 +117,7 @@ def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path,
                 failed.append(utt)
                 continue
             try:
-                feats = compute(wave, opts)
+                feats = compute(wave, opts, seed=utterance_seed(frame.dither_seed, utt))
             except KaldiliteError as exc:
                 log.warning("failed to compute features for utterance %s: %s", utt, exc)
                 failed.append(utt)

@@ -53,7 +53,8 @@ class FrameExtractionOptions:
     dither: float = dataclasses.field(default=1.0, metadata=_help(
         "Dithering constant (0.0 means no dither); with 0, set --energy-floor e.g. to 1.0"))
     dither_seed: int = dataclasses.field(default=0, metadata=_help(
-        "Seed of the dither noise generator (kaldilite addition, for reproducible output)"))
+        "Seed of the dither noise (kaldilite addition, for reproducible output; make-mfcc mixes in a hash "
+        "of the utterance id so each utterance gets its own noise whatever --nj)"))
     window_type: str = dataclasses.field(default="povey", metadata=_help(
         "Type of window (povey|hamming|hanning|rectangular|sine|blackman)"))
     blackman_coeff: float = dataclasses.field(default=0.42, metadata=_help(

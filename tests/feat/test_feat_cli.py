@@ -164,3 +164,18 @@ def test_compute_mfcc_feats_writes_text_and_binary_archives(data_dir, tmp_path):
                                       f"ark,scp:{ark},{scp}"])
     assert result.exit_code == 0, result.output
     assert len(dict(read_matrices(scp))) == 6
+
+
+def test_dither_differs_between_utterances_but_not_between_runs_or_job_counts(data_dir, tmp_path):
+    # Two utterances with the same audio: dither must not add the same noise to both.
+    wav = (data_dir / "wav.scp").read_text()
+    (data_dir / "wav.scp").write_text(wav.replace(str(tmp_path / "audio" / "bob-1.wav"), str(tmp_path / "audio" / "bob-0.wav")))
+    outputs = []
+    for nj in ("1", "3"):
+        result = invoke(["make-mfcc", "--sample-frequency=8000", "--dither=1", "--nj", nj, str(data_dir)])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        outputs.append(dict(read_matrices(data_dir / "feats.scp")))
+    first, second = outputs
+    assert all(np.array_equal(first[u], second[u]) for u in first)
+    assert first["bob-0"].shape == first["bob-1"].shape and not np.array_equal(first["bob-0"], first["bob-1"])
+    np.testing.assert_allclose(first["bob-0"], first["bob-1"], atol=1.0)
