@@ -97,8 +97,8 @@ class OnlineFeature:
             windowed, raw_log_energy = process_frames(frames, opts, self._window, self._rng,
                                                       self._computer.need_raw_log_energy)
             self._store(self._computer.compute(windowed, raw_log_energy))
-        # Keep from one sample before the next frame: with an odd frame length the final frame's
-        # reflection at the end of the signal can reach that one sample.
+        # Keep from one sample before the next frame: with an odd frame length and a shift over
+        # half a frame, the final frame's reflection at the end of the signal reaches that sample.
         keep_from = int(first_sample_of_frame(new, opts)) - 1
         discard = min(keep_from - self._offset, self._remainder.size)
         if discard > 0:
