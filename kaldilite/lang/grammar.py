@@ -19,17 +19,18 @@ garbage loop exp(-garbage_cost) (so `--garbage-cost` is the entry cost relative 
 of weight 1); all are normalized to sum to one. G is built as a weight-pushed trie over the
 items, so it is stochastic (the probabilities leaving each state, final probability
 included, sum to one) and, for isolated items, deterministic; the cost of a path is
--log P(item). (With `--allow-sequence`, an item that is also the prefix of another gets two
-arcs with its last word, one ending the item and one continuing: G stays epsilon-free and
-L_disambig o G still determinizes.) G has no epsilons and
-no `#0` arcs (there is no back-off), as Kaldi's mkgraph expects: `#0` only appears as the
-self-loops on L_disambig. `--allow-sequence` lets items repeat: after each item the utterance
-ends with probability 1/2 or another item follows.
+-log P(item). G has no epsilons and no `#0` arcs (there is no back-off), as Kaldi's mkgraph
+expects: `#0` only appears as the self-loops on L_disambig. `--allow-sequence` lets items
+repeat: after each item the utterance ends with probability 1/2 or another item follows;
+there, an item that is also the prefix of another gets two arcs with its last word (one
+ending the item, one continuing), so G stays epsilon-free and L_disambig o G determinizes.
 
 Garbage design
 --------------
 One pseudo-word per non-silence base phone, `<gbg_AA>`, whose pronunciation is that single
-phone. They are ordinary lexicon words, so the garbage loop composes with a normal L (one L
+phone, for every non-silence phone of the lang dir (so keep the phone set to the phones the
+training data covers, as `lang/en` does: an untrained phone model is a poor garbage model).
+They are ordinary lexicon words, so the garbage loop composes with a normal L (one L
 implementation, optional silence and all), and the decoder outputs a `<gbg_*>` word for each
 phone of rejected speech. With word-position-dependent phones a one-phone word gets the `_S`
 (singleton) variant, which we keep: it keeps `phones/word_boundary` and `align_lexicon`
