@@ -1,30 +1,128 @@
 """Context expansion (the C in HCLG): phone sequences -> context windows.
 
 Follows Kaldi's src/fstext/context-fst.h: C's input labels index `ilabel_info`, a list whose
-entry j is the context window (a tuple of N phone ids, central phone at position P) that H
-expands into that window's HMM; entry 0 is ``()`` (epsilon) and a disambiguation symbol is a
-one-element tuple holding its negated phone id, as in Kaldi.
+entry j is the context window (a tuple of N phone ids, central phone at position P, 0 where
+the window runs past the start or end of the utterance) that H expands into that window's
+HMM; entry 0 is ``()`` (epsilon) and a disambiguation symbol is a one-element tuple holding
+its negated phone id, as in Kaldi.
 
 For context width 1 (monophone systems) C is the identity: window j is ``(j,)``, so a
-lexicon/grammar FST over phone ids is already "CLG" and no composition is needed. A triphone
-system (N=3, P=1) only needs `compose_context` to build the real C here; H and the rest of the
-graph code work from `ilabel_info` and do not change.
+lexicon/grammar FST over phone ids is already "CLG" and no composition is needed.
+
+For N > 1, C o G is built directly, on demand, as Kaldi's ``fstcomposecontext`` does with its
+inverse context FST: a state pairs the last N-1 phones read with a state of the input FST;
+reading phone x outputs the window (history + x) whose central phone is ``window[P]`` -- so a
+phone's window comes out N-1-P phones late, and at final states the pending phones are
+flushed with right context 0 (what Kaldi's *subsequential symbol* ``$`` does). Windows are
+numbered into `ilabel_info` as they are first used; the list only grows, so many (training)
+graphs compiled by one object share one table.
 """
 
-from kaldilite.errors import InputError
+import logging
+
+import numpy as np
+
+from kaldilite.graph.compiled import CompiledFst
+
+log = logging.getLogger(__name__)
 
 
-def monophone_ilabel_info(phone_ids, disambig_phones):
-    """`ilabel_info` for N=1, indexed by phone id: ``(p,)`` phones, ``(-d,)`` disambiguation symbols."""
-    real = set(int(p) for p in phone_ids)
-    disambig = set(int(d) for d in disambig_phones)
-    size = max(real | disambig | {0}) + 1
-    info = [()] * size
-    for p in real:
-        info[p] = (p,)
-    for d in disambig:
-        info[d] = (-d,)
-    return info
+class ContextExpansion:
+    """C for one context width / central position and phone set; owns the `ilabel_info` list."""
+
+    def __init__(self, context_width, central_position, phone_ids, disambig_phones):
+        if not 0 <= central_position < context_width:
+            raise ValueError(f"central position {central_position} outside context width {context_width}")
+        self.context_width = int(context_width)
+        self.central_position = int(central_position)
+        self.phones = sorted(int(p) for p in phone_ids)
+        self.disambig = sorted(int(d) for d in disambig_phones)
+        self.ilabel_info = [()]
+        self._index = {(): 0}
+        if self.context_width == 1:
+            for p in self.phones:
+                self._add_at(p, (p,))
+            for d in self.disambig:
+                self._add_at(d, (-d,))
+
+    def _add_at(self, index, window):
+        while len(self.ilabel_info) <= index:
+            self.ilabel_info.append(())
+        self.ilabel_info[index] = window
+        self._index[window] = index
+
+    def index(self, window):
+        """The `ilabel_info` index of a window, adding it if new."""
+        window = tuple(int(w) for w in window)
+        found = self._index.get(window)
+        if found is None:
+            found = len(self.ilabel_info)
+            self.ilabel_info.append(window)
+            self._index[window] = found
+        return found
+
+    # ------------------------------------------------------------------ C o fst, on demand
+    def apply_compiled(self, graph):
+        """C o `graph` for a `CompiledFst` over phone ids (N > 1), built from the start state outward.
+
+        Only the (history, state) pairs reachable from the start are created -- the explicit C
+        would have |phones|^(N-1) states (tens of thousands with word-position phones), like
+        Kaldi's on-demand InverseContextFst. A pair whose graph state is final but still has
+        pending phones leaves through "flushing" states (right context 0) that carry the final
+        weight at their end.
+        """
+        p = self.central_position
+        disambig = set(self.disambig)
+        start = ((0,) * (self.context_width - 1), graph.start, False)
+        state_of = {start: 0}
+        queue = [start]
+        src, ilab, olab, wts, nxt, final = [], [], [], [], [], [np.inf]
+
+        def target(key):
+            found = state_of.get(key)
+            if found is None:
+                found = state_of[key] = len(state_of)
+                final.append(np.inf)
+                queue.append(key)
+            return found
+
+        def add(me, label, olabel, weight, key):
+            src.append(me), ilab.append(label), olab.append(olabel), wts.append(weight), nxt.append(target(key))
+
+        arc_start = graph.state_arc_start
+        while queue:
+            key = queue.pop()
+            history, s, flushing = key
+            me = state_of[key]
+            pending = any(history[p:])
+            if not flushing:
+                for a in range(arc_start[s], arc_start[s + 1]):
+                    x = int(graph.arc_ilabel[a])
+                    olabel, weight, dest = int(graph.arc_olabel[a]), float(graph.arc_weight[a]), int(graph.arc_next[a])
+                    if x == 0 or x in disambig:
+                        add(me, self.index((-x,)) if x else 0, olabel, weight, (history, dest, False))
+                    else:
+                        window = history + (x,)
+                        add(me, self.index(window) if window[p] != 0 else 0, olabel, weight, (window[1:], dest, False))
+            if np.isfinite(graph.final_cost[s]):
+                if not pending:
+                    final[me] = float(graph.final_cost[s])
+                else:
+                    window = history + (0,)
+                    add(me, self.index(window) if window[p] != 0 else 0, 0, 0.0, (window[1:], s, True))
+        return CompiledFst.from_arcs(len(state_of), 0, src, ilab, olab, wts, nxt, np.array(final, np.float32))
+
+    def apply(self, fst):
+        """C o `fst` (input labels: phone ids and disambiguation symbols) as a pywrapfst FST of the
+        same arc type; input labels of the result index `self.ilabel_info`. For N=1, `fst` itself."""
+        if self.context_width == 1:
+            return fst
+        import pywrapfst
+
+        arc_type = fst.arc_type()
+        standard = fst if arc_type == "standard" else pywrapfst.arcmap(fst, map_type="to_std")
+        out = self.apply_compiled(CompiledFst.from_fst(standard)).to_fst()
+        return out if arc_type == "standard" else pywrapfst.arcmap(out, map_type="to_log")
 
 
 def compose_context(fst, context_width, central_position, phone_ids, disambig_phones):
@@ -32,8 +130,5 @@ def compose_context(fst, context_width, central_position, phone_ids, disambig_ph
 
     `phone_ids` are the real phones (not epsilon, not disambiguation symbols).
     """
-    if context_width == 1 and central_position == 0:
-        return fst, monophone_ilabel_info(phone_ids, disambig_phones)
-    raise InputError(
-        f"context width {context_width} (central position {central_position}) is not supported yet: "
-        "only monophone (N=1) graphs can be built by this version of kaldilite")
+    expansion = ContextExpansion(context_width, central_position, phone_ids, disambig_phones)
+    return expansion.apply(fst), expansion.ilabel_info

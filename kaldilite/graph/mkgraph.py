@@ -4,7 +4,7 @@ Steps (each an OpenFst operation through pywrapfst, weights as costs):
 
 1. LG = minimize(determinize(rmepsilon(L_disambig o G))) -- the disambiguation symbols
    (``#0`` for G's backoff, ``#1...`` for homophones) make LG determinizable;
-2. CLG = C o LG (`kaldilite.graph.context`; identity for monophones);
+2. CLG = C o LG (`kaldilite.graph.context`, built on demand; identity for monophones);
 3. HCLGa = minimize(rmepsilon(remove_disambig(determinize(Ha o CLG)))), with Ha = H without
    self-loops (`kaldilite.graph.hmm_fst.make_h_transducer`) at ``transition_scale``;
 4. HCLG = add_self_loops(HCLGa, ``self_loop_scale``).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kaldilite.errors import InputError
 from kaldilite.graph.compiled import CompiledFst
-from kaldilite.graph.context import compose_context
+from kaldilite.graph.context import ContextExpansion
 from kaldilite.graph.hmm_fst import add_self_loops, is_stochastic, make_h_transducer
 from kaldilite.utils.atomic import atomic_open, atomic_path
 
@@ -99,9 +99,10 @@ def build_hclg(lang, tm, tree, *, transition_scale=1.0, self_loop_scale=0.1):
     t0 = time.perf_counter()
     lg = build_lg(lang)
     log.info("LG: %d states, %d arcs (%.3f s)", lg.num_states(), _num_arcs(lg), time.perf_counter() - t0)
-    clg, ilabel_info = compose_context(lg, tree.context_width, tree.central_position,
-                                       lang.silence_phones + lang.nonsilence_phones, lang.disambig_phones)
-    h, disambig_tids = make_h_transducer(ilabel_info, tree, tm, transition_scale)
+    context = ContextExpansion(tree.context_width, tree.central_position,
+                               lang.silence_phones + lang.nonsilence_phones, lang.disambig_phones)
+    clg = context.apply(lg)
+    h, disambig_tids = make_h_transducer(context.ilabel_info, tree, tm, transition_scale)
     h_fst = _to_log(h.to_fst())
     h_fst.arcsort(sort_type="olabel")
     clg.arcsort(sort_type="ilabel")

@@ -23,7 +23,7 @@ import numpy as np
 
 from kaldilite.errors import InputError
 from kaldilite.graph.compiled import CompiledFst
-from kaldilite.graph.context import compose_context
+from kaldilite.graph.context import ContextExpansion
 from kaldilite.graph.hmm_fst import HmmTemplates, add_self_loops
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,11 @@ class TrainingGraphCompiler:
         self.lexicon = lang.l_fst(disambig=False)
         self.lexicon.arcsort(sort_type="olabel")
         self._pywrapfst = pywrapfst
-        self._real_phones = lang.silence_phones + lang.nonsilence_phones
-        self._label_tables = {}  # ilabel_info id -> concatenated templates
+        self.context = ContextExpansion(tree.context_width, tree.central_position,
+                                        lang.silence_phones + lang.nonsilence_phones, lang.disambig_phones)
+        self._parts = []  # per ilabel_info entry: its HMM template arcs
+        self._n_internal = []
+        self._tables = None
 
     def word_ids(self, utt, words):
         """Word ids of a transcript; returns (ids, unknown words)."""
@@ -71,39 +74,41 @@ class TrainingGraphCompiler:
         acceptor.set_final(state, one)
         return fst.compose(self.lexicon, acceptor)
 
-    def _tables_for(self, ilabel_info):
-        """All windows' HMM templates concatenated, indexed by input label (numpy gather tables)."""
-        key = id(ilabel_info)
-        if key in self._label_tables and self._label_tables[key][0] is ilabel_info:
-            return self._label_tables[key][1]
-        num_labels = len(ilabel_info)
-        parts = []
-        n_internal = np.zeros(num_labels, np.int64)
-        for j, window in enumerate(ilabel_info):
+    def _label_tables(self):
+        """All windows' HMM templates concatenated, indexed by input label (numpy gather tables).
+
+        `ilabel_info` only grows, so only the windows added since the last call are looked up.
+        """
+        info = self.context.ilabel_info
+        if self._tables is not None and len(self._parts) == len(info):
+            return self._tables
+        for j in range(len(self._parts), len(info)):
+            window = info[j]
             if j == 0 or len(window) == 0 or (len(window) == 1 and window[0] <= 0):
                 # epsilon or disambiguation symbol: one epsilon arc from entry to exit
-                parts.append((np.array([-1]), np.array([-2]), np.array([0]), np.array([0.0]), np.array([True])))
+                self._parts.append((np.array([-1]), np.array([-2]), np.array([0]), np.array([0.0]), np.array([True])))
+                self._n_internal.append(0)
                 continue
             _, (src, dst, tid, cost, entry, n) = self.templates.for_window(window)
-            parts.append((src, dst, tid, cost, entry))
-            n_internal[j] = n
-        lengths = np.array([len(p[0]) for p in parts], np.int64)
-        start = np.zeros(num_labels + 1, np.int64)
+            self._parts.append((src, dst, tid, cost, entry))
+            self._n_internal.append(n)
+        lengths = np.array([len(p[0]) for p in self._parts], np.int64)
+        start = np.zeros(len(lengths) + 1, np.int64)
         np.cumsum(lengths, out=start[1:])
-        tables = tuple(np.concatenate([p[k] for p in parts]) for k in range(5))
-        result = (start, lengths, n_internal) + tables
-        self._label_tables[key] = (ilabel_info, result)
-        return result
+        tables = tuple(np.concatenate([p[k] for p in self._parts]) for k in range(5))
+        self._tables = (start, lengths, np.array(self._n_internal, np.int64)) + tables
+        return self._tables
 
     def expand(self, phone_fst):
         """Replace each (context-)phone arc by its HMM without self-loops; returns a `CompiledFst`."""
-        clg, ilabel_info = compose_context(phone_fst, self.tree.context_width, self.tree.central_position,
-                                           self._real_phones, self.lang.disambig_phones)
-        graph = CompiledFst.from_fst(clg)
-        start, lengths, n_internal, t_src, t_dst, t_tid, t_cost, t_entry = self._tables_for(ilabel_info)
+        graph = CompiledFst.from_fst(phone_fst)
+        if self.context.context_width > 1:
+            graph = self.context.apply_compiled(graph)
+        start, lengths, n_internal, t_src, t_dst, t_tid, t_cost, t_entry = self._label_tables()
         labels = graph.arc_ilabel.astype(np.int64)
         if labels.size and labels.max() >= len(lengths):
-            raise InputError(f"lexicon has phone id {int(labels.max())} that the tree does not know")
+            raise InputError(f"{self.lang.path}: the lexicon has phone id {int(labels.max())} that "
+                             "phones.txt does not list; re-run prepare-lang")
         arc_src = graph.arc_sources().astype(np.int64)
         counts = lengths[labels]
         arc_of = np.repeat(np.arange(len(labels)), counts)

@@ -136,9 +136,10 @@ def make_tiny_model():
     return tree, tm
 
 
-def random_phone_tids(tm, tree, phone, rng):
-    """Transition-ids of one random pass through the phone's HMM, drawn from the topology itself."""
-    arcs = tm.hmm_arcs(phone, tree.pdfs_for((phone,)))
+def random_phone_tids(tm, tree, phone, rng, window=None):
+    """Transition-ids of one random pass through the phone's HMM (in context `window` for trees
+    wider than one phone), drawn from the topology itself."""
+    arcs = tm.hmm_arcs(phone, tree.pdfs_for(window if window is not None else (phone,)))
     state, out = 0, []
     while state < len(arcs):
         tid, dest = arcs[state][int(rng.integers(len(arcs[state])))]
