@@ -256,3 +256,17 @@ def test_g_with_fillers_garbage_and_prefix_items_is_stochastic_and_lg_determiniz
 def test_a_weight_separated_by_spaces_is_explained(base_lang, tmp_path):
     with pytest.raises(InputError, match=r"'2.0' looks like a weight: separate it from the words with a TAB"):
         make_grammar(write(tmp_path / "c.txt", "ab 2.0\n"), base_lang, tmp_path / "out")
+
+
+def test_garbage_words_use_plain_phones_without_word_positions(tmp_path):
+    dict_dir = write_dict_dir(tmp_path / "dict", lexicon=LEXICON)
+    lang = prepare_lang(dict_dir, "<UNK>", tmp_path / "tmp", tmp_path / "lang", position_dependent_phones=False)
+    out = make_grammar(write(tmp_path / "c.txt", "ab\n"), lang, tmp_path / "lang_cmd", garbage=True)
+    loaded = LangDir.load(out)
+    assert {w: p for w, p in loaded.lexicon if w.startswith("<gbg_")} == {
+        "<gbg_A>": ["A"], "<gbg_B>": ["B"], "<gbg_C>": ["C"]}
+    assert validate_lang(out) == []
+    # phones.txt keeps every real phone id of the source lang dir.
+    src, new = read_table(lang / "phones.txt"), read_table(out / "phones.txt")
+    assert {p: i for p, i in new.items() if not p.startswith("#")} == {p: i for p, i in src.items()
+                                                                        if not p.startswith("#")}
