@@ -138,6 +138,18 @@ class DictDir:
                         )
                 extra.append(fields)
 
+        # Variants on one nonsilence line share a tree root; only extra questions can tell
+        # them apart (validate_dict_dir.pl's check; silence lines may stay indistinguishable).
+        for number, fields in nonsilence:
+            for i, p1 in enumerate(fields):
+                for p2 in fields[i + 1:]:
+                    if not any((p1 in q) != (p2 in q) for q in extra):
+                        raise InputError(
+                            f"{where(path / 'nonsilence_phones.txt', number)}: phones {p1} and {p2} share a tree "
+                            f"root but no line of extra_questions.txt separates them; add a question (e.g. one "
+                            f"line per stress/tone) or put them on separate lines"
+                        )
+
         lexicon = read_lexicon(path, declared)
         return cls(
             path=path,

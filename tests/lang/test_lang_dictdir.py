@@ -152,3 +152,12 @@ def test_validate_lang_reports_an_lg_that_does_not_determinize(tmp_path):
     bad.write(str(out / "L_disambig.fst"))
     problems = [str(p) for p in validate_lang(out)]
     assert any(p.startswith(f"{out / 'G.fst'}: L_disambig o G does not determinize") for p in problems)
+
+
+def test_variants_sharing_a_root_need_an_extra_question(tmp_path):
+    lexicon = "!SIL SIL\n<UNK> SPN\nab A1 B\nba B A2\n"
+    write_dict_dir(tmp_path / "d1", lexicon=lexicon, nonsilence="A1 A2\nB\n", extra="")
+    with pytest.raises(InputError, match=r"nonsilence_phones.txt:1: phones A1 and A2 share a tree root"):
+        DictDir.load(tmp_path / "d1")
+    write_dict_dir(tmp_path / "d2", lexicon=lexicon, nonsilence="A1 A2\nB\n", extra="A1\nA2\n")
+    assert DictDir.load(tmp_path / "d2").nonsilence_phones == [["A1", "A2"], ["B"]]
