@@ -29,6 +29,16 @@ def _load_tree(model_path, tree_path=None):
     return ContextDependency.read(path)
 
 
+def _check_same_phones(lang_phones, model_phones):
+    """Like mkgraph.sh's phones.txt comparison: the graph must use the model's phone numbering."""
+    from kaldilite.errors import InputError
+
+    if model_phones.is_file() and lang_phones.is_file():
+        if model_phones.read_text(encoding="utf-8").split() != lang_phones.read_text(encoding="utf-8").split():
+            raise InputError(f"{lang_phones} differs from {model_phones}: the lang dir was not prepared with the "
+                             "phone set the model was trained on; re-run prepare-lang from the same dict dir")
+
+
 @click.command("mkgraph")
 @click.option("--self-loop-scale", default=0.1, show_default=True, help="Scale on self-loop probabilities.")
 @click.option("--transition-scale", default=1.0, show_default=True, help="Scale on the other transition probabilities.")
@@ -50,6 +60,7 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
 
     start = time.perf_counter()
     model_path = _find_model(model, model_dir)
+    _check_same_phones(Path(lang_dir) / "phones.txt", Path(model_path).parent / "phones.txt")
     tm, _, _, _ = load_model(model_path)
     tree = _load_tree(model_path)
     graph = mkgraph(lang_dir, graph_dir, tm, tree, transition_scale=transition_scale,
@@ -106,6 +117,9 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
     model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
+    if not (Path(data_dir) / "feats.scp").is_file():
+        raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
+                               f"compute-cmvn-stats on {data_dir} first")
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt) for part in parts]
     decode_dir.mkdir(parents=True, exist_ok=True)

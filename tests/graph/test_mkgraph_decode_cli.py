@@ -75,3 +75,20 @@ def test_mkgraph_and_decode_recover_the_generating_words(tmp_path):
     assert (tmp_path / "exp" / "decode" / "wer").read_text().startswith("%WER 0.00")
     assert (tmp_path / "exp" / "decode" / "scoring" / "best_wer").is_file()
     assert (tmp_path / "exp" / "decode" / "log" / "decode.2.log").is_file()
+
+
+def test_mkgraph_refuses_a_lang_dir_with_another_phone_numbering(tmp_path, capsys):
+    import pytest
+
+    from kaldilite.cli import main
+
+    rng = np.random.default_rng(0)
+    lang = make_tiny_lang(tmp_path / "lang")
+    tree, tm = make_tiny_model()
+    make_model(tmp_path / "exp", tree, tm, rng)
+    (tmp_path / "exp" / "phones.txt").write_text("<eps> 0\nSIL 1\nb 2\na 3\nc 4\n#0 5\n#1 6\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mkgraph", str(lang.path), str(tmp_path / "exp"), str(tmp_path / "graph")])
+    assert exit_info.value.code == 1
+    assert f"{lang.path / 'phones.txt'} differs from" in capsys.readouterr().err
+    assert not (tmp_path / "graph" / "HCLG.fst").exists()
