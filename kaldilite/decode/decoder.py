@@ -297,6 +297,35 @@ def _traceback(rec, rec_prev, rec_arc, arc_ilabel, arc_olabel, arc_weight):
     return tids[:n_tids][::-1].copy(), words[:n_words][::-1].copy(), graph_cost
 
 
+@njit(cache=True)
+def _compact_records(tok_rec, active, n_active, rec_prev, rec_arc, rec_cost, n_rec):
+    """Drop records no live token can trace back to; renumber the rest in place (order kept).
+
+    Returns the new record count. Like Kaldi's token reference counting, this bounds memory on
+    long (online) streams: only the paths of the surviving tokens are kept.
+    """
+    keep = np.zeros(n_rec, np.bool_)
+    for k in range(n_active):
+        r = tok_rec[active[k]]
+        while r != _NO_RECORD and not keep[r]:
+            keep[r] = True
+            r = rec_prev[r]
+    new_index = np.full(n_rec, _NO_RECORD, np.int64)
+    n_new = 0
+    for r in range(n_rec):
+        if keep[r]:
+            new_index[r] = n_new
+            prev = rec_prev[r]
+            rec_prev[n_new] = new_index[prev] if prev != _NO_RECORD else _NO_RECORD
+            rec_arc[n_new] = rec_arc[r]
+            rec_cost[n_new] = rec_cost[r]
+            n_new += 1
+    for k in range(n_active):
+        s = active[k]
+        tok_rec[s] = new_index[tok_rec[s]]
+    return n_new
+
+
 # ---------------------------------------------------------------------------------- Python API
 
 class BeamDecoder:
@@ -304,8 +333,11 @@ class BeamDecoder:
     ``best_path()`` (partial result at any time), ``finalize()`` (adds final costs).
 
     ``graph`` is a `CompiledFst` whose input labels are transition-ids (0 = epsilon);
-    ``tid_to_pdf`` maps transition-id to pdf-id (index 0 unused).
+    ``tid_to_pdf`` maps transition-id to pdf-id (index 0 unused). Backpointer records of
+    pruned paths are dropped whenever they exceed ``compact_records`` (see `compact`).
     """
+
+    compact_records = 1 << 22
 
     def __init__(self, graph, tid_to_pdf, opts=None):
         self.graph = graph
@@ -375,6 +407,15 @@ class BeamDecoder:
             self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec, active_log)
         self._active_log.append(active_log)
         self.num_frames_decoded += loglikes.shape[0]
+        if self._n_rec > self.compact_records:
+            self.compact()
+
+    def compact(self):
+        """Forget the backpointers of pruned paths (results are unchanged); returns records kept."""
+        cur = self._cur
+        self._n_rec = _compact_records(self._tok_rec[cur], self._active[cur], self._n_active,
+                                       self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec)
+        return self._n_rec
 
     @property
     def num_active(self):

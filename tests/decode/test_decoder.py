@@ -151,6 +151,28 @@ def test_chunked_advance_equals_whole_utterance():
     assert chunked.alignment.tolist() == whole.alignment.tolist() and chunked.words == whole.words
 
 
+def test_compacting_backpointers_between_chunks_changes_no_result():
+    rng = np.random.default_rng(8)
+    graph = random_graph(rng, num_states=40, num_tids=5, acyclic_eps=False)
+    tid_to_pdf = np.array([0, 0, 1, 2, 1, 0], np.int32)
+    loglikes = rng.normal(-5, 2, size=(120, 3)).astype(np.float32)
+    plain = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=6.0))
+    compacted = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=6.0))
+    plain.init()
+    compacted.init()
+    dropped = 0
+    for start in range(0, 120, 10):
+        plain.advance(loglikes[start:start + 10])
+        compacted.advance(loglikes[start:start + 10])
+        before = compacted._n_rec
+        dropped += before - compacted.compact()
+        a, b = plain.best_path(), compacted.best_path()
+        assert a.cost == b.cost and a.alignment.tolist() == b.alignment.tolist() and a.words == b.words
+    a, b = plain.finalize(), compacted.finalize()
+    assert a.cost == b.cost and a.alignment.tolist() == b.alignment.tolist() and a.words == b.words
+    assert dropped > 0  # pruned paths really were forgotten
+
+
 def test_narrow_beam_never_beats_the_exact_search_and_max_active_is_honoured():
     rng = np.random.default_rng(3)
     graph = random_graph(rng, num_states=200, num_tids=5, eps_prob=0.1, acyclic_eps=False)
