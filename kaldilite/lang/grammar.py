@@ -310,7 +310,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
                 raise InputError(f"{lang_dir / 'phones.txt'}: phone {pron[0]} missing; re-run prepare-lang")
             word = garbage_word(base)
             if word in lexicon_words:
-                raise InputError(f"{lang_dir}: the lexicon already has the reserved garbage word {word}")
+                raise InputError(f"{lang_dir}: the lexicon already has the reserved garbage word {word}; make "
+                                 f"grammars from the lang dir prepare-lang wrote, not from another grammar's")
             garbage_words.append(word)
             entries.append((word, 1.0, pron))
 

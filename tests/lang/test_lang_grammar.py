@@ -270,3 +270,16 @@ def test_garbage_words_use_plain_phones_without_word_positions(tmp_path):
     src, new = read_table(lang / "phones.txt"), read_table(out / "phones.txt")
     assert {p: i for p, i in new.items() if not p.startswith("#")} == {p: i for p, i in src.items()
                                                                         if not p.startswith("#")}
+
+
+def test_make_grammar_accepts_a_kaldi_made_lang_dir_without_lexiconp(base_lang, tmp_path):
+    """Kaldi's prepare_lang.sh keeps lexiconp.txt only in its tmp dir: fall back to align_lexicon."""
+    commands = write(tmp_path / "c.txt", "ab\nc see\n")
+    ours = make_grammar(commands, base_lang, tmp_path / "ours", garbage=True)
+    (base_lang / "phones" / "lexiconp.txt").unlink()
+    kaldi_like = make_grammar(commands, base_lang, tmp_path / "kaldi_like", garbage=True)
+    assert (kaldi_like / "words.txt").read_text() == (ours / "words.txt").read_text()
+    assert (kaldi_like / "phones.txt").read_text() == (ours / "phones.txt").read_text()
+    a, b = LangDir.load(ours), LangDir.load(kaldi_like)
+    assert sorted(a.lexicon) == sorted(b.lexicon)
+    assert validate_lang(kaldi_like) == []
