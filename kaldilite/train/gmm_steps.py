@@ -1,0 +1,272 @@
+"""The per-job steps every GMM trainer repeats, each replacing one Kaldi tool.
+
+- `acc_stats_ali` — gmm-acc-stats-ali: GMM and transition statistics from alignments;
+- `sum_and_estimate` — gmm-sum-accs + gmm-est: one ML update (and mixing up) from all jobs'
+  statistics, so the model is the same for any number of jobs;
+- `align_compiled` — gmm-align-compiled: Viterbi forced alignment with beam and retry beam.
+
+Jobs keep their inputs in two cache files next to the model, written once per training run:
+the job's features after the pipeline (`feats.JOB.npz`: all frames in one matrix plus
+utterance offsets, so an iteration reads one array instead of re-running CMVN and deltas) and
+its training graphs (`fsts.JOB.npz`, Kaldi's fsts.JOB.gz: all graphs' flat arrays
+concatenated).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from kaldilite.errors import InputError
+from kaldilite.utils import atomic_open
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------ feature cache
+class FeatureCache:
+    """All frames of a job's utterances: `feats` (N x D float32), `utts`, `offsets` (len+1)."""
+
+    def __init__(self, utts, feats, offsets):
+        self.utts = list(utts)
+        self.feats = feats
+        self.offsets = np.asarray(offsets, np.int64)
+        self.index = {u: i for i, u in enumerate(self.utts)}
+
+    def __len__(self):
+        return len(self.utts)
+
+    def get(self, utt):
+        i = self.index[utt]
+        return self.feats[self.offsets[i]:self.offsets[i + 1]]
+
+    def items(self):
+        for i, utt in enumerate(self.utts):
+            yield utt, self.feats[self.offsets[i]:self.offsets[i + 1]]
+
+    @classmethod
+    def from_items(cls, items):
+        utts, mats = [], []
+        for utt, mat in items:
+            utts.append(utt)
+            mats.append(np.asarray(mat, np.float32))
+        dim = mats[0].shape[1] if mats else 0
+        offsets = np.concatenate([[0], np.cumsum([len(m) for m in mats])]).astype(np.int64)
+        feats = np.concatenate(mats) if mats else np.zeros((0, dim), np.float32)
+        return cls(utts, feats, offsets)
+
+    def save(self, path):
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, utts=np.array(self.utts, dtype=str), feats=self.feats, offsets=self.offsets)
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["utts"].tolist(), data["feats"], data["offsets"])
+
+
+# ------------------------------------------------------------------------ graph packs
+_GRAPH_FIELDS = ("state_arc_start", "arc_ilabel", "arc_olabel", "arc_weight", "arc_next", "final_cost")
+
+
+def save_graphs(graphs, path):
+    """Write many CompiledFst (dict utt -> graph) into one npz of concatenated arrays."""
+    utts = list(graphs)
+    arrays = {"utts": np.array(utts, dtype=str), "start": np.array([graphs[u].start for u in utts], np.int64)}
+    for field in _GRAPH_FIELDS:
+        parts = [getattr(graphs[u], field) for u in utts]
+        arrays[field] = np.concatenate(parts) if parts else np.zeros(0)
+        arrays[field + "_offsets"] = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_graphs(path):
+    """Inverse of `save_graphs`: dict utt -> CompiledFst."""
+    from kaldilite.graph.compiled import CompiledFst
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    out = {}
+    for i, utt in enumerate(arrays["utts"].tolist()):
+        fields = {}
+        for field in _GRAPH_FIELDS:
+            off = arrays[field + "_offsets"]
+            fields[field] = arrays[field][off[i]:off[i + 1]]
+        out[utt] = CompiledFst(start=int(arrays["start"][i]), **fields)
+    return out
+
+
+# ------------------------------------------------------------------------ statistics
+def acc_stats_ali(model_path, feature_cache, alignments, acc_path):
+    """gmm-acc-stats-ali for one job: write GMM + transition statistics to `acc_path` (npz).
+
+    `alignments` is a dict utt -> tids; utterances without one are skipped (and counted).
+    Returns (utterances done, utterances without alignment, avg log-likelihood per frame).
+    """
+    from kaldilite.gmm import GmmAccumulators, load_model
+
+    tm, am, _, _ = load_model(model_path)
+    feats, pdfs, trans = [], [], np.zeros(tm.num_transition_ids + 1, np.float64)
+    done = missing = 0
+    for utt, mat in feature_cache.items():
+        ali = alignments.get(utt)
+        if ali is None:
+            missing += 1
+            continue
+        if len(ali) != len(mat):
+            log.warning("%s: alignment has %d frames but features %d; skipping", utt, len(ali), len(mat))
+            missing += 1
+            continue
+        feats.append(mat)
+        pdfs.append(tm.tid_to_pdf[ali])
+        tm.transition_counts(ali, out=trans)
+        done += 1
+    accs = GmmAccumulators.for_model(am)
+    if feats:
+        am.accumulate(np.concatenate(feats), np.concatenate(pdfs), accs)
+    arrays = accs.to_arrays()
+    arrays["transitions"] = trans
+    with atomic_open(acc_path, "wb") as handle:
+        np.savez(handle, **arrays)
+    log.info("done %d utterances, %d without alignment; avg like per frame %.4f over %.0f frames",
+             done, missing, accs.avg_loglike, accs.total_frames)
+    return done, missing, accs.avg_loglike
+
+
+def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_count=20.0,
+                     perturb_factor=0.01, min_gaussian_occupancy=10.0, min_variance=0.001,
+                     transition_floor=0.01, transition_min_count=5.0, seed=0, occs_out=None):
+    """gmm-sum-accs + gmm-est: sum the jobs' statistics, update transitions and GMMs, mix up.
+
+    Returns a dict: avg_loglike, frames, num_gauss, objf improvements.
+    """
+    from kaldilite.gmm import GmmAccumulators, load_model, save_model
+
+    tm, am, pipeline, extra = load_model(model_in)
+    accs = GmmAccumulators.for_model(am)
+    trans = np.zeros(tm.num_transition_ids + 1, np.float64)
+    for path in acc_paths:
+        with np.load(path, allow_pickle=False) as data:
+            part = GmmAccumulators.from_arrays(data)
+            if part.first.shape != accs.first.shape or data["transitions"].shape != trans.shape:
+                raise InputError(f"{path}: statistics do not match model {model_in} (stale accumulator file?)")
+            accs.add(part)
+            trans += data["transitions"]
+    if accs.total_frames == 0:
+        raise InputError(f"no statistics in {len(acc_paths)} accumulator files (no utterance aligned?)")
+    t_impr, t_count = tm.update(trans, mincount=transition_min_count, floor=transition_floor)
+    pdf_occs = accs.pdf_occupancies(am.pdf_offsets)
+    result = am.update(accs, min_gaussian_occupancy=min_gaussian_occupancy, min_variance=min_variance)
+    log.info("transition update: overall %.6g log-like improvement per frame over %.0f frames",
+             t_impr / max(t_count, 1e-10), t_count)
+    log.info("GMM update: overall %.6g objective improvement per frame over %.0f frames",
+             result["objf_change"] / max(result["count"], 1e-10), result["count"])
+    log.info("GMM update: overall avg like per frame = %.6f over %.0f frames", accs.avg_loglike, accs.total_frames)
+    if mixup and mixup > am.num_gauss:
+        am.mixup(pdf_occs, mixup, power=power, min_count=min_count, perturb_factor=perturb_factor,
+                 rng=np.random.default_rng(seed))
+    save_model(model_out, tm, am, pipeline, extra)
+    if occs_out:
+        with atomic_open(occs_out, "w") as handle:
+            handle.write(" [ " + " ".join(f"{o:g}" for o in pdf_occs) + " ]\n")
+    return {"avg_loglike": accs.avg_loglike, "frames": accs.total_frames, "num_gauss": am.num_gauss,
+            "gmm_objf_change": result["objf_change"] / max(result["count"], 1e-10),
+            "removed_gaussians": result["removed_gaussians"]}
+
+
+# ------------------------------------------------------------------------ alignment
+def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=40.0, acoustic_scale=0.1,
+                   transition_scale=1.0, self_loop_scale=0.1, boost_silence=1.0, silence_pdfs=()):
+    """gmm-align-compiled for one job: dict utt -> tids for the utterances that aligned.
+
+    As in Kaldi, the training graphs carry no transition probabilities (compiled with both
+    scales 0); the current model's are added here with `transition_scale` and
+    `self_loop_scale` (AddTransitionProbs), so realignment uses the re-estimated transitions.
+    Only the pdfs a graph can reach are scored (a digit's graph touches a few dozen of the
+    model's pdfs), by handing the aligner a reduced likelihood matrix and a remapped
+    tid -> column table. Returns (alignments, failed utterance ids, total log-likelihood, frames).
+    """
+    from dataclasses import replace
+
+    from kaldilite.decode.align import align_utterance
+    from kaldilite.gmm import load_model
+    from kaldilite.graph.hmm_fst import transition_id_costs
+
+    tm, am, _, _ = load_model(model_path)
+    tid_costs = transition_id_costs(tm, transition_scale, self_loop_scale).astype(np.float32)
+    tid_costs = np.concatenate([tid_costs, np.zeros(1, np.float32)])  # labels above the tids: none expected
+    if boost_silence != 1.0:
+        am = am.boosted(silence_pdfs, boost_silence)
+    alignments, failed = {}, []
+    tot_like = 0.0
+    frames = 0
+    for utt, mat in feature_cache.items():
+        graph = graphs.get(utt)
+        if graph is None:
+            failed.append(utt)
+            log.warning("%s: no training graph (transcript missing?)", utt)
+            continue
+        if transition_scale or self_loop_scale:
+            graph = replace(graph, arc_weight=graph.arc_weight + tid_costs[graph.arc_ilabel])
+        tids = np.unique(graph.arc_ilabel[graph.arc_ilabel > 0])
+        pdfs, columns = np.unique(tm.tid_to_pdf[tids], return_inverse=True)
+        local_tid_to_pdf = np.zeros_like(tm.tid_to_pdf)
+        local_tid_to_pdf[tids] = columns
+        loglikes = pdf_log_likelihoods(am, mat, pdfs)
+        ali = align_utterance(graph, loglikes, local_tid_to_pdf, beam=beam, retry_beam=retry_beam,
+                              acoustic_scale=acoustic_scale)
+        if ali is None:
+            failed.append(utt)
+            log.warning("%s: did not align even with retry beam %g", utt, retry_beam)
+            continue
+        ali = np.asarray(ali, np.int32)
+        tot_like += float(loglikes[np.arange(len(ali)), local_tid_to_pdf[ali]].sum())
+        frames += len(ali)
+        alignments[utt] = ali
+    log.info("aligned %d utterances, %d failed; avg acoustic log-like per frame %.4f over %d frames",
+             len(alignments), len(failed), tot_like / max(frames, 1), frames)
+    return alignments, failed, tot_like, frames
+
+
+def pdf_log_likelihoods(am, feats, pdfs):
+    """(T x len(pdfs)) float32 log-likelihoods of just the listed pdfs."""
+    from kaldilite.gmm.am import segmented_logsumexp
+
+    am.check_dim(feats)
+    offsets = am.pdf_offsets
+    gauss = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in pdfs])
+    local_offsets = np.concatenate([[0], np.cumsum(offsets[np.asarray(pdfs) + 1] - offsets[np.asarray(pdfs)])])
+    ll = am.gaussian_log_likelihoods(feats, gauss)
+    return segmented_logsumexp(ll, local_offsets).astype(np.float32)
+
+
+def read_alignments(path):
+    from kaldilite.io.tables import read_int_vectors
+
+    if not os.path.exists(path):
+        return {}
+    return {utt: np.asarray(ali, np.int32) for utt, ali in read_int_vectors(os.fspath(path))}
+
+
+def transcripts_for(data_dir, lang, utts):
+    """Transcripts of `utts` from DATA/text as word lists, unknown words mapped to the lang's OOV
+    word (sym2int.pl --map-oov); utterances without a transcript are left out (and logged)."""
+    from kaldilite.io.datadir import DataDir
+
+    text = DataDir.load(data_dir).text or {}
+    transcripts, oov_count, missing = {}, 0, 0
+    for utt in utts:
+        if utt not in text:
+            missing += 1
+            continue
+        words = text[utt].split()
+        oov_count += sum(1 for w in words if w not in lang.words)
+        transcripts[utt] = [w if w in lang.words else lang.oov_word for w in words]
+    if missing:
+        log.warning("%d utterances have no transcript in %s/text; skipping them", missing, data_dir)
+    if oov_count:
+        log.warning("%d words not in the lexicon were mapped to %s", oov_count, lang.oov_word)
+    return transcripts
