@@ -59,6 +59,14 @@ def run_once(work, words, rng_seed=1):
     lg = fst.compose(lang.l_fst(disambig=True).arcsort(sort_type="olabel"), lang.g_fst().arcsort())
     det = fst.determinize(lg)
     times["compose+determinize"] = time.perf_counter() - t0
+    try:  # the graph layer's LG (log-semiring determinize + encoded minimize), when present
+        from kaldilite.graph.mkgraph import build_lg
+    except ImportError:
+        build_lg = None
+    if build_lg is not None:
+        t0 = time.perf_counter()
+        build_lg(lang)
+        times["LG as mkgraph builds it (log semiring, minimized)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     problems = validate_lang(work / "lang_cmd", check_determinizable=False)
     times["validate-lang (no LG check)"] = time.perf_counter() - t0
