@@ -83,7 +83,7 @@ def _grow(rec_prev, rec_arc, rec_cost, needed):
 
 
 @njit(cache=True)
-def _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
+def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
                      tok_cost, tok_rec, active, n_active, queue, in_queue, cutoff,
                      rec_prev, rec_arc, rec_cost, n_rec):
     """Relax epsilon arcs among the tokens of one frame until nothing improves.
@@ -97,6 +97,8 @@ def _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
     count = 0
     for k in range(n_active):
         s = active[k]
+        if eps_end[s] == state_arc_start[s]:
+            continue  # no epsilon arcs to follow
         queue[tail] = s
         tail = (tail + 1) % num_states
         count += 1
@@ -109,9 +111,7 @@ def _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
         cost = tok_cost[s]
         if not cost < cutoff:
             continue
-        for a in range(state_arc_start[s], state_arc_start[s + 1]):
-            if arc_ilabel[a] != 0:
-                continue
+        for a in range(state_arc_start[s], eps_end[s]):
             new_cost = cost + arc_weight[a]
             d = arc_next[a]
             if new_cost < cutoff and new_cost < tok_cost[d]:
@@ -126,7 +126,7 @@ def _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
                 rec_cost[n_rec] = new_cost
                 tok_rec[d] = n_rec
                 n_rec += 1
-                if not in_queue[d]:
+                if not in_queue[d] and eps_end[d] > state_arc_start[d]:
                     queue[tail] = d
                     tail = (tail + 1) % num_states
                     count += 1
@@ -135,7 +135,7 @@ def _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
 
 
 @njit(cache=True)
-def _init_decoding(start, state_arc_start, arc_ilabel, arc_weight, arc_next,
+def _init_decoding(start, state_arc_start, eps_end, arc_weight, arc_next,
                    tok_cost, tok_rec, active, queue, in_queue, rec_prev, rec_arc, rec_cost):
     tok_cost[start] = 0.0
     rec_prev[0] = _NO_RECORD
@@ -143,7 +143,7 @@ def _init_decoding(start, state_arc_start, arc_ilabel, arc_weight, arc_next,
     rec_cost[0] = 0.0
     tok_rec[start] = 0
     active[0] = start
-    return _epsilon_closure(state_arc_start, arc_ilabel, arc_weight, arc_next,
+    return _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
                             tok_cost, tok_rec, active, 1, queue, in_queue, np.inf,
                             rec_prev, rec_arc, rec_cost, 1)
 
@@ -176,7 +176,7 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
 
 
 @njit(cache=True)
-def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
+def _advance(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
              loglikes, acoustic_scale, beam, max_active, min_active,
              tok_cost, tok_rec, active, n_active, cur,
              queue, in_queue, scratch, rec_prev, rec_arc, rec_cost, n_rec, active_log):
@@ -201,12 +201,10 @@ def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
         next_cutoff = np.inf
         if best_state >= 0:
             c = cost_cur[best_state]
-            for a in range(state_arc_start[best_state], state_arc_start[best_state + 1]):
-                tid = arc_ilabel[a]
-                if tid > 0:
-                    new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[tid]]
-                    if new_cost + adaptive_beam < next_cutoff:
-                        next_cutoff = new_cost + adaptive_beam
+            for a in range(eps_end[best_state], state_arc_start[best_state + 1]):
+                new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[arc_ilabel[a]]]
+                if new_cost + adaptive_beam < next_cutoff:
+                    next_cutoff = new_cost + adaptive_beam
 
         n_next = 0
         n_expanded = 0
@@ -216,11 +214,8 @@ def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
             if not c < cutoff:
                 continue
             n_expanded += 1
-            for a in range(state_arc_start[s], state_arc_start[s + 1]):
-                tid = arc_ilabel[a]
-                if tid <= 0:
-                    continue
-                new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[tid]]
+            for a in range(eps_end[s], state_arc_start[s + 1]):
+                new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[arc_ilabel[a]]]
                 if new_cost < next_cutoff:
                     d = arc_next[a]
                     if new_cost < cost_nxt[d]:
@@ -246,7 +241,7 @@ def _advance(state_arc_start, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
             rec_cur[s] = _NO_RECORD
 
         n_active, rec_prev, rec_arc, rec_cost, n_rec = _epsilon_closure(
-            state_arc_start, arc_ilabel, arc_weight, arc_next, cost_nxt, rec_nxt, act_nxt, n_next,
+            state_arc_start, eps_end, arc_weight, arc_next, cost_nxt, rec_nxt, act_nxt, n_next,
             queue, in_queue, next_cutoff, rec_prev, rec_arc, rec_cost, n_rec)
         cur = nxt
     return n_active, cur, rec_prev, rec_arc, rec_cost, n_rec
@@ -349,6 +344,16 @@ class BeamDecoder:
             raise InputError(
                 f"decoding graph has transition-id {int(graph.arc_ilabel.max())} but the model has only "
                 f"{len(self.tid_to_pdf) - 1}: the graph was built for another model; rerun `kaldilite mkgraph`")
+        # Each state's epsilon arcs first, then its emitting arcs (stable within each group), so
+        # the two passes per frame scan only the arcs they use. Records index these arrays.
+        sources = graph.arc_sources().astype(np.int64)
+        order = np.argsort(sources * 2 + (graph.arc_ilabel != 0), kind="stable")
+        self._ilabel = graph.arc_ilabel[order]
+        self._olabel = graph.arc_olabel[order]
+        self._weight = graph.arc_weight[order]
+        self._next = graph.arc_next[order]
+        num_eps = np.bincount(sources[graph.arc_ilabel == 0], minlength=graph.num_states)
+        self._eps_end = (graph.state_arc_start[:-1] + num_eps).astype(np.int64)
         num_states = max(graph.num_states, 1)
         self._tok_cost = np.full((2, num_states), np.inf)
         self._tok_rec = np.full((2, num_states), _NO_RECORD, dtype=np.int64)
@@ -378,7 +383,7 @@ class BeamDecoder:
             self._n_rec = 0
             return
         (self._n_active, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _init_decoding(
-            g.start, g.state_arc_start, g.arc_ilabel, g.arc_weight, g.arc_next,
+            g.start, g.state_arc_start, self._eps_end, self._weight, self._next,
             self._tok_cost[0], self._tok_rec[0], self._active[0], self._queue, self._in_queue,
             self._rec_prev, self._rec_arc, self._rec_cost)
 
@@ -400,7 +405,7 @@ class BeamDecoder:
         active_log = np.zeros(loglikes.shape[0], dtype=np.int32)
         o = self.opts
         (self._n_active, self._cur, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _advance(
-            g.state_arc_start, g.arc_ilabel, g.arc_weight, g.arc_next, self.tid_to_pdf,
+            g.state_arc_start, self._eps_end, self._ilabel, self._weight, self._next, self.tid_to_pdf,
             loglikes, float(o.acoustic_scale), float(o.beam), int(o.max_active), int(o.min_active),
             self._tok_cost, self._tok_rec, self._active, self._n_active, self._cur,
             self._queue, self._in_queue, self._scratch,
@@ -433,8 +438,8 @@ class BeamDecoder:
                                         self._n_active, g.final_cost, use_final)
         if rec < 0:
             return None
-        tids, words, graph_cost = _traceback(rec, self._rec_prev, self._rec_arc, g.arc_ilabel,
-                                             g.arc_olabel, g.arc_weight)
+        tids, words, graph_cost = _traceback(rec, self._rec_prev, self._rec_arc, self._ilabel,
+                                             self._olabel, self._weight)
         graph_cost += final
         scale = self.opts.acoustic_scale
         acoustic_cost = (total - graph_cost) / scale if scale else 0.0
