@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from kaldilite.errors import InputError
+from kaldilite.io.symbols import SymbolTable
 from kaldilite.lang.dictdir import (
     DictDir,
     add_disambig_symbols,
@@ -257,8 +258,8 @@ def write_lexicon_part(lang_dir, entries, real_phones, optional_silence, sil_pro
     phone_id = {p: i for i, p in enumerate(phone_syms)}
     word_syms = ["<eps>"] + words + ["#0", "<s>", "</s>"]
     word_id = {w: i for i, w in enumerate(word_syms)}
-    _write_lines(lang_dir / "phones.txt", [f"{p} {i}" for i, p in enumerate(phone_syms)])
-    _write_lines(lang_dir / "words.txt", [f"{w} {i}" for i, w in enumerate(word_syms)])
+    SymbolTable.from_symbols(phone_syms).write(lang_dir / "phones.txt")
+    SymbolTable.from_symbols(word_syms).write(lang_dir / "words.txt")
     _write_lines(P / "disambig.txt", disambig_syms)
     _write_lines(P / "disambig.int", [str(phone_id[s]) for s in disambig_syms])
     _write_lines(P / "disambig.csl", [":".join(str(phone_id[s]) for s in disambig_syms)])
