@@ -33,8 +33,11 @@ def _check_same_phones(lang_phones, model_phones):
     """Like mkgraph.sh's phones.txt comparison: the graph must use the model's phone numbering."""
     from kaldilite.errors import InputError
 
+    def real_phones(path):  # disambiguation symbols (#k) may differ, as check_phones_compatible.sh allows
+        return [line.split() for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+
     if model_phones.is_file() and lang_phones.is_file():
-        if model_phones.read_text(encoding="utf-8").split() != lang_phones.read_text(encoding="utf-8").split():
+        if real_phones(model_phones) != real_phones(lang_phones):
             raise InputError(f"{lang_phones} differs from {model_phones}: the lang dir was not prepared with the "
                              "phone set the model was trained on; re-run prepare-lang from the same dict dir")
 
