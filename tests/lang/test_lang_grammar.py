@@ -283,3 +283,17 @@ def test_make_grammar_accepts_a_kaldi_made_lang_dir_without_lexiconp(base_lang, 
     a, b = LangDir.load(ours), LangDir.load(kaldi_like)
     assert sorted(a.lexicon) == sorted(b.lexicon)
     assert validate_lang(kaldi_like) == []
+
+
+def test_mkgraph_accepts_a_grammar_lang_whose_garbage_adds_disambiguation_symbols(base_lang, tmp_path):
+    """<gbg_C> is a third C_S homophone, so the grammar lang has #0..#4 where the training lang
+    has #0..#3: same phones, compatible with the model (Kaldi's check_phones_compatible.sh)."""
+    from kaldilite.cli.decode import _check_same_phones
+
+    out = make_grammar(write(tmp_path / "c.txt", "ab\n"), base_lang, tmp_path / "lang_cmd", garbage=True)
+    assert "#4" in read_table(out / "phones.txt") and "#4" not in read_table(base_lang / "phones.txt")
+    _check_same_phones(out / "phones.txt", base_lang / "phones.txt")
+    other = prepare_lang(write_dict_dir(tmp_path / "d2", lexicon=LEXICON, nonsilence="A\nC\nB\n"), "<UNK>",
+                         tmp_path / "t2", tmp_path / "l2")
+    with pytest.raises(InputError, match="differs from"):
+        _check_same_phones(other / "phones.txt", base_lang / "phones.txt")
