@@ -12,6 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from kaldilite.train.gmm_steps import one_blas_thread
+
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +47,7 @@ def align_si(data_dir, lang_dir, src_dir, ali_dir, *, nj=4, beam=10.0, retry_bea
     return {"aligned": aligned, "failed": len(failed), "failed_utts": failed}
 
 
+@one_blas_thread
 def _align_data_job(part_dir, lang_dir, ali_dir, job, beam, retry_beam, acoustic_scale, transition_scale,
                     self_loop_scale, boost_silence, silence_pdfs):
     from kaldilite.feat.pipeline import load_features

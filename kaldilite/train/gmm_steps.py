@@ -270,3 +270,63 @@ def transcripts_for(data_dir, lang, utts):
     if oov_count:
         log.warning("%d words not in the lexicon were mapped to %s", oov_count, lang.oov_word)
     return transcripts
+
+
+class single_threaded_blas:
+    """Run a block with numpy's OpenBLAS on one thread, then restore the previous setting.
+
+    Training runs `nj` jobs as processes on a machine with few cores; each job's products are
+    small (frames x a few hundred Gaussians), and OpenBLAS's own threads then only spin against
+    the other jobs' (measured: train-mono on FSDD 70 s with default threads, 18 s with one).
+    A no-op when numpy's OpenBLAS cannot be found.
+    """
+
+    _functions = None
+
+    @classmethod
+    def _lookup(cls):
+        if cls._functions is None:
+            import ctypes
+            import glob
+
+            cls._functions = ()
+            libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+            for path in glob.glob(os.path.join(libs, "*openblas*")):
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for suffix in ("scipy_openblas_%s_num_threads64_", "openblas_%s_num_threads64_",
+                               "openblas_%s_num_threads"):
+                    setter, getter = (getattr(lib, suffix % verb, None) for verb in ("set", "get"))
+                    if setter is not None and getter is not None:
+                        setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
+                        cls._functions = (setter, getter)
+                        return cls._functions
+        return cls._functions
+
+    def __enter__(self):
+        functions = self._lookup()
+        self.previous = None
+        if functions:
+            setter, getter = functions
+            self.previous = getter()
+            setter(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            self._functions[0](self.previous)
+        return False
+
+
+def one_blas_thread(func):
+    """Decorator for job functions: run the whole job under `single_threaded_blas`."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.train.gmm_steps import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ def _estimate(exp, x, nj, num_gauss, opts, min_gaussian_occupancy, log_dir):
                                 occs_out=exp / f"{x + 1}.occs")
 
 
+@one_blas_thread
 def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
     """Job: cache features, compile training graphs, equal-align, accumulate iteration-0 stats."""
     from kaldilite.feat.pipeline import FeaturePipeline, load_features
@@ -238,6 +240,7 @@ def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
     return failed
 
 
+@one_blas_thread
 def _align_job(exp, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale, boost_silence,
                silence_pdfs):
     """Job: gmm-align-compiled with model x.mdl -> ali.JOB.gz; returns the failed utterance ids."""
@@ -257,6 +260,7 @@ def _align_job(exp, job, x, beam, retry_beam, acoustic_scale, transition_scale, 
     return failed
 
 
+@one_blas_thread
 def _acc_job(exp, job, x):
     """Job: gmm-acc-stats-ali with model x.mdl and ali.JOB.gz -> x.JOB.acc."""
     from kaldilite.train.gmm_steps import FeatureCache, acc_stats_ali, read_alignments
