@@ -179,3 +179,35 @@ def test_training_writes_a_kaldi_style_experiment_dir(trained):
     assert (exp / "final.mdl").resolve() == (exp / "12.mdl").resolve()
     assert not list(exp.glob("*.acc")) and not (exp / "5.mdl").exists() and not (exp / "feats.1.npz").exists()
     assert "avg like per frame" in (exp / "log" / "update.11.log").read_text()
+
+
+def test_the_model_does_not_depend_on_the_number_of_jobs(trained, tmp_path):
+    """Per-job statistics are summed before one estimate and the flat start is seeded per
+    utterance, so --nj 1 gives the same model as --nj 2."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm import load_model
+    from kaldilite.train.mono import MonoOptions, train_mono
+
+    tmp, lang = trained[0], trained[1]
+    opts = MonoOptions(nj=1, num_iters=12, max_iter_inc=8, totgauss=14, realign_iters=(1, 2, 3, 5, 8, 10))
+    train_mono(tmp / "data", lang, tmp_path / "exp1", opts, pipeline=FeaturePipeline(cmvn="none", delta_order=0))
+    tm1, am1, _, _ = load_model(tmp_path / "exp1" / "final.mdl")
+    tm2, am2, _, _ = load_model(tmp / "exp" / "final.mdl")
+    np.testing.assert_allclose(am1.means, am2.means, rtol=1e-9)
+    np.testing.assert_allclose(am1.variances, am2.variances, rtol=1e-9)
+    np.testing.assert_allclose(tm1.log_probs, tm2.log_probs, rtol=1e-9)
+
+
+def test_train_mono_cli_reports_a_missing_feats_scp_in_one_line(tmp_path):
+    import subprocess
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "utt2spk").write_text("s1-u1 s1\n")
+    lang = tmp_path / "lang"
+    lang.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "kaldilite", "train-mono", str(data), str(lang), str(tmp_path / "exp")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"kaldilite train-mono: error: {data / 'feats.scp'}: missing; compute features first (kaldilite make-mfcc)"]
