@@ -147,7 +147,8 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     for x in range(1, opts.num_iters):
         if opts.stage <= x:
             if x in opts.realign_iters:
-                results = run_jobs(_align_job, [(str(exp), k, x, beam, opts.retry_beam, opts.acoustic_scale,
+                results = run_jobs(_align_job, [(str(exp), str(parts[k - 1]), k, x, beam, opts.retry_beam,
+                                                 opts.acoustic_scale,
                                                  opts.transition_scale, opts.self_loop_scale, opts.boost_silence,
                                                  silence_pdfs) for k in range(1, nj + 1)],
                                    log_dir, f"align.{x}", nj=nj)
@@ -155,7 +156,8 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
                 if failed:
                     log.warning("iteration %d: %d utterances failed to align (skipped): %s%s", x, len(failed),
                                 " ".join(failed[:10]), " ..." if len(failed) > 10 else "")
-            run_jobs(_acc_job, [(str(exp), k, x) for k in range(1, nj + 1)], log_dir, f"acc.{x}", nj=nj)
+            run_jobs(_acc_job, [(str(exp), str(parts[k - 1]), k, x) for k in range(1, nj + 1)], log_dir,
+                     f"acc.{x}", nj=nj)
             result = _estimate(exp, x, nj, num_gauss, opts, opts.min_gaussian_occupancy, log_dir)
             history.append(result)
             like = result["avg_loglike"]
@@ -176,6 +178,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     if (exp / f"{opts.num_iters}.occs").exists():
         _symlink(f"{opts.num_iters}.occs", exp / "final.occs")
     _remove([exp / f"feats.{k}.npz" for k in range(1, nj + 1)])
+    summarize_warnings(log_dir)
     elapsed = time.perf_counter() - started
     log.info("done training monophone system in %s (%.1f s)", exp, elapsed)
     return {"history": history, "seconds": elapsed, "final_model": str(exp / "final.mdl")}
@@ -241,14 +244,14 @@ def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
 
 
 @one_blas_thread
-def _align_job(exp, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale, boost_silence,
+def _align_job(exp, part_dir, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale, boost_silence,
                silence_pdfs):
     """Job: gmm-align-compiled with model x.mdl -> ali.JOB.gz; returns the failed utterance ids."""
     from kaldilite.io.tables import write_int_vectors
-    from kaldilite.train.gmm_steps import FeatureCache, align_compiled, load_graphs
+    from kaldilite.train.gmm_steps import align_compiled, load_graphs
 
     exp = Path(exp)
-    cache = FeatureCache.load(exp / f"feats.{job}.npz")
+    cache = _job_features(exp, part_dir, job, x)
     graphs = load_graphs(exp / f"fsts.{job}.npz")
     alignments, failed, _, _ = align_compiled(exp / f"{x}.mdl", graphs, cache, beam=beam, retry_beam=retry_beam,
                                               acoustic_scale=acoustic_scale, transition_scale=transition_scale,
@@ -261,18 +264,50 @@ def _align_job(exp, job, x, beam, retry_beam, acoustic_scale, transition_scale, 
 
 
 @one_blas_thread
-def _acc_job(exp, job, x):
+def _acc_job(exp, part_dir, job, x):
     """Job: gmm-acc-stats-ali with model x.mdl and ali.JOB.gz -> x.JOB.acc."""
-    from kaldilite.train.gmm_steps import FeatureCache, acc_stats_ali, read_alignments
+    from kaldilite.train.gmm_steps import acc_stats_ali, read_alignments
 
     exp = Path(exp)
-    cache = FeatureCache.load(exp / f"feats.{job}.npz")
+    cache = _job_features(exp, part_dir, job, x)
     alignments = read_alignments(exp / f"ali.{job}.gz")
     done, missing, like = acc_stats_ali(exp / f"{x}.mdl", cache, alignments, exp / f"{x}.{job}.acc")
     return done, missing, like
 
 
 # ---------------------------------------------------------------------------- helpers
+def summarize_warnings(log_dir):
+    """Like utils/summarize_warnings.pl: one line per kind of log file that has warnings."""
+    counts = {}
+    for path in sorted(Path(log_dir).glob("*.log")):
+        kind = path.name.split(".")[0]
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            n = sum(1 for line in handle if line.startswith("WARNING"))
+        if n:
+            counts[kind] = counts.get(kind, 0) + n
+    for kind, n in counts.items():
+        log.warning("%d warnings in %s/%s.*.log", n, log_dir, kind)
+    return counts
+
+
+def _job_features(exp, part_dir, job, x):
+    """The job's cached features; rebuilt through the model's pipeline when the cache is gone
+    (it is removed at the end of training, so a re-run from a later --stage needs this)."""
+    from kaldilite.train.gmm_steps import FeatureCache
+
+    path = Path(exp) / f"feats.{job}.npz"
+    if path.exists():
+        return FeatureCache.load(path)
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm import load_model
+
+    _, _, pipeline, _ = load_model(Path(exp) / f"{x}.mdl")
+    cache = FeatureCache.from_items(load_features(part_dir, pipeline))
+    cache.save(path)
+    log.info("rebuilt the feature cache %s", path)
+    return cache
+
+
 def _warm_up_aligner():
     """Compile/load the numba aligner once in this process: the jobs are forked from it and
     would otherwise each load it again (about 0.4 s per job per iteration, or a full compile)."""
