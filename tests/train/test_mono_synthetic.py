@@ -211,3 +211,43 @@ def test_train_mono_cli_reports_a_missing_feats_scp_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"kaldilite train-mono: error: {data / 'feats.scp'}: missing; compute features first (kaldilite make-mfcc)"]
+
+
+def test_decoding_with_the_trained_model_returns_the_spoken_words(trained, tmp_path):
+    """HCLG over a word loop (any word, any number of times) built from the trained model: the
+    beam decoder recovers each utterance's words, and its best path is the generating one."""
+    import shutil
+
+    import pywrapfst as fst
+
+    from kaldilite.decode import decoder
+    from kaldilite.gmm import load_model
+    from kaldilite.graph.mkgraph import mkgraph
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.io.symbols import SymbolTable
+    from kaldilite.io.tables import read_matrices
+
+    tmp, lang, _, truth, _, _, phone_ids = trained
+    loop_lang = tmp_path / "lang_loop"
+    shutil.copytree(lang, loop_lang)
+    words = SymbolTable.read(loop_lang / "words.txt")
+    g = fst.VectorFst()
+    state = g.add_state()
+    g.set_start(state)
+    g.set_final(state, float(np.log(5)))
+    for word in LEXICON:
+        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
+    g.write(str(loop_lang / "G.fst"))
+
+    tm, am, _, _ = load_model(tmp / "exp" / "final.mdl")
+    graph = mkgraph(loop_lang, tmp_path / "graph", tm, ContextDependency.read(tmp / "exp" / "tree"))
+    text = dict(line.split(" ", 1) for line in (tmp / "data" / "text").read_text().splitlines())
+    errors = same_path = 0
+    for utt, feats in read_matrices(str(tmp / "data" / "feats.scp")):
+        result = decoder.decode_utterance(graph, am.log_likelihoods(feats), tm.tid_to_pdf)
+        assert result.reached_final
+        errors += [words.symbol(w) for w in result.words] != text[utt].split()
+        got = [(int(tm.tid_to_phone[t]), int(tm.tid_to_hmm_state[t])) for t in result.alignment]
+        same_path += got == [(phone_ids[p], s) for p, s in truth[utt]]
+    assert errors == 0
+    assert same_path > 0.8 * len(truth)
