@@ -95,15 +95,15 @@ def describe_pipeline(pipeline, feature_dim, raw_dim=None):
     if not isinstance(pipeline, dict):
         return None
     parts = [f"{raw_dim}-dim raw features" if raw_dim else "raw features"]
-    cmvn = pipeline.get("cmvn") or pipeline.get("cmvn_mode")
+    cmvn = pipeline.get("cmvn")
     if cmvn and cmvn != "none":
         parts.append(f"{cmvn} CMVN")
-    order = pipeline.get("delta_order") or pipeline.get("deltas") or 0
+    order = pipeline.get("delta_order") or 0
     if order:
         parts.append(f"deltas order {order}")
-    splice = pipeline.get("splice") or pipeline.get("splice_context")
-    if splice:
-        parts.append(f"splice {splice}")
+    left, right = pipeline.get("splice_left") or 0, pipeline.get("splice_right") or 0
+    if left or right:
+        parts.append(f"splice -{left}/+{right}")
     if pipeline.get("transform") is not None:
         parts.append("transform")
     return " + ".join(parts)

@@ -142,9 +142,11 @@ TOPO = """<Topology> <TopologyEntry> <ForPhones> 1 2 </ForPhones>
 def test_model_file_round_trip_and_errors(rng, tmp_path):
     topo = Topology.from_text(TOPO)
     tm = TransitionModel(topo, monophone_tree([[1], [2]], topo))
-    am = random_model(rng, gauss_per_pdf=(1, 2, 1, 3), dim=6)
+    am = random_model(rng, gauss_per_pdf=(1, 2, 1, 3), dim=18)  # 2 dims x 3 (deltas) x 3 (splice)
     tm.log_probs[1:3] = np.log([0.6, 0.4])
-    pipeline = {"cmvn": "speaker", "norm_vars": False, "delta_order": 2}
+    from kaldilite.feat.pipeline import FeaturePipeline
+
+    pipeline = FeaturePipeline(cmvn="speaker", delta_order=2, splice_left=1, splice_right=1)
     path = tmp_path / "exp" / "final.mdl"
     save_model(path, tm, am, pipeline, extra={"raw_feature_dim": 2})
     tm2, am2, pipeline2, extra = load_model(path)
@@ -152,12 +154,11 @@ def test_model_file_round_trip_and_errors(rng, tmp_path):
     assert tm2.tuples == tm.tuples and extra == {"raw_feature_dim": 2}
     for name in ("means", "variances", "log_weights", "pdf_offsets"):
         np.testing.assert_array_equal(getattr(am2, name), getattr(am, name))
-    feats = rng.normal(size=(7, 6))
+    feats = rng.normal(size=(7, 18))
     np.testing.assert_array_equal(am2.log_likelihoods(feats), am.log_likelihoods(feats))
-    to_dict = getattr(pipeline2, "to_dict", None)
-    assert (to_dict() if to_dict else pipeline2) == pipeline
-    with pytest.raises(DimensionMismatchError, match=r"final.mdl expects 6-dim features \(2-dim raw features "
-                       r"\+ speaker CMVN \+ deltas order 2\) but got 13"):
+    assert pipeline2 == pipeline
+    with pytest.raises(DimensionMismatchError, match=r"final.mdl expects 18-dim features \(2-dim raw features "
+                       r"\+ speaker CMVN \+ deltas order 2 \+ splice -1/\+1\) but got 13"):
         am2.log_likelihoods(np.zeros((3, 13)))
     with pytest.raises(MissingFileError):
         load_model(tmp_path / "nope.mdl")
