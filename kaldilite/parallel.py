@@ -163,20 +163,35 @@ class LocalJobRunner(JobRunner):
         if num_workers == 1:
             outcomes = [_run_one(func, args, path) for args, path in zip(job_args, log_paths)]
         else:
-            context = multiprocessing.get_context(self.start_method)
-            with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
-                futures = [pool.submit(_run_one, func, args, path) for args, path in zip(job_args, log_paths)]
-                outcomes = []
-                for future, path in zip(futures, log_paths):
-                    try:
-                        outcomes.append(future.result())
-                    except Exception as exc:  # the worker died (killed, out of memory) or unpicklable result
-                        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
-                            handle.write(f"ERROR: worker process failed: {type(exc).__name__}: {exc}\n")
-                        outcomes.append((False, f"worker process failed: {type(exc).__name__}: {exc}"))
+            outcomes = self._run_pool(func, job_args, log_paths, num_workers)
         logger.info("%s: %d jobs (%d at a time) took %.2f s; logs in %s/%s.*.log", step_name, len(job_args),
                     num_workers, time.perf_counter() - start, log_dir, step_name)
         return self.raise_for_failures(outcomes, log_dir, step_name)
+
+
+    def _run_pool(self, func, job_args, log_paths, num_workers):
+        context = multiprocessing.get_context(self.start_method)
+        pool = ProcessPoolExecutor(num_workers, mp_context=context)
+        try:
+            futures = [pool.submit(_run_one, func, args, path) for args, path in zip(job_args, log_paths)]
+            outcomes = []
+            for future, path in zip(futures, log_paths):
+                try:
+                    outcomes.append(future.result())
+                except Exception as exc:  # the worker died (killed, out of memory) or unpicklable result
+                    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+                        handle.write(f"ERROR: worker process failed: {type(exc).__name__}: {exc}\n")
+                    outcomes.append((False, f"worker process failed: {type(exc).__name__}: {exc}"))
+        except BaseException:
+            # Ctrl-C (or any error here): stop now instead of waiting for the queued jobs to finish
+            # (the worker list must be read before shutdown(), which forgets it)
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            for process in workers:
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return outcomes
 
 
 _default_runner = LocalJobRunner()

@@ -105,3 +105,26 @@ def test_another_backend_can_replace_the_local_one(tmp_path):
         assert recorder.seen == ("pow", 4, 2)
     finally:
         set_default_runner(LocalJobRunner())
+
+
+def test_ctrl_c_stops_the_step_without_waiting_for_queued_jobs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import time\n"
+        "from kaldilite.parallel import run_jobs\n"
+        "if __name__ == '__main__':\n"
+        f"    run_jobs(time.sleep, [(30,)] * 4, {str(tmp_path)!r}, 'slow', nj=2)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while not (tmp_path / "slow.2.log").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    start = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert time.perf_counter() - start < 5
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert not (tmp_path / "slow.3.log").exists()
