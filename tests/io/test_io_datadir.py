@@ -364,3 +364,44 @@ def test_windows_line_endings_and_missing_final_newline(tmp_path, kaldi_s5):
         f"{path}/text:1: has Windows line endings (CR); convert the file with dos2unix",
     ]
     assert kaldi(kaldi_s5, "utils/validate_data_dir.sh", "--no-wav", "--no-feats", str(path)).returncode != 0
+
+
+def segments_corpus(path, rng):
+    """Recordings cut into segments; some recordings unused, one segment pointing nowhere."""
+    files = {"utt2spk": [], "text": [], "segments": [], "utt2dur": []}
+    for spk in ("ann", "bob", "cat", "dan"):
+        for rec in range(int(rng.integers(1, 4))):
+            for seg in range(int(rng.integers(1, 4))):
+                utt = f"{spk}-r{rec}-s{seg}"
+                files["utt2spk"].append(f"{utt} {spk}")
+                files["text"].append(f"{utt} lights on")
+                files["segments"].append(f"{utt} {spk}-r{rec} {seg * 2:.2f} {seg * 2 + 1.5:.2f}")
+                files["utt2dur"].append(f"{utt} 1.5")
+    recordings = sorted({line.split()[1] for line in files["segments"]})
+    files["wav.scp"] = [f"{r} sox /audio/{r}.flac -t wav - |" for r in recordings] + ["zzz-unused /audio/zzz.wav"]
+    files["reco2dur"] = [f"{r} 9.0" for r in recordings] + ["zzz-unused 3.0"]
+    write_dir(path, files)
+    subprocess.run(["bash", "-c", f"cd {path} && LC_ALL=C sort -o utt2spk utt2spk"], check=True)
+    return path
+
+
+def test_fix_and_split_with_segments_match_kaldi(tmp_path, rng, kaldi_s5):
+    ours = segments_corpus(tmp_path / "ours", rng)
+    theirs = tmp_path / "theirs"
+    shutil.copytree(ours, theirs)
+    fix_data_dir(ours)
+    assert kaldi(kaldi_s5, "utils/fix_data_dir.sh", str(theirs)).returncode == 0
+    for name in DATA_FILES + ("reco2dur",):
+        assert (ours / name).exists() == (theirs / name).exists()
+        if (ours / name).exists():
+            assert (ours / name).read_text() == (theirs / name).read_text(), name
+    assert "zzz-unused" not in (ours / "wav.scp").read_text()
+    assert problems_of(ours, no_feats=True) == []
+    assert kaldi(kaldi_s5, "utils/validate_data_dir.sh", "--no-feats", str(theirs)).returncode == 0
+    for per_utt in (False, True):
+        split_data_dir(ours, 3, per_utt=per_utt)
+        option = ["--per-utt"] if per_utt else []
+        assert kaldi(kaldi_s5, "utils/split_data.sh", *option, str(theirs), "3").returncode == 0
+        base = "split3utt" if per_utt else "split3"
+        for k in (1, 2, 3):
+            assert read_files(ours / base / str(k)) == read_files(theirs / base / str(k))
