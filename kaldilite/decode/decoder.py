@@ -83,28 +83,18 @@ def _grow(rec_prev, rec_arc, rec_cost, needed):
 
 
 @njit(cache=True)
-def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
-                     tok_cost, tok_rec, active, n_active, queue, in_queue, cutoff,
-                     rec_prev, rec_arc, rec_cost, n_rec):
-    """Relax epsilon arcs among the tokens of one frame until nothing improves.
-
-    A FIFO of states (each at most once at a time) re-processes a state whenever its token
-    improves, which is exact for any weights without negative epsilon cycles.
-    """
+def _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_rec, active, n_active,
+                 queue, in_queue, qstate, cutoff, rec_prev, rec_arc, rec_cost, n_rec):
+    """The work of `_epsilon_closure`; stops early (queue state kept in `qstate`) when the record
+    arrays could overflow, so that growing them happens outside this loop (numba makes loops
+    that may swap arrays many times slower)."""
     num_states = len(tok_cost)
-    head = 0
-    tail = 0
-    count = 0
-    for k in range(n_active):
-        s = active[k]
-        if eps_end[s] == state_arc_start[s]:
-            continue  # no epsilon arcs to follow
-        queue[tail] = s
-        tail = (tail + 1) % num_states
-        count += 1
-        in_queue[s] = True
+    head, tail, count = qstate[0], qstate[1], qstate[2]
+    capacity = len(rec_prev)
     while count > 0:
         s = queue[head]
+        if n_rec + (eps_end[s] - state_arc_start[s]) > capacity:
+            break
         head = (head + 1) % num_states
         count -= 1
         in_queue[s] = False
@@ -119,8 +109,6 @@ def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
                     active[n_active] = d
                     n_active += 1
                 tok_cost[d] = new_cost
-                if n_rec >= len(rec_prev):
-                    rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + 1)
                 rec_prev[n_rec] = tok_rec[s]
                 rec_arc[n_rec] = a
                 rec_cost[n_rec] = new_cost
@@ -131,7 +119,39 @@ def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
                     tail = (tail + 1) % num_states
                     count += 1
                     in_queue[d] = True
-    return n_active, rec_prev, rec_arc, rec_cost, n_rec
+    qstate[0], qstate[1], qstate[2] = head, tail, count
+    return n_active, n_rec
+
+
+@njit(cache=True)
+def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
+                     tok_cost, tok_rec, active, n_active, queue, in_queue, cutoff,
+                     rec_prev, rec_arc, rec_cost, n_rec):
+    """Relax epsilon arcs among the tokens of one frame until nothing improves.
+
+    A FIFO of states (each at most once at a time) re-processes a state whenever its token
+    improves, which is exact for any weights without negative epsilon cycles.
+    """
+    num_states = len(tok_cost)
+    tail = 0
+    count = 0
+    for k in range(n_active):
+        s = active[k]
+        if eps_end[s] == state_arc_start[s]:
+            continue  # no epsilon arcs to follow
+        queue[tail] = s
+        tail = (tail + 1) % num_states
+        count += 1
+        in_queue[s] = True
+    qstate = np.zeros(3, np.int64)
+    qstate[1] = tail
+    qstate[2] = count
+    while True:
+        n_active, n_rec = _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_rec, active,
+                                       n_active, queue, in_queue, qstate, cutoff, rec_prev, rec_arc, rec_cost, n_rec)
+        if qstate[2] == 0:
+            return n_active, rec_prev, rec_arc, rec_cost, n_rec
+        rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + len(arc_next) + 1)
 
 
 @njit(cache=True)
@@ -169,10 +189,50 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
         if kth < beam_cutoff:
             return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
     if min_active > 0 and n_active > min_active:
-        kth = np.partition(scratch[:n_active], min_active)[min_active]
-        if kth > beam_cutoff:
-            return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
+        within = 0
+        for k in range(n_active):
+            within += scratch[k] < beam_cutoff
+        if within < min_active:  # only then is the partial sort needed
+            kth = np.partition(scratch[:n_active], min_active)[min_active]
+            if kth > beam_cutoff:
+                return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
     return beam_cutoff, beam, best_state
+
+
+@njit(cache=True)
+def _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf, frame, acoustic_scale,
+          cost_cur, rec_cur, act_cur, n_active, cutoff, next_cutoff, adaptive_beam, cost_nxt, rec_nxt, act_nxt,
+          rec_prev, rec_arc, rec_cost, n_rec):
+    """Propagate the tokens within `cutoff` along emitting arcs into the next frame's arrays.
+
+    The record arrays must have room for every emitting arc of the expanded tokens.
+    Returns (tokens created, tokens expanded, n_rec, the tightened next-frame cutoff).
+    """
+    n_next = 0
+    n_expanded = 0
+    for k in range(n_active):
+        s = act_cur[k]
+        c = cost_cur[s]
+        if not c < cutoff:
+            continue
+        n_expanded += 1
+        for a in range(eps_end[s], state_arc_start[s + 1]):
+            new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[arc_ilabel[a]]]
+            if new_cost < next_cutoff:
+                d = arc_next[a]
+                if new_cost < cost_nxt[d]:
+                    if rec_nxt[d] == _NO_RECORD:
+                        act_nxt[n_next] = d
+                        n_next += 1
+                    cost_nxt[d] = new_cost
+                    rec_prev[n_rec] = rec_cur[s]
+                    rec_arc[n_rec] = a
+                    rec_cost[n_rec] = new_cost
+                    rec_nxt[d] = n_rec
+                    n_rec += 1
+                    if new_cost + adaptive_beam < next_cutoff:
+                        next_cutoff = new_cost + adaptive_beam
+    return n_next, n_expanded, n_rec, next_cutoff
 
 
 @njit(cache=True)
@@ -206,32 +266,18 @@ def _advance(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_
                 if new_cost + adaptive_beam < next_cutoff:
                     next_cutoff = new_cost + adaptive_beam
 
-        n_next = 0
-        n_expanded = 0
+        # Room for every record this frame's emitting arcs could create, grown outside the loop.
+        needed = 0
         for k in range(n_active):
             s = act_cur[k]
-            c = cost_cur[s]
-            if not c < cutoff:
-                continue
-            n_expanded += 1
-            for a in range(eps_end[s], state_arc_start[s + 1]):
-                new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[arc_ilabel[a]]]
-                if new_cost < next_cutoff:
-                    d = arc_next[a]
-                    if new_cost < cost_nxt[d]:
-                        if rec_nxt[d] == _NO_RECORD:
-                            act_nxt[n_next] = d
-                            n_next += 1
-                        cost_nxt[d] = new_cost
-                        if n_rec >= len(rec_prev):
-                            rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + 1)
-                        rec_prev[n_rec] = rec_cur[s]
-                        rec_arc[n_rec] = a
-                        rec_cost[n_rec] = new_cost
-                        rec_nxt[d] = n_rec
-                        n_rec += 1
-                        if new_cost + adaptive_beam < next_cutoff:
-                            next_cutoff = new_cost + adaptive_beam
+            if cost_cur[s] < cutoff:
+                needed += state_arc_start[s + 1] - eps_end[s]
+        if n_rec + needed > len(rec_prev):
+            rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + needed)
+        n_next, n_expanded, n_rec, next_cutoff = _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
+                                                       frame, acoustic_scale, cost_cur, rec_cur, act_cur, n_active,
+                                                       cutoff, next_cutoff, adaptive_beam, cost_nxt, rec_nxt, act_nxt,
+                                                       rec_prev, rec_arc, rec_cost, n_rec)
         active_log[t] = n_expanded
 
         # Clear this frame's tokens (only the states that were touched).
