@@ -2,7 +2,7 @@
 
 Thin wrappers over `kaldilite.io.datadir`, with the arguments and flags of Kaldi's
 `utils/validate_data_dir.sh`, `fix_data_dir.sh`, `subset_data_dir.sh`, `combine_data.sh` and
-`split_data.sh`.
+`split_data.sh`. The Kaldi script names (`kaldilite fix-data-dir ...`) work as hidden aliases.
 """
 
 import logging
@@ -151,4 +151,17 @@ def split_cmd(data_dir, num_to_split, per_utt):
         click.echo(str(part))
 
 
-COMMANDS = [data_group]
+def _kaldi_alias(command, kaldi_name):
+    """The same verb under the name of the Kaldi script it replaces (hidden from --help)."""
+    return click.Command(kaldi_name, callback=command.callback, params=command.params, help=command.help,
+                         hidden=True, context_settings=command.context_settings)
+
+
+COMMANDS = [
+    data_group,
+    _kaldi_alias(validate_cmd, "validate-data-dir"),
+    _kaldi_alias(fix_cmd, "fix-data-dir"),
+    _kaldi_alias(subset_cmd, "subset-data-dir"),
+    _kaldi_alias(combine_cmd, "combine-data"),
+    _kaldi_alias(split_cmd, "split-data"),
+]

@@ -74,3 +74,11 @@ def test_fix_then_split_then_subset_then_combine(tmp_path, fsdd_dir):
     both = runner.invoke(cli, ["data", "combine", str(tmp_path / "both"), str(tmp_path / "lucas"), str(tmp_path / "first3")])
     assert both.exit_code == 0, both.output
     assert both.output == f"{tmp_path / 'both'}: 7 utterances, 2 speakers\n"
+
+
+def test_kaldi_script_names_are_aliases(tmp_path, fsdd_dir):
+    path = make_dir(tmp_path / "train", fsdd_utts(fsdd_dir))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["fix-data-dir", str(path)]).output == f"{path}: kept all 18 utterances\n"
+    assert runner.invoke(cli, ["validate-data-dir", "--no-feats", str(path)]).output == f"{path}: ok (18 utterances, 3 speakers)\n"
+    assert runner.invoke(cli, ["split-data", str(path), "3"]).output.split()[-1] == str(path / "split3" / "3")
