@@ -106,23 +106,21 @@ def _open_read(path, where=None):
 
 @contextlib.contextmanager
 def _atomic_table(ark_path, scp_path):
-    """Yield (ark binary handle, scp text handle or None, gzip?) writing to temp files.
+    """Yield (ark binary handle, scp text handle or None) writing to temporary files.
 
-    Both are renamed into place only when the block finishes without an exception, the ark
-    first so that a visible scp never points at a missing ark.
+    Both are renamed into place only when the block finishes without an exception: first the
+    (closed) ark, then the scp, so that a visible new scp never points into a missing ark.
     """
     ark_path = os.fspath(ark_path)
+    if scp_path is not None and ark_path.endswith(".gz"):
+        raise InputError(f"{ark_path}: an scp cannot point into a gzipped archive; drop the .gz or the scp")
     with contextlib.ExitStack() as stack:
+        # ExitStack unwinds in reverse: handles close, then the ark is renamed, then the scp
+        tmp_scp = stack.enter_context(atomic_path(scp_path)) if scp_path is not None else None
         tmp_ark = stack.enter_context(atomic_path(ark_path))
         raw = stack.enter_context(open(tmp_ark, "wb"))
         ark = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", filename="")) if ark_path.endswith(".gz") else raw
-        scp = None
-        if scp_path is not None:
-            # entered after the ark, so it is renamed after it (ExitStack unwinds in reverse)
-            tmp_scp = stack.enter_context(atomic_path(scp_path))
-            scp = stack.enter_context(open(tmp_scp, "w", encoding="utf-8"))
-            if ark_path.endswith(".gz"):
-                raise InputError(f"{ark_path}: an scp cannot point into a gzipped archive; drop the .gz or the scp")
+        scp = stack.enter_context(open(tmp_scp, "w", encoding="utf-8")) if tmp_scp is not None else None
         yield ark, scp
 
 

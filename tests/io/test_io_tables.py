@@ -1,6 +1,7 @@
 """ark/scp tables: round trips through kaldi_io's own readers, Kaldi byte layout, atomicity."""
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -173,3 +174,16 @@ def test_scp_interleaving_many_arks_reads_every_entry(tmp_path, rng):
     result = list(read_matrices(tmp_path / "feats.scp"))
     assert [k for k, _ in result] == sorted(expected)
     assert all(np.array_equal(m, expected[k]) for k, m in result)
+
+
+def test_ark_is_in_place_before_the_scp_appears(tmp_path, matrices, monkeypatch):
+    import kaldilite.utils.atomic as atomic
+
+    renamed = []
+    real_replace = atomic.os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)), real_replace(src, dst)))
+    write_matrices(matrices.items(), tmp_path / "feats.ark", tmp_path / "feats.scp")
+    assert renamed == ["feats.ark", "feats.scp"]
+    with pytest.raises(InputError, match="cannot point into a gzipped archive"):
+        write_int_vectors([("u", np.arange(3))], tmp_path / "ali.gz", tmp_path / "ali.scp")
+    assert not (tmp_path / "ali.gz").exists()
