@@ -172,6 +172,8 @@ class DataDir:
         """Write the files that are not None (sorted, atomically); spk2utt is re-derived from
         utt2spk when that is present. Known data-dir files that are None here are removed so
         the directory never mixes old and new files. Returns the Path written."""
+        if path is None and self.path is None:
+            raise InputError("DataDir.save: no directory given and the DataDir was not loaded from one")
         path = Path(path if path is not None else self.path)
         path.mkdir(parents=True, exist_ok=True)
         for attribute, name in self._FILES.items():
@@ -222,10 +224,11 @@ def _format_values(name, mapping):
     if name == "spk2utt":
         return {key: " ".join(value) for key, value in mapping.items()}
     if name == "segments":
-        return {key: f"{s.recording} {s.start:.2f} {s.end:.2f}" if _two_decimals(s) else f"{s.recording} {s.start:g} {s.end:g}"
+        # str(float) is the shortest text that reads back as the same number
+        return {key: f"{s.recording} {s.start:.2f} {s.end:.2f}" if _two_decimals(s) else f"{s.recording} {s.start} {s.end}"
                 for key, s in mapping.items()}
     if name == "utt2dur":
-        return {key: f"{value:g}" for key, value in mapping.items()}
+        return {key: str(float(value)) for key, value in mapping.items()}
     return {key: str(value) for key, value in mapping.items()}
 
 

@@ -100,6 +100,11 @@ def test_load_parses_each_file_and_save_round_trips(tmp_path):
     again = DataDir.load(tmp_path / "copy")
     assert again.segments == data.segments and again.text == data.text and again.wav_scp == data.wav_scp
     assert (tmp_path / "copy" / "segments").read_text().splitlines()[2] == "b-2 rec2 0.00 0.75"
+    data.utt2dur["a-1"] = 3600.123456789
+    data.segments["a-1"] = Segment("rec1", 0.0005, 3600.123456789)
+    data.save(tmp_path / "precise")
+    again = DataDir.load(tmp_path / "precise")
+    assert again.utt2dur["a-1"] == 3600.123456789 and again.segments["a-1"] == data.segments["a-1"]
 
 
 def test_load_reports_duplicates_with_file_and_line(tmp_path):
