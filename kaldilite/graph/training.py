@@ -49,7 +49,7 @@ class TrainingGraphCompiler:
         self._n_internal = []
         self._tables = None
 
-    def word_ids(self, utt, words):
+    def word_ids(self, words):
         """Word ids of a transcript; returns (ids, unknown words)."""
         table = self.lang.words
         ids, unknown = [], []
@@ -144,7 +144,7 @@ def compile_training_graphs(lang, tree, tm, transcripts, *, transition_scale=1.0
     unknown = []
     for utt, words in transcripts.items():
         words = words.split() if isinstance(words, str) else list(words)
-        word_ids, missing = compiler.word_ids(utt, words)
+        word_ids, missing = compiler.word_ids(words)
         unknown.extend((utt, w) for w in missing)
         ids[utt] = word_ids
     if unknown:
