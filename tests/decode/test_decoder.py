@@ -219,3 +219,21 @@ def test_min_active_keeps_more_tokens_than_a_tiny_beam_alone():
     assert np.all(helped.active_per_frame >= alone.active_per_frame)
     assert np.any(helped.active_per_frame > alone.active_per_frame)
     assert helped.cost <= alone.cost + 1e-9
+
+
+def test_a_reused_decoder_gives_the_same_results_as_fresh_ones():
+    rng = np.random.default_rng(12)
+    graph = random_graph(rng, num_states=60, num_tids=5, acyclic_eps=False)
+    tid_to_pdf = np.array([0, 0, 1, 2, 1, 0], np.int32)
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=5.0, max_active=20))
+    for _ in range(10):
+        loglikes = rng.normal(-5, 2, size=(int(rng.integers(1, 40)), 3)).astype(np.float32)
+        decoder.init()
+        decoder.advance(loglikes)
+        reused = decoder.finalize()
+        fresh = decode_utterance(graph, loglikes, tid_to_pdf, beam=5.0, max_active=20)
+        if fresh is None:
+            assert reused is None
+            continue
+        assert reused.cost == fresh.cost and reused.alignment.tolist() == fresh.alignment.tolist()
+        assert reused.words == fresh.words and reused.reached_final == fresh.reached_final
