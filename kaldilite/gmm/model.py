@@ -116,7 +116,8 @@ def _open_npz(path):
     try:
         return np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a kaldilite model file ({exc}); Kaldi binary .mdl files are not supported") from None
+        raise InputError(f"{path}: not a kaldilite model file ({exc}); "
+                         "Kaldi binary .mdl files are not supported") from None
 
 
 def _header(npz, path):

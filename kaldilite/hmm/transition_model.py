@@ -242,5 +242,6 @@ def _compute_tuples(topo, tree):
                         tuples.add((phone, s, fpdf, spdf))
     missing = [p for p in topo.phones if p not in tree.phone_num_pdf_classes]
     if missing:
-        raise InputError(f"transition model: phones {missing} of the topology are not in the tree (incompatible tree and lang dir?)")
+        raise InputError(f"transition model: phones {missing} of the topology are not in the tree "
+                         "(incompatible tree and lang dir?)")
     return sorted(tuples)

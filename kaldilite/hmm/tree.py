@@ -63,7 +63,8 @@ class ContextDependency:
         try:
             n = self.phone_num_pdf_classes[phone]
         except KeyError:
-            raise InputError(f"tree: phone {phone} is not covered by the tree (tree and lang dir do not match?)") from None
+            raise InputError(f"tree: phone {phone} is not covered by the tree "
+                             "(tree and lang dir do not match?)") from None
         return [self.compute(context, c) for c in range(n)]
 
     def pdf_info(self):
@@ -118,7 +119,8 @@ class ContextDependency:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InputError(f"{path}: not a kaldilite tree file (not JSON); Kaldi binary trees are not supported") from None
+            raise InputError(f"{path}: not a kaldilite tree file (not JSON); "
+                             "Kaldi binary trees are not supported") from None
         return cls.from_dict(data, source=path)
 
     def __eq__(self, other):

@@ -73,8 +73,6 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     `pipeline` overrides the feature pipeline (default: `mono_pipeline(opts.norm_vars,
     opts.delta_order)`); synthetic tests use one without CMVN or deltas.
     """
-    from kaldilite.gmm import AmDiagGmm, save_model
-    from kaldilite.hmm import Topology, TransitionModel, monophone_tree
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.lang import LangDir
     from kaldilite.parallel import run_jobs
@@ -99,30 +97,8 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
 
     # ---- gmm-init-mono
     if opts.stage <= -3:
-        log.info("initializing monophone system")
-        topo = Topology.read(lang.topo_path)
-        tree = monophone_tree(_phone_sets(lang), topo)
-        tm = TransitionModel(topo, tree)
-        from kaldilite.feat.pipeline import load_features
-
-        sample = []
-        for utt, feats in load_features(parts[0], pipeline):
-            sample.append(np.asarray(feats, np.float64))
-            if len(sample) >= opts.init_num_utts:
-                break
-        if not sample:
-            raise InputError(f"{parts[0]}: no features to initialise the model from")
-        frames = np.concatenate(sample)
-        mean, var = frames.mean(axis=0), frames.var(axis=0)
-        if np.any(var <= 0):
-            raise InputError(f"{data_dir}: features have zero variance in some dimension over the first "
-                             f"{len(sample)} utterances; check the features")
-        am = AmDiagGmm.init_single(tree.num_pdfs, mean, var)
-        raw_dim = _raw_feature_dim(data_dir)
-        save_model(exp / "0.mdl", tm, am, pipeline, extra={"raw_feature_dim": raw_dim, "type": "mono"})
-        tree.write(exp / "tree")
-        log.info("initialized %d pdfs, %d transition-ids, feature dim %d", tree.num_pdfs, tm.num_transition_ids,
-                 am.dim)
+        with _file_log(log_dir / "init.log", f"gmm-init-mono {data_dir} {lang_dir} -> {exp}/0.mdl {exp}/tree"):
+            _init_mono(exp, data_dir, lang, parts[0], pipeline, opts)
 
     from kaldilite.gmm import read_model_header
 
@@ -147,11 +123,10 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     for x in range(1, opts.num_iters):
         if opts.stage <= x:
             if x in opts.realign_iters:
-                results = run_jobs(_align_job, [(str(exp), str(parts[k - 1]), k, x, beam, opts.retry_beam,
-                                                 opts.acoustic_scale,
-                                                 opts.transition_scale, opts.self_loop_scale, opts.boost_silence,
-                                                 silence_pdfs) for k in range(1, nj + 1)],
-                                   log_dir, f"align.{x}", nj=nj)
+                job_args = [(str(exp), str(parts[k - 1]), k, x, beam, opts.retry_beam, opts.acoustic_scale,
+                             opts.transition_scale, opts.self_loop_scale, opts.boost_silence, silence_pdfs)
+                            for k in range(1, nj + 1)]
+                results = run_jobs(_align_job, job_args, log_dir, f"align.{x}", nj=nj)
                 failed = [u for r in results for u in r]
                 if failed:
                     log.warning("iteration %d: %d utterances failed to align (skipped): %s%s", x, len(failed),
@@ -185,6 +160,36 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
 
 
 # ---------------------------------------------------------------------------- steps
+def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
+    """gmm-init-mono: 0.mdl and tree from the global mean and variance of a few utterances."""
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm import AmDiagGmm, save_model
+    from kaldilite.hmm import Topology, TransitionModel, monophone_tree
+
+    log.info("initializing monophone system")
+    topo = Topology.read(lang.topo_path)
+    tree = monophone_tree(_phone_sets(lang), topo)
+    tm = TransitionModel(topo, tree)
+    sample = []
+    for utt, feats in load_features(first_part, pipeline):
+        sample.append(np.asarray(feats, np.float64))
+        if len(sample) >= opts.init_num_utts:
+            break
+    if not sample:
+        raise InputError(f"{first_part}: no features to initialise the model from")
+    frames = np.concatenate(sample)
+    mean, var = frames.mean(axis=0), frames.var(axis=0)
+    if np.any(var <= 0):
+        raise InputError(f"{data_dir}: features have zero variance in some dimension over the first "
+                         f"{len(sample)} utterances; check the features")
+    am = AmDiagGmm.init_single(tree.num_pdfs, mean, var)
+    raw_dim = _raw_feature_dim(data_dir)
+    save_model(exp / "0.mdl", tm, am, pipeline, extra={"raw_feature_dim": raw_dim, "type": "mono"})
+    tree.write(exp / "tree")
+    log.info("initialized %d pdfs, %d transition-ids, feature dim %d", tree.num_pdfs, tm.num_transition_ids,
+             am.dim)
+
+
 def _estimate(exp, x, nj, num_gauss, opts, min_gaussian_occupancy, log_dir):
     """gmm-est on the summed accumulators of iteration x -> (x+1).mdl, logged to log/update.x.log."""
     from kaldilite.train.gmm_steps import sum_and_estimate
@@ -244,8 +249,8 @@ def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
 
 
 @one_blas_thread
-def _align_job(exp, part_dir, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale, boost_silence,
-               silence_pdfs):
+def _align_job(exp, part_dir, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale,
+               boost_silence, silence_pdfs):
     """Job: gmm-align-compiled with model x.mdl -> ali.JOB.gz; returns the failed utterance ids."""
     from kaldilite.io.tables import write_int_vectors
     from kaldilite.train.gmm_steps import align_compiled, load_graphs

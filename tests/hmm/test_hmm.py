@@ -61,7 +61,8 @@ def test_topology_error_names_file_and_line(tmp_path):
 
 def test_topology_rejects_probabilities_not_summing_to_one():
     with pytest.raises(InputError, match="sum to 0.8"):
-        Topology.from_text(TOPO.replace("<Transition> 0 0.5 <Transition> 1 0.5", "<Transition> 0 0.3 <Transition> 1 0.5"))
+        Topology.from_text(TOPO.replace("<Transition> 0 0.5 <Transition> 1 0.5",
+                                        "<Transition> 0 0.3 <Transition> 1 0.5"))
 
 
 def test_monophone_tree_numbers_pdfs_by_set_then_pdf_class(topo, tmp_path):

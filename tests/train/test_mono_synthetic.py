@@ -174,7 +174,7 @@ def test_forced_alignment_returns_the_generating_state_path(trained):
 def test_training_writes_a_kaldi_style_experiment_dir(trained):
     exp = trained[0] / "exp"
     for name in ("0.mdl", "12.mdl", "final.mdl", "tree", "ali.1.gz", "ali.2.gz", "phones.txt", "num_jobs",
-                 "log/update.0.log", "fsts.1.npz"):
+                 "log/update.0.log", "log/init.log", "fsts.1.npz"):
         assert (exp / name).exists(), name
     assert (exp / "final.mdl").resolve() == (exp / "12.mdl").resolve()
     assert not list(exp.glob("*.acc")) and not (exp / "5.mdl").exists() and not (exp / "feats.1.npz").exists()
@@ -206,8 +206,8 @@ def test_train_mono_cli_reports_a_missing_feats_scp_in_one_line(tmp_path):
     (data / "utt2spk").write_text("s1-u1 s1\n")
     lang = tmp_path / "lang"
     lang.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "kaldilite", "train-mono", str(data), str(lang), str(tmp_path / "exp")],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "kaldilite", "train-mono", str(data), str(lang),
+                           str(tmp_path / "exp")], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"kaldilite train-mono: error: {data / 'feats.scp'}: missing; compute features first (kaldilite make-mfcc)"]
