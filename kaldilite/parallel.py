@@ -89,7 +89,8 @@ def _run_one(func, args, log_path):
     start = time.perf_counter()
     with _job_log(log_path) as stream:
         stream.write(_describe_call(func, args) + "\n")
-        stream.write(f"# Started at {time.strftime('%a %b %d %H:%M:%S %Z %Y')} in process {os.getpid()}\n#\n")
+        stream.write(f"# Started at {time.strftime('%a %b %d %H:%M:%S %Z %Y')} in process {os.getpid()} "
+                     f"of: {command_line()}\n#\n")
         try:
             result = func(*args)
             ok, payload = True, result

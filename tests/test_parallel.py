@@ -36,6 +36,7 @@ def test_each_job_logs_the_call_first_and_the_exit_status_last(tmp_path):
     for k, value in ((1, "x"), (2, "y")):
         lines = (tmp_path / "log" / f"align.{k}.log").read_text().splitlines()
         assert lines[0] == f"# test_parallel.sleep_then_return(0, '{value}')"
+        assert lines[1].startswith("# Started at ") and "pytest" in lines[1]  # the command that ran the step
         assert f"INFO (kaldilite.test:sleep_then_return) job with value {value} done" in lines
         assert lines[-1].startswith("# Ended (code 0) at ") and "elapsed time" in lines[-1]
 
