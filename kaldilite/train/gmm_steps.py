@@ -200,14 +200,13 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
     tid_costs = np.concatenate([tid_costs, np.zeros(1, np.float32)])  # labels above the tids: none expected
     if boost_silence != 1.0:
         am = am.boosted(silence_pdfs, boost_silence)
-    alignments, failed = {}, []
+    alignments, failed, no_graph = {}, [], []
     tot_like = 0.0
     frames = 0
     for utt, mat in feature_cache.items():
         graph = graphs.get(utt)
         if graph is None:
-            failed.append(utt)
-            log.warning("%s: no training graph (transcript missing?)", utt)
+            no_graph.append(utt)
             continue
         if transition_scale or self_loop_scale:
             graph = replace(graph, arc_weight=graph.arc_weight + tid_costs[graph.arc_ilabel])
@@ -226,6 +225,10 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
         tot_like += float(loglikes[np.arange(len(ali)), local_tid_to_pdf[ali]].sum())
         frames += len(ali)
         alignments[utt] = ali
+    if no_graph:
+        log.warning("%d utterances have no training graph (no transcript?), e.g. %s", len(no_graph),
+                    " ".join(no_graph[:5]))
+        failed += no_graph
     log.info("aligned %d utterances, %d failed; avg acoustic log-like per frame %.4f over %d frames",
              len(alignments), len(failed), tot_like / max(frames, 1), frames)
     return alignments, failed, tot_like, frames
