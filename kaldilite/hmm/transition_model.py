@@ -228,7 +228,9 @@ def _compute_tuples(topo, tree):
                     tuples.add((phone, s, pdf, pdf))
     else:
         # Separate forward / self-loop pdf classes: pair every possible forward pdf with every
-        # possible self-loop pdf of the same phone and state.
+        # possible self-loop pdf of the same phone and state. For a context-dependent tree this
+        # is a superset of Kaldi's pairs (which come from one joint tree lookup per context);
+        # the extra transition-states are never used and only cost transition-ids.
         class_pdfs = {}
         for pdf, pairs in enumerate(info):
             for phone, pdf_class in pairs:
