@@ -129,3 +129,33 @@ def test_transition_model_round_trips_through_arrays(tm, topo):
     assert back.tuples == tm.tuples
     np.testing.assert_array_equal(back.log_probs, tm.log_probs)
     np.testing.assert_array_equal(back.tid_to_pdf, tm.tid_to_pdf)
+
+
+def test_separate_forward_and_self_loop_pdf_classes_as_in_chain_topologies():
+    # Kaldi's chain topology: one state whose self-loop and forward transitions use different pdfs
+    topo = Topology.from_text("""<Topology> <TopologyEntry> <ForPhones> 1 2 </ForPhones>
+        <State> 0 <ForwardPdfClass> 0 <SelfLoopPdfClass> 1 <Transition> 0 0.5 <Transition> 1 0.5 </State>
+        <State> 1 </State> </TopologyEntry> </Topology>""")
+    assert not topo.is_hmm() and topo.num_pdf_classes(1) == 2 and topo.min_length(1) == 1
+    tree = monophone_tree([[1], [2]], topo)
+    tm = TransitionModel(topo, tree)
+    assert tm.tuples == [(1, 0, 0, 1), (2, 0, 2, 3)]
+    np.testing.assert_array_equal(tm.tid_to_pdf[1:], [1, 0, 3, 2])  # self-loop first in the topology
+    assert tm.hmm_arcs(2, tree.pdfs_for((2,))) == [[(3, 0), (4, 1)]]
+    assert "<ForwardPdfClass> 0 <SelfLoopPdfClass> 1" in topo.to_text()
+    assert Topology.from_text(topo.to_text()) == topo
+
+
+def test_split_event_map_nodes_answer_by_phone_set(topo, tmp_path):
+    # a hand-written triphone-style tree (N=3, P=1): phone 1 splits on its left neighbour
+    root = ["table", 1, {
+        1: ["split", 0, [2, 3], ["const", 0], ["const", 1]],
+        2: ["table", -1, {0: ["const", 2], 1: ["const", 3], 2: ["const", 4]}],
+        3: ["table", -1, {0: ["const", 2], 1: ["const", 3], 2: ["const", 4]}],
+    }]
+    tree = ContextDependency(3, 1, root, {p: topo.num_pdf_classes(p) for p in topo.phones})
+    assert tree.pdfs_for((2, 1, 3)) == [0, 0] and tree.pdfs_for((0, 1, 2)) == [1, 1]
+    assert tree.pdfs_for((1, 3, 1)) == [2, 3, 4]
+    assert tree.pdf_info()[0] == [(1, 0), (1, 1)]
+    tree.write(tmp_path / "tree")
+    assert ContextDependency.read(tmp_path / "tree").pdfs_for((3, 1, 0)) == [0, 0]

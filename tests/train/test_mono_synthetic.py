@@ -251,3 +251,26 @@ def test_decoding_with_the_trained_model_returns_the_spoken_words(trained, tmp_p
         same_path += got == [(phone_ids[p], s) for p, s in truth[utt]]
     assert errors == 0
     assert same_path > 0.8 * len(truth)
+
+
+def test_train_mono_cli_runs_the_kaldi_mono_recipe_features(trained, tmp_path):
+    """The verb as a recipe calls it: per-speaker CMVN + deltas from cmvn.scp, --nj, --totgauss."""
+    import shutil
+    import subprocess
+
+    from kaldilite.gmm import load_model
+
+    tmp, lang = trained[0], trained[1]
+    data = tmp_path / "data"
+    shutil.copytree(tmp / "data", data, ignore=shutil.ignore_patterns("split*"))
+    kaldilite = [sys.executable, "-m", "kaldilite"]
+    subprocess.run(kaldilite + ["compute-cmvn-stats", str(data)], check=True, capture_output=True)
+    proc = subprocess.run(kaldilite + ["train-mono", "--nj", "2", "--num-iters", "6", "--max-iter-inc", "4",
+                                       "--totgauss", "30", str(data), str(lang), str(tmp_path / "exp")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "iteration 5: avg log-likelihood per frame" in proc.stderr
+    assert proc.stdout.startswith("train-mono: done in")
+    _, am, pipeline, _ = load_model(tmp_path / "exp" / "final.mdl")
+    assert am.dim == 3 * DIM and pipeline.cmvn == "speaker" and pipeline.delta_order == 2
+    assert am.num_gauss == 14 + 4 * ((30 - 14) // 4)
