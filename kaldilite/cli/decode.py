@@ -72,9 +72,12 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
                f"({time.perf_counter() - start:.2f} s)")
 
 
-def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale):
-    """One decoding job (module level so that it can run in a worker process): (utt, words) list."""
-    from kaldilite.decode.batch import decode_utterances
+def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=()):
+    """One decoding job (module level so that it can run in a worker process).
+
+    Returns {None: [(utt, words)] at `acoustic_scale`, lmwt: [(utt, words)] at 1/lmwt ...}.
+    """
+    from kaldilite.decode.batch import decode_utterances_at_scales
     from kaldilite.decode.decoder import DecoderOptions
     from kaldilite.feat.pipeline import load_features
     from kaldilite.gmm.model import load_model
@@ -85,9 +88,12 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
-    results = decode_utterances(graph, tm.tid_to_pdf, am.log_likelihoods, load_features(data_dir, pipeline),
-                                opts, words)
-    return [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results if r is not None]
+    scales = {None: float(acoustic_scale)}
+    scales.update({lmwt: 1.0 / lmwt for lmwt in lmwts})
+    results = decode_utterances_at_scales(graph, tm.tid_to_pdf, am.log_likelihoods,
+                                          load_features(data_dir, pipeline), opts, list(scales.values()), words)
+    return {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
+            for key, scale in scales.items()}
 
 
 @click.command("decode")
@@ -96,20 +102,25 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
 @click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
 @click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")
 @click.option("--acwt", default=0.083333, show_default=True, help="Acoustic scale applied to log-likelihoods.")
+@click.option("--min-lmwt", type=int, help="With --max-lmwt: also decode at acoustic scale 1/LMWT for each "
+              "LMWT in the range and write wer_LMWT files, best_wer picking the best (Kaldi's score.sh sweep).")
+@click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl).")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
-def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, model):
+def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt, model):
     """Decode a data dir with a graph and score it when DATA/text exists (like steps/decode.sh).
 
     Writes DECODE_DIR/hyp.txt (Kaldi text: utt word...), log/decode.JOB.log, and with a
-    reference DECODE_DIR/wer and scoring/best_wer.
+    reference DECODE_DIR/wer and scoring/best_wer. With --min-lmwt/--max-lmwt also
+    scoring/LMWT.txt and wer_LMWT per language-model weight, best_wer naming the best.
 
     \b
     Usage: kaldilite decode [options] <graph-dir> <data-dir> <decode-dir>
      e.g.: kaldilite decode --nj 2 exp/mono/graph data/test exp/mono/decode_test
+           kaldilite decode --min-lmwt 7 --max-lmwt 17 exp/mono/graph data/test exp/mono/decode_test
     """
     import time
 
@@ -123,24 +134,37 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
+    if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
+        raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
+    lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
-    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt) for part in parts]
+    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts)
+                for part in parts]
     decode_dir.mkdir(parents=True, exist_ok=True)
     outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
-    hyps = dict(sorted(pair for output in outputs for pair in output))
-    with atomic_open(decode_dir / "hyp.txt") as handle:
-        handle.writelines(f"{utt} {text}".rstrip() + "\n" for utt, text in hyps.items())
+    hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
+    _write_text(decode_dir / "hyp.txt", hyps[None])
+    for lmwt in lmwts:
+        _write_text(decode_dir / "scoring" / f"{lmwt}.txt", hyps[lmwt])
     with atomic_open(decode_dir / "num_jobs") as handle:
         handle.write(f"{len(parts)}\n")
-    summary = f"decode: {len(hyps)} utterances in {time.perf_counter() - start:.2f} s -> {decode_dir / 'hyp.txt'}"
+    summary = f"decode: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> {decode_dir / 'hyp.txt'}"
     wer_line = _score(data_dir, decode_dir, hyps)
     click.echo(summary)
     if wer_line:
         click.echo(wer_line)
 
 
+def _write_text(path, hyps):
+    from kaldilite.utils.atomic import atomic_open
+
+    with atomic_open(path) as handle:
+        handle.writelines(f"{utt} {text}".rstrip() + "\n" for utt, text in hyps.items())
+
+
 def _score(data_dir, decode_dir, hyps):
-    """Score against DATA/text (Kaldi's compute-wer); returns the %WER line or None."""
+    """Score against DATA/text (Kaldi's compute-wer): `wer` for --acwt, `wer_LMWT` per swept
+    weight, and scoring/best_wer with the best of them. Returns the best %WER line or None."""
     from kaldilite.io.datadir import DataDir
     from kaldilite.utils.atomic import atomic_open
 
@@ -152,14 +176,20 @@ def _score(data_dir, decode_dir, hyps):
     except ImportError:
         log.warning("kaldilite.score.wer is not available: scoring skipped")
         return None
-    stats = compute_wer(dict(data.text), hyps)  # mode "present", as steps/score_kaldi.sh
-    report = str(stats).rstrip("\n")
-    with atomic_open(decode_dir / "wer") as handle:
-        handle.write(report + "\n")
-    wer_line = report.splitlines()[0]
+    best = None
+    for key, hyp in hyps.items():
+        stats = compute_wer(dict(data.text), hyp)  # mode "present", as steps/score_kaldi.sh
+        report = str(stats).rstrip("\n")
+        path = decode_dir / ("wer" if key is None else f"wer_{key}")
+        with atomic_open(path) as handle:
+            handle.write(report + "\n")
+        line = report.splitlines()[0]
+        rate = float(line.split()[1])
+        if best is None or rate < best[0]:
+            best = (rate, line, path)
     with atomic_open(decode_dir / "scoring" / "best_wer") as handle:
-        handle.write(f"{wer_line} {decode_dir / 'wer'}\n")
-    return wer_line
+        handle.write(f"{best[1]} {best[2]}\n")
+    return f"{best[1]} {best[2]}"
 
 
 COMMANDS = [mkgraph_cmd, decode_cmd]

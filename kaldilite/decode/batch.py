@@ -22,8 +22,23 @@ def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None
     `words` (a SymbolTable, optional) only makes the log readable.
     """
     opts = opts or DecoderOptions()
-    decoder = BeamDecoder(graph, tid_to_pdf, opts)
-    results = []
+    return decode_utterances_at_scales(graph, tid_to_pdf, scorer, features, opts, [opts.acoustic_scale],
+                                       words)[opts.acoustic_scale]
+
+
+def decode_utterances_at_scales(graph, tid_to_pdf, scorer, features, opts, acoustic_scales, words=None):
+    """Decode every utterance once per acoustic scale, scoring its frames only once.
+
+    Returns {scale: [(utt, DecodeResult or None), ...]}. The first scale is the one logged.
+    Re-decoding is how kaldilite sweeps the language-model weight (LMWT = 1/acoustic scale)
+    until lattices exist; the acoustic scoring, not the search, dominates the time.
+    """
+    from dataclasses import replace
+
+    scales = list(dict.fromkeys(float(s) for s in acoustic_scales))
+    decoders = {s: BeamDecoder(graph, tid_to_pdf, replace(opts, acoustic_scale=s)) for s in scales}
+    results = {s: [] for s in scales}
+    main = scales[0]
     num_frames = not_final = failed = 0
     total_loglike = 0.0
     start = time.perf_counter()
@@ -31,13 +46,15 @@ def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None
         if len(feats) == 0:
             log.warning("%s: zero-length utterance, skipped", utt)
             failed += 1
-            results.append((utt, None))
+            for s in scales:
+                results[s].append((utt, None))
             continue
         loglikes = scorer(feats)
-        decoder.init()
-        decoder.advance(loglikes)
-        result = decoder.finalize()
-        results.append((utt, result))
+        for s, decoder in decoders.items():
+            decoder.init()
+            decoder.advance(loglikes)
+            results[s].append((utt, decoder.finalize()))
+        result = results[main][-1][1]
         if result is None:
             log.warning("%s: every token was pruned; no output (try a larger --beam)", utt)
             failed += 1
@@ -53,8 +70,9 @@ def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None
         total_loglike -= result.acoustic_cost
     elapsed = time.perf_counter() - start
     audio = num_frames * FRAME_SHIFT_SECONDS
-    log.info("Decoded %d utterances (%d did not reach a final state, %d failed) in %.2f s; real-time factor %.4f "
-             "assuming 10 ms frames", len(results), not_final, failed, elapsed, elapsed / audio if audio else 0.0)
+    log.info("Decoded %d utterances (%d did not reach a final state, %d failed) in %.2f s at %d acoustic scale(s); "
+             "real-time factor %.4f assuming 10 ms frames", len(results[main]), not_final, failed, elapsed,
+             len(scales), elapsed / audio if audio else 0.0)
     if num_frames:
         log.info("Overall acoustic log-likelihood per frame is %.4f over %d frames.", total_loglike / num_frames, num_frames)
     return results

@@ -76,6 +76,17 @@ def test_mkgraph_and_decode_recover_the_generating_words(tmp_path):
     assert (tmp_path / "exp" / "decode" / "scoring" / "best_wer").is_file()
     assert (tmp_path / "exp" / "decode" / "log" / "decode.2.log").is_file()
 
+    # The LMWT sweep re-decodes at acoustic scale 1/LMWT: LMWT 10 must equal --acwt 0.1 above.
+    result = runner.invoke(cli, ["decode", "--nj", "1", "--acwt", "0.5", "--min-lmwt", "9", "--max-lmwt", "11",
+                                 str(tmp_path / "exp" / "graph"), str(tmp_path / "data"),
+                                 str(tmp_path / "exp" / "sweep")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    sweep = tmp_path / "exp" / "sweep"
+    assert (sweep / "scoring" / "10.txt").read_text() == (tmp_path / "exp" / "decode" / "hyp.txt").read_text()
+    rates = {name: float((sweep / name).read_text().split()[1]) for name in ("wer", "wer_9", "wer_10", "wer_11")}
+    best_line = (sweep / "scoring" / "best_wer").read_text().split()
+    assert float(best_line[1]) == min(rates.values()) and best_line[-1].split("/")[-1] in rates
+
 
 def test_mkgraph_refuses_a_lang_dir_with_another_phone_numbering(tmp_path, capsys):
     import pytest
