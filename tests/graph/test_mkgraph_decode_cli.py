@@ -103,3 +103,34 @@ def test_mkgraph_refuses_a_lang_dir_with_another_phone_numbering(tmp_path, capsy
     assert exit_info.value.code == 1
     assert f"{lang.path / 'phones.txt'} differs from" in capsys.readouterr().err
     assert not (tmp_path / "graph" / "HCLG.fst").exists()
+
+
+def test_decode_without_features_names_the_missing_file(tmp_path, capsys):
+    import pytest
+
+    from kaldilite.cli import main
+
+    rng = np.random.default_rng(0)
+    lang = make_tiny_lang(tmp_path / "lang")
+    tree, tm = make_tiny_model()
+    make_model(tmp_path / "exp", tree, tm, rng)
+    assert CliRunner().invoke(cli, ["mkgraph", str(lang.path), str(tmp_path / "exp"),
+                                    str(tmp_path / "exp" / "graph")]).exit_code == 0
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "text").write_text("u1 A\n")
+    with pytest.raises(SystemExit):
+        main(["decode", "--nj", "1", str(tmp_path / "exp" / "graph"), str(tmp_path / "data"),
+              str(tmp_path / "exp" / "decode")])
+    assert f"{tmp_path / 'data' / 'feats.scp'}: no features" in capsys.readouterr().err
+
+
+def test_a_graph_from_a_bigger_model_is_refused_before_decoding():
+    import pytest
+
+    from kaldilite.decode.decoder import BeamDecoder
+    from kaldilite.errors import InputError
+    from kaldilite.graph.compiled import CompiledFst
+
+    graph = CompiledFst.from_arcs(2, 0, [0], [40], [0], [0.0], [1], [np.inf, 0.0])
+    with pytest.raises(InputError, match="transition-id 40 but the model has only 36.*mkgraph"):
+        BeamDecoder(graph, make_tiny_model()[1].tid_to_pdf)
