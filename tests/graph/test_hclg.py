@@ -153,3 +153,32 @@ def test_mkgraph_writes_an_openfst_graph_and_kaldi_side_files(tiny, tmp_path):
     assert np.array_equal(loaded.arc_next, graph.arc_next)
     # No disambiguation symbol survives, and every input label is a transition-id.
     assert graph.arc_ilabel.max() <= tm.num_transition_ids
+
+
+def test_hmm_that_returns_to_its_first_state_is_expanded_correctly(tiny, tmp_path):
+    """A topology where the last state of a, b, c can go back to state 0 (never in Kaldi's
+    standard topologies, allowed by the format): H must keep state 0 separate from the entry."""
+    import graph_fixtures
+    from kaldilite.hmm import Topology, TransitionModel, monophone_tree
+
+    lang, _, _ = tiny
+    topo_text = graph_fixtures.TOPO.replace(
+        "<State> 2 <PdfClass> 2 <Transition> 2 0.5 <Transition> 3 0.5 </State>",
+        "<State> 2 <PdfClass> 2 <Transition> 0 0.2 <Transition> 2 0.4 <Transition> 3 0.4 </State>")
+    assert topo_text != graph_fixtures.TOPO
+    topo = Topology.from_text(topo_text)
+    tree = monophone_tree([[1], [2], [3], [4]], topo)
+    tm = TransitionModel(topo, tree)
+    graph, _ = build_hclg(lang, tm, tree, self_loop_scale=1.0)
+    assert is_stochastic(graph)[0]
+    graph_fst = graph.to_fst()
+    graph_fst.arcsort(sort_type="ilabel")
+    rng = np.random.default_rng(9)
+    returned = 0
+    for _ in range(40):
+        words, tids, other_cost = random_utterance(tm, tree, rng)
+        returned += any(tm.tid_to_dest_state[t] == 0 and tm.tid_to_hmm_state[t] == 2 for t in tids)
+        found = best_path_through(graph_fst, tids)
+        assert found is not None and found[0] == words
+        assert found[1] == pytest.approx(other_cost + expected_transition_cost(tm, tids, 1.0, 1.0), abs=1e-3)
+    assert returned > 0
