@@ -494,6 +494,16 @@ class BeamDecoder:
             graph_cost=float(graph_cost), reached_final=bool(use_final), num_frames=self.num_frames_decoded,
             active_per_frame=self.active_per_frame())
 
+    def final_relative_cost(self):
+        """How much worse the best path ending in a final state is than the best path overall
+        (Kaldi's FinalRelativeCost, an input of online endpointing); inf if none can end now."""
+        g = self.graph
+        cur = self._cur
+        args = (self._tok_cost[cur], self._tok_rec[cur], self._active[cur], self._n_active, g.final_cost)
+        _, best_any, _ = _best_token(*args, False)
+        _, best_final, _ = _best_token(*args, True)
+        return best_final - best_any if np.isfinite(best_any) else np.inf
+
     def best_path(self):
         """The best partial path so far (final costs not added); None if no token survived."""
         return self._result(use_final=False)

@@ -197,6 +197,17 @@ def test_no_final_state_reached_returns_best_partial_path_like_kaldi():
     assert result.reached_final and result.cost == pytest.approx(1.0)
 
 
+def test_final_relative_cost_is_the_gap_to_the_best_path_that_can_end_now():
+    # 0 -1-> 0 (cost 0.1, loop), 0 -2-> 1 (cost 0.3); state 1 final with cost 2, state 0 not final.
+    graph = CompiledFst.from_arcs(2, 0, [0, 0], [1, 2], [0, 0], [0.1, 0.3], [0, 1], [np.inf, 2.0])
+    decoder = BeamDecoder(graph, np.array([0, 0, 0], np.int32), DecoderOptions(beam=100.0))
+    decoder.init()
+    assert decoder.final_relative_cost() == np.inf  # only the non-final start state is active
+    decoder.advance(np.zeros((1, 1), np.float32))
+    # best overall: state 0 at 0.1; best final: state 1 at 0.3 + 2.0
+    assert decoder.final_relative_cost() == pytest.approx(2.2)
+
+
 def test_compiled_fst_round_trips_through_openfst_and_npz(tmp_path):
     graph, _, _ = random_problem(5, num_states=9, acyclic_eps=False)
     again = CompiledFst.from_fst(graph.to_fst())
