@@ -1,12 +1,14 @@
 """The `kaldilite` command: one click group, one thin verb per Kaldi tool it replaces.
 
-Each module in this package (corpus, data, feat, lang, train, decode, score, online) defines its verbs
-and lists them in a module-level `COMMANDS`; they import the library inside the verb so that
+Every module in this package (corpus, data, feat, lang, train, decode, score, ...) defines its
+verbs and lists them in a module-level `COMMANDS`; the group picks up every such module, so a
+new area adds a file here and nothing else. Verbs import the library inside their body so that
 `kaldilite --help` stays fast. User errors (`KaldiliteError`) print one line and exit 1.
 """
 
 import importlib
 import logging
+import pkgutil
 import sys
 
 import click
@@ -14,7 +16,6 @@ import click
 from kaldilite import __version__
 from kaldilite.errors import KaldiliteError
 
-_VERB_MODULES = ("corpus", "data", "feat", "lang", "train", "decode", "score", "online")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -26,13 +27,10 @@ def cli(verbose):
     logging.basicConfig(level=level, format="%(levelname)s (%(name)s) %(message)s", stream=sys.stderr)
 
 
-for _name in _VERB_MODULES:
-    try:
-        _module = importlib.import_module(f"kaldilite.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a layer not written yet
-        if exc.name != f"kaldilite.cli.{_name}":
-            raise
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+    if _info.name.startswith("_"):
         continue
+    _module = importlib.import_module(f"kaldilite.cli.{_info.name}")
     for _command in getattr(_module, "COMMANDS", ()):
         cli.add_command(_command)
 
