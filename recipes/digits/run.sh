@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Digits recipe on the Free Spoken Digit Dataset (FSDD): real recorded speech, 8 kHz, six male
-# speakers saying zero..nine. The classic egs/yesno / egs/rm mono stage: data -> lang ->
-# MFCC + CMVN -> monophone GMM-HMM -> HCLG -> decode -> WER, each stage resumable.
+# speakers saying zero..nine. Kaldi's classic chain: data -> lang -> MFCC + CMVN -> monophone
+# GMM-HMM -> HCLG -> decode -> WER, each stage resumable (--stage N, --stop-stage N).
 #
 #   ./run.sh                                   # everything, speaker-independent split
 #   ./run.sh --split dependent                 # takes 0-4 test, 5-49 train (FSDD's own split)
-#   ./run.sh --stage 4                         # re-run from graph building
+#   ./run.sh --stage 4                         # re-run from the mono graph and decode
 #   ./run.sh --corpus /path/to/fsdd            # a local copy (the folder with recordings/)
 #
 # Without --corpus the recipe uses $KALDILITE_DATA/fsdd (or ../shared/data/fsdd beside the
@@ -70,17 +70,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: decoding graph"
+  log "Stage 4: mono decoding graph, decode and score"
   kaldilite mkgraph data/lang_digits exp/mono exp/mono/graph
-fi
-
-if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: decode and score"
   kaldilite decode --nj $nj --beam $beam --acwt $acwt exp/mono/graph data/test exp/mono/decode_test
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: results"
+# Stages 5-8 (tri1, tri2b, tri3b, nnet2) are added by the triphone and DNN work, each as one
+# block: train on the previous system's alignments, mkgraph, decode into exp/<sys>/decode_test.
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: results"
   {
     echo "# $split split: train $(wc -l < data/train/text) utts, test $(wc -l < data/test/text) utts ($(date +%F))"
     for x in exp/*/decode*; do
