@@ -1,6 +1,7 @@
 """run_jobs: results in job order, one log per job (first line the call, last the exit code),
 failures reported with their log, real parallelism, in-process execution for nj=1."""
 
+import json
 import logging
 import os
 import time
@@ -95,17 +96,17 @@ def test_spawn_start_method_gives_the_same_results(tmp_path):
 
 def test_another_backend_can_replace_the_local_one(tmp_path):
     class Recorder(JobRunner):
-        def run(self, func, job_args, log_dir, step_name, *, nj=None):
-            self.seen = (step_name, nj, len(job_args))
-            return [func(*args) for args in job_args]
+        def execute(self, func, jobs, log_dir, step_name, records, fingerprints, *, nj=None):
+            self.seen = (step_name, nj, sorted(jobs))
+            return {k: (True, func(*args)) for k, args in jobs.items()}
 
     recorder = Recorder()
-    set_default_runner(recorder)
+    previous = set_default_runner(recorder)
     try:
         assert run_jobs(pow, [(2, 3), (3, 2)], tmp_path, "pow", nj=4) == [8, 9]
-        assert recorder.seen == ("pow", 4, 2)
+        assert recorder.seen == ("pow", 4, [1, 2])
     finally:
-        set_default_runner(LocalJobRunner())
+        set_default_runner(previous)
 
 
 def test_ctrl_c_stops_the_step_without_waiting_for_queued_jobs(tmp_path):
@@ -129,3 +130,165 @@ def test_ctrl_c_stops_the_step_without_waiting_for_queued_jobs(tmp_path):
     assert time.perf_counter() - start < 5
     assert process.returncode != 0 and "KeyboardInterrupt" in stderr
     assert not (tmp_path / "slow.3.log").exists()
+
+
+# ---------------------------------------------------------------------------- records, --resume, backends
+def fail_while_exists(flag_path, value):
+    logging.getLogger("kaldilite.test").info("job %s ran in process %d at %d ns", value, os.getpid(), time.time_ns())
+    if os.path.exists(flag_path):
+        raise KaldiliteError(f"{flag_path}: still there")
+    return value * 10
+
+
+def test_queue_dir_follows_slurm_pl():
+    from kaldilite.parallel import queue_dir
+
+    assert queue_dir("exp/mono/log") == os.path.join("exp", "mono", "q")
+    assert queue_dir("exp/mono/log/") == os.path.join("exp", "mono", "q")
+    assert queue_dir("exp/make_mfcc/train") == os.path.join("exp", "make_mfcc", "train", "q")
+
+
+def test_a_failed_step_keeps_job_records_and_a_successful_one_removes_them(tmp_path):
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    jobs = [(str(tmp_path / "absent"), 1), (str(flag), 2), (str(tmp_path / "absent"), 3)]
+    with pytest.raises(JobFailedError):
+        run_jobs(fail_while_exists, jobs, tmp_path / "exp" / "log", "acc.1", nj=2)
+    q = tmp_path / "exp" / "q"
+    status = {k: json.loads((q / f"acc.1.{k}.status").read_text()) for k in (1, 2, 3)}
+    assert [status[k]["code"] for k in (1, 2, 3)] == [0, 1, 0]
+    assert status[1]["fingerprint"] != status[3]["fingerprint"]
+    flag.unlink()
+    assert run_jobs(fail_while_exists, jobs, tmp_path / "exp" / "log", "acc.1", nj=2) == [10, 20, 30]
+    assert not list(q.glob("acc.1.*"))
+    assert (tmp_path / "exp" / "log" / "acc.1.2.log").exists()
+
+
+def test_resume_reruns_only_the_failed_job_and_returns_the_stored_results(tmp_path):
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    log_dir = tmp_path / "log"
+    jobs = [(str(tmp_path / "absent"), 1), (str(flag), 2), (str(tmp_path / "absent"), 3)]
+    with pytest.raises(JobFailedError, match="job 2 of 3"):
+        run_jobs(fail_while_exists, jobs, log_dir, "decode", nj=3)
+    before = {k: (log_dir / f"decode.{k}.log").read_text() for k in (1, 2, 3)}
+    with pytest.raises(JobFailedError, match="job 2 of 3"):   # still broken: resume changes nothing else
+        run_jobs(fail_while_exists, jobs, log_dir, "decode", nj=3, resume=True)
+    assert (log_dir / "decode.1.log").read_text() == before[1]
+    flag.unlink()
+    assert run_jobs(fail_while_exists, jobs, log_dir, "decode", nj=3, resume=True) == [10, 20, 30]
+    after = {k: (log_dir / f"decode.{k}.log").read_text() for k in (1, 2, 3)}
+    assert after[1] == before[1] and after[3] == before[3]          # not run again
+    assert after[2] != before[2] and after[2].splitlines()[-1].startswith("# Ended (code 0)")
+
+
+def test_resume_reruns_a_job_whose_arguments_changed(tmp_path):
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    log_dir = tmp_path / "log"
+    with pytest.raises(JobFailedError):
+        run_jobs(fail_while_exists, [(str(tmp_path / "a"), 1), (str(flag), 2)], log_dir, "s", nj=1)
+    flag.unlink()
+    first = (log_dir / "s.1.log").read_text()
+    # job 1 now has other arguments: its stored result would be wrong, so it runs again
+    assert run_jobs(fail_while_exists, [(str(tmp_path / "a"), 7), (str(flag), 2)], log_dir, "s", nj=1,
+                    resume=True) == [70, 20]
+    assert (log_dir / "s.1.log").read_text() != first
+
+
+def test_without_resume_every_job_runs_again(tmp_path):
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    log_dir = tmp_path / "log"
+    jobs = [(str(tmp_path / "a"), 1), (str(flag), 2)]
+    with pytest.raises(JobFailedError):
+        run_jobs(fail_while_exists, jobs, log_dir, "s", nj=1)
+    first = (log_dir / "s.1.log").read_text()
+    flag.unlink()
+    assert run_jobs(fail_while_exists, jobs, log_dir, "s", nj=1) == [10, 20]
+    assert (log_dir / "s.1.log").read_text() != first
+
+
+def test_max_jobs_run_caps_concurrency(tmp_path):
+    start = time.perf_counter()
+    results = LocalJobRunner(max_jobs_run=1).run(sleep_then_return, [(0.3, 1), (0.3, 2)], tmp_path, "s")
+    assert time.perf_counter() - start >= 0.6
+    assert {pid for _, pid in results} == {os.getpid()}   # one at a time runs in this process
+
+
+def test_runner_from_spec_reads_kaldi_style_cmd_descriptions():
+    from kaldilite.jobs.slurm import SlurmJobRunner
+    from kaldilite.parallel import runner_from_spec
+
+    assert type(runner_from_spec("local")) is LocalJobRunner and type(runner_from_spec("run.pl")) is LocalJobRunner
+    assert runner_from_spec("local --max-jobs-run 3").max_jobs_run == 3
+    assert runner_from_spec("local --max-jobs-run=2").max_jobs_run == 2
+    slurm = runner_from_spec("slurm --mem 2G --time=1:00:00 -p cpu --num-threads 2 --max-jobs-run 8 "
+                             "--account=asr --qos normal --wait-timeout 600")
+    assert isinstance(slurm, SlurmJobRunner) and isinstance(runner_from_spec("slurm.pl"), SlurmJobRunner)
+    assert slurm.sbatch_options == ["--mem=2G", "--time=1:00:00", "--partition=cpu", "--cpus-per-task=2",
+                                    "--account=asr", "--qos", "normal"]
+    assert slurm.max_jobs_run == 8 and slurm.wait_timeout == 600.0
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("pbs", "unknown backend 'pbs'"),
+    ("local --mem 2G", "the local backend takes only --max-jobs-run N"),
+    ("local --max-jobs-run two", "--max-jobs-run needs a whole number"),
+    ("slurm --mem", "--mem needs a value (e.g. --mem 2G)"),
+    ("slurm --max-jobs-run 0", "--max-jobs-run must be > 0"),
+    ("slurm --partition 'cpu", "No closing quotation"),
+])
+def test_a_bad_cmd_description_is_one_line_naming_it(spec, message):
+    from kaldilite.errors import InputError
+    from kaldilite.parallel import runner_from_spec
+
+    with pytest.raises(InputError) as err:
+        runner_from_spec(spec)
+    assert str(err.value).startswith(f"--cmd {spec!r}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_kaldilite_cmd_environment_variable_chooses_the_backend(monkeypatch, tmp_path):
+    from kaldilite.errors import InputError
+    from kaldilite.jobs.slurm import SlurmJobRunner
+    from kaldilite.parallel import default_runner
+
+    monkeypatch.setenv("KALDILITE_CMD", "local --max-jobs-run 1")
+    assert default_runner().max_jobs_run == 1
+    results = run_jobs(sleep_then_return, [(0, 1), (0, 2)], tmp_path, "s")
+    assert {pid for _, pid in results} == {os.getpid()}
+    monkeypatch.setenv("KALDILITE_CMD", "slurm --mem 1G")
+    assert isinstance(default_runner(), SlurmJobRunner)
+    monkeypatch.setenv("KALDILITE_CMD", "sge")
+    with pytest.raises(InputError, match=r"^KALDILITE_CMD: --cmd 'sge': unknown backend"):
+        default_runner()
+    monkeypatch.delenv("KALDILITE_CMD")
+    assert type(default_runner()) is LocalJobRunner
+
+
+def test_verbs_take_cmd_and_resume_and_restore_the_defaults_afterwards(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import kaldilite.parallel as parallel
+    from kaldilite.cli import cli
+
+    seen = {}
+
+    def fake_make_features(data_dir, log_dir, feat_dir, **kwargs):
+        seen["runner"], seen["resume"] = parallel.default_runner(), parallel.resume_requested()
+        return {"done": 0, "failed": 0, "utterances": 0}
+
+    monkeypatch.setattr("kaldilite.feat.make.make_features", fake_make_features)
+    monkeypatch.delenv("KALDILITE_CMD", raising=False)
+    monkeypatch.delenv("KALDILITE_RESUME", raising=False)
+    result = CliRunner().invoke(cli, ["make-mfcc", "--cmd", "local --max-jobs-run 1", "--resume", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert seen["runner"].max_jobs_run == 1 and seen["resume"] is True
+    assert type(parallel.default_runner()) is LocalJobRunner and parallel.default_runner().max_jobs_run is None
+    assert parallel.resume_requested() is False
+    result = CliRunner().invoke(cli, ["make-mfcc", "--cmd", "sge -q all.q", str(tmp_path)])
+    assert result.exit_code == 2 and "Invalid value for '--cmd'" in result.output and "unknown backend 'sge'" in result.output
+    for verb in ("make-mfcc", "make-fbank", "train-mono", "align", "decode"):
+        help_text = CliRunner().invoke(cli, [verb, "--help"]).output
+        assert "--cmd BACKEND" in help_text and "--resume" in help_text, verb
