@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from kaldilite.errors import MissingFileError
+from kaldilite.jobs.cli import job_options
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
 
 @click.command("decode")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
 @click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
 @click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
 @click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")

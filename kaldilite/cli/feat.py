@@ -15,6 +15,7 @@ import click
 
 from kaldilite.feat.options import FbankOptions, MfccOptions
 from kaldilite.io.config import click_options
+from kaldilite.jobs.cli import job_options
 
 
 def _make_command(kind, options_cls, tool):
@@ -25,6 +26,7 @@ def _make_command(kind, options_cls, tool):
     @click.option("--config", f"--{kind}-config", "config", type=click.Path(exists=True, dir_okay=False),
                   help=f"Kaldi config file of {tool} options (e.g. conf/{kind}.conf); command-line options win.")
     @click.option("--nj", type=click.IntRange(min=1), default=4, help="Number of parallel jobs (split by speaker).")
+    @job_options
     @click.option("--channel", type=int, default=-1, help="Channel to extract (-1: expect mono, 0: left, 1: right).")
     @click_options(options_cls)
     def command(data_dir, log_dir, feat_dir, config, nj, channel, **kwargs):

@@ -4,6 +4,8 @@ import logging
 
 import click
 
+from kaldilite.jobs.cli import job_options
+
 
 def _progress_logging():
     # The per-iteration lines are the user's progress report (train_mono.sh prints "Pass N").
@@ -15,6 +17,7 @@ def _progress_logging():
 
 @click.command("train-mono")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
 @click.option("--num-iters", default=40, show_default=True, help="Number of training iterations.")
 @click.option("--max-iter-inc", default=30, show_default=True, help="Last iteration to increase #Gauss on.")
 @click.option("--totgauss", default=1000, show_default=True, help="Target number of Gaussians.")
@@ -59,6 +62,7 @@ def train_mono_cmd(ctx, data, lang, exp, config, **kwargs):
 
 @click.command("align")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
 @click.option("--beam", default=10.0, show_default=True, help="Alignment beam.")
 @click.option("--retry-beam", default=40.0, show_default=True, help="Beam for utterances that fail to align.")
 @click.option("--boost-silence", default=1.0, show_default=True, help="Factor to boost silence likelihoods.")
