@@ -1,0 +1,303 @@
+"""Data augmentation of Kaldi data dirs: speed perturbation and additive background noise.
+
+Speed perturbation follows Kaldi's `utils/data/perturb_data_dir_speed.sh` (and its `_3way`
+wrapper): every utterance and speaker id gets the prefix `sp<factor>-`, `utt2uniq` maps the
+copy back to its source utterance, and `wav.scp` plays the audio through `sox ... speed <factor>`
+as an input pipe, so no audio is written. sox's `speed` changes tempo and pitch together, and
+the copy lasts duration / factor.
+
+Additive noise follows Kaldi's `steps/data/augment_data_dir.py` with background noises
+(`--bg-noise-dir`, `--bg-snrs`, `--utt-prefix`, `--random-seed`): each utterance gets one noise
+clip (looped when shorter, at a random offset when longer) scaled so that the ratio of the
+utterance's mean power to the added noise's mean power is an SNR drawn from the list, the way
+Kaldi's `wav-reverberate --additive-signals` scales it. Kaldi builds that mix in a pipe through
+its own binary; we have no such binary, so the mixed audio is written once as 16-bit WAV files
+under the destination dir. The choice of clip, offset and SNR depends only on the seed and the
+utterance id, so a re-run (or a run on a subset) gives the same audio.
+"""
+
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.datadir import fix_data_dir, read_key_values, utt2spk_to_spk2utt, write_key_values
+
+log = logging.getLogger(__name__)
+
+# Files whose keys are utterance ids and whose values carry over unchanged to the copy.
+_UTT_VALUE_FILES = ("text", "utt2lang", "utt2gender")
+# A noise clip quieter than this mean power (16-bit scale) is digital silence: scaling it to an
+# SNR would only amplify quantization steps, so such clips are not used.
+_MIN_NOISE_POWER = 1e-2
+
+
+def format_factor(factor):
+    """The factor as Kaldi writes it in ids: 0.9 -> '0.9', 1 -> '1.0'."""
+    factor = float(factor)
+    if factor <= 0:
+        raise InputError(f"speed factor must be positive, not {factor}")
+    return repr(factor)
+
+
+def speed_pipe(rxfilename, factor):
+    """A `wav.scp` value that plays `rxfilename` (a path or a `cmd |` pipe) `factor` times faster."""
+    factor = format_factor(factor)
+    if rxfilename.rstrip().endswith("|"):
+        return f"{rxfilename.rstrip()} sox -t wav - -t wav - speed {factor} |"
+    return f"sox {shlex.quote(rxfilename)} -t wav - speed {factor} |"
+
+
+def _require_sox():
+    if shutil.which("sox") is None:
+        raise MissingFileError("sox: not found on PATH; speed perturbation plays audio through sox "
+                               "(install it, e.g. apt-get install sox, or run tools/install_system_deps.sh)")
+
+
+def _read_optional(src, name):
+    path = Path(src) / name
+    return read_key_values(path) if path.exists() else None
+
+
+def perturb_data_dir_speed(factor, src, dest):
+    """Write `dest`: a copy of data dir `src` at speed `factor`, as perturb_data_dir_speed.sh.
+
+    Utterance, speaker (and, with `segments`, recording) ids get the prefix `sp<factor>-`;
+    segment times and `utt2dur` are divided by the factor; `utt2uniq` points every copy to the
+    utterance it came from (so later steps can keep copies of one utterance together).
+    Features and CMVN are not copied: they must be recomputed. Returns the destination Path.
+    """
+    _require_sox()
+    src, dest = Path(src), Path(dest)
+    factor_text = format_factor(factor)
+    prefix = f"sp{factor_text}-"
+    utt2spk = _read_optional(src, "utt2spk")
+    wav_scp = _read_optional(src, "wav.scp")
+    if utt2spk is None or wav_scp is None:
+        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to be speed-perturbed; is it a data dir?")
+    if dest.resolve() == src.resolve():
+        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in os.listdir(dest):
+        if (dest / name).is_file():
+            (dest / name).unlink()
+
+    new_utt2spk = {prefix + utt: prefix + spk for utt, spk in utt2spk.items()}
+    write_key_values(dest / "utt2spk", new_utt2spk)
+    write_key_values(dest / "spk2utt", {spk: " ".join(utts) for spk, utts in utt2spk_to_spk2utt(new_utt2spk).items()})
+    old_uniq = _read_optional(src, "utt2uniq") or {}
+    write_key_values(dest / "utt2uniq", {prefix + utt: old_uniq.get(utt, utt) for utt in utt2spk})
+
+    segments = _read_optional(src, "segments")
+    if segments is not None:
+        new_segments = {}
+        for utt, value in segments.items():
+            fields = value.split()
+            if len(fields) != 3:
+                raise InputError(f"{src / 'segments'}: line for {utt} needs '<recording> <start> <end>'; fix it")
+            start, end = float(fields[1]) / float(factor), float(fields[2]) / float(factor)
+            new_segments[prefix + utt] = f"{prefix}{fields[0]} {start:.2f} {end:.2f}"
+        write_key_values(dest / "segments", new_segments)
+        for name in ("reco2file_and_channel",):
+            table = _read_optional(src, name)
+            if table is not None:
+                write_key_values(dest / name, {prefix + k: v for k, v in table.items()})
+        reco2dur = _read_optional(src, "reco2dur")
+        if reco2dur is not None:
+            write_key_values(dest / "reco2dur", {prefix + k: f"{float(v) / float(factor):.3f}"
+                                                 for k, v in reco2dur.items()})
+    write_key_values(dest / "wav.scp", {prefix + key: speed_pipe(value, factor) for key, value in wav_scp.items()})
+
+    for name in _UTT_VALUE_FILES:
+        table = _read_optional(src, name)
+        if table is not None:
+            write_key_values(dest / name, {prefix + utt: value for utt, value in table.items()})
+    utt2dur = _read_optional(src, "utt2dur")
+    if utt2dur is not None:
+        write_key_values(dest / "utt2dur", {prefix + utt: repr(float(v) / float(factor)) for utt, v in utt2dur.items()})
+    spk2gender = _read_optional(src, "spk2gender")
+    if spk2gender is not None:
+        write_key_values(dest / "spk2gender", {prefix + spk: g for spk, g in spk2gender.items()})
+    log.info("%s: %d utterances of %s at speed %s", dest, len(new_utt2spk), src, factor_text)
+    return dest
+
+
+def perturb_data_dir_speed_3way(src, dest, factors=(0.9, 1.0, 1.1)):
+    """`dest` = the union of `src` at each speed factor, as perturb_data_dir_speed_3way.sh.
+
+    Factor 1.0 is a copy with the `sp1.0-` prefix (Kaldi's convention), so every utterance of
+    the result carries its speed in its id. Returns the destination Path.
+    """
+    from kaldilite.io.datadir import combine_data_dirs
+
+    dest = Path(dest)
+    parts = []
+    for factor in factors:
+        part = dest.parent / f".{dest.name}.sp{format_factor(factor)}"
+        perturb_data_dir_speed(factor, src, part)
+        parts.append(part)
+    try:
+        combine_data_dirs(dest, parts)
+    finally:
+        for part in parts:
+            shutil.rmtree(part, ignore_errors=True)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------
+# additive noise
+
+
+def list_noise_clips(noise):
+    """Noise clip rxfilenames from a data dir (its wav.scp), a folder of audio files, or a list file."""
+    noise = Path(noise)
+    if (noise / "wav.scp").exists():
+        return list(read_key_values(noise / "wav.scp").values())
+    if noise.is_dir():
+        clips = sorted(str(p.resolve()) for p in noise.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    elif noise.is_file():
+        clips = [line.strip() for line in noise.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        raise MissingFileError(f"{noise}: no such noise dir or list; give a data dir, a folder of wavs or a list file")
+    if not clips:
+        raise InputError(f"{noise}: holds no .wav/.flac noise clips")
+    return clips
+
+
+def _utterance_rng(seed, utt):
+    """A generator seeded by (seed, utterance id): the draw for one utterance never depends on others."""
+    digest = hashlib.sha256(f"{seed}\t{utt}".encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def mix_at_snr(speech, noise, snr_db, offset=0):
+    """Return (speech + scaled noise, added noise) with mean-power ratio `snr_db` dB.
+
+    The noise is looped to the speech's length starting at sample `offset`. Both signals are
+    float arrays in the same scale; the scale factor follows wav-reverberate's additive signals.
+    """
+    speech = np.asarray(speech, dtype=np.float64)
+    noise = np.asarray(noise, dtype=np.float64)
+    reps = -(-(offset + len(speech)) // len(noise))
+    segment = np.tile(noise, reps)[offset:offset + len(speech)]
+    speech_power = float(np.mean(speech ** 2))
+    noise_power = float(np.mean(segment ** 2))
+    if noise_power <= 0.0:
+        raise InputError("mix_at_snr: the noise is all zeros; choose another clip")
+    scale = np.sqrt(speech_power / noise_power * 10.0 ** (-snr_db / 10.0))
+    added = scale * segment
+    return speech + added, added
+
+
+def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix="noise", random_seed=0,
+                       sample_frequency=None):
+    """Write `dest`: data dir `src` with background noise added to every utterance.
+
+    noise: a data dir, folder or list of noise clips (see list_noise_clips).
+    snrs: the SNRs in dB drawn from, uniformly, one per utterance.
+    Utterance and speaker ids get the prefix `<utt_prefix>-` (augment_data_dir.py with
+    --modify-spk-id true, which keeps utt2spk sortable after combining with the source);
+    `utt2uniq` maps each copy to its source utterance; the chosen clip, offset and SNR of each
+    utterance are listed in `dest/utt2noise`. Audio goes to `dest/wav/<utt>.wav` (16-bit PCM,
+    clipped). Returns the destination Path.
+    """
+    import soundfile
+
+    from kaldilite.io.audio import read_audio
+
+    src, dest = Path(src), Path(dest)
+    utt2spk = _read_optional(src, "utt2spk")
+    wav_scp = _read_optional(src, "wav.scp")
+    if utt2spk is None or wav_scp is None:
+        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to add noise; is it a data dir?")
+    if (src / "segments").exists():
+        raise InputError(f"{src}: has a segments file; add noise to a data dir whose wav.scp holds one "
+                         "utterance per entry")
+    if dest.resolve() == src.resolve():
+        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    snrs = [float(s) for s in snrs]
+    if not snrs:
+        raise InputError("add_noise_data_dir: give at least one SNR")
+    prefix = f"{utt_prefix}-" if utt_prefix else ""
+    if not prefix:
+        raise InputError("add_noise_data_dir: --utt-prefix must not be empty (the copies need their own ids)")
+
+    rate = None if sample_frequency is None else int(sample_frequency)
+    clips = []
+    for spec in list_noise_clips(noise):
+        wave = read_audio(spec)
+        clips.append((spec, wave))
+    if not clips:
+        raise InputError(f"{noise}: no noise clips")
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "wav").mkdir(parents=True)
+    usable = [(spec, wave) for spec, wave in clips if float(np.mean(np.asarray(wave, np.float64) ** 2)) > _MIN_NOISE_POWER]
+    if len(usable) < len(clips):
+        log.info("%s: %d of %d noise clips are digital silence and are not used", noise, len(clips) - len(usable), len(clips))
+    if not usable:
+        raise InputError(f"{noise}: every noise clip is silent; give clips with audible noise")
+    resampled = {}
+
+    new_wav, utt2noise = {}, {}
+    for utt in sorted(wav_scp):
+        if utt not in utt2spk:
+            continue
+        speech = read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True)
+        speech_rate = rate
+        if speech_rate is None:
+            from kaldilite.io.audio import audio_info
+            speech_rate = audio_info(wav_scp[utt])[0]
+        rng = _utterance_rng(random_seed, utt)
+        index = int(rng.integers(len(usable)))
+        spec, noise_wave = usable[index]
+        key = (index, speech_rate)
+        if key not in resampled:
+            noise_rate = _rate_of(spec)
+            from kaldilite.io.audio import resample
+            resampled[key] = resample(noise_wave, noise_rate, speech_rate) if noise_rate != speech_rate else noise_wave
+        noise_wave = resampled[key]
+        snr = snrs[int(rng.integers(len(snrs)))]
+        offset = int(rng.integers(len(noise_wave)))
+        if float(np.mean(np.asarray(speech, np.float64) ** 2)) <= 0.0:
+            mixed = np.asarray(speech, np.float64)
+            log.warning("%s: utterance %s is all zeros; copied without noise", src, utt)
+        else:
+            mixed, _ = mix_at_snr(speech, noise_wave, snr, offset)
+        clipped = np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
+        out = (dest / "wav" / f"{prefix}{utt}.wav").resolve()
+        soundfile.write(str(out), clipped, speech_rate, subtype="PCM_16")
+        new_wav[prefix + utt] = str(out)
+        utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
+
+    kept = set(utt[len(prefix):] for utt in new_wav)
+    write_key_values(dest / "wav.scp", new_wav)
+    new_utt2spk = {prefix + utt: prefix + spk for utt, spk in utt2spk.items() if utt in kept}
+    write_key_values(dest / "utt2spk", new_utt2spk)
+    write_key_values(dest / "spk2utt", {spk: " ".join(utts) for spk, utts in utt2spk_to_spk2utt(new_utt2spk).items()})
+    old_uniq = _read_optional(src, "utt2uniq") or {}
+    write_key_values(dest / "utt2uniq", {prefix + utt: old_uniq.get(utt, utt) for utt in kept})
+    write_key_values(dest / "utt2noise", utt2noise)
+    for name in _UTT_VALUE_FILES + ("utt2dur",):
+        table = _read_optional(src, name)
+        if table is not None:
+            write_key_values(dest / name, {prefix + utt: v for utt, v in table.items() if utt in kept})
+    spk2gender = _read_optional(src, "spk2gender")
+    if spk2gender is not None:
+        write_key_values(dest / "spk2gender", {prefix + spk: g for spk, g in spk2gender.items()})
+    fix_data_dir(dest)
+    log.info("%s: %d utterances of %s with noise at SNR %s dB", dest, len(new_wav), src,
+             ":".join(f"{s:g}" for s in snrs))
+    return dest
+
+
+def _rate_of(spec):
+    from kaldilite.io.audio import audio_info
+
+    return audio_info(spec)[0]
