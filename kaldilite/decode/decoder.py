@@ -380,8 +380,9 @@ class BeamDecoder:
 
     compact_records = 1 << 22
 
-    def __init__(self, graph, tid_to_pdf, opts=None):
+    def __init__(self, graph, tid_to_pdf, opts=None, lattice=False):
         self.graph = graph
+        self.lattice = bool(lattice)
         self.tid_to_pdf = np.ascontiguousarray(tid_to_pdf, dtype=np.int32)
         self.opts = opts if opts is not None else DecoderOptions()
         if graph.num_arcs and int(graph.arc_ilabel.max()) >= len(self.tid_to_pdf):

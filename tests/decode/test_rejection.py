@@ -1,0 +1,102 @@
+"""The rejection rule on hand-computed cases: labels, posteriors, likelihood ratios, JSON round trip."""
+
+import json
+import math
+
+import pytest
+
+from kaldilite.decode.rejection import REJECTED, RejectionRule, WordSequences, measure, read_fillers
+from kaldilite.errors import InputError, MissingFileError
+
+FILLERS = {"<gbg_AA>", "<gbg_B>", "bed"}
+
+
+def hyps(*pairs, frames=100, scale=0.1, beam=6.0):
+    return WordSequences([(tuple(w.split()), c) for w, c in pairs], frames, scale, beam)
+
+
+def test_confidence_is_the_label_posterior_summed_over_sequences_with_the_same_command():
+    # "yes" alone (cost 1), "yes" after silence (cost 2), "no" (cost 3): the label "yes" gathers
+    # e^-1 + e^-2 out of e^-1 + e^-2 + e^-3.
+    m = measure(hyps(("yes", 1.0), ("!SIL yes", 2.0), ("no", 3.0)), FILLERS)
+    expected = (math.exp(-1) + math.exp(-2)) / (math.exp(-1) + math.exp(-2) + math.exp(-3))
+    assert m.label == ("yes",)
+    assert m.confidence == pytest.approx(expected)
+    assert m.llr == pytest.approx(6.0 / (0.1 * 100)) and m.llr_clipped  # no filler path: clipped at the beam
+    decision = RejectionRule(threshold=0.5).decide(hyps(("yes", 1.0), ("!SIL yes", 2.0), ("no", 3.0)), FILLERS)
+    assert decision.accepted and decision.label == "yes" and decision.reason == "accepted"
+    assert decision.alternatives[0] == ("yes", pytest.approx(expected))
+
+
+def test_llr_compares_best_command_and_best_filler_path_per_frame_in_acoustic_units():
+    h = hyps(("go", 10.0), ("<gbg_AA> <gbg_B>", 12.5), ("bed", 11.0), frames=50, scale=0.1)
+    m = measure(h, FILLERS)
+    assert m.llr == pytest.approx((11.0 - 10.0) / (0.1 * 50))
+    assert not m.llr_clipped
+    rule = RejectionRule(score="llr", threshold=0.3)
+    assert rule.decide(h, FILLERS).reason == "low-llr"
+    assert rule.with_threshold(0.1).decide(h, FILLERS).label == "go"
+
+
+def test_llr_is_clipped_at_the_lattice_beam_when_one_side_is_missing():
+    m = measure(hyps(("go", 10.0), ("stop", 12.0), frames=20, scale=0.1, beam=6.0), FILLERS)
+    assert m.llr == pytest.approx(6.0 / (0.1 * 20)) and m.llr_clipped
+    m = measure(hyps(("bed", 4.0), frames=20, scale=0.1, beam=6.0), FILLERS)
+    assert m.llr == pytest.approx(-6.0 / (0.1 * 20)) and m.llr_clipped
+    assert measure(hyps(("go", 1.0)), set()).llr is None  # no fillers in the grammar
+
+
+def test_a_filler_or_garbage_best_path_is_rejected_whatever_the_threshold():
+    h = hyps(("<gbg_AA>", 1.0), ("yes", 1.5))
+    for threshold in (-1e9, 0.0, 0.9):
+        d = RejectionRule(threshold=threshold).decide(h, FILLERS)
+        assert d.label == REJECTED and not d.accepted and d.reason == "filler" and d.score == -math.inf
+    # confidence is the posterior of the (empty) rejection label
+    assert d.confidence == pytest.approx(1 / (1 + math.exp(-0.5)))
+
+
+def test_no_word_and_no_path_are_rejected_with_their_reasons():
+    assert RejectionRule().decide(hyps(("", 1.0)), FILLERS).reason == "no-word"
+    d = RejectionRule().decide(WordSequences([], 10, 0.1), FILLERS)
+    assert d.reason == "no-path" and d.label == REJECTED
+
+
+def test_low_confidence_is_rejected_and_disabled_rule_forces_the_best_command():
+    h = hyps(("yes", 1.0), ("no", 1.1), ("<gbg_AA>", 0.9))
+    d = RejectionRule(threshold=0.5).decide(h, FILLERS)
+    assert d.reason == "filler"
+    off = RejectionRule(enabled=False).decide(h, FILLERS)
+    assert off.accepted and off.label == "yes"
+    post_yes = math.exp(-1.0) / (math.exp(-1.0) + math.exp(-1.1) + math.exp(-0.9))
+    assert off.confidence == pytest.approx(post_yes)
+    h2 = hyps(("yes", 1.0), ("no", 1.1))
+    d2 = RejectionRule(threshold=0.6).decide(h2, FILLERS)
+    assert d2.reason == "low-confidence" and d2.score == pytest.approx(1 / (1 + math.exp(-0.1)))
+
+
+def test_multiword_commands_keep_their_words_and_drop_fillers_and_silence():
+    d = RejectionRule(threshold=0.0).decide(hyps(("!SIL turn on <gbg_AA> light", 1.0)), FILLERS)
+    assert d.label == "turn on light" and d.command == ("turn", "on", "light")
+
+
+def test_rule_round_trips_through_json_and_bad_files_name_themselves(tmp_path):
+    rule = RejectionRule(score="llr", threshold=0.25, calibration={"target_fa": 0.05, "fr": 0.031})
+    rule.save(tmp_path / "rejection.json")
+    assert RejectionRule.load(tmp_path / "rejection.json") == rule
+    assert RejectionRule.for_graph(tmp_path) == rule
+    assert RejectionRule.for_graph(tmp_path / "nowhere") == RejectionRule()
+    (tmp_path / "bad.json").write_text(json.dumps({"score": "llr", "treshold": 1}))
+    with pytest.raises(InputError, match="bad.json: unknown rejection-rule keys treshold"):
+        RejectionRule.load(tmp_path / "bad.json")
+    (tmp_path / "bad2.json").write_text('{"score": "posterior"}')
+    with pytest.raises(InputError, match="bad2.json: .*posterior"):
+        RejectionRule.load(tmp_path / "bad2.json")
+    with pytest.raises(MissingFileError):
+        RejectionRule.load(tmp_path / "missing.json")
+
+
+def test_read_fillers_reads_the_graph_dir_list(tmp_path):
+    (tmp_path / "words").mkdir()
+    (tmp_path / "words" / "fillers.txt").write_text("<gbg_AA>\nbed\n")
+    assert read_fillers(tmp_path) == {"<gbg_AA>", "bed"}
+    assert read_fillers(tmp_path / "words") == set()
