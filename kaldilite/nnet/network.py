@@ -1,0 +1,249 @@
+"""`Nnet`: a feed-forward stack of components, as Kaldi's nnet2 `Nnet` (src/nnet2/nnet-nnet.h).
+
+The p-norm topology of steps/nnet2/train_pnorm_simple2.sh is built by `Nnet.pnorm`:
+(affine -> p-norm -> normalize) x hidden layers -> affine -> softmax, plus a sum-group
+component once the softmax has been mixed up (`mix_up`, nnet2's MixupNnet). Forward passes
+are float32 BLAS products; `log_posteriors` is what decoding and priors use.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from kaldilite.errors import DimensionMismatchError, InputError
+from kaldilite.nnet.components import (AffineComponent, NormalizeComponent, PnormComponent, SoftmaxComponent,
+                                       SumGroupComponent, softmax_cross_entropy)
+
+log = logging.getLogger(__name__)
+
+_SIMPLE = {"pnorm": PnormComponent, "normalize": NormalizeComponent, "softmax": SoftmaxComponent}
+
+
+class Nnet:
+    """Components in order; the last is a softmax, or a softmax followed by a sum-group."""
+
+    def __init__(self, components):
+        self.components = list(components)
+        kinds = [c.kind for c in self.components]
+        if "softmax" not in kinds[-2:] or kinds[-1] not in ("softmax", "sum_group"):
+            raise InputError(f"nnet: must end in a softmax (optionally + sum-group), got {kinds[-2:]}")
+        if self.components[self._softmax_index - 1].kind != "affine":
+            raise InputError("nnet: the softmax must follow an affine component")
+
+    @classmethod
+    def pnorm(cls, input_dim, num_pdfs, *, num_hidden_layers=2, pnorm_input_dim=1000, pnorm_output_dim=100,
+              p=2.0, bias_stddev=0.5, rng=None):
+        """A fresh p-norm network with Kaldi's nnet2 initialisation (final layer starts at zero)."""
+        rng = rng if rng is not None else np.random.default_rng(0)
+        if num_hidden_layers < 1:
+            raise InputError(f"nnet: need at least one hidden layer, got {num_hidden_layers}")
+        components, dim = [], input_dim
+        for _ in range(num_hidden_layers):
+            components.append(AffineComponent.random(dim, pnorm_input_dim, rng, bias_stddev=bias_stddev))
+            components.append(PnormComponent(pnorm_input_dim, pnorm_output_dim, p))
+            components.append(NormalizeComponent(pnorm_output_dim))
+            dim = pnorm_output_dim
+        # nnet2 initialises the output layer to zero, so training starts from uniform posteriors.
+        components.append(AffineComponent(np.zeros((num_pdfs, dim)), np.zeros(num_pdfs)))
+        components.append(SoftmaxComponent(num_pdfs))
+        return cls(components)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def _softmax_index(self):
+        return next(i for i, c in enumerate(self.components) if c.kind == "softmax")
+
+    @property
+    def input_dim(self):
+        return self.components[0].input_dim
+
+    @property
+    def output_affine(self):
+        return self.components[self._softmax_index - 1]
+
+    @property
+    def sum_group(self):
+        last = self.components[-1]
+        return last if last.kind == "sum_group" else None
+
+    @property
+    def num_pdfs(self):
+        return self.components[-1].output_dim if self.sum_group else self.output_affine.output_dim
+
+    @property
+    def softmax_dim(self):
+        return self.output_affine.output_dim
+
+    def affine_components(self):
+        return [c for c in self.components if c.kind == "affine"]
+
+    def num_params(self):
+        return sum(c.weight.size + c.bias.size for c in self.affine_components())
+
+    def describe(self):
+        hidden = [c for c in self.components if c.kind == "pnorm"]
+        text = f"{len(hidden)} p-norm hidden layers"
+        if hidden:
+            text += f" ({hidden[0].input_dim} -> {hidden[0].output_dim}, p={hidden[0].p:g})"
+        text += f", input {self.input_dim}, softmax {self.softmax_dim}, {self.num_pdfs} pdfs, {self.num_params()} params"
+        return text
+
+    # ------------------------------------------------------------------ computation
+    def check_input(self, feats, where="features"):
+        if feats.ndim != 2 or feats.shape[1] != self.input_dim:
+            got = feats.shape[1] if feats.ndim == 2 else f"shape {feats.shape}"
+            raise DimensionMismatchError(f"{where}: feature dimension is {got} but the network expects "
+                                         f"{self.input_dim}")
+
+    def logits(self, feats, keep=False):
+        """Output of the last affine component (the softmax input)."""
+        x = np.asarray(feats, dtype=np.float32)
+        for component in self.components[:self._softmax_index]:
+            x = component.forward(x, keep=keep)
+        return x
+
+    def posteriors(self, feats):
+        """(T x num_pdfs) pdf posteriors (sub-classes summed after mix-up)."""
+        x = self.components[self._softmax_index].forward(self.logits(feats))
+        return x if self.sum_group is None else self.sum_group.forward(x)
+
+    def log_posteriors(self, feats, floor=1e-20):
+        """log of `posteriors`, floored at `floor` as Kaldi's DecodableAmNnet does."""
+        return np.log(np.maximum(self.posteriors(feats), floor))
+
+    def train_step_gradients(self, feats, targets):
+        """Forward + backward on one minibatch; returns (objective sum, correct frames).
+
+        Leaves the gradients of the *negative* log-likelihood in each affine component.
+        """
+        logits = self.logits(feats, keep=True)
+        objective, correct, grad = softmax_cross_entropy(logits, targets, self.sum_group)
+        for component in reversed(self.components[:self._softmax_index]):
+            grad = component.backward(grad)
+        return objective, correct
+
+    def evaluate(self, feats, targets, batch=4096):
+        """(average log-probability of the targets, frame accuracy) without touching gradients."""
+        total = correct = 0.0
+        for start in range(0, len(targets), batch):
+            logits = self.logits(feats[start:start + batch])
+            objective, right, _ = softmax_cross_entropy(logits, targets[start:start + batch], self.sum_group)
+            total += objective
+            correct += right
+        n = max(len(targets), 1)
+        return total / n, correct / n
+
+    # ------------------------------------------------------------------ mix-up
+    def mix_up(self, subclass_counts, num_mixtures, rng, power=0.25, min_count=1000.0, perturb_stddev=0.01):
+        """nnet2's mix-up: give pdfs more softmax sub-classes, in proportion to count^power.
+
+        `subclass_counts` is the summed softmax output per sub-class on training data. A new
+        sub-class copies the row of the pdf's most-counted sub-class; the two are perturbed in
+        opposite directions and share its probability (each bias gets log 0.5), so the
+        network's output is unchanged up to the perturbation. Returns the new softmax dimension.
+        """
+        from kaldilite.gmm.am import split_targets
+
+        affine = self.output_affine
+        sizes = self.sum_group.sizes if self.sum_group is not None else np.ones(affine.output_dim, np.int64)
+        counts = np.asarray(subclass_counts, dtype=np.float64)
+        if counts.shape != (affine.output_dim,):
+            raise InputError(f"mix-up: {counts.shape} counts for a softmax of dimension {affine.output_dim}")
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        pdf_counts = np.add.reduceat(counts, offsets[:-1])
+        targets = split_targets(pdf_counts, num_mixtures, power=power, min_count=min_count)
+        rows, biases, new_sizes, new_counts = [], [], [], []
+        for pdf, size in enumerate(sizes):
+            w = list(affine.weight[offsets[pdf]:offsets[pdf + 1]].astype(np.float64))
+            b = list(affine.bias[offsets[pdf]:offsets[pdf + 1]].astype(np.float64))
+            c = list(counts[offsets[pdf]:offsets[pdf + 1]])
+            for _ in range(max(int(targets[pdf]), int(size)) - int(size)):
+                k = int(np.argmax(c))
+                c[k] *= 0.5
+                c.append(c[k])
+                noise = rng.standard_normal(affine.input_dim) * perturb_stddev
+                w.append(w[k] - noise)
+                w[k] = w[k] + noise
+                b[k] += np.log(0.5)
+                b.append(b[k])
+            rows.extend(w)
+            biases.extend(b)
+            new_counts.extend(c)
+            new_sizes.append(len(w))
+        index = self._softmax_index
+        self.components[index - 1] = AffineComponent(np.array(rows), np.array(biases))
+        self.components[index] = SoftmaxComponent(len(rows))
+        group = SumGroupComponent(new_sizes)
+        if self.sum_group is not None:
+            self.components[-1] = group
+        else:
+            self.components.append(group)
+        log.info("Mixed up from dimension of %d to %d in the softmax layer.", counts.size, len(rows))
+        return len(rows)
+
+    # ------------------------------------------------------------------ copies, averaging, storage
+    def copy(self):
+        return Nnet.from_arrays(self.config(), self.to_arrays())
+
+    def config(self):
+        return [c.config() for c in self.components]
+
+    def to_arrays(self, prefix="nnet_"):
+        arrays = {}
+        for i, component in enumerate(self.components):
+            arrays.update(component.to_arrays(f"{prefix}{i}_"))
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, config, arrays, prefix="nnet_"):
+        components = []
+        for i, spec in enumerate(config):
+            kind, key = spec.get("kind"), f"{prefix}{i}_"
+            if kind == "affine":
+                components.append(AffineComponent(arrays[key + "weight"], arrays[key + "bias"]))
+            elif kind == "pnorm":
+                components.append(PnormComponent(spec["input_dim"], spec["output_dim"], spec.get("p", 2.0)))
+            elif kind == "normalize":
+                components.append(NormalizeComponent(spec["dim"]))
+            elif kind == "softmax":
+                components.append(SoftmaxComponent(spec["dim"]))
+            elif kind == "sum_group":
+                components.append(SumGroupComponent(arrays[key + "sizes"]))
+            else:
+                raise InputError(f"nnet: unknown component kind {kind!r} (model written by a newer kaldilite?)")
+        nnet = cls(components)
+        nnet.check_dims()
+        return nnet
+
+    def check_dims(self):
+        dim = None
+        for i, component in enumerate(self.components):
+            in_dim = getattr(component, "input_dim", getattr(component, "dim", None))
+            out_dim = getattr(component, "output_dim", getattr(component, "dim", None))
+            if dim is not None and in_dim != dim:
+                raise InputError(f"nnet: component {i} ({component.kind}) takes {in_dim} inputs but gets {dim}")
+            dim = out_dim
+
+    def same_structure(self, other):
+        return self.config() == other.config()
+
+
+def average_nnets(nnets, weights=None):
+    """Parameter average of networks with the same structure (nnet-am-average)."""
+    if not nnets:
+        raise InputError("average_nnets: no networks")
+    first = nnets[0]
+    for other in nnets[1:]:
+        if not first.same_structure(other):
+            raise InputError("average_nnets: networks differ in structure (mixed up at different sizes?)")
+    weights = np.full(len(nnets), 1.0 / len(nnets)) if weights is None else np.asarray(weights, np.float64)
+    out = first.copy()
+    for i, component in enumerate(out.components):
+        if component.kind == "affine":
+            component.weight = sum(w * n.components[i].weight.astype(np.float64)
+                                   for w, n in zip(weights, nnets)).astype(np.float32)
+            component.bias = sum(w * n.components[i].bias.astype(np.float64)
+                                 for w, n in zip(weights, nnets)).astype(np.float32)
+    return out
