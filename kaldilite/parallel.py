@@ -296,6 +296,8 @@ class JobRunner:
                         time.perf_counter() - start, self.describe(), log_dir, step_name)
         results = self.raise_for_failures([outcomes[k] for k in range(1, len(job_args) + 1)], log_dir, step_name)
         records.remove()
+        with contextlib.suppress(OSError):
+            os.rmdir(records.qdir)  # only when nothing else (a Slurm script, another step's records) is left
         return results
 
     @staticmethod
