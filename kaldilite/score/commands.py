@@ -1,0 +1,393 @@
+"""Scoring a command recognizer with rejection: accuracy, false accepts, false rejects, EER, DET.
+
+Each utterance's reference falls in one of three kinds: a command (its transcript is one of
+the commands), `_silence_` (nothing but silence words, e.g. the background-noise clips) or
+`_unknown_` (anything else: filler words, out-of-vocabulary words). The recognizer's output
+for it is a `Decision` of `kaldilite.decode.rejection` (the one place the rejection rule
+lives), and is recomputed here from stored per-utterance `Measures` when a threshold is swept.
+
+Metrics (all fractions of utterances; `report` prints them as percentages):
+
+- command accuracy: command utterances whose accepted output is exactly the reference
+  command (a rejection counts as an error, a wrong command too);
+- false-reject rate (FR): command utterances that are rejected;
+- substitution rate: command utterances accepted as another command (accuracy = 1 - FR - sub);
+- false-accept rate (FA): utterances of `_unknown_` whose output is any command; reported
+  separately for `_silence_`;
+- miss rate = 1 - command accuracy, the quantity traded against FA when the threshold moves;
+  the DET curve is (FA, miss) over every threshold, the equal-error rate (EER) the point where
+  the two are equal, interpolated linearly between the two operating points that straddle it;
+- 12-class accuracy (the Speech Commands literature: Warden 2018, section 6): the ten commands
+  plus `_unknown_` plus `_silence_`, over all utterances; a rejection whose best path holds
+  only silence words (or nothing) is `_silence_`, any other rejection `_unknown_`.
+
+Calibration (`calibrate_threshold`) picks the lowest threshold whose FA on the negatives
+(non-command utterances) is at most a target, placing it midway between the highest
+negative score that must be rejected and the next score above it, so the dev set's FA and FR
+are exactly those reported and the margin on both sides is equal.
+"""
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.decode.rejection import REJECTED, Measures, RejectionRule
+from kaldilite.errors import InputError, MissingFileError
+
+log = logging.getLogger(__name__)
+
+SILENCE_CLASS = "_silence_"
+UNKNOWN_CLASS = "_unknown_"
+SILENCE_WORDS = frozenset({"!SIL", "<SIL>", "<sil>", "SIL", "<eps>"})
+MEASURES_FILE = "measures.jsonl"
+
+
+def reference_class(text, commands):
+    """The reference kind of a transcript: the command itself, `_silence_` or `_unknown_`."""
+    words = [w for w in text.split() if w not in SILENCE_WORDS]
+    if not words:
+        return SILENCE_CLASS
+    label = " ".join(words)
+    return label if label in commands else UNKNOWN_CLASS
+
+
+def hypothesis_class(decision):
+    """The 12-class label of a `Decision`: the accepted command, `_silence_` or `_unknown_`."""
+    if decision.accepted:
+        return decision.label
+    words = [w for w in (decision.words or ()) if w not in SILENCE_WORDS]
+    return SILENCE_CLASS if not words else UNKNOWN_CLASS
+
+
+# ---------------------------------------------------------------------------------------------
+# stored measures
+
+
+def measures_to_json(utt, measures, num_frames):
+    """One line of `measures.jsonl`: the utterance id, its frame count and its `Measures`."""
+    record = {"utt": utt, "num_frames": int(num_frames)}
+    for key, value in asdict(measures).items():
+        record[key] = list(value) if isinstance(value, tuple) else value
+    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+def read_measures(path):
+    """{utt: (Measures, num_frames)} from a `measures.jsonl` file; errors name file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no per-utterance measures; decode the data dir with "
+                               "`kaldilite decode-commands` first")
+    result = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                utt = record.pop("utt")
+                num_frames = int(record.pop("num_frames", 0))
+                for key in ("words", "label", "best_command"):
+                    if record.get(key) is not None:
+                        record[key] = tuple(record[key])
+                result[utt] = (Measures(**record), num_frames)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}:{number}: not a measures record ({exc}); re-run decode-commands") from None
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics at one operating point
+
+
+@dataclass
+class CommandScores:
+    """Counts and rates at one operating point (see the module docstring for definitions)."""
+
+    num_commands: int
+    num_unknown: int
+    num_silence: int
+    correct: int
+    rejected: int
+    substituted: int
+    unknown_accepted: int
+    silence_accepted: int
+    twelve_class_correct: int
+
+    @property
+    def accuracy(self):
+        return self.correct / self.num_commands if self.num_commands else math.nan
+
+    @property
+    def false_reject_rate(self):
+        return self.rejected / self.num_commands if self.num_commands else math.nan
+
+    @property
+    def substitution_rate(self):
+        return self.substituted / self.num_commands if self.num_commands else math.nan
+
+    @property
+    def false_accept_rate(self):
+        return self.unknown_accepted / self.num_unknown if self.num_unknown else math.nan
+
+    @property
+    def silence_false_accept_rate(self):
+        return self.silence_accepted / self.num_silence if self.num_silence else math.nan
+
+    @property
+    def twelve_class_accuracy(self):
+        total = self.num_commands + self.num_unknown + self.num_silence
+        return self.twelve_class_correct / total if total else math.nan
+
+
+def score_decisions(references, decisions, commands):
+    """`CommandScores` of {utt: Decision} against {utt: reference transcript}.
+
+    Every reference utterance must have a decision (a missing one is an error naming it).
+    """
+    missing = sorted(set(references) - set(decisions))
+    if missing:
+        raise InputError(f"no decision for {len(missing)} reference utterance(s), e.g. {missing[0]}; "
+                         "decode the whole data dir")
+    counts = dict(num_commands=0, num_unknown=0, num_silence=0, correct=0, rejected=0, substituted=0,
+                  unknown_accepted=0, silence_accepted=0, twelve_class_correct=0)
+    for utt, text in references.items():
+        ref = reference_class(text, commands)
+        decision = decisions[utt]
+        hyp = hypothesis_class(decision)
+        counts["twelve_class_correct"] += hyp == ref
+        if ref == UNKNOWN_CLASS:
+            counts["num_unknown"] += 1
+            counts["unknown_accepted"] += decision.accepted
+        elif ref == SILENCE_CLASS:
+            counts["num_silence"] += 1
+            counts["silence_accepted"] += decision.accepted
+        else:
+            counts["num_commands"] += 1
+            if not decision.accepted:
+                counts["rejected"] += 1
+            elif decision.label == ref:
+                counts["correct"] += 1
+            else:
+                counts["substituted"] += 1
+    return CommandScores(**counts)
+
+
+def decide_all(measures, rule):
+    """{utt: Decision} for stored {utt: (Measures, num_frames)} under `rule`."""
+    return {utt: rule.decide_measures(m, n) for utt, (m, n) in measures.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# threshold sweep: DET curve, EER, calibration
+
+
+@dataclass
+class SweepPoint:
+    threshold: float
+    false_accept_rate: float
+    miss_rate: float
+    false_reject_rate: float
+    accuracy: float
+
+
+def _sweep_arrays(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)):
+    """Per utterance: (score, accepted-at--inf, correct-if-accepted, is_negative, is_command)."""
+    base = decide_all(measures, rule.with_threshold(-math.inf))
+    scores, accepted, right, negative, positive = [], [], [], [], []
+    for utt, text in references.items():
+        if utt not in base:
+            raise InputError(f"no measures for reference utterance {utt}; decode the whole data dir")
+        ref = reference_class(text, commands)
+        decision = base[utt]
+        scores.append(decision.score if decision.accepted else -math.inf)
+        accepted.append(decision.accepted)
+        right.append(decision.accepted and decision.label == ref)
+        negative.append(ref in negatives)
+        positive.append(ref not in (UNKNOWN_CLASS, SILENCE_CLASS))
+    return (np.array(scores, dtype=np.float64), np.array(accepted), np.array(right), np.array(negative),
+            np.array(positive))
+
+
+def det_curve(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)):
+    """The operating points over every distinct score as threshold (plus +inf), lowest first.
+
+    At threshold t an utterance is accepted when the rule accepts it at -inf and its score is
+    >= t (the rule rejects `score < threshold`). Returns a list of `SweepPoint`.
+    """
+    scores, accepted, right, negative, positive = _sweep_arrays(references, measures, rule, commands, negatives)
+    finite = np.unique(scores[accepted & np.isfinite(scores)])
+    thresholds = np.concatenate([[-math.inf], finite, [math.inf]])
+    num_neg, num_pos = int(negative.sum()), int(positive.sum())
+    points = []
+    for t in thresholds:
+        on = accepted & (scores >= t)
+        fa = (on & negative).sum() / num_neg if num_neg else math.nan
+        acc = (on & right & positive).sum() / num_pos if num_pos else math.nan
+        fr = (~on & positive).sum() / num_pos if num_pos else math.nan
+        points.append(SweepPoint(float(t), float(fa), float(1.0 - acc), float(fr), float(acc)))
+    return points
+
+
+def equal_error_rate(points):
+    """The EER of a DET curve (list of `SweepPoint` by increasing threshold): where FA = miss.
+
+    Between the last point with FA > miss and the next one, both rates are interpolated
+    linearly in the threshold index and the crossing value returned. NaN without negatives.
+    """
+    if not points or any(math.isnan(p.false_accept_rate) for p in points):
+        return math.nan
+    previous = None
+    for point in points:
+        gap = point.false_accept_rate - point.miss_rate
+        if gap <= 0:
+            if previous is None:
+                return point.false_accept_rate if gap == 0 else (point.false_accept_rate + point.miss_rate) / 2
+            gap0 = previous.false_accept_rate - previous.miss_rate
+            alpha = gap0 / (gap0 - gap)
+            return previous.false_accept_rate + alpha * (point.false_accept_rate - previous.false_accept_rate)
+        previous = point
+    last = points[-1]
+    return (last.false_accept_rate + last.miss_rate) / 2
+
+
+def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
+                        negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
+    """The rule with the lowest threshold whose FA on `negatives` is <= target_fa, and its scores.
+
+    Returns (rule with the new threshold and a `calibration` note, `CommandScores` on the data
+    at that threshold). The threshold lies midway between the highest negative score that must
+    be rejected and the next distinct score above it (+1 when none is above it).
+    """
+    if not 0.0 <= target_fa <= 1.0:
+        raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
+    scores, accepted, _, negative, positive = _sweep_arrays(references, measures, rule, commands, negatives)
+    num_neg = int(negative.sum())
+    if num_neg == 0:
+        raise InputError("calibration needs non-command utterances (fillers, OOV words or silence) in the dev set; "
+                         "it has none")
+    allowed = int(math.floor(target_fa * num_neg + 1e-9))
+    neg_scores = np.sort(scores[negative & accepted])[::-1]  # accepted at -inf, highest first
+    if len(neg_scores) <= allowed:
+        threshold = -math.inf
+        candidates = scores[accepted & np.isfinite(scores)]
+        if len(candidates):
+            threshold = float(np.min(candidates))  # accepts everything the rule can accept
+        threshold_note = "every negative above the target is already rejected by the best-path rule"
+    else:
+        must_reject = float(neg_scores[allowed])  # the (allowed+1)-th highest negative score
+        above = scores[accepted & (scores > must_reject) & np.isfinite(scores)]
+        if math.isinf(must_reject) and must_reject > 0:
+            raise InputError("calibration: a non-command utterance has an infinite score (no filler path to compare "
+                             "with?); the target cannot be met by a threshold")
+        upper = float(np.min(above)) if len(above) else must_reject + 1.0
+        threshold = 0.5 * (must_reject + upper)
+        threshold_note = f"midway between negative score {must_reject:.6g} and next score {upper:.6g}"
+    calibrated = rule.with_threshold(threshold)
+    result = score_decisions(references, decide_all(measures, calibrated), commands)
+    neg_fa = float((accepted & negative & (scores >= threshold)).sum()) / num_neg
+    fr = result.false_reject_rate
+    calibrated.calibration = {
+        "target_false_accept_rate": target_fa,
+        "negatives": list(negatives),
+        "num_negatives": num_neg,
+        "num_commands": int(positive.sum()),
+        "false_accept_rate": neg_fa,
+        "false_reject_rate": fr,
+        "command_accuracy": result.accuracy,
+        "note": threshold_note,
+    }
+    return calibrated, result
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+def _pct(value):
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100.0 * value:.2f}"
+
+
+def report(scores, eer=math.nan, name=""):
+    """A few lines of text (Kaldi-style `%NAME value [counts]`) for a `CommandScores`."""
+    s = scores
+    lines = [
+        f"%CMD_ACC {_pct(s.accuracy)} [ {s.correct} / {s.num_commands} ] {name}".rstrip(),
+        f"%FR {_pct(s.false_reject_rate)} [ {s.rejected} / {s.num_commands} ]",
+        f"%SUB {_pct(s.substitution_rate)} [ {s.substituted} / {s.num_commands} ]",
+        f"%FA {_pct(s.false_accept_rate)} [ {s.unknown_accepted} / {s.num_unknown} ] (unknown words)",
+        f"%FA_SIL {_pct(s.silence_false_accept_rate)} [ {s.silence_accepted} / {s.num_silence} ] (silence)",
+        f"%EER {_pct(eer)}",
+        f"%ACC12 {_pct(s.twelve_class_accuracy)} [ {s.twelve_class_correct} / "
+        f"{s.num_commands + s.num_unknown + s.num_silence} ] (12-class)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_det_table(path, points):
+    """The DET curve as a text table: threshold, FA, miss, FR, accuracy (percent)."""
+    from kaldilite.utils.atomic import atomic_open
+
+    with atomic_open(path) as handle:
+        handle.write("# threshold %FA %miss %FR %cmd_acc\n")
+        for p in points:
+            handle.write(f"{p.threshold:.6g} {_pct(p.false_accept_rate)} {_pct(p.miss_rate)} "
+                         f"{_pct(p.false_reject_rate)} {_pct(p.accuracy)}\n")
+
+
+def plot_det(path, curves, operating_points=()):
+    """Save a DET plot (FA vs miss, percent, log axes) of {name: [SweepPoint]} as PNG.
+
+    operating_points: [(name, fa, miss)] marked with a cross (e.g. the calibrated threshold).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kaldilite.utils.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=100)
+    floor = 0.1  # percent: zero rates drawn on the axis floor of the log scale
+    for name, points in curves.items():
+        fa = np.maximum([100 * p.false_accept_rate for p in points], floor)
+        miss = np.maximum([100 * p.miss_rate for p in points], floor)
+        ax.step(fa, miss, where="post", label=name)
+    for name, fa, miss in operating_points:
+        ax.plot(max(100 * fa, floor), max(100 * miss, floor), "x", markersize=9, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 100)
+    ax.set_ylim(floor, 100)
+    ax.plot([floor, 100], [floor, 100], ":", color="grey", linewidth=0.8)
+    ax.set_xlabel("false accepts on non-command words (%)")
+    ax.set_ylabel("missed commands: rejected or wrong (%)")
+    ax.set_title("DET: command recognition with rejection")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_per_utt(path, references, decisions, commands):
+    """Per utterance: reference class, hypothesis class, decision label, reason, score."""
+    from kaldilite.utils.atomic import atomic_open
+
+    with atomic_open(path) as handle:
+        handle.write("# utt ref_class hyp_class output reason score\n")
+        for utt, text in references.items():
+            d = decisions[utt]
+            handle.write(f"{utt} {reference_class(text, commands).replace(' ', '_')} "
+                         f"{hypothesis_class(d).replace(' ', '_')} {d.label.replace(' ', '_')} {d.reason} "
+                         f"{d.score:.4g}\n")
+
+
+__all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
+           "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
+           "det_curve", "equal_error_rate", "calibrate_threshold", "report", "write_det_table", "plot_det",
+           "write_per_utt", "RejectionRule"]

@@ -1,0 +1,129 @@
+"""Command scoring: accuracy/FA/FR/12-class on hand-built cases, EER by hand, DET monotone, exact calibration."""
+
+import math
+
+import numpy as np
+import pytest
+
+from kaldilite.decode.rejection import Measures, RejectionRule
+from kaldilite.score.commands import (calibrate_threshold, decide_all, det_curve, equal_error_rate, measures_to_json,
+                                      plot_det, read_measures, reference_class, report, score_decisions,
+                                      write_det_table)
+
+COMMANDS = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
+
+
+def _m(best, confidence, raw=None):
+    """Measures whose best path outputs `best` (a command, or () for filler/garbage) at `confidence`."""
+    words = raw if raw is not None else ((best,) if best else ("<gbg_AA>",))
+    label = (best,) if best else ()
+    return Measures(words=words, label=label, confidence=confidence, best_command=label or ("yes",),
+                    best_command_confidence=confidence if best else 1 - confidence)
+
+
+def test_reference_classes():
+    assert reference_class("yes", COMMANDS) == "yes"
+    assert reference_class("!SIL", COMMANDS) == "_silence_"
+    assert reference_class("", COMMANDS) == "_silence_"
+    assert reference_class("marvin", COMMANDS) == "_unknown_"
+    assert reference_class("yes no", COMMANDS) == "_unknown_"
+
+
+def test_counts_on_a_hand_built_case():
+    refs = {"a": "yes", "b": "no", "c": "up", "d": "down", "e": "bed", "f": "cat", "g": "!SIL", "h": "!SIL"}
+    measures = {
+        "a": (_m("yes", 0.9), 100),           # correct
+        "b": (_m("go", 0.9), 100),            # substitution
+        "c": (_m("up", 0.3), 100),            # rejected by threshold 0.5 -> unknown class
+        "d": (_m(None, 0.8), 100),            # rejected: garbage best path
+        "e": (_m("off", 0.7), 100),           # false accept of an unknown word
+        "f": (_m(None, 0.9), 100),            # correctly rejected unknown
+        "g": (_m(None, 0.9, raw=("!SIL",)), 100),   # silence recognized as silence
+        "h": (_m("stop", 0.6), 100),          # silence falsely accepted
+    }
+    decisions = decide_all(measures, RejectionRule(threshold=0.5))
+    s = score_decisions(refs, decisions, COMMANDS)
+    assert (s.num_commands, s.num_unknown, s.num_silence) == (4, 2, 2)
+    assert (s.correct, s.rejected, s.substituted) == (1, 2, 1)
+    assert s.accuracy == 0.25 and s.false_reject_rate == 0.5 and s.substitution_rate == 0.25
+    assert s.false_accept_rate == 0.5 and s.silence_false_accept_rate == 0.5
+    # 12-class: a (yes) right, b wrong, c/d -> _unknown_ wrong, e wrong, f right, g right, h wrong
+    assert s.twelve_class_correct == 3 and s.twelve_class_accuracy == 3 / 8
+    text = report(s, eer=0.125)
+    assert "%CMD_ACC 25.00 [ 1 / 4 ]" in text and "%FA 50.00 [ 1 / 2 ]" in text and "%EER 12.50" in text
+
+
+def _score_list(positives, negatives):
+    refs, measures = {}, {}
+    for i, c in enumerate(positives):
+        refs[f"p{i}"], measures[f"p{i}"] = "yes", (_m("yes", c), 100)
+    for i, c in enumerate(negatives):
+        refs[f"n{i}"], measures[f"n{i}"] = "marvin", (_m("no", c), 100)
+    return refs, measures
+
+
+def test_equal_error_rate_matches_the_hand_computation():
+    # thresholds 0.5 -> FA 2/4, miss 2/5 (gap .1); 0.6 -> FA 1/4, miss 2/5 (gap -.15):
+    # crossing at alpha = .1 / .25 = .4 -> EER = .5 + .4 * (.25 - .5) = .4
+    refs, measures = _score_list([0.9, 0.8, 0.7, 0.4, 0.35], [0.6, 0.5, 0.3, 0.2])
+    points = det_curve(refs, measures, RejectionRule(), COMMANDS)
+    assert equal_error_rate(points) == pytest.approx(0.4)
+
+
+def test_det_curve_is_monotone_on_random_scores(rng):
+    refs, measures = _score_list(rng.beta(5, 2, 300), rng.beta(2, 5, 200))
+    refs["sub"], measures["sub"] = "up", (_m("down", 0.95), 100)  # a substitution stays a miss everywhere
+    points = det_curve(refs, measures, RejectionRule(), COMMANDS)
+    fa = np.array([p.false_accept_rate for p in points])
+    miss = np.array([p.miss_rate for p in points])
+    assert np.all(np.diff(fa) <= 0) and np.all(np.diff(miss) >= 0)
+    assert fa[0] == 1.0 and fa[-1] == 0.0 and miss[0] == pytest.approx(1 / 301) and miss[-1] == 1.0
+    eer = equal_error_rate(points)
+    i = np.argmin(np.abs(fa - miss))
+    assert min(fa[i], miss[i]) - 0.01 <= eer <= max(fa[i], miss[i]) + 0.01
+
+
+def test_calibration_meets_the_false_accept_target_exactly():
+    negatives = [i / 100 for i in range(1, 101)]
+    positives = [0.951, 0.99, 0.5, 0.97]
+    refs, measures = _score_list(positives, negatives)
+    rule, scores = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.05)
+    # the 6th-highest negative (0.95) must be rejected; the next score above it is 0.951
+    assert rule.threshold == pytest.approx((0.95 + 0.951) / 2)
+    assert scores.false_accept_rate == 0.05
+    assert scores.rejected == 1 and scores.false_reject_rate == 0.25  # only the 0.5 command
+    assert rule.calibration["false_accept_rate"] == 0.05
+    assert rule.calibration["false_reject_rate"] == 0.25
+    # a stricter target moves the threshold up by exactly one negative
+    rule1, scores1 = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.04)
+    assert rule1.threshold == pytest.approx((0.96 + 0.97) / 2) and scores1.false_accept_rate == 0.04
+
+
+def test_calibration_with_nothing_to_reject_keeps_every_command(tmp_path):
+    refs, measures = _score_list([0.9, 0.2], [])
+    refs["f"], measures["f"] = "marvin", (_m(None, 0.9), 100)
+    rule, scores = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.05)
+    assert scores.rejected == 0 and scores.false_accept_rate == 0.0
+    rule.save(tmp_path / "rejection.json")
+    assert RejectionRule.load(tmp_path / "rejection.json").threshold == rule.threshold
+
+
+def test_rejection_off_forces_unknown_words_onto_commands():
+    refs, measures = _score_list([0.9], [0.3])
+    refs["f"], measures["f"] = "marvin", (_m(None, 0.9), 100)   # best path garbage, best command 'yes'
+    on = score_decisions(refs, decide_all(measures, RejectionRule(threshold=0.5)), COMMANDS)
+    off = score_decisions(refs, decide_all(measures, RejectionRule(enabled=False)), COMMANDS)
+    assert (on.unknown_accepted, off.unknown_accepted) == (0, 2)
+
+
+def test_measures_round_trip_and_outputs(tmp_path):
+    refs, measures = _score_list([0.9, 0.6], [0.7])
+    path = tmp_path / "measures.jsonl"
+    path.write_text("".join(measures_to_json(u, m, n) + "\n" for u, (m, n) in measures.items()))
+    assert read_measures(path) == measures
+    points = det_curve(refs, measures, RejectionRule(), COMMANDS)
+    write_det_table(tmp_path / "det.txt", points)
+    assert (tmp_path / "det.txt").read_text().splitlines()[1].startswith("-inf 100.00 0.00")
+    plot_det(tmp_path / "det.png", {"mono": points}, [("calibrated", 0.0, 0.5)])
+    assert (tmp_path / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert math.isnan(equal_error_rate(det_curve({"p": "yes"}, {"p": measures["p0"]}, RejectionRule(), COMMANDS)))
