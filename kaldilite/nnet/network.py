@@ -185,7 +185,8 @@ class Nnet:
 
     # ------------------------------------------------------------------ copies, averaging, storage
     def copy(self):
-        return Nnet.from_arrays(self.config(), self.to_arrays())
+        """A deep copy (parameters are copied, not shared)."""
+        return Nnet.from_arrays(self.config(), {k: v.copy() for k, v in self.to_arrays().items()})
 
     def config(self):
         return [c.config() for c in self.components]

@@ -10,8 +10,9 @@ the alignment's pdfs (acc-lda) and `nnet-get-feature-transform` turns them into 
    the LDA rows are U^T L^-1 (within-class variance 1, between-class variance d_i);
 3. keep all `dim` rows (no dimension reduction unless `dim` is given: it is a preconditioner,
    not a bottleneck) and scale row i by sqrt((within_class_factor + d_i) / (1 + d_i)) with
-   within_class_factor 0.001, so directions that only carry within-class (speaker, channel)
-   variation are shrunk toward zero while discriminative directions keep their scale;
+   within_class_factor 0.0001 (get_lda.sh's value), so directions that only carry
+   within-class (speaker, channel) variation are shrunk toward zero while discriminative
+   directions keep their scale;
 4. cap the singular values of the matrix at `max_singular_value` (5.0), so no direction is
    blown up by a tiny within-class variance;
 5. subtract the mean (`remove_offset`): the result is a d x (D+1) affine transform with the
@@ -41,7 +42,10 @@ class ClassStats:
         feats = np.asarray(feats, dtype=np.float64)
         labels = np.asarray(labels, dtype=np.int64)
         self.counts += np.bincount(labels, minlength=len(self.counts))
-        np.add.at(self.sums, labels, feats)
+        order = np.argsort(labels, kind="stable")
+        present, starts = np.unique(labels[order], return_index=True)
+        if len(present):
+            self.sums[present] += np.add.reduceat(feats[order], starts, axis=0)
         self.scatter += feats.T @ feats
 
     def add(self, other):
@@ -50,7 +54,7 @@ class ClassStats:
         self.scatter += other.scatter
 
 
-def estimate_preconditioning(stats: ClassStats, dim=None, within_class_factor=0.001, max_singular_value=5.0,
+def estimate_preconditioning(stats: ClassStats, dim=None, within_class_factor=0.0001, max_singular_value=5.0,
                              remove_offset=True):
     """The d x (D+1) (or d x D without offset) transform described in the module docstring."""
     total = stats.counts.sum()

@@ -1,0 +1,356 @@
+"""Training an nnet2 p-norm network on frame-level examples, as steps/nnet2/train_pnorm_simple2.sh.
+
+`train_network` is the whole optimisation on in-memory examples (features x pdf targets):
+
+- iterations of `samples_per_iter` shuffled frames (Kaldi's egs archives), `num_epochs` passes;
+- minibatch SGD on the minibatch-averaged gradient, learning rate decaying exponentially
+  from `initial_learning_rate` to `final_learning_rate` over the iterations (the simple2
+  schedule), with classical momentum; Kaldi's max-change: a component's parameter change in
+  one minibatch is scaled down to Frobenius norm `max_change` if it is larger;
+- after each iteration the objective (average log-probability of the target pdf) and the
+  frame accuracy on a fixed training subset and on the validation examples (Kaldi's
+  compute_prob_train / compute_prob_valid logs); a WARNING when the validation objective has
+  been below its best for `valid_patience` consecutive iterations;
+- mix-up halfway (`mix_up` > 0: the softmax grows to that many sub-classes, counts from the
+  softmax outputs on the training subset, nnet2's mix_up_iter = (iters + first)/2);
+- at the end the models of the last iterations (Kaldi's num_models_combine, at most 2/3 of the
+  iterations after mix-up) are averaged; the average is kept if its validation objective is
+  not worse than the last model's (a one-choice version of nnet-combine-fast);
+- priors: the average posterior over the training frames (nnet-adjust-priors).
+
+A fixed `seed` fixes initialisation, shuffling, subsets and mix-up noise, so two runs on the
+same data with the same BLAS produce identical models.
+
+`train_nnet2` is the step on files (DATA LANG ALI_DIR EXP): per-speaker CMVN like the GMM
+front end, splice +-`splice_width`, examples from the alignments, a validation subset of
+`num_utts_subset` utterances held out of training, the LDA-like preconditioning transform
+(`kaldilite.nnet.preconditioning`), then `train_network`, writing EXP/final.mdl with
+everything its input needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from kaldilite.errors import InputError
+from kaldilite.nnet.network import Nnet, average_nnets
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Nnet2Options:
+    """Training options, named after train_pnorm_simple2.sh's (see `train_network` for the schedule)."""
+
+    num_epochs: int = 15
+    samples_per_iter: int = 20000
+    minibatch_size: int = 128
+    initial_learning_rate: float = 0.04
+    final_learning_rate: float = 0.004
+    momentum: float = 0.9
+    max_change: float = 2.0
+    num_hidden_layers: int = 2
+    pnorm_input_dim: int = 1000
+    pnorm_output_dim: int = 100
+    p: float = 2.0
+    bias_stddev: float = 0.5
+    mix_up: int = 0
+    max_models_combine: int = 20
+    valid_patience: int = 3
+    diagnostic_frames: int = 5000
+    prior_subset_size: int = 100000
+    seed: int = 0
+    # file-level options (train_nnet2)
+    splice_width: int = 4
+    lda_dim: int = 0
+    within_class_factor: float = 0.0001
+    num_utts_subset: int = 300
+    feature_type: str = "mfcc"
+
+    def __post_init__(self):
+        if self.num_epochs < 1 or self.samples_per_iter < 1 or self.minibatch_size < 1:
+            raise InputError("train-nnet2: --num-epochs, --samples-per-iter and --minibatch-size must be positive")
+        if not 0 < self.final_learning_rate <= self.initial_learning_rate:
+            raise InputError("train-nnet2: need 0 < --final-learning-rate <= --initial-learning-rate")
+        if self.pnorm_output_dim < 1 or self.pnorm_input_dim % self.pnorm_output_dim:
+            raise InputError(f"train-nnet2: --pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
+                             f"--pnorm-output-dim {self.pnorm_output_dim}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    nnet: Nnet
+    priors: np.ndarray
+    history: list
+    seconds: float
+    frames_per_second: float
+
+
+def learning_rate(iteration, num_iters, initial, final):
+    """Exponential decay: `initial` at iteration 0, `final` at the last iteration."""
+    if num_iters <= 1:
+        return initial
+    return initial * (final / initial) ** (iteration / (num_iters - 1))
+
+
+def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
+                  nnet=None):
+    """SGD training of a p-norm network (see the module docstring) -> TrainingResult."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(opts.seed)
+    train_feats = np.ascontiguousarray(train_feats, dtype=np.float32)
+    train_targets = np.asarray(train_targets, dtype=np.int64)
+    num_frames = len(train_targets)
+    if num_frames == 0:
+        raise InputError("train-nnet2: no training examples")
+    if train_targets.max() >= num_pdfs or train_targets.min() < 0:
+        raise InputError(f"train-nnet2: targets outside 0..{num_pdfs - 1} (alignments from another tree?)")
+    if nnet is None:
+        nnet = Nnet.pnorm(train_feats.shape[1], num_pdfs, num_hidden_layers=opts.num_hidden_layers,
+                          pnorm_input_dim=opts.pnorm_input_dim, pnorm_output_dim=opts.pnorm_output_dim, p=opts.p,
+                          bias_stddev=opts.bias_stddev, rng=rng)
+    nnet.check_input(train_feats, "training examples")
+    log.info("network: %s", nnet.describe())
+    iters_per_epoch = max(1, round(num_frames / opts.samples_per_iter))
+    num_iters = opts.num_epochs * iters_per_epoch
+    mix_up_iter = num_iters // 2 if opts.mix_up > nnet.num_pdfs else None
+    first_after_mixup = 0 if mix_up_iter is None else mix_up_iter + 1
+    num_combine = max(1, min(max(opts.max_models_combine, iters_per_epoch),
+                             (2 * (num_iters - first_after_mixup)) // 3))
+    log.info("%d training frames, %d validation frames; %d epochs x %d iterations per epoch = %d iterations; "
+             "mix-up %s; averaging the last %d models", num_frames, len(valid_targets), opts.num_epochs,
+             iters_per_epoch, num_iters, f"to {opts.mix_up} at iteration {mix_up_iter}" if mix_up_iter is not None
+             else "off", num_combine)
+    diag_index = rng.choice(num_frames, min(opts.diagnostic_frames, num_frames), replace=False)
+    diag_feats, diag_targets = train_feats[diag_index], train_targets[diag_index]
+    has_valid = valid_targets is not None and len(valid_targets) > 0
+    velocities = {}
+    history, kept = [], []
+    best_valid, best_iter, worse_streak = -np.inf, -1, 0
+    order = rng.permutation(num_frames)
+    cursor = 0
+    for iteration in range(num_iters):
+        lr = learning_rate(iteration, num_iters, opts.initial_learning_rate, opts.final_learning_rate)
+        if iteration == mix_up_iter:
+            softmax = nnet.components[nnet._softmax_index]
+            counts = softmax.forward(nnet.logits(diag_feats)).astype(np.float64).sum(axis=0)
+            counts *= num_frames / len(diag_targets)
+            nnet.mix_up(counts, opts.mix_up, rng)
+            velocities.clear()
+        objective_sum = correct = seen = 0
+        while seen < opts.samples_per_iter and seen < num_frames:
+            if cursor >= num_frames:
+                order = rng.permutation(num_frames)
+                cursor = 0
+            batch = order[cursor:cursor + opts.minibatch_size]
+            cursor += len(batch)
+            seen += len(batch)
+            objective, right = nnet.train_step_gradients(train_feats[batch], train_targets[batch])
+            objective_sum += objective
+            correct += right
+            _update(nnet, velocities, lr / len(batch), opts.momentum, opts.max_change)
+        train_objf, train_acc = nnet.evaluate(diag_feats, diag_targets)
+        record = {"iter": iteration, "learning_rate": lr, "minibatch_objf": objective_sum / seen,
+                  "train_objf": train_objf, "train_acc": train_acc}
+        message = (f"iteration {iteration}/{num_iters}: lr {lr:.5f}, minibatch objf {objective_sum / seen:.4f}; "
+                   f"train objf {train_objf:.4f} accuracy {train_acc:.4f}")
+        if has_valid:
+            valid_objf, valid_acc = nnet.evaluate(valid_feats, valid_targets)
+            record.update(valid_objf=valid_objf, valid_acc=valid_acc)
+            message += f"; validation objf {valid_objf:.4f} accuracy {valid_acc:.4f}"
+            if valid_objf > best_valid:
+                best_valid, best_iter, worse_streak = valid_objf, iteration, 0
+            elif iteration != mix_up_iter:
+                worse_streak += 1
+                if worse_streak == opts.valid_patience:
+                    log.warning("validation objective has been worse than its best (%.4f at iteration %d) for %d "
+                                "iterations (now %.4f): over-training? consider fewer --num-epochs or a smaller "
+                                "network", best_valid, best_iter, worse_streak, valid_objf)
+        log.info(message)
+        history.append(record)
+        if iteration >= num_iters - num_combine:
+            kept.append(nnet.copy())
+    final = _combine(kept, nnet, valid_feats, valid_targets) if has_valid else average_nnets(kept)
+    priors = estimate_priors(final, train_feats, opts.prior_subset_size, rng)
+    seconds = time.perf_counter() - start
+    frames = num_iters * min(opts.samples_per_iter, num_frames)
+    log.info("trained on %d frames (%d iterations) in %.1f s: %.0f frames/s", frames, num_iters, seconds,
+             frames / seconds)
+    return TrainingResult(final, priors, history, seconds, frames / seconds)
+
+
+def _update(nnet, velocities, step, momentum, max_change):
+    """One SGD step (momentum, then max-change per component) from the gradients in `nnet`."""
+    for index, component in enumerate(nnet.components):
+        if component.kind != "affine":
+            continue
+        grad_w, grad_b = component.grad_weight, component.grad_bias
+        if momentum:
+            vel = velocities.get(index)
+            if vel is None:
+                vel = velocities[index] = [np.zeros_like(grad_w), np.zeros_like(grad_b)]
+            vel[0] *= momentum
+            vel[0] -= step * grad_w
+            vel[1] *= momentum
+            vel[1] -= step * grad_b
+            delta_w, delta_b = vel
+        else:
+            delta_w, delta_b = -step * grad_w, -step * grad_b
+        norm = np.sqrt(float(np.vdot(delta_w, delta_w)) + float(np.vdot(delta_b, delta_b)))
+        if max_change and norm > max_change:
+            scale = np.float32(max_change / norm)
+            delta_w = delta_w * scale
+            delta_b = delta_b * scale
+            if momentum:
+                velocities[index] = [delta_w, delta_b]
+        component.weight += delta_w
+        component.bias += delta_b
+
+
+def _combine(kept, last, valid_feats, valid_targets):
+    average = average_nnets(kept)
+    avg_objf, avg_acc = average.evaluate(valid_feats, valid_targets)
+    last_objf, last_acc = last.evaluate(valid_feats, valid_targets)
+    choice = average if avg_objf >= last_objf else last
+    log.info("combination: average of the last %d models has validation objf %.4f (accuracy %.4f), the last model "
+             "%.4f (%.4f); keeping the %s", len(kept), avg_objf, avg_acc, last_objf, last_acc,
+             "average" if choice is average else "last model")
+    return choice
+
+
+def estimate_priors(nnet, feats, max_frames, rng, batch=8192):
+    """Average posterior per pdf over (a random subset of at most `max_frames` of) `feats`."""
+    if len(feats) > max_frames:
+        feats = feats[np.sort(rng.choice(len(feats), max_frames, replace=False))]
+    total = np.zeros(nnet.num_pdfs, np.float64)
+    for start in range(0, len(feats), batch):
+        total += nnet.posteriors(feats[start:start + batch]).sum(axis=0, dtype=np.float64)
+    return total / total.sum()
+
+
+# ---------------------------------------------------------------------------------- on files
+def read_pdf_alignments(ali_dir, tid_to_pdf):
+    """All ALI_DIR/ali.*.gz as dict utt -> pdf ids (ali-to-pdf)."""
+    from pathlib import Path
+
+    from kaldilite.errors import MissingFileError
+    from kaldilite.io.tables import read_int_vectors
+
+    paths = sorted(Path(ali_dir).glob("ali.*.gz"), key=lambda p: int(p.name.split(".")[1])
+                   if p.name.split(".")[1].isdigit() else 0)
+    if not paths:
+        raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run kaldilite align first")
+    out = {}
+    for path in paths:
+        for utt, tids in read_int_vectors(str(path)):
+            tids = np.asarray(tids, np.int64)
+            if len(tids) and (tids.max() >= len(tid_to_pdf) or tids.min() < 1):
+                raise InputError(f"{path}: utterance {utt} has transition-ids outside the model's 1.."
+                                 f"{len(tid_to_pdf) - 1}; the alignments belong to another model")
+            out[utt] = tid_to_pdf[tids]
+    return out
+
+
+def load_examples(data_dir, pipeline, pdf_alignments):
+    """(utterances, features, targets, offsets) for the utterances with features and alignment."""
+    utts, feats, targets = [], [], []
+    mismatched = 0
+    for utt, mat in _pipeline_features(data_dir, pipeline):
+        pdfs = pdf_alignments.get(utt)
+        if pdfs is None:
+            continue
+        if len(pdfs) != len(mat):
+            mismatched += 1
+            continue
+        utts.append(utt)
+        feats.append(mat)
+        targets.append(pdfs)
+    if mismatched:
+        log.warning("%d utterances skipped: alignment length differs from the number of feature frames "
+                    "(alignments made from other features?)", mismatched)
+    if not utts:
+        raise InputError(f"{data_dir}: no utterance has both features and an alignment")
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in targets])])
+    return utts, np.concatenate(feats), np.concatenate(targets).astype(np.int64), offsets
+
+
+def _pipeline_features(data_dir, pipeline):
+    from kaldilite.feat.pipeline import load_features
+
+    return load_features(data_dir, pipeline)
+
+
+def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None = None):
+    """DATA LANG ALI_DIR EXP -> EXP/final.mdl (see the module docstring). Returns a summary dict."""
+    import shutil
+    from pathlib import Path
+
+    from kaldilite.errors import MissingFileError
+    from kaldilite.gmm.model import load_model
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.nnet.model import NnetAcousticModel, raw_feature_dim_of, save_nnet_model
+    from kaldilite.nnet.preconditioning import ClassStats, estimate_preconditioning
+
+    opts = opts or Nnet2Options()
+    start = time.perf_counter()
+    ali, exp = Path(ali_dir), Path(exp_dir)
+    for name in ("final.mdl", "tree"):
+        if not (ali / name).is_file():
+            raise MissingFileError(f"{ali / name}: missing; <ali-dir> must be a GMM system's dir or its "
+                                   "align output (final.mdl, tree, ali.*.gz)")
+    exp.mkdir(parents=True, exist_ok=True)
+    tm, _, gmm_pipeline, _ = load_model(ali / "final.mdl")
+    tree = ContextDependency.read(ali / "tree")
+    num_pdfs = tm.num_pdfs
+    log.info("alignments from %s: %d pdfs (tree %s)", ali, num_pdfs, ali / "tree")
+    cmvn = gmm_pipeline.cmvn if gmm_pipeline is not None else "speaker"
+    norm_vars = gmm_pipeline.norm_vars if gmm_pipeline is not None else False
+    from kaldilite.feat.pipeline import FeaturePipeline
+
+    spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,
+                              splice_right=opts.splice_width)
+    raw_dim = raw_feature_dim_of(data_dir)
+    pdf_alis = read_pdf_alignments(ali, tm.tid_to_pdf)
+    utts, feats, targets, offsets = load_examples(data_dir, spliced, pdf_alis)
+    log.info("%d utterances, %d frames of %d-dim %s + %s CMVN spliced -%d/+%d = %d", len(utts), len(targets),
+             raw_dim, opts.feature_type, cmvn, opts.splice_width, opts.splice_width, feats.shape[1])
+    rng = np.random.default_rng(opts.seed)
+    valid_utts = np.zeros(len(utts), bool)
+    if opts.num_utts_subset > 0 and len(utts) > 2 * opts.num_utts_subset:
+        valid_utts[rng.choice(len(utts), opts.num_utts_subset, replace=False)] = True
+    frame_is_valid = np.repeat(valid_utts, np.diff(offsets))
+    stats = ClassStats(num_pdfs, feats.shape[1])
+    stats.accumulate(feats[~frame_is_valid], targets[~frame_is_valid])
+    transform = estimate_preconditioning(stats, opts.lda_dim, within_class_factor=opts.within_class_factor)
+    pipeline = spliced.with_transform(transform)
+    from kaldilite.feat.functions import transform_features
+
+    inputs = transform_features(feats, transform)
+    del feats
+    result = train_network(inputs[~frame_is_valid], targets[~frame_is_valid], inputs[frame_is_valid],
+                           targets[frame_is_valid], num_pdfs, opts)
+    extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
+             "training_seconds": round(result.seconds, 2)}
+    model = NnetAcousticModel(tm, result.nnet, result.priors, pipeline, raw_dim, opts.feature_type, extra,
+                              source=f"model {exp / 'final.mdl'}")
+    save_nnet_model(exp / "final.mdl", model)
+    shutil.copyfile(ali / "tree", exp / "tree")
+    for name in ("phones.txt",):
+        if (ali / name).is_file():
+            shutil.copyfile(ali / name, exp / name)
+        elif (Path(lang_dir) / name).is_file():
+            shutil.copyfile(Path(lang_dir) / name, exp / name)
+    _ = tree
+    seconds = time.perf_counter() - start
+    last = result.history[-1]
+    log.info("train-nnet2: %s -> %s in %.1f s (network training %.1f s, %.0f frames/s)", ali, exp / "final.mdl",
+             seconds, result.seconds, result.frames_per_second)
+    return {"final_model": str(exp / "final.mdl"), "seconds": seconds, "train_seconds": result.seconds,
+            "frames_per_second": result.frames_per_second, "history": result.history, "final": last,
+            "input": model.describe_input()}
