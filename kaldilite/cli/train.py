@@ -9,7 +9,7 @@ from kaldilite.jobs.cli import job_options
 
 def _progress_logging():
     # The per-iteration lines are the user's progress report (train_mono.sh prints "Pass N").
-    for name in ("kaldilite.train.mono",):
+    for name in ("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas"):
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)

@@ -28,6 +28,11 @@ import numpy as np
 
 from kaldilite.errors import InputError
 from kaldilite.train.gmm_steps import one_blas_thread
+# the helpers below moved to kaldilite.train.loop; the old names stay importable from here
+from kaldilite.train.loop import (EmSchedule, estimate, file_log as _file_log, finish_training,  # noqa: F401
+                                  raw_feature_dim as _raw_feature_dim, remove as _remove, run_em_iterations,
+                                  silence_pdfs_of as _silence_pdfs, summarize_warnings, symlink as _symlink,
+                                  write_text as _write_text)
 
 log = logging.getLogger(__name__)
 
@@ -112,48 +117,20 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
                                 for k, part in enumerate(parts, 1)], log_dir, "align.0", nj=nj)
     history = []
     if opts.stage <= 0:
-        result = _estimate(exp, 0, nj, num_gauss, opts, opts.first_min_gaussian_occupancy, log_dir)
+        result = estimate(exp, 0, nj, num_gauss, opts.power, opts.first_min_gaussian_occupancy, opts.seed)
         history.append(result)
         _remove([exp / f"0.{k}.acc" for k in range(1, nj + 1)])
 
-    silence_pdfs = _silence_pdfs(exp, lang)
-    _warm_up_aligner()
-    beam = opts.initial_beam
-    prev_like = None
-    for x in range(1, opts.num_iters):
-        if opts.stage <= x:
-            if x in opts.realign_iters:
-                job_args = [(str(exp), str(parts[k - 1]), k, x, beam, opts.retry_beam, opts.acoustic_scale,
-                             opts.transition_scale, opts.self_loop_scale, opts.boost_silence, silence_pdfs)
-                            for k in range(1, nj + 1)]
-                results = run_jobs(_align_job, job_args, log_dir, f"align.{x}", nj=nj)
-                failed = [u for r in results for u in r]
-                if failed:
-                    log.warning("iteration %d: %d utterances failed to align (skipped): %s%s", x, len(failed),
-                                " ".join(failed[:10]), " ..." if len(failed) > 10 else "")
-            run_jobs(_acc_job, [(str(exp), str(parts[k - 1]), k, x) for k in range(1, nj + 1)], log_dir,
-                     f"acc.{x}", nj=nj)
-            result = _estimate(exp, x, nj, num_gauss, opts, opts.min_gaussian_occupancy, log_dir)
-            history.append(result)
-            like = result["avg_loglike"]
-            log.info("iteration %d: avg log-likelihood per frame %.4f over %.0f frames, %d Gaussians",
-                     x, like, result["frames"], result["num_gauss"])
-            if prev_like is not None and like < prev_like - 1e-3:
-                log.warning("iteration %d: avg log-likelihood per frame dropped from %.4f to %.4f", x, prev_like, like)
-            prev_like = like
-            _remove([exp / f"{x}.{k}.acc" for k in range(1, nj + 1)] + [exp / f"{x}.occs"])
-            if x > 1:
-                _remove([exp / f"{x}.mdl"])
-        if x <= opts.max_iter_inc:
-            num_gauss += inc_gauss
-        beam = opts.regular_beam
-
-    final = exp / f"{opts.num_iters}.mdl"
-    _symlink(final.name, exp / "final.mdl")
-    if (exp / f"{opts.num_iters}.occs").exists():
-        _symlink(f"{opts.num_iters}.occs", exp / "final.occs")
-    _remove([exp / f"feats.{k}.npz" for k in range(1, nj + 1)])
-    summarize_warnings(log_dir)
+    schedule = EmSchedule(nj=nj, num_iters=opts.num_iters, max_iter_inc=opts.max_iter_inc,
+                          realign_iters=tuple(opts.realign_iters), beam=opts.regular_beam,
+                          initial_beam=opts.initial_beam, retry_beam=opts.retry_beam,
+                          boost_silence=opts.boost_silence, power=opts.power,
+                          min_gaussian_occupancy=opts.min_gaussian_occupancy,
+                          transition_scale=opts.transition_scale, acoustic_scale=opts.acoustic_scale,
+                          self_loop_scale=opts.self_loop_scale, seed=opts.seed, stage=opts.stage)
+    history += run_em_iterations(exp, parts, lang, schedule, num_gauss=num_gauss, inc_gauss=inc_gauss,
+                                 keep_models=(1,))
+    finish_training(exp, opts.num_iters, nj)
     elapsed = time.perf_counter() - started
     log.info("done training monophone system in %s (%.1f s)", exp, elapsed)
     return {"history": history, "seconds": elapsed, "final_model": str(exp / "final.mdl")}
@@ -188,17 +165,6 @@ def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
     tree.write(exp / "tree")
     log.info("initialized %d pdfs, %d transition-ids, feature dim %d", tree.num_pdfs, tm.num_transition_ids,
              am.dim)
-
-
-def _estimate(exp, x, nj, num_gauss, opts, min_gaussian_occupancy, log_dir):
-    """gmm-est on the summed accumulators of iteration x -> (x+1).mdl, logged to log/update.x.log."""
-    from kaldilite.train.gmm_steps import sum_and_estimate
-
-    with _file_log(log_dir / f"update.{x}.log", f"sum_and_estimate {x}.mdl {x}.*.acc -> {x + 1}.mdl"):
-        return sum_and_estimate(exp / f"{x}.mdl", [exp / f"{x}.{k}.acc" for k in range(1, nj + 1)],
-                                exp / f"{x + 1}.mdl", mixup=num_gauss, power=opts.power,
-                                min_gaussian_occupancy=min_gaussian_occupancy, seed=opts.seed + x,
-                                occs_out=exp / f"{x + 1}.occs")
 
 
 @one_blas_thread
@@ -248,81 +214,7 @@ def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
     return failed
 
 
-@one_blas_thread
-def _align_job(exp, part_dir, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale,
-               boost_silence, silence_pdfs):
-    """Job: gmm-align-compiled with model x.mdl -> ali.JOB.gz; returns the failed utterance ids."""
-    from kaldilite.io.tables import write_int_vectors
-    from kaldilite.train.gmm_steps import align_compiled, load_graphs
-
-    exp = Path(exp)
-    cache = _job_features(exp, part_dir, job, x)
-    graphs = load_graphs(exp / f"fsts.{job}.npz")
-    alignments, failed, _, _ = align_compiled(exp / f"{x}.mdl", graphs, cache, beam=beam, retry_beam=retry_beam,
-                                              acoustic_scale=acoustic_scale, transition_scale=transition_scale,
-                                              self_loop_scale=self_loop_scale, boost_silence=boost_silence,
-                                              silence_pdfs=silence_pdfs)
-    write_int_vectors(alignments.items(), exp / f"ali.{job}.gz")
-    if not alignments:
-        raise InputError(f"job {job}: no utterance aligned (model or features broken?)")
-    return failed
-
-
-@one_blas_thread
-def _acc_job(exp, part_dir, job, x):
-    """Job: gmm-acc-stats-ali with model x.mdl and ali.JOB.gz -> x.JOB.acc."""
-    from kaldilite.train.gmm_steps import acc_stats_ali, read_alignments
-
-    exp = Path(exp)
-    cache = _job_features(exp, part_dir, job, x)
-    alignments = read_alignments(exp / f"ali.{job}.gz")
-    done, missing, like = acc_stats_ali(exp / f"{x}.mdl", cache, alignments, exp / f"{x}.{job}.acc")
-    return done, missing, like
-
-
 # ---------------------------------------------------------------------------- helpers
-def summarize_warnings(log_dir):
-    """Like utils/summarize_warnings.pl: one line per kind of log file that has warnings."""
-    counts = {}
-    for path in sorted(Path(log_dir).glob("*.log")):
-        kind = path.name.split(".")[0]
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            n = sum(1 for line in handle if line.startswith("WARNING"))
-        if n:
-            counts[kind] = counts.get(kind, 0) + n
-    for kind, n in counts.items():
-        log.warning("%d warnings in %s/%s.*.log", n, log_dir, kind)
-    return counts
-
-
-def _job_features(exp, part_dir, job, x):
-    """The job's cached features; rebuilt through the model's pipeline when the cache is gone
-    (it is removed at the end of training, so a re-run from a later --stage needs this)."""
-    from kaldilite.train.gmm_steps import FeatureCache
-
-    path = Path(exp) / f"feats.{job}.npz"
-    if path.exists():
-        return FeatureCache.load(path)
-    from kaldilite.feat.pipeline import load_features
-    from kaldilite.gmm import load_model
-
-    _, _, pipeline, _ = load_model(Path(exp) / f"{x}.mdl")
-    cache = FeatureCache.from_items(load_features(part_dir, pipeline))
-    cache.save(path)
-    log.info("rebuilt the feature cache %s", path)
-    return cache
-
-
-def _warm_up_aligner():
-    """Compile/load the numba aligner once in this process: the jobs are forked from it and
-    would otherwise each load it again (about 0.4 s per job per iteration, or a full compile)."""
-    from kaldilite.decode.align import align_utterance
-    from kaldilite.graph.compiled import CompiledFst
-
-    graph = CompiledFst.from_arcs(2, 0, [0, 1], [1, 1], [0, 0], [0.0, 0.0], [1, 1], [np.inf, 0.0])
-    align_utterance(graph, np.zeros((2, 1), np.float32), np.array([0, 0], np.int32))
-
-
 def _phone_sets(lang):
     """Lines of phones/sets.int (what gmm-init-mono --shared-phones reads), else the roots."""
     sets_path = Path(lang.path) / "phones" / "sets.int"
@@ -333,83 +225,3 @@ def _phone_sets(lang):
     return [phones for _, _, phones in lang.roots]
 
 
-def _silence_pdfs(exp, lang):
-    """pdfs of the optional-silence phone (what gmm-boost-silence boosts)."""
-    from kaldilite.hmm import ContextDependency
-
-    tree = ContextDependency.read(Path(exp) / "tree")
-    phone = lang.optional_silence
-    if phone not in tree.phone_num_pdf_classes:
-        return []
-    return sorted(set(tree.pdfs_for((phone,))))
-
-
-def _raw_feature_dim(data_dir):
-    from kaldilite.io.tables import read_matrices
-
-    for _, mat in read_matrices(str(Path(data_dir) / "feats.scp")):
-        return int(mat.shape[1])
-    return None
-
-
-def _write_text(path, text):
-    from kaldilite.utils import atomic_open
-
-    with atomic_open(path, "w") as handle:
-        handle.write(text)
-
-
-def _remove(paths):
-    for p in paths:
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
-
-
-def _symlink(target_name, link_path):
-    tmp = Path(str(link_path) + ".tmp")
-    _remove([tmp])
-    os.symlink(target_name, tmp)
-    os.replace(tmp, link_path)
-
-
-class _file_log:
-    """Copy kaldilite's log records (INFO and up) to `path` for a block; first line the call, last the status.
-
-    The console keeps its own threshold: records reach the root handlers only at the level the
-    `kaldilite` logger had before.
-    """
-
-    def __init__(self, path, first_line):
-        self.path, self.first_line = Path(path), first_line
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = logging.FileHandler(self.path, mode="w", encoding="utf-8")
-        self.handler.setFormatter(logging.Formatter("%(levelname)s (%(name)s) %(message)s"))
-        self.handler.stream.write(f"# {self.first_line}\n")
-        self.logger = logging.getLogger("kaldilite")
-        self.saved = (self.logger.level, self.logger.propagate)
-        self.forward = _ToRoot(self.logger.getEffectiveLevel())
-        self.logger.setLevel(min(logging.INFO, self.logger.getEffectiveLevel()))
-        self.logger.propagate = False
-        self.logger.addHandler(self.handler)
-        self.logger.addHandler(self.forward)
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        status = f"failed: {exc}" if exc else "ok"
-        self.handler.stream.write(f"# finished in {time.perf_counter() - self.started:.2f} s, {status}\n")
-        self.logger.removeHandler(self.handler)
-        self.logger.removeHandler(self.forward)
-        self.logger.setLevel(self.saved[0])
-        self.logger.propagate = self.saved[1]
-        self.handler.close()
-        return False
-
-
-class _ToRoot(logging.Handler):
-    def emit(self, record):
-        logging.getLogger().handle(record)

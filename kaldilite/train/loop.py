@@ -1,0 +1,324 @@
+"""The EM loop every GMM training script runs, and the job functions and experiment-dir chores it uses.
+
+Kaldi's steps/train_mono.sh, train_deltas.sh, train_lda_mllt.sh and train_sat.sh each spell out
+the same loop: for x in 1..num_iters-1, realign on the listed iterations (gmm-align-compiled,
+silence boosted), accumulate (gmm-acc-stats-ali), estimate with mixing up (gmm-sum-accs +
+gmm-est --mix-up), delete the previous iteration's files; the number of Gaussians grows by a
+fixed increment until `max_iter_inc`; `final.mdl` links to the last model. Here that loop is
+`run_em_iterations`, shared by every trainer; stages that change the features or the model
+between iterations (MLLT, fMLLR) hook in through `before_iteration(x)`.
+
+Jobs read their features from a per-job cache `EXP/feats.JOB.npz` (rebuilt through the model's
+own pipeline when missing) and their training graphs from `EXP/fsts.JOB.npz`; a hook that
+changes the features must rewrite the caches (`write_feature_caches`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.train.gmm_steps import one_blas_thread
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class EmSchedule:
+    """What the loop needs to know (names as the scripts' --options with - -> _)."""
+
+    nj: int = 4
+    num_iters: int = 35
+    max_iter_inc: int = 25
+    realign_iters: tuple = (10, 20, 30)
+    beam: float = 10.0
+    initial_beam: float | None = None   # beam of the first iteration (train_mono.sh: 6), else `beam`
+    retry_beam: float = 40.0
+    boost_silence: float = 1.0
+    power: float = 0.25
+    min_gaussian_occupancy: float = 10.0
+    transition_scale: float = 1.0
+    acoustic_scale: float = 0.1
+    self_loop_scale: float = 0.1
+    seed: int = 0
+    stage: int = -4
+
+
+def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_gauss, first_iter=1,
+                      keep_models=(), before_iteration=None, on_result=None):
+    """Iterations `first_iter`..num_iters-1 from `EXP/first_iter.mdl`; returns the per-iteration results.
+
+    `num_gauss` is the mix-up target of the first estimate (it grows by `inc_gauss` after every
+    iteration up to `max_iter_inc`, also for iterations skipped by `schedule.stage`, so a
+    resumed run mixes up as the full run). `keep_models` lists model numbers not to delete.
+    `before_iteration(x)` runs before iteration x's alignment (only for iterations not skipped).
+    """
+    from kaldilite.parallel import run_jobs
+
+    exp = Path(exp)
+    log_dir = exp / "log"
+    nj = len(parts)
+    silence_pdfs = silence_pdfs_of(exp, lang)
+    warm_up_aligner()
+    history, prev_like = [], None
+    for x in range(first_iter, schedule.num_iters):
+        if schedule.stage <= x:
+            if before_iteration is not None:
+                before_iteration(x)
+            if x in schedule.realign_iters:
+                beam = schedule.initial_beam if (x == first_iter and schedule.initial_beam) else schedule.beam
+                job_args = [(str(exp), str(parts[k - 1]), k, x, beam, schedule.retry_beam, schedule.acoustic_scale,
+                             schedule.transition_scale, schedule.self_loop_scale, schedule.boost_silence,
+                             silence_pdfs) for k in range(1, nj + 1)]
+                results = run_jobs(align_job, job_args, log_dir, f"align.{x}", nj=nj)
+                failed = [u for r in results for u in r]
+                if failed:
+                    log.warning("iteration %d: %d utterances failed to align (skipped): %s%s", x, len(failed),
+                                " ".join(failed[:10]), " ..." if len(failed) > 10 else "")
+            run_jobs(acc_job, [(str(exp), str(parts[k - 1]), k, x) for k in range(1, nj + 1)], log_dir,
+                     f"acc.{x}", nj=nj)
+            result = estimate(exp, x, nj, num_gauss, schedule.power, schedule.min_gaussian_occupancy,
+                              schedule.seed + x)
+            history.append(result)
+            like = result["avg_loglike"]
+            log.info("iteration %d: avg log-likelihood per frame %.4f over %.0f frames, %d Gaussians",
+                     x, like, result["frames"], result["num_gauss"])
+            if prev_like is not None and like < prev_like - 1e-3:
+                log.warning("iteration %d: avg log-likelihood per frame dropped from %.4f to %.4f", x, prev_like,
+                            like)
+            prev_like = like
+            if on_result is not None:
+                on_result(x, result)
+            remove([exp / f"{x}.{k}.acc" for k in range(1, nj + 1)] + [exp / f"{x}.occs"])
+            if x not in keep_models:
+                remove([exp / f"{x}.mdl"])
+        if x <= schedule.max_iter_inc:
+            num_gauss += inc_gauss
+    return history
+
+
+def finish_training(exp, num_iters, nj):
+    """final.mdl / final.occs links, feature caches removed, warnings summarised (the scripts' tail)."""
+    exp = Path(exp)
+    symlink(f"{num_iters}.mdl", exp / "final.mdl")
+    if (exp / f"{num_iters}.occs").exists():
+        symlink(f"{num_iters}.occs", exp / "final.occs")
+    remove([exp / f"feats.{k}.npz" for k in range(1, nj + 1)])
+    summarize_warnings(exp / "log")
+
+
+def estimate(exp, x, nj, num_gauss, power, min_gaussian_occupancy, seed):
+    """gmm-est on the summed accumulators of iteration x -> (x+1).mdl, logged to log/update.x.log."""
+    from kaldilite.train.gmm_steps import sum_and_estimate
+
+    exp = Path(exp)
+    with file_log(exp / "log" / f"update.{x}.log", f"sum_and_estimate {x}.mdl {x}.*.acc -> {x + 1}.mdl"):
+        return sum_and_estimate(exp / f"{x}.mdl", [exp / f"{x}.{k}.acc" for k in range(1, nj + 1)],
+                                exp / f"{x + 1}.mdl", mixup=num_gauss, power=power,
+                                min_gaussian_occupancy=min_gaussian_occupancy, seed=seed,
+                                occs_out=exp / f"{x + 1}.occs")
+
+
+# ---------------------------------------------------------------------------- jobs
+@one_blas_thread
+def align_job(exp, part_dir, job, x, beam, retry_beam, acoustic_scale, transition_scale, self_loop_scale,
+              boost_silence, silence_pdfs):
+    """Job: gmm-align-compiled with model x.mdl -> ali.JOB.gz; returns the failed utterance ids."""
+    from kaldilite.errors import InputError
+    from kaldilite.io.tables import write_int_vectors
+    from kaldilite.train.gmm_steps import align_compiled, load_graphs
+
+    exp = Path(exp)
+    cache = job_features(exp, part_dir, job, x)
+    graphs = load_graphs(exp / f"fsts.{job}.npz")
+    alignments, failed, _, _ = align_compiled(exp / f"{x}.mdl", graphs, cache, beam=beam, retry_beam=retry_beam,
+                                              acoustic_scale=acoustic_scale, transition_scale=transition_scale,
+                                              self_loop_scale=self_loop_scale, boost_silence=boost_silence,
+                                              silence_pdfs=silence_pdfs)
+    write_int_vectors(alignments.items(), exp / f"ali.{job}.gz")
+    if not alignments:
+        raise InputError(f"job {job}: no utterance aligned (model or features broken?)")
+    return failed
+
+
+@one_blas_thread
+def acc_job(exp, part_dir, job, x):
+    """Job: gmm-acc-stats-ali with model x.mdl and ali.JOB.gz -> x.JOB.acc."""
+    from kaldilite.train.gmm_steps import acc_stats_ali, read_alignments
+
+    exp = Path(exp)
+    cache = job_features(exp, part_dir, job, x)
+    alignments = read_alignments(exp / f"ali.{job}.gz")
+    return acc_stats_ali(exp / f"{x}.mdl", cache, alignments, exp / f"{x}.{job}.acc")
+
+
+@one_blas_thread
+def compile_graphs_job(exp, part_dir, lang_dir, job, model_name):
+    """Job: compile-train-graphs for one part with EXP/tree and EXP/model_name -> fsts.JOB.npz."""
+    from kaldilite.gmm import load_model
+    from kaldilite.graph.training import compile_training_graphs
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.lang import LangDir
+    from kaldilite.train.gmm_steps import save_graphs, transcripts_for
+
+    exp = Path(exp)
+    lang = LangDir.load(lang_dir)
+    tree = ContextDependency.read(exp / "tree")
+    tm, _, _, _ = load_model(exp / model_name)
+    utts = sorted((DataDir.load(part_dir).text or {}))
+    # no transition probabilities in the stored graphs: alignment adds the current model's
+    graphs = compile_training_graphs(lang, tree, tm, transcripts_for(part_dir, lang, utts), transition_scale=0.0,
+                                     self_loop_scale=0.0)
+    save_graphs(graphs, exp / f"fsts.{job}.npz")
+    return len(graphs)
+
+
+def job_features(exp, part_dir, job, x):
+    """The job's cached features; rebuilt through the model's pipeline when the cache is gone
+    (it is removed at the end of training, so a re-run from a later --stage needs this)."""
+    from kaldilite.train.gmm_steps import FeatureCache
+
+    path = Path(exp) / f"feats.{job}.npz"
+    if path.exists():
+        return FeatureCache.load(path)
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm import read_model_header
+    from kaldilite.feat.pipeline import FeaturePipeline
+
+    pipeline = FeaturePipeline.from_dict(read_model_header(Path(exp) / f"{x}.mdl")["pipeline"])
+    cache = FeatureCache.from_items(load_features(part_dir, pipeline))
+    cache.save(path)
+    log.info("rebuilt the feature cache %s", path)
+    return cache
+
+
+@one_blas_thread
+def cache_features_job(exp, part_dir, job, pipeline_dict):
+    """Job: features of one part through a pipeline -> EXP/feats.JOB.npz."""
+    from kaldilite.feat.pipeline import FeaturePipeline, load_features
+    from kaldilite.train.gmm_steps import FeatureCache
+
+    cache = FeatureCache.from_items(load_features(part_dir, FeaturePipeline.from_dict(pipeline_dict)))
+    cache.save(Path(exp) / f"feats.{job}.npz")
+    return len(cache)
+
+
+def write_feature_caches(exp, parts, pipeline):
+    """(Re)write every job's feature cache through `pipeline` (after the features changed)."""
+    from kaldilite.parallel import run_jobs
+
+    run_jobs(cache_features_job, [(str(exp), str(part), k, pipeline.to_dict()) for k, part in enumerate(parts, 1)],
+             Path(exp) / "log", "cache_feats", nj=len(parts))
+
+
+# ---------------------------------------------------------------------------- helpers
+def warm_up_aligner():
+    """Compile/load the numba aligner once in this process: the jobs are forked from it and
+    would otherwise each load it again (about 0.4 s per job per iteration, or a full compile)."""
+    from kaldilite.decode.align import align_utterance
+    from kaldilite.graph.compiled import CompiledFst
+
+    graph = CompiledFst.from_arcs(2, 0, [0, 1], [1, 1], [0, 0], [0.0, 0.0], [1, 1], [np.inf, 0.0])
+    align_utterance(graph, np.zeros((2, 1), np.float32), np.array([0, 0], np.int32))
+
+
+def silence_pdfs_of(exp, lang):
+    """pdfs of the optional-silence phone in any context (what gmm-boost-silence boosts)."""
+    from kaldilite.hmm import ContextDependency
+
+    tree = ContextDependency.read(Path(exp) / "tree")
+    phone = lang.optional_silence
+    if phone not in tree.phone_num_pdf_classes:
+        return []
+    return sorted(pdf for pdf, pairs in enumerate(tree.pdf_info()) if any(p == phone for p, _ in pairs))
+
+
+def summarize_warnings(log_dir):
+    """Like utils/summarize_warnings.pl: one line per kind of log file that has warnings."""
+    counts = {}
+    for path in sorted(Path(log_dir).glob("*.log")):
+        kind = path.name.split(".")[0]
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            n = sum(1 for line in handle if line.startswith("WARNING"))
+        if n:
+            counts[kind] = counts.get(kind, 0) + n
+    for kind, n in counts.items():
+        log.warning("%d warnings in %s/%s.*.log", n, log_dir, kind)
+    return counts
+
+
+def raw_feature_dim(data_dir):
+    from kaldilite.io.tables import read_matrices
+
+    for _, mat in read_matrices(str(Path(data_dir) / "feats.scp")):
+        return int(mat.shape[1])
+    return None
+
+
+def write_text(path, text):
+    from kaldilite.utils import atomic_open
+
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def remove(paths):
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def symlink(target_name, link_path):
+    tmp = Path(str(link_path) + ".tmp")
+    remove([tmp])
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link_path)
+
+
+class file_log:
+    """Copy kaldilite's log records (INFO and up) to `path` for a block; first line the call, last the status.
+
+    The console keeps its own threshold: records reach the root handlers only at the level the
+    `kaldilite` logger had before.
+    """
+
+    def __init__(self, path, first_line):
+        self.path, self.first_line = Path(path), first_line
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(self.path, mode="w", encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(levelname)s (%(name)s) %(message)s"))
+        self.handler.stream.write(f"# {self.first_line}\n")
+        self.logger = logging.getLogger("kaldilite")
+        self.saved = (self.logger.level, self.logger.propagate)
+        self.forward = _ToRoot(self.logger.getEffectiveLevel())
+        self.logger.setLevel(min(logging.INFO, self.logger.getEffectiveLevel()))
+        self.logger.propagate = False
+        self.logger.addHandler(self.handler)
+        self.logger.addHandler(self.forward)
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        status = f"failed: {exc}" if exc else "ok"
+        self.handler.stream.write(f"# finished in {time.perf_counter() - self.started:.2f} s, {status}\n")
+        self.logger.removeHandler(self.handler)
+        self.logger.removeHandler(self.forward)
+        self.logger.setLevel(self.saved[0])
+        self.logger.propagate = self.saved[1]
+        self.handler.close()
+        return False
+
+
+class _ToRoot(logging.Handler):
+    def emit(self, record):
+        logging.getLogger().handle(record)
