@@ -1,0 +1,408 @@
+"""Model bundles for online decoding: `export-model` writes one self-contained directory, and
+`ModelBundle.load` reads it back for `decode-online`.
+
+Follows Kaldi's steps/online/prepare_online_decoding.sh, which gathers what online decoding
+needs into one dir with a `conf/online.conf` pointing at `conf/mfcc.conf` and
+`conf/online_cmvn.conf` plus `global_cmvn.stats` (the online-CMVN prior). A bundle holds:
+
+    bundle.json           format, version, model type, sample rate, where it came from
+    final.mdl             the acoustic model (its feature pipeline inside)
+    HCLG.npz              the decoding graph (flat arrays, loads in milliseconds)
+    words.txt             graph output symbols
+    words/fillers.txt     filler and garbage words (mean "rejected"); may be empty
+    phones.txt, phones/silence.csl   silence phones for endpointing
+    rejection.json        the rejection rule and calibrated threshold (`RejectionRule`)
+    global_cmvn.stats     summed training CMVN stats, Kaldi text matrix (if the model uses CMVN)
+    conf/mfcc.conf        feature extraction options (Kaldi config)
+    conf/online_cmvn.conf OnlineCmvn options
+    conf/online.conf      decoder, endpoint and VAD options (`OnlineDecodingOptions`)
+
+The acoustic model is reached through a scorer, `log_likelihoods(feats) -> (T, num_pdfs)`,
+`num_pdfs`, `pipeline`. `register_model_type(name, loader)` lets another model family (the
+nnet2 DNN) plug in: `loader(path)` returns a `LoadedModel` (tid_to_pdf, tid_to_phone, scorer,
+pipeline, feature config check); `bundle.json`'s `model_type` picks it.
+"""
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "kaldilite-online-bundle"
+BUNDLE_VERSION = 1
+REQUIRED_FILES = ("bundle.json", "final.mdl", "HCLG.npz", "words.txt", "phones/silence.csl", "rejection.json",
+                  "conf/mfcc.conf", "conf/online_cmvn.conf", "conf/online.conf")
+DEFAULT_ONLINE_CONF = Path(__file__).resolve().parents[2] / "conf" / "online.conf"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """What online decoding needs from a model file."""
+
+    model_type: str
+    tid_to_pdf: np.ndarray
+    tid_to_phone: np.ndarray
+    scorer: object
+    pipeline: object        # kaldilite.feat.pipeline.FeaturePipeline
+    raw_feature_dim: int = None
+
+
+class GmmScorer:
+    """Diagonal-GMM log-likelihoods (AmDiagGmm) behind the scorer interface."""
+
+    def __init__(self, am, pipeline):
+        self.am = am
+        self.pipeline = pipeline
+
+    @property
+    def num_pdfs(self):
+        return self.am.num_pdfs
+
+    @property
+    def feature_dim(self):
+        return self.am.dim
+
+    def log_likelihoods(self, feats):
+        return self.am.log_likelihoods(feats)
+
+
+def _load_gmm(path):
+    from kaldilite.gmm.model import load_model
+
+    tm, am, pipeline, extra = load_model(path)
+    if pipeline is None:
+        raise InputError(f"{path}: the model does not record its feature pipeline; retrain it with this kaldilite")
+    return LoadedModel("gmm", tm.tid_to_pdf, tm.tid_to_phone, GmmScorer(am, pipeline), pipeline,
+                       extra.get("raw_feature_dim"))
+
+
+_MODEL_LOADERS = {"gmm": _load_gmm}
+
+
+def register_model_type(name, loader):
+    """Make `model_type` `name` loadable: `loader(path) -> LoadedModel` (e.g. the nnet2 DNN)."""
+    _MODEL_LOADERS[name] = loader
+
+
+def model_type_of(path):
+    """The model type recorded in a model file's header (gmm, nnet2, ...)."""
+    from kaldilite.gmm.model import read_model_header
+
+    return read_model_header(path).get("model_type", "gmm")
+
+
+def load_scoring_model(path, model_type=None):
+    model_type = model_type or model_type_of(path)
+    loader = _MODEL_LOADERS.get(model_type)
+    if loader is None:
+        raise InputError(f"{path}: model type {model_type!r} cannot be decoded online by this kaldilite "
+                         f"(known: {', '.join(sorted(_MODEL_LOADERS))})")
+    return loader(path)
+
+
+# ---------------------------------------------------------------------------------- CMVN stats
+
+def write_kaldi_text_matrix(path, matrix):
+    """A matrix in Kaldi's text form (`[` rows `]`), readable by Kaldi tools and `read_kaldi_text_matrix`."""
+    from kaldilite.utils.atomic import atomic_open
+
+    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float64))
+    with atomic_open(path) as handle:
+        handle.write(" [\n")
+        for i, row in enumerate(matrix):
+            handle.write("  " + " ".join(repr(float(v)) for v in row) + (" ]\n" if i == len(matrix) - 1 else "\n"))
+
+
+def read_kaldi_text_matrix(path):
+    text = Path(path).read_text(encoding="utf-8")
+    body = text.strip()
+    if not (body.startswith("[") and body.endswith("]")):
+        raise InputError(f"{path}: not a Kaldi text matrix ([ rows ]); re-run export-model")
+    try:
+        rows = [[float(v) for v in line.split()] for line in body[1:-1].strip().splitlines() if line.strip()]
+    except ValueError:
+        raise InputError(f"{path}: non-numeric value in the matrix; re-run export-model") from None
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise InputError(f"{path}: ragged or empty matrix; re-run export-model")
+    return np.array(rows, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------- the bundle
+
+@dataclasses.dataclass(eq=False)
+class ModelBundle:
+    """A loaded bundle: everything `OnlineRecognizer` needs."""
+
+    path: Path
+    model: LoadedModel
+    graph: object
+    words: object                 # SymbolTable
+    fillers: set
+    silence_csl: str
+    rejection: object             # RejectionRule
+    mfcc_opts: object             # MfccOptions
+    cmvn_opts: object             # OnlineCmvnOptions
+    global_cmvn: np.ndarray       # (2, D+1) or None
+    online_opts: object           # OnlineDecodingOptions
+    info: dict
+
+    @property
+    def scorer(self):
+        return self.model.scorer
+
+    @property
+    def pipeline(self):
+        return self.model.pipeline
+
+    @property
+    def tid_to_pdf(self):
+        return self.model.tid_to_pdf
+
+    @property
+    def tid_to_phone(self):
+        return self.model.tid_to_phone
+
+    @property
+    def sample_rate(self):
+        return int(self.mfcc_opts.frame_opts.sample_frequency)
+
+    def silence_phones(self, endpoint_config=None):
+        """Phone ids endpointing counts as silence: --endpoint.silence-phones, else phones/silence.csl."""
+        if endpoint_config is not None and endpoint_config.silence_phones.strip():
+            return np.array(endpoint_config.silence_phone_list(), dtype=np.int64)
+        return np.array([int(p) for p in self.silence_csl.split(":") if p.strip()], dtype=np.int64)
+
+    def cmvn_state(self):
+        from kaldilite.feat.cmvn import OnlineCmvnState
+
+        return OnlineCmvnState(global_stats=None if self.global_cmvn is None else self.global_cmvn.copy())
+
+    @classmethod
+    def load(cls, path, online_config=None, overrides=None):
+        """Read a bundle; `online_config` (a Kaldi config file) and `overrides` ({option: value})
+        replace the bundle's conf/online.conf settings."""
+        from kaldilite.decode.rejection import RejectionRule, read_fillers
+        from kaldilite.feat.cmvn import OnlineCmvnOptions
+        from kaldilite.feat.options import MfccOptions
+        from kaldilite.graph.compiled import CompiledFst
+        from kaldilite.io.config import read_config
+        from kaldilite.io.symbols import SymbolTable
+        from kaldilite.online.recognizer import OnlineDecodingOptions
+
+        path = Path(path)
+        if not path.is_dir():
+            raise MissingFileError(f"{path}: no such model bundle; make one with `kaldilite export-model EXP GRAPH "
+                                   f"{path}`")
+        for name in REQUIRED_FILES:
+            if not (path / name).is_file():
+                raise MissingFileError(f"{path / name}: missing from the model bundle; re-run `kaldilite export-model` "
+                                       "(or copy the whole directory)")
+        try:
+            info = json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path / 'bundle.json'}:{exc.lineno}: not valid JSON ({exc.msg}); re-run export-model") \
+                from None
+        if info.get("format") != BUNDLE_FORMAT:
+            raise InputError(f"{path / 'bundle.json'}: not a kaldilite online bundle (format {info.get('format')!r})")
+        if info.get("version", 0) > BUNDLE_VERSION:
+            raise InputError(f"{path / 'bundle.json'}: bundle version {info['version']} is newer than this kaldilite "
+                             f"reads ({BUNDLE_VERSION}); upgrade kaldilite")
+        model = load_scoring_model(path / "final.mdl", info.get("model_type"))
+        graph = CompiledFst.load(path / "HCLG.npz")
+        words = SymbolTable.read(path / "words.txt")
+        mfcc_opts = read_config(path / "conf" / "mfcc.conf", MfccOptions)
+        cmvn_opts = read_config(path / "conf" / "online_cmvn.conf", OnlineCmvnOptions)
+        online_opts = read_config(path / "conf" / "online.conf", OnlineDecodingOptions)
+        if online_config is not None or overrides:
+            base = read_config(online_config, OnlineDecodingOptions) if online_config else None
+            online_opts = _merge(online_opts, base, overrides)
+        global_cmvn = None
+        if model.pipeline.cmvn != "none":
+            stats_path = path / "global_cmvn.stats"
+            if not stats_path.is_file():
+                raise MissingFileError(f"{stats_path}: missing from the model bundle (the model uses CMVN); "
+                                       "re-run `kaldilite export-model` with --data")
+            global_cmvn = read_kaldi_text_matrix(stats_path)
+        raw_dim = _raw_dim(mfcc_opts)
+        if global_cmvn is not None and global_cmvn.shape != (2, raw_dim + 1):
+            raise DimensionMismatchError(f"{path / 'global_cmvn.stats'}: stats of dimension {global_cmvn.shape[-1] - 1} "
+                                         f"but conf/mfcc.conf makes {raw_dim}-dim features; re-run export-model")
+        expected = model.pipeline.output_dim(raw_dim)
+        feature_dim = getattr(model.scorer, "feature_dim", expected)
+        if expected != feature_dim:
+            raise DimensionMismatchError(
+                f"{path}: conf/mfcc.conf makes {raw_dim}-dim features, {expected}-dim after the model's pipeline, "
+                f"but the model expects {feature_dim}; the bundle mixes files of different systems")
+        silence_csl = (path / "phones" / "silence.csl").read_text(encoding="utf-8").strip()
+        return cls(path=path, model=model, graph=graph, words=words, fillers=read_fillers(path),
+                   silence_csl=silence_csl, rejection=RejectionRule.load(path / "rejection.json"),
+                   mfcc_opts=mfcc_opts, cmvn_opts=cmvn_opts, global_cmvn=global_cmvn, online_opts=online_opts,
+                   info=info)
+
+
+def _raw_dim(mfcc_opts):
+    return mfcc_opts.num_ceps
+
+
+def _merge(opts, file_opts, overrides):
+    """Bundle options, then non-default values of an extra config file, then explicit overrides."""
+    from kaldilite.io.config import option_specs, options_to_config_lines, read_config
+    from kaldilite.online.recognizer import OnlineDecodingOptions
+
+    merged = {}
+    for line in options_to_config_lines(opts):
+        name, _, value = line[2:].partition("=")
+        merged[name] = value
+    if file_opts is not None:
+        for line in options_to_config_lines(file_opts, only_changed=True):
+            name, _, value = line[2:].partition("=")
+            merged[name] = value
+    known = {s.name for s in option_specs(OnlineDecodingOptions)}
+    merged = {k: v for k, v in merged.items() if k in known}
+    merged.update(overrides or {})
+    return read_config(None, OnlineDecodingOptions, merged)
+
+
+# ---------------------------------------------------------------------------------- export
+
+def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None, online_config=None,
+                 rejection=None, lang_dir=None, model=None, check_features=True):
+    """Write a bundle for decoding `graph_dir` with `exp_dir`'s model (see the module docstring).
+
+    `mfcc_config`: the config the model's features were made with (required; a wrong one
+    silently ruins accuracy, so with `data_dir` it is checked by recomputing one utterance's
+    features and comparing with feats.scp). `data_dir`: training data whose cmvn.scp, summed,
+    is the online-CMVN prior. `online_config`: decoder/endpoint options (default the
+    repository's conf/online.conf). `rejection`: a rule JSON (default GRAPH/rejection.json,
+    else the default rule). `lang_dir`: where `words/fillers.txt` is when the graph dir lacks it.
+    Returns the output path.
+    """
+    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+    from kaldilite.feat.cmvn import OnlineCmvnOptions
+    from kaldilite.feat.options import MfccOptions
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.config import options_to_config_lines, read_config
+    from kaldilite.online.recognizer import OnlineDecodingOptions
+    from kaldilite.utils.atomic import atomic_open, atomic_path
+
+    exp_dir, graph_dir, out_dir = Path(exp_dir), Path(graph_dir), Path(out_dir)
+    model_path = Path(model) if model else exp_dir / "final.mdl"
+    if not model_path.is_file():
+        raise MissingFileError(f"{model_path}: no model; train it first or pass --model")
+    if mfcc_config is None:
+        raise InputError("export-model needs --mfcc-config: the feature config the model was trained with "
+                         "(e.g. conf/mfcc.conf)")
+    mfcc_opts = read_config(mfcc_config, MfccOptions)
+    loaded = load_scoring_model(model_path)
+    pipeline = loaded.pipeline
+    raw_dim = _raw_dim(mfcc_opts)
+    if loaded.raw_feature_dim and loaded.raw_feature_dim != raw_dim:
+        raise DimensionMismatchError(f"{mfcc_config}: makes {raw_dim}-dim features but {model_path} was trained on "
+                                     f"{loaded.raw_feature_dim}-dim ones; pass the config make-mfcc used")
+    graph = load_graph(graph_dir)
+    for name in ("words.txt", "phones.txt", "phones/silence.csl"):
+        if not (graph_dir / name).is_file():
+            raise MissingFileError(f"{graph_dir / name}: missing from the graph dir; re-run `kaldilite mkgraph`")
+    global_stats = None
+    if pipeline.cmvn != "none":
+        if data_dir is None:
+            raise InputError(f"{model_path} uses {pipeline.cmvn} CMVN: pass --data DIR (the training data dir; its "
+                             "cmvn.scp summed is the online-CMVN prior, Kaldi's global_cmvn.stats)")
+        from kaldilite.feat.pipeline import global_cmvn_stats
+
+        global_stats = global_cmvn_stats(data_dir)
+        if global_stats.shape != (2, raw_dim + 1):
+            raise DimensionMismatchError(f"{Path(data_dir) / 'cmvn.scp'}: stats of dimension {global_stats.shape[-1] - 1} "
+                                         f"but {mfcc_config} makes {raw_dim}-dim features")
+    if data_dir is not None and check_features:
+        check_feature_config(data_dir, mfcc_opts, mfcc_config)
+    online_opts = read_config(online_config or (DEFAULT_ONLINE_CONF if DEFAULT_ONLINE_CONF.is_file() else None),
+                              OnlineDecodingOptions)
+    cmvn_opts = OnlineCmvnOptions(norm_vars=pipeline.norm_vars)
+    if rejection is not None:
+        rule = RejectionRule.load(rejection)
+    else:
+        rule = RejectionRule.for_graph(graph_dir)
+    fillers_source = None
+    for candidate in [graph_dir] + ([Path(lang_dir)] if lang_dir else []):
+        if (candidate / "words" / "fillers.txt").is_file():
+            fillers_source = candidate / "words" / "fillers.txt"
+            break
+    if fillers_source is None:
+        log.warning("%s: no words/fillers.txt (nor in --lang); the bundle rejects only silence/garbage-free "
+                    "results by confidence", graph_dir)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("conf", "phones", "words"):
+        (out_dir / sub).mkdir(exist_ok=True)
+    with atomic_path(out_dir / "final.mdl") as tmp:
+        shutil.copyfile(model_path, tmp)
+    graph.save(out_dir / "HCLG.npz")
+    for name in ("words.txt", "phones.txt", "phones/silence.csl"):
+        with atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(graph_dir / name, tmp)
+    with atomic_open(out_dir / "words" / "fillers.txt") as handle:
+        if fillers_source is not None:
+            handle.write(fillers_source.read_text(encoding="utf-8"))
+    rule.save(out_dir / RULE_FILE)
+    if global_stats is not None:
+        write_kaldi_text_matrix(out_dir / "global_cmvn.stats", global_stats)
+    for name, opts in (("mfcc.conf", mfcc_opts), ("online_cmvn.conf", cmvn_opts), ("online.conf", online_opts)):
+        with atomic_open(out_dir / "conf" / name) as handle:
+            handle.write("\n".join(options_to_config_lines(opts)) + "\n")
+    info = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "model_type": loaded.model_type,
+            "sample_rate": int(mfcc_opts.frame_opts.sample_frequency), "num_pdfs": int(loaded.scorer.num_pdfs),
+            "graph_states": int(graph.num_states), "graph_arcs": int(graph.num_arcs),
+            "from": {"model": str(model_path), "graph": str(graph_dir), "data": str(data_dir) if data_dir else None,
+                     "mfcc_config": str(mfcc_config)}}
+    with atomic_open(out_dir / "bundle.json") as handle:
+        json.dump(info, handle, indent=2)
+        handle.write("\n")
+    log.info("export-model: wrote %s (%s model, %d-state graph)", out_dir, loaded.model_type, graph.num_states)
+    return out_dir
+
+
+def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
+    """Recompute the first utterance of DATA/feats.scp from its audio with `mfcc_opts` and compare.
+
+    Catches the silent failure of exporting with the wrong --mfcc-config (e.g. 16 kHz defaults
+    for an 8 kHz model). Dither makes features differ slightly, hence a relative tolerance.
+    """
+    from kaldilite.feat.extract import compute_mfcc
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.io.tables import read_matrices
+
+    data = DataDir.load(data_dir)
+    if data.feats_scp is None or data.wav_scp is None or data.segments is not None:
+        return
+    utt, feats = next(iter(read_matrices(Path(data_dir) / "feats.scp")), (None, None))
+    if utt is None or utt not in data.wav_scp:
+        return
+    wave = read_audio(data.wav_scp[utt])
+    from kaldilite.io.audio import audio_info
+
+    rate = audio_info(data.wav_scp[utt])[0]
+    where = f"{mfcc_config} vs {Path(data_dir) / 'feats.scp'} ({utt})"
+    if rate != int(mfcc_opts.frame_opts.sample_frequency):
+        raise InputError(f"{where}: the audio is {rate} Hz but the config says --sample-frequency="
+                         f"{mfcc_opts.frame_opts.sample_frequency:g}; pass the config make-mfcc used")
+    ours = compute_mfcc(wave, mfcc_opts)
+    if ours.shape != feats.shape:
+        raise InputError(f"{where}: features of shape {ours.shape} but feats.scp has {feats.shape}; pass the config "
+                         "make-mfcc used")
+    error = np.abs(ours - feats).mean() / max(np.abs(feats).mean(), 1e-9)
+    if error > tolerance:
+        raise InputError(f"{where}: recomputed features differ by {100 * error:.0f}% from feats.scp; pass the config "
+                         "make-mfcc used")
+
+
+__all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "register_model_type", "load_scoring_model",
+           "write_kaldi_text_matrix", "read_kaldi_text_matrix", "check_feature_config", "BUNDLE_FORMAT"]

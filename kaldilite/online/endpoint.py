@@ -1,0 +1,122 @@
+"""Endpointing: when to stop decoding the current utterance, after Kaldi's online2 rules.
+
+Follows src/online2/online-endpoint.{h,cc} (OnlineEndpointConfig, EndpointDetected,
+TrailingSilenceLength). The decision is an OR of five rules; rule k fires when
+
+    (the best path contains non-silence  or  not ruleK.must-contain-nonsilence)
+    and trailing silence  >= ruleK.min-trailing-silence     (seconds)
+    and relative cost     <= ruleK.max-relative-cost        (decoder.final_relative_cost())
+    and utterance length  >= ruleK.min-utterance-length     (seconds decoded so far)
+
+Trailing silence is the number of frames at the end of the best partial path (no final costs)
+whose phone is in --endpoint.silence-phones; "contains non-silence" is, as in Kaldi,
+"utterance length > trailing silence". Options keep Kaldi's names
+(`--endpoint.rule2.min-trailing-silence=0.5`) so a Kaldi online.conf reads unchanged, and
+Kaldi's defaults; conf/online.conf tunes them for short commands.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from kaldilite.errors import InputError
+
+# Kaldi's OnlineEndpointConfig defaults: (must_contain_nonsilence, min_trailing_silence,
+# max_relative_cost, min_utterance_length) for rule1..rule5.
+KALDI_RULE_DEFAULTS = (
+    (False, 5.0, math.inf, 0.0),   # 5 s of silence, even if nothing was decoded
+    (True, 0.5, 2.0, 0.0),         # 0.5 s after speech when a final state is good
+    (True, 1.0, 8.0, 0.0),         # 1 s after speech when a final state is OK
+    (True, 2.0, math.inf, 0.0),    # 2 s after speech whatever the final state
+    (False, 0.0, math.inf, 20.0),  # 20 s of utterance, whatever else
+)
+_RULE_FIELDS = ("must_contain_nonsilence", "min_trailing_silence", "max_relative_cost", "min_utterance_length")
+_RULE_HELP = {
+    "must_contain_nonsilence": "If true, this rule needs non-silence in the best-path traceback",
+    "min_trailing_silence": "This rule needs trailing silence (seconds) >= this value",
+    "max_relative_cost": "This rule needs the relative cost of final states <= this value",
+    "min_utterance_length": "This rule needs the utterance length (seconds) >= this value",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineEndpointRule:
+    """One conjunction of the endpoint rule (Kaldi's OnlineEndpointRule)."""
+
+    must_contain_nonsilence: bool = True
+    min_trailing_silence: float = 1.0
+    max_relative_cost: float = math.inf
+    min_utterance_length: float = 0.0
+
+    def activated(self, trailing_silence, relative_cost, utterance_length):
+        contains_nonsilence = utterance_length > trailing_silence
+        return ((contains_nonsilence or not self.must_contain_nonsilence)
+                and trailing_silence >= self.min_trailing_silence
+                and relative_cost <= self.max_relative_cost
+                and utterance_length >= self.min_utterance_length)
+
+
+def _config_fields():
+    fields = [("silence_phones", str, dataclasses.field(default="", metadata={
+        "option": "endpoint.silence-phones",
+        "help": "Colon-separated phone ids counted as silence by endpointing (default: the bundle's "
+                "phones/silence.csl)"}))]
+    for k, defaults in enumerate(KALDI_RULE_DEFAULTS, start=1):
+        for name, default in zip(_RULE_FIELDS, defaults):
+            kind = bool if name == "must_contain_nonsilence" else float
+            fields.append((f"rule{k}_{name}", kind, dataclasses.field(default=default, metadata={
+                "option": f"endpoint.rule{k}.{name.replace('_', '-')}", "help": f"rule{k}: {_RULE_HELP[name]}"})))
+    return fields
+
+
+def _rules(self):
+    return [OnlineEndpointRule(*(getattr(self, f"rule{k}_{name}") for name in _RULE_FIELDS))
+            for k in range(1, len(KALDI_RULE_DEFAULTS) + 1)]
+
+
+def _silence_phone_list(self):
+    try:
+        phones = [int(p) for p in self.silence_phones.split(":") if p.strip()]
+    except ValueError:
+        raise InputError(f"--endpoint.silence-phones={self.silence_phones!r}: expected colon-separated "
+                         "integer phone ids (e.g. 1:2:3:4:5)") from None
+    if len(set(phones)) != len(phones):
+        raise InputError(f"--endpoint.silence-phones={self.silence_phones}: has duplicates")
+    return phones
+
+
+OnlineEndpointConfig = dataclasses.make_dataclass(
+    "OnlineEndpointConfig", _config_fields(),
+    namespace={"rules": _rules, "silence_phone_list": _silence_phone_list,
+               "__doc__": "Kaldi's OnlineEndpointConfig: `--endpoint.silence-phones` and five rules "
+                          "`--endpoint.ruleK.{must-contain-nonsilence,min-trailing-silence,max-relative-cost,"
+                          "min-utterance-length}` (K = 1..5), with Kaldi's defaults."})
+OnlineEndpointConfig.__module__ = __name__
+
+
+def endpoint_detected(config, num_frames_decoded, trailing_silence_frames, frame_shift_seconds, relative_cost):
+    """The name of the first rule that fires ('rule1'..'rule5'), or None (Kaldi's EndpointDetected)."""
+    if trailing_silence_frames > num_frames_decoded:
+        raise ValueError(f"{trailing_silence_frames} trailing silence frames of {num_frames_decoded} decoded")
+    utterance_length = num_frames_decoded * frame_shift_seconds
+    trailing_silence = trailing_silence_frames * frame_shift_seconds
+    for k, rule in enumerate(config.rules(), start=1):
+        if rule.activated(trailing_silence, relative_cost, utterance_length):
+            return f"rule{k}"
+    return None
+
+
+def trailing_silence_frames(alignment, tid_to_phone, silence_phones):
+    """Frames at the end of `alignment` (transition-ids, one per frame) whose phone is silence
+    (Kaldi's TrailingSilenceLength, counting back until the first non-silence frame)."""
+    alignment = np.asarray(alignment)
+    if alignment.size == 0:
+        return 0
+    is_silence = np.isin(np.asarray(tid_to_phone)[alignment], np.asarray(list(silence_phones), dtype=np.int64))
+    nonsilence = np.flatnonzero(~is_silence)
+    return int(alignment.size if nonsilence.size == 0 else alignment.size - 1 - nonsilence[-1])
+
+
+__all__ = ["OnlineEndpointConfig", "OnlineEndpointRule", "endpoint_detected", "trailing_silence_frames",
+           "KALDI_RULE_DEFAULTS"]

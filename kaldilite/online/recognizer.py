@@ -1,0 +1,343 @@
+"""The online recognizer: audio chunks in, one result per spoken command out, listening on.
+
+Follows Kaldi's online2 decoding loop (src/online2bin/online2-wav-gmm-latgen-faster.cc with
+endpointing, src/online2/online-endpoint.h): each chunk goes through the streaming front end
+(resampling, optional VAD gate, `OnlineMfcc` -> `OnlineFeaturePipeline` with online CMVN), the
+frames that are ready are scored by the model's scorer and the `BeamDecoder` advances over
+them; after every chunk the endpoint rules look at the best partial path. At an endpoint (or
+when the VAD closes a segment, or the input ends) the utterance is finalized and the shared
+rejection rule (`kaldilite.decode.rejection`) turns it into a command or `<rejected>` with a
+confidence; then a new utterance starts at the first frame not decoded, so no audio is lost
+or decoded twice. Online CMVN statistics of finished utterances become the prior of the next
+(Kaldi's OnlineCmvnState carried between a speaker's utterances) when `carry_cmvn` is set.
+
+Times are stream seconds. A result's `start`/`end` are the first and last non-silence frames
+of its best path; `latency` is the time from `end` to the result: the audio that had to be
+heard after the end of speech (endpoint rule, feature look-ahead) plus the processing delay
+since the chunk that completed it arrived.
+
+The model is seen through a scorer (`log_likelihoods(feats)`, `num_pdfs`, `pipeline`), so a
+GMM and a DNN plug in alike (see `kaldilite.online.bundle`).
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import time
+
+import numpy as np
+
+from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
+from kaldilite.decode.rejection import REJECTED, RejectionRule, recognize_decoder
+from kaldilite.errors import InputError
+from kaldilite.feat.extract import OnlineMfcc
+from kaldilite.feat.streaming import OnlineFeaturePipeline
+from kaldilite.online.endpoint import OnlineEndpointConfig, endpoint_detected, trailing_silence_frames
+from kaldilite.online.sources import StreamingResampler
+from kaldilite.online.vad import VadGate, VadOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class OnlineDecodingOptions:
+    """Decoder and loop options of decode-online (`conf/online.conf`), with Kaldi's names."""
+
+    beam: float = dataclasses.field(default=13.0, metadata={"help": "Decoding beam"})
+    max_active: int = dataclasses.field(default=7000, metadata={"help": "Maximum number of active tokens"})
+    min_active: int = dataclasses.field(default=20, metadata={"help": "Minimum number of active tokens"})
+    acoustic_scale: float = dataclasses.field(default=0.1, metadata={"help": "Scale on acoustic log-likelihoods"})
+    lattice_beam: float = dataclasses.field(default=6.0, metadata={"help": "Lattice beam (rejection confidence)"})
+    chunk_length: float = dataclasses.field(default=0.02, metadata={
+        "help": "Seconds of audio per chunk handed from capture to the recognizer"})
+    do_endpointing: bool = dataclasses.field(default=True, metadata={
+        "help": "Finalize an utterance when the endpoint rules fire (else only at a VAD segment end or "
+                "the end of input)"})
+    carry_cmvn: bool = dataclasses.field(default=True, metadata={
+        "help": "Carry online-CMVN statistics from one utterance to the next (one speaker)"})
+    endpoint: OnlineEndpointConfig = dataclasses.field(default_factory=OnlineEndpointConfig)
+    vad_opts: VadOptions = dataclasses.field(default_factory=VadOptions)
+
+    def decoder_options(self):
+        return DecoderOptions(beam=self.beam, max_active=self.max_active, min_active=self.min_active,
+                              acoustic_scale=self.acoustic_scale)
+
+
+@dataclasses.dataclass
+class OnlineResult:
+    """One recognized (or rejected) utterance of a stream."""
+
+    source: str
+    text: str            # the command, or "<rejected>"
+    accepted: bool
+    confidence: float
+    start: float         # stream seconds: first non-silence frame of the best path
+    end: float           # stream seconds: end of the last non-silence frame
+    latency: float       # seconds from `end` to the result
+    endpoint: str        # rule1..rule5, vad, end-of-input, overrun
+    reason: str          # the rejection rule's reason (accepted, filler, low-confidence, ...)
+    words: tuple = ()    # the raw best path (fillers and garbage words included)
+    num_frames: int = 0
+
+    def to_line(self):
+        return (f"{self.source} {self.start:.2f}-{self.end:.2f} {self.text} confidence={self.confidence:.3f} "
+                f"latency={self.latency * 1000:.0f}ms endpoint={self.endpoint}")
+
+    def to_json(self):
+        data = dataclasses.asdict(self)
+        data["words"] = list(self.words)
+        for key in ("confidence", "start", "end", "latency"):
+            data[key] = round(float(data[key]), 4) if math.isfinite(data[key]) else None
+        return json.dumps(data, ensure_ascii=False)
+
+
+class OnlineRecognizer:
+    """Chunk-by-chunk recognition of one audio stream with a loaded model bundle.
+
+    `accept(samples, start=None, arrival=None)` takes audio at `sample_rate` (its stream
+    index `start`: a jump means samples were dropped) and returns the finished `OnlineResult`s;
+    `input_finished()` flushes the last utterance. `partial()` is the current best word
+    sequence. `on_partial(words)` (optional) is called whenever it changes.
+    """
+
+    def __init__(self, bundle, opts=None, sample_rate=None, source_name="stream", on_partial=None, vad_is_speech=None):
+        self.bundle = bundle
+        self.opts = opts or bundle.online_opts
+        self.source_name = source_name
+        self.on_partial = on_partial
+        self.model_rate = int(bundle.mfcc_opts.frame_opts.sample_frequency)
+        self.sample_rate = int(sample_rate or self.model_rate)
+        self.frame_shift = bundle.mfcc_opts.frame_opts.frame_shift / 1000.0
+        self._shift_samples = int(round(self.frame_shift * self.model_rate))
+        self._silence = bundle.silence_phones(self.opts.endpoint)
+        self._tid_to_phone = bundle.tid_to_phone
+        self.decoder = BeamDecoder(bundle.graph, bundle.tid_to_pdf, self.opts.decoder_options(), lattice=True)
+        self.rule = bundle.rejection or RejectionRule()
+        self._cmvn_state = bundle.cmvn_state()
+        self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
+        self._resampler = None
+        self._next_input = 0     # stream index (input rate) expected next
+        self._samples_in = 0     # model-rate samples received so far (stream index of the next one)
+        self._in_segment = self._vad is None
+        self.num_overruns = 0
+        self.results = []
+        self._last_partial = None
+        self._start_utterance(0)
+
+    # ------------------------------------------------------------------ utterance lifecycle
+    def _start_utterance(self, model_sample):
+        self._utt_start = model_sample          # model-rate stream index of frame 0
+        self._utt_audio = []                    # model-rate samples of this utterance
+        self._mfcc = OnlineMfcc(self.bundle.mfcc_opts)
+        self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
+                                               self._cmvn_state)
+        self.decoder.init()
+        self._decoded = 0
+        self._last_partial = None
+
+    def _utt_time(self, frame):
+        return (self._utt_start + frame * self._shift_samples) / self.model_rate
+
+    def _feed(self, samples):
+        """Model-rate samples into the current utterance; decode what became ready."""
+        if samples.size == 0:
+            return
+        self._utt_audio.append(samples)
+        self._mfcc.accept_waveform(samples)
+        self._decode_ready()
+
+    def _decode_ready(self):
+        ready = self._features.num_frames_ready
+        if ready > self._decoded:
+            feats = self._features.get_frames(self._decoded, ready)
+            self.decoder.advance(self.bundle.scorer.log_likelihoods(feats))
+            self._decoded = ready
+            if self.on_partial is not None:
+                best = self.decoder.best_path()
+                words = tuple(self.bundle.words.symbol(w) for w in best.words) if best else ()
+                if words != self._last_partial:
+                    self._last_partial = words
+                    self.on_partial(words)
+
+    def partial(self):
+        """The best word sequence of the current utterance so far (fillers included)."""
+        best = self.decoder.best_path() if self._decoded else None
+        return tuple(self.bundle.words.symbol(w) for w in best.words) if best else ()
+
+    def _check_endpoint(self):
+        if not self.opts.do_endpointing or self._decoded == 0:
+            return None
+        best = self.decoder.best_path()
+        if best is None:
+            return None
+        silence = trailing_silence_frames(best.alignment, self._tid_to_phone, self._silence)
+        return endpoint_detected(self.opts.endpoint, self._decoded, silence, self.frame_shift,
+                                 self.decoder.final_relative_cost())
+
+    def _finish_utterance(self, endpoint, heard_until, arrival, restart=True):
+        """Finalize: decide, make the result (None for silence only), restart after the decoded frames."""
+        result = None
+        best = self.decoder.finalize() if self._decoded else None
+        if best is not None and best.alignment.size:
+            phones = self._tid_to_phone[best.alignment]
+            speech = np.flatnonzero(~np.isin(phones, self._silence))
+            if speech.size:
+                decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
+                                             self.opts.lattice_beam)
+                end = self._utt_time(int(speech[-1]) + 1)
+                waited = max(0.0, heard_until - end)
+                processing = time.monotonic() - arrival if arrival is not None else 0.0
+                result = OnlineResult(
+                    source=self.source_name, text=decision.label if decision.accepted else REJECTED,
+                    accepted=decision.accepted, confidence=float(decision.confidence),
+                    start=self._utt_time(int(speech[0])), end=end, latency=waited + processing, endpoint=endpoint,
+                    reason=decision.reason, words=tuple(w for w in (decision.words or ()) if w != "<eps>"),
+                    num_frames=self._decoded)
+                if self.opts.carry_cmvn and hasattr(self._features.source, "get_state"):
+                    self._cmvn_state = self._features.source.get_state(self._decoded - 1)
+                self.results.append(result)
+                log.info("%s", result.to_line())
+        if restart:
+            # The next utterance begins at the first frame not decoded: re-feed its samples.
+            consumed = self._decoded * self._shift_samples
+            rest = np.concatenate(self._utt_audio)[consumed:] if self._utt_audio else np.zeros(0, np.float32)
+            self._start_utterance(self._utt_start + consumed)
+            if rest.size and self._in_segment:
+                self._feed(rest)
+        return result
+
+    # ------------------------------------------------------------------ public API
+    def accept(self, samples, start=None, arrival=None):
+        """Take a chunk of audio at `sample_rate`; returns the results it completed."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if arrival is None:
+            arrival = time.monotonic()
+        results = []
+        if start is not None and start != self._next_input:
+            if start < self._next_input:
+                raise InputError(f"{self.source_name}: chunk at sample {start} overlaps audio already received")
+            results += self._gap(start, arrival)
+        self._next_input += samples.size
+        if self.sample_rate != self.model_rate:
+            if self._resampler is None:
+                self._resampler = StreamingResampler(self.sample_rate, self.model_rate)
+            samples = self._resampler.accept(samples)
+        results += self._accept_model_rate(samples, arrival)
+        return results
+
+    def _accept_model_rate(self, samples, arrival):
+        results = []
+        pos = self._samples_in
+        self._samples_in += samples.size
+        if self._vad is None:
+            self._feed(samples)
+            results += self._endpoint_loop(arrival)
+            return results
+        for event in self._vad.accept(samples):
+            results += self._vad_event(event, arrival)
+        del pos
+        return results
+
+    def _vad_event(self, event, arrival):
+        results = []
+        if event[0] == "start":
+            self._in_segment = True
+            self._start_utterance(event[1])
+        elif event[0] == "audio":
+            self._feed(np.asarray(event[2], dtype=np.float32))
+            results += self._endpoint_loop(arrival)
+        elif event[0] == "end":
+            if self._in_segment:
+                self._mfcc.input_finished()
+                self._decode_ready()
+                result = self._finish_utterance("vad", self._samples_in / self.model_rate, arrival, restart=False)
+                results += [result] if result else []
+            self._in_segment = False
+        return results
+
+    def _endpoint_loop(self, arrival):
+        results = []
+        while True:
+            rule = self._check_endpoint()
+            if rule is None:
+                return results
+            decoded = self._decoded
+            result = self._finish_utterance(rule, self._samples_in / self.model_rate, arrival)
+            if result is not None:
+                results.append(result)
+            if decoded == 0:
+                return results
+
+    def _gap(self, start, arrival):
+        """Samples were dropped (overrun): close the utterance and resume after the gap."""
+        self.num_overruns += 1
+        missing = start - self._next_input
+        log.warning("%s: %d samples (%.3f s) were dropped before %.3f s (overrun); the current utterance ends there",
+                    self.source_name, missing, missing / self.sample_rate, start / self.sample_rate)
+        results = []
+        if self._in_segment:
+            self._flush_resampler()
+            self._mfcc.input_finished()
+            self._decode_ready()
+            result = self._finish_utterance("overrun", self._samples_in / self.model_rate, arrival, restart=False)
+            results += [result] if result else []
+        self._resampler = None
+        self._next_input = start
+        self._samples_in = int(round(start * self.model_rate / self.sample_rate))
+        if self._vad is not None:
+            self._vad = VadGate(self.model_rate, self.opts.vad_opts, self._vad._is_speech)
+            self._in_segment = False
+        self._start_utterance(self._samples_in)
+        if self._vad is not None:
+            self._vad._pos = self._samples_in
+        return results
+
+    def _flush_resampler(self):
+        if self._resampler is not None:
+            rest = self._resampler.flush()
+            self._samples_in += rest.size
+            if self._in_segment:
+                self._feed(rest)
+
+    def input_finished(self):
+        """End of the stream: decode the last frames and finalize; returns the last results."""
+        arrival = time.monotonic()
+        results = []
+        if self._resampler is not None:
+            rest = self._resampler.flush()
+            results += self._accept_model_rate(rest, arrival)
+        if self._vad is not None:
+            for event in self._vad.finish():
+                results += self._vad_event(event, arrival)
+            return results
+        self._mfcc.input_finished()
+        self._decode_ready()
+        result = self._finish_utterance("end-of-input", self._samples_in / self.model_rate, arrival, restart=False)
+        results += [result] if result else []
+        return results
+
+
+def recognize_stream(recognizer, source, emit=None):
+    """Run `source` (an AudioSource) through `recognizer`; call `emit(result)` for each result.
+
+    Returns the list of results. Overruns are logged and counted in `recognizer.num_overruns`.
+    """
+    results = []
+    realtime = getattr(source, "realtime", False)
+    for chunk in source.chunks():
+        for result in recognizer.accept(chunk.samples, chunk.start, chunk.arrival if realtime else None):
+            results.append(result)
+            if emit:
+                emit(result)
+    for result in recognizer.input_finished():
+        results.append(result)
+        if emit:
+            emit(result)
+    if source.overruns:
+        log.warning("%s: %d overrun(s): %d samples (%.2f s) dropped because recognition fell behind capture",
+                    source.name, source.overruns, source.dropped_samples, source.dropped_samples / source.sample_rate)
+    return results
+
+
+__all__ = ["OnlineDecodingOptions", "OnlineResult", "OnlineRecognizer", "recognize_stream"]
