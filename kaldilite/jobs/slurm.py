@@ -211,7 +211,7 @@ class SlurmJobRunner(JobRunner):
                             outcomes[k] = self._vanished(job_id, k, records, log_paths[k])
                             pending.discard(k)
             time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.5, 0.5)
         return outcomes
 
     @staticmethod

@@ -101,6 +101,7 @@ MinJobAge=300
 KillWait=5
 Waittime=0
 DefMemPerCPU=1024
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={int(_memory_mb() * 0.9)} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
