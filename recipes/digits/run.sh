@@ -28,6 +28,7 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|depend
 
 cd "$(dirname "$0")"
 . ../utils/path.sh
+. ./cmd.sh            # KALDILITE_CMD: where the --nj jobs run (local or slurm)
 . ../utils/parse_options.sh
 
 recipe_dir=$(pwd)
