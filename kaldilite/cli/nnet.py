@@ -1,0 +1,218 @@
+"""nnet2 verbs: `train-nnet2` (steps/nnet2/train_pnorm_simple2.sh) and `decode-nnet2` (steps/nnet2/decode.sh).
+
+`decode-nnet2` glues the nnet2 model to the decoder seam: `kaldilite.decode.batch` only sees a
+scorer from features to a (frames x pdfs) log-likelihood matrix, here the network's log
+posterior minus log prior. The graph is the one of the GMM system whose alignments trained the
+network (same tree and transition model), as Kaldi's nnet2 recipes decode with exp/tri3b/graph.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+class _TrainLog:
+    """exp/log/train.log: the command line first, every library log line, the totals last."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(self.path, mode="w", encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s (%(name)s) %(message)s"))
+        self.handler.stream.write("# kaldilite " + " ".join(sys.argv[1:]) + "\n")
+        self.logger = logging.getLogger("kaldilite.nnet")
+        self.old_level = self.logger.level
+        if self.logger.getEffectiveLevel() > logging.INFO:
+            self.logger.setLevel(logging.INFO)  # the per-iteration lines are the progress report
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.old_level)
+        self.handler.close()
+
+
+def _options_from_config(path, ctx, verb):
+    """--option=value lines (Kaldi config style) mapped onto the verb's parameters."""
+    from kaldilite.errors import InputError
+
+    names = {p.opts[0].lstrip("-"): p for p in ctx.command.params if isinstance(p, click.Option)}
+    values = {}
+    for number, line in enumerate(open(path, encoding="utf-8"), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, _, value = line.lstrip("-").partition("=")
+        if key not in names or key == "config":
+            raise InputError(f"{path}:{number}: unknown option --{key} for {verb}")
+        values[names[key].name] = names[key].type_cast_value(ctx, value)
+    return values
+
+
+@click.command("train-nnet2")
+@click.option("--num-epochs", default=15, show_default=True, help="Passes over the training examples.")
+@click.option("--samples-per-iter", default=20000, show_default=True, help="Frames per iteration.")
+@click.option("--minibatch-size", default=128, show_default=True, help="Frames per SGD minibatch.")
+@click.option("--initial-learning-rate", default=0.04, show_default=True,
+              help="Learning rate of the first iteration (on the minibatch-averaged gradient).")
+@click.option("--final-learning-rate", default=0.004, show_default=True, help="Learning rate of the last iteration.")
+@click.option("--momentum", default=0.9, show_default=True, help="Classical momentum of the SGD updates.")
+@click.option("--max-change", default=2.0, show_default=True,
+              help="Largest Frobenius norm of one component's change per minibatch (0 = no limit).")
+@click.option("--num-hidden-layers", default=2, show_default=True, help="Number of p-norm hidden layers.")
+@click.option("--pnorm-input-dim", default=1000, show_default=True, help="Affine output / p-norm input dimension.")
+@click.option("--pnorm-output-dim", default=100, show_default=True, help="p-norm output dimension (groups).")
+@click.option("--p", "p", default=2.0, show_default=True, help="The p of the p-norm.")
+@click.option("--bias-stddev", default=0.5, show_default=True, help="Standard deviation of initial hidden biases.")
+@click.option("--mix-up", default=0, show_default=True,
+              help="Number of softmax sub-classes to mix up to halfway (0 = no mix-up; > number of pdfs).")
+@click.option("--max-models-combine", default=20, show_default=True, help="Models of the last iterations averaged.")
+@click.option("--splice-width", default=4, show_default=True, help="Frames of context on each side.")
+@click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")
+@click.option("--within-class-factor", default=0.0001, show_default=True,
+              help="LDA row scaling of within-class variance (get_lda.sh).")
+@click.option("--num-utts-subset", default=300, show_default=True, help="Utterances held out for validation.")
+@click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
+              help="Name of the raw features, recorded in the model for error messages.")
+@click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same model.")
+@click.option("--num-threads", default=0, show_default=True, type=click.IntRange(0, 1),
+              help="BLAS threads for training: 0 = OpenBLAS's default (all cores), 1 = one (beside other jobs).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False),
+              help="Kaldi-style config (--option=value lines) read before the command line.")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("lang", type=click.Path(exists=True, file_okay=False))
+@click.argument("ali_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("exp", type=click.Path(file_okay=False))
+@click.pass_context
+def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs):
+    """Train a p-norm DNN on a GMM system's alignments (like steps/nnet2/train_pnorm_simple2.sh).
+
+    Input: the data dir's features with the alignment model's CMVN, spliced +-splice-width,
+    through an LDA-like transform estimated from the alignments; all recorded in EXP/final.mdl.
+    Log: EXP/log/train.log (objective and accuracy per iteration, train and validation).
+
+    \b
+    Usage: kaldilite train-nnet2 [options] <data> <lang> <ali-dir> <exp-dir>
+     e.g.: kaldilite train-nnet2 --num-epochs 15 data/train data/lang exp/tri3b_ali exp/nnet2
+    """
+    import contextlib
+
+    from kaldilite.nnet.train import Nnet2Options, train_nnet2
+
+    values = _options_from_config(config, ctx, "train-nnet2") if config else {}
+    values.update({k: v for k, v in kwargs.items()
+                   if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
+    opts = Nnet2Options(**values)
+    threads = contextlib.nullcontext()
+    if num_threads == 1:
+        from kaldilite.train.gmm_steps import single_threaded_blas
+
+        threads = single_threaded_blas()
+    with threads, _TrainLog(Path(exp) / "log" / "train.log"):
+        result = train_nnet2(data, lang, ali_dir, exp, opts)
+        final = result["final"]
+        summary = (f"train-nnet2: done in {result['seconds']:.1f} s ({result['frames_per_second']:.0f} frames/s); "
+                   f"input {result['input']}; final train objf {final['train_objf']:.4f} accuracy "
+                   f"{final['train_acc']:.4f}")
+        if "valid_objf" in final:
+            summary += f", validation objf {final['valid_objf']:.4f} accuracy {final['valid_acc']:.4f}"
+        log.info("%s -> %s", summary, result["final_model"])
+    click.echo(f"{summary} -> {result['final_model']}")
+
+
+def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=()):
+    """One decoding job: {None: [(utt, words)] at `acoustic_scale`, lmwt: [...] at 1/lmwt}."""
+    from kaldilite.decode.batch import decode_utterances_at_scales
+    from kaldilite.decode.decoder import DecoderOptions
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.train.gmm_steps import single_threaded_blas
+
+    model = load_nnet_model(model_path)
+    graph = load_graph(graph_dir)
+    words = SymbolTable.read(Path(graph_dir) / "words.txt")
+    opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
+    scales = {None: float(acoustic_scale)}
+    scales.update({lmwt: 1.0 / lmwt for lmwt in lmwts})
+    with single_threaded_blas():
+        results = decode_utterances_at_scales(graph, model.tm.tid_to_pdf, model.log_likelihoods,
+                                              model.features(data_dir), opts, list(scales.values()), words)
+    return {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
+            for key, scale in scales.items()}
+
+
+@click.command("decode-nnet2")
+@click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@click.option("--beam", default=15.0, show_default=True, help="Decoding beam (nnet2 decode.sh's default).")
+@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
+@click.option("--min-active", default=200, show_default=True, help="Minimum number of tokens expanded per frame.")
+@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale on the pseudo log-likelihoods.")
+@click.option("--min-lmwt", type=int, help="With --max-lmwt: also decode at acoustic scale 1/LMWT for each LMWT "
+              "and write wer_LMWT files, best_wer naming the best (Kaldi's score.sh sweep).")
+@click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="nnet2 model file (default: DECODE_DIR/../final.mdl).")
+@click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("decode_dir", type=click.Path(file_okay=False))
+def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt,
+                     model):
+    """Decode a data dir with an nnet2 model and a graph, score when DATA/text exists (like steps/nnet2/decode.sh).
+
+    The graph comes from the GMM system whose tree the network shares (e.g. exp/tri3b/graph).
+    Writes DECODE_DIR/hyp.txt, log/decode.JOB.log, and with a reference DECODE_DIR/wer and
+    scoring/best_wer.
+
+    \b
+    Usage: kaldilite decode-nnet2 [options] <graph-dir> <data-dir> <decode-dir>
+     e.g.: kaldilite decode-nnet2 --nj 2 exp/tri3b/graph data/test exp/nnet2/decode_test
+    """
+    import time
+
+    from kaldilite.cli.decode import _score, _write_text
+    from kaldilite.errors import MissingFileError
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.parallel import run_jobs
+    from kaldilite.utils.atomic import atomic_open
+
+    start = time.perf_counter()
+    decode_dir = Path(decode_dir)
+    model_path = Path(model) if model else decode_dir.parent / "final.mdl"
+    if not model_path.is_file():
+        raise MissingFileError(f"{model_path}: no model; pass --model or train one (kaldilite train-nnet2)")
+    if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
+        raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
+    loaded = load_nnet_model(model_path)  # fail here, once, on a bad model or mismatched features
+    from kaldilite.nnet.model import raw_feature_dim_of
+
+    loaded.check_raw_features(raw_feature_dim_of(data_dir))
+    lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
+    parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
+    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts)
+                for part in parts]
+    decode_dir.mkdir(parents=True, exist_ok=True)
+    outputs = run_jobs(decode_nnet2_job, job_args, decode_dir / "log", "decode", nj=nj)
+    hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
+    _write_text(decode_dir / "hyp.txt", hyps[None])
+    for lmwt in lmwts:
+        _write_text(decode_dir / "scoring" / f"{lmwt}.txt", hyps[lmwt])
+    with atomic_open(decode_dir / "num_jobs") as handle:
+        handle.write(f"{len(parts)}\n")
+    summary = (f"decode-nnet2: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> "
+               f"{decode_dir / 'hyp.txt'}")
+    wer_line = _score(data_dir, decode_dir, hyps)
+    click.echo(summary)
+    if wer_line:
+        click.echo(wer_line)
+
+
+COMMANDS = [train_nnet2_cmd, decode_nnet2_cmd]
