@@ -83,17 +83,38 @@ def _grow(rec_prev, rec_arc, rec_cost, needed):
 
 
 @njit(cache=True)
+def _grow_links(lk_src, lk_arc, lk_frame, lk_ac, needed):
+    cap = len(lk_src)
+    if needed <= cap:
+        return lk_src, lk_arc, lk_frame, lk_ac
+    new_cap = max(2 * cap, needed + 1024)
+    new_src = np.empty(new_cap, np.int32)
+    new_arc = np.empty(new_cap, np.int32)
+    new_frame = np.empty(new_cap, np.int32)
+    new_ac = np.empty(new_cap, np.float32)
+    new_src[:cap] = lk_src
+    new_arc[:cap] = lk_arc
+    new_frame[:cap] = lk_frame
+    new_ac[:cap] = lk_ac
+    return new_src, new_arc, new_frame, new_ac
+
+
+@njit(cache=True)
 def _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_rec, active, n_active,
-                 queue, in_queue, qstate, cutoff, rec_prev, rec_arc, rec_cost, n_rec):
+                 queue, in_queue, qstate, cutoff, rec_prev, rec_arc, rec_cost, n_rec,
+                 lattice, frame_index, lk_src, lk_arc, lk_frame, lk_ac, n_lk):
     """The work of `_epsilon_closure`; stops early (queue state kept in `qstate`) when the record
     arrays could overflow, so that growing them happens outside this loop (numba makes loops
     that may swap arrays many times slower)."""
     num_states = len(tok_cost)
     head, tail, count = qstate[0], qstate[1], qstate[2]
     capacity = len(rec_prev)
+    lk_capacity = len(lk_src)
     while count > 0:
         s = queue[head]
         if n_rec + (eps_end[s] - state_arc_start[s]) > capacity:
+            break
+        if lattice and n_lk + (eps_end[s] - state_arc_start[s]) > lk_capacity:
             break
         head = (head + 1) % num_states
         count -= 1
@@ -104,6 +125,12 @@ def _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_r
         for a in range(state_arc_start[s], eps_end[s]):
             new_cost = cost + arc_weight[a]
             d = arc_next[a]
+            if lattice and new_cost < cutoff:  # every arrival within the beam, also the losing ones
+                lk_src[n_lk] = s
+                lk_arc[n_lk] = a
+                lk_frame[n_lk] = frame_index
+                lk_ac[n_lk] = 0.0
+                n_lk += 1
             if new_cost < cutoff and new_cost < tok_cost[d]:
                 if tok_rec[d] == _NO_RECORD:
                     active[n_active] = d
@@ -120,13 +147,13 @@ def _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_r
                     count += 1
                     in_queue[d] = True
     qstate[0], qstate[1], qstate[2] = head, tail, count
-    return n_active, n_rec
+    return n_active, n_rec, n_lk
 
 
 @njit(cache=True)
 def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
                      tok_cost, tok_rec, active, n_active, queue, in_queue, cutoff,
-                     rec_prev, rec_arc, rec_cost, n_rec):
+                     rec_prev, rec_arc, rec_cost, n_rec, lattice, frame_index, lk_src, lk_arc, lk_frame, lk_ac, n_lk):
     """Relax epsilon arcs among the tokens of one frame until nothing improves.
 
     A FIFO of states (each at most once at a time) re-processes a state whenever its token
@@ -147,16 +174,21 @@ def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
     qstate[1] = tail
     qstate[2] = count
     while True:
-        n_active, n_rec = _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_rec, active,
-                                       n_active, queue, in_queue, qstate, cutoff, rec_prev, rec_arc, rec_cost, n_rec)
+        n_active, n_rec, n_lk = _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_rec,
+                                             active, n_active, queue, in_queue, qstate, cutoff, rec_prev, rec_arc,
+                                             rec_cost, n_rec, lattice, frame_index, lk_src, lk_arc, lk_frame, lk_ac,
+                                             n_lk)
         if qstate[2] == 0:
-            return n_active, rec_prev, rec_arc, rec_cost, n_rec
+            return n_active, rec_prev, rec_arc, rec_cost, n_rec, lk_src, lk_arc, lk_frame, lk_ac, n_lk
         rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + len(arc_next) + 1)
+        if lattice:
+            lk_src, lk_arc, lk_frame, lk_ac = _grow_links(lk_src, lk_arc, lk_frame, lk_ac, n_lk + len(arc_next) + 1)
 
 
 @njit(cache=True)
 def _init_decoding(start, state_arc_start, eps_end, arc_weight, arc_next,
-                   tok_cost, tok_rec, active, queue, in_queue, rec_prev, rec_arc, rec_cost):
+                   tok_cost, tok_rec, active, queue, in_queue, rec_prev, rec_arc, rec_cost,
+                   lattice, lk_src, lk_arc, lk_frame, lk_ac):
     tok_cost[start] = 0.0
     rec_prev[0] = _NO_RECORD
     rec_arc[0] = -1
@@ -165,7 +197,7 @@ def _init_decoding(start, state_arc_start, eps_end, arc_weight, arc_next,
     active[0] = start
     return _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
                             tok_cost, tok_rec, active, 1, queue, in_queue, np.inf,
-                            rec_prev, rec_arc, rec_cost, 1)
+                            rec_prev, rec_arc, rec_cost, 1, lattice, 0, lk_src, lk_arc, lk_frame, lk_ac, 0)
 
 
 @njit(cache=True)
@@ -202,11 +234,11 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
 @njit(cache=True)
 def _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf, frame, acoustic_scale,
           cost_cur, rec_cur, act_cur, n_active, cutoff, next_cutoff, adaptive_beam, cost_nxt, rec_nxt, act_nxt,
-          rec_prev, rec_arc, rec_cost, n_rec):
+          rec_prev, rec_arc, rec_cost, n_rec, lattice, frame_index, lk_src, lk_arc, lk_frame, lk_ac, n_lk):
     """Propagate the tokens within `cutoff` along emitting arcs into the next frame's arrays.
 
-    The record arrays must have room for every emitting arc of the expanded tokens.
-    Returns (tokens created, tokens expanded, n_rec, the tightened next-frame cutoff).
+    The record (and link) arrays must have room for every emitting arc of the expanded tokens.
+    Returns (tokens created, tokens expanded, n_rec, the tightened next-frame cutoff, n_lk).
     """
     n_next = 0
     n_expanded = 0
@@ -217,8 +249,15 @@ def _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf
             continue
         n_expanded += 1
         for a in range(eps_end[s], state_arc_start[s + 1]):
-            new_cost = c + arc_weight[a] - acoustic_scale * frame[tid_to_pdf[arc_ilabel[a]]]
+            loglike = frame[tid_to_pdf[arc_ilabel[a]]]
+            new_cost = c + arc_weight[a] - acoustic_scale * loglike
             if new_cost < next_cutoff:
+                if lattice:  # Kaldi's forward links: every arrival within the beam, not only the winners
+                    lk_src[n_lk] = s
+                    lk_arc[n_lk] = a
+                    lk_frame[n_lk] = frame_index
+                    lk_ac[n_lk] = -loglike
+                    n_lk += 1
                 d = arc_next[a]
                 if new_cost < cost_nxt[d]:
                     if rec_nxt[d] == _NO_RECORD:
@@ -232,17 +271,20 @@ def _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf
                     n_rec += 1
                     if new_cost + adaptive_beam < next_cutoff:
                         next_cutoff = new_cost + adaptive_beam
-    return n_next, n_expanded, n_rec, next_cutoff
+    return n_next, n_expanded, n_rec, next_cutoff, n_lk
 
 
 @njit(cache=True)
 def _advance(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
              loglikes, acoustic_scale, beam, max_active, min_active,
              tok_cost, tok_rec, active, n_active, cur,
-             queue, in_queue, scratch, rec_prev, rec_arc, rec_cost, n_rec, active_log):
+             queue, in_queue, scratch, rec_prev, rec_arc, rec_cost, n_rec, active_log,
+             lattice, frame_offset, lk_src, lk_arc, lk_frame, lk_ac, n_lk):
     """Decode the frames of `loglikes`; tokens live in row `cur` of the 2-row state arrays.
 
-    Returns the updated (n_active, cur, record arrays, n_rec).
+    Returns the updated (n_active, cur, record arrays, n_rec, link arrays, n_lk). With `lattice`,
+    every arrival within the beam is also kept as a link (source state, arc, source frame,
+    acoustic cost) for `BeamDecoder.get_lattice`.
     """
     num_frames = loglikes.shape[0]
     for t in range(num_frames):
@@ -274,10 +316,12 @@ def _advance(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_
                 needed += state_arc_start[s + 1] - eps_end[s]
         if n_rec + needed > len(rec_prev):
             rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + needed)
-        n_next, n_expanded, n_rec, next_cutoff = _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf,
-                                                       frame, acoustic_scale, cost_cur, rec_cur, act_cur, n_active,
-                                                       cutoff, next_cutoff, adaptive_beam, cost_nxt, rec_nxt, act_nxt,
-                                                       rec_prev, rec_arc, rec_cost, n_rec)
+        if lattice and n_lk + needed > len(lk_src):
+            lk_src, lk_arc, lk_frame, lk_ac = _grow_links(lk_src, lk_arc, lk_frame, lk_ac, n_lk + needed)
+        n_next, n_expanded, n_rec, next_cutoff, n_lk = _emit(
+            state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf, frame, acoustic_scale,
+            cost_cur, rec_cur, act_cur, n_active, cutoff, next_cutoff, adaptive_beam, cost_nxt, rec_nxt, act_nxt,
+            rec_prev, rec_arc, rec_cost, n_rec, lattice, frame_offset + t, lk_src, lk_arc, lk_frame, lk_ac, n_lk)
         active_log[t] = n_expanded
 
         # Clear this frame's tokens (only the states that were touched).
@@ -286,11 +330,12 @@ def _advance(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_
             cost_cur[s] = np.inf
             rec_cur[s] = _NO_RECORD
 
-        n_active, rec_prev, rec_arc, rec_cost, n_rec = _epsilon_closure(
+        n_active, rec_prev, rec_arc, rec_cost, n_rec, lk_src, lk_arc, lk_frame, lk_ac, n_lk = _epsilon_closure(
             state_arc_start, eps_end, arc_weight, arc_next, cost_nxt, rec_nxt, act_nxt, n_next,
-            queue, in_queue, next_cutoff, rec_prev, rec_arc, rec_cost, n_rec)
+            queue, in_queue, next_cutoff, rec_prev, rec_arc, rec_cost, n_rec,
+            lattice, frame_offset + t + 1, lk_src, lk_arc, lk_frame, lk_ac, n_lk)
         cur = nxt
-    return n_active, cur, rec_prev, rec_arc, rec_cost, n_rec
+    return n_active, cur, rec_prev, rec_arc, rec_cost, n_rec, lk_src, lk_arc, lk_frame, lk_ac, n_lk
 
 
 @njit(cache=True)
@@ -412,6 +457,14 @@ class BeamDecoder:
         self._rec_arc = np.empty(1 << 16, np.int32)
         self._rec_cost = np.empty(1 << 16, np.float64)
         self._n_rec = 0
+        # Lattice links (Kaldi's forward links): source state, arc, source frame, acoustic cost.
+        # Without lattice generation they stay empty and the hot loops skip them.
+        link_capacity = 1 << 16 if self.lattice else 0
+        self._lk_src = np.empty(link_capacity, np.int32)
+        self._lk_arc = np.empty(link_capacity, np.int32)
+        self._lk_frame = np.empty(link_capacity, np.int32)
+        self._lk_ac = np.empty(link_capacity, np.float32)
+        self._n_lk = 0
         self._n_active = 0
         self._cur = 0
         self._active_log = []
@@ -425,14 +478,17 @@ class BeamDecoder:
         self._cur = 0
         self._active_log = []
         self.num_frames_decoded = 0
+        self._n_lk = 0
         if g.start < 0:
             self._n_active = 0
             self._n_rec = 0
             return
-        (self._n_active, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _init_decoding(
+        (self._n_active, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec,
+         self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac, self._n_lk) = _init_decoding(
             g.start, g.state_arc_start, self._eps_end, self._weight, self._next,
             self._tok_cost[0], self._tok_rec[0], self._active[0], self._queue, self._in_queue,
-            self._rec_prev, self._rec_arc, self._rec_cost)
+            self._rec_prev, self._rec_arc, self._rec_cost,
+            self.lattice, self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac)
 
     def advance(self, loglikes):
         """Consume a chunk of frames: float32 (num_frames x num_pdfs) log-likelihoods."""
@@ -451,12 +507,15 @@ class BeamDecoder:
         g = self.graph
         active_log = np.zeros(loglikes.shape[0], dtype=np.int32)
         o = self.opts
-        (self._n_active, self._cur, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec) = _advance(
+        (self._n_active, self._cur, self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec,
+         self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac, self._n_lk) = _advance(
             g.state_arc_start, self._eps_end, self._ilabel, self._weight, self._next, self.tid_to_pdf,
             loglikes, float(o.acoustic_scale), float(o.beam), int(o.max_active), int(o.min_active),
             self._tok_cost, self._tok_rec, self._active, self._n_active, self._cur,
             self._queue, self._in_queue, self._scratch,
-            self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec, active_log)
+            self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec, active_log,
+            self.lattice, self.num_frames_decoded, self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac,
+            self._n_lk)
         self._active_log.append(active_log)
         self.num_frames_decoded += loglikes.shape[0]
         if self._n_rec > self.compact_records:
@@ -504,6 +563,32 @@ class BeamDecoder:
         _, best_any, _ = _best_token(*args, False)
         _, best_final, _ = _best_token(*args, True)
         return best_final - best_any if np.isfinite(best_any) else np.inf
+
+    def get_raw_lattice(self, lattice_beam=6.0):
+        """The state-level lattice of the frames decoded so far (`kaldilite.decode.lattice.RawLattice`),
+        pruned to `lattice_beam`; final costs are added when a final state is active (else every
+        last-frame token ends, as in `finalize`). None if nothing survived. Needs ``lattice=True``."""
+        from kaldilite.decode.lattice import raw_lattice_from_links
+
+        if not self.lattice:
+            raise ValueError("get_raw_lattice: this decoder was created without lattice=True")
+        if self._n_active == 0 or self.graph.start < 0:
+            return None
+        n = self._n_lk
+        return raw_lattice_from_links(
+            self._lk_src[:n], self._lk_arc[:n], self._lk_frame[:n], self._lk_ac[:n],
+            arc_ilabel=self._ilabel, arc_olabel=self._olabel, arc_weight=self._weight, arc_next=self._next,
+            final_cost=self.graph.final_cost, start_state=self.graph.start, num_states=self.graph.num_states,
+            num_frames=self.num_frames_decoded, acoustic_scale=self.opts.acoustic_scale, lattice_beam=lattice_beam)
+
+    def get_lattice(self, lattice_beam=6.0, max_sequences=100):
+        """The determinized word lattice (`kaldilite.decode.lattice.Lattice`) of the frames so far:
+        the best path of each word sequence within `lattice_beam` (Kaldi's lattice-faster-decoder
+        output with --determinize-lattice). Empty lattice if nothing survived."""
+        from kaldilite.decode.lattice import determinize
+
+        raw = self.get_raw_lattice(lattice_beam)
+        return determinize(raw, self.opts.acoustic_scale, lattice_beam, max_sequences)
 
     def best_path(self):
         """The best partial path so far (final costs not added); None if no token survived."""

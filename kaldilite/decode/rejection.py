@@ -310,7 +310,7 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
     if getattr(decoder, "lattice", False) and hasattr(decoder, "get_lattice"):
         from kaldilite.decode.lattice import word_sequences
 
-        lat = decoder.get_lattice(lattice_beam=lattice_beam)
+        lat = decoder.get_lattice(lattice_beam=lattice_beam, max_sequences=max_word_sequences)
         seqs = word_sequences(lat, acoustic_scale=scale, max_sequences=max_word_sequences)
         return WordSequences([(tuple(symbol(w) for w in ws), cost) for ws, cost in seqs],
                              decoder.num_frames_decoded, scale, lattice_beam)

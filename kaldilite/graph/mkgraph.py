@@ -145,6 +145,13 @@ def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_sc
     for name in ("words.txt", "phones.txt"):
         with atomic_path(graph_dir / name) as tmp:
             shutil.copyfile(Path(lang.path) / name, tmp)
+    for name in ("words/fillers.txt", "words/fillers.int"):  # what rejection reads (make-grammar writes them)
+        source = Path(lang.path) / name
+        if source.is_file():
+            with atomic_path(graph_dir / name) as tmp:
+                shutil.copyfile(source, tmp)
+        elif (graph_dir / name).is_file():  # a grammar without fillers now: no stale list
+            (graph_dir / name).unlink()
     for name in _PHONES_FILES:
         source = Path(lang.path) / "phones" / name
         if source.is_file():

@@ -1,0 +1,772 @@
+"""Lattices: generation from the decoder's links, pruning, word-level determinization, operations, I/O.
+
+Two forms, as in Kaldi (src/lat/kaldi-lattice.h):
+
+* `RawLattice` (Kaldi's ``Lattice``): one node per (frame, graph state) token that lies on a
+  path within ``lattice_beam`` of the best, one link per transition-id (or epsilon), each with
+  a (graph cost, acoustic cost) pair; nodes numbered in topological order. Built by
+  `raw_lattice_from_links` from the arrivals a lattice-generating `BeamDecoder` records (Kaldi's
+  forward links), pruned like ``LatticeFasterDecoder::PruneForwardLinks`` but once, at the end,
+  with exact forward/backward Viterbi costs.
+* `Lattice` (Kaldi's ``CompactLattice``): an acceptor over words whose arcs carry a (graph,
+  acoustic) weight pair and a string of transition-ids. `determinize` makes one from a raw
+  lattice with Kaldi's lattice-determinization semantics: for every word sequence, only its
+  best-scoring path (by ``graph + acoustic_scale * acoustic``) survives, with that path's
+  alignment; sequences worse than the best by more than the lattice beam are pruned (as
+  ``DeterminizeLatticePruned``). It is computed as a Viterbi search over (node, word-sequence)
+  pairs (numba), keeping at most ``max_sequences`` sequences per node, so the result is the prefix
+  tree of the surviving word sequences, with the transition-id strings and weights placed as
+  Kaldi's determinizer does: on each arc, the longest common prefix of the strings of the paths
+  below it and the weight of the best of them so far (the rest moves on to later arcs or the
+  final weight). For command grammars the tree is small (one branch per competing command).
+
+Costs are kept unscaled, as Kaldi writes lattices: ``acoustic`` is the negated log-likelihood,
+``graph`` the graph weights; operations take the ``acoustic_scale`` (and ``lm_scale``) they apply.
+
+Operations on a `Lattice` follow Kaldi's tools: `scale` (lattice-scale), `best_path`
+(lattice-best-path), `nbest` (lattice-nbest, as word sequences), `arc_posteriors` (forward-
+backward in the log semiring, ``lattice-to-post``'s core) with `frame_posteriors`
+(``lattice-to-post``: transition-id posteriors per frame) and `best_path_frame_posteriors` (the
+posterior of the winning path's transition-id per frame), `word_confidences` (per-word time-
+overlap posterior, Wessel et al. 2001: the confidence ``lattice-to-ctm-conf`` reports, computed
+over the word sequences instead of Kaldi's sausages) and `mbr_decode` (the minimum-Bayes-risk
+word sequence among the lattice's sequences, Stolcke et al. 1997, with those confidences).
+
+Text I/O is Kaldi's text archive form (``utt \\n`` then ``src dst word graph,acoustic,t1_t2..``
+lines, finals as ``state graph,acoustic,t1_t2..``, a blank line after each lattice), readable by
+``lattice-copy ark:- ark,t:-`` and by a person; ``.gz`` paths are gzipped (``lat.JOB.gz``).
+"""
+
+import gzip
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from kaldilite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_NONE = -1
+
+
+# ---------------------------------------------------------------------------------- raw lattice
+
+@dataclass
+class RawLattice:
+    """A state-level lattice (Kaldi's ``Lattice``): nodes in topological order, 0 is the start.
+
+    Links: ``src``, ``dst``, ``tid`` (0 = epsilon), ``word`` (0 = none), ``graph``, ``acoustic``.
+    ``final_graph`` is each node's final cost (inf: not final); ``frame`` the frames consumed
+    before the node.
+    """
+
+    num_nodes: int
+    src: np.ndarray
+    dst: np.ndarray
+    tid: np.ndarray
+    word: np.ndarray
+    graph: np.ndarray
+    acoustic: np.ndarray
+    final_graph: np.ndarray
+    frame: np.ndarray
+
+    @property
+    def num_links(self):
+        return len(self.src)
+
+    def link_costs(self, acoustic_scale):
+        return self.graph + acoustic_scale * self.acoustic
+
+    def forward_backward_viterbi(self, acoustic_scale):
+        """(alpha, beta): best cost from the start to each node, and from each node to the end."""
+        order = np.argsort(self.src, kind="stable")
+        starts = np.searchsorted(self.src[order], np.arange(self.num_nodes + 1))
+        return _viterbi_alpha_beta(self.num_nodes, order, starts, self.src, self.dst,
+                                   self.link_costs(acoustic_scale), self.final_graph.astype(np.float64))
+
+
+@njit(cache=True)
+def _topological_order(num_nodes, start, link_src, link_dst):
+    """Kahn's algorithm from `start`; returns (order, count). count < num_nodes means a cycle."""
+    indegree = np.zeros(num_nodes, np.int64)
+    for k in range(len(link_src)):
+        indegree[link_dst[k]] += 1
+    out_order = np.argsort(link_src, kind="mergesort")
+    out_start = np.zeros(num_nodes + 1, np.int64)
+    for k in range(len(link_src)):
+        out_start[link_src[k] + 1] += 1
+    for n in range(num_nodes):
+        out_start[n + 1] += out_start[n]
+    order = np.empty(num_nodes, np.int64)
+    head = 0
+    tail = 0
+    for n in range(num_nodes):  # the start first, then any other source (nodes all come from it)
+        if indegree[n] == 0 and n == start:
+            order[tail] = n
+            tail += 1
+    for n in range(num_nodes):
+        if indegree[n] == 0 and n != start:
+            order[tail] = n
+            tail += 1
+    while head < tail:
+        n = order[head]
+        head += 1
+        for j in range(out_start[n], out_start[n + 1]):
+            d = link_dst[out_order[j]]
+            indegree[d] -= 1
+            if indegree[d] == 0:
+                order[tail] = d
+                tail += 1
+    return order, tail
+
+
+@njit(cache=True)
+def _viterbi_alpha_beta(num_nodes, out_order, out_start, link_src, link_dst, link_cost, final_cost):
+    """Forward and backward best costs over nodes numbered in topological order."""
+    alpha = np.full(num_nodes, np.inf)
+    beta = np.full(num_nodes, np.inf)
+    if num_nodes == 0:
+        return alpha, beta
+    alpha[0] = 0.0
+    for n in range(num_nodes):
+        a = alpha[n]
+        if a == np.inf:
+            continue
+        for j in range(out_start[n], out_start[n + 1]):
+            k = out_order[j]
+            c = a + link_cost[k]
+            if c < alpha[link_dst[k]]:
+                alpha[link_dst[k]] = c
+    for n in range(num_nodes - 1, -1, -1):
+        b = final_cost[n]
+        for j in range(out_start[n], out_start[n + 1]):
+            k = out_order[j]
+            c = link_cost[k] + beta[link_dst[k]]
+            if c < b:
+                b = c
+        beta[n] = b
+    return alpha, beta
+
+
+def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, *, arc_ilabel, arc_olabel,
+                           arc_weight, arc_next, final_cost, start_state, num_states, num_frames, acoustic_scale,
+                           lattice_beam):
+    """Build the pruned `RawLattice` from a decoder's recorded arrivals (see `BeamDecoder.get_lattice`).
+
+    A link is (source state, arc, source frame, acoustic cost); an emitting arc moves to the next
+    frame. Duplicate arrivals (a state relaxed twice in one frame) collapse. Ends are the tokens
+    after the last frame; if none is in a final state of the graph, all of them end with final
+    cost 0 (Kaldi's behaviour when no final state was reached). Links and nodes not on a path
+    within ``lattice_beam`` of the best are dropped. Returns None when there is no path.
+    """
+    link_arc = np.asarray(link_arc, np.int64)
+    emitting = arc_ilabel[link_arc] != 0
+    src_frame = np.asarray(link_frame, np.int64)
+    dst_frame = src_frame + emitting
+    dst_state = arc_next[link_arc].astype(np.int64)
+    src_key = src_frame * num_states + np.asarray(link_src_state, np.int64)
+    dst_key = dst_frame * num_states + dst_state
+    start_key = np.int64(start_state)
+    keys = np.unique(np.concatenate([[start_key], src_key, dst_key]))
+    src = np.searchsorted(keys, src_key)
+    dst = np.searchsorted(keys, dst_key)
+    # One link per (source node, arc): re-relaxed epsilon arcs arrive twice.
+    _, first = np.unique(src * (len(arc_ilabel) + 1) + link_arc, return_index=True)
+    src, dst, link_arc = src[first], dst[first], link_arc[first]
+    acoustic = np.asarray(link_acoustic, np.float64)[first]
+    num_nodes = len(keys)
+    start = int(np.searchsorted(keys, start_key))
+    order, count = _topological_order(num_nodes, start, src, dst)
+    if count < num_nodes:
+        # An epsilon cycle inside one frame (the graph has one): keep only links that go forward
+        # in (frame, state) order, which breaks it; Kaldi's graphs never have such cycles.
+        log.warning("lattice: epsilon cycle within a frame; links closing it were dropped")
+        forward = dst > src
+        src, dst, link_arc, acoustic = src[forward], dst[forward], link_arc[forward], acoustic[forward]
+        order, count = _topological_order(num_nodes, start, src, dst)
+    rank = np.empty(num_nodes, np.int64)
+    rank[order[:count]] = np.arange(count)
+    src, dst = rank[src], rank[dst]
+    node_frame = (keys // num_states)[order[:count]]
+    node_state = (keys % num_states)[order[:count]]
+    graph = arc_weight[link_arc].astype(np.float64)
+    at_end = node_frame == num_frames
+    finals = np.where(at_end, final_cost[node_state].astype(np.float64), np.inf)
+    raw = RawLattice(count, src, dst, arc_ilabel[link_arc].astype(np.int32), arc_olabel[link_arc].astype(np.int32),
+                     graph, acoustic, finals, node_frame)
+    alpha, beta = raw.forward_backward_viterbi(acoustic_scale)
+    if not np.isfinite(np.min(alpha + finals)):
+        raw.final_graph = np.where(at_end, 0.0, np.inf)
+        alpha, beta = raw.forward_backward_viterbi(acoustic_scale)
+    return prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam)
+
+
+def prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam):
+    """Keep the links and nodes on paths within `lattice_beam` of the best (Kaldi's PruneLattice)."""
+    best = float(np.min(alpha + raw.final_graph))
+    if not math.isfinite(best):
+        return None
+    limit = best + lattice_beam + 1e-6 * max(1.0, abs(best))
+    cost = raw.link_costs(acoustic_scale)
+    keep_link = alpha[raw.src] + cost + beta[raw.dst] <= limit
+    keep_node = alpha + beta <= limit
+    keep_node[0] = True
+    new_id = np.cumsum(keep_node) - 1
+    src, dst = new_id[raw.src[keep_link]], new_id[raw.dst[keep_link]]
+    finals = raw.final_graph[keep_node].copy()
+    finals[(alpha + raw.final_graph)[keep_node] > limit] = np.inf
+    return RawLattice(int(keep_node.sum()), src, dst, raw.tid[keep_link], raw.word[keep_link],
+                      raw.graph[keep_link], raw.acoustic[keep_link], finals, raw.frame[keep_node])
+
+
+# ---------------------------------------------------------------------------------- compact lattice
+
+@dataclass
+class Lattice:
+    """A word lattice (Kaldi's ``CompactLattice``): states in topological order, 0 the start.
+
+    Arcs ``src, dst, word`` with weights ``graph, acoustic`` and ``tids[k]`` (an int32 array of
+    transition-ids); ``final_graph/final_acoustic`` per state (inf: not final) and
+    ``final_tids[s]``. Costs are unscaled (see the module docstring).
+    """
+
+    num_states: int
+    src: np.ndarray
+    dst: np.ndarray
+    word: np.ndarray
+    graph: np.ndarray
+    acoustic: np.ndarray
+    tids: list
+    final_graph: np.ndarray
+    final_acoustic: np.ndarray
+    final_tids: list
+
+    @classmethod
+    def empty(cls):
+        return cls(0, *(np.zeros(0, t) for t in (np.int64, np.int64, np.int32, np.float64, np.float64)), [],
+                   np.zeros(0), np.zeros(0), [])
+
+    @classmethod
+    def from_arcs(cls, num_states, arcs, finals):
+        """From ``arcs = [(src, dst, word, graph, acoustic, tids)]`` and ``finals = {state: (graph,
+        acoustic, tids)}``; states are renumbered topologically (0 must be the start)."""
+        arcs = list(arcs)
+        lat = cls(num_states,
+                  np.array([a[0] for a in arcs], np.int64), np.array([a[1] for a in arcs], np.int64),
+                  np.array([a[2] for a in arcs], np.int32), np.array([a[3] for a in arcs], np.float64),
+                  np.array([a[4] for a in arcs], np.float64), [np.asarray(a[5], np.int32) for a in arcs],
+                  np.full(num_states, np.inf), np.full(num_states, np.inf),
+                  [np.zeros(0, np.int32) for _ in range(num_states)])
+        for s, (g, a, t) in finals.items():
+            lat.final_graph[s], lat.final_acoustic[s], lat.final_tids[s] = g, a, np.asarray(t, np.int32)
+        return lat._topsorted()
+
+    def _topsorted(self):
+        if self.num_states == 0:
+            return self
+        order, count = _topological_order(self.num_states, 0, self.src, self.dst)
+        if count < self.num_states:
+            raise InputError("lattice is cyclic or has states unreachable from the start; lattices must be "
+                             "acyclic with state 0 as the start")
+        if order[0] != 0:
+            raise InputError("lattice start state must be state 0")
+        rank = np.empty(self.num_states, np.int64)
+        rank[order] = np.arange(self.num_states)
+        arc_order = np.lexsort((rank[self.dst], rank[self.src]))
+        return Lattice(self.num_states, rank[self.src][arc_order], rank[self.dst][arc_order],
+                       self.word[arc_order], self.graph[arc_order], self.acoustic[arc_order],
+                       [self.tids[k] for k in arc_order], self.final_graph[order], self.final_acoustic[order],
+                       [self.final_tids[s] for s in order])
+
+    @property
+    def num_arcs(self):
+        return len(self.src)
+
+    def arcs_from(self, state):
+        return np.flatnonzero(self.src == state)
+
+    # ------------------------------------------------------------------ operations
+    def scale(self, lm_scale=1.0, acoustic_scale=1.0):
+        """A copy with graph costs times `lm_scale` and acoustic costs times `acoustic_scale`
+        (Kaldi's lattice-scale; ``scale(acoustic_scale=0.1)`` gives the costs decoding used)."""
+        return Lattice(self.num_states, self.src, self.dst, self.word, self.graph * lm_scale,
+                       self.acoustic * acoustic_scale, self.tids, _scale_inf(self.final_graph, lm_scale),
+                       _scale_inf(self.final_acoustic, acoustic_scale), self.final_tids)
+
+    def _costs(self, acoustic_scale):
+        return self.graph + acoustic_scale * self.acoustic, self.final_graph + acoustic_scale * self.final_acoustic
+
+    def paths(self, acoustic_scale=1.0, limit=None):
+        """Every path as (total cost, words tuple, arcs list, final state), best first; at most `limit`."""
+        arc_cost, final_cost = self._costs(acoustic_scale)
+        out = []
+        by_src = [self.arcs_from(s) for s in range(self.num_states)]
+        stack = [(0, 0.0, (), ())] if self.num_states else []
+        while stack:
+            state, cost, words, arcs = stack.pop()
+            if math.isfinite(final_cost[state]):
+                out.append((cost + float(final_cost[state]), words, list(arcs), state))
+            for k in by_src[state]:
+                w = int(self.word[k])
+                stack.append((int(self.dst[k]), cost + float(arc_cost[k]), words + ((w,) if w else ()), arcs + (k,)))
+        out.sort(key=lambda item: item[0])
+        return out[:limit] if limit else out
+
+    def nbest(self, n=10, acoustic_scale=1.0):
+        """The `n` best distinct word sequences with their best cost (Kaldi's lattice-nbest, then
+        nbest-to-linear): [(words tuple, cost)], best first. On a determinized lattice each path is
+        a distinct word sequence."""
+        seen = {}
+        for cost, words, _, _ in self.paths(acoustic_scale):
+            if words not in seen:
+                seen[words] = cost
+        return sorted(seen.items(), key=lambda item: item[1])[:n]
+
+    def best_path(self, acoustic_scale=1.0):
+        """Kaldi's lattice-best-path: (words, alignment tids, graph cost, acoustic cost), or None."""
+        paths = self.paths(acoustic_scale, limit=None)
+        if not paths:
+            return None
+        _, words, arcs, final = paths[0]
+        return (list(words), self.path_tids(arcs, final), float(self.graph[arcs].sum() + self.final_graph[final]),
+                float(self.acoustic[arcs].sum() + self.final_acoustic[final]))
+
+    def path_tids(self, arcs, final):
+        parts = [self.tids[k] for k in arcs] + [self.final_tids[final]]
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+
+    def state_frames(self):
+        """Frames consumed before each state (transition-ids on the arcs into it); InputError if
+        two paths into a state disagree, which a lattice from a decoder never does."""
+        frames = np.full(self.num_states, -1, np.int64)
+        if self.num_states:
+            frames[0] = 0
+        for k in range(self.num_arcs):
+            t = frames[self.src[k]] + len(self.tids[k])
+            d = self.dst[k]
+            if frames[d] == -1:
+                frames[d] = t
+            elif frames[d] != t:
+                raise InputError(f"lattice state {d} is reached after {frames[d]} and after {t} frames")
+        return frames
+
+    def arc_posteriors(self, acoustic_scale=1.0):
+        """Forward-backward in the log semiring: (arc posteriors, final posteriors per state,
+        total cost = -log sum over paths of exp(-cost))."""
+        arc_cost, final_cost = self._costs(acoustic_scale)
+        n = self.num_states
+        alpha = np.full(n, np.inf)
+        beta = np.full(n, np.inf)
+        if n == 0:
+            return np.zeros(0), np.zeros(0), np.inf
+        alpha[0] = 0.0
+        for k in range(self.num_arcs):  # arcs sorted by topologically numbered source
+            alpha[self.dst[k]] = _log_add_costs(alpha[self.dst[k]], alpha[self.src[k]] + arc_cost[k])
+        beta[:] = final_cost
+        for k in range(self.num_arcs - 1, -1, -1):
+            beta[self.src[k]] = _log_add_costs(beta[self.src[k]], arc_cost[k] + beta[self.dst[k]])
+        total = beta[0]
+        if not math.isfinite(total):
+            return np.zeros(self.num_arcs), np.zeros(n), np.inf
+        arc_post = np.exp(-(alpha[self.src] + arc_cost + beta[self.dst] - total))
+        final_post = np.exp(-(alpha + final_cost - total))
+        return arc_post, final_post, float(total)
+
+    def frame_posteriors(self, acoustic_scale=1.0):
+        """Kaldi's lattice-to-post: for each frame, {transition-id: posterior}."""
+        arc_post, final_post, _ = self.arc_posteriors(acoustic_scale)
+        frames = self.state_frames()
+        num_frames = int(max([frames[s] + len(self.final_tids[s]) for s in range(self.num_states)
+                              if math.isfinite(self.final_graph[s])], default=0))
+        post = [dict() for _ in range(num_frames)]
+        for items, starts, weights in ((self.tids, frames[self.src], arc_post),
+                                       (self.final_tids, frames, final_post)):
+            for tids, t0, p in zip(items, starts, weights):
+                if p <= 0:
+                    continue
+                for i, tid in enumerate(tids):
+                    post[t0 + i][int(tid)] = post[t0 + i].get(int(tid), 0.0) + float(p)
+        return post
+
+    def best_path_frame_posteriors(self, acoustic_scale=1.0):
+        """For each frame, the posterior of the best path's transition-id on that frame."""
+        best = self.best_path(acoustic_scale)
+        if best is None:
+            return np.zeros(0)
+        post = self.frame_posteriors(acoustic_scale)
+        return np.array([post[t].get(int(tid), 0.0) for t, tid in enumerate(best[1])])
+
+    def word_segments(self, arcs):
+        """(word, first frame, frames) of each word on a path: a word starts on its arc's first
+        frame and lasts until the next word's arc (where the graph emits the label)."""
+        frames = self.state_frames()
+        starts = [(int(self.word[k]), int(frames[self.src[k]])) for k in arcs if self.word[k]]
+        if not arcs:
+            return []
+        end = int(frames[self.dst[arcs[-1]]]) + len(self.final_tids[self.dst[arcs[-1]]])
+        out = []
+        for i, (w, t0) in enumerate(starts):
+            t1 = starts[i + 1][1] if i + 1 < len(starts) else end
+            out.append((w, t0, max(t1 - t0, 0)))
+        return out
+
+    def word_confidences(self, acoustic_scale=1.0, max_paths=1000):
+        """Per word of the best path: (word, start frame, frames, confidence), the confidence being
+        the time-overlap posterior: the summed posterior of the paths that have the same word over
+        an overlapping span (Wessel et al. 2001; on a determinized lattice, paths = word sequences)."""
+        paths = self.paths(acoustic_scale, limit=max_paths)
+        if not paths:
+            return []
+        return self._confidences_of(paths, 0, acoustic_scale)
+
+    def _confidences_of(self, paths, index, acoustic_scale):
+        costs = np.array([p[0] for p in paths])
+        post = np.exp(-(costs - costs.min()))
+        post /= post.sum()
+        segments = [self.word_segments(p[2]) for p in paths]
+        out = []
+        for w, t0, n in segments[index]:
+            conf = 0.0
+            for p, segs in zip(post, segments):
+                if any(w2 == w and s2 < t0 + max(n, 1) and t0 < s2 + max(n2, 1) for w2, s2, n2 in segs):
+                    conf += p
+            out.append((w, t0, n, min(conf, 1.0)))
+        return out
+
+    def mbr_decode(self, acoustic_scale=1.0, max_paths=100):
+        """Minimum-Bayes-risk decoding over the lattice's word sequences (Stolcke et al. 1997):
+        the sequence with the least expected word edit distance to the others. Returns (words,
+        [(word, start frame, frames, confidence)], expected errors); None for an empty lattice."""
+        paths = self.paths(acoustic_scale, limit=max_paths)
+        if not paths:
+            return None
+        costs = np.array([p[0] for p in paths])
+        post = np.exp(-(costs - costs.min()))
+        post /= post.sum()
+        risks = [sum(q * _edit_distance(a[1], b[1]) for q, b in zip(post, paths)) for a in paths]
+        i = int(np.argmin(risks))
+        return list(paths[i][1]), self._confidences_of(paths, i, acoustic_scale), float(risks[i])
+
+    # ------------------------------------------------------------------ text form
+    def to_text(self, key):
+        """Kaldi's text form of a CompactLattice archive entry (key line, arcs, finals, blank line)."""
+        lines = [f"{key} "]
+        for s in range(self.num_states):
+            for k in self.arcs_from(s):
+                lines.append(f"{s}\t{self.dst[k]}\t{self.word[k]}\t"
+                             f"{_weight_text(self.graph[k], self.acoustic[k], self.tids[k])}")
+            if math.isfinite(self.final_graph[s]):
+                lines.append(f"{s}\t{_weight_text(self.final_graph[s], self.final_acoustic[s], self.final_tids[s])}")
+        return "\n".join(lines) + "\n\n"
+
+
+def _scale_inf(values, scale):
+    out = values * scale
+    out[~np.isfinite(values)] = np.inf
+    return out
+
+
+def _log_add_costs(a, b):
+    """-log(exp(-a) + exp(-b)) for costs."""
+    if a == np.inf:
+        return b
+    if b == np.inf:
+        return a
+    low, high = (a, b) if a < b else (b, a)
+    return low - math.log1p(math.exp(low - high))
+
+
+def _edit_distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def _float_text(x):
+    x = float(x)
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return f"{x:.7g}"
+
+
+def _weight_text(graph, acoustic, tids):
+    return f"{_float_text(graph)},{_float_text(acoustic)}," + "_".join(str(int(t)) for t in tids)
+
+
+# ---------------------------------------------------------------------------------- determinization
+
+@njit(cache=True)
+def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta, limit, per_node,
+                      word_base):
+    """Best path per (node, word sequence), in topological order, within `limit` total cost.
+
+    Sequences are numbered through a prefix tree kept in a dict ((parent * word_base + word) ->
+    id; 0 is the empty sequence). Each node keeps at most `per_node` sequences (the best ones).
+    Returns the hypothesis arrays (per node slot: sequence, cost, previous slot, link).
+    """
+    size = num_nodes * per_node
+    hyp_seq = np.full(size, -1, np.int64)
+    hyp_cost = np.full(size, np.inf)
+    hyp_prev = np.full(size, -1, np.int64)
+    hyp_link = np.full(size, -1, np.int64)
+    count = np.zeros(num_nodes, np.int64)
+    children = dict()
+    children[np.int64(-1)] = np.int64(0)  # typed: int64 -> int64
+    num_seqs = 1
+    hyp_seq[0] = 0
+    hyp_cost[0] = 0.0
+    count[0] = 1
+    for n in range(num_nodes):
+        for slot in range(count[n]):
+            h = n * per_node + slot
+            cost = hyp_cost[h]
+            if cost + beta[n] > limit:
+                continue
+            seq = hyp_seq[h]
+            for j in range(out_start[n], out_start[n + 1]):
+                k = out_order[j]
+                d = link_dst[k]
+                new_cost = cost + link_cost[k]
+                if new_cost + beta[d] > limit:
+                    continue
+                new_seq = seq
+                w = link_word[k]
+                if w > 0:
+                    key = seq * word_base + w
+                    if key in children:
+                        new_seq = children[key]
+                    else:
+                        new_seq = num_seqs
+                        children[key] = new_seq
+                        num_seqs += 1
+                base = d * per_node
+                found = -1
+                worst = -1
+                worst_cost = -np.inf
+                for i in range(count[d]):
+                    if hyp_seq[base + i] == new_seq:
+                        found = i
+                        break
+                    if hyp_cost[base + i] > worst_cost:
+                        worst_cost = hyp_cost[base + i]
+                        worst = i
+                if found < 0:
+                    if count[d] < per_node:
+                        found = count[d]
+                        count[d] += 1
+                    elif new_cost < worst_cost:
+                        found = worst
+                    else:
+                        continue
+                    hyp_seq[base + found] = new_seq
+                elif not new_cost < hyp_cost[base + found]:
+                    continue
+                hyp_cost[base + found] = new_cost
+                hyp_prev[base + found] = h
+                hyp_link[base + found] = k
+    return hyp_seq, hyp_cost, hyp_prev, hyp_link, count
+
+
+def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max_sequences_per_node=32):
+    """Word-level determinization of a `RawLattice` into a `Lattice` (see the module docstring).
+
+    Keeps the best `max_sequences` word sequences within `lattice_beam`; each lattice node keeps
+    its best `max_sequences_per_node` word histories (the pruning that bounds the work).
+    """
+    if raw is None or raw.num_nodes == 0:
+        return Lattice.empty()
+    order = np.argsort(raw.src, kind="stable")
+    starts = np.searchsorted(raw.src[order], np.arange(raw.num_nodes + 1))
+    cost = raw.link_costs(acoustic_scale)
+    finals = raw.final_graph.astype(np.float64)
+    alpha, beta = _viterbi_alpha_beta(raw.num_nodes, order, starts, raw.src, raw.dst, cost, finals)
+    best = float(np.min(alpha + finals))
+    if not math.isfinite(best):
+        return Lattice.empty()
+    limit = best + lattice_beam + 1e-6 * max(1.0, abs(best)) if math.isfinite(lattice_beam) else np.inf
+    word_base = int(raw.word.max(initial=0)) + 1
+    per_node = int(max(1, min(max_sequences, max_sequences_per_node)))
+    hyp_seq, hyp_cost, hyp_prev, hyp_link, count = _sequence_viterbi(
+        raw.num_nodes, order, starts, raw.dst, raw.word, cost, beta, limit, per_node, word_base)
+    # Best ending per word sequence.
+    ends = {}
+    for n in np.flatnonzero(np.isfinite(finals)):
+        for slot in range(count[n]):
+            h = n * per_node + slot
+            total = hyp_cost[h] + finals[n]
+            if total <= limit and total < ends.get(hyp_seq[h], (np.inf,))[0]:
+                ends[hyp_seq[h]] = (total, h, n)
+    chosen = sorted(ends.values())[:max_sequences]
+    paths = []
+    for total, h, n in chosen:
+        links = []
+        while hyp_link[h] >= 0:
+            links.append(hyp_link[h])
+            h = hyp_prev[h]
+        links = np.array(links[::-1], np.int64)
+        paths.append((links, n))
+    return _prefix_tree(raw, paths, acoustic_scale)
+
+
+def _prefix_tree(raw, paths, acoustic_scale):
+    """The `Lattice` of the chosen paths: a prefix tree over their word sequences, each arc with the
+    common prefix of its paths' strings and the (graph, acoustic) weight of its best path so far."""
+    # Per path: words, and per word the cumulative (graph, acoustic, string length) up to its label.
+    infos = []
+    for links, end in paths:
+        tids = raw.tid[links]
+        g_cum = np.concatenate([[0.0], np.cumsum(raw.graph[links])])
+        a_cum = np.concatenate([[0.0], np.cumsum(raw.acoustic[links])])
+        n_cum = np.concatenate([[0], np.cumsum(tids != 0)])
+        string = tids[tids != 0].astype(np.int32)
+        word_at = np.flatnonzero(raw.word[links] != 0)
+        cut = [(int(raw.word[links[i]]), g_cum[i + 1], a_cum[i + 1], int(n_cum[i + 1])) for i in word_at]
+        total_g = g_cum[-1] + raw.final_graph[end]
+        infos.append((tuple(c[0] for c in cut), cut, string, total_g, a_cum[-1]))
+    # Tree nodes keyed by word prefix; each node records its (min by total) cumulative weight and
+    # the common string prefix of all paths below it.
+    node_id = {(): 0}
+    below = {(): []}
+    for p, (words, cut, string, tg, ta) in enumerate(infos):
+        for depth in range(1, len(words) + 1):
+            prefix = words[:depth]
+            if prefix not in node_id:
+                node_id[prefix] = len(node_id)
+                below[prefix] = []
+            below[prefix].append((p, depth))
+        below[()].append((p, 0))
+    arcs = []
+    finals = {}
+    cum = {}
+    lcp = {}
+    for prefix, members in below.items():
+        # cumulative weight: the member path with the least cumulative cost at this prefix's word
+        best = None
+        for p, depth in members:
+            words, cut, string, tg, ta = infos[p]
+            g, a, n = (0.0, 0.0, 0) if depth == 0 else cut[depth - 1][1:]
+            if best is None or g + acoustic_scale * a < best[0] + acoustic_scale * best[1]:
+                best = (g, a)
+        strings = [infos[p][2] for p, _ in members]
+        length = min(len(s) for s in strings)
+        first = strings[0][:length]
+        for s in strings[1:]:
+            diff = np.flatnonzero(s[:length] != first)
+            if len(diff):
+                length = int(diff[0])
+                first = first[:length]
+        # The string may not run past what every member had consumed at its word label, so that
+        # the frames of a word's arc start where its label was emitted.
+        if prefix:
+            length = min(length, min(infos[p][1][depth - 1][3] for p, depth in members))
+        else:
+            length = 0
+        cum[prefix] = best
+        lcp[prefix] = length
+    for prefix, node in node_id.items():
+        if not prefix:
+            continue
+        parent = prefix[:-1]
+        pg, pa = cum[parent]
+        g, a = cum[prefix]
+        p0 = below[prefix][0][0]
+        string = infos[p0][2][lcp[parent]:lcp[prefix]]
+        arcs.append((node_id[parent], node, prefix[-1], g - pg, a - pa, string))
+    for p, (words, cut, string, tg, ta) in enumerate(infos):
+        g, a = cum[words]
+        finals[node_id[words]] = (tg - g, ta - a, string[lcp[words]:])
+    return Lattice.from_arcs(len(node_id), arcs, finals)
+
+
+def word_sequences(lat, acoustic_scale, max_sequences=100):
+    """[(word ids tuple, total cost at `acoustic_scale`)], best first: the input of the rejection rule."""
+    return lat.nbest(max_sequences, acoustic_scale)
+
+
+# ---------------------------------------------------------------------------------- archives
+
+def write_lattices(path, items):
+    """Write (key, `Lattice`) pairs as a Kaldi text archive; ``.gz`` paths are gzipped (atomically)."""
+    from kaldilite.utils.atomic import atomic_path
+
+    path = str(path)
+    with atomic_path(path) as tmp:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(tmp, "wt", encoding="utf-8") as handle:
+            for key, lat in items:
+                handle.write(lat.to_text(key))
+
+
+def read_lattices(path):
+    """Yield (key, `Lattice`) from a Kaldi text archive of CompactLattices (``.gz`` or plain).
+
+    Raw (state-level, 5-column) lattices are refused with a message: convert them first.
+    """
+    path = str(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        key = None
+        arcs, finals, number, start_line = [], {}, 0, 0
+        max_state = -1
+        for number, line in enumerate(handle, 1):
+            fields = line.split()
+            if key is None:
+                if not fields:
+                    continue
+                if len(fields) != 1:
+                    raise InputError(f"{path}:{number}: expected a lattice key alone on its line, got {line.strip()!r}")
+                key, arcs, finals, max_state, start_line = fields[0], [], {}, -1, number
+                continue
+            if not fields:
+                yield key, _lattice_from_text(path, start_line, max_state + 1, arcs, finals)
+                key = None
+                continue
+            try:
+                s = int(fields[0])
+                if len(fields) == 4:
+                    d, w = int(fields[1]), int(fields[2])
+                    g, a, t = _parse_weight(fields[3])
+                    arcs.append((s, d, w, g, a, t))
+                    max_state = max(max_state, s, d)
+                elif len(fields) == 3:
+                    d, w = int(fields[1]), int(fields[2])
+                    arcs.append((s, d, w, 0.0, 0.0, []))
+                    max_state = max(max_state, s, d)
+                elif len(fields) in (1, 2):
+                    finals[s] = _parse_weight(fields[1]) if len(fields) == 2 else (0.0, 0.0, [])
+                    max_state = max(max_state, s)
+                else:
+                    raise ValueError("raw lattice")
+            except ValueError:
+                raise InputError(f"{path}:{number}: not a compact-lattice line ({line.strip()!r}); expected "
+                                 "'src dst word graph,acoustic,tid_tid..' or 'state graph,acoustic,tids' "
+                                 "(convert state-level lattices with Kaldi's lattice-copy first)") from None
+        if key is not None:
+            yield key, _lattice_from_text(path, start_line, max_state + 1, arcs, finals)
+
+
+def _parse_weight(text):
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise ValueError(text)
+    tids = [int(t) for t in parts[2].split("_") if t]
+    return float(parts[0]), float(parts[1]), tids
+
+
+def _lattice_from_text(path, line, num_states, arcs, finals):
+    if num_states == 0:
+        return Lattice.empty()
+    try:
+        return Lattice.from_arcs(num_states, arcs, finals)
+    except InputError as exc:
+        raise InputError(f"{path}:{line}: {exc}") from None
+
+
+__all__ = ["RawLattice", "Lattice", "raw_lattice_from_links", "prune_raw_lattice", "determinize",
+           "word_sequences", "write_lattices", "read_lattices"]
