@@ -3,7 +3,14 @@
 threshold calibration (`score-commands`, `calibrate-rejection`).
 """
 
+import logging
+from pathlib import Path
+
 import click
+
+from kaldilite.errors import MissingFileError
+
+log = logging.getLogger(__name__)
 
 
 @click.command("perturb-data-dir-speed")
@@ -68,4 +75,354 @@ def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sampl
     click.echo(f"{dest_dir}: {lines} noisy utterances (SNR {bg_snrs} dB)", err=True)
 
 
-COMMANDS = [perturb_data_dir_speed_cmd, add_noise_data_dir_cmd]
+
+@click.command("prepare-speech-commands")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
+              help="lexicon.txt: words it lacks are transcribed <UNK> (default: keep every word).")
+@click.option("--dev-noise-every", default=5, show_default=True, help="Every N-th noise clip is a dev silence utterance.")
+@click.option("--num-speakers", type=int, default=None,
+              help="Keep only this many speakers per part (those with non-command words first): quick runs.")
+@click.option("--silence/--no-silence", default=True, show_default=True,
+              help="Add the _background_noise_ clips as !SIL utterances (the 12-class silence class).")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path())
+def prepare_speech_commands_cmd(lexicon, dev_noise_every, num_speakers, silence, corpus_dir, out_dir):
+    """Write OUT_DIR/{train,dev[,test]} (+ noise_train, noise_dev) from a Speech Commands folder.
+
+    Dev is validation_list.txt, test testing_list.txt (when present), train the rest.
+
+    e.g.: kaldilite prepare-speech-commands --lexicon lang/en/lexicon.txt $KALDILITE_DATA/speech_commands data
+    """
+    from kaldilite.corpora.speech_commands import prepare_speech_commands
+
+    words = None
+    if lexicon:
+        with open(lexicon, encoding="utf-8") as handle:
+            words = {line.split()[0] for line in handle if line.split()}
+    parts = prepare_speech_commands(corpus_dir, out_dir, lexicon_words=words, dev_noise_every=dev_noise_every,
+                                    speakers_per_part=num_speakers, silence=silence)
+    for name, data in parts.items():
+        click.echo(f"{out_dir}/{name}: {len(data)} utterances, {len(data.speakers)} speakers", err=True)
+
+
+@click.command("synthesize-corpus")
+@click.option("--commands", "commands_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="commands.txt: every word of every command is synthesized.")
+@click.option("--fillers", "fillers_file", type=click.Path(exists=True, dir_okay=False),
+              help="fillers.txt: filler words, synthesized too (the non-command class).")
+@click.option("--num-speakers", default=40, show_default=True, help="Synthetic speakers (voice + variant + rate + pitch).")
+@click.option("--takes", default=2, show_default=True, help="Recordings per speaker and word.")
+@click.option("--dev-every", default=5, show_default=True, help="Every N-th speaker is held out for validation_list.txt.")
+@click.option("--snrs", default="30:20:15:10", show_default=True, help="SNRs (dB) of the added noise, colon-separated.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (the corpus is deterministic given it).")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_every, snrs, seed, out_dir):
+    """Synthesize a Speech Commands-layout corpus with espeak-ng voices (no recordings needed).
+
+    e.g.: kaldilite synthesize-corpus --commands lang/en/commands.txt --fillers lang/en/fillers.txt downloads/synthetic
+    """
+    from kaldilite.corpora.synthetic import synthesize_corpus
+    from kaldilite.lang.grammar import read_items
+
+    words = []
+    for path in [commands_file] + ([fillers_file] if fillers_file else []):
+        for item_words, _, _ in read_items(path):
+            words.extend(w for w in item_words if w not in words)
+    out = synthesize_corpus(out_dir, words, num_speakers=num_speakers, takes=takes, dev_every=dev_every,
+                            snrs=[float(x) for x in snrs.split(":") if x.strip()], seed=seed)
+    click.echo(str(out))
+
+
+def decode_commands_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lattice_beam):
+    """One job of decode-commands: [(utt, Measures, num_frames)] and the decoding seconds."""
+    import time
+
+    from kaldilite.decode.decoder import BeamDecoder
+    from kaldilite.decode.rejection import RecognizerOptions, measure, read_fillers, word_sequences_from_decoder
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+    from kaldilite.train.gmm_steps import one_blas_thread
+
+    tm, am, pipeline, _ = load_model(model_path)
+    graph = load_graph(graph_dir)
+    words = SymbolTable.read(Path(graph_dir) / "words.txt")
+    fillers = read_fillers(graph_dir)
+    opts = RecognizerOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale,
+                             lattice_beam=lattice_beam)
+    decoder = BeamDecoder(graph, tm.tid_to_pdf, opts.decoder_options(), lattice=True)
+    results, seconds = [], 0.0
+    with one_blas_thread():
+        for utt, feats in load_features(data_dir, pipeline):
+            start = time.perf_counter()
+            decoder.init()
+            decoder.advance(am.log_likelihoods(feats))
+            hyps = word_sequences_from_decoder(decoder, words, opts.lattice_beam, opts.max_word_sequences)
+            m = measure(hyps, fillers)
+            seconds += time.perf_counter() - start
+            results.append((utt, m, len(feats)))
+            log.info("%s %s confidence %.3f", utt, " ".join(m.words or ()), m.confidence)
+    return results, seconds
+
+
+@click.command("decode-commands")
+@click.option("--nj", default=2, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
+@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
+@click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")
+@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale applied to log-likelihoods.")
+@click.option("--lattice-beam", default=6.0, show_default=True, help="Lattice beam (word sequences kept).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl).")
+@click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("decode_dir", type=click.Path(file_okay=False))
+def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam, model):
+    """Decode a data dir for command recognition: per-utterance rejection measures.
+
+    Writes DECODE_DIR/measures.jsonl (the inputs of the rejection rule for each utterance:
+    best words, label, confidence, LLR, best command), hyp.txt under the graph's rejection rule
+    (GRAPH_DIR/rejection.json, else the default), rtf, and log/decode.JOB.log. Score it with
+    score-commands; calibrate the rule on it with calibrate-rejection.
+
+    e.g.: kaldilite decode-commands --nj 2 exp/mono/graph_commands data/dev exp/mono/decode_dev
+    """
+    import time
+
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.parallel import run_jobs
+    from kaldilite.score.commands import MEASURES_FILE, measures_to_json
+    from kaldilite.utils.atomic import atomic_open
+
+    start = time.perf_counter()
+    decode_dir = Path(decode_dir)
+    model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
+    if not (Path(data_dir) / "feats.scp").is_file():
+        raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
+                               f"compute-cmvn-stats on {data_dir} first")
+    parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
+    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lattice_beam)
+                for part in parts]
+    decode_dir.mkdir(parents=True, exist_ok=True)
+    outputs = run_jobs(decode_commands_job, job_args, decode_dir / "log", "decode", nj=nj)
+    records = sorted((rec for output, _ in outputs for rec in output), key=lambda r: r[0])
+    decode_seconds = sum(seconds for _, seconds in outputs)
+    frames = sum(n for _, _, n in records)
+    with atomic_open(decode_dir / MEASURES_FILE) as handle:
+        for utt, m, n in records:
+            handle.write(measures_to_json(utt, m, n) + "\n")
+    rule = RejectionRule.for_graph(graph_dir)
+    with atomic_open(decode_dir / "hyp.txt") as handle:
+        for utt, m, n in records:
+            handle.write(f"{utt} {rule.decide_measures(m, n).label}\n")
+    rtf = decode_seconds / (frames * 0.01) if frames else float("nan")
+    with atomic_open(decode_dir / "rtf") as handle:
+        handle.write(f"{rtf:.5f} decode seconds {decode_seconds:.2f} audio seconds {frames * 0.01:.1f} "
+                     f"(scoring + search + lattice, summed over jobs)\n")
+    click.echo(f"decode-commands: {len(records)} utterances in {time.perf_counter() - start:.2f} s, "
+               f"RTF {rtf:.4f} -> {decode_dir / MEASURES_FILE}")
+
+
+def _find_model(model, *candidates):
+    if model:
+        return Path(model)
+    for directory in candidates:
+        if (Path(directory) / "final.mdl").is_file():
+            return Path(directory) / "final.mdl"
+    raise MissingFileError(f"no final.mdl in {' or '.join(str(c) for c in candidates)}; pass --model")
+
+
+def _load_for_scoring(data_dir, decode_dir, commands_file):
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.score.commands import MEASURES_FILE, read_measures
+
+    data = DataDir.load(data_dir)
+    if data.text is None:
+        raise MissingFileError(f"{Path(data_dir) / 'text'}: no reference transcripts to score against")
+    measures = read_measures(Path(decode_dir) / MEASURES_FILE)
+    return dict(data.text), measures, read_command_list(commands_file)
+
+
+def read_command_list(path):
+    """The commands of a commands.txt (make-grammar syntax) as strings of space-joined words."""
+    from kaldilite.lang.grammar import read_items
+
+    return {" ".join(words) for words, _, _ in read_items(path)}
+
+
+@click.command("score-commands")
+@click.option("--rule", "rule_path", type=click.Path(exists=True, dir_okay=False),
+              help="Rejection rule JSON (default: GRAPH_DIR/rejection.json via --graph, else the default rule).")
+@click.option("--graph", "graph_dir", type=click.Path(exists=True, file_okay=False),
+              help="Graph dir whose rejection.json is the rule.")
+@click.option("--rejection/--no-rejection", default=True, show_default=True,
+              help="--no-rejection: output the best command whatever the fillers and the threshold say.")
+@click.option("--name", default="", help="Name of this system in the report and plot (e.g. mono).")
+@click.argument("commands_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("decode_dir", type=click.Path(exists=True, file_okay=False))
+def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, data_dir, decode_dir):
+    """Score command recognition with rejection against DATA_DIR/text.
+
+    Writes DECODE_DIR/scoring_commands/{report,det.txt,det.png,per_utt} (report:
+    %CMD_ACC %FR %SUB %FA %FA_SIL %EER %ACC12 lines) and prints the report.
+
+    e.g.: kaldilite score-commands --graph exp/mono/graph_commands lang/en/commands.txt data/dev exp/mono/decode_dev
+    """
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.score.commands import (decide_all, det_curve, equal_error_rate, plot_det, report,
+                                          score_decisions, write_det_table, write_per_utt)
+    from kaldilite.utils.atomic import atomic_open
+
+    references, measures, commands = _load_for_scoring(data_dir, decode_dir, commands_file)
+    if rule_path:
+        rule = RejectionRule.load(rule_path)
+    elif graph_dir:
+        rule = RejectionRule.for_graph(graph_dir)
+    else:
+        rule = RejectionRule()
+    if not rejection:
+        rule.enabled = False
+    decisions = decide_all(measures, rule)
+    scores = score_decisions(references, decisions, commands)
+    points = det_curve(references, measures, rule, commands)
+    eer = equal_error_rate(points) if rejection else float("nan")
+    out = Path(decode_dir) / ("scoring_commands" if rejection else "scoring_commands_norej")
+    out.mkdir(parents=True, exist_ok=True)
+    text = report(scores, eer, name)
+    with atomic_open(out / "report") as handle:
+        handle.write(f"# threshold {rule.threshold:g} on {rule.score}{'' if rejection else ' (rejection off)'}\n")
+        handle.write(text)
+    write_per_utt(out / "per_utt", references, decisions, commands)
+    if rejection:
+        write_det_table(out / "det.txt", points)
+        plot_det(out / "det.png", {name or "system": points},
+                 [(f"threshold {rule.threshold:.3g}", scores.false_accept_rate, 1 - scores.accuracy)])
+    click.echo(text, nl=False)
+
+
+@click.command("calibrate-rejection")
+@click.option("--target-fa", default=0.05, show_default=True, help="False-accept rate to meet on the dev set.")
+@click.option("--score", "score_name", type=click.Choice(["confidence", "llr"]), default=None,
+              help="Which measure to threshold (default: the rule's, confidence unless set).")
+@click.option("--negatives", type=click.Choice(["unknown", "unknown+silence"]), default="unknown+silence",
+              show_default=True, help="Which non-command utterances count for the false-accept rate.")
+@click.option("--rule-out", type=click.Path(dir_okay=False),
+              help="Where to write the rule (default GRAPH_DIR/rejection.json).")
+@click.argument("commands_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("decode_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
+def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, commands_file, data_dir, decode_dir, graph_dir):
+    """Pick the rejection threshold on a decoded dev set for a target false-accept rate.
+
+    Reads DECODE_DIR/measures.jsonl (decode-commands), picks the lowest threshold whose FA on
+    the dev set's non-command utterances is at most --target-fa, reports the resulting
+    false-reject rate and writes the rule (with the calibration figures) to GRAPH_DIR/rejection.json.
+
+    e.g.: kaldilite calibrate-rejection --target-fa 0.05 lang/en/commands.txt data/dev exp/mono/decode_dev exp/mono/graph_commands
+    """
+    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+    from kaldilite.score.commands import SILENCE_CLASS, UNKNOWN_CLASS, calibrate_threshold
+
+    references, measures, commands = _load_for_scoring(data_dir, decode_dir, commands_file)
+    rule = RejectionRule.for_graph(graph_dir)
+    if score_name:
+        rule = RejectionRule(score=score_name, threshold=rule.threshold, enabled=True)
+    rule.enabled = True
+    classes = (UNKNOWN_CLASS,) if negatives == "unknown" else (UNKNOWN_CLASS, SILENCE_CLASS)
+    calibrated, scores = calibrate_threshold(references, measures, rule, commands, target_fa, classes)
+    calibrated.calibration.update({"dev_data": str(data_dir), "decode_dir": str(decode_dir)})
+    path = Path(rule_out) if rule_out else Path(graph_dir) / RULE_FILE
+    calibrated.save(path)
+    c = calibrated.calibration
+    click.echo(f"calibrate-rejection: {calibrated.score} threshold {calibrated.threshold:.6g}: FA "
+               f"{100 * c['false_accept_rate']:.2f}% on {c['num_negatives']} non-command utts (target "
+               f"{100 * target_fa:.1f}%), FR {100 * c['false_reject_rate']:.2f}%, command accuracy "
+               f"{100 * c['command_accuracy']:.2f}% on {c['num_commands']} -> {path}")
+
+
+def _rtf(decode_dir):
+    path = Path(decode_dir) / "rtf"
+    return float(path.read_text().split()[0]) if path.is_file() else float("nan")
+
+
+def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05):
+    """RESULTS rows (dicts) for each exp dir: with rejection (2-fold cross-calibrated), fillers and
+    garbage without a threshold, and the commands-only grammar with rejection off."""
+    import math
+
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.score.commands import (MEASURES_FILE, cross_calibrated_scores, decide_all, det_curve,
+                                          equal_error_rate, read_measures, score_decisions)
+
+    data = DataDir.load(data_dir)
+    references = dict(data.text)
+    commands = read_command_list(commands_file)
+    rows = []
+    for exp in exp_dirs:
+        exp = Path(exp)
+        name = exp.name
+        decode = exp / "decode_dev"
+        if not (decode / MEASURES_FILE).is_file():
+            log.warning("%s: not decoded; skipped", decode)
+            continue
+        measures = read_measures(decode / MEASURES_FILE)
+        rule = RejectionRule.for_graph(exp / "graph_commands")
+        eer = equal_error_rate(det_curve(references, measures, rule, commands))
+        crossed, thresholds = cross_calibrated_scores(references, measures, rule, commands, data.utt2spk, target_fa)
+        rows.append(dict(model=name, setting=f"rejection: fillers + garbage + threshold (FA target "
+                         f"{100 * target_fa:g}%, 2-fold cross-calibrated by speaker)", scores=crossed, eer=eer,
+                         rtf=_rtf(decode), note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}"))
+        no_threshold = decide_all(measures, rule.with_threshold(-math.inf))
+        rows.append(dict(model=name, setting="fillers + garbage in the grammar, no threshold",
+                         scores=score_decisions(references, no_threshold, commands), eer=math.nan, rtf=math.nan,
+                         note=""))
+        norej = exp / "decode_dev_norej"
+        if (norej / MEASURES_FILE).is_file():
+            off = decide_all(read_measures(norej / MEASURES_FILE), RejectionRule(enabled=False))
+            rows.append(dict(model=name, setting="rejection off: commands-only grammar, no threshold",
+                             scores=score_decisions(references, off, commands), eer=math.nan,
+                             rtf=_rtf(norej), note=""))
+    return rows
+
+
+def format_results_table(rows):
+    """The RESULTS table (markdown) of `commands_results_rows`."""
+    import math
+
+    def pct(x):
+        return "-" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+
+    lines = ["| model | setting | command acc % | FA unknown words % | FR % | EER % | 12-class acc % | FA silence % "
+             "| RTF |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["scores"]
+        rtf = "-" if math.isnan(r["rtf"]) else f"{r['rtf']:.4f}"
+        lines.append(f"| {r['model']} | {r['setting']} | {pct(s.accuracy)} ({s.correct}/{s.num_commands}) | "
+                     f"{pct(s.false_accept_rate)} ({s.unknown_accepted}/{s.num_unknown}) | {pct(s.false_reject_rate)} | "
+                     f"{pct(r['eer'])} | {pct(s.twelve_class_accuracy)} | "
+                     f"{pct(s.silence_false_accept_rate)} ({s.silence_accepted}/{s.num_silence}) | "
+                     f"{rtf} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("commands-results")
+@click.option("--commands", "commands_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The commands.txt the grammars were built from.")
+@click.option("--target-fa", default=0.05, show_default=True, help="FA target of the cross-calibration.")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("exp_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def commands_results_cmd(commands_file, target_fa, data_dir, exp_dirs):
+    """Print the RESULTS table of the commands recipe for each EXP_DIR's decode_dev(_norej).
+
+    e.g.: kaldilite commands-results --commands lang/en/commands.txt data/dev exp/mono exp/tri3b
+    """
+    click.echo(format_results_table(commands_results_rows(data_dir, exp_dirs, commands_file, target_fa)), nl=False)
+
+
+COMMANDS = [prepare_speech_commands_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
+            score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd]

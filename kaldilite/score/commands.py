@@ -303,6 +303,34 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     return calibrated, result
 
 
+def cross_calibrated_scores(references, measures, rule, commands, utt2spk, target_fa=0.05,
+                            negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
+    """Scores where no utterance is decided by a threshold calibrated on its own speaker.
+
+    The speakers (sorted) are dealt round-robin into `folds` groups; the utterances of each
+    group are decided by the rule calibrated (`calibrate_threshold`) on all the other groups,
+    and the counts are pooled. This is the honest figure for a threshold tuned on the same dev
+    set it is reported on. Returns (pooled `CommandScores`, [threshold per fold]).
+    """
+    speakers = sorted({utt2spk[u] for u in references})
+    group = {spk: k % folds for k, spk in enumerate(speakers)}
+    decisions, thresholds = {}, []
+    for fold in range(folds):
+        held_out = {u for u in references if group[utt2spk[u]] == fold}
+        if not held_out:
+            continue
+        train_refs = {u: t for u, t in references.items() if u not in held_out}
+        try:
+            calibrated, _ = calibrate_threshold(train_refs, measures, rule, commands, target_fa, negatives)
+        except InputError:
+            log.warning("fold %d: no non-command utterances to calibrate on; keeping threshold %g", fold,
+                        rule.threshold)
+            calibrated = rule
+        thresholds.append(calibrated.threshold)
+        decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
+    return score_decisions(references, decisions, commands), thresholds
+
+
 # ---------------------------------------------------------------------------------------------
 # outputs
 
@@ -389,5 +417,5 @@ def write_per_utt(path, references, decisions, commands):
 
 __all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
            "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
-           "det_curve", "equal_error_rate", "calibrate_threshold", "report", "write_det_table", "plot_det",
+           "det_curve", "equal_error_rate", "calibrate_threshold", "cross_calibrated_scores", "report", "write_det_table", "plot_det",
            "write_per_utt", "RejectionRule"]

@@ -127,3 +127,20 @@ def test_measures_round_trip_and_outputs(tmp_path):
     plot_det(tmp_path / "det.png", {"mono": points}, [("calibrated", 0.0, 0.5)])
     assert (tmp_path / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert math.isnan(equal_error_rate(det_curve({"p": "yes"}, {"p": measures["p0"]}, RejectionRule(), COMMANDS)))
+
+
+def test_cross_calibration_decides_each_speaker_with_the_other_speakers_threshold():
+    # speaker A's negatives score high (0.8), B's low (0.3): a threshold fitted on A rejects B's
+    # negatives and vice versa; commands score 0.9 (A) and 0.5 (B)
+    refs = {"A-1": "yes", "A-2": "marvin", "B-1": "yes", "B-2": "marvin"}
+    utt2spk = {u: u[0] for u in refs}
+    measures = {"A-1": (_m("yes", 0.9), 100), "A-2": (_m("no", 0.8), 100),
+                "B-1": (_m("yes", 0.5), 100), "B-2": (_m("no", 0.3), 100)}
+    from kaldilite.score.commands import cross_calibrated_scores
+
+    scores, thresholds = cross_calibrated_scores(refs, measures, RejectionRule(), COMMANDS, utt2spk, 0.0,
+                                                 ("_unknown_",))
+    # fold A (decided by B's threshold (0.3 + next score above it, 0.5) / 2 = 0.4): accepted;
+    # fold B (A's threshold (0.8 + 0.9) / 2 = 0.85): B-1 and B-2 rejected
+    assert thresholds == [pytest.approx(0.4), pytest.approx(0.85)]
+    assert (scores.correct, scores.rejected, scores.unknown_accepted) == (1, 1, 1)
