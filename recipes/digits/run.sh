@@ -20,6 +20,8 @@ nj=2
 train_takes=           # keep only this many takes per speaker and digit (quick runs, CI)
 test_takes=
 totgauss=1000          # as steps/train_mono.sh
+tri1_leaves=2000       # train_deltas.sh NUM_LEAVES TOTGAUSS (ten words: the tree stops near 140 leaves
+tri1_gauss=10000       # by its likelihood threshold; the Gaussians stop where min-count stops them)
 beam=13.0
 acwt=0.1
 dir=                   # where data/ exp/ mfcc/ go (default: this folder, or exp_<split>)
@@ -76,7 +78,15 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   kaldilite decode --nj $nj --beam $beam --acwt $acwt exp/mono/graph data/test exp/mono/decode_test
 fi
 
-# Stages 5-8 (tri1, tri2b, tri3b, nnet2) are added by the triphone and DNN work, each as one
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: tri1 (deltas + triphone tree) on the mono alignments, graph, decode"
+  kaldilite align --nj $nj data/train data/lang exp/mono exp/mono_ali
+  kaldilite train-deltas --nj $nj $tri1_leaves $tri1_gauss data/train data/lang exp/mono_ali exp/tri1
+  kaldilite mkgraph data/lang_digits exp/tri1 exp/tri1/graph
+  kaldilite decode --nj $nj --beam $beam --acwt $acwt exp/tri1/graph data/test exp/tri1/decode_test
+fi
+
+# Stages 6-8 (tri2b, tri3b, nnet2) are added by the triphone and DNN work, each as one
 # block: train on the previous system's alignments, mkgraph, decode into exp/<sys>/decode_test.
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
