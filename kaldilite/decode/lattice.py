@@ -82,10 +82,83 @@ class RawLattice:
 
     def forward_backward_viterbi(self, acoustic_scale):
         """(alpha, beta): best cost from the start to each node, and from each node to the end."""
-        order = np.argsort(self.src, kind="stable")
-        starts = np.searchsorted(self.src[order], np.arange(self.num_nodes + 1))
+        order, starts = _csr(self.num_nodes, self.src)
         return _viterbi_alpha_beta(self.num_nodes, order, starts, self.src, self.dst,
                                    self.link_costs(acoustic_scale), self.final_graph.astype(np.float64))
+
+
+@njit(cache=True)
+def _csr(num_nodes, link_src):
+    """Links grouped by source node (counting sort): (link order, start offset per node)."""
+    starts = np.zeros(num_nodes + 1, np.int64)
+    for k in range(len(link_src)):
+        starts[link_src[k] + 1] += 1
+    for n in range(num_nodes):
+        starts[n + 1] += starts[n]
+    fill = starts[:-1].copy()
+    order = np.empty(len(link_src), np.int64)
+    for k in range(len(link_src)):
+        order[fill[link_src[k]]] = k
+        fill[link_src[k]] += 1
+    return order, starts
+
+
+@njit(cache=True)
+def _nodes_of_links(link_src_state, link_arc, link_frame, arc_ilabel, arc_next, num_states, start_state):
+    """Number the (frame, state) tokens the links join, in one pass over the links.
+
+    The decoder records links frame by frame (a frame's emitting arcs, then the next frame's
+    epsilon arcs), so two state -> node maps, for the current and the next frame, suffice.
+    Returns (num_nodes, node_state, node_frame, link source node, link destination node).
+    """
+    n = len(link_arc)
+    node_state = np.empty(n + 1, np.int64)
+    node_frame = np.empty(n + 1, np.int64)
+    src = np.empty(n, np.int64)
+    dst = np.empty(n, np.int64)
+    # Row (frame % 2) maps the states of that frame to nodes; rows are cleared, never swapped
+    # (numba compiles loops that swap arrays much slower).
+    node_map = np.full((2, num_states), -1, np.int64)
+    touched = np.empty((2, n + 1), np.int64)
+    n_touched = np.zeros(2, np.int64)
+    cur_frame = 0
+    num_nodes = 1
+    node_state[0] = start_state
+    node_frame[0] = 0
+    node_map[0, start_state] = 0
+    touched[0, 0] = start_state
+    n_touched[0] = 1
+    for k in range(n):
+        f = link_frame[k]
+        while f > cur_frame:  # the previous frame's row is free for the frame after next
+            row = cur_frame & 1
+            for i in range(n_touched[row]):
+                node_map[row, touched[row, i]] = -1
+            n_touched[row] = 0
+            cur_frame += 1
+        a = link_arc[k]
+        for end in range(2):
+            if end == 0:
+                s = link_src_state[k]
+                t = cur_frame
+            else:
+                s = arc_next[a]
+                t = cur_frame + (arc_ilabel[a] != 0)
+            row = t & 1
+            node = node_map[row, s]
+            if node < 0:
+                node = num_nodes
+                num_nodes += 1
+                node_state[node] = s
+                node_frame[node] = t
+                node_map[row, s] = node
+                touched[row, n_touched[row]] = s
+                n_touched[row] += 1
+            if end == 0:
+                src[k] = node
+            else:
+                dst[k] = node
+    return num_nodes, node_state[:num_nodes], node_frame[:num_nodes], src, dst
 
 
 @njit(cache=True)
@@ -94,12 +167,7 @@ def _topological_order(num_nodes, start, link_src, link_dst):
     indegree = np.zeros(num_nodes, np.int64)
     for k in range(len(link_src)):
         indegree[link_dst[k]] += 1
-    out_order = np.argsort(link_src, kind="mergesort")
-    out_start = np.zeros(num_nodes + 1, np.int64)
-    for k in range(len(link_src)):
-        out_start[link_src[k] + 1] += 1
-    for n in range(num_nodes):
-        out_start[n + 1] += out_start[n]
+    out_order, out_start = _csr(num_nodes, link_src)
     order = np.empty(num_nodes, np.int64)
     head = 0
     tail = 0
@@ -162,46 +230,45 @@ def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, 
     cost 0 (Kaldi's behaviour when no final state was reached). Links and nodes not on a path
     within ``lattice_beam`` of the best are dropped. Returns None when there is no path.
     """
-    link_arc = np.asarray(link_arc, np.int64)
-    emitting = arc_ilabel[link_arc] != 0
-    src_frame = np.asarray(link_frame, np.int64)
-    dst_frame = src_frame + emitting
-    dst_state = arc_next[link_arc].astype(np.int64)
-    src_key = src_frame * num_states + np.asarray(link_src_state, np.int64)
-    dst_key = dst_frame * num_states + dst_state
-    start_key = np.int64(start_state)
-    keys = np.unique(np.concatenate([[start_key], src_key, dst_key]))
-    src = np.searchsorted(keys, src_key)
-    dst = np.searchsorted(keys, dst_key)
-    # One link per (source node, arc): re-relaxed epsilon arcs arrive twice.
-    _, first = np.unique(src * (len(arc_ilabel) + 1) + link_arc, return_index=True)
-    src, dst, link_arc = src[first], dst[first], link_arc[first]
-    acoustic = np.asarray(link_acoustic, np.float64)[first]
-    num_nodes = len(keys)
-    start = int(np.searchsorted(keys, start_key))
-    order, count = _topological_order(num_nodes, start, src, dst)
+    link_arc = np.ascontiguousarray(link_arc, np.int64)
+    num_nodes, node_state, node_frame, src, dst = _nodes_of_links(
+        np.ascontiguousarray(link_src_state, np.int64), link_arc, np.ascontiguousarray(link_frame, np.int64),
+        arc_ilabel, arc_next, int(num_states), int(start_state))
+    acoustic = np.asarray(link_acoustic, np.float64)
+    order, count = _topological_order(num_nodes, 0, src, dst)
     if count < num_nodes:
         # An epsilon cycle inside one frame (the graph has one): keep only links that go forward
         # in (frame, state) order, which breaks it; Kaldi's graphs never have such cycles.
         log.warning("lattice: epsilon cycle within a frame; links closing it were dropped")
-        forward = dst > src
+        forward = (node_frame[dst] > node_frame[src]) | (node_state[dst] > node_state[src])
         src, dst, link_arc, acoustic = src[forward], dst[forward], link_arc[forward], acoustic[forward]
-        order, count = _topological_order(num_nodes, start, src, dst)
+        order, count = _topological_order(num_nodes, 0, src, dst)
     rank = np.empty(num_nodes, np.int64)
     rank[order[:count]] = np.arange(count)
     src, dst = rank[src], rank[dst]
-    node_frame = (keys // num_states)[order[:count]]
-    node_state = (keys % num_states)[order[:count]]
-    graph = arc_weight[link_arc].astype(np.float64)
+    node_frame = node_frame[order[:count]]
+    node_state = node_state[order[:count]]
     at_end = node_frame == num_frames
     finals = np.where(at_end, final_cost[node_state].astype(np.float64), np.inf)
-    raw = RawLattice(count, src, dst, arc_ilabel[link_arc].astype(np.int32), arc_olabel[link_arc].astype(np.int32),
-                     graph, acoustic, finals, node_frame)
+    raw = RawLattice(count, src, dst, arc_ilabel[link_arc], arc_olabel[link_arc], arc_weight[link_arc].astype(np.float64),
+                     acoustic, finals, node_frame)
     alpha, beta = raw.forward_backward_viterbi(acoustic_scale)
     if not np.isfinite(np.min(alpha + finals)):
         raw.final_graph = np.where(at_end, 0.0, np.inf)
         alpha, beta = raw.forward_backward_viterbi(acoustic_scale)
-    return prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam)
+    pruned = prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam)
+    if pruned is None:
+        return None
+    # One link per (source, destination, transition-id, word): an epsilon arc relaxed twice in a
+    # frame was recorded twice. (Parallel graph arcs with equal labels keep the cheaper one.)
+    key = np.lexsort((pruned.graph, pruned.word, pruned.tid, pruned.dst, pruned.src))
+    k_src, k_dst, k_tid, k_word = pruned.src[key], pruned.dst[key], pruned.tid[key], pruned.word[key]
+    first = np.ones(len(key), bool)
+    first[1:] = (k_src[1:] != k_src[:-1]) | (k_dst[1:] != k_dst[:-1]) | (k_tid[1:] != k_tid[:-1]) | \
+        (k_word[1:] != k_word[:-1])
+    keep = key[first]
+    return RawLattice(pruned.num_nodes, pruned.src[keep], pruned.dst[keep], pruned.tid[keep], pruned.word[keep],
+                      pruned.graph[keep], pruned.acoustic[keep], pruned.final_graph, pruned.frame)
 
 
 def prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam):
