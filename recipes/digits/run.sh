@@ -24,7 +24,7 @@ tri1_leaves=2000       # train_deltas.sh NUM_LEAVES TOTGAUSS (ten words: the tre
 tri1_gauss=10000       # by its likelihood threshold; the Gaussians stop where min-count stops them)
 beam=13.0
 acwt=0.1
-dir=                   # where data/ exp/ mfcc/ go (default: this folder, or exp_<split>)
+dir=                   # where data/ exp/ mfcc/ go (default: work_<split> in this folder)
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|dependent] [--corpus DIR] [--nj N]
   e.g.: $0 --split dependent --stage 3"
 
@@ -98,6 +98,9 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     done
   } > RESULTS
   cat RESULTS
-  # recipes/digits/RESULTS holds the latest figures of every split that has been run.
-  cat "$recipe_dir"/work_*/RESULTS > "$recipe_dir/RESULTS.tmp" && mv "$recipe_dir/RESULTS.tmp" "$recipe_dir/RESULTS"
+  # recipes/digits/RESULTS holds the latest figures of every split run in the default work
+  # dirs (runs with --dir elsewhere, such as the tests' reduced runs, keep theirs to themselves).
+  if [ "$(cd .. && pwd)" = "$recipe_dir" ]; then
+    cat "$recipe_dir"/work_*/RESULTS > "$recipe_dir/RESULTS.tmp" && mv "$recipe_dir/RESULTS.tmp" "$recipe_dir/RESULTS"
+  fi
 fi
