@@ -1,0 +1,443 @@
+"""Speaker adaptive training with fMLLR (tri3b), fMLLR alignment and two-pass fMLLR decoding.
+
+Follows Kaldi's egs/wsj/s5/steps/train_sat.sh, align_fmllr.sh and decode_fmllr.sh:
+
+- `train_sat`: features are the alignment system's (CMVN, splice, `final.mat`) followed by a
+  per-speaker fMLLR transform (`EXP/trans.JOB`, a Kaldi ark keyed by speaker). Unless ALI_DIR
+  has transforms already, the first ones are estimated with ALI_DIR's model from its
+  alignments (gmm-est-fmllr, silence weighted 0). The tree and 1.mdl are built on the adapted
+  features; on `fmllr_iters` (2 4 6 12) each speaker's transform is re-estimated with the
+  current model on the current adapted features, starting from the identity, and composed
+  with the old one (compose-transforms). At the end, `final.alimdl`: the speaker-independent
+  model with the same Gaussians, re-estimated (means and variances only) on the unadapted
+  features with the SAT model's Gaussian posteriors (gmm-acc-stats-twofeats + gmm-est
+  --update-flags=mv), used for first-pass decoding and alignment.
+- `align_fmllr`: SI alignment with final.alimdl, fMLLR from it, re-alignment with final.mdl on
+  the adapted features (ali.JOB.gz, trans.JOB).
+- `decode_fmllr`: SI first pass with final.alimdl, fMLLR from the Gaussian posteriors along
+  each utterance's best path (silence weighted `silence_weight`; Kaldi uses lattice
+  posteriors), second pass with final.mdl on the adapted features, then one more fMLLR update
+  from the second pass's best path with the SAT model and a final pass (Kaldi's third,
+  lattice-rescoring pass). Each pass's WER is reported when DATA/text exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.train.lda_mllt import (_current_features, _sum_stats, build_tree_and_model, check_ali_dir,
+                                      job_gaussian_posteriors, read_all_alignments, read_speaker_transforms,
+                                      write_adapted_caches, write_speaker_transforms)
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class SatOptions:
+    """train_sat.sh's options and defaults (names as its --options with - -> _)."""
+
+    nj: int = 4
+    num_iters: int = 35
+    max_iter_inc: int = 25
+    realign_iters: tuple = (10, 20, 30)
+    fmllr_iters: tuple = (2, 4, 6, 12)
+    fmllr_update_type: str = "full"
+    fmllr_min_count: float = 500.0
+    beam: float = 10.0
+    retry_beam: float = 40.0
+    boost_silence: float = 1.0
+    power: float = 0.2
+    cluster_thresh: float = -1.0
+    silence_weight: float = 0.0
+    transition_scale: float = 1.0
+    acoustic_scale: float = 0.1
+    self_loop_scale: float = 0.1
+    min_gaussian_occupancy: float = 10.0
+    stage: int = -5
+    seed: int = 0
+
+
+def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: SatOptions | None = None):
+    """Train tri3b; returns {'history', 'seconds', 'final_model'}."""
+    from kaldilite.gmm import load_model, read_model_header
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.lang import LangDir
+    from kaldilite.train.loop import EmSchedule, finish_training, raw_feature_dim, remove, run_em_iterations, \
+        write_text
+    from kaldilite.transform.fmllr import FmllrOptions
+
+    opts = opts or SatOptions()
+    fmllr_opts = FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count)
+    started = time.perf_counter()
+    exp, ali = Path(exp_dir), Path(ali_dir)
+    check_ali_dir(ali)
+    (exp / "log").mkdir(parents=True, exist_ok=True)
+    _, _, si_pipeline, _ = load_model(ali / "final.mdl")
+    lang = LangDir.load(lang_dir)
+    parts = split_data_dir(data_dir, opts.nj)
+    nj = len(parts)
+    jobs = [(str(exp), str(part), k) for k, part in enumerate(parts, 1)]
+    write_text(exp / "num_jobs", f"{nj}\n")
+    write_text(exp / "cmvn_opts", "--norm-vars=true\n" if si_pipeline.norm_vars else "\n")
+    for name in ("splice_opts", "final.mat"):
+        if (ali / name).exists():
+            shutil.copyfile(ali / name, exp / name)
+    shutil.copyfile(Path(lang_dir) / "phones.txt", exp / "phones.txt")
+    silence = sorted(lang.silence_phones)
+    raw_dim = raw_feature_dim(data_dir)
+    from kaldilite.parallel import run_jobs
+
+    if opts.stage <= -5:  # SI features cached; speaker transforms from ALI_DIR or estimated from its alignments
+        run_jobs(_cache_si_features_job, [j + (si_pipeline.to_dict(),) for j in jobs], exp / "log", "cache_si",
+                 nj=nj)
+        have = {}
+        for path in sorted(ali.glob("trans.*")):
+            have.update(read_speaker_transforms(path))
+        if have:
+            log.info("using the fMLLR transforms of %s for %d speakers", ali, len(have))
+            run_jobs(_select_transforms_job, [j + (str(ali),) for j in jobs], exp / "log", "copy_trans", nj=nj)
+        else:
+            run_jobs(_estimate_fmllr_ali_job, [j + (str(ali), silence, dataclasses.asdict(fmllr_opts))
+                                               for j in jobs], exp / "log", "fmllr.0", nj=nj)
+    if opts.stage <= -4:  # tree, 1.mdl, converted alignments, training graphs (on adapted features)
+        write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+        build_tree_and_model(exp, parts, lang, ali, num_leaves, si_pipeline,
+                             {"raw_feature_dim": raw_dim, "type": "tri3b", "speaker_adapted": True,
+                              "transform": "LDA+MLLT (final.mat) + per-speaker fMLLR (trans.*)"},
+                             cluster_thresh=opts.cluster_thresh)
+    num_gauss = read_model_header(exp / "1.mdl")["num_pdfs"]
+    inc_gauss = max((totgauss - num_gauss) // max(opts.max_iter_inc, 1), 0)
+
+    def before_iteration(x):
+        if not (exp / "feats.1.npz").exists():
+            write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+        if x in opts.fmllr_iters:
+            run_jobs(_update_fmllr_job, [j + (x, silence, dataclasses.asdict(fmllr_opts)) for j in jobs],
+                     exp / "log", f"fmllr.{x}", nj=nj)
+            write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+
+    schedule = EmSchedule(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(EmSchedule)
+                             if hasattr(opts, f.name)})
+    history = run_em_iterations(exp, parts, lang, schedule, num_gauss=num_gauss, inc_gauss=inc_gauss,
+                                before_iteration=before_iteration)
+    # ---- final.alimdl: SAT model's posteriors, unadapted features (gmm-acc-stats-twofeats + gmm-est)
+    write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+    paths = run_jobs(_twofeats_acc_job, [j + (opts.num_iters,) for j in jobs], exp / "log", "acc_alimdl", nj=nj)
+    estimate_alignment_model(exp / "final.mdl" if (exp / "final.mdl").exists() else exp / f"{opts.num_iters}.mdl",
+                             paths, exp / "final.alimdl")
+    finish_training(exp, opts.num_iters, nj)
+    remove([exp / f"raw.{k}.npz" for k in range(1, nj + 1)])
+    elapsed = time.perf_counter() - started
+    log.info("done training SAT system in %s (%.1f s)", exp, elapsed)
+    return {"history": history, "seconds": elapsed, "final_model": str(exp / "final.mdl")}
+
+
+def estimate_alignment_model(model_path, acc_paths, out_path):
+    """gmm-est --update-flags=mv --remove-low-count-gaussians=false on two-feature statistics."""
+    from kaldilite.gmm import GmmAccumulators, load_model, save_model
+    from kaldilite.train.loop import file_log, remove
+
+    with file_log(Path(out_path).parent / "log" / "est_alimdl.log", f"gmm-est --update-flags=mv -> {out_path}"):
+        tm, am, pipeline, extra = load_model(model_path)
+        accs = GmmAccumulators.for_model(am)
+        for path in acc_paths:
+            with np.load(path) as data:
+                accs.add(GmmAccumulators.from_arrays(data))
+        remove([Path(p) for p in acc_paths])
+        weights = am.log_weights.copy()
+        am.update(accs, remove_low_count_gaussians=False)
+        am.log_weights = weights  # means and variances only
+        am.invalidate()
+        extra = dict(extra, speaker_adapted=False, type="tri3b-si",
+                     transform="LDA+MLLT (final.mat); speaker-independent alignment model")
+        save_model(out_path, tm, am, pipeline, extra)
+
+
+# ============================================================================ jobs
+@one_blas_thread
+def _cache_si_features_job(exp, part_dir, job, pipeline_dict):
+    """Features through the alignment system's full pipeline (final.mat included) -> EXP/raw.JOB.npz."""
+    from kaldilite.feat.pipeline import FeaturePipeline, load_features
+    from kaldilite.train.gmm_steps import FeatureCache
+
+    cache = FeatureCache.from_items(load_features(part_dir, FeaturePipeline.from_dict(pipeline_dict)))
+    cache.save(Path(exp) / f"raw.{job}.npz")
+    return len(cache)
+
+
+def _speakers_of(part_dir):
+    from kaldilite.io.datadir import DataDir
+
+    data = DataDir.load(part_dir)
+    if data.utt2spk is None:
+        raise MissingFileError(f"{Path(part_dir) / 'utt2spk'}: needed for per-speaker fMLLR")
+    spk2utt = {}
+    for utt, spk in data.utt2spk.items():
+        spk2utt.setdefault(spk, []).append(utt)
+    return data.utt2spk, spk2utt
+
+
+def _select_transforms_job(exp, part_dir, job, ali_dir):
+    utt2spk, spk2utt = _speakers_of(part_dir)
+    have = {}
+    for path in sorted(Path(ali_dir).glob("trans.*")):
+        have.update(read_speaker_transforms(path))
+    write_speaker_transforms({spk: have[spk] for spk in spk2utt if spk in have}, Path(exp) / f"trans.{job}")
+
+
+def estimate_speaker_transforms(feats_by_utt, posteriors_by_utt, am, utt2spk, options, initial=None,
+                                stats_model=None):
+    """gmm-est-fmllr --spk2utt for a set of utterances -> (dict speaker -> transform, objf gain, frames).
+
+    `posteriors_by_utt` maps utt -> sparse Gaussian posteriors (frames x Gaussians of `am`); the
+    statistics use the means and variances of `stats_model` (default `am`; decode_fmllr's
+    first pass takes posteriors from the SI model and statistics from the SAT model).
+    `initial` (speaker -> transform) is the starting point of each update.
+    """
+    from kaldilite.transform.fmllr import FmllrStats, estimate_fmllr
+
+    target = stats_model or am
+    per_speaker = {}
+    for utt, feats in feats_by_utt.items():
+        post = posteriors_by_utt.get(utt)
+        if post is None:
+            continue
+        spk = utt2spk[utt]
+        stats = per_speaker.get(spk)
+        if stats is None:
+            stats = per_speaker[spk] = FmllrStats(feats.shape[1])
+        stats.accumulate(feats, post, target.means, target.variances)
+    transforms, total_gain, total_frames = {}, 0.0, 0.0
+    for spk, stats in sorted(per_speaker.items()):
+        start = None if initial is None else initial.get(spk)
+        transforms[spk], gain, frames = estimate_fmllr(stats, start, options)
+        log.info("speaker %s: fMLLR objf improvement %.4f per frame over %.0f frames", spk,
+                 gain / max(frames, 1e-10), frames)
+        total_gain += gain
+        total_frames += frames
+    log.info("fMLLR: overall objf improvement %.4f per frame over %.0f frames", total_gain / max(total_frames, 1e-10),
+             total_frames)
+    return transforms, total_gain, total_frames
+
+
+def _posteriors_per_utterance(model_path, cache, alignments, silence_phones, silence_weight=0.0):
+    """utt -> sparse Gaussian posteriors of the aligned pdfs (silence frames weighted `silence_weight`)."""
+    from kaldilite.gmm import load_model
+    from kaldilite.transform.posteriors import gaussian_posteriors
+
+    tm, am, _, _ = load_model(model_path)
+    out = {}
+    for utt, feats in cache.items():
+        ali = alignments.get(utt)
+        if ali is None or len(ali) != len(feats):
+            continue
+        silent = np.isin(tm.tid_to_phone[ali], list(silence_phones))
+        out[utt], _ = gaussian_posteriors(am, feats, tm.tid_to_pdf[ali], np.where(silent, silence_weight, 1.0))
+    return out, am
+
+
+@one_blas_thread
+def _estimate_fmllr_ali_job(exp, part_dir, job, ali_dir, silence_phones, fmllr_opts):
+    """gmm-est-fmllr with ALI_DIR's model and alignments on the SI features -> EXP/trans.JOB."""
+    from kaldilite.train.gmm_steps import FeatureCache
+    from kaldilite.transform.fmllr import FmllrOptions
+
+    exp = Path(exp)
+    cache = FeatureCache.load(exp / f"raw.{job}.npz")
+    utt2spk, _ = _speakers_of(part_dir)
+    posts, am = _posteriors_per_utterance(Path(ali_dir) / "final.mdl", cache, read_all_alignments(ali_dir),
+                                          silence_phones)
+    transforms, _, _ = estimate_speaker_transforms(dict(cache.items()), posts, am, utt2spk, FmllrOptions(**fmllr_opts))
+    write_speaker_transforms(transforms, exp / f"trans.{job}")
+
+
+@one_blas_thread
+def _update_fmllr_job(exp, part_dir, job, x, silence_phones, fmllr_opts):
+    """gmm-est-fmllr with x.mdl on the adapted features, composed onto EXP/trans.JOB."""
+    from kaldilite.train.gmm_steps import read_alignments
+    from kaldilite.transform.affine import compose_transforms
+    from kaldilite.transform.fmllr import FmllrOptions
+
+    exp = Path(exp)
+    cache = _current_features(exp, job)
+    utt2spk, _ = _speakers_of(part_dir)
+    posts, am = _posteriors_per_utterance(exp / f"{x}.mdl", cache, read_alignments(exp / f"ali.{job}.gz"),
+                                          silence_phones)
+    updates, _, _ = estimate_speaker_transforms(dict(cache.items()), posts, am, utt2spk, FmllrOptions(**fmllr_opts))
+    old = read_speaker_transforms(exp / f"trans.{job}")
+    composed = {spk: compose_transforms(w, old[spk], b_is_affine=True) if spk in old else w
+                for spk, w in updates.items()}
+    for spk, w in old.items():
+        composed.setdefault(spk, w)
+    write_speaker_transforms(composed, exp / f"trans.{job}")
+
+
+@one_blas_thread
+def _twofeats_acc_job(exp, part_dir, job, num_iters):
+    """gmm-acc-stats-twofeats: posteriors of the SAT model on adapted features, statistics of the
+    unadapted features -> EXP/alimdl.JOB.acc.npz."""
+    from kaldilite.gmm import GmmAccumulators
+    from kaldilite.train.gmm_steps import FeatureCache, read_alignments
+    from kaldilite.utils import atomic_open
+
+    exp = Path(exp)
+    adapted = _current_features(exp, job)
+    si = FeatureCache.load(exp / f"raw.{job}.npz")
+    model = exp / f"{num_iters}.mdl"
+    alignments = read_alignments(exp / f"ali.{job}.gz")
+    adapted_feats, post, am = job_gaussian_posteriors(model, adapted, alignments, ())
+    si_feats = np.concatenate([si.get(utt) for utt, mat in adapted.items()
+                               if utt in alignments and len(alignments[utt]) == len(mat)]).astype(np.float64)
+    accs = GmmAccumulators.for_model(am)
+    accs.occupancy += np.asarray(post.sum(axis=0)).ravel()
+    accs.first += np.asarray(post.T @ si_feats)
+    accs.second += np.asarray(post.T @ (si_feats * si_feats))
+    accs.total_frames = float(post.sum())
+    out = exp / f"alimdl.{job}.acc.npz"
+    with atomic_open(out, "wb") as handle:
+        np.savez(handle, **accs.to_arrays())
+    return str(out)
+
+
+# ============================================================================ decoding
+@dataclasses.dataclass
+class FmllrDecodeOptions:
+    """decode_fmllr.sh's options: beams and scales of the passes, the fMLLR update."""
+
+    beam: float = 13.0
+    first_beam: float = 10.0     # decode_fmllr.sh --first-beam: the SI pass is only for adaptation
+    max_active: int = 7000
+    min_active: int = 20
+    acoustic_scale: float = 0.083333
+    silence_weight: float = 0.01
+    fmllr_update_type: str = "full"
+    fmllr_min_count: float = 0.0
+    final_update: bool = True    # a second fMLLR update from the adapted pass (Kaldi's third pass)
+
+
+def decode_fmllr_job(graph_dir, model_dir, data_dir, decode_dir, job, opts_dict, silence_phones):
+    """One job of decode-fmllr; returns {'si': [(utt, words)], 'final': [(utt, words)]}."""
+    from kaldilite.train.gmm_steps import single_threaded_blas
+
+    with single_threaded_blas():
+        return _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, FmllrDecodeOptions(**opts_dict),
+                             silence_phones)
+
+
+def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence_phones):
+    from kaldilite.decode.batch import decode_utterances
+    from kaldilite.decode.decoder import DecoderOptions
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm import load_model
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+    from kaldilite.transform.affine import compose_transforms
+    from kaldilite.transform.fmllr import FmllrOptions, apply_transform
+    from kaldilite.transform.posteriors import gaussian_posteriors
+
+    model_dir, decode_dir = Path(model_dir), Path(decode_dir)
+    si_tm, si_am, si_pipeline, _ = load_model(model_dir / "final.alimdl")
+    tm, am, pipeline, _ = load_model(model_dir / "final.mdl")
+    graph = load_graph(graph_dir)
+    words = SymbolTable.read(Path(graph_dir) / "words.txt")
+    utt2spk, _ = _speakers_of(data_dir)
+    fmllr_opts = FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count)
+    si_feats = dict(load_features(data_dir, si_pipeline))
+
+    def decode(model_tm, model_am, feats, beam):
+        dopts = DecoderOptions(beam=beam, max_active=opts.max_active, min_active=opts.min_active,
+                               acoustic_scale=opts.acoustic_scale)
+        return dict(decode_utterances(graph, model_tm.tid_to_pdf, model_am.log_likelihoods, feats.items(), dopts,
+                                      words))
+
+    def best_path_posteriors(model_tm, model_am, feats, results):
+        posts = {}
+        for utt, result in results.items():
+            if result is None or len(result.alignment) != len(feats[utt]):
+                continue
+            ali = np.asarray(result.alignment)
+            silent = np.isin(model_tm.tid_to_phone[ali], list(silence_phones))
+            posts[utt], _ = gaussian_posteriors(model_am, feats[utt], model_tm.tid_to_pdf[ali],
+                                                np.where(silent, opts.silence_weight, 1.0))
+        return posts
+
+    def adapt(transforms):
+        return {utt: apply_transform(f, transforms[utt2spk[utt]]) if utt2spk[utt] in transforms else f
+                for utt, f in si_feats.items()}
+
+    log.info("pass 1: speaker-independent decoding with %s", model_dir / "final.alimdl")
+    si_results = decode(si_tm, si_am, si_feats, opts.first_beam)
+    posts = best_path_posteriors(si_tm, si_am, si_feats, si_results)
+    # posteriors from the SI model, statistics with the SAT model's Gaussians (gmm-est-fmllr-gpost)
+    transforms, _, _ = estimate_speaker_transforms(si_feats, posts, si_am, utt2spk, fmllr_opts, stats_model=am)
+    log.info("pass 2: decoding with %s on fMLLR-adapted features", model_dir / "final.mdl")
+    adapted = adapt(transforms)
+    results = decode(tm, am, adapted, opts.beam)
+    if opts.final_update:
+        posts = best_path_posteriors(tm, am, adapted, results)
+        updates, _, _ = estimate_speaker_transforms(adapted, posts, am, utt2spk, fmllr_opts)
+        transforms = {spk: compose_transforms(updates[spk], w, b_is_affine=True) if spk in updates else w
+                      for spk, w in transforms.items()}
+        log.info("pass 3: decoding with the re-estimated fMLLR transforms")
+        results = decode(tm, am, adapt(transforms), opts.beam)
+    write_speaker_transforms(transforms, decode_dir / f"trans.{job}")
+
+    def text(res):
+        return [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in res.items() if r is not None]
+
+    return {"si": text(si_results), "final": text(results)}
+
+
+def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts: FmllrDecodeOptions | None = None):
+    """steps/decode_fmllr.sh: DECODE_DIR.si/{hyp.txt,wer} (first pass) and DECODE_DIR/{hyp.txt,wer,trans.JOB}.
+
+    Returns {'si': best %WER line or None, 'final': ..., 'seconds': ...}.
+    """
+    from kaldilite.cli.decode import _score, _write_text
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.lang import LangDir
+    from kaldilite.parallel import run_jobs
+
+    opts = opts or FmllrDecodeOptions()
+    started = time.perf_counter()
+    decode_dir = Path(decode_dir)
+    model_dir = Path(model_dir) if model_dir else decode_dir.parent
+    for name in ("final.mdl", "final.alimdl"):
+        if not (model_dir / name).exists():
+            raise MissingFileError(f"{model_dir / name}: missing; decode-fmllr needs a SAT system (train-sat) "
+                                   "or pass --model-dir")
+    if not (Path(data_dir) / "feats.scp").is_file():
+        raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and compute-cmvn-stats "
+                               f"on {data_dir} first")
+    silence = _silence_phones_from(model_dir, graph_dir)
+    parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
+    decode_dir.mkdir(parents=True, exist_ok=True)
+    outputs = run_jobs(decode_fmllr_job, [(str(graph_dir), str(model_dir), str(part), str(decode_dir), k,
+                                           dataclasses.asdict(opts), silence) for k, part in enumerate(parts, 1)],
+                       decode_dir / "log", "decode", nj=len(parts))
+    si_dir = Path(str(decode_dir) + ".si")
+    result = {}
+    for key, out_dir in (("si", si_dir), ("final", decode_dir)):
+        hyps = dict(sorted(pair for output in outputs for pair in output[key]))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(out_dir / "hyp.txt", hyps)
+        result[key] = _score(data_dir, out_dir, {None: hyps})
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _silence_phones_from(model_dir, graph_dir):
+    """Silence phone ids: GRAPH_DIR/phones/silence.int (decode_fmllr.sh's silphonelist), as mkgraph copies it."""
+    path = Path(graph_dir) / "phones" / "silence.int"
+    if not path.is_file():
+        raise MissingFileError(f"{path}: missing; rebuild the graph with `kaldilite mkgraph` (it copies the lang "
+                               "dir's phone lists)")
+    return [int(x) for x in path.read_text().split()]
