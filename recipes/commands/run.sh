@@ -23,6 +23,7 @@ augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 2
 num_speakers=          # keep only this many speakers per part (quick runs, CI)
 nj=2
 totgauss=1000
+mono_utts=3000         # mono trains on this many training utterances (as Kaldi's recipes train it on a subset)
 beam=13.0
 lattice_beam=6.0
 acwt=0.1
@@ -95,7 +96,12 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: monophone training (transcripts include the filler words and !SIL)"
-  kaldilite train-mono --nj $nj --totgauss $totgauss data/train_aug data/lang exp/mono
+  if [ "$(wc -l < data/train_aug/utt2spk)" -gt "$mono_utts" ]; then
+    kaldilite data subset data/train_aug "$mono_utts" data/train_mono
+  else
+    rm -rf data/train_mono && cp -r data/train_aug data/train_mono
+  fi
+  kaldilite train-mono --nj $nj --totgauss $totgauss data/train_mono data/lang exp/mono
 fi
 
 # Stages 5-8 (tri1, tri2b, tri3b, nnet2) are added when their trainers land: each trains on the

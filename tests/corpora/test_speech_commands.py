@@ -1,0 +1,87 @@
+"""Speech Commands preparation: splits by validation_list.txt, ids, <UNK>, duplicates, noise as !SIL."""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kaldilite.corpora.speech_commands import prepare_speech_commands
+from kaldilite.errors import InputError
+from kaldilite.io.audio import read_audio
+from kaldilite.io.datadir import DataDir, validate_data_dir
+
+
+def _wav(path, rng, seconds=1.0, scale=1000):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (scale * rng.standard_normal(int(16000 * seconds))).astype(np.int16), 16000, subtype="PCM_16")
+
+
+def _fake_corpus(root, rng):
+    for word in ("yes", "no", "marvin", "backward"):
+        for speaker in ("aaaa0001", "bbbb0002", "cccc0003"):
+            _wav(root / word / f"{speaker}_nohash_0.wav", rng)
+    _wav(root / "yes" / "aaaa0001_nohash_1.wav", rng)
+    shutil.copy(root / "yes" / "aaaa0001_nohash_0.wav", root / "yes" / "aaaa0001_nohash_2.wav")  # a repeated take
+    for k in range(7):
+        _wav(root / "_background_noise_" / f"{k}.wav", rng, scale=50)
+    _wav(root / "_background_noise_" / "long_noise.wav", rng, seconds=3.2, scale=50)
+    (root / "validation_list.txt").write_text("".join(f"{w}/cccc0003_nohash_0.wav\n"
+                                                      for w in ("yes", "no", "marvin", "backward")))
+    (root / "README.md").write_text("not a word folder\n")
+
+
+def test_fake_tree_splits_by_validation_list(tmp_path, rng):
+    _fake_corpus(tmp_path / "sc", rng)
+    parts = prepare_speech_commands(tmp_path / "sc", tmp_path / "data",
+                                    lexicon_words={"yes", "no", "marvin", "!SIL"}, dev_noise_every=5)
+    train, dev = parts["train"], parts["dev"]
+    speech_train = {u: t for u, t in train.text.items() if not u.startswith("noise")}
+    speech_dev = {u: t for u, t in dev.text.items() if not u.startswith("noise")}
+    assert set(speech_dev) == {"cccc0003-yes-00", "cccc0003-no-00", "cccc0003-marvin-00", "cccc0003-backward-00"}
+    # 2 speakers x 4 words + one extra take; the byte-identical take 2 is dropped
+    assert len(speech_train) == 9 and "aaaa0001-yes-02" not in speech_train
+    assert speech_train["aaaa0001-yes-01"] == "yes"
+    assert speech_train["bbbb0002-backward-00"] == "<UNK>" and speech_dev["cccc0003-marvin-00"] == "marvin"
+    # 7 one-second clips + the 3.2 s file cut into 3 chunks = 10 noise utterances; every 5th is dev
+    noise_train = {u: t for u, t in train.text.items() if u.startswith("noise")}
+    noise_dev = {u: t for u, t in dev.text.items() if u.startswith("noise")}
+    assert (len(noise_train), len(noise_dev)) == (8, 2)
+    assert set(noise_train.values()) == {"!SIL"} == set(noise_dev.values())
+    chunks = [spec for u, spec in {**train.wav_scp, **dev.wav_scp}.items() if "long_noise" in u]
+    assert len(chunks) == 3 and all("trim" in spec and spec.endswith("|") for spec in chunks)
+    if shutil.which("sox"):
+        assert len(read_audio(chunks[0])) == 16000
+    assert set(DataDir.load(tmp_path / "data" / "noise_train").utt2spk) == set(noise_train)
+    for part in ("train", "dev"):
+        assert validate_data_dir(tmp_path / "data" / part, no_feats=True, no_wav=True) == []
+    assert set(train.speakers) & set(dev.speakers) <= {s for s in train.speakers if s.startswith("noise")}
+
+
+def test_quick_subset_keeps_speakers_with_fillers_first(tmp_path, rng):
+    _fake_corpus(tmp_path / "sc", rng)
+    (tmp_path / "sc" / "marvin" / "aaaa0001_nohash_0.wav").unlink()
+    parts = prepare_speech_commands(tmp_path / "sc", tmp_path / "data", speakers_per_part=1, silence=False)
+    # both train speakers said 'backward' (a non-command); the first in sorted order is kept
+    assert parts["train"].speakers == ["aaaa0001"]
+
+
+def test_missing_validation_list_is_one_clear_error(tmp_path, rng):
+    _wav(tmp_path / "sc" / "yes" / "aaaa0001_nohash_0.wav", rng)
+    with pytest.raises(InputError, match="validation_list.txt"):
+        prepare_speech_commands(tmp_path / "sc", tmp_path / "data")
+
+
+def test_shared_subset_has_the_documented_split(speech_commands_dir, tmp_path):
+    parts = prepare_speech_commands(speech_commands_dir, tmp_path)
+    train, dev = parts["train"], parts["dev"]
+    speakers = lambda d: {s for s in d.speakers if not s.startswith("noise")}  # noqa: E731
+    assert (len(speakers(train)), len(speakers(dev))) == (124, 25)
+    assert not speakers(train) & speakers(dev)
+    words = lambda d: [t for u, t in d.text.items() if not u.startswith("noise")]  # noqa: E731
+    # README: 2014 train + 390 dev files, of which 62 are repeated takes (41 train, 21 dev)
+    assert (len(words(train)), len(words(dev))) == (2014 - 41, 390 - 21)
+    # README: 189 noise clips, every 5th to dev
+    assert sum(t == "!SIL" for t in train.text.values()) == 189 - 189 // 5
+    assert sum(t == "!SIL" for t in dev.text.values()) == 189 // 5
+    assert validate_data_dir(tmp_path / "dev", no_feats=True) == []

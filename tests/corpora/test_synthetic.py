@@ -1,0 +1,45 @@
+"""Synthetic espeak-ng corpus: Speech Commands layout, 1 s 16 kHz speech, held-out speakers, deterministic."""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kaldilite.corpora.speech_commands import prepare_speech_commands
+from kaldilite.corpora.synthetic import synthesize_corpus, synthetic_speakers
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                reason="espeak-ng not installed (CI installs it via tools/install_system_deps.sh)")
+
+
+def test_corpus_has_the_layout_and_audio_prepare_expects(tmp_path):
+    out = synthesize_corpus(tmp_path / "syn", ["yes", "marvin"], num_speakers=3, takes=1, dev_every=3,
+                            num_noise_clips=4, seed=1)
+    speakers = synthetic_speakers(3, seed=1)
+    for word in ("yes", "marvin"):
+        files = sorted((out / word).glob("*.wav"))
+        assert [f.name for f in files] == sorted(f"{s[0]}_nohash_0.wav" for s in speakers)
+        for path in files:
+            wave, rate = sf.read(path, dtype="int16")
+            assert rate == 16000 and len(wave) == 16000
+            # speech, not just the added noise: the loudest 100 ms is well above the quietest
+            frames = np.abs(wave.astype(float)).reshape(10, 1600).mean(axis=1)
+            assert frames.max() > 5 * frames.min()
+    dev_speaker = speakers[2][0]
+    assert (out / "validation_list.txt").read_text().split() == [f"marvin/{dev_speaker}_nohash_0.wav",
+                                                                 f"yes/{dev_speaker}_nohash_0.wav"]
+    parts = prepare_speech_commands(out, tmp_path / "data", dev_noise_every=2)
+    assert set(parts["dev"].speakers) - {"noise00"} == {dev_speaker}
+    assert len(parts["train"].utt2spk) == 4 + 2
+
+
+def test_same_seed_same_audio_other_seed_other_voices(tmp_path):
+    a = synthesize_corpus(tmp_path / "a", ["go"], num_speakers=2, takes=1, num_noise_clips=1, seed=5)
+    b = synthesize_corpus(tmp_path / "b", ["go"], num_speakers=2, takes=1, num_noise_clips=1, seed=5)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.wav"))
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*.wav"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+    assert synthetic_speakers(8, seed=5) != synthetic_speakers(8, seed=6)
+    voices = {(v, var) for _, v, var, _, _ in synthetic_speakers(20, seed=5)}
+    assert len(voices) == 20  # voice/variant pairs are not repeated while unused ones remain
