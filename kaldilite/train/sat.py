@@ -441,3 +441,78 @@ def _silence_phones_from(model_dir, graph_dir):
         raise MissingFileError(f"{path}: missing; rebuild the graph with `kaldilite mkgraph` (it copies the lang "
                                "dir's phone lists)")
     return [int(x) for x in path.read_text().split()]
+
+
+# ============================================================================ alignment
+def align_fmllr(data_dir, lang_dir, src_dir, ali_dir, *, nj=4, beam=10.0, retry_beam=40.0, boost_silence=1.0,
+                fmllr_update_type="full"):
+    """steps/align_fmllr.sh: SI alignment with final.alimdl, per-speaker fMLLR (posteriors of the SI
+    model, statistics of final.mdl), re-alignment with final.mdl on the adapted features.
+
+    Writes ALI_DIR/{ali.JOB.gz, trans.JOB, final.mdl, final.alimdl, tree, final.mat, phones.txt,
+    num_jobs}. Returns {'aligned', 'failed', 'seconds'}.
+    """
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.lang import LangDir
+    from kaldilite.parallel import run_jobs
+    from kaldilite.train.loop import silence_pdfs_of, write_text
+
+    started = time.perf_counter()
+    src, ali = Path(src_dir), Path(ali_dir)
+    for name in ("final.mdl", "final.alimdl", "tree"):
+        if not (src / name).exists():
+            raise MissingFileError(f"{src / name}: missing; align-fmllr needs a SAT system (kaldilite train-sat)")
+    (ali / "log").mkdir(parents=True, exist_ok=True)
+    for name in ("final.mdl", "final.alimdl", "tree", "final.mat", "splice_opts", "cmvn_opts"):
+        if (src / name).exists() and src.resolve() != ali.resolve():
+            shutil.copyfile(src / name, ali / name)
+    shutil.copyfile(Path(lang_dir) / "phones.txt", ali / "phones.txt")
+    lang = LangDir.load(lang_dir)
+    parts = split_data_dir(data_dir, nj)
+    write_text(ali / "num_jobs", f"{len(parts)}\n")
+    results = run_jobs(_align_fmllr_job, [(str(part), str(lang_dir), str(ali), k, beam, retry_beam, boost_silence,
+                                           silence_pdfs_of(ali, lang), sorted(lang.silence_phones),
+                                           fmllr_update_type) for k, part in enumerate(parts, 1)],
+                       ali / "log", "align_fmllr", nj=len(parts))
+    aligned = sum(r[0] for r in results)
+    failed = [u for r in results for u in r[1]]
+    if failed:
+        log.warning("%d utterances failed to align: %s", len(failed), " ".join(failed[:10]))
+    elapsed = time.perf_counter() - started
+    log.info("aligned %d utterances into %s in %.1f s", aligned, ali, elapsed)
+    return {"aligned": aligned, "failed": len(failed), "seconds": elapsed}
+
+
+@one_blas_thread
+def _align_fmllr_job(part_dir, lang_dir, ali_dir, job, beam, retry_beam, boost_silence, silence_pdfs, silence_phones,
+                     fmllr_update_type):
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm import load_model
+    from kaldilite.graph.training import compile_training_graphs
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.io.tables import write_int_vectors
+    from kaldilite.lang import LangDir
+    from kaldilite.train.gmm_steps import FeatureCache, align_compiled, transcripts_for
+    from kaldilite.transform.fmllr import FmllrOptions
+
+    ali = Path(ali_dir)
+    si_model, model = ali / "final.alimdl", ali / "final.mdl"
+    tm, sat_am, pipeline, _ = load_model(model)
+    tree = ContextDependency.read(ali / "tree")
+    si_cache = FeatureCache.from_items(load_features(part_dir, pipeline))
+    lang = LangDir.load(lang_dir)
+    graphs = compile_training_graphs(lang, tree, tm, transcripts_for(part_dir, lang, si_cache.utts),
+                                     transition_scale=0.0, self_loop_scale=0.0)
+    align = dict(beam=beam, retry_beam=retry_beam, boost_silence=boost_silence, silence_pdfs=silence_pdfs)
+    si_alignments, _, _, _ = align_compiled(si_model, graphs, si_cache, **align)
+    utt2spk, _ = _speakers_of(part_dir)
+    posts, si_am = _posteriors_per_utterance(si_model, si_cache, si_alignments, silence_phones)
+    transforms, _, _ = estimate_speaker_transforms(dict(si_cache.items()), posts, si_am, utt2spk,
+                                                   FmllrOptions(update_type=fmllr_update_type), stats_model=sat_am)
+    write_speaker_transforms(transforms, ali / f"trans.{job}")
+    from kaldilite.train.lda_mllt import adapted_features
+
+    adapted = adapted_features(si_cache, None, utt2spk, transforms)
+    alignments, failed, _, _ = align_compiled(model, graphs, adapted, **align)
+    write_int_vectors(alignments.items(), ali / f"ali.{job}.gz")
+    return len(alignments), failed

@@ -1,0 +1,192 @@
+"""Feature-transform systems: `train-lda-mllt` (tri2b), `train-sat` (tri3b), `align-fmllr`, `decode-fmllr`.
+
+Thin wrappers over kaldilite.train.lda_mllt and kaldilite.train.sat, with the options of
+Kaldi's steps/train_lda_mllt.sh, train_sat.sh, align_fmllr.sh and decode_fmllr.sh.
+"""
+
+import logging
+
+import click
+
+from kaldilite.jobs.cli import job_options
+
+
+def _progress_logging():
+    # per-iteration lines are the progress report, as the scripts print "Pass N"
+    for name in ("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def _ints(text):
+    return tuple(int(x) for x in str(text).split())
+
+
+def _splice_context(splice_opts):
+    """--splice-opts "--left-context=3 --right-context=3" -> (3, 3)."""
+    left = right = 4  # splice-feats' own defaults
+    for token in splice_opts.split():
+        name, _, value = token.lstrip("-").partition("=")
+        if name == "left-context":
+            left = int(value)
+        elif name == "right-context":
+            right = int(value)
+        else:
+            raise click.BadParameter(f"unknown splice option {token!r} (expected --left-context=N --right-context=N)",
+                                     param_hint="--splice-opts")
+    return left, right
+
+
+def _common_training_options(func):
+    options = [
+        click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker)."),
+        click.option("--num-iters", default=35, show_default=True, help="Number of training iterations."),
+        click.option("--max-iter-inc", default=25, show_default=True, help="Last iteration to increase #Gauss on."),
+        click.option("--realign-iters", default="10 20 30", show_default=True, help="Iterations on which to realign."),
+        click.option("--beam", default=10.0, show_default=True, help="Alignment beam."),
+        click.option("--retry-beam", default=40.0, show_default=True, help="Beam for utterances that fail to align."),
+        click.option("--boost-silence", default=1.0, show_default=True, help="Factor to boost silence in alignment."),
+        click.option("--cluster-thresh", default=-1.0, show_default=True,
+                     help="Leaf-merging threshold of build-tree (-1: the smallest split gain)."),
+        click.option("--stage", default=-5, show_default=True, help="Resume from this stage."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return job_options(func)
+
+
+_ARGS = [click.argument("num_leaves", type=int), click.argument("totgauss", type=int),
+         click.argument("data", type=click.Path(exists=True, file_okay=False)),
+         click.argument("lang", type=click.Path(exists=True, file_okay=False)),
+         click.argument("ali_dir", type=click.Path(exists=True, file_okay=False)),
+         click.argument("exp", type=click.Path(file_okay=False))]
+
+
+def _training_arguments(func):
+    for arg in reversed(_ARGS):
+        func = arg(func)
+    return func
+
+
+@click.command("train-lda-mllt")
+@_common_training_options
+@click.option("--splice-opts", default="--left-context=3 --right-context=3", show_default=True,
+              help="Frame splicing before LDA (splice-feats options).")
+@click.option("--dim", default=40, show_default=True, help="Dimension after LDA.")
+@click.option("--mllt-iters", default="2 4 6 12", show_default=True, help="Iterations on which to update MLLT.")
+@_training_arguments
+def train_lda_mllt_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, splice_opts, dim, mllt_iters, realign_iters,
+                       **kwargs):
+    """Train an LDA+MLLT triphone system on a previous system's alignments (steps/train_lda_mllt.sh).
+
+    \b
+    Usage: kaldilite train-lda-mllt [options] <#leaves> <#gauss> <data> <lang> <ali-dir> <exp-dir>
+     e.g.: kaldilite train-lda-mllt --nj 2 --splice-opts "--left-context=3 --right-context=3" \\
+             2500 15000 data/train data/lang exp/tri1_ali exp/tri2b
+    """
+    from kaldilite.train.lda_mllt import LdaMlltOptions, train_lda_mllt
+
+    left, right = _splice_context(splice_opts)
+    _progress_logging()
+    opts = LdaMlltOptions(splice_left=left, splice_right=right, dim=dim, mllt_iters=_ints(mllt_iters),
+                          realign_iters=_ints(realign_iters), **kwargs)
+    result = train_lda_mllt(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
+    _report("train-lda-mllt", result)
+
+
+@click.command("train-sat")
+@_common_training_options
+@click.option("--fmllr-iters", default="2 4 6 12", show_default=True, help="Iterations on which to update fMLLR.")
+@click.option("--fmllr-update-type", type=click.Choice(["full", "diag", "offset", "none"]), default="full",
+              show_default=True, help="fMLLR update type.")
+@click.option("--silence-weight", default=0.0, show_default=True, help="Weight of silence frames in fMLLR stats.")
+@_training_arguments
+def train_sat_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, fmllr_iters, realign_iters, **kwargs):
+    """Speaker adaptive training with per-speaker fMLLR on LDA+MLLT features (steps/train_sat.sh).
+
+    \b
+    Usage: kaldilite train-sat [options] <#leaves> <#gauss> <data> <lang> <ali-dir> <exp-dir>
+     e.g.: kaldilite train-sat --nj 2 2500 15000 data/train data/lang exp/tri2b_ali exp/tri3b
+    """
+    from kaldilite.train.sat import SatOptions, train_sat
+
+    _progress_logging()
+    opts = SatOptions(fmllr_iters=_ints(fmllr_iters), realign_iters=_ints(realign_iters), **kwargs)
+    result = train_sat(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
+    _report("train-sat", result)
+
+
+def _report(verb, result):
+    hist = result["history"]
+    last = f"; final avg log-likelihood per frame {hist[-1]['avg_loglike']:.4f} with {hist[-1]['num_gauss']} " \
+           "Gaussians" if hist else ""
+    click.echo(f"{verb}: done in {result['seconds']:.1f} s{last} -> {result['final_model']}")
+
+
+@click.command("align-fmllr")
+@click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
+@click.option("--beam", default=10.0, show_default=True, help="Alignment beam.")
+@click.option("--retry-beam", default=40.0, show_default=True, help="Beam for utterances that fail to align.")
+@click.option("--boost-silence", default=1.0, show_default=True, help="Factor to boost silence likelihoods.")
+@click.option("--fmllr-update-type", type=click.Choice(["full", "diag", "offset", "none"]), default="full",
+              show_default=True, help="fMLLR update type.")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("lang", type=click.Path(exists=True, file_okay=False))
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("ali_dir", type=click.Path(file_okay=False))
+def align_fmllr_cmd(data, lang, src, ali_dir, **kwargs):
+    """Align a data dir with a SAT system, estimating fMLLR per speaker (steps/align_fmllr.sh).
+
+    \b
+    Usage: kaldilite align-fmllr [options] <data-dir> <lang-dir> <src-dir> <align-dir>
+     e.g.: kaldilite align-fmllr --nj 2 data/train data/lang exp/tri3b exp/tri3b_ali
+    """
+    from kaldilite.train.sat import align_fmllr
+
+    _progress_logging()
+    result = align_fmllr(data, lang, src, ali_dir, **kwargs)
+    click.echo(f"align-fmllr: aligned {result['aligned']} utterances, {result['failed']} failed in "
+               f"{result['seconds']:.1f} s -> {ali_dir}")
+
+
+@click.command("decode-fmllr")
+@click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
+@click.option("--beam", default=13.0, show_default=True, help="Decoding beam of the adapted passes.")
+@click.option("--first-beam", default=10.0, show_default=True, help="Decoding beam of the speaker-independent pass.")
+@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
+@click.option("--acwt", default=0.083333, show_default=True, help="Acoustic scale applied to log-likelihoods.")
+@click.option("--silence-weight", default=0.01, show_default=True, help="Weight of silence frames in fMLLR stats.")
+@click.option("--fmllr-update-type", type=click.Choice(["full", "diag", "offset", "none"]), default="full",
+              show_default=True, help="fMLLR update type.")
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
+              help="SAT system dir with final.mdl and final.alimdl (default: DECODE_DIR/..).")
+@click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("decode_dir", type=click.Path(file_okay=False))
+def decode_fmllr_cmd(graph_dir, data_dir, decode_dir, nj, beam, first_beam, max_active, acwt, silence_weight,
+                     fmllr_update_type, model_dir):
+    """Two-pass fMLLR decoding with a SAT system (steps/decode_fmllr.sh).
+
+    Speaker-independent first pass with final.alimdl (results in DECODE_DIR.si), per-speaker
+    fMLLR from its best paths, adapted pass with final.mdl, one more fMLLR update and the final
+    pass; DECODE_DIR/{hyp.txt, wer, trans.JOB}.
+
+    \b
+    Usage: kaldilite decode-fmllr [options] <graph-dir> <data-dir> <decode-dir>
+     e.g.: kaldilite decode-fmllr --nj 2 exp/tri3b/graph data/test exp/tri3b/decode_test
+    """
+    from kaldilite.train.sat import FmllrDecodeOptions, decode_fmllr
+
+    opts = FmllrDecodeOptions(beam=beam, first_beam=first_beam, max_active=max_active, acoustic_scale=acwt,
+                              silence_weight=silence_weight, fmllr_update_type=fmllr_update_type)
+    result = decode_fmllr(graph_dir, data_dir, decode_dir, model_dir=model_dir, nj=nj, opts=opts)
+    click.echo(f"decode-fmllr: done in {result['seconds']:.1f} s")
+    for key in ("si", "final"):
+        if result[key]:
+            click.echo(result[key])
+
+
+COMMANDS = [train_lda_mllt_cmd, train_sat_cmd, align_fmllr_cmd, decode_fmllr_cmd]
