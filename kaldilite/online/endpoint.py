@@ -96,12 +96,16 @@ OnlineEndpointConfig.__module__ = __name__
 
 
 def endpoint_detected(config, num_frames_decoded, trailing_silence_frames, frame_shift_seconds, relative_cost):
-    """The name of the first rule that fires ('rule1'..'rule5'), or None (Kaldi's EndpointDetected)."""
+    """The name of the first rule that fires ('rule1'..'rule5'), or None (Kaldi's EndpointDetected).
+
+    `config`: an OnlineEndpointConfig, or its `rules()` (a caller checking every chunk keeps them).
+    """
     if trailing_silence_frames > num_frames_decoded:
         raise ValueError(f"{trailing_silence_frames} trailing silence frames of {num_frames_decoded} decoded")
     utterance_length = num_frames_decoded * frame_shift_seconds
     trailing_silence = trailing_silence_frames * frame_shift_seconds
-    for k, rule in enumerate(config.rules(), start=1):
+    rules = config.rules() if hasattr(config, "rules") else config
+    for k, rule in enumerate(rules, start=1):
         if rule.activated(trailing_silence, relative_cost, utterance_length):
             return f"rule{k}"
     return None

@@ -33,7 +33,7 @@ from kaldilite.decode.rejection import REJECTED, RejectionRule, recognize_decode
 from kaldilite.errors import InputError
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
-from kaldilite.online.endpoint import OnlineEndpointConfig, endpoint_detected, trailing_silence_frames
+from kaldilite.online.endpoint import OnlineEndpointConfig, endpoint_detected
 from kaldilite.online.sources import StreamingResampler
 from kaldilite.online.vad import VadGate, VadOptions
 
@@ -49,8 +49,9 @@ class OnlineDecodingOptions:
     min_active: int = dataclasses.field(default=20, metadata={"help": "Minimum number of active tokens"})
     acoustic_scale: float = dataclasses.field(default=0.1, metadata={"help": "Scale on acoustic log-likelihoods"})
     lattice_beam: float = dataclasses.field(default=6.0, metadata={"help": "Lattice beam (rejection confidence)"})
-    chunk_length: float = dataclasses.field(default=0.02, metadata={
-        "help": "Seconds of audio per chunk handed from capture to the recognizer"})
+    chunk_length: float = dataclasses.field(default=0.05, metadata={
+        "help": "Seconds of audio processed at a time (features, decoding, endpoint check); capture "
+                "hands over 10 ms chunks, buffered until then"})
     do_endpointing: bool = dataclasses.field(default=True, metadata={
         "help": "Finalize an utterance when the endpoint rules fire (else only at a VAD segment end or "
                 "the end of input)"})
@@ -97,8 +98,10 @@ class OnlineRecognizer:
 
     `accept(samples, start=None, arrival=None)` takes audio at `sample_rate` (its stream
     index `start`: a jump means samples were dropped) and returns the finished `OnlineResult`s;
-    `input_finished()` flushes the last utterance. `partial()` is the current best word
-    sequence. `on_partial(words)` (optional) is called whenever it changes.
+    `input_finished()` flushes the last utterance. Audio is processed (features, scoring,
+    decoding, endpoint check) whenever `--chunk-length` seconds have accumulated, as Kaldi's
+    online2 tools do; smaller source chunks are buffered until then. `partial()` is the current
+    best word sequence; `on_partial(words)` (optional) is called whenever it changes.
     """
 
     def __init__(self, bundle, opts=None, sample_rate=None, source_name="stream", on_partial=None, vad_is_speech=None):
@@ -110,8 +113,11 @@ class OnlineRecognizer:
         self.sample_rate = int(sample_rate or self.model_rate)
         self.frame_shift = bundle.mfcc_opts.frame_opts.frame_shift / 1000.0
         self._shift_samples = int(round(self.frame_shift * self.model_rate))
-        self._silence = bundle.silence_phones(self.opts.endpoint)
-        self._tid_to_phone = bundle.tid_to_phone
+        self._interval = max(1, int(round(self.opts.chunk_length * self.model_rate)))
+        silence = bundle.silence_phones(self.opts.endpoint)
+        self._silence_tid = np.isin(bundle.tid_to_phone, silence)  # transition-id -> is a silence phone
+        self._silence_tid[0] = True
+        self._rules = self.opts.endpoint.rules()
         self.decoder = BeamDecoder(bundle.graph, bundle.tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self.rule = bundle.rejection or RejectionRule()
         self._cmvn_state = bundle.cmvn_state()
@@ -128,23 +134,37 @@ class OnlineRecognizer:
     # ------------------------------------------------------------------ utterance lifecycle
     def _start_utterance(self, model_sample):
         self._utt_start = model_sample          # model-rate stream index of frame 0
-        self._utt_audio = []                    # model-rate samples of this utterance
+        self._utt_audio = []                    # model-rate samples given to the feature extractor
+        self._pending = []                      # samples waiting for a whole --chunk-length
+        self._pending_len = 0
         self._mfcc = OnlineMfcc(self.bundle.mfcc_opts)
         self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
                                                self._cmvn_state)
         self.decoder.init()
         self._decoded = 0
         self._last_partial = None
+        self._after_endpoint = False  # set when this utterance is the audio after an endpoint
 
     def _utt_time(self, frame):
         return (self._utt_start + frame * self._shift_samples) / self.model_rate
 
-    def _feed(self, samples):
-        """Model-rate samples into the current utterance; decode what became ready."""
-        if samples.size == 0:
-            return
-        self._utt_audio.append(samples)
-        self._mfcc.accept_waveform(samples)
+    def _feed(self, samples, arrival):
+        """Model-rate samples into the current utterance; processed once a chunk is complete."""
+        if samples.size:
+            self._pending.append(samples)
+            self._pending_len += samples.size
+        if self._pending_len >= self._interval:
+            self._process()
+            return self._endpoint_loop(arrival)
+        return []
+
+    def _process(self):
+        """Features of the pending samples, then decode every frame that became ready."""
+        if self._pending_len:
+            samples = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+            self._pending, self._pending_len = [], 0
+            self._utt_audio.append(samples)
+            self._mfcc.accept_waveform(samples)
         self._decode_ready()
 
     def _decode_ready(self):
@@ -154,8 +174,7 @@ class OnlineRecognizer:
             self.decoder.advance(self.bundle.scorer.log_likelihoods(feats))
             self._decoded = ready
             if self.on_partial is not None:
-                best = self.decoder.best_path()
-                words = tuple(self.bundle.words.symbol(w) for w in best.words) if best else ()
+                words = self.partial()
                 if words != self._last_partial:
                     self._last_partial = words
                     self.on_partial(words)
@@ -165,47 +184,96 @@ class OnlineRecognizer:
         best = self.decoder.best_path() if self._decoded else None
         return tuple(self.bundle.words.symbol(w) for w in best.words) if best else ()
 
+    def _trailing_silence(self, alignment):
+        speech = np.flatnonzero(~self._silence_tid[alignment])
+        return alignment.size if speech.size == 0 else alignment.size - 1 - int(speech[-1])
+
     def _check_endpoint(self):
         if not self.opts.do_endpointing or self._decoded == 0:
             return None
         best = self.decoder.best_path()
         if best is None:
             return None
-        silence = trailing_silence_frames(best.alignment, self._tid_to_phone, self._silence)
-        return endpoint_detected(self.opts.endpoint, self._decoded, silence, self.frame_shift,
-                                 self.decoder.final_relative_cost())
+        return endpoint_detected(self._rules, self._decoded, self._trailing_silence(best.alignment),
+                                 self.frame_shift, self.decoder.final_relative_cost())
 
-    def _finish_utterance(self, endpoint, heard_until, arrival, restart=True):
-        """Finalize: decide, make the result (None for silence only), restart after the decoded frames."""
+    def _finish_utterance(self, endpoint, arrival, restart=True):
+        """Finalize: decide and make the result; restart after the decoded frames.
+
+        Whether there was speech at all is judged as Kaldi's endpointing does, on the best path
+        without final costs (a grammar that must end in a word would otherwise force one onto
+        silence): for an utterance ended by an endpoint rule, and for the audio left over after
+        one. A segment known to hold speech (a file, a VAD segment) is finalized as Kaldi's
+        online2 tools finalize it, with final costs.
+        """
         result = None
-        best = self.decoder.finalize() if self._decoded else None
-        if best is not None and best.alignment.size:
-            phones = self._tid_to_phone[best.alignment]
-            speech = np.flatnonzero(~np.isin(phones, self._silence))
-            if speech.size:
-                decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
-                                             self.opts.lattice_beam)
-                end = self._utt_time(int(speech[-1]) + 1)
-                waited = max(0.0, heard_until - end)
-                processing = time.monotonic() - arrival if arrival is not None else 0.0
-                result = OnlineResult(
-                    source=self.source_name, text=decision.label if decision.accepted else REJECTED,
-                    accepted=decision.accepted, confidence=float(decision.confidence),
-                    start=self._utt_time(int(speech[0])), end=end, latency=waited + processing, endpoint=endpoint,
-                    reason=decision.reason, words=tuple(w for w in (decision.words or ()) if w != "<eps>"),
-                    num_frames=self._decoded)
-                if self.opts.carry_cmvn and hasattr(self._features.source, "get_state"):
-                    self._cmvn_state = self._features.source.get_state(self._decoded - 1)
-                self.results.append(result)
-                log.info("%s", result.to_line())
+        partial = self.decoder.best_path() if self._decoded else None
+        needs_speech = endpoint.startswith("rule") or self._after_endpoint
+        best = None
+        if partial is not None:
+            if not needs_speech:
+                best = self.decoder.finalize()
+            elif not self._silence_tid[partial.alignment].all():
+                best = self.decoder.finalize()
+                if self._silence_tid[best.alignment].all():
+                    best = partial
+        speech = np.flatnonzero(~self._silence_tid[best.alignment]) if best is not None else ()
+        decision = None
+        if len(speech):
+            decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
+                                         self.opts.lattice_beam)
+            if needs_speech and decision.reason in ("no-path", "no-word"):
+                decision = None  # a few noise frames that never completed a word: nothing was said
+        if decision is not None:
+            end = self._utt_time(int(speech[-1]) + 1)
+            waited = max(0.0, self._samples_in / self.model_rate - end)
+            processing = time.monotonic() - arrival if arrival is not None else 0.0
+            result = OnlineResult(
+                source=self.source_name, text=decision.label if decision.accepted else REJECTED,
+                accepted=decision.accepted, confidence=float(decision.confidence),
+                start=self._utt_time(int(speech[0])), end=end, latency=waited + processing, endpoint=endpoint,
+                reason=decision.reason, words=tuple(w for w in (decision.words or ()) if w != "<eps>"),
+                num_frames=self._decoded)
+            if self.opts.carry_cmvn and hasattr(self._features.source, "get_state"):
+                self._cmvn_state = self._features.source.get_state(self._decoded - 1)
+            self.results.append(result)
+            log.info("%s", result.to_line())
         if restart:
-            # The next utterance begins at the first frame not decoded: re-feed its samples.
+            # The next utterance begins at the first frame not decoded: its samples go in again.
             consumed = self._decoded * self._shift_samples
-            rest = np.concatenate(self._utt_audio)[consumed:] if self._utt_audio else np.zeros(0, np.float32)
+            audio = self._utt_audio + self._pending
+            rest = np.concatenate(audio)[consumed:] if audio else np.zeros(0, np.float32)
             self._start_utterance(self._utt_start + consumed)
+            self._after_endpoint = True
             if rest.size and self._in_segment:
-                self._feed(rest)
+                self._pending, self._pending_len = [rest], rest.size
         return result
+
+    def _endpoint_loop(self, arrival):
+        results = []
+        while True:
+            rule = self._check_endpoint()
+            if rule is None:
+                return results
+            decoded = self._decoded
+            result = self._finish_utterance(rule, arrival)
+            if result is not None:
+                results.append(result)
+            if decoded == 0:
+                return results
+            if self._pending_len >= self._interval:
+                self._process()
+            else:
+                return results
+
+    def _end_segment(self, endpoint, arrival):
+        """The segment's audio is complete (VAD end, overrun, end of input): decode it all, finalize."""
+        if self._pending_len or self._utt_audio:
+            self._process()
+            self._mfcc.input_finished()
+            self._decode_ready()
+        result = self._finish_utterance(endpoint, arrival, restart=False)
+        return [result] if result else []
 
     # ------------------------------------------------------------------ public API
     def accept(self, samples, start=None, arrival=None):
@@ -227,47 +295,24 @@ class OnlineRecognizer:
         return results
 
     def _accept_model_rate(self, samples, arrival):
-        results = []
-        pos = self._samples_in
         self._samples_in += samples.size
         if self._vad is None:
-            self._feed(samples)
-            results += self._endpoint_loop(arrival)
-            return results
+            return self._feed(samples, arrival)
+        results = []
         for event in self._vad.accept(samples):
             results += self._vad_event(event, arrival)
-        del pos
         return results
 
     def _vad_event(self, event, arrival):
-        results = []
         if event[0] == "start":
             self._in_segment = True
             self._start_utterance(event[1])
-        elif event[0] == "audio":
-            self._feed(np.asarray(event[2], dtype=np.float32))
-            results += self._endpoint_loop(arrival)
-        elif event[0] == "end":
-            if self._in_segment:
-                self._mfcc.input_finished()
-                self._decode_ready()
-                result = self._finish_utterance("vad", self._samples_in / self.model_rate, arrival, restart=False)
-                results += [result] if result else []
-            self._in_segment = False
+            return []
+        if event[0] == "audio":
+            return self._feed(np.asarray(event[2], dtype=np.float32), arrival) if self._in_segment else []
+        results = self._end_segment("vad", arrival) if self._in_segment else []
+        self._in_segment = False
         return results
-
-    def _endpoint_loop(self, arrival):
-        results = []
-        while True:
-            rule = self._check_endpoint()
-            if rule is None:
-                return results
-            decoded = self._decoded
-            result = self._finish_utterance(rule, self._samples_in / self.model_rate, arrival)
-            if result is not None:
-                results.append(result)
-            if decoded == 0:
-                return results
 
     def _gap(self, start, arrival):
         """Samples were dropped (overrun): close the utterance and resume after the gap."""
@@ -276,46 +321,36 @@ class OnlineRecognizer:
         log.warning("%s: %d samples (%.3f s) were dropped before %.3f s (overrun); the current utterance ends there",
                     self.source_name, missing, missing / self.sample_rate, start / self.sample_rate)
         results = []
+        if self._resampler is not None:
+            rest = self._resampler.flush()
+            self._samples_in += rest.size
+            if self._in_segment and self._vad is None:
+                self._pending.append(rest)
+                self._pending_len += rest.size
         if self._in_segment:
-            self._flush_resampler()
-            self._mfcc.input_finished()
-            self._decode_ready()
-            result = self._finish_utterance("overrun", self._samples_in / self.model_rate, arrival, restart=False)
-            results += [result] if result else []
+            results += self._end_segment("overrun", arrival)
         self._resampler = None
         self._next_input = start
         self._samples_in = int(round(start * self.model_rate / self.sample_rate))
         if self._vad is not None:
             self._vad = VadGate(self.model_rate, self.opts.vad_opts, self._vad._is_speech)
+            self._vad._pos = self._samples_in
             self._in_segment = False
         self._start_utterance(self._samples_in)
-        if self._vad is not None:
-            self._vad._pos = self._samples_in
         return results
-
-    def _flush_resampler(self):
-        if self._resampler is not None:
-            rest = self._resampler.flush()
-            self._samples_in += rest.size
-            if self._in_segment:
-                self._feed(rest)
 
     def input_finished(self):
         """End of the stream: decode the last frames and finalize; returns the last results."""
         arrival = time.monotonic()
         results = []
         if self._resampler is not None:
-            rest = self._resampler.flush()
-            results += self._accept_model_rate(rest, arrival)
+            results += self._accept_model_rate(self._resampler.flush(), arrival)
+            self._resampler = None
         if self._vad is not None:
             for event in self._vad.finish():
                 results += self._vad_event(event, arrival)
             return results
-        self._mfcc.input_finished()
-        self._decode_ready()
-        result = self._finish_utterance("end-of-input", self._samples_in / self.model_rate, arrival, restart=False)
-        results += [result] if result else []
-        return results
+        return results + self._end_segment("end-of-input", arrival)
 
 
 def recognize_stream(recognizer, source, emit=None):

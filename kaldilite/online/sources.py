@@ -27,7 +27,7 @@ from kaldilite.errors import AudioError, DeviceError, InputError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SECONDS = 0.02
+DEFAULT_CHUNK_SECONDS = 0.01  # capture granularity (PortAudio block, ring slot)
 DEFAULT_BUFFER_SECONDS = 10.0
 NO_AUDIO_TIMEOUT_SECONDS = 5.0  # a microphone that delivers nothing for this long is an error
 
@@ -151,6 +151,7 @@ class AudioSource:
     name = "audio"
     sample_rate = 0
     read_timeout = None
+    realtime = False  # chunks arrive at the pace of speech (their arrival time is meaningful)
 
     def __init__(self, chunk_seconds, buffer_seconds):
         self.chunk_seconds = float(chunk_seconds)
@@ -334,6 +335,7 @@ class MicSource(AudioSource):
     """
 
     read_timeout = NO_AUDIO_TIMEOUT_SECONDS
+    realtime = True
 
     def __init__(self, device=None, sample_rate=None, preferred_rate=None, chunk_seconds=DEFAULT_CHUNK_SECONDS,
                  buffer_seconds=DEFAULT_BUFFER_SECONDS):
@@ -344,7 +346,7 @@ class MicSource(AudioSource):
         try:
             info = sd.query_devices(device, "input")
         except Exception as exc:
-            what = f"input device {device!r}" if device is not None else "a default input device"
+            what = f"input device {device!r}" if device is not None else "default input device"
             raise DeviceError(f"no {what} ({exc}); see `kaldilite decode-online --list-devices`") from None
         if not info or info.get("max_input_channels", 0) < 1:
             raise DeviceError(f"device {device!r} has no input channels; see `kaldilite decode-online --list-devices`")

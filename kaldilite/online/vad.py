@@ -68,7 +68,7 @@ class VadGate:
         self._pos = 0  # stream index of self._pending[0]
         self._padding_frames = int(round(self.opts.vad_padding * 1000 / self.opts.vad_frame_length))
         self._hangover_frames = max(1, int(round(self.opts.vad_hangover * 1000 / self.opts.vad_frame_length)))
-        self._history = collections.deque(maxlen=max(self._padding_frames, self.opts.vad_trigger_window, 1))
+        self._history = collections.deque(maxlen=self._padding_frames + self.opts.vad_trigger_window)
         self._recent = collections.deque(maxlen=self.opts.vad_trigger_window)
         self.in_speech = False
         self._silent_run = 0

@@ -1,0 +1,172 @@
+"""Online verbs: `decode-online` (live recognition: mic, wav, stdin) and `export-model` (the bundle).
+
+`decode-online` is the user's live entry point (Kaldi's online2-wav-gmm-latgen-faster with
+endpointing, plus a microphone); `export-model` is steps/online/prepare_online_decoding.sh.
+"""
+
+import logging
+import sys
+
+import click
+
+from kaldilite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@click.command("export-model")
+@click.argument("exp_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--mfcc-config", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Feature config the model was trained with (e.g. conf/mfcc.conf).")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False),
+              help="Training data dir: its cmvn.scp summed is the online-CMVN prior; its first utterance checks "
+                   "--mfcc-config.")
+@click.option("--online-config", type=click.Path(exists=True, dir_okay=False),
+              help="Decoder/endpoint/VAD options (default: the repository's conf/online.conf).")
+@click.option("--rejection", type=click.Path(exists=True, dir_okay=False),
+              help="Rejection rule JSON (default GRAPH_DIR/rejection.json, else the default rule).")
+@click.option("--lang", "lang_dir", type=click.Path(exists=True, file_okay=False),
+              help="Lang dir with words/fillers.txt, when the graph dir has none.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Model file (default EXP_DIR/final.mdl).")
+def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_config, rejection, lang_dir, model):
+    """Make a self-contained model bundle for decode-online (like steps/online/prepare_online_decoding.sh).
+
+    \b
+    Usage: kaldilite export-model [options] <exp-dir> <graph-dir> <out-dir>
+     e.g.: kaldilite export-model --mfcc-config conf/mfcc.conf --data data/train exp/mono exp/mono/graph exp/mono_online
+    """
+    from kaldilite.online.bundle import ModelBundle, export_model
+
+    out = export_model(exp_dir, graph_dir, out_dir, mfcc_config=mfcc_config, data_dir=data_dir,
+                       online_config=online_config, rejection=rejection, lang_dir=lang_dir, model=model)
+    bundle = ModelBundle.load(out)  # prove it loads before saying so
+    click.echo(f"export-model: wrote {out} ({bundle.info['model_type']} model, {bundle.graph.num_states}-state graph, "
+               f"{bundle.sample_rate} Hz, {len(bundle.fillers)} filler words)")
+
+
+def _print_devices():
+    from kaldilite.online.sources import list_devices
+
+    lines = list_devices()
+    if not lines:
+        raise _device_error("no audio input devices found (PortAudio sees none); connect a microphone, or use "
+                            "--wav / --stdin")
+    click.echo("Input devices (* = default):")
+    for line in lines:
+        click.echo(line)
+
+
+def _device_error(message):
+    from kaldilite.errors import DeviceError
+
+    return DeviceError(message)
+
+
+@click.command("decode-online")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Model bundle dir (from export-model).")
+@click.option("--mic", is_flag=True, help="Listen to a microphone (PortAudio), until Ctrl-C.")
+@click.option("--wav", is_flag=True, help="Stream the WAV_FILES arguments.")
+@click.option("--stdin", "use_stdin", is_flag=True,
+              help="Read raw 16-bit little-endian mono PCM from stdin (see --sample-rate).")
+@click.option("--realtime", type=click.BOOL, default=False, show_default=True,
+              help="With --wav: stream in real time (like a microphone) instead of as fast as possible.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per result instead of a line.")
+@click.option("--device", help="Input device (number or name, see --list-devices); default: the system's.")
+@click.option("--list-devices", is_flag=True, help="List input devices and exit.")
+@click.option("--sample-rate", type=int,
+              help="Rate of --stdin audio (default: the model's), or the rate to open --mic at (default: the model's "
+                   "if the device supports it, else the device's, resampled).")
+@click.option("--config", "online_config", type=click.Path(exists=True, dir_okay=False),
+              help="Online options overriding the bundle's conf/online.conf (Kaldi --name=value lines).")
+@click.option("--beam", type=float, help="Decoding beam (overrides the bundle's).")
+@click.option("--acoustic-scale", type=float, help="Acoustic scale (overrides the bundle's).")
+@click.option("--chunk-length", type=float, help="Seconds per audio chunk (overrides the bundle's).")
+@click.option("--vad", type=click.BOOL, help="Gate the decoder with the WebRTC VAD (overrides the bundle's).")
+@click.option("--do-endpointing", type=click.BOOL, help="Use the endpoint rules (overrides the bundle's).")
+@click.option("--buffer-length", type=float, default=10.0, show_default=True,
+              help="Seconds of audio the capture ring buffer holds before it drops chunks (overruns).")
+@click.option("--partial", is_flag=True, help="Print partial hypotheses to stderr as they change.")
+@click.argument("wav_files", nargs=-1, type=click.Path(dir_okay=False))
+def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device, list_devices, sample_rate,
+                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, buffer_length, partial, wav_files):
+    """Recognize commands live: one line (or JSON object) per spoken command or `<rejected>`.
+
+    Each result gives the command or <rejected>, its confidence, start-end time in the stream,
+    the latency from the end of speech to the result and the endpoint rule that ended it; then
+    it listens on. Overruns (audio dropped because recognition fell behind) are reported.
+
+    \b
+    Usage: kaldilite decode-online --model <bundle-dir> (--mic | --wav <wav>... | --stdin) [options]
+     e.g.: kaldilite decode-online --model exp/mono_online --mic
+           kaldilite decode-online --model exp/mono_online --wav --json a.wav b.wav
+           arecord -q -f S16_LE -r 8000 -c 1 -t raw | kaldilite decode-online --model exp/mono_online --stdin
+    """
+    if list_devices:
+        _print_devices()
+        return
+    sources = [name for name, on in (("--mic", mic), ("--wav", wav), ("--stdin", use_stdin)) if on]
+    if len(sources) != 1:
+        raise click.UsageError("choose exactly one input: --mic, --wav FILE..., or --stdin")
+    if wav and not wav_files:
+        raise click.UsageError("--wav needs at least one file")
+    if wav_files and not wav:
+        raise click.UsageError(f"unexpected arguments {' '.join(wav_files)} (files go with --wav)")
+    if model_dir is None:
+        raise click.UsageError("--model DIR is required (a bundle made by `kaldilite export-model`)")
+    if buffer_length <= 0:
+        raise InputError(f"--buffer-length must be positive, got {buffer_length}")
+    if sample_rate is not None and sample_rate <= 0:
+        raise InputError(f"--sample-rate must be positive, got {sample_rate}")
+
+    from kaldilite.online.bundle import ModelBundle
+    from kaldilite.online.recognizer import OnlineRecognizer, recognize_stream
+    from kaldilite.online.sources import MicSource, StdinSource, WavSource
+
+    overrides = {k: v for k, v in (("beam", beam), ("acoustic-scale", acoustic_scale), ("chunk-length", chunk_length),
+                                   ("vad", vad), ("do-endpointing", do_endpointing)) if v is not None}
+    bundle = ModelBundle.load(model_dir, online_config, overrides)
+    opts = bundle.online_opts
+    if opts.chunk_length <= 0:
+        raise InputError(f"--chunk-length must be positive, got {opts.chunk_length}")
+    counts = {"accepted": 0, "rejected": 0, "overruns": 0}
+
+    def emit(result):
+        counts["accepted" if result.accepted else "rejected"] += 1
+        click.echo(result.to_json() if as_json else result.to_line())
+        sys.stdout.flush()
+
+    def show_partial(words):
+        click.echo(f"partial: {' '.join(words)}", err=True)
+
+    def run(source):
+        recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
+                                      on_partial=show_partial if partial else None)
+        try:
+            recognize_stream(recognizer, source, emit)
+        finally:
+            counts["overruns"] += source.overruns
+            if source.overruns and as_json:
+                click.echo(f'{{"source": "{source.name}", "overruns": {source.overruns}, '
+                           f'"dropped_seconds": {source.dropped_samples / source.sample_rate:.3f}}}')
+
+    if wav:
+        for path in wav_files:
+            run(WavSource(path, opts.chunk_length, realtime=realtime, buffer_seconds=buffer_length))
+    elif use_stdin:
+        run(StdinSource(sample_rate or bundle.sample_rate, chunk_seconds=opts.chunk_length,
+                        buffer_seconds=buffer_length))
+    else:
+        source = MicSource(device, sample_rate, preferred_rate=bundle.sample_rate, chunk_seconds=opts.chunk_length,
+                           buffer_seconds=buffer_length)
+        click.echo(f"decode-online: listening on {source.name} at {source.sample_rate} Hz (Ctrl-C to stop)", err=True)
+        try:
+            run(source)
+        except KeyboardInterrupt:
+            pass
+    click.echo(f"decode-online: {counts['accepted']} command(s), {counts['rejected']} rejected, "
+               f"{counts['overruns']} overrun(s)", err=True)
+
+
+COMMANDS = [decode_online_cmd, export_model_cmd]
