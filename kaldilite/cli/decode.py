@@ -73,10 +73,13 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
                f"({time.perf_counter() - start:.2f} s)")
 
 
-def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=()):
+def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=(),
+               lattice_beam=None, lattice_path=None):
     """One decoding job (module level so that it can run in a worker process).
 
-    Returns {None: [(utt, words)] at `acoustic_scale`, lmwt: [(utt, words)] at 1/lmwt ...}.
+    Returns {None: [(utt, words)] at `acoustic_scale`, lmwt: [(utt, words)] at 1/lmwt ...}; with
+    `lattice_beam`, also writes the lattices to `lattice_path` and returns "decisions":
+    [(utt, decision line)] from the graph dir's rejection rule (kaldilite.decode.rejection).
     """
     from kaldilite.decode.batch import decode_utterances_at_scales
     from kaldilite.decode.decoder import DecoderOptions
@@ -92,9 +95,35 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
     scales = {None: float(acoustic_scale)}
     scales.update({lmwt: 1.0 / lmwt for lmwt in lmwts})
     results = decode_utterances_at_scales(graph, tm.tid_to_pdf, am.log_likelihoods,
-                                          load_features(data_dir, pipeline), opts, list(scales.values()), words)
-    return {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
-            for key, scale in scales.items()}
+                                          load_features(data_dir, pipeline), opts, list(scales.values()), words,
+                                          lattice_beam=lattice_beam)
+    out = {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
+           for key, scale in scales.items()}
+    if lattice_beam is not None:
+        out["decisions"] = _write_lattices_and_decide(graph_dir, results[scales[None]], words, acoustic_scale,
+                                                      lattice_beam, lattice_path)
+    return out
+
+
+def _write_lattices_and_decide(graph_dir, results, words, acoustic_scale, lattice_beam, lattice_path):
+    """Write a job's lattices (Kaldi text archive, gzipped) and apply the rejection rule to each."""
+    from kaldilite.decode.lattice import Lattice, write_lattices
+    from kaldilite.decode.rejection import RejectionRule, WordSequences, read_fillers
+
+    rule = RejectionRule.for_graph(graph_dir)
+    fillers = read_fillers(graph_dir)
+    lattices = []
+    decisions = []
+    for utt, result in results:
+        lat = result.lattice if result is not None and result.lattice is not None else Lattice.empty()
+        lattices.append((utt, lat))
+        seqs = [(tuple(words.symbol(w) for w in ws), c) for ws, c in lat.nbest(100, acoustic_scale)]
+        num_frames = result.num_frames if result is not None else 0
+        d = rule.decide(WordSequences(seqs, num_frames, acoustic_scale, lattice_beam), fillers)
+        llr = "NA" if d.llr is None else f"{d.llr:.4f}"
+        decisions.append((utt, f"{d.label.replace(' ', '+')} {d.confidence:.4f} {llr} {d.reason}"))
+    write_lattices(lattice_path, lattices)
+    return decisions
 
 
 @click.command("decode")
@@ -107,12 +136,16 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
 @click.option("--min-lmwt", type=int, help="With --max-lmwt: also decode at acoustic scale 1/LMWT for each "
               "LMWT in the range and write wer_LMWT files, best_wer picking the best (Kaldi's score.sh sweep).")
 @click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")
+@click.option("--lattice-beam", type=float, help="Also write lattices pruned to this beam (Kaldi's default 6) as "
+              "DECODE_DIR/lat.JOB.gz, and DECODE_DIR/decisions.txt (utt label confidence llr reason) from "
+              "GRAPH_DIR/rejection.json (or the default rule).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl).")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
-def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt, model):
+def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt, model,
+               lattice_beam=None):
     """Decode a data dir with a graph and score it when DATA/text exists (like steps/decode.sh).
 
     Writes DECODE_DIR/hyp.txt (Kaldi text: utt word...), log/decode.JOB.log, and with a
@@ -123,6 +156,7 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     Usage: kaldilite decode [options] <graph-dir> <data-dir> <decode-dir>
      e.g.: kaldilite decode --nj 2 exp/mono/graph data/test exp/mono/decode_test
            kaldilite decode --min-lmwt 7 --max-lmwt 17 exp/mono/graph data/test exp/mono/decode_test
+           kaldilite decode --lattice-beam 6 exp/mono/graph_cmd data/dev exp/mono/decode_dev
     """
     import time
 
@@ -141,13 +175,16 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts)
-                for part in parts]
+                + ((lattice_beam, str(decode_dir / f"lat.{job}.gz")) if lattice_beam is not None else ())
+                for job, part in enumerate(parts, 1)]
     decode_dir.mkdir(parents=True, exist_ok=True)
     outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
     hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
     _write_text(decode_dir / "hyp.txt", hyps[None])
     for lmwt in lmwts:
         _write_text(decode_dir / "scoring" / f"{lmwt}.txt", hyps[lmwt])
+    if lattice_beam is not None:
+        _write_text(decode_dir / "decisions.txt", dict(sorted(p for output in outputs for p in output["decisions"])))
     with atomic_open(decode_dir / "num_jobs") as handle:
         handle.write(f"{len(parts)}\n")
     summary = f"decode: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> {decode_dir / 'hyp.txt'}"

@@ -26,19 +26,23 @@ def decode_utterances(graph, tid_to_pdf, scorer, features, opts=None, words=None
                                        words)[opts.acoustic_scale]
 
 
-def decode_utterances_at_scales(graph, tid_to_pdf, scorer, features, opts, acoustic_scales, words=None):
+def decode_utterances_at_scales(graph, tid_to_pdf, scorer, features, opts, acoustic_scales, words=None,
+                                lattice_beam=None):
     """Decode every utterance once per acoustic scale, scoring its frames only once.
 
     Returns {scale: [(utt, DecodeResult or None), ...]}. The first scale is the one logged.
+    With `lattice_beam`, the first scale's results also carry their determinized lattice
+    (`DecodeResult.lattice`, see `kaldilite.decode.lattice`).
     Re-decoding is how kaldilite sweeps the language-model weight (LMWT = 1/acoustic scale)
     until lattices exist; the acoustic scoring, not the search, dominates the time.
     """
     from dataclasses import replace
 
     scales = list(dict.fromkeys(float(s) for s in acoustic_scales))
-    decoders = {s: BeamDecoder(graph, tid_to_pdf, replace(opts, acoustic_scale=s)) for s in scales}
-    results = {s: [] for s in scales}
     main = scales[0]
+    decoders = {s: BeamDecoder(graph, tid_to_pdf, replace(opts, acoustic_scale=s),
+                               lattice=lattice_beam is not None and s == main) for s in scales}
+    results = {s: [] for s in scales}
     num_frames = not_final = failed = 0
     total_loglike = 0.0
     start = time.perf_counter()
@@ -53,7 +57,10 @@ def decode_utterances_at_scales(graph, tid_to_pdf, scorer, features, opts, acous
         for s, decoder in decoders.items():
             decoder.init()
             decoder.advance(loglikes)
-            results[s].append((utt, decoder.finalize()))
+            result = decoder.finalize()
+            if result is not None and decoder.lattice:
+                result.lattice = decoder.get_lattice(lattice_beam)
+            results[s].append((utt, result))
         result = results[main][-1][1]
         if result is None:
             log.warning("%s: every token was pruned; no output (try a larger --beam)", utt)

@@ -58,6 +58,7 @@ class DecodeResult:
     reached_final: bool
     num_frames: int = 0
     active_per_frame: np.ndarray = field(default=None, repr=False)
+    lattice: object = field(default=None, repr=False)  # a determinized `Lattice`, when one was asked for
 
     @property
     def loglike_per_frame(self):
