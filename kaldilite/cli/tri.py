@@ -31,6 +31,8 @@ def _progress_logging():
               help="build-tree: merge leaves of a root while merging costs less than this (-1: the smallest split).")
 @click.option("--thresh", default=300.0, show_default=True,
               help="build-tree: minimum log-likelihood gain of a split.")
+@click.option("--round-num-leaves", default=True, type=bool, show_default=True,
+              help="build-tree: merge leaves down to a multiple of 8.")
 @click.option("--context-width", default=3, show_default=True, help="Phones in a context window (3: triphone).")
 @click.option("--central-position", default=1, show_default=True, help="Position of the central phone.")
 @click.option("--stage", default=-4, show_default=True,

@@ -580,28 +580,31 @@ def _merge_leaves(stats, leaf_rows, compartment, mapping, *, max_cost=np.inf, ma
 
     heap = []
     by_compartment = {}
+    version = dict.fromkeys(clusters, 0)   # heap entries made before a cluster grew are stale
     for leaf in clusters:
         by_compartment.setdefault(int(compartment[leaf]), []).append(leaf)
     for members in by_compartment.values():
         for i, a in enumerate(members):
             for b in members[i + 1:]:
-                heapq.heappush(heap, (cost(a, b), a, b))
+                heapq.heappush(heap, (cost(a, b), a, b, 0, 0))
     merges = 0
     alive = set(clusters)
     while heap and (max_merges is None or merges < max_merges):
-        c, a, b = heapq.heappop(heap)
-        if a not in alive or b not in alive:
+        c, a, b, va, vb = heapq.heappop(heap)
+        if a not in alive or b not in alive or version[a] != va or version[b] != vb:
             continue
         if c >= max_cost:
             break
         ca, cb = clusters[a], clusters[b]
         clusters[a] = (ca[0] + cb[0], ca[1] + cb[1], ca[2] + cb[2])
+        version[a] += 1
         alive.discard(b)
         mapping[mapping == b] = a
         merges += 1
         for other in by_compartment[int(compartment[a])]:
             if other != a and other in alive:
-                heapq.heappush(heap, (cost(a, other), min(a, other), max(a, other)))
+                x, y = min(a, other), max(a, other)
+                heapq.heappush(heap, (cost(x, y), x, y, version[x], version[y]))
     return merges
 
 

@@ -49,6 +49,7 @@ class DeltasOptions:
     power: float = 0.25
     cluster_thresh: float = -1.0
     thresh: float = 300.0
+    round_num_leaves: bool = True
     context_width: int = 3
     central_position: int = 1
     delta_order: int = 2
@@ -187,9 +188,10 @@ def build_tree_and_model(exp, lang, stats, num_leaves, pipeline, opts, extra):
             len(read_questions(extra_path)) if extra_path.is_file() else 0))
     compiled = compile_questions(questions, topo, opts.context_width)
     with file_log(exp / "log" / "build_tree.log", f"build-tree --max-leaves={num_leaves} "
-                  f"--cluster-thresh={opts.cluster_thresh} --thresh={opts.thresh} treeacc roots.int questions tree"):
+                  f"--cluster-thresh={opts.cluster_thresh} --thresh={opts.thresh} "
+                  f"--round-num-leaves={str(opts.round_num_leaves).lower()} treeacc roots.int questions tree"):
         tree, info = build_tree(stats, lang.roots, topo, compiled, max_leaves=num_leaves, thresh=opts.thresh,
-                                cluster_thresh=opts.cluster_thresh)
+                                cluster_thresh=opts.cluster_thresh, round_num_leaves=opts.round_num_leaves)
         tree.write(exp / "tree")
     with file_log(exp / "log" / "init_model.log", "gmm-init-model --write-occs=1.occs tree treeacc topo 1.mdl"):
         am, occs = init_gmm_from_tree_stats(tree, stats)

@@ -244,3 +244,29 @@ def test_convert_ali_keeps_phones_states_and_transitions_and_uses_the_new_pdfs(r
                 state = int(tm.tid_to_hmm_state[ali[t]])
                 assert new_tm.tid_to_pdf[new[t]] == tree.compute(tuple(window), state)
             pos += length
+
+
+def test_merging_uses_the_cost_of_the_grown_cluster_not_a_stale_one():
+    """Leaves A (mean 0), B (-1), C (+1.2): A+B is cheapest, A+C next, both below the threshold,
+    but once A and B are merged, joining C costs more than the threshold: two clusters remain."""
+    from kaldilite.hmm.tree_build import _merge_leaves
+
+    def leaf(mean):
+        x = mean + np.array([-1.0, 1.0] * 50)
+        return len(x), x.sum(), (x * x).sum()
+
+    rows = [leaf(0.0), leaf(-1.0), leaf(1.2)]
+    stats = TreeStats(np.zeros((3, 4), np.int32), [r[0] for r in rows], [[r[1]] for r in rows],
+                      [[r[2]] for r in rows])
+
+    def cost(*groups):
+        parts = [stats.objf([g]) for g in groups]
+        return sum(parts) - stats.objf(list(groups))
+
+    ab, ac = cost(0, 1), cost(0, 2)
+    ab_c = stats.objf([0, 1]) + stats.objf([2]) - stats.objf([0, 1, 2])
+    assert ab < ac < ab_c
+    mapping = np.arange(3)
+    merges = _merge_leaves(stats, {0: np.array([0]), 1: np.array([1]), 2: np.array([2])}, np.zeros(3, np.int64),
+                           mapping, max_cost=(ac + ab_c) / 2)
+    assert merges == 1 and mapping[0] == mapping[1] != mapping[2]
