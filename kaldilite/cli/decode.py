@@ -108,7 +108,8 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
 def _write_lattices_and_decide(graph_dir, results, words, acoustic_scale, lattice_beam, lattice_path):
     """Write a job's lattices (Kaldi text archive, gzipped) and apply the rejection rule to each."""
     from kaldilite.decode.lattice import Lattice, write_lattices
-    from kaldilite.decode.rejection import RejectionRule, WordSequences, read_fillers
+    from kaldilite.decode.confidence import word_sequences_of_lattice
+    from kaldilite.decode.rejection import RejectionRule, read_fillers
 
     rule = RejectionRule.for_graph(graph_dir)
     fillers = read_fillers(graph_dir)
@@ -117,9 +118,8 @@ def _write_lattices_and_decide(graph_dir, results, words, acoustic_scale, lattic
     for utt, result in results:
         lat = result.lattice if result is not None and result.lattice is not None else Lattice.empty()
         lattices.append((utt, lat))
-        seqs = [(tuple(words.symbol(w) for w in ws), c) for ws, c in lat.nbest(100, acoustic_scale)]
         num_frames = result.num_frames if result is not None else 0
-        d = rule.decide(WordSequences(seqs, num_frames, acoustic_scale, lattice_beam), fillers)
+        d = rule.decide(word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_beam), fillers)
         llr = "NA" if d.llr is None else f"{d.llr:.4f}"
         decisions.append((utt, f"{d.label.replace(' ', '+')} {d.confidence:.4f} {llr} {d.reason}"))
     write_lattices(lattice_path, lattices)

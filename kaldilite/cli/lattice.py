@@ -299,7 +299,8 @@ def apply_rejection_cmd(graph_dir, lattices, decisions_out, acoustic_scale, latt
     Usage: kaldilite apply-rejection [options] <graph-dir> <lattices>... <decisions-out>
      e.g.: kaldilite apply-rejection exp/mono/graph_cmd exp/mono/decode_dev/lat.*.gz decisions.txt
     """
-    from kaldilite.decode.rejection import RejectionRule, WordSequences, read_fillers
+    from kaldilite.decode.confidence import word_sequences_of_lattice
+    from kaldilite.decode.rejection import RejectionRule, read_fillers
     from kaldilite.io.symbols import SymbolTable
     from kaldilite.utils.atomic import atomic_open
 
@@ -318,8 +319,8 @@ def apply_rejection_cmd(graph_dir, lattices, decisions_out, acoustic_scale, latt
             frames = lat.state_frames()
             num_frames = max([int(frames[s]) + len(lat.final_tids[s]) for s in range(lat.num_states)
                               if lat.final_graph[s] != float("inf")], default=0)
-            seqs = [(tuple(words.symbol(w) for w in ws), c) for ws, c in lat.nbest(100, acoustic_scale)]
-            decision = rule.decide(WordSequences(seqs, num_frames, acoustic_scale, lattice_beam), fillers)
+            decision = rule.decide(word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_beam),
+                                   fillers)
             llr = "NA" if decision.llr is None else f"{decision.llr:.4f}"
             out.write(f"{key} {decision.label.replace(' ', '+')} {decision.confidence:.4f} {llr} {decision.reason}\n")
             done += 1

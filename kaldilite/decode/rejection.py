@@ -7,19 +7,10 @@ number of frames, the acoustic scale and the lattice beam. Fillers are the words
 ``words/fillers.txt`` (filler words and ``<gbg_*>`` garbage-phone-loop words, written by
 `make-grammar`, copied next to HCLG by `mkgraph`) plus silence/OOV words (`NON_COMMAND_WORDS`).
 
-Quantities (all computed in `measure`):
-
-* ``label``: the best word sequence with the non-command words removed; empty means the best
-  path is garbage, a filler, or no word at all.
-* ``confidence``: the posterior probability of that label, the sum of ``exp(-cost)``
-  over the word sequences whose label is the same, normalized over all sequences (posteriors at
-  the decoder's acoustic scale, as Kaldi's ``lattice-to-post --acoustic-scale``).
-* ``llr``: a log-likelihood ratio per frame between the best command path and the best
-  non-command (filler/garbage/silence) path, in acoustic log-likelihood units:
-  ``(cost_noncommand - cost_command) / (acoustic_scale * num_frames)``. Positive favours the
-  command. When one side has no path in the lattice, its cost is only known to exceed the
-  best by more than ``lattice_beam``, so the ratio is clipped there (``llr_clipped``). None
-  when the grammar has no fillers (then there is nothing to compare against).
+Quantities (`kaldilite.decode.confidence.measure`): ``label`` (the best word sequence without
+non-command words; empty = garbage, filler or nothing), ``confidence`` (the posterior of that
+label) and ``llr`` (per-frame log-likelihood ratio of the best command path against the best
+filler/garbage path, clipped at the lattice beam; None without fillers).
 
 Decision (`RejectionRule.decide`), a disjunction of rules that reject:
 
@@ -31,8 +22,9 @@ sequence in the lattice is output even when a filler path is better (the "no rej
 baseline the commands recipe reports). The rule is saved as JSON (``rejection.json`` next to
 the graph) by calibration (`kaldilite calibrate-rejection`) and loaded by the decoders.
 
-`recognize` runs the whole chain for one utterance (decode with lattice, determinize, decide);
-`recognize_decoder` does the same for a `BeamDecoder` fed incrementally (the online decoder).
+`Recognizer` runs the whole chain (decode with lattice, determinize, decide) for utterances or
+streams, `recognize` for one utterance; `recognize_decoder` decides for any lattice-generating
+`BeamDecoder` fed incrementally (the online decoder).
 Follows the keyword/filler + posterior-confidence approach of Wessel et al. (2001),
 "Confidence measures for large vocabulary continuous speech recognition", and the
 filler-model likelihood ratio of Rose & Paul (1990), "A hidden Markov model based keyword
@@ -45,6 +37,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from kaldilite.decode.confidence import (NON_COMMAND_WORDS, Measures, WordSequences, label_posteriors, measure,
+                                         word_sequences_of_lattice)
 from kaldilite.errors import InputError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -52,37 +46,7 @@ log = logging.getLogger(__name__)
 REJECTED = "<rejected>"
 RULE_FILE = "rejection.json"
 FILLERS_FILE = "words/fillers.txt"
-# Words that are never part of a command: epsilon, optional-silence words, the OOV word.
-NON_COMMAND_WORDS = frozenset({"<eps>", "!SIL", "<SIL>", "<sil>", "SIL", "<unk>", "<UNK>", "<oov>", "<OOV>",
-                               "<noise>", "<NOISE>", "<spoken_noise>", "<SPOKEN_NOISE>"})
 SCORES = ("confidence", "llr")
-
-
-@dataclass
-class WordSequences:
-    """An utterance's lattice seen as word sequences: ``[(words tuple, total cost), ...]``.
-
-    ``cost`` is ``graph_cost + acoustic_scale * acoustic_cost`` of the best path of that word
-    sequence; the list need not be sorted. Empty when the decoder produced nothing.
-    """
-
-    sequences: list
-    num_frames: int
-    acoustic_scale: float
-    lattice_beam: float = math.inf
-
-
-@dataclass
-class Measures:
-    """What the rule looks at for one utterance (see the module docstring)."""
-
-    words: tuple = None  # None: no path at all
-    label: tuple = ()
-    confidence: float = 0.0
-    llr: float = None
-    llr_clipped: bool = False
-    best_command: tuple = ()
-    best_command_confidence: float = 0.0
 
 
 @dataclass
@@ -110,51 +74,6 @@ class Decision:
     def command(self):
         """The accepted command's words as a tuple, () when rejected."""
         return tuple(self.label.split()) if self.accepted else ()
-
-
-def _label(words, non_command):
-    return tuple(w for w in words if w not in non_command)
-
-
-def measure(hyps, fillers):
-    """Compute the rule's inputs (`Measures`) from `WordSequences` and a set of filler words."""
-    non_command = NON_COMMAND_WORDS | frozenset(fillers)
-    if not hyps.sequences:
-        return Measures()
-    costs = [float(c) for _, c in hyps.sequences]
-    best_cost = min(costs)
-    total = sum(math.exp(best_cost - c) for c in costs)
-    label_post = {}
-    label_cost = {}
-    best_words = None
-    for (words, _), cost in zip(hyps.sequences, costs):
-        words = tuple(words)
-        label = _label(words, non_command)
-        label_post[label] = label_post.get(label, 0.0) + math.exp(best_cost - cost) / total
-        if cost < label_cost.get(label, math.inf):
-            label_cost[label] = cost
-        if cost == best_cost and best_words is None:
-            best_words = words
-    best_label = _label(best_words, non_command)
-    commands = {lab: c for lab, c in label_cost.items() if lab}
-    best_command = min(commands, key=commands.get) if commands else ()
-    m = Measures(words=best_words, label=best_label, confidence=label_post[best_label],
-                 best_command=best_command, best_command_confidence=label_post.get(best_command, 0.0))
-    if fillers:
-        beam = hyps.lattice_beam if math.isfinite(hyps.lattice_beam) else 0.0
-        cost_command = commands[best_command] if commands else None
-        cost_other = label_cost.get(())
-        if cost_command is None and cost_other is None:
-            return m
-        if cost_command is None:
-            diff, m.llr_clipped = -beam, True
-        elif cost_other is None:
-            diff, m.llr_clipped = beam, True
-        else:
-            diff = cost_other - cost_command
-        denominator = hyps.acoustic_scale * max(hyps.num_frames, 1)
-        m.llr = diff / denominator if denominator > 0 else diff
-    return m
 
 
 @dataclass
@@ -209,7 +128,7 @@ class RejectionRule:
     def decide(self, hyps, fillers):
         """The `Decision` for an utterance's `WordSequences` and the graph's filler words."""
         m = measure(hyps, fillers)
-        return self.decide_measures(m, hyps.num_frames, _alternatives(hyps, fillers))
+        return self.decide_measures(m, hyps.num_frames, label_posteriors(hyps, fillers, REJECTED))
 
     # ------------------------------------------------------------------------------ files
     def save(self, path):
@@ -250,19 +169,6 @@ class RejectionRule:
         return cls()
 
 
-def _alternatives(hyps, fillers):
-    non_command = NON_COMMAND_WORDS | frozenset(fillers)
-    if not hyps.sequences:
-        return []
-    best = min(c for _, c in hyps.sequences)
-    post = {}
-    for words, cost in hyps.sequences:
-        label = " ".join(_label(tuple(words), non_command)) or REJECTED
-        post[label] = post.get(label, 0.0) + math.exp(best - float(cost))
-    total = sum(post.values())
-    return sorted(((lab, p / total) for lab, p in post.items()), key=lambda item: -item[1])
-
-
 def read_fillers(graph_or_lang_dir):
     """The filler/garbage words of a graph dir or lang dir (``words/fillers.txt``); empty set if none."""
     path = Path(graph_or_lang_dir) / FILLERS_FILE
@@ -291,32 +197,21 @@ class RecognizerOptions:
                               acoustic_scale=self.acoustic_scale)
 
 
-def _symbols(words):
-    if words is None:
-        return str
-    if hasattr(words, "symbol"):
-        return words.symbol
-    return words.__getitem__
-
-
 def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_sequences=100):
     """`WordSequences` of the utterance a `BeamDecoder` has consumed (after `advance`).
 
     With a lattice-generating decoder, the sequences of its determinized lattice; otherwise the
     best path alone (confidence is then 1 unless a filler path wins).
     """
-    symbol = _symbols(words)
     scale = decoder.opts.acoustic_scale
-    if getattr(decoder, "lattice", False) and hasattr(decoder, "get_lattice"):
-        from kaldilite.decode.lattice import word_sequences
-
+    if decoder.lattice:
         lat = decoder.get_lattice(lattice_beam=lattice_beam, max_sequences=max_word_sequences)
-        seqs = word_sequences(lat, acoustic_scale=scale, max_sequences=max_word_sequences)
-        return WordSequences([(tuple(symbol(w) for w in ws), cost) for ws, cost in seqs],
-                             decoder.num_frames_decoded, scale, lattice_beam)
+        return word_sequences_of_lattice(lat, words, decoder.num_frames_decoded, scale, lattice_beam,
+                                         max_word_sequences)
     result = decoder.finalize()
     if result is None:
         return WordSequences([], decoder.num_frames_decoded, scale, lattice_beam)
+    symbol = str if words is None else (words.symbol if hasattr(words, "symbol") else words.__getitem__)
     return WordSequences([(tuple(symbol(w) for w in result.words), result.cost)], result.num_frames, scale,
                          lattice_beam)
 
@@ -328,22 +223,55 @@ def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_
     return rule.decide(hyps, fillers)
 
 
+class Recognizer:
+    """Decoding with lattices plus the rejection rule, reusable across utterances (and streams).
+
+    ``Recognizer(graph, tid_to_pdf, words, fillers, rule, opts)``; ``recognize(loglikes)`` decodes
+    a whole utterance; for a stream call ``start()``, ``advance(chunk)`` as frames arrive and
+    ``decide()`` at the endpoint. ``decoder`` is the underlying lattice-generating `BeamDecoder`
+    (its ``best_path()`` and ``final_relative_cost()`` serve partial results and endpointing).
+    """
+
+    def __init__(self, graph, tid_to_pdf, words, fillers, rule=None, opts=None):
+        from kaldilite.decode.decoder import BeamDecoder
+
+        self.opts = opts or RecognizerOptions()
+        self.rule = rule or RejectionRule()
+        self.words = words
+        self.fillers = frozenset(fillers)
+        self.decoder = BeamDecoder(graph, tid_to_pdf, self.opts.decoder_options(), lattice=True)
+
+    def start(self):
+        self.decoder.init()
+
+    def advance(self, loglikes):
+        self.decoder.advance(loglikes)
+
+    def word_sequences(self):
+        return word_sequences_from_decoder(self.decoder, self.words, self.opts.lattice_beam,
+                                           self.opts.max_word_sequences)
+
+    def decide(self):
+        """The `Decision` for the frames consumed since `start`."""
+        return self.rule.decide(self.word_sequences(), self.fillers)
+
+    def recognize(self, loglikes):
+        """Decode one utterance's (frames x pdfs) log-likelihoods and decide."""
+        self.start()
+        self.advance(loglikes)
+        return self.decide()
+
+
 def recognize(graph, loglikes, tid_to_pdf, words, fillers, rule=None, opts=None):
     """Decode one utterance's (frames x pdfs) log-likelihoods and decide: the `Decision`.
 
     ``words``: a SymbolTable (or id -> word mapping) for the graph's output labels; ``fillers``:
     the set of filler/garbage words (`read_fillers`); ``rule``: a `RejectionRule` (default rule
-    if None); ``opts``: `RecognizerOptions`.
+    if None); ``opts``: `RecognizerOptions`. For many utterances, reuse a `Recognizer`.
     """
-    from kaldilite.decode.decoder import BeamDecoder
-
-    opts = opts or RecognizerOptions()
-    decoder = BeamDecoder(graph, tid_to_pdf, opts.decoder_options(), lattice=True)
-    decoder.init()
-    decoder.advance(loglikes)
-    return recognize_decoder(decoder, words, fillers, rule, opts.lattice_beam, opts.max_word_sequences)
+    return Recognizer(graph, tid_to_pdf, words, fillers, rule, opts).recognize(loglikes)
 
 
 __all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "WordSequences", "Measures", "Decision", "RejectionRule",
-           "RecognizerOptions", "measure", "read_fillers", "recognize", "recognize_decoder",
+           "RecognizerOptions", "Recognizer", "measure", "read_fillers", "recognize", "recognize_decoder",
            "word_sequences_from_decoder"]

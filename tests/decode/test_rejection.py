@@ -100,3 +100,53 @@ def test_read_fillers_reads_the_graph_dir_list(tmp_path):
     (tmp_path / "words" / "fillers.txt").write_text("<gbg_AA>\nbed\n")
     assert read_fillers(tmp_path) == {"<gbg_AA>", "bed"}
     assert read_fillers(tmp_path / "words") == set()
+
+
+def test_recognizer_on_a_known_generating_model_accepts_commands_and_rejects_the_filler(tmp_path):
+    """Features drawn from the tiny lang's model (tests/graph): C is the filler. Utterances of C
+    alone must be rejected, the others recognized as their words without C; a stream fed in
+    chunks must decide exactly as the whole utterance."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "graph"))
+    from graph_fixtures import LEXICON, make_tiny_lang, make_tiny_model, random_phone_tids
+    from test_mkgraph_decode_cli import PHONE_IDS, make_model
+
+    from kaldilite.decode.rejection import Recognizer, RecognizerOptions, recognize
+    from kaldilite.graph.mkgraph import mkgraph
+    from kaldilite.io.symbols import SymbolTable
+
+    rng = np.random.default_rng(3)
+    lang = make_tiny_lang(tmp_path / "lang")
+    tree, tm = make_tiny_model()
+    am = make_model(tmp_path / "exp", tree, tm, rng)
+    graph = mkgraph(lang.path, tmp_path / "graph", tm, tree)
+    words = SymbolTable.read(tmp_path / "graph" / "words.txt")
+    recognizer = Recognizer(graph, tm.tid_to_pdf, words, {"C"}, RejectionRule(threshold=0.5),
+                            RecognizerOptions(acoustic_scale=0.1))
+    seen = set()
+    for sequence in (["A"], ["C"], ["AB", "C"], ["C", "C"], ["C", "A", "AB"], ["AB"]):
+        phones = [1] + [PHONE_IDS[p] for w in sequence for p in LEXICON[w]] + [1]
+        tids = [t for p in phones for t in random_phone_tids(tm, tree, p, rng)]
+        pdfs = tm.tid_to_pdf[tids]
+        feats = (am.means[pdfs] + rng.normal(0, 1.0, size=(len(pdfs), am.means.shape[1]))).astype(np.float32)
+        loglikes = am.log_likelihoods(feats)
+        decision = recognizer.recognize(loglikes)
+        command = [w for w in sequence if w != "C"]
+        if command:
+            assert decision.accepted and decision.label == " ".join(command) and decision.confidence > 0.5
+        else:
+            assert decision.label == REJECTED and decision.reason == "filler"
+        seen.add(decision.accepted)
+        recognizer.start()
+        for t in range(0, len(loglikes), 7):
+            recognizer.advance(loglikes[t:t + 7])
+        streamed = recognizer.decide()
+        assert (streamed.label, streamed.reason) == (decision.label, decision.reason)
+        assert streamed.confidence == pytest.approx(decision.confidence)
+        assert recognize(graph, loglikes, tm.tid_to_pdf, words, {"C"}, RejectionRule(threshold=0.5),
+                         RecognizerOptions(acoustic_scale=0.1)).label == decision.label
+    assert seen == {True, False}

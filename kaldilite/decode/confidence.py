@@ -1,0 +1,133 @@
+"""Confidence measures of a recognized utterance, computed from its lattice's word sequences.
+
+What `kaldilite.decode.rejection` decides on (and what calibration and the online decoder
+report): the label posterior and the command-vs-filler likelihood ratio, both defined on
+`WordSequences`, the (word sequence, best-path cost) pairs of a determinized lattice
+(`kaldilite.decode.lattice`); per-word confidences (time-overlap posteriors) are
+`Lattice.word_confidences`. Definitions:
+
+* ``label``: the best word sequence without the non-command words (fillers, garbage words,
+  silence and OOV words, `NON_COMMAND_WORDS`); empty = "not a command".
+* ``confidence``: the posterior of that label, summing ``exp(-cost)`` over every word sequence
+  with the same label and normalizing over all (posteriors at the decoder's acoustic scale, as
+  Kaldi's ``lattice-to-post --acoustic-scale``; a sentence-level form of Wessel et al. (2001),
+  "Confidence measures for large vocabulary continuous speech recognition").
+* ``llr``: ``(cost of the best non-command sequence - cost of the best command sequence) /
+  (acoustic_scale * num_frames)``, a per-frame log-likelihood ratio in acoustic units (the
+  filler-model ratio of Rose & Paul (1990), "A hidden Markov model based keyword recognition
+  system"). Positive favours the command. A side absent from the lattice is at least
+  ``lattice_beam`` worse than the best, so the ratio is clipped there (``llr_clipped``). None when
+  the grammar has no fillers.
+"""
+
+import math
+from dataclasses import dataclass
+
+# Words that are never part of a command: epsilon, optional-silence words, the OOV word, noises.
+NON_COMMAND_WORDS = frozenset({"<eps>", "!SIL", "<SIL>", "<sil>", "SIL", "<unk>", "<UNK>", "<oov>", "<OOV>",
+                               "<noise>", "<NOISE>", "<spoken_noise>", "<SPOKEN_NOISE>"})
+
+
+@dataclass
+class WordSequences:
+    """An utterance's lattice seen as word sequences: ``[(words tuple, total cost), ...]``.
+
+    ``cost`` is ``graph_cost + acoustic_scale * acoustic_cost`` of the best path of that word
+    sequence; the list need not be sorted. Empty when the decoder produced nothing.
+    """
+
+    sequences: list
+    num_frames: int
+    acoustic_scale: float
+    lattice_beam: float = math.inf
+
+
+@dataclass
+class Measures:
+    """What the rule looks at for one utterance (see the module docstring)."""
+
+    words: tuple = None  # None: no path at all
+    label: tuple = ()
+    confidence: float = 0.0
+    llr: float = None
+    llr_clipped: bool = False
+    best_command: tuple = ()
+    best_command_confidence: float = 0.0
+
+
+def _label(words, non_command):
+    return tuple(w for w in words if w not in non_command)
+
+
+def measure(hyps, fillers):
+    """Compute the rule's inputs (`Measures`) from `WordSequences` and a set of filler words."""
+    non_command = NON_COMMAND_WORDS | frozenset(fillers)
+    if not hyps.sequences:
+        return Measures()
+    costs = [float(c) for _, c in hyps.sequences]
+    best_cost = min(costs)
+    total = sum(math.exp(best_cost - c) for c in costs)
+    label_post = {}
+    label_cost = {}
+    best_words = None
+    for (words, _), cost in zip(hyps.sequences, costs):
+        words = tuple(words)
+        label = _label(words, non_command)
+        label_post[label] = label_post.get(label, 0.0) + math.exp(best_cost - cost) / total
+        if cost < label_cost.get(label, math.inf):
+            label_cost[label] = cost
+        if cost == best_cost and best_words is None:
+            best_words = words
+    best_label = _label(best_words, non_command)
+    commands = {lab: c for lab, c in label_cost.items() if lab}
+    best_command = min(commands, key=commands.get) if commands else ()
+    m = Measures(words=best_words, label=best_label, confidence=label_post[best_label],
+                 best_command=best_command, best_command_confidence=label_post.get(best_command, 0.0))
+    if fillers:
+        beam = hyps.lattice_beam if math.isfinite(hyps.lattice_beam) else 0.0
+        cost_command = commands[best_command] if commands else None
+        cost_other = label_cost.get(())
+        if cost_command is None and cost_other is None:
+            return m
+        if cost_command is None:
+            diff, m.llr_clipped = -beam, True
+        elif cost_other is None:
+            diff, m.llr_clipped = beam, True
+        else:
+            diff = cost_other - cost_command
+        denominator = hyps.acoustic_scale * max(hyps.num_frames, 1)
+        m.llr = diff / denominator if denominator > 0 else diff
+    return m
+
+
+def label_posteriors(hyps, fillers, rejected_label="<rejected>"):
+    """[(label, posterior)] over the distinct labels of `hyps`, best first; multi-word labels are
+    joined by spaces, the empty label is `rejected_label`."""
+    non_command = NON_COMMAND_WORDS | frozenset(fillers)
+    if not hyps.sequences:
+        return []
+    best = min(c for _, c in hyps.sequences)
+    post = {}
+    for words, cost in hyps.sequences:
+        label = " ".join(_label(tuple(words), non_command)) or rejected_label
+        post[label] = post.get(label, 0.0) + math.exp(best - float(cost))
+    total = sum(post.values())
+    return sorted(((lab, p / total) for lab, p in post.items()), key=lambda item: -item[1])
+
+
+
+def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_beam, max_sequences=100):
+    """`WordSequences` of a determinized `Lattice`, word ids mapped to strings by `words`
+    (a SymbolTable, a mapping, or None to keep the ids as strings)."""
+    if words is None:
+        symbol = str
+    elif hasattr(words, "symbol"):
+        symbol = words.symbol
+    else:
+        symbol = words.__getitem__
+    seqs = [(tuple(symbol(w) for w in ws), cost) for ws, cost in lat.nbest(max_sequences, acoustic_scale)]
+    return WordSequences(seqs, num_frames, acoustic_scale, lattice_beam)
+
+
+__all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors",
+           "word_sequences_of_lattice"]
