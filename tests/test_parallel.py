@@ -292,3 +292,13 @@ def test_verbs_take_cmd_and_resume_and_restore_the_defaults_afterwards(tmp_path,
     for verb in ("make-mfcc", "make-fbank", "train-mono", "align", "decode"):
         help_text = CliRunner().invoke(cli, [verb, "--help"]).output
         assert "--cmd BACKEND" in help_text and "--resume" in help_text, verb
+
+
+def test_slurm_backend_without_slurm_commands_says_so_in_one_line(tmp_path, monkeypatch):
+    from kaldilite.jobs.slurm import SlurmJobRunner
+
+    monkeypatch.setenv("PATH", str(tmp_path))   # no sbatch here
+    with pytest.raises(KaldiliteError) as err:
+        run_jobs(pow, [(2, 3)], tmp_path / "log", "acc.1", runner=SlurmJobRunner())
+    assert str(err.value) == ("acc.1: 'sbatch' not found on PATH; the Slurm backend (--cmd slurm) needs Slurm's "
+                              "client commands on this machine, or use --cmd local")

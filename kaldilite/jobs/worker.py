@@ -33,7 +33,9 @@ def run_task(prefix, job):
         _append_to_log(spec["log_path"], f"ERROR: {message}")
         records.write(job, False, message, spec["fingerprint"], time.perf_counter() - started)
         return 1
-    ok, _ = _run_one(func, args, spec["log_path"], (records, job, spec["fingerprint"]), command=spec["command"])
+    slurm_id = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', job)}"
+    ok, _ = _run_one(func, args, spec["log_path"], (records, job, spec["fingerprint"]),
+                     command=f"{spec['command']} (Slurm job {slurm_id})")
     return 0 if ok else 1
 
 

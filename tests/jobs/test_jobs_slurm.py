@@ -44,6 +44,7 @@ def test_the_jobs_of_a_step_are_the_tasks_of_one_slurm_array(node_imports_test_j
         lines = (tmp_path / "exp" / "log" / f"acc.1.{k}.log").read_text().splitlines()
         assert lines[0] == f"# slurm_jobs.where_am_i('{value}')"
         assert f"on {results[k - 1][4]} of: " in lines[1] and "pytest" in lines[1]   # the driver's command
+        assert lines[1].endswith(f"(Slurm job {results[k - 1][1]}_{k})")
         assert f"INFO (kaldilite.test:where_am_i) job with value {value}" in lines
         assert lines[-1].startswith("# Ended (code 0)")
     script = (tmp_path / "exp" / "q" / "acc.1.sh").read_text()
