@@ -7,7 +7,6 @@ network (same tree and transition model), as Kaldi's nnet2 recipes decode with e
 """
 
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -18,14 +17,15 @@ log = logging.getLogger(__name__)
 class _TrainLog:
     """exp/log/train.log: the command line first, every library log line, the totals last."""
 
-    def __init__(self, path):
+    def __init__(self, path, command_line):
         self.path = Path(path)
+        self.command_line = command_line
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handler = logging.FileHandler(self.path, mode="w", encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s (%(name)s) %(message)s"))
-        self.handler.stream.write("# kaldilite " + " ".join(sys.argv[1:]) + "\n")
+        self.handler.stream.write(f"# {self.command_line}\n")
         self.logger = logging.getLogger("kaldilite.nnet")
         self.old_level = self.logger.level
         if self.logger.getEffectiveLevel() > logging.INFO:
@@ -37,6 +37,19 @@ class _TrainLog:
         self.logger.removeHandler(self.handler)
         self.logger.setLevel(self.old_level)
         self.handler.close()
+
+
+def _command_line(ctx):
+    """The call as the user gave it: options not left at their defaults, then the arguments."""
+    import shlex
+
+    words = ["kaldilite", ctx.info_name]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if isinstance(param, click.Option) and source != click.core.ParameterSource.DEFAULT:
+            words += [param.opts[0], str(ctx.params[param.name])]
+    words += [str(ctx.params[p.name]) for p in ctx.command.params if isinstance(p, click.Argument)]
+    return " ".join(map(shlex.quote, words))
 
 
 def _options_from_config(path, ctx, verb):
@@ -73,6 +86,8 @@ def _options_from_config(path, ctx, verb):
 @click.option("--bias-stddev", default=0.5, show_default=True, help="Standard deviation of initial hidden biases.")
 @click.option("--mix-up", default=0, show_default=True,
               help="Number of softmax sub-classes to mix up to halfway (0 = no mix-up; > number of pdfs).")
+@click.option("--mix-up-min-count", default=1000.0, show_default=True,
+              help="Mix-up gives a pdf no more sub-classes than its frame count / this (nnet-mixup --min-count).")
 @click.option("--max-models-combine", default=20, show_default=True, help="Models of the last iterations averaged.")
 @click.option("--splice-width", default=4, show_default=True, help="Frames of context on each side.")
 @click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")
@@ -115,7 +130,7 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs
         from kaldilite.train.gmm_steps import single_threaded_blas
 
         threads = single_threaded_blas()
-    with threads, _TrainLog(Path(exp) / "log" / "train.log"):
+    with threads, _TrainLog(Path(exp) / "log" / "train.log", _command_line(ctx)):
         result = train_nnet2(data, lang, ali_dir, exp, opts)
         final = result["final"]
         summary = (f"train-nnet2: done in {result['seconds']:.1f} s ({result['frames_per_second']:.0f} frames/s); "
@@ -123,7 +138,7 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs
                    f"{final['train_acc']:.4f}")
         if "valid_objf" in final:
             summary += f", validation objf {final['valid_objf']:.4f} accuracy {final['valid_acc']:.4f}"
-        log.info("%s -> %s", summary, result["final_model"])
+        logging.getLogger("kaldilite.nnet").info("%s -> %s", summary, result["final_model"])
     click.echo(f"{summary} -> {result['final_model']}")
 
 

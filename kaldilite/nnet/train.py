@@ -59,6 +59,7 @@ class Nnet2Options:
     p: float = 2.0
     bias_stddev: float = 0.5
     mix_up: int = 0
+    mix_up_min_count: float = 1000.0
     max_models_combine: int = 20
     valid_patience: int = 3
     diagnostic_frames: int = 5000
@@ -141,7 +142,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
             softmax = nnet.components[nnet._softmax_index]
             counts = softmax.forward(nnet.logits(diag_feats)).astype(np.float64).sum(axis=0)
             counts *= num_frames / len(diag_targets)
-            nnet.mix_up(counts, opts.mix_up, rng)
+            nnet.mix_up(counts, opts.mix_up, rng, min_count=opts.mix_up_min_count)
             velocities.clear()
         objective_sum = correct = seen = 0
         while seen < opts.samples_per_iter and seen < num_frames:
@@ -280,6 +281,28 @@ def load_examples(data_dir, pipeline, pdf_alignments):
     return utts, np.concatenate(feats), np.concatenate(targets).astype(np.int64), offsets
 
 
+def _validation_subset(data_dir, utts, num_utts, rng):
+    """Boolean mask of `num_utts` held-out utterances (get_egs.sh's --num-utts-subset).
+
+    With DATA/utt2uniq (speed-perturbed or noisy copies) whole groups of copies of one source
+    utterance are held out together, so no copy of a validation utterance is trained on.
+    """
+    from pathlib import Path
+
+    from kaldilite.io.datadir import read_key_values
+
+    mask = np.zeros(len(utts), bool)
+    if num_utts <= 0 or len(utts) <= 2 * num_utts:
+        return mask
+    uniq_path = Path(data_dir) / "utt2uniq"
+    uniq = read_key_values(uniq_path) if uniq_path.exists() else {}
+    groups = np.array([uniq.get(u, u) for u in utts])
+    names = np.unique(groups)
+    copies = len(utts) / len(names)
+    chosen = rng.choice(len(names), max(1, int(round(num_utts / copies))), replace=False)
+    return np.isin(groups, names[chosen])
+
+
 def _pipeline_features(data_dir, pipeline):
     from kaldilite.feat.pipeline import load_features
 
@@ -321,9 +344,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     log.info("%d utterances, %d frames of %d-dim %s + %s CMVN spliced -%d/+%d = %d", len(utts), len(targets),
              raw_dim, opts.feature_type, cmvn, opts.splice_width, opts.splice_width, feats.shape[1])
     rng = np.random.default_rng(opts.seed)
-    valid_utts = np.zeros(len(utts), bool)
-    if opts.num_utts_subset > 0 and len(utts) > 2 * opts.num_utts_subset:
-        valid_utts[rng.choice(len(utts), opts.num_utts_subset, replace=False)] = True
+    valid_utts = _validation_subset(data_dir, utts, opts.num_utts_subset, rng)
     frame_is_valid = np.repeat(valid_utts, np.diff(offsets))
     stats = ClassStats(num_pdfs, feats.shape[1])
     stats.accumulate(feats[~frame_is_valid], targets[~frame_is_valid])

@@ -1,0 +1,138 @@
+"""train-nnet2 and decode-nnet2 as a recipe runs them, on the synthetic monophone corpus.
+
+The corpus of tests/train/test_mono_synthetic.py (utterances sampled from a known 3-phone
+HMM-GMM) is trained with train-mono; its alignments train the network through the CLI, and
+the network decodes the corpus over a word loop through the same graph and decoder seam as
+the GMM: every utterance's words must come back. Also: the model file's dimension errors.
+"""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+from kaldilite.errors import DimensionMismatchError, InputError
+from kaldilite.io.tables import read_matrices, write_matrices
+
+
+def _mono_corpus_module():
+    path = Path(__file__).parents[1] / "train" / "test_mono_synthetic.py"
+    spec = importlib.util.spec_from_file_location("_nnet_mono_synthetic_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def mono_system(tmp_path_factory):
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.train.mono import MonoOptions, train_mono
+
+    corpus = _mono_corpus_module()
+    tmp = tmp_path_factory.mktemp("nnet_cli")
+    lang = corpus.make_lang(tmp)
+    feats, text, _, _, _ = corpus.sample_corpus(np.random.default_rng(corpus.SEED))
+    corpus.write_data_dir(tmp / "data", feats, text)
+    opts = MonoOptions(nj=2, num_iters=12, max_iter_inc=8, totgauss=14, realign_iters=(1, 2, 3, 5, 8, 10))
+    train_mono(tmp / "data", lang, tmp / "mono", opts, pipeline=FeaturePipeline(cmvn="none", delta_order=0))
+    # a word-loop grammar over the lang's words: any word, any number of times
+    import pywrapfst as fst
+
+    from kaldilite.io.symbols import SymbolTable
+
+    loop_lang = tmp / "lang_loop"
+    shutil.copytree(lang, loop_lang)
+    words = SymbolTable.read(loop_lang / "words.txt")
+    g = fst.VectorFst()
+    state = g.add_state()
+    g.set_start(state)
+    g.set_final(state, float(np.log(5)))
+    for word in corpus.LEXICON:
+        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
+    g.write(str(loop_lang / "G.fst"))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["mkgraph", str(loop_lang), str(tmp / "mono"), str(tmp / "mono" / "graph")])
+    assert result.exit_code == 0, result.output
+    return tmp, lang
+
+
+@pytest.fixture(scope="module")
+def nnet_system(mono_system):
+    tmp, lang = mono_system
+    result = CliRunner().invoke(cli, ["train-nnet2", "--num-epochs", "8", "--samples-per-iter", "1000",
+                                      "--pnorm-input-dim", "200", "--pnorm-output-dim", "20",
+                                      "--num-utts-subset", "20", "--mix-up", "30", "--mix-up-min-count", "50",
+                                      "--seed", "1",
+                                      str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2")])
+    assert result.exit_code == 0, result.output
+    return tmp, lang, result.output
+
+
+def test_train_nnet2_writes_model_tree_and_a_log_with_validation_figures(nnet_system):
+    from kaldilite.nnet.model import load_nnet_model
+
+    tmp, _, output = nnet_system
+    assert "train-nnet2: done" in output and "validation objf" in output
+    model = load_nnet_model(tmp / "nnet2" / "final.mdl")
+    assert (tmp / "nnet2" / "tree").read_bytes() == (tmp / "mono" / "tree").read_bytes()
+    assert model.num_pdfs == 14 and model.nnet.softmax_dim == 30  # mixed up to 30 sub-classes
+    assert model.input_dim == 36 and model.describe_input() == "4-dim mfcc, spliced -4/+4 = 36, LDA 36"
+    assert model.priors.sum() == pytest.approx(1.0)
+    log_lines = (tmp / "nnet2" / "log" / "train.log").read_text().splitlines()
+    assert log_lines[0].startswith("# kaldilite train-nnet2 --num-epochs 8")
+    iterations = [line for line in log_lines if "iteration" in line and "validation objf" in line]
+    assert len(iterations) == 8 * 6  # 6080 training frames / 1000 per iteration -> 6 per epoch, 8 epochs
+    assert any("6080 training frames, 800 validation frames" in line for line in log_lines)
+    assert "train-nnet2: done" in log_lines[-1]
+
+
+def test_decode_nnet2_recovers_every_utterance_of_the_generating_model(nnet_system):
+    tmp, _, _ = nnet_system
+    # Frames of this corpus are independent given the state, so the scaled likelihoods
+    # p(x|s)/p(x) are exact up to the network's error and the right acoustic scale is 1 (real
+    # speech, with correlated frames, wants Kaldi's 0.1).
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "2", "--acwt", "1.0", str(tmp / "mono" / "graph"),
+                                      str(tmp / "data"), str(tmp / "nnet2" / "decode")])
+    assert result.exit_code == 0, result.output
+    assert "%WER 0.00 [ 0 / " in result.output
+    assert len((tmp / "nnet2" / "decode" / "hyp.txt").read_text().splitlines()) == 160
+
+
+def test_decoding_features_of_another_dimension_names_both_dimensions_and_the_chain(nnet_system, tmp_path):
+    tmp, _, _ = nnet_system
+    data = tmp_path / "data5"
+    shutil.copytree(tmp / "data", data, ignore=shutil.ignore_patterns("feats.*", "split*"))
+    wider = [(utt, np.hstack([m, np.ones((len(m), 1), np.float32)])) for utt, m in read_matrices(str(tmp / "data" /
+                                                                                                       "feats.scp"))]
+    write_matrices(wider, data / "feats.ark", data / "feats.scp")
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", str(tmp / "mono" / "graph"), str(data),
+                                      str(tmp / "nnet2" / "decode5")])
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert isinstance(result.exception, DimensionMismatchError)
+    assert "expects 36-dim input (4-dim mfcc, spliced -4/+4 = 36, LDA 36)" in message
+    assert "raw features (feats.scp) are 5-dim" in message and "\n" not in message
+
+
+def test_scorer_refuses_pipeline_output_of_the_wrong_dimension_and_subtracts_log_priors(nnet_system):
+    from kaldilite.nnet.model import load_nnet_model
+
+    tmp, _, _ = nnet_system
+    model = load_nnet_model(tmp / "nnet2" / "final.mdl")
+    with pytest.raises(DimensionMismatchError, match=r"expects 36-dim input .* but the features are 40-dim"):
+        model.log_likelihoods(np.zeros((3, 40), np.float32))
+    x = np.random.default_rng(0).standard_normal((5, 36)).astype(np.float32)
+    expected = np.log(model.nnet.posteriors(x)) - np.log(model.priors)
+    np.testing.assert_allclose(model.log_likelihoods(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_gmm_model_is_not_taken_for_an_nnet2_model(mono_system):
+    from kaldilite.nnet.model import load_nnet_model
+
+    tmp, _ = mono_system
+    with pytest.raises(InputError, match="a 'gmm' model, not an nnet2 model"):
+        load_nnet_model(tmp / "mono" / "final.mdl")
