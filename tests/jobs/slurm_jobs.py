@@ -27,3 +27,8 @@ def die_if(value, bad):
         logging.getLogger("kaldilite.test").info("about to die")
         os._exit(137)
     return value
+
+
+def sleep_for(seconds):
+    time.sleep(seconds)
+    return seconds

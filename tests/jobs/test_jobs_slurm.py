@@ -122,3 +122,49 @@ def test_corrupt_audio_in_one_split_fails_that_slurm_task_and_resume_resubmits_o
     story = corrupt_one_split_then_resume(fsdd_subset[0], tmp_path / "broken", fsdd_dir, "slurm --time 10")
     check_corrupt_split_story(story, features_by_utt(clean))
     assert "--array=3 " in (story["log_dir"] / "q" / "make_mfcc_data.sh").read_text()
+
+
+def _queued(job_name, settle=0.0):
+    """Job ids named job_name still in the queue; with settle, wait up to that long for it to empty
+    (a cancelled task shows as completing for a moment)."""
+    import subprocess
+
+    deadline = time.time() + settle
+    while True:
+        out = subprocess.run(["squeue", "--noheader", "--name", job_name, "--format=%i"], capture_output=True,
+                             text=True)
+        if not out.stdout.split() or time.time() >= deadline:
+            return out.stdout.split()
+        time.sleep(0.2)
+
+
+def test_a_step_that_outlives_wait_timeout_is_cancelled_and_fails(node_imports_test_jobs, tmp_path):
+    jobs = node_imports_test_jobs
+    start = time.perf_counter()
+    with pytest.raises(JobFailedError) as err:
+        run_jobs(jobs.sleep_for, [(0,), (60,)], tmp_path / "log", "slow", runner=SlurmJobRunner(wait_timeout=3))
+    assert time.perf_counter() - start < 15
+    assert err.value.failed_jobs == [2] and "did not finish within --wait-timeout 3 s; cancelled" in str(err.value)
+    assert _queued("kl:slow", settle=10) == []
+
+
+def test_ctrl_c_while_waiting_cancels_the_slurm_array(node_imports_test_jobs, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import slurm_jobs\n"
+        "from kaldilite.jobs.slurm import SlurmJobRunner\n"
+        "from kaldilite.parallel import run_jobs\n"
+        f"run_jobs(slurm_jobs.sleep_for, [(60,)] * 3, {str(tmp_path / 'log')!r}, 'interrupted', runner=SlurmJobRunner())\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not (tmp_path / "log" / "interrupted.1.log").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert _queued("kl:interrupted"), "the array never started"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert _queued("kl:interrupted", settle=10) == []
