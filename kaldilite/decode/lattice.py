@@ -293,7 +293,8 @@ def prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam):
 
 @dataclass
 class Lattice:
-    """A word lattice (Kaldi's ``CompactLattice``): states in topological order, 0 the start.
+    """A word lattice (Kaldi's ``CompactLattice``): states in topological order, 0 the start,
+    arcs sorted by source state (`from_arcs` ensures both).
 
     Arcs ``src, dst, word`` with weights ``graph, acoustic`` and ``tids[k]`` (an int32 array of
     transition-ids); ``final_graph/final_acoustic`` per state (inf: not final) and
@@ -353,7 +354,9 @@ class Lattice:
         return len(self.src)
 
     def arcs_from(self, state):
-        return np.flatnonzero(self.src == state)
+        """Indices of the arcs leaving `state` (arcs are kept sorted by source state)."""
+        starts = np.searchsorted(self.src, [state, state + 1])
+        return np.arange(starts[0], starts[1])
 
     # ------------------------------------------------------------------ operations
     def scale(self, lm_scale=1.0, acoustic_scale=1.0):
@@ -370,15 +373,19 @@ class Lattice:
         """Every path as (total cost, words tuple, arcs list, final state), best first; at most `limit`."""
         arc_cost, final_cost = self._costs(acoustic_scale)
         out = []
-        by_src = [self.arcs_from(s) for s in range(self.num_states)]
+        bounds = np.searchsorted(self.src, np.arange(self.num_states + 1)).tolist()
+        by_src = [range(bounds[s], bounds[s + 1]) for s in range(self.num_states)]
+        arc_cost, final_cost = arc_cost.tolist(), final_cost.tolist()
+        words_of = self.word.tolist()
+        dst_of = self.dst.tolist()
         stack = [(0, 0.0, (), ())] if self.num_states else []
         while stack:
             state, cost, words, arcs = stack.pop()
             if math.isfinite(final_cost[state]):
-                out.append((cost + float(final_cost[state]), words, list(arcs), state))
+                out.append((cost + final_cost[state], words, list(arcs), state))
             for k in by_src[state]:
-                w = int(self.word[k])
-                stack.append((int(self.dst[k]), cost + float(arc_cost[k]), words + ((w,) if w else ()), arcs + (k,)))
+                w = words_of[k]
+                stack.append((dst_of[k], cost + arc_cost[k], words + ((w,) if w else ()), arcs + (k,)))
         out.sort(key=lambda item: item[0])
         return out[:limit] if limit else out
 
@@ -648,8 +655,7 @@ def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max
     """
     if raw is None or raw.num_nodes == 0:
         return Lattice.empty()
-    order = np.argsort(raw.src, kind="stable")
-    starts = np.searchsorted(raw.src[order], np.arange(raw.num_nodes + 1))
+    order, starts = _csr(raw.num_nodes, raw.src)
     cost = raw.link_costs(acoustic_scale)
     finals = raw.final_graph.astype(np.float64)
     alpha, beta = _viterbi_alpha_beta(raw.num_nodes, order, starts, raw.src, raw.dst, cost, finals)
@@ -670,32 +676,51 @@ def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max
             if total <= limit and total < ends.get(hyp_seq[h], (np.inf,))[0]:
                 ends[hyp_seq[h]] = (total, h, n)
     chosen = sorted(ends.values())[:max_sequences]
-    paths = []
-    for total, h, n in chosen:
-        links = []
-        while hyp_link[h] >= 0:
-            links.append(hyp_link[h])
-            h = hyp_prev[h]
-        links = np.array(links[::-1], np.int64)
-        paths.append((links, n))
+    flat, offsets = _trace_hyps(hyp_prev, hyp_link, np.array([h for _, h, _ in chosen], np.int64))
+    paths = [(flat[offsets[i]:offsets[i + 1]], n) for i, (_, _, n) in enumerate(chosen)]
     return _prefix_tree(raw, paths, acoustic_scale)
+
+
+@njit(cache=True)
+def _trace_hyps(hyp_prev, hyp_link, ends):
+    """The links of each hypothesis's path, forward, concatenated: (links, offsets)."""
+    offsets = np.zeros(len(ends) + 1, np.int64)
+    for i in range(len(ends)):
+        h = ends[i]
+        n = 0
+        while hyp_link[h] >= 0:
+            n += 1
+            h = hyp_prev[h]
+        offsets[i + 1] = offsets[i] + n
+    flat = np.empty(offsets[-1], np.int64)
+    for i in range(len(ends)):
+        h = ends[i]
+        j = offsets[i + 1]
+        while hyp_link[h] >= 0:
+            j -= 1
+            flat[j] = hyp_link[h]
+            h = hyp_prev[h]
+    return flat, offsets
 
 
 def _prefix_tree(raw, paths, acoustic_scale):
     """The `Lattice` of the chosen paths: a prefix tree over their word sequences, each arc with the
     common prefix of its paths' strings and the (graph, acoustic) weight of its best path so far."""
     # Per path: words, and per word the cumulative (graph, acoustic, string length) up to its label.
+    # (Plain Python over the few short paths: numpy's per-call overhead would dominate.)
     infos = []
     for links, end in paths:
-        tids = raw.tid[links]
-        g_cum = np.concatenate([[0.0], np.cumsum(raw.graph[links])])
-        a_cum = np.concatenate([[0.0], np.cumsum(raw.acoustic[links])])
-        n_cum = np.concatenate([[0], np.cumsum(tids != 0)])
-        string = tids[tids != 0].astype(np.int32)
-        word_at = np.flatnonzero(raw.word[links] != 0)
-        cut = [(int(raw.word[links[i]]), g_cum[i + 1], a_cum[i + 1], int(n_cum[i + 1])) for i in word_at]
-        total_g = g_cum[-1] + raw.final_graph[end]
-        infos.append((tuple(c[0] for c in cut), cut, string, total_g, a_cum[-1]))
+        g = a = 0.0
+        string, cut = [], []
+        for tid, word, lg, la in zip(raw.tid[links].tolist(), raw.word[links].tolist(), raw.graph[links].tolist(),
+                                     raw.acoustic[links].tolist()):
+            g += lg
+            a += la
+            if tid:
+                string.append(tid)
+            if word:
+                cut.append((word, g, a, len(string)))
+        infos.append((tuple(c[0] for c in cut), cut, np.array(string, np.int32), g + float(raw.final_graph[end]), a))
     # Tree nodes keyed by word prefix; each node records its (min by total) cumulative weight and
     # the common string prefix of all paths below it.
     node_id = {(): 0}
@@ -749,11 +774,6 @@ def _prefix_tree(raw, paths, acoustic_scale):
         g, a = cum[words]
         finals[node_id[words]] = (tg - g, ta - a, string[lcp[words]:])
     return Lattice.from_arcs(len(node_id), arcs, finals)
-
-
-def word_sequences(lat, acoustic_scale, max_sequences=100):
-    """[(word ids tuple, total cost at `acoustic_scale`)], best first: the input of the rejection rule."""
-    return lat.nbest(max_sequences, acoustic_scale)
 
 
 # ---------------------------------------------------------------------------------- archives
@@ -836,4 +856,4 @@ def _lattice_from_text(path, line, num_states, arcs, finals):
 
 
 __all__ = ["RawLattice", "Lattice", "raw_lattice_from_links", "prune_raw_lattice", "determinize",
-           "word_sequences", "write_lattices", "read_lattices"]
+           "write_lattices", "read_lattices"]
