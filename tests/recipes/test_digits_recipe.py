@@ -30,6 +30,12 @@ def test_reduced_digits_recipe_runs_end_to_end_with_a_bounded_wer(fsdd_dir, tmp_
     assert match, wer_line
     assert int(match.group(3)) == 100
     assert float(match.group(1)) < 30.0, wer_line
+    # stage 5, tri1 on the mono alignments: a working triphone system stays under the same bound
+    tri1 = re.match(r"%WER ([0-9.]+) \[ (\d+) / (\d+),", (work / "exp/tri1/decode_test/wer").read_text())
+    assert tri1 and int(tri1.group(3)) == 100 and float(tri1.group(1)) < 30.0, tri1
+    for path in ("exp/mono_ali/ali.1.gz", "exp/tri1/tree", "exp/tri1/final.mdl", "exp/tri1/questions.int",
+                 "exp/tri1/graph/HCLG.fst"):
+        assert (work / path).exists(), path
     results = (work / "RESULTS").read_text()
     assert "%WER" in results and "exp/mono/decode_test" in results
     # Kaldi-compatible artefacts a user would look for.
