@@ -4,6 +4,7 @@
 endpointing, plus a microphone); `export-model` is steps/online/prepare_online_decoding.sh.
 """
 
+import json
 import logging
 import sys
 
@@ -82,7 +83,8 @@ def _device_error(message):
               help="Online options overriding the bundle's conf/online.conf (Kaldi --name=value lines).")
 @click.option("--beam", type=float, help="Decoding beam (overrides the bundle's).")
 @click.option("--acoustic-scale", type=float, help="Acoustic scale (overrides the bundle's).")
-@click.option("--chunk-length", type=float, help="Seconds per audio chunk (overrides the bundle's).")
+@click.option("--chunk-length", type=float,
+              help="Seconds of audio processed at a time: features, decoding, endpoint check (overrides the bundle's).")
 @click.option("--vad", type=click.BOOL, help="Gate the decoder with the WebRTC VAD (overrides the bundle's).")
 @click.option("--do-endpointing", type=click.BOOL, help="Use the endpoint rules (overrides the bundle's).")
 @click.option("--buffer-length", type=float, default=10.0, show_default=True,
@@ -90,7 +92,8 @@ def _device_error(message):
 @click.option("--partial", is_flag=True, help="Print partial hypotheses to stderr as they change.")
 @click.argument("wav_files", nargs=-1, type=click.Path(dir_okay=False))
 def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device, list_devices, sample_rate,
-                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, buffer_length, partial, wav_files):
+                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, buffer_length, partial,
+                      wav_files):
     """Recognize commands live: one line (or JSON object) per spoken command or `<rejected>`.
 
     Each result gives the command or <rejected>, its confidence, start-end time in the stream,
@@ -140,26 +143,32 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
     def show_partial(words):
         click.echo(f"partial: {' '.join(words)}", err=True)
 
+    recognizer = None
+
     def run(source):
-        recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
-                                      on_partial=show_partial if partial else None)
+        # One recognizer for all inputs: the files of one run are taken as one speaker, whose
+        # online-CMVN statistics carry over (--carry-cmvn), each file a new stream.
+        nonlocal recognizer
+        if recognizer is None or recognizer.sample_rate != source.sample_rate:
+            recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
+                                          on_partial=show_partial if partial else None)
+        else:
+            recognizer.new_stream(source.name)
         try:
             recognize_stream(recognizer, source, emit)
         finally:
             counts["overruns"] += source.overruns
             if source.overruns and as_json:
-                click.echo(f'{{"source": "{source.name}", "overruns": {source.overruns}, '
-                           f'"dropped_seconds": {source.dropped_samples / source.sample_rate:.3f}}}')
+                click.echo(json.dumps({"source": source.name, "overruns": source.overruns,
+                                       "dropped_seconds": round(source.dropped_samples / source.sample_rate, 3)}))
 
     if wav:
         for path in wav_files:
-            run(WavSource(path, opts.chunk_length, realtime=realtime, buffer_seconds=buffer_length))
+            run(WavSource(path, realtime=realtime, buffer_seconds=buffer_length))
     elif use_stdin:
-        run(StdinSource(sample_rate or bundle.sample_rate, chunk_seconds=opts.chunk_length,
-                        buffer_seconds=buffer_length))
+        run(StdinSource(sample_rate or bundle.sample_rate, buffer_seconds=buffer_length))
     else:
-        source = MicSource(device, sample_rate, preferred_rate=bundle.sample_rate, chunk_seconds=opts.chunk_length,
-                           buffer_seconds=buffer_length)
+        source = MicSource(device, sample_rate, preferred_rate=bundle.sample_rate, buffer_seconds=buffer_length)
         click.echo(f"decode-online: listening on {source.name} at {source.sample_rate} Hz (Ctrl-C to stop)", err=True)
         try:
             run(source)

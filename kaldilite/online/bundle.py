@@ -232,7 +232,8 @@ class ModelBundle:
             global_cmvn = read_kaldi_text_matrix(stats_path)
         raw_dim = _raw_dim(mfcc_opts)
         if global_cmvn is not None and global_cmvn.shape != (2, raw_dim + 1):
-            raise DimensionMismatchError(f"{path / 'global_cmvn.stats'}: stats of dimension {global_cmvn.shape[-1] - 1} "
+            raise DimensionMismatchError(f"{path / 'global_cmvn.stats'}: stats of dimension "
+                                         f"{global_cmvn.shape[-1] - 1} "
                                          f"but conf/mfcc.conf makes {raw_dim}-dim features; re-run export-model")
         expected = model.pipeline.output_dim(raw_dim)
         feature_dim = getattr(model.scorer, "feature_dim", expected)
@@ -319,7 +320,8 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
 
         global_stats = global_cmvn_stats(data_dir)
         if global_stats.shape != (2, raw_dim + 1):
-            raise DimensionMismatchError(f"{Path(data_dir) / 'cmvn.scp'}: stats of dimension {global_stats.shape[-1] - 1} "
+            raise DimensionMismatchError(f"{Path(data_dir) / 'cmvn.scp'}: stats of dimension "
+                                         f"{global_stats.shape[-1] - 1} "
                                          f"but {mfcc_config} makes {raw_dim}-dim features")
     if data_dir is not None and check_features:
         check_feature_config(data_dir, mfcc_opts, mfcc_config)

@@ -82,8 +82,11 @@ class OnlineResult:
     num_frames: int = 0
 
     def to_line(self):
-        return (f"{self.source} {self.start:.2f}-{self.end:.2f} {self.text} confidence={self.confidence:.3f} "
-                f"latency={self.latency * 1000:.0f}ms endpoint={self.endpoint}")
+        """`SOURCE START-END confidence=C latency=Nms endpoint=RULE TEXT`: the command (which may
+        have several words) last, the source name with its blanks replaced by `_`."""
+        source = "_".join(self.source.split())
+        return (f"{source} {self.start:.2f}-{self.end:.2f} confidence={self.confidence:.3f} "
+                f"latency={self.latency * 1000:.0f}ms endpoint={self.endpoint} {self.text}")
 
     def to_json(self):
         data = dataclasses.asdict(self)
@@ -276,6 +279,18 @@ class OnlineRecognizer:
         return [result] if result else []
 
     # ------------------------------------------------------------------ public API
+    def new_stream(self, source_name=None):
+        """Start another stream (the next file of the same speaker): times restart at zero; the
+        online-CMVN statistics carried so far (with `carry_cmvn`) are kept."""
+        self.source_name = source_name or self.source_name
+        self._resampler = None
+        self._next_input = 0
+        self._samples_in = 0
+        if self._vad is not None:
+            self._vad = VadGate(self.model_rate, self.opts.vad_opts, self._vad._is_speech)
+        self._in_segment = self._vad is None
+        self._start_utterance(0)
+
     def accept(self, samples, start=None, arrival=None):
         """Take a chunk of audio at `sample_rate`; returns the results it completed."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SECONDS = 0.01  # capture granularity (PortAudio block, ring slot)
 DEFAULT_BUFFER_SECONDS = 10.0
+PIPE_EXAMPLE = "arecord -q -f S16_LE -r 16000 -c 1 -t raw | kaldilite decode-online --stdin --sample-rate 16000 ..."
 NO_AUDIO_TIMEOUT_SECONDS = 5.0  # a microphone that delivers nothing for this long is an error
 
 
@@ -257,17 +258,14 @@ class StdinSource(AudioSource):
         self.sample_rate = int(sample_rate)
         if stream is None:
             if sys.stdin is None:
-                raise InputError("stdin is closed; pipe raw 16-bit PCM into it, e.g. "
-                                 "arecord -q -f S16_LE -r 16000 -c 1 -t raw | kaldilite decode-online --stdin ...")
+                raise InputError("stdin is closed; pipe raw 16-bit PCM into it, e.g. " + PIPE_EXAMPLE)
             stream = sys.stdin.buffer
         try:
             is_tty = stream.isatty()
         except (ValueError, OSError):
-            raise InputError("stdin is closed; pipe raw 16-bit PCM into it, e.g. "
-                             "arecord -q -f S16_LE -r 16000 -c 1 -t raw | kaldilite decode-online --stdin ...") from None
+            raise InputError("stdin is closed; pipe raw 16-bit PCM into it, e.g. " + PIPE_EXAMPLE) from None
         if is_tty:
-            raise InputError("stdin is a terminal, not audio; pipe raw 16-bit PCM into it, e.g. "
-                             "arecord -q -f S16_LE -r 16000 -c 1 -t raw | kaldilite decode-online --stdin ...")
+            raise InputError("stdin is a terminal, not audio; pipe raw 16-bit PCM into it, e.g. " + PIPE_EXAMPLE)
         self._stream = stream
 
     def _start_capture(self, ring):
@@ -291,7 +289,7 @@ class StdinSource(AudioSource):
                 log.warning("stdin: ignoring a trailing odd byte (16-bit samples expected)")
             if total == 0:
                 raise InputError("stdin was closed before any audio arrived; pipe raw 16-bit PCM into it, e.g. "
-                                 "arecord -q -f S16_LE -r 16000 -c 1 -t raw | kaldilite decode-online --stdin ...")
+                                 + PIPE_EXAMPLE)
 
         self._run_thread(capture, ring)
 

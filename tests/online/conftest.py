@@ -1,0 +1,95 @@
+"""Fixtures for the online tests: the digits monophone system and model bundles made from it.
+
+The system is the digits recipe's speaker-independent build (recipes/digits/run.sh, read-only;
+tests skip with the command to build it when it is absent). Bundles are exported to temp dirs.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DIGITS = REPO / "recipes" / "digits" / "work_independent"
+MFCC_CONF = REPO / "recipes" / "digits" / "conf" / "mfcc.conf"
+RATE = 8000
+COMMANDS = ("zero", "one", "two", "three", "four", "six", "seven", "eight")
+FILLERS = ("five", "nine")  # out-of-vocabulary words the grammar knows as fillers
+
+
+@pytest.fixture(scope="session")
+def digits_system(fsdd_dir):
+    if not (DIGITS / "exp" / "mono" / "final.mdl").is_file() or not (DIGITS / "data" / "train" / "cmvn.scp").is_file():
+        pytest.skip(f"digits mono system not built in {DIGITS}: run recipes/digits/run.sh --stop-stage 4")
+    return DIGITS
+
+
+@pytest.fixture(scope="session")
+def digits_bundle_dir(digits_system, tmp_path_factory):
+    """Bundle for the recipe's own graph (all ten digits, no fillers)."""
+    from kaldilite.online.bundle import export_model
+
+    out = tmp_path_factory.mktemp("bundle") / "digits"
+    export_model(digits_system / "exp/mono", digits_system / "exp/mono/graph", out, mfcc_config=MFCC_CONF,
+                 data_dir=digits_system / "data/train")
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(digits_bundle_dir):
+    from kaldilite.online.bundle import ModelBundle
+
+    return ModelBundle.load(digits_bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def commands_bundle_dir(digits_system, tmp_path_factory):
+    """Bundle for a command grammar: eight digits are commands, `five` and `nine` are fillers."""
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import mkgraph
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.lang.grammar import make_grammar
+    from kaldilite.online.bundle import export_model
+
+    tmp = tmp_path_factory.mktemp("commands")
+    (tmp / "commands.txt").write_text("\n".join(COMMANDS) + "\n")
+    (tmp / "fillers.txt").write_text("\n".join(FILLERS) + "\n")
+    make_grammar(tmp / "commands.txt", digits_system / "data/lang", tmp / "lang", fillers=tmp / "fillers.txt")
+    tm, _, _, _ = load_model(digits_system / "exp/mono/final.mdl")
+    tree = ContextDependency.read(digits_system / "exp/mono/tree")
+    mkgraph(tmp / "lang", tmp / "graph", tm, tree)
+    export_model(digits_system / "exp/mono", tmp / "graph", tmp / "bundle", mfcc_config=MFCC_CONF,
+                 data_dir=digits_system / "data/train", lang_dir=tmp / "lang")
+    return tmp / "bundle"
+
+
+@pytest.fixture(scope="session")
+def commands_bundle(commands_bundle_dir):
+    from kaldilite.online.bundle import ModelBundle
+
+    return ModelBundle.load(commands_bundle_dir)
+
+
+def fsdd(fsdd_dir, name):
+    from kaldilite.io.audio import read_audio
+
+    return read_audio(str(fsdd_dir / f"{name}.wav"))
+
+
+def pause(seconds, seed=0):
+    """Room silence: low-level noise (the FSDD recordings' floor is a few tens of 16-bit units)."""
+    return np.random.default_rng(seed).normal(0.0, 3.0, int(seconds * RATE)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def continuous_stream(fsdd_dir):
+    """Commands and OOV words of one speaker separated by pauses: (waveform, [(expected, start, end)])."""
+    parts, expected, pos = [pause(0.5, 1)], [], int(0.5 * RATE)
+    for k, (word, name) in enumerate([("two", "2_jackson_1"), ("<rejected>", "9_jackson_2"),
+                                      ("seven", "7_jackson_3"), ("zero", "0_jackson_4"),
+                                      ("<rejected>", "5_jackson_0"), ("three", "3_jackson_2")]):
+        wave = fsdd(fsdd_dir, name)
+        expected.append((word, pos / RATE, (pos + len(wave)) / RATE))
+        parts += [wave, pause(0.8, k + 2)]
+        pos += len(wave) + int(0.8 * RATE)
+    return np.concatenate(parts), expected

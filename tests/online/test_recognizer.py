@@ -1,0 +1,139 @@
+"""The online recognizer on real speech: streaming equals offline, agreement, continuous commands, gaps."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from conftest import RATE, fsdd
+
+TEST_UTTERANCES = ["3_theo_7", "8_theo_20", "0_yweweler_11", "6_yweweler_30", "4_theo_41", "9_yweweler_2"]
+
+
+def stream(recognizer, wave, step=80):
+    results = []
+    for pos in range(0, len(wave), step):
+        results += recognizer.accept(wave[pos:pos + step])
+    return results + recognizer.input_finished()
+
+
+def offline_on_online_cmvn(bundle, wave):
+    """The offline decoder on features normalized by online CMVN over the whole utterance at once."""
+    from kaldilite.decode.decoder import decode_utterance
+    from kaldilite.feat.cmvn import OnlineCmvn
+    from kaldilite.feat.extract import compute_mfcc
+
+    raw = compute_mfcc(wave, bundle.mfcc_opts)
+    normalized = OnlineCmvn(raw, bundle.cmvn_opts, bundle.cmvn_state()).get_frames(0, len(raw))
+    feats = dataclasses.replace(bundle.pipeline, cmvn="none").apply(normalized)
+    o = bundle.online_opts
+    return decode_utterance(bundle.graph, bundle.scorer.log_likelihoods(feats), bundle.tid_to_pdf, beam=o.beam,
+                            max_active=o.max_active, min_active=o.min_active, acoustic_scale=o.acoustic_scale)
+
+
+@pytest.mark.parametrize("step", [80, 37, 800])
+def test_streaming_in_small_chunks_equals_the_offline_decoder_on_the_same_features(digits_bundle, fsdd_dir, step):
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    opts = dataclasses.replace(digits_bundle.online_opts, do_endpointing=False, chunk_length=0.01)
+    for name in TEST_UTTERANCES:
+        wave = fsdd(fsdd_dir, name)
+        recognizer = OnlineRecognizer(digits_bundle, opts)
+        results = stream(recognizer, wave, step)
+        offline = offline_on_online_cmvn(digits_bundle, wave)
+        words = tuple(digits_bundle.words.symbol(w) for w in offline.words)
+        assert len(results) == 1 and results[0].words == words, name
+        online = recognizer.decoder.finalize()
+        assert online.cost == pytest.approx(offline.cost, rel=1e-5)
+        np.testing.assert_array_equal(online.alignment, offline.alignment)
+
+
+def test_online_words_agree_with_the_offline_decode_on_a_sample_of_the_test_set(digits_bundle, digits_system):
+    """Offline = the recipe's decode (feats.scp, per-speaker CMVN). Online: each speaker's CMVN
+    statistics carried from utterance to utterance, as Kaldi's online2 tools do per speaker."""
+    from kaldilite.decode.decoder import decode_utterance
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    data = DataDir.load(digits_system / "data/test")
+    sample = sorted(data.wav_scp)[::25]  # 40 utterances, both test speakers, all digits
+    o = digits_bundle.online_opts
+    offline = {}
+    for utt, feats in load_features(digits_system / "data/test", digits_bundle.pipeline, sample):
+        r = decode_utterance(digits_bundle.graph, digits_bundle.scorer.log_likelihoods(feats),
+                             digits_bundle.tid_to_pdf, beam=o.beam, acoustic_scale=o.acoustic_scale)
+        offline[utt] = tuple(digits_bundle.words.symbol(w) for w in r.words)
+    recognizers = {}
+    same = 0
+    for utt in sample:
+        speaker = data.utt2spk[utt]
+        recognizer = recognizers.setdefault(speaker, OnlineRecognizer(digits_bundle))
+        recognizer.new_stream(utt)  # the speaker's next file; CMVN statistics carried over
+        results = stream(recognizer, read_audio(data.wav_scp[utt]), 80)
+        same += tuple(w for r in results for w in r.words) == offline[utt]
+    assert same >= 0.9 * len(sample)  # 97.6% on the whole test set (BENCHMARKS.md, online)
+
+
+def test_continuous_audio_gives_each_command_and_rejects_the_oov_words_in_order(commands_bundle, continuous_stream):
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    wave, expected = continuous_stream
+    results = stream(OnlineRecognizer(commands_bundle), wave, 80)
+    assert [r.text for r in results] == [word for word, _, _ in expected]
+    for result, (_, start, end) in zip(results, expected):
+        assert start - 0.05 <= result.start < result.end <= end + 0.05  # inside its recording
+        assert result.endpoint.startswith("rule")
+        assert 0.0 < result.latency < 0.6
+    assert [r.reason for r in results if not r.accepted] == ["filler", "filler"]
+
+
+def test_the_vad_gate_gives_the_same_sequence(commands_bundle, continuous_stream):
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    wave, expected = continuous_stream
+    opts = dataclasses.replace(commands_bundle.online_opts,
+                               vad_opts=dataclasses.replace(commands_bundle.online_opts.vad_opts, vad=True))
+    results = stream(OnlineRecognizer(commands_bundle, opts), wave, 160)
+    assert [r.text for r in results] == [word for word, _, _ in expected]
+
+
+def test_audio_at_another_rate_is_resampled_on_the_fly(commands_bundle, continuous_stream):
+    from kaldilite.io.audio import resample
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    wave, expected = continuous_stream
+    results = stream(OnlineRecognizer(commands_bundle, sample_rate=48000), resample(wave, RATE, 48000), 480)
+    assert [r.text for r in results] == [word for word, _, _ in expected]
+    for result, (_, start, end) in zip(results, expected):
+        assert start - 0.05 <= result.start < result.end <= end + 0.05
+
+
+def test_dropped_audio_ends_the_utterance_there_and_recognition_resumes_after_it(commands_bundle,
+                                                                                continuous_stream):
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    wave, expected = continuous_stream
+    recognizer = OnlineRecognizer(commands_bundle)
+    _, seven_start, seven_end = expected[2]
+    gap_from, gap_to = int(seven_start * RATE) - 800, int(seven_end * RATE) + 800  # "seven" is lost
+    results = []
+    for pos in range(0, len(wave), 80):
+        if gap_from <= pos < gap_to:
+            continue
+        results += recognizer.accept(wave[pos:pos + 80], start=pos)
+    results += recognizer.input_finished()
+    assert recognizer.num_overruns == 1
+    assert [r.text for r in results] == ["two", "<rejected>", "zero", "<rejected>", "three"]
+    assert results[2].start > seven_end  # times stay stream times after the gap
+
+
+def test_partial_results_grow_into_the_final_one(commands_bundle, fsdd_dir):
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    seen = []
+    recognizer = OnlineRecognizer(commands_bundle, on_partial=seen.append)
+    results = stream(recognizer, fsdd(fsdd_dir, "7_jackson_3"), 80)
+    assert results[0].words == ("seven",)
+    assert seen[-1] == ("seven",) and () in seen[:1]
