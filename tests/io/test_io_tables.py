@@ -187,3 +187,17 @@ def test_ark_is_in_place_before_the_scp_appears(tmp_path, matrices, monkeypatch)
     with pytest.raises(InputError, match="cannot point into a gzipped archive"):
         write_int_vectors([("u", np.arange(3))], tmp_path / "ali.gz", tmp_path / "ali.scp")
     assert not (tmp_path / "ali.gz").exists()
+
+
+def test_int_vectors_are_written_byte_for_byte_as_kaldi_io_writes_them(tmp_path):
+    import kaldi_io
+
+    from kaldilite.io.tables import write_int_vectors
+
+    items = [("a", np.array([], np.int32)), ("b", np.array([1, 2, 300000, -5], np.int32)),
+             ("c", np.arange(1000, dtype=np.int32))]
+    write_int_vectors(items, tmp_path / "ours.ark")
+    with open(tmp_path / "theirs.ark", "wb") as handle:
+        for key, vector in items:
+            kaldi_io.write_vec_int(handle, vector, key=key)
+    assert (tmp_path / "ours.ark").read_bytes() == (tmp_path / "theirs.ark").read_bytes()
