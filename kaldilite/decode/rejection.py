@@ -57,6 +57,10 @@ class Decision:
     ``score`` is the value compared with the threshold (-inf when rule 1 rejected, so that a
     threshold sweep never accepts it); ``reason`` is one of ``accepted``, ``no-path``,
     ``no-word``, ``filler``, ``low-confidence``, ``low-llr``. ``words`` is the raw best path.
+    ``best_command`` / ``best_command_confidence``: the best command label in the lattice and its
+    posterior even when rejected (what a system without rejection would say). ``measures``: the
+    `Measures` decided on, so a threshold sweep (calibration, DET curves) can re-decide without
+    decoding again: ``rule.with_threshold(t).decide_measures(d.measures, d.num_frames)``.
     """
 
     label: str
@@ -68,7 +72,10 @@ class Decision:
     llr: float = None
     llr_clipped: bool = False
     num_frames: int = 0
+    best_command: str = ""
+    best_command_confidence: float = 0.0
     alternatives: list = field(default_factory=list, repr=False)  # [(label, posterior)], best first
+    measures: Measures = field(default=None, repr=False)
 
     @property
     def command(self):
@@ -108,7 +115,8 @@ class RejectionRule:
         """The decision for precomputed `Measures`."""
         score = m.confidence if self.score == "confidence" else m.llr
         common = dict(words=m.words, llr=m.llr, llr_clipped=m.llr_clipped, num_frames=num_frames,
-                      alternatives=list(alternatives))
+                      best_command=" ".join(m.best_command), best_command_confidence=m.best_command_confidence,
+                      alternatives=list(alternatives), measures=m)
         if not self.enabled:
             if m.best_command:
                 return Decision(" ".join(m.best_command), True, m.best_command_confidence, math.inf, "accepted",

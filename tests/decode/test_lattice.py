@@ -256,3 +256,43 @@ def test_text_archive_round_trip_in_kaldis_compact_lattice_form(tmp_path):
     assert [c for _, c in back["utt1"].nbest(10, 1.0)] == pytest.approx([c for _, c in lat.nbest(10, 1.0)])
     assert back["utt2"].to_text("x") == hand_lattice().to_text("x")
     assert back["utt3"].num_states == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_raw_lattice_holds_exactly_the_label_paths_within_the_lattice_beam(seed):
+    graph, tid_to_pdf, loglikes = random_problem(100 + seed)
+    paths = all_paths(graph, loglikes, tid_to_pdf)
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(acoustic_scale=SCALE, **INF), lattice=True)
+    decoder.init()
+    decoder.advance(loglikes)
+    raw = decoder.get_raw_lattice(lattice_beam=2.0)
+    if not paths:
+        return
+    best = min(g + SCALE * a for g, a, _, _ in paths)
+    expected = {}
+    for g, a, words, tids in paths:
+        if g + SCALE * a <= best + 2.0 + 1e-6:
+            expected[(words, tids)] = min(expected.get((words, tids), np.inf), g + SCALE * a)
+    got = {}
+
+    def walk(n, cost, words, tids):
+        if np.isfinite(raw.final_graph[n]):
+            total = cost + raw.final_graph[n]
+            if total <= best + 2.0 + 1e-6:
+                got[(words, tids)] = min(got.get((words, tids), np.inf), total)
+        for k in np.flatnonzero(raw.src == n):
+            walk(raw.dst[k], cost + raw.graph[k] + SCALE * raw.acoustic[k],
+                 words + ((int(raw.word[k]),) if raw.word[k] else ()), tids + ((int(raw.tid[k]),) if raw.tid[k] else ()))
+
+    walk(0, 0.0, (), ())
+    assert set(got) == set(expected)
+    for key, cost in expected.items():
+        assert got[key] == pytest.approx(cost, abs=1e-4)
+    assert np.array_equal(raw.frame[raw.dst] - raw.frame[raw.src], (raw.tid != 0).astype(int))  # a tid = a frame
+    assert np.all(raw.src < raw.dst)  # nodes numbered in topological order
+
+
+def test_text_form_matches_kaldis_compact_lattice_lines():
+    lat = Lattice.from_arcs(3, [(0, 1, 7, 1.5, 20.25, [3, 3, 4]), (1, 2, 9, 0.0, 0.0, [])],
+                            {2: (0.5, 1.0, [5]), 1: (2.0, 3.0, [])})
+    assert lat.to_text("utt") == ("utt \n0\t1\t7\t1.5,20.25,3_3_4\n1\t2\t9\t0,0,\n1\t2,3,\n2\t0.5,1,5\n\n")

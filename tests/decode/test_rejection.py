@@ -150,3 +150,16 @@ def test_recognizer_on_a_known_generating_model_accepts_commands_and_rejects_the
         assert recognize(graph, loglikes, tm.tid_to_pdf, words, {"C"}, RejectionRule(threshold=0.5),
                          RecognizerOptions(acoustic_scale=0.1)).label == decision.label
     assert seen == {True, False}
+
+
+def test_a_decision_carries_what_a_threshold_sweep_needs():
+    h = hyps(("<gbg_AA>", 1.0), ("yes", 1.5), ("no", 3.0))
+    d = RejectionRule(threshold=0.5).decide(h, FILLERS)
+    z = math.exp(-1.0) + math.exp(-1.5) + math.exp(-3.0)
+    assert d.label == REJECTED and d.best_command == "yes"
+    assert d.best_command_confidence == pytest.approx(math.exp(-1.5) / z)
+    again = RejectionRule(score="llr", threshold=-100.0).decide_measures(d.measures, d.num_frames)
+    assert again.reason == "filler"  # a filler best path stays rejected at any threshold
+    g = hyps(("yes", 1.0), ("no", 1.2))
+    d = RejectionRule(threshold=0.0).decide(g, FILLERS)
+    assert [RejectionRule(threshold=t).decide_measures(d.measures).accepted for t in (0.5, 0.6)] == [True, False]
