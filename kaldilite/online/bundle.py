@@ -83,7 +83,19 @@ def _load_gmm(path):
                        extra.get("raw_feature_dim"))
 
 
-_MODEL_LOADERS = {"gmm": _load_gmm}
+def _load_nnet2(path):
+    from kaldilite.nnet.model import load_nnet_model
+
+    model = load_nnet_model(path)
+    if model.feature_type not in ("mfcc", "features"):
+        raise InputError(f"{path}: an nnet2 model on {model.feature_type} features; online decoding computes MFCC "
+                         "only (retrain on MFCC)")
+    # NnetAcousticModel already is a scorer: log_likelihoods (log posterior - log prior), num_pdfs, pipeline.
+    return LoadedModel("nnet2", model.tm.tid_to_pdf, model.tm.tid_to_phone, model, model.pipeline,
+                       model.raw_feature_dim)
+
+
+_MODEL_LOADERS = {"gmm": _load_gmm, "nnet2": _load_nnet2}
 
 
 def register_model_type(name, loader):
@@ -236,7 +248,7 @@ class ModelBundle:
                                          f"{global_cmvn.shape[-1] - 1} "
                                          f"but conf/mfcc.conf makes {raw_dim}-dim features; re-run export-model")
         expected = model.pipeline.output_dim(raw_dim)
-        feature_dim = getattr(model.scorer, "feature_dim", expected)
+        feature_dim = getattr(model.scorer, "feature_dim", getattr(model.scorer, "input_dim", expected))
         if expected != feature_dim:
             raise DimensionMismatchError(
                 f"{path}: conf/mfcc.conf makes {raw_dim}-dim features, {expected}-dim after the model's pipeline, "
