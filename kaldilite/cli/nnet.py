@@ -93,6 +93,8 @@ def _options_from_config(path, ctx, verb):
 @click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")
 @click.option("--within-class-factor", default=0.0001, show_default=True,
               help="LDA row scaling of within-class variance (get_lda.sh).")
+@click.option("--norm-vars", type=bool, default=None,
+              help="CMVN variance normalization (default: as the alignment model's pipeline).")
 @click.option("--num-utts-subset", default=300, show_default=True, help="Utterances held out for validation.")
 @click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
               help="Name of the raw features, recorded in the model for error messages.")

@@ -71,6 +71,7 @@ class Nnet2Options:
     within_class_factor: float = 0.0001
     num_utts_subset: int = 300
     feature_type: str = "mfcc"
+    norm_vars: bool | None = None  # CMVN variance normalization; None: as the alignment model's
 
     def __post_init__(self):
         if self.num_epochs < 1 or self.samples_per_iter < 1 or self.minibatch_size < 1:
@@ -334,6 +335,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     log.info("alignments from %s: %d pdfs (tree %s)", ali, num_pdfs, ali / "tree")
     cmvn = gmm_pipeline.cmvn if gmm_pipeline is not None else "speaker"
     norm_vars = gmm_pipeline.norm_vars if gmm_pipeline is not None else False
+    if opts.norm_vars is not None:
+        norm_vars = opts.norm_vars
     from kaldilite.feat.pipeline import FeaturePipeline
 
     spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,

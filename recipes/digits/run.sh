@@ -24,6 +24,8 @@ tri1_leaves=2000       # train_deltas.sh NUM_LEAVES TOTGAUSS (ten words: the tre
 tri1_gauss=10000       # by its likelihood threshold; the Gaussians stop where min-count stops them)
 beam=13.0
 acwt=0.1
+nnet_gmm=tri3b         # stage 8: the GMM system whose alignments, tree and graph the DNN uses
+nnet_speed_perturb=true  # stage 8: train the DNN on 0.9/1.0/1.1 speed-perturbed copies
 dir=                   # where data/ exp/ mfcc/ go (default: work_<split> in this folder)
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|dependent] [--corpus DIR] [--nj N]
   e.g.: $0 --split dependent --stage 3"
@@ -88,6 +90,28 @@ fi
 
 # Stages 6-8 (tri2b, tri3b, nnet2) are added by the triphone and DNN work, each as one
 # block: train on the previous system's alignments, mkgraph, decode into exp/<sys>/decode_test.
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log "Stage 8: nnet2 p-norm DNN on $nnet_gmm alignments of speed-perturbed data (MFCC + CMVN input), decode"
+  [ -f exp/$nnet_gmm/final.mdl ] || { echo "$0: exp/$nnet_gmm/final.mdl missing; run its stage first" >&2; exit 1; }
+  train=data/train
+  if $nnet_speed_perturb; then
+    # Kaldi's 3-way speed perturbation: copies at 0.9 and 1.1 (new "speakers", own CMVN stats)
+    # beside the original, aligned with the same GMM system (train_sp, sp<factor>-* ids).
+    train=data/train_sp
+    kaldilite perturb-data-dir-speed 0.9,1.0,1.1 data/train $train
+    kaldilite make-mfcc --config "$mfcc_conf" --nj $nj $train exp/make_mfcc/train_sp mfcc
+    kaldilite compute-cmvn-stats $train exp/make_mfcc/train_sp mfcc
+  fi
+  ali_dir=exp/${nnet_gmm}_ali_$(basename $train)
+  if [ -f exp/$nnet_gmm/final.alimdl ]; then   # SAT: per-speaker fMLLR alignment
+    kaldilite align-fmllr --nj $nj $train data/lang exp/$nnet_gmm $ali_dir
+  else
+    kaldilite align --nj $nj $train data/lang exp/$nnet_gmm $ali_dir
+  fi
+  kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" $train data/lang $ali_dir exp/nnet2
+  kaldilite decode-nnet2 --nj $nj --acwt $acwt exp/$nnet_gmm/graph data/test exp/nnet2/decode_test
+fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: results"

@@ -66,7 +66,7 @@ def nnet_system(mono_system):
     result = CliRunner().invoke(cli, ["train-nnet2", "--num-epochs", "8", "--samples-per-iter", "1000",
                                       "--pnorm-input-dim", "200", "--pnorm-output-dim", "20",
                                       "--num-utts-subset", "20", "--mix-up", "30", "--mix-up-min-count", "50",
-                                      "--seed", "1",
+                                      "--seed", "1", "--num-threads", "1",
                                       str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2")])
     assert result.exit_code == 0, result.output
     return tmp, lang, result.output

@@ -120,8 +120,9 @@ def test_worsening_validation_objective_is_reported_in_the_log(caplog):
     y = rng.integers(0, 5, 600)  # labels independent of the input: anything learned is memorisation
     vx = rng.standard_normal((300, 8)).astype(np.float32)
     vy = rng.integers(0, 5, 300)
-    opts = Nnet2Options(num_epochs=40, samples_per_iter=600, minibatch_size=32, pnorm_input_dim=400,
-                        pnorm_output_dim=40, initial_learning_rate=0.05, final_learning_rate=0.05, seed=0)
+    opts = Nnet2Options(num_epochs=15, samples_per_iter=600, minibatch_size=32, pnorm_input_dim=200,
+                        pnorm_output_dim=20, initial_learning_rate=0.05, final_learning_rate=0.05, seed=0,
+                        diagnostic_frames=600)
     with caplog.at_level(logging.INFO, logger="kaldilite.nnet"):
         result = train_network(x, y, vx, vy, 5, opts)
     valid = [h["valid_objf"] for h in result.history]

@@ -1,0 +1,89 @@
+"""nnet2 p-norm DNN on the FSDD speaker-independent split: training time, frames/s, decoding RTF, WER.
+
+Kaldi's figures for the same split on this machine kind (from issue 6): train_pnorm_simple2.sh
+on tri3b alignments trains in 270 s and reaches 3.7% WER; decoding the 1000 test utterances
+(372 s of audio) takes 6.0 s (RTF 0.016). The ratio column is kaldilite time / Kaldi time.
+
+Needs a built digits work dir (recipes/digits/run.sh through the GMM stage whose alignments
+the DNN uses, by default the recipe's own stage-8 alignment dir): the benchmark runs
+`train-nnet2 --config conf/nnet2.conf` and `decode-nnet2 --nj 2` as the recipe does, writing
+into a scratch directory, never into the work dir.
+Usage: .venv/bin/python bench/nnet2.py [--work DIR] [--train data/train_sp] [--ali exp/tri3b_ali_train_sp]
+       [--graph exp/tri3b/graph]
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine_line, update_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "recipes" / "digits" / "conf" / "nnet2.conf"
+KALDI = {"training": 270.0, "decode test": 6.0}
+KALDI_WER = 3.7
+
+
+def timed(args, cwd):
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "kaldilite", *args], cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"kaldilite {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return time.perf_counter() - start, out.stdout
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default=str(REPO / "recipes" / "digits" / "work_independent"))
+    parser.add_argument("--train", default="data/train_sp")
+    parser.add_argument("--ali", default="exp/tri3b_ali_train_sp")
+    parser.add_argument("--graph", default="exp/tri3b/graph")
+    parser.add_argument("--test", default="data/test")
+    args = parser.parse_args()
+    work = Path(args.work).resolve()
+    for rel in (args.train, args.ali, args.graph, args.test, "data/lang"):
+        if not (work / rel).exists():
+            sys.exit(f"{work / rel}: missing; run recipes/digits/run.sh up to stage 8's alignment first")
+    with tempfile.TemporaryDirectory(prefix="bench_nnet2_") as tmp:
+        exp = Path(tmp) / "nnet2"
+        train_seconds, train_out = timed(["train-nnet2", "--config", str(CONF), args.train, "data/lang", args.ali,
+                                          str(exp)], work)
+        decode_seconds, decode_out = timed(["decode-nnet2", "--nj", "2", "--acwt", "0.1", args.graph, args.test,
+                                            str(exp / "decode_test")], work)
+        wer_line = (exp / "decode_test" / "wer").read_text().splitlines()[0]
+        log_text = (exp / "log" / "train.log").read_text()
+    frames_per_second = re.search(r"\(([0-9]+) frames/s\)", train_out).group(1)
+    network = re.search(r"network: (.*)", log_text).group(1)
+    durations = [float(line.split()[1]) for line in (work / args.test / "utt2dur").read_text().splitlines()]
+    audio = sum(durations)
+    wer = float(re.search(r"%WER ([0-9.]+)", wer_line).group(1))
+    rows = ["| step | kaldilite (s) | Kaldi (s) | ratio |", "|---|---|---|---|",
+            f"| training (`train-nnet2`, whole step) | {train_seconds:.1f} | {KALDI['training']:.0f} | "
+            f"{train_seconds / KALDI['training']:.2f} |",
+            f"| decode test (`decode-nnet2 --nj 2`) | {decode_seconds:.2f} | {KALDI['decode test']:.1f} | "
+            f"{decode_seconds / KALDI['decode test']:.2f} |"]
+    text = "\n".join([
+        "## nnet2 p-norm DNN, FSDD independent split (`bench/nnet2.py`)",
+        "",
+        f"{machine_line()}; training in one process (OpenBLAS threads: default), decoding `--nj 2` with one "
+        f"BLAS thread per job; wall time including process start-up. Training data `{args.train}`, alignments "
+        f"`{args.ali}`, `conf/nnet2.conf`: {network}; {frames_per_second} frames/s.",
+        "",
+        *rows,
+        "",
+        f"Decoding real-time factor: {decode_seconds:.2f} s / {audio:.1f} s of audio = {decode_seconds / audio:.4f} "
+        f"(Kaldi: 6.0 / 372 = 0.016).",
+        f"Accuracy: `{wer_line}` (Kaldi nnet2: {KALDI_WER}% WER; goal 2.6%).",
+    ])
+    print(text)
+    update_section("nnet2_independent", text)
+    return wer
+
+
+if __name__ == "__main__":
+    main()
