@@ -143,7 +143,7 @@ def decode_commands_job(graph_dir, model_path, data_dir, beam, max_active, min_a
     from kaldilite.gmm.model import load_model
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.io.symbols import SymbolTable
-    from kaldilite.train.gmm_steps import one_blas_thread
+    from kaldilite.train.gmm_steps import single_threaded_blas
 
     tm, am, pipeline, _ = load_model(model_path)
     graph = load_graph(graph_dir)
@@ -153,7 +153,7 @@ def decode_commands_job(graph_dir, model_path, data_dir, beam, max_active, min_a
                              lattice_beam=lattice_beam)
     decoder = BeamDecoder(graph, tm.tid_to_pdf, opts.decoder_options(), lattice=True)
     results, seconds = [], 0.0
-    with one_blas_thread():
+    with single_threaded_blas():
         for utt, feats in load_features(data_dir, pipeline):
             start = time.perf_counter()
             decoder.init()
