@@ -79,7 +79,8 @@ def load_model(path):
                          f"{header['feature_dim']}, arrays have {am.num_pdfs} of dim {am.dim})")
     pipeline = header.get("pipeline")
     am.source = f"model {path}"
-    am.feature_hint = describe_pipeline(pipeline, am.dim, header.get("extra", {}).get("raw_feature_dim"))
+    extra = header.get("extra", {})
+    am.feature_hint = describe_pipeline(pipeline, am.dim, extra.get("raw_feature_dim"), extra.get("transform"))
     if pipeline is not None:
         try:
             from kaldilite.feat.pipeline import FeaturePipeline
@@ -90,8 +91,9 @@ def load_model(path):
     return tm, am, pipeline, header.get("extra", {})
 
 
-def describe_pipeline(pipeline, feature_dim, raw_dim=None):
-    """Words for the features a model expects, e.g. '13-dim MFCC + deltas order 2'."""
+def describe_pipeline(pipeline, feature_dim, raw_dim=None, transform_name=None):
+    """Words for the features a model expects, e.g. '13-dim MFCC + deltas order 2'; `transform_name`
+    (the model's extra["transform"], e.g. 'LDA+MLLT (final.mat)') names the transform."""
     if not isinstance(pipeline, dict):
         return None
     parts = [f"{raw_dim}-dim raw features" if raw_dim else "raw features"]
@@ -105,7 +107,10 @@ def describe_pipeline(pipeline, feature_dim, raw_dim=None):
     if left or right:
         parts.append(f"splice -{left}/+{right}")
     if pipeline.get("transform") is not None:
-        parts.append("transform")
+        rows, cols = len(pipeline["transform"]), len(pipeline["transform"][0])
+        parts.append(f"{transform_name or 'transform'} ({rows} x {cols})")
+    elif transform_name:
+        parts.append(transform_name)
     return " + ".join(parts)
 
 

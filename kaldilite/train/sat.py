@@ -33,52 +33,48 @@ import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.train.gmm_steps import one_blas_thread
-from kaldilite.train.lda_mllt import (_current_features, _sum_stats, build_tree_and_model, check_ali_dir,
-                                      job_gaussian_posteriors, read_all_alignments, read_speaker_transforms,
-                                      write_adapted_caches, write_speaker_transforms)
+from kaldilite.train.deltas import DeltasOptions, source_alignments
+from kaldilite.train.lda_mllt import (_current_features, check_ali_dir, job_gaussian_posteriors,
+                                      read_speaker_transforms, write_adapted_caches, write_matrix,
+                                      write_speaker_transforms)
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
-class SatOptions:
-    """train_sat.sh's options and defaults (names as its --options with - -> _)."""
+class SatOptions(DeltasOptions):
+    """train_sat.sh's options and defaults on top of the tree trainer's (names as its --options)."""
 
-    nj: int = 4
-    num_iters: int = 35
-    max_iter_inc: int = 25
-    realign_iters: tuple = (10, 20, 30)
     fmllr_iters: tuple = (2, 4, 6, 12)
     fmllr_update_type: str = "full"
     fmllr_min_count: float = 500.0
-    beam: float = 10.0
-    retry_beam: float = 40.0
-    boost_silence: float = 1.0
-    power: float = 0.2
-    cluster_thresh: float = -1.0
     silence_weight: float = 0.0
-    transition_scale: float = 1.0
-    acoustic_scale: float = 0.1
-    self_loop_scale: float = 0.1
-    min_gaussian_occupancy: float = 10.0
-    stage: int = -5
-    seed: int = 0
+    power: float = 0.2
+    delta_order: int = 0
 
 
 def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: SatOptions | None = None):
-    """Train tri3b; returns {'history', 'seconds', 'final_model'}."""
-    from kaldilite.gmm import load_model, read_model_header
+    """Train tri3b; returns {'history', 'seconds', 'final_model'}.
+
+    Stages: -4 SI features + first fMLLR transforms, -3 tree statistics on adapted features,
+    -2 tree + 1.mdl, -1 convert-ali, 0 training graphs, 1.. EM with fMLLR updates, then final.alimdl.
+    """
+    from kaldilite.gmm import load_model
+    from kaldilite.hmm.tree_build import TreeStats
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.lang import LangDir
-    from kaldilite.train.loop import EmSchedule, finish_training, raw_feature_dim, remove, run_em_iterations, \
-        write_text
+    from kaldilite.parallel import run_jobs
+    from kaldilite.train.deltas import build_tree_and_model, compile_graphs_jobs, convert_alignments_jobs
+    from kaldilite.train.loop import file_log, finish_training, raw_feature_dim, remove, run_em_iterations, write_text
     from kaldilite.transform.fmllr import FmllrOptions
 
     opts = opts or SatOptions()
-    fmllr_opts = FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count)
+    fmllr_opts = dataclasses.asdict(FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count))
     started = time.perf_counter()
     exp, ali = Path(exp_dir), Path(ali_dir)
     check_ali_dir(ali)
+    if num_leaves < 1 or totgauss < num_leaves:
+        raise InputError(f"train-sat: need 1 <= num-leaves <= tot-gauss, got {num_leaves} and {totgauss}")
     (exp / "log").mkdir(parents=True, exist_ok=True)
     _, _, si_pipeline, _ = load_model(ali / "final.mdl")
     lang = LangDir.load(lang_dir)
@@ -87,17 +83,17 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
     jobs = [(str(exp), str(part), k) for k, part in enumerate(parts, 1)]
     write_text(exp / "num_jobs", f"{nj}\n")
     write_text(exp / "cmvn_opts", "--norm-vars=true\n" if si_pipeline.norm_vars else "\n")
-    for name in ("splice_opts", "final.mat"):
-        if (ali / name).exists():
-            shutil.copyfile(ali / name, exp / name)
+    if (ali / "splice_opts").exists():
+        shutil.copyfile(ali / "splice_opts", exp / "splice_opts")
+    if si_pipeline.transform is not None:  # the alignment model's LDA+MLLT, as the model itself records it
+        write_matrix(exp / "final.mat", si_pipeline.transform)
     shutil.copyfile(Path(lang_dir) / "phones.txt", exp / "phones.txt")
     silence = sorted(lang.silence_phones)
-    raw_dim = raw_feature_dim(data_dir)
-    from kaldilite.parallel import run_jobs
+    extra = {"raw_feature_dim": raw_feature_dim(data_dir), "type": "tri-sat", "speaker_adapted": True,
+             "transform": "LDA+MLLT (final.mat) + per-speaker fMLLR (trans.JOB)"}
 
-    if opts.stage <= -5:  # SI features cached; speaker transforms from ALI_DIR or estimated from its alignments
-        run_jobs(_cache_si_features_job, [j + (si_pipeline.to_dict(),) for j in jobs], exp / "log", "cache_si",
-                 nj=nj)
+    if opts.stage <= -4:  # SI features; speaker transforms from ALI_DIR, else estimated from its alignments
+        write_adapted_caches(exp, parts, None, si_pipeline)
         have = {}
         for path in sorted(ali.glob("trans.*")):
             have.update(read_speaker_transforms(path))
@@ -105,34 +101,37 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
             log.info("using the fMLLR transforms of %s for %d speakers", ali, len(have))
             run_jobs(_select_transforms_job, [j + (str(ali),) for j in jobs], exp / "log", "copy_trans", nj=nj)
         else:
-            run_jobs(_estimate_fmllr_ali_job, [j + (str(ali), silence, dataclasses.asdict(fmllr_opts))
-                                               for j in jobs], exp / "log", "fmllr.0", nj=nj)
-    if opts.stage <= -4:  # tree, 1.mdl, converted alignments, training graphs (on adapted features)
-        write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
-        build_tree_and_model(exp, parts, lang, ali, num_leaves, si_pipeline,
-                             {"raw_feature_dim": raw_dim, "type": "tri3b", "speaker_adapted": True,
-                              "transform": "LDA+MLLT (final.mat) + per-speaker fMLLR (trans.*)"},
-                             cluster_thresh=opts.cluster_thresh)
-    num_gauss = read_model_header(exp / "1.mdl")["num_pdfs"]
-    inc_gauss = max((totgauss - num_gauss) // max(opts.max_iter_inc, 1), 0)
+            run_jobs(_estimate_fmllr_ali_job, [j + (str(ali), silence, fmllr_opts) for j in jobs], exp / "log",
+                     "fmllr.0", nj=nj)
+    if opts.stage <= -3:  # acc-tree-stats on the adapted features
+        write_adapted_caches(exp, parts, None, si_pipeline, use_speaker_transforms=True)
+        paths = run_jobs(_tree_stats_job, [j + (str(ali), sorted(lang.context_indep_phones), opts.context_width,
+                                                opts.central_position) for j in jobs], exp / "log", "acc_tree", nj=nj)
+        with file_log(exp / "log" / "sum_tree_acc.log", "sum-tree-stats treeacc *.treeacc"):
+            TreeStats.sum([TreeStats.read(p) for p in paths]).write(exp / "treeacc")
+        remove([Path(p) for p in paths])
+    if opts.stage <= -2:
+        build_tree_and_model(exp, lang, TreeStats.read(exp / "treeacc"), num_leaves, si_pipeline, opts, extra)
+    if opts.stage <= -1:
+        convert_alignments_jobs(exp, parts, ali, exp / "1.mdl", exp / "tree")
+    if opts.stage <= 0:
+        compile_graphs_jobs(exp, parts, lang_dir, "1.mdl")
 
     def before_iteration(x):
-        if not (exp / "feats.1.npz").exists():
-            write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+        if not (exp / "feats.1.npz").exists():  # resumed: the caches went with the previous run
+            write_adapted_caches(exp, parts, None, si_pipeline, use_speaker_transforms=True)
         if x in opts.fmllr_iters:
-            run_jobs(_update_fmllr_job, [j + (x, silence, dataclasses.asdict(fmllr_opts)) for j in jobs],
-                     exp / "log", f"fmllr.{x}", nj=nj)
-            write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+            run_jobs(_update_fmllr_job, [j + (x, silence, fmllr_opts) for j in jobs], exp / "log", f"fmllr.{x}",
+                     nj=nj)
+            write_adapted_caches(exp, parts, None, si_pipeline, use_speaker_transforms=True)
 
-    schedule = EmSchedule(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(EmSchedule)
-                             if hasattr(opts, f.name)})
-    history = run_em_iterations(exp, parts, lang, schedule, num_gauss=num_gauss, inc_gauss=inc_gauss,
+    inc_gauss = (totgauss - num_leaves) // max(opts.max_iter_inc, 1)
+    history = run_em_iterations(exp, parts, lang, opts.schedule(), num_gauss=num_leaves, inc_gauss=inc_gauss,
                                 before_iteration=before_iteration)
-    # ---- final.alimdl: SAT model's posteriors, unadapted features (gmm-acc-stats-twofeats + gmm-est)
-    write_adapted_caches(exp, parts, None, use_speaker_transforms=True)
+    # ---- final.alimdl: the SAT model's posteriors, unadapted features (gmm-acc-stats-twofeats + gmm-est)
+    write_adapted_caches(exp, parts, None, si_pipeline, use_speaker_transforms=True)
     paths = run_jobs(_twofeats_acc_job, [j + (opts.num_iters,) for j in jobs], exp / "log", "acc_alimdl", nj=nj)
-    estimate_alignment_model(exp / "final.mdl" if (exp / "final.mdl").exists() else exp / f"{opts.num_iters}.mdl",
-                             paths, exp / "final.alimdl")
+    estimate_alignment_model(exp / f"{opts.num_iters}.mdl", paths, exp / "final.alimdl")
     finish_training(exp, opts.num_iters, nj)
     remove([exp / f"raw.{k}.npz" for k in range(1, nj + 1)])
     elapsed = time.perf_counter() - started
@@ -163,14 +162,21 @@ def estimate_alignment_model(model_path, acc_paths, out_path):
 
 # ============================================================================ jobs
 @one_blas_thread
-def _cache_si_features_job(exp, part_dir, job, pipeline_dict):
-    """Features through the alignment system's full pipeline (final.mat included) -> EXP/raw.JOB.npz."""
-    from kaldilite.feat.pipeline import FeaturePipeline, load_features
-    from kaldilite.train.gmm_steps import FeatureCache
+def _tree_stats_job(exp, part_dir, job, ali_dir, ci_phones, context_width, central_position):
+    """acc-tree-stats on the adapted features (EXP/feats.JOB.npz) with ALI_DIR's alignments."""
+    from kaldilite.gmm import load_model
+    from kaldilite.hmm.tree_build import accumulate_tree_stats
 
-    cache = FeatureCache.from_items(load_features(part_dir, FeaturePipeline.from_dict(pipeline_dict)))
-    cache.save(Path(exp) / f"raw.{job}.npz")
-    return len(cache)
+    exp = Path(exp)
+    cache = _current_features(exp, job)
+    tm, _, _, _ = load_model(Path(ali_dir) / "final.mdl")
+    alignments = source_alignments(ali_dir, cache.utts)
+    stats = accumulate_tree_stats(tm, ((cache.get(u), alignments[u]) for u in cache.utts if u in alignments),
+                                  context_width=context_width, central_position=central_position,
+                                  ci_phones=ci_phones)
+    out = exp / f"{job}.treeacc"
+    stats.write(out)
+    return str(out)
 
 
 def _speakers_of(part_dir):
@@ -253,7 +259,7 @@ def _estimate_fmllr_ali_job(exp, part_dir, job, ali_dir, silence_phones, fmllr_o
     exp = Path(exp)
     cache = FeatureCache.load(exp / f"raw.{job}.npz")
     utt2spk, _ = _speakers_of(part_dir)
-    posts, am = _posteriors_per_utterance(Path(ali_dir) / "final.mdl", cache, read_all_alignments(ali_dir),
+    posts, am = _posteriors_per_utterance(Path(ali_dir) / "final.mdl", cache, source_alignments(ali_dir, cache.utts),
                                           silence_phones)
     transforms, _, _ = estimate_speaker_transforms(dict(cache.items()), posts, am, utt2spk, FmllrOptions(**fmllr_opts))
     write_speaker_transforms(transforms, exp / f"trans.{job}")
