@@ -38,6 +38,7 @@ class DecoderOptions:
     max_active: int = 7000
     min_active: int = 20
     acoustic_scale: float = 0.1
+    lattice_beam: float = 6.0  # only with lattice generation: the beam of periodic link pruning
 
 
 @dataclass
@@ -425,6 +426,7 @@ class BeamDecoder:
     """
 
     compact_records = 1 << 22
+    prune_links_at = 1 << 21  # with lattices: prune the links (Kaldi's PruneActiveTokens) beyond this many
 
     def __init__(self, graph, tid_to_pdf, opts=None, lattice=False):
         self.graph = graph
@@ -480,6 +482,7 @@ class BeamDecoder:
         self._active_log = []
         self.num_frames_decoded = 0
         self._n_lk = 0
+        self._next_link_prune = self.prune_links_at
         if g.start < 0:
             self._n_active = 0
             self._n_rec = 0
@@ -521,6 +524,29 @@ class BeamDecoder:
         self.num_frames_decoded += loglikes.shape[0]
         if self._n_rec > self.compact_records:
             self.compact()
+        if self.lattice and self._n_lk > self._next_link_prune:
+            self.prune_links()
+
+    def prune_links(self):
+        """Drop the lattice links that cannot be on a final path within ``opts.lattice_beam`` of
+        the best (later lattices are unchanged); like records, this bounds memory on long streams.
+        Returns the links kept."""
+        from kaldilite.decode.lattice import links_to_keep
+
+        n = self._n_lk
+        if n == 0:
+            return 0
+        keep = links_to_keep(self._lk_src[:n], self._lk_arc[:n], self._lk_frame[:n], self._lk_ac[:n],
+                             arc_ilabel=self._ilabel, arc_weight=self._weight, arc_next=self._next,
+                             start_state=self.graph.start, num_states=self.graph.num_states,
+                             num_frames=self.num_frames_decoded, acoustic_scale=self.opts.acoustic_scale,
+                             lattice_beam=self.opts.lattice_beam)
+        kept = int(keep.sum())
+        for array in (self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac):
+            array[:kept] = array[:n][keep]
+        self._n_lk = kept
+        self._next_link_prune = max(self.prune_links_at, 2 * kept)  # amortized: never quadratic
+        return kept
 
     def compact(self):
         """Forget the backpointers of pruned paths (results are unchanged); returns records kept."""
@@ -565,16 +591,20 @@ class BeamDecoder:
         _, best_final, _ = _best_token(*args, True)
         return best_final - best_any if np.isfinite(best_any) else np.inf
 
-    def get_raw_lattice(self, lattice_beam=6.0):
+    def get_raw_lattice(self, lattice_beam=None):
         """The state-level lattice of the frames decoded so far (`kaldilite.decode.lattice.RawLattice`),
-        pruned to `lattice_beam`; final costs are added when a final state is active (else every
-        last-frame token ends, as in `finalize`). None if nothing survived. Needs ``lattice=True``."""
+        pruned to `lattice_beam` (default ``opts.lattice_beam``; a wider beam than the one links
+        were pruned with on a long stream cannot bring them back); final costs are added when a
+        final state is active (else every last-frame token ends, as in `finalize`). None if
+        nothing survived. Needs ``lattice=True``."""
         from kaldilite.decode.lattice import raw_lattice_from_links
 
         if not self.lattice:
             raise ValueError("get_raw_lattice: this decoder was created without lattice=True")
         if self._n_active == 0 or self.graph.start < 0:
             return None
+        if lattice_beam is None:
+            lattice_beam = self.opts.lattice_beam
         n = self._n_lk
         return raw_lattice_from_links(
             self._lk_src[:n], self._lk_arc[:n], self._lk_frame[:n], self._lk_ac[:n],
@@ -582,12 +612,14 @@ class BeamDecoder:
             final_cost=self.graph.final_cost, start_state=self.graph.start, num_states=self.graph.num_states,
             num_frames=self.num_frames_decoded, acoustic_scale=self.opts.acoustic_scale, lattice_beam=lattice_beam)
 
-    def get_lattice(self, lattice_beam=6.0, max_sequences=100):
+    def get_lattice(self, lattice_beam=None, max_sequences=100):
         """The determinized word lattice (`kaldilite.decode.lattice.Lattice`) of the frames so far:
         the best path of each word sequence within `lattice_beam` (Kaldi's lattice-faster-decoder
         output with --determinize-lattice). Empty lattice if nothing survived."""
         from kaldilite.decode.lattice import determinize
 
+        if lattice_beam is None:
+            lattice_beam = self.opts.lattice_beam
         raw = self.get_raw_lattice(lattice_beam)
         return determinize(raw, self.opts.acoustic_scale, lattice_beam, max_sequences)
 

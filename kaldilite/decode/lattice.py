@@ -271,6 +271,58 @@ def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, 
                       pruned.graph[keep], pruned.acoustic[keep], pruned.final_graph, pruned.frame)
 
 
+@njit(cache=True)
+def _frontier_keep(num_nodes, order, count, src, dst, cost, is_frontier, beam):
+    """Kaldi's PruneForwardLinks on a partial lattice: keep a link when some path through it to
+    some frontier token is within `beam` of that token's best path (each frontier token counts as
+    a possible best, since any of them may still win)."""
+    out_order, out_start = _csr(num_nodes, src)
+    alpha = np.full(num_nodes, np.inf)
+    alpha[order[0]] = 0.0
+    for i in range(count):
+        n = order[i]
+        if alpha[n] == np.inf:
+            continue
+        for j in range(out_start[n], out_start[n + 1]):
+            k = out_order[j]
+            c = alpha[n] + cost[k]
+            if c < alpha[dst[k]]:
+                alpha[dst[k]] = c
+    extra = np.full(num_nodes, np.inf)
+    for i in range(count - 1, -1, -1):
+        n = order[i]
+        e = 0.0 if is_frontier[n] else np.inf
+        for j in range(out_start[n], out_start[n + 1]):
+            k = out_order[j]
+            d = dst[k]
+            via = extra[d] + alpha[n] + cost[k] - alpha[d]
+            if via < e:
+                e = via
+        extra[n] = e
+    keep = np.zeros(len(src), np.bool_)
+    for k in range(len(src)):
+        a = alpha[src[k]]
+        if a < np.inf and extra[dst[k]] < np.inf:
+            keep[k] = extra[dst[k]] + a + cost[k] - alpha[dst[k]] <= beam * (1.0 + 1e-9) + 1e-6
+    return keep
+
+
+def links_to_keep(link_src_state, link_arc, link_frame, link_acoustic, *, arc_ilabel, arc_weight, arc_next,
+                  start_state, num_states, num_frames, acoustic_scale, lattice_beam):
+    """Which of a decoder's links (see `raw_lattice_from_links`) may still lie on a final path within
+    `lattice_beam` of the best, whatever the frames to come: a boolean mask. Pruning with it
+    changes no lattice the decoder returns later (with the same beam); it bounds memory on streams."""
+    link_arc = np.ascontiguousarray(link_arc, np.int64)
+    num_nodes, node_state, node_frame, src, dst = _nodes_of_links(
+        np.ascontiguousarray(link_src_state, np.int64), link_arc, np.ascontiguousarray(link_frame, np.int64),
+        arc_ilabel, arc_next, int(num_states), int(start_state))
+    order, count = _topological_order(num_nodes, 0, src, dst)
+    if count < num_nodes:  # an epsilon cycle: leave pruning to the end (raw_lattice_from_links breaks it)
+        return np.ones(len(link_arc), bool)
+    cost = arc_weight[link_arc].astype(np.float64) + acoustic_scale * np.asarray(link_acoustic, np.float64)
+    return _frontier_keep(num_nodes, order, count, src, dst, cost, node_frame == num_frames, float(lattice_beam))
+
+
 def prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam):
     """Keep the links and nodes on paths within `lattice_beam` of the best (Kaldi's PruneLattice)."""
     best = float(np.min(alpha + raw.final_graph))
@@ -855,5 +907,5 @@ def _lattice_from_text(path, line, num_states, arcs, finals):
         raise InputError(f"{path}:{line}: {exc}") from None
 
 
-__all__ = ["RawLattice", "Lattice", "raw_lattice_from_links", "prune_raw_lattice", "determinize",
+__all__ = ["RawLattice", "Lattice", "raw_lattice_from_links", "links_to_keep", "prune_raw_lattice", "determinize",
            "write_lattices", "read_lattices"]

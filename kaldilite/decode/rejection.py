@@ -202,7 +202,7 @@ class RecognizerOptions:
         from kaldilite.decode.decoder import DecoderOptions
 
         return DecoderOptions(beam=self.beam, max_active=self.max_active, min_active=self.min_active,
-                              acoustic_scale=self.acoustic_scale)
+                              acoustic_scale=self.acoustic_scale, lattice_beam=self.lattice_beam)
 
 
 def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_sequences=100):

@@ -296,3 +296,35 @@ def test_text_form_matches_kaldis_compact_lattice_lines():
     lat = Lattice.from_arcs(3, [(0, 1, 7, 1.5, 20.25, [3, 3, 4]), (1, 2, 9, 0.0, 0.0, [])],
                             {2: (0.5, 1.0, [5]), 1: (2.0, 3.0, [])})
     assert lat.to_text("utt") == ("utt \n0\t1\t7\t1.5,20.25,3_3_4\n1\t2\t9\t0,0,\n1\t2,3,\n2\t0.5,1,5\n\n")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_periodic_link_pruning_on_a_stream_changes_no_lattice(seed):
+    graph, tid_to_pdf, loglikes = random_problem(200 + seed)
+    loglikes = np.tile(loglikes, (4, 1))
+    opts = DecoderOptions(acoustic_scale=SCALE, lattice_beam=2.5, beam=8.0)
+    plain = BeamDecoder(graph, tid_to_pdf, opts, lattice=True)
+    plain.prune_links_at = 10**9
+    pruned = BeamDecoder(graph, tid_to_pdf, opts, lattice=True)
+    pruned.prune_links_at = 8  # prune after almost every chunk
+    plain.init()
+    pruned.init()
+    for t in range(0, len(loglikes), 2):
+        plain.advance(loglikes[t:t + 2])
+        pruned.advance(loglikes[t:t + 2])
+    assert pruned._n_lk <= plain._n_lk  # (fewer on most seeds)
+    a, b = plain.get_raw_lattice(), pruned.get_raw_lattice()
+    assert (a is None) == (b is None)
+    if a is None:
+        return
+
+    def links(raw):
+        return sorted(zip(raw.frame[raw.src].tolist(), raw.frame[raw.dst].tolist(), raw.tid.tolist(),
+                          raw.word.tolist(), np.round(raw.graph + SCALE * raw.acoustic, 4).tolist()))
+
+    assert links(a) == links(b)
+    # No cap on word histories (with a cap, ties between equal sequences depend on link order).
+    nbest_a = determinize(a, SCALE, 2.5, 10**4, 10**4).nbest(10**4, SCALE)
+    nbest_b = determinize(b, SCALE, 2.5, 10**4, 10**4).nbest(10**4, SCALE)
+    assert [w for w, _ in nbest_a] == [w for w, _ in nbest_b]
+    assert [c for _, c in nbest_a] == pytest.approx([c for _, c in nbest_b])
