@@ -22,6 +22,10 @@ test_takes=
 totgauss=1000          # as steps/train_mono.sh
 tri1_leaves=2000       # train_deltas.sh NUM_LEAVES TOTGAUSS (ten words: the tree stops near 140 leaves
 tri1_gauss=10000       # by its likelihood threshold; the Gaussians stop where min-count stops them)
+tri2b_leaves=2500      # train_lda_mllt.sh NUM_LEAVES TOTGAUSS
+tri2b_gauss=15000
+tri3b_leaves=2500      # train_sat.sh NUM_LEAVES TOTGAUSS
+tri3b_gauss=15000
 beam=13.0
 acwt=0.1
 nnet_gmm=tri3b         # stage 8: the GMM system whose alignments, tree and graph the DNN uses
@@ -88,8 +92,25 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   kaldilite decode --nj $nj --beam $beam --acwt $acwt exp/tri1/graph data/test exp/tri1/decode_test
 fi
 
-# Stages 6-8 (tri2b, tri3b, nnet2) are added by the triphone and DNN work, each as one
-# block: train on the previous system's alignments, mkgraph, decode into exp/<sys>/decode_test.
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: tri2b (splice +-3, LDA to 40, MLLT) on the tri1 alignments, graph, decode"
+  kaldilite align --nj $nj data/train data/lang exp/tri1 exp/tri1_ali
+  kaldilite train-lda-mllt --nj $nj --splice-opts "--left-context=3 --right-context=3" \
+    $tri2b_leaves $tri2b_gauss data/train data/lang exp/tri1_ali exp/tri2b
+  kaldilite mkgraph data/lang_digits exp/tri2b exp/tri2b/graph
+  kaldilite decode --nj $nj --beam $beam --acwt $acwt exp/tri2b/graph data/test exp/tri2b/decode_test
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: tri3b (SAT, per-speaker fMLLR) on the tri2b alignments, graph, two-pass fMLLR decode"
+  kaldilite align --nj $nj data/train data/lang exp/tri2b exp/tri2b_ali
+  kaldilite train-sat --nj $nj $tri3b_leaves $tri3b_gauss data/train data/lang exp/tri2b_ali exp/tri3b
+  kaldilite mkgraph data/lang_digits exp/tri3b exp/tri3b/graph
+  # speaker-independent first pass -> exp/tri3b/decode_test.si, adapted result -> exp/tri3b/decode_test
+  kaldilite decode-fmllr --nj $nj --beam $beam --acwt $acwt exp/tri3b/graph data/test exp/tri3b/decode_test
+fi
+
+# Stage 8 (nnet2): train on a GMM system's alignments, decode into exp/nnet2/decode_test.
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   log "Stage 8: nnet2 p-norm DNN on $nnet_gmm alignments of speed-perturbed data (MFCC + CMVN input), decode"
