@@ -116,8 +116,9 @@ def _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_r
         s = queue[head]
         if n_rec + (eps_end[s] - state_arc_start[s]) > capacity:
             break
-        if lattice and n_lk + (eps_end[s] - state_arc_start[s]) > lk_capacity:
-            break
+        if lattice is not None:
+            if n_lk + (eps_end[s] - state_arc_start[s]) > lk_capacity:
+                break
         head = (head + 1) % num_states
         count -= 1
         in_queue[s] = False
@@ -127,12 +128,13 @@ def _closure_run(state_arc_start, eps_end, arc_weight, arc_next, tok_cost, tok_r
         for a in range(state_arc_start[s], eps_end[s]):
             new_cost = cost + arc_weight[a]
             d = arc_next[a]
-            if lattice and new_cost < cutoff:  # every arrival within the beam, also the losing ones
-                lk_src[n_lk] = s
-                lk_arc[n_lk] = a
-                lk_frame[n_lk] = frame_index
-                lk_ac[n_lk] = 0.0
-                n_lk += 1
+            if lattice is not None:
+                if new_cost < cutoff:  # every arrival within the beam, also the losing ones
+                    lk_src[n_lk] = s
+                    lk_arc[n_lk] = a
+                    lk_frame[n_lk] = frame_index
+                    lk_ac[n_lk] = 0.0
+                    n_lk += 1
             if new_cost < cutoff and new_cost < tok_cost[d]:
                 if tok_rec[d] == _NO_RECORD:
                     active[n_active] = d
@@ -183,7 +185,7 @@ def _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
         if qstate[2] == 0:
             return n_active, rec_prev, rec_arc, rec_cost, n_rec, lk_src, lk_arc, lk_frame, lk_ac, n_lk
         rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + len(arc_next) + 1)
-        if lattice:
+        if lattice is not None:
             lk_src, lk_arc, lk_frame, lk_ac = _grow_links(lk_src, lk_arc, lk_frame, lk_ac, n_lk + len(arc_next) + 1)
 
 
@@ -254,7 +256,7 @@ def _emit(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf
             loglike = frame[tid_to_pdf[arc_ilabel[a]]]
             new_cost = c + arc_weight[a] - acoustic_scale * loglike
             if new_cost < next_cutoff:
-                if lattice:  # Kaldi's forward links: every arrival within the beam, not only the winners
+                if lattice is not None:  # Kaldi's forward links: every arrival within the beam, also the losers
                     lk_src[n_lk] = s
                     lk_arc[n_lk] = a
                     lk_frame[n_lk] = frame_index
@@ -318,8 +320,9 @@ def _advance(state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_
                 needed += state_arc_start[s + 1] - eps_end[s]
         if n_rec + needed > len(rec_prev):
             rec_prev, rec_arc, rec_cost = _grow(rec_prev, rec_arc, rec_cost, n_rec + needed)
-        if lattice and n_lk + needed > len(lk_src):
-            lk_src, lk_arc, lk_frame, lk_ac = _grow_links(lk_src, lk_arc, lk_frame, lk_ac, n_lk + needed)
+        if lattice is not None:
+            if n_lk + needed > len(lk_src):
+                lk_src, lk_arc, lk_frame, lk_ac = _grow_links(lk_src, lk_arc, lk_frame, lk_ac, n_lk + needed)
         n_next, n_expanded, n_rec, next_cutoff, n_lk = _emit(
             state_arc_start, eps_end, arc_ilabel, arc_weight, arc_next, tid_to_pdf, frame, acoustic_scale,
             cost_cur, rec_cur, act_cur, n_active, cutoff, next_cutoff, adaptive_beam, cost_nxt, rec_nxt, act_nxt,
@@ -492,7 +495,7 @@ class BeamDecoder:
             g.start, g.state_arc_start, self._eps_end, self._weight, self._next,
             self._tok_cost[0], self._tok_rec[0], self._active[0], self._queue, self._in_queue,
             self._rec_prev, self._rec_arc, self._rec_cost,
-            self.lattice, self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac)
+            self._lattice_flag(), self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac)
 
     def advance(self, loglikes):
         """Consume a chunk of frames: float32 (num_frames x num_pdfs) log-likelihoods."""
@@ -518,7 +521,7 @@ class BeamDecoder:
             self._tok_cost, self._tok_rec, self._active, self._n_active, self._cur,
             self._queue, self._in_queue, self._scratch,
             self._rec_prev, self._rec_arc, self._rec_cost, self._n_rec, active_log,
-            self.lattice, self.num_frames_decoded, self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac,
+            self._lattice_flag(), self.num_frames_decoded, self._lk_src, self._lk_arc, self._lk_frame, self._lk_ac,
             self._n_lk)
         self._active_log.append(active_log)
         self.num_frames_decoded += loglikes.shape[0]
@@ -526,6 +529,11 @@ class BeamDecoder:
             self.compact()
         if self.lattice and self._n_lk > self._next_link_prune:
             self.prune_links()
+
+    def _lattice_flag(self):
+        # None (not False) without lattices: numba compiles a separate version of the hot loops
+        # with the `lattice is not None` branches removed, so 1-best decoding pays nothing.
+        return True if self.lattice else None
 
     def prune_links(self):
         """Drop the lattice links that cannot be on a final path within ``opts.lattice_beam`` of
