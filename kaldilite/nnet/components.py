@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kaldilite.errors import DimensionMismatchError, InputError
+from kaldilite.errors import InputError
 
 NORMALIZE_FLOOR = 2.0 ** -66  # Kaldi's NormalizeComponent::kNormFloor
 
@@ -245,8 +245,3 @@ def softmax_cross_entropy(logits, targets, sum_group=None):
     correct = int((pdf_probs.argmax(axis=1) == targets).sum())
     return objective, correct, grad
 
-
-def check_input_dim(component, x, where):
-    dim = getattr(component, "input_dim", getattr(component, "dim", None))
-    if dim is not None and x.shape[1] != dim:
-        raise DimensionMismatchError(f"{where}: input has dimension {x.shape[1]} but the network expects {dim}")

@@ -87,7 +87,8 @@ class Nnet:
         text = f"{len(hidden)} p-norm hidden layers"
         if hidden:
             text += f" ({hidden[0].input_dim} -> {hidden[0].output_dim}, p={hidden[0].p:g})"
-        text += f", input {self.input_dim}, softmax {self.softmax_dim}, {self.num_pdfs} pdfs, {self.num_params()} params"
+        text += (f", input {self.input_dim}, softmax {self.softmax_dim}, {self.num_pdfs} pdfs, "
+                 f"{self.num_params()} params")
         return text
 
     # ------------------------------------------------------------------ computation

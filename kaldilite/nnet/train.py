@@ -331,7 +331,10 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     exp.mkdir(parents=True, exist_ok=True)
     tm, _, gmm_pipeline, _ = load_model(ali / "final.mdl")
     tree = ContextDependency.read(ali / "tree")
-    num_pdfs = tm.num_pdfs
+    num_pdfs = tree.num_pdfs
+    if num_pdfs != tm.num_pdfs:
+        raise InputError(f"{ali / 'tree'} has {num_pdfs} pdfs but {ali / 'final.mdl'} {tm.num_pdfs}; "
+                         "the alignment dir mixes two systems (re-run the alignment)")
     log.info("alignments from %s: %d pdfs (tree %s)", ali, num_pdfs, ali / "tree")
     cmvn = gmm_pipeline.cmvn if gmm_pipeline is not None else "speaker"
     norm_vars = gmm_pipeline.norm_vars if gmm_pipeline is not None else False
@@ -370,7 +373,6 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
             shutil.copyfile(ali / name, exp / name)
         elif (Path(lang_dir) / name).is_file():
             shutil.copyfile(Path(lang_dir) / name, exp / name)
-    _ = tree
     seconds = time.perf_counter() - start
     last = result.history[-1]
     log.info("train-nnet2: %s -> %s in %.1f s (network training %.1f s, %.0f frames/s)", ali, exp / "final.mdl",
