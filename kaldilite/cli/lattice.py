@@ -127,10 +127,7 @@ def lattice_nbest_cmd(lattices, nbest_out, n, acoustic_scale, lm_scale):
     done = failed = 0
     items = []
     for key, lat in _read_all(lattices):
-        paths = lat.scale(lm_scale, acoustic_scale).paths()
-        if not paths:
-            failed += 1
-            continue
+        paths = lat.scale(lm_scale, acoustic_scale).iter_paths()
         seen = set()
         rank = 0
         for _, words, arcs, final in paths:
@@ -146,6 +143,9 @@ def lattice_nbest_cmd(lattices, nbest_out, n, acoustic_scale, lm_scale):
             items.append((f"{key}-{rank}", Lattice.from_arcs(len(words) + 1, linear, finals)))
             if rank == n:
                 break
+        if rank == 0:
+            failed += 1
+            continue
         done += 1
     write_lattices(nbest_out, items)
     _summary("lattice-nbest", done, failed)

@@ -421,39 +421,68 @@ class Lattice:
     def _costs(self, acoustic_scale):
         return self.graph + acoustic_scale * self.acoustic, self.final_graph + acoustic_scale * self.final_acoustic
 
-    def paths(self, acoustic_scale=1.0, limit=None):
-        """Every path as (total cost, words tuple, arcs list, final state), best first; at most `limit`."""
+    def iter_paths(self, acoustic_scale=1.0):
+        """Paths as (total cost, words tuple, arcs list, final state) in order of increasing cost.
+
+        Best-first search with the exact cost-to-go of every state as the heuristic (A* with a
+        perfect heuristic), so the k-th path costs O(k * length) heap operations, however large
+        the lattice (Kaldi's lattice-nbest computes the same list with ShortestPath)."""
+        import heapq
+
+        if self.num_states == 0:
+            return
         arc_cost, final_cost = self._costs(acoustic_scale)
-        out = []
+        beta = final_cost.astype(np.float64).copy()
+        for k in range(self.num_arcs - 1, -1, -1):  # arcs sorted by topologically numbered source
+            c = arc_cost[k] + beta[self.dst[k]]
+            if c < beta[self.src[k]]:
+                beta[self.src[k]] = c
         bounds = np.searchsorted(self.src, np.arange(self.num_states + 1)).tolist()
-        by_src = [range(bounds[s], bounds[s + 1]) for s in range(self.num_states)]
-        arc_cost, final_cost = arc_cost.tolist(), final_cost.tolist()
-        words_of = self.word.tolist()
-        dst_of = self.dst.tolist()
-        stack = [(0, 0.0, (), ())] if self.num_states else []
-        while stack:
-            state, cost, words, arcs = stack.pop()
+        arc_cost, final_cost, beta = arc_cost.tolist(), final_cost.tolist(), beta.tolist()
+        words_of, dst_of = self.word.tolist(), self.dst.tolist()
+        # Heap items: (cost so far + cost to go, tie-break, cost so far, state or -1 when ended, words, arcs)
+        heap = [(beta[0], 0, 0.0, 0, (), ())]
+        counter = 1
+        while heap:
+            estimate, _, cost, state, words, arcs = heapq.heappop(heap)
+            if not math.isfinite(estimate):
+                return
+            if state < 0:
+                yield estimate, words, list(arcs[:-1]), arcs[-1]
+                continue
             if math.isfinite(final_cost[state]):
-                out.append((cost + final_cost[state], words, list(arcs), state))
-            for k in by_src[state]:
-                w = words_of[k]
-                stack.append((dst_of[k], cost + arc_cost[k], words + ((w,) if w else ()), arcs + (k,)))
-        out.sort(key=lambda item: item[0])
-        return out[:limit] if limit else out
+                heapq.heappush(heap, (cost + final_cost[state], counter, cost + final_cost[state], -1, words,
+                                      arcs + (state,)))
+                counter += 1
+            for k in range(bounds[state], bounds[state + 1]):
+                d = dst_of[k]
+                c = cost + arc_cost[k]
+                if math.isfinite(beta[d]):
+                    w = words_of[k]
+                    heapq.heappush(heap, (c + beta[d], counter, c, d, words + ((w,) if w else ()), arcs + (k,)))
+                    counter += 1
+
+    def paths(self, acoustic_scale=1.0, limit=None):
+        """The best `limit` paths (all if None) as (total cost, words tuple, arcs list, final state)."""
+        import itertools
+
+        return list(itertools.islice(self.iter_paths(acoustic_scale), limit))
 
     def nbest(self, n=10, acoustic_scale=1.0):
         """The `n` best distinct word sequences with their best cost (Kaldi's lattice-nbest, then
         nbest-to-linear): [(words tuple, cost)], best first. On a determinized lattice each path is
         a distinct word sequence."""
         seen = {}
-        for cost, words, _, _ in self.paths(acoustic_scale):
+        for cost, words, _, _ in self.iter_paths(acoustic_scale):
             if words not in seen:
                 seen[words] = cost
-        return sorted(seen.items(), key=lambda item: item[1])[:n]
+                if len(seen) == n:
+                    break
+        return list(seen.items())
 
     def best_path(self, acoustic_scale=1.0):
         """Kaldi's lattice-best-path: (words, alignment tids, graph cost, acoustic cost), or None."""
-        paths = self.paths(acoustic_scale, limit=None)
+        paths = self.paths(acoustic_scale, limit=1)
         if not paths:
             return None
         _, words, arcs, final = paths[0]

@@ -328,3 +328,28 @@ def test_periodic_link_pruning_on_a_stream_changes_no_lattice(seed):
     nbest_b = determinize(b, SCALE, 2.5, 10**4, 10**4).nbest(10**4, SCALE)
     assert [w for w, _ in nbest_a] == [w for w, _ in nbest_b]
     assert [c for _, c in nbest_a] == pytest.approx([c for _, c in nbest_b])
+
+
+def chain_lattice(length, rng, width=3):
+    """`length` positions with `width` parallel word arcs each: width**length paths."""
+    arcs = [(i, i + 1, int(w) + 1, float(rng.uniform(0, 2)), float(rng.uniform(0, 20)), [int(w) + 1])
+            for i in range(length) for w in range(width)]
+    return Lattice.from_arcs(length + 1, arcs, {length: (0.0, 0.0, [])})
+
+
+def test_nbest_is_best_first_without_enumerating_every_path():
+    import itertools
+    import time
+
+    rng = np.random.default_rng(0)
+    small = chain_lattice(6, rng)
+    arc_cost = small.graph + 0.1 * small.acoustic
+    brute = sorted(sum(arc_cost[3 * i + w] for i, w in enumerate(ws)) for ws in itertools.product(range(3), repeat=6))
+    assert [c for _, c in small.nbest(50, 0.1)] == pytest.approx(brute[:50])
+    big = chain_lattice(60, rng)  # 3**60 paths
+    start = time.perf_counter()
+    top = big.nbest(20, 0.1)
+    assert time.perf_counter() - start < 2.0
+    best = big.best_path(0.1)
+    assert top[0][0] == tuple(best[0]) and top[0][1] == pytest.approx(best[2] + 0.1 * best[3])
+    assert all(a[1] <= b[1] + 1e-9 for a, b in zip(top, top[1:]))
