@@ -11,9 +11,11 @@ utterances, with the digits monophone system of recipes/digits/work_independent)
    (Kaldi's online2 tools do this with --spk2utt);
 4. control: the offline decoder on the batch online-CMVN features of each utterance, which must
    give exactly the streamed words (streaming changes nothing but the normalization);
-5. RTF and latency: each utterance followed by 0.6 s of background noise at the recording's own
-   noise floor (Gaussian, the RMS of its quietest 10 ms), streamed in 10 ms chunks with one
-   BLAS thread; the endpoint rules of conf/online.conf end the utterance. Latency is measured
+5. RTF and latency in a live session: each speaker's recognizer (CMVN carried) gets each
+   utterance followed by 0.6 s of room noise (a quiet Speech Commands background clip) scaled to
+   the recording's own noise floor (the RMS of its quietest 10 ms), in 10 ms chunks with one BLAS thread; the endpoint rules of
+   conf/online.conf end the utterance. The same for a fresh recognizer, and the RTF of an nnet2
+   DNN bundle of train-nnet2's default size (random weights). Latency is measured
    on a simulated real-time clock: chunk k arrives at its end time, processing starts when
    the chunk has arrived and the previous one is done, and the result's latency is the clock
    when it is out minus the end of speech (the end of its last non-silence frame).
@@ -103,11 +105,95 @@ def words_of(results):
     return tuple(words)
 
 
+def background_noises(rate):
+    """The quiet background-noise clips of the shared Speech Commands subset (real rooms), at `rate`."""
+    import glob
+
+    from kaldilite.io.audio import read_audio, resample
+    from kaldilite.utils import data_root
+
+    root = data_root()
+    clips = []
+    for path in sorted(glob.glob(str(root / "speech_commands/_background_noise_/*.wav"))) if root else []:
+        clip = read_audio(path)
+        if np.abs(clip).max() < 1000:  # room tone, not machines or music
+            clips.append(resample(clip, 16000, rate) if rate != 16000 else clip)
+    return clips
+
+
+def padded(wave, rng, rate, noises):
+    """The utterance, then PAD_SECONDS of room noise (a background clip, else Gaussian noise) scaled
+    to the recording's own noise floor (the RMS of its quietest 10 ms)."""
+    frames = wave[:len(wave) // 80 * 80].reshape(-1, 80)
+    floor = float(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)).min()) if len(frames) else 1.0
+    length = int(PAD_SECONDS * rate)
+    if noises:
+        clip = noises[int(rng.integers(len(noises)))]
+        clip = np.resize(clip, length).astype(np.float64)
+        noise = clip / max(float(np.sqrt((clip ** 2).mean())), 1e-6) * floor
+    else:
+        noise = rng.normal(0.0, floor, length)
+    return np.concatenate([wave, noise.astype(np.float32)])
+
+
+def random_nnet2_bundle(work, out, mfcc_config):
+    """An nnet2 bundle of the train-nnet2 default size (2 p-norm layers 1000 -> 100, splice +-4,
+    a 117 x 117 LDA-like transform) with random weights: what it costs, not what it recognizes."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm.model import load_model
+    from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
+    from kaldilite.nnet.network import Nnet
+    from kaldilite.online.bundle import export_model
+
+    rng = np.random.default_rng(0)
+    tm, _, _, _ = load_model(work / "exp/mono/final.mdl")
+    dim = 13 * 9
+    pipeline = FeaturePipeline(cmvn="speaker", splice_left=4, splice_right=4,
+                               transform=np.eye(dim) + 0.01 * rng.normal(size=(dim, dim)))
+    nnet = Nnet.pnorm(dim, tm.num_pdfs, num_hidden_layers=2, pnorm_input_dim=1000, pnorm_output_dim=100, rng=rng)
+    nnet.components[-2].weight[...] = rng.normal(scale=0.1, size=nnet.components[-2].weight.shape)
+    out.mkdir(parents=True)
+    save_nnet_model(out / "final.mdl", NnetAcousticModel(tm, nnet, rng.dirichlet(np.ones(tm.num_pdfs)), pipeline, 13,
+                                                         "mfcc"))
+    export_model(out, work / "exp/mono/graph", out / "bundle", mfcc_config=mfcc_config, data_dir=work / "data/train")
+    return out / "bundle"
+
+
+def live_bundle(work, out, mfcc_config):
+    """The digits as commands plus the silence word as a filler (as the commands recipe's grammar
+    has it): a noise-only stretch then decodes as !SIL instead of being forced onto a digit."""
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import mkgraph
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.lang.grammar import make_grammar
+    from kaldilite.online.bundle import export_model
+
+    out.mkdir(parents=True)
+    (out / "commands.txt").write_text("zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n")
+    (out / "fillers.txt").write_text("!SIL\n")
+    make_grammar(out / "commands.txt", work / "data/lang", out / "lang", fillers=out / "fillers.txt")
+    tm, _, _, _ = load_model(work / "exp/mono/final.mdl")
+    mkgraph(out / "lang", out / "graph", tm, ContextDependency.read(work / "exp/mono/tree"))
+    export_model(work / "exp/mono", out / "graph", out / "bundle", mfcc_config=mfcc_config,
+                 data_dir=work / "data/train", lang_dir=out / "lang")
+    return out / "bundle"
+
+
+def accepted_words(results):
+    return tuple(w for r in results if r.accepted for w in r.text.split())
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(REPO / "recipes/digits/work_independent"))
     parser.add_argument("--mfcc-config", default=str(REPO / "recipes/digits/conf/mfcc.conf"))
     parser.add_argument("--limit", type=int, default=0, help="only the first N utterances")
+    parser.add_argument("--dnn-utterances", type=int, default=200, help="utterances timed with the nnet2 bundle")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                         help="override an online.conf option, e.g. --set endpoint.rule2.min-trailing-silence=0.05")
@@ -124,49 +210,65 @@ def main():
     utts = sorted(data.wav_scp)
     if args.limit:
         utts = utts[:args.limit]
+    overrides = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory() as tmp, single_threaded_blas():
         export_model(work / "exp/mono", work / "exp/mono/graph", Path(tmp) / "bundle", mfcc_config=args.mfcc_config,
                      data_dir=work / "data/train")
-        overrides = dict(item.split("=", 1) for item in args.set)
         bundle = ModelBundle.load(Path(tmp) / "bundle", overrides=overrides)
+        live_grammar = ModelBundle.load(live_bundle(work, Path(tmp) / "live", args.mfcc_config), overrides=overrides)
         rate = bundle.sample_rate
         offline = offline_words(bundle, work / "data/test", utts)
         fresh, carried, control, streamed = {}, {}, {}, {}
         no_endpoints = dataclasses.replace(bundle.online_opts, do_endpointing=False)
-        speaker_state = {}
-        stats = {"audio": 0.0, "processing": 0.0, "latency": [], "latency_file_end": [], "endpoints": {},
-                 "padded_agree": 0}
+        per_speaker, live = {}, {}
+        session = {"audio": 0.0, "processing": 0.0, "latency": [], "after_file": [], "endpoints": {}, "agree": 0,
+                   "spurious": 0}
+        first_use = {"latency": []}
         rng = np.random.default_rng(0)
-        warm = OnlineRecognizer(bundle)
-        stream(warm, read_audio(data.wav_scp[utts[0]]), rate)  # numba compilation out of the timings
+        noises = background_noises(rate)
+        stream(OnlineRecognizer(bundle), read_audio(data.wav_scp[utts[0]]), rate)  # numba compilation
         for utt in utts:
             wave = read_audio(data.wav_scp[utt])
             spk = data.utt2spk[utt]
-            # 2. fresh recognizer, the utterance alone, in 10 ms chunks
+            # 2. a fresh recognizer per utterance (a new user), 10 ms chunks
             results, _, _ = stream(OnlineRecognizer(bundle, source_name=utt), wave, rate)
             fresh[utt] = words_of(results)
-            # 4. control: batch online CMVN + offline decoder vs pure streaming (no endpointing)
+            # 4. control: pure streaming (no endpointing) vs the offline decoder on batch online CMVN
             control[utt] = batch_online_cmvn_words(bundle, wave, bundle.cmvn_state())
             results, _, _ = stream(OnlineRecognizer(bundle, no_endpoints, source_name=utt), wave, rate)
             streamed[utt] = words_of(results)
-            # 3. carried speaker CMVN state: one recognizer per speaker, a new stream per file
-            recognizer = speaker_state.setdefault(spk, OnlineRecognizer(bundle, source_name=utt))
+            # 3. one recognizer per speaker (CMVN statistics carried), a new stream per file
+            recognizer = per_speaker.setdefault(spk, OnlineRecognizer(bundle))
             recognizer.new_stream(utt)
-            results, _, _ = stream(recognizer, wave, rate)
-            carried[utt] = words_of(results)
-            # 5. padded with noise-floor "silence": RTF and latency with the endpoint rules
-            frames = wave[:len(wave) // 80 * 80].reshape(-1, 80)
-            floor = float(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)).min()) if len(frames) else 1.0
-            padded = np.concatenate([wave, rng.normal(0.0, floor, int(PAD_SECONDS * rate)).astype(np.float32)])
-            results, processing, latencies = stream(OnlineRecognizer(bundle, source_name=utt), padded, rate)
-            stats["audio"] += len(padded) / rate
-            stats["processing"] += processing
-            if words_of(results) == fresh[utt]:
-                stats["padded_agree"] += 1
+            carried[utt] = words_of(stream(recognizer, wave, rate)[0])
+            # 5. live session: the speaker's recognizer, utterance + pause, endpoint rules end it
+            noisy = padded(wave, rng, rate, noises)
+            recognizer = live.setdefault(spk, OnlineRecognizer(live_grammar))
+            recognizer.new_stream(utt)
+            results, processing, latencies = stream(recognizer, noisy, rate)
+            session["audio"] += len(noisy) / rate
+            session["processing"] += processing
+            session["agree"] += accepted_words(results) == carried[utt]
+            session["spurious"] += max(0, len(results) - 1)
             for result, latency in latencies:
-                stats["latency"].append(latency)
-                stats["latency_file_end"].append(latency + result.end - len(wave) / rate)
-                stats["endpoints"][result.endpoint] = stats["endpoints"].get(result.endpoint, 0) + 1
+                session["latency"].append(latency)
+                session["after_file"].append(latency + result.end - len(wave) / rate)
+                session["endpoints"][result.endpoint] = session["endpoints"].get(result.endpoint, 0) + 1
+            # the same with a fresh recognizer: a new user's first command
+            first_use["latency"] += [lat for _, lat in stream(OnlineRecognizer(live_grammar), noisy, rate)[2]]
+        dnn = {"audio": 0.0, "processing": 0.0}
+        if args.dnn_utterances:
+            dnn_bundle = ModelBundle.load(random_nnet2_bundle(work, Path(tmp) / "nnet2", args.mfcc_config),
+                                          overrides=overrides)
+            recognizers = {}
+            stream(OnlineRecognizer(dnn_bundle), read_audio(data.wav_scp[utts[0]]), rate)
+            for utt in utts[::max(1, len(utts) // args.dnn_utterances)][:args.dnn_utterances]:
+                noisy = padded(read_audio(data.wav_scp[utt]), rng, rate, noises)
+                recognizer = recognizers.setdefault(data.utt2spk[utt], OnlineRecognizer(dnn_bundle))
+                recognizer.new_stream(utt)
+                _, processing, _ = stream(recognizer, noisy, rate)
+                dnn["audio"] += len(noisy) / rate
+                dnn["processing"] += processing
 
     n = len(utts)
     agree_fresh = sum(fresh[u] == offline[u] for u in utts)
@@ -175,46 +277,59 @@ def main():
     split = sum(fresh[u] != streamed[u] for u in utts)
     ref = {u: tuple(data.text[u].split()) for u in utts}
     correct = {name: sum(hyp[u] == ref[u] for u in utts) for name, hyp in
-               (("offline", offline), ("online", fresh), ("online, carried CMVN", carried))}
-    lat = sorted(stats["latency"])
-    lat_end = sorted(stats["latency_file_end"])
+               (("offline", offline), ("online", fresh), ("carried", carried))}
+    lat, after, first = session["latency"], session["after_file"], first_use["latency"]
 
-    def pct(values, q):
-        return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
+    def ms(values, q):
+        return f"{1000 * percentile(values, q):.0f} ms"
 
-    rtf = stats["processing"] / stats["audio"]
+    rtf = session["processing"] / session["audio"]
+    dnn_rtf = dnn["processing"] / dnn["audio"] if dnn["audio"] else float("nan")
     lines = [
         "## Online decoding (`bench/online.py`)",
         "",
-        f"FSDD speaker-independent test set ({n} utterances, {stats['audio']:.0f} s streamed incl. padding), digits "
-        "monophone GMM (recipes/digits/work_independent), 10 ms chunks, one BLAS thread. " + machine_line(),
+        f"FSDD speaker-independent test set ({n} utterances of theo and yweweler, unseen in training), digits "
+        "monophone GMM of recipes/digits/work_independent exported with `export-model` (conf/online.conf: "
+        "--chunk-length=0.05, endpoint rule2 after 0.1 s of trailing silence), audio streamed in 10 ms chunks, "
+        "one BLAS thread. " + machine_line(),
         "",
         "| measure | value |",
         "| --- | --- |",
-        f"| online words = offline decoder words (fresh recognizer per utterance, global CMVN prior) | "
-        f"{agree_fresh}/{n} ({100 * agree_fresh / n:.1f}%) |",
-        f"| ... with online-CMVN stats carried across each speaker's utterances | "
+        f"| online words = offline `decode` words, recognizer carrying each speaker's CMVN statistics (live use) | "
         f"{agree_carried}/{n} ({100 * agree_carried / n:.1f}%) |",
-        f"| streamed words (no endpointing) = offline decoder on batch online-CMVN features (control) | "
+        f"| ... a fresh recognizer per utterance (global CMVN prior only: a new user's first command) | "
+        f"{agree_fresh}/{n} ({100 * agree_fresh / n:.1f}%) |",
+        f"| control: streamed words (no endpointing) = offline decoder on batch online-CMVN features | "
         f"{agree_control}/{n} ({100 * agree_control / n:.1f}%) |",
-        f"| utterances the endpoint rules split in two (a second word heard after a pause) | {split}/{n} |",
-        f"| utterance accuracy: offline / online / online carried | {100 * correct['offline'] / n:.1f}% / "
-        f"{100 * correct['online'] / n:.1f}% / {100 * correct['online, carried CMVN'] / n:.1f}% |",
-        f"| padded stream (endpoint rules) gives the unpadded words | {stats['padded_agree']}/{n} |",
-        f"| real-time factor (processing / audio) | {rtf:.4f} (target < 0.05) |",
-        f"| latency end of speech -> result, median / p95 | {1000 * pct(lat, 0.5):.0f} ms / "
-        f"{1000 * pct(lat, 0.95):.0f} ms "
+        f"| utterances the endpoint rules split in two (a second word after a pause inside the file) | {split}/{n} |",
+        f"| utterance accuracy: offline / online carried / online fresh | {100 * correct['offline'] / n:.1f}% / "
+        f"{100 * correct['carried'] / n:.1f}% / {100 * correct['online'] / n:.1f}% |",
+        f"| live session (digits + !SIL filler grammar, utterance + {PAD_SECONDS} s room noise, endpoint rules): "
+        f"same command as the unpadded carried run / extra results on the noise | {session['agree']}/{n} / "
+        f"{session['spurious']} |",
+        f"| real-time factor, GMM (processing / audio) | {rtf:.4f} (target < 0.05) |",
+        f"| real-time factor, nnet2 DNN of train-nnet2's default size (random weights, {args.dnn_utterances} "
+        f"utterances) | {dnn_rtf:.4f} (target < 0.05) |",
+        f"| latency end of speech -> result, live session: median / p95 | {ms(lat, 0.5)} / {ms(lat, 0.95)} "
         "(targets 200 / 400 ms) |",
-        f"| latency from the end of the (trimmed) file, median / p95 | {1000 * pct(lat_end, 0.5):.0f} ms / "
-        f"{1000 * pct(lat_end, 0.95):.0f} ms |",
-        f"| endpoints by rule | {', '.join(f'{k}: {v}' for k, v in sorted(stats['endpoints'].items()))} |",
+        f"| ... from the end of the (trimmed) file instead of the recognized end of speech | {ms(after, 0.5)} / "
+        f"{ms(after, 0.95)} |",
+        f"| ... a new user's first command (fresh recognizer) | {ms(first, 0.5)} / {ms(first, 0.95)} |",
+        f"| live-session endpoints by rule | "
+        f"{', '.join(f'{k}: {v}' for k, v in sorted(session['endpoints'].items()))} |",
         "",
-        "Where online and offline differ it is the normalization: offline CMVN subtracts the test speaker's mean "
-        "over all of their utterances (cmvn.scp), online CMVN only knows the frames heard so far plus the "
-        "training-set mean as a prior (200 frames' worth), so on a short utterance of an unseen speaker the "
-        "mean is mostly the training speakers'. Carrying the statistics across a speaker's utterances closes "
-        "most of the gap; the control row shows that streaming itself (chunking, look-ahead, endpointing "
-        "restarts) changes nothing.",
+        "Latency runs on a simulated real-time clock: chunk k arrives at its end time, is processed when it has "
+        "arrived and the previous one is done; a result's latency is the clock when it is out minus the end of its "
+        "last non-silence frame. Results that end at end-of-input waited through the whole pause: no rule fired "
+        "because the best path had turned into silence (or never left it) - the recognizer is unsure there.",
+        "",
+        "Where online and offline words differ it is the normalization. Offline CMVN subtracts the test speaker's "
+        "mean over all 500 of their utterances (cmvn.scp, computed before decoding); online CMVN knows only the "
+        "frames heard so far plus a prior: the training-set mean (200 frames' worth) for a new user, the "
+        "speaker's own earlier utterances once there are some. FSDD's theo records much more quietly than the "
+        "training speakers, so on his first commands the prior makes speech look like silence. The control row "
+        "shows that streaming itself (10 ms chunks, look-ahead, endpoint restarts) changes nothing. Kaldi's "
+        "answer, and the next step here, is to train the model that is decoded online on online-CMVN features.",
     ]
     text = "\n".join(lines)
     print(text)

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
-from kaldilite.decode.rejection import REJECTED, RejectionRule, recognize_decoder
+from kaldilite.decode.rejection import NON_COMMAND_WORDS, REJECTED, RejectionRule, recognize_decoder
 from kaldilite.errors import InputError
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
@@ -227,6 +227,8 @@ class OnlineRecognizer:
                                          self.opts.lattice_beam)
             if needs_speech and decision.reason in ("no-path", "no-word"):
                 decision = None  # a few noise frames that never completed a word: nothing was said
+            elif decision is not None and decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:
+                decision = None  # the grammar's silence word won: noise, not a word
         if decision is not None:
             end = self._utt_time(int(speech[-1]) + 1)
             waited = max(0.0, self._samples_in / self.model_rate - end)

@@ -238,3 +238,25 @@ def test_choosing_no_input_or_two_is_a_usage_error(commands_bundle_dir, stream_w
     assert cli("decode-online", "--model", str(commands_bundle_dir)).returncode == 2
     assert cli("decode-online", "--model", str(commands_bundle_dir), "--stdin", "--wav",
                str(stream_wav[0])).returncode == 2
+
+
+def test_a_microphone_that_delivers_nothing_is_an_error_not_a_hang(commands_bundle_dir, fake_mic, monkeypatch, capsys):
+    import sounddevice
+
+    from kaldilite.online.sources import MicSource
+
+    class SilentStream:
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(sounddevice, "InputStream", lambda **kwargs: SilentStream())
+    monkeypatch.setattr(MicSource, "read_timeout", 0.3)
+    code, out, err = run_main(["decode-online", "--model", str(commands_bundle_dir), "--mic"], capsys)
+    assert code == 1 and out == ""
+    assert "no audio for 0.3 s" in err and err.strip().splitlines()[-1].startswith("kaldilite decode-online: error")
