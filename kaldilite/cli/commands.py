@@ -276,8 +276,8 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
     e.g.: kaldilite score-commands --graph exp/mono/graph_commands lang/en/commands.txt data/dev exp/mono/decode_dev
     """
     from kaldilite.decode.rejection import RejectionRule
-    from kaldilite.score.commands import (decide_all, det_curve, equal_error_rate, plot_det, report,
-                                          score_decisions, write_det_table, write_per_utt)
+    from kaldilite.score.commands import (SILENCE_CLASS, UNKNOWN_CLASS, decide_all, det_curve, equal_error_rate,
+                                          plot_det, report, score_decisions, write_det_table, write_per_utt)
     from kaldilite.utils.atomic import atomic_open
 
     references, measures, commands = _load_for_scoring(data_dir, decode_dir, commands_file)
@@ -302,7 +302,9 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
     write_per_utt(out / "per_utt", references, decisions, commands)
     if rejection:
         write_det_table(out / "det.txt", points)
-        plot_det(out / "det.png", {name or "system": points},
+        pooled = det_curve(references, measures, rule, commands, negatives=(UNKNOWN_CLASS, SILENCE_CLASS))
+        plot_det(out / "det.png", {f"{name or 'system'}: FA on unknown words": points,
+                                   f"{name or 'system'}: FA on unknown words + silence": pooled},
                  [(f"threshold {rule.threshold:.3g}", scores.false_accept_rate, 1 - scores.accuracy)])
     click.echo(text, nl=False)
 
