@@ -555,12 +555,19 @@ class Lattice:
         return np.array([post[t].get(int(tid), 0.0) for t, tid in enumerate(best[1])])
 
     def word_segments(self, arcs):
-        """(word, first frame, frames) of each word on a path: a word starts on its arc's first
-        frame and lasts until the next word's arc (where the graph emits the label)."""
-        frames = self.state_frames()
-        starts = [(int(self.word[k]), int(frames[self.src[k]])) for k in arcs if self.word[k]]
+        """(word, first frame, frames) of each word on a path, from where the graph emits word labels.
+
+        Determinization ends a word's arc at the frame of its label (see `determinize`), so a word
+        starts on its arc's last frame and lasts until the next word starts (the last word until
+        the end). With the label at the start of each word's pronunciation, as Kaldi's lexicon
+        FSTs put it, these are the word's frames plus any silence after it; exact word boundaries
+        need the phones (Kaldi's lattice-align-words), which this layer does not see.
+        """
         if not arcs:
             return []
+        frames = self.state_frames()
+        starts = [(int(self.word[k]), max(int(frames[self.dst[k]]) - 1, int(frames[self.src[k]])))
+                  for k in arcs if self.word[k]]
         end = int(frames[self.dst[arcs[-1]]]) + len(self.final_tids[self.dst[arcs[-1]]])
         out = []
         for i, (w, t0) in enumerate(starts):

@@ -179,6 +179,10 @@ def test_determinization_keeps_the_nbest_list(scale):
     assert [c for c, _ in after] == pytest.approx([c for c, _ in before])
     for cost, words, arcs, final in lat.paths(scale):
         assert tuple(lat.path_tids(arcs, final)) == expected[words][3]
+    # Words start where their labels were in the raw lattice: word 1 on frame 0, word 3 on frame 1.
+    for cost, words, arcs, final in lat.paths(scale):
+        if words == (1, 3):
+            assert lat.word_segments(arcs) == [(1, 0, 1), (3, 1, 1)]
     # Deterministic: no state has two arcs with the same word.
     for s in range(lat.num_states):
         labels = lat.word[lat.arcs_from(s)].tolist()
