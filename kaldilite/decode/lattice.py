@@ -612,6 +612,28 @@ class Lattice:
         i = int(np.argmin(risks))
         return list(paths[i][1]), self._confidences_of(paths, i, acoustic_scale), float(risks[i])
 
+    def to_fst(self, acoustic_scale=1.0):
+        """The lattice as an OpenFst (pywrapfst) acceptor over word ids, tropical weights
+        ``graph + acoustic_scale * acoustic`` (what ``lattice-to-fst`` gives): for fstprint/fstdraw
+        and OpenFst algorithms; transition-ids are not kept."""
+        import pywrapfst
+
+        fst = pywrapfst.VectorFst()
+        for _ in range(self.num_states):
+            fst.add_state()
+        if self.num_states:
+            fst.set_start(0)
+        arc_cost, final_cost = self._costs(acoustic_scale)
+        one = pywrapfst.Weight.one(fst.weight_type())
+        for k in range(self.num_arcs):
+            w = int(self.word[k])
+            fst.add_arc(int(self.src[k]), pywrapfst.Arc(w, w, pywrapfst.Weight(fst.weight_type(), float(arc_cost[k])),
+                                                        int(self.dst[k])))
+        for s in range(self.num_states):
+            if math.isfinite(final_cost[s]):
+                fst.set_final(s, pywrapfst.Weight(fst.weight_type(), float(final_cost[s])) if final_cost[s] else one)
+        return fst
+
     # ------------------------------------------------------------------ text form
     def to_text(self, key):
         """Kaldi's text form of a CompactLattice archive entry (key line, arcs, finals, blank line)."""

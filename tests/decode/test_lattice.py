@@ -357,3 +357,17 @@ def test_nbest_is_best_first_without_enumerating_every_path():
     best = big.best_path(0.1)
     assert top[0][0] == tuple(best[0]) and top[0][1] == pytest.approx(best[2] + 0.1 * best[3])
     assert all(a[1] <= b[1] + 1e-9 for a, b in zip(top, top[1:]))
+
+
+def test_openfst_form_has_the_same_best_path_and_total_cost():
+    import pywrapfst
+
+    lat = hand_lattice()
+    fst = lat.to_fst(1.0)
+    best = pywrapfst.shortestpath(fst)
+    distance = pywrapfst.shortestdistance(fst, reverse=True)
+    assert float(distance[0]) == pytest.approx(2.0)  # the best path a c
+    labels = [arc.olabel for state in best.states() for arc in best.arcs(state)]
+    assert sorted(labels) == [1, 3]
+    log_total = pywrapfst.shortestdistance(pywrapfst.arcmap(fst, map_type="to_log"), reverse=True)
+    assert float(log_total[0]) == pytest.approx(lat.arc_posteriors(1.0)[2], abs=1e-5)
