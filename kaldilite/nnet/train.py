@@ -126,7 +126,8 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     num_combine = max(1, min(max(opts.max_models_combine, iters_per_epoch),
                              (2 * (num_iters - first_after_mixup)) // 3))
     log.info("%d training frames, %d validation frames; %d epochs x %d iterations per epoch = %d iterations; "
-             "mix-up %s; averaging the last %d models", num_frames, len(valid_targets), opts.num_epochs,
+             "mix-up %s; averaging the last %d models", num_frames, 0 if valid_targets is None else len(valid_targets),
+             opts.num_epochs,
              iters_per_epoch, num_iters, f"to {opts.mix_up} at iteration {mix_up_iter}" if mix_up_iter is not None
              else "off", num_combine)
     diag_index = rng.choice(num_frames, min(opts.diagnostic_frames, num_frames), replace=False)
