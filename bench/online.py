@@ -71,30 +71,26 @@ def batch_online_cmvn_words(bundle, wave, state):
     return tuple(bundle.words.symbol(w) for w in result.words) if result else ()
 
 
-def stream(recognizer, wave, rate, chunk_seconds=CHUNK_SECONDS, clock=False):
-    """Feed `wave` in chunks; returns (results, processing seconds, [(result, virtual latency)])."""
+def stream(recognizer, wave, rate, chunk_seconds=CHUNK_SECONDS):
+    """Feed `wave` in chunks; returns (results, processing seconds, [(result, virtual latency)]).
+
+    Processing is the CPU time of this thread (BLAS runs single-threaded in it), which the other
+    jobs of a shared machine do not inflate as they inflate wall time.
+    """
     step = int(round(chunk_seconds * rate))
     results, latencies = [], []
     busy_until = 0.0
     processing = 0.0
-    for pos in range(0, len(wave), step):
-        arrives = min(pos + step, len(wave)) / rate
-        t0 = time.perf_counter()
-        out = recognizer.accept(wave[pos:pos + step])
-        spent = time.perf_counter() - t0
+    chunks = [(wave[pos:pos + step], min(pos + step, len(wave)) / rate) for pos in range(0, len(wave), step)]
+    chunks.append((None, len(wave) / rate))
+    for samples, arrives in chunks:
+        t0 = time.thread_time()
+        out = recognizer.accept(samples) if samples is not None else recognizer.input_finished()
+        spent = time.thread_time() - t0
         processing += spent
         busy_until = max(busy_until, arrives) + spent
-        for r in out:
-            latencies.append((r, busy_until - r.end))
+        latencies += [(r, busy_until - r.end) for r in out]
         results += out
-    t0 = time.perf_counter()
-    out = recognizer.input_finished()
-    spent = time.perf_counter() - t0
-    processing += spent
-    busy_until = max(busy_until, len(wave) / rate) + spent
-    for r in out:
-        latencies.append((r, busy_until - r.end))
-    results += out
     return results, processing, latencies
 
 
@@ -188,16 +184,83 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
 
 
+def commands_agreement(work, system, lattice_beam, mfcc_config, chunk_seconds=CHUNK_SECONDS):
+    """The commands recipe's dev set: offline decisions (decode-commands' chain: lattice + the
+    calibrated rule of GRAPH/rejection.json) vs decode-online's, for one system."""
+    from kaldilite.decode.rejection import REJECTED, Recognizer, RecognizerOptions
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.online.bundle import ModelBundle, export_model
+    from kaldilite.online.recognizer import OnlineRecognizer
+    from kaldilite.train.gmm_steps import single_threaded_blas
+
+    work = Path(work)
+    exp, graph = work / "exp" / system, work / "exp" / system / "graph_commands"
+    data = DataDir.load(work / "data/dev")
+    utts = sorted(data.wav_scp)
+    with tempfile.TemporaryDirectory() as tmp, single_threaded_blas():
+        export_model(exp, graph, Path(tmp) / "bundle", mfcc_config=mfcc_config, data_dir=work / "data/train_mono")
+        bundle = ModelBundle.load(Path(tmp) / "bundle", overrides={"lattice-beam": str(lattice_beam)})
+        o = bundle.online_opts
+        offline_recognizer = Recognizer(bundle.graph, bundle.tid_to_pdf, bundle.words, bundle.fillers, bundle.rejection,
+                                        RecognizerOptions(beam=o.beam, max_active=o.max_active, min_active=o.min_active,
+                                                          acoustic_scale=o.acoustic_scale, lattice_beam=lattice_beam))
+        offline = {utt: offline_recognizer.recognize(bundle.scorer.log_likelihoods(feats)).label
+                   for utt, feats in load_features(work / "data/dev", bundle.pipeline, utts)}
+        fresh, carried, per_speaker = {}, {}, {}
+        audio = processing = 0.0
+        for utt in utts:
+            wave = read_audio(data.wav_scp[utt])
+            results, _, _ = stream(OnlineRecognizer(bundle, source_name=utt), wave, bundle.sample_rate, chunk_seconds)
+            fresh[utt] = " ".join(r.text for r in results) or REJECTED
+            recognizer = per_speaker.setdefault(data.utt2spk[utt], OnlineRecognizer(bundle))
+            recognizer.new_stream(utt)
+            results, spent, _ = stream(recognizer, wave, bundle.sample_rate, chunk_seconds)
+            carried[utt] = " ".join(r.text for r in results) or REJECTED
+            audio += len(wave) / bundle.sample_rate
+            processing += spent
+    n = len(utts)
+    same_fresh = sum(fresh[u] == offline[u] for u in utts)
+    same_carried = sum(carried[u] == offline[u] for u in utts)
+    text = "\n".join([
+        "## Online decoding on the commands recipe's dev set (`bench/online.py --commands-work`)",
+        "",
+        f"{n} dev utterances (held-out speakers, 16 kHz), {system} system of recipes/commands, graph with fillers, "
+        f"!SIL and garbage, the calibrated rule ({bundle.rejection.score} >= {bundle.rejection.threshold:.3g}), "
+        f"lattice beam {lattice_beam}; each 1-s clip streamed in 10 ms chunks. " + machine_line(),
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| decision (command or `<rejected>`) = offline decode-commands decision, CMVN carried per speaker | "
+        f"{same_carried}/{n} ({100 * same_carried / n:.1f}%) |",
+        f"| ... fresh recognizer per clip (global CMVN prior only) | {same_fresh}/{n} ({100 * same_fresh / n:.1f}%) |",
+        f"| real-time factor | {processing / audio:.4f} |",
+    ])
+    print(text)
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(REPO / "recipes/digits/work_independent"))
-    parser.add_argument("--mfcc-config", default=str(REPO / "recipes/digits/conf/mfcc.conf"))
+    parser.add_argument("--mfcc-config", help="default: the recipe's conf/mfcc.conf")
     parser.add_argument("--limit", type=int, default=0, help="only the first N utterances")
     parser.add_argument("--dnn-utterances", type=int, default=200, help="utterances timed with the nnet2 bundle")
     parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--commands-work", help="a built recipes/commands work dir: measure its dev set instead")
+    parser.add_argument("--system", default="mono", help="with --commands-work: exp/SYSTEM")
+    parser.add_argument("--lattice-beam", type=float, default=10.0, help="with --commands-work (the recipe's)")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                         help="override an online.conf option, e.g. --set endpoint.rule2.min-trailing-silence=0.05")
     args = parser.parse_args()
+    args.mfcc_config = args.mfcc_config or (None if args.commands_work else REPO / "recipes/digits/conf/mfcc.conf")
+    if args.commands_work:
+        text = commands_agreement(args.commands_work, args.system, args.lattice_beam,
+                                  args.mfcc_config or REPO / "recipes/commands/conf/mfcc.conf")
+        if not args.no_report:
+            update_section("online-commands", text)
+        return
 
     from kaldilite.io.audio import read_audio
     from kaldilite.io.datadir import DataDir
@@ -291,7 +354,7 @@ def main():
         f"FSDD speaker-independent test set ({n} utterances of theo and yweweler, unseen in training), digits "
         "monophone GMM of recipes/digits/work_independent exported with `export-model` (conf/online.conf: "
         "--chunk-length=0.05, endpoint rule2 after 0.1 s of trailing silence), audio streamed in 10 ms chunks, "
-        "one BLAS thread. " + machine_line(),
+        "one BLAS thread, times are CPU time of the recognizing thread. " + machine_line(),
         "",
         "| measure | value |",
         "| --- | --- |",

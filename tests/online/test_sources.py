@@ -114,3 +114,20 @@ def test_streaming_resampling_equals_whole_signal_resample_poly_for_any_chunking
     got = np.concatenate(pieces)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3)
+
+
+def test_a_wav_file_in_real_time_takes_as_long_as_it_lasts(tmp_path, rng):
+    import time
+
+    wave = (rng.normal(size=4000) * 3000).astype(np.int16)  # 0.25 s at 16 kHz
+    path = tmp_path / "a.wav"
+    soundfile.write(path, wave, 16000, subtype="PCM_16")
+    source = WavSource(path, chunk_seconds=0.01, realtime=True)
+    start = time.monotonic()
+    chunks = list(source.chunks())
+    elapsed = time.monotonic() - start
+    assert 0.24 <= elapsed < 1.0 and source.overruns == 0
+    # never early: chunk k is queued only once its audio would have been spoken (a late
+    # scheduler may bunch chunks up, but the pacing is by the clock, so it catches up)
+    arrivals = np.array([c.arrival for c in chunks]) - start
+    assert np.all(arrivals >= 0.01 * np.arange(1, len(chunks) + 1) - 0.002)
