@@ -16,8 +16,9 @@ report): the label posterior and the command-vs-filler likelihood ratio, both de
   (acoustic_scale * num_frames)``, a per-frame log-likelihood ratio in acoustic units (the
   filler-model ratio of Rose & Paul (1990), "A hidden Markov model based keyword recognition
   system"). Positive favours the command. A side absent from the lattice is at least
-  ``lattice_beam`` worse than the best, so the ratio is clipped there (``llr_clipped``). None when
-  the grammar has no fillers.
+  ``lattice_beam`` worse than the best, so the ratio is clipped there (``llr_clipped``) -- unless
+  the two costs come from constrained searches (`WordSequences.contrast`, see
+  `restrict_graph`), which make the ratio exact. None when the grammar has no fillers.
 """
 
 import math
@@ -40,6 +41,9 @@ class WordSequences:
     num_frames: int
     acoustic_scale: float
     lattice_beam: float = math.inf
+    # (best command-path cost, best non-command-path cost) from searches over the graph restricted
+    # to each side (`restrict_graph`); inf for a side with no complete path. None: lattice only.
+    contrast: tuple = None
 
 
 @dataclass
@@ -87,6 +91,9 @@ def measure(hyps, fillers):
         beam = hyps.lattice_beam if math.isfinite(hyps.lattice_beam) else 0.0
         cost_command = commands[best_command] if commands else None
         cost_other = label_cost.get(())
+        if hyps.contrast is not None:  # exact costs from the constrained searches
+            cost_command = hyps.contrast[0] if math.isfinite(hyps.contrast[0]) else None
+            cost_other = hyps.contrast[1] if math.isfinite(hyps.contrast[1]) else None
         if cost_command is None and cost_other is None:
             return m
         if cost_command is None:
@@ -98,6 +105,23 @@ def measure(hyps, fillers):
         denominator = hyps.acoustic_scale * max(hyps.num_frames, 1)
         m.llr = diff / denominator if denominator > 0 else diff
     return m
+
+
+def restrict_graph(graph, forbidden_words):
+    """A copy of a decoding graph (`CompiledFst`) without the arcs that output `forbidden_words`
+    (word ids): its paths are exactly the graph's paths whose word sequences avoid them (every
+    path outputs all its words somewhere, wherever determinization moved the labels). Used for
+    the constrained searches of the likelihood ratio: forbid the commands to get the best
+    filler/garbage path, forbid the fillers to get the best command path."""
+    import numpy as np
+
+    from kaldilite.graph.compiled import CompiledFst
+
+    keep = ~np.isin(graph.arc_olabel, np.asarray(sorted(forbidden_words), dtype=np.int64))
+    src = graph.arc_sources()
+    return CompiledFst.from_arcs(graph.num_states, graph.start, src[keep], graph.arc_ilabel[keep],
+                                 graph.arc_olabel[keep], graph.arc_weight[keep], graph.arc_next[keep],
+                                 graph.final_cost)
 
 
 def label_posteriors(hyps, fillers, rejected_label="<rejected>"):
@@ -129,5 +153,5 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
     return WordSequences(seqs, num_frames, acoustic_scale, lattice_beam)
 
 
-__all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors",
+__all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors", "restrict_graph",
            "word_sequences_of_lattice"]
