@@ -364,4 +364,41 @@ def read_vectors(spec):
 
 def read_int_vectors(spec):
     """Iterate (key, int32 vector) over an ark (`.gz` read transparently) or scp: alignments."""
+    kind, path = parse_rspecifier(spec)
+    if kind == "ark" and not path.rstrip().endswith("|"):
+        with contextlib.closing(_open_read(path)) as handle:
+            data = handle.read()
+        parsed = _parse_binary_int_ark(data, path)
+        if parsed is not None:
+            return iter(parsed)
     return _read_table(spec, _as_int_vector)
+
+
+def _parse_binary_int_ark(data, where):
+    """All entries of a binary int-vector archive held in memory, or None if it is not one (text).
+
+    kaldi_io reads keys byte by byte from the (gzip) stream; every training iteration reads
+    every job's alignments, and that alone cost more than accumulating the statistics.
+    """
+    out, pos, size = [], 0, len(data)
+    while pos < size:
+        space = data.find(b" ", pos)
+        if space < 0 or data[space + 1:space + 4] != b"\0B\4":
+            if not data[pos:].strip():
+                break
+            if out or space < 0:
+                raise _corrupt(where, data[pos:pos + 40].decode("latin1", "replace").split(" ")[0] or None,
+                               ValueError("not a binary int32 vector"))
+            return None  # a text archive: the generic reader handles it
+        key = data[pos:space].decode("utf-8")
+        start = space + 8
+        try:
+            (length,) = np.frombuffer(data, "<i4", 1, space + 4)
+            body = np.frombuffer(data, _INT_ELEMENT, int(length), start)
+        except ValueError as exc:
+            raise _corrupt(where, key, exc) from None
+        if np.any(body["size"] != 4):
+            raise _corrupt(where, key, ValueError("element size is not 4"))
+        out.append((key.strip(), body["value"].astype(np.int32)))
+        pos = start + 5 * int(length)
+    return out

@@ -201,3 +201,26 @@ def test_int_vectors_are_written_byte_for_byte_as_kaldi_io_writes_them(tmp_path)
         for key, vector in items:
             kaldi_io.write_vec_int(handle, vector, key=key)
     assert (tmp_path / "ours.ark").read_bytes() == (tmp_path / "theirs.ark").read_bytes()
+
+
+def test_binary_int_archives_read_back_as_kaldi_io_reads_them(tmp_path):
+    import gzip
+
+    import kaldi_io
+
+    from kaldilite.io.tables import read_int_vectors
+
+    rng = np.random.default_rng(0)
+    items = [(f"utt{i}", rng.integers(-5, 10**6, size=rng.integers(0, 50)).astype(np.int32)) for i in range(20)]
+    with open(tmp_path / "a.ark", "wb") as handle:
+        for key, vector in items:
+            kaldi_io.write_vec_int(handle, vector, key=key)
+    (tmp_path / "a.ark.gz").write_bytes(gzip.compress((tmp_path / "a.ark").read_bytes()))
+    got = list(read_int_vectors(str(tmp_path / "a.ark.gz")))
+    assert [k for k, _ in got] == [k for k, _ in items]
+    for (_, a), (_, b) in zip(got, items):
+        assert a.dtype == np.int32
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "cut.ark").write_bytes(gzip.decompress((tmp_path / "a.ark.gz").read_bytes())[:-3])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        list(read_int_vectors(str(tmp_path / "cut.ark")))
