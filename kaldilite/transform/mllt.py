@@ -47,9 +47,12 @@ class MlltStats:
         means = np.asarray(means, np.float64)
         occupancy = np.asarray(posteriors.sum(axis=0)).ravel()
         frame_weights = np.asarray(posteriors @ inv_var)  # T x D: sum_g gamma_tg / var_gi
+        gauss_sums = np.asarray(posteriors.T @ x)  # G x D: sum_t gamma_tg x_t
         for i in range(self.dim):
-            # sum gamma/var_i (x - mu)(x - mu)^T = X^T diag(w_i) X - X^T Pm_i - (X^T Pm_i)^T + sum occ/var_i mu mu^T
-            cross = x.T @ np.asarray(posteriors @ (means * inv_var[:, i:i + 1]))
+            # sum_tg gamma/var_gi (x - mu)(x - mu)^T
+            #   = X^T diag(w_i) X - C_i - C_i^T + sum_g occ_g/var_gi mu_g mu_g^T,
+            # with C_i = sum_g (1/var_gi) (sum_t gamma_tg x_t) mu_g^T: Gaussian-level, not frame-level
+            cross = (gauss_sums * inv_var[:, i:i + 1]).T @ means
             self.G[i] += (x * frame_weights[:, i:i + 1]).T @ x - cross - cross.T \
                 + (means * (occupancy * inv_var[:, i])[:, None]).T @ means
         self.beta += float(occupancy.sum())

@@ -102,7 +102,7 @@ def test_mllt_raises_likelihood_monotonically_and_recovers_the_rotation():
         likes.append(like + np.linalg.slogdet(total)[1])
         stats = MlltStats(x.shape[1]).accumulate(x, posteriors, means, variances)
         matrix, gain = estimate_mllt(stats)
-        assert gain >= 0
+        assert gain >= -1e-12  # 0 up to rounding once converged
         total = matrix @ total
         x = feats @ total.T
     assert all(b >= a - 1e-9 for a, b in zip(likes, likes[1:]))
