@@ -43,10 +43,16 @@ class ContextDependency:
         self.num_pdfs = max(leaves) + 1 if leaves else 0
         if leaves != set(range(self.num_pdfs)):
             raise InputError(f"tree: pdf-ids are not contiguous 0..{self.num_pdfs - 1}")
+        # Graph building asks about the same few thousand windows hundreds of thousands of times.
+        self._answers = {}
 
     # ----------------------------------------------------------------- lookup
     def compute(self, context, pdf_class):
         """pdf-id for the central phone of `context` (tuple of N phone ids, 0 = none) at `pdf_class`."""
+        cache_key = (tuple(context), pdf_class)
+        found = self._answers.get(cache_key)
+        if found is not None:
+            return found
         if len(context) != self.context_width:
             raise InputError(f"tree: context {tuple(context)} has {len(context)} phones, expected {self.context_width}")
         event = {k: int(v) for k, v in enumerate(context)}
@@ -55,6 +61,7 @@ class ContextDependency:
         if answer is None:
             raise InputError(f"tree: no pdf for phone context {tuple(context)} pdf class {pdf_class} "
                              "(tree and lang dir do not match?)")
+        self._answers[cache_key] = answer
         return answer
 
     def pdfs_for(self, context):
