@@ -84,6 +84,7 @@ def train_deltas(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opt
                  pipeline=None):
     """steps/train_deltas.sh: a triphone system with delta features; returns a summary dict."""
     opts = opts or DeltasOptions()
+    _check_inputs(Path(data_dir), Path(ali_dir))
     if pipeline is None:
         pipeline = deltas_pipeline(ali_dir, opts.delta_order)
     return train_tree_system(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts, pipeline,

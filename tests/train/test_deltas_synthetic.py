@@ -162,3 +162,37 @@ def test_training_writes_a_kaldi_style_experiment_dir(trained):
     assert (exp / "final.mdl").resolve() == (exp / "6.mdl").resolve()
     likes = [h["avg_loglike"] for h in result["history"]]
     assert all(b >= a - 1e-3 for a, b in zip(likes, likes[1:]))
+
+
+def test_convert_ali_cli_keeps_every_phone_sequence(trained):
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+    from kaldilite.gmm import load_model
+    from kaldilite.io.tables import read_int_vectors
+
+    tmp = trained[0]
+    out = tmp / "converted.ali.gz"
+    result = CliRunner().invoke(cli, ["convert-ali", str(tmp / "mono_ali/final.mdl"), str(tmp / "tri1/final.mdl"),
+                                      str(tmp / "tri1/tree"), str(tmp / "mono_ali/ali.1.gz"), str(out)])
+    assert result.exit_code == 0, result.output
+    assert "succeeded for 160 alignments, failed for 0" in result.output
+    old_tm, _, _, _ = load_model(tmp / "mono_ali/final.mdl")
+    new_tm, _, _, _ = load_model(tmp / "tri1/final.mdl")
+    source = dict(read_int_vectors(str(tmp / "mono_ali/ali.1.gz")))
+    for utt, ali in read_int_vectors(str(out)):
+        assert new_tm.alignment_to_phones(ali) == old_tm.alignment_to_phones(source[utt])
+
+
+def test_train_deltas_cli_names_a_missing_alignment_dir_in_one_line(trained, tmp_path, capsys):
+    from kaldilite.cli import main
+
+    tmp = trained[0]
+    empty = tmp_path / "not_aligned"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as stopped:
+        main(["train-deltas", "--nj", "2", "100", "1000", str(tmp / "data"), str(tmp / "lang"), str(empty),
+              str(tmp_path / "tri1")])
+    assert stopped.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "not_aligned/final.mdl: missing" in lines[0] and "kaldilite align" in lines[0]
