@@ -6,7 +6,8 @@ Follows Kaldi's egs/wsj/s5/steps/train_deltas.sh and the tools it runs, stage by
   phones context-independent), sum-tree-stats -> `EXP/treeacc`;
 - -2: cluster-phones on `phones/sets.int` plus `phones/extra_questions.int` -> `questions.int`,
   compile-questions, build-tree `--max-leaves=NUM_LEAVES` over `phones/roots.int` -> `tree`,
-  gmm-init-model (one Gaussian per leaf from the tree statistics) -> `1.mdl`, `1.occs`;
+  gmm-init-model (one Gaussian per leaf from the tree statistics) and gmm-mixup to NUM_LEAVES
+  Gaussians -> `1.mdl`, `1.occs`;
 - -1: convert-ali of the source alignments to the new tree -> `ali.JOB.gz`;
 - 0: compile-train-graphs -> `fsts.JOB.npz`;
 - 1..num_iters-1: `kaldilite.train.loop.run_em_iterations` (realign on 10 20 30, mix up from
@@ -26,6 +27,8 @@ import shutil
 import time
 from pathlib import Path
 
+
+import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.train.gmm_steps import one_blas_thread
@@ -197,6 +200,9 @@ def build_tree_and_model(exp, lang, stats, num_leaves, pipeline, opts, extra):
     with file_log(exp / "log" / "init_model.log", "gmm-init-model --write-occs=1.occs tree treeacc topo 1.mdl"):
         am, occs = init_gmm_from_tree_stats(tree, stats)
         tm = TransitionModel(topo, tree)
+        # gmm-mixup --mix-up=NUM_LEAVES with its defaults, as train_deltas.sh runs it after init
+        am.mixup(occs, num_leaves, power=0.2, min_count=20.0, perturb_factor=0.01,
+                 rng=np.random.default_rng(opts.seed))
         save_model(exp / "1.mdl", tm, am, pipeline, extra)
         with atomic_open(exp / "1.occs", "w") as handle:
             handle.write(" [ " + " ".join(f"{o:g}" for o in occs) + " ]\n")
