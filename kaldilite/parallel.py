@@ -16,12 +16,14 @@ runner given by `set_default_runner` (what a verb's `--cmd` option sets, see
 a recipe's `cmd.sh` exports), else local. `runner_from_spec("slurm --mem 2G --partition cpu")`
 turns such a description into a runner.
 
-Job records and --resume: besides its log, every job leaves `QDIR/step.k.status` (one JSON
-line: exit code, a fingerprint of the call, host, seconds; written last, so its presence means
+Job records and --resume: a job's outcome is recorded in `QDIR/step.k.status` (one JSON line:
+exit code, a fingerprint of the call, host, seconds; written last, so its presence means
 "finished") and `QDIR/step.k.result` (the pickled return value), where QDIR is `log_dir/q`, or
-`exp/x/q` for a `exp/x/log` (slurm.pl's rule). The Slurm backend learns that a job finished
-and what it returned only through these files (shared filesystem). When every job of a step
-succeeds the records are removed (the logs stay), so they only survive a step that failed.
+`exp/x/q` for a `exp/x/log` (slurm.pl's rule). Slurm jobs write them on the node, and the
+driver learns that a job finished and what it returned only through these files (shared
+filesystem); the local backend gets outcomes back in memory and writes the records only when
+a step failed. When every job of a step succeeds the records are removed (the logs stay), so
+they only survive a step that failed.
 With resume (`--resume`, `set_resume(True)` or `KALDILITE_RESUME=true`) a job whose record says
 it succeeded with the same call (function and arguments) is not run again and its stored
 result is used; only the failed or changed jobs run. That relies on job outputs staying in
@@ -161,18 +163,20 @@ class JobRecords:
         return status is not None and status.get("code") == 0, payload
 
     def remove(self, jobs=None, kinds=("status", "result", "job")):
-        """Remove the records of `jobs` (default: every job of this step)."""
+        """Remove the records of `jobs` (default: every job of this step) that exist."""
+        try:
+            names = set(os.listdir(self.qdir))
+        except OSError:
+            return
         if jobs is None:
             prefix = self.step_name + "."
-            try:
-                names = os.listdir(self.qdir)
-            except OSError:
-                return
             jobs = {name[len(prefix):].split(".", 1)[0] for name in names if name.startswith(prefix)}
         for job in jobs:
             for kind in kinds:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path(job, kind))
+                name = f"{self.step_name}.{job}.{kind}"
+                if name in names:
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self.qdir, name))
 
 
 @contextlib.contextmanager
@@ -294,10 +298,16 @@ class JobRunner:
             outcomes.update(self.execute(func, todo, log_dir, step_name, records, fingerprints, nj=nj))
             logger.info("%s: %d jobs took %.2f s on %s; logs in %s/%s.*.log", step_name, len(todo),
                         time.perf_counter() - start, self.describe(), log_dir, step_name)
+            if not all(ok for ok, _ in outcomes.values()):
+                # what --resume needs, for backends whose jobs did not store it themselves (local)
+                for k in todo:
+                    if records.read_status(k) is None:
+                        records.write(k, *outcomes[k], fingerprints[k], 0.0)
         results = self.raise_for_failures([outcomes[k] for k in range(1, len(job_args) + 1)], log_dir, step_name)
-        records.remove()
-        with contextlib.suppress(OSError):
-            os.rmdir(records.qdir)  # only when nothing else (a Slurm script, another step's records) is left
+        if os.path.isdir(records.qdir):
+            records.remove()
+            with contextlib.suppress(OSError):
+                os.rmdir(records.qdir)  # only when nothing else (a Slurm script, another step's records) is left
         return results
 
     @staticmethod
@@ -359,8 +369,9 @@ class LocalJobRunner(JobRunner):
     def execute(self, func, jobs, log_dir, step_name, records, fingerprints, *, nj=None):
         num_workers = min(x for x in (nj, self.max_jobs_run, len(jobs)) if x is not None)
         self._last_workers = num_workers
-        calls = [(func, args, self.log_path(log_dir, step_name, k), (records, k, fingerprints[k]))
-                 for k, args in jobs.items()]
+        # no record files from here: the outcomes come back in memory, and run() stores them only
+        # when the step failed (file operations cost ~3 ms each on a busy overlay filesystem)
+        calls = [(func, args, self.log_path(log_dir, step_name, k)) for k, args in jobs.items()]
         if num_workers == 1:
             outcomes = [_run_one(*call) for call in calls]
         else:

@@ -5,7 +5,7 @@ apt-get), writes a minimal slurm.conf into a temp dir (this host as the only nod
 CPU count and memory, free ports, state and spool dirs in the temp dir, munge authentication
 through a private munged socket), starts munged, slurmctld and slurmd in the foreground as
 children of the test process, waits until `sinfo` reports the node idle and points
-`SLURM_CONF` at the config for the session. At the end it stops the daemons by their pids.
+`SLURM_CONF` at the config while the tests of the module run. At the end it stops the daemons by their pids.
 If any of that fails the test FAILS with the reason: a skipped cluster test would prove nothing.
 
 `fsdd_subset`: four FSDD speakers (prepare-fsdd's independent train split, three takes per digit
@@ -175,9 +175,10 @@ class SlurmCluster:
                 process.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def slurm_cluster():
-    """A running one-node Slurm cluster; SLURM_CONF points at it for the whole session."""
+    """A running one-node Slurm cluster; SLURM_CONF points at it while the module's tests run
+    (module scope: the daemons stop as soon as the Slurm tests are done, not at the end of the suite)."""
     started = time.perf_counter()
     reason = _install_slurm()
     if reason:
