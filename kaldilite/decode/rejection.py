@@ -201,7 +201,9 @@ class RecognizerOptions:
     max_word_sequences: int = 100
     # Exact likelihood ratio: two extra 1-best searches over the graph restricted to command paths
     # and to filler/garbage paths (`confidence.restrict_graph`), instead of the lattice's clipped one.
-    exact_llr: bool = True
+    # Off by default so that every caller (decode-commands, the online recognizer, which use
+    # `word_sequences_from_decoder`) measures the same LLR a calibrated rule was tuned on.
+    exact_llr: bool = False
 
     def decoder_options(self):
         from kaldilite.decode.decoder import DecoderOptions

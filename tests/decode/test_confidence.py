@@ -56,7 +56,8 @@ def test_recognizer_likelihood_ratio_equals_brute_force_over_word_classes():
         other = [g + SCALE * a for g, a, w, _ in paths if 1 not in w]
         if not command or not other:
             continue
-        opts = RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0, lattice_beam=50.0)
+        opts = RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0, lattice_beam=50.0,
+                                 exact_llr=True)
         recognizer = Recognizer(graph, tid_to_pdf, words, fillers, RejectionRule(score="llr", threshold=0.0), opts)
         decision = recognizer.recognize(loglikes)
         assert decision.llr == pytest.approx((min(other) - min(command)) / (SCALE * len(loglikes)), abs=1e-4)
