@@ -248,3 +248,44 @@ def test_a_tri2b_model_given_raw_features_names_both_dimensions_and_the_missing_
         am.log_likelihoods(raw)
     message = str(err.value)
     assert "expects 6-dim" in message and "got 4" in message and "LDA+MLLT (final.mat) (6 x 12)" in message
+
+
+def test_decode_fmllr_cli_recognizes_the_utterances_in_both_passes(systems, tmp_path):
+    """kaldilite mkgraph + decode-fmllr on a word loop over the SAT system: the speaker-independent
+    first pass (final.alimdl) and the adapted passes return the spoken words (a handful of the
+    415 words of the training data are lost at word boundaries), with a transform per speaker."""
+    import shutil
+
+    import pywrapfst as fst
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+    from kaldilite.io.symbols import SymbolTable
+
+    tmp = systems["tmp"]
+    loop_lang = tmp_path / "lang_loop"
+    shutil.copytree(systems["lang"], loop_lang)
+    words = SymbolTable.read(loop_lang / "words.txt")
+    g = fst.VectorFst()
+    state = g.add_state()
+    g.set_start(state)
+    g.set_final(state, float(np.log(5)))
+    for word in LEXICON:
+        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
+    g.write(str(loop_lang / "G.fst"))
+    runner = CliRunner()
+    graph = tmp / "tri3b" / "graph_loop"
+    result = runner.invoke(cli, ["mkgraph", str(loop_lang), str(tmp / "tri3b"), str(graph)])
+    assert result.exit_code == 0, result.output
+    decode_dir = tmp_path / "decode"
+    result = runner.invoke(cli, ["decode-fmllr", "--nj", "2", "--acwt", "0.1", "--model-dir", str(tmp / "tri3b"),
+                                 str(graph), str(tmp / "data"), str(decode_dir)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("%WER")]
+    rates = [float(line.split()[1]) for line in lines]
+    assert len(rates) == 2 and rates[1] <= rates[0] <= 1.5, result.output  # SI pass, then adapted
+    assert (tmp_path / "decode.si" / "hyp.txt").exists()
+    transforms = {}
+    for k in (1, 2):
+        transforms.update(dict(read_matrices(str(decode_dir / f"trans.{k}"))))
+    assert sorted(transforms) == [f"spk{s}" for s in range(SPEAKERS)]
