@@ -124,6 +124,47 @@ def restrict_graph(graph, forbidden_words):
                                  graph.final_cost)
 
 
+class ContrastSearch:
+    """The two constrained 1-best searches that make the likelihood ratio exact.
+
+    Feed it the frames the main decoder gets (``init()``, ``advance(loglikes)``); ``costs()`` is
+    ``(best command-path cost, best filler/garbage-path cost)`` (inf where no path ends), to be
+    set as `WordSequences.contrast`. ``words`` maps the graph's word ids to strings; a graph with
+    no filler words needs no contrast (``active`` is False and costs() is None).
+    """
+
+    def __init__(self, graph, tid_to_pdf, words, fillers, decoder_options):
+        import numpy as np
+
+        from kaldilite.decode.decoder import BeamDecoder
+
+        symbol = words.symbol if hasattr(words, "symbol") else words.__getitem__
+        fillers = frozenset(fillers)
+        output_ids = [int(w) for w in np.unique(graph.arc_olabel) if w > 0]
+        filler_ids = {w for w in output_ids if symbol(w) in fillers}
+        command_ids = {w for w in output_ids if symbol(w) not in NON_COMMAND_WORDS | fillers}
+        self.active = bool(filler_ids)
+        self.decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf, decoder_options)
+                         for forbidden in (filler_ids, command_ids)] if self.active else []
+
+    def init(self):
+        for decoder in self.decoders:
+            decoder.init()
+
+    def advance(self, loglikes):
+        for decoder in self.decoders:
+            decoder.advance(loglikes)
+
+    def costs(self):
+        if not self.active:
+            return None
+        out = []
+        for decoder in self.decoders:
+            result = decoder.finalize()
+            out.append(result.cost if result is not None and result.reached_final else math.inf)
+        return tuple(out)
+
+
 def label_posteriors(hyps, fillers, rejected_label="<rejected>"):
     """[(label, posterior)] over the distinct labels of `hyps`, best first; multi-word labels are
     joined by spaces, the empty label is `rejected_label`."""
@@ -154,4 +195,5 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
 
 
 __all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors", "restrict_graph",
+           "ContrastSearch",
            "word_sequences_of_lattice"]

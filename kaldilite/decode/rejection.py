@@ -34,8 +34,6 @@ recognition system".
 import json
 import logging
 import math
-
-import numpy as np
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -248,7 +246,7 @@ class Recognizer:
     """
 
     def __init__(self, graph, tid_to_pdf, words, fillers, rule=None, opts=None):
-        from kaldilite.decode.confidence import restrict_graph
+        from kaldilite.decode.confidence import ContrastSearch
         from kaldilite.decode.decoder import BeamDecoder
 
         self.opts = opts or RecognizerOptions()
@@ -256,36 +254,25 @@ class Recognizer:
         self.words = words
         self.fillers = frozenset(fillers)
         self.decoder = BeamDecoder(graph, tid_to_pdf, self.opts.decoder_options(), lattice=True)
-        self.contrast_decoders = []
+        self.contrast = None
         if self.opts.exact_llr and self.fillers and words is not None:
-            output_ids = {int(w) for w in np.unique(graph.arc_olabel) if w > 0}
-            symbol = words.symbol if hasattr(words, "symbol") else words.__getitem__
-            non_command = NON_COMMAND_WORDS | self.fillers
-            filler_ids = {w for w in output_ids if symbol(w) in self.fillers}
-            command_ids = {w for w in output_ids if symbol(w) not in non_command}
-            self.contrast_decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf,
-                                                  self.opts.decoder_options())
-                                      for forbidden in (filler_ids, command_ids)]
+            self.contrast = ContrastSearch(graph, tid_to_pdf, words, self.fillers, self.opts.decoder_options())
 
     def start(self):
         self.decoder.init()
-        for decoder in self.contrast_decoders:
-            decoder.init()
+        if self.contrast is not None:
+            self.contrast.init()
 
     def advance(self, loglikes):
         self.decoder.advance(loglikes)
-        for decoder in self.contrast_decoders:
-            decoder.advance(loglikes)
+        if self.contrast is not None:
+            self.contrast.advance(loglikes)
 
     def word_sequences(self):
         hyps = word_sequences_from_decoder(self.decoder, self.words, self.opts.lattice_beam,
                                            self.opts.max_word_sequences)
-        if self.contrast_decoders:
-            costs = []
-            for decoder in self.contrast_decoders:
-                result = decoder.finalize()
-                costs.append(result.cost if result is not None and result.reached_final else math.inf)
-            hyps.contrast = tuple(costs)
+        if self.contrast is not None:
+            hyps.contrast = self.contrast.costs()
         return hyps
 
     def decide(self):
