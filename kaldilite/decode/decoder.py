@@ -13,8 +13,14 @@ transition-id ``i`` on frame ``t`` costs ``arc_weight - acoustic_scale * loglike
 All scores are costs (-log prob), accumulated in float64.
 
 Every token creation appends a record ``(previous record, arc, cost)`` to growable flat arrays;
-tracing a record back gives the words (output labels) and per-frame transition-ids. Keeping all
-records (not only the survivors) is what a lattice generator would need later.
+tracing a record back gives the words (output labels) and per-frame transition-ids.
+
+With ``lattice=True`` the decoder also keeps Kaldi's forward links: every arrival within the beam,
+including those that lost to a better one, as ``(source state, arc, source frame, acoustic cost)``;
+`get_raw_lattice` / `get_lattice` turn them into a pruned state-level lattice and a determinized
+word lattice (`kaldilite.decode.lattice`), and `prune_links` drops, on long streams, the links no
+later lattice can use (Kaldi's PruneForwardLinks). Without lattices numba compiles the hot loops
+without the link code, so 1-best decoding runs as before.
 """
 
 import logging
