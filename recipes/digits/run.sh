@@ -107,7 +107,8 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   kaldilite train-sat --nj $nj $tri3b_leaves $tri3b_gauss data/train data/lang exp/tri2b_ali exp/tri3b
   kaldilite mkgraph data/lang_digits exp/tri3b exp/tri3b/graph
   # speaker-independent first pass -> exp/tri3b/decode_test.si, adapted result -> exp/tri3b/decode_test
-  kaldilite decode-fmllr --nj $nj --beam $beam --acwt $acwt exp/tri3b/graph data/test exp/tri3b/decode_test
+  kaldilite decode-fmllr --nj $nj --beam $beam --first-beam $beam --acwt $acwt exp/tri3b/graph data/test \
+    exp/tri3b/decode_test
 fi
 
 # Stage 8 (nnet2): train on a GMM system's alignments, decode into exp/nnet2/decode_test.
