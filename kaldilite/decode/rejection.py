@@ -22,6 +22,15 @@ sequence in the lattice is output even when a filler path is better (the "no rej
 baseline the commands recipe reports). The rule is saved as JSON (``rejection.json`` next to
 the graph) by calibration (`kaldilite calibrate-rejection`) and loaded by the decoders.
 
+Which score to calibrate: the label posterior saturates when the lattice holds no competitor
+(every other sequence more than ``lattice_beam`` worse: posterior >= 1 - exp(-lattice_beam)), and
+the lattice's LLR is clipped there too, so many out-of-vocabulary utterances tie at the top and a
+low false-accept target can become unreachable. On Speech Commands dev with a monophone model
+(acwt 0.1, lattice beam 6) 34 of 46 non-command utterances had confidence 1 and a clipped LLR,
+and 5% false accepts was unreachable with either; the exact LLR (``exact_llr=True``, two
+constrained searches) or the lattice LLR with ``lattice_beam`` 16 reached 4.3% false accepts at
+71% command accuracy. Prefer ``score="llr"`` with one of those for calibration.
+
 `Recognizer` runs the whole chain (decode with lattice, determinize, decide) for utterances or
 streams, `recognize` for one utterance; `recognize_decoder` decides for any lattice-generating
 `BeamDecoder` fed incrementally (the online decoder).
