@@ -1,6 +1,7 @@
 """LDA+MLLT triphone training (tri2b), as Kaldi's egs/wsj/s5/steps/train_lda_mllt.sh.
 
-Steps, each named after the Kaldi tool it replaces:
+Steps (`--stage`: -4 LDA, then the tree trainer's -3..0 and iterations), each named after the
+Kaldi tool it replaces:
 
 1. acc-lda + est-lda: CMVN'd MFCC spliced +-3 frames (`--splice-opts`), class statistics per
    pdf of the previous system's alignments (silence frames weighted 0, as
@@ -29,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
