@@ -37,7 +37,7 @@ def mono_system(tmp_path_factory):
     lang = corpus.make_lang(tmp)
     feats, text, _, _, _ = corpus.sample_corpus(np.random.default_rng(corpus.SEED))
     corpus.write_data_dir(tmp / "data", feats, text)
-    opts = MonoOptions(nj=2, num_iters=12, max_iter_inc=8, totgauss=14, realign_iters=(1, 2, 3, 5, 8, 10))
+    opts = MonoOptions(nj=1, num_iters=12, max_iter_inc=8, totgauss=14, realign_iters=(1, 2, 3, 5, 8, 10))
     train_mono(tmp / "data", lang, tmp / "mono", opts, pipeline=FeaturePipeline(cmvn="none", delta_order=0))
     # a word-loop grammar over the lang's words: any word, any number of times
     import pywrapfst as fst
