@@ -67,6 +67,9 @@ def load_model(path):
     path = os.fspath(path)
     with _open_npz(path) as npz:
         header = _header(npz, path)
+        if header.get("model_type", "gmm") != "gmm":  # e.g. an nnet2 model: kaldilite.nnet.model reads those
+            raise InputError(f"{path}: a {header['model_type']!r} model, not a GMM model; use the "
+                             f"{header['model_type']} verbs (e.g. decode-nnet2 with the GMM system's graph)")
         arrays = {k: npz[k] for k in npz.files if k != "header"}
     try:
         topo = Topology.from_text(header["topology"], source=f"{path} (topology)")

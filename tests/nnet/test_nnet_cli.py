@@ -136,3 +136,11 @@ def test_a_gmm_model_is_not_taken_for_an_nnet2_model(mono_system):
     tmp, _ = mono_system
     with pytest.raises(InputError, match="a 'gmm' model, not an nnet2 model"):
         load_nnet_model(tmp / "mono" / "final.mdl")
+
+
+def test_gmm_verbs_name_an_nnet2_model_instead_of_calling_it_corrupt(nnet_system):
+    from kaldilite.gmm.model import load_model
+
+    tmp, _, _ = nnet_system
+    with pytest.raises(InputError, match="a 'nnet2' model, not a GMM model; use the nnet2 verbs"):
+        load_model(tmp / "nnet2" / "final.mdl")
