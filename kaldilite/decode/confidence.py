@@ -125,12 +125,16 @@ def restrict_graph(graph, forbidden_words):
 
 
 class ContrastSearch:
-    """The two constrained 1-best searches that make the likelihood ratio exact.
+    """The constrained 1-best searches that make the likelihood ratio exact.
 
-    Feed it the frames the main decoder gets (``init()``, ``advance(loglikes)``); ``costs()`` is
-    ``(best command-path cost, best filler/garbage-path cost)`` (inf where no path ends), to be
-    set as `WordSequences.contrast`. ``words`` maps the graph's word ids to strings; a graph with
-    no filler words needs no contrast (``active`` is False and costs() is None).
+    Feed it the frames the main decoder gets (``init()``, ``advance(loglikes)``: the frames are
+    only kept). ``costs(hyps)`` gives ``(best command-path cost, best filler/garbage-path cost)``
+    (inf where no path ends), to be set as `WordSequences.contrast`: a side present in the
+    utterance's lattice (`hyps`) is exact already -- the lattice holds the best path of every
+    word sequence within the beam, so also the side's best -- and only a side missing from it is
+    searched, over the graph restricted to that side (`restrict_graph`), at the end. Usually one
+    extra 1-best search per utterance, a fraction of the lattice decoding. ``words`` maps word
+    ids to strings; without filler words there is nothing to contrast (``active`` False, costs None).
     """
 
     def __init__(self, graph, tid_to_pdf, words, fillers, decoder_options):
@@ -139,30 +143,53 @@ class ContrastSearch:
         from kaldilite.decode.decoder import BeamDecoder
 
         symbol = words.symbol if hasattr(words, "symbol") else words.__getitem__
-        fillers = frozenset(fillers)
+        self.fillers = frozenset(fillers)
         output_ids = [int(w) for w in np.unique(graph.arc_olabel) if w > 0]
-        filler_ids = {w for w in output_ids if symbol(w) in fillers}
-        command_ids = {w for w in output_ids if symbol(w) not in NON_COMMAND_WORDS | fillers}
+        filler_ids = {w for w in output_ids if symbol(w) in self.fillers}
+        command_ids = {w for w in output_ids if symbol(w) not in NON_COMMAND_WORDS | self.fillers}
         self.active = bool(filler_ids)
+        # (command side: no filler words; filler side: no command words)
         self.decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf, decoder_options)
                          for forbidden in (filler_ids, command_ids)] if self.active else []
+        self._chunks = []
 
     def init(self):
-        for decoder in self.decoders:
-            decoder.init()
+        self._chunks = []
 
     def advance(self, loglikes):
-        for decoder in self.decoders:
-            decoder.advance(loglikes)
+        if self.active and len(loglikes):
+            self._chunks.append(loglikes)
 
-    def costs(self):
+    def _search(self, decoder):
+        import numpy as np
+
+        decoder.init()
+        if self._chunks:
+            decoder.advance(np.concatenate(self._chunks))
+        result = decoder.finalize()
+        return result.cost if result is not None and result.reached_final else math.inf
+
+    def costs(self, hyps=None):
         if not self.active:
             return None
-        out = []
-        for decoder in self.decoders:
-            result = decoder.finalize()
-            out.append(result.cost if result is not None and result.reached_final else math.inf)
-        return tuple(out)
+        found = side_costs(hyps, self.fillers) if hyps is not None else (math.inf, math.inf)
+        return tuple(cost if math.isfinite(cost) else self._search(decoder)
+                     for cost, decoder in zip(found, self.decoders))
+
+
+def side_costs(hyps, fillers):
+    """(best cost of a sequence without filler words, best cost of one without command words)
+    among `hyps`, inf if none: the two sides as `restrict_graph` cuts them (for a grammar of one
+    item per utterance: the command paths and the filler/garbage paths)."""
+    fillers = frozenset(fillers)
+    non_command = NON_COMMAND_WORDS | fillers
+    command = other = math.inf
+    for words, cost in hyps.sequences:
+        if not any(w in fillers for w in words):
+            command = min(command, float(cost))
+        if all(w in non_command for w in words):
+            other = min(other, float(cost))
+    return command, other
 
 
 def label_posteriors(hyps, fillers, rejected_label="<rejected>"):
@@ -195,5 +222,5 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
 
 
 __all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors", "restrict_graph",
-           "ContrastSearch",
+           "ContrastSearch", "side_costs",
            "word_sequences_of_lattice"]

@@ -281,7 +281,7 @@ class Recognizer:
         hyps = word_sequences_from_decoder(self.decoder, self.words, self.opts.lattice_beam,
                                            self.opts.max_word_sequences)
         if self.contrast is not None:
-            hyps.contrast = self.contrast.costs()
+            hyps.contrast = self.contrast.costs(hyps)
         return hyps
 
     def decide(self):

@@ -43,7 +43,8 @@ def test_contrast_costs_make_the_likelihood_ratio_exact():
     assert measure(hyps, {"<gbg_AA>"}).llr_clipped
 
 
-def test_recognizer_likelihood_ratio_equals_brute_force_over_word_classes():
+@pytest.mark.parametrize("lattice_beam", [50.0, 0.5])  # both sides in the lattice / a side searched
+def test_recognizer_likelihood_ratio_equals_brute_force_over_word_classes(lattice_beam):
     """Words 1 = command 'go', 2 and 3 = fillers: the ratio compares the best path without
     fillers and the best path without the command, per frame at the acoustic scale."""
     words = {1: "go", 2: "<gbg_AA>", 3: "um"}
@@ -56,7 +57,8 @@ def test_recognizer_likelihood_ratio_equals_brute_force_over_word_classes():
         other = [g + SCALE * a for g, a, w, _ in paths if 1 not in w]
         if not command or not other:
             continue
-        opts = RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0, lattice_beam=50.0,
+        opts = RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0,
+                                 lattice_beam=lattice_beam,
                                  exact_llr=True)
         recognizer = Recognizer(graph, tid_to_pdf, words, fillers, RejectionRule(score="llr", threshold=0.0), opts)
         decision = recognizer.recognize(loglikes)
