@@ -146,7 +146,7 @@ def main(argv=None):
         f"| 1-best decoding (peer) | {one_best:.2f} | {one_best / audio:.4f} |",
         f"| lattice + determinize + confidence + rule (LLR from the lattice; the default) | {lattice_only:.2f} | "
         f"{lattice_only / audio:.4f} |",
-        f"| the same + exact LLR (two constrained 1-best searches, exact_llr=True) | {lattice:.2f} | "
+        f"| the same + exact LLR (constrained search of the side missing from the lattice, exact_llr=True) | {lattice:.2f} | "
         f"{lattice / audio:.4f} |",
         f"| scoring + lattice decoding total | {scoring + lattice:.2f} | {(scoring + lattice) / audio:.4f} |",
     ]

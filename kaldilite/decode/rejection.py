@@ -27,8 +27,9 @@ Which score to calibrate: the label posterior saturates when the lattice holds n
 the lattice's LLR is clipped there too, so many out-of-vocabulary utterances tie at the top and a
 low false-accept target can become unreachable. On Speech Commands dev with a monophone model
 (acwt 0.1, lattice beam 6) 34 of 46 non-command utterances had confidence 1 and a clipped LLR,
-and 5% false accepts was unreachable with either; the exact LLR (``exact_llr=True``, two
-constrained searches) or the lattice LLR with ``lattice_beam`` 16 reached 4.3% false accepts at
+and 5% false accepts was unreachable with either; the exact LLR (``exact_llr=True``: a
+constrained search for the side missing from the lattice, `confidence.ContrastSearch`; RTF
+0.0037 against 0.0023) or the lattice LLR with ``lattice_beam`` 16 reached 4.3% false accepts at
 71% command accuracy. Prefer ``score="llr"`` with one of those for calibration.
 
 `Recognizer` runs the whole chain (decode with lattice, determinize, decide) for utterances or
@@ -206,8 +207,9 @@ class RecognizerOptions:
     acoustic_scale: float = 0.1
     lattice_beam: float = 6.0
     max_word_sequences: int = 100
-    # Exact likelihood ratio: two extra 1-best searches over the graph restricted to command paths
-    # and to filler/garbage paths (`confidence.restrict_graph`), instead of the lattice's clipped one.
+    # Exact likelihood ratio: a 1-best search over the graph restricted to the side (command paths,
+    # filler/garbage paths) missing from the lattice (`confidence.ContrastSearch`), instead of the
+    # lattice's ratio clipped at the lattice beam.
     # Off by default so that every caller (decode-commands, the online recognizer, which use
     # `word_sequences_from_decoder`) measures the same LLR a calibrated rule was tuned on.
     exact_llr: bool = False
