@@ -54,6 +54,16 @@ def _install_slurm():
     return f"installed {' '.join(_PACKAGES)} but {missing} are still missing" if missing else None
 
 
+def _die_with_parent():
+    """In the daemon before exec: the kernel sends it SIGTERM when the test process dies, so a
+    pytest killed by a timeout (no fixture finalizer runs then) leaves no cluster behind."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -138,7 +148,7 @@ class SlurmCluster:
     def _spawn(self, command, name):
         log = open(self.root / f"{name}.out", "w")
         self.processes.append((name, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                                      start_new_session=True)))
+                                                      start_new_session=True, preexec_fn=_die_with_parent)))
 
     def _node_idle(self):
         for name, process in self.processes:
