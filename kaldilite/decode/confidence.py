@@ -119,6 +119,9 @@ def restrict_graph(graph, forbidden_words):
 
     keep = ~np.isin(graph.arc_olabel, np.asarray(sorted(forbidden_words), dtype=np.int64))
     src = graph.arc_sources()
+    # Trim: also drop arcs into states that can no longer reach a final state, so that the beam
+    # is not spent on dead ends (the determinized graph shares states between both sides).
+    keep &= _coaccessible(graph.num_states, src[keep], graph.arc_next[keep], graph.final_cost)[graph.arc_next]
     return CompiledFst.from_arcs(graph.num_states, graph.start, src[keep], graph.arc_ilabel[keep],
                                  graph.arc_olabel[keep], graph.arc_weight[keep], graph.arc_next[keep],
                                  graph.final_cost)
@@ -151,7 +154,9 @@ class ContrastSearch:
         # (command side: no filler words; filler side: no command words)
         self.decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf, decoder_options)
                          for forbidden in (filler_ids, command_ids)] if self.active else []
-        self._chunks = []
+        self.retry_beam_factor = 4.0  # like gmm-align's --retry-beam: a side far below the best is
+        self._chunks = []             # pruned before its end at the decoding beam
+        self._retry = {}
 
     def init(self):
         self._chunks = []
@@ -162,12 +167,25 @@ class ContrastSearch:
 
     def _search(self, decoder):
         import numpy as np
+        from dataclasses import replace
 
-        decoder.init()
-        if self._chunks:
-            decoder.advance(np.concatenate(self._chunks))
-        result = decoder.finalize()
-        return result.cost if result is not None and result.reached_final else math.inf
+        from kaldilite.decode.decoder import BeamDecoder
+
+        loglikes = np.concatenate(self._chunks) if self._chunks else None
+        for attempt in range(2):
+            if attempt:
+                key = id(decoder)
+                if key not in self._retry:
+                    self._retry[key] = BeamDecoder(decoder.graph, decoder.tid_to_pdf,
+                                                   replace(decoder.opts, beam=decoder.opts.beam * self.retry_beam_factor))
+                decoder = self._retry[key]
+            decoder.init()
+            if loglikes is not None:
+                decoder.advance(loglikes)
+            result = decoder.finalize()
+            if result is not None and result.reached_final:
+                return result.cost
+        return math.inf
 
     def costs(self, hyps=None):
         if not self.active:
@@ -190,6 +208,23 @@ def side_costs(hyps, fillers):
         if all(w in non_command for w in words):
             other = min(other, float(cost))
     return command, other
+
+
+def _coaccessible(num_states, src, dst, final_cost):
+    """States from which some final state is reachable (breadth-first on the reversed arcs)."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    finals = np.flatnonzero(np.isfinite(final_cost))
+    super_final = num_states  # reversed graph: the super node points to every final state
+    rows = np.concatenate([np.asarray(dst, np.int64), np.full(len(finals), super_final)])
+    cols = np.concatenate([np.asarray(src, np.int64), finals])
+    reverse = csr_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(num_states + 1, num_states + 1))
+    reached = breadth_first_order(reverse, super_final, directed=True, return_predecessors=False)
+    out = np.zeros(num_states + 1, bool)
+    out[reached] = True
+    return out[:num_states]
 
 
 def label_posteriors(hyps, fillers, rejected_label="<rejected>"):
