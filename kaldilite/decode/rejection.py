@@ -240,10 +240,15 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
                          lattice_beam)
 
 
-def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100):
-    """The `Decision` for what a `BeamDecoder` has consumed so far (online: call at an endpoint)."""
+def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100, contrast=None):
+    """The `Decision` for what a `BeamDecoder` has consumed so far (online: call at an endpoint).
+
+    ``contrast``: a `confidence.ContrastSearch` fed the same frames (``init``/``advance``) for
+    the exact likelihood ratio, as `Recognizer` with ``exact_llr`` computes it."""
     rule = rule or RejectionRule()
     hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences)
+    if contrast is not None:
+        hyps.contrast = contrast.costs(hyps)
     return rule.decide(hyps, fillers)
 
 

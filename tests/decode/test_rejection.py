@@ -163,3 +163,32 @@ def test_a_decision_carries_what_a_threshold_sweep_needs():
     g = hyps(("yes", 1.0), ("no", 1.2))
     d = RejectionRule(threshold=0.0).decide(g, FILLERS)
     assert [RejectionRule(threshold=t).decide_measures(d.measures).accepted for t in (0.5, 0.6)] == [True, False]
+
+
+def test_recognize_decoder_with_a_contrast_search_equals_the_recognizer():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_lattice import random_problem
+
+    from kaldilite.decode.confidence import ContrastSearch
+    from kaldilite.decode.decoder import BeamDecoder
+    from kaldilite.decode.rejection import Recognizer, RecognizerOptions, recognize_decoder
+
+    words = {1: "go", 2: "<gbg_AA>", 3: "um"}
+    fillers = {"<gbg_AA>", "um"}
+    opts = RecognizerOptions(acoustic_scale=0.5, lattice_beam=1.0, exact_llr=True)
+    for seed in range(10):
+        graph, tid_to_pdf, loglikes = random_problem(500 + seed)
+        expected = Recognizer(graph, tid_to_pdf, words, fillers, RejectionRule(score="llr"), opts).recognize(loglikes)
+        decoder = BeamDecoder(graph, tid_to_pdf, opts.decoder_options(), lattice=True)
+        contrast = ContrastSearch(graph, tid_to_pdf, words, fillers, opts.decoder_options())
+        decoder.init()
+        contrast.init()
+        for t in range(0, len(loglikes), 2):
+            decoder.advance(loglikes[t:t + 2])
+            contrast.advance(loglikes[t:t + 2])
+        got = recognize_decoder(decoder, words, fillers, RejectionRule(score="llr"), 1.0, contrast=contrast)
+        assert (got.label, got.reason, got.llr_clipped) == (expected.label, expected.reason, expected.llr_clipped)
+        assert got.llr == expected.llr or got.llr == pytest.approx(expected.llr)
