@@ -111,7 +111,7 @@ def describe_pipeline(pipeline, feature_dim, raw_dim=None, transform_name=None):
         parts.append(f"splice -{left}/+{right}")
     if pipeline.get("transform") is not None:
         rows, cols = len(pipeline["transform"]), len(pipeline["transform"][0])
-        parts.append(f"{transform_name or 'transform'} ({rows} x {cols})")
+        parts.append(f"{rows} x {cols} {transform_name or 'transform'}")
     elif transform_name:
         parts.append(transform_name)
     return " + ".join(parts)

@@ -90,7 +90,7 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
     shutil.copyfile(Path(lang_dir) / "phones.txt", exp / "phones.txt")
     silence = sorted(lang.silence_phones)
     extra = {"raw_feature_dim": raw_feature_dim(data_dir), "type": "tri-sat", "speaker_adapted": True,
-             "transform": "LDA+MLLT (final.mat) + per-speaker fMLLR (trans.JOB)"}
+             "transform": "LDA+MLLT (final.mat), then per-speaker fMLLR (trans.JOB)"}
 
     if opts.stage <= -4:  # SI features; speaker transforms from ALI_DIR, else estimated from its alignments
         write_adapted_caches(exp, parts, None, si_pipeline)
@@ -155,7 +155,7 @@ def estimate_alignment_model(model_path, acc_paths, out_path):
         am.update(accs, remove_low_count_gaussians=False)
         am.log_weights = weights  # means and variances only
         am.invalidate()
-        extra = dict(extra, speaker_adapted=False, type="tri3b-si",
+        extra = dict(extra, speaker_adapted=False, type="tri-sat-si",
                      transform="LDA+MLLT (final.mat); speaker-independent alignment model")
         save_model(out_path, tm, am, pipeline, extra)
 

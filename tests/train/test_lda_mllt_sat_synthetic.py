@@ -247,7 +247,7 @@ def test_a_tri2b_model_given_raw_features_names_both_dimensions_and_the_missing_
     with pytest.raises(DimensionMismatchError) as err:
         am.log_likelihoods(raw)
     message = str(err.value)
-    assert "expects 6-dim" in message and "got 4" in message and "LDA+MLLT (final.mat) (6 x 12)" in message
+    assert "expects 6-dim" in message and "got 4" in message and "6 x 12 LDA+MLLT (final.mat)" in message
 
 
 def test_decode_fmllr_cli_recognizes_the_utterances_in_both_passes(systems, tmp_path):
