@@ -9,7 +9,12 @@
 #   ./run.sh                                  # the shared Speech Commands subset ($KALDILITE_DATA)
 #   ./run.sh --corpus /path/to/speech_commands_v0.02   # any folder in the Speech Commands layout
 #   ./run.sh --corpus synthetic               # espeak-ng voices (no recordings needed)
-#   ./run.sh --stage 3                        # edited lang/en/commands.txt: new grammar, no retraining
+#   ./run.sh --stage 2 --stop-stage 3 && ./run.sh --stage 9   # edited lang/en: new lang + grammar +
+#                                             # graphs + decode + calibration, acoustic models reused
+#   ./run.sh --train-models mono              # only the monophone system (quick)
+#
+# Timing (2 cores shared with other jobs, load ~15): stages 0-3 1 min, mono 5 min (3000-utt subset),
+# tri1 8 min, tri2b 15 min, graphs + decoding + calibration of three models 5 min.
 #
 # Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 lang, 3 grammars,
 # 4 mono, 5 tri1, 6 tri2b, [7 tri3b, 8 nnet2: added when their decoders read commands], 9 graphs + decode,
