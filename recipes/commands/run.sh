@@ -53,12 +53,17 @@ lang_en="$KALDILITE_REPO/lang/en"
 mfcc_conf="$recipe_dir/conf/mfcc.conf"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  default_corpus=${KALDILITE_DATA:-$KALDILITE_REPO/../shared/data}/speech_commands
+  if [ -z "$corpus" ] && [ ! -d "$default_corpus" ]; then
+    log "Stage 0: no recorded Speech Commands at $default_corpus: using the synthetic espeak-ng corpus"
+    corpus=synthetic
+  fi
   if [ "$corpus" = synthetic ]; then
     log "Stage 0: synthetic corpus (espeak-ng voices, speeds, pitches, noise)"
     kaldilite synthesize-corpus --commands "$lang_en/commands.txt" --fillers "$lang_en/fillers.txt" downloads/synthetic >/dev/null
     corpus_dir=downloads/synthetic
   else
-    corpus_dir=${corpus:-${KALDILITE_DATA:-$KALDILITE_REPO/../shared/data}/speech_commands}
+    corpus_dir=${corpus:-$default_corpus}
     log "Stage 0: Speech Commands corpus from $corpus_dir"
   fi
   [ -d "$corpus_dir" ] || { echo "$0: no corpus at $corpus_dir; pass --corpus DIR or --corpus synthetic" >&2; exit 1; }
