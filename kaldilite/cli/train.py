@@ -32,6 +32,10 @@ def _progress_logging():
 @click.option("--beam", "regular_beam", default=10.0, show_default=True, help="Alignment beam afterwards.")
 @click.option("--retry-beam", default=40.0, show_default=True, help="Beam for utterances that fail to align.")
 @click.option("--norm-vars", default=False, type=bool, show_default=True, help="Variance-normalise in CMVN.")
+@click.option("--align-transition-probs", type=click.Choice(["model", "topology"]), default="model",
+              show_default=True,
+              help="Transition probabilities used when realigning: the current model's (Kaldi) or the "
+                   "topology's initial ones compiled into the training graphs.")
 @click.option("--stage", default=-4, show_default=True,
               help="Resume from this stage (-3 init, -2 graphs, N iteration).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False),

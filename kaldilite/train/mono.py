@@ -63,6 +63,11 @@ class MonoOptions:
     min_gaussian_occupancy: float = 10.0
     stage: int = -4
     seed: int = 0
+    # "model": Kaldi's way -- training graphs carry no transition probabilities and every
+    # realignment adds the current model's (re-estimated) ones. "topology": the topology's
+    # initial probabilities are compiled into the training graphs once and kept for all
+    # realignments (the model's transitions are still re-estimated and used for decoding).
+    align_transition_probs: str = "model"
 
 
 def mono_pipeline(norm_vars=False, delta_order=2):
@@ -83,6 +88,12 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     from kaldilite.parallel import run_jobs
 
     opts = opts or MonoOptions()
+    if opts.align_transition_probs not in ("model", "topology"):
+        raise InputError(f"--align-transition-probs={opts.align_transition_probs}: use 'model' or 'topology'")
+    # where the alignment's transition costs come from (see MonoOptions.align_transition_probs)
+    frozen = opts.align_transition_probs == "topology"
+    graph_scales = (opts.transition_scale, opts.self_loop_scale) if frozen else (0.0, 0.0)
+    align_scales = (0.0, 0.0) if frozen else (opts.transition_scale, opts.self_loop_scale)
     data_dir, lang_dir, exp = Path(data_dir), Path(lang_dir), Path(exp_dir)
     started = time.perf_counter()
     if pipeline is None:
@@ -113,7 +124,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     # ---- compile-train-graphs + align-equal-compiled + gmm-acc-stats-ali (iteration 0)
     if opts.stage <= -2:
         log.info("compiling training graphs and aligning equally")
-        run_jobs(_prepare_job, [(str(exp), str(part), str(lang_dir), k, pipeline.to_dict())
+        run_jobs(_prepare_job, [(str(exp), str(part), str(lang_dir), k, pipeline.to_dict(), *graph_scales)
                                 for k, part in enumerate(parts, 1)], log_dir, "align.0", nj=nj)
     history = []
     if opts.stage <= 0:
@@ -126,8 +137,8 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
                           initial_beam=opts.initial_beam, retry_beam=opts.retry_beam,
                           boost_silence=opts.boost_silence, power=opts.power,
                           min_gaussian_occupancy=opts.min_gaussian_occupancy,
-                          transition_scale=opts.transition_scale, acoustic_scale=opts.acoustic_scale,
-                          self_loop_scale=opts.self_loop_scale, seed=opts.seed, stage=opts.stage)
+                          transition_scale=align_scales[0], acoustic_scale=opts.acoustic_scale,
+                          self_loop_scale=align_scales[1], seed=opts.seed, stage=opts.stage)
     history += run_em_iterations(exp, parts, lang, schedule, num_gauss=num_gauss, inc_gauss=inc_gauss,
                                  keep_models=(1,))
     finish_training(exp, opts.num_iters, nj)
@@ -168,7 +179,7 @@ def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
 
 
 @one_blas_thread
-def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
+def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict, transition_scale=0.0, self_loop_scale=0.0):
     """Job: cache features, compile training graphs, equal-align, accumulate iteration-0 stats."""
     from kaldilite.feat.pipeline import FeaturePipeline, load_features
     from kaldilite.gmm import load_model
@@ -188,9 +199,11 @@ def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict):
     tree = ContextDependency.read(exp / "tree")
     tm, _, _, _ = load_model(exp / "0.mdl")
     transcripts = transcripts_for(part_dir, lang, cache.utts)
-    # no transition probabilities in the stored graphs: alignment adds the current model's
-    # (Kaldi's compile-train-graphs defaults to both scales 0 for the same reason)
-    graphs = compile_training_graphs(lang, tree, tm, transcripts, transition_scale=0.0, self_loop_scale=0.0)
+    # by default no transition probabilities in the stored graphs: alignment adds the current
+    # model's (Kaldi's compile-train-graphs defaults to both scales 0 for the same reason);
+    # with align_transition_probs="topology" the initial ones are compiled in here for good
+    graphs = compile_training_graphs(lang, tree, tm, transcripts, transition_scale=transition_scale,
+                                     self_loop_scale=self_loop_scale)
     save_graphs(graphs, exp / f"fsts.{job}.npz")
 
     alignments, failed = {}, []

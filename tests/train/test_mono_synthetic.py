@@ -274,3 +274,46 @@ def test_train_mono_cli_runs_the_kaldi_mono_recipe_features(trained, tmp_path):
     _, am, pipeline, _ = load_model(tmp_path / "exp" / "final.mdl")
     assert am.dim == 3 * DIM and pipeline.cmvn == "speaker" and pipeline.delta_order == 2
     assert am.num_gauss == 14 + 4 * ((30 - 14) // 4)
+
+
+def test_topology_transition_probs_are_compiled_into_the_graphs_and_still_reestimated(trained, tmp_path):
+    """--align-transition-probs topology: the training graphs carry the topology's initial
+    probabilities (prepare-lang's 0.75 self-loop / 0.25 forward for these phones), scaled as
+    train_mono.sh scales them (transition 1.0, self-loop 0.1), and keep them for every
+    realignment; the model's transitions are still re-estimated, so training recovers the
+    generating self-loop probabilities, not 0.75."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm import load_model
+    from kaldilite.train.gmm_steps import load_graphs
+    from kaldilite.train.mono import MonoOptions, train_mono
+
+    tmp, lang, _, _, _, _, phone_ids = trained
+    opts = MonoOptions(nj=2, num_iters=12, max_iter_inc=8, totgauss=14, realign_iters=(1, 2, 3, 5, 8, 10),
+                       align_transition_probs="topology")
+    train_mono(tmp / "data", lang, tmp_path / "exp", opts, pipeline=FeaturePipeline(cmvn="none", delta_order=0))
+    tm, _, _, _ = load_model(tmp_path / "exp" / "final.mdl")
+    self_loop_cost, forward_cost = -0.1 * np.log(0.75), -0.1 * np.log(0.25)  # 3-state phone: one forward arc
+    for job in (1, 2):
+        for graph in load_graphs(tmp_path / "exp" / f"fsts.{job}.npz").values():
+            src = graph.arc_sources()
+            emitting = graph.arc_ilabel != 0
+            loops = emitting & (graph.arc_next == src)
+            np.testing.assert_allclose(graph.arc_weight[loops], self_loop_cost, rtol=1e-5)
+            np.testing.assert_allclose(graph.arc_weight[emitting & ~loops], forward_cost, rtol=1e-5)
+    for phone, probs in SELF_LOOP.items():
+        for state, p in enumerate(probs):
+            loop = np.flatnonzero((tm.tid_to_phone == phone_ids[phone]) & (tm.tid_to_hmm_state == state)
+                                  & tm.tid_is_self_loop)[0]
+            assert np.exp(tm.log_probs[loop]) == pytest.approx(p, abs=0.04), f"{phone} state {state}"
+    # the default (Kaldi) graphs carry no transition costs at all
+    default = load_graphs(tmp / "exp" / "fsts.1.npz")
+    assert all(not np.any(g.arc_weight[g.arc_ilabel != 0]) for g in default.values())
+
+
+def test_train_mono_cli_rejects_an_unknown_align_transition_probs():
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+
+    result = CliRunner().invoke(cli, ["train-mono", "--align-transition-probs", "frozen", ".", ".", "x"])
+    assert result.exit_code != 0 and "frozen" in result.output
