@@ -8,6 +8,14 @@ Gaussians linearly to `totgauss` by iteration `max_iter_inc`, and `--min-gaussia
 on the first update) and gmm-align-compiled on the `realign_iters` schedule (beam 6 the first
 time, then 10, retry beam 40).
 
+Transition probabilities in realignment: by default (``align_transition_probs="model"``, as
+Kaldi) the training graphs carry none and each realignment adds the current model's,
+re-estimated ones. ``"topology"`` compiles the topology's initial probabilities into the
+training graphs once and keeps them (the model's transitions are still re-estimated and are
+what the decoding graph uses). On FSDD, whose recordings are trimmed, the model's own
+silence transitions let realignment put optional silence at about twice as many utterance
+edges (11% of aligned frames vs 6%); see recipes/digits/run.sh for the dev evidence.
+
 Work is split into `nj` jobs over `DATA/splitN/JOB` (by speaker) run by
 `kaldilite.parallel.run_jobs`; each job writes its statistics to `EXP/ITER.JOB.acc` and one
 estimate sums them all, so the model does not depend on `nj`. Output, as Kaldi's:
