@@ -10,6 +10,8 @@ the DNN uses, by default the recipe's own stage-8 alignment dir): the benchmark 
 into a scratch directory, never into the work dir.
 Usage: .venv/bin/python bench/nnet2.py [--work DIR] [--train data/train_sp] [--ali exp/tri3b_ali_train_sp]
        [--graph exp/tri3b/graph]
+Figures are noisy on a shared machine: the same run took 332 s with OpenBLAS's default threads
+while other jobs loaded the 2 cores, 88 s with one thread.
 """
 
 import argparse
@@ -70,9 +72,9 @@ def main():
     text = "\n".join([
         "## nnet2 p-norm DNN, FSDD independent split (`bench/nnet2.py`)",
         "",
-        f"{machine_line()}; training in one process (OpenBLAS threads: default), decoding `--nj 2` with one "
-        f"BLAS thread per job; wall time including process start-up. Training data `{args.train}`, alignments "
-        f"`{args.ali}`, `conf/nnet2.conf`: {network}; {frames_per_second} frames/s.",
+        f"{machine_line()}; training in one process with one BLAS thread (`--num-threads 1`, the default), "
+        f"decoding `--nj 2` with one BLAS thread per job; wall time including process start-up. Training data "
+        f"`{args.train}`, alignments `{args.ali}`, `conf/nnet2.conf`: {network}; {frames_per_second} frames/s.",
         "",
         *rows,
         "",
