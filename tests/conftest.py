@@ -1,6 +1,8 @@
 """Shared fixtures: the shared recorded speech (skipped with a reason when absent), temp dirs."""
 
 import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,3 +43,27 @@ def rng():
 def pytest_report_header(config):
     root = data_root()
     return f"kaldilite shared data: {root if root else 'absent (data tests will skip)'}; CI={os.environ.get('CI', '')}"
+
+
+DIGITS_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "digits"
+_DIGITS_NEEDED = ("exp/mono/final.mdl", "exp/mono/tree", "exp/mono/ali.1.gz", "exp/mono/graph/HCLG.npz",
+                  "data/train/cmvn.scp", "data/test/feats.scp", "data/test/cmvn.scp", "data/lang/phones.txt")
+
+
+@pytest.fixture(scope="session")
+def digits_system(fsdd_dir, tmp_path_factory):
+    """The digits recipe's speaker-independent monophone system (stages 0-4), read-only.
+
+    Uses `recipes/digits/work_independent` when a developer has built it; otherwise (as in CI,
+    on a fresh clone) builds it once per test session into a temp dir with the recipe itself
+    (about 40 s), so tests on real speech never silently skip where the data is present.
+    """
+    built = DIGITS_RECIPE / "work_independent"
+    if all((built / path).exists() for path in _DIGITS_NEEDED):
+        return built
+    work = tmp_path_factory.mktemp("digits_system") / "work_independent"
+    out = subprocess.run(["bash", str(DIGITS_RECIPE / "run.sh"), "--corpus", str(fsdd_dir.parent), "--nj", "2",
+                          "--stop-stage", "4", "--dir", str(work)], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        pytest.fail("building the digits mono system failed:\n" + out.stdout[-2000:] + out.stderr[-2000:])
+    return work

@@ -4,7 +4,7 @@ Five digits (zero..four) are the commands, a garbage phone loop catches anything
 other five digits are out-of-vocabulary. The transcripts are the independent answer: commands
 must mostly come out right, OOV digits must mostly be rejected -- far more often than with the
 rule switched off, where they are forced onto commands (the failure rejection exists to fix).
-Skips with the command to run when the digits system is not built (as tests/online does).
+The system comes from the `digits_system` session fixture (tests/conftest.py).
 """
 
 from pathlib import Path
@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DIGITS = REPO / "recipes" / "digits" / "work_independent"
 COMMANDS = ["zero", "one", "two", "three", "four"]
 
 
 @pytest.fixture(scope="module")
-def decisions(fsdd_dir, tmp_path_factory):
-    if not (DIGITS / "exp" / "mono" / "final.mdl").is_file() or not (DIGITS / "data" / "test" / "feats.scp").is_file():
-        pytest.skip(f"digits mono system not built in {DIGITS}: run recipes/digits/run.sh --stop-stage 4")
+def decisions(digits_system, tmp_path_factory):
+    digits = digits_system
     from kaldilite.decode.rejection import Recognizer, RecognizerOptions, RejectionRule, read_fillers
     from kaldilite.feat.pipeline import load_features
     from kaldilite.gmm.model import load_model
@@ -31,15 +29,15 @@ def decisions(fsdd_dir, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("reject")
     (tmp / "commands.txt").write_text("\n".join(COMMANDS) + "\n")
-    make_grammar(tmp / "commands.txt", DIGITS / "data" / "lang", tmp / "lang", garbage=True)
-    tm, am, pipeline, _ = load_model(DIGITS / "exp" / "mono" / "final.mdl")
-    graph = mkgraph(tmp / "lang", tmp / "graph", tm, ContextDependency.read(DIGITS / "exp" / "mono" / "tree"))
+    make_grammar(tmp / "commands.txt", digits / "data" / "lang", tmp / "lang", garbage=True)
+    tm, am, pipeline, _ = load_model(digits / "exp" / "mono" / "final.mdl")
+    graph = mkgraph(tmp / "lang", tmp / "graph", tm, ContextDependency.read(digits / "exp" / "mono" / "tree"))
     words, fillers = SymbolTable.read(tmp / "graph" / "words.txt"), read_fillers(tmp / "graph")
-    text = dict(DataDir.load(DIGITS / "data" / "test").text)
+    text = dict(DataDir.load(digits / "data" / "test").text)
     opts = RecognizerOptions(acoustic_scale=0.083333, exact_llr=True)
     recognizer = Recognizer(graph, tm.tid_to_pdf, words, fillers, RejectionRule(), opts)
     out = {}
-    for i, (utt, feats) in enumerate(load_features(DIGITS / "data" / "test", pipeline)):
+    for i, (utt, feats) in enumerate(load_features(digits / "data" / "test", pipeline)):
         if i % 3 == 0:  # a third of the 1000 test utterances keeps this test at a few seconds
             out[utt] = (text[utt], recognizer.recognize(am.log_likelihoods(feats)))
     return out

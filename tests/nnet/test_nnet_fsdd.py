@@ -1,30 +1,24 @@
 """Real-speech smoke test: a short train-nnet2 on the digits recipe's FSDD build, then decode-nnet2.
 
-Uses the recipe's speaker-independent monophone system (recipes/digits/work_independent, read
-only; skipped with the command to build it when absent): two epochs on the mono alignments of
+Uses the recipe's speaker-independent monophone system (the `digits_system` session fixture in
+tests/conftest.py, read only): two epochs on the mono alignments of
 the four training speakers, decoding the two unseen test speakers through the mono graph. The
 full recipe's DNN reaches 3-5% WER and the GMM it learns from 8-9%; two epochs stay well under
 15%, while a broken model (wrong priors, features, or pdf mapping: chance is 90%) cannot.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from kaldilite.cli import cli
 
-DIGITS = Path(__file__).resolve().parents[2] / "recipes" / "digits" / "work_independent"
 
 
 @pytest.fixture(scope="module")
-def digits_mono(fsdd_dir):
-    needed = ("exp/mono/final.mdl", "exp/mono/ali.1.gz", "exp/mono/graph/HCLG.npz", "data/train/cmvn.scp",
-              "data/test/cmvn.scp")
-    if not all((DIGITS / path).exists() for path in needed):
-        pytest.skip(f"digits mono system not built in {DIGITS}: run recipes/digits/run.sh --stop-stage 4")
-    return DIGITS
+def digits_mono(digits_system):
+    return digits_system
 
 
 def test_two_epochs_on_fsdd_mono_alignments_decode_unseen_speakers_well(digits_mono, tmp_path):

@@ -1,7 +1,8 @@
 """Fixtures for the online tests: the digits monophone system and model bundles made from it.
 
-The system is the digits recipe's speaker-independent build (recipes/digits/run.sh, read-only;
-tests skip with the command to build it when it is absent). Bundles are exported to temp dirs.
+The system is the digits recipe's speaker-independent build (the session fixture
+`digits_system` in tests/conftest.py: the developer's build, or one made for the session).
+Bundles are exported to temp dirs.
 """
 
 from pathlib import Path
@@ -10,18 +11,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DIGITS = REPO / "recipes" / "digits" / "work_independent"
 MFCC_CONF = REPO / "recipes" / "digits" / "conf" / "mfcc.conf"
 RATE = 8000
 COMMANDS = ("zero", "one", "two", "three", "four", "six", "seven", "eight")
 FILLERS = ("five", "nine")  # out-of-vocabulary words the grammar knows as fillers
-
-
-@pytest.fixture(scope="session")
-def digits_system(fsdd_dir):
-    if not (DIGITS / "exp" / "mono" / "final.mdl").is_file() or not (DIGITS / "data" / "train" / "cmvn.scp").is_file():
-        pytest.skip(f"digits mono system not built in {DIGITS}: run recipes/digits/run.sh --stop-stage 4")
-    return DIGITS
 
 
 @pytest.fixture(scope="session")
