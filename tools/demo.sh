@@ -5,8 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -x recipes/commands/run.sh ]; then
-  echo "make demo: running recipes/commands/run.sh (command words with OOV rejection)"
-  exec recipes/commands/run.sh "$@"
+  echo "make demo: running recipes/commands/run.sh (command words with OOV rejection; it says which corpus first)"
+  recipes/commands/run.sh "$@"
+  work=recipes/commands/work
+  best=$(for m in tri3b tri2b tri1 mono; do [ -f "$work/exp/$m/graph_commands/HCLG.npz" ] && echo $m && break; done)
+  echo
+  echo "Try it live (best model: ${best:-none}):"
+  echo "  cd $work && kaldilite export-model --mfcc-config ../conf/mfcc.conf --data data/train exp/$best exp/$best/graph_commands bundle"
+  echo "  kaldilite decode-online --model bundle --mic        # or --wav FILE..., or arecord ... | --stdin"
+  exit 0
 fi
 echo "make demo: the commands recipe does not exist yet; running the most complete pipeline, recipes/digits/run.sh (FSDD digits, monophone GMM-HMM)"
 recipes/digits/run.sh "$@"
