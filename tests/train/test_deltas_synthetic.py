@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from kaldilite.io.tables import write_matrices
+import synthetic_lang
 
 LEXICON = {"BA": ["b", "a"], "CA": ["c", "a"], "AB": ["a", "b"], "C": ["c"], "AC": ["a", "c"]}
 DIM = 4
@@ -19,15 +20,7 @@ SEED = 11
 
 
 def make_lang(tmp):
-    from kaldilite.lang.prepare import prepare_lang
-
-    d = tmp / "dict"
-    d.mkdir()
-    (d / "silence_phones.txt").write_text("SIL\n")
-    (d / "optional_silence.txt").write_text("SIL\n")
-    (d / "nonsilence_phones.txt").write_text("a\nb\nc\n")
-    (d / "lexicon.txt").write_text("".join(f"{w} {' '.join(p)}\n" for w, p in LEXICON.items()) + "<UNK> SIL\n")
-    return prepare_lang(d, "<UNK>", tmp / "lang_tmp", tmp / "lang", position_dependent_phones=False, sil_prob=0.0)
+    return synthetic_lang.make_lang(tmp, LEXICON)
 
 
 def sample_corpus(rng, num_utts=160):

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from kaldilite.io.tables import read_int_vectors, write_matrices
+import synthetic_lang
 
 LEXICON = {"AB": ["a", "b"], "CA": ["c", "a"], "BC": ["b", "c"], "C": ["c"]}
 SELF_LOOP = {"a": [0.7, 0.75, 0.7], "b": [0.75, 0.7, 0.8], "c": [0.8, 0.75, 0.7]}
@@ -51,15 +52,7 @@ def parallel_module():
 
 
 def make_lang(tmp):
-    from kaldilite.lang.prepare import prepare_lang
-
-    d = tmp / "dict"
-    d.mkdir()
-    (d / "silence_phones.txt").write_text("SIL\n")
-    (d / "optional_silence.txt").write_text("SIL\n")
-    (d / "nonsilence_phones.txt").write_text("a\nb\nc\n")
-    (d / "lexicon.txt").write_text("".join(f"{w} {' '.join(p)}\n" for w, p in LEXICON.items()) + "<UNK> SIL\n")
-    return prepare_lang(d, "<UNK>", tmp / "lang_tmp", tmp / "lang", position_dependent_phones=False, sil_prob=0.0)
+    return synthetic_lang.make_lang(tmp, LEXICON)
 
 
 def phone_table(lang):
