@@ -11,8 +11,7 @@ two generating means, and b's and c's must not be split by context.
 import numpy as np
 import pytest
 
-from kaldilite.io.tables import write_matrices
-import synthetic_lang
+import synthetic_setup
 
 LEXICON = {"BA": ["b", "a"], "CA": ["c", "a"], "AB": ["a", "b"], "C": ["c"], "AC": ["a", "c"]}
 DIM = 4
@@ -20,7 +19,7 @@ SEED = 11
 
 
 def make_lang(tmp):
-    return synthetic_lang.make_lang(tmp, LEXICON)
+    return synthetic_setup.make_lang(tmp, LEXICON)
 
 
 def sample_corpus(rng, num_utts=160):
@@ -82,14 +81,7 @@ def write_true_alignments(ali_dir, lang, truth):
 
 
 def write_data_dir(path, feats, text):
-    path.mkdir()
-    write_matrices(sorted(feats.items()), path / "feats.ark", path / "feats.scp")
-    (path / "text").write_text("".join(f"{u} {text[u]}\n" for u in sorted(text)))
-    (path / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in sorted(feats)))
-    spk2utt = {}
-    for u in sorted(feats):
-        spk2utt.setdefault(u.split("-")[0], []).append(u)
-    (path / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    synthetic_setup.write_data_dir(path, feats, text)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ missing LDA+MLLT transform.
 import numpy as np
 import pytest
 
-from kaldilite.io.tables import read_int_vectors, read_matrices, write_matrices
-import synthetic_lang
+from kaldilite.io.tables import read_int_vectors, read_matrices
+import synthetic_setup
 
 LEXICON = {"AB": ["a", "b"], "CA": ["c", "a"], "BC": ["b", "c"], "C": ["c"]}
 SELF_LOOP = 0.6
@@ -29,7 +29,7 @@ LDA_DIM = 6
 
 
 def make_lang(tmp):
-    return synthetic_lang.make_lang(tmp, LEXICON)
+    return synthetic_setup.make_lang(tmp, LEXICON)
 
 
 def speaker_maps(rng):
@@ -64,14 +64,7 @@ def sample_corpus(rng, maps, num_utts=200):
 
 
 def write_data_dir(path, feats, text):
-    path.mkdir()
-    write_matrices(sorted(feats.items()), path / "feats.ark", path / "feats.scp")
-    (path / "text").write_text("".join(f"{u} {text[u]}\n" for u in sorted(text)))
-    (path / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in sorted(feats)))
-    spk2utt = {}
-    for u in sorted(feats):
-        spk2utt.setdefault(u.split("-")[0], []).append(u)
-    (path / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    synthetic_setup.write_data_dir(path, feats, text)
 
 
 def write_true_alignments(mono_dir, ali_dir, truth, phone_ids):

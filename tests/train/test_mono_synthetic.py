@@ -22,8 +22,8 @@ import types
 import numpy as np
 import pytest
 
-from kaldilite.io.tables import read_int_vectors, write_matrices
-import synthetic_lang
+from kaldilite.io.tables import read_int_vectors
+import synthetic_setup
 
 LEXICON = {"AB": ["a", "b"], "CA": ["c", "a"], "BC": ["b", "c"], "C": ["c"]}
 SELF_LOOP = {"a": [0.7, 0.75, 0.7], "b": [0.75, 0.7, 0.8], "c": [0.8, 0.75, 0.7]}
@@ -52,7 +52,7 @@ def parallel_module():
 
 
 def make_lang(tmp):
-    return synthetic_lang.make_lang(tmp, LEXICON)
+    return synthetic_setup.make_lang(tmp, LEXICON)
 
 
 def phone_table(lang):
@@ -80,14 +80,7 @@ def sample_corpus(rng, num_utts=160):
 
 
 def write_data_dir(path, feats, text):
-    path.mkdir()
-    write_matrices(sorted(feats.items()), path / "feats.ark", path / "feats.scp")
-    (path / "text").write_text("".join(f"{u} {text[u]}\n" for u in sorted(text)))
-    (path / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in sorted(feats)))
-    spk2utt = {}
-    for u in sorted(feats):
-        spk2utt.setdefault(u.split("-")[0], []).append(u)
-    (path / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    synthetic_setup.write_data_dir(path, feats, text)
 
 
 @pytest.fixture(scope="module")
