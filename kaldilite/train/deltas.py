@@ -39,37 +39,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
-class DeltasOptions:
-    """train_deltas.sh's options with its defaults (build-tree's --thresh and the context options too)."""
+class DeltasOptions(EmSchedule):
+    """train_deltas.sh's options with its defaults: the EM schedule (`EmSchedule`, whose defaults
+    are train_deltas.sh's) plus build-tree's --thresh / --cluster-thresh and the context options."""
 
-    nj: int = 4
-    num_iters: int = 35
-    max_iter_inc: int = 25
-    realign_iters: tuple = (10, 20, 30)
-    beam: float = 10.0
-    retry_beam: float = 40.0
-    boost_silence: float = 1.0
-    power: float = 0.25
     cluster_thresh: float = -1.0
     thresh: float = 300.0
     round_num_leaves: bool = True
     context_width: int = 3
     central_position: int = 1
     delta_order: int = 2
-    min_gaussian_occupancy: float = 10.0
-    transition_scale: float = 1.0
-    acoustic_scale: float = 0.1
-    self_loop_scale: float = 0.1
-    stage: int = -4
-    seed: int = 0
 
     def schedule(self):
-        return EmSchedule(nj=self.nj, num_iters=self.num_iters, max_iter_inc=self.max_iter_inc,
-                          realign_iters=tuple(self.realign_iters), beam=self.beam, retry_beam=self.retry_beam,
-                          boost_silence=self.boost_silence, power=self.power,
-                          min_gaussian_occupancy=self.min_gaussian_occupancy,
-                          transition_scale=self.transition_scale, acoustic_scale=self.acoustic_scale,
-                          self_loop_scale=self.self_loop_scale, seed=self.seed, stage=self.stage)
+        """The loop's part of these options, as a plain EmSchedule."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(EmSchedule)}
+        return EmSchedule(**{**values, "realign_iters": tuple(self.realign_iters)})
 
 
 def deltas_pipeline(ali_dir, delta_order=2):
