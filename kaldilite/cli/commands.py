@@ -133,40 +133,6 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
     click.echo(str(out))
 
 
-def decode_commands_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lattice_beam):
-    """One job of decode-commands: [(utt, Measures, num_frames)] and the decoding seconds."""
-    import time
-
-    from kaldilite.decode.decoder import BeamDecoder
-    from kaldilite.decode.rejection import RecognizerOptions, measure, read_fillers, word_sequences_from_decoder
-    from kaldilite.feat.pipeline import load_features
-    from kaldilite.gmm.model import load_model
-    from kaldilite.graph.mkgraph import load_graph
-    from kaldilite.io.symbols import SymbolTable
-    from kaldilite.train.gmm_steps import single_threaded_blas
-
-    tm, am, pipeline, _ = load_model(model_path)
-    graph = load_graph(graph_dir)
-    words = SymbolTable.read(Path(graph_dir) / "words.txt")
-    fillers = read_fillers(graph_dir)
-    opts = RecognizerOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale,
-                             lattice_beam=lattice_beam)
-    decoder = BeamDecoder(graph, tm.tid_to_pdf, opts.decoder_options(), lattice=True)
-    results, seconds, cpu_seconds = [], 0.0, 0.0
-    with single_threaded_blas():
-        for utt, feats in load_features(data_dir, pipeline):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            decoder.init()
-            decoder.advance(am.log_likelihoods(feats))
-            hyps = word_sequences_from_decoder(decoder, words, opts.lattice_beam, opts.max_word_sequences)
-            m = measure(hyps, fillers)
-            seconds += time.perf_counter() - start
-            cpu_seconds += time.process_time() - cpu_start
-            results.append((utt, m, len(feats)))
-            log.info("%s %s confidence %.3f", utt, " ".join(m.words or ()), m.confidence)
-    return results, seconds, cpu_seconds
-
-
 @click.command("decode-commands")
 @click.option("--nj", default=2, show_default=True, help="Number of parallel jobs (data split by speaker).")
 @click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
@@ -174,13 +140,23 @@ def decode_commands_job(graph_dir, model_path, data_dir, beam, max_active, min_a
 @click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")
 @click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale applied to log-likelihoods.")
 @click.option("--lattice-beam", default=6.0, show_default=True, help="Lattice beam (word sequences kept).")
+@click.option("--first-beam", default=10.0, show_default=True,
+              help="SAT models: beam of the speaker-independent first pass (decode_fmllr.sh --first-beam).")
+@click.option("--silence-weight", default=0.0, show_default=True,
+              help="SAT models: weight of silence frames in the fMLLR statistics.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
-              help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl).")
+              help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
+                   "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
-def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam, model):
+def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
+                        first_beam, silence_weight, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
+
+    Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
+    as steps/decode_fmllr.sh (speaker-independent final.alimdl, per-speaker fMLLR -> DECODE_DIR/trans.JOB,
+    then the lattice pass with final.mdl). For an nnet2 model give its GMM system's graph.
 
     Writes DECODE_DIR/measures.jsonl (the inputs of the rejection rule for each utterance:
     best words, label, confidence, LLR, best command), hyp.txt under the graph's rejection rule
@@ -189,12 +165,14 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
 
     e.g.: kaldilite decode-commands --nj 2 exp/mono/graph_commands data/dev exp/mono/decode_dev
     """
+    import dataclasses
     import time
 
     from kaldilite.decode.rejection import RejectionRule
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
+    from kaldilite.train.decode_commands import CommandDecodeOptions, decode_commands_job, is_speaker_adapted
     from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
@@ -203,11 +181,18 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
+    silence_phones = ()
+    if is_speaker_adapted(model_path):
+        from kaldilite.train.sat import _silence_phones_from
+
+        silence_phones = _silence_phones_from(model_path.parent, graph_dir)
+    opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
+                                lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
-    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lattice_beam)
-                for part in parts]
+    job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
+                 silence_phones) for k, part in enumerate(parts, 1)]
     decode_dir.mkdir(parents=True, exist_ok=True)
-    outputs = run_jobs(decode_commands_job, job_args, decode_dir / "log", "decode", nj=nj)
+    outputs = run_jobs(decode_commands_job, job_args, decode_dir / "log", "decode", nj=len(parts))
     records = sorted((rec for output, _, _ in outputs for rec in output), key=lambda r: r[0])
     decode_seconds = sum(seconds for _, seconds, _ in outputs)
     cpu_seconds = sum(cpu for _, _, cpu in outputs)
@@ -224,7 +209,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     with atomic_open(decode_dir / "rtf") as handle:
         # CPU time, not wall time: on a shared machine the wall clock measures the neighbours
         handle.write(f"{rtf:.5f} cpu seconds {cpu_seconds:.2f} wall seconds {decode_seconds:.2f} audio seconds "
-                     f"{audio_seconds:.1f} (GMM scoring + search + lattice + confidence, summed over jobs)\n")
+                     f"{audio_seconds:.1f} (acoustic scoring + search + lattice + confidence, and for SAT the first "
+                     f"pass + fMLLR; summed over jobs)\n")
     click.echo(f"decode-commands: {len(records)} utterances in {time.perf_counter() - start:.2f} s, "
                f"RTF {rtf:.4f} (CPU time / audio) -> {decode_dir / MEASURES_FILE}")
 

@@ -1,0 +1,192 @@
+"""Decoding a data dir for command recognition with any trained acoustic model: decode-commands' job.
+
+Every model the recipes train goes through one job function, `decode_commands_job`, which
+returns the rejection rule's inputs (`kaldilite.decode.confidence.Measures`) per utterance:
+
+- GMM systems with a speaker-independent feature pipeline (mono, tri1 deltas, tri2b LDA+MLLT)
+  and nnet2 DNNs (pseudo-log-likelihoods ``log p(pdf|x) - log p(pdf)``) are loaded by the
+  online bundle's `load_scoring_model`, the one loader of "a model file -> a scorer"; one
+  lattice-generating pass (Kaldi's ``gmm-latgen-faster`` / ``nnet-latgen-faster``).
+- SAT systems (a model dir with ``final.alimdl`` beside ``final.mdl``, written by
+  `kaldilite.train.sat.train_sat`) decode in two passes as Kaldi's steps/decode_fmllr.sh: a
+  speaker-independent first pass with ``final.alimdl`` (best path only, ``--first-beam``),
+  per-speaker fMLLR from the Gaussian posteriors of the SI model along each best path with
+  silence frames weighted ``silence_weight`` (0: only speech counts; statistics with the SAT
+  model's Gaussians, as gmm-est-fmllr-gpost), then the lattice pass with ``final.mdl`` on the
+  adapted features. The per-speaker transforms go to ``DECODE_DIR/trans.JOB`` as decode_fmllr.sh
+  writes them. The speaker here is the data dir's utt2spk speaker, so adaptation is per speaker
+  over all its test utterances (offline); live decoding has no such pass.
+
+The CPU time of each job covers scoring, search, lattice and confidence (and, for SAT, the first
+pass and the fMLLR estimation), not feature loading: decode-commands divides it by the audio
+duration for its RTF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SI_MODEL = "final.alimdl"
+
+
+@dataclasses.dataclass
+class CommandDecodeOptions:
+    """decode-commands' options: the lattice pass, and the first pass + fMLLR of SAT models."""
+
+    beam: float = 13.0
+    max_active: int = 7000
+    min_active: int = 20
+    acoustic_scale: float = 0.1
+    lattice_beam: float = 6.0
+    first_beam: float = 10.0          # decode_fmllr.sh --first-beam: the SI pass is only for adaptation
+    silence_weight: float = 0.0       # weight of silence frames in the fMLLR statistics
+    fmllr_update_type: str = "full"
+    fmllr_min_count: float = 0.0
+
+
+def is_speaker_adapted(model_path):
+    """True for a SAT model (its speaker-independent ``final.alimdl`` sits beside it)."""
+    from kaldilite.online.bundle import model_type_of
+
+    model_path = Path(model_path)
+    return model_type_of(model_path) == "gmm" and (model_path.parent / SI_MODEL).is_file()
+
+
+def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_dict, silence_phones=()):
+    """One job of decode-commands: ([(utt, Measures, num_frames)], wall seconds, CPU seconds)."""
+    from kaldilite.train.gmm_steps import single_threaded_blas
+
+    opts = CommandDecodeOptions(**opts_dict)
+    with single_threaded_blas():
+        if is_speaker_adapted(model_path):
+            return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
+        return _decode_single_pass(graph_dir, model_path, data_dir, opts)
+
+
+def _recognition_setup(graph_dir, opts):
+    from kaldilite.decode.rejection import RecognizerOptions, read_fillers
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+
+    graph = load_graph(graph_dir)
+    words = SymbolTable.read(Path(graph_dir) / "words.txt")
+    recognizer_opts = RecognizerOptions(beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
+                                        acoustic_scale=opts.acoustic_scale, lattice_beam=opts.lattice_beam)
+    return graph, words, read_fillers(graph_dir), recognizer_opts
+
+
+class _Timer:
+    """Wall and CPU seconds summed over the timed blocks."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu
+
+
+def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer):
+    """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]."""
+    from kaldilite.decode.decoder import BeamDecoder
+    from kaldilite.decode.rejection import measure, word_sequences_from_decoder
+
+    decoder = BeamDecoder(graph, tid_to_pdf, recognizer_opts.decoder_options(), lattice=True)
+    results = []
+    for utt, feats in features:
+        with timer:
+            decoder.init()
+            decoder.advance(scorer(feats))
+            hyps = word_sequences_from_decoder(decoder, words, recognizer_opts.lattice_beam,
+                                               recognizer_opts.max_word_sequences)
+            m = measure(hyps, fillers)
+        results.append((utt, m, len(feats)))
+        log.info("%s %s confidence %.3f llr %s", utt, " ".join(m.words or ()), m.confidence,
+                 "-" if m.llr is None else f"{m.llr:.3f}")
+    return results
+
+
+def _decode_single_pass(graph_dir, model_path, data_dir, opts):
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.online.bundle import load_scoring_model
+
+    model = load_scoring_model(model_path)
+    if model.raw_feature_dim is not None and hasattr(model.scorer, "check_raw_features"):
+        from kaldilite.nnet.model import raw_feature_dim_of
+
+        model.scorer.check_raw_features(raw_feature_dim_of(data_dir))
+    graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
+    timer = _Timer()
+    results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
+                            load_features(data_dir, model.pipeline), timer)
+    return results, timer.wall, timer.cpu
+
+
+def first_pass_speaker_transforms(graph, si_tm, si_am, sat_am, si_feats, utt2spk, silence_phones, decoder_opts,
+                                  fmllr_opts, silence_weight=0.0, words=None):
+    """decode_fmllr.sh's first pass: SI best paths -> per-speaker fMLLR transforms (speaker -> D x (D+1)).
+
+    Posteriors of ``si_am``'s Gaussians along each utterance's best path (silence phones weighted
+    ``silence_weight``), statistics with ``sat_am``'s means and variances (gmm-est-fmllr-gpost).
+    """
+    from kaldilite.decode.batch import decode_utterances
+    from kaldilite.train.sat import estimate_speaker_transforms
+    from kaldilite.transform.posteriors import gaussian_posteriors
+
+    results = decode_utterances(graph, si_tm.tid_to_pdf, si_am.log_likelihoods, si_feats.items(), decoder_opts, words)
+    silence_phones = list(silence_phones)
+    posts = {}
+    for utt, result in results:
+        if result is None or len(result.alignment) != len(si_feats[utt]):
+            continue
+        ali = np.asarray(result.alignment)
+        weights = np.where(np.isin(si_tm.tid_to_phone[ali], silence_phones), silence_weight, 1.0)
+        if not weights.any():
+            continue
+        posts[utt], _ = gaussian_posteriors(si_am, si_feats[utt], si_tm.tid_to_pdf[ali], weights)
+    transforms, _, _ = estimate_speaker_transforms(si_feats, posts, si_am, utt2spk, fmllr_opts, stats_model=sat_am)
+    return transforms
+
+
+def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_phones):
+    from kaldilite.decode.decoder import DecoderOptions
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm.model import load_model
+    from kaldilite.train.lda_mllt import write_speaker_transforms
+    from kaldilite.train.sat import _speakers_of
+    from kaldilite.transform.fmllr import FmllrOptions, apply_transform
+
+    si_tm, si_am, si_pipeline, _ = load_model(model_path.parent / SI_MODEL)
+    tm, am, _, _ = load_model(model_path)
+    graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
+    utt2spk, _ = _speakers_of(data_dir)
+    si_feats = dict(load_features(data_dir, si_pipeline))
+    timer = _Timer()
+    with timer:
+        first = DecoderOptions(beam=opts.first_beam, max_active=opts.max_active, min_active=opts.min_active,
+                               acoustic_scale=opts.acoustic_scale)
+        transforms = first_pass_speaker_transforms(
+            graph, si_tm, si_am, am, si_feats, utt2spk, silence_phones, first,
+            FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count), opts.silence_weight,
+            words)
+    write_speaker_transforms(transforms, decode_dir / f"trans.{job}")
+
+    def adapted():
+        for utt, feats in si_feats.items():
+            w = transforms.get(utt2spk[utt])
+            yield utt, (feats if w is None else apply_transform(feats, w).astype(np.float32))
+
+    results = _lattice_pass(graph, tm.tid_to_pdf, words, fillers, recognizer_opts, am.log_likelihoods, adapted(),
+                            timer)
+    return results, timer.wall, timer.cpu
