@@ -17,7 +17,7 @@
 # tri1 8 min, tri2b 15 min, graphs + decoding + calibration of three models 5 min.
 #
 # Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 lang, 3 grammars,
-# 4 mono, 5 tri1, 6 tri2b, [7 tri3b, 8 nnet2: added when their decoders read commands], 9 graphs + decode,
+# 4 mono, 5 tri1, 6 tri2b, 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments), 9 graphs + decode,
 # 10 calibrate + score + RESULTS.
 set -euo pipefail
 
@@ -27,7 +27,7 @@ corpus=                # default: $KALDILITE_DATA/speech_commands; or a folder; 
 augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 20000 utterances
 num_speakers=          # keep only this many speakers per part (quick runs, CI)
 nj=2
-train_models="mono tri1 tri2b"   # which acoustic models stages 4-6 train (CI: mono)
+train_models="mono tri1 tri2b tri3b nnet2"   # which acoustic models stages 4-8 train (CI: mono)
 totgauss=1000
 mono_utts=3000         # mono trains on this many training utterances (as Kaldi's recipes train it on a subset)
 beam=13.0
@@ -37,6 +37,7 @@ target_fa=0.05
 rejection_score=llr     # what the threshold applies to: llr (command vs filler/garbage per frame) or confidence
 tri1_leaves=800; tri1_gauss=6000
 tri2b_leaves=1000; tri2b_gauss=8000
+tri3b_leaves=1000; tri3b_gauss=8000
 garbage_cost=0.0
 dir=work               # where data/ exp/ mfcc/ go
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--corpus DIR|synthetic] [--augment auto|true|false] [--nj N]
@@ -129,8 +130,23 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && [[ " $train_models " == *" tri2b
   kaldilite train-lda-mllt --nj $nj $tri2b_leaves $tri2b_gauss data/train_aug data/lang exp/tri1_ali exp/tri2b
 fi
 
-# Stages 7 (tri3b, SAT) and 8 (nnet2) come when decode-commands can apply per-speaker fMLLR and
-# DNN scoring; each adds exp/<sys>/final.mdl, which stages 9 and 10 pick up like the others.
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ] && [[ " $train_models " == *" tri3b "* ]]; then
+  log "Stage 7: tri3b (SAT, per-speaker fMLLR) on the tri2b alignments"
+  kaldilite align --nj $nj data/train_aug data/lang exp/tri2b exp/tri2b_ali
+  kaldilite train-sat --nj $nj $tri3b_leaves $tri3b_gauss data/train_aug data/lang exp/tri2b_ali exp/tri3b
+fi
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2 "* ]]; then
+  # MFCC + CMVN input (no fMLLR), so the DNN also runs online (export-model); the tree, transition
+  # model and graph are tri3b's; the augmented set (speeds, noise) is what carries it across speakers.
+  log "Stage 8: nnet2 p-norm DNN on the tri3b (fMLLR) alignments of the augmented train set"
+  [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
+  kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+  kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" data/train_aug data/lang exp/tri3b_ali exp/nnet2
+fi
+
+# Every exp/<sys>/final.mdl is decoded and scored by stages 9 and 10 (SAT in two passes, the DNN
+# with its GMM system's graph).
 models=()
 for m in mono tri1 tri2b tri3b nnet2; do
   [ -f exp/$m/final.mdl ] && models+=($m)
@@ -139,8 +155,14 @@ done
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for m in "${models[@]}"; do
     log "Stage 9: $m: graphs (with rejection, commands only) and decoding of dev"
-    kaldilite mkgraph data/lang_commands exp/$m exp/$m/graph_commands
-    kaldilite mkgraph data/lang_commands_norej exp/$m exp/$m/graph_commands_norej
+    if [ $m = nnet2 ]; then  # the DNN shares tri3b's tree: its graphs, without tri3b's calibrated rule
+      for g in graph_commands graph_commands_norej; do
+        rm -rf exp/nnet2/$g && cp -r exp/tri3b/$g exp/nnet2/$g && rm -f exp/nnet2/$g/rejection.json
+      done
+    else
+      kaldilite mkgraph data/lang_commands exp/$m exp/$m/graph_commands
+      kaldilite mkgraph data/lang_commands_norej exp/$m exp/$m/graph_commands_norej
+    fi
     kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
       exp/$m/graph_commands data/dev exp/$m/decode_dev
     kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
