@@ -152,20 +152,33 @@ class OnlineRecognizer:
         return (self._utt_start + frame * self._shift_samples) / self.model_rate
 
     def _feed(self, samples, arrival):
-        """Model-rate samples into the current utterance; processed once a chunk is complete."""
+        """Model-rate samples into the current utterance, processed in blocks of exactly
+        --chunk-length counted from the utterance start, each followed by an endpoint check.
+        Cutting the blocks at fixed stream positions (not wherever the source's chunks happen to
+        end) makes every decision a function of the audio alone: a microphone's block size, a
+        resampler's delay or a dropped-in odd chunk cannot move an endpoint, and with it the start
+        of the next utterance."""
         if samples.size:
             self._pending.append(samples)
             self._pending_len += samples.size
-        if self._pending_len >= self._interval:
-            self._process()
-            return self._endpoint_loop(arrival)
-        return []
+        results = []
+        while self._pending_len >= self._interval:
+            self._process(self._interval)
+            result = self._endpointed(arrival)
+            if result is not None:
+                results.append(result)
+        return results
 
-    def _process(self):
-        """Features of the pending samples, then decode every frame that became ready."""
+    def _process(self, num_samples=None):
+        """Features of the first `num_samples` pending samples (all of them when None), then
+        decode every frame that became ready."""
         if self._pending_len:
             samples = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-            self._pending, self._pending_len = [], 0
+            if num_samples is not None and num_samples < samples.size:
+                samples, rest = samples[:num_samples], samples[num_samples:]
+                self._pending, self._pending_len = [rest], rest.size
+            else:
+                self._pending, self._pending_len = [], 0
             self._utt_audio.append(samples)
             self._mfcc.accept_waveform(samples)
         self._decode_ready()
@@ -208,10 +221,25 @@ class OnlineRecognizer:
         silence): for an utterance ended by an endpoint rule, and for the audio left over after
         one. A segment known to hold speech (a file, a VAD segment) is finalized as Kaldi's
         online2 tools finalize it, with final costs.
+
+        An endpoint rule has also checked that the utterance can end here (its
+        max-relative-cost); the end of the input, of a VAD segment or an overrun checks nothing.
+        So audio left over after an endpoint that ends there is only taken as a word when a
+        complete path is among the hypotheses the lattice keeps (final relative cost <=
+        --lattice-beam): otherwise the audio stopped inside something the model cannot finish
+        (noise taken for the onset of a word), and finalizing would force a word whose lattice
+        holds no competitor, so it would be accepted with confidence 1.
         """
         result = None
         partial = self.decoder.best_path() if self._decoded else None
         needs_speech = endpoint.startswith("rule") or self._after_endpoint
+        if partial is not None and needs_speech and not endpoint.startswith("rule"):
+            relative_cost = self.decoder.final_relative_cost()
+            if relative_cost > self.opts.lattice_beam:
+                log.debug("%s: %s after an endpoint: no complete path within the lattice beam (final relative "
+                          "cost %.2f > %g): no result", self.source_name, endpoint, relative_cost,
+                          self.opts.lattice_beam)
+                partial = None
         best = None
         if partial is not None:
             if not needs_speech:
@@ -254,22 +282,11 @@ class OnlineRecognizer:
                 self._pending, self._pending_len = [rest], rest.size
         return result
 
-    def _endpoint_loop(self, arrival):
-        results = []
-        while True:
-            rule = self._check_endpoint()
-            if rule is None:
-                return results
-            decoded = self._decoded
-            result = self._finish_utterance(rule, arrival)
-            if result is not None:
-                results.append(result)
-            if decoded == 0:
-                return results
-            if self._pending_len >= self._interval:
-                self._process()
-            else:
-                return results
+    def _endpointed(self, arrival):
+        """Finalize the utterance when an endpoint rule fires (the audio after its decoded frames
+        becomes the next utterance's pending audio); the result, if it holds one."""
+        rule = self._check_endpoint()
+        return None if rule is None else self._finish_utterance(rule, arrival)
 
     def _end_segment(self, endpoint, arrival):
         """The segment's audio is complete (VAD end, overrun, end of input): decode it all, finalize."""
