@@ -206,4 +206,26 @@ def g2p_cmd(words, lexicon, max_variants):
         raise InputError(f"no pronunciation found for: {' '.join(missing)}; write them by hand")
 
 
-COMMANDS = [prepare_dict_cmd, prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd]
+@click.command("check-pronunciations")
+@click.argument("dict_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("grammar_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--auto-g2p", is_flag=True,
+              help="Append the proposed pronunciations of missing words to DICT_DIR/lexicon.txt (each logged).")
+def check_pronunciations_cmd(dict_dir, grammar_files, auto_g2p):
+    """Check that every word of GRAMMAR_FILES has a pronunciation in DICT_DIR made of its phones.
+
+    The gate before rebuilding grammars and graphs for new commands without retraining: the
+    phones of DICT_DIR are the trained phone set. Missing words are listed with their file:line
+    and the lexicon lines `kaldilite g2p` proposes; --auto-g2p adds those lines instead.
+
+    \b
+    e.g.: kaldilite check-pronunciations --auto-g2p lang/en lang/en/commands.txt lang/en/fillers.txt
+    """
+    from kaldilite.lang.newwords import check_pronunciations
+
+    added = check_pronunciations(dict_dir, grammar_files, auto_g2p=auto_g2p)
+    log.info("check-pronunciations: %s: every grammar word has a pronunciation (%d added)", dict_dir, len(added))
+
+
+COMMANDS = [prepare_dict_cmd, prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd,
+            check_pronunciations_cmd]

@@ -9,21 +9,38 @@
 #   ./run.sh                                  # the shared Speech Commands subset ($KALDILITE_DATA)
 #   ./run.sh --corpus /path/to/speech_commands_v0.02   # any folder in the Speech Commands layout
 #   ./run.sh --corpus synthetic               # espeak-ng voices (no recordings needed)
-#   ./run.sh --stage 2 --stop-stage 3 && ./run.sh --stage 9   # edited lang/en: new lang + grammar +
-#                                             # graphs + decode + calibration, acoustic models reused
+#   ./run.sh --corpus /path/to/my_recordings  # a Kaldi data dir (wav.scp text utt2spk), e.g. from
+#                                             # `kaldilite record`: all of it trains, dev is unchanged
 #   ./run.sh --train-models mono              # only the monophone system (quick)
+#
+# New commands without retraining: edit lang/en/commands.txt (and fillers.txt; lexicon.txt for
+# new words: `kaldilite g2p --lexicon lang/en WORD`), then
+#   ./run.sh --stage 3                        # lang + grammars + graphs, then decode + score + RESULTS
+#   ./run.sh --stage 3 --stop-stage 3         # lang + grammars + graphs only (seconds)
+#   ./run.sh --stage 3 --auto-g2p true        # ... adding missing pronunciations to lexicon.txt
+# Words without a pronunciation are listed (file:line, with the line `kaldilite g2p` proposes)
+# before anything runs. The acoustic models are reused: the phone set of lang/en is the trained
+# inventory (data/lang/phones.txt); stage 3 refuses a lexicon that needs other phones.
+#
+# Every expensive step is change-driven (recipes/utils/stamp.sh): it runs only when the checksums
+# of its inputs or its command line changed since it last succeeded. So re-running with nothing
+# changed does nothing; an edited command list or lexicon rebuilds the lang dir, grammars,
+# graphs, decodes and scores, and never the features or the models (the training lang, stage 2,
+# holds only the training transcripts' words). `KALDILITE_FORCE=true ./run.sh ...` runs all.
 #
 # Timing (2 cores shared with other jobs, load ~15): stages 0-3 1 min, mono 5 min (3000-utt subset),
 # tri1 8 min, tri2b 15 min, graphs + decoding + calibration of three models 5 min.
 #
-# Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 lang, 3 grammars,
-# 4 mono, 5 tri1, 6 tri2b, 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments), 9 graphs + decode,
-# 10 calibrate + score + RESULTS.
+# Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 training lang,
+# 3 decoding lang + grammars + graphs of every trained model, 4 mono, 5 tri1, 6 tri2b,
+# 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments), 9 graphs + decode, 10 calibrate + score + RESULTS.
 set -euo pipefail
 
 stage=0
 stop_stage=100
-corpus=                # default: $KALDILITE_DATA/speech_commands; or a folder; or "synthetic"
+corpus=                # default: $KALDILITE_DATA/speech_commands; or a folder; or "synthetic"; or a data dir
+dict_dir=              # the dict dir with commands.txt and fillers.txt (default: lang/en of the repository)
+auto_g2p=false         # true: add missing pronunciations of grammar words to the lexicon (logged)
 augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 20000 utterances
 num_speakers=          # keep only this many speakers per part (quick runs, CI)
 nj=2
@@ -40,18 +57,62 @@ tri2b_leaves=1000; tri2b_gauss=8000
 tri3b_leaves=1000; tri3b_gauss=8000
 garbage_cost=0.0
 dir=work               # where data/ exp/ mfcc/ go
-help_message="Usage: $0 [--stage N] [--stop-stage N] [--corpus DIR|synthetic] [--augment auto|true|false] [--nj N]
-  e.g.: $0 --stage 3 --stop-stage 10"
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--corpus DIR|synthetic] [--dict-dir DIR] [--auto-g2p true|false]
+       [--augment auto|true|false] [--train-models 'mono tri1 ...'] [--nj N] [--dir DIR]
+  e.g.: $0 --stage 3 --stop-stage 3"
 
 cd "$(dirname "$0")"
 . ../utils/path.sh
 . ../utils/parse_options.sh
+. ../utils/stamp.sh
 
 recipe_dir=$(pwd)
+lang_en=$(cd "${dict_dir:-$KALDILITE_REPO/lang/en}" && pwd)
+commands="$lang_en/commands.txt"
+dict_files=("$lang_en/lexicon.txt" "$lang_en/silence_phones.txt" "$lang_en/nonsilence_phones.txt"
+            "$lang_en/optional_silence.txt" "$lang_en/extra_questions.txt")
 mkdir -p "$dir"
 cd "$dir"
-lang_en="$KALDILITE_REPO/lang/en"
 mfcc_conf="$recipe_dir/conf/mfcc.conf"
+
+# The acoustic models this experiment dir holds: stages 3, 9 and 10 work on each of them.
+models=()
+find_models() {
+  models=()
+  local m
+  for m in mono tri1 tri2b tri3b nnet2; do
+    [ -f exp/$m/final.mdl ] && models+=($m)
+  done
+  return 0
+}
+
+copy_graph() {  # FROM_SYS TO_SYS GRAPH: the DNN shares tri3b's tree, so it uses its graphs (not its rule)
+  rm -rf exp/$2/$3 && cp -r exp/$1/$3 exp/$2/$3 && rm -f exp/$2/$3/rejection.json exp/$2/$3/.stamp*
+}
+
+make_graphs() {  # SYS: the graphs of one model for both grammars (with rejection; commands only)
+  local m=$1 g
+  for g in graph_commands graph_commands_norej; do
+    if [ $m = nnet2 ]; then
+      step exp/nnet2/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/nnet2/$g/HCLG.fst -- copy_graph tri3b nnet2 $g
+    else
+      step exp/$m/$g/.stamp data/lang_${g#graph_} exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
+        kaldilite mkgraph data/lang_${g#graph_} exp/$m exp/$m/$g
+    fi
+  done
+}
+
+make_grammar_dir() {  # OUT_LANG [make-grammar options]: a grammar over the decoding lang, validated
+  local out=$1
+  shift
+  kaldilite make-grammar "$@" "$commands" data/lang_test data/$out
+  kaldilite validate-lang data/$out
+}
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  # Before anything runs: every command and filler word must have a pronunciation of known phones.
+  kaldilite check-pronunciations $([ "$auto_g2p" = true ] && echo --auto-g2p) "$lang_en" "$commands" "$lang_en/fillers.txt"
+fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   default_corpus=${KALDILITE_DATA:-$KALDILITE_REPO/../shared/data}/speech_commands
@@ -61,79 +122,120 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   fi
   if [ "$corpus" = synthetic ]; then
     log "Stage 0: synthetic corpus (espeak-ng voices, speeds, pitches, noise)"
-    kaldilite synthesize-corpus --commands "$lang_en/commands.txt" --fillers "$lang_en/fillers.txt" downloads/synthetic >/dev/null
+    step downloads/synthetic/.stamp "$commands" "$lang_en/fillers.txt" -- \
+      kaldilite synthesize-corpus --commands "$commands" --fillers "$lang_en/fillers.txt" downloads/synthetic >/dev/null
     corpus_dir=downloads/synthetic
   else
     corpus_dir=${corpus:-$default_corpus}
     log "Stage 0: Speech Commands corpus from $corpus_dir"
   fi
   [ -d "$corpus_dir" ] || { echo "$0: no corpus at $corpus_dir; pass --corpus DIR or --corpus synthetic" >&2; exit 1; }
-  kaldilite prepare-speech-commands --lexicon "$lang_en/lexicon.txt" ${num_speakers:+--num-speakers $num_speakers} \
+  step data/train/.stamp tree:"$corpus_dir" "$lang_en/lexicon.txt" --out data/train/text data/dev/text -- \
+    kaldilite prepare-speech-commands --lexicon "$lang_en/lexicon.txt" ${num_speakers:+--num-speakers $num_speakers} \
     "$corpus_dir" data
-  n_train=$(wc -l < data/train/utt2spk)
-  if [ "$augment" = true ] || { [ "$augment" = auto ] && [ "$n_train" -lt 20000 ]; }; then
-    log "Stage 0: augmenting $n_train training utterances: speed 0.9/1.0/1.1 and a copy with background noise"
-    kaldilite perturb-data-dir-speed 0.9,1.0,1.1 data/train data/train_sp
-    kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 20:15:10:5 data/train data/train_noise
-    kaldilite data combine data/train_aug data/train_sp data/train_noise
-  else
-    rm -rf data/train_aug && cp -r data/train data/train_aug
-  fi
-  for x in train_aug dev; do kaldilite data validate --no-feats data/$x; done
+  augment_train() {
+    local n_train
+    n_train=$(wc -l < data/train/utt2spk)
+    if [ "$augment" = true ] || { [ "$augment" = auto ] && [ "$n_train" -lt 20000 ]; }; then
+      log "Stage 0: augmenting $n_train training utterances: speed 0.9/1.0/1.1 and a copy with background noise"
+      kaldilite perturb-data-dir-speed 0.9,1.0,1.1 data/train data/train_sp
+      kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 20:15:10:5 data/train data/train_noise
+      kaldilite data combine data/train_aug data/train_sp data/train_noise
+    else
+      rm -rf data/train_aug && cp -r data/train data/train_aug && rm -f data/train_aug/.stamp*
+    fi
+    kaldilite data validate --no-feats data/train_aug
+  }
+  step data/train_aug/.stamp data/train data/noise_train --out data/train_aug/wav.scp -- augment_train "$augment"
+  kaldilite data validate --no-feats data/dev
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: MFCC + per-speaker CMVN stats"
   for x in train_aug dev; do
-    kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/$x exp/make_mfcc/$x mfcc
-    kaldilite compute-cmvn-stats data/$x exp/make_mfcc/$x mfcc
+    step exp/make_mfcc/$x/.stamp_mfcc data/$x/wav.scp data/$x/utt2spk data/$x/segments "$mfcc_conf" \
+      --out data/$x/feats.scp -- kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/$x exp/make_mfcc/$x mfcc
+    step exp/make_mfcc/$x/.stamp_cmvn data/$x/feats.scp data/$x/spk2utt --out data/$x/cmvn.scp -- \
+      kaldilite compute-cmvn-stats data/$x exp/make_mfcc/$x mfcc
   done
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "Stage 2: lang (CMUdict pronunciations of every word in $lang_en)"
-  kaldilite prepare-lang "$lang_en" "<UNK>" data/local/lang_tmp data/lang
-  kaldilite validate-lang data/lang
+  # The training lang: the phone inventory of lang/en and the pronunciations of the words the
+  # training transcripts use (plus the silence and OOV words). Words added to the lexicon for new
+  # commands do not change it, so they never invalidate the models trained with it.
+  log "Stage 2: training lang (the phone set of $lang_en, the training words' pronunciations)"
+  mkdir -p data/local/dict_train
+  for f in "${dict_files[@]}"; do [ -f "$f" ] && cp "$f" data/local/dict_train/; done
+  awk 'NR == FNR { for (i = 2; i <= NF; i++) used[$i] = 1; next } ($1 in used) || $1 == "!SIL" || $1 == "<UNK>"' \
+    data/train_aug/text "$lang_en/lexicon.txt" > data/local/dict_train/lexicon.txt
+  train_lang() {
+    kaldilite prepare-lang data/local/dict_train "<UNK>" data/local/lang_tmp data/lang
+    kaldilite validate-lang data/lang
+  }
+  step data/lang/.stamp data/local/dict_train --out data/lang/phones.txt data/lang/L.fst -- train_lang
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: grammars: commands + fillers + silence + garbage loop; and commands only (rejection off)"
+  log "Stage 3: decoding lang from $lang_en, grammars (commands + fillers + silence + garbage; commands only), graphs"
+  [ -f data/lang/phones.txt ] || { echo "$0: data/lang/phones.txt missing: run stage 2 first" >&2; exit 1; }
+  step data/lang_test/.stamp "${dict_files[@]}" --out data/lang_test/L.fst data/lang_test/phones.txt -- \
+    kaldilite prepare-lang "$lang_en" "<UNK>" data/local/lang_test_tmp data/lang_test
+  # The trained phone inventory is fixed: ids of real phones must match (#k symbols may differ).
+  if ! cmp -s <(grep -v '^#' data/lang/phones.txt) <(grep -v '^#' data/lang_test/phones.txt); then
+    echo "$0: the phones of $lang_en differ from those the models were trained with (data/lang/phones.txt):" \
+      "a new phone set needs new models; retrain from stage 2 (./run.sh --stage 2)" >&2
+    exit 1
+  fi
   # The silence word is one more filler: a noise-only utterance then decodes as !SIL, which
   # is the 12-class task's "silence", and is never a command.
   mkdir -p data/local
   { cat "$lang_en/fillers.txt"; echo '!SIL'; } > data/local/fillers_and_silence.txt
-  kaldilite make-grammar --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
-    "$lang_en/commands.txt" data/lang data/lang_commands
-  kaldilite make-grammar "$lang_en/commands.txt" data/lang data/lang_commands_norej
-  for x in lang_commands lang_commands_norej; do kaldilite validate-lang data/$x; done
+  step data/lang_commands/.stamp data/lang_test "$commands" data/local/fillers_and_silence.txt \
+    --out data/lang_commands/G.fst data/lang_commands/L_disambig.fst -- \
+    make_grammar_dir lang_commands --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost
+  step data/lang_commands_norej/.stamp data/lang_test "$commands" \
+    --out data/lang_commands_norej/G.fst data/lang_commands_norej/L_disambig.fst -- make_grammar_dir lang_commands_norej
+  find_models
+  for m in "${models[@]}"; do make_graphs $m; done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: monophone training (transcripts include the filler words and !SIL)"
-  if [ "$(wc -l < data/train_aug/utt2spk)" -gt "$mono_utts" ]; then
-    kaldilite data subset data/train_aug "$mono_utts" data/train_mono
-  else
-    rm -rf data/train_mono && cp -r data/train_aug data/train_mono
-  fi
-  kaldilite train-mono --nj $nj --totgauss $totgauss data/train_mono data/lang exp/mono
+  mono_subset() {
+    if [ "$(wc -l < data/train_aug/utt2spk)" -gt "$mono_utts" ]; then
+      kaldilite data subset data/train_aug "$mono_utts" data/train_mono
+    else
+      rm -rf data/train_mono && cp -r data/train_aug data/train_mono && rm -f data/train_mono/.stamp*
+    fi
+  }
+  step data/train_mono/.stamp data/train_aug --out data/train_mono/feats.scp -- mono_subset "$mono_utts"
+  step exp/mono/.stamp data/train_mono data/lang --out exp/mono/final.mdl -- \
+    kaldilite train-mono --nj $nj --totgauss $totgauss data/train_mono data/lang exp/mono
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [[ " $train_models " == *" tri1 "* ]]; then
   log "Stage 5: tri1 (deltas + triphone tree) on the mono alignments of the augmented train set"
-  kaldilite align --nj $nj data/train_aug data/lang exp/mono exp/mono_ali
-  kaldilite train-deltas --nj $nj $tri1_leaves $tri1_gauss data/train_aug data/lang exp/mono_ali exp/tri1
+  step exp/mono_ali/.stamp data/train_aug data/lang exp/mono/final.mdl exp/mono/tree --out exp/mono_ali/ali.1.gz -- \
+    kaldilite align --nj $nj data/train_aug data/lang exp/mono exp/mono_ali
+  step exp/tri1/.stamp data/train_aug data/lang exp/mono_ali --out exp/tri1/final.mdl -- \
+    kaldilite train-deltas --nj $nj $tri1_leaves $tri1_gauss data/train_aug data/lang exp/mono_ali exp/tri1
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && [[ " $train_models " == *" tri2b "* ]]; then
   log "Stage 6: tri2b (splice + LDA + MLLT) on the tri1 alignments"
-  kaldilite align --nj $nj data/train_aug data/lang exp/tri1 exp/tri1_ali
-  kaldilite train-lda-mllt --nj $nj $tri2b_leaves $tri2b_gauss data/train_aug data/lang exp/tri1_ali exp/tri2b
+  step exp/tri1_ali/.stamp data/train_aug data/lang exp/tri1/final.mdl exp/tri1/tree --out exp/tri1_ali/ali.1.gz -- \
+    kaldilite align --nj $nj data/train_aug data/lang exp/tri1 exp/tri1_ali
+  step exp/tri2b/.stamp data/train_aug data/lang exp/tri1_ali --out exp/tri2b/final.mdl -- \
+    kaldilite train-lda-mllt --nj $nj $tri2b_leaves $tri2b_gauss data/train_aug data/lang exp/tri1_ali exp/tri2b
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ] && [[ " $train_models " == *" tri3b "* ]]; then
   log "Stage 7: tri3b (SAT, per-speaker fMLLR) on the tri2b alignments"
-  kaldilite align --nj $nj data/train_aug data/lang exp/tri2b exp/tri2b_ali
-  kaldilite train-sat --nj $nj $tri3b_leaves $tri3b_gauss data/train_aug data/lang exp/tri2b_ali exp/tri3b
+  step exp/tri2b_ali/.stamp data/train_aug data/lang exp/tri2b/final.mdl exp/tri2b/tree exp/tri2b/final.mat \
+    --out exp/tri2b_ali/ali.1.gz -- kaldilite align --nj $nj data/train_aug data/lang exp/tri2b exp/tri2b_ali
+  step exp/tri3b/.stamp data/train_aug data/lang exp/tri2b_ali --out exp/tri3b/final.mdl -- \
+    kaldilite train-sat --nj $nj $tri3b_leaves $tri3b_gauss data/train_aug data/lang exp/tri2b_ali exp/tri3b
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2 "* ]]; then
@@ -141,63 +243,69 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   # model and graph are tri3b's; the augmented set (speeds, noise) is what carries it across speakers.
   log "Stage 8: nnet2 p-norm DNN on the tri3b (fMLLR) alignments of the augmented train set"
   [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
-  kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
-  kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" data/train_aug data/lang exp/tri3b_ali exp/nnet2
+  step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
+    --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+  step exp/nnet2/.stamp data/train_aug data/lang exp/tri3b_ali "$recipe_dir/conf/nnet2.conf" --out exp/nnet2/final.mdl -- \
+    kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" data/train_aug data/lang exp/tri3b_ali exp/nnet2
 fi
 
 # Every exp/<sys>/final.mdl is decoded and scored by stages 9 and 10 (SAT in two passes, the DNN
 # with its GMM system's graph).
-models=()
-for m in mono tri1 tri2b tri3b nnet2; do
-  [ -f exp/$m/final.mdl ] && models+=($m)
-done
+find_models
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for m in "${models[@]}"; do
     log "Stage 9: $m: graphs (with rejection, commands only) and decoding of dev"
-    if [ $m = nnet2 ]; then  # the DNN shares tri3b's tree: its graphs, without tri3b's calibrated rule
-      for g in graph_commands graph_commands_norej; do
-        rm -rf exp/nnet2/$g && cp -r exp/tri3b/$g exp/nnet2/$g && rm -f exp/nnet2/$g/rejection.json
-      done
-    else
-      kaldilite mkgraph data/lang_commands exp/$m exp/$m/graph_commands
-      kaldilite mkgraph data/lang_commands_norej exp/$m exp/$m/graph_commands_norej
-    fi
-    kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
-      exp/$m/graph_commands data/dev exp/$m/decode_dev
-    kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
-      exp/$m/graph_commands_norej data/dev exp/$m/decode_dev_norej
+    make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
+    for g in commands commands_norej; do
+      d=decode_dev${g#commands}
+      step exp/$m/$d/.stamp exp/$m/graph_$g/HCLG.fst exp/$m/final.mdl exp/$m/final.mat exp/$m/final.alimdl \
+        data/dev/feats.scp data/dev/cmvn.scp data/dev/utt2spk --out exp/$m/$d/measures.jsonl -- \
+        kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
+        exp/$m/graph_$g data/dev exp/$m/$d
+    done
   done
 fi
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   log "Stage 10: calibrate the rejection threshold (FA target $target_fa), score, RESULTS"
   for m in "${models[@]}"; do
-    kaldilite calibrate-rejection --target-fa $target_fa --score $rejection_score "$lang_en/commands.txt" data/dev exp/$m/decode_dev \
+    step exp/$m/decode_dev/.stamp_calibrate "$commands" data/dev/text exp/$m/decode_dev/measures.jsonl \
+      --out exp/$m/graph_commands/rejection.json -- \
+      kaldilite calibrate-rejection --target-fa $target_fa --score $rejection_score "$commands" data/dev exp/$m/decode_dev \
       exp/$m/graph_commands
-    kaldilite score-commands --name $m --graph exp/$m/graph_commands "$lang_en/commands.txt" data/dev exp/$m/decode_dev
-    kaldilite score-commands --name "$m (commands-only grammar)" --no-rejection "$lang_en/commands.txt" data/dev \
+    step exp/$m/decode_dev/.stamp_score "$commands" data/dev/text exp/$m/decode_dev/measures.jsonl \
+      exp/$m/graph_commands/rejection.json --out exp/$m/decode_dev/scoring_commands/report -- \
+      kaldilite score-commands --name $m --graph exp/$m/graph_commands "$commands" data/dev exp/$m/decode_dev
+    step exp/$m/decode_dev_norej/.stamp_score "$commands" data/dev/text exp/$m/decode_dev_norej/measures.jsonl \
+      --out exp/$m/decode_dev_norej/scoring_commands/report -- \
+      kaldilite score-commands --name "$m (commands-only grammar)" --no-rejection "$commands" data/dev \
       exp/$m/decode_dev_norej
   done
-  {
-    echo "# Speech commands with OOV rejection: dev = $(wc -l < data/dev/text) utterances of $(wc -l < data/dev/spk2utt) held-out speakers"
-    echo "# (train: $(wc -l < data/train/text) utterances, $(wc -l < data/train_aug/text) after augmentation; corpus: ${corpus:-speech_commands}; $(date +%F))"
-    echo
-    kaldilite commands-results --commands "$lang_en/commands.txt" --target-fa $target_fa data/dev \
-      $(for m in "${models[@]}"; do echo exp/$m; done)
-    echo
-    echo "# command acc: command utterances recognized as exactly that command (a rejection is an error)."
-    echo "# FA unknown words: non-command words (fillers) of the unseen speakers that came out as a command; FR:"
-    echo "# commands rejected. FA silence: background-noise clips that came out as a command. EER: where FA on"
-    echo "# unknown words = missed commands, over the $rejection_score threshold. 12-class accuracy: 10 commands +"
-    echo "# _unknown_ + _silence_ over all dev utterances (this dev set is mostly commands, not the balanced"
-    echo "# test set of the literature). The threshold row is 2-fold cross-calibrated: the dev speakers are"
-    echo "# split in two, each half is decided with the threshold calibrated on the other half (target FA"
-    echo "# $target_fa on unknown words + silence), so no utterance is scored with a threshold tuned on its"
-    echo "# own speaker; exp/<model>/graph_commands/rejection.json holds the threshold calibrated on all of dev."
-    echo "# RTF: decoding with lattices + confidence (GMM scoring included), summed over jobs / audio duration."
-  } > RESULTS
-  cat RESULTS
+  write_results() {
+    {
+      echo "# Speech commands with OOV rejection: dev = $(wc -l < data/dev/text) utterances of $(wc -l < data/dev/spk2utt) held-out speakers"
+      echo "# (train: $(wc -l < data/train/text) utterances, $(wc -l < data/train_aug/text) after augmentation; corpus: ${corpus:-speech_commands}; $(date +%F))"
+      echo
+      kaldilite commands-results --commands "$commands" --target-fa $target_fa data/dev \
+        $(for m in "${models[@]}"; do echo exp/$m; done)
+      echo
+      echo "# command acc: command utterances recognized as exactly that command (a rejection is an error)."
+      echo "# FA unknown words: non-command words (fillers) of the unseen speakers that came out as a command; FR:"
+      echo "# commands rejected. FA silence: background-noise clips that came out as a command. EER: where FA on"
+      echo "# unknown words = missed commands, over the $rejection_score threshold. 12-class accuracy: 10 commands +"
+      echo "# _unknown_ + _silence_ over all dev utterances (this dev set is mostly commands, not the balanced"
+      echo "# test set of the literature). The threshold row is 2-fold cross-calibrated: the dev speakers are"
+      echo "# split in two, each half is decided with the threshold calibrated on the other half (target FA"
+      echo "# $target_fa on unknown words + silence), so no utterance is scored with a threshold tuned on its"
+      echo "# own speaker; exp/<model>/graph_commands/rejection.json holds the threshold calibrated on all of dev."
+      echo "# RTF: decoding with lattices + confidence (GMM scoring included), summed over jobs / audio duration."
+    } > RESULTS
+    cat RESULTS
+  }
+  step .stamp_results "$commands" data/dev/text data/train_aug/text \
+    $(for m in "${models[@]}"; do echo exp/$m/decode_dev/scoring_commands/report exp/$m/decode_dev_norej/scoring_commands/report; done) \
+    --out RESULTS -- write_results "${models[@]}"
   # recipes/commands/RESULTS holds the figures of the default (full) run only.
   if [ "$dir" = work ]; then cp RESULTS "$recipe_dir/RESULTS"; fi
 fi

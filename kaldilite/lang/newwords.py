@@ -1,0 +1,133 @@
+"""New command words without retraining: pronunciations checked against a fixed phone set.
+
+A trained acoustic model knows exactly the phones of the lang dir it was trained with; a word
+made of those phones needs only a new lexicon line, grammar and graph. This module is the gate
+before that rebuild (the commands recipe's stage 3, `kaldilite check-pronunciations`):
+
+- every word of the grammar files (commands, fillers) must have a pronunciation in the dict
+  dir's lexicon; the missing ones are reported each with its `file:line` and the lexicon line
+  `kaldilite g2p` proposes (CMUdict, else espeak-ng; pypinyin for Chinese), restricted to the
+  dict dir's phone set (`g2p.restrict_to_phone_set`);
+- with `auto_g2p`, those proposed lines are appended to the lexicon instead (each logged), as
+  long as every phone of them is in the phone set;
+- every phone the lexicon uses must be declared in the dict dir's phone files, which are the
+  trained inventory: a new phone means a new phone set, hence retraining (the recipe also
+  compares the rebuilt lang's phones.txt with the trained one).
+
+Kaldi has no single tool for this; its recipes leave it to `utils/validate_dict_dir.pl` (phone
+declarations) and to the OOV listing of `utils/prepare_lang.sh` users run by hand.
+"""
+
+import logging
+from pathlib import Path
+
+from kaldilite.errors import InputError, where
+from kaldilite.lang.dictdir import read_text_lines
+from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_has_stress, restrict_to_phone_set
+from kaldilite.utils import atomic_open
+
+log = logging.getLogger(__name__)
+
+
+def grammar_words(paths):
+    """Words of commands/fillers files in order of appearance: {word: 'file:line' of its first use}."""
+    found = {}
+    for path in paths:
+        for number, line in read_text_lines(path):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            for word in line.partition("\t")[0].split():
+                found.setdefault(word, where(path, number))
+    return found
+
+
+def _lexicon_file(dict_dir):
+    dict_dir = Path(dict_dir)
+    return dict_dir / ("lexiconp.txt" if (dict_dir / "lexiconp.txt").is_file() else "lexicon.txt")
+
+
+def lexicon_words(dict_dir):
+    return {line.split()[0] for _, line in read_text_lines(_lexicon_file(dict_dir)) if line.split()}
+
+
+def check_lexicon_phones(dict_dir):
+    """Raise InputError at the first lexicon line using a phone outside the dict dir's phone files."""
+    lexicon = _lexicon_file(dict_dir)
+    phone_set = dict_phone_set(Path(dict_dir) / "lexicon.txt")
+    with_probs = lexicon.name == "lexiconp.txt"
+    for number, line in read_text_lines(lexicon):
+        fields = line.split()
+        for phone in fields[2 if with_probs else 1:]:
+            if phone not in phone_set:
+                raise InputError(
+                    f"{where(lexicon, number)}: phone {phone!r} of {fields[0]!r} is not in the phone set the models "
+                    f"were trained with ({Path(dict_dir) / 'nonsilence_phones.txt'}); write the word with known "
+                    f"phones (`kaldilite g2p --lexicon {dict_dir} {fields[0]}` substitutes them) or add the phone "
+                    f"and retrain from the lang stage"
+                )
+
+
+def propose_pronunciations(word, dict_dir):
+    """Lexicon lines `kaldilite g2p --lexicon DICT_DIR WORD` would print, and the phones it could
+    not map into the phone set: (lines, source, unmapped_phones)."""
+    lexicon = _lexicon_file(dict_dir)
+    phone_set = dict_phone_set(Path(dict_dir) / "lexicon.txt")
+    prons, source = g2p(word, keep_stress=lexicon_has_stress(lexicon))
+    lines, unmapped = [], []
+    for pron in prons:
+        pron, changes = restrict_to_phone_set(pron, phone_set)
+        unmapped += [phone for phone, repl in changes if repl is None]
+        line = f"{word} {' '.join(pron)}"
+        if line not in lines:
+            lines.append(line)
+    return lines, source, sorted(set(unmapped))
+
+
+def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
+    """The stage-3 gate: every grammar word has a pronunciation made of known phones.
+
+    Missing words are reported (log warning per word with the proposed line) and raise one
+    InputError, or with `auto_g2p` get the proposed lines appended to the lexicon (logged).
+    Returns the lexicon lines added.
+    """
+    dict_dir = Path(dict_dir)
+    check_lexicon_phones(dict_dir)
+    known = lexicon_words(dict_dir)
+    missing = {w: loc for w, loc in grammar_words(grammar_files).items() if w not in known}
+    if not missing:
+        return []
+    lexicon = _lexicon_file(dict_dir)
+    proposals, problems = {}, []
+    for word, loc in missing.items():
+        lines, source, unmapped = propose_pronunciations(word, dict_dir)
+        if not lines:
+            problems.append(f"{loc}: {word!r}: no pronunciation found (CMUdict, espeak-ng, pypinyin); write it by hand")
+        elif unmapped:
+            problems.append(f"{loc}: {word!r}: {source} gives phones {' '.join(unmapped)} outside the trained "
+                            f"phone set ({' | '.join(lines)}); write it with known phones")
+        proposals[word] = (lines, source, loc)
+    if auto_g2p and not problems:
+        if lexicon.name != "lexicon.txt":
+            raise InputError(f"{lexicon}: --auto-g2p appends to lexicon.txt; this dict dir uses lexiconp.txt: add "
+                             f"the words by hand")
+        text = lexicon.read_text(encoding="utf-8-sig")
+        added = [line for lines, _, _ in proposals.values() for line in lines]
+        with atomic_open(lexicon) as out:
+            out.write(text + ("" if not text or text.endswith("\n") else "\n"))
+            out.writelines(line + "\n" for line in added)
+        for word, (lines, source, loc) in proposals.items():
+            for line in lines:
+                log.warning("auto-g2p: %s: added '%s' to %s (from %s; review it)", loc, line, lexicon, source)
+        return added
+    for word, (lines, source, loc) in proposals.items():
+        if lines:
+            log.warning("%s: %r has no pronunciation in %s; `kaldilite g2p --lexicon %s %s` proposes: %s", loc, word,
+                        lexicon, dict_dir, word, " | ".join(lines))
+    for problem in problems:
+        log.warning("%s", problem)
+    names = " ".join(missing)
+    fix = ("fix the words above by hand" if problems else
+           f"add the proposed lines (`kaldilite g2p --lexicon {dict_dir} {names} >> {lexicon}`, then review them) "
+           f"or re-run with --auto-g2p")
+    raise InputError(f"{len(missing)} grammar word(s) without a pronunciation in {lexicon}: "
+                     + ", ".join(f"{w} ({loc})" for w, loc in missing.items()) + f"; {fix}")
