@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from kaldilite.errors import MissingFileError
+from kaldilite.errors import InputError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,28 @@ def prepare_speech_commands_cmd(lexicon, dev_noise_every, num_speakers, silence,
                                     speakers_per_part=num_speakers, silence=silence)
     for name, data in parts.items():
         click.echo(f"{out_dir}/{name}: {len(data)} utterances, {len(data.speakers)} speakers", err=True)
+
+
+@click.command("prepare-fsdd-oov")
+@click.option("--takes", default=5, show_default=True, help="Takes per speaker and digit (the lowest-numbered).")
+@click.option("--sample-frequency", default=16000, show_default=True, type=int,
+              help="Resample to this rate (the command models' rate) through a sox pipe in wav.scp.")
+@click.argument("fsdd_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def prepare_fsdd_oov_cmd(takes, sample_frequency, fsdd_dir, out_dir):
+    """Write an out-of-vocabulary eval data dir: FSDD digits (never commands) from unseen speakers.
+
+    FSDD is 8 kHz: the resampled audio has nothing above 4 kHz (a channel mismatch to report).
+    Decode it with decode-commands and score it with score-commands like dev; every utterance
+    counts as a non-command word.
+
+    e.g.: kaldilite prepare-fsdd-oov --takes 5 $KALDILITE_DATA/fsdd data/oov_fsdd
+    """
+    from kaldilite.corpora.oov_eval import prepare_fsdd_oov
+
+    data = prepare_fsdd_oov(fsdd_dir, out_dir, takes=takes, sample_frequency=sample_frequency)
+    click.echo(f"{out_dir}: {len(data)} OOV utterances (FSDD digits at {sample_frequency} Hz), "
+               f"{len(data.speakers)} speakers", err=True)
 
 
 @click.command("synthesize-corpus")
@@ -303,11 +325,15 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
               show_default=True, help="Which non-command utterances count for the false-accept rate.")
 @click.option("--rule-out", type=click.Path(dir_okay=False),
               help="Where to write the rule (default GRAPH_DIR/rejection.json).")
+@click.option("--also", "extra_sets", nargs=2, multiple=True, type=click.Path(exists=True, file_okay=False),
+              metavar="DATA_DIR DECODE_DIR",
+              help="Another decoded set (e.g. an OOV eval set) pooled with DATA_DIR for calibration (repeatable).")
 @click.argument("commands_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
-def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, commands_file, data_dir, decode_dir, graph_dir):
+def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_sets, commands_file, data_dir,
+                            decode_dir, graph_dir):
     """Pick the rejection threshold on a decoded dev set for a target false-accept rate.
 
     Reads DECODE_DIR/measures.jsonl (decode-commands), picks the lowest threshold whose FA on
@@ -319,14 +345,16 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, commands
     from kaldilite.decode.rejection import RULE_FILE, RejectionRule
     from kaldilite.score.commands import SILENCE_CLASS, UNKNOWN_CLASS, calibrate_threshold
 
-    references, measures, commands = _load_for_scoring(data_dir, decode_dir, commands_file)
+    references, measures, _ = _pooled_sets([(data_dir, decode_dir)] + list(extra_sets), commands_file)
+    commands = read_command_list(commands_file)
     rule = RejectionRule.for_graph(graph_dir)
     if score_name:
         rule = RejectionRule(score=score_name, threshold=rule.threshold, enabled=True)
     rule.enabled = True
     classes = (UNKNOWN_CLASS,) if negatives == "unknown" else (UNKNOWN_CLASS, SILENCE_CLASS)
     calibrated, scores = calibrate_threshold(references, measures, rule, commands, target_fa, classes)
-    calibrated.calibration.update({"dev_data": str(data_dir), "decode_dir": str(decode_dir)})
+    calibrated.calibration.update({"dev_data": str(data_dir), "decode_dir": str(decode_dir),
+                                   "also": [list(pair) for pair in extra_sets]})
     path = Path(rule_out) if rule_out else Path(graph_dir) / RULE_FILE
     calibrated.save(path)
     c = calibrated.calibration
@@ -341,18 +369,34 @@ def _rtf(decode_dir):
     return float(path.read_text().split()[0]) if path.is_file() else float("nan")
 
 
-def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05):
-    """RESULTS rows (dicts) for each exp dir: with rejection (2-fold cross-calibrated), fillers and
-    garbage without a threshold, and the commands-only grammar with rejection off."""
+def _pooled_sets(pairs, commands_file):
+    """References, measures and utt2spk of several (data dir, decode dir) pairs, pooled (ids must differ)."""
+    from kaldilite.io.datadir import DataDir
+
+    references, measures, utt2spk = {}, {}, {}
+    for data_dir, decode_dir in pairs:
+        refs, meas, _ = _load_for_scoring(data_dir, decode_dir, commands_file)
+        clash = set(refs) & set(references)
+        if clash:
+            raise InputError(f"{data_dir}: utterance {sorted(clash)[0]} also in another set; the pooled sets "
+                             "need distinct utterance ids")
+        references.update(refs)
+        measures.update(meas)
+        utt2spk.update(DataDir.load(data_dir).utt2spk or {u: u for u in refs})
+    return references, measures, utt2spk
+
+
+def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=()):
+    """RESULTS rows (dicts) for each exp dir: with rejection (2-fold cross-calibrated by speaker on
+    dev + the OOV sets), fillers and garbage without a threshold, and the commands-only grammar
+    with rejection off. ``oov_sets``: [(name, data dir)] decoded into EXP/decode_<name>(_norej);
+    each row's ``oov`` maps name -> `CommandScores` on that set alone."""
     import math
 
     from kaldilite.decode.rejection import RejectionRule
-    from kaldilite.io.datadir import DataDir
-    from kaldilite.score.commands import (MEASURES_FILE, cross_calibrated_scores, decide_all, det_curve,
-                                          equal_error_rate, read_measures, score_decisions)
+    from kaldilite.score.commands import (MEASURES_FILE, UNKNOWN_CLASS, cross_calibrated_decisions, decide_all,
+                                          det_curve, equal_error_rate, read_measures, score_decisions)
 
-    data = DataDir.load(data_dir)
-    references = dict(data.text)
     commands = read_command_list(commands_file)
     rows = []
     for exp in exp_dirs:
@@ -362,43 +406,69 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05):
         if not (decode / MEASURES_FILE).is_file():
             log.warning("%s: not decoded; skipped", decode)
             continue
-        measures = read_measures(decode / MEASURES_FILE)
+        sets = {"dev": (data_dir, decode)}
+        for oov_name, oov_dir in oov_sets:
+            oov_decode = exp / f"decode_{oov_name}"
+            if (oov_decode / MEASURES_FILE).is_file():
+                sets[oov_name] = (oov_dir, oov_decode)
+            else:
+                log.warning("%s: not decoded; %s left out of %s's row", oov_decode, oov_name, name)
+        refs_by_set = {key: _load_for_scoring(d, dec, commands_file)[0] for key, (d, dec) in sets.items()}
+        references, measures, utt2spk = _pooled_sets(sets.values(), commands_file)
         rule = RejectionRule.for_graph(exp / "graph_commands")
-        eer = equal_error_rate(det_curve(references, measures, rule, commands))
-        crossed, thresholds = cross_calibrated_scores(references, measures, rule, commands, data.utt2spk, target_fa)
+        eer = equal_error_rate(det_curve(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)))
+
+        def split(decisions):
+            return ({key: score_decisions(refs, decisions, commands) for key, refs in refs_by_set.items()})
+
+        crossed, thresholds = cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa)
+        by_set = split(crossed)
+        pool = " + ".join(sets)
         rows.append(dict(model=name, setting=f"rejection: fillers + garbage + threshold (FA target "
-                         f"{100 * target_fa:g}%, 2-fold cross-calibrated by speaker)", scores=crossed, eer=eer,
-                         rtf=_rtf(decode), note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}"))
-        no_threshold = decide_all(measures, rule.with_threshold(-math.inf))
+                         f"{100 * target_fa:g}% on {pool}, 2-fold cross-calibrated by speaker)",
+                         scores=by_set.pop("dev"), oov=by_set, eer=eer, rtf=_rtf(decode),
+                         note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}"))
+        by_set = split(decide_all(measures, rule.with_threshold(-math.inf)))
         rows.append(dict(model=name, setting="fillers + garbage in the grammar, no threshold",
-                         scores=score_decisions(references, no_threshold, commands), eer=math.nan, rtf=math.nan,
-                         note=""))
+                         scores=by_set.pop("dev"), oov=by_set, eer=math.nan, rtf=math.nan, note=""))
         norej = exp / "decode_dev_norej"
         if (norej / MEASURES_FILE).is_file():
-            off = decide_all(read_measures(norej / MEASURES_FILE), RejectionRule(enabled=False))
+            off = RejectionRule(enabled=False)
+            oov = {}
+            for key, (oov_dir, oov_decode) in sets.items():
+                path = Path(f"{oov_decode}_norej") / MEASURES_FILE
+                if key != "dev" and path.is_file():
+                    oov[key] = score_decisions(refs_by_set[key], decide_all(read_measures(path), off), commands)
             rows.append(dict(model=name, setting="rejection off: commands-only grammar, no threshold",
-                             scores=score_decisions(references, off, commands), eer=math.nan,
-                             rtf=_rtf(norej), note=""))
+                             scores=score_decisions(refs_by_set["dev"],
+                                                    decide_all(read_measures(norej / MEASURES_FILE), off), commands),
+                             oov=oov, eer=math.nan, rtf=_rtf(norej), note=""))
     return rows
 
 
-def format_results_table(rows):
-    """The RESULTS table (markdown) of `commands_results_rows`."""
+def format_results_table(rows, oov_names=()):
+    """The RESULTS table (markdown) of `commands_results_rows`; one FA column per OOV set."""
     import math
 
     def pct(x):
         return "-" if x is None or math.isnan(x) else f"{100 * x:.1f}"
 
-    lines = ["| model | setting | command acc % | FA unknown words % | FR % | EER % | 12-class acc % | FA silence % "
-             "| RTF |", "|---|---|---|---|---|---|---|---|---|"]
+    oov_names = list(oov_names)
+    head = ["model", "setting", "command acc %", "FR %", "FA dev unknown words %"]
+    head += [f"FA {n} %" for n in oov_names]
+    head += ["FA dev silence %", "EER %", "12-class acc % (dev)", "RTF"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s = r["scores"]
         rtf = "-" if math.isnan(r["rtf"]) else f"{r['rtf']:.4f}"
-        lines.append(f"| {r['model']} | {r['setting']} | {pct(s.accuracy)} ({s.correct}/{s.num_commands}) | "
-                     f"{pct(s.false_accept_rate)} ({s.unknown_accepted}/{s.num_unknown}) | {pct(s.false_reject_rate)} | "
-                     f"{pct(r['eer'])} | {pct(s.twelve_class_accuracy)} | "
-                     f"{pct(s.silence_false_accept_rate)} ({s.silence_accepted}/{s.num_silence}) | "
-                     f"{rtf} |")
+        cells = [r["model"], r["setting"], f"{pct(s.accuracy)} ({s.correct}/{s.num_commands})",
+                 pct(s.false_reject_rate), f"{pct(s.false_accept_rate)} ({s.unknown_accepted}/{s.num_unknown})"]
+        for n in oov_names:
+            o = r.get("oov", {}).get(n)
+            cells.append("-" if o is None else f"{pct(o.false_accept_rate)} ({o.unknown_accepted}/{o.num_unknown})")
+        cells += [f"{pct(s.silence_false_accept_rate)} ({s.silence_accepted}/{s.num_silence})", pct(r["eer"]),
+                  pct(s.twelve_class_accuracy), rtf]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -406,15 +476,25 @@ def format_results_table(rows):
 @click.option("--commands", "commands_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="The commands.txt the grammars were built from.")
 @click.option("--target-fa", default=0.05, show_default=True, help="FA target of the cross-calibration.")
+@click.option("--oov", "oov_sets", multiple=True, metavar="NAME=DATA_DIR",
+              help="An out-of-vocabulary eval set decoded into EXP/decode_NAME(_norej): its own FA column, and "
+                   "its utterances join dev's negatives in the cross-calibration (repeatable).")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("exp_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-def commands_results_cmd(commands_file, target_fa, data_dir, exp_dirs):
+def commands_results_cmd(commands_file, target_fa, oov_sets, data_dir, exp_dirs):
     """Print the RESULTS table of the commands recipe for each EXP_DIR's decode_dev(_norej).
 
-    e.g.: kaldilite commands-results --commands lang/en/commands.txt data/dev exp/mono exp/tri3b
+    e.g.: kaldilite commands-results --commands lang/en/commands.txt --oov oov_fsdd=data/oov_fsdd data/dev exp/mono exp/tri3b
     """
-    click.echo(format_results_table(commands_results_rows(data_dir, exp_dirs, commands_file, target_fa)), nl=False)
+    pairs = []
+    for item in oov_sets:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not Path(path).is_dir():
+            raise click.BadParameter(f"'{item}': expected NAME=DATA_DIR with an existing data dir", param_hint="--oov")
+        pairs.append((name, path))
+    rows = commands_results_rows(data_dir, exp_dirs, commands_file, target_fa, pairs)
+    click.echo(format_results_table(rows, [n for n, _ in pairs]), nl=False)
 
 
-COMMANDS = [prepare_speech_commands_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
+COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
             score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd]

@@ -303,14 +303,14 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     return calibrated, result
 
 
-def cross_calibrated_scores(references, measures, rule, commands, utt2spk, target_fa=0.05,
-                            negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
-    """Scores where no utterance is decided by a threshold calibrated on its own speaker.
+def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa=0.05,
+                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
+    """Decisions where no utterance is decided by a threshold calibrated on its own speaker.
 
     The speakers (sorted) are dealt round-robin into `folds` groups; the utterances of each
-    group are decided by the rule calibrated (`calibrate_threshold`) on all the other groups,
-    and the counts are pooled. This is the honest figure for a threshold tuned on the same dev
-    set it is reported on. Returns (pooled `CommandScores`, [threshold per fold]).
+    group are decided by the rule calibrated (`calibrate_threshold`) on all the other groups.
+    This is the honest figure for a threshold tuned on the same data it is reported on.
+    Returns ({utt: Decision}, [threshold per fold]).
     """
     speakers = sorted({utt2spk[u] for u in references})
     group = {spk: k % folds for k, spk in enumerate(speakers)}
@@ -328,6 +328,14 @@ def cross_calibrated_scores(references, measures, rule, commands, utt2spk, targe
             calibrated = rule
         thresholds.append(calibrated.threshold)
         decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
+    return decisions, thresholds
+
+
+def cross_calibrated_scores(references, measures, rule, commands, utt2spk, target_fa=0.05,
+                            negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
+    """Pooled `CommandScores` of `cross_calibrated_decisions`, and the threshold of each fold."""
+    decisions, thresholds = cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa,
+                                                       negatives, folds)
     return score_decisions(references, decisions, commands), thresholds
 
 

@@ -1,0 +1,57 @@
+"""Out-of-vocabulary evaluation sets for a command recognizer: words never in its grammar.
+
+The Speech Commands dev split has few non-command utterances (9 in the shared subset), too
+few to measure a 5% false-accept rate. These sets add real speech of other words, from
+speakers no model has seen, as Kaldi data dirs whose transcripts are the spoken words (none
+is a command, so the scorer counts every utterance as `_unknown_`):
+
+- `prepare_fsdd_oov`: the Free Spoken Digit Dataset's digits (zero..nine) from its six
+  speakers, resampled to the recognizer's rate by a `sox ... -r RATE` pipe in wav.scp. A
+  documented channel mismatch: FSDD is 8 kHz audio, so the resampled signal has nothing above
+  4 kHz, and it is read speech from a different microphone than Speech Commands' browser
+  recordings. Both make the set harder to match for any model, which can raise or lower the
+  false-accept rate; report it beside the dev fillers, never mixed with them.
+
+Ids: speaker `fsdd_<speaker>`, utterance `fsdd_<speaker>-<digit word>-<take:02d>` (sorted by
+utterance = grouped by speaker, as Kaldi requires).
+"""
+
+import logging
+import shlex
+from pathlib import Path
+
+from kaldilite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speakers=None):
+    """Write a data dir of FSDD digits as OOV words: `takes` lowest takes per speaker and digit.
+
+    `speakers` (optional) keeps only those FSDD speakers. Returns the `DataDir`.
+    """
+    from kaldilite.corpora.augment import _require_sox
+    from kaldilite.corpora.fsdd import DIGIT_WORDS, list_recordings
+    from kaldilite.io.datadir import DataDir
+
+    if takes < 1:
+        raise InputError(f"prepare_fsdd_oov: takes must be >= 1, got {takes}")
+    _require_sox()
+    wav_scp, text, utt2spk = {}, {}, {}
+    for speaker, digit, take, path in list_recordings(fsdd_dir):
+        if take >= takes or (speakers is not None and speaker not in speakers):
+            continue
+        spk = f"fsdd_{speaker}"
+        utt = f"{spk}-{DIGIT_WORDS[digit]}-{take:02d}"
+        wav_scp[utt] = f"sox {shlex.quote(str(path))} -r {int(sample_frequency)} -t wav - |"
+        text[utt] = DIGIT_WORDS[digit]
+        utt2spk[utt] = spk
+    if not wav_scp:
+        raise InputError(f"{fsdd_dir}: no FSDD recordings left for the OOV set (takes < {takes}, "
+                         f"speakers {speakers or 'all'})")
+    data = DataDir(wav_scp=dict(sorted(wav_scp.items())), text=dict(sorted(text.items())),
+                   utt2spk=dict(sorted(utt2spk.items())))
+    data.save(out_dir)
+    log.info("%s: %d OOV utterances (FSDD digits at %d Hz), %d speakers", out_dir, len(wav_scp),
+             sample_frequency, len(set(utt2spk.values())))
+    return DataDir.load(out_dir)
