@@ -150,6 +150,8 @@ def train_lda_mllt(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, o
         if x in opts.mllt_iters:
             matrix = estimate_and_apply_mllt(exp, parts, x, silence)
             write_adapted_caches(exp, parts, matrix, pipeline)
+            return "the MLLT update"
+        return None
 
     result = train_tree_system(num_leaves, totgauss, data_dir, lang_dir, ali, exp, opts, pipeline.with_transform(lda),
                                model_type="tri-lda-mllt", before_iteration=before_iteration,

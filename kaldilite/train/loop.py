@@ -56,7 +56,11 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
     `num_gauss` is the mix-up target of the first estimate (it grows by `inc_gauss` after every
     iteration up to `max_iter_inc`, also for iterations skipped by `schedule.stage`, so a
     resumed run mixes up as the full run). `keep_models` lists model numbers not to delete.
-    `before_iteration(x)` runs before iteration x's alignment (only for iterations not skipped).
+    `before_iteration(x)` runs before iteration x's alignment (only for iterations not skipped);
+    when it changes the features (an MLLT or fMLLR update) it returns what changed them, and that
+    iteration's likelihood is not compared with the previous one: the features it is measured
+    on are new, and the GMM likelihood leaves out the transform's log-determinant, so a drop
+    there is expected, not a sign of trouble.
     """
     from kaldilite.parallel import run_jobs
 
@@ -68,8 +72,7 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
     history, prev_like = [], None
     for x in range(first_iter, schedule.num_iters):
         if schedule.stage <= x:
-            if before_iteration is not None:
-                before_iteration(x)
+            features_changed_by = before_iteration(x) if before_iteration is not None else None
             if x in schedule.realign_iters:
                 beam = schedule.initial_beam if (x == first_iter and schedule.initial_beam) else schedule.beam
                 job_args = [(str(exp), str(parts[k - 1]), k, x, beam, schedule.retry_beam, schedule.acoustic_scale,
@@ -88,7 +91,10 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
             like = result["avg_loglike"]
             log.info("iteration %d: avg log-likelihood per frame %.4f over %.0f frames, %d Gaussians",
                      x, like, result["frames"], result["num_gauss"])
-            if prev_like is not None and like < prev_like - 1e-3:
+            if features_changed_by:
+                log.info("iteration %d: features changed by %s; likelihood not compared with iteration %d", x,
+                         features_changed_by, x - 1)
+            elif prev_like is not None and like < prev_like - 1e-3:
                 log.warning("iteration %d: avg log-likelihood per frame dropped from %.4f to %.4f", x, prev_like,
                             like)
             prev_like = like

@@ -124,6 +124,8 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
             run_jobs(_update_fmllr_job, [j + (x, silence, fmllr_opts) for j in jobs], exp / "log", f"fmllr.{x}",
                      nj=nj)
             write_adapted_caches(exp, parts, None, si_pipeline, use_speaker_transforms=True)
+            return "the fMLLR update"
+        return None
 
     inc_gauss = (totgauss - num_leaves) // max(opts.max_iter_inc, 1)
     history = run_em_iterations(exp, parts, lang, opts.schedule(), num_gauss=num_leaves, inc_gauss=inc_gauss,

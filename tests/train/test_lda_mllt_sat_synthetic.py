@@ -14,6 +14,8 @@ defined up to one common transform, so the test compares speakers with each othe
 missing LDA+MLLT transform.
 """
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,10 @@ def systems(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("transform_train")
     lang = make_lang(tmp)
+    loop_log, loop_logger = _Recorder(), logging.getLogger("kaldilite.train.loop")
+    old_level = loop_logger.level
+    loop_logger.setLevel(logging.INFO)
+    loop_logger.addHandler(loop_log)
     rng = np.random.default_rng(SEED)
     maps = speaker_maps(rng)
     feats, text, truth = sample_corpus(rng, maps)
@@ -117,9 +123,22 @@ def systems(tmp_path_factory):
     align_si(tmp / "data", lang, tmp / "tri2b", tmp / "tri2b_ali", nj=2)
     sat_opts = SatOptions(nj=2, num_iters=8, max_iter_inc=5, realign_iters=(5,), fmllr_iters=(2, 4),
                           fmllr_min_count=50, round_num_leaves=False)
+    loop_log.messages.append("-- tri3b")
     tri3b = train_sat(16, 48, tmp / "data", lang, tmp / "tri2b_ali", tmp / "tri3b", sat_opts)
+    loop_logger.removeHandler(loop_log)
+    loop_logger.setLevel(old_level)
+    tri2b_log, tri3b_log = "\n".join(loop_log.messages).split("-- tri3b")
     return {"tmp": tmp, "lang": lang, "maps": maps, "truth": truth, "feats": feats, "tri2b": tri2b,
-            "tri3b": tri3b}
+            "tri3b": tri3b, "loop_log": {"tri2b": tri2b_log, "tri3b": tri3b_log}}
+
+
+class _Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(f"{record.levelname} {record.getMessage()}")
 
 
 def _state_accuracy(tm, alignments, truth, phone_ids):
@@ -275,3 +294,13 @@ def test_decode_fmllr_cli_recognizes_the_utterances_in_both_passes(systems, tmp_
     for k in (1, 2):
         transforms.update(dict(read_matrices(str(decode_dir / f"trans.{k}"))))
     assert sorted(transforms) == [f"spk{s}" for s in range(SPEAKERS)]
+
+
+@pytest.mark.parametrize("system, update, iters", [("tri2b", "MLLT", (2, 3)), ("tri3b", "fMLLR", (2, 4))])
+def test_iterations_after_a_transform_update_are_not_compared_with_the_previous_likelihood(systems, system, update,
+                                                                                           iters):
+    lines = systems["loop_log"][system].splitlines()
+    exempt = [int(line.split()[2].rstrip(":")) for line in lines if f"features changed by the {update} update" in line]
+    assert tuple(exempt) == iters
+    dropped = [line for line in lines if "dropped" in line and int(line.split()[2].rstrip(":")) in iters]
+    assert dropped == []
