@@ -259,7 +259,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
     for g in commands commands_norej; do
       d=decode_dev${g#commands}
-      step exp/$m/$d/.stamp exp/$m/graph_$g/HCLG.fst exp/$m/final.mdl exp/$m/final.mat exp/$m/final.alimdl \
+      step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl exp/$m/final.mat exp/$m/final.alimdl \
         data/dev/feats.scp data/dev/cmvn.scp data/dev/utt2spk --out exp/$m/$d/measures.jsonl -- \
         kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
         exp/$m/graph_$g data/dev exp/$m/$d
