@@ -77,6 +77,12 @@ def _options_from_config(path, ctx, verb):
               help="Learning rate of the first iteration (on the minibatch-averaged gradient).")
 @click.option("--final-learning-rate", default=0.004, show_default=True, help="Learning rate of the last iteration.")
 @click.option("--momentum", default=0.9, show_default=True, help="Classical momentum of the SGD updates.")
+@click.option("--update", type=click.Choice(["sgd", "rms"]), default="sgd", show_default=True,
+              help="sgd: momentum SGD (nnet2's simple update); rms: per-parameter RMS-normalized steps (Adam, "
+              "--momentum as beta1), a light stand-in for nnet2's natural-gradient preconditioning; its "
+              "learning rates are per-parameter step sizes (e.g. 0.004 -> 0.0004).")
+@click.option("--rms-decay", default=0.999, show_default=True,
+              help="With --update rms: decay of the running mean square of the gradient (Adam's beta2).")
 @click.option("--max-change", default=2.0, show_default=True,
               help="Largest Frobenius norm of one component's change per minibatch (0 = no limit).")
 @click.option("--num-hidden-layers", default=2, show_default=True, help="Number of p-norm hidden layers.")

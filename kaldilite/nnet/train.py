@@ -10,7 +10,9 @@
 - after each iteration the objective (average log-probability of the target pdf) and the
   frame accuracy on a fixed training subset and on the validation examples (Kaldi's
   compute_prob_train / compute_prob_valid logs); a WARNING when the validation objective has
-  been below its best for `valid_patience` consecutive iterations;
+  been below its best for `valid_patience` consecutive iterations (default: one epoch's
+  iterations, at least 3: the validation objective of a network that is still improving dips
+  below its best for a few iterations all the time, so a shorter patience cries wolf);
 - mix-up halfway (`mix_up` > 0: the softmax grows to that many sub-classes, counts from the
   softmax outputs on the training subset, nnet2's mix_up_iter = (iters + first)/2);
 - at the end the models of the last iterations (Kaldi's num_models_combine, at most 2/3 of the
@@ -52,6 +54,8 @@ class Nnet2Options:
     initial_learning_rate: float = 0.04
     final_learning_rate: float = 0.004
     momentum: float = 0.9
+    update: str = "sgd"  # "sgd": momentum SGD as nnet2's simple update; "rms": see _update_rms
+    rms_decay: float = 0.999
     max_change: float = 2.0
     num_hidden_layers: int = 2
     pnorm_input_dim: int = 1000
@@ -61,7 +65,7 @@ class Nnet2Options:
     mix_up: int = 0
     mix_up_min_count: float = 1000.0
     max_models_combine: int = 20
-    valid_patience: int = 3
+    valid_patience: int = 0  # 0: one epoch's iterations (at least 3)
     diagnostic_frames: int = 5000
     prior_subset_size: int = 100000
     seed: int = 0
@@ -81,6 +85,8 @@ class Nnet2Options:
         if self.pnorm_output_dim < 1 or self.pnorm_input_dim % self.pnorm_output_dim:
             raise InputError(f"train-nnet2: --pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
+        if self.update not in ("sgd", "rms"):
+            raise InputError(f"train-nnet2: --update must be sgd or rms, got {self.update!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
 
@@ -130,6 +136,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
              opts.num_epochs,
              iters_per_epoch, num_iters, f"to {opts.mix_up} at iteration {mix_up_iter}" if mix_up_iter is not None
              else "off", num_combine)
+    patience = opts.valid_patience if opts.valid_patience > 0 else max(3, iters_per_epoch)
     diag_index = rng.choice(num_frames, min(opts.diagnostic_frames, num_frames), replace=False)
     diag_feats, diag_targets = train_feats[diag_index], train_targets[diag_index]
     has_valid = valid_targets is not None and len(valid_targets) > 0
@@ -157,7 +164,10 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
             objective, right = nnet.train_step_gradients(train_feats[batch], train_targets[batch])
             objective_sum += objective
             correct += right
-            _update(nnet, velocities, lr / len(batch), opts.momentum, opts.max_change)
+            if opts.update == "rms":
+                _update_rms(nnet, velocities, lr, len(batch), opts.momentum, opts.rms_decay, opts.max_change)
+            else:
+                _update(nnet, velocities, lr / len(batch), opts.momentum, opts.max_change)
         train_objf, train_acc = nnet.evaluate(diag_feats, diag_targets)
         record = {"iter": iteration, "learning_rate": lr, "minibatch_objf": objective_sum / seen,
                   "train_objf": train_objf, "train_acc": train_acc}
@@ -171,7 +181,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
                 best_valid, best_iter, worse_streak = valid_objf, iteration, 0
             elif iteration != mix_up_iter:
                 worse_streak += 1
-                if worse_streak == opts.valid_patience:
+                if worse_streak == patience:
                     log.warning("validation objective has been worse than its best (%.4f at iteration %d) for %d "
                                 "iterations (now %.4f): over-training? consider fewer --num-epochs or a smaller "
                                 "network", best_valid, best_iter, worse_streak, valid_objf)
@@ -214,6 +224,44 @@ def _update(nnet, velocities, step, momentum, max_change):
                 velocities[index] = [delta_w, delta_b]
         component.weight += delta_w
         component.bias += delta_b
+
+
+RMS_EPSILON = 1e-8
+
+
+def _update_rms(nnet, state, lr, batch_size, momentum, decay, max_change):
+    """One step of the per-parameter RMS-normalized update (Adam: Kingma & Ba 2015).
+
+    A simpler stand-in for nnet2's NaturalGradientAffineComponent: instead of an online
+    estimate of the gradient's covariance (a Fisher preconditioner per layer) each parameter's
+    step is divided by the running root-mean-square of its own gradient, so rarely active
+    units and the zero-initialised output layer move as fast as busy ones. `momentum` is
+    Adam's beta1, `decay` its beta2; both running averages are bias-corrected. Max-change
+    applies to the resulting step as in `_update`.
+    """
+    for index, component in enumerate(nnet.components):
+        if component.kind != "affine":
+            continue
+        entry = state.get(index)
+        if entry is None:
+            entry = state[index] = {"t": 0, "m": [np.zeros_like(component.weight), np.zeros_like(component.bias)],
+                                    "v": [np.zeros_like(component.weight), np.zeros_like(component.bias)]}
+        entry["t"] += 1
+        t = entry["t"]
+        correction = np.sqrt(1.0 - decay ** t) / (1.0 - momentum ** t)
+        deltas = []
+        for grad, m, v in zip((component.grad_weight, component.grad_bias), entry["m"], entry["v"]):
+            grad = grad / np.float32(batch_size)
+            m *= momentum
+            m += (1.0 - momentum) * grad
+            v *= decay
+            v += (1.0 - decay) * grad * grad
+            deltas.append((-lr * correction) * m / (np.sqrt(v) + RMS_EPSILON))
+        norm = np.sqrt(sum(float(np.vdot(d, d)) for d in deltas))
+        if max_change and norm > max_change:
+            deltas = [d * np.float32(max_change / norm) for d in deltas]
+        component.weight += deltas[0].astype(np.float32, copy=False)
+        component.bias += deltas[1].astype(np.float32, copy=False)
 
 
 def _combine(kept, last, valid_feats, valid_targets):
@@ -260,14 +308,44 @@ def read_pdf_alignments(ali_dir, tid_to_pdf):
     return out
 
 
+def copied_alignment(utt, pdf_alignments, utt2uniq):
+    """The alignment of `utt`, or of the utterance it is an augmented copy of.
+
+    An additive-noise copy (`noise-sp0.9-george-0-00`, add-noise-data-dir) has the frames of
+    its source, so it takes the source's alignment, as Kaldi's recipes copy clean alignments
+    to reverberated/noisy data (steps/copy_ali_dir.sh --prefixes) instead of aligning noisy
+    audio. The source is found by stripping leading `<prefix>-` parts of the id; it must have
+    the same DATA/utt2uniq entry, so an id that merely looks prefixed is never matched.
+    """
+    pdfs = pdf_alignments.get(utt)
+    if pdfs is not None or utt not in utt2uniq:
+        return pdfs
+    source = utt
+    while "-" in source:
+        source = source.split("-", 1)[1]
+        if source in pdf_alignments:
+            return pdf_alignments[source] if utt2uniq.get(source, source) == utt2uniq[utt] else None
+    return None
+
+
 def load_examples(data_dir, pipeline, pdf_alignments):
-    """(utterances, features, targets, offsets) for the utterances with features and alignment."""
+    """(utterances, features, targets, offsets) for the utterances with features and alignment.
+
+    Augmented copies without an alignment of their own use their source's (`copied_alignment`).
+    """
+    from pathlib import Path
+
+    from kaldilite.io.datadir import read_key_values
+
+    uniq_path = Path(data_dir) / "utt2uniq"
+    utt2uniq = read_key_values(uniq_path) if uniq_path.exists() else {}
     utts, feats, targets = [], [], []
-    mismatched = 0
+    mismatched = copied = 0
     for utt, mat in _pipeline_features(data_dir, pipeline):
-        pdfs = pdf_alignments.get(utt)
+        pdfs = copied_alignment(utt, pdf_alignments, utt2uniq)
         if pdfs is None:
             continue
+        copied += utt not in pdf_alignments
         if len(pdfs) != len(mat):
             mismatched += 1
             continue
@@ -277,6 +355,8 @@ def load_examples(data_dir, pipeline, pdf_alignments):
     if mismatched:
         log.warning("%d utterances skipped: alignment length differs from the number of feature frames "
                     "(alignments made from other features?)", mismatched)
+    if copied:
+        log.info("%d augmented utterances use the alignment of the utterance they were made from", copied)
     if not utts:
         raise InputError(f"{data_dir}: no utterance has both features and an alignment")
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in targets])])

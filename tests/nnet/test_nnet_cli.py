@@ -8,6 +8,7 @@ the GMM: every utterance's words must come back. Also: the model file's dimensio
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from kaldilite.io.tables import read_matrices, write_matrices
 
 def _mono_corpus_module():
     path = Path(__file__).parents[1] / "train" / "test_mono_synthetic.py"
+    if str(path.parent) not in sys.path:  # it imports its sibling helper module synthetic_setup
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("_nnet_mono_synthetic_corpus", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
