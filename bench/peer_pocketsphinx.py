@@ -11,9 +11,11 @@ dictionary) decodes every dev utterance of the commands recipe twice:
 
 Both are scored by `kaldilite.score.commands` exactly as the recipe scores kaldilite, and the
 table goes into BENCHMARKS.md (section `commands`) under kaldilite's RESULTS table of the
-same dev set (`recipes/commands/RESULTS`, written by run.sh stage 10).
+same dev set (`recipes/commands/RESULTS`, written by run.sh stage 10). The recipe's OOV eval
+set (`data/oov_fsdd`: FSDD digits, none a command, resampled from 8 kHz) is decoded too when it
+sits beside the dev dir (or `--oov DIR`), for its false-accept column.
 
-    .venv/bin/python bench/peer_pocketsphinx.py [--data recipes/commands/work/data/dev]
+    .venv/bin/python bench/peer_pocketsphinx.py [--data recipes/commands/work/data/dev] [--oov DIR]
 """
 
 import argparse
@@ -69,6 +71,7 @@ def decide(mode, hypothesis, commands):
 
 
 def run(data_dir, commands, kws_threshold):
+    """({mode: CommandScores}, {mode: CPU-time RTF}, number of utterances) of one data dir."""
     data = DataDir.load(data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         decoders = make_decoders(commands, kws_threshold, tmp)
@@ -102,6 +105,7 @@ def main(argv=None):
     parser.add_argument("--commands", default=str(REPO / "lang/en/commands.txt"))
     parser.add_argument("--results", default=str(REPO / "recipes/commands/RESULTS"),
                         help="kaldilite's RESULTS on the same dev set, shown above pocketsphinx's rows.")
+    parser.add_argument("--oov", default=None, help="OOV eval data dir (default: oov_fsdd beside --data, if any).")
     parser.add_argument("--kws-threshold", default="1e-5", help="pocketsphinx keyphrase threshold.")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave BENCHMARKS.md alone.")
     args = parser.parse_args(argv)
@@ -110,20 +114,26 @@ def main(argv=None):
     commands = read_commands(args.commands)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     scores, rtf, n = run(args.data, commands, args.kws_threshold)
-    lines = ["| system | command acc % | FA unknown words % | FR % | 12-class acc % | FA silence % | RTF |",
-             "|---|---|---|---|---|---|---|"]
+    oov_dir = Path(args.oov) if args.oov else Path(args.data).parent / "oov_fsdd"
+    oov_scores = run(oov_dir, commands, args.kws_threshold)[0] if (oov_dir / "wav.scp").is_file() else None
+    lines = ["| system | command acc % | FA unknown words % | " + ("FA oov_fsdd % | " if oov_scores else "") +
+             "FR % | 12-class acc % | FA silence % | RTF |",
+             "|---|---|---|---|---|---|---|" + ("---|" if oov_scores else "")]
     names = {"jsgf": "pocketsphinx 5, en-us model, JSGF grammar of the 10 commands",
              "kws": f"pocketsphinx 5, en-us model, keyword spotting (threshold {args.kws_threshold})"}
     for mode, s in scores.items():
         lines.append(f"| {names[mode]} | {pct(s.accuracy)} ({s.correct}/{s.num_commands}) | "
-                     f"{pct(s.false_accept_rate)} ({s.unknown_accepted}/{s.num_unknown}) | {pct(s.false_reject_rate)} | "
+                     f"{pct(s.false_accept_rate)} ({s.unknown_accepted}/{s.num_unknown}) | " +
+                     (f"{pct(oov_scores[mode].false_accept_rate)} ({oov_scores[mode].unknown_accepted}/"
+                      f"{oov_scores[mode].num_unknown}) | " if oov_scores else "") + f"{pct(s.false_reject_rate)} | "
                      f"{pct(s.twelve_class_accuracy)} | {pct(s.silence_false_accept_rate)} "
                      f"({s.silence_accepted}/{s.num_silence}) | {rtf[mode]:.4f} |")
     peer = "\n".join(lines)
     print(peer)
     ours = Path(args.results).read_text(encoding="utf-8") if Path(args.results).is_file() else "(run recipes/commands/run.sh for kaldilite's rows)\n"
     markdown = (f"## Command words with OOV rejection (recipes/commands)\n\n{machine_line()}; dev set `{args.data}` "
-                f"({n} utterances, speakers unseen in training).\n\nkaldilite (recipes/commands/RESULTS):\n\n"
+                f"({n} utterances, speakers unseen in training)" +
+                (f"; OOV eval set `{oov_dir}`" if oov_scores else "") + ".\n\nkaldilite (recipes/commands/RESULTS):\n\n"
                 f"{ours.rstrip()}\n\nPeer, same audio, same scoring (bench/peer_pocketsphinx.py):\n\n{peer}\n")
     if not args.no_write:
         update_section("commands", markdown)
