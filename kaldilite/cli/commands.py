@@ -127,6 +127,28 @@ def prepare_fsdd_oov_cmd(takes, sample_frequency, fsdd_dir, out_dir):
                f"{len(data.speakers)} speakers", err=True)
 
 
+@click.command("prepare-synthetic-oov")
+@click.option("--num-speakers", default=10, show_default=True, help="espeak-ng voices (voice + variant + rate + pitch).")
+@click.option("--takes", default=1, show_default=True, help="Recordings per voice and word.")
+@click.option("--seed", default=1, show_default=True, help="Voice seed (0 is the synthetic training corpus's).")
+@click.argument("words_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def prepare_synthetic_oov_cmd(num_speakers, takes, seed, words_file, out_dir):
+    """Write an OOV eval data dir of WORDS_FILE's words (one per line, # comments) in espeak-ng voices.
+
+    Synthetic speech: label its figures as such. The audio goes to OUT_DIR/audio.
+
+    e.g.: kaldilite prepare-synthetic-oov conf/oov_words.txt data/oov_synth
+    """
+    from kaldilite.corpora.oov_eval import prepare_synthetic_oov
+
+    words = [line.split("#")[0].strip() for line in Path(words_file).read_text(encoding="utf-8").splitlines()]
+    words = [w for w in words if w]
+    data = prepare_synthetic_oov(words, out_dir, num_speakers=num_speakers, takes=takes, seed=seed)
+    click.echo(f"{out_dir}: {len(data)} synthetic OOV utterances ({len(words)} words, "
+               f"{len(data.speakers)} voices)", err=True)
+
+
 @click.command("synthesize-corpus")
 @click.option("--commands", "commands_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="commands.txt: every word of every command is synthesized.")
@@ -386,16 +408,19 @@ def _pooled_sets(pairs, commands_file):
     return references, measures, utt2spk
 
 
-def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=()):
+def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=(), report_only=()):
     """RESULTS rows (dicts) for each exp dir: with rejection (2-fold cross-calibrated by speaker on
     dev + the OOV sets), fillers and garbage without a threshold, and the commands-only grammar
     with rejection off. ``oov_sets``: [(name, data dir)] decoded into EXP/decode_<name>(_norej);
-    each row's ``oov`` maps name -> `CommandScores` on that set alone."""
+    each row's ``oov`` maps name -> `CommandScores` on that set alone. ``report_only``: sets
+    likewise decoded that take no part in any calibration (e.g. synthetic speech): in the
+    threshold row they are decided by the threshold calibrated on all of dev + ``oov_sets``."""
     import math
 
     from kaldilite.decode.rejection import RejectionRule
-    from kaldilite.score.commands import (MEASURES_FILE, UNKNOWN_CLASS, cross_calibrated_decisions, decide_all,
-                                          det_curve, equal_error_rate, read_measures, score_decisions)
+    from kaldilite.score.commands import (MEASURES_FILE, UNKNOWN_CLASS, calibrate_threshold,
+                                          cross_calibrated_decisions, decide_all, det_curve, equal_error_rate,
+                                          read_measures, score_decisions)
 
     commands = read_command_list(commands_file)
     rows = []
@@ -407,6 +432,10 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
             log.warning("%s: not decoded; skipped", decode)
             continue
         sets = {"dev": (data_dir, decode)}
+        extra = {}
+        for oov_name, oov_dir in report_only:
+            if (exp / f"decode_{oov_name}" / MEASURES_FILE).is_file():
+                extra[oov_name] = (oov_dir, exp / f"decode_{oov_name}")
         for oov_name, oov_dir in oov_sets:
             oov_decode = exp / f"decode_{oov_name}"
             if (oov_decode / MEASURES_FILE).is_file():
@@ -415,6 +444,7 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
                 log.warning("%s: not decoded; %s left out of %s's row", oov_decode, oov_name, name)
         refs_by_set = {key: _load_for_scoring(d, dec, commands_file)[0] for key, (d, dec) in sets.items()}
         references, measures, utt2spk = _pooled_sets(sets.values(), commands_file)
+        extra_refs = {key: _load_for_scoring(d, dec, commands_file)[:2] for key, (d, dec) in extra.items()}
         rule = RejectionRule.for_graph(exp / "graph_commands")
         eer = equal_error_rate(det_curve(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)))
 
@@ -423,22 +453,28 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
 
         crossed, thresholds = cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa)
         by_set = split(crossed)
+        on_all, _ = calibrate_threshold(references, measures, rule, commands, target_fa)
+        for key, (refs, meas) in extra_refs.items():
+            by_set[key] = score_decisions(refs, decide_all(meas, on_all), commands)
         pool = " + ".join(sets)
         rows.append(dict(model=name, setting=f"rejection: fillers + garbage + threshold (FA target "
                          f"{100 * target_fa:g}% on {pool}, 2-fold cross-calibrated by speaker)",
                          scores=by_set.pop("dev"), oov=by_set, eer=eer, rtf=_rtf(decode),
                          note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}"))
         by_set = split(decide_all(measures, rule.with_threshold(-math.inf)))
+        for key, (refs, meas) in extra_refs.items():
+            by_set[key] = score_decisions(refs, decide_all(meas, rule.with_threshold(-math.inf)), commands)
         rows.append(dict(model=name, setting="fillers + garbage in the grammar, no threshold",
                          scores=by_set.pop("dev"), oov=by_set, eer=math.nan, rtf=math.nan, note=""))
         norej = exp / "decode_dev_norej"
         if (norej / MEASURES_FILE).is_file():
             off = RejectionRule(enabled=False)
             oov = {}
-            for key, (oov_dir, oov_decode) in sets.items():
+            for key, (oov_dir, oov_decode) in list(sets.items()) + list(extra.items()):
                 path = Path(f"{oov_decode}_norej") / MEASURES_FILE
                 if key != "dev" and path.is_file():
-                    oov[key] = score_decisions(refs_by_set[key], decide_all(read_measures(path), off), commands)
+                    refs = refs_by_set[key] if key in refs_by_set else extra_refs[key][0]
+                    oov[key] = score_decisions(refs, decide_all(read_measures(path), off), commands)
             rows.append(dict(model=name, setting="rejection off: commands-only grammar, no threshold",
                              scores=score_decisions(refs_by_set["dev"],
                                                     decide_all(read_measures(norej / MEASURES_FILE), off), commands),
@@ -479,22 +515,30 @@ def format_results_table(rows, oov_names=()):
 @click.option("--oov", "oov_sets", multiple=True, metavar="NAME=DATA_DIR",
               help="An out-of-vocabulary eval set decoded into EXP/decode_NAME(_norej): its own FA column, and "
                    "its utterances join dev's negatives in the cross-calibration (repeatable).")
+@click.option("--oov-report-only", "report_only", multiple=True, metavar="NAME=DATA_DIR",
+              help="Like --oov, but calibrates nothing (e.g. synthetic speech): decided by the threshold "
+                   "calibrated on all of dev + the --oov sets (repeatable).")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("exp_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-def commands_results_cmd(commands_file, target_fa, oov_sets, data_dir, exp_dirs):
+def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, data_dir, exp_dirs):
     """Print the RESULTS table of the commands recipe for each EXP_DIR's decode_dev(_norej).
 
     e.g.: kaldilite commands-results --commands lang/en/commands.txt --oov oov_fsdd=data/oov_fsdd data/dev exp/mono exp/tri3b
     """
-    pairs = []
-    for item in oov_sets:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not Path(path).is_dir():
-            raise click.BadParameter(f"'{item}': expected NAME=DATA_DIR with an existing data dir", param_hint="--oov")
-        pairs.append((name, path))
-    rows = commands_results_rows(data_dir, exp_dirs, commands_file, target_fa, pairs)
-    click.echo(format_results_table(rows, [n for n, _ in pairs]), nl=False)
+    def named_dirs(items, option):
+        pairs = []
+        for item in items:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not Path(path).is_dir():
+                raise click.BadParameter(f"'{item}': expected NAME=DATA_DIR with an existing data dir",
+                                         param_hint=option)
+            pairs.append((name, path))
+        return pairs
+
+    pairs, extra = named_dirs(oov_sets, "--oov"), named_dirs(report_only, "--oov-report-only")
+    rows = commands_results_rows(data_dir, exp_dirs, commands_file, target_fa, pairs, extra)
+    click.echo(format_results_table(rows, [n for n, _ in pairs + extra]), nl=False)
 
 
-COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
+COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, prepare_synthetic_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
             score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd]

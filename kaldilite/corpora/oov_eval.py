@@ -55,3 +55,33 @@ def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speaker
     log.info("%s: %d OOV utterances (FSDD digits at %d Hz), %d speakers", out_dir, len(wav_scp),
              sample_frequency, len(set(utt2spk.values())))
     return DataDir.load(out_dir)
+
+
+def prepare_synthetic_oov(words, out_dir, num_speakers=10, takes=1, seed=1):
+    """Write a data dir of `words` spoken by `num_speakers` espeak-ng voices (audio under OUT_DIR/audio).
+
+    The voices are `synthetic_speakers(num_speakers, seed)`; seed 1 by default, so they are not
+    the voices of a synthetic training corpus (seed 0). Returns the `DataDir`.
+    """
+    from kaldilite.corpora.synthetic import synthesize_corpus
+    from kaldilite.io.datadir import DataDir
+
+    words = [w for w in words]
+    if not words:
+        raise InputError("prepare_synthetic_oov: no words given")
+    out_dir = Path(out_dir)
+    audio = synthesize_corpus(out_dir / "audio", words, num_speakers=num_speakers, takes=takes, dev_every=1,
+                              num_noise_clips=0, seed=seed)
+    wav_scp, text, utt2spk = {}, {}, {}
+    for word in words:
+        for path in sorted((audio / word).glob("*_nohash_*.wav")):
+            speaker, _, take = path.stem.partition("_nohash_")
+            spk = f"synth_{speaker}"
+            utt = f"{spk}-{word}-{int(take):02d}"
+            wav_scp[utt], text[utt], utt2spk[utt] = str(path.resolve()), word, spk
+    data = DataDir(wav_scp=dict(sorted(wav_scp.items())), text=dict(sorted(text.items())),
+                   utt2spk=dict(sorted(utt2spk.items())))
+    data.save(out_dir)
+    log.info("%s: %d synthetic OOV utterances of %d words, %d voices", out_dir, len(wav_scp), len(words),
+             len(set(utt2spk.values())))
+    return DataDir.load(out_dir)
