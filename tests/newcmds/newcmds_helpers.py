@@ -8,7 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+import pywrapfst as fst
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "recipes" / "commands" / "run.sh"
@@ -96,3 +98,58 @@ def command_accuracy(work, decode_dir, commands):
     measures = read_measures(Path(decode_dir) / "measures.jsonl")
     refs = {u: t for u, t in text.items() if t in commands}
     return sum(" ".join(measures[u][0].label) == t for u, t in refs.items()), len(refs)
+
+
+def flat_start_mono(lang_dir, exp_dir, dim=39):
+    """A mono model and tree on a lang dir's phone set, as gmm-init-mono makes them (unit Gaussians)."""
+    from kaldilite.gmm import AmDiagGmm, save_model
+    from kaldilite.hmm import Topology, TransitionModel, monophone_tree
+    from kaldilite.train.mono import mono_pipeline
+
+    sets = [[int(x) for x in line.split()] for line in (lang_dir / "phones/sets.int").read_text().splitlines()]
+    topo = Topology.read(lang_dir / "topo")
+    tree = monophone_tree(sets, topo)
+    tm = TransitionModel(topo, tree)
+    am = AmDiagGmm.init_single(tree.num_pdfs, np.zeros(dim), np.ones(dim))
+    exp_dir.mkdir(parents=True)
+    save_model(exp_dir / "final.mdl", tm, am, mono_pipeline(), extra={"raw_feature_dim": dim // 3, "type": "mono"})
+    tree.write(exp_dir / "tree")
+
+
+def output_language(f, words_txt, max_len=8):
+    """The set of word sequences an FST outputs (epsilon-free, acyclic after removing epsilons)."""
+    symbols = {int(i): w for w, i in (line.split() for line in words_txt.read_text().splitlines())}
+    f = f.copy().project("output").rmepsilon()
+    f = fst.determinize(f)
+    zero = fst.Weight.zero(f.weight_type())
+    found = set()
+
+    def walk(state, prefix):
+        assert len(prefix) <= max_len, f"cycle in the output language after {prefix}"
+        if f.final(state) != zero:
+            found.add(tuple(symbols[label] for label in prefix))
+        for arc in f.arcs(state):
+            walk(arc.nextstate, prefix + (arc.olabel,))
+
+    walk(f.start(), ())
+    return found
+
+
+def commands_of(path):
+    return {tuple(line.split("\t")[0].split()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def build_flat_start_system(tmp_path, lang):
+    """A work dir with the training lang of dict dir `lang` and a flat-start mono model on it."""
+    work = tmp_path / "work"
+    subprocess.run([str(REPO / ".venv/bin/kaldilite"), "prepare-lang", str(lang), "<UNK>",
+                    str(work / "data/local/lang_tmp"), str(work / "data/lang")], check=True, capture_output=True)
+    flat_start_mono(work / "data/lang", work / "exp/mono")
+    return work
+
+
+def run_stage_3(work, lang, *args):
+    """`run.sh --stage 3 --stop-stage 3` with dict dir `lang`; the CompletedProcess."""
+    return subprocess.run(["bash", str(REPO / "recipes/commands/run.sh"), *recipe_options(), "--stage", "3",
+                           "--stop-stage", "3", "--dict-dir", str(lang), "--dir", str(work), *args],
+                          capture_output=True, text=True, timeout=600)

@@ -6,71 +6,15 @@ stage 3 only needs its transition model and tree. The independent answer is the 
 itself: the output language of L o G and of the final HCLG must be exactly the commands.
 """
 
-import subprocess
-
-import numpy as np
 import pywrapfst as fst
 
-from newcmds_helpers import REPO, edited_lang, recipe_options
+from newcmds_helpers import REPO, build_flat_start_system, commands_of, edited_lang, output_language, run_stage_3
 
 LANG_ZH = REPO / "lang" / "zh"
 
 
-def flat_start_mono(lang_dir, exp_dir, dim=39):
-    """A mono model and tree on a lang dir's phone set, as gmm-init-mono makes them (unit Gaussians)."""
-    from kaldilite.gmm import AmDiagGmm, save_model
-    from kaldilite.hmm import Topology, TransitionModel, monophone_tree
-    from kaldilite.train.mono import mono_pipeline
-
-    sets = [[int(x) for x in line.split()] for line in (lang_dir / "phones/sets.int").read_text().splitlines()]
-    topo = Topology.read(lang_dir / "topo")
-    tree = monophone_tree(sets, topo)
-    tm = TransitionModel(topo, tree)
-    am = AmDiagGmm.init_single(tree.num_pdfs, np.zeros(dim), np.ones(dim))
-    exp_dir.mkdir(parents=True)
-    save_model(exp_dir / "final.mdl", tm, am, mono_pipeline(), extra={"raw_feature_dim": dim // 3, "type": "mono"})
-    tree.write(exp_dir / "tree")
-
-
-def output_language(f, words_txt, max_len=8):
-    """The set of word sequences an FST outputs (epsilon-free, acyclic after removing epsilons)."""
-    symbols = {int(i): w for w, i in (line.split() for line in words_txt.read_text().splitlines())}
-    f = f.copy().project("output").rmepsilon()
-    f = fst.determinize(f)
-    zero = fst.Weight.zero(f.weight_type())
-    found = set()
-
-    def walk(state, prefix):
-        assert len(prefix) <= max_len, f"cycle in the output language after {prefix}"
-        if f.final(state) != zero:
-            found.add(tuple(symbols[label] for label in prefix))
-        for arc in f.arcs(state):
-            walk(arc.nextstate, prefix + (arc.olabel,))
-
-    walk(f.start(), ())
-    return found
-
-
-def commands_of(path):
-    return {tuple(line.split("\t")[0].split()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
-
-
-def build_zh_system(tmp_path, lang):
-    work = tmp_path / "work"
-    subprocess.run([str(REPO / ".venv/bin/kaldilite"), "prepare-lang", str(lang), "<UNK>",
-                    str(work / "data/local/lang_tmp"), str(work / "data/lang")], check=True, capture_output=True)
-    flat_start_mono(work / "data/lang", work / "exp/mono")
-    return work
-
-
-def run_stage_3(work, lang):
-    return subprocess.run(["bash", str(REPO / "recipes/commands/run.sh"), *recipe_options(), "--stage", "3",
-                           "--stop-stage", "3", "--dict-dir", str(lang), "--dir", str(work)],
-                          capture_output=True, text=True, timeout=600)
-
-
 def test_stage_3_builds_mandarin_graphs_whose_output_is_exactly_the_commands(tmp_path):
-    work = build_zh_system(tmp_path, LANG_ZH)
+    work = build_flat_start_system(tmp_path, LANG_ZH)
     out = run_stage_3(work, LANG_ZH)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     commands = commands_of(LANG_ZH / "commands.txt")
@@ -89,7 +33,7 @@ def test_stage_3_builds_mandarin_graphs_whose_output_is_exactly_the_commands(tmp
 
 
 def test_a_new_mandarin_command_of_known_phones_needs_only_stage_3(tmp_path):
-    work = build_zh_system(tmp_path, LANG_ZH)
+    work = build_flat_start_system(tmp_path, LANG_ZH)
     lang = edited_lang(tmp_path / "zh", source=LANG_ZH, commands_add=["关闭 音乐", "打开 空气"])
     out = run_stage_3(work, lang)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -99,7 +43,7 @@ def test_a_new_mandarin_command_of_known_phones_needs_only_stage_3(tmp_path):
 
 
 def test_a_mandarin_word_with_an_untrained_phone_is_refused_naming_word_line_and_phone(tmp_path):
-    work = build_zh_system(tmp_path, LANG_ZH)
+    work = build_flat_start_system(tmp_path, LANG_ZH)
     # 窗户 chuang1 h u4: neither `ch` nor `uang1` is in the trained phone set
     lang = edited_lang(tmp_path / "zh", source=LANG_ZH, commands_add=["打开 窗户"])
     out = run_stage_3(work, lang)
