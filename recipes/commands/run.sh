@@ -9,6 +9,8 @@
 #   ./run.sh                                  # the shared Speech Commands subset ($KALDILITE_DATA)
 #   ./run.sh --corpus /path/to/speech_commands_v0.02   # any folder in the Speech Commands layout
 #   ./run.sh --corpus synthetic               # espeak-ng voices (no recordings needed)
+#   ./run.sh --corpus data/alice              # a Kaldi data dir of your own recordings (kaldilite record):
+#                                             # every 5th speaker (one speaker: last take per prompt) is dev
 #   ./run.sh --corpus /path/to/my_recordings  # a Kaldi data dir (wav.scp text utt2spk), e.g. from
 #                                             # `kaldilite record`: all of it trains, dev is unchanged
 #   ./run.sh --train-models mono              # only the monophone system (quick)
@@ -38,7 +40,7 @@ set -euo pipefail
 
 stage=0
 stop_stage=100
-corpus=                # default: $KALDILITE_DATA/speech_commands; or a folder; or "synthetic"; or a data dir
+corpus=                # default: $KALDILITE_DATA/speech_commands; a folder in its layout; "synthetic"; or a data dir
 dict_dir=              # the dict dir with commands.txt and fillers.txt (default: lang/en of the repository)
 auto_g2p=false         # true: add missing pronunciations of grammar words to the lexicon (logged)
 augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 20000 utterances
@@ -134,17 +136,45 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     log "Stage 0: Speech Commands corpus from $corpus_dir"
   fi
   [ -d "$corpus_dir" ] || { echo "$0: no corpus at $corpus_dir; pass --corpus DIR or --corpus synthetic" >&2; exit 1; }
-  step data/train/.stamp tree:"$corpus_dir" "$lang_en/lexicon.txt" --out data/train/text data/dev/text -- \
-    kaldilite prepare-speech-commands --lexicon "$lang_en/lexicon.txt" ${num_speakers:+--num-speakers $num_speakers} \
-    "$corpus_dir" data
+  split_recorded() {  # SRC: a Kaldi data dir of recordings -> data/train + data/dev, disjoint
+    local src=$1 n
+    kaldilite data validate --no-feats "$src"
+    rm -rf data/train data/dev data/noise_train && mkdir -p data/local
+    n=$(wc -l < "$src/spk2utt")
+    if [ "$n" -ge 2 ]; then  # by speaker: every 5th (with fewer than 5, the last) is dev
+      awk -v n="$n" 'NR % 5 == 0 || (n < 5 && NR == n) { print $1 }' "$src/spk2utt" > data/local/dev.list
+      kaldilite data subset --spk-list data/local/dev.list "$src" data/dev
+      awk '{ print $1 }' "$src/spk2utt" | grep -vxFf data/local/dev.list > data/local/train.list
+      kaldilite data subset --spk-list data/local/train.list "$src" data/train
+    else  # one speaker: the last take of each prompt (utt ids <speaker>-<prompt>-<take>) is dev
+      awk '{ key = $1; sub(/-[0-9]+$/, "", key); last[key] = $1 } END { for (k in last) print last[k] }' \
+        "$src/utt2spk" | LC_ALL=C sort > data/local/dev.list
+      kaldilite data subset --utt-list data/local/dev.list "$src" data/dev
+      awk '{ print $1 }' "$src/utt2spk" | grep -vxFf data/local/dev.list > data/local/train.list
+      kaldilite data subset --utt-list data/local/train.list "$src" data/train
+    fi
+  }
+  if [ -f "$corpus_dir/wav.scp" ]; then
+    log "Stage 0: $corpus_dir is a data dir of recordings (e.g. from kaldilite record): every 5th speaker" \
+      "(one speaker: each prompt's last take) is dev, the rest trains"
+    step data/train/.stamp "$corpus_dir" --out data/train/text data/dev/text -- split_recorded "$corpus_dir"
+  else
+    step data/train/.stamp tree:"$corpus_dir" "$lang_en/lexicon.txt" --out data/train/text data/dev/text -- \
+      kaldilite prepare-speech-commands --lexicon "$lang_en/lexicon.txt" ${num_speakers:+--num-speakers $num_speakers} \
+      "$corpus_dir" data
+  fi
   augment_train() {
     local n_train
     n_train=$(wc -l < data/train/utt2spk)
     if [ "$augment" = true ] || { [ "$augment" = auto ] && [ "$n_train" -lt 20000 ]; }; then
       log "Stage 0: augmenting $n_train training utterances: speed 0.9/1.0/1.1 and a copy with background noise"
       kaldilite perturb-data-dir-speed 0.9,1.0,1.1 data/train data/train_sp
-      kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 20:15:10:5 data/train data/train_noise
-      kaldilite data combine data/train_aug data/train_sp data/train_noise
+      if [ -d data/noise_train ]; then
+        kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 20:15:10:5 data/train data/train_noise
+        kaldilite data combine data/train_aug data/train_sp data/train_noise
+      else  # recorded data dirs come without background noise: speed perturbation only
+        rm -rf data/train_aug && cp -r data/train_sp data/train_aug && rm -f data/train_aug/.stamp*
+      fi
     else
       rm -rf data/train_aug && cp -r data/train data/train_aug && rm -f data/train_aug/.stamp*
     fi
