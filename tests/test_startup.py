@@ -1,0 +1,101 @@
+"""Start-up cost of the command-line tool: a verb imports only what it needs, and decoding jobs
+forked from `kaldilite decode` inherit the decoder's compiled code instead of loading it again.
+
+Each check runs a fresh interpreter (what a recipe stage does) and looks at what it loaded.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+# Verbs the benchmarks time, each declared by name in one cli module.
+NAMED_VERBS = {"mkgraph": "decode", "decode": "decode", "compute-wer": "score", "train-mono": "train",
+               "decode-online": "online"}
+HEAVY = ("numba", "scipy", "matplotlib", "sounddevice", "soundfile", "kaldi_io", "pynini")
+
+
+def fresh_python(code, **kwargs):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, **kwargs)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_each_verb_is_found_by_a_fresh_process_and_named_verbs_load_only_their_module():
+    listing = json.loads(fresh_python(
+        "import json, click\n"
+        "from kaldilite.cli import cli\n"
+        "ctx = click.Context(cli)\n"
+        "print(json.dumps({name: cli.get_command(ctx, name).callback.__module__ if cli.get_command(ctx, name).callback "
+        "else None for name in cli.list_commands(ctx)}))\n"))
+    assert set(NAMED_VERBS) <= set(listing) and len(listing) > 30
+    found = json.loads(fresh_python(
+        "import json, subprocess, sys\n"
+        f"names = {sorted(listing)!r}\n"
+        "result = {}\n"
+        "for name in names:\n"
+        "    code = ('import sys, click; from kaldilite.cli import cli; '\n"
+        "            f'command = cli.get_command(click.Context(cli), {name!r}); '\n"
+        "            'print(command.name if command else \"\", sorted(m for m in sys.modules if m.startswith(\"kaldilite.cli.\")))')\n"
+        "    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout\n"
+        "    resolved, modules = out.split(' ', 1)\n"
+        "    result[name] = [resolved, eval(modules)]\n"
+        "print(json.dumps(result))\n"))
+    for name, (resolved, modules) in found.items():
+        assert resolved == name
+        if name in NAMED_VERBS:
+            assert modules == [f"kaldilite.cli.{NAMED_VERBS[name]}"], (name, modules)
+
+
+def test_mkgraph_builds_the_graph_without_numba_or_scipy(digits_system, tmp_path):
+    graph = tmp_path / "graph"
+    loaded = fresh_python(
+        "import sys\n"
+        "from kaldilite.cli import main\n"
+        f"sys.argv = ['kaldilite', 'mkgraph', {str(digits_system / 'data/lang_digits')!r}, "
+        f"{str(digits_system / 'exp/mono')!r}, {str(graph)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    assert (graph / "HCLG.fst").is_file()
+    assert loaded.splitlines()[-1] == "LOADED []"
+
+
+def subset_data_dir(source, target, per_speaker=4):
+    """The first utterances of each speaker of a data dir with features (Kaldi text files)."""
+    target.mkdir()
+    utt2spk = dict(line.split() for line in (source / "utt2spk").read_text().splitlines())
+    keep = []
+    for speaker in sorted(set(utt2spk.values())):
+        keep += sorted(u for u, s in utt2spk.items() if s == speaker)[:per_speaker]
+    for name in ("feats.scp", "text", "utt2spk"):
+        lines = [line for line in (source / name).read_text().splitlines() if line.split(maxsplit=1)[0] in keep]
+        (target / name).write_text("\n".join(lines) + "\n")
+    speakers = sorted({utt2spk[u] for u in keep})
+    (target / "spk2utt").write_text("".join(f"{s} {' '.join(u for u in keep if utt2spk[u] == s)}\n" for s in speakers))
+    cmvn = [line for line in (source / "cmvn.scp").read_text().splitlines() if line.split()[0] in speakers]
+    (target / "cmvn.scp").write_text("\n".join(cmvn) + "\n")
+    return len(speakers)
+
+
+def test_forked_decode_jobs_inherit_the_decoders_compiled_code(digits_system, tmp_path):
+    """With --nj 2 the jobs are forked after the parent has loaded the decoder's numba code, so
+    their logs show no numba cache loads (each used to load it again: ~0.4 s of CPU per job);
+    and they decode exactly what one in-process job decodes."""
+    data = tmp_path / "test"
+    assert subset_data_dir(digits_system / "data/test", data) == 2
+    hyps = {}
+    for nj in (1, 2):
+        decode_dir = tmp_path / f"decode_nj{nj}"
+        out = subprocess.run([sys.executable, "-m", "kaldilite", "decode", "--nj", str(nj), "--acwt", "0.1",
+                              "--model", str(digits_system / "exp/mono/final.mdl"),
+                              str(digits_system / "exp/mono/graph"), str(data), str(decode_dir)],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "NUMBA_DEBUG_CACHE": "1", "OPENBLAS_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        hyps[nj] = (decode_dir / "hyp.txt").read_text()
+        if nj == 2:
+            logs = [(decode_dir / "log" / f"decode.{k}.log").read_text() for k in (1, 2)]
+            loads = [line for log in logs for line in log.splitlines() if "[cache]" in line and "decoder." in line]
+            assert loads == []
+            assert "[cache] index loaded" in out.stdout  # the parent loaded it (the check above can fail)
+    assert hyps[1] == hyps[2] and len(hyps[1].splitlines()) == 8
