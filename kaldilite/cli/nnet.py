@@ -105,6 +105,9 @@ def _options_from_config(path, ctx, verb):
 @click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
               help="Name of the raw features, recorded in the model for error messages.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same model.")
+@click.option("--ensemble-size", default=1, show_default=True,
+              help="Train this many networks (seeds SEED, SEED+1, ...) on the same examples and average their "
+              "posteriors when decoding (training and scoring cost grow with it).")
 @click.option("--num-threads", default=1, show_default=True, type=click.IntRange(0, 1),
               help="BLAS threads for training: 1 = one (measured faster: 128-frame minibatches are too small "
               "for threads to pay on a busy 2-core machine), 0 = OpenBLAS's default (all cores).")

@@ -24,17 +24,18 @@ import numpy as np
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
 from kaldilite.hmm.topology import Topology
 from kaldilite.hmm.transition_model import TransitionModel
-from kaldilite.nnet.network import Nnet
+from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 
 MODEL_FORMAT = "kaldilite-model"  # shared with kaldilite.gmm.model
-NNET_MODEL_VERSION = 1
+NNET_MODEL_VERSION = 2  # 2: the network may be an ensemble; single networks are still written as version 1
 PRIOR_FLOOR = 1e-20
 
 
 class NnetAcousticModel:
-    """What decoding needs: `tm`, `nnet`, `priors` (per pdf), `pipeline`, and the input description."""
+    """What decoding needs: `tm`, `nnet` (an `Nnet` or `NnetEnsemble`), `priors` (per pdf), `pipeline`,
+    and the input description."""
 
-    def __init__(self, tm: TransitionModel, nnet: Nnet, priors, pipeline, raw_feature_dim, feature_type="mfcc",
+    def __init__(self, tm: TransitionModel, nnet, priors, pipeline, raw_feature_dim, feature_type="mfcc",
                  extra=None, source="nnet2 model"):
         self.tm = tm
         self.nnet = nnet
@@ -123,7 +124,7 @@ def save_nnet_model(path, model: NnetAcousticModel):
 
     header = {
         "format": MODEL_FORMAT,
-        "version": NNET_MODEL_VERSION,
+        "version": 2 if isinstance(model.nnet, NnetEnsemble) else 1,
         "model_type": "nnet2",
         "feature_dim": model.input_dim,
         "raw_feature_dim": model.raw_feature_dim,
@@ -176,7 +177,7 @@ def load_nnet_model(path) -> NnetAcousticModel:
     try:
         topo = Topology.from_text(header["topology"], source=f"{path} (topology)")
         tm = TransitionModel.from_arrays(topo, arrays)
-        nnet = Nnet.from_arrays(header["nnet"], arrays)
+        nnet = nnet_from_arrays(header["nnet"], arrays)
         pipeline = FeaturePipeline.from_dict(header["pipeline"])
         priors = arrays.get("priors")
         return NnetAcousticModel(tm, nnet, priors, pipeline, header["raw_feature_dim"],

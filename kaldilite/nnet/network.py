@@ -249,3 +249,72 @@ def average_nnets(nnets, weights=None):
             component.bias = sum(w * n.components[i].bias.astype(np.float64)
                                  for w, n in zip(weights, nnets)).astype(np.float32)
     return out
+
+
+class NnetEnsemble:
+    """Networks trained from different random starts on the same input, their posteriors averaged.
+
+    Not a Kaldi nnet2 feature (Kaldi averages *parameters* of models that share a start,
+    nnet-am-average); averaging *posteriors* of independently initialised networks is the
+    classical ensemble (e.g. Hansen & Salamon 1990), which cuts the variance that a corpus of
+    four training speakers leaves in each network. It has the interface the acoustic model and
+    the decoder use: `input_dim`, `num_pdfs`, `posteriors`, `log_posteriors`, `describe`, and
+    storage (`config`, `to_arrays`, `from_arrays`) with each member's arrays under its own prefix.
+    """
+
+    def __init__(self, members):
+        self.members = list(members)
+        if len(self.members) < 2:
+            raise InputError("nnet ensemble: needs at least two networks")
+        first = self.members[0]
+        for other in self.members[1:]:
+            if other.input_dim != first.input_dim or other.num_pdfs != first.num_pdfs:
+                raise InputError(f"nnet ensemble: members differ in input ({other.input_dim} vs {first.input_dim}) "
+                                 f"or output ({other.num_pdfs} vs {first.num_pdfs}) dimension")
+
+    @property
+    def input_dim(self):
+        return self.members[0].input_dim
+
+    @property
+    def num_pdfs(self):
+        return self.members[0].num_pdfs
+
+    def num_params(self):
+        return sum(m.num_params() for m in self.members)
+
+    def describe(self):
+        return f"ensemble of {len(self.members)} networks, each {self.members[0].describe()}"
+
+    def check_input(self, feats, where="features"):
+        self.members[0].check_input(feats, where)
+
+    def posteriors(self, feats):
+        total = self.members[0].posteriors(feats)
+        for member in self.members[1:]:
+            total += member.posteriors(feats)
+        total /= np.float32(len(self.members))
+        return total
+
+    def log_posteriors(self, feats, floor=1e-20):
+        return np.log(np.maximum(self.posteriors(feats), floor))
+
+    def config(self):
+        return {"ensemble": [m.config() for m in self.members]}
+
+    def to_arrays(self, prefix="nnet_"):
+        arrays = {}
+        for k, member in enumerate(self.members):
+            arrays.update(member.to_arrays(f"{prefix}{k}_"))
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, config, arrays, prefix="nnet_"):
+        return cls([Nnet.from_arrays(c, arrays, f"{prefix}{k}_") for k, c in enumerate(config["ensemble"])])
+
+
+def nnet_from_arrays(config, arrays):
+    """A network or an ensemble, from what `config()` and `to_arrays()` of either wrote."""
+    if isinstance(config, dict) and "ensemble" in config:
+        return NnetEnsemble.from_arrays(config, arrays)
+    return Nnet.from_arrays(config, arrays)

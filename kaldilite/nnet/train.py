@@ -18,7 +18,11 @@
 - at the end the models of the last iterations (Kaldi's num_models_combine, at most 2/3 of the
   iterations after mix-up) are averaged; the average is kept if its validation objective is
   not worse than the last model's (a one-choice version of nnet-combine-fast);
-- priors: the average posterior over the training frames (nnet-adjust-priors).
+- priors: the average posterior over the training frames (nnet-adjust-priors);
+- `update="rms"`: per-parameter RMS-normalized steps (Adam) instead of momentum SGD, a light
+  stand-in for nnet2's natural-gradient (online preconditioned) updates;
+- `ensemble_size` > 1 (`train_ensemble`): several networks from consecutive seeds on the same
+  examples, their posteriors averaged (`NnetEnsemble`); not in Kaldi's nnet2.
 
 A fixed `seed` fixes initialisation, shuffling, subsets and mix-up noise, so two runs on the
 same data with the same BLAS produce identical models.
@@ -69,6 +73,7 @@ class Nnet2Options:
     diagnostic_frames: int = 5000
     prior_subset_size: int = 100000
     seed: int = 0
+    ensemble_size: int = 1  # > 1: that many networks from seeds seed.. seed+n-1, posteriors averaged
     # file-level options (train_nnet2)
     splice_width: int = 4
     lda_dim: int = 0
@@ -85,6 +90,8 @@ class Nnet2Options:
         if self.pnorm_output_dim < 1 or self.pnorm_input_dim % self.pnorm_output_dim:
             raise InputError(f"train-nnet2: --pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
+        if self.ensemble_size < 1:
+            raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
         if self.update not in ("sgd", "rms"):
             raise InputError(f"train-nnet2: --update must be sgd or rms, got {self.update!r}")
         if not 0.0 <= self.momentum < 1.0:
@@ -196,6 +203,47 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     log.info("trained on %d frames (%d iterations) in %.1f s: %.0f frames/s", frames, num_iters, seconds,
              frames / seconds)
     return TrainingResult(final, priors, history, seconds, frames / seconds)
+
+
+def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options):
+    """`train_network` once, or `ensemble_size` times from seeds seed, seed+1, ... -> TrainingResult.
+
+    Members see the same examples and validation set and differ only in their random start and
+    example order; the ensemble's priors are the average of its averaged posteriors, as for one
+    network (nnet-adjust-priors), and its history is the first member's.
+    """
+    if opts.ensemble_size <= 1:
+        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts)
+    from kaldilite.nnet.network import NnetEnsemble
+
+    results = []
+    for k in range(opts.ensemble_size):
+        log.info("ensemble member %d of %d (seed %d)", k + 1, opts.ensemble_size, opts.seed + k)
+        results.append(train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs,
+                                     dataclasses.replace(opts, seed=opts.seed + k)))
+    ensemble = NnetEnsemble([r.nnet for r in results])
+    priors = estimate_priors(ensemble, np.asarray(train_feats, np.float32), opts.prior_subset_size,
+                             np.random.default_rng(opts.seed))
+    if valid_targets is not None and len(valid_targets):
+        members = ", ".join(f"{r.history[-1].get('valid_objf', float('nan')):.4f}" for r in results)
+        valid = ensemble_objective(ensemble, valid_feats, valid_targets)
+        log.info("ensemble of %d: validation objf %.4f accuracy %.4f (members' last iterations: %s)",
+                 len(results), valid[0], valid[1], members)
+    seconds = sum(r.seconds for r in results)
+    frames = sum(r.frames_per_second * r.seconds for r in results)
+    return TrainingResult(ensemble, priors, results[0].history, seconds, frames / seconds)
+
+
+def ensemble_objective(ensemble, feats, targets, batch=4096):
+    """(average log-probability of the targets, frame accuracy) under the averaged posteriors."""
+    total = correct = 0.0
+    for start in range(0, len(targets), batch):
+        post = ensemble.posteriors(feats[start:start + batch])
+        rows = targets[start:start + batch]
+        total += float(np.log(np.maximum(post[np.arange(len(rows)), rows], 1e-30), dtype=np.float64).sum())
+        correct += int((post.argmax(axis=1) == rows).sum())
+    n = max(len(targets), 1)
+    return total / n, correct / n
 
 
 def _update(nnet, velocities, step, momentum, max_change):
@@ -441,8 +489,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
 
     inputs = transform_features(feats, transform)
     del feats
-    result = train_network(inputs[~frame_is_valid], targets[~frame_is_valid], inputs[frame_is_valid],
-                           targets[frame_is_valid], num_pdfs, opts)
+    result = train_ensemble(inputs[~frame_is_valid], targets[~frame_is_valid], inputs[frame_is_valid],
+                            targets[frame_is_valid], num_pdfs, opts)
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
     model = NnetAcousticModel(tm, result.nnet, result.priors, pipeline, raw_dim, opts.feature_type, extra,

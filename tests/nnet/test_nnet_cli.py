@@ -7,8 +7,11 @@ the GMM: every utterance's words must come back. Also: the model file's dimensio
 """
 
 import importlib.util
+import json
+import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +150,39 @@ def test_gmm_verbs_name_an_nnet2_model_instead_of_calling_it_corrupt(nnet_system
     tmp, _, _ = nnet_system
     with pytest.raises(InputError, match="a 'nnet2' model, not a GMM model; use the nnet2 verbs"):
         load_model(tmp / "nnet2" / "final.mdl")
+
+
+@pytest.fixture(scope="module")
+def ensemble_system(mono_system):
+    tmp, lang = mono_system
+    result = CliRunner().invoke(cli, ["train-nnet2", "--num-epochs", "8", "--samples-per-iter", "1000",
+                                      "--pnorm-input-dim", "200", "--pnorm-output-dim", "20",
+                                      "--num-utts-subset", "20", "--ensemble-size", "2", "--seed", "1",
+                                      str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2_ens")])
+    assert result.exit_code == 0, result.output
+    return tmp
+
+
+def test_an_ensemble_model_file_reads_back_to_the_same_scores(ensemble_system):
+    from kaldilite.nnet.model import load_nnet_model, save_nnet_model
+    from kaldilite.nnet.network import NnetEnsemble
+
+    path = ensemble_system / "nnet2_ens" / "final.mdl"
+    with zipfile.ZipFile(path) as archive:
+        header = json.loads(bytes(np.load(archive.open("header.npy"))).decode())
+    assert header["version"] == 2 and len(header["nnet"]["ensemble"]) == 2
+    model = load_nnet_model(path)
+    assert isinstance(model.nnet, NnetEnsemble)
+    x = np.random.default_rng(0).standard_normal((5, model.input_dim)).astype(np.float32)
+    save_nnet_model(ensemble_system / "copy.mdl", model)
+    again = load_nnet_model(ensemble_system / "copy.mdl")
+    np.testing.assert_array_equal(again.log_likelihoods(x), model.log_likelihoods(x))
+    expected = np.log(model.nnet.posteriors(x)) - np.log(model.priors)
+    np.testing.assert_allclose(model.log_likelihoods(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_an_ensemble_decodes_the_synthetic_corpus_like_its_generating_model(ensemble_system):
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", "--acwt", "1.0", str(ensemble_system / "mono" / "graph"),
+                                      str(ensemble_system / "data"), str(ensemble_system / "nnet2_ens" / "decode")])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"%WER 0\.00 \[ 0 / \d+,", result.output), result.output
