@@ -13,5 +13,5 @@ from kaldilite.nnet.model import NnetAcousticModel, load_nnet_model, save_nnet_m
 from kaldilite.nnet.network import Nnet, NnetEnsemble, average_nnets
 from kaldilite.nnet.train import Nnet2Options, train_ensemble, train_network, train_nnet2
 
-__all__ = ["NnetAcousticModel", "load_nnet_model", "save_nnet_model", "Nnet", "NnetEnsemble", "average_nnets", "Nnet2Options",
-           "train_ensemble", "train_network", "train_nnet2"]
+__all__ = ["NnetAcousticModel", "load_nnet_model", "save_nnet_model", "Nnet", "NnetEnsemble", "average_nnets",
+           "Nnet2Options", "train_ensemble", "train_network", "train_nnet2"]
