@@ -182,7 +182,8 @@ def test_an_ensemble_model_file_reads_back_to_the_same_scores(ensemble_system):
 
 
 def test_an_ensemble_decodes_the_synthetic_corpus_like_its_generating_model(ensemble_system):
-    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", "--acwt", "1.0", str(ensemble_system / "mono" / "graph"),
-                                      str(ensemble_system / "data"), str(ensemble_system / "nnet2_ens" / "decode")])
+    tmp = ensemble_system
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", "--acwt", "1.0", str(tmp / "mono" / "graph"),
+                                      str(tmp / "data"), str(tmp / "nnet2_ens" / "decode")])
     assert result.exit_code == 0, result.output
     assert re.search(r"%WER 0\.00 \[ 0 / \d+,", result.output), result.output
