@@ -102,7 +102,7 @@ make_graphs() {  # SYS: the graphs of one model for both grammars (with rejectio
     if [ $m = nnet2 ]; then
       step exp/nnet2/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/nnet2/$g/HCLG.fst -- copy_graph tri3b nnet2 $g
     else
-      step exp/$m/$g/.stamp data/lang_${g#graph_} exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
+      step exp/$m/$g/.stamp data/lang_${g#graph_} data/lang_${g#graph_}/words/fillers.txt exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
         kaldilite mkgraph data/lang_${g#graph_} exp/$m exp/$m/$g
     fi
   done
