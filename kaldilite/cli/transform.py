@@ -161,17 +161,20 @@ def align_fmllr_cmd(data, lang, src, ali_dir, **kwargs):
 @click.option("--silence-weight", default=0.01, show_default=True, help="Weight of silence frames in fMLLR stats.")
 @click.option("--fmllr-update-type", type=click.Choice(["full", "diag", "offset", "none"]), default="full",
               show_default=True, help="fMLLR update type.")
+@click.option("--posteriors", type=click.Choice(["lattice", "best-path"]), default="lattice", show_default=True,
+              help="Frame posteriors of the fMLLR statistics: each pass's lattice (as decode_fmllr.sh) or 1-best path.")
+@click.option("--lattice-beam", default=6.0, show_default=True, help="Lattice beam of the speaker-independent pass.")
 @click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
               help="SAT system dir with final.mdl and final.alimdl (default: DECODE_DIR/..).")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_fmllr_cmd(graph_dir, data_dir, decode_dir, nj, beam, first_beam, max_active, acwt, silence_weight,
-                     fmllr_update_type, model_dir):
+                     fmllr_update_type, posteriors, lattice_beam, model_dir):
     """Two-pass fMLLR decoding with a SAT system (steps/decode_fmllr.sh).
 
     Speaker-independent first pass with final.alimdl (results in DECODE_DIR.si), per-speaker
-    fMLLR from its best paths, adapted pass with final.mdl, one more fMLLR update and the final
+    fMLLR from its lattices' posteriors, adapted pass with final.mdl, one more fMLLR update and the final
     pass; DECODE_DIR/{hyp.txt, wer, trans.JOB}.
 
     \b
@@ -181,7 +184,8 @@ def decode_fmllr_cmd(graph_dir, data_dir, decode_dir, nj, beam, first_beam, max_
     from kaldilite.train.sat import FmllrDecodeOptions, decode_fmllr
 
     opts = FmllrDecodeOptions(beam=beam, first_beam=first_beam, max_active=max_active, acoustic_scale=acwt,
-                              silence_weight=silence_weight, fmllr_update_type=fmllr_update_type)
+                              silence_weight=silence_weight, fmllr_update_type=fmllr_update_type,
+                              posteriors=posteriors, lattice_beam=lattice_beam)
     result = decode_fmllr(graph_dir, data_dir, decode_dir, model_dir=model_dir, nj=nj, opts=opts)
     click.echo(f"decode-fmllr: done in {result['seconds']:.1f} s")
     for key in ("si", "final"):

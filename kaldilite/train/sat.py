@@ -14,11 +14,13 @@ Follows Kaldi's egs/wsj/s5/steps/train_sat.sh, align_fmllr.sh and decode_fmllr.s
   --update-flags=mv), used for first-pass decoding and alignment.
 - `align_fmllr`: SI alignment with final.alimdl, fMLLR from it, re-alignment with final.mdl on
   the adapted features (ali.JOB.gz, trans.JOB).
-- `decode_fmllr`: SI first pass with final.alimdl, fMLLR from the Gaussian posteriors along
-  each utterance's best path (silence weighted `silence_weight`; Kaldi uses lattice
-  posteriors), second pass with final.mdl on the adapted features, then one more fMLLR update
-  from the second pass's best path with the SAT model and a final pass (Kaldi's third,
-  lattice-rescoring pass). Each pass's WER is reported when DATA/text exists.
+- `decode_fmllr`: SI first pass with final.alimdl, fMLLR from its lattices' frame posteriors
+  (lattice-to-post at the acoustic scale, silence weighted `silence_weight`, split among each
+  pdf's Gaussians by the SI model, statistics with the SAT model's Gaussians), second pass with
+  final.mdl on the adapted features, then one more fMLLR update from the second pass's
+  lattices (pruned to beam 4, as lattice-determinize-pruned there) and a final pass (Kaldi's
+  third, lattice-rescoring pass). `posteriors="best-path"` uses each pass's 1-best alignment
+  instead. Each pass's WER is reported when DATA/text exists.
 """
 
 from __future__ import annotations
@@ -329,6 +331,15 @@ class FmllrDecodeOptions:
     fmllr_update_type: str = "full"
     fmllr_min_count: float = 0.0
     final_update: bool = True    # a second fMLLR update from the adapted pass (Kaldi's third pass)
+    # where the fMLLR statistics' frame posteriors come from: "lattice" = lattice-to-post over each
+    # pass's word lattice at `acoustic_scale` (decode_fmllr.sh), "best-path" = the 1-best alignment
+    posteriors: str = "lattice"
+    lattice_beam: float = 6.0    # decode_fmllr.sh --lattice-beam: the lattices of the SI pass
+    second_lattice_beam: float = 4.0  # lattice-determinize-pruned --beam=4.0 before the second estimate
+
+    def __post_init__(self):
+        if self.posteriors not in ("lattice", "best-path"):
+            raise InputError(f"fMLLR posteriors must come from 'lattice' or 'best-path', got {self.posteriors!r}")
 
 
 def decode_fmllr_job(graph_dir, model_dir, data_dir, decode_dir, job, opts_dict, silence_phones):
@@ -341,7 +352,7 @@ def decode_fmllr_job(graph_dir, model_dir, data_dir, decode_dir, job, opts_dict,
 
 
 def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence_phones):
-    from kaldilite.decode.batch import decode_utterances
+    from kaldilite.decode.batch import decode_utterances_at_scales
     from kaldilite.decode.decoder import DecoderOptions
     from kaldilite.feat.pipeline import load_features
     from kaldilite.gmm import load_model
@@ -360,38 +371,53 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
     fmllr_opts = FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count)
     si_feats = dict(load_features(data_dir, si_pipeline))
 
-    def decode(model_tm, model_am, feats, beam):
+    use_lattices = opts.posteriors == "lattice"
+
+    def decode(model_tm, model_am, feats, beam, lattice_beam=None):
         dopts = DecoderOptions(beam=beam, max_active=opts.max_active, min_active=opts.min_active,
                                acoustic_scale=opts.acoustic_scale)
-        return dict(decode_utterances(graph, model_tm.tid_to_pdf, model_am.log_likelihoods, feats.items(), dopts,
-                                      words))
+        scale = opts.acoustic_scale
+        return dict(decode_utterances_at_scales(graph, model_tm.tid_to_pdf, model_am.log_likelihoods, feats.items(),
+                                                dopts, [scale], words, lattice_beam=lattice_beam)[scale])
 
-    def best_path_posteriors(model_tm, model_am, feats, results):
-        posts = {}
+    def frame_posteriors(model_tm, model_am, feats, results):
+        """utt -> (features, sparse Gaussian posteriors) for gmm-est-fmllr: lattice-to-post (or the
+        best path) | weight-silence-post | the Gaussian split of each frame's pdf posteriors."""
+        out = {}
         for utt, result in results.items():
             if result is None or len(result.alignment) != len(feats[utt]):
                 continue
-            ali = np.asarray(result.alignment)
-            silent = np.isin(model_tm.tid_to_phone[ali], list(silence_phones))
-            posts[utt], _ = gaussian_posteriors(model_am, feats[utt], model_tm.tid_to_pdf[ali],
-                                                np.where(silent, opts.silence_weight, 1.0))
-        return posts
+            if use_lattices and result.lattice is not None and result.lattice.num_states:
+                frames, tids, weights = lattice_frame_posteriors(result.lattice, opts.acoustic_scale)
+            else:
+                tids = np.asarray(result.alignment)
+                frames, weights = np.arange(len(tids)), np.ones(len(tids))
+            silent = np.isin(model_tm.tid_to_phone[tids], list(silence_phones))
+            frame_feats = feats[utt][frames]
+            post, _ = gaussian_posteriors(model_am, frame_feats, model_tm.tid_to_pdf[tids],
+                                          weights * np.where(silent, opts.silence_weight, 1.0))
+            out[utt] = (frame_feats, post)
+        return out
 
     def adapt(transforms):
         return {utt: apply_transform(f, transforms[utt2spk[utt]]) if utt2spk[utt] in transforms else f
                 for utt, f in si_feats.items()}
 
     log.info("pass 1: speaker-independent decoding with %s", model_dir / "final.alimdl")
-    si_results = decode(si_tm, si_am, si_feats, opts.first_beam)
-    posts = best_path_posteriors(si_tm, si_am, si_feats, si_results)
+    si_results = decode(si_tm, si_am, si_feats, opts.first_beam, opts.lattice_beam if use_lattices else None)
+    posts = frame_posteriors(si_tm, si_am, si_feats, si_results)
     # posteriors from the SI model, statistics with the SAT model's Gaussians (gmm-est-fmllr-gpost)
-    transforms, _, _ = estimate_speaker_transforms(si_feats, posts, si_am, utt2spk, fmllr_opts, stats_model=am)
+    transforms, _, _ = estimate_speaker_transforms({u: f for u, (f, _) in posts.items()},
+                                                   {u: p for u, (_, p) in posts.items()}, si_am, utt2spk, fmllr_opts,
+                                                   stats_model=am)
     log.info("pass 2: decoding with %s on fMLLR-adapted features", model_dir / "final.mdl")
     adapted = adapt(transforms)
-    results = decode(tm, am, adapted, opts.beam)
+    results = decode(tm, am, adapted, opts.beam,
+                     opts.second_lattice_beam if use_lattices and opts.final_update else None)
     if opts.final_update:
-        posts = best_path_posteriors(tm, am, adapted, results)
-        updates, _, _ = estimate_speaker_transforms(adapted, posts, am, utt2spk, fmllr_opts)
+        posts = frame_posteriors(tm, am, adapted, results)
+        updates, _, _ = estimate_speaker_transforms({u: f for u, (f, _) in posts.items()},
+                                                    {u: p for u, (_, p) in posts.items()}, am, utt2spk, fmllr_opts)
         transforms = {spk: compose_transforms(updates[spk], w, b_is_affine=True) if spk in updates else w
                       for spk, w in transforms.items()}
         log.info("pass 3: decoding with the re-estimated fMLLR transforms")
@@ -402,6 +428,16 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
         return [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in res.items() if r is not None]
 
     return {"si": text(si_results), "final": text(results)}
+
+
+def lattice_frame_posteriors(lattice, acoustic_scale):
+    """Kaldi's lattice-to-post as flat arrays (frames, transition-ids, posteriors), one entry per
+    frame and transition-id with non-zero posterior, from a word lattice at `acoustic_scale`."""
+    per_frame = lattice.frame_posteriors(acoustic_scale)
+    frames = np.array([t for t, post in enumerate(per_frame) for _ in post], np.int64)
+    tids = np.array([tid for post in per_frame for tid in post], np.int64)
+    weights = np.array([p for post in per_frame for p in post.values()], np.float64)
+    return frames, tids, weights
 
 
 def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts: FmllrDecodeOptions | None = None):
