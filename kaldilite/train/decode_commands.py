@@ -152,8 +152,6 @@ def first_pass_speaker_transforms(graph, si_tm, si_am, sat_am, si_feats, utt2spk
             continue
         ali = np.asarray(result.alignment)
         weights = np.where(np.isin(si_tm.tid_to_phone[ali], silence_phones), silence_weight, 1.0)
-        if not weights.any():
-            continue
         posts[utt], _ = gaussian_posteriors(si_am, si_feats[utt], si_tm.tid_to_pdf[ali], weights)
     transforms, _, _ = estimate_speaker_transforms(si_feats, posts, si_am, utt2spk, fmllr_opts, stats_model=sat_am)
     return transforms
