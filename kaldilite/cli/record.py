@@ -13,7 +13,8 @@ import click
               help="Commands file (one prompt per line, e.g. lang/en/commands.txt).")
 @click.option("--speaker", required=True, help="Speaker id (letters, digits, _): the prefix of every utterance id.")
 @click.option("--repeat", default=5, show_default=True, help="Takes per prompt.")
-@click.option("--device", default=None, help="Input device (number or name; see `kaldilite decode-online --list-devices`).")
+@click.option("--device", default=None,
+              help="Input device (number or name; see `kaldilite decode-online --list-devices`).")
 @click.option("--sample-rate", type=int, default=None,
               help="Rate to open the device at (default: --sample-frequency if the device supports it, else its own).")
 @click.option("--sample-frequency", type=int, default=16000, show_default=True, help="Rate of the written wavs.")
@@ -40,7 +41,8 @@ def record_cmd(out_dir, prompts, speaker, repeat, device, sample_rate, sample_fr
     from kaldilite.online.vad import VadOptions
 
     opts = RecordOptions(repeat=repeat, sample_frequency=sample_frequency, max_wait=max_wait, max_seconds=max_seconds,
-                         vad=VadOptions(vad=True, vad_mode=vad_mode, vad_hangover=vad_hangover, vad_padding=vad_padding))
+                         vad=VadOptions(vad=True, vad_mode=vad_mode, vad_hangover=vad_hangover,
+                                        vad_padding=vad_padding))
     prompt_list = read_prompts(prompts)
     MicSource(device=device, sample_rate=sample_rate, preferred_rate=sample_frequency)  # device errors before prompting
 

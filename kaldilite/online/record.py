@@ -188,7 +188,8 @@ def record_session(prompts, speaker, out_dir, open_source, ask, show, opts=None,
     for position, (i, r) in enumerate(todo, start=1):
         prompt = prompts[i - 1]
         while True:
-            show(f"[{done_before + position}/{len(prompts) * opts.repeat}] say: {prompt}    (take {r} of {opts.repeat})")
+            count = f"[{done_before + position}/{len(prompts) * opts.repeat}]"
+            show(f"{count} say: {prompt}    (take {r} of {opts.repeat})")
             take = record_take(open_source(), opts, is_speech=is_speech)
             if not take.heard:
                 show(f"  no speech heard in {opts.max_wait:g} s (microphone muted? too quiet?)")

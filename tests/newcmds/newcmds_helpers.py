@@ -27,9 +27,16 @@ def recipe_options():
     return options
 
 
+def recipe_command(*args):
+    """argv running run.sh with `args`. Through `source`, which reads the whole script before running
+    it: bash reads a script file as it goes, so an edit of run.sh during a long run (several
+    engineers share the checkout) would otherwise change the run half-way."""
+    return ["bash", "-c", 'source "$0" "$@"', str(RUN), *args]
+
+
 def run_recipe(work, *args, corpus=None, check=True):
     """Run the commands recipe into `work`; returns the CompletedProcess (stdout + stderr)."""
-    cmd = ["bash", str(RUN), *recipe_options(), "--dir", str(work), *args]
+    cmd = recipe_command(*recipe_options(), "--dir", str(work), *args)
     if corpus is not None:
         cmd += ["--corpus", str(corpus)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
@@ -75,8 +82,8 @@ def decode_data_dir(work, data_dir, graph="graph_commands", model="mono"):
     from kaldilite.score.commands import read_measures
 
     name = Path(data_dir).name
-    for cmd in (["make-mfcc", "--config", str(MFCC_CONF), "--nj", "1", str(data_dir), str(work / f"exp/make_mfcc/{name}"),
-                 str(work / "mfcc")],
+    for cmd in (["make-mfcc", "--config", str(MFCC_CONF), "--nj", "1", str(data_dir),
+                 str(work / f"exp/make_mfcc/{name}"), str(work / "mfcc")],
                 ["compute-cmvn-stats", str(data_dir), str(work / f"exp/make_mfcc/{name}"), str(work / "mfcc")],
                 ["decode-commands", "--nj", "1", "--beam", "13.0", "--lattice-beam", "10.0", "--acwt", "0.1",
                  str(work / f"exp/{model}/{graph}"), str(data_dir), str(work / f"exp/{model}/decode_{name}_{graph}")]):
@@ -136,7 +143,8 @@ def output_language(f, words_txt, max_len=8):
 
 
 def commands_of(path):
-    return {tuple(line.split("\t")[0].split()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {tuple(line.split("\t")[0].split()) for line in lines if line.strip()}
 
 
 def build_flat_start_system(tmp_path, lang):
@@ -150,6 +158,6 @@ def build_flat_start_system(tmp_path, lang):
 
 def run_stage_3(work, lang, *args):
     """`run.sh --stage 3 --stop-stage 3` with dict dir `lang`; the CompletedProcess."""
-    return subprocess.run(["bash", str(REPO / "recipes/commands/run.sh"), *recipe_options(), "--stage", "3",
-                           "--stop-stage", "3", "--dict-dir", str(lang), "--dir", str(work), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(recipe_command(*recipe_options(), "--stage", "3", "--stop-stage", "3", "--dict-dir",
+                                         str(lang), "--dir", str(work), *args), capture_output=True, text=True,
+                          timeout=600)
