@@ -49,6 +49,9 @@ def _common_training_options(func):
         click.option("--boost-silence", default=1.0, show_default=True, help="Factor to boost silence in alignment."),
         click.option("--cluster-thresh", default=-1.0, show_default=True,
                      help="Leaf-merging threshold of build-tree (-1: the smallest split gain)."),
+        click.option("--var-floor", default=0.0, show_default=True,
+                     help="Floor every Gaussian variance at this times the pooled within-Gaussian variance of its "
+                          "dimension (0: only Kaldi's absolute floor 0.001)."),
         click.option("--stage", default=-5, show_default=True, help="Resume from this stage."),
     ]
     for option in reversed(options):

@@ -27,6 +27,9 @@ def _progress_logging():
               help="Factor by which to boost silence likelihoods in alignment.")
 @click.option("--power", default=0.25, show_default=True,
               help="Exponent of occupancy that sets each pdf's share of Gaussians.")
+@click.option("--var-floor", default=0.0, show_default=True,
+              help="Floor every Gaussian variance at this times the pooled within-Gaussian variance of its dimension "
+                   "(0: only Kaldi's absolute floor 0.001).")
 @click.option("--cluster-thresh", default=-1.0, show_default=True,
               help="build-tree: merge leaves of a root while merging costs less than this (-1: the smallest split).")
 @click.option("--thresh", default=300.0, show_default=True,

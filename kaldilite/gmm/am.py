@@ -190,13 +190,15 @@ class AmDiagGmm:
 
     # ----------------------------------------------------------------- update
     def update(self, accs, *, min_gaussian_occupancy=10.0, min_gaussian_weight=1e-5, min_variance=0.001,
-               remove_low_count_gaussians=True):
+               remove_low_count_gaussians=True, variance_floor=None):
         """Maximum-likelihood re-estimation, as Kaldi's MleDiagGmmUpdate for every pdf.
 
         A Gaussian with occupancy above `min_gaussian_occupancy` and weight above
         `min_gaussian_weight` gets weight occ/pdf_occ, mean x/occ and variance x^2/occ - mean^2
-        floored at `min_variance`. Others keep their parameters and are removed (unless the
-        last one of their pdf). Weights are renormalised per pdf. Returns a dict of totals.
+        floored at `min_variance`, or, when given, at the per-dimension `variance_floor` vector
+        instead (Kaldi's MleDiagGmmOptions::variance_floor_vector). Others keep their
+        parameters and are removed (unless the last one of their pdf). Weights are renormalised
+        per pdf. Returns a dict of totals.
         """
         if accs.occupancy.shape != (self.num_gauss,) or accs.first.shape != self.means.shape:
             raise InputError(f"accumulators are for {accs.occupancy.shape[0]} Gaussians of dim {accs.first.shape[1]}, "
@@ -214,8 +216,9 @@ class AmDiagGmm:
         safe_occ = np.where(ok, occ, 1.0)[:, None]
         new_means = accs.first / safe_occ
         new_vars = accs.second / safe_occ - new_means ** 2
-        floored = ok[:, None] & (new_vars < min_variance)
-        new_vars = np.maximum(new_vars, min_variance)
+        floor = min_variance if variance_floor is None else np.asarray(variance_floor, np.float64)
+        floored = ok[:, None] & (new_vars < floor)
+        new_vars = np.maximum(new_vars, floor)
         means[ok] = new_means[ok]
         variances[ok] = new_vars[ok]
         log_weights[:] = np.log(np.maximum(prob, min_gaussian_weight))

@@ -138,10 +138,12 @@ def acc_stats_ali(model_path, feature_cache, alignments, acc_path):
 
 def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_count=20.0,
                      perturb_factor=0.01, min_gaussian_occupancy=10.0, min_variance=0.001,
-                     transition_floor=0.01, transition_min_count=5.0, seed=0, occs_out=None):
+                     transition_floor=0.01, transition_min_count=5.0, seed=0, occs_out=None, var_floor=0.0):
     """gmm-sum-accs + gmm-est: sum the jobs' statistics, update transitions and GMMs, mix up.
 
-    Returns a dict: avg_loglike, frames, num_gauss, objf improvements.
+    With `var_floor` > 0 every variance is floored at `var_floor` times the pooled
+    within-Gaussian variance of its dimension (`pooled_within_gaussian_variance`) instead of
+    at `min_variance` alone. Returns a dict: avg_loglike, frames, num_gauss, objf improvements.
     """
     from kaldilite.gmm import GmmAccumulators, load_model, save_model
 
@@ -159,7 +161,13 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
         raise InputError(f"no statistics in {len(acc_paths)} accumulator files (no utterance aligned?)")
     t_impr, t_count = tm.update(trans, mincount=transition_min_count, floor=transition_floor)
     pdf_occs = accs.pdf_occupancies(am.pdf_offsets)
-    result = am.update(accs, min_gaussian_occupancy=min_gaussian_occupancy, min_variance=min_variance)
+    floor = None
+    if var_floor > 0:
+        floor = np.maximum(var_floor * pooled_within_gaussian_variance(accs), min_variance)
+        log.info("variance floor: %g x the pooled within-Gaussian variance (median over dimensions %.4g)", var_floor,
+                 float(np.median(floor)))
+    result = am.update(accs, min_gaussian_occupancy=min_gaussian_occupancy, min_variance=min_variance,
+                       variance_floor=floor)
     log.info("transition update: overall %.6g log-like improvement per frame over %.0f frames",
              t_impr / max(t_count, 1e-10), t_count)
     log.info("GMM update: overall %.6g objective improvement per frame over %.0f frames",
@@ -175,6 +183,18 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
     return {"avg_loglike": accs.avg_loglike, "frames": accs.total_frames, "num_gauss": am.num_gauss,
             "gmm_objf_change": result["objf_change"] / max(result["count"], 1e-10),
             "removed_gaussians": result["removed_gaussians"]}
+
+
+def pooled_within_gaussian_variance(accs):
+    """Per dimension, the variance of the frames around their own Gaussian's mean, pooled over
+    all Gaussians: sum_g (x^2_g - x_g^2 / occ_g) / sum_g occ_g, from the ML statistics (the
+    occupancy-weighted average of the variances an unfloored update would give)."""
+    occ = accs.occupancy
+    used = occ > 0
+    if not np.any(used):
+        raise InputError("variance floor: the statistics have no data")
+    scatter = accs.second[used] - accs.first[used] ** 2 / occ[used, None]
+    return scatter.sum(axis=0) / occ[used].sum()
 
 
 # ------------------------------------------------------------------------ alignment

@@ -42,6 +42,9 @@ class EmSchedule:
     boost_silence: float = 1.0
     power: float = 0.25
     min_gaussian_occupancy: float = 10.0
+    # > 0: floor every variance at this times the pooled within-Gaussian variance of its
+    # dimension (kaldilite.train.gmm_steps.sum_and_estimate); 0 = Kaldi's absolute floor only
+    var_floor: float = 0.0
     transition_scale: float = 1.0
     acoustic_scale: float = 0.1
     self_loop_scale: float = 0.1
@@ -86,7 +89,7 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
             run_jobs(acc_job, [(str(exp), str(parts[k - 1]), k, x) for k in range(1, nj + 1)], log_dir,
                      f"acc.{x}", nj=nj)
             result = estimate(exp, x, nj, num_gauss, schedule.power, schedule.min_gaussian_occupancy,
-                              schedule.seed + x)
+                              schedule.seed + x, schedule.var_floor)
             history.append(result)
             like = result["avg_loglike"]
             log.info("iteration %d: avg log-likelihood per frame %.4f over %.0f frames, %d Gaussians",
@@ -118,7 +121,7 @@ def finish_training(exp, num_iters, nj):
     summarize_warnings(exp / "log")
 
 
-def estimate(exp, x, nj, num_gauss, power, min_gaussian_occupancy, seed):
+def estimate(exp, x, nj, num_gauss, power, min_gaussian_occupancy, seed, var_floor=0.0):
     """gmm-est on the summed accumulators of iteration x -> (x+1).mdl, logged to log/update.x.log."""
     from kaldilite.train.gmm_steps import sum_and_estimate
 
@@ -127,7 +130,7 @@ def estimate(exp, x, nj, num_gauss, power, min_gaussian_occupancy, seed):
         return sum_and_estimate(exp / f"{x}.mdl", [exp / f"{x}.{k}.acc" for k in range(1, nj + 1)],
                                 exp / f"{x + 1}.mdl", mixup=num_gauss, power=power,
                                 min_gaussian_occupancy=min_gaussian_occupancy, seed=seed,
-                                occs_out=exp / f"{x + 1}.occs")
+                                occs_out=exp / f"{x + 1}.occs", var_floor=var_floor)
 
 
 # ---------------------------------------------------------------------------- jobs

@@ -135,7 +135,7 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
     # ---- final.alimdl: the SAT model's posteriors, unadapted features (gmm-acc-stats-twofeats + gmm-est)
     write_adapted_caches(exp, parts, None, si_pipeline, use_speaker_transforms=True)
     paths = run_jobs(_twofeats_acc_job, [j + (opts.num_iters,) for j in jobs], exp / "log", "acc_alimdl", nj=nj)
-    estimate_alignment_model(exp / f"{opts.num_iters}.mdl", paths, exp / "final.alimdl")
+    estimate_alignment_model(exp / f"{opts.num_iters}.mdl", paths, exp / "final.alimdl", opts.var_floor)
     finish_training(exp, opts.num_iters, nj)
     remove([exp / f"raw.{k}.npz" for k in range(1, nj + 1)])
     elapsed = time.perf_counter() - started
@@ -143,9 +143,11 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
     return {"history": history, "seconds": elapsed, "final_model": str(exp / "final.mdl")}
 
 
-def estimate_alignment_model(model_path, acc_paths, out_path):
-    """gmm-est --update-flags=mv --remove-low-count-gaussians=false on two-feature statistics."""
+def estimate_alignment_model(model_path, acc_paths, out_path, var_floor=0.0):
+    """gmm-est --update-flags=mv --remove-low-count-gaussians=false on two-feature statistics
+    (variances floored as the SAT model's were, `var_floor` x pooled within-Gaussian variance)."""
     from kaldilite.gmm import GmmAccumulators, load_model, save_model
+    from kaldilite.train.gmm_steps import pooled_within_gaussian_variance
     from kaldilite.train.loop import file_log, remove
 
     with file_log(Path(out_path).parent / "log" / "est_alimdl.log", f"gmm-est --update-flags=mv -> {out_path}"):
@@ -156,7 +158,10 @@ def estimate_alignment_model(model_path, acc_paths, out_path):
                 accs.add(GmmAccumulators.from_arrays(data))
         remove([Path(p) for p in acc_paths])
         weights = am.log_weights.copy()
-        am.update(accs, remove_low_count_gaussians=False)
+        floor = None
+        if var_floor > 0:
+            floor = np.maximum(var_floor * pooled_within_gaussian_variance(accs), 0.001)
+        am.update(accs, remove_low_count_gaussians=False, variance_floor=floor)
         am.log_weights = weights  # means and variances only
         am.invalidate()
         extra = dict(extra, speaker_adapted=False, type="tri-sat-si",
@@ -214,17 +219,20 @@ def estimate_speaker_transforms(feats_by_utt, posteriors_by_utt, am, utt2spk, op
     """
     from kaldilite.transform.fmllr import FmllrStats, estimate_fmllr
 
+    import scipy.sparse
+
     target = stats_model or am
-    per_speaker = {}
+    by_speaker = {}
     for utt, feats in feats_by_utt.items():
         post = posteriors_by_utt.get(utt)
-        if post is None:
-            continue
-        spk = utt2spk[utt]
-        stats = per_speaker.get(spk)
-        if stats is None:
-            stats = per_speaker[spk] = FmllrStats(feats.shape[1])
-        stats.accumulate(feats, post, target.means, target.variances)
+        if post is not None:
+            by_speaker.setdefault(utt2spk[utt], []).append((feats, post))
+    per_speaker = {}
+    for spk, items in by_speaker.items():
+        # one accumulation over all of a speaker's frames: a few BLAS products, not a few per utterance
+        feats = np.concatenate([f for f, _ in items])
+        post = scipy.sparse.vstack([p for _, p in items], format="csr")
+        per_speaker[spk] = FmllrStats(feats.shape[1]).accumulate(feats, post, target.means, target.variances)
     transforms, total_gain, total_frames = {}, 0.0, 0.0
     for spk, stats in sorted(per_speaker.items()):
         start = None if initial is None else initial.get(spk)
@@ -244,14 +252,21 @@ def _posteriors_per_utterance(model_path, cache, alignments, silence_phones, sil
     from kaldilite.transform.posteriors import gaussian_posteriors
 
     tm, am, _, _ = load_model(model_path)
-    out = {}
-    for utt, feats in cache.items():
+    utts, feats, tids = [], [], []
+    for utt, mat in cache.items():
         ali = alignments.get(utt)
-        if ali is None or len(ali) != len(feats):
-            continue
-        silent = np.isin(tm.tid_to_phone[ali], list(silence_phones))
-        out[utt], _ = gaussian_posteriors(am, feats, tm.tid_to_pdf[ali], np.where(silent, silence_weight, 1.0))
-    return out, am
+        if ali is not None and len(ali) == len(mat):
+            utts.append(utt)
+            feats.append(mat)
+            tids.append(ali)
+    if not utts:
+        return {}, am
+    # all frames at once (one BLAS product per pdf), then split back into utterances
+    tids = np.concatenate(tids)
+    silent = np.isin(tm.tid_to_phone[tids], list(silence_phones))
+    post, _ = gaussian_posteriors(am, np.concatenate(feats), tm.tid_to_pdf[tids], np.where(silent, silence_weight, 1.0))
+    offsets = np.cumsum([0] + [len(f) for f in feats])
+    return {utt: post[offsets[k]:offsets[k + 1]] for k, utt in enumerate(utts)}, am
 
 
 @one_blas_thread

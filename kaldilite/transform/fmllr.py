@@ -130,10 +130,15 @@ def _update_full(stats, transform, num_iters):
     G_inv = np.linalg.inv(stats.G)
     cofactor = np.zeros(dim + 1)
     for _ in range(num_iters):
+        a_inv = np.linalg.inv(w[:, :dim])  # exact once per sweep, so rounding cannot accumulate
         for i in range(dim):
             # row i of inv(A)^T: the cofactors of A divided by det(A); the scale is absorbed by alpha
-            cofactor[:dim] = np.linalg.inv(w[:, :dim]).T[i]
-            w[i] = _row_solution(G_inv[i], cofactor, stats.K[i], stats.beta)
+            cofactor[:dim] = a_inv[:, i]
+            row = _row_solution(G_inv[i], cofactor, stats.K[i], stats.beta)
+            # A changed by e_i (row - old row): Sherman-Morrison keeps inv(A) current in O(D^2)
+            v = (row[:dim] - w[i, :dim]) @ a_inv
+            a_inv -= np.outer(a_inv[:, i], v) / (1.0 + v[i])
+            w[i] = row
     return w
 
 
