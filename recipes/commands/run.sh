@@ -73,7 +73,9 @@ cd "$(dirname "$0")"
 . ../utils/stamp.sh
 
 recipe_dir=$(pwd)
+# Paths given as options are relative to this recipe's folder (where Kaldi users run run.sh from).
 lang_en=$(cd "${dict_dir:-$KALDILITE_REPO/lang/en}" && pwd)
+if [ -n "$corpus" ] && [ "$corpus" != synthetic ] && [ -d "$corpus" ]; then corpus=$(cd "$corpus" && pwd); fi
 commands="$lang_en/commands.txt"
 dict_files=("$lang_en/lexicon.txt" "$lang_en/silence_phones.txt" "$lang_en/nonsilence_phones.txt"
             "$lang_en/optional_silence.txt" "$lang_en/extra_questions.txt")
