@@ -188,6 +188,9 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
               help="SAT models: beam of the speaker-independent first pass (decode_fmllr.sh --first-beam).")
 @click.option("--silence-weight", default=0.0, show_default=True,
               help="SAT models: weight of silence frames in the fMLLR statistics.")
+@click.option("--exact-llr/--lattice-llr", default=False, show_default=True,
+              help="LLR from constrained searches for the side missing from the lattice, instead of clipping "
+                   "it at the lattice beam (RecognizerOptions.exact_llr).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -195,7 +198,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
-                        first_beam, silence_weight, model):
+                        first_beam, silence_weight, exact_llr, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -231,7 +234,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
 
         silence_phones = _silence_phones_from(model_path.parent, graph_dir)
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
-                                lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight)
+                                lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
+                                exact_llr=exact_llr)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]
@@ -341,7 +345,7 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
 
 @click.command("calibrate-rejection")
 @click.option("--target-fa", default=0.05, show_default=True, help="False-accept rate to meet on the dev set.")
-@click.option("--score", "score_name", type=click.Choice(["confidence", "llr"]), default=None,
+@click.option("--score", "score_name", type=click.Choice(["confidence", "llr", "llr_total"]), default=None,
               help="Which measure to threshold (default: the rule's, confidence unless set).")
 @click.option("--negatives", type=click.Choice(["unknown", "unknown+silence"]), default="unknown+silence",
               show_default=True, help="Which non-command utterances count for the false-accept rate.")

@@ -15,7 +15,9 @@ filler/garbage path, clipped at the lattice beam; None without fillers).
 Decision (`RejectionRule.decide`), a disjunction of rules that reject:
 
 1. no path survived, or the best path's label is empty (best path = filler, garbage, silence);
-2. ``score < threshold``, where ``score`` is ``confidence`` or ``llr`` (`RejectionRule.score`).
+2. ``score < threshold``, where ``score`` is ``confidence``, ``llr`` or ``llr_total``
+   (`RejectionRule.score`); ``llr_total = llr * num_frames``, the utterance's whole log-likelihood
+   ratio command vs filler/garbage in acoustic units.
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"
@@ -31,6 +33,15 @@ and 5% false accepts was unreachable with either; the exact LLR (``exact_llr=Tru
 constrained search for the side missing from the lattice, `confidence.ContrastSearch`; RTF
 0.0037 against 0.0023) or the lattice LLR with ``lattice_beam`` 16 reached 4.3% false accepts at
 71% command accuracy. Prefer ``score="llr"`` with one of those for calibration.
+
+Per frame or per utterance: the per-frame ``llr`` divides by every frame of the utterance,
+silence included, so the same word scores lower in a 1 s clip with 0.5 s of silence around it
+(Speech Commands) than trimmed (FSDD digits, read speech): on the commands recipe's dev set +
+FSDD OOV digits with tri1, no per-frame threshold kept 5% false accepts with any command
+accepted, while ``llr_total`` did at 65% command accuracy. ``llr_total`` is also what a cost
+offset on the garbage loop (make-grammar ``--garbage-cost``) shifts one-for-one, so calibrating
+its threshold subsumes tuning that offset. It needs the exact LLR (``exact_llr``): the
+lattice's ratio clips at ``lattice_beam / acoustic_scale``, close to where the threshold lands.
 
 `Recognizer` runs the whole chain (decode with lattice, determinize, decide) for utterances or
 streams, `recognize` for one utterance; `recognize_decoder` decides for any lattice-generating
@@ -56,7 +67,7 @@ log = logging.getLogger(__name__)
 REJECTED = "<rejected>"
 RULE_FILE = "rejection.json"
 FILLERS_FILE = "words/fillers.txt"
-SCORES = ("confidence", "llr")
+SCORES = ("confidence", "llr", "llr_total")
 
 
 @dataclass
@@ -98,7 +109,8 @@ class RejectionRule:
     """When to output `REJECTED` instead of the best command (see the module docstring).
 
     ``score``: which measure is thresholded, ``"confidence"`` (label posterior, 0..1) or
-    ``"llr"`` (per-frame log-likelihood ratio command vs filler/garbage). ``threshold``: reject
+    ``"llr"`` (per-frame log-likelihood ratio command vs filler/garbage) or ``"llr_total"`` (the
+    same ratio summed over the utterance: ``llr * num_frames``). ``threshold``: reject
     when the score is below it. ``enabled``: False turns every rejection off (the baseline).
     ``calibration``: free-form notes written by calibration (target false-accept rate, dev set,
     resulting false-reject rate), kept in the JSON file for the record.
@@ -124,6 +136,8 @@ class RejectionRule:
     def decide_measures(self, m, num_frames=0, alternatives=()):
         """The decision for precomputed `Measures`."""
         score = m.confidence if self.score == "confidence" else m.llr
+        if self.score == "llr_total" and m.llr is not None:
+            score = m.llr * max(num_frames, 1)
         common = dict(words=m.words, llr=m.llr, llr_clipped=m.llr_clipped, num_frames=num_frames,
                       best_command=" ".join(m.best_command), best_command_confidence=m.best_command_confidence,
                       alternatives=list(alternatives), measures=m)

@@ -49,6 +49,7 @@ class CommandDecodeOptions:
     silence_weight: float = 0.0       # weight of silence frames in the fMLLR statistics
     fmllr_update_type: str = "full"
     fmllr_min_count: float = 0.0
+    exact_llr: bool = False           # RecognizerOptions.exact_llr: constrained searches instead of clipping
 
 
 def is_speaker_adapted(model_path):
@@ -78,7 +79,8 @@ def _recognition_setup(graph_dir, opts):
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     recognizer_opts = RecognizerOptions(beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
-                                        acoustic_scale=opts.acoustic_scale, lattice_beam=opts.lattice_beam)
+                                        acoustic_scale=opts.acoustic_scale, lattice_beam=opts.lattice_beam,
+                                        exact_llr=opts.exact_llr)
     return graph, words, read_fillers(graph_dir), recognizer_opts
 
 
@@ -99,17 +101,26 @@ class _Timer:
 
 def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer):
     """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]."""
+    from kaldilite.decode.confidence import ContrastSearch
     from kaldilite.decode.decoder import BeamDecoder
     from kaldilite.decode.rejection import measure, word_sequences_from_decoder
 
     decoder = BeamDecoder(graph, tid_to_pdf, recognizer_opts.decoder_options(), lattice=True)
+    contrast = None
+    if recognizer_opts.exact_llr and fillers:
+        contrast = ContrastSearch(graph, tid_to_pdf, words, fillers, recognizer_opts.decoder_options())
     results = []
     for utt, feats in features:
         with timer:
+            loglikes = scorer(feats)
             decoder.init()
-            decoder.advance(scorer(feats))
+            decoder.advance(loglikes)
             hyps = word_sequences_from_decoder(decoder, words, recognizer_opts.lattice_beam,
                                                recognizer_opts.max_word_sequences)
+            if contrast is not None:
+                contrast.init()
+                contrast.advance(loglikes)
+                hyps.contrast = contrast.costs(hyps)
             m = measure(hyps, fillers)
         results.append((utt, m, len(feats)))
         log.info("%s %s confidence %.3f llr %s", utt, " ".join(m.words or ()), m.confidence,
