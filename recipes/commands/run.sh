@@ -53,7 +53,8 @@ beam=13.0
 lattice_beam=10.0
 acwt=0.1
 target_fa=0.05
-rejection_score=llr     # what the threshold applies to: llr (command vs filler/garbage per frame) or confidence
+rejection_score=llr_total  # what the threshold applies to: llr_total (command vs filler/garbage LLR of the
+                           # utterance, exact: decode-commands --exact-llr), llr (per frame) or confidence
 tri1_leaves=800; tri1_gauss=6000
 tri2b_leaves=1000; tri2b_gauss=8000
 tri3b_leaves=1000; tri3b_gauss=8000
@@ -326,7 +327,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         d=decode_$x${g#commands}
         step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl exp/$m/final.mat exp/$m/final.alimdl \
           data/$x/feats.scp data/$x/cmvn.scp data/$x/utt2spk --out exp/$m/$d/measures.jsonl -- \
-          kaldilite decode-commands --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
+          kaldilite decode-commands --exact-llr --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
           exp/$m/graph_$g data/$x exp/$m/$d
       done
     done
