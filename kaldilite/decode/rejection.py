@@ -40,8 +40,11 @@ silence included, so the same word scores lower in a 1 s clip with 0.5 s of sile
 FSDD OOV digits with tri1, no per-frame threshold kept 5% false accepts with any command
 accepted, while ``llr_total`` did at 65% command accuracy. ``llr_total`` is also what a cost
 offset on the garbage loop (make-grammar ``--garbage-cost``) shifts one-for-one, so calibrating
-its threshold subsumes tuning that offset. It needs the exact LLR (``exact_llr``): the
-lattice's ratio clips at ``lattice_beam / acoustic_scale``, close to where the threshold lands.
+its threshold subsumes tuning that offset. The lattice's ratio clips at
+``+-lattice_beam / acoustic_scale`` (a side absent from the lattice is at least that far), which
+decides exactly as the exact LLR for any threshold inside that range, so the online decoder
+(lattice LLR) applies a rule calibrated with ``exact_llr`` (decode-commands --exact-llr) as is;
+the exact values matter for thresholds beyond the clip and for DET curves.
 
 `Recognizer` runs the whole chain (decode with lattice, determinize, decide) for utterances or
 streams, `recognize` for one utterance; `recognize_decoder` decides for any lattice-generating
