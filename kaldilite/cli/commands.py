@@ -188,6 +188,8 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
               help="SAT models: beam of the speaker-independent first pass (decode_fmllr.sh --first-beam).")
 @click.option("--silence-weight", default=0.0, show_default=True,
               help="SAT models: weight of silence frames in the fMLLR statistics.")
+@click.option("--fmllr-min-count", default=500.0, show_default=True,
+              help="SAT models: a speaker with fewer speech frames keeps the identity transform (gmm-est-fmllr).")
 @click.option("--exact-llr/--lattice-llr", default=False, show_default=True,
               help="LLR from constrained searches for the side missing from the lattice, instead of clipping "
                    "it at the lattice beam (RecognizerOptions.exact_llr).")
@@ -198,7 +200,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
-                        first_beam, silence_weight, exact_llr, model):
+                        first_beam, silence_weight, fmllr_min_count, exact_llr, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -235,7 +237,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         silence_phones = _silence_phones_from(model_path.parent, graph_dir)
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
-                                exact_llr=exact_llr)
+                                fmllr_min_count=fmllr_min_count, exact_llr=exact_llr)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]

@@ -48,7 +48,10 @@ class CommandDecodeOptions:
     first_beam: float = 10.0          # decode_fmllr.sh --first-beam: the SI pass is only for adaptation
     silence_weight: float = 0.0       # weight of silence frames in the fMLLR statistics
     fmllr_update_type: str = "full"
-    fmllr_min_count: float = 0.0
+    # gmm-est-fmllr's --fmllr-min-count: a speaker with fewer (weighted) frames keeps the identity.
+    # Kaldi's 500, not decode_fmllr's 0: the background-noise pseudo-speakers of Speech Commands
+    # have a few dozen speech frames, and an fMLLR from those is singular.
+    fmllr_min_count: float = 500.0
     exact_llr: bool = False           # RecognizerOptions.exact_llr: constrained searches instead of clipping
 
 
