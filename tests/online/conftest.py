@@ -5,16 +5,9 @@ The system is the digits recipe's speaker-independent build (the session fixture
 Bundles are exported to temp dirs.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-MFCC_CONF = REPO / "recipes" / "digits" / "conf" / "mfcc.conf"
-RATE = 8000
-COMMANDS = ("zero", "one", "two", "three", "four", "six", "seven", "eight")
-FILLERS = ("five", "nine")  # out-of-vocabulary words the grammar knows as fillers
+from online_helpers import COMMANDS, FILLERS, MFCC_CONF, RATE, fsdd, pause
 
 
 @pytest.fixture(scope="session")
@@ -63,15 +56,6 @@ def commands_bundle(commands_bundle_dir):
     return ModelBundle.load(commands_bundle_dir)
 
 
-def fsdd(fsdd_dir, name):
-    from kaldilite.io.audio import read_audio
-
-    return read_audio(str(fsdd_dir / f"{name}.wav"))
-
-
-def pause(seconds, seed=0):
-    """Room silence: low-level noise (the FSDD recordings' floor is a few tens of 16-bit units)."""
-    return np.random.default_rng(seed).normal(0.0, 3.0, int(seconds * RATE)).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

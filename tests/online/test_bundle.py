@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import MFCC_CONF, fsdd
+from online_helpers import MFCC_CONF, fsdd
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
 
 

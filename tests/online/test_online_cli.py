@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import COMMANDS, MFCC_CONF, RATE, fsdd
+from online_helpers import COMMANDS, MFCC_CONF, RATE
 
 KALDILITE = [str(Path(sys.executable).parent / "kaldilite")]
 

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import RATE, fsdd
+from online_helpers import RATE, fsdd
 
 TEST_UTTERANCES = ["3_theo_7", "8_theo_20", "0_yweweler_11", "6_yweweler_30", "4_theo_41", "9_yweweler_2"]
 
