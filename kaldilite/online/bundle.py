@@ -121,6 +121,19 @@ def load_scoring_model(path, model_type=None):
 
 # ---------------------------------------------------------------------------------- CMVN stats
 
+def _refuse_speaker_adapted(model_path):
+    """A SAT model (train-sat's final.mdl) is trained on fMLLR-adapted features: decoded on the
+    unadapted stream it is worse than the speaker-independent model it came from, and online
+    decoding estimates no per-speaker fMLLR. Refuse it instead of exporting a silently bad bundle."""
+    from kaldilite.gmm.model import read_model_header
+
+    header = read_model_header(model_path)
+    if header.get("model_type", "gmm") == "gmm" and header.get("extra", {}).get("speaker_adapted"):
+        raise InputError(f"{model_path}: a speaker-adapted (SAT) model needs per-speaker fMLLR, which online "
+                         f"decoding does not estimate; export its speaker-independent model "
+                         f"(--model {Path(model_path).parent / 'final.alimdl'}) or an nnet2/tri2b system")
+
+
 def write_kaldi_text_matrix(path, matrix):
     """A matrix in Kaldi's text form (`[` rows `]`), readable by Kaldi tools and `read_kaldi_text_matrix`."""
     from kaldilite.utils.atomic import atomic_open
@@ -313,6 +326,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         raise InputError("export-model needs --mfcc-config: the feature config the model was trained with "
                          "(e.g. conf/mfcc.conf)")
     mfcc_opts = read_config(mfcc_config, MfccOptions)
+    _refuse_speaker_adapted(model_path)
     loaded = load_scoring_model(model_path)
     pipeline = loaded.pipeline
     raw_dim = _raw_dim(mfcc_opts)

@@ -52,6 +52,18 @@ def test_export_needs_the_training_data_for_a_cmvn_model(digits_system, tmp_path
         export_model(tmp_path, digits_system / "exp/mono/graph", tmp_path / "b", mfcc_config=MFCC_CONF)
 
 
+def test_a_speaker_adapted_model_is_refused_with_the_models_to_export_instead(digits_system, tmp_path):
+    from kaldilite.gmm.model import load_model, save_model
+    from kaldilite.online.bundle import export_model
+
+    tm, am, pipeline, extra = load_model(digits_system / "exp/mono/final.mdl")
+    save_model(tmp_path / "sat" / "final.mdl", tm, am, pipeline, dict(extra, speaker_adapted=True))
+    with pytest.raises(InputError, match=r"speaker-adapted \(SAT\).*final\.alimdl"):
+        export_model(tmp_path / "sat", digits_system / "exp/mono/graph", tmp_path / "b", mfcc_config=MFCC_CONF,
+                     data_dir=digits_system / "data/train")
+    assert not (tmp_path / "b").exists()
+
+
 def test_command_line_options_override_the_bundles_online_conf(digits_bundle_dir, tmp_path):
     from kaldilite.online.bundle import ModelBundle
 
