@@ -161,8 +161,10 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
     # A copy of the training data with background noise (Kaldi's steps/data/augment_data_dir.py
     # --bg-snrs), combined with the clean data. Noise does not move frames, so each noisy copy
     # trains on its clean source's alignment (train-nnet2 finds it through utt2uniq). Held-out
-    # training speakers (train on three, decode the fourth; see conf/nnet2.conf): jackson 24.6%
-    # -> 23.4%, nicolas 22.0% -> 11.6%, at the same training cost (half the epochs).
+    # training speakers (train on three, decode the fourth), with conf/nnet2.conf's --update rms:
+    # george/jackson/lucas/nicolas 17.2/24.6/33.6/22.0% -> 20.4/22.6/19.2/9.8% (mean 24.4 -> 18.0%)
+    # at the same training cost (half the epochs). It does not help every voice: george and, on
+    # the test set, yweweler get worse (see RESULTS).
     noise_dir=${nnet_noise_dir:-${KALDILITE_DATA:-$KALDILITE_REPO/../shared/data}/speech_commands/_background_noise_}
     if [ -d "$noise_dir" ]; then
       if ! [ ${train}_noise/cmvn.scp -nt $train/feats.scp ] || [ "$(cat ${train}_noise/.snrs 2>/dev/null)" != "$nnet_noise_snrs" ]; then
