@@ -44,6 +44,12 @@ word a malformed word (no begin, no end). G: the start state enters the loop sta
 Because each garbage phone is a word for L, it also pays L's optional-silence decision
 (-log 0.5 per word with the default `--sil-prob`): together with log(N) per phone this makes
 long garbage expensive, which is what `--garbage-cost` is tuned against.
+`--garbage-phone-bonus` b subtracts b from the cost of every garbage phone arc (entry and
+loop): the phone-insertion bonus of filler-model keyword spotters (Rose & Paul 1990), since
+one entry cost cannot make a five-phone out-of-vocabulary word as cheap as a command while a
+one-phone blip stays expensive. G is then no longer stochastic on the garbage arcs (the bonus
+is a deliberate score offset, like Kaldi's word insertion penalty); b is at most log(N / q),
+so no loop arc has a negative cost (each phone still pays its acoustic cost).
 All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
 `LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
 
@@ -167,13 +173,14 @@ def sil_prob_of_lexicon_fst(lfst):
 class _GrammarBuilder:
     """Accumulates G's arcs: a weight-pushed trie of word items from chosen states."""
 
-    def __init__(self, items, word_id, garbage_ids, garbage_prob, loop_prob, sequence):
+    def __init__(self, items, word_id, garbage_ids, garbage_prob, loop_prob, sequence, phone_bonus=0.0):
         self.items = items  # list of (words, prob); probs of word items + garbage_prob sum to 1
         self.word_id = word_id
         self.garbage_ids = garbage_ids
         self.garbage_prob = garbage_prob
         self.loop_prob = loop_prob
         self.sequence = sequence
+        self.phone_bonus = phone_bonus  # subtracted from every garbage phone arc
         self.arcs, self.finals, self.num_states = [], {}, 0
         self.trie = self._build_trie(items)
 
@@ -204,7 +211,8 @@ class _GrammarBuilder:
             self.finals[self.garbage_loop] = -math.log((1.0 - self.loop_prob) * stop)
             n = len(self.garbage_ids)
             for gid in self.garbage_ids:
-                self.arcs.append((self.garbage_loop, self.garbage_loop, gid, gid, -math.log(self.loop_prob / n)))
+                self.arcs.append((self.garbage_loop, self.garbage_loop, gid, gid,
+                                  -math.log(self.loop_prob / n) - self.phone_bonus))
         if self.sequence:
             self.emit_items(self.hub, 1.0 - stop, garbage=True)
             if self.garbage_loop is not None:
@@ -220,7 +228,7 @@ class _GrammarBuilder:
         total = self.trie["mass"] + (self.garbage_prob if garbage else 0.0)
         if garbage and self.garbage_ids:
             n = len(self.garbage_ids)
-            cost = -math.log(scale * self.garbage_prob / total / n)
+            cost = -math.log(scale * self.garbage_prob / total / n) - self.phone_bonus
             for gid in self.garbage_ids:
                 self.arcs.append((src, self.garbage_loop, gid, gid, cost))
         self._emit_node(src, self.trie, scale * self.trie["mass"] / total)
@@ -250,7 +258,7 @@ class _GrammarBuilder:
 
 
 def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=False, garbage_cost=0.0,
-                 garbage_loop_prob=0.8, filler_weight=1.0, allow_sequence=False):
+                 garbage_loop_prob=0.8, filler_weight=1.0, allow_sequence=False, garbage_phone_bonus=0.0):
     """Write OUT_LANG_DIR: LANG_DIR plus garbage words (if any), G.fst and words/fillers.txt."""
     lang_dir, out = Path(lang_dir), Path(out_lang_dir)
     if lang_dir.resolve() == out.resolve():
@@ -259,6 +267,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         raise InputError(f"--garbage-loop-prob {garbage_loop_prob}: must be in (0, 1)")
     if not filler_weight > 0:
         raise InputError(f"--filler-weight {filler_weight}: must be positive")
+    if not math.isfinite(garbage_phone_bonus):
+        raise InputError(f"--garbage-phone-bonus {garbage_phone_bonus}: must be a finite number")
     for name in ("phones.txt", "words.txt", "L.fst", "phones/optional_silence.txt", "oov.txt"):
         if not (lang_dir / name).is_file():
             raise MissingFileError(f"{lang_dir / name}: missing; run prepare-lang to make {lang_dir}")
@@ -314,6 +324,13 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
                                  f"grammars from the lang dir prepare-lang wrote, not from another grammar's")
             garbage_words.append(word)
             entries.append((word, 1.0, pron))
+        max_bonus = math.log(len(garbage_words) / garbage_loop_prob)
+        if garbage_phone_bonus > max_bonus + 1e-9:
+            raise InputError(
+                f"--garbage-phone-bonus {garbage_phone_bonus:g}: more than log(N / q) = {max_bonus:.3f} for "
+                f"{len(garbage_words)} garbage phones and --garbage-loop-prob {garbage_loop_prob:g} would give the "
+                f"garbage loop a negative cost; use at most {max_bonus:.3f}"
+            )
 
     if out.exists() and any(out.iterdir()) and not (out / "phones.txt").is_file():
         raise InputError(f"{out}: exists and is not a lang dir; refusing to replace it (choose another output dir)")
@@ -327,7 +344,7 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
     try:
         g = _write_grammar_lang(work, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word,
                                 command_items, filler_items, garbage_words, filler_weight, garbage_cost,
-                                garbage_loop_prob, allow_sequence)
+                                garbage_loop_prob, allow_sequence, garbage_phone_bonus)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, old / out.name)
@@ -344,7 +361,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
 
 
 def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word, command_items,
-                        filler_items, garbage_words, filler_weight, garbage_cost, garbage_loop_prob, allow_sequence):
+                        filler_items, garbage_words, filler_weight, garbage_cost, garbage_loop_prob, allow_sequence,
+                        garbage_phone_bonus=0.0):
     """Fill the (empty) directory `out`: the source lang dir's phone part, the rebuilt lexicon part, G."""
     shutil.copytree(lang_dir, out, ignore=shutil.ignore_patterns("G.fst", "words", ".*"), dirs_exist_ok=True)
     _, word_syms = write_lexicon_part(out, entries, real_phones, optional_silence, sil_prob, oov_word)
@@ -355,7 +373,7 @@ def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, s
     total = sum(w for _, w in weights) + garbage_mass
     items = [(words, w / total) for words, w in weights]
     builder = _GrammarBuilder(items, word_id, [word_id[w] for w in garbage_words], garbage_mass / total,
-                              garbage_loop_prob, allow_sequence)
+                              garbage_loop_prob, allow_sequence, garbage_phone_bonus)
     g = builder.build()
     g.connect()
     g.arcsort(sort_type="ilabel")

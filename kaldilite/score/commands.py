@@ -303,6 +303,57 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     return calibrated, result
 
 
+def speaker_folds(references, utt2spk, folds=2):
+    """{speaker: fold}: the speakers of `references` (sorted) dealt round-robin into `folds` groups."""
+    speakers = sorted({utt2spk[u] for u in references})
+    return {spk: k % folds for k, spk in enumerate(speakers)}
+
+
+def tune_setting(references, measures_by_setting, rule, commands, target_fa=0.05,
+                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
+    """The setting and threshold with the best command accuracy at FA <= target_fa on `references`.
+
+    ``measures_by_setting``: {setting name: {utt: (Measures, num_frames)}}, the same utterances
+    decoded once per setting (a grammar knob, an acoustic scale: anything that changes the
+    measures, not just the threshold). Each setting gets its threshold from `calibrate_threshold`;
+    the winner has the highest command accuracy there, ties going to the lower FA, then to the
+    earlier setting (list the settings from the default outwards). Returns (name, calibrated rule,
+    `CommandScores`).
+    """
+    best = None
+    for name, measures in measures_by_setting.items():
+        calibrated, result = calibrate_threshold(references, measures, rule, commands, target_fa, negatives)
+        key = (result.accuracy, -calibrated.calibration["false_accept_rate"])
+        if best is None or key > best[0]:
+            best = (key, name, calibrated, result)
+    if best is None:
+        raise InputError("tuning needs at least one setting's measures")
+    return best[1], best[2], best[3]
+
+
+def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2spk, target_fa=0.05,
+                          negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
+    """Decisions where no utterance is decided by a setting or threshold tuned on its own speaker.
+
+    As `cross_calibrated_decisions`, with the setting chosen too: for each fold of speakers
+    (`speaker_folds`), `tune_setting` picks the setting and threshold on the other folds, and
+    the fold's utterances are decided with that setting's measures and that threshold.
+    Returns ({utt: Decision}, [(setting, threshold) per fold]).
+    """
+    group = speaker_folds(references, utt2spk, folds)
+    decisions, choices = {}, []
+    for fold in range(folds):
+        held_out = {u for u in references if group[utt2spk[u]] == fold}
+        if not held_out:
+            continue
+        train_refs = {u: t for u, t in references.items() if u not in held_out}
+        name, calibrated, _ = tune_setting(train_refs, measures_by_setting, rule, commands, target_fa, negatives)
+        choices.append((name, calibrated.threshold))
+        measures = measures_by_setting[name]
+        decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
+    return decisions, choices
+
+
 def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa=0.05,
                                negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
     """Decisions where no utterance is decided by a threshold calibrated on its own speaker.
@@ -312,8 +363,7 @@ def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, ta
     This is the honest figure for a threshold tuned on the same data it is reported on.
     Returns ({utt: Decision}, [threshold per fold]).
     """
-    speakers = sorted({utt2spk[u] for u in references})
-    group = {spk: k % folds for k, spk in enumerate(speakers)}
+    group = speaker_folds(references, utt2spk, folds)
     decisions, thresholds = {}, []
     for fold in range(folds):
         held_out = {u for u in references if group[utt2spk[u]] == fold}
@@ -425,5 +475,6 @@ def write_per_utt(path, references, decisions, commands):
 
 __all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
            "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
-           "det_curve", "equal_error_rate", "calibrate_threshold", "cross_calibrated_scores", "report", "write_det_table", "plot_det",
+           "det_curve", "equal_error_rate", "calibrate_threshold", "cross_calibrated_scores",
+           "speaker_folds", "tune_setting", "cross_tuned_decisions", "report", "write_det_table", "plot_det",
            "write_per_utt", "RejectionRule"]

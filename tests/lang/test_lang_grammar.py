@@ -297,3 +297,25 @@ def test_mkgraph_accepts_a_grammar_lang_whose_garbage_adds_disambiguation_symbol
                          tmp_path / "t2", tmp_path / "l2")
     with pytest.raises(InputError, match="differs from"):
         _check_same_phones(other / "phones.txt", base_lang / "phones.txt")
+
+
+def test_garbage_phone_bonus_lowers_each_garbage_phone_by_the_bonus(base_lang, tmp_path):
+    commands = write(tmp_path / "commands.txt", "ab\nc\n")
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", garbage=True, garbage_cost=1.0,
+                       garbage_loop_prob=0.6, garbage_phone_bonus=0.7)
+    assert validate_lang(out) == []
+    g = LangDir.load(out).g_fst()
+    w = read_table(out / "words.txt")
+    # hand-computed: entry P(garbage)/3, two loop phones 0.6/3 each, exit 0.4; three phones, 3 x 0.7 off
+    pg = math.exp(-1.0) / (2 + math.exp(-1.0))
+    ids = [w["<gbg_B>"], w["<gbg_C>"], w["<gbg_A>"]]
+    expected = -math.log(pg / 3) - math.log(0.6 / 3) * 2 - math.log(0.4) - 3 * 0.7
+    assert path_cost(g, ids, ids) == pytest.approx(expected, abs=1e-4)
+    # commands are untouched by the bonus
+    assert path_cost(g, [w["ab"]], [w["ab"]]) == pytest.approx(-math.log(1 / (2 + math.exp(-1.0))), abs=1e-4)
+    # at most log(N / q) = log(3 / 0.6): beyond, a loop arc would cost less than nothing
+    assert make_grammar(commands, base_lang, tmp_path / "lang_max", garbage=True, garbage_loop_prob=0.6,
+                        garbage_phone_bonus=math.log(5.0))
+    with pytest.raises(InputError, match="garbage-phone-bonus 1.7.*at most 1.609"):
+        make_grammar(commands, base_lang, tmp_path / "lang_bad", garbage=True, garbage_loop_prob=0.6,
+                     garbage_phone_bonus=1.7)

@@ -144,3 +144,54 @@ def test_cross_calibration_decides_each_speaker_with_the_other_speakers_threshol
     # fold B (A's threshold (0.8 + 0.9) / 2 = 0.85): B-1 and B-2 rejected
     assert thresholds == [pytest.approx(0.4), pytest.approx(0.85)]
     assert (scores.correct, scores.rejected, scores.unknown_accepted) == (1, 1, 1)
+
+
+def _two_setting_case():
+    """Speakers A, C (fold 0) separate well under setting x and badly under y; B, D (fold 1) the opposite."""
+    refs, utt2spk = {}, {}
+    good = {"cmd": 0.9, "neg": 0.2}
+    bad = {"cmd": 0.3, "neg": 0.6}
+    by_setting = {"x": {}, "y": {}}
+    for spk in "ABCD":
+        for kind, text in (("cmd", "yes"), ("neg", "marvin")):
+            utt = f"{spk}-{kind}"
+            refs[utt], utt2spk[utt] = text, spk
+            for setting in by_setting:
+                fits = (setting == "x") == (spk in "AC")
+                conf = (good if fits else bad)[kind]
+                by_setting[setting][utt] = (_m("yes" if kind == "cmd" else "no", conf), 100)
+    return refs, utt2spk, by_setting
+
+
+def test_tune_setting_picks_the_best_accuracy_at_the_target_and_breaks_ties_in_order():
+    from kaldilite.score.commands import tune_setting
+
+    refs, _, by_setting = _two_setting_case()
+    fold0 = {u: t for u, t in refs.items() if u[0] in "AC"}
+    # on A and C alone, x separates (threshold (0.2 + 0.9) / 2 = 0.55, accuracy 1); under y their
+    # negatives (0.6) outscore their commands (0.3), so FA 0 rejects every command
+    name, rule, result = tune_setting(fold0, by_setting, RejectionRule(), COMMANDS, 0.0, ("_unknown_",))
+    assert name == "x" and rule.threshold == pytest.approx(0.55) and result.accuracy == 1.0
+    # on all four speakers both settings reach accuracy 1/2 at FA 0 (threshold (0.6 + 0.9) / 2): the first wins
+    name, rule, result = tune_setting(refs, by_setting, RejectionRule(), COMMANDS, 0.0, ("_unknown_",))
+    assert (name, result.accuracy, result.false_accept_rate) == ("x", 0.5, 0.0)
+    assert rule.threshold == pytest.approx(0.75)
+    name, _, _ = tune_setting(refs, {"y": by_setting["y"], "x": by_setting["x"]}, RejectionRule(), COMMANDS, 0.0,
+                              ("_unknown_",))
+    assert name == "y"
+
+
+def test_cross_tuning_never_decides_a_speaker_with_a_setting_tuned_on_it():
+    from kaldilite.score.commands import cross_tuned_decisions, score_decisions, speaker_folds
+
+    refs, utt2spk, by_setting = _two_setting_case()
+    assert speaker_folds(refs, utt2spk) == {"A": 0, "B": 1, "C": 0, "D": 1}
+    decisions, choices = cross_tuned_decisions(refs, by_setting, RejectionRule(), COMMANDS, utt2spk, 0.0,
+                                               ("_unknown_",))
+    # fold 0 (A, C) is decided by what B and D prefer (y at 0.55), where A and C's commands score 0.3
+    # (rejected) and their negatives 0.6 (accepted); fold 1 likewise with x. Tuned on itself, each fold
+    # would be perfect: the honest figure is the opposite.
+    assert choices == [("y", pytest.approx(0.55)), ("x", pytest.approx(0.55))]
+    scores = score_decisions(refs, decisions, COMMANDS)
+    assert (scores.correct, scores.rejected, scores.unknown_accepted) == (0, 4, 4)
+    assert all(decisions[u].score == pytest.approx(0.3 if u.endswith("cmd") else 0.6) for u in refs)
