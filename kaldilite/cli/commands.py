@@ -546,5 +546,115 @@ def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, data_d
     click.echo(format_results_table(rows, [n for n, _ in pairs + extra]), nl=False)
 
 
+def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_sets=(), report_only=()):
+    """Rows (dicts) of the rejection tuning table of one exp dir over decoding `settings`.
+
+    Each setting NAME was decoded into EXP/decode_dev_NAME and EXP/decode_<oov>_NAME (the same
+    utterances, another grammar knob or acoustic scale). One row per setting with its threshold
+    2-fold cross-calibrated by speaker (the setting itself fixed), then the cross-tuned row: each
+    fold decided by the setting AND threshold `tune_setting` chose on the other fold (the honest
+    figure for the grid), then what tuning on all of dev + `oov_sets` chooses (what ships). The
+    ``report_only`` sets are decided by the setting's threshold calibrated on all of dev + oov_sets.
+    """
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.score.commands import (calibrate_threshold, cross_calibrated_decisions, cross_tuned_decisions,
+                                          decide_all, score_decisions, tune_setting)
+
+    exp = Path(exp_dir)
+    commands = read_command_list(commands_file)
+    rule = RejectionRule(score="llr_total")
+    pooled, per_set, extra = {}, {}, {}
+    for name in settings:
+        pairs = {"dev": (data_dir, exp / f"decode_dev_{name}")}
+        pairs.update({key: (d, exp / f"decode_{key}_{name}") for key, d in oov_sets})
+        pooled[name] = _pooled_sets(pairs.values(), commands_file)
+        per_set[name] = {key: _load_for_scoring(d, dec, commands_file)[0] for key, (d, dec) in pairs.items()}
+        extra[name] = {key: _load_for_scoring(d, exp / f"decode_{key}_{name}", commands_file)[:2]
+                       for key, d in report_only}
+    first = settings[0]
+    references, _, utt2spk = pooled[first]
+    for name in settings[1:]:
+        if set(pooled[name][0]) != set(references):
+            raise InputError(f"{exp}: setting {name} decoded other utterances than {first}; decode the same sets")
+
+    def by_set(name, decisions, extra_rule):
+        out = {key: score_decisions(refs, decisions, commands) for key, refs in per_set[name].items()}
+        for key, (refs, meas) in extra[name].items():
+            out[key] = score_decisions(refs, decide_all(meas, extra_rule), commands)
+        return out
+
+    rows = []
+    measures_by_setting = {name: pooled[name][1] for name in settings}
+    for name in settings:
+        crossed, thresholds = cross_calibrated_decisions(references, measures_by_setting[name], rule, commands,
+                                                         utt2spk, target_fa)
+        on_all, _ = calibrate_threshold(references, measures_by_setting[name], rule, commands, target_fa)
+        rows.append(dict(setting=name, how="threshold cross-calibrated", scores=by_set(name, crossed, on_all),
+                         note=", ".join(f"{t:.3g}" for t in thresholds)))
+    crossed, choices = cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2spk, target_fa)
+    chosen, on_all, _ = tune_setting(references, measures_by_setting, rule, commands, target_fa)
+    scores = {key: score_decisions(refs, crossed, commands) for key, refs in per_set[first].items()}
+    for key, (refs, meas) in extra[chosen].items():
+        scores[key] = score_decisions(refs, decide_all(meas, on_all), commands)
+    rows.append(dict(setting="cross-tuned", how="setting + threshold chosen on the other fold", scores=scores,
+                     note="; ".join(f"{n} @ {t:.3g}" for n, t in choices)))
+    rows.append(dict(setting=chosen, how="tuned on all (ships)",
+                     scores=by_set(chosen, decide_all(measures_by_setting[chosen], on_all), on_all),
+                     note=f"{on_all.threshold:.4g}"))
+    return rows
+
+
+def format_tuning_table(model, rows, set_names):
+    """Markdown table of `tuning_rows`: command accuracy and FA per set."""
+    def pct(s, which):
+        if which == "acc":
+            return f"{100 * s.accuracy:.1f}"
+        fa = s.false_accept_rate
+        return "-" if fa != fa else f"{100 * fa:.1f}"
+
+    head = ["model", "setting", "how", "command acc %"]
+    head += [f"FA {'dev fillers' if n == 'dev' else n} %" for n in set_names] + ["thresholds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [model, r["setting"], r["how"], pct(r["scores"]["dev"], "acc")]
+        cells += [pct(r["scores"][n], "fa") if n in r["scores"] else "-" for n in set_names]
+        cells.append(r["note"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("tune-rejection")
+@click.option("--commands", "commands_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The commands.txt the grammars were built from.")
+@click.option("--setting", "settings", multiple=True, required=True, metavar="NAME",
+              help="A decoding setting (grammar knob, acoustic scale) decoded into EXP_DIR/decode_<set>_NAME "
+                   "(repeatable; list the default first: ties go to the earlier setting).")
+@click.option("--target-fa", default=0.05, show_default=True, help="FA target on the unknown words + silence.")
+@click.option("--oov", "oov_sets", multiple=True, metavar="NAME=DATA_DIR",
+              help="An OOV set pooled with dev for tuning (repeatable).")
+@click.option("--oov-report-only", "report_only", multiple=True, metavar="NAME=DATA_DIR",
+              help="An OOV set only reported, never tuned on (repeatable).")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("exp_dir", type=click.Path(exists=True, file_okay=False))
+def tune_rejection_cmd(commands_file, settings, target_fa, oov_sets, report_only, data_dir, exp_dir):
+    """Choose a decoding setting and llr_total threshold for rejection, 2-fold cross-tuned by speaker.
+
+    Prints one row per setting (threshold cross-calibrated), the cross-tuned row (setting and
+    threshold chosen on the other speakers' fold) and the choice tuned on all of dev + --oov.
+
+    \b
+    e.g.: kaldilite tune-rejection --commands lang/en/commands.txt --setting gb0_a0.1 --setting gb2_a0.1 \\
+            --oov oov_fsdd=data/oov_fsdd --oov-report-only oov_synth=data/oov_synth data/dev exp/tri3b
+    """
+    def named_dirs(items):
+        return [tuple(item.split("=", 1)) for item in items]
+
+    pairs, extra = named_dirs(oov_sets), named_dirs(report_only)
+    rows = tuning_rows(data_dir, exp_dir, list(settings), commands_file, target_fa, pairs, extra)
+    names = ["dev"] + [n for n, _ in pairs + extra]
+    table = format_tuning_table(Path(exp_dir).name, rows, names)
+    click.echo(table, nl=False)
+
+
 COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, prepare_synthetic_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
-            score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd]
+            score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd, tune_rejection_cmd]

@@ -60,3 +60,44 @@ def test_missing_measures_is_one_line_naming_the_verb_to_run(tmp_path):
     (tmp_path / "decode" / "measures.jsonl").unlink()
     out = CliRunner().invoke(cli, ["score-commands", *[str(tmp_path / p) for p in ("commands.txt", "dev", "decode")]])
     assert out.exit_code != 0 and "decode-commands" in str(out.exception)
+
+
+def test_tune_rejection_table_cross_tunes_the_setting_by_speaker(tmp_path):
+    # dev speakers A, C separate under setting x (commands 0.9, unknown words 0.2) and not under y
+    # (0.3, 0.6); B, D the opposite. A report-only OOV speaker Z scores 0.5 (x) and 0.7 (y).
+    dev_text, dev_spk = {}, {}
+    lines = {"x": {"dev": [], "oov": []}, "y": {"dev": [], "oov": []}}
+    for spk in "ABCD":
+        for kind, word, label in (("cmd", "yes", "yes"), ("neg", "cat", "no")):
+            utt = f"{spk}-{kind}"
+            dev_text[utt], dev_spk[utt] = word, spk
+            for setting in "xy":
+                fits = (setting == "x") == (spk in "AC")
+                llr = {True: {"cmd": 0.9, "neg": 0.2}, False: {"cmd": 0.3, "neg": 0.6}}[fits][kind]
+                lines[setting]["dev"].append(measures_to_json(utt, Measures((label,), (label,), 1.0, llr, False,
+                                                                            (label,), 1.0), 1))
+    for setting, llr in (("x", 0.5), ("y", 0.7)):
+        lines[setting]["oov"].append(measures_to_json("Z-1", Measures(("go",), ("go",), 1.0, llr, False, ("go",),
+                                                                      1.0), 1))
+    DataDir(wav_scp={u: "/dev/null" for u in dev_text}, text=dev_text, utt2spk=dev_spk).save(tmp_path / "dev")
+    DataDir(wav_scp={"Z-1": "/dev/null"}, text={"Z-1": "marvin"}, utt2spk={"Z-1": "Z"}).save(tmp_path / "oov")
+    for setting in "xy":
+        for part in ("dev", "oov"):
+            (tmp_path / "exp" / f"decode_{part}_{setting}").mkdir(parents=True)
+            (tmp_path / "exp" / f"decode_{part}_{setting}" / "measures.jsonl").write_text(
+                "\n".join(lines[setting][part]) + "\n")
+    (tmp_path / "commands.txt").write_text("yes\nno\ngo\n")
+    out = CliRunner().invoke(cli, ["tune-rejection", "--commands", str(tmp_path / "commands.txt"), "--setting", "x",
+                                   "--setting", "y", "--target-fa", "0", "--oov-report-only",
+                                   f"oov={tmp_path / 'oov'}", str(tmp_path / "dev"), str(tmp_path / "exp")])
+    assert out.exit_code == 0, out.output
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.output.splitlines()[2:]]
+    # x alone: fold A+C gets B+D's threshold (nothing above 0.6 -> 0.6 + 1, all rejected, mid = 1.1),
+    # fold B+D gets A+C's 0.55 (their commands 0.3 rejected, unknown words 0.6 accepted)
+    assert rows[0] == ["exp", "x", "threshold cross-calibrated", "0.0", "50.0", "0.0", "1.1, 0.55"]
+    # cross-tuned: each fold is decided by the other fold's favourite, the setting that fails it
+    assert rows[2] == ["exp", "cross-tuned", "setting + threshold chosen on the other fold", "0.0", "100.0", "0.0",
+                       "y @ 0.55; x @ 0.55"]
+    # on all: x and y tie (accuracy 1/2 at FA 0, threshold (0.6 + 0.9) / 2); x is listed first and ships;
+    # Z under x (0.5) is rejected
+    assert rows[3] == ["exp", "x", "tuned on all (ships)", "50.0", "0.0", "0.0", "0.75"]
