@@ -546,7 +546,8 @@ def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, data_d
     click.echo(format_results_table(rows, [n for n, _ in pairs + extra]), nl=False)
 
 
-def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_sets=(), report_only=()):
+def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_sets=(), report_only=(),
+                per_command=False):
     """Rows (dicts) of the rejection tuning table of one exp dir over decoding `settings`.
 
     Each setting NAME was decoded into EXP/decode_dev_NAME and EXP/decode_<oov>_NAME (the same
@@ -555,10 +556,14 @@ def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_
     fold decided by the setting AND threshold `tune_setting` chose on the other fold (the honest
     figure for the grid), then what tuning on all of dev + `oov_sets` chooses (what ships). The
     ``report_only`` sets are decided by the setting's threshold calibrated on all of dev + oov_sets.
+    ``per_command``: one threshold per command (`calibrate_command_thresholds`) everywhere.
     """
     from kaldilite.decode.rejection import RejectionRule
-    from kaldilite.score.commands import (calibrate_threshold, cross_calibrated_decisions, cross_tuned_decisions,
-                                          decide_all, score_decisions, tune_setting)
+    from kaldilite.score.commands import (calibrate_command_thresholds, calibrate_threshold,
+                                          cross_calibrated_decisions, cross_tuned_decisions, decide_all,
+                                          score_decisions, tune_setting)
+
+    calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
 
     exp = Path(exp_dir)
     commands = read_command_list(commands_file)
@@ -587,12 +592,14 @@ def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_
     measures_by_setting = {name: pooled[name][1] for name in settings}
     for name in settings:
         crossed, thresholds = cross_calibrated_decisions(references, measures_by_setting[name], rule, commands,
-                                                         utt2spk, target_fa)
-        on_all, _ = calibrate_threshold(references, measures_by_setting[name], rule, commands, target_fa)
+                                                         utt2spk, target_fa, per_command=per_command)
+        on_all, _ = calibrate(references, measures_by_setting[name], rule, commands, target_fa)
         rows.append(dict(setting=name, how="threshold cross-calibrated", scores=by_set(name, crossed, on_all),
                          note=", ".join(f"{t:.3g}" for t in thresholds)))
-    crossed, choices = cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2spk, target_fa)
-    chosen, on_all, _ = tune_setting(references, measures_by_setting, rule, commands, target_fa)
+    crossed, choices = cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2spk, target_fa,
+                                             per_command=per_command)
+    chosen, on_all, _ = tune_setting(references, measures_by_setting, rule, commands, target_fa,
+                                     per_command=per_command)
     scores = {key: score_decisions(refs, crossed, commands) for key, refs in per_set[first].items()}
     for key, (refs, meas) in extra[chosen].items():
         scores[key] = score_decisions(refs, decide_all(meas, on_all), commands)
@@ -634,9 +641,10 @@ def format_tuning_table(model, rows, set_names):
               help="An OOV set pooled with dev for tuning (repeatable).")
 @click.option("--oov-report-only", "report_only", multiple=True, metavar="NAME=DATA_DIR",
               help="An OOV set only reported, never tuned on (repeatable).")
+@click.option("--per-command", is_flag=True, help="One threshold per command (FA budget shared among them).")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("exp_dir", type=click.Path(exists=True, file_okay=False))
-def tune_rejection_cmd(commands_file, settings, target_fa, oov_sets, report_only, data_dir, exp_dir):
+def tune_rejection_cmd(commands_file, settings, target_fa, oov_sets, report_only, per_command, data_dir, exp_dir):
     """Choose a decoding setting and llr_total threshold for rejection, 2-fold cross-tuned by speaker.
 
     Prints one row per setting (threshold cross-calibrated), the cross-tuned row (setting and
@@ -650,7 +658,7 @@ def tune_rejection_cmd(commands_file, settings, target_fa, oov_sets, report_only
         return [tuple(item.split("=", 1)) for item in items]
 
     pairs, extra = named_dirs(oov_sets), named_dirs(report_only)
-    rows = tuning_rows(data_dir, exp_dir, list(settings), commands_file, target_fa, pairs, extra)
+    rows = tuning_rows(data_dir, exp_dir, list(settings), commands_file, target_fa, pairs, extra, per_command)
     names = ["dev"] + [n for n, _ in pairs + extra]
     table = format_tuning_table(Path(exp_dir).name, rows, names)
     click.echo(table, nl=False)

@@ -17,7 +17,9 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
 1. no path survived, or the best path's label is empty (best path = filler, garbage, silence);
 2. ``score < threshold``, where ``score`` is ``confidence``, ``llr`` or ``llr_total``
    (`RejectionRule.score`); ``llr_total = llr * num_frames``, the utterance's whole log-likelihood
-   ratio command vs filler/garbage in acoustic units.
+   ratio command vs filler/garbage in acoustic units. ``command_thresholds`` may give a command
+   its own threshold (the per-keyword thresholds of keyword spotters: a short command like "up"
+   scores lower than "stop" and meets other out-of-vocabulary words), else ``threshold`` applies.
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"
@@ -123,17 +125,24 @@ class RejectionRule:
     threshold: float = 0.5
     enabled: bool = True
     calibration: dict = field(default_factory=dict)
+    command_thresholds: dict = field(default_factory=dict)  # {"command words": threshold}, overrides `threshold`
 
     def __post_init__(self):
         if self.score not in SCORES:
             raise InputError(f"rejection rule: score {self.score!r} is not one of {', '.join(SCORES)}")
-        if not isinstance(self.threshold, (int, float)) or math.isnan(self.threshold):
-            raise InputError(f"rejection rule: threshold {self.threshold!r} must be a number")
+        for value in [self.threshold, *self.command_thresholds.values()]:
+            if not isinstance(value, (int, float)) or math.isnan(value):
+                raise InputError(f"rejection rule: threshold {value!r} must be a number")
         self.threshold = float(self.threshold)
+        self.command_thresholds = {str(k): float(v) for k, v in self.command_thresholds.items()}
 
     def with_threshold(self, threshold):
-        """A copy with another threshold (calibration sweeps use it)."""
-        return replace(self, threshold=float(threshold))
+        """A copy with one threshold for every command (calibration sweeps use it)."""
+        return replace(self, threshold=float(threshold), command_thresholds={})
+
+    def threshold_of(self, label):
+        """The threshold a command label (words joined by spaces) must reach."""
+        return self.command_thresholds.get(label, self.threshold)
 
     # ------------------------------------------------------------------------------ decision
     def decide_measures(self, m, num_frames=0, alternatives=()):
@@ -156,7 +165,7 @@ class RejectionRule:
             return Decision(REJECTED, False, m.confidence, -math.inf, reason, **common)
         if score is None:  # llr asked for but the grammar has no fillers: nothing to compare with
             score = math.inf
-        if score < self.threshold:
+        if score < self.threshold_of(" ".join(m.label)):
             return Decision(REJECTED, False, m.confidence, score, f"low-{self.score}", **common)
         return Decision(" ".join(m.label), True, m.confidence, score, "accepted", **common)
 

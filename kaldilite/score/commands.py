@@ -30,7 +30,7 @@ are exactly those reported and the margin on both sides is equal.
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +303,62 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     return calibrated, result
 
 
+def calibrate_command_thresholds(references, measures, rule, commands, target_fa=0.05,
+                                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
+    """The rule with one threshold per command: the most correct commands at FA <= target_fa, and its scores.
+
+    The false accepts allowed on `negatives` (floor(target_fa x their number), as
+    `calibrate_threshold` counts them) are shared among the commands: each command's options are
+    its own thresholds (accept the utterances labelled with it scoring >= a value: that many
+    correct, that many false accepts), and an exact group-knapsack over the FA budget picks one
+    option per command maximizing correct commands (ties: fewer false accepts). Each threshold
+    lies midway between the lowest score it accepts and the next lower score of that command.
+    Commands seen in no accepted utterance keep the single threshold `calibrate_threshold` picks.
+    """
+    single, _ = calibrate_threshold(references, measures, rule, commands, target_fa, negatives)
+    base = decide_all(measures, rule.with_threshold(-math.inf))
+    by_label = {}
+    for utt, text in references.items():
+        decision = base[utt]
+        if not decision.accepted or math.isinf(decision.score) and decision.score < 0:
+            continue
+        ref = reference_class(text, commands)
+        by_label.setdefault(decision.label, []).append((decision.score, ref in negatives, decision.label == ref))
+    num_neg = single.calibration["num_negatives"]
+    budget = int(math.floor(target_fa * num_neg + 1e-9))
+    # dp[b] = (correct, -false accepts, {label: threshold}) best with at most b false accepts
+    dp = [(0, 0, {})] * (budget + 1)
+    for label, items in sorted(by_label.items()):
+        values = sorted({score for score, _, _ in items}, reverse=True)
+        options = [(0, 0, values[0] + 1.0)]  # reject every utterance labelled `label`
+        for j, value in enumerate(values):
+            fa = sum(1 for score, neg, _ in items if neg and score >= value)
+            correct = sum(1 for score, _, right in items if right and score >= value)
+            threshold = 0.5 * (value + values[j + 1]) if j + 1 < len(values) else value
+            options.append((correct, fa, threshold))
+        new = []
+        for b in range(budget + 1):
+            best = None
+            for correct, fa, threshold in options:
+                if fa > b:
+                    continue
+                prev = dp[b - fa]
+                key = (prev[0] + correct, prev[1] - fa)
+                if best is None or key > best[:2]:
+                    best = (key[0], key[1], {**prev[2], label: threshold})
+            new.append(best)
+        dp = new
+    correct, minus_fa, thresholds = dp[budget]
+    calibrated = replace(single, command_thresholds=thresholds, calibration=dict(single.calibration))
+    result = score_decisions(references, decide_all(measures, calibrated), commands)
+    calibrated.calibration.update({"false_accept_rate": -minus_fa / num_neg if num_neg else math.nan,
+                                   "false_reject_rate": result.false_reject_rate,
+                                   "command_accuracy": result.accuracy,
+                                   "note": "per-command thresholds (group knapsack over the false-accept budget); "
+                                           f"single threshold {single.threshold:.6g} for other commands"})
+    return calibrated, result
+
+
 def speaker_folds(references, utt2spk, folds=2):
     """{speaker: fold}: the speakers of `references` (sorted) dealt round-robin into `folds` groups."""
     speakers = sorted({utt2spk[u] for u in references})
@@ -310,7 +366,7 @@ def speaker_folds(references, utt2spk, folds=2):
 
 
 def tune_setting(references, measures_by_setting, rule, commands, target_fa=0.05,
-                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
+                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS), per_command=False):
     """The setting and threshold with the best command accuracy at FA <= target_fa on `references`.
 
     ``measures_by_setting``: {setting name: {utt: (Measures, num_frames)}}, the same utterances
@@ -318,11 +374,12 @@ def tune_setting(references, measures_by_setting, rule, commands, target_fa=0.05
     measures, not just the threshold). Each setting gets its threshold from `calibrate_threshold`;
     the winner has the highest command accuracy there, ties going to the lower FA, then to the
     earlier setting (list the settings from the default outwards). Returns (name, calibrated rule,
-    `CommandScores`).
+    `CommandScores`). ``per_command``: thresholds from `calibrate_command_thresholds` instead.
     """
+    calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
     best = None
     for name, measures in measures_by_setting.items():
-        calibrated, result = calibrate_threshold(references, measures, rule, commands, target_fa, negatives)
+        calibrated, result = calibrate(references, measures, rule, commands, target_fa, negatives)
         key = (result.accuracy, -calibrated.calibration["false_accept_rate"])
         if best is None or key > best[0]:
             best = (key, name, calibrated, result)
@@ -332,7 +389,7 @@ def tune_setting(references, measures_by_setting, rule, commands, target_fa=0.05
 
 
 def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2spk, target_fa=0.05,
-                          negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
+                          negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2, per_command=False):
     """Decisions where no utterance is decided by a setting or threshold tuned on its own speaker.
 
     As `cross_calibrated_decisions`, with the setting chosen too: for each fold of speakers
@@ -347,7 +404,8 @@ def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2s
         if not held_out:
             continue
         train_refs = {u: t for u, t in references.items() if u not in held_out}
-        name, calibrated, _ = tune_setting(train_refs, measures_by_setting, rule, commands, target_fa, negatives)
+        name, calibrated, _ = tune_setting(train_refs, measures_by_setting, rule, commands, target_fa, negatives,
+                                           per_command)
         choices.append((name, calibrated.threshold))
         measures = measures_by_setting[name]
         decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
@@ -355,7 +413,7 @@ def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2s
 
 
 def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa=0.05,
-                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2):
+                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2, per_command=False):
     """Decisions where no utterance is decided by a threshold calibrated on its own speaker.
 
     The speakers (sorted) are dealt round-robin into `folds` groups; the utterances of each
@@ -371,7 +429,8 @@ def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, ta
             continue
         train_refs = {u: t for u, t in references.items() if u not in held_out}
         try:
-            calibrated, _ = calibrate_threshold(train_refs, measures, rule, commands, target_fa, negatives)
+            calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
+            calibrated, _ = calibrate(train_refs, measures, rule, commands, target_fa, negatives)
         except InputError:
             log.warning("fold %d: no non-command utterances to calibrate on; keeping threshold %g", fold,
                         rule.threshold)
@@ -475,6 +534,7 @@ def write_per_utt(path, references, decisions, commands):
 
 __all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
            "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
-           "det_curve", "equal_error_rate", "calibrate_threshold", "cross_calibrated_scores",
+           "det_curve", "equal_error_rate", "calibrate_threshold", "calibrate_command_thresholds",
+           "cross_calibrated_scores",
            "speaker_folds", "tune_setting", "cross_tuned_decisions", "report", "write_det_table", "plot_det",
            "write_per_utt", "RejectionRule"]

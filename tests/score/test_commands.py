@@ -195,3 +195,30 @@ def test_cross_tuning_never_decides_a_speaker_with_a_setting_tuned_on_it():
     scores = score_decisions(refs, decisions, COMMANDS)
     assert (scores.correct, scores.rejected, scores.unknown_accepted) == (0, 4, 4)
     assert all(decisions[u].score == pytest.approx(0.3 if u.endswith("cmd") else 0.6) for u in refs)
+
+
+def test_per_command_thresholds_share_the_false_accept_budget_optimally(tmp_path):
+    from kaldilite.score.commands import calibrate_command_thresholds
+
+    # yes: correct at 1.0, 0.8, unknown words labelled yes at 0.9, 0.7; no: correct at 0.5, 0.4, 0.3,
+    # an unknown word at 0.6; a fourth unknown word is garbage. FA target 1/2 of 4: 2 may pass.
+    refs, measures = {}, {}
+    for i, (ref, best, conf) in enumerate([("yes", "yes", 1.0), ("yes", "yes", 0.8), ("cat", "yes", 0.9),
+                                           ("cat", "yes", 0.7), ("no", "no", 0.5), ("no", "no", 0.4),
+                                           ("no", "no", 0.3), ("cat", "no", 0.6), ("cat", None, 0.9)]):
+        refs[f"u{i}"], measures[f"u{i}"] = ref, (_m(best, conf), 100)
+    # One threshold: the 3rd highest unknown (0.6) must go, so t = (0.6 + 0.7) / 2 and only yes 1.0, 0.8 pass.
+    single, scores = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, 0.5, ("_unknown_",))
+    assert single.threshold == pytest.approx(0.65) and scores.correct == 2
+    # Per command, by enumeration of the options: yes >= 0.8 (2 right, 1 FA) + no >= 0.3 (3 right, 1 FA)
+    # is the only way to 5 correct within 2 false accepts.
+    rule, scores = calibrate_command_thresholds(refs, measures, RejectionRule(), COMMANDS, 0.5, ("_unknown_",))
+    assert rule.command_thresholds == pytest.approx({"yes": 0.75, "no": 0.3})
+    assert (scores.correct, scores.unknown_accepted) == (5, 2)
+    assert rule.calibration["false_accept_rate"] == 0.5 and rule.threshold == pytest.approx(0.65)
+    # the rule round-trips through JSON and an unseen command falls back to the single threshold
+    rule.save(tmp_path / "rejection.json")
+    loaded = RejectionRule.load(tmp_path / "rejection.json")
+    assert loaded.command_thresholds == rule.command_thresholds and loaded.threshold_of("go") == pytest.approx(0.65)
+    assert score_decisions(refs, decide_all(measures, loaded), COMMANDS).correct == 5
+    assert rule.with_threshold(0.1).command_thresholds == {}
