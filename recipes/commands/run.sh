@@ -59,6 +59,8 @@ tri1_leaves=800; tri1_gauss=6000
 tri2b_leaves=1000; tri2b_gauss=8000
 tri3b_leaves=1000; tri3b_gauss=8000
 garbage_cost=0.0
+garbage_phone_bonus=0.0  # make-grammar --garbage-phone-bonus; 0 and acwt 0.1 won the grid on dev + oov_fsdd
+                         # (bench/rejection_grid.py, BENCHMARKS.md): bonuses 1-3.6 and acwt 0.05 did not help
 oov_eval=true          # stage 9: decode the FSDD OOV eval set too (when $KALDILITE_DATA/fsdd exists)
 oov_takes=5            # FSDD takes per speaker and digit in it (6 x 10 x 5 = 300 utterances)
 oov_synth_voices=10    # stage 9: conf/oov_words.txt in this many espeak-ng voices (synthetic OOV set; 0: none)
@@ -230,7 +232,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   { cat "$lang_en/fillers.txt"; echo '!SIL'; } > data/local/fillers_and_silence.txt
   step data/lang_commands/.stamp data/lang_test "$commands" data/local/fillers_and_silence.txt \
     --out data/lang_commands/G.fst data/lang_commands/L_disambig.fst -- \
-    make_grammar_dir lang_commands --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost
+    make_grammar_dir lang_commands --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
+    --garbage-phone-bonus $garbage_phone_bonus
   step data/lang_commands_norej/.stamp data/lang_test "$commands" \
     --out data/lang_commands_norej/G.fst data/lang_commands_norej/L_disambig.fst -- make_grammar_dir lang_commands_norej
   find_models
@@ -377,6 +380,9 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       echo "# $target_fa on their unknown words + silence), so no utterance is scored with a threshold tuned on"
       echo "# its own speaker; exp/<model>/graph_commands/rejection.json holds the threshold calibrated on all"
       echo "# of them. Rejection off: the commands-only grammar forces every OOV word onto a command."
+      echo "# The decoding knobs (make-grammar --garbage-phone-bonus $garbage_phone_bonus, --acwt $acwt) are the ones a grid"
+      echo "# chose on ALL of dev + oov_fsdd (bench/rejection_grid.py; BENCHMARKS.md, commands-rejection-tuning, also"
+      echo "# gives the grid's cross-tuned figures: knobs + threshold chosen on the other fold of speakers)."
       echo "# RTF: CPU time of decoding with lattices + confidence (acoustic scoring included; SAT: both passes"
       echo "# + fMLLR), summed over jobs / audio duration."
     } > RESULTS
