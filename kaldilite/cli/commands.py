@@ -109,9 +109,11 @@ def prepare_speech_commands_cmd(lexicon, dev_noise_every, num_speakers, silence,
 @click.option("--takes", default=5, show_default=True, help="Takes per speaker and digit (the lowest-numbered).")
 @click.option("--sample-frequency", default=16000, show_default=True, type=int,
               help="Resample to this rate (the command models' rate) through a sox pipe in wav.scp.")
+@click.option("--pad-to", default=0.0, show_default=True, type=float,
+              help="Centre each clip in this many seconds of silence (1.0: Speech Commands' clip length; 0: as is).")
 @click.argument("fsdd_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
-def prepare_fsdd_oov_cmd(takes, sample_frequency, fsdd_dir, out_dir):
+def prepare_fsdd_oov_cmd(takes, sample_frequency, pad_to, fsdd_dir, out_dir):
     """Write an out-of-vocabulary eval data dir: FSDD digits (never commands) from unseen speakers.
 
     FSDD is 8 kHz: the resampled audio has nothing above 4 kHz (a channel mismatch to report).
@@ -122,7 +124,7 @@ def prepare_fsdd_oov_cmd(takes, sample_frequency, fsdd_dir, out_dir):
     """
     from kaldilite.corpora.oov_eval import prepare_fsdd_oov
 
-    data = prepare_fsdd_oov(fsdd_dir, out_dir, takes=takes, sample_frequency=sample_frequency)
+    data = prepare_fsdd_oov(fsdd_dir, out_dir, takes=takes, sample_frequency=sample_frequency, pad_to=pad_to)
     click.echo(f"{out_dir}: {len(data)} OOV utterances (FSDD digits at {sample_frequency} Hz), "
                f"{len(data.speakers)} speakers", err=True)
 

@@ -12,6 +12,12 @@ is a command, so the scorer counts every utterance as `_unknown_`):
   recordings. Both make the set harder to match for any model, which can raise or lower the
   false-accept rate; report it beside the dev fillers, never mixed with them.
 
+  FSDD clips are trimmed to the word (~0.5 s) while Speech Commands clips are 1 s with the word
+  inside: with `pad_to=1.0` each clip is centred in 1 s by sox's `pad` (digital silence; the
+  feature extractor's dither makes it low-level noise), so the OOV set and dev differ in the words,
+  not in clip length (a length-dependent score such as llr_total otherwise tells them apart by
+  duration alone).
+
 Ids: speaker `fsdd_<speaker>`, utterance `fsdd_<speaker>-<digit word>-<take:02d>` (sorted by
 utterance = grouped by speaker, as Kaldi requires).
 """
@@ -25,11 +31,14 @@ from kaldilite.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speakers=None):
+def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speakers=None, pad_to=0.0):
     """Write a data dir of FSDD digits as OOV words: `takes` lowest takes per speaker and digit.
 
-    `speakers` (optional) keeps only those FSDD speakers. Returns the `DataDir`.
+    `speakers` (optional) keeps only those FSDD speakers; `pad_to` > 0 centres each clip shorter
+    than that many seconds in silence of that length. Returns the `DataDir`.
     """
+    import soundfile
+
     from kaldilite.corpora.augment import _require_sox
     from kaldilite.corpora.fsdd import DIGIT_WORDS, list_recordings
     from kaldilite.io.datadir import DataDir
@@ -43,7 +52,11 @@ def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speaker
             continue
         spk = f"fsdd_{speaker}"
         utt = f"{spk}-{DIGIT_WORDS[digit]}-{take:02d}"
-        wav_scp[utt] = f"sox {shlex.quote(str(path))} -r {int(sample_frequency)} -t wav - |"
+        pad = ""
+        if pad_to > 0:
+            missing = max(0.0, pad_to - soundfile.info(str(path)).duration)
+            pad = f" pad {missing / 2:.4f} {missing - missing / 2:.4f}" if missing > 0 else ""
+        wav_scp[utt] = f"sox {shlex.quote(str(path))} -r {int(sample_frequency)} -t wav -{pad} |"
         text[utt] = DIGIT_WORDS[digit]
         utt2spk[utt] = spk
     if not wav_scp:

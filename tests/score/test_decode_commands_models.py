@@ -143,6 +143,25 @@ def test_fsdd_oov_set_is_every_digit_word_resampled_to_16k_with_nothing_above_4k
     assert spectrum[freqs > 4100].sum() < 1e-3 * spectrum.sum()
 
 
+def test_fsdd_oov_pad_to_centres_each_clip_in_one_second_of_silence(fsdd_dir, tmp_path):
+    from kaldilite.corpora.oov_eval import prepare_fsdd_oov
+    from kaldilite.io.audio import read_audio
+
+    plain = prepare_fsdd_oov(fsdd_dir.parent, tmp_path / "plain", takes=1, speakers={"theo"})
+    padded = prepare_fsdd_oov(fsdd_dir.parent, tmp_path / "padded", takes=1, speakers={"theo"}, pad_to=1.0)
+    utt = "fsdd_theo-seven-00"
+    word = np.asarray(read_audio(plain.wav_scp[utt], 16000), np.float64)
+    wave = np.asarray(read_audio(padded.wav_scp[utt], 16000), np.float64)
+    assert len(word) < 16000 and abs(len(wave) - 16000) <= 2
+    # the same samples, with (1 s - clip) / 2 of silence on each side (within a sample of rounding; sox
+    # dithers its 16-bit output, +-2 LSB; the resampler's filter rings for a few samples next to the word)
+    lead = (len(wave) - len(word)) // 2
+    best = min(range(lead - 2, lead + 3), key=lambda k: np.abs(wave[k:k + len(word)] - word).max())
+    assert abs(best - lead) <= 1 and np.abs(wave[best:best + len(word)] - word).max() <= 2
+    assert np.abs(wave[:best - 32]).max() <= 2 and np.abs(wave[best + len(word) + 32:]).max() <= 2
+    assert np.abs(word).max() > 500  # (the word itself is loud)
+
+
 def test_commands_results_reports_an_oov_sets_false_accepts_from_known_measures(tmp_path):
     from kaldilite.decode.rejection import Measures
     from kaldilite.io.datadir import DataDir
