@@ -344,7 +344,7 @@ class FmllrDecodeOptions:
     acoustic_scale: float = 0.083333
     silence_weight: float = 0.01
     fmllr_update_type: str = "full"
-    fmllr_min_count: float = 0.0
+    fmllr_min_count: float = 500.0  # gmm-est-fmllr's default: fewer frames keep the identity
     final_update: bool = True    # a second fMLLR update from the adapted pass (Kaldi's third pass)
     # where the fMLLR statistics' frame posteriors come from: "lattice" = lattice-to-post over each
     # pass's word lattice at `acoustic_scale` (decode_fmllr.sh), "best-path" = the 1-best alignment
