@@ -141,11 +141,12 @@ def test_seven_and_nine_words_in_neither_list_need_their_pronunciations_then_onl
     print(f"of 60 (grammar, threshold): {results}; old commands {acc_before} -> {acc_after}")
 
 
-# Measured on the session system (mono, 20 speakers, no augmentation; deterministic): happy 7/15 by
-# the grammar decision (before the edit 0: it was a filler), old commands 168/247 before and after.
-# FSDD at 16 kHz: nine (N AY N, phones of `no`, `right`, `on`) 41/60 (11/60 past the calibrated
-# threshold); old commands 168 -> 166/247. seven 0/60: its V is trained only on the few `marvin`
-# recordings of the subset and its /s/ lies mostly above the 4 kHz that 8 kHz audio keeps, so the
-# sevens come out as `down` (the full tri2b system: also 0/60, BENCHMARKS.md): not bounded.
-# Bounds: a margin of a few recordings.
-BOUNDS = {"happy": 5, "old_commands_drop": 4, "nine": 36}
+# Measured on the session system (mono, 20 speakers, no augmentation; deterministic) with the
+# recipe's grammar (garbage phone bonus 2.0): happy 6/15 by the grammar decision (before the edit
+# 0: it was a filler), old commands 142/247 before and after. FSDD at 16 kHz: nine (N AY N, phones
+# of `no`, `right`, `on`) 34/60 (22/60 past the calibrated threshold; 41/60 with garbage bonus 0).
+# seven 0/60: its V is trained only on the few `marvin` recordings of the subset and its /s/ lies
+# mostly above the 4 kHz that 8 kHz audio keeps, so the sevens come out as `down` (the full tri2b
+# system: also 0/60, BENCHMARKS.md): not bounded.
+# Bounds: a margin of a few recordings (a platform's BLAS may move a borderline decision or two).
+BOUNDS = {"happy": 4, "old_commands_drop": 4, "nine": 28}
