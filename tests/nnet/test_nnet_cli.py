@@ -46,20 +46,9 @@ def mono_system(tmp_path_factory):
     opts = MonoOptions(nj=1, num_iters=12, max_iter_inc=8, totgauss=14, realign_iters=(1, 2, 3, 5, 8, 10))
     train_mono(tmp / "data", lang, tmp / "mono", opts, pipeline=FeaturePipeline(cmvn="none", delta_order=0))
     # a word-loop grammar over the lang's words: any word, any number of times
-    import pywrapfst as fst
+    import synthetic_setup
 
-    from kaldilite.io.symbols import SymbolTable
-
-    loop_lang = tmp / "lang_loop"
-    shutil.copytree(lang, loop_lang)
-    words = SymbolTable.read(loop_lang / "words.txt")
-    g = fst.VectorFst()
-    state = g.add_state()
-    g.set_start(state)
-    g.set_final(state, float(np.log(5)))
-    for word in corpus.LEXICON:
-        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
-    g.write(str(loop_lang / "G.fst"))
+    loop_lang = synthetic_setup.word_loop_lang(lang, corpus.LEXICON, tmp / "lang_loop")
     runner = CliRunner()
     result = runner.invoke(cli, ["mkgraph", str(loop_lang), str(tmp / "mono"), str(tmp / "mono" / "graph")])
     assert result.exit_code == 0, result.output

@@ -57,22 +57,9 @@ def _hyp_words(path):
 
 
 def _loop_graph(lang, model_dir, lexicon, tmp_path):
-    import shutil
+    import synthetic_setup
 
-    import pywrapfst as fst
-
-    from kaldilite.io.symbols import SymbolTable
-
-    loop_lang = tmp_path / "lang_loop"
-    shutil.copytree(lang, loop_lang)
-    words = SymbolTable.read(loop_lang / "words.txt")
-    g = fst.VectorFst()
-    state = g.add_state()
-    g.set_start(state)
-    g.set_final(state, float(np.log(5)))
-    for word in lexicon:
-        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
-    g.write(str(loop_lang / "G.fst"))
+    loop_lang = synthetic_setup.word_loop_lang(lang, lexicon, tmp_path / "lang_loop")
     graph = tmp_path / "graph_loop"
     result = CliRunner().invoke(cli, ["mkgraph", str(loop_lang), str(model_dir), str(graph)])
     assert result.exit_code == 0, result.output

@@ -33,3 +33,28 @@ def write_data_dir(path, feats, text):
     # save() first: it removes data-dir files the object does not hold, feats.scp among them.
     DataDir(text={u: text[u] for u in utts}, utt2spk={u: u.split("-")[0] for u in utts}).save(path)
     write_matrices([(u, feats[u]) for u in utts], path / "feats.ark", path / "feats.scp")
+
+
+def word_loop_lang(lang, loop_words, out):
+    """A copy of the lang dir `lang` at `out` whose G.fst is a loop over `loop_words`.
+
+    Any of the words, any number of times: one state, start and final, each word arc and the
+    final weight costing log 5 (the decoding tests' grammar when an utterance holds several words).
+    """
+    import shutil
+
+    import numpy as np
+    import pywrapfst as fst
+
+    from kaldilite.io.symbols import SymbolTable
+
+    shutil.copytree(lang, out)
+    words = SymbolTable.read(out / "words.txt")
+    g = fst.VectorFst()
+    state = g.add_state()
+    g.set_start(state)
+    g.set_final(state, float(np.log(5)))
+    for word in loop_words:
+        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
+    g.write(str(out / "G.fst"))
+    return out

@@ -259,25 +259,12 @@ def test_decode_fmllr_cli_recognizes_the_utterances_in_both_passes(systems, tmp_
     """kaldilite mkgraph + decode-fmllr on a word loop over the SAT system: the speaker-independent
     first pass (final.alimdl) and the adapted passes return the spoken words (a handful of the
     415 words of the training data are lost at word boundaries), with a transform per speaker."""
-    import shutil
-
-    import pywrapfst as fst
     from click.testing import CliRunner
 
     from kaldilite.cli import cli
-    from kaldilite.io.symbols import SymbolTable
 
     tmp = systems["tmp"]
-    loop_lang = tmp_path / "lang_loop"
-    shutil.copytree(systems["lang"], loop_lang)
-    words = SymbolTable.read(loop_lang / "words.txt")
-    g = fst.VectorFst()
-    state = g.add_state()
-    g.set_start(state)
-    g.set_final(state, float(np.log(5)))
-    for word in LEXICON:
-        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
-    g.write(str(loop_lang / "G.fst"))
+    loop_lang = synthetic_setup.word_loop_lang(systems["lang"], LEXICON, tmp_path / "lang_loop")
     runner = CliRunner()
     graph = tmp / "tri3b" / "graph_loop"
     result = runner.invoke(cli, ["mkgraph", str(loop_lang), str(tmp / "tri3b"), str(graph)])

@@ -202,10 +202,6 @@ def test_train_mono_cli_reports_a_missing_feats_scp_in_one_line(tmp_path):
 def test_decoding_with_the_trained_model_returns_the_spoken_words(trained, tmp_path):
     """HCLG over a word loop (any word, any number of times) built from the trained model: the
     beam decoder recovers each utterance's words, and its best path is the generating one."""
-    import shutil
-
-    import pywrapfst as fst
-
     from kaldilite.decode import decoder
     from kaldilite.gmm import load_model
     from kaldilite.graph.mkgraph import mkgraph
@@ -214,16 +210,8 @@ def test_decoding_with_the_trained_model_returns_the_spoken_words(trained, tmp_p
     from kaldilite.io.tables import read_matrices
 
     tmp, lang, _, truth, _, _, phone_ids = trained
-    loop_lang = tmp_path / "lang_loop"
-    shutil.copytree(lang, loop_lang)
+    loop_lang = synthetic_setup.word_loop_lang(lang, LEXICON, tmp_path / "lang_loop")
     words = SymbolTable.read(loop_lang / "words.txt")
-    g = fst.VectorFst()
-    state = g.add_state()
-    g.set_start(state)
-    g.set_final(state, float(np.log(5)))
-    for word in LEXICON:
-        g.add_arc(state, fst.Arc(words.id(word), words.id(word), float(np.log(5)), state))
-    g.write(str(loop_lang / "G.fst"))
 
     tm, am, _, _ = load_model(tmp / "exp" / "final.mdl")
     graph = mkgraph(loop_lang, tmp_path / "graph", tm, ContextDependency.read(tmp / "exp" / "tree"))
