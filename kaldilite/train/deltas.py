@@ -168,12 +168,12 @@ def build_tree_and_model(exp, lang, stats, num_leaves, pipeline, opts, extra):
     topo = Topology.read(lang.topo_path)
     with file_log(exp / "log" / "questions.log", "cluster-phones treeacc phones/sets.int questions.int"):
         questions = cluster_phones(stats, _phone_sets(lang), seed=opts.seed)
+        num_clustered = len(questions)
         extra_path = Path(lang.path) / "phones" / "extra_questions.int"
         if extra_path.is_file():
             questions += read_questions(extra_path)
         write_questions(questions, exp / "questions.int")
-        log.info("%d questions (%d from clustering)", len(questions), len(questions) - (
-            len(read_questions(extra_path)) if extra_path.is_file() else 0))
+        log.info("%d questions (%d from clustering)", len(questions), num_clustered)
     compiled = compile_questions(questions, topo, opts.context_width)
     with file_log(exp / "log" / "build_tree.log", f"build-tree --max-leaves={num_leaves} "
                   f"--cluster-thresh={opts.cluster_thresh} --thresh={opts.thresh} "
