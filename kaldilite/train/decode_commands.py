@@ -104,27 +104,15 @@ class _Timer:
 
 def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer):
     """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]."""
-    from kaldilite.decode.confidence import ContrastSearch
-    from kaldilite.decode.decoder import BeamDecoder
-    from kaldilite.decode.rejection import measure, word_sequences_from_decoder
+    from kaldilite.decode.rejection import Recognizer, measure
 
-    decoder = BeamDecoder(graph, tid_to_pdf, recognizer_opts.decoder_options(), lattice=True)
-    contrast = None
-    if recognizer_opts.exact_llr and fillers:
-        contrast = ContrastSearch(graph, tid_to_pdf, words, fillers, recognizer_opts.decoder_options())
+    recognizer = Recognizer(graph, tid_to_pdf, words, fillers, opts=recognizer_opts)
     results = []
     for utt, feats in features:
         with timer:
-            loglikes = scorer(feats)
-            decoder.init()
-            decoder.advance(loglikes)
-            hyps = word_sequences_from_decoder(decoder, words, recognizer_opts.lattice_beam,
-                                               recognizer_opts.max_word_sequences)
-            if contrast is not None:
-                contrast.init()
-                contrast.advance(loglikes)
-                hyps.contrast = contrast.costs(hyps)
-            m = measure(hyps, fillers)
+            recognizer.start()
+            recognizer.advance(scorer(feats))
+            m = measure(recognizer.word_sequences(), fillers)
         results.append((utt, m, len(feats)))
         log.info("%s %s confidence %.3f llr %s", utt, " ".join(m.words or ()), m.confidence,
                  "-" if m.llr is None else f"{m.llr:.3f}")
