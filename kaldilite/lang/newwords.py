@@ -67,12 +67,10 @@ def check_lexicon_phones(dict_dir):
                 )
 
 
-def propose_pronunciations(word, dict_dir):
-    """Lexicon lines `kaldilite g2p --lexicon DICT_DIR WORD` would print, and the phones it could
-    not map into the phone set: (lines, source, unmapped_phones)."""
-    lexicon = _lexicon_file(dict_dir)
-    phone_set = dict_phone_set(Path(dict_dir) / "lexicon.txt")
-    prons, source = g2p(word, keep_stress=lexicon_has_stress(lexicon))
+def propose_pronunciations(word, phone_set, keep_stress):
+    """Lexicon lines `kaldilite g2p --lexicon DICT_DIR WORD` would print for a dict dir of that
+    phone set and stress, and the phones it could not map into the set: (lines, source, unmapped_phones)."""
+    prons, source = g2p(word, keep_stress=keep_stress)
     lines, unmapped = [], []
     for pron in prons:
         pron, changes = restrict_to_phone_set(pron, phone_set)
@@ -97,9 +95,10 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     if not missing:
         return []
     lexicon = _lexicon_file(dict_dir)
+    phone_set, keep_stress = dict_phone_set(dict_dir / "lexicon.txt"), lexicon_has_stress(lexicon)
     proposals, problems = {}, []
     for word, loc in missing.items():
-        lines, source, unmapped = propose_pronunciations(word, dict_dir)
+        lines, source, unmapped = propose_pronunciations(word, phone_set, keep_stress)
         if not lines:
             problems.append(f"{loc}: {word!r}: no pronunciation found (CMUdict, espeak-ng, pypinyin); write it by hand")
         elif unmapped:
