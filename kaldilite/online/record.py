@@ -31,7 +31,7 @@ from kaldilite.online.vad import VAD_RATES, VadGate, VadOptions
 log = logging.getLogger(__name__)
 
 ACCEPT, REDO, SKIP, QUIT = "accept", "redo", "skip", "quit"
-KEYS = {"": ACCEPT, "a": ACCEPT, "y": ACCEPT, "r": REDO, "s": SKIP, "q": QUIT}
+KEYS = {"a": ACCEPT, "y": ACCEPT, "r": REDO, "s": SKIP, "q": QUIT}
 _SPEAKER = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -218,7 +218,7 @@ def _answer(ask, question, default):
         key = ask(question).strip().lower()
         if key == "":
             return default
-        if key[:1] in KEYS and key[:1]:
+        if key[:1] in KEYS:
             return KEYS[key[:1]]
 
 
