@@ -232,8 +232,9 @@ class OnlineRecognizer:
         """
         result = None
         partial = self.decoder.best_path() if self._decoded else None
-        needs_speech = endpoint.startswith("rule") or self._after_endpoint
-        if partial is not None and needs_speech and not endpoint.startswith("rule"):
+        by_rule = endpoint.startswith("rule")
+        needs_speech = by_rule or self._after_endpoint
+        if partial is not None and self._after_endpoint and not by_rule:
             relative_cost = self.decoder.final_relative_cost()
             if relative_cost > self.opts.lattice_beam:
                 log.debug("%s: %s after an endpoint: no complete path within the lattice beam (final relative "
@@ -255,7 +256,7 @@ class OnlineRecognizer:
                                          self.opts.lattice_beam)
             if needs_speech and decision.reason in ("no-path", "no-word"):
                 decision = None  # a few noise frames that never completed a word: nothing was said
-            elif decision is not None and decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:
+            elif decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:
                 decision = None  # the grammar's silence word won: noise, not a word
         if decision is not None:
             end = self._utt_time(int(speech[-1]) + 1)
