@@ -381,12 +381,7 @@ def load_examples(data_dir, pipeline, pdf_alignments):
 
     Augmented copies without an alignment of their own use their source's (`copied_alignment`).
     """
-    from pathlib import Path
-
-    from kaldilite.io.datadir import read_key_values
-
-    uniq_path = Path(data_dir) / "utt2uniq"
-    utt2uniq = read_key_values(uniq_path) if uniq_path.exists() else {}
+    utt2uniq = _utt2uniq(data_dir)
     utts, feats, targets = [], [], []
     mismatched = copied = 0
     for utt, mat in _pipeline_features(data_dir, pipeline):
@@ -417,20 +412,25 @@ def _validation_subset(data_dir, utts, num_utts, rng):
     With DATA/utt2uniq (speed-perturbed or noisy copies) whole groups of copies of one source
     utterance are held out together, so no copy of a validation utterance is trained on.
     """
-    from pathlib import Path
-
-    from kaldilite.io.datadir import read_key_values
-
     mask = np.zeros(len(utts), bool)
     if num_utts <= 0 or len(utts) <= 2 * num_utts:
         return mask
-    uniq_path = Path(data_dir) / "utt2uniq"
-    uniq = read_key_values(uniq_path) if uniq_path.exists() else {}
+    uniq = _utt2uniq(data_dir)
     groups = np.array([uniq.get(u, u) for u in utts])
     names = np.unique(groups)
     copies = len(utts) / len(names)
     chosen = rng.choice(len(names), max(1, int(round(num_utts / copies))), replace=False)
     return np.isin(groups, names[chosen])
+
+
+def _utt2uniq(data_dir):
+    """DATA/utt2uniq (augmented copy -> source recording), or {} without that file."""
+    from pathlib import Path
+
+    from kaldilite.io.datadir import read_key_values
+
+    uniq_path = Path(data_dir) / "utt2uniq"
+    return read_key_values(uniq_path) if uniq_path.exists() else {}
 
 
 def _pipeline_features(data_dir, pipeline):
