@@ -111,16 +111,23 @@ def endpoint_detected(config, num_frames_decoded, trailing_silence_frames, frame
     return None
 
 
-def trailing_silence_frames(alignment, tid_to_phone, silence_phones):
+def silence_tid_mask(tid_to_phone, silence_phones):
+    """transition-id -> whether its phone is a silence phone; transition-id 0 (no phone) counts
+    as silence. Made once per model, so the per-chunk endpoint check is one lookup."""
+    mask = np.isin(np.asarray(tid_to_phone), np.asarray(list(silence_phones), dtype=np.int64))
+    mask[0] = True
+    return mask
+
+
+def trailing_silence_frames(alignment, is_silence_tid):
     """Frames at the end of `alignment` (transition-ids, one per frame) whose phone is silence
-    (Kaldi's TrailingSilenceLength, counting back until the first non-silence frame)."""
-    alignment = np.asarray(alignment)
-    if alignment.size == 0:
-        return 0
-    is_silence = np.isin(np.asarray(tid_to_phone)[alignment], np.asarray(list(silence_phones), dtype=np.int64))
-    nonsilence = np.flatnonzero(~is_silence)
-    return int(alignment.size if nonsilence.size == 0 else alignment.size - 1 - nonsilence[-1])
+    (Kaldi's TrailingSilenceLength, counting back until the first non-silence frame);
+    `is_silence_tid` from `silence_tid_mask`."""
+    alignment = np.asarray(alignment, dtype=np.int64)
+    speech = np.flatnonzero(~is_silence_tid[alignment])
+    return int(alignment.size if speech.size == 0 else alignment.size - 1 - speech[-1])
 
 
-__all__ = ["OnlineEndpointConfig", "OnlineEndpointRule", "endpoint_detected", "trailing_silence_frames",
+__all__ = ["OnlineEndpointConfig", "OnlineEndpointRule", "endpoint_detected", "silence_tid_mask",
+           "trailing_silence_frames",
            "KALDI_RULE_DEFAULTS"]

@@ -33,7 +33,7 @@ from kaldilite.decode.rejection import NON_COMMAND_WORDS, REJECTED, RejectionRul
 from kaldilite.errors import InputError
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
-from kaldilite.online.endpoint import OnlineEndpointConfig, endpoint_detected
+from kaldilite.online.endpoint import OnlineEndpointConfig, endpoint_detected, silence_tid_mask, trailing_silence_frames
 from kaldilite.online.sources import StreamingResampler
 from kaldilite.online.vad import VadGate, VadOptions
 
@@ -118,8 +118,7 @@ class OnlineRecognizer:
         self._shift_samples = int(round(self.frame_shift * self.model_rate))
         self._interval = max(1, int(round(self.opts.chunk_length * self.model_rate)))
         silence = bundle.silence_phones(self.opts.endpoint)
-        self._silence_tid = np.isin(bundle.tid_to_phone, silence)  # transition-id -> is a silence phone
-        self._silence_tid[0] = True
+        self._silence_tid = silence_tid_mask(bundle.tid_to_phone, silence)
         self._rules = self.opts.endpoint.rules()
         self.decoder = BeamDecoder(bundle.graph, bundle.tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self.rule = bundle.rejection or RejectionRule()
@@ -200,17 +199,13 @@ class OnlineRecognizer:
         best = self.decoder.best_path() if self._decoded else None
         return tuple(self.bundle.words.symbol(w) for w in best.words) if best else ()
 
-    def _trailing_silence(self, alignment):
-        speech = np.flatnonzero(~self._silence_tid[alignment])
-        return alignment.size if speech.size == 0 else alignment.size - 1 - int(speech[-1])
-
     def _check_endpoint(self):
         if not self.opts.do_endpointing or self._decoded == 0:
             return None
         best = self.decoder.best_path()
         if best is None:
             return None
-        return endpoint_detected(self._rules, self._decoded, self._trailing_silence(best.alignment),
+        return endpoint_detected(self._rules, self._decoded, trailing_silence_frames(best.alignment, self._silence_tid),
                                  self.frame_shift, self.decoder.final_relative_cost())
 
     def _finish_utterance(self, endpoint, arrival, restart=True):

@@ -8,7 +8,7 @@ import pytest
 from kaldilite.errors import InputError
 from kaldilite.io.config import read_config
 from kaldilite.online.endpoint import (OnlineEndpointConfig, OnlineEndpointRule, endpoint_detected,
-                                       trailing_silence_frames)
+                                       silence_tid_mask, trailing_silence_frames)
 
 SHIFT = 0.01
 
@@ -64,11 +64,12 @@ def test_contains_nonsilence_means_decoded_length_exceeds_trailing_silence():
 
 def test_trailing_silence_counts_back_to_the_last_non_silence_frame():
     tid_to_phone = np.array([0, 1, 1, 2, 2, 3])      # phones 1 and 3 are silence
+    silence = silence_tid_mask(tid_to_phone, [1, 3])
     alignment = np.array([1, 3, 4, 2, 5, 1, 2])       # phones 1 2 2 1 3 1 1
-    assert trailing_silence_frames(alignment, tid_to_phone, [1, 3]) == 4
-    assert trailing_silence_frames(alignment[:3], tid_to_phone, [1, 3]) == 0
-    assert trailing_silence_frames(np.array([1, 5]), tid_to_phone, [1, 3]) == 2
-    assert trailing_silence_frames(np.array([], dtype=int), tid_to_phone, [1]) == 0
+    assert trailing_silence_frames(alignment, silence) == 4
+    assert trailing_silence_frames(alignment[:3], silence) == 0
+    assert trailing_silence_frames(np.array([1, 5]), silence) == 2
+    assert trailing_silence_frames(np.array([], dtype=int), silence_tid_mask(tid_to_phone, [1])) == 0
 
 
 def test_silence_phones_must_be_integers():
