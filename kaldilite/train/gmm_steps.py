@@ -161,9 +161,8 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
         raise InputError(f"no statistics in {len(acc_paths)} accumulator files (no utterance aligned?)")
     t_impr, t_count = tm.update(trans, mincount=transition_min_count, floor=transition_floor)
     pdf_occs = accs.pdf_occupancies(am.pdf_offsets)
-    floor = None
-    if var_floor > 0:
-        floor = np.maximum(var_floor * pooled_within_gaussian_variance(accs), min_variance)
+    floor = variance_floor_vector(accs, var_floor, min_variance)
+    if floor is not None:
         log.info("variance floor: %g x the pooled within-Gaussian variance (median over dimensions %.4g)", var_floor,
                  float(np.median(floor)))
     result = am.update(accs, min_gaussian_occupancy=min_gaussian_occupancy, min_variance=min_variance,
@@ -183,6 +182,14 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
     return {"avg_loglike": accs.avg_loglike, "frames": accs.total_frames, "num_gauss": am.num_gauss,
             "gmm_objf_change": result["objf_change"] / max(result["count"], 1e-10),
             "removed_gaussians": result["removed_gaussians"]}
+
+
+def variance_floor_vector(accs, var_floor, min_variance=0.001):
+    """The per-dimension floor `var_floor` x the pooled within-Gaussian variance (at least
+    `min_variance`), or None when `var_floor` <= 0 (the absolute floor alone)."""
+    if var_floor <= 0:
+        return None
+    return np.maximum(var_floor * pooled_within_gaussian_variance(accs), min_variance)
 
 
 def pooled_within_gaussian_variance(accs):

@@ -147,7 +147,7 @@ def estimate_alignment_model(model_path, acc_paths, out_path, var_floor=0.0):
     """gmm-est --update-flags=mv --remove-low-count-gaussians=false on two-feature statistics
     (variances floored as the SAT model's were, `var_floor` x pooled within-Gaussian variance)."""
     from kaldilite.gmm import GmmAccumulators, load_model, save_model
-    from kaldilite.train.gmm_steps import pooled_within_gaussian_variance
+    from kaldilite.train.gmm_steps import variance_floor_vector
     from kaldilite.train.loop import file_log, remove
 
     with file_log(Path(out_path).parent / "log" / "est_alimdl.log", f"gmm-est --update-flags=mv -> {out_path}"):
@@ -158,9 +158,7 @@ def estimate_alignment_model(model_path, acc_paths, out_path, var_floor=0.0):
                 accs.add(GmmAccumulators.from_arrays(data))
         remove([Path(p) for p in acc_paths])
         weights = am.log_weights.copy()
-        floor = None
-        if var_floor > 0:
-            floor = np.maximum(var_floor * pooled_within_gaussian_variance(accs), 0.001)
+        floor = variance_floor_vector(accs, var_floor)
         am.update(accs, remove_low_count_gaussians=False, variance_floor=floor)
         am.log_weights = weights  # means and variances only
         am.invalidate()
