@@ -460,7 +460,6 @@ def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts:
     """
     from kaldilite.cli.decode import _score, _write_text
     from kaldilite.io.datadir import split_data_dir
-    from kaldilite.lang import LangDir
     from kaldilite.parallel import run_jobs
 
     opts = opts or FmllrDecodeOptions()
