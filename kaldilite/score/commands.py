@@ -397,19 +397,29 @@ def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2s
     the fold's utterances are decided with that setting's measures and that threshold.
     Returns ({utt: Decision}, [(setting, threshold) per fold]).
     """
+    def choose(train_refs):
+        name, calibrated, _ = tune_setting(train_refs, measures_by_setting, rule, commands, target_fa, negatives,
+                                           per_command)
+        return measures_by_setting[name], calibrated, (name, calibrated.threshold)
+
+    return _decide_by_speaker_folds(references, utt2spk, folds, choose)
+
+
+def _decide_by_speaker_folds(references, utt2spk, folds, choose):
+    """The fold loop of the cross-tuned figures: `choose(other folds' references)` -> (measures,
+    rule, record); the fold's utterances are decided by that rule on those measures.
+    Returns ({utt: Decision}, [record per fold])."""
     group = speaker_folds(references, utt2spk, folds)
-    decisions, choices = {}, []
+    decisions, records = {}, []
     for fold in range(folds):
         held_out = {u for u in references if group[utt2spk[u]] == fold}
         if not held_out:
             continue
         train_refs = {u: t for u, t in references.items() if u not in held_out}
-        name, calibrated, _ = tune_setting(train_refs, measures_by_setting, rule, commands, target_fa, negatives,
-                                           per_command)
-        choices.append((name, calibrated.threshold))
-        measures = measures_by_setting[name]
+        measures, calibrated, record = choose(train_refs)
+        records.append(record)
         decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
-    return decisions, choices
+    return decisions, records
 
 
 def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa=0.05,
@@ -421,23 +431,17 @@ def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, ta
     This is the honest figure for a threshold tuned on the same data it is reported on.
     Returns ({utt: Decision}, [threshold per fold]).
     """
-    group = speaker_folds(references, utt2spk, folds)
-    decisions, thresholds = {}, []
-    for fold in range(folds):
-        held_out = {u for u in references if group[utt2spk[u]] == fold}
-        if not held_out:
-            continue
-        train_refs = {u: t for u, t in references.items() if u not in held_out}
+    calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
+
+    def choose(train_refs):
         try:
-            calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
             calibrated, _ = calibrate(train_refs, measures, rule, commands, target_fa, negatives)
         except InputError:
-            log.warning("fold %d: no non-command utterances to calibrate on; keeping threshold %g", fold,
-                        rule.threshold)
+            log.warning("a fold has no non-command utterances to calibrate on; keeping threshold %g", rule.threshold)
             calibrated = rule
-        thresholds.append(calibrated.threshold)
-        decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
-    return decisions, thresholds
+        return measures, calibrated, calibrated.threshold
+
+    return _decide_by_speaker_folds(references, utt2spk, folds, choose)
 
 
 def cross_calibrated_scores(references, measures, rule, commands, utt2spk, target_fa=0.05,
