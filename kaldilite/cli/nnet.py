@@ -101,6 +101,10 @@ def _options_from_config(path, ctx, verb):
               help="LDA row scaling of within-class variance (get_lda.sh).")
 @click.option("--norm-vars", type=bool, default=None,
               help="CMVN variance normalization (default: as the alignment model's pipeline).")
+@click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
+              help="Directory of per-speaker fMLLR transforms trans.* for DATA (align-fmllr output): the network "
+              "then reads the alignment system's LDA+MLLT features through them (Kaldi's feat_type=lda egs); "
+              "decoding needs --transform-dir too. Default: speaker-independent input (online decoding).")
 @click.option("--num-utts-subset", default=300, show_default=True, help="Utterances held out for validation.")
 @click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
               help="Name of the raw features, recorded in the model for error messages.")
@@ -123,11 +127,14 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs
 
     Input: the data dir's features with the alignment model's CMVN, spliced +-splice-width,
     through an LDA-like transform estimated from the alignments; all recorded in EXP/final.mdl.
+    With --transform-dir: the SAT system's features (CMVN, splice, final.mat) through each
+    speaker's fMLLR transform, then spliced and transformed as above.
     Log: EXP/log/train.log (objective and accuracy per iteration, train and validation).
 
     \b
     Usage: kaldilite train-nnet2 [options] <data> <lang> <ali-dir> <exp-dir>
      e.g.: kaldilite train-nnet2 --num-epochs 15 data/train data/lang exp/tri3b_ali exp/nnet2
+           kaldilite train-nnet2 --transform-dir exp/tri3b_ali data/train data/lang exp/tri3b_ali exp/nnet2
     """
     import contextlib
 
@@ -154,16 +161,20 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs
     click.echo(f"{summary} -> {result['final_model']}")
 
 
-def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=()):
+def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=(),
+                     transform_dir=None):
     """One decoding job: {None: [(utt, words)] at `acoustic_scale`, lmwt: [...] at 1/lmwt}."""
     from kaldilite.decode.batch import decode_utterances_at_scales
     from kaldilite.decode.decoder import DecoderOptions
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.io.symbols import SymbolTable
-    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.nnet.model import load_nnet_model, read_transform_dir
     from kaldilite.train.gmm_steps import single_threaded_blas
 
     model = load_nnet_model(model_path)
+    transforms = None
+    if transform_dir is not None:
+        transforms = read_transform_dir(transform_dir, model.fmllr_pipeline.transform)
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
@@ -171,7 +182,9 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
     scales.update({lmwt: 1.0 / lmwt for lmwt in lmwts})
     with single_threaded_blas():
         results = decode_utterances_at_scales(graph, model.tm.tid_to_pdf, model.log_likelihoods,
-                                              model.features(data_dir), opts, list(scales.values()), words)
+                                              model.features(data_dir, transforms=transforms,
+                                                             transform_dir=transform_dir),
+                                              opts, list(scales.values()), words)
     return {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
             for key, scale in scales.items()}
 
@@ -187,11 +200,14 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
 @click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="nnet2 model file (default: DECODE_DIR/../final.mdl).")
+@click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
+              help="Per-speaker fMLLR transforms trans.* of DATA_DIR, from the SAT system's decode-fmllr (e.g. "
+              "exp/tri3b/decode_test); required by a model trained with --transform-dir, refused by others.")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt,
-                     model):
+                     model, transform_dir):
     """Decode a data dir with an nnet2 model and a graph, score when DATA/text exists (like steps/nnet2/decode.sh).
 
     The graph comes from the GMM system whose tree the network shares (e.g. exp/tri3b/graph).
@@ -201,6 +217,8 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     \b
     Usage: kaldilite decode-nnet2 [options] <graph-dir> <data-dir> <decode-dir>
      e.g.: kaldilite decode-nnet2 --nj 2 exp/tri3b/graph data/test exp/nnet2/decode_test
+           kaldilite decode-nnet2 --transform-dir exp/tri3b/decode_test exp/tri3b/graph data/test \
+             exp/nnet2/decode_test
     """
     import time
 
@@ -222,10 +240,20 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     from kaldilite.nnet.model import raw_feature_dim_of
 
     loaded.check_raw_features(raw_feature_dim_of(data_dir))
+    # --transform-dir: present exactly when the model needs it, final.mat as the model's, every
+    # speaker covered; all checked here, once, before any job starts (features() raises eagerly)
+    transforms = None
+    if transform_dir is not None:
+        from kaldilite.nnet.model import read_transform_dir
+
+        transforms = read_transform_dir(transform_dir, loaded.fmllr_pipeline.transform) if loaded.speaker_adapted \
+            else {}
+    loaded.features(data_dir, transforms=transforms, transform_dir=transform_dir)
+    _check_speakers(data_dir, transforms, transform_dir)
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
-    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts)
-                for part in parts]
+    job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
+                 None if transform_dir is None else str(transform_dir)) for part in parts]
     decode_dir.mkdir(parents=True, exist_ok=True)
     outputs = run_jobs(decode_nnet2_job, job_args, decode_dir / "log", "decode", nj=nj)
     hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
@@ -240,6 +268,20 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     click.echo(summary)
     if wer_line:
         click.echo(wer_line)
+
+
+def _check_speakers(data_dir, transforms, transform_dir):
+    """Every speaker of DATA_DIR must have a transform (before decoding starts, not mid-way)."""
+    from kaldilite.errors import InputError
+    from kaldilite.io.datadir import DataDir
+
+    if transforms is None:
+        return
+    utt2spk = DataDir.load(data_dir).utt2spk or {}
+    missing = sorted(set(utt2spk.values()) - set(transforms))
+    if missing:
+        raise InputError(f"--transform-dir {transform_dir}: no fMLLR transform for speaker(s) {' '.join(missing[:5])} "
+                         f"of {data_dir}; decode {data_dir} with decode-fmllr and pass that decode dir")
 
 
 COMMANDS = [train_nnet2_cmd, decode_nnet2_cmd]

@@ -11,6 +11,13 @@ is the scorer handed to the decoder: log posterior - log prior, Kaldi's Decodabl
 A feature-dimension mismatch is reported with the whole chain, e.g.
 "model exp/nnet2/final.mdl expects 117-dim input (13-dim mfcc + speaker CMVN, spliced -4/+4 =
 117, LDA 117) but the features are 39-dim; ...".
+
+Speaker-adapted input (`train-nnet2 --transform-dir`, Kaldi's get_egs2.sh with feat_type=lda
+and steps/nnet2/decode.sh --transform-dir): the network then reads the SAT system's features,
+`fmllr_pipeline` (CMVN -> splice -> final.mat, the GMM model's own `FeaturePipeline`), through
+each speaker's fMLLR transform (trans.* of align-fmllr / decode-fmllr, `transform-feats
+--utt2spk`), and only then its own `pipeline` (splice +-w and the preconditioning transform, no
+CMVN). Such a model records `fmllr_pipeline` and refuses to score features without transforms.
 """
 
 from __future__ import annotations
@@ -27,16 +34,19 @@ from kaldilite.hmm.transition_model import TransitionModel
 from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 
 MODEL_FORMAT = "kaldilite-model"  # shared with kaldilite.gmm.model
-NNET_MODEL_VERSION = 2  # 2: the network may be an ensemble; single networks are still written as version 1
+# 2: the network may be an ensemble; 3: fMLLR-adapted input (`fmllr_pipeline`). A model is written
+# with the lowest version that can hold it, so older readers refuse only what they cannot score.
+NNET_MODEL_VERSION = 3
 PRIOR_FLOOR = 1e-20
 
 
 class NnetAcousticModel:
     """What decoding needs: `tm`, `nnet` (an `Nnet` or `NnetEnsemble`), `priors` (per pdf), `pipeline`,
-    and the input description."""
+    and the input description; `fmllr_pipeline` (optional) is the GMM system's pipeline whose output
+    each speaker's fMLLR transform maps before `pipeline` runs."""
 
     def __init__(self, tm: TransitionModel, nnet, priors, pipeline, raw_feature_dim, feature_type="mfcc",
-                 extra=None, source="nnet2 model"):
+                 extra=None, source="nnet2 model", fmllr_pipeline=None):
         self.tm = tm
         self.nnet = nnet
         self.priors = None if priors is None else np.asarray(priors, dtype=np.float64)
@@ -45,12 +55,15 @@ class NnetAcousticModel:
         self.feature_type = feature_type
         self.extra = dict(extra or {})
         self.source = source
+        self.fmllr_pipeline = fmllr_pipeline
+        if fmllr_pipeline is not None and pipeline.cmvn != "none":
+            raise InputError(f"{source}: with fMLLR-adapted input CMVN belongs to the fMLLR pipeline, not after it")
         if nnet.num_pdfs != tm.num_pdfs:
             raise InputError(f"{source}: the network has {nnet.num_pdfs} outputs but the tree/transition model "
                              f"{tm.num_pdfs} pdfs")
         if self.priors is not None and self.priors.shape != (tm.num_pdfs,):
             raise InputError(f"{source}: {self.priors.shape} priors for {tm.num_pdfs} pdfs")
-        expected = pipeline.output_dim(self.raw_feature_dim)
+        expected = pipeline.output_dim(self.adapted_dim)
         if expected != nnet.input_dim:
             raise InputError(f"{source}: the feature pipeline makes {expected}-dim features but the network "
                              f"takes {nnet.input_dim}")
@@ -63,19 +76,26 @@ class NnetAcousticModel:
     def input_dim(self):
         return self.nnet.input_dim
 
+    @property
+    def speaker_adapted(self):
+        """True if the network reads fMLLR-adapted features (trained with --transform-dir)."""
+        return self.fmllr_pipeline is not None
+
+    @property
+    def adapted_dim(self):
+        """Dimension of what `pipeline` takes: raw features, or the fMLLR pipeline's output."""
+        if self.fmllr_pipeline is None:
+            return self.raw_feature_dim
+        return self.fmllr_pipeline.output_dim(self.raw_feature_dim)
+
     def describe_input(self):
-        """'13-dim mfcc + speaker CMVN, spliced -4/+4 = 117, LDA 117' (what the model expects)."""
-        p = self.pipeline
-        parts = [f"{self.raw_feature_dim}-dim {self.feature_type}"]
-        if p.cmvn != "none":
-            parts.append(f" + {p.cmvn} CMVN" + (" with variance" if p.norm_vars else ""))
-        if p.delta_order:
-            parts.append(f" + deltas order {p.delta_order}")
-        if p.splice_left or p.splice_right:
-            parts.append(f", spliced -{p.splice_left}/+{p.splice_right} = {p.spliced_dim(self.raw_feature_dim)}")
-        if p.transform is not None:
-            parts.append(f", LDA {p.transform.shape[0]}")
-        return "".join(parts)
+        """'13-dim mfcc + speaker CMVN, spliced -4/+4 = 117, LDA 117' (what the model expects); with
+        fMLLR input e.g. '13-dim mfcc + speaker CMVN, spliced -3/+3 = 91, LDA+MLLT 40, per-speaker
+        fMLLR, spliced -4/+4 = 360, LDA 360'."""
+        text = f"{self.raw_feature_dim}-dim {self.feature_type}"
+        if self.fmllr_pipeline is not None:
+            text += _describe_steps(self.fmllr_pipeline, self.raw_feature_dim, "LDA+MLLT") + ", per-speaker fMLLR"
+        return text + _describe_steps(self.pipeline, self.adapted_dim, "LDA")
 
     def _mismatch(self, actual_dim, stage):
         return DimensionMismatchError(
@@ -98,12 +118,100 @@ class NnetAcousticModel:
             loglikes -= np.log(np.maximum(self.priors, PRIOR_FLOOR)).astype(np.float32)
         return loglikes.astype(np.float32, copy=False)
 
-    def features(self, data_dir, utterances=None):
-        """(utt, network input) for a data dir, after checking the raw dimension once."""
+    def features(self, data_dir, utterances=None, transforms=None, transform_dir=None):
+        """(utt, network input) for a data dir, after checking the raw dimension once.
+
+        A speaker-adapted model needs `transforms` (speaker -> fMLLR matrix, `read_transform_dir`;
+        `transform_dir` names their source in messages); a speaker-independent one refuses them.
+        """
         from kaldilite.feat.pipeline import load_features
 
         self.check_raw_features(raw_feature_dim_of(data_dir))
-        return load_features(data_dir, self.pipeline, utterances)
+        if self.fmllr_pipeline is None:
+            if transforms is not None:
+                raise InputError(f"{self.source} is speaker-independent (trained without --transform-dir): it takes "
+                                 f"no fMLLR transforms; drop --transform-dir {transform_dir or ''}".rstrip())
+            return load_features(data_dir, self.pipeline, utterances)
+        if transforms is None:
+            raise InputError(f"{self.source} was trained on fMLLR-adapted features ({self.describe_input()}); "
+                             "decode with --transform-dir DIR, DIR holding the SAT system's trans.* for this data "
+                             "(e.g. exp/tri3b/decode_test from decode-fmllr)")
+        adapted = speaker_adapted_features(data_dir, self.fmllr_pipeline, transforms, utterances, transform_dir)
+        return ((utt, self.pipeline.apply(feats, where=f"{data_dir} ({utt})")) for utt, feats in adapted)
+
+
+def speaker_adapted_features(data_dir, fmllr_pipeline, transforms, utterances=None, transform_dir=None):
+    """(utt, features) of a data dir through a SAT system's pipeline, then its speaker's fMLLR
+    transform (Kaldi's `transform-feats --utt2spk ark:trans.JOB`); a speaker without a
+    transform is an error (Kaldi skips the utterance with a warning)."""
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.transform.fmllr import apply_transform
+
+    utt2spk = DataDir.load(data_dir).utt2spk or {}
+    where = f"--transform-dir {transform_dir}" if transform_dir else "fMLLR transforms"
+    for utt, feats in load_features(data_dir, fmllr_pipeline, utterances):
+        speaker = utt2spk.get(utt, utt)
+        transform = transforms.get(speaker)
+        if transform is None:
+            raise InputError(f"{where}: no fMLLR transform for speaker {speaker} (utterance {utt} of {data_dir}); "
+                             "estimate them on this data dir (align-fmllr for training data, decode-fmllr for test "
+                             "data) and pass that dir")
+        yield utt, apply_transform(feats, transform)
+
+
+def read_transform_dir(transform_dir, lda_mllt=None):
+    """TRANSFORM_DIR/trans.* (align-fmllr or decode-fmllr output) -> dict speaker -> fMLLR matrix.
+
+    As steps/nnet2/decode.sh checks, the LDA+MLLT matrix `lda_mllt` the transforms were
+    estimated after (the model's) must equal TRANSFORM_DIR/final.mat or TRANSFORM_DIR/../final.mat
+    (an alignment dir holds a copy, a decode dir sits in the system's dir); float32 rounding of
+    the file is tolerated.
+    """
+    from pathlib import Path
+
+    from kaldilite.io.tables import read_matrices, read_matrix
+
+    folder = Path(transform_dir)
+    if not folder.is_dir():
+        raise MissingFileError(f"--transform-dir {folder}: no such directory")
+    paths = sorted(p for p in folder.glob("trans.*") if p.suffix[1:].isdigit())
+    if not paths:
+        raise MissingFileError(f"{folder / 'trans.1'}: no fMLLR transforms in --transform-dir {folder}; give the "
+                               "output dir of align-fmllr (training data) or decode-fmllr (test data)")
+    if lda_mllt is not None:
+        candidates = [p for p in (folder / "final.mat", folder.parent / "final.mat") if p.is_file()]
+        if not candidates:
+            raise MissingFileError(f"{folder / 'final.mat'} (or {folder.parent / 'final.mat'}): missing; the fMLLR "
+                                   f"transforms in {folder} must come with the LDA+MLLT matrix they follow")
+        expected = np.asarray(lda_mllt, np.float64)
+        scale = max(float(np.abs(expected).max()), 1.0)
+        if not any(_same_matrix(np.asarray(read_matrix(str(p)), np.float64), expected, scale) for p in candidates):
+            raise InputError(f"{candidates[0]}: LDA+MLLT matrix differs from the one the model's features use; the "
+                             f"transforms in {folder} belong to another SAT system")
+    transforms = {}
+    for path in paths:
+        for speaker, matrix in read_matrices(str(path)):
+            transforms[speaker] = np.asarray(matrix, np.float64)
+    return transforms
+
+
+def _same_matrix(a, b, scale):
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6 * scale))
+
+
+def _describe_steps(pipeline, input_dim, transform_name):
+    p = pipeline
+    parts = []
+    if p.cmvn != "none":
+        parts.append(f" + {p.cmvn} CMVN" + (" with variance" if p.norm_vars else ""))
+    if p.delta_order:
+        parts.append(f" + deltas order {p.delta_order}")
+    if p.splice_left or p.splice_right:
+        parts.append(f", spliced -{p.splice_left}/+{p.splice_right} = {p.spliced_dim(input_dim)}")
+    if p.transform is not None:
+        parts.append(f", {transform_name} {p.transform.shape[0]}")
+    return "".join(parts)
 
 
 def raw_feature_dim_of(data_dir):
@@ -124,7 +232,7 @@ def save_nnet_model(path, model: NnetAcousticModel):
 
     header = {
         "format": MODEL_FORMAT,
-        "version": 2 if isinstance(model.nnet, NnetEnsemble) else 1,
+        "version": 3 if model.speaker_adapted else 2 if isinstance(model.nnet, NnetEnsemble) else 1,
         "model_type": "nnet2",
         "feature_dim": model.input_dim,
         "raw_feature_dim": model.raw_feature_dim,
@@ -133,6 +241,7 @@ def save_nnet_model(path, model: NnetAcousticModel):
         "num_transition_ids": model.tm.num_transition_ids,
         "topology": model.tm.topo.to_text(),
         "pipeline": model.pipeline.to_dict(),
+        "fmllr_pipeline": None if model.fmllr_pipeline is None else model.fmllr_pipeline.to_dict(),
         "nnet": model.nnet.config(),
         "has_priors": model.priors is not None,
         "extra": model.extra,
@@ -180,7 +289,9 @@ def load_nnet_model(path) -> NnetAcousticModel:
         nnet = nnet_from_arrays(header["nnet"], arrays)
         pipeline = FeaturePipeline.from_dict(header["pipeline"])
         priors = arrays.get("priors")
+        fmllr = header.get("fmllr_pipeline")
         return NnetAcousticModel(tm, nnet, priors, pipeline, header["raw_feature_dim"],
-                                 header.get("feature_type", "features"), header.get("extra"), source=f"model {path}")
+                                 header.get("feature_type", "features"), header.get("extra"), source=f"model {path}",
+                                 fmllr_pipeline=None if fmllr is None else FeaturePipeline.from_dict(fmllr))
     except (KeyError, InputError) as exc:
         raise InputError(f"{path}: corrupt nnet2 model file ({exc}); retrain or copy it again") from None

@@ -31,7 +31,11 @@ same data with the same BLAS produce identical models.
 front end, splice +-`splice_width`, examples from the alignments, a validation subset of
 `num_utts_subset` utterances held out of training, the LDA-like preconditioning transform
 (`kaldilite.nnet.preconditioning`), then `train_network`, writing EXP/final.mdl with
-everything its input needs.
+everything its input needs. With `transform_dir` (train_pnorm_simple2.sh --transform-dir, as
+get_egs2.sh builds the egs for feat_type=lda) the frames are instead the alignment system's own
+features (CMVN, splice, final.mat) through each speaker's fMLLR transform from
+TRANSFORM_DIR/trans.*, then spliced +-`splice_width` and preconditioned; the model records
+that it needs such transforms (`NnetAcousticModel.fmllr_pipeline`).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class Nnet2Options:
     num_utts_subset: int = 300
     feature_type: str = "mfcc"
     norm_vars: bool | None = None  # CMVN variance normalization; None: as the alignment model's
+    transform_dir: str | None = None  # fMLLR transforms (trans.*): train on the SAT system's adapted features
 
     def __post_init__(self):
         if self.num_epochs < 1 or self.samples_per_iter < 1 or self.minibatch_size < 1:
@@ -376,15 +381,16 @@ def copied_alignment(utt, pdf_alignments, utt2uniq):
     return None
 
 
-def load_examples(data_dir, pipeline, pdf_alignments):
+def load_examples(data_dir, pipeline, pdf_alignments, features=None):
     """(utterances, features, targets, offsets) for the utterances with features and alignment.
 
     Augmented copies without an alignment of their own use their source's (`copied_alignment`).
+    `features` (iterable of (utt, matrix)) replaces the data dir's features through `pipeline`.
     """
     utt2uniq = _utt2uniq(data_dir)
     utts, feats, targets = [], [], []
     mismatched = copied = 0
-    for utt, mat in _pipeline_features(data_dir, pipeline):
+    for utt, mat in features if features is not None else _pipeline_features(data_dir, pipeline):
         pdfs = copied_alignment(utt, pdf_alignments, utt2uniq)
         if pdfs is None:
             continue
@@ -471,13 +477,32 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         norm_vars = opts.norm_vars
     from kaldilite.feat.pipeline import FeaturePipeline
 
-    spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,
-                              splice_right=opts.splice_width)
     raw_dim = raw_feature_dim_of(data_dir)
     pdf_alis = read_pdf_alignments(ali, tm.tid_to_pdf)
-    utts, feats, targets, offsets = load_examples(data_dir, spliced, pdf_alis)
-    log.info("%d utterances, %d frames of %d-dim %s + %s CMVN spliced -%d/+%d = %d", len(utts), len(targets),
-             raw_dim, opts.feature_type, cmvn, opts.splice_width, opts.splice_width, feats.shape[1])
+    fmllr_pipeline = features = None
+    if opts.transform_dir:
+        from kaldilite.nnet.model import read_transform_dir, speaker_adapted_features
+
+        if gmm_pipeline is None:
+            raise InputError(f"{ali / 'final.mdl'}: the model does not record its feature pipeline, so fMLLR "
+                             "transforms cannot be applied to its features; retrain it with this kaldilite")
+        if opts.norm_vars is not None and opts.norm_vars != gmm_pipeline.norm_vars:
+            raise InputError(f"train-nnet2: --norm-vars {opts.norm_vars} conflicts with --transform-dir: the fMLLR "
+                             f"transforms follow {ali / 'final.mdl'}'s CMVN (norm-vars {gmm_pipeline.norm_vars})")
+        fmllr_pipeline = gmm_pipeline
+        transforms = read_transform_dir(opts.transform_dir, gmm_pipeline.transform)
+        log.info("using the fMLLR transforms of %s (%d speakers) on %s's features", opts.transform_dir,
+                 len(transforms), ali / "final.mdl")
+        spliced = FeaturePipeline(cmvn="none", splice_left=opts.splice_width, splice_right=opts.splice_width)
+        features = ((utt, spliced.apply(mat)) for utt, mat in
+                    speaker_adapted_features(data_dir, gmm_pipeline, transforms, transform_dir=opts.transform_dir))
+    else:
+        spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,
+                                  splice_right=opts.splice_width)
+    utts, feats, targets, offsets = load_examples(data_dir, spliced, pdf_alis, features)
+    log.info("%d utterances, %d frames of %d-dim %s + %s CMVN%s spliced -%d/+%d = %d", len(utts), len(targets),
+             raw_dim, opts.feature_type, cmvn, "" if fmllr_pipeline is None else ", final.mat, fMLLR,",
+             opts.splice_width, opts.splice_width, feats.shape[1])
     rng = np.random.default_rng(opts.seed)
     valid_utts = _validation_subset(data_dir, utts, opts.num_utts_subset, rng)
     frame_is_valid = np.repeat(valid_utts, np.diff(offsets))
@@ -494,7 +519,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
     model = NnetAcousticModel(tm, result.nnet, result.priors, pipeline, raw_dim, opts.feature_type, extra,
-                              source=f"model {exp / 'final.mdl'}")
+                              source=f"model {exp / 'final.mdl'}", fmllr_pipeline=fmllr_pipeline)
     save_nnet_model(exp / "final.mdl", model)
     shutil.copyfile(ali / "tree", exp / "tree")
     for name in ("phones.txt",):

@@ -90,6 +90,10 @@ def _load_nnet2(path):
     if model.feature_type not in ("mfcc", "features"):
         raise InputError(f"{path}: an nnet2 model on {model.feature_type} features; online decoding computes MFCC "
                          "only (retrain on MFCC)")
+    if model.speaker_adapted:
+        raise InputError(f"{path}: an nnet2 model on fMLLR-adapted features (trained with --transform-dir); online "
+                         "decoding has no speaker transforms: export a speaker-independent one (train-nnet2 without "
+                         "--transform-dir)")
     # NnetAcousticModel already is a scorer: log_likelihoods (log posterior - log prior), num_pdfs, pipeline.
     return LoadedModel("nnet2", model.tm.tid_to_pdf, model.tm.tid_to_phone, model, model.pipeline,
                        model.raw_feature_dim)

@@ -39,6 +39,10 @@ nnet_gmm=tri3b         # stage 8: the GMM system whose alignments, tree and grap
 nnet_speeds=0.8,0.9,1.0,1.1,1.2  # stage 8: the DNN trains on these speed-perturbed copies ("" = none)
 nnet_noise_snrs=20:15:10:5       # stage 8: plus one copy of them with background noise at these SNRs ("" = none)
 nnet_noise_dir=                  # its noise clips (default: speech_commands/_background_noise_ of the shared data)
+nnet_fmllr=true        # stage 8: true: the DNN reads $nnet_gmm's speaker-adapted features (LDA+MLLT, then per-speaker
+                       # fMLLR: align-fmllr's transforms in training, decode-fmllr's at test time), as Kaldi's nnet2
+                       # recipes on tri3b; false: speaker-independent MFCC + CMVN input (no transforms needed: what
+                       # online decoding and the commands recipe use)
 dir=                   # where data/ exp/ mfcc/ go (default: work_<split> in this folder)
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|dependent] [--corpus DIR] [--nj N]
   e.g.: $0 --split dependent --stage 3"
@@ -130,7 +134,7 @@ fi
 # Stage 8 (nnet2): train on a GMM system's alignments, decode into exp/nnet2/decode_test.
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: nnet2 p-norm DNN on $nnet_gmm alignments (speeds ${nnet_speeds:-1.0}, noise SNRs ${nnet_noise_snrs:-none}; MFCC + CMVN input), decode"
+  log "Stage 8: nnet2 p-norm DNN on $nnet_gmm alignments (speeds ${nnet_speeds:-1.0}, noise SNRs ${nnet_noise_snrs:-none}; fMLLR input: $nnet_fmllr), decode"
   [ -f exp/$nnet_gmm/final.mdl ] || { echo "$0: exp/$nnet_gmm/final.mdl missing; run its stage first" >&2; exit 1; }
   # Guards: a re-run of this stage (e.g. after editing conf/nnet2.conf) keeps the perturbed
   # features and the alignments when they are newer than what they were made from.
@@ -180,8 +184,27 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
       log "no noise clips at $noise_dir (set --nnet-noise-dir): training without the noisy copy"
     fi
   fi
-  kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" $nnet_train data/lang $ali_dir exp/nnet2
-  kaldilite decode-nnet2 --nj $nj --acwt $acwt exp/$nnet_gmm/graph data/test exp/nnet2/decode_test
+  train_opts=()
+  decode_opts=()
+  if [ "$nnet_fmllr" = true ]; then
+    # steps/nnet2/get_egs2.sh with feat_type=lda: the alignment dir's final.mat and trans.* (here
+    # --transform-dir); steps/nnet2/decode.sh --transform-dir exp/tri3b/decode_test at test time.
+    [ -f exp/$nnet_gmm/final.alimdl ] || { echo "$0: nnet_fmllr=true needs a SAT system, exp/$nnet_gmm has no final.alimdl (or set --nnet-fmllr false)" >&2; exit 1; }
+    [ -f exp/$nnet_gmm/decode_test/trans.1 ] || { echo "$0: exp/$nnet_gmm/decode_test/trans.1 missing; run stage 7 (decode-fmllr) first" >&2; exit 1; }
+    trans_dir=$ali_dir
+    if [ "$nnet_train" != "$train" ]; then
+      # the noisy copies are speakers of their own: align-fmllr on the combined data gives every
+      # speaker its transform (the noisy copies still train on their clean source's alignment)
+      trans_dir=exp/${nnet_gmm}_ali_$(basename $nnet_train)
+      if ! [ $trans_dir/trans.1 -nt $ali_dir/ali.1.gz ] || ! [ $trans_dir/trans.1 -nt ${train}_noise/feats.scp ]; then
+        kaldilite align-fmllr --nj $nj $nnet_train data/lang exp/$nnet_gmm $trans_dir
+      fi
+    fi
+    train_opts=(--transform-dir $trans_dir)
+    decode_opts=(--transform-dir exp/$nnet_gmm/decode_test)
+  fi
+  kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" "${train_opts[@]}" $nnet_train data/lang $ali_dir exp/nnet2
+  kaldilite decode-nnet2 --nj $nj --acwt $acwt "${decode_opts[@]}" exp/$nnet_gmm/graph data/test exp/nnet2/decode_test
 fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
