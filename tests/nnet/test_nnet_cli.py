@@ -176,3 +176,138 @@ def test_an_ensemble_decodes_the_synthetic_corpus_like_its_generating_model(ense
                                       str(tmp / "data"), str(tmp / "nnet2_ens" / "decode")])
     assert result.exit_code == 0, result.output
     assert re.search(r"%WER 0\.00 \[ 0 / \d+,", result.output), result.output
+
+
+# ------------------------------------------------------------------ fMLLR-adapted input (--transform-dir)
+def _splice_by_hand(x, context):
+    """splice-feats with edge frames repeated, written out frame by frame."""
+    rows = []
+    for t in range(len(x)):
+        rows.append(np.concatenate([x[min(max(t + k, 0), len(x) - 1)] for k in range(-context, context + 1)]))
+    return np.array(rows)
+
+
+def test_speaker_adapted_input_equals_cmvn_splice_lda_then_each_speakers_fmllr_composed_by_hand(mono_system,
+                                                                                                tmp_path):
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm.model import load_model
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.nnet.model import NnetAcousticModel, load_nnet_model, save_nnet_model
+    from kaldilite.nnet.network import Nnet
+
+    tmp, _ = mono_system
+    tm, _, _, _ = load_model(tmp / "mono" / "final.mdl")
+    rng = np.random.default_rng(5)
+    feats = {f"{spk}-{k}": rng.standard_normal((7 + k, 4)).astype(np.float32) for spk in ("a", "b") for k in range(2)}
+    data = tmp_path / "data"
+    DataDir(utt2spk={u: u[0] for u in feats}).save(data)
+    write_matrices(sorted(feats.items()), data / "feats.ark", data / "feats.scp")
+    means = {}
+    for spk in ("a", "b"):  # CMVN stats written out by hand: sums, count, sums of squares
+        frames = np.concatenate([m for u, m in feats.items() if u[0] == spk]).astype(np.float64)
+        stats = np.zeros((2, 5))
+        stats[0, :4], stats[0, 4], stats[1, :4] = frames.sum(0), len(frames), (frames ** 2).sum(0)
+        write_matrices([(spk, stats)], data / f"cmvn_{spk}.ark", data / f"cmvn_{spk}.scp")
+        means[spk] = frames.mean(0)
+    (data / "cmvn.scp").write_text((data / "cmvn_a.scp").read_text() + (data / "cmvn_b.scp").read_text())
+    lda_mllt = rng.standard_normal((3, 12))  # splice +-1 of 4 dims -> 3
+    fmllr = {spk: np.hstack([np.eye(3) + 0.1 * rng.standard_normal((3, 3)), rng.standard_normal((3, 1))])
+             for spk in ("a", "b")}
+    precondition = rng.standard_normal((15, 15))  # splice +-2 of 3 dims
+    gmm_pipeline = FeaturePipeline(cmvn="speaker", splice_left=1, splice_right=1, transform=lda_mllt)
+    nnet_pipeline = FeaturePipeline(cmvn="none", splice_left=2, splice_right=2, transform=precondition)
+    nnet = Nnet.pnorm(15, tm.num_pdfs, num_hidden_layers=1, pnorm_input_dim=20, pnorm_output_dim=10, rng=rng)
+    model = NnetAcousticModel(tm, nnet, None, nnet_pipeline, 4, "mfcc", fmllr_pipeline=gmm_pipeline)
+    assert model.describe_input() == ("4-dim mfcc + speaker CMVN, spliced -1/+1 = 12, LDA+MLLT 3, per-speaker fMLLR, "
+                                      "spliced -2/+2 = 15, LDA 15")
+    save_nnet_model(tmp_path / "final.mdl", model)
+    with zipfile.ZipFile(tmp_path / "final.mdl") as archive:
+        assert json.loads(bytes(np.load(archive.open("header.npy"))).decode())["version"] == 3
+    model = load_nnet_model(tmp_path / "final.mdl")
+    got = dict(model.features(data, transforms=fmllr))
+    assert sorted(got) == sorted(feats)
+    for utt, x in feats.items():
+        spk = utt[0]
+        lda = _splice_by_hand(x - means[spk], 1) @ lda_mllt.T
+        adapted = lda @ fmllr[spk][:, :3].T + fmllr[spk][:, 3]
+        expected = _splice_by_hand(adapted, 2) @ precondition.T
+        np.testing.assert_allclose(got[utt], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    with pytest.raises(InputError, match=r"trained on fMLLR-adapted features .* decode with --transform-dir"):
+        model.features(data)
+    with pytest.raises(InputError, match="no fMLLR transform for speaker b"):
+        dict(model.features(data, transforms={"a": fmllr["a"]}))
+
+
+def test_transform_dir_must_hold_the_models_lda_mllt_matrix(tmp_path):
+    from kaldilite.nnet.model import read_transform_dir
+    from kaldilite.train.lda_mllt import write_matrix, write_speaker_transforms
+
+    lda_mllt = np.random.default_rng(0).standard_normal((3, 12))
+    decode_dir = tmp_path / "tri3b" / "decode_test"  # decode-fmllr's layout: final.mat one level up
+    decode_dir.mkdir(parents=True)
+    w = {"theo": np.hstack([np.eye(3), np.ones((3, 1))])}
+    write_speaker_transforms(w, decode_dir / "trans.1")
+    with pytest.raises(FileNotFoundError, match="final.mat"):
+        read_transform_dir(decode_dir, lda_mllt)
+    write_matrix(tmp_path / "tri3b" / "final.mat", lda_mllt)  # float32 on disk: rounding is not a mismatch
+    np.testing.assert_allclose(read_transform_dir(decode_dir, lda_mllt)["theo"], w["theo"], rtol=1e-6)
+    with pytest.raises(InputError, match="LDA\\+MLLT matrix differs .* belong to another SAT system"):
+        read_transform_dir(decode_dir, lda_mllt + 0.01)
+    with pytest.raises(FileNotFoundError, match="no fMLLR transforms in --transform-dir"):
+        read_transform_dir(tmp_path / "tri3b", None)
+
+
+@pytest.fixture(scope="module")
+def fmllr_nnet_system(mono_system):
+    """An nnet trained through --transform-dir on per-speaker affine transforms of the corpus."""
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.train.lda_mllt import write_speaker_transforms
+
+    tmp, lang = mono_system
+    rng = np.random.default_rng(2)
+    speakers = sorted(set(DataDir.load(tmp / "data").utt2spk.values()))
+    transforms = {spk: np.hstack([np.eye(4) + 0.05 * rng.standard_normal((4, 4)), 0.1 * rng.standard_normal((4, 1))])
+                  for spk in speakers}
+    (tmp / "trans").mkdir()
+    write_speaker_transforms(transforms, tmp / "trans" / "trans.1")
+    result = CliRunner().invoke(cli, ["train-nnet2", "--num-epochs", "8", "--samples-per-iter", "1000",
+                                      "--pnorm-input-dim", "200", "--pnorm-output-dim", "20",
+                                      "--num-utts-subset", "20", "--seed", "1", "--transform-dir", str(tmp / "trans"),
+                                      str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2_fmllr")])
+    assert result.exit_code == 0, result.output
+    return tmp, speakers
+
+
+def test_a_model_trained_with_transforms_decodes_with_them_and_refuses_to_decode_without(fmllr_nnet_system):
+    tmp, speakers = fmllr_nnet_system
+    graph, data, out = str(tmp / "mono" / "graph"), str(tmp / "data"), tmp / "nnet2_fmllr"
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", "--acwt", "1.0", "--transform-dir",
+                                      str(tmp / "trans"), graph, data, str(out / "decode")])
+    assert result.exit_code == 0, result.output
+    assert "%WER 0.00 [ 0 / " in result.output
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", graph, data, str(out / "decode_none")])
+    assert isinstance(result.exception, InputError) and "--transform-dir" in str(result.exception)
+    assert not (out / "decode_none" / "hyp.txt").exists()
+    from kaldilite.io.tables import read_matrix_dict
+    from kaldilite.train.lda_mllt import write_speaker_transforms
+
+    partial = tmp / "trans_partial"
+    partial.mkdir()
+    write_speaker_transforms({s: m for s, m in read_matrix_dict(str(tmp / "trans" / "trans.1")).items()
+                              if s != speakers[-1]}, partial / "trans.1")
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", "--transform-dir", str(partial), graph, data,
+                                      str(out / "decode_partial")])
+    assert isinstance(result.exception, InputError)
+    assert f"no fMLLR transform for speaker(s) {speakers[-1]}" in str(result.exception)
+
+
+def test_a_speaker_independent_model_refuses_transforms_and_online_export_refuses_an_adapted_one(
+        nnet_system, fmllr_nnet_system):
+    from kaldilite.online.bundle import _load_nnet2
+
+    tmp, _ = fmllr_nnet_system
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "1", "--transform-dir", str(tmp / "trans"),
+                                      str(tmp / "mono" / "graph"), str(tmp / "data"), str(tmp / "nnet2" / "dec_t")])
+    assert isinstance(result.exception, InputError) and "speaker-independent" in str(result.exception)
+    with pytest.raises(InputError, match="online decoding has no speaker transforms"):
+        _load_nnet2(tmp / "nnet2_fmllr" / "final.mdl")
