@@ -195,6 +195,9 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--exact-llr/--lattice-llr", default=False, show_default=True,
               help="LLR from constrained searches for the side missing from the lattice, instead of clipping "
                    "it at the lattice beam (RecognizerOptions.exact_llr).")
+@click.option("--first-pass-measures/--no-first-pass-measures", default=False, show_default=True,
+              help="SAT models: also decode the speaker-independent pass with lattices and keep its llr "
+                   "(first_pass_llr in measures.jsonl), for rejection decided before fMLLR.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -202,7 +205,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
-                        first_beam, silence_weight, fmllr_min_count, exact_llr, model):
+                        first_beam, silence_weight, fmllr_min_count, exact_llr, first_pass_measures, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -239,7 +242,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         silence_phones = _silence_phones_from(model_path.parent, graph_dir)
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
-                                fmllr_min_count=fmllr_min_count, exact_llr=exact_llr)
+                                fmllr_min_count=fmllr_min_count, exact_llr=exact_llr,
+                                first_pass_measures=first_pass_measures)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]
@@ -349,8 +353,13 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
 
 @click.command("calibrate-rejection")
 @click.option("--target-fa", default=0.05, show_default=True, help="False-accept rate to meet on the dev set.")
-@click.option("--score", "score_name", type=click.Choice(["confidence", "llr", "llr_total"]), default=None,
-              help="Which measure to threshold (default: the rule's, confidence unless set).")
+@click.option("--score", "score_name", type=click.Choice(["confidence", "llr", "llr_total", "logistic"]), default=None,
+              help="Which measure to threshold (default: the rule's, confidence unless set); logistic: a "
+                   "logistic regression over --features, fitted on the same utterances.")
+@click.option("--features", default=None,
+              help="logistic: comma-separated features (llr_total, llr, confidence_logit, command_margin, "
+                   "command_cost_per_frame, first_pass_llr_total, num_frames; default llr_total,"
+                   "confidence_logit,command_margin,command_cost_per_frame).")
 @click.option("--negatives", type=click.Choice(["unknown", "unknown+silence"]), default="unknown+silence",
               show_default=True, help="Which non-command utterances count for the false-accept rate.")
 @click.option("--rule-out", type=click.Path(dir_okay=False),
@@ -362,8 +371,8 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
-def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_sets, commands_file, data_dir,
-                            decode_dir, graph_dir):
+def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_sets, features, commands_file,
+                            data_dir, decode_dir, graph_dir):
     """Pick the rejection threshold on a decoded dev set for a target false-accept rate.
 
     Reads DECODE_DIR/measures.jsonl (decode-commands), picks the lowest threshold whose FA on
@@ -380,6 +389,9 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
     rule = RejectionRule.for_graph(graph_dir)
     if score_name:
         rule = RejectionRule(score=score_name, threshold=rule.threshold, enabled=True)
+    if features:
+        rule = RejectionRule(score=rule.score, threshold=rule.threshold,
+                             logistic={"features": [f.strip() for f in features.split(",") if f.strip()]})
     rule.enabled = True
     classes = (UNKNOWN_CLASS,) if negatives == "unknown" else (UNKNOWN_CLASS, SILENCE_CLASS)
     calibrated, scores = calibrate_threshold(references, measures, rule, commands, target_fa, classes)
@@ -392,6 +404,10 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
                f"{100 * c['false_accept_rate']:.2f}% on {c['num_negatives']} non-command utts (target "
                f"{100 * target_fa:.1f}%), FR {100 * c['false_reject_rate']:.2f}%, command accuracy "
                f"{100 * c['command_accuracy']:.2f}% on {c['num_commands']} -> {path}")
+    if calibrated.logistic:
+        lg = calibrated.logistic
+        click.echo("calibrate-rejection: logistic weights (standardized features): bias "
+                   f"{lg['bias']:+.3f}, " + ", ".join(f"{n} {w:+.3f}" for n, w in zip(lg["features"], lg["weights"])))
 
 
 def _rtf(decode_dir):
@@ -427,8 +443,8 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
 
     from kaldilite.decode.rejection import RejectionRule
     from kaldilite.score.commands import (MEASURES_FILE, UNKNOWN_CLASS, calibrate_threshold,
-                                          cross_calibrated_decisions, decide_all, det_curve, equal_error_rate,
-                                          read_measures, score_decisions)
+                                          cross_calibrated_decisions, decide_all, det_curve_of_decisions,
+                                          equal_error_rate, read_measures, score_decisions)
 
     commands = read_command_list(commands_file)
     rows = []
@@ -454,12 +470,13 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
         references, measures, utt2spk = _pooled_sets(sets.values(), commands_file)
         extra_refs = {key: _load_for_scoring(d, dec, commands_file)[:2] for key, (d, dec) in extra.items()}
         rule = RejectionRule.for_graph(exp / "graph_commands")
-        eer = equal_error_rate(det_curve(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)))
 
         def split(decisions):
             return ({key: score_decisions(refs, decisions, commands) for key, refs in refs_by_set.items()})
 
         crossed, thresholds = cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa)
+        # over the cross-calibrated scores: a logistic rule's come from weights fitted on the other fold
+        eer = equal_error_rate(det_curve_of_decisions(references, crossed, commands, (UNKNOWN_CLASS,)))
         by_set = split(crossed)
         on_all, _ = calibrate_threshold(references, measures, rule, commands, target_fa)
         for key, (refs, meas) in extra_refs.items():

@@ -19,6 +19,17 @@ report): the label posterior and the command-vs-filler likelihood ratio, both de
   ``lattice_beam`` worse than the best, so the ratio is clipped there (``llr_clipped``) -- unless
   the two costs come from constrained searches (`WordSequences.contrast`, see
   `restrict_graph`), which make the ratio exact. None when the grammar has no fillers.
+* ``command_margin``: ``(cost of the second-best command label - cost of the best command
+  label) / acoustic_scale``, in acoustic log-likelihood units over the utterance: how far the
+  nearest other command is (an out-of-vocabulary word often lies between two commands, a clear
+  command far from every other). With no second command in the lattice it is clipped at
+  ``lattice_beam / acoustic_scale``. None without any command.
+* ``command_cost_per_frame``: the best command path's cost ``/ (acoustic_scale * num_frames)``,
+  a per-frame negative log-likelihood (plus the small graph cost): how well the command's own
+  models fit, whatever the fillers do (exact under `WordSequences.contrast`). None without any
+  command path.
+* ``first_pass_llr``: the per-frame ``llr`` of a speaker-independent first pass (SAT models
+  decoded in two passes, `kaldilite.train.decode_commands`), set by that decoder, None otherwise.
 """
 
 import math
@@ -57,6 +68,9 @@ class Measures:
     llr_clipped: bool = False
     best_command: tuple = ()
     best_command_confidence: float = 0.0
+    command_margin: float = None
+    command_cost_per_frame: float = None
+    first_pass_llr: float = None
 
 
 def _label(words, non_command):
@@ -87,8 +101,17 @@ def measure(hyps, fillers):
     best_command = min(commands, key=commands.get) if commands else ()
     m = Measures(words=best_words, label=best_label, confidence=label_post[best_label],
                  best_command=best_command, best_command_confidence=label_post.get(best_command, 0.0))
+    beam = hyps.lattice_beam if math.isfinite(hyps.lattice_beam) else 0.0
+    scale = hyps.acoustic_scale if hyps.acoustic_scale > 0 else 1.0
+    if commands:
+        others = sorted(c for lab, c in commands.items() if lab != best_command)
+        m.command_margin = ((others[0] - commands[best_command]) if others else beam) / scale
+    cost_command = commands[best_command] if commands else None
+    if hyps.contrast is not None and math.isfinite(hyps.contrast[0]):
+        cost_command = hyps.contrast[0]
+    if cost_command is not None:
+        m.command_cost_per_frame = cost_command / (scale * max(hyps.num_frames, 1))
     if fillers:
-        beam = hyps.lattice_beam if math.isfinite(hyps.lattice_beam) else 0.0
         cost_command = commands[best_command] if commands else None
         cost_other = label_cost.get(())
         if hyps.contrast is not None:  # exact costs from the constrained searches

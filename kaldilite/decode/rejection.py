@@ -21,6 +21,16 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    its own threshold (the per-keyword thresholds of keyword spotters: a short command like "up"
    scores lower than "stop" and meets other out-of-vocabulary words), else ``threshold`` applies.
 
+3. ``score="logistic"``: the score is the logit of a logistic regression over a few
+   standardized features of the utterance (`FEATURES`: ``llr_total``, the label posterior's
+   logit, the margin to the second-best command, the command's cost per frame, the SAT first
+   pass's ``llr_total``), ``bias + sum(weights * (x - mean) / scale)``, fitted on calibration
+   utterances by `kaldilite.score.commands.fit_logistic_rule` (accepted-and-right commands
+   against everything else the best-path rule accepts) and thresholded like any score. The
+   weights live in ``logistic`` (``features, mean, scale, weights, bias``) in ``rejection.json``,
+   so the online decoder applies the same rule. A feature an utterance lacks (the first pass
+   live, where SAT has none) takes its mean: it adds nothing to the logit.
+
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"
 baseline the commands recipe reports). The rule is saved as JSON (``rejection.json`` next to
@@ -72,7 +82,35 @@ log = logging.getLogger(__name__)
 REJECTED = "<rejected>"
 RULE_FILE = "rejection.json"
 FILLERS_FILE = "words/fillers.txt"
-SCORES = ("confidence", "llr", "llr_total")
+SCORES = ("confidence", "llr", "llr_total", "logistic")
+
+
+def _confidence_logit(m, num_frames):
+    # the label posterior saturates at 1 - exp(-lattice_beam): clip so that its logit stays finite
+    p = min(max(m.confidence, 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
+
+
+def _times_frames(value, num_frames):
+    return None if value is None else value * max(num_frames, 1)
+
+
+# Features a logistic rule may use: name -> f(Measures, num_frames), None when unavailable.
+FEATURES = {
+    "llr_total": lambda m, n: _times_frames(m.llr, n),
+    "llr": lambda m, n: m.llr,
+    "confidence_logit": _confidence_logit,
+    "command_margin": lambda m, n: m.command_margin,
+    "command_cost_per_frame": lambda m, n: m.command_cost_per_frame,
+    "first_pass_llr_total": lambda m, n: _times_frames(m.first_pass_llr, n),
+    "num_frames": lambda m, n: float(n),
+}
+DEFAULT_LOGISTIC_FEATURES = ("llr_total", "confidence_logit", "command_margin", "command_cost_per_frame")
+
+
+def feature_vector(m, num_frames, names):
+    """The values of the features `names` (keys of `FEATURES`) for one utterance; None where missing."""
+    return [FEATURES[name](m, num_frames) for name in names]
 
 
 @dataclass
@@ -126,10 +164,26 @@ class RejectionRule:
     enabled: bool = True
     calibration: dict = field(default_factory=dict)
     command_thresholds: dict = field(default_factory=dict)  # {"command words": threshold}, overrides `threshold`
+    # score "logistic": {"features": [names], "mean": [..], "scale": [..], "weights": [..], "bias": b};
+    # only "features" (and "l2") before calibration has fitted it
+    logistic: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.score not in SCORES:
             raise InputError(f"rejection rule: score {self.score!r} is not one of {', '.join(SCORES)}")
+        if self.logistic:
+            names = list(self.logistic.get("features", ()))
+            unknown = [n for n in names if n not in FEATURES]
+            if unknown:
+                raise InputError(f"rejection rule: unknown logistic feature(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(FEATURES)}")
+            if "weights" in self.logistic:  # fitted (else only the feature names, for calibration)
+                for key in ("mean", "scale", "weights"):
+                    if len(self.logistic.get(key, ())) != len(names):
+                        raise InputError(f"rejection rule: logistic {key} needs one value per feature "
+                                         f"({len(names)})")
+                if not isinstance(self.logistic.get("bias"), (int, float)):
+                    raise InputError("rejection rule: logistic bias must be a number")
         for value in [self.threshold, *self.command_thresholds.values()]:
             if not isinstance(value, (int, float)) or math.isnan(value):
                 raise InputError(f"rejection rule: threshold {value!r} must be a number")
@@ -139,6 +193,18 @@ class RejectionRule:
     def with_threshold(self, threshold):
         """A copy with one threshold for every command (calibration sweeps use it)."""
         return replace(self, threshold=float(threshold), command_thresholds={})
+
+    def logit(self, m, num_frames):
+        """The logistic score of one utterance (None when the rule has no fitted weights)."""
+        if "weights" not in self.logistic:
+            return None
+        lg = self.logistic
+        total = float(lg["bias"])
+        for x, mean, scale, w in zip(feature_vector(m, num_frames, lg["features"]), lg["mean"], lg["scale"],
+                                     lg["weights"]):
+            if x is not None:
+                total += w * (x - mean) / scale
+        return total
 
     def threshold_of(self, label):
         """The threshold a command label (words joined by spaces) must reach."""
@@ -150,6 +216,8 @@ class RejectionRule:
         score = m.confidence if self.score == "confidence" else m.llr
         if self.score == "llr_total" and m.llr is not None:
             score = m.llr * max(num_frames, 1)
+        elif self.score == "logistic":
+            score = self.logit(m, num_frames) if m.llr is not None else None
         common = dict(words=m.words, llr=m.llr, llr_clipped=m.llr_clipped, num_frames=num_frames,
                       best_command=" ".join(m.best_command), best_command_confidence=m.best_command_confidence,
                       alternatives=list(alternatives), measures=m)
@@ -338,6 +406,6 @@ def recognize(graph, loglikes, tid_to_pdf, words, fillers, rule=None, opts=None)
     return Recognizer(graph, tid_to_pdf, words, fillers, rule, opts).recognize(loglikes)
 
 
-__all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "WordSequences", "Measures", "Decision", "RejectionRule",
+__all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "FEATURES", "DEFAULT_LOGISTIC_FEATURES", "feature_vector", "WordSequences", "Measures", "Decision", "RejectionRule",
            "RecognizerOptions", "Recognizer", "measure", "read_fillers", "recognize", "recognize_decoder",
            "word_sequences_from_decoder"]

@@ -21,6 +21,14 @@ Metrics (all fractions of utterances; `report` prints them as percentages):
   plus `_unknown_` plus `_silence_`, over all utterances; a rejection whose best path holds
   only silence words (or nothing) is `_silence_`, any other rejection `_unknown_`.
 
+A logistic rule (``RejectionRule.score == "logistic"``) is fitted first on the same utterances
+(`fit_logistic_rule`): the target is 1 for a command utterance the best-path rule accepts as
+the right command, 0 for every other utterance it accepts (non-command words, silence, wrong
+commands); the features are standardized and the weights found by Newton's method with a small
+L2 penalty (`fit_logistic_regression`); then its logit is thresholded like any score. Every
+caller of `calibrate_threshold` (calibrate-rejection, the speaker folds of the cross-calibrated
+figures) refits, so no utterance is decided by weights fitted on its own speaker either.
+
 Calibration (`calibrate_threshold`) picks the lowest threshold whose FA on the negatives
 (non-command utterances) is at most a target, placing it midway between the highest
 negative score that must be rejected and the next score above it, so the dev set's FA and FR
@@ -35,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaldilite.decode.rejection import REJECTED, Measures, RejectionRule
+from kaldilite.decode.rejection import DEFAULT_LOGISTIC_FEATURES, REJECTED, Measures, RejectionRule, feature_vector
 from kaldilite.errors import InputError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -196,16 +204,24 @@ class SweepPoint:
 
 def _sweep_arrays(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)):
     """Per utterance: (score, accepted-at--inf, correct-if-accepted, is_negative, is_command)."""
-    base = decide_all(measures, rule.with_threshold(-math.inf))
+    missing = [u for u in references if u not in measures]
+    if missing:
+        raise InputError(f"no measures for reference utterance {missing[0]}; decode the whole data dir")
+    return _decision_arrays(references, decide_all(measures, rule.with_threshold(-math.inf)), commands, negatives)
+
+
+def _decision_arrays(references, decisions, commands, negatives):
+    """`_sweep_arrays` of given decisions: a decision rejected by the threshold alone (its score
+    finite) counts as accepted-at--inf with its best-path label, as `with_threshold(-inf)` would."""
     scores, accepted, right, negative, positive = [], [], [], [], []
     for utt, text in references.items():
-        if utt not in base:
-            raise InputError(f"no measures for reference utterance {utt}; decode the whole data dir")
         ref = reference_class(text, commands)
-        decision = base[utt]
-        scores.append(decision.score if decision.accepted else -math.inf)
-        accepted.append(decision.accepted)
-        right.append(decision.accepted and decision.label == ref)
+        decision = decisions[utt]
+        passes = decision.accepted or decision.score > -math.inf
+        label = decision.label if decision.accepted else " ".join(decision.measures.label if decision.measures else ())
+        scores.append(decision.score if passes else -math.inf)
+        accepted.append(passes)
+        right.append(passes and label == ref)
         negative.append(ref in negatives)
         positive.append(ref not in (UNKNOWN_CLASS, SILENCE_CLASS))
     return (np.array(scores, dtype=np.float64), np.array(accepted), np.array(right), np.array(negative),
@@ -218,7 +234,16 @@ def det_curve(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)):
     At threshold t an utterance is accepted when the rule accepts it at -inf and its score is
     >= t (the rule rejects `score < threshold`). Returns a list of `SweepPoint`.
     """
-    scores, accepted, right, negative, positive = _sweep_arrays(references, measures, rule, commands, negatives)
+    return _det_points(*_sweep_arrays(references, measures, rule, commands, negatives))
+
+
+def det_curve_of_decisions(references, decisions, commands, negatives=(UNKNOWN_CLASS,)):
+    """`det_curve` over the scores of given decisions, e.g. the cross-calibrated ones of a
+    logistic rule, whose scores come from weights fitted on the other speakers' fold."""
+    return _det_points(*_decision_arrays(references, decisions, commands, negatives))
+
+
+def _det_points(scores, accepted, right, negative, positive):
     finite = np.unique(scores[accepted & np.isfinite(scores)])
     thresholds = np.concatenate([[-math.inf], finite, [math.inf]])
     num_neg, num_pos = int(negative.sum()), int(positive.sum())
@@ -254,16 +279,92 @@ def equal_error_rate(points):
     return (last.false_accept_rate + last.miss_rate) / 2
 
 
+LOGISTIC_L2 = 1.0  # ridge penalty on the standardized weights: a few hundred utterances, a handful of features
+
+
+def fit_logistic_regression(features, targets, l2=LOGISTIC_L2, max_iterations=100, tolerance=1e-10):
+    """(weights, bias) maximizing ``sum log p(target | x) - l2/2 |weights|^2`` for the logistic
+    model ``p(1 | x) = 1 / (1 + exp(-(bias + x . weights)))`` (the bias is not penalized).
+
+    Newton's method (iteratively reweighted least squares) on the penalized log-likelihood, which
+    is strictly concave for ``l2 > 0``, so it converges even when the classes are separable.
+    ``features``: (n, d) array; ``targets``: n values in {0, 1}.
+    """
+    from scipy.special import expit
+
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    if x.ndim != 2 or len(x) != len(y):
+        raise InputError(f"logistic regression: {x.shape} features for {len(y)} targets")
+    design = np.hstack([np.ones((len(x), 1)), x])
+    penalty = np.full(design.shape[1], float(l2))
+    penalty[0] = 0.0
+    theta = np.zeros(design.shape[1])
+    for _ in range(max_iterations):
+        p = expit(design @ theta)
+        gradient = design.T @ (y - p) - penalty * theta
+        hessian = (design * (p * (1.0 - p))[:, None]).T @ design + np.diag(penalty)
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(len(theta)), gradient)
+        theta += step
+        if np.max(np.abs(step)) < tolerance:
+            break
+    return theta[1:], float(theta[0])
+
+
+def logistic_training_set(references, measures, rule, commands):
+    """(utts, raw feature rows with None where missing, targets) of the utterances the best-path
+    rule accepts: target 1 for the right command, 0 for anything else (see the module docstring)."""
+    names = list(rule.logistic.get("features") or DEFAULT_LOGISTIC_FEATURES)
+    base = decide_all({u: measures[u] for u in references}, replace(rule, score="llr_total", logistic={},
+                                                                    threshold=-math.inf, command_thresholds={}))
+    utts, rows, targets = [], [], []
+    for utt, text in references.items():
+        decision = base[utt]
+        if not decision.accepted:
+            continue
+        m, n = measures[utt]
+        utts.append(utt)
+        rows.append(feature_vector(m, n, names))
+        targets.append(1.0 if decision.label == reference_class(text, commands) else 0.0)
+    return names, utts, rows, np.array(targets)
+
+
+def fit_logistic_rule(references, measures, rule, commands):
+    """`rule` with its ``logistic`` weights fitted on `references` (features: the rule's, else
+    `DEFAULT_LOGISTIC_FEATURES`; penalty: its ``l2``, else `LOGISTIC_L2`). A missing feature
+    value (None) is replaced by the feature's mean, as `RejectionRule.logit` does."""
+    names, utts, rows, y = logistic_training_set(references, measures, rule, commands)
+    if len(set(y.tolist())) < 2:
+        raise InputError(f"fitting the logistic rejection score needs accepted right commands and accepted "
+                         f"other utterances; the {len(y)} accepted utterances are all of one kind")
+    x = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
+    x = x.reshape(len(rows), len(names))
+    mean = np.array([float(np.nanmean(col)) if np.isfinite(col).any() else 0.0 for col in x.T])
+    x = np.where(np.isfinite(x), x, mean)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    l2 = float(rule.logistic.get("l2", LOGISTIC_L2))
+    weights, bias = fit_logistic_regression((x - mean) / scale, y, l2)
+    fitted = dict(features=names, mean=mean.tolist(), scale=scale.tolist(), weights=weights.tolist(), bias=bias,
+                  l2=l2, num_fitted=len(y), num_right=int(y.sum()))
+    log.info("logistic rejection score on %d utterances: bias %.3f, %s", len(y), bias,
+             ", ".join(f"{n} {w:+.3f}" for n, w in zip(names, weights)))
+    return replace(rule, logistic=fitted)
+
+
 def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
                         negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
     """The rule with the lowest threshold whose FA on `negatives` is <= target_fa, and its scores.
 
     Returns (rule with the new threshold and a `calibration` note, `CommandScores` on the data
     at that threshold). The threshold lies midway between the highest negative score that must
-    be rejected and the next distinct score above it (+1 when none is above it).
+    be rejected and the next distinct score above it (+1 when none is above it). A logistic rule
+    is (re)fitted on `references` first (`fit_logistic_rule`).
     """
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
+    if rule.score == "logistic":
+        rule = fit_logistic_rule(references, measures, rule, commands)
     scores, accepted, _, negative, positive = _sweep_arrays(references, measures, rule, commands, negatives)
     num_neg = int(negative.sum())
     if num_neg == 0:
@@ -316,7 +417,7 @@ def calibrate_command_thresholds(references, measures, rule, commands, target_fa
     Commands seen in no accepted utterance keep the single threshold `calibrate_threshold` picks.
     """
     single, _ = calibrate_threshold(references, measures, rule, commands, target_fa, negatives)
-    base = decide_all(measures, rule.with_threshold(-math.inf))
+    base = decide_all(measures, single.with_threshold(-math.inf))
     by_label = {}
     for utt, text in references.items():
         decision = base[utt]
@@ -538,7 +639,7 @@ def write_per_utt(path, references, decisions, commands):
 
 __all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
            "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
-           "det_curve", "equal_error_rate", "calibrate_threshold", "calibrate_command_thresholds",
+           "det_curve", "det_curve_of_decisions", "equal_error_rate", "fit_logistic_regression", "fit_logistic_rule", "calibrate_threshold", "calibrate_command_thresholds",
            "cross_calibrated_scores",
            "speaker_folds", "tune_setting", "cross_tuned_decisions", "report", "write_det_table", "plot_det",
            "write_per_utt", "RejectionRule"]

@@ -15,7 +15,9 @@ returns the rejection rule's inputs (`kaldilite.decode.confidence.Measures`) per
   model's Gaussians, as gmm-est-fmllr-gpost), then the lattice pass with ``final.mdl`` on the
   adapted features. The per-speaker transforms go to ``DECODE_DIR/trans.JOB`` as decode_fmllr.sh
   writes them. The speaker here is the data dir's utt2spk speaker, so adaptation is per speaker
-  over all its test utterances (offline); live decoding has no such pass.
+  over all its test utterances (offline); live decoding has no such pass. With
+  ``first_pass_measures`` the SI pass is also decoded with lattices (same beams as the second)
+  and its per-frame llr is kept as ``Measures.first_pass_llr``.
 
 The CPU time of each job covers scoring, search, lattice and confidence (and, for SAT, the first
 pass and the fMLLR estimation), not feature loading: decode-commands divides it by the audio
@@ -53,6 +55,10 @@ class CommandDecodeOptions:
     # have a few dozen speech frames, and an fMLLR from those is singular.
     fmllr_min_count: float = 500.0
     exact_llr: bool = False           # RecognizerOptions.exact_llr: constrained searches instead of clipping
+    # SAT: also decode the speaker-independent pass with lattices and keep its llr
+    # (Measures.first_pass_llr), so that rejection can be decided before fMLLR has pulled an
+    # out-of-vocabulary word toward the command it was first mistaken for.
+    first_pass_measures: bool = False
 
 
 def is_speaker_adapted(model_path):
@@ -189,4 +195,10 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
 
     results = _lattice_pass(graph, tm.tid_to_pdf, words, fillers, recognizer_opts, am.log_likelihoods, adapted(),
                             timer)
+    if opts.first_pass_measures:
+        first_pass = _lattice_pass(graph, si_tm.tid_to_pdf, words, fillers, recognizer_opts, si_am.log_likelihoods,
+                                   si_feats.items(), timer)
+        si_llr = {utt: m.llr for utt, m, _ in first_pass}
+        for utt, m, _ in results:
+            m.first_pass_llr = si_llr.get(utt)
     return results, timer.wall, timer.cpu

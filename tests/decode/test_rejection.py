@@ -192,3 +192,17 @@ def test_recognize_decoder_with_a_contrast_search_equals_the_recognizer():
         got = recognize_decoder(decoder, words, fillers, RejectionRule(score="llr"), 1.0, contrast=contrast)
         assert (got.label, got.reason, got.llr_clipped) == (expected.label, expected.reason, expected.llr_clipped)
         assert got.llr == expected.llr or got.llr == pytest.approx(expected.llr)
+
+
+def test_margin_to_the_second_command_and_command_cost_per_frame_by_hand():
+    # best command "yes" (cost 1; "!SIL yes" is the same label), next command "no" (cost 3):
+    # margin (3 - 1) / acoustic scale 0.1 = 20 acoustic units; command cost 1 / (0.1 x 100 frames)
+    m = measure(hyps(("yes", 1.0), ("!SIL yes", 1.5), ("no", 3.0), ("<gbg_AA>", 2.5)), FILLERS)
+    assert m.command_margin == pytest.approx(20.0)
+    assert m.command_cost_per_frame == pytest.approx(0.1)
+    # the best path a filler: the measures still describe the best command
+    m = measure(hyps(("bed", 0.5), ("no", 2.0)), FILLERS)
+    assert m.label == () and m.command_cost_per_frame == pytest.approx(0.2)
+    # no second command in the lattice: clipped at the lattice beam, 6 / 0.1
+    assert m.command_margin == pytest.approx(60.0)
+    assert measure(hyps(("bed", 0.5)), FILLERS).command_margin is None

@@ -1,0 +1,132 @@
+"""The logistic rejection score: the fit against known answers, the rule's logit by hand, speaker-disjoint fitting."""
+
+import math
+
+import numpy as np
+import pytest
+
+from kaldilite.decode.rejection import Measures, RejectionRule
+from kaldilite.errors import InputError
+from kaldilite.score import commands as scoring
+from kaldilite.score.commands import (calibrate_threshold, cross_calibrated_decisions, fit_logistic_regression,
+                                      fit_logistic_rule, score_decisions)
+
+COMMANDS = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
+
+
+def test_fit_recovers_the_coefficients_of_a_known_generating_model():
+    rng = np.random.default_rng(7)
+    true_w, true_b = np.array([1.5, -2.0, 0.5]), -0.7
+    x = rng.normal(size=(40000, 3))
+    y = (rng.random(len(x)) < 1.0 / (1.0 + np.exp(-(x @ true_w + true_b)))).astype(float)
+    w, b = fit_logistic_regression(x, y, l2=1e-6)
+    # maximum-likelihood standard errors at n = 40000 are ~0.02: 0.08 is four of them
+    assert w == pytest.approx(true_w, abs=0.08)
+    assert b == pytest.approx(true_b, abs=0.08)
+
+
+def test_two_points_by_hand():
+    # x = +1 (target 1), x = -1 (target 0): by symmetry b = 0, and the penalized gradient
+    # 2 (1 - sigmoid(w)) - l2 w vanishes at w = ln 3 when l2 = 0.5 / ln 3 (sigmoid(ln 3) = 3/4)
+    w, b = fit_logistic_regression([[1.0], [-1.0]], [1.0, 0.0], l2=0.5 / math.log(3.0))
+    assert w[0] == pytest.approx(math.log(3.0), abs=1e-9)
+    assert b == pytest.approx(0.0, abs=1e-9)
+    # one point value, three targets 1 and one 0: the bias (unpenalized) is the log odds, ln 3
+    w, b = fit_logistic_regression(np.zeros((4, 1)), [1.0, 1.0, 1.0, 0.0], l2=1.0)
+    assert b == pytest.approx(math.log(3.0), abs=1e-9) and w[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def _m(label, llr, margin, cost=1.0, confidence=0.9, first_pass_llr=None):
+    words = (label,) if label else ("<gbg_AA>",)
+    return Measures(words=words, label=(label,) if label else (), confidence=confidence, llr=llr,
+                    best_command=(label,) if label else ("yes",), command_margin=margin,
+                    command_cost_per_frame=cost, first_pass_llr=first_pass_llr)
+
+
+def test_the_rule_computes_its_logit_by_hand_and_round_trips_through_json(tmp_path):
+    logistic = dict(features=["llr_total", "command_margin", "first_pass_llr_total"], mean=[10.0, 2.0, 5.0],
+                    scale=[5.0, 4.0, 1.0], weights=[2.0, -1.0, 3.0], bias=0.5)
+    rule = RejectionRule(score="logistic", threshold=0.0, logistic=logistic)
+    m = _m("yes", llr=0.2, margin=10.0)  # llr_total = 0.2 x 100 = 20
+    # 0.5 + 2 (20 - 10) / 5 - 1 (10 - 2) / 4 = 2.5; the missing first-pass llr takes its mean: + 0
+    assert rule.logit(m, 100) == pytest.approx(2.5)
+    decision = rule.decide_measures(m, 100)
+    assert decision.accepted and decision.score == pytest.approx(2.5)
+    assert not rule.with_threshold(2.6).decide_measures(m, 100).accepted
+    path = tmp_path / "rejection.json"
+    rule.save(path)
+    loaded = RejectionRule.load(path)
+    assert loaded.logit(m, 100) == pytest.approx(2.5) and loaded.logistic == logistic
+    with pytest.raises(InputError, match="one value per feature"):
+        RejectionRule(score="logistic", logistic={**logistic, "weights": [1.0]})
+    with pytest.raises(InputError, match="unknown logistic feature"):
+        RejectionRule(score="logistic", logistic={"features": ["loudness"]})
+
+
+def _margin_case(rng, speakers="ABCD", per_speaker=60):
+    """llr_total alike for commands and OOV words; the margin to the second command tells them apart."""
+    refs, measures, utt2spk = {}, {}, {}
+    for spk in speakers:
+        for k in range(per_speaker):
+            is_command = k % 2 == 0
+            utt = f"{spk}-{k:03d}"
+            refs[utt] = "yes" if is_command else "marvin"
+            margin = rng.normal(8.0 if is_command else 2.0, 1.5)
+            measures[utt] = (_m("yes", llr=rng.normal(0.5, 0.2), margin=margin, cost=rng.normal(1.0, 0.1)), 100)
+            utt2spk[utt] = spk
+    return refs, measures, utt2spk
+
+
+def test_calibrated_logistic_rule_finds_the_informative_feature_and_meets_the_target():
+    refs, measures, utt2spk = _margin_case(np.random.default_rng(3))
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total", "command_margin"]})
+    calibrated, result = calibrate_threshold(refs, measures, rule, COMMANDS, 0.05, ("_unknown_",))
+    weights = dict(zip(calibrated.logistic["features"], calibrated.logistic["weights"]))
+    assert weights["command_margin"] > 5 * abs(weights["llr_total"])
+    assert calibrated.calibration["false_accept_rate"] <= 0.05
+    # the margins are 4 standard deviations apart: at 5% FA nearly every command is kept, where
+    # the uninformative llr_total keeps about as many commands as it lets OOV words through
+    assert result.accuracy > 0.9
+    _, by_llr = calibrate_threshold(refs, measures, RejectionRule(score="llr_total"), COMMANDS, 0.05, ("_unknown_",))
+    assert by_llr.accuracy < 0.3
+
+
+def test_cross_fitting_never_fits_on_the_speaker_it_decides(monkeypatch):
+    refs, measures, utt2spk = _margin_case(np.random.default_rng(5))
+    fitted_on = []
+    real_fit = scoring.fit_logistic_rule
+
+    def recording_fit(references, *args, **kwargs):
+        fitted_on.append({utt2spk[u] for u in references})
+        return real_fit(references, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "fit_logistic_rule", recording_fit)
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total", "command_margin"]})
+    decisions, _ = cross_calibrated_decisions(refs, measures, rule, COMMANDS, utt2spk, 0.05, ("_unknown_",))
+    # two folds of speakers, A C | B D: each fit saw exactly the other fold
+    assert sorted(map(sorted, fitted_on)) == [["A", "C"], ["B", "D"]]
+    assert set(decisions) == set(refs)
+    scores = score_decisions(refs, decisions, COMMANDS)
+    assert scores.accuracy > 0.85 and scores.false_accept_rate < 0.1
+
+
+def test_fitting_needs_both_kinds_of_accepted_utterance():
+    refs = {"a": "yes", "b": "yes"}
+    measures = {u: (_m("yes", 0.5, 3.0), 100) for u in refs}
+    with pytest.raises(InputError, match="all of one kind"):
+        fit_logistic_rule(refs, measures, RejectionRule(score="logistic"), COMMANDS)
+
+
+def test_det_curve_of_decisions_is_det_curve_whatever_threshold_decided_them():
+    # decisions made at any threshold keep their scores and best-path labels: the sweep over them
+    # is the sweep over the measures (what lets the EER use cross-calibrated decisions)
+    from kaldilite.score.commands import decide_all, det_curve, det_curve_of_decisions
+
+    refs, measures, _ = _margin_case(np.random.default_rng(11), speakers="AB", per_speaker=20)
+    measures["A-000"] = (_m("no", llr=0.4, margin=3.0), 100)  # a wrong command
+    measures["A-001"] = (_m("", llr=-0.4, margin=3.0), 100)   # a filler best path
+    rule = RejectionRule(score="llr_total")
+    expected = det_curve(refs, measures, rule, COMMANDS)
+    for threshold in (-math.inf, 50.0, math.inf):
+        got = det_curve_of_decisions(refs, decide_all(measures, rule.with_threshold(threshold)), COMMANDS)
+        assert got == expected
