@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+from kaldilite.io.tables import read_int_vectors
+
 # Verbs the benchmarks time, each declared by name in one cli module.
 NAMED_VERBS = {"mkgraph": "decode", "decode": "decode", "compute-wer": "score", "train-mono": "train",
                "decode-online": "online"}
@@ -99,3 +101,27 @@ def test_forked_decode_jobs_inherit_the_decoders_compiled_code(digits_system, tm
             assert loads == []
             assert "[cache] index loaded" in out.stdout  # the parent loaded it (the check above can fail)
     assert hyps[1] == hyps[2] and len(hyps[1].splitlines()) == 8
+
+
+def test_forked_align_jobs_inherit_the_aligners_compiled_code(digits_system, tmp_path):
+    """`kaldilite align --nj 2` loads the aligner's numba code once, before forking its jobs (their
+    logs show no cache loads), and writes exactly the alignments one in-process job writes."""
+    data = tmp_path / "train"
+    assert subset_data_dir(digits_system / "data/train", data) == 4
+    alignments = {}
+    for nj in (1, 2):
+        ali_dir = tmp_path / f"ali_nj{nj}"
+        out = subprocess.run([sys.executable, "-m", "kaldilite", "align", "--nj", str(nj), str(data),
+                              str(digits_system / "data/lang"), str(digits_system / "exp/mono"), str(ali_dir)],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "NUMBA_DEBUG_CACHE": "1", "OPENBLAS_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        alignments[nj] = {utt: list(ali) for k in range(1, nj + 1)
+                          for utt, ali in read_int_vectors(str(ali_dir / f"ali.{k}.gz"))}
+        if nj == 2:
+            logs = [(ali_dir / "log" / f"align.{k}.log").read_text() for k in (1, 2)]
+            assert all("aligned 8 utterances, 0 failed" in log for log in logs)
+            loads = [line for log in logs for line in log.splitlines() if "[cache]" in line and "decoder." in line]
+            assert loads == []
+            assert "[cache] index loaded" in out.stdout  # the parent loaded it (the check above can fail)
+    assert alignments[1] == alignments[2] and len(alignments[1]) == 16

@@ -74,6 +74,23 @@ class AmDiagGmm:
     def copy(self):
         return AmDiagGmm(self.means.copy(), self.variances.copy(), self.log_weights.copy(), self.pdf_offsets.copy())
 
+    def pdf_subset(self, pdfs):
+        """A model of the mixtures of `pdfs` alone (its pdf k is pdfs[k]): forced alignment scores
+        each utterance against just the pdfs its graph can reach, and many utterances against one
+        graph. Its scoring matrices are columns of this model's, gathered once (the same numbers
+        `gaussian_log_likelihoods(feats, gauss_slice)` would gather on every call)."""
+        pdfs = np.asarray(pdfs, dtype=np.int64)
+        offsets = self.pdf_offsets
+        gauss = (np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in pdfs.tolist()]) if len(pdfs)
+                 else np.zeros(0, np.int64))
+        counts = offsets[pdfs + 1] - offsets[pdfs]
+        out = AmDiagGmm(self.means[gauss], self.variances[gauss], self.log_weights[gauss],
+                        np.concatenate([[0], np.cumsum(counts)]))
+        weights, gconst = self._scoring_matrices()
+        out._derived = (weights[:, gauss], gconst[gauss])
+        out.source, out.feature_hint = self.source, self.feature_hint
+        return out
+
     # ----------------------------------------------------------------- scoring
     def _scoring_matrices(self):
         """(2D x G) weights on [x, x^2] and per-Gaussian constants, cached until parameters change."""

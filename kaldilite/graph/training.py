@@ -10,7 +10,8 @@ Unlike Kaldi, the utterance graph is not determinized/minimized: a Viterbi align
 same best path either way, and skipping it keeps compilation to a fraction of a millisecond.
 
 The phone-level graph is expanded with numpy for all its arcs at once (no Python loop per
-arc), which is what makes thousands of utterances compile in about a second.
+arc), which is what makes thousands of distinct transcripts compile in about a second; a
+transcript that repeats is compiled once (`compile_training_graphs`).
 
 `equal_align` is ``align-equal-compiled``: a random path through the graph, lengthened with
 self-loops spread evenly to exactly the number of frames (the flat-start alignment).
@@ -136,6 +137,12 @@ def compile_training_graphs(lang, tree, tm, transcripts, *, transition_scale=1.0
 
     `transcripts` maps utterance id to a word list (or a space-separated string). Words missing
     from ``words.txt`` raise one `InputError` listing them.
+
+    Each distinct word sequence is compiled once and its utterances share that one graph object
+    (read-only, as every consumer treats graphs): a graph depends on nothing but the words, and
+    command corpora repeat transcripts massively (FSDD: 10 distinct in 2000 utterances), which
+    makes compilation nearly free there. Callers may use the sharing (``is``) to cache per-graph
+    work as well (`kaldilite.train.gmm_steps.align_compiled` does).
     """
     t0 = time.perf_counter()
     compiler = TrainingGraphCompiler(lang, tree, tm, transition_scale=transition_scale,
@@ -153,12 +160,19 @@ def compile_training_graphs(lang, tree, tm, transcripts, *, transition_scale=1.0
         raise InputError(f"{lang.path}/words.txt: {len(unknown)} transcript word(s) not in the lexicon ({shown}{more}); "
                          "add pronunciations (e.g. with `kaldilite g2p`) and re-run prepare-lang")
     graphs = {}
+    by_transcript = {}  # word ids -> (graph, empty?): a transcript is compiled once
     for utt, word_ids in ids.items():
-        graph = compiler.compile(word_ids)
-        if graph.start < 0 or not np.isfinite(graph.final_cost).any():
+        key = tuple(word_ids)
+        found = by_transcript.get(key)
+        if found is None:
+            graph = compiler.compile(word_ids)
+            found = by_transcript[key] = (graph, graph.start < 0 or not np.isfinite(graph.final_cost).any())
+        graph, empty = found
+        if empty:
             log.warning("empty training graph for utterance %s (no pronunciation path)", utt)
         graphs[utt] = graph
-    log.info("compiled %d training graphs in %.3f s", len(graphs), time.perf_counter() - t0)
+    log.info("compiled %d training graphs (%d distinct transcripts) in %.3f s", len(graphs), len(by_transcript),
+             time.perf_counter() - t0)
     return graphs
 
 

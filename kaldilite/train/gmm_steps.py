@@ -214,11 +214,14 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
     `self_loop_scale` (AddTransitionProbs), so realignment uses the re-estimated transitions.
     Only the pdfs a graph can reach are scored (a digit's graph touches a few dozen of the
     model's pdfs), by handing the aligner a reduced likelihood matrix and a remapped
-    tid -> column table. Returns (alignments, failed utterance ids, total log-likelihood, frames).
+    tid -> column table. That preparation is done once per graph object: utterances with the
+    same transcript share one (`compile_training_graphs`), so a command corpus prepares a few
+    dozen graphs for thousands of utterances.
+    Returns (alignments, failed utterance ids, total log-likelihood, frames).
     """
     from dataclasses import replace
 
-    from kaldilite.decode.align import align_utterance
+    from kaldilite.decode.align import GraphAligner
     from kaldilite.gmm import load_model
     from kaldilite.graph.hmm_fst import transition_id_costs
 
@@ -230,20 +233,28 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
     alignments, failed, no_graph = {}, [], []
     tot_like = 0.0
     frames = 0
+    prepared = {}  # id(graph) -> (graph, aligner over it with transition costs, tid -> column, model of its pdfs)
     for utt, mat in feature_cache.items():
         graph = graphs.get(utt)
         if graph is None:
             no_graph.append(utt)
             continue
-        if transition_scale or self_loop_scale:
-            graph = replace(graph, arc_weight=graph.arc_weight + tid_costs[graph.arc_ilabel])
-        tids = np.unique(graph.arc_ilabel[graph.arc_ilabel > 0])
-        pdfs, columns = np.unique(tm.tid_to_pdf[tids], return_inverse=True)
-        local_tid_to_pdf = np.zeros_like(tm.tid_to_pdf)
-        local_tid_to_pdf[tids] = columns
-        loglikes = pdf_log_likelihoods(am, mat, pdfs)
-        ali = align_utterance(graph, loglikes, local_tid_to_pdf, beam=beam, retry_beam=retry_beam,
-                              acoustic_scale=acoustic_scale)
+        found = prepared.get(id(graph))
+        if found is None:
+            weighted = graph
+            if transition_scale or self_loop_scale:
+                weighted = replace(graph, arc_weight=graph.arc_weight + tid_costs[graph.arc_ilabel])
+            tids = np.unique(graph.arc_ilabel[graph.arc_ilabel > 0])
+            pdfs, columns = np.unique(tm.tid_to_pdf[tids], return_inverse=True)
+            local_tid_to_pdf = np.zeros_like(tm.tid_to_pdf)
+            local_tid_to_pdf[tids] = columns
+            aligner = GraphAligner(weighted, local_tid_to_pdf, beam=beam, retry_beam=retry_beam,
+                                   acoustic_scale=acoustic_scale)
+            # the graph itself is kept in the entry so that its id is not reused meanwhile
+            found = prepared[id(graph)] = (graph, aligner, local_tid_to_pdf, am.pdf_subset(pdfs))
+        _, aligner, local_tid_to_pdf, graph_am = found
+        loglikes = subset_log_likelihoods(graph_am, mat)
+        ali = aligner.align(loglikes)
         if ali is None:
             failed.append(utt)
             log.warning("%s: did not align even with retry beam %g", utt, retry_beam)
@@ -261,16 +272,13 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
     return alignments, failed, tot_like, frames
 
 
-def pdf_log_likelihoods(am, feats, pdfs):
-    """(T x len(pdfs)) float32 log-likelihoods of just the listed pdfs."""
+def subset_log_likelihoods(subset_am, feats):
+    """(T x pdfs) float32 log-likelihoods under a model made by `AmDiagGmm.pdf_subset`: float64
+    Gaussian scores (as training computes them), reduced per pdf, then rounded to float32."""
     from kaldilite.gmm.am import segmented_logsumexp
 
-    am.check_dim(feats)
-    offsets = am.pdf_offsets
-    gauss = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in pdfs])
-    local_offsets = np.concatenate([[0], np.cumsum(offsets[np.asarray(pdfs) + 1] - offsets[np.asarray(pdfs)])])
-    ll = am.gaussian_log_likelihoods(feats, gauss)
-    return segmented_logsumexp(ll, local_offsets).astype(np.float32)
+    subset_am.check_dim(feats)
+    return segmented_logsumexp(subset_am.gaussian_log_likelihoods(feats), subset_am.pdf_offsets).astype(np.float32)
 
 
 def read_alignments(path):

@@ -97,3 +97,23 @@ def test_two_thousand_training_graphs_compile_in_seconds(tiny):
     elapsed = time.perf_counter() - start
     assert len(graphs) == 2000
     assert elapsed < 10.0, f"{elapsed:.2f} s"
+
+
+def test_repeated_transcripts_share_one_graph_equal_to_compiling_it_alone(tiny):
+    """Each distinct word sequence is compiled once; the shared graph is exactly (array for array)
+    what a fresh compiler makes from that transcript alone, so the cache cannot change a result."""
+    from kaldilite.graph.training import TrainingGraphCompiler
+
+    lang, tree, tm = tiny
+    transcripts = {"u1": ["A", "C"], "u2": ["AB"], "u3": "A C", "u4": ["C", "A"], "u5": ["AB"]}
+    graphs = compile_training_graphs(lang, tree, tm, transcripts)
+    assert graphs["u1"] is graphs["u3"] and graphs["u2"] is graphs["u5"]
+    assert len({id(g) for g in graphs.values()}) == 3
+    for utt, words in transcripts.items():
+        words = words.split() if isinstance(words, str) else words
+        alone = TrainingGraphCompiler(lang, tree, tm).compile([lang.words.id(w) for w in words])
+        shared = graphs[utt]
+        assert shared.start == alone.start
+        for field in ("state_arc_start", "arc_ilabel", "arc_olabel", "arc_weight", "arc_next", "final_cost"):
+            assert np.array_equal(getattr(shared, field), getattr(alone, field)), (utt, field)
+    assert not np.array_equal(graphs["u1"].arc_ilabel, graphs["u4"].arc_ilabel)  # word order matters

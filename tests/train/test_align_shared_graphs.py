@@ -1,0 +1,60 @@
+"""Forced alignment with per-transcript work shared (one training graph, one decoder, one gathered
+model subset per distinct transcript) gives exactly what aligning every utterance on its own gives.
+
+The reference below is the per-utterance computation written out: its own graph with the
+transition costs added, its own Gaussian columns gathered for the scoring, a fresh decoder
+(`align_utterance`). Real FSDD speech with the digits recipe's monophone system.
+"""
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+
+from kaldilite.decode.align import align_utterance
+from kaldilite.feat.pipeline import load_features
+from kaldilite.gmm import load_model
+from kaldilite.gmm.am import segmented_logsumexp
+from kaldilite.graph.hmm_fst import transition_id_costs
+from kaldilite.graph.training import compile_training_graphs
+from kaldilite.hmm import ContextDependency
+from kaldilite.lang import LangDir
+from kaldilite.train.gmm_steps import FeatureCache, align_compiled, transcripts_for
+
+
+def reference_alignment(tm, am, graph, feats):
+    """One utterance aligned alone, as align_compiled did it before any per-graph sharing."""
+    costs = np.concatenate([transition_id_costs(tm, 1.0, 0.1).astype(np.float32), np.zeros(1, np.float32)])
+    graph = replace(graph, arc_weight=graph.arc_weight + costs[graph.arc_ilabel])
+    tids = np.unique(graph.arc_ilabel[graph.arc_ilabel > 0])
+    pdfs, columns = np.unique(tm.tid_to_pdf[tids], return_inverse=True)
+    local_tid_to_pdf = np.zeros_like(tm.tid_to_pdf)
+    local_tid_to_pdf[tids] = columns
+    offsets = am.pdf_offsets
+    gauss = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in pdfs])
+    local_offsets = np.concatenate([[0], np.cumsum(offsets[pdfs + 1] - offsets[pdfs])])
+    loglikes = segmented_logsumexp(am.gaussian_log_likelihoods(feats, gauss), local_offsets).astype(np.float32)
+    ali = align_utterance(graph, loglikes, local_tid_to_pdf)
+    return ali, float(loglikes[np.arange(len(ali)), local_tid_to_pdf[ali]].sum())
+
+
+def test_shared_per_transcript_alignment_equals_aligning_each_utterance_alone(digits_system):
+    data, exp = digits_system / "data/train", digits_system / "exp/mono"
+    tm, am, pipeline, _ = load_model(exp / "final.mdl")
+    tree = ContextDependency.read(exp / "tree")
+    lang = LangDir.load(digits_system / "data/lang")
+    # every 7th utterance of the first 420: all speakers' first takes, every digit several times
+    cache = FeatureCache.from_items(itertools.islice(load_features(data, pipeline), 0, 420, 7))
+    graphs = compile_training_graphs(lang, tree, tm, transcripts_for(data, lang, cache.utts),
+                                     transition_scale=0.0, self_loop_scale=0.0)
+    assert len(cache) == 60 and len({id(g) for g in graphs.values()}) <= 10  # shared: 10 digits
+
+    alignments, failed, tot_like, frames = align_compiled(exp / "final.mdl", graphs, cache)
+
+    assert failed == [] and len(alignments) == 60
+    expected_like = 0.0
+    for utt, feats in cache.items():
+        ali, like = reference_alignment(tm, am, graphs[utt], feats)
+        assert np.array_equal(alignments[utt], ali), utt
+        expected_like += like
+    assert tot_like == expected_like and frames == cache.feats.shape[0]
