@@ -353,8 +353,10 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
 
 @click.command("calibrate-rejection")
 @click.option("--target-fa", default=0.05, show_default=True, help="False-accept rate to meet on the dev set.")
-@click.option("--score", "score_name", type=click.Choice(["confidence", "llr", "llr_total", "logistic"]), default=None,
-              help="Which measure to threshold (default: the rule's, confidence unless set); logistic: a "
+@click.option("--score", "score_name", default=None,
+              type=click.Choice(["confidence", "llr", "llr_total", "first_pass_llr_total", "logistic"]),
+              help="Which measure to threshold (default: the rule's, confidence unless set); first_pass_llr_total: "
+                   "SAT models' speaker-independent pass (decode-commands --first-pass-measures); logistic: a "
                    "logistic regression over --features, fitted on the same utterances.")
 @click.option("--features", default=None,
               help="logistic: comma-separated features (llr_total, llr, confidence_logit, command_margin, "
@@ -432,16 +434,19 @@ def _pooled_sets(pairs, commands_file):
     return references, measures, utt2spk
 
 
-def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=(), report_only=()):
+def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=(), report_only=(), rule=None):
     """RESULTS rows (dicts) for each exp dir: with rejection (2-fold cross-calibrated by speaker on
     dev + the OOV sets), fillers and garbage without a threshold, and the commands-only grammar
     with rejection off. ``oov_sets``: [(name, data dir)] decoded into EXP/decode_<name>(_norej);
     each row's ``oov`` maps name -> `CommandScores` on that set alone. ``report_only``: sets
     likewise decoded that take no part in any calibration (e.g. synthetic speech): in the
-    threshold row they are decided by the threshold calibrated on all of dev + ``oov_sets``."""
+    threshold row they are decided by the threshold calibrated on all of dev + ``oov_sets``.
+    ``rule``: the `RejectionRule` to calibrate (its score, logistic features), instead of each
+    model's ``graph_commands/rejection.json`` (bench/rejection_rules.py compares rules so)."""
     import math
 
     from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.io.datadir import DataDir
     from kaldilite.score.commands import (MEASURES_FILE, UNKNOWN_CLASS, calibrate_threshold,
                                           cross_calibrated_decisions, decide_all, det_curve_of_decisions,
                                           equal_error_rate, read_measures, score_decisions)
@@ -469,26 +474,37 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
         refs_by_set = {key: _load_for_scoring(d, dec, commands_file)[0] for key, (d, dec) in sets.items()}
         references, measures, utt2spk = _pooled_sets(sets.values(), commands_file)
         extra_refs = {key: _load_for_scoring(d, dec, commands_file)[:2] for key, (d, dec) in extra.items()}
-        rule = RejectionRule.for_graph(exp / "graph_commands")
+        # a report-only set of the pooled sets' speakers (the held-out commands: dev audio, another
+        # grammar) is decided by the rule of its speaker's fold, the others by the rule of all folds
+        extra_items = {}
+        for key, (d, _) in extra.items():
+            spk_of = DataDir.load(d).utt2spk or {}
+            extra_items.update({(key, u): (*extra_refs[key][1][u], spk_of.get(u)) for u in extra_refs[key][0]})
+        model_rule = rule or RejectionRule.for_graph(exp / "graph_commands")
 
         def split(decisions):
             return ({key: score_decisions(refs, decisions, commands) for key, refs in refs_by_set.items()})
 
-        crossed, thresholds = cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa)
+        crossed, thresholds = cross_calibrated_decisions(references, measures, model_rule, commands, utt2spk, target_fa,
+                                                         extra=extra_items)
+        extra_crossed = {k: crossed.pop(k) for k in list(crossed) if isinstance(k, tuple)}
         # over the cross-calibrated scores: a logistic rule's come from weights fitted on the other fold
         eer = equal_error_rate(det_curve_of_decisions(references, crossed, commands, (UNKNOWN_CLASS,)))
         by_set = split(crossed)
-        on_all, _ = calibrate_threshold(references, measures, rule, commands, target_fa)
+        on_all, _ = calibrate_threshold(references, measures, model_rule, commands, target_fa)
         for key, (refs, meas) in extra_refs.items():
-            by_set[key] = score_decisions(refs, decide_all(meas, on_all), commands)
+            decided = decide_all(meas, on_all)
+            decided.update({u: d for (k, u), d in extra_crossed.items() if k == key})
+            by_set[key] = score_decisions(refs, decided, commands)
         pool = " + ".join(sets)
-        rows.append(dict(model=name, setting=f"rejection: fillers + garbage + threshold (FA target "
+        what = "logistic score (weights + threshold: " if model_rule.score == "logistic" else "threshold ("
+        rows.append(dict(model=name, setting=f"rejection: fillers + garbage + {what}FA target "
                          f"{100 * target_fa:g}% on {pool}, 2-fold cross-calibrated by speaker)",
                          scores=by_set.pop("dev"), oov=by_set, eer=eer, rtf=_rtf(decode),
-                         note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}"))
-        by_set = split(decide_all(measures, rule.with_threshold(-math.inf)))
+                         note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}", rule=on_all))
+        by_set = split(decide_all(measures, model_rule.with_threshold(-math.inf)))
         for key, (refs, meas) in extra_refs.items():
-            by_set[key] = score_decisions(refs, decide_all(meas, rule.with_threshold(-math.inf)), commands)
+            by_set[key] = score_decisions(refs, decide_all(meas, model_rule.with_threshold(-math.inf)), commands)
         rows.append(dict(model=name, setting="fillers + garbage in the grammar, no threshold",
                          scores=by_set.pop("dev"), oov=by_set, eer=math.nan, rtf=math.nan, note=""))
         norej = exp / "decode_dev_norej"

@@ -506,10 +506,12 @@ def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2s
     return _decide_by_speaker_folds(references, utt2spk, folds, choose)
 
 
-def _decide_by_speaker_folds(references, utt2spk, folds, choose):
+def _decide_by_speaker_folds(references, utt2spk, folds, choose, extra=None):
     """The fold loop of the cross-tuned figures: `choose(other folds' references)` -> (measures,
     rule, record); the fold's utterances are decided by that rule on those measures.
-    Returns ({utt: Decision}, [record per fold])."""
+    ``extra``: {key: (Measures, num_frames, speaker)} of another set (not calibrated on) whose
+    items of a fold's speaker are decided by that fold's rule too; others are left out.
+    Returns ({utt or key: Decision}, [record per fold])."""
     group = speaker_folds(references, utt2spk, folds)
     decisions, records = {}, []
     for fold in range(folds):
@@ -520,17 +522,21 @@ def _decide_by_speaker_folds(references, utt2spk, folds, choose):
         measures, calibrated, record = choose(train_refs)
         records.append(record)
         decisions.update({u: calibrated.decide_measures(*measures[u]) for u in held_out})
+        decisions.update({key: calibrated.decide_measures(m, n) for key, (m, n, spk) in (extra or {}).items()
+                          if group.get(spk) == fold})
     return decisions, records
 
 
 def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa=0.05,
-                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2, per_command=False):
+                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2, per_command=False, extra=None):
     """Decisions where no utterance is decided by a threshold calibrated on its own speaker.
 
     The speakers (sorted) are dealt round-robin into `folds` groups; the utterances of each
     group are decided by the rule calibrated (`calibrate_threshold`) on all the other groups.
     This is the honest figure for a threshold tuned on the same data it is reported on.
-    Returns ({utt: Decision}, [threshold per fold]).
+    ``extra``: {key: (Measures, num_frames, speaker)}, e.g. the same speakers' audio decoded with
+    another grammar, decided by the rule of their speaker's fold (keys of speakers in no fold are
+    left out). Returns ({utt: Decision}, [threshold per fold]).
     """
     calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
 
@@ -542,7 +548,7 @@ def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, ta
             calibrated = rule
         return measures, calibrated, calibrated.threshold
 
-    return _decide_by_speaker_folds(references, utt2spk, folds, choose)
+    return _decide_by_speaker_folds(references, utt2spk, folds, choose, extra)
 
 
 def cross_calibrated_scores(references, measures, rule, commands, utt2spk, target_fa=0.05,

@@ -16,8 +16,10 @@ returns the rejection rule's inputs (`kaldilite.decode.confidence.Measures`) per
   adapted features. The per-speaker transforms go to ``DECODE_DIR/trans.JOB`` as decode_fmllr.sh
   writes them. The speaker here is the data dir's utt2spk speaker, so adaptation is per speaker
   over all its test utterances (offline); live decoding has no such pass. With
-  ``first_pass_measures`` the SI pass is also decoded with lattices (same beams as the second)
-  and its per-frame llr is kept as ``Measures.first_pass_llr``.
+  ``first_pass_measures`` the SI pass is decoded with lattices (at ``first_beam``; its best paths
+  are the 1-best search's, so the transforms do not change) and its per-frame llr is kept as
+  ``Measures.first_pass_llr``: rejection decided before fMLLR has pulled an out-of-vocabulary
+  word toward the command the first pass took it for.
 
 The CPU time of each job covers scoring, search, lattice and confidence (and, for SAT, the first
 pass and the fMLLR estimation), not feature loading: decode-commands divides it by the audio
@@ -142,17 +144,20 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
 
 
 def first_pass_speaker_transforms(graph, si_tm, si_am, sat_am, si_feats, utt2spk, silence_phones, decoder_opts,
-                                  fmllr_opts, silence_weight=0.0, words=None):
+                                  fmllr_opts, silence_weight=0.0, words=None, results=None):
     """decode_fmllr.sh's first pass: SI best paths -> per-speaker fMLLR transforms (speaker -> D x (D+1)).
 
     Posteriors of ``si_am``'s Gaussians along each utterance's best path (silence phones weighted
     ``silence_weight``), statistics with ``sat_am``'s means and variances (gmm-est-fmllr-gpost).
+    ``results``: the first pass's [(utt, DecodeResult)] when the caller decoded it already.
     """
     from kaldilite.decode.batch import decode_utterances
     from kaldilite.train.sat import estimate_speaker_transforms
     from kaldilite.transform.posteriors import gaussian_posteriors
 
-    results = decode_utterances(graph, si_tm.tid_to_pdf, si_am.log_likelihoods, si_feats.items(), decoder_opts, words)
+    if results is None:
+        results = decode_utterances(graph, si_tm.tid_to_pdf, si_am.log_likelihoods, si_feats.items(), decoder_opts,
+                                    words)
     silence_phones = list(silence_phones)
     posts = {}
     for utt, result in results:
@@ -182,10 +187,15 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
     with timer:
         first = DecoderOptions(beam=opts.first_beam, max_active=opts.max_active, min_active=opts.min_active,
                                acoustic_scale=opts.acoustic_scale)
+        first_results, first_llr = None, {}
+        if opts.first_pass_measures:
+            first_results, first_llr = _first_pass_with_lattices(
+                graph, si_tm, si_am, words, fillers, dataclasses.replace(recognizer_opts, beam=opts.first_beam),
+                si_feats)
         transforms = first_pass_speaker_transforms(
             graph, si_tm, si_am, am, si_feats, utt2spk, silence_phones, first,
             FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count), opts.silence_weight,
-            words)
+            words, first_results)
     write_speaker_transforms(transforms, decode_dir / f"trans.{job}")
 
     def adapted():
@@ -195,10 +205,21 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
 
     results = _lattice_pass(graph, tm.tid_to_pdf, words, fillers, recognizer_opts, am.log_likelihoods, adapted(),
                             timer)
-    if opts.first_pass_measures:
-        first_pass = _lattice_pass(graph, si_tm.tid_to_pdf, words, fillers, recognizer_opts, si_am.log_likelihoods,
-                                   si_feats.items(), timer)
-        si_llr = {utt: m.llr for utt, m, _ in first_pass}
-        for utt, m, _ in results:
-            m.first_pass_llr = si_llr.get(utt)
+    for utt, m, _ in results:
+        m.first_pass_llr = first_llr.get(utt)
     return results, timer.wall, timer.cpu
+
+
+def _first_pass_with_lattices(graph, si_tm, si_am, words, fillers, recognizer_opts, si_feats):
+    """The SI pass decoded with lattices: its best paths (for fMLLR, the same as the 1-best
+    search's) and each utterance's per-frame llr ({utt: llr})."""
+    from kaldilite.decode.rejection import Recognizer, measure
+
+    recognizer = Recognizer(graph, si_tm.tid_to_pdf, words, fillers, opts=recognizer_opts)
+    results, llr = [], {}
+    for utt, feats in si_feats.items():
+        recognizer.start()
+        recognizer.advance(si_am.log_likelihoods(feats))
+        llr[utt] = measure(recognizer.word_sequences(), fillers).llr
+        results.append((utt, recognizer.decoder.finalize()))
+    return results, llr

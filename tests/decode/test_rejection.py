@@ -206,3 +206,17 @@ def test_margin_to_the_second_command_and_command_cost_per_frame_by_hand():
     # no second command in the lattice: clipped at the lattice beam, 6 / 0.1
     assert m.command_margin == pytest.approx(60.0)
     assert measure(hyps(("bed", 0.5)), FILLERS).command_margin is None
+
+
+def test_first_pass_score_uses_the_speaker_independent_llr_and_the_adapted_label():
+    from dataclasses import replace
+
+    m = measure(hyps(("yes", 1.0), ("<gbg_AA>", 3.0)), FILLERS)  # adapted pass: llr 2 / (0.1 x 100) = 0.2
+    rule = RejectionRule(score="first_pass_llr_total", threshold=10.0)
+    # the first pass found the garbage path nearly as good: llr 0.05 x 100 frames = 5 < 10, rejected
+    d = rule.decide_measures(replace(m, first_pass_llr=0.05), 100)
+    assert not d.accepted and d.score == pytest.approx(5.0) and d.reason == "low-first_pass_llr_total"
+    d = rule.decide_measures(replace(m, first_pass_llr=0.15), 100)
+    assert d.accepted and d.label == "yes" and d.score == pytest.approx(15.0)
+    # a single-pass decode has no first pass: the pass it has is speaker-independent, llr_total 20
+    assert rule.decide_measures(m, 100).score == pytest.approx(20.0)

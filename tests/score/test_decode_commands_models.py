@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from kaldilite.cli import cli
+from kaldilite.score.commands import read_measures
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "train"))  # synthetic_setup, shared by the synthetic corpora
@@ -66,15 +67,22 @@ def _loop_graph(lang, model_dir, lexicon, tmp_path):
     return graph
 
 
-def test_sat_two_pass_decode_commands_equals_decode_fmllr_first_two_passes(systems, tmp_path):
+@pytest.mark.parametrize("first_pass_measures", [False, True])
+def test_sat_two_pass_decode_commands_equals_decode_fmllr_first_two_passes(systems, tmp_path, first_pass_measures):
+    # with --first-pass-measures the first pass is decoded with lattices: same best paths, so the
+    # same transforms and second pass as decode_fmllr
     from kaldilite.io.tables import read_matrices
     from kaldilite.train.sat import FmllrDecodeOptions, decode_fmllr
 
     tmp = systems["tmp"]
     graph = _loop_graph(systems["lang"], tmp / "tri3b", _sat.LEXICON, tmp_path)
     ours = tmp_path / "decode_commands"
+    extra = ["--first-pass-measures"] if first_pass_measures else []
+    if first_pass_measures:  # one word as a filler, so that both passes have a command-vs-filler llr
+        (graph / "words").mkdir(exist_ok=True)
+        (graph / "words" / "fillers.txt").write_text(sorted(_sat.LEXICON)[0] + "\n")
     result = CliRunner().invoke(cli, ["decode-commands", "--nj", "2", "--acwt", "0.1", "--beam", "13",
-                                      "--first-beam", "10", "--silence-weight", "0", "--model",
+                                      "--first-beam", "10", "--silence-weight", "0", *extra, "--model",
                                       str(tmp / "tri3b" / "final.mdl"), str(graph), str(tmp / "data"), str(ours)])
     assert result.exit_code == 0, result.output
     reference = tmp_path / "decode_fmllr"
@@ -93,6 +101,11 @@ def test_sat_two_pass_decode_commands_equals_decode_fmllr_first_two_passes(syste
             np.testing.assert_allclose(mine[spk], theirs[spk], rtol=0, atol=1e-6)
     rtf = float((ours / "rtf").read_text().split()[0])
     assert 0 < rtf < 1
+    first_llr = [m.first_pass_llr for m, _ in read_measures(ours / "measures.jsonl").values()]
+    if first_pass_measures:
+        assert all(isinstance(v, float) for v in first_llr)
+    else:
+        assert all(v is None for v in first_llr)
 
 
 def test_nnet2_decode_commands_best_paths_equal_decode_nnet2(nnet_system, tmp_path):
