@@ -49,17 +49,24 @@ def test_each_verb_is_found_by_a_fresh_process_and_named_verbs_load_only_their_m
             assert modules == [f"kaldilite.cli.{NAMED_VERBS[name]}"], (name, modules)
 
 
-def test_mkgraph_builds_the_graph_without_numba_or_scipy(digits_system, tmp_path):
+def test_mkgraph_builds_the_graph_without_numba_or_scipy_or_blas_threads(digits_system, tmp_path):
+    """mkgraph loads none of the heavy packages, and numpy's OpenBLAS starts no worker threads
+    (the process ends with one thread, where numpy alone starts one per core)."""
     graph = tmp_path / "graph"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     loaded = fresh_python(
-        "import sys\n"
+        "import os, sys\n"
         "from kaldilite.cli import main\n"
         f"sys.argv = ['kaldilite', 'mkgraph', {str(digits_system / 'data/lang_digits')!r}, "
         f"{str(digits_system / 'exp/mono')!r}, {str(graph)!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
-        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), 'numpy' in sys.modules)\n"
+        "print('THREADS', len(os.listdir('/proc/self/task')))\n", env=env)
     assert (graph / "HCLG.fst").is_file()
-    assert loaded.splitlines()[-1] == "LOADED []"
+    assert loaded.splitlines()[-2] == "LOADED [] True"
+    assert loaded.splitlines()[-1] == "THREADS 1"
+    if os.cpu_count() > 1:  # the check above can fail: numpy alone starts OpenBLAS threads
+        assert fresh_python("import os, numpy\nprint(len(os.listdir('/proc/self/task')))\n", env=env).strip() != "1"
 
 
 def subset_data_dir(source, target, per_speaker=4):
