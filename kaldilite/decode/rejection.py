@@ -37,7 +37,13 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    against everything else the best-path rule accepts) and thresholded like any score. The
    weights live in ``logistic`` (``features, mean, scale, weights, bias``) in ``rejection.json``,
    so the online decoder applies the same rule. A feature an utterance lacks (the first pass
-   live, where SAT has none) takes its mean: it adds nothing to the logit.
+   live, where SAT has none) takes its mean: it adds nothing to the logit. On the commands
+   recipe (bench/rejection_rules.py, cross-validated by speaker) it did not beat the single
+   scores: nnet2 63.1% command accuracy at 5.7% FSDD FA against 64.2% with ``llr_total``; the
+   out-of-vocabulary words that pass at 5% FA are near-homophones of a command (FSDD "one" taken
+   for "on", "nine" for "no") on which every feature agrees with the command. Per-command
+   offsets (``label=<command>`` features) raised accuracy to ~72% but missed the FA target on the
+   other speakers (7-8%), as per-command thresholds did. Opt-in, not the recipe's default.
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"

@@ -130,3 +130,24 @@ def test_det_curve_of_decisions_is_det_curve_whatever_threshold_decided_them():
     for threshold in (-math.inf, 50.0, math.inf):
         got = det_curve_of_decisions(refs, decide_all(measures, rule.with_threshold(threshold)), COMMANDS)
         assert got == expected
+
+
+def test_extra_items_are_decided_by_the_rule_of_their_speakers_fold():
+    # A's negatives score high, B's low (as in test_commands' cross-calibration case): fold A is
+    # decided by B's threshold 0.4, fold B by A's 0.85. An extra item (the same speaker's audio
+    # decoded with another grammar) follows its speaker's fold; a speaker in no fold is left out.
+    def m(best, confidence):
+        return Measures(words=(best,), label=(best,), confidence=confidence, best_command=(best,))
+
+    refs = {"A-1": "yes", "A-2": "marvin", "B-1": "yes", "B-2": "marvin"}
+    utt2spk = {u: u[0] for u in refs}
+    measures = {"A-1": (m("yes", 0.9), 100), "A-2": (m("no", 0.8), 100),
+                "B-1": (m("yes", 0.5), 100), "B-2": (m("no", 0.3), 100)}
+    extra = {("held", "A-1"): (m("no", 0.6), 100, "A"), ("held", "B-1"): (m("no", 0.6), 100, "B"),
+             ("held", "Z-1"): (m("no", 0.99), 100, "Z")}
+    decisions, thresholds = cross_calibrated_decisions(refs, measures, RejectionRule(), COMMANDS, utt2spk, 0.0,
+                                                       ("_unknown_",), extra=extra)
+    assert thresholds == [pytest.approx(0.4), pytest.approx(0.85)]
+    assert decisions[("held", "A-1")].accepted          # 0.6 >= 0.4 (B's threshold)
+    assert not decisions[("held", "B-1")].accepted      # 0.6 < 0.85 (A's threshold)
+    assert ("held", "Z-1") not in decisions
