@@ -84,18 +84,28 @@ def save_graphs(graphs, path):
 
 
 def load_graphs(path):
-    """Inverse of `save_graphs`: dict utt -> CompiledFst."""
+    """Inverse of `save_graphs`: dict utt -> CompiledFst.
+
+    Utterances whose graphs are identical (same transcript) share one CompiledFst object, as
+    `compile_training_graphs` returns them, so that `align_compiled` prepares each graph once.
+    """
     from kaldilite.graph.compiled import CompiledFst
 
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     out = {}
+    shared = {}
     for i, utt in enumerate(arrays["utts"].tolist()):
         fields = {}
         for field in _GRAPH_FIELDS:
             off = arrays[field + "_offsets"]
             fields[field] = arrays[field][off[i]:off[i + 1]]
-        out[utt] = CompiledFst(start=int(arrays["start"][i]), **fields)
+        start = int(arrays["start"][i])
+        key = (start,) + tuple(fields[field].tobytes() for field in _GRAPH_FIELDS)
+        graph = shared.get(key)
+        if graph is None:
+            graph = shared[key] = CompiledFst(start=start, **fields)
+        out[utt] = graph
     return out
 
 
