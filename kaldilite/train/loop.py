@@ -21,8 +21,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from kaldilite.train.gmm_steps import one_blas_thread
 
 log = logging.getLogger(__name__)
@@ -230,11 +228,9 @@ def write_feature_caches(exp, parts, pipeline):
 def warm_up_aligner():
     """Compile/load the numba aligner once in this process: the jobs are forked from it and
     would otherwise each load it again (about 0.4 s per job per iteration, or a full compile)."""
-    from kaldilite.decode.align import align_utterance
-    from kaldilite.graph.compiled import CompiledFst
+    from kaldilite.decode.align import warm_up
 
-    graph = CompiledFst.from_arcs(2, 0, [0, 1], [1, 1], [0, 0], [0.0, 0.0], [1, 1], [np.inf, 0.0])
-    align_utterance(graph, np.zeros((2, 1), np.float32), np.array([0, 0], np.int32))
+    warm_up()
 
 
 def silence_pdfs_of(exp, lang):
