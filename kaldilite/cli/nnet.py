@@ -162,8 +162,9 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs
 
 
 def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=(),
-                     transform_dir=None):
-    """One decoding job: {None: [(utt, words)] at `acoustic_scale`, lmwt: [...] at 1/lmwt}."""
+                     transform_dir=None, lattice_beam=None, lattice_path=None):
+    """One decoding job: {None: [(utt, words)] at `acoustic_scale`, lmwt: [...] at 1/lmwt}; with
+    `lattice_beam` also the lattices at `acoustic_scale`, written to `lattice_path`."""
     from kaldilite.decode.batch import decode_utterances_at_scales
     from kaldilite.decode.decoder import DecoderOptions
     from kaldilite.graph.mkgraph import load_graph
@@ -184,7 +185,12 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
         results = decode_utterances_at_scales(graph, model.tm.tid_to_pdf, model.log_likelihoods,
                                               model.features(data_dir, transforms=transforms,
                                                              transform_dir=transform_dir),
-                                              opts, list(scales.values()), words)
+                                              opts, list(scales.values()), words, lattice_beam=lattice_beam)
+    if lattice_beam is not None:
+        from kaldilite.decode.lattice import Lattice, write_lattices
+
+        write_lattices(lattice_path, [(utt, r.lattice if r is not None and r.lattice is not None else Lattice.empty())
+                                      for utt, r in results[scales[None]]])
     return {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
             for key, scale in scales.items()}
 
@@ -200,6 +206,9 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
 @click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="nnet2 model file (default: DECODE_DIR/../final.mdl).")
+@click.option("--lattice-beam", type=float,
+              help="Also write DECODE_DIR/lat.JOB.gz, word lattices pruned to this beam (Kaldi's decode.sh writes "
+              "them always; here on request), e.g. for decode-fmllr --si-dir.")
 @click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
               help="Per-speaker fMLLR transforms trans.* of DATA_DIR, from the SAT system's decode-fmllr (e.g. "
               "exp/tri3b/decode_test); required by a model trained with --transform-dir, refused by others.")
@@ -207,7 +216,7 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt,
-                     model, transform_dir):
+                     model, lattice_beam, transform_dir):
     """Decode a data dir with an nnet2 model and a graph, score when DATA/text exists (like steps/nnet2/decode.sh).
 
     The graph comes from the GMM system whose tree the network shares (e.g. exp/tri3b/graph).
@@ -253,7 +262,8 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
-                 None if transform_dir is None else str(transform_dir)) for part in parts]
+                 None if transform_dir is None else str(transform_dir), lattice_beam, str(decode_dir / f"lat.{job}.gz"))
+                for job, part in enumerate(parts, 1)]
     decode_dir.mkdir(parents=True, exist_ok=True)
     outputs = run_jobs(decode_nnet2_job, job_args, decode_dir / "log", "decode", nj=nj)
     hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}

@@ -169,11 +169,14 @@ def align_fmllr_cmd(data, lang, src, ali_dir, **kwargs):
 @click.option("--lattice-beam", default=6.0, show_default=True, help="Lattice beam of the speaker-independent pass.")
 @click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
               help="SAT system dir with final.mdl and final.alimdl (default: DECODE_DIR/..).")
+@click.option("--si-dir", type=click.Path(exists=True, file_okay=False),
+              help="Skip the speaker-independent pass: the first fMLLR estimate uses the lattices lat.*.gz of this "
+              "decode dir (decode_fmllr.sh --si-dir), e.g. a speaker-independent DNN's (decode-nnet2 --lattice-beam).")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_fmllr_cmd(graph_dir, data_dir, decode_dir, nj, beam, first_beam, max_active, acwt, silence_weight,
-                     fmllr_update_type, posteriors, lattice_beam, model_dir):
+                     fmllr_update_type, posteriors, lattice_beam, model_dir, si_dir):
     """Two-pass fMLLR decoding with a SAT system (steps/decode_fmllr.sh).
 
     Speaker-independent first pass with final.alimdl (results in DECODE_DIR.si), per-speaker
@@ -188,7 +191,8 @@ def decode_fmllr_cmd(graph_dir, data_dir, decode_dir, nj, beam, first_beam, max_
 
     opts = FmllrDecodeOptions(beam=beam, first_beam=first_beam, max_active=max_active, acoustic_scale=acwt,
                               silence_weight=silence_weight, fmllr_update_type=fmllr_update_type,
-                              posteriors=posteriors, lattice_beam=lattice_beam)
+                              posteriors=posteriors, lattice_beam=lattice_beam,
+                              si_dir=None if si_dir is None else str(si_dir))
     result = decode_fmllr(graph_dir, data_dir, decode_dir, model_dir=model_dir, nj=nj, opts=opts)
     click.echo(f"decode-fmllr: done in {result['seconds']:.1f} s")
     for key in ("si", "final"):

@@ -20,7 +20,11 @@ Follows Kaldi's egs/wsj/s5/steps/train_sat.sh, align_fmllr.sh and decode_fmllr.s
   final.mdl on the adapted features, then one more fMLLR update from the second pass's
   lattices (pruned to beam 4, as lattice-determinize-pruned there) and a final pass (Kaldi's
   third, lattice-rescoring pass). `posteriors="best-path"` uses each pass's 1-best alignment
-  instead. Each pass's WER is reported when DATA/text exists.
+  instead. Each pass's WER is reported when DATA/text exists. `si_dir` (decode_fmllr.sh
+  --si-dir) skips the SI pass: the first fMLLR estimate takes its frame posteriors from the
+  lattices SI_DIR/lat.*.gz of another first pass over the same graph's transition model (e.g.
+  a speaker-independent DNN's, `decode-nnet2 --lattice-beam`), split among Gaussians by
+  final.alimdl as before.
 """
 
 from __future__ import annotations
@@ -349,6 +353,7 @@ class FmllrDecodeOptions:
     posteriors: str = "lattice"
     lattice_beam: float = 6.0    # decode_fmllr.sh --lattice-beam: the lattices of the SI pass
     second_lattice_beam: float = 4.0  # lattice-determinize-pruned --beam=4.0 before the second estimate
+    si_dir: str | None = None    # decode_fmllr.sh --si-dir: first-pass lattices (lat.*.gz) instead of the SI pass
 
     def __post_init__(self):
         if self.posteriors not in ("lattice", "best-path"):
@@ -416,9 +421,15 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
         return {utt: apply_transform(f, transforms[utt2spk[utt]]) if utt2spk[utt] in transforms else f
                 for utt, f in si_feats.items()}
 
-    log.info("pass 1: speaker-independent decoding with %s", model_dir / "final.alimdl")
-    si_results = decode(si_tm, si_am, si_feats, opts.first_beam, opts.lattice_beam if use_lattices else None)
-    posts = frame_posteriors(si_tm, si_am, si_feats, si_results)
+    if opts.si_dir:
+        log.info("pass 1: lattices of %s (--si-dir)", opts.si_dir)
+        si_results = {}
+        posts = _si_dir_posteriors(opts.si_dir, si_tm, si_am, si_feats, opts.acoustic_scale, silence_phones,
+                                   opts.silence_weight)
+    else:
+        log.info("pass 1: speaker-independent decoding with %s", model_dir / "final.alimdl")
+        si_results = decode(si_tm, si_am, si_feats, opts.first_beam, opts.lattice_beam if use_lattices else None)
+        posts = frame_posteriors(si_tm, si_am, si_feats, si_results)
     # posteriors from the SI model, statistics with the SAT model's Gaussians (gmm-est-fmllr-gpost)
     transforms, _, _ = estimate_speaker_transforms({u: f for u, (f, _) in posts.items()},
                                                    {u: p for u, (_, p) in posts.items()}, si_am, utt2spk, fmllr_opts,
@@ -441,6 +452,39 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
         return [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in res.items() if r is not None]
 
     return {"si": text(si_results), "final": text(results)}
+
+
+def _si_dir_posteriors(si_dir, tm, am, feats, acoustic_scale, silence_phones, silence_weight):
+    """utt -> (frames' features, sparse Gaussian posteriors) from SI_DIR/lat.*.gz (decode_fmllr.sh
+    --si-dir: lattice-to-post | weight-silence-post | gmm-post-to-gpost with final.alimdl)."""
+    from kaldilite.decode.lattice import read_lattices
+    from kaldilite.transform.posteriors import gaussian_posteriors
+
+    paths = sorted(Path(si_dir).glob("lat.*.gz"))
+    if not paths:
+        raise MissingFileError(f"{Path(si_dir) / 'lat.1.gz'}: no lattices in --si-dir {si_dir}; decode with "
+                               "lattices first (e.g. decode-nnet2 --lattice-beam 6)")
+    out = {}
+    for path in paths:
+        for utt, lattice in read_lattices(path):
+            if utt not in feats or not lattice.num_states:
+                continue
+            frames, tids, weights = lattice_frame_posteriors(lattice, acoustic_scale)
+            if len(frames) == 0:
+                continue
+            if frames.max() >= len(feats[utt]) or tids.max() >= len(tm.tid_to_pdf):
+                raise InputError(f"{path}: the lattice of {utt} does not fit its features or the transition model of "
+                                 "the SAT system (made with another graph or data?)")
+            silent = np.isin(tm.tid_to_phone[tids], list(silence_phones))
+            frame_feats = feats[utt][frames]
+            post, _ = gaussian_posteriors(am, frame_feats, tm.tid_to_pdf[tids],
+                                          weights * np.where(silent, silence_weight, 1.0))
+            out[utt] = (frame_feats, post)
+    missing = len(set(feats) - set(out))
+    if missing:
+        log.warning("--si-dir %s: %d of %d utterances have no lattice; their speakers' transforms use the others",
+                    si_dir, missing, len(feats))
+    return out
 
 
 def lattice_frame_posteriors(lattice, acoustic_scale):
@@ -480,8 +524,8 @@ def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts:
                                            dataclasses.asdict(opts), silence) for k, part in enumerate(parts, 1)],
                        decode_dir / "log", "decode", nj=len(parts))
     si_dir = Path(str(decode_dir) + ".si")
-    result = {}
-    for key, out_dir in (("si", si_dir), ("final", decode_dir)):
+    result = {"si": None}
+    for key, out_dir in ((("si", si_dir),) if not opts.si_dir else ()) + (("final", decode_dir),):
         hyps = dict(sorted(pair for output in outputs for pair in output[key]))
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_text(out_dir / "hyp.txt", hyps)
