@@ -44,6 +44,12 @@ nnet_fmllr=true        # stage 8: true: the DNN reads $nnet_gmm's speaker-adapte
                        # fMLLR: align-fmllr's transforms in training, decode-fmllr's at test time), as Kaldi's nnet2
                        # recipes on tri3b; false: speaker-independent MFCC + CMVN input (no transforms needed: what
                        # online decoding and the commands recipe use)
+nnet_first_pass=dnn    # stage 8 with nnet_fmllr=true: where the test speakers' fMLLR transforms come from. dnn: a
+                       # speaker-independent DNN (exp/nnet2_si) decodes first and its lattices replace tri3b's SI GMM pass
+                       # (decode-fmllr --si-dir -> exp/$nnet_gmm/decode_test_nnet2_si); gmm: tri3b's own two-pass decode
+                       # (exp/$nnet_gmm/decode_test, Kaldi's nnet2 recipe). Held-out training speakers (errors/500,
+                       # see conf/nnet2.conf): nicolas tri3b 70, SI DNN 59, fMLLR DNN on tri3b's transforms 77, on the
+                       # SI DNN's 43 (tri3b itself on them: 40)
 dir=                   # where data/ exp/ mfcc/ go (default: work_<split> in this folder)
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|dependent] [--corpus DIR] [--nj N]
   e.g.: $0 --split dependent --stage 3"
@@ -185,13 +191,13 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
       log "no noise clips at $noise_dir (set --nnet-noise-dir): training without the noisy copy"
     fi
   fi
-  train_opts=()
-  decode_opts=()
-  if [ "$nnet_fmllr" = true ]; then
+  if [ "$nnet_fmllr" != true ]; then
+    kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" $nnet_train data/lang $ali_dir exp/nnet2
+    kaldilite decode-nnet2 --nj $nj --acwt $acwt exp/$nnet_gmm/graph data/test exp/nnet2/decode_test
+  else
     # steps/nnet2/get_egs2.sh with feat_type=lda: the alignment dir's final.mat and trans.* (here
-    # --transform-dir); steps/nnet2/decode.sh --transform-dir exp/tri3b/decode_test at test time.
+    # --transform-dir); steps/nnet2/decode.sh --transform-dir at test time.
     [ -f exp/$nnet_gmm/final.alimdl ] || { echo "$0: nnet_fmllr=true needs a SAT system, exp/$nnet_gmm has no final.alimdl (or set --nnet-fmllr false)" >&2; exit 1; }
-    [ -f exp/$nnet_gmm/decode_test/trans.1 ] || { echo "$0: exp/$nnet_gmm/decode_test/trans.1 missing; run stage 7 (decode-fmllr) first" >&2; exit 1; }
     trans_dir=$ali_dir
     if [ "$nnet_train" != "$train" ]; then
       # the noisy copies are speakers of their own: align-fmllr on the combined data gives every
@@ -201,11 +207,19 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
         kaldilite align-fmllr --nj $nj $nnet_train data/lang exp/$nnet_gmm $trans_dir
       fi
     fi
-    train_opts=(--transform-dir $trans_dir)
-    decode_opts=(--transform-dir exp/$nnet_gmm/decode_test)
+    if [ "$nnet_first_pass" = dnn ]; then
+      kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" $nnet_train data/lang $ali_dir exp/nnet2_si
+      kaldilite decode-nnet2 --nj $nj --acwt $acwt --lattice-beam 6.0 exp/$nnet_gmm/graph data/test exp/nnet2_si/decode_test
+      test_trans=exp/$nnet_gmm/decode_test_nnet2_si
+      kaldilite decode-fmllr --nj $nj --beam $beam --acwt $acwt --model-dir exp/$nnet_gmm --si-dir exp/nnet2_si/decode_test \
+        exp/$nnet_gmm/graph data/test $test_trans
+    else
+      test_trans=exp/$nnet_gmm/decode_test
+      [ -f $test_trans/trans.1 ] || { echo "$0: $test_trans/trans.1 missing; run stage 7 (decode-fmllr) first" >&2; exit 1; }
+    fi
+    kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" --transform-dir $trans_dir $nnet_train data/lang $ali_dir exp/nnet2
+    kaldilite decode-nnet2 --nj $nj --acwt $acwt --transform-dir $test_trans exp/$nnet_gmm/graph data/test exp/nnet2/decode_test
   fi
-  kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" "${train_opts[@]}" $nnet_train data/lang $ali_dir exp/nnet2
-  kaldilite decode-nnet2 --nj $nj --acwt $acwt "${decode_opts[@]}" exp/$nnet_gmm/graph data/test exp/nnet2/decode_test
 fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
