@@ -291,3 +291,40 @@ def test_iterations_after_a_transform_update_are_not_compared_with_the_previous_
     assert tuple(exempt) == iters
     dropped = [line for line in lines if "dropped" in line and int(line.split()[2].rstrip(":")) in iters]
     assert dropped == []
+
+
+def test_decode_fmllr_si_dir_with_the_si_models_own_lattices_gives_the_same_transforms(systems, tmp_path):
+    """decode-fmllr --si-dir (decode_fmllr.sh's) takes the first pass's lattices from elsewhere:
+    given lattices of final.alimdl decoded by `kaldilite decode` with the SI pass's options, the
+    speaker transforms equal those of decode-fmllr's own SI pass (up to the text lattices'
+    rounding), and no DECODE_DIR.si is written."""
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+
+    tmp = systems["tmp"]
+    loop_lang = synthetic_setup.word_loop_lang(systems["lang"], LEXICON, tmp_path / "lang_loop")
+    runner = CliRunner()
+    graph = tmp_path / "graph_loop"
+    assert runner.invoke(cli, ["mkgraph", str(loop_lang), str(tmp / "tri3b"), str(graph)]).exit_code == 0
+    common = ["--nj", "1", "--acwt", "0.1"]
+    result = runner.invoke(cli, ["decode-fmllr", *common, "--model-dir", str(tmp / "tri3b"), str(graph),
+                                 str(tmp / "data"), str(tmp_path / "own")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["decode", *common, "--beam", "10.0", "--lattice-beam", "6.0", "--model",
+                                 str(tmp / "tri3b" / "final.alimdl"), str(graph), str(tmp / "data"),
+                                 str(tmp_path / "si_lattices")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["decode-fmllr", *common, "--model-dir", str(tmp / "tri3b"), "--si-dir",
+                                 str(tmp_path / "si_lattices"), str(graph), str(tmp / "data"), str(tmp_path / "given")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "given.si").exists()
+    own, given = (dict(read_matrices(str(tmp_path / d / "trans.1"))) for d in ("own", "given"))
+    assert sorted(own) == sorted(given) == [f"spk{s}" for s in range(SPEAKERS)]
+    for spk in own:
+        np.testing.assert_allclose(given[spk], own[spk], rtol=1e-6, atol=1e-6)  # the transforms move features by ~1
+    empty = tmp_path / "no_lattices"
+    empty.mkdir()
+    result = runner.invoke(cli, ["decode-fmllr", *common, "--model-dir", str(tmp / "tri3b"), "--si-dir", str(empty),
+                                 str(graph), str(tmp / "data"), str(tmp_path / "none")])
+    assert result.exit_code != 0 and "no lattices in --si-dir" in str(result.exception)
