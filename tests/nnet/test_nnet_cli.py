@@ -311,3 +311,25 @@ def test_a_speaker_independent_model_refuses_transforms_and_online_export_refuse
     assert isinstance(result.exception, InputError) and "speaker-independent" in str(result.exception)
     with pytest.raises(InputError, match="online decoding has no speaker transforms"):
         _load_nnet2(tmp / "nnet2_fmllr" / "final.mdl")
+
+
+def test_decode_nnet2_lattices_hold_the_one_best_words_and_cover_every_frame(nnet_system):
+    """--lattice-beam: DECODE_DIR/lat.JOB.gz (Kaldi text archive) per job; each lattice's best path
+    at the decoding scale is the hypothesis, and its alignment has one transition-id per frame."""
+    from kaldilite.decode.lattice import read_lattices
+    from kaldilite.io.symbols import SymbolTable
+
+    tmp, _, _ = nnet_system
+    out = tmp / "nnet2" / "decode_lat"
+    result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "2", "--acwt", "1.0", "--lattice-beam", "4.0",
+                                      str(tmp / "mono" / "graph"), str(tmp / "data"), str(out)])
+    assert result.exit_code == 0, result.output
+    words = SymbolTable.read(tmp / "mono" / "graph" / "words.txt")
+    hyps = dict(line.split(maxsplit=1) for line in (out / "hyp.txt").read_text().splitlines())
+    frames = {utt: len(m) for utt, m in read_matrices(str(tmp / "data" / "feats.scp"))}
+    lattices = dict(pair for job in (1, 2) for pair in read_lattices(out / f"lat.{job}.gz"))
+    assert sorted(lattices) == sorted(hyps) == sorted(frames)
+    for utt, lattice in lattices.items():
+        best_words, tids, _, _ = lattice.best_path(1.0)
+        assert " ".join(words.symbol(w) for w in best_words) == hyps[utt]
+        assert len(tids) == frames[utt]
