@@ -375,7 +375,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
     local m=$1 n
     for n in $(ls data/local/heldout/*.utts | sed 's|.*/||; s|\.utts$||' | grep -vx all); do
       [ -d data/heldout_$n ] || continue
-      kaldilite decode-commands --lattice-llr --first-pass-measures --nj $nj --beam $beam --lattice-beam $lattice_beam \
+      # --nj 1: ~35 utterances each, where worker start-up would cost more than the decoding
+      kaldilite decode-commands --lattice-llr --first-pass-measures --nj 1 --beam $beam --lattice-beam $lattice_beam \
         --acwt $acwt --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n data/heldout_$n \
         exp/$m/decode_heldout_commands/parts/$n
     done
