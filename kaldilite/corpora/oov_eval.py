@@ -56,7 +56,9 @@ def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speaker
         if pad_to > 0:
             missing = max(0.0, pad_to - soundfile.info(str(path)).duration)
             pad = f" pad {missing / 2:.4f} {missing - missing / 2:.4f}" if missing > 0 else ""
-        wav_scp[utt] = f"sox {shlex.quote(str(path))} -r {int(sample_frequency)} -t wav -{pad} |"
+        # -R (repeatable): sox dithers the resampled 16-bit output with fresh random noise on every
+        # run otherwise, so the padded silence -- and the decodes of this set -- changed between runs
+        wav_scp[utt] = f"sox -R {shlex.quote(str(path))} -r {int(sample_frequency)} -t wav -{pad} |"
         text[utt] = DIGIT_WORDS[digit]
         utt2spk[utt] = spk
     if not wav_scp:

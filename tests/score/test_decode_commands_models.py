@@ -160,6 +160,8 @@ def test_fsdd_oov_pad_to_centres_each_clip_in_one_second_of_silence(fsdd_dir, tm
     assert abs(best - lead) <= 1 and np.abs(wave[best:best + len(word)] - word).max() <= 2
     assert np.abs(wave[:best - 32]).max() <= 2 and np.abs(wave[best + len(word) + 32:]).max() <= 2
     assert np.abs(word).max() > 500  # (the word itself is loud)
+    # repeatable: sox's dither is seeded (-R), so reading the clip again gives the same samples
+    np.testing.assert_array_equal(np.asarray(read_audio(padded.wav_scp[utt], 16000), np.float64), wave)
 
 
 def test_commands_results_reports_an_oov_sets_false_accepts_from_known_measures(tmp_path):
