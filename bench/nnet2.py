@@ -7,13 +7,15 @@ on tri3b alignments trains in 270 s and reaches 3.7% WER; decoding the 1000 test
 Needs a built digits work dir (recipes/digits/run.sh through stage 8, whose alignment and
 transform dirs it reuses): the benchmark runs `train-nnet2 --config conf/nnet2.conf` and
 `decode-nnet2 --nj 2` as the recipe does, writing into a scratch directory, never into the
-work dir. With fMLLR input (the recipe's default, nnet_fmllr=true) the DNN pass reuses the
-speaker transforms of tri3b's two-pass decode, as Kaldi's steps/nnet2/decode.sh
---transform-dir does; the benchmark times that `decode-fmllr` too (into the scratch dir) and
-reports the DNN pass alone and the total. `--si` benchmarks the speaker-independent DNN.
+work dir. With fMLLR input (the recipe's default, nnet_fmllr=true) the DNN pass needs test
+speaker transforms, as Kaldi's steps/nnet2/decode.sh --transform-dir; the benchmark times the
+passes that make them too and reports each pass and the totals. By default (run.sh's
+nnet_first_pass=dnn): the speaker-independent DNN and its lattices, tri3b's fMLLR passes on
+them (decode-fmllr --si-dir), the fMLLR DNN (two networks trained); `--first-pass gmm` takes
+tri3b's own two-pass decode instead (Kaldi's recipe, one network), `--first-pass none` benchmarks the speaker-independent DNN alone.
 Usage: .venv/bin/python bench/nnet2.py [--work DIR] [--train data/train_sp_noise_combined]
        [--ali exp/tri3b_ali_train_sp] [--transform-dir exp/tri3b_ali_train_sp_noise_combined]
-       [--graph exp/tri3b/graph] [--si]
+       [--graph exp/tri3b/graph] [--first-pass dnn|gmm|none]
 Figures are noisy on a shared machine: the same run took 332 s with OpenBLAS's default threads
 while other jobs loaded the 2 cores, 88 s with one thread.
 """
@@ -61,31 +63,60 @@ def main():
     parser.add_argument("--transform-dir", default="exp/tri3b_ali_train_sp_noise_combined",
                         help="fMLLR transforms of the training data (align-fmllr output)")
     parser.add_argument("--sat", default="exp/tri3b", help="the SAT system whose decode-fmllr gives test transforms")
-    parser.add_argument("--si", action="store_true", help="speaker-independent DNN (no transforms)")
+    parser.add_argument("--first-pass", choices=["dnn", "gmm", "none"], default="dnn",
+                        help="as run.sh's nnet_first_pass: the test transforms from a speaker-independent DNN's "
+                        "lattices (dnn), from tri3b's own two-pass decode (gmm), or no fMLLR at all (none: the "
+                        "speaker-independent DNN alone)")
     args = parser.parse_args()
     work = Path(args.work).resolve()
     needed = [args.train, args.ali, args.graph, args.test, "data/lang"]
-    if not args.si:
+    if args.first_pass != "none":
         needed += [args.transform_dir, f"{args.sat}/final.alimdl", f"{args.sat}/final.mat"]
     for rel in needed:
         if not (work / rel).exists():
             sys.exit(f"{work / rel}: missing; run recipes/digits/run.sh up to stage 8's alignment first")
+    rows = ["| step | kaldilite wall (s) | kaldilite CPU (s) | Kaldi wall (s) | ratio (wall) |",
+            "|---|---|---|---|---|"]
+    train_total, decode_total = [0.0, 0.0], [0.0, 0.0]
+
+    def row(name, seconds, cpu, totals=None):
+        rows.append(f"| {name} | {seconds:.2f} | {cpu:.2f} | | |")
+        if totals is not None:
+            totals[0] += seconds
+            totals[1] += cpu
+
     with tempfile.TemporaryDirectory(prefix="bench_nnet2_") as tmp:
-        exp = Path(tmp) / "nnet2"
-        train_opts, decode_opts, fmllr_seconds, fmllr_cpu = [], [], 0.0, 0.0
-        if not args.si:
-            # tri3b's two-pass decode in the scratch dir, final.mat beside it as in exp/tri3b
-            sat_decode = Path(tmp) / "decode_test"
-            shutil.copyfile(work / args.sat / "final.mat", Path(tmp) / "final.mat")
-            fmllr_seconds, fmllr_cpu, _ = timed(["decode-fmllr", "--nj", "2", "--beam", "13", "--first-beam", "13",
-                                                 "--acwt", "0.1", "--model-dir", args.sat, args.graph, args.test,
-                                                 str(sat_decode)], work)
-            train_opts = ["--transform-dir", args.transform_dir]
-            decode_opts = ["--transform-dir", str(sat_decode)]
-        train_seconds, train_cpu, train_out = timed(["train-nnet2", "--config", str(CONF), *train_opts, args.train,
-                                                     "data/lang", args.ali, str(exp)], work)
-        decode_seconds, decode_cpu, _ = timed(["decode-nnet2", "--nj", "2", "--acwt", "0.1", *decode_opts,
-                                               args.graph, args.test, str(exp / "decode_test")], work)
+        tmp = Path(tmp)
+        shutil.copyfile(work / args.sat / "final.mat", tmp / "final.mat")  # beside the scratch decode dirs
+        decode = ["decode-nnet2", "--nj", "2", "--acwt", "0.1"]
+        if args.first_pass != "gmm":  # the speaker-independent DNN (alone, or for the first pass)
+            seconds, cpu, train_out = timed(["train-nnet2", "--config", str(CONF), args.train, "data/lang",
+                                             args.ali, str(tmp / "nnet2_si")], work)
+            row("training the speaker-independent DNN (`train-nnet2`)", seconds, cpu, train_total)
+            lattices = ["--lattice-beam", "6.0"] if args.first_pass == "dnn" else []
+            seconds, cpu, _ = timed([*decode, *lattices, args.graph, args.test, str(tmp / "nnet2_si" / "decode_test")],
+                                    work)
+            row("decode test with it (`decode-nnet2" + (" --lattice-beam 6`)" if lattices else "`)"), seconds, cpu,
+                decode_total)
+            exp = tmp / "nnet2_si"
+        if args.first_pass != "none":
+            fmllr = ["decode-fmllr", "--nj", "2", "--beam", "13", "--acwt", "0.1", "--model-dir", args.sat]
+            if args.first_pass == "dnn":
+                fmllr += ["--si-dir", str(tmp / "nnet2_si" / "decode_test")]
+                name = "tri3b's fMLLR passes on the DNN's lattices (`decode-fmllr --si-dir`: the test transforms)"
+            else:
+                fmllr += ["--first-beam", "13"]
+                name = "tri3b's two-pass decode (`decode-fmllr`: the test transforms)"
+            seconds, cpu, _ = timed([*fmllr, args.graph, args.test, str(tmp / "decode_test")], work)
+            row(name, seconds, cpu, decode_total)
+            seconds, cpu, train_out = timed(["train-nnet2", "--config", str(CONF), "--transform-dir",
+                                             args.transform_dir, args.train, "data/lang", args.ali,
+                                             str(tmp / "nnet2")], work)
+            row("training the fMLLR DNN (`train-nnet2 --transform-dir`)", seconds, cpu, train_total)
+            seconds, cpu, _ = timed([*decode, "--transform-dir", str(tmp / "decode_test"), args.graph, args.test,
+                                     str(tmp / "nnet2" / "decode_test")], work)
+            row("decode test with it (`decode-nnet2 --transform-dir`)", seconds, cpu, decode_total)
+            exp = tmp / "nnet2"
         wer_line = (exp / "decode_test" / "wer").read_text().splitlines()[0]
         log_text = (exp / "log" / "train.log").read_text()
     frames_per_second = re.search(r"\(([0-9]+) frames/s\)", train_out).group(1)
@@ -93,38 +124,33 @@ def main():
     durations = [float(line.split()[1]) for line in (work / args.test / "utt2dur").read_text().splitlines()]
     audio = sum(durations)
     wer = float(re.search(r"%WER ([0-9.]+)", wer_line).group(1))
-    rows = ["| step | kaldilite wall (s) | kaldilite CPU (s) | Kaldi wall (s) | ratio (wall) |",
-            "|---|---|---|---|---|",
-            f"| training (`train-nnet2`, whole step) | {train_seconds:.1f} | {train_cpu:.1f} | "
-            f"{KALDI['training']:.0f} | {train_seconds / KALDI['training']:.2f} |",
-            f"| decode test (`decode-nnet2 --nj 2`) | {decode_seconds:.2f} | {decode_cpu:.2f} | "
-            f"{KALDI['decode test']:.1f} | {decode_seconds / KALDI['decode test']:.2f} |"]
-    if not args.si:
-        total, total_cpu = fmllr_seconds + decode_seconds, fmllr_cpu + decode_cpu
-        rows += [f"| tri3b two-pass decode (`decode-fmllr --nj 2`: the test transforms) | {fmllr_seconds:.2f} | "
-                 f"{fmllr_cpu:.2f} | | |",
-                 f"| decode test in total (tri3b two-pass + DNN pass) | {total:.2f} | {total_cpu:.2f} | "
-                 f"{KALDI['decode test']:.1f} | {total / KALDI['decode test']:.2f} |"]
+    rows += [f"| **training in total** | {train_total[0]:.1f} | {train_total[1]:.1f} | {KALDI['training']:.0f} | "
+             f"{train_total[0] / KALDI['training']:.2f} |",
+             f"| **decode test in total** | {decode_total[0]:.2f} | {decode_total[1]:.2f} | "
+             f"{KALDI['decode test']:.1f} | {decode_total[0] / KALDI['decode test']:.2f} |"]
+    what = {"none": "speaker-independent input (`bench/nnet2.py --first-pass none`)",
+            "gmm": "fMLLR input, tri3b's test transforms (`bench/nnet2.py --first-pass gmm`)",
+            "dnn": "fMLLR input, test transforms from the SI DNN's lattices (`bench/nnet2.py`)"}[args.first_pass]
     text = "\n".join([
-        "## nnet2 p-norm DNN, FSDD independent split, "
-        + ("speaker-independent input (`bench/nnet2.py --si`)" if args.si else "fMLLR input (`bench/nnet2.py`)"),
+        f"## nnet2 p-norm DNN, FSDD independent split, {what}",
         "",
         f"{machine_line()}; training in one process with one BLAS thread (`--num-threads 1`, the default), "
         f"decoding `--nj 2` with one BLAS thread per job; wall time including process start-up, CPU time of the "
-        f"process and its jobs (the figure to trust on a shared machine). Training data "
-        f"`{args.train}`, alignments `{args.ali}`, "
-        + ("speaker-independent input" if args.si else
-           f"fMLLR input (training transforms `{args.transform_dir}`, test transforms from `{args.sat}`'s decode-fmllr)")
-        + f", `conf/nnet2.conf`: {network}; {frames_per_second} frames/s.",
+        f"process and its jobs (the figure to trust on a shared machine). Training data `{args.train}`, "
+        f"alignments `{args.ali}`" + ("" if args.first_pass == "none" else
+                                      f", training transforms `{args.transform_dir}`")
+        + f", `conf/nnet2.conf`: {network}; {frames_per_second} frames/s. Kaldi's decode of the test set (6.0 s) "
+        "is its nnet2 pass alone on tri3b's transforms; its tri3b two-pass decode took 13.6 s more.",
         "",
         *rows,
         "",
-        f"Decoding real-time factor: {decode_seconds:.2f} s / {audio:.1f} s of audio = {decode_seconds / audio:.4f} "
-        f"wall, {decode_cpu / audio:.4f} CPU (Kaldi: 6.0 / 372 = 0.016).",
+        f"Decoding real-time factor (all passes): {decode_total[0]:.2f} s / {audio:.1f} s of audio = "
+        f"{decode_total[0] / audio:.4f} wall, {decode_total[1] / audio:.4f} CPU (Kaldi's nnet2 pass: 6.0 / 372 = 0.016).",
         f"Accuracy: `{wer_line}` (Kaldi nnet2: {KALDI_WER}% WER; goal 2.6%).",
     ])
     print(text)
-    update_section("nnet2_independent_si" if args.si else "nnet2_independent", text)
+    update_section({"none": "nnet2_independent_si", "gmm": "nnet2_independent_gmm_transforms",
+                    "dnn": "nnet2_independent"}[args.first_pass], text)
     return wer
 
 
