@@ -29,10 +29,11 @@ from kaldilite.errors import KaldiliteError
 _MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 _loaded_modules = set()
 
-# Verbs with no dense linear algebra worth a thread pool: their process starts numpy without
+# Verbs whose process needs no BLAS thread pool (mkgraph does no dense linear algebra; align
+# and decode run their jobs with one BLAS thread each anyway): they start numpy without
 # OpenBLAS's worker threads (unless the user set OPENBLAS_NUM_THREADS), which saves ~12 ms of
 # numpy's import and a thread spinning on another core: a tenth of what `mkgraph` takes in all.
-_SINGLE_THREADED_BLAS_VERBS = frozenset({"mkgraph"})
+_SINGLE_THREADED_BLAS_VERBS = frozenset({"mkgraph", "align", "decode"})
 
 
 def _load(module_name):
