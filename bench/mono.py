@@ -9,7 +9,11 @@ split on this machine kind (from the issue that set the targets: MFCC for the 20
 utterances 1.0 s, mono training 30 s, graph 0.1 s, decoding the 1000 test utterances (372 s of
 audio) 5.2 s) are the peer figures; the ratio column is kaldilite's (min) wall time / Kaldi's
 (below 1 is faster).
-Usage: .venv/bin/python bench/mono.py [--split independent|dependent] [--repeats 5]
+The graph row is mostly process start-up: the text also gives the floor, a bare
+`python -c "import numpy, click, pywrapfst"` timed the same way (what any Python process
+that builds the graph with OpenFst and numpy pays before doing anything).
+Usage: .venv/bin/python bench/mono.py [--split independent|dependent] [--repeats 5] [--no-update]
+(--no-update: print the section without writing BENCHMARKS.md, e.g. on a busy machine)
 """
 
 import argparse
@@ -31,11 +35,11 @@ KALDI_SECONDS = {"features (train MFCC)": 1.0, "mono training": 30.0, "graph": 0
 KALDI_WER = {"independent": 8.9, "dependent": 0.33}
 
 
-def timed(command, cwd=None):
+def timed(command, cwd=None, env=None):
     """Run `command`; return (wall seconds, CPU seconds of it and its waited-for descendants, output)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    out = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
@@ -61,6 +65,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="independent", choices=["independent", "dependent"])
     parser.add_argument("--repeats", type=int, default=5, help="runs of the graph and decode steps")
+    parser.add_argument("--no-update", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_mono_") as tmp:
@@ -75,6 +80,10 @@ def main():
         times["mono training"] = run_stage(work, 3, args.split)
         times["graph"] = repeated(work, kaldilite("mkgraph", "data/lang_digits", "exp/mono", "exp/mono/graph"),
                                   args.repeats)
+        # mkgraph starts numpy's OpenBLAS single-threaded (kaldilite.cli), so the floor does too
+        with_one_blas_thread = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        floor = [timed([sys.executable, "-c", "import numpy, click, pywrapfst"], cwd=work, env=with_one_blas_thread)[:2]
+                 for _ in range(args.repeats)]
         times["decode test"] = repeated(work, kaldilite("decode", "--nj", "2", "--acwt", "0.1", "exp/mono/graph",
                                                         "data/test", "exp/mono/decode_test"), args.repeats)
         wer_line = (work / "exp/mono/decode_test/wer").read_text().splitlines()[0]
@@ -105,12 +114,15 @@ def main():
         "",
         *rows,
         "",
+        f"Graph start-up floor (`python -c \"import numpy, click, pywrapfst\"`, {args.repeats} runs): "
+        f"{cell([w for w, _ in floor])} s wall, {cell([c for _, c in floor])} s CPU.",
         f"Decoding real-time factor: {decode_wall:.2f} s / {audio:.1f} s of audio = "
         f"{decode_wall / audio:.4f} (Kaldi: 5.2 / 372 = 0.014).",
         f"Accuracy: `{wer_line}` (Kaldi mono: {KALDI_WER[args.split]}% WER).",
     ])
     print(text)
-    update_section(f"mono_{args.split}", text)
+    if not args.no_update:
+        update_section(f"mono_{args.split}", text)
 
 
 if __name__ == "__main__":
