@@ -198,6 +198,9 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--first-pass-measures/--no-first-pass-measures", default=False, show_default=True,
               help="SAT models: also decode the speaker-independent pass with lattices and keep its llr "
                    "(first_pass_llr in measures.jsonl), for rejection decided before fMLLR.")
+@click.option("--fmllr-hypothesis", type=click.Choice(["best", "garbage"]), default="best", show_default=True,
+              help="SAT models: fMLLR from the first pass's best path (decode_fmllr.sh), or from the best path "
+                   "of the filler/garbage side of the graph (not pulled toward a command).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -205,7 +208,8 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
-                        first_beam, silence_weight, fmllr_min_count, exact_llr, first_pass_measures, model):
+                        first_beam, silence_weight, fmllr_min_count, exact_llr, first_pass_measures, fmllr_hypothesis,
+                        model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -243,7 +247,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
                                 fmllr_min_count=fmllr_min_count, exact_llr=exact_llr,
-                                first_pass_measures=first_pass_measures)
+                                first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]

@@ -168,11 +168,8 @@ class ContrastSearch:
 
         from kaldilite.decode.decoder import BeamDecoder
 
-        symbol = words.symbol if hasattr(words, "symbol") else words.__getitem__
         self.fillers = frozenset(fillers)
-        output_ids = [int(w) for w in np.unique(graph.arc_olabel) if w > 0]
-        filler_ids = {w for w in output_ids if symbol(w) in self.fillers}
-        command_ids = {w for w in output_ids if symbol(w) not in NON_COMMAND_WORDS | self.fillers}
+        filler_ids, command_ids = word_ids_by_side(graph, words, self.fillers)
         self.active = bool(filler_ids)
         # (command side: no filler words; filler side: no command words)
         self.decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf, decoder_options)
@@ -216,6 +213,19 @@ class ContrastSearch:
         found = side_costs(hyps, self.fillers) if hyps is not None else (math.inf, math.inf)
         return tuple(cost if math.isfinite(cost) else self._search(decoder)
                      for cost, decoder in zip(found, self.decoders))
+
+
+def word_ids_by_side(graph, words, fillers):
+    """(filler word ids, command word ids) among a graph's output labels; ``words`` maps ids to
+    strings (a SymbolTable or a mapping). Silence/OOV words (`NON_COMMAND_WORDS`) are in neither."""
+    import numpy as np
+
+    symbol = words.symbol if hasattr(words, "symbol") else words.__getitem__
+    fillers = frozenset(fillers)
+    output_ids = [int(w) for w in np.unique(graph.arc_olabel) if w > 0]
+    filler_ids = {w for w in output_ids if symbol(w) in fillers}
+    command_ids = {w for w in output_ids if symbol(w) not in NON_COMMAND_WORDS | fillers}
+    return filler_ids, command_ids
 
 
 def side_costs(hyps, fillers):
@@ -280,5 +290,5 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
 
 
 __all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors", "restrict_graph",
-           "ContrastSearch", "side_costs",
+           "ContrastSearch", "side_costs", "word_ids_by_side",
            "word_sequences_of_lattice"]

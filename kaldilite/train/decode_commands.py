@@ -61,6 +61,11 @@ class CommandDecodeOptions:
     # (Measures.first_pass_llr), so that rejection can be decided before fMLLR has pulled an
     # out-of-vocabulary word toward the command it was first mistaken for.
     first_pass_measures: bool = False
+    # SAT: the hypothesis fMLLR is estimated from: "best" (the first pass's best path, as
+    # decode_fmllr.sh) or "garbage" (the best path of the graph without command words: the
+    # filler/garbage phone loop, so that an out-of-vocabulary word's transform is not fitted to the
+    # command the first pass took it for; a command's phone-loop path is close to its own phones)
+    fmllr_hypothesis: str = "best"
 
 
 def is_speaker_adapted(model_path):
@@ -192,8 +197,17 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
             first_results, first_llr = _first_pass_with_lattices(
                 graph, si_tm, si_am, words, fillers, dataclasses.replace(recognizer_opts, beam=opts.first_beam),
                 si_feats)
+        fmllr_graph = graph
+        if opts.fmllr_hypothesis == "garbage":
+            from kaldilite.decode.confidence import restrict_graph, word_ids_by_side
+
+            filler_ids, command_ids = word_ids_by_side(graph, words, fillers)
+            if filler_ids:
+                fmllr_graph, first_results = restrict_graph(graph, command_ids), None
+        elif opts.fmllr_hypothesis != "best":
+            raise ValueError(f"fmllr_hypothesis must be 'best' or 'garbage', not {opts.fmllr_hypothesis!r}")
         transforms = first_pass_speaker_transforms(
-            graph, si_tm, si_am, am, si_feats, utt2spk, silence_phones, first,
+            fmllr_graph, si_tm, si_am, am, si_feats, utt2spk, silence_phones, first,
             FmllrOptions(update_type=opts.fmllr_update_type, min_count=opts.fmllr_min_count), opts.silence_weight,
             words, first_results)
     write_speaker_transforms(transforms, decode_dir / f"trans.{job}")

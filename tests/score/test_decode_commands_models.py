@@ -164,6 +164,51 @@ def test_fsdd_oov_pad_to_centres_each_clip_in_one_second_of_silence(fsdd_dir, tm
     np.testing.assert_array_equal(np.asarray(read_audio(padded.wav_scp[utt], 16000), np.float64), wave)
 
 
+def test_sat_fmllr_from_the_garbage_side_is_estimated_on_the_best_path_without_commands(systems, tmp_path):
+    # --fmllr-hypothesis garbage: the transforms are those of decode_fmllr's first pass run on the
+    # graph restricted to the filler side (here: the one filler word AB), whatever the best path was
+    from kaldilite.decode.confidence import restrict_graph, word_ids_by_side
+    from kaldilite.decode.decoder import DecoderOptions
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+    from kaldilite.io.tables import read_matrices
+    from kaldilite.train.decode_commands import first_pass_speaker_transforms
+    from kaldilite.train.sat import _silence_phones_from, _speakers_of
+    from kaldilite.transform.fmllr import FmllrOptions
+
+    tmp = systems["tmp"]
+    graph_dir = _loop_graph(systems["lang"], tmp / "tri3b", _sat.LEXICON, tmp_path)
+    (graph_dir / "words").mkdir(exist_ok=True)
+    (graph_dir / "words" / "fillers.txt").write_text("AB\n")
+    ours = tmp_path / "decode_commands"
+    result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--first-beam", "10", "--silence-weight", "0",
+                                      "--fmllr-hypothesis", "garbage", "--model", str(tmp / "tri3b" / "final.mdl"),
+                                      str(graph_dir), str(tmp / "data"), str(ours)])
+    assert result.exit_code == 0, result.output
+    graph, words = load_graph(graph_dir), SymbolTable.read(graph_dir / "words.txt")
+    fillers, commands = word_ids_by_side(graph, words, {"AB"})
+    assert len(fillers) == 1 and len(commands) == len(_sat.LEXICON) - 1
+    si_tm, si_am, si_pipeline, _ = load_model(tmp / "tri3b" / "final.alimdl")
+    _, am, _, _ = load_model(tmp / "tri3b" / "final.mdl")
+    utt2spk, _ = _speakers_of(tmp / "data")
+    expected = first_pass_speaker_transforms(
+        restrict_graph(graph, commands), si_tm, si_am, am, dict(load_features(tmp / "data", si_pipeline)), utt2spk,
+        _silence_phones_from(tmp / "tri3b", graph_dir), DecoderOptions(beam=10.0, acoustic_scale=0.1),
+        FmllrOptions(min_count=500.0), 0.0)
+    mine = dict(read_matrices(str(ours / "trans.1")))
+    assert sorted(mine) == sorted(expected) and mine
+    for spk in mine:
+        np.testing.assert_allclose(mine[spk], expected[spk], rtol=0, atol=1e-6)
+    # and they differ from the transforms of the unrestricted best path (the test has teeth)
+    best = first_pass_speaker_transforms(
+        graph, si_tm, si_am, am, dict(load_features(tmp / "data", si_pipeline)), utt2spk,
+        _silence_phones_from(tmp / "tri3b", graph_dir), DecoderOptions(beam=10.0, acoustic_scale=0.1),
+        FmllrOptions(min_count=500.0), 0.0)
+    assert any(np.abs(best[spk] - mine[spk]).max() > 1e-3 for spk in mine)
+
+
 def test_commands_results_reports_an_oov_sets_false_accepts_from_known_measures(tmp_path):
     from kaldilite.decode.rejection import Measures
     from kaldilite.io.datadir import DataDir
