@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--models", default="nnet2,tri3b")
     parser.add_argument("--target-fa", type=float, default=0.05)
     parser.add_argument("--no-report", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--note", default="", help="a sentence for the section (e.g. what each exp dir is)")
     args = parser.parse_args()
     work = args.dir.resolve()
     commands = REPO / "lang/en/commands.txt"
@@ -92,7 +93,7 @@ def main():
         "cross-validated by speaker (logistic weights AND threshold fitted on the other fold); "
         f"{', '.join(x for x, _ in report_only)} report only (rule fitted on all of dev + oov_fsdd). "
         "heldout_commands: each dev command decoded with a grammar without that command (any command output "
-        "is a false accept). EER over the cross-validated scores.", "",
+        "is a false accept). EER over the cross-validated scores." + (f" {args.note}" if args.note else ""), "",
         *lines, "",
         "Logistic weights fitted on all of dev + oov_fsdd (standardized features: logit change per standard "
         "deviation; command_cost_per_frame is a cost, so a negative weight favours well-fitting commands):", "",
