@@ -29,11 +29,15 @@ from kaldilite.errors import KaldiliteError
 _MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 _loaded_modules = set()
 
-# Verbs whose process needs no BLAS thread pool (mkgraph does no dense linear algebra; align
-# and decode run their jobs with one BLAS thread each anyway): they start numpy without
-# OpenBLAS's worker threads (unless the user set OPENBLAS_NUM_THREADS), which saves ~12 ms of
-# numpy's import and a thread spinning on another core: a tenth of what `mkgraph` takes in all.
-_SINGLE_THREADED_BLAS_VERBS = frozenset({"mkgraph", "align", "decode"})
+# Verbs whose process needs no BLAS thread pool (mkgraph does no dense linear algebra; the
+# others run their jobs with one BLAS thread each anyway, and their own algebra is on small
+# matrices): they start numpy without OpenBLAS's worker threads (unless the user set
+# OPENBLAS_NUM_THREADS), which saves ~12 ms of numpy's import (a tenth of `mkgraph`) and the
+# threads' spinning on the cores the jobs use (FSDD SI, --nj 2, busy machine: train-mono
+# 16.1 -> 13.8 s CPU, train-deltas 13.8 -> 12.4, train-lda-mllt 23.3 -> 20.8, train-sat
+# 22.6 -> 20.4; the same final.mdl, byte for byte).
+_SINGLE_THREADED_BLAS_VERBS = frozenset({"mkgraph", "align", "decode", "train-mono", "train-deltas",
+                                         "train-lda-mllt", "train-sat"})
 
 
 def _load(module_name):
