@@ -89,7 +89,10 @@ def wer_of(path):
 
 
 SETTINGS = recipe_settings()
-BEAM, ACWT, VAR_FLOOR = SETTINGS["beam"], SETTINGS["acwt"], SETTINGS.get("tri_var_floor", "0")
+BEAM, ACWT = SETTINGS["beam"], SETTINGS["acwt"]
+# run.sh floors the variances per split (tri_var_floor, tri_var_floor_dependent)
+VAR_FLOOR = {"independent": SETTINGS.get("tri_var_floor", "0"),
+             "dependent": SETTINGS.get("tri_var_floor_dependent", SETTINGS.get("tri_var_floor", "0"))}
 
 
 def main():
@@ -107,7 +110,7 @@ def main():
         times = {"mono training": run_stages(work, args.split, 3, 3)}
         mkgraph = ("mkgraph", "data/lang_digits")
         decode = ("decode", "--nj", "2", "--beam", BEAM, "--acwt", ACWT)
-        var_floor = ("--var-floor", VAR_FLOOR)
+        var_floor = ("--var-floor", VAR_FLOOR[args.split])
         times["mono graph + decode"] = run_stages(work, args.split, 4, 4)
         steps = [
             ("align mono", kaldilite("align", "--nj", "2", "data/train", "data/lang", "exp/mono", "exp/mono_ali")),
@@ -159,7 +162,7 @@ def main():
     text = "\n".join([
         f"## Triphone pipeline, FSDD {args.split} split (`bench/tri.py`)",
         "",
-        f"{machine_line()}; `--nj 2`, beam {BEAM}, acwt {ACWT}, --var-floor {VAR_FLOOR} (the recipe's settings); "
+        f"{machine_line()}; `--nj 2`, beam {BEAM}, acwt {ACWT}, --var-floor {VAR_FLOOR[args.split]} (the recipe's settings); "
         "wall and CPU time (user + system of the verb's "
         f"processes) of each recipes/digits step, process start-up included (graphs and alignments: fastest of "
         f"{args.repeats} runs); load average "
