@@ -358,6 +358,13 @@ report_sets=()    # synthetic: reported only
 if [ "$oov_eval" = true ] && [ -f data/oov_fsdd/cmvn.scp ]; then oov_sets+=(oov_fsdd); fi
 if [ "$oov_eval" = true ] && [ "$oov_synth_voices" -gt 0 ] && [ -f data/oov_synth/cmvn.scp ]; then report_sets+=(oov_synth); fi
 
+sat_decode_options() {  # SYS: decode-commands options of a SAT system (fMLLR hypothesis; first-pass llr if used)
+  [ -f exp/$1/final.alimdl ] || return 0
+  echo --fmllr-hypothesis $sat_fmllr_hypothesis
+  [ "$sat_rejection_score" = first_pass_llr_total ] && echo --first-pass-measures
+  return 0
+}
+
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for m in "${models[@]}"; do
     log "Stage 9: $m: graphs (with rejection, commands only) and decoding of dev"
@@ -369,9 +376,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         d=decode_$x${g#commands}
         step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl exp/$m/final.mat exp/$m/final.alimdl \
           $xd/feats.scp $xd/cmvn.scp $xd/utt2spk --out exp/$m/$d/measures.jsonl -- \
-          kaldilite decode-commands --exact-llr --first-pass-measures --nj $nj --beam $beam --lattice-beam $lattice_beam \
-          --acwt $acwt $([ -f exp/$m/final.alimdl ] && echo --fmllr-hypothesis $sat_fmllr_hypothesis) \
-          exp/$m/graph_$g $xd exp/$m/$d
+          kaldilite decode-commands --exact-llr --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
+          $(sat_decode_options $m) exp/$m/graph_$g $xd exp/$m/$d
       done
     done
   done
@@ -412,9 +418,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
         kaldilite data subset --utt-list data/local/heldout/$n.utts data/dev_hires $xd
       fi
       # --nj 1: ~35 utterances each, where worker start-up would cost more than the decoding
-      kaldilite decode-commands --lattice-llr --first-pass-measures --nj 1 --beam $beam --lattice-beam $lattice_beam \
-        --acwt $acwt $([ -f exp/$m/final.alimdl ] && echo --fmllr-hypothesis $sat_fmllr_hypothesis) \
-        --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd \
+      kaldilite decode-commands --lattice-llr --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
+        $(sat_decode_options $m) --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd \
         exp/$m/decode_heldout_commands/parts/$n
     done
     cat exp/$m/decode_heldout_commands/parts/*/measures.jsonl | LC_ALL=C sort > exp/$m/decode_heldout_commands/measures.jsonl
