@@ -32,7 +32,7 @@ def run(*args):
     subprocess.run([KALDILITE, *map(str, args)], check=True, stdout=subprocess.DEVNULL)
 
 
-def build_and_decode(work, model, bonus, acwt, sets, nj, beam, lattice_beam):
+def build_and_decode(work, model, bonus, acwt, sets, nj, beam, lattice_beam, fmllr_hypothesis="garbage"):
     lang = work / f"data/lang_commands_gb{bonus}"
     if not (lang / "G.fst").is_file():
         run("make-grammar", "--fillers", work / "data/local/fillers_and_silence.txt", "--garbage", "true",
@@ -46,8 +46,11 @@ def build_and_decode(work, model, bonus, acwt, sets, nj, beam, lattice_beam):
         out = work / f"exp/{model}/decode_{x}_gb{bonus}_a{acwt}"
         if not (out / "measures.jsonl").is_file():
             print(f"{model} bonus {bonus} acwt {acwt}: decoding {x}", file=sys.stderr, flush=True)
+            data = work / f"data/{x}"
+            if model == "nnet2" and (work / f"data/{x}_hires/feats.scp").is_file():
+                data = work / f"data/{x}_hires"  # the recipe's DNN reads 40-dim hires MFCC (nnet_feats=hires)
             run("decode-commands", "--exact-llr", "--nj", nj, "--beam", beam, "--lattice-beam", lattice_beam,
-                "--acwt", acwt, graph, work / f"data/{x}", out)
+                "--acwt", acwt, "--fmllr-hypothesis", fmllr_hypothesis, graph, data, out)
 
 
 def main():
@@ -59,6 +62,8 @@ def main():
     parser.add_argument("--nj", type=int, default=2)
     parser.add_argument("--beam", default="13.0")
     parser.add_argument("--lattice-beam", default="10.0")
+    parser.add_argument("--fmllr-hypothesis", default="garbage", choices=["best", "garbage"],
+                        help="SAT models' fMLLR hypothesis (run.sh's sat_fmllr_hypothesis).")
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
     args = parser.parse_args()
     work = Path(args.dir).resolve()
@@ -72,7 +77,8 @@ def main():
         for bonus in args.bonuses.split():
             for acwt in args.acwts.split():
                 if not args.no_decode:
-                    build_and_decode(work, model, bonus, acwt, sets, args.nj, args.beam, args.lattice_beam)
+                    build_and_decode(work, model, bonus, acwt, sets, args.nj, args.beam, args.lattice_beam,
+                                     args.fmllr_hypothesis)
                 if all((work / f"exp/{model}/decode_{x}_gb{bonus}_a{acwt}/measures.jsonl").is_file() for x in sets):
                     settings.append(f"gb{bonus}_a{acwt}")
         if not settings:
