@@ -164,8 +164,6 @@ class ContrastSearch:
     """
 
     def __init__(self, graph, tid_to_pdf, words, fillers, decoder_options):
-        import numpy as np
-
         from kaldilite.decode.decoder import BeamDecoder
 
         self.fillers = frozenset(fillers)
