@@ -51,9 +51,10 @@ nnet_fmllr=true        # stage 8: true: the DNN reads $nnet_gmm's speaker-adapte
 nnet_first_pass=dnn    # stage 8 with nnet_fmllr=true: where the test speakers' fMLLR transforms come from. dnn: a
                        # speaker-independent DNN (exp/nnet2_si) decodes first and its lattices replace tri3b's SI GMM pass
                        # (decode-fmllr --si-dir -> exp/$nnet_gmm/decode_test_nnet2_si); gmm: tri3b's own two-pass decode
-                       # (exp/$nnet_gmm/decode_test, Kaldi's nnet2 recipe). Held-out training speakers (errors/500,
-                       # see conf/nnet2.conf): nicolas tri3b 70, SI DNN 59, fMLLR DNN on tri3b's transforms 77, on the
-                       # SI DNN's 43 (tri3b itself on them: 40)
+                       # (exp/$nnet_gmm/decode_test, Kaldi's nnet2 recipe). Held-out training speakers lucas / nicolas
+                       # (errors/500, see conf/nnet2.conf): tri3b 31 / 70, SI DNN 152 / 59, fMLLR DNN on tri3b's
+                       # transforms 30 / 77, on the SI DNN's 19 / 43 (tri3b itself on them: 15 / 40). dnn trains two
+                       # networks (SI + fMLLR), gmm one
 dir=                   # where data/ exp/ mfcc/ go (default: work_<split> in this folder)
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--split independent|dependent] [--corpus DIR] [--nj N]
   e.g.: $0 --split dependent --stage 3"
