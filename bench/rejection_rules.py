@@ -53,6 +53,7 @@ def rules(sat):
 
 def main():
     from kaldilite.cli.commands import commands_results_rows
+    from kaldilite.score.commands import read_measures
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=REPO / "recipes/commands/work")
@@ -71,7 +72,9 @@ def main():
     weights = []
     for model in args.models.split(","):
         exp = work / "exp" / model
-        sat = (exp / "final.alimdl").is_file()
+        # the first-pass rules need decode-commands --first-pass-measures (a SAT model's dev measures say)
+        sat = (exp / "final.alimdl").is_file() and any(
+            m.first_pass_llr is not None for m, _ in read_measures(exp / "decode_dev/measures.jsonl").values())
         for name, rule in rules(sat):
             rows = commands_results_rows(work / "data/dev", [exp], commands, args.target_fa,
                                          [("oov_fsdd", work / "data/oov_fsdd")], report_only, rule=rule)
