@@ -12,7 +12,8 @@ speaker transforms, as Kaldi's steps/nnet2/decode.sh --transform-dir; the benchm
 passes that make them too and reports each pass and the totals. By default (run.sh's
 nnet_first_pass=dnn): the speaker-independent DNN and its lattices, tri3b's fMLLR passes on
 them (decode-fmllr --si-dir), the fMLLR DNN (two networks trained); `--first-pass gmm` takes
-tri3b's own two-pass decode instead (Kaldi's recipe, one network), `--first-pass none` benchmarks the speaker-independent DNN alone.
+tri3b's own two-pass decode instead (Kaldi's recipe, one network), `--first-pass none`
+benchmarks the speaker-independent DNN alone.
 Usage: .venv/bin/python bench/nnet2.py [--work DIR] [--train data/train_sp_noise_combined]
        [--ali exp/tri3b_ali_train_sp] [--transform-dir exp/tri3b_ali_train_sp_noise_combined]
        [--graph exp/tri3b/graph] [--first-pass dnn|gmm|none]
@@ -147,7 +148,8 @@ def main():
         *rows,
         "",
         f"Decoding real-time factor (all passes): {decode_total[0]:.2f} s / {audio:.1f} s of audio = "
-        f"{decode_total[0] / audio:.4f} wall, {decode_total[1] / audio:.4f} CPU (Kaldi's nnet2 pass: 6.0 / 372 = 0.016).",
+        f"{decode_total[0] / audio:.4f} wall, {decode_total[1] / audio:.4f} CPU "
+        "(Kaldi's nnet2 pass: 6.0 / 372 = 0.016).",
         f"Accuracy: `{wer_line}` (Kaldi nnet2: {KALDI_WER}% WER; goal 2.6%).",
     ])
     print(text)

@@ -226,8 +226,7 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     \b
     Usage: kaldilite decode-nnet2 [options] <graph-dir> <data-dir> <decode-dir>
      e.g.: kaldilite decode-nnet2 --nj 2 exp/tri3b/graph data/test exp/nnet2/decode_test
-           kaldilite decode-nnet2 --transform-dir exp/tri3b/decode_test exp/tri3b/graph data/test \
-             exp/nnet2/decode_test
+           kaldilite decode-nnet2 --transform-dir exp/tri3b/decode_test exp/tri3b/graph data/test exp/nnet2/decode_test
     """
     import time
 
