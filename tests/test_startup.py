@@ -4,16 +4,20 @@ forked from `kaldilite decode` inherit the decoder's compiled code instead of lo
 Each check runs a fresh interpreter (what a recipe stage does) and looks at what it loaded.
 """
 
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 
+import click
+from click.testing import CliRunner
+
+import kaldilite.cli
+from kaldilite.cli import VERBS
 from kaldilite.io.tables import read_int_vectors
 
-# Verbs the benchmarks time, each declared by name in one cli module.
-NAMED_VERBS = {"mkgraph": "decode", "decode": "decode", "compute-wer": "score", "train-mono": "train",
-               "decode-online": "online"}
 HEAVY = ("numba", "scipy", "matplotlib", "sounddevice", "soundfile", "kaldi_io", "pynini")
 
 
@@ -23,30 +27,68 @@ def fresh_python(code, **kwargs):
     return out.stdout
 
 
-def test_each_verb_is_found_by_a_fresh_process_and_named_verbs_load_only_their_module():
-    listing = json.loads(fresh_python(
-        "import json, click\n"
+def declared_verbs():
+    """{verb: (module, first sentence of its help or None when hidden)} from every cli module's COMMANDS."""
+    declared = {}
+    for info in pkgutil.iter_modules(kaldilite.cli.__path__):
+        module = importlib.import_module(f"kaldilite.cli.{info.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            assert command.name not in declared, f"{command.name} declared twice"
+            assert not command.short_help, "the table keeps the help's first sentence, not short_help"
+            declared[command.name] = (info.name, None if command.hidden else command.get_short_help_str(10 ** 6))
+    return declared
+
+
+def test_the_verb_table_lists_exactly_the_verbs_the_modules_declare():
+    declared = declared_verbs()
+    fixes = [f"    {name!r}: {entry!r}," for name, entry in sorted(declared.items()) if VERBS.get(name) != entry]
+    assert not fixes, "kaldilite/cli/__init__.py VERBS needs these lines:\n" + "\n".join(fixes)
+    assert set(VERBS) == set(declared), f"VERBS lists verbs no module declares: {sorted(set(VERBS) - set(declared))}"
+    assert len(VERBS) > 40 and sum(entry[1] is None for entry in VERBS.values()) == 5  # data's Kaldi aliases
+
+
+def test_help_lists_every_verb_as_click_would_without_importing_any_verb_module():
+    """`kaldilite --help` from the table is the listing click prints with every module loaded."""
+    out = fresh_python(
+        "import sys\n"
+        "from click.testing import CliRunner\n"
         "from kaldilite.cli import cli\n"
-        "ctx = click.Context(cli)\n"
-        "print(json.dumps({name: cli.get_command(ctx, name).callback.__module__ if cli.get_command(ctx, name).callback "
-        "else None for name in cli.list_commands(ctx)}))\n"))
-    assert set(NAMED_VERBS) <= set(listing) and len(listing) > 30
+        "result = CliRunner().invoke(cli, ['--help'], prog_name='kaldilite', terminal_width=100)\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kaldilite.cli.')))\n"
+        "print(result.output, end='')\n")
+    loaded, lazy_help = out.split("\n", 1)
+    assert loaded == "[]"
+    eager = click.Group("cli", callback=kaldilite.cli.cli.callback, params=kaldilite.cli.cli.params,
+                        help=kaldilite.cli.cli.help, context_settings=kaldilite.cli.cli.context_settings)
+    for name, (module, _) in declared_verbs().items():
+        eager.add_command(next(c for c in importlib.import_module(f"kaldilite.cli.{module}").COMMANDS if c.name == name))
+    eager_help = CliRunner().invoke(eager, ["--help"], prog_name="kaldilite", terminal_width=100).output
+    assert lazy_help == eager_help
+    assert "mkgraph " in lazy_help and "  validate-data-dir" not in lazy_help  # hidden aliases stay hidden
+
+
+def test_each_verb_loads_only_its_own_module_in_a_fresh_process():
+    verbs = sorted(VERBS)
     found = json.loads(fresh_python(
         "import json, subprocess, sys\n"
-        f"names = {sorted(listing)!r}\n"
+        f"names = {verbs!r}\n"
         "result = {}\n"
         "for name in names:\n"
         "    code = ('import sys, click; from kaldilite.cli import cli; '\n"
         "            f'command = cli.get_command(click.Context(cli), {name!r}); '\n"
-        "            'print(command.name if command else \"\", sorted(m for m in sys.modules if m.startswith(\"kaldilite.cli.\")))')\n"
+        "            'print(command.name, command.callback.__module__ if command.callback else \"-\", '\n"
+        "            'sorted(m for m in sys.modules if m.startswith(\"kaldilite.cli.\")))')\n"
         "    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout\n"
-        "    resolved, modules = out.split(' ', 1)\n"
-        "    result[name] = [resolved, eval(modules)]\n"
+        "    resolved, callback_module, modules = out.split(' ', 2)\n"
+        "    result[name] = [resolved, callback_module, eval(modules)]\n"
         "print(json.dumps(result))\n"))
-    for name, (resolved, modules) in found.items():
+    for name, (resolved, callback_module, modules) in found.items():
         assert resolved == name
-        if name in NAMED_VERBS:
-            assert modules == [f"kaldilite.cli.{NAMED_VERBS[name]}"], (name, modules)
+        assert modules == [f"kaldilite.cli.{VERBS[name][0]}"], (name, modules)
+        assert callback_module in ("-", f"kaldilite.cli.{VERBS[name][0]}"), (name, callback_module)
+    unknown = subprocess.run([sys.executable, "-m", "kaldilite", "no-such-verb"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "No such command 'no-such-verb'" in unknown.stderr
 
 
 def test_mkgraph_builds_the_graph_without_numba_or_scipy_or_blas_threads(digits_system, tmp_path):

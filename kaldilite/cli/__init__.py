@@ -1,33 +1,112 @@
 """The `kaldilite` command: one click group, one thin verb per Kaldi tool it replaces.
 
 Every module in this package (corpus, data, feat, lang, train, decode, score, ...) defines its
-verbs and lists them in a module-level `COMMANDS`; the group picks up every such module, so a
-new area adds a file here and nothing else. Verbs import the library inside their body so that
-`kaldilite --help` stays fast. User errors (`KaldiliteError`) print one line and exit 1.
+verbs and lists them in a module-level `COMMANDS`; a new verb also gets a line in `VERBS` below.
+Verbs import the library inside their body so that looking a verb up stays fast. User errors (`KaldiliteError`) print one line and exit 1.
 
-Modules are imported when a verb is looked up, and only the one whose source names the verb in
-its `click.command("verb")` decorator (all of them when none does, e.g. for a computed name, and
-for `--help`): building every verb's click options costs ~20 ms of CPU per run (click parses
-~400 option declarations and looks up their translations), a fifth of what a small step such
-as `mkgraph` needs in all.
+`VERBS` names each verb's module (and the one-line help `kaldilite --help` shows), so a run
+imports only the module of the verb it runs, and `--help` none: building every verb's click
+options costs ~20 ms of CPU per run (click parses ~400 option declarations and looks up their
+translations), a fifth of what a small step such as `mkgraph` needs in all. This is click's
+lazy-loading group (click docs, "Lazily Loading Subcommands"); tests/test_startup.py checks
+that the table lists exactly the verbs the modules' `COMMANDS` declare, with their help.
 """
 
 import gc
 import importlib
 import logging
 import os
-import pkgutil
-import re
 import sys
-from pathlib import Path
 
 import click
 
 from kaldilite import __version__
 from kaldilite.errors import KaldiliteError
 
-_MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
-_loaded_modules = set()
+# verb -> (its cli module, the first sentence of its help; None for verbs hidden from --help).
+# A new verb goes into its module's COMMANDS and here (tests/test_startup.py prints the line).
+VERBS = {
+    'download-fsdd': ('corpus', 'Make the Free Spoken Digit Dataset available and print its folder.'),
+    'prepare-fsdd': ('corpus', 'Write OUT_DIR/train and OUT_DIR/test Kaldi data dirs from FSDD.'),
+    'add-noise-data-dir': ('commands',
+        'Add background noise to every utterance (steps/data/augment_data_dir.py, --bg-* options).'),
+    'calibrate-rejection': ('commands',
+        'Pick the rejection threshold on a decoded dev set for a target false-accept rate.'),
+    'commands-results': ('commands',
+        "Print the RESULTS table of the commands recipe for each EXP_DIR's decode_dev(_norej)."),
+    'decode-commands': ('commands', 'Decode a data dir for command recognition: per-utterance rejection measures.'),
+    'perturb-data-dir-speed': ('commands', 'Speed-perturb a data dir (utils/data/perturb_data_dir_speed.sh).'),
+    'prepare-fsdd-oov': ('commands',
+        'Write an out-of-vocabulary eval data dir: FSDD digits (never commands) from unseen speakers.'),
+    'prepare-speech-commands': ('commands',
+        'Write OUT_DIR/{train,dev[,test]} (+ noise_train, noise_dev) from a Speech Commands folder.'),
+    'prepare-synthetic-oov': ('commands',
+        "Write an OOV eval data dir of WORDS_FILE's words (one per line, # comments) in espeak-ng voices."),
+    'score-commands': ('commands', 'Score command recognition with rejection against DATA_DIR/text.'),
+    'synthesize-corpus': ('commands',
+        'Synthesize a Speech Commands-layout corpus with espeak-ng voices (no recordings needed).'),
+    'tune-rejection': ('commands',
+        'Choose a decoding setting and llr_total threshold for rejection, 2-fold cross-tuned by speaker.'),
+    'combine-data': ('data', None),
+    'data': ('data', 'Validate, fix, subset, combine and split Kaldi data directories.'),
+    'fix-data-dir': ('data', None),
+    'split-data': ('data', None),
+    'subset-data-dir': ('data', None),
+    'validate-data-dir': ('data', None),
+    'compute-cmvn-stats': ('feat',
+        'Per-speaker CMVN stats for a data dir with features, like steps/compute_cmvn_stats.sh.'),
+    'compute-fbank-feats': ('feat',
+        "Compute FBANK features for each utterance of a wav.scp, like Kaldi's compute-fbank-feats."),
+    'compute-mfcc-feats': ('feat',
+        "Compute MFCC features for each utterance of a wav.scp, like Kaldi's compute-mfcc-feats."),
+    'make-fbank': ('feat', 'Compute FBANK features for a data dir, like steps/make_fbank.sh + compute-fbank-feats.'),
+    'make-mfcc': ('feat', 'Compute MFCC features for a data dir, like steps/make_mfcc.sh + compute-mfcc-feats.'),
+    'arpa2fst': ('lang', "Compile an ARPA n-gram language model into G.fst (Kaldi's arpa2fst)."),
+    'check-pronunciations': ('lang',
+        'Check that every word of GRAMMAR_FILES has a pronunciation in DICT_DIR made of its phones.'),
+    'g2p': ('lang', 'Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).'),
+    'make-grammar': ('lang', 'Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.'),
+    'prepare-dict': ('lang',
+        'Write a Kaldi dict dir (lexicon.txt, silence/nonsilence phones) for the words in WORDS_FILE.'),
+    'prepare-lang': ('lang', 'Build a Kaldi lang dir (phones.txt, words.txt, L.fst, topo, ...) from a dict dir.'),
+    'validate-lang': ('lang', 'Check a lang dir for consistency; print problems as `file:line: what`.'),
+    'align': ('train', 'Align a data dir with a trained GMM model (like steps/align_si.sh).'),
+    'train-mono': ('train', 'Flat-start monophone GMM-HMM training (like steps/train_mono.sh).'),
+    'convert-ali': ('tri', "Map alignments of one model onto another model's tree (Kaldi's convert-ali)."),
+    'train-deltas': ('tri',
+        "Triphone GMM-HMM on delta features from a previous system's alignments (steps/train_deltas.sh)."),
+    'align-fmllr': ('transform',
+        'Align a data dir with a SAT system, estimating fMLLR per speaker (steps/align_fmllr.sh).'),
+    'decode-fmllr': ('transform', 'Two-pass fMLLR decoding with a SAT system (steps/decode_fmllr.sh).'),
+    'train-lda-mllt': ('transform',
+        "Train an LDA+MLLT triphone system on a previous system's alignments (steps/train_lda_mllt.sh)."),
+    'train-sat': ('transform',
+        'Speaker adaptive training with per-speaker fMLLR on LDA+MLLT features (steps/train_sat.sh).'),
+    'decode': ('decode', 'Decode a data dir with a graph and score it when DATA/text exists (like steps/decode.sh).'),
+    'mkgraph': ('decode', 'Build the decoding graph HCLG for a lang dir with G.fst (like utils/mkgraph.sh).'),
+    'apply-rejection': ('lattice',
+        'Decide command or <rejected> for each lattice with the rejection rule (kaldilite.decode.rejection).'),
+    'lattice-best-path': ('lattice',
+        "Best path of each lattice: its words (and alignment), like Kaldi's lattice-best-path."),
+    'lattice-mbr-decode': ('lattice',
+        "Minimum-Bayes-risk decoding: the word sequence with the least expected word errors (over the lattice's word sequences, Stolcke et al."),
+    'lattice-nbest': ('lattice',
+        'The n best word sequences of each lattice as linear lattices keyed utt-1, utt-2, ...'),
+    'lattice-scale': ('lattice', "Scale the graph and acoustic costs of lattices (Kaldi's lattice-scale)."),
+    'lattice-to-ctm-conf': ('lattice',
+        "CTM with per-word confidences (Kaldi's lattice-to-ctm-conf): ``utt 1 start duration word conf``."),
+    'lattice-to-post': ('lattice', "Per-frame transition-id posteriors by forward-backward (Kaldi's lattice-to-post)."),
+    'compute-wer': ('score', 'Print %WER and %SER of hypotheses against reference transcripts.'),
+    'decode-nnet2': ('nnet',
+        'Decode a data dir with an nnet2 model and a graph, score when DATA/text exists (like steps/nnet2/decode.sh).'),
+    'train-nnet2': ('nnet',
+        "Train a p-norm DNN on a GMM system's alignments (like steps/nnet2/train_pnorm_simple2.sh)."),
+    'decode-online': ('online',
+        'Recognize commands live: one line (or JSON object) per spoken command or `<rejected>`.'),
+    'export-model': ('online',
+        'Make a self-contained model bundle for decode-online (like steps/online/prepare_online_decoding.sh).'),
+    'record': ('record', 'Show each prompt, record it from the microphone (trimmed by the VAD), write OUT_DIR.'),
+}
 
 # Verbs whose process needs no BLAS thread pool (mkgraph does no dense linear algebra; the
 # others run their jobs with one BLAS thread each anyway, and their own algebra is on small
@@ -40,47 +119,43 @@ _SINGLE_THREADED_BLAS_VERBS = frozenset({"mkgraph", "align", "decode", "train-mo
                                          "train-lda-mllt", "train-sat"})
 
 
-def _load(module_name):
-    if module_name not in _loaded_modules:
-        _loaded_modules.add(module_name)
-        module = importlib.import_module(f"kaldilite.cli.{module_name}")
-        for command in getattr(module, "COMMANDS", ()):
-            cli.add_command(command)
-
-
-def _modules_naming(verb):
-    """The modules whose source declares `verb` by name in a click command or group decorator."""
-    declared = re.compile(r"""\.(?:command|group)\(\s*["']%s["']""" % re.escape(verb))
-    found = []
-    for module_name in _MODULES:
-        try:
-            source = (Path(__path__[0]) / f"{module_name}.py").read_text(encoding="utf-8")
-        except OSError:  # installed without sources: fall back to loading every module
-            continue
-        if declared.search(source):
-            found.append(module_name)
-    return found
+def progress_logging(*logger_names):
+    """Show the INFO lines of these loggers even without -v: a trainer's per-iteration lines are
+    its progress report, as Kaldi's scripts print "Pass N" (a user's -vv DEBUG is kept)."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 class _LazyGroup(click.Group):
-    """A click group that imports its verbs' modules only when it needs them (see the module doc)."""
+    """A click group that imports a verb's module when the verb is looked up (see the module doc)."""
+
+    def _load(self, module_name):
+        module = importlib.import_module(f"kaldilite.cli.{module_name}")
+        for command in getattr(module, "COMMANDS", ()):
+            if command.name not in self.commands:
+                self.add_command(command)
 
     def get_command(self, ctx, cmd_name):
-        command = super().get_command(ctx, cmd_name)
-        if command is None:
-            for module_name in _modules_naming(cmd_name):
-                _load(module_name)
-            command = super().get_command(ctx, cmd_name)
-        if command is None:
-            for module_name in _MODULES:
-                _load(module_name)
-            command = super().get_command(ctx, cmd_name)
-        return command
+        if cmd_name not in self.commands and cmd_name in VERBS:
+            self._load(VERBS[cmd_name][0])
+        if cmd_name not in self.commands:  # a verb missing from VERBS still runs (the test flags it)
+            import pkgutil
+
+            for info in pkgutil.iter_modules(__path__):
+                if not info.name.startswith("_"):
+                    self._load(info.name)
+        return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx):
-        for module_name in _MODULES:
-            _load(module_name)
-        return super().list_commands(ctx)
+        return sorted(set(VERBS) | set(self.commands))
+
+    def format_commands(self, ctx, formatter):
+        # the listing from the table: click's own layout over stand-ins that carry only the help
+        stand_ins = click.Group(commands=[click.Command(name, help=help_text)
+                                          for name, (_, help_text) in VERBS.items() if help_text is not None])
+        click.Group.format_commands(stand_ins, ctx, formatter)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

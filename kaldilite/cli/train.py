@@ -1,18 +1,9 @@
 """Training verbs: `train-mono` (steps/train_mono.sh) and `align` (steps/align_si.sh)."""
 
-import logging
-
 import click
 
+from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
-
-
-def _progress_logging():
-    # The per-iteration lines are the user's progress report (train_mono.sh prints "Pass N").
-    for name in ("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas"):
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
 
 
 @click.command("train-mono")
@@ -57,7 +48,7 @@ def train_mono_cmd(ctx, data, lang, exp, config, **kwargs):
     values.update({k: v for k, v in kwargs.items()
                    if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
     values["realign_iters"] = tuple(int(x) for x in str(values["realign_iters"]).split())
-    _progress_logging()
+    progress_logging("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas")
     result = train_mono(data, lang, exp, MonoOptions(**values))
     hist = result["history"]
     click.echo(f"train-mono: done in {result['seconds']:.1f} s; final avg log-likelihood per frame "
@@ -83,7 +74,7 @@ def align_cmd(data, lang, src, ali_dir, nj, beam, retry_beam, boost_silence):
     """
     from kaldilite.train.align import align_si
 
-    _progress_logging()
+    progress_logging("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas")
     result = align_si(data, lang, src, ali_dir, nj=nj, beam=beam, retry_beam=retry_beam,
                       boost_silence=boost_silence)
     click.echo(f"align: aligned {result['aligned']} utterances, {result['failed']} failed -> {ali_dir}")

@@ -4,19 +4,10 @@ Thin wrappers over kaldilite.train.lda_mllt and kaldilite.train.sat, with the op
 Kaldi's steps/train_lda_mllt.sh, train_sat.sh, align_fmllr.sh and decode_fmllr.sh.
 """
 
-import logging
-
 import click
 
+from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
-
-
-def _progress_logging():
-    # per-iteration lines are the progress report, as the scripts print "Pass N"
-    for name in ("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat"):
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
 
 
 def _ints(text):
@@ -91,7 +82,7 @@ def train_lda_mllt_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, splice_op
     from kaldilite.train.lda_mllt import LdaMlltOptions, train_lda_mllt
 
     left, right = _splice_context(splice_opts)
-    _progress_logging()
+    progress_logging("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
     opts = LdaMlltOptions(splice_left=left, splice_right=right, dim=dim, mllt_iters=_ints(mllt_iters),
                           realign_iters=_ints(realign_iters), **kwargs)
     result = train_lda_mllt(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
@@ -114,7 +105,7 @@ def train_sat_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, fmllr_iters, r
     """
     from kaldilite.train.sat import SatOptions, train_sat
 
-    _progress_logging()
+    progress_logging("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
     opts = SatOptions(fmllr_iters=_ints(fmllr_iters), realign_iters=_ints(realign_iters), **kwargs)
     result = train_sat(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
     _report("train-sat", result)
@@ -148,7 +139,7 @@ def align_fmllr_cmd(data, lang, src, ali_dir, **kwargs):
     """
     from kaldilite.train.sat import align_fmllr
 
-    _progress_logging()
+    progress_logging("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
     result = align_fmllr(data, lang, src, ali_dir, **kwargs)
     click.echo(f"align-fmllr: aligned {result['aligned']} utterances, {result['failed']} failed in "
                f"{result['seconds']:.1f} s -> {ali_dir}")

@@ -2,17 +2,8 @@
 
 import click
 
+from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
-
-
-def _progress_logging():
-    import logging
-
-    # The per-iteration lines are the user's progress report (train_deltas.sh prints "training pass N").
-    for name in ("kaldilite.train.deltas", "kaldilite.train.loop"):
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
 
 
 @click.command("train-deltas")
@@ -60,7 +51,7 @@ def train_deltas_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, realign_ite
         realign = tuple(int(x) for x in realign_iters.split())
     except ValueError:
         raise InputError(f"--realign-iters: expected iteration numbers, got {realign_iters!r}") from None
-    _progress_logging()
+    progress_logging("kaldilite.train.deltas", "kaldilite.train.loop")
     result = train_deltas(num_leaves, totgauss, data, lang, ali_dir, exp,
                           DeltasOptions(realign_iters=realign, **kwargs))
     last = result["history"][-1] if result["history"] else None
