@@ -28,7 +28,8 @@ A fixed `seed` fixes initialisation, shuffling, subsets and mix-up noise, so two
 same data with the same BLAS produce identical models.
 
 `train_nnet2` is the step on files (DATA LANG ALI_DIR EXP): per-speaker CMVN like the GMM
-front end, splice +-`splice_width`, examples from the alignments, a validation subset of
+front end, splice +-`splice_width` (on the fly, per minibatch: `SplicedFrames` keeps only the
+unspliced frames in memory), examples from the alignments, a validation subset of
 `num_utts_subset` utterances held out of training, the LDA-like preconditioning transform
 (`kaldilite.nnet.preconditioning`), then `train_network`, writing EXP/final.mdl with
 everything its input needs. With `transform_dir` (train_pnorm_simple2.sh --transform-dir, as
@@ -124,7 +125,8 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     """SGD training of a p-norm network (see the module docstring) -> TrainingResult."""
     start = time.perf_counter()
     rng = np.random.default_rng(opts.seed)
-    train_feats = np.ascontiguousarray(train_feats, dtype=np.float32)
+    if not isinstance(train_feats, SplicedFrames):
+        train_feats = np.ascontiguousarray(train_feats, dtype=np.float32)
     train_targets = np.asarray(train_targets, dtype=np.int64)
     num_frames = len(train_targets)
     if num_frames == 0:
@@ -227,7 +229,9 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
         results.append(train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs,
                                      dataclasses.replace(opts, seed=opts.seed + k)))
     ensemble = NnetEnsemble([r.nnet for r in results])
-    priors = estimate_priors(ensemble, np.asarray(train_feats, np.float32), opts.prior_subset_size,
+    if not isinstance(train_feats, SplicedFrames):
+        train_feats = np.asarray(train_feats, np.float32)
+    priors = estimate_priors(ensemble, train_feats, opts.prior_subset_size,
                              np.random.default_rng(opts.seed))
     if valid_targets is not None and len(valid_targets):
         members = ", ".join(f"{r.history[-1].get('valid_objf', float('nan')):.4f}" for r in results)
@@ -329,13 +333,94 @@ def _combine(kept, last, valid_feats, valid_targets):
 
 
 def estimate_priors(nnet, feats, max_frames, rng, batch=8192):
-    """Average posterior per pdf over (a random subset of at most `max_frames` of) `feats`."""
+    """Average posterior per pdf over (a random subset of at most `max_frames` of) `feats`.
+
+    The subset is gathered one batch at a time, so `SplicedFrames` never materialize it whole.
+    """
     if len(feats) > max_frames:
-        feats = feats[np.sort(rng.choice(len(feats), max_frames, replace=False))]
+        rows = np.sort(rng.choice(len(feats), max_frames, replace=False))
+    else:
+        rows = np.arange(len(feats))
     total = np.zeros(nnet.num_pdfs, np.float64)
-    for start in range(0, len(feats), batch):
-        total += nnet.posteriors(feats[start:start + batch]).sum(axis=0, dtype=np.float64)
+    for start in range(0, len(rows), batch):
+        total += nnet.posteriors(feats[rows[start:start + batch]]).sum(axis=0, dtype=np.float64)
     return total / total.sum()
+
+
+class SplicedFrames:
+    """Examples kept as unspliced frames; each requested row is spliced and transformed when asked for.
+
+    Kaldi keeps its egs compressed on disk; we keep the utterances' frames once (float32, T x D,
+    with utterance `offsets`) and build a minibatch's input rows on demand: frame t with its
+    neighbours t-`splice_width` .. t+`splice_width` side by side, the utterance's first / last
+    frame repeated past its edges (exactly `splice_frames` on the whole utterance), then the
+    affine `transform` (the preconditioning) applied in float64 as `transform_features` does.
+    A whole-corpus spliced copy (2 * splice_width + 1 times the frames) is never made.
+
+    Indexing (`examples[rows]`, rows an int array or slice into this view's rows) returns the
+    float32 input matrix; `rows` of the constructor select which frames this view holds (the
+    training or the validation frames), sharing one `frames` array.
+    """
+
+    ndim = 2
+
+    def __init__(self, frames, offsets, splice_width, rows=None, transform=None):
+        self.frames = np.ascontiguousarray(frames, dtype=np.float32)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        if self.frames.ndim != 2 or self.offsets[0] != 0 or self.offsets[-1] != len(self.frames):
+            raise InputError(f"spliced examples: offsets must run from 0 to the {len(self.frames)} frames")
+        self.splice_width = int(splice_width)
+        self.rows = np.arange(len(self.frames), dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+        self.transform = None if transform is None else np.asarray(transform, dtype=np.float64)
+        self._context = np.arange(-self.splice_width, self.splice_width + 1, dtype=np.int64)
+
+    @property
+    def spliced_dim(self):
+        return self.frames.shape[1] * len(self._context)
+
+    @property
+    def shape(self):
+        return (len(self.rows), self.spliced_dim if self.transform is None else self.transform.shape[0])
+
+    def __len__(self):
+        return len(self.rows)
+
+    def subset(self, mask):
+        """The view of the rows where `mask` is true (same frames, same transform)."""
+        return SplicedFrames(self.frames, self.offsets, self.splice_width, self.rows[mask], self.transform)
+
+    def with_transform(self, transform):
+        return SplicedFrames(self.frames, self.offsets, self.splice_width, self.rows, transform)
+
+    def spliced(self, index):
+        """The spliced rows (float32, before the transform) of this view's rows[index]."""
+        frames = self.rows[index]
+        utt = np.searchsorted(self.offsets, frames, side="right") - 1
+        context = frames[:, None] + self._context
+        np.clip(context, self.offsets[utt][:, None], (self.offsets[utt + 1] - 1)[:, None], out=context)
+        return self.frames[context].reshape(len(frames), self.spliced_dim)
+
+    def __getitem__(self, index):
+        spliced = self.spliced(index)
+        if self.transform is None:
+            return spliced
+        from kaldilite.feat.functions import transform_features
+
+        return transform_features(spliced, self.transform)
+
+    def materialize(self):
+        """All rows at once (for the small validation set, evaluated every iteration)."""
+        return self[slice(None)]
+
+
+def accumulate_class_stats(examples: SplicedFrames, targets, num_classes, chunk=8192):
+    """acc-lda statistics of the spliced (untransformed) examples, a chunk of rows at a time."""
+    from kaldilite.nnet.preconditioning import ClassStats
+
+    stats = ClassStats(num_classes, examples.spliced_dim)
+    for start in range(0, len(examples), chunk):
+        stats.accumulate(examples.spliced(slice(start, start + chunk)), targets[start:start + chunk])
+    return stats
 
 
 # ---------------------------------------------------------------------------------- on files
@@ -454,7 +539,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     from kaldilite.gmm.model import load_model
     from kaldilite.hmm import ContextDependency
     from kaldilite.nnet.model import NnetAcousticModel, raw_feature_dim_of, save_nnet_model
-    from kaldilite.nnet.preconditioning import ClassStats, estimate_preconditioning
+    from kaldilite.nnet.preconditioning import estimate_preconditioning
 
     opts = opts or Nnet2Options()
     start = time.perf_counter()
@@ -494,27 +579,32 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         log.info("using the fMLLR transforms of %s (%d speakers) on %s's features", opts.transform_dir,
                  len(transforms), ali / "final.mdl")
         spliced = FeaturePipeline(cmvn="none", splice_left=opts.splice_width, splice_right=opts.splice_width)
-        features = ((utt, spliced.apply(mat)) for utt, mat in
+        # float32 as FeaturePipeline.apply returns its output, so splicing later gives the same rows
+        features = ((utt, np.asarray(mat, dtype=np.float32)) for utt, mat in
                     speaker_adapted_features(data_dir, gmm_pipeline, transforms, transform_dir=opts.transform_dir))
+        unspliced = None
     else:
         spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,
                                   splice_right=opts.splice_width)
-    utts, feats, targets, offsets = load_examples(data_dir, spliced, pdf_alis, features)
+        unspliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars)
+    # unspliced frames only: each minibatch is spliced and preconditioned on the fly (SplicedFrames)
+    utts, feats, targets, offsets = load_examples(data_dir, unspliced, pdf_alis, features)
+    examples = SplicedFrames(feats, offsets, opts.splice_width)
+    del feats
     log.info("%d utterances, %d frames of %d-dim %s + %s CMVN%s spliced -%d/+%d = %d", len(utts), len(targets),
              raw_dim, opts.feature_type, cmvn, "" if fmllr_pipeline is None else ", final.mat, fMLLR,",
-             opts.splice_width, opts.splice_width, feats.shape[1])
+             opts.splice_width, opts.splice_width, examples.spliced_dim)
     rng = np.random.default_rng(opts.seed)
     valid_utts = _validation_subset(data_dir, utts, opts.num_utts_subset, rng)
     frame_is_valid = np.repeat(valid_utts, np.diff(offsets))
-    stats = ClassStats(num_pdfs, feats.shape[1])
-    stats.accumulate(feats[~frame_is_valid], targets[~frame_is_valid])
+    train_examples = examples.subset(~frame_is_valid)
+    train_targets = targets[~frame_is_valid]
+    stats = accumulate_class_stats(train_examples, train_targets, num_pdfs)
     transform = estimate_preconditioning(stats, opts.lda_dim, within_class_factor=opts.within_class_factor)
     pipeline = spliced.with_transform(transform)
-    from kaldilite.feat.functions import transform_features
-
-    inputs = transform_features(feats, transform)
-    del feats
-    result = train_ensemble(inputs[~frame_is_valid], targets[~frame_is_valid], inputs[frame_is_valid],
+    # the validation set (at most --num-utts-subset utterances) is evaluated every iteration: made once
+    valid_inputs = examples.subset(frame_is_valid).with_transform(transform).materialize()
+    result = train_ensemble(train_examples.with_transform(transform), train_targets, valid_inputs,
                             targets[frame_is_valid], num_pdfs, opts)
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
