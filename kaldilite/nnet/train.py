@@ -371,8 +371,16 @@ class SplicedFrames:
             raise InputError(f"spliced examples: offsets must run from 0 to the {len(self.frames)} frames")
         self.splice_width = int(splice_width)
         self.rows = np.arange(len(self.frames), dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
-        self.transform = None if transform is None else np.asarray(transform, dtype=np.float64)
         self._context = np.arange(-self.splice_width, self.splice_width + 1, dtype=np.int64)
+        self.transform = None if transform is None else np.asarray(transform, dtype=np.float64)
+        if self.transform is not None:
+            dim = self.spliced_dim
+            if self.transform.ndim != 2 or self.transform.shape[1] not in (dim, dim + 1):
+                raise InputError(f"spliced examples: a {self.transform.shape} transform does not fit {dim}-dim "
+                                 "spliced features")
+            # contiguous once: a strided view of the matrix costs as much as the product, every minibatch
+            self._linear_t = np.ascontiguousarray(self.transform[:, :dim].T)
+            self._offset = self.transform[:, dim].copy() if self.transform.shape[1] == dim + 1 else None
 
     @property
     def spliced_dim(self):
@@ -404,9 +412,11 @@ class SplicedFrames:
         spliced = self.spliced(index)
         if self.transform is None:
             return spliced
-        from kaldilite.feat.functions import transform_features
-
-        return transform_features(spliced, self.transform)
+        # transform_features' arithmetic: float64 product, offset added, float32 result
+        out = spliced.astype(np.float64) @ self._linear_t
+        if self._offset is not None:
+            out += self._offset
+        return out.astype(np.float32)
 
     def materialize(self):
         """All rows at once (for the small validation set, evaluated every iteration)."""
