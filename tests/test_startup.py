@@ -19,6 +19,8 @@ from kaldilite.cli import VERBS
 from kaldilite.io.tables import read_int_vectors
 
 HEAVY = ("numba", "scipy", "matplotlib", "sounddevice", "soundfile", "kaldi_io", "pynini")
+UNNEEDED_BY_MKGRAPH = ("kaldilite.gmm.am", "kaldilite.feat", "kaldilite.lang.arpa", "kaldilite.lang.grammar",
+                       "kaldilite.lang.prepare", "kaldilite.lang.validate", "kaldilite.train", "kaldilite.decode")
 
 
 def fresh_python(code, **kwargs):
@@ -92,7 +94,7 @@ def test_each_verb_loads_only_its_own_module_in_a_fresh_process():
 
 
 def test_mkgraph_builds_the_graph_without_numba_or_scipy_or_blas_threads(digits_system, tmp_path):
-    """mkgraph loads none of the heavy packages, numpy's OpenBLAS starts no worker threads (the
+    """mkgraph loads none of the heavy packages nor the kaldilite modules it does not use, numpy's OpenBLAS starts no worker threads (the
     process ends with one thread, where numpy alone starts one per core), and the exit skips
     garbage-collecting what is left."""
     graph = tmp_path / "graph"
@@ -104,10 +106,14 @@ def test_mkgraph_builds_the_graph_without_numba_or_scipy_or_blas_threads(digits_
         f"{str(digits_system / 'exp/mono')!r}, {str(graph)!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
         f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), 'numpy' in sys.modules)\n"
+        f"print('UNNEEDED', sorted(m for m in sys.modules if m.startswith({UNNEEDED_BY_MKGRAPH!r})))\n"
         "print('THREADS', len(os.listdir('/proc/self/task')))\n"
         "import gc\nprint('FROZEN', gc.get_freeze_count() > 1000)\n", env=env)
     assert (graph / "HCLG.fst").is_file()
-    assert loaded.splitlines()[-3] == "LOADED [] True"
+    assert loaded.splitlines()[-4] == "LOADED [] True"
+    # nor the GMMs, the feature code, or the lang layer's compilers (it reads the model's transitions
+    # with load_transition_model and the lang dir with LangDir)
+    assert loaded.splitlines()[-3] == "UNNEEDED []"
     assert loaded.splitlines()[-2] == "THREADS 1"
     # the objects left at exit are hidden from the collector (saves the exit's GC passes)
     assert loaded.splitlines()[-1] == "FROZEN True"

@@ -59,13 +59,13 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
     """
     import time
 
-    from kaldilite.gmm.model import load_model
+    from kaldilite.gmm.model import load_transition_model
     from kaldilite.graph.mkgraph import mkgraph
 
     start = time.perf_counter()
     model_path = _find_model(model, model_dir)
     _check_same_phones(Path(lang_dir) / "phones.txt", Path(model_path).parent / "phones.txt")
-    tm, _, _, _ = load_model(model_path)
+    tm = load_transition_model(model_path)
     tree = _load_tree(model_path)
     graph = mkgraph(lang_dir, graph_dir, tm, tree, transition_scale=transition_scale,
                     self_loop_scale=self_loop_scale)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
-from kaldilite.gmm.am import AmDiagGmm
 from kaldilite.hmm.topology import Topology
 from kaldilite.hmm.transition_model import TransitionModel
+
+if TYPE_CHECKING:  # imported where used: graph building reads only the transition model
+    from kaldilite.gmm.am import AmDiagGmm
 
 MODEL_FORMAT = "kaldilite-model"
 MODEL_VERSION = 1
@@ -64,16 +67,14 @@ def load_model(path):
     else the stored dict (None if the model was saved without one). The returned `am`
     names this file and the pipeline in its feature-dimension error messages.
     """
+    from kaldilite.gmm.am import AmDiagGmm
+
     path = os.fspath(path)
     with _open_npz(path) as npz:
-        header = _header(npz, path)
-        if header.get("model_type", "gmm") != "gmm":  # e.g. an nnet2 model: kaldilite.nnet.model reads those
-            raise InputError(f"{path}: a {header['model_type']!r} model, not a GMM model; use the "
-                             f"{header['model_type']} verbs (e.g. decode-nnet2 with the GMM system's graph)")
+        header = _gmm_header(npz, path)
         arrays = {k: npz[k] for k in npz.files if k != "header"}
+    tm = _transition_model(header, arrays, path)
     try:
-        topo = Topology.from_text(header["topology"], source=f"{path} (topology)")
-        tm = TransitionModel.from_arrays(topo, arrays)
         am = AmDiagGmm.from_arrays(arrays)
     except (KeyError, InputError) as exc:
         raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
@@ -92,6 +93,36 @@ def load_model(path):
         else:
             pipeline = FeaturePipeline.from_dict(pipeline)
     return tm, am, pipeline, header.get("extra", {})
+
+
+def load_transition_model(path):
+    """The model's transition model alone, for graph building (mkgraph): the GMMs' arrays are not
+    read and neither the GMM nor the feature-pipeline code is imported (a few ms of a ~0.1 s verb)."""
+    path = os.fspath(path)
+    with _open_npz(path) as npz:
+        header = _gmm_header(npz, path)
+        arrays = {k: npz[k] for k in npz.files if k.startswith("tm_")}
+    tm = _transition_model(header, arrays, path)
+    if tm.num_pdfs != header["num_pdfs"]:
+        raise InputError(f"{path}: corrupt model file (header says {header['num_pdfs']} pdfs, the transition "
+                         f"model has {tm.num_pdfs})")
+    return tm
+
+
+def _gmm_header(npz, path):
+    header = _header(npz, path)
+    if header.get("model_type", "gmm") != "gmm":  # e.g. an nnet2 model: kaldilite.nnet.model reads those
+        raise InputError(f"{path}: a {header['model_type']!r} model, not a GMM model; use the "
+                         f"{header['model_type']} verbs (e.g. decode-nnet2 with the GMM system's graph)")
+    return header
+
+
+def _transition_model(header, arrays, path):
+    try:
+        topo = Topology.from_text(header["topology"], source=f"{path} (topology)")
+        return TransitionModel.from_arrays(topo, arrays)
+    except (KeyError, InputError) as exc:
+        raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
 
 
 def describe_pipeline(pipeline, feature_dim, raw_dim=None, transform_name=None):
