@@ -378,7 +378,7 @@ class SplicedFrames:
             if self.transform.ndim != 2 or self.transform.shape[1] not in (dim, dim + 1):
                 raise InputError(f"spliced examples: a {self.transform.shape} transform does not fit {dim}-dim "
                                  "spliced features")
-            # contiguous once: a strided view of the matrix costs as much as the product, every minibatch
+            # transposed and contiguous once, not per minibatch
             self._linear_t = np.ascontiguousarray(self.transform[:, :dim].T)
             self._offset = self.transform[:, dim].copy() if self.transform.shape[1] == dim + 1 else None
 

@@ -118,3 +118,33 @@ def test_priors_gathered_per_batch_equal_materialized(size):
     lazy = estimate_priors(nnet, examples, size, np.random.default_rng(3), batch=64)
     eager = estimate_priors(nnet, examples[slice(None)], size, np.random.default_rng(3), batch=64)
     np.testing.assert_array_equal(lazy, eager)
+
+
+def test_training_on_spliced_frames_equals_training_on_the_materialized_matrix():
+    """Same seed: the on-the-fly examples train the network the old materialized inputs trained,
+    and two runs are bit-identical."""
+    rng = np.random.default_rng(8)
+    frames, offsets = _corpus(rng, rng.integers(5, 40, size=120), 4)
+    labels = (frames[:, 0] > 0).astype(np.int64) + 2 * (frames[:, 1] > 0.5)
+    valid = np.zeros(len(frames), bool)
+    valid[: offsets[10]] = True
+    examples = SplicedFrames(frames, offsets, 2)
+    transform = estimate_preconditioning(accumulate_class_stats(examples.subset(~valid), labels[~valid], 4))
+    materialized = transform_features(np.concatenate([splice_frames(frames[a:b], 2, 2)
+                                                      for a, b in zip(offsets[:-1], offsets[1:])]), transform)
+    opts = Nnet2Options(num_epochs=2, samples_per_iter=1000, minibatch_size=32, pnorm_input_dim=20,
+                        pnorm_output_dim=10, diagnostic_frames=300, seed=2)
+    lazy_train = examples.subset(~valid).with_transform(transform)
+    valid_inputs = examples.subset(valid).with_transform(transform).materialize()
+    np.testing.assert_allclose(valid_inputs, materialized[valid], rtol=0, atol=1e-12)
+    runs = [train_ensemble(lazy_train, labels[~valid], valid_inputs, labels[valid], 4, opts) for _ in range(2)]
+    eager = train_ensemble(materialized[~valid], labels[~valid], materialized[valid], labels[valid], 4, opts)
+    for a, b in zip(runs[0].nnet.components, runs[1].nnet.components):
+        if a.kind == "affine":
+            np.testing.assert_array_equal(a.weight, b.weight)
+    np.testing.assert_array_equal(runs[0].priors, runs[1].priors)
+    for a, b in zip(runs[0].nnet.components, eager.nnet.components):
+        if a.kind == "affine":
+            np.testing.assert_allclose(a.weight, b.weight, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(runs[0].priors, eager.priors, rtol=0, atol=1e-6)
+    assert runs[0].history[-1]["valid_objf"] == pytest.approx(eager.history[-1]["valid_objf"], abs=1e-5)
