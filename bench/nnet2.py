@@ -15,7 +15,7 @@ them (decode-fmllr --si-dir), the fMLLR DNN (two networks trained); `--first-pas
 tri3b's own two-pass decode instead (Kaldi's recipe, one network), `--first-pass none`
 benchmarks the speaker-independent DNN alone.
 Usage: .venv/bin/python bench/nnet2.py [--work DIR] [--train data/train_sp_noise_combined]
-       [--ali exp/tri3b_ali_train_sp] [--transform-dir exp/tri3b_ali_train_sp_noise_combined]
+       [--ali exp/tri3b_ali_train_sp] [--fmllr-train data/train_sp] [--transform-dir exp/tri3b_ali_train_sp]
        [--graph exp/tri3b/graph] [--first-pass dnn|gmm|none]
 Figures are noisy on a shared machine: the same run took 332 s with OpenBLAS's default threads
 while other jobs loaded the 2 cores, 88 s with one thread.
@@ -62,8 +62,11 @@ def main():
     parser.add_argument("--ali", default="exp/tri3b_ali_train_sp")
     parser.add_argument("--graph", default="exp/tri3b/graph")
     parser.add_argument("--test", default="data/test")
-    parser.add_argument("--transform-dir", default="exp/tri3b_ali_train_sp_noise_combined",
-                        help="fMLLR transforms of the training data (align-fmllr output)")
+    parser.add_argument("--fmllr-train", default="data/train_sp",
+                        help="the fMLLR DNN's training data (run.sh nnet_fmllr_noise=false: the clean speed copies; "
+                        "with =true: data/train_sp_noise_combined and its transforms)")
+    parser.add_argument("--transform-dir", default="exp/tri3b_ali_train_sp",
+                        help="fMLLR transforms of the fMLLR DNN's training data (align-fmllr output)")
     parser.add_argument("--sat", default="exp/tri3b", help="the SAT system whose decode-fmllr gives test transforms")
     parser.add_argument("--first-pass", choices=["dnn", "gmm", "none"], default="dnn",
                         help="as run.sh's nnet_first_pass: the test transforms from a speaker-independent DNN's "
@@ -74,7 +77,7 @@ def main():
     work = Path(args.work).resolve()
     needed = [args.train, args.ali, args.graph, args.test, "data/lang"]
     if args.first_pass != "none":
-        needed += [args.transform_dir, f"{args.sat}/final.alimdl", f"{args.sat}/final.mat"]
+        needed += [args.fmllr_train, args.transform_dir, f"{args.sat}/final.alimdl", f"{args.sat}/final.mat"]
     for rel in needed:
         if not (work / rel).exists():
             sys.exit(f"{work / rel}: missing; run recipes/digits/run.sh up to stage 8's alignment first")
@@ -113,7 +116,7 @@ def main():
             seconds, cpu, _ = timed([*fmllr, args.graph, args.test, str(tmp / "decode_test")], work)
             row(name, seconds, cpu, decode_total)
             seconds, cpu, train_out = timed(["train-nnet2", "--config", str(CONF), "--transform-dir",
-                                             args.transform_dir, args.train, "data/lang", args.ali,
+                                             args.transform_dir, args.fmllr_train, "data/lang", args.ali,
                                              str(tmp / "nnet2")], work)
             row("training the fMLLR DNN (`train-nnet2 --transform-dir`)", seconds, cpu, train_total)
             seconds, cpu, _ = timed([*decode, "--transform-dir", str(tmp / "decode_test"), args.graph, args.test,
