@@ -144,7 +144,7 @@ def main():
         f"decoding `--nj 2` with one BLAS thread per job; wall time including process start-up, CPU time of the "
         f"process and its jobs (the figure to trust on a shared machine). Training data `{args.train}`, "
         f"alignments `{args.ali}`" + ("" if args.first_pass == "none" else
-                                      f", training transforms `{args.transform_dir}`")
+                                      f"; the fMLLR DNN's `{args.fmllr_train}`, transforms `{args.transform_dir}`")
         + f", `conf/nnet2.conf`: {network}; {frames_per_second} frames/s. Kaldi's decode of the test set (6.0 s) "
         "is its nnet2 pass alone on tri3b's transforms; its tri3b two-pass decode took 13.6 s more.",
         "",
