@@ -48,9 +48,11 @@ def format_factor(factor):
 def speed_pipe(rxfilename, factor):
     """A `wav.scp` value that plays `rxfilename` (a path or a `cmd |` pipe) `factor` times faster."""
     factor = format_factor(factor)
+    # -R (repeatable): sox dithers its resampled 16-bit output with fresh random noise on every
+    # run otherwise, so the same data dir would give different features (and models) each time.
     if rxfilename.rstrip().endswith("|"):
-        return f"{rxfilename.rstrip()} sox -t wav - -t wav - speed {factor} |"
-    return f"sox {shlex.quote(rxfilename)} -t wav - speed {factor} |"
+        return f"{rxfilename.rstrip()} sox -R -t wav - -t wav - speed {factor} |"
+    return f"sox -R {shlex.quote(rxfilename)} -t wav - speed {factor} |"
 
 
 def _require_sox():

@@ -59,9 +59,18 @@ def test_speed_perturbation_lowers_pitch_with_the_tempo(tmp_path, rng):
     assert abs(peak_hz - 270.0) < 2.0
 
 
+@needs_sox
+def test_speed_perturbed_audio_is_the_same_on_every_read(tmp_path, rng):
+    """Two reads of a speed-perturbed utterance give the same samples (sox's dither is repeatable)."""
+    src, _ = _tone_dir(tmp_path, rng, lengths=(16000,))
+    data = DataDir.load(perturb_data_dir_speed(0.9, src, tmp_path / "sp"))
+    pipe = next(iter(data.wav_scp.values()))
+    np.testing.assert_array_equal(read_audio(pipe, 16000), read_audio(pipe, 16000))
+
+
 def test_speed_pipe_chains_onto_an_existing_pipe():
-    assert speed_pipe("a b.wav", 0.9) == "sox 'a b.wav' -t wav - speed 0.9 |"
-    assert speed_pipe("flac -dc x.flac |", 1.1) == "flac -dc x.flac | sox -t wav - -t wav - speed 1.1 |"
+    assert speed_pipe("a b.wav", 0.9) == "sox -R 'a b.wav' -t wav - speed 0.9 |"
+    assert speed_pipe("flac -dc x.flac |", 1.1) == "flac -dc x.flac | sox -R -t wav - -t wav - speed 1.1 |"
 
 
 @needs_sox
