@@ -63,12 +63,15 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
     on are new, and the GMM likelihood leaves out the transform's log-determinant, so a drop
     there is expected, not a sign of trouble.
     """
+    from kaldilite.decode.align import warm_up as warm_up_aligner
     from kaldilite.parallel import run_jobs
 
     exp = Path(exp)
     log_dir = exp / "log"
     nj = len(parts)
     silence_pdfs = silence_pdfs_of(exp, lang)
+    # load the numba aligner here once: the forked jobs inherit it instead of each loading it
+    # again (about 0.4 s per job per iteration, or a full compile)
     warm_up_aligner()
     history, prev_like = [], None
     for x in range(first_iter, schedule.num_iters):
@@ -225,14 +228,6 @@ def write_feature_caches(exp, parts, pipeline):
 
 
 # ---------------------------------------------------------------------------- helpers
-def warm_up_aligner():
-    """Compile/load the numba aligner once in this process: the jobs are forked from it and
-    would otherwise each load it again (about 0.4 s per job per iteration, or a full compile)."""
-    from kaldilite.decode.align import warm_up
-
-    warm_up()
-
-
 def silence_pdfs_of(exp, lang):
     """pdfs of the optional-silence phone in any context (what gmm-boost-silence boosts)."""
     from kaldilite.hmm import ContextDependency
