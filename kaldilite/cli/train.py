@@ -5,6 +5,9 @@ import click
 from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
 
+# their per-iteration INFO lines are the user's progress report (train_mono.sh prints "Pass N")
+_PROGRESS_LOGGERS = ("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas")
+
 
 @click.command("train-mono")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
@@ -48,7 +51,7 @@ def train_mono_cmd(ctx, data, lang, exp, config, **kwargs):
     values.update({k: v for k, v in kwargs.items()
                    if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
     values["realign_iters"] = tuple(int(x) for x in str(values["realign_iters"]).split())
-    progress_logging("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas")
+    progress_logging(*_PROGRESS_LOGGERS)
     result = train_mono(data, lang, exp, MonoOptions(**values))
     hist = result["history"]
     click.echo(f"train-mono: done in {result['seconds']:.1f} s; final avg log-likelihood per frame "
@@ -74,7 +77,7 @@ def align_cmd(data, lang, src, ali_dir, nj, beam, retry_beam, boost_silence):
     """
     from kaldilite.train.align import align_si
 
-    progress_logging("kaldilite.train.mono", "kaldilite.train.loop", "kaldilite.train.deltas")
+    progress_logging(*_PROGRESS_LOGGERS)
     result = align_si(data, lang, src, ali_dir, nj=nj, beam=beam, retry_beam=retry_beam,
                       boost_silence=boost_silence)
     click.echo(f"align: aligned {result['aligned']} utterances, {result['failed']} failed -> {ali_dir}")
