@@ -35,8 +35,7 @@ def rules(sat):
     out = [("llr_total", RejectionRule(score="llr_total")),
            ("confidence", RejectionRule(score="confidence"))]
     if sat:
-        out.append(("first_pass llr_total", RejectionRule(score="logistic",
-                                                          logistic={"features": ["first_pass_llr_total"]})))
+        out.append(("first_pass llr_total", RejectionRule(score="first_pass_llr_total")))
     out.append(("logistic: " + " + ".join(DEFAULT), RejectionRule(score="logistic", logistic={"features": DEFAULT})))
     for feature in DEFAULT[1:]:
         out.append((f"logistic: llr_total + {feature}",
