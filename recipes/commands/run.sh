@@ -113,16 +113,19 @@ copy_graph() {  # FROM_SYS TO_SYS GRAPH: the DNN shares tri3b's tree, so it uses
   rm -rf exp/$2/$3 && cp -r exp/$1/$3 exp/$2/$3 && rm -f exp/$2/$3/rejection.json exp/$2/$3/.stamp*
 }
 
+make_graph() {  # SYS GRAPH: exp/SYS/graph_X from the grammar data/lang_X (the DNN copies tri3b's)
+  local m=$1 g=$2
+  if [ $m = nnet2 ]; then
+    step exp/nnet2/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/nnet2/$g/HCLG.fst -- copy_graph tri3b nnet2 $g
+  else
+    step exp/$m/$g/.stamp data/lang_${g#graph_} data/lang_${g#graph_}/words/fillers.txt exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
+      kaldilite mkgraph data/lang_${g#graph_} exp/$m exp/$m/$g
+  fi
+}
+
 make_graphs() {  # SYS: the graphs of one model for both grammars (with rejection; commands only)
-  local m=$1 g
-  for g in graph_commands graph_commands_norej; do
-    if [ $m = nnet2 ]; then
-      step exp/nnet2/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/nnet2/$g/HCLG.fst -- copy_graph tri3b nnet2 $g
-    else
-      step exp/$m/$g/.stamp data/lang_${g#graph_} data/lang_${g#graph_}/words/fillers.txt exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
-        kaldilite mkgraph data/lang_${g#graph_} exp/$m exp/$m/$g
-    fi
-  done
+  local g
+  for g in graph_commands graph_commands_norej; do make_graph $1 $g; done
 }
 
 make_grammar_dir() {  # OUT_LANG [make-grammar options]: a grammar over the decoding lang, validated
@@ -434,16 +437,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       --garbage-phone-bonus $garbage_phone_bonus data/local/heldout/commands_minus_$c.txt data/lang_test $lang
   done
   for m in "${models[@]}"; do
-    for c in $(sed 's/ /_/g' "$commands"); do
-      lang=data/lang_commands_minus_$c
-      g=graph_commands_minus_$c
-      if [ $m = nnet2 ]; then
-        step exp/nnet2/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/nnet2/$g/HCLG.fst -- copy_graph tri3b nnet2 $g
-      else
-        step exp/$m/$g/.stamp $lang $lang/words/fillers.txt exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
-          kaldilite mkgraph $lang exp/$m exp/$m/$g
-      fi
-    done
+    for c in $(sed 's/ /_/g' "$commands"); do make_graph $m graph_commands_minus_$c; done
     step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
       exp/$m/final.alimdl $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/HCLG.fst; done) \
       --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m
