@@ -312,28 +312,27 @@ def fit_logistic_regression(features, targets, l2=LOGISTIC_L2, max_iterations=10
 
 
 def logistic_training_set(references, measures, rule, commands):
-    """(utts, raw feature rows with None where missing, targets) of the utterances the best-path
+    """(feature names, raw feature rows with None where missing, targets) of the utterances the best-path
     rule accepts: target 1 for the right command, 0 for anything else (see the module docstring)."""
     names = list(rule.logistic.get("features") or DEFAULT_LOGISTIC_FEATURES)
     base = decide_all({u: measures[u] for u in references}, replace(rule, score="llr_total", logistic={},
                                                                     threshold=-math.inf, command_thresholds={}))
-    utts, rows, targets = [], [], []
+    rows, targets = [], []
     for utt, text in references.items():
         decision = base[utt]
         if not decision.accepted:
             continue
         m, n = measures[utt]
-        utts.append(utt)
         rows.append(feature_vector(m, n, names))
         targets.append(1.0 if decision.label == reference_class(text, commands) else 0.0)
-    return names, utts, rows, np.array(targets)
+    return names, rows, np.array(targets)
 
 
 def fit_logistic_rule(references, measures, rule, commands):
     """`rule` with its ``logistic`` weights fitted on `references` (features: the rule's, else
     `DEFAULT_LOGISTIC_FEATURES`; penalty: its ``l2``, else `LOGISTIC_L2`). A missing feature
     value (None) is replaced by the feature's mean, as `RejectionRule.logit` does."""
-    names, utts, rows, y = logistic_training_set(references, measures, rule, commands)
+    names, rows, y = logistic_training_set(references, measures, rule, commands)
     if len(set(y.tolist())) < 2:
         raise InputError(f"fitting the logistic rejection score needs accepted right commands and accepted "
                          f"other utterances; the {len(y)} accepted utterances are all of one kind")
@@ -645,7 +644,8 @@ def write_per_utt(path, references, decisions, commands):
 
 __all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
            "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
-           "det_curve", "det_curve_of_decisions", "equal_error_rate", "fit_logistic_regression", "fit_logistic_rule", "calibrate_threshold", "calibrate_command_thresholds",
+           "det_curve", "det_curve_of_decisions", "equal_error_rate", "fit_logistic_regression", "fit_logistic_rule",
+           "calibrate_threshold", "calibrate_command_thresholds",
            "cross_calibrated_scores",
            "speaker_folds", "tune_setting", "cross_tuned_decisions", "report", "write_det_table", "plot_det",
            "write_per_utt", "RejectionRule"]
