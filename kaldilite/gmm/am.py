@@ -81,11 +81,11 @@ class AmDiagGmm:
         `gaussian_log_likelihoods(feats, gauss_slice)` would gather on every call)."""
         pdfs = np.asarray(pdfs, dtype=np.int64)
         offsets = self.pdf_offsets
-        gauss = (np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in pdfs.tolist()]) if len(pdfs)
-                 else np.zeros(0, np.int64))
         counts = offsets[pdfs + 1] - offsets[pdfs]
-        out = AmDiagGmm(self.means[gauss], self.variances[gauss], self.log_weights[gauss],
-                        np.concatenate([[0], np.cumsum(counts)]))
+        local_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        # each pdf's Gaussians, consecutive: its first Gaussian here plus 0 .. count-1
+        gauss = np.repeat(offsets[pdfs] - local_offsets[:-1], counts) + np.arange(local_offsets[-1])
+        out = AmDiagGmm(self.means[gauss], self.variances[gauss], self.log_weights[gauss], local_offsets)
         weights, gconst = self._scoring_matrices()
         out._derived = (weights[:, gauss], gconst[gauss])
         out.source, out.feature_hint = self.source, self.feature_hint
