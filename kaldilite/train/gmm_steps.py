@@ -263,7 +263,8 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
             # the graph itself is kept in the entry so that its id is not reused meanwhile
             found = prepared[id(graph)] = (graph, aligner, local_tid_to_pdf, am.pdf_subset(pdfs))
         _, aligner, local_tid_to_pdf, graph_am = found
-        loglikes = subset_log_likelihoods(graph_am, mat)
+        # scored in float64 (as training statistics are), then rounded to float32 for the aligner
+        loglikes = graph_am.log_likelihoods(mat, dtype=np.float64).astype(np.float32)
         ali = aligner.align(loglikes)
         if ali is None:
             failed.append(utt)
@@ -280,15 +281,6 @@ def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=4
     log.info("aligned %d utterances, %d failed; avg acoustic log-like per frame %.4f over %d frames",
              len(alignments), len(failed), tot_like / max(frames, 1), frames)
     return alignments, failed, tot_like, frames
-
-
-def subset_log_likelihoods(subset_am, feats):
-    """(T x pdfs) float32 log-likelihoods under a model made by `AmDiagGmm.pdf_subset`: float64
-    Gaussian scores (as training computes them), reduced per pdf, then rounded to float32."""
-    from kaldilite.gmm.am import segmented_logsumexp
-
-    subset_am.check_dim(feats)
-    return segmented_logsumexp(subset_am.gaussian_log_likelihoods(feats), subset_am.pdf_offsets).astype(np.float32)
 
 
 def read_alignments(path):
