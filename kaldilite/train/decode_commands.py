@@ -115,8 +115,9 @@ class _Timer:
         self.cpu += time.process_time() - self._cpu
 
 
-def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer):
-    """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]."""
+def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer, best_paths=None):
+    """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]. ``best_paths``: a
+    list that receives each utterance's (utt, DecodeResult) too (the SAT first pass's, for fMLLR)."""
     from kaldilite.decode.rejection import Recognizer, measure
 
     recognizer = Recognizer(graph, tid_to_pdf, words, fillers, opts=recognizer_opts)
@@ -126,6 +127,8 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
             recognizer.start()
             recognizer.advance(scorer(feats))
             m = measure(recognizer.word_sequences(), fillers)
+            if best_paths is not None:
+                best_paths.append((utt, recognizer.decoder.finalize()))
         results.append((utt, m, len(feats)))
         log.info("%s %s confidence %.3f llr %s", utt, " ".join(m.words or ()), m.confidence,
                  "-" if m.llr is None else f"{m.llr:.3f}")
@@ -193,10 +196,12 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
         first = DecoderOptions(beam=opts.first_beam, max_active=opts.max_active, min_active=opts.min_active,
                                acoustic_scale=opts.acoustic_scale)
         first_results, first_llr = None, {}
-        if opts.first_pass_measures:
-            first_results, first_llr = _first_pass_with_lattices(
-                graph, si_tm, si_am, words, fillers, dataclasses.replace(recognizer_opts, beam=opts.first_beam),
-                si_feats)
+        if opts.first_pass_measures:  # (its best paths are the 1-best search's, so fMLLR is unchanged)
+            first_results = []
+            first_pass = _lattice_pass(graph, si_tm.tid_to_pdf, words, fillers,
+                                       dataclasses.replace(recognizer_opts, beam=opts.first_beam),
+                                       si_am.log_likelihoods, si_feats.items(), _Timer(), first_results)
+            first_llr = {utt: m.llr for utt, m, _ in first_pass}
         fmllr_graph = graph
         if opts.fmllr_hypothesis == "garbage":
             from kaldilite.decode.confidence import restrict_graph, word_ids_by_side
@@ -222,18 +227,3 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
     for utt, m, _ in results:
         m.first_pass_llr = first_llr.get(utt)
     return results, timer.wall, timer.cpu
-
-
-def _first_pass_with_lattices(graph, si_tm, si_am, words, fillers, recognizer_opts, si_feats):
-    """The SI pass decoded with lattices: its best paths (for fMLLR, the same as the 1-best
-    search's) and each utterance's per-frame llr ({utt: llr})."""
-    from kaldilite.decode.rejection import Recognizer, measure
-
-    recognizer = Recognizer(graph, si_tm.tid_to_pdf, words, fillers, opts=recognizer_opts)
-    results, llr = [], {}
-    for utt, feats in si_feats.items():
-        recognizer.start()
-        recognizer.advance(si_am.log_likelihoods(feats))
-        llr[utt] = measure(recognizer.word_sequences(), fillers).llr
-        results.append((utt, recognizer.decoder.finalize()))
-    return results, llr
