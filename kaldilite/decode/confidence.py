@@ -106,16 +106,16 @@ def measure(hyps, fillers):
     if commands:
         others = sorted(c for lab, c in commands.items() if lab != best_command)
         m.command_margin = ((others[0] - commands[best_command]) if others else beam) / scale
-    cost_command = commands[best_command] if commands else None
-    if hyps.contrast is not None and math.isfinite(hyps.contrast[0]):
-        cost_command = hyps.contrast[0]
+    lattice_command = commands[best_command] if commands else None
+    exact = hyps.contrast is not None  # exact costs from the constrained searches
+    exact_command = hyps.contrast[0] if exact and math.isfinite(hyps.contrast[0]) else None
+    cost_command = exact_command if exact_command is not None else lattice_command
     if cost_command is not None:
         m.command_cost_per_frame = cost_command / (scale * max(hyps.num_frames, 1))
     if fillers:
-        cost_command = commands[best_command] if commands else None
-        cost_other = label_cost.get(())
-        if hyps.contrast is not None:  # exact costs from the constrained searches
-            cost_command = hyps.contrast[0] if math.isfinite(hyps.contrast[0]) else None
+        cost_command, cost_other = lattice_command, label_cost.get(())
+        if exact:
+            cost_command = exact_command
             cost_other = hyps.contrast[1] if math.isfinite(hyps.contrast[1]) else None
         if cost_command is None and cost_other is None:
             return m
