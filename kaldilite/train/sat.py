@@ -378,7 +378,6 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
     from kaldilite.io.symbols import SymbolTable
     from kaldilite.transform.affine import compose_transforms
     from kaldilite.transform.fmllr import FmllrOptions, apply_transform
-    from kaldilite.transform.posteriors import gaussian_posteriors
 
     model_dir, decode_dir = Path(model_dir), Path(decode_dir)
     si_tm, si_am, si_pipeline, _ = load_model(model_dir / "final.alimdl")
@@ -410,11 +409,8 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
             else:
                 tids = np.asarray(result.alignment)
                 frames, weights = np.arange(len(tids)), np.ones(len(tids))
-            silent = np.isin(model_tm.tid_to_phone[tids], list(silence_phones))
-            frame_feats = feats[utt][frames]
-            post, _ = gaussian_posteriors(model_am, frame_feats, model_tm.tid_to_pdf[tids],
-                                          weights * np.where(silent, opts.silence_weight, 1.0))
-            out[utt] = (frame_feats, post)
+            out[utt] = _frame_gaussian_posteriors(model_tm, model_am, feats[utt], frames, tids, weights,
+                                                  silence_phones, opts.silence_weight)
         return out
 
     def adapt(transforms):
@@ -458,7 +454,6 @@ def _si_dir_posteriors(si_dir, tm, am, feats, acoustic_scale, silence_phones, si
     """utt -> (frames' features, sparse Gaussian posteriors) from SI_DIR/lat.*.gz (decode_fmllr.sh
     --si-dir: lattice-to-post | weight-silence-post | gmm-post-to-gpost with final.alimdl)."""
     from kaldilite.decode.lattice import read_lattices
-    from kaldilite.transform.posteriors import gaussian_posteriors
 
     paths = sorted(Path(si_dir).glob("lat.*.gz"))
     if not paths:
@@ -475,16 +470,24 @@ def _si_dir_posteriors(si_dir, tm, am, feats, acoustic_scale, silence_phones, si
             if frames.max() >= len(feats[utt]) or tids.max() >= len(tm.tid_to_pdf):
                 raise InputError(f"{path}: the lattice of {utt} does not fit its features or the transition model of "
                                  "the SAT system (made with another graph or data?)")
-            silent = np.isin(tm.tid_to_phone[tids], list(silence_phones))
-            frame_feats = feats[utt][frames]
-            post, _ = gaussian_posteriors(am, frame_feats, tm.tid_to_pdf[tids],
-                                          weights * np.where(silent, silence_weight, 1.0))
-            out[utt] = (frame_feats, post)
+            out[utt] = _frame_gaussian_posteriors(tm, am, feats[utt], frames, tids, weights, silence_phones,
+                                                  silence_weight)
     missing = len(set(feats) - set(out))
     if missing:
         log.warning("--si-dir %s: %d of %d utterances have no lattice; their speakers' transforms use the others",
                     si_dir, missing, len(feats))
     return out
+
+
+def _frame_gaussian_posteriors(tm, am, feats, frames, tids, weights, silence_phones, silence_weight):
+    """(features of `frames`, their sparse Gaussian posteriors): weight-silence-post on the
+    (frame, transition-id, weight) entries, then each pdf posterior split among its Gaussians."""
+    from kaldilite.transform.posteriors import gaussian_posteriors
+
+    silent = np.isin(tm.tid_to_phone[tids], list(silence_phones))
+    frame_feats = feats[frames]
+    post, _ = gaussian_posteriors(am, frame_feats, tm.tid_to_pdf[tids], weights * np.where(silent, silence_weight, 1.0))
+    return frame_feats, post
 
 
 def lattice_frame_posteriors(lattice, acoustic_scale):
