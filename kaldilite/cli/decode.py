@@ -120,10 +120,9 @@ def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
     one frame decoded with the job's model and graph (the same argument types, hence the same
     compiled functions). Jobs that run here (--nj 1) or elsewhere (slurm) need none of it.
     """
-    from kaldilite.parallel import LocalJobRunner, default_runner
+    from kaldilite.parallel import jobs_fork_from_here
 
-    runner = default_runner()
-    if min(nj, len(job_args)) < 2 or not isinstance(runner, LocalJobRunner) or runner.start_method != "fork":
+    if not jobs_fork_from_here(nj, len(job_args)):
         return
     import numpy as np
 
