@@ -9,6 +9,9 @@ import click
 from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
 
+# their per-iteration INFO lines are the progress report, as the scripts print "Pass N"
+_PROGRESS_LOGGERS = ("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
+
 
 def _ints(text):
     return tuple(int(x) for x in str(text).split())
@@ -82,7 +85,7 @@ def train_lda_mllt_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, splice_op
     from kaldilite.train.lda_mllt import LdaMlltOptions, train_lda_mllt
 
     left, right = _splice_context(splice_opts)
-    progress_logging("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
+    progress_logging(*_PROGRESS_LOGGERS)
     opts = LdaMlltOptions(splice_left=left, splice_right=right, dim=dim, mllt_iters=_ints(mllt_iters),
                           realign_iters=_ints(realign_iters), **kwargs)
     result = train_lda_mllt(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
@@ -105,7 +108,7 @@ def train_sat_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, fmllr_iters, r
     """
     from kaldilite.train.sat import SatOptions, train_sat
 
-    progress_logging("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
+    progress_logging(*_PROGRESS_LOGGERS)
     opts = SatOptions(fmllr_iters=_ints(fmllr_iters), realign_iters=_ints(realign_iters), **kwargs)
     result = train_sat(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
     _report("train-sat", result)
@@ -139,7 +142,7 @@ def align_fmllr_cmd(data, lang, src, ali_dir, **kwargs):
     """
     from kaldilite.train.sat import align_fmllr
 
-    progress_logging("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
+    progress_logging(*_PROGRESS_LOGGERS)
     result = align_fmllr(data, lang, src, ali_dir, **kwargs)
     click.echo(f"align-fmllr: aligned {result['aligned']} utterances, {result['failed']} failed in "
                f"{result['seconds']:.1f} s -> {ali_dir}")
