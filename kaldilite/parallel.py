@@ -366,8 +366,12 @@ class LocalJobRunner(JobRunner):
     def describe(self):
         return f"local ({self._last_workers} at a time)"
 
+    def num_workers(self, nj, num_jobs):
+        """How many of `num_jobs` jobs run at once (1: in this process, no pool)."""
+        return min(x for x in (nj, self.max_jobs_run, num_jobs) if x is not None)
+
     def execute(self, func, jobs, log_dir, step_name, records, fingerprints, *, nj=None):
-        num_workers = min(x for x in (nj, self.max_jobs_run, len(jobs)) if x is not None)
+        num_workers = self.num_workers(nj, len(jobs))
         self._last_workers = num_workers
         # no record files from here: the outcomes come back in memory, and run() stores them only
         # when the step failed (file operations cost ~3 ms each on a busy overlay filesystem)
@@ -509,7 +513,7 @@ def jobs_fork_from_here(nj, num_jobs, runner=None):
     """
     runner = runner or default_runner()
     return (isinstance(runner, LocalJobRunner) and runner.start_method == "fork"
-            and min(x for x in (nj, runner.max_jobs_run, num_jobs) if x is not None) >= 2)
+            and runner.num_workers(nj, num_jobs) >= 2)
 
 
 def command_line():
