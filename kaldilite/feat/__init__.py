@@ -10,7 +10,7 @@ The names below are imported on first use, so `import kaldilite.feat.options` (w
 does to declare its options) does not pull in numpy.
 """
 
-import importlib
+from kaldilite.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "options": ["FbankOptions", "FrameExtractionOptions", "MelBanksOptions", "MfccOptions"],
@@ -21,19 +21,4 @@ _EXPORTS = {
     "pipeline": ["FeaturePipeline", "global_cmvn_stats", "load_features"],
     "streaming": ["OnlineFeaturePipeline"],
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

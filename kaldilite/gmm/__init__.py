@@ -5,22 +5,9 @@ The names below are imported from their modules on first use (PEP 562), so that 
 module of the package (e.g. `kaldilite.gmm.model` for `mkgraph`) does not load the others.
 """
 
-import importlib
+from kaldilite.utils.lazy import lazy_exports
 
-_WHERE = {"AmDiagGmm": "am", "GmmAccumulators": "am", "segmented_logsumexp": "am", "split_targets": "am",
-          "load_model": "model", "load_transition_model": "model", "read_model_header": "model",
-          "save_model": "model"}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "am": ["AmDiagGmm", "GmmAccumulators", "segmented_logsumexp", "split_targets"],
+    "model": ["load_model", "load_transition_model", "read_model_header", "save_model"],
+})

@@ -10,25 +10,14 @@ The names below are imported from their modules on first use (PEP 562): graph bu
 `langdir` alone, not the grammar, ARPA, g2p and validation code.
 """
 
-import importlib
+from kaldilite.utils.lazy import lazy_exports
 
 # `g2p` names both a module and its function; importing the function here keeps
 # `kaldilite.lang.g2p` the function whenever the module gets imported (it is light).
 from kaldilite.lang.g2p import g2p, make_dict_dir
 
-_WHERE = {"LangDir": "langdir", "arpa_to_fst": "arpa", "make_grammar": "grammar", "prepare_lang": "prepare",
-          "validate_lang": "validate"}
-
-__all__ = ["LangDir", "arpa_to_fst", "g2p", "make_dict_dir", "make_grammar", "prepare_lang", "validate_lang"]
-
-
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__, _lazy_names = lazy_exports(__name__, {
+    "langdir": ["LangDir"], "arpa": ["arpa_to_fst"], "grammar": ["make_grammar"], "prepare": ["prepare_lang"],
+    "validate": ["validate_lang"],
+})
+__all__ = sorted([*_lazy_names, "g2p", "make_dict_dir"])
