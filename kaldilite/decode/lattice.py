@@ -219,6 +219,72 @@ def _viterbi_alpha_beta(num_nodes, out_order, out_start, link_src, link_dst, lin
     return alpha, beta
 
 
+@njit(cache=True)
+def _prune_links(count, rank, link_src, link_dst, link_arc, link_acoustic, arc_weight, final_cost, node_state,
+                 node_frame, num_frames, acoustic_scale, lattice_beam):
+    """`raw_lattice_from_links`'s lattice and its pruning in one pass over flat arrays: nodes
+    renumbered by `rank` (topological), link costs ``graph + acoustic_scale * acoustic``, final
+    costs at the last frame (all 0 if no final state is reachable), Viterbi alpha/beta, then
+    `prune_raw_lattice`'s rule. Returns (found a path, kept-link mask, kept-node mask, the kept
+    links' source and destination in the new numbering, the kept nodes' final costs)."""
+    n = len(link_src)
+    src = np.empty(n, np.int64)
+    dst = np.empty(n, np.int64)
+    cost = np.empty(n, np.float64)
+    for k in range(n):
+        src[k] = rank[link_src[k]]
+        dst[k] = rank[link_dst[k]]
+        cost[k] = np.float64(arc_weight[link_arc[k]]) + acoustic_scale * np.float64(link_acoustic[k])
+    finals = np.full(count, np.inf)
+    for i in range(count):
+        if node_frame[i] == num_frames:
+            finals[i] = np.float64(final_cost[node_state[i]])
+    out_order, out_start = _csr(count, src)
+    alpha, beta = _viterbi_alpha_beta(count, out_order, out_start, src, dst, cost, finals)
+    best = np.inf
+    for i in range(count):
+        if alpha[i] + finals[i] < best:
+            best = alpha[i] + finals[i]
+    if not np.isfinite(best):
+        for i in range(count):
+            finals[i] = 0.0 if node_frame[i] == num_frames else np.inf
+        alpha, beta = _viterbi_alpha_beta(count, out_order, out_start, src, dst, cost, finals)
+        best = np.inf
+        for i in range(count):
+            if alpha[i] + finals[i] < best:
+                best = alpha[i] + finals[i]
+    keep_link = np.zeros(n, np.bool_)
+    keep_node = np.zeros(count, np.bool_)
+    if not np.isfinite(best):
+        return False, keep_link, keep_node, src[:0], dst[:0], finals[:0]
+    limit = best + lattice_beam + 1e-6 * max(1.0, abs(best))
+    new_id = np.empty(count, np.int64)
+    num_kept = 0
+    for i in range(count):
+        keep_node[i] = i == 0 or alpha[i] + beta[i] <= limit
+        if keep_node[i]:
+            num_kept += 1
+        new_id[i] = num_kept - 1
+    p_finals = np.empty(num_kept, np.float64)
+    for i in range(count):
+        if keep_node[i]:
+            p_finals[new_id[i]] = np.inf if alpha[i] + finals[i] > limit else finals[i]
+    n_kept = 0
+    for k in range(n):
+        if alpha[src[k]] + cost[k] + beta[dst[k]] <= limit:
+            keep_link[k] = True
+            n_kept += 1
+    p_src = np.empty(n_kept, np.int64)
+    p_dst = np.empty(n_kept, np.int64)
+    j = 0
+    for k in range(n):
+        if keep_link[k]:
+            p_src[j] = new_id[src[k]]
+            p_dst[j] = new_id[dst[k]]
+            j += 1
+    return True, keep_link, keep_node, p_src, p_dst, p_finals
+
+
 def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, *, arc_ilabel, arc_olabel,
                            arc_weight, arc_next, final_cost, start_state, num_states, num_frames, acoustic_scale,
                            lattice_beam):
@@ -230,11 +296,13 @@ def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, 
     cost 0 (Kaldi's behaviour when no final state was reached). Links and nodes not on a path
     within ``lattice_beam`` of the best are dropped. Returns None when there is no path.
     """
-    link_arc = np.ascontiguousarray(link_arc, np.int64)
+    # The decoder's int32/float32 link arrays go to the numba kernels as they are (no copies of
+    # the ~10^5-10^6 raw links); only the links that survive pruning are gathered.
+    link_arc = np.ascontiguousarray(link_arc)
+    acoustic = np.ascontiguousarray(link_acoustic)
     num_nodes, node_state, node_frame, src, dst = _nodes_of_links(
-        np.ascontiguousarray(link_src_state, np.int64), link_arc, np.ascontiguousarray(link_frame, np.int64),
+        np.ascontiguousarray(link_src_state), link_arc, np.ascontiguousarray(link_frame),
         arc_ilabel, arc_next, int(num_states), int(start_state))
-    acoustic = np.asarray(link_acoustic, np.float64)
     order, count = _topological_order(num_nodes, 0, src, dst)
     if count < num_nodes:
         # An epsilon cycle inside one frame (the graph has one): keep only links that go forward
@@ -245,30 +313,61 @@ def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, 
         order, count = _topological_order(num_nodes, 0, src, dst)
     rank = np.empty(num_nodes, np.int64)
     rank[order[:count]] = np.arange(count)
-    src, dst = rank[src], rank[dst]
     node_frame = node_frame[order[:count]]
     node_state = node_state[order[:count]]
-    at_end = node_frame == num_frames
-    finals = np.where(at_end, final_cost[node_state].astype(np.float64), np.inf)
-    raw = RawLattice(count, src, dst, arc_ilabel[link_arc], arc_olabel[link_arc], arc_weight[link_arc].astype(np.float64),
-                     acoustic, finals, node_frame)
-    alpha, beta = raw.forward_backward_viterbi(acoustic_scale)
-    if not np.isfinite(np.min(alpha + finals)):
-        raw.final_graph = np.where(at_end, 0.0, np.inf)
-        alpha, beta = raw.forward_backward_viterbi(acoustic_scale)
-    pruned = prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam)
-    if pruned is None:
+    found, keep_link, keep_node, p_src, p_dst, p_finals = _prune_links(
+        count, rank, src, dst, link_arc, acoustic, arc_weight, final_cost, node_state, node_frame, int(num_frames),
+        float(acoustic_scale), float(lattice_beam))
+    if not found:
         return None
+    kept_arc = link_arc[keep_link]
+    pruned = RawLattice(len(p_finals), p_src, p_dst, arc_ilabel[kept_arc], arc_olabel[kept_arc],
+                        arc_weight[kept_arc].astype(np.float64), acoustic[keep_link].astype(np.float64), p_finals,
+                        node_frame[keep_node])
     # One link per (source, destination, transition-id, word): an epsilon arc relaxed twice in a
     # frame was recorded twice. (Parallel graph arcs with equal labels keep the cheaper one.)
-    key = np.lexsort((pruned.graph, pruned.word, pruned.tid, pruned.dst, pruned.src))
-    k_src, k_dst, k_tid, k_word = pruned.src[key], pruned.dst[key], pruned.tid[key], pruned.word[key]
-    first = np.ones(len(key), bool)
-    first[1:] = (k_src[1:] != k_src[:-1]) | (k_dst[1:] != k_dst[:-1]) | (k_tid[1:] != k_tid[:-1]) | \
-        (k_word[1:] != k_word[:-1])
-    keep = key[first]
+    keep = _unique_links(pruned.num_nodes, pruned.src, pruned.dst, pruned.tid, pruned.word, pruned.graph)
     return RawLattice(pruned.num_nodes, pruned.src[keep], pruned.dst[keep], pruned.tid[keep], pruned.word[keep],
                       pruned.graph[keep], pruned.acoustic[keep], pruned.final_graph, pruned.frame)
+
+
+@njit(cache=True)
+def _unique_links(num_nodes, src, dst, tid, word, graph):
+    """The links sorted by (source, destination, transition-id, word, graph cost, index) -- the
+    order of ``np.lexsort((graph, word, tid, dst, src))`` -- keeping the first of each (source,
+    destination, transition-id, word): a counting sort by source, then a stable insertion sort of
+    each source's few links. Returns the kept link indices in that order."""
+    order, starts = _csr(num_nodes, src)
+    for n in range(num_nodes):
+        for i in range(starts[n] + 1, starts[n + 1]):
+            k = order[i]
+            j = i
+            while j > starts[n]:
+                p = order[j - 1]
+                if dst[p] != dst[k]:
+                    greater = dst[p] > dst[k]
+                elif tid[p] != tid[k]:
+                    greater = tid[p] > tid[k]
+                elif word[p] != word[k]:
+                    greater = word[p] > word[k]
+                else:
+                    greater = graph[p] > graph[k]
+                if not greater:
+                    break
+                order[j] = p
+                j -= 1
+            order[j] = k
+    keep = np.empty(len(order), np.int64)
+    n_keep = 0
+    for i in range(len(order)):
+        k = order[i]
+        if i > 0:
+            p = order[i - 1]
+            if src[p] == src[k] and dst[p] == dst[k] and tid[p] == tid[k] and word[p] == word[k]:
+                continue
+        keep[n_keep] = k
+        n_keep += 1
+    return keep[:n_keep]
 
 
 @njit(cache=True)
@@ -695,10 +794,15 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
     Returns the hypothesis arrays (per node slot: sequence, cost, previous slot, link).
     """
     size = num_nodes * per_node
-    hyp_seq = np.full(size, -1, np.int64)
-    hyp_cost = np.full(size, np.inf)
-    hyp_prev = np.full(size, -1, np.int64)
-    hyp_link = np.full(size, -1, np.int64)
+    # Uninitialized: only a node's first count[n] slots are ever read, and each is written in full
+    # when it is taken (most of the num_nodes * per_node slots never are; filling them cost more
+    # than the search).
+    hyp_seq = np.empty(size, np.int64)
+    hyp_cost = np.empty(size, np.float64)
+    hyp_prev = np.empty(size, np.int64)
+    hyp_link = np.empty(size, np.int64)
+    hyp_prev[0] = -1
+    hyp_link[0] = -1
     count = np.zeros(num_nodes, np.int64)
     children = dict()
     children[np.int64(-1)] = np.int64(0)  # typed: int64 -> int64
@@ -723,9 +827,8 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
                 w = link_word[k]
                 if w > 0:
                     key = seq * word_base + w
-                    if key in children:
-                        new_seq = children[key]
-                    else:
+                    new_seq = children.get(key, -1)  # one dict probe, not two
+                    if new_seq < 0:
                         new_seq = num_seqs
                         children[key] = new_seq
                         num_seqs += 1
