@@ -296,6 +296,10 @@ class RejectionRule:
         unknown = sorted(set(data) - known) if isinstance(data, dict) else ["<not an object>"]
         if unknown:
             raise InputError(f"{path}: unknown rejection-rule keys {', '.join(unknown)}; expected {', '.join(sorted(known))}")
+        if data.get("score") == "logistic" and "weights" not in (data.get("logistic") or {}):
+            # an unfitted logistic score is None for every utterance: the rule would accept everything
+            raise InputError(f"{path}: score logistic without fitted weights (logistic.weights); run `kaldilite "
+                             "calibrate-rejection --score logistic` on a decode dir to fit them")
         try:
             return cls(**data)
         except InputError as exc:

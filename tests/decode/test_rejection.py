@@ -93,6 +93,10 @@ def test_rule_round_trips_through_json_and_bad_files_name_themselves(tmp_path):
         RejectionRule.load(tmp_path / "bad2.json")
     with pytest.raises(MissingFileError):
         RejectionRule.load(tmp_path / "missing.json")
+    # a logistic rule without fitted weights would score None, i.e. accept every utterance
+    (tmp_path / "unfitted.json").write_text(json.dumps({"score": "logistic", "logistic": {"features": ["llr_total"]}}))
+    with pytest.raises(InputError, match="unfitted.json: score logistic without fitted weights"):
+        RejectionRule.load(tmp_path / "unfitted.json")
 
 
 def test_read_fillers_reads_the_graph_dir_list(tmp_path):
