@@ -80,12 +80,6 @@ class RawLattice:
     def link_costs(self, acoustic_scale):
         return self.graph + acoustic_scale * self.acoustic
 
-    def forward_backward_viterbi(self, acoustic_scale):
-        """(alpha, beta): best cost from the start to each node, and from each node to the end."""
-        order, starts = _csr(self.num_nodes, self.src)
-        return _viterbi_alpha_beta(self.num_nodes, order, starts, self.src, self.dst,
-                                   self.link_costs(acoustic_scale), self.final_graph.astype(np.float64))
-
 
 @njit(cache=True)
 def _csr(num_nodes, link_src):
@@ -225,7 +219,8 @@ def _prune_links(count, rank, link_src, link_dst, link_arc, link_acoustic, arc_w
     """`raw_lattice_from_links`'s lattice and its pruning in one pass over flat arrays: nodes
     renumbered by `rank` (topological), link costs ``graph + acoustic_scale * acoustic``, final
     costs at the last frame (all 0 if no final state is reachable), Viterbi alpha/beta, then
-    `prune_raw_lattice`'s rule. Returns (found a path, kept-link mask, kept-node mask, the kept
+    Kaldi's PruneLattice: keep the links and nodes on paths within `lattice_beam` of the best
+    (the start node always). Returns (found a path, kept-link mask, kept-node mask, the kept
     links' source and destination in the new numbering, the kept nodes' final costs)."""
     n = len(link_src)
     src = np.empty(n, np.int64)
@@ -420,24 +415,6 @@ def links_to_keep(link_src_state, link_arc, link_frame, link_acoustic, *, arc_il
         return np.ones(len(link_arc), bool)
     cost = arc_weight[link_arc].astype(np.float64) + acoustic_scale * np.asarray(link_acoustic, np.float64)
     return _frontier_keep(num_nodes, order, count, src, dst, cost, node_frame == num_frames, float(lattice_beam))
-
-
-def prune_raw_lattice(raw, alpha, beta, acoustic_scale, lattice_beam):
-    """Keep the links and nodes on paths within `lattice_beam` of the best (Kaldi's PruneLattice)."""
-    best = float(np.min(alpha + raw.final_graph))
-    if not math.isfinite(best):
-        return None
-    limit = best + lattice_beam + 1e-6 * max(1.0, abs(best))
-    cost = raw.link_costs(acoustic_scale)
-    keep_link = alpha[raw.src] + cost + beta[raw.dst] <= limit
-    keep_node = alpha + beta <= limit
-    keep_node[0] = True
-    new_id = np.cumsum(keep_node) - 1
-    src, dst = new_id[raw.src[keep_link]], new_id[raw.dst[keep_link]]
-    finals = raw.final_graph[keep_node].copy()
-    finals[(alpha + raw.final_graph)[keep_node] > limit] = np.inf
-    return RawLattice(int(keep_node.sum()), src, dst, raw.tid[keep_link], raw.word[keep_link],
-                      raw.graph[keep_link], raw.acoustic[keep_link], finals, raw.frame[keep_node])
 
 
 # ---------------------------------------------------------------------------------- compact lattice
@@ -1068,5 +1045,5 @@ def _lattice_from_text(path, line, num_states, arcs, finals):
         raise InputError(f"{path}:{line}: {exc}") from None
 
 
-__all__ = ["RawLattice", "Lattice", "raw_lattice_from_links", "links_to_keep", "prune_raw_lattice", "determinize",
+__all__ = ["RawLattice", "Lattice", "raw_lattice_from_links", "links_to_keep", "determinize",
            "write_lattices", "read_lattices"]
