@@ -28,7 +28,9 @@ def _clips(speech_commands_dir):
 def test_hires_conf_matches_kaldi_native_fbank_and_frames_match_the_gmm_features(speech_commands_dir):
     hires = read_config(CONF / "mfcc_hires.conf", MfccOptions)
     gmm = read_config(CONF / "mfcc.conf", MfccOptions)
+    # Kaldi's egs/*/s5/conf/mfcc_hires.conf: 40 cepstra of 40 bins, 20 Hz .. Nyquist - 400 Hz, no energy
     assert (hires.num_ceps, hires.mel_opts.num_mel_bins) == (40, 40)
+    assert (hires.mel_opts.low_freq, hires.mel_opts.high_freq, hires.use_energy) == (20.0, -400.0, False)
     for opts in (hires, gmm):
         opts.frame_opts.dither = 0.0  # deterministic comparison
     for path in _clips(speech_commands_dir):
