@@ -201,6 +201,9 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--fmllr-hypothesis", type=click.Choice(["best", "garbage"]), default="best", show_default=True,
               help="SAT models: fMLLR from the first pass's best path (decode_fmllr.sh), or from the best path "
                    "of the filler/garbage side of the graph (not pulled toward a command).")
+@click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
+              help="nnet2 models trained on fMLLR-adapted input (train-nnet2 --transform-dir): the test speakers' "
+                   "transforms trans.* (e.g. the SAT system's decode dir of this data, exp/tri3b/decode_dev).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -209,7 +212,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
                         first_beam, silence_weight, fmllr_min_count, exact_llr, first_pass_measures, fmllr_hypothesis,
-                        model):
+                        transform_dir, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -230,7 +233,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
-    from kaldilite.train.decode_commands import CommandDecodeOptions, decode_commands_job, is_speaker_adapted
+    from kaldilite.train.decode_commands import (CommandDecodeOptions, adapted_nnet_transforms, decode_commands_job,
+                                                 is_speaker_adapted, reads_adapted_features)
     from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
@@ -239,6 +243,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
+    if transform_dir is not None or reads_adapted_features(model_path):  # all checked once, before any job
+        adapted_nnet_transforms(model_path, data_dir, transform_dir)
     silence_phones = ()
     if is_speaker_adapted(model_path):
         from kaldilite.train.sat import _silence_phones_from
@@ -247,7 +253,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
                                 fmllr_min_count=fmllr_min_count, exact_llr=exact_llr,
-                                first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis)
+                                first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis,
+                                transform_dir=None if transform_dir is None else str(transform_dir))
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]

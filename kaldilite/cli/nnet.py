@@ -257,7 +257,10 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
         transforms = read_transform_dir(transform_dir, loaded.fmllr_pipeline.transform) if loaded.speaker_adapted \
             else {}
     loaded.features(data_dir, transforms=transforms, transform_dir=transform_dir)
-    _check_speakers(data_dir, transforms, transform_dir)
+    if transforms is not None:
+        from kaldilite.nnet.model import check_transform_speakers
+
+        check_transform_speakers(data_dir, transforms, transform_dir)
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
@@ -277,20 +280,6 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     click.echo(summary)
     if wer_line:
         click.echo(wer_line)
-
-
-def _check_speakers(data_dir, transforms, transform_dir):
-    """Every speaker of DATA_DIR must have a transform (before decoding starts, not mid-way)."""
-    from kaldilite.errors import InputError
-    from kaldilite.io.datadir import DataDir
-
-    if transforms is None:
-        return
-    utt2spk = DataDir.load(data_dir).utt2spk or {}
-    missing = sorted(set(utt2spk.values()) - set(transforms))
-    if missing:
-        raise InputError(f"--transform-dir {transform_dir}: no fMLLR transform for speaker(s) {' '.join(missing[:5])} "
-                         f"of {data_dir}; decode {data_dir} with decode-fmllr and pass that decode dir")
 
 
 COMMANDS = [train_nnet2_cmd, decode_nnet2_cmd]

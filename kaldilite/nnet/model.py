@@ -196,6 +196,20 @@ def read_transform_dir(transform_dir, lda_mllt=None):
     return transforms
 
 
+def check_transform_speakers(data_dir, transforms, transform_dir):
+    """Every speaker of DATA_DIR must have a transform: checked before decoding starts, not mid-way
+    (`speaker_adapted_features` would stop at the first uncovered utterance)."""
+    from kaldilite.io.datadir import DataDir
+
+    utt2spk = DataDir.load(data_dir).utt2spk or {}
+    missing = sorted(set(utt2spk.values()) - set(transforms))
+    if missing:
+        more = f" ... ({len(missing)} in all)" if len(missing) > 5 else ""
+        raise InputError(f"--transform-dir {transform_dir}: no fMLLR transform for speaker(s) {' '.join(missing[:5])}"
+                         f"{more} of {data_dir}; estimate them on {data_dir} (decode-fmllr, or decode-commands with "
+                         "the SAT system) and pass that dir")
+
+
 def _same_matrix(a, b, scale):
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6 * scale))
 

@@ -66,6 +66,9 @@ class CommandDecodeOptions:
     # filler/garbage phone loop, so that an out-of-vocabulary word's transform is not fitted to the
     # command the first pass took it for; a command's phone-loop path is close to its own phones)
     fmllr_hypothesis: str = "best"
+    # nnet2 models trained on fMLLR-adapted input (train-nnet2 --transform-dir): the directory of
+    # the test speakers' transforms trans.* (a SAT system's decode dir, e.g. its decode-commands')
+    transform_dir: str | None = None
 
 
 def is_speaker_adapted(model_path):
@@ -84,7 +87,46 @@ def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_d
     with single_threaded_blas():
         if is_speaker_adapted(model_path):
             return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
+        if opts.transform_dir is not None or reads_adapted_features(model_path):
+            return _decode_adapted_nnet(graph_dir, model_path, data_dir, opts)
         return _decode_single_pass(graph_dir, model_path, data_dir, opts)
+
+
+def reads_adapted_features(model_path):
+    """True for an nnet2 model trained on fMLLR-adapted input (it needs a transform dir)."""
+    from kaldilite.gmm.model import read_model_header
+
+    header = read_model_header(model_path)
+    return header.get("model_type") == "nnet2" and header.get("fmllr_pipeline") is not None
+
+
+def adapted_nnet_transforms(model_path, data_dir, transform_dir):
+    """(model, speaker -> fMLLR) for an nnet2 model given ``transform_dir``, checked as decode-nnet2
+    checks them: present exactly when the model reads adapted input, final.mat as the model's, every
+    speaker of ``data_dir`` covered (one-line errors, before any decoding)."""
+    from kaldilite.nnet.model import check_transform_speakers, load_nnet_model, read_transform_dir
+
+    model = load_nnet_model(model_path)
+    transforms = None
+    if transform_dir is not None and model.speaker_adapted:
+        transforms = read_transform_dir(transform_dir, model.fmllr_pipeline.transform)
+        check_transform_speakers(data_dir, transforms, transform_dir)
+    elif transform_dir is not None:
+        transforms = {}  # refused by model.features with the reason
+    model.features(data_dir, transforms=transforms, transform_dir=transform_dir)  # raises when they do not fit
+    return model, transforms
+
+
+def _decode_adapted_nnet(graph_dir, model_path, data_dir, opts):
+    """nnet2 on fMLLR-adapted input: the SAT system's features through the test speakers' transforms
+    (steps/nnet2/decode.sh --transform-dir), one lattice pass."""
+    model, transforms = adapted_nnet_transforms(model_path, data_dir, opts.transform_dir)
+    graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
+    timer = _Timer()
+    features = model.features(data_dir, transforms=transforms, transform_dir=opts.transform_dir)
+    results = _lattice_pass(graph, model.tm.tid_to_pdf, words, fillers, recognizer_opts, model.log_likelihoods,
+                            features, timer)
+    return results, timer.wall, timer.cpu
 
 
 def _recognition_setup(graph_dir, opts):

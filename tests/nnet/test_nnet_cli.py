@@ -187,19 +187,19 @@ def _splice_by_hand(x, context):
     return np.array(rows)
 
 
-def test_speaker_adapted_input_equals_cmvn_splice_lda_then_each_speakers_fmllr_composed_by_hand(mono_system,
-                                                                                                tmp_path):
+def _hand_composed_adapted_model(tm, folder):
+    """An fMLLR-input model with random parts, its data dir (speakers a, b), and the network input
+    each utterance must get, composed by hand: speaker CMVN (stats written out by hand) -> splice
+    +-1 -> LDA+MLLT -> the speaker's fMLLR -> splice +-2 -> preconditioning.
+    -> (model path, data dir, {speaker: fMLLR}, LDA+MLLT matrix, {utt: expected input})."""
     from kaldilite.feat.pipeline import FeaturePipeline
-    from kaldilite.gmm.model import load_model
     from kaldilite.io.datadir import DataDir
-    from kaldilite.nnet.model import NnetAcousticModel, load_nnet_model, save_nnet_model
+    from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
     from kaldilite.nnet.network import Nnet
 
-    tmp, _ = mono_system
-    tm, _, _, _ = load_model(tmp / "mono" / "final.mdl")
     rng = np.random.default_rng(5)
     feats = {f"{spk}-{k}": rng.standard_normal((7 + k, 4)).astype(np.float32) for spk in ("a", "b") for k in range(2)}
-    data = tmp_path / "data"
+    data = folder / "data"
     DataDir(utt2spk={u: u[0] for u in feats}).save(data)
     write_matrices(sorted(feats.items()), data / "feats.ark", data / "feats.scp")
     means = {}
@@ -220,22 +220,89 @@ def test_speaker_adapted_input_equals_cmvn_splice_lda_then_each_speakers_fmllr_c
     model = NnetAcousticModel(tm, nnet, None, nnet_pipeline, 4, "mfcc", fmllr_pipeline=gmm_pipeline)
     assert model.describe_input() == ("4-dim mfcc + speaker CMVN, spliced -1/+1 = 12, LDA+MLLT 3, per-speaker fMLLR, "
                                       "spliced -2/+2 = 15, LDA 15")
-    save_nnet_model(tmp_path / "final.mdl", model)
-    with zipfile.ZipFile(tmp_path / "final.mdl") as archive:
-        assert json.loads(bytes(np.load(archive.open("header.npy"))).decode())["version"] == 3
-    model = load_nnet_model(tmp_path / "final.mdl")
-    got = dict(model.features(data, transforms=fmllr))
-    assert sorted(got) == sorted(feats)
+    save_nnet_model(folder / "final.mdl", model)
+    expected = {}
     for utt, x in feats.items():
         spk = utt[0]
         lda = _splice_by_hand(x - means[spk], 1) @ lda_mllt.T
         adapted = lda @ fmllr[spk][:, :3].T + fmllr[spk][:, 3]
-        expected = _splice_by_hand(adapted, 2) @ precondition.T
-        np.testing.assert_allclose(got[utt], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+        expected[utt] = _splice_by_hand(adapted, 2) @ precondition.T
+    return folder / "final.mdl", data, fmllr, lda_mllt, expected
+
+
+def test_speaker_adapted_input_equals_cmvn_splice_lda_then_each_speakers_fmllr_composed_by_hand(mono_system,
+                                                                                                tmp_path):
+    from kaldilite.gmm.model import load_model
+    from kaldilite.nnet.model import load_nnet_model
+
+    tmp, _ = mono_system
+    tm, _, _, _ = load_model(tmp / "mono" / "final.mdl")
+    model_path, data, fmllr, _, expected = _hand_composed_adapted_model(tm, tmp_path)
+    with zipfile.ZipFile(model_path) as archive:
+        assert json.loads(bytes(np.load(archive.open("header.npy"))).decode())["version"] == 3
+    model = load_nnet_model(model_path)
+    got = dict(model.features(data, transforms=fmllr))
+    assert sorted(got) == sorted(expected)
+    for utt, x in expected.items():
+        np.testing.assert_allclose(got[utt], x, rtol=1e-4, atol=1e-4 * np.abs(x).max())
     with pytest.raises(InputError, match=r"trained on fMLLR-adapted features .* decode with --transform-dir"):
         model.features(data)
     with pytest.raises(InputError, match="no fMLLR transform for speaker b"):
         dict(model.features(data, transforms={"a": fmllr["a"]}))
+
+
+def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_input(mono_system, tmp_path,
+                                                                                  monkeypatch):
+    """decode-commands --transform-dir (the commands recipe's fMLLR DNN, transforms from the SAT
+    system's decode dir): what reaches the network is the hand-composed input, and a missing
+    speaker, a missing transform dir or a foreign final.mat are one-line errors before decoding."""
+    from kaldilite.gmm.model import load_model
+    from kaldilite.nnet.model import NnetAcousticModel
+    from kaldilite.train.lda_mllt import write_matrix, write_speaker_transforms
+
+    tmp, _ = mono_system
+    tm, _, _, _ = load_model(tmp / "mono" / "final.mdl")
+    model_path, data, fmllr, lda_mllt, expected = _hand_composed_adapted_model(tm, tmp_path)
+    trans = tmp_path / "tri3b" / "decode_dev"  # a SAT system's decode dir: final.mat one level up
+    trans.mkdir(parents=True)
+    write_matrix(tmp_path / "tri3b" / "final.mat", lda_mllt)
+    write_speaker_transforms({"a": fmllr["a"]}, trans / "trans.1")
+    write_speaker_transforms({"b": fmllr["b"]}, trans / "trans.2")
+    seen = {}
+    scores = NnetAcousticModel.log_likelihoods
+
+    def spy(self, feats):
+        seen[len(seen)] = np.array(feats)
+        return scores(self, feats)
+
+    monkeypatch.setattr(NnetAcousticModel, "log_likelihoods", spy)
+    graph = str(tmp / "mono" / "graph")
+
+    def decode(out, *options):
+        return CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--model", str(model_path), *options, graph,
+                                        str(data), str(tmp_path / out)])
+
+    result = decode("dec", "--transform-dir", str(trans))
+    assert result.exit_code == 0, result.output
+    measures = [json.loads(line) for line in (tmp_path / "dec" / "measures.jsonl").read_text().splitlines()]
+    assert [m["utt"] for m in measures] == sorted(expected)
+    assert len(seen) == len(expected)
+    for utt, got in zip(sorted(expected), (seen[k] for k in sorted(seen))):  # feats.scp order = sorted ids
+        np.testing.assert_allclose(got, expected[utt], rtol=1e-4, atol=1e-4 * np.abs(expected[utt]).max())
+    seen.clear()
+
+    (trans / "trans.2").unlink()
+    result = decode("dec_partial", "--transform-dir", str(trans))
+    assert isinstance(result.exception, InputError), result.output
+    message = str(result.exception)
+    assert "\n" not in message and f"--transform-dir {trans}: no fMLLR transform for speaker(s) b of {data}" in message
+    result = decode("dec_none")
+    assert isinstance(result.exception, InputError) and "decode with --transform-dir" in str(result.exception)
+    write_matrix(tmp_path / "tri3b" / "final.mat", lda_mllt + 0.01)
+    result = decode("dec_foreign", "--transform-dir", str(trans))
+    assert isinstance(result.exception, InputError) and "belong to another SAT system" in str(result.exception)
+    assert not seen and not any((tmp_path / d / "measures.jsonl").exists()
+                                for d in ("dec_partial", "dec_none", "dec_foreign"))
 
 
 def test_transform_dir_must_hold_the_models_lda_mllt_matrix(tmp_path):
