@@ -171,7 +171,7 @@ def live_bundle(work, out, mfcc_config):
     tm, _, _, _ = load_model(work / "exp/mono/final.mdl")
     mkgraph(out / "lang", out / "graph", tm, ContextDependency.read(work / "exp/mono/tree"))
     export_model(work / "exp/mono", out / "graph", out / "bundle", mfcc_config=mfcc_config,
-                 data_dir=work / "data/train", lang_dir=out / "lang")
+                 data_dir=work / "data/train", lang_dir=out / "lang", default_rejection=True)  # !SIL only: uncalibrated
     return out / "bundle"
 
 

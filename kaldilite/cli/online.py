@@ -27,21 +27,32 @@ log = logging.getLogger(__name__)
 @click.option("--online-config", type=click.Path(exists=True, dir_okay=False),
               help="Decoder/endpoint/VAD options (default: the repository's conf/online.conf).")
 @click.option("--rejection", type=click.Path(exists=True, dir_okay=False),
-              help="Rejection rule JSON (default GRAPH_DIR/rejection.json, else the default rule).")
+              help="Rejection rule JSON (default GRAPH_DIR/rejection.json, which calibrate-rejection writes; "
+                   "refused when calibrated on another model's decodes).")
+@click.option("--default-rejection", is_flag=True,
+              help="Use the uncalibrated default rule when a filler/garbage graph has no rejection.json "
+                   "(else refused).")
 @click.option("--lang", "lang_dir", type=click.Path(exists=True, file_okay=False),
               help="Lang dir with words/fillers.txt, when the graph dir has none.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Model file (default EXP_DIR/final.mdl).")
-def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_config, rejection, lang_dir, model):
+def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_config, rejection, default_rejection,
+                     lang_dir, model):
     """Make a self-contained model bundle for decode-online (like steps/online/prepare_online_decoding.sh).
 
     \b
     Usage: kaldilite export-model [options] <exp-dir> <graph-dir> <out-dir>
      e.g.: kaldilite export-model --mfcc-config conf/mfcc.conf --data data/train exp/mono exp/mono/graph exp/mono_online
+           kaldilite export-model --mfcc-config conf/mfcc_hires.conf --data data/train_aug_hires \\
+             exp/nnet2 exp/nnet2/graph_commands exp/nnet2_online
+
+    The bundle's rejection rule is the graph dir's rejection.json (calibrate-rejection), which
+    must have been calibrated on this model's decodes.
     """
     from kaldilite.online.bundle import ModelBundle, export_model
 
     out = export_model(exp_dir, graph_dir, out_dir, mfcc_config=mfcc_config, data_dir=data_dir,
-                       online_config=online_config, rejection=rejection, lang_dir=lang_dir, model=model)
+                       online_config=online_config, rejection=rejection, default_rejection=default_rejection,
+                       lang_dir=lang_dir, model=model)
     bundle = ModelBundle.load(out)  # prove it loads before saying so
     click.echo(f"export-model: wrote {out} ({bundle.info['model_type']} model, {bundle.graph.num_states}-state graph, "
                f"{bundle.sample_rate} Hz, {len(bundle.fillers)} filler words)")

@@ -11,7 +11,8 @@ needs into one dir with a `conf/online.conf` pointing at `conf/mfcc.conf` and
     words.txt             graph output symbols
     words/fillers.txt     filler and garbage words (mean "rejected"); may be empty
     phones.txt, phones/silence.csl   silence phones for endpointing
-    rejection.json        the rejection rule and calibrated threshold (`RejectionRule`)
+    rejection.json        the rejection rule and calibrated threshold (`RejectionRule`): the graph
+                          dir's own, calibrated on this model's decodes (`bundle_rejection_rule`)
     global_cmvn.stats     summed training CMVN stats, Kaldi text matrix (if the model uses CMVN)
     conf/mfcc.conf        feature extraction options (Kaldi config)
     conf/online_cmvn.conf OnlineCmvn options
@@ -303,18 +304,19 @@ def _merge(opts, file_opts, overrides):
 # ---------------------------------------------------------------------------------- export
 
 def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None, online_config=None,
-                 rejection=None, lang_dir=None, model=None, check_features=True):
+                 rejection=None, default_rejection=False, lang_dir=None, model=None, check_features=True):
     """Write a bundle for decoding `graph_dir` with `exp_dir`'s model (see the module docstring).
 
     `mfcc_config`: the config the model's features were made with (required; a wrong one
     silently ruins accuracy, so with `data_dir` it is checked by recomputing one utterance's
     features and comparing with feats.scp). `data_dir`: training data whose cmvn.scp, summed,
     is the online-CMVN prior. `online_config`: decoder/endpoint options (default the
-    repository's conf/online.conf). `rejection`: a rule JSON (default GRAPH/rejection.json,
-    else the default rule). `lang_dir`: where `words/fillers.txt` is when the graph dir lacks it.
+    repository's conf/online.conf). `rejection`: a rule JSON (default GRAPH/rejection.json; see
+    `bundle_rejection_rule` for when the graph's rule is refused and when the default rule is
+    used). `lang_dir`: where `words/fillers.txt` is when the graph dir lacks it.
     Returns the output path.
     """
-    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+    from kaldilite.decode.rejection import RULE_FILE
     from kaldilite.feat.cmvn import OnlineCmvnOptions
     from kaldilite.feat.options import MfccOptions
     from kaldilite.graph.mkgraph import load_graph
@@ -358,10 +360,6 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     online_opts = read_config(online_config or (DEFAULT_ONLINE_CONF if DEFAULT_ONLINE_CONF.is_file() else None),
                               OnlineDecodingOptions)
     cmvn_opts = OnlineCmvnOptions(norm_vars=pipeline.norm_vars)
-    if rejection is not None:
-        rule = RejectionRule.load(rejection)
-    else:
-        rule = RejectionRule.for_graph(graph_dir)
     fillers_source = None
     for candidate in [graph_dir] + ([Path(lang_dir)] if lang_dir else []):
         if (candidate / "words" / "fillers.txt").is_file():
@@ -370,6 +368,8 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     if fillers_source is None:
         log.warning("%s: no words/fillers.txt (nor in --lang); the bundle rejects only silence/garbage-free "
                     "results by confidence", graph_dir)
+    has_fillers = fillers_source is not None and bool(fillers_source.read_text(encoding="utf-8").split())
+    rule, rule_source = bundle_rejection_rule(exp_dir, graph_dir, rejection, default_rejection, has_fillers)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("conf", "phones", "words"):
@@ -393,12 +393,62 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
             "sample_rate": int(mfcc_opts.frame_opts.sample_frequency), "num_pdfs": int(loaded.scorer.num_pdfs),
             "graph_states": int(graph.num_states), "graph_arcs": int(graph.num_arcs),
             "from": {"model": str(model_path), "graph": str(graph_dir), "data": str(data_dir) if data_dir else None,
-                     "mfcc_config": str(mfcc_config)}}
+                     "mfcc_config": str(mfcc_config), "rejection": rule_source}}
     with atomic_open(out_dir / "bundle.json") as handle:
         json.dump(info, handle, indent=2)
         handle.write("\n")
     log.info("export-model: wrote %s (%s model, %d-state graph)", out_dir, loaded.model_type, graph.num_states)
     return out_dir
+
+
+def _calibrated_system(rule):
+    """The experiment dir whose decodes a rule's threshold was calibrated on (calibrate-rejection
+    records its decode dir, EXP/decode_SET), or None when the rule does not say."""
+    decode_dir = (rule.calibration or {}).get("decode_dir")
+    return Path(decode_dir).parent if decode_dir else None
+
+
+def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=False, has_fillers=True):
+    """The rejection rule a bundle decides with, and where it came from (a path or "default").
+
+    A threshold only means something for the model whose scores it was calibrated on: each
+    model's llr_total has its own scale, so another system's threshold can reject (or accept)
+    nearly everything. Hence: `rejection` (a rule file the user names) is used as given, with a
+    warning if it was calibrated on another system's decodes; else the graph's own
+    GRAPH/rejection.json, refused when it was calibrated on another system than `exp_dir` (a DNN
+    exported with its GMM's graph dir); a graph with filler/garbage words but no rule is refused
+    too (its grammar was made for a calibrated threshold), unless `default_rejection` asks for the
+    uncalibrated default rule. A graph without fillers gets the default rule: it has nothing to
+    calibrate against.
+    """
+    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+
+    exp_name = Path(exp_dir).resolve().name
+    if rejection is not None:
+        rule = RejectionRule.load(rejection)
+        system = _calibrated_system(rule)
+        if system is not None and system.name and system.name != exp_name:
+            log.warning("%s: calibrated on %s's decodes, used for %s as --rejection asks", rejection, system,
+                        exp_dir)
+        return rule, str(rejection)
+    path = Path(graph_dir) / RULE_FILE
+    if path.is_file():
+        rule = RejectionRule.load(path)
+        system = _calibrated_system(rule)
+        if system is not None and system.name and system.name != exp_name:
+            raise InputError(f"{path}: its threshold was calibrated on {system}'s decodes, not {exp_dir}'s; export "
+                             f"with {exp_dir}'s own graph dir ({Path(exp_dir) / Path(graph_dir).name}, whose "
+                             f"rejection.json calibrate-rejection writes) or pass --rejection FILE")
+        return rule, str(path)
+    default = RejectionRule()
+    if has_fillers and not default_rejection:
+        raise MissingFileError(f"{path}: no calibrated rejection rule for this filler/garbage graph; run "
+                               f"`kaldilite calibrate-rejection ... {graph_dir}` (the commands recipe's stage 10 does), "
+                               f"pass --rejection FILE, or --default-rejection for the uncalibrated default "
+                               f"({default.score} < {default.threshold:g} rejects)")
+    log.warning("%s: no rejection rule; the bundle uses the uncalibrated default (%s < %g rejects)", path,
+                default.score, default.threshold)
+    return default, "default"
 
 
 def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
@@ -436,5 +486,6 @@ def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
                          "make-mfcc used")
 
 
-__all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "register_model_type", "load_scoring_model",
-           "write_kaldi_text_matrix", "read_kaldi_text_matrix", "check_feature_config", "BUNDLE_FORMAT"]
+__all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "bundle_rejection_rule", "register_model_type",
+           "load_scoring_model", "write_kaldi_text_matrix", "read_kaldi_text_matrix", "check_feature_config",
+           "BUNDLE_FORMAT"]

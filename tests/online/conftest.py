@@ -29,13 +29,13 @@ def digits_bundle(digits_bundle_dir):
 
 
 @pytest.fixture(scope="session")
-def commands_bundle_dir(digits_system, tmp_path_factory):
-    """Bundle for a command grammar: eight digits are commands, `five` and `nine` are fillers."""
+def commands_graph_dir(digits_system, tmp_path_factory):
+    """The digits monophone's graph for a command grammar: eight digits are commands, `five` and
+    `nine` are fillers (GRAPH/words/fillers.txt); no calibrated rejection.json."""
     from kaldilite.gmm.model import load_model
     from kaldilite.graph.mkgraph import mkgraph
     from kaldilite.hmm import ContextDependency
     from kaldilite.lang.grammar import make_grammar
-    from kaldilite.online.bundle import export_model
 
     tmp = tmp_path_factory.mktemp("commands")
     (tmp / "commands.txt").write_text("\n".join(COMMANDS) + "\n")
@@ -44,9 +44,19 @@ def commands_bundle_dir(digits_system, tmp_path_factory):
     tm, _, _, _ = load_model(digits_system / "exp/mono/final.mdl")
     tree = ContextDependency.read(digits_system / "exp/mono/tree")
     mkgraph(tmp / "lang", tmp / "graph", tm, tree)
-    export_model(digits_system / "exp/mono", tmp / "graph", tmp / "bundle", mfcc_config=MFCC_CONF,
-                 data_dir=digits_system / "data/train", lang_dir=tmp / "lang")
-    return tmp / "bundle"
+    return tmp / "graph"
+
+
+@pytest.fixture(scope="session")
+def commands_bundle_dir(digits_system, commands_graph_dir):
+    """Bundle for the command grammar, with the default (uncalibrated, confidence 0.5) rule."""
+    from kaldilite.online.bundle import export_model
+
+    out = commands_graph_dir.parent / "bundle"
+    export_model(digits_system / "exp/mono", commands_graph_dir, out, mfcc_config=MFCC_CONF,
+                 data_dir=digits_system / "data/train", lang_dir=commands_graph_dir.parent / "lang",
+                 default_rejection=True)
+    return out
 
 
 @pytest.fixture(scope="session")
