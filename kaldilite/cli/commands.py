@@ -428,32 +428,47 @@ def _rtf(decode_dir):
     return float(path.read_text().split()[0]) if path.is_file() else float("nan")
 
 
-def _pooled_sets(pairs, commands_file):
-    """References, measures and utt2spk of several (data dir, decode dir) pairs, pooled (ids must differ)."""
+def _pooled_sets(pairs, commands_file, keys=None):
+    """References, measures and utt2spk of several (data dir, decode dir) pairs, pooled.
+
+    The first pair's utterance ids are kept; another pair whose ids clash with ids already
+    pooled has its ids prefixed with its data dir's name (``heldout_commands/<utt>``): a set may
+    re-decode the same audio with another grammar (the held-out commands are dev's utterances).
+    ``keys``: a list that receives, per pair, {utterance id: its key in the pool}.
+    """
     from kaldilite.io.datadir import DataDir
 
     references, measures, utt2spk = {}, {}, {}
     for data_dir, decode_dir in pairs:
         refs, meas, _ = _load_for_scoring(data_dir, decode_dir, commands_file)
-        clash = set(refs) & set(references)
-        if clash:
-            raise InputError(f"{data_dir}: utterance {sorted(clash)[0]} also in another set; the pooled sets "
-                             "need distinct utterance ids")
-        references.update(refs)
-        measures.update(meas)
-        utt2spk.update(DataDir.load(data_dir).utt2spk or {u: u for u in refs})
+        spk = DataDir.load(data_dir).utt2spk or {u: u for u in refs}
+        prefix = f"{Path(data_dir).name}/" if set(refs) & set(references) else ""
+        if prefix and any(prefix + u in references for u in refs):
+            raise InputError(f"{data_dir}: its utterance ids clash with another pooled set's even when prefixed "
+                             f"with {prefix!r}; pool sets with distinct names")
+        references.update({prefix + u: t for u, t in refs.items()})
+        measures.update({prefix + u: v for u, v in meas.items()})
+        utt2spk.update({prefix + u: spk[u] for u in refs if u in spk})
+        if keys is not None:
+            keys.append({u: prefix + u for u in refs})
     return references, measures, utt2spk
 
 
-def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=(), report_only=(), rule=None):
-    """RESULTS rows (dicts) for each exp dir: with rejection (2-fold cross-calibrated by speaker on
-    dev + the OOV sets), fillers and garbage without a threshold, and the commands-only grammar
-    with rejection off. ``oov_sets``: [(name, data dir)] decoded into EXP/decode_<name>(_norej);
-    each row's ``oov`` maps name -> `CommandScores` on that set alone. ``report_only``: sets
-    likewise decoded that take no part in any calibration (e.g. synthetic speech): in the
-    threshold row they are decided by the threshold calibrated on all of dev + ``oov_sets``.
-    ``rule``: the `RejectionRule` to calibrate (its score, logistic features), instead of each
-    model's ``graph_commands/rejection.json`` (bench/rejection_rules.py compares rules so)."""
+def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov_sets=(), report_only=(), rule=None,
+                          calibrations=None):
+    """RESULTS rows (dicts) for each exp dir: with rejection (one threshold row per calibration
+    pool, 2-fold cross-calibrated by speaker), fillers and garbage without a threshold, and the
+    commands-only grammar with rejection off.
+
+    ``oov_sets`` and ``report_only``: [(name, data dir)] decoded into EXP/decode_<name>(_norej);
+    each row's ``oov`` maps name -> `CommandScores` on that set alone. ``calibrations``: one tuple
+    of set names per threshold row, each calibrated on dev pooled with those sets (names of
+    ``oov_sets``; the first row's rule is the shipped one, ``row["rule"]``); default one row on
+    dev + every ``oov_sets`` set. ``report_only`` sets are never calibrated on. In a threshold row
+    a set outside its pool is decided by the rule of its speaker's fold when the pool holds that
+    speaker (the held-out commands are dev's speakers), else by the threshold calibrated on all of
+    the pool. ``rule``: the `RejectionRule` to calibrate (its score, logistic features), instead
+    of each model's ``graph_commands/rejection.json`` (bench/rejection_rules.py compares rules so)."""
     import math
 
     from kaldilite.decode.rejection import RejectionRule
@@ -463,6 +478,14 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
                                           equal_error_rate, read_measures, score_decisions)
 
     commands = read_command_list(commands_file)
+    declared = dict(oov_sets)
+    if calibrations is None:
+        calibrations = [tuple(name for name, _ in oov_sets)]
+    for pool in calibrations:
+        unknown = [name for name in pool if name not in declared]
+        if unknown:
+            raise InputError(f"calibration set {unknown[0]!r} is not one of the --oov sets "
+                             f"({', '.join(declared) or 'none'}); report-only sets are never calibrated on")
     rows = []
     for exp in exp_dirs:
         exp = Path(exp)
@@ -472,63 +495,62 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
             log.warning("%s: not decoded; skipped", decode)
             continue
         sets = {"dev": (data_dir, decode)}
-        extra = {}
-        for oov_name, oov_dir in report_only:
-            if (exp / f"decode_{oov_name}" / MEASURES_FILE).is_file():
-                extra[oov_name] = (oov_dir, exp / f"decode_{oov_name}")
-        for oov_name, oov_dir in oov_sets:
-            oov_decode = exp / f"decode_{oov_name}"
-            if (oov_decode / MEASURES_FILE).is_file():
-                sets[oov_name] = (oov_dir, oov_decode)
+        for set_name, set_dir in list(oov_sets) + list(report_only):
+            set_decode = exp / f"decode_{set_name}"
+            if (set_decode / MEASURES_FILE).is_file():
+                sets[set_name] = (set_dir, set_decode)
             else:
-                log.warning("%s: not decoded; %s left out of %s's row", oov_decode, oov_name, name)
-        refs_by_set = {key: _load_for_scoring(d, dec, commands_file)[0] for key, (d, dec) in sets.items()}
-        references, measures, utt2spk = _pooled_sets(sets.values(), commands_file)
-        extra_refs = {key: _load_for_scoring(d, dec, commands_file)[:2] for key, (d, dec) in extra.items()}
-        # a report-only set of the pooled sets' speakers (the held-out commands: dev audio, another
-        # grammar) is decided by the rule of its speaker's fold, the others by the rule of all folds
-        extra_items = {}
-        for key, (d, _) in extra.items():
-            spk_of = DataDir.load(d).utt2spk or {}
-            extra_items.update({(key, u): (*extra_refs[key][1][u], spk_of.get(u)) for u in extra_refs[key][0]})
+                log.warning("%s: not decoded; %s left out of %s's rows", set_decode, set_name, name)
+        loaded = {key: _load_for_scoring(d, dec, commands_file)[:2] for key, (d, dec) in sets.items()}
+        speaker = {key: DataDir.load(d).utt2spk or {} for key, (d, _) in sets.items()}
         model_rule = rule or RejectionRule.for_graph(exp / "graph_commands")
 
-        def split(decisions):
-            return ({key: score_decisions(refs, decisions, commands) for key, refs in refs_by_set.items()})
+        def scores_by_set(decide_set):
+            """{set: CommandScores} with decide_set(key) -> {utt: Decision} of that set."""
+            return {key: score_decisions(loaded[key][0], decide_set(key), commands) for key in sets}
 
-        crossed, thresholds = cross_calibrated_decisions(references, measures, model_rule, commands, utt2spk, target_fa,
-                                                         extra=extra_items)
-        extra_crossed = {k: crossed.pop(k) for k in list(crossed) if isinstance(k, tuple)}
-        # over the cross-calibrated scores: a logistic rule's come from weights fitted on the other fold
-        eer = equal_error_rate(det_curve_of_decisions(references, crossed, commands, (UNKNOWN_CLASS,)))
-        by_set = split(crossed)
-        on_all, _ = calibrate_threshold(references, measures, model_rule, commands, target_fa)
-        for key, (refs, meas) in extra_refs.items():
-            decided = decide_all(meas, on_all)
-            decided.update({u: d for (k, u), d in extra_crossed.items() if k == key})
-            by_set[key] = score_decisions(refs, decided, commands)
-        pool = " + ".join(sets)
-        what = "logistic score (weights + threshold: " if model_rule.score == "logistic" else "threshold ("
-        rows.append(dict(model=name, setting=f"rejection: fillers + garbage + {what}FA target "
-                         f"{100 * target_fa:g}% on {pool}, 2-fold cross-calibrated by speaker)",
-                         scores=by_set.pop("dev"), oov=by_set, eer=eer, rtf=_rtf(decode),
-                         note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}", rule=on_all))
-        by_set = split(decide_all(measures, model_rule.with_threshold(-math.inf)))
-        for key, (refs, meas) in extra_refs.items():
-            by_set[key] = score_decisions(refs, decide_all(meas, model_rule.with_threshold(-math.inf)), commands)
+        for number, pool in enumerate(calibrations):
+            pool = ["dev"] + [key for key in pool if key in sets]
+            keys = []  # per pooled set: {utt: its key in the pool} (a clashing set's ids are prefixed)
+            references, measures, utt2spk = _pooled_sets([sets[key] for key in pool], commands_file, keys)
+            pooled_key = dict(zip(pool, keys))
+            others = [key for key in sets if key not in pool]
+            extra_items = {(key, u): (*loaded[key][1][u], speaker[key].get(u)) for key in others for u in loaded[key][0]}
+            crossed, thresholds = cross_calibrated_decisions(references, measures, model_rule, commands, utt2spk,
+                                                             target_fa, extra=extra_items)
+            extra_crossed = {k: crossed.pop(k) for k in list(crossed) if isinstance(k, tuple)}
+            # over the cross-calibrated scores: a logistic rule's come from weights fitted on the other fold
+            eer = equal_error_rate(det_curve_of_decisions(references, crossed, commands, (UNKNOWN_CLASS,)))
+            on_all, _ = calibrate_threshold(references, measures, model_rule, commands, target_fa)
+
+            def decided(key):
+                if key in pool:
+                    return {u: crossed[pooled_key[key][u]] for u in loaded[key][0]}
+                out = decide_all(loaded[key][1], on_all)
+                out.update({u: d for (k, u), d in extra_crossed.items() if k == key})
+                return out
+
+            by_set = scores_by_set(decided)
+            what = "logistic score (weights + threshold: " if model_rule.score == "logistic" else "threshold ("
+            rows.append(dict(model=name, setting=f"rejection: fillers + garbage + {what}FA target "
+                             f"{100 * target_fa:g}% on {' + '.join(pool)}, 2-fold cross-calibrated by speaker)",
+                             scores=by_set.pop("dev"), oov=by_set, eer=eer, rtf=_rtf(decode) if number == 0 else math.nan,
+                             note=f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}", rule=on_all,
+                             calibrated_on=tuple(pool)))
+        no_threshold = model_rule.with_threshold(-math.inf)
+        by_set = scores_by_set(lambda key: decide_all(loaded[key][1], no_threshold))
         rows.append(dict(model=name, setting="fillers + garbage in the grammar, no threshold",
                          scores=by_set.pop("dev"), oov=by_set, eer=math.nan, rtf=math.nan, note=""))
         norej = exp / "decode_dev_norej"
         if (norej / MEASURES_FILE).is_file():
             off = RejectionRule(enabled=False)
             oov = {}
-            for key, (oov_dir, oov_decode) in list(sets.items()) + list(extra.items()):
-                path = Path(f"{oov_decode}_norej") / MEASURES_FILE
+            for key, (_, set_decode) in sets.items():
+                path = Path(f"{set_decode}_norej") / MEASURES_FILE
                 if key != "dev" and path.is_file():
-                    refs = refs_by_set[key] if key in refs_by_set else extra_refs[key][0]
-                    oov[key] = score_decisions(refs, decide_all(read_measures(path), off), commands)
+                    oov[key] = score_decisions(loaded[key][0], decide_all(read_measures(path), off), commands)
             rows.append(dict(model=name, setting="rejection off: commands-only grammar, no threshold",
-                             scores=score_decisions(refs_by_set["dev"],
+                             scores=score_decisions(loaded["dev"][0],
                                                     decide_all(read_measures(norej / MEASURES_FILE), off), commands),
                              oov=oov, eer=math.nan, rtf=_rtf(norej), note=""))
     return rows
@@ -570,12 +592,22 @@ def format_results_table(rows, oov_names=()):
 @click.option("--oov-report-only", "report_only", multiple=True, metavar="NAME=DATA_DIR",
               help="Like --oov, but calibrates nothing (e.g. synthetic speech): decided by the threshold "
                    "calibrated on all of dev + the --oov sets (repeatable).")
+@click.option("--calibrate", "calibrations", multiple=True, metavar="NAMES",
+              help="One threshold row calibrated on dev + these --oov sets (comma-separated NAMEs; '' = dev "
+                   "alone); repeatable, the first row's rule is the shipped one (default: one row on dev + "
+                   "every --oov set).")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("exp_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, data_dir, exp_dirs):
+def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, calibrations, data_dir, exp_dirs):
     """Print the RESULTS table of the commands recipe for each EXP_DIR's decode_dev(_norej).
 
-    e.g.: kaldilite commands-results --commands lang/en/commands.txt --oov oov_fsdd=data/oov_fsdd data/dev exp/mono exp/tri3b
+    Each threshold row is 2-fold cross-calibrated by speaker on dev pooled with its --calibrate
+    sets; every set has its FA column in every row (a set outside a row's pool is decided by its
+    speaker's fold rule when the pool holds the speaker, else by the rule calibrated on all of it).
+
+    \b
+    e.g.: kaldilite commands-results --commands lang/en/commands.txt --oov heldout_commands=data/heldout_commands \\
+            --oov oov_fsdd=data/oov_fsdd --calibrate heldout_commands --calibrate oov_fsdd data/dev exp/tri3b
     """
     def named_dirs(items, option):
         pairs = []
@@ -588,7 +620,11 @@ def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, data_d
         return pairs
 
     pairs, extra = named_dirs(oov_sets, "--oov"), named_dirs(report_only, "--oov-report-only")
-    rows = commands_results_rows(data_dir, exp_dirs, commands_file, target_fa, pairs, extra)
+    pools = [tuple(n.strip() for n in item.split(",") if n.strip()) for item in calibrations] or None
+    for name in sorted({n for pool in pools or () for n in pool} - {n for n, _ in pairs}):
+        raise click.BadParameter(f"'{name}' is not one of the --oov sets ({', '.join(n for n, _ in pairs) or 'none'}); "
+                                 "report-only sets are never calibrated on", param_hint="--calibrate")
+    rows = commands_results_rows(data_dir, exp_dirs, commands_file, target_fa, pairs, extra, calibrations=pools)
     click.echo(format_results_table(rows, [n for n, _ in pairs + extra]), nl=False)
 
 

@@ -1,0 +1,121 @@
+"""The commands recipe's calibration protocol on hand-built measures whose answers are known.
+
+- calibrate-rejection --also with a set that re-decodes dev's own utterances (the held-out
+  commands: same ids, another grammar): pooled, not refused, and the threshold is the hand one;
+- commands-results --calibrate: one threshold row per calibration pool, each 2-fold
+  cross-calibrated by speaker; every threshold, accuracy and false accept counted by hand below;
+- a --calibrate set that is not an --oov set is a usage error.
+
+Every score is an llr_total (llr x 100 frames). Speakers A and B say commands (yes/no) and one
+filler each; the held-out set is A's and B's command utterances decoded without their word
+(any command output is a false accept); "fsdd" is another OOV set of speakers F1, F2.
+"""
+
+import json
+import math
+
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+
+FRAMES = 100
+COMMANDS = {"A": [10, 20, 30, 40], "B": [10, 20, 30, 40]}  # llr_total of 4 right commands each
+FILLERS = {"A": 5, "B": 35}  # llr_total of each speaker's filler, taken for "yes"
+HELDOUT = {"A": [12, 25, None, 8], "B": [3, 4, 6, 7]}  # None: the best path is garbage (rejected)
+FSDD = {"F1": 50, "F2": 1}
+
+
+def _measures(label, total):
+    from kaldilite.decode.rejection import Measures
+
+    if total is None:
+        return Measures(("<gbg_A>",), (), 0.9, -0.5, False, ("no",), 0.1)
+    return Measures((label,), (label,), 0.9, total / FRAMES, False, (label,), 0.9)
+
+
+def _write_set(root, exp, name, rows, decode_name=None):
+    """rows: (utt, speaker, reference text, Measures); data/<name> and exp/decode_<decode_name>."""
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.score.commands import measures_to_json
+
+    DataDir(wav_scp={u: "/dev/null" for u, _, _, _ in rows}, text={u: t for u, _, t, _ in rows},
+            utt2spk={u: s for u, s, _, _ in rows}).save(root / "data" / name)
+    decode = exp / f"decode_{decode_name or name}"
+    decode.mkdir(parents=True)
+    (decode / "measures.jsonl").write_text("".join(measures_to_json(u, m, FRAMES) + "\n" for u, _, _, m in rows))
+
+
+def _build(tmp_path):
+    exp = tmp_path / "exp" / "toy"
+    dev, heldout = [], []
+    for spk in ("A", "B"):
+        for i, total in enumerate(COMMANDS[spk]):
+            word = ("yes", "no")[i % 2]
+            dev.append((f"{spk}-{word}-{i}", spk, word, _measures(word, total)))
+            other = ("no", "yes")[i % 2]  # the held-out grammar lacks `word`: its best command is the other
+            heldout.append((f"{spk}-{word}-{i}", spk, f"heldout_{word}", _measures(other, HELDOUT[spk][i])))
+        dev.append((f"{spk}-cat-9", spk, "cat", _measures("yes", FILLERS[spk])))
+    fsdd = [(f"{spk}-one-0", spk, "one", _measures("no", total)) for spk, total in FSDD.items()]
+    _write_set(tmp_path, exp, "dev", dev)
+    _write_set(tmp_path, exp, "heldout_commands", heldout)
+    _write_set(tmp_path, exp, "fsdd", fsdd)
+    (exp / "graph_commands").mkdir()
+    (exp / "graph_commands" / "rejection.json").write_text(json.dumps({"score": "llr_total", "threshold": 0.0}))
+    (tmp_path / "commands.txt").write_text("yes\nno\n")
+    return exp
+
+
+def test_calibrate_rejection_pools_a_set_that_reuses_devs_utterance_ids(tmp_path):
+    exp = _build(tmp_path)
+    data = tmp_path / "data"
+    out = tmp_path / "rule.json"
+    result = CliRunner().invoke(cli, ["calibrate-rejection", "--rule-out", str(out), "--also",
+                                      str(data / "heldout_commands"), str(exp / "decode_heldout_commands"),
+                                      str(tmp_path / "commands.txt"), str(data / "dev"), str(exp / "decode_dev"),
+                                      str(exp / "graph_commands")])
+    assert result.exit_code == 0, result.output
+    rule = json.loads(out.read_text())
+    # 10 negatives (2 fillers + 8 held-out): 5% allows none, so the highest one (B's filler, 35)
+    # must go: midway between it and the next score above it, A's and B's 40
+    assert math.isclose(rule["threshold"], 37.5)
+    c = rule["calibration"]
+    assert c["num_negatives"] == 10 and c["num_commands"] == 8
+    assert math.isclose(c["command_accuracy"], 2 / 8) and c["false_accept_rate"] == 0.0
+
+
+def test_commands_results_rows_one_threshold_row_per_calibration_pool(tmp_path):
+    exp = _build(tmp_path)
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["commands-results", "--commands", str(tmp_path / "commands.txt"),
+                                      "--oov", f"heldout_commands={data / 'heldout_commands'}",
+                                      "--oov", f"fsdd={data / 'fsdd'}",
+                                      "--calibrate", "heldout_commands", "--calibrate", "fsdd",
+                                      str(data / "dev"), str(exp)])
+    assert result.exit_code == 0, result.output
+    head = next(line for line in result.output.splitlines() if line.startswith("| model"))
+    assert head.split(" | ")[4:7] == ["FA dev unknown words %", "FA heldout_commands %", "FA fsdd %"]
+    rows = [line.split(" | ") for line in result.output.splitlines() if line.startswith("| toy")]
+    assert len(rows) == 3  # two threshold rows, no threshold (no decode_dev_norej: no rejection-off row)
+    in_domain, continuity, no_threshold = rows
+    assert "on dev + heldout_commands, 2-fold" in in_domain[1] and "on dev + fsdd, 2-fold" in continuity[1]
+    # Row 1, pool dev + heldout (folds: A, B). A is decided with B's threshold: B's highest negative
+    # is its filler (35) -> 37.5, so A keeps only its 40. B with A's: A's highest negative is the
+    # held-out 25, next score above it 30 -> 27.5: B keeps 30 and 40 and accepts its filler (35).
+    # fsdd's speakers are in no fold: the threshold on all of the pool (37.5) takes F1's 50.
+    assert in_domain[2:7] == ["37.5 (3/8)", "62.5", "50.0 (1/2)", "0.0 (0/8)", "50.0 (1/2)"]
+    # Row 2, pool dev + fsdd (speakers A B F1 F2 dealt round-robin: A F1 | B F2). Fold A+F1 gets
+    # 37.5 from B's filler; fold B+F2 must reject F1's 50, with no score above it: 50 + 0.5. Only
+    # A's 40 passes; F1's 50 passes 37.5. The held-out set (A's and B's) takes its speaker's fold
+    # rule: nothing of it reaches 37.5 or 50.5.
+    assert continuity[2:7] == ["12.5 (1/8)", "87.5", "0.0 (0/2)", "0.0 (0/8)", "50.0 (1/2)"]
+    # no threshold: every best path that is a command is accepted (one held-out utterance is garbage)
+    assert no_threshold[2:7] == ["100.0 (8/8)", "0.0", "100.0 (2/2)", "87.5 (7/8)", "100.0 (2/2)"]
+
+
+def test_commands_results_refuses_to_calibrate_on_a_report_only_set(tmp_path):
+    exp = _build(tmp_path)
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["commands-results", "--commands", str(tmp_path / "commands.txt"),
+                                      "--oov-report-only", f"fsdd={data / 'fsdd'}", "--calibrate", "fsdd",
+                                      str(data / "dev"), str(exp)])
+    assert result.exit_code == 2 and "--calibrate" in result.output and "fsdd" in result.output
