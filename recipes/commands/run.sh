@@ -141,14 +141,17 @@ make_grammar_dir() {  # OUT_LANG [make-grammar options]: a grammar over the deco
 # so the GMM alignments of data/SET serve it. nnet_data_dir prints the dir the DNN reads.
 nnet_data_dir() { if [ "$nnet_feats" = hires ]; then echo data/${1}_hires; else echo data/$1; fi; }
 make_nnet_feats() {  # SET
-  local x=$1 h=data/${1}_hires f
+  local x=$1 h=data/${1}_hires
+  local audio_files=(wav.scp segments utt2spk spk2utt text utt2uniq utt2dur spk2gender)
   [ "$nnet_feats" = hires ] || return 0
-  copy_audio() {  # like utils/copy_data_dir.sh, without the features
+  copy_audio() {  # FILE...: those of data/$x that exist, like utils/copy_data_dir.sh without the features
+    local f
     rm -rf $h && mkdir -p $h
-    for f in wav.scp segments utt2spk spk2utt text utt2uniq utt2dur spk2gender; do [ -f data/$x/$f ] && cp data/$x/$f $h/; done
+    for f in "$@"; do [ -f data/$x/$f ] && cp data/$x/$f $h/; done
     return 0
   }
-  step exp/make_mfcc_hires/$x/.stamp_copy data/$x/wav.scp data/$x/utt2spk data/$x/text --out $h/wav.scp -- copy_audio
+  # every file it copies is an input (not feats.scp/cmvn.scp: new GMM features leave the audio as it was)
+  step exp/make_mfcc_hires/$x/.stamp_copy "${audio_files[@]/#/data/$x/}" --out $h/wav.scp -- copy_audio "${audio_files[@]}"
   step exp/make_mfcc_hires/$x/.stamp_mfcc $h/wav.scp $h/utt2spk "$recipe_dir/conf/mfcc_hires.conf" --out $h/feats.scp -- \
     kaldilite make-mfcc --config "$recipe_dir/conf/mfcc_hires.conf" --nj $nj $h exp/make_mfcc_hires/$x mfcc_hires
   step exp/make_mfcc_hires/$x/.stamp_cmvn $h/feats.scp $h/spk2utt --out $h/cmvn.scp -- \
@@ -414,8 +417,10 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       > data/heldout_commands/text.tmp && mv data/heldout_commands/text.tmp data/heldout_commands/text
   }
   step data/heldout_commands/.stamp data/dev "$commands" --out data/heldout_commands/text -- heldout_data
-  heldout_decode() {  # SYS: decode each data/heldout_<c> with its graph, pool the measures
-    local m=$1 n
+  heldout_decode() {  # SYS DECODE-COMMANDS-OPTION...: decode each data/heldout_<c> with its graph, pool the measures
+    local m=$1 n parts=exp/$1/decode_heldout_commands/parts
+    shift
+    rm -rf $parts  # a command no longer in commands.txt must not stay in the pool
     for n in $(ls data/local/heldout/*.utts | sed 's|.*/||; s|\.utts$||' | grep -vx all); do
       [ -d data/heldout_$n ] || continue
       local xd=data/heldout_$n
@@ -423,17 +428,14 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
         xd=data/heldout_${n}_hires
         kaldilite data subset --utt-list data/local/heldout/$n.utts data/dev_hires $xd
       fi
-      # --nj 1: ~35 utterances each, where worker start-up would cost more than the decoding
-      kaldilite decode-commands --lattice-llr --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
-        $(sat_decode_options $m) --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd \
-        exp/$m/decode_heldout_commands/parts/$n
+      kaldilite decode-commands "$@" --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd $parts/$n
     done
     # written beside and renamed over (never truncated in place: a `cp -al` copy shares the old file)
     cat exp/$m/decode_heldout_commands/parts/*/measures.jsonl | LC_ALL=C sort \
       > exp/$m/decode_heldout_commands/measures.jsonl.tmp
     mv exp/$m/decode_heldout_commands/measures.jsonl.tmp exp/$m/decode_heldout_commands/measures.jsonl
-    awk '{ cpu += $4; audio += $10 } END { printf "%.5f cpu seconds %.2f audio seconds %.1f (10 held-out grammars)\n",
-      audio ? cpu / audio : 0, cpu, audio }' exp/$m/decode_heldout_commands/parts/*/rtf > exp/$m/decode_heldout_commands/rtf.tmp
+    awk '{ cpu += $4; audio += $10 } END { printf "%.5f cpu seconds %.2f audio seconds %.1f (%d held-out grammars)\n",
+      audio ? cpu / audio : 0, cpu, audio, NR }' exp/$m/decode_heldout_commands/parts/*/rtf > exp/$m/decode_heldout_commands/rtf.tmp
     mv exp/$m/decode_heldout_commands/rtf.tmp exp/$m/decode_heldout_commands/rtf
   }
   for c in $(sed 's/ /_/g' "$commands"); do  # the grammars: as stage 3's, without c
@@ -445,9 +447,13 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
   done
   for m in "${models[@]}"; do
     for c in $(sed 's/ /_/g' "$commands"); do make_graph $m graph_commands_minus_$c; done
+    # the decode options are arguments, so that the stamp sees them; --nj 1: ~35 utterances per grammar,
+    # where worker start-up would cost more than the decoding
     step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
-      exp/$m/final.alimdl $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/HCLG.fst; done) \
-      --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m
+      exp/$m/final.alimdl $([ $m = nnet2 ] && [ "$nnet_feats" = hires ] && echo data/dev_hires/feats.scp data/dev_hires/cmvn.scp) \
+      $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/{HCLG.fst,words.txt,words/fillers.txt}; done) \
+      --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m \
+      --lattice-llr --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt $(sat_decode_options $m)
   done
 fi
 
