@@ -8,12 +8,17 @@ if [ -x recipes/commands/run.sh ]; then
   echo "make demo: running recipes/commands/run.sh (command words with OOV rejection; it says which corpus first)"
   recipes/commands/run.sh "$@"
   work=recipes/commands/work
-  # tri3b (SAT) is not offered: it needs per-speaker fMLLR, which online decoding does not estimate.
-  best=$(for m in nnet2 tri2b tri1 mono; do [ -f "$work/exp/$m/graph_commands/HCLG.npz" ] && echo $m && break; done)
   echo
-  echo "Try it live (best model: ${best:-none}):"
-  echo "  cd $work && kaldilite export-model --mfcc-config ../conf/mfcc.conf --data data/train exp/$best exp/$best/graph_commands bundle"
-  echo "  kaldilite decode-online --model bundle --mic        # or --wav FILE..., or arecord ... | --stdin"
+  echo "Results ($work/RESULTS):"
+  cat "$work/RESULTS"
+  # The recipe's stage 11 exported the best model that runs online (tri3b is not one: it needs
+  # per-speaker fMLLR) with its own graph and the rejection rule calibrated on its decodes.
+  bundle=$(for m in nnet2 tri2b tri1 mono; do [ -f "$work/exp/${m}_online/bundle.json" ] && echo "$work/exp/${m}_online" && break; done)
+  if [ -n "$bundle" ]; then
+    echo
+    echo "Try it live (${bundle##*/}: $(sed -n 's/.*"rejection": "\(.*\)".*/rejection rule \1/p' "$bundle/bundle.json")):"
+    echo "  .venv/bin/kaldilite decode-online --model $bundle --mic      # or --wav FILE..., or arecord ... | --stdin"
+  fi
   exit 0
 fi
 echo "make demo: the commands recipe does not exist yet; running the most complete pipeline, recipes/digits/run.sh (FSDD digits, monophone GMM-HMM)"

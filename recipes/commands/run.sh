@@ -35,7 +35,8 @@
 #
 # Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 training lang,
 # 3 decoding lang + grammars + graphs of every trained model, 4 mono, 5 tri1, 6 tri2b,
-# 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments), 9 graphs + decode, 10 calibrate + score + RESULTS.
+# 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments), 9 graphs + decode, 10 calibrate + score + RESULTS,
+# 11 the online bundle of the best model that runs online (exp/<model>_online, for decode-online).
 set -euo pipefail
 
 stage=0
@@ -546,4 +547,28 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   # recipes/commands/RESULTS holds the figures of the default (full) run only (--publish-results true:
   # a full run in another --dir).
   if [ "$dir" = work ] || [ "$publish_results" = true ]; then cp RESULTS "$recipe_dir/RESULTS"; fi
+fi
+
+# The model bundle for live decoding (Kaldi's steps/online/prepare_online_decoding.sh): the best
+# model that runs online -- the DNN (speaker-independent input), else tri2b, tri1, mono; tri3b
+# needs per-speaker fMLLR -- with its own graph and the rejection rule stage 10 calibrated on ITS
+# decodes (exp/<model>/graph_commands/rejection.json: each model's llr_total has its own scale).
+if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
+  online=
+  for m in nnet2 tri2b tri1 mono; do
+    if [ -f exp/$m/final.mdl ] && [ -f exp/$m/graph_commands/rejection.json ]; then online=$m && break; fi
+  done
+  if [ -n "$online" ]; then
+    online_conf=$mfcc_conf online_data=data/train_aug  # the features and CMVN prior the model was trained on
+    if [ $online = nnet2 ] && [ "$nnet_feats" = hires ]; then
+      online_conf=$recipe_dir/conf/mfcc_hires.conf online_data=$(nnet_data_dir train_aug)
+    fi
+    log "Stage 11: online bundle exp/${online}_online ($online, exp/$online/graph_commands and its rejection rule)"
+    step exp/${online}_online/.stamp exp/$online/final.mdl exp/$online/graph_commands/{HCLG.fst,words.txt,rejection.json} \
+      exp/$online/graph_commands/words/fillers.txt "$online_conf" $online_data/cmvn.scp --out exp/${online}_online/bundle.json -- \
+      kaldilite export-model --mfcc-config "$online_conf" --data $online_data exp/$online exp/$online/graph_commands \
+      exp/${online}_online
+    echo "Try it live ($online): $(command -v kaldilite) decode-online --model $(pwd)/exp/${online}_online --mic" \
+      "  (or --wav FILE...)"
+  fi
 fi
