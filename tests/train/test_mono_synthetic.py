@@ -17,7 +17,6 @@ this corpus is one where the generating model is reachable, and the seed is fixe
 """
 
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -29,26 +28,6 @@ LEXICON = {"AB": ["a", "b"], "CA": ["c", "a"], "BC": ["b", "c"], "C": ["c"]}
 SELF_LOOP = {"a": [0.7, 0.75, 0.7], "b": [0.75, 0.7, 0.8], "c": [0.8, 0.75, 0.7]}
 DIM = 4
 SEED = 7
-
-
-@pytest.fixture(scope="module")
-def parallel_module():
-    """Use kaldilite.parallel when it exists; until then a sequential stand-in of its spec."""
-    try:
-        import kaldilite.parallel  # noqa: F401
-        yield
-        return
-    except ImportError:
-        pass
-    module = types.ModuleType("kaldilite.parallel")
-
-    def run_jobs(func, job_args, log_dir, step_name, *, nj=None):
-        return [func(*args) for args in job_args]
-
-    module.run_jobs = run_jobs
-    sys.modules["kaldilite.parallel"] = module
-    yield
-    del sys.modules["kaldilite.parallel"]
 
 
 def make_lang(tmp):
@@ -84,7 +63,7 @@ def write_data_dir(path, feats, text):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, parallel_module):
+def trained(tmp_path_factory):
     from kaldilite.feat.pipeline import FeaturePipeline
     from kaldilite.train.mono import MonoOptions, train_mono
 
