@@ -628,6 +628,48 @@ def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, calibr
     click.echo(format_results_table(rows, [n for n, _ in pairs + extra]), nl=False)
 
 
+@click.command("fuse-command-scores")
+@click.argument("primary_exp", type=click.Path(exists=True, file_okay=False))
+@click.argument("secondary_exp", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_exp", type=click.Path(file_okay=False))
+def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
+    """Fuse two systems' rejection scores: OUT_EXP/decode_SET/measures.jsonl for every SET both decoded.
+
+    The label is PRIMARY_EXP's; the score (llr_total) is the sum of both systems' llr_total, each
+    standardized by its mean and deviation over decode_dev (no labels used); where the secondary
+    system's best path is another command or none, it adds its lowest dev score. Writes
+    OUT_EXP/graph_commands/rejection.json (score llr_total) for calibrate-rejection and
+    commands-results. An offline figure: the online decoder runs one system.
+
+    e.g.: kaldilite fuse-command-scores exp/tri3b exp/nnet2 exp/tri3b+nnet2
+    """
+    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+    from kaldilite.score.commands import (MEASURES_FILE, fuse_measures, fusion_statistics, measures_to_json,
+                                          read_measures)
+    from kaldilite.utils.atomic import atomic_open
+
+    primary_exp, secondary_exp, out_exp = Path(primary_exp), Path(secondary_exp), Path(out_exp)
+    if not (secondary_exp / "decode_dev" / MEASURES_FILE).is_file():
+        raise MissingFileError(f"{secondary_exp / 'decode_dev' / MEASURES_FILE}: the dev decode the fusion "
+                               "standardizes by; decode data/dev with it first")
+    stats = [fusion_statistics(read_measures(exp / "decode_dev" / MEASURES_FILE)) for exp in (primary_exp,
+                                                                                             secondary_exp)]
+    sets = sorted(d.name for d in primary_exp.glob("decode_*") if (d / MEASURES_FILE).is_file()
+                  and not d.name.endswith("_norej") and (secondary_exp / d.name / MEASURES_FILE).is_file())
+    for name in sets:
+        primary = read_measures(primary_exp / name / MEASURES_FILE)
+        fused = fuse_measures(primary, read_measures(secondary_exp / name / MEASURES_FILE), *stats)
+        (out_exp / name).mkdir(parents=True, exist_ok=True)
+        with atomic_open(out_exp / name / MEASURES_FILE) as handle:
+            for utt, (m, n) in fused.items():
+                handle.write(measures_to_json(utt, m, n) + "\n")
+    (out_exp / "graph_commands").mkdir(parents=True, exist_ok=True)
+    RejectionRule(score="llr_total", threshold=0.0, calibration={
+        "fusion": {"primary": str(primary_exp), "secondary": str(secondary_exp),
+                   "dev_mean_std_min": [list(stats[0]), list(stats[1])]}}).save(out_exp / "graph_commands" / RULE_FILE)
+    click.echo(f"fuse-command-scores: {', '.join(sets)} of {primary_exp.name} + {secondary_exp.name} -> {out_exp}")
+
+
 def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_sets=(), report_only=(),
                 per_command=False):
     """Rows (dicts) of the rejection tuning table of one exp dir over decoding `settings`.
@@ -747,4 +789,5 @@ def tune_rejection_cmd(commands_file, settings, target_fa, oov_sets, report_only
 
 
 COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, prepare_synthetic_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
-            score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd, tune_rejection_cmd]
+            score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd, tune_rejection_cmd,
+            fuse_command_scores_cmd]

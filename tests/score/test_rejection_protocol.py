@@ -4,7 +4,9 @@
   commands: same ids, another grammar): pooled, not refused, and the threshold is the hand one;
 - commands-results --calibrate: one threshold row per calibration pool, each 2-fold
   cross-calibrated by speaker; every threshold, accuracy and false accept counted by hand below;
-- a --calibrate set that is not an --oov set is a usage error.
+- a --calibrate set that is not an --oov set is a usage error;
+- fuse-command-scores: the fused llr_total of each utterance against the sum of standardized
+  scores computed by hand.
 
 Every score is an llr_total (llr x 100 frames). Speakers A and B say commands (yes/no) and one
 filler each; the held-out set is A's and B's command utterances decoded without their word
@@ -119,3 +121,43 @@ def test_commands_results_refuses_to_calibrate_on_a_report_only_set(tmp_path):
                                       "--oov-report-only", f"fsdd={data / 'fsdd'}", "--calibrate", "fsdd",
                                       str(data / "dev"), str(exp)])
     assert result.exit_code == 2 and "--calibrate" in result.output and "fsdd" in result.output
+
+
+def test_fuse_command_scores_sums_standardized_llr_totals_computed_by_hand(tmp_path):
+    from kaldilite.score.commands import read_measures
+
+    primary = [("u1", "A", "yes", _measures("yes", 10)), ("u2", "A", "yes", _measures("yes", 20)),
+               ("u3", "B", "yes", _measures("yes", 30)), ("u4", "B", "yes", _measures("", None))]
+    secondary = [("u1", "A", "yes", _measures("yes", 4)), ("u2", "A", "yes", _measures("no", 8)),
+                 ("u3", "B", "yes", _measures("yes", 6)), ("u4", "B", "yes", _measures("yes", 2))]
+    exp_a, exp_b = tmp_path / "exp" / "a", tmp_path / "exp" / "b"
+    for exp, rows in ((exp_a, primary), (exp_b, secondary)):
+        _write_set(tmp_path / exp.name, exp, "dev", rows)
+        _write_set(tmp_path / exp.name, exp, "heldout_commands", rows[:1])
+    out = tmp_path / "exp" / "a+b"
+    result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_a), str(exp_b), str(out)])
+    assert result.exit_code == 0, result.output
+    # a's command scores 10 20 30: mean 20, std sqrt(200/3); b's 4 8 6 2: mean 5, std sqrt(5), lowest 2
+    sa, sb = math.sqrt(200 / 3), math.sqrt(5)
+    expected = {"u1": (10 - 20) / sa + (4 - 5) / sb,  # both say yes
+                "u2": (20 - 20) / sa + (2 - 5) / sb,  # b says "no": its lowest score votes against
+                "u3": (30 - 20) / sa + (6 - 5) / sb}
+    fused = read_measures(out / "decode_dev" / "measures.jsonl")
+    for utt, value in expected.items():
+        m, n = fused[utt]
+        assert m.label == ("yes",) and math.isclose(m.llr * n, value, rel_tol=1e-12), utt
+    assert fused["u4"][0].label == () and fused["u4"][0].llr == -0.5  # a's best path is garbage: a's measures
+    # the held-out set is standardized by the dev statistics too
+    (m, n), = read_measures(out / "decode_heldout_commands" / "measures.jsonl").values()
+    assert math.isclose(m.llr * n, expected["u1"], rel_tol=1e-12)
+    assert json.loads((out / "graph_commands" / "rejection.json").read_text())["score"] == "llr_total"
+
+
+def test_fuse_measures_refuses_utterances_the_second_system_did_not_decode():
+    import pytest
+
+    from kaldilite.errors import InputError
+    from kaldilite.score.commands import fuse_measures
+
+    with pytest.raises(InputError, match="no measures for 1 utterance"):
+        fuse_measures({"u1": (_measures("yes", 1), FRAMES)}, {}, (0.0, 1.0, 0.0), (0.0, 1.0, 0.0))
