@@ -72,11 +72,24 @@ _GRAPH_FIELDS = ("state_arc_start", "arc_ilabel", "arc_olabel", "arc_weight", "a
 
 
 def save_graphs(graphs, path):
-    """Write many CompiledFst (dict utt -> graph) into one npz of concatenated arrays."""
+    """Write many CompiledFst (dict utt -> graph) into one npz of concatenated arrays.
+
+    Each distinct graph object is stored once, and `graph_of_utt` gives each utterance's
+    graph: `compile_training_graphs` returns one object per distinct transcript, so a corpus of
+    thousands of utterances of a few dozen transcripts stores (and loads) a few dozen graphs.
+    """
     utts = list(graphs)
-    arrays = {"utts": np.array(utts, dtype=str), "start": np.array([graphs[u].start for u in utts], np.int64)}
+    index_of = {}  # id(graph) -> its index among the stored graphs
+    unique = []
+    for utt in utts:
+        if id(graphs[utt]) not in index_of:
+            index_of[id(graphs[utt])] = len(unique)
+            unique.append(graphs[utt])
+    arrays = {"utts": np.array(utts, dtype=str),
+              "graph_of_utt": np.array([index_of[id(graphs[u])] for u in utts], np.int64),
+              "start": np.array([g.start for g in unique], np.int64)}
     for field in _GRAPH_FIELDS:
-        parts = [getattr(graphs[u], field) for u in utts]
+        parts = [getattr(g, field) for g in unique]
         arrays[field] = np.concatenate(parts) if parts else np.zeros(0)
         arrays[field + "_offsets"] = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
     with atomic_open(path, "wb") as handle:
@@ -86,27 +99,24 @@ def save_graphs(graphs, path):
 def load_graphs(path):
     """Inverse of `save_graphs`: dict utt -> CompiledFst.
 
-    Utterances whose graphs are identical (same transcript) share one CompiledFst object, as
-    `compile_training_graphs` returns them, so that `align_compiled` prepares each graph once.
+    Utterances that share a stored graph (same transcript) share one CompiledFst object, as
+    `compile_training_graphs` returned them, so that `align_compiled` prepares each graph once.
+    A pack without `graph_of_utt` (written before it existed) has one graph per utterance.
     """
     from kaldilite.graph.compiled import CompiledFst
 
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    out = {}
-    shared = {}
-    for i, utt in enumerate(arrays["utts"].tolist()):
+    utts = arrays["utts"].tolist()
+    graph_of_utt = arrays.get("graph_of_utt", np.arange(len(utts))).tolist()
+    graphs = []
+    for i, start in enumerate(arrays["start"].tolist()):
         fields = {}
         for field in _GRAPH_FIELDS:
             off = arrays[field + "_offsets"]
             fields[field] = arrays[field][off[i]:off[i + 1]]
-        start = int(arrays["start"][i])
-        key = (start,) + tuple(fields[field].tobytes() for field in _GRAPH_FIELDS)
-        graph = shared.get(key)
-        if graph is None:
-            graph = shared[key] = CompiledFst(start=start, **fields)
-        out[utt] = graph
-    return out
+        graphs.append(CompiledFst(start=start, **fields))
+    return {utt: graphs[g] for utt, g in zip(utts, graph_of_utt)}
 
 
 # ------------------------------------------------------------------------ statistics

@@ -58,3 +58,45 @@ def test_shared_per_transcript_alignment_equals_aligning_each_utterance_alone(di
         assert np.array_equal(alignments[utt], ali), utt
         expected_like += like
     assert tot_like == expected_like and frames == cache.feats.shape[0]
+
+
+def test_a_graph_pack_stores_each_transcripts_graph_once_and_aligns_the_same(digits_system, tmp_path):
+    """save_graphs/load_graphs (fsts.JOB.npz) keep the per-transcript sharing through the file:
+    each distinct graph stored once, every utterance's graph equal to the one compiled for it,
+    and alignment from the loaded pack bit-identical to alignment from the compiled graphs."""
+    from kaldilite.train.gmm_steps import load_graphs, save_graphs
+
+    data, exp = digits_system / "data/train", digits_system / "exp/mono"
+    tm, _, pipeline, _ = load_model(exp / "final.mdl")
+    lang = LangDir.load(digits_system / "data/lang")
+    cache = FeatureCache.from_items(itertools.islice(load_features(data, pipeline), 0, 420, 7))
+    graphs = compile_training_graphs(lang, ContextDependency.read(exp / "tree"), tm,
+                                     transcripts_for(data, lang, cache.utts), transition_scale=0.0,
+                                     self_loop_scale=0.0)
+    save_graphs(graphs, tmp_path / "fsts.1.npz")
+    with np.load(tmp_path / "fsts.1.npz") as pack:
+        distinct = {id(g): g for g in graphs.values()}
+        assert len(pack["start"]) == len(distinct) <= 10  # one stored graph per digit, not per utterance
+        assert len(pack["arc_ilabel"]) == sum(g.num_arcs for g in distinct.values())
+
+    loaded = load_graphs(tmp_path / "fsts.1.npz")
+    assert list(loaded) == list(graphs)
+    for utt, graph in graphs.items():
+        for field in ("state_arc_start", "arc_ilabel", "arc_olabel", "arc_weight", "arc_next", "final_cost"):
+            assert np.array_equal(getattr(loaded[utt], field), getattr(graph, field)), (utt, field)
+        assert loaded[utt].start == graph.start
+    # the same sharing: utterances share a loaded graph exactly when they shared a compiled one
+    assert sharing_groups(loaded) == sharing_groups(graphs)
+    direct = align_compiled(exp / "final.mdl", graphs, cache)
+    through_file = align_compiled(exp / "final.mdl", loaded, cache)
+    assert direct[1:] == through_file[1:]  # failed, total log-likelihood, frames
+    assert list(direct[0]) == list(through_file[0])
+    assert all(np.array_equal(direct[0][u], through_file[0][u]) for u in graphs)
+
+
+def sharing_groups(graphs):
+    """The utterances of each distinct graph object, as sorted lists."""
+    by_object = {}
+    for utt, graph in graphs.items():
+        by_object.setdefault(id(graph), []).append(utt)
+    return sorted(sorted(utts) for utts in by_object.values())
