@@ -34,7 +34,7 @@ Score fusion (`fuse_measures`, offline): two systems' decodes of the same uttera
 deviation; the secondary system votes with its lowest dev score when its best path is not the
 primary's command), the late fusion of detection scores of keyword-spotting evaluations. On the
 commands recipe's 20 held-out training speakers tri3b + nnet2 gained 2-6 points of command
-accuracy at 5% in-domain FA over tri3b alone (bench/rejection_grid.py).
+accuracy at 5% in-domain FA over tri3b alone (bench/rejection_slice.py).
 
 Calibration (`calibrate_threshold`) picks the lowest threshold whose FA on the negatives
 (non-command utterances) is at most a target, placing it midway between the highest
