@@ -696,8 +696,10 @@ def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_
     for name in settings:
         pairs = {"dev": (data_dir, exp / f"decode_dev_{name}")}
         pairs.update({key: (d, exp / f"decode_{key}_{name}") for key, d in oov_sets})
-        pooled[name] = _pooled_sets(pairs.values(), commands_file)
-        per_set[name] = {key: _load_for_scoring(d, dec, commands_file)[0] for key, (d, dec) in pairs.items()}
+        keys = []  # a set re-decoding dev's utterances (held-out commands) is pooled under prefixed ids
+        pooled[name] = _pooled_sets(pairs.values(), commands_file, keys)
+        per_set[name] = {key: {keys[k][u]: t for u, t in _load_for_scoring(d, dec, commands_file)[0].items()}
+                         for k, (key, (d, dec)) in enumerate(pairs.items())}
         extra[name] = {key: _load_for_scoring(d, exp / f"decode_{key}_{name}", commands_file)[:2]
                        for key, d in report_only}
     first = settings[0]

@@ -161,3 +161,20 @@ def test_fuse_measures_refuses_utterances_the_second_system_did_not_decode():
 
     with pytest.raises(InputError, match="no measures for 1 utterance"):
         fuse_measures({"u1": (_measures("yes", 1), FRAMES)}, {}, (0.0, 1.0, 0.0), (0.0, 1.0, 0.0))
+
+
+def test_tune_rejection_pools_the_held_out_commands_under_their_own_ids(tmp_path):
+    import shutil
+
+    exp = _build(tmp_path)
+    data = tmp_path / "data"
+    for name in ("dev", "heldout_commands"):
+        shutil.copytree(exp / f"decode_{name}", exp / f"decode_{name}_x")
+    result = CliRunner().invoke(cli, ["tune-rejection", "--commands", str(tmp_path / "commands.txt"), "--setting", "x",
+                                      "--oov", f"heldout_commands={data / 'heldout_commands'}", str(data / "dev"),
+                                      str(exp)])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "threshold cross-calibrated" in line).split(" | ")
+    # as commands-results' first row: 3 of 8 commands, B's filler accepted, no held-out command
+    # (were the held-out utterances scored under dev's ids, their FA would be that of dev's commands)
+    assert row[3:6] == ["37.5", "50.0", "0.0"] and row[6].startswith("37.5, 27.5")
