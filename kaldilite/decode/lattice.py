@@ -7,7 +7,8 @@ Two forms, as in Kaldi (src/lat/kaldi-lattice.h):
   a (graph cost, acoustic cost) pair; nodes numbered in topological order. Built by
   `raw_lattice_from_links` from the arrivals a lattice-generating `BeamDecoder` records (Kaldi's
   forward links), pruned like ``LatticeFasterDecoder::PruneForwardLinks`` but once, at the end,
-  with exact forward/backward Viterbi costs.
+  with exact forward/backward Viterbi costs. Those are computed over the links in the order the
+  decoder recorded them (frame by frame), so only the ~10% of links that survive are sorted.
 * `Lattice` (Kaldi's ``CompactLattice``): an acceptor over words whose arcs carry a (graph,
   acoustic) weight pair and a string of transition-ids. `determinize` makes one from a raw
   lattice with Kaldi's lattice-determinization semantics: for every word sequence, only its
@@ -214,28 +215,95 @@ def _viterbi_alpha_beta(num_nodes, out_order, out_start, link_src, link_dst, lin
 
 
 @njit(cache=True)
-def _prune_links(count, rank, link_src, link_dst, link_arc, link_acoustic, arc_weight, final_cost, node_state,
-                 node_frame, num_frames, acoustic_scale, lattice_beam):
-    """`raw_lattice_from_links`'s lattice and its pruning in one pass over flat arrays: nodes
-    renumbered by `rank` (topological), link costs ``graph + acoustic_scale * acoustic``, final
-    costs at the last frame (all 0 if no final state is reachable), Viterbi alpha/beta, then
-    Kaldi's PruneLattice: keep the links and nodes on paths within `lattice_beam` of the best
-    (the start node always). Returns (found a path, kept-link mask, kept-node mask, the kept
-    links' source and destination in the new numbering, the kept nodes' final costs)."""
+def _relax_block(lo, hi, forward, src, dst, cost, value):
+    """One pass of Bellman-Ford relaxation over links lo..hi-1 (forward: alpha along the links,
+    else beta against them); True if some value improved."""
+    changed = False
+    if forward:
+        for k in range(lo, hi):
+            c = value[src[k]] + cost[k]
+            if c < value[dst[k]]:
+                value[dst[k]] = c
+                changed = True
+    else:
+        for k in range(hi - 1, lo - 1, -1):
+            c = cost[k] + value[dst[k]]
+            if c < value[src[k]]:
+                value[src[k]] = c
+                changed = True
+    return changed
+
+
+@njit(cache=True)
+def _frame_viterbi(src, dst, cost, block_start, block_emitting, finals, num_nodes):
+    """Forward and backward best costs (alpha, beta) of a decoder's links without sorting its nodes.
+
+    The decoder records links in blocks: frame t's epsilon links (a closure within frame t), then
+    its emitting links into frame t+1, and so on. So the blocks are in topological order: a block
+    of emitting links needs one relaxation pass (its sources' alphas, or its destinations' betas,
+    are final by then), a block of epsilon links is relaxed until nothing changes (usually one pass
+    and one that confirms it; the recording order is the closure's FIFO order). The values are the
+    minima over paths of the same float sums a topological-order pass computes, so they are equal.
+    Returns (alpha, beta, converged); not converged means a negative epsilon cycle (no finite
+    minimum), which a graph from mkgraph never has.
+    """
+    alpha = np.full(num_nodes, np.inf)
+    beta = finals.copy()
+    if num_nodes == 0:
+        return alpha, beta, True
+    alpha[0] = 0.0
+    num_blocks = len(block_start) - 1
+    for forward in (True, False):
+        value = alpha if forward else beta
+        for i in range(num_blocks):
+            b = i if forward else num_blocks - 1 - i
+            lo = block_start[b]
+            hi = block_start[b + 1]
+            if block_emitting[b]:
+                _relax_block(lo, hi, forward, src, dst, cost, value)
+                continue
+            passes = 0
+            while _relax_block(lo, hi, forward, src, dst, cost, value):
+                passes += 1
+                if passes > hi - lo + 1:
+                    return alpha, beta, False
+    return alpha, beta, True
+
+
+@njit(cache=True)
+def _prune_links(link_src, link_dst, link_arc, link_acoustic, link_frame, arc_ilabel, arc_weight, final_cost,
+                 node_state, node_frame, num_frames, acoustic_scale, lattice_beam):
+    """`raw_lattice_from_links`'s pruning in one pass over flat arrays: link costs ``graph +
+    acoustic_scale * acoustic``, final costs at the last frame (all 0 if no final state is
+    reachable), Viterbi alpha/beta by `_frame_viterbi`, then Kaldi's PruneLattice: keep the links
+    and nodes on paths within `lattice_beam` of the best (the start node always). Returns
+    (status: 1 found a path, 0 none, -1 alpha/beta did not converge; kept-link mask, kept-node
+    mask, final costs of all nodes, inf where a kept node may not end)."""
     n = len(link_src)
-    src = np.empty(n, np.int64)
-    dst = np.empty(n, np.int64)
+    count = len(node_state)
     cost = np.empty(n, np.float64)
+    block_start = np.empty(n + 1, np.int64)
+    block_emitting = np.empty(n + 1, np.bool_)
+    num_blocks = 0
     for k in range(n):
-        src[k] = rank[link_src[k]]
-        dst[k] = rank[link_dst[k]]
         cost[k] = np.float64(arc_weight[link_arc[k]]) + acoustic_scale * np.float64(link_acoustic[k])
+        emitting = arc_ilabel[link_arc[k]] != 0
+        if k == 0 or link_frame[k] != link_frame[k - 1] or emitting != block_emitting[num_blocks - 1]:
+            block_start[num_blocks] = k
+            block_emitting[num_blocks] = emitting
+            num_blocks += 1
+    block_start[num_blocks] = n
+    block_start = block_start[:num_blocks + 1]
+    block_emitting = block_emitting[:num_blocks]
     finals = np.full(count, np.inf)
     for i in range(count):
         if node_frame[i] == num_frames:
             finals[i] = np.float64(final_cost[node_state[i]])
-    out_order, out_start = _csr(count, src)
-    alpha, beta = _viterbi_alpha_beta(count, out_order, out_start, src, dst, cost, finals)
+    keep_link = np.zeros(n, np.bool_)
+    keep_node = np.zeros(count, np.bool_)
+    alpha, beta, converged = _frame_viterbi(link_src, link_dst, cost, block_start, block_emitting, finals, count)
+    if not converged:
+        return -1, keep_link, keep_node, finals
     best = np.inf
     for i in range(count):
         if alpha[i] + finals[i] < best:
@@ -243,41 +311,52 @@ def _prune_links(count, rank, link_src, link_dst, link_arc, link_acoustic, arc_w
     if not np.isfinite(best):
         for i in range(count):
             finals[i] = 0.0 if node_frame[i] == num_frames else np.inf
-        alpha, beta = _viterbi_alpha_beta(count, out_order, out_start, src, dst, cost, finals)
+        alpha, beta, converged = _frame_viterbi(link_src, link_dst, cost, block_start, block_emitting, finals,
+                                                count)
+        if not converged:
+            return -1, keep_link, keep_node, finals
         best = np.inf
         for i in range(count):
             if alpha[i] + finals[i] < best:
                 best = alpha[i] + finals[i]
-    keep_link = np.zeros(n, np.bool_)
-    keep_node = np.zeros(count, np.bool_)
     if not np.isfinite(best):
-        return False, keep_link, keep_node, src[:0], dst[:0], finals[:0]
+        return 0, keep_link, keep_node, finals
     limit = best + lattice_beam + 1e-6 * max(1.0, abs(best))
-    new_id = np.empty(count, np.int64)
-    num_kept = 0
     for i in range(count):
         keep_node[i] = i == 0 or alpha[i] + beta[i] <= limit
-        if keep_node[i]:
-            num_kept += 1
-        new_id[i] = num_kept - 1
-    p_finals = np.empty(num_kept, np.float64)
-    for i in range(count):
-        if keep_node[i]:
-            p_finals[new_id[i]] = np.inf if alpha[i] + finals[i] > limit else finals[i]
-    n_kept = 0
+        if keep_node[i] and alpha[i] + finals[i] > limit:
+            finals[i] = np.inf
     for k in range(n):
-        if alpha[src[k]] + cost[k] + beta[dst[k]] <= limit:
-            keep_link[k] = True
-            n_kept += 1
-    p_src = np.empty(n_kept, np.int64)
-    p_dst = np.empty(n_kept, np.int64)
+        keep_link[k] = alpha[link_src[k]] + cost[k] + beta[link_dst[k]] <= limit
+    return 1, keep_link, keep_node, finals
+
+
+@njit(cache=True)
+def _kept_subgraph(keep_node, keep_link, src, dst):
+    """The kept nodes and links (indices), and the kept links' ends renumbered over the kept nodes."""
+    new_id = np.empty(len(keep_node), np.int64)
+    num_kept = 0
+    for i in range(len(keep_node)):
+        new_id[i] = num_kept
+        num_kept += keep_node[i]
+    kept_nodes = np.empty(num_kept, np.int64)
+    for i in range(len(keep_node)):
+        if keep_node[i]:
+            kept_nodes[new_id[i]] = i
+    num_links = 0
+    for k in range(len(keep_link)):
+        num_links += keep_link[k]
+    kept_links = np.empty(num_links, np.int64)
+    k_src = np.empty(num_links, np.int64)
+    k_dst = np.empty(num_links, np.int64)
     j = 0
-    for k in range(n):
+    for k in range(len(keep_link)):
         if keep_link[k]:
-            p_src[j] = new_id[src[k]]
-            p_dst[j] = new_id[dst[k]]
+            kept_links[j] = k
+            k_src[j] = new_id[src[k]]
+            k_dst[j] = new_id[dst[k]]
             j += 1
-    return True, keep_link, keep_node, p_src, p_dst, p_finals
+    return kept_nodes, kept_links, k_src, k_dst
 
 
 def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, *, arc_ilabel, arc_olabel,
@@ -290,35 +369,47 @@ def raw_lattice_from_links(link_src_state, link_arc, link_frame, link_acoustic, 
     after the last frame; if none is in a final state of the graph, all of them end with final
     cost 0 (Kaldi's behaviour when no final state was reached). Links and nodes not on a path
     within ``lattice_beam`` of the best are dropped. Returns None when there is no path.
+
+    The links must be in the decoder's recording order (frame by frame: a frame's epsilon
+    closure, then its emitting arcs; `_frame_viterbi`), which lets the pruning run before any
+    sorting: only the few links that survive it (~10%) are topologically sorted and deduplicated.
     """
     # The decoder's int32/float32 link arrays go to the numba kernels as they are (no copies of
     # the ~10^5-10^6 raw links); only the links that survive pruning are gathered.
     link_arc = np.ascontiguousarray(link_arc)
+    link_frame = np.ascontiguousarray(link_frame)
     acoustic = np.ascontiguousarray(link_acoustic)
     num_nodes, node_state, node_frame, src, dst = _nodes_of_links(
-        np.ascontiguousarray(link_src_state), link_arc, np.ascontiguousarray(link_frame),
-        arc_ilabel, arc_next, int(num_states), int(start_state))
-    order, count = _topological_order(num_nodes, 0, src, dst)
-    if count < num_nodes:
+        np.ascontiguousarray(link_src_state), link_arc, link_frame, arc_ilabel, arc_next, int(num_states),
+        int(start_state))
+    for attempt in range(2):
+        status, keep_link, keep_node, finals = _prune_links(
+            src, dst, link_arc, acoustic, link_frame, arc_ilabel, arc_weight, final_cost, node_state, node_frame,
+            int(num_frames), float(acoustic_scale), float(lattice_beam))
+        if status == 0:
+            return None
+        kept_nodes, kept_links, k_src, k_dst = _kept_subgraph(keep_node, keep_link, src, dst)
+        order, count = _topological_order(len(kept_nodes), 0, k_src, k_dst) if status > 0 else (None, -1)
+        if count == len(kept_nodes):
+            break
+        if attempt:
+            raise RuntimeError("lattice: epsilon cycle left after dropping backward links")
         # An epsilon cycle inside one frame (the graph has one): keep only links that go forward
         # in (frame, state) order, which breaks it; Kaldi's graphs never have such cycles.
         log.warning("lattice: epsilon cycle within a frame; links closing it were dropped")
         forward = (node_frame[dst] > node_frame[src]) | (node_state[dst] > node_state[src])
-        src, dst, link_arc, acoustic = src[forward], dst[forward], link_arc[forward], acoustic[forward]
-        order, count = _topological_order(num_nodes, 0, src, dst)
-    rank = np.empty(num_nodes, np.int64)
-    rank[order[:count]] = np.arange(count)
-    node_frame = node_frame[order[:count]]
-    node_state = node_state[order[:count]]
-    found, keep_link, keep_node, p_src, p_dst, p_finals = _prune_links(
-        count, rank, src, dst, link_arc, acoustic, arc_weight, final_cost, node_state, node_frame, int(num_frames),
-        float(acoustic_scale), float(lattice_beam))
-    if not found:
-        return None
-    kept_arc = link_arc[keep_link]
-    pruned = RawLattice(len(p_finals), p_src, p_dst, arc_ilabel[kept_arc], arc_olabel[kept_arc],
-                        arc_weight[kept_arc].astype(np.float64), acoustic[keep_link].astype(np.float64), p_finals,
-                        node_frame[keep_node])
+        src, dst, link_arc, acoustic, link_frame = (src[forward], dst[forward], link_arc[forward], acoustic[forward],
+                                                    link_frame[forward])
+    rank = np.empty(len(kept_nodes), np.int64)
+    rank[order] = np.arange(len(kept_nodes))
+    kept_arc = link_arc[kept_links]
+    p_finals = np.empty(len(kept_nodes))
+    p_finals[rank] = finals[kept_nodes]
+    p_frame = np.empty(len(kept_nodes), np.int64)
+    p_frame[rank] = node_frame[kept_nodes]
+    pruned = RawLattice(len(kept_nodes), rank[k_src], rank[k_dst], arc_ilabel[kept_arc], arc_olabel[kept_arc],
+                        arc_weight[kept_arc].astype(np.float64), acoustic[kept_links].astype(np.float64), p_finals,
+                        p_frame)
     # One link per (source, destination, transition-id, word): an epsilon arc relaxed twice in a
     # frame was recorded twice. (Parallel graph arcs with equal labels keep the cheaper one.)
     keep = _unique_links(pruned.num_nodes, pruned.src, pruned.dst, pruned.tid, pruned.word, pruned.graph)
@@ -762,32 +853,44 @@ def _weight_text(graph, acoustic, tids):
 # ---------------------------------------------------------------------------------- determinization
 
 @njit(cache=True)
-def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta, limit, per_node,
-                      word_base):
-    """Best path per (node, word sequence), in topological order, within `limit` total cost.
+def _child_slot(keys, key):
+    """The slot of `key` in the open-addressing table `keys` (linear probing; -1 = empty): either
+    the key's or the empty one where it would go."""
+    mask = len(keys) - 1
+    i = (key * 0x9E3779B1) & mask  # Fibonacci hashing of the (parent, word) key
+    while keys[i] != key and keys[i] != -1:
+        i = (i + 1) & mask
+    return i
 
-    Sequences are numbered through a prefix tree kept in a dict ((parent * word_base + word) ->
-    id; 0 is the empty sequence). Each node keeps at most `per_node` sequences (the best ones).
-    Returns the hypothesis arrays (per node slot: sequence, cost, previous slot, link).
-    """
-    size = num_nodes * per_node
-    # Uninitialized: only a node's first count[n] slots are ever read, and each is written in full
-    # when it is taken (most of the num_nodes * per_node slots never are; filling them cost more
-    # than the search).
-    hyp_seq = np.empty(size, np.int64)
-    hyp_cost = np.empty(size, np.float64)
-    hyp_prev = np.empty(size, np.int64)
-    hyp_link = np.empty(size, np.int64)
-    hyp_prev[0] = -1
-    hyp_link[0] = -1
-    count = np.zeros(num_nodes, np.int64)
-    children = dict()
-    children[np.int64(-1)] = np.int64(0)  # typed: int64 -> int64
-    num_seqs = 1
-    hyp_seq[0] = 0
-    hyp_cost[0] = 0.0
-    count[0] = 1
-    for n in range(num_nodes):
+
+@njit(cache=True)
+def _rehash(keys, values, capacity):
+    new_keys = np.full(capacity, -1, np.int64)
+    new_values = np.empty(capacity, np.int64)
+    for i in range(len(keys)):
+        if keys[i] != -1:
+            j = _child_slot(new_keys, keys[i])
+            new_keys[j] = keys[i]
+            new_values[j] = values[i]
+    return new_keys, new_values
+
+
+@njit(cache=True)
+def _sequence_viterbi_run(first_node, num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta, limit,
+                          per_node, word_base, hyp_seq, hyp_cost, hyp_prev, hyp_link, count, full_worst, keys,
+                          values, num_seqs):
+    """The search of `_sequence_viterbi` from node `first_node` on; stops before a node whose word
+    links could fill the sequence table past half (it is grown outside this loop: numba compiles
+    loops that may swap arrays much slower). Returns (next node to process, num_seqs)."""
+    room = len(keys) // 2
+    for n in range(first_node, num_nodes):
+        if count[n] == 0:
+            continue
+        word_links = 0
+        for j in range(out_start[n], out_start[n + 1]):
+            word_links += link_word[out_order[j]] > 0
+        if num_seqs + word_links * count[n] > room:
+            return n, num_seqs
         for slot in range(count[n]):
             h = n * per_node + slot
             cost = hyp_cost[h]
@@ -800,15 +903,22 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
                 new_cost = cost + link_cost[k]
                 if new_cost + beta[d] > limit:
                     continue
+                if count[d] == per_node and new_cost >= full_worst[d]:
+                    # A full node and no better than its worst history: nothing can change (the
+                    # same sequence, if there, is cheaper already; a new one would not displace
+                    # the worst) -- the common case on the garbage loop, whose every phone path
+                    # is a word sequence of its own.
+                    continue
                 new_seq = seq
                 w = link_word[k]
                 if w > 0:
                     key = seq * word_base + w
-                    new_seq = children.get(key, -1)  # one dict probe, not two
-                    if new_seq < 0:
-                        new_seq = num_seqs
-                        children[key] = new_seq
+                    i = _child_slot(keys, key)
+                    if keys[i] == -1:
+                        keys[i] = key
+                        values[i] = num_seqs
                         num_seqs += 1
+                    new_seq = values[i]
                 base = d * per_node
                 found = -1
                 worst = -1
@@ -834,6 +944,52 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
                 hyp_cost[base + found] = new_cost
                 hyp_prev[base + found] = h
                 hyp_link[base + found] = k
+                if count[d] == per_node:
+                    top = -np.inf
+                    for i in range(per_node):
+                        if hyp_cost[base + i] > top:
+                            top = hyp_cost[base + i]
+                    full_worst[d] = top
+    return num_nodes, num_seqs
+
+
+@njit(cache=True)
+def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta, limit, per_node,
+                      word_base):
+    """Best path per (node, word sequence), in topological order, within `limit` total cost.
+
+    Sequences are numbered through a prefix tree kept in a hash table ((parent * word_base +
+    word) -> id; 0 is the empty sequence). Each node keeps at most `per_node` sequences (the best
+    ones). Returns the hypothesis arrays (per node slot: sequence, cost, previous slot, link).
+    """
+    size = num_nodes * per_node
+    # Uninitialized: only a node's first count[n] slots are ever read, and each is written in full
+    # when it is taken (most of the num_nodes * per_node slots never are; filling them cost more
+    # than the search).
+    hyp_seq = np.empty(size, np.int64)
+    hyp_cost = np.empty(size, np.float64)
+    hyp_prev = np.empty(size, np.int64)
+    hyp_link = np.empty(size, np.int64)
+    hyp_prev[0] = -1
+    hyp_link[0] = -1
+    count = np.zeros(num_nodes, np.int64)
+    full_worst = np.empty(num_nodes, np.float64)  # the highest cost among a full node's slots
+    keys = np.full(1 << 14, -1, np.int64)
+    values = np.empty(1 << 14, np.int64)
+    num_seqs = 1
+    hyp_seq[0] = 0
+    hyp_cost[0] = 0.0
+    count[0] = 1
+    n = 0
+    while n < num_nodes:
+        n, num_seqs = _sequence_viterbi_run(n, num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta,
+                                            limit, per_node, word_base, hyp_seq, hyp_cost, hyp_prev, hyp_link, count,
+                                            full_worst, keys, values, num_seqs)
+        if n < num_nodes:
+            capacity = len(keys)
+            while capacity // 2 < num_seqs + 2 * per_node * (out_start[n + 1] - out_start[n]):
+                capacity *= 2
+            keys, values = _rehash(keys, values, capacity)
     return hyp_seq, hyp_cost, hyp_prev, hyp_link, count
 
 
