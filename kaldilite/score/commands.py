@@ -403,7 +403,14 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         threshold = 0.5 * (must_reject + upper)
         threshold_note = f"midway between negative score {must_reject:.6g} and next score {upper:.6g}"
     calibrated = rule.with_threshold(threshold)
-    result = score_decisions(references, decide_all(measures, calibrated), commands)
+    decisions = decide_all(measures, calibrated)
+    result = score_decisions(references, decisions, commands)
+    # a lattice llr clipped at +lattice_beam/acwt below the threshold: the clip, not the utterance, decides
+    clipped = sum(1 for u in references if decisions[u].llr_clipped and decisions[u].llr is not None
+                  and decisions[u].llr > 0 and decisions[u].score < threshold)
+    if clipped:
+        log.warning("calibration: threshold %.6g is above the clipped lattice llr of %d utterance(s): the lattice "
+                    "beam decides them; decode with --exact-llr or a larger --lattice-beam", threshold, clipped)
     neg_fa = float((accepted & negative & (scores >= threshold)).sum()) / num_neg
     fr = result.false_reject_rate
     calibrated.calibration = {
@@ -416,6 +423,8 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         "command_accuracy": result.accuracy,
         "note": threshold_note,
     }
+    if clipped:
+        calibrated.calibration["clipped_below_threshold"] = clipped
     return calibrated, result
 
 

@@ -178,3 +178,23 @@ def test_tune_rejection_pools_the_held_out_commands_under_their_own_ids(tmp_path
     # as commands-results' first row: 3 of 8 commands, B's filler accepted, no held-out command
     # (were the held-out utterances scored under dev's ids, their FA would be that of dev's commands)
     assert row[3:6] == ["37.5", "50.0", "0.0"] and row[6].startswith("37.5, 27.5")
+
+
+def test_calibration_warns_when_the_threshold_lies_beyond_a_clipped_lattice_llr(caplog):
+    from dataclasses import replace
+
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.score.commands import calibrate_threshold
+
+    # commands at 10 and 30, a filler at 20; the command at 10 had no garbage path in its lattice:
+    # its llr is the clip (+10), which the threshold 25 (midway 20..30) then rejects for its clip
+    measures = {"c1": (replace(_measures("yes", 10), llr_clipped=True), FRAMES), "c2": (_measures("yes", 30), FRAMES),
+                "f1": (_measures("yes", 20), FRAMES)}
+    references = {"c1": "yes", "c2": "yes", "f1": "cat"}
+    rule, _ = calibrate_threshold(references, measures, RejectionRule(score="llr_total"), {"yes"}, 0.0)
+    assert math.isclose(rule.threshold, 25.0) and rule.calibration["clipped_below_threshold"] == 1
+    assert "clipped lattice llr of 1 utterance" in caplog.text
+    measures["c1"] = (_measures("yes", 10), FRAMES)  # not clipped: no warning
+    caplog.clear()
+    rule, _ = calibrate_threshold(references, measures, RejectionRule(score="llr_total"), {"yes"}, 0.0)
+    assert "clipped_below_threshold" not in rule.calibration and "clipped" not in caplog.text
