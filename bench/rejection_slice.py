@@ -182,7 +182,9 @@ def main():
               "cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out commands "
               "(each command decoded with a grammar of the other nine: the protocol of recipes/commands/RESULTS' "
               "first threshold row). Settings `gb<b>_a<a>`: make-grammar --garbage-phone-bonus b, decode-commands "
-              "--acwt a. `A+B`: fuse-command-scores (A's label, summed standardized llr_totals).\n")
+              "--acwt a. `A+B`: fuse-command-scores (A's label, summed standardized llr_totals). The held-out "
+              "commands are decoded with the lattice llr, clipped at lattice beam / acwt (100 at acwt 0.1): a "
+              "threshold at the clip (bonus -1, -2) is decided by the lattice beam, not a valid figure.\n")
     update_section("commands-rejection-slice", header + "\n" + "\n".join(lines) + "\n")
 
 
