@@ -626,16 +626,17 @@ class BeamDecoder:
             final_cost=self.graph.final_cost, start_state=self.graph.start, num_states=self.graph.num_states,
             num_frames=self.num_frames_decoded, acoustic_scale=self.opts.acoustic_scale, lattice_beam=lattice_beam)
 
-    def get_lattice(self, lattice_beam=None, max_sequences=100):
+    def get_lattice(self, lattice_beam=None, max_sequences=100, merge_words=None):
         """The determinized word lattice (`kaldilite.decode.lattice.Lattice`) of the frames so far:
         the best path of each word sequence within `lattice_beam` (Kaldi's lattice-faster-decoder
-        output with --determinize-lattice). Empty lattice if nothing survived."""
+        output with --determinize-lattice). Empty lattice if nothing survived. ``merge_words``:
+        word ids whose sequences count as one (only the best is kept; see `determinize`)."""
         from kaldilite.decode.lattice import determinize
 
         if lattice_beam is None:
             lattice_beam = self.opts.lattice_beam
         raw = self.get_raw_lattice(lattice_beam)
-        return determinize(raw, self.opts.acoustic_scale, lattice_beam, max_sequences)
+        return determinize(raw, self.opts.acoustic_scale, lattice_beam, max_sequences, merge_words=merge_words)
 
     def best_path(self):
         """The best partial path so far (final costs not added); None if no token survived."""

@@ -878,7 +878,7 @@ def _rehash(keys, values, capacity):
 @njit(cache=True)
 def _sequence_viterbi_run(first_node, num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta, limit,
                           per_node, word_base, hyp_seq, hyp_cost, hyp_prev, hyp_link, count, full_worst, keys,
-                          values, num_seqs):
+                          values, num_seqs, merge_word, seq_merged):
     """The search of `_sequence_viterbi` from node `first_node` on; stops before a node whose word
     links could fill the sequence table past half (it is grown outside this loop: numba compiles
     loops that may swap arrays much slower). Returns (next node to process, num_seqs)."""
@@ -917,14 +917,17 @@ def _sequence_viterbi_run(first_node, num_nodes, out_order, out_start, link_dst,
                     if keys[i] == -1:
                         keys[i] = key
                         values[i] = num_seqs
+                        seq_merged[num_seqs] = seq_merged[seq] and merge_word[w]
                         num_seqs += 1
                     new_seq = values[i]
                 base = d * per_node
                 found = -1
                 worst = -1
                 worst_cost = -np.inf
+                merged = seq_merged[new_seq]
                 for i in range(count[d]):
-                    if hyp_seq[base + i] == new_seq:
+                    # (histories made only of merge words are one history: the best of them stays)
+                    if hyp_seq[base + i] == new_seq or (merged and seq_merged[hyp_seq[base + i]]):
                         found = i
                         break
                     if hyp_cost[base + i] > worst_cost:
@@ -941,6 +944,8 @@ def _sequence_viterbi_run(first_node, num_nodes, out_order, out_start, link_dst,
                     hyp_seq[base + found] = new_seq
                 elif not new_cost < hyp_cost[base + found]:
                     continue
+                else:
+                    hyp_seq[base + found] = new_seq  # (another sequence of merge words may win)
                 hyp_cost[base + found] = new_cost
                 hyp_prev[base + found] = h
                 hyp_link[base + found] = k
@@ -955,12 +960,14 @@ def _sequence_viterbi_run(first_node, num_nodes, out_order, out_start, link_dst,
 
 @njit(cache=True)
 def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta, limit, per_node,
-                      word_base):
+                      word_base, merge_word):
     """Best path per (node, word sequence), in topological order, within `limit` total cost.
 
     Sequences are numbered through a prefix tree kept in a hash table ((parent * word_base +
     word) -> id; 0 is the empty sequence). Each node keeps at most `per_node` sequences (the best
-    ones). Returns the hypothesis arrays (per node slot: sequence, cost, previous slot, link).
+    ones); the sequences made only of words with `merge_word` set count as one (the best of them).
+    Returns the hypothesis arrays (per node slot: sequence, cost, previous slot, link), the
+    count per node and, per sequence id, whether it is made only of merge words.
     """
     size = num_nodes * per_node
     # Uninitialized: only a node's first count[n] slots are ever read, and each is written in full
@@ -976,6 +983,8 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
     full_worst = np.empty(num_nodes, np.float64)  # the highest cost among a full node's slots
     keys = np.full(1 << 14, -1, np.int64)
     values = np.empty(1 << 14, np.int64)
+    seq_merged = np.zeros(1 << 14, np.bool_)  # per sequence id (ids stay below half the table)
+    seq_merged[0] = True  # the empty sequence
     num_seqs = 1
     hyp_seq[0] = 0
     hyp_cost[0] = 0.0
@@ -984,20 +993,36 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
     while n < num_nodes:
         n, num_seqs = _sequence_viterbi_run(n, num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta,
                                             limit, per_node, word_base, hyp_seq, hyp_cost, hyp_prev, hyp_link, count,
-                                            full_worst, keys, values, num_seqs)
+                                            full_worst, keys, values, num_seqs, merge_word, seq_merged)
         if n < num_nodes:
             capacity = len(keys)
             while capacity // 2 < num_seqs + 2 * per_node * (out_start[n + 1] - out_start[n]):
                 capacity *= 2
             keys, values = _rehash(keys, values, capacity)
-    return hyp_seq, hyp_cost, hyp_prev, hyp_link, count
+            grown = np.zeros(capacity, np.bool_)
+            grown[:len(seq_merged)] = seq_merged
+            seq_merged = grown
+    return hyp_seq, hyp_cost, hyp_prev, hyp_link, count, seq_merged[:num_seqs]
 
 
-def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max_sequences_per_node=32):
+def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max_sequences_per_node=32,
+                merge_words=None):
     """Word-level determinization of a `RawLattice` into a `Lattice` (see the module docstring).
 
     Keeps the best `max_sequences` word sequences within `lattice_beam`; each lattice node keeps
     its best `max_sequences_per_node` word histories (the pruning that bounds the work).
+
+    ``merge_words`` (word ids; default none: Kaldi's semantics): at each raw-lattice node the
+    word histories made only of these words (a command grammar's fillers, garbage-phone-loop
+    words, silence) are merged, only the best of them continuing. So of the sequences made only
+    of merge words just the best survives, and a sequence with other words may lose its variants
+    that differ only in their leading merge words. Kept with its exact cost: the best path of
+    every sequence stripped of its leading merge words -- hence of every label of
+    `kaldilite.decode.confidence` -- and the overall best path; what changes are sums over
+    sequences (label posteriors). Not for lattices written out. A garbage phone loop makes every
+    phone string a sequence of its own: merging them saves most of the determinization's work,
+    and sequences with command words are no longer crowded out of the per-node and per-lattice
+    limits by garbage strings.
     """
     if raw is None or raw.num_nodes == 0:
         return Lattice.empty()
@@ -1011,16 +1036,21 @@ def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max
     limit = best + lattice_beam + 1e-6 * max(1.0, abs(best)) if math.isfinite(lattice_beam) else np.inf
     word_base = int(raw.word.max(initial=0)) + 1
     per_node = int(max(1, min(max_sequences, max_sequences_per_node)))
-    hyp_seq, hyp_cost, hyp_prev, hyp_link, count = _sequence_viterbi(
-        raw.num_nodes, order, starts, raw.dst, raw.word, cost, beta, limit, per_node, word_base)
-    # Best ending per word sequence.
+    merge_word = np.zeros(word_base, np.bool_)
+    if merge_words is not None:
+        ids = np.fromiter((int(w) for w in merge_words), np.int64)
+        merge_word[ids[(ids > 0) & (ids < word_base)]] = True
+    hyp_seq, hyp_cost, hyp_prev, hyp_link, count, seq_merged = _sequence_viterbi(
+        raw.num_nodes, order, starts, raw.dst, raw.word, cost, beta, limit, per_node, word_base, merge_word)
+    # Best ending per word sequence (the sequences of merge words all under one key, -1).
     ends = {}
     for n in np.flatnonzero(np.isfinite(finals)):
         for slot in range(count[n]):
             h = n * per_node + slot
             total = hyp_cost[h] + finals[n]
-            if total <= limit and total < ends.get(hyp_seq[h], (np.inf,))[0]:
-                ends[hyp_seq[h]] = (total, h, n)
+            key = -1 if merge_words is not None and seq_merged[hyp_seq[h]] else hyp_seq[h]
+            if total <= limit and total < ends.get(key, (np.inf,))[0]:
+                ends[key] = (total, h, n)
     chosen = sorted(ends.values())[:max_sequences]
     flat, offsets = _trace_hyps(hyp_prev, hyp_link, np.array([h for _, h, _ in chosen], np.int64))
     paths = [(flat[offsets[i]:offsets[i + 1]], n) for i, (_, _, n) in enumerate(chosen)]

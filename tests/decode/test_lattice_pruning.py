@@ -198,3 +198,43 @@ def test_word_history_table_grows_and_the_nbest_of_a_chain_is_exact():
     expected = top_k_of_chain(raw, 0.1, 32)  # (32 per node is exact for the 32 best of a chain)
     assert [w for w, _ in got] == [w for _, w in expected]
     assert [c for _, c in got] == pytest.approx([c for c, _ in expected], abs=1e-9)
+
+
+def strip_leading(words, merge):
+    i = 0
+    while i < len(words) and words[i] in merge:
+        i += 1
+    return words[i:]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_merged_words_keep_the_best_path_of_each_class_with_its_exact_cost(seed):
+    graph, tid_to_pdf, loglikes, decoder = decoded_links(2000 + seed, lattice_beam=4.0)
+    merge = {1, 2}  # word 3 plays the command; 1 and 2 the fillers/garbage
+    raw = decoder.get_raw_lattice(4.0)
+    got = dict(determinize(raw, SCALE, 4.0, 10**4, 10**4, merge_words=merge).nbest(10**4, SCALE))  # (no limits)
+    assert (decoder.get_lattice(4.0, merge_words=merge).nbest(100, SCALE) ==
+            determinize(raw, SCALE, 4.0, 100, merge_words=merge).nbest(100, SCALE))
+    paths = all_paths(graph, loglikes, tid_to_pdf)
+    if not paths:
+        return  # (no final state reached: every last-frame token ends, as Kaldi does)
+    best = min(c for c, _, _ in paths)
+    per_sequence = {}
+    for c, words, _ in paths:
+        if c <= best + 4.0 + 1e-6:
+            per_sequence[words] = min(per_sequence.get(words, np.inf), c)
+    # Classes: sequences equal after their leading run of merge words (all-merge ones: one class).
+    per_class = {}
+    for words, c in per_sequence.items():
+        key = strip_leading(words, merge)
+        per_class[key] = min(per_class.get(key, np.inf), c)
+    got_classes = {}
+    for words, c in got.items():
+        key = strip_leading(words, merge)
+        got_classes[key] = min(got_classes.get(key, np.inf), c)
+        assert per_sequence[words] == pytest.approx(c, abs=1e-4)  # a real sequence, with its best path
+    assert sum(not strip_leading(w, merge) for w in got) == (() in per_class)  # all-merge: only the best
+    assert {k: round(c, 4) for k, c in got_classes.items()} == {k: round(c, 4) for k, c in per_class.items()}
+    # Without merge words the lattice is Kaldi's: every sequence with its best path.
+    plain = dict(determinize(raw, SCALE, 4.0, 10**4, 10**4).nbest(10**4, SCALE))
+    assert {w: round(c, 4) for w, c in plain.items()} == {w: round(c, 4) for w, c in per_sequence.items()}
