@@ -17,6 +17,14 @@ false accepts on five..nine) -- the mono model and an untuned rule, so a sanity 
 Figures go into BENCHMARKS.md (section "lattice").
 
 Run: .venv/bin/python bench/lattice.py [--exp recipes/digits/work_independent/exp/mono ...]
+
+With ``--commands-work DIR`` (a commands recipe build: DIR/exp/<model>/graph_commands,
+DIR/data/dev, DIR/data/dev_hires for nnet2) it times instead what issue #7's speed bar is about:
+decode-commands' job (`kaldilite.train.decode_commands.decode_commands_job`) on the whole dev set
+in one job, with stage 9's options (--exact-llr, beam 13, lattice beam 10, acwt 0.1; SAT models
+with --fmllr-hypothesis garbage), per model: CPU seconds of scoring + search + lattice +
+confidence (+ SAT's first pass and fMLLR) over audio seconds, best of ``--repeat`` runs.
+Figures go into BENCHMARKS.md (section "lattice_commands").
 """
 
 import argparse
@@ -43,7 +51,12 @@ def main(argv=None):
     parser.add_argument("--lang", default=str(WORK / "data" / "lang"))
     parser.add_argument("--acwt", type=float, default=0.083333)
     parser.add_argument("--no-report", action="store_true", help="Print only; leave BENCHMARKS.md alone.")
+    parser.add_argument("--commands-work", help="A commands recipe build: time decode-commands on its dev set.")
+    parser.add_argument("--models", default="tri2b,tri3b,nnet2", help="With --commands-work: the models timed.")
+    parser.add_argument("--repeat", type=int, default=2, help="With --commands-work: runs per model (best taken).")
     args = parser.parse_args(argv)
+    if args.commands_work:
+        return commands_rtf(Path(args.commands_work), args.models.split(","), args.repeat, args.no_report)
     if not (Path(args.exp) / "final.mdl").is_file() or not (Path(args.data) / "feats.scp").is_file():
         print(f"bench/lattice: {args.exp}/final.mdl or {args.data}/feats.scp missing; run recipes/digits/run.sh "
               "--stage 0 --stop-stage 4 first (or pass --exp/--data/--lang)")
@@ -171,6 +184,53 @@ def main(argv=None):
     print(markdown)
     if not args.no_report:
         update_section("lattice", markdown)
+    return 0
+
+
+def commands_rtf(work, models, repeat, no_report):
+    """decode-commands' job on the commands dev set, one job per model: CPU RTF (see the docstring)."""
+    from kaldilite.online.bundle import model_type_of
+    from kaldilite.train.decode_commands import decode_commands_job, is_speaker_adapted
+    from kaldilite.train.sat import _silence_phones_from
+
+    opts = dict(beam=13.0, lattice_beam=10.0, acoustic_scale=0.1, exact_llr=True)
+    rows = ["| model | CPU seconds | audio seconds | RTF |", "| --- | --- | --- | --- |"]
+    for model in models:
+        exp = work / "exp" / model
+        if not (exp / "final.mdl").is_file():
+            print(f"bench/lattice: {exp}/final.mdl missing; skipping {model}")
+            continue
+        data = work / "data" / "dev"
+        if model_type_of(exp / "final.mdl") != "gmm" and (work / "data" / "dev_hires" / "feats.scp").is_file():
+            data = work / "data" / "dev_hires"  # the recipe's DNN input (nnet_feats=hires)
+        if not (exp / "graph_commands").is_dir() or not (data / "feats.scp").is_file():
+            print(f"bench/lattice: {exp}/graph_commands or {data}/feats.scp missing; skipping {model}")
+            continue
+        sat = is_speaker_adapted(exp / "final.mdl")
+        job_opts = dict(opts, fmllr_hypothesis="garbage") if sat else opts
+        silence = _silence_phones_from(exp, exp / "graph_commands") if sat else ()
+        cpu = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(repeat + 1):  # the first run loads numba's cached code
+                results, _, seconds = decode_commands_job(exp / "graph_commands", exp / "final.mdl", data, tmp, 1,
+                                                          job_opts, silence)
+                cpu.append(seconds)
+        audio = sum(n for _, _, n in results) * 0.01
+        best = min(cpu[1:]) if len(cpu) > 1 else cpu[0]
+        rows.append(f"| {model}{' (SAT, two passes)' if sat else ''} | {best:.2f} | {audio:.1f} | {best / audio:.4f} |")
+        print(rows[-1], flush=True)
+    markdown = "\n".join([
+        "## decode-commands with lattices + exact-LLR confidence, commands dev (bench/lattice.py --commands-work)",
+        "",
+        f"{work}: dev set in one job (--nj 1), stage 9's options (--exact-llr --beam 13 --lattice-beam 10 --acwt 0.1; "
+        f"SAT: --fmllr-hypothesis garbage); CPU time of scoring + search + lattice + confidence (SAT: + first pass + "
+        f"fMLLR), best of {repeat}. Issue #7's targets: RTF < 0.02 (GMM), < 0.03 (DNN). {machine_line()}.",
+        "",
+        *rows,
+    ])
+    print(markdown)
+    if not no_report:
+        update_section("lattice_commands", markdown)
     return 0
 
 
