@@ -35,7 +35,8 @@
 #
 # Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 training lang,
 # 3 decoding lang + grammars + graphs of every trained model, 4 mono, 5 tri1, 6 tri2b,
-# 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments), 9 graphs + decode, 10 calibrate + score + RESULTS,
+# 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments) + nnet2_fmllr (offline DNN on tri3b's fMLLR features),
+# 9 graphs + decode, 10 calibrate + score + RESULTS,
 # 11 the online bundle of the best model that runs online (exp/<model>_online, for decode-online).
 set -euo pipefail
 
@@ -48,6 +49,8 @@ augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 2
 num_speakers=          # keep only this many speakers per part (quick runs, CI)
 nj=2
 train_models="mono tri1 tri2b tri3b nnet2"   # which acoustic models stages 4-8 train (CI: mono)
+                       # (+ nnet2_fmllr: an offline DNN on tri3b's fMLLR features, stage 8; off by default: on
+                       # held-out training speakers it only matched tri3b, see conf/nnet2_fmllr.conf)
 totgauss=1000
 mono_utts=3000         # mono trains on this many training utterances (as Kaldi's recipes train it on a subset)
 beam=13.0
@@ -109,7 +112,7 @@ models=()
 find_models() {
   models=()
   local m
-  for m in mono tri1 tri2b tri3b nnet2; do
+  for m in mono tri1 tri2b tri3b nnet2 nnet2_fmllr; do
     [ -f exp/$m/final.mdl ] && models+=($m)
   done
   return 0
@@ -121,8 +124,8 @@ copy_graph() {  # FROM_SYS TO_SYS GRAPH: the DNN shares tri3b's tree, so it uses
 
 make_graph() {  # SYS GRAPH: exp/SYS/graph_X from the grammar data/lang_X (the DNN copies tri3b's)
   local m=$1 g=$2
-  if [ $m = nnet2 ]; then
-    step exp/nnet2/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/nnet2/$g/HCLG.fst -- copy_graph tri3b nnet2 $g
+  if [ $m = nnet2 ] || [ $m = nnet2_fmllr ]; then
+    step exp/$m/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/$m/$g/HCLG.fst -- copy_graph tri3b $m $g
   else
     step exp/$m/$g/.stamp data/lang_${g#graph_} data/lang_${g#graph_}/words/fillers.txt exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
       kaldilite mkgraph data/lang_${g#graph_} exp/$m exp/$m/$g
@@ -335,6 +338,20 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
     kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" $nnet_train data/lang exp/tri3b_ali exp/nnet2
 fi
 
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2_fmllr "* ]]; then
+  # The offline DNN: tri3b's speaker-adapted features (13-dim MFCC + CMVN, splice, final.mat, then each
+  # speaker's fMLLR: align-fmllr's trans.* here, tri3b's garbage-side decode transforms at test time,
+  # stage 9), as Kaldi's nnet2 recipes on tri3b (feat_type=lda, --transform-dir). Not online: live
+  # decoding has no speaker transforms (nnet2 stays the online model). conf/nnet2_fmllr.conf.
+  log "Stage 8: nnet2_fmllr p-norm DNN on tri3b's fMLLR-adapted features (offline model)"
+  [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
+  step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
+    --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+  step exp/nnet2_fmllr/.stamp data/train_aug data/lang exp/tri3b_ali "$recipe_dir/conf/nnet2_fmllr.conf" \
+    --out exp/nnet2_fmllr/final.mdl -- kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2_fmllr.conf" \
+    --transform-dir exp/tri3b_ali data/train_aug data/lang exp/tri3b_ali exp/nnet2_fmllr
+fi
+
 # Every exp/<sys>/final.mdl is decoded and scored by stages 9 and 10 (SAT in two passes, the DNN
 # with its GMM system's graph).
 find_models
@@ -370,7 +387,10 @@ report_sets=()    # synthetic: reported only
 if [ "$oov_eval" = true ] && [ -f data/oov_fsdd/cmvn.scp ]; then oov_sets+=(oov_fsdd); fi
 if [ "$oov_eval" = true ] && [ "$oov_synth_voices" -gt 0 ] && [ -f data/oov_synth/cmvn.scp ]; then report_sets+=(oov_synth); fi
 
-sat_decode_options() {  # SYS: decode-commands options of a SAT system (fMLLR hypothesis; first-pass llr if used)
+sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fMLLR hypothesis; first-pass llr if
+  # used), or of the fMLLR-input DNN: the transforms tri3b's decode of SET (default dev) estimated, for all
+  # of its speakers (garbage side: the same for either grammar)
+  [ $1 = nnet2_fmllr ] && echo --transform-dir exp/tri3b/decode_${2:-dev}
   [ -f exp/$1/final.alimdl ] || return 0
   echo --fmllr-hypothesis $sat_fmllr_hypothesis
   [ "$sat_rejection_score" = first_pass_llr_total ] && echo --first-pass-measures
@@ -387,9 +407,10 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
       for g in commands commands_norej; do
         d=decode_$x${g#commands}
         step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl exp/$m/final.mat exp/$m/final.alimdl \
-          $xd/feats.scp $xd/cmvn.scp $xd/utt2spk --out exp/$m/$d/measures.jsonl -- \
+          $xd/feats.scp $xd/cmvn.scp $xd/utt2spk $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_$x/trans.1) \
+          --out exp/$m/$d/measures.jsonl -- \
           kaldilite decode-commands --exact-llr --nj $nj --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
-          $(sat_decode_options $m) exp/$m/graph_$g $xd exp/$m/$d
+          $(sat_decode_options $m $x) exp/$m/graph_$g $xd exp/$m/$d
       done
     done
   done
@@ -456,6 +477,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
     # where worker start-up would cost more than the decoding
     step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
       exp/$m/final.alimdl $([ $m = nnet2 ] && [ "$nnet_feats" = hires ] && echo data/dev_hires/feats.scp data/dev_hires/cmvn.scp) \
+      $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_dev/trans.1) \
       $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/{HCLG.fst,words.txt,words/fillers.txt}; done) \
       --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m \
       --lattice-llr --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt $(sat_decode_options $m)
