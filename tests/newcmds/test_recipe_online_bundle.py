@@ -1,0 +1,33 @@
+"""The commands recipe's stage 11: the online bundle of its best online model decides with the
+rule stage 10 calibrated on that model's decodes (the session system: mono, its graph_commands)."""
+
+import json
+
+from newcmds_helpers import run_recipe
+
+
+def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(commands_system):
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.graph.compiled import CompiledFst
+    from kaldilite.online.bundle import ModelBundle
+
+    bundle = ModelBundle.load(commands_system / "exp/mono_online")
+    rule = RejectionRule.load(commands_system / "exp/mono/graph_commands/rejection.json")
+    assert rule.calibration["decode_dir"] == "exp/mono/decode_dev"
+    assert bundle.rejection == rule
+    assert bundle.info["from"] == {"model": "exp/mono/final.mdl", "graph": "exp/mono/graph_commands",
+                                   "data": "data/train_aug", "mfcc_config": bundle.info["from"]["mfcc_config"],
+                                   "rejection": "exp/mono/graph_commands/rejection.json"}
+    graph = CompiledFst.load(commands_system / "exp/mono/graph_commands/HCLG.npz")
+    assert (bundle.graph.num_states, bundle.graph.num_arcs) == (graph.num_states, graph.num_arcs)
+    assert json.loads((commands_system / "exp/mono_online/bundle.json").read_text())["model_type"] == "gmm"
+
+
+def test_the_recipe_prints_how_to_decode_live_with_it(commands_system, tmp_path):
+    from newcmds_helpers import copy_system
+
+    work = copy_system(commands_system, tmp_path / "work")
+    out = run_recipe(work, "--stage", "11")
+    assert "up to date: exp/mono_online/.stamp" in out.stdout
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("Try it live (mono): ")]
+    assert len(line) == 1 and f"decode-online --model {work}/exp/mono_online --mic" in line[0]
