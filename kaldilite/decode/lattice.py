@@ -917,7 +917,7 @@ def _sequence_viterbi_run(first_node, num_nodes, out_order, out_start, link_dst,
                     if keys[i] == -1:
                         keys[i] = key
                         values[i] = num_seqs
-                        seq_merged[num_seqs] = seq_merged[seq] and merge_word[w]
+                        seq_merged[num_seqs] = (seq == 0 or seq_merged[seq]) and merge_word[w]
                         num_seqs += 1
                     new_seq = values[i]
                 base = d * per_node
@@ -984,7 +984,8 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
     keys = np.full(1 << 14, -1, np.int64)
     values = np.empty(1 << 14, np.int64)
     seq_merged = np.zeros(1 << 14, np.bool_)  # per sequence id (ids stay below half the table)
-    seq_merged[0] = True  # the empty sequence
+    # per sequence: non-empty and made only of merge words (the empty sequence stays itself: it has
+    # no merge word, so it is on the side of sequences without them)
     num_seqs = 1
     hyp_seq[0] = 0
     hyp_cost[0] = 0.0
@@ -1013,10 +1014,11 @@ def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max
     its best `max_sequences_per_node` word histories (the pruning that bounds the work).
 
     ``merge_words`` (word ids; default none: Kaldi's semantics): at each raw-lattice node the
-    word histories made only of these words (a command grammar's fillers, garbage-phone-loop
-    words, silence) are merged, only the best of them continuing. So of the sequences made only
-    of merge words just the best survives, and a sequence with other words may lose its variants
-    that differ only in their leading merge words. Kept with its exact cost: the best path of
+    non-empty word histories made only of these words (a command grammar's fillers and
+    garbage-phone-loop words) are merged, only the best of them continuing. So of the sequences
+    made only of merge words just the best survives, and a sequence with other words may lose
+    its variants that differ only in their leading merge words; the empty sequence and every
+    sequence without merge words keep their exact best paths. Kept with its exact cost: the best path of
     every sequence stripped of its leading merge words -- hence of every label of
     `kaldilite.decode.confidence` -- and the overall best path; what changes are sums over
     sequences (label posteriors). Not for lattices written out. A garbage phone loop makes every

@@ -29,7 +29,8 @@ import time
 import numpy as np
 
 from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
-from kaldilite.decode.rejection import NON_COMMAND_WORDS, REJECTED, RejectionRule, recognize_decoder
+from kaldilite.decode.rejection import (NON_COMMAND_WORDS, REJECTED, RejectionRule, filler_word_ids,
+                                        recognize_decoder)
 from kaldilite.errors import InputError
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
@@ -121,6 +122,7 @@ class OnlineRecognizer:
         self._silence_tid = silence_tid_mask(bundle.tid_to_phone, silence)
         self._rules = self.opts.endpoint.rules()
         self.decoder = BeamDecoder(bundle.graph, bundle.tid_to_pdf, self.opts.decoder_options(), lattice=True)
+        self._merge_words = filler_word_ids(bundle.graph, bundle.words, bundle.fillers)
         self.rule = bundle.rejection or RejectionRule()
         self._cmvn_state = bundle.cmvn_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
@@ -248,7 +250,7 @@ class OnlineRecognizer:
         decision = None
         if len(speech):
             decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
-                                         self.opts.lattice_beam)
+                                         self.opts.lattice_beam, merge_words=self._merge_words)
             if needs_speech and decision.reason in ("no-path", "no-word"):
                 decision = None  # a few noise frames that never completed a word: nothing was said
             elif decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:

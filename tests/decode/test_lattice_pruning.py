@@ -223,17 +223,24 @@ def test_merged_words_keep_the_best_path_of_each_class_with_its_exact_cost(seed)
     for c, words, _ in paths:
         if c <= best + 4.0 + 1e-6:
             per_sequence[words] = min(per_sequence.get(words, np.inf), c)
-    # Classes: sequences equal after their leading run of merge words (all-merge ones: one class).
+    # Classes: sequences equal after a non-empty leading run of merge words (all-merge ones: one
+    # class); the empty sequence and sequences without a leading merge word are classes of their own.
+    def class_of(words):
+        rest = strip_leading(words, merge)
+        return (len(rest) < len(words), rest)
+
     per_class = {}
     for words, c in per_sequence.items():
-        key = strip_leading(words, merge)
+        key = class_of(words)
         per_class[key] = min(per_class.get(key, np.inf), c)
     got_classes = {}
     for words, c in got.items():
-        key = strip_leading(words, merge)
+        key = class_of(words)
         got_classes[key] = min(got_classes.get(key, np.inf), c)
         assert per_sequence[words] == pytest.approx(c, abs=1e-4)  # a real sequence, with its best path
-    assert sum(not strip_leading(w, merge) for w in got) == (() in per_class)  # all-merge: only the best
+    all_merge = [w for w in got if w and not strip_leading(w, merge)]
+    assert len(all_merge) == ((True, ()) in per_class)  # non-empty all-merge sequences: only the best
+    assert (() in got) == (() in per_sequence)  # the empty sequence is kept as itself
     assert {k: round(c, 4) for k, c in got_classes.items()} == {k: round(c, 4) for k, c in per_class.items()}
     # Without merge words the lattice is Kaldi's: every sequence with its best path.
     plain = dict(determinize(raw, SCALE, 4.0, 10**4, 10**4).nbest(10**4, SCALE))
