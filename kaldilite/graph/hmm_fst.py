@@ -85,9 +85,40 @@ class HmmTemplates:
         if phone <= 0:
             raise ValueError(f"context window {tuple(window)} has no central phone")
         pdfs = tuple(int(p) for p in self.tree.pdfs_for(tuple(int(w) for w in window)))
-        key = (phone, pdfs)
+        return self._template((phone, pdfs))
+
+    def for_windows(self, windows):
+        """`for_window` of many windows (an (n, N) int array) at once: (template_of, keys, templates).
+
+        ``template_of[i]`` indexes the distinct HMMs, which are numbered in order of first use;
+        ``keys[k]`` and ``templates[k]`` are what `for_window` returns for the k-th one. The tree is
+        asked about all windows in one pass (`ContextDependency.pdfs_for_many`).
+        """
+        windows = np.asarray(windows, dtype=np.int64).reshape(-1, self.tree.context_width)
+        phones = windows[:, self.tree.central_position]
+        if (phones <= 0).any():
+            raise ValueError(f"context window {tuple(windows[np.argmax(phones <= 0)].tolist())} has no central phone")
+        # A key row is (phone, pdf per pdf class, -1 padding): equal rows are equal HMMs.
+        rows = np.column_stack([phones, self.tree.pdfs_for_many(windows)])
+        # Distinct rows by sorting (stable: each group starts at its first use), numbered by first use.
+        order = np.lexsort(rows.T[::-1])
+        starts = np.ones(len(order), bool)
+        starts[1:] = (rows[order[1:]] != rows[order[:-1]]).any(axis=1)
+        group = np.cumsum(starts) - 1
+        first = order[starts]
+        rank = np.empty(len(first), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        template_of = np.empty(len(rows), np.int64)
+        template_of[order] = rank[group]
+        keys, templates = [], []
+        for row in rows[np.sort(first)].tolist():
+            key, template = self._template((row[0], tuple(p for p in row[1:] if p >= 0)))
+            keys.append(key), templates.append(template)
+        return template_of, keys, templates
+
+    def _template(self, key):
         if key not in self._cache:
-            self._cache[key] = self._build(phone, pdfs)
+            self._cache[key] = self._build(*key)
         return key, self._cache[key]
 
     def _build(self, phone, pdfs):
@@ -124,36 +155,60 @@ def make_h_transducer(ilabel_info, tree, tm, transition_scale=1.0):
     entry arcs leave the loop state with output label j and its exit arcs return to it.
     Windows of one negative entry are disambiguation symbols: a loop arc whose input label is
     a new id above the last transition-id. Returns (H, disambig_tids).
+
+    Windows that share an HMM (a triphone graph has tens of thousands of windows and a few
+    hundred distinct HMMs) share its internal states: each distinct HMM's internal arcs are
+    made once, its entry arcs copied to every window with array operations. States are
+    numbered in order of first use and each state's arcs ordered by window, then by HMM arc.
     """
     templates = HmmTemplates(tm, tree, transition_scale)
     num_tids = int(tm.num_transition_ids)
-    src, dst, ilab, olab, cost = [], [], [], [], []
-    num_states = 1
-    shared = {}  # (phone, pdfs) -> base state of its internal states, shared between windows
-    disambig_tids = []
-    for j, window in enumerate(ilabel_info):
-        if j == 0 or len(window) == 0:
-            continue
-        if len(window) == 1 and window[0] <= 0:
-            tid = num_tids + 1 + len(disambig_tids)
-            disambig_tids.append(tid)
-            src.append(0), dst.append(0), ilab.append(tid), olab.append(j), cost.append(0.0)
-            continue
-        key, (t_src, t_dst, t_tid, t_cost, t_entry, n_internal) = templates.for_window(window)
-        first_use = key not in shared
-        if first_use:
-            shared[key] = num_states
-            num_states += n_internal
-        base = shared[key]
-        for s, d, tid, c, is_entry in zip(t_src.tolist(), t_dst.tolist(), t_tid.tolist(), t_cost.tolist(),
-                                          t_entry.tolist()):
-            if not is_entry and not first_use:
-                continue  # internal arcs exist once per distinct HMM
-            src.append(0 if s == -1 else base + s)
-            dst.append(0 if d == -2 else base + d)
-            ilab.append(tid)
-            olab.append(j if is_entry else 0)
-            cost.append(c)
+    labels = np.arange(len(ilabel_info))
+    lengths = np.fromiter((len(w) for w in ilabel_info), np.int64, len(ilabel_info))
+    is_disambig = (lengths == 1) & np.fromiter((len(w) == 1 and w[0] <= 0 for w in ilabel_info), bool,
+                                                len(ilabel_info))
+    is_window = (lengths > 0) & ~is_disambig & (labels > 0)
+    disambig_labels = labels[is_disambig & (labels > 0)]
+    disambig_tids = (num_tids + 1 + np.arange(len(disambig_labels))).tolist()
+    window_labels = labels[is_window]
+    if len(window_labels):
+        windows = np.array([ilabel_info[j] for j in window_labels.tolist()], np.int64)
+        hmm_of, _, hmms = templates.for_windows(windows)
+    else:
+        hmm_of, hmms = np.zeros(0, np.int64), []
+    # Internal states of HMM k (numbered by first use) start at base[k]; state 0 is the loop state.
+    num_internal = np.array([t[5] for t in hmms], np.int64)
+    base = 1 + np.concatenate([[0], np.cumsum(num_internal)])
+    num_states = int(base[-1])
+    # All HMMs' arcs in one table, HMM k's at arc_start[k]:arc_start[k + 1].
+    arc_count = np.array([len(t[0]) for t in hmms], np.int64)
+    arc_start = np.concatenate([[0], np.cumsum(arc_count)])
+    t_src, t_dst, t_tid, t_cost, t_entry = (np.concatenate([t[f] for t in hmms]) if hmms else np.zeros(0)
+                                            for f in range(5))
+    t_src, t_dst, t_tid = t_src.astype(np.int64), t_dst.astype(np.int64), t_tid.astype(np.int64)
+    t_entry = t_entry.astype(bool)
+    t_hmm = np.repeat(np.arange(len(hmms)), arc_count)
+    t_from = np.where(t_src == -1, 0, base[t_hmm] + t_src)
+    t_to = np.where(t_dst == -2, 0, base[t_hmm] + t_dst)
+    # Entry arcs: each window gets a copy of its HMM's, in the HMM's arc order.
+    entry_index = np.flatnonzero(t_entry)
+    entry_count = np.bincount(t_hmm[entry_index], minlength=len(hmms))
+    entry_start = np.concatenate([[0], np.cumsum(entry_count)])
+    copies = entry_count[hmm_of]
+    offset = np.arange(int(copies.sum())) - np.repeat(np.cumsum(copies) - copies, copies)
+    copied = entry_index[np.repeat(entry_start[hmm_of], copies) + offset]
+    copy_label = np.repeat(window_labels, copies)
+    # Loop-state arcs (entries and disambiguation loops) in window order; internal arcs once per HMM.
+    loop_label = np.concatenate([copy_label, disambig_labels])
+    order = np.argsort(loop_label, kind="stable")
+    internal = np.flatnonzero(~t_entry)
+    src = np.concatenate([np.zeros(len(loop_label), np.int64), t_from[internal]])
+    dst = np.concatenate([np.concatenate([t_to[copied], np.zeros(len(disambig_labels), np.int64)])[order],
+                          t_to[internal]])
+    ilab = np.concatenate([np.concatenate([t_tid[copied], disambig_tids])[order], t_tid[internal]])
+    olab = np.concatenate([loop_label[order], np.zeros(len(internal), np.int64)])
+    cost = np.concatenate([np.concatenate([t_cost[copied], np.zeros(len(disambig_labels))])[order],
+                           t_cost[internal]])
     final = np.full(num_states, np.inf, np.float32)
     final[0] = 0.0
     h = CompiledFst.from_arcs(num_states, 0, src, ilab, olab, cost, dst, final)

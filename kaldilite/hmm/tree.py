@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 from kaldilite.errors import InputError, MissingFileError
 
 PDF_CLASS = -1  # event key of the pdf class, as Kaldi's kPdfClass
@@ -73,6 +75,39 @@ class ContextDependency:
             raise InputError(f"tree: phone {phone} is not covered by the tree "
                              "(tree and lang dir do not match?)") from None
         return [self.compute(context, c) for c in range(n)]
+
+    def pdfs_for_many(self, contexts):
+        """`pdfs_for` of many windows at once: an (n, N) int array in, an (n, C) int64 array out.
+
+        Column c holds the pdf of pdf class c, -1 past the central phone's number of pdf classes.
+        The tree is walked once per node with all the rows that reach it (numpy), not once per
+        row: graph building asks about tens of thousands of distinct triphone windows.
+        """
+        contexts = np.asarray(contexts, dtype=np.int64).reshape(-1, self.context_width)
+        phones = contexts[:, self.central_position]
+        uncovered = np.flatnonzero(~np.isin(phones, list(self.phone_num_pdf_classes)))
+        if uncovered.size:
+            raise InputError(f"tree: phone {int(phones[uncovered[0]])} is not covered by the tree "
+                             "(tree and lang dir do not match?)")
+        classes_of = np.zeros(max(self.phone_num_pdf_classes, default=0) + 1, np.int64)
+        for phone, n in self.phone_num_pdf_classes.items():
+            classes_of[phone] = n
+        num_classes = classes_of[phones]
+        width = int(num_classes.max(initial=0))
+        out = np.full((len(contexts), width), -1, np.int64)
+        window_of = np.repeat(np.arange(len(contexts)), num_classes)
+        pdf_class = np.arange(len(window_of)) - np.repeat(np.cumsum(num_classes) - num_classes, num_classes)
+        columns = {k: contexts[window_of, k] for k in range(self.context_width)}
+        columns[PDF_CLASS] = pdf_class
+        answers = np.full(len(window_of), -1, np.int64)
+        _map_many(self.root, columns, np.arange(len(window_of)), answers)
+        missing = np.flatnonzero(answers < 0)
+        if missing.size:
+            row = missing[0]
+            raise InputError(f"tree: no pdf for phone context {tuple(contexts[window_of[row]].tolist())} pdf class "
+                             f"{int(pdf_class[row])} (tree and lang dir do not match?)")
+        out[window_of, pdf_class] = answers
+        return out
 
     def pdf_info(self):
         """For each pdf, the sorted (phone, pdf_class) pairs that can map to it (Kaldi's GetPdfInfo)."""
@@ -216,6 +251,38 @@ def _map(node, event):
                 return None
         else:
             node = node[3] if value in node[2] else node[4]
+
+
+def _map_many(node, columns, rows, out):
+    """`_map` for many events at once: event key k of row r is ``columns[k][r]``; answers go to
+    ``out[rows]`` (left as they are where the tree has no answer)."""
+    kind = node[0]
+    if kind == "const":
+        out[rows] = node[1]
+        return
+    column = columns.get(node[1])
+    if column is None:
+        return
+    values = column[rows]
+    if kind == "table":
+        order = np.argsort(values, kind="stable")
+        distinct, first = np.unique(values[order], return_index=True)
+        bounds = np.append(first, len(order))
+        for value, lo, hi in zip(distinct.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()):
+            child = node[2].get(value)
+            if child is not None:
+                _map_many(child, columns, rows[order[lo:hi]], out)
+    else:
+        if node[2] and values.min() >= 0:  # event values are phone ids and pdf classes: a lookup table
+            member = np.zeros(max(int(values.max()), node[2][-1]) + 1, bool)
+            member[node[2]] = True
+            yes = member[values]
+        else:
+            yes = np.isin(values, node[2])
+        if yes.any():
+            _map_many(node[3], columns, rows[yes], out)
+        if not yes.all():
+            _map_many(node[4], columns, rows[~yes], out)
 
 
 def _multi_map(node, partial_event, out):
