@@ -19,6 +19,7 @@ graphs compiled by one object share one table.
 """
 
 import logging
+import math
 
 import numpy as np
 
@@ -70,46 +71,64 @@ class ContextExpansion:
         Kaldi's on-demand InverseContextFst. A pair whose graph state is final but still has
         pending phones leaves through "flushing" states (right context 0) that carry the final
         weight at their end.
+
+        The walk is inherently sequential (states are numbered as they are discovered, and the
+        numbering decides HCLG's), so it runs over plain Python lists, with the window lookup
+        inlined: a commands grammar with a garbage phone loop makes ~40,000 arcs here.
         """
         p = self.central_position
         disambig = set(self.disambig)
+        info, index_of = self.ilabel_info, self._index
+        arc_start = graph.state_arc_start.tolist()
+        arc_ilabel, arc_olabel = graph.arc_ilabel.tolist(), graph.arc_olabel.tolist()
+        arc_weight, arc_next = graph.arc_weight.tolist(), graph.arc_next.tolist()
+        final_cost = graph.final_cost.tolist()
         start = ((0,) * (self.context_width - 1), graph.start, False)
         state_of = {start: 0}
         queue = [start]
         src, ilab, olab, wts, nxt, final = [], [], [], [], [], [np.inf]
 
-        def target(key):
-            found = state_of.get(key)
+        def window_index(window):
+            found = index_of.get(window)
             if found is None:
-                found = state_of[key] = len(state_of)
-                final.append(np.inf)
-                queue.append(key)
+                found = index_of[window] = len(info)
+                info.append(window)
             return found
 
-        def add(me, label, olabel, weight, key):
-            src.append(me), ilab.append(label), olab.append(olabel), wts.append(weight), nxt.append(target(key))
-
-        arc_start = graph.state_arc_start
         while queue:
             key = queue.pop()
             history, s, flushing = key
             me = state_of[key]
-            pending = any(history[p:])
-            if not flushing:
-                for a in range(arc_start[s], arc_start[s + 1]):
-                    x = int(graph.arc_ilabel[a])
-                    olabel, weight, dest = int(graph.arc_olabel[a]), float(graph.arc_weight[a]), int(graph.arc_next[a])
-                    if x == 0 or x in disambig:
-                        add(me, self.index((-x,)) if x else 0, olabel, weight, (history, dest, False))
-                    else:
-                        window = history + (x,)
-                        add(me, self.index(window) if window[p] != 0 else 0, olabel, weight, (window[1:], dest, False))
-            if np.isfinite(graph.final_cost[s]):
-                if not pending:
-                    final[me] = float(graph.final_cost[s])
+            arcs = [] if flushing else range(arc_start[s], arc_start[s + 1])
+            for a in arcs:
+                x = arc_ilabel[a]
+                if x == 0 or x in disambig:
+                    label = window_index((-x,)) if x else 0
+                    dest = (history, arc_next[a], False)
+                else:
+                    window = history + (x,)
+                    label = window_index(window) if window[p] != 0 else 0
+                    dest = (window[1:], arc_next[a], False)
+                found = state_of.get(dest)
+                if found is None:
+                    found = state_of[dest] = len(final)
+                    final.append(np.inf)
+                    queue.append(dest)
+                src.append(me), ilab.append(label), olab.append(arc_olabel[a]), wts.append(arc_weight[a])
+                nxt.append(found)
+            if math.isfinite(final_cost[s]):
+                if not any(history[p:]):
+                    final[me] = final_cost[s]
                 else:
                     window = history + (0,)
-                    add(me, self.index(window) if window[p] != 0 else 0, 0, 0.0, (window[1:], s, True))
+                    dest = (window[1:], s, True)
+                    found = state_of.get(dest)
+                    if found is None:
+                        found = state_of[dest] = len(final)
+                        final.append(np.inf)
+                        queue.append(dest)
+                    src.append(me), ilab.append(window_index(window) if window[p] != 0 else 0), olab.append(0)
+                    wts.append(0.0), nxt.append(found)
         return CompiledFst.from_arcs(len(state_of), 0, src, ilab, olab, wts, nxt, np.array(final, np.float32))
 
     def apply(self, fst):
