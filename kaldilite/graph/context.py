@@ -107,7 +107,13 @@ class ContextExpansion:
                     dest = (history, arc_next[a], False)
                 else:
                     window = history + (x,)
-                    label = window_index(window) if window[p] != 0 else 0
+                    if window[p] == 0:  # still before the first phone: nothing for H to expand
+                        label = 0
+                    else:
+                        label = index_of.get(window)
+                        if label is None:
+                            label = index_of[window] = len(info)
+                            info.append(window)
                     dest = (window[1:], arc_next[a], False)
                 found = state_of.get(dest)
                 if found is None:

@@ -163,14 +163,11 @@ def make_h_transducer(ilabel_info, tree, tm, transition_scale=1.0):
     """
     templates = HmmTemplates(tm, tree, transition_scale)
     num_tids = int(tm.num_transition_ids)
-    labels = np.arange(len(ilabel_info))
-    lengths = np.fromiter((len(w) for w in ilabel_info), np.int64, len(ilabel_info))
-    is_disambig = (lengths == 1) & np.fromiter((len(w) == 1 and w[0] <= 0 for w in ilabel_info), bool,
-                                                len(ilabel_info))
-    is_window = (lengths > 0) & ~is_disambig & (labels > 0)
-    disambig_labels = labels[is_disambig & (labels > 0)]
+    # Entry 0 and empty entries are epsilon; a one-element entry <= 0 is a disambiguation symbol.
+    window_labels = [j for j, w in enumerate(ilabel_info) if j > 0 and w and (len(w) > 1 or w[0] > 0)]
+    disambig_labels = [j for j, w in enumerate(ilabel_info) if j > 0 and len(w) == 1 and w[0] <= 0]
+    window_labels, disambig_labels = np.array(window_labels, np.int64), np.array(disambig_labels, np.int64)
     disambig_tids = (num_tids + 1 + np.arange(len(disambig_labels))).tolist()
-    window_labels = labels[is_window]
     if len(window_labels):
         windows = np.array([ilabel_info[j] for j in window_labels.tolist()], np.int64)
         hmm_of, _, hmms = templates.for_windows(windows)
