@@ -319,3 +319,79 @@ def test_garbage_phone_bonus_lowers_each_garbage_phone_by_the_bonus(base_lang, t
     with pytest.raises(InputError, match="garbage-phone-bonus 1.7.*at most 1.609"):
         make_grammar(commands, base_lang, tmp_path / "lang_bad", garbage=True, garbage_loop_prob=0.6,
                      garbage_phone_bonus=1.7)
+
+
+def test_edge_noise_allows_one_noise_word_on_each_side_of_commands_only(base_lang, tmp_path):
+    """Brute force over every word string of length <= 4 (commands, filler, <noise>, garbage words): G
+    accepts exactly the items, each command also with one <noise> before and/or after it at the
+    documented probabilities, and the garbage strings; never <noise> alone, twice in a row, or
+    around a filler. Through L_disambig o G, <noise> is any one phone."""
+    from kaldilite.decode.confidence import NON_COMMAND_WORDS
+    from kaldilite.lang.grammar import NOISE_WORD
+
+    assert NOISE_WORD in NON_COMMAND_WORDS  # the rule leaves it out of labels, on the command side
+    commands = write(tmp_path / "commands.txt", "ab\nc\t2\n")
+    fillers = write(tmp_path / "fillers.txt", "ba\n")
+    p = 0.1
+    out = make_grammar(commands, base_lang, tmp_path / "lang_cmd", fillers=fillers, garbage=True,
+                       garbage_cost=1.0, garbage_loop_prob=0.6, edge_noise_prob=p)
+    assert validate_lang(out) == []
+    lang = LangDir.load(out)
+    assert sorted(pron for word, pron in lang.lexicon if word == NOISE_WORD) == [["A_S"], ["B_S"], ["C_S"]]
+    assert NOISE_WORD not in lang.filler_words()
+    w = read_table(out / "words.txt")
+    g = lang.g_fst()
+    garbage = ["<gbg_A>", "<gbg_B>", "<gbg_C>"]
+    total = 1 + 2 + 1 + math.exp(-1.0)  # commands ab (1), c (2), filler ba (1), garbage
+    expected = {("ba",): -math.log(1 / total)}
+    for command, weight_ in ((("ab",), 1), (("c",), 2)):
+        for before, after in itertools.product((False, True), repeat=2):
+            words = (NOISE_WORD,) * before + command + (NOISE_WORD,) * after
+            expected[words] = -math.log(weight_ / total * (p if before else 1 - p) * (p if after else 1 - p))
+    pg = math.exp(-1.0) / total
+    for length in range(1, 5):
+        for words in itertools.product(["ab", "c", "ba", NOISE_WORD] + garbage, repeat=length):
+            if all(x in garbage for x in words):
+                want = -math.log(pg / 3 * (0.6 / 3) ** (length - 1) * 0.4)
+            else:
+                want = expected.get(words, math.inf)
+            ids = [w[x] for x in words]
+            assert path_cost(g, ids, ids) == pytest.approx(want, abs=1e-4), words
+    # L_disambig o G determinizes (mkgraph), and <noise> spells one phone: A_S then ab = A_B B_E.
+    ph = read_table(out / "phones.txt")
+    lg = fst.determinize(fst.compose(lang.l_fst(disambig=True).arcsort(sort_type="olabel"), g.arcsort()))
+    disambig = [ph[s] for s in ph if s.startswith("#")]
+    best = min(path_cost(lg, [ph["A_S"], d, ph["A_B"], ph["B_E"]], [w[NOISE_WORD], w["ab"]]) for d in disambig)
+    assert best == pytest.approx(expected[(NOISE_WORD, "ab")] + 3 * HALF, abs=1e-4)
+    # p = 0 is the grammar without edge noise, byte for byte
+    plain = make_grammar(commands, base_lang, tmp_path / "plain", fillers=fillers, garbage=True, garbage_cost=1.0,
+                         garbage_loop_prob=0.6)
+    zero = make_grammar(commands, base_lang, tmp_path / "zero", fillers=fillers, garbage=True, garbage_cost=1.0,
+                        garbage_loop_prob=0.6, edge_noise_prob=0.0)
+    assert (plain / "G.fst").read_bytes() == (zero / "G.fst").read_bytes()
+    assert (plain / "words.txt").read_text() == (zero / "words.txt").read_text()
+
+
+def test_edge_noise_uses_the_lexicons_own_noise_word_and_checks_its_probability(tmp_path):
+    lang = prepare_lang(write_dict_dir(tmp_path / "dict", lexicon=LEXICON + "<noise> SPN\n"), "<UNK>",
+                        tmp_path / "tmp", tmp_path / "lang")
+    commands = write(tmp_path / "commands.txt", "ab\n")
+    out = make_grammar(commands, lang, tmp_path / "lang_cmd", edge_noise_prob=0.2)
+    assert [pron for word, pron in LangDir.load(out).lexicon if word == "<noise>"] == [["SPN_S"]]
+    for bad in (-0.1, 1.0):
+        with pytest.raises(InputError, match="edge-noise-prob"):
+            make_grammar(commands, lang, tmp_path / "bad", edge_noise_prob=bad)
+
+
+def test_make_grammar_verb_passes_edge_noise_prob(base_lang, tmp_path):
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+
+    commands = write(tmp_path / "commands.txt", "ab\n")
+    result = CliRunner().invoke(cli, ["make-grammar", "--edge-noise-prob", "0.1", str(commands), str(base_lang),
+                                      str(tmp_path / "lang_cmd")])
+    assert result.exit_code == 0, result.output
+    g = LangDir.load(tmp_path / "lang_cmd").g_fst()
+    w = read_table(tmp_path / "lang_cmd" / "words.txt")
+    assert path_cost(g, [w["<noise>"], w["ab"]], [w["<noise>"], w["ab"]]) == pytest.approx(-math.log(0.09), abs=1e-4)
