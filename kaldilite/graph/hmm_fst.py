@@ -177,9 +177,8 @@ def make_h_transducer(ilabel_info, tree, tm, transition_scale=1.0):
     num_internal = np.array([t[5] for t in hmms], np.int64)
     base = 1 + np.concatenate([[0], np.cumsum(num_internal)])
     num_states = int(base[-1])
-    # All HMMs' arcs in one table, HMM k's at arc_start[k]:arc_start[k + 1].
+    # All HMMs' arcs in one table, HMM by HMM (t_hmm says whose), with their H states.
     arc_count = np.array([len(t[0]) for t in hmms], np.int64)
-    arc_start = np.concatenate([[0], np.cumsum(arc_count)])
     t_src, t_dst, t_tid, t_cost, t_entry = (np.concatenate([t[f] for t in hmms]) if hmms else np.zeros(0)
                                             for f in range(5))
     t_src, t_dst, t_tid = t_src.astype(np.int64), t_dst.astype(np.int64), t_tid.astype(np.int64)
