@@ -1,5 +1,6 @@
-"""Diagonal GMM acoustic model: scoring vs scipy, ML update vs hand numbers, EM on a known
-mixture, the power rule for mixing up, accumulator sums, the model file."""
+"""Diagonal GMM acoustic model: scoring vs scipy (float64 and float32, with error bounds), ML
+update vs hand numbers, EM on a known mixture, the power rule for mixing up, accumulator sums,
+the model file."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
-from kaldilite.gmm import AmDiagGmm, GmmAccumulators, load_model, save_model, split_targets
+from kaldilite.gmm import AmDiagGmm, GmmAccumulators, load_model, save_model, segmented_logsumexp, split_targets
 from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 
 
@@ -32,6 +33,68 @@ def test_log_likelihoods_match_scipy_mixture_densities(rng):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
     # far-away frames must not underflow to -inf (the log-sum-exp is shifted by the max)
     assert np.all(np.isfinite(am.log_likelihoods(np.full((2, am.dim), 1e3))))
+
+
+def explicit_log_densities(am, feats):
+    """(T x G) log(w_g N(x; mu_g, diag var_g)) in float64, straight from the density formula."""
+    x = np.asarray(feats, np.float64)[:, None, :]
+    quad = np.sum((x - am.means[None]) ** 2 / am.variances[None], axis=2)
+    log_det = np.sum(np.log(2 * np.pi * am.variances), axis=1)
+    return am.log_weights[None] - 0.5 * (log_det[None] + quad)
+
+
+def test_segmented_logsumexp_matches_scipy_in_both_precisions(rng):
+    # segments of 1..99 columns (a commands tri3b model has up to 99 Gaussians per pdf), values
+    # spread over hundreds of nats so that most terms underflow and the peak shift matters
+    counts = np.concatenate([[1, 2, 99], rng.integers(1, 40, 60)])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    values = rng.normal(-300, 150, (37, offsets[-1]))
+    values[:, 5] = -1e4  # a term 10^4 nats below its segment's peak
+    add = rng.normal(0, 20, offsets[-1])
+    shifted = values + add
+    expected = np.stack([logsumexp(shifted[:, lo:hi], axis=1) for lo, hi in zip(offsets[:-1], offsets[1:])], axis=1)
+    got64 = segmented_logsumexp(values, offsets, add)
+    assert got64.dtype == np.float64
+    # float64: a few ulps of the inputs' magnitude (up to ~1e3 here, ulp 1e-13), results near 0 included
+    np.testing.assert_allclose(got64, expected, rtol=4 * np.finfo(np.float64).eps, atol=1e-12)
+    # float32: the reference takes the same float32 inputs; rounding the sum value + add costs
+    # half an ulp of its magnitude, the float32 exp polynomial and the sum of <= 99 terms at most
+    # a few eps relative to the sum (>= 1, so an absolute 1e-6 on its log), the final add half an ulp
+    v32, a32 = values.astype(np.float32), add.astype(np.float32)
+    sum32 = v32.astype(np.float64) + a32.astype(np.float64)
+    expected32 = np.stack([logsumexp(sum32[:, lo:hi], axis=1) for lo, hi in zip(offsets[:-1], offsets[1:])], axis=1)
+    got32 = segmented_logsumexp(v32, offsets, a32)
+    assert got32.dtype == np.float32
+    ulp = np.spacing(np.abs(expected32).astype(np.float32)).astype(np.float64)
+    np.testing.assert_array_less(np.abs(got32 - expected32), 2 * ulp + 1e-6)
+
+
+def test_log_likelihoods_of_a_realistic_model_within_float32_error_bound(rng):
+    # dim 40 and up to 60 Gaussians per pdf, as the commands systems; features near the means
+    gauss_per_pdf = rng.integers(1, 60, 12)
+    am = random_model(rng, gauss_per_pdf=tuple(gauss_per_pdf), dim=40)
+    feats = (am.means[rng.integers(0, am.num_gauss, 50)] + rng.normal(0, 1.5, (50, 40))).astype(np.float32)
+    densities = explicit_log_densities(am, feats)
+    offsets = am.pdf_offsets
+    expected = np.stack([logsumexp(densities[:, lo:hi], axis=1) for lo, hi in zip(offsets[:-1], offsets[1:])], axis=1)
+    np.testing.assert_allclose(am.log_likelihoods(feats, dtype=np.float64), expected, rtol=1e-12, atol=1e-9)
+    # float32 scores a Gaussian by an 80-term dot product of [x, x^2] with [mu/var, -1/(2 var)]
+    # plus a constant: its error is at most gamma_n * (sum of the terms' magnitudes) with
+    # gamma_n = n eps / (1 - n eps), n = 80 products + the constant + rounding x and x^2 to
+    # float32 (Higham, Accuracy and Stability of Numerical Algorithms, 3.1). A pdf's
+    # log-sum-exp moves by at most its worst Gaussian's error, plus the 1e-6 of the
+    # float32 exp and sum.
+    weights, gconst = am._scoring_matrices()
+    x = feats.astype(np.float64)
+    magnitude = np.abs(np.concatenate([x, x * x], axis=1)) @ np.abs(weights) + np.abs(gconst)
+    n = 2 * am.dim + 3
+    gamma = n * np.finfo(np.float32).eps / (1 - n * np.finfo(np.float32).eps)
+    bound = np.stack([magnitude[:, lo:hi].max(axis=1) for lo, hi in zip(offsets[:-1], offsets[1:])], axis=1)
+    bound = gamma * bound + 1e-6
+    got = am.log_likelihoods(feats)
+    assert got.dtype == np.float32
+    np.testing.assert_array_less(np.abs(got - expected), bound)
+    assert np.abs(got - expected).max() > 0  # float32 really was used (the bound is not vacuous)
 
 
 def test_wrong_feature_dimension_names_both_dimensions(rng):
