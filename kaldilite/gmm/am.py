@@ -20,7 +20,9 @@ import logging
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from kaldilite.errors import DimensionMismatchError, InputError
 
@@ -399,50 +401,73 @@ def segmented_logsumexp(values, offsets, add=None):
     values = np.asarray(values)
     if values.dtype not in (np.float32, np.float64):
         values = values.astype(np.float64)
-    dtype = values.dtype
+    dtype = values.dtype.type
     by_column = np.ascontiguousarray(values.T)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     add = np.zeros(values.shape[1], dtype) if add is None else np.ascontiguousarray(add, dtype=dtype)
-    coeffs, ln2_hi, ln2_lo = _EXP_CONSTANTS[dtype.type]
+    ln2_hi, ln2_lo = _LN2_SPLIT[dtype]
+    info = np.finfo(dtype)
     out = np.empty((values.shape[0], len(offsets) - 1), dtype)
-    exp_frames = np.empty(values.shape[0], dtype)
-    # the same memory as integers: 2^n is applied by adding n to the binary exponent field
-    exp_bits = exp_frames.view(np.int32 if dtype == np.float32 else np.int64)
-    _segmented_logsumexp(by_column, add, offsets, coeffs.astype(dtype), dtype.type(ln2_hi), dtype.type(ln2_lo),
-                         exp_frames, exp_bits, exp_bits.dtype.type(np.finfo(dtype).nmant), out)
+    _segmented_logsumexp(by_column, add, offsets, _EXP_TAYLOR.astype(dtype), dtype(np.log2(np.e)), dtype(ln2_hi),
+                         dtype(ln2_lo), dtype(_LOWEST_SHIFTED), np.int64(info.maxexp - 1 - 127), np.int64(info.nmant),
+                         out)
     return out
 
 
-# exp(r) on |r| <= ln(2)/2 by its Taylor polynomial, of the degree whose first dropped term,
-# (ln(2)/2)^(n+1)/(n+1)!, is below half an ulp: 7 for float32 (5e-9 < 6e-8), 13 for float64
-# (4e-18 < 1.1e-16). ln(2) is split in a part with few mantissa bits and the rest (Cody and
-# Waite) so that r = d - n*ln(2) is exact for the |n| <= 126 used here.
-_EXP_CONSTANTS = {
-    np.float32: (np.array([1.0 / math.factorial(k) for k in range(8)]), 0.693359375, -2.12194440e-4),
-    np.float64: (np.array([1.0 / math.factorial(k) for k in range(14)]),
-                 6.93147180369123816490e-01, 1.90821492927058770002e-10),
-}
+# exp(d), d <= 0, is computed as 2^n exp(r) with n = round(d / ln 2) and |r| <= ln(2)/2, exp(r)
+# by its Taylor polynomial of degree 13, whose first dropped term, (ln(2)/2)^14/14! = 4e-18, is
+# below half an ulp of float64 (1.1e-16); float32 uses the same polynomial (degree 7 would do;
+# one unrolled polynomial keeps one loop per Gaussian, which is what makes short chunks of
+# frames fast). ln(2) is split into a part with few mantissa bits and the rest (Cody and Waite)
+# so that r = d - n ln(2) loses nothing for the |n| <= 126 used here. 2^n is built from its
+# exponent bits.
+_EXP_TAYLOR = np.array([1.0 / math.factorial(k) for k in range(14)])
+_LN2_SPLIT = {np.float32: (0.693359375, -2.12194440e-4),
+              np.float64: (6.93147180369123816490e-01, 1.90821492927058770002e-10)}
 
-# exp(d) for d below this is not computed (it is < 2e-38, far below either precision's ulp of
-# the sum, whose largest term is 1), so that 2^n stays a normal number.
+# d is clamped at this: exp(-87) < 2e-38 is far below either precision's ulp of the sum (whose
+# largest term is 1), and 2^n stays a normal float32 number.
 _LOWEST_SHIFTED = -87.0
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits, like):
+    """The float (of `like`'s type) whose IEEE representation is the integer `bits`: 2^n without
+    a call or a table, so that a loop computing it still compiles to SIMD code."""
+    if bits != types.int64 or like not in (types.float32, types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        target = context.get_value_type(like)
+        value = args[0] if like == types.float64 else builder.trunc(args[0], ir.IntType(32))
+        return builder.bitcast(value, target)
+    return like(bits, like), codegen
+
+
+@intrinsic
+def _float_like(typingctx, integer, like):
+    """`integer` as a float of `like`'s type (numba would make an int times a float32 a float64)."""
+    if not isinstance(integer, types.Integer) or like not in (types.float32, types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.sitofp(args[0], context.get_value_type(like))
+    return like(integer, like), codegen
+
+
 @njit(cache=True, fastmath=True)
-def _segmented_logsumexp(by_column, add, offsets, coeffs, ln2_hi, ln2_lo, poly, bits, mantissa_bits, out):
+def _segmented_logsumexp(by_column, add, offsets, coeffs, log2e, ln2_hi, ln2_lo, lowest, bias_minus_127, mantissa_bits,
+                         out):
     """Per segment: the max over its columns, then exp(value - max) summed in float64, then log.
     Every inner loop runs over all frames of one column (contiguous in `by_column`, G x T), so
-    the compiler turns it into SIMD code; exp is a polynomial times 2^n put into the exponent
-    bits, because numba has no vector exp of its own (math.exp, one call per element, made
-    this slower than numpy)."""
+    the compiler turns it into SIMD code; exp is written out because numba has no vector exp of
+    its own (math.exp, one call per element, made this slower than numpy). Constants come in
+    as arguments of the values' type, so that float32 stays float32 throughout."""
     num_cols, num_frames = by_column.shape
     num_segments = offsets.shape[0] - 1
     peak = np.empty(num_frames, by_column.dtype)
-    reduced = np.empty(num_frames, by_column.dtype)
-    expo = np.empty(num_frames, bits.dtype)
     total = np.empty(num_frames, np.float64)
-    degree = coeffs.shape[0] - 1
-    log2e = 1.4426950408889634
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = coeffs
     for k in range(num_segments):
         lo, hi = offsets[k], offsets[k + 1]
         shift = add[lo]
@@ -456,20 +481,14 @@ def _segmented_logsumexp(by_column, add, offsets, coeffs, ln2_hi, ln2_lo, poly, 
         for g in range(lo, hi):
             shift = add[g]
             for t in range(num_frames):
-                d = max(by_column[g, t] + shift - peak[t], _LOWEST_SHIFTED)
-                # n = round(d / ln 2) in -126..0 (truncating a positive number rounds it)
-                n = np.int32(d * log2e + 127.5) - 127
-                expo[t] = n
-                reduced[t] = (d - n * ln2_hi) - n * ln2_lo
-                poly[t] = coeffs[degree]
-            for j in range(degree - 1, -1, -1):
-                c = coeffs[j]
-                for t in range(num_frames):
-                    poly[t] = poly[t] * reduced[t] + c
-            for t in range(num_frames):
-                # times 2^n: add n to the binary exponent (poly is in [0.7, 1.5], the result normal)
-                bits[t] += expo[t] << mantissa_bits
-                total[t] += poly[t]
+                d = max(by_column[g, t] + shift - peak[t], lowest)
+                # n + 127 = round(d / ln 2) + 127 in 1..127 (truncating a positive number rounds it)
+                index = np.int32(d * log2e + 127.5)
+                n = _float_like(index - 127, d)
+                r = (d - n * ln2_hi) - n * ln2_lo
+                taylor = c0 + r * (c1 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * (
+                    c7 + r * (c8 + r * (c9 + r * (c10 + r * (c11 + r * (c12 + r * c13))))))))))))
+                total[t] += taylor * _float_from_bits((np.int64(index) + bias_minus_127) << mantissa_bits, d)
         for t in range(num_frames):
             out[t, k] = peak[t] + math.log(total[t])
 
