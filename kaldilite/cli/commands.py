@@ -429,19 +429,27 @@ def _rtf(decode_dir):
 
 
 def _pooled_sets(pairs, commands_file, keys=None):
-    """References, measures and utt2spk of several (data dir, decode dir) pairs, pooled.
-
-    The first pair's utterance ids are kept; another pair whose ids clash with ids already
-    pooled has its ids prefixed with its data dir's name (``heldout_commands/<utt>``): a set may
-    re-decode the same audio with another grammar (the held-out commands are dev's utterances).
-    ``keys``: a list that receives, per pair, {utterance id: its key in the pool}.
-    """
+    """References, measures and utt2spk of several (data dir, decode dir) pairs, pooled (`_pool`).
+    ``keys``: a list that receives, per pair, {utterance id: its key in the pool}."""
     from kaldilite.io.datadir import DataDir
 
+    loaded = [(data_dir, *_load_for_scoring(data_dir, decode_dir, commands_file)[:2], DataDir.load(data_dir).utt2spk)
+              for data_dir, decode_dir in pairs]
+    return _pool(loaded, keys)
+
+
+def _pool(loaded, keys=None):
+    """References, measures and utt2spk of several loaded sets [(data dir, references, measures,
+    utt2spk or None)], pooled.
+
+    The first set's utterance ids are kept; another set whose ids clash with ids already pooled
+    has its ids prefixed with its data dir's name (``heldout_commands/<utt>``): a set may
+    re-decode the same audio with another grammar (the held-out commands are dev's utterances).
+    ``keys``: a list that receives, per set, {utterance id: its key in the pool}.
+    """
     references, measures, utt2spk = {}, {}, {}
-    for data_dir, decode_dir in pairs:
-        refs, meas, _ = _load_for_scoring(data_dir, decode_dir, commands_file)
-        spk = DataDir.load(data_dir).utt2spk or {u: u for u in refs}
+    for data_dir, refs, meas, spk in loaded:
+        spk = spk or {u: u for u in refs}
         prefix = f"{Path(data_dir).name}/" if set(refs) & set(references) else ""
         if prefix and any(prefix + u in references for u in refs):
             raise InputError(f"{data_dir}: its utterance ids clash with another pooled set's even when prefixed "
@@ -512,7 +520,7 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
         for number, pool in enumerate(calibrations):
             pool = ["dev"] + [key for key in pool if key in sets]
             keys = []  # per pooled set: {utt: its key in the pool} (a clashing set's ids are prefixed)
-            references, measures, utt2spk = _pooled_sets([sets[key] for key in pool], commands_file, keys)
+            references, measures, utt2spk = _pool([(sets[key][0], *loaded[key], speaker[key]) for key in pool], keys)
             pooled_key = dict(zip(pool, keys))
             others = [key for key in sets if key not in pool]
             extra_items = {(key, u): (*loaded[key][1][u], speaker[key].get(u)) for key in others for u in loaded[key][0]}
@@ -698,8 +706,8 @@ def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_
         pairs.update({key: (d, exp / f"decode_{key}_{name}") for key, d in oov_sets})
         keys = []  # a set re-decoding dev's utterances (held-out commands) is pooled under prefixed ids
         pooled[name] = _pooled_sets(pairs.values(), commands_file, keys)
-        per_set[name] = {key: {keys[k][u]: t for u, t in _load_for_scoring(d, dec, commands_file)[0].items()}
-                         for k, (key, (d, dec)) in enumerate(pairs.items())}
+        per_set[name] = {key: {pooled_id: pooled[name][0][pooled_id] for pooled_id in keys[k].values()}
+                         for k, key in enumerate(pairs)}
         extra[name] = {key: _load_for_scoring(d, exp / f"decode_{key}_{name}", commands_file)[:2]
                        for key, d in report_only}
     first = settings[0]
