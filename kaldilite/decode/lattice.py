@@ -1044,13 +1044,14 @@ def determinize(raw, acoustic_scale, lattice_beam=np.inf, max_sequences=100, max
         merge_word[ids[(ids > 0) & (ids < word_base)]] = True
     hyp_seq, hyp_cost, hyp_prev, hyp_link, count, seq_merged = _sequence_viterbi(
         raw.num_nodes, order, starts, raw.dst, raw.word, cost, beta, limit, per_node, word_base, merge_word)
-    # Best ending per word sequence (the sequences of merge words all under one key, -1).
+    # Best ending per word sequence (the sequences of merge words all under one key, -1; without
+    # merge words no sequence is marked merged).
     ends = {}
     for n in np.flatnonzero(np.isfinite(finals)):
         for slot in range(count[n]):
             h = n * per_node + slot
             total = hyp_cost[h] + finals[n]
-            key = -1 if merge_words is not None and seq_merged[hyp_seq[h]] else hyp_seq[h]
+            key = -1 if seq_merged[hyp_seq[h]] else hyp_seq[h]
             if total <= limit and total < ends.get(key, (np.inf,))[0]:
                 ends[key] = (total, h, n)
     chosen = sorted(ends.values())[:max_sequences]

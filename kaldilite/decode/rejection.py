@@ -378,7 +378,7 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
     scale = decoder.opts.acoustic_scale
     if decoder.lattice:
         lat = decoder.get_lattice(lattice_beam=lattice_beam, max_sequences=max_word_sequences,
-                                  merge_words=merge_words or None)
+                                  merge_words=merge_words)
         return word_sequences_of_lattice(lat, words, decoder.num_frames_decoded, scale, lattice_beam,
                                          max_word_sequences)
     result = decoder.finalize()
