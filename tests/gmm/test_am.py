@@ -69,6 +69,30 @@ def test_segmented_logsumexp_matches_scipy_in_both_precisions(rng):
     np.testing.assert_array_less(np.abs(got32 - expected32), 2 * ulp + 1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_segmented_logsumexp_exp_over_its_whole_input_range(dtype):
+    # The compiled exp sees d = value - peak in [-inf, 0]: log(1 + e^d) against numpy's
+    # logaddexp from just below 0 down past the clamp at -87 to far below (where e^d underflows).
+    eps = np.finfo(dtype).eps
+    d = np.concatenate([-np.geomspace(1e-9, 1e4, 4001), np.linspace(-90, 0, 4001), [0.0, -np.inf]]).astype(dtype)
+    pairs = np.stack([np.zeros_like(d), d], axis=1)
+    got = segmented_logsumexp(pairs, [0, 2])[:, 0]
+    np.testing.assert_allclose(got, np.logaddexp(0, d.astype(np.float64)), rtol=0, atol=2 * eps)
+    # A -inf term (a zero-weight Gaussian) adds nothing; a NaN makes its own frame's segment NaN and
+    # leaves the other frames and segments alone (the loop runs SIMD over 37 frames, so NaNs sit in
+    # vector lanes and in the remainder)
+    offsets = [0, 3, 4, 7]
+    values = np.random.default_rng(3).normal(-5, 3, (37, 7)).astype(dtype)
+    values[:, 1] = -np.inf
+    nan_frames = [0, 20, 36]
+    values[nan_frames, 5] = np.nan
+    expected = np.stack([logsumexp(values[:, lo:hi].astype(np.float64), axis=1)
+                         for lo, hi in zip(offsets[:-1], offsets[1:])], axis=1)
+    got = segmented_logsumexp(values, offsets)
+    assert np.isnan(expected[nan_frames, 2]).all()
+    np.testing.assert_allclose(got, expected, rtol=4 * eps, atol=4 * eps)  # NaN where expected is NaN
+
+
 def test_log_likelihoods_of_a_realistic_model_within_float32_error_bound(rng):
     # dim 40 and up to 60 Gaussians per pdf, as the commands systems; features near the means
     gauss_per_pdf = rng.integers(1, 60, 12)
