@@ -233,8 +233,8 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     from kaldilite.cli.decode import _score, _write_text
     from kaldilite.errors import MissingFileError
     from kaldilite.io.datadir import split_data_dir
-    from kaldilite.nnet.model import load_nnet_model
     from kaldilite.parallel import run_jobs
+    from kaldilite.train.decode_commands import adapted_nnet_transforms
     from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
@@ -244,23 +244,10 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
         raise MissingFileError(f"{model_path}: no model; pass --model or train one (kaldilite train-nnet2)")
     if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
         raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
-    loaded = load_nnet_model(model_path)  # fail here, once, on a bad model or mismatched features
-    from kaldilite.nnet.model import raw_feature_dim_of
-
-    loaded.check_raw_features(raw_feature_dim_of(data_dir))
-    # --transform-dir: present exactly when the model needs it, final.mat as the model's, every
-    # speaker covered; all checked here, once, before any job starts (features() raises eagerly)
-    transforms = None
-    if transform_dir is not None:
-        from kaldilite.nnet.model import read_transform_dir
-
-        transforms = read_transform_dir(transform_dir, loaded.fmllr_pipeline.transform) if loaded.speaker_adapted \
-            else {}
-    loaded.features(data_dir, transforms=transforms, transform_dir=transform_dir)
-    if transforms is not None:
-        from kaldilite.nnet.model import check_transform_speakers
-
-        check_transform_speakers(data_dir, transforms, transform_dir)
+    # the model, its raw feature dimension and --transform-dir (present exactly when the model needs
+    # it, final.mat as the model's, every speaker covered): all checked here, once, before any job
+    # starts, as decode-commands checks them
+    adapted_nnet_transforms(model_path, data_dir, transform_dir)
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
