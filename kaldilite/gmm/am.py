@@ -481,6 +481,9 @@ def _segmented_logsumexp(by_column, add, offsets, coeffs, log2e, ln2_hi, ln2_lo,
         for g in range(lo, hi):
             shift = add[g]
             for t in range(num_frames):
+                # max keeps its first argument unless the second is larger (Python's rule), so a NaN
+                # value (or a NaN peak) stays NaN here and makes the segment's result NaN; a -inf
+                # term becomes `lowest` (fastmath does not promise either: tests pin both)
                 d = max(by_column[g, t] + shift - peak[t], lowest)
                 # n + 127 = round(d / ln 2) + 127 in 1..127 (truncating a positive number rounds it)
                 index = np.int32(d * log2e + 127.5)
