@@ -423,23 +423,19 @@ def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=
     """
     from kaldilite.decode.rejection import RULE_FILE, RejectionRule
 
-    exp_name = Path(exp_dir).resolve().name
-    if rejection is not None:
-        rule = RejectionRule.load(rejection)
-        system = _calibrated_system(rule)
-        if system is not None and system.name and system.name != exp_name:
-            log.warning("%s: calibrated on %s's decodes, used for %s as --rejection asks", rejection, system,
-                        exp_dir)
-        return rule, str(rejection)
-    path = Path(graph_dir) / RULE_FILE
-    if path.is_file():
+    path = Path(rejection) if rejection is not None else Path(graph_dir) / RULE_FILE
+    if rejection is not None or path.is_file():
         rule = RejectionRule.load(path)
         system = _calibrated_system(rule)
-        if system is not None and system.name and system.name != exp_name:
-            raise InputError(f"{path}: its threshold was calibrated on {system}'s decodes, not {exp_dir}'s; export "
-                             f"with {exp_dir}'s own graph dir ({Path(exp_dir) / Path(graph_dir).name}, whose "
-                             f"rejection.json calibrate-rejection writes) or pass --rejection FILE")
-        return rule, str(path)
+        if system is not None and system.name and system.name != Path(exp_dir).resolve().name:
+            if rejection is not None:  # named by the user: their choice
+                log.warning("%s: calibrated on %s's decodes, used for %s as --rejection asks", rejection, system,
+                            exp_dir)
+            else:
+                raise InputError(f"{path}: its threshold was calibrated on {system}'s decodes, not {exp_dir}'s; "
+                                 f"export with {exp_dir}'s own graph dir ({Path(exp_dir) / Path(graph_dir).name}, "
+                                 f"whose rejection.json calibrate-rejection writes) or pass --rejection FILE")
+        return rule, str(rejection if rejection is not None else path)
     default = RejectionRule()
     if has_fillers and not default_rejection:
         raise MissingFileError(f"{path}: no calibrated rejection rule for this filler/garbage graph; run "
