@@ -59,7 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kaldilite.decode.rejection import DEFAULT_LOGISTIC_FEATURES, REJECTED, Measures, RejectionRule, feature_vector
+from kaldilite.decode.rejection import (DEFAULT_LOGISTIC_FEATURES, FEATURES, REJECTED, Measures, RejectionRule,
+                                       feature_vector)
 from kaldilite.errors import InputError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -588,7 +589,8 @@ def cross_calibrated_scores(references, measures, rule, commands, utt2spk, targe
 
 
 def _llr_total(m, num_frames):
-    return None if m.llr is None or not m.label else m.llr * max(num_frames, 1)
+    """The rule's ``llr_total`` of an utterance whose best path is a command, else None."""
+    return FEATURES["llr_total"](m, num_frames) if m.label else None
 
 
 def fusion_statistics(measures):
