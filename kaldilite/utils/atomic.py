@@ -16,31 +16,21 @@ import stat
 _TEMP_ATTEMPTS = 100
 
 
-def _temp_name(directory, prefix, suffix):
-    return os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
-
-
-def _make_temp_file(directory, prefix, suffix):
-    """Create a new empty file with a unique name; the usual permissions (0666 less the umask)."""
+def _make_temp(directory, prefix, suffix, create):
+    """`create(name)` for a new unique name `directory/prefix<random hex>suffix`; returns the name."""
     for _ in range(_TEMP_ATTEMPTS):
-        name = _temp_name(directory, prefix, suffix)
+        name = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
         try:
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+            create(name)
         except FileExistsError:
             continue
         return name
     raise FileExistsError(errno.EEXIST, f"no unused temporary name {prefix}*{suffix}", directory)
 
 
-def _make_temp_dir(directory, prefix, suffix, mode=0o777):
-    for _ in range(_TEMP_ATTEMPTS):
-        name = _temp_name(directory, prefix, suffix)
-        try:
-            os.mkdir(name, mode)
-        except FileExistsError:
-            continue
-        return name
-    raise FileExistsError(errno.EEXIST, f"no unused temporary name {prefix}*{suffix}", directory)
+def _create_empty_file(name):
+    """An empty file with the usual permissions (0666 less the umask)."""
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
 
 
 @contextlib.contextmanager
@@ -52,7 +42,7 @@ def atomic_path(path):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = _make_temp_file(directory, "." + os.path.basename(path) + ".", ".tmp")
+    tmp = _make_temp(directory, "." + os.path.basename(path) + ".", ".tmp", _create_empty_file)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -89,7 +79,7 @@ def atomic_dir(path, owned=()):
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
     old_mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.isdir(path) else None
-    new = _make_temp_dir(parent, f".{name}.", ".tmp")
+    new = _make_temp(parent, f".{name}.", ".tmp", os.mkdir)
     try:
         if old_mode is not None:
             os.chmod(new, old_mode)
