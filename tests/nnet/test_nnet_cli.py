@@ -268,11 +268,11 @@ def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_inpu
     write_matrix(tmp_path / "tri3b" / "final.mat", lda_mllt)
     write_speaker_transforms({"a": fmllr["a"]}, trans / "trans.1")
     write_speaker_transforms({"b": fmllr["b"]}, trans / "trans.2")
-    seen = {}
+    seen = []  # the input of each log_likelihoods call, in call order
     scores = NnetAcousticModel.log_likelihoods
 
     def spy(self, feats):
-        seen[len(seen)] = np.array(feats)
+        seen.append(np.array(feats))
         return scores(self, feats)
 
     monkeypatch.setattr(NnetAcousticModel, "log_likelihoods", spy)
@@ -287,7 +287,7 @@ def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_inpu
     measures = [json.loads(line) for line in (tmp_path / "dec" / "measures.jsonl").read_text().splitlines()]
     assert [m["utt"] for m in measures] == sorted(expected)
     assert len(seen) == len(expected)
-    for utt, got in zip(sorted(expected), (seen[k] for k in sorted(seen))):  # feats.scp order = sorted ids
+    for utt, got in zip(sorted(expected), seen):  # feats.scp order = sorted ids
         np.testing.assert_allclose(got, expected[utt], rtol=1e-4, atol=1e-4 * np.abs(expected[utt]).max())
     seen.clear()
 
