@@ -88,11 +88,11 @@ class HmmTemplates:
         return self._template((phone, pdfs))
 
     def for_windows(self, windows):
-        """`for_window` of many windows (an (n, N) int array) at once: (template_of, keys, templates).
+        """`for_window` of many windows (an (n, N) int array) at once: (template_of, templates).
 
         ``template_of[i]`` indexes the distinct HMMs, which are numbered in order of first use;
-        ``keys[k]`` and ``templates[k]`` are what `for_window` returns for the k-th one. The tree is
-        asked about all windows in one pass (`ContextDependency.pdfs_for_many`).
+        ``templates[k]`` is the template `for_window` returns for the k-th one. The tree is asked
+        about all windows in one pass (`ContextDependency.pdfs_for_many`).
         """
         windows = np.asarray(windows, dtype=np.int64).reshape(-1, self.tree.context_width)
         phones = windows[:, self.tree.central_position]
@@ -110,11 +110,9 @@ class HmmTemplates:
         rank[np.argsort(first, kind="stable")] = np.arange(len(first))
         template_of = np.empty(len(rows), np.int64)
         template_of[order] = rank[group]
-        keys, templates = [], []
-        for row in rows[np.sort(first)].tolist():
-            key, template = self._template((row[0], tuple(p for p in row[1:] if p >= 0)))
-            keys.append(key), templates.append(template)
-        return template_of, keys, templates
+        templates = [self._template((row[0], tuple(p for p in row[1:] if p >= 0)))[1]
+                     for row in rows[np.sort(first)].tolist()]
+        return template_of, templates
 
     def _template(self, key):
         if key not in self._cache:
@@ -170,7 +168,7 @@ def make_h_transducer(ilabel_info, tree, tm, transition_scale=1.0):
     disambig_tids = (num_tids + 1 + np.arange(len(disambig_labels))).tolist()
     if len(window_labels):
         windows = np.array([ilabel_info[j] for j in window_labels.tolist()], np.int64)
-        hmm_of, _, hmms = templates.for_windows(windows)
+        hmm_of, hmms = templates.for_windows(windows)
     else:
         hmm_of, hmms = np.zeros(0, np.int64), []
     # Internal states of HMM k (numbered by first use) start at base[k]; state 0 is the loop state.
