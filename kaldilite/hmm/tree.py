@@ -260,6 +260,8 @@ def _map_many(node, columns, rows, out):
     if kind == "const":
         out[rows] = node[1]
         return
+    if not len(rows):  # no windows at all (below the root, only non-empty row sets are passed down)
+        return
     column = columns.get(node[1])
     if column is None:
         return

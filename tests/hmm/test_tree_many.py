@@ -58,6 +58,10 @@ def test_many_windows_at_once_answer_as_one_window_at_a_time(seed, shape):
 def test_no_windows_give_an_empty_table():
     tree = random_tree(np.random.default_rng(0))
     assert tree.pdfs_for_many(np.zeros((0, 3), np.int64)).shape[0] == 0
+    # also when the root is a split, whose yes-set test looks at the values' range
+    split_root = ContextDependency(3, 1, ["split", 0, [1, 2], ["const", 0], ["const", 1]], {1: 1, 2: 1})
+    assert split_root.pdfs_for_many(np.zeros((0, 3), np.int64)).shape[0] == 0
+    assert split_root.pdfs_for_many([[1, 1, 2], [0, 2, 1]]).tolist() == [[0], [1]]
 
 
 def test_a_phone_outside_the_tree_is_named():
