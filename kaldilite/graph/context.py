@@ -74,7 +74,8 @@ class ContextExpansion:
 
         The walk is inherently sequential (states are numbered as they are discovered, and the
         numbering decides HCLG's), so it runs over plain Python lists, with the window lookup
-        inlined: a commands grammar with a garbage phone loop makes ~40,000 arcs here.
+        inlined on the phone path (`index` for the few disambiguation and flushing arcs): a
+        commands grammar with a garbage phone loop makes ~40,000 arcs here.
         """
         p = self.central_position
         disambig = set(self.disambig)
@@ -88,13 +89,6 @@ class ContextExpansion:
         queue = [start]
         src, ilab, olab, wts, nxt, final = [], [], [], [], [], [np.inf]
 
-        def window_index(window):
-            found = index_of.get(window)
-            if found is None:
-                found = index_of[window] = len(info)
-                info.append(window)
-            return found
-
         while queue:
             key = queue.pop()
             history, s, flushing = key
@@ -103,7 +97,7 @@ class ContextExpansion:
             for a in arcs:
                 x = arc_ilabel[a]
                 if x == 0 or x in disambig:
-                    label = window_index((-x,)) if x else 0
+                    label = self.index((-x,)) if x else 0
                     dest = (history, arc_next[a], False)
                 else:
                     window = history + (x,)
@@ -133,7 +127,7 @@ class ContextExpansion:
                         found = state_of[dest] = len(final)
                         final.append(np.inf)
                         queue.append(dest)
-                    src.append(me), ilab.append(window_index(window) if window[p] != 0 else 0), olab.append(0)
+                    src.append(me), ilab.append(self.index(window) if window[p] != 0 else 0), olab.append(0)
                     wts.append(0.0), nxt.append(found)
         return CompiledFst.from_arcs(len(state_of), 0, src, ilab, olab, wts, nxt, np.array(final, np.float32))
 
