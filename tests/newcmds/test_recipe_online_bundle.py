@@ -3,7 +3,7 @@ rule stage 10 calibrated on that model's decodes (the session system: mono, its 
 
 import json
 
-from newcmds_helpers import run_recipe
+from newcmds_helpers import MFCC_CONF, run_recipe
 
 
 def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(commands_system):
@@ -16,7 +16,7 @@ def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(command
     assert rule.calibration["decode_dir"] == "exp/mono/decode_dev"
     assert bundle.rejection == rule
     assert bundle.info["from"] == {"model": "exp/mono/final.mdl", "graph": "exp/mono/graph_commands",
-                                   "data": "data/train_aug", "mfcc_config": bundle.info["from"]["mfcc_config"],
+                                   "data": "data/train_aug", "mfcc_config": str(MFCC_CONF),
                                    "rejection": "exp/mono/graph_commands/rejection.json"}
     graph = CompiledFst.load(commands_system / "exp/mono/graph_commands/HCLG.npz")
     assert (bundle.graph.num_states, bundle.graph.num_arcs) == (graph.num_states, graph.num_arcs)
