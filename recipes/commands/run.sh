@@ -537,16 +537,20 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     calib_sets=(heldout_commands)
     continuity_sets=("${oov_sets[@]}")
   fi
-  for m in "${models[@]}"; do
-    score=$rejection_score
-    [ -f exp/$m/final.alimdl ] && score=$sat_rejection_score
-    # calibrated on dev pooled with calib_sets (RESULTS cross-calibrates by speaker instead)
+  calibrate() {  # SYS SCORE: exp/SYS/graph_commands/rejection.json, calibrated on dev pooled with calib_sets
+    # (RESULTS cross-calibrates by speaker instead)
+    local m=$1
     step exp/$m/decode_dev/.stamp_calibrate "$commands" data/dev/text exp/$m/decode_dev/measures.jsonl \
       $(for x in "${calib_sets[@]}"; do echo data/$x/text exp/$m/decode_$x/measures.jsonl; done) \
       --out exp/$m/graph_commands/rejection.json -- \
-      kaldilite calibrate-rejection --target-fa $target_fa --score $score \
+      kaldilite calibrate-rejection --target-fa $target_fa --score $2 \
       $(for x in "${calib_sets[@]}"; do echo --also data/$x exp/$m/decode_$x; done) "$commands" data/dev exp/$m/decode_dev \
       exp/$m/graph_commands
+  }
+  for m in "${models[@]}"; do
+    score=$rejection_score
+    [ -f exp/$m/final.alimdl ] && score=$sat_rejection_score
+    calibrate $m $score
     step exp/$m/decode_dev/.stamp_score "$commands" data/dev/text exp/$m/decode_dev/measures.jsonl \
       exp/$m/graph_commands/rejection.json --out exp/$m/decode_dev/scoring_commands/report -- \
       kaldilite score-commands --name $m --graph exp/$m/graph_commands "$commands" data/dev exp/$m/decode_dev
@@ -564,12 +568,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     step exp/tri3b+nnet2/.stamp $(for x in dev "${calib_sets[@]}" "${continuity_sets[@]}" "${report_sets[@]}"; do
         echo exp/tri3b/decode_$x/measures.jsonl exp/nnet2/decode_$x/measures.jsonl; done) \
       --out exp/tri3b+nnet2/decode_dev/measures.jsonl -- kaldilite fuse-command-scores exp/tri3b exp/nnet2 exp/tri3b+nnet2
-    step exp/tri3b+nnet2/decode_dev/.stamp_calibrate "$commands" data/dev/text exp/tri3b+nnet2/decode_dev/measures.jsonl \
-      $(for x in "${calib_sets[@]}"; do echo data/$x/text exp/tri3b+nnet2/decode_$x/measures.jsonl; done) \
-      --out exp/tri3b+nnet2/graph_commands/rejection.json -- \
-      kaldilite calibrate-rejection --target-fa $target_fa --score llr_total \
-      $(for x in "${calib_sets[@]}"; do echo --also data/$x exp/tri3b+nnet2/decode_$x; done) "$commands" data/dev \
-      exp/tri3b+nnet2/decode_dev exp/tri3b+nnet2/graph_commands
+    calibrate tri3b+nnet2 llr_total
   fi
   write_results() {
     {
