@@ -323,22 +323,24 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
     oov_word = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "oov.txt") if ln.split()][0]
     sil_prob = sil_prob_of_lexicon_fst(read_fst(lang_dir / "L.fst"))
 
-    position_dependent = (lang_dir / "phones" / "word_boundary.txt").is_file()
-    nonsil = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/nonsilence.txt") if ln.split()]
-    one_phone_prons = []  # (base phone, its one-phone word pronunciation): garbage and noise words
-    for p in nonsil:
-        base = p[:-2] if position_dependent and p.endswith(POSITION_SUFFIXES) else p
-        if base not in [b for b, _ in one_phone_prons]:
-            pron = (base + "_S",) if position_dependent else (base,)
-            if pron[0] not in real_phones:
-                raise InputError(f"{lang_dir / 'phones.txt'}: phone {pron[0]} missing; re-run prepare-lang")
-            one_phone_prons.append((base, pron))
-    if edge_noise_prob > 0 and NOISE_WORD not in lexicon_words:
-        entries.extend((NOISE_WORD, 1.0, pron) for _, pron in one_phone_prons)
+    noise_words = edge_noise_prob > 0 and NOISE_WORD not in lexicon_words
+    one_phone_prons = {}  # base phone -> its one-phone word pronunciation: garbage and noise words
+    if garbage or noise_words:
+        position_dependent = (lang_dir / "phones" / "word_boundary.txt").is_file()
+        nonsil = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/nonsilence.txt") if ln.split()]
+        for p in nonsil:
+            base = p[:-2] if position_dependent and p.endswith(POSITION_SUFFIXES) else p
+            if base not in one_phone_prons:
+                pron = (base + "_S",) if position_dependent else (base,)
+                if pron[0] not in real_phones:
+                    raise InputError(f"{lang_dir / 'phones.txt'}: phone {pron[0]} missing; re-run prepare-lang")
+                one_phone_prons[base] = pron
+    if noise_words:
+        entries.extend((NOISE_WORD, 1.0, pron) for pron in one_phone_prons.values())
 
     garbage_words = []
     if garbage:
-        for base, pron in one_phone_prons:
+        for base, pron in one_phone_prons.items():
             word = garbage_word(base)
             if word in lexicon_words:
                 raise InputError(f"{lang_dir}: the lexicon already has the reserved garbage word {word}; make "
