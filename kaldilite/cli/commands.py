@@ -230,6 +230,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     import time
 
     from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
@@ -240,6 +241,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
     model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
+    check_graph_for_model(graph_dir, model_path)
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")

@@ -68,7 +68,7 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
     tm = load_transition_model(model_path)
     tree = _load_tree(model_path)
     graph = mkgraph(lang_dir, graph_dir, tm, tree, transition_scale=transition_scale,
-                    self_loop_scale=self_loop_scale)
+                    self_loop_scale=self_loop_scale, model_path=model_path)
     click.echo(f"mkgraph: {graph_dir}/HCLG.fst has {graph.num_states} states, {graph.num_arcs} arcs "
                f"({time.perf_counter() - start:.2f} s)")
 
@@ -195,6 +195,7 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     """
     import time
 
+    from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.utils.atomic import atomic_open
@@ -202,6 +203,7 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
     model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
+    check_graph_for_model(graph_dir, model_path)
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")

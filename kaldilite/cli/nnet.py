@@ -232,6 +232,7 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
 
     from kaldilite.cli.decode import _score, _write_text
     from kaldilite.errors import MissingFileError
+    from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.train.decode_commands import adapted_nnet_transforms
@@ -242,6 +243,7 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     model_path = Path(model) if model else decode_dir.parent / "final.mdl"
     if not model_path.is_file():
         raise MissingFileError(f"{model_path}: no model; pass --model or train one (kaldilite train-nnet2)")
+    check_graph_for_model(graph_dir, model_path)
     if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
         raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
     # the model, its raw feature dimension and --transform-dir (present exactly when the model needs

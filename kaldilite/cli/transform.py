@@ -181,8 +181,14 @@ def decode_fmllr_cmd(graph_dir, data_dir, decode_dir, nj, beam, first_beam, max_
     Usage: kaldilite decode-fmllr [options] <graph-dir> <data-dir> <decode-dir>
      e.g.: kaldilite decode-fmllr --nj 2 exp/tri3b/graph data/test exp/tri3b/decode_test
     """
+    from pathlib import Path
+
+    from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.train.sat import FmllrDecodeOptions, decode_fmllr
 
+    model_path = Path(model_dir or Path(decode_dir).parent) / "final.mdl"
+    if model_path.is_file():  # decode_fmllr names a missing SAT model itself
+        check_graph_for_model(graph_dir, model_path)
     opts = FmllrDecodeOptions(beam=beam, first_beam=first_beam, max_active=max_active, acoustic_scale=acwt,
                               silence_weight=silence_weight, fmllr_update_type=fmllr_update_type,
                               posteriors=posteriors, lattice_beam=lattice_beam,

@@ -23,6 +23,7 @@ from kaldilite.errors import InputError
 from kaldilite.graph.compiled import CompiledFst
 from kaldilite.graph.context import ContextExpansion
 from kaldilite.graph.hmm_fst import add_self_loops, is_stochastic, make_h_transducer
+from kaldilite.graph.provenance import RECORD_FILE, graph_record, write_graph_record
 from kaldilite.utils.atomic import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ _COPIED_FILES = ("words.txt", "phones.txt", "words/fillers.txt", "words/fillers.
                  *(f"phones/{name}" for name in _PHONES_FILES))
 # Everything mkgraph writes: a rebuild drops these when it no longer writes them (a grammar
 # without fillers leaves no stale words/fillers.txt) and keeps any other file in the graph dir.
-_GRAPH_DIR_FILES = ("HCLG.fst", "HCLG.npz", "disambig_tid.int", "num_pdfs", *_COPIED_FILES)
+_GRAPH_DIR_FILES = ("HCLG.fst", "HCLG.npz", "disambig_tid.int", "num_pdfs", RECORD_FILE, *_COPIED_FILES)
 
 
 def _to_log(fst):
@@ -127,11 +128,13 @@ def _num_arcs(fst):
     return sum(fst.num_arcs(s) for s in fst.states())
 
 
-def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_scale=0.1):
+def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_scale=0.1, model_path=None):
     """Build ``graph_dir/HCLG.fst`` (OpenFst binary) and ``HCLG.npz`` (fast-loading arrays) for a lang dir.
 
     Also writes ``words.txt``, ``phones.txt``, ``phones/`` (the lists scoring needs),
-    ``disambig_tid.int`` and ``num_pdfs``, as mkgraph.sh does. Returns the `CompiledFst`.
+    ``disambig_tid.int`` and ``num_pdfs``, as mkgraph.sh does, and ``model_id.txt``: checksums of
+    `tree` and `tm` (and `model_path`, the lang dir, for messages) that decoding verbs check the
+    model they are given against (`kaldilite.graph.provenance`). Returns the `CompiledFst`.
 
     The graph dir is written as a new directory that replaces the old one in one rename
     (`kaldilite.utils.atomic.atomic_dir`): a decoder never reads a new HCLG.fst with an old
@@ -162,6 +165,7 @@ def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_sc
             (out / name).write_bytes((lang_path / name).read_bytes())
         (out / "disambig_tid.int").write_text("".join(f"{t}\n" for t in disambig_tids), encoding="utf-8")
         (out / "num_pdfs").write_text(f"{tm.num_pdfs}\n", encoding="utf-8")
+        write_graph_record(out, graph_record(tm, tree, model_path=model_path, lang_dir=lang.path))
     log.info("mkgraph: wrote %s (%d states, %d arcs) in %.3f s", graph_dir, graph.num_states, graph.num_arcs,
              time.perf_counter() - t0)
     return graph

@@ -320,6 +320,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     from kaldilite.feat.cmvn import OnlineCmvnOptions
     from kaldilite.feat.options import MfccOptions
     from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.config import options_to_config_lines, read_config
     from kaldilite.online.recognizer import OnlineDecodingOptions
     from kaldilite.utils.atomic import atomic_open, atomic_path
@@ -339,6 +340,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     if loaded.raw_feature_dim and loaded.raw_feature_dim != raw_dim:
         raise DimensionMismatchError(f"{mfcc_config}: makes {raw_dim}-dim features but {model_path} was trained on "
                                      f"{loaded.raw_feature_dim}-dim ones; pass the config make-mfcc used")
+    check_graph_for_model(graph_dir, model_path)
     graph = load_graph(graph_dir)
     for name in ("words.txt", "phones.txt", "phones/silence.csl"):
         if not (graph_dir / name).is_file():

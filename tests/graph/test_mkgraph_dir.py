@@ -36,7 +36,8 @@ def test_the_graph_dir_has_kaldis_layout_with_the_lang_files_and_the_graph(syste
     lang, tree, tm = system
     graph_dir = tmp_path / "exp" / "graph"
     graph = mkgraph(lang, graph_dir, tm, tree)
-    assert files_under(graph_dir) == sorted(["HCLG.fst", "HCLG.npz", "disambig_tid.int", "num_pdfs", *COPIED])
+    assert files_under(graph_dir) == sorted(["HCLG.fst", "HCLG.npz", "disambig_tid.int", "num_pdfs", "model_id.txt",
+                                              *COPIED])
     for name in COPIED:
         assert filecmp.cmp(lang.path / name, graph_dir / name, shallow=False), name
     assert (graph_dir / "num_pdfs").read_text() == f"{tm.num_pdfs}\n"

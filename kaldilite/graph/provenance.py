@@ -1,0 +1,120 @@
+"""Which model a decoding graph belongs to: the record `mkgraph` writes, and the check every decoding verb runs.
+
+A graph's input labels are transition-ids, and which pdf each context window uses was decided
+by the tree the graph was built with. A model from another tree with the same pdf count decodes
+such a graph without any error and produces garbage. Kaldi's scripts guard against this by
+comparing files (steps/nnet2/decode.sh and friends run ``cmp $srcdir/tree $graphdir/../tree``);
+here mkgraph writes ``GRAPH_DIR/model_id.txt`` (a text file beside the standard HCLG.fst,
+words.txt, phones/ ... which stay as Kaldi has them) with SHA-256 checksums of
+
+- the tree (its canonical JSON form), and
+- the transition model's structure: topology and transition-state tuples (not the transition
+  probabilities, which re-estimation changes while the graph stays valid),
+
+and `check_graph_for_model` compares them with the model a verb is given. An nnet2 model copies
+its GMM system's tree and transition model, so it matches that GMM's graphs. A graph without the
+record (built before it existed) is accepted with a warning.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RECORD_FILE = "model_id.txt"
+_HEADER = "# kaldilite mkgraph: the tree and transition model this graph was built for (checked by decoders)"
+
+
+def tree_checksum(tree):
+    return hashlib.sha256(json.dumps(tree.to_dict(), sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def transition_model_checksum(tm):
+    return _structure_checksum(tm.topo, tm.tuples)
+
+
+def _structure_checksum(topo, tuples):
+    digest = hashlib.sha256(topo.to_text().encode("utf-8"))
+    digest.update(np.asarray(tuples, dtype="<i4").reshape(-1, 4).tobytes())
+    return digest.hexdigest()
+
+
+def graph_record(tm, tree, *, model_path=None, lang_dir=None):
+    """The record's fields: checksums to compare, paths to name in messages."""
+    return {"tree": tree_checksum(tree), "transition_model": transition_model_checksum(tm),
+            "num_pdfs": str(tm.num_pdfs), "model": str(model_path) if model_path else "",
+            "lang": str(lang_dir) if lang_dir else ""}
+
+
+def write_graph_record(directory, record):
+    lines = [_HEADER] + [f"{key} {value}".rstrip() for key, value in record.items()]
+    (Path(directory) / RECORD_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_graph_record(graph_dir):
+    """The record of a graph dir as a dict, or None for a graph built without one."""
+    path = Path(graph_dir) / RECORD_FILE
+    if not path.is_file():
+        return None
+    record = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            record[key] = value.strip()
+    return record
+
+
+def _model_transition_checksum(model_path):
+    """The transition-model checksum of a model file of any type (GMM or nnet2 share this storage:
+    the topology text in the JSON header, the tuples as ``tm_tuples``), without loading the model."""
+    from kaldilite.hmm.topology import Topology
+
+    try:
+        with np.load(model_path, allow_pickle=False) as npz:
+            header = json.loads(bytes(npz["header"]).decode("utf-8"))
+            tuples = npz["tm_tuples"]
+        topo = Topology.from_text(header["topology"], source=f"{model_path} (topology)")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: the model loader reports it properly later
+        log.debug("%s: transition model not readable for the graph check (%s)", model_path, exc)
+        return None, None
+    num_pdfs = int(tuples[:, 2:].max()) + 1 if len(tuples) else 0
+    return _structure_checksum(topo, tuples), num_pdfs
+
+
+def check_graph_for_model(graph_dir, model_path, tree_path=None):
+    """Refuse to decode `graph_dir` with `model_path` when the graph was built from another tree or
+    transition model. The tree is `tree_path`, else ``tree`` beside the model (skipped when absent).
+    A graph without a record is accepted with a warning."""
+    graph_dir, model_path = Path(graph_dir), Path(model_path)
+    record = read_graph_record(graph_dir)
+    if record is None:
+        log.warning("%s: no %s (graph built by an older kaldilite): cannot check that it was built for %s's tree; "
+                    "re-run `kaldilite mkgraph <lang-dir> %s %s` to record it", graph_dir, RECORD_FILE, model_path,
+                    model_path.parent, graph_dir)
+        return
+    tm_sum, num_pdfs = _model_transition_checksum(model_path)
+    tree_path = Path(tree_path) if tree_path else model_path.parent / "tree"
+    differs = []
+    if tree_path.is_file() and record.get("tree"):
+        from kaldilite.hmm.tree import ContextDependency
+
+        if tree_checksum(ContextDependency.read(tree_path)) != record["tree"]:
+            differs.append(f"tree {tree_path}")
+    if tm_sum is not None and record.get("transition_model") and tm_sum != record["transition_model"]:
+        differs.append(f"transition model ({num_pdfs} pdfs; the graph's has {record.get('num_pdfs', '?')})")
+    if differs:
+        built_from = f" (built for {record['model']})" if record.get("model") else ""
+        lang = record.get("lang") or "<lang-dir>"
+        raise InputError(f"{graph_dir / RECORD_FILE}: this graph{built_from} does not match {model_path}: "
+                         f"{' and '.join(differs)} differ; decode with that model's own graph or rebuild it: "
+                         f"kaldilite mkgraph {lang} {model_path.parent} {graph_dir}")
+
+
+__all__ = ["RECORD_FILE", "check_graph_for_model", "graph_record", "read_graph_record", "write_graph_record",
+           "tree_checksum", "transition_model_checksum"]
