@@ -81,6 +81,7 @@ class OnlineResult:
     reason: str          # the rejection rule's reason (accepted, filler, low-confidence, ...)
     words: tuple = ()    # the raw best path (fillers and garbage words included)
     num_frames: int = 0
+    score: float = math.nan  # what the rejection rule compared with its threshold (e.g. llr_total)
 
     def to_line(self):
         """`SOURCE START-END confidence=C latency=Nms endpoint=RULE TEXT`: the command (which may
@@ -92,7 +93,7 @@ class OnlineResult:
     def to_json(self):
         data = dataclasses.asdict(self)
         data["words"] = list(self.words)
-        for key in ("confidence", "start", "end", "latency"):
+        for key in ("confidence", "start", "end", "latency", "score"):
             data[key] = round(float(data[key]), 4) if math.isfinite(data[key]) else None
         return json.dumps(data, ensure_ascii=False)
 
@@ -207,8 +208,19 @@ class OnlineRecognizer:
         best = self.decoder.best_path()
         if best is None:
             return None
-        return endpoint_detected(self._rules, self._decoded, trailing_silence_frames(best.alignment, self._silence_tid),
-                                 self.frame_shift, self.decoder.final_relative_cost())
+        trailing = trailing_silence_frames(best.alignment, self._silence_tid)
+        if 0 < trailing < self._decoded and self.decoder.final_relative_cost() < math.inf:
+            # The words reported are those of the best COMPLETE path (finalize adds final costs),
+            # so the silence that ends the utterance must be on that path too. Kaldi counts it on
+            # the partial path only; with a command grammar the two differ exactly when the
+            # partial path has entered silence inside a word (a stop closure, "lef|t") that the
+            # complete path still spells out: ending there cut the word in two and the rule,
+            # calibrated on whole words, rejected both halves. Whether anything was said at all is
+            # still judged on the partial path alone (a complete path may be forced to hold a word).
+            complete = self.decoder.finalize()
+            trailing = min(trailing, trailing_silence_frames(complete.alignment, self._silence_tid))
+        return endpoint_detected(self._rules, self._decoded, trailing, self.frame_shift,
+                                 self.decoder.final_relative_cost())
 
     def _finish_utterance(self, endpoint, arrival, restart=True):
         """Finalize: decide and make the result; restart after the decoded frames.
@@ -264,7 +276,7 @@ class OnlineRecognizer:
                 accepted=decision.accepted, confidence=float(decision.confidence),
                 start=self._utt_time(int(speech[0])), end=end, latency=waited + processing, endpoint=endpoint,
                 reason=decision.reason, words=tuple(w for w in (decision.words or ()) if w != "<eps>"),
-                num_frames=self._decoded)
+                num_frames=self._decoded, score=float(decision.score))
             if self.opts.carry_cmvn and hasattr(self._features.source, "get_state"):
                 self._cmvn_state = self._features.source.get_state(self._decoded - 1)
             self.results.append(result)
