@@ -301,16 +301,8 @@ def _prune_links(link_src, link_dst, link_arc, link_acoustic, link_frame, arc_il
             finals[i] = np.float64(final_cost[node_state[i]])
     keep_link = np.zeros(n, np.bool_)
     keep_node = np.zeros(count, np.bool_)
-    alpha, beta, converged = _frame_viterbi(link_src, link_dst, cost, block_start, block_emitting, finals, count)
-    if not converged:
-        return -1, keep_link, keep_node, finals
-    best = np.inf
-    for i in range(count):
-        if alpha[i] + finals[i] < best:
-            best = alpha[i] + finals[i]
-    if not np.isfinite(best):
-        for i in range(count):
-            finals[i] = 0.0 if node_frame[i] == num_frames else np.inf
+    # Second attempt only when no final state is reachable: every last-frame node ends at cost 0.
+    for attempt in range(2):
         alpha, beta, converged = _frame_viterbi(link_src, link_dst, cost, block_start, block_emitting, finals,
                                                 count)
         if not converged:
@@ -319,6 +311,10 @@ def _prune_links(link_src, link_dst, link_arc, link_acoustic, link_frame, arc_il
         for i in range(count):
             if alpha[i] + finals[i] < best:
                 best = alpha[i] + finals[i]
+        if np.isfinite(best) or attempt == 1:
+            break
+        for i in range(count):
+            finals[i] = 0.0 if node_frame[i] == num_frames else np.inf
     if not np.isfinite(best):
         return 0, keep_link, keep_node, finals
     limit = best + lattice_beam + 1e-6 * max(1.0, abs(best))
