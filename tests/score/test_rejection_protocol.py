@@ -4,7 +4,7 @@
   commands: same ids, another grammar): pooled, not refused, and the threshold is the hand one;
 - commands-results --calibrate: one threshold row per calibration pool, each 2-fold
   cross-calibrated by speaker; every threshold, accuracy and false accept counted by hand below;
-- a --calibrate set that is not an --oov set is a usage error;
+- a --calibrate set that is not an --oov set is refused (one line naming it);
 - fuse-command-scores: the fused llr_total of each utterance against the sum of standardized
   scores computed by hand.
 
@@ -19,6 +19,7 @@ import math
 from click.testing import CliRunner
 
 from kaldilite.cli import cli
+from kaldilite.errors import InputError
 
 FRAMES = 100
 COMMANDS = {"A": [10, 20, 30, 40], "B": [10, 20, 30, 40]}  # llr_total of 4 right commands each
@@ -120,7 +121,8 @@ def test_commands_results_refuses_to_calibrate_on_a_report_only_set(tmp_path):
     result = CliRunner().invoke(cli, ["commands-results", "--commands", str(tmp_path / "commands.txt"),
                                       "--oov-report-only", f"fsdd={data / 'fsdd'}", "--calibrate", "fsdd",
                                       str(data / "dev"), str(exp)])
-    assert result.exit_code == 2 and "--calibrate" in result.output and "fsdd" in result.output
+    assert isinstance(result.exception, InputError), result.output
+    assert "--calibrate 'fsdd'" in str(result.exception) and "--oov sets" in str(result.exception)
 
 
 def test_fuse_command_scores_sums_standardized_llr_totals_computed_by_hand(tmp_path):
