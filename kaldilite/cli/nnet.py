@@ -169,22 +169,17 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
     from kaldilite.decode.decoder import DecoderOptions
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.io.symbols import SymbolTable
-    from kaldilite.nnet.model import load_nnet_model, read_transform_dir
+    from kaldilite.train.decode_commands import nnet_model_and_input
     from kaldilite.train.gmm_steps import single_threaded_blas
 
-    model = load_nnet_model(model_path)
-    transforms = None
-    if transform_dir is not None:
-        transforms = read_transform_dir(transform_dir, model.fmllr_pipeline.transform)
+    model, features = nnet_model_and_input(model_path, data_dir, transform_dir)
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
     scales = {None: float(acoustic_scale)}
     scales.update({lmwt: 1.0 / lmwt for lmwt in lmwts})
     with single_threaded_blas():
-        results = decode_utterances_at_scales(graph, model.tm.tid_to_pdf, model.log_likelihoods,
-                                              model.features(data_dir, transforms=transforms,
-                                                             transform_dir=transform_dir),
+        results = decode_utterances_at_scales(graph, model.tm.tid_to_pdf, model.log_likelihoods, features,
                                               opts, list(scales.values()), words, lattice_beam=lattice_beam)
     if lattice_beam is not None:
         from kaldilite.decode.lattice import Lattice, write_lattices
@@ -235,7 +230,7 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
-    from kaldilite.train.decode_commands import adapted_nnet_transforms
+    from kaldilite.train.decode_commands import nnet_model_and_input
     from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
@@ -249,7 +244,7 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     # the model, its raw feature dimension and --transform-dir (present exactly when the model needs
     # it, final.mat as the model's, every speaker covered): all checked here, once, before any job
     # starts, as decode-commands checks them
-    adapted_nnet_transforms(model_path, data_dir, transform_dir)
+    nnet_model_and_input(model_path, data_dir, transform_dir)
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,

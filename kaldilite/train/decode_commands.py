@@ -100,10 +100,12 @@ def reads_adapted_features(model_path):
     return header.get("model_type") == "nnet2" and header.get("fmllr_pipeline") is not None
 
 
-def adapted_nnet_transforms(model_path, data_dir, transform_dir):
-    """(model, speaker -> fMLLR) for an nnet2 model given ``transform_dir``, checked as decode-nnet2
-    checks them: present exactly when the model reads adapted input, final.mat as the model's, every
-    speaker of ``data_dir`` covered (one-line errors, before any decoding)."""
+def nnet_model_and_input(model_path, data_dir, transform_dir=None):
+    """(model, stream of (utt, network input)) of an nnet2 model on ``data_dir``, checked first as
+    steps/nnet2/decode.sh checks them: the raw feature dimension, ``transform_dir`` present exactly
+    when the model reads fMLLR-adapted input, its final.mat the model's, every speaker of
+    ``data_dir`` covered (one-line errors, before any utterance is read). The stream is lazy: a verb
+    that only wants the checks (and the loaded model) drops it."""
     from kaldilite.nnet.model import check_transform_speakers, load_nnet_model, read_transform_dir
 
     model = load_nnet_model(model_path)
@@ -113,17 +115,15 @@ def adapted_nnet_transforms(model_path, data_dir, transform_dir):
         check_transform_speakers(data_dir, transforms, transform_dir)
     elif transform_dir is not None:
         transforms = {}  # refused by model.features with the reason
-    model.features(data_dir, transforms=transforms, transform_dir=transform_dir)  # raises when they do not fit
-    return model, transforms
+    return model, model.features(data_dir, transforms=transforms, transform_dir=transform_dir)
 
 
 def _decode_adapted_nnet(graph_dir, model_path, data_dir, opts):
     """nnet2 on fMLLR-adapted input: the SAT system's features through the test speakers' transforms
     (steps/nnet2/decode.sh --transform-dir), one lattice pass."""
-    model, transforms = adapted_nnet_transforms(model_path, data_dir, opts.transform_dir)
+    model, features = nnet_model_and_input(model_path, data_dir, opts.transform_dir)
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
-    features = model.features(data_dir, transforms=transforms, transform_dir=opts.transform_dir)
     results = _lattice_pass(graph, model.tm.tid_to_pdf, words, fillers, recognizer_opts, model.log_likelihoods,
                             features, timer)
     return results, timer.wall, timer.cpu
