@@ -55,6 +55,8 @@ VERBS = {
     'split-data': ('data', None),
     'subset-data-dir': ('data', None),
     'validate-data-dir': ('data', None),
+    'apply-cmvn-online': ('feat', "Apply online CMVN to features as the online decoder does (Kaldi's apply-cmvn-online)."),
+    'matrix-sum': ('feat', "Sum all matrices of a table into one matrix file (Kaldi's matrix-sum, table-to-matrix form)."),
     'compute-cmvn-stats': ('feat',
         'Per-speaker CMVN stats for a data dir with features, like steps/compute_cmvn_stats.sh.'),
     'compute-fbank-feats': ('feat',

@@ -204,6 +204,14 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
               help="nnet2 models trained on fMLLR-adapted input (train-nnet2 --transform-dir): the test speakers' "
                    "transforms trans.* (e.g. the SAT system's decode dir of this data, exp/tri3b/decode_dev).")
+@click.option("--online-cmvn", "online_cmvn", type=click.Path(exists=True, dir_okay=False), metavar="GLOBAL_STATS",
+              help="Normalize with the online decoder's CMVN (apply-cmvn-online --spk2utt) instead of the model's "
+                   "offline CMVN, this file as the prior (e.g. a bundle's global_cmvn.stats): each speaker's "
+                   "utterances in DATA_DIR/spk2utt order, stats carried from one to the next, as decode-online "
+                   "carries them. Speaker-independent models only.")
+@click.option("--online-cmvn-config", type=click.Path(exists=True, dir_okay=False),
+              help="With --online-cmvn: OnlineCmvn options (e.g. a bundle's conf/online_cmvn.conf; default: "
+                   "Kaldi's defaults).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -212,7 +220,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
                         first_beam, silence_weight, fmllr_min_count, exact_llr, first_pass_measures, fmllr_hypothesis,
-                        transform_dir, model):
+                        transform_dir, online_cmvn, online_cmvn_config, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -225,6 +233,9 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     score-commands; calibrate the rule on it with calibrate-rejection.
 
     e.g.: kaldilite decode-commands --nj 2 exp/mono/graph_commands data/dev exp/mono/decode_dev
+          kaldilite decode-commands --online-cmvn exp/nnet2_online/global_cmvn.stats \
+            --online-cmvn-config exp/nnet2_online/conf/online_cmvn.conf --model exp/nnet2/final.mdl \
+            exp/nnet2/graph_commands data/dev_hires exp/nnet2_online_cmvn/decode_dev
     """
     import dataclasses
     import time
@@ -235,18 +246,19 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
     from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, is_speaker_adapted,
-                                                 nnet_model_and_input, reads_adapted_features)
+                                                 nnet_model_and_input, online_cmvn_setup, reads_adapted_features)
     from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
     model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
-    check_graph_for_model(graph_dir, model_path)
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
+    transition_model = None  # the graph check reads it from the model file unless loaded here
     if transform_dir is not None or reads_adapted_features(model_path):  # all checked once, before any job
-        nnet_model_and_input(model_path, data_dir, transform_dir)
+        transition_model = nnet_model_and_input(model_path, data_dir, transform_dir)[0].tm
+    check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
     if is_speaker_adapted(model_path):
         from kaldilite.train.sat import _silence_phones_from
@@ -256,7 +268,15 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
                                 fmllr_min_count=fmllr_min_count, exact_llr=exact_llr,
                                 first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis,
-                                transform_dir=None if transform_dir is None else str(transform_dir))
+                                transform_dir=None if transform_dir is None else str(transform_dir),
+                                online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config)
+    if online_cmvn_config and not online_cmvn:
+        raise click.UsageError("--online-cmvn-config goes with --online-cmvn GLOBAL_STATS")
+    if online_cmvn and (is_speaker_adapted(model_path) or transform_dir is not None
+                        or reads_adapted_features(model_path)):
+        raise InputError(f"--online-cmvn: {model_path} is speaker-adapted (SAT or fMLLR input); online CMVN is for "
+                         "the speaker-independent models decode-online runs")
+    online_cmvn_setup(opts)  # an unreadable stats file or config fails here, before any job
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]

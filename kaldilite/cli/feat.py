@@ -1,4 +1,5 @@
-"""`kaldilite make-mfcc | make-fbank | compute-cmvn-stats | compute-mfcc-feats | compute-fbank-feats`.
+"""`kaldilite make-mfcc | make-fbank | compute-cmvn-stats | compute-mfcc-feats | compute-fbank-feats`,
+`apply-cmvn-online` and `matrix-sum` (the online decoder's CMVN over a table, and its global stats).
 
 Thin wrappers over `kaldilite.feat.make`, with the arguments of steps/make_mfcc.sh,
 steps/make_fbank.sh and steps/compute_cmvn_stats.sh (DATA [LOGDIR [FEATDIR]]) and every option
@@ -13,6 +14,7 @@ import sys
 
 import click
 
+from kaldilite.feat.cmvn import OnlineCmvnOptions
 from kaldilite.feat.options import FbankOptions, MfccOptions
 from kaldilite.io.config import click_options
 from kaldilite.jobs.cli import job_options
@@ -167,4 +169,120 @@ def _compute_feats_command(kind, options_cls, tool):
 compute_mfcc_feats = _compute_feats_command("mfcc", MfccOptions, "compute-mfcc-feats")
 compute_fbank_feats = _compute_feats_command("fbank", FbankOptions, "compute-fbank-feats")
 
-COMMANDS = [make_mfcc, make_fbank, compute_cmvn_stats_cmd, compute_mfcc_feats, compute_fbank_feats]
+def _read_spk2utt(rspecifier):
+    """speaker -> [utt, ...] of a Kaldi text table `ark:spk2utt` (or a bare path), in file order."""
+    from kaldilite.errors import InputError, MissingFileError
+    from kaldilite.io.tables import parse_rspecifier
+
+    kind, path = parse_rspecifier(rspecifier)
+    if kind != "ark":
+        raise InputError(f"--spk2utt={rspecifier}: expected a text table such as ark:data/train/spk2utt")
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: no such spk2utt file; utils/utt2spk_to_spk2utt.pl makes it from utt2spk") \
+            from None
+    spk2utt = {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 2 or fields[0] in spk2utt:
+            raise InputError(f"{path}:{number}: expected 'speaker utt1 utt2 ...' with each speaker once")
+        spk2utt[fields[0]] = fields[1:]
+    return spk2utt
+
+
+@click.command("apply-cmvn-online", context_settings={"show_default": True})
+@click.argument("global_stats")
+@click.argument("feats_rspecifier")
+@click.argument("feats_wspecifier")
+@click.option("--spk2utt", "spk2utt_rspecifier",
+              help="Speaker to utterance-list map (ark:data/train/spk2utt): each speaker's utterances in this "
+                   "order, each starting from the stats of the ones before; without it every utterance starts "
+                   "from the global stats alone.")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False),
+              help="Kaldi config file of OnlineCmvn options (e.g. a bundle's conf/online_cmvn.conf); "
+                   "command-line options win.")
+@click_options(OnlineCmvnOptions)
+def apply_cmvn_online_cmd(global_stats, feats_rspecifier, feats_wspecifier, spk2utt_rspecifier, config, **kwargs):
+    """Apply online CMVN to features as the online decoder does (Kaldi's apply-cmvn-online).
+
+    The normalization of decode-online (OnlineCmvn: a --cmn-window sliding window topped up at
+    the start with the speaker's earlier utterances and the global stats), for a whole table of
+    features at once. GLOBAL_STATS: the prior, e.g. a bundle's global_cmvn.stats or the training
+    data's cmvn.scp summed (`kaldilite matrix-sum --binary=false scp:data/train/cmvn.scp global_cmvn.stats`).
+
+    \b
+    e.g.: kaldilite apply-cmvn-online --spk2utt=ark:data/dev/spk2utt exp/nnet2_online/global_cmvn.stats \\
+            scp:data/dev/feats.scp ark,scp:cmvn_online.ark,cmvn_online.scp
+    """
+    from kaldilite.feat.cmvn import apply_cmvn_online
+    from kaldilite.io.config import options_from_click
+    from kaldilite.io.tables import read_matrices, read_matrix, read_matrix_dict
+
+    opts = options_from_click(OnlineCmvnOptions, config, kwargs)
+    opts.check()
+    stats = read_matrix(global_stats)
+    counts = {"utterances": 0, "frames": 0}
+    if spk2utt_rspecifier:
+        normalized = apply_cmvn_online(read_matrix_dict(feats_rspecifier), stats, opts,
+                                       _read_spk2utt(spk2utt_rspecifier))
+    else:
+        normalized = apply_cmvn_online(read_matrices(feats_rspecifier), stats, opts)
+
+    def counted():
+        for utt, feats in normalized:
+            counts["utterances"] += 1
+            counts["frames"] += len(feats)
+            yield utt, feats
+
+    write_feature_table(counted(), feats_wspecifier)
+    click.echo(f"LOG (apply-cmvn-online) Applied online CMVN to {counts['utterances']} files, or "
+               f"{counts['frames']} frames.", err=True)
+    if counts["utterances"] == 0:
+        sys.exit(1)
+
+
+@click.command("matrix-sum")
+@click.argument("matrix_rspecifier")
+@click.argument("matrix_wxfilename")
+@click.option("--binary", type=click.BOOL, default=True, show_default=True, help="Write in binary mode.")
+def matrix_sum_cmd(matrix_rspecifier, matrix_wxfilename, binary):
+    """Sum all matrices of a table into one matrix file (Kaldi's matrix-sum, table-to-matrix form).
+
+    The usual use: the global CMVN stats, the online-CMVN prior, from a data dir's per-speaker stats.
+
+    \b
+    e.g.: kaldilite matrix-sum --binary=false scp:data/train/cmvn.scp exp/nnet2_online_cmvn/global_cmvn.stats
+    """
+    import numpy as np
+
+    from kaldilite.errors import DimensionMismatchError, InputError
+    from kaldilite.io.tables import read_matrices
+    from kaldilite.utils.atomic import atomic_open
+
+    total, count = None, 0
+    for key, matrix in read_matrices(matrix_rspecifier):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if total is not None and matrix.shape != total.shape:
+            raise DimensionMismatchError(f"{matrix_rspecifier}: matrix {key} has shape {matrix.shape}, the ones "
+                                         f"before {total.shape}; they cannot be summed")
+        total = matrix.copy() if total is None else total + matrix
+        count += 1
+    if total is None:
+        raise InputError(f"{matrix_rspecifier}: no matrices to sum")
+    if binary:
+        import kaldi_io
+
+        with atomic_open(matrix_wxfilename, "wb") as handle:
+            kaldi_io.write_mat(handle, total)
+    else:
+        from kaldilite.online.bundle import write_kaldi_text_matrix
+
+        write_kaldi_text_matrix(matrix_wxfilename, total)
+    click.echo(f"LOG (matrix-sum) Summed {count} matrices of dimension {total.shape[0]} by {total.shape[1]}", err=True)
+
+
+COMMANDS = [make_mfcc, make_fbank, compute_cmvn_stats_cmd, compute_mfcc_feats, compute_fbank_feats,
+            apply_cmvn_online_cmd, matrix_sum_cmd]

@@ -1,7 +1,9 @@
 """Cepstral mean and variance normalization: per-speaker/utterance stats, sliding window, online.
 
 Follows Kaldi's src/transform/cmvn.cc (stats layout and apply-cmvn), src/feat/feature-functions.cc
-(SlidingWindowCmn, the apply-cmvn-sliding tool) and src/feat/online-feature.cc (OnlineCmvn).
+(SlidingWindowCmn, the apply-cmvn-sliding tool), src/feat/online-feature.cc (OnlineCmvn) and
+src/online2bin/apply-cmvn-online.cc (`apply_cmvn_online`: a whole data dir through the online
+decoder's CMVN, each speaker's utterances in spk2utt order).
 
 CMVN statistics are Kaldi's float64 (2, D+1) matrix:
 
@@ -325,3 +327,49 @@ class OnlineCmvn:
         utterance = cmvn_stats(self.source.get_frames(0, frame + 1))
         state.speaker_stats = utterance if state.speaker_stats is None else state.speaker_stats + utterance
         return state
+
+
+def apply_cmvn_online(feats, global_stats, opts=None, spk2utt=None, where="apply-cmvn-online"):
+    """Kaldi's apply-cmvn-online: yield (utt, float32 normalized features) through `OnlineCmvn`.
+
+    The very normalization live decoding applies (`OnlineFeaturePipeline` runs the same
+    `OnlineCmvn`), so that a data dir can be decoded, calibrated or trained on as the online
+    decoder will see it. `global_stats`: the (2, D+1) prior (global_cmvn.stats, the training
+    data's cmvn.scp summed). Without `spk2utt` every utterance of `feats` (an iterable of
+    (utt, matrix), in its order) starts from the global prior alone. With `spk2utt` (an iterable
+    of (speaker, [utt, ...]) or a dict; `feats` is then a mapping utt -> matrix), each speaker
+    starts from the global prior and every utterance's raw frame stats join the speaker stats its
+    successors start from: the order of a speaker's utterances is the order of its spk2utt line
+    (a Kaldi data dir's spk2utt lists them in sorted order, which is not recording order).
+    Utterances named in spk2utt without features are skipped with a warning, as in Kaldi.
+    """
+    opts = OnlineCmvnOptions() if opts is None else opts
+    global_stats = np.asarray(global_stats, dtype=np.float64)
+    if global_stats.ndim != 2 or global_stats.shape[0] != 2:
+        raise InputError(f"{where}: global CMVN stats must be a (2, dim+1) matrix, got shape {global_stats.shape}")
+    if global_stats[0, -1] <= 0:
+        raise InputError(f"{where}: global CMVN stats have a zero frame count; sum the training data's cmvn.scp")
+
+    def normalize(utt, matrix, state):
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] == 0:
+            raise InputError(f"{where}: utterance {utt} has no frames (shape {matrix.shape})")
+        if matrix.shape[1] != global_stats.shape[1] - 1:
+            raise DimensionMismatchError(
+                f"{where}: utterance {utt} has {matrix.shape[1]}-dim features but the global CMVN stats are "
+                f"{global_stats.shape[1] - 1}-dim; were they summed from other features?")
+        cmvn = OnlineCmvn(matrix, opts, state)
+        return cmvn.get_frames(0, matrix.shape[0]), cmvn.get_state(matrix.shape[0] - 1)
+
+    if spk2utt is None:
+        for utt, matrix in feats:
+            yield utt, normalize(utt, matrix, OnlineCmvnState(global_stats=global_stats))[0]
+        return
+    for speaker, utts in (spk2utt.items() if isinstance(spk2utt, dict) else spk2utt):
+        state = OnlineCmvnState(global_stats=global_stats)
+        for utt in utts:
+            if utt not in feats:
+                log.warning("%s: no features for utterance %s (speaker %s)", where, utt, speaker)
+                continue
+            normalized, state = normalize(utt, feats[utt], state)
+            yield utt, normalized

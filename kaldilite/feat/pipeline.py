@@ -110,12 +110,17 @@ class FeaturePipeline:
         return cls(**data)
 
 
-def load_features(data_dir, pipeline, utterances=None):
+def load_features(data_dir, pipeline, utterances=None, online_cmvn=None):
     """Iterate (utt, float32 features) for a data dir: feats.scp through `pipeline`.
 
     Per-speaker CMVN reads DATA/cmvn.scp keyed by speaker through DATA/utt2spk (as
     `apply-cmvn --utt2spk`). `utterances` (optional iterable) restricts the output to those ids;
     order is feats.scp's.
+
+    `online_cmvn`: (global_stats, OnlineCmvnOptions or None) replaces the pipeline's CMVN step
+    ('speaker' or 'utterance') with the online decoder's (`apply_cmvn_online` with DATA/spk2utt:
+    per speaker, utterances in spk2utt order, stats carried from one to the next; norm_vars
+    follows the pipeline, as in `OnlineFeaturePipeline`); order is then spk2utt's.
     """
     from kaldilite.io.datadir import DataDir
     from kaldilite.io.tables import read_matrices, read_matrix_dict
@@ -125,6 +130,9 @@ def load_features(data_dir, pipeline, utterances=None):
     if data.feats_scp is None:
         raise MissingFileError(f"{feats_scp}: no features; run make-mfcc (or make-fbank) on {data.path} first")
     wanted = None if utterances is None else set(utterances)
+    if online_cmvn is not None and pipeline.cmvn != "none":
+        yield from _load_features_online_cmvn(data, pipeline, wanted, *online_cmvn)
+        return
     stats_by_speaker = utt2spk = None
     if pipeline.cmvn == "speaker":
         cmvn_scp = data.path / "cmvn.scp"
@@ -148,6 +156,27 @@ def load_features(data_dir, pipeline, utterances=None):
                 raise InputError(f"{data.path / 'cmvn.scp'}: no stats for speaker {speaker} (utterance {utt}); "
                                  "re-run compute-cmvn-stats")
         yield utt, pipeline.apply(feats, stats, where=f"{feats_scp} ({utt})")
+
+
+def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts):
+    from kaldilite.feat.cmvn import OnlineCmvnOptions, apply_cmvn_online
+    from kaldilite.io.datadir import utt2spk_to_spk2utt
+    from kaldilite.io.tables import read_matrix_dict
+
+    if data.utt2spk is None:
+        raise MissingFileError(f"{data.path / 'utt2spk'}: online CMVN carries stats within each speaker; "
+                               "the data dir needs utt2spk (and spk2utt)")
+    spk2utt = data.spk2utt if data.spk2utt is not None else utt2spk_to_spk2utt(data.utt2spk)
+    if wanted is not None:
+        spk2utt = {spk: [u for u in utts if u in wanted] for spk, utts in spk2utt.items()}
+    opts = OnlineCmvnOptions() if opts is None else opts
+    if opts.norm_vars != pipeline.norm_vars:
+        opts = dataclasses.replace(opts, norm_vars=pipeline.norm_vars)
+    feats_scp = data.path / "feats.scp"
+    raw = read_matrix_dict(feats_scp)
+    offline_steps = dataclasses.replace(pipeline, cmvn="none", norm_vars=False)
+    for utt, feats in apply_cmvn_online(raw, global_stats, opts, spk2utt, where=f"{feats_scp}: online CMVN"):
+        yield utt, offline_steps.apply(feats, where=f"{feats_scp} ({utt})")
 
 
 def global_cmvn_stats(data_dir):

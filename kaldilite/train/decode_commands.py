@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kaldilite.errors import InputError
+
 log = logging.getLogger(__name__)
 
 SI_MODEL = "final.alimdl"
@@ -69,6 +71,12 @@ class CommandDecodeOptions:
     # nnet2 models trained on fMLLR-adapted input (train-nnet2 --transform-dir): the directory of
     # the test speakers' transforms trans.* (a SAT system's decode dir, e.g. its decode-commands')
     transform_dir: str | None = None
+    # Decode through the online decoder's CMVN (Kaldi's apply-cmvn-online --spk2utt) instead of
+    # the model's offline CMVN: the global stats file (a bundle's global_cmvn.stats, or the training
+    # data's cmvn.scp summed) and an online_cmvn.conf (None: defaults). Each speaker's utterances in
+    # the data dir's spk2utt order, stats carried from one to the next, as decode-online carries them.
+    online_cmvn: str | None = None
+    online_cmvn_config: str | None = None
 
 
 def is_speaker_adapted(model_path):
@@ -84,6 +92,10 @@ def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_d
     from kaldilite.train.gmm_steps import single_threaded_blas
 
     opts = CommandDecodeOptions(**opts_dict)
+    if opts.online_cmvn is not None and (is_speaker_adapted(model_path) or opts.transform_dir is not None
+                                         or reads_adapted_features(model_path)):
+        raise InputError(f"{model_path}: online CMVN is for speaker-independent models (the ones decode-online "
+                         "runs); a SAT or fMLLR-input model decodes with offline per-speaker CMVN")
     with single_threaded_blas():
         if is_speaker_adapted(model_path):
             return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
@@ -188,9 +200,22 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
         model.scorer.check_raw_features(raw_feature_dim_of(data_dir))
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
+    features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts))
     results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
-                            load_features(data_dir, model.pipeline), timer)
+                            features, timer)
     return results, timer.wall, timer.cpu
+
+
+def online_cmvn_setup(opts):
+    """(global stats, OnlineCmvnOptions) of ``opts.online_cmvn`` / ``online_cmvn_config``, or None."""
+    if opts.online_cmvn is None:
+        return None
+    from kaldilite.feat.cmvn import OnlineCmvnOptions
+    from kaldilite.io.config import read_config
+    from kaldilite.io.tables import read_matrix
+
+    cmvn_opts = read_config(opts.online_cmvn_config, OnlineCmvnOptions) if opts.online_cmvn_config else None
+    return read_matrix(opts.online_cmvn), cmvn_opts
 
 
 def first_pass_speaker_transforms(graph, si_tm, si_am, sat_am, si_feats, utt2spk, silence_phones, decoder_opts,
