@@ -238,13 +238,13 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     model_path = Path(model) if model else decode_dir.parent / "final.mdl"
     if not model_path.is_file():
         raise MissingFileError(f"{model_path}: no model; pass --model or train one (kaldilite train-nnet2)")
-    check_graph_for_model(graph_dir, model_path)
     if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
         raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
-    # the model, its raw feature dimension and --transform-dir (present exactly when the model needs
-    # it, final.mat as the model's, every speaker covered): all checked here, once, before any job
-    # starts, as decode-commands checks them
-    nnet_model_and_input(model_path, data_dir, transform_dir)
+    # the model, its graph, its raw feature dimension and --transform-dir (present exactly when the
+    # model needs it, final.mat as the model's, every speaker covered): all checked here, once, before
+    # any job starts, as decode-commands checks them
+    model, _ = nnet_model_and_input(model_path, data_dir, transform_dir)
+    check_graph_for_model(graph_dir, model_path, transition_model=model.tm)
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,

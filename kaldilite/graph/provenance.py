@@ -87,10 +87,12 @@ def _model_transition_checksum(model_path):
     return _structure_checksum(topo, tuples), num_pdfs
 
 
-def check_graph_for_model(graph_dir, model_path, tree_path=None):
+def check_graph_for_model(graph_dir, model_path, tree_path=None, *, transition_model=None):
     """Refuse to decode `graph_dir` with `model_path` when the graph was built from another tree or
     transition model. The tree is `tree_path`, else ``tree`` beside the model (skipped when absent).
-    A graph without a record is accepted with a warning."""
+    `transition_model`: the model's, when the verb has already loaded it (else it is read from the
+    file's header, which for an nnet2 model means parsing megabytes of JSON). A graph without a
+    record is accepted with a warning."""
     graph_dir, model_path = Path(graph_dir), Path(model_path)
     record = read_graph_record(graph_dir)
     if record is None:
@@ -98,7 +100,10 @@ def check_graph_for_model(graph_dir, model_path, tree_path=None):
                     "re-run `kaldilite mkgraph <lang-dir> %s %s` to record it", graph_dir, RECORD_FILE, model_path,
                     model_path.parent, graph_dir)
         return
-    tm_sum, num_pdfs = _model_transition_checksum(model_path)
+    if transition_model is not None:
+        tm_sum, num_pdfs = transition_model_checksum(transition_model), transition_model.num_pdfs
+    else:
+        tm_sum, num_pdfs = _model_transition_checksum(model_path)
     tree_path = Path(tree_path) if tree_path else model_path.parent / "tree"
     differs = []
     if tree_path.is_file() and record.get("tree"):

@@ -53,6 +53,7 @@ class LoadedModel:
     scorer: object
     pipeline: object        # kaldilite.feat.pipeline.FeaturePipeline
     raw_feature_dim: int = None
+    transition_model: object = None  # kaldilite.hmm.transition_model.TransitionModel (the graph check's)
 
 
 class GmmScorer:
@@ -81,7 +82,7 @@ def _load_gmm(path):
     if pipeline is None:
         raise InputError(f"{path}: the model does not record its feature pipeline; retrain it with this kaldilite")
     return LoadedModel("gmm", tm.tid_to_pdf, tm.tid_to_phone, GmmScorer(am, pipeline), pipeline,
-                       extra.get("raw_feature_dim"))
+                       extra.get("raw_feature_dim"), tm)
 
 
 def _load_nnet2(path):
@@ -97,7 +98,7 @@ def _load_nnet2(path):
                          "--transform-dir)")
     # NnetAcousticModel already is a scorer: log_likelihoods (log posterior - log prior), num_pdfs, pipeline.
     return LoadedModel("nnet2", model.tm.tid_to_pdf, model.tm.tid_to_phone, model, model.pipeline,
-                       model.raw_feature_dim)
+                       model.raw_feature_dim, model.tm)
 
 
 _MODEL_LOADERS = {"gmm": _load_gmm, "nnet2": _load_nnet2}
@@ -340,7 +341,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     if loaded.raw_feature_dim and loaded.raw_feature_dim != raw_dim:
         raise DimensionMismatchError(f"{mfcc_config}: makes {raw_dim}-dim features but {model_path} was trained on "
                                      f"{loaded.raw_feature_dim}-dim ones; pass the config make-mfcc used")
-    check_graph_for_model(graph_dir, model_path)
+    check_graph_for_model(graph_dir, model_path, transition_model=loaded.transition_model)
     graph = load_graph(graph_dir)
     for name in ("words.txt", "phones.txt", "phones/silence.csl"):
         if not (graph_dir / name).is_file():

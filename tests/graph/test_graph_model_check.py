@@ -78,10 +78,28 @@ def test_an_old_graph_of_the_right_model_still_decodes_with_a_warning(two_system
     assert any("older kaldilite" in r.getMessage() for r in caplog.records)
 
 
+def _nnet2_on_tree_of(gmm_dir, out_dir):
+    """An nnet2 model as train-nnet2 makes it from the GMM in `gmm_dir`: its tree and transition model."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm.model import load_model
+    from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
+    from kaldilite.nnet.network import Nnet
+
+    tm, _, _, _ = load_model(gmm_dir / "final.mdl")
+    nnet = Nnet.pnorm(4, tm.num_pdfs, num_hidden_layers=1, pnorm_input_dim=10, pnorm_output_dim=5,
+                      rng=np.random.default_rng(0))
+    out_dir.mkdir()
+    save_nnet_model(out_dir / "final.mdl", NnetAcousticModel(tm, nnet, None, FeaturePipeline(cmvn="none"), 4, "mfcc"))
+    shutil.copyfile(gmm_dir / "tree", out_dir / "tree")
+    return out_dir / "final.mdl"
+
+
 @pytest.mark.parametrize("verb", ["decode", "decode-commands", "decode-nnet2", "decode-fmllr"])
 def test_every_decoding_verb_refuses_a_graph_from_another_tree(two_systems, tmp_path, capsys, verb):
     tmp, lang, _ = two_systems
     graph, model = tmp / "exp_b" / "graph", tmp / "exp_a" / "final.mdl"
+    if verb == "decode-nnet2":  # an nnet2 model on exp_a's tree (checked against the model it has loaded)
+        model = _nnet2_on_tree_of(tmp / "exp_a", tmp_path / "nnet2")
     if verb == "decode-fmllr":  # takes the model dir, not the model file
         args = [verb, "--model-dir", str(tmp / "exp_a")]
     else:
@@ -92,28 +110,26 @@ def test_every_decoding_verb_refuses_a_graph_from_another_tree(two_systems, tmp_
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert f"{graph / RECORD_FILE}: this graph (built for {tmp / 'exp_b' / 'final.mdl'}) does not match {model}" in err
-    assert f"kaldilite mkgraph {lang.path} {tmp / 'exp_a'} {graph}" in err
+    assert f"kaldilite mkgraph {lang.path} {model.parent} {graph}" in err
     assert not (tmp_path / "decode" / "hyp.txt").exists()
 
 
 def test_an_nnet2_model_on_its_gmms_tree_matches_that_gmms_graph_and_no_other(two_systems, tmp_path):
-    """train-nnet2 copies the GMM's tree and transition model: the GMM's graph must be accepted."""
-    from kaldilite.feat.pipeline import FeaturePipeline
+    """train-nnet2 copies the GMM's tree and transition model: the GMM's graph must be accepted,
+    whether the check reads the transition model from the file or is given the loaded one."""
     from kaldilite.gmm.model import load_model
-    from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
-    from kaldilite.nnet.network import Nnet
+    from kaldilite.nnet.model import load_nnet_model
 
     tmp, _, _ = two_systems
-    tm, _, _, _ = load_model(tmp / "exp_a" / "final.mdl")
-    nnet = Nnet.pnorm(4, tm.num_pdfs, num_hidden_layers=1, pnorm_input_dim=10, pnorm_output_dim=5,
-                      rng=np.random.default_rng(0))
-    (tmp_path / "nnet2").mkdir()
-    save_nnet_model(tmp_path / "nnet2" / "final.mdl",
-                    NnetAcousticModel(tm, nnet, None, FeaturePipeline(cmvn="none"), 4, "mfcc"))
-    shutil.copyfile(tmp / "exp_a" / "tree", tmp_path / "nnet2" / "tree")
-    check_graph_for_model(tmp / "exp_a" / "graph", tmp_path / "nnet2" / "final.mdl")
-    with pytest.raises(InputError, match="does not match"):
-        check_graph_for_model(tmp / "exp_b" / "graph", tmp_path / "nnet2" / "final.mdl")
+    model = _nnet2_on_tree_of(tmp / "exp_a", tmp_path / "nnet2")
+    loaded = load_nnet_model(model).tm
+    for transition_model in (None, loaded):
+        check_graph_for_model(tmp / "exp_a" / "graph", model, transition_model=transition_model)
+        with pytest.raises(InputError, match="transition model .* differ"):
+            check_graph_for_model(tmp / "exp_b" / "graph", model, transition_model=transition_model)
+    # a loaded model is what is checked, not the file: exp_b's transition model is refused by exp_a's graph
+    with pytest.raises(InputError, match=r"transition model \(11 pdfs; the graph's has 14\) differ"):
+        check_graph_for_model(tmp / "exp_a" / "graph", model, transition_model=load_model(tmp / "exp_b" / "final.mdl")[0])
 
 
 def test_a_same_transition_model_with_another_tree_is_refused_by_the_tree(two_systems, tmp_path):
