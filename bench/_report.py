@@ -29,3 +29,29 @@ def update_section(name, markdown):
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     with atomic_open(BENCHMARKS) as out:
         out.write(text)
+
+
+def children_cpu():
+    """CPU seconds (user + system) of this process's finished, waited-for children so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(command, cwd=None, env=None, check=True):
+    """Run `command` -> (wall seconds, CPU seconds of it and its waited-for descendants, CompletedProcess
+    with its text stdout and stderr).
+
+    CPU, not wall, is what a benchmark on a shared machine can trust. With `check`, a failing
+    command ends the benchmark with the tail of its output."""
+    import subprocess
+    import sys
+    import time
+
+    wall, cpu = time.perf_counter(), children_cpu()
+    out = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, env=env)
+    wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
+    if check and out.returncode != 0:
+        sys.exit(f"{' '.join(map(str, command))} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return wall, cpu, out

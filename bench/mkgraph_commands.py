@@ -17,16 +17,14 @@ Usage: .venv/bin/python bench/mkgraph_commands.py --dir /tmp/lead/cmdfull [--rep
 import argparse
 import filecmp
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, run_timed, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KALDILITE = [sys.executable, "-m", "kaldilite"]
@@ -34,11 +32,7 @@ KALDILITE = [sys.executable, "-m", "kaldilite"]
 
 def child_cpu(command, cwd):
     """CPU seconds (user + system) of one child process running `command`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return run_timed(command, cwd=cwd, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))[1]
 
 
 def main(argv=None):

@@ -25,16 +25,14 @@ Usage: .venv/bin/python bench/mono.py [--split independent|dependent] [--repeats
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, run_timed, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "digits" / "run.sh"
@@ -44,14 +42,8 @@ KALDI_WER = {"independent": 8.9, "dependent": 0.33}
 
 def timed(command, cwd=None, env=None):
     """Run `command`; return (wall seconds, CPU seconds of it and its waited-for descendants, output)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    out = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(map(str, command))} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out.stdout + out.stderr
+    wall, cpu, out = run_timed(command, cwd=cwd, env=env)
+    return wall, cpu, out.stdout + out.stderr
 
 
 def run_stage(work, stage, split):

@@ -24,16 +24,13 @@ while other jobs loaded the 2 cores, 88 s with one thread.
 import argparse
 import os
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, run_timed, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "recipes" / "digits" / "conf" / "nnet2.conf"
@@ -41,18 +38,10 @@ KALDI = {"training": 270.0, "decode test": 6.0}
 KALDI_WER = 3.7
 
 
-def _children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(args, cwd):
     """Run one kaldilite verb; returns (wall seconds, CPU seconds of it and its jobs, stdout)."""
-    start, cpu = time.perf_counter(), _children_cpu()
-    out = subprocess.run([sys.executable, "-m", "kaldilite", *args], cwd=cwd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"kaldilite {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return time.perf_counter() - start, _children_cpu() - cpu, out.stdout
+    wall, cpu, out = run_timed([sys.executable, "-m", "kaldilite", *args], cwd=cwd)
+    return wall, cpu, out.stdout
 
 
 def main():

@@ -22,16 +22,14 @@ Usage: .venv/bin/python bench/stage3.py [--dir recipes/commands/work]
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, run_timed, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "commands" / "run.sh"
@@ -41,20 +39,10 @@ MODELS = ("mono", "tri1", "tri2b", "tri3b", "nnet2")
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
 
 
-def children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(work, *args, env=None, check=True):
     # through `source`, which reads the whole script first: an edit of run.sh during the run cannot change it
     cmd = ["bash", "-c", 'source "$0" "$@"', str(RUN), "--nj", "2", "--oov-eval", "false", "--dir", str(work), *args]
-    wall, cpu = time.perf_counter(), children_cpu()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV)
-    wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
-    if check and out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return wall, cpu, out
+    return run_timed(cmd, env=env or ENV, check=check)
 
 
 def kaldilite(*args):

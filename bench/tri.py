@@ -19,16 +19,13 @@ Usage: .venv/bin/python bench/tri.py [--split independent|dependent] [--keep DIR
 import argparse
 import os
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, run_timed, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "digits" / "run.sh"
@@ -59,19 +56,10 @@ def recipe_settings():
     return settings
 
 
-def cpu_of_children():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(work, *args):
     """(wall s, CPU s) of one command run in `work`; exits with its output if it fails."""
-    wall, cpu = time.perf_counter(), cpu_of_children()
-    out = subprocess.run(list(args), cwd=work, capture_output=True, text=True,
-                         env=dict(os.environ, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1")))
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return time.perf_counter() - wall, cpu_of_children() - cpu
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+    return run_timed(list(args), cwd=work, env=env)[:2]
 
 
 def kaldilite(*args):
