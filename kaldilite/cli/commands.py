@@ -212,6 +212,10 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--online-cmvn-config", type=click.Path(exists=True, dir_okay=False),
               help="With --online-cmvn: OnlineCmvn options (e.g. a bundle's conf/online_cmvn.conf; default: "
                    "Kaldi's defaults).")
+@click.option("--online-cmvn-history", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="With --online-cmvn: a data dir holding DATA_DIR's utterances among others (e.g. data/dev for a "
+                   "subset of it); the stats are carried through ITS spk2utt, so DATA_DIR's utterances are "
+                   "normalized exactly as within it.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -220,7 +224,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
                         first_beam, silence_weight, fmllr_min_count, exact_llr, first_pass_measures, fmllr_hypothesis,
-                        transform_dir, online_cmvn, online_cmvn_config, model):
+                        transform_dir, online_cmvn, online_cmvn_config, online_cmvn_history, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -269,9 +273,10 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
                                 fmllr_min_count=fmllr_min_count, exact_llr=exact_llr,
                                 first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis,
                                 transform_dir=None if transform_dir is None else str(transform_dir),
-                                online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config)
-    if online_cmvn_config and not online_cmvn:
-        raise click.UsageError("--online-cmvn-config goes with --online-cmvn GLOBAL_STATS")
+                                online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config,
+                                online_cmvn_history=online_cmvn_history)
+    if (online_cmvn_config or online_cmvn_history) and not online_cmvn:
+        raise click.UsageError("--online-cmvn-config and --online-cmvn-history go with --online-cmvn GLOBAL_STATS")
     if online_cmvn and (is_speaker_adapted(model_path) or transform_dir is not None
                         or reads_adapted_features(model_path)):
         raise InputError(f"--online-cmvn: {model_path} is speaker-adapted (SAT or fMLLR input); online CMVN is for "

@@ -98,13 +98,20 @@ def _device_error(message):
               help="Seconds of audio processed at a time: features, decoding, endpoint check (overrides the bundle's).")
 @click.option("--vad", type=click.BOOL, help="Gate the decoder with the WebRTC VAD (overrides the bundle's).")
 @click.option("--do-endpointing", type=click.BOOL, help="Use the endpoint rules (overrides the bundle's).")
+@click.option("--carry-cmvn", type=click.BOOL,
+              help="Carry online-CMVN statistics from one utterance to the next (overrides the bundle's; false: "
+                   "every utterance starts from the global prior, as a new speaker).")
+@click.option("--utt2spk", "utt2spk_file", type=click.Path(exists=True, dir_okay=False),
+              help="With --wav: `FILE SPEAKER` lines (FILE as given, its name, or its name without extension); "
+                   "online-CMVN statistics are carried only between files of the same speaker (Kaldi's online2 "
+                   "--spk2utt). Without it, all files of a run are one speaker.")
 @click.option("--buffer-length", type=float, default=10.0, show_default=True,
               help="Seconds of audio the capture ring buffer holds before it drops chunks (overruns).")
 @click.option("--partial", is_flag=True, help="Print partial hypotheses to stderr as they change.")
 @click.argument("wav_files", nargs=-1, type=click.Path(dir_okay=False))
 def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device, list_devices, sample_rate,
-                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, buffer_length, partial,
-                      wav_files):
+                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, carry_cmvn, utt2spk_file,
+                      buffer_length, partial, wav_files):
     """Recognize commands live: one line (or JSON object) per spoken command or `<rejected>`.
 
     Each result gives the command or <rejected>, its confidence, start-end time in the stream,
@@ -115,6 +122,7 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
     Usage: kaldilite decode-online --model <bundle-dir> (--mic | --wav <wav>... | --stdin) [options]
      e.g.: kaldilite decode-online --model exp/mono_online --mic
            kaldilite decode-online --model exp/mono_online --wav --json a.wav b.wav
+           kaldilite decode-online --model exp/mono_online --wav --utt2spk utt2spk ann_1.wav bob_1.wav ann_2.wav
            arecord -q -f S16_LE -r 8000 -c 1 -t raw | kaldilite decode-online --model exp/mono_online --stdin
     """
     if list_devices:
@@ -133,13 +141,17 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
         raise InputError(f"--buffer-length must be positive, got {buffer_length}")
     if sample_rate is not None and sample_rate <= 0:
         raise InputError(f"--sample-rate must be positive, got {sample_rate}")
+    if utt2spk_file and not wav:
+        raise click.UsageError("--utt2spk goes with --wav (it names each file's speaker)")
+    speaker_of = _file_speakers(utt2spk_file, wav_files) if utt2spk_file else {}
 
     from kaldilite.online.bundle import ModelBundle
     from kaldilite.online.recognizer import OnlineRecognizer, recognize_stream
     from kaldilite.online.sources import MicSource, StdinSource, WavSource
 
     overrides = {k: v for k, v in (("beam", beam), ("acoustic-scale", acoustic_scale), ("chunk-length", chunk_length),
-                                   ("vad", vad), ("do-endpointing", do_endpointing)) if v is not None}
+                                   ("vad", vad), ("do-endpointing", do_endpointing), ("carry-cmvn", carry_cmvn))
+                 if v is not None}
     bundle = ModelBundle.load(model_dir, online_config, overrides)
     opts = bundle.online_opts
     if opts.chunk_length <= 0:
@@ -155,16 +167,25 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
         click.echo(f"partial: {' '.join(words)}", err=True)
 
     recognizer = None
+    speaker_states = {}  # --utt2spk: each speaker's online-CMVN state after their last file
+    last_speaker = None
 
-    def run(source):
-        # One recognizer for all inputs: the files of one run are taken as one speaker, whose
-        # online-CMVN statistics carry over (--carry-cmvn), each file a new stream.
-        nonlocal recognizer
+    def run(source, speaker=None):
+        # One recognizer for all inputs, each file a new stream. Online-CMVN statistics carry over
+        # (--carry-cmvn) between the files of one speaker: all files without --utt2spk.
+        nonlocal recognizer, last_speaker
         if recognizer is None or recognizer.sample_rate != source.sample_rate:
+            state = recognizer.cmvn_state if recognizer is not None and speaker == last_speaker else None
             recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
                                           on_partial=show_partial if partial else None)
+            if state is not None:
+                recognizer.new_stream(source.name, cmvn_state=state)
+        elif speaker != last_speaker:
+            speaker_states[last_speaker] = recognizer.cmvn_state
+            recognizer.new_stream(source.name, cmvn_state=speaker_states.get(speaker) or bundle.cmvn_state())
         else:
             recognizer.new_stream(source.name)
+        last_speaker = speaker
         try:
             recognize_stream(recognizer, source, emit)
         finally:
@@ -175,7 +196,7 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
 
     if wav:
         for path in wav_files:
-            run(WavSource(path, realtime=realtime, buffer_seconds=buffer_length))
+            run(WavSource(path, realtime=realtime, buffer_seconds=buffer_length), speaker_of.get(path))
     elif use_stdin:
         run(StdinSource(sample_rate or bundle.sample_rate, buffer_seconds=buffer_length))
     else:
@@ -187,6 +208,30 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
             pass
     click.echo(f"decode-online: {counts['accepted']} command(s), {counts['rejected']} rejected, "
                f"{counts['overruns']} overrun(s)", err=True)
+
+
+def _file_speakers(utt2spk_file, wav_files):
+    """{wav file: speaker} from `KEY SPEAKER` lines, KEY the file as given, its name or its stem."""
+    from pathlib import Path
+
+    table = {}
+    with open(utt2spk_file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise InputError(f"{utt2spk_file}:{number}: expected 'FILE SPEAKER', got {line.strip()!r}")
+            table[fields[0]] = fields[1]
+    speakers = {}
+    for path in wav_files:
+        for key in (path, Path(path).name, Path(path).stem):
+            if key in table:
+                speakers[path] = table[key]
+                break
+        else:
+            raise InputError(f"{utt2spk_file}: no speaker for {path} (add a line '{Path(path).stem} SPEAKER')")
+    return speakers
 
 
 COMMANDS = [decode_online_cmd, export_model_cmd]

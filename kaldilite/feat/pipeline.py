@@ -110,7 +110,7 @@ class FeaturePipeline:
         return cls(**data)
 
 
-def load_features(data_dir, pipeline, utterances=None, online_cmvn=None):
+def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_cmvn_history=None):
     """Iterate (utt, float32 features) for a data dir: feats.scp through `pipeline`.
 
     Per-speaker CMVN reads DATA/cmvn.scp keyed by speaker through DATA/utt2spk (as
@@ -121,6 +121,9 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None):
     ('speaker' or 'utterance') with the online decoder's (`apply_cmvn_online` with DATA/spk2utt:
     per speaker, utterances in spk2utt order, stats carried from one to the next; norm_vars
     follows the pipeline, as in `OnlineFeaturePipeline`); order is then spk2utt's.
+    `online_cmvn_history`: another data dir holding DATA's utterances among others (e.g. dev for
+    a subset of it): the stats are carried through ITS spk2utt, so that DATA's utterances are
+    normalized exactly as in that dir; only DATA's are returned.
     """
     from kaldilite.io.datadir import DataDir
     from kaldilite.io.tables import read_matrices, read_matrix_dict
@@ -131,7 +134,7 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None):
         raise MissingFileError(f"{feats_scp}: no features; run make-mfcc (or make-fbank) on {data.path} first")
     wanted = None if utterances is None else set(utterances)
     if online_cmvn is not None and pipeline.cmvn != "none":
-        yield from _load_features_online_cmvn(data, pipeline, wanted, *online_cmvn)
+        yield from _load_features_online_cmvn(data, pipeline, wanted, *online_cmvn, history=online_cmvn_history)
         return
     stats_by_speaker = utt2spk = None
     if pipeline.cmvn == "speaker":
@@ -158,25 +161,36 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None):
         yield utt, pipeline.apply(feats, stats, where=f"{feats_scp} ({utt})")
 
 
-def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts):
+def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, history=None):
     from kaldilite.feat.cmvn import OnlineCmvnOptions, apply_cmvn_online
-    from kaldilite.io.datadir import utt2spk_to_spk2utt
-    from kaldilite.io.tables import read_matrix_dict
+    from kaldilite.io.datadir import DataDir, utt2spk_to_spk2utt
+    from kaldilite.io.tables import read_matrix
 
     if data.utt2spk is None:
         raise MissingFileError(f"{data.path / 'utt2spk'}: online CMVN carries stats within each speaker; "
                                "the data dir needs utt2spk (and spk2utt)")
-    spk2utt = data.spk2utt if data.spk2utt is not None else utt2spk_to_spk2utt(data.utt2spk)
-    if wanted is not None:
-        spk2utt = {spk: [u for u in utts if u in wanted] for spk, utts in spk2utt.items()}
+    wanted = set(data.utt2spk) if wanted is None else wanted & set(data.utt2spk)
+    source = data if history is None else DataDir.load(history)
+    if source.utt2spk is None or source.feats_scp is None:
+        raise MissingFileError(f"{source.path}: online CMVN history needs utt2spk and feats.scp")
+    missing = sorted(u for u in wanted if u not in source.feats_scp or source.utt2spk.get(u) != data.utt2spk[u])
+    if missing:
+        raise InputError(f"{source.path}: utterance {missing[0]} of {data.path} is not there with the same speaker "
+                         f"({len(missing)} in all); the online-CMVN history must hold every utterance decoded")
+    spk2utt = source.spk2utt if source.spk2utt is not None else utt2spk_to_spk2utt(source.utt2spk)
+    speakers = {data.utt2spk[u] for u in wanted}
+    # a speaker's utterances are all normalized (their stats carry), only the wanted ones returned
+    spk2utt = {spk: utts if history is not None else [u for u in utts if u in wanted]
+               for spk, utts in spk2utt.items() if spk in speakers}
     opts = OnlineCmvnOptions() if opts is None else opts
     if opts.norm_vars != pipeline.norm_vars:
         opts = dataclasses.replace(opts, norm_vars=pipeline.norm_vars)
-    feats_scp = data.path / "feats.scp"
-    raw = read_matrix_dict(feats_scp)
+    feats_scp = source.path / "feats.scp"
+    raw = {u: read_matrix(source.feats_scp[u]) for utts in spk2utt.values() for u in utts if u in source.feats_scp}
     offline_steps = dataclasses.replace(pipeline, cmvn="none", norm_vars=False)
     for utt, feats in apply_cmvn_online(raw, global_stats, opts, spk2utt, where=f"{feats_scp}: online CMVN"):
-        yield utt, offline_steps.apply(feats, where=f"{feats_scp} ({utt})")
+        if utt in wanted:
+            yield utt, offline_steps.apply(feats, where=f"{feats_scp} ({utt})")
 
 
 def global_cmvn_stats(data_dir):

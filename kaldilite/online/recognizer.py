@@ -308,10 +308,21 @@ class OnlineRecognizer:
         return [result] if result else []
 
     # ------------------------------------------------------------------ public API
-    def new_stream(self, source_name=None):
-        """Start another stream (the next file of the same speaker): times restart at zero; the
-        online-CMVN statistics carried so far (with `carry_cmvn`) are kept."""
+    @property
+    def cmvn_state(self):
+        """The online-CMVN state the next utterance starts from (an `OnlineCmvnState`, or None
+        for a model without CMVN): the global prior plus, with `carry_cmvn`, this speaker's
+        decided utterances so far."""
+        return None if self._cmvn_state is None else self._cmvn_state.copy()
+
+    def new_stream(self, source_name=None, cmvn_state=None):
+        """Start another stream: times restart at zero. The online-CMVN statistics carried so far
+        (with `carry_cmvn`) are kept -- the next file of the same speaker -- unless `cmvn_state`
+        replaces them: `bundle.cmvn_state()` (the global prior alone) for a new speaker, or the
+        `cmvn_state` a recognizer had after another speaker's last file, to resume that speaker."""
         self.source_name = source_name or self.source_name
+        if cmvn_state is not None:
+            self._cmvn_state = cmvn_state.copy()
         self._resampler = None
         self._next_input = 0
         self._samples_in = 0

@@ -77,6 +77,9 @@ class CommandDecodeOptions:
     # the data dir's spk2utt order, stats carried from one to the next, as decode-online carries them.
     online_cmvn: str | None = None
     online_cmvn_config: str | None = None
+    # a data dir holding the decoded one's utterances among others (dev for a subset of it): online
+    # CMVN carried through its spk2utt, so that a subset is normalized exactly as within the whole
+    online_cmvn_history: str | None = None
 
 
 def is_speaker_adapted(model_path):
@@ -200,7 +203,8 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
         model.scorer.check_raw_features(raw_feature_dim_of(data_dir))
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
-    features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts))
+    features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),
+                             online_cmvn_history=opts.online_cmvn_history)
     results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
                             features, timer)
     return results, timer.wall, timer.cpu

@@ -147,3 +147,25 @@ def test_batch_online_cmvn_equals_the_streaming_pipeline(tmp_path, pipeline_args
     # and it is not the offline per-speaker CMVN (the second utterance of s1 differs most)
     offline = dict(load_features(data, pipeline))
     assert not np.allclose(offline["s1-u1"], batch["s1-u1"], atol=1e-2)
+
+
+def test_a_subset_normalized_through_its_history_is_normalized_as_in_the_whole(tmp_path):
+    from kaldilite.feat.pipeline import FeaturePipeline, global_cmvn_stats, load_features
+    from kaldilite.io.datadir import subset_data_dir
+
+    data, _, _ = _data_dir(tmp_path)
+    pipeline = FeaturePipeline(cmvn="speaker")
+    online = (global_cmvn_stats(data), OnlineCmvnOptions(cmn_window=120, speaker_frames=100, global_frames=50))
+    whole = dict(load_features(data, pipeline, online_cmvn=online))
+    subset = tmp_path / "second"
+    subset_data_dir(data, subset, utt_list=["s1-u2", "s2-u1"])
+    through = dict(load_features(subset, pipeline, online_cmvn=online, online_cmvn_history=data))
+    assert list(through) == ["s1-u2", "s2-u1"]
+    for utt in through:
+        np.testing.assert_array_equal(through[utt], whole[utt])
+    # alone, s1-u2 is a first utterance: the global prior instead of s1-u1's stats
+    alone = dict(load_features(subset, pipeline, online_cmvn=online))
+    assert not np.allclose(alone["s1-u2"], whole["s1-u2"], atol=1e-2)
+    np.testing.assert_array_equal(alone["s2-u1"], whole["s2-u1"])
+    with pytest.raises(InputError, match="s1-u1 of .* is not there"):
+        list(load_features(data, pipeline, online_cmvn=online, online_cmvn_history=subset))

@@ -1,0 +1,180 @@
+"""decode-commands --online-cmvn computes what decode-online computes, and decode-online's
+per-speaker CMVN (--utt2spk) and per-utterance reset (--carry-cmvn false).
+
+The independent answer for the batch path is the live recognizer itself: the same FSDD files
+streamed through `OnlineRecognizer` (endpointing off, so each file is one utterance) give, per
+file, the score and decision decode-commands --online-cmvn writes, when the data dir's spk2utt
+order is the order the files were spoken in. Features are made without dither so that the
+streamed MFCC equal feats.scp's.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from online_helpers import MFCC_CONF
+
+# wide enough that the likelihood ratio is not clipped at +-lattice_beam / acwt (60 at the default
+# 6), where online and offline CMVN would give the same clipped score
+LATTICE_BEAM = 40.0
+# (speaker, FSDD file), in utterance-id order (Kaldi's sort order is each speaker's spk2utt order)
+FILES = [("jackson", "0_jackson_4"), ("jackson", "2_jackson_1"), ("jackson", "3_jackson_2"), ("jackson", "9_jackson_2"),
+         ("theo", "3_theo_0"), ("theo", "4_theo_2"), ("theo", "6_theo_1")]
+
+
+@pytest.fixture(scope="module")
+def garbage_graph_dir(digits_system, tmp_path_factory):
+    """The digits monophone's graph for eight digit commands, `five`/`nine` fillers and a garbage
+    phone loop, as the commands recipe builds them: the command-vs-garbage likelihood ratio is
+    finite, so it shows the normalization (without garbage it is clipped on every clean digit)."""
+    from online_helpers import COMMANDS, FILLERS
+
+    from kaldilite.gmm.model import load_model
+    from kaldilite.graph.mkgraph import mkgraph
+    from kaldilite.hmm import ContextDependency
+    from kaldilite.lang.grammar import make_grammar
+
+    tmp = tmp_path_factory.mktemp("garbage")
+    (tmp / "commands.txt").write_text("\n".join(COMMANDS) + "\n")
+    (tmp / "fillers.txt").write_text("\n".join(FILLERS) + "\n")
+    make_grammar(tmp / "commands.txt", digits_system / "data/lang", tmp / "lang", fillers=tmp / "fillers.txt",
+                 garbage=True)
+    tm, _, _, _ = load_model(digits_system / "exp/mono/final.mdl")
+    mkgraph(tmp / "lang", tmp / "graph", tm, ContextDependency.read(digits_system / "exp/mono/tree"))
+    return tmp / "graph"
+
+
+@pytest.fixture(scope="module")
+def online_setup(digits_system, garbage_graph_dir, fsdd_dir, tmp_path_factory):
+    """(data dir of FILES, bundle dir exported with a dither-free MFCC config, mono model path)."""
+    from kaldilite.feat.make import compute_cmvn_stats, make_features
+    from kaldilite.feat.options import MfccOptions
+    from kaldilite.io.config import read_config
+    from kaldilite.online.bundle import export_model
+
+    tmp = tmp_path_factory.mktemp("online_cmvn")
+    conf = tmp / "mfcc.conf"
+    conf.write_text(MFCC_CONF.read_text() + "--dither=0\n")
+    data = tmp / "data"
+    data.mkdir()
+    utts = [(f"{spk}-{name}", spk, name) for spk, name in FILES]
+    (data / "wav.scp").write_text("".join(f"{u} {fsdd_dir / name}.wav\n" for u, _, name in utts))
+    (data / "utt2spk").write_text("".join(f"{u} {spk}\n" for u, spk, _ in utts))
+    (data / "spk2utt").write_text("".join(f"{s} {' '.join(u for u, spk, _ in utts if spk == s)}\n"
+                                          for s in ("jackson", "theo")))
+    (data / "text").write_text("".join(f"{u} x\n" for u, _, _ in utts))
+    make_features(data, tmp / "log", tmp / "mfcc", opts=read_config(conf, MfccOptions), nj=1)
+    compute_cmvn_stats(data, tmp / "log", tmp / "mfcc")
+    bundle = tmp / "bundle"
+    # the training data's stats are the prior, as the recipe's bundle has them
+    export_model(digits_system / "exp/mono", garbage_graph_dir, bundle, mfcc_config=conf,
+                 data_dir=digits_system / "data/train",
+                 default_rejection=True, check_features=False)
+    # scores to compare: the likelihood ratio summed over the utterance (the default rule's
+    # confidence is 1.0 on most clean digits)
+    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+
+    RejectionRule(score="llr_total", threshold=0.0, enabled=True).save(bundle / RULE_FILE)
+    return data, bundle, digits_system / "exp/mono/final.mdl"
+
+
+def _decode_commands(setup, graph_dir, out, data=None):
+    from kaldilite.cli import cli
+    from kaldilite.score.commands import read_measures
+
+    data_dir, bundle, model = setup
+    result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM),
+                                      "--online-cmvn", str(bundle / "global_cmvn.stats"),
+                                      "--online-cmvn-config", str(bundle / "conf/online_cmvn.conf"),
+                                      "--model", str(model), str(graph_dir), str(data or data_dir), str(out)])
+    assert result.exit_code == 0, result.output
+    return read_measures(out / "measures.jsonl")
+
+
+def _score(json_line):
+    return -np.inf if json_line["score"] is None else json_line["score"]  # JSON has no -inf
+
+
+def _scores(bundle_dir, measures):
+    """{utt: (label, score)} of decode-commands' measures under the bundle's rule."""
+    from kaldilite.online.bundle import ModelBundle
+
+    rule = ModelBundle.load(bundle_dir).rejection
+    decided = {u: rule.decide_measures(m, n) for u, (m, n) in measures.items()}
+    return {u: (d.label if d.accepted else "<rejected>", d.score) for u, d in decided.items()}
+
+
+def test_decode_commands_online_cmvn_is_what_the_live_recognizer_computes(online_setup, garbage_graph_dir, tmp_path):
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.online.bundle import ModelBundle
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    data_dir, bundle_dir, _ = online_setup
+    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode"))
+    bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
+    data = DataDir.load(data_dir)
+    live = {}
+    for speaker, utts in data.spk2utt.items():
+        recognizer = OnlineRecognizer(bundle)  # a new speaker: the global prior
+        for utt in utts:
+            recognizer.new_stream(utt)
+            results = recognizer.accept(read_audio(data.wav_scp[utt])) + recognizer.input_finished()
+            assert len(results) == 1, (utt, results)
+            live[utt] = (results[0].text, results[0].score)
+    assert [label for label, _ in live.values()] == [batch[u][0] for u in live]
+    np.testing.assert_allclose([s for _, s in live.values()], [batch[u][1] for u in live], rtol=1e-4, atol=1e-3)
+    # the offline per-speaker CMVN gives other scores: the check above is not vacuous
+    from kaldilite.cli import cli
+    from kaldilite.score.commands import read_measures
+
+    result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM),
+                                      "--model", str(online_setup[2]),
+                                      str(garbage_graph_dir), str(data_dir), str(tmp_path / "offline")])
+    assert result.exit_code == 0, result.output
+    offline = _scores(bundle_dir, read_measures(tmp_path / "offline/measures.jsonl"))
+    assert max(abs(offline[u][1] - batch[u][1]) for u in batch) > 0.01
+
+
+def test_decode_online_utt2spk_carries_cmvn_per_speaker_and_carry_false_resets(online_setup, garbage_graph_dir,
+                                                                               tmp_path):
+    from kaldilite.cli import cli
+    from kaldilite.io.datadir import DataDir
+
+    data_dir, bundle_dir, _ = online_setup
+    data = DataDir.load(data_dir)
+    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode"))
+    # the files interleaved by speaker: jackson's second file must resume jackson, not theo
+    jackson, theo = ([f"{spk}-{name}" for spk, name in FILES if spk == who] for who in ("jackson", "theo"))
+    order = [u for pair in zip(jackson, theo + [None]) for u in pair if u]  # j1 t1 j2 t2 j3 t3 j4
+    wavs = [data.wav_scp[u] for u in order]
+    (tmp_path / "utt2spk").write_text("".join(f"{name.split('-', 1)[1]} {name.split('-')[0]}\n" for name in order))
+    common = ["decode-online", "--model", str(bundle_dir), "--do-endpointing", "false", "--json",
+              "--config", str(tmp_path / "online.conf"), "--wav"]
+    (tmp_path / "online.conf").write_text(f"--lattice-beam={LATTICE_BEAM}\n")
+    result = CliRunner().invoke(cli, common[:-1] + ["--utt2spk", str(tmp_path / "utt2spk"), "--wav"] + wavs)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["source"] for line in lines] == wavs
+    np.testing.assert_allclose([_score(line) for line in lines], [batch[u][1] for u in order], rtol=1e-4, atol=1e-3)
+
+    # --carry-cmvn false: every file from the global prior = each utterance its own speaker
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("wav.scp", "feats.scp", "cmvn.scp", "text"):
+        (alone / name).write_text((data_dir / name).read_text())
+    (alone / "utt2spk").write_text("".join(f"{u} {u}\n" for u in sorted(data.utt2spk)))
+    (alone / "spk2utt").write_text("".join(f"{u} {u}\n" for u in sorted(data.utt2spk)))
+    fresh = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "fresh", alone))
+    result = CliRunner().invoke(cli, common[:-1] + ["--carry-cmvn", "false", "--wav"] + wavs)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    np.testing.assert_allclose([_score(line) for line in lines], [fresh[u][1] for u in order], rtol=1e-4, atol=1e-3)
+    assert max(abs(fresh[u][1] - batch[u][1]) for u in order) > 0.01  # carrying matters on these files
+
+    # a file without a speaker is named
+    (tmp_path / "partial").write_text("3_theo_0 theo\n")
+    result = CliRunner().invoke(cli, common[:-1] + ["--utt2spk", str(tmp_path / "partial"), "--wav"] + wavs[:2])
+    assert result.exit_code != 0 and "no speaker for" in str(result.exception)
