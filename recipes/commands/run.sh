@@ -411,22 +411,7 @@ sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fM
 # (--nj 1), instead of one after the other with $nj jobs each: a decode of a few hundred short
 # utterances spends much of its time starting up, splitting and waiting for its slowest job, with a
 # core idle. Same outputs (every utterance is decoded alone; SAT's fMLLR is per speaker).
-pool_pids=()
-pool_start() {  # COMMAND...: run it in the background once fewer than $nj started ones are running
-  if [ ${#pool_pids[@]} -ge $nj ]; then
-    local pid=${pool_pids[0]}
-    pool_pids=("${pool_pids[@]:1}")
-    wait $pid || { pool_wait || true; echo "$0: a step run in parallel failed (its error is above)" >&2; exit 1; }
-  fi
-  "$@" &
-  pool_pids+=($!)
-}
-pool_wait() {  # wait for every started command; fails (exit 1) if any failed
-  local pid failed=false
-  for pid in "${pool_pids[@]}"; do wait $pid || failed=true; done
-  pool_pids=()
-  [ $failed = false ] || { echo "$0: a step run in parallel failed (its error is above)" >&2; exit 1; }
-}
+. "$recipe_dir/../utils/pool.sh"  # pool_start COMMAND... (at most $nj at once), pool_wait
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for m in "${models[@]}"; do

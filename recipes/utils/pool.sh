@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A pool of at most $nj background commands, for a recipe stage whose steps are independent
+# (Kaldi's run.pl runs the jobs of one step in parallel; this runs several steps at once).
+#
+#   pool_start COMMAND [ARG...]   # starts it once fewer than $nj started ones are still running
+#   pool_wait                     # waits for all of them
+#
+# pool_start waits for ANY running command to finish (`wait -n -p`, bash >= 5.1: Debian 12's
+# bash is 5.2), not for the oldest, so one long step never holds the other slots idle. A failed
+# command ends the recipe (exit 1) once the others have finished; its error is in its own output.
+
+if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
+  echo "$0: needs bash >= 5.1 (wait -n -p); this is $BASH_VERSION" >&2
+  exit 1
+fi
+
+pool_pids=()
+
+pool_start() {
+  if [ ${#pool_pids[@]} -ge "$nj" ]; then
+    local finished= status=0 pid still=()
+    wait -n -p finished "${pool_pids[@]}" || status=$?
+    for pid in "${pool_pids[@]}"; do [ "$pid" = "$finished" ] || still+=("$pid"); done
+    pool_pids=("${still[@]}")
+    if [ $status -ne 0 ]; then
+      pool_wait || true
+      echo "$0: a step run in parallel failed (its error is above)" >&2
+      exit 1
+    fi
+  fi
+  "$@" &
+  pool_pids+=($!)
+}
+
+pool_wait() {  # fails (exit 1) if any started command failed
+  local pid failed=false
+  for pid in "${pool_pids[@]}"; do wait "$pid" || failed=true; done
+  pool_pids=()
+  [ $failed = false ] || { echo "$0: a step run in parallel failed (its error is above)" >&2; exit 1; }
+}

@@ -1,0 +1,42 @@
+"""recipes/utils/pool.sh: at most $nj steps at once, and a free slot is taken as soon as ANY step ends.
+
+The recipes' stage 9 runs its decodes through it. The old pool waited for the OLDEST started
+step, so one long decode left the other core idle until it ended: the third step here would
+then start only after the long one (the event order below proves which).
+"""
+
+import subprocess
+from pathlib import Path
+
+POOL = Path(__file__).resolve().parents[2] / "recipes" / "utils" / "pool.sh"
+
+SCRIPT = """
+set -euo pipefail
+nj=2
+. "$POOL"
+events=$1
+job() { echo "start $1" >> "$events"; sleep "$2"; echo "end $1" >> "$events"; return "${3:-0}"; }
+"""
+
+
+def _run(body, tmp_path):
+    events = tmp_path / "events"
+    out = subprocess.run(["bash", "-c", SCRIPT + body, "pool-test", str(events)], capture_output=True, text=True,
+                         env={"POOL": str(POOL), "PATH": "/usr/bin:/bin"}, timeout=60)
+    return out, events.read_text().split("\n")[:-1] if events.exists() else []
+
+
+def test_a_free_slot_is_taken_when_any_step_ends_not_the_oldest(tmp_path):
+    out, events = _run("pool_start job long 1.5; pool_start job short 0.1; pool_start job third 0.1; pool_wait",
+                       tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert sorted(events[:2]) == ["start long", "start short"]  # two slots: both start at once
+    assert events[2:] == ["end short", "start third", "end third", "end long"]
+
+
+def test_a_failed_step_fails_the_pool_after_the_others_finish(tmp_path):
+    out, events = _run("pool_start job bad 0.1 3; pool_start job slow 0.5; pool_start job next 0.1; pool_wait; "
+                       "echo not reached", tmp_path)
+    assert out.returncode == 1 and "a step run in parallel failed" in out.stderr
+    assert "not reached" not in out.stdout
+    assert "start next" not in events and events[-1] == "end slow"  # waited for, not left running
