@@ -1,0 +1,89 @@
+"""Discriminative training verbs: `make-denlats` (steps/make_denlats.sh) and `train-mmi` (steps/train_mmi.sh).
+
+Thin wrappers over kaldilite.train.mmi, with the scripts' options and defaults.
+"""
+
+import click
+
+from kaldilite.cli import progress_logging
+from kaldilite.jobs.cli import job_options
+
+_PROGRESS_LOGGERS = ("kaldilite.train.mmi",)
+
+
+@click.command("make-denlats")
+@click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
+@click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
+@click.option("--lattice-beam", default=7.0, show_default=True, help="Lattice beam (links kept within it).")
+@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale of the decoding.")
+@click.option("--max-active", default=5000, show_default=True, help="Maximum number of active tokens per frame.")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("lang", type=click.Path(exists=True, file_okay=False))
+@click.argument("graph", type=click.Path(exists=True, file_okay=False))
+@click.argument("ali_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("denlat_dir", type=click.Path(file_okay=False))
+def make_denlats_cmd(data, lang, graph, ali_dir, denlat_dir, **kwargs):
+    """Denominator lattices of the training data for MMI (steps/make_denlats.sh).
+
+    Decodes DATA with ALI_DIR's model (and its fMLLR transforms trans.*, if any) through GRAPH's
+    HCLG (for command recognition: the recognition grammar, graph_commands) and keeps the
+    state-level lattices in DENLAT_DIR/denlat.JOB.npz.
+
+    \b
+    Usage: kaldilite make-denlats [options] <data-dir> <lang-dir> <graph-dir> <ali-dir> <denlat-dir>
+     e.g.: kaldilite make-denlats --nj 2 data/train_aug data/lang exp/tri3b/graph_commands \\
+               exp/tri3b_ali exp/tri3b_denlats
+    """
+    from kaldilite.train.mmi import DenlatOptions, make_denlats
+
+    progress_logging(*_PROGRESS_LOGGERS)
+    result = make_denlats(data, lang, graph, ali_dir, denlat_dir, DenlatOptions(**kwargs))
+    click.echo(f"make-denlats: {result['utterances']} lattices, {result['failed']} failed, "
+               f"{result['links'] / max(result['frames'], 1):.1f} links per frame in {result['seconds']:.1f} s "
+               f"-> {denlat_dir}")
+    if not result["utterances"]:
+        raise click.ClickException("make-denlats: no lattice was made")
+
+
+@click.command("train-mmi")
+@click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@job_options
+@click.option("--num-iters", default=4, show_default=True, help="Number of EBW iterations.")
+@click.option("--boost", default=0.0, show_default=True,
+              help="Boosting factor b of boosted MMI (lattice-boost-ali --b); Kaldi's recipes use 0.1.")
+@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale of the lattice forward-backward.")
+@click.option("--tau", default=400.0, show_default=True,
+              help="I-smoothing constant towards the current model (gmm-est-gaussians-ebw --tau).")
+@click.option("--weight-tau", default=10.0, show_default=True, help="Smoothing of the weight update.")
+@click.option("--E", "E", default=2.0, show_default=True, help="EBW learning-rate constant (D >= E x den count).")
+@click.option("--update-weights/--no-update-weights", default=True, show_default=True,
+              help="Update the mixture weights (gmm-est-weights-ebw).")
+@click.option("--stage", default=0, show_default=True, help="Resume from this iteration.")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("lang", type=click.Path(exists=True, file_okay=False))
+@click.argument("ali_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("denlat_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("exp", type=click.Path(file_okay=False))
+def train_mmi_cmd(data, lang, ali_dir, denlat_dir, exp, **kwargs):
+    """(Boosted) MMI training of a GMM system with extended Baum-Welch (steps/train_mmi.sh).
+
+    Numerator: ALI_DIR's alignments; denominator: DENLAT_DIR's lattices (make-denlats), rescored
+    with the current model every iteration. A SAT system stays one: EXP gets final.alimdl and
+    is decoded with decode-fmllr / decode-commands as ALI_DIR's system is.
+
+    \b
+    Usage: kaldilite train-mmi [options] <data-dir> <lang-dir> <ali-dir> <denlat-dir> <exp-dir>
+     e.g.: kaldilite train-mmi --boost 0.1 --nj 2 data/train_aug data/lang exp/tri3b_ali \\
+               exp/tri3b_denlats exp/tri3b_mmi_b0.1
+    """
+    from kaldilite.train.mmi import MmiOptions, train_mmi
+
+    progress_logging(*_PROGRESS_LOGGERS)
+    result = train_mmi(data, lang, ali_dir, denlat_dir, exp, MmiOptions(**kwargs))
+    objf = " ".join(f"{v:.4f}" for v in result["objf"])
+    click.echo(f"train-mmi: done in {result['seconds']:.1f} s; MMI objective per frame by iteration: {objf} "
+               f"-> {exp}/final.mdl")
+
+
+COMMANDS = [make_denlats_cmd, train_mmi_cmd]

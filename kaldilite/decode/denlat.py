@@ -1,0 +1,198 @@
+"""Denominator lattices of discriminative training: storage, boosting, rescoring, forward-backward.
+
+Follows Kaldi's steps/make_denlats.sh + steps/train_mmi.sh pipeline of lattice tools:
+
+- a denominator lattice is the state-level `RawLattice` a lattice-generating decoder leaves
+  (make_denlats.sh's ``gmm-latgen-faster``: beam 13, lattice beam 7), kept for all iterations.
+  Kaldi determinizes it (one alignment per word sequence); for a command grammar that would
+  leave a handful of alignments, so the state-level lattice, every alignment within the
+  lattice beam, is kept instead: a more complete denominator at the same cost.
+- `boost_graph_costs` is ``lattice-boost-ali``: every non-epsilon link's graph cost is lowered
+  by ``b`` when its phone differs from the reference alignment's phone at that frame, unless the
+  link's phone is a silence phone (``--max-silence-error`` 0), so paths with more phone errors
+  weigh more in the denominator (boosted MMI, Povey et al. 2008).
+- `forward_backward` is ``gmm-rescore-lattice | lattice-to-post --acoustic-scale``: the links'
+  acoustic costs are replaced by the current model's (the frame x pdf log-likelihoods the
+  caller computed; this module never sees a model), and link posteriors come from a
+  forward-backward pass in the log semiring over ``graph + acoustic_scale * acoustic``.
+- `frame_pdf_posteriors` sums link posteriors per (frame, pdf) and `cancel_posteriors` is
+  ``sum-post --merge=true --scale1=-1`` against the numerator alignment, at the pdf level (the
+  only level a GMM's statistics see).
+
+Lattices are stored per job as ``denlat.JOB.npz``: flat arrays of all utterances' links with
+offsets (one file read per iteration instead of one parse per lattice).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from kaldilite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DenLattice:
+    """What forward-backward needs of a `RawLattice`: its links (sorted by source node, which is a
+    topological order) with their frames and transition-ids, graph costs and the nodes' final costs."""
+
+    num_nodes: int
+    src: np.ndarray
+    dst: np.ndarray
+    tid: np.ndarray
+    frame: np.ndarray
+    graph: np.ndarray
+    final: np.ndarray
+    num_frames: int
+
+    @classmethod
+    def from_raw(cls, raw, num_frames):
+        order = np.argsort(raw.src, kind="stable")
+        frame = np.asarray(raw.frame, np.int64)[raw.src[order]]
+        return cls(int(raw.num_nodes), np.asarray(raw.src, np.int64)[order], np.asarray(raw.dst, np.int64)[order],
+                   np.asarray(raw.tid, np.int64)[order], frame, np.asarray(raw.graph, np.float64)[order],
+                   np.asarray(raw.final_graph, np.float64), int(num_frames))
+
+
+def boost_graph_costs(lat, tid_to_phone, alignment, silence_phones, boost):
+    """lattice-boost-ali --b=boost: graph costs minus boost x (frame is a phone error)."""
+    if boost == 0.0:
+        return lat.graph
+    alignment = np.asarray(alignment, np.int64)
+    if len(alignment) != lat.num_frames:
+        raise InputError(f"lattice has {lat.num_frames} frames but the alignment {len(alignment)}")
+    emitting = lat.tid > 0
+    phone = tid_to_phone[lat.tid]
+    ref_phone = tid_to_phone[alignment[np.minimum(lat.frame, len(alignment) - 1)]]
+    error = emitting & (phone != ref_phone) & ~np.isin(phone, np.asarray(list(silence_phones), np.int64))
+    return lat.graph - boost * error
+
+
+@njit(cache=True)
+def _forward_backward(num_nodes, src, dst, cost, final):
+    """Log-semiring forward-backward over links sorted by source node (nodes topologically
+    numbered, 0 the start): (link posteriors, log of the total weight of all paths)."""
+    alpha = np.full(num_nodes, -np.inf)
+    beta = np.full(num_nodes, -np.inf)
+    alpha[0] = 0.0
+    for k in range(len(src)):
+        a = alpha[src[k]]
+        if a == -np.inf:
+            continue
+        v = a - cost[k]
+        b = alpha[dst[k]]
+        if b == -np.inf:
+            alpha[dst[k]] = v
+        elif v > b:
+            alpha[dst[k]] = v + np.log1p(np.exp(b - v))
+        else:
+            alpha[dst[k]] = b + np.log1p(np.exp(v - b))
+    total = -np.inf
+    for n in range(num_nodes):
+        if final[n] < np.inf:
+            beta[n] = -final[n]
+            v = alpha[n] - final[n]
+            if v > -np.inf:
+                if total == -np.inf:
+                    total = v
+                else:
+                    total = max(total, v) + np.log1p(np.exp(-abs(total - v)))
+    for k in range(len(src) - 1, -1, -1):
+        b = beta[dst[k]]
+        if b == -np.inf:
+            continue
+        v = b - cost[k]
+        a = beta[src[k]]
+        if a == -np.inf:
+            beta[src[k]] = v
+        elif v > a:
+            beta[src[k]] = v + np.log1p(np.exp(a - v))
+        else:
+            beta[src[k]] = a + np.log1p(np.exp(v - a))
+    post = np.zeros(len(src))
+    if total == -np.inf:
+        return post, total
+    for k in range(len(src)):
+        post[k] = np.exp(alpha[src[k]] - cost[k] + beta[dst[k]] - total)
+    return post, total
+
+
+def forward_backward(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs=None):
+    """Rescore `lat` with (frames x pdfs) `pdf_loglikes` and run forward-backward at `acoustic_scale`.
+
+    Returns (link posteriors, log total) where log total = log sum over paths of
+    exp(-(graph + acoustic_scale * acoustic)); `graph_costs` replaces the stored ones (boosting).
+    """
+    if pdf_loglikes.shape[0] != lat.num_frames:
+        raise InputError(f"lattice has {lat.num_frames} frames but the features {pdf_loglikes.shape[0]}")
+    graph = lat.graph if graph_costs is None else graph_costs
+    emitting = lat.tid > 0
+    acoustic = np.zeros(len(lat.src))
+    acoustic[emitting] = -pdf_loglikes[lat.frame[emitting], tid_to_pdf[lat.tid[emitting]]]
+    return _forward_backward(lat.num_nodes, lat.src, lat.dst, graph + acoustic_scale * acoustic, lat.final)
+
+
+def frame_pdf_posteriors(lat, link_post, tid_to_pdf, num_pdfs):
+    """lattice-to-post, summed per pdf: (frames, pdfs, posteriors), sorted by (frame, pdf)."""
+    emitting = (lat.tid > 0) & (link_post > 0)
+    keys = lat.frame[emitting] * num_pdfs + tid_to_pdf[lat.tid[emitting]]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums = np.bincount(inverse, weights=link_post[emitting], minlength=len(unique))
+    return unique // num_pdfs, unique % num_pdfs, sums
+
+
+def cancel_posteriors(num_frames, num_pdfs, den_frames, den_pdfs, den_post, num_pdf_ali):
+    """sum-post --merge=true --scale1=-1 den num: per (frame, pdf), numerator minus denominator.
+
+    Returns (frames, pdfs, weights); positive weights are numerator statistics, negative ones
+    denominator statistics (gmm-acc-stats2's split by sign).
+    """
+    num_keys = np.arange(num_frames, dtype=np.int64) * num_pdfs + np.asarray(num_pdf_ali, np.int64)
+    keys = np.concatenate([num_keys, np.asarray(den_frames, np.int64) * num_pdfs + den_pdfs])
+    values = np.concatenate([np.ones(num_frames), -np.asarray(den_post, np.float64)])
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums = np.bincount(inverse, weights=values, minlength=len(unique))
+    keep = sums != 0.0
+    return unique[keep] // num_pdfs, unique[keep] % num_pdfs, sums[keep]
+
+
+# ---------------------------------------------------------------------------------- storage
+_FIELDS = ("src", "dst", "tid", "frame", "graph")
+
+
+def save_den_lattices(items, path):
+    """Write (utt, DenLattice) pairs into one npz of concatenated arrays (atomically)."""
+    from kaldilite.utils.atomic import atomic_open
+
+    items = list(items)
+    utts = [u for u, _ in items]
+    lats = [lat for _, lat in items]
+    arrays = {"utts": np.array(utts, dtype=str),
+              "num_nodes": np.array([lat.num_nodes for lat in lats], np.int64),
+              "num_frames": np.array([lat.num_frames for lat in lats], np.int64),
+              "link_offsets": np.concatenate([[0], np.cumsum([len(lat.src) for lat in lats])]).astype(np.int64),
+              "final": np.concatenate([lat.final for lat in lats]) if lats else np.zeros(0)}
+    for name in _FIELDS:
+        arrays[name] = np.concatenate([getattr(lat, name) for lat in lats]) if lats else np.zeros(0)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_den_lattices(path):
+    """{utt: DenLattice} from `save_den_lattices`' file."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    node_offsets = np.concatenate([[0], np.cumsum(arrays["num_nodes"])])
+    offsets = arrays["link_offsets"]
+    out = {}
+    for i, utt in enumerate(arrays["utts"].tolist()):
+        lo, hi = offsets[i], offsets[i + 1]
+        links = (arrays[name][lo:hi] for name in _FIELDS)
+        out[utt] = DenLattice(int(arrays["num_nodes"][i]), *links,
+                              arrays["final"][node_offsets[i]:node_offsets[i + 1]], int(arrays["num_frames"][i]))
+    return out

@@ -1,0 +1,318 @@
+"""Discriminative training of a GMM system: denominator lattices and (boosted) MMI with EBW.
+
+Follows Kaldi's egs/wsj/s5/steps/make_denlats.sh and steps/train_mmi.sh (Povey et al. 2008,
+"Boosted MMI for model and feature-space discriminative training"):
+
+- `make_denlats`: every training utterance decoded with the alignment dir's model on its
+  features (for a SAT system: the speaker's fMLLR transform of ALI_DIR/trans.*, as
+  make_denlats.sh --transform-dir) through a decoding graph, beam 13, lattice beam 7, acoustic
+  scale 0.1, max-active 5000; the state-level lattices are kept (`kaldilite.decode.denlat`).
+  Kaldi's graph is a unigram LM over the training words; for command recognition the natural
+  denominator is the recognition grammar itself (all commands, fillers and the garbage phone
+  loop: the competitors the rejection rule weighs the command against).
+- `train_mmi`: num_iters (4) iterations of: rescore every lattice with the current model,
+  boost it against the numerator alignment (lattice-boost-ali --b), forward-backward at
+  --acwt, cancel numerator (alignment) and denominator posteriors per frame and pdf, accumulate
+  both sets of Gaussian statistics in one pass (gmm-acc-stats2), then the EBW update of means
+  and variances (--tau, --E) and of weights (--weight-tau) (`kaldilite.gmm.ebw`). Transitions
+  and the SI alignment model (final.alimdl, the first decoding pass of decode-fmllr) are kept.
+  The MMI objective per frame, acwt * log p(X | reference alignment) minus the log total of the
+  boosted denominator lattice at acwt (numerator LM term left out, as Kaldi), is logged per
+  iteration and should rise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from kaldilite.errors import InputError, MissingFileError
+from kaldilite.train.gmm_steps import one_blas_thread
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class DenlatOptions:
+    """make_denlats.sh's options and defaults."""
+
+    beam: float = 13.0
+    lattice_beam: float = 7.0
+    acwt: float = 0.1
+    max_active: int = 5000
+    nj: int = 4
+
+
+@dataclasses.dataclass
+class MmiOptions:
+    """train_mmi.sh's options and defaults (--boost 0 is plain MMI; the recipes pass 0.1)."""
+
+    num_iters: int = 4
+    boost: float = 0.0
+    acwt: float = 0.1
+    tau: float = 400.0
+    weight_tau: float = 10.0
+    E: float = 2.0
+    update_weights: bool = True
+    nj: int = 4
+    stage: int = 0
+
+
+# ============================================================================ features
+def _job_features(part_dir, model_path, ali_dir):
+    """(FeatureCache of the model's features, fMLLR-adapted by ALI_DIR/trans.* when present, utt2spk)."""
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm import load_model
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.train.gmm_steps import FeatureCache
+    from kaldilite.train.lda_mllt import adapted_features, read_speaker_transforms
+
+    _, _, pipeline, _ = load_model(model_path)
+    cache = FeatureCache.from_items(load_features(part_dir, pipeline))
+    transforms = {}
+    for path in sorted(Path(ali_dir).glob("trans.*")):
+        transforms.update(read_speaker_transforms(path))
+    if not transforms:
+        return cache
+    utt2spk = DataDir.load(part_dir).utt2spk or {}
+    missing = {utt2spk.get(u) for u in cache.utts} - set(transforms)
+    if missing:
+        raise InputError(f"{ali_dir}/trans.*: no fMLLR transform for {len(missing)} speakers of {part_dir} "
+                         f"(e.g. {sorted(map(str, missing))[0]}); align this data dir with align-fmllr first")
+    return adapted_features(cache, None, utt2spk, transforms)
+
+
+def _write_dir_files(src, dest, lang_dir=None):
+    for name in ("tree", "final.mat", "splice_opts", "cmvn_opts", "final.alimdl"):
+        if (Path(src) / name).exists() and Path(src).resolve() != Path(dest).resolve():
+            shutil.copyfile(Path(src) / name, Path(dest) / name)
+    if lang_dir is not None:
+        shutil.copyfile(Path(lang_dir) / "phones.txt", Path(dest) / "phones.txt")
+
+
+# ============================================================================ make_denlats
+def make_denlats(data_dir, lang_dir, graph_dir, ali_dir, denlat_dir, opts: DenlatOptions | None = None):
+    """steps/make_denlats.sh: DENLAT_DIR/denlat.JOB.npz for every utterance of DATA_DIR.
+
+    Returns {'utterances', 'failed', 'links', 'frames', 'seconds'}.
+    """
+    from kaldilite.graph.provenance import check_graph_for_model
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.parallel import run_jobs
+    from kaldilite.train.loop import write_text
+
+    opts = opts or DenlatOptions()
+    started = time.perf_counter()
+    ali, out = Path(ali_dir), Path(denlat_dir)
+    if not (ali / "final.mdl").exists():
+        raise MissingFileError(f"{ali / 'final.mdl'}: missing; align the training data first (align-fmllr / align)")
+    check_graph_for_model(graph_dir, ali / "final.mdl")
+    (out / "log").mkdir(parents=True, exist_ok=True)
+    _write_dir_files(ali, out, lang_dir)
+    parts = split_data_dir(data_dir, opts.nj)
+    write_text(out / "num_jobs", f"{len(parts)}\n")
+    results = run_jobs(_denlat_job, [(str(part), str(graph_dir), str(ali), str(out), k, dataclasses.asdict(opts))
+                                     for k, part in enumerate(parts, 1)], out / "log", "decode_den", nj=len(parts))
+    totals = {key: sum(r[key] for r in results) for key in ("utterances", "failed", "links", "frames")}
+    totals["seconds"] = time.perf_counter() - started
+    log.info("make-denlats: %d lattices (%d failed), %.1f links per frame, in %s (%.1f s)", totals["utterances"],
+             totals["failed"], totals["links"] / max(totals["frames"], 1), out, totals["seconds"])
+    return totals
+
+
+@one_blas_thread
+def _denlat_job(part_dir, graph_dir, ali_dir, out_dir, job, opts_dict):
+    from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
+    from kaldilite.decode.denlat import DenLattice, save_den_lattices
+    from kaldilite.gmm import load_model
+    from kaldilite.graph.mkgraph import load_graph
+
+    opts = DenlatOptions(**opts_dict)
+    model = Path(ali_dir) / "final.mdl"
+    tm, am, _, _ = load_model(model)
+    cache = _job_features(part_dir, model, ali_dir)
+    graph = load_graph(graph_dir)
+    decoder = BeamDecoder(graph, tm.tid_to_pdf, DecoderOptions(beam=opts.beam, max_active=opts.max_active,
+                                                               acoustic_scale=opts.acwt,
+                                                               lattice_beam=opts.lattice_beam), lattice=True)
+    items, failed, links, frames = [], 0, 0, 0
+    for utt, feats in cache.items():
+        decoder.init()
+        decoder.advance(am.log_likelihoods(feats))
+        raw = decoder.get_raw_lattice(opts.lattice_beam) if len(feats) else None
+        if raw is None or raw.num_links == 0 or not np.isfinite(raw.final_graph).any():
+            log.warning("%s: no denominator lattice (nothing reached the end of the graph)", utt)
+            failed += 1
+            continue
+        lat = DenLattice.from_raw(raw, len(feats))
+        items.append((utt, lat))
+        links += len(lat.src)
+        frames += len(feats)
+    save_den_lattices(items, Path(out_dir) / f"denlat.{job}.npz")
+    log.info("job %d: %d lattices, %d failed, %.1f links per frame", job, len(items), failed, links / max(frames, 1))
+    return {"utterances": len(items), "failed": failed, "links": links, "frames": frames}
+
+
+# ============================================================================ train_mmi
+def train_mmi(data_dir, lang_dir, ali_dir, denlat_dir, exp_dir, opts: MmiOptions | None = None):
+    """steps/train_mmi.sh: EXP/{0..N.mdl, final.mdl, final.alimdl, log/}; returns {'objf', 'seconds'}.
+
+    `objf` lists the MMI objective per frame measured with each iteration's input model
+    (0.mdl .. N-1.mdl), as train_mmi.sh's log lines.
+    """
+    from kaldilite.gmm import GmmAccumulators, load_model, save_model
+    from kaldilite.gmm.ebw import EbwOptions, EbwWeightOptions, update_ebw_gaussians, update_ebw_weights
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.lang import LangDir
+    from kaldilite.parallel import run_jobs
+    from kaldilite.train.loop import file_log, remove, symlink, write_text
+
+    opts = opts or MmiOptions()
+    started = time.perf_counter()
+    ali, den, exp = Path(ali_dir), Path(denlat_dir), Path(exp_dir)
+    for path in (ali / "final.mdl", ali / "tree"):
+        if not path.exists():
+            raise MissingFileError(f"{path}: missing; align the training data first (align-fmllr / align)")
+    if not list(ali.glob("ali.*.gz")):
+        raise MissingFileError(f"{ali}: no ali.*.gz alignments; run align-fmllr (or align) first")
+    if not list(den.glob("denlat.*.npz")):
+        raise MissingFileError(f"{den}: no denlat.*.npz; run `kaldilite make-denlats` first")
+    if opts.num_iters < 1:
+        raise InputError(f"train-mmi: --num-iters must be at least 1, got {opts.num_iters}")
+    (exp / "log").mkdir(parents=True, exist_ok=True)
+    _write_dir_files(ali, exp, lang_dir)
+    lang = LangDir.load(lang_dir)
+    silence = sorted(lang.silence_phones)
+    if opts.stage <= 0 or not (exp / "0.mdl").exists():
+        shutil.copyfile(ali / "final.mdl", exp / "0.mdl")
+    parts = split_data_dir(data_dir, opts.nj)
+    nj = len(parts)
+    write_text(exp / "num_jobs", f"{nj}\n")
+    objf = []
+    for x in range(max(opts.stage, 0), opts.num_iters):
+        outs = run_jobs(_acc_job, [(str(part), str(ali), str(den), str(exp), k, x, opts.acwt, opts.boost, silence)
+                                   for k, part in enumerate(parts, 1)], exp / "log", f"acc.{x}", nj=nj)
+        frames = sum(o["frames"] for o in outs)
+        value = sum(o["num_loglike"] - o["den_loglike"] for o in outs) / max(frames, 1)
+        objf.append(value)
+        with file_log(exp / "log" / f"update.{x}.log", f"gmm-est-gaussians-ebw --tau={opts.tau} --E={opts.E} | "
+                      f"gmm-est-weights-ebw --weight-tau={opts.weight_tau} {x}.mdl -> {x + 1}.mdl"):
+            tm, am, pipeline, extra = load_model(exp / f"{x}.mdl")
+            num, den_accs = GmmAccumulators.for_model(am), GmmAccumulators.for_model(am)
+            for o in outs:
+                with np.load(o["path"]) as data:
+                    num.add(GmmAccumulators.from_arrays(data, "num_"))
+                    den_accs.add(GmmAccumulators.from_arrays(data, "den_"))
+            remove([Path(o["path"]) for o in outs])
+            log.info("iteration %d: MMI objective %.6f per frame over %d frames (%d utterances, %d skipped); "
+                     "numerator count %.0f, denominator count %.0f after cancelling", x, value, frames,
+                     sum(o["utterances"] for o in outs), sum(o["skipped"] for o in outs), num.occupancy.sum(),
+                     den_accs.occupancy.sum())
+            gauss = update_ebw_gaussians(am, num, den_accs, EbwOptions(E=opts.E, tau=opts.tau))
+            weights = (update_ebw_weights(am, num, den_accs, EbwWeightOptions(weight_tau=opts.weight_tau))
+                       if opts.update_weights else {"auxf_change": 0.0})
+            # train_mmi.sh's "auxf improvement": scaled by acwt, per (real) frame
+            log.info("iteration %d: EBW auxf improvement %.6f per frame (Gaussians %.6f, weights %.6f)", x,
+                     opts.acwt * (gauss["auxf_change"] + weights["auxf_change"]) / max(frames, 1),
+                     opts.acwt * gauss["auxf_change"] / max(frames, 1),
+                     opts.acwt * weights["auxf_change"] / max(frames, 1))
+            extra = dict(extra, mmi={"iteration": x + 1, "boost": opts.boost, "acwt": opts.acwt, "tau": opts.tau,
+                                     "E": opts.E, "weight_tau": opts.weight_tau, "denlats": str(den)})
+            save_model(exp / f"{x + 1}.mdl", tm, am, pipeline, extra)
+        log.info("iteration %d: MMI objective %.6f per frame", x, value)
+        if len(objf) > 1 and objf[-1] < objf[-2]:
+            log.warning("iteration %d: the MMI objective fell (%.6f -> %.6f); lower --E's learning rate or raise "
+                        "--tau", x, objf[-2], objf[-1])
+    symlink(f"{opts.num_iters}.mdl", exp / "final.mdl")
+    write_text(exp / "objf", "".join(f"{k} {v:.6f}\n" for k, v in enumerate(objf, max(opts.stage, 0))))
+    elapsed = time.perf_counter() - started
+    log.info("done MMI training in %s (%.1f s); objective per frame by iteration: %s", exp, elapsed,
+             " ".join(f"{v:.4f}" for v in objf))
+    return {"objf": objf, "seconds": elapsed}
+
+
+@njit(cache=True)
+def _acc_signed_stats(feats, gauss_ll, pdf_ll, frames, pdfs, weights, pdf_offsets, num_occ, num_first, num_second,
+                      den_occ, den_first, den_second):
+    """gmm-acc-stats2: each (frame, pdf, weight) entry's |weight| spread over the pdf's Gaussians
+    by their posteriors, into the numerator statistics when weight > 0, else the denominator's."""
+    dim = feats.shape[1]
+    for e in range(len(frames)):
+        t, p, w = frames[e], pdfs[e], weights[e]
+        scale = abs(w)
+        for g in range(pdf_offsets[p], pdf_offsets[p + 1]):
+            post = scale * np.exp(gauss_ll[t, g] - pdf_ll[t, p])
+            if w > 0:
+                num_occ[g] += post
+                for d in range(dim):
+                    num_first[g, d] += post * feats[t, d]
+                    num_second[g, d] += post * feats[t, d] * feats[t, d]
+            else:
+                den_occ[g] += post
+                for d in range(dim):
+                    den_first[g, d] += post * feats[t, d]
+                    den_second[g, d] += post * feats[t, d] * feats[t, d]
+
+
+@one_blas_thread
+def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silence_phones):
+    """One job of one iteration: EXP/acc.X.JOB.npz (num_* and den_* statistics) and objective totals."""
+    from kaldilite.decode.denlat import (boost_graph_costs, cancel_posteriors, forward_backward, frame_pdf_posteriors,
+                                         load_den_lattices)
+    from kaldilite.gmm import GmmAccumulators, load_model, segmented_logsumexp
+    from kaldilite.train.deltas import source_alignments
+    from kaldilite.train.gmm_steps import FeatureCache
+    from kaldilite.utils.atomic import atomic_open
+
+    exp = Path(exp_dir)
+    model = exp / f"{x}.mdl"
+    tm, am, _, _ = load_model(model)
+    cache_path = exp / f"feats.{job}.npz"
+    if cache_path.exists():
+        cache = FeatureCache.load(cache_path)
+    else:  # the features are fixed across iterations: computed once
+        cache = _job_features(part_dir, model, ali_dir)
+        cache.save(cache_path)
+    alignments = source_alignments(ali_dir, cache.utts)
+    lattices = {}
+    for path in sorted(Path(denlat_dir).glob("denlat.*.npz")):
+        lattices.update({u: lat for u, lat in load_den_lattices(path).items() if u in cache.index})
+    num, den = GmmAccumulators.for_model(am), GmmAccumulators.for_model(am)
+    silence = np.asarray(silence_phones, np.int64)
+    totals = {"num_loglike": 0.0, "den_loglike": 0.0, "frames": 0, "utterances": 0, "skipped": 0}
+    for utt, feats in cache.items():
+        ali, lat = alignments.get(utt), lattices.get(utt)
+        if ali is None or lat is None or len(ali) != len(feats) or lat.num_frames != len(feats):
+            totals["skipped"] += 1
+            continue
+        x64 = np.asarray(feats, np.float64)
+        gauss_ll = am.gaussian_log_likelihoods(x64)
+        pdf_ll = segmented_logsumexp(gauss_ll, am.pdf_offsets)
+        graph = boost_graph_costs(lat, tm.tid_to_phone, ali, silence, boost)
+        link_post, den_total = forward_backward(lat, pdf_ll, tm.tid_to_pdf, acwt, graph)
+        if not np.isfinite(den_total):
+            totals["skipped"] += 1
+            continue
+        num_pdfs = tm.tid_to_pdf[ali]
+        totals["num_loglike"] += acwt * float(pdf_ll[np.arange(len(ali)), num_pdfs].sum())
+        totals["den_loglike"] += float(den_total)
+        totals["frames"] += len(ali)
+        totals["utterances"] += 1
+        den_frames, den_pdfs, den_post = frame_pdf_posteriors(lat, link_post, tm.tid_to_pdf, am.num_pdfs)
+        frames, pdfs, weights = cancel_posteriors(len(ali), am.num_pdfs, den_frames, den_pdfs, den_post, num_pdfs)
+        _acc_signed_stats(x64, gauss_ll, pdf_ll, frames, pdfs, weights, am.pdf_offsets, num.occupancy, num.first,
+                          num.second, den.occupancy, den.first, den.second)
+    num.total_frames = den.total_frames = float(totals["frames"])
+    out = exp / f"acc.{x}.{job}.npz"
+    with atomic_open(out, "wb") as handle:
+        np.savez(handle, **num.to_arrays("num_"), **den.to_arrays("den_"))
+    log.info("job %d iteration %d: %d utterances (%d skipped), %d frames; MMI objective %.6f per frame", job, x,
+             totals["utterances"], totals["skipped"], totals["frames"],
+             (totals["num_loglike"] - totals["den_loglike"]) / max(totals["frames"], 1))
+    return dict(totals, path=str(out))
