@@ -284,8 +284,10 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   fi
   # The silence word is one more filler: a noise-only utterance then decodes as !SIL, which
   # is the 12-class task's "silence", and is never a command.
+  # (written beside and renamed over, never truncated in place: a `cp -al` copy shares the old file)
   mkdir -p data/local
-  { cat "$lang_en/fillers.txt"; echo '!SIL'; } > data/local/fillers_and_silence.txt
+  { cat "$lang_en/fillers.txt"; echo '!SIL'; } > data/local/fillers_and_silence.txt.tmp
+  mv data/local/fillers_and_silence.txt.tmp data/local/fillers_and_silence.txt
   step data/lang_commands/.stamp data/lang_test "$commands" data/local/fillers_and_silence.txt \
     --out data/lang_commands/G.fst data/lang_commands/L_disambig.fst -- \
     make_grammar_dir lang_commands --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
