@@ -365,7 +365,8 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
 fi
 
 # Every exp/<sys>/final.mdl is decoded and scored by stages 9 and 10 (SAT in two passes, the DNN
-# with its GMM system's graph).
+# with its GMM system's graph). The fMLLR-input DNN's decodes list all of tri3b's trans.JOB of the
+# set among their inputs (the glob: every job's file, however many jobs wrote them).
 find_models
 
 # The out-of-vocabulary eval set: FSDD digits (never commands) of six unseen speakers, resampled
@@ -427,7 +428,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         d=decode_$x${g#commands}
         pool_start step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl \
           exp/$m/final.mat exp/$m/final.alimdl $xd/feats.scp $xd/cmvn.scp $xd/utt2spk \
-          $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_$x/trans.1) \
+          $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_$x/trans.*) \
           --out exp/$m/$d/measures.jsonl -- \
           kaldilite decode-commands --exact-llr --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt \
           $(sat_decode_options $m $x) exp/$m/graph_$g $xd exp/$m/$d
@@ -505,7 +506,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
     # where worker start-up would cost more than the decoding
     step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
       exp/$m/final.alimdl $([ $m = nnet2 ] && [ "$nnet_feats" = hires ] && echo data/dev_hires/feats.scp data/dev_hires/cmvn.scp) \
-      $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_dev/trans.1) \
+      $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_dev/trans.*) \
       $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/{HCLG.fst,words.txt,words/fillers.txt}; done) \
       --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m \
       --lattice-llr --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt $(sat_decode_options $m)
