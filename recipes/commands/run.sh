@@ -642,6 +642,8 @@ if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
       exp/$online/graph_commands/words/fillers.txt "$online_conf" $online_data/cmvn.scp --out exp/${online}_online/bundle.json -- \
       kaldilite export-model --mfcc-config "$online_conf" --data $online_data exp/$online exp/$online/graph_commands \
       exp/${online}_online
+    # which bundle is the live one, for tools/demo.sh and users (the choice above is made only here)
+    echo exp/${online}_online > exp/online_bundle.tmp && mv exp/online_bundle.tmp exp/online_bundle
     echo "Try it live ($online): $(command -v kaldilite) decode-online --model $(pwd)/exp/${online}_online --mic" \
       "  (or --wav FILE...)"
   fi
