@@ -115,14 +115,16 @@ def _options_from_config(path, ctx, verb):
 @click.option("--num-threads", default=1, show_default=True, type=click.IntRange(0, 1),
               help="BLAS threads for training: 1 = one (measured faster: 128-frame minibatches are too small "
               "for threads to pay on a busy 2-core machine), 0 = OpenBLAS's default (all cores).")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False),
-              help="Kaldi-style config (--option=value lines) read before the command line.")
+@click.option("--config", "configs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Kaldi-style config (--option=value lines) read before the command line; repeatable, a later "
+              "file overriding an earlier one (as Kaldi's --config), e.g. a shared conf then one that holds only "
+              "what differs.")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.argument("lang", type=click.Path(exists=True, file_okay=False))
 @click.argument("ali_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("exp", type=click.Path(file_okay=False))
 @click.pass_context
-def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs):
+def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwargs):
     """Train a p-norm DNN on a GMM system's alignments (like steps/nnet2/train_pnorm_simple2.sh).
 
     Input: the data dir's features with the alignment model's CMVN, spliced +-splice-width,
@@ -140,7 +142,9 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, config, num_threads, **kwargs
 
     from kaldilite.nnet.train import Nnet2Options, train_nnet2
 
-    values = _options_from_config(config, ctx, "train-nnet2") if config else {}
+    values = {}
+    for config in configs:
+        values.update(_options_from_config(config, ctx, "train-nnet2"))
     values.update({k: v for k, v in kwargs.items()
                    if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
     opts = Nnet2Options(**values)

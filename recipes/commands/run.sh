@@ -359,9 +359,10 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
   step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
     --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
-  step exp/nnet2_fmllr/.stamp data/train_aug data/lang exp/tri3b_ali "$recipe_dir/conf/nnet2_fmllr.conf" \
-    --out exp/nnet2_fmllr/final.mdl -- kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2_fmllr.conf" \
-    --transform-dir exp/tri3b_ali data/train_aug data/lang exp/tri3b_ali exp/nnet2_fmllr
+  step exp/nnet2_fmllr/.stamp data/train_aug data/lang exp/tri3b_ali "$recipe_dir"/conf/nnet2{,_fmllr}.conf \
+    --out exp/nnet2_fmllr/final.mdl -- kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" \
+    --config "$recipe_dir/conf/nnet2_fmllr.conf" --transform-dir exp/tri3b_ali data/train_aug data/lang exp/tri3b_ali \
+    exp/nnet2_fmllr
 fi
 
 # Every exp/<sys>/final.mdl is decoded and scored by stages 9 and 10 (SAT in two passes, the DNN
