@@ -71,28 +71,13 @@ def happy_recordings(corpus):
             for p in sorted((corpus / "happy").glob("*.wav"))]
 
 
-def fsdd_recordings(fsdd, digit, word, out_dir):
-    """FSDD takes 0-9 of `digit`, centred in 1 s of low-level noise (Speech Commands clips are 1 s;
-    FSDD's are cut tightly around the word), resampled to 16 kHz."""
-    import numpy as np
-    import soundfile
+def fsdd_data_dir(fsdd, digit, out):
+    """FSDD takes 0-9 of `digit` (text: its word), centred in 1 s (Speech Commands clips are 1 s;
+    FSDD's are cut tightly around the word), resampled to 16 kHz: the recipe's oov_fsdd preparation."""
+    from kaldilite.corpora.oov_eval import prepare_fsdd_oov
 
-    from kaldilite.io.audio import read_audio, resample
-
-    rng = np.random.default_rng(0)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    found = []
-    for path in sorted(fsdd.glob(f"{digit}_*.wav")):
-        _, speaker, take = path.stem.split("_")
-        if int(take) < 10:
-            wave = read_audio(str(path))
-            pad = max(0, 8000 - len(wave))
-            wave = np.concatenate([rng.normal(0, 3.0, pad // 2), wave, rng.normal(0, 3.0, pad - pad // 2)])
-            wave = resample(wave, 8000, 16000).clip(-32768, 32767).round().astype("int16")
-            wav = out_dir / f"{speaker}_{word}_{int(take):02d}.wav"
-            soundfile.write(str(wav), wave, 16000, subtype="PCM_16")
-            found.append((f"{speaker}-{word}-{int(take):02d}", speaker, word, wav))
-    return found
+    prepare_fsdd_oov(fsdd, out, takes=10, pad_to=1.0, digits=[digit])
+    return out
 
 
 def recognized(work, model, data, word):
@@ -139,7 +124,7 @@ def main():
                  "--stop-stage 8 first, or pass --dir")
     from kaldilite.utils import data_root
 
-    corpus, fsdd = data_root() / "speech_commands", data_root() / "fsdd" / "recordings"
+    corpus, fsdd = data_root() / "speech_commands", data_root() / "fsdd"
     with tempfile.TemporaryDirectory(prefix="bench_stage3_") as tmp:
         tmp = Path(tmp)
         work = tmp / "work"
@@ -168,8 +153,8 @@ def main():
         assert refused.returncode != 0 and "seven S EH V AH N" in refused.stderr, refused.stderr
         run(work, "--stage", "3", "--stop-stage", "3", "--dict-dir", str(lang), "--auto-g2p", "true")
         run(work, "--stage", "9", "--dict-dir", str(lang))
-        sevens = data_dir(tmp / "sevens", fsdd_recordings(fsdd, 7, "seven", tmp / "wav"))
-        nines = data_dir(tmp / "nines", fsdd_recordings(fsdd, 9, "nine", tmp / "wav"))
+        sevens = fsdd_data_dir(fsdd, 7, tmp / "sevens")
+        nines = fsdd_data_dir(fsdd, 9, tmp / "nines")
         seven_rows = {m: (recognized(work, m, sevens, "seven"), recognized(work, m, nines, "nine"),
                           old_command_accuracy(work, m)) for m in models}
 
@@ -205,7 +190,7 @@ def main():
         "",
         "happy: all 15 recordings of the shared subset (11 from training speakers, whose `happy` the models "
         "were trained on as a filler word; 4 from dev speakers). seven: FSDD `7_*` takes 0-9 of its six "
-        "speakers, each centred in 1 s of low-level noise (the training clips are 1 s; FSDD cuts tightly "
+        "speakers, each centred in 1 s of (dithered) digital silence as the recipe's oov_fsdd (the training clips are 1 s; FSDD cuts tightly "
         "around the word) and resampled from 8 kHz to 16 kHz (no energy above 4 kHz: a channel the models never "
         "saw); nine likewise (`9_*`). Both pronunciations (`S EH V AH N`, `N AY N`) added by `--auto-g2p` from "
         "CMUdict, both words commands at once. seven's V is trained only on the subset's few `marvin` recordings "

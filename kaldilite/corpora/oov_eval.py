@@ -31,11 +31,13 @@ from kaldilite.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speakers=None, pad_to=0.0):
+def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speakers=None, pad_to=0.0, digits=None):
     """Write a data dir of FSDD digits as OOV words: `takes` lowest takes per speaker and digit.
 
-    `speakers` (optional) keeps only those FSDD speakers; `pad_to` > 0 centres each clip shorter
-    than that many seconds in silence of that length. Returns the `DataDir`.
+    `speakers` / `digits` (optional) keep only those FSDD speakers / digits (0-9); `pad_to` > 0
+    centres each clip shorter than that many seconds in silence of that length. The one way FSDD
+    clips are made to look like Speech Commands' (the stage-3 benchmark's new words use it too).
+    Returns the `DataDir`.
     """
     import soundfile
 
@@ -48,7 +50,8 @@ def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speaker
     _require_sox()
     wav_scp, text, utt2spk = {}, {}, {}
     for speaker, digit, take, path in list_recordings(fsdd_dir):
-        if take >= takes or (speakers is not None and speaker not in speakers):
+        if take >= takes or (speakers is not None and speaker not in speakers) or (
+                digits is not None and digit not in digits):
             continue
         spk = f"fsdd_{speaker}"
         utt = f"{spk}-{DIGIT_WORDS[digit]}-{take:02d}"
@@ -63,7 +66,7 @@ def prepare_fsdd_oov(fsdd_dir, out_dir, takes=5, sample_frequency=16000, speaker
         utt2spk[utt] = spk
     if not wav_scp:
         raise InputError(f"{fsdd_dir}: no FSDD recordings left for the OOV set (takes < {takes}, "
-                         f"speakers {speakers or 'all'})")
+                         f"speakers {speakers or 'all'}, digits {digits or 'all'})")
     data = DataDir(wav_scp=dict(sorted(wav_scp.items())), text=dict(sorted(text.items())),
                    utt2spk=dict(sorted(utt2spk.items())))
     data.save(out_dir)

@@ -143,6 +143,14 @@ def test_fsdd_oov_set_is_every_digit_word_resampled_to_16k_with_nothing_above_4k
     assert spectrum[freqs > 4100].sum() < 1e-3 * spectrum.sum()
 
 
+def test_fsdd_oov_digits_keeps_only_those_digits_with_their_words(fsdd_dir, tmp_path):
+    from kaldilite.corpora.oov_eval import prepare_fsdd_oov
+
+    data = prepare_fsdd_oov(fsdd_dir.parent, tmp_path / "oov", takes=10, speakers={"theo"}, digits=[7, 9])
+    assert list(data.text) == [f"fsdd_theo-{word}-{take:02d}" for word in ("nine", "seven") for take in range(10)]
+    assert all(data.text[utt] == utt.split("-")[1] for utt in data.text)
+
+
 def test_fsdd_oov_pad_to_centres_each_clip_in_one_second_of_silence(fsdd_dir, tmp_path):
     from kaldilite.corpora.oov_eval import prepare_fsdd_oov
     from kaldilite.io.audio import read_audio
