@@ -238,16 +238,19 @@ def train_mmi(data_dir, lang_dir, ali_dir, denlat_dir, exp_dir, opts: MmiOptions
 
 
 @njit(cache=True)
-def _acc_signed_stats(feats, gauss_ll, pdf_ll, frames, pdfs, weights, pdf_offsets, num_occ, num_first, num_second,
-                      den_occ, den_first, den_second):
+def _acc_signed_stats(feats, gauss_scores, gconst, pdf_ll, frames, pdfs, weights, pdf_offsets, gauss_index, num_occ,
+                      num_first, num_second, den_occ, den_first, den_second):
     """gmm-acc-stats2: each (frame, pdf, weight) entry's |weight| spread over the pdf's Gaussians
-    by their posteriors, into the numerator statistics when weight > 0, else the denominator's."""
+    by their posteriors, into the numerator statistics when weight > 0, else the denominator's.
+    Pdfs and Gaussians are those of a subset model (`pdf_offsets`, G' x T `gauss_scores` without
+    their constants `gconst`); `gauss_index` maps its Gaussians to the full model's rows."""
     dim = feats.shape[1]
     for e in range(len(frames)):
         t, p, w = frames[e], pdfs[e], weights[e]
         scale = abs(w)
-        for g in range(pdf_offsets[p], pdf_offsets[p + 1]):
-            post = scale * np.exp(gauss_ll[t, g] - pdf_ll[t, p])
+        for k in range(pdf_offsets[p], pdf_offsets[p + 1]):
+            post = scale * np.exp(gauss_scores[k, t] + gconst[k] - pdf_ll[t, p])
+            g = gauss_index[k]
             if w > 0:
                 num_occ[g] += post
                 for d in range(dim):
@@ -260,12 +263,29 @@ def _acc_signed_stats(feats, gauss_ll, pdf_ll, frames, pdfs, weights, pdf_offset
                     den_second[g, d] += post * feats[t, d] * feats[t, d]
 
 
+def _subset_scores(am, feats, pdfs):
+    """Scores of the Gaussians of `pdfs` alone (an utterance's lattice and alignment reach a few
+    percent of a system's pdfs): (G' x T scores without constants, constants, T x P' pdf
+    log-likelihoods, subset pdf offsets, subset Gaussian -> model Gaussian)."""
+    from kaldilite.gmm import segmented_logsumexp
+
+    sub = am.pdf_subset(pdfs)
+    weights, gconst = sub._scoring_matrices()
+    x = np.asarray(feats, np.float64)
+    # G' x T, so that each Gaussian's frames are contiguous for the log-sum-exp (as log_likelihoods)
+    scores = weights.T @ np.concatenate([x, x * x], axis=1).T
+    pdf_ll = segmented_logsumexp(scores.T, sub.pdf_offsets, gconst)
+    counts = np.diff(sub.pdf_offsets)
+    gauss_index = np.repeat(am.pdf_offsets[pdfs] - sub.pdf_offsets[:-1], counts) + np.arange(sub.pdf_offsets[-1])
+    return scores, gconst, pdf_ll, sub.pdf_offsets, gauss_index
+
+
 @one_blas_thread
 def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silence_phones):
     """One job of one iteration: EXP/acc.X.JOB.npz (num_* and den_* statistics) and objective totals."""
     from kaldilite.decode.denlat import (boost_graph_costs, cancel_posteriors, forward_backward, frame_pdf_posteriors,
                                          load_den_lattices)
-    from kaldilite.gmm import GmmAccumulators, load_model, segmented_logsumexp
+    from kaldilite.gmm import GmmAccumulators, load_model
     from kaldilite.train.deltas import source_alignments
     from kaldilite.train.gmm_steps import FeatureCache
     from kaldilite.utils.atomic import atomic_open
@@ -292,22 +312,25 @@ def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silenc
             totals["skipped"] += 1
             continue
         x64 = np.asarray(feats, np.float64)
-        gauss_ll = am.gaussian_log_likelihoods(x64)
-        pdf_ll = segmented_logsumexp(gauss_ll, am.pdf_offsets)
+        pdfs_used = np.unique(np.concatenate([tm.tid_to_pdf[lat.tid[lat.tid > 0]], tm.tid_to_pdf[ali]]))
+        local = np.full(am.num_pdfs, -1, np.int64)
+        local[pdfs_used] = np.arange(len(pdfs_used))
+        tid_to_local = local[tm.tid_to_pdf]
+        scores, gconst, pdf_ll, offsets, gauss_index = _subset_scores(am, x64, pdfs_used)
         graph = boost_graph_costs(lat, tm.tid_to_phone, ali, silence, boost)
-        link_post, den_total = forward_backward(lat, pdf_ll, tm.tid_to_pdf, acwt, graph)
+        link_post, den_total = forward_backward(lat, pdf_ll, tid_to_local, acwt, graph)
         if not np.isfinite(den_total):
             totals["skipped"] += 1
             continue
-        num_pdfs = tm.tid_to_pdf[ali]
+        num_pdfs = tid_to_local[ali]
         totals["num_loglike"] += acwt * float(pdf_ll[np.arange(len(ali)), num_pdfs].sum())
         totals["den_loglike"] += float(den_total)
         totals["frames"] += len(ali)
         totals["utterances"] += 1
-        den_frames, den_pdfs, den_post = frame_pdf_posteriors(lat, link_post, tm.tid_to_pdf, am.num_pdfs)
-        frames, pdfs, weights = cancel_posteriors(len(ali), am.num_pdfs, den_frames, den_pdfs, den_post, num_pdfs)
-        _acc_signed_stats(x64, gauss_ll, pdf_ll, frames, pdfs, weights, am.pdf_offsets, num.occupancy, num.first,
-                          num.second, den.occupancy, den.first, den.second)
+        den_frames, den_pdfs, den_post = frame_pdf_posteriors(lat, link_post, tid_to_local, len(pdfs_used))
+        frames, pdfs, weights = cancel_posteriors(len(ali), len(pdfs_used), den_frames, den_pdfs, den_post, num_pdfs)
+        _acc_signed_stats(x64, scores, gconst, pdf_ll, frames, pdfs, weights, offsets, gauss_index, num.occupancy,
+                          num.first, num.second, den.occupancy, den.first, den.second)
     num.total_frames = den.total_frames = float(totals["frames"])
     out = exp / f"acc.{x}.{job}.npz"
     with atomic_open(out, "wb") as handle:
