@@ -13,10 +13,14 @@ slice of training speakers that the models did not see:
 For each garbage phone bonus b (make-grammar --garbage-phone-bonus) and acoustic scale a it
 builds the commands grammar and the ten leave-one-command-out grammars, the GMM's graphs, and
 decodes the slice (--exact-llr) and its held-out commands (--lattice-llr, as run.sh) with both
-models into OUT/exp/<model>/gb<b>_a<a>/. Then, per setting: command accuracy on the slice's
-commands with the threshold 2-fold cross-calibrated by speaker for FA <= 5% on the slice's
-fillers + noise + held-out commands, for the scores llr_total, confidence, logistic, and the
-fusion of the two models (fuse-command-scores: GMM label, summed standardized llr_totals).
+models into OUT/exp/<model>/gb<b>_a<a>/decode_{dev,heldout_commands} (an exp dir as the recipe
+lays it out, the slice in dev's place; OUT/data/heldout_commands as run.sh makes it). Before any
+decoding, each model is checked against the GMM's graph (`check_graph_for_model`: a DNN of another
+tree is refused). Then, per setting, the recipe's own scoring (`commands_results_rows`, the
+first threshold row of recipes/commands/RESULTS): command accuracy on the slice's commands with the
+threshold 2-fold cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out
+commands, for the scores llr_total, confidence, logistic, and the fusion of the two models
+(fuse-command-scores: GMM label, summed standardized llr_totals).
 Writes the `commands-rejection-slice` section of BENCHMARKS.md.
 
   .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/s5/w --gmm t3_vf0 --dnn h1_rms_hires \\
@@ -24,7 +28,6 @@ Writes the `commands-rejection-slice` section of BENCHMARKS.md.
 """
 
 import argparse
-import math
 import os
 import subprocess
 import sys
@@ -49,7 +52,8 @@ def commands():
 
 
 def prepare(out, slice_dir):
-    """OUT/data: the fillers + silence list, per-command lists, the held-out subsets of the slice."""
+    """OUT/data: the fillers + silence list, per-command lists, the held-out subsets of the slice and
+    OUT/data/heldout_commands (all of them, text heldout_<command>: the scoring's data dir)."""
     local = out / "data/local/heldout"
     local.mkdir(parents=True, exist_ok=True)
     fillers = out / "data/local/fillers_and_silence.txt"
@@ -57,6 +61,8 @@ def prepare(out, slice_dir):
         words = [w for w in FILLERS.read_text().split() if not w.startswith("#")]
         fillers.write_text("\n".join(words + ["!SIL"]) + "\n")
     text = dict(line.split(" ", 1) for line in (slice_dir / "data/slice/text").read_text().splitlines())
+    cmds = set(commands())
+    (local / "all.utts").write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() in cmds))
     for c in commands():
         (local / f"minus_{c}.txt").write_text("".join(f"{o}\n" for o in commands() if o != c))
         (local / f"{c}.utts").write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() == c))
@@ -64,6 +70,14 @@ def prepare(out, slice_dir):
             src, dest = slice_dir / f"data/{prefix}slice", out / f"data/{prefix}heldout_{c}"
             if src.is_dir() and not dest.is_dir():
                 run("data", "subset", "--utt-list", local / f"{c}.utts", src, dest)
+    heldout = out / "data/heldout_commands"
+    if not heldout.is_dir():
+        from kaldilite.io.datadir import DataDir
+
+        run("data", "subset", "--utt-list", local / "all.utts", slice_dir / "data/slice", heldout)
+        data = DataDir.load(heldout)
+        data.text = {u: "heldout_" + t.strip().replace(" ", "_") for u, t in data.text.items()}
+        data.save(heldout)
 
 
 def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
@@ -77,7 +91,11 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
             run("mkgraph", lang, slice_dir / f"exp/{gmm}", graph)
         return graph
 
+    from kaldilite.graph.provenance import check_graph_for_model
+
     graph = grammar_graph("lang_commands", COMMANDS_TXT)
+    for model in (gmm, dnn):  # a DNN on another tree than the GMM's decodes its graphs into garbage
+        check_graph_for_model(graph, slice_dir / f"exp/{model}/final.mdl")
     minus = {c: grammar_graph(f"lang_minus_{c}", out / f"data/local/heldout/minus_{c}.txt") for c in commands()}
     for model in (gmm, dnn):
         hires = "hires_" if model == dnn and (slice_dir / "data/hires_slice").is_dir() else ""
@@ -86,11 +104,11 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
                   "--model", slice_dir / f"exp/{model}/final.mdl"]
         dest = out / f"exp/{model}/gb{bonus}_a{acwt}"
         log = f"{dest}.log"
-        if not (dest / "slice/measures.jsonl").is_file():
+        if not (dest / "decode_dev/measures.jsonl").is_file():
             print(f"{model} gb{bonus} a{acwt}: slice", file=sys.stderr, flush=True)
             run("decode-commands", "--exact-llr", "--nj", 1, *common, graph, slice_dir / f"data/{hires}slice",
-                dest / "slice", log=log)
-        if not (dest / "heldout/measures.jsonl").is_file():
+                dest / "decode_dev", log=log)
+        if not (dest / "decode_heldout_commands/measures.jsonl").is_file():
             print(f"{model} gb{bonus} a{acwt}: held-out commands", file=sys.stderr, flush=True)
             lines = []
             for c in commands():
@@ -98,53 +116,43 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
                 run("decode-commands", "--lattice-llr", "--nj", 1, *common, minus[c], out / f"data/{hires}heldout_{c}",
                     part, log=log)
                 lines += (part / "measures.jsonl").read_text().splitlines()
-            (dest / "heldout").mkdir(parents=True, exist_ok=True)
-            tmp = dest / "heldout/measures.jsonl.tmp"
+            (dest / "decode_heldout_commands").mkdir(parents=True, exist_ok=True)
+            tmp = dest / "decode_heldout_commands/measures.jsonl.tmp"
             tmp.write_text("".join(f"{line}\n" for line in sorted(lines)))
-            tmp.rename(dest / "heldout/measures.jsonl")
+            tmp.rename(dest / "decode_heldout_commands/measures.jsonl")
 
 
 def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
-    """Rows (score name, command acc, pooled FA, counts) for one setting's decodes of each model."""
+    """Rows (score name, command acc, pooled FA, counts) for one setting's decodes of each model, by
+    the recipe's scoring (`commands_results_rows`): the slice in dev's place, the held-out commands
+    as the one calibration set."""
+    from kaldilite.cli.commands import commands_results_rows
     from kaldilite.decode.rejection import RejectionRule
-    from kaldilite.score.commands import (DEFAULT_LOGISTIC_FEATURES, SILENCE_CLASS, UNKNOWN_CLASS,
-                                          cross_calibrated_decisions, decide_all, fuse_measures, fusion_statistics,
-                                          read_measures, reference_class, score_decisions)
+    from kaldilite.score.commands import DEFAULT_LOGISTIC_FEATURES
 
-    cmds = set(commands())
-    text = dict(line.split(" ", 1) for line in (slice_dir / "data/slice/text").read_text().splitlines())
-    utt2spk = dict(line.split() for line in (slice_dir / "data/slice/utt2spk").read_text().splitlines())
-    refs = {**text, **{f"ho/{u}": f"heldout_{t}" for u, t in text.items() if t in cmds}}
-    spk = {**utt2spk, **{f"ho/{u}": s for u, s in utt2spk.items()}}
-    slice_refs = {u: t for u, t in refs.items() if not u.startswith("ho/")}
-    negatives = [u for u in refs if reference_class(refs[u], cmds) in (UNKNOWN_CLASS, SILENCE_CLASS)]
-
-    def load(d):
-        measures = read_measures(d / "slice/measures.jsonl")
-        measures.update({f"ho/{u}": v for u, v in read_measures(d / "heldout/measures.jsonl").items()})
-        return measures
-
-    def figure(name, measures, score):
-        rule = RejectionRule(score=score, threshold=-math.inf,
-                             logistic={"features": list(DEFAULT_LOGISTIC_FEATURES)} if score == "logistic" else {})
-        decided, thresholds = cross_calibrated_decisions(refs, measures, rule, cmds, spk, target_fa)
-        s = score_decisions(slice_refs, decided, cmds)
-        no_threshold = score_decisions(slice_refs, decide_all(measures, rule), cmds)
-        held_fa = sum(decided[u].accepted for u in refs if u.startswith("ho/"))
-        fa = sum(decided[u].accepted for u in negatives) / len(negatives)
-        return dict(model=name, score=score, acc=s.accuracy, fa=fa, no_threshold=no_threshold.accuracy,
-                    counts=f"{s.unknown_accepted}/{s.num_unknown} fillers, {s.silence_accepted}/{s.num_silence} "
-                           f"noise, {held_fa}/{len(refs) - len(slice_refs)} held-out",
-                    thresholds=", ".join(f"{t:.3g}" for t in thresholds))
-
-    rows, loaded = [], {}
-    for model, d in model_dirs.items():
-        loaded[model] = load(d)
-        rows += [figure(model, loaded[model], score) for score in ("llr_total", "confidence", "logistic")]
-    if len(loaded) == 2:
-        (gmm, a), (dnn, b) = loaded.items()
-        stats = [fusion_statistics({u: v for u, v in m.items() if not u.startswith("ho/")}) for m in (a, b)]
-        rows.append(figure(f"{gmm}+{dnn}", fuse_measures(a, b, *stats), "llr_total"))
+    exps = dict(model_dirs)
+    if len(exps) == 2:  # the fusion, an exp dir of its own (fuse-command-scores standardizes by the slice)
+        (gmm, a), (dnn, b) = exps.items()
+        fused = out / f"exp/{gmm}+{dnn}" / a.name
+        if not (fused / "decode_heldout_commands/measures.jsonl").is_file():
+            run("fuse-command-scores", a, b, fused)
+        exps[f"{gmm}+{dnn}"] = fused
+    heldout = [("heldout_commands", out / "data/heldout_commands")]
+    rows = []
+    for model, exp in exps.items():
+        for score in ("llr_total",) if "+" in model else ("llr_total", "confidence", "logistic"):
+            rule = RejectionRule(score=score, logistic={"features": list(DEFAULT_LOGISTIC_FEATURES)}
+                                 if score == "logistic" else {})
+            calibrated, no_threshold = commands_results_rows(slice_dir / "data/slice", [exp], COMMANDS_TXT, target_fa,
+                                                             heldout, rule=rule)[:2]
+            s, held = calibrated["scores"], calibrated["oov"]["heldout_commands"]
+            accepted = s.unknown_accepted + s.silence_accepted + held.unknown_accepted
+            rows.append(dict(model=model, score=score, acc=s.accuracy,
+                             fa=accepted / (s.num_unknown + s.num_silence + held.num_unknown),
+                             no_threshold=no_threshold["scores"].accuracy,
+                             counts=f"{s.unknown_accepted}/{s.num_unknown} fillers, {s.silence_accepted}/"
+                                    f"{s.num_silence} noise, {held.unknown_accepted}/{held.num_unknown} held-out",
+                             thresholds=calibrated["note"].removeprefix("thresholds ")))
     return rows
 
 
@@ -161,8 +169,7 @@ def main():
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
     args = parser.parse_args()
     slice_dir, out = args.slice_dir.resolve(), args.out.resolve()
-    if not args.no_decode:
-        prepare(out, slice_dir)
+    prepare(out, slice_dir)  # (cheap; also the scoring's data/heldout_commands)
     lines = ["| setting | model | score | command acc % | FA % (pool) | false accepts | no-threshold acc % | "
              "thresholds (fold 1, 2) |", "|---|---|---|---|---|---|---|---|"]
     for bonus in args.bonuses.split():
@@ -170,7 +177,7 @@ def main():
             if not args.no_decode:
                 build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, acwt, args.beam, args.lattice_beam)
             dirs = {m: out / f"exp/{m}/gb{bonus}_a{acwt}" for m in (args.gmm, args.dnn)}
-            dirs = {m: d for m, d in dirs.items() if (d / "heldout/measures.jsonl").is_file()}
+            dirs = {m: d for m, d in dirs.items() if (d / "decode_heldout_commands/measures.jsonl").is_file()}
             for r in evaluate(out, slice_dir, dirs) if dirs else []:
                 lines.append(f"| gb{bonus}_a{acwt} | {r['model']} | {r['score']} | {100 * r['acc']:.1f} | "
                              f"{100 * r['fa']:.1f} | {r['counts']} | {100 * r['no_threshold']:.1f} | "
