@@ -103,6 +103,7 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
         common = ["--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat,
                   "--model", slice_dir / f"exp/{model}/final.mdl"]
         dest = out / f"exp/{model}/gb{bonus}_a{acwt}"
+        adopt_old_layout(dest)
         log = f"{dest}.log"
         if not (dest / "decode_dev/measures.jsonl").is_file():
             print(f"{model} gb{bonus} a{acwt}: slice", file=sys.stderr, flush=True)
@@ -120,6 +121,14 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
             tmp = dest / "decode_heldout_commands/measures.jsonl.tmp"
             tmp.write_text("".join(f"{line}\n" for line in sorted(lines)))
             tmp.rename(dest / "decode_heldout_commands/measures.jsonl")
+
+
+def adopt_old_layout(dest):
+    """Decodes made by this script before 2026-11-25 (DEST/slice, DEST/heldout) renamed to the
+    recipe's layout, so that they are scored instead of decoded again."""
+    for old, new in (("slice", "decode_dev"), ("heldout", "decode_heldout_commands")):
+        if (dest / old / "measures.jsonl").is_file() and not (dest / new).exists():
+            (dest / old).rename(dest / new)
 
 
 def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
@@ -177,6 +186,8 @@ def main():
             if not args.no_decode:
                 build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, acwt, args.beam, args.lattice_beam)
             dirs = {m: out / f"exp/{m}/gb{bonus}_a{acwt}" for m in (args.gmm, args.dnn)}
+            for d in dirs.values():
+                adopt_old_layout(d)
             dirs = {m: d for m, d in dirs.items() if (d / "decode_heldout_commands/measures.jsonl").is_file()}
             for r in evaluate(out, slice_dir, dirs) if dirs else []:
                 lines.append(f"| gb{bonus}_a{acwt} | {r['model']} | {r['score']} | {100 * r['acc']:.1f} | "
