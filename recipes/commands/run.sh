@@ -95,6 +95,8 @@ edge_noise_prob=0.1    # make-grammar --edge-noise-prob: one optional <noise> wo
 oov_eval=true          # stage 9: decode the FSDD OOV eval set too (when $KALDILITE_DATA/fsdd exists)
 oov_takes=5            # FSDD takes per speaker and digit in it (6 x 10 x 5 = 300 utterances)
 oov_synth_voices=10    # stage 9: conf/oov_words.txt in this many espeak-ng voices (synthetic OOV set; 0: none)
+online_cmvn_row=true   # stage 10: the online model's row (exp/<model>_online_cmvn: dev + heldout_commands decoded
+                       # with decode-online's online CMVN, decode-commands --online-cmvn), whose rule stage 11 ships
 publish_results=false  # true: copy RESULTS to recipes/commands/RESULTS from any --dir
 dir=work               # where data/ exp/ mfcc/ go
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--corpus DIR|synthetic] [--dict-dir DIR] [--auto-g2p true|false]
@@ -125,6 +127,14 @@ find_models() {
   for m in mono tri1 tri2b tri3b nnet2 nnet2_fmllr; do
     [ -f exp/$m/final.mdl ] && models+=($m)
   done
+  return 0
+}
+
+online_system() {  # the model the online bundle runs (stages 10 and 11; chosen only here): the DNN
+  # (speaker-independent input), else tri2b, tri1, mono; tri3b needs per-speaker fMLLR, which live
+  # decoding does not estimate
+  local m
+  for m in nnet2 tri2b tri1 mono; do [ -f exp/$m/final.mdl ] && { echo $m; return 0; }; done
   return 0
 }
 
@@ -559,6 +569,52 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       --out exp/tri3b+nnet2/decode_dev/measures.jsonl -- kaldilite fuse-command-scores exp/tri3b exp/nnet2 exp/tri3b+nnet2
     calibrate tri3b+nnet2 llr_total
   fi
+  # The online model's row: dev and the held-out commands decoded through decode-online's front end
+  # (online CMVN as apply-cmvn-online --spk2utt: each speaker's clips in spk2utt order, stats carried
+  # from one to the next, the prior = the training data's cmvn.scp summed, as export-model writes it
+  # into the bundle), then calibrated as every model. The offline rows use per-speaker CMVN over all
+  # of a speaker's clips, which a live user never has: on dev nnet2's online llr_total is a median
+  # 5.4 below the offline one (bench/online.py). exp/<model>_online_cmvn holds only these decodes and
+  # the rule, which stage 11's bundle ships.
+  online=$(online_system)
+  online_rows=()
+  if [ -n "$online" ] && [ "$online_cmvn_row" = true ]; then
+    o=${online}_online_cmvn
+    online_rows=($o)
+    online_set() { if [ $online = nnet2 ]; then nnet_data_dir $1; else echo data/$1; fi; }  # SET: its data dir
+    log "Stage 10: $o: $online's dev + heldout_commands decoded with online CMVN, calibrated"
+    mkdir -p exp/$o/graph_commands
+    step exp/$o/.stamp_stats $(online_set train_aug)/cmvn.scp --out exp/$o/global_cmvn.stats -- \
+      kaldilite matrix-sum --binary=false scp:$(online_set train_aug)/cmvn.scp exp/$o/global_cmvn.stats
+    online_opts=(--nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt --model exp/$online/final.mdl
+                 --online-cmvn exp/$o/global_cmvn.stats)
+    pool_start step exp/$o/decode_dev/.stamp exp/$online/graph_commands/{HCLG.fst,words.txt,words/fillers.txt} \
+      exp/$online/final.mdl exp/$o/global_cmvn.stats $(online_set dev)/{feats.scp,spk2utt} --out exp/$o/decode_dev/measures.jsonl -- \
+      kaldilite decode-commands --exact-llr "${online_opts[@]}" exp/$online/graph_commands $(online_set dev) exp/$o/decode_dev
+    online_heldout() {  # DECODE-COMMANDS-OPTION...: each held-out part normalized as within dev
+      # (--online-cmvn-history), decoded with its own grammar; the measures pooled
+      local n xd parts=exp/$o/decode_heldout_commands/parts
+      rm -rf $parts
+      for n in $(ls data/local/heldout/*.utts | sed 's|.*/||; s|\.utts$||' | grep -vx all); do
+        [ -d data/heldout_$n ] || continue
+        xd=data/heldout_$n
+        [ $online = nnet2 ] && [ "$nnet_feats" = hires ] && xd=data/heldout_${n}_hires  # made by stage 9
+        pool_start kaldilite decode-commands "$@" exp/$online/graph_commands_minus_$n $xd $parts/$n
+      done
+      pool_wait
+      cat $parts/*/measures.jsonl | LC_ALL=C sort > exp/$o/decode_heldout_commands/measures.jsonl.tmp
+      mv exp/$o/decode_heldout_commands/measures.jsonl.tmp exp/$o/decode_heldout_commands/measures.jsonl
+    }
+    if [[ " ${calib_sets[*]} " == *" heldout_commands "* ]]; then
+      step exp/$o/decode_heldout_commands/.stamp data/heldout_commands exp/$online/final.mdl \
+        exp/$o/global_cmvn.stats $(online_set dev)/{feats.scp,spk2utt} \
+        $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$online/graph_commands_minus_$c/HCLG.fst; done) \
+        --out exp/$o/decode_heldout_commands/measures.jsonl -- \
+        online_heldout --lattice-llr "${online_opts[@]}" --online-cmvn-history $(online_set dev)
+    fi
+    pool_wait
+    calibrate $o $rejection_score
+  fi
   write_results() {
     {
       echo "# Speech commands with OOV rejection: dev = $(wc -l < data/dev/text) utterances of $(wc -l < data/dev/spk2utt) held-out speakers"
@@ -570,6 +626,13 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
         --calibrate "$(IFS=,; echo "${calib_sets[*]}")" \
         $(for x in "${continuity_sets[@]}"; do echo --calibrate $x; done) \
         data/dev $(for m in "${models[@]}" "${fused[@]}"; do echo exp/$m; done)
+      if [ ${#online_rows[@]} -gt 0 ]; then  # its rows under the table's header: the shipped protocol's threshold
+        # row only (its stress sets are not decoded, so the continuity row would be calibrated on dev alone)
+        kaldilite commands-results --commands "$commands" --target-fa $target_fa \
+          $(for x in "${calib_sets[@]}" "${continuity_sets[@]}"; do echo --oov $x=data/$x; done) \
+          $(for x in "${report_sets[@]}"; do echo --oov-report-only $x=data/$x; done) \
+          --calibrate "$(IFS=,; echo "${calib_sets[*]}")" data/dev exp/${online_rows[0]} | tail -n +3
+      fi
       echo
       echo "# Which threshold: the first threshold row's is the one that ships (exp/<model>/graph_commands/"
       echo "# rejection.json): calibrated for FA <= $target_fa on the IN-DOMAIN unknown words of unseen speakers,"
@@ -607,6 +670,13 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       echo "# The decoding knobs (make-grammar --garbage-phone-bonus $garbage_phone_bonus, --acwt $acwt): see"
       echo "# the comments at their settings in run.sh (bench/rejection_grid.py; BENCHMARKS.md,"
       echo "# commands-rejection-tuning)."
+      if [ ${#online_rows[@]} -gt 0 ]; then
+        echo "# ${online_rows[0]}: the model decode-online runs ($online; stage 11's bundle ships this row's rule), its dev"
+        echo "# and heldout_commands decoded through the ONLINE front end (decode-commands --online-cmvn: online CMVN"
+        echo "# carried from clip to clip of a speaker, in spk2utt order, from the training data's global stats), and"
+        echo "# calibrated on them as above: what a user gets live. The $online row above uses offline per-speaker CMVN"
+        echo "# (stats of all of a speaker's clips), which no live user has. Stress sets and rejection off: not decoded."
+      fi
       echo "# RTF: CPU time of decoding with lattices + confidence (acoustic scoring included; SAT: both passes"
       echo "# + fMLLR), summed over jobs / audio duration."
     } > RESULTS.tmp
@@ -615,7 +685,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   }
   step .stamp_results "$commands" data/dev/text data/train_aug/text \
     $(for m in "${models[@]}"; do echo exp/$m/decode_dev/scoring_commands/report exp/$m/decode_dev_norej/scoring_commands/report; done) \
-    $(for m in "${fused[@]}"; do echo exp/$m/decode_dev/measures.jsonl exp/$m/graph_commands/rejection.json; done) \
+    $(for m in "${fused[@]}" "${online_rows[@]}"; do echo exp/$m/decode_dev/measures.jsonl exp/$m/graph_commands/rejection.json; done) \
     $(for m in "${models[@]}"; do for x in "${oov_sets[@]}" "${report_sets[@]}"; do echo exp/$m/decode_$x/measures.jsonl exp/$m/decode_${x}_norej/measures.jsonl; done; done) \
     $(for m in "${models[@]}"; do for x in "${calib_sets[@]}"; do echo exp/$m/decode_$x/measures.jsonl; done; done) \
     --out RESULTS -- write_results "${models[@]}"
@@ -629,21 +699,23 @@ fi
 # needs per-speaker fMLLR -- with its own graph and the rejection rule stage 10 calibrated on ITS
 # decodes (exp/<model>/graph_commands/rejection.json: each model's llr_total has its own scale).
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
-  online=
-  for m in nnet2 tri2b tri1 mono; do
-    if [ -f exp/$m/final.mdl ] && [ -f exp/$m/graph_commands/rejection.json ]; then online=$m && break; fi
-  done
+  online=$(online_system)
+  [ -n "$online" ] && [ -f exp/$online/graph_commands/rejection.json ] || online=
   if [ -n "$online" ]; then
+    # the rule calibrated on the online front end's decodes (stage 10), else the offline one
+    rule_sys=$online
+    [ -f exp/${online}_online_cmvn/graph_commands/rejection.json ] && rule_sys=${online}_online_cmvn
     online_conf=$mfcc_conf online_data=data/train_aug  # the features and CMVN prior the model was trained on
     if [ $online = nnet2 ] && [ "$nnet_feats" = hires ]; then
       online_conf=$recipe_dir/conf/mfcc_hires.conf online_data=$(nnet_data_dir train_aug)
     fi
-    log "Stage 11: online bundle exp/${online}_online ($online, exp/$online/graph_commands and its rejection rule)"
-    step exp/${online}_online/.stamp exp/$online/final.mdl exp/$online/graph_commands/{HCLG.fst,words.txt,rejection.json} \
-      exp/$online/graph_commands/words/fillers.txt "$online_conf" $online_data/cmvn.scp --out exp/${online}_online/bundle.json -- \
-      kaldilite export-model --mfcc-config "$online_conf" --data $online_data exp/$online exp/$online/graph_commands \
-      exp/${online}_online
-    # which bundle is the live one, for tools/demo.sh and users (the choice above is made only here)
+    log "Stage 11: online bundle exp/${online}_online ($online, exp/$online/graph_commands, exp/$rule_sys's rejection rule)"
+    step exp/${online}_online/.stamp exp/$online/final.mdl exp/$online/graph_commands/{HCLG.fst,words.txt} \
+      exp/$rule_sys/graph_commands/rejection.json exp/$online/graph_commands/words/fillers.txt "$online_conf" \
+      $online_data/cmvn.scp --out exp/${online}_online/bundle.json -- \
+      kaldilite export-model --mfcc-config "$online_conf" --data $online_data --model exp/$online/final.mdl \
+      --rejection exp/$rule_sys/graph_commands/rejection.json exp/$rule_sys exp/$online/graph_commands exp/${online}_online
+    # which bundle is the live one, for tools/demo.sh and users (online_system chooses it, only there)
     echo exp/${online}_online > exp/online_bundle.tmp && mv exp/online_bundle.tmp exp/online_bundle
     echo "Try it live ($online): $(command -v kaldilite) decode-online --model $(pwd)/exp/${online}_online --mic" \
       "  (or --wav FILE...)"
