@@ -201,10 +201,13 @@ def _stream_clips(bundle, data, utts, chunk_seconds, overrides=None):
 
 
 def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, limit=0):
-    """The commands recipe's dev set: the shipped offline decision (decode-commands' measures in
-    exp/SYSTEM/decode_dev, decided by the calibrated rule of the bundle) vs decode-online's on the
-    same clips, with the recipe's endpointing and with endpointing off (whole clip: what remains is
-    the front end, online CMVN against the offline per-speaker CMVN the rule was calibrated on)."""
+    """The commands recipe's dev set: decode-online's decisions on each clip (with the recipe's
+    endpointing, and with endpointing off: the whole clip) against the decodes the bundle's rule was
+    calibrated on -- exp/SYSTEM_online_cmvn/decode_dev (decode-commands --online-cmvn, the recipe's
+    stage 10) when the recipe made it, else exp/SYSTEM/decode_dev -- and against the offline
+    per-speaker-CMVN decode exp/SYSTEM/decode_dev, all decided by the bundle's rule. Score gaps are
+    taken on scores clipped to +-lattice_beam/acwt of the bundle (decode-online's lattice llr is
+    clipped there; a threshold inside that range decides alike)."""
     import statistics
 
     from kaldilite.decode.rejection import REJECTED
@@ -219,7 +222,11 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
     utts = sorted(data.wav_scp)
     if limit:
         utts = utts[:limit]
-    measures = read_measures(exp / "decode_dev/measures.jsonl")
+    calibrated = work / "exp" / f"{system}_online_cmvn" / "decode_dev"
+    if not (calibrated / "measures.jsonl").is_file():
+        calibrated = exp / "decode_dev"
+    decodes = {"offline CMVN": read_measures(exp / "decode_dev/measures.jsonl"),
+               "calibrated": read_measures(calibrated / "measures.jsonl")}
     with tempfile.TemporaryDirectory() as tmp, single_threaded_blas():
         bundle_dir = work / "exp" / f"{system}_online"
         if not (bundle_dir / "bundle.json").is_file():  # the recipe exports one system only (stage 11)
@@ -229,12 +236,15 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
         runs = {name: ModelBundle.load(bundle_dir, overrides=over)
                 for name, over in (("endpointed", None), ("whole clip", {"do-endpointing": "false"}))}
         rule = runs["endpointed"].rejection
-        offline, offline_score = {}, {}
-        for utt in utts:
-            m, num_frames = measures[utt]
-            decision = rule.decide_measures(m, num_frames)
-            offline[utt] = decision.label if decision.accepted else REJECTED
-            offline_score[utt] = decision.score
+        clip = runs["endpointed"].online_opts.lattice_beam / runs["endpointed"].online_opts.acoustic_scale
+        decided, decided_score = {}, {}
+        for name, measures in decodes.items():
+            decided[name], decided_score[name] = {}, {}
+            for utt in utts:
+                decision = rule.decide_measures(*measures[utt])
+                decided[name][utt] = decision.label if decision.accepted else REJECTED
+                decided_score[name][utt] = decision.score
+        offline = decided["calibrated"]
         online, scores, rtf = {}, {}, {}
         for name, bundle in runs.items():
             results, spent, audio = _stream_clips(bundle, data, utts, chunk_seconds)
@@ -259,31 +269,43 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
         return (f"| {name} | {same}/{n} ({100 * same / n:.1f}%) | {right}/{len(positives)} "
                 f"({100 * right / len(positives):.1f}%) | {fa}/{len(negatives)} |")
 
-    finite = [u for u in utts if all(abs(x) < 1e6 for x in (offline_score[u], scores["whole clip"][u]))]
-    gap = [scores["whole clip"][u] - offline_score[u] for u in finite]
-    cut_gap = [scores["endpointed"][u] - scores["whole clip"][u] for u in finite
-               if abs(scores["endpointed"][u]) < 1e6]
+    def clipped(x):
+        return min(max(x, -clip), clip)
+
+    def gap_of(reference):
+        pairs = [(scores["whole clip"][u], decided_score[reference][u]) for u in utts]
+        return [clipped(a) - clipped(b) for a, b in pairs if abs(a) < 1e6 and abs(b) < 1e6]
+
+    gap, offline_gap = gap_of("calibrated"), gap_of("offline CMVN")
+    cut_gap = [scores["endpointed"][u] - scores["whole clip"][u] for u in utts
+               if abs(scores["endpointed"][u]) < 1e6 and abs(scores["whole clip"][u]) < 1e6]
+    same_rule = "online CMVN" if calibrated.parent.name.endswith("_online_cmvn") else "offline per-speaker CMVN"
     text = "\n".join([
         "## Online decoding on the commands recipe's dev set (`bench/online.py --commands-work`)",
         "",
-        f"{n} dev clips (29 held-out speakers, 16 kHz), {system} bundle ({bundle_dir.name}), the calibrated rule "
-        f"({rule.score} >= {rule.threshold:.3g}); offline = the decision decode-commands shipped (its "
-        f"measures.jsonl under the same rule); online = each clip streamed in {chunk_seconds * 1000:.0f} ms chunks, "
-        "one recognizer per speaker (online CMVN carried). " + machine_line(),
+        f"{n} dev clips (29 held-out speakers, 16 kHz), {system} bundle ({bundle_dir.name}), its rule "
+        f"({rule.score} >= {rule.threshold:.3g}, calibrated on {calibrated.parent.name}/{calibrated.name}: "
+        f"{same_rule}). Rows decided by that rule: decode-commands' measures.jsonl of {calibrated.parent.name} "
+        f"(the decodes the rule was calibrated on), of {system} (offline per-speaker CMVN), and decode-online on "
+        f"each clip streamed in {chunk_seconds * 1000:.0f} ms chunks, one recognizer per speaker (online CMVN "
+        "carried, clips in sorted = spk2utt order). " + machine_line(),
         "",
-        "| decisions | = offline | command accuracy | false accepts (dev fillers + noise) |",
+        f"| decisions | = {calibrated.parent.name} | command accuracy | false accepts (dev fillers + noise) |",
         "| --- | --- | --- | --- |",
-        row("offline (decode-commands)", offline),
-        row("online, conf/online.conf endpointing", online["endpointed"]),
-        row("online, endpointing off (whole clip)", online["whole clip"]),
+        row(f"decode-commands, {calibrated.parent.name} (calibration decodes)", offline),
+        *([row(f"decode-commands, {system} (offline per-speaker CMVN)", decided["offline CMVN"])]
+          if calibrated.parent != exp else []),
+        row("decode-online, conf/online.conf endpointing", online["endpointed"]),
+        row("decode-online, endpointing off (whole clip)", online["whole clip"]),
         "",
         f"Endpoint rules ended {cut}/{n} clips before their end ({split} split into two results); on them the "
         f"rule's score moved by median {statistics.median(cut_gap):+.1f}, mean |{statistics.mean(map(abs, cut_gap)):.1f}| "
-        f"against the whole clip. Online (whole clip) minus offline score: median {statistics.median(gap):+.1f}, "
-        f"mean |{statistics.mean(map(abs, gap)):.1f}| over {len(gap)} clips: the front end (online CMVN, causal, "
-        "carried from the speaker's earlier clips, vs offline per-speaker CMVN over all of them), not where the "
-        f"endpoint cut, is what separates the two. RTF (CPU of the recognizing thread): "
-        f"{rtf['endpointed']:.4f} endpointed, {rtf['whole clip']:.4f} whole clip.",
+        f"against the whole clip. decode-online (whole clip) minus the calibration decodes' score (both clipped to "
+        f"+-{clip:.0f}): median {statistics.median(gap):+.1f}, mean |{statistics.mean(map(abs, gap)):.1f}| over "
+        f"{len(gap)} clips; minus the offline per-speaker-CMVN decode's: median {statistics.median(offline_gap):+.1f}, "
+        f"mean |{statistics.mean(map(abs, offline_gap)):.1f}|. What remains against the calibration decodes is "
+        "dither (feats.scp and the stream draw different noise) and lattice-beam differences. RTF (CPU of the "
+        f"recognizing thread): {rtf['endpointed']:.4f} endpointed, {rtf['whole clip']:.4f} whole clip.",
     ])
     print(text)
     return text
