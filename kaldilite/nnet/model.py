@@ -170,13 +170,14 @@ def read_transform_dir(transform_dir, lda_mllt=None):
     """
     from pathlib import Path
 
-    from kaldilite.io.tables import read_matrices, read_matrix
+    from kaldilite.io.tables import read_matrix
+    from kaldilite.transform.fmllr import read_speaker_transforms_dir
 
     folder = Path(transform_dir)
     if not folder.is_dir():
         raise MissingFileError(f"--transform-dir {folder}: no such directory")
-    paths = sorted(p for p in folder.glob("trans.*") if p.suffix[1:].isdigit())
-    if not paths:
+    transforms = read_speaker_transforms_dir(folder)
+    if not transforms:
         raise MissingFileError(f"{folder / 'trans.1'}: no fMLLR transforms in --transform-dir {folder}; give the "
                                "output dir of align-fmllr (training data) or decode-fmllr (test data)")
     if lda_mllt is not None:
@@ -189,10 +190,6 @@ def read_transform_dir(transform_dir, lda_mllt=None):
         if not any(_same_matrix(np.asarray(read_matrix(str(p)), np.float64), expected, scale) for p in candidates):
             raise InputError(f"{candidates[0]}: LDA+MLLT matrix differs from the one the model's features use; the "
                              f"transforms in {folder} belong to another SAT system")
-    transforms = {}
-    for path in paths:
-        for speaker, matrix in read_matrices(str(path)):
-            transforms[speaker] = np.asarray(matrix, np.float64)
     return transforms
 
 

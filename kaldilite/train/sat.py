@@ -43,6 +43,7 @@ from kaldilite.train.deltas import DeltasOptions, source_alignments
 from kaldilite.train.lda_mllt import (_current_features, check_ali_dir, job_gaussian_posteriors,
                                       read_speaker_transforms, write_adapted_caches, write_matrix,
                                       write_speaker_transforms)
+from kaldilite.transform.fmllr import read_speaker_transforms_dir
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
 
     if opts.stage <= -4:  # SI features; speaker transforms from ALI_DIR, else estimated from its alignments
         write_adapted_caches(exp, parts, None, si_pipeline)
-        have = {}
-        for path in sorted(ali.glob("trans.*")):
-            have.update(read_speaker_transforms(path))
+        have = read_speaker_transforms_dir(ali)
         if have:
             log.info("using the fMLLR transforms of %s for %d speakers", ali, len(have))
             run_jobs(_select_transforms_job, [j + (str(ali),) for j in jobs], exp / "log", "copy_trans", nj=nj)
@@ -204,9 +203,7 @@ def _speakers_of(part_dir):
 
 def _select_transforms_job(exp, part_dir, job, ali_dir):
     utt2spk, spk2utt = _speakers_of(part_dir)
-    have = {}
-    for path in sorted(Path(ali_dir).glob("trans.*")):
-        have.update(read_speaker_transforms(path))
+    have = read_speaker_transforms_dir(ali_dir)
     write_speaker_transforms({spk: have[spk] for spk in spk2utt if spk in have}, Path(exp) / f"trans.{job}")
 
 
@@ -251,7 +248,6 @@ def estimate_speaker_transforms(feats_by_utt, posteriors_by_utt, am, utt2spk, op
 def _posteriors_per_utterance(model_path, cache, alignments, silence_phones, silence_weight=0.0):
     """utt -> sparse Gaussian posteriors of the aligned pdfs (silence frames weighted `silence_weight`)."""
     from kaldilite.gmm import load_model
-    from kaldilite.transform.posteriors import gaussian_posteriors
 
     tm, am, _, _ = load_model(model_path)
     utts, feats, tids = [], [], []
@@ -265,8 +261,8 @@ def _posteriors_per_utterance(model_path, cache, alignments, silence_phones, sil
         return {}, am
     # all frames at once (one BLAS product per pdf), then split back into utterances
     tids = np.concatenate(tids)
-    silent = np.isin(tm.tid_to_phone[tids], list(silence_phones))
-    post, _ = gaussian_posteriors(am, np.concatenate(feats), tm.tid_to_pdf[tids], np.where(silent, silence_weight, 1.0))
+    _, post = _frame_gaussian_posteriors(tm, am, np.concatenate(feats), slice(None), tids, 1.0, silence_phones,
+                                         silence_weight)
     offsets = np.cumsum([0] + [len(f) for f in feats])
     return {utt: post[offsets[k]:offsets[k + 1]] for k, utt in enumerate(utts)}, am
 
@@ -290,7 +286,6 @@ def _estimate_fmllr_ali_job(exp, part_dir, job, ali_dir, silence_phones, fmllr_o
 def _update_fmllr_job(exp, part_dir, job, x, silence_phones, fmllr_opts):
     """gmm-est-fmllr with x.mdl on the adapted features, composed onto EXP/trans.JOB."""
     from kaldilite.train.gmm_steps import read_alignments
-    from kaldilite.transform.affine import compose_transforms
     from kaldilite.transform.fmllr import FmllrOptions
 
     exp = Path(exp)
@@ -299,12 +294,20 @@ def _update_fmllr_job(exp, part_dir, job, x, silence_phones, fmllr_opts):
     posts, am = _posteriors_per_utterance(exp / f"{x}.mdl", cache, read_alignments(exp / f"ali.{job}.gz"),
                                           silence_phones)
     updates, _, _ = estimate_speaker_transforms(dict(cache.items()), posts, am, utt2spk, FmllrOptions(**fmllr_opts))
-    old = read_speaker_transforms(exp / f"trans.{job}")
-    composed = {spk: compose_transforms(w, old[spk], b_is_affine=True) if spk in old else w
-                for spk, w in updates.items()}
-    for spk, w in old.items():
-        composed.setdefault(spk, w)
+    composed = compose_speaker_transforms(updates, read_speaker_transforms(exp / f"trans.{job}"))
     write_speaker_transforms(composed, exp / f"trans.{job}")
+
+
+def compose_speaker_transforms(updates, transforms):
+    """compose-transforms --b-is-affine per speaker: each update applied after the speaker's
+    transform (update o old); a speaker with only one of the two keeps that one."""
+    from kaldilite.transform.affine import compose_transforms
+
+    composed = {spk: compose_transforms(w, transforms[spk], b_is_affine=True) if spk in transforms else w
+                for spk, w in updates.items()}
+    for spk, w in transforms.items():
+        composed.setdefault(spk, w)
+    return composed
 
 
 @one_blas_thread
@@ -376,7 +379,6 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
     from kaldilite.gmm import load_model
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.io.symbols import SymbolTable
-    from kaldilite.transform.affine import compose_transforms
     from kaldilite.transform.fmllr import FmllrOptions, apply_transform
 
     model_dir, decode_dir = Path(model_dir), Path(decode_dir)
@@ -438,8 +440,7 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
         posts = frame_posteriors(tm, am, adapted, results)
         updates, _, _ = estimate_speaker_transforms({u: f for u, (f, _) in posts.items()},
                                                     {u: p for u, (_, p) in posts.items()}, am, utt2spk, fmllr_opts)
-        transforms = {spk: compose_transforms(updates[spk], w, b_is_affine=True) if spk in updates else w
-                      for spk, w in transforms.items()}
+        transforms = compose_speaker_transforms(updates, transforms)
         log.info("pass 3: decoding with the re-estimated fMLLR transforms")
         results = decode(tm, am, adapt(transforms), opts.beam)
     write_speaker_transforms(transforms, decode_dir / f"trans.{job}")

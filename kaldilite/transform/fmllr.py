@@ -188,3 +188,17 @@ def apply_transform(feats, transform):
         raise DimensionMismatchError(f"fMLLR transform {w.shape[0]} x {w.shape[1]} does not fit {x.shape[1]}-dim "
                                      "features (needs dim+1 columns)")
     return (x @ w[:, :-1].T + w[:, -1]).astype(np.float32)
+
+
+def read_speaker_transforms_dir(folder):
+    """Every per-speaker transform in FOLDER/trans.JOB (JOB a number: the output of align-fmllr,
+    decode-fmllr, train-sat; Kaldi arks keyed by speaker) -> dict speaker -> D x (D+1) matrix
+    (float64). Leftovers such as trans.1.tmp are not read. {} when there are none."""
+    from pathlib import Path
+
+    from kaldilite.io.tables import read_matrices
+
+    transforms = {}
+    for path in sorted(p for p in Path(folder).glob("trans.*") if p.suffix[1:].isdigit()):
+        transforms.update((spk, np.asarray(mat, np.float64)) for spk, mat in read_matrices(str(path)))
+    return transforms
