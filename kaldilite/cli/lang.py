@@ -124,11 +124,14 @@ def validate_lang_cmd(lang_dir, skip_determinization_check, texts):
 @click.option("--edge-noise-prob", type=float, default=0.0, show_default=True,
               help="Probability of one <noise> word (any one phone) right before, and of one right after, each "
                    "command: a breath or clipped edge stays on the command's side (0: off).")
+@click.option("--garbage-phones", type=click.Path(exists=True, dir_okay=False),
+              help="Base phones of the garbage loop and of <noise> (whitespace-separated; default: every "
+                   "non-silence phone). Give the phones the acoustic model was trained on.")
 @click.option("--filler-weight", type=float, default=1.0, show_default=True,
               help="Weight of each filler word relative to a command of weight 1.")
 @click.option("--allow-sequence", is_flag=True, help="Allow several items per utterance (not just one).")
 def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage_cost, garbage_loop_prob,
-                     garbage_phone_bonus, edge_noise_prob, filler_weight, allow_sequence):
+                     garbage_phone_bonus, edge_noise_prob, garbage_phones, filler_weight, allow_sequence):
     """Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.
 
     COMMANDS has one command per line (words separated by spaces); an optional weight follows
@@ -144,7 +147,7 @@ def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage
     make_grammar(commands, lang_dir, out_lang_dir, fillers=fillers, garbage=_bool(garbage),
                  garbage_cost=garbage_cost, garbage_loop_prob=garbage_loop_prob, filler_weight=filler_weight,
                  allow_sequence=allow_sequence, garbage_phone_bonus=garbage_phone_bonus,
-                 edge_noise_prob=edge_noise_prob)
+                 edge_noise_prob=edge_noise_prob, garbage_phones=garbage_phones)
 
 
 @click.command("arpa2fst")

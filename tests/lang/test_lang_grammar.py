@@ -395,3 +395,39 @@ def test_make_grammar_verb_passes_edge_noise_prob(base_lang, tmp_path):
     g = LangDir.load(tmp_path / "lang_cmd").g_fst()
     w = read_table(tmp_path / "lang_cmd" / "words.txt")
     assert path_cost(g, [w["<noise>"], w["ab"]], [w["<noise>"], w["ab"]]) == pytest.approx(-math.log(0.09), abs=1e-4)
+
+
+def test_garbage_phones_restrict_the_garbage_loop_and_noise_words(base_lang, tmp_path):
+    """--garbage-phones: only the listed phones get garbage words and <noise> pronunciations (a model
+    trained on words without some phones has no data for them: recipes/commands lists the phones of
+    the training words), and the loop's probabilities are over those N phones (hand-computed, N = 2)."""
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+    from kaldilite.lang.grammar import NOISE_WORD
+
+    commands = write(tmp_path / "commands.txt", "ab\nc\n")
+    phones = write(tmp_path / "garbage_phones.txt", "# trained phones\nC A\n")
+    result = CliRunner().invoke(cli, ["make-grammar", "--garbage", "true", "--garbage-cost", "1.0",
+                                      "--garbage-loop-prob", "0.6", "--edge-noise-prob", "0.1",
+                                      "--garbage-phones", str(phones), str(commands), str(base_lang),
+                                      str(tmp_path / "lang_cmd")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "lang_cmd"
+    assert validate_lang(out) == []
+    lang = LangDir.load(out)
+    assert lang.filler_words() == {"<gbg_A>", "<gbg_C>"}
+    assert "<gbg_B>" not in read_table(out / "words.txt")
+    assert sorted(pron for word, pron in lang.lexicon if word == NOISE_WORD) == [["A_S"], ["C_S"]]
+    w, g = read_table(out / "words.txt"), lang.g_fst()
+    pg = math.exp(-1.0) / (2 + math.exp(-1.0))
+    ids = [w["<gbg_C>"], w["<gbg_A>"]]
+    assert path_cost(g, ids, ids) == pytest.approx(-math.log(pg / 2 * 0.6 / 2 * 0.4), abs=1e-4)
+    # the bonus bound follows the number of garbage phones: log(2 / 0.6)
+    with pytest.raises(InputError, match="at most 1.204"):
+        make_grammar(commands, base_lang, tmp_path / "bad", garbage=True, garbage_loop_prob=0.6,
+                     garbage_phone_bonus=1.3, garbage_phones=phones)
+    for text in ("A SIL\n", "A D\n", "# nothing\n"):
+        with pytest.raises(InputError, match="garbage_phones.txt"):
+            make_grammar(commands, base_lang, tmp_path / "bad", garbage=True,
+                         garbage_phones=write(tmp_path / "garbage_phones.txt", text))
