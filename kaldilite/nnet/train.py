@@ -121,8 +121,9 @@ def learning_rate(iteration, num_iters, initial, final):
 
 
 def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
-                  nnet=None):
-    """SGD training of a p-norm network (see the module docstring) -> TrainingResult."""
+                  nnet=None, with_priors=True):
+    """SGD training of a p-norm network (see the module docstring) -> TrainingResult (its priors
+    None without `with_priors`: an ensemble member, whose ensemble estimates its own)."""
     start = time.perf_counter()
     rng = np.random.default_rng(opts.seed)
     if not isinstance(train_feats, SplicedFrames):
@@ -204,7 +205,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
         if iteration >= num_iters - num_combine:
             kept.append(nnet.copy())
     final = _combine(kept, nnet, valid_feats, valid_targets) if has_valid else average_nnets(kept)
-    priors = estimate_priors(final, train_feats, opts.prior_subset_size, rng)
+    priors = estimate_priors(final, train_feats, opts.prior_subset_size, rng) if with_priors else None
     seconds = time.perf_counter() - start
     frames = num_iters * min(opts.samples_per_iter, num_frames)
     log.info("trained on %d frames (%d iterations) in %.1f s: %.0f frames/s", frames, num_iters, seconds,
@@ -227,7 +228,7 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
     for k in range(opts.ensemble_size):
         log.info("ensemble member %d of %d (seed %d)", k + 1, opts.ensemble_size, opts.seed + k)
         results.append(train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs,
-                                     dataclasses.replace(opts, seed=opts.seed + k)))
+                                     dataclasses.replace(opts, seed=opts.seed + k), with_priors=False))
     ensemble = NnetEnsemble([r.nnet for r in results])
     if not isinstance(train_feats, SplicedFrames):
         train_feats = np.asarray(train_feats, np.float32)
