@@ -94,6 +94,12 @@ def _options_from_config(path, ctx, verb):
               help="Number of softmax sub-classes to mix up to halfway (0 = no mix-up; > number of pdfs).")
 @click.option("--mix-up-min-count", default=1000.0, show_default=True,
               help="Mix-up gives a pdf no more sub-classes than its frame count / this (nnet-mixup --min-count).")
+@click.option("--dropout-proportion", default=0.0, show_default=True,
+              help="Fraction of each hidden layer's outputs zeroed in each training minibatch (dropout; 0 = off). "
+              "Decoding is unchanged.")
+@click.option("--prior-scale", default=1.0, show_default=True,
+              help="Decoding divides the posteriors by prior^prior-scale (nnet1's --prior-scale; recorded in the "
+              "model): 1 = the whole prior (Kaldi's nnet2), 0 = posteriors as they are.")
 @click.option("--max-models-combine", default=20, show_default=True, help="Models of the last iterations averaged.")
 @click.option("--splice-width", default=4, show_default=True, help="Frames of context on each side.")
 @click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")

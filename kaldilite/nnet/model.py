@@ -6,7 +6,10 @@ priors). Ours is an `.npz` with a JSON header in the same family as the GMM mode
 everything its input needs: the raw feature type and dimension, CMVN mode, splice context and
 the preconditioning transform (all in a `FeaturePipeline`). `NnetAcousticModel.log_likelihoods`
 is the scorer handed to the decoder: log posterior - log prior, Kaldi's DecodableAmNnet
-(posteriors floored at 1e-20); the decoder applies the acoustic scale.
+(posteriors floored at 1e-20); the decoder applies the acoustic scale. `prior_scale` (nnet1's
+nnet-forward --prior-scale, set at training: train-nnet2 --prior-scale) divides by prior^scale
+instead: below 1 it keeps part of the prior in the scores, which on command grammars with
+fillers and a garbage phone loop moves fewer commands to the garbage side (conf/nnet2.conf).
 
 A feature-dimension mismatch is reported with the whole chain, e.g.
 "model exp/nnet2/final.mdl expects 117-dim input (13-dim mfcc + speaker CMVN, spliced -4/+4 =
@@ -36,7 +39,8 @@ from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 MODEL_FORMAT = "kaldilite-model"  # shared with kaldilite.gmm.model
 # 2: the network may be an ensemble; 3: fMLLR-adapted input (`fmllr_pipeline`). A model is written
 # with the lowest version that can hold it, so older readers refuse only what they cannot score.
-NNET_MODEL_VERSION = 3
+# 4: a prior scale other than 1 (an older reader would silently divide by the whole prior).
+NNET_MODEL_VERSION = 4
 PRIOR_FLOOR = 1e-20
 
 
@@ -46,7 +50,7 @@ class NnetAcousticModel:
     each speaker's fMLLR transform maps before `pipeline` runs."""
 
     def __init__(self, tm: TransitionModel, nnet, priors, pipeline, raw_feature_dim, feature_type="mfcc",
-                 extra=None, source="nnet2 model", fmllr_pipeline=None):
+                 extra=None, source="nnet2 model", fmllr_pipeline=None, prior_scale=1.0):
         self.tm = tm
         self.nnet = nnet
         self.priors = None if priors is None else np.asarray(priors, dtype=np.float64)
@@ -56,6 +60,9 @@ class NnetAcousticModel:
         self.extra = dict(extra or {})
         self.source = source
         self.fmllr_pipeline = fmllr_pipeline
+        self.prior_scale = float(prior_scale)
+        if not 0.0 <= self.prior_scale <= 1.0:
+            raise InputError(f"{source}: prior scale must be in [0, 1], got {prior_scale}")
         if fmllr_pipeline is not None and pipeline.cmvn != "none":
             raise InputError(f"{source}: with fMLLR-adapted input CMVN belongs to the fMLLR pipeline, not after it")
         if nnet.num_pdfs != tm.num_pdfs:
@@ -109,13 +116,13 @@ class NnetAcousticModel:
             raise self._mismatch(raw_dim, "raw features (feats.scp)")
 
     def log_likelihoods(self, feats):
-        """(T x num_pdfs) float32 pseudo log-likelihoods log p(pdf|x) - log p(pdf) of pipeline output."""
+        """(T x num_pdfs) float32 pseudo log-likelihoods log p(pdf|x) - prior_scale log p(pdf) of pipeline output."""
         feats = np.asarray(feats)
         if feats.ndim != 2 or feats.shape[1] != self.input_dim:
             raise self._mismatch(feats.shape[1] if feats.ndim == 2 else f"shape {feats.shape}", "features")
         loglikes = self.nnet.log_posteriors(feats, PRIOR_FLOOR)
         if self.priors is not None:
-            loglikes -= np.log(np.maximum(self.priors, PRIOR_FLOOR)).astype(np.float32)
+            loglikes -= (self.prior_scale * np.log(np.maximum(self.priors, PRIOR_FLOOR))).astype(np.float32)
         return loglikes.astype(np.float32, copy=False)
 
     def features(self, data_dir, utterances=None, transforms=None, transform_dir=None):
@@ -243,7 +250,8 @@ def save_nnet_model(path, model: NnetAcousticModel):
 
     header = {
         "format": MODEL_FORMAT,
-        "version": 3 if model.speaker_adapted else 2 if isinstance(model.nnet, NnetEnsemble) else 1,
+        "version": (4 if model.prior_scale != 1.0 else 3 if model.speaker_adapted
+                    else 2 if isinstance(model.nnet, NnetEnsemble) else 1),
         "model_type": "nnet2",
         "feature_dim": model.input_dim,
         "raw_feature_dim": model.raw_feature_dim,
@@ -255,6 +263,7 @@ def save_nnet_model(path, model: NnetAcousticModel):
         "fmllr_pipeline": None if model.fmllr_pipeline is None else model.fmllr_pipeline.to_dict(),
         "nnet": model.nnet.config(),
         "has_priors": model.priors is not None,
+        "prior_scale": model.prior_scale,
         "extra": model.extra,
     }
     arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
@@ -303,6 +312,7 @@ def load_nnet_model(path) -> NnetAcousticModel:
         fmllr = header.get("fmllr_pipeline")
         return NnetAcousticModel(tm, nnet, priors, pipeline, header["raw_feature_dim"],
                                  header.get("feature_type", "features"), header.get("extra"), source=f"model {path}",
-                                 fmllr_pipeline=None if fmllr is None else FeaturePipeline.from_dict(fmllr))
+                                 fmllr_pipeline=None if fmllr is None else FeaturePipeline.from_dict(fmllr),
+                                 prior_scale=header.get("prior_scale", 1.0))
     except (KeyError, InputError) as exc:
         raise InputError(f"{path}: corrupt nnet2 model file ({exc}); retrain or copy it again") from None

@@ -114,15 +114,32 @@ class Nnet:
         """log of `posteriors`, floored at `floor` as Kaldi's DecodableAmNnet does."""
         return np.log(np.maximum(self.posteriors(feats), floor))
 
-    def train_step_gradients(self, feats, targets):
+    def train_step_gradients(self, feats, targets, dropout_proportion=0.0, rng=None):
         """Forward + backward on one minibatch; returns (objective sum, correct frames).
 
         Leaves the gradients of the *negative* log-likelihood in each affine component.
+        `dropout_proportion` > 0 (Kaldi's DropoutComponent dropout-proportion, as nnet3 places it
+        after each hidden layer) zeroes that fraction of each hidden layer's outputs, drawn from
+        `rng`, and scales the rest by 1 / (1 - proportion), so the network used in decoding (no
+        dropout) sees inputs of the same expected size; the gradient flows through the same mask.
         """
-        logits = self.logits(feats, keep=True)
-        objective, correct, grad = softmax_cross_entropy(logits, targets, self.sum_group)
-        for component in reversed(self.components[:self._softmax_index]):
-            grad = component.backward(grad)
+        if not 0.0 <= dropout_proportion < 1.0:
+            raise InputError(f"nnet: dropout proportion must be in [0, 1), got {dropout_proportion}")
+        x = np.asarray(feats, dtype=np.float32)
+        masks = {}
+        hidden = self.components[:self._softmax_index]
+        for index, component in enumerate(hidden):
+            x = component.forward(x, keep=True)
+            # a hidden layer ends in its normalize component (the next affine's input)
+            if dropout_proportion and component.kind == "normalize":
+                keep_scale = np.float32(1.0 / (1.0 - dropout_proportion))
+                masks[index] = (rng.random(x.shape, dtype=np.float32) >= dropout_proportion) * keep_scale
+                x = x * masks[index]
+        objective, correct, grad = softmax_cross_entropy(x, targets, self.sum_group)
+        for index in range(len(hidden) - 1, -1, -1):
+            if index in masks:
+                grad = grad * masks[index]
+            grad = hidden[index].backward(grad)
         return objective, correct
 
     def evaluate(self, feats, targets, batch=4096):

@@ -18,7 +18,11 @@
 - at the end the models of the last iterations (Kaldi's num_models_combine, at most 2/3 of the
   iterations after mix-up) are averaged; the average is kept if its validation objective is
   not worse than the last model's (a one-choice version of nnet-combine-fast);
-- priors: the average posterior over the training frames (nnet-adjust-priors);
+- priors: the average posterior over the training frames (nnet-adjust-priors); `prior_scale`
+  (recorded in the model) is the power of the prior that decoding divides by;
+- `dropout_proportion` > 0: that fraction of each hidden layer's outputs zeroed in every training
+  minibatch (nnet3's dropout after each hidden layer; nnet2 had a DropoutComponent), the decoded
+  network unchanged: a regularizer for small corpora of few speakers;
 - `update="rms"`: per-parameter RMS-normalized steps (Adam) instead of momentum SGD, a light
   stand-in for nnet2's natural-gradient (online preconditioned) updates;
 - `ensemble_size` > 1 (`train_ensemble`): several networks from consecutive seeds on the same
@@ -72,11 +76,13 @@ class Nnet2Options:
     p: float = 2.0
     bias_stddev: float = 0.5
     mix_up: int = 0
+    dropout_proportion: float = 0.0  # > 0: dropout on each hidden layer's output while training
     mix_up_min_count: float = 1000.0
     max_models_combine: int = 20
     valid_patience: int = 0  # 0: one epoch's iterations (at least 3)
     diagnostic_frames: int = 5000
     prior_subset_size: int = 100000
+    prior_scale: float = 1.0  # decoding divides by prior^prior_scale (recorded in the model)
     seed: int = 0
     ensemble_size: int = 1  # > 1: that many networks from seeds seed.. seed+n-1, posteriors averaged
     # file-level options (train_nnet2)
@@ -100,6 +106,10 @@ class Nnet2Options:
             raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
         if self.update not in ("sgd", "rms"):
             raise InputError(f"train-nnet2: --update must be sgd or rms, got {self.update!r}")
+        if not 0.0 <= self.prior_scale <= 1.0:
+            raise InputError(f"train-nnet2: --prior-scale must be in [0, 1], got {self.prior_scale}")
+        if not 0.0 <= self.dropout_proportion < 0.9:
+            raise InputError(f"train-nnet2: --dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
 
@@ -176,7 +186,8 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
             batch = order[cursor:cursor + opts.minibatch_size]
             cursor += len(batch)
             seen += len(batch)
-            objective, right = nnet.train_step_gradients(train_feats[batch], train_targets[batch])
+            objective, right = nnet.train_step_gradients(train_feats[batch], train_targets[batch],
+                                                         opts.dropout_proportion, rng)
             objective_sum += objective
             correct += right
             if opts.update == "rms":
@@ -620,7 +631,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
     model = NnetAcousticModel(tm, result.nnet, result.priors, pipeline, raw_dim, opts.feature_type, extra,
-                              source=f"model {exp / 'final.mdl'}", fmllr_pipeline=fmllr_pipeline)
+                              source=f"model {exp / 'final.mdl'}", fmllr_pipeline=fmllr_pipeline,
+                              prior_scale=opts.prior_scale)
     save_nnet_model(exp / "final.mdl", model)
     shutil.copyfile(ali / "tree", exp / "tree")
     for name in ("phones.txt",):

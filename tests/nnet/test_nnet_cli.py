@@ -400,3 +400,22 @@ def test_decode_nnet2_lattices_hold_the_one_best_words_and_cover_every_frame(nne
         best_words, tids, _, _ = lattice.best_path(1.0)
         assert " ".join(words.symbol(w) for w in best_words) == hyps[utt]
         assert len(tids) == frames[utt]
+
+
+def test_train_nnet2_prior_scale_is_recorded_and_divides_by_that_power_of_the_priors(mono_system):
+    from kaldilite.nnet.model import load_nnet_model
+
+    tmp, lang = mono_system
+    result = CliRunner().invoke(cli, ["train-nnet2", "--num-epochs", "1", "--samples-per-iter", "1000",
+                                      "--pnorm-input-dim", "40", "--pnorm-output-dim", "20", "--num-utts-subset", "20",
+                                      "--prior-scale", "0.5", "--seed", "1",
+                                      str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2_ps")])
+    assert result.exit_code == 0, result.output
+    path = tmp / "nnet2_ps" / "final.mdl"
+    with zipfile.ZipFile(path) as archive:
+        header = json.loads(bytes(np.load(archive.open("header.npy"))).decode())
+    assert header["version"] == 4 and header["prior_scale"] == 0.5
+    model = load_nnet_model(path)
+    x = np.random.default_rng(0).standard_normal((5, model.input_dim)).astype(np.float32)
+    expected = np.log(model.nnet.posteriors(x)) - 0.5 * np.log(model.priors)
+    np.testing.assert_allclose(model.log_likelihoods(x), expected, rtol=1e-4, atol=1e-4)
