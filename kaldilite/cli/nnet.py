@@ -52,23 +52,6 @@ def _command_line(ctx):
     return " ".join(map(shlex.quote, words))
 
 
-def _options_from_config(path, ctx, verb):
-    """--option=value lines (Kaldi config style) mapped onto the verb's parameters."""
-    from kaldilite.errors import InputError
-
-    names = {p.opts[0].lstrip("-"): p for p in ctx.command.params if isinstance(p, click.Option)}
-    values = {}
-    for number, line in enumerate(open(path, encoding="utf-8"), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        key, _, value = line.lstrip("-").partition("=")
-        if key not in names or key == "config":
-            raise InputError(f"{path}:{number}: unknown option --{key} for {verb}")
-        values[names[key].name] = names[key].type_cast_value(ctx, value)
-    return values
-
-
 @click.command("train-nnet2")
 @click.option("--num-epochs", default=15, show_default=True, help="Passes over the training examples.")
 @click.option("--samples-per-iter", default=20000, show_default=True, help="Frames per iteration.")
@@ -146,13 +129,10 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
     """
     import contextlib
 
+    from kaldilite.io.config import click_values_with_configs
     from kaldilite.nnet.train import Nnet2Options, train_nnet2
 
-    values = {}
-    for config in configs:
-        values.update(_options_from_config(config, ctx, "train-nnet2"))
-    values.update({k: v for k, v in kwargs.items()
-                   if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
+    values = click_values_with_configs(ctx, configs, kwargs)
     opts = Nnet2Options(**values)
     threads = contextlib.nullcontext()
     if num_threads == 1:

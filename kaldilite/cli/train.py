@@ -45,11 +45,10 @@ def train_mono_cmd(ctx, data, lang, exp, config, **kwargs):
     Usage: kaldilite train-mono [options] <data-dir> <lang-dir> <exp-dir>
      e.g.: kaldilite train-mono --nj 2 --totgauss 1000 data/train data/lang exp/mono
     """
+    from kaldilite.io.config import click_values_with_configs
     from kaldilite.train.mono import MonoOptions, train_mono
 
-    values = _config_values(config, ctx) if config else {}
-    values.update({k: v for k, v in kwargs.items()
-                   if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
+    values = click_values_with_configs(ctx, [config] if config else [], kwargs)
     values["realign_iters"] = tuple(int(x) for x in str(values["realign_iters"]).split())
     progress_logging(*_PROGRESS_LOGGERS)
     result = train_mono(data, lang, exp, MonoOptions(**values))
@@ -81,24 +80,6 @@ def align_cmd(data, lang, src, ali_dir, nj, beam, retry_beam, boost_silence):
     result = align_si(data, lang, src, ali_dir, nj=nj, beam=beam, retry_beam=retry_beam,
                       boost_silence=boost_silence)
     click.echo(f"align: aligned {result['aligned']} utterances, {result['failed']} failed -> {ali_dir}")
-
-
-def _config_values(path, ctx):
-    """--option=value lines (Kaldi config style) mapped onto this verb's parameters."""
-    from kaldilite.errors import InputError
-
-    names = {p.opts[0].lstrip("-"): p.name for p in ctx.command.params if isinstance(p, click.Option)}
-    values = {}
-    for number, line in enumerate(open(path, encoding="utf-8"), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        key, _, value = line.lstrip("-").partition("=")
-        if key not in names or key == "config":
-            raise InputError(f"{path}:{number}: unknown option --{key} for train-mono")
-        param = next(p for p in ctx.command.params if p.name == names[key])
-        values[names[key]] = param.type_cast_value(ctx, value)
-    return values
 
 
 COMMANDS = [train_mono_cmd, align_cmd]

@@ -234,3 +234,25 @@ def options_from_click(options_cls, config_path, kwargs):
             if value is not None:
                 overrides[spec.name] = value
     return read_config(config_path, options_cls, overrides)
+
+
+def click_values_with_configs(ctx, config_paths, kwargs):
+    """{parameter name: value} of the click verb being run (`ctx`): each Kaldi config file of
+    `config_paths` in order (a later one overriding an earlier one, as Kaldi's repeated --config),
+    then every option given on the command line, which overrides them; an option left at its
+    default takes the config's value. Config values are cast by the option's click type; a name
+    the verb lacks is an error naming file:line and the verb."""
+    import click
+
+    options = {p.opts[0].lstrip("-"): p for p in ctx.command.params if isinstance(p, click.Option)}
+    values = {}
+    for path in config_paths:
+        with open(path, encoding="utf-8") as handle:
+            for number, name, text in parse_config_lines(handle, str(path)):
+                option = options.get(name)
+                if option is None or name == "config":
+                    raise InputError(f"{where(str(path), number)}: unknown option --{name} for {ctx.info_name}")
+                values[option.name] = option.type_cast_value(ctx, text)
+    values.update({k: v for k, v in kwargs.items()
+                   if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
+    return values
