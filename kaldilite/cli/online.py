@@ -174,17 +174,13 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
         # One recognizer for all inputs, each file a new stream. Online-CMVN statistics carry over
         # (--carry-cmvn) between the files of one speaker: all files without --utt2spk.
         nonlocal recognizer, last_speaker
+        if recognizer is not None:
+            speaker_states[last_speaker] = recognizer.cmvn_state
+        state = speaker_states.get(speaker) or bundle.cmvn_state()  # this speaker's so far, else the prior
         if recognizer is None or recognizer.sample_rate != source.sample_rate:
-            state = recognizer.cmvn_state if recognizer is not None and speaker == last_speaker else None
             recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
                                           on_partial=show_partial if partial else None)
-            if state is not None:
-                recognizer.new_stream(source.name, cmvn_state=state)
-        elif speaker != last_speaker:
-            speaker_states[last_speaker] = recognizer.cmvn_state
-            recognizer.new_stream(source.name, cmvn_state=speaker_states.get(speaker) or bundle.cmvn_state())
-        else:
-            recognizer.new_stream(source.name)
+        recognizer.new_stream(source.name, cmvn_state=state)
         last_speaker = speaker
         try:
             recognize_stream(recognizer, source, emit)
