@@ -230,6 +230,7 @@ def train_mmi(data_dir, lang_dir, ali_dir, denlat_dir, exp_dir, opts: MmiOptions
             log.warning("iteration %d: the MMI objective fell (%.6f -> %.6f); lower --E's learning rate or raise "
                         "--tau", x, objf[-2], objf[-1])
     symlink(f"{opts.num_iters}.mdl", exp / "final.mdl")
+    remove([exp / f"feats.{k}.npz" for k in range(1, nj + 1)])
     write_text(exp / "objf", "".join(f"{k} {v:.6f}\n" for k, v in enumerate(objf, max(opts.stage, 0))))
     elapsed = time.perf_counter() - started
     log.info("done MMI training in %s (%.1f s); objective per frame by iteration: %s", exp, elapsed,
