@@ -60,6 +60,16 @@ def read_model_header(path):
         return _header(npz, path)
 
 
+def read_model_file(path, trainer="kaldilite train-mono"):
+    """(JSON header, {name: array}) of a kaldilite model file of any type (GMM, nnet2), the header
+    checked (present, JSON, this file format); one-line errors name the file and, for a missing
+    one, `trainer` (what makes it). Each model type's loader checks its own fields and version."""
+    with _open_npz(path, trainer) as npz:
+        header = _header(npz, path)
+        arrays = {k: npz[k] for k in npz.files if k != "header"}
+    return header, arrays
+
+
 def load_model(path):
     """Read a model written by `save_model` -> (tm, am, pipeline, extra).
 
@@ -148,10 +158,10 @@ def describe_pipeline(pipeline, feature_dim, raw_dim=None, transform_name=None):
     return " + ".join(parts)
 
 
-def _open_npz(path):
+def _open_npz(path, trainer="kaldilite train-mono"):
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise MissingFileError(f"{path}: model file not found; train it first (e.g. kaldilite train-mono)")
+        raise MissingFileError(f"{path}: model file not found; train it first (e.g. {trainer})")
     try:
         return np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as exc:

@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
+from kaldilite.gmm.model import MODEL_FORMAT, read_model_file  # one file format for every model type
 from kaldilite.hmm.topology import Topology
 from kaldilite.hmm.transition_model import TransitionModel
 from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 
-MODEL_FORMAT = "kaldilite-model"  # shared with kaldilite.gmm.model
 # 2: the network may be an ensemble; 3: fMLLR-adapted input (`fmllr_pipeline`). A model is written
 # with the lowest version that can hold it, so older readers refuse only what they cannot score.
 # 4: a prior scale other than 1 (an older reader would silently divide by the whole prior).
@@ -281,22 +280,7 @@ def load_nnet_model(path) -> NnetAcousticModel:
     from kaldilite.feat.pipeline import FeaturePipeline
 
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise MissingFileError(f"{path}: model file not found; train it first (kaldilite train-nnet2)")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a kaldilite model file ({exc})") from None
-    with npz:
-        if "header" not in npz.files:
-            raise InputError(f"{path}: not a kaldilite model file (no header)")
-        try:
-            header = json.loads(bytes(npz["header"]).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InputError(f"{path}: corrupt model header") from None
-        arrays = {k: npz[k] for k in npz.files if k != "header"}
-    if header.get("format") != MODEL_FORMAT:
-        raise InputError(f"{path}: not a kaldilite model file (format {header.get('format')!r})")
+    header, arrays = read_model_file(path, "kaldilite train-nnet2")
     if header.get("model_type") != "nnet2":
         raise InputError(f"{path}: a {header.get('model_type')!r} model, not an nnet2 model; use `kaldilite decode` "
                          "for GMM models")
