@@ -6,12 +6,14 @@
 #   pool_wait                     # waits for all of them
 #
 # pool_start waits for ANY running command to finish (`wait -n -p`, bash >= 5.1: Debian 12's
-# bash is 5.2), not for the oldest, so one long step never holds the other slots idle. A failed
-# command ends the recipe (exit 1) once the others have finished; its error is in its own output.
+# bash is 5.2), not for the oldest, so one long step never holds the other slots idle; an older
+# bash (macOS ships 3.2) waits for the oldest instead: slower, same results. A failed command ends
+# the recipe (exit 1) once the others have finished; its error is in its own output.
 
-if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
-  echo "$0: needs bash >= 5.1 (wait -n -p); this is $BASH_VERSION" >&2
-  exit 1
+if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))); then
+  pool_wait_any=true
+else
+  pool_wait_any=false
 fi
 
 pool_pids=()
@@ -19,7 +21,12 @@ pool_pids=()
 pool_start() {
   if [ ${#pool_pids[@]} -ge "$nj" ]; then
     local finished= status=0 pid still=()
-    wait -n -p finished "${pool_pids[@]}" || status=$?
+    if [ $pool_wait_any = true ]; then
+      wait -n -p finished "${pool_pids[@]}" || status=$?
+    else
+      finished=${pool_pids[0]}
+      wait "$finished" || status=$?
+    fi
     for pid in "${pool_pids[@]}"; do [ "$pid" = "$finished" ] || still+=("$pid"); done
     pool_pids=("${still[@]}")
     if [ $status -ne 0 ]; then

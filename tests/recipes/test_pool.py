@@ -40,3 +40,12 @@ def test_a_failed_step_fails_the_pool_after_the_others_finish(tmp_path):
     assert out.returncode == 1 and "a step run in parallel failed" in out.stderr
     assert "not reached" not in out.stdout
     assert "start next" not in events and events[-1] == "end slow"  # waited for, not left running
+
+
+def test_an_older_bash_waits_for_the_oldest_step_and_still_runs_them_all(tmp_path):
+    # bash < 5.1 (macOS ships 3.2) has no `wait -n -p`: the pool falls back to the oldest step.
+    out, events = _run("pool_wait_any=false; pool_start job long 0.6; pool_start job short 0.1; "
+                       "pool_start job third 0.1; pool_wait", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert sorted(events[:2]) == ["start long", "start short"]
+    assert events[2:] == ["end short", "end long", "start third", "end third"]
