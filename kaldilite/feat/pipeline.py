@@ -107,7 +107,34 @@ class FeaturePipeline:
         unknown = set(data) - known
         if unknown:
             raise InputError(f"feature pipeline: unknown fields {sorted(unknown)} (model written by a newer kaldilite?)")
+        if isinstance(data.get("transform"), dict):
+            raise InputError("feature pipeline: the transform is stored as an array of the model file; read the "
+                             "pipeline with from_header(header, arrays)")
         return cls(**data)
+
+    def to_header(self, prefix):
+        """For a model file: (JSON-ready dict naming the transform's array and shape, {array name:
+        transform}); the matrix goes into the file as a binary array, not as megabytes of JSON."""
+        data = self.to_dict()
+        arrays = {}
+        if self.transform is not None:
+            name = f"{prefix}transform"
+            data["transform"] = {"array": name, "shape": list(self.transform.shape)}
+            arrays[name] = self.transform
+        return data, arrays
+
+    @classmethod
+    def from_header(cls, data, arrays):
+        """The inverse of `to_header`, given the model file's arrays; a dict with the transform as
+        nested lists (model files before the arrays) is read as `from_dict` reads it."""
+        transform = data.get("transform")
+        if not isinstance(transform, dict):
+            return cls.from_dict(data)
+        matrix = arrays.get(transform.get("array"))
+        if matrix is None or list(matrix.shape) != list(transform.get("shape", ())):
+            raise InputError(f"feature pipeline: transform array {transform.get('array')!r} of shape "
+                             f"{transform.get('shape')} missing or of another shape")
+        return cls.from_dict({**data, "transform": None}).with_transform(matrix)
 
 
 def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_cmvn_history=None):

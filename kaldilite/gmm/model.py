@@ -5,6 +5,11 @@ arrays of both plus a JSON header (format name and version, model type, feature 
 numbers of pdfs and Gaussians, the HMM topology text, the feature pipeline the model was
 trained on, and free-form `extra`). Loading checks all of it, so a model is self-describing:
 decoding needs nothing but the model file to know how to compute its features.
+
+The header holds options, shapes and dimensions only: matrices (the pipeline's LDA/MLLT
+transform, an nnet2 model's preconditioning) are arrays of the npz beside the GMM's, named in
+the header (`FeaturePipeline.to_header`), so that reading the header stays cheap (version 2;
+version 1 wrote the transform into the JSON as nested lists, which is still read).
 """
 
 from __future__ import annotations
@@ -24,17 +29,18 @@ if TYPE_CHECKING:  # imported where used: graph building reads only the transiti
     from kaldilite.gmm.am import AmDiagGmm
 
 MODEL_FORMAT = "kaldilite-model"
-MODEL_VERSION = 1
+# 2: the pipeline's transform is an array of the file (`pipeline_transform`), not JSON lists
+MODEL_VERSION = 2
 
 
 def save_model(path, tm: TransitionModel, am: AmDiagGmm, pipeline=None, extra=None):
     """Write the model atomically; `pipeline` is a FeaturePipeline (or its dict), `extra` JSON-able."""
     if am.num_pdfs != tm.num_pdfs:
         raise InputError(f"model: transition model has {tm.num_pdfs} pdfs but the GMMs have {am.num_pdfs}")
-    pipeline_dict = pipeline.to_dict() if hasattr(pipeline, "to_dict") else pipeline
+    pipeline_dict, pipeline_arrays = pipeline_to_header(pipeline, "pipeline_")
     header = {
         "format": MODEL_FORMAT,
-        "version": MODEL_VERSION,
+        "version": 2 if pipeline_arrays else 1,  # the lowest that holds it: older readers take what they can
         "model_type": "gmm",
         "feature_dim": am.dim,
         "num_pdfs": am.num_pdfs,
@@ -47,6 +53,7 @@ def save_model(path, tm: TransitionModel, am: AmDiagGmm, pipeline=None, extra=No
     arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
     arrays.update(tm.to_arrays())
     arrays.update(am.to_arrays())
+    arrays.update(pipeline_arrays)
     from kaldilite.utils import atomic_path
 
     with atomic_path(path) as tmp:
@@ -58,6 +65,33 @@ def read_model_header(path):
     """The JSON header alone (cheap: for `gmm-info`-style questions)."""
     with _open_npz(path) as npz:
         return _header(npz, path)
+
+
+def read_model_pipeline(path):
+    """The model's `FeaturePipeline` (None if saved without one) from its header and the pipeline's
+    arrays alone: no GMM or network array is read."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+
+    with _open_npz(path) as npz:
+        data = _header(npz, path).get("pipeline")
+        if data is None:
+            return None
+        arrays = {k: npz[k] for k in npz.files if k.startswith("pipeline_")}
+    try:
+        return FeaturePipeline.from_header(data, arrays)
+    except InputError as exc:
+        raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
+
+
+def pipeline_to_header(pipeline, prefix):
+    """(header dict or None, {array name: matrix}) of a FeaturePipeline (or its dict) for a model file."""
+    if pipeline is None:
+        return None, {}
+    from kaldilite.feat.pipeline import FeaturePipeline
+
+    if not isinstance(pipeline, FeaturePipeline):
+        pipeline = FeaturePipeline.from_dict(pipeline)
+    return pipeline.to_header(prefix)
 
 
 def read_model_file(path, trainer="kaldilite train-mono"):
@@ -96,12 +130,12 @@ def load_model(path):
     extra = header.get("extra", {})
     am.feature_hint = describe_pipeline(pipeline, am.dim, extra.get("raw_feature_dim"), extra.get("transform"))
     if pipeline is not None:
+        from kaldilite.feat.pipeline import FeaturePipeline
+
         try:
-            from kaldilite.feat.pipeline import FeaturePipeline
-        except ImportError:
-            pass
-        else:
-            pipeline = FeaturePipeline.from_dict(pipeline)
+            pipeline = FeaturePipeline.from_header(pipeline, arrays)
+        except InputError as exc:
+            raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
     return tm, am, pipeline, header.get("extra", {})
 
 
@@ -150,8 +184,10 @@ def describe_pipeline(pipeline, feature_dim, raw_dim=None, transform_name=None):
     left, right = pipeline.get("splice_left") or 0, pipeline.get("splice_right") or 0
     if left or right:
         parts.append(f"splice -{left}/+{right}")
-    if pipeline.get("transform") is not None:
-        rows, cols = len(pipeline["transform"]), len(pipeline["transform"][0])
+    transform = pipeline.get("transform")
+    if transform is not None:
+        # version 2 names the array and its shape; version 1 held the matrix as lists
+        rows, cols = transform["shape"] if isinstance(transform, dict) else (len(transform), len(transform[0]))
         parts.append(f"{rows} x {cols} {transform_name or 'transform'}")
     elif transform_name:
         parts.append(transform_name)

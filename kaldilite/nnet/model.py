@@ -39,7 +39,10 @@ from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 # 2: the network may be an ensemble; 3: fMLLR-adapted input (`fmllr_pipeline`). A model is written
 # with the lowest version that can hold it, so older readers refuse only what they cannot score.
 # 4: a prior scale other than 1 (an older reader would silently divide by the whole prior).
-NNET_MODEL_VERSION = 4
+# 5: the pipelines' matrices (preconditioning, the fMLLR pipeline's LDA+MLLT) are arrays of the
+# file (`pipeline_transform`, `fmllr_pipeline_transform`) instead of JSON lists (megabytes of
+# header to parse whenever a verb asked the model its type): every model with a transform.
+NNET_MODEL_VERSION = 5
 PRIOR_FLOOR = 1e-20
 
 
@@ -245,12 +248,16 @@ def raw_feature_dim_of(data_dir):
 
 def save_nnet_model(path, model: NnetAcousticModel):
     """Write the model atomically (npz + JSON header)."""
+    from kaldilite.gmm.model import pipeline_to_header
     from kaldilite.utils import atomic_path
+
+    pipeline_dict, pipeline_arrays = pipeline_to_header(model.pipeline, "pipeline_")
+    fmllr_dict, fmllr_arrays = pipeline_to_header(model.fmllr_pipeline, "fmllr_pipeline_")
 
     header = {
         "format": MODEL_FORMAT,
-        "version": (4 if model.prior_scale != 1.0 else 3 if model.speaker_adapted
-                    else 2 if isinstance(model.nnet, NnetEnsemble) else 1),
+        "version": (5 if pipeline_arrays or fmllr_arrays else 4 if model.prior_scale != 1.0
+                    else 3 if model.speaker_adapted else 2 if isinstance(model.nnet, NnetEnsemble) else 1),
         "model_type": "nnet2",
         "feature_dim": model.input_dim,
         "raw_feature_dim": model.raw_feature_dim,
@@ -258,8 +265,8 @@ def save_nnet_model(path, model: NnetAcousticModel):
         "num_pdfs": model.num_pdfs,
         "num_transition_ids": model.tm.num_transition_ids,
         "topology": model.tm.topo.to_text(),
-        "pipeline": model.pipeline.to_dict(),
-        "fmllr_pipeline": None if model.fmllr_pipeline is None else model.fmllr_pipeline.to_dict(),
+        "pipeline": pipeline_dict,
+        "fmllr_pipeline": fmllr_dict,
         "nnet": model.nnet.config(),
         "has_priors": model.priors is not None,
         "prior_scale": model.prior_scale,
@@ -270,6 +277,8 @@ def save_nnet_model(path, model: NnetAcousticModel):
     arrays.update(model.nnet.to_arrays())
     if model.priors is not None:
         arrays["priors"] = model.priors
+    arrays.update(pipeline_arrays)
+    arrays.update(fmllr_arrays)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -291,12 +300,12 @@ def load_nnet_model(path) -> NnetAcousticModel:
         topo = Topology.from_text(header["topology"], source=f"{path} (topology)")
         tm = TransitionModel.from_arrays(topo, arrays)
         nnet = nnet_from_arrays(header["nnet"], arrays)
-        pipeline = FeaturePipeline.from_dict(header["pipeline"])
+        pipeline = FeaturePipeline.from_header(header["pipeline"], arrays)
         priors = arrays.get("priors")
         fmllr = header.get("fmllr_pipeline")
         return NnetAcousticModel(tm, nnet, priors, pipeline, header["raw_feature_dim"],
                                  header.get("feature_type", "features"), header.get("extra"), source=f"model {path}",
-                                 fmllr_pipeline=None if fmllr is None else FeaturePipeline.from_dict(fmllr),
+                                 fmllr_pipeline=None if fmllr is None else FeaturePipeline.from_header(fmllr, arrays),
                                  prior_scale=header.get("prior_scale", 1.0))
     except (KeyError, InputError) as exc:
         raise InputError(f"{path}: corrupt nnet2 model file ({exc}); retrain or copy it again") from None

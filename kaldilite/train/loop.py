@@ -198,10 +198,9 @@ def job_features(exp, part_dir, job, x):
     if path.exists():
         return FeatureCache.load(path)
     from kaldilite.feat.pipeline import load_features
-    from kaldilite.gmm import read_model_header
-    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm.model import read_model_pipeline
 
-    pipeline = FeaturePipeline.from_dict(read_model_header(Path(exp) / f"{x}.mdl")["pipeline"])
+    pipeline = read_model_pipeline(Path(exp) / f"{x}.mdl")
     cache = FeatureCache.from_items(load_features(part_dir, pipeline))
     cache.save(path)
     log.info("rebuilt the feature cache %s", path)

@@ -159,7 +159,7 @@ def test_an_ensemble_model_file_reads_back_to_the_same_scores(ensemble_system):
     path = ensemble_system / "nnet2_ens" / "final.mdl"
     with zipfile.ZipFile(path) as archive:
         header = json.loads(bytes(np.load(archive.open("header.npy"))).decode())
-    assert header["version"] == 2 and len(header["nnet"]["ensemble"]) == 2
+    assert header["version"] == 5 and len(header["nnet"]["ensemble"]) == 2
     model = load_nnet_model(path)
     assert isinstance(model.nnet, NnetEnsemble)
     x = np.random.default_rng(0).standard_normal((5, model.input_dim)).astype(np.float32)
@@ -239,7 +239,7 @@ def test_speaker_adapted_input_equals_cmvn_splice_lda_then_each_speakers_fmllr_c
     tm, _, _, _ = load_model(tmp / "mono" / "final.mdl")
     model_path, data, fmllr, _, expected = _hand_composed_adapted_model(tm, tmp_path)
     with zipfile.ZipFile(model_path) as archive:
-        assert json.loads(bytes(np.load(archive.open("header.npy"))).decode())["version"] == 3
+        assert json.loads(bytes(np.load(archive.open("header.npy"))).decode())["version"] == 5
     model = load_nnet_model(model_path)
     got = dict(model.features(data, transforms=fmllr))
     assert sorted(got) == sorted(expected)
@@ -414,7 +414,7 @@ def test_train_nnet2_prior_scale_is_recorded_and_divides_by_that_power_of_the_pr
     path = tmp / "nnet2_ps" / "final.mdl"
     with zipfile.ZipFile(path) as archive:
         header = json.loads(bytes(np.load(archive.open("header.npy"))).decode())
-    assert header["version"] == 4 and header["prior_scale"] == 0.5
+    assert header["version"] == 5 and header["prior_scale"] == 0.5
     model = load_nnet_model(path)
     x = np.random.default_rng(0).standard_normal((5, model.input_dim)).astype(np.float32)
     expected = np.log(model.nnet.posteriors(x)) - 0.5 * np.log(model.priors)
