@@ -74,22 +74,22 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
 
 
 def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=(),
-               lattice_beam=None, lattice_path=None):
-    """One decoding job (module level so that it can run in a worker process).
+               lattice_beam=None, lattice_path=None, transform_dir=None):
+    """One decoding job of `decode` and `decode-nnet2` (module level so that it can run in a worker
+    process): any model type, the scorer being the only difference (`_model_scorer`).
 
     Returns {None: [(utt, words)] at `acoustic_scale`, lmwt: [(utt, words)] at 1/lmwt ...}; with
     `lattice_beam`, also writes the lattices to `lattice_path` and returns "decisions":
     [(utt, decision line)] from the graph dir's rejection rule (kaldilite.decode.rejection).
+    `transform_dir`: the test speakers' fMLLR transforms of an nnet2 model on adapted input.
     """
     from kaldilite.decode.batch import decode_utterances_at_scales
     from kaldilite.decode.decoder import DecoderOptions
-    from kaldilite.feat.pipeline import load_features
-    from kaldilite.gmm.model import load_model
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.io.symbols import SymbolTable
     from kaldilite.train.gmm_steps import single_threaded_blas
 
-    tm, am, pipeline, _ = load_model(model_path)
+    tid_to_pdf, scorer, features = _model_scorer(model_path, data_dir, transform_dir)
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
@@ -99,15 +99,37 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
     # cores, OpenBLAS's own threads only spin against the other jobs (FSDD test set, --nj 2:
     # 5.7-7 s of CPU with default threads, 1.2 s with one)
     with single_threaded_blas():
-        results = decode_utterances_at_scales(graph, tm.tid_to_pdf, am.log_likelihoods,
-                                              load_features(data_dir, pipeline), opts, list(scales.values()), words,
-                                              lattice_beam=lattice_beam)
+        results = decode_utterances_at_scales(graph, tid_to_pdf, scorer, features, opts, list(scales.values()),
+                                              words, lattice_beam=lattice_beam)
     out = {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
            for key, scale in scales.items()}
     if lattice_beam is not None:
         out["decisions"] = _write_lattices_and_decide(graph_dir, results[scales[None]], words, acoustic_scale,
                                                       lattice_beam, lattice_path)
     return out
+
+
+def _model_scorer(model_path, data_dir, transform_dir=None):
+    """(tid_to_pdf, scorer: features -> frames x pdfs log-likelihoods, stream of (utt, model input))
+    of a model file of any type: a GMM's log-likelihoods on its pipeline's features (gmm-latgen-faster),
+    or an nnet2 model's log posterior - log prior after the checks of steps/nnet2/decode.sh
+    (`nnet_model_and_input`). The decoder below sees only the scorer."""
+    from kaldilite.online.bundle import model_type_of
+
+    if model_type_of(model_path) == "nnet2":
+        from kaldilite.train.decode_commands import nnet_model_and_input
+
+        model, features = nnet_model_and_input(model_path, data_dir, transform_dir)
+        return model.tm.tid_to_pdf, model.log_likelihoods, features
+    from kaldilite.errors import InputError
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.gmm.model import load_model
+
+    if transform_dir is not None:
+        raise InputError(f"{model_path}: a GMM model takes no --transform-dir here; decode a SAT system with "
+                         "decode-fmllr")
+    tm, am, pipeline, _ = load_model(model_path)
+    return tm.tid_to_pdf, am.log_likelihoods, load_features(data_dir, pipeline)
 
 
 def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
@@ -129,13 +151,21 @@ def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
     from kaldilite.decode.batch import decode_utterances_at_scales  # noqa: F401 (imported for the jobs)
     from kaldilite.decode.decoder import decode_utterance
     from kaldilite.feat.pipeline import load_features  # noqa: F401 (imported for the jobs)
-    from kaldilite.gmm.model import load_model
     from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.online.bundle import model_type_of
 
     try:
-        tm, am, _, _ = load_model(model_path)
-        loglikes = am.log_likelihoods(np.zeros((1, am.dim), dtype=np.float32))
-        decode_utterance(load_graph(graph_dir), loglikes, tm.tid_to_pdf)
+        if model_type_of(model_path) == "nnet2":
+            from kaldilite.nnet.model import load_nnet_model
+
+            model = load_nnet_model(model_path)
+            tid_to_pdf, scorer, dim = model.tm.tid_to_pdf, model.log_likelihoods, model.input_dim
+        else:
+            from kaldilite.gmm.model import load_model
+
+            tm, am, _, _ = load_model(model_path)
+            tid_to_pdf, scorer, dim = tm.tid_to_pdf, am.log_likelihoods, am.dim
+        decode_utterance(load_graph(graph_dir), scorer(np.zeros((1, dim), dtype=np.float32)), tid_to_pdf)
     except Exception as exc:  # the jobs meet the same problem and report it in their logs
         log.debug("decode start-up before forking failed: %s", exc)
 

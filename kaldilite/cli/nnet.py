@@ -151,35 +151,6 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
     click.echo(f"{summary} -> {result['final_model']}")
 
 
-def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=(),
-                     transform_dir=None, lattice_beam=None, lattice_path=None):
-    """One decoding job: {None: [(utt, words)] at `acoustic_scale`, lmwt: [...] at 1/lmwt}; with
-    `lattice_beam` also the lattices at `acoustic_scale`, written to `lattice_path`."""
-    from kaldilite.decode.batch import decode_utterances_at_scales
-    from kaldilite.decode.decoder import DecoderOptions
-    from kaldilite.graph.mkgraph import load_graph
-    from kaldilite.io.symbols import SymbolTable
-    from kaldilite.train.decode_commands import nnet_model_and_input
-    from kaldilite.train.gmm_steps import single_threaded_blas
-
-    model, features = nnet_model_and_input(model_path, data_dir, transform_dir)
-    graph = load_graph(graph_dir)
-    words = SymbolTable.read(Path(graph_dir) / "words.txt")
-    opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
-    scales = {None: float(acoustic_scale)}
-    scales.update({lmwt: 1.0 / lmwt for lmwt in lmwts})
-    with single_threaded_blas():
-        results = decode_utterances_at_scales(graph, model.tm.tid_to_pdf, model.log_likelihoods, features,
-                                              opts, list(scales.values()), words, lattice_beam=lattice_beam)
-    if lattice_beam is not None:
-        from kaldilite.decode.lattice import Lattice, write_lattices
-
-        write_lattices(lattice_path, [(utt, r.lattice if r is not None and r.lattice is not None else Lattice.empty())
-                                      for utt, r in results[scales[None]]])
-    return {key: [(utt, " ".join(words.symbol(w) for w in r.words)) for utt, r in results[scale] if r is not None]
-            for key, scale in scales.items()}
-
-
 @click.command("decode-nnet2")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
 @click.option("--beam", default=15.0, show_default=True, help="Decoding beam (nnet2 decode.sh's default).")
@@ -193,7 +164,8 @@ def decode_nnet2_job(graph_dir, model_path, data_dir, beam, max_active, min_acti
               help="nnet2 model file (default: DECODE_DIR/../final.mdl).")
 @click.option("--lattice-beam", type=float,
               help="Also write DECODE_DIR/lat.JOB.gz, word lattices pruned to this beam (Kaldi's decode.sh writes "
-              "them always; here on request), e.g. for decode-fmllr --si-dir.")
+              "them always; here on request), e.g. for decode-fmllr --si-dir, and DECODE_DIR/decisions.txt (utt "
+              "label confidence llr reason) from GRAPH_DIR/rejection.json (or the default rule), as decode.")
 @click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
               help="Per-speaker fMLLR transforms trans.* of DATA_DIR, from the SAT system's decode-fmllr (e.g. "
               "exp/tri3b/decode_test); required by a model trained with --transform-dir, refused by others.")
@@ -215,7 +187,7 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     """
     import time
 
-    from kaldilite.cli.decode import _score, _write_text
+    from kaldilite.cli.decode import _score, _start_up_before_forking_jobs, _write_text, decode_job
     from kaldilite.errors import MissingFileError
     from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
@@ -238,14 +210,17 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
-                 None if transform_dir is None else str(transform_dir), lattice_beam, str(decode_dir / f"lat.{job}.gz"))
+                 lattice_beam, str(decode_dir / f"lat.{job}.gz"), None if transform_dir is None else str(transform_dir))
                 for job, part in enumerate(parts, 1)]
     decode_dir.mkdir(parents=True, exist_ok=True)
-    outputs = run_jobs(decode_nnet2_job, job_args, decode_dir / "log", "decode", nj=nj)
+    _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj)
+    outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
     hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
     _write_text(decode_dir / "hyp.txt", hyps[None])
     for lmwt in lmwts:
         _write_text(decode_dir / "scoring" / f"{lmwt}.txt", hyps[lmwt])
+    if lattice_beam is not None:
+        _write_text(decode_dir / "decisions.txt", dict(sorted(p for output in outputs for p in output["decisions"])))
     with atomic_open(decode_dir / "num_jobs") as handle:
         handle.write(f"{len(parts)}\n")
     summary = (f"decode-nnet2: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> "
