@@ -6,9 +6,9 @@
   (Povey 2003, eq. 4.32) on the simplex: checked against a brute-force grid search.
 - MMI on a known generating model: two confusable classes whose data the one-Gaussian-per-class
   model cannot fit (class B has a far second mode); ML stretches B's Gaussian towards that mode
-  and puts the A/B boundary too far into B's main mode. MMI iterations with exact class posteriors (the denominator of a two-word
-  grammar) raise the MMI objective every iteration and the classification accuracy over ML's
-  (82.2% -> 85.5%).
+  and puts the A/B boundary too far into B's main mode. MMI iterations with exact class
+  posteriors (the denominator of a two-word grammar) raise the MMI objective every iteration
+  and the classification accuracy over ML's (82.2% -> 85.5%).
 """
 
 import numpy as np
