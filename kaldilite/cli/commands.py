@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.utils.click_options import decoder_options
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +182,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 
 @click.command("decode-commands")
 @click.option("--nj", default=2, show_default=True, help="Number of parallel jobs (data split by speaker).")
-@click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
-@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
-@click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")
-@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale applied to log-likelihoods.")
-@click.option("--lattice-beam", default=6.0, show_default=True, help="Lattice beam (word sequences kept).")
+@decoder_options(acwt=0.1, lattice_beam=6.0)
 @click.option("--first-beam", default=10.0, show_default=True,
               help="SAT models: beam of the speaker-independent first pass (decode_fmllr.sh --first-beam).")
 @click.option("--silence-weight", default=0.0, show_default=True,

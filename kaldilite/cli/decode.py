@@ -7,6 +7,7 @@ import click
 
 from kaldilite.errors import MissingFileError
 from kaldilite.jobs.cli import job_options
+from kaldilite.utils.click_options import decoder_options
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +195,7 @@ def _write_lattices_and_decide(graph_dir, results, words, acoustic_scale, lattic
 @click.command("decode")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
 @job_options
-@click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
-@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
-@click.option("--min-active", default=20, show_default=True, help="Minimum number of tokens expanded per frame.")
-@click.option("--acwt", default=0.083333, show_default=True, help="Acoustic scale applied to log-likelihoods.")
+@decoder_options()  # steps/decode.sh's defaults
 @click.option("--min-lmwt", type=int, help="With --max-lmwt: also decode at acoustic scale 1/LMWT for each "
               "LMWT in the range and write wer_LMWT files, best_wer picking the best (Kaldi's score.sh sweep).")
 @click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from kaldilite.utils.click_options import decoder_options
+
 log = logging.getLogger(__name__)
 
 
@@ -153,10 +155,8 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
 
 @click.command("decode-nnet2")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
-@click.option("--beam", default=15.0, show_default=True, help="Decoding beam (nnet2 decode.sh's default).")
-@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
-@click.option("--min-active", default=200, show_default=True, help="Minimum number of tokens expanded per frame.")
-@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale on the pseudo log-likelihoods.")
+@decoder_options(beam=15.0, min_active=200, acwt=0.1, beam_help="Decoding beam (nnet2 decode.sh's default).",
+                 acwt_help="Acoustic scale on the pseudo log-likelihoods.")
 @click.option("--min-lmwt", type=int, help="With --max-lmwt: also decode at acoustic scale 1/LMWT for each LMWT "
               "and write wer_LMWT files, best_wer naming the best (Kaldi's score.sh sweep).")
 @click.option("--max-lmwt", type=int, help="Last LMWT of the sweep (see --min-lmwt).")

@@ -8,6 +8,7 @@ import click
 
 from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
+from kaldilite.utils.click_options import decoder_options
 
 # their per-iteration INFO lines are the progress report, as the scripts print "Pass N"
 _PROGRESS_LOGGERS = ("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
@@ -151,10 +152,8 @@ def align_fmllr_cmd(data, lang, src, ali_dir, **kwargs):
 @click.command("decode-fmllr")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
 @job_options
-@click.option("--beam", default=13.0, show_default=True, help="Decoding beam of the adapted passes.")
+@decoder_options(min_active=None, beam_help="Decoding beam of the adapted passes.")  # steps/decode_fmllr.sh's
 @click.option("--first-beam", default=10.0, show_default=True, help="Decoding beam of the speaker-independent pass.")
-@click.option("--max-active", default=7000, show_default=True, help="Maximum number of active tokens per frame.")
-@click.option("--acwt", default=0.083333, show_default=True, help="Acoustic scale applied to log-likelihoods.")
 @click.option("--silence-weight", default=0.01, show_default=True, help="Weight of silence frames in fMLLR stats.")
 @click.option("--fmllr-update-type", type=click.Choice(["full", "diag", "offset", "none"]), default="full",
               show_default=True, help="fMLLR update type.")
