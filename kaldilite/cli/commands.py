@@ -246,8 +246,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
-    from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, is_speaker_adapted,
-                                                 nnet_model_and_input, online_cmvn_setup, reads_adapted_features)
+    from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, decoding_kind,
+                                                 nnet_model_and_input, online_cmvn_setup)
     from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
@@ -256,12 +256,13 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
+    kind = decoding_kind(model_path)  # sat, adapted_nnet or single: the model file's header read once
     transition_model = None  # the graph check reads it from the model file unless loaded here
-    if transform_dir is not None or reads_adapted_features(model_path):  # all checked once, before any job
+    if transform_dir is not None or kind == "adapted_nnet":  # all checked once, before any job
         transition_model = nnet_model_and_input(model_path, data_dir, transform_dir)[0].tm
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
-    if is_speaker_adapted(model_path):
+    if kind == "sat":
         from kaldilite.train.sat import _silence_phones_from
 
         silence_phones = _silence_phones_from(model_path.parent, graph_dir)
@@ -274,8 +275,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
                                 online_cmvn_history=online_cmvn_history)
     if (online_cmvn_config or online_cmvn_history) and not online_cmvn:
         raise click.UsageError("--online-cmvn-config and --online-cmvn-history go with --online-cmvn GLOBAL_STATS")
-    if online_cmvn and (is_speaker_adapted(model_path) or transform_dir is not None
-                        or reads_adapted_features(model_path)):
+    if online_cmvn and (kind != "single" or transform_dir is not None):
         raise InputError(f"--online-cmvn: {model_path} is speaker-adapted (SAT or fMLLR input); online CMVN is for "
                          "the speaker-independent models decode-online runs")
     online_cmvn_setup(opts)  # an unreadable stats file or config fails here, before any job

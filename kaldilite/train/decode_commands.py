@@ -84,10 +84,28 @@ class CommandDecodeOptions:
 
 def is_speaker_adapted(model_path):
     """True for a SAT model (its speaker-independent ``final.alimdl`` sits beside it)."""
-    from kaldilite.online.bundle import model_type_of
+    return decoding_kind(model_path) == "sat"
+
+
+def reads_adapted_features(model_path):
+    """True for an nnet2 model trained on fMLLR-adapted input (it needs a transform dir)."""
+    return decoding_kind(model_path) == "adapted_nnet"
+
+
+def decoding_kind(model_path):
+    """How decode-commands decodes a model, from one read of its header: "sat" (a GMM with
+    ``final.alimdl`` beside it: two passes), "adapted_nnet" (an nnet2 model on fMLLR-adapted input)
+    or "single" (one lattice pass)."""
+    from kaldilite.gmm.model import read_model_header
 
     model_path = Path(model_path)
-    return model_type_of(model_path) == "gmm" and (model_path.parent / SI_MODEL).is_file()
+    header = read_model_header(model_path)
+    model_type = header.get("model_type", "gmm")
+    if model_type == "gmm" and (model_path.parent / SI_MODEL).is_file():
+        return "sat"
+    if model_type == "nnet2" and header.get("fmllr_pipeline") is not None:
+        return "adapted_nnet"
+    return "single"
 
 
 def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_dict, silence_phones=()):
@@ -95,24 +113,16 @@ def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_d
     from kaldilite.train.gmm_steps import single_threaded_blas
 
     opts = CommandDecodeOptions(**opts_dict)
-    if opts.online_cmvn is not None and (is_speaker_adapted(model_path) or opts.transform_dir is not None
-                                         or reads_adapted_features(model_path)):
+    kind = decoding_kind(model_path)
+    if opts.online_cmvn is not None and (kind != "single" or opts.transform_dir is not None):
         raise InputError(f"{model_path}: online CMVN is for speaker-independent models (the ones decode-online "
                          "runs); a SAT or fMLLR-input model decodes with offline per-speaker CMVN")
     with single_threaded_blas():
-        if is_speaker_adapted(model_path):
+        if kind == "sat":
             return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
-        if opts.transform_dir is not None or reads_adapted_features(model_path):
+        if opts.transform_dir is not None or kind == "adapted_nnet":
             return _decode_adapted_nnet(graph_dir, model_path, data_dir, opts)
         return _decode_single_pass(graph_dir, model_path, data_dir, opts)
-
-
-def reads_adapted_features(model_path):
-    """True for an nnet2 model trained on fMLLR-adapted input (it needs a transform dir)."""
-    from kaldilite.gmm.model import read_model_header
-
-    header = read_model_header(model_path)
-    return header.get("model_type") == "nnet2" and header.get("fmllr_pipeline") is not None
 
 
 def nnet_model_and_input(model_path, data_dir, transform_dir=None):
