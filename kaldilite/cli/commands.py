@@ -249,6 +249,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, decoding_kind,
                                                  nnet_model_and_input, online_cmvn_setup)
     from kaldilite.utils.atomic import atomic_open
+    from kaldilite.utils.load_once import load_once
 
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
@@ -257,9 +258,17 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
     kind = decoding_kind(model_path)  # sat, adapted_nnet or single: the model file's header read once
-    transition_model = None  # the graph check reads it from the model file unless loaded here
+    # the model is read here once, for the checks; jobs run in this process or forked from it reuse it
     if transform_dir is not None or kind == "adapted_nnet":  # all checked once, before any job
         transition_model = nnet_model_and_input(model_path, data_dir, transform_dir)[0].tm
+    elif kind == "sat":
+        from kaldilite.gmm.model import load_model
+
+        transition_model = load_once(model_path, load_model)[0]
+    else:
+        from kaldilite.online.bundle import load_scoring_model
+
+        transition_model = load_once(model_path, load_scoring_model).transition_model
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
     if kind == "sat":

@@ -125,11 +125,12 @@ def _model_scorer(model_path, data_dir, transform_dir=None):
     from kaldilite.errors import InputError
     from kaldilite.feat.pipeline import load_features
     from kaldilite.gmm.model import load_model
+    from kaldilite.utils.load_once import load_once
 
     if transform_dir is not None:
         raise InputError(f"{model_path}: a GMM model takes no --transform-dir here; decode a SAT system with "
                          "decode-fmllr")
-    tm, am, pipeline, _ = load_model(model_path)
+    tm, am, pipeline, _ = load_once(model_path, load_model)
     return tm.tid_to_pdf, am.log_likelihoods, load_features(data_dir, pipeline)
 
 
@@ -154,17 +155,18 @@ def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
     from kaldilite.feat.pipeline import load_features  # noqa: F401 (imported for the jobs)
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.online.bundle import model_type_of
+    from kaldilite.utils.load_once import load_once
 
-    try:
+    try:  # the model read through load_once: the forked jobs find it in memory
         if model_type_of(model_path) == "nnet2":
             from kaldilite.nnet.model import load_nnet_model
 
-            model = load_nnet_model(model_path)
+            model = load_once(model_path, load_nnet_model)
             tid_to_pdf, scorer, dim = model.tm.tid_to_pdf, model.log_likelihoods, model.input_dim
         else:
             from kaldilite.gmm.model import load_model
 
-            tm, am, _, _ = load_model(model_path)
+            tm, am, _, _ = load_once(model_path, load_model)
             tid_to_pdf, scorer, dim = tm.tid_to_pdf, am.log_likelihoods, am.dim
         decode_utterance(load_graph(graph_dir), scorer(np.zeros((1, dim), dtype=np.float32)), tid_to_pdf)
     except Exception as exc:  # the jobs meet the same problem and report it in their logs

@@ -132,8 +132,9 @@ def nnet_model_and_input(model_path, data_dir, transform_dir=None):
     ``data_dir`` covered (one-line errors, before any utterance is read). The stream is lazy: a verb
     that only wants the checks (and the loaded model) drops it."""
     from kaldilite.nnet.model import check_transform_speakers, load_nnet_model, read_transform_dir
+    from kaldilite.utils.load_once import load_once
 
-    model = load_nnet_model(model_path)
+    model = load_once(model_path, load_nnet_model)
     transforms = None
     if transform_dir is not None and model.speaker_adapted:
         transforms = read_transform_dir(transform_dir, model.fmllr_pipeline.transform)
@@ -205,8 +206,9 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
 def _decode_single_pass(graph_dir, model_path, data_dir, opts):
     from kaldilite.feat.pipeline import load_features
     from kaldilite.online.bundle import load_scoring_model
+    from kaldilite.utils.load_once import load_once
 
-    model = load_scoring_model(model_path)
+    model = load_once(model_path, load_scoring_model)  # the verb's own read when this job runs in its process
     if model.raw_feature_dim is not None and hasattr(model.scorer, "check_raw_features"):
         from kaldilite.nnet.model import raw_feature_dim_of
 
@@ -267,8 +269,10 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
     from kaldilite.train.sat import _speakers_of
     from kaldilite.transform.fmllr import FmllrOptions, apply_transform
 
-    si_tm, si_am, si_pipeline, _ = load_model(model_path.parent / SI_MODEL)
-    tm, am, _, _ = load_model(model_path)
+    from kaldilite.utils.load_once import load_once
+
+    si_tm, si_am, si_pipeline, _ = load_once(model_path.parent / SI_MODEL, load_model)
+    tm, am, _, _ = load_once(model_path, load_model)
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     utt2spk, _ = _speakers_of(data_dir)
     si_feats = dict(load_features(data_dir, si_pipeline))

@@ -1,0 +1,103 @@
+"""A decoding verb reads its model file's arrays once per process (`kaldilite.utils.load_once`).
+
+The verb's checks and the jobs that run in its process (--nj 1) or are forked from it share one
+read; a file rewritten in between is read again.
+"""
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+from kaldilite.utils.load_once import forget_loaded, load_once
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS / "train"))  # synthetic_setup, shared by the synthetic corpora
+
+
+def test_load_once_keeps_one_copy_per_unchanged_file_and_loader(tmp_path):
+    path = tmp_path / "m.txt"
+    path.write_text("a")
+    calls = []
+
+    def loader(p):
+        calls.append(p)
+        return Path(p).read_text()
+
+    def other(p):
+        return Path(p).read_text() + "!"
+
+    forget_loaded()
+    first = load_once(path, loader)
+    assert load_once(str(path), loader) is first and calls == [str(path)]
+    assert load_once(path, other) == "a!"  # another loader: its own copy
+    path.write_text("bb")  # rewritten (a retrained model): read again
+    assert load_once(path, loader) == "bb" and len(calls) == 2
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))  # same size, newer: read again
+    assert load_once(path, loader) == "bb" and len(calls) == 3
+    forget_loaded()
+
+
+def _nnet_fixtures():
+    spec = importlib.util.spec_from_file_location("_read_once_nnet_cli", TESTS / "nnet" / "test_nnet_cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_nnet = _nnet_fixtures()
+mono_system = _nnet.mono_system
+nnet_system = _nnet.nnet_system
+
+
+@pytest.mark.parametrize("verb", ["decode-nnet2", "decode-commands"])
+def test_a_decode_with_one_job_reads_the_nnet2_model_once(nnet_system, tmp_path, monkeypatch, verb):
+    import kaldilite.nnet.model as nnet_model
+
+    tmp, _, _ = nnet_system
+    reads = []
+    real = nnet_model.read_model_file
+
+    def counting(path, *args, **kwargs):
+        reads.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(nnet_model, "read_model_file", counting)
+    forget_loaded()
+    model = tmp / "nnet2" / "final.mdl"
+    result = CliRunner().invoke(cli, [verb, "--nj", "1", "--acwt", "1.0", "--model", str(model),
+                                      str(tmp / "mono" / "graph"), str(tmp / "data"), str(tmp_path / "decode")])
+    assert result.exit_code == 0, result.output
+    assert reads == [str(model)]  # decode-nnet2 read it twice before: the verb's checks, then the job
+    forget_loaded()
+
+
+def test_a_gmm_decode_with_one_job_reads_the_model_once(mono_system, tmp_path, monkeypatch):
+    import kaldilite.gmm.model as gmm_model
+
+    tmp, _ = mono_system
+    loads = []
+    real = gmm_model.load_model
+
+    def counting(path):
+        loads.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(gmm_model, "load_model", counting)
+    forget_loaded()
+    for verb, out in (("decode", "d1"), ("decode-commands", "d2")):
+        result = CliRunner().invoke(cli, [verb, "--nj", "1", "--model", str(tmp / "mono" / "final.mdl"),
+                                          str(tmp / "mono" / "graph"), str(tmp / "data"), str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    # decode: the job's read; decode-commands: the verb's check (load_scoring_model), reused by its job
+    assert loads == [str(tmp / "mono" / "final.mdl")] * 2
+    forget_loaded()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
