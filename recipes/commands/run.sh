@@ -96,6 +96,8 @@ edge_noise_prob=0.1    # make-grammar --edge-noise-prob: one optional <noise> wo
                        # 82.1 -> 84.2% at ~5% in-domain FA; on dev (p not tuned there): tri3b 78.9 -> 80.3,
                        # nnet2 79.2 -> 85.0, fusion 85.6 -> 88.3 (FA 5.2 -> 6.9), tri2b 84.4 -> 82.2; at equal pooled
                        # FA 4.9% tri3b +0.5, nnet2 +4.4, fusion +1.7, tri2b -2.2 points. 0: off.
+decode_lexicon_extra=conf/lexicon_decode_extra.txt  # stage 3: pronunciation variants added to the decoding lexicon
+                       # only (a dropped word-final stop; figures in the file); "": none
 oov_eval=true          # stage 9: decode the FSDD OOV eval set too (when $KALDILITE_DATA/fsdd exists)
 oov_takes=5            # FSDD takes per speaker and digit in it (6 x 10 x 5 = 300 utterances)
 oov_synth_voices=10    # stage 9: conf/oov_words.txt in this many espeak-ng voices (synthetic OOV set; 0: none)
@@ -117,6 +119,7 @@ recipe_dir=$(pwd)
 lang_en=$(cd "${dict_dir:-$KALDILITE_REPO/lang/en}" && pwd)
 if [ -n "$corpus" ] && [ "$corpus" != synthetic ] && [ -d "$corpus" ]; then corpus=$(cd "$corpus" && pwd); fi
 commands="$lang_en/commands.txt"
+if [ -n "$decode_lexicon_extra" ]; then decode_lexicon_extra=$(readlink -f "$decode_lexicon_extra"); fi
 dict_files=("$lang_en/lexicon.txt" "$lang_en/silence_phones.txt" "$lang_en/nonsilence_phones.txt"
             "$lang_en/optional_silence.txt" "$lang_en/extra_questions.txt")
 mkdir -p "$dir"
@@ -288,8 +291,18 @@ fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: decoding lang from $lang_en, grammars (commands + fillers + silence + garbage; commands only), graphs"
   [ -f data/lang/phones.txt ] || { echo "$0: data/lang/phones.txt missing: run stage 2 first" >&2; exit 1; }
-  step data/lang_test/.stamp "${dict_files[@]}" --out data/lang_test/L.fst data/lang_test/phones.txt -- \
-    kaldilite prepare-lang "$lang_en" "<UNK>" data/local/lang_test_tmp data/lang_test
+  test_lang() {  # the decoding lang: $lang_en plus the decoding-only variants of words it has (not yet listed)
+    rm -rf data/local/dict_test && mkdir -p data/local/dict_test
+    for f in "${dict_files[@]}"; do [ -f "$f" ] && cp "$f" data/local/dict_test/; done
+    if [ -n "$decode_lexicon_extra" ]; then
+      awk 'NR == FNR { words[$1] = 1; $1 = $1; have[$0] = 1; next }
+           !/^#/ && NF > 1 && ($1 in words) { $1 = $1; if (!($0 in have)) print; have[$0] = 1 }' \
+        "$lang_en/lexicon.txt" "$decode_lexicon_extra" >> data/local/dict_test/lexicon.txt
+    fi
+    kaldilite prepare-lang data/local/dict_test "<UNK>" data/local/lang_test_tmp data/lang_test
+  }
+  step data/lang_test/.stamp "${dict_files[@]}" $decode_lexicon_extra --out data/lang_test/L.fst \
+    data/lang_test/phones.txt -- test_lang
   # The trained phone inventory is fixed: ids of real phones must match (#k symbols may differ).
   if ! cmp -s <(grep -v '^#' data/lang/phones.txt) <(grep -v '^#' data/lang_test/phones.txt); then
     echo "$0: the phones of $lang_en differ from those the models were trained with (data/lang/phones.txt):" \
