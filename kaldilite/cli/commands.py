@@ -205,13 +205,14 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
               help="Normalize with the online decoder's CMVN (apply-cmvn-online --spk2utt) instead of the model's "
                    "offline CMVN, this file as the prior (e.g. a bundle's global_cmvn.stats): each speaker's "
                    "utterances in DATA_DIR/spk2utt order, stats carried from one to the next, as decode-online "
-                   "carries them. Speaker-independent models only.")
+                   "carries them. Speaker-independent models only; a model trained on online CMVN (train-nnet2 "
+                   "--online-cmvn) decodes that way unasked, with its own stats.")
 @click.option("--online-cmvn-config", type=click.Path(exists=True, dir_okay=False),
               help="With --online-cmvn: OnlineCmvn options (e.g. a bundle's conf/online_cmvn.conf; default: "
                    "Kaldi's defaults).")
 @click.option("--online-cmvn-history", type=click.Path(exists=True, file_okay=False), metavar="DIR",
-              help="With --online-cmvn: a data dir holding DATA_DIR's utterances among others (e.g. data/dev for a "
-                   "subset of it); the stats are carried through ITS spk2utt, so DATA_DIR's utterances are "
+              help="With online CMVN (--online-cmvn, or a model trained on it): a data dir holding DATA_DIR's "
+                   "utterances among others (e.g. data/dev for a subset of it); the stats are carried through ITS spk2utt, so DATA_DIR's utterances are "
                    "normalized exactly as within it.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
@@ -258,6 +259,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
     kind = decoding_kind(model_path)  # sat, adapted_nnet or single: the model file's header read once
+    recorded_online_cmvn = False  # a model trained on online CMVN (train-nnet2 --online-cmvn) decodes with it
     # the model is read here once, for the checks; jobs run in this process or forked from it reuse it
     if transform_dir is not None or kind == "adapted_nnet":  # all checked once, before any job
         transition_model = nnet_model_and_input(model_path, data_dir, transform_dir)[0].tm
@@ -268,7 +270,9 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     else:
         from kaldilite.online.bundle import load_scoring_model
 
-        transition_model = load_once(model_path, load_scoring_model).transition_model
+        loaded = load_once(model_path, load_scoring_model)
+        transition_model = loaded.transition_model
+        recorded_online_cmvn = loaded.pipeline is not None and loaded.pipeline.cmvn == "online"
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
     if kind == "sat":
@@ -282,8 +286,12 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
                                 transform_dir=None if transform_dir is None else str(transform_dir),
                                 online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config,
                                 online_cmvn_history=online_cmvn_history)
-    if (online_cmvn_config or online_cmvn_history) and not online_cmvn:
-        raise click.UsageError("--online-cmvn-config and --online-cmvn-history go with --online-cmvn GLOBAL_STATS")
+    if recorded_online_cmvn and (online_cmvn or online_cmvn_config):
+        raise click.UsageError(f"{model_path} was trained on online CMVN and records its global stats and options: "
+                               "drop --online-cmvn/--online-cmvn-config (its own online CMVN is used unasked)")
+    if (online_cmvn_config or online_cmvn_history) and not (online_cmvn or recorded_online_cmvn):
+        raise click.UsageError("--online-cmvn-config and --online-cmvn-history go with --online-cmvn GLOBAL_STATS "
+                               "(or a model trained with train-nnet2 --online-cmvn)")
     if online_cmvn and (kind != "single" or transform_dir is not None):
         raise InputError(f"--online-cmvn: {model_path} is speaker-adapted (SAT or fMLLR input); online CMVN is for "
                          "the speaker-independent models decode-online runs")

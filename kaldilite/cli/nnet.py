@@ -92,6 +92,11 @@ def _command_line(ctx):
               help="LDA row scaling of within-class variance (get_lda.sh).")
 @click.option("--norm-vars", type=bool, default=None,
               help="CMVN variance normalization (default: as the alignment model's pipeline).")
+@click.option("--online-cmvn", type=bool, default=False, show_default=True,
+              help="Train on the online decoder's CMVN (apply-cmvn-online: each speaker of DATA in spk2utt order from "
+              "the prior DATA/cmvn.scp summed, stats carried between its utterances) instead of offline per-speaker "
+              "CMVN; recorded in the model, so decode-nnet2, decode-commands and export-model use it unasked. For "
+              "a model decode-online will run (Kaldi's nnet2 online recipes train on apply-cmvn-online output).")
 @click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
               help="Directory of per-speaker fMLLR transforms trans.* for DATA (align-fmllr output): the network "
               "then reads the alignment system's LDA+MLLT features through them (Kaldi's feat_type=lda egs); "
@@ -128,6 +133,7 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
     Usage: kaldilite train-nnet2 [options] <data> <lang> <ali-dir> <exp-dir>
      e.g.: kaldilite train-nnet2 --num-epochs 15 data/train data/lang exp/tri3b_ali exp/nnet2
            kaldilite train-nnet2 --transform-dir exp/tri3b_ali data/train data/lang exp/tri3b_ali exp/nnet2
+           kaldilite train-nnet2 --online-cmvn true data/train_hires data/lang exp/tri3b_ali exp/nnet2_online
     """
     import contextlib
 

@@ -7,6 +7,12 @@ transform-feats final.mat ark:- ark:-` (train_lda_mllt.sh), each script spelling
 Here a model stores one `FeaturePipeline` (via `to_dict`) and every consumer calls
 `load_features(data_dir, pipeline)` or `pipeline.apply(feats, cmvn_stats)`: the steps run in
 Kaldi's order CMVN -> deltas -> splice -> transform.
+
+cmvn 'online' is the front end of Kaldi's online2 models (steps/online/nnet2/prepare_online_decoding.sh
+keeps global_cmvn.stats and online_cmvn.conf beside the model; the nnet2 online recipes train on
+`apply-cmvn-online` output): the pipeline holds the global stats and the OnlineCmvn options, and a
+data dir's features are normalized by `apply_cmvn_online` per speaker in spk2utt order, as the
+streaming recognizer normalizes a speaker's utterances one after the other.
 """
 
 import dataclasses
@@ -18,7 +24,7 @@ from kaldilite.errors import DimensionMismatchError, InputError, MissingFileErro
 from kaldilite.feat.cmvn import apply_cmvn, cmvn_stats
 from kaldilite.feat.functions import add_deltas, splice_frames, transform_features
 
-CMVN_MODES = ("speaker", "utterance", "none")
+CMVN_MODES = ("speaker", "utterance", "online", "none")
 
 
 @dataclasses.dataclass(eq=False)
@@ -26,7 +32,9 @@ class FeaturePipeline:
     """Feature post-processing recorded in a model.
 
     cmvn: 'speaker' (stats from cmvn.scp, keyed by speaker via utt2spk), 'utterance' (stats of
-    the utterance itself) or 'none'; norm_vars: also normalize variance; delta_order /
+    the utterance itself), 'online' (Kaldi's OnlineCmvn from the prior `online_cmvn_stats`, the
+    (2, D+1) global stats, with the OnlineCmvnOptions fields `online_cmvn_options`, a dict whose
+    norm_vars is `norm_vars`) or 'none'; norm_vars: also normalize variance; delta_order /
     delta_window: add-deltas (order 0 = none); splice_left / splice_right: splice-feats
     context; transform: optional d x D or d x (D+1) matrix applied last (LDA, LDA+MLLT).
     """
@@ -38,6 +46,8 @@ class FeaturePipeline:
     splice_left: int = 0
     splice_right: int = 0
     transform: np.ndarray | None = None
+    online_cmvn_stats: np.ndarray | None = None
+    online_cmvn_options: dict | None = None
 
     def __post_init__(self):
         if self.cmvn not in CMVN_MODES:
@@ -51,6 +61,30 @@ class FeaturePipeline:
             self.transform = np.array(self.transform, dtype=np.float64)
             if self.transform.ndim != 2:
                 raise InputError(f"feature pipeline: transform must be a matrix, got shape {self.transform.shape}")
+        if (self.cmvn == "online") != (self.online_cmvn_stats is not None):
+            raise InputError("feature pipeline: online_cmvn_stats (the global CMVN stats) go with cmvn 'online' "
+                             f"and only with it (cmvn {self.cmvn!r})")
+        if self.online_cmvn_stats is not None:
+            self.online_cmvn_stats = np.array(self.online_cmvn_stats, dtype=np.float64)
+            if self.online_cmvn_stats.ndim != 2 or self.online_cmvn_stats.shape[0] != 2:
+                raise InputError("feature pipeline: online_cmvn_stats must be a (2, dim+1) matrix, got shape "
+                                 f"{self.online_cmvn_stats.shape}")
+            self.online_cmvn_opts()  # checks the options
+
+    def online_cmvn_opts(self):
+        """The OnlineCmvnOptions of cmvn 'online' (norm_vars as the pipeline's), else None."""
+        if self.cmvn != "online":
+            return None
+        from kaldilite.feat.cmvn import OnlineCmvnOptions
+
+        fields = {f.name for f in dataclasses.fields(OnlineCmvnOptions)}
+        given = dict(self.online_cmvn_options or {})
+        unknown = set(given) - fields
+        if unknown:
+            raise InputError(f"feature pipeline: unknown online CMVN options {sorted(unknown)}")
+        opts = OnlineCmvnOptions(**{**given, "norm_vars": self.norm_vars})
+        opts.check()
+        return opts
 
     def __eq__(self, other):
         if not isinstance(other, FeaturePipeline):
@@ -87,6 +121,11 @@ class FeaturePipeline:
             feats = apply_cmvn(feats, speaker_stats, self.norm_vars, where=where)
         elif self.cmvn == "utterance":
             feats = apply_cmvn(feats, cmvn_stats(feats), self.norm_vars, where=where)
+        elif self.cmvn == "online":  # one utterance on its own: from the global prior alone
+            from kaldilite.feat.cmvn import apply_cmvn_online
+
+            ((_, feats),) = apply_cmvn_online([("utt", feats)], self.online_cmvn_stats, self.online_cmvn_opts(),
+                                              where=where)
         if self.delta_order > 0:
             feats = add_deltas(feats, self.delta_order, self.delta_window)
         if self.splice_left or self.splice_right:
@@ -96,9 +135,15 @@ class FeaturePipeline:
         return np.asarray(feats, dtype=np.float32)
 
     def to_dict(self):
-        """JSON-ready description (the transform as nested lists of floats, exact in JSON)."""
-        data = dataclasses.asdict(dataclasses.replace(self, transform=None))
+        """JSON-ready description (the matrices as nested lists of floats, exact in JSON); the
+        online-CMVN fields only when cmvn is 'online', so older pipelines' dicts are unchanged."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["transform"] = None if self.transform is None else self.transform.tolist()
+        data["online_cmvn_options"] = None if self.online_cmvn_options is None else dict(self.online_cmvn_options)
+        if self.cmvn == "online":
+            data["online_cmvn_stats"] = self.online_cmvn_stats.tolist()
+        else:
+            del data["online_cmvn_stats"], data["online_cmvn_options"]
         return data
 
     @classmethod
@@ -107,34 +152,40 @@ class FeaturePipeline:
         unknown = set(data) - known
         if unknown:
             raise InputError(f"feature pipeline: unknown fields {sorted(unknown)} (model written by a newer kaldilite?)")
-        if isinstance(data.get("transform"), dict):
-            raise InputError("feature pipeline: the transform is stored as an array of the model file; read the "
+        if isinstance(data.get("transform"), dict) or isinstance(data.get("online_cmvn_stats"), dict):
+            raise InputError("feature pipeline: a matrix is stored as an array of the model file; read the "
                              "pipeline with from_header(header, arrays)")
         return cls(**data)
 
     def to_header(self, prefix):
-        """For a model file: (JSON-ready dict naming the transform's array and shape, {array name:
-        transform}); the matrix goes into the file as a binary array, not as megabytes of JSON."""
+        """For a model file: (JSON-ready dict naming each matrix's array and shape, {array name:
+        matrix}); the matrices (transform, online-CMVN stats) go into the file as binary arrays,
+        not as megabytes of JSON."""
         data = self.to_dict()
         arrays = {}
-        if self.transform is not None:
-            name = f"{prefix}transform"
-            data["transform"] = {"array": name, "shape": list(self.transform.shape)}
-            arrays[name] = self.transform
+        for field in ("transform", "online_cmvn_stats"):
+            matrix = getattr(self, field)
+            if matrix is not None:
+                name = f"{prefix}{field}"
+                data[field] = {"array": name, "shape": list(matrix.shape)}
+                arrays[name] = matrix
         return data, arrays
 
     @classmethod
     def from_header(cls, data, arrays):
         """The inverse of `to_header`, given the model file's arrays; a dict with the transform as
         nested lists (model files before the arrays) is read as `from_dict` reads it."""
-        transform = data.get("transform")
-        if not isinstance(transform, dict):
-            return cls.from_dict(data)
-        matrix = arrays.get(transform.get("array"))
-        if matrix is None or list(matrix.shape) != list(transform.get("shape", ())):
-            raise InputError(f"feature pipeline: transform array {transform.get('array')!r} of shape "
-                             f"{transform.get('shape')} missing or of another shape")
-        return cls.from_dict({**data, "transform": None}).with_transform(matrix)
+        data = dict(data)
+        for field in ("transform", "online_cmvn_stats"):
+            stored = data.get(field)
+            if not isinstance(stored, dict):
+                continue
+            matrix = arrays.get(stored.get("array"))
+            if matrix is None or list(matrix.shape) != list(stored.get("shape", ())):
+                raise InputError(f"feature pipeline: {field} array {stored.get('array')!r} of shape "
+                                 f"{stored.get('shape')} missing or of another shape")
+            data[field] = matrix
+        return cls.from_dict(data)
 
 
 def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_cmvn_history=None):
@@ -144,8 +195,9 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_
     `apply-cmvn --utt2spk`). `utterances` (optional iterable) restricts the output to those ids;
     order is feats.scp's.
 
+    A pipeline with cmvn 'online' normalizes as below with its own stats and options.
     `online_cmvn`: (global_stats, OnlineCmvnOptions or None) replaces the pipeline's CMVN step
-    ('speaker' or 'utterance') with the online decoder's (`apply_cmvn_online` with DATA/spk2utt:
+    ('speaker', 'utterance' or 'online') with the online decoder's (`apply_cmvn_online` with DATA/spk2utt:
     per speaker, utterances in spk2utt order, stats carried from one to the next; norm_vars
     follows the pipeline, as in `OnlineFeaturePipeline`); order is then spk2utt's.
     `online_cmvn_history`: another data dir holding DATA's utterances among others (e.g. dev for
@@ -160,6 +212,8 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_
     if data.feats_scp is None:
         raise MissingFileError(f"{feats_scp}: no features; run make-mfcc (or make-fbank) on {data.path} first")
     wanted = None if utterances is None else set(utterances)
+    if online_cmvn is None and pipeline.cmvn == "online":
+        online_cmvn = (pipeline.online_cmvn_stats, pipeline.online_cmvn_opts())
     if online_cmvn is not None and pipeline.cmvn != "none":
         yield from _load_features_online_cmvn(data, pipeline, wanted, *online_cmvn, history=online_cmvn_history)
         return
@@ -214,7 +268,8 @@ def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, histo
         opts = dataclasses.replace(opts, norm_vars=pipeline.norm_vars)
     feats_scp = source.path / "feats.scp"
     raw = {u: read_matrix(source.feats_scp[u]) for utts in spk2utt.values() for u in utts if u in source.feats_scp}
-    offline_steps = dataclasses.replace(pipeline, cmvn="none", norm_vars=False)
+    offline_steps = dataclasses.replace(pipeline, cmvn="none", norm_vars=False, online_cmvn_stats=None,
+                                        online_cmvn_options=None)
     for utt, feats in apply_cmvn_online(raw, global_stats, opts, spk2utt, where=f"{feats_scp}: online CMVN"):
         if utt in wanted:
             yield utt, offline_steps.apply(feats, where=f"{feats_scp} ({utt})")

@@ -28,7 +28,8 @@ class OnlineFeaturePipeline:
     `dim`, `num_frames_ready`, `is_last_frame(t)`, `get_frames(start, end)`).
 
     `cmvn_opts` / `cmvn_state`: OnlineCmvnOptions / OnlineCmvnState used when pipeline.cmvn is
-    not 'none' (norm_vars follows the pipeline).
+    not 'none' (norm_vars follows the pipeline); for cmvn 'online' they default to the
+    pipeline's own options and a state whose prior is its global stats.
     """
 
     def __init__(self, source, pipeline, cmvn_opts=None, cmvn_state=None):
@@ -36,6 +37,12 @@ class OnlineFeaturePipeline:
 
         self.pipeline = pipeline
         self.source = source
+        if pipeline.cmvn == "online":
+            from kaldilite.feat.cmvn import OnlineCmvnState
+
+            cmvn_opts = pipeline.online_cmvn_opts() if cmvn_opts is None else cmvn_opts
+            if cmvn_state is None:
+                cmvn_state = OnlineCmvnState(global_stats=pipeline.online_cmvn_stats.copy())
         if pipeline.cmvn != "none":
             opts = OnlineCmvnOptions() if cmvn_opts is None else cmvn_opts
             if opts.norm_vars != pipeline.norm_vars:

@@ -42,7 +42,8 @@ from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 # 5: the pipelines' matrices (preconditioning, the fMLLR pipeline's LDA+MLLT) are arrays of the
 # file (`pipeline_transform`, `fmllr_pipeline_transform`) instead of JSON lists (megabytes of
 # header to parse whenever a verb asked the model its type): every model with a transform.
-NNET_MODEL_VERSION = 5
+# 6: the pipeline's CMVN is 'online' (the global stats an array of the file, `pipeline_online_cmvn_stats`).
+NNET_MODEL_VERSION = 6
 PRIOR_FLOOR = 1e-20
 
 
@@ -256,8 +257,9 @@ def save_nnet_model(path, model: NnetAcousticModel):
 
     header = {
         "format": MODEL_FORMAT,
-        "version": (5 if pipeline_arrays or fmllr_arrays else 4 if model.prior_scale != 1.0
-                    else 3 if model.speaker_adapted else 2 if isinstance(model.nnet, NnetEnsemble) else 1),
+        "version": (6 if model.pipeline.cmvn == "online" else 5 if pipeline_arrays or fmllr_arrays
+                    else 4 if model.prior_scale != 1.0 else 3 if model.speaker_adapted
+                    else 2 if isinstance(model.nnet, NnetEnsemble) else 1),
         "model_type": "nnet2",
         "feature_dim": model.input_dim,
         "raw_feature_dim": model.raw_feature_dim,

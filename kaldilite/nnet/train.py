@@ -93,6 +93,9 @@ class Nnet2Options:
     feature_type: str = "mfcc"
     norm_vars: bool | None = None  # CMVN variance normalization; None: as the alignment model's
     transform_dir: str | None = None  # fMLLR transforms (trans.*): train on the SAT system's adapted features
+    # train on the online decoder's CMVN (apply-cmvn-online per speaker in spk2utt order, prior = the
+    # data dir's cmvn.scp summed), recorded in the model as cmvn 'online' (see FeaturePipeline)
+    online_cmvn: bool = False
 
     def __post_init__(self):
         if self.num_epochs < 1 or self.samples_per_iter < 1 or self.minibatch_size < 1:
@@ -587,6 +590,18 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     raw_dim = raw_feature_dim_of(data_dir)
     pdf_alis = read_pdf_alignments(ali, tm.tid_to_pdf)
     fmllr_pipeline = features = None
+    online = {}
+    if opts.online_cmvn:
+        from kaldilite.feat.pipeline import global_cmvn_stats
+
+        if opts.transform_dir:
+            raise InputError("train-nnet2: --online-cmvn is for speaker-independent input (online decoding); "
+                             "--transform-dir input is normalized by the SAT system's offline CMVN")
+        # each speaker of DATA (an augmented copy is its own speaker in train_aug's utt2spk) starts
+        # from this prior and carries its stats through its utterances, as decode-online does
+        cmvn = "online"
+        online = {"online_cmvn_stats": global_cmvn_stats(data_dir), "online_cmvn_options": {}}
+        log.info("online CMVN: prior = %s/cmvn.scp summed (%d frames)", data_dir, online["online_cmvn_stats"][0, -1])
     if opts.transform_dir:
         from kaldilite.nnet.model import read_transform_dir, speaker_adapted_features
 
@@ -607,8 +622,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         unspliced = None
     else:
         spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,
-                                  splice_right=opts.splice_width)
-        unspliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars)
+                                  splice_right=opts.splice_width, **online)
+        unspliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, **online)
     # unspliced frames only: each minibatch is spliced and preconditioned on the fly (SplicedFrames)
     utts, feats, targets, offsets = load_examples(data_dir, unspliced, pdf_alis, features)
     examples = SplicedFrames(feats, offsets, opts.splice_width)

@@ -347,7 +347,9 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         if not (graph_dir / name).is_file():
             raise MissingFileError(f"{graph_dir / name}: missing from the graph dir; re-run `kaldilite mkgraph`")
     global_stats = None
-    if pipeline.cmvn != "none":
+    if pipeline.cmvn == "online":  # the model's own prior: what it was trained with
+        global_stats = pipeline.online_cmvn_stats
+    elif pipeline.cmvn != "none":
         if data_dir is None:
             raise InputError(f"{model_path} uses {pipeline.cmvn} CMVN: pass --data DIR (the training data dir; its "
                              "cmvn.scp summed is the online-CMVN prior, Kaldi's global_cmvn.stats)")
@@ -362,7 +364,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         check_feature_config(data_dir, mfcc_opts, mfcc_config)
     online_opts = read_config(online_config or (DEFAULT_ONLINE_CONF if DEFAULT_ONLINE_CONF.is_file() else None),
                               OnlineDecodingOptions)
-    cmvn_opts = OnlineCmvnOptions(norm_vars=pipeline.norm_vars)
+    cmvn_opts = pipeline.online_cmvn_opts() or OnlineCmvnOptions(norm_vars=pipeline.norm_vars)
     fillers_source = None
     for candidate in [graph_dir] + ([Path(lang_dir)] if lang_dir else []):
         if (candidate / "words" / "fillers.txt").is_file():

@@ -213,6 +213,9 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
         from kaldilite.nnet.model import raw_feature_dim_of
 
         model.scorer.check_raw_features(raw_feature_dim_of(data_dir))
+    if opts.online_cmvn is not None and model.pipeline.cmvn == "online":
+        raise InputError(f"{model_path}: the model was trained on online CMVN and records its own global stats "
+                         f"and options; drop --online-cmvn {opts.online_cmvn} (its online CMVN is used unasked)")
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
     features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),

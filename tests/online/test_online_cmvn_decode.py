@@ -178,3 +178,110 @@ def test_decode_online_utt2spk_carries_cmvn_per_speaker_and_carry_false_resets(o
     (tmp_path / "partial").write_text("3_theo_0 theo\n")
     result = CliRunner().invoke(cli, common[:-1] + ["--utt2spk", str(tmp_path / "partial"), "--wav"] + wavs[:2])
     assert result.exit_code != 0 and "no speaker for" in str(result.exception)
+
+
+# --------------------------------------------- a model trained on online CMVN (train-nnet2 --online-cmvn)
+
+@pytest.fixture(scope="module")
+def online_nnet(digits_system, garbage_graph_dir, online_setup, tmp_path_factory):
+    """(model path, bundle dir): a small DNN trained with --online-cmvn true on the digits mono
+    alignments, exported WITHOUT --data (its global stats are its own) with the llr_total rule."""
+    from kaldilite.cli import cli
+    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+    from kaldilite.online.bundle import export_model
+
+    tmp = tmp_path_factory.mktemp("online_nnet")
+    result = CliRunner().invoke(cli, ["train-nnet2", "--online-cmvn", "true", "--num-epochs", "2",
+                                      "--samples-per-iter", "4000", "--pnorm-input-dim", "100",
+                                      "--pnorm-output-dim", "20", "--num-utts-subset", "20",
+                                      "--max-models-combine", "2", "--splice-width", "2", "--num-threads", "1",
+                                      str(digits_system / "data/train"), str(digits_system / "data/lang"),
+                                      str(digits_system / "exp/mono"), str(tmp / "nnet2")])
+    assert result.exit_code == 0, result.output
+    conf = online_setup[1] / "conf/mfcc.conf"
+    export_model(tmp / "nnet2", garbage_graph_dir, tmp / "bundle", mfcc_config=conf, default_rejection=True,
+                 model=tmp / "nnet2/final.mdl", check_features=False)
+    RejectionRule(score="llr_total", threshold=0.0, enabled=True).save(tmp / "bundle" / RULE_FILE)
+    return tmp / "nnet2/final.mdl", tmp / "bundle"
+
+
+def test_online_cmvn_model_records_the_training_data_global_stats(online_nnet, digits_system):
+    from kaldilite.feat.pipeline import global_cmvn_stats
+    from kaldilite.gmm.model import read_model_header
+    from kaldilite.io.tables import read_matrix
+    from kaldilite.nnet.model import load_nnet_model
+
+    model_path, bundle = online_nnet
+    model = load_nnet_model(model_path)
+    expected = global_cmvn_stats(digits_system / "data/train")
+    assert model.pipeline.cmvn == "online"
+    np.testing.assert_array_equal(model.pipeline.online_cmvn_stats, expected)
+    assert read_model_header(model_path)["version"] == 6  # older readers refuse it instead of misreading it
+    # the bundle ships the model's own prior (export-model was given no --data) and options
+    np.testing.assert_allclose(read_matrix(str(bundle / "global_cmvn.stats")), expected, rtol=1e-6)
+    assert "--norm-vars=false" in (bundle / "conf/online_cmvn.conf").read_text()
+
+
+def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(online_nnet, online_setup,
+                                                                               garbage_graph_dir, tmp_path):
+    """decode-commands with no CMVN option on the model = OnlineRecognizer on the bundle, file by
+    file, each speaker's files in spk2utt order with the CMVN state carried (as decode-online
+    --utt2spk carries it)."""
+    from kaldilite.cli import cli
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.online.bundle import ModelBundle
+    from kaldilite.online.recognizer import OnlineRecognizer
+    from kaldilite.score.commands import read_measures
+
+    model_path, bundle_dir = online_nnet
+    data_dir = online_setup[0]
+    args = ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM), "--model", str(model_path),
+            str(garbage_graph_dir), str(data_dir)]
+    result = CliRunner().invoke(cli, args + [str(tmp_path / "decode")])
+    assert result.exit_code == 0, result.output
+    batch = _scores(bundle_dir, read_measures(tmp_path / "decode/measures.jsonl"))
+    bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
+    data = DataDir.load(data_dir)
+    live = {}
+    for speaker, utts in data.spk2utt.items():
+        recognizer = OnlineRecognizer(bundle)
+        state = bundle.cmvn_state()  # a new speaker: the global prior, then carried
+        for utt in utts:
+            recognizer.new_stream(utt, cmvn_state=state)
+            results = recognizer.accept(read_audio(data.wav_scp[utt])) + recognizer.input_finished()
+            assert len(results) == 1, (utt, results)
+            live[utt] = (results[0].text, results[0].score)
+            state = recognizer.cmvn_state
+    assert [label for label, _ in live.values()] == [batch[u][0] for u in live]
+    np.testing.assert_allclose([s for _, s in live.values()], [batch[u][1] for u in live], rtol=1e-4, atol=1e-3)
+    # not vacuous: the same model fed each file from the global prior alone (no carried stats) scores otherwise
+    fresh = {}
+    for utt in live:
+        recognizer = OnlineRecognizer(bundle)
+        recognizer.new_stream(utt)
+        (res,) = recognizer.accept(read_audio(data.wav_scp[utt])) + recognizer.input_finished()
+        fresh[utt] = res.score
+    assert max(abs(fresh[u] - live[u][1]) for u in live if np.isfinite(live[u][1])) > 0.01
+    # told the stats twice: refused with the reason
+    result = CliRunner().invoke(cli, args[:1] + ["--online-cmvn", str(bundle_dir / "global_cmvn.stats")] + args[1:]
+                                + [str(tmp_path / "twice")])
+    assert result.exit_code != 0 and "records its global stats" in result.output
+
+
+def test_offline_pipelines_keep_their_dict_and_old_dicts_load():
+    """An offline pipeline's dict has no online-CMVN keys (so files written now load in older
+    kaldilite), and a dict written before cmvn 'online' existed loads unchanged."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+
+    old = {"cmvn": "speaker", "norm_vars": False, "delta_order": 2, "delta_window": 2, "splice_left": 0,
+           "splice_right": 0, "transform": None}
+    pipeline = FeaturePipeline.from_header(old, {})
+    assert pipeline.to_dict() == old
+    stats = np.array([[10.0, 20.0, 5.0], [30.0, 90.0, 0.0]])
+    online = FeaturePipeline(cmvn="online", online_cmvn_stats=stats, online_cmvn_options={"cmn_window": 700})
+    data, arrays = online.to_header("pipeline_")
+    again = FeaturePipeline.from_header(data, arrays)
+    assert again == online and again.online_cmvn_opts().cmn_window == 700
+    with pytest.raises(Exception, match="online_cmvn_stats"):
+        FeaturePipeline(cmvn="speaker", online_cmvn_stats=stats)
