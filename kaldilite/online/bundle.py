@@ -261,6 +261,8 @@ class ModelBundle:
                 raise MissingFileError(f"{stats_path}: missing from the model bundle (the model uses CMVN); "
                                        "re-run `kaldilite export-model` with --data")
             global_cmvn = read_kaldi_text_matrix(stats_path)
+            if model.pipeline.cmvn == "online":  # the file is the model's prior as text: use it exact
+                global_cmvn = model.pipeline.online_cmvn_stats.copy()
         raw_dim = _raw_dim(mfcc_opts)
         if global_cmvn is not None and global_cmvn.shape != (2, raw_dim + 1):
             raise DimensionMismatchError(f"{path / 'global_cmvn.stats'}: stats of dimension "
