@@ -123,7 +123,8 @@ def _command_line(ctx):
 def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwargs):
     """Train a p-norm DNN on a GMM system's alignments (like steps/nnet2/train_pnorm_simple2.sh).
 
-    Input: the data dir's features with the alignment model's CMVN, spliced +-splice-width,
+    Input: the data dir's features with the alignment model's CMVN (--online-cmvn true: the online
+    decoder's, per speaker in spk2utt order from the data's global stats), spliced +-splice-width,
     through an LDA-like transform estimated from the alignments; all recorded in EXP/final.mdl.
     With --transform-dir: the SAT system's features (CMVN, splice, final.mat) through each
     speaker's fMLLR transform, then spliced and transformed as above.
