@@ -1,5 +1,7 @@
 """The commands recipe's stage 11: the online bundle of its best online model decides with the
-rule stage 10 calibrated on that model's decodes (the session system: mono, its graph_commands)."""
+rule stage 10 calibrated on that model's decodes through the online front end (the session
+system: mono, trained on per-speaker CMVN, so stage 10 decodes it again with online CMVN into
+exp/mono_online_cmvn and calibrates there)."""
 
 import json
 
@@ -12,12 +14,12 @@ def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(command
     from kaldilite.online.bundle import ModelBundle
 
     bundle = ModelBundle.load(commands_system / "exp/mono_online")
-    rule = RejectionRule.load(commands_system / "exp/mono/graph_commands/rejection.json")
-    assert rule.calibration["decode_dir"] == "exp/mono/decode_dev"
+    rule = RejectionRule.load(commands_system / "exp/mono_online_cmvn/graph_commands/rejection.json")
+    assert rule.calibration["decode_dir"] == "exp/mono_online_cmvn/decode_dev"
     assert bundle.rejection == rule
     assert bundle.info["from"] == {"model": "exp/mono/final.mdl", "graph": "exp/mono/graph_commands",
                                    "data": "data/train_aug", "mfcc_config": str(MFCC_CONF),
-                                   "rejection": "exp/mono/graph_commands/rejection.json"}
+                                   "rejection": "exp/mono_online_cmvn/graph_commands/rejection.json"}
     graph = CompiledFst.load(commands_system / "exp/mono/graph_commands/HCLG.npz")
     assert (bundle.graph.num_states, bundle.graph.num_arcs) == (graph.num_states, graph.num_arcs)
     assert json.loads((commands_system / "exp/mono_online/bundle.json").read_text())["model_type"] == "gmm"
