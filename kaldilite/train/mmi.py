@@ -65,19 +65,17 @@ class MmiOptions:
 
 
 # ============================================================================ features
-def _job_features(part_dir, model_path, ali_dir):
-    """(FeatureCache of the model's features, fMLLR-adapted by ALI_DIR/trans.* when present, utt2spk)."""
+def _job_features(part_dir, pipeline, ali_dir):
+    """FeatureCache of DATA's features through the model's `pipeline`, fMLLR-adapted by
+    ALI_DIR/trans.JOB when present."""
     from kaldilite.feat.pipeline import load_features
-    from kaldilite.gmm import load_model
     from kaldilite.io.datadir import DataDir
     from kaldilite.train.gmm_steps import FeatureCache
-    from kaldilite.train.lda_mllt import adapted_features, read_speaker_transforms
+    from kaldilite.train.lda_mllt import adapted_features
+    from kaldilite.transform.fmllr import read_speaker_transforms_dir
 
-    _, _, pipeline, _ = load_model(model_path)
     cache = FeatureCache.from_items(load_features(part_dir, pipeline))
-    transforms = {}
-    for path in sorted(Path(ali_dir).glob("trans.*")):
-        transforms.update(read_speaker_transforms(path))
+    transforms = read_speaker_transforms_dir(ali_dir)
     if not transforms:
         return cache
     utt2spk = DataDir.load(part_dir).utt2spk or {}
@@ -135,8 +133,8 @@ def _denlat_job(part_dir, graph_dir, ali_dir, out_dir, job, opts_dict):
 
     opts = DenlatOptions(**opts_dict)
     model = Path(ali_dir) / "final.mdl"
-    tm, am, _, _ = load_model(model)
-    cache = _job_features(part_dir, model, ali_dir)
+    tm, am, pipeline, _ = load_model(model)
+    cache = _job_features(part_dir, pipeline, ali_dir)
     graph = load_graph(graph_dir)
     decoder = BeamDecoder(graph, tm.tid_to_pdf, DecoderOptions(beam=opts.beam, max_active=opts.max_active,
                                                                acoustic_scale=opts.acwt,
@@ -293,12 +291,12 @@ def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silenc
 
     exp = Path(exp_dir)
     model = exp / f"{x}.mdl"
-    tm, am, _, _ = load_model(model)
+    tm, am, pipeline, _ = load_model(model)
     cache_path = exp / f"feats.{job}.npz"
     if cache_path.exists():
         cache = FeatureCache.load(cache_path)
     else:  # the features are fixed across iterations: computed once
-        cache = _job_features(part_dir, model, ali_dir)
+        cache = _job_features(part_dir, pipeline, ali_dir)
         cache.save(cache_path)
     alignments = source_alignments(ali_dir, cache.utts)
     lattices = {}
