@@ -87,11 +87,6 @@ def is_speaker_adapted(model_path):
     return decoding_kind(model_path) == "sat"
 
 
-def reads_adapted_features(model_path):
-    """True for an nnet2 model trained on fMLLR-adapted input (it needs a transform dir)."""
-    return decoding_kind(model_path) == "adapted_nnet"
-
-
 def decoding_kind(model_path):
     """How decode-commands decodes a model, from one read of its header: "sat" (a GMM with
     ``final.alimdl`` beside it: two passes), "adapted_nnet" (an nnet2 model on fMLLR-adapted input)
