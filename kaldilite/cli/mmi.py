@@ -7,6 +7,7 @@ import click
 
 from kaldilite.cli import progress_logging
 from kaldilite.jobs.cli import job_options
+from kaldilite.utils.click_options import decoder_options
 
 _PROGRESS_LOGGERS = ("kaldilite.train.mmi",)
 
@@ -14,10 +15,8 @@ _PROGRESS_LOGGERS = ("kaldilite.train.mmi",)
 @click.command("make-denlats")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
 @job_options
-@click.option("--beam", default=13.0, show_default=True, help="Decoding beam.")
-@click.option("--lattice-beam", default=7.0, show_default=True, help="Lattice beam (links kept within it).")
-@click.option("--acwt", default=0.1, show_default=True, help="Acoustic scale of the decoding.")
-@click.option("--max-active", default=5000, show_default=True, help="Maximum number of active tokens per frame.")
+@decoder_options(beam=13.0, max_active=5000, min_active=None, acwt=0.1, lattice_beam=7.0,  # make_denlats.sh's
+                 acwt_help="Acoustic scale of the decoding.", lattice_beam_help="Lattice beam (links kept within it).")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.argument("lang", type=click.Path(exists=True, file_okay=False))
 @click.argument("graph", type=click.Path(exists=True, file_okay=False))
