@@ -35,8 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kaldilite.errors import InputError
-
 log = logging.getLogger(__name__)
 
 SI_MODEL = "final.alimdl"
@@ -108,10 +106,7 @@ def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_d
     from kaldilite.train.gmm_steps import single_threaded_blas
 
     opts = CommandDecodeOptions(**opts_dict)
-    kind = decoding_kind(model_path)
-    if opts.online_cmvn is not None and (kind != "single" or opts.transform_dir is not None):
-        raise InputError(f"{model_path}: online CMVN is for speaker-independent models (the ones decode-online "
-                         "runs); a SAT or fMLLR-input model decodes with offline per-speaker CMVN")
+    kind = decoding_kind(model_path)  # online CMVN's fit to the model: checked by the verb, before any job
     with single_threaded_blas():
         if kind == "sat":
             return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
@@ -208,9 +203,6 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
         from kaldilite.nnet.model import raw_feature_dim_of
 
         model.scorer.check_raw_features(raw_feature_dim_of(data_dir))
-    if opts.online_cmvn is not None and model.pipeline.cmvn == "online":
-        raise InputError(f"{model_path}: the model was trained on online CMVN and records its own global stats "
-                         f"and options; drop --online-cmvn {opts.online_cmvn} (its online CMVN is used unasked)")
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
     features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),
