@@ -183,14 +183,20 @@ def save_den_lattices(items, path):
         np.savez(handle, **arrays)
 
 
-def load_den_lattices(path):
-    """{utt: DenLattice} from `save_den_lattices`' file."""
+def load_den_lattices(path, utts=None):
+    """{utt: DenLattice} from `save_den_lattices`' file; only the utterances in `utts` when given
+    (a file holding none of them is read no further than its utterance list)."""
     with np.load(path, allow_pickle=False) as data:
+        names = data["utts"].tolist()
+        wanted = [i for i, utt in enumerate(names) if utts is None or utt in utts]
+        if not wanted:
+            return {}
         arrays = {k: data[k] for k in data.files}
     node_offsets = np.concatenate([[0], np.cumsum(arrays["num_nodes"])])
     offsets = arrays["link_offsets"]
     out = {}
-    for i, utt in enumerate(arrays["utts"].tolist()):
+    for i in wanted:
+        utt = names[i]
         lo, hi = offsets[i], offsets[i + 1]
         links = (arrays[name][lo:hi] for name in _FIELDS)
         out[utt] = DenLattice(int(arrays["num_nodes"][i]), *links,

@@ -301,7 +301,7 @@ def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silenc
     alignments = source_alignments(ali_dir, cache.utts)
     lattices = {}
     for path in sorted(Path(denlat_dir).glob("denlat.*.npz")):
-        lattices.update({u: lat for u, lat in load_den_lattices(path).items() if u in cache.index})
+        lattices.update(load_den_lattices(path, cache.index))
     num, den = GmmAccumulators.for_model(am), GmmAccumulators.for_model(am)
     silence = np.asarray(silence_phones, np.int64)
     totals = {"num_loglike": 0.0, "den_loglike": 0.0, "frames": 0, "utterances": 0, "skipped": 0}

@@ -142,3 +142,7 @@ def test_lattices_survive_a_save_and_load(tmp_path):
         assert (a.num_nodes, a.num_frames) == (b.num_nodes, b.num_frames)
         for name in ("src", "dst", "tid", "frame", "graph", "final"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    # a job asks for its own utterances only
+    assert list(load_den_lattices(tmp_path / "denlat.1.npz", {"u2", "u3"})) == ["u2"]
+    np.testing.assert_array_equal(load_den_lattices(tmp_path / "denlat.1.npz", {"u2"})["u2"].final, other.final)
+    assert load_den_lattices(tmp_path / "denlat.1.npz", {"u3"}) == {}
