@@ -55,3 +55,40 @@ def run_timed(command, cwd=None, env=None, check=True):
     if check and out.returncode != 0:
         sys.exit(f"{' '.join(map(str, command))} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return wall, cpu, out
+
+
+def heldout_commands_dir(slice_data, commands, dest):
+    """DEST (made once): the commands of the data dir SLICE_DATA, text `heldout_<command>` (spaces as
+    `_`), as the commands recipe's data/heldout_commands: the held-out-commands set its scoring reads."""
+    from kaldilite.io.datadir import DataDir, subset_data_dir
+
+    dest, commands = Path(dest), set(commands)
+    if not dest.is_dir():
+        text = DataDir.load(slice_data).text
+        subset_data_dir(slice_data, dest, utt_list=sorted(u for u, t in text.items() if t.strip() in commands))
+        data = DataDir.load(dest)
+        data.text = {u: "heldout_" + t.strip().replace(" ", "_") for u, t in data.text.items()}
+        data.save(dest)
+    return dest
+
+
+def in_domain_figures(slice_data, exp, heldout, commands_file, rule, target_fa=0.05):
+    """One exp dir (decode_dev = SLICE_DATA, decode_heldout_commands = HELDOUT) under the in-domain
+    rejection protocol, by the recipe's own scoring (`commands_results_rows`, HELDOUT the one
+    calibration set): dict of acc (command accuracy, RULE's score 2-fold cross-calibrated by speaker
+    for `target_fa`), fa (pooled over the slice's fillers + noise + held-out commands), counts,
+    thresholds, no_threshold (fillers + garbage, no threshold) and forced (commands-only grammar,
+    rejection off; None without EXP/decode_dev_norej)."""
+    from kaldilite.cli.commands import commands_results_rows
+
+    rows = commands_results_rows(slice_data, [exp], commands_file, target_fa, [("heldout_commands", heldout)],
+                                 rule=rule)
+    calibrated, no_threshold, forced = rows[0], rows[1], rows[2] if len(rows) > 2 else None
+    assert forced is None or forced["setting"].startswith("rejection off"), forced["setting"]
+    s, held = calibrated["scores"], calibrated["oov"]["heldout_commands"]
+    accepted = s.unknown_accepted + s.silence_accepted + held.unknown_accepted
+    return dict(acc=s.accuracy, fa=accepted / (s.num_unknown + s.num_silence + held.num_unknown),
+                no_threshold=no_threshold["scores"].accuracy, forced=forced and forced["scores"].accuracy,
+                counts=f"{s.unknown_accepted}/{s.num_unknown} fillers, {s.silence_accepted}/{s.num_silence} noise, "
+                       f"{held.unknown_accepted}/{held.num_unknown} held-out",
+                thresholds=calibrated["note"].removeprefix("thresholds "))

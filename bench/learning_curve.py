@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import heldout_commands_dir, in_domain_figures, machine_line, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KALDILITE = str(Path(sys.executable).parent / "kaldilite")
@@ -128,9 +128,10 @@ def decode_slice(work, slice_dir, model, lang_test, fillers):
     model_opt = ["--model", model / "final.mdl"]
     jobs = [("decode_dev", ["--exact-llr"], graph("lang_commands", COMMANDS_TXT, *rejection), slice_dir / "data/slice"),
             ("decode_dev_norej", ["--exact-llr"], graph("lang_commands_norej", COMMANDS_TXT), slice_dir / "data/slice")]
-    for c in commands():
+    cmds = commands()
+    for c in cmds:
         minus = local / f"minus_{c}.txt"
-        minus.write_text("".join(f"{o}\n" for o in commands() if o != c))
+        minus.write_text("".join(f"{o}\n" for o in cmds if o != c))
         utts = local / f"{c}.utts"
         utts.write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() == c))
         subset = work / f"data/heldout_{c}"
@@ -142,35 +143,19 @@ def decode_slice(work, slice_dir, model, lang_test, fillers):
             run("decode-commands", *opts, "--nj", 1, *DECODE_OPTS, *model_opt, graph_dir, data, dest / name, log=log)
     merged = dest / "decode_heldout_commands/measures.jsonl"
     if not merged.is_file():
-        lines = sorted(line for c in commands()
+        lines = sorted(line for c in cmds
                        for line in (dest / f"heldout_parts/{c}/measures.jsonl").read_text().splitlines())
         merged.parent.mkdir(parents=True, exist_ok=True)
         merged.with_suffix(".tmp").write_text("".join(f"{line}\n" for line in lines))
         merged.with_suffix(".tmp").rename(merged)
-    heldout = work / "data/heldout_commands"
-    if not heldout.is_dir():
-        from kaldilite.io.datadir import DataDir
-
-        (local / "all.utts").write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() in commands()))
-        run("data", "subset", "--utt-list", local / "all.utts", slice_dir / "data/slice", heldout, log=log)
-        data = DataDir.load(heldout)
-        data.text = {u: "heldout_" + t.strip().replace(" ", "_") for u, t in data.text.items()}
-        data.save(heldout)
-    return dest, heldout
+    return dest, heldout_commands_dir(slice_dir / "data/slice", cmds, work / "data/heldout_commands")
 
 
 def score(slice_dir, exp, heldout, target_fa=0.05):
-    from kaldilite.cli.commands import commands_results_rows
     from kaldilite.decode.rejection import RejectionRule
 
-    rows = commands_results_rows(slice_dir / "data/slice", [exp], COMMANDS_TXT, target_fa,
-                                 [("heldout_commands", heldout)], rule=RejectionRule(score="llr_total"))
-    calibrated, forced = rows[0], rows[-1]
-    assert forced["setting"].startswith("rejection off"), forced["setting"]
-    s, held = calibrated["scores"], calibrated["oov"]["heldout_commands"]
-    accepted = s.unknown_accepted + s.silence_accepted + held.unknown_accepted
-    return dict(acc=s.accuracy, fa=accepted / (s.num_unknown + s.num_silence + held.num_unknown),
-                forced=forced["scores"].accuracy, thresholds=calibrated["note"].removeprefix("thresholds "))
+    return in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, RejectionRule(score="llr_total"),
+                             target_fa)
 
 
 def main():

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import heldout_commands_dir, in_domain_figures, machine_line, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KALDILITE = str(Path(sys.executable).parent / "kaldilite")
@@ -61,23 +61,15 @@ def prepare(out, slice_dir):
         words = [w for w in FILLERS.read_text().split() if not w.startswith("#")]
         fillers.write_text("\n".join(words + ["!SIL"]) + "\n")
     text = dict(line.split(" ", 1) for line in (slice_dir / "data/slice/text").read_text().splitlines())
-    cmds = set(commands())
-    (local / "all.utts").write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() in cmds))
-    for c in commands():
-        (local / f"minus_{c}.txt").write_text("".join(f"{o}\n" for o in commands() if o != c))
+    cmds = commands()
+    for c in cmds:
+        (local / f"minus_{c}.txt").write_text("".join(f"{o}\n" for o in cmds if o != c))
         (local / f"{c}.utts").write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() == c))
         for prefix in ("", "hires_"):
             src, dest = slice_dir / f"data/{prefix}slice", out / f"data/{prefix}heldout_{c}"
             if src.is_dir() and not dest.is_dir():
                 run("data", "subset", "--utt-list", local / f"{c}.utts", src, dest)
-    heldout = out / "data/heldout_commands"
-    if not heldout.is_dir():
-        from kaldilite.io.datadir import DataDir
-
-        run("data", "subset", "--utt-list", local / "all.utts", slice_dir / "data/slice", heldout)
-        data = DataDir.load(heldout)
-        data.text = {u: "heldout_" + t.strip().replace(" ", "_") for u, t in data.text.items()}
-        data.save(heldout)
+    heldout_commands_dir(slice_dir / "data/slice", cmds, out / "data/heldout_commands")
 
 
 def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
@@ -135,7 +127,6 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
     """Rows (score name, command acc, pooled FA, counts) for one setting's decodes of each model, by
     the recipe's scoring (`commands_results_rows`): the slice in dev's place, the held-out commands
     as the one calibration set."""
-    from kaldilite.cli.commands import commands_results_rows
     from kaldilite.decode.rejection import RejectionRule
     from kaldilite.score.commands import DEFAULT_LOGISTIC_FEATURES
 
@@ -146,22 +137,15 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
         if not (fused / "decode_heldout_commands/measures.jsonl").is_file():
             run("fuse-command-scores", a, b, fused)
         exps[f"{gmm}+{dnn}"] = fused
-    heldout = [("heldout_commands", out / "data/heldout_commands")]
+    heldout = out / "data/heldout_commands"
     rows = []
     for model, exp in exps.items():
         for score in ("llr_total",) if "+" in model else ("llr_total", "confidence", "logistic"):
             rule = RejectionRule(score=score, logistic={"features": list(DEFAULT_LOGISTIC_FEATURES)}
                                  if score == "logistic" else {})
-            calibrated, no_threshold = commands_results_rows(slice_dir / "data/slice", [exp], COMMANDS_TXT, target_fa,
-                                                             heldout, rule=rule)[:2]
-            s, held = calibrated["scores"], calibrated["oov"]["heldout_commands"]
-            accepted = s.unknown_accepted + s.silence_accepted + held.unknown_accepted
-            rows.append(dict(model=model, score=score, acc=s.accuracy,
-                             fa=accepted / (s.num_unknown + s.num_silence + held.num_unknown),
-                             no_threshold=no_threshold["scores"].accuracy,
-                             counts=f"{s.unknown_accepted}/{s.num_unknown} fillers, {s.silence_accepted}/"
-                                    f"{s.num_silence} noise, {held.unknown_accepted}/{held.num_unknown} held-out",
-                             thresholds=calibrated["note"].removeprefix("thresholds ")))
+            figures = in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, rule, target_fa)
+            rows.append(dict(model=model, score=score, **{k: figures[k] for k in
+                                                          ("acc", "fa", "no_threshold", "counts", "thresholds")}))
     return rows
 
 
