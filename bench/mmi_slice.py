@@ -100,7 +100,7 @@ def figures(slice_dir, rejection_dir, forced_dir, target_fa=0.05):
             "right": {u for u in command_utts if decided[u].accepted and decided[u].label == text[u]},
             "forced_right": {u for u in command_utts if u in forced and forced[u].accepted
                              and forced[u].label == text[u]},
-            "eer": eer[0] if isinstance(eer, tuple) else eer, "num_commands": len(command_utts),
+            "eer": eer, "num_commands": len(command_utts),
             "num_negatives": len(negatives)}
 
 
