@@ -233,20 +233,17 @@ def first_pass_speaker_transforms(graph, si_tm, si_am, sat_am, si_feats, utt2spk
     ``results``: the first pass's [(utt, DecodeResult)] when the caller decoded it already.
     """
     from kaldilite.decode.batch import decode_utterances
-    from kaldilite.train.sat import estimate_speaker_transforms
-    from kaldilite.transform.posteriors import gaussian_posteriors
+    from kaldilite.train.sat import _frame_gaussian_posteriors, estimate_speaker_transforms
 
     if results is None:
         results = decode_utterances(graph, si_tm.tid_to_pdf, si_am.log_likelihoods, si_feats.items(), decoder_opts,
                                     words)
-    silence_phones = list(silence_phones)
     posts = {}
     for utt, result in results:
         if result is None or len(result.alignment) != len(si_feats[utt]):
             continue
-        ali = np.asarray(result.alignment)
-        weights = np.where(np.isin(si_tm.tid_to_phone[ali], silence_phones), silence_weight, 1.0)
-        posts[utt], _ = gaussian_posteriors(si_am, si_feats[utt], si_tm.tid_to_pdf[ali], weights)
+        _, posts[utt] = _frame_gaussian_posteriors(si_tm, si_am, si_feats[utt], slice(None),
+                                                   np.asarray(result.alignment), 1.0, silence_phones, silence_weight)
     transforms, _, _ = estimate_speaker_transforms(si_feats, posts, si_am, utt2spk, fmllr_opts, stats_model=sat_am)
     return transforms
 
@@ -258,7 +255,6 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
     from kaldilite.train.lda_mllt import write_speaker_transforms
     from kaldilite.train.sat import _speakers_of
     from kaldilite.transform.fmllr import FmllrOptions, apply_transform
-
     from kaldilite.utils.load_once import load_once
 
     si_tm, si_am, si_pipeline, _ = load_once(model_path.parent / SI_MODEL, load_model)
