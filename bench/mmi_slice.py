@@ -30,6 +30,8 @@ from _report import machine_line, update_section  # noqa: E402
 def decode(out, slice_dir, system, bonus, acwt, beam="13.0", lattice_beam="10.0"):
     """The protocol's decodes of one system under OUT/SYSTEM (grammars and graphs as rejection_slice.py
     builds them); returns (rejection decode dir, forced-choice decode dir)."""
+    from kaldilite.utils.atomic import atomic_open
+
     work = out / system
     protocol.prepare(work, slice_dir)
     model_dir = slice_dir / f"exp/{system}"
@@ -63,7 +65,8 @@ def decode(out, slice_dir, system, bonus, acwt, beam="13.0", lattice_beam="10.0"
                          part, log=log)
             lines += (part / "measures.jsonl").read_text().splitlines()
         (dest / "decode_heldout_commands").mkdir(parents=True, exist_ok=True)
-        (dest / "decode_heldout_commands/measures.jsonl").write_text("".join(f"{line}\n" for line in sorted(lines)))
+        with atomic_open(dest / "decode_heldout_commands/measures.jsonl", "w") as handle:  # its presence: done
+            handle.write("".join(f"{line}\n" for line in sorted(lines)))
     forced = work / f"exp/{system}/norej_a{acwt}"
     if not (forced / "measures.jsonl").is_file():
         graph = graph_of("lang_norej", protocol.COMMANDS_TXT)
