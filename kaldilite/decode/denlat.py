@@ -74,6 +74,18 @@ def boost_graph_costs(lat, tid_to_phone, alignment, silence_phones, boost):
 
 
 @njit(cache=True)
+def _log_add(a, b):
+    """log(exp(a) + exp(b)); -inf is the log of zero."""
+    if a == -np.inf:
+        return b
+    if b == -np.inf:
+        return a
+    if a > b:
+        return a + np.log1p(np.exp(b - a))
+    return b + np.log1p(np.exp(a - b))
+
+
+@njit(cache=True)
 def _forward_backward(num_nodes, src, dst, cost, final):
     """Log-semiring forward-backward over links sorted by source node (nodes topologically
     numbered, 0 the start): (link posteriors, log of the total weight of all paths)."""
@@ -81,39 +93,16 @@ def _forward_backward(num_nodes, src, dst, cost, final):
     beta = np.full(num_nodes, -np.inf)
     alpha[0] = 0.0
     for k in range(len(src)):
-        a = alpha[src[k]]
-        if a == -np.inf:
-            continue
-        v = a - cost[k]
-        b = alpha[dst[k]]
-        if b == -np.inf:
-            alpha[dst[k]] = v
-        elif v > b:
-            alpha[dst[k]] = v + np.log1p(np.exp(b - v))
-        else:
-            alpha[dst[k]] = b + np.log1p(np.exp(v - b))
+        if alpha[src[k]] > -np.inf:
+            alpha[dst[k]] = _log_add(alpha[dst[k]], alpha[src[k]] - cost[k])
     total = -np.inf
     for n in range(num_nodes):
         if final[n] < np.inf:
             beta[n] = -final[n]
-            v = alpha[n] - final[n]
-            if v > -np.inf:
-                if total == -np.inf:
-                    total = v
-                else:
-                    total = max(total, v) + np.log1p(np.exp(-abs(total - v)))
+            total = _log_add(total, alpha[n] - final[n])
     for k in range(len(src) - 1, -1, -1):
-        b = beta[dst[k]]
-        if b == -np.inf:
-            continue
-        v = b - cost[k]
-        a = beta[src[k]]
-        if a == -np.inf:
-            beta[src[k]] = v
-        elif v > a:
-            beta[src[k]] = v + np.log1p(np.exp(a - v))
-        else:
-            beta[src[k]] = a + np.log1p(np.exp(v - a))
+        if beta[dst[k]] > -np.inf:
+            beta[src[k]] = _log_add(beta[src[k]], beta[dst[k]] - cost[k])
     post = np.zeros(len(src))
     if total == -np.inf:
         return post, total
