@@ -11,16 +11,14 @@ but its own, tests/test_startup.py.)
 
 import click
 
-_OMIT = object()
 
-
-def decoder_options(*, beam=13.0, max_active=7000, min_active=20, acwt=0.083333, lattice_beam=_OMIT,
+def decoder_options(*, beam=13.0, max_active=7000, min_active=20, acwt=0.083333, lattice_beam=None,
                     beam_help="Decoding beam.", acwt_help="Acoustic scale applied to log-likelihoods.",
                     lattice_beam_help="Lattice beam (word sequences kept)."):
     """A decorator adding --beam, --max-active, --min-active, --acwt and --lattice-beam, in that order,
     with these defaults (Kaldi's names; the verb's parameters beam, max_active, min_active, acwt,
     lattice_beam). `min_active=None` leaves --min-active out; --lattice-beam is added only when
-    `lattice_beam` is given (None: an optional float without default)."""
+    `lattice_beam` (its default) is given."""
     options = [click.option("--beam", default=beam, show_default=True, help=beam_help),
                click.option("--max-active", default=max_active, show_default=True,
                             help="Maximum number of active tokens per frame.")]
@@ -28,12 +26,8 @@ def decoder_options(*, beam=13.0, max_active=7000, min_active=20, acwt=0.083333,
         options.append(click.option("--min-active", default=min_active, show_default=True,
                                     help="Minimum number of tokens expanded per frame."))
     options.append(click.option("--acwt", default=acwt, show_default=True, help=acwt_help))
-    if lattice_beam is not _OMIT:
-        if lattice_beam is None:
-            options.append(click.option("--lattice-beam", type=float, help=lattice_beam_help))
-        else:
-            options.append(click.option("--lattice-beam", default=lattice_beam, show_default=True,
-                                        help=lattice_beam_help))
+    if lattice_beam is not None:
+        options.append(click.option("--lattice-beam", default=lattice_beam, show_default=True, help=lattice_beam_help))
 
     def decorate(function):
         for option in reversed(options):  # click lists options in the order their decorators are written
