@@ -71,12 +71,15 @@ class FeaturePipeline:
                                  f"{self.online_cmvn_stats.shape}")
             self.online_cmvn_opts()  # checks the options
 
-    def online_cmvn_opts(self):
-        """The OnlineCmvnOptions of cmvn 'online' (norm_vars as the pipeline's), else None."""
-        if self.cmvn != "online":
-            return None
+    def online_cmvn_opts(self, opts=None):
+        """The OnlineCmvnOptions this pipeline's CMVN runs with online (the stream, apply_cmvn_online):
+        `opts`, by default cmvn 'online''s own (OnlineCmvnOptions() for the other modes), with
+        norm_vars always the pipeline's."""
         from kaldilite.feat.cmvn import OnlineCmvnOptions
 
+        if opts is not None or self.cmvn != "online":
+            opts = OnlineCmvnOptions() if opts is None else opts
+            return opts if opts.norm_vars == self.norm_vars else dataclasses.replace(opts, norm_vars=self.norm_vars)
         fields = {f.name for f in dataclasses.fields(OnlineCmvnOptions)}
         given = dict(self.online_cmvn_options or {})
         unknown = set(given) - fields
@@ -263,9 +266,7 @@ def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, histo
     # a speaker's utterances are all normalized (their stats carry), only the wanted ones returned
     spk2utt = {spk: utts if history is not None else [u for u in utts if u in wanted]
                for spk, utts in spk2utt.items() if spk in speakers}
-    opts = OnlineCmvnOptions() if opts is None else opts
-    if opts.norm_vars != pipeline.norm_vars:
-        opts = dataclasses.replace(opts, norm_vars=pipeline.norm_vars)
+    opts = pipeline.online_cmvn_opts(OnlineCmvnOptions() if opts is None else opts)
     feats_scp = source.path / "feats.scp"
     raw = {u: read_matrix(source.feats_scp[u]) for utts in spk2utt.values() for u in utts if u in source.feats_scp}
     offline_steps = dataclasses.replace(pipeline, cmvn="none", norm_vars=False, online_cmvn_stats=None,

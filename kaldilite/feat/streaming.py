@@ -15,11 +15,9 @@ cmvn 'speaker' / 'utterance' become Kaldi's OnlineCmvn (sliding window with a pr
 model decoded this way should be trained on features normalized the same way.
 """
 
-import dataclasses
-
 import numpy as np
 
-from kaldilite.feat.cmvn import OnlineCmvn
+from kaldilite.feat.cmvn import OnlineCmvn, OnlineCmvnState
 from kaldilite.feat.functions import add_deltas, splice_frames, transform_features
 
 
@@ -33,21 +31,12 @@ class OnlineFeaturePipeline:
     """
 
     def __init__(self, source, pipeline, cmvn_opts=None, cmvn_state=None):
-        from kaldilite.feat.cmvn import OnlineCmvnOptions
-
         self.pipeline = pipeline
         self.source = source
-        if pipeline.cmvn == "online":
-            from kaldilite.feat.cmvn import OnlineCmvnState
-
-            cmvn_opts = pipeline.online_cmvn_opts() if cmvn_opts is None else cmvn_opts
-            if cmvn_state is None:
-                cmvn_state = OnlineCmvnState(global_stats=pipeline.online_cmvn_stats.copy())
+        if pipeline.cmvn == "online" and cmvn_state is None:
+            cmvn_state = OnlineCmvnState(global_stats=pipeline.online_cmvn_stats.copy())
         if pipeline.cmvn != "none":
-            opts = OnlineCmvnOptions() if cmvn_opts is None else cmvn_opts
-            if opts.norm_vars != pipeline.norm_vars:
-                opts = dataclasses.replace(opts, norm_vars=pipeline.norm_vars)
-            self.source = OnlineCmvn(source, opts, cmvn_state)
+            self.source = OnlineCmvn(source, pipeline.online_cmvn_opts(cmvn_opts), cmvn_state)
         delta_reach = pipeline.delta_order * pipeline.delta_window
         self.left_context = delta_reach + pipeline.splice_left
         self.right_context = delta_reach + pipeline.splice_right

@@ -320,7 +320,6 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     Returns the output path.
     """
     from kaldilite.decode.rejection import RULE_FILE
-    from kaldilite.feat.cmvn import OnlineCmvnOptions
     from kaldilite.feat.options import MfccOptions
     from kaldilite.graph.mkgraph import load_graph
     from kaldilite.graph.provenance import check_graph_for_model
@@ -366,7 +365,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         check_feature_config(data_dir, mfcc_opts, mfcc_config)
     online_opts = read_config(online_config or (DEFAULT_ONLINE_CONF if DEFAULT_ONLINE_CONF.is_file() else None),
                               OnlineDecodingOptions)
-    cmvn_opts = pipeline.online_cmvn_opts() or OnlineCmvnOptions(norm_vars=pipeline.norm_vars)
+    cmvn_opts = pipeline.online_cmvn_opts()
     fillers_source = None
     for candidate in [graph_dir] + ([Path(lang_dir)] if lang_dir else []):
         if (candidate / "words" / "fillers.txt").is_file():
