@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
-from kaldilite.nnet.components import softmax
+from kaldilite.nnet.components import softmax, softmax_cross_entropy
 from kaldilite.nnet.network import Nnet
 from kaldilite.nnet.train import Nnet2Options, train_network
 
@@ -67,13 +67,17 @@ def test_one_hidden_layer_by_hand():
 
 
 def test_no_dropout_gives_the_plain_gradients():
+    """Dropout 0: the objective and gradients of the step as it was before dropout (the softmax
+    input from `logits`, then each component's backward in reverse), bit for bit."""
     x = np.random.default_rng(4).standard_normal((8, 6)).astype(np.float32)
     targets = np.arange(8) % 4
     a, b = small_net(5), small_net(5)
-    obj_a, _ = a.train_step_gradients(x, targets)
+    obj_a, _ = a.train_step_gradients(x, targets, 0.0, None)
     logits = b.logits(x, keep=True)
     probs = softmax(logits.astype(np.float64))
-    obj_b, _ = b.train_step_gradients(x, targets, 0.0, None)
+    obj_b, _, grad = softmax_cross_entropy(logits, targets, b.sum_group)
+    for component in reversed(b.components[:b._softmax_index]):
+        grad = component.backward(grad)
     assert obj_a == obj_b
     np.testing.assert_allclose(obj_a, np.log(probs[np.arange(8), targets]).sum(), rtol=1e-5)
     for ca, cb in zip(a.affine_components(), b.affine_components()):
