@@ -172,24 +172,22 @@ compute_fbank_feats = _compute_feats_command("fbank", FbankOptions, "compute-fba
 def _read_spk2utt(rspecifier):
     """speaker -> [utt, ...] of a Kaldi text table `ark:spk2utt` (or a bare path), in file order."""
     from kaldilite.errors import InputError, MissingFileError
+    from kaldilite.io.datadir import read_entries
     from kaldilite.io.tables import parse_rspecifier
 
     kind, path = parse_rspecifier(rspecifier)
     if kind != "ark":
         raise InputError(f"--spk2utt={rspecifier}: expected a text table such as ark:data/train/spk2utt")
     try:
-        lines = open(path, encoding="utf-8").read().splitlines()
+        entries = read_entries(path)
     except FileNotFoundError:
         raise MissingFileError(f"{path}: no such spk2utt file; utils/utt2spk_to_spk2utt.pl makes it from utt2spk") \
             from None
     spk2utt = {}
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) < 2 or fields[0] in spk2utt:
-            raise InputError(f"{path}:{number}: expected 'speaker utt1 utt2 ...' with each speaker once")
-        spk2utt[fields[0]] = fields[1:]
+    for entry in entries:
+        if not entry.value or entry.key in spk2utt:
+            raise InputError(f"{path}:{entry.line}: expected 'speaker utt1 utt2 ...' with each speaker once")
+        spk2utt[entry.key] = entry.value.split()
     return spk2utt
 
 
