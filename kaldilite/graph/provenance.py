@@ -90,9 +90,9 @@ def _model_transition_checksum(model_path):
 def check_graph_for_model(graph_dir, model_path, tree_path=None, *, transition_model=None):
     """Refuse to decode `graph_dir` with `model_path` when the graph was built from another tree or
     transition model. The tree is `tree_path`, else ``tree`` beside the model (skipped when absent).
-    `transition_model`: the model's, when the verb has already loaded it (else it is read from the
-    file's header, which for an nnet2 model means parsing megabytes of JSON). A graph without a
-    record is accepted with a warning."""
+    `transition_model`: the model's, when the verb has already loaded it (else its topology and
+    tuples are read from the file; an nnet2 file older than format 5 keeps megabytes of JSON in
+    that header). A graph without a record is accepted with a warning."""
     graph_dir, model_path = Path(graph_dir), Path(model_path)
     record = read_graph_record(graph_dir)
     if record is None:
