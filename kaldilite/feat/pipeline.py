@@ -140,13 +140,11 @@ class FeaturePipeline:
     def to_dict(self):
         """JSON-ready description (the matrices as nested lists of floats, exact in JSON); the
         online-CMVN fields only when cmvn is 'online', so older pipelines' dicts are unchanged."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("online_cmvn_")}
         data["transform"] = None if self.transform is None else self.transform.tolist()
-        data["online_cmvn_options"] = None if self.online_cmvn_options is None else dict(self.online_cmvn_options)
         if self.cmvn == "online":
             data["online_cmvn_stats"] = self.online_cmvn_stats.tolist()
-        else:
-            del data["online_cmvn_stats"], data["online_cmvn_options"]
+            data["online_cmvn_options"] = None if self.online_cmvn_options is None else dict(self.online_cmvn_options)
         return data
 
     @classmethod
