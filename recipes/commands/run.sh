@@ -170,6 +170,11 @@ make_graph() {  # SYS GRAPH: exp/SYS/graph_X from the grammar data/lang_X (the D
   fi
 }
 
+align_tri3b() {  # exp/tri3b_ali: tri3b's fMLLR alignments of the training set (stage 7's tri3b_mmi, stage 8's DNNs)
+  step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
+    --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+}
+
 make_graphs() {  # SYS: the graphs of one model for both grammars (with rejection; commands only)
   local g
   for g in graph_commands graph_commands_norej; do make_graph $1 $g; done
@@ -378,8 +383,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ] && [[ " $train_models " == *" tri3b
   # steps/make_denlats.sh + train_mmi.sh: the denominator is the recognition grammar (all commands, fillers,
   # garbage phone loop): tri3b's graph_commands lattices of the training set, rescored every iteration
   log "Stage 7: tri3b_mmi (boosted MMI, --boost $mmi_boost) on the tri3b (fMLLR) alignments"
-  step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
-    --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+  align_tri3b
   make_graph tri3b graph_commands
   step exp/tri3b_denlats/.stamp data/train_aug data/lang exp/tri3b_ali/ali.1.gz exp/tri3b/graph_commands/HCLG.fst \
     --out exp/tri3b_denlats/denlat.1.npz -- kaldilite make-denlats --nj $nj data/train_aug data/lang \
@@ -395,8 +399,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   # tri3b's; the augmented set (speeds, noise) is what carries it across speakers.
   log "Stage 8: nnet2 p-norm DNN ($nnet_feats features) on the tri3b (fMLLR) alignments of the augmented train set"
   [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
-  step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
-    --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+  align_tri3b
   make_nnet_feats train_aug
   nnet_train=$(nnet_data_dir train_aug)
   step exp/nnet2/.stamp $nnet_train data/lang exp/tri3b_ali "$recipe_dir/conf/nnet2.conf" --out exp/nnet2/final.mdl -- \
@@ -411,8 +414,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   # decoding has no speaker transforms (nnet2 stays the online model). conf/nnet2_fmllr.conf.
   log "Stage 8: nnet2_fmllr p-norm DNN on tri3b's fMLLR-adapted features (offline model)"
   [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
-  step exp/tri3b_ali/.stamp data/train_aug data/lang exp/tri3b/final.mdl exp/tri3b/final.alimdl exp/tri3b/tree \
-    --out exp/tri3b_ali/ali.1.gz -- kaldilite align-fmllr --nj $nj data/train_aug data/lang exp/tri3b exp/tri3b_ali
+  align_tri3b
   step exp/nnet2_fmllr/.stamp data/train_aug data/lang exp/tri3b_ali "$recipe_dir"/conf/nnet2{,_fmllr}.conf \
     --out exp/nnet2_fmllr/final.mdl -- kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" \
     --config "$recipe_dir/conf/nnet2_fmllr.conf" --transform-dir exp/tri3b_ali data/train_aug data/lang exp/tri3b_ali \
