@@ -107,8 +107,8 @@ def read_model_file(path, trainer="kaldilite train-mono"):
 def load_model(path):
     """Read a model written by `save_model` -> (tm, am, pipeline, extra).
 
-    `pipeline` is a `kaldilite.feat.pipeline.FeaturePipeline` when that module is available,
-    else the stored dict (None if the model was saved without one). The returned `am`
+    `pipeline` is the model's `kaldilite.feat.pipeline.FeaturePipeline` (None if the model was
+    saved without one). The returned `am`
     names this file and the pipeline in its feature-dimension error messages.
     """
     from kaldilite.gmm.am import AmDiagGmm

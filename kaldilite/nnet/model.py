@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
-from kaldilite.gmm.model import MODEL_FORMAT, read_model_file  # one file format for every model type
+from kaldilite.gmm.model import MODEL_FORMAT, pipeline_to_header, read_model_file  # one file format, every model type
 from kaldilite.hmm.topology import Topology
 from kaldilite.hmm.transition_model import TransitionModel
 from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
@@ -249,7 +249,6 @@ def raw_feature_dim_of(data_dir):
 
 def save_nnet_model(path, model: NnetAcousticModel):
     """Write the model atomically (npz + JSON header)."""
-    from kaldilite.gmm.model import pipeline_to_header
     from kaldilite.utils import atomic_path
 
     pipeline_dict, pipeline_arrays = pipeline_to_header(model.pipeline, "pipeline_")
