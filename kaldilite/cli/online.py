@@ -210,15 +210,14 @@ def _file_speakers(utt2spk_file, wav_files):
     """{wav file: speaker} from `KEY SPEAKER` lines, KEY the file as given, its name or its stem."""
     from pathlib import Path
 
+    from kaldilite.io.datadir import read_entries
+
     table = {}
-    with open(utt2spk_file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise InputError(f"{utt2spk_file}:{number}: expected 'FILE SPEAKER', got {line.strip()!r}")
-            table[fields[0]] = fields[1]
+    for entry in read_entries(utt2spk_file):
+        if len(entry.value.split()) != 1:
+            line = f"{entry.key} {entry.value}".strip()
+            raise InputError(f"{utt2spk_file}:{entry.line}: expected 'FILE SPEAKER', got {line!r}")
+        table[entry.key] = entry.value
     speakers = {}
     for path in wav_files:
         for key in (path, Path(path).name, Path(path).stem):
