@@ -227,8 +227,6 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
 
     from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
-    from kaldilite.parallel import run_jobs
-    from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
@@ -237,13 +235,30 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
-    if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
-        raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
-    lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
+    lmwts = _lmwt_range(min_lmwt, max_lmwt)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts)
                 + ((lattice_beam, str(decode_dir / f"lat.{job}.gz")) if lattice_beam is not None else ())
                 for job, part in enumerate(parts, 1)]
+    _run_decode_jobs("decode", graph_dir, model_path, data_dir, decode_dir, nj, job_args, lmwts, lattice_beam, start)
+
+
+def _lmwt_range(min_lmwt, max_lmwt):
+    """The LMWTs of --min-lmwt/--max-lmwt (() without them), checked."""
+    if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
+        raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
+    return tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
+
+
+def _run_decode_jobs(verb, graph_dir, model_path, data_dir, decode_dir, nj, job_args, lmwts, lattice_beam, start):
+    """The rest of `decode` and `decode-nnet2` once their checks are done: `decode_job` over
+    `job_args` (one per data part), then DECODE_DIR/hyp.txt, scoring/LMWT.txt, decisions.txt (with
+    `lattice_beam`), num_jobs, the summary line and the scoring (`_score`)."""
+    import time
+
+    from kaldilite.parallel import run_jobs
+    from kaldilite.utils.atomic import atomic_open
+
     decode_dir.mkdir(parents=True, exist_ok=True)
     _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj)
     outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
@@ -254,8 +269,8 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     if lattice_beam is not None:
         _write_text(decode_dir / "decisions.txt", dict(sorted(p for output in outputs for p in output["decisions"])))
     with atomic_open(decode_dir / "num_jobs") as handle:
-        handle.write(f"{len(parts)}\n")
-    summary = f"decode: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> {decode_dir / 'hyp.txt'}"
+        handle.write(f"{len(job_args)}\n")
+    summary = f"{verb}: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> {decode_dir / 'hyp.txt'}"
     wer_line = _score(data_dir, decode_dir, hyps)
     click.echo(summary)
     if wer_line:

@@ -194,48 +194,29 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     """
     import time
 
-    from kaldilite.cli.decode import _score, _start_up_before_forking_jobs, _write_text, decode_job
+    from kaldilite.cli.decode import _lmwt_range, _run_decode_jobs
     from kaldilite.errors import MissingFileError
     from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
-    from kaldilite.parallel import run_jobs
     from kaldilite.train.decode_commands import nnet_model_and_input
-    from kaldilite.utils.atomic import atomic_open
 
     start = time.perf_counter()
     decode_dir = Path(decode_dir)
     model_path = Path(model) if model else decode_dir.parent / "final.mdl"
     if not model_path.is_file():
         raise MissingFileError(f"{model_path}: no model; pass --model or train one (kaldilite train-nnet2)")
-    if (min_lmwt is None) != (max_lmwt is None) or (min_lmwt is not None and not 0 < min_lmwt <= max_lmwt):
-        raise click.UsageError("--min-lmwt and --max-lmwt go together, with 0 < min <= max")
+    lmwts = _lmwt_range(min_lmwt, max_lmwt)
     # the model, its graph, its raw feature dimension and --transform-dir (present exactly when the
     # model needs it, final.mat as the model's, every speaker covered): all checked here, once, before
     # any job starts, as decode-commands checks them
     model, _ = nnet_model_and_input(model_path, data_dir, transform_dir)
     check_graph_for_model(graph_dir, model_path, transition_model=model.tm)
-    lmwts = tuple(range(min_lmwt, max_lmwt + 1)) if min_lmwt is not None else ()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
                  lattice_beam, str(decode_dir / f"lat.{job}.gz"), None if transform_dir is None else str(transform_dir))
                 for job, part in enumerate(parts, 1)]
-    decode_dir.mkdir(parents=True, exist_ok=True)
-    _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj)
-    outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
-    hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
-    _write_text(decode_dir / "hyp.txt", hyps[None])
-    for lmwt in lmwts:
-        _write_text(decode_dir / "scoring" / f"{lmwt}.txt", hyps[lmwt])
-    if lattice_beam is not None:
-        _write_text(decode_dir / "decisions.txt", dict(sorted(p for output in outputs for p in output["decisions"])))
-    with atomic_open(decode_dir / "num_jobs") as handle:
-        handle.write(f"{len(parts)}\n")
-    summary = (f"decode-nnet2: {len(hyps[None])} utterances in {time.perf_counter() - start:.2f} s -> "
-               f"{decode_dir / 'hyp.txt'}")
-    wer_line = _score(data_dir, decode_dir, hyps)
-    click.echo(summary)
-    if wer_line:
-        click.echo(wer_line)
+    _run_decode_jobs("decode-nnet2", graph_dir, model_path, data_dir, decode_dir, nj, job_args, lmwts, lattice_beam,
+                     start)
 
 
 COMMANDS = [train_nnet2_cmd, decode_nnet2_cmd]
