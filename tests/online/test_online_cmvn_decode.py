@@ -208,7 +208,7 @@ def online_nnet(digits_system, garbage_graph_dir, online_setup, tmp_path_factory
 def test_online_cmvn_model_records_the_training_data_global_stats(online_nnet, digits_system):
     from kaldilite.feat.pipeline import global_cmvn_stats
     from kaldilite.gmm.model import read_model_header
-    from kaldilite.io.tables import read_matrix
+    from kaldilite.io.tables import read_matrices, read_matrix
     from kaldilite.nnet.model import load_nnet_model
 
     model_path, bundle = online_nnet
@@ -216,6 +216,12 @@ def test_online_cmvn_model_records_the_training_data_global_stats(online_nnet, d
     expected = global_cmvn_stats(digits_system / "data/train")
     assert model.pipeline.cmvn == "online"
     np.testing.assert_array_equal(model.pipeline.online_cmvn_stats, expected)
+    # independently of cmvn.scp and its summing: count, sum and sum of squares of every training frame
+    frames = np.concatenate([np.asarray(m, np.float64)
+                             for _, m in read_matrices(f"scp:{digits_system / 'data/train/feats.scp'}")])
+    direct = np.zeros((2, frames.shape[1] + 1))
+    direct[0, :-1], direct[1, :-1], direct[0, -1] = frames.sum(axis=0), (frames * frames).sum(axis=0), len(frames)
+    np.testing.assert_allclose(model.pipeline.online_cmvn_stats, direct, rtol=1e-6)
     assert read_model_header(model_path)["version"] == 6  # older readers refuse it instead of misreading it
     # the bundle ships the model's own prior (export-model was given no --data) and options
     np.testing.assert_allclose(read_matrix(str(bundle / "global_cmvn.stats")), expected, rtol=1e-6)
@@ -272,6 +278,7 @@ def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(o
 def test_offline_pipelines_keep_their_dict_and_old_dicts_load():
     """An offline pipeline's dict has no online-CMVN keys (so files written now load in older
     kaldilite), and a dict written before cmvn 'online' existed loads unchanged."""
+    from kaldilite.errors import InputError
     from kaldilite.feat.pipeline import FeaturePipeline
 
     old = {"cmvn": "speaker", "norm_vars": False, "delta_order": 2, "delta_window": 2, "splice_left": 0,
@@ -283,5 +290,5 @@ def test_offline_pipelines_keep_their_dict_and_old_dicts_load():
     data, arrays = online.to_header("pipeline_")
     again = FeaturePipeline.from_header(data, arrays)
     assert again == online and again.online_cmvn_opts().cmn_window == 700
-    with pytest.raises(Exception, match="online_cmvn_stats"):
+    with pytest.raises(InputError, match="online_cmvn_stats"):
         FeaturePipeline(cmvn="speaker", online_cmvn_stats=stats)
