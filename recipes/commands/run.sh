@@ -670,18 +670,17 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       echo "# Speech commands with OOV rejection: dev = $(wc -l < data/dev/text) utterances of $(wc -l < data/dev/spk2utt) held-out speakers"
       echo "# (train: $(wc -l < data/train/text) utterances, $(wc -l < data/train_aug/text) after augmentation; corpus: ${corpus:-speech_commands}; $(date +%F))"
       echo
-      kaldilite commands-results --commands "$commands" --target-fa $target_fa \
-        $(for x in "${calib_sets[@]}" "${continuity_sets[@]}"; do echo --oov $x=data/$x; done) \
-        $(for x in "${report_sets[@]}"; do echo --oov-report-only $x=data/$x; done) \
-        --calibrate "$(IFS=,; echo "${calib_sets[*]}")" \
-        $(for x in "${continuity_sets[@]}"; do echo --calibrate $x; done) \
+      # the sets and the shipped protocol's calibration pool (the first threshold row)
+      local results_opts=(--commands "$commands" --target-fa $target_fa
+        $(for x in "${calib_sets[@]}" "${continuity_sets[@]}"; do echo --oov $x=data/$x; done)
+        $(for x in "${report_sets[@]}"; do echo --oov-report-only $x=data/$x; done)
+        --calibrate "$(IFS=,; echo "${calib_sets[*]}")")
+      kaldilite commands-results "${results_opts[@]}" $(for x in "${continuity_sets[@]}"; do echo --calibrate $x; done) \
         data/dev $(for m in "${models[@]}" "${fused[@]}"; do echo exp/$m; done)
       if [ ${#online_rows[@]} -gt 0 ]; then  # its rows under the table's header: the shipped protocol's threshold
-        # row only (its stress sets are not decoded, so the continuity row would be calibrated on dev alone)
-        kaldilite commands-results --commands "$commands" --target-fa $target_fa \
-          $(for x in "${calib_sets[@]}" "${continuity_sets[@]}"; do echo --oov $x=data/$x; done) \
-          $(for x in "${report_sets[@]}"; do echo --oov-report-only $x=data/$x; done) \
-          --calibrate "$(IFS=,; echo "${calib_sets[*]}")" data/dev exp/${online_rows[0]} | tail -n +3
+        # row and the no-threshold row (no continuity row: its stress sets are not decoded, so that row would be
+        # calibrated on dev alone)
+        kaldilite commands-results "${results_opts[@]}" data/dev exp/${online_rows[0]} | tail -n +3
       fi
       echo
       echo "# Which threshold: the first threshold row's is the one that ships (exp/<model>/graph_commands/"
