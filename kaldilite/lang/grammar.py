@@ -32,16 +32,17 @@ phone, for every non-silence phone of the lang dir, or for the phones `--garbage
 A phone no training word contains has a model without data: in the commands recipe, lang/en's
 digit phones EY TH UW Z (the Speech Commands subset has no digits) keep one pdf per phone, the
 flat-start global Gaussian, the same for all four (a DNN gives them a floored prior, 2e-10); such
-a garbage word is a wildcard, not a phone. `--garbage-phones` lists the phones the model was
-trained on (the recipe writes the training lexicon's phones). Measured on 20 held-out training
-speakers (issue 7, recipe settings, paired vs all 32 phones at 5% in-domain FA): tri3b 81.5 ->
-80.4% (+4/-8 utterances), the DNN 72.4 -> 73.3% (+3/-0), their fusion 84.2 -> 84.5% (+2/-1):
-within noise (the GMM's best paths had one of the four in 75 of its 338 garbage decodes), so the
-recipe keeps all phones. Position: a `_S` phone never occurs in training (no training word is
-one phone long), but the tree does not leave it untrained: it shares the root of its phone's
-other positions, and each `_S` pdf of the recipe's tri3b is one of that phone's `_B`/`_I`/`_E`
-pdfs. Garbage (and `<noise>`) words of `_I` phones instead: mixed on the same speakers (tri3b
-80.9% at 5.4% FA, +4/-6; fusion 82.1%, +2/-9; a retrained tri3b 60.7 -> 63.0%, +17/-9), kept `_S`.
+a garbage word is a wildcard, not a phone. `--garbage-phones` can list the phones the model was
+trained on (e.g. those of the training lexicon); the commands recipe does not pass it. Measured
+on 20 held-out training speakers (issue 7, recipe settings, paired vs all 32 phones at 5%
+in-domain FA): tri3b 81.5 -> 80.4% (+4/-8 utterances), the DNN 72.4 -> 73.3% (+3/-0), their
+fusion 84.2 -> 84.5% (+2/-1): within noise (the GMM's best paths had one of the four in 75 of its
+338 garbage decodes), so the recipe keeps all phones. Position: a `_S` phone never occurs in
+training (no training word is one phone long), but the tree does not leave it untrained: it
+shares the root of its phone's other positions, and each `_S` pdf of the recipe's tri3b is one of
+that phone's `_B`/`_I`/`_E` pdfs. Garbage (and `<noise>`) words of `_I` phones instead: mixed on
+the same speakers (tri3b 80.9% at 5.4% FA, +4/-6; fusion 82.1%, +2/-9; a retrained tri3b 60.7 ->
+63.0%, +17/-9), kept `_S`.
 They are ordinary lexicon words, so the garbage loop composes with a normal L (one L
 implementation, optional silence and all), and the decoder outputs a `<gbg_*>` word for each
 phone of rejected speech. With word-position-dependent phones a one-phone word gets the `_S`

@@ -399,8 +399,8 @@ def test_make_grammar_verb_passes_edge_noise_prob(base_lang, tmp_path):
 
 def test_garbage_phones_restrict_the_garbage_loop_and_noise_words(base_lang, tmp_path):
     """--garbage-phones: only the listed phones get garbage words and <noise> pronunciations (a model
-    trained on words without some phones has no data for them: recipes/commands lists the phones of
-    the training words), and the loop's probabilities are over those N phones (hand-computed, N = 2)."""
+    trained on words without some phones has no data for them: list the phones of the training
+    words), and the loop's probabilities are over those N phones (hand-computed, N = 2)."""
     from click.testing import CliRunner
 
     from kaldilite.cli import cli
