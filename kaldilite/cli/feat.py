@@ -254,22 +254,10 @@ def matrix_sum_cmd(matrix_rspecifier, matrix_wxfilename, binary):
     \b
     e.g.: kaldilite matrix-sum --binary=false scp:data/train/cmvn.scp exp/nnet2_online_cmvn/global_cmvn.stats
     """
-    import numpy as np
-
-    from kaldilite.errors import DimensionMismatchError, InputError
-    from kaldilite.io.tables import read_matrices
+    from kaldilite.io.tables import sum_matrices
     from kaldilite.utils.atomic import atomic_open
 
-    total, count = None, 0
-    for key, matrix in read_matrices(matrix_rspecifier):
-        matrix = np.asarray(matrix, dtype=np.float64)
-        if total is not None and matrix.shape != total.shape:
-            raise DimensionMismatchError(f"{matrix_rspecifier}: matrix {key} has shape {matrix.shape}, the ones "
-                                         f"before {total.shape}; they cannot be summed")
-        total = matrix.copy() if total is None else total + matrix
-        count += 1
-    if total is None:
-        raise InputError(f"{matrix_rspecifier}: no matrices to sum")
+    total, count = sum_matrices(matrix_rspecifier, "they cannot be summed: give a table of one shape")
     if binary:
         import kaldi_io
 

@@ -277,18 +277,10 @@ def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, histo
 def global_cmvn_stats(data_dir):
     """Sum of all speakers' stats in DATA/cmvn.scp (`matrix-sum scp:cmvn.scp`): the usual prior
     (`OnlineCmvnState(global_stats=...)`) for online CMVN."""
-    from kaldilite.io.tables import read_matrices
+    from kaldilite.io.tables import sum_matrices
 
     cmvn_scp = Path(data_dir) / "cmvn.scp"
     if not cmvn_scp.exists():
         raise MissingFileError(f"{cmvn_scp}: no CMVN stats; run compute-cmvn-stats on {data_dir} first")
-    total = None
-    for speaker, stats in read_matrices(cmvn_scp):
-        stats = np.asarray(stats, dtype=np.float64)
-        if total is not None and stats.shape != total.shape:
-            raise DimensionMismatchError(f"{cmvn_scp}: stats of speaker {speaker} have shape {stats.shape}, "
-                                         f"others {total.shape}; re-run compute-cmvn-stats")
-        total = stats.copy() if total is None else total + stats
-    if total is None:
-        raise InputError(f"{cmvn_scp}: empty; re-run compute-cmvn-stats")
+    total, _ = sum_matrices(cmvn_scp, f"re-run compute-cmvn-stats on {data_dir}")
     return total

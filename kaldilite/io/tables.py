@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from kaldilite.errors import InputError, MissingFileError
+from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
 from kaldilite.utils.atomic import atomic_path
 
 # kaldi_io prints a five-line warning to stderr at import unless $KALDI_ROOT names an existing
@@ -347,6 +347,24 @@ def read_matrices(spec):
 def read_matrix(rxfilename):
     """Read one matrix from an rxfilename such as `feats.ark:1234` or `cmvn.ark:7[0:1]`."""
     return _read_object(_as_matrix, os.fspath(rxfilename), os.fspath(rxfilename), "(single matrix)")
+
+
+def sum_matrices(spec, fix):
+    """(sum in float64, count) of all matrices of a table (Kaldi's matrix-sum, table-to-matrix form).
+
+    Matrices of different shapes, or none at all, are an InputError naming `spec` and ending with
+    `fix` (what the user should do: e.g. "re-run compute-cmvn-stats")."""
+    total, count = None, 0
+    for key, matrix in read_matrices(spec):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if total is not None and matrix.shape != total.shape:
+            raise DimensionMismatchError(f"{spec}: matrix {key} has shape {matrix.shape}, the ones before "
+                                         f"{total.shape}; {fix}")
+        total = matrix.copy() if total is None else total + matrix
+        count += 1
+    if total is None:
+        raise InputError(f"{spec}: no matrices to sum; {fix}")
+    return total, count
 
 
 def read_matrix_dict(spec):

@@ -224,3 +224,18 @@ def test_binary_int_archives_read_back_as_kaldi_io_reads_them(tmp_path):
     (tmp_path / "cut.ark").write_bytes(gzip.decompress((tmp_path / "a.ark.gz").read_bytes())[:-3])
     with pytest.raises(InputError, match="corrupt or truncated"):
         list(read_int_vectors(str(tmp_path / "cut.ark")))
+
+
+def test_sum_matrices_adds_in_float64_and_refuses_mixed_shapes_in_one_line(tmp_path, rng):
+    parts = {f"spk{i}": rng.standard_normal((2, 4)).astype(np.float32) for i in range(3)}
+    tables.write_matrices(parts.items(), tmp_path / "a.ark", tmp_path / "a.scp")
+    total, count = tables.sum_matrices(f"scp:{tmp_path}/a.scp", "fix it")
+    expected = sum(m.astype(np.float64) for m in parts.values())
+    assert count == 3 and total.dtype == np.float64 and np.array_equal(total, expected)
+
+    tables.write_matrices([("x", np.zeros((2, 4))), ("y", np.zeros((2, 5)))], tmp_path / "b.ark")
+    with pytest.raises(InputError, match=r"b\.ark: matrix y has shape \(2, 5\), the ones before \(2, 4\); fix it$"):
+        tables.sum_matrices(f"ark:{tmp_path}/b.ark", "fix it")
+    tables.write_matrices([], tmp_path / "c.ark")
+    with pytest.raises(InputError, match="no matrices to sum; fix it"):
+        tables.sum_matrices(f"ark:{tmp_path}/c.ark", "fix it")
