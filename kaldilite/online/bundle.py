@@ -89,9 +89,6 @@ def _load_nnet2(path):
     from kaldilite.nnet.model import load_nnet_model
 
     model = load_nnet_model(path)
-    if model.feature_type not in ("mfcc", "features"):
-        raise InputError(f"{path}: an nnet2 model on {model.feature_type} features; online decoding computes MFCC "
-                         "only (retrain on MFCC)")
     if model.speaker_adapted:
         raise InputError(f"{path}: an nnet2 model on fMLLR-adapted features (trained with --transform-dir); online "
                          "decoding has no speaker transforms: export a speaker-independent one (train-nnet2 without "
@@ -114,6 +111,16 @@ def model_type_of(path):
     from kaldilite.gmm.model import read_model_header
 
     return read_model_header(path).get("model_type", "gmm")
+
+
+def _refuse_non_mfcc(loaded, path):
+    """Online decoding computes MFCC (the bundle's mfcc.conf, at any resolution): a network trained on
+    other raw features (train-nnet2 --feat-type fbank ...) would be fed MFCC of the same dimension.
+    Only the online path refuses it; decode-commands reads the data dir's own feats.scp."""
+    feature_type = getattr(loaded.scorer, "feature_type", "mfcc")
+    if not (feature_type == "features" or feature_type.startswith("mfcc")):
+        raise InputError(f"{path}: an nnet2 model on {feature_type} features; online decoding computes MFCC "
+                         "only (retrain on MFCC)")
 
 
 def load_scoring_model(path, model_type=None):
@@ -246,6 +253,7 @@ class ModelBundle:
             raise InputError(f"{path / 'bundle.json'}: bundle version {info['version']} is newer than this kaldilite "
                              f"reads ({BUNDLE_VERSION}); upgrade kaldilite")
         model = load_scoring_model(path / "final.mdl", info.get("model_type"))
+        _refuse_non_mfcc(model, path / "final.mdl")
         graph = CompiledFst.load(path / "HCLG.npz")
         words = SymbolTable.read(path / "words.txt")
         mfcc_opts = read_config(path / "conf" / "mfcc.conf", MfccOptions)
@@ -337,6 +345,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     mfcc_opts = read_config(mfcc_config, MfccOptions)
     _refuse_speaker_adapted(model_path)
     loaded = load_scoring_model(model_path)
+    _refuse_non_mfcc(loaded, model_path)
     pipeline = loaded.pipeline
     raw_dim = _raw_dim(mfcc_opts)
     if loaded.raw_feature_dim and loaded.raw_feature_dim != raw_dim:

@@ -156,3 +156,32 @@ def test_another_model_family_plugs_in_through_register_model_type(digits_bundle
     recognizer.accept(wave)
     results = recognizer.input_finished()
     assert [r.text for r in results] == ["four"] and sum(calls) == results[0].num_frames
+
+
+def test_online_export_refuses_a_non_mfcc_network_but_offline_decoding_loads_it(digits_system, tmp_path):
+    """train-nnet2 --feat-type names the raw features: decode-commands reads the data dir's own
+    feats.scp, so any name loads there (mfcc_hires was refused before); the online path computes
+    MFCC, so export-model takes any mfcc* name and refuses another feature type in one line."""
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.gmm.model import load_model
+    from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
+    from kaldilite.nnet.network import Nnet
+    from kaldilite.online.bundle import ModelBundle, export_model, load_scoring_model
+
+    tm, _, _, _ = load_model(digits_system / "exp/mono/final.mdl")
+    pipeline = FeaturePipeline(cmvn="speaker")
+    nnet = Nnet.pnorm(13, tm.num_pdfs, num_hidden_layers=1, pnorm_input_dim=40, pnorm_output_dim=8,
+                      rng=np.random.default_rng(0))
+    for feature_type in ("mfcc_hires", "fbank"):
+        exp = tmp_path / feature_type
+        exp.mkdir()
+        save_nnet_model(exp / "final.mdl", NnetAcousticModel(tm, nnet, None, pipeline, 13, feature_type))
+        assert load_scoring_model(exp / "final.mdl").scorer.feature_type == feature_type
+    export_model(tmp_path / "mfcc_hires", digits_system / "exp/mono/graph", tmp_path / "bundle_hires",
+                 mfcc_config=MFCC_CONF, data_dir=digits_system / "data/train", default_rejection=True)
+    assert ModelBundle.load(tmp_path / "bundle_hires").info["model_type"] == "nnet2"
+    with pytest.raises(InputError, match=r"fbank/final\.mdl: an nnet2 model on fbank features; online decoding "
+                                         r"computes MFCC only \(retrain on MFCC\)$"):
+        export_model(tmp_path / "fbank", digits_system / "exp/mono/graph", tmp_path / "bundle_fbank",
+                     mfcc_config=MFCC_CONF, data_dir=digits_system / "data/train", default_rejection=True)
+    assert not (tmp_path / "bundle_fbank").exists()
