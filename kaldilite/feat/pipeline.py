@@ -137,15 +137,20 @@ class FeaturePipeline:
             feats = transform_features(feats, self.transform, where=where)
         return np.asarray(feats, dtype=np.float32)
 
-    def to_dict(self):
-        """JSON-ready description (the matrices as nested lists of floats, exact in JSON); the
-        online-CMVN fields only when cmvn is 'online', so older pipelines' dicts are unchanged."""
+    def _description(self, matrix):
+        """The JSON-ready fields, each matrix (transform, online-CMVN stats) as `matrix(field, value)`
+        gives it; the online-CMVN fields only when cmvn is 'online', so older pipelines' dicts are
+        unchanged."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("online_cmvn_")}
-        data["transform"] = None if self.transform is None else self.transform.tolist()
+        data["transform"] = None if self.transform is None else matrix("transform", self.transform)
         if self.cmvn == "online":
-            data["online_cmvn_stats"] = self.online_cmvn_stats.tolist()
+            data["online_cmvn_stats"] = matrix("online_cmvn_stats", self.online_cmvn_stats)
             data["online_cmvn_options"] = None if self.online_cmvn_options is None else dict(self.online_cmvn_options)
         return data
+
+    def to_dict(self):
+        """JSON-ready description, the matrices as nested lists of floats (exact in JSON)."""
+        return self._description(lambda field, value: value.tolist())
 
     @classmethod
     def from_dict(cls, data):
@@ -162,15 +167,13 @@ class FeaturePipeline:
         """For a model file: (JSON-ready dict naming each matrix's array and shape, {array name:
         matrix}); the matrices (transform, online-CMVN stats) go into the file as binary arrays,
         not as megabytes of JSON."""
-        data = self.to_dict()
         arrays = {}
-        for field in ("transform", "online_cmvn_stats"):
-            matrix = getattr(self, field)
-            if matrix is not None:
-                name = f"{prefix}{field}"
-                data[field] = {"array": name, "shape": list(matrix.shape)}
-                arrays[name] = matrix
-        return data, arrays
+
+        def array_reference(field, value):
+            arrays[prefix + field] = value
+            return {"array": prefix + field, "shape": list(value.shape)}
+
+        return self._description(array_reference), arrays
 
     @classmethod
     def from_header(cls, data, arrays):
