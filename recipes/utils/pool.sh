@@ -30,7 +30,7 @@ pool_start() {
     for pid in "${pool_pids[@]}"; do [ "$pid" = "$finished" ] || still+=("$pid"); done
     pool_pids=("${still[@]}")
     if [ $status -ne 0 ]; then
-      pool_wait || true
+      pool_wait  # exits 1 itself (with the same message) when another step failed too
       echo "$0: a step run in parallel failed (its error is above)" >&2
       exit 1
     fi
