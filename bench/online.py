@@ -225,8 +225,10 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
     calibrated = work / "exp" / f"{system}_online_cmvn" / "decode_dev"
     if not (calibrated / "measures.jsonl").is_file():
         calibrated = exp / "decode_dev"
-    decodes = {"offline CMVN": read_measures(exp / "decode_dev/measures.jsonl"),
-               "calibrated": read_measures(calibrated / "measures.jsonl")}
+    separate = calibrated.parent != exp  # a second, offline-CMVN decode of the system to compare with
+    decodes = {"calibrated": read_measures(calibrated / "measures.jsonl")}
+    if separate:
+        decodes["offline CMVN"] = read_measures(exp / "decode_dev/measures.jsonl")
     with tempfile.TemporaryDirectory() as tmp, single_threaded_blas():
         bundle_dir = work / "exp" / f"{system}_online"
         if not (bundle_dir / "bundle.json").is_file():  # the recipe exports one system only (stage 11)
@@ -276,7 +278,8 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
         pairs = [(scores["whole clip"][u], decided_score[reference][u]) for u in utts]
         return [clipped(a) - clipped(b) for a, b in pairs if abs(a) < 1e6 and abs(b) < 1e6]
 
-    gap, offline_gap = gap_of("calibrated"), gap_of("offline CMVN")
+    gap = gap_of("calibrated")
+    offline_gap = gap_of("offline CMVN") if separate else None
     cut_gap = [scores["endpointed"][u] - scores["whole clip"][u] for u in utts
                if abs(scores["endpointed"][u]) < 1e6 and abs(scores["whole clip"][u]) < 1e6]
     # the front end of the calibration decodes: a model trained on online CMVN records it (and every decode
@@ -284,7 +287,6 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
     model_online = runs["endpointed"].pipeline.cmvn == "online"
     same_rule = ("online CMVN" if model_online or calibrated.parent.name.endswith("_online_cmvn")
                  else "offline per-speaker CMVN")
-    separate = calibrated.parent != exp  # a second, offline-CMVN decode of the system to compare with
     text = "\n".join([
         "## Online decoding on the commands recipe's dev set (`bench/online.py --commands-work`)",
         "",
