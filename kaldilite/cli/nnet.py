@@ -82,6 +82,18 @@ def _command_line(ctx):
 @click.option("--dropout-proportion", default=0.0, show_default=True,
               help="Fraction of each hidden layer's outputs zeroed in each training minibatch (dropout; 0 = off). "
               "Decoding is unchanged.")
+@click.option("--spec-augment-freq-max-proportion", default=0.0, show_default=True,
+              help="SpecAugment (Kaldi's spec-augment-layer freq-max-proportion; 0 = off): each training example "
+              "gets a band of 0..round(proportion x dim) mel bins masked to the CMVN mean in all its frames (MFCC "
+              "input is taken back to log-mel by an inverse DCT for it, Kaldi's idct-layer). Decoding is unchanged.")
+@click.option("--spec-augment-time-zeroed-proportion", default=0.0, show_default=True,
+              help="SpecAugment's time masks (Kaldi's time-zeroed-proportion; 0 = off): the share of frames of "
+              "each example's spliced window masked, in spans of 1..--spec-augment-time-mask-max-frames.")
+@click.option("--spec-augment-time-mask-max-frames", default=2, show_default=True,
+              help="Longest masked time span (Kaldi's time-mask-max-frames; short here: an example is a "
+              "2 x splice-width + 1 frame window, not a whole utterance).")
+@click.option("--spec-augment-cepstral-lifter", default=22.0, show_default=True,
+              help="The MFCCs' --cepstral-lifter, undone before masking (idct-layer's cepstral-lifter).")
 @click.option("--prior-scale", default=1.0, show_default=True,
               help="Decoding divides the posteriors by prior^prior-scale (nnet1's --prior-scale; recorded in the "
               "model): 1 = the whole prior (Kaldi's nnet2), 0 = posteriors as they are.")

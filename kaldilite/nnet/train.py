@@ -23,6 +23,11 @@
 - `dropout_proportion` > 0: that fraction of each hidden layer's outputs zeroed in every training
   minibatch (nnet3's dropout after each hidden layer; nnet2 had a DropoutComponent), the decoded
   network unchanged: a regularizer for small corpora of few speakers;
+- `spec_augment_*` (SpecAugment, Park et al. 2019, as Kaldi's nnet3 spec-augment-layer after an
+  idct-layer; `kaldilite.nnet.spec_augment`): random mel-bin bands and time spans of each training
+  example masked to the CMVN mean, on the spliced frames before the preconditioning transform,
+  drawn afresh for every minibatch from their own random stream (the example order stays that of
+  the same seed without SpecAugment); the diagnostics, priors and the decoded network see clean input;
 - `update="rms"`: per-parameter RMS-normalized steps (Adam) instead of momentum SGD, a light
   stand-in for nnet2's natural-gradient (online preconditioned) updates;
 - `ensemble_size` > 1 (`train_ensemble`): several networks from consecutive seeds on the same
@@ -77,6 +82,11 @@ class Nnet2Options:
     bias_stddev: float = 0.5
     mix_up: int = 0
     dropout_proportion: float = 0.0  # > 0: dropout on each hidden layer's output while training
+    # SpecAugment (kaldilite.nnet.spec_augment; Kaldi's spec-augment-layer options): 0 = off
+    spec_augment_freq_max_proportion: float = 0.0
+    spec_augment_time_zeroed_proportion: float = 0.0
+    spec_augment_time_mask_max_frames: int = 2
+    spec_augment_cepstral_lifter: float = 22.0  # the MFCC extractor's --cepstral-lifter (idct-layer's)
     mix_up_min_count: float = 1000.0
     max_models_combine: int = 20
     valid_patience: int = 0  # 0: one epoch's iterations (at least 3)
@@ -115,6 +125,21 @@ class Nnet2Options:
             raise InputError(f"train-nnet2: --dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
+        self.spec_augment(1, 1)  # checks the SpecAugment options
+
+    @property
+    def spec_augment_enabled(self):
+        return self.spec_augment_freq_max_proportion > 0 or self.spec_augment_time_zeroed_proportion > 0
+
+    def spec_augment(self, num_context, dim):
+        """The `SpecAugment` of these options for spliced examples of `num_context` x `dim` features."""
+        from kaldilite.nnet.spec_augment import SpecAugment
+
+        domain = "fbank" if self.feature_type.startswith("fbank") else "mfcc"
+        return SpecAugment(num_context, dim, freq_max_proportion=self.spec_augment_freq_max_proportion,
+                           time_zeroed_proportion=self.spec_augment_time_zeroed_proportion,
+                           time_mask_max_frames=self.spec_augment_time_mask_max_frames, domain=domain,
+                           cepstral_lifter=self.spec_augment_cepstral_lifter)
 
 
 @dataclasses.dataclass
@@ -153,6 +178,15 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
                           bias_stddev=opts.bias_stddev, rng=rng)
     nnet.check_input(train_feats, "training examples")
     log.info("network: %s", nnet.describe())
+    spec_augment = augment_rng = None
+    if opts.spec_augment_enabled:
+        if not isinstance(train_feats, SplicedFrames):
+            raise InputError("train-nnet2: SpecAugment masks the spliced frames before the preconditioning "
+                             "transform; give the training examples as SplicedFrames")
+        spec_augment = opts.spec_augment(2 * train_feats.splice_width + 1, train_feats.frames.shape[1])
+        # its own stream: the shuffling, subsets and initialisation stay those of the same seed without it
+        augment_rng = np.random.default_rng([opts.seed, 1])
+        log.info("%s", spec_augment.describe())
     iters_per_epoch = max(1, round(num_frames / opts.samples_per_iter))
     num_iters = opts.num_epochs * iters_per_epoch
     mix_up_iter = num_iters // 2 if opts.mix_up > nnet.num_pdfs else None
@@ -189,8 +223,9 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
             batch = order[cursor:cursor + opts.minibatch_size]
             cursor += len(batch)
             seen += len(batch)
-            objective, right = nnet.train_step_gradients(train_feats[batch], train_targets[batch],
-                                                         opts.dropout_proportion, rng)
+            inputs = (train_feats[batch] if spec_augment is None
+                      else train_feats.augmented(batch, spec_augment, augment_rng))
+            objective, right = nnet.train_step_gradients(inputs, train_targets[batch], opts.dropout_proportion, rng)
             objective_sum += objective
             correct += right
             if opts.update == "rms":
@@ -424,7 +459,13 @@ class SplicedFrames:
         return self.frames[context].reshape(len(frames), self.spliced_dim)
 
     def __getitem__(self, index):
-        spliced = self.spliced(index)
+        return self._transformed(self.spliced(index))
+
+    def augmented(self, index, spec_augment, rng):
+        """As `self[index]`, with `spec_augment`'s masks drawn from `rng` on the spliced rows before the transform."""
+        return self._transformed(spec_augment.apply(self.spliced(index), rng))
+
+    def _transformed(self, spliced):
         if self.transform is None:
             return spliced
         # transform_features' arithmetic: float64 product, offset added, float32 result
@@ -602,6 +643,13 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         cmvn = "online"
         online = {"online_cmvn_stats": global_cmvn_stats(data_dir), "online_cmvn_options": {}}
         log.info("online CMVN: prior = %s/cmvn.scp summed (%d frames)", data_dir, online["online_cmvn_stats"][0, -1])
+    if opts.transform_dir and opts.spec_augment_enabled:
+        raise InputError("train-nnet2: SpecAugment masks mel bins of cepstra or filterbanks; --transform-dir input "
+                         "is fMLLR-adapted LDA features (set --spec-augment-freq-max-proportion and "
+                         "--spec-augment-time-zeroed-proportion to 0, e.g. in the fMLLR DNN's config)")
+    if opts.spec_augment_enabled and cmvn == "none":
+        log.warning("SpecAugment masks to 0, which is the mean only after CMVN; these features have none, so "
+                    "masked bins look like %s energy 0 instead of an average frame", opts.feature_type)
     if opts.transform_dir:
         from kaldilite.nnet.model import read_transform_dir, speaker_adapted_features
 
