@@ -49,7 +49,9 @@ def _command_line(ctx):
     for param in ctx.command.params:
         source = ctx.get_parameter_source(param.name)
         if isinstance(param, click.Option) and source != click.core.ParameterSource.DEFAULT:
-            words += [param.opts[0], str(ctx.params[param.name])]
+            values = ctx.params[param.name]
+            for value in values if param.multiple else [values]:  # --config a --config b, not a tuple
+                words += [param.opts[0], str(value)]
     words += [str(ctx.params[p.name]) for p in ctx.command.params if isinstance(p, click.Argument)]
     return " ".join(map(shlex.quote, words))
 

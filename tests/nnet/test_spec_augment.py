@@ -222,13 +222,14 @@ def test_train_nnet2_records_spec_augment_in_its_log_and_refuses_it_with_fmllr_i
     from kaldilite.cli import cli
 
     tmp, lang = mono_system
+    conf = tmp / "spec_augment.conf"
+    conf.write_text("--spec-augment-freq-max-proportion=0.25\n--spec-augment-time-zeroed-proportion=0.2\n")
     args = ["train-nnet2", "--num-epochs", "1", "--samples-per-iter", "1000", "--pnorm-input-dim", "40",
-            "--pnorm-output-dim", "20", "--num-utts-subset", "20", "--seed", "1",
-            "--spec-augment-freq-max-proportion", "0.25", "--spec-augment-time-zeroed-proportion", "0.2"]
+            "--pnorm-output-dim", "20", "--num-utts-subset", "20", "--seed", "1", "--config", str(conf)]
     result = CliRunner().invoke(cli, args + [str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2_sa")])
     assert result.exit_code == 0, result.output
     log_text = (tmp / "nnet2_sa" / "log" / "train.log").read_text()
-    assert "--spec-augment-freq-max-proportion 0.25" in log_text.splitlines()[0]
+    assert f"--config {conf} " in log_text.splitlines()[0]  # the file, as given (not a Python tuple)
     assert ("SpecAugment in the log-mel domain (inverse DCT, cepstral lifter 22), masked to the CMVN mean: "
             "frequency bands of 0..1 of 4 mel bins") in log_text  # the corpus has 4-dim features
     result = CliRunner().invoke(cli, args + ["--transform-dir", str(tmp / "mono"), str(tmp / "data"), str(lang),
