@@ -221,20 +221,71 @@ def g2p_cmd(words, lexicon, max_variants):
 @click.argument("grammar_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--auto-g2p", is_flag=True,
               help="Append the proposed pronunciations of missing words to DICT_DIR/lexicon.txt (each logged).")
-def check_pronunciations_cmd(dict_dir, grammar_files, auto_g2p):
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
+              help="A trained GMM system (final.mdl, final.occs, phones.txt): warn about each grammar word using "
+                   "a phone it had almost no training data for.")
+@click.option("--min-count", type=float, default=10.0, show_default=True,
+              help="With --model-dir: a phone whose least-trained HMM state has fewer training frames is untrained "
+                   "(gmm-est's --min-gaussian-occupancy).")
+def check_pronunciations_cmd(dict_dir, grammar_files, auto_g2p, model_dir, min_count):
     """Check that every word of GRAMMAR_FILES has a pronunciation in DICT_DIR made of its phones.
 
     The gate before rebuilding grammars and graphs for new commands without retraining: the
     phones of DICT_DIR are the trained phone set. Missing words are listed with their file:line
     and the lexicon lines `kaldilite g2p` proposes; --auto-g2p adds those lines instead.
+    With --model-dir, a word using a phone of that set which the model saw (almost) no training
+    frames of is warned about, one line per word (the phones, their frames, the fix); a DNN dir
+    has no final.occs: pass the GMM system whose alignments trained it (e.g. exp/tri3b).
 
     \b
-    e.g.: kaldilite check-pronunciations --auto-g2p lang/en lang/en/commands.txt lang/en/fillers.txt
+    e.g.: kaldilite check-pronunciations --model-dir exp/tri3b lang/en lang/en/commands.txt lang/en/fillers.txt
     """
-    from kaldilite.lang.newwords import check_pronunciations
+    from kaldilite.lang.newwords import check_pronunciations, warn_untrained_words
 
     added = check_pronunciations(dict_dir, grammar_files, auto_g2p=auto_g2p)
     log.info("check-pronunciations: %s: every grammar word has a pronunciation (%d added)", dict_dir, len(added))
+    if model_dir:
+        untrained = _untrained_phones_of(Path(model_dir), Path(dict_dir), min_count)
+        found = warn_untrained_words(dict_dir, grammar_files, untrained, model_dir)
+        log.info("check-pronunciations: %s: phones with under %g training frames: %s; %d grammar word(s) use them",
+                 model_dir, min_count, " ".join(untrained) or "none", len(found))
+
+
+def _untrained_phones_of(model_dir, dict_dir, min_count):
+    """{dict phone: frames} of the phones model_dir's GMM system had under min_count frames of."""
+    import numpy as np
+
+    from kaldilite.errors import InputError, MissingFileError
+    from kaldilite.gmm.model import load_transition_model
+    from kaldilite.lang.g2p import dict_phone_set
+    from kaldilite.lang.newwords import untrained_phones
+
+    occs_path, phones_path = model_dir / "final.occs", model_dir / "phones.txt"
+    for path, what in ((occs_path, "the per-pdf training occupancy GMM training writes (a DNN dir has none: pass "
+                                   "the GMM system whose alignments trained it, e.g. exp/tri3b)"),
+                       (phones_path, "the phone symbols of the model's lang (copy data/lang/phones.txt there)")):
+        if not path.is_file():
+            raise MissingFileError(f"{path}: not found; --model-dir needs {what}")
+    text = occs_path.read_text().split()
+    try:
+        if text[:1] != ["["] or text[-1:] != ["]"]:
+            raise ValueError("not a ' [ ... ]' text vector")
+        occs = np.array(text[1:-1], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"{occs_path}: not a Kaldi text vector of occupancies ({exc}); re-run the training "
+                         f"or remove the file") from None
+    names = {}
+    for number, line in enumerate(phones_path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise InputError(f"{phones_path}:{number}: expected 'phone id', got {line!r}; copy data/lang/phones.txt")
+        names[int(fields[1])] = fields[0]
+    tm = load_transition_model(model_dir / "final.mdl")
+    unknown = {phone for phone, *_ in tm.tuples} - set(names)
+    if unknown:
+        raise InputError(f"{phones_path}: phone ids {sorted(unknown)} of {model_dir / 'final.mdl'} are missing: "
+                         f"not this model's phones.txt; copy its lang's")
+    return untrained_phones(tm.tuples, occs, names, dict_phone_set(dict_dir / "lexicon.txt"), min_count)
 
 
 COMMANDS = [prepare_dict_cmd, prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd,

@@ -12,7 +12,11 @@ before that rebuild (the commands recipe's stage 3, `kaldilite check-pronunciati
   long as every phone of them is in the phone set;
 - every phone the lexicon uses must be declared in the dict dir's phone files, which are the
   trained inventory: a new phone means a new phone set, hence retraining (the recipe also
-  compares the rebuilt lang's phones.txt with the trained one).
+  compares the rebuilt lang's phones.txt with the trained one);
+- a phone of the trained set that had (almost) no training frames is as unknown to the model as a
+  new one: with a trained model dir (its per-pdf occupancy final.occs, as Kaldi's gmm-est
+  --write-occs writes it), each grammar word using such a phone is warned about, one line per word
+  (`untrained_phones`, `warn_untrained_words`).
 
 Kaldi has no single tool for this; its recipes leave it to `utils/validate_dict_dir.pl` (phone
 declarations) and to the OOV listing of `utils/prepare_lang.sh` users run by hand.
@@ -20,6 +24,8 @@ declarations) and to the OOV listing of `utils/prepare_lang.sh` users run by han
 
 import logging
 from pathlib import Path
+
+import numpy as np
 
 from kaldilite.errors import InputError, where
 from kaldilite.lang.dictdir import read_text_lines
@@ -130,3 +136,75 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
            f"or re-run with --auto-g2p")
     raise InputError(f"{len(missing)} grammar word(s) without a pronunciation in {lexicon}: "
                      + ", ".join(f"{w} ({loc})" for w, loc in missing.items()) + f"; {fix}")
+
+
+# ------------------------------------------------------------------ phones without training data
+# A phone of the trained set may still have had no training frames: the Speech Commands words never
+# use EY TH UW Z (only the digits do). Its pdfs keep their initial parameters (the flat-start global
+# Gaussian), so a new word using it decodes with a model of nothing, and check_lexicon_phones cannot
+# see it. What the model knows is the per-pdf occupancy its last EM update counted (final.occs, as
+# Kaldi's gmm-est --write-occs writes it), mapped to phones through the transition model's
+# (phone, hmm-state, pdf) tuples.
+
+POSITION_SUFFIXES = ("_B", "_E", "_I", "_S")  # prepare-lang's word-position markers
+
+
+def base_phone(name, dict_phones):
+    """The dict dir's phone a lang phone stands for: 'EY_B' -> 'EY' when EY is a dict phone."""
+    if name[-2:] in POSITION_SUFFIXES and name[:-2] in dict_phones:
+        return name[:-2]
+    return name
+
+
+def untrained_phones(transition_tuples, pdf_occs, phone_names, dict_phones, min_count=10.0):
+    """Dict phones with too little training data: {phone: frames of its least-trained HMM state}.
+
+    `transition_tuples` are the transition model's (phone id, hmm state, forward pdf, self-loop pdf),
+    `pdf_occs` the occupancy of each pdf (final.occs), `phone_names` {phone id: name} (phones.txt).
+    A phone's HMM state may use several pdfs (its word-position variants and, in a triphone model,
+    its contexts); the state's frames are the occupancy summed over them, and the phone counts as
+    untrained when one of its states has under `min_count` frames: gmm-est leaves a Gaussian with
+    fewer (--min-gaussian-occupancy 10) at its initial value.
+    """
+    pdf_occs = np.asarray(pdf_occs, dtype=np.float64)
+    state_pdfs = {}
+    for phone, hmm_state, forward_pdf, self_loop_pdf in transition_tuples:
+        name = base_phone(phone_names[int(phone)], dict_phones)
+        state_pdfs.setdefault(name, {}).setdefault(int(hmm_state), set()).update((int(forward_pdf),
+                                                                                   int(self_loop_pdf)))
+    if state_pdfs and max(pdf for states in state_pdfs.values() for pdfs in states.values() for pdf in pdfs) \
+            >= len(pdf_occs):
+        raise InputError(f"the occupancies list {len(pdf_occs)} pdfs, fewer than the transition model uses: "
+                         f"final.occs belongs to another model")
+    frames = {name: min(float(pdf_occs[sorted(pdfs)].sum()) for pdfs in states.values())
+              for name, states in state_pdfs.items()}
+    return {name: count for name, count in sorted(frames.items()) if count < min_count}
+
+
+def grammar_word_phones(dict_dir, grammar_files):
+    """{word: (its 'file:line' in the grammar files, set of phones of all its lexicon lines)}."""
+    lexicon = _lexicon_file(dict_dir)
+    skip = 2 if lexicon.name == "lexiconp.txt" else 1
+    phones = {}
+    for _, line in read_text_lines(lexicon):
+        fields = line.split()
+        if fields:
+            phones.setdefault(fields[0], set()).update(fields[skip:])
+    return {word: (loc, phones.get(word, set())) for word, loc in grammar_words(grammar_files).items()}
+
+
+def warn_untrained_words(dict_dir, grammar_files, untrained, model_name):
+    """Log one warning per grammar word whose pronunciations use a phone of `untrained`
+    ({phone: frames}, from `untrained_phones` of model `model_name`); returns {word: [phones]}."""
+    found = {}
+    for word, (loc, phones) in grammar_word_phones(dict_dir, grammar_files).items():
+        bad = sorted(phones & set(untrained))
+        if not bad:
+            continue
+        found[word] = bad
+        counts = ", ".join(f"{p} {untrained[p]:.0f}" for p in bad)
+        log.warning("%s: %r uses phone(s) %s that %s had almost no training data for (frames of the least-trained "
+                    "HMM state: %s): it decodes with untrained models; record examples of it (`kaldilite record`) and retrain, or "
+                    "train on a corpus that has these phones (run.sh --corpus DIR)", loc, word, " ".join(bad),
+                    model_name, counts)
+    return found

@@ -210,8 +210,11 @@ make_nnet_feats() {  # SET
 }
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  # Before anything runs: every command and filler word must have a pronunciation of known phones.
-  kaldilite check-pronunciations $([ "$auto_g2p" = true ] && echo --auto-g2p) "$lang_en" "$commands" "$lang_en/fillers.txt"
+  # Before anything runs: every command and filler word must have a pronunciation of known phones,
+  # and (once a GMM system is trained) a warning for each word using a phone it had no training data for.
+  occs_model=$(for m in tri3b tri2b tri1 mono; do [ -f exp/$m/final.occs ] && { echo exp/$m; break; }; done; true)
+  kaldilite check-pronunciations $([ "$auto_g2p" = true ] && echo --auto-g2p) ${occs_model:+--model-dir $occs_model} \
+    "$lang_en" "$commands" "$lang_en/fillers.txt"
 fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
