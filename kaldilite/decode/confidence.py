@@ -30,6 +30,26 @@ report): the label posterior and the command-vs-filler likelihood ratio, both de
   command path.
 * ``first_pass_llr``: the per-frame ``llr`` of a speaker-independent first pass (SAT models
   decoded in two passes, `kaldilite.train.decode_commands`), set by that decoder, None otherwise.
+
+Phone-level scores (`phone_scores`; ``RecognizerOptions.phone_scores``, decode-commands
+``--phone-scores``), from the frame x pdf log-likelihood matrix and the alignments of the best
+command path and the best filler/garbage path (the two constrained 1-best searches of
+`ContrastSearch`). A whole-utterance ratio dilutes the one phone that tells "no" from "go" among
+the frames both paths explain equally well; these look at the command's phones one by one.
+All in acoustic log-likelihood units (no graph costs), over the command path's non-silence phones:
+
+* ``phone_llr_min``: per phone segment of the command path, the sum over its frames of
+  ``log p(frame | command path's pdf) - log p(frame | contrast path's pdf)``; the minimum over
+  the phones (the weakest phone's evidence for the command against the garbage side).
+* ``phone_llr_min_per_frame``: the same sums divided by each segment's length; the minimum.
+* ``word_llr``: that frame difference summed over the command path's non-silence frames only
+  (the utterance ratio without the silence around the word and without graph costs).
+* ``gop_min``: Witt & Young (2000) "Phone-level pronunciation scoring and assessment for
+  interactive language learning": per phone segment, the mean over its frames of
+  ``log p(frame | aligned pdf) - max over all pdfs log p(frame | pdf)`` (<= 0); the minimum.
+
+A phone segment is a run of frames whose transition-ids belong to one phone: the same phone twice
+in a row (across a word boundary) counts as one segment.
 """
 
 import math
@@ -55,6 +75,8 @@ class WordSequences:
     # (best command-path cost, best non-command-path cost) from searches over the graph restricted
     # to each side (`restrict_graph`); inf for a side with no complete path. None: lattice only.
     contrast: tuple = None
+    # {name: value} of `phone_scores` (PHONE_SCORES), None when not computed
+    phone_scores: dict = None
 
 
 @dataclass
@@ -71,6 +93,13 @@ class Measures:
     command_margin: float = None
     command_cost_per_frame: float = None
     first_pass_llr: float = None
+    phone_llr_min: float = None
+    phone_llr_min_per_frame: float = None
+    word_llr: float = None
+    gop_min: float = None
+
+
+PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min")
 
 
 def _label(words, non_command):
@@ -100,7 +129,8 @@ def measure(hyps, fillers):
     commands = {lab: c for lab, c in label_cost.items() if lab}
     best_command = min(commands, key=commands.get) if commands else ()
     m = Measures(words=best_words, label=best_label, confidence=label_post[best_label],
-                 best_command=best_command, best_command_confidence=label_post.get(best_command, 0.0))
+                 best_command=best_command, best_command_confidence=label_post.get(best_command, 0.0),
+                 **(hyps.phone_scores or {}))
     beam = hyps.lattice_beam if math.isfinite(hyps.lattice_beam) else 0.0
     scale = hyps.acoustic_scale if hyps.acoustic_scale > 0 else 1.0
     if commands:
@@ -128,6 +158,40 @@ def measure(hyps, fillers):
         denominator = hyps.acoustic_scale * max(hyps.num_frames, 1)
         m.llr = diff / denominator if denominator > 0 else diff
     return m
+
+
+def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, tid_to_phone, silence_phones=()):
+    """The phone-level scores (`PHONE_SCORES`, see the module docstring) of a command path against a
+    contrast path: ``loglikes`` (frames x pdfs), both paths' transition-ids per frame, the model's
+    transition-id -> pdf and -> phone tables and the silence phone ids. None when the command path
+    has no non-silence frame or an alignment is missing."""
+    import numpy as np
+
+    if command_alignment is None or contrast_alignment is None:
+        return None
+    loglikes = np.asarray(loglikes)
+    num_frames = min(len(loglikes), len(command_alignment), len(contrast_alignment))
+    if num_frames == 0:
+        return None
+    command = np.asarray(command_alignment[:num_frames], np.int64)
+    contrast = np.asarray(contrast_alignment[:num_frames], np.int64)
+    tid_to_pdf, tid_to_phone = np.asarray(tid_to_pdf), np.asarray(tid_to_phone)
+    frames = np.arange(num_frames)
+    own = loglikes[frames, tid_to_pdf[command]].astype(np.float64)
+    diff = own - loglikes[frames, tid_to_pdf[contrast]]
+    goodness = own - loglikes[:num_frames].max(axis=1)
+    phones = tid_to_phone[command]
+    speech = ~np.isin(phones, np.asarray(list(silence_phones), np.int64))
+    if not speech.any():
+        return None
+    starts = np.flatnonzero(np.r_[True, phones[1:] != phones[:-1]])
+    lengths = np.diff(np.r_[starts, num_frames])
+    spoken = speech[starts]
+    segment_llr = np.add.reduceat(diff, starts)[spoken]
+    segment_gop = (np.add.reduceat(goodness, starts) / lengths)[spoken]
+    return dict(phone_llr_min=float(segment_llr.min()),
+                phone_llr_min_per_frame=float((segment_llr / lengths[spoken]).min()),
+                word_llr=float(diff[speech].sum()), gop_min=float(segment_gop.min()))
 
 
 def restrict_graph(graph, forbidden_words):
@@ -175,21 +239,54 @@ class ContrastSearch:
         self.retry_beam_factor = 4.0  # like gmm-align's --retry-beam: a side far below the best is
         self._chunks = []             # pruned before its end at the decoding beam
         self._retry = {}
+        self._results = {}            # id(decoder) -> its best path on the current utterance
 
     def init(self):
         self._chunks = []
+        self._results = {}
 
     def advance(self, loglikes):
         if self.active and len(loglikes):
             self._chunks.append(loglikes)
 
-    def _search(self, decoder):
+    def loglikes(self):
+        """The frames fed since `init` (frames x pdfs), None if none."""
         import numpy as np
+
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0] if self._chunks else None
+
+    def _search(self, decoder):
+        result = self._best_path(decoder)
+        return result.cost if result is not None else math.inf
+
+    def _best_path(self, decoder):
+        """The complete best path of one side (a `DecodeResult`, searched once per utterance), None if
+        no path reaches a final state even at the retry beam."""
+        key = id(decoder)
+        if key not in self._results:
+            self._results[key] = self._search_path(decoder)
+        return self._results[key]
+
+    def paths(self):
+        """(best command path, best filler/garbage path) as `DecodeResult`s (None where no path ends)."""
+        return tuple(self._best_path(decoder) for decoder in self.decoders) if self.active else (None, None)
+
+    def phone_scores(self, tid_to_phone, silence_phones=()):
+        """`phone_scores` of the two sides' best paths over the frames fed, None without both."""
+        command, other = self.paths()
+        if command is None or other is None:
+            return None
+        return phone_scores(self.loglikes(), command.alignment, other.alignment, self.decoders[0].tid_to_pdf,
+                            tid_to_phone, silence_phones)
+
+    def _search_path(self, decoder):
         from dataclasses import replace
 
         from kaldilite.decode.decoder import BeamDecoder
 
-        loglikes = np.concatenate(self._chunks) if self._chunks else None
+        loglikes = self.loglikes()
         for attempt in range(2):
             if attempt:
                 key = id(decoder)
@@ -202,8 +299,8 @@ class ContrastSearch:
                 decoder.advance(loglikes)
             result = decoder.finalize()
             if result is not None and result.reached_final:
-                return result.cost
-        return math.inf
+                return result
+        return None
 
     def costs(self, hyps=None):
         if not self.active:
@@ -287,6 +384,7 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
     return WordSequences(seqs, num_frames, acoustic_scale, lattice_beam)
 
 
-__all__ = ["NON_COMMAND_WORDS", "WordSequences", "Measures", "measure", "label_posteriors", "restrict_graph",
+__all__ = ["NON_COMMAND_WORDS", "PHONE_SCORES", "WordSequences", "Measures", "measure", "label_posteriors",
+           "phone_scores", "restrict_graph",
            "ContrastSearch", "side_costs", "word_ids_by_side",
            "word_sequences_of_lattice"]

@@ -90,8 +90,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from kaldilite.decode.confidence import (NON_COMMAND_WORDS, Measures, WordSequences, label_posteriors, measure,
-                                         word_ids_by_side, word_sequences_of_lattice)
+from kaldilite.decode.confidence import (NON_COMMAND_WORDS, PHONE_SCORES, Measures, WordSequences, label_posteriors,
+                                         measure, word_ids_by_side, word_sequences_of_lattice)
 from kaldilite.errors import InputError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ log = logging.getLogger(__name__)
 REJECTED = "<rejected>"
 RULE_FILE = "rejection.json"
 FILLERS_FILE = "words/fillers.txt"
-SCORES = ("confidence", "llr", "llr_total", "first_pass_llr_total", "logistic")
+# single scores read straight from `Measures`: the phone-level scores of `confidence.phone_scores`
+SCORES = ("confidence", "llr", "llr_total", "first_pass_llr_total", "logistic") + PHONE_SCORES
 
 
 def _confidence_logit(m, num_frames):
@@ -121,6 +122,7 @@ FEATURES = {
     "command_cost_per_frame": lambda m, n: m.command_cost_per_frame,
     "first_pass_llr_total": lambda m, n: _times_frames(m.first_pass_llr, n),
     "num_frames": lambda m, n: float(n),
+    **{name: (lambda m, n, name=name: getattr(m, name)) for name in PHONE_SCORES},
 }
 DEFAULT_LOGISTIC_FEATURES = ("llr_total", "confidence_logit", "command_margin", "command_cost_per_frame")
 
@@ -248,6 +250,9 @@ class RejectionRule:
             score = None if llr is None else llr * max(num_frames, 1)
         elif self.score == "logistic":
             score = self.logit(m, num_frames) if m.llr is not None else None
+        elif self.score in PHONE_SCORES:
+            # not computed (no fillers, or a decode without phone scores): nothing to compare with
+            score = getattr(m, self.score)
         common = dict(words=m.words, llr=m.llr, llr_clipped=m.llr_clipped, num_frames=num_frames,
                       best_command=" ".join(m.best_command), best_command_confidence=m.best_command_confidence,
                       alternatives=list(alternatives), measures=m)
@@ -341,6 +346,10 @@ class RecognizerOptions:
     # Off by default so that every caller (decode-commands, the online recognizer, which use
     # `word_sequences_from_decoder`) measures the same LLR a calibrated rule was tuned on.
     exact_llr: bool = False
+    # Phone-level scores (`confidence.phone_scores`): both sides' best paths searched
+    # (`ContrastSearch.paths`), their alignments scored against the frames. Needs the model's
+    # transition-id -> phone table (`Recognizer`'s ``tid_to_phone``).
+    phone_scores: bool = False
 
     def decoder_options(self):
         from kaldilite.decode.decoder import DecoderOptions
@@ -390,19 +399,22 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
 
 
 def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100, contrast=None,
-                      merge_words=None):
+                      merge_words=None, phone_tables=None):
     """The `Decision` for what a `BeamDecoder` has consumed so far (online: call at an endpoint).
 
     ``contrast``: a `confidence.ContrastSearch` fed the same frames (``init``/``advance``) for
     the exact likelihood ratio, as `Recognizer` with ``exact_llr`` computes it. ``merge_words``:
     `filler_word_ids` of the decoder's graph (computed here when not given; a caller deciding
-    many utterances passes it once)."""
+    many utterances passes it once). ``phone_tables``: (tid_to_phone, silence phone ids) to add the
+    phone-level scores from ``contrast``'s best paths (`ContrastSearch.phone_scores`)."""
     rule = rule or RejectionRule()
     if merge_words is None:
         merge_words = filler_word_ids(decoder.graph, words, fillers)
     hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences, merge_words)
     if contrast is not None:
         hyps.contrast = contrast.costs(hyps)
+        if phone_tables is not None:
+            hyps.phone_scores = contrast.phone_scores(*phone_tables)
     return rule.decide(hyps, fillers)
 
 
@@ -415,18 +427,24 @@ class Recognizer:
     (its ``best_path()`` and ``final_relative_cost()`` serve partial results and endpointing).
     """
 
-    def __init__(self, graph, tid_to_pdf, words, fillers, rule=None, opts=None):
+    def __init__(self, graph, tid_to_pdf, words, fillers, rule=None, opts=None, tid_to_phone=None, silence_phones=()):
         from kaldilite.decode.confidence import ContrastSearch
         from kaldilite.decode.decoder import BeamDecoder
 
         self.opts = opts or RecognizerOptions()
+        # phone-level scores need the contrast searches' alignments and the phone of each transition-id
+        self.phone_tables = None
+        if self.opts.phone_scores:
+            if tid_to_phone is None:
+                raise ValueError("RecognizerOptions.phone_scores needs the model's tid_to_phone")
+            self.phone_tables = (tid_to_phone, tuple(int(p) for p in silence_phones))
         self.rule = rule or RejectionRule()
         self.words = words
         self.fillers = frozenset(fillers)
         self.decoder = BeamDecoder(graph, tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self.merge_words = filler_word_ids(graph, words, self.fillers)
         self.contrast = None
-        if self.opts.exact_llr and self.fillers and words is not None:
+        if (self.opts.exact_llr or self.opts.phone_scores) and self.fillers and words is not None:
             self.contrast = ContrastSearch(graph, tid_to_pdf, words, self.fillers, self.opts.decoder_options())
 
     def start(self):
@@ -443,7 +461,10 @@ class Recognizer:
         hyps = word_sequences_from_decoder(self.decoder, self.words, self.opts.lattice_beam,
                                            self.opts.max_word_sequences, self.merge_words)
         if self.contrast is not None:
-            hyps.contrast = self.contrast.costs(hyps)
+            if self.opts.exact_llr:
+                hyps.contrast = self.contrast.costs(hyps)
+            if self.phone_tables is not None:
+                hyps.phone_scores = self.contrast.phone_scores(*self.phone_tables)
         return hyps
 
     def decide(self):

@@ -61,6 +61,9 @@ class CommandDecodeOptions:
     # (Measures.first_pass_llr), so that rejection can be decided before fMLLR has pulled an
     # out-of-vocabulary word toward the command it was first mistaken for.
     first_pass_measures: bool = False
+    # RecognizerOptions.phone_scores: phone-level scores of the best command path against the best
+    # filler/garbage path (phone_llr_min, word_llr, gop_min ... in measures.jsonl)
+    phone_scores: bool = False
     # SAT: the hypothesis fMLLR is estimated from: "best" (the first pass's best path, as
     # decode_fmllr.sh) or "garbage" (the best path of the graph without command words: the
     # filler/garbage phone loop, so that an out-of-vocabulary word's transform is not fitted to the
@@ -141,7 +144,7 @@ def _decode_adapted_nnet(graph_dir, model_path, data_dir, opts):
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
     results = _lattice_pass(graph, model.tm.tid_to_pdf, words, fillers, recognizer_opts, model.log_likelihoods,
-                            features, timer)
+                            features, timer, phone_tables=_phone_tables(graph_dir, model.tm.tid_to_phone))
     return results, timer.wall, timer.cpu
 
 
@@ -154,8 +157,16 @@ def _recognition_setup(graph_dir, opts):
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     recognizer_opts = RecognizerOptions(beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
                                         acoustic_scale=opts.acoustic_scale, lattice_beam=opts.lattice_beam,
-                                        exact_llr=opts.exact_llr)
+                                        exact_llr=opts.exact_llr, phone_scores=opts.phone_scores)
     return graph, words, read_fillers(graph_dir), recognizer_opts
+
+
+def _phone_tables(graph_dir, tid_to_phone):
+    """(tid_to_phone, silence phone ids of GRAPH_DIR/phones/silence.csl): what the phone-level
+    scores need besides the frames (silence phones are no part of the command's phones)."""
+    path = Path(graph_dir) / "phones/silence.csl"
+    silence = [int(p) for p in path.read_text().strip().split(":") if p.strip()] if path.is_file() else []
+    return tid_to_phone, silence
 
 
 class _Timer:
@@ -173,12 +184,16 @@ class _Timer:
         self.cpu += time.process_time() - self._cpu
 
 
-def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer, best_paths=None):
+def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer, best_paths=None,
+                  phone_tables=None):
     """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]. ``best_paths``: a
-    list that receives each utterance's (utt, DecodeResult) too (the SAT first pass's, for fMLLR)."""
+    list that receives each utterance's (utt, DecodeResult) too (the SAT first pass's, for fMLLR).
+    ``phone_tables``: `_phone_tables`, needed with ``recognizer_opts.phone_scores``."""
     from kaldilite.decode.rejection import Recognizer, measure
 
-    recognizer = Recognizer(graph, tid_to_pdf, words, fillers, opts=recognizer_opts)
+    tid_to_phone, silence = phone_tables if phone_tables is not None else (None, ())
+    recognizer = Recognizer(graph, tid_to_pdf, words, fillers, opts=recognizer_opts, tid_to_phone=tid_to_phone,
+                            silence_phones=silence)
     results = []
     for utt, feats in features:
         with timer:
@@ -208,7 +223,7 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
     features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),
                              online_cmvn_history=opts.online_cmvn_history)
     results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
-                            features, timer)
+                            features, timer, phone_tables=_phone_tables(graph_dir, model.tid_to_phone))
     return results, timer.wall, timer.cpu
 
 
@@ -270,7 +285,7 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
         if opts.first_pass_measures:  # (its best paths are the 1-best search's, so fMLLR is unchanged)
             first_results = []
             first_pass = _lattice_pass(graph, si_tm.tid_to_pdf, words, fillers,
-                                       dataclasses.replace(recognizer_opts, beam=opts.first_beam),
+                                       dataclasses.replace(recognizer_opts, beam=opts.first_beam, phone_scores=False),
                                        si_am.log_likelihoods, si_feats.items(), _Timer(), first_results)
             first_llr = {utt: m.llr for utt, m, _ in first_pass}
         fmllr_graph = graph
@@ -294,7 +309,7 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
             yield utt, (feats if w is None else apply_transform(feats, w).astype(np.float32))
 
     results = _lattice_pass(graph, tm.tid_to_pdf, words, fillers, recognizer_opts, am.log_likelihoods, adapted(),
-                            timer)
+                            timer, phone_tables=_phone_tables(graph_dir, tm.tid_to_phone))
     for utt, m, _ in results:
         m.first_pass_llr = first_llr.get(utt)
     return results, timer.wall, timer.cpu

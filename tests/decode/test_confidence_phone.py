@@ -1,0 +1,92 @@
+"""Phone-level confidence scores: a hand-computed case and the recognizer against brute force."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_lattice import SCALE, all_paths, random_problem  # noqa: E402
+
+from kaldilite.decode.confidence import Measures, phone_scores  # noqa: E402
+from kaldilite.decode.rejection import Recognizer, RecognizerOptions, RejectionRule  # noqa: E402
+
+# A word of two phones, N (phone 2: pdfs 1, 2) and OW (phone 3: pdfs 3, 4), between silence
+# (phone 1, pdf 0); transition-id t has pdf t - 1 (tid 1 = silence).
+TID_TO_PDF = np.array([0, 0, 1, 2, 3, 4])
+TID_TO_PHONE = np.array([0, 1, 2, 2, 3, 3])
+LOGLIKES = np.array([[-1, -5, -5, -5, -5],
+                     [-6, -2, -4, -3, -1.5],
+                     [-6, -4, -1, -5, -7],
+                     [-6, -5, -5, -2, -1],
+                     [-6, -5, -5, -4, -1],
+                     [-1, -5, -5, -5, -5]], np.float32)
+COMMAND = [1, 2, 3, 4, 5, 1]   # sil N N OW OW sil
+CONTRAST = [1, 4, 4, 5, 5, 1]  # the garbage side's path over the same frames
+
+
+def test_phone_scores_of_a_two_phone_word_by_hand():
+    # frame differences command - contrast: 0 | -2+3=1, -1+5=4 | -2+1=-1, -1+1=0 | 0
+    # N: sum 5 over 2 frames; OW: sum -1 over 2 frames; silence left out.
+    # goodness (own - best pdf): N: -2+1.5=-0.5, 0 -> mean -0.25; OW: -2+1=-1, 0 -> mean -0.5
+    s = phone_scores(LOGLIKES, COMMAND, CONTRAST, TID_TO_PDF, TID_TO_PHONE, silence_phones=[1])
+    assert s["phone_llr_min"] == pytest.approx(-1.0)
+    assert s["phone_llr_min_per_frame"] == pytest.approx(-0.5)
+    assert s["word_llr"] == pytest.approx(4.0)
+    assert s["gop_min"] == pytest.approx(-0.5)
+
+
+def test_silence_counts_as_a_phone_only_when_not_declared_silence():
+    s = phone_scores(LOGLIKES, COMMAND, CONTRAST, TID_TO_PDF, TID_TO_PHONE, silence_phones=[])
+    # the silence segments (frames 0 and 5, difference 0, goodness 0) now join the minimum and the sum
+    assert s["phone_llr_min"] == pytest.approx(-1.0) and s["word_llr"] == pytest.approx(4.0)
+    assert phone_scores(LOGLIKES[:1], [1], [1], TID_TO_PDF, TID_TO_PHONE, silence_phones=[1]) is None
+
+
+def test_a_rule_on_a_phone_score_thresholds_it():
+    m = Measures(words=("no",), label=("no",), confidence=1.0, llr=2.0, phone_llr_min=-3.0)
+    assert not RejectionRule(score="phone_llr_min", threshold=-2.0).decide_measures(m, 50).accepted
+    assert RejectionRule(score="phone_llr_min", threshold=-4.0).decide_measures(m, 50).accepted
+
+
+def _min_phone_llr_by_hand(loglikes, command_tids, contrast_tids, tid_to_pdf, tid_to_phone):
+    """An independent loop: runs of one phone along the command path, sum of frame differences."""
+    best, run_sum = math.inf, 0.0
+    for t, (c, o) in enumerate(zip(command_tids, contrast_tids)):
+        run_sum += float(loglikes[t, tid_to_pdf[c]]) - float(loglikes[t, tid_to_pdf[o]])
+        last = t + 1 == len(command_tids) or tid_to_phone[command_tids[t + 1]] != tid_to_phone[c]
+        if last:
+            best, run_sum = min(best, run_sum), 0.0
+    return best
+
+
+def test_recognizer_min_phone_llr_equals_brute_force_over_both_sides_best_paths():
+    """Words 1 = command, 2 and 3 = fillers; the best path of each side found by enumerating every
+    path, its phone runs scored by hand, against the recognizer's searches."""
+    words = {1: "go", 2: "<gbg_AA>", 3: "um"}
+    fillers = {"<gbg_AA>", "um"}
+    tid_to_phone = np.array([0, 1, 1, 2, 2])
+    checked = 0
+    for seed in range(60):
+        graph, tid_to_pdf, loglikes = random_problem(500 + seed)
+        paths = all_paths(graph, loglikes, tid_to_pdf)
+        sides = []
+        for keep in (lambda w: not set(w) & {2, 3}, lambda w: 1 not in w):
+            side = sorted((g + SCALE * a, tids) for g, a, w, tids in paths if keep(w))
+            if not side or (len(side) > 1 and side[1][0] - side[0][0] < 1e-4 and side[1][1] != side[0][1]):
+                break  # no path, or a tie between two alignments: either is right
+            sides.append(side[0][1])
+        if len(sides) < 2:
+            continue
+        opts = RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0,
+                                 lattice_beam=50.0, phone_scores=True)
+        recognizer = Recognizer(graph, tid_to_pdf, words, fillers, RejectionRule(score="phone_llr_min"), opts,
+                                tid_to_phone=tid_to_phone)
+        m = recognizer.recognize(loglikes).measures
+        expected = _min_phone_llr_by_hand(loglikes, sides[0], sides[1], tid_to_pdf, tid_to_phone)
+        assert m.phone_llr_min == pytest.approx(expected, abs=1e-4)
+        checked += 1
+    assert checked >= 10
