@@ -77,8 +77,9 @@ def in_domain_figures(slice_data, exp, heldout, commands_file, rule, target_fa=0
     rejection protocol, by the recipe's own scoring (`commands_results_rows`, HELDOUT the one
     calibration set): dict of acc (command accuracy, RULE's score 2-fold cross-calibrated by speaker
     for `target_fa`), fa (pooled over the slice's fillers + noise + held-out commands), counts,
-    thresholds, no_threshold (fillers + garbage, no threshold) and forced (commands-only grammar,
-    rejection off; None without EXP/decode_dev_norej)."""
+    thresholds, no_threshold (fillers + garbage, no threshold), forced (commands-only grammar,
+    rejection off; None without EXP/decode_dev_norej), eer (over the cross-calibrated scores) and
+    oracle, oracle_fa (one threshold calibrated on the whole pool: the best the score can do)."""
     from kaldilite.cli.commands import commands_results_rows
 
     rows = commands_results_rows(slice_data, [exp], commands_file, target_fa, [("heldout_commands", heldout)],
@@ -91,4 +92,6 @@ def in_domain_figures(slice_data, exp, heldout, commands_file, rule, target_fa=0
                 no_threshold=no_threshold["scores"].accuracy, forced=forced and forced["scores"].accuracy,
                 counts=f"{s.unknown_accepted}/{s.num_unknown} fillers, {s.silence_accepted}/{s.num_silence} noise, "
                        f"{held.unknown_accepted}/{held.num_unknown} held-out",
-                thresholds=calibrated["note"].removeprefix("thresholds "))
+                thresholds=calibrated["note"].removeprefix("thresholds "), eer=calibrated["eer"],
+                oracle=calibrated["rule"].calibration["command_accuracy"],
+                oracle_fa=calibrated["rule"].calibration["false_accept_rate"])

@@ -10,18 +10,20 @@ slice of training speakers that the models did not see:
   SLICE_DIR/data/lang_test, the decoding lang; SLICE_DIR/exp/<gmm>, SLICE_DIR/exp/<dnn>: models
   trained on the other training speakers (the DNN on the GMM's tree: it decodes the GMM's graphs).
 
-For each garbage phone bonus b (make-grammar --garbage-phone-bonus) and acoustic scale a it
-builds the commands grammar and the ten leave-one-command-out grammars, the GMM's graphs, and
-decodes the slice (--exact-llr) and its held-out commands (--lattice-llr, as run.sh) with both
-models into OUT/exp/<model>/gb<b>_a<a>/decode_{dev,heldout_commands} (an exp dir as the recipe
-lays it out, the slice in dev's place; OUT/data/heldout_commands as run.sh makes it). Before any
-decoding, each model is checked against the GMM's graph (`check_graph_for_model`: a DNN of another
-tree is refused). Then, per setting, the recipe's own scoring (`commands_results_rows`, the
-first threshold row of recipes/commands/RESULTS): command accuracy on the slice's commands with the
-threshold 2-fold cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out
-commands, for the scores llr_total, confidence, logistic, and the fusion of the two models
-(fuse-command-scores: GMM label, summed standardized llr_totals).
-Writes the `commands-rejection-slice` section of BENCHMARKS.md.
+For each garbage phone bonus b (make-grammar --garbage-phone-bonus, with run.sh's --edge-noise-prob)
+and acoustic scale a it builds the commands grammar and the ten leave-one-command-out grammars, the
+GMM's graphs, and decodes the slice (--exact-llr; and with the commands-only grammar: the forced
+choice) and its held-out commands (--lattice-llr, as run.sh; a DNN trained on online CMVN with the
+stats carried through each speaker's clips of the whole slice, as run.sh's --online-cmvn-history)
+with both models into OUT/exp/<model>/gb<b>_en<p>_a<a>/decode_{dev,dev_norej,heldout_commands} (an
+exp dir as the recipe lays it out, the slice in dev's place; OUT/data/heldout_commands as run.sh
+makes it). Before any decoding, each model is checked against the GMM's graph
+(`check_graph_for_model`: a DNN of another tree is refused). Then, per setting, the recipe's own
+scoring (`commands_results_rows`, the first threshold row of recipes/commands/RESULTS): command
+accuracy on the slice's commands with the threshold 2-fold cross-calibrated by speaker for FA <= 5%
+on the slice's fillers + noise + held-out commands, for the scores llr_total, confidence, logistic,
+and the fusion of the two models (fuse-command-scores: GMM label, summed standardized llr_totals).
+Writes OUT/results.md and (unless --no-report) the `commands-rejection-slice` section of BENCHMARKS.md.
 
   .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/s5/w --gmm t3_vf0 --dnn h1_rms_hires \\
       --out /tmp/q3/w --bonuses "2 1 0 -1" --acwts 0.1
@@ -72,13 +74,33 @@ def prepare(out, slice_dir):
     heldout_commands_dir(slice_dir / "data/slice", cmds, out / "data/heldout_commands")
 
 
-def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
+def grammar_tag(bonus, edge_noise):
+    """The grammar part of a setting's name: gb<bonus>, plus _en<p> with make-grammar --edge-noise-prob p
+    (decodes made before that option, with none, keep their names)."""
+    return f"gb{bonus}" + (f"_en{edge_noise:g}" if edge_noise else "")
+
+
+def online_cmvn_model(model_path):
+    """True for a DNN trained on online CMVN (train-nnet2 --online-cmvn): it decodes with it unasked."""
+    from kaldilite.online.bundle import load_scoring_model
+    from kaldilite.train.decode_commands import decoding_kind
+
+    if decoding_kind(model_path) != "single":  # SAT, or a DNN on fMLLR input: speaker-adapted, never online
+        return False
+    pipeline = load_scoring_model(model_path).pipeline
+    return pipeline is not None and pipeline.cmvn == "online"
+
+
+def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam):
+    tag = grammar_tag(bonus, edge_noise)
+
     def grammar_graph(name, items):
-        lang = out / f"data/{name}_gb{bonus}"
+        lang = out / f"data/{name}_{tag}"
         if not (lang / "G.fst").is_file():
             run("make-grammar", "--fillers", out / "data/local/fillers_and_silence.txt", "--garbage", "true",
-                "--garbage-cost", "0.0", "--garbage-phone-bonus", bonus, items, slice_dir / "data/lang_test", lang)
-        graph = out / f"exp/{gmm}/graph_{name}_gb{bonus}"
+                "--garbage-cost", "0.0", "--garbage-phone-bonus", bonus, "--edge-noise-prob", edge_noise, items,
+                slice_dir / "data/lang_test", lang)
+        graph = out / f"exp/{gmm}/graph_{name}_{tag}"
         if not (graph / "HCLG.fst").is_file():
             run("mkgraph", lang, slice_dir / f"exp/{gmm}", graph)
         return graph
@@ -89,25 +111,40 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, acwt, beam, lattice_beam):
     for model in (gmm, dnn):  # a DNN on another tree than the GMM's decodes its graphs into garbage
         check_graph_for_model(graph, slice_dir / f"exp/{model}/final.mdl")
     minus = {c: grammar_graph(f"lang_minus_{c}", out / f"data/local/heldout/minus_{c}.txt") for c in commands()}
+    # the forced choice (run.sh's graph_commands_norej): the commands alone, make-grammar's defaults
+    norej = out / f"exp/{gmm}/graph_lang_commands_norej"
+    if not (norej / "HCLG.fst").is_file():
+        if not (out / "data/lang_commands_norej/G.fst").is_file():
+            run("make-grammar", COMMANDS_TXT, slice_dir / "data/lang_test", out / "data/lang_commands_norej")
+        run("mkgraph", out / "data/lang_commands_norej", slice_dir / f"exp/{gmm}", norej)
     for model in (gmm, dnn):
         hires = "hires_" if model == dnn and (slice_dir / "data/hires_slice").is_dir() else ""
         sat = ["--fmllr-hypothesis", "garbage"] if (slice_dir / f"exp/{model}/final.alimdl").is_file() else []
         common = ["--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat,
                   "--model", slice_dir / f"exp/{model}/final.mdl"]
-        dest = out / f"exp/{model}/gb{bonus}_a{acwt}"
+        dest = out / f"exp/{model}/{tag}_a{acwt}"
         adopt_old_layout(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)  # (the DNN has no graphs of its own there)
         log = f"{dest}.log"
+        # a DNN trained on online CMVN carries its stats through each speaker's clips of the whole slice, as
+        # run.sh decodes dev's held-out parts (--online-cmvn-history): not through the part's clips alone
+        history = (["--online-cmvn-history", slice_dir / f"data/{hires}slice"]
+                   if online_cmvn_model(slice_dir / f"exp/{model}/final.mdl") else [])
         if not (dest / "decode_dev/measures.jsonl").is_file():
-            print(f"{model} gb{bonus} a{acwt}: slice", file=sys.stderr, flush=True)
+            print(f"{model} {tag} a{acwt}: slice", file=sys.stderr, flush=True)
             run("decode-commands", "--exact-llr", "--nj", 1, *common, graph, slice_dir / f"data/{hires}slice",
                 dest / "decode_dev", log=log)
+        if not (dest / "decode_dev_norej/measures.jsonl").is_file():
+            print(f"{model} {tag} a{acwt}: slice, commands-only grammar", file=sys.stderr, flush=True)
+            run("decode-commands", "--nj", 1, *common, norej, slice_dir / f"data/{hires}slice",
+                dest / "decode_dev_norej", log=log)
         if not (dest / "decode_heldout_commands/measures.jsonl").is_file():
-            print(f"{model} gb{bonus} a{acwt}: held-out commands", file=sys.stderr, flush=True)
+            print(f"{model} {tag} a{acwt}: held-out commands", file=sys.stderr, flush=True)
             lines = []
             for c in commands():
                 part = dest / f"heldout_parts/{c}"
-                run("decode-commands", "--lattice-llr", "--nj", 1, *common, minus[c], out / f"data/{hires}heldout_{c}",
-                    part, log=log)
+                run("decode-commands", "--lattice-llr", "--nj", 1, *common, *history, minus[c],
+                    out / f"data/{hires}heldout_{c}", part, log=log)
                 lines += (part / "measures.jsonl").read_text().splitlines()
             (dest / "decode_heldout_commands").mkdir(parents=True, exist_ok=True)
             tmp = dest / "decode_heldout_commands/measures.jsonl.tmp"
@@ -145,7 +182,8 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
                                  if score == "logistic" else {})
             figures = in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, rule, target_fa)
             rows.append(dict(model=model, score=score, **{k: figures[k] for k in
-                                                          ("acc", "fa", "no_threshold", "counts", "thresholds")}))
+                                                          ("acc", "fa", "no_threshold", "forced", "oracle", "oracle_fa",
+                                                           "eer", "counts", "thresholds")}))
     return rows
 
 
@@ -157,37 +195,51 @@ def main():
     parser.add_argument("--out", required=True, type=Path, help="Where grammars, graphs and decodes go.")
     parser.add_argument("--bonuses", default="2 1 0 -1")
     parser.add_argument("--acwts", default="0.1")
+    parser.add_argument("--edge-noise-prob", type=float, default=0.1,
+                        help="make-grammar --edge-noise-prob of every grammar (run.sh's default; 0: none).")
     parser.add_argument("--beam", default="13.0")
     parser.add_argument("--lattice-beam", default="10.0")
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
+    parser.add_argument("--no-report", action="store_true",
+                        help="Write the table to OUT/results.md only, not into BENCHMARKS.md (a private study).")
     args = parser.parse_args()
     slice_dir, out = args.slice_dir.resolve(), args.out.resolve()
     prepare(out, slice_dir)  # (cheap; also the scoring's data/heldout_commands)
-    lines = ["| setting | model | score | command acc % | FA % (pool) | false accepts | no-threshold acc % | "
-             "thresholds (fold 1, 2) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | model | score | command acc % | FA % (pool) | false accepts | oracle acc % @ FA % | EER % | "
+             "no-threshold acc % | commands-only acc % | thresholds (fold 1, 2) |", "|---" * 11 + "|"]
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
     for bonus in args.bonuses.split():
         for acwt in args.acwts.split():
             if not args.no_decode:
-                build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, acwt, args.beam, args.lattice_beam)
-            dirs = {m: out / f"exp/{m}/gb{bonus}_a{acwt}" for m in (args.gmm, args.dnn)}
+                build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, args.edge_noise_prob, acwt, args.beam,
+                                 args.lattice_beam)
+            setting = f"{grammar_tag(bonus, args.edge_noise_prob)}_a{acwt}"
+            dirs = {m: out / f"exp/{m}/{setting}" for m in (args.gmm, args.dnn)}
             for d in dirs.values():
                 adopt_old_layout(d)
             dirs = {m: d for m, d in dirs.items() if (d / "decode_heldout_commands/measures.jsonl").is_file()}
             for r in evaluate(out, slice_dir, dirs) if dirs else []:
-                lines.append(f"| gb{bonus}_a{acwt} | {r['model']} | {r['score']} | {100 * r['acc']:.1f} | "
-                             f"{100 * r['fa']:.1f} | {r['counts']} | {100 * r['no_threshold']:.1f} | "
-                             f"{r['thresholds']} |")
+                lines.append(f"| {setting} | {r['model']} | {r['score']} | {pct(r['acc'])} | {pct(r['fa'])} | "
+                             f"{r['counts']} | {pct(r['oracle'])} @ {pct(r['oracle_fa'])} | {pct(r['eer'])} | "
+                             f"{pct(r['no_threshold'])} | {pct(r['forced'])} | {r['thresholds']} |")
                 print(lines[-1], flush=True)
     header = (f"## Rejection on held-out training speakers, in-domain protocol (`bench/rejection_slice.py`)\n\n"
               f"{machine_line()}; slice `{slice_dir}/data/slice` (training speakers no model saw), GMM "
               f"`{args.gmm}`, DNN `{args.dnn}`. Command acc on the slice's commands with the threshold 2-fold "
               "cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out commands "
               "(each command decoded with a grammar of the other nine: the protocol of recipes/commands/RESULTS' "
-              "first threshold row). Settings `gb<b>_a<a>`: make-grammar --garbage-phone-bonus b, decode-commands "
+              "first threshold row); oracle: one threshold calibrated on the whole pool; EER over the "
+              "cross-calibrated scores; commands-only: the forced choice (grammar of the commands alone). Settings "
+              "`gb<b>[_en<p>]_a<a>`: make-grammar --garbage-phone-bonus b [--edge-noise-prob p], decode-commands "
               "--acwt a. `A+B`: fuse-command-scores (A's label, summed standardized llr_totals). The held-out "
               "commands are decoded with the lattice llr, clipped at lattice beam / acwt (100 at acwt 0.1): a "
               "threshold at the clip (bonus -1, -2) is decided by the lattice beam, not a valid figure.\n")
-    update_section("commands-rejection-slice", header + "\n" + "\n".join(lines) + "\n")
+    (out / "results.md").write_text(header + "\n" + "\n".join(lines) + "\n")
+    if not args.no_report:
+        update_section("commands-rejection-slice", header + "\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
