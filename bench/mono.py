@@ -11,7 +11,9 @@ audio) 5.2 s) are the peer figures; the ratio column is kaldilite's (min) wall t
 (below 1 is faster).
 The graph row is mostly process start-up: the text also gives the floor, a bare
 `python -c "import numpy, click, pywrapfst"` timed the same way (what any Python process
-that builds the graph with OpenFst and numpy pays before doing anything), and the split of
+that builds the graph with OpenFst and numpy pays before doing anything), the same without
+numpy (`import click, pywrapfst`: what even a numpy-free graph step would pay) and the bare
+interpreter (`python -c pass`), and the split of
 one mkgraph process's CPU time measured inside it (those imports; kaldilite's modules; the
 verb's own work; the rest is interpreter start-up and exit). The graph step is short and
 noisy, hence its 20 runs. Children run with Python's bytecode
@@ -111,8 +113,12 @@ def main():
                                   args.graph_repeats)
         # mkgraph starts numpy's OpenBLAS single-threaded (kaldilite.cli), so the floor does too
         with_one_blas_thread = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-        floor = [timed([sys.executable, "-c", "import numpy, click, pywrapfst"], cwd=work, env=with_one_blas_thread)[:2]
-                 for _ in range(args.graph_repeats)]
+        floor_imports = ["import numpy, click, pywrapfst", "import click, pywrapfst", "pass"]
+        floors = {code: [] for code in floor_imports}
+        for _ in range(args.graph_repeats):  # interleaved, so that a busy spell inflates all three alike
+            for code in floor_imports:
+                floors[code].append(timed([sys.executable, "-c", code], cwd=work, env=with_one_blas_thread)[:2])
+        floor = floors[floor_imports[0]]
         split = graph_split(work, args.graph_repeats)
         times["decode test"] = repeated(work, kaldilite("decode", "--nj", "2", "--acwt", "0.1", "exp/mono/graph",
                                                         "data/test", "exp/mono/decode_test"), args.repeats)
@@ -146,7 +152,10 @@ def main():
         *rows,
         "",
         f"Graph start-up floor (`python -c \"import numpy, click, pywrapfst\"`, {args.graph_repeats} runs): "
-        f"{cell([w for w, _ in floor])} s wall, {cell([c for _, c in floor])} s CPU. "
+        f"{cell([w for w, _ in floor])} s wall, {cell([c for _, c in floor])} s CPU; without numpy "
+        f"(`import click, pywrapfst`) {cell([w for w, _ in floors[floor_imports[1]]])} s wall, "
+        f"{cell([c for _, c in floors[floor_imports[1]]])} s CPU; the bare interpreter (`python -c pass`) "
+        f"{cell([w for w, _ in floors['pass']])} s wall, {cell([c for _, c in floors['pass']])} s CPU. "
         "Inside one mkgraph process (CPU, min of as many runs): "
         + ", ".join(f"{part} {1000 * seconds:.1f} ms" for part, seconds in split.items()) + ".",
         f"Decoding real-time factor: {decode_wall:.2f} s / {audio:.1f} s of audio = "
