@@ -100,6 +100,10 @@ def _command_line(ctx):
               help="Decoding divides the posteriors by prior^prior-scale (nnet1's --prior-scale; recorded in the "
               "model): 1 = the whole prior (Kaldi's nnet2), 0 = posteriors as they are.")
 @click.option("--max-models-combine", default=20, show_default=True, help="Models of the last iterations averaged.")
+@click.option("--combine", type=click.Choice(["average", "optimize"]), default="average", show_default=True,
+              help="Final model: average = the plain average of the last iterations' models (kept if not worse "
+              "than the last model on the validation frames); optimize = nnet-combine-fast: weights per model "
+              "and layer fitted by L-BFGS on the validation frames (at most --max-models-combine inputs).")
 @click.option("--splice-width", default=4, show_default=True, help="Frames of context on each side.")
 @click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")
 @click.option("--within-class-factor", default=0.0001, show_default=True,

@@ -17,7 +17,9 @@
   softmax outputs on the training subset, nnet2's mix_up_iter = (iters + first)/2);
 - at the end the models of the last iterations (Kaldi's num_models_combine, at most 2/3 of the
   iterations after mix-up) are averaged; the average is kept if its validation objective is
-  not worse than the last model's (a one-choice version of nnet-combine-fast);
+  not worse than the last model's (a one-choice version of nnet-combine-fast); `combine="optimize"`:
+  nnet-combine-fast itself, weights per model and layer fitted on the validation frames
+  (`kaldilite.nnet.combine`);
 - priors: the average posterior over the training frames (nnet-adjust-priors); `prior_scale`
   (recorded in the model) is the power of the prior that decoding divides by;
 - `dropout_proportion` > 0: that fraction of each hidden layer's outputs zeroed in every training
@@ -89,6 +91,7 @@ class Nnet2Options:
     spec_augment_cepstral_lifter: float = 22.0  # the MFCC extractor's --cepstral-lifter (idct-layer's)
     mix_up_min_count: float = 1000.0
     max_models_combine: int = 20
+    combine: str = "average"  # "optimize": nnet-combine-fast's per-layer weights (kaldilite.nnet.combine)
     valid_patience: int = 0  # 0: one epoch's iterations (at least 3)
     diagnostic_frames: int = 5000
     prior_subset_size: int = 100000
@@ -117,6 +120,8 @@ class Nnet2Options:
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
         if self.ensemble_size < 1:
             raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
+        if self.combine not in ("average", "optimize"):
+            raise InputError(f"train-nnet2: --combine must be average or optimize, got {self.combine!r}")
         if self.update not in ("sgd", "rms"):
             raise InputError(f"train-nnet2: --update must be sgd or rms, got {self.update!r}")
         if not 0.0 <= self.prior_scale <= 1.0:
@@ -253,7 +258,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
         history.append(record)
         if iteration >= num_iters - num_combine:
             kept.append(nnet.copy())
-    final = _combine(kept, nnet, valid_feats, valid_targets) if has_valid else average_nnets(kept)
+    final = _combine(kept, nnet, valid_feats, valid_targets, opts) if has_valid else average_nnets(kept)
     priors = estimate_priors(final, train_feats, opts.prior_subset_size, rng) if with_priors else None
     seconds = time.perf_counter() - start
     frames = num_iters * min(opts.samples_per_iter, num_frames)
@@ -371,7 +376,11 @@ def _update_rms(nnet, state, lr, batch_size, momentum, decay, max_change):
         component.bias += deltas[1].astype(np.float32, copy=False)
 
 
-def _combine(kept, last, valid_feats, valid_targets):
+def _combine(kept, last, valid_feats, valid_targets, opts):
+    if opts.combine == "optimize":
+        from kaldilite.nnet.combine import combine_nnets, group_for_combination
+
+        return combine_nnets(group_for_combination(kept, opts.max_models_combine), valid_feats, valid_targets)[0]
     average = average_nnets(kept)
     avg_objf, avg_acc = average.evaluate(valid_feats, valid_targets)
     last_objf, last_acc = last.evaluate(valid_feats, valid_targets)
