@@ -47,6 +47,7 @@ All in acoustic log-likelihood units (no graph costs), over the command path's n
 * ``gop_min``: Witt & Young (2000) "Phone-level pronunciation scoring and assessment for
   interactive language learning": per phone segment, the mean over its frames of
   ``log p(frame | aligned pdf) - max over all pdfs log p(frame | pdf)`` (<= 0); the minimum.
+* ``gop_mean``: that goodness averaged over the command path's non-silence frames (a word-level GOP).
 
 A phone segment is a run of frames whose transition-ids belong to one phone: the same phone twice
 in a row (across a word boundary) counts as one segment.
@@ -97,9 +98,10 @@ class Measures:
     phone_llr_min_per_frame: float = None
     word_llr: float = None
     gop_min: float = None
+    gop_mean: float = None
 
 
-PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min")
+PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min", "gop_mean")
 
 
 def _label(words, non_command):
@@ -191,7 +193,8 @@ def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, ti
     segment_gop = (np.add.reduceat(goodness, starts) / lengths)[spoken]
     return dict(phone_llr_min=float(segment_llr.min()),
                 phone_llr_min_per_frame=float((segment_llr / lengths[spoken]).min()),
-                word_llr=float(diff[speech].sum()), gop_min=float(segment_gop.min()))
+                word_llr=float(diff[speech].sum()), gop_min=float(segment_gop.min()),
+                gop_mean=float(goodness[speech].mean()))
 
 
 def restrict_graph(graph, forbidden_words):

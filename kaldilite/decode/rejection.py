@@ -235,6 +235,12 @@ class RejectionRule:
                 total += w * (x - mean) / scale
         return total
 
+    def needs_phone_scores(self):
+        """True when the rule reads a phone-level score (`PHONE_SCORES`), alone or among its logistic
+        features: a decoder must then compute them (``RecognizerOptions.phone_scores``)."""
+        used = {self.score, *self.logistic.get("features", ())} if self.score == "logistic" else {self.score}
+        return bool(used & set(PHONE_SCORES))
+
     def threshold_of(self, label):
         """The threshold a command label (words joined by spaces) must reach."""
         return self.command_thresholds.get(label, self.threshold)
@@ -399,20 +405,22 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
 
 
 def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100, contrast=None,
-                      merge_words=None, phone_tables=None):
+                      merge_words=None, phone_tables=None, exact_llr=True):
     """The `Decision` for what a `BeamDecoder` has consumed so far (online: call at an endpoint).
 
     ``contrast``: a `confidence.ContrastSearch` fed the same frames (``init``/``advance``) for
     the exact likelihood ratio, as `Recognizer` with ``exact_llr`` computes it. ``merge_words``:
     `filler_word_ids` of the decoder's graph (computed here when not given; a caller deciding
     many utterances passes it once). ``phone_tables``: (tid_to_phone, silence phone ids) to add the
-    phone-level scores from ``contrast``'s best paths (`ContrastSearch.phone_scores`)."""
+    phone-level scores from ``contrast``'s best paths (`ContrastSearch.phone_scores`); with
+    ``exact_llr=False`` the contrast only serves them and the llr stays the lattice's."""
     rule = rule or RejectionRule()
     if merge_words is None:
         merge_words = filler_word_ids(decoder.graph, words, fillers)
     hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences, merge_words)
     if contrast is not None:
-        hyps.contrast = contrast.costs(hyps)
+        if exact_llr:
+            hyps.contrast = contrast.costs(hyps)
         if phone_tables is not None:
             hyps.phone_scores = contrast.phone_scores(*phone_tables)
     return rule.decide(hyps, fillers)

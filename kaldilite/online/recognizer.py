@@ -125,6 +125,15 @@ class OnlineRecognizer:
         self.decoder = BeamDecoder(bundle.graph, bundle.tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self._merge_words = filler_word_ids(bundle.graph, bundle.words, bundle.fillers)
         self.rule = bundle.rejection or RejectionRule()
+        # a rule on phone-level scores: both sides' best paths are searched at the end of each
+        # utterance over its frames, as decode-commands --phone-scores does (its llr stays the lattice's)
+        self._contrast = self._phone_tables = None
+        if self.rule.needs_phone_scores() and bundle.fillers:
+            from kaldilite.decode.confidence import ContrastSearch
+
+            self._contrast = ContrastSearch(bundle.graph, bundle.tid_to_pdf, bundle.words, bundle.fillers,
+                                            self.opts.decoder_options())
+            self._phone_tables = (bundle.tid_to_phone, tuple(int(p) for p in bundle.silence_phones()))
         self._cmvn_state = bundle.cmvn_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
         self._resampler = None
@@ -146,6 +155,8 @@ class OnlineRecognizer:
         self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
                                                self._cmvn_state)
         self.decoder.init()
+        if self._contrast is not None:
+            self._contrast.init()
         self._decoded = 0
         self._last_partial = None
         self._after_endpoint = False  # set when this utterance is the audio after an endpoint
@@ -189,7 +200,10 @@ class OnlineRecognizer:
         ready = self._features.num_frames_ready
         if ready > self._decoded:
             feats = self._features.get_frames(self._decoded, ready)
-            self.decoder.advance(self.bundle.scorer.log_likelihoods(feats))
+            loglikes = self.bundle.scorer.log_likelihoods(feats)
+            self.decoder.advance(loglikes)
+            if self._contrast is not None:
+                self._contrast.advance(loglikes)
             self._decoded = ready
             if self.on_partial is not None:
                 words = self.partial()
@@ -262,7 +276,8 @@ class OnlineRecognizer:
         decision = None
         if len(speech):
             decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
-                                         self.opts.lattice_beam, merge_words=self._merge_words)
+                                         self.opts.lattice_beam, merge_words=self._merge_words,
+                                         contrast=self._contrast, phone_tables=self._phone_tables, exact_llr=False)
             if needs_speech and decision.reason in ("no-path", "no-word"):
                 decision = None  # a few noise frames that never completed a word: nothing was said
             elif decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:

@@ -37,6 +37,7 @@ def test_phone_scores_of_a_two_phone_word_by_hand():
     assert s["phone_llr_min_per_frame"] == pytest.approx(-0.5)
     assert s["word_llr"] == pytest.approx(4.0)
     assert s["gop_min"] == pytest.approx(-0.5)
+    assert s["gop_mean"] == pytest.approx((-0.5 + 0 - 1 + 0) / 4)
 
 
 def test_silence_counts_as_a_phone_only_when_not_declared_silence():
