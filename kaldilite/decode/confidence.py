@@ -235,6 +235,7 @@ class ContrastSearch:
 
         self.fillers = frozenset(fillers)
         filler_ids, command_ids = word_ids_by_side(graph, words, self.fillers)
+        self._side_words = (frozenset(filler_ids), frozenset(command_ids))  # what each side's paths never output
         self.active = bool(filler_ids)
         # (command side: no filler words; filler side: no command words)
         self.decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf, decoder_options)
@@ -272,13 +273,22 @@ class ContrastSearch:
             self._results[key] = self._search_path(decoder)
         return self._results[key]
 
-    def paths(self):
-        """(best command path, best filler/garbage path) as `DecodeResult`s (None where no path ends)."""
-        return tuple(self._best_path(decoder) for decoder in self.decoders) if self.active else (None, None)
+    def paths(self, best=None):
+        """(best command path, best filler/garbage path) as `DecodeResult`s (None where no path ends).
+        ``best``: the unrestricted decoder's best complete path of the same frames; it is the best path
+        of the side(s) its words belong to, so that side is not searched again (one search saved)."""
+        if not self.active:
+            return None, None
+        if best is not None and best.reached_final:
+            for decoder, forbidden in zip(self.decoders, self._side_words):
+                if not forbidden.intersection(best.words):
+                    self._results.setdefault(id(decoder), best)
+        return tuple(self._best_path(decoder) for decoder in self.decoders)
 
-    def phone_scores(self, tid_to_phone, silence_phones=()):
-        """`phone_scores` of the two sides' best paths over the frames fed, None without both."""
-        command, other = self.paths()
+    def phone_scores(self, tid_to_phone, silence_phones=(), best=None):
+        """`phone_scores` of the two sides' best paths over the frames fed, None without both.
+        ``best``: as for `paths`."""
+        command, other = self.paths(best)
         if command is None or other is None:
             return None
         return phone_scores(self.loglikes(), command.alignment, other.alignment, self.decoders[0].tid_to_pdf,

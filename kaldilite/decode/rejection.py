@@ -422,7 +422,7 @@ def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_
         if exact_llr:
             hyps.contrast = contrast.costs(hyps)
         if phone_tables is not None:
-            hyps.phone_scores = contrast.phone_scores(*phone_tables)
+            hyps.phone_scores = contrast.phone_scores(*phone_tables, best=decoder.finalize())
     return rule.decide(hyps, fillers)
 
 
@@ -472,7 +472,7 @@ class Recognizer:
             if self.opts.exact_llr:
                 hyps.contrast = self.contrast.costs(hyps)
             if self.phone_tables is not None:
-                hyps.phone_scores = self.contrast.phone_scores(*self.phone_tables)
+                hyps.phone_scores = self.contrast.phone_scores(*self.phone_tables, best=self.decoder.finalize())
         return hyps
 
     def decide(self):
