@@ -409,14 +409,17 @@ def score_commands_cmd(rule_path, graph_dir, rejection, name, commands_file, dat
 @click.command("calibrate-rejection")
 @click.option("--target-fa", default=0.05, show_default=True, help="False-accept rate to meet on the dev set.")
 @click.option("--score", "score_name", default=None,
-              type=click.Choice(["confidence", "llr", "llr_total", "first_pass_llr_total", "logistic"]),
+              type=click.Choice(["confidence", "llr", "llr_total", "first_pass_llr_total", "logistic", "phone_llr_min",
+                                 "phone_llr_min_per_frame", "word_llr", "gop_min", "gop_mean"]),
               help="Which measure to threshold (default: the rule's, confidence unless set); first_pass_llr_total: "
                    "SAT models' speaker-independent pass (decode-commands --first-pass-measures); logistic: a "
-                   "logistic regression over --features, fitted on the same utterances.")
+                   "logistic regression over --features, fitted on the same utterances; phone_llr_min ... gop_mean: "
+                   "phone-level scores (decode-commands --phone-scores).")
 @click.option("--features", default=None,
               help="logistic: comma-separated features (llr_total, llr, confidence_logit, command_margin, "
-                   "command_cost_per_frame, first_pass_llr_total, num_frames; default llr_total,"
-                   "confidence_logit,command_margin,command_cost_per_frame).")
+                   "command_cost_per_frame, first_pass_llr_total, num_frames, and with decode-commands "
+                   "--phone-scores phone_llr_min, phone_llr_min_per_frame, word_llr, gop_min, gop_mean; default "
+                   "llr_total,confidence_logit,command_margin,command_cost_per_frame).")
 @click.option("--negatives", type=click.Choice(["unknown", "unknown+silence"]), default="unknown+silence",
               show_default=True, help="Which non-command utterances count for the false-accept rate.")
 @click.option("--rule-out", type=click.Path(dir_okay=False),

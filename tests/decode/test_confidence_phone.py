@@ -91,3 +91,15 @@ def test_recognizer_min_phone_llr_equals_brute_force_over_both_sides_best_paths(
         assert m.phone_llr_min == pytest.approx(expected, abs=1e-4)
         checked += 1
     assert checked >= 10
+
+
+def test_calibrating_a_phone_score_on_measures_without_them_says_how_to_get_them():
+    from kaldilite.errors import InputError
+    from kaldilite.score.commands import calibrate_threshold
+
+    refs = {"a": "no", "b": "bed"}
+    measures = {u: (Measures(words=("no",), label=("no",), confidence=1.0, llr=1.0), 50) for u in refs}
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total", "gop_mean"]})
+    with pytest.raises(InputError, match="--phone-scores"):
+        calibrate_threshold(refs, measures, rule, {"no"})
+    calibrate_threshold(refs, measures, RejectionRule(score="llr_total"), {"no"})  # no phone score: fine
