@@ -13,7 +13,7 @@ slice of training speakers that the models did not see:
 For each garbage phone bonus b (make-grammar --garbage-phone-bonus, with run.sh's --edge-noise-prob)
 and acoustic scale a it builds the commands grammar and the ten leave-one-command-out grammars, the
 GMM's graphs, and decodes the slice (--exact-llr; and with the commands-only grammar: the forced
-choice) and its held-out commands (--lattice-llr, as run.sh; a DNN trained on online CMVN with the
+choice) and its held-out commands (--lattice-llr, as run.sh; all with --phone-scores; a DNN trained on online CMVN with the
 stats carried through each speaker's clips of the whole slice, as run.sh's --online-cmvn-history)
 with both models into OUT/exp/<model>/gb<b>_en<p>_a<a>/decode_{dev,dev_norej,heldout_commands} (an
 exp dir as the recipe lays it out, the slice in dev's place; OUT/data/heldout_commands as run.sh
@@ -22,7 +22,7 @@ makes it). Before any decoding, each model is checked against the GMM's graph
 scoring (`commands_results_rows`, the first threshold row of recipes/commands/RESULTS): command
 accuracy on the slice's commands with the threshold 2-fold cross-calibrated by speaker for FA <= 5%
 on the slice's fillers + noise + held-out commands, for the scores llr_total, confidence, logistic,
-and the fusion of the two models (fuse-command-scores: GMM label, summed standardized llr_totals).
+logistic(llr_total,gop_mean) (the recipe's), gop_mean, and the fusion of the two models (fuse-command-scores: GMM label, summed standardized llr_totals).
 Writes OUT/results.md and (unless --no-report) the `commands-rejection-slice` section of BENCHMARKS.md.
 
   .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/s5/w --gmm t3_vf0 --dnn h1_rms_hires \\
@@ -120,7 +120,7 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, la
     for model in (gmm, dnn):
         hires = "hires_" if model == dnn and (slice_dir / "data/hires_slice").is_dir() else ""
         sat = ["--fmllr-hypothesis", "garbage"] if (slice_dir / f"exp/{model}/final.alimdl").is_file() else []
-        common = ["--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat,
+        common = ["--phone-scores", "--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat,
                   "--model", slice_dir / f"exp/{model}/final.mdl"]
         dest = out / f"exp/{model}/{tag}_a{acwt}"
         adopt_old_layout(dest)
@@ -165,7 +165,15 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
     the recipe's scoring (`commands_results_rows`): the slice in dev's place, the held-out commands
     as the one calibration set."""
     from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.errors import InputError
     from kaldilite.score.commands import DEFAULT_LOGISTIC_FEATURES
+
+    rules = {"llr_total": RejectionRule(score="llr_total"), "confidence": RejectionRule(score="confidence"),
+             "logistic": RejectionRule(score="logistic", logistic={"features": list(DEFAULT_LOGISTIC_FEATURES)}),
+             # the recipe's score (run.sh rejection_features): llr_total + the command's mean GOP
+             "logistic(llr_total,gop_mean)": RejectionRule(score="logistic",
+                                                           logistic={"features": ["llr_total", "gop_mean"]}),
+             "gop_mean": RejectionRule(score="gop_mean")}
 
     exps = dict(model_dirs)
     if len(exps) == 2:  # the fusion, an exp dir of its own (fuse-command-scores standardizes by the slice)
@@ -177,10 +185,13 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05):
     heldout = out / "data/heldout_commands"
     rows = []
     for model, exp in exps.items():
-        for score in ("llr_total",) if "+" in model else ("llr_total", "confidence", "logistic"):
-            rule = RejectionRule(score=score, logistic={"features": list(DEFAULT_LOGISTIC_FEATURES)}
-                                 if score == "logistic" else {})
-            figures = in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, rule, target_fa)
+        for score in ("llr_total",) if "+" in model else rules:
+            try:
+                figures = in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, rules[score],
+                                            target_fa)
+            except InputError as exc:  # decodes made before --phone-scores: no phone-level rows
+                print(f"{model} {score}: skipped ({exc})", file=sys.stderr)
+                continue
             rows.append(dict(model=model, score=score, **{k: figures[k] for k in
                                                           ("acc", "fa", "no_threshold", "forced", "oracle", "oracle_fa",
                                                            "eer", "counts", "thresholds")}))
