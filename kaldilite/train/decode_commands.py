@@ -21,6 +21,10 @@ returns the rejection rule's inputs (`kaldilite.decode.confidence.Measures`) per
   ``Measures.first_pass_llr``: rejection decided before fMLLR has pulled an out-of-vocabulary
   word toward the command the first pass took it for.
 
+With ``phone_scores`` every lattice pass also writes the phone-level scores of
+`kaldilite.decode.confidence.phone_scores` (the silence phones are the graph's
+``phones/silence.csl``); the SAT first pass does not.
+
 The CPU time of each job covers scoring, search, lattice and confidence (and, for SAT, the first
 pass and the fMLLR estimation), not feature loading: decode-commands divides it by the audio
 duration for its RTF.
