@@ -84,7 +84,10 @@ def _device_error(message):
               help="Read raw 16-bit little-endian mono PCM from stdin (see --sample-rate).")
 @click.option("--realtime", type=click.BOOL, default=False, show_default=True,
               help="With --wav: stream in real time (like a microphone) instead of as fast as possible.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per result instead of a line.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per result instead of a line. JSON has no infinities: a score of -inf "
+                   "(no command path: rejected whatever the threshold) is written -1e+300, +inf 1e+300, so that it "
+                   "compares with any threshold as the infinity does; a missing value (NaN) is null.")
 @click.option("--device", help="Input device (number or name, see --list-devices); default: the system's.")
 @click.option("--list-devices", is_flag=True, help="List input devices and exit.")
 @click.option("--sample-rate", type=int,

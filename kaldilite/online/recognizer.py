@@ -40,6 +40,8 @@ from kaldilite.online.vad import VadGate, VadOptions
 
 log = logging.getLogger(__name__)
 
+JSON_INFINITY = 1e300  # decode-online --json writes an infinite score as +/- this (JSON has no infinities)
+
 
 @dataclasses.dataclass
 class OnlineDecodingOptions:
@@ -91,11 +93,16 @@ class OnlineResult:
                 f"latency={self.latency * 1000:.0f}ms endpoint={self.endpoint} {self.text}")
 
     def to_json(self):
+        """One JSON object (RFC 8259: no infinities): -inf / +inf are written as -/+JSON_INFINITY,
+        which compares with any threshold as the infinity does (a score of -inf: no command path,
+        rejected whatever the threshold); NaN (no value) as null."""
         data = dataclasses.asdict(self)
         data["words"] = list(self.words)
         for key in ("confidence", "start", "end", "latency", "score"):
-            data[key] = round(float(data[key]), 4) if math.isfinite(data[key]) else None
-        return json.dumps(data, ensure_ascii=False)
+            value = float(data[key])
+            data[key] = (None if math.isnan(value) else round(value, 4) if math.isfinite(value)
+                         else math.copysign(JSON_INFINITY, value))
+        return json.dumps(data, ensure_ascii=False, allow_nan=False)
 
 
 class OnlineRecognizer:

@@ -94,7 +94,10 @@ def _decode_commands(setup, graph_dir, out, data=None):
 
 
 def _score(json_line):
-    return -np.inf if json_line["score"] is None else json_line["score"]  # JSON has no -inf
+    from kaldilite.online.recognizer import JSON_INFINITY
+
+    score = json_line["score"]  # JSON has no infinities: decode-online --json writes them +/-JSON_INFINITY
+    return np.copysign(np.inf, score) if abs(score) >= JSON_INFINITY else score
 
 
 def _scores(bundle_dir, measures):
