@@ -131,6 +131,7 @@ dict_files=("$lang_en/lexicon.txt" "$lang_en/silence_phones.txt" "$lang_en/nonsi
             "$lang_en/optional_silence.txt" "$lang_en/extra_questions.txt")
 mkdir -p "$dir"
 cd "$dir"
+stamp_workdir  # a copied or moved work dir: its .scp files point here again, and no step re-runs
 mfcc_conf="$recipe_dir/conf/mfcc.conf"
 
 # The acoustic models this experiment dir holds: stages 3, 9 and 10 work on each of them.

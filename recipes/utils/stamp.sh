@@ -22,25 +22,64 @@
 # (with the body of a shell function when COMMAND is one) and the outputs. When the stamp
 # matches, the step logs "up to date" and does nothing; otherwise the stamp is removed, COMMAND runs and, only if it
 # succeeds, the new stamp is written. KALDILITE_FORCE=true runs every step regardless.
+#
+# Stamps survive copying or moving the work dir (`cp -a work work2`, `mv work work2`) and running
+# it from another checkout: every path a stamp records (input and output names, the command, the
+# .scp contents and the archives they point into) has the work dir written as @work@ and the
+# repository (the recipe's confs, lang/en) as @repo@, and what it fingerprints survives a copy
+# (contents; sizes and mtimes, which cp -a and mv keep). `stamp_workdir`, called once in the work
+# dir, records where it is (.stamp_workdir) and, when the dir was copied or moved, rewrites the
+# absolute paths its .scp files hold (make-mfcc writes the archives' absolute paths, as Kaldi
+# does) to the new place, keeping their mtimes, so the copy reads its own features. Stamps
+# written before this (no "stamp 2" on their first line) are accepted when they match as they
+# were computed then, and rewritten in the new form.
 # Needs `log` from path.sh.
 
 _stamp_version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$KALDILITE_REPO/kaldilite/__init__.py")
+_stamp_work=  # the work dir (physical path) once stamp_workdir ran; stamps write it as @work@
+_stamp_repo_physical=$(cd "$KALDILITE_REPO" && pwd -P)
+
+_stamp_sed_escape() { printf '%s' "$1" | sed 's/[][\\.*^$|&/]/\\&/g'; }
+
+_stamp_norm() {
+  # stdin -> stdout with the work dir's and the repository's absolute paths written @work@ and @repo@
+  # (the work dir first: the default one is inside the repository)
+  local args=() p name
+  for name in work repo; do
+    if [ $name = work ]; then set -- "$_stamp_work"; else set -- "$KALDILITE_REPO" "$_stamp_repo_physical"; fi
+    for p in "$@"; do
+      [ -n "$p" ] || continue
+      p=$(_stamp_sed_escape "$p")
+      args+=(-e "s|$p/|@$name@/|g" -e "s|$p\$|@$name@|" -e "s|$p\([[:space:]'\"]\)|@$name@\1|g")
+    done
+  done
+  if [ ${#args[@]} -eq 0 ]; then cat; else sed "${args[@]}"; fi
+}
 
 _stamp_file_sum() {
-  # Checksum of one file; for script files also the size+mtime of the archives they reference.
+  # Checksum of one file; a script file counts with its paths made location-free, plus the
+  # size+mtime of the archives it references. $2 = 1: the first format's (raw paths).
   {
-    sha1sum < "$1"
     case "$1" in
       *.scp)
-        awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
-          while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done ;;
+        if [ "${2:-2}" = 1 ]; then
+          sha1sum < "$1"
+          awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
+            while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done
+        else
+          _stamp_norm < "$1" | sha1sum
+          awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
+            while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done | _stamp_norm
+        fi ;;
+      *) sha1sum < "$1" ;;
     esac
   } | sha1sum | cut -c1-40
 }
 
-_stamp_manifest() {
-  local x f
-  echo "kaldilite $_stamp_version"
+_stamp_manifest() {  # FORMAT INPUT...: one line per input (FORMAT 1: the first stamps', raw paths)
+  local format=$1 x f
+  shift
+  if [ "$format" = 1 ]; then echo "kaldilite $_stamp_version"; else echo "kaldilite $_stamp_version stamp 2"; fi
   for x in "$@"; do
     case "$x" in
       tree:*)
@@ -49,9 +88,9 @@ _stamp_manifest() {
       *)
         if [ -d "$x" ]; then
           echo "$x/ $(find -L "$x" -maxdepth 1 -type f ! -name '.*' -printf '%f\n' | LC_ALL=C sort |
-                      while read -r f; do echo "$f $(_stamp_file_sum "$x/$f")"; done | sha1sum | cut -c1-40)"
+                      while read -r f; do echo "$f $(_stamp_file_sum "$x/$f" "$format")"; done | sha1sum | cut -c1-40)"
         elif [ -f "$x" ]; then
-          echo "$x $(_stamp_file_sum "$x")"
+          echo "$x $(_stamp_file_sum "$x" "$format")"
         else
           echo "$x missing"
         fi ;;
@@ -59,15 +98,52 @@ _stamp_manifest() {
   done
 }
 
-_stamp_outputs() {
-  local x
+_stamp_outputs() {  # FORMAT OUTPUT...: size (a script file: its location-free checksum) and mtime of each
+  local format=$1 x
+  shift
   for x in "$@"; do
-    if [ -e "$x" ]; then echo "out $(stat -L -c '%n %s %Y' "$x")"; else echo "out $x missing"; fi
+    if [ ! -e "$x" ]; then
+      echo "out $x missing"
+    elif [ "$format" = 1 ]; then
+      echo "out $(stat -L -c '%n %s %Y' "$x")"
+    else
+      case "$x" in
+        *.scp) echo "out $x $(_stamp_norm < "$x" | sha1sum | cut -c1-40) $(stat -L -c '%Y' "$x")" ;;
+        *) echo "out $(stat -L -c '%n %s %Y' "$x")" ;;
+      esac
+    fi
   done
 }
 
+_stamp_head() {  # FORMAT: the inputs' and the command's part of the stamp (taken before the command runs)
+  _stamp_manifest "$1" "${inputs[@]}"; printf 'command'; printf ' %q' "${command[@]}"; echo
+  if declare -F "${command[0]}" >/dev/null; then declare -f "${command[0]}"; fi
+}
+
+_stamp_expected() {  # FORMAT HEAD: what the stamp file holds for the step to be up to date
+  { printf '%s\n' "$2"; _stamp_outputs "$1" "${outputs[@]}"; } | if [ "$1" = 1 ]; then cat; else _stamp_norm; fi
+}
+
+stamp_workdir() {
+  # Run once in the work dir: note where it is; if it was copied or moved from elsewhere, point
+  # its .scp files at its own archives (mtimes kept, so no step re-runs).
+  local here old f
+  here=$(pwd -P)
+  old=$(cat .stamp_workdir 2>/dev/null || true)
+  if [ -n "$old" ] && [ "$old" != "$here" ]; then
+    log "  work dir moved or copied from $old: pointing its .scp files here"
+    find . -name '*.scp' -type f -exec grep -lF "$old/" {} + 2>/dev/null | while read -r f; do
+      sed "s|$(_stamp_sed_escape "$old")/|$(_stamp_sed_escape "$here")/|g" "$f" > "$f.relocated"
+      touch -r "$f" "$f.relocated"
+      mv "$f.relocated" "$f"  # written beside and renamed over: a `cp -al` copy shares the old file
+    done
+  fi
+  [ "$old" = "$here" ] || echo "$here" > .stamp_workdir
+  _stamp_work=$here
+}
+
 step() {
-  local stamp=$1 inputs=() outputs=() manifest
+  local stamp=$1 inputs=() outputs=() command=() stored head
   shift
   while [ $# -gt 0 ] && [ "$1" != "--" ] && [ "$1" != "--out" ]; do inputs+=("$1"); shift; done
   if [ "${1:-}" = "--out" ]; then
@@ -76,16 +152,23 @@ step() {
   fi
   if [ $# -lt 2 ]; then echo "step: usage: step STAMP INPUT... [--out OUTPUT...] -- COMMAND [ARG...]" >&2; return 1; fi
   shift
-  manifest=$(_stamp_manifest "${inputs[@]}"; printf 'command'; printf ' %q' "$@"; echo
-             if declare -F "$1" >/dev/null; then declare -f "$1"; fi)
-  if [ "${KALDILITE_FORCE:-false}" != true ] && [ -f "$stamp" ] &&
-     [ "$(cat "$stamp")" = "$(printf '%s\n' "$manifest"; _stamp_outputs "${outputs[@]}")" ]; then
-    log "  up to date: $stamp"
-    return 0
+  command=("$@")
+  head=$(_stamp_head 2)
+  if [ "${KALDILITE_FORCE:-false}" != true ] && [ -f "$stamp" ]; then
+    stored=$(cat "$stamp")
+    if [ "$stored" = "$(_stamp_expected 2 "$head")" ]; then
+      log "  up to date: $stamp"
+      return 0
+    fi
+    if [ "${stored%%$'\n'*}" = "kaldilite $_stamp_version" ] && [ "$stored" = "$(_stamp_expected 1 "$(_stamp_head 1)")" ]; then
+      _stamp_expected 2 "$head" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"  # the first format: up to date, rewritten
+      log "  up to date: $stamp"
+      return 0
+    fi
   fi
   rm -f "$stamp"
   "$@"
   mkdir -p "$(dirname "$stamp")"
-  { printf '%s\n' "$manifest"; _stamp_outputs "${outputs[@]}"; } > "$stamp.tmp"
+  _stamp_expected 2 "$head" > "$stamp.tmp"
   mv "$stamp.tmp" "$stamp"
 }

@@ -1,0 +1,112 @@
+"""recipes/utils/stamp.sh: a stamped work dir copied (cp -a), moved, or run from another checkout
+re-runs nothing; a real change of an input still re-runs the steps that read it.
+
+The independent answer is a log the steps themselves append to (which commands ran), and the
+.scp contents: a copy must read its own archives. The mini recipe has what the commands recipe
+has: a conf file of the checkout given by absolute path (as $recipe_dir/conf/...), a features
+step writing an archive and a feats.scp of absolute paths (as make-mfcc), a step reading the
+whole data dir, and a shell-function step.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STAMP_SH = REPO / "recipes" / "utils" / "stamp.sh"
+
+RECIPE = r"""
+set -euo pipefail
+log() { echo "$*"; }
+. "$STAMP_SH"
+cd "$WORK"
+stamp_workdir
+make_feats() {
+  mkdir -p mfcc
+  tr a-z A-Z < data/x/wav.scp > mfcc/raw.ark
+  echo "u1 $(pwd -P)/mfcc/raw.ark:0" > data/x/feats.scp
+  echo make_feats >> ran.txt
+}
+train() {
+  mkdir -p exp/m
+  # reads the features through feats.scp, as every kaldilite verb does
+  cat "$(cut -d' ' -f2 data/x/feats.scp | sed 's/:0$//')" "$2" > exp/m/final.mdl
+  echo train >> ran.txt
+}
+step exp/feats/.stamp data/x/wav.scp "$KALDILITE_REPO/conf/a.conf" --out data/x/feats.scp -- make_feats
+step exp/m/.stamp data/x "$KALDILITE_REPO/conf/a.conf" --out exp/m/final.mdl -- train --config "$KALDILITE_REPO/conf/a.conf"
+"""
+
+
+def make_checkout(path):
+    """A stand-in repository: what stamp.sh reads from it (the version) and a recipe conf."""
+    (path / "kaldilite").mkdir(parents=True)
+    (path / "kaldilite" / "__init__.py").write_text('__version__ = "9.9"\n')
+    (path / "conf").mkdir()
+    (path / "conf" / "a.conf").write_text("--num-ceps=13\n")
+    return path
+
+
+def run(work, checkout):
+    env = dict(os.environ, WORK=str(work), KALDILITE_REPO=str(checkout), STAMP_SH=str(STAMP_SH))
+    (work / "ran.txt").unlink(missing_ok=True)
+    out = subprocess.run(["bash", "-c", RECIPE], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ran = (work / "ran.txt").read_text().split() if (work / "ran.txt").exists() else []
+    return ran, out.stdout
+
+
+def built(tmp_path):
+    checkout = make_checkout(tmp_path / "repo")
+    work = tmp_path / "work"
+    (work / "data" / "x").mkdir(parents=True)
+    (work / "data" / "x" / "wav.scp").write_text("u1 /corpus/u1.wav\n")
+    assert run(work, checkout)[0] == ["make_feats", "train"]
+    assert run(work, checkout)[0] == []  # nothing changed
+    return checkout, work
+
+
+def copy_a(src, dst):
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    return dst
+
+
+def test_a_copy_re_runs_nothing_and_reads_its_own_features(tmp_path):
+    checkout, work = built(tmp_path)
+    copy = copy_a(work, tmp_path / "work2")
+    ran, stdout = run(copy, checkout)
+    assert ran == [], stdout
+    assert "up to date: exp/m/.stamp" in stdout
+    assert (copy / "data/x/feats.scp").read_text() == f"u1 {copy.resolve()}/mfcc/raw.ark:0\n"
+    assert (work / "data/x/feats.scp").read_text() == f"u1 {work.resolve()}/mfcc/raw.ark:0\n"  # untouched
+    assert run(copy, checkout)[0] == []
+
+
+def test_a_moved_dir_run_from_another_checkout_re_runs_nothing(tmp_path):
+    checkout, work = built(tmp_path)
+    moved = tmp_path / "elsewhere" / "w"
+    moved.parent.mkdir()
+    shutil.move(str(work), str(moved))
+    other_checkout = copy_a(checkout, tmp_path / "repo_clone")
+    ran, stdout = run(moved, other_checkout)
+    assert ran == [], stdout
+    assert str(moved.resolve()) in (moved / "data/x/feats.scp").read_text()
+
+
+def test_real_changes_still_re_run_the_steps_that_read_them(tmp_path):
+    checkout, work = built(tmp_path)
+    copy = copy_a(work, tmp_path / "work2")
+    (copy / "data/x/wav.scp").write_text("u1 /corpus/other.wav\n")
+    assert run(copy, checkout)[0] == ["make_feats", "train"]
+    assert "OTHER" in (copy / "exp/m/final.mdl").read_text()
+    other_checkout = copy_a(checkout, tmp_path / "repo_clone")
+    (other_checkout / "conf" / "a.conf").write_text("--num-ceps=20\n")
+    assert run(copy, other_checkout)[0] == ["make_feats", "train"]
+    # an archive rewritten with the same size but a new mtime: the steps reading it re-run
+    ark = copy / "mfcc/raw.ark"
+    os.utime(ark, (ark.stat().st_atime, ark.stat().st_mtime + 5))
+    assert run(copy, other_checkout)[0] == ["train"]
+    # an output deleted: its step runs again
+    (copy / "exp/m/final.mdl").unlink()
+    assert run(copy, other_checkout)[0] == ["train"]
