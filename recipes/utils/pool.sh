@@ -21,9 +21,17 @@ pool_pids=()
 pool_start() {
   if [ ${#pool_pids[@]} -ge "$nj" ]; then
     local finished= status=0 pid still=()
-    if [ $pool_wait_any = true ]; then
-      wait -n -p finished "${pool_pids[@]}" || status=$?
-    else
+    # A command that has already ended may have left bash's job table (a shell that is not
+    # interactive moves finished jobs out of it, e.g. under `bash -c 'source run.sh'`), where
+    # `wait -n` no longer sees it ("no such job") but `wait PID` still returns its status.
+    for pid in "${pool_pids[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then finished=$pid; wait "$pid" || status=$?; break; fi
+    done
+    if [ -z "$finished" ] && [ $pool_wait_any = true ]; then
+      wait -n -p finished "${pool_pids[@]}" 2>/dev/null || status=$?
+    fi
+    if [ -z "$finished" ]; then  # an older bash, or every command ended in between: the oldest
+      status=0
       finished=${pool_pids[0]}
       wait "$finished" || status=$?
     fi
