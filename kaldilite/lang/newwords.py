@@ -203,8 +203,8 @@ def warn_untrained_words(dict_dir, grammar_files, untrained, model_name):
             continue
         found[word] = bad
         counts = ", ".join(f"{p} {untrained[p]:.0f}" for p in bad)
-        log.warning("%s: %r uses phone(s) %s that %s had almost no training data for (frames of the least-trained "
-                    "HMM state: %s): it decodes with untrained models; record examples of it (`kaldilite record`) and retrain, or "
-                    "train on a corpus that has these phones (run.sh --corpus DIR)", loc, word, " ".join(bad),
-                    model_name, counts)
+        log.warning("%s: %r uses phone(s) %s that %s had almost no training data for (frames of the "
+                    "least-trained HMM state: %s): it decodes with untrained models; record examples of it "
+                    "(`kaldilite record`) and retrain, or train on a corpus that has these phones (run.sh --corpus "
+                    "DIR)", loc, word, " ".join(bad), model_name, counts)
     return found

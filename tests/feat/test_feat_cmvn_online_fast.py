@@ -46,7 +46,8 @@ def reference_online_cmvn(utterances, global_stats, opts):
                 out[t, d] = x[t, d] - mean
                 if opts.norm_vars:
                     out[t, d] /= np.sqrt(max(sq[d] / count - mean * mean, 1e-20))
-        speaker_sum, speaker_sq, speaker_count = speaker_sum + x.sum(0), speaker_sq + (x ** 2).sum(0), speaker_count + len(x)
+        speaker_sum, speaker_sq = speaker_sum + x.sum(0), speaker_sq + (x ** 2).sum(0)
+        speaker_count += len(x)
         results.append(out)
     return results
 

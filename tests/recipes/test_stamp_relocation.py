@@ -35,7 +35,8 @@ train() {
   echo train >> ran.txt
 }
 step exp/feats/.stamp data/x/wav.scp "$KALDILITE_REPO/conf/a.conf" --out data/x/feats.scp -- make_feats
-step exp/m/.stamp data/x "$KALDILITE_REPO/conf/a.conf" --out exp/m/final.mdl -- train --config "$KALDILITE_REPO/conf/a.conf"
+step exp/m/.stamp data/x "$KALDILITE_REPO/conf/a.conf" --out exp/m/final.mdl -- \
+  train --config "$KALDILITE_REPO/conf/a.conf"
 """
 
 
