@@ -16,14 +16,16 @@ SpecAugmentTimeMaskComponent), with its option names:
 - time mask (`time_zeroed_proportion`, `time_mask_max_frames`): Kaldi's sequence of alternating
   kept spans (1 .. max * (1 - z) / z frames) and zeroed spans (1 .. `time_mask_max_frames`),
   here seen through the example's 2 * splice_width + 1 frame window at a random place in that
-  sequence: the examples are shuffled single frames, so each draws its own window.
+  sequence: the examples are shuffled single frames, so each draws its own window. Kaldi's
+  defaults (masks of up to 20 frames) would blank whole 9-frame windows; here masks are short,
+  and the long-run masked share is (1 + max) / (2 + max + kept max), which is z only for long masks.
 
-"Zeroed" means the value 0 after CMVN, i.e. the speaker's mean log-mel energy in that bin: Kaldi
-masks after a batch-norm for the same reason (a masked bin then looks like an average frame,
-not like silence). Because DCT and lifter are linear, CMVN before or after the inverse DCT is
-the same thing. Masks are drawn per example and afresh each time an example is used, on the
-spliced minibatch before the preconditioning transform, all examples at once (no loop over
-examples). Training only: the decoded network never sees a mask.
+"Zeroed" means the value 0 after CMVN, i.e. the speaker's (online CMVN: running) mean log-mel
+energy in that bin: Kaldi masks after a batch-norm for the same reason (a masked bin then looks
+like an average frame, not like silence). Because DCT and lifter are linear, CMVN before or
+after the inverse DCT is the same thing. Masks are drawn per example and afresh each time an
+example is used, on the spliced minibatch before the preconditioning transform, all examples
+at once (no loop over examples). Training only: the decoded network never sees a mask.
 """
 
 from __future__ import annotations
