@@ -193,8 +193,11 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
               help="LLR from constrained searches for the side missing from the lattice, instead of clipping "
                    "it at the lattice beam (RecognizerOptions.exact_llr).")
 @click.option("--phone-scores/--no-phone-scores", default=False, show_default=True,
-              help="Also the phone-level scores of the best command path against the best filler/garbage path "
-                   "(phone_llr_min, word_llr, gop_min in measures.jsonl; RecognizerOptions.phone_scores).")
+              help="Also the GOP scores of the best path when it is a command path (gop_min, gop_mean in "
+                   "measures.jsonl; RecognizerOptions.phone_scores).")
+@click.option("--phone-llr/--no-phone-llr", default=False, show_default=True,
+              help="Also the phone-level ratios of that path against the best filler/garbage path "
+                   "(phone_llr_min, phone_llr_min_per_frame, word_llr; one more 1-best search per utterance).")
 @click.option("--first-pass-measures/--no-first-pass-measures", default=False, show_default=True,
               help="SAT models: also decode the speaker-independent pass with lattices and keep its llr "
                    "(first_pass_llr in measures.jsonl), for rejection decided before fMLLR.")
@@ -224,8 +227,9 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
-                        first_beam, silence_weight, fmllr_min_count, exact_llr, phone_scores, first_pass_measures,
-                        fmllr_hypothesis, transform_dir, online_cmvn, online_cmvn_config, online_cmvn_history, model):
+                        first_beam, silence_weight, fmllr_min_count, exact_llr, phone_scores, phone_llr,
+                        first_pass_measures, fmllr_hypothesis, transform_dir, online_cmvn, online_cmvn_config,
+                        online_cmvn_history, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -285,6 +289,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
                                 fmllr_min_count=fmllr_min_count, exact_llr=exact_llr, phone_scores=phone_scores,
+                                phone_llr=phone_llr,
                                 first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis,
                                 transform_dir=None if transform_dir is None else str(transform_dir),
                                 online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config,

@@ -31,12 +31,15 @@ report): the label posterior and the command-vs-filler likelihood ratio, both de
 * ``first_pass_llr``: the per-frame ``llr`` of a speaker-independent first pass (SAT models
   decoded in two passes, `kaldilite.train.decode_commands`), set by that decoder, None otherwise.
 
-Phone-level scores (`phone_scores`; ``RecognizerOptions.phone_scores``, decode-commands
-``--phone-scores``), from the frame x pdf log-likelihood matrix and the alignments of the best
-command path and the best filler/garbage path (the two constrained 1-best searches of
-`ContrastSearch`). A whole-utterance ratio dilutes the one phone that tells "no" from "go" among
-the frames both paths explain equally well; these look at the command's phones one by one.
-All in acoustic log-likelihood units (no graph costs), over the command path's non-silence phones:
+Phone-level scores (`phone_scores`, `PhoneScorer`), from the frame x pdf log-likelihood matrix and
+the alignment of the utterance's best path when it is a command path (no filler word; else they
+are None: rule 1 of `kaldilite.decode.rejection` rejects it anyway). A whole-utterance ratio
+dilutes the one phone that tells "no" from "go" among the frames both paths explain equally well;
+these look at the command's phones one by one. All in acoustic log-likelihood units (no graph
+costs), over the command path's non-silence phones. The GOP scores need nothing else
+(``RecognizerOptions.phone_scores``, decode-commands ``--phone-scores``: no extra search); the
+ratios against the best filler/garbage path need that path too (``RecognizerOptions.phone_llr``,
+decode-commands ``--phone-llr``: a constrained 1-best search of `ContrastSearch` per utterance):
 
 * ``phone_llr_min``: per phone segment of the command path, the sum over its frames of
   ``log p(frame | command path's pdf) - log p(frame | contrast path's pdf)``; the minimum over
@@ -163,24 +166,24 @@ def measure(hyps, fillers):
 
 
 def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, tid_to_phone, silence_phones=()):
-    """The phone-level scores (`PHONE_SCORES`, see the module docstring) of a command path against a
-    contrast path: ``loglikes`` (frames x pdfs), both paths' transition-ids per frame, the model's
-    transition-id -> pdf and -> phone tables and the silence phone ids. None when the command path
-    has no non-silence frame or an alignment is missing."""
+    """The phone-level scores (`PHONE_SCORES`, see the module docstring) of a command path, against a
+    contrast path if given: ``loglikes`` (frames x pdfs), the paths' transition-ids per frame (the
+    contrast's None: only the GOP scores, the ratios None), the model's transition-id -> pdf and
+    -> phone tables and the silence phone ids. None when the command path has no non-silence frame."""
     import numpy as np
 
-    if command_alignment is None or contrast_alignment is None:
+    if command_alignment is None or loglikes is None:
         return None
     loglikes = np.asarray(loglikes)
-    num_frames = min(len(loglikes), len(command_alignment), len(contrast_alignment))
+    num_frames = min(len(loglikes), len(command_alignment))
+    if contrast_alignment is not None:
+        num_frames = min(num_frames, len(contrast_alignment))
     if num_frames == 0:
         return None
     command = np.asarray(command_alignment[:num_frames], np.int64)
-    contrast = np.asarray(contrast_alignment[:num_frames], np.int64)
     tid_to_pdf, tid_to_phone = np.asarray(tid_to_pdf), np.asarray(tid_to_phone)
     frames = np.arange(num_frames)
     own = loglikes[frames, tid_to_pdf[command]].astype(np.float64)
-    diff = own - loglikes[frames, tid_to_pdf[contrast]]
     goodness = own - loglikes[:num_frames].max(axis=1)
     phones = tid_to_phone[command]
     speech = ~np.isin(phones, np.asarray(list(silence_phones), np.int64))
@@ -189,12 +192,60 @@ def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, ti
     starts = np.flatnonzero(np.r_[True, phones[1:] != phones[:-1]])
     lengths = np.diff(np.r_[starts, num_frames])
     spoken = speech[starts]
-    segment_llr = np.add.reduceat(diff, starts)[spoken]
     segment_gop = (np.add.reduceat(goodness, starts) / lengths)[spoken]
-    return dict(phone_llr_min=float(segment_llr.min()),
-                phone_llr_min_per_frame=float((segment_llr / lengths[spoken]).min()),
-                word_llr=float(diff[speech].sum()), gop_min=float(segment_gop.min()),
-                gop_mean=float(goodness[speech].mean()))
+    scores = dict(gop_min=float(segment_gop.min()), gop_mean=float(goodness[speech].mean()))
+    if contrast_alignment is not None:
+        contrast = np.asarray(contrast_alignment[:num_frames], np.int64)
+        diff = own - loglikes[frames, tid_to_pdf[contrast]]
+        segment_llr = np.add.reduceat(diff, starts)[spoken]
+        scores.update(phone_llr_min=float(segment_llr.min()),
+                      phone_llr_min_per_frame=float((segment_llr / lengths[spoken]).min()),
+                      word_llr=float(diff[speech].sum()))
+    return scores
+
+
+# the scores that need the best filler/garbage path (a constrained search), not only the command path
+CONTRAST_PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr")
+
+
+class PhoneScorer:
+    """The phone-level scores of an utterance's best path, for the decoders (`Recognizer`, the online
+    recognizer): ``init()``, ``advance(loglikes)`` with the frames the decoder gets (kept), then
+    ``scores(best)`` with the decoder's best complete path (`BeamDecoder.finalize`). ``filler_ids``:
+    the graph's filler word ids (a path with one is not a command path: no scores). ``contrast``: a
+    `ContrastSearch` fed the same frames, for the ratios against the best filler/garbage path too."""
+
+    def __init__(self, tid_to_pdf, tid_to_phone, silence_phones=(), filler_ids=(), contrast=None):
+        self.tid_to_pdf, self.tid_to_phone = tid_to_pdf, tid_to_phone
+        self.silence_phones = tuple(int(p) for p in silence_phones)
+        self.filler_ids = frozenset(filler_ids)
+        self.contrast = contrast
+        self._chunks = []
+
+    def init(self):
+        self._chunks = []
+
+    def advance(self, loglikes):
+        if len(loglikes):
+            self._chunks.append(loglikes)
+
+    def scores(self, best):
+        """{name: value} for the best path `best` (a `DecodeResult`), None when it is no complete
+        command path or has no non-silence frame."""
+        import numpy as np
+
+        if best is None or not best.reached_final or self.filler_ids.intersection(best.words) or not self._chunks:
+            return None
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        other = None
+        if self.contrast is not None:
+            _, other_path = self.contrast.paths(best)
+            if other_path is None:
+                return None
+            other = other_path.alignment
+        return phone_scores(self._chunks[0], best.alignment, other, self.tid_to_pdf, self.tid_to_phone,
+                            self.silence_phones)
 
 
 def restrict_graph(graph, forbidden_words):
@@ -284,15 +335,6 @@ class ContrastSearch:
                 if not forbidden.intersection(best.words):
                     self._results.setdefault(id(decoder), best)
         return tuple(self._best_path(decoder) for decoder in self.decoders)
-
-    def phone_scores(self, tid_to_phone, silence_phones=(), best=None):
-        """`phone_scores` of the two sides' best paths over the frames fed, None without both.
-        ``best``: as for `paths`."""
-        command, other = self.paths(best)
-        if command is None or other is None:
-            return None
-        return phone_scores(self.loglikes(), command.alignment, other.alignment, self.decoders[0].tid_to_pdf,
-                            tid_to_phone, silence_phones)
 
     def _search_path(self, decoder):
         from dataclasses import replace
@@ -397,7 +439,7 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
     return WordSequences(seqs, num_frames, acoustic_scale, lattice_beam)
 
 
-__all__ = ["NON_COMMAND_WORDS", "PHONE_SCORES", "WordSequences", "Measures", "measure", "label_posteriors",
-           "phone_scores", "restrict_graph",
+__all__ = ["NON_COMMAND_WORDS", "PHONE_SCORES", "CONTRAST_PHONE_SCORES", "WordSequences", "Measures", "measure",
+           "label_posteriors", "phone_scores", "PhoneScorer", "restrict_graph",
            "ContrastSearch", "side_costs", "word_ids_by_side",
            "word_sequences_of_lattice"]

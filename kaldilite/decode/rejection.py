@@ -47,8 +47,8 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    for "on", "nine" for "no") on which every feature agrees with the command. Per-command
    offsets (``label=<command>`` features) raised accuracy to ~72% but missed the FA target on the
    other speakers (7-8%), as per-command thresholds did. Opt-in, not the recipe's default.
-5. Phone-level scores (`confidence.phone_scores`, ``RecognizerOptions.phone_scores``, decode-commands
-   ``--phone-scores``): ``phone_llr_min``, ``phone_llr_min_per_frame``, ``word_llr``, ``gop_min``,
+5. Phone-level scores (`confidence.phone_scores`, ``RecognizerOptions.phone_scores`` /
+   ``phone_llr``): ``phone_llr_min``, ``phone_llr_min_per_frame``, ``word_llr``, ``gop_min``,
    ``gop_mean``, each a score of its own and a logistic feature (`PHONE_SCORES`). The commands
    recipe calibrates ``score="logistic"`` over ``llr_total`` and ``gop_mean`` (the command path's
    mean goodness of pronunciation over its non-silence frames, Witt & Young 2000): ``llr_total``
@@ -64,13 +64,14 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    5.4% (12 / 2), tri3b on 50% of the speakers 70.4% @ 4.3% -> 70.7% @ 3.8% (5 / 4), on 25% 43.1% @
    2.7% -> 43.1% @ 2.4% (1 / 1; there the best-path rule, not the threshold, limits: the garbage
    side wins on most commands). Alone, ``gop_mean`` helped the GMMs (tri3b 68.9%, 80.9%) but not
-   the DNN (58.1%); ``gop_min`` (weakest phone) was noisier (65.7%, 75.4%, DNN 63.9%). The
-   ratios against the garbage path per phone failed: the phone loop reproduces a spoken command's
-   own pdfs, so ``phone_llr_min`` is 0 on half the right commands and on many out-of-vocabulary
-   words alike (tri3b 29.0%, DNN 11.4%); ``word_llr`` (acoustic only, silence excluded) 23.2%:
-   without the graph costs (the garbage phone bonus) the phone loop always fits better.
-   Computed live the same way (`kaldilite.online.recognizer`): both sides' best paths, the
-   unrestricted decoder's best path standing for its own side (`ContrastSearch.paths`).
+   the DNN (58.1%); ``gop_min`` (weakest phone) was noisier (65.7%, 75.4%, DNN 63.9%). The ratios
+   against the garbage path per phone failed: the phone loop reproduces a spoken command's own
+   pdfs, so ``phone_llr_min`` is 0 on half the right commands and on many out-of-vocabulary words
+   alike (tri3b 29.0%, DNN 11.4%); ``word_llr`` (acoustic only, silence excluded) 23.2%: without
+   the graph costs (the garbage phone bonus) the phone loop always fits better. The GOP scores come
+   from the utterance's best path alone (no extra search: decode-commands ``--phone-scores``), the
+   ratios also from a search for the best filler/garbage path (``--phone-llr``); both are computed
+   live the same way (`confidence.PhoneScorer` in `kaldilite.online.recognizer`).
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"
@@ -260,10 +261,11 @@ class RejectionRule:
         return total
 
     def needs_phone_scores(self):
-        """True when the rule reads a phone-level score (`PHONE_SCORES`), alone or among its logistic
-        features: a decoder must then compute them (``RecognizerOptions.phone_scores``)."""
+        """The phone-level scores (`PHONE_SCORES`) the rule reads, alone or among its logistic features
+        (empty: none): a decoder must then compute them (``RecognizerOptions.phone_scores``, and
+        ``phone_llr`` for `CONTRAST_PHONE_SCORES`)."""
         used = {self.score, *self.logistic.get("features", ())} if self.score == "logistic" else {self.score}
-        return bool(used & set(PHONE_SCORES))
+        return used & set(PHONE_SCORES)
 
     def threshold_of(self, label):
         """The threshold a command label (words joined by spaces) must reach."""
@@ -376,10 +378,11 @@ class RecognizerOptions:
     # Off by default so that every caller (decode-commands, the online recognizer, which use
     # `word_sequences_from_decoder`) measures the same LLR a calibrated rule was tuned on.
     exact_llr: bool = False
-    # Phone-level scores (`confidence.phone_scores`): both sides' best paths searched
-    # (`ContrastSearch.paths`), their alignments scored against the frames. Needs the model's
-    # transition-id -> phone table (`Recognizer`'s ``tid_to_phone``).
+    # Phone-level scores (`confidence.PhoneScorer`) of the best path when it is a command path: the
+    # GOP scores; with phone_llr also the ratios against the best filler/garbage path (searched).
+    # Need the model's transition-id -> phone table (`Recognizer`'s ``tid_to_phone``).
     phone_scores: bool = False
+    phone_llr: bool = False
 
     def decoder_options(self):
         from kaldilite.decode.decoder import DecoderOptions
@@ -429,24 +432,22 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
 
 
 def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100, contrast=None,
-                      merge_words=None, phone_tables=None, exact_llr=True):
+                      merge_words=None, phone_scorer=None):
     """The `Decision` for what a `BeamDecoder` has consumed so far (online: call at an endpoint).
 
     ``contrast``: a `confidence.ContrastSearch` fed the same frames (``init``/``advance``) for
     the exact likelihood ratio, as `Recognizer` with ``exact_llr`` computes it. ``merge_words``:
     `filler_word_ids` of the decoder's graph (computed here when not given; a caller deciding
-    many utterances passes it once). ``phone_tables``: (tid_to_phone, silence phone ids) to add the
-    phone-level scores from ``contrast``'s best paths (`ContrastSearch.phone_scores`); with
-    ``exact_llr=False`` the contrast only serves them and the llr stays the lattice's."""
+    many utterances passes it once). ``phone_scorer``: a `confidence.PhoneScorer` fed the same
+    frames, for the phone-level scores of the decoder's best path."""
     rule = rule or RejectionRule()
     if merge_words is None:
         merge_words = filler_word_ids(decoder.graph, words, fillers)
     hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences, merge_words)
     if contrast is not None:
-        if exact_llr:
-            hyps.contrast = contrast.costs(hyps)
-        if phone_tables is not None:
-            hyps.phone_scores = contrast.phone_scores(*phone_tables, best=decoder.finalize())
+        hyps.contrast = contrast.costs(hyps)
+    if phone_scorer is not None:
+        hyps.phone_scores = phone_scorer.scores(decoder.finalize())
     return rule.decide(hyps, fillers)
 
 
@@ -460,43 +461,45 @@ class Recognizer:
     """
 
     def __init__(self, graph, tid_to_pdf, words, fillers, rule=None, opts=None, tid_to_phone=None, silence_phones=()):
-        from kaldilite.decode.confidence import ContrastSearch
+        from kaldilite.decode.confidence import ContrastSearch, PhoneScorer
         from kaldilite.decode.decoder import BeamDecoder
 
         self.opts = opts or RecognizerOptions()
-        # phone-level scores need the contrast searches' alignments and the phone of each transition-id
-        self.phone_tables = None
-        if self.opts.phone_scores:
-            if tid_to_phone is None:
-                raise ValueError("RecognizerOptions.phone_scores needs the model's tid_to_phone")
-            self.phone_tables = (tid_to_phone, tuple(int(p) for p in silence_phones))
+        phone_scores = self.opts.phone_scores or self.opts.phone_llr
+        if phone_scores and tid_to_phone is None:
+            raise ValueError("RecognizerOptions.phone_scores needs the model's tid_to_phone")
         self.rule = rule or RejectionRule()
         self.words = words
         self.fillers = frozenset(fillers)
         self.decoder = BeamDecoder(graph, tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self.merge_words = filler_word_ids(graph, words, self.fillers)
         self.contrast = None
-        if (self.opts.exact_llr or self.opts.phone_scores) and self.fillers and words is not None:
+        if (self.opts.exact_llr or self.opts.phone_llr) and self.fillers and words is not None:
             self.contrast = ContrastSearch(graph, tid_to_pdf, words, self.fillers, self.opts.decoder_options())
+        self.phone_scorer = None
+        if phone_scores and self.fillers and words is not None:
+            self.phone_scorer = PhoneScorer(tid_to_pdf, tid_to_phone, silence_phones, self.merge_words,
+                                            self.contrast if self.opts.phone_llr else None)
 
     def start(self):
         self.decoder.init()
-        if self.contrast is not None:
-            self.contrast.init()
+        for part in (self.contrast, self.phone_scorer):
+            if part is not None:
+                part.init()
 
     def advance(self, loglikes):
         self.decoder.advance(loglikes)
-        if self.contrast is not None:
-            self.contrast.advance(loglikes)
+        for part in (self.contrast, self.phone_scorer):
+            if part is not None:
+                part.advance(loglikes)
 
     def word_sequences(self):
         hyps = word_sequences_from_decoder(self.decoder, self.words, self.opts.lattice_beam,
                                            self.opts.max_word_sequences, self.merge_words)
-        if self.contrast is not None:
-            if self.opts.exact_llr:
-                hyps.contrast = self.contrast.costs(hyps)
-            if self.phone_tables is not None:
-                hyps.phone_scores = self.contrast.phone_scores(*self.phone_tables, best=self.decoder.finalize())
+        if self.contrast is not None and self.opts.exact_llr:
+            hyps.contrast = self.contrast.costs(hyps)
+        if self.phone_scorer is not None:
+            hyps.phone_scores = self.phone_scorer.scores(self.decoder.finalize())
         return hyps
 
     def decide(self):

@@ -132,15 +132,20 @@ class OnlineRecognizer:
         self.decoder = BeamDecoder(bundle.graph, bundle.tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self._merge_words = filler_word_ids(bundle.graph, bundle.words, bundle.fillers)
         self.rule = bundle.rejection or RejectionRule()
-        # a rule on phone-level scores: both sides' best paths are searched at the end of each
-        # utterance over its frames, as decode-commands --phone-scores does (its llr stays the lattice's)
-        self._contrast = self._phone_tables = None
-        if self.rule.needs_phone_scores() and bundle.fillers:
-            from kaldilite.decode.confidence import ContrastSearch
+        # a rule on phone-level scores: the utterance's frames are kept and its best path's phones scored
+        # at its end (and the best filler/garbage path searched for the ratios against it), as
+        # decode-commands --phone-scores (--phone-llr) does
+        self._phone_scorer = None
+        needed = self.rule.needs_phone_scores()
+        if needed and bundle.fillers:
+            from kaldilite.decode.confidence import CONTRAST_PHONE_SCORES, ContrastSearch, PhoneScorer
 
-            self._contrast = ContrastSearch(bundle.graph, bundle.tid_to_pdf, bundle.words, bundle.fillers,
-                                            self.opts.decoder_options())
-            self._phone_tables = (bundle.tid_to_phone, tuple(int(p) for p in bundle.silence_phones()))
+            contrast = None
+            if needed & set(CONTRAST_PHONE_SCORES):
+                contrast = ContrastSearch(bundle.graph, bundle.tid_to_pdf, bundle.words, bundle.fillers,
+                                          self.opts.decoder_options())
+            self._phone_scorer = PhoneScorer(bundle.tid_to_pdf, bundle.tid_to_phone, bundle.silence_phones(),
+                                             self._merge_words, contrast)
         self._cmvn_state = bundle.cmvn_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
         self._resampler = None
@@ -162,8 +167,10 @@ class OnlineRecognizer:
         self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
                                                self._cmvn_state)
         self.decoder.init()
-        if self._contrast is not None:
-            self._contrast.init()
+        if self._phone_scorer is not None:
+            self._phone_scorer.init()
+            if self._phone_scorer.contrast is not None:
+                self._phone_scorer.contrast.init()
         self._decoded = 0
         self._last_partial = None
         self._after_endpoint = False  # set when this utterance is the audio after an endpoint
@@ -209,8 +216,10 @@ class OnlineRecognizer:
             feats = self._features.get_frames(self._decoded, ready)
             loglikes = self.bundle.scorer.log_likelihoods(feats)
             self.decoder.advance(loglikes)
-            if self._contrast is not None:
-                self._contrast.advance(loglikes)
+            if self._phone_scorer is not None:
+                self._phone_scorer.advance(loglikes)
+                if self._phone_scorer.contrast is not None:
+                    self._phone_scorer.contrast.advance(loglikes)
             self._decoded = ready
             if self.on_partial is not None:
                 words = self.partial()
@@ -284,7 +293,7 @@ class OnlineRecognizer:
         if len(speech):
             decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
                                          self.opts.lattice_beam, merge_words=self._merge_words,
-                                         contrast=self._contrast, phone_tables=self._phone_tables, exact_llr=False)
+                                         phone_scorer=self._phone_scorer)
             if needs_speech and decision.reason in ("no-path", "no-word"):
                 decision = None  # a few noise frames that never completed a word: nothing was said
             elif decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:

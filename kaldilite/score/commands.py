@@ -379,10 +379,11 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     """
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
-    if rule.needs_phone_scores() and not any(m.gop_mean is not None for m, _ in (measures[u] for u in references)):
-        raise InputError(f"the rejection rule reads phone-level scores ({rule.score}"
-                         f"{' ' + ','.join(rule.logistic.get('features', ())) if rule.score == 'logistic' else ''}) "
-                         "and no utterance's measures have them; decode with `kaldilite decode-commands --phone-scores`")
+    needed = sorted(rule.needs_phone_scores())
+    if needed and not any(getattr(measures[u][0], name) is not None for u in references for name in needed):
+        raise InputError(f"the rejection rule reads phone-level scores ({', '.join(needed)}) and no utterance's "
+                         "measures have them; decode with `kaldilite decode-commands --phone-scores` (--phone-llr "
+                         "for phone_llr_min, phone_llr_min_per_frame, word_llr)")
     if rule.score == "logistic":
         rule = fit_logistic_rule(references, measures, rule, commands)
     scores, accepted, _, negative, positive = _sweep_arrays(references, measures, rule, commands, negatives)

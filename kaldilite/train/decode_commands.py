@@ -21,8 +21,8 @@ returns the rejection rule's inputs (`kaldilite.decode.confidence.Measures`) per
   ``Measures.first_pass_llr``: rejection decided before fMLLR has pulled an out-of-vocabulary
   word toward the command the first pass took it for.
 
-With ``phone_scores`` every lattice pass also writes the phone-level scores of
-`kaldilite.decode.confidence.phone_scores` (the silence phones are the graph's
+With ``phone_scores`` (``phone_llr``) every lattice pass also writes the phone-level scores of
+`kaldilite.decode.confidence.PhoneScorer` (the silence phones are the graph's
 ``phones/silence.csl``); the SAT first pass does not.
 
 The CPU time of each job covers scoring, search, lattice and confidence (and, for SAT, the first
@@ -65,9 +65,11 @@ class CommandDecodeOptions:
     # (Measures.first_pass_llr), so that rejection can be decided before fMLLR has pulled an
     # out-of-vocabulary word toward the command it was first mistaken for.
     first_pass_measures: bool = False
-    # RecognizerOptions.phone_scores: phone-level scores of the best command path against the best
-    # filler/garbage path (phone_llr_min, word_llr, gop_min ... in measures.jsonl)
+    # RecognizerOptions.phone_scores: the GOP scores of the best path when it is a command path
+    # (gop_min, gop_mean in measures.jsonl); phone_llr: also its ratios against the best
+    # filler/garbage path (phone_llr_min, phone_llr_min_per_frame, word_llr; one more search)
     phone_scores: bool = False
+    phone_llr: bool = False
     # SAT: the hypothesis fMLLR is estimated from: "best" (the first pass's best path, as
     # decode_fmllr.sh) or "garbage" (the best path of the graph without command words: the
     # filler/garbage phone loop, so that an out-of-vocabulary word's transform is not fitted to the
@@ -161,7 +163,8 @@ def _recognition_setup(graph_dir, opts):
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     recognizer_opts = RecognizerOptions(beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
                                         acoustic_scale=opts.acoustic_scale, lattice_beam=opts.lattice_beam,
-                                        exact_llr=opts.exact_llr, phone_scores=opts.phone_scores)
+                                        exact_llr=opts.exact_llr, phone_scores=opts.phone_scores,
+                                        phone_llr=opts.phone_llr)
     return graph, words, read_fillers(graph_dir), recognizer_opts
 
 
@@ -289,7 +292,8 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
         if opts.first_pass_measures:  # (its best paths are the 1-best search's, so fMLLR is unchanged)
             first_results = []
             first_pass = _lattice_pass(graph, si_tm.tid_to_pdf, words, fillers,
-                                       dataclasses.replace(recognizer_opts, beam=opts.first_beam, phone_scores=False),
+                                       dataclasses.replace(recognizer_opts, beam=opts.first_beam, phone_scores=False,
+                                                           phone_llr=False),
                                        si_am.log_likelihoods, si_feats.items(), _Timer(), first_results)
             first_llr = {utt: m.llr for utt, m, _ in first_pass}
         fmllr_graph = graph

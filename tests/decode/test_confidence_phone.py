@@ -66,7 +66,8 @@ def _min_phone_llr_by_hand(loglikes, command_tids, contrast_tids, tid_to_pdf, ti
 
 def test_recognizer_min_phone_llr_equals_brute_force_over_both_sides_best_paths():
     """Words 1 = command, 2 and 3 = fillers; the best path of each side found by enumerating every
-    path, its phone runs scored by hand, against the recognizer's searches."""
+    path, its phone runs scored by hand, against the recognizer's searches. Scored only when the
+    best path of all is the command's (otherwise the rule rejects the utterance before any score)."""
     words = {1: "go", 2: "<gbg_AA>", 3: "um"}
     fillers = {"<gbg_AA>", "um"}
     tid_to_phone = np.array([0, 1, 1, 2, 2])
@@ -83,12 +84,23 @@ def test_recognizer_min_phone_llr_equals_brute_force_over_both_sides_best_paths(
         if len(sides) < 2:
             continue
         opts = RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0,
-                                 lattice_beam=50.0, phone_scores=True)
+                                 lattice_beam=50.0, phone_llr=True)
         recognizer = Recognizer(graph, tid_to_pdf, words, fillers, RejectionRule(score="phone_llr_min"), opts,
                                 tid_to_phone=tid_to_phone)
         m = recognizer.recognize(loglikes).measures
+        best_words = min(paths, key=lambda p: p[0] + SCALE * p[1])[2]
+        if set(best_words) & {2, 3}:
+            assert m.phone_llr_min is None and m.gop_mean is None
+            continue
         expected = _min_phone_llr_by_hand(loglikes, sides[0], sides[1], tid_to_pdf, tid_to_phone)
         assert m.phone_llr_min == pytest.approx(expected, abs=1e-4)
+        # the GOP scores alone need no search of the other side, and are the same
+        gop_only = Recognizer(graph, tid_to_pdf, words, fillers, RejectionRule(score="gop_mean"),
+                              RecognizerOptions(acoustic_scale=SCALE, beam=1e30, max_active=10**9, min_active=0,
+                                                lattice_beam=50.0, phone_scores=True), tid_to_phone=tid_to_phone)
+        assert gop_only.contrast is None
+        g = gop_only.recognize(loglikes).measures
+        assert g.phone_llr_min is None and g.gop_mean == pytest.approx(m.gop_mean, abs=1e-6)
         checked += 1
     assert checked >= 10
 

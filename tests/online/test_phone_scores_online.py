@@ -25,7 +25,8 @@ def test_live_phone_scores_equal_decode_commands_phone_scores(online_setup, garb
 
     data_dir, bundle_dir, model = online_setup
     result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM),
-                                      "--phone-scores", "--online-cmvn", str(bundle_dir / "global_cmvn.stats"),
+                                      "--phone-scores", "--phone-llr",
+                                      "--online-cmvn", str(bundle_dir / "global_cmvn.stats"),
                                       "--online-cmvn-config", str(bundle_dir / "conf/online_cmvn.conf"),
                                       "--model", str(model), str(garbage_graph_dir), str(data_dir),
                                       str(tmp_path / "decode")])
