@@ -28,7 +28,7 @@
 # .scp contents and the archives they point into) has the work dir written as @work@ and the
 # repository (the recipe's confs, lang/en) as @repo@, and what it fingerprints survives a copy
 # (contents; sizes and mtimes, which cp -a and mv keep). `stamp_workdir`, called once in the work
-# dir, records where it is (.stamp_workdir) and, when the dir was copied or moved, rewrites the
+# dir, records where it is (.workdir) and, when the dir was copied or moved, rewrites the
 # absolute paths its .scp files hold (make-mfcc writes the archives' absolute paths, as Kaldi
 # does) to the new place, keeping their mtimes, so the copy reads its own features. Stamps
 # written before this (no "stamp 2" on their first line) are accepted when they match as they
@@ -129,7 +129,7 @@ stamp_workdir() {
   # its .scp files at its own archives (mtimes kept, so no step re-runs).
   local here old f
   here=$(pwd -P)
-  old=$(cat .stamp_workdir 2>/dev/null || true)
+  old=$(cat .workdir 2>/dev/null || true)
   if [ -n "$old" ] && [ "$old" != "$here" ]; then
     log "  work dir moved or copied from $old: pointing its .scp files here"
     find . -name '*.scp' -type f -exec grep -lF "$old/" {} + 2>/dev/null | while read -r f; do
@@ -138,7 +138,7 @@ stamp_workdir() {
       mv "$f.relocated" "$f"  # written beside and renamed over: a `cp -al` copy shares the old file
     done
   fi
-  [ "$old" = "$here" ] || echo "$here" > .stamp_workdir
+  [ "$old" = "$here" ] || echo "$here" > .workdir
   _stamp_work=$here
 }
 
