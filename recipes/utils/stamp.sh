@@ -32,7 +32,8 @@
 # absolute paths its .scp files hold (make-mfcc writes the archives' absolute paths, as Kaldi
 # does) to the new place, keeping their mtimes, so the copy reads its own features. Stamps
 # written before this (no "stamp 2" on their first line) are accepted when they match as they
-# were computed then, and rewritten in the new form.
+# were computed then, paths into another checkout's recipes/ or lang/ aside, and are rewritten
+# in the new form.
 # Needs `log` from path.sh.
 
 _stamp_version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$KALDILITE_REPO/kaldilite/__init__.py")
@@ -115,6 +116,12 @@ _stamp_outputs() {  # FORMAT OUTPUT...: size (a script file: its location-free c
   done
 }
 
+_stamp_checkout_free() {
+  # The first format wrote the checkout's paths as they were: any path into a recipe's or lang/en's
+  # folder is compared without the checkout it was in (the files' contents are compared anyway).
+  sed -E "s#/[^[:space:]'\"]*/(recipes|lang)/#@repo@/\1/#g"
+}
+
 _stamp_head() {  # FORMAT: the inputs' and the command's part of the stamp (taken before the command runs)
   _stamp_manifest "$1" "${inputs[@]}"; printf 'command'; printf ' %q' "${command[@]}"; echo
   if declare -F "${command[0]}" >/dev/null; then declare -f "${command[0]}"; fi
@@ -160,7 +167,8 @@ step() {
       log "  up to date: $stamp"
       return 0
     fi
-    if [ "${stored%%$'\n'*}" = "kaldilite $_stamp_version" ] && [ "$stored" = "$(_stamp_expected 1 "$(_stamp_head 1)")" ]; then
+    if [ "${stored%%$'\n'*}" = "kaldilite $_stamp_version" ] && [ "$(_stamp_checkout_free <<< "$stored")" = \
+         "$(_stamp_expected 1 "$(_stamp_head 1)" | _stamp_checkout_free)" ]; then
       _stamp_expected 2 "$head" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"  # the first format: up to date, rewritten
       log "  up to date: $stamp"
       return 0

@@ -111,3 +111,54 @@ def test_real_changes_still_re_run_the_steps_that_read_them(tmp_path):
     # an output deleted: its step runs again
     (copy / "exp/m/final.mdl").unlink()
     assert run(copy, other_checkout)[0] == ["train"]
+
+
+LEGACY_STEP = r"""
+set -euo pipefail
+log() { echo "$*"; }
+. "$STAMP_SH"
+cd "$WORK"
+stamp_workdir
+make_out() { cat "$KALDILITE_REPO/recipes/conf/a.conf" > out.txt; echo make_out >> ran.txt; }
+conf="$KALDILITE_REPO/recipes/conf/a.conf"
+step exp/.stamp "$conf" --out out.txt -- make_out --config "$conf"
+"""
+
+
+def _first_format_stamp(checkout, conf, out):
+    """A stamp as the first stamp.sh wrote it: raw paths, a file's sum = sha1 of `sha1sum < FILE`'s line."""
+    import hashlib
+
+    inner = hashlib.sha1(conf.read_bytes()).hexdigest() + "  -\n"
+    stat = out.stat()
+    body = "make_out () \n{ \n" \
+           '    cat "$KALDILITE_REPO/recipes/conf/a.conf" > out.txt;\n    echo make_out >> ran.txt\n}'
+    return (f"kaldilite 9.9\n{conf} {hashlib.sha1(inner.encode()).hexdigest()}\n"
+            f"command make_out --config {checkout}/recipes/conf/a.conf\n{body}\n"
+            f"out out.txt {stat.st_size} {int(stat.st_mtime)}\n")
+
+
+def test_a_first_format_stamp_from_another_checkout_is_accepted_and_rewritten(tmp_path):
+    old_checkout = make_checkout(tmp_path / "old_repo")
+    (old_checkout / "recipes" / "conf").mkdir(parents=True)
+    conf = old_checkout / "recipes" / "conf" / "a.conf"
+    conf.write_text("--beam=13\n")
+    work = tmp_path / "work"
+    (work / "exp").mkdir(parents=True)
+    (work / "out.txt").write_text("--beam=13\n")
+    (work / "exp" / ".stamp").write_text(_first_format_stamp(old_checkout, conf, work / "out.txt"))
+    new_checkout = copy_a(old_checkout, tmp_path / "new_repo")
+    env = dict(os.environ, WORK=str(work), KALDILITE_REPO=str(new_checkout), STAMP_SH=str(STAMP_SH))
+
+    def run_step():
+        (work / "ran.txt").unlink(missing_ok=True)
+        out = subprocess.run(["bash", "-c", LEGACY_STEP], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return (work / "ran.txt").read_text().split() if (work / "ran.txt").exists() else []
+
+    assert run_step() == []
+    stamp = (work / "exp" / ".stamp").read_text()
+    assert stamp.startswith("kaldilite 9.9 stamp 2\n") and "@repo@/recipes/conf/a.conf" in stamp
+    assert run_step() == []
+    (new_checkout / "recipes" / "conf" / "a.conf").write_text("--beam=15\n")  # a real change still runs it
+    assert run_step() == ["make_out"]
