@@ -104,6 +104,10 @@ def _command_line(ctx):
               help="Final model: average = the plain average of the last iterations' models (kept if not worse "
               "than the last model on the validation frames); optimize = nnet-combine-fast: weights per model "
               "and layer fitted by L-BFGS on the validation frames (at most --max-models-combine inputs).")
+@click.option("--realign-epochs", default="", show_default=True,
+              help="Epochs (space-separated, e.g. '2') at whose start the current network realigns DATA against its "
+              "transcripts' training graphs (nnet-align-compiled: beam 10, retry 40, its priors re-estimated) and "
+              "training continues on those alignments (train_pnorm_simple2.sh --realign-epochs). Empty: never.")
 @click.option("--splice-width", default=4, show_default=True, help="Frames of context on each side.")
 @click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")
 @click.option("--within-class-factor", default=0.0001, show_default=True,
@@ -167,7 +171,12 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
 
         threads = single_threaded_blas()
     with threads, _TrainLog(Path(exp) / "log" / "train.log", _command_line(ctx)):
-        result = train_nnet2(data, lang, ali_dir, exp, opts)
+        realigner = None
+        if opts.realign_epoch_list():
+            from kaldilite.train.nnet_realign import TrainingGraphRealigner
+
+            realigner = TrainingGraphRealigner(data, lang)
+        result = train_nnet2(data, lang, ali_dir, exp, opts, realigner=realigner)
         final = result["final"]
         summary = (f"train-nnet2: done in {result['seconds']:.1f} s ({result['frames_per_second']:.0f} frames/s); "
                    f"input {result['input']}; final train objf {final['train_objf']:.4f} accuracy "

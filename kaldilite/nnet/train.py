@@ -98,6 +98,9 @@ class Nnet2Options:
     prior_scale: float = 1.0  # decoding divides by prior^prior_scale (recorded in the model)
     seed: int = 0
     ensemble_size: int = 1  # > 1: that many networks from seeds seed.. seed+n-1, posteriors averaged
+    # train_pnorm_simple2.sh --realign-epochs: space-separated epochs at whose start the current network realigns
+    # the data and training goes on with its alignments (kaldilite.nnet.realign; train_nnet2 needs a `realigner`)
+    realign_epochs: str = ""
     # file-level options (train_nnet2)
     splice_width: int = 4
     lda_dim: int = 0
@@ -120,6 +123,10 @@ class Nnet2Options:
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
         if self.ensemble_size < 1:
             raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
+        epochs = self.realign_epoch_list()
+        if any(not 0 < e < self.num_epochs for e in epochs) or (epochs and self.ensemble_size > 1):
+            raise InputError(f"train-nnet2: --realign-epochs {self.realign_epochs!r}: epochs strictly between 0 and "
+                             f"--num-epochs {self.num_epochs}, with one network (--ensemble-size 1)")
         if self.combine not in ("average", "optimize"):
             raise InputError(f"train-nnet2: --combine must be average or optimize, got {self.combine!r}")
         if self.update not in ("sgd", "rms"):
@@ -146,6 +153,12 @@ class Nnet2Options:
                            time_mask_max_frames=self.spec_augment_time_mask_max_frames, domain=domain,
                            cepstral_lifter=self.spec_augment_cepstral_lifter)
 
+    def realign_epoch_list(self):
+        try:
+            return [float(e) for e in str(self.realign_epochs).replace(",", " ").split()]
+        except ValueError:
+            raise InputError(f"train-nnet2: --realign-epochs must be numbers, got {self.realign_epochs!r}") from None
+
 
 @dataclasses.dataclass
 class TrainingResult:
@@ -164,9 +177,10 @@ def learning_rate(iteration, num_iters, initial, final):
 
 
 def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
-                  nnet=None, with_priors=True):
+                  nnet=None, with_priors=True, realign=None):
     """SGD training of a p-norm network (see the module docstring) -> TrainingResult (its priors
-    None without `with_priors`: an ensemble member, whose ensemble estimates its own)."""
+    None without `with_priors`: an ensemble member, whose ensemble estimates its own). `realign`:
+    nnet -> (train targets, validation targets), called at the start of each of `opts.realign_epochs`."""
     start = time.perf_counter()
     rng = np.random.default_rng(opts.seed)
     if not isinstance(train_feats, SplicedFrames):
@@ -212,8 +226,13 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     best_valid, best_iter, worse_streak = -np.inf, -1, 0
     order = rng.permutation(num_frames)
     cursor = 0
+    realign_iters = {round(e * iters_per_epoch) for e in opts.realign_epoch_list()} if realign else set()
     for iteration in range(num_iters):
         lr = learning_rate(iteration, num_iters, opts.initial_learning_rate, opts.final_learning_rate)
+        if iteration in realign_iters:  # new targets: the diagnostics and the validation best start again
+            train_targets, valid_targets = realign(nnet)
+            diag_targets = train_targets[diag_index]
+            best_valid, worse_streak = -np.inf, 0
         if iteration == mix_up_iter:
             softmax = nnet.components[nnet._softmax_index]
             counts = softmax.forward(nnet.logits(diag_feats)).astype(np.float64).sum(axis=0)
@@ -267,7 +286,8 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     return TrainingResult(final, priors, history, seconds, frames / seconds)
 
 
-def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options):
+def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
+                   realign=None):
     """`train_network` once, or `ensemble_size` times from seeds seed, seed+1, ... -> TrainingResult.
 
     Members see the same examples and validation set and differ only in their random start and
@@ -275,7 +295,7 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
     network (nnet-adjust-priors), and its history is the first member's.
     """
     if opts.ensemble_size <= 1:
-        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts)
+        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts, realign=realign)
     from kaldilite.nnet.network import NnetEnsemble
 
     results = []
@@ -605,8 +625,10 @@ def _pipeline_features(data_dir, pipeline):
     return load_features(data_dir, pipeline)
 
 
-def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None = None):
-    """DATA LANG ALI_DIR EXP -> EXP/final.mdl (see the module docstring). Returns a summary dict."""
+def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None = None, realigner=None):
+    """DATA LANG ALI_DIR EXP -> EXP/final.mdl (see the module docstring). Returns a summary dict.
+    `realigner` (tm, tree, (utt, loglikes) iterable) -> {utt: pdfs}: the aligner of --realign-epochs
+    (kaldilite.train.nnet_realign.TrainingGraphRealigner)."""
     import shutil
     from pathlib import Path
 
@@ -698,8 +720,20 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     pipeline = spliced.with_transform(transform)
     # the validation set (at most --num-utts-subset utterances) is evaluated every iteration: made once
     valid_inputs = examples.subset(frame_is_valid).with_transform(transform).materialize()
+    realign = None
+    if opts.realign_epoch_list():
+        if realigner is None:
+            raise InputError("train-nnet2: --realign-epochs needs an aligner (the train-nnet2 verb gives one)")
+        from kaldilite.nnet.realign import realigned_targets
+
+        def realign(nnet):
+            priors = estimate_priors(nnet, train_examples.with_transform(transform), opts.prior_subset_size,
+                                     np.random.default_rng([opts.seed, 2]))
+            new, _ = realigned_targets(nnet, examples.with_transform(transform), utts, offsets, targets, priors,
+                                       opts.prior_scale, realigner, tm, tree)
+            return new[~frame_is_valid], new[frame_is_valid]
     result = train_ensemble(train_examples.with_transform(transform), train_targets, valid_inputs,
-                            targets[frame_is_valid], num_pdfs, opts)
+                            targets[frame_is_valid], num_pdfs, opts, realign=realign)
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
     model = NnetAcousticModel(tm, result.nnet, result.priors, pipeline, raw_dim, opts.feature_type, extra,

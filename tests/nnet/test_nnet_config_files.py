@@ -15,7 +15,7 @@ def _options_of(tmp_path, monkeypatch, *args):
     """The Nnet2Options train-nnet2 would train with (training itself replaced by a capture)."""
     import kaldilite.nnet.train
 
-    def capture(data, lang, ali_dir, exp, opts):
+    def capture(data, lang, ali_dir, exp, opts, **_):  # (realigner=...: train-nnet2 --realign-epochs)
         raise _Captured(opts)
 
     monkeypatch.setattr(kaldilite.nnet.train, "train_nnet2", capture)
