@@ -70,10 +70,11 @@ rejection_score=logistic   # what the threshold applies to: llr_total (command v
 rejection_features=llr_total,gop_mean  # logistic: llr_total + the command's mean GOP (Witt & Young 2000) over its
                            # non-silence frames. 20 held-out training speakers, cross-calibrated 5% in-domain FA
                            # (paired against llr_total alone): clean tri3b 60.7 -> 70.4% (41 fixed, 8 broken), its
-                           # DNN 64.5 -> 72.7% (36/8), t3_vf0 78.3 -> 81.2% (12/2), 50%-data tri3b 70.4 -> 70.7%
-                           # (5/4). Dev (one run): nnet2 89.4 -> 91.1% (8/2; pooled FA 5.2 -> 6.7%), tri3b 85.3
-                           # -> 88.6% (14/2; 4.7 -> 5.4%); one threshold on all of dev at 4.9%: 88.6 -> 90.0, 85.8
-                           # -> 88.6. llr_total alone: rejection_score=llr_total sat_rejection_score=llr_total
+                           # DNN 64.5 -> 72.7% (36/8), with SpecAugment 72.7 -> 81.2% (31/2), t3_vf0 78.3 -> 81.2%
+                           # (12/2), 50%-data tri3b 70.4 -> 70.7% (5/4). Dev (one run, DNN without SpecAugment):
+                           # nnet2 89.4 -> 91.1% (8/2; pooled FA 5.2 -> 6.7%), tri3b 85.3 -> 88.6% (14/2; 4.7 ->
+                           # 5.4%); one threshold on all of dev at 4.9%: 88.6 -> 90.0, 85.8 -> 88.6.
+                           # llr_total alone: rejection_score=llr_total sat_rejection_score=llr_total
 sat_fmllr_hypothesis=garbage  # SAT models (tri3b): fMLLR from the best path of the filler/garbage side of the
                            # graph (decode-commands --fmllr-hypothesis), not the first pass's best path, which pulls
                            # an OOV word toward the command it was taken for: tri3b cross-calibrated 63.9% command
