@@ -61,7 +61,8 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    (bench/rejection_slice.py; the clean chain of bench/learning_curve.py): tri3b 60.7% @ 6.2% ->
    70.4% @ 6.2-6.5% (41 commands fixed, 8 broken), its DNN (the recipe's nnet2 recipe on that tree)
    64.5% @ 4.8% -> 72.7% @ 5.1% (36 / 8), the same DNN trained with SpecAugment 72.7% @ 4.8% ->
-   81.2% @ 5.1% (31 / 2), a tri3b whose tree saw the slice 78.3% @ 4.8% -> 81.2% @ 5.4% (12 / 2), tri3b on 50% of the speakers 70.4% @ 4.3% -> 70.7% @ 3.8% (5 / 4), on 25% 43.1% @
+   81.2% @ 5.1% (31 / 2), a tri3b whose tree saw the slice 78.3% @ 4.8% -> 81.2% @ 5.4% (12 / 2),
+   tri3b on 50% of the speakers 70.4% @ 4.3% -> 70.7% @ 3.8% (5 / 4), on 25% 43.1% @
    2.7% -> 43.1% @ 2.4% (1 / 1; there the best-path rule, not the threshold, limits: the garbage
    side wins on most commands). Alone, ``gop_mean`` helped the GMMs (tri3b 68.9%, 80.9%) but not
    the DNN (58.1%); ``gop_min`` (weakest phone) was noisier (65.7%, 75.4%, DNN 63.9%). The ratios
