@@ -220,12 +220,20 @@ make_nnet_feats() {  # SET
     kaldilite compute-cmvn-stats $h exp/make_mfcc_hires/$x mfcc_hires
 }
 
+occs_model() {  # the newest GMM system with per-pdf training occupancies (final.occs), if any
+  local m
+  for m in tri3b tri2b tri1 mono; do [ -f exp/$m/final.occs ] && { echo exp/$m; return 0; }; done
+  return 0
+}
+
+untrained_checked=false
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   # Before anything runs: every command and filler word must have a pronunciation of known phones,
   # and (once a GMM system is trained) a warning for each word using a phone it had no training data for.
-  occs_model=$(for m in tri3b tri2b tri1 mono; do [ -f exp/$m/final.occs ] && { echo exp/$m; break; }; done; true)
-  kaldilite check-pronunciations $([ "$auto_g2p" = true ] && echo --auto-g2p) ${occs_model:+--model-dir $occs_model} \
+  occs=$(occs_model)
+  kaldilite check-pronunciations $([ "$auto_g2p" = true ] && echo --auto-g2p) ${occs:+--model-dir $occs} \
     "$lang_en" "$commands" "$lang_en/fillers.txt"
+  [ -z "$occs" ] || untrained_checked=true
 fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -495,6 +503,10 @@ sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fM
 . "$recipe_dir/../utils/pool.sh"  # pool_start COMMAND... (at most $nj at once), pool_wait
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  occs=$(occs_model)
+  if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # a first run: stage 3 came before any model
+    kaldilite check-pronunciations --model-dir $occs "$lang_en" "$commands" "$lang_en/fillers.txt"
+  fi
   for m in "${models[@]}"; do
     log "Stage 9: $m: graphs (with rejection, commands only) and decoding of dev"
     make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
