@@ -44,10 +44,11 @@ class TrainingGraphRealigner:
         from kaldilite.lang import LangDir
         from kaldilite.train.gmm_steps import transcripts_for
 
-        utterance_loglikes = list(utterance_loglikes) if self._graphs is None else utterance_loglikes
-        if self._graphs is None:  # compiled once, for every realignment of the run
+        if self._graphs is None:  # compiled once (one per distinct transcript), for every realignment of the run
+            from kaldilite.io.datadir import DataDir
+
             lang = LangDir.load(self.lang_dir)
-            utts = [utt for utt, _ in utterance_loglikes]
+            utts = sorted(DataDir.load(self.data_dir).text or {})
             self._graphs = compile_training_graphs(lang, tree, tm, transcripts_for(self.data_dir, lang, utts),
                                                    transition_scale=0.0, self_loop_scale=0.0)
         tid_costs = transition_id_costs(tm, self.transition_scale, self.self_loop_scale).astype(np.float32)
