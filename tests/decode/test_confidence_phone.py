@@ -44,6 +44,8 @@ def test_silence_counts_as_a_phone_only_when_not_declared_silence():
     s = phone_scores(LOGLIKES, COMMAND, CONTRAST, TID_TO_PDF, TID_TO_PHONE, silence_phones=[])
     # the silence segments (frames 0 and 5, difference 0, goodness 0) now join the minimum and the sum
     assert s["phone_llr_min"] == pytest.approx(-1.0) and s["word_llr"] == pytest.approx(4.0)
+    # those two cannot tell (silence adds 0); the mean goodness can: 6 frames instead of 4
+    assert s["gop_mean"] == pytest.approx((-0.5 + 0 - 1 + 0) / 6)
     assert phone_scores(LOGLIKES[:1], [1], [1], TID_TO_PDF, TID_TO_PHONE, silence_phones=[1]) is None
 
 
