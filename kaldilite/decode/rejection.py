@@ -431,6 +431,19 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
     return WordSequences([(tuple(symbol(w) for w in result.words), result.cost)], result.num_frames, scale,
                          lattice_beam)
 
+def scored_word_sequences(decoder, words, lattice_beam, max_word_sequences, merge_words, contrast=None,
+                          phone_scorer=None):
+    """`word_sequences_from_decoder` plus what the rule may read besides the lattice: ``contrast``
+    (a `confidence.ContrastSearch`) the exact side costs, ``phone_scorer`` (a `confidence.PhoneScorer`)
+    the phone-level scores of the decoder's best path; both fed the decoder's frames. What
+    `recognize_decoder` (online) and `Recognizer` (decode-commands) decide on."""
+    hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences, merge_words)
+    if contrast is not None:
+        hyps.contrast = contrast.costs(hyps)
+    if phone_scorer is not None:
+        hyps.phone_scores = phone_scorer.scores(decoder.finalize())
+    return hyps
+
 
 def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100, contrast=None,
                       merge_words=None, phone_scorer=None):
@@ -444,11 +457,7 @@ def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_
     rule = rule or RejectionRule()
     if merge_words is None:
         merge_words = filler_word_ids(decoder.graph, words, fillers)
-    hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences, merge_words)
-    if contrast is not None:
-        hyps.contrast = contrast.costs(hyps)
-    if phone_scorer is not None:
-        hyps.phone_scores = phone_scorer.scores(decoder.finalize())
+    hyps = scored_word_sequences(decoder, words, lattice_beam, max_word_sequences, merge_words, contrast, phone_scorer)
     return rule.decide(hyps, fillers)
 
 
@@ -495,13 +504,10 @@ class Recognizer:
                 part.advance(loglikes)
 
     def word_sequences(self):
-        hyps = word_sequences_from_decoder(self.decoder, self.words, self.opts.lattice_beam,
-                                           self.opts.max_word_sequences, self.merge_words)
-        if self.contrast is not None and self.opts.exact_llr:
-            hyps.contrast = self.contrast.costs(hyps)
-        if self.phone_scorer is not None:
-            hyps.phone_scores = self.phone_scorer.scores(self.decoder.finalize())
-        return hyps
+        # (the contrast search may be there for phone_llr alone: then the lattice's llr, as online)
+        return scored_word_sequences(self.decoder, self.words, self.opts.lattice_beam, self.opts.max_word_sequences,
+                                     self.merge_words, self.contrast if self.opts.exact_llr else None,
+                                     self.phone_scorer)
 
     def decide(self):
         """The `Decision` for the frames consumed since `start`."""
@@ -527,4 +533,4 @@ def recognize(graph, loglikes, tid_to_pdf, words, fillers, rule=None, opts=None)
 __all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "FEATURES", "DEFAULT_LOGISTIC_FEATURES", "feature_vector",
            "WordSequences", "Measures", "Decision", "RejectionRule",
            "RecognizerOptions", "Recognizer", "measure", "filler_word_ids", "read_fillers", "recognize", "recognize_decoder",
-           "word_sequences_from_decoder"]
+           "scored_word_sequences", "word_sequences_from_decoder"]
