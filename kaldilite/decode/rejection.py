@@ -47,32 +47,26 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    for "on", "nine" for "no") on which every feature agrees with the command. Per-command
    offsets (``label=<command>`` features) raised accuracy to ~72% but missed the FA target on the
    other speakers (7-8%), as per-command thresholds did. Opt-in, not the recipe's default.
-5. Phone-level scores (`confidence.phone_scores`, ``RecognizerOptions.phone_scores`` /
-   ``phone_llr``): ``phone_llr_min``, ``phone_llr_min_per_frame``, ``word_llr``, ``gop_min``,
-   ``gop_mean``, each a score of its own and a logistic feature (`PHONE_SCORES`). The commands
-   recipe calibrates ``score="logistic"`` over ``llr_total`` and ``gop_mean`` (the command path's
-   mean goodness of pronunciation over its non-silence frames, Witt & Young 2000): ``llr_total``
-   says how much better the command explains the utterance than the filler/garbage side, but the
-   garbage phone loop's bonus and the model's sharpness move that balance from one retrain to the
-   next (held-out-speaker slice, same forced choice 90.9%: thresholds 21-25 on one tri3b, 52-55 on
-   another), while the GOP measures how well the command's own phones fit against the best pdf of
-   each frame, a normalization by the model itself. 20 held-out training speakers, 2-fold
-   cross-calibrated for 5% in-domain FA, paired against ``llr_total`` on the same decodes
-   (bench/rejection_slice.py; the clean chain of bench/learning_curve.py): tri3b 60.7% @ 6.2% ->
-   70.4% @ 6.2-6.5% (41 commands fixed, 8 broken), its DNN (the recipe's nnet2 recipe on that tree)
-   64.5% @ 4.8% -> 72.7% @ 5.1% (36 / 8), the same DNN trained with SpecAugment 72.7% @ 4.8% ->
-   81.2% @ 5.1% (31 / 2), a tri3b whose tree saw the slice 78.3% @ 4.8% -> 81.2% @ 5.4% (12 / 2),
-   tri3b on 50% of the speakers 70.4% @ 4.3% -> 70.7% @ 3.8% (5 / 4), on 25% 43.1% @
-   2.7% -> 43.1% @ 2.4% (1 / 1; there the best-path rule, not the threshold, limits: the garbage
-   side wins on most commands). Alone, ``gop_mean`` helped the GMMs (tri3b 68.9%, 80.9%) but not
-   the DNN (58.1%); ``gop_min`` (weakest phone) was noisier (65.7%, 75.4%, DNN 63.9%). The ratios
-   against the garbage path per phone failed: the phone loop reproduces a spoken command's own
-   pdfs, so ``phone_llr_min`` is 0 on half the right commands and on many out-of-vocabulary words
-   alike (tri3b 29.0%, DNN 11.4%); ``word_llr`` (acoustic only, silence excluded) 23.2%: without
-   the graph costs (the garbage phone bonus) the phone loop always fits better. The GOP scores come
-   from the utterance's best path alone (no extra search: decode-commands ``--phone-scores``), the
-   ratios also from a search for the best filler/garbage path (``--phone-llr``); both are computed
-   live the same way (`confidence.PhoneScorer` in `kaldilite.online.recognizer`).
+5. Phone-level scores (`confidence.phone_scores`): ``phone_llr_min``, ``phone_llr_min_per_frame``,
+   ``word_llr``, ``gop_min``, ``gop_mean``, each a score of its own and a logistic feature
+   (`PHONE_SCORES`). The GOP scores come from the utterance's best path alone (decode-commands
+   ``--phone-scores``, ``RecognizerOptions.phone_scores``: no extra search), the ratios also from
+   the best filler/garbage path (``--phone-llr``: one more search); live the same way
+   (`confidence.PhoneScorer`). The commands recipe calibrates ``score="logistic"`` over
+   ``llr_total`` and ``gop_mean`` (the command path's mean goodness of pronunciation over its
+   non-silence frames, Witt & Young 2000). ``llr_total`` weighs the command against the
+   filler/garbage side, a balance that the garbage phone loop's bonus and the model's sharpness
+   move from one retrain to the next (thresholds 21-25 on one tri3b, 52-55 on another of the same
+   forced-choice accuracy); the GOP normalizes by the model itself (the command's pdfs against the
+   best pdf of each frame). On 20 held-out training speakers (bench/rejection_slice.py; 2-fold
+   cross-calibrated for 5% in-domain FA, paired against ``llr_total`` on the same decodes) command
+   accuracy went 60.7 -> 70.4% with tri3b (41 commands fixed, 8 broken), 64.5 -> 72.7% with its DNN
+   (36 / 8) and 72.7 -> 81.2% with that DNN trained with SpecAugment (31 / 2); with too little
+   training data (tri3b on 25% of the speakers: 43.1% either way) the best-path rule, not the
+   threshold, is the limit. Alone, ``gop_mean`` helped the GMMs but not the DNN, and ``gop_min``
+   (the weakest phone) was noisier. The ratios against the garbage path failed (``phone_llr_min``:
+   tri3b 29.0%, DNN 11.4%; ``word_llr`` 23.2%): the phone loop reproduces a command's own pdfs, so
+   the weakest phone's ratio is 0 on half the right commands and on out-of-vocabulary words alike.
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"
