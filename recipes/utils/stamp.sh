@@ -42,19 +42,29 @@ _stamp_repo_physical=$(cd "$KALDILITE_REPO" && pwd -P)
 
 _stamp_sed_escape() { printf '%s' "$1" | sed 's/[][\\.*^$|&/]/\\&/g'; }
 
-_stamp_norm() {
-  # stdin -> stdout with the work dir's and the repository's absolute paths written @work@ and @repo@
-  # (the work dir first: the default one is inside the repository)
-  local args=() p name
+_stamp_norm_args=()
+_stamp_set_norm() {
+  # the sed expressions of _stamp_norm, built once (at load and by stamp_workdir), not per file
+  # (the work dir's first: the default one is inside the repository)
+  local p name
+  _stamp_norm_args=()
   for name in work repo; do
     if [ $name = work ]; then set -- "$_stamp_work"; else set -- "$KALDILITE_REPO" "$_stamp_repo_physical"; fi
     for p in "$@"; do
       [ -n "$p" ] || continue
       p=$(_stamp_sed_escape "$p")
-      args+=(-e "s|$p/|@$name@/|g" -e "s|$p\$|@$name@|" -e "s|$p\([[:space:]'\"]\)|@$name@\1|g")
+      _stamp_norm_args+=(-e "s|$p/|@$name@/|g" -e "s|$p\$|@$name@|" -e "s|$p\([[:space:]'\"]\)|@$name@\1|g")
     done
   done
-  if [ ${#args[@]} -eq 0 ]; then cat; else sed "${args[@]}"; fi
+}
+_stamp_set_norm
+
+_stamp_norm() {  # stdin -> stdout with the work dir's and the repository's absolute paths written @work@ and @repo@
+  if [ ${#_stamp_norm_args[@]} -eq 0 ]; then cat; else sed "${_stamp_norm_args[@]}"; fi
+}
+
+_stamp_paths() {  # FORMAT: stdin -> stdout, paths made location-free (_stamp_norm), or as they are (FORMAT 1)
+  if [ "$1" = 1 ]; then cat; else _stamp_norm; fi
 }
 
 _stamp_file_sum() {
@@ -63,15 +73,9 @@ _stamp_file_sum() {
   {
     case "$1" in
       *.scp)
-        if [ "${2:-2}" = 1 ]; then
-          sha1sum < "$1"
-          awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
-            while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done
-        else
-          _stamp_norm < "$1" | sha1sum
-          awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
-            while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done | _stamp_norm
-        fi ;;
+        _stamp_paths "${2:-2}" < "$1" | sha1sum
+        awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
+          while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done | _stamp_paths "${2:-2}" ;;
       *) sha1sum < "$1" ;;
     esac
   } | sha1sum | cut -c1-40
@@ -128,7 +132,7 @@ _stamp_head() {  # FORMAT: the inputs' and the command's part of the stamp (take
 }
 
 _stamp_expected() {  # FORMAT HEAD: what the stamp file holds for the step to be up to date
-  { printf '%s\n' "$2"; _stamp_outputs "$1" "${outputs[@]}"; } | if [ "$1" = 1 ]; then cat; else _stamp_norm; fi
+  { printf '%s\n' "$2"; _stamp_outputs "$1" "${outputs[@]}"; } | _stamp_paths "$1"
 }
 
 stamp_workdir() {
@@ -147,6 +151,7 @@ stamp_workdir() {
   fi
   [ "$old" = "$here" ] || echo "$here" > .workdir
   _stamp_work=$here
+  _stamp_set_norm
 }
 
 step() {
