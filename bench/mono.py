@@ -118,7 +118,6 @@ def main():
         for _ in range(args.graph_repeats):  # interleaved, so that a busy spell inflates all three alike
             for code in floor_imports:
                 floors[code].append(timed([sys.executable, "-c", code], cwd=work, env=with_one_blas_thread)[:2])
-        floor = floors[floor_imports[0]]
         split = graph_split(work, args.graph_repeats)
         times["decode test"] = repeated(work, kaldilite("decode", "--nj", "2", "--acwt", "0.1", "exp/mono/graph",
                                                         "data/test", "exp/mono/decode_test"), args.repeats)
@@ -131,6 +130,9 @@ def main():
         if isinstance(values, list):
             return f"{min(values):.2f} / {statistics.median(values):.2f}"
         return f"{values:.2f}"
+
+    def wall_and_cpu(runs):  # [(wall, cpu)...] -> "min / median s wall, min / median s CPU"
+        return f"{cell([w for w, _ in runs])} s wall, {cell([c for _, c in runs])} s CPU"
 
     def fastest(values):
         return min(values) if isinstance(values, list) else values
@@ -152,10 +154,9 @@ def main():
         *rows,
         "",
         f"Graph start-up floor (`python -c \"import numpy, click, pywrapfst\"`, {args.graph_repeats} runs): "
-        f"{cell([w for w, _ in floor])} s wall, {cell([c for _, c in floor])} s CPU; without numpy "
-        f"(`import click, pywrapfst`) {cell([w for w, _ in floors[floor_imports[1]]])} s wall, "
-        f"{cell([c for _, c in floors[floor_imports[1]]])} s CPU; the bare interpreter (`python -c pass`) "
-        f"{cell([w for w, _ in floors['pass']])} s wall, {cell([c for _, c in floors['pass']])} s CPU. "
+        f"{wall_and_cpu(floors['import numpy, click, pywrapfst'])}; without numpy "
+        f"(`import click, pywrapfst`) {wall_and_cpu(floors['import click, pywrapfst'])}; the bare interpreter "
+        f"(`python -c pass`) {wall_and_cpu(floors['pass'])}. "
         "Inside one mkgraph process (CPU, min of as many runs): "
         + ", ".join(f"{part} {1000 * seconds:.1f} ms" for part, seconds in split.items()) + ".",
         f"Decoding real-time factor: {decode_wall:.2f} s / {audio:.1f} s of audio = "
