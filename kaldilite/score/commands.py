@@ -380,7 +380,8 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
     needed = sorted(rule.needs_phone_scores())
-    if needed and not any(getattr(measures[u][0], name) is not None for u in references for name in needed):
+    if needed and not any(getattr(measures[u][0], name) is not None
+                          for u in references if u in measures for name in needed):  # (missing: _sweep_arrays)
         raise InputError(f"the rejection rule reads phone-level scores ({', '.join(needed)}) and no utterance's "
                          "measures have them; decode with `kaldilite decode-commands --phone-scores` (--phone-llr "
                          "for phone_llr_min, phone_llr_min_per_frame, word_llr)")

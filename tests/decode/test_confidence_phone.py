@@ -117,3 +117,7 @@ def test_calibrating_a_phone_score_on_measures_without_them_says_how_to_get_them
     with pytest.raises(InputError, match="--phone-scores"):
         calibrate_threshold(refs, measures, rule, {"no"})
     calibrate_threshold(refs, measures, RejectionRule(score="llr_total"), {"no"})  # no phone score: fine
+    # a reference utterance without measures: the usual message, not a KeyError from the phone-score check
+    measures = {"b": (Measures(words=("no",), label=("no",), confidence=1.0, llr=1.0, gop_mean=-0.5), 50)}
+    with pytest.raises(InputError, match="no measures for reference utterance a"):
+        calibrate_threshold(refs, measures, RejectionRule(score="gop_mean"), {"no"})
