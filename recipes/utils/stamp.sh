@@ -16,8 +16,9 @@
 #     wavs, where reading every byte would cost more than the step).
 # A `*.scp` file also contributes the size and mtime of every archive it points into: its text
 # stays the same when features are recomputed into the same archive names.
-# OUTPUTs are files the step writes; the stamp records their size and mtime, so an output that
-# was deleted or rewritten by something else makes the step run again.
+# OUTPUTs are files the step writes; the stamp records their size and mtime (a `*.scp` file: its
+# location-free checksum and mtime, see below), so an output that was deleted or rewritten by
+# something else makes the step run again.
 # The stamp holds one line per input with its checksum, the kaldilite version, the command
 # (with the body of a shell function when COMMAND is one) and the outputs. When the stamp
 # matches, the step logs "up to date" and does nothing; otherwise the stamp is removed, COMMAND runs and, only if it
