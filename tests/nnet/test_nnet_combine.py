@@ -72,7 +72,10 @@ def test_optimized_weights_beat_the_average_when_one_model_is_much_better():
 def test_never_worse_than_the_plain_average():
     nets = [random_net(s) for s in (20, 21, 22)]
     feats, targets = data_of(random_net(23), num_frames=300)
-    _, weights, average_objf, final_objf = combine_nnets(nets, feats, targets, num_lbfgs_iters=2)
+    combined, weights, average_objf, final_objf = combine_nnets(nets, feats, targets, num_lbfgs_iters=2)
+    # both objectives measured independently: the plain average by average_nnets, the result by itself
+    assert average_objf == pytest.approx(average_nnets(nets).evaluate(feats, targets)[0], abs=1e-4)
+    assert combined.evaluate(feats, targets)[0] == pytest.approx(final_objf, abs=1e-4)
     assert final_objf >= average_objf
     assert weights.shape == (3, 3)
 
