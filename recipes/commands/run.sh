@@ -504,7 +504,7 @@ sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fM
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   occs=$(occs_model)
-  if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # a first run: stage 3 came before any model
+  if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # stage 3 skipped, or run before any model (a first run)
     kaldilite check-pronunciations --model-dir $occs "$lang_en" "$commands" "$lang_en/fillers.txt"
   fi
   for m in "${models[@]}"; do
