@@ -136,6 +136,7 @@ class OnlineRecognizer:
         # at its end (and the best filler/garbage path searched for the ratios against it), as
         # decode-commands --phone-scores (--phone-llr) does
         self._phone_scorer = None
+        self._phone_parts = ()  # what is fed the utterance's frames besides the decoder
         needed = self.rule.needs_phone_scores()
         if needed and bundle.fillers:
             from kaldilite.decode.confidence import CONTRAST_PHONE_SCORES, ContrastSearch, PhoneScorer
@@ -146,6 +147,7 @@ class OnlineRecognizer:
                                           self.opts.decoder_options())
             self._phone_scorer = PhoneScorer(bundle.tid_to_pdf, bundle.tid_to_phone, bundle.silence_phones(),
                                              self._merge_words, contrast)
+            self._phone_parts = tuple(part for part in (contrast, self._phone_scorer) if part is not None)
         self._cmvn_state = bundle.cmvn_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
         self._resampler = None
@@ -167,10 +169,8 @@ class OnlineRecognizer:
         self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
                                                self._cmvn_state)
         self.decoder.init()
-        if self._phone_scorer is not None:
-            self._phone_scorer.init()
-            if self._phone_scorer.contrast is not None:
-                self._phone_scorer.contrast.init()
+        for part in self._phone_parts:
+            part.init()
         self._decoded = 0
         self._last_partial = None
         self._after_endpoint = False  # set when this utterance is the audio after an endpoint
@@ -216,10 +216,8 @@ class OnlineRecognizer:
             feats = self._features.get_frames(self._decoded, ready)
             loglikes = self.bundle.scorer.log_likelihoods(feats)
             self.decoder.advance(loglikes)
-            if self._phone_scorer is not None:
-                self._phone_scorer.advance(loglikes)
-                if self._phone_scorer.contrast is not None:
-                    self._phone_scorer.contrast.advance(loglikes)
+            for part in self._phone_parts:
+                part.advance(loglikes)
             self._decoded = ready
             if self.on_partial is not None:
                 words = self.partial()
