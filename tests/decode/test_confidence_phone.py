@@ -121,3 +121,12 @@ def test_calibrating_a_phone_score_on_measures_without_them_says_how_to_get_them
     measures = {"b": (Measures(words=("no",), label=("no",), confidence=1.0, llr=1.0, gop_mean=-0.5), 50)}
     with pytest.raises(InputError, match="no measures for reference utterance a"):
         calibrate_threshold(refs, measures, RejectionRule(score="gop_mean"), {"no"})
+
+
+def test_calibrate_rejection_offers_every_score_of_the_rule():
+    # the CLI spells the choices out (importing the rule would load the decoder at start-up): keep them in step
+    from kaldilite.cli.commands import calibrate_rejection_cmd
+    from kaldilite.decode.rejection import SCORES
+
+    option = next(p for p in calibrate_rejection_cmd.params if p.name == "score_name")
+    assert tuple(option.type.choices) == SCORES
