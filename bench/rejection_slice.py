@@ -10,21 +10,20 @@ slice of training speakers that the models did not see:
   SLICE_DIR/data/lang_test, the decoding lang; SLICE_DIR/exp/<gmm>, SLICE_DIR/exp/<dnn>: models
   trained on the other training speakers (the DNN on the GMM's tree: it decodes the GMM's graphs).
 
-For each garbage phone bonus b (make-grammar --garbage-phone-bonus, with run.sh's --edge-noise-prob)
-and acoustic scale a it builds the commands grammar and the ten leave-one-command-out grammars, the
-GMM's graphs, and decodes the slice (--exact-llr; and with the commands-only grammar: the forced
-choice) and its held-out commands (--lattice-llr, as run.sh; all with --phone-scores; a DNN trained
-on online CMVN with the
-stats carried through each speaker's clips of the whole slice, as run.sh's --online-cmvn-history)
-with both models into OUT/exp/<model>/gb<b>_en<p>_a<a>/decode_{dev,dev_norej,heldout_commands} (an
-exp dir as the recipe lays it out, the slice in dev's place; OUT/data/heldout_commands as run.sh
-makes it). Before any decoding, each model is checked against the GMM's graph
-(`check_graph_for_model`: a DNN of another tree is refused). Then, per setting, the recipe's own
-scoring (`commands_results_rows`, the first threshold row of recipes/commands/RESULTS): command
-accuracy on the slice's commands with the threshold 2-fold cross-calibrated by speaker for FA <= 5%
-on the slice's fillers + noise + held-out commands, for the scores llr_total, confidence, logistic,
-logistic(llr_total,gop_mean) (the recipe's), gop_mean, and the fusion of the two models
-(fuse-command-scores: GMM label, summed standardized llr_totals).
+For each garbage phone bonus b (make-grammar --garbage-phone-bonus, with run.sh's --edge-noise-prob
+p) and acoustic scale a it builds the commands grammar, the ten leave-one-command-out grammars and
+the GMM's graphs, then decodes with both models, all with --phone-scores, into
+OUT/exp/<model>/gb<b>_en<p>_a<a>/ (an exp dir as the recipe lays it out, the slice in dev's place):
+decode_dev, the slice (--exact-llr); decode_dev_norej, the slice with the commands-only grammar (the
+forced choice); decode_heldout_commands, its held-out commands (--lattice-llr, as run.sh;
+OUT/data/heldout_commands as run.sh makes it; a DNN trained on online CMVN carries its stats through
+each speaker's clips of the whole slice, as run.sh's --online-cmvn-history). Before any decoding,
+each model is checked against the GMM's graph (`check_graph_for_model`: a DNN of another tree is
+refused). Then, per setting, the recipe's own scoring (`commands_results_rows`, the first threshold
+row of recipes/commands/RESULTS): command accuracy on the slice's commands with the threshold 2-fold
+cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out commands, for the
+scores llr_total, confidence, logistic, logistic(llr_total,gop_mean) (the recipe's), gop_mean, and
+the fusion of the two models (fuse-command-scores: GMM label, summed standardized llr_totals).
 Writes OUT/results.md and (unless --no-report) the `commands-rejection-slice` section of BENCHMARKS.md.
 
   .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/s5/w --gmm t3_vf0 --dnn h1_rms_hires \\
