@@ -2,12 +2,14 @@
 
 Independent answers: a flat-start model whose per-pdf occupancies are written by hand, with the
 pdfs of a phone found through the tree (not through the transition model the check walks); and
-for real systems, the phones of the training transcripts counted through the lexicon (a phone
-no training word uses can have no frames; one used hundreds of times has at least that many).
+for the session's commands system, the phones of its training transcripts counted through the
+lexicon (a phone no training word uses can have no frames; each aligned use of a phone gives each
+of its HMM states a frame). A triphone model's several pdfs per HMM state: hand-made tuples.
 """
 
 import collections
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -16,11 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from kaldilite.cli import cli
+from kaldilite.errors import InputError
 from kaldilite.hmm import ContextDependency, Topology
-from kaldilite.lang.newwords import warn_untrained_words
+from kaldilite.lang.newwords import untrained_phones
 from newcmds_helpers import LANG_EN, build_flat_start_system
-
-LEAD_FINAL = Path("/tmp/lead/final")  # a full commands build (tri3b), when this machine has one
 
 
 def _phone_pdfs(lang_dir, tree, base):
@@ -77,13 +78,30 @@ def test_a_dnn_dir_without_occupancies_is_refused_with_the_fix(tmp_path):
     assert result.exit_code != 0 and "final.occs: not found" in message and "exp/tri3b" in message
 
 
-def _transcript_phone_counts(text_file, lexicon_file):
-    """{phone: occurrences in the transcripts} counting only phones every pronunciation of the word has."""
+def test_a_state_s_frames_are_summed_over_its_pdfs_and_the_least_trained_state_counts():
+    # as in a triphone model: AA's state 0 has one pdf per word position, its state 1 one per context
+    names = {1: "SIL", 2: "AA_B", 3: "AA_E", 4: "K_S"}
+    tuples = [(1, 0, 6, 6), (2, 0, 0, 0), (3, 0, 1, 1), (2, 1, 2, 2), (3, 1, 3, 3), (2, 1, 7, 7),
+              (4, 0, 4, 4), (4, 1, 5, 5)]
+    occs = [6.0, 6.0, 4.0, 3.0, 100.0, 10.0, 3.0, 2.0]  # AA: state 0 has 6 + 6, state 1 has 4 + 3 + 2
+    assert untrained_phones(tuples, occs, names, {"SIL", "AA", "K"}) == {"AA": 9.0, "SIL": 3.0}
+    assert untrained_phones(tuples, occs, names, {"SIL", "AA", "K"}, min_count=3.0) == {}
+    with pytest.raises(InputError, match="final.occs belongs to another model"):
+        untrained_phones(tuples, occs[:7], names, {"SIL", "AA", "K"})
+
+
+def _lexicon_prons(lexicon_file):
+    """{word: [set of phones of each pronunciation]}."""
     prons = collections.defaultdict(list)
     for line in Path(lexicon_file).read_text(encoding="utf-8").splitlines():
         fields = line.split()
         if fields:
             prons[fields[0]].append(set(fields[1:]))
+    return prons
+
+
+def _transcript_phone_counts(text_file, prons):
+    """{phone: occurrences in the transcripts} counting only phones every pronunciation of the word has."""
     counts = collections.Counter()
     for line in Path(text_file).read_text(encoding="utf-8").splitlines():
         for word in line.split()[1:]:
@@ -92,37 +110,40 @@ def _transcript_phone_counts(text_file, lexicon_file):
     return counts
 
 
-def _check_against_transcripts(work, system, caplog):
-    digits = "zero one two three four five six seven eight nine".split()
-    lexicon = LANG_EN / "lexicon.txt"
-    counts = _transcript_phone_counts(work / "data/train/text", lexicon)
+def test_the_session_system_warns_about_the_words_using_phones_its_transcripts_never_use(commands_system, caplog,
+                                                                                           tmp_path):
+    prons = _lexicon_prons(LANG_EN / "lexicon.txt")
+    counts = _transcript_phone_counts(commands_system / "data/train/text", prons)
     nonsilence = set(LANG_EN.joinpath("nonsilence_phones.txt").read_text().split())
+    never = {p for p in nonsilence if counts[p] == 0}
+    # each aligned occurrence gives every HMM state of the phone at least one frame: 20 occurrences
+    # are 20 frames or more (twice the 10 of --min-count, a margin for utterances that failed to align)
+    often = {p for p in nonsilence if counts[p] >= 20}
+    assert {"EY", "TH", "UW", "Z"} <= never  # the Speech Commands words never use them (only the digits do)
+    digits = tmp_path / "digits.txt"
+    digits.write_text("zero one two three four five six seven eight nine\n".replace(" ", "\n"))
+    grammars = [LANG_EN / "commands.txt", LANG_EN / "fillers.txt", digits]
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        result = _check(LANG_EN, work / "exp" / system, LANG_EN / "commands.txt", LANG_EN / "fillers.txt")
+        result = _check(LANG_EN, commands_system / "exp/mono", *grammars)
     assert result.exit_code == 0
     summary = [r.getMessage() for r in caplog.records if "phones with under" in r.getMessage()][0]
     flagged = set(summary.split("training frames: ")[1].split(";")[0].split()) & nonsilence
-    never = {p for p in nonsilence if counts[p] == 0}
     assert never <= flagged  # no training word uses them: no frames
-    assert not flagged & {p for p in nonsilence if counts[p] >= 50}  # used often: trained
-    return flagged, never, digits
-
-
-@pytest.mark.skipif(not (LEAD_FINAL / "exp/tri3b/final.occs").is_file(), reason="no full commands build here")
-def test_the_full_build_reports_the_digit_only_phones_and_none_of_the_commands(caplog, tmp_path):
-    work = LEAD_FINAL
-    flagged, never, digits = _check_against_transcripts(work, "tri3b", caplog)
-    assert flagged == never == {"EY", "TH", "UW", "Z"}
-    assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # the ten commands and the fillers
-    grammar = tmp_path / "digits.txt"
-    grammar.write_text("\n".join(digits) + "\n")
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        found = warn_untrained_words(LANG_EN, [grammar], {p: 0.0 for p in flagged}, "exp/tri3b")
-    assert found == {"zero": ["Z"], "two": ["UW"], "three": ["TH"], "eight": ["EY"]}
-
-
-def test_the_session_system_flags_the_phones_its_transcripts_never_use(commands_system, caplog):
-    flagged, never, _ = _check_against_transcripts(commands_system, "mono", caplog)
-    assert {"EY", "TH", "UW", "Z"} <= never
+    assert not flagged & often  # used often: trained
+    warned = {}
+    for record in caplog.records:
+        if record.levelno == logging.WARNING:
+            match = re.match(r"(.+:\d+): '(.+)' uses phone\(s\) (.+?) that ", record.getMessage())
+            assert match, record.getMessage()
+            warned[match[2]] = set(match[3].split())
+    words = [w for g in grammars for w in g.read_text().split()]
+    for word in words:
+        phones = set.union(*prons[word])
+        if phones & never:
+            assert phones & never <= warned.get(word, set()), (word, warned)
+        if phones <= often | {"SIL"}:
+            assert word not in warned, (word, warned[word])
+    for word, phones in warned.items():
+        assert phones <= flagged and phones <= set.union(*prons[word])
+    assert {"zero", "two", "three", "eight"} <= set(warned) and not {"yes", "no", "stop", "go"} & set(warned)
