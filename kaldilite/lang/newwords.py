@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, where
-from kaldilite.lang.dictdir import read_text_lines
+from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
 from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_has_stress, restrict_to_phone_set
 from kaldilite.utils import atomic_open
 
@@ -146,9 +146,6 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
 # Kaldi's gmm-est --write-occs writes it), mapped to phones through the transition model's
 # (phone, hmm-state, pdf) tuples.
 
-POSITION_SUFFIXES = ("_B", "_E", "_I", "_S")  # prepare-lang's word-position markers
-
-
 def base_phone(name, dict_phones):
     """The dict dir's phone a lang phone stands for: 'EY_B' -> 'EY' when EY is a dict phone."""
     if name[-2:] in POSITION_SUFFIXES and name[:-2] in dict_phones:
@@ -172,8 +169,7 @@ def untrained_phones(transition_tuples, pdf_occs, phone_names, dict_phones, min_
         name = base_phone(phone_names[int(phone)], dict_phones)
         state_pdfs.setdefault(name, {}).setdefault(int(hmm_state), set()).update((int(forward_pdf),
                                                                                    int(self_loop_pdf)))
-    if state_pdfs and max(pdf for states in state_pdfs.values() for pdfs in states.values() for pdf in pdfs) \
-            >= len(pdf_occs):
+    if any(pdf >= len(pdf_occs) for states in state_pdfs.values() for pdfs in states.values() for pdf in pdfs):
         raise InputError(f"the occupancies list {len(pdf_occs)} pdfs, fewer than the transition model uses: "
                          f"final.occs belongs to another model")
     frames = {name: min(float(pdf_occs[sorted(pdfs)].sum()) for pdfs in states.values())
