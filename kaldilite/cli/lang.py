@@ -257,6 +257,7 @@ def _untrained_phones_of(model_dir, dict_dir, min_count):
 
     from kaldilite.errors import InputError, MissingFileError
     from kaldilite.gmm.model import load_transition_model
+    from kaldilite.io.symbols import SymbolTable
     from kaldilite.lang.g2p import dict_phone_set
     from kaldilite.lang.newwords import untrained_phones
 
@@ -274,12 +275,7 @@ def _untrained_phones_of(model_dir, dict_dir, min_count):
     except ValueError as exc:
         raise InputError(f"{occs_path}: not a Kaldi text vector of occupancies ({exc}); re-run the training "
                          f"or remove the file") from None
-    names = {}
-    for number, line in enumerate(phones_path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            raise InputError(f"{phones_path}:{number}: expected 'phone id', got {line!r}; copy data/lang/phones.txt")
-        names[int(fields[1])] = fields[0]
+    names = {phone_id: name for name, phone_id in SymbolTable.read(phones_path)}
     tm = load_transition_model(model_dir / "final.mdl")
     unknown = {phone for phone, *_ in tm.tuples} - set(names)
     if unknown:
