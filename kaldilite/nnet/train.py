@@ -726,11 +726,14 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
             raise InputError("train-nnet2: --realign-epochs needs an aligner (the train-nnet2 verb gives one)")
         from kaldilite.nnet.realign import realigned_targets
 
+        current = {"targets": targets}  # each realignment starts from (and falls back to) the previous one's
+
         def realign(nnet):
             priors = estimate_priors(nnet, train_examples.with_transform(transform), opts.prior_subset_size,
                                      np.random.default_rng([opts.seed, 2]))
-            new, _ = realigned_targets(nnet, examples.with_transform(transform), utts, offsets, targets, priors,
-                                       opts.prior_scale, realigner, tm, tree)
+            new, _ = realigned_targets(nnet, examples.with_transform(transform), utts, offsets, current["targets"],
+                                       priors, opts.prior_scale, realigner, tm, tree)
+            current["targets"] = new
             return new[~frame_is_valid], new[frame_is_valid]
     result = train_ensemble(train_examples.with_transform(transform), train_targets, valid_inputs,
                             targets[frame_is_valid], num_pdfs, opts, realign=realign)
