@@ -64,8 +64,9 @@ class OnlineDecodingOptions:
     vad_opts: VadOptions = dataclasses.field(default_factory=VadOptions)
 
     def decoder_options(self):
+        # lattice_beam too: the decoder's periodic link pruning must keep what the rule's lattice reads
         return DecoderOptions(beam=self.beam, max_active=self.max_active, min_active=self.min_active,
-                              acoustic_scale=self.acoustic_scale)
+                              acoustic_scale=self.acoustic_scale, lattice_beam=self.lattice_beam)
 
 
 @dataclasses.dataclass

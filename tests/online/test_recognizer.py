@@ -166,3 +166,39 @@ def test_partial_results_grow_into_the_final_one(commands_bundle, fsdd_dir):
     results = stream(recognizer, fsdd(fsdd_dir, "7_jackson_3"), 80)
     assert results[0].words == ("seven",)
     assert seen[-1] == ("seven",) and () in seen[:1]
+
+
+def test_a_wide_lattice_beam_reaches_the_decoders_link_pruning(digits_bundle, fsdd_dir, monkeypatch):
+    """With --lattice-beam 12 (above the decoder's default 6), the streamed decoder's lattice holds the
+    same word sequences at the same costs as one decoder run over the whole utterance with that beam:
+    the periodic link pruning (forced here every few thousand links, as on a long stream) uses the
+    rule's beam, not the default."""
+    from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
+    from kaldilite.feat.cmvn import OnlineCmvn
+    from kaldilite.feat.extract import compute_mfcc
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    monkeypatch.setattr(BeamDecoder, "prune_links_at", 2000)
+    beam = 12.0
+    opts = dataclasses.replace(digits_bundle.online_opts, do_endpointing=False, chunk_length=0.01, lattice_beam=beam)
+    wider = 0
+    for name in TEST_UTTERANCES:
+        wave = fsdd(fsdd_dir, name)
+        recognizer = OnlineRecognizer(digits_bundle, opts)
+        stream(recognizer, wave)
+        online = recognizer.decoder.get_lattice(beam).nbest(50, opts.acoustic_scale)
+
+        raw = compute_mfcc(wave, digits_bundle.mfcc_opts)
+        normalized = OnlineCmvn(raw, digits_bundle.cmvn_opts, digits_bundle.cmvn_state()).get_frames(0, len(raw))
+        feats = dataclasses.replace(digits_bundle.pipeline, cmvn="none").apply(normalized)
+        whole = BeamDecoder(digits_bundle.graph, digits_bundle.tid_to_pdf,
+                            DecoderOptions(beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
+                                           acoustic_scale=opts.acoustic_scale, lattice_beam=beam), lattice=True)
+        whole.init()
+        whole.advance(digits_bundle.scorer.log_likelihoods(feats))
+        offline = whole.get_lattice(beam).nbest(50, opts.acoustic_scale)
+        assert [w for w, _ in online] == [w for w, _ in offline], name
+        np.testing.assert_allclose([c for _, c in online], [c for _, c in offline], rtol=1e-5)
+        best = offline[0][1]
+        wider += sum(6.0 < c - best <= beam for _, c in offline)
+    assert wider > 0  # some sequence lies between the default beam and this one: the test can tell them apart
