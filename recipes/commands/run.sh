@@ -746,6 +746,12 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       echo "# word's transform is not fitted to the command it resembles). 12-class accuracy: 10 commands +"
       echo "# _unknown_ + _silence_ over dev (mostly commands, not the balanced test set of the literature)."
       echo "# Rejection off: the commands-only grammar forces every OOV word onto a command."
+      if [ "$rejection_score" = logistic ] || [ "$sat_rejection_score" = logistic ]; then
+        echo "# logistic: a logistic regression over $rejection_features (gop_mean: the mean over the command's"
+        echo "# phones of a goodness-of-pronunciation score, Witt & Young 2000: per phone, the mean over its frames"
+        echo "# of the aligned pdf's log-likelihood minus the best pdf's), weights and threshold fitted on each"
+        echo "# calibration fold (kaldilite/decode/rejection.py); the tri3b+nnet2 fusion row thresholds llr_total."
+      fi
       echo "# tri3b+nnet2 (offline, not what ships: the online decoder runs one model): both models' llr_total,"
       echo "# each standardized by its mean and deviation over dev, summed (nnet2 adds its lowest dev score"
       echo "# where its best path is not tri3b's command; kaldilite fuse-command-scores), then calibrated as above."
