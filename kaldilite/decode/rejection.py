@@ -61,9 +61,11 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    best pdf of each frame). On 20 held-out training speakers (bench/rejection_slice.py; 2-fold
    cross-calibrated for 5% in-domain FA, paired against ``llr_total`` on the same decodes) command
    accuracy went 60.7 -> 70.4% with tri3b (41 commands fixed, 8 broken), 64.5 -> 72.7% with its DNN
-   (36 / 8) and 72.7 -> 81.2% with that DNN trained with SpecAugment (31 / 2); with too little
+   (36 / 8) and 72.7 -> 81.2% with that DNN trained with SpecAugment (31 / 2; a second seed,
+   decoded as run.sh does: 71.6 -> 80.9%); with too little
    training data (tri3b on 25% of the speakers: 43.1% either way) the best-path rule, not the
-   threshold, is the limit. Alone, ``gop_mean`` helped the GMMs but not the DNN, and ``gop_min``
+   threshold, is the limit. On dev (one run, SpecAugment DNN) it did not carry: 91.1 -> 89.2%
+   (2 / 9) for nnet2, while tri3b went 85.3 -> 88.6% (14 / 2). Alone, ``gop_mean`` helped the GMMs but not the DNN, and ``gop_min``
    (the weakest phone) was noisier. The ratios against the garbage path failed (``phone_llr_min``:
    tri3b 29.0%, DNN 11.4%; ``word_llr`` 23.2%): the phone loop reproduces a command's own pdfs, so
    the weakest phone's ratio is 0 on half the right commands and on out-of-vocabulary words alike.
