@@ -120,7 +120,10 @@ def test_ctrl_c_stops_the_step_without_waiting_for_queued_jobs(tmp_path):
         "if __name__ == '__main__':\n"
         f"    run_jobs(time.sleep, [(30,)] * 4, {str(tmp_path)!r}, 'slow', nj=2)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    # the child gets SIGINT as a terminal's Ctrl-C would, also when this test runs with SIGINT ignored
+    # (a background job of a non-interactive shell, nohup): Python only raises KeyboardInterrupt then
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 20
     while not (tmp_path / "slow.2.log").exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -159,7 +159,10 @@ def test_ctrl_c_while_waiting_cancels_the_slurm_array(node_imports_test_jobs, tm
         "from kaldilite.parallel import run_jobs\n"
         f"run_jobs(slurm_jobs.sleep_for, [(60,)] * 3, {str(tmp_path / 'log')!r}, 'interrupted', runner=SlurmJobRunner())\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    # the child gets SIGINT as a terminal's Ctrl-C would, also when this test runs with SIGINT ignored
+    # (a background job of a non-interactive shell, nohup): Python only raises KeyboardInterrupt then
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 30
     while not (tmp_path / "log" / "interrupted.1.log").exists() and time.time() < deadline:
         time.sleep(0.1)
