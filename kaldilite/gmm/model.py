@@ -80,7 +80,7 @@ def read_model_pipeline(path):
     try:
         return FeaturePipeline.from_header(data, arrays)
     except InputError as exc:
-        raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
+        raise corrupt_model_file(path, exc) from None
 
 
 def pipeline_to_header(pipeline, prefix):
@@ -121,10 +121,10 @@ def load_model(path):
     try:
         am = AmDiagGmm.from_arrays(arrays)
     except (KeyError, InputError) as exc:
-        raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
+        raise corrupt_model_file(path, exc) from None
     if am.dim != header["feature_dim"] or am.num_pdfs != header["num_pdfs"] or tm.num_pdfs != am.num_pdfs:
-        raise InputError(f"{path}: corrupt model file (header says {header['num_pdfs']} pdfs of dim "
-                         f"{header['feature_dim']}, arrays have {am.num_pdfs} of dim {am.dim})")
+        raise corrupt_model_file(path, f"header says {header['num_pdfs']} pdfs of dim {header['feature_dim']}, "
+                                       f"arrays have {am.num_pdfs} of dim {am.dim}")
     pipeline = header.get("pipeline")
     am.source = f"model {path}"
     extra = header.get("extra", {})
@@ -135,7 +135,7 @@ def load_model(path):
         try:
             pipeline = FeaturePipeline.from_header(pipeline, arrays)
         except InputError as exc:
-            raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
+            raise corrupt_model_file(path, exc) from None
     return tm, am, pipeline, header.get("extra", {})
 
 
@@ -148,8 +148,8 @@ def load_transition_model(path):
         arrays = {k: npz[k] for k in npz.files if k.startswith("tm_")}
     tm = _transition_model(header, arrays, path)
     if tm.num_pdfs != header["num_pdfs"]:
-        raise InputError(f"{path}: corrupt model file (header says {header['num_pdfs']} pdfs, the transition "
-                         f"model has {tm.num_pdfs})")
+        raise corrupt_model_file(path, f"header says {header['num_pdfs']} pdfs, the transition model has "
+                                       f"{tm.num_pdfs}")
     return tm
 
 
@@ -166,7 +166,14 @@ def _transition_model(header, arrays, path):
         topo = Topology.from_text(header["topology"], source=f"{path} (topology)")
         return TransitionModel.from_arrays(topo, arrays)
     except (KeyError, InputError) as exc:
-        raise InputError(f"{path}: corrupt model file ({exc}); retrain or copy it again") from None
+        raise corrupt_model_file(path, exc) from None
+
+
+def corrupt_model_file(path, reason, model_type=""):
+    """The one-line error of a model file whose arrays or header fields do not hold together (a
+    truncated or hand-edited copy); `model_type` ("nnet2") names the type where it helps."""
+    return InputError(f"{path}: corrupt {model_type + ' ' if model_type else ''}model file ({reason}); retrain or "
+                      "copy it again")
 
 
 def describe_pipeline(pipeline, feature_dim, raw_dim=None, transform_name=None):

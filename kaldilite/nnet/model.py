@@ -31,7 +31,8 @@ import os
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
-from kaldilite.gmm.model import MODEL_FORMAT, pipeline_to_header, read_model_file  # one file format, every model type
+# one file format for every model type
+from kaldilite.gmm.model import MODEL_FORMAT, corrupt_model_file, pipeline_to_header, read_model_file
 from kaldilite.hmm.topology import Topology
 from kaldilite.hmm.transition_model import TransitionModel
 from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
@@ -309,4 +310,4 @@ def load_nnet_model(path) -> NnetAcousticModel:
                                  fmllr_pipeline=None if fmllr is None else FeaturePipeline.from_header(fmllr, arrays),
                                  prior_scale=header.get("prior_scale", 1.0))
     except (KeyError, InputError) as exc:
-        raise InputError(f"{path}: corrupt nnet2 model file ({exc}); retrain or copy it again") from None
+        raise corrupt_model_file(path, exc, "nnet2") from None
