@@ -427,33 +427,37 @@ def word_sequences_from_decoder(decoder, words=None, lattice_beam=6.0, max_word_
     return WordSequences([(tuple(symbol(w) for w in result.words), result.cost)], result.num_frames, scale,
                          lattice_beam)
 
+
 def scored_word_sequences(decoder, words, lattice_beam, max_word_sequences, merge_words, contrast=None,
-                          phone_scorer=None):
+                          phone_scorer=None, best=None):
     """`word_sequences_from_decoder` plus what the rule may read besides the lattice: ``contrast``
     (a `confidence.ContrastSearch`) the exact side costs, ``phone_scorer`` (a `confidence.PhoneScorer`)
     the phone-level scores of the decoder's best path; both fed the decoder's frames. What
-    `recognize_decoder` (online) and `Recognizer` (decode-commands) decide on."""
+    `recognize_decoder` (online) and `Recognizer` (decode-commands) decide on. ``best``: the
+    decoder's `finalize()` when the caller has it already (not computed again)."""
     hyps = word_sequences_from_decoder(decoder, words, lattice_beam, max_word_sequences, merge_words)
     if contrast is not None:
         hyps.contrast = contrast.costs(hyps)
     if phone_scorer is not None:
-        hyps.phone_scores = phone_scorer.scores(decoder.finalize())
+        hyps.phone_scores = phone_scorer.scores(decoder.finalize() if best is None else best)
     return hyps
 
 
 def recognize_decoder(decoder, words, fillers, rule=None, lattice_beam=6.0, max_word_sequences=100, contrast=None,
-                      merge_words=None, phone_scorer=None):
+                      merge_words=None, phone_scorer=None, best=None):
     """The `Decision` for what a `BeamDecoder` has consumed so far (online: call at an endpoint).
 
     ``contrast``: a `confidence.ContrastSearch` fed the same frames (``init``/``advance``) for
     the exact likelihood ratio, as `Recognizer` with ``exact_llr`` computes it. ``merge_words``:
     `filler_word_ids` of the decoder's graph (computed here when not given; a caller deciding
     many utterances passes it once). ``phone_scorer``: a `confidence.PhoneScorer` fed the same
-    frames, for the phone-level scores of the decoder's best path."""
+    frames, for the phone-level scores of the decoder's best path; ``best``: the decoder's
+    `finalize()` when the caller has it already."""
     rule = rule or RejectionRule()
     if merge_words is None:
         merge_words = filler_word_ids(decoder.graph, words, fillers)
-    hyps = scored_word_sequences(decoder, words, lattice_beam, max_word_sequences, merge_words, contrast, phone_scorer)
+    hyps = scored_word_sequences(decoder, words, lattice_beam, max_word_sequences, merge_words, contrast, phone_scorer,
+                                 best)
     return rule.decide(hyps, fillers)
 
 

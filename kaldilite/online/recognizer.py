@@ -279,12 +279,12 @@ class OnlineRecognizer:
                           "cost %.2f > %g): no result", self.source_name, endpoint, relative_cost,
                           self.opts.lattice_beam)
                 partial = None
-        best = None
+        best = final = None  # (final: the decoder's finalize(), computed once; the rule's phone scores read it)
         if partial is not None:
             if not needs_speech:
-                best = self.decoder.finalize()
+                best = final = self.decoder.finalize()
             elif not self._silence_tid[partial.alignment].all():
-                best = self.decoder.finalize()
+                best = final = self.decoder.finalize()
                 if self._silence_tid[best.alignment].all():
                     best = partial
         speech = np.flatnonzero(~self._silence_tid[best.alignment]) if best is not None else ()
@@ -292,7 +292,7 @@ class OnlineRecognizer:
         if len(speech):
             decision = recognize_decoder(self.decoder, self.bundle.words, self.bundle.fillers, self.rule,
                                          self.opts.lattice_beam, merge_words=self._merge_words,
-                                         phone_scorer=self._phone_scorer)
+                                         phone_scorer=self._phone_scorer, best=final)
             if needs_speech and decision.reason in ("no-path", "no-word"):
                 decision = None  # a few noise frames that never completed a word: nothing was said
             elif decision.words is not None and set(decision.words) <= NON_COMMAND_WORDS:
