@@ -208,18 +208,10 @@ def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, ti
 CONTRAST_PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr")
 
 
-class PhoneScorer:
-    """The phone-level scores of an utterance's best path, for the decoders (`Recognizer`, the online
-    recognizer): ``init()``, ``advance(loglikes)`` with the frames the decoder gets (kept), then
-    ``scores(best)`` with the decoder's best complete path (`BeamDecoder.finalize`). ``filler_ids``:
-    the graph's filler word ids (a path with one is not a command path: no scores). ``contrast``: a
-    `ContrastSearch` fed the same frames, for the ratios against the best filler/garbage path too."""
+class _Frames:
+    """An utterance's log-likelihood chunks (frames x pdfs), joined into one matrix when read."""
 
-    def __init__(self, tid_to_pdf, tid_to_phone, silence_phones=(), filler_ids=(), contrast=None):
-        self.tid_to_pdf, self.tid_to_phone = tid_to_pdf, tid_to_phone
-        self.silence_phones = tuple(int(p) for p in silence_phones)
-        self.filler_ids = frozenset(filler_ids)
-        self.contrast = contrast
+    def __init__(self):
         self._chunks = []
 
     def init(self):
@@ -229,22 +221,50 @@ class PhoneScorer:
         if len(loglikes):
             self._chunks.append(loglikes)
 
+    def get(self):
+        """The frames fed since `init` (frames x pdfs), None if none."""
+        import numpy as np
+
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0] if self._chunks else None
+
+
+class PhoneScorer:
+    """The phone-level scores of an utterance's best path, for the decoders (`Recognizer`, the online
+    recognizer): ``init()``, ``advance(loglikes)`` with the frames the decoder gets (kept), then
+    ``scores(best)`` with the decoder's best complete path (`BeamDecoder.finalize`). ``filler_ids``:
+    the graph's filler word ids (a path with one is not a command path: no scores). ``contrast``: a
+    `ContrastSearch` fed the same frames, for the ratios against the best filler/garbage path too
+    (the frames are then read from it, not kept twice)."""
+
+    def __init__(self, tid_to_pdf, tid_to_phone, silence_phones=(), filler_ids=(), contrast=None):
+        self.tid_to_pdf, self.tid_to_phone = tid_to_pdf, tid_to_phone
+        self.silence_phones = tuple(int(p) for p in silence_phones)
+        self.filler_ids = frozenset(filler_ids)
+        self.contrast = contrast
+        self._frames = _Frames()  # (unused with a contrast search, which keeps the same frames)
+
+    def init(self):
+        self._frames.init()
+
+    def advance(self, loglikes):
+        if self.contrast is None:
+            self._frames.advance(loglikes)
+
     def scores(self, best):
         """{name: value} for the best path `best` (a `DecodeResult`), None when it is no complete
         command path or has no non-silence frame."""
-        import numpy as np
-
-        if best is None or not best.reached_final or self.filler_ids.intersection(best.words) or not self._chunks:
+        loglikes = self._frames.get() if self.contrast is None else self.contrast.loglikes()
+        if best is None or not best.reached_final or self.filler_ids.intersection(best.words) or loglikes is None:
             return None
-        if len(self._chunks) > 1:
-            self._chunks = [np.concatenate(self._chunks)]
         other = None
         if self.contrast is not None:
             _, other_path = self.contrast.paths(best)
             if other_path is None:
                 return None
             other = other_path.alignment
-        return phone_scores(self._chunks[0], best.alignment, other, self.tid_to_pdf, self.tid_to_phone,
+        return phone_scores(loglikes, best.alignment, other, self.tid_to_pdf, self.tid_to_phone,
                             self.silence_phones)
 
 
@@ -292,25 +312,21 @@ class ContrastSearch:
         self.decoders = [BeamDecoder(restrict_graph(graph, forbidden), tid_to_pdf, decoder_options)
                          for forbidden in (filler_ids, command_ids)] if self.active else []
         self.retry_beam_factor = 4.0  # like gmm-align's --retry-beam: a side far below the best is
-        self._chunks = []             # pruned before its end at the decoding beam
+        self._frames = _Frames()      # pruned before its end at the decoding beam
         self._retry = {}
         self._results = {}            # id(decoder) -> its best path on the current utterance
 
     def init(self):
-        self._chunks = []
+        self._frames.init()
         self._results = {}
 
     def advance(self, loglikes):
-        if self.active and len(loglikes):
-            self._chunks.append(loglikes)
+        if self.active:
+            self._frames.advance(loglikes)
 
     def loglikes(self):
         """The frames fed since `init` (frames x pdfs), None if none."""
-        import numpy as np
-
-        if len(self._chunks) > 1:
-            self._chunks = [np.concatenate(self._chunks)]
-        return self._chunks[0] if self._chunks else None
+        return self._frames.get()
 
     def _search(self, decoder):
         result = self._best_path(decoder)
