@@ -254,19 +254,10 @@ def matrix_sum_cmd(matrix_rspecifier, matrix_wxfilename, binary):
     \b
     e.g.: kaldilite matrix-sum --binary=false scp:data/train/cmvn.scp exp/nnet2_online_cmvn/global_cmvn.stats
     """
-    from kaldilite.io.tables import sum_matrices
-    from kaldilite.utils.atomic import atomic_open
+    from kaldilite.io.tables import sum_matrices, write_matrix
 
     total, count = sum_matrices(matrix_rspecifier, "they cannot be summed: give a table of one shape")
-    if binary:
-        import kaldi_io
-
-        with atomic_open(matrix_wxfilename, "wb") as handle:
-            kaldi_io.write_mat(handle, total)
-    else:
-        from kaldilite.online.bundle import write_kaldi_text_matrix
-
-        write_kaldi_text_matrix(matrix_wxfilename, total)
+    write_matrix(matrix_wxfilename, total, binary=binary)  # float64: Kaldi's matrix-sum writes doubles
     click.echo(f"LOG (matrix-sum) Summed {count} matrices of dimension {total.shape[0]} by {total.shape[1]}", err=True)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "write_matrices",
     "read_matrices",
     "read_matrix",
+    "write_matrix",
     "read_matrix_dict",
     "write_vectors",
     "read_vectors",
@@ -347,6 +348,26 @@ def read_matrices(spec):
 def read_matrix(rxfilename):
     """Read one matrix from an rxfilename such as `feats.ark:1234` or `cmvn.ark:7[0:1]`."""
     return _read_object(_as_matrix, os.fspath(rxfilename), os.fspath(rxfilename), "(single matrix)")
+
+
+def write_matrix(wxfilename, matrix, binary=True):
+    """Write one matrix as a Kaldi matrix file, atomically (what matrix-sum, est-lda, copy-matrix write).
+
+    Binary: Kaldi's `DM` for float64 input, `FM` otherwise. Text: ` [` rows `]` with every digit of
+    float64 (`repr`), readable by Kaldi tools and `read_matrix`."""
+    from kaldilite.utils.atomic import atomic_open
+
+    if binary:
+        matrix = np.asarray(matrix)
+        with atomic_open(wxfilename, "wb") as handle:
+            kaldi_io.write_mat(handle, np.ascontiguousarray(
+                matrix, dtype=np.float64 if matrix.dtype == np.float64 else np.float32))
+        return
+    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float64))
+    with atomic_open(wxfilename) as handle:
+        handle.write(" [\n")
+        for i, row in enumerate(matrix):
+            handle.write("  " + " ".join(repr(float(v)) for v in row) + (" ]\n" if i == len(matrix) - 1 else "\n"))
 
 
 def sum_matrices(spec, fix):

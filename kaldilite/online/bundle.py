@@ -149,13 +149,9 @@ def _refuse_speaker_adapted(model_path):
 
 def write_kaldi_text_matrix(path, matrix):
     """A matrix in Kaldi's text form (`[` rows `]`), readable by Kaldi tools and `read_kaldi_text_matrix`."""
-    from kaldilite.utils.atomic import atomic_open
+    from kaldilite.io.tables import write_matrix
 
-    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float64))
-    with atomic_open(path) as handle:
-        handle.write(" [\n")
-        for i, row in enumerate(matrix):
-            handle.write("  " + " ".join(repr(float(v)) for v in row) + (" ]\n" if i == len(matrix) - 1 else "\n"))
+    write_matrix(path, matrix, binary=False)
 
 
 def read_kaldi_text_matrix(path):

@@ -239,3 +239,19 @@ def test_sum_matrices_adds_in_float64_and_refuses_mixed_shapes_in_one_line(tmp_p
     tables.write_matrices([], tmp_path / "c.ark")
     with pytest.raises(InputError, match="no matrices to sum; fix it"):
         tables.sum_matrices(f"ark:{tmp_path}/c.ark", "fix it")
+
+
+def test_write_matrix_binary_keeps_the_precision_kaldi_names_and_text_keeps_every_digit(tmp_path, rng):
+    doubles = rng.standard_normal((2, 5))
+    tables.write_matrix(tmp_path / "d.mat", doubles)
+    tables.write_matrix(tmp_path / "f.mat", doubles.astype(np.float32))
+    tables.write_matrix(tmp_path / "t.mat", doubles, binary=False)
+    # Kaldi's binary matrix header: "\0B" then the token DM (double) or FM (float)
+    assert (tmp_path / "d.mat").read_bytes()[:5] == b"\0BDM "
+    assert (tmp_path / "f.mat").read_bytes()[:5] == b"\0BFM "
+    np.testing.assert_array_equal(kaldi_io.read_mat(str(tmp_path / "d.mat")), doubles)
+    np.testing.assert_array_equal(kaldi_io.read_mat(str(tmp_path / "f.mat")), doubles.astype(np.float32))
+    text = (tmp_path / "t.mat").read_text()
+    assert text.startswith(" [\n") and text.endswith(" ]\n")
+    np.testing.assert_array_equal(np.array([line.strip(" []").split() for line in text.splitlines()[1:]], float),
+                                  doubles)
