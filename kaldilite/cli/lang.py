@@ -253,11 +253,10 @@ def check_pronunciations_cmd(dict_dir, grammar_files, auto_g2p, model_dir, min_c
 
 def _untrained_phones_of(model_dir, dict_dir, min_count):
     """{dict phone: frames} of the phones model_dir's GMM system had under min_count frames of."""
-    import numpy as np
-
     from kaldilite.errors import InputError, MissingFileError
     from kaldilite.gmm.model import load_transition_model
     from kaldilite.io.symbols import SymbolTable
+    from kaldilite.io.tables import read_text_vector
     from kaldilite.lang.g2p import dict_phone_set
     from kaldilite.lang.newwords import untrained_phones
 
@@ -267,14 +266,7 @@ def _untrained_phones_of(model_dir, dict_dir, min_count):
                        (phones_path, "the phone symbols of the model's lang (copy data/lang/phones.txt there)")):
         if not path.is_file():
             raise MissingFileError(f"{path}: not found; --model-dir needs {what}")
-    text = occs_path.read_text().split()
-    try:
-        if text[:1] != ["["] or text[-1:] != ["]"]:
-            raise ValueError("not a ' [ ... ]' text vector")
-        occs = np.array(text[1:-1], dtype=np.float64)
-    except ValueError as exc:
-        raise InputError(f"{occs_path}: not a Kaldi text vector of occupancies ({exc}); re-run the training "
-                         f"or remove the file") from None
+    occs = read_text_vector(occs_path, "occupancies", "re-run the training or remove the file")
     names = {phone_id: name for name, phone_id in SymbolTable.read(phones_path)}
     tm = load_transition_model(model_dir / "final.mdl")
     unknown = {phone for phone, *_ in tm.tuples} - set(names)

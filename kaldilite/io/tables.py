@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
-from kaldilite.utils.atomic import atomic_path
+from kaldilite.utils.atomic import atomic_open, atomic_path
 
 # kaldi_io prints a five-line warning to stderr at import unless $KALDI_ROOT names an existing
 # directory (it wants Kaldi's binaries on PATH, which we never call). Point it at this package
@@ -55,6 +55,8 @@ __all__ = [
     "read_vectors",
     "write_int_vectors",
     "read_int_vectors",
+    "write_text_vector",
+    "read_text_vector",
     "read_scp",
     "parse_rspecifier",
 ]
@@ -443,3 +445,26 @@ def _parse_binary_int_ark(data, where):
         out.append((key.strip(), body["value"].astype(np.int32)))
         pos = start + 5 * int(length)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# single text vectors (e.g. the per-pdf occupancies `gmm-est --write-occs` writes: N.occs)
+
+
+def write_text_vector(path, values):
+    """Write one vector in Kaldi's text form ` [ v1 v2 ... ]` (atomically)."""
+    with atomic_open(path, "w") as handle:
+        handle.write(" [ " + " ".join(f"{v:g}" for v in values) + " ]\n")
+
+
+def read_text_vector(path, what="values", fix="re-create the file"):
+    """The float64 vector of a Kaldi text vector file ` [ v1 v2 ... ]`; anything else is an
+    InputError naming `path`, `what` it should hold and the `fix`."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read().split()
+    try:
+        if text[:1] != ["["] or text[-1:] != ["]"]:
+            raise ValueError("not a ' [ ... ]' text vector")
+        return np.array(text[1:-1], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"{path}: not a Kaldi text vector of {what} ({exc}); {fix}") from None

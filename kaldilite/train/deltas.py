@@ -161,8 +161,8 @@ def build_tree_and_model(exp, lang, stats, num_leaves, pipeline, opts, extra):
     from kaldilite.hmm import Topology, TransitionModel
     from kaldilite.hmm.tree_build import (build_tree, cluster_phones, compile_questions, init_gmm_from_tree_stats,
                                           read_questions, write_questions)
+    from kaldilite.io.tables import write_text_vector
     from kaldilite.train.mono import _phone_sets
-    from kaldilite.utils import atomic_open
 
     exp = Path(exp)
     topo = Topology.read(lang.topo_path)
@@ -188,8 +188,7 @@ def build_tree_and_model(exp, lang, stats, num_leaves, pipeline, opts, extra):
         am.mixup(occs, num_leaves, power=0.2, min_count=20.0, perturb_factor=0.01,
                  rng=np.random.default_rng(opts.seed))
         save_model(exp / "1.mdl", tm, am, pipeline, extra)
-        with atomic_open(exp / "1.occs", "w") as handle:
-            handle.write(" [ " + " ".join(f"{o:g}" for o in occs) + " ]\n")
+        write_text_vector(exp / "1.occs", occs)
         log.info("initialized %d pdfs, %d transition-ids, feature dim %d", tree.num_pdfs, tm.num_transition_ids,
                  am.dim)
     return tree, info

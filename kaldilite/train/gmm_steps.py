@@ -166,6 +166,7 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
     at `min_variance` alone. Returns a dict: avg_loglike, frames, num_gauss, objf improvements.
     """
     from kaldilite.gmm import GmmAccumulators, load_model, save_model
+    from kaldilite.io.tables import write_text_vector
 
     tm, am, pipeline, extra = load_model(model_in)
     accs = GmmAccumulators.for_model(am)
@@ -197,8 +198,7 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
                  rng=np.random.default_rng(seed))
     save_model(model_out, tm, am, pipeline, extra)
     if occs_out:
-        with atomic_open(occs_out, "w") as handle:
-            handle.write(" [ " + " ".join(f"{o:g}" for o in pdf_occs) + " ]\n")
+        write_text_vector(occs_out, pdf_occs)
     return {"avg_loglike": accs.avg_loglike, "frames": accs.total_frames, "num_gauss": am.num_gauss,
             "gmm_objf_change": result["objf_change"] / max(result["count"], 1e-10),
             "removed_gaussians": result["removed_gaussians"]}

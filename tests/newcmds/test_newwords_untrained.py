@@ -78,6 +78,15 @@ def test_a_dnn_dir_without_occupancies_is_refused_with_the_fix(tmp_path):
     assert result.exit_code != 0 and "final.occs: not found" in message and "exp/tri3b" in message
 
 
+def test_occupancies_that_are_not_a_text_vector_are_refused_naming_the_file(tmp_path):
+    lang, exp = _flat_system_with_occs(tmp_path, {})
+    (exp / "final.occs").write_text(" [ 1 2 3\n")  # truncated: no closing bracket
+    result = CliRunner().invoke(cli, ["check-pronunciations", "--model-dir", str(exp), str(lang),
+                                      str(lang / "commands.txt")])
+    assert isinstance(result.exception, InputError)
+    assert f"{exp / 'final.occs'}: not a Kaldi text vector of occupancies" in str(result.exception)
+
+
 def test_a_state_s_frames_are_summed_over_its_pdfs_and_the_least_trained_state_counts():
     # as in a triphone model: AA's state 0 has one pdf per word position, its state 1 one per context
     names = {1: "SIL", 2: "AA_B", 3: "AA_E", 4: "K_S"}
