@@ -24,7 +24,7 @@ import logging
 import numpy as np
 
 from kaldilite.errors import InputError
-from kaldilite.nnet.network import average_nnets
+from kaldilite.nnet.network import average_nnets, combined_nnet, require_same_structure
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +38,6 @@ def group_for_combination(nnets, max_inputs):
         return list(nnets)
     bounds = [(n * len(nnets)) // max_inputs for n in range(max_inputs + 1)]
     return [average_nnets(nnets[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
-
-
-def combined_nnet(nnets, weights):
-    """The network whose affine component c is sum_m weights[m, c] * (component c of nnets[m]);
-    the other components (p-norm, normalize, softmax, sum-group) are the first network's."""
-    out = nnets[0].copy()
-    affine = [i for i, c in enumerate(out.components) if c.kind == "affine"]
-    weights = np.asarray(weights, np.float64).reshape(len(nnets), len(affine))
-    for column, index in enumerate(affine):
-        component = out.components[index]
-        component.weight = sum(w * n.components[index].weight.astype(np.float64)
-                               for w, n in zip(weights[:, column], nnets)).astype(np.float32)
-        component.bias = sum(w * n.components[index].bias.astype(np.float64)
-                             for w, n in zip(weights[:, column], nnets)).astype(np.float32)
-    return out
 
 
 def combination_objective(nnets, weights, feats, targets, batch=4096):
@@ -84,11 +69,7 @@ def combine_nnets(nnets, feats, targets, num_lbfgs_iters=40):
     plain average, objective of the result) on the held-out `feats` / `targets`."""
     from scipy.optimize import minimize
 
-    if not nnets:
-        raise InputError("nnet combination: no networks")
-    for other in nnets[1:]:
-        if not nnets[0].same_structure(other):
-            raise InputError("nnet combination: networks differ in structure (mixed up at different sizes?)")
+    require_same_structure(nnets, "nnet combination")
     if len(targets) == 0:
         raise InputError("nnet combination: no held-out frames to choose the weights on")
     num_affine = len(nnets[0].affine_components())

@@ -249,23 +249,37 @@ class Nnet:
         return self.config() == other.config()
 
 
-def average_nnets(nnets, weights=None):
-    """Parameter average of networks with the same structure (nnet-am-average)."""
+def require_same_structure(nnets, what):
+    """Refuse an empty list or networks whose structures differ (`what` names the caller)."""
     if not nnets:
-        raise InputError("average_nnets: no networks")
-    first = nnets[0]
+        raise InputError(f"{what}: no networks")
     for other in nnets[1:]:
-        if not first.same_structure(other):
-            raise InputError("average_nnets: networks differ in structure (mixed up at different sizes?)")
-    weights = np.full(len(nnets), 1.0 / len(nnets)) if weights is None else np.asarray(weights, np.float64)
-    out = first.copy()
-    for i, component in enumerate(out.components):
-        if component.kind == "affine":
-            component.weight = sum(w * n.components[i].weight.astype(np.float64)
-                                   for w, n in zip(weights, nnets)).astype(np.float32)
-            component.bias = sum(w * n.components[i].bias.astype(np.float64)
-                                 for w, n in zip(weights, nnets)).astype(np.float32)
+        if not nnets[0].same_structure(other):
+            raise InputError(f"{what}: networks differ in structure (mixed up at different sizes?)")
+
+
+def combined_nnet(nnets, weights):
+    """The network whose affine component c is sum_m weights[m, c] * (component c of nnets[m]);
+    the other components (p-norm, normalize, softmax, sum-group) are the first network's."""
+    out = nnets[0].copy()
+    affine = [i for i, c in enumerate(out.components) if c.kind == "affine"]
+    weights = np.asarray(weights, np.float64).reshape(len(nnets), len(affine))
+    for column, index in enumerate(affine):
+        component = out.components[index]
+        component.weight = sum(w * n.components[index].weight.astype(np.float64)
+                               for w, n in zip(weights[:, column], nnets)).astype(np.float32)
+        component.bias = sum(w * n.components[index].bias.astype(np.float64)
+                             for w, n in zip(weights[:, column], nnets)).astype(np.float32)
     return out
+
+
+def average_nnets(nnets, weights=None):
+    """Parameter average of networks with the same structure (nnet-am-average): `combined_nnet`
+    with one weight per network for every affine component."""
+    require_same_structure(nnets, "average_nnets")
+    weights = np.full(len(nnets), 1.0 / len(nnets)) if weights is None else np.asarray(weights, np.float64)
+    num_affine = len(nnets[0].affine_components())
+    return combined_nnet(nnets, np.repeat(weights.reshape(-1, 1), num_affine, axis=1))
 
 
 class NnetEnsemble:

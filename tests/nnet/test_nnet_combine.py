@@ -41,6 +41,14 @@ def test_one_hot_weights_give_that_model_and_uniform_weights_the_average():
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(combined_nnet(nets, np.full((3, 3), 1 / 3)).posteriors(feats),
                                average_nnets(nets).posteriors(feats), rtol=1e-5, atol=1e-6)
+    # average_nnets is combined_nnet with uniform weights: check it against numpy's parameter mean
+    average = average_nnets(nets)
+    for index, component in enumerate(average.components):
+        if component.kind == "affine":
+            np.testing.assert_allclose(component.weight, np.mean([n.components[index].weight for n in nets], axis=0),
+                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(component.bias, np.mean([n.components[index].bias for n in nets], axis=0),
+                                       rtol=1e-5, atol=1e-6)
 
 
 def test_weight_gradient_matches_finite_differences():
