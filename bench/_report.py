@@ -72,6 +72,16 @@ def heldout_commands_dir(slice_data, commands, dest):
     return dest
 
 
+def merge_measures(parts, merged):
+    """MERGED (a measures.jsonl): the lines of each of the decode dirs PARTS' measures.jsonl, sorted,
+    written atomically (its presence means the parts are all decoded)."""
+    lines = sorted(line for part in parts for line in (Path(part) / "measures.jsonl").read_text().splitlines())
+    merged = Path(merged)
+    merged.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(merged) as out:
+        out.write("".join(f"{line}\n" for line in lines))
+
+
 def in_domain_figures(slice_data, exp, heldout, commands_file, rule, target_fa=0.05):
     """One exp dir (decode_dev = SLICE_DATA, decode_heldout_commands = HELDOUT) under the in-domain
     rejection protocol, by the recipe's own scoring (`commands_results_rows`, HELDOUT the one

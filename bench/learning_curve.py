@@ -34,7 +34,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import heldout_commands_dir, in_domain_figures, machine_line, update_section  # noqa: E402
+from _report import (heldout_commands_dir, in_domain_figures, machine_line, merge_measures,  # noqa: E402
+                     update_section)
 
 REPO = Path(__file__).resolve().parents[1]
 KALDILITE = str(Path(sys.executable).parent / "kaldilite")
@@ -143,11 +144,7 @@ def decode_slice(work, slice_dir, model, lang_test, fillers):
             run("decode-commands", *opts, "--nj", 1, *DECODE_OPTS, *model_opt, graph_dir, data, dest / name, log=log)
     merged = dest / "decode_heldout_commands/measures.jsonl"
     if not merged.is_file():
-        lines = sorted(line for c in cmds
-                       for line in (dest / f"heldout_parts/{c}/measures.jsonl").read_text().splitlines())
-        merged.parent.mkdir(parents=True, exist_ok=True)
-        merged.with_suffix(".tmp").write_text("".join(f"{line}\n" for line in lines))
-        merged.with_suffix(".tmp").rename(merged)
+        merge_measures([dest / f"heldout_parts/{c}" for c in cmds], merged)
     return dest, heldout_commands_dir(slice_dir / "data/slice", cmds, work / "data/heldout_commands")
 
 

@@ -24,14 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rejection_slice as protocol  # noqa: E402
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, merge_measures, update_section  # noqa: E402
 
 
 def decode(out, slice_dir, system, bonus, acwt, beam="13.0", lattice_beam="10.0"):
     """The protocol's decodes of one system under OUT/SYSTEM (grammars and graphs as rejection_slice.py
     builds them); returns (rejection decode dir, forced-choice decode dir)."""
-    from kaldilite.utils.atomic import atomic_open
-
     work = out / system
     protocol.prepare(work, slice_dir)
     model_dir = slice_dir / f"exp/{system}"
@@ -57,16 +55,12 @@ def decode(out, slice_dir, system, bonus, acwt, beam="13.0", lattice_beam="10.0"
         protocol.run("decode-commands", "--exact-llr", "--nj", 1, *common, graph, slice_dir / "data/slice",
                      dest / "decode_dev", log=log)
     if not (dest / "decode_heldout_commands/measures.jsonl").is_file():
-        lines = []
         for c in protocol.commands():
             graph = graph_of(f"lang_minus_{c}_gb{bonus}", work / f"data/local/heldout/minus_{c}.txt", *rejection)
-            part = dest / f"heldout_parts/{c}"
             protocol.run("decode-commands", "--lattice-llr", "--nj", 1, *common, graph, work / f"data/heldout_{c}",
-                         part, log=log)
-            lines += (part / "measures.jsonl").read_text().splitlines()
-        (dest / "decode_heldout_commands").mkdir(parents=True, exist_ok=True)
-        with atomic_open(dest / "decode_heldout_commands/measures.jsonl", "w") as handle:  # its presence: done
-            handle.write("".join(f"{line}\n" for line in sorted(lines)))
+                         dest / f"heldout_parts/{c}", log=log)
+        merge_measures([dest / f"heldout_parts/{c}" for c in protocol.commands()],
+                       dest / "decode_heldout_commands/measures.jsonl")
     forced = work / f"exp/{system}/norej_a{acwt}"
     if not (forced / "measures.jsonl").is_file():
         graph = graph_of("lang_norej", protocol.COMMANDS_TXT)

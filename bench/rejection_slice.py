@@ -37,7 +37,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import heldout_commands_dir, in_domain_figures, machine_line, update_section  # noqa: E402
+from _report import (heldout_commands_dir, in_domain_figures, machine_line, merge_measures,  # noqa: E402
+                     update_section)
 
 REPO = Path(__file__).resolve().parents[1]
 KALDILITE = str(Path(sys.executable).parent / "kaldilite")
@@ -141,16 +142,11 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, la
                 dest / "decode_dev_norej", log=log)
         if not (dest / "decode_heldout_commands/measures.jsonl").is_file():
             print(f"{model} {tag} a{acwt}: held-out commands", file=sys.stderr, flush=True)
-            lines = []
-            for c in commands():
-                part = dest / f"heldout_parts/{c}"
+            parts = [dest / f"heldout_parts/{c}" for c in commands()]
+            for c, part in zip(commands(), parts):
                 run("decode-commands", "--lattice-llr", "--nj", 1, *common, *history, minus[c],
                     out / f"data/{hires}heldout_{c}", part, log=log)
-                lines += (part / "measures.jsonl").read_text().splitlines()
-            (dest / "decode_heldout_commands").mkdir(parents=True, exist_ok=True)
-            tmp = dest / "decode_heldout_commands/measures.jsonl.tmp"
-            tmp.write_text("".join(f"{line}\n" for line in sorted(lines)))
-            tmp.rename(dest / "decode_heldout_commands/measures.jsonl")
+            merge_measures(parts, dest / "decode_heldout_commands/measures.jsonl")
 
 
 def adopt_old_layout(dest):
