@@ -115,23 +115,37 @@ def _model_scorer(model_path, data_dir, transform_dir=None):
     of a model file of any type: a GMM's log-likelihoods on its pipeline's features (gmm-latgen-faster),
     or an nnet2 model's log posterior - log prior after the checks of steps/nnet2/decode.sh
     (`nnet_model_and_input`). The decoder below sees only the scorer."""
-    from kaldilite.online.bundle import model_type_of
-
-    if model_type_of(model_path) == "nnet2":
+    model_type, tid_to_pdf, scorer, _, gmm_pipeline = _read_scoring_model(model_path)
+    if model_type == "nnet2":
         from kaldilite.train.decode_commands import nnet_model_and_input
 
-        model, features = nnet_model_and_input(model_path, data_dir, transform_dir)
-        return model.tm.tid_to_pdf, model.log_likelihoods, features
+        _, features = nnet_model_and_input(model_path, data_dir, transform_dir)  # the model read above
+        return tid_to_pdf, scorer, features
     from kaldilite.errors import InputError
     from kaldilite.feat.pipeline import load_features
-    from kaldilite.gmm.model import load_model
-    from kaldilite.utils.load_once import load_once
 
     if transform_dir is not None:
         raise InputError(f"{model_path}: a GMM model takes no --transform-dir here; decode a SAT system with "
                          "decode-fmllr")
+    return tid_to_pdf, scorer, load_features(data_dir, gmm_pipeline)
+
+
+def _read_scoring_model(model_path):
+    """(model type, tid_to_pdf, scorer, input dim, the GMM's feature pipeline or None) of a model file
+    of any type, read through load_once: the verb's start-up, its jobs in this process (--nj 1) and
+    the ones forked from it share one read."""
+    from kaldilite.online.bundle import model_type_of
+    from kaldilite.utils.load_once import load_once
+
+    if model_type_of(model_path) == "nnet2":
+        from kaldilite.nnet.model import load_nnet_model
+
+        model = load_once(model_path, load_nnet_model)
+        return "nnet2", model.tm.tid_to_pdf, model.log_likelihoods, model.input_dim, None
+    from kaldilite.gmm.model import load_model
+
     tm, am, pipeline, _ = load_once(model_path, load_model)
-    return tm.tid_to_pdf, am.log_likelihoods, load_features(data_dir, pipeline)
+    return "gmm", tm.tid_to_pdf, am.log_likelihoods, am.dim, pipeline
 
 
 def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
@@ -154,20 +168,9 @@ def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
     from kaldilite.decode.decoder import decode_utterance
     from kaldilite.feat.pipeline import load_features  # noqa: F401 (imported for the jobs)
     from kaldilite.graph.mkgraph import load_graph
-    from kaldilite.online.bundle import model_type_of
-    from kaldilite.utils.load_once import load_once
 
     try:  # the model read through load_once: the forked jobs find it in memory
-        if model_type_of(model_path) == "nnet2":
-            from kaldilite.nnet.model import load_nnet_model
-
-            model = load_once(model_path, load_nnet_model)
-            tid_to_pdf, scorer, dim = model.tm.tid_to_pdf, model.log_likelihoods, model.input_dim
-        else:
-            from kaldilite.gmm.model import load_model
-
-            tm, am, _, _ = load_once(model_path, load_model)
-            tid_to_pdf, scorer, dim = tm.tid_to_pdf, am.log_likelihoods, am.dim
+        _, tid_to_pdf, scorer, dim, _ = _read_scoring_model(model_path)
         decode_utterance(load_graph(graph_dir), scorer(np.zeros((1, dim), dtype=np.float32)), tid_to_pdf)
     except Exception as exc:  # the jobs meet the same problem and report it in their logs
         log.debug("decode start-up before forking failed: %s", exc)
