@@ -225,63 +225,106 @@ def pooled_within_gaussian_variance(accs):
 
 
 # ------------------------------------------------------------------------ alignment
+def training_graphs(data_dir, lang, tree, tm, utts):
+    """compile-train-graphs for `utts` of DATA: dict utt -> graph (one object per distinct
+    transcript), without transition probabilities (both scales 0, as Kaldi's training graphs):
+    `GraphAligners` adds the current model's."""
+    from kaldilite.graph.training import compile_training_graphs
+
+    return compile_training_graphs(lang, tree, tm, transcripts_for(data_dir, lang, utts),
+                                   transition_scale=0.0, self_loop_scale=0.0)
+
+
+class PreparedGraph:
+    """One training graph made ready to align against: `aligner` over the graph with the model's
+    transition costs, scoring a reduced likelihood matrix whose column j is pdf `pdfs[j]` (the
+    pdfs the graph reaches); `tid_to_column` maps a transition id to its column."""
+
+    def __init__(self, graph, aligner, pdfs, tid_to_column):
+        self.graph, self.aligner, self.pdfs, self.tid_to_column = graph, aligner, pdfs, tid_to_column
+
+
+class GraphAligners:
+    """Forced aligners over training graphs (gmm-align-compiled / nnet-align-compiled), each
+    graph prepared once per graph object: utterances with the same transcript share one
+    (`compile_training_graphs`), so a command corpus prepares a few dozen graphs for thousands
+    of utterances.
+
+    As in Kaldi, the training graphs carry no transition probabilities (compiled with both
+    scales 0); the model's are added here with `transition_scale` and `self_loop_scale`
+    (AddTransitionProbs), so realignment uses the re-estimated transitions. Only the pdfs a
+    graph can reach are scored (a digit's graph touches a few dozen of the model's pdfs).
+    """
+
+    def __init__(self, tm, *, beam=10.0, retry_beam=40.0, acoustic_scale=0.1, transition_scale=1.0,
+                 self_loop_scale=0.1):
+        from kaldilite.graph.hmm_fst import transition_id_costs
+
+        self.tm = tm
+        self.beam, self.retry_beam, self.acoustic_scale = beam, retry_beam, acoustic_scale
+        self._add_costs = bool(transition_scale or self_loop_scale)
+        tid_costs = transition_id_costs(tm, transition_scale, self_loop_scale).astype(np.float32)
+        self._tid_costs = np.concatenate([tid_costs, np.zeros(1, np.float32)])  # labels above the tids: none expected
+        self._prepared = {}  # id(graph) -> PreparedGraph (which keeps the graph, so that its id is not reused)
+
+    def prepared(self, graph):
+        """The `PreparedGraph` of `graph`, made on its first use."""
+        from dataclasses import replace
+
+        from kaldilite.decode.align import GraphAligner
+
+        found = self._prepared.get(id(graph))
+        if found is None:
+            weighted = graph
+            if self._add_costs:
+                weighted = replace(graph, arc_weight=graph.arc_weight + self._tid_costs[graph.arc_ilabel])
+            tids = np.unique(graph.arc_ilabel[graph.arc_ilabel > 0])
+            pdfs, columns = np.unique(self.tm.tid_to_pdf[tids], return_inverse=True)
+            tid_to_column = np.zeros_like(self.tm.tid_to_pdf)
+            tid_to_column[tids] = columns
+            aligner = GraphAligner(weighted, tid_to_column, beam=self.beam, retry_beam=self.retry_beam,
+                                   acoustic_scale=self.acoustic_scale)
+            found = self._prepared[id(graph)] = PreparedGraph(graph, aligner, pdfs, tid_to_column)
+        return found
+
+
 def align_compiled(model_path, graphs, feature_cache, *, beam=10.0, retry_beam=40.0, acoustic_scale=0.1,
                    transition_scale=1.0, self_loop_scale=0.1, boost_silence=1.0, silence_pdfs=()):
     """gmm-align-compiled for one job: dict utt -> tids for the utterances that aligned.
 
-    As in Kaldi, the training graphs carry no transition probabilities (compiled with both
-    scales 0); the current model's are added here with `transition_scale` and
-    `self_loop_scale` (AddTransitionProbs), so realignment uses the re-estimated transitions.
-    Only the pdfs a graph can reach are scored (a digit's graph touches a few dozen of the
-    model's pdfs), by handing the aligner a reduced likelihood matrix and a remapped
-    tid -> column table. That preparation is done once per graph object: utterances with the
-    same transcript share one (`compile_training_graphs`), so a command corpus prepares a few
-    dozen graphs for thousands of utterances.
+    Each graph is prepared once (`GraphAligners`: the current model's transition costs added,
+    only its pdfs scored, here by the model of those pdfs alone).
     Returns (alignments, failed utterance ids, total log-likelihood, frames).
     """
-    from dataclasses import replace
-
-    from kaldilite.decode.align import GraphAligner
     from kaldilite.gmm import load_model
-    from kaldilite.graph.hmm_fst import transition_id_costs
 
     tm, am, _, _ = load_model(model_path)
-    tid_costs = transition_id_costs(tm, transition_scale, self_loop_scale).astype(np.float32)
-    tid_costs = np.concatenate([tid_costs, np.zeros(1, np.float32)])  # labels above the tids: none expected
     if boost_silence != 1.0:
         am = am.boosted(silence_pdfs, boost_silence)
+    aligners = GraphAligners(tm, beam=beam, retry_beam=retry_beam, acoustic_scale=acoustic_scale,
+                             transition_scale=transition_scale, self_loop_scale=self_loop_scale)
     alignments, failed, no_graph = {}, [], []
     tot_like = 0.0
     frames = 0
-    prepared = {}  # id(graph) -> (graph, aligner over it with transition costs, tid -> column, model of its pdfs)
+    graph_ams = {}  # id(PreparedGraph) -> model of its pdfs
     for utt, mat in feature_cache.items():
         graph = graphs.get(utt)
         if graph is None:
             no_graph.append(utt)
             continue
-        found = prepared.get(id(graph))
-        if found is None:
-            weighted = graph
-            if transition_scale or self_loop_scale:
-                weighted = replace(graph, arc_weight=graph.arc_weight + tid_costs[graph.arc_ilabel])
-            tids = np.unique(graph.arc_ilabel[graph.arc_ilabel > 0])
-            pdfs, columns = np.unique(tm.tid_to_pdf[tids], return_inverse=True)
-            local_tid_to_pdf = np.zeros_like(tm.tid_to_pdf)
-            local_tid_to_pdf[tids] = columns
-            aligner = GraphAligner(weighted, local_tid_to_pdf, beam=beam, retry_beam=retry_beam,
-                                   acoustic_scale=acoustic_scale)
-            # the graph itself is kept in the entry so that its id is not reused meanwhile
-            found = prepared[id(graph)] = (graph, aligner, local_tid_to_pdf, am.pdf_subset(pdfs))
-        _, aligner, local_tid_to_pdf, graph_am = found
+        prepared = aligners.prepared(graph)
+        graph_am = graph_ams.get(id(prepared))
+        if graph_am is None:
+            graph_am = graph_ams[id(prepared)] = am.pdf_subset(prepared.pdfs)
         # scored in float64 (as training statistics are), then rounded to float32 for the aligner
         loglikes = graph_am.log_likelihoods(mat, dtype=np.float64).astype(np.float32)
-        ali = aligner.align(loglikes)
+        ali = prepared.aligner.align(loglikes)
         if ali is None:
             failed.append(utt)
             log.warning("%s: did not align even with retry beam %g", utt, retry_beam)
             continue
         ali = np.asarray(ali, np.int32)
-        tot_like += float(loglikes[np.arange(len(ali)), local_tid_to_pdf[ali]].sum())
+        tot_like += float(loglikes[np.arange(len(ali)), prepared.tid_to_column[ali]].sum())
         frames += len(ali)
         alignments[utt] = ali
     if no_graph:

@@ -17,7 +17,6 @@ and transition costs as `kaldilite align`.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import numpy as np
 
@@ -38,34 +37,24 @@ class TrainingGraphRealigner:
         self._graphs = None
 
     def __call__(self, tm, tree, utterance_loglikes):
-        from kaldilite.decode.align import GraphAligner
-        from kaldilite.graph.hmm_fst import transition_id_costs
-        from kaldilite.graph.training import compile_training_graphs
-        from kaldilite.lang import LangDir
-        from kaldilite.train.gmm_steps import transcripts_for
+        from kaldilite.train.gmm_steps import GraphAligners, training_graphs
 
         if self._graphs is None:  # compiled once (one per distinct transcript), for every realignment of the run
             from kaldilite.io.datadir import DataDir
+            from kaldilite.lang import LangDir
 
-            lang = LangDir.load(self.lang_dir)
             utts = sorted(DataDir.load(self.data_dir).text or {})
-            self._graphs = compile_training_graphs(lang, tree, tm, transcripts_for(self.data_dir, lang, utts),
-                                                   transition_scale=0.0, self_loop_scale=0.0)
-        tid_costs = transition_id_costs(tm, self.transition_scale, self.self_loop_scale).astype(np.float32)
-        tid_costs = np.concatenate([tid_costs, np.zeros(1, np.float32)])
-        aligners, out, failed = {}, {}, []
+            self._graphs = training_graphs(self.data_dir, LangDir.load(self.lang_dir), tree, tm, utts)
+        aligners = GraphAligners(tm, beam=self.beam, retry_beam=self.retry_beam, acoustic_scale=self.acoustic_scale,
+                                 transition_scale=self.transition_scale, self_loop_scale=self.self_loop_scale)
+        out, failed = {}, []
         for utt, loglikes in utterance_loglikes:
             graph = self._graphs.get(utt)
             if graph is None:
                 failed.append(utt)
                 continue
-            entry = aligners.get(id(graph))
-            if entry is None:  # the graph kept in the entry, so that its id is not reused meanwhile
-                weighted = replace(graph, arc_weight=graph.arc_weight + tid_costs[graph.arc_ilabel])
-                entry = aligners[id(graph)] = (graph, GraphAligner(weighted, tm.tid_to_pdf, beam=self.beam,
-                                                                   retry_beam=self.retry_beam,
-                                                                   acoustic_scale=self.acoustic_scale))
-            ali = entry[1].align(np.asarray(loglikes, np.float32))
+            prepared = aligners.prepared(graph)
+            ali = prepared.aligner.align(np.asarray(loglikes, np.float32)[:, prepared.pdfs])
             if ali is None:
                 failed.append(utt)
                 continue
