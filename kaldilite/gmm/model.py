@@ -70,13 +70,20 @@ def read_model_header(path):
 def read_model_pipeline(path):
     """The model's `FeaturePipeline` (None if saved without one) from its header and the pipeline's
     arrays alone: no GMM or network array is read."""
-    from kaldilite.feat.pipeline import FeaturePipeline
-
     with _open_npz(path) as npz:
         data = _header(npz, path).get("pipeline")
         if data is None:
             return None
         arrays = {k: npz[k] for k in npz.files if k.startswith("pipeline_")}
+    return _pipeline_from(data, arrays, path)
+
+
+def _pipeline_from(data, arrays, path):
+    """The FeaturePipeline of a model file's header entry `data` (None: saved without one) and arrays."""
+    if data is None:
+        return None
+    from kaldilite.feat.pipeline import FeaturePipeline
+
     try:
         return FeaturePipeline.from_header(data, arrays)
     except InputError as exc:
@@ -129,14 +136,7 @@ def load_model(path):
     am.source = f"model {path}"
     extra = header.get("extra", {})
     am.feature_hint = describe_pipeline(pipeline, am.dim, extra.get("raw_feature_dim"), extra.get("transform"))
-    if pipeline is not None:
-        from kaldilite.feat.pipeline import FeaturePipeline
-
-        try:
-            pipeline = FeaturePipeline.from_header(pipeline, arrays)
-        except InputError as exc:
-            raise corrupt_model_file(path, exc) from None
-    return tm, am, pipeline, header.get("extra", {})
+    return tm, am, _pipeline_from(pipeline, arrays, path), extra
 
 
 def load_transition_model(path):
