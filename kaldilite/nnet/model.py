@@ -48,6 +48,12 @@ NNET_MODEL_VERSION = 6
 PRIOR_FLOOR = 1e-20
 
 
+def scaled_log_priors(priors, prior_scale):
+    """float32 prior_scale * log p(pdf), priors floored at PRIOR_FLOOR: what the pseudo
+    log-likelihoods log p(pdf|x) - prior_scale log p(pdf) subtract from the log posteriors."""
+    return (prior_scale * np.log(np.maximum(priors, PRIOR_FLOOR))).astype(np.float32)
+
+
 class NnetAcousticModel:
     """What decoding needs: `tm`, `nnet` (an `Nnet` or `NnetEnsemble`), `priors` (per pdf), `pipeline`,
     and the input description; `fmllr_pipeline` (optional) is the GMM system's pipeline whose output
@@ -126,7 +132,7 @@ class NnetAcousticModel:
             raise self._mismatch(feats.shape[1] if feats.ndim == 2 else f"shape {feats.shape}", "features")
         loglikes = self.nnet.log_posteriors(feats, PRIOR_FLOOR)
         if self.priors is not None:
-            loglikes -= (self.prior_scale * np.log(np.maximum(self.priors, PRIOR_FLOOR))).astype(np.float32)
+            loglikes -= scaled_log_priors(self.priors, self.prior_scale)
         return loglikes.astype(np.float32, copy=False)
 
     def features(self, data_dir, utterances=None, transforms=None, transform_dir=None):

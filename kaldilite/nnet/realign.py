@@ -16,10 +16,9 @@ import logging
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.nnet.model import PRIOR_FLOOR, scaled_log_priors
 
 log = logging.getLogger(__name__)
-
-PRIOR_FLOOR = 1e-20  # as NnetAcousticModel's
 
 
 def realigned_targets(nnet, inputs, utts, offsets, targets, priors, prior_scale, aligner, tm, tree):
@@ -29,7 +28,7 @@ def realigned_targets(nnet, inputs, utts, offsets, targets, priors, prior_scale,
     transform), utterance i at rows offsets[i]:offsets[i+1]; `targets` their current pdfs.
     `aligner(tm, tree, iterable of (utt, loglikes)) -> {utt: pdf ids}`.
     """
-    log_prior = (prior_scale * np.log(np.maximum(priors, PRIOR_FLOOR))).astype(np.float32)
+    log_prior = scaled_log_priors(priors, prior_scale)  # as NnetAcousticModel.log_likelihoods
 
     def loglikes():
         for i, utt in enumerate(utts):
