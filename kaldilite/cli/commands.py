@@ -282,7 +282,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         recorded_online_cmvn = loaded.pipeline is not None and loaded.pipeline.cmvn == "online"
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
-    if kind == "sat":
+    if kind == "sat" or phone_scores or phone_llr:  # fMLLR statistics, phone scores: a missing list fails here
         from kaldilite.train.sat import _silence_phones_from
 
         silence_phones = _silence_phones_from(model_path.parent, graph_dir)

@@ -22,8 +22,8 @@ returns the rejection rule's inputs (`kaldilite.decode.confidence.Measures`) per
   word toward the command the first pass took it for.
 
 With ``phone_scores`` (``phone_llr``) every lattice pass also writes the phone-level scores of
-`kaldilite.decode.confidence.PhoneScorer` (the silence phones are the graph's
-``phones/silence.csl``); the SAT first pass does not.
+`kaldilite.decode.confidence.PhoneScorer` (the silence phones are the job's ``silence_phones``,
+the graph's ``phones/silence.int`` as decode-commands reads it); the SAT first pass does not.
 
 The CPU time of each job covers scoring, search, lattice and confidence (and, for SAT, the first
 pass and the fMLLR estimation), not feature loading: decode-commands divides it by the audio
@@ -111,7 +111,9 @@ def decoding_kind(model_path):
 
 
 def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_dict, silence_phones=()):
-    """One job of decode-commands: ([(utt, Measures, num_frames)], wall seconds, CPU seconds)."""
+    """One job of decode-commands: ([(utt, Measures, num_frames)], wall seconds, CPU seconds).
+    ``silence_phones``: the graph's silence phone ids (`kaldilite.train.sat._silence_phones_from`),
+    needed by SAT models (fMLLR statistics) and by the phone-level scores."""
     from kaldilite.train.gmm_steps import single_threaded_blas
 
     opts = CommandDecodeOptions(**opts_dict)
@@ -120,8 +122,8 @@ def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_d
         if kind == "sat":
             return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
         if opts.transform_dir is not None or kind == "adapted_nnet":
-            return _decode_adapted_nnet(graph_dir, model_path, data_dir, opts)
-        return _decode_single_pass(graph_dir, model_path, data_dir, opts)
+            return _decode_adapted_nnet(graph_dir, model_path, data_dir, opts, silence_phones)
+        return _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones)
 
 
 def nnet_model_and_input(model_path, data_dir, transform_dir=None):
@@ -143,14 +145,14 @@ def nnet_model_and_input(model_path, data_dir, transform_dir=None):
     return model, model.features(data_dir, transforms=transforms, transform_dir=transform_dir)
 
 
-def _decode_adapted_nnet(graph_dir, model_path, data_dir, opts):
+def _decode_adapted_nnet(graph_dir, model_path, data_dir, opts, silence_phones):
     """nnet2 on fMLLR-adapted input: the SAT system's features through the test speakers' transforms
     (steps/nnet2/decode.sh --transform-dir), one lattice pass."""
     model, features = nnet_model_and_input(model_path, data_dir, opts.transform_dir)
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
     results = _lattice_pass(graph, model.tm.tid_to_pdf, words, fillers, recognizer_opts, model.log_likelihoods,
-                            features, timer, phone_tables=_phone_tables(graph_dir, model.tm.tid_to_phone))
+                            features, timer, phone_tables=(model.tm.tid_to_phone, silence_phones))
     return results, timer.wall, timer.cpu
 
 
@@ -166,14 +168,6 @@ def _recognition_setup(graph_dir, opts):
                                         exact_llr=opts.exact_llr, phone_scores=opts.phone_scores,
                                         phone_llr=opts.phone_llr)
     return graph, words, read_fillers(graph_dir), recognizer_opts
-
-
-def _phone_tables(graph_dir, tid_to_phone):
-    """(tid_to_phone, silence phone ids of GRAPH_DIR/phones/silence.csl): what the phone-level
-    scores need besides the frames (silence phones are no part of the command's phones)."""
-    path = Path(graph_dir) / "phones/silence.csl"
-    silence = [int(p) for p in path.read_text().strip().split(":") if p.strip()] if path.is_file() else []
-    return tid_to_phone, silence
 
 
 class _Timer:
@@ -195,7 +189,8 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
                   phone_tables=None):
     """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]. ``best_paths``: a
     list that receives each utterance's (utt, DecodeResult) too (the SAT first pass's, for fMLLR).
-    ``phone_tables``: `_phone_tables`, needed with ``recognizer_opts.phone_scores``."""
+    ``phone_tables``: (the model's tid_to_phone, silence phone ids), needed with
+    ``recognizer_opts.phone_scores`` (silence phones are no part of the command's phones)."""
     from kaldilite.decode.rejection import Recognizer, measure
 
     tid_to_phone, silence = phone_tables if phone_tables is not None else (None, ())
@@ -215,7 +210,7 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
     return results
 
 
-def _decode_single_pass(graph_dir, model_path, data_dir, opts):
+def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones):
     from kaldilite.feat.pipeline import load_features
     from kaldilite.online.bundle import load_scoring_model
     from kaldilite.utils.load_once import load_once
@@ -230,7 +225,7 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts):
     features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),
                              online_cmvn_history=opts.online_cmvn_history)
     results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
-                            features, timer, phone_tables=_phone_tables(graph_dir, model.tid_to_phone))
+                            features, timer, phone_tables=(model.tid_to_phone, silence_phones))
     return results, timer.wall, timer.cpu
 
 
@@ -317,7 +312,7 @@ def _decode_sat(graph_dir, model_path, data_dir, decode_dir, job, opts, silence_
             yield utt, (feats if w is None else apply_transform(feats, w).astype(np.float32))
 
     results = _lattice_pass(graph, tm.tid_to_pdf, words, fillers, recognizer_opts, am.log_likelihoods, adapted(),
-                            timer, phone_tables=_phone_tables(graph_dir, tm.tid_to_phone))
+                            timer, phone_tables=(tm.tid_to_phone, silence_phones))
     for utt, m, _ in results:
         m.first_pass_llr = first_llr.get(utt)
     return results, timer.wall, timer.cpu

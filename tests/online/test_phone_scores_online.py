@@ -54,3 +54,20 @@ def test_live_phone_scores_equal_decode_commands_phone_scores(online_setup, garb
         np.testing.assert_allclose([live[u].score for u in accepted], [batch[u].score for u in accepted],
                                    rtol=1e-4, atol=1e-3)
         assert len({round(batch[u].score, 3) for u in accepted}) > 1  # scores differ between utterances
+
+
+def test_decode_commands_phone_scores_without_the_graphs_silence_list_fail_before_decoding(  # noqa: F811
+        online_setup, garbage_graph_dir, tmp_path):
+    """The phone scores leave silence phones out: without the graph's list they must not quietly
+    count silence as a command phone (a different score), but say what is missing."""
+    from kaldilite.cli import cli
+
+    data_dir, _, model = online_setup
+    graph = tmp_path / "graph"
+    shutil.copytree(garbage_graph_dir, graph)
+    (graph / "phones/silence.int").unlink()
+    result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--phone-scores", "--model", str(model),
+                                      str(graph), str(data_dir), str(tmp_path / "decode")])
+    assert result.exit_code != 0
+    assert "silence.int" in str(result.output) + str(result.exception)
+    assert not (tmp_path / "decode/measures.jsonl").exists()
