@@ -52,23 +52,29 @@ def _lexicon_file(dict_dir):
     return dict_dir / ("lexiconp.txt" if (dict_dir / "lexiconp.txt").is_file() else "lexicon.txt")
 
 
+def _lexicon_prons(dict_dir):
+    """(lexicon file, [(line number, word, phones)]) of the dict dir's lexiconp.txt or lexicon.txt."""
+    lexicon = _lexicon_file(dict_dir)
+    skip = 2 if lexicon.name == "lexiconp.txt" else 1
+    return lexicon, [(number, fields[0], fields[skip:]) for number, line in read_text_lines(lexicon)
+                     if (fields := line.split())]
+
+
 def lexicon_words(dict_dir):
-    return {line.split()[0] for _, line in read_text_lines(_lexicon_file(dict_dir)) if line.split()}
+    return {word for _, word, _ in _lexicon_prons(dict_dir)[1]}
 
 
 def check_lexicon_phones(dict_dir):
     """Raise InputError at the first lexicon line using a phone outside the dict dir's phone files."""
-    lexicon = _lexicon_file(dict_dir)
+    lexicon, prons = _lexicon_prons(dict_dir)
     phone_set = dict_phone_set(Path(dict_dir) / "lexicon.txt")
-    with_probs = lexicon.name == "lexiconp.txt"
-    for number, line in read_text_lines(lexicon):
-        fields = line.split()
-        for phone in fields[2 if with_probs else 1:]:
+    for number, word, phones in prons:
+        for phone in phones:
             if phone not in phone_set:
                 raise InputError(
-                    f"{where(lexicon, number)}: phone {phone!r} of {fields[0]!r} is not in the phone set the models "
+                    f"{where(lexicon, number)}: phone {phone!r} of {word!r} is not in the phone set the models "
                     f"were trained with ({Path(dict_dir) / 'nonsilence_phones.txt'}); write the word with known "
-                    f"phones (`kaldilite g2p --lexicon {dict_dir} {fields[0]}` substitutes them) or add the phone "
+                    f"phones (`kaldilite g2p --lexicon {dict_dir} {word}` substitutes them) or add the phone "
                     f"and retrain from the lang stage"
                 )
 
@@ -179,13 +185,9 @@ def untrained_phones(transition_tuples, pdf_occs, phone_names, dict_phones, min_
 
 def grammar_word_phones(dict_dir, grammar_files):
     """{word: (its 'file:line' in the grammar files, set of phones of all its lexicon lines)}."""
-    lexicon = _lexicon_file(dict_dir)
-    skip = 2 if lexicon.name == "lexiconp.txt" else 1
     phones = {}
-    for _, line in read_text_lines(lexicon):
-        fields = line.split()
-        if fields:
-            phones.setdefault(fields[0], set()).update(fields[skip:])
+    for _, word, pron in _lexicon_prons(dict_dir)[1]:
+        phones.setdefault(word, set()).update(pron)
     return {word: (loc, phones.get(word, set())) for word, loc in grammar_words(grammar_files).items()}
 
 
