@@ -29,31 +29,19 @@ CPU: a chain is ~2 (25%) to ~6 (100%) minutes, the decodes ~1 minute per fractio
 
 import argparse
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import (heldout_commands_dir, in_domain_figures, machine_line, merge_measures,  # noqa: E402
                      update_section)
+from rejection_slice import COMMANDS_TXT, REPO, commands, run  # noqa: E402  (the same protocol's helpers)
 
-REPO = Path(__file__).resolve().parents[1]
-KALDILITE = str(Path(sys.executable).parent / "kaldilite")
 LANG_EN = REPO / "lang/en"
-COMMANDS_TXT = LANG_EN / "commands.txt"
 DICT_FILES = ("silence_phones.txt", "nonsilence_phones.txt", "optional_silence.txt", "extra_questions.txt")
 GRAMMAR_OPTS = ["--garbage", "true", "--garbage-cost", "0.0", "--garbage-phone-bonus", "2.0", "--edge-noise-prob", "0.1"]
 DECODE_OPTS = ["--beam", "13.0", "--lattice-beam", "10.0", "--acwt", "0.1", "--fmllr-hypothesis", "garbage"]
 AUGMENT_PREFIXES = ("noise-", "sp0.9-", "sp1.0-", "sp1.1-")
-
-
-def run(*args, log):
-    with open(log, "a") as out:
-        subprocess.run([KALDILITE, *map(str, args)], check=True, stdout=out, stderr=out)
-
-
-def commands():
-    return [line.strip() for line in COMMANDS_TXT.read_text().splitlines() if line.strip()]
 
 
 def base_speaker(spk):
