@@ -357,7 +357,6 @@ def write_matrix(wxfilename, matrix, binary=True):
 
     Binary: Kaldi's `DM` for float64 input, `FM` otherwise. Text: ` [` rows `]` with every digit of
     float64 (`repr`), readable by Kaldi tools and `read_matrix`."""
-    from kaldilite.utils.atomic import atomic_open
 
     if binary:
         matrix = np.asarray(matrix)
