@@ -1,4 +1,5 @@
-"""Discriminative training verbs: `make-denlats` (steps/make_denlats.sh) and `train-mmi` (steps/train_mmi.sh).
+"""Discriminative training verbs: `make-denlats` (steps/make_denlats.sh), `train-mmi` (steps/train_mmi.sh) and
+`train-nnet2-discriminative` (steps/nnet2/train_discriminative2.sh).
 
 Thin wrappers over kaldilite.train.mmi, with the scripts' options and defaults.
 """
@@ -14,6 +15,9 @@ _PROGRESS_LOGGERS = ("kaldilite.train.mmi",)
 
 @click.command("make-denlats")
 @click.option("--nj", default=4, show_default=True, help="Number of parallel jobs (data split by speaker).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Decode with this model of ALI_DIR's tree instead of ALI_DIR/final.mdl, e.g. an nnet2 DNN's "
+                   "final.mdl (steps/nnet2/make_denlats.sh) for train-nnet2-discriminative.")
 @job_options
 @decoder_options(beam=13.0, max_active=5000, min_active=None, acwt=0.1, lattice_beam=7.0,  # make_denlats.sh's
                  acwt_help="Acoustic scale of the decoding.", lattice_beam_help="Lattice beam (links kept within it).")
@@ -25,9 +29,10 @@ _PROGRESS_LOGGERS = ("kaldilite.train.mmi",)
 def make_denlats_cmd(data, lang, graph, ali_dir, denlat_dir, **kwargs):
     """Denominator lattices of the training data for MMI (steps/make_denlats.sh).
 
-    Decodes DATA with ALI_DIR's model (and its fMLLR transforms trans.*, if any) through GRAPH's
-    HCLG (for command recognition: the recognition grammar, graph_commands) and keeps the
-    state-level lattices in DENLAT_DIR/denlat.JOB.npz.
+    Decodes DATA with ALI_DIR's model (and its fMLLR transforms trans.*, if any), or with --model
+    (an nnet2 DNN reads DATA's features through its own pipeline: DATA is then the DNN's data dir,
+    e.g. data/train_aug_hires), through GRAPH's HCLG (for command recognition: the recognition
+    grammar, graph_commands) and keeps the state-level lattices in DENLAT_DIR/denlat.JOB.npz.
 
     \b
     Usage: kaldilite make-denlats [options] <data-dir> <lang-dir> <graph-dir> <ali-dir> <denlat-dir>
@@ -37,7 +42,8 @@ def make_denlats_cmd(data, lang, graph, ali_dir, denlat_dir, **kwargs):
     from kaldilite.train.mmi import DenlatOptions, make_denlats
 
     progress_logging(*_PROGRESS_LOGGERS)
-    result = make_denlats(data, lang, graph, ali_dir, denlat_dir, DenlatOptions(**kwargs))
+    model = kwargs.pop("model")
+    result = make_denlats(data, lang, graph, ali_dir, denlat_dir, DenlatOptions(**kwargs), model=model)
     click.echo(f"make-denlats: {result['utterances']} lattices, {result['failed']} failed, "
                f"{result['links'] / max(result['frames'], 1):.1f} links per frame in {result['seconds']:.1f} s "
                f"-> {denlat_dir}")
@@ -85,4 +91,55 @@ def train_mmi_cmd(data, lang, ali_dir, denlat_dir, exp, **kwargs):
                f"-> {exp}/final.mdl")
 
 
-COMMANDS = [make_denlats_cmd, train_mmi_cmd]
+@click.command("train-nnet2-discriminative")
+@click.option("--criterion", default="mmi", show_default=True, type=click.Choice(["mmi"]),
+              help="Objective (Kaldi's also has smbr, mpfe: not implemented).")
+@click.option("--num-epochs", default=4, show_default=True, help="Passes over the training data.")
+@click.option("--learning-rate", default=2e-5, show_default=True, help="Constant learning rate.")
+@click.option("--update", default="sgd", show_default=True, type=click.Choice(["sgd", "rms"]),
+              help="sgd: nnet2's SGD on the minibatch's summed gradient; rms: train-nnet2 --update rms's "
+                   "RMS-normalized step (the commands recipe's DNN is trained with it).")
+@click.option("--momentum", default=0.0, show_default=True, help="Momentum (sgd) or Adam's beta1 (rms).")
+@click.option("--max-change", default=2.0, show_default=True,
+              help="Largest parameter change of a component in one minibatch (Frobenius norm).")
+@click.option("--acwt", "--acoustic-scale", "acwt", default=0.1, show_default=True,
+              help="Acoustic scale of the lattice forward-backward.")
+@click.option("--boost", default=0.0, show_default=True, help="Boosting factor of boosted MMI (lattice-boost-ali --b).")
+@click.option("--drop-frames", default=False, show_default=True, type=bool,
+              help="MMI: no gradient on frames whose numerator pdf is missing from the lattice.")
+@click.option("--frames-per-minibatch", default=512, show_default=True,
+              help="Whole utterances are gathered into minibatches of at least this many frames.")
+@click.option("--num-utts-subset", default=100, show_default=True,
+              help="Utterances held out to log the objective each epoch (not trained on).")
+@click.option("--seed", default=0, show_default=True, help="Random seed (utterance order, held-out subset).")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("lang", type=click.Path(exists=True, file_okay=False))
+@click.argument("ali_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("denlat_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("src_model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("exp", type=click.Path(file_okay=False))
+def train_nnet2_discriminative_cmd(data, lang, ali_dir, denlat_dir, src_model, exp, **kwargs):
+    """Sequence-discriminative (MMI) training of an nnet2 DNN (steps/nnet2/train_discriminative2.sh).
+
+    Starts from SRC_MODEL (train-nnet2's final.mdl, trained on ALI_DIR's alignments of DATA: the
+    numerator) with DENLAT_DIR's lattices (make-denlats --model SRC_MODEL: the denominator) and
+    writes EXP/final.mdl, an nnet2 model decode-commands and the online decoder read as they read
+    SRC_MODEL.
+
+    \b
+    Usage: kaldilite train-nnet2-discriminative [options] <data-dir> <lang-dir> <ali-dir> <denlat-dir> \\
+               <src-model> <exp-dir>
+     e.g.: kaldilite train-nnet2-discriminative data/train_aug_hires data/lang exp/tri3b_ali \\
+               exp/nnet2_denlats exp/nnet2/final.mdl exp/nnet2_mmi
+    """
+    from kaldilite.train.nnet_discriminative import NnetDiscriminativeOptions, train_nnet2_discriminative
+
+    progress_logging(*_PROGRESS_LOGGERS, "kaldilite.train.nnet_discriminative")
+    result = train_nnet2_discriminative(data, lang, ali_dir, denlat_dir, src_model, exp,
+                                        NnetDiscriminativeOptions(**kwargs))
+    objf = " ".join(f"{v:.4f}" for v in result["objf"])
+    click.echo(f"train-nnet2-discriminative: done in {result['seconds']:.1f} s ({result['cpu_seconds']:.1f} s CPU); "
+               f"validation MMI objective per frame before training and by epoch: {objf} -> {exp}/final.mdl")
+
+
+COMMANDS = [make_denlats_cmd, train_mmi_cmd, train_nnet2_discriminative_cmd]

@@ -7,6 +7,10 @@ Follows Kaldi's egs/wsj/s5/steps/make_denlats.sh and steps/train_mmi.sh (Povey e
   features (for a SAT system: the speaker's fMLLR transform of ALI_DIR/trans.*, as
   make_denlats.sh --transform-dir) through a decoding graph, beam 13, lattice beam 7, acoustic
   scale 0.1, max-active 5000; the state-level lattices are kept (`kaldilite.decode.denlat`).
+  `model` may name another model of the same tree, e.g. an nnet2 DNN trained on the alignments
+  (steps/nnet2/make_denlats.sh: the DNN's log posterior - log prior on its own input; a DNN on
+  fMLLR-adapted input reads ALI_DIR/trans.* as its --transform-dir): the denominator of
+  `kaldilite.train.nnet_discriminative`.
   Kaldi's graph is a unigram LM over the training words; for command recognition the natural
   denominator is the recognition grammar itself (all commands, fillers and the garbage phone
   loop: the competitors the rejection rule weighs the command against).
@@ -95,8 +99,9 @@ def _write_dir_files(src, dest, lang_dir=None):
 
 
 # ============================================================================ make_denlats
-def make_denlats(data_dir, lang_dir, graph_dir, ali_dir, denlat_dir, opts: DenlatOptions | None = None):
-    """steps/make_denlats.sh: DENLAT_DIR/denlat.JOB.npz for every utterance of DATA_DIR.
+def make_denlats(data_dir, lang_dir, graph_dir, ali_dir, denlat_dir, opts: DenlatOptions | None = None, model=None):
+    """steps/make_denlats.sh: DENLAT_DIR/denlat.JOB.npz for every utterance of DATA_DIR, decoded with
+    `model` (any model file of ALI_DIR's tree; default ALI_DIR/final.mdl).
 
     Returns {'utterances', 'failed', 'links', 'frames', 'seconds'}.
     """
@@ -110,12 +115,16 @@ def make_denlats(data_dir, lang_dir, graph_dir, ali_dir, denlat_dir, opts: Denla
     ali, out = Path(ali_dir), Path(denlat_dir)
     if not (ali / "final.mdl").exists():
         raise MissingFileError(f"{ali / 'final.mdl'}: missing; align the training data first (align-fmllr / align)")
-    check_graph_for_model(graph_dir, ali / "final.mdl")
+    model = Path(model) if model is not None else ali / "final.mdl"
+    if not model.is_file():
+        raise MissingFileError(f"{model}: no such model file (--model)")
+    check_graph_for_model(graph_dir, model)
     (out / "log").mkdir(parents=True, exist_ok=True)
     _write_dir_files(ali, out, lang_dir)
     parts = split_data_dir(data_dir, opts.nj)
     write_text(out / "num_jobs", f"{len(parts)}\n")
-    results = run_jobs(_denlat_job, [(str(part), str(graph_dir), str(ali), str(out), k, dataclasses.asdict(opts))
+    results = run_jobs(_denlat_job, [(str(part), str(graph_dir), str(ali), str(out), k, dataclasses.asdict(opts),
+                                      str(model))
                                      for k, part in enumerate(parts, 1)], out / "log", "decode_den", nj=len(parts))
     totals = {key: sum(r[key] for r in results) for key in ("utterances", "failed", "links", "frames")}
     totals["seconds"] = time.perf_counter() - started
@@ -124,25 +133,39 @@ def make_denlats(data_dir, lang_dir, graph_dir, ali_dir, denlat_dir, opts: Denla
     return totals
 
 
+def _scorer_and_features(model_path, part_dir, ali_dir):
+    """(tid_to_pdf, frames -> pdf log-likelihoods, iterable of (utt, model input)) of a GMM or nnet2 model."""
+    from kaldilite.gmm.model import load_model, read_model_header
+
+    if read_model_header(model_path).get("model_type") == "nnet2":
+        from kaldilite.train.decode_commands import nnet_model_and_input
+        from kaldilite.utils.load_once import load_once
+        from kaldilite.nnet.model import load_nnet_model
+
+        transform_dir = ali_dir if load_once(model_path, load_nnet_model).speaker_adapted else None
+        model, features = nnet_model_and_input(model_path, part_dir, transform_dir)
+        return model.tm.tid_to_pdf, model.log_likelihoods, features
+    tm, am, pipeline, _ = load_model(model_path)
+    return tm.tid_to_pdf, am.log_likelihoods, _job_features(part_dir, pipeline, ali_dir).items()
+
+
 @one_blas_thread
-def _denlat_job(part_dir, graph_dir, ali_dir, out_dir, job, opts_dict):
+def _denlat_job(part_dir, graph_dir, ali_dir, out_dir, job, opts_dict, model_path=None):
     from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
     from kaldilite.decode.denlat import DenLattice, save_den_lattices
-    from kaldilite.gmm import load_model
     from kaldilite.graph.mkgraph import load_graph
 
     opts = DenlatOptions(**opts_dict)
-    model = Path(ali_dir) / "final.mdl"
-    tm, am, pipeline, _ = load_model(model)
-    cache = _job_features(part_dir, pipeline, ali_dir)
+    tid_to_pdf, scorer, features = _scorer_and_features(model_path or str(Path(ali_dir) / "final.mdl"), part_dir,
+                                                        ali_dir)
     graph = load_graph(graph_dir)
-    decoder = BeamDecoder(graph, tm.tid_to_pdf, DecoderOptions(beam=opts.beam, max_active=opts.max_active,
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(beam=opts.beam, max_active=opts.max_active,
                                                                acoustic_scale=opts.acwt,
                                                                lattice_beam=opts.lattice_beam), lattice=True)
     items, failed, links, frames = [], 0, 0, 0
-    for utt, feats in cache.items():
+    for utt, feats in features:
         decoder.init()
-        decoder.advance(am.log_likelihoods(feats))
+        decoder.advance(scorer(feats))
         raw = decoder.get_raw_lattice(opts.lattice_beam) if len(feats) else None
         if raw is None or raw.num_links == 0 or not np.isfinite(raw.final_graph).any():
             log.warning("%s: no denominator lattice (nothing reached the end of the graph)", utt)

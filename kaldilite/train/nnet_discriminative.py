@@ -1,0 +1,293 @@
+"""Sequence-discriminative training of an nnet2 DNN (MMI), as Kaldi's steps/nnet2/train_discriminative2.sh.
+
+Follows Kaldi's nnet2 pipeline (steps/nnet2/make_denlats.sh, get_egs_discriminative2.sh,
+train_discriminative2.sh; src/nnet2/nnet-compute-discriminative.cc), starting from a trained
+cross-entropy model, its numerator alignments (the GMM alignments it was trained on: ALI_DIR)
+and denominator lattices made with that DNN (`kaldilite make-denlats --model`; for command
+recognition through the commands grammar with fillers and the garbage phone loop, so the
+training widens the margin of the right command over competing commands and over garbage:
+what the rejection score llr_total measures). Per minibatch of whole utterances:
+
+- the network's log pdf posteriors (`kaldilite.nnet.discriminative`), minus prior_scale x log prior
+  (the model's own pseudo log-likelihoods, as decoding sees them);
+- each lattice rescored with them and forward-backward at --acwt (`kaldilite.decode.denlat`),
+  graph costs boosted against the numerator alignment first with --boost (boosted MMI);
+- the derivative with respect to the log posteriors: numerator (one-hot alignment) minus
+  denominator pdf posteriors, as Kaldi's (the derivative of the objective divided by acwt; the
+  prior term is constant in the parameters and enters only through the denominator posteriors);
+  --drop-frames (Kaldi's MMI option): frames whose numerator pdf has no denominator posterior
+  (the lattice lost the reference there) pass no gradient;
+- back-propagation and the update of `kaldilite.nnet.train` (momentum SGD, or `update="rms"`,
+  the RMS-normalized stand-in for nnet2's natural gradient the cross-entropy recipe uses),
+  with max-change per component. Learning rate constant, `num_epochs` passes over the data.
+
+The MMI objective per frame (acwt x numerator log-likelihood - log total of the denominator
+lattice, Kaldi's "MMI objective function is num - den per frame") is logged for the training
+minibatches and for `num_utts_subset` held-out utterances (not trained on) before training and
+after every epoch. Priors and the feature pipeline are the input model's (train_discriminative2.sh's
+--adjust-priors false), so EXP/final.mdl is an nnet2 model file that decode-commands, the online
+decoder and export-model read unchanged. sMBR / MPFE are not implemented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.errors import InputError, MissingFileError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class NnetDiscriminativeOptions:
+    """train_discriminative2.sh's options where they apply (criterion, acoustic scale, boost, drop-frames)."""
+
+    criterion: str = "mmi"
+    num_epochs: int = 4
+    learning_rate: float = 2e-5
+    update: str = "sgd"  # "sgd" (nnet2's) or "rms" (kaldilite.nnet.train._update_rms)
+    momentum: float = 0.0
+    rms_decay: float = 0.999
+    max_change: float = 2.0
+    acwt: float = 0.1
+    boost: float = 0.0
+    drop_frames: bool = False
+    frames_per_minibatch: int = 512  # whole utterances are gathered until a minibatch holds this many frames
+    num_utts_subset: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.criterion != "mmi":
+            raise InputError(f"train-nnet2-discriminative: --criterion {self.criterion!r} is not implemented "
+                             "(only mmi)")
+        if self.update not in ("sgd", "rms"):
+            raise InputError(f"train-nnet2-discriminative: --update must be sgd or rms, got {self.update!r}")
+        if self.num_epochs < 1 or self.learning_rate <= 0 or self.acwt <= 0:
+            raise InputError("train-nnet2-discriminative: --num-epochs, --learning-rate and --acwt must be positive")
+
+
+def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, graph_costs=None, drop_frames=False):
+    """One utterance's MMI statistics: (numerator term, denominator log total, frames x pdfs derivative
+    of the objective / acwt with respect to the log-likelihoods, number of frames dropped).
+
+    `log_likes` (frames x pdfs) are the model's pseudo log-likelihoods; the numerator term is acwt x
+    their sum along `num_pdf_ali`; the derivative is one-hot numerator minus denominator posteriors.
+    A lattice with no complete path gives a None derivative.
+    """
+    from kaldilite.decode.denlat import forward_backward, frame_pdf_posteriors
+
+    link_post, den_total = forward_backward(lat, log_likes, tid_to_pdf, acwt, graph_costs)
+    if not np.isfinite(den_total):
+        return 0.0, den_total, None, 0
+    frames = np.arange(lat.num_frames)
+    num_term = acwt * float(np.asarray(log_likes, np.float64)[frames, num_pdf_ali].sum())
+    den_frames, den_pdfs, den_post = frame_pdf_posteriors(lat, link_post, tid_to_pdf, num_pdfs)
+    deriv = np.zeros((lat.num_frames, num_pdfs))
+    deriv[den_frames, den_pdfs] = -den_post
+    dropped = 0
+    if drop_frames:
+        lost = deriv[frames, num_pdf_ali] == 0.0
+        dropped = int(lost.sum())
+        deriv[lost] = 0.0
+        deriv[frames[~lost], num_pdf_ali[~lost]] += 1.0
+    else:
+        deriv[frames, num_pdf_ali] += 1.0
+    return num_term, float(den_total), deriv, dropped
+
+
+class _Utterances:
+    """Training material in memory: CMVN'd unspliced frames (spliced per minibatch), tid alignments, lattices."""
+
+    def __init__(self, model, data_dir, ali_dir, denlat_dir):
+        from kaldilite.decode.denlat import load_den_lattices
+        from kaldilite.feat.pipeline import load_features
+        from kaldilite.io.tables import read_int_vectors
+        from kaldilite.nnet.model import raw_feature_dim_of
+        from kaldilite.nnet.train import SplicedFrames, _utt2uniq, copied_alignment
+
+        pipeline = model.pipeline
+        if model.speaker_adapted:
+            raise InputError(f"{model.source}: reads fMLLR-adapted input; train-nnet2-discriminative takes "
+                             "speaker-independent DNNs (the online model)")
+        if pipeline.splice_left != pipeline.splice_right or pipeline.delta_order:
+            raise InputError(f"{model.source}: splicing -{pipeline.splice_left}/+{pipeline.splice_right} with deltas "
+                             f"order {pipeline.delta_order}: only train-nnet2's symmetric splicing is supported")
+        model.check_raw_features(raw_feature_dim_of(data_dir))
+        tid_alis = {}
+        paths = sorted(Path(ali_dir).glob("ali.*.gz"))
+        if not paths:
+            raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run align-fmllr / align first")
+        for path in paths:
+            for utt, tids in read_int_vectors(str(path)):
+                tid_alis[utt] = np.asarray(tids, np.int64)
+        lattices = {}
+        for path in sorted(Path(denlat_dir).glob("denlat.*.npz")):
+            lattices.update(load_den_lattices(path))
+        if not lattices:
+            raise MissingFileError(f"{denlat_dir}: no denlat.*.npz; run `kaldilite make-denlats --model` first")
+        utt2uniq = _utt2uniq(data_dir)
+        unspliced = dataclasses.replace(pipeline, splice_left=0, splice_right=0, transform=None)
+        self.utts, self.alis, self.lats, frames = [], [], [], []
+        skipped = 0
+        for utt, feats in load_features(data_dir, unspliced):
+            ali, lat = copied_alignment(utt, tid_alis, utt2uniq), lattices.get(utt)
+            if ali is None or lat is None or len(ali) != len(feats) or lat.num_frames != len(feats):
+                skipped += 1
+                continue
+            self.utts.append(utt)
+            self.alis.append(ali)
+            self.lats.append(lat)
+            frames.append(feats)
+        if not self.utts:
+            raise InputError(f"{data_dir}: no utterance has features, an alignment in {ali_dir} and a lattice in "
+                             f"{denlat_dir} of the same length")
+        if skipped:
+            log.warning("%d utterances skipped: no alignment or no denominator lattice (or lengths differ)", skipped)
+        self.offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
+        self.examples = SplicedFrames(np.concatenate(frames), self.offsets, pipeline.splice_left,
+                                      transform=pipeline.transform)
+        self.utt2uniq = utt2uniq
+
+    def rows(self, indices):
+        return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in indices])
+
+
+def _minibatches(order, lengths, frames_per_minibatch):
+    batch, size = [], 0
+    for i in order:
+        batch.append(i)
+        size += lengths[i]
+        if size >= frames_per_minibatch:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=None):
+    """Forward, per-utterance lattice statistics, and (with `update`) backward + update of one minibatch.
+    Returns (numerator term, denominator term, frames, dropped frames, correct frames)."""
+    from kaldilite.decode.denlat import boost_graph_costs
+    from kaldilite.nnet.discriminative import forward_log_posteriors
+
+    tm = model.tm
+    rows = data.rows(batch)
+    fwd = forward_log_posteriors(nnet, data.examples[rows])
+    log_likes = fwd.log_post - log_priors
+    deriv = np.zeros_like(log_likes) if update is not None else None
+    num_total = den_total = 0.0
+    frames = dropped = correct = 0
+    start = 0
+    for i in batch:
+        lat, ali = data.lats[i], data.alis[i]
+        n = len(ali)
+        pdf_ali = tm.tid_to_pdf[ali]
+        graph = boost_graph_costs(lat, tm.tid_to_phone, ali, silence, opts.boost) if opts.boost else None
+        num, den, d, drop = mmi_derivative(lat, log_likes[start:start + n], tm.tid_to_pdf, tm.num_pdfs, pdf_ali,
+                                           opts.acwt, graph, opts.drop_frames)
+        if d is not None:
+            num_total += num
+            den_total += den
+            frames += n
+            dropped += drop
+            correct += int((fwd.pdf_post[start:start + n].argmax(axis=1) == pdf_ali).sum())
+            if deriv is not None:
+                deriv[start:start + n] = d
+        start += n
+    if update is not None and frames:
+        fwd.backward(deriv)
+        update(nnet)
+    return num_total, den_total, frames, dropped, correct
+
+
+def _evaluate(nnet, model, data, indices, opts, silence, log_priors):
+    totals = np.zeros(5)
+    for batch in _minibatches(indices, np.diff(data.offsets), 4096):
+        totals += _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors)
+    num, den, frames, _, correct = totals
+    return (num - den) / max(frames, 1), correct / max(frames, 1)
+
+
+def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_model, exp_dir,
+                               opts: NnetDiscriminativeOptions | None = None):
+    """DATA LANG ALI_DIR DENLAT_DIR SRC_MODEL EXP -> EXP/final.mdl (see the module docstring).
+
+    Returns {'objf': [validation MMI objective per frame before training and after each epoch],
+    'train_objf': [training-minibatch objective per epoch], 'seconds', 'cpu_seconds'}.
+    """
+    from kaldilite.lang import LangDir
+    from kaldilite.nnet.model import load_nnet_model, save_nnet_model, scaled_log_priors
+    from kaldilite.nnet.train import _update, _update_rms, _validation_subset
+
+    opts = opts or NnetDiscriminativeOptions()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    exp = Path(exp_dir)
+    model = load_nnet_model(src_model)
+    if model.priors is None:
+        raise InputError(f"{src_model}: has no priors; discriminative training needs the decoding pseudo-likelihoods")
+    for name in ("tree",):
+        if not (Path(ali_dir) / name).is_file():
+            raise MissingFileError(f"{Path(ali_dir) / name}: missing; <ali-dir> is the alignment dir the DNN was "
+                                   "trained on")
+    silence = np.asarray(sorted(LangDir.load(lang_dir).silence_phones), np.int64)
+    data = _Utterances(model, data_dir, ali_dir, denlat_dir)
+    rng = np.random.default_rng(opts.seed)
+    valid = _validation_subset(data_dir, data.utts, opts.num_utts_subset, rng)
+    train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
+    log.info("%d utterances (%d frames) with alignments and lattices; %d held out for the objective",
+             len(data.utts), data.offsets[-1], len(valid_idx))
+    nnet = model.nnet
+    if not hasattr(nnet, "components"):
+        raise InputError(f"{src_model}: an ensemble; train its members one at a time")
+    log_priors = scaled_log_priors(model.priors, model.prior_scale).astype(np.float64)
+    state = {}
+    if opts.update == "rms":
+        def update(net):
+            _update_rms(net, state, opts.learning_rate, 1, opts.momentum, opts.rms_decay, opts.max_change)
+    else:
+        def update(net):
+            _update(net, state, opts.learning_rate, opts.momentum, opts.max_change)
+    objf, accs, train_objf = [], [], []
+    if len(valid_idx):
+        value, acc = _evaluate(nnet, model, data, valid_idx, opts, silence, log_priors)
+        objf.append(value)
+        accs.append(acc)
+        log.info("before training: validation MMI objective %.5f per frame, frame accuracy %.4f", value, acc)
+    lengths = np.diff(data.offsets)
+    for epoch in range(opts.num_epochs):
+        totals = np.zeros(5)
+        for batch in _minibatches(rng.permutation(train_idx), lengths, opts.frames_per_minibatch):
+            totals += _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update)
+        num, den, frames, dropped, correct = totals
+        train_objf.append((num - den) / max(frames, 1))
+        log.info("epoch %d: training MMI objective %.5f per frame (%.5f - %.5f) over %d frames, %d dropped, "
+                 "frame accuracy %.4f", epoch, train_objf[-1], num / max(frames, 1), den / max(frames, 1), frames,
+                 dropped, correct / max(frames, 1))
+        if len(valid_idx):
+            value, acc = _evaluate(nnet, model, data, valid_idx, opts, silence, log_priors)
+            objf.append(value)
+            accs.append(acc)
+            log.info("epoch %d: validation MMI objective %.5f per frame, frame accuracy %.4f", epoch, value, acc)
+    exp.mkdir(parents=True, exist_ok=True)
+    extra = dict(model.extra, discriminative={"criterion": opts.criterion, "src_model": str(src_model),
+                                              "denlats": str(denlat_dir), "options": dataclasses.asdict(opts),
+                                              "valid_objf": objf, "valid_frame_accuracy": accs})
+    out = type(model)(model.tm, nnet, model.priors, model.pipeline, model.raw_feature_dim, model.feature_type,
+                      extra, source=f"model {exp / 'final.mdl'}", prior_scale=model.prior_scale)
+    save_nnet_model(exp / "final.mdl", out)
+    for name in ("tree", "phones.txt"):
+        source = Path(ali_dir) / name
+        if not source.is_file():
+            source = Path(lang_dir) / name
+        if source.is_file():
+            shutil.copyfile(source, exp / name)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    log.info("train-nnet2-discriminative: %s -> %s in %.1f s (%.1f s CPU); validation objective by epoch: %s",
+             src_model, exp / "final.mdl", seconds, cpu, " ".join(f"{v:.4f}" for v in objf))
+    return {"objf": objf, "frame_accuracy": accs, "train_objf": train_objf, "seconds": seconds, "cpu_seconds": cpu}

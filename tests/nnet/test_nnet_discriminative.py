@@ -1,0 +1,185 @@
+"""MMI training of an nnet2 network (kaldilite.nnet.discriminative, kaldilite.train.nnet_discriminative).
+
+Independent answers:
+- denominator statistics of `mmi_derivative` vs brute-force enumeration of every path of a small
+  lattice with an epsilon link, a shared node and two final nodes (posteriors per frame and pdf,
+  log total), and vs the closed form of a "sausage" lattice (every pdf at every frame, no graph
+  cost): denominator posteriors = softmax(acwt x log-likelihoods) per frame;
+- the gradient the network receives vs central finite differences of the MMI objective / acwt,
+  with the prior term (prior scale 0.5) in the log-likelihoods, with and without a sum-group
+  (mix-up) output, along random directions of every affine component;
+- a short training on a toy problem (frames of known Gaussian classes, sausage lattices) raises
+  the MMI objective and the frame accuracy.
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+from kaldilite.decode.denlat import DenLattice
+from kaldilite.nnet.components import (AffineComponent, NormalizeComponent, PnormComponent, SoftmaxComponent,
+                                       SumGroupComponent)
+from kaldilite.nnet.discriminative import forward_log_posteriors
+from kaldilite.nnet.network import Nnet
+from kaldilite.train.nnet_discriminative import (NnetDiscriminativeOptions, _minibatch_pass, _minibatches,
+                                                 mmi_derivative)
+
+
+def small_lattice():
+    # 0 -(t1)-> 2 -(t2)-> 3 ; 0 -(t3)-> 1 -(eps)-> 2 ; 1 -(t4)-> 3 ; 2 -(t5)-> 4 ; 3, 4 final; 2 frames
+    src = np.array([0, 0, 1, 1, 2, 2])
+    dst = np.array([2, 1, 2, 3, 3, 4])
+    tid = np.array([1, 3, 0, 4, 2, 5])
+    frame = np.array([0, 0, 1, 1, 1, 1])
+    graph = np.array([0.5, 1.0, 0.3, 0.1, 0.2, 0.7])
+    final = np.array([np.inf, np.inf, np.inf, 0.4, 1.5])
+    return DenLattice(5, src, dst, tid, frame, graph, final, 2)
+
+
+def sausage(num_frames, num_pdfs):
+    """Node t -> t+1 by one link per pdf (tid = pdf + 1), graph cost 0, last node final."""
+    src = np.repeat(np.arange(num_frames), num_pdfs)
+    tid = np.tile(np.arange(1, num_pdfs + 1), num_frames)
+    return DenLattice(num_frames + 1, src, src + 1, tid, src.copy(), np.zeros(len(src)),
+                      np.r_[np.full(num_frames, np.inf), 0.0], num_frames)
+
+
+def enumerate_paths(lat, link_cost):
+    paths = []
+
+    def walk(node, links, cost):
+        if np.isfinite(lat.final[node]):
+            paths.append((links, cost + lat.final[node]))
+        for k in np.flatnonzero(lat.src == node):
+            walk(lat.dst[k], links + [k], cost + link_cost[k])
+
+    walk(0, [], 0.0)
+    return paths
+
+
+def test_denominator_posteriors_equal_brute_force_enumeration():
+    lat = small_lattice()
+    tid_to_pdf = np.array([0, 0, 1, 1, 2, 0])
+    loglikes = np.random.default_rng(1).normal(-4, 2, (2, 3))
+    acwt, num_ali = 0.5, np.array([2, 1])
+    num, den, deriv, dropped = mmi_derivative(lat, loglikes, tid_to_pdf, 3, num_ali, acwt)
+    acoustic = np.array([-loglikes[f, tid_to_pdf[t]] if t else 0.0 for f, t in zip(lat.frame, lat.tid)])
+    paths = enumerate_paths(lat, lat.graph + acwt * acoustic)
+    assert len(paths) == 5
+    log_total = np.logaddexp.reduce([-c for _, c in paths])
+    expected = np.zeros((2, 3))
+    for links, cost in paths:
+        for k in links:
+            if lat.tid[k]:
+                expected[lat.frame[k], tid_to_pdf[lat.tid[k]]] += np.exp(-cost - log_total)
+    expected[[0, 1], num_ali] -= 1.0  # derivative = numerator - denominator
+    assert den == pytest.approx(log_total, abs=1e-12)
+    assert num == pytest.approx(acwt * (loglikes[0, 2] + loglikes[1, 1]), abs=1e-12)
+    np.testing.assert_allclose(deriv, -expected, atol=1e-12)
+    assert dropped == 0
+
+
+def test_sausage_lattice_gives_per_frame_softmax_and_drop_frames_drops_lost_references():
+    lat = sausage(4, 5)
+    loglikes = np.random.default_rng(2).normal(-3, 3, (4, 5))
+    num_ali = np.array([0, 4, 2, 2])
+    acwt = 0.1
+    _, den, deriv, _ = mmi_derivative(lat, loglikes, np.r_[0, np.arange(5)], 5, num_ali, acwt)
+    scaled = acwt * loglikes
+    softmax = np.exp(scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True))
+    assert den == pytest.approx(np.logaddexp.reduce(scaled, axis=1).sum(), abs=1e-10)
+    np.testing.assert_allclose(deriv, np.eye(5)[num_ali] - softmax, atol=1e-12)
+    # a lattice without pdf 4 at all: frame 1's reference is lost there and drops out
+    keep = lat.tid != 5
+    cut = DenLattice(lat.num_nodes, lat.src[keep], lat.dst[keep], lat.tid[keep], lat.frame[keep], lat.graph[keep],
+                     lat.final, 4)
+    _, _, deriv, dropped = mmi_derivative(cut, loglikes, np.r_[0, np.arange(5)], 5, num_ali, acwt,
+                                          drop_frames=True)
+    assert dropped == 1 and not deriv[1].any() and deriv[0].any()
+
+
+def tiny_net(rng, mixed):
+    components = [AffineComponent.random(6, 8, rng), PnormComponent(8, 4), NormalizeComponent(4)]
+    if mixed:  # 6 softmax sub-classes -> 3 pdfs, as after mix-up
+        components += [AffineComponent.random(4, 6, rng, param_stddev=1.0), SoftmaxComponent(6),
+                       SumGroupComponent([2, 1, 3])]
+    else:
+        components += [AffineComponent.random(4, 3, rng, param_stddev=1.0), SoftmaxComponent(3)]
+    return Nnet(components)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_network_gradient_matches_finite_differences_of_the_mmi_objective(mixed):
+    rng = np.random.default_rng(3)
+    nnet = tiny_net(rng, mixed)
+    feats = rng.normal(size=(2, 6)).astype(np.float32)
+    lat = small_lattice()
+    tid_to_pdf = np.array([0, 0, 1, 1, 2, 0])
+    num_ali = np.array([2, 1])
+    log_prior = 0.5 * np.log(np.array([0.5, 0.3, 0.2]))  # prior scale 0.5
+    acwt = 0.1
+
+    def objective(net):  # MMI objective / acwt (the function whose derivative Kaldi back-propagates)
+        loglikes = forward_log_posteriors(net, feats).log_post - log_prior
+        num, den, _, _ = mmi_derivative(lat, loglikes, tid_to_pdf, 3, num_ali, acwt)
+        return (num - den) / acwt
+
+    fwd = forward_log_posteriors(nnet, feats)
+    _, _, deriv, _ = mmi_derivative(lat, fwd.log_post - log_prior, tid_to_pdf, 3, num_ali, acwt)
+    fwd.backward(deriv)
+    for index, component in enumerate(nnet.components):
+        if component.kind != "affine":
+            continue
+        direction_w = rng.normal(size=component.weight.shape)
+        direction_b = rng.normal(size=component.bias.shape)
+        # backward leaves the gradient of -F: the analytic directional derivative of F is minus its projection
+        analytic = -(np.vdot(component.grad_weight, direction_w) + np.vdot(component.grad_bias, direction_b))
+        eps = 3e-3
+        values = []
+        for sign in (1, -1):
+            net = nnet.copy()
+            net.components[index].weight += np.float32(sign * eps) * direction_w.astype(np.float32)
+            net.components[index].bias += np.float32(sign * eps) * direction_b.astype(np.float32)
+            values.append(objective(net))
+        numeric = (values[0] - values[1]) / (2 * eps)
+        assert abs(numeric) > 1e-3
+        assert analytic == pytest.approx(numeric, rel=1e-3, abs=1e-4)
+
+
+def test_short_training_raises_the_mmi_objective_on_a_toy_problem():
+    rng = np.random.default_rng(4)
+    num_pdfs, dim, num_utts, frames = 4, 6, 40, 12
+    means = rng.normal(scale=1.0, size=(num_pdfs, dim))
+    labels = [rng.integers(0, num_pdfs, frames) for _ in range(num_utts)]
+    feats = np.concatenate([means[lab] + rng.normal(scale=1.2, size=(frames, dim)) for lab in labels])
+    offsets = np.arange(num_utts + 1) * frames
+    data = types.SimpleNamespace(
+        examples=feats.astype(np.float32), alis=[lab + 1 for lab in labels], lats=[sausage(frames, num_pdfs)] * num_utts,
+        rows=lambda idx: np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]))
+    tid = np.r_[0, np.arange(1, num_pdfs + 1)]
+    model = types.SimpleNamespace(tm=types.SimpleNamespace(tid_to_pdf=np.r_[0, np.arange(num_pdfs)],
+                                                          tid_to_phone=tid, num_pdfs=num_pdfs))
+    nnet = Nnet.pnorm(dim, num_pdfs, num_hidden_layers=1, pnorm_input_dim=20, pnorm_output_dim=10, rng=rng)
+    opts = NnetDiscriminativeOptions(learning_rate=0.01, update="rms", momentum=0.9)
+    log_priors = np.log(np.full(num_pdfs, 1.0 / num_pdfs))
+    silence = np.zeros(0, np.int64)
+
+    def evaluate():
+        num, den, n, _, correct = _minibatch_pass(nnet, model, data, list(range(num_utts)), opts, silence, log_priors)
+        return (num - den) / n, correct / n
+
+    from kaldilite.nnet.train import _update_rms
+
+    state = {}
+    before, acc_before = evaluate()
+    for _ in range(15):
+        for batch in _minibatches(rng.permutation(num_utts), np.full(num_utts, frames), 48):
+            _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors,
+                            lambda net: _update_rms(net, state, opts.learning_rate, 1, opts.momentum, opts.rms_decay,
+                                                    opts.max_change))
+    after, acc_after = evaluate()
+    # the zero-initialised output layer starts at uniform posteriors: numerator 0, denominator log 4 per frame
+    assert before == pytest.approx(-np.log(num_pdfs), abs=1e-6)
+    assert after > before + 0.02
+    assert acc_after > 0.7 > acc_before
