@@ -129,7 +129,15 @@ def _command_line(ctx):
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same model.")
 @click.option("--ensemble-size", default=1, show_default=True,
               help="Train this many networks (seeds SEED, SEED+1, ...) on the same examples and average their "
-              "posteriors when decoding (training and scoring cost grow with it).")
+              "posteriors when decoding (training and scoring cost grow with it); with --initial-beta/--final-beta "
+              "> 0, Kaldi's ensemble training instead (train_pnorm_ensemble.sh): the networks train together and "
+              "only the first is the model (EXP/final.mdl = final.1.mdl; scoring cost of one network).")
+@click.option("--initial-beta", default=0.0, show_default=True,
+              help="Ensemble training (train_pnorm_ensemble.sh; Kaldi's default 0.1): weight of the members' average "
+              "posterior added to each member's one-hot target at the first iteration, rising linearly to "
+              "--final-beta. 0 and 0: no ensemble training.")
+@click.option("--final-beta", default=0.0, show_default=True,
+              help="Ensemble training: the weight at the last iteration (Kaldi's default 6).")
 @click.option("--num-threads", default=1, show_default=True, type=click.IntRange(0, 1),
               help="BLAS threads for training: 1 = one (measured faster: 128-frame minibatches are too small "
               "for threads to pay on a busy 2-core machine), 0 = OpenBLAS's default (all cores).")

@@ -123,24 +123,36 @@ class Nnet:
         `rng`, and scales the rest by 1 / (1 - proportion), so the network used in decoding (no
         dropout) sees inputs of the same expected size; the gradient flows through the same mask.
         """
+        logits, masks = self.train_forward(feats, dropout_proportion, rng)
+        objective, correct, grad = softmax_cross_entropy(logits, targets, self.sum_group)
+        self.train_backward(grad, masks)
+        return objective, correct
+
+    def train_forward(self, feats, dropout_proportion=0.0, rng=None):
+        """The training half of `train_step_gradients` before the loss: (logits, dropout masks), each
+        component keeping its input for `train_backward` (ensemble training needs every member's
+        output before any member's gradient)."""
         if not 0.0 <= dropout_proportion < 1.0:
             raise InputError(f"nnet: dropout proportion must be in [0, 1), got {dropout_proportion}")
         x = np.asarray(feats, dtype=np.float32)
         masks = {}
-        hidden = self.components[:self._softmax_index]
-        for index, component in enumerate(hidden):
+        for index, component in enumerate(self.components[:self._softmax_index]):
             x = component.forward(x, keep=True)
             # a hidden layer ends in its normalize component (the next affine's input)
             if dropout_proportion and component.kind == "normalize":
                 keep_scale = np.float32(1.0 / (1.0 - dropout_proportion))
                 masks[index] = (rng.random(x.shape, dtype=np.float32) >= dropout_proportion) * keep_scale
                 x = x * masks[index]
-        objective, correct, grad = softmax_cross_entropy(x, targets, self.sum_group)
+        return x, masks
+
+    def train_backward(self, grad, masks):
+        """Back-propagates `grad` (of the negative objective w.r.t. the logits of the last
+        `train_forward`) through the same dropout `masks`, leaving the gradients in the affine components."""
+        hidden = self.components[:self._softmax_index]
         for index in range(len(hidden) - 1, -1, -1):
             if index in masks:
                 grad = grad * masks[index]
             grad = hidden[index].backward(grad)
-        return objective, correct
 
     def evaluate(self, feats, targets, batch=4096):
         """(average log-probability of the targets, frame accuracy) without touching gradients."""

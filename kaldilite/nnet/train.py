@@ -33,7 +33,17 @@
 - `update="rms"`: per-parameter RMS-normalized steps (Adam) instead of momentum SGD, a light
   stand-in for nnet2's natural-gradient (online preconditioned) updates;
 - `ensemble_size` > 1 (`train_ensemble`): several networks from consecutive seeds on the same
-  examples, their posteriors averaged (`NnetEnsemble`); not in Kaldi's nnet2.
+  examples, their posteriors averaged (`NnetEnsemble`); not in Kaldi's nnet2;
+- `ensemble_size` > 1 with `initial_beta` / `final_beta` > 0: Kaldi's ensemble training instead
+  (steps/nnet2/train_pnorm_ensemble.sh, nnet-train-ensemble: src/nnet2/train-nnet-ensemble.cc):
+  the members (member k > 1 initialised from seed + 100 (k - 1)) train side by side on the same
+  minibatches (same SpecAugment masks), each on the target one-hot label + beta x the members'
+  AVERAGE posterior (the arithmetic mean, as train-nnet-ensemble.cc computes it; the script's comment
+  says geometric), the average held fixed in the gradient: for member i the logit gradient is
+  cross-entropy's (y_i - onehot) plus beta (y_i - average), a pull towards the ensemble. beta rises
+  linearly from `initial_beta` to `final_beta` over the iterations (the script's perl: iteration x
+  of n gets initial + (x + 1)(final - initial) / n). Each member is combined as one network would be
+  and member 1 is the model (Kaldi copies final.1.mdl to final.mdl): decoding costs one network;
 
 A fixed `seed` fixes initialisation, shuffling, subsets and mix-up noise, so two runs on the
 same data with the same BLAS produce identical models.
@@ -59,6 +69,7 @@ import time
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.nnet.components import softmax, softmax_cross_entropy
 from kaldilite.nnet.network import Nnet, average_nnets
 
 log = logging.getLogger(__name__)
@@ -98,6 +109,9 @@ class Nnet2Options:
     prior_scale: float = 1.0  # decoding divides by prior^prior_scale (recorded in the model)
     seed: int = 0
     ensemble_size: int = 1  # > 1: that many networks from seeds seed.. seed+n-1, posteriors averaged
+    # > 0 (with ensemble_size > 1): Kaldi's ensemble training (train_pnorm_ensemble.sh); member 1 is the model
+    initial_beta: float = 0.0
+    final_beta: float = 0.0
     # train_pnorm_simple2.sh --realign-epochs: space-separated epochs at whose start the current network realigns
     # the data and training goes on with its alignments (kaldilite.nnet.realign; train_nnet2 needs a `realigner`)
     realign_epochs: str = ""
@@ -123,6 +137,12 @@ class Nnet2Options:
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
         if self.ensemble_size < 1:
             raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
+        if self.initial_beta < 0 or self.final_beta < 0:
+            raise InputError(f"train-nnet2: --initial-beta {self.initial_beta} and --final-beta {self.final_beta} "
+                             "must not be negative")
+        if self.ensemble_training and self.mix_up:
+            raise InputError("train-nnet2: ensemble training (--initial-beta/--final-beta > 0) with --mix-up is not "
+                             "implemented; set --mix-up 0")
         epochs = self.realign_epoch_list()
         if any(not 0 < e < self.num_epochs for e in epochs) or (epochs and self.ensemble_size > 1):
             raise InputError(f"train-nnet2: --realign-epochs {self.realign_epochs!r}: epochs strictly between 0 and "
@@ -138,6 +158,16 @@ class Nnet2Options:
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
         self.spec_augment(1, 1)  # checks the SpecAugment options
+
+    @property
+    def ensemble_training(self):
+        """Kaldi's ensemble training (train_pnorm_ensemble.sh): members trained together, member 1 shipped."""
+        return self.ensemble_size > 1 and (self.initial_beta > 0 or self.final_beta > 0)
+
+    def ensemble_beta(self, iteration, num_iters):
+        """train_pnorm_ensemble.sh's beta of iteration `iteration` (0-based) of `num_iters`: linear, ending at
+        final_beta."""
+        return self.initial_beta + (iteration + 1) * (self.final_beta - self.initial_beta) / num_iters
 
     @property
     def spec_augment_enabled(self):
@@ -167,6 +197,8 @@ class TrainingResult:
     history: list
     seconds: float
     frames_per_second: float
+    # ensemble training: every member's (network, priors), member 1 first (= nnet, priors)
+    members: list = dataclasses.field(default_factory=list)
 
 
 def learning_rate(iteration, num_iters, initial, final):
@@ -177,10 +209,13 @@ def learning_rate(iteration, num_iters, initial, final):
 
 
 def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
-                  nnet=None, with_priors=True, realign=None):
+                  nnet=None, with_priors=True, realign=None, co_trained=1):
     """SGD training of a p-norm network (see the module docstring) -> TrainingResult (its priors
     None without `with_priors`: an ensemble member, whose ensemble estimates its own). `realign`:
-    nnet -> (train targets, validation targets), called at the start of each of `opts.realign_epochs`."""
+    nnet -> (train targets, validation targets), called at the start of each of `opts.realign_epochs`.
+    `co_trained` > 1: that many networks trained together (Kaldi's ensemble training, with beta from
+    `opts.ensemble_beta`: 0 when both betas are 0); the result is member 1, whose initialisation,
+    example order and dropout are those of the same call with `co_trained` 1, and `members` holds all."""
     start = time.perf_counter()
     rng = np.random.default_rng(opts.seed)
     if not isinstance(train_feats, SplicedFrames):
@@ -197,6 +232,16 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
                           bias_stddev=opts.bias_stddev, rng=rng)
     nnet.check_input(train_feats, "training examples")
     log.info("network: %s", nnet.describe())
+    if co_trained > 1 and (opts.mix_up or realign):
+        raise InputError("train-nnet2: ensemble training with --mix-up or --realign-epochs is not implemented")
+    # the other members of ensemble training: own initialisation and dropout streams, member 1's untouched
+    partners = [Nnet.pnorm(train_feats.shape[1], num_pdfs, num_hidden_layers=opts.num_hidden_layers,
+                           pnorm_input_dim=opts.pnorm_input_dim, pnorm_output_dim=opts.pnorm_output_dim, p=opts.p,
+                           bias_stddev=opts.bias_stddev, rng=np.random.default_rng(opts.seed + 100 * k))
+                for k in range(1, co_trained)]
+    partner_rngs = [np.random.default_rng([opts.seed + 100 * k, 3]) for k in range(1, co_trained)]
+    partner_velocities = [{} for _ in partners]
+    partner_kept = [[] for _ in partners]
     spec_augment = augment_rng = None
     if opts.spec_augment_enabled:
         if not isinstance(train_feats, SplicedFrames):
@@ -249,13 +294,20 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
             seen += len(batch)
             inputs = (train_feats[batch] if spec_augment is None
                       else train_feats.augmented(batch, spec_augment, augment_rng))
-            objective, right = nnet.train_step_gradients(inputs, train_targets[batch], opts.dropout_proportion, rng)
+            if partners:
+                objective, right = ensemble_step_gradients([nnet, *partners], inputs, train_targets[batch],
+                                                           opts.ensemble_beta(iteration, num_iters),
+                                                           opts.dropout_proportion, [rng, *partner_rngs])[0]
+            else:
+                objective, right = nnet.train_step_gradients(inputs, train_targets[batch], opts.dropout_proportion,
+                                                             rng)
             objective_sum += objective
             correct += right
-            if opts.update == "rms":
-                _update_rms(nnet, velocities, lr, len(batch), opts.momentum, opts.rms_decay, opts.max_change)
-            else:
-                _update(nnet, velocities, lr / len(batch), opts.momentum, opts.max_change)
+            for net, state in zip([nnet, *partners], [velocities, *partner_velocities]):
+                if opts.update == "rms":
+                    _update_rms(net, state, lr, len(batch), opts.momentum, opts.rms_decay, opts.max_change)
+                else:
+                    _update(net, state, lr / len(batch), opts.momentum, opts.max_change)
         train_objf, train_acc = nnet.evaluate(diag_feats, diag_targets)
         record = {"iter": iteration, "learning_rate": lr, "minibatch_objf": objective_sum / seen,
                   "train_objf": train_objf, "train_acc": train_acc}
@@ -273,17 +325,64 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
                     log.warning("validation objective has been worse than its best (%.4f at iteration %d) for %d "
                                 "iterations (now %.4f): over-training? consider fewer --num-epochs or a smaller "
                                 "network", best_valid, best_iter, worse_streak, valid_objf)
+        if partners:
+            record["beta"] = opts.ensemble_beta(iteration, num_iters)
+            if has_valid:
+                record["member_valid_objf"] = [valid_objf] + [p.evaluate(valid_feats, valid_targets)[0]
+                                                              for p in partners]
+                message += "; members' validation objf " + " ".join(f"{v:.4f}" for v in record["member_valid_objf"])
+            message += f"; beta {record['beta']:.3f}"
         log.info(message)
         history.append(record)
         if iteration >= num_iters - num_combine:
             kept.append(nnet.copy())
+            for partner, partner_models in zip(partners, partner_kept):
+                partner_models.append(partner.copy())
     final = _combine(kept, nnet, valid_feats, valid_targets, opts) if has_valid else average_nnets(kept)
     priors = estimate_priors(final, train_feats, opts.prior_subset_size, rng) if with_priors else None
+    members = []
+    if partners:
+        members.append((final, priors))
+        for k, (partner, partner_models) in enumerate(zip(partners, partner_kept), start=2):
+            log.info("ensemble member %d:", k)
+            combined = (_combine(partner_models, partner, valid_feats, valid_targets, opts) if has_valid
+                        else average_nnets(partner_models))
+            members.append((combined, estimate_priors(combined, train_feats, opts.prior_subset_size,
+                                                      np.random.default_rng([opts.seed + 100 * (k - 1), 2]))
+                            if with_priors else None))
     seconds = time.perf_counter() - start
     frames = num_iters * min(opts.samples_per_iter, num_frames)
     log.info("trained on %d frames (%d iterations) in %.1f s: %.0f frames/s", frames, num_iters, seconds,
              frames / seconds)
-    return TrainingResult(final, priors, history, seconds, frames / seconds)
+    return TrainingResult(final, priors, history, seconds, frames / seconds, members)
+
+
+def ensemble_step_gradients(nets, inputs, targets, beta, dropout_proportion=0.0, rngs=None):
+    """One minibatch of Kaldi's ensemble training (nnet-train-ensemble) -> [(objective, correct)] per member.
+
+    Member i's objective is sum_n log y_i[n, target_n] + beta sum_n sum_k a[n, k] log y_i[n, k], with
+    a = the members' average posterior, treated as a constant (train-nnet-ensemble.cc: the target
+    one-hot + beta a, the derivative target / y_i); each member is left with the gradient of its own
+    negative objective, (y_i - onehot) + beta (y_i - a) w.r.t. its logits. The objective returned is
+    the supervision part alone (what Kaldi logs). Pdf posteriors only: no mix-up sub-classes.
+    """
+    rngs = rngs or [None] * len(nets)
+    forwards = [net.train_forward(inputs, dropout_proportion, r) for net, r in zip(nets, rngs)]
+    posteriors = [softmax(logits.astype(np.float32, copy=True)) for logits, _ in forwards]
+    average = posteriors[0].copy()
+    for post in posteriors[1:]:
+        average += post
+    average /= np.float32(len(nets))
+    out = []
+    for net, (logits, masks), post in zip(nets, forwards, posteriors):
+        if net.sum_group is not None:
+            raise InputError("nnet ensemble training: mixed-up softmax (sub-classes) not supported")
+        objective, correct, grad = softmax_cross_entropy(logits, targets)
+        if beta:
+            grad += np.float32(beta) * (post - average)
+        net.train_backward(grad, masks)
+        out.append((objective, correct))
+    return out
 
 
 def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
@@ -292,10 +391,15 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
 
     Members see the same examples and validation set and differ only in their random start and
     example order; the ensemble's priors are the average of its averaged posteriors, as for one
-    network (nnet-adjust-priors), and its history is the first member's.
+    network (nnet-adjust-priors), and its history is the first member's. With `opts.ensemble_training`
+    (betas > 0) the members are trained together instead and the result is member 1 (`train_network`
+    with `co_trained`).
     """
     if opts.ensemble_size <= 1:
         return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts, realign=realign)
+    if opts.ensemble_training:
+        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts,
+                             co_trained=opts.ensemble_size)
     from kaldilite.nnet.network import NnetEnsemble
 
     results = []
@@ -743,6 +847,11 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
                               source=f"model {exp / 'final.mdl'}", fmllr_pipeline=fmllr_pipeline,
                               prior_scale=opts.prior_scale)
     save_nnet_model(exp / "final.mdl", model)
+    # ensemble training: every member as Kaldi leaves them (final.1.mdl .. final.N.mdl; final.mdl = final.1.mdl)
+    for k, (member, member_priors) in enumerate(result.members, start=1):
+        save_nnet_model(exp / f"final.{k}.mdl", NnetAcousticModel(
+            tm, member, member_priors, pipeline, raw_dim, opts.feature_type, extra,
+            source=f"model {exp / f'final.{k}.mdl'}", fmllr_pipeline=fmllr_pipeline, prior_scale=opts.prior_scale))
     shutil.copyfile(ali / "tree", exp / "tree")
     for name in ("phones.txt",):
         if (ali / name).is_file():
