@@ -92,8 +92,11 @@ def train_mmi_cmd(data, lang, ali_dir, denlat_dir, exp, **kwargs):
 
 
 @click.command("train-nnet2-discriminative")
-@click.option("--criterion", default="mmi", show_default=True, type=click.Choice(["mmi"]),
-              help="Objective (Kaldi's also has smbr, mpfe: not implemented).")
+@click.option("--criterion", default="mmi", show_default=True, type=click.Choice(["mmi", "smbr"]),
+              help="Objective: mmi, or smbr (expected frame accuracy; Kaldi's default). Kaldi's mpfe is not "
+                   "implemented.")
+@click.option("--one-silence-class", default=True, show_default=True, type=bool,
+              help="sMBR: a silence frame recognized as any silence pdf counts as right.")
 @click.option("--num-epochs", default=4, show_default=True, help="Passes over the training data.")
 @click.option("--learning-rate", default=2e-5, show_default=True, help="Constant learning rate.")
 @click.option("--update", default="sgd", show_default=True, type=click.Choice(["sgd", "rms"]),
@@ -119,7 +122,7 @@ def train_mmi_cmd(data, lang, ali_dir, denlat_dir, exp, **kwargs):
 @click.argument("src_model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("exp", type=click.Path(file_okay=False))
 def train_nnet2_discriminative_cmd(data, lang, ali_dir, denlat_dir, src_model, exp, **kwargs):
-    """Sequence-discriminative (MMI) training of an nnet2 DNN (steps/nnet2/train_discriminative2.sh).
+    """Sequence-discriminative (MMI or sMBR) training of an nnet2 DNN (steps/nnet2/train_discriminative2.sh).
 
     Starts from SRC_MODEL (train-nnet2's final.mdl, trained on ALI_DIR's alignments of DATA: the
     numerator) with DENLAT_DIR's lattices (make-denlats --model SRC_MODEL: the denominator) and
@@ -139,7 +142,8 @@ def train_nnet2_discriminative_cmd(data, lang, ali_dir, denlat_dir, src_model, e
                                         NnetDiscriminativeOptions(**kwargs))
     objf = " ".join(f"{v:.4f}" for v in result["objf"])
     click.echo(f"train-nnet2-discriminative: done in {result['seconds']:.1f} s ({result['cpu_seconds']:.1f} s CPU); "
-               f"validation MMI objective per frame before training and by epoch: {objf} -> {exp}/final.mdl")
+               f"validation {kwargs['criterion'].upper()} objective per frame before training and by epoch: {objf} "
+               f"-> {exp}/final.mdl")
 
 
 COMMANDS = [make_denlats_cmd, train_mmi_cmd, train_nnet2_discriminative_cmd]

@@ -15,6 +15,12 @@ Follows Kaldi's steps/make_denlats.sh + steps/train_mmi.sh pipeline of lattice t
   acoustic costs are replaced by the current model's (the frame x pdf log-likelihoods the
   caller computed; this module never sees a model), and link posteriors come from a
   forward-backward pass in the log semiring over ``graph + acoustic_scale * acoustic``.
+- `forward_backward_smbr` is ``LatticeForwardBackwardMpeVariants`` with criterion smbr (the
+  denominator side of nnet2's sMBR training, Vesely et al. 2013): besides the link posteriors,
+  the expected frame accuracy of the paths through each link (a frame is right when its pdf is
+  the reference alignment's, or with `one_silence_class` when both phones are silence), and the
+  signed posteriors posterior x (accuracy through the link - the lattice's expected accuracy),
+  the derivative of the expected accuracy with respect to each link's log-likelihood score.
 - `frame_pdf_posteriors` sums link posteriors per (frame, pdf) and `cancel_posteriors` is
   ``sum-post --merge=true --scale1=-1`` against the numerator alignment, at the pdf level (the
   only level a GMM's statistics see).
@@ -124,6 +130,68 @@ def forward_backward(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs=
     acoustic = np.zeros(len(lat.src))
     acoustic[emitting] = -pdf_loglikes[lat.frame[emitting], tid_to_pdf[lat.tid[emitting]]]
     return _forward_backward(lat.num_nodes, lat.src, lat.dst, graph + acoustic_scale * acoustic, lat.final)
+
+
+@njit(cache=True)
+def _forward_backward_smbr(num_nodes, src, dst, cost, final, link_acc):
+    """`_forward_backward` plus expected accuracies: (signed link posteriors post x (acc through the
+    link - expected acc), expected accuracy of the lattice, log total)."""
+    post, total = _forward_backward(num_nodes, src, dst, cost, final)
+    signed = np.zeros(len(src))
+    if total == -np.inf:
+        return signed, 0.0, total
+    alpha = np.full(num_nodes, -np.inf)
+    beta = np.full(num_nodes, -np.inf)
+    alpha[0] = 0.0
+    for k in range(len(src)):
+        if alpha[src[k]] > -np.inf:
+            alpha[dst[k]] = _log_add(alpha[dst[k]], alpha[src[k]] - cost[k])
+    for n in range(num_nodes):
+        if final[n] < np.inf:
+            beta[n] = -final[n]
+    for k in range(len(src) - 1, -1, -1):
+        if beta[dst[k]] > -np.inf:
+            beta[src[k]] = _log_add(beta[src[k]], beta[dst[k]] - cost[k])
+    # alpha_acc[n]: expected accuracy of the partial paths into n (weighted by their share of alpha[n]);
+    # links sorted by source node in topological order, so a node's inflow is complete before it is read
+    alpha_acc = np.zeros(num_nodes)
+    for k in range(len(src)):
+        if alpha[src[k]] > -np.inf and alpha[dst[k]] > -np.inf:
+            alpha_acc[dst[k]] += np.exp(alpha[src[k]] - cost[k] - alpha[dst[k]]) * (alpha_acc[src[k]] + link_acc[k])
+    beta_acc = np.zeros(num_nodes)
+    for k in range(len(src) - 1, -1, -1):
+        if beta[dst[k]] > -np.inf and beta[src[k]] > -np.inf:
+            beta_acc[src[k]] += np.exp(beta[dst[k]] - cost[k] - beta[src[k]]) * (beta_acc[dst[k]] + link_acc[k])
+    expected = 0.0
+    for n in range(num_nodes):
+        if final[n] < np.inf and alpha[n] > -np.inf:
+            expected += np.exp(alpha[n] - final[n] - total) * alpha_acc[n]
+    for k in range(len(src)):
+        if post[k] > 0.0:
+            signed[k] = post[k] * (alpha_acc[src[k]] + link_acc[k] + beta_acc[dst[k]] - expected)
+    return signed, expected, total
+
+
+def forward_backward_smbr(lat, pdf_loglikes, tid_to_pdf, tid_to_phone, alignment, silence_phones, acoustic_scale,
+                          one_silence_class=True):
+    """sMBR forward-backward of `lat` rescored with `pdf_loglikes` against the reference `alignment`
+    (transition-ids): (signed link posteriors, expected frame accuracy, log total); see the module docstring."""
+    if pdf_loglikes.shape[0] != lat.num_frames or len(alignment) != lat.num_frames:
+        raise InputError(f"lattice has {lat.num_frames} frames but the features {pdf_loglikes.shape[0]} and the "
+                         f"alignment {len(alignment)}")
+    alignment = np.asarray(alignment, np.int64)
+    emitting = lat.tid > 0
+    acoustic = np.zeros(len(lat.src))
+    acoustic[emitting] = -pdf_loglikes[lat.frame[emitting], tid_to_pdf[lat.tid[emitting]]]
+    ref = alignment[np.minimum(lat.frame, len(alignment) - 1)]
+    silence = np.asarray(list(silence_phones), np.int64)
+    link_sil = np.isin(tid_to_phone[lat.tid], silence)
+    ref_sil = np.isin(tid_to_phone[ref], silence)
+    same_pdf = tid_to_pdf[lat.tid] == tid_to_pdf[ref]
+    right = (same_pdf | (link_sil & ref_sil)) if one_silence_class else (same_pdf & ~link_sil)
+    link_acc = (emitting & right).astype(np.float64)
+    return _forward_backward_smbr(lat.num_nodes, lat.src, lat.dst, lat.graph + acoustic_scale * acoustic, lat.final,
+                                  link_acc)
 
 
 def frame_pdf_posteriors(lat, link_post, tid_to_pdf, num_pdfs):

@@ -1,4 +1,4 @@
-"""Sequence-discriminative training of an nnet2 DNN (MMI), as Kaldi's steps/nnet2/train_discriminative2.sh.
+"""Sequence-discriminative training of an nnet2 DNN (MMI, sMBR), as Kaldi's steps/nnet2/train_discriminative2.sh.
 
 Follows Kaldi's nnet2 pipeline (steps/nnet2/make_denlats.sh, get_egs_discriminative2.sh,
 train_discriminative2.sh; src/nnet2/nnet-compute-discriminative.cc), starting from a trained
@@ -16,7 +16,10 @@ what the rejection score llr_total measures). Per minibatch of whole utterances:
   denominator pdf posteriors, as Kaldi's (the derivative of the objective divided by acwt; the
   prior term is constant in the parameters and enters only through the denominator posteriors);
   --drop-frames (Kaldi's MMI option): frames whose numerator pdf has no denominator posterior
-  (the lattice lost the reference there) pass no gradient;
+  (the lattice lost the reference there) pass no gradient; with --criterion smbr the derivative
+  is instead the lattice's signed posteriors of the expected frame accuracy against the
+  alignment (`kaldilite.decode.denlat.forward_backward_smbr`, --one-silence-class), the
+  objective the expected accuracy per frame;
 - back-propagation and the update of `kaldilite.nnet.train` (momentum SGD, or `update="rms"`,
   the RMS-normalized stand-in for nnet2's natural gradient the cross-entropy recipe uses),
   with max-change per component. Learning rate constant, `num_epochs` passes over the data.
@@ -26,7 +29,7 @@ lattice, Kaldi's "MMI objective function is num - den per frame") is logged for 
 minibatches and for `num_utts_subset` held-out utterances (not trained on) before training and
 after every epoch. Priors and the feature pipeline are the input model's (train_discriminative2.sh's
 --adjust-priors false), so EXP/final.mdl is an nnet2 model file that decode-commands, the online
-decoder and export-model read unchanged. sMBR / MPFE are not implemented.
+decoder and export-model read unchanged. MPFE is not implemented.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ log = logging.getLogger(__name__)
 class NnetDiscriminativeOptions:
     """train_discriminative2.sh's options where they apply (criterion, acoustic scale, boost, drop-frames)."""
 
-    criterion: str = "mmi"
+    criterion: str = "mmi"  # or "smbr"
+    one_silence_class: bool = True  # sMBR: any silence frame decoded as any silence pdf counts as right
     num_epochs: int = 4
     learning_rate: float = 2e-5
     update: str = "sgd"  # "sgd" (nnet2's) or "rms" (kaldilite.nnet.train._update_rms)
@@ -63,9 +67,9 @@ class NnetDiscriminativeOptions:
     seed: int = 0
 
     def __post_init__(self):
-        if self.criterion != "mmi":
-            raise InputError(f"train-nnet2-discriminative: --criterion {self.criterion!r} is not implemented "
-                             "(only mmi)")
+        if self.criterion not in ("mmi", "smbr"):
+            raise InputError(f"train-nnet2-discriminative: --criterion must be mmi or smbr, got {self.criterion!r} "
+                             "(Kaldi's mpfe is not implemented)")
         if self.update not in ("sgd", "rms"):
             raise InputError(f"train-nnet2-discriminative: --update must be sgd or rms, got {self.update!r}")
         if self.num_epochs < 1 or self.learning_rate <= 0 or self.acwt <= 0:
@@ -99,6 +103,21 @@ def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, grap
     else:
         deriv[frames, num_pdf_ali] += 1.0
     return num_term, float(den_total), deriv, dropped
+
+
+def smbr_derivative(lat, log_likes, tm, num_pdfs, ali, acwt, silence_phones, one_silence_class=True):
+    """One utterance's sMBR statistics: (expected frame accuracy, log total, frames x pdfs derivative of the
+    expected accuracy / acwt with respect to the log-likelihoods); a None derivative without a complete path."""
+    from kaldilite.decode.denlat import forward_backward_smbr
+
+    signed, expected, total = forward_backward_smbr(lat, log_likes, tm.tid_to_pdf, tm.tid_to_phone, ali,
+                                                    silence_phones, acwt, one_silence_class)
+    if not np.isfinite(total):
+        return 0.0, total, None
+    deriv = np.zeros((lat.num_frames, num_pdfs))
+    emitting = lat.tid > 0
+    np.add.at(deriv, (lat.frame[emitting], tm.tid_to_pdf[lat.tid[emitting]]), signed[emitting])
+    return float(expected), float(total), deriv
 
 
 class _Utterances:
@@ -188,9 +207,14 @@ def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=
         lat, ali = data.lats[i], data.alis[i]
         n = len(ali)
         pdf_ali = tm.tid_to_pdf[ali]
-        graph = boost_graph_costs(lat, tm.tid_to_phone, ali, silence, opts.boost) if opts.boost else None
-        num, den, d, drop = mmi_derivative(lat, log_likes[start:start + n], tm.tid_to_pdf, tm.num_pdfs, pdf_ali,
-                                           opts.acwt, graph, opts.drop_frames)
+        if opts.criterion == "smbr":  # objective = expected frame accuracy: reported as num, den 0
+            num, _, d = smbr_derivative(lat, log_likes[start:start + n], tm, tm.num_pdfs, ali, opts.acwt, silence,
+                                        opts.one_silence_class)
+            den, drop = 0.0, 0
+        else:
+            graph = boost_graph_costs(lat, tm.tid_to_phone, ali, silence, opts.boost) if opts.boost else None
+            num, den, d, drop = mmi_derivative(lat, log_likes[start:start + n], tm.tid_to_pdf, tm.num_pdfs, pdf_ali,
+                                               opts.acwt, graph, opts.drop_frames)
         if d is not None:
             num_total += num
             den_total += den
@@ -258,7 +282,8 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
         value, acc = _evaluate(nnet, model, data, valid_idx, opts, silence, log_priors)
         objf.append(value)
         accs.append(acc)
-        log.info("before training: validation MMI objective %.5f per frame, frame accuracy %.4f", value, acc)
+        log.info("before training: validation %s objective %.5f per frame, frame accuracy %.4f",
+                 opts.criterion.upper(), value, acc)
     lengths = np.diff(data.offsets)
     for epoch in range(opts.num_epochs):
         totals = np.zeros(5)
@@ -266,14 +291,15 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
             totals += _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update)
         num, den, frames, dropped, correct = totals
         train_objf.append((num - den) / max(frames, 1))
-        log.info("epoch %d: training MMI objective %.5f per frame (%.5f - %.5f) over %d frames, %d dropped, "
-                 "frame accuracy %.4f", epoch, train_objf[-1], num / max(frames, 1), den / max(frames, 1), frames,
-                 dropped, correct / max(frames, 1))
+        log.info("epoch %d: training %s objective %.5f per frame (%.5f - %.5f) over %d frames, %d dropped, "
+                 "frame accuracy %.4f", epoch, opts.criterion.upper(), train_objf[-1], num / max(frames, 1),
+                 den / max(frames, 1), frames, dropped, correct / max(frames, 1))
         if len(valid_idx):
             value, acc = _evaluate(nnet, model, data, valid_idx, opts, silence, log_priors)
             objf.append(value)
             accs.append(acc)
-            log.info("epoch %d: validation MMI objective %.5f per frame, frame accuracy %.4f", epoch, value, acc)
+            log.info("epoch %d: validation %s objective %.5f per frame, frame accuracy %.4f", epoch,
+                     opts.criterion.upper(), value, acc)
     exp.mkdir(parents=True, exist_ok=True)
     extra = dict(model.extra, discriminative={"criterion": opts.criterion, "src_model": str(src_model),
                                               "denlats": str(denlat_dir), "options": dataclasses.asdict(opts),

@@ -23,7 +23,7 @@ from kaldilite.nnet.components import (AffineComponent, NormalizeComponent, Pnor
 from kaldilite.nnet.discriminative import forward_log_posteriors
 from kaldilite.nnet.network import Nnet
 from kaldilite.train.nnet_discriminative import (NnetDiscriminativeOptions, _minibatch_pass, _minibatches,
-                                                 mmi_derivative)
+                                                 mmi_derivative, smbr_derivative)
 
 
 def small_lattice():
@@ -97,6 +97,38 @@ def test_sausage_lattice_gives_per_frame_softmax_and_drop_frames_drops_lost_refe
     _, _, deriv, dropped = mmi_derivative(cut, loglikes, np.r_[0, np.arange(5)], 5, num_ali, acwt,
                                           drop_frames=True)
     assert dropped == 1 and not deriv[1].any() and deriv[0].any()
+
+
+def test_smbr_expected_accuracy_and_derivative_equal_brute_force_enumeration():
+    lat = small_lattice()
+    tid_to_pdf = np.array([0, 0, 1, 1, 2, 0])
+    tid_to_phone = np.array([0, 1, 2, 2, 3, 1])  # phone 1 is silence (tids 1 and 5)
+    tm = types.SimpleNamespace(tid_to_pdf=tid_to_pdf, tid_to_phone=tid_to_phone)
+    loglikes = np.random.default_rng(5).normal(-4, 2, (2, 3))
+    acwt, ref = 0.5, np.array([3, 5])  # reference: pdf 1 (phone 2), then silence pdf 0 (phone 1)
+    for one_silence_class in (True, False):
+        expected_acc, _, deriv = smbr_derivative(lat, loglikes, tm, 3, ref, acwt, [1], one_silence_class)
+        acoustic = np.array([-loglikes[f, tid_to_pdf[t]] if t else 0.0 for f, t in zip(lat.frame, lat.tid)])
+        paths = enumerate_paths(lat, lat.graph + acwt * acoustic)
+        log_total = np.logaddexp.reduce([-c for _, c in paths])
+
+        def right(k):
+            t, r = lat.tid[k], ref[lat.frame[k]]
+            sil, ref_sil = tid_to_phone[t] == 1, tid_to_phone[r] == 1
+            same = tid_to_pdf[t] == tid_to_pdf[r]
+            return (same or (sil and ref_sil)) if one_silence_class else (same and not sil)
+
+        accs = [sum(right(k) for k in links if lat.tid[k]) for links, _ in paths]
+        probs = [np.exp(-c - log_total) for _, c in paths]
+        mean = sum(p * a for p, a in zip(probs, accs))
+        brute = np.zeros((2, 3))  # d E[acc] / d (acwt x loglike) = sum over paths of P (acc - E[acc]) x uses
+        for (links, _), p, a in zip(paths, probs, accs):
+            for k in links:
+                if lat.tid[k]:
+                    brute[lat.frame[k], tid_to_pdf[lat.tid[k]]] += p * (a - mean)
+        assert expected_acc == pytest.approx(mean, abs=1e-12)
+        np.testing.assert_allclose(deriv, brute, atol=1e-12)
+        assert np.abs(deriv).max() > 1e-3
 
 
 def tiny_net(rng, mixed):
