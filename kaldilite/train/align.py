@@ -60,20 +60,16 @@ def _align_data_job(part_dir, lang_dir, ali_dir, job, beam, retry_beam, acoustic
                     self_loop_scale, boost_silence, silence_pdfs):
     from kaldilite.feat.pipeline import load_features
     from kaldilite.gmm import load_model
-    from kaldilite.graph.training import compile_training_graphs
     from kaldilite.hmm import ContextDependency
     from kaldilite.io.tables import write_int_vectors
-    from kaldilite.train.gmm_steps import FeatureCache, align_compiled, transcripts_for
+    from kaldilite.lang import LangDir
+    from kaldilite.train.gmm_steps import FeatureCache, align_compiled, training_graphs
 
     ali = Path(ali_dir)
     tm, _, pipeline, _ = load_model(ali / "final.mdl")
     tree = ContextDependency.read(ali / "tree")
     cache = FeatureCache.from_items(load_features(part_dir, pipeline))
-    from kaldilite.lang import LangDir
-
-    lang = LangDir.load(lang_dir)
-    graphs = compile_training_graphs(lang, tree, tm, transcripts_for(part_dir, lang, cache.utts),
-                                     transition_scale=0.0, self_loop_scale=0.0)
+    graphs = training_graphs(part_dir, LangDir.load(lang_dir), tree, tm, cache.utts)
     alignments, failed, _, _ = align_compiled(ali / "final.mdl", graphs, cache, beam=beam, retry_beam=retry_beam,
                                               acoustic_scale=acoustic_scale, transition_scale=transition_scale,
                                               self_loop_scale=self_loop_scale, boost_silence=boost_silence,

@@ -171,20 +171,17 @@ def acc_job(exp, part_dir, job, x):
 def compile_graphs_job(exp, part_dir, lang_dir, job, model_name):
     """Job: compile-train-graphs for one part with EXP/tree and EXP/model_name -> fsts.JOB.npz."""
     from kaldilite.gmm import load_model
-    from kaldilite.graph.training import compile_training_graphs
     from kaldilite.hmm import ContextDependency
     from kaldilite.io.datadir import DataDir
     from kaldilite.lang import LangDir
-    from kaldilite.train.gmm_steps import save_graphs, transcripts_for
+    from kaldilite.train.gmm_steps import save_graphs, training_graphs
 
     exp = Path(exp)
     lang = LangDir.load(lang_dir)
     tree = ContextDependency.read(exp / "tree")
     tm, _, _, _ = load_model(exp / model_name)
     utts = sorted((DataDir.load(part_dir).text or {}))
-    # no transition probabilities in the stored graphs: alignment adds the current model's
-    graphs = compile_training_graphs(lang, tree, tm, transcripts_for(part_dir, lang, utts), transition_scale=0.0,
-                                     self_loop_scale=0.0)
+    graphs = training_graphs(part_dir, lang, tree, tm, utts)  # no transition probabilities: alignment adds them
     save_graphs(graphs, exp / f"fsts.{job}.npz")
     return len(graphs)
 

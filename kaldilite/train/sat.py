@@ -592,11 +592,10 @@ def _align_fmllr_job(part_dir, lang_dir, ali_dir, job, beam, retry_beam, boost_s
                      fmllr_update_type):
     from kaldilite.feat.pipeline import load_features
     from kaldilite.gmm import load_model
-    from kaldilite.graph.training import compile_training_graphs
     from kaldilite.hmm import ContextDependency
     from kaldilite.io.tables import write_int_vectors
     from kaldilite.lang import LangDir
-    from kaldilite.train.gmm_steps import FeatureCache, align_compiled, transcripts_for
+    from kaldilite.train.gmm_steps import FeatureCache, align_compiled, training_graphs
     from kaldilite.transform.fmllr import FmllrOptions
 
     ali = Path(ali_dir)
@@ -604,9 +603,7 @@ def _align_fmllr_job(part_dir, lang_dir, ali_dir, job, beam, retry_beam, boost_s
     tm, sat_am, pipeline, _ = load_model(model)
     tree = ContextDependency.read(ali / "tree")
     si_cache = FeatureCache.from_items(load_features(part_dir, pipeline))
-    lang = LangDir.load(lang_dir)
-    graphs = compile_training_graphs(lang, tree, tm, transcripts_for(part_dir, lang, si_cache.utts),
-                                     transition_scale=0.0, self_loop_scale=0.0)
+    graphs = training_graphs(part_dir, LangDir.load(lang_dir), tree, tm, si_cache.utts)
     align = dict(beam=beam, retry_beam=retry_beam, boost_silence=boost_silence, silence_pdfs=silence_pdfs)
     si_alignments, _, _, _ = align_compiled(si_model, graphs, si_cache, **align)
     utt2spk, _ = _speakers_of(part_dir)
