@@ -1,5 +1,5 @@
 """Command-word verbs: corpora (`prepare-speech-commands`, `synthesize-corpus`), augmentation
-(`perturb-data-dir-speed`, `add-noise-data-dir`), and the command recognizer's scoring and
+(`perturb-data-dir-speed`, `add-noise-data-dir`, `reverberate-data-dir`), and the command recognizer's scoring and
 threshold calibration (`score-commands`, `calibrate-rejection`).
 """
 
@@ -74,6 +74,65 @@ def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sampl
     dest = add_noise_data_dir(src_dir, dest_dir, bg_noise_dir, snrs, utt_prefix, random_seed, sample_frequency)
     lines = (dest / "wav.scp").read_text(encoding="utf-8").count("\n")
     click.echo(f"{dest_dir}: {lines} noisy utterances (SNR {bg_snrs} dB)", err=True)
+
+
+def _colon_floats(text, option, example):
+    try:
+        values = [float(v) for v in text.split(":") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be numbers separated by ':' (e.g. {example}), not '{text}'") from None
+    if not values:
+        raise InputError(f"{option} is empty; give e.g. {example}")
+    return values
+
+
+@click.command("reverberate-data-dir")
+@click.option("--num-rirs", default=100, show_default=True, type=int,
+              help="How many rooms are simulated (image method); each copy draws one.")
+@click.option("--rt60-range", default="0.2:0.8", show_default=True,
+              help="min:max RT60 in seconds, drawn uniformly per room.")
+@click.option("--speech-rvb-probability", default=1.0, show_default=True, type=float,
+              help="Probability that a copy is reverberated (else it stays dry).")
+@click.option("--pointsource-noise-addition-probability", default=0.0, show_default=True, type=float,
+              help="Probability that a copy gets a noise clip from another point of its room (needs --noise-dir).")
+@click.option("--noise-dir", type=click.Path(exists=True), default=None,
+              help="Point-source noise clips: a data dir (wav.scp), a folder of wavs, or a list file.")
+@click.option("--foreground-snrs", default="20:10:0", show_default=True,
+              help="SNRs in dB of the point-source noise against the early reverberation, colon-separated.")
+@click.option("--prefix", default="rev", show_default=True,
+              help="Copy k of utterance U is <prefix><k>-U (its speaker likewise).")
+@click.option("--num-replications", default=1, show_default=True, type=int, help="Reverberated copies per utterance.")
+@click.option("--random-seed", default=0, show_default=True, type=int)
+@click.option("--source-sampling-rate", default=16000, show_default=True, type=int,
+              help="The rate the RIRs are simulated at; speech is resampled to it.")
+@click.argument("src_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("dest_dir", type=click.Path())
+def reverberate_data_dir_cmd(num_rirs, rt60_range, speech_rvb_probability, pointsource_noise_addition_probability,
+                             noise_dir, foreground_snrs, prefix, num_replications, random_seed, source_sampling_rate,
+                             src_dir, dest_dir):
+    """Reverberate a data dir with simulated rooms (steps/data/reverberate_data_dir.py).
+
+    The room impulse responses are simulated by the image method (random shoebox rooms, as Ko et
+    al. 2017 made Kaldi's RIRS_NOISES set); the copies keep the source's timing, so its alignment
+    serves them (train-nnet2 copies it through utt2uniq). Audio is written under DEST_DIR/wav/;
+    DEST_DIR/utt2rir lists each copy's room and noise, DEST_DIR/rooms.txt the rooms.
+
+    e.g.: kaldilite reverberate-data-dir --num-rirs 100 --rt60-range 0.2:0.8 data/train data/train_rvb
+    """
+    from kaldilite.corpora.augment import reverberate_data_dir
+
+    rt60 = _colon_floats(rt60_range, "--rt60-range", "0.2:0.8")
+    if len(rt60) != 2:
+        raise InputError(f"--rt60-range needs two values min:max, not '{rt60_range}'")
+    snrs = _colon_floats(foreground_snrs, "--foreground-snrs", "20:10:0")
+    dest = reverberate_data_dir(src_dir, dest_dir, num_rirs=num_rirs, rt60_range=tuple(rt60),
+                                speech_rvb_probability=speech_rvb_probability,
+                                pointsource_noise_addition_probability=pointsource_noise_addition_probability,
+                                noise=noise_dir, foreground_snrs=snrs, prefix=prefix,
+                                num_replications=num_replications, random_seed=random_seed,
+                                sample_frequency=source_sampling_rate)
+    lines = (dest / "wav.scp").read_text(encoding="utf-8").count("\n")
+    click.echo(f"{dest_dir}: {lines} reverberated utterances ({num_rirs} rooms, RT60 {rt60_range} s)", err=True)
 
 
 
@@ -849,6 +908,7 @@ def tune_rejection_cmd(commands_file, settings, target_fa, oov_sets, report_only
     click.echo(table, nl=False)
 
 
-COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, prepare_synthetic_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd, decode_commands_cmd,
+COMMANDS = [prepare_speech_commands_cmd, prepare_fsdd_oov_cmd, prepare_synthetic_oov_cmd, synthesize_corpus_cmd, perturb_data_dir_speed_cmd, add_noise_data_dir_cmd,
+            reverberate_data_dir_cmd, decode_commands_cmd,
             score_commands_cmd, calibrate_rejection_cmd, commands_results_cmd, tune_rejection_cmd,
             fuse_command_scores_cmd]

@@ -1,4 +1,4 @@
-"""Data augmentation of Kaldi data dirs: speed perturbation and additive background noise.
+"""Data augmentation of Kaldi data dirs: speed perturbation, additive background noise, reverberation.
 
 Speed perturbation follows Kaldi's `utils/data/perturb_data_dir_speed.sh` (and its `_3way`
 wrapper): every utterance and speaker id gets the prefix `sp<factor>-`, `utt2uniq` maps the
@@ -14,6 +14,12 @@ Kaldi's `wav-reverberate --additive-signals` scales it. Kaldi builds that mix in
 its own binary; we have no such binary, so the mixed audio is written once as 16-bit WAV files
 under the destination dir. The choice of clip, offset and SNR depends only on the seed and the
 utterance id, so a re-run (or a run on a subset) gives the same audio.
+
+Reverberation follows Kaldi's `steps/data/reverberate_data_dir.py` (`--speech-rvb-probability`,
+`--pointsource-noise-addition-probability`, `--foreground-snrs`, `--prefix`, `--num-replications`,
+`--random-seed`), with RIRs simulated by kaldilite.corpora.rir instead of the RIRS_NOISES download;
+the convolution, output shift and power normalization are wav-reverberate's, written to WAV files as
+the noise copies are.
 """
 
 import hashlib
@@ -303,3 +309,140 @@ def _rate_of(spec):
     from kaldilite.io.audio import audio_info
 
     return audio_info(spec)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# reverberation
+
+
+def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_rvb_probability=1.0,
+                         pointsource_noise_addition_probability=0.0, noise=None, foreground_snrs=(20.0, 15.0, 10.0, 5.0),
+                         prefix="rev", num_replications=1, random_seed=0, sample_frequency=16000):
+    """Write `dest`: reverberated copies of data dir `src`, as steps/data/reverberate_data_dir.py.
+
+    The RIRs are `num_rirs` simulated rooms (kaldilite.corpora.rir.sample_room_rirs, RT60 uniform in
+    `rt60_range`, seeded by `random_seed`). Each utterance of replication k gets the ids
+    `<prefix><k>-<utt>` and `<prefix><k>-<spk>`, one room drawn by (seed, id), its speech RIR with
+    probability `speech_rvb_probability` (else the copy is dry) and, with probability
+    `pointsource_noise_addition_probability`, one clip of `noise` (a data dir, folder or list, as
+    add_noise_data_dir's) played from another source position of the same room at an SNR drawn from
+    `foreground_snrs`. The copy keeps the source's length and timing (the output is shifted by the RIR's
+    peak), so the source's alignment is the copy's (train-nnet2 copies it through `utt2uniq`, as
+    steps/copy_ali_dir.sh). Audio goes to `dest/wav/<id>.wav` (16-bit PCM at `sample_frequency`);
+    `dest/utt2rir` lists each copy's room, RT60 and noise; `dest/rooms.txt` every room.
+    """
+    import soundfile
+
+    from kaldilite.corpora.rir import reverberate, sample_room_rirs
+    from kaldilite.io.audio import read_audio
+
+    src, dest = Path(src), Path(dest)
+    utt2spk = _read_optional(src, "utt2spk")
+    wav_scp = _read_optional(src, "wav.scp")
+    if utt2spk is None or wav_scp is None:
+        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to be reverberated; is it a data dir?")
+    if (src / "segments").exists():
+        raise InputError(f"{src}: has a segments file; reverberate a data dir whose wav.scp holds one utterance per entry")
+    if dest.resolve() == src.resolve():
+        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    for name, p in (("--speech-rvb-probability", speech_rvb_probability),
+                    ("--pointsource-noise-addition-probability", pointsource_noise_addition_probability)):
+        if not 0.0 <= p <= 1.0:
+            raise InputError(f"{name} {p}: must be a probability in [0, 1]")
+    if not prefix:
+        raise InputError("reverberate_data_dir: --prefix must not be empty (the copies need their own ids)")
+    if num_replications < 1:
+        raise InputError(f"--num-replications must be at least 1, not {num_replications}")
+    snrs = [float(s) for s in foreground_snrs]
+    rate = int(sample_frequency)
+    noises = []
+    if pointsource_noise_addition_probability > 0:
+        if noise is None:
+            raise InputError("reverberate_data_dir: --pointsource-noise-addition-probability > 0 needs --noise-dir")
+        if not snrs:
+            raise InputError("reverberate_data_dir: give at least one foreground SNR")
+        for spec in list_noise_clips(noise):
+            wave = np.asarray(read_audio(spec, rate, allow_downsample=True, allow_upsample=True), np.float64)
+            if float(np.mean(wave ** 2)) > _MIN_NOISE_POWER:
+                noises.append((spec, wave))
+        if not noises:
+            raise InputError(f"{noise}: every noise clip is silent; give clips with audible noise")
+
+    rooms = sample_room_rirs(num_rirs, rate, rt60_range=rt60_range, seed=random_seed)
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "wav").mkdir(parents=True)
+    with open(dest / "rooms.txt", "w", encoding="utf-8") as handle:
+        for index, room in enumerate(rooms):
+            handle.write(f"room{index} {room.describe()}\n")
+
+    new_wav, utt2rir, prefixes = {}, {}, []
+    for rep in range(1, num_replications + 1):
+        rep_prefix = f"{prefix}{rep}-"
+        prefixes.append(rep_prefix)
+        for utt in sorted(wav_scp):
+            if utt not in utt2spk:
+                continue
+            new_id = rep_prefix + utt
+            speech = np.asarray(read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True), np.float64)
+            rng = _utterance_rng(random_seed, new_id)
+            room_index = int(rng.integers(len(rooms)))
+            room = rooms[room_index]
+            wet = rng.random() < speech_rvb_probability
+            add_noise = rng.random() < pointsource_noise_addition_probability
+            clip, snr, offset = None, None, 0
+            if add_noise:
+                clip = noises[int(rng.integers(len(noises)))]
+                snr = snrs[int(rng.integers(len(snrs)))]
+                offset = int(rng.integers(len(clip[1])))
+            # a dry copy still goes through `reverberate` with a unit impulse, so noise and output
+            # normalization are the same code path
+            rir = room.rirs[0] if wet else np.array([1.0])
+            if float(np.mean(speech ** 2)) <= 0.0:
+                out = speech
+                log.warning("%s: utterance %s is all zeros; copied as is", src, utt)
+            else:
+                noise_rir = room.rirs[1 % len(room.rirs)] if wet else np.array([1.0])
+                out = reverberate(speech, rir, rate, noise=None if clip is None else clip[1], noise_rir=noise_rir,
+                                  snr_db=snr, noise_offset=offset)
+            clipped = np.clip(np.round(out), -32768, 32767).astype(np.int16)
+            path = (dest / "wav" / f"{new_id}.wav").resolve()
+            soundfile.write(str(path), clipped, rate, subtype="PCM_16")
+            new_wav[new_id] = str(path)
+            noise_text = "none" if clip is None else f"{clip[0]} {offset} {snr:g}"
+            utt2rir[new_id] = (f"room{room_index} rt60={room.rt60:.3f}" if wet else "dry") + f" noise={noise_text}"
+
+    write_key_values(dest / "wav.scp", new_wav)
+    write_key_values(dest / "utt2rir", utt2rir)
+    _write_prefixed_tables(src, dest, utt2spk, prefixes)
+    fix_data_dir(dest)
+    log.info("%s: %d reverberated copies of %s's %d utterances (%d rooms, RT60 %g-%g s, speech RIR p=%g, "
+             "point-source noise p=%g)", dest, len(new_wav), src, len(utt2spk), len(rooms), rt60_range[0],
+             rt60_range[1], speech_rvb_probability, pointsource_noise_addition_probability)
+    return dest
+
+
+def _write_prefixed_tables(src, dest, utt2spk, prefixes):
+    """utt2spk, spk2utt, utt2uniq and the utterance/speaker value tables of `src` under each id prefix."""
+    new_utt2spk, uniq, values = {}, {}, {name: {} for name in _UTT_VALUE_FILES + ("utt2dur",)}
+    old_uniq = _read_optional(src, "utt2uniq") or {}
+    tables = {name: _read_optional(src, name) for name in values}
+    spk2gender = _read_optional(src, "spk2gender")
+    new_gender = {}
+    for prefix in prefixes:
+        for utt, spk in utt2spk.items():
+            new_utt2spk[prefix + utt] = prefix + spk
+            uniq[prefix + utt] = old_uniq.get(utt, utt)
+            for name, table in tables.items():
+                if table is not None and utt in table:
+                    values[name][prefix + utt] = table[utt]
+        if spk2gender is not None:
+            new_gender.update({prefix + spk: g for spk, g in spk2gender.items()})
+    write_key_values(dest / "utt2spk", new_utt2spk)
+    write_key_values(dest / "spk2utt", {spk: " ".join(utts) for spk, utts in utt2spk_to_spk2utt(new_utt2spk).items()})
+    write_key_values(dest / "utt2uniq", uniq)
+    for name, table in values.items():
+        if tables[name] is not None:
+            write_key_values(dest / name, table)
+    if spk2gender is not None:
+        write_key_values(dest / "spk2gender", new_gender)
