@@ -38,6 +38,8 @@ VERBS = {
     'fuse-command-scores': ('commands',
         "Fuse two systems' rejection scores: OUT_EXP/decode_SET/measures.jsonl for every SET both decoded."),
     'perturb-data-dir-speed': ('commands', 'Speed-perturb a data dir (utils/data/perturb_data_dir_speed.sh).'),
+    'reverberate-data-dir': ('commands',
+        'Reverberate a data dir with simulated rooms (steps/data/reverberate_data_dir.py).'),
     'prepare-fsdd-oov': ('commands',
         'Write an out-of-vocabulary eval data dir: FSDD digits (never commands) from unseen speakers.'),
     'prepare-speech-commands': ('commands',
