@@ -213,13 +213,11 @@ def estimate_and_apply_mllt(exp, parts, x, silence_phones):
 
 
 def write_matrix(path, matrix):
-    """A transform as Kaldi's binary matrix file (what est-lda writes; `copy-matrix` reads it)."""
-    import kaldi_io
+    """A transform as Kaldi's binary float matrix file (`FM`, est-lda's BaseFloat; `copy-matrix` reads it):
+    float32 also when the transform was estimated in float64, so that 0.mat read back is what was written."""
+    from kaldilite.io.tables import write_matrix as write_kaldi_matrix
 
-    from kaldilite.utils import atomic_open
-
-    with atomic_open(path, "wb") as handle:
-        kaldi_io.write_mat(handle, np.asarray(matrix, np.float32))
+    write_kaldi_matrix(path, np.asarray(matrix, np.float32))
 
 
 def read_matrix_file(path):
