@@ -138,9 +138,9 @@ def _read_scoring_model(model_path):
     from kaldilite.utils.load_once import load_once
 
     if model_type_of(model_path) == "nnet2":
-        from kaldilite.nnet.model import load_nnet_model
+        from kaldilite.nnet.model import load_nnet_scorer
 
-        model = load_once(model_path, load_nnet_model)
+        model = load_once(model_path, load_nnet_scorer)
         return "nnet2", model.tm.tid_to_pdf, model.log_likelihoods, model.input_dim, None
     from kaldilite.gmm.model import load_model
 

@@ -71,6 +71,7 @@ class NnetAcousticModel:
         self.source = source
         self.fmllr_pipeline = fmllr_pipeline
         self.prior_scale = float(prior_scale)
+        self.folded_transform_dim = None  # with_preconditioning_folded: the LDA output dim now inside the network
         if not 0.0 <= self.prior_scale <= 1.0:
             raise InputError(f"{source}: prior scale must be in [0, 1], got {prior_scale}")
         if fmllr_pipeline is not None and pipeline.cmvn != "none":
@@ -105,6 +106,23 @@ class NnetAcousticModel:
             return self.raw_feature_dim
         return self.fmllr_pipeline.output_dim(self.raw_feature_dim)
 
+    def with_preconditioning_folded(self):
+        """The same scorer with the pipeline's preconditioning transform folded into the network's first
+        layer (`Nnet.with_input_transform`): `pipeline` then ends at the splicing and
+        `log_likelihoods` takes spliced frames, giving the original's scores within float32
+        rounding without the per-frame product (a float64 one in `transform_features`). This model
+        (what `load_nnet_scorer` returns) is for scoring: training and `save_nnet_model` keep the
+        file's form, the transform in the pipeline."""
+        transform = self.pipeline.transform
+        if transform is None:
+            return self
+        spliced = self.pipeline.spliced_dim(self.adapted_dim)
+        folded = NnetAcousticModel(self.tm, self.nnet.with_input_transform(transform, spliced), self.priors,
+                                   self.pipeline.with_transform(None), self.raw_feature_dim, self.feature_type,
+                                   self.extra, self.source, self.fmllr_pipeline, self.prior_scale)
+        folded.folded_transform_dim = transform.shape[0]
+        return folded
+
     def describe_input(self):
         """'13-dim mfcc + speaker CMVN, spliced -4/+4 = 117, LDA 117' (what the model expects); with
         fMLLR input e.g. '13-dim mfcc + speaker CMVN, spliced -3/+3 = 91, LDA+MLLT 40, per-speaker
@@ -112,7 +130,10 @@ class NnetAcousticModel:
         text = f"{self.raw_feature_dim}-dim {self.feature_type}"
         if self.fmllr_pipeline is not None:
             text += _describe_steps(self.fmllr_pipeline, self.raw_feature_dim, "LDA+MLLT") + ", per-speaker fMLLR"
-        return text + _describe_steps(self.pipeline, self.adapted_dim, "LDA")
+        text += _describe_steps(self.pipeline, self.adapted_dim, "LDA")
+        if self.folded_transform_dim is not None:  # described as the file has it
+            text += f", LDA {self.folded_transform_dim}"
+        return text
 
     def _mismatch(self, actual_dim, stage):
         return DimensionMismatchError(
@@ -290,6 +311,11 @@ def save_nnet_model(path, model: NnetAcousticModel):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
+
+
+def load_nnet_scorer(path) -> NnetAcousticModel:
+    """`load_nnet_model`, the preconditioning folded into the first layer: what decoding verbs score with."""
+    return load_nnet_model(path).with_preconditioning_folded()
 
 
 def load_nnet_model(path) -> NnetAcousticModel:

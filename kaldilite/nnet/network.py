@@ -218,6 +218,27 @@ class Nnet:
         """A deep copy (parameters are copied, not shared)."""
         return Nnet.from_arrays(self.config(), {k: v.copy() for k, v in self.to_arrays().items()})
 
+    def with_input_transform(self, matrix, input_dim):
+        """A copy that reads `input_dim`-dim input x directly where this network read A x (+ c): a
+        d x input_dim (linear) or d x (input_dim + 1) (affine) `matrix` folded into the first affine
+        component (W A, b + W c, products in float64). The fixed preconditioning then costs nothing
+        at scoring time (Kaldi's nnet2 keeps it as a FixedAffineComponent, one more product per
+        frame); training keeps it outside the network, where it shapes the gradient."""
+        first = self.components[0]
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if first.kind != "affine":
+            raise InputError(f"nnet: an input transform folds into a first affine component, not a {first.kind}")
+        if matrix.ndim != 2 or matrix.shape[0] != first.input_dim or matrix.shape[1] not in (input_dim, input_dim + 1):
+            raise DimensionMismatchError(f"nnet: a {matrix.shape} transform of {input_dim}-dim input does not feed a "
+                                         f"first layer of {first.input_dim} inputs")
+        weight = first.weight.astype(np.float64)
+        bias = first.bias.astype(np.float64)
+        if matrix.shape[1] == input_dim + 1:
+            bias = bias + weight @ matrix[:, input_dim]
+        out = self.copy()
+        out.components[0] = AffineComponent(weight @ matrix[:, :input_dim], bias)
+        return out
+
     def config(self):
         return [c.config() for c in self.components]
 
@@ -341,6 +362,10 @@ class NnetEnsemble:
 
     def log_posteriors(self, feats, floor=1e-20):
         return np.log(np.maximum(self.posteriors(feats), floor))
+
+    def with_input_transform(self, matrix, input_dim):
+        """Each member with `matrix` folded into its first layer (`Nnet.with_input_transform`)."""
+        return NnetEnsemble([m.with_input_transform(matrix, input_dim) for m in self.members])
 
     def config(self):
         return {"ensemble": [m.config() for m in self.members]}

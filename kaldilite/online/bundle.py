@@ -86,9 +86,9 @@ def _load_gmm(path):
 
 
 def _load_nnet2(path):
-    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.nnet.model import load_nnet_scorer
 
-    model = load_nnet_model(path)
+    model = load_nnet_scorer(path)
     if model.speaker_adapted:
         raise InputError(f"{path}: an nnet2 model on fMLLR-adapted features (trained with --transform-dir); online "
                          "decoding has no speaker transforms: export a speaker-independent one (train-nnet2 without "

@@ -132,10 +132,10 @@ def nnet_model_and_input(model_path, data_dir, transform_dir=None):
     when the model reads fMLLR-adapted input, its final.mat the model's, every speaker of
     ``data_dir`` covered (one-line errors, before any utterance is read). The stream is lazy: a verb
     that only wants the checks (and the loaded model) drops it."""
-    from kaldilite.nnet.model import check_transform_speakers, load_nnet_model, read_transform_dir
+    from kaldilite.nnet.model import check_transform_speakers, load_nnet_scorer, read_transform_dir
     from kaldilite.utils.load_once import load_once
 
-    model = load_once(model_path, load_nnet_model)
+    model = load_once(model_path, load_nnet_scorer)
     transforms = None
     if transform_dir is not None and model.speaker_adapted:
         transforms = read_transform_dir(transform_dir, model.fmllr_pipeline.transform)

@@ -254,10 +254,12 @@ def test_speaker_adapted_input_equals_cmvn_splice_lda_then_each_speakers_fmllr_c
 def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_input(mono_system, tmp_path,
                                                                                   monkeypatch):
     """decode-commands --transform-dir (the commands recipe's fMLLR DNN, transforms from the SAT
-    system's decode dir): what reaches the network is the hand-composed input, and a missing
+    system's decode dir): the scores are the model file's network on the hand-composed input (the
+    scorer folds the preconditioning into its first layer, so its input is that before the
+    preconditioning: compared through the scores, within float32 rounding), and a missing
     speaker, a missing transform dir or a foreign final.mat are one-line errors before decoding."""
     from kaldilite.gmm.model import load_model
-    from kaldilite.nnet.model import NnetAcousticModel
+    from kaldilite.nnet.model import NnetAcousticModel, load_nnet_model
     from kaldilite.train.lda_mllt import write_matrix, write_speaker_transforms
 
     tmp, _ = mono_system
@@ -268,12 +270,12 @@ def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_inpu
     write_matrix(tmp_path / "tri3b" / "final.mat", lda_mllt)
     write_speaker_transforms({"a": fmllr["a"]}, trans / "trans.1")
     write_speaker_transforms({"b": fmllr["b"]}, trans / "trans.2")
-    seen = []  # the input of each log_likelihoods call, in call order
+    seen = []  # the scores of each log_likelihoods call, in call order
     scores = NnetAcousticModel.log_likelihoods
 
     def spy(self, feats):
-        seen.append(np.array(feats))
-        return scores(self, feats)
+        seen.append(scores(self, feats))
+        return seen[-1]
 
     monkeypatch.setattr(NnetAcousticModel, "log_likelihoods", spy)
     graph = str(tmp / "mono" / "graph")
@@ -287,8 +289,12 @@ def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_inpu
     measures = [json.loads(line) for line in (tmp_path / "dec" / "measures.jsonl").read_text().splitlines()]
     assert [m["utt"] for m in measures] == sorted(expected)
     assert len(seen) == len(expected)
-    for utt, got in zip(sorted(expected), seen):  # feats.scp order = sorted ids
-        np.testing.assert_allclose(got, expected[utt], rtol=1e-4, atol=1e-4 * np.abs(expected[utt]).max())
+    stored = load_nnet_model(model_path)
+    expected_scores = {utt: scores(stored, x.astype(np.float32)) for utt, x in expected.items()}
+    seen_scores = list(seen)
+    for utt, got in zip(sorted(expected), seen_scores):  # feats.scp order = sorted ids
+        want = expected_scores[utt]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     seen.clear()
 
     (trans / "trans.2").unlink()

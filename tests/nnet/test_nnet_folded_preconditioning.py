@@ -1,0 +1,99 @@
+"""The preconditioning transform folded into the first layer for scoring (`load_nnet_scorer`):
+scores equal the file's own path (pipeline with the transform, `transform_features` in float64,
+then the network) within float32 rounding, for an affine and a linear transform, a single network
+and an ensemble; the model file and `load_nnet_model` are untouched; the training examples'
+float32 preconditioning equals the float64 product within float32 rounding."""
+
+import numpy as np
+import pytest
+
+from kaldilite.errors import DimensionMismatchError
+from kaldilite.feat.functions import splice_frames, transform_features
+from kaldilite.feat.pipeline import FeaturePipeline
+from kaldilite.hmm import Topology, TransitionModel, monophone_tree
+from kaldilite.nnet.model import NnetAcousticModel, load_nnet_model, load_nnet_scorer, save_nnet_model
+from kaldilite.nnet.network import Nnet, NnetEnsemble
+from kaldilite.nnet.train import SplicedFrames
+
+TOPO = """<Topology>
+<TopologyEntry>
+<ForPhones> 1 2 3 </ForPhones>
+<State> 0 <PdfClass> 0 <Transition> 0 0.5 <Transition> 1 0.5 </State>
+<State> 1 </State>
+</TopologyEntry>
+</Topology>
+"""
+RAW_DIM, SPLICE = 4, 2
+SPLICED_DIM = RAW_DIM * (2 * SPLICE + 1)
+
+
+def _trained_looking_nnet(input_dim, num_pdfs, rng):
+    nnet = Nnet.pnorm(input_dim, num_pdfs, num_hidden_layers=2, pnorm_input_dim=30, pnorm_output_dim=10, rng=rng)
+    nnet.output_affine.weight[...] = rng.standard_normal(nnet.output_affine.weight.shape)
+    return nnet
+
+
+def _model(transform, ensemble=False, seed=0):
+    topo = Topology.from_text(TOPO)
+    tm = TransitionModel(topo, monophone_tree([[1], [2], [3]], topo))
+    rng = np.random.default_rng(seed)
+    nnets = [_trained_looking_nnet(transform.shape[0], tm.num_pdfs, rng) for _ in range(2 if ensemble else 1)]
+    pipeline = FeaturePipeline(cmvn="utterance", splice_left=SPLICE, splice_right=SPLICE, transform=transform)
+    return NnetAcousticModel(tm, NnetEnsemble(nnets) if ensemble else nnets[0], rng.dirichlet(np.ones(tm.num_pdfs)),
+                             pipeline, RAW_DIM, "mfcc", prior_scale=0.5)
+
+
+def _preconditioning(rng, out_dim, affine):
+    # LDA-like: large-ish entries, an offset column when affine (get_lda.sh's transform is affine)
+    return rng.normal(scale=2.0, size=(out_dim, SPLICED_DIM + int(affine)))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_folded_scores_equal_the_pipeline_transform_then_network(tmp_path, affine, ensemble):
+    rng = np.random.default_rng(1)
+    out_dim = SPLICED_DIM if affine else 12  # without and with dimension reduction
+    model = _model(_preconditioning(rng, out_dim, affine), ensemble)
+    save_nnet_model(tmp_path / "final.mdl", model)
+    raw = rng.normal(size=(37, RAW_DIM)).astype(np.float32)
+
+    stored = load_nnet_model(tmp_path / "final.mdl")
+    assert stored.pipeline.transform is not None  # the file keeps its meaning
+    # the old path, written out: CMVN, splice, the float64 product of transform-feats, the network
+    expected = stored.log_likelihoods(transform_features(splice_frames(raw - raw.mean(axis=0), SPLICE, SPLICE),
+                                                         stored.pipeline.transform))
+
+    scorer = load_nnet_scorer(tmp_path / "final.mdl")
+    assert scorer.pipeline.transform is None and scorer.input_dim == SPLICED_DIM
+    got = scorer.log_likelihoods(scorer.pipeline.apply(raw))
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * scale)
+    assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
+    assert scorer.describe_input() == stored.describe_input()  # messages name the chain the file records
+
+
+def test_a_model_without_a_transform_is_scored_as_it_is(tmp_path):
+    model = _model(np.eye(SPLICED_DIM))
+    model.pipeline = model.pipeline.with_transform(None)
+    assert model.with_preconditioning_folded() is model
+
+
+def test_a_transform_of_other_input_does_not_fold():
+    nnet = _trained_looking_nnet(8, 3, np.random.default_rng(2))
+    with pytest.raises(DimensionMismatchError, match="does not feed a first layer of 8 inputs"):
+        nnet.with_input_transform(np.ones((7, 5)), 5)
+    with pytest.raises(DimensionMismatchError, match="20-dim input"):
+        nnet.with_input_transform(np.ones((8, 5)), 20)
+
+
+def test_training_examples_precondition_in_float32_within_rounding_of_float64():
+    rng = np.random.default_rng(3)
+    frames = rng.normal(size=(50, RAW_DIM)).astype(np.float32)
+    offsets = np.array([0, 20, 50])
+    transform = _preconditioning(rng, SPLICED_DIM, affine=True)
+    examples = SplicedFrames(frames, offsets, SPLICE, transform=transform)
+    spliced = np.concatenate([splice_frames(frames[a:b], SPLICE, SPLICE) for a, b in zip(offsets[:-1], offsets[1:])])
+    expected = spliced.astype(np.float64) @ transform[:, :-1].T + transform[:, -1]
+    got = examples[slice(None)]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
