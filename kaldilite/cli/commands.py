@@ -508,7 +508,7 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
     from kaldilite.decode.rejection import RULE_FILE, RejectionRule
     from kaldilite.score.commands import SILENCE_CLASS, UNKNOWN_CLASS, calibrate_threshold
 
-    references, measures, _ = _pooled_sets([(data_dir, decode_dir)] + list(extra_sets), commands_file)
+    references, measures, utt2spk = _pooled_sets([(data_dir, decode_dir)] + list(extra_sets), commands_file)
     commands = read_command_list(commands_file)
     rule = RejectionRule.for_graph(graph_dir)
     if score_name:
@@ -518,7 +518,7 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
                              logistic={"features": [f.strip() for f in features.split(",") if f.strip()]})
     rule.enabled = True
     classes = (UNKNOWN_CLASS,) if negatives == "unknown" else (UNKNOWN_CLASS, SILENCE_CLASS)
-    calibrated, scores = calibrate_threshold(references, measures, rule, commands, target_fa, classes)
+    calibrated, scores = calibrate_threshold(references, measures, rule, commands, target_fa, classes, utt2spk)
     calibrated.calibration.update({"dev_data": str(data_dir), "decode_dir": str(decode_dir),
                                    "also": [list(pair) for pair in extra_sets]})
     path = Path(rule_out) if rule_out else Path(graph_dir) / RULE_FILE
@@ -640,7 +640,7 @@ def commands_results_rows(data_dir, exp_dirs, commands_file, target_fa=0.05, oov
             extra_crossed = {k: crossed.pop(k) for k in list(crossed) if isinstance(k, tuple)}
             # over the cross-calibrated scores: a logistic rule's come from weights fitted on the other fold
             eer = equal_error_rate(det_curve_of_decisions(references, crossed, commands, (UNKNOWN_CLASS,)))
-            on_all, _ = calibrate_threshold(references, measures, model_rule, commands, target_fa)
+            on_all, _ = calibrate_threshold(references, measures, model_rule, commands, target_fa, utt2spk=utt2spk)
 
             def decided(key):
                 if key in pool:
@@ -843,7 +843,7 @@ def tuning_rows(data_dir, exp_dir, settings, commands_file, target_fa=0.05, oov_
     crossed, choices = cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2spk, target_fa,
                                              per_command=per_command)
     chosen, on_all, _ = tune_setting(references, measures_by_setting, rule, commands, target_fa,
-                                     per_command=per_command)
+                                     per_command=per_command, utt2spk=utt2spk)
     scores = {key: score_decisions(refs, crossed, commands) for key, refs in per_set[first].items()}
     for key, (refs, meas) in extra[chosen].items():
         scores[key] = score_decisions(refs, decide_all(meas, on_all), commands)

@@ -36,10 +36,13 @@ primary's command), the late fusion of detection scores of keyword-spotting eval
 commands recipe's 20 held-out training speakers tri3b + nnet2 gained 2-6 points of command
 accuracy at 5% in-domain FA over tri3b alone (bench/rejection_slice.py).
 
-Calibration (`calibrate_threshold`) picks the lowest threshold whose FA on the negatives
-(non-command utterances) is at most a target, placing it midway between the highest
-negative score that must be rejected and the next score above it, so the dev set's FA and FR
-are exactly those reported and the margin on both sides is equal.
+Calibration (`calibrate_threshold`) picks the lowest threshold that accepts at most
+`negatives_allowed` of the negatives (non-command utterances): k of n such that (k + 1) / (n + 1)
+<= the target, the order-statistic bound on the FA of new negatives drawn like them (accepting
+floor(target x n), the FA of other speakers came out above the target on average). It lies midway
+between the highest negative score that must be rejected and the next score above it. A logistic
+rule's threshold is chosen on cross-fitted logits (each speaker's from weights fitted without it),
+as new speakers' utterances will score, and applied to the weights fitted on all of the set.
 
 What to calibrate on (the commands recipe's protocol): the in-domain unknown words of unseen
 speakers, i.e. the dev set's fillers and noise clips plus the held-out commands, each dev command
@@ -368,14 +371,52 @@ def fit_logistic_rule(references, measures, rule, commands):
     return replace(rule, logistic=fitted)
 
 
+THRESHOLD_FOLDS = 5  # speaker folds of the cross-fitted logits a logistic rule's threshold is chosen on
+
+
+def negatives_allowed(num_negatives, target_fa):
+    """How many of `num_negatives` calibration negatives a threshold for `target_fa` may accept: the
+    largest k with (k + 1) / (n + 1) <= target_fa (at least 0).
+
+    A threshold just above the (k+1)-th highest of n negative scores accepts a new negative drawn
+    like them with probability (k + 1) / (n + 1) at most (the new score's rank among the n + 1 is
+    uniform: the split-conformal bound), so the expected FA on unseen data stays within the target.
+    Accepting floor(target x n) of them instead, the FA on new data came out above the target on
+    average: 0.1-0.5 points at 5% over random speaker halves of the commands recipe's slice.
+    """
+    return max(int(math.floor(target_fa * (num_negatives + 1) + 1e-9)) - 1, 0)
+
+
+def _cross_fitted_arrays(references, measures, rule, commands, negatives, utt2spk, folds=THRESHOLD_FOLDS):
+    """`_sweep_arrays` of a logistic rule with each utterance's logit from weights fitted without its
+    fold of speakers (`speaker_folds`; utterances when `utt2spk` is None): the scores new speakers'
+    utterances get, where the logits of the utterances the weights were fitted on are too well
+    separated and put the threshold too low. None when some fold's complement cannot be fitted."""
+    spk = utt2spk or {u: u for u in references}
+    group = speaker_folds(references, spk, folds)
+    decisions = {}
+    for fold in range(min(folds, len(set(group.values())))):
+        held_out = [u for u in references if group[spk[u]] == fold]
+        try:
+            fitted = fit_logistic_rule({u: t for u, t in references.items() if group[spk[u]] != fold}, measures,
+                                       rule, commands).with_threshold(-math.inf)
+        except InputError:
+            return None
+        decisions.update({u: fitted.decide_measures(*measures[u]) for u in held_out})
+    return _decision_arrays(references, decisions, commands, negatives)
+
+
 def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
-                        negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
-    """The rule with the lowest threshold whose FA on `negatives` is <= target_fa, and its scores.
+                        negatives=(UNKNOWN_CLASS, SILENCE_CLASS), utt2spk=None):
+    """The rule with the lowest threshold that accepts at most `negatives_allowed` of the
+    non-command utterances (`negatives`), and its scores: FA <= target_fa expected on new data.
 
     Returns (rule with the new threshold and a `calibration` note, `CommandScores` on the data
     at that threshold). The threshold lies midway between the highest negative score that must
     be rejected and the next distinct score above it (+1 when none is above it). A logistic rule
-    is (re)fitted on `references` first (`fit_logistic_rule`).
+    is (re)fitted on `references` first (`fit_logistic_rule`), and its threshold chosen on
+    cross-fitted logits (`THRESHOLD_FOLDS` folds of the speakers of `utt2spk`, else of the
+    utterances): the fitted weights separate their own utterances better than new ones.
     """
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
@@ -385,14 +426,22 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         raise InputError(f"the rejection rule reads phone-level scores ({', '.join(needed)}) and no utterance's "
                          "measures have them; decode with `kaldilite decode-commands --phone-scores` (--phone-llr "
                          "for phone_llr_min, phone_llr_min_per_frame, word_llr)")
+    arrays, cross_fitted = None, False
     if rule.score == "logistic":
         rule = fit_logistic_rule(references, measures, rule, commands)
-    scores, accepted, _, negative, positive = _sweep_arrays(references, measures, rule, commands, negatives)
+        arrays = _cross_fitted_arrays(references, measures, rule, commands, negatives, utt2spk)
+        cross_fitted = arrays is not None
+        if not cross_fitted:
+            log.warning("calibration: a fold of the calibration set has one kind of utterance only; the logistic "
+                        "rule's threshold is chosen on the logits of the utterances its weights were fitted on")
+    if arrays is None:
+        arrays = _sweep_arrays(references, measures, rule, commands, negatives)
+    scores, accepted, _, negative, positive = arrays
     num_neg = int(negative.sum())
     if num_neg == 0:
         raise InputError("calibration needs non-command utterances (fillers, OOV words or silence) in the dev set; "
                          "it has none")
-    allowed = int(math.floor(target_fa * num_neg + 1e-9))
+    allowed = negatives_allowed(num_neg, target_fa)
     neg_scores = np.sort(scores[negative & accepted])[::-1]  # accepted at -inf, highest first
     if len(neg_scores) <= allowed:
         threshold = -math.inf
@@ -418,7 +467,8 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     if clipped:
         log.warning("calibration: threshold %.6g is above the clipped lattice llr of %d utterance(s): the lattice "
                     "beam decides them; decode with --exact-llr or a larger --lattice-beam", threshold, clipped)
-    neg_fa = float((accepted & negative & (scores >= threshold)).sum()) / num_neg
+    final_scores, final_accepted, _, _, _ = _decision_arrays(references, decisions, commands, negatives)
+    neg_fa = float((final_accepted & negative & (final_scores >= threshold)).sum()) / num_neg
     fr = result.false_reject_rate
     calibrated.calibration = {
         "target_false_accept_rate": target_fa,
@@ -428,7 +478,10 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         "false_accept_rate": neg_fa,
         "false_reject_rate": fr,
         "command_accuracy": result.accuracy,
-        "note": threshold_note,
+        # the bound on unseen negatives (`negatives_allowed`); false_accept_rate is on the calibration set
+        "expected_false_accept_rate_at_most": (min(allowed, len(neg_scores)) + 1) / (num_neg + 1),
+        "note": threshold_note + (f" (of the logits cross-fitted over {THRESHOLD_FOLDS} "
+                                  f"{'speaker' if utt2spk else 'utterance'} folds)" if cross_fitted else ""),
     }
     if clipped:
         calibrated.calibration["clipped_below_threshold"] = clipped
@@ -436,18 +489,18 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
 
 
 def calibrate_command_thresholds(references, measures, rule, commands, target_fa=0.05,
-                                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS)):
+                                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS), utt2spk=None):
     """The rule with one threshold per command: the most correct commands at FA <= target_fa, and its scores.
 
-    The false accepts allowed on `negatives` (floor(target_fa x their number), as
-    `calibrate_threshold` counts them) are shared among the commands: each command's options are
+    The false accepts allowed on `negatives` (`negatives_allowed`, as `calibrate_threshold`
+    counts them) are shared among the commands: each command's options are
     its own thresholds (accept the utterances labelled with it scoring >= a value: that many
     correct, that many false accepts), and an exact group-knapsack over the FA budget picks one
     option per command maximizing correct commands (ties: fewer false accepts). Each threshold
     lies midway between the lowest score it accepts and the next lower score of that command.
     Commands seen in no accepted utterance keep the single threshold `calibrate_threshold` picks.
     """
-    single, _ = calibrate_threshold(references, measures, rule, commands, target_fa, negatives)
+    single, _ = calibrate_threshold(references, measures, rule, commands, target_fa, negatives, utt2spk)
     base = decide_all(measures, single.with_threshold(-math.inf))
     by_label = {}
     for utt, text in references.items():
@@ -457,7 +510,7 @@ def calibrate_command_thresholds(references, measures, rule, commands, target_fa
         ref = reference_class(text, commands)
         by_label.setdefault(decision.label, []).append((decision.score, ref in negatives, decision.label == ref))
     num_neg = single.calibration["num_negatives"]
-    budget = int(math.floor(target_fa * num_neg + 1e-9))
+    budget = negatives_allowed(num_neg, target_fa)
     # dp[b] = (correct, -false accepts, {label: threshold}) best with at most b false accepts
     dp = [(0, 0, {})] * (budget + 1)
     for label, items in sorted(by_label.items()):
@@ -498,7 +551,7 @@ def speaker_folds(references, utt2spk, folds=2):
 
 
 def tune_setting(references, measures_by_setting, rule, commands, target_fa=0.05,
-                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS), per_command=False):
+                 negatives=(UNKNOWN_CLASS, SILENCE_CLASS), per_command=False, utt2spk=None):
     """The setting and threshold with the best command accuracy at FA <= target_fa on `references`.
 
     ``measures_by_setting``: {setting name: {utt: (Measures, num_frames)}}, the same utterances
@@ -507,11 +560,12 @@ def tune_setting(references, measures_by_setting, rule, commands, target_fa=0.05
     the winner has the highest command accuracy there, ties going to the lower FA, then to the
     earlier setting (list the settings from the default outwards). Returns (name, calibrated rule,
     `CommandScores`). ``per_command``: thresholds from `calibrate_command_thresholds` instead.
+    ``utt2spk``: the speakers a logistic rule's cross-fitted logits are folded by (`calibrate_threshold`).
     """
     calibrate = calibrate_command_thresholds if per_command else calibrate_threshold
     best = None
     for name, measures in measures_by_setting.items():
-        calibrated, result = calibrate(references, measures, rule, commands, target_fa, negatives)
+        calibrated, result = calibrate(references, measures, rule, commands, target_fa, negatives, utt2spk)
         key = (result.accuracy, -calibrated.calibration["false_accept_rate"])
         if best is None or key > best[0]:
             best = (key, name, calibrated, result)
@@ -531,7 +585,7 @@ def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2s
     """
     def choose(train_refs):
         name, calibrated, _ = tune_setting(train_refs, measures_by_setting, rule, commands, target_fa, negatives,
-                                           per_command)
+                                           per_command, utt2spk)
         return measures_by_setting[name], calibrated, (name, calibrated.threshold)
 
     return _decide_by_speaker_folds(references, utt2spk, folds, choose)
@@ -573,7 +627,7 @@ def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, ta
 
     def choose(train_refs):
         try:
-            calibrated, _ = calibrate(train_refs, measures, rule, commands, target_fa, negatives)
+            calibrated, _ = calibrate(train_refs, measures, rule, commands, target_fa, negatives, utt2spk)
         except InputError:
             log.warning("a fold has no non-command utterances to calibrate on; keeping threshold %g", rule.threshold)
             calibrated = rule

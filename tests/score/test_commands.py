@@ -83,20 +83,44 @@ def test_det_curve_is_monotone_on_random_scores(rng):
     assert min(fa[i], miss[i]) - 0.01 <= eer <= max(fa[i], miss[i]) + 0.01
 
 
-def test_calibration_meets_the_false_accept_target_exactly():
+def test_calibration_accepts_k_negatives_with_k_plus_1_over_n_plus_1_within_the_target():
     negatives = [i / 100 for i in range(1, 101)]
     positives = [0.951, 0.99, 0.5, 0.97]
     refs, measures = _score_list(positives, negatives)
     rule, scores = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.05)
-    # the 6th-highest negative (0.95) must be rejected; the next score above it is 0.951
-    assert rule.threshold == pytest.approx((0.95 + 0.951) / 2)
-    assert scores.false_accept_rate == 0.05
-    assert scores.rejected == 1 and scores.false_reject_rate == 0.25  # only the 0.5 command
-    assert rule.calibration["false_accept_rate"] == 0.05
-    assert rule.calibration["false_reject_rate"] == 0.25
-    # a stricter target moves the threshold up by exactly one negative
+    # n = 100 negatives: k = 4 may pass ((4 + 1) / 101 <= 0.05 < (5 + 1) / 101), so the 5th-highest
+    # negative (0.96) must be rejected; the next score above it is 0.97
+    assert rule.threshold == pytest.approx((0.96 + 0.97) / 2)
+    assert scores.false_accept_rate == 0.04
+    assert scores.rejected == 2 and scores.false_reject_rate == 0.5  # the 0.5 and 0.951 commands
+    assert rule.calibration["false_accept_rate"] == 0.04
+    assert rule.calibration["expected_false_accept_rate_at_most"] == pytest.approx(5 / 101)
+    assert rule.calibration["false_reject_rate"] == 0.5
+    # a stricter target moves the threshold up by exactly one negative: k = 3 ((3 + 1) / 101 <= 0.04)
     rule1, scores1 = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.04)
-    assert rule1.threshold == pytest.approx((0.96 + 0.97) / 2) and scores1.false_accept_rate == 0.04
+    assert rule1.threshold == pytest.approx((0.97 + 0.98) / 2) and scores1.false_accept_rate == 0.03
+    # n = 119: (5 + 1) / 120 = 0.05 exactly, so k = 5 negatives pass; the 6th-highest (0.94) is rejected
+    refs, measures = _score_list(positives, [i / 100 for i in range(1, 101)] + [i / 1000 for i in range(1, 20)])
+    rule2, scores2 = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.05)
+    assert rule2.threshold == pytest.approx((0.95 + 0.951) / 2) and scores2.unknown_accepted == 5
+
+
+def test_calibrated_threshold_keeps_the_expected_false_accept_rate_of_new_negatives_within_the_target(rng):
+    # brute force of the bound: scores of negatives and commands from known normals; a threshold
+    # calibrated on one draw of 60 negatives, its FA on the whole distribution (the normal tail),
+    # averaged over many draws, stays within the 5% target (accepting floor(0.05 x 60) = 3 of them,
+    # new negatives pass the threshold above the 4th-highest with probability up to 4 / 61 = 6.6%)
+    from scipy.stats import norm
+
+    realized = []
+    for _ in range(400):
+        negatives = rng.normal(0.0, 1.0, 60)
+        positives = rng.normal(3.0, 1.0, 40)
+        refs, measures = _score_list(positives, negatives)
+        rule, _ = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, target_fa=0.05)
+        realized.append(norm.sf(rule.threshold))
+    # k = 2 of 60 pass: a threshold between the 3rd- and 2nd-highest negative, expected FA 2/61 .. 3/61
+    assert 2 / 61 <= np.mean(realized) <= 0.05
 
 
 def test_calibration_with_nothing_to_reject_keeps_every_command(tmp_path):
@@ -201,18 +225,18 @@ def test_per_command_thresholds_share_the_false_accept_budget_optimally(tmp_path
     from kaldilite.score.commands import calibrate_command_thresholds
 
     # yes: correct at 1.0, 0.8, unknown words labelled yes at 0.9, 0.7; no: correct at 0.5, 0.4, 0.3,
-    # an unknown word at 0.6; a fourth unknown word is garbage. FA target 1/2 of 4: 2 may pass.
+    # an unknown word at 0.6; a fourth unknown word is garbage. FA target 0.6 of 4: 2 may pass ((2 + 1) / 5 <= 0.6).
     refs, measures = {}, {}
     for i, (ref, best, conf) in enumerate([("yes", "yes", 1.0), ("yes", "yes", 0.8), ("cat", "yes", 0.9),
                                            ("cat", "yes", 0.7), ("no", "no", 0.5), ("no", "no", 0.4),
                                            ("no", "no", 0.3), ("cat", "no", 0.6), ("cat", None, 0.9)]):
         refs[f"u{i}"], measures[f"u{i}"] = ref, (_m(best, conf), 100)
     # One threshold: the 3rd highest unknown (0.6) must go, so t = (0.6 + 0.7) / 2 and only yes 1.0, 0.8 pass.
-    single, scores = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, 0.5, ("_unknown_",))
+    single, scores = calibrate_threshold(refs, measures, RejectionRule(), COMMANDS, 0.6, ("_unknown_",))
     assert single.threshold == pytest.approx(0.65) and scores.correct == 2
     # Per command, by enumeration of the options: yes >= 0.8 (2 right, 1 FA) + no >= 0.3 (3 right, 1 FA)
     # is the only way to 5 correct within 2 false accepts.
-    rule, scores = calibrate_command_thresholds(refs, measures, RejectionRule(), COMMANDS, 0.5, ("_unknown_",))
+    rule, scores = calibrate_command_thresholds(refs, measures, RejectionRule(), COMMANDS, 0.6, ("_unknown_",))
     assert rule.command_thresholds == pytest.approx({"yes": 0.75, "no": 0.3})
     assert (scores.correct, scores.unknown_accepted) == (5, 2)
     assert rule.calibration["false_accept_rate"] == 0.5 and rule.threshold == pytest.approx(0.65)
