@@ -31,6 +31,26 @@ def _ints(path, required=True):
     return out
 
 
+def read_phone_list(path, fix):
+    """Phone ids of a phones/ list file: `.int` one or more per line (Kaldi's silence.int ...), or
+    `.csl` colon-separated (silence.csl, what scripts pass as --silence-phones; a model bundle keeps
+    only that form). A missing file is a MissingFileError ending in `fix`, a field that is not an
+    integer an InputError naming file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: missing; {fix}")
+    if path.suffix != ".csl":
+        return _ints(path)
+    out = []
+    for number, line in read_text_lines(path):
+        for field in line.replace(":", " ").split():
+            try:
+                out.append(int(field))
+            except ValueError:
+                raise InputError(f"{where(path, number)}: expected colon-separated integers, found {field!r}") from None
+    return out
+
+
 @dataclasses.dataclass
 class LangDir:
     """The parts of a lang dir that training, graph building and decoding need.

@@ -179,7 +179,7 @@ class ModelBundle:
     graph: object
     words: object                 # SymbolTable
     fillers: set
-    silence_csl: str
+    silence_phone_ids: tuple      # phones/silence.csl
     rejection: object             # RejectionRule
     mfcc_opts: object             # MfccOptions
     cmvn_opts: object             # OnlineCmvnOptions
@@ -211,7 +211,7 @@ class ModelBundle:
         """Phone ids endpointing counts as silence: --endpoint.silence-phones, else phones/silence.csl."""
         if endpoint_config is not None and endpoint_config.silence_phones.strip():
             return np.array(endpoint_config.silence_phone_list(), dtype=np.int64)
-        return np.array([int(p) for p in self.silence_csl.split(":") if p.strip()], dtype=np.int64)
+        return np.array(self.silence_phone_ids, dtype=np.int64)
 
     def cmvn_state(self):
         from kaldilite.feat.cmvn import OnlineCmvnState
@@ -228,6 +228,7 @@ class ModelBundle:
         from kaldilite.graph.compiled import CompiledFst
         from kaldilite.io.config import read_config
         from kaldilite.io.symbols import SymbolTable
+        from kaldilite.lang.langdir import read_phone_list
         from kaldilite.online.recognizer import OnlineDecodingOptions
 
         path = Path(path)
@@ -278,9 +279,9 @@ class ModelBundle:
             raise DimensionMismatchError(
                 f"{path}: conf/mfcc.conf makes {raw_dim}-dim features, {expected}-dim after the model's pipeline, "
                 f"but the model expects {feature_dim}; the bundle mixes files of different systems")
-        silence_csl = (path / "phones" / "silence.csl").read_text(encoding="utf-8").strip()
+        silence = read_phone_list(path / "phones" / "silence.csl", "re-run `kaldilite export-model`")
         return cls(path=path, model=model, graph=graph, words=words, fillers=read_fillers(path),
-                   silence_csl=silence_csl, rejection=RejectionRule.load(path / "rejection.json"),
+                   silence_phone_ids=tuple(silence), rejection=RejectionRule.load(path / "rejection.json"),
                    mfcc_opts=mfcc_opts, cmvn_opts=cmvn_opts, global_cmvn=global_cmvn, online_opts=online_opts,
                    info=info)
 

@@ -539,12 +539,11 @@ def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts:
 
 
 def _silence_phones_from(model_dir, graph_dir):
-    """Silence phone ids: GRAPH_DIR/phones/silence.int (decode_fmllr.sh's silphonelist), as mkgraph copies it."""
-    path = Path(graph_dir) / "phones" / "silence.int"
-    if not path.is_file():
-        raise MissingFileError(f"{path}: missing; rebuild the graph with `kaldilite mkgraph` (it copies the lang "
-                               "dir's phone lists)")
-    return [int(x) for x in path.read_text().split()]
+    """Silence phone ids (decode_fmllr.sh's silphonelist): the graph dir's list, as mkgraph copies it."""
+    from kaldilite.lang.langdir import read_phone_list
+
+    return read_phone_list(Path(graph_dir) / "phones" / "silence.int",
+                           "rebuild the graph with `kaldilite mkgraph` (it copies the lang dir's phone lists)")
 
 
 # ============================================================================ alignment
