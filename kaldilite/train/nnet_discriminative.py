@@ -63,6 +63,7 @@ class NnetDiscriminativeOptions:
     boost: float = 0.0
     drop_frames: bool = False
     frames_per_minibatch: int = 512  # whole utterances are gathered until a minibatch holds this many frames
+    xent_regularize: float = 0.0  # > 0: plus this times the cross-entropy objective of the alignment (nnet3's)
     num_utts_subset: int = 100
     seed: int = 0
 
@@ -223,6 +224,8 @@ def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=
             correct += int((fwd.pdf_post[start:start + n].argmax(axis=1) == pdf_ali).sum())
             if deriv is not None:
                 deriv[start:start + n] = d
+                if opts.xent_regularize:  # d (x log P(reference pdf)) / d log P = x one-hot(reference)
+                    deriv[start + np.arange(n), pdf_ali] += opts.xent_regularize
         start += n
     if update is not None and frames:
         fwd.backward(deriv)
@@ -285,6 +288,16 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
         log.info("before training: validation %s objective %.5f per frame, frame accuracy %.4f",
                  opts.criterion.upper(), value, acc)
     lengths = np.diff(data.offsets)
+    exp.mkdir(parents=True, exist_ok=True)
+
+    def save_model(name):
+        extra = dict(model.extra, discriminative={"criterion": opts.criterion, "src_model": str(src_model),
+                                                  "denlats": str(denlat_dir), "options": dataclasses.asdict(opts),
+                                                  "valid_objf": objf, "valid_frame_accuracy": accs})
+        out = type(model)(model.tm, nnet, model.priors, model.pipeline, model.raw_feature_dim, model.feature_type,
+                          extra, source=f"model {exp / name}", prior_scale=model.prior_scale)
+        save_nnet_model(exp / name, out)
+
     for epoch in range(opts.num_epochs):
         totals = np.zeros(5)
         for batch in _minibatches(rng.permutation(train_idx), lengths, opts.frames_per_minibatch):
@@ -300,13 +313,9 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
             accs.append(acc)
             log.info("epoch %d: validation %s objective %.5f per frame, frame accuracy %.4f", epoch,
                      opts.criterion.upper(), value, acc)
-    exp.mkdir(parents=True, exist_ok=True)
-    extra = dict(model.extra, discriminative={"criterion": opts.criterion, "src_model": str(src_model),
-                                              "denlats": str(denlat_dir), "options": dataclasses.asdict(opts),
-                                              "valid_objf": objf, "valid_frame_accuracy": accs})
-    out = type(model)(model.tm, nnet, model.priors, model.pipeline, model.raw_feature_dim, model.feature_type,
-                      extra, source=f"model {exp / 'final.mdl'}", prior_scale=model.prior_scale)
-    save_nnet_model(exp / "final.mdl", out)
+        if epoch + 1 < opts.num_epochs:
+            save_model(f"{epoch + 1}.mdl")  # as Kaldi's per-iteration N.mdl
+    save_model("final.mdl")
     for name in ("tree", "phones.txt"):
         source = Path(ali_dir) / name
         if not source.is_file():

@@ -1,0 +1,132 @@
+"""make-denlats --model + train-nnet2-discriminative end to end, on the synthetic corpus of
+tests/train/test_mmi_synthetic.py (3-phone HMMs emitting from correlated Gaussians): train-mono,
+align, train-nnet2 on the alignments, mkgraph of a word loop, make-denlats with the DNN, then MMI
+and sMBR training through the CLI.
+
+Known answers: the held-out objective logged before training and after each epoch rises for
+both criteria (MMI from below 0, sMBR an expected frame accuracy in [0, 1]); the written model is
+an nnet2 model with the source's tree, priors and feature pipeline and other weights, which
+decodes unseen utterances of the generating model with no more word errors than its start; a
+missing lattice dir is refused with one line naming it.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+
+
+def _mmi_corpus():
+    path = Path(__file__).parents[1] / "train" / "test_mmi_synthetic.py"
+    if str(path.parent) not in sys.path:  # it imports its sibling helper module synthetic_setup
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("_nnet_disc_mmi_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    from kaldilite.feat.pipeline import FeaturePipeline
+    from kaldilite.train.align import align_si
+    from kaldilite.train.mono import MonoOptions, train_mono
+
+    corpus = _mmi_corpus()
+    import synthetic_setup
+
+    tmp = tmp_path_factory.mktemp("nnet_disc")
+    lang = synthetic_setup.make_lang(tmp, corpus.LEXICON)
+    feats, text = corpus.sample_corpus(np.random.default_rng(corpus.SEED))
+    train = sorted(feats)[:corpus.TRAIN_UTTS]
+    synthetic_setup.write_data_dir(tmp / "data", {u: feats[u] for u in train}, text)
+    train_mono(tmp / "data", lang, tmp / "mono", MonoOptions(nj=1, num_iters=6, max_iter_inc=3, totgauss=18,
+                                                            realign_iters=(1, 2, 3, 4)),
+               pipeline=FeaturePipeline(cmvn="none", delta_order=0))
+    align_si(tmp / "data", lang, tmp / "mono", tmp / "mono_ali", nj=1)
+    loop = synthetic_setup.word_loop_lang(lang, corpus.LEXICON, tmp / "lang_loop")
+    runner = CliRunner()
+    graph = tmp / "mono" / "graph_loop"
+    outputs = {}
+    for name, args in (("mkgraph", ["mkgraph", str(loop), str(tmp / "mono"), str(graph)]),
+                       ("nnet", ["train-nnet2", "--num-epochs", "3", "--samples-per-iter", "2000",
+                                 "--pnorm-input-dim", "100", "--pnorm-output-dim", "20", "--num-utts-subset", "10",
+                                 "--splice-width", "2", "--seed", "1", str(tmp / "data"), str(lang),
+                                 str(tmp / "mono_ali"), str(tmp / "nnet2")]),
+                       ("denlats", ["make-denlats", "--nj", "1", "--model", str(tmp / "nnet2" / "final.mdl"),
+                                    str(tmp / "data"), str(lang), str(graph), str(tmp / "mono_ali"),
+                                    str(tmp / "denlats")]),
+                       ("mmi", ["train-nnet2-discriminative", "--num-epochs", "2", "--learning-rate", "1e-3",
+                                "--update", "rms", "--momentum", "0.9", "--num-utts-subset", "20",
+                                "--frames-per-minibatch", "200", str(tmp / "data"), str(lang), str(tmp / "mono_ali"),
+                                str(tmp / "denlats"), str(tmp / "nnet2" / "final.mdl"), str(tmp / "nnet2_mmi")]),
+                       ("smbr", ["train-nnet2-discriminative", "--criterion", "smbr", "--num-epochs", "2",
+                                 "--learning-rate", "1e-3", "--update", "rms", "--momentum", "0.9",
+                                 "--num-utts-subset", "20", "--frames-per-minibatch", "200", str(tmp / "data"),
+                                 str(lang), str(tmp / "mono_ali"), str(tmp / "denlats"),
+                                 str(tmp / "nnet2" / "final.mdl"), str(tmp / "nnet2_smbr")])):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, (name, result.output)
+        outputs[name] = result.output
+    test = sorted(feats)[corpus.TRAIN_UTTS:]
+    return {"tmp": tmp, "lang": lang, "graph": graph, "outputs": outputs, "feats": {u: feats[u] for u in test},
+            "text": {u: text[u] for u in test}}
+
+
+def _objectives(output):
+    line = next(x for x in output.splitlines() if x.startswith("train-nnet2-discriminative: done"))
+    return [float(v) for v in line.split("by epoch: ")[1].split(" -> ")[0].split()]
+
+
+@pytest.mark.parametrize("criterion", ["mmi", "smbr"])
+def test_the_held_out_objective_rises_every_epoch(system, criterion):
+    objf = _objectives(system["outputs"][criterion])
+    assert len(objf) == 3
+    assert all(later > earlier for earlier, later in zip(objf, objf[1:])), objf
+    if criterion == "mmi":
+        assert objf[-1] < 0.0
+    else:
+        assert 0.0 < objf[0] < objf[-1] <= 1.0
+
+
+def test_the_model_is_the_source_with_new_weights_and_decodes_no_worse(system):
+    from kaldilite.decode.batch import decode_utterances
+    from kaldilite.decode.decoder import DecoderOptions
+    from kaldilite.graph.mkgraph import load_graph
+    from kaldilite.io.symbols import SymbolTable
+    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.score.wer import compute_wer
+
+    tmp = system["tmp"]
+    source = load_nnet_model(tmp / "nnet2" / "final.mdl")
+    errors = {}
+    for name in ("nnet2", "nnet2_mmi", "nnet2_smbr"):
+        model = load_nnet_model(tmp / name / "final.mdl")
+        assert (tmp / name / "tree").read_bytes() == (tmp / "mono_ali" / "tree").read_bytes()
+        np.testing.assert_array_equal(model.priors, source.priors)
+        assert model.pipeline == source.pipeline and model.prior_scale == source.prior_scale
+        if name != "nnet2":
+            assert not np.allclose(model.nnet.output_affine.weight, source.nnet.output_affine.weight)
+            assert model.extra["discriminative"]["criterion"] == name.split("_")[1]
+        words = SymbolTable.read(system["graph"] / "words.txt")
+        feats = {u: model.pipeline.apply(f) for u, f in system["feats"].items()}
+        results = decode_utterances(load_graph(system["graph"]), model.tm.tid_to_pdf, model.log_likelihoods,
+                                    sorted(feats.items()), DecoderOptions(beam=15.0, acoustic_scale=0.1))
+        hyps = {u: " ".join(words.symbol(w) for w in r.words) for u, r in results}
+        errors[name] = compute_wer(dict(sorted(system["text"].items())), hyps).errors
+    assert errors["nnet2_mmi"] <= errors["nnet2"] and errors["nnet2_smbr"] <= errors["nnet2"], errors
+
+
+def test_a_missing_lattice_dir_is_refused_with_one_line(system, tmp_path):
+    tmp = system["tmp"]
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["train-nnet2-discriminative", str(tmp / "data"), str(system["lang"]),
+                                      str(tmp / "mono_ali"), str(tmp_path / "empty"),
+                                      str(tmp / "nnet2" / "final.mdl"), str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "no denlat.*.npz" in str(result.exception) and "make-denlats --model" in str(result.exception)
