@@ -51,6 +51,8 @@ decode-commands ``--phone-llr``: a constrained 1-best search of `ContrastSearch`
   interactive language learning": per phone segment, the mean over its frames of
   ``log p(frame | aligned pdf) - max over all pdfs log p(frame | pdf)`` (<= 0); the minimum.
 * ``gop_mean``: that goodness averaged over the command path's non-silence frames (a word-level GOP).
+* ``word_frames``: the number of those frames (the spoken command's duration, which ``llr_total``,
+  a sum over frames, grows with).
 
 A phone segment is a run of frames whose transition-ids belong to one phone: the same phone twice
 in a row (across a word boundary) counts as one segment.
@@ -102,9 +104,10 @@ class Measures:
     word_llr: float = None
     gop_min: float = None
     gop_mean: float = None
+    word_frames: int = None
 
 
-PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min", "gop_mean")
+PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min", "gop_mean", "word_frames")
 
 
 def _label(words, non_command):
@@ -193,7 +196,8 @@ def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, ti
     lengths = np.diff(np.r_[starts, num_frames])
     spoken = speech[starts]
     segment_gop = (np.add.reduceat(goodness, starts) / lengths)[spoken]
-    scores = dict(gop_min=float(segment_gop.min()), gop_mean=float(goodness[speech].mean()))
+    scores = dict(gop_min=float(segment_gop.min()), gop_mean=float(goodness[speech].mean()),
+                  word_frames=int(speech.sum()))
     if contrast_alignment is not None:
         contrast = np.asarray(contrast_alignment[:num_frames], np.int64)
         diff = own - loglikes[frames, tid_to_pdf[contrast]]
@@ -381,6 +385,33 @@ class ContrastSearch:
                      for cost, decoder in zip(found, self.decoders))
 
 
+def phone_score_needs(score_names):
+    """(phone_scores, phone_llr) for a rule reading `score_names` (its score and logistic features):
+    whether it needs the phone-level scores of the best path, and the ratios against the best
+    filler/garbage path among them (`CONTRAST_PHONE_SCORES`, a `ContrastSearch` per utterance)."""
+    names = set(score_names)
+    phone_llr = bool(names & set(CONTRAST_PHONE_SCORES))
+    return phone_llr or bool(names & set(PHONE_SCORES)), phone_llr
+
+
+def extra_searches(graph, tid_to_pdf, words, fillers, decoder_options, merge_words, *, exact_llr=False,
+                   phone_scores=False, phone_llr=False, tid_to_phone=None, silence_phones=()):
+    """(contrast, phone_scorer) beside a recognizer's lattice decoder, each None when not needed: a
+    `ContrastSearch` for the exact likelihood ratio (`exact_llr`) or the phone ratios (`phone_llr`),
+    a `PhoneScorer` for the phone-level scores (`phone_scores`; with `phone_llr` it reads the
+    contrast path too). Both need the grammar's fillers (none without). The one builder of
+    decode-commands' `Recognizer` and the online recognizer; feed both the decoder's frames."""
+    if not fillers or words is None:
+        return None, None
+    contrast = ContrastSearch(graph, tid_to_pdf, words, fillers, decoder_options) if exact_llr or phone_llr else None
+    scorer = None
+    if phone_scores or phone_llr:
+        if tid_to_phone is None:
+            raise ValueError("phone-level scores need the model's tid_to_phone")
+        scorer = PhoneScorer(tid_to_pdf, tid_to_phone, silence_phones, merge_words, contrast if phone_llr else None)
+    return contrast, scorer
+
+
 def word_ids_by_side(graph, words, fillers):
     """(filler word ids, command word ids) among a graph's output labels; ``words`` maps ids to
     strings (a SymbolTable or a mapping). Silence/OOV words (`NON_COMMAND_WORDS`) are in neither."""
@@ -457,5 +488,5 @@ def word_sequences_of_lattice(lat, words, num_frames, acoustic_scale, lattice_be
 
 __all__ = ["NON_COMMAND_WORDS", "PHONE_SCORES", "CONTRAST_PHONE_SCORES", "WordSequences", "Measures", "measure",
            "label_posteriors", "phone_scores", "PhoneScorer", "restrict_graph",
-           "ContrastSearch", "side_costs", "word_ids_by_side",
+           "ContrastSearch", "extra_searches", "phone_score_needs", "side_costs", "word_ids_by_side",
            "word_sequences_of_lattice"]

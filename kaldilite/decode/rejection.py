@@ -154,6 +154,9 @@ FEATURES = {
     "command_cost_per_frame": lambda m, n: m.command_cost_per_frame,
     "first_pass_llr_total": lambda m, n: _times_frames(m.first_pass_llr, n),
     "num_frames": lambda m, n: float(n),
+    # the ratio per frame of the spoken command (``word_frames``): short words sum fewer frames
+    "llr_per_word_frame": lambda m, n: (None if m.llr is None or not m.word_frames else
+                                        m.llr * max(n, 1) / m.word_frames),
     **{name: (lambda m, n, name=name: getattr(m, name)) for name in PHONE_SCORES},
 }
 DEFAULT_LOGISTIC_FEATURES = ("llr_total", "confidence_logit", "command_margin", "command_cost_per_frame")
@@ -481,7 +484,7 @@ class Recognizer:
     """
 
     def __init__(self, graph, tid_to_pdf, words, fillers, rule=None, opts=None, tid_to_phone=None, silence_phones=()):
-        from kaldilite.decode.confidence import ContrastSearch, PhoneScorer
+        from kaldilite.decode.confidence import extra_searches
         from kaldilite.decode.decoder import BeamDecoder
 
         self.opts = opts or RecognizerOptions()
@@ -493,13 +496,10 @@ class Recognizer:
         self.fillers = frozenset(fillers)
         self.decoder = BeamDecoder(graph, tid_to_pdf, self.opts.decoder_options(), lattice=True)
         self.merge_words = filler_word_ids(graph, words, self.fillers)
-        self.contrast = None
-        if (self.opts.exact_llr or self.opts.phone_llr) and self.fillers and words is not None:
-            self.contrast = ContrastSearch(graph, tid_to_pdf, words, self.fillers, self.opts.decoder_options())
-        self.phone_scorer = None
-        if phone_scores and self.fillers and words is not None:
-            self.phone_scorer = PhoneScorer(tid_to_pdf, tid_to_phone, silence_phones, self.merge_words,
-                                            self.contrast if self.opts.phone_llr else None)
+        self.contrast, self.phone_scorer = extra_searches(
+            graph, tid_to_pdf, words, self.fillers, self.opts.decoder_options(), self.merge_words,
+            exact_llr=self.opts.exact_llr, phone_scores=self.opts.phone_scores, phone_llr=self.opts.phone_llr,
+            tid_to_phone=tid_to_phone, silence_phones=silence_phones)
 
     def start(self):
         self.decoder.init()

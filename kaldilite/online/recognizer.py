@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from kaldilite.decode.confidence import extra_searches, phone_score_needs
 from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
 from kaldilite.decode.rejection import (NON_COMMAND_WORDS, REJECTED, RejectionRule, filler_word_ids,
                                         recognize_decoder)
@@ -136,19 +137,13 @@ class OnlineRecognizer:
         # a rule on phone-level scores: the utterance's frames are kept and its best path's phones scored
         # at its end (and the best filler/garbage path searched for the ratios against it), as
         # decode-commands --phone-scores (--phone-llr) does
-        self._phone_scorer = None
-        self._phone_parts = ()  # what is fed the utterance's frames besides the decoder
-        needed = self.rule.needs_phone_scores()
-        if needed and bundle.fillers:
-            from kaldilite.decode.confidence import CONTRAST_PHONE_SCORES, ContrastSearch, PhoneScorer
-
-            contrast = None
-            if needed & set(CONTRAST_PHONE_SCORES):
-                contrast = ContrastSearch(bundle.graph, bundle.tid_to_pdf, bundle.words, bundle.fillers,
-                                          self.opts.decoder_options())
-            self._phone_scorer = PhoneScorer(bundle.tid_to_pdf, bundle.tid_to_phone, bundle.silence_phones(),
-                                             self._merge_words, contrast)
-            self._phone_parts = tuple(part for part in (contrast, self._phone_scorer) if part is not None)
+        phone_scores, phone_llr = phone_score_needs(self.rule.needs_phone_scores())
+        contrast, self._phone_scorer = extra_searches(
+            bundle.graph, bundle.tid_to_pdf, bundle.words, bundle.fillers, self.opts.decoder_options(),
+            self._merge_words, phone_scores=phone_scores, phone_llr=phone_llr, tid_to_phone=bundle.tid_to_phone,
+            silence_phones=bundle.silence_phones())
+        # what is fed the utterance's frames besides the decoder
+        self._phone_parts = tuple(part for part in (contrast, self._phone_scorer) if part is not None)
         self._cmvn_state = bundle.cmvn_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
         self._resampler = None
