@@ -51,8 +51,6 @@ decode-commands ``--phone-llr``: a constrained 1-best search of `ContrastSearch`
   interactive language learning": per phone segment, the mean over its frames of
   ``log p(frame | aligned pdf) - max over all pdfs log p(frame | pdf)`` (<= 0); the minimum.
 * ``gop_mean``: that goodness averaged over the command path's non-silence frames (a word-level GOP).
-* ``word_frames``: the number of those frames (the spoken command's duration, which ``llr_total``,
-  a sum over frames, grows with).
 
 A phone segment is a run of frames whose transition-ids belong to one phone: the same phone twice
 in a row (across a word boundary) counts as one segment.
@@ -104,10 +102,9 @@ class Measures:
     word_llr: float = None
     gop_min: float = None
     gop_mean: float = None
-    word_frames: int = None
 
 
-PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min", "gop_mean", "word_frames")
+PHONE_SCORES = ("phone_llr_min", "phone_llr_min_per_frame", "word_llr", "gop_min", "gop_mean")
 
 
 def _label(words, non_command):
@@ -196,8 +193,7 @@ def phone_scores(loglikes, command_alignment, contrast_alignment, tid_to_pdf, ti
     lengths = np.diff(np.r_[starts, num_frames])
     spoken = speech[starts]
     segment_gop = (np.add.reduceat(goodness, starts) / lengths)[spoken]
-    scores = dict(gop_min=float(segment_gop.min()), gop_mean=float(goodness[speech].mean()),
-                  word_frames=int(speech.sum()))
+    scores = dict(gop_min=float(segment_gop.min()), gop_mean=float(goodness[speech].mean()))
     if contrast_alignment is not None:
         contrast = np.asarray(contrast_alignment[:num_frames], np.int64)
         diff = own - loglikes[frames, tid_to_pdf[contrast]]

@@ -154,9 +154,6 @@ FEATURES = {
     "command_cost_per_frame": lambda m, n: m.command_cost_per_frame,
     "first_pass_llr_total": lambda m, n: _times_frames(m.first_pass_llr, n),
     "num_frames": lambda m, n: float(n),
-    # the ratio per frame of the spoken command (``word_frames``): short words sum fewer frames
-    "llr_per_word_frame": lambda m, n: (None if m.llr is None or not m.word_frames else
-                                        m.llr * max(n, 1) / m.word_frames),
     **{name: (lambda m, n, name=name: getattr(m, name)) for name in PHONE_SCORES},
 }
 DEFAULT_LOGISTIC_FEATURES = ("llr_total", "confidence_logit", "command_margin", "command_cost_per_frame")
