@@ -99,5 +99,30 @@ def test_a_gmm_decode_with_one_job_reads_the_model_once(mono_system, tmp_path, m
     forget_loaded()
 
 
+def test_decode_commands_jobs_ask_the_verbs_read_of_the_model_header(mono_system, tmp_path, monkeypatch):
+    """decoding_kind (sat / adapted_nnet / single) and the model type are asked by the verb and again
+    by its job (here in its process, --nj 1; forked jobs inherit the copy): one header read."""
+    import kaldilite.gmm.model as gmm_model
+
+    tmp, _ = mono_system
+    reads = []
+    real = gmm_model.read_model_header
+
+    def counting(path):
+        reads.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(gmm_model, "read_model_header", counting)
+    forget_loaded()
+    model = tmp / "mono" / "final.mdl"
+    result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--model", str(model),
+                                      str(tmp / "mono" / "graph"), str(tmp / "data"), str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    from kaldilite.train.decode_commands import decoding_kind
+
+    assert decoding_kind(model) == "single" and reads.count(str(model)) == 1
+    forget_loaded()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

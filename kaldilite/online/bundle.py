@@ -107,10 +107,12 @@ def register_model_type(name, loader):
 
 
 def model_type_of(path):
-    """The model type recorded in a model file's header (gmm, nnet2, ...)."""
+    """The model type recorded in a model file's header (gmm, nnet2, ...); the header is read once per
+    process (`load_once`: a decoding verb and its jobs ask it of the same file again and again)."""
     from kaldilite.gmm.model import read_model_header
+    from kaldilite.utils.load_once import load_once
 
-    return read_model_header(path).get("model_type", "gmm")
+    return load_once(path, read_model_header).get("model_type", "gmm")
 
 
 def _refuse_non_mfcc(loaded, path):
