@@ -15,7 +15,11 @@
 #   - `tree:DIR`: the names, sizes and mtimes of every file below DIR (a corpus of thousands of
 #     wavs, where reading every byte would cost more than the step).
 # A `*.scp` file also contributes the size and mtime of every archive it points into: its text
-# stays the same when features are recomputed into the same archive names.
+# stays the same when features are recomputed into the same archive names. A `*.conf` file (Kaldi
+# options, `--name=value` lines) counts by its option lines only, as Kaldi's ReadConfigFile reads
+# it (from a `#` to the end of the line dropped, blanks trimmed, empty lines skipped): editing the
+# comments of conf/nnet2.conf re-runs nothing. Stamps that fingerprinted a conf by its raw content
+# are accepted when it is unchanged, and rewritten.
 # OUTPUTs are files the step writes; the stamp records their size and mtime (a `*.scp` file: its
 # location-free checksum and mtime, see below), so an output that was deleted or rewritten by
 # something else makes the step run again.
@@ -68,15 +72,22 @@ _stamp_paths() {  # FORMAT: stdin -> stdout, paths made location-free (_stamp_no
   if [ "$1" = 1 ]; then cat; else _stamp_norm; fi
 }
 
+_stamp_conf_options() {  # a Kaldi config file's option lines, as ParseOptions::ReadConfigFile reads them
+  sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$1"
+}
+
 _stamp_file_sum() {
   # Checksum of one file; a script file counts with its paths made location-free, plus the
-  # size+mtime of the archives it references. $2 = 1: the first format's (raw paths).
+  # size+mtime of the archives it references; a conf file by its option lines. $2 = 1: the first
+  # format's (raw paths, raw conf files); 2raw: the second's before conf files counted by options.
   {
     case "$1" in
       *.scp)
         _stamp_paths "${2:-2}" < "$1" | sha1sum
         awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
           while read -r ark; do [ -f "$ark" ] && stat -c '%n %s %Y' "$ark"; done | _stamp_paths "${2:-2}" ;;
+      *.conf)
+        if [ "${2:-2}" = 2 ]; then echo conf-options; _stamp_conf_options "$1" | sha1sum; else sha1sum < "$1"; fi ;;
       *) sha1sum < "$1" ;;
     esac
   } | sha1sum | cut -c1-40
@@ -176,6 +187,11 @@ step() {
     if [ "${stored%%$'\n'*}" = "kaldilite $_stamp_version" ] && [ "$(_stamp_checkout_free <<< "$stored")" = \
          "$(_stamp_expected 1 "$(_stamp_head 1)" | _stamp_checkout_free)" ]; then
       _stamp_expected 2 "$head" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"  # the first format: up to date, rewritten
+      log "  up to date: $stamp"
+      return 0
+    fi
+    if [ "$stored" = "$(_stamp_expected 2raw "$(_stamp_head 2raw)")" ]; then  # conf files by raw content: same
+      _stamp_expected 2 "$head" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
       log "  up to date: $stamp"
       return 0
     fi
