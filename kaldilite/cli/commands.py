@@ -257,6 +257,10 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--phone-llr/--no-phone-llr", default=False, show_default=True,
               help="Also the phone-level ratios of that path against the best filler/garbage path "
                    "(phone_llr_min, phone_llr_min_per_frame, word_llr; one more 1-best search per utterance).")
+@click.option("--rule-scores", default="", metavar="NAME,...",
+              help="The scores the rejection rule(s) to be calibrated on this decode read (--score, logistic "
+                   "--features; e.g. logistic,llr_total,gop_mean): the phone-level ones among them turn on "
+                   "--phone-scores, and --phone-llr for the ratios against the garbage side.")
 @click.option("--first-pass-measures/--no-first-pass-measures", default=False, show_default=True,
               help="SAT models: also decode the speaker-independent pass with lattices and keep its llr "
                    "(first_pass_llr in measures.jsonl), for rejection decided before fMLLR.")
@@ -287,8 +291,8 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
                         first_beam, silence_weight, fmllr_min_count, exact_llr, phone_scores, phone_llr,
-                        first_pass_measures, fmllr_hypothesis, transform_dir, online_cmvn, online_cmvn_config,
-                        online_cmvn_history, model):
+                        rule_scores, first_pass_measures, fmllr_hypothesis, transform_dir, online_cmvn,
+                        online_cmvn_config, online_cmvn_history, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -319,6 +323,18 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.utils.load_once import load_once
 
     start = time.perf_counter()
+    if rule_scores.strip():
+        from kaldilite.decode.confidence import phone_score_needs
+        from kaldilite.decode.rejection import FEATURES, LABEL_FEATURE, SCORES
+
+        names = rule_scores.replace(",", " ").split()
+        unknown = [n for n in names if n not in SCORES and n not in FEATURES and not n.startswith(LABEL_FEATURE)]
+        if unknown:
+            raise click.BadParameter(f"unknown score(s) {', '.join(unknown)}; known: {', '.join(SCORES)} and the "
+                                     f"logistic features {', '.join(f for f in FEATURES if f not in SCORES)}",
+                                     param_hint="--rule-scores")
+        needs_scores, needs_llr = phone_score_needs(names)
+        phone_scores, phone_llr = phone_scores or needs_scores, phone_llr or needs_llr
     decode_dir = Path(decode_dir)
     model_path = _find_model(model, decode_dir.parent, Path(graph_dir).parent)
     if not (Path(data_dir) / "feats.scp").is_file():

@@ -479,11 +479,8 @@ report_sets=()    # synthetic: reported only
 if [ "$oov_eval" = true ] && [ -f data/oov_fsdd/cmvn.scp ]; then oov_sets+=(oov_fsdd); fi
 if [ "$oov_eval" = true ] && [ "$oov_synth_voices" -gt 0 ] && [ -f data/oov_synth/cmvn.scp ]; then report_sets+=(oov_synth); fi
 
-phone_scores_option() {  # decode-commands' phone-level scores when the rejection rule reads one
-  case ",$rejection_score,$sat_rejection_score,$rejection_features," in
-    *,phone_llr_min*|*,word_llr,*) echo --phone-scores --phone-llr ;;  # (a search of the garbage side)
-    *,gop_min,*|*,gop_mean,*) echo --phone-scores ;;                   # (from the best path: no search)
-  esac
+phone_scores_option() {  # the scores the rejection rules read: decode-commands computes the phone-level ones
+  echo --rule-scores "$rejection_score,$sat_rejection_score,$rejection_features"
 }
 
 sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fMLLR hypothesis; first-pass llr if

@@ -71,3 +71,31 @@ def test_decode_commands_phone_scores_without_the_graphs_silence_list_fail_befor
     assert result.exit_code != 0
     assert "silence.int" in str(result.output) + str(result.exception)
     assert not (tmp_path / "decode/measures.jsonl").exists()
+
+
+def test_decode_commands_rule_scores_turn_on_the_phone_scores_the_rule_reads(  # noqa: F811
+        online_setup, garbage_graph_dir, tmp_path):
+    """--rule-scores NAMES (what run.sh passes: its rules' scores and features) decodes exactly as the
+    flags those names need: logistic(llr_total, gop_mean) as --phone-scores, a ratio (phone_llr_min)
+    as --phone-scores --phone-llr; an unknown name is a usage error."""
+    import json
+
+    from kaldilite.cli import cli
+
+    data_dir, _, model = online_setup
+
+    def measures(out, *options):
+        result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", *options, "--model", str(model),
+                                          str(garbage_graph_dir), str(data_dir), str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in (tmp_path / out / "measures.jsonl").read_text().splitlines()]
+
+    gop_only = measures("gop", "--rule-scores", "logistic,llr_total,gop_mean")
+    assert gop_only == measures("gop_flags", "--phone-scores")
+    assert any(m["gop_mean"] is not None for m in gop_only) and all(m["phone_llr_min"] is None for m in gop_only)
+    ratios = measures("llr", "--rule-scores", "llr_total,phone_llr_min")
+    assert ratios == measures("llr_flags", "--phone-scores", "--phone-llr")
+    assert any(m["phone_llr_min"] is not None for m in ratios)
+    result = CliRunner().invoke(cli, ["decode-commands", "--rule-scores", "llr_total,gop_avg", "--model", str(model),
+                                      str(garbage_graph_dir), str(data_dir), str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "unknown score(s) gop_avg" in result.output
