@@ -387,23 +387,28 @@ def negatives_allowed(num_negatives, target_fa):
     return max(int(math.floor(target_fa * (num_negatives + 1) + 1e-9)) - 1, 0)
 
 
-def _cross_fitted_arrays(references, measures, rule, commands, negatives, utt2spk, folds=THRESHOLD_FOLDS):
-    """`_sweep_arrays` of a logistic rule with each utterance's logit from weights fitted without its
-    fold of speakers (`speaker_folds`; utterances when `utt2spk` is None): the scores new speakers'
-    utterances get, where the logits of the utterances the weights were fitted on are too well
-    separated and put the threshold too low. None when some fold's complement cannot be fitted."""
+def _cross_fitted_rules(references, measures, rule, commands, utt2spk, folds=THRESHOLD_FOLDS):
+    """[(logistic rule fitted without a fold of speakers, that fold's utterances)] over `folds` folds of
+    the speakers of `references` (`speaker_folds`; of the utterances when `utt2spk` is None): each
+    utterance's logit from weights that did not see its speaker, as new speakers' utterances score
+    (the logits of the utterances the weights were fitted on are too well separated, and a threshold
+    chosen on them too low). None when some fold's complement cannot be fitted."""
     spk = utt2spk or {u: u for u in references}
     group = speaker_folds(references, spk, folds)
-    decisions = {}
+    pairs = []
     for fold in range(min(folds, len(set(group.values())))):
-        held_out = [u for u in references if group[spk[u]] == fold]
         try:
             fitted = fit_logistic_rule({u: t for u, t in references.items() if group[spk[u]] != fold}, measures,
-                                       rule, commands).with_threshold(-math.inf)
+                                       rule, commands)
         except InputError:
             return None
-        decisions.update({u: fitted.decide_measures(*measures[u]) for u in held_out})
-    return _decision_arrays(references, decisions, commands, negatives)
+        pairs.append((fitted, [u for u in references if group[spk[u]] == fold]))
+    return pairs
+
+
+def _decide_cross_fitted(pairs, measures, threshold):
+    """{utt: Decision} of `_cross_fitted_rules` pairs, each fold by its own weights at `threshold`."""
+    return {u: fitted.with_threshold(threshold).decide_measures(*measures[u]) for fitted, utts in pairs for u in utts}
 
 
 def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
@@ -415,8 +420,9 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     at that threshold). The threshold lies midway between the highest negative score that must
     be rejected and the next distinct score above it (+1 when none is above it). A logistic rule
     is (re)fitted on `references` first (`fit_logistic_rule`), and its threshold chosen on
-    cross-fitted logits (`THRESHOLD_FOLDS` folds of the speakers of `utt2spk`, else of the
-    utterances): the fitted weights separate their own utterances better than new ones.
+    cross-fitted logits (`_cross_fitted_rules`: `THRESHOLD_FOLDS` folds of the speakers of
+    `utt2spk`, else of the utterances), which are also what its figures (the `calibration` note,
+    the `CommandScores`) count: the estimate for new speakers, whose utterances the weights did not see.
     """
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
@@ -426,15 +432,19 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         raise InputError(f"the rejection rule reads phone-level scores ({', '.join(needed)}) and no utterance's "
                          "measures have them; decode with `kaldilite decode-commands --phone-scores` (--phone-llr "
                          "for phone_llr_min, phone_llr_min_per_frame, word_llr)")
-    arrays, cross_fitted = None, False
+    pairs = None
     if rule.score == "logistic":
         rule = fit_logistic_rule(references, measures, rule, commands)
-        arrays = _cross_fitted_arrays(references, measures, rule, commands, negatives, utt2spk)
-        cross_fitted = arrays is not None
-        if not cross_fitted:
+        pairs = _cross_fitted_rules(references, measures, rule, commands, utt2spk)
+        if pairs is None:
             log.warning("calibration: a fold of the calibration set has one kind of utterance only; the logistic "
                         "rule's threshold is chosen on the logits of the utterances its weights were fitted on")
-    if arrays is None:
+    if pairs:
+        missing = [u for u in references if u not in measures]
+        if missing:
+            raise InputError(f"no measures for reference utterance {missing[0]}; decode the whole data dir")
+        arrays = _decision_arrays(references, _decide_cross_fitted(pairs, measures, -math.inf), commands, negatives)
+    else:
         arrays = _sweep_arrays(references, measures, rule, commands, negatives)
     scores, accepted, _, negative, positive = arrays
     num_neg = int(negative.sum())
@@ -459,7 +469,7 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         threshold = 0.5 * (must_reject + upper)
         threshold_note = f"midway between negative score {must_reject:.6g} and next score {upper:.6g}"
     calibrated = rule.with_threshold(threshold)
-    decisions = decide_all(measures, calibrated)
+    decisions = _decide_cross_fitted(pairs, measures, threshold) if pairs else decide_all(measures, calibrated)
     result = score_decisions(references, decisions, commands)
     # a lattice llr clipped at +lattice_beam/acwt below the threshold: the clip, not the utterance, decides
     clipped = sum(1 for u in references if decisions[u].llr_clipped and decisions[u].llr is not None
@@ -467,8 +477,7 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     if clipped:
         log.warning("calibration: threshold %.6g is above the clipped lattice llr of %d utterance(s): the lattice "
                     "beam decides them; decode with --exact-llr or a larger --lattice-beam", threshold, clipped)
-    final_scores, final_accepted, _, _, _ = _decision_arrays(references, decisions, commands, negatives)
-    neg_fa = float((final_accepted & negative & (final_scores >= threshold)).sum()) / num_neg
+    neg_fa = float((accepted & negative & (scores >= threshold)).sum()) / num_neg
     fr = result.false_reject_rate
     calibrated.calibration = {
         "target_false_accept_rate": target_fa,
@@ -478,10 +487,10 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
         "false_accept_rate": neg_fa,
         "false_reject_rate": fr,
         "command_accuracy": result.accuracy,
-        # the bound on unseen negatives (`negatives_allowed`); false_accept_rate is on the calibration set
+        # the bound on unseen negatives (`negatives_allowed`); false_accept_rate is the calibration set's
         "expected_false_accept_rate_at_most": (min(allowed, len(neg_scores)) + 1) / (num_neg + 1),
-        "note": threshold_note + (f" (of the logits cross-fitted over {THRESHOLD_FOLDS} "
-                                  f"{'speaker' if utt2spk else 'utterance'} folds)" if cross_fitted else ""),
+        "note": threshold_note + (f" (logits and figures cross-fitted over {THRESHOLD_FOLDS} "
+                                  f"{'speaker' if utt2spk else 'utterance'} folds)" if pairs else ""),
     }
     if clipped:
         calibrated.calibration["clipped_below_threshold"] = clipped

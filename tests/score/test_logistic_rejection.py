@@ -177,6 +177,8 @@ def test_threshold_on_cross_fitted_logits_keeps_new_speakers_false_accepts_withi
             utt = f"s{i % 6}-{i:03d}"
             refs[utt], measures[utt], utt2spk[utt] = "yes" if command else "cat", (m, 100), f"s{i % 6}"
         calibrated, _ = calibrate_threshold(refs, measures, rule, COMMANDS, 0.05, ("_unknown_",), utt2spk)
+        # its figures count the cross-fitted logits the threshold was chosen on: k = 2 of 60 negatives pass
+        assert calibrated.calibration["false_accept_rate"] == pytest.approx(2 / 60)
         lg = calibrated.logistic
         mean = lg["bias"] - sum(w * mu / s for w, mu, s in zip(lg["weights"], lg["mean"], lg["scale"]))
         sd = math.sqrt(sum((w / s) ** 2 for w, s in zip(lg["weights"], lg["scale"])))
