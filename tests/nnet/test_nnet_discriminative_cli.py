@@ -6,7 +6,8 @@ and sMBR training through the CLI.
 Known answers: the held-out objective logged before training and after each epoch rises for
 both criteria (MMI from below 0, sMBR an expected frame accuracy in [0, 1]); the written model is
 an nnet2 model with the source's tree, priors and feature pipeline and other weights, which
-decodes unseen utterances of the generating model with no more word errors than its start; a
+decodes unseen utterances of the generating model with fewer word errors than its start (the
+small, briefly trained start makes 376 errors in 789 words, MMI 264, sMBR 274); a
 missing lattice dir is refused with one line naming it.
 """
 
@@ -94,7 +95,7 @@ def test_the_held_out_objective_rises_every_epoch(system, criterion):
         assert 0.0 < objf[0] < objf[-1] <= 1.0
 
 
-def test_the_model_is_the_source_with_new_weights_and_decodes_no_worse(system):
+def test_the_model_is_the_source_with_new_weights_and_decodes_better(system):
     from kaldilite.decode.batch import decode_utterances
     from kaldilite.decode.decoder import DecoderOptions
     from kaldilite.graph.mkgraph import load_graph
@@ -119,7 +120,8 @@ def test_the_model_is_the_source_with_new_weights_and_decodes_no_worse(system):
                                     sorted(feats.items()), DecoderOptions(beam=15.0, acoustic_scale=0.1))
         hyps = {u: " ".join(words.symbol(w) for w in r.words) for u, r in results}
         errors[name] = compute_wer(dict(sorted(system["text"].items())), hyps).errors
-    assert errors["nnet2_mmi"] <= errors["nnet2"] and errors["nnet2_smbr"] <= errors["nnet2"], errors
+    # the small network starts poor (376 errors in 789 words); both criteria fix many (264, 274)
+    assert errors["nnet2_mmi"] < 0.85 * errors["nnet2"] and errors["nnet2_smbr"] < 0.85 * errors["nnet2"], errors
 
 
 def test_a_missing_lattice_dir_is_refused_with_one_line(system, tmp_path):
