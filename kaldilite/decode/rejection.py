@@ -80,10 +80,9 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    other L2 strengths or class weights) did not beat these two features on both DNN seeds and
    tri3b of the slice; the per-command offsets' gain was all false accepts above the target.
    Alone, ``gop_mean`` helped the GMMs but not the DNN, and ``gop_min`` (the weakest phone) was
-   noisier. The ratios against
-   the garbage path failed (``phone_llr_min``: tri3b 29.0%, DNN 11.4%; ``word_llr`` 23.2%): the
-   phone loop reproduces a command's own pdfs, so the weakest phone's ratio is 0 on half the right
-   commands and on out-of-vocabulary words alike.
+   noisier. The ratios against the garbage path failed (``phone_llr_min``: tri3b 29.0%, DNN
+   11.4%; ``word_llr`` 23.2%): the phone loop reproduces a command's own pdfs, so the weakest
+   phone's ratio is 0 on half the right commands and on out-of-vocabulary words alike.
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"
