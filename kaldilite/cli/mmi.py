@@ -114,6 +114,8 @@ def train_mmi_cmd(data, lang, ali_dir, denlat_dir, exp, **kwargs):
               help="Whole utterances are gathered into minibatches of at least this many frames.")
 @click.option("--xent-regularize", default=0.0, show_default=True,
               help="Add this times the cross-entropy objective of the alignment (nnet3's --xent-regularize).")
+@click.option("--spec-augment-freq-max-proportion", default=0.0, show_default=True,
+              help="SpecAugment frequency masks on the training minibatches, as train-nnet2's option (0: off).")
 @click.option("--num-utts-subset", default=100, show_default=True,
               help="Utterances held out to log the objective each epoch (not trained on).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (utterance order, held-out subset).")

@@ -64,6 +64,8 @@ class NnetDiscriminativeOptions:
     drop_frames: bool = False
     frames_per_minibatch: int = 512  # whole utterances are gathered until a minibatch holds this many frames
     xent_regularize: float = 0.0  # > 0: plus this times the cross-entropy objective of the alignment (nnet3's)
+    # > 0: SpecAugment frequency masks on the training minibatches (train-nnet2's option of that name)
+    spec_augment_freq_max_proportion: float = 0.0
     num_utts_subset: int = 100
     seed: int = 0
 
@@ -190,7 +192,7 @@ def _minibatches(order, lengths, frames_per_minibatch):
         yield batch
 
 
-def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=None):
+def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=None, augment=None):
     """Forward, per-utterance lattice statistics, and (with `update`) backward + update of one minibatch.
     Returns (numerator term, denominator term, frames, dropped frames, correct frames)."""
     from kaldilite.decode.denlat import boost_graph_costs
@@ -198,7 +200,8 @@ def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=
 
     tm = model.tm
     rows = data.rows(batch)
-    fwd = forward_log_posteriors(nnet, data.examples[rows])
+    inputs = data.examples[rows] if augment is None else data.examples.augmented(rows, *augment)
+    fwd = forward_log_posteriors(nnet, inputs)
     log_likes = fwd.log_post - log_priors
     deriv = np.zeros_like(log_likes) if update is not None else None
     num_total = den_total = 0.0
@@ -289,6 +292,17 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
                  opts.criterion.upper(), value, acc)
     lengths = np.diff(data.offsets)
     exp.mkdir(parents=True, exist_ok=True)
+    augment = None
+    if opts.spec_augment_freq_max_proportion > 0:
+        from kaldilite.nnet.train import Nnet2Options
+
+        trained = model.extra.get("options", {})
+        spec_augment = Nnet2Options(
+            feature_type=model.feature_type, spec_augment_freq_max_proportion=opts.spec_augment_freq_max_proportion,
+            spec_augment_cepstral_lifter=trained.get("spec_augment_cepstral_lifter", 22.0)).spec_augment(
+                2 * data.examples.splice_width + 1, data.examples.frames.shape[1])
+        augment = (spec_augment, np.random.default_rng([opts.seed, 3]))
+        log.info("%s", spec_augment.describe())
 
     def save_model(name):
         extra = dict(model.extra, discriminative={"criterion": opts.criterion, "src_model": str(src_model),
@@ -301,7 +315,7 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     for epoch in range(opts.num_epochs):
         totals = np.zeros(5)
         for batch in _minibatches(rng.permutation(train_idx), lengths, opts.frames_per_minibatch):
-            totals += _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update)
+            totals += _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update, augment)
         num, den, frames, dropped, correct = totals
         train_objf.append((num - den) / max(frames, 1))
         log.info("epoch %d: training %s objective %.5f per frame (%.5f - %.5f) over %d frames, %d dropped, "

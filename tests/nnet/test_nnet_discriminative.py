@@ -187,11 +187,12 @@ def test_short_training_raises_the_mmi_objective_on_a_toy_problem():
     feats = np.concatenate([means[lab] + rng.normal(scale=1.2, size=(frames, dim)) for lab in labels])
     offsets = np.arange(num_utts + 1) * frames
     data = types.SimpleNamespace(
-        examples=feats.astype(np.float32), alis=[lab + 1 for lab in labels], lats=[sausage(frames, num_pdfs)] * num_utts,
+        examples=feats.astype(np.float32), alis=[lab + 1 for lab in labels],
+        lats=[sausage(frames, num_pdfs)] * num_utts,
         rows=lambda idx: np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]))
-    tid = np.r_[0, np.arange(1, num_pdfs + 1)]
+    tid_to_phone = np.r_[0, np.arange(1, num_pdfs + 1)]  # one phone per pdf, none silence
     model = types.SimpleNamespace(tm=types.SimpleNamespace(tid_to_pdf=np.r_[0, np.arange(num_pdfs)],
-                                                          tid_to_phone=tid, num_pdfs=num_pdfs))
+                                                          tid_to_phone=tid_to_phone, num_pdfs=num_pdfs))
     nnet = Nnet.pnorm(dim, num_pdfs, num_hidden_layers=1, pnorm_input_dim=20, pnorm_output_dim=10, rng=rng)
     opts = NnetDiscriminativeOptions(learning_rate=0.01, update="rms", momentum=0.9)
     log_priors = np.log(np.full(num_pdfs, 1.0 / num_pdfs))
@@ -215,3 +216,35 @@ def test_short_training_raises_the_mmi_objective_on_a_toy_problem():
     assert before == pytest.approx(-np.log(num_pdfs), abs=1e-6)
     assert after > before + 0.02
     assert acc_after > 0.7 > acc_before
+
+
+def test_spec_augment_masks_the_training_minibatch_as_train_nnet2_does():
+    from kaldilite.nnet.spec_augment import SpecAugment
+    from kaldilite.nnet.train import SplicedFrames
+
+    rng = np.random.default_rng(6)
+    num_pdfs, frames = 3, 10
+    feats = rng.normal(size=(2 * frames, 13)).astype(np.float32)
+    offsets = np.array([0, frames, 2 * frames])
+    examples = SplicedFrames(feats, offsets, 1)
+    labels = [rng.integers(0, num_pdfs, frames) for _ in range(2)]
+    data = types.SimpleNamespace(examples=examples, alis=[lab + 1 for lab in labels],
+                                 lats=[sausage(frames, num_pdfs)] * 2,
+                                 rows=lambda idx: np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]))
+    model = types.SimpleNamespace(tm=types.SimpleNamespace(tid_to_pdf=np.r_[0, np.arange(num_pdfs)],
+                                                          tid_to_phone=np.arange(num_pdfs + 1), num_pdfs=num_pdfs))
+    nnet = tiny_net(rng, False)
+    nnet.components[0] = AffineComponent.random(39, 8, rng)
+    spec_augment = SpecAugment(3, 13, freq_max_proportion=0.5)
+    opts = NnetDiscriminativeOptions()
+    priors = np.zeros(num_pdfs)
+    silence = np.zeros(0, np.int64)
+    augmented = _minibatch_pass(nnet, model, data, [0, 1], opts, silence, priors, None,
+                                (spec_augment, np.random.default_rng(7)))
+    masked = spec_augment.apply(examples.spliced(np.arange(2 * frames)), np.random.default_rng(7))
+    assert not np.allclose(masked, examples[np.arange(2 * frames)])
+    expected = _minibatch_pass(nnet, model, types.SimpleNamespace(**{**vars(data), "examples": masked}), [0, 1], opts,
+                               silence, priors)
+    plain = _minibatch_pass(nnet, model, data, [0, 1], opts, silence, priors)
+    assert augmented[:2] == pytest.approx(expected[:2], abs=1e-9)
+    assert abs(augmented[0] - plain[0]) > 1e-6
