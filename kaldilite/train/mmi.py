@@ -140,9 +140,10 @@ def _scorer_and_features(model_path, part_dir, ali_dir):
     if read_model_header(model_path).get("model_type") == "nnet2":
         from kaldilite.train.decode_commands import nnet_model_and_input
         from kaldilite.utils.load_once import load_once
-        from kaldilite.nnet.model import load_nnet_model
+        from kaldilite.nnet.model import load_nnet_scorer
 
-        transform_dir = ali_dir if load_once(model_path, load_nnet_model).speaker_adapted else None
+        # the scorer nnet_model_and_input reads: one read of the file
+        transform_dir = ali_dir if load_once(model_path, load_nnet_scorer).speaker_adapted else None
         model, features = nnet_model_and_input(model_path, part_dir, transform_dir)
         return model.tm.tid_to_pdf, model.log_likelihoods, features
     tm, am, pipeline, _ = load_model(model_path)
