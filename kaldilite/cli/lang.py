@@ -127,11 +127,15 @@ def validate_lang_cmd(lang_dir, skip_determinization_check, texts):
 @click.option("--garbage-phones", type=click.Path(exists=True, dir_okay=False),
               help="Base phones of the garbage loop and of <noise> (whitespace-separated; default: every "
                    "non-silence phone). Give the phones the acoustic model was trained on.")
+@click.option("--garbage-excludes-commands", type=BOOL, default="false", show_default=True,
+              help="The garbage loop accepts no command's own phone string (every pronunciation), so that it "
+                   "cannot spell a command: the filler side models anything else.")
 @click.option("--filler-weight", type=float, default=1.0, show_default=True,
               help="Weight of each filler word relative to a command of weight 1.")
 @click.option("--allow-sequence", is_flag=True, help="Allow several items per utterance (not just one).")
 def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage_cost, garbage_loop_prob,
-                     garbage_phone_bonus, edge_noise_prob, garbage_phones, filler_weight, allow_sequence):
+                     garbage_phone_bonus, edge_noise_prob, garbage_phones, garbage_excludes_commands, filler_weight,
+                     allow_sequence):
     """Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.
 
     COMMANDS has one command per line (words separated by spaces); an optional weight follows
@@ -147,7 +151,8 @@ def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage
     make_grammar(commands, lang_dir, out_lang_dir, fillers=fillers, garbage=_bool(garbage),
                  garbage_cost=garbage_cost, garbage_loop_prob=garbage_loop_prob, filler_weight=filler_weight,
                  allow_sequence=allow_sequence, garbage_phone_bonus=garbage_phone_bonus,
-                 edge_noise_prob=edge_noise_prob, garbage_phones=garbage_phones)
+                 edge_noise_prob=edge_noise_prob, garbage_phones=garbage_phones,
+                 garbage_excludes_commands=_bool(garbage_excludes_commands))
 
 
 @click.command("arpa2fst")

@@ -77,6 +77,19 @@ held-out training speakers (issue 7; 40 of the 52 rejected tri3b commands had a 
 most differing from the command at its first or last phone), p = 0.1 fixed 14 and broke 3
 commands at 5% in-domain false accepts.
 
+`--garbage-excludes-commands` (default off): the garbage loop accepts every non-empty phone string
+except the grammar's own commands' base-phone strings (every pronunciation in the lexicon; a
+multi-word command the concatenation), the "anything else" filler of keyword-filler spotting.
+Without it the loop spells a well-spoken `go` as `<gbg_G> <gbg_OW>` through the same pdfs (the
+`_S` phones share them), so the command's likelihood ratio against the loop is capped at the
+grammar's cost of that spelling, whatever the acoustics (decode/rejection.py: the llr_total
+ceiling). The loop becomes a DFA: a trie of the excluded strings plus the free state; a phone that
+continues an excluded prefix moves down the trie, any other phone goes to the free state, which
+loops on every phone; every state but the nodes that complete an excluded string is final. The arc
+costs are the plain loop's (entry, loop, bonus, final), so every string still accepted keeps its
+cost and G stays deterministic and epsilon-free; the excluded strings' mass is simply gone. Only
+the grammar's commands are excluded: a held-out grammar (one command left out) still spells it.
+
 All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
 `LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
 
@@ -201,7 +214,8 @@ def sil_prob_of_lexicon_fst(lfst):
 class _GrammarBuilder:
     """Accumulates G's arcs: a weight-pushed trie of word items from chosen states."""
 
-    def __init__(self, items, word_id, garbage_ids, garbage_prob, loop_prob, sequence, phone_bonus=0.0):
+    def __init__(self, items, word_id, garbage_ids, garbage_prob, loop_prob, sequence, phone_bonus=0.0,
+                 forbidden_garbage=()):
         self.items = items  # list of (words, prob); probs of word items + garbage_prob sum to 1
         self.word_id = word_id
         self.garbage_ids = garbage_ids
@@ -209,6 +223,8 @@ class _GrammarBuilder:
         self.loop_prob = loop_prob
         self.sequence = sequence
         self.phone_bonus = phone_bonus  # subtracted from every garbage phone arc
+        # garbage word-id strings the loop must not accept (the commands' own phone strings)
+        self.forbidden_garbage = [tuple(s) for s in forbidden_garbage if s]
         self.arcs, self.finals, self.num_states = [], {}, 0
         self.trie = self._build_trie(items)
 
@@ -234,19 +250,52 @@ class _GrammarBuilder:
         self.garbage_loop = self.new_state() if self.garbage_ids else None
         stop = SEQUENCE_STOP_PROB if self.sequence else 1.0
         self.finals[self.hub] = -math.log(stop)
+        self._build_garbage_states()
         self.emit_items(start, 1.0, garbage=True)
         if self.garbage_loop is not None:
-            self.finals[self.garbage_loop] = -math.log((1.0 - self.loop_prob) * stop)
             n = len(self.garbage_ids)
-            for gid in self.garbage_ids:
-                self.arcs.append((self.garbage_loop, self.garbage_loop, gid, gid,
-                                  -math.log(self.loop_prob / n) - self.phone_bonus))
+            for state in self.garbage_states:
+                if state in self.garbage_accepting:
+                    self.finals[state] = -math.log((1.0 - self.loop_prob) * stop)
+                for gid in self.garbage_ids:
+                    self.arcs.append((state, self.garbage_next(state, gid), gid, gid,
+                                      -math.log(self.loop_prob / n) - self.phone_bonus))
         if self.sequence:
             self.emit_items(self.hub, 1.0 - stop, garbage=True)
             if self.garbage_loop is not None:
                 # Garbage directly after garbage is just longer garbage: not re-entered (keeps G unambiguous).
-                self.emit_items(self.garbage_loop, (1.0 - self.loop_prob) * (1.0 - stop), garbage=False)
+                for state in self.garbage_states:
+                    if state in self.garbage_accepting:
+                        self.emit_items(state, (1.0 - self.loop_prob) * (1.0 - stop), garbage=False)
         return fst_from_arcs(self.arcs, self.finals, self.num_states, start=start)
+
+    def _build_garbage_states(self):
+        """The garbage loop as a DFA over garbage words: the free state `garbage_loop`, plus (with
+        forbidden strings) one state per proper node of their trie. A phone that continues a forbidden
+        prefix goes to its trie node, any other phone to the free state, which loops on every phone.
+        Every state accepts except the nodes that complete a forbidden string, so the loop accepts every
+        non-empty string but those, each on exactly one path with the plain loop's arc costs."""
+        self.garbage_states, self.garbage_accepting = [], set()
+        self._garbage_child = {}  # (state or None for the entry, garbage id) -> trie node state
+        if self.garbage_loop is None:
+            return
+        self.garbage_states.append(self.garbage_loop)
+        self.garbage_accepting.add(self.garbage_loop)
+        complete = set()
+        for string in self.forbidden_garbage:
+            state = None  # the trie's root: before the loop's first phone
+            for gid in string:
+                key = (state, gid)
+                if key not in self._garbage_child:
+                    self._garbage_child[key] = self.new_state()
+                    self.garbage_states.append(self._garbage_child[key])
+                state = self._garbage_child[key]
+            complete.add(state)
+        self.garbage_accepting.update(s for s in self.garbage_states if s not in complete)
+
+    def garbage_next(self, state, gid):
+        """Where garbage word `gid` leads from garbage state `state` (None: entering the loop)."""
+        return self._garbage_child.get((state, gid), self.garbage_loop)
 
     def emit_items(self, src, scale, garbage):
         """Arcs from `src` for every item, their probabilities multiplied by `scale`.
@@ -258,7 +307,7 @@ class _GrammarBuilder:
             n = len(self.garbage_ids)
             cost = -math.log(scale * self.garbage_prob / total / n) - self.phone_bonus
             for gid in self.garbage_ids:
-                self.arcs.append((src, self.garbage_loop, gid, gid, cost))
+                self.arcs.append((src, self.garbage_next(None, gid), gid, gid, cost))
         self._emit_node(src, self.trie, scale * self.trie["mass"] / total)
 
     def _emit_node(self, state, node, scale):
@@ -296,13 +345,31 @@ def read_garbage_phones(path):
     return phones
 
 
+def command_phone_strings(commands, entries, base_phone):
+    """The base-phone strings of `commands` (word tuples): every pronunciation of each, a multi-word
+    command the concatenation of its words' (all combinations); `entries` as `read_lang_lexicon`,
+    `base_phone` maps a lexicon phone to its base phone. Sorted, without repeats."""
+    prons = {}
+    for word, _, phones in entries:
+        prons.setdefault(word, []).append(tuple(base_phone(p) for p in phones))
+    strings = set()
+    for words in commands:
+        partial = {()}
+        for w in words:
+            partial = {s + p for s in partial for p in prons[w]}
+        strings |= partial
+    return sorted(strings)
+
+
 def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=False, garbage_cost=0.0,
                  garbage_loop_prob=0.8, filler_weight=1.0, allow_sequence=False, garbage_phone_bonus=0.0,
-                 edge_noise_prob=0.0, garbage_phones=None):
+                 edge_noise_prob=0.0, garbage_phones=None, garbage_excludes_commands=False):
     """Write OUT_LANG_DIR: LANG_DIR plus garbage words (if any), G.fst and words/fillers.txt.
 
     `garbage_phones` (a file, see `read_garbage_phones`): the base phones of the garbage loop and of
     the one-phone `<noise>` words; default all non-silence phones of LANG_DIR.
+    `garbage_excludes_commands`: the garbage loop accepts no command's own base-phone string
+    (`command_phone_strings`), so that it cannot spell a command.
     """
     lang_dir, out = Path(lang_dir), Path(out_lang_dir)
     if lang_dir.resolve() == out.resolve():
@@ -313,6 +380,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         raise InputError(f"--filler-weight {filler_weight}: must be positive")
     if not 0.0 <= edge_noise_prob < 1.0:
         raise InputError(f"--edge-noise-prob {edge_noise_prob}: must be in [0, 1)")
+    if garbage_excludes_commands and not garbage:
+        raise InputError("--garbage-excludes-commands true: there is no garbage loop to restrict; add --garbage true")
     if not math.isfinite(garbage_phone_bonus):
         raise InputError(f"--garbage-phone-bonus {garbage_phone_bonus}: must be a finite number")
     for name in ("phones.txt", "words.txt", "L.fst", "phones/optional_silence.txt", "oov.txt"):
@@ -389,6 +458,12 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
                 f"{len(garbage_words)} garbage phones and --garbage-loop-prob {garbage_loop_prob:g} would give the "
                 f"garbage loop a negative cost; use at most {max_bonus:.3f}"
             )
+    forbidden = []  # garbage word strings the loop must not accept
+    if garbage_excludes_commands:
+        strip = (lambda p: p[:-2] if p.endswith(POSITION_SUFFIXES) else p) if position_dependent else (lambda p: p)
+        for string in command_phone_strings([words for words, _, _ in command_items], entries, strip):
+            if all(p in one_phone_prons for p in string):  # (else the loop cannot spell it anyway)
+                forbidden.append(tuple(garbage_word(p) for p in string))
 
     if out.exists() and any(out.iterdir()) and not (out / "phones.txt").is_file():
         raise InputError(f"{out}: exists and is not a lang dir; refusing to replace it (choose another output dir)")
@@ -402,7 +477,7 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
     try:
         g = _write_grammar_lang(work, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word,
                                 command_items, filler_items, garbage_words, filler_weight, garbage_cost,
-                                garbage_loop_prob, allow_sequence, garbage_phone_bonus, edge_noise_prob)
+                                garbage_loop_prob, allow_sequence, garbage_phone_bonus, edge_noise_prob, forbidden)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, old / out.name)
@@ -413,14 +488,15 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    log.info("make-grammar: %s -> %s: %d commands, %d fillers, %d garbage words; G has %d states",
-             commands, out, len(command_items), len(filler_items), len(garbage_words), g.num_states())
+    log.info("make-grammar: %s -> %s: %d commands, %d fillers, %d garbage words (%d command phone strings "
+             "excluded); G has %d states", commands, out, len(command_items), len(filler_items), len(garbage_words),
+             len(forbidden), g.num_states())
     return out
 
 
 def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word, command_items,
                         filler_items, garbage_words, filler_weight, garbage_cost, garbage_loop_prob, allow_sequence,
-                        garbage_phone_bonus=0.0, edge_noise_prob=0.0):
+                        garbage_phone_bonus=0.0, edge_noise_prob=0.0, forbidden_garbage=()):
     """Fill the (empty) directory `out`: the source lang dir's phone part, the rebuilt lexicon part, G."""
     shutil.copytree(lang_dir, out, ignore=shutil.ignore_patterns("G.fst", "words", ".*"), dirs_exist_ok=True)
     _, word_syms = write_lexicon_part(out, entries, real_phones, optional_silence, sil_prob, oov_word)
@@ -437,7 +513,8 @@ def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, s
     total = sum(w for _, w in weights) + garbage_mass
     items = [(words, w / total) for words, w in weights]
     builder = _GrammarBuilder(items, word_id, [word_id[w] for w in garbage_words], garbage_mass / total,
-                              garbage_loop_prob, allow_sequence, garbage_phone_bonus)
+                              garbage_loop_prob, allow_sequence, garbage_phone_bonus,
+                              [[word_id[w] for w in string] for string in forbidden_garbage])
     g = builder.build()
     g.connect()
     g.arcsort(sort_type="ilabel")
