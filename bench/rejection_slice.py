@@ -80,10 +80,11 @@ def prepare(out, slice_dir):
     heldout_commands_dir(slice_dir / "data/slice", cmds, out / "data/heldout_commands")
 
 
-def grammar_tag(bonus, edge_noise):
+def grammar_tag(bonus, edge_noise, excludes_commands=False):
     """The grammar part of a setting's name: gb<bonus>, plus _en<p> with make-grammar --edge-noise-prob p
-    (decodes made before that option, with none, keep their names)."""
-    return f"gb{bonus}" + (f"_en{edge_noise:g}" if edge_noise else "")
+    (decodes made before that option, with none, keep their names), plus _xc with
+    --garbage-excludes-commands true."""
+    return f"gb{bonus}" + (f"_en{edge_noise:g}" if edge_noise else "") + ("_xc" if excludes_commands else "")
 
 
 def online_cmvn_model(model_path):
@@ -97,14 +98,15 @@ def online_cmvn_model(model_path):
     return pipeline is not None and pipeline.cmvn == "online"
 
 
-def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam):
-    tag = grammar_tag(bonus, edge_noise)
+def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam, excludes_commands=False):
+    tag = grammar_tag(bonus, edge_noise, excludes_commands)
 
     def grammar_graph(name, items):
         lang = out / f"data/{name}_{tag}"
         if not (lang / "G.fst").is_file():
             run("make-grammar", "--fillers", out / "data/local/fillers_and_silence.txt", "--garbage", "true",
-                "--garbage-cost", "0.0", "--garbage-phone-bonus", bonus, "--edge-noise-prob", edge_noise, items,
+                "--garbage-cost", "0.0", "--garbage-phone-bonus", bonus, "--edge-noise-prob", edge_noise,
+                *(["--garbage-excludes-commands", "true"] if excludes_commands else []), items,
                 slice_dir / "data/lang_test", lang)
         graph = out / f"exp/{gmm}/graph_{name}_{tag}"
         if not (graph / "HCLG.fst").is_file():
@@ -247,6 +249,9 @@ def main():
     parser.add_argument("--acwts", default="0.1")
     parser.add_argument("--edge-noise-prob", type=float, default=0.1,
                         help="make-grammar --edge-noise-prob of every grammar (run.sh's default; 0: none).")
+    parser.add_argument("--garbage-excludes-commands", action="store_true",
+                        help="make-grammar --garbage-excludes-commands true for the grammars with garbage (settings "
+                             "tagged _xc).")
     parser.add_argument("--beam", default="13.0")
     parser.add_argument("--lattice-beam", default="10.0")
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
@@ -269,8 +274,8 @@ def main():
         for acwt in args.acwts.split():
             if not args.no_decode:
                 build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, args.edge_noise_prob, acwt, args.beam,
-                                 args.lattice_beam)
-            setting = f"{grammar_tag(bonus, args.edge_noise_prob)}_a{acwt}"
+                                 args.lattice_beam, args.garbage_excludes_commands)
+            setting = f"{grammar_tag(bonus, args.edge_noise_prob, args.garbage_excludes_commands)}_a{acwt}"
             dirs = {m: out / f"exp/{m}/{setting}" for m in (args.gmm, args.dnn)}
             for d in dirs.values():
                 adopt_old_layout(d)
