@@ -106,6 +106,8 @@ VERBS = {
     'make-denlats': ('mmi', 'Denominator lattices of the training data for MMI (steps/make_denlats.sh).'),
     'train-mmi': ('mmi',
         '(Boosted) MMI training of a GMM system with extended Baum-Welch (steps/train_mmi.sh).'),
+    'train-nnet2-discriminative': ('mmi',
+        'Sequence-discriminative (MMI or sMBR) training of an nnet2 DNN (steps/nnet2/train_discriminative2.sh).'),
     'decode-nnet2': ('nnet',
         'Decode a data dir with an nnet2 model and a graph, score when DATA/text exists (like steps/nnet2/decode.sh).'),
     'train-nnet2': ('nnet',
