@@ -89,6 +89,17 @@ loops on every phone; every state but the nodes that complete an excluded string
 costs are the plain loop's (entry, loop, bonus, final), so every string still accepted keeps its
 cost and G stays deterministic and epsilon-free; the excluded strings' mass is simply gone. Only
 the grammar's commands are excluded: a held-out grammar (one command left out) still spells it.
+Measured on 20 held-out training speakers (issue 7, bench/rejection_slice.py --garbage-excludes-commands,
+recipe settings, 5% in-domain FA, paired against the plain loop): the ceiling goes (a correct `go`'s
+llr_total up to ~95 from ~57, `yes` ~120 from ~81; for a DNN no utterance's llr_total drops) and
+llr_total alone gains (DNN seed 0 72.1 -> 74.8%, +16/-7; seed 1 68.9 -> 73.3%, +21/-6), but the
+recipe's logistic(llr_total, gop_mean), whose GOP already saw past the ceiling, does not (80.1 ->
+78.9%, +1/-5; 79.5 -> 78.9%, +2/-4; EER unchanged), because the confusable held-out commands rise
+with it (a `no` decoded without `no` is taken for `go`, which the loop can no longer spell), and
+the SAT GMM loses (tri3b 70.1 -> 67.4%, +3/-12): its fMLLR is fitted to the garbage side's best
+path (decode-commands --fmllr-hypothesis garbage), which can no longer follow the command's phones.
+Other bonuses with the exclusion do not recover it (DNN seeds 0/1: bonus 1 78.6/78.6%, bonus 3
+75.1/76.5%). Hence off by default.
 
 All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
 `LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
