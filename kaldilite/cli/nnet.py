@@ -108,6 +108,12 @@ def _command_line(ctx):
               help="Epochs (space-separated, e.g. '2') at whose start the current network realigns DATA against its "
               "transcripts' training graphs (nnet-align-compiled: beam 10, retry 40, its priors re-estimated) and "
               "training continues on those alignments (train_pnorm_simple2.sh --realign-epochs). Empty: never.")
+@click.option("--copy-ali-prefixes", default="", show_default=True,
+              help="Space-separated COPY=SOURCE utterance-id prefixes (steps/copy_ali_dir.sh's practice): an utterance "
+              "of DATA whose id starts with COPY trains on the alignment of SOURCE + the rest of its id, even when "
+              "ALI_DIR aligned it too, e.g. 'noise-=sp1.0-': each additive-noise copy on its clean copy's alignment "
+              "(same timing required: a length mismatch is an error). COPY alone: SOURCE is the id without COPY. "
+              "Copies ALI_DIR lacks (e.g. rev1-sp1.0-<utt>) take their source's through DATA/utt2uniq regardless.")
 @click.option("--splice-width", default=4, show_default=True, help="Frames of context on each side.")
 @click.option("--lda-dim", default=0, show_default=True, help="Output dim of the LDA-like transform (0 = full).")
 @click.option("--within-class-factor", default=0.0001, show_default=True,

@@ -116,6 +116,10 @@ class Nnet2Options:
     # the data and training goes on with its alignments (kaldilite.nnet.realign; train_nnet2 needs a `realigner`)
     realign_epochs: str = ""
     # file-level options (train_nnet2)
+    # steps/copy_ali_dir.sh's practice: space-separated COPY=SOURCE id prefixes (or COPY alone: SOURCE empty);
+    # an utterance whose id starts with COPY trains on the alignment of SOURCE + the rest of its id, even when
+    # ALI_DIR aligned it itself (`copied_alignment`)
+    copy_ali_prefixes: str = ""
     splice_width: int = 4
     lda_dim: int = 0
     within_class_factor: float = 0.0001
@@ -135,6 +139,7 @@ class Nnet2Options:
         if self.pnorm_output_dim < 1 or self.pnorm_input_dim % self.pnorm_output_dim:
             raise InputError(f"train-nnet2: --pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
+        self.copy_ali_prefix_pairs()  # a malformed --copy-ali-prefixes fails before any work
         if self.ensemble_size < 1:
             raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
         if self.initial_beta < 0 or self.final_beta < 0:
@@ -182,6 +187,10 @@ class Nnet2Options:
                            time_zeroed_proportion=self.spec_augment_time_zeroed_proportion,
                            time_mask_max_frames=self.spec_augment_time_mask_max_frames, domain=domain,
                            cepstral_lifter=self.spec_augment_cepstral_lifter)
+
+    def copy_ali_prefix_pairs(self):
+        """--copy-ali-prefixes as ((copy prefix, source prefix), ...)."""
+        return parse_copy_ali_prefixes(self.copy_ali_prefixes)
 
     def realign_epoch_list(self):
         try:
@@ -649,7 +658,27 @@ def read_pdf_alignments(ali_dir, tid_to_pdf):
     return out
 
 
-def copied_alignment(utt, pdf_alignments, utt2uniq):
+def parse_copy_ali_prefixes(spec):
+    """train-nnet2 --copy-ali-prefixes 'noise-=sp1.0- rev1-' -> (('noise-', 'sp1.0-'), ('rev1-', ''))."""
+    pairs = []
+    for item in str(spec or "").replace(",", " ").split():
+        copy, _, source = item.partition("=")
+        if not copy or copy == source:
+            raise InputError(f"train-nnet2: --copy-ali-prefixes {spec!r}: {item!r} must be COPY=SOURCE (or COPY) "
+                             "with a non-empty COPY prefix other than SOURCE, e.g. 'noise-=sp1.0-'")
+        pairs.append((copy, source))
+    return tuple(pairs)
+
+
+def copy_ali_source(utt, copy_prefixes):
+    """The utterance whose alignment `utt` takes under `copy_prefixes` (copied_alignment), or None."""
+    for copy, source in copy_prefixes:
+        if utt.startswith(copy):
+            return source + utt[len(copy):]
+    return None
+
+
+def copied_alignment(utt, pdf_alignments, utt2uniq, copy_prefixes=()):
     """The alignment of `utt`, or of the utterance it is an augmented copy of.
 
     An additive-noise copy (`noise-sp0.9-george-0-00`, add-noise-data-dir) has the frames of
@@ -657,7 +686,21 @@ def copied_alignment(utt, pdf_alignments, utt2uniq):
     to reverberated/noisy data (steps/copy_ali_dir.sh --prefixes) instead of aligning noisy
     audio. The source is found by stripping leading `<prefix>-` parts of the id; it must have
     the same DATA/utt2uniq entry, so an id that merely looks prefixed is never matched.
+
+    `copy_prefixes` ((COPY, SOURCE) id prefixes, train-nnet2 --copy-ali-prefixes) come first and
+    override the copy's own alignment: the recipes' GMMs align train_aug's noise copies
+    (`noise-<utt>`) as they train on them, but the DNN's targets for a noise copy are its clean
+    copy's (`sp1.0-<utt>`), whose timing it keeps. None when SOURCE has no alignment; an error
+    when the two have different DATA/utt2uniq entries (the prefixes pair the wrong utterances).
     """
+    source = copy_ali_source(utt, copy_prefixes)
+    if source is not None:
+        pdfs = pdf_alignments.get(source)
+        if pdfs is not None and utt in utt2uniq and utt2uniq.get(source, source) != utt2uniq[utt]:
+            raise InputError(f"utt2uniq: --copy-ali-prefixes gives {utt} the alignment of {source}, but they are "
+                             f"copies of different recordings ({utt2uniq[utt]} vs {utt2uniq.get(source, source)}); "
+                             "fix the prefixes")
+        return pdfs
     pdfs = pdf_alignments.get(utt)
     if pdfs is not None or utt not in utt2uniq:
         return pdfs
@@ -669,20 +712,26 @@ def copied_alignment(utt, pdf_alignments, utt2uniq):
     return None
 
 
-def load_examples(data_dir, pipeline, pdf_alignments, features=None):
+def load_examples(data_dir, pipeline, pdf_alignments, features=None, copy_prefixes=()):
     """(utterances, features, targets, offsets) for the utterances with features and alignment.
 
-    Augmented copies without an alignment of their own use their source's (`copied_alignment`).
+    Augmented copies without an alignment of their own use their source's (`copied_alignment`),
+    as do the utterances `copy_prefixes` name (an error if such a copy's length is not its source's).
     `features` (iterable of (utt, matrix)) replaces the data dir's features through `pipeline`.
     """
     utt2uniq = _utt2uniq(data_dir)
     utts, feats, targets = [], [], []
     mismatched = copied = 0
     for utt, mat in features if features is not None else _pipeline_features(data_dir, pipeline):
-        pdfs = copied_alignment(utt, pdf_alignments, utt2uniq)
+        pdfs = copied_alignment(utt, pdf_alignments, utt2uniq, copy_prefixes)
         if pdfs is None:
             continue
-        copied += utt not in pdf_alignments
+        source = copy_ali_source(utt, copy_prefixes)
+        copied += source is not None or utt not in pdf_alignments
+        if source is not None and len(pdfs) != len(mat):
+            raise InputError(f"{data_dir}: utterance {utt} has {len(mat)} frames but {source}, whose alignment "
+                             f"--copy-ali-prefixes gives it, has {len(pdfs)}; a copy must keep its source's timing "
+                             "(no speed change): fix the prefixes")
         if len(pdfs) != len(mat):
             mismatched += 1
             continue
@@ -812,7 +861,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
                                   splice_right=opts.splice_width, **online)
         unspliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, **online)
     # unspliced frames only: each minibatch is spliced and preconditioned on the fly (SplicedFrames)
-    utts, feats, targets, offsets = load_examples(data_dir, unspliced, pdf_alis, features)
+    utts, feats, targets, offsets = load_examples(data_dir, unspliced, pdf_alis, features,
+                                                  opts.copy_ali_prefix_pairs())
     examples = SplicedFrames(feats, offsets, opts.splice_width)
     del feats
     log.info("%d utterances, %d frames of %d-dim %s + %s CMVN%s spliced -%d/+%d = %d", len(utts), len(targets),
