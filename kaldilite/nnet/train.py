@@ -722,11 +722,14 @@ def load_examples(data_dir, pipeline, pdf_alignments, features=None, copy_prefix
     utt2uniq = _utt2uniq(data_dir)
     utts, feats, targets = [], [], []
     mismatched = copied = 0
+    unsourced = []
     for utt, mat in features if features is not None else _pipeline_features(data_dir, pipeline):
         pdfs = copied_alignment(utt, pdf_alignments, utt2uniq, copy_prefixes)
-        if pdfs is None:
-            continue
         source = copy_ali_source(utt, copy_prefixes)
+        if pdfs is None:
+            if source is not None:
+                unsourced.append((utt, source))
+            continue
         copied += source is not None or utt not in pdf_alignments
         if source is not None and len(pdfs) != len(mat):
             raise InputError(f"{data_dir}: utterance {utt} has {len(mat)} frames but {source}, whose alignment "
@@ -743,6 +746,9 @@ def load_examples(data_dir, pipeline, pdf_alignments, features=None, copy_prefix
                     "(alignments made from other features?)", mismatched)
     if copied:
         log.info("%d augmented utterances use the alignment of the utterance they were made from", copied)
+    if unsourced:
+        log.warning("%d utterances skipped: --copy-ali-prefixes names a source the alignments lack (e.g. %s for %s)",
+                    len(unsourced), unsourced[0][1], unsourced[0][0])
     if not utts:
         raise InputError(f"{data_dir}: no utterance has both features and an alignment")
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in targets])])

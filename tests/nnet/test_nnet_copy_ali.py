@@ -101,3 +101,11 @@ def test_verb_passes_the_option_to_training(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["train-nnet2", "--copy-ali-prefixes", "noise-=sp1.0-", str(tmp_path / "data"),
                                       str(tmp_path / "lang"), str(tmp_path / "ali"), str(tmp_path / "exp")])
     assert seen["pairs"] == (("noise-", "sp1.0-"),), result.output
+
+
+def test_copies_whose_source_is_not_aligned_are_skipped_with_a_warning(tmp_path, caplog):
+    data, pdf_alis, features = build(tmp_path)
+    with caplog.at_level("WARNING", logger="kaldilite.nnet.train"):
+        got = targets_by_utt(load_examples(data, None, pdf_alis, features, parse_copy_ali_prefixes("noise-=sp1.1-")))
+    assert set(got) == set(CLEAN) | set(PERTURBED)  # never the copy's own alignment instead
+    assert "2 utterances skipped: --copy-ali-prefixes names a source the alignments lack" in caplog.text
