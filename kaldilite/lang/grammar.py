@@ -97,7 +97,8 @@ recipe's logistic(llr_total, gop_mean), whose GOP already saw past the ceiling, 
 78.9%, +1/-5; 79.5 -> 78.9%, +2/-4; EER unchanged), because the confusable held-out commands rise
 with it (a `no` decoded without `no` is taken for `go`, which the loop can no longer spell), and
 the SAT GMM loses (tri3b 70.1 -> 67.4%, +3/-12): its fMLLR is fitted to the garbage side's best
-path (decode-commands --fmllr-hypothesis garbage), which can no longer follow the command's phones.
+path (decode-commands --fmllr-hypothesis garbage), which can no longer follow the command's phones
+(confirmed: with --fmllr-hypothesis best the exclusion is neutral for tri3b, 80.1 -> 80.4%, +1/-0).
 Other bonuses with the exclusion do not recover it (DNN seeds 0/1: bonus 1 78.6/78.6%, bonus 3
 75.1/76.5%). Hence off by default.
 
