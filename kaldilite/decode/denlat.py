@@ -92,9 +92,9 @@ def _log_add(a, b):
 
 
 @njit(cache=True)
-def _forward_backward(num_nodes, src, dst, cost, final):
-    """Log-semiring forward-backward over links sorted by source node (nodes topologically
-    numbered, 0 the start): (link posteriors, log of the total weight of all paths)."""
+def _alpha_beta(num_nodes, src, dst, cost, final):
+    """Log-semiring forward and backward weights of the nodes over links sorted by source node (nodes
+    topologically numbered, 0 the start): (alpha, beta, log of the total weight of all paths)."""
     alpha = np.full(num_nodes, -np.inf)
     beta = np.full(num_nodes, -np.inf)
     alpha[0] = 0.0
@@ -109,12 +109,33 @@ def _forward_backward(num_nodes, src, dst, cost, final):
     for k in range(len(src) - 1, -1, -1):
         if beta[dst[k]] > -np.inf:
             beta[src[k]] = _log_add(beta[src[k]], beta[dst[k]] - cost[k])
+    return alpha, beta, total
+
+
+@njit(cache=True)
+def _link_posteriors(src, dst, cost, alpha, beta, total):
     post = np.zeros(len(src))
     if total == -np.inf:
-        return post, total
+        return post
     for k in range(len(src)):
         post[k] = np.exp(alpha[src[k]] - cost[k] + beta[dst[k]] - total)
-    return post, total
+    return post
+
+
+@njit(cache=True)
+def _forward_backward(num_nodes, src, dst, cost, final):
+    """Log-semiring forward-backward (`_alpha_beta`): (link posteriors, log of the total weight of all paths)."""
+    alpha, beta, total = _alpha_beta(num_nodes, src, dst, cost, final)
+    return _link_posteriors(src, dst, cost, alpha, beta, total), total
+
+
+def _rescored_costs(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs=None):
+    """The links' costs ``graph + acoustic_scale * acoustic`` with the acoustic costs of `pdf_loglikes`."""
+    graph = lat.graph if graph_costs is None else graph_costs
+    emitting = lat.tid > 0
+    acoustic = np.zeros(len(lat.src))
+    acoustic[emitting] = -pdf_loglikes[lat.frame[emitting], tid_to_pdf[lat.tid[emitting]]]
+    return graph + acoustic_scale * acoustic
 
 
 def forward_backward(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs=None):
@@ -125,33 +146,19 @@ def forward_backward(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs=
     """
     if pdf_loglikes.shape[0] != lat.num_frames:
         raise InputError(f"lattice has {lat.num_frames} frames but the features {pdf_loglikes.shape[0]}")
-    graph = lat.graph if graph_costs is None else graph_costs
-    emitting = lat.tid > 0
-    acoustic = np.zeros(len(lat.src))
-    acoustic[emitting] = -pdf_loglikes[lat.frame[emitting], tid_to_pdf[lat.tid[emitting]]]
-    return _forward_backward(lat.num_nodes, lat.src, lat.dst, graph + acoustic_scale * acoustic, lat.final)
+    cost = _rescored_costs(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs)
+    return _forward_backward(lat.num_nodes, lat.src, lat.dst, cost, lat.final)
 
 
 @njit(cache=True)
 def _forward_backward_smbr(num_nodes, src, dst, cost, final, link_acc):
-    """`_forward_backward` plus expected accuracies: (signed link posteriors post x (acc through the
+    """`_forward_backward`'s pass plus expected accuracies: (signed link posteriors post x (acc through the
     link - expected acc), expected accuracy of the lattice, log total)."""
-    post, total = _forward_backward(num_nodes, src, dst, cost, final)
+    alpha, beta, total = _alpha_beta(num_nodes, src, dst, cost, final)
     signed = np.zeros(len(src))
     if total == -np.inf:
         return signed, 0.0, total
-    alpha = np.full(num_nodes, -np.inf)
-    beta = np.full(num_nodes, -np.inf)
-    alpha[0] = 0.0
-    for k in range(len(src)):
-        if alpha[src[k]] > -np.inf:
-            alpha[dst[k]] = _log_add(alpha[dst[k]], alpha[src[k]] - cost[k])
-    for n in range(num_nodes):
-        if final[n] < np.inf:
-            beta[n] = -final[n]
-    for k in range(len(src) - 1, -1, -1):
-        if beta[dst[k]] > -np.inf:
-            beta[src[k]] = _log_add(beta[src[k]], beta[dst[k]] - cost[k])
+    post = _link_posteriors(src, dst, cost, alpha, beta, total)
     # alpha_acc[n]: expected accuracy of the partial paths into n (weighted by their share of alpha[n]);
     # links sorted by source node in topological order, so a node's inflow is complete before it is read
     alpha_acc = np.zeros(num_nodes)
@@ -180,18 +187,15 @@ def forward_backward_smbr(lat, pdf_loglikes, tid_to_pdf, tid_to_phone, alignment
         raise InputError(f"lattice has {lat.num_frames} frames but the features {pdf_loglikes.shape[0]} and the "
                          f"alignment {len(alignment)}")
     alignment = np.asarray(alignment, np.int64)
-    emitting = lat.tid > 0
-    acoustic = np.zeros(len(lat.src))
-    acoustic[emitting] = -pdf_loglikes[lat.frame[emitting], tid_to_pdf[lat.tid[emitting]]]
     ref = alignment[np.minimum(lat.frame, len(alignment) - 1)]
     silence = np.asarray(list(silence_phones), np.int64)
     link_sil = np.isin(tid_to_phone[lat.tid], silence)
     ref_sil = np.isin(tid_to_phone[ref], silence)
     same_pdf = tid_to_pdf[lat.tid] == tid_to_pdf[ref]
     right = (same_pdf | (link_sil & ref_sil)) if one_silence_class else (same_pdf & ~link_sil)
-    link_acc = (emitting & right).astype(np.float64)
-    return _forward_backward_smbr(lat.num_nodes, lat.src, lat.dst, lat.graph + acoustic_scale * acoustic, lat.final,
-                                  link_acc)
+    link_acc = ((lat.tid > 0) & right).astype(np.float64)
+    cost = _rescored_costs(lat, pdf_loglikes, tid_to_pdf, acoustic_scale)
+    return _forward_backward_smbr(lat.num_nodes, lat.src, lat.dst, cost, lat.final, link_acc)
 
 
 def frame_pdf_posteriors(lat, link_post, tid_to_pdf, num_pdfs):
