@@ -63,26 +63,24 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    cross-calibrated for 5% in-domain FA, paired against ``llr_total`` on the same decodes) command
    accuracy went 60.7 -> 70.4% with tri3b (41 commands fixed, 8 broken), 64.5 -> 72.7% with its DNN
    (36 / 8) and 72.7 -> 81.2% with that DNN trained with SpecAugment (31 / 2; a second seed,
-   decoded as run.sh does: 71.6 -> 80.9%); with too little
-   training data (tri3b on 25% of the speakers: 43.1% either way) the best-path rule, not the
-   threshold, is the limit. On dev (one run, SpecAugment DNN) it did not carry: 91.1 -> 89.2%
-   (2 / 9) for nnet2, while tri3b went 85.3 -> 88.6% (14 / 2). The slice's gain is mostly two
-   commands, "go" and "off", whose ``llr_total`` has a ceiling: ~57 for every model (tri3b and
-   the DNNs, slice and dev alike; "yes" ~81, "up" ~56 on dev), which a well-spoken one reaches
-   and none exceeds: the garbage loop then spells the command's phones through the same pdfs, and
-   the ratio is the grammar's cost of that spelling, one ``--garbage-phone-bonus`` per phone (bonus
-   1 instead of 2: "go" 57 -> 78, "yes" 81 -> 112 in acoustic units at acwt 0.1). The slice's
-   threshold (~56, set by "no" taken for "go" or "down", up to 88) sat at that ceiling and
-   rejected half of them; the GOP, which has none, took them back. Dev's threshold (~37) lay
-   below it, and there the GOP rejected right commands of speakers the model fits poorly instead
-   (gop_mean -1.4 to -2.4; 6 of the 9 from two speakers). Richer logistic rules (the margin,
-   ``gop_min``, the label posterior, per-command offsets, the ratio per frame of the spoken word,
-   other L2 strengths or class weights) did not beat these two features on both DNN seeds and
-   tri3b of the slice; the per-command offsets' gain was all false accepts above the target.
-   Alone, ``gop_mean`` helped the GMMs but not the DNN, and ``gop_min`` (the weakest phone) was
-   noisier. The ratios against the garbage path failed (``phone_llr_min``: tri3b 29.0%, DNN
-   11.4%; ``word_llr`` 23.2%): the phone loop reproduces a command's own pdfs, so the weakest
-   phone's ratio is 0 on half the right commands and on out-of-vocabulary words alike.
+   decoded as run.sh does: 71.6 -> 80.9%); with too little training data (tri3b on 25% of the
+   speakers: 43.1% either way) the best-path rule, not the threshold, is the limit. Why: a
+   well-spoken command's ``llr_total`` has a ceiling, the grammar's cost of the garbage loop
+   spelling its phones through the same pdfs, one ``--garbage-phone-bonus`` per phone ("go" and
+   "off" ~57 for every model, slice and dev alike, "yes" ~81, "up" ~56 on dev; bonus 1 instead of
+   2: "go" 78, "yes" 112 at acwt 0.1; make-grammar ``--garbage-excludes-commands`` removes it at
+   its source). The slice's threshold (~56, set by "no" taken for "go" or "down", up to 88) sat
+   at that ceiling and rejected half of them; the GOP, which has none, took them back. On dev
+   (one run, SpecAugment DNN) the threshold (~37) lay below it, and the GOP rejected right
+   commands of speakers the model fits poorly instead (gop_mean -1.4 to -2.4): 91.1 -> 89.2%
+   (2 / 9, 6 of the 9 from two speakers) for nnet2, while tri3b went 85.3 -> 88.6% (14 / 2).
+   Richer logistic rules (the margin, ``gop_min``, the label posterior, the ratio per frame of
+   the spoken word, other L2 strengths or class weights) did not beat these two features on both
+   DNN seeds and tri3b of the slice; per-command offsets gained only false accepts above the
+   target. Alone, ``gop_mean`` helped the GMMs but not the DNN, and ``gop_min`` was noisier; the
+   ratios against the garbage path failed (``phone_llr_min``: tri3b 29.0%, DNN 11.4%;
+   ``word_llr`` 23.2%): the phone loop reproduces a command's own pdfs, so the weakest phone's
+   ratio is 0 on half the right commands and on out-of-vocabulary words alike.
 
 With ``enabled=False`` nothing is rejected that has any command path: the best command
 sequence in the lattice is output even when a filler path is better (the "no rejection"

@@ -37,12 +37,9 @@ commands recipe's 20 held-out training speakers tri3b + nnet2 gained 2-6 points 
 accuracy at 5% in-domain FA over tri3b alone (bench/rejection_slice.py).
 
 Calibration (`calibrate_threshold`) picks the lowest threshold that accepts at most
-`negatives_allowed` of the negatives (non-command utterances): k of n such that (k + 1) / (n + 1)
-<= the target, the order-statistic bound on the FA of new negatives drawn like them (accepting
-floor(target x n), the FA of other speakers came out above the target on average). It lies midway
-between the highest negative score that must be rejected and the next score above it. A logistic
-rule's threshold is chosen on cross-fitted logits (each speaker's from weights fitted without it),
-as new speakers' utterances will score, and applied to the weights fitted on all of the set.
+`negatives_allowed` of the negatives (non-command utterances), midway between the highest
+negative score that must be rejected and the next score above it; a logistic rule's threshold is
+chosen on cross-fitted logits (`_cross_fitted_rules`).
 
 What to calibrate on (the commands recipe's protocol): the in-domain unknown words of unseen
 speakers, i.e. the dev set's fillers and noise clips plus the held-out commands, each dev command
