@@ -78,29 +78,25 @@ most differing from the command at its first or last phone), p = 0.1 fixed 14 an
 commands at 5% in-domain false accepts.
 
 `--garbage-excludes-commands` (default off): the garbage loop accepts every non-empty phone string
-except the grammar's own commands' base-phone strings (every pronunciation in the lexicon; a
-multi-word command the concatenation), the "anything else" filler of keyword-filler spotting.
-Without it the loop spells a well-spoken `go` as `<gbg_G> <gbg_OW>` through the same pdfs (the
-`_S` phones share them), so the command's likelihood ratio against the loop is capped at the
-grammar's cost of that spelling, whatever the acoustics (decode/rejection.py: the llr_total
-ceiling). The loop becomes a DFA: a trie of the excluded strings plus the free state; a phone that
-continues an excluded prefix moves down the trie, any other phone goes to the free state, which
-loops on every phone; every state but the nodes that complete an excluded string is final. The arc
-costs are the plain loop's (entry, loop, bonus, final), so every string still accepted keeps its
-cost and G stays deterministic and epsilon-free; the excluded strings' mass is simply gone. Only
-the grammar's commands are excluded: a held-out grammar (one command left out) still spells it.
-Measured on 20 held-out training speakers (issue 7, bench/rejection_slice.py --garbage-excludes-commands,
-recipe settings, 5% in-domain FA, paired against the plain loop): the ceiling goes (a correct `go`'s
-llr_total up to ~95 from ~57, `yes` ~120 from ~81; for a DNN no utterance's llr_total drops) and
-llr_total alone gains (DNN seed 0 72.1 -> 74.8%, +16/-7; seed 1 68.9 -> 73.3%, +21/-6), but the
-recipe's logistic(llr_total, gop_mean), whose GOP already saw past the ceiling, does not (80.1 ->
-78.9%, +1/-5; 79.5 -> 78.9%, +2/-4; EER unchanged), because the confusable held-out commands rise
-with it (a `no` decoded without `no` is taken for `go`, which the loop can no longer spell), and
-the SAT GMM loses (tri3b 70.1 -> 67.4%, +3/-12): its fMLLR is fitted to the garbage side's best
-path (decode-commands --fmllr-hypothesis garbage), which can no longer follow the command's phones
-(confirmed: with --fmllr-hypothesis best the exclusion is neutral for tri3b, 80.1 -> 80.4%, +1/-0).
-Other bonuses with the exclusion do not recover it (DNN seeds 0/1: bonus 1 78.6/78.6%, bonus 3
-75.1/76.5%). Hence off by default.
+except the grammar's own commands' base-phone strings (every pronunciation; a multi-word command
+the concatenation), the "anything else" filler of keyword-filler spotting. Without it the loop
+spells a well-spoken `go` as `<gbg_G> <gbg_OW>` through the same pdfs (the `_S` phones share them),
+which caps the command's likelihood ratio against the loop at the grammar's cost of that spelling,
+whatever the acoustics (decode/rejection.py: the llr_total ceiling). The loop becomes a DFA
+(`_GrammarBuilder._build_garbage_states`) with the plain loop's arc costs: every string still
+accepted keeps its cost, G stays deterministic and epsilon-free. A held-out grammar (one command
+left out) excludes only its own commands, so it still spells the left-out one. Measured on 20
+held-out training speakers (issue 7, bench/rejection_slice.py --garbage-excludes-commands, recipe
+settings, 5% in-domain FA, paired against the plain loop): the ceiling goes (a correct `go`'s
+llr_total ~57 -> ~95, `yes` ~81 -> ~120; no DNN utterance's drops) and llr_total alone gains (DNN
+seed 0 72.1 -> 74.8%, +16/-7; seed 1 68.9 -> 73.3%, +21/-6), but the recipe's logistic(llr_total,
+gop_mean), whose GOP already saw past the ceiling, does not (80.1 -> 78.9%, +1/-5; 79.5 ->
+78.9%, +2/-4; EER unchanged): the confusable held-out commands rise with it (a `no` decoded
+without `no` is taken for `go`, which the loop can no longer spell). tri3b loses with
+decode-commands --fmllr-hypothesis garbage (70.1 -> 67.4%, +3/-12: its fMLLR is fitted to the
+garbage side's best path, which can no longer follow the command's phones) and is neutral with
+`best` (80.1 -> 80.4%, +1/-0). Bonuses 1 and 3 with the exclusion do not recover it (DNN seeds
+0/1: 78.6/78.6%, 75.1/76.5%). Hence off by default.
 
 All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
 `LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
@@ -436,9 +432,13 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
     one_phone_prons = {}  # base phone -> its one-phone word pronunciation: garbage and noise words
     if garbage or noise_words:
         position_dependent = (lang_dir / "phones" / "word_boundary.txt").is_file()
+
+        def base_of(phone):
+            return phone[:-2] if position_dependent and phone.endswith(POSITION_SUFFIXES) else phone
+
         nonsil = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/nonsilence.txt") if ln.split()]
         for p in nonsil:
-            base = p[:-2] if position_dependent and p.endswith(POSITION_SUFFIXES) else p
+            base = base_of(p)
             if base not in one_phone_prons:
                 pron = (base + "_S",) if position_dependent else (base,)
                 if pron[0] not in real_phones:
@@ -472,8 +472,7 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
             )
     forbidden = []  # garbage word strings the loop must not accept
     if garbage_excludes_commands:
-        strip = (lambda p: p[:-2] if p.endswith(POSITION_SUFFIXES) else p) if position_dependent else (lambda p: p)
-        for string in command_phone_strings([words for words, _, _ in command_items], entries, strip):
+        for string in command_phone_strings([words for words, _, _ in command_items], entries, base_of):
             if all(p in one_phone_prons for p in string):  # (else the loop cannot spell it anyway)
                 forbidden.append(tuple(garbage_word(p) for p in string))
 
