@@ -26,7 +26,9 @@ Follows Kaldi's steps/make_denlats.sh + steps/train_mmi.sh pipeline of lattice t
   only level a GMM's statistics see).
 
 Lattices are stored per job as ``denlat.JOB.npz``: flat arrays of all utterances' links with
-offsets (one file read per iteration instead of one parse per lattice).
+offsets (one file read per iteration instead of one parse per lattice), each array as int32 /
+float32 when that holds it exactly (a decoder's lattice always: its costs are the graph's float32
+weights; half the int64 / float64 size) and read back as int64 / float64.
 """
 
 from __future__ import annotations
@@ -226,6 +228,16 @@ def cancel_posteriors(num_frames, num_pdfs, den_frames, den_pdfs, den_post, num_
 _FIELDS = ("src", "dst", "tid", "frame", "graph")
 
 
+def _narrowed(values):
+    """`values` as int32 / float32 if that holds them exactly, else as they are."""
+    narrow = values.astype(np.float32 if values.dtype.kind == "f" else np.int32)
+    return narrow if np.array_equal(narrow, values) else values
+
+
+def _widened(values):
+    return values.astype(np.float64 if values.dtype.kind == "f" else np.int64, copy=False)
+
+
 def save_den_lattices(items, path):
     """Write (utt, DenLattice) pairs into one npz of concatenated arrays (atomically)."""
     from kaldilite.utils.atomic import atomic_open
@@ -240,6 +252,8 @@ def save_den_lattices(items, path):
               "final": np.concatenate([lat.final for lat in lats]) if lats else np.zeros(0)}
     for name in _FIELDS:
         arrays[name] = np.concatenate([getattr(lat, name) for lat in lats]) if lats else np.zeros(0)
+    for name in (*_FIELDS, "final"):
+        arrays[name] = _narrowed(arrays[name])
     with atomic_open(path, "wb") as handle:
         np.savez(handle, **arrays)
 
@@ -253,6 +267,8 @@ def load_den_lattices(path, utts=None):
         if not wanted:
             return {}
         arrays = {k: data[k] for k in data.files}
+    for name in (*_FIELDS, "final"):
+        arrays[name] = _widened(arrays[name])
     node_offsets = np.concatenate([[0], np.cumsum(arrays["num_nodes"])])
     offsets = arrays["link_offsets"]
     out = {}

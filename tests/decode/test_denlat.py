@@ -146,3 +146,28 @@ def test_lattices_survive_a_save_and_load(tmp_path):
     assert list(load_den_lattices(tmp_path / "denlat.1.npz", {"u2", "u3"})) == ["u2"]
     np.testing.assert_array_equal(load_den_lattices(tmp_path / "denlat.1.npz", {"u2"})["u2"].final, other.final)
     assert load_den_lattices(tmp_path / "denlat.1.npz", {"u3"}) == {}
+
+
+def test_a_decoders_lattices_are_stored_at_32_bits_and_others_exactly(tmp_path):
+    # a decoder's lattice: graph and final costs are the graph's float32 weights
+    weights = np.float32([0.5, 1.25, 0.3, 0.1, 0.2, 0.7]).astype(np.float64)
+    lat = tiny_lattice()
+    lat.graph, lat.final = weights, np.float32(lat.final).astype(np.float64)
+    save_den_lattices([("u1", lat)], tmp_path / "denlat.1.npz")
+    with np.load(tmp_path / "denlat.1.npz") as data:
+        assert {name: data[name].dtype for name in ("src", "dst", "tid", "frame", "graph", "final")} == {
+            "src": np.int32, "dst": np.int32, "tid": np.int32, "frame": np.int32, "graph": np.float32,
+            "final": np.float32}
+    back = load_den_lattices(tmp_path / "denlat.1.npz")["u1"]
+    assert back.graph.dtype == np.float64 and back.src.dtype == np.int64
+    np.testing.assert_array_equal(back.graph, weights)
+    np.testing.assert_array_equal(back.final, lat.final)
+    # costs float32 cannot hold (0.1 as a float64) and ids past int32 are kept as they are
+    lat = tiny_lattice()
+    lat.tid = lat.tid + 2**31
+    save_den_lattices([("u1", lat)], tmp_path / "denlat.2.npz")
+    with np.load(tmp_path / "denlat.2.npz") as data:
+        assert data["graph"].dtype == np.float64 and data["tid"].dtype == np.int64
+    back = load_den_lattices(tmp_path / "denlat.2.npz")["u1"]
+    np.testing.assert_array_equal(back.graph, lat.graph)
+    np.testing.assert_array_equal(back.tid, lat.tid)
