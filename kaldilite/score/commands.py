@@ -219,11 +219,15 @@ class SweepPoint:
     accuracy: float
 
 
-def _sweep_arrays(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)):
-    """Per utterance: (score, accepted-at--inf, correct-if-accepted, is_negative, is_command)."""
+def _require_measures(references, measures):
     missing = [u for u in references if u not in measures]
     if missing:
         raise InputError(f"no measures for reference utterance {missing[0]}; decode the whole data dir")
+
+
+def _sweep_arrays(references, measures, rule, commands, negatives=(UNKNOWN_CLASS,)):
+    """Per utterance: (score, accepted-at--inf, correct-if-accepted, is_negative, is_command)."""
+    _require_measures(references, measures)
     return _decision_arrays(references, decide_all(measures, rule.with_threshold(-math.inf)), commands, negatives)
 
 
@@ -423,9 +427,9 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     """
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
+    _require_measures(references, measures)
     needed = sorted(rule.needs_phone_scores())
-    if needed and not any(getattr(measures[u][0], name) is not None
-                          for u in references if u in measures for name in needed):  # (missing: _sweep_arrays)
+    if needed and not any(getattr(measures[u][0], name) is not None for u in references for name in needed):
         raise InputError(f"the rejection rule reads phone-level scores ({', '.join(needed)}) and no utterance's "
                          "measures have them; decode with `kaldilite decode-commands --phone-scores` (--phone-llr "
                          "for phone_llr_min, phone_llr_min_per_frame, word_llr)")
@@ -437,9 +441,6 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
             log.warning("calibration: a fold of the calibration set has one kind of utterance only; the logistic "
                         "rule's threshold is chosen on the logits of the utterances its weights were fitted on")
     if pairs:
-        missing = [u for u in references if u not in measures]
-        if missing:
-            raise InputError(f"no measures for reference utterance {missing[0]}; decode the whole data dir")
         arrays = _decision_arrays(references, _decide_cross_fitted(pairs, measures, -math.inf), commands, negatives)
     else:
         arrays = _sweep_arrays(references, measures, rule, commands, negatives)

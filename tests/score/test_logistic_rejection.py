@@ -184,3 +184,12 @@ def test_threshold_on_cross_fitted_logits_keeps_new_speakers_false_accepts_withi
         sd = math.sqrt(sum((w / s) ** 2 for w, s in zip(lg["weights"], lg["scale"])))
         realized.append(norm.sf((calibrated.threshold - mean) / sd))
     assert np.mean(realized) <= 0.05
+
+
+def test_calibrating_a_logistic_rule_on_a_reference_without_measures_is_a_usage_error():
+    # the fit reads every reference's measures: a missing one is the same one-line error as for any rule
+    refs = {"a": "yes", "b": "cat", "c": "yes"}
+    measures = {"a": (_m("yes", 0.5, 1.0), 100), "b": (_m("yes", 0.1, 0.2), 100)}
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total"]})
+    with pytest.raises(InputError, match="no measures for reference utterance c"):
+        calibrate_threshold(refs, measures, rule, COMMANDS, 0.05)
