@@ -284,21 +284,9 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
         new_wav[prefix + utt] = str(out)
         utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
 
-    kept = set(utt[len(prefix):] for utt in new_wav)
     write_key_values(dest / "wav.scp", new_wav)
-    new_utt2spk = {prefix + utt: prefix + spk for utt, spk in utt2spk.items() if utt in kept}
-    write_key_values(dest / "utt2spk", new_utt2spk)
-    write_key_values(dest / "spk2utt", {spk: " ".join(utts) for spk, utts in utt2spk_to_spk2utt(new_utt2spk).items()})
-    old_uniq = _read_optional(src, "utt2uniq") or {}
-    write_key_values(dest / "utt2uniq", {prefix + utt: old_uniq.get(utt, utt) for utt in kept})
     write_key_values(dest / "utt2noise", utt2noise)
-    for name in _UTT_VALUE_FILES + ("utt2dur",):
-        table = _read_optional(src, name)
-        if table is not None:
-            write_key_values(dest / name, {prefix + utt: v for utt, v in table.items() if utt in kept})
-    spk2gender = _read_optional(src, "spk2gender")
-    if spk2gender is not None:
-        write_key_values(dest / "spk2gender", {prefix + spk: g for spk, g in spk2gender.items()})
+    _write_prefixed_tables(src, dest, {utt: utt2spk[utt] for utt in wav_scp if utt in utt2spk}, [prefix])
     fix_data_dir(dest)
     log.info("%s: %d utterances of %s with noise at SNR %s dB", dest, len(new_wav), src,
              ":".join(f"{s:g}" for s in snrs))
