@@ -364,15 +364,14 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
         for index, room in enumerate(rooms):
             handle.write(f"room{index} {room.describe()}\n")
 
-    new_wav, utt2rir, prefixes = {}, {}, []
-    for rep in range(1, num_replications + 1):
-        rep_prefix = f"{prefix}{rep}-"
-        prefixes.append(rep_prefix)
-        for utt in sorted(wav_scp):
-            if utt not in utt2spk:
-                continue
+    new_wav, utt2rir = {}, {}
+    prefixes = [f"{prefix}{rep}-" for rep in range(1, num_replications + 1)]
+    for utt in sorted(wav_scp):
+        if utt not in utt2spk:
+            continue
+        speech = np.asarray(read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True), np.float64)
+        for rep_prefix in prefixes:  # each copy's draws depend on its own id only
             new_id = rep_prefix + utt
-            speech = np.asarray(read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True), np.float64)
             rng = _utterance_rng(random_seed, new_id)
             room_index = int(rng.integers(len(rooms)))
             room = rooms[room_index]
