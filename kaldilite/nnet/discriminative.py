@@ -13,7 +13,7 @@ above, `kaldilite.train.nnet_discriminative`, computes the derivative):
   the sub-classes k of pdf p (one per pdf without mix-up), d log P_p / d z_k = [k in p] s_k / P_p - s_k,
   so dF/dz_k = G[owner(k)] s_k / P[owner(k)] - s_k sum_p G_p (the last term vanishes when numerator
   and denominator posteriors each sum to one per frame, as the MMI derivative does). Floored
-  posteriors pass no gradient. It then runs the hidden components' backward passes, leaving the
+  posteriors pass no gradient. It then runs `Nnet.train_backward` (no dropout), leaving the
   gradient of -F (the convention of `Nnet.train_step_gradients`: the updates descend it) in every
   affine component.
 """
@@ -48,10 +48,7 @@ class LogPosteriorPass:
         else:
             ratio = g / np.maximum(self.pdf_post, PRIOR_FLOOR)
             dz = self.softmax * (ratio[:, group.owner] - g.sum(axis=1, keepdims=True))
-        grad = (-dz).astype(np.float32)
-        hidden = self.nnet.components[:self.nnet._softmax_index]
-        for component in reversed(hidden):
-            grad = component.backward(grad)
+        self.nnet.train_backward((-dz).astype(np.float32), {})
 
 
 def forward_log_posteriors(nnet, feats):
