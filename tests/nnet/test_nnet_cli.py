@@ -289,11 +289,9 @@ def test_decode_commands_scores_an_adapted_dnn_on_exactly_the_hand_composed_inpu
     measures = [json.loads(line) for line in (tmp_path / "dec" / "measures.jsonl").read_text().splitlines()]
     assert [m["utt"] for m in measures] == sorted(expected)
     assert len(seen) == len(expected)
-    stored = load_nnet_model(model_path)
-    expected_scores = {utt: scores(stored, x.astype(np.float32)) for utt, x in expected.items()}
-    seen_scores = list(seen)
-    for utt, got in zip(sorted(expected), seen_scores):  # feats.scp order = sorted ids
-        want = expected_scores[utt]
+    stored = load_nnet_model(model_path)  # the file's form: the preconditioning in the pipeline
+    for utt, got in zip(sorted(expected), seen):  # feats.scp order = sorted ids
+        want = scores(stored, expected[utt].astype(np.float32))
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     seen.clear()
 
