@@ -72,7 +72,7 @@ def test_folded_scores_equal_the_pipeline_transform_then_network(tmp_path, affin
     assert scorer.describe_input() == stored.describe_input()  # messages name the chain the file records
 
 
-def test_a_model_without_a_transform_is_scored_as_it_is(tmp_path):
+def test_a_model_without_a_transform_is_scored_as_it_is():
     model = _model(np.eye(SPLICED_DIM))
     model.pipeline = model.pipeline.with_transform(None)
     assert model.with_preconditioning_folded() is model
