@@ -275,10 +275,11 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     model = load_nnet_model(src_model)
     if model.priors is None:
         raise InputError(f"{src_model}: has no priors; discriminative training needs the decoding pseudo-likelihoods")
-    for name in ("tree",):
-        if not (Path(ali_dir) / name).is_file():
-            raise MissingFileError(f"{Path(ali_dir) / name}: missing; <ali-dir> is the alignment dir the DNN was "
-                                   "trained on")
+    if not hasattr(model.nnet, "components"):
+        raise InputError(f"{src_model}: an ensemble; train its members one at a time")
+    if not (Path(ali_dir) / "tree").is_file():
+        raise MissingFileError(f"{Path(ali_dir) / 'tree'}: missing; <ali-dir> is the alignment dir the DNN was "
+                               "trained on")
     silence = np.asarray(sorted(LangDir.load(lang_dir).silence_phones), np.int64)
     data = _Utterances(model, data_dir, ali_dir, denlat_dir)
     rng = np.random.default_rng(opts.seed)
@@ -287,8 +288,6 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     log.info("%d utterances (%d frames) with alignments and lattices; %d held out for the objective",
              len(data.utts), data.offsets[-1], len(valid_idx))
     nnet = model.nnet
-    if not hasattr(nnet, "components"):
-        raise InputError(f"{src_model}: an ensemble; train its members one at a time")
     log_priors = scaled_log_priors(model.priors, model.prior_scale).astype(np.float64)
     state = {}
     if opts.update == "rms":
