@@ -15,19 +15,20 @@ from kaldilite.lang.dictdir import read_text_lines
 FILLERS_FILE = "words/fillers.txt"
 
 
-def _ints(path, required=True):
+def _ints(path, required=True, fix="re-run prepare-lang", colons=False):
     path = Path(path)
     if not path.is_file():
         if required:
-            raise MissingFileError(f"{path}: missing; re-run prepare-lang")
+            raise MissingFileError(f"{path}: missing; {fix}")
         return []
+    kind = "colon-separated integers" if colons else "integers"
     out = []
     for number, line in read_text_lines(path):
-        for field in line.split():
+        for field in (line.replace(":", " ") if colons else line).split():
             try:
                 out.append(int(field))
             except ValueError:
-                raise InputError(f"{where(path, number)}: expected integers, found {field!r}") from None
+                raise InputError(f"{where(path, number)}: expected {kind}, found {field!r}") from None
     return out
 
 
@@ -36,19 +37,7 @@ def read_phone_list(path, fix):
     `.csl` colon-separated (silence.csl, what scripts pass as --silence-phones; a model bundle keeps
     only that form). A missing file is a MissingFileError ending in `fix`, a field that is not an
     integer an InputError naming file:line."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: missing; {fix}")
-    if path.suffix != ".csl":
-        return _ints(path)
-    out = []
-    for number, line in read_text_lines(path):
-        for field in line.replace(":", " ").split():
-            try:
-                out.append(int(field))
-            except ValueError:
-                raise InputError(f"{where(path, number)}: expected colon-separated integers, found {field!r}") from None
-    return out
+    return _ints(path, fix=fix, colons=Path(path).suffix == ".csl")
 
 
 @dataclasses.dataclass
