@@ -40,10 +40,10 @@ held-out MMI objective and frame accuracy kept rising: seed 0 80.1% command accu
 MMI SGD lr 2e-5 x 4 epochs 66.0 (4 fixed / 52 broken; commands-only 92.4 -> 89.7), lr 2e-6 after
 1, 2, 4 epochs 79.5 (5/7), 76.8 (4/15), 76.8 (5/16); sMBR lr 2e-5 x 1 epoch 70.4, lr 2e-6 x 1, 2
 epochs 78.9 (8/12), 76.0 (9/23); lr 2e-6 x 1 with SpecAugment masks 0.3 78.9 (3/7), with
---boost 0.1 --drop-frames true 78.3 (3/9); with a
-commands + fillers denominator without the garbage loop 77.1 (2/12); seed 1, lr 2e-6 x 1 epoch:
-79.5 -> 79.2 (5/6); the EER of the threshold rose on both seeds. Cost of one pass: make-denlats
-with the DNN ~100 s CPU for 7012 utterances (2.1 GB of lattices), one epoch ~30 s CPU.
+--boost 0.1 --drop-frames true 78.3 (3/9); with a commands + fillers denominator without the
+garbage loop 77.1 (2/12); seed 1, lr 2e-6 x 1 epoch: 79.5 -> 79.2 (5/6); the EER of the threshold
+rose on both seeds. Cost of one pass: make-denlats with the DNN ~100 s CPU for 7012 utterances
+(2.1 GB of lattices when stored as int64 / float64; half that now, at 32 bits), one epoch ~30 s CPU.
 """
 
 from __future__ import annotations
