@@ -41,13 +41,15 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    threshold chosen on cross-fitted logits, as new speakers will score: `calibrate_threshold`). The
    weights live in ``logistic`` (``features, mean, scale, weights, bias``) in ``rejection.json``,
    so the online decoder applies the same rule. A feature an utterance lacks (the first pass
-   live, where SAT has none) takes its mean: it adds nothing to the logit. On the commands
-   recipe (bench/rejection_rules.py, cross-validated by speaker) it did not beat the single
-   scores: nnet2 63.1% command accuracy at 5.7% FSDD FA against 64.2% with ``llr_total``; the
-   out-of-vocabulary words that pass at 5% FA are near-homophones of a command (FSDD "one" taken
-   for "on", "nine" for "no") on which every feature agrees with the command. Per-command
+   live, where SAT has none) takes its mean: it adds nothing to the logit. With the default
+   features (`DEFAULT_LOGISTIC_FEATURES`), calibrated on dev + FSDD digits (the commands recipe's
+   earlier protocol; bench/rejection_rules.py, cross-validated by speaker), it did not beat the
+   single scores: nnet2 63.1% command accuracy at 5.7% FSDD FA against 64.2% with ``llr_total``;
+   the out-of-vocabulary words that pass at 5% FA are near-homophones of a command (FSDD "one"
+   taken for "on", "nine" for "no") on which every feature agrees with the command. Per-command
    offsets (``label=<command>`` features) raised accuracy to ~72% but missed the FA target on the
-   other speakers (7-8%), as per-command thresholds did. Opt-in, not the recipe's default.
+   other speakers (7-8%), as per-command thresholds did. The recipe's rule is logistic over
+   ``llr_total`` and ``gop_mean`` (5.).
 5. Phone-level scores (`confidence.phone_scores`): ``phone_llr_min``, ``phone_llr_min_per_frame``,
    ``word_llr``, ``gop_min``, ``gop_mean``, each a score of its own and a logistic feature
    (`PHONE_SCORES`). The GOP scores come from the utterance's best path alone (decode-commands
