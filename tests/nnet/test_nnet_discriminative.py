@@ -8,6 +8,8 @@ Independent answers:
 - the gradient the network receives vs central finite differences of the MMI objective / acwt,
   with the prior term (prior scale 0.5) in the log-likelihoods, with and without a sum-group
   (mix-up) output, along random directions of every affine component;
+- --xent-regularize x adds x times the gradient train-nnet2's cross-entropy leaves (with and without
+  a sum-group output);
 - a short training on a toy problem (frames of known Gaussian classes, sausage lattices) raises
   the MMI objective and the frame accuracy.
 """
@@ -248,3 +250,29 @@ def test_spec_augment_masks_the_training_minibatch_as_train_nnet2_does():
     plain = _minibatch_pass(nnet, model, data, [0, 1], opts, silence, priors)
     assert augmented[:2] == pytest.approx(expected[:2], abs=1e-9)
     assert abs(augmented[0] - plain[0]) > 1e-6
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_xent_regularize_adds_its_weight_times_the_cross_entropy_gradient(mixed):
+    # --xent-regularize x: the gradient left in the network is MMI's plus x times the gradient of the
+    # alignment's cross-entropy, the one train-nnet2 computes (Nnet.train_step_gradients)
+    rng = np.random.default_rng(8)
+    num_pdfs, frames = 3, 7
+    nnet = tiny_net(rng, mixed)
+    feats = rng.normal(size=(frames, 6)).astype(np.float32)
+    labels = rng.integers(0, num_pdfs, frames)
+    data = types.SimpleNamespace(examples=feats, alis=[labels + 1], lats=[sausage(frames, num_pdfs)],
+                                 rows=lambda idx: np.arange(frames))
+    model = types.SimpleNamespace(tm=types.SimpleNamespace(tid_to_pdf=np.r_[0, np.arange(num_pdfs)],
+                                                          tid_to_phone=np.arange(num_pdfs + 1), num_pdfs=num_pdfs))
+    priors = 0.5 * np.log(np.array([0.5, 0.3, 0.2]))
+    grads = {}
+    for weight in (0.0, 0.7):
+        _minibatch_pass(nnet, model, data, [0], NnetDiscriminativeOptions(xent_regularize=weight),
+                        np.zeros(0, np.int64), priors, update=lambda net: None)
+        grads[weight] = [(c.grad_weight.copy(), c.grad_bias.copy()) for c in nnet.affine_components()]
+    nnet.train_step_gradients(feats, labels)
+    for (w0, b0), (w1, b1), c in zip(grads[0.0], grads[0.7], nnet.affine_components()):
+        assert np.abs(c.grad_weight).max() > 1e-3
+        np.testing.assert_allclose(w1 - w0, 0.7 * c.grad_weight, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b1 - b0, 0.7 * c.grad_bias, rtol=1e-4, atol=1e-5)
