@@ -177,6 +177,24 @@ def list_noise_clips(noise):
     return clips
 
 
+def _audible_noise_clips(noise, rate=None):
+    """[(rxfilename, waveform)] of the clips of `noise` (list_noise_clips) that are not digital silence,
+    read at `rate` (resampled) if given, else at their own rate; an error if none is left."""
+    from kaldilite.io.audio import read_audio
+
+    clips = [(spec, read_audio(spec) if rate is None else read_audio(spec, rate, allow_downsample=True,
+                                                                      allow_upsample=True))
+             for spec in list_noise_clips(noise)]
+    if not clips:
+        raise InputError(f"{noise}: no noise clips")
+    usable = [(spec, wave) for spec, wave in clips if float(np.mean(np.asarray(wave, np.float64) ** 2)) > _MIN_NOISE_POWER]
+    if len(usable) < len(clips):
+        log.info("%s: %d of %d noise clips are digital silence and are not used", noise, len(clips) - len(usable), len(clips))
+    if not usable:
+        raise InputError(f"{noise}: every noise clip is silent; give clips with audible noise")
+    return usable
+
+
 def _utterance_rng(seed, utt):
     """A generator seeded by (seed, utterance id): the draw for one utterance never depends on others."""
     digest = hashlib.sha256(f"{seed}\t{utt}".encode("utf-8")).digest()
@@ -236,21 +254,11 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
         raise InputError("add_noise_data_dir: --utt-prefix must not be empty (the copies need their own ids)")
 
     rate = None if sample_frequency is None else int(sample_frequency)
-    clips = []
-    for spec in list_noise_clips(noise):
-        wave = read_audio(spec)
-        clips.append((spec, wave))
-    if not clips:
-        raise InputError(f"{noise}: no noise clips")
+    usable = _audible_noise_clips(noise)
 
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "wav").mkdir(parents=True)
-    usable = [(spec, wave) for spec, wave in clips if float(np.mean(np.asarray(wave, np.float64) ** 2)) > _MIN_NOISE_POWER]
-    if len(usable) < len(clips):
-        log.info("%s: %d of %d noise clips are digital silence and are not used", noise, len(clips) - len(usable), len(clips))
-    if not usable:
-        raise InputError(f"{noise}: every noise clip is silent; give clips with audible noise")
     resampled = {}
 
     new_wav, utt2noise = {}, {}
@@ -349,12 +357,7 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
             raise InputError("reverberate_data_dir: --pointsource-noise-addition-probability > 0 needs --noise-dir")
         if not snrs:
             raise InputError("reverberate_data_dir: give at least one foreground SNR")
-        for spec in list_noise_clips(noise):
-            wave = np.asarray(read_audio(spec, rate, allow_downsample=True, allow_upsample=True), np.float64)
-            if float(np.mean(wave ** 2)) > _MIN_NOISE_POWER:
-                noises.append((spec, wave))
-        if not noises:
-            raise InputError(f"{noise}: every noise clip is silent; give clips with audible noise")
+        noises = [(spec, np.asarray(wave, np.float64)) for spec, wave in _audible_noise_clips(noise, rate)]
 
     rooms = sample_room_rirs(num_rirs, rate, rt60_range=rt60_range, seed=random_seed)
     if dest.exists():
