@@ -45,6 +45,16 @@ def perturb_data_dir_speed_cmd(factors, src_dir, dest_dir):
     click.echo(f"{dest_dir}: {len(data)} utterances, {len(data.speakers)} speakers (speeds {factors})", err=True)
 
 
+def _colon_floats(text, option, example):
+    try:
+        values = [float(v) for v in text.split(":") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be numbers separated by ':' (e.g. {example}), not '{text}'") from None
+    if not values:
+        raise InputError(f"{option} is empty; give e.g. {example}")
+    return values
+
+
 @click.command("add-noise-data-dir")
 @click.option("--bg-noise-dir", required=True, type=click.Path(exists=True),
               help="Noise clips: a data dir (wav.scp), a folder of wavs, or a list file.")
@@ -65,25 +75,11 @@ def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sampl
     e.g.: kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 15:10:5:0 data/train data/train_noise
     """
     from kaldilite.corpora.augment import add_noise_data_dir
-    from kaldilite.errors import InputError
 
-    try:
-        snrs = [float(s) for s in bg_snrs.split(":") if s.strip()]
-    except ValueError:
-        raise InputError(f"--bg-snrs must be numbers separated by ':' (e.g. 15:10:5:0), not '{bg_snrs}'") from None
+    snrs = _colon_floats(bg_snrs, "--bg-snrs", "15:10:5:0")
     dest = add_noise_data_dir(src_dir, dest_dir, bg_noise_dir, snrs, utt_prefix, random_seed, sample_frequency)
     lines = (dest / "wav.scp").read_text(encoding="utf-8").count("\n")
     click.echo(f"{dest_dir}: {lines} noisy utterances (SNR {bg_snrs} dB)", err=True)
-
-
-def _colon_floats(text, option, example):
-    try:
-        values = [float(v) for v in text.split(":") if v.strip()]
-    except ValueError:
-        raise InputError(f"{option} must be numbers separated by ':' (e.g. {example}), not '{text}'") from None
-    if not values:
-        raise InputError(f"{option} is empty; give e.g. {example}")
-    return values
 
 
 @click.command("reverberate-data-dir")
