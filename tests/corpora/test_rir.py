@@ -156,7 +156,7 @@ def test_reverberated_data_dir_keeps_lengths_ids_and_is_deterministic(tmp_path, 
     assert data.utt2spk["rev2-spk1-utt1"] == "rev2-spk1"
     assert read_key_values(first / "utt2uniq")["rev1-spk0-utt2"] == "spk0-utt2"
     utt2rir = read_key_values(first / "utt2rir")
-    wav_a, wav_b, wav_c = (read_key_values(d / "wav.scp") for d in (first, second, tmp_path / "rev_c"))
+    wav_a, wav_b, wav_c = (read_key_values(d / "wav.scp") for d in (first, second, other))
     differs = 0
     for utt, path in wav_a.items():
         audio = read_audio(path)
@@ -165,6 +165,16 @@ def test_reverberated_data_dir_keeps_lengths_ids_and_is_deterministic(tmp_path, 
         differs += not np.array_equal(audio, read_audio(wav_c[utt]))
         assert utt2rir[utt].startswith("room")
     assert differs == len(wav_a)
+
+
+def test_a_dry_copy_without_noise_is_the_source_audio(tmp_path, rng):
+    # --speech-rvb-probability 0, no point-source noise: a unit impulse at the input's power
+    src, lengths = _speech_dir(tmp_path, rng)
+    dry = reverberate_data_dir(src, tmp_path / "dry", num_rirs=1, rt60_range=(0.2, 0.25), speech_rvb_probability=0.0)
+    source = read_key_values(src / "wav.scp")
+    for utt, path in read_key_values(dry / "wav.scp").items():
+        assert np.array_equal(read_audio(path), read_audio(source[utt.split("-", 1)[1]]))
+    assert set(read_key_values(dry / "utt2rir").values()) == {"dry noise=none"}
 
 
 def test_reverberate_data_dir_verb(tmp_path, rng):
