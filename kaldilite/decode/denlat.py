@@ -28,7 +28,8 @@ Follows Kaldi's steps/make_denlats.sh + steps/train_mmi.sh pipeline of lattice t
 Lattices are stored per job as ``denlat.JOB.npz``: flat arrays of all utterances' links with
 offsets (one file read per iteration instead of one parse per lattice), each array as int32 /
 float32 when that holds it exactly (a decoder's lattice always: its costs are the graph's float32
-weights; half the int64 / float64 size) and read back as int64 / float64.
+weights; half the int64 / float64 size) and kept so in memory (the lattices of a training set are
+held there for all epochs); the computations above give the same values for either width.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def forward_backward_smbr(lat, pdf_loglikes, tid_to_pdf, tid_to_phone, alignment
 def frame_pdf_posteriors(lat, link_post, tid_to_pdf, num_pdfs):
     """lattice-to-post, summed per pdf: (frames, pdfs, posteriors), sorted by (frame, pdf)."""
     emitting = (lat.tid > 0) & (link_post > 0)
-    keys = lat.frame[emitting] * num_pdfs + tid_to_pdf[lat.tid[emitting]]
+    keys = lat.frame[emitting].astype(np.int64) * num_pdfs + tid_to_pdf[lat.tid[emitting]]
     unique, inverse = np.unique(keys, return_inverse=True)
     sums = np.bincount(inverse, weights=link_post[emitting], minlength=len(unique))
     return unique // num_pdfs, unique % num_pdfs, sums
@@ -232,10 +233,6 @@ def _narrowed(values):
     """`values` as int32 / float32 if that holds them exactly, else as they are."""
     narrow = values.astype(np.float32 if values.dtype.kind == "f" else np.int32)
     return narrow if np.array_equal(narrow, values) else values
-
-
-def _widened(values):
-    return values.astype(np.float64 if values.dtype.kind == "f" else np.int64, copy=False)
 
 
 def save_den_lattices(items, path):
@@ -267,8 +264,6 @@ def load_den_lattices(path, utts=None):
         if not wanted:
             return {}
         arrays = {k: data[k] for k in data.files}
-    for name in (*_FIELDS, "final"):
-        arrays[name] = _widened(arrays[name])
     node_offsets = np.concatenate([[0], np.cumsum(arrays["num_nodes"])])
     offsets = arrays["link_offsets"]
     out = {}

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from kaldilite.decode.denlat import (DenLattice, boost_graph_costs, cancel_posteriors, forward_backward,
-                                     frame_pdf_posteriors, load_den_lattices, save_den_lattices)
+                                     forward_backward_smbr, frame_pdf_posteriors, load_den_lattices,
+                                     save_den_lattices)
 
 
 def tiny_lattice():
@@ -159,9 +160,25 @@ def test_a_decoders_lattices_are_stored_at_32_bits_and_others_exactly(tmp_path):
             "src": np.int32, "dst": np.int32, "tid": np.int32, "frame": np.int32, "graph": np.float32,
             "final": np.float32}
     back = load_den_lattices(tmp_path / "denlat.1.npz")["u1"]
-    assert back.graph.dtype == np.float64 and back.src.dtype == np.int64
+    assert back.graph.dtype == np.float32 and back.src.dtype == np.int32  # and so in memory
     np.testing.assert_array_equal(back.graph, weights)
     np.testing.assert_array_equal(back.final, lat.final)
+    # the 32-bit lattice's forward-backward, sMBR pass, per-pdf posteriors and boosting are the 64-bit one's
+    loglikes = np.random.default_rng(0).normal(size=(2, 6))
+    tid_to_pdf = np.array([0, 0, 1, 2, 3, 4])
+    post, total = forward_backward(lat, loglikes, tid_to_pdf, 0.1)
+    post32, total32 = forward_backward(back, loglikes, tid_to_pdf, 0.1)
+    assert total32 == total
+    np.testing.assert_array_equal(post32, post)
+    for got, want in zip(frame_pdf_posteriors(back, post32, tid_to_pdf, 5),
+                         frame_pdf_posteriors(lat, post, tid_to_pdf, 5)):
+        np.testing.assert_array_equal(got, want)
+    smbr = forward_backward_smbr(lat, loglikes, tid_to_pdf, np.arange(6), [1, 2], [1], 0.1)
+    smbr32 = forward_backward_smbr(back, loglikes, tid_to_pdf, np.arange(6), [1, 2], [1], 0.1)
+    np.testing.assert_array_equal(smbr32[0], smbr[0])
+    assert smbr32[1:] == smbr[1:]
+    np.testing.assert_array_equal(boost_graph_costs(back, np.arange(6), [1, 2], [1], 0.1),
+                                  boost_graph_costs(lat, np.arange(6), [1, 2], [1], 0.1))
     # costs float32 cannot hold (0.1 as a float64) and ids past int32 are kept as they are
     lat = tiny_lattice()
     lat.tid = lat.tid + 2**31
