@@ -397,7 +397,7 @@ def _cross_fitted_rules(references, measures, rule, commands, utt2spk, folds=THR
     spk = utt2spk or {u: u for u in references}
     group = speaker_folds(references, spk, folds)
     pairs = []
-    for fold in range(min(folds, len(set(group.values())))):
+    for fold in sorted(set(group.values())):  # (fewer speakers than folds: one per speaker)
         try:
             fitted = fit_logistic_rule({u: t for u, t in references.items() if group[spk[u]] != fold}, measures,
                                        rule, commands)
