@@ -108,6 +108,14 @@ nnet_reverb=true       # stage 8: the DNN also trains on a reverberated copy of 
                        # and 80.9 -> 82.1% (14/10); commands-only 92.4 -> 94.1 (11/5) and 93.5 -> 94.4 (9/6); oracle @ 5%
                        # 80.9 -> 81.8 and 80.6 -> 82.1; EER 14.1 -> 14.6 and 13.5 -> 13.1. Cost: ~20 s to make the copy,
                        # DNN training +20% (253 -> ~300 s CPU on the slice's 120 speakers). false: train_aug only.
+                       # The additive-noise copies (noise-<utt>, same timing as sp1.0-<utt>) keep tri3b's OWN alignments
+                       # as DNN targets. Their clean copy's instead (train-nnet2 --copy-ali-prefixes 'noise-=sp1.0-', Kaldi's
+                       # copy_ali_dir practice) lost on the slice at both seeds (vs this setting, current scoring): 80.9 ->
+                       # 78.9% @ 5.4% (6 fixed / 13 broken) and 81.5 -> 80.6% @ 3.8% (8/11); llr_total alone 72.4 -> 68.3
+                       # (4/18), 73.3 -> 68.6 (9/25); only the forced choice gained (94.1 -> 94.4, 94.4 -> 94.7). Copying only
+                       # the 20/15 dB copies: 78.6% (5/13), 78.3% (5/16). Validation frames of the noise copies: the candidate
+                       # DNN gets 23% / 22% of their clean targets, the recipe's 49% of tri3b's own ones (frames of the
+                       # other copies: within +-1.5 points). The GMMs train on their own alignments either way.
 garbage_cost=0.0
 garbage_phone_bonus=2.0  # make-grammar --garbage-phone-bonus: 2 (acwt 0.1) won the grid on all of dev + padded
                          # oov_fsdd (bench/rejection_grid.py, BENCHMARKS.md; nnet2 cross-tuned 64.2% vs 61.1%
