@@ -115,7 +115,7 @@ nnet_reverb=true       # stage 8: the DNN also trains on a reverberated copy of 
                        # (4/18), 73.3 -> 68.6 (9/25); only the forced choice gained (94.1 -> 94.4, 94.4 -> 94.7). Copying only
                        # the 20/15 dB copies: 78.6% (5/13), 78.3% (5/16). Validation frames of the noise copies: the candidate
                        # DNN gets 23% / 22% of their clean targets, the recipe's 49% of tri3b's own ones (frames of the
-                       # other copies: within +-1.5 points). The GMMs train on their own alignments either way.
+                       # other copies: within +-2 points). The GMMs train on their own alignments either way.
 garbage_cost=0.0
 garbage_phone_bonus=2.0  # make-grammar --garbage-phone-bonus: 2 (acwt 0.1) won the grid on all of dev + padded
                          # oov_fsdd (bench/rejection_grid.py, BENCHMARKS.md; nnet2 cross-tuned 64.2% vs 61.1%
