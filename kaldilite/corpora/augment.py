@@ -67,6 +67,24 @@ def _require_sox():
                                "(install it, e.g. apt-get install sox, or run tools/install_system_deps.sh)")
 
 
+
+def _copy_source(src, dest, action):
+    """SRC's utt2spk and wav.scp, for a step that writes audio copies of its utterances into DEST.
+
+    One-line errors: SRC is not a data dir, SRC has a segments file (each copy is made from a whole
+    wav.scp entry), or DEST is SRC.
+    """
+    utt2spk = _read_optional(src, "utt2spk")
+    wav_scp = _read_optional(src, "wav.scp")
+    if utt2spk is None or wav_scp is None:
+        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to {action}; is it a data dir?")
+    if (src / "segments").exists():
+        raise InputError(f"{src}: has a segments file; to {action}, give a data dir whose wav.scp holds one "
+                         "utterance per entry")
+    if dest.resolve() == src.resolve():
+        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    return utt2spk, wav_scp
+
 def _read_optional(src, name):
     path = Path(src) / name
     return read_key_values(path) if path.exists() else None
@@ -84,12 +102,7 @@ def perturb_data_dir_speed(factor, src, dest):
     src, dest = Path(src), Path(dest)
     factor_text = format_factor(factor)
     prefix = f"sp{factor_text}-"
-    utt2spk = _read_optional(src, "utt2spk")
-    wav_scp = _read_optional(src, "wav.scp")
-    if utt2spk is None or wav_scp is None:
-        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to be speed-perturbed; is it a data dir?")
-    if dest.resolve() == src.resolve():
-        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    utt2spk, wav_scp = _copy_source(src, dest, "speed-perturb")
     dest.mkdir(parents=True, exist_ok=True)
     for name in os.listdir(dest):
         if (dest / name).is_file():
@@ -237,15 +250,7 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     from kaldilite.io.audio import read_audio
 
     src, dest = Path(src), Path(dest)
-    utt2spk = _read_optional(src, "utt2spk")
-    wav_scp = _read_optional(src, "wav.scp")
-    if utt2spk is None or wav_scp is None:
-        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to add noise; is it a data dir?")
-    if (src / "segments").exists():
-        raise InputError(f"{src}: has a segments file; add noise to a data dir whose wav.scp holds one "
-                         "utterance per entry")
-    if dest.resolve() == src.resolve():
-        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    utt2spk, wav_scp = _copy_source(src, dest, "add noise")
     snrs = [float(s) for s in snrs]
     if not snrs:
         raise InputError("add_noise_data_dir: give at least one SNR")
@@ -333,14 +338,7 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
     from kaldilite.io.audio import read_audio
 
     src, dest = Path(src), Path(dest)
-    utt2spk = _read_optional(src, "utt2spk")
-    wav_scp = _read_optional(src, "wav.scp")
-    if utt2spk is None or wav_scp is None:
-        raise MissingFileError(f"{src}: needs utt2spk and wav.scp to be reverberated; is it a data dir?")
-    if (src / "segments").exists():
-        raise InputError(f"{src}: has a segments file; reverberate a data dir whose wav.scp holds one utterance per entry")
-    if dest.resolve() == src.resolve():
-        raise InputError(f"{dest}: the destination cannot be the source data dir")
+    utt2spk, wav_scp = _copy_source(src, dest, "reverberate")
     for name, p in (("--speech-rvb-probability", speech_rvb_probability),
                     ("--pointsource-noise-addition-probability", pointsource_noise_addition_probability)):
         if not 0.0 <= p <= 1.0:
