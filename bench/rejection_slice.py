@@ -127,7 +127,7 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, la
         run("mkgraph", out / "data/lang_commands_norej", slice_dir / f"exp/{gmm}", norej)
     for model in (gmm, dnn):
         hires = "hires_" if model == dnn and (slice_dir / "data/hires_slice").is_dir() else ""
-        sat = ["--fmllr-hypothesis", "garbage"] if (slice_dir / f"exp/{model}/final.alimdl").is_file() else []
+        sat = ["--fmllr-hypothesis", "best"] if (slice_dir / f"exp/{model}/final.alimdl").is_file() else []
         common = ["--phone-scores", "--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat,
                   "--model", slice_dir / f"exp/{model}/final.mdl"]
         dest = out / f"exp/{model}/{tag}_a{acwt}"
