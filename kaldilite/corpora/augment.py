@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kaldilite.corpora.rir import loop_to_length
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.io.datadir import fix_data_dir, read_key_values, utt2spk_to_spk2utt, write_key_values
 
@@ -221,9 +222,7 @@ def mix_at_snr(speech, noise, snr_db, offset=0):
     float arrays in the same scale; the scale factor follows wav-reverberate's additive signals.
     """
     speech = np.asarray(speech, dtype=np.float64)
-    noise = np.asarray(noise, dtype=np.float64)
-    reps = -(-(offset + len(speech)) // len(noise))
-    segment = np.tile(noise, reps)[offset:offset + len(speech)]
+    segment = loop_to_length(noise, len(speech), offset)
     speech_power = float(np.mean(speech ** 2))
     noise_power = float(np.mean(segment ** 2))
     if noise_power <= 0.0:

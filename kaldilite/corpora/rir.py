@@ -212,6 +212,13 @@ def sample_room_rirs(num_rooms, sample_rate, rt60_range=(0.2, 0.8), room_xy_rang
     return rooms
 
 
+def loop_to_length(noise, length, offset=0):
+    """`noise` (float64) looped to `length` samples, starting at sample `offset`."""
+    noise = np.asarray(noise, dtype=np.float64)
+    reps = -(-(offset + length) // len(noise))
+    return np.tile(noise, reps)[offset:offset + length]
+
+
 def _convolve(signal, rir):
     from scipy.signal import fftconvolve
 
@@ -243,9 +250,7 @@ def reverberate(speech, rir, sample_rate, noise=None, noise_rir=None, snr_db=Non
     if noise is not None:
         if snr_db is None or noise_rir is None:
             raise InputError("reverberate: a point-source noise needs its RIR and an SNR")
-        noise = np.asarray(noise, dtype=np.float64)
-        reps = -(-(noise_offset + n) // len(noise))
-        segment = np.tile(noise, reps)[noise_offset:noise_offset + n]
+        segment = loop_to_length(noise, n, noise_offset)
         noise_out = _convolve(segment, np.asarray(noise_rir, np.float64))[:n]
         noise_power = float(np.mean(noise_out ** 2))
         if noise_power > 0:
