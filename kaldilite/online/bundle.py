@@ -106,13 +106,18 @@ def register_model_type(name, loader):
     _MODEL_LOADERS[name] = loader
 
 
-def model_type_of(path):
-    """The model type recorded in a model file's header (gmm, nnet2, ...); the header is read once per
-    process (`load_once`: a decoding verb and its jobs ask it of the same file again and again)."""
+def model_header(path):
+    """A model file's header (`read_model_header`), read once per process (`load_once`: a decoding
+    verb and its jobs ask it of the same file again and again). Read-only."""
     from kaldilite.gmm.model import read_model_header
     from kaldilite.utils.load_once import load_once
 
-    return load_once(path, read_model_header).get("model_type", "gmm")
+    return load_once(path, read_model_header)
+
+
+def model_type_of(path):
+    """The model type recorded in a model file's header (gmm, nnet2, ...)."""
+    return model_header(path).get("model_type", "gmm")
 
 
 def _refuse_non_mfcc(loaded, path):
@@ -140,10 +145,8 @@ def _refuse_speaker_adapted(model_path):
     """A SAT model (train-sat's final.mdl) is trained on fMLLR-adapted features: decoded on the
     unadapted stream it is worse than the speaker-independent model it came from, and online
     decoding estimates no per-speaker fMLLR. Refuse it instead of exporting a silently bad bundle."""
-    from kaldilite.gmm.model import read_model_header
-
-    header = read_model_header(model_path)
-    if header.get("model_type", "gmm") == "gmm" and header.get("extra", {}).get("speaker_adapted"):
+    header = model_header(model_path)
+    if model_type_of(model_path) == "gmm" and header.get("extra", {}).get("speaker_adapted"):
         raise InputError(f"{model_path}: a speaker-adapted (SAT) model needs per-speaker fMLLR, which online "
                          f"decoding does not estimate; export its speaker-independent model "
                          f"(--model {Path(model_path).parent / 'final.alimdl'}) or an nnet2/tri2b system")

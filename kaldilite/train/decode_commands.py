@@ -97,14 +97,13 @@ def is_speaker_adapted(model_path):
 def decoding_kind(model_path):
     """How decode-commands decodes a model, from its header: "sat" (a GMM with ``final.alimdl``
     beside it: two passes), "adapted_nnet" (an nnet2 model on fMLLR-adapted input) or "single" (one
-    lattice pass). The header is read once per process (`load_once`): the verb asks before any job
+    lattice pass). The header is read once per process (`model_header`): the verb asks before any job
     starts, and every job it runs or forks asks again."""
-    from kaldilite.gmm.model import read_model_header
-    from kaldilite.utils.load_once import load_once
+    from kaldilite.online.bundle import model_header, model_type_of
 
     model_path = Path(model_path)
-    header = load_once(model_path, read_model_header)
-    model_type = header.get("model_type", "gmm")
+    header = model_header(model_path)
+    model_type = model_type_of(model_path)
     if model_type == "gmm" and (model_path.parent / SI_MODEL).is_file():
         return "sat"
     if model_type == "nnet2" and header.get("fmllr_pipeline") is not None:
