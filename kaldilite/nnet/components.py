@@ -227,7 +227,11 @@ def softmax_cross_entropy(logits, targets, sum_group=None):
     Returns (total objective = sum of log-probabilities of the targets, number of frames whose
     most probable pdf is the target, gradient of the *negative* objective w.r.t. the logits).
     """
-    probs = softmax(logits.astype(np.float32, copy=True))
+    return cross_entropy_of_posteriors(softmax(logits.astype(np.float32, copy=True)), targets, sum_group)
+
+
+def cross_entropy_of_posteriors(probs, targets, sum_group=None):
+    """`softmax_cross_entropy` given the softmax outputs `probs` themselves (N x K, float32)."""
     rows = np.arange(len(targets))
     if sum_group is None:
         target_probs = probs[rows, targets]

@@ -69,7 +69,7 @@ import time
 import numpy as np
 
 from kaldilite.errors import InputError
-from kaldilite.nnet.components import softmax, softmax_cross_entropy
+from kaldilite.nnet.components import cross_entropy_of_posteriors, softmax
 from kaldilite.nnet.network import Nnet, average_nnets
 
 log = logging.getLogger(__name__)
@@ -387,7 +387,7 @@ def ensemble_step_gradients(nets, inputs, targets, beta, dropout_proportion=0.0,
     for net, (logits, masks), post in zip(nets, forwards, posteriors):
         if net.sum_group is not None:
             raise InputError("nnet ensemble training: mixed-up softmax (sub-classes) not supported")
-        objective, correct, grad = softmax_cross_entropy(logits, targets)
+        objective, correct, grad = cross_entropy_of_posteriors(post, targets)
         if beta:
             grad += np.float32(beta) * (post - average)
         net.train_backward(grad, masks)
@@ -908,7 +908,9 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
                               prior_scale=opts.prior_scale)
     save_nnet_model(exp / "final.mdl", model)
     # ensemble training: every member as Kaldi leaves them (final.1.mdl .. final.N.mdl; final.mdl = final.1.mdl)
-    for k, (member, member_priors) in enumerate(result.members, start=1):
+    if result.members:
+        shutil.copyfile(exp / "final.mdl", exp / "final.1.mdl")
+    for k, (member, member_priors) in enumerate(result.members[1:], start=2):
         save_nnet_model(exp / f"final.{k}.mdl", NnetAcousticModel(
             tm, member, member_priors, pipeline, raw_dim, opts.feature_type, extra,
             source=f"model {exp / f'final.{k}.mdl'}", fmllr_pipeline=fmllr_pipeline, prior_scale=opts.prior_scale))
