@@ -6,19 +6,10 @@ accepted while the conf is unchanged, and rewritten. The independent answer is t
 append to (which commands ran)."""
 
 import hashlib
-import os
-import subprocess
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-STAMP_SH = REPO / "recipes" / "utils" / "stamp.sh"
+from stamp_helpers import PRELUDE, make_checkout, run_recipe
 
-RECIPE = r"""
-set -euo pipefail
-log() { echo "$*"; }
-. "$STAMP_SH"
-cd "$WORK"
-stamp_workdir
+RECIPE = PRELUDE + r"""
 train() { cat "$2" > model.txt; echo train >> ran.txt; }
 other() { echo other >> ran.txt; }
 step exp/.stamp "$KALDILITE_REPO/conf/nnet2.conf" --out model.txt -- train --config "$KALDILITE_REPO/conf/nnet2.conf"
@@ -29,23 +20,14 @@ CONF = "# the DNN\n--num-epochs=4\n--minibatch-size=128  # 256 was no cheaper\n"
 
 
 def setup(tmp_path):
-    checkout = tmp_path / "repo"
-    (checkout / "kaldilite").mkdir(parents=True)
-    (checkout / "kaldilite" / "__init__.py").write_text('__version__ = "9.9"\n')
-    (checkout / "conf").mkdir()
-    (checkout / "conf" / "nnet2.conf").write_text(CONF)
-    (checkout / "conf" / "mfcc.conf").write_text("--num-ceps=13\n")
+    checkout = make_checkout(tmp_path / "repo", {"nnet2.conf": CONF, "mfcc.conf": "--num-ceps=13\n"})
     work = tmp_path / "work"
     work.mkdir()
     return checkout, work
 
 
 def run(checkout, work):
-    env = dict(os.environ, WORK=str(work), KALDILITE_REPO=str(checkout), STAMP_SH=str(STAMP_SH))
-    (work / "ran.txt").unlink(missing_ok=True)
-    out = subprocess.run(["bash", "-c", RECIPE], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return (work / "ran.txt").read_text().split() if (work / "ran.txt").exists() else []
+    return run_recipe(RECIPE, work, checkout)[0]
 
 
 def test_comment_and_blank_edits_re_run_nothing_option_edits_re_run_the_reader(tmp_path):

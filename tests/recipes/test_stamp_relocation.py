@@ -11,17 +11,10 @@ whole data dir, and a shell-function step.
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-STAMP_SH = REPO / "recipes" / "utils" / "stamp.sh"
+from stamp_helpers import PRELUDE, make_checkout, run_recipe
 
-RECIPE = r"""
-set -euo pipefail
-log() { echo "$*"; }
-. "$STAMP_SH"
-cd "$WORK"
-stamp_workdir
+RECIPE = PRELUDE + r"""
 make_feats() {
   mkdir -p mfcc
   tr a-z A-Z < data/x/wav.scp > mfcc/raw.ark
@@ -40,26 +33,12 @@ step exp/m/.stamp data/x "$KALDILITE_REPO/conf/a.conf" --out exp/m/final.mdl -- 
 """
 
 
-def make_checkout(path):
-    """A stand-in repository: what stamp.sh reads from it (the version) and a recipe conf."""
-    (path / "kaldilite").mkdir(parents=True)
-    (path / "kaldilite" / "__init__.py").write_text('__version__ = "9.9"\n')
-    (path / "conf").mkdir()
-    (path / "conf" / "a.conf").write_text("--num-ceps=13\n")
-    return path
-
-
 def run(work, checkout):
-    env = dict(os.environ, WORK=str(work), KALDILITE_REPO=str(checkout), STAMP_SH=str(STAMP_SH))
-    (work / "ran.txt").unlink(missing_ok=True)
-    out = subprocess.run(["bash", "-c", RECIPE], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    ran = (work / "ran.txt").read_text().split() if (work / "ran.txt").exists() else []
-    return ran, out.stdout
+    return run_recipe(RECIPE, work, checkout)
 
 
 def built(tmp_path):
-    checkout = make_checkout(tmp_path / "repo")
+    checkout = make_checkout(tmp_path / "repo", {"a.conf": "--num-ceps=13\n"})
     work = tmp_path / "work"
     (work / "data" / "x").mkdir(parents=True)
     (work / "data" / "x" / "wav.scp").write_text("u1 /corpus/u1.wav\n")
@@ -113,12 +92,7 @@ def test_real_changes_still_re_run_the_steps_that_read_them(tmp_path):
     assert run(copy, other_checkout)[0] == ["train"]
 
 
-LEGACY_STEP = r"""
-set -euo pipefail
-log() { echo "$*"; }
-. "$STAMP_SH"
-cd "$WORK"
-stamp_workdir
+LEGACY_STEP = PRELUDE + r"""
 make_out() { cat "$KALDILITE_REPO/recipes/conf/a.conf" > out.txt; echo make_out >> ran.txt; }
 conf="$KALDILITE_REPO/recipes/conf/a.conf"
 step exp/.stamp "$conf" --out out.txt -- make_out --config "$conf"
@@ -139,7 +113,7 @@ def _first_format_stamp(checkout, conf, out):
 
 
 def test_a_first_format_stamp_from_another_checkout_is_accepted_and_rewritten(tmp_path):
-    old_checkout = make_checkout(tmp_path / "old_repo")
+    old_checkout = make_checkout(tmp_path / "old_repo", {"a.conf": "--num-ceps=13\n"})
     (old_checkout / "recipes" / "conf").mkdir(parents=True)
     conf = old_checkout / "recipes" / "conf" / "a.conf"
     conf.write_text("--beam=13\n")
@@ -148,13 +122,9 @@ def test_a_first_format_stamp_from_another_checkout_is_accepted_and_rewritten(tm
     (work / "out.txt").write_text("--beam=13\n")
     (work / "exp" / ".stamp").write_text(_first_format_stamp(old_checkout, conf, work / "out.txt"))
     new_checkout = copy_a(old_checkout, tmp_path / "new_repo")
-    env = dict(os.environ, WORK=str(work), KALDILITE_REPO=str(new_checkout), STAMP_SH=str(STAMP_SH))
 
     def run_step():
-        (work / "ran.txt").unlink(missing_ok=True)
-        out = subprocess.run(["bash", "-c", LEGACY_STEP], env=env, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return (work / "ran.txt").read_text().split() if (work / "ran.txt").exists() else []
+        return run_recipe(LEGACY_STEP, work, new_checkout)[0]
 
     assert run_step() == []
     stamp = (work / "exp" / ".stamp").read_text()
