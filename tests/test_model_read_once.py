@@ -55,19 +55,25 @@ mono_system = _nnet.mono_system
 nnet_system = _nnet.nnet_system
 
 
-@pytest.mark.parametrize("verb", ["decode-nnet2", "decode-commands"])
-def test_a_decode_with_one_job_reads_the_nnet2_model_once(nnet_system, tmp_path, monkeypatch, verb):
-    import kaldilite.nnet.model as nnet_model
-
-    tmp, _, _ = nnet_system
+def _count_reads(monkeypatch, module, name):
+    """Replace module.name by a wrapper that records each path it is called with; -> that list."""
     reads = []
-    real = nnet_model.read_model_file
+    real = getattr(module, name)
 
     def counting(path, *args, **kwargs):
         reads.append(os.fspath(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(nnet_model, "read_model_file", counting)
+    monkeypatch.setattr(module, name, counting)
+    return reads
+
+
+@pytest.mark.parametrize("verb", ["decode-nnet2", "decode-commands"])
+def test_a_decode_with_one_job_reads_the_nnet2_model_once(nnet_system, tmp_path, monkeypatch, verb):
+    import kaldilite.nnet.model as nnet_model
+
+    tmp, _, _ = nnet_system
+    reads = _count_reads(monkeypatch, nnet_model, "read_model_file")
     forget_loaded()
     model = tmp / "nnet2" / "final.mdl"
     result = CliRunner().invoke(cli, [verb, "--nj", "1", "--acwt", "1.0", "--model", str(model),
@@ -81,14 +87,7 @@ def test_a_gmm_decode_with_one_job_reads_the_model_once(mono_system, tmp_path, m
     import kaldilite.gmm.model as gmm_model
 
     tmp, _ = mono_system
-    loads = []
-    real = gmm_model.load_model
-
-    def counting(path):
-        loads.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(gmm_model, "load_model", counting)
+    loads = _count_reads(monkeypatch, gmm_model, "load_model")
     forget_loaded()
     for verb, out in (("decode", "d1"), ("decode-commands", "d2")):
         result = CliRunner().invoke(cli, [verb, "--nj", "1", "--model", str(tmp / "mono" / "final.mdl"),
@@ -105,14 +104,7 @@ def test_decode_commands_jobs_ask_the_verbs_read_of_the_model_header(mono_system
     import kaldilite.gmm.model as gmm_model
 
     tmp, _ = mono_system
-    reads = []
-    real = gmm_model.read_model_header
-
-    def counting(path):
-        reads.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(gmm_model, "read_model_header", counting)
+    reads = _count_reads(monkeypatch, gmm_model, "read_model_header")
     forget_loaded()
     model = tmp / "mono" / "final.mdl"
     result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--model", str(model),
