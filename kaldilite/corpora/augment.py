@@ -244,8 +244,6 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     utterance are listed in `dest/utt2noise`. Audio goes to `dest/wav/<utt>.wav` (16-bit PCM,
     clipped). Returns the destination Path.
     """
-    import soundfile
-
     from kaldilite.io.audio import read_audio
 
     src, dest = Path(src), Path(dest)
@@ -270,10 +268,7 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
         if utt not in utt2spk:
             continue
         speech = read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True)
-        speech_rate = rate
-        if speech_rate is None:
-            from kaldilite.io.audio import audio_info
-            speech_rate = audio_info(wav_scp[utt])[0]
+        speech_rate = rate if rate is not None else _rate_of(wav_scp[utt])
         rng = _utterance_rng(random_seed, utt)
         index = int(rng.integers(len(usable)))
         spec, noise_wave = usable[index]
@@ -290,10 +285,7 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
             log.warning("%s: utterance %s is all zeros; copied without noise", src, utt)
         else:
             mixed, _ = mix_at_snr(speech, noise_wave, snr, offset)
-        clipped = np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
-        out = (dest / "wav" / f"{prefix}{utt}.wav").resolve()
-        soundfile.write(str(out), clipped, speech_rate, subtype="PCM_16")
-        new_wav[prefix + utt] = str(out)
+        new_wav[prefix + utt] = _write_pcm16(dest / "wav" / f"{prefix}{utt}.wav", mixed, speech_rate)
         utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
 
     write_key_values(dest / "wav.scp", new_wav)
@@ -303,6 +295,15 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     log.info("%s: %d utterances of %s with noise at SNR %s dB", dest, len(new_wav), src,
              ":".join(f"{s:g}" for s in snrs))
     return dest
+
+
+def _write_pcm16(path, wave, rate):
+    """Write `wave` (int16 scale) rounded and clipped as 16-bit PCM; returns the absolute path as str."""
+    import soundfile
+
+    path = Path(path).resolve()
+    soundfile.write(str(path), np.clip(np.round(wave), -32768, 32767).astype(np.int16), rate, subtype="PCM_16")
+    return str(path)
 
 
 def _rate_of(spec):
@@ -331,8 +332,6 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
     steps/copy_ali_dir.sh). Audio goes to `dest/wav/<id>.wav` (16-bit PCM at `sample_frequency`);
     `dest/utt2rir` lists each copy's room, RT60 and noise; `dest/rooms.txt` every room.
     """
-    import soundfile
-
     from kaldilite.corpora.rir import reverberate, sample_room_rirs
     from kaldilite.io.audio import read_audio
 
@@ -392,10 +391,7 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
                 noise_rir = room.rirs[1 % len(room.rirs)] if wet else np.array([1.0])
                 out = reverberate(speech, rir, rate, noise=None if clip is None else clip[1], noise_rir=noise_rir,
                                   snr_db=snr, noise_offset=offset)
-            clipped = np.clip(np.round(out), -32768, 32767).astype(np.int16)
-            path = (dest / "wav" / f"{new_id}.wav").resolve()
-            soundfile.write(str(path), clipped, rate, subtype="PCM_16")
-            new_wav[new_id] = str(path)
+            new_wav[new_id] = _write_pcm16(dest / "wav" / f"{new_id}.wav", out, rate)
             noise_text = "none" if clip is None else f"{clip[0]} {offset} {snr:g}"
             utt2rir[new_id] = (f"room{room_index} rt60={room.rt60:.3f}" if wet else "dry") + f" noise={noise_text}"
 
