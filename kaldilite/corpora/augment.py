@@ -369,6 +369,7 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
         if utt not in utt2spk:
             continue
         speech = np.asarray(read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True), np.float64)
+        silent = float(np.mean(speech ** 2)) <= 0.0
         for rep_prefix in prefixes:  # each copy's draws depend on its own id only
             new_id = rep_prefix + utt
             rng = _utterance_rng(random_seed, new_id)
@@ -384,7 +385,7 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
             # a dry copy still goes through `reverberate` with a unit impulse, so noise and output
             # normalization are the same code path
             rir = room.rirs[0] if wet else np.array([1.0])
-            if float(np.mean(speech ** 2)) <= 0.0:
+            if silent:
                 out = speech
                 log.warning("%s: utterance %s is all zeros; copied as is", src, utt)
             else:
