@@ -354,9 +354,10 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
     if kind == "sat" or phone_scores or phone_llr:  # fMLLR statistics, phone scores: a missing list fails here
-        from kaldilite.train.sat import _silence_phones_from
+        from kaldilite.lang.langdir import read_phone_list
 
-        silence_phones = _silence_phones_from(model_path.parent, graph_dir)
+        silence_phones = read_phone_list(Path(graph_dir) / "phones" / "silence.int",
+                                         "rebuild the graph with `kaldilite mkgraph` (it copies the lang dir's phone lists)")
     opts = CommandDecodeOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acwt,
                                 lattice_beam=lattice_beam, first_beam=first_beam, silence_weight=silence_weight,
                                 fmllr_min_count=fmllr_min_count, exact_llr=exact_llr, phone_scores=phone_scores,

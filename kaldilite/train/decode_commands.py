@@ -113,7 +113,7 @@ def decoding_kind(model_path):
 
 def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_dict, silence_phones=()):
     """One job of decode-commands: ([(utt, Measures, num_frames)], wall seconds, CPU seconds).
-    ``silence_phones``: the graph's silence phone ids (`kaldilite.train.sat._silence_phones_from`),
+    ``silence_phones``: the graph's silence phone ids (phones/silence.int, `kaldilite.lang.langdir.read_phone_list`),
     needed by SAT models (fMLLR statistics) and by the phone-level scores."""
     from kaldilite.train.gmm_steps import single_threaded_blas
 
