@@ -85,7 +85,7 @@ class Nnet2Options:
     initial_learning_rate: float = 0.04
     final_learning_rate: float = 0.004
     momentum: float = 0.9
-    update: str = "sgd"  # "sgd": momentum SGD as nnet2's simple update; "rms": see _update_rms
+    update: str = "sgd"  # "sgd": momentum SGD as nnet2's simple update; "rms": see rms_update
     rms_decay: float = 0.999
     max_change: float = 2.0
     num_hidden_layers: int = 2
@@ -314,9 +314,9 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
             correct += right
             for net, state in zip([nnet, *partners], [velocities, *partner_velocities]):
                 if opts.update == "rms":
-                    _update_rms(net, state, lr, len(batch), opts.momentum, opts.rms_decay, opts.max_change)
+                    rms_update(net, state, lr, len(batch), opts.momentum, opts.rms_decay, opts.max_change)
                 else:
-                    _update(net, state, lr / len(batch), opts.momentum, opts.max_change)
+                    momentum_update(net, state, lr / len(batch), opts.momentum, opts.max_change)
         train_objf, train_acc = nnet.evaluate(diag_feats, diag_targets)
         record = {"iter": iteration, "learning_rate": lr, "minibatch_objf": objective_sum / seen,
                   "train_objf": train_objf, "train_acc": train_acc}
@@ -444,7 +444,7 @@ def ensemble_objective(ensemble, feats, targets, batch=4096):
     return total / n, correct / n
 
 
-def _update(nnet, velocities, step, momentum, max_change):
+def momentum_update(nnet, velocities, step, momentum, max_change):
     """One SGD step (momentum, then max-change per component) from the gradients in `nnet`."""
     for index, component in enumerate(nnet.components):
         if component.kind != "affine":
@@ -475,7 +475,7 @@ def _update(nnet, velocities, step, momentum, max_change):
 RMS_EPSILON = 1e-8
 
 
-def _update_rms(nnet, state, lr, batch_size, momentum, decay, max_change):
+def rms_update(nnet, state, lr, batch_size, momentum, decay, max_change):
     """One step of the per-parameter RMS-normalized update (Adam: Kingma & Ba 2015).
 
     A simpler stand-in for nnet2's NaturalGradientAffineComponent: instead of an online
@@ -483,7 +483,7 @@ def _update_rms(nnet, state, lr, batch_size, momentum, decay, max_change):
     step is divided by the running root-mean-square of its own gradient, so rarely active
     units and the zero-initialised output layer move as fast as busy ones. `momentum` is
     Adam's beta1, `decay` its beta2; both running averages are bias-corrected. Max-change
-    applies to the resulting step as in `_update`.
+    applies to the resulting step as in `momentum_update`.
     """
     for index, component in enumerate(nnet.components):
         if component.kind != "affine":
@@ -719,7 +719,7 @@ def load_examples(data_dir, pipeline, pdf_alignments, features=None, copy_prefix
     as do the utterances `copy_prefixes` name (an error if such a copy's length is not its source's).
     `features` (iterable of (utt, matrix)) replaces the data dir's features through `pipeline`.
     """
-    utt2uniq = _utt2uniq(data_dir)
+    utt2uniq = read_utt2uniq(data_dir)
     utts, feats, targets = [], [], []
     mismatched = copied = 0
     unsourced = []
@@ -755,7 +755,7 @@ def load_examples(data_dir, pipeline, pdf_alignments, features=None, copy_prefix
     return utts, np.concatenate(feats), np.concatenate(targets).astype(np.int64), offsets
 
 
-def _validation_subset(data_dir, utts, num_utts, rng):
+def validation_subset(data_dir, utts, num_utts, rng):
     """Boolean mask of `num_utts` held-out utterances (get_egs.sh's --num-utts-subset).
 
     With DATA/utt2uniq (speed-perturbed or noisy copies) whole groups of copies of one source
@@ -764,7 +764,7 @@ def _validation_subset(data_dir, utts, num_utts, rng):
     mask = np.zeros(len(utts), bool)
     if num_utts <= 0 or len(utts) <= 2 * num_utts:
         return mask
-    uniq = _utt2uniq(data_dir)
+    uniq = read_utt2uniq(data_dir)
     groups = np.array([uniq.get(u, u) for u in utts])
     names = np.unique(groups)
     copies = len(utts) / len(names)
@@ -772,7 +772,7 @@ def _validation_subset(data_dir, utts, num_utts, rng):
     return np.isin(groups, names[chosen])
 
 
-def _utt2uniq(data_dir):
+def read_utt2uniq(data_dir):
     """DATA/utt2uniq (augmented copy -> source recording), or {} without that file."""
     from pathlib import Path
 
@@ -875,7 +875,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
              raw_dim, opts.feature_type, cmvn, "" if fmllr_pipeline is None else ", final.mat, fMLLR,",
              opts.splice_width, opts.splice_width, examples.spliced_dim)
     rng = np.random.default_rng(opts.seed)
-    valid_utts = _validation_subset(data_dir, utts, opts.num_utts_subset, rng)
+    valid_utts = validation_subset(data_dir, utts, opts.num_utts_subset, rng)
     frame_is_valid = np.repeat(valid_utts, np.diff(offsets))
     train_examples = examples.subset(~frame_is_valid)
     train_targets = targets[~frame_is_valid]

@@ -69,7 +69,7 @@ class NnetDiscriminativeOptions:
     one_silence_class: bool = True  # sMBR: any silence frame decoded as any silence pdf counts as right
     num_epochs: int = 4
     learning_rate: float = 2e-5
-    update: str = "sgd"  # "sgd" (nnet2's) or "rms" (kaldilite.nnet.train._update_rms)
+    update: str = "sgd"  # "sgd" (nnet2's) or "rms" (kaldilite.nnet.train.rms_update)
     momentum: float = 0.0
     rms_decay: float = 0.999
     max_change: float = 2.0
@@ -145,7 +145,7 @@ class _Utterances:
         from kaldilite.feat.pipeline import load_features
         from kaldilite.io.tables import read_int_vectors
         from kaldilite.nnet.model import raw_feature_dim_of
-        from kaldilite.nnet.train import SplicedFrames, _utt2uniq, copied_alignment
+        from kaldilite.nnet.train import SplicedFrames, copied_alignment, read_utt2uniq
 
         pipeline = model.pipeline
         if model.speaker_adapted:
@@ -167,7 +167,7 @@ class _Utterances:
             lattices.update(load_den_lattices(path))
         if not lattices:
             raise MissingFileError(f"{denlat_dir}: no denlat.*.npz; run `kaldilite make-denlats --model` first")
-        utt2uniq = _utt2uniq(data_dir)
+        utt2uniq = read_utt2uniq(data_dir)
         unspliced = dataclasses.replace(pipeline, splice_left=0, splice_right=0, transform=None)
         self.utts, self.alis, self.lats, frames = [], [], [], []
         skipped = 0
@@ -267,7 +267,7 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     """
     from kaldilite.lang import LangDir
     from kaldilite.nnet.model import load_nnet_model, save_nnet_model, scaled_log_priors
-    from kaldilite.nnet.train import _update, _update_rms, _validation_subset
+    from kaldilite.nnet.train import momentum_update, rms_update, validation_subset
 
     opts = opts or NnetDiscriminativeOptions()
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -283,7 +283,7 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     silence = np.asarray(sorted(LangDir.load(lang_dir).silence_phones), np.int64)
     data = _Utterances(model, data_dir, ali_dir, denlat_dir)
     rng = np.random.default_rng(opts.seed)
-    valid = _validation_subset(data_dir, data.utts, opts.num_utts_subset, rng)
+    valid = validation_subset(data_dir, data.utts, opts.num_utts_subset, rng)
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
     log.info("%d utterances (%d frames) with alignments and lattices; %d held out for the objective",
              len(data.utts), data.offsets[-1], len(valid_idx))
@@ -292,10 +292,10 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     state = {}
     if opts.update == "rms":
         def update(net):
-            _update_rms(net, state, opts.learning_rate, 1, opts.momentum, opts.rms_decay, opts.max_change)
+            rms_update(net, state, opts.learning_rate, 1, opts.momentum, opts.rms_decay, opts.max_change)
     else:
         def update(net):
-            _update(net, state, opts.learning_rate, opts.momentum, opts.max_change)
+            momentum_update(net, state, opts.learning_rate, opts.momentum, opts.max_change)
     objf, accs, train_objf = [], [], []
     if len(valid_idx):
         value, acc = _evaluate(nnet, model, data, valid_idx, opts, silence, log_priors)

@@ -204,14 +204,14 @@ def test_short_training_raises_the_mmi_objective_on_a_toy_problem():
         num, den, n, _, correct = _minibatch_pass(nnet, model, data, list(range(num_utts)), opts, silence, log_priors)
         return (num - den) / n, correct / n
 
-    from kaldilite.nnet.train import _update_rms
+    from kaldilite.nnet.train import rms_update
 
     state = {}
     before, acc_before = evaluate()
     for _ in range(15):
         for batch in _minibatches(rng.permutation(num_utts), np.full(num_utts, frames), 48):
             _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors,
-                            lambda net: _update_rms(net, state, opts.learning_rate, 1, opts.momentum, opts.rms_decay,
+                            lambda net: rms_update(net, state, opts.learning_rate, 1, opts.momentum, opts.rms_decay,
                                                     opts.max_change))
     after, acc_after = evaluate()
     # the zero-initialised output layer starts at uniform posteriors: numerator 0, denominator log 4 per frame

@@ -1,6 +1,6 @@
 """The RMS-normalized update rule and the alignments of augmented copies, against hand-computed answers.
 
-- `_update_rms`: Adam's first bias-corrected step is exactly -lr * sign(gradient) for every
+- `rms_update`: Adam's first bias-corrected step is exactly -lr * sign(gradient) for every
   parameter (m = (1-b1) g, v = (1-b2) g^2, both corrected by their 1 - b^t); the second step
   is checked against the recursion written out in float64; max-change scales the step down to
   the requested norm.
@@ -12,7 +12,7 @@
 import numpy as np
 
 from kaldilite.nnet.network import Nnet
-from kaldilite.nnet.train import RMS_EPSILON, Nnet2Options, _update_rms, copied_alignment, train_network
+from kaldilite.nnet.train import RMS_EPSILON, Nnet2Options, copied_alignment, rms_update, train_network
 
 
 def small_network_with_gradients(seed=0):
@@ -34,7 +34,7 @@ def test_first_rms_step_moves_every_parameter_by_the_learning_rate_against_its_g
     nnet, _, _ = small_network_with_gradients()
     grads = [g.astype(np.float64) / 16 for c in nnet.affine_components() for g in (c.grad_weight, c.grad_bias)]
     before = params(nnet)
-    _update_rms(nnet, {}, lr=1e-3, batch_size=16, momentum=0.9, decay=0.999, max_change=0)
+    rms_update(nnet, {}, lr=1e-3, batch_size=16, momentum=0.9, decay=0.999, max_change=0)
     for old, new, grad in zip(before, params(nnet), grads):
         big = np.abs(grad) > 1e-4  # where epsilon (1e-8) is negligible against |g| * sqrt(1 - b2)
         assert big.sum() > 0.5 * big.size
@@ -46,11 +46,11 @@ def test_second_rms_step_follows_the_bias_corrected_moment_recursion():
     b1, b2, lr = 0.9, 0.999, 1e-3
     g1 = [g.astype(np.float64) / 16 for c in nnet.affine_components() for g in (c.grad_weight, c.grad_bias)]
     state = {}
-    _update_rms(nnet, state, lr=lr, batch_size=16, momentum=b1, decay=b2, max_change=0)
+    rms_update(nnet, state, lr=lr, batch_size=16, momentum=b1, decay=b2, max_change=0)
     nnet.train_step_gradients(x, y)
     g2 = [g.astype(np.float64) / 16 for c in nnet.affine_components() for g in (c.grad_weight, c.grad_bias)]
     before = params(nnet)
-    _update_rms(nnet, state, lr=lr, batch_size=16, momentum=b1, decay=b2, max_change=0)
+    rms_update(nnet, state, lr=lr, batch_size=16, momentum=b1, decay=b2, max_change=0)
     for old, new, a, b in zip(before, params(nnet), g1, g2):
         m = (1 - b1) * (b1 * a + b)
         v = (1 - b2) * (b2 * a * a + b * b)
@@ -63,7 +63,7 @@ def test_second_rms_step_follows_the_bias_corrected_moment_recursion():
 def test_rms_step_is_scaled_down_to_max_change():
     nnet, _, _ = small_network_with_gradients(2)
     before = params(nnet)
-    _update_rms(nnet, {}, lr=1.0, batch_size=16, momentum=0.9, decay=0.999, max_change=0.5)
+    rms_update(nnet, {}, lr=1.0, batch_size=16, momentum=0.9, decay=0.999, max_change=0.5)
     after = params(nnet)
     # per component (weight + bias together), as Kaldi's max-change
     for i in range(0, len(before), 2):
