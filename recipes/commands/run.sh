@@ -437,8 +437,9 @@ fi
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2 "* ]]; then
   # Speaker-independent input (MFCC + CMVN, no fMLLR), so the DNN also runs online (export-model
   # --mfcc-config conf/mfcc_hires.conf with nnet_feats=hires); the tree, transition model and graph are
-  # tri3b's; the augmented set (speeds, noise) is what carries it across speakers. Sequence training of it
-  # (make-denlats --model + train-nnet2-discriminative: MMI / sMBR, steps/nnet2/train_discriminative2.sh)
+  # tri3b's; the augmented set (speeds, noise; + reverberation: nnet_reverb) is what carries it across
+  # speakers. Sequence training of it (make-denlats --model + train-nnet2-discriminative: MMI / sMBR,
+  # steps/nnet2/train_discriminative2.sh)
   # is not run: on held-out training speakers it lowered command accuracy at 5% FA at every setting tried
   # (kaldilite/train/nnet_discriminative.py's docstring).
   log "Stage 8: nnet2 p-norm DNN ($nnet_feats features) on the tri3b (fMLLR) alignments of the augmented train set"
@@ -475,7 +476,7 @@ fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2_fmllr "* ]]; then
   # The offline DNN: tri3b's speaker-adapted features (13-dim MFCC + CMVN, splice, final.mat, then each
-  # speaker's fMLLR: align-fmllr's trans.* here, tri3b's garbage-side decode transforms at test time,
+  # speaker's fMLLR: align-fmllr's trans.* here, tri3b's decode transforms ($sat_fmllr_hypothesis) at test time,
   # stage 9), as Kaldi's nnet2 recipes on tri3b (feat_type=lda, --transform-dir). Not online: live
   # decoding has no speaker transforms (nnet2 stays the online model). conf/nnet2_fmllr.conf.
   log "Stage 8: nnet2_fmllr p-norm DNN on tri3b's fMLLR-adapted features (offline model)"
@@ -529,7 +530,7 @@ phone_scores_option() {  # the scores the rejection rules read: decode-commands 
 
 sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fMLLR hypothesis; first-pass llr if
   # used), or of the fMLLR-input DNN: the transforms tri3b's decode of SET (default dev) estimated, for all
-  # of its speakers (garbage side: the same for either grammar)
+  # of its speakers (those of its decode with the rejection grammar, for either grammar)
   [ $1 = nnet2_fmllr ] && echo --transform-dir exp/tri3b/decode_${2:-dev}
   [ -f exp/$1/final.alimdl ] || return 0
   echo --fmllr-hypothesis $sat_fmllr_hypothesis
