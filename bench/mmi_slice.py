@@ -47,7 +47,7 @@ def decode(out, slice_dir, system, bonus, acwt, beam="13.0", lattice_beam="10.0"
                  "--garbage-phone-bonus", bonus]
     common = ["--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, "--model", model_dir / "final.mdl"]
     if (model_dir / "final.alimdl").is_file():
-        common += ["--fmllr-hypothesis", "garbage"]
+        common += ["--fmllr-hypothesis", "garbage"]  # as the mmi-slice figures were made (run.sh now: best)
     dest = work / f"exp/{system}/gb{bonus}_a{acwt}"
     log = f"{dest}.log"
     if not (dest / "decode_dev/measures.jsonl").is_file():
