@@ -10,37 +10,11 @@
 
 import numpy as np
 import pytest
+from den_lattice_fixtures import enumerate_paths, tiny_lattice
 
 from kaldilite.decode.denlat import (DenLattice, boost_graph_costs, cancel_posteriors, forward_backward,
                                      forward_backward_smbr, frame_pdf_posteriors, load_den_lattices,
                                      save_den_lattices)
-
-
-def tiny_lattice():
-    # nodes: 0 -(t1)-> 2 -(t2)-> 3 ; 0 -(t3)-> 1 -(eps)-> 2 ; 1 -(t4)-> 3 ; 2 -(t5)-> 4 ; 3, 4 final
-    # frames: node 0 at 0, nodes 1 and 2 at 1, nodes 3 and 4 at 2; five paths
-    src = np.array([0, 0, 1, 1, 2, 2])
-    dst = np.array([2, 1, 2, 3, 3, 4])
-    tid = np.array([1, 3, 0, 4, 2, 5])
-    frame = np.array([0, 0, 1, 1, 1, 1])
-    graph = np.array([0.5, 1.0, 0.3, 0.1, 0.2, 0.7])
-    final = np.array([np.inf, np.inf, np.inf, 0.4, 1.5])
-    # the decoder gives links in any order: sorted by source node here, as DenLattice.from_raw does
-    return DenLattice(5, src, dst, tid, frame, graph, final, 2)
-
-
-def brute_force(lat, link_cost):
-    """{path (tuple of links): total cost} for every path from node 0 to a final node."""
-    paths = {}
-
-    def walk(node, links, cost):
-        if np.isfinite(lat.final[node]):
-            paths[tuple(links)] = cost + lat.final[node]
-        for k in np.flatnonzero(lat.src == node):
-            walk(lat.dst[k], links + [k], cost + link_cost[k])
-
-    walk(0, [], 0.0)
-    return paths
 
 
 def test_forward_backward_equals_the_sum_over_all_paths():
@@ -51,12 +25,12 @@ def test_forward_backward_equals_the_sum_over_all_paths():
     acwt = 0.3
     post, total = forward_backward(lat, loglikes, tid_to_pdf, acwt)
     acoustic = np.array([-loglikes[f, tid_to_pdf[t]] if t else 0.0 for f, t in zip(lat.frame, lat.tid)])
-    paths = brute_force(lat, lat.graph + acwt * acoustic)
+    paths = enumerate_paths(lat, lat.graph + acwt * acoustic)
     assert len(paths) == 5
-    z = np.logaddexp.reduce([-c for c in paths.values()])
+    z = np.logaddexp.reduce([-c for _, c in paths])
     assert total == pytest.approx(z, abs=1e-12)
     expected = np.zeros(len(lat.src))
-    for links, cost in paths.items():
+    for links, cost in paths:
         for k in links:
             expected[k] += np.exp(-cost - z)
     np.testing.assert_allclose(post, expected, atol=1e-12)

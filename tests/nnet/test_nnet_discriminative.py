@@ -18,6 +18,7 @@ import types
 
 import numpy as np
 import pytest
+from den_lattice_fixtures import enumerate_paths, tiny_lattice
 
 from kaldilite.decode.denlat import DenLattice
 from kaldilite.nnet.components import (AffineComponent, NormalizeComponent, PnormComponent, SoftmaxComponent,
@@ -28,17 +29,6 @@ from kaldilite.train.nnet_discriminative import (NnetDiscriminativeOptions, _min
                                                  mmi_derivative, smbr_derivative)
 
 
-def small_lattice():
-    # 0 -(t1)-> 2 -(t2)-> 3 ; 0 -(t3)-> 1 -(eps)-> 2 ; 1 -(t4)-> 3 ; 2 -(t5)-> 4 ; 3, 4 final; 2 frames
-    src = np.array([0, 0, 1, 1, 2, 2])
-    dst = np.array([2, 1, 2, 3, 3, 4])
-    tid = np.array([1, 3, 0, 4, 2, 5])
-    frame = np.array([0, 0, 1, 1, 1, 1])
-    graph = np.array([0.5, 1.0, 0.3, 0.1, 0.2, 0.7])
-    final = np.array([np.inf, np.inf, np.inf, 0.4, 1.5])
-    return DenLattice(5, src, dst, tid, frame, graph, final, 2)
-
-
 def sausage(num_frames, num_pdfs):
     """Node t -> t+1 by one link per pdf (tid = pdf + 1), graph cost 0, last node final."""
     src = np.repeat(np.arange(num_frames), num_pdfs)
@@ -47,21 +37,8 @@ def sausage(num_frames, num_pdfs):
                       np.r_[np.full(num_frames, np.inf), 0.0], num_frames)
 
 
-def enumerate_paths(lat, link_cost):
-    paths = []
-
-    def walk(node, links, cost):
-        if np.isfinite(lat.final[node]):
-            paths.append((links, cost + lat.final[node]))
-        for k in np.flatnonzero(lat.src == node):
-            walk(lat.dst[k], links + [k], cost + link_cost[k])
-
-    walk(0, [], 0.0)
-    return paths
-
-
 def test_denominator_posteriors_equal_brute_force_enumeration():
-    lat = small_lattice()
+    lat = tiny_lattice()
     tid_to_pdf = np.array([0, 0, 1, 1, 2, 0])
     loglikes = np.random.default_rng(1).normal(-4, 2, (2, 3))
     acwt, num_ali = 0.5, np.array([2, 1])
@@ -102,7 +79,7 @@ def test_sausage_lattice_gives_per_frame_softmax_and_drop_frames_drops_lost_refe
 
 
 def test_smbr_expected_accuracy_and_derivative_equal_brute_force_enumeration():
-    lat = small_lattice()
+    lat = tiny_lattice()
     tid_to_pdf = np.array([0, 0, 1, 1, 2, 0])
     tid_to_phone = np.array([0, 1, 2, 2, 3, 1])  # phone 1 is silence (tids 1 and 5)
     tm = types.SimpleNamespace(tid_to_pdf=tid_to_pdf, tid_to_phone=tid_to_phone)
@@ -148,7 +125,7 @@ def test_network_gradient_matches_finite_differences_of_the_mmi_objective(mixed)
     rng = np.random.default_rng(3)
     nnet = tiny_net(rng, mixed)
     feats = rng.normal(size=(2, 6)).astype(np.float32)
-    lat = small_lattice()
+    lat = tiny_lattice()
     tid_to_pdf = np.array([0, 0, 1, 1, 2, 0])
     num_ali = np.array([2, 1])
     log_prior = 0.5 * np.log(np.array([0.5, 0.3, 0.2]))  # prior scale 0.5
