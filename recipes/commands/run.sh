@@ -104,10 +104,11 @@ nnet_reverb=true       # stage 8: the DNN also trains on a reverberated copy of 
                        # (reverberate-data-dir: 100 simulated rooms, RT60 0.2-0.8 s, source 0.5-3 m from the mic), which
                        # takes its clean copy's alignment (train-nnet2 through utt2uniq, as steps/copy_ali_dir.sh); the
                        # GMMs never see it. On the clean held-out-speaker slice (bench/rejection_slice.py, seeds 0 / 1,
-                       # logistic(llr_total,gop_mean)): command acc at ~5% in-domain FA 81.2 -> 81.5% (9 fixed / 8 broken)
-                       # and 80.9 -> 82.1% (14/10); commands-only 92.4 -> 94.1 (11/5) and 93.5 -> 94.4 (9/6); oracle @ 5%
-                       # 80.9 -> 81.8 and 80.6 -> 82.1; EER 14.1 -> 14.6 and 13.5 -> 13.1. Cost: ~20 s to make the copy,
-                       # DNN training +20% (253 -> ~300 s CPU on the slice's 120 speakers). false: train_aug only.
+                       # logistic(llr_total,gop_mean), 4 epochs; at 6: conf/nnet2.conf): command acc at ~5% in-domain
+                       # FA 81.2 -> 81.5% (9 fixed / 8 broken) and 80.9 -> 82.1% (14/10); commands-only 92.4 -> 94.1
+                       # (11/5) and 93.5 -> 94.4 (9/6); oracle @ 5% 80.9 -> 81.8 and 80.6 -> 82.1; EER 14.1 -> 14.6 and
+                       # 13.5 -> 13.1. Cost: ~20 s to make the copy, DNN training +20% (253 -> ~300 s CPU on the
+                       # slice's 120 speakers). false: train_aug only.
                        # The additive-noise copies (noise-<utt>, same timing as sp1.0-<utt>) keep tri3b's OWN alignments
                        # as DNN targets. Their clean copy's instead (train-nnet2 --copy-ali-prefixes 'noise-=sp1.0-', Kaldi's
                        # copy_ali_dir practice) lost on the slice at both seeds (vs this setting, current scoring): 80.9 ->
