@@ -157,6 +157,13 @@ def _write_table(items, ark_path, scp_path, write_one):
     return count
 
 
+def _kaldi_float(array, dtype=None):
+    """`array` contiguous in `dtype`, by default Kaldi's double (`DM`/`DV`) for float64 and float
+    (`FM`/`FV`) for anything else."""
+    array = np.asarray(array)
+    return np.ascontiguousarray(array, dtype=dtype or (np.float64 if array.dtype == np.float64 else np.float32))
+
+
 def write_matrices(items, ark_path, scp_path=None, *, dtype=None):
     """Write (key, 2-D array) pairs as a binary Kaldi archive, plus an scp when asked.
 
@@ -170,8 +177,7 @@ def write_matrices(items, ark_path, scp_path=None, *, dtype=None):
         matrix = np.asarray(matrix)
         if matrix.ndim != 2:
             raise InputError(f"{ark_path}: entry {key} has shape {matrix.shape}, a 2-D matrix is required")
-        target = dtype or (np.float64 if matrix.dtype == np.float64 else np.float32)
-        kaldi_io.write_mat(handle, np.ascontiguousarray(matrix, dtype=target))
+        kaldi_io.write_mat(handle, _kaldi_float(matrix, dtype))
 
     return _write_table(items, ark_path, scp_path, write_one)
 
@@ -183,8 +189,7 @@ def write_vectors(items, ark_path, scp_path=None, *, dtype=None):
         vector = np.asarray(vector)
         if vector.ndim != 1:
             raise InputError(f"{ark_path}: entry {key} has shape {vector.shape}, a 1-D vector is required")
-        target = dtype or (np.float64 if vector.dtype == np.float64 else np.float32)
-        kaldi_io.write_vec_flt(handle, np.ascontiguousarray(vector, dtype=target))
+        kaldi_io.write_vec_flt(handle, _kaldi_float(vector, dtype))
 
     return _write_table(items, ark_path, scp_path, write_one)
 
@@ -357,12 +362,9 @@ def write_matrix(wxfilename, matrix, binary=True):
 
     Binary: Kaldi's `DM` for float64 input, `FM` otherwise. Text: ` [` rows `]` with every digit of
     float64 (`repr`), readable by Kaldi tools and `read_matrix`."""
-
     if binary:
-        matrix = np.asarray(matrix)
         with atomic_open(wxfilename, "wb") as handle:
-            kaldi_io.write_mat(handle, np.ascontiguousarray(
-                matrix, dtype=np.float64 if matrix.dtype == np.float64 else np.float32))
+            kaldi_io.write_mat(handle, _kaldi_float(matrix))
         return
     matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float64))
     with atomic_open(wxfilename) as handle:
