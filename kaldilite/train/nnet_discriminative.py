@@ -188,7 +188,6 @@ class _Utterances:
         self.offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
         self.examples = SplicedFrames(np.concatenate(frames), self.offsets, pipeline.splice_left,
                                       transform=pipeline.transform)
-        self.utt2uniq = utt2uniq
 
     def rows(self, indices):
         return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in indices])
