@@ -35,6 +35,7 @@ splits (`random_halves`).
 """
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -163,23 +164,34 @@ def adopt_old_layout(dest):
             (dest / old).rename(dest / new)
 
 
-def random_halves(slice_data, exp, heldout, rule, splits, target_fa=0.05, seed=0):
-    """(mean command accuracy, mean pooled FA) of `rule` over `splits` random halvings of the speakers of
-    SLICE_DATA + HELDOUT (decoded in EXP/decode_dev, EXP/decode_heldout_commands), each half decided by
-    the rule calibrated (`calibrate_threshold`, by speaker) on the other half, as the protocol's 2 folds."""
-    import random
-
+@functools.lru_cache(maxsize=None)
+def _pooled_slice(slice_data, exp, heldout):
+    """(references, measures, utt2spk, keys of the slice's utterances) of SLICE_DATA + HELDOUT decoded in
+    EXP/decode_dev, EXP/decode_heldout_commands, pooled (`_pooled_sets`): read once per exp dir, not
+    once per score."""
     from kaldilite.cli.commands import _pooled_sets
-    from kaldilite.score.commands import (SILENCE_CLASS, UNKNOWN_CLASS, calibrate_threshold, decide_all,
-                                          reference_class, score_decisions)
 
-    cmds = commands()
     keys = []  # per set: {utterance id: its key in the pool} (the held-out commands' ids get a prefix)
     refs, measures, utt2spk = _pooled_sets([(slice_data, exp / "decode_dev"),
                                             (heldout, exp / "decode_heldout_commands")], COMMANDS_TXT, keys)
+    return refs, measures, utt2spk, keys[0].values()
+
+
+def random_halves(slice_data, exp, heldout, rule, splits, target_fa=0.05, seed=0):
+    """(mean command accuracy, mean pooled FA) of `rule` over `splits` random halvings of the speakers of
+    SLICE_DATA + HELDOUT (decoded in EXP/decode_dev, EXP/decode_heldout_commands), each half decided by
+    the rule calibrated (`calibrate_threshold`, by speaker) on the other half, as the protocol's 2 folds
+    (`cross_calibrated_decisions` with the random halves as its speaker folds)."""
+    import random
+
+    from kaldilite.score.commands import (SILENCE_CLASS, UNKNOWN_CLASS, cross_calibrated_decisions,
+                                          reference_class, score_decisions)
+
+    cmds = commands()
+    refs, measures, utt2spk, slice_keys = _pooled_slice(slice_data, exp, heldout)
     speakers = sorted(set(utt2spk.values()))
     # accuracy on the slice's commands; the held-out commands (decoded without their word) are negatives only
-    slice_refs = {key: refs[key] for key in keys[0].values()}
+    slice_refs = {key: refs[key] for key in slice_keys}
     # the held-out commands' references are heldout_<command>: unknown words, like the fillers
     negative = [u for u in refs if reference_class(refs[u], cmds) in (UNKNOWN_CLASS, SILENCE_CLASS)]
     rng = random.Random(seed)
@@ -187,12 +199,8 @@ def random_halves(slice_data, exp, heldout, rule, splits, target_fa=0.05, seed=0
     for _ in range(splits):
         order = speakers[:]
         rng.shuffle(order)
-        decisions = {}
-        for half in (set(order[: len(order) // 2]), set(order[len(order) // 2:])):
-            train = {u: t for u, t in refs.items() if utt2spk[u] not in half}
-            rule_of_half, _ = calibrate_threshold(train, measures, rule, cmds, target_fa,
-                                                  utt2spk={u: utt2spk[u] for u in train})
-            decisions.update(decide_all({u: measures[u] for u in refs if utt2spk[u] in half}, rule_of_half))
+        group = {spk: int(k >= len(order) // 2) for k, spk in enumerate(order)}
+        decisions, _ = cross_calibrated_decisions(refs, measures, rule, cmds, utt2spk, target_fa, group=group)
         accuracy.append(score_decisions(slice_refs, decisions, cmds).accuracy)
         fa.append(sum(decisions[u].accepted for u in negative) / len(negative))
     return sum(accuracy) / splits, sum(fa) / splits

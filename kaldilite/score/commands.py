@@ -598,13 +598,14 @@ def cross_tuned_decisions(references, measures_by_setting, rule, commands, utt2s
     return _decide_by_speaker_folds(references, utt2spk, folds, choose)
 
 
-def _decide_by_speaker_folds(references, utt2spk, folds, choose, extra=None):
+def _decide_by_speaker_folds(references, utt2spk, folds, choose, extra=None, group=None):
     """The fold loop of the cross-tuned figures: `choose(other folds' references)` -> (measures,
     rule, record); the fold's utterances are decided by that rule on those measures.
     ``extra``: {key: (Measures, num_frames, speaker)} of another set (not calibrated on) whose
     items of a fold's speaker are decided by that fold's rule too; others are left out.
+    ``group``: {speaker: fold in range(folds)} instead of `speaker_folds`' round-robin (a random split).
     Returns ({utt or key: Decision}, [record per fold])."""
-    group = speaker_folds(references, utt2spk, folds)
+    group = group if group is not None else speaker_folds(references, utt2spk, folds)
     decisions, records = {}, []
     for fold in range(folds):
         held_out = {u for u in references if group[utt2spk[u]] == fold}
@@ -620,11 +621,13 @@ def _decide_by_speaker_folds(references, utt2spk, folds, choose, extra=None):
 
 
 def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, target_fa=0.05,
-                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2, per_command=False, extra=None):
+                               negatives=(UNKNOWN_CLASS, SILENCE_CLASS), folds=2, per_command=False, extra=None,
+                               group=None):
     """Decisions where no utterance is decided by a threshold calibrated on its own speaker.
 
-    The speakers (sorted) are dealt round-robin into `folds` groups; the utterances of each
-    group are decided by the rule calibrated (`calibrate_threshold`) on all the other groups.
+    The speakers (sorted) are dealt round-robin into `folds` groups (or as ``group`` says:
+    {speaker: fold in range(folds)}); the utterances of each group are decided by the rule
+    calibrated (`calibrate_threshold`) on all the other groups.
     This is the honest figure for a threshold tuned on the same data it is reported on.
     ``extra``: {key: (Measures, num_frames, speaker)}, e.g. the same speakers' audio decoded with
     another grammar, decided by the rule of their speaker's fold (keys of speakers in no fold are
@@ -640,7 +643,7 @@ def cross_calibrated_decisions(references, measures, rule, commands, utt2spk, ta
             calibrated = rule
         return measures, calibrated, calibrated.threshold
 
-    return _decide_by_speaker_folds(references, utt2spk, folds, choose, extra)
+    return _decide_by_speaker_folds(references, utt2spk, folds, choose, extra, group)
 
 
 def cross_calibrated_scores(references, measures, rule, commands, utt2spk, target_fa=0.05,

@@ -170,6 +170,21 @@ def test_cross_calibration_decides_each_speaker_with_the_other_speakers_threshol
     assert (scores.correct, scores.rejected, scores.unknown_accepted) == (1, 1, 1)
 
 
+def test_cross_calibration_folds_the_speakers_as_a_given_group_says():
+    # the case above with B in fold 0 and A in fold 1 (a random split's halves): the same decisions,
+    # the folds' thresholds in the other order
+    refs = {"A-1": "yes", "A-2": "marvin", "B-1": "yes", "B-2": "marvin"}
+    measures = {"A-1": (_m("yes", 0.9), 100), "A-2": (_m("no", 0.8), 100),
+                "B-1": (_m("yes", 0.5), 100), "B-2": (_m("no", 0.3), 100)}
+    from kaldilite.score.commands import cross_calibrated_decisions
+
+    decisions, thresholds = cross_calibrated_decisions(refs, measures, RejectionRule(), COMMANDS,
+                                                       {u: u[0] for u in refs}, 0.0, ("_unknown_",),
+                                                       group={"A": 1, "B": 0})
+    assert thresholds == [pytest.approx(0.85), pytest.approx(0.4)]
+    assert {u: d.accepted for u, d in decisions.items()} == {"A-1": True, "A-2": True, "B-1": False, "B-2": False}
+
+
 def _two_setting_case():
     """Speakers A, C (fold 0) separate well under setting x and badly under y; B, D (fold 1) the opposite."""
     refs, utt2spk = {}, {}
