@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaldilite.corpora.rir import loop_to_length
+from kaldilite.corpora.rir import loop_to_length, reverberate, sample_room_rirs
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.io.datadir import fix_data_dir, read_key_values, utt2spk_to_spk2utt, write_key_values
 
@@ -332,7 +332,6 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
     steps/copy_ali_dir.sh). Audio goes to `dest/wav/<id>.wav` (16-bit PCM at `sample_frequency`);
     `dest/utt2rir` lists each copy's room, RT60 and noise; `dest/rooms.txt` every room.
     """
-    from kaldilite.corpora.rir import reverberate, sample_room_rirs
     from kaldilite.io.audio import read_audio
 
     src, dest = Path(src), Path(dest)
