@@ -321,10 +321,10 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     start = time.perf_counter()
     if rule_scores.strip():
         from kaldilite.decode.confidence import phone_score_needs
-        from kaldilite.decode.rejection import FEATURES, SCORES, _is_feature
+        from kaldilite.decode.rejection import FEATURES, SCORES, is_logistic_feature
 
         names = rule_scores.replace(",", " ").split()
-        unknown = [n for n in names if n not in SCORES and not _is_feature(n)]
+        unknown = [n for n in names if n not in SCORES and not is_logistic_feature(n)]
         if unknown:
             raise click.BadParameter(f"unknown score(s) {', '.join(unknown)}; known: {', '.join(SCORES)} and the "
                                      f"logistic features {', '.join(f for f in FEATURES if f not in SCORES)}",

@@ -166,7 +166,8 @@ DEFAULT_LOGISTIC_FEATURES = ("llr_total", "confidence_logit", "command_margin", 
 LABEL_FEATURE = "label="  # "label=on": 1 when the utterance's label is that command, else 0
 
 
-def _is_feature(name):
+def is_logistic_feature(name):
+    """Whether a logistic rule can read `name`: a key of `FEATURES` or ``label=<command words>``."""
     return name in FEATURES or name.startswith(LABEL_FEATURE)
 
 
@@ -238,7 +239,7 @@ class RejectionRule:
             raise InputError(f"rejection rule: score {self.score!r} is not one of {', '.join(SCORES)}")
         if self.logistic:
             names = list(self.logistic.get("features", ()))
-            unknown = [n for n in names if not _is_feature(n)]
+            unknown = [n for n in names if not is_logistic_feature(n)]
             if unknown:
                 raise InputError(f"rejection rule: unknown logistic feature(s) {', '.join(unknown)}; "
                                  f"known: {', '.join(FEATURES)}")
@@ -542,6 +543,6 @@ def recognize(graph, loglikes, tid_to_pdf, words, fillers, rule=None, opts=None)
 
 
 __all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "FEATURES", "DEFAULT_LOGISTIC_FEATURES", "feature_vector",
-           "WordSequences", "Measures", "Decision", "RejectionRule",
+           "is_logistic_feature", "WordSequences", "Measures", "Decision", "RejectionRule",
            "RecognizerOptions", "Recognizer", "measure", "filler_word_ids", "read_fillers", "recognize", "recognize_decoder",
            "scored_word_sequences", "word_sequences_from_decoder"]
