@@ -1,7 +1,8 @@
 """Kaldi dictionary directories (`data/local/dict`): reading and validating them.
 
 A dict dir holds `lexicon.txt` (`word phone1 phone2 ...`) or `lexiconp.txt`
-(`word prob phone1 ...`; used when both exist, as Kaldi does), `silence_phones.txt`,
+(`word prob phone1 ...`; used when both exist, as Kaldi does, and then both must list the same
+pronunciations in the same order), `silence_phones.txt`,
 `nonsilence_phones.txt` (one base phone per line, or several variants of one base phone,
 e.g. stress or tone versions), `optional_silence.txt` (one silence phone) and optionally
 `extra_questions.txt`. The checks follow Kaldi's `utils/validate_dict_dir.pl`; unlike that
@@ -211,7 +212,29 @@ def read_lexicon(dict_path, declared_phones=None):
         entries.append(LexiconEntry(word, prob, tuple(rest), number))
     if not entries:
         raise InputError(f"{lex_path}: no pronunciations")
+    if with_probs and (dict_path / "lexicon.txt").is_file():
+        _check_lexicon_pair(dict_path / "lexicon.txt", lex_path, entries)
     return entries
+
+
+def _check_lexicon_pair(lexicon_path, lexiconp_path, entries):
+    """validate_dict_dir.pl's pair check: lexicon.txt, when kept beside lexiconp.txt, lists the
+    same pronunciations in the same order. Only lexiconp.txt is used; a lexicon.txt that says
+    otherwise means an edit went into the file that is ignored."""
+    plain = [(number, fields[0], tuple(fields[1:])) for number, line in read_text_lines(lexicon_path)
+             if (fields := line.split())]
+    for (number, word, phones), entry in zip(plain, entries):
+        if (word, phones) != (entry.word, entry.phones):
+            raise InputError(
+                f"{where(lexicon_path, number)}: {word} {' '.join(phones)} differs from "
+                f"{where(lexiconp_path, entry.line)}: {entry.word} {' '.join(entry.phones)} (lexiconp.txt is the one "
+                f"used); make the two files list the same pronunciations in the same order, or delete lexicon.txt"
+            )
+    if len(plain) != len(entries):
+        raise InputError(
+            f"{lexicon_path}: {len(plain)} pronunciations but {lexiconp_path} has {len(entries)} (lexiconp.txt is the "
+            f"one used); make the two files list the same pronunciations, or delete lexicon.txt"
+        )
 
 
 def mark_word_positions(phones):

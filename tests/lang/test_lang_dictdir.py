@@ -161,3 +161,26 @@ def test_variants_sharing_a_root_need_an_extra_question(tmp_path):
         DictDir.load(tmp_path / "d1")
     write_dict_dir(tmp_path / "d2", lexicon=lexicon, nonsilence="A1 A2\nB\n", extra="A1\nA2\n")
     assert DictDir.load(tmp_path / "d2").nonsilence_phones == [["A1", "A2"], ["B"]]
+
+
+def test_lexicon_and_lexiconp_that_agree_load_with_the_probabilities(tmp_path):
+    dict_dir = write_dict_dir(tmp_path / "dict", lexicon="!SIL 1.0 SIL\nab 0.5 A B\nab 1.0 A C\n",
+                              lexicon_name="lexiconp.txt")
+    (dict_dir / "lexicon.txt").write_text("!SIL SIL\nab A B\n\nab A C\n", encoding="utf-8")
+    lexicon = DictDir.load(dict_dir).lexicon
+    assert [(e.word, e.prob, e.phones) for e in lexicon] == [
+        ("!SIL", 1.0, ("SIL",)), ("ab", 0.5, ("A", "B")), ("ab", 1.0, ("A", "C"))]
+
+
+@pytest.mark.parametrize("plain, message", [
+    ("!SIL SIL\nab A C\nab A B\n", r"lexicon.txt:2: ab A C differs from .*lexiconp.txt:2: ab A B"),
+    ("!SIL SIL\nab A B\n", r"lexicon.txt: 2 pronunciations but .*lexiconp.txt has 3"),
+    ("!SIL SIL\nab A B\nab A C\nc C\n", r"lexicon.txt: 4 pronunciations but .*lexiconp.txt has 3"),
+])
+def test_lexicon_that_disagrees_with_lexiconp_names_the_line(tmp_path, plain, message):
+    """validate_dict_dir.pl's pair check: an edit to the ignored lexicon.txt must not pass silently."""
+    dict_dir = write_dict_dir(tmp_path / "dict", lexicon="!SIL 1.0 SIL\nab 0.5 A B\nab 1.0 A C\n",
+                              lexicon_name="lexiconp.txt")
+    (dict_dir / "lexicon.txt").write_text(plain, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        DictDir.load(dict_dir)
