@@ -21,10 +21,15 @@ that set, so this module makes such RIRs itself:
 - `sample_room_rirs`: random rooms as Ko et al. sampled them (room size, RT60, source and microphone
   positions), several source positions per room (one for the speech, others for point-source noise),
   deterministic by seed.
-- `reverberate`: `wav-reverberate`'s convolution with `--shift-output true` (the output starts at the
-  RIR's peak, so the direct path keeps the clean copy's timing and its alignment applies unchanged),
-  `--normalize-output true` (the output has the input's power), and point-source noise scaled to an SNR
-  against the early reverberation's power (peak - 1 ms to peak + 50 ms), as wav-reverberate scales it.
+- `reverberate`: Kaldi's `wav-reverberate` (src/featbin/wav-reverberate.cc) step by step. The direct
+  path is the RIR's largest sample (signed, as Kaldi's `Vector::Max`: a negative spike is not a peak).
+  The speech is convolved in full (input + RIR - 1 samples); a point-source noise, itself reverberated
+  the way reverberate_data_dir.py pipes it (through its own RIR, shifted by that RIR's peak), is scaled
+  to an SNR against the early reverberation's mean power (the speech convolved with the RIR from 1 ms
+  before its peak to 50 ms after, averaged over that whole convolution) and added from the start of
+  the full convolution; `--normalize-output true` then scales the full convolution, reverberation tail
+  included, to the input's mean power; and `--shift-output true` keeps the input's length from the
+  peak on, so the direct path keeps the clean copy's timing and its alignment applies unchanged.
 """
 
 import logging
@@ -225,9 +230,18 @@ def _convolve(signal, rir):
     return fftconvolve(signal, rir)
 
 
+def rir_peak(rir):
+    """The direct path's index as wav-reverberate finds it: the RIR's largest sample, sign included."""
+    return int(np.argmax(rir))
+
+
 def early_reverb_power(signal, rir, sample_rate):
-    """Mean power of `signal` convolved with the early part of `rir` (wav-reverberate's SNR reference)."""
-    peak = int(np.argmax(np.abs(rir)))
+    """Mean power of `signal` convolved with the early part of `rir` (wav-reverberate's SNR reference).
+
+    The early part runs from 1 ms before the peak to 50 ms after it; the mean is over the whole
+    convolution (signal + early part - 1 samples), as Kaldi's ComputeEarlyReverbEnergy takes it.
+    """
+    peak = rir_peak(rir)
     start = max(0, peak - int(_EARLY_BEFORE_PEAK_SEC * sample_rate))
     end = min(len(rir), peak + int(_EARLY_AFTER_PEAK_SEC * sample_rate))
     early = _convolve(signal, rir[start:end])
@@ -235,28 +249,33 @@ def early_reverb_power(signal, rir, sample_rate):
 
 
 def reverberate(speech, rir, sample_rate, noise=None, noise_rir=None, snr_db=None, noise_offset=0):
-    """Reverberated `speech` (same length, same power), optionally with a point-source noise.
+    """Reverberated `speech` (same length), optionally with a point-source noise, as wav-reverberate.
 
-    The output is the convolution shifted by the RIR's peak (wav-reverberate --shift-output true),
-    so frame t of the copy holds the direct sound of frame t of the input. `noise` (looped from
-    `noise_offset`) goes through `noise_rir` and is scaled to `snr_db` below the early reverberation's
-    power. The sum is scaled to the input's mean power (--normalize-output true).
+    `noise` (looped to the speech's length from `noise_offset`) goes through `noise_rir`, shifted by
+    that RIR's peak, and is scaled to `snr_db` below the early reverberation's power. It is added from
+    the first sample of the full convolution, and the full convolution (tail and noise included) is
+    scaled to the input's mean power (--normalize-output true) before the output is cut from the
+    speech RIR's peak (--shift-output true): frame t of the copy holds the direct sound of frame t of
+    the input. As in Kaldi, the noise therefore leads the cut by the peak's delay and leaves the
+    copy's last `peak` samples.
     """
     speech = np.asarray(speech, dtype=np.float64)
     rir = np.asarray(rir, dtype=np.float64)
     n = len(speech)
-    peak = int(np.argmax(np.abs(rir)))
-    out = _convolve(speech, rir)[peak:peak + n]
+    full = _convolve(speech, rir)
     if noise is not None:
         if snr_db is None or noise_rir is None:
             raise InputError("reverberate: a point-source noise needs its RIR and an SNR")
+        noise_rir = np.asarray(noise_rir, np.float64)
+        noise_peak = rir_peak(noise_rir)
         segment = loop_to_length(noise, n, noise_offset)
-        noise_out = _convolve(segment, np.asarray(noise_rir, np.float64))[:n]
+        noise_out = _convolve(segment, noise_rir)[noise_peak:noise_peak + n]
         noise_power = float(np.mean(noise_out ** 2))
         if noise_power > 0:
             signal_power = early_reverb_power(speech, rir, sample_rate)
-            out = out + noise_out * np.sqrt(10.0 ** (-snr_db / 10.0) * signal_power / noise_power)
-    in_power, out_power = float(np.mean(speech ** 2)), float(np.mean(out ** 2))
-    if out_power > 0:
-        out *= np.sqrt(in_power / out_power)
-    return out
+            full[:n] += noise_out * np.sqrt(10.0 ** (-snr_db / 10.0) * signal_power / noise_power)
+    in_power, full_power = float(np.mean(speech ** 2)), float(np.mean(full ** 2))
+    if full_power > 0:
+        full *= np.sqrt(in_power / full_power)
+    peak = rir_peak(rir)
+    return full[peak:peak + n]

@@ -87,17 +87,46 @@ def test_sabine_absorption_and_its_limits():
         absorption_for_rt60((5, 4, 3), 0.05)
 
 
-def test_reverberate_with_two_taps_is_the_hand_computed_echo_at_the_input_power():
+def _taps(x, taps, length):
+    """sum of amplitude x delayed by delay over (delay, amplitude) taps, `length` samples: a convolution by hand."""
+    out = np.zeros(length)
+    for delay, amplitude in taps:
+        out[delay:delay + len(x)] += amplitude * x
+    return out
+
+
+def test_reverberate_with_a_negative_spike_is_wav_reverberates_shifted_and_normalized_echo():
     rng = np.random.default_rng(1)
     x = rng.standard_normal(800)
-    rir = np.zeros(20)
-    rir[5], rir[12] = 1.0, 0.5  # the peak at 5 is the direct path: the output starts there
+    taps = [(2, 0.6), (5, -0.9), (9, 0.3)]  # the largest |sample| is negative: Kaldi's peak is the signed max, 2
+    rir = _taps(np.array([1.0]), taps, 10)
     y = reverberate(x, rir, RATE)
-    echo = x.copy()
-    echo[7:] += 0.5 * x[:-7]
-    echo *= np.sqrt(np.mean(x ** 2) / np.mean(echo ** 2))
+    # wav-reverberate: the full convolution (809 samples, tail included) scaled to the input's mean power,
+    # then 800 samples from the peak
+    full = _taps(x, taps, 809)
+    full *= np.sqrt(np.mean(x ** 2) / np.mean(full ** 2))
     assert y.shape == x.shape
-    np.testing.assert_allclose(y, echo, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(y, full[2:802], rtol=1e-9, atol=1e-9)
+
+
+def test_point_source_noise_is_scaled_to_the_early_reverberation_and_added_before_the_shift():
+    rng = np.random.default_rng(3)
+    x = 1000 * rng.standard_normal(500)
+    noise = rng.standard_normal(300)
+    taps = [(2, 0.6), (5, -0.9), (9, 0.3)]
+    rir = _taps(np.array([1.0]), taps, 10)
+    noise_taps = [(1, 0.5), (3, 1.0)]  # the noise's own RIR: its output starts at its peak, 3
+    noise_rir = _taps(np.array([1.0]), noise_taps, 4)
+    rate = 100  # early reverberation: 1 ms before the peak is 0 samples, 50 ms after is 5: taps 2 and 5, not 9
+    y = reverberate(x, rir, rate, noise=noise, noise_rir=noise_rir, snr_db=6.0, noise_offset=120)
+    early_power = np.mean(_taps(x, [(0, 0.6), (3, -0.9)], 504) ** 2)
+    looped = np.concatenate([noise[120:], noise, noise])[:500]
+    noise_out = _taps(looped, noise_taps, 503)[3:503]
+    noise_out *= np.sqrt(10 ** -0.6 * early_power / np.mean(noise_out ** 2))
+    full = _taps(x, taps, 509)
+    full[:500] += noise_out
+    full *= np.sqrt(np.mean(x ** 2) / np.mean(full ** 2))
+    np.testing.assert_allclose(y, full[2:502], rtol=1e-9, atol=1e-6)
 
 
 def test_point_source_noise_is_added_at_the_requested_snr():
