@@ -93,13 +93,15 @@ class NnetDiscriminativeOptions:
             raise InputError("train-nnet2-discriminative: --num-epochs, --learning-rate and --acwt must be positive")
 
 
-def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, graph_costs=None, drop_frames=False):
+def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, graph_costs=None, drop_frames=False,
+                   derivative=True):
     """One utterance's MMI statistics: (numerator term, denominator log total, frames x pdfs derivative
     of the objective / acwt with respect to the log-likelihoods, number of frames dropped).
 
     `log_likes` (frames x pdfs) are the model's pseudo log-likelihoods; the numerator term is acwt x
     their sum along `num_pdf_ali`; the derivative is one-hot numerator minus denominator posteriors.
-    A lattice with no complete path gives a None derivative.
+    A lattice with no complete path gives a None derivative and an infinite log total; so does
+    `derivative=False` (validation: the objective only, no frames x pdfs array) with a finite one.
     """
     from kaldilite.decode.denlat import forward_backward, frame_pdf_posteriors
 
@@ -108,6 +110,8 @@ def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, grap
         return 0.0, den_total, None, 0
     frames = np.arange(lat.num_frames)
     num_term = acwt * float(np.asarray(log_likes, np.float64)[frames, num_pdf_ali].sum())
+    if not derivative:
+        return num_term, float(den_total), None, 0
     den_frames, den_pdfs, den_post = frame_pdf_posteriors(lat, link_post, tid_to_pdf, num_pdfs)
     deriv = np.zeros((lat.num_frames, num_pdfs))
     deriv[den_frames, den_pdfs] = -den_post
@@ -122,15 +126,16 @@ def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, grap
     return num_term, float(den_total), deriv, dropped
 
 
-def smbr_derivative(lat, log_likes, tm, num_pdfs, ali, acwt, silence_phones, one_silence_class=True):
+def smbr_derivative(lat, log_likes, tm, num_pdfs, ali, acwt, silence_phones, one_silence_class=True, derivative=True):
     """One utterance's sMBR statistics: (expected frame accuracy, log total, frames x pdfs derivative of the
-    expected accuracy / acwt with respect to the log-likelihoods); a None derivative without a complete path."""
+    expected accuracy / acwt with respect to the log-likelihoods); a None derivative without a complete path
+    (infinite log total) or with `derivative=False` (validation: the objective only)."""
     from kaldilite.decode.denlat import forward_backward_smbr
 
     signed, expected, total = forward_backward_smbr(lat, log_likes, tm.tid_to_pdf, tm.tid_to_phone, ali,
                                                     silence_phones, acwt, one_silence_class)
-    if not np.isfinite(total):
-        return 0.0, total, None
+    if not np.isfinite(total) or not derivative:
+        return (float(expected) if np.isfinite(total) else 0.0), float(total), None
     deriv = np.zeros((lat.num_frames, num_pdfs))
     emitting = lat.tid > 0
     np.add.at(deriv, (lat.frame[emitting], tm.tid_to_pdf[lat.tid[emitting]]), signed[emitting])
@@ -143,9 +148,9 @@ class _Utterances:
     def __init__(self, model, data_dir, ali_dir, denlat_dir):
         from kaldilite.decode.denlat import load_den_lattices
         from kaldilite.feat.pipeline import load_features
-        from kaldilite.io.tables import read_int_vectors
         from kaldilite.nnet.model import raw_feature_dim_of
         from kaldilite.nnet.train import SplicedFrames, copied_alignment, read_utt2uniq
+        from kaldilite.train.deltas import source_alignments
 
         pipeline = model.pipeline
         if model.speaker_adapted:
@@ -155,13 +160,9 @@ class _Utterances:
             raise InputError(f"{model.source}: splicing -{pipeline.splice_left}/+{pipeline.splice_right} with deltas "
                              f"order {pipeline.delta_order}: only train-nnet2's symmetric splicing is supported")
         model.check_raw_features(raw_feature_dim_of(data_dir))
-        tid_alis = {}
-        paths = sorted(Path(ali_dir).glob("ali.*.gz"))
-        if not paths:
+        tid_alis = source_alignments(ali_dir)
+        if not tid_alis:
             raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run align-fmllr / align first")
-        for path in paths:
-            for utt, tids in read_int_vectors(str(path)):
-                tid_alis[utt] = np.asarray(tids, np.int64)
         lattices = {}
         for path in sorted(Path(denlat_dir).glob("denlat.*.npz")):
             lattices.update(load_den_lattices(path))
@@ -207,7 +208,8 @@ def _minibatches(order, lengths, frames_per_minibatch):
 
 def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=None, augment=None):
     """Forward, per-utterance lattice statistics, and (with `update`) backward + update of one minibatch.
-    Returns (numerator term, denominator term, frames, dropped frames, correct frames)."""
+    Returns (numerator term, denominator term, frames, dropped frames, correct frames). Without `update`
+    (validation) only the objective is computed: no derivative, per utterance or for the minibatch."""
     from kaldilite.decode.denlat import boost_graph_costs
     from kaldilite.nnet.discriminative import forward_log_posteriors
 
@@ -225,14 +227,15 @@ def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=
         n = len(ali)
         pdf_ali = tm.tid_to_pdf[ali]
         if opts.criterion == "smbr":  # objective = expected frame accuracy: reported as num, den 0
-            num, _, d = smbr_derivative(lat, log_likes[start:start + n], tm, tm.num_pdfs, ali, opts.acwt, silence,
-                                        opts.one_silence_class)
+            num, total, d = smbr_derivative(lat, log_likes[start:start + n], tm, tm.num_pdfs, ali, opts.acwt, silence,
+                                            opts.one_silence_class, derivative=deriv is not None)
             den, drop = 0.0, 0
         else:
             graph = boost_graph_costs(lat, tm.tid_to_phone, ali, silence, opts.boost) if opts.boost else None
             num, den, d, drop = mmi_derivative(lat, log_likes[start:start + n], tm.tid_to_pdf, tm.num_pdfs, pdf_ali,
-                                               opts.acwt, graph, opts.drop_frames)
-        if d is not None:
+                                               opts.acwt, graph, opts.drop_frames, derivative=deriv is not None)
+            total = den
+        if np.isfinite(total):  # a lattice without a complete path has no statistics
             num_total += num
             den_total += den
             frames += n

@@ -11,7 +11,9 @@ Independent answers:
 - --xent-regularize x adds x times the gradient train-nnet2's cross-entropy leaves (with and without
   a sum-group output);
 - a short training on a toy problem (frames of known Gaussian classes, sausage lattices) raises
-  the MMI objective and the frame accuracy.
+  the MMI objective and the frame accuracy;
+- validation (objective only, no derivative) vs a training pass with an update that changes nothing
+  (MMI with boost, sMBR; one lattice without a complete path): the same objective and accuracy.
 """
 
 import types
@@ -253,3 +255,54 @@ def test_xent_regularize_adds_its_weight_times_the_cross_entropy_gradient(mixed)
         assert np.abs(c.grad_weight).max() > 1e-3
         np.testing.assert_allclose(w1 - w0, 0.7 * c.grad_weight, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(b1 - b0, 0.7 * c.grad_bias, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("criterion", ["mmi", "smbr"])
+def test_validation_objective_equals_the_training_passes_with_no_update(criterion):
+    # validation (_evaluate: no derivative anywhere) and a training pass whose update changes nothing
+    # (the full derivative and backward) must report the same objective, frames and accuracy; a
+    # lattice without a complete path counts in neither
+    from kaldilite.train.nnet_discriminative import _evaluate
+
+    rng = np.random.default_rng(9)
+    num_pdfs, frames, num_utts = 3, 6, 5
+    nnet = tiny_net(rng, True)
+    feats = rng.normal(size=(num_utts * frames, 6)).astype(np.float32)
+    offsets = np.arange(num_utts + 1) * frames
+    lats = []
+    for i in range(num_utts):
+        lat = sausage(frames, num_pdfs)
+        lat.graph = rng.uniform(0.0, 2.0, len(lat.graph))
+        if i == 2:
+            lat.final = np.full(frames + 1, np.inf)  # no final node: no complete path
+        lats.append(lat)
+    data = types.SimpleNamespace(examples=feats, alis=[rng.integers(1, num_pdfs + 1, frames) for _ in range(num_utts)],
+                                 lats=lats, offsets=offsets,
+                                 rows=lambda idx: np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]))
+    model = types.SimpleNamespace(tm=types.SimpleNamespace(tid_to_pdf=np.r_[0, np.arange(num_pdfs)],
+                                                          tid_to_phone=np.arange(num_pdfs + 1), num_pdfs=num_pdfs))
+    opts = NnetDiscriminativeOptions(criterion=criterion, boost=0.1 if criterion == "mmi" else 0.0)
+    priors = 0.5 * np.log(np.array([0.5, 0.3, 0.2]))
+    silence = np.zeros(0, np.int64)
+    weights = [c.weight.copy() for c in nnet.affine_components()]
+    num, den, n, _, correct = _minibatch_pass(nnet, model, data, list(range(num_utts)), opts, silence, priors,
+                                              update=lambda net: None)
+    assert n == (num_utts - 1) * frames
+    assert any(np.abs(c.grad_weight).max() > 1e-6 for c in nnet.affine_components())  # a derivative was computed
+    value, accuracy = _evaluate(nnet, model, data, np.arange(num_utts), opts, silence, priors)
+    assert value == pytest.approx((num - den) / n, rel=1e-12)
+    assert accuracy == correct / n
+    for w, c in zip(weights, nnet.affine_components()):
+        np.testing.assert_array_equal(w, c.weight)
+    # the per-utterance statistics without their derivative are the same numbers
+    log_likes = forward_log_posteriors(nnet, feats[:frames]).log_post - priors
+    pdf_ali = data.alis[0] - 1
+    if criterion == "mmi":
+        full = mmi_derivative(lats[0], log_likes, model.tm.tid_to_pdf, num_pdfs, pdf_ali, opts.acwt)
+        bare = mmi_derivative(lats[0], log_likes, model.tm.tid_to_pdf, num_pdfs, pdf_ali, opts.acwt, derivative=False)
+    else:
+        full = smbr_derivative(lats[0], log_likes, model.tm, num_pdfs, data.alis[0], opts.acwt, silence)
+        bare = smbr_derivative(lats[0], log_likes, model.tm, num_pdfs, data.alis[0], opts.acwt, silence,
+                               derivative=False)
+    assert full[2] is not None and bare[2] is None
+    assert bare[:2] == pytest.approx(full[:2], rel=1e-12)
