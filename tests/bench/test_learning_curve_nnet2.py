@@ -1,0 +1,64 @@
+"""bench/learning_curve_nnet2.py's helpers: which speaker an augmented copy belongs to, nested speaker
+subsets that carry every copy, and the log-linear fit the curve is read with."""
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import learning_curve_nnet2 as lc  # noqa: E402
+
+# the copy prefixes of the commands recipe's hires_train_aug_rev (speeds, noise, reverberated speed-1.0 copy)
+COPIES = ("sp0.9-", "sp1.0-", "sp1.1-", "noise-", "rev1-sp1.0-")
+
+
+@pytest.mark.parametrize("spk, source", [("022cd682", "022cd682"), ("sp0.9-022cd682", "022cd682"),
+                                         ("noise-03401e93", "03401e93"), ("rev1-sp1.0-022cd682", "022cd682"),
+                                         ("sp1.1-noise-0a7c2a8d", "0a7c2a8d"), ("rvb2-abc", "abc")])
+def test_source_speaker_strips_every_copy_prefix(spk, source):
+    assert lc.source_speaker(spk) == source
+
+
+def test_a_speaker_id_that_only_looks_like_a_prefix_is_kept():
+    assert lc.source_speaker("noisy") == "noisy"
+    assert lc.source_speaker("sp1x-abc") == "sp1x-abc"
+
+
+def _train_dir(tmp_path, speakers, utts_per_speaker=3):
+    lines = []
+    for spk in speakers:
+        for k in range(utts_per_speaker):
+            for copy in COPIES:
+                lines.append(f"{copy}{spk}-yes-{k:02d} {copy}{spk}")
+    (tmp_path / "utt2spk").write_text("".join(f"{line}\n" for line in sorted(lines)))
+    return tmp_path
+
+
+def test_subsets_are_nested_and_carry_every_copy(tmp_path):
+    speakers = [f"{k:08x}" for k in range(40)]
+    train = _train_dir(tmp_path, speakers)
+    order = lc.speaker_order(train, seed=4)
+    assert sorted(order) == speakers  # each source speaker once, copies folded in
+    assert order == lc.speaker_order(train, seed=4) and order != lc.speaker_order(train, seed=5)
+    quarter, half = (lc.subset_utterances(train, order[:n]) for n in (10, 20))
+    assert set(quarter) < set(half)
+    assert len(quarter) == 10 * 3 * len(COPIES)
+    # every copy of a chosen speaker's utterances is in, nothing else
+    assert set(quarter) == {f"{copy}{spk}-yes-{k:02d}" for spk in order[:10] for k in range(3) for copy in COPIES}
+
+
+def test_log_linear_fit_recovers_the_generating_line():
+    points = [(30, 70.0 + 4.5 * math.log2(30)), (60, 70.0 + 4.5 * math.log2(60)), (120, 70.0 + 4.5 * math.log2(120))]
+    intercept, slope = lc.log_linear_fit(points)
+    assert slope == pytest.approx(4.5) and intercept == pytest.approx(70.0)
+    # y = 70 + 4.5 log2(n) = 95  <=>  n = 2 ** (25 / 4.5)
+    assert lc.speakers_for(95.0, (intercept, slope)) == pytest.approx(2 ** (25 / 4.5))
+
+
+def test_least_squares_through_noisy_points_and_a_flat_curve():
+    # hand-computed: x = log2 n = 1, 2, 3; y = 1, 3, 2 -> slope = sum(dx dy) / sum(dx^2) = (-1*-1 + 1*0) / 2 = 0.5
+    intercept, slope = lc.log_linear_fit([(2, 1.0), (4, 3.0), (8, 2.0)])
+    assert slope == pytest.approx(0.5) and intercept == pytest.approx(1.0)
+    assert lc.speakers_for(95.0, (80.0, 0.0)) is None and lc.speakers_for(95.0, (80.0, -1.0)) is None
