@@ -157,8 +157,12 @@ lang_en=$(cd "${dict_dir:-$KALDILITE_REPO/lang/en}" && pwd)
 if [ -n "$corpus" ] && [ "$corpus" != synthetic ] && [ -d "$corpus" ]; then corpus=$(cd "$corpus" && pwd); fi
 commands="$lang_en/commands.txt"
 if [ -n "$decode_lexicon_extra" ]; then decode_lexicon_extra=$(readlink -f "$decode_lexicon_extra"); fi
+# As Kaldi's prepare_lang.sh: lexiconp.txt (with pronunciation probabilities) is the lexicon when it
+# exists; lexicon.txt, when kept beside it, must agree with it (prepare-lang checks).
 dict_files=("$lang_en/lexicon.txt" "$lang_en/silence_phones.txt" "$lang_en/nonsilence_phones.txt"
             "$lang_en/optional_silence.txt" "$lang_en/extra_questions.txt")
+lexicon="$lang_en/lexicon.txt"
+if [ -f "$lang_en/lexiconp.txt" ]; then lexicon="$lang_en/lexiconp.txt"; dict_files+=("$lexicon"); fi
 mkdir -p "$dir"
 cd "$dir"
 stamp_workdir  # a copied or moved work dir: its .scp files point here again, and no step re-runs
@@ -295,8 +299,8 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
       "(one speaker: each prompt's last take) is dev, the rest trains"
     step data/train/.stamp "$corpus_dir" --out data/train/text data/dev/text -- split_recorded "$corpus_dir"
   else
-    step data/train/.stamp tree:"$corpus_dir" "$lang_en/lexicon.txt" --out data/train/text data/dev/text -- \
-      kaldilite prepare-speech-commands --lexicon "$lang_en/lexicon.txt" ${num_speakers:+--num-speakers $num_speakers} \
+    step data/train/.stamp tree:"$corpus_dir" "$lexicon" --out data/train/text data/dev/text -- \
+      kaldilite prepare-speech-commands --lexicon "$lexicon" ${num_speakers:+--num-speakers $num_speakers} \
       "$corpus_dir" data
   fi
   augment_train() {
@@ -335,10 +339,13 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   # training transcripts use (plus the silence and OOV words). Words added to the lexicon for new
   # commands do not change it, so they never invalidate the models trained with it.
   log "Stage 2: training lang (the phone set of $lang_en, the training words' pronunciations)"
-  mkdir -p data/local/dict_train
+  rm -rf data/local/dict_train && mkdir -p data/local/dict_train
   for f in "${dict_files[@]}"; do [ -f "$f" ] && cp "$f" data/local/dict_train/; done
-  awk 'NR == FNR { for (i = 2; i <= NF; i++) used[$i] = 1; next } ($1 in used) || $1 == "!SIL" || $1 == "<UNK>"' \
-    data/train_aug/text "$lang_en/lexicon.txt" > data/local/dict_train/lexicon.txt
+  for lex in lexicon.txt lexiconp.txt; do  # the same lines of each, so that the two still agree
+    [ -f "$lang_en/$lex" ] || continue
+    awk 'NR == FNR { for (i = 2; i <= NF; i++) used[$i] = 1; next } ($1 in used) || $1 == "!SIL" || $1 == "<UNK>"' \
+      data/train_aug/text "$lang_en/$lex" > data/local/dict_train/$lex
+  done
   train_lang() {
     kaldilite prepare-lang data/local/dict_train "<UNK>" data/local/lang_tmp data/lang
     kaldilite validate-lang data/lang
@@ -352,11 +359,14 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   test_lang() {  # the decoding lang: $lang_en plus the decoding-only variants of words it has (not yet listed)
     rm -rf data/local/dict_test && mkdir -p data/local/dict_test
     for f in "${dict_files[@]}"; do [ -f "$f" ] && cp "$f" data/local/dict_test/; done
-    if [ -n "$decode_lexicon_extra" ]; then
-      awk 'NR == FNR { words[$1] = 1; $1 = $1; have[$0] = 1; next }
-           !/^#/ && NF > 1 && ($1 in words) { $1 = $1; if (!($0 in have)) print; have[$0] = 1 }' \
-        "$lang_en/lexicon.txt" "$decode_lexicon_extra" >> data/local/dict_test/lexicon.txt
-    fi
+    for lex in lexicon.txt lexiconp.txt; do  # the extra lines go into each (in lexiconp.txt with prob 1.0)
+      [ -n "$decode_lexicon_extra" ] && [ -f "$lang_en/$lex" ] || continue
+      awk -v probs=$([ $lex = lexiconp.txt ] && echo 1 || echo 0) '
+        function pron(first,   s, i) { s = $1; for (i = first; i <= NF; i++) s = s " " $i; return s }
+        NR == FNR { words[$1] = 1; have[pron(2 + probs)] = 1; next }
+        !/^#/ && NF > 1 && ($1 in words) { p = pron(2); if (!(p in have)) { have[p] = 1; if (probs) sub(/ /, " 1.0 ", p); print p } }' \
+        "$lang_en/$lex" "$decode_lexicon_extra" >> data/local/dict_test/$lex
+    done
     kaldilite prepare-lang data/local/dict_test "<UNK>" data/local/lang_test_tmp data/lang_test
   }
   step data/lang_test/.stamp "${dict_files[@]}" $decode_lexicon_extra --out data/lang_test/L.fst \
