@@ -133,11 +133,22 @@ def _command_line(ctx):
 @click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
               help="Name of the raw features, recorded in the model for error messages.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same model.")
+@click.option("--num-averaged-networks", default=1, show_default=True,
+              help="Train this many networks (seeds SEED, SEED+1, ...) independently on the same examples, in "
+              "parallel processes (--nj), and average their posteriors when decoding (--posterior-averaging); "
+              "scoring costs this many networks. Not in Kaldi's nnet2.")
+@click.option("--posterior-averaging", type=click.Choice(["geometric", "arithmetic"]), default="geometric",
+              show_default=True,
+              help="How --num-averaged-networks' posteriors are averaged: geometric = the renormalized mean of "
+              "their log-posteriors (a product of experts), arithmetic = the mean of their posteriors.")
+@click.option("--nj", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Processes training --num-averaged-networks at once (forked after the features are loaded, "
+              "one BLAS thread each with --num-threads 1); 0 = one per network, at most the cores. The networks "
+              "do not depend on it (unlike Kaldi's --num-jobs-nnet, whose jobs' models are averaged).")
 @click.option("--ensemble-size", default=1, show_default=True,
-              help="Train this many networks (seeds SEED, SEED+1, ...) on the same examples and average their "
-              "posteriors when decoding (training and scoring cost grow with it); with --initial-beta/--final-beta "
-              "> 0, Kaldi's ensemble training instead (train_pnorm_ensemble.sh): the networks train together and "
-              "only the first is the model (EXP/final.mdl = final.1.mdl; scoring cost of one network).")
+              help="Kaldi's ensemble training (train_pnorm_ensemble.sh; needs --initial-beta/--final-beta > 0): "
+              "this many networks train together, each pulled towards their average posterior, and only the first "
+              "is the model (EXP/final.mdl = final.1.mdl; the others final.2.mdl ...; scoring cost of one network).")
 @click.option("--initial-beta", default=0.0, show_default=True,
               help="Ensemble training (train_pnorm_ensemble.sh; Kaldi's default 0.1): weight of the members' average "
               "posterior added to each member's one-hot target at the first iteration, rising linearly to "
@@ -171,6 +182,7 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
      e.g.: kaldilite train-nnet2 --num-epochs 15 data/train data/lang exp/tri3b_ali exp/nnet2
            kaldilite train-nnet2 --transform-dir exp/tri3b_ali data/train data/lang exp/tri3b_ali exp/nnet2
            kaldilite train-nnet2 --online-cmvn true data/train_hires data/lang exp/tri3b_ali exp/nnet2_online
+           kaldilite train-nnet2 --num-averaged-networks 2 data/train data/lang exp/tri3b_ali exp/nnet2_avg2
     """
     import contextlib
 

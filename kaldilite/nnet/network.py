@@ -324,10 +324,21 @@ class NnetEnsemble:
     four training speakers leaves in each network. It has the interface the acoustic model and
     the decoder use: `input_dim`, `num_pdfs`, `posteriors`, `log_posteriors`, `describe`, and
     storage (`config`, `to_arrays`, `from_arrays`) with each member's arrays under its own prefix.
+
+    `averaging`: "arithmetic" (the mean of the members' posteriors; what model files written
+    before this option hold) or "geometric" (the normalized geometric mean: the mean of the
+    members' log-posteriors, renormalized per frame, i.e. a product of experts). Geometric is
+    sharper where the members agree and lets one member's confident "no" veto a pdf, which suits
+    a decoder that sums log-likelihoods; it measured better on the commands slice.
     """
 
-    def __init__(self, members):
+    AVERAGING = ("arithmetic", "geometric")
+
+    def __init__(self, members, averaging="arithmetic"):
         self.members = list(members)
+        if averaging not in self.AVERAGING:
+            raise InputError(f"nnet ensemble: averaging must be one of {', '.join(self.AVERAGING)}, got {averaging!r}")
+        self.averaging = averaging
         if len(self.members) < 2:
             raise InputError("nnet ensemble: needs at least two networks")
         first = self.members[0]
@@ -348,12 +359,15 @@ class NnetEnsemble:
         return sum(m.num_params() for m in self.members)
 
     def describe(self):
-        return f"ensemble of {len(self.members)} networks, each {self.members[0].describe()}"
+        return (f"ensemble of {len(self.members)} networks ({self.averaging} mean of posteriors), "
+                f"each {self.members[0].describe()}")
 
     def check_input(self, feats, where="features"):
         self.members[0].check_input(feats, where)
 
     def posteriors(self, feats):
+        if self.averaging == "geometric":
+            return np.exp(self._geometric_log_posteriors(feats))
         total = self.members[0].posteriors(feats)
         for member in self.members[1:]:
             total += member.posteriors(feats)
@@ -361,14 +375,27 @@ class NnetEnsemble:
         return total
 
     def log_posteriors(self, feats, floor=1e-20):
+        if self.averaging == "geometric":
+            return np.maximum(self._geometric_log_posteriors(feats), np.float32(np.log(floor)))
         return np.log(np.maximum(self.posteriors(feats), floor))
+
+    def _geometric_log_posteriors(self, feats, floor=1e-30):
+        """log of the normalized geometric mean: mean of the members' log-posteriors minus its
+        per-frame log-sum-exp (float32, as the members' outputs)."""
+        total = np.log(np.maximum(self.members[0].posteriors(feats), np.float32(floor)))
+        for member in self.members[1:]:
+            total += np.log(np.maximum(member.posteriors(feats), np.float32(floor)))
+        total /= np.float32(len(self.members))
+        peak = total.max(axis=1, keepdims=True)
+        total -= peak + np.log(np.exp(total - peak).sum(axis=1, keepdims=True))
+        return total
 
     def with_input_transform(self, matrix, input_dim):
         """Each member with `matrix` folded into its first layer (`Nnet.with_input_transform`)."""
-        return NnetEnsemble([m.with_input_transform(matrix, input_dim) for m in self.members])
+        return NnetEnsemble([m.with_input_transform(matrix, input_dim) for m in self.members], self.averaging)
 
     def config(self):
-        return {"ensemble": [m.config() for m in self.members]}
+        return {"ensemble": [m.config() for m in self.members], "averaging": self.averaging}
 
     def to_arrays(self, prefix="nnet_"):
         arrays = {}
@@ -378,7 +405,8 @@ class NnetEnsemble:
 
     @classmethod
     def from_arrays(cls, config, arrays, prefix="nnet_"):
-        return cls([Nnet.from_arrays(c, arrays, f"{prefix}{k}_") for k, c in enumerate(config["ensemble"])])
+        return cls([Nnet.from_arrays(c, arrays, f"{prefix}{k}_") for k, c in enumerate(config["ensemble"])],
+                   config.get("averaging", "arithmetic"))
 
 
 def nnet_from_arrays(config, arrays):

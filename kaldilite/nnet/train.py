@@ -32,9 +32,12 @@
   the same seed without SpecAugment); the diagnostics, priors and the decoded network see clean input;
 - `update="rms"`: per-parameter RMS-normalized steps (Adam) instead of momentum SGD, a light
   stand-in for nnet2's natural-gradient (online preconditioned) updates;
-- `ensemble_size` > 1 (`train_ensemble`): several networks from consecutive seeds on the same
-  examples, their posteriors averaged (`NnetEnsemble`); not in Kaldi's nnet2;
-- `ensemble_size` > 1 with `initial_beta` / `final_beta` > 0: Kaldi's ensemble training instead
+- `num_averaged_networks` > 1 (`train_ensemble`): several networks from consecutive seeds on the
+  same examples, their posteriors averaged at decode time (`NnetEnsemble`, geometric mean by
+  default); not in Kaldi's nnet2. The members train independently, so they train as parallel
+  processes (`nj`, at most one per network; forked after the examples are loaded, which the
+  children share copy-on-write), each exactly as it would alone: the result does not depend on `nj`;
+- `ensemble_size` > 1 with `initial_beta` / `final_beta` > 0: Kaldi's ensemble training
   (steps/nnet2/train_pnorm_ensemble.sh, nnet-train-ensemble: src/nnet2/train-nnet-ensemble.cc):
   the members (member k > 1 initialised from seed + 100 (k - 1)) train side by side on the same
   minibatches (same SpecAugment masks), each on the target one-hot label + beta x the members'
@@ -64,6 +67,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 
 import numpy as np
@@ -108,10 +112,15 @@ class Nnet2Options:
     prior_subset_size: int = 100000
     prior_scale: float = 1.0  # decoding divides by prior^prior_scale (recorded in the model)
     seed: int = 0
-    ensemble_size: int = 1  # > 1: that many networks from seeds seed.. seed+n-1, posteriors averaged
-    # > 0 (with ensemble_size > 1): Kaldi's ensemble training (train_pnorm_ensemble.sh); member 1 is the model
+    # > 1: that many networks from seeds seed.. seed+n-1, trained independently, posteriors averaged when decoding
+    num_averaged_networks: int = 1
+    posterior_averaging: str = "geometric"  # of the averaged networks: "geometric" or "arithmetic" (NnetEnsemble)
+    # > 1 with a beta > 0: Kaldi's ensemble training (train_pnorm_ensemble.sh); member 1 is the model
+    ensemble_size: int = 1
     initial_beta: float = 0.0
     final_beta: float = 0.0
+    # processes training the averaged networks at once (0: one per network, at most the cores); never changes results
+    nj: int = 0
     # train_pnorm_simple2.sh --realign-epochs: space-separated epochs at whose start the current network realigns
     # the data and training goes on with its alignments (kaldilite.nnet.realign; train_nnet2 needs a `realigner`)
     realign_epochs: str = ""
@@ -140,18 +149,32 @@ class Nnet2Options:
             raise InputError(f"train-nnet2: --pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
         self.copy_ali_prefix_pairs()  # a malformed --copy-ali-prefixes fails before any work
-        if self.ensemble_size < 1:
-            raise InputError(f"train-nnet2: --ensemble-size must be at least 1, got {self.ensemble_size}")
+        if self.ensemble_size < 1 or self.num_averaged_networks < 1:
+            raise InputError(f"train-nnet2: --ensemble-size ({self.ensemble_size}) and --num-averaged-networks "
+                             f"({self.num_averaged_networks}) must be at least 1")
+        if self.ensemble_size > 1 and self.num_averaged_networks > 1:
+            raise InputError("train-nnet2: --ensemble-size (Kaldi's ensemble training: one network ships) and "
+                             "--num-averaged-networks (averaged networks ship) exclude each other; choose one")
+        if self.posterior_averaging not in ("geometric", "arithmetic"):
+            raise InputError(f"train-nnet2: --posterior-averaging must be geometric or arithmetic, got "
+                             f"{self.posterior_averaging!r}")
+        if self.nj < 0:
+            raise InputError(f"train-nnet2: --nj must be 0 (automatic) or positive, got {self.nj}")
         if self.initial_beta < 0 or self.final_beta < 0:
             raise InputError(f"train-nnet2: --initial-beta {self.initial_beta} and --final-beta {self.final_beta} "
                              "must not be negative")
+        if self.ensemble_size > 1 and not (self.initial_beta > 0 or self.final_beta > 0):
+            raise InputError(f"train-nnet2: --ensemble-size {self.ensemble_size} is Kaldi's ensemble training, which "
+                             "needs --initial-beta/--final-beta > 0 (e.g. 0.1 and 6); for independently trained "
+                             f"networks averaged when decoding use --num-averaged-networks {self.ensemble_size}")
         if self.ensemble_training and self.mix_up:
             raise InputError("train-nnet2: ensemble training (--initial-beta/--final-beta > 0) with --mix-up is not "
                              "implemented; set --mix-up 0")
         epochs = self.realign_epoch_list()
-        if any(not 0 < e < self.num_epochs for e in epochs) or (epochs and self.ensemble_size > 1):
+        if any(not 0 < e < self.num_epochs for e in epochs) or (epochs and self.num_networks > 1):
             raise InputError(f"train-nnet2: --realign-epochs {self.realign_epochs!r}: epochs strictly between 0 and "
-                             f"--num-epochs {self.num_epochs}, with one network (--ensemble-size 1)")
+                             f"--num-epochs {self.num_epochs}, with one network (--ensemble-size 1, "
+                             "--num-averaged-networks 1)")
         if self.combine not in ("average", "optimize"):
             raise InputError(f"train-nnet2: --combine must be average or optimize, got {self.combine!r}")
         if self.update not in ("sgd", "rms"):
@@ -163,6 +186,16 @@ class Nnet2Options:
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
         self.spec_augment(1, 1)  # checks the SpecAugment options
+
+    @property
+    def num_networks(self):
+        """Networks trained: the averaged ones, or Kaldi's co-trained ensemble."""
+        return max(self.num_averaged_networks, self.ensemble_size)
+
+    def parallel_jobs(self):
+        """Processes that train the averaged networks at once: `nj`, else one per network up to the cores."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(self.num_averaged_networks, self.nj or cores))
 
     @property
     def ensemble_training(self):
@@ -397,27 +430,30 @@ def ensemble_step_gradients(nets, inputs, targets, beta, dropout_proportion=0.0,
 
 def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
                    realign=None):
-    """`train_network` once, or `ensemble_size` times from seeds seed, seed+1, ... -> TrainingResult.
+    """`train_network` once, or `num_averaged_networks` times from seeds seed, seed+1, ... -> TrainingResult.
 
     Members see the same examples and validation set and differ only in their random start and
-    example order; the ensemble's priors are the average of its averaged posteriors, as for one
-    network (nnet-adjust-priors), and its history is the first member's. With `opts.ensemble_training`
-    (betas > 0) the members are trained together instead and the result is member 1 (`train_network`
-    with `co_trained`).
+    example order; they train in up to `opts.parallel_jobs()` processes at once, each member
+    exactly as alone (`train_members`). The ensemble (`NnetEnsemble`, `opts.posterior_averaging`)
+    gets priors as one network does (nnet-adjust-priors: the average of its averaged posteriors);
+    its history is the first member's. With `opts.ensemble_training` (Kaldi's: betas > 0) the
+    members are trained together instead and the result is member 1 (`train_network` with `co_trained`).
     """
-    if opts.ensemble_size <= 1:
-        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts, realign=realign)
     if opts.ensemble_training:
         return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts,
                              co_trained=opts.ensemble_size)
+    if opts.num_averaged_networks <= 1:
+        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts, realign=realign)
     from kaldilite.nnet.network import NnetEnsemble
 
-    results = []
-    for k in range(opts.ensemble_size):
-        log.info("ensemble member %d of %d (seed %d)", k + 1, opts.ensemble_size, opts.seed + k)
-        results.append(train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs,
-                                     dataclasses.replace(opts, seed=opts.seed + k), with_priors=False))
-    ensemble = NnetEnsemble([r.nnet for r in results])
+    n = opts.num_averaged_networks
+
+    def member(k):
+        return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs,
+                             dataclasses.replace(opts, seed=opts.seed + k), with_priors=False)
+
+    results = train_members(member, n, opts.parallel_jobs(), opts.seed)
+    ensemble = NnetEnsemble([r.nnet for r in results], opts.posterior_averaging)
     if not isinstance(train_feats, SplicedFrames):
         train_feats = np.asarray(train_feats, np.float32)
     priors = estimate_priors(ensemble, train_feats, opts.prior_subset_size,
@@ -425,11 +461,115 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
     if valid_targets is not None and len(valid_targets):
         members = ", ".join(f"{r.history[-1].get('valid_objf', float('nan')):.4f}" for r in results)
         valid = ensemble_objective(ensemble, valid_feats, valid_targets)
-        log.info("ensemble of %d: validation objf %.4f accuracy %.4f (members' last iterations: %s)",
-                 len(results), valid[0], valid[1], members)
+        log.info("%s: validation objf %.4f accuracy %.4f (members' last iterations: %s)", ensemble.describe(),
+                 valid[0], valid[1], members)
     seconds = sum(r.seconds for r in results)
     frames = sum(r.frames_per_second * r.seconds for r in results)
     return TrainingResult(ensemble, priors, results[0].history, seconds, frames / seconds)
+
+
+def train_members(train_member, count, jobs, first_seed=0):
+    """[train_member(k) for k in range(count)], run in up to `jobs` forked processes at once.
+
+    Each child is forked after the examples are in memory (it reads them copy-on-write: no copy,
+    no pickling) and inherits the parent's BLAS thread setting (train-nnet2 sets one thread); its
+    log lines go to the parent's handlers (the train log, the console) as they happen, prefixed by
+    "[network k/n]" since two members' lines interleave. The child sends its TrainingResult back
+    through a pipe. A child that raises stops the others and its exception is raised here (a child
+    that dies without a word, e.g. killed, is reported with its exit code): never a hang. Without
+    fork (not POSIX) or with `jobs` 1 the members train one after the other in this process.
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    def one_by_one():
+        results = []
+        for k in range(count):
+            log.info("network %d of %d (seed %d)", k + 1, count, first_seed + k)
+            results.append(train_member(k))
+        return results
+
+    if jobs <= 1 or count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return one_by_one()
+    context = multiprocessing.get_context("fork")
+    log.info("training %d networks (seeds %d..%d) in %d parallel processes", count, first_seed,
+             first_seed + count - 1, jobs)
+    for handler in _all_handlers():  # nothing buffered may be written twice, once by each child
+        handler.flush()
+    started = time.perf_counter()
+    results, cpu, running, pending = [None] * count, [0.0] * count, {}, list(range(count))
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                k = pending.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_member_child, args=(train_member, k, count, first_seed, sender),
+                                          name=f"train-nnet2 network {k + 1}", daemon=True)
+                process.start()
+                sender.close()  # the child holds the only sending end: its death ends our recv with EOFError
+                running[receiver] = (k, process)
+            for receiver in wait(list(running)):
+                k, process = running.pop(receiver)
+                try:
+                    status, payload = receiver.recv()
+                except EOFError:
+                    status, payload = "died", None
+                receiver.close()
+                process.join()
+                if status == "ok":
+                    results[k], cpu[k] = payload
+                    continue
+                if status == "died":
+                    raise RuntimeError(f"train-nnet2: the process training network {k + 1} of {count} (seed "
+                                       f"{first_seed + k}) died with exit code {process.exitcode} before returning "
+                                       "it (killed? out of memory?)")
+                exception, trace = payload
+                log.debug("network %d of %d failed in its process:\n%s", k + 1, count, trace)
+                raise exception
+    finally:
+        for receiver, (_, process) in running.items():
+            process.terminate()
+            process.join()
+            receiver.close()
+    log.info("%d networks trained in %.1f s wall (%s)", count, time.perf_counter() - started,
+             ", ".join(f"network {k + 1}: {seconds:.1f} s CPU" for k, seconds in enumerate(cpu)))
+    return results
+
+
+def _all_handlers():
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    return {handler for logger in loggers if isinstance(logger, logging.Logger) for handler in logger.handlers}
+
+
+def _member_child(train_member, k, count, first_seed, sender):
+    """The body of one forked member process: train, send ("ok", result) or ("error", (exception, traceback))."""
+    import traceback
+
+    factory = logging.getLogRecordFactory()
+    prefix = f"[network {k + 1}/{count}] "
+
+    def prefixed(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        record.msg = prefix + str(record.msg)
+        return record
+
+    logging.setLogRecordFactory(prefixed)
+    try:
+        log.info("seed %d, process %d", first_seed + k, os.getpid())
+        result = train_member(k)
+        message = ("ok", (result, time.process_time()))  # a forked child's clock starts at the fork
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
+        message = ("error", (exc, traceback.format_exc()))
+    try:
+        sender.send(message)
+    except Exception as exc:  # an exception that does not pickle: its text still reaches the parent
+        sender.send(("error", (RuntimeError(f"{type(message[1][0]).__name__}: {message[1][0]}" if message[0] ==
+                                            "error" else f"network {k + 1}: result not sendable: {exc}"),
+                               message[1][1] if message[0] == "error" else "")))
+    finally:
+        sender.close()
+        for handler in _all_handlers():
+            handler.flush()
 
 
 def ensemble_objective(ensemble, feats, targets, batch=4096):

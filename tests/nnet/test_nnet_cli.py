@@ -146,7 +146,7 @@ def ensemble_system(mono_system):
     tmp, lang = mono_system
     result = CliRunner().invoke(cli, ["train-nnet2", "--num-epochs", "8", "--samples-per-iter", "1000",
                                       "--pnorm-input-dim", "200", "--pnorm-output-dim", "20",
-                                      "--num-utts-subset", "20", "--ensemble-size", "2", "--seed", "1",
+                                      "--num-utts-subset", "20", "--num-averaged-networks", "2", "--seed", "1",
                                       str(tmp / "data"), str(lang), str(tmp / "mono"), str(tmp / "nnet2_ens")])
     assert result.exit_code == 0, result.output
     return tmp

@@ -1,6 +1,8 @@
-"""Ensembles of networks (`--ensemble-size`): posterior averaging, training, storage, decoding.
+"""Averaged networks (`--num-averaged-networks`): posterior averaging, training, storage, decoding.
 
-- The ensemble's posteriors are the mean of its members' (hand-computed from the members).
+- The ensemble's posteriors are the mean of its members' (hand-computed from the members), or
+  their normalized geometric mean; a config written before the averaging was recorded reads back
+  as the arithmetic mean it then was.
 - `train_ensemble` with n members gives exactly the networks `train_network` gives alone with
   seeds seed..seed+n-1, and priors equal to the average of the averaged posteriors.
 (The model file and decoding of an ensemble are tested with the CLI, in test_nnet_cli.py.)
@@ -31,6 +33,28 @@ def test_ensemble_posteriors_are_the_mean_of_the_members_posteriors():
     assert ensemble.input_dim == 6 and ensemble.num_pdfs == 4
 
 
+def test_geometric_ensemble_posteriors_are_the_normalized_product_of_the_members():
+    members = [random_network(s) for s in (1, 2, 3)]
+    x = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
+    product = np.prod([m.posteriors(x).astype(np.float64) for m in members], axis=0) ** (1 / 3)
+    expected = product / product.sum(axis=1, keepdims=True)
+    ensemble = NnetEnsemble(members, "geometric")
+    np.testing.assert_allclose(ensemble.posteriors(x), expected, rtol=1e-5)
+    np.testing.assert_allclose(ensemble.log_posteriors(x), np.log(expected), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(expected, NnetEnsemble(members).posteriors(x), rtol=1e-3)  # the modes differ here
+
+
+def test_the_averaging_is_stored_and_an_older_config_without_it_is_the_arithmetic_mean():
+    members = [random_network(s) for s in (1, 2)]
+    geometric = NnetEnsemble(members, "geometric")
+    config, arrays = geometric.config(), geometric.to_arrays()
+    assert NnetEnsemble.from_arrays(config, arrays).averaging == "geometric"
+    old = {"ensemble": config["ensemble"]}  # what model files written before the option hold
+    assert NnetEnsemble.from_arrays(old, arrays).averaging == "arithmetic"
+    with pytest.raises(InputError, match="averaging"):
+        NnetEnsemble(members, "harmonic")
+
+
 def test_ensemble_members_must_agree_on_dimensions():
     with pytest.raises(InputError, match="differ in input"):
         NnetEnsemble([random_network(1), random_network(2, input_dim=5)])
@@ -45,7 +69,9 @@ def test_train_ensemble_trains_the_members_train_network_trains_alone_with_conse
     vx, vy = x[:300], y[:300]
     opts = Nnet2Options(num_epochs=1, samples_per_iter=1500, minibatch_size=64, pnorm_input_dim=40,
                         pnorm_output_dim=8, diagnostic_frames=500, seed=7)
-    result = train_ensemble(x[300:], y[300:], vx, vy, 4, Nnet2Options(**{**opts.__dict__, "ensemble_size": 2}))
+    result = train_ensemble(x[300:], y[300:], vx, vy, 4, Nnet2Options(**{**opts.__dict__, "num_averaged_networks": 2,
+                                                                              "posterior_averaging": "arithmetic",
+                                                                              "nj": 1}))
     alone = [train_network(x[300:], y[300:], vx, vy, 4, Nnet2Options(**{**opts.__dict__, "seed": s}))
              for s in (7, 8)]
     assert isinstance(result.nnet, NnetEnsemble)

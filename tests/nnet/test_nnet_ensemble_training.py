@@ -113,7 +113,11 @@ def test_beta_rises_linearly_to_final_beta_as_the_script_computes_it():
     # train_pnorm_ensemble.sh: beta = initial + (x+1) * (final - initial) / num_iters for iteration x
     assert [round(opts.ensemble_beta(x, 4), 6) for x in range(4)] == [1.575, 3.05, 4.525, 6.0]
     assert opts.ensemble_training
-    assert not Nnet2Options(ensemble_size=2).ensemble_training
+    with pytest.raises(InputError, match="use --num-averaged-networks 2"):  # one option, one meaning
+        Nnet2Options(ensemble_size=2)
+    with pytest.raises(InputError, match="exclude each other"):
+        Nnet2Options(ensemble_size=2, initial_beta=0.1, num_averaged_networks=2)
+    assert not Nnet2Options(num_averaged_networks=2).ensemble_training
     assert not Nnet2Options(initial_beta=0.1, final_beta=6.0).ensemble_training
 
 

@@ -76,5 +76,5 @@ def test_realign_epochs_are_checked():
     with pytest.raises(InputError, match="--realign-epochs"):
         Nnet2Options(realign_epochs="two")
     with pytest.raises(InputError, match="--realign-epochs"):
-        Nnet2Options(num_epochs=4, realign_epochs="2", ensemble_size=2)
+        Nnet2Options(num_epochs=4, realign_epochs="2", num_averaged_networks=2)
     assert Nnet2Options(num_epochs=4, realign_epochs="1 2.5").realign_epoch_list() == [1.0, 2.5]
