@@ -191,7 +191,7 @@ def commands_rtf(work, models, repeat, no_report):
     """decode-commands' job on the commands dev set, one job per model: CPU RTF (see the docstring)."""
     from kaldilite.online.bundle import model_type_of
     from kaldilite.train.decode_commands import decode_commands_job, is_speaker_adapted
-    from kaldilite.train.sat import _silence_phones_from
+    from kaldilite.lang.langdir import read_phone_list
 
     opts = dict(beam=13.0, lattice_beam=10.0, acoustic_scale=0.1, exact_llr=True)
     rows = ["| model | CPU seconds | audio seconds | RTF |", "| --- | --- | --- | --- |"]
@@ -208,7 +208,7 @@ def commands_rtf(work, models, repeat, no_report):
             continue
         sat = is_speaker_adapted(exp / "final.mdl")
         job_opts = dict(opts, fmllr_hypothesis="best") if sat else opts
-        silence = _silence_phones_from(exp, exp / "graph_commands") if sat else ()
+        silence = read_phone_list(exp / "graph_commands" / "phones" / "silence.int", "re-run mkgraph") if sat else ()
         cpu = []
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(repeat + 1):  # the first run loads numba's cached code

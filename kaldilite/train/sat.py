@@ -508,6 +508,7 @@ def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts:
     """
     from kaldilite.cli.decode import _score, _write_text
     from kaldilite.io.datadir import split_data_dir
+    from kaldilite.lang.langdir import read_phone_list
     from kaldilite.parallel import run_jobs
 
     opts = opts or FmllrDecodeOptions()
@@ -521,7 +522,9 @@ def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts:
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and compute-cmvn-stats "
                                f"on {data_dir} first")
-    silence = _silence_phones_from(model_dir, graph_dir)
+    # decode_fmllr.sh's silphonelist: the graph dir's list, as mkgraph copies it
+    silence = read_phone_list(Path(graph_dir) / "phones" / "silence.int",
+                              "rebuild the graph with `kaldilite mkgraph` (it copies the lang dir's phone lists)")
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     decode_dir.mkdir(parents=True, exist_ok=True)
     outputs = run_jobs(decode_fmllr_job, [(str(graph_dir), str(model_dir), str(part), str(decode_dir), k,
@@ -536,14 +539,6 @@ def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts:
         result[key] = _score(data_dir, out_dir, {None: hyps})
     result["seconds"] = time.perf_counter() - started
     return result
-
-
-def _silence_phones_from(model_dir, graph_dir):
-    """Silence phone ids (decode_fmllr.sh's silphonelist): the graph dir's list, as mkgraph copies it."""
-    from kaldilite.lang.langdir import read_phone_list
-
-    return read_phone_list(Path(graph_dir) / "phones" / "silence.int",
-                           "rebuild the graph with `kaldilite mkgraph` (it copies the lang dir's phone lists)")
 
 
 # ============================================================================ alignment

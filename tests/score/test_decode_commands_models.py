@@ -183,7 +183,8 @@ def test_sat_fmllr_from_the_garbage_side_is_estimated_on_the_best_path_without_c
     from kaldilite.io.symbols import SymbolTable
     from kaldilite.io.tables import read_matrices
     from kaldilite.train.decode_commands import first_pass_speaker_transforms
-    from kaldilite.train.sat import _silence_phones_from, _speakers_of
+    from kaldilite.lang.langdir import read_phone_list
+    from kaldilite.train.sat import _speakers_of
     from kaldilite.transform.fmllr import FmllrOptions
 
     tmp = systems["tmp"]
@@ -201,9 +202,10 @@ def test_sat_fmllr_from_the_garbage_side_is_estimated_on_the_best_path_without_c
     si_tm, si_am, si_pipeline, _ = load_model(tmp / "tri3b" / "final.alimdl")
     _, am, _, _ = load_model(tmp / "tri3b" / "final.mdl")
     utt2spk, _ = _speakers_of(tmp / "data")
+    silence = read_phone_list(graph_dir / "phones" / "silence.int", "re-run mkgraph")
     expected = first_pass_speaker_transforms(
         restrict_graph(graph, commands), si_tm, si_am, am, dict(load_features(tmp / "data", si_pipeline)), utt2spk,
-        _silence_phones_from(tmp / "tri3b", graph_dir), DecoderOptions(beam=10.0, acoustic_scale=0.1),
+        silence, DecoderOptions(beam=10.0, acoustic_scale=0.1),
         FmllrOptions(min_count=500.0), 0.0)
     mine = dict(read_matrices(str(ours / "trans.1")))
     assert sorted(mine) == sorted(expected) and mine
@@ -212,7 +214,7 @@ def test_sat_fmllr_from_the_garbage_side_is_estimated_on_the_best_path_without_c
     # and they differ from the transforms of the unrestricted best path (the test has teeth)
     best = first_pass_speaker_transforms(
         graph, si_tm, si_am, am, dict(load_features(tmp / "data", si_pipeline)), utt2spk,
-        _silence_phones_from(tmp / "tri3b", graph_dir), DecoderOptions(beam=10.0, acoustic_scale=0.1),
+        silence, DecoderOptions(beam=10.0, acoustic_scale=0.1),
         FmllrOptions(min_count=500.0), 0.0)
     assert any(np.abs(best[spk] - mine[spk]).max() > 1e-3 for spk in mine)
 
