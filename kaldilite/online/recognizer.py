@@ -8,8 +8,9 @@ them; after every chunk the endpoint rules look at the best partial path. At an 
 when the VAD closes a segment, or the input ends) the utterance is finalized and the shared
 rejection rule (`kaldilite.decode.rejection`) turns it into a command or `<rejected>` with a
 confidence; then a new utterance starts at the first frame not decoded, so no audio is lost
-or decoded twice. Online CMVN statistics of finished utterances become the prior of the next
-(Kaldi's OnlineCmvnState carried between a speaker's utterances) when `carry_cmvn` is set.
+or decoded twice. Online CMVN statistics of every finished utterance, whatever its decision,
+become the prior of the next (Kaldi's OnlineCmvnState carried between a speaker's utterances,
+as train-nnet2 --online-cmvn carried them) when `carry_cmvn` is set.
 
 Times are stream seconds. A result's `start`/`end` are the first and last non-silence frames
 of its best path; `latency` is the time from `end` to the result: the audio that had to be
@@ -302,10 +303,15 @@ class OnlineRecognizer:
                 start=self._utt_time(int(speech[0])), end=end, latency=waited + processing, endpoint=endpoint,
                 reason=decision.reason, words=tuple(w for w in (decision.words or ()) if w != "<eps>"),
                 num_frames=self._decoded, score=float(decision.score))
-            if self.opts.carry_cmvn and hasattr(self._features.source, "get_state"):
-                self._cmvn_state = self._features.source.get_state(self._decoded - 1)
             self.results.append(result)
             log.info("%s", result.to_line())
+        # Every decoded frame joins the speaker's CMVN stats, whatever was decided (silence, noise, a
+        # rejection included): Kaldi's online2 tools take the adaptation state after every utterance, and
+        # train-nnet2 --online-cmvn carried every training utterance's frames (apply_cmvn_online), so the
+        # stats the network learned under are those of all of a speaker's audio, not of its accepted words.
+        # Frames not decoded are the next utterance's and join with it.
+        if self.opts.carry_cmvn and self._decoded and hasattr(self._features.source, "get_state"):
+            self._cmvn_state = self._features.source.get_state(self._decoded - 1)
         if restart:
             # The next utterance begins at the first frame not decoded: its samples go in again.
             consumed = self._decoded * self._shift_samples
@@ -336,8 +342,8 @@ class OnlineRecognizer:
     @property
     def cmvn_state(self):
         """The online-CMVN state the next utterance starts from (an `OnlineCmvnState`, or None
-        for a model without CMVN): the global prior plus, with `carry_cmvn`, this speaker's
-        decided utterances so far."""
+        for a model without CMVN): the global prior plus, with `carry_cmvn`, the frames of this
+        speaker's finished utterances so far (decided or not)."""
         return None if self._cmvn_state is None else self._cmvn_state.copy()
 
     def new_stream(self, source_name=None, cmvn_state=None):
