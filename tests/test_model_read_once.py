@@ -43,6 +43,56 @@ def test_load_once_keeps_one_copy_per_unchanged_file_and_loader(tmp_path):
     forget_loaded()
 
 
+def test_headers_asked_in_between_never_evict_a_model(tmp_path, monkeypatch):
+    """A SAT decode keeps two models (final.alimdl, final.mdl) and asks model headers of many files
+    in between (`model_header`): the models must stay read once. Loader calls counted by hand."""
+    import kaldilite.gmm.model as gmm_model
+    from kaldilite.online.bundle import model_header
+    from kaldilite.utils.load_once import MAX_ENTRIES
+
+    files = []
+    for k in range(MAX_ENTRIES["model"] + MAX_ENTRIES["header"] + 3):
+        files.append(tmp_path / f"{k}.mdl")
+        files[-1].write_text(str(k))
+    model_reads, header_reads = [], []
+
+    def load_model(p):
+        model_reads.append(os.path.basename(p))
+        return Path(p).read_text()
+
+    def read_header(p):
+        header_reads.append(os.path.basename(p))
+        return {"model_type": "gmm"}
+
+    monkeypatch.setattr(gmm_model, "read_model_header", read_header)
+    forget_loaded()
+    alimdl, mdl = files[:2]
+    for _ in range(3):  # three utterances, each asking both models and the header of every file
+        assert load_once(alimdl, load_model) == "0" and load_once(mdl, load_model) == "1"
+        for path in files:
+            assert model_header(path) == {"model_type": "gmm"}
+    assert model_reads == ["0.mdl", "1.mdl"]
+    # the header cache is bounded on its own: more files than it keeps are read again, each pass
+    assert len(header_reads) == 3 * len(files)
+    header_reads.clear()
+    for path in files[:MAX_ENTRIES["header"]]:
+        model_header(path)
+    for path in files[:MAX_ENTRIES["header"]]:
+        model_header(path)
+    assert len(header_reads) == MAX_ENTRIES["header"]  # as many as it keeps: once each
+    # and the model cache keeps its own bound: one model more than it holds pushes out the oldest
+    for path in files[2:MAX_ENTRIES["model"]]:  # full
+        load_once(path, load_model)
+    load_once(alimdl, load_model)
+    assert model_reads.count("0.mdl") == 1
+    load_once(files[MAX_ENTRIES["model"]], load_model)  # evicts 1.mdl, the least recently used
+    load_once(mdl, load_model)
+    assert model_reads.count("1.mdl") == 2 and model_reads.count("0.mdl") == 1
+    with pytest.raises(ValueError, match="unknown kind"):
+        load_once(mdl, load_model, kind="lattice")
+    forget_loaded()
+
+
 def _nnet_fixtures():
     spec = importlib.util.spec_from_file_location("_read_once_nnet_cli", TESTS / "nnet" / "test_nnet_cli.py")
     module = importlib.util.module_from_spec(spec)

@@ -112,7 +112,7 @@ def model_header(path):
     from kaldilite.gmm.model import read_model_header
     from kaldilite.utils.load_once import load_once
 
-    return load_once(path, read_model_header)
+    return load_once(path, read_model_header, kind="header")  # headers cannot evict the models loaded
 
 
 def model_type_of(path):
