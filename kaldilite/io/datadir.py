@@ -794,17 +794,31 @@ def split_data_dir(path, num_parts, *, per_utt=False):
     `splitNutt` ignoring speakers. An existing split is reused when every file of it is at
     least as new as its source file and no part has a file its source no longer has (Kaldi
     checks only the first condition).
+
+    A data dir we may not write into (read-only, or someone else's frozen setup made so with
+    `chmod a-w`) still splits: into a private dir under the temp dir (`$TMPDIR`, which must be
+    shared with the nodes when jobs run there, `--cmd slurm`), named after the data dir's real
+    path so that later verbs reuse it; a warning says where. Kaldi's split_data.sh fails there.
     """
     path = Path(path)
     if num_parts < 1:
         raise InputError(f"split_data_dir: number of parts must be >= 1, got {num_parts}")
     if not (path / "utt2spk").exists():
         raise MissingFileError(f"{path / 'utt2spk'}: no such file; is {path} a data dir?")
-    base = path / f"split{num_parts}{'utt' if per_utt else ''}"
+    name = f"split{num_parts}{'utt' if per_utt else ''}"
+    base = path / name
     parts = [base / str(k) for k in range(1, num_parts + 1)]
     if _split_is_current(path, parts):
         logger.debug("split_data_dir: reusing %s", base)
         return parts
+    if not _may_write_split(base):
+        base = _private_split_home(path) / name
+        parts = [base / str(k) for k in range(1, num_parts + 1)]
+        if _split_is_current(path, parts):
+            logger.debug("split_data_dir: reusing %s (%s is not writable)", base, path)
+            return parts
+        logger.warning("split_data_dir: %s is not writable: splitting it into %s instead of %s/%s (Kaldi's place; "
+                       "make the data dir writable to split there)", path, base, path, name)
 
     raw = _read_dir_raw(path)
     utt2spk = {u: v.split()[0] for u, v in raw["utt2spk"].items() if v.split()}
@@ -833,6 +847,27 @@ def split_data_dir(path, num_parts, *, per_utt=False):
         _write_dir_raw(part, part_raw)
     logger.info("split_data_dir: split %s into %d parts", path, num_parts)
     return parts
+
+
+def _may_write_split(base):
+    """True when the split can be (re)written at `base`: it, or (not there yet) its data dir, is writable.
+
+    os.access, not a trial write: it answers for a read-only mount and for permission bits
+    alike, and leaves nothing behind. Parts of an existing split are checked too (a copy made
+    with `cp -a` of a frozen dir keeps their modes)."""
+    if base.is_dir():
+        return all(os.access(d, os.W_OK | os.X_OK) for d in [base, *(p for p in base.iterdir() if p.is_dir())])
+    return os.access(base.parent, os.W_OK | os.X_OK)
+
+
+def _private_split_home(path):
+    """Where the splits of a data dir we may not write into go: one dir per user and data dir (real path)."""
+    import hashlib
+    import tempfile
+
+    real = os.path.realpath(path)
+    digest = hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"kaldilite-split-{os.getuid()}" / f"{Path(real).name}-{digest}"
 
 
 def _split_by_speaker(path, utt2spk, num_parts):
