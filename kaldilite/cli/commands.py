@@ -223,6 +223,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 
     e.g.: kaldilite synthesize-corpus --commands lang/en/commands.txt --fillers lang/en/fillers.txt downloads/synthetic
     """
+    snr_values = _colon_floats(snrs, "--snrs", "30:20:15:10")
     from kaldilite.corpora.synthetic import synthesize_corpus
     from kaldilite.lang.grammar import read_items
 
@@ -231,7 +232,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
         for item_words, _, _ in read_items(path):
             words.extend(w for w in item_words if w not in words)
     out = synthesize_corpus(out_dir, words, num_speakers=num_speakers, takes=takes, dev_every=dev_every,
-                            snrs=[float(x) for x in snrs.split(":") if x.strip()], seed=seed)
+                            snrs=snr_values, seed=seed)
     click.echo(str(out))
 
 

@@ -43,3 +43,36 @@ def test_same_seed_same_audio_other_seed_other_voices(tmp_path):
     assert synthetic_speakers(8, seed=5) != synthetic_speakers(8, seed=6)
     voices = {(v, var) for _, v, var, _, _ in synthetic_speakers(20, seed=5)}
     assert len(voices) == 20  # voice/variant pairs are not repeated while unused ones remain
+
+
+@pytest.mark.parametrize("snrs, message", [
+    ("30:loud", "--snrs must be numbers separated by ':' (e.g. 30:20:15:10), not '30:loud'"),
+    (":", "--snrs is empty; give e.g. 30:20:15:10"),
+])
+def test_synthesize_corpus_rejects_bad_snrs_in_one_line_before_synthesizing(tmp_path, snrs, message):
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+
+    commands = tmp_path / "commands.txt"
+    commands.write_text("yes\n")
+    result = CliRunner().invoke(cli, ["synthesize-corpus", "--commands", str(commands), "--snrs", snrs,
+                                      str(tmp_path / "syn")])
+    assert result.exit_code != 0 and str(result.exception) == message
+    assert not (tmp_path / "syn").exists()
+
+
+def test_synthesize_corpus_passes_the_colon_separated_snrs_as_numbers(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import kaldilite.corpora.synthetic as synthetic
+    from kaldilite.cli import cli
+
+    seen = {}
+    monkeypatch.setattr(synthetic, "synthesize_corpus", lambda out, words, **kw: seen.update(kw, words=words) or out)
+    commands = tmp_path / "commands.txt"
+    commands.write_text("yes\nno\n")
+    result = CliRunner().invoke(cli, ["synthesize-corpus", "--commands", str(commands), "--snrs", "25:12.5:-3",
+                                      str(tmp_path / "syn")])
+    assert result.exit_code == 0, result.output
+    assert seen["snrs"] == [25.0, 12.5, -3.0] and seen["words"] == ["yes", "no"]
