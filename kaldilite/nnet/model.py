@@ -108,15 +108,24 @@ class NnetAcousticModel:
 
     def with_preconditioning_folded(self):
         """The same scorer with the pipeline's preconditioning transform folded into the network's first
-        layer (`Nnet.with_input_transform`): `pipeline` then ends at the splicing and
-        `log_likelihoods` takes spliced frames, giving the original's scores within float32
-        rounding without the per-frame product (a float64 one in `transform_features`). This model
-        (what `load_nnet_scorer` returns) is for scoring: training and `save_nnet_model` keep the
-        file's form, the transform in the pipeline."""
+        layer (`Nnet.with_input_transform`) when that costs no more multiplies per frame: `pipeline`
+        then ends at the splicing and `log_likelihoods` takes spliced frames, giving the original's
+        scores within float32 rounding without the per-frame product (a float64 one in
+        `transform_features`). The folded first layer reads the spliced input (D x H multiplies, H the
+        first layers' outputs, summed over an ensemble's members) where the two products took
+        D x d + d x H; with a reduced --lda-dim d that is cheaper, and the model is returned as it is.
+        This model (what `load_nnet_scorer` returns) is for scoring: training and `save_nnet_model`
+        keep the file's form, the transform in the pipeline."""
         transform = self.pipeline.transform
         if transform is None:
             return self
         spliced = self.pipeline.spliced_dim(self.adapted_dim)
+        reduced = transform.shape[0]
+        first_layers = [member.components[0] for member in getattr(self.nnet, "members", [self.nnet])]
+        if all(layer.kind == "affine" for layer in first_layers):  # else with_input_transform says why not
+            first_outputs = sum(layer.output_dim for layer in first_layers)
+            if spliced * first_outputs > spliced * reduced + reduced * first_outputs:
+                return self
         folded = NnetAcousticModel(self.tm, self.nnet.with_input_transform(transform, spliced), self.priors,
                                    self.pipeline.with_transform(None), self.raw_feature_dim, self.feature_type,
                                    self.extra, self.source, self.fmllr_pipeline, self.prior_scale)

@@ -1,4 +1,5 @@
-"""The preconditioning transform folded into the first layer for scoring (`load_nnet_scorer`):
+"""The preconditioning transform folded into the first layer for scoring (`load_nnet_scorer`) when
+that costs no more multiplies than the two products (hand-counted cases, a reduced LDA dim kept):
 scores equal the file's own path (pipeline with the transform, `transform_features` in float64,
 then the network) within float32 rounding, for an affine and a linear transform, a single network
 and an ensemble; the model file and `load_nnet_model` are untouched; the training examples'
@@ -48,11 +49,21 @@ def _preconditioning(rng, out_dim, affine):
     return rng.normal(scale=2.0, size=(out_dim, SPLICED_DIM + int(affine)))
 
 
-@pytest.mark.parametrize("affine", [True, False])
-@pytest.mark.parametrize("ensemble", [False, True])
-def test_folded_scores_equal_the_pipeline_transform_then_network(tmp_path, affine, ensemble):
+# (affine, ensemble, LDA output dim, folded?) with D = 20 spliced inputs and H = 30 first-layer outputs per
+# member: folding costs D x H multiplies per frame, the two products D x d + d x H
+FOLD_CASES = [
+    (True, False, SPLICED_DIM, True),    # no reduction: 600 < 400 + 600
+    (False, False, 12, True),            # 600 = 240 + 360: a tie folds (one product instead of two)
+    (True, False, 4, False),             # reduced: 600 > 80 + 120
+    (True, True, SPLICED_DIM, True),     # two members: 1200 < 400 + 1200
+    (False, True, 12, False),            # two members: 1200 > 240 + 720
+]
+
+
+@pytest.mark.parametrize("affine, ensemble, out_dim, folds", FOLD_CASES)
+def test_scorer_folds_only_when_cheaper_and_scores_equal_the_pipeline_transform_then_network(
+        tmp_path, affine, ensemble, out_dim, folds):
     rng = np.random.default_rng(1)
-    out_dim = SPLICED_DIM if affine else 12  # without and with dimension reduction
     model = _model(_preconditioning(rng, out_dim, affine), ensemble)
     save_nnet_model(tmp_path / "final.mdl", model)
     raw = rng.normal(size=(37, RAW_DIM)).astype(np.float32)
@@ -64,7 +75,10 @@ def test_folded_scores_equal_the_pipeline_transform_then_network(tmp_path, affin
                                                          stored.pipeline.transform))
 
     scorer = load_nnet_scorer(tmp_path / "final.mdl")
-    assert scorer.pipeline.transform is None and scorer.input_dim == SPLICED_DIM
+    if folds:
+        assert scorer.pipeline.transform is None and scorer.input_dim == SPLICED_DIM
+    else:
+        assert scorer.pipeline.transform is not None and scorer.input_dim == out_dim
     got = scorer.log_likelihoods(scorer.pipeline.apply(raw))
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * scale)
