@@ -407,9 +407,12 @@ def _cross_fitted_rules(references, measures, rule, commands, utt2spk, folds=THR
     return pairs
 
 
-def _decide_cross_fitted(pairs, measures, threshold):
-    """{utt: Decision} of `_cross_fitted_rules` pairs, each fold by its own weights at `threshold`."""
-    return {u: fitted.with_threshold(threshold).decide_measures(*measures[u]) for fitted, utts in pairs for u in utts}
+def _decide_cross_fitted(pairs, measures, threshold, command_thresholds=None):
+    """{utt: Decision} of `_cross_fitted_rules` pairs, each fold by its own weights at `threshold`
+    (and `command_thresholds`, {command: threshold}, where given)."""
+    rules = [replace(fitted.with_threshold(threshold), command_thresholds=dict(command_thresholds or {}))
+             for fitted, _ in pairs]
+    return {u: rule.decide_measures(*measures[u]) for rule, (_, utts) in zip(rules, pairs) for u in utts}
 
 
 def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
@@ -425,6 +428,13 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     `utt2spk`, else of the utterances), which are also what its figures (the `calibration` note,
     the `CommandScores`) count: the estimate for new speakers, whose utterances the weights did not see.
     """
+    calibrated, result, _ = _calibrate_threshold(references, measures, rule, commands, target_fa, negatives, utt2spk)
+    return calibrated, result
+
+
+def _calibrate_threshold(references, measures, rule, commands, target_fa, negatives, utt2spk):
+    """`calibrate_threshold`, and the cross-fitted (rule, utterances) pairs its logits came from (None
+    unless a logistic rule was cross-fitted): what `calibrate_command_thresholds` decides with."""
     if not 0.0 <= target_fa <= 1.0:
         raise InputError(f"--target-fa must be a fraction between 0 and 1, not {target_fa}")
     _require_measures(references, measures)
@@ -492,7 +502,7 @@ def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
     }
     if clipped:
         calibrated.calibration["clipped_below_threshold"] = clipped
-    return calibrated, result
+    return calibrated, result, pairs
 
 
 def calibrate_command_thresholds(references, measures, rule, commands, target_fa=0.05,
@@ -506,9 +516,14 @@ def calibrate_command_thresholds(references, measures, rule, commands, target_fa
     option per command maximizing correct commands (ties: fewer false accepts). Each threshold
     lies midway between the lowest score it accepts and the next lower score of that command.
     Commands seen in no accepted utterance keep the single threshold `calibrate_threshold` picks.
+    A logistic rule's scores are the cross-fitted logits that single threshold was chosen on (each
+    utterance's from weights fitted without its speaker's fold), and so are its figures: on the
+    logits of the utterances the weights were fitted on, the budget would be spent on false accepts
+    that new speakers' words do not repeat.
     """
-    single, _ = calibrate_threshold(references, measures, rule, commands, target_fa, negatives, utt2spk)
-    base = decide_all(measures, single.with_threshold(-math.inf))
+    single, _, pairs = _calibrate_threshold(references, measures, rule, commands, target_fa, negatives, utt2spk)
+    base = (_decide_cross_fitted(pairs, measures, -math.inf) if pairs
+            else decide_all(measures, single.with_threshold(-math.inf)))
     by_label = {}
     for utt, text in references.items():
         decision = base[utt]
@@ -542,12 +557,16 @@ def calibrate_command_thresholds(references, measures, rule, commands, target_fa
         dp = new
     correct, minus_fa, thresholds = dp[budget]
     calibrated = replace(single, command_thresholds=thresholds, calibration=dict(single.calibration))
-    result = score_decisions(references, decide_all(measures, calibrated), commands)
+    decisions = (_decide_cross_fitted(pairs, measures, single.threshold, thresholds) if pairs
+                 else decide_all(measures, calibrated))
+    result = score_decisions(references, decisions, commands)
     calibrated.calibration.update({"false_accept_rate": -minus_fa / num_neg if num_neg else math.nan,
                                    "false_reject_rate": result.false_reject_rate,
                                    "command_accuracy": result.accuracy,
                                    "note": "per-command thresholds (group knapsack over the false-accept budget); "
-                                           f"single threshold {single.threshold:.6g} for other commands"})
+                                           f"single threshold {single.threshold:.6g} for other commands"
+                                           + (f" (logits and figures cross-fitted over {THRESHOLD_FOLDS} "
+                                              f"{'speaker' if utt2spk else 'utterance'} folds)" if pairs else "")})
     return calibrated, result
 
 

@@ -193,3 +193,54 @@ def test_calibrating_a_logistic_rule_on_a_reference_without_measures_is_a_usage_
     rule = RejectionRule(score="logistic", logistic={"features": ["llr_total"]})
     with pytest.raises(InputError, match="no measures for reference utterance c"):
         calibrate_threshold(refs, measures, rule, COMMANDS, 0.05)
+
+
+def test_per_command_thresholds_of_a_logistic_rule_are_chosen_on_cross_fitted_logits():
+    """calibrate_command_thresholds spends the false-accept budget on the logits calibrate_threshold
+    chooses its threshold on: each utterance's from weights fitted without its speaker's fold. The
+    independent answer: the folds dealt by hand (speakers sorted, round-robin into THRESHOLD_FOLDS),
+    the weights fitted on each complement, and the best pair of thresholds (yes, no) by brute force
+    over every cut of those logits: the most correct commands with at most the allowed false accepts."""
+    import itertools
+
+    from kaldilite.score.commands import THRESHOLD_FOLDS, calibrate_command_thresholds, negatives_allowed
+
+    noise = ["command_margin", "command_cost_per_frame", "gop_min", "gop_mean"]
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total", *noise]})
+    rng = np.random.default_rng(4)
+    refs, measures, utt2spk = {}, {}, {}
+    for i in range(90):
+        label = ("yes", "no")[i % 2]
+        command = i % 3 != 0
+        m = Measures(words=(label,), label=(label,), confidence=0.9,
+                     llr=rng.normal(1.5 if command else 0.0) / 100, best_command=(label,),
+                     **dict(zip(noise, rng.normal(0.0, 1.0, len(noise)))))
+        utt = f"s{i % 7}-{i:03d}"
+        refs[utt], measures[utt], utt2spk[utt] = label if command else "cat", (m, 100), f"s{i % 7}"
+    speakers = sorted(set(utt2spk.values()))
+    fold_of = {spk: k % THRESHOLD_FOLDS for k, spk in enumerate(speakers)}
+    logit = {}
+    for fold in range(THRESHOLD_FOLDS):
+        fitted = fit_logistic_rule({u: t for u, t in refs.items() if fold_of[utt2spk[u]] != fold}, measures, rule,
+                                   COMMANDS)
+        logit.update({u: fitted.logit(*measures[u]) for u in refs if fold_of[utt2spk[u]] == fold})
+    in_sample = fit_logistic_rule(refs, measures, rule, COMMANDS)
+    assert max(abs(logit[u] - in_sample.logit(*measures[u])) for u in refs) > 0.1  # the two differ here
+
+    allowed = negatives_allowed(sum(t == "cat" for t in refs.values()), 0.1)
+
+    def counts(command, threshold):
+        """(correct, false accepts) of accepting `command`'s utterances with logit >= threshold."""
+        utts = [u for u in refs if measures[u][0].label == (command,) and logit[u] >= threshold]
+        return sum(refs[u] == command for u in utts), sum(refs[u] == "cat" for u in utts)
+
+    cuts = {c: [math.inf] + sorted({logit[u] for u in refs if measures[u][0].label == (c,)}) for c in ("yes", "no")}
+    best = max((a[0] + b[0], -(a[1] + b[1])) for a, b in itertools.product(
+        *([counts(c, t) for t in cuts[c]] for c in ("yes", "no"))) if a[1] + b[1] <= allowed)
+
+    calibrated, scores = calibrate_command_thresholds(refs, measures, rule, COMMANDS, 0.1, ("_unknown_",), utt2spk)
+    assert (scores.correct, -scores.unknown_accepted) == best
+    assert calibrated.calibration["false_accept_rate"] == pytest.approx(-best[1] / 30)
+    assert "cross-fitted over 5 speaker folds" in calibrated.calibration["note"]
+    # each command's threshold realizes its share of that optimum on the cross-fitted logits
+    assert sum(counts(c, t)[0] for c, t in calibrated.command_thresholds.items()) == best[0]
