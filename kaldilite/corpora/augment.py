@@ -285,7 +285,7 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
             log.warning("%s: utterance %s is all zeros; copied without noise", src, utt)
         else:
             mixed, _ = mix_at_snr(speech, noise_wave, snr, offset)
-        new_wav[prefix + utt] = _write_pcm16(dest / "wav" / f"{prefix}{utt}.wav", mixed, speech_rate)
+        new_wav[prefix + utt] = write_pcm16(dest / "wav" / f"{prefix}{utt}.wav", mixed, speech_rate)
         utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
 
     write_key_values(dest / "wav.scp", new_wav)
@@ -297,12 +297,19 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     return dest
 
 
-def _write_pcm16(path, wave, rate):
-    """Write `wave` (int16 scale) rounded and clipped as 16-bit PCM; returns the absolute path as str."""
+def write_pcm16(path, wave, rate):
+    """Write `wave` (int16 scale) rounded and clipped as a 16-bit PCM WAV file, atomically (a crash
+    leaves no truncated wav behind a wav.scp line); returns the absolute path as str.
+
+    The corpora layer's one wav writer (augmentation, the synthetic corpus)."""
     import soundfile
 
+    from kaldilite.utils.atomic import atomic_path
+
     path = Path(path).resolve()
-    soundfile.write(str(path), np.clip(np.round(wave), -32768, 32767).astype(np.int16), rate, subtype="PCM_16")
+    with atomic_path(path) as tmp:
+        soundfile.write(str(tmp), np.clip(np.round(wave), -32768, 32767).astype(np.int16), rate, subtype="PCM_16",
+                        format="WAV")
     return str(path)
 
 
@@ -391,7 +398,7 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
                 noise_rir = room.rirs[1 % len(room.rirs)] if wet else np.array([1.0])
                 out = reverberate(speech, rir, rate, noise=None if clip is None else clip[1], noise_rir=noise_rir,
                                   snr_db=snr, noise_offset=offset)
-            new_wav[new_id] = _write_pcm16(dest / "wav" / f"{new_id}.wav", out, rate)
+            new_wav[new_id] = write_pcm16(dest / "wav" / f"{new_id}.wav", out, rate)
             noise_text = "none" if clip is None else f"{clip[0]} {offset} {snr:g}"
             utt2rir[new_id] = (f"room{room_index} rt60={room.rt60:.3f}" if wet else "dry") + f" noise={noise_text}"
 

@@ -113,10 +113,9 @@ def synthesize_corpus(out_dir, words, *, num_speakers=40, takes=2, dev_every=5, 
     1 s clips of coloured noise in `_background_noise_` (the silence class, and augmentation).
     A marker file records the settings; a second call with the same settings returns at once.
     """
-    import soundfile
-
+    from kaldilite.corpora.augment import write_pcm16
     from kaldilite.io.audio import resample
-    from kaldilite.utils.atomic import atomic_open, atomic_path
+    from kaldilite.utils.atomic import atomic_open
 
     words = [w for w in words]
     if not words:
@@ -146,9 +145,7 @@ def synthesize_corpus(out_dir, words, *, num_speakers=40, takes=2, dev_every=5, 
                 speech_power = np.mean(wave ** 2)
                 wave = wave + _coloured_noise(rng, len(wave)) * np.sqrt(speech_power * 10 ** (-snr / 10))
                 name = f"{word}/{speaker}_nohash_{take}.wav"
-                with atomic_path(out_dir / name) as tmp:
-                    soundfile.write(tmp, np.clip(np.round(wave), -32768, 32767).astype(np.int16), SAMPLE_RATE,
-                                    subtype="PCM_16", format="WAV")
+                write_pcm16(out_dir / name, wave, SAMPLE_RATE)
                 if is_dev:
                     dev_files.append(name)
         log.info("speaker %s (%s+%s, %d wpm, pitch %d)%s done", speaker, voice, variant, wpm, pitch,
@@ -158,9 +155,7 @@ def synthesize_corpus(out_dir, words, *, num_speakers=40, takes=2, dev_every=5, 
     for k in range(num_noise_clips):
         rng = _rng(seed, "noise", k)
         level = 10 ** rng.uniform(1.0, 3.0)  # 16-bit scale: from near-silence to loud hiss
-        with atomic_path(noise_dir / f"{k:04d}.wav") as tmp:
-            soundfile.write(tmp, np.clip(np.round(level * _coloured_noise(rng, SAMPLE_RATE)), -32768, 32767)
-                            .astype(np.int16), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        write_pcm16(noise_dir / f"{k:04d}.wav", level * _coloured_noise(rng, SAMPLE_RATE), SAMPLE_RATE)
     with atomic_open(out_dir / "validation_list.txt") as handle:
         handle.writelines(f"{name}\n" for name in sorted(dev_files))
     with atomic_open(out_dir / "speakers.txt") as handle:
