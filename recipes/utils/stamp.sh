@@ -143,6 +143,20 @@ _stamp_head() {  # FORMAT: the inputs' and the command's part of the stamp (take
   if declare -F "${command[0]}" >/dev/null; then declare -f "${command[0]}"; fi
 }
 
+_stamp_head_raw_confs() {
+  # HEAD (format 2) -> the head as the second format wrote it before conf files counted by their option
+  # lines: only the lines of *.conf file inputs differ, so only those are hashed again (a stale step's
+  # other inputs, feature archives and data dirs, are not hashed a second time). A dir input holding
+  # a top-level *.conf is not converted: such a step re-runs once.
+  local head=$1 x
+  for x in "${inputs[@]}"; do
+    case "$x" in
+      *.conf) [ -f "$x" ] && head=${head/"$x $(_stamp_file_sum "$x" 2)"/"$x $(_stamp_file_sum "$x" 2raw)"} ;;
+    esac
+  done
+  printf '%s\n' "$head"
+}
+
 _stamp_expected() {  # FORMAT HEAD: what the stamp file holds for the step to be up to date
   { printf '%s\n' "$2"; _stamp_outputs "$1" "${outputs[@]}"; } | _stamp_paths "$1"
 }
@@ -167,7 +181,7 @@ stamp_workdir() {
 }
 
 step() {
-  local stamp=$1 inputs=() outputs=() command=() stored head
+  local stamp=$1 inputs=() outputs=() command=() stored head raw_head
   shift
   while [ $# -gt 0 ] && [ "$1" != "--" ] && [ "$1" != "--out" ]; do inputs+=("$1"); shift; done
   if [ "${1:-}" = "--out" ]; then
@@ -190,7 +204,8 @@ step() {
       log "  up to date: $stamp"
       return 0
     fi
-    if [ "$stored" = "$(_stamp_expected 2raw "$(_stamp_head 2raw)")" ]; then  # conf files by raw content: same
+    raw_head=$(_stamp_head_raw_confs "$head")
+    if [ "$raw_head" != "$head" ] && [ "$stored" = "$(_stamp_expected 2raw "$raw_head")" ]; then  # confs by raw content
       _stamp_expected 2 "$head" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
       log "  up to date: $stamp"
       return 0

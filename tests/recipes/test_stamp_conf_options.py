@@ -72,3 +72,40 @@ def test_a_stamp_of_the_raw_conf_is_accepted_while_the_conf_is_unchanged(tmp_pat
     assert run(checkout, work) == ["train"]  # once: the raw stamp cannot tell a comment from an option
     conf.write_text(CONF + "# another comment\n")
     assert run(checkout, work) == []
+
+
+def test_a_stale_step_hashes_its_inputs_no_more_than_a_first_run(tmp_path, monkeypatch):
+    """The previous-form fallbacks of a stale stamp hash again only its conf inputs: the other inputs
+    (data dirs, feature archives: the costly ones) are read once, as on a first run. sha1sum is
+    counted through a wrapper first on PATH; the first run (no stamp, so no fallback) is the answer."""
+    import shutil
+    import stat
+
+    checkout, work = setup(tmp_path)
+    data = work / "data"
+    data.mkdir()
+    for name in ("text", "utt2spk", "wav.scp"):
+        (data / name).write_text(f"{name} 1\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sha1sum").write_text(f'#!/bin/sh\necho x >> "{tmp_path}/calls"\nexec {shutil.which("sha1sum")} "$@"\n')
+    (bin_dir / "sha1sum").chmod(stat.S_IRWXU)
+    recipe = PRELUDE + r"""
+train() { echo train >> ran.txt; date +%s%N > model.txt; }
+export PATH="$BIN:$PATH"
+: > "$CALLS"
+step exp/.stamp data "$KALDILITE_REPO/conf/nnet2.conf" --out model.txt -- train
+"""
+    monkeypatch.setenv("BIN", str(bin_dir))
+    monkeypatch.setenv("CALLS", str(tmp_path / "calls"))
+
+    def calls():
+        return len((tmp_path / "calls").read_text().split())
+
+    assert run_recipe(recipe, work, checkout)[0] == ["train"]
+    first = calls()
+    assert first > 0
+    (data / "text").write_text("text 2\n")  # a real change: the stamp is stale
+    assert run_recipe(recipe, work, checkout)[0] == ["train"]
+    conf_rehash = 4  # the conf by options and by raw bytes, each an inner and an outer sha1sum
+    assert calls() == first + conf_rehash
