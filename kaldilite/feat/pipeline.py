@@ -6,7 +6,8 @@ Kaldi scripts rebuild the model's input with a shell pipeline such as
 transform-feats final.mat ark:- ark:-` (train_lda_mllt.sh), each script spelling it again.
 Here a model stores one `FeaturePipeline` (via `to_dict`) and every consumer calls
 `load_features(data_dir, pipeline)` or `pipeline.apply(feats, cmvn_stats)`: the steps run in
-Kaldi's order CMVN -> deltas -> splice -> transform.
+Kaldi's order CMVN -> deltas -> splice -> transform (online CMVN only through `load_features`
+or the stream: it is a function of the speaker's earlier utterances, not of one).
 
 cmvn 'online' is the front end of Kaldi's online2 models (steps/online/nnet2/prepare_online_decoding.sh
 keeps global_cmvn.stats and online_cmvn.conf beside the model; the nnet2 online recipes train on
@@ -115,8 +116,19 @@ class FeaturePipeline:
         """A copy with `matrix` as its transform (e.g. after estimating LDA on this pipeline's output)."""
         return dataclasses.replace(self, transform=None if matrix is None else np.array(matrix, dtype=np.float64))
 
+    def without_cmvn(self):
+        """A copy without the CMVN step: the steps after it, for features normalized elsewhere (online
+        CMVN, which runs per speaker over a stream of utterances)."""
+        return dataclasses.replace(self, cmvn="none", norm_vars=False, online_cmvn_stats=None,
+                                   online_cmvn_options=None)
+
     def apply(self, feats, speaker_stats=None, where="features"):
-        """Run the pipeline on one utterance's raw (T, D) features; `speaker_stats` for 'speaker' mode."""
+        """Run the pipeline on one utterance's raw (T, D) features; `speaker_stats` for 'speaker' mode.
+
+        cmvn 'online' is refused: its normalization of an utterance depends on the speaker's earlier
+        utterances (as training and the live recognizer carried them), which one utterance cannot
+        know. `load_features` runs it per speaker (`apply_cmvn_online`), `OnlineFeaturePipeline` on a
+        stream; `without_cmvn().apply` takes the normalized frames from there."""
         feats = np.asarray(feats)
         if self.cmvn == "speaker":
             if speaker_stats is None:
@@ -124,11 +136,10 @@ class FeaturePipeline:
             feats = apply_cmvn(feats, speaker_stats, self.norm_vars, where=where)
         elif self.cmvn == "utterance":
             feats = apply_cmvn(feats, cmvn_stats(feats), self.norm_vars, where=where)
-        elif self.cmvn == "online":  # one utterance on its own: from the global prior alone
-            from kaldilite.feat.cmvn import apply_cmvn_online
-
-            ((_, feats),) = apply_cmvn_online([("utt", feats)], self.online_cmvn_stats, self.online_cmvn_opts(),
-                                              where=where)
+        elif self.cmvn == "online":
+            raise InputError(f"{where}: the model's online CMVN carries stats across a speaker's utterances, so "
+                             "one utterance cannot be normalized alone; read a data dir with load_features (per "
+                             "speaker, spk2utt order) or stream it (OnlineFeaturePipeline)")
         if self.delta_order > 0:
             feats = add_deltas(feats, self.delta_order, self.delta_window)
         if self.splice_left or self.splice_right:
@@ -270,8 +281,7 @@ def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, histo
     opts = pipeline.online_cmvn_opts(OnlineCmvnOptions() if opts is None else opts)
     feats_scp = source.path / "feats.scp"
     raw = {u: read_matrix(source.feats_scp[u]) for utts in spk2utt.values() for u in utts if u in source.feats_scp}
-    offline_steps = dataclasses.replace(pipeline, cmvn="none", norm_vars=False, online_cmvn_stats=None,
-                                        online_cmvn_options=None)
+    offline_steps = pipeline.without_cmvn()
     for utt, feats in apply_cmvn_online(raw, global_stats, opts, spk2utt, where=f"{feats_scp}: online CMVN"):
         if utt in wanted:
             yield utt, offline_steps.apply(feats, where=f"{feats_scp} ({utt})")

@@ -139,3 +139,20 @@ def test_load_features_applies_each_speakers_stats(tmp_path):
     with pytest.raises(MissingFileError, match="run compute-cmvn-stats"):
         next(load_features(data, pipeline))
     assert len(dict(load_features(data, FeaturePipeline(cmvn="utterance")))) == 3
+
+
+def test_online_cmvn_pipeline_refuses_one_utterance_alone_and_without_cmvn_keeps_the_other_steps():
+    # online CMVN normalizes an utterance with its speaker's earlier ones: apply() on one utterance
+    # cannot know them (it used to take the global prior alone, as for a new speaker, silently)
+    rng = np.random.default_rng(3)
+    feats = rng.normal(3, 2, size=(20, 4)).astype(np.float32)
+    stats = cmvn_stats(rng.normal(2, 1, size=(50, 4)))
+    lda = rng.normal(size=(5, 4 * 3 * 3))
+    online = FeaturePipeline(cmvn="online", online_cmvn_stats=stats, delta_order=2, splice_left=1, splice_right=1,
+                             transform=lda)
+    with pytest.raises(InputError, match="online CMVN carries stats across a speaker's utterances.*load_features"):
+        online.apply(feats, where="feats.scp (u1)")
+    rest = online.without_cmvn()
+    assert rest.cmvn == "none" and rest.online_cmvn_stats is None and online.cmvn == "online"
+    np.testing.assert_allclose(rest.apply(feats), transform_features(splice_frames(add_deltas(feats), 1, 1), lda),
+                               rtol=1e-5, atol=1e-5)
