@@ -397,13 +397,13 @@ def extra_searches(graph, tid_to_pdf, words, fillers, decoder_options, merge_wor
     a `PhoneScorer` for the phone-level scores (`phone_scores`; with `phone_llr` it reads the
     contrast path too). Both need the grammar's fillers (none without). The one builder of
     decode-commands' `Recognizer` and the online recognizer; feed both the decoder's frames."""
+    if (phone_scores or phone_llr) and tid_to_phone is None:  # a caller's bug, whatever the grammar holds
+        raise ValueError("phone-level scores need the model's tid_to_phone")
     if not fillers or words is None:
         return None, None
     contrast = ContrastSearch(graph, tid_to_pdf, words, fillers, decoder_options) if exact_llr or phone_llr else None
     scorer = None
     if phone_scores or phone_llr:
-        if tid_to_phone is None:
-            raise ValueError("phone-level scores need the model's tid_to_phone")
         scorer = PhoneScorer(tid_to_pdf, tid_to_phone, silence_phones, merge_words, contrast if phone_llr else None)
     return contrast, scorer
 

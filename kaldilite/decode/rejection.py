@@ -490,9 +490,6 @@ class Recognizer:
         from kaldilite.decode.decoder import BeamDecoder
 
         self.opts = opts or RecognizerOptions()
-        phone_scores = self.opts.phone_scores or self.opts.phone_llr
-        if phone_scores and tid_to_phone is None:
-            raise ValueError("RecognizerOptions.phone_scores needs the model's tid_to_phone")
         self.rule = rule or RejectionRule()
         self.words = words
         self.fillers = frozenset(fillers)

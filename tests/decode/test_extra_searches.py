@@ -61,3 +61,18 @@ def test_no_fillers_no_searches_and_phone_scores_need_the_phones():
                           tid_to_phone=np.zeros(len(tid_to_pdf), int)) == (None, None)
     with pytest.raises(ValueError, match="tid_to_phone"):
         extra_searches(graph, tid_to_pdf, WORDS, FILLERS, decoder_options, set(), phone_scores=True)
+
+
+@pytest.mark.parametrize("fillers", [FILLERS, set()])
+@pytest.mark.parametrize("flag", ["phone_scores", "phone_llr"])
+def test_phone_scores_without_the_phones_are_one_check_with_one_message(fillers, flag):
+    """Asking phone-level scores without the model's tid_to_phone is refused by extra_searches alone,
+    with or without fillers (a grammar without them builds no search, but the caller's bug is the same),
+    and the Recognizer says so in the very same words (it kept a second check of its own)."""
+    graph, tid_to_pdf, _ = random_problem(9)
+    message = "^phone-level scores need the model's tid_to_phone$"
+    with pytest.raises(ValueError, match=message):
+        extra_searches(graph, tid_to_pdf, WORDS, fillers, RecognizerOptions().decoder_options(), set(),
+                       **{flag: True})
+    with pytest.raises(ValueError, match=message):
+        Recognizer(graph, tid_to_pdf, WORDS, fillers, opts=RecognizerOptions(**{flag: True}))
