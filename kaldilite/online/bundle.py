@@ -152,14 +152,10 @@ def _refuse_speaker_adapted(model_path):
                          f"(--model {Path(model_path).parent / 'final.alimdl'}) or an nnet2/tri2b system")
 
 
-def write_kaldi_text_matrix(path, matrix):
-    """A matrix in Kaldi's text form (`[` rows `]`), readable by Kaldi tools and `read_kaldi_text_matrix`."""
-    from kaldilite.io.tables import write_matrix
-
-    write_matrix(path, matrix, binary=False)
-
-
 def read_kaldi_text_matrix(path):
+    """A Kaldi text matrix (`[` rows `]`, as `kaldilite.io.tables.write_matrix(..., binary=False)`
+    writes global_cmvn.stats) in float64, every digit kept: the io layer's `read_matrix` goes through
+    kaldi_io, which parses text into float32."""
     text = Path(path).read_text(encoding="utf-8")
     body = text.strip()
     if not (body.startswith("[") and body.endswith("]")):
@@ -402,7 +398,9 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
             handle.write(fillers_source.read_text(encoding="utf-8"))
     rule.save(out_dir / RULE_FILE)
     if global_stats is not None:
-        write_kaldi_text_matrix(out_dir / "global_cmvn.stats", global_stats)
+        from kaldilite.io.tables import write_matrix
+
+        write_matrix(out_dir / "global_cmvn.stats", global_stats, binary=False)  # Kaldi's text form, every digit
     for name, opts in (("mfcc.conf", mfcc_opts), ("online_cmvn.conf", cmvn_opts), ("online.conf", online_opts)):
         with atomic_open(out_dir / "conf" / name) as handle:
             handle.write("\n".join(options_to_config_lines(opts)) + "\n")
@@ -500,5 +498,5 @@ def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
 
 
 __all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "bundle_rejection_rule", "register_model_type",
-           "load_scoring_model", "write_kaldi_text_matrix", "read_kaldi_text_matrix", "check_feature_config",
+           "load_scoring_model", "read_kaldi_text_matrix", "check_feature_config",
            "BUNDLE_FORMAT"]

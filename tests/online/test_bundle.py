@@ -12,13 +12,17 @@ from kaldilite.errors import DimensionMismatchError, InputError, MissingFileErro
 
 
 def test_kaldi_text_matrices_round_trip_exactly(tmp_path, rng):
-    from kaldilite.online.bundle import read_kaldi_text_matrix, write_kaldi_text_matrix
+    # the bundle writes global_cmvn.stats with the io layer's writer and reads it back in float64
+    from kaldilite.io.tables import read_matrix, write_matrix
+    from kaldilite.online.bundle import read_kaldi_text_matrix
 
     stats = rng.normal(size=(2, 14)) * 1e6
-    write_kaldi_text_matrix(tmp_path / "m", stats)
+    write_matrix(tmp_path / "m", stats, binary=False)
     text = (tmp_path / "m").read_text()
     assert text.startswith(" [\n") and text.rstrip().endswith("]")  # Kaldi's text layout
     np.testing.assert_array_equal(read_kaldi_text_matrix(tmp_path / "m"), stats)
+    # what the bundle's reader adds: kaldi_io (read_matrix) parses text into float32
+    assert read_matrix(tmp_path / "m").dtype == np.float32
 
 
 def test_a_bundle_from_a_newer_kaldilite_is_refused(digits_bundle_dir, tmp_path):
@@ -33,11 +37,12 @@ def test_a_bundle_from_a_newer_kaldilite_is_refused(digits_bundle_dir, tmp_path)
 
 
 def test_global_stats_of_another_feature_dimension_are_refused(digits_bundle_dir, tmp_path):
-    from kaldilite.online.bundle import ModelBundle, write_kaldi_text_matrix
+    from kaldilite.io.tables import write_matrix
+    from kaldilite.online.bundle import ModelBundle
 
     bundle = tmp_path / "b"
     shutil.copytree(digits_bundle_dir, bundle)
-    write_kaldi_text_matrix(bundle / "global_cmvn.stats", np.ones((2, 24)))
+    write_matrix(bundle / "global_cmvn.stats", np.ones((2, 24)), binary=False)
     with pytest.raises(DimensionMismatchError, match="dimension 23 but conf/mfcc.conf makes 13"):
         ModelBundle.load(bundle)
 
