@@ -191,11 +191,9 @@ def g2p_cmd(words, lexicon, max_variants):
           kaldilite g2p 打开 空调
     """
     from kaldilite.errors import InputError
-    from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_has_stress, restrict_to_phone_set
+    from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_file_of, lexicon_has_stress, restrict_to_phone_set
 
-    lexicon_file = None
-    if lexicon:
-        lexicon_file = Path(lexicon) / "lexicon.txt" if Path(lexicon).is_dir() else Path(lexicon)
+    lexicon_file = lexicon_file_of(lexicon) if lexicon else None
     keep_stress = lexicon_has_stress(lexicon_file) if lexicon_file else False
     phone_set = dict_phone_set(lexicon_file) if lexicon_file else None
     missing = []

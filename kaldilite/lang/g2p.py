@@ -166,27 +166,39 @@ def restrict_to_phone_set(pron, phone_set):
     return tuple(out), changes
 
 
+def lexicon_file_of(path):
+    """A dict dir's lexicon file (lexiconp.txt when present, as prepare_lang.sh), or `path` itself."""
+    path = Path(path)
+    if path.is_dir() or (not path.exists() and (path.parent / "lexiconp.txt").is_file()):
+        folder = path if path.is_dir() else path.parent
+        return folder / ("lexiconp.txt" if (folder / "lexiconp.txt").is_file() else "lexicon.txt")
+    return path
+
+
+def _lexicon_phones(lexicon):
+    """The phones of each line of a lexicon.txt, or of a lexiconp.txt (its probability column skipped)."""
+    from kaldilite.lang.dictdir import read_text_lines
+
+    skip = 2 if Path(lexicon).name == "lexiconp.txt" else 1
+    for _, line in read_text_lines(lexicon):
+        yield line.split()[skip:]
+
+
 def dict_phone_set(lexicon_path):
-    """The phones a dict dir declares (silence + nonsilence files beside lexicon.txt), else
+    """The phones a dict dir declares (silence + nonsilence files beside its lexicon), else
     the phones its lexicon uses."""
     from kaldilite.lang.dictdir import read_text_lines
 
-    lexicon_path = Path(lexicon_path)
-    lexicon = lexicon_path / "lexicon.txt" if lexicon_path.is_dir() else lexicon_path
+    lexicon = lexicon_file_of(lexicon_path)
     files = [lexicon.parent / "silence_phones.txt", lexicon.parent / "nonsilence_phones.txt"]
     if all(f.is_file() for f in files):
         return {p for f in files for _, line in read_text_lines(f) for p in line.split()}
-    return {p for _, line in read_text_lines(lexicon) for p in line.split()[1:]}
+    return {p for phones in _lexicon_phones(lexicon) for p in phones}
 
 
 def lexicon_has_stress(lexicon_path):
-    """True when the phones of a lexicon.txt carry CMUdict stress digits (AH0, EY1, ...)."""
-    from kaldilite.lang.dictdir import read_text_lines
-
-    for _, line in read_text_lines(lexicon_path):
-        if any(_STRESS.search(p) for p in line.split()[1:]):
-            return True
-    return False
+    """True when the phones of a lexicon carry CMUdict stress digits (AH0, EY1, ...)."""
+    return any(_STRESS.search(p) for phones in _lexicon_phones(lexicon_file_of(lexicon_path)) for p in phones)
 
 
 def g2p_hint(words):

@@ -118,14 +118,17 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
                             f"phone set ({' | '.join(lines)}); write it with known phones")
         proposals[word] = (lines, source, loc)
     if auto_g2p and not problems:
-        if lexicon.name != "lexicon.txt":
-            raise InputError(f"{lexicon}: --auto-g2p appends to lexicon.txt; this dict dir uses lexiconp.txt: add "
-                             f"the words by hand")
-        text = lexicon.read_text(encoding="utf-8-sig")
         added = [line for lines, _, _ in proposals.values() for line in lines]
-        with atomic_open(lexicon) as out:
-            out.write(text + ("" if not text or text.endswith("\n") else "\n"))
-            out.writelines(line + "\n" for line in added)
+        # lexiconp.txt gets them with probability 1.0 (each a word's only or equal pronunciation), and a
+        # lexicon.txt kept beside it the same lines without it, so that the two still agree
+        for path in (dict_dir / "lexicon.txt", dict_dir / "lexiconp.txt"):
+            if not path.is_file():
+                continue
+            with_prob = path.name == "lexiconp.txt"
+            text = path.read_text(encoding="utf-8-sig")
+            with atomic_open(path) as out:
+                out.write(text + ("" if not text or text.endswith("\n") else "\n"))
+                out.writelines((line.replace(" ", " 1.0 ", 1) if with_prob else line) + "\n" for line in added)
         for word, (lines, source, loc) in proposals.items():
             for line in lines:
                 log.warning("auto-g2p: %s: added '%s' to %s (from %s; review it)", loc, line, lexicon, source)

@@ -1,0 +1,48 @@
+"""New command words in a dict dir whose lexicon is lexiconp.txt (pronunciation probabilities).
+
+Independent answers: CMUdict's seven = S EH V AH N (lang/en's phones carry no stress digits, and
+neither must the proposal, though lexiconp.txt's probability column ends in a digit), and the
+pair check of dict-dir loading (validate_dict_dir.pl's: lexicon.txt and lexiconp.txt agree).
+"""
+
+import pytest
+
+from kaldilite.lang.dictdir import DictDir
+from kaldilite.lang.g2p import dict_phone_set, lexicon_has_stress
+from kaldilite.lang.newwords import check_pronunciations
+from newcmds_helpers import edited_lang
+
+
+def with_lexiconp(lang, keep_plain):
+    plain = (lang / "lexicon.txt").read_text().splitlines()
+    (lang / "lexiconp.txt").write_text("".join(
+        f"{f[0]} {0.6 if f[0] == 'no' else 1.0} {' '.join(f[1:])}\n" for f in map(str.split, plain) if f))
+    if not keep_plain:
+        (lang / "lexicon.txt").unlink()
+    return lang
+
+
+@pytest.mark.parametrize("keep_plain", [False, True])
+def test_auto_g2p_appends_to_lexiconp_and_keeps_lexicon_txt_in_step(tmp_path, keep_plain):
+    lang = with_lexiconp(edited_lang(tmp_path / "en", commands_add=["seven"], lexicon_remove=["seven"]), keep_plain)
+    assert not lexicon_has_stress(lang / "lexiconp.txt") and not lexicon_has_stress(lang)
+    before = (lang / "lexiconp.txt").read_text().splitlines()
+
+    assert check_pronunciations(lang, [lang / "commands.txt"], auto_g2p=True) == ["seven S EH V AH N"]
+    assert (lang / "lexiconp.txt").read_text().splitlines() == before + ["seven 1.0 S EH V AH N"]
+    if keep_plain:
+        assert (lang / "lexicon.txt").read_text().splitlines()[-1] == "seven S EH V AH N"
+    entries = {(e.word, e.prob, e.phones) for e in DictDir.load(lang).lexicon}  # the pair still agrees
+    assert ("seven", 1.0, ("S", "EH", "V", "AH", "N")) in entries and ("no", 0.6, ("N", "OW")) in entries
+    assert check_pronunciations(lang, [lang / "commands.txt"]) == []
+
+
+def test_the_phone_set_of_a_lexiconp_only_dict_dir_is_its_phone_files(tmp_path):
+    lang = with_lexiconp(edited_lang(tmp_path / "en"), keep_plain=False)
+    declared = {p for name in ("silence_phones.txt", "nonsilence_phones.txt")
+                for p in (lang / name).read_text().split()}
+    assert dict_phone_set(lang / "lexicon.txt") == dict_phone_set(lang) == declared
+    for name in ("silence_phones.txt", "nonsilence_phones.txt"):
+        (lang / name).unlink()
+    used = {p for line in (lang / "lexiconp.txt").read_text().splitlines() for p in line.split()[2:]}
+    assert dict_phone_set(lang) == used and "1.0" not in used
