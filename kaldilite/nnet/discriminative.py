@@ -27,11 +27,13 @@ from kaldilite.nnet.model import PRIOR_FLOOR
 
 
 class LogPosteriorPass:
-    """One minibatch's forward pass: `log_post` (frames x pdfs, float64) and what `backward` needs."""
+    """One minibatch's forward pass: `log_post` (frames x pdfs, float64) and, with `keep` (not for a
+    validation pass, which only needs the objective), the activations `backward` needs."""
 
-    def __init__(self, nnet, feats):
+    def __init__(self, nnet, feats, keep=True):
         self.nnet = nnet
-        logits = nnet.logits(feats, keep=True)
+        self.kept = keep
+        logits = nnet.logits(feats, keep=keep)
         self.softmax = softmax(logits.astype(np.float32, copy=True)).astype(np.float64)
         group = nnet.sum_group
         self.pdf_post = self.softmax if group is None else np.add.reduceat(self.softmax, group.starts, axis=1)
@@ -41,6 +43,8 @@ class LogPosteriorPass:
     def backward(self, grad_log_post):
         """Leave the gradient of -F in the network's affine components, F's gradient with respect to
         the log pdf posteriors being `grad_log_post` (frames x pdfs)."""
+        if not self.kept:
+            raise RuntimeError("LogPosteriorPass.backward: the forward pass was run with keep=False")
         g = np.where(self.floored, 0.0, np.asarray(grad_log_post, np.float64))
         group = self.nnet.sum_group
         if group is None:
@@ -51,6 +55,6 @@ class LogPosteriorPass:
         self.nnet.train_backward((-dz).astype(np.float32), {})
 
 
-def forward_log_posteriors(nnet, feats):
-    """`LogPosteriorPass` of `nnet` on `feats` (frames x input dim)."""
-    return LogPosteriorPass(nnet, feats)
+def forward_log_posteriors(nnet, feats, keep=True):
+    """`LogPosteriorPass` of `nnet` on `feats` (frames x input dim); keep=False: no backward pass."""
+    return LogPosteriorPass(nnet, feats, keep)

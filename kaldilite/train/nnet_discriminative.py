@@ -216,7 +216,7 @@ def _minibatch_pass(nnet, model, data, batch, opts, silence, log_priors, update=
     tm = model.tm
     rows = data.rows(batch)
     inputs = data.examples[rows] if augment is None else data.examples.augmented(rows, *augment)
-    fwd = forward_log_posteriors(nnet, inputs)
+    fwd = forward_log_posteriors(nnet, inputs, keep=update is not None)
     log_likes = fwd.log_post - log_priors
     deriv = np.zeros_like(log_likes) if update is not None else None
     num_total = den_total = 0.0

@@ -306,3 +306,13 @@ def test_validation_objective_equals_the_training_passes_with_no_update(criterio
                                derivative=False)
     assert full[2] is not None and bare[2] is None
     assert bare[:2] == pytest.approx(full[:2], rel=1e-12)
+
+
+def test_a_validation_forward_pass_gives_the_same_posteriors_and_refuses_backward():
+    rng = np.random.default_rng(10)
+    nnet = tiny_net(rng, False)
+    feats = rng.normal(size=(5, 6)).astype(np.float32)
+    kept, bare = forward_log_posteriors(nnet, feats), forward_log_posteriors(nnet, feats, keep=False)
+    np.testing.assert_array_equal(bare.log_post, kept.log_post)
+    with pytest.raises(RuntimeError, match="keep=False"):
+        bare.backward(np.zeros_like(bare.log_post))
