@@ -22,7 +22,11 @@ recipe's 100% DNN) is used as it is. Each model is then decoded and scored on th
 rejection_slice.py's own functions into OUT/eval (an OUT/eval already holding the slice's GMM graphs
 and decodes, e.g. a copy of a rejection_slice.py --out dir, saves their rebuilding), and its frame
 accuracy and objective on the slice's command utterances are measured against tri3b's fMLLR
-alignment of the slice (align-fmllr, OUT/exp/tri3b_ali_slice). Writes OUT/results.md and (unless
+alignment of the slice (align-fmllr, OUT/exp/tri3b_ali_slice). --extra-models NAMES: models in OUT/exp
+made otherwise from all the training speakers (e.g. the seeds' networks averaged), evaluated the same
+way as extra rows of the table, outside the fit. The table's fit: per figure, the seed means per
+speaker count and the least-squares slope over log2(speakers) (of the means, and of each seed's
+curve: the seed spread), and where the fitted accuracy reaches --goal. Writes OUT/results.md and (unless
 --no-report) the `commands-learning-curve-nnet2` section of BENCHMARKS.md; --reading FILE appends
 that file's text (the hand-written reading) to the section.
 
@@ -170,6 +174,55 @@ def speakers_for(target, fit):
     return 2 ** ((target - intercept) / slope) if slope > 0 else None
 
 
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+# the figures the curve is read with: row -> fraction (accuracy-like unless named EER)
+CURVE_FIGURES = {"acc @ 5% FA": lambda r: r["recipe"]["acc"], "halvings mean": lambda r: r["recipe"]["halves"][0],
+                 "oracle @ 5%": lambda r: r["recipe"]["oracle"], "EER": lambda r: r["recipe"]["eer"],
+                 "commands-only": lambda r: r["recipe"]["forced"], "slice frame acc": lambda r: r["frame_acc"]}
+
+
+def curve_tables(rows, extra, goal):
+    """Markdown: one line per model (`rows` of the curve, then `extra` rows), the seed means per
+    speaker count with the least-squares slope per doubling (of the means; of each seed's curve), and
+    the speaker count at which the fitted command accuracy @ 5% FA (and the halvings mean) reaches `goal` %."""
+    lines = ["| training speakers | seed | acc @ 5% FA % (FA %) | halvings mean acc @ FA % | oracle acc @ FA % | "
+             "EER % | commands-only acc % | llr_total acc @ FA % | slice frame acc % (objf) | "
+             "train / validation frame acc % | training CPU s |", "|---" * 11 + "|"]
+    for r in rows + extra:
+        s, (train_acc, _, valid_acc) = r["recipe"], r["log"]
+        lines.append(f"| {r['speakers']} ({100 * r['fraction']:g}%) | {r['seed']} | {_pct(s['acc'])} "
+                     f"({_pct(s['fa'])}) | {_pct(s['halves'][0])} @ {_pct(s['halves'][1])} | "
+                     f"{_pct(s['oracle'])} @ {_pct(s['oracle_fa'])} | "
+                     f"{_pct(s['eer'])} | {_pct(s['forced'])} | {_pct(r['llr']['acc'])} @ {_pct(r['llr']['fa'])} | "
+                     f"{_pct(r['frame_acc'])} ({r['frame_objf']:.3f}) | {_pct(train_acc)} / {_pct(valid_acc)} | "
+                     f"{'-' if r['train_cpu'] is None else round(r['train_cpu'])} |")
+    counts = sorted({r["speakers"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    fit_lines = ["| figure | " + " | ".join(f"{n} speakers: mean (seeds)" for n in counts)
+                 + " | per doubling: fit of the means (per seed) |", "|---" * (len(counts) + 2) + "|"]
+    extrapolation = []
+    for label, get in CURVE_FIGURES.items():
+        by_count = {n: [100 * get(r) for r in rows if r["speakers"] == n] for n in counts}
+        means = [(n, sum(v) / len(v)) for n, v in by_count.items()]
+        fit = log_linear_fit(means) if len(means) > 1 else None
+        per_seed = [log_linear_fit(points) for points in
+                    ([(r["speakers"], 100 * get(r)) for r in rows if r["seed"] == seed] for seed in seeds)
+                    if len({n for n, _ in points}) > 1]
+        cells = " | ".join(f"{m:.1f} ({', '.join(f'{v:.1f}' for v in by_count[n])})" for n, m in means)
+        slopes = ", ".join(f"{f[1]:+.1f}" for f in per_seed)
+        fit_lines.append(f"| {label} % | {cells} | {'-' if fit is None else f'{fit[1]:+.1f}'} ({slopes}) |")
+        if label in ("acc @ 5% FA", "halvings mean") and fit is not None:
+            need = ["never (no rise)" if n is None else f"~{n:,.0f}"
+                    for n in (speakers_for(goal, f) for f in [fit, *per_seed])]
+            extrapolation.append(f"Log-linear extrapolation of {label} to {goal:g}%: {need[0]}"
+                                 + ("" if need[0].startswith("never") else " training speakers")
+                                 + (f" (per seed: {', '.join(need[1:])})" if need[1:] else "") + ".")
+    return "\n".join(lines) + "\n\n" + "\n".join(fit_lines) + "\n\n" + " ".join(extrapolation) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slice-dir", required=True, type=Path)
@@ -181,6 +234,8 @@ def main():
     parser.add_argument("--speaker-seed", type=int, default=4, help="Seed of the speaker order (as learning_curve.py).")
     parser.add_argument("--config", type=Path, default=NNET2_CONF)
     parser.add_argument("--splits", type=int, default=100, help="Random speaker halvings per model.")
+    parser.add_argument("--extra-models", default="", help="Models in OUT/exp trained on all the speakers "
+                        "otherwise (e.g. an average of the seeds' networks), evaluated as extra rows (not fitted).")
     parser.add_argument("--goal", type=float, default=95.0, help="Command accuracy @ 5%% FA to extrapolate to.")
     parser.add_argument("--reading", type=Path, help="A file whose text is appended to the section.")
     parser.add_argument("--no-report", action="store_true", help="OUT/results.md only, not BENCHMARKS.md.")
@@ -198,62 +253,29 @@ def main():
     evaluation = out / "eval"
     prepare(evaluation, out)
 
+    def evaluate_model(name, fraction, speakers, seed, train_cpu):
+        print(f"evaluating {name}", file=sys.stderr, flush=True)
+        build_and_decode(evaluation, out, "tri3b", name, BONUS, EDGE_NOISE, ACWT, "13.0", "10.0")
+        setting = evaluation / f"exp/{name}/gb{BONUS}_en{EDGE_NOISE:g}_a{ACWT}"
+        figures = {r["score"]: r for r in evaluate(evaluation, out, {name: setting}, splits=args.splits)}
+        frame_acc, frame_objf = slice_frame_figures(out / "exp" / name / "final.mdl", out / "data/hires_slice",
+                                                    slice_ali, cmds)
+        row = dict(fraction=fraction, speakers=speakers, seed=seed, name=name, train_cpu=train_cpu,
+                   recipe=figures[RECIPE_SCORE], llr=figures["llr_total"], frame_acc=frame_acc,
+                   frame_objf=frame_objf, log=training_log_figures(out / "exp" / name))
+        print(name, {k: row["recipe"][k] for k in ("acc", "fa", "eer", "oracle", "forced")},
+              f"frame acc {frame_acc:.4f}", file=sys.stderr, flush=True)
+        return row
+
     rows = []
     for seed in map(int, args.seeds.split()):  # the whole curve of one seed first: a stopped run still has a curve
         for fraction in map(float, args.fractions.split()):
             chosen = speakers[:max(1, round(fraction * len(speakers)))]
             name, train_cpu = train_dnn(out, fraction, seed, chosen, args.config.resolve(), log)
-            print(f"evaluating {name}", file=sys.stderr, flush=True)
-            build_and_decode(evaluation, out, "tri3b", name, BONUS, EDGE_NOISE, ACWT, "13.0", "10.0")
-            setting = evaluation / f"exp/{name}/gb{BONUS}_en{EDGE_NOISE:g}_a{ACWT}"
-            figures = {r["score"]: r for r in evaluate(evaluation, out, {name: setting}, splits=args.splits)}
-            frame_acc, frame_objf = slice_frame_figures(out / "exp" / name / "final.mdl", out / "data/hires_slice",
-                                                        slice_ali, cmds)
-            rows.append(dict(fraction=fraction, speakers=len(chosen), seed=seed, name=name, train_cpu=train_cpu,
-                             recipe=figures[RECIPE_SCORE], llr=figures["llr_total"], frame_acc=frame_acc,
-                             frame_objf=frame_objf, log=training_log_figures(out / "exp" / name)))
-            print(rows[-1]["name"], {k: rows[-1]["recipe"][k] for k in ("acc", "fa", "eer", "oracle", "forced")},
-                  f"frame acc {frame_acc:.4f}", file=sys.stderr, flush=True)
+            rows.append(evaluate_model(name, fraction, len(chosen), seed, train_cpu))
+    # models of all the speakers made otherwise (e.g. an average of the seeds' networks): rows, not fitted
+    extra = [evaluate_model(name, 1.0, len(speakers), name, None) for name in args.extra_models.split()]
 
-    def pct(x):
-        return "-" if x is None else f"{100 * x:.1f}"
-
-    lines = ["| training speakers | seed | acc @ 5% FA % (FA %) | halvings mean acc @ FA % | oracle acc @ FA % | "
-             "EER % | commands-only acc % | llr_total acc @ FA % | slice frame acc % (objf) | "
-             "train / validation frame acc % | training CPU s |", "|---" * 11 + "|"]
-    for r in rows:
-        s, train_acc, _, valid_acc = r["recipe"], *r["log"]
-        lines.append(f"| {r['speakers']} ({100 * r['fraction']:g}%) | {r['seed']} | {pct(s['acc'])} ({pct(s['fa'])}) | "
-                     f"{pct(s['halves'][0])} @ {pct(s['halves'][1])} | {pct(s['oracle'])} @ {pct(s['oracle_fa'])} | "
-                     f"{pct(s['eer'])} | {pct(s['forced'])} | {pct(r['llr']['acc'])} @ {pct(r['llr']['fa'])} | "
-                     f"{pct(r['frame_acc'])} ({r['frame_objf']:.3f}) | {pct(train_acc)} / {pct(valid_acc)} | "
-                     f"{'-' if r['train_cpu'] is None else round(r['train_cpu'])} |")
-
-    # the seed means per fraction, and the log-linear fit per doubling of the speakers
-    figures = {"acc @ 5% FA": lambda r: r["recipe"]["acc"], "halvings mean": lambda r: r["recipe"]["halves"][0],
-               "oracle @ 5%": lambda r: r["recipe"]["oracle"], "EER": lambda r: r["recipe"]["eer"],
-               "commands-only": lambda r: r["recipe"]["forced"], "slice frame acc": lambda r: r["frame_acc"]}
-    counts = sorted({r["speakers"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows})
-    fit_lines = ["| figure | " + " | ".join(f"{n} speakers: mean (seeds)" for n in counts)
-                 + " | per doubling (fit of the means; per seed) |", "|---" * (len(counts) + 2) + "|"]
-    extrapolation = []
-    for label, get in figures.items():
-        by_count = {n: [100 * get(r) for r in rows if r["speakers"] == n] for n in counts}
-        means = [(n, sum(v) / len(v)) for n, v in by_count.items()]
-        fit = log_linear_fit(means) if len(means) > 1 else (None, None)
-        per_seed = [log_linear_fit([(r["speakers"], 100 * get(r)) for r in rows if r["seed"] == s])
-                    for s in seeds if len([r for r in rows if r["seed"] == s]) > 1]
-        cells = " | ".join(f"{m:.1f} ({', '.join(f'{v:.1f}' for v in by_count[n])})" for n, m in means)
-        slopes = ", ".join(f"{f[1]:+.1f}" for f in per_seed)
-        fit_lines.append(f"| {label} % | {cells} | {'-' if fit[1] is None else f'{fit[1]:+.1f}'} ({slopes}) |")
-        if label == "acc @ 5% FA" and fit[1] is not None:
-            need = [speakers_for(args.goal, f) for f in [fit, *per_seed]]
-            extrapolation = [f"Log-linear extrapolation of acc @ 5% FA to {args.goal:g}%: "
-                             + ", ".join("never (no rise)" if n is None else f"~{n:,.0f} training speakers"
-                                         for n in need[:1])
-                             + (" (per seed: " + ", ".join("never" if n is None else f"~{n:,.0f}" for n in need[1:])
-                                + ")" if need[1:] else "") + "."]
     header = (f"## Learning curve: the recipe DNN vs training speakers (`bench/learning_curve_nnet2.py`)\n\n"
               f"{machine_line()}; slice `{slice_dir}/data/slice` (20 training speakers no model saw: 341 "
               f"commands, 9 fillers, 22 noise); the recipe DNN (`{args.config.name}` as is, online CMVN, seeds "
@@ -266,7 +288,7 @@ def main():
               "whole pool; commands-only: the forced choice; slice frame acc: against tri3b's fMLLR alignment of "
               "the slice's commands; validation: each run's own 300 held-out training utterances (another set per "
               "fraction).\n")
-    body = "\n".join(lines) + "\n\n" + "\n".join(fit_lines) + "\n\n" + " ".join(extrapolation) + "\n"
+    body = curve_tables(rows, extra, args.goal)
     (out / "results.md").write_text(header + "\n" + body)
     print(body)
     if not args.no_report:

@@ -62,3 +62,32 @@ def test_least_squares_through_noisy_points_and_a_flat_curve():
     intercept, slope = lc.log_linear_fit([(2, 1.0), (4, 3.0), (8, 2.0)])
     assert slope == pytest.approx(0.5) and intercept == pytest.approx(1.0)
     assert lc.speakers_for(95.0, (80.0, 0.0)) is None and lc.speakers_for(95.0, (80.0, -1.0)) is None
+
+
+def _row(speakers, seed, acc):
+    """A curve row whose every accuracy-like figure is `acc` (a fraction)."""
+    figures = dict(acc=acc, fa=0.05, halves=(acc, 0.05), oracle=acc, oracle_fa=0.046, eer=0.1, forced=acc)
+    return dict(fraction=speakers / 120, speakers=speakers, seed=seed, name=f"n{speakers}_{seed}", train_cpu=None,
+                recipe=figures, llr=figures, frame_acc=acc, frame_objf=-2.0, log=(None, None, None))
+
+
+def test_curve_tables_fit_the_seed_means_and_extrapolate_to_the_goal():
+    # seed 0 on 60 + 5 log2(n), seed 1 on 64 + 5 log2(n): the means on 62 + 5 log2(n), 5 points per doubling;
+    # 95% at log2(n) = 33 / 5 -> n = 2 ** 6.6 = 97.0 speakers (per seed: 2 ** 7 = 128, 2 ** 6.2 = 73.5)
+    rows = [_row(n, seed, (base + 5 * math.log2(n)) / 100) for seed, base in ((0, 60), (1, 64)) for n in (30, 60, 120)]
+    text = lc.curve_tables(rows, [], 95.0)
+    acc_line = next(line for line in text.splitlines() if line.startswith("| acc @ 5% FA %"))
+    assert acc_line.endswith("| +5.0 (+5.0, +5.0) |")
+    assert f"| {62 + 5 * math.log2(30):.1f} ({60 + 5 * math.log2(30):.1f}, {64 + 5 * math.log2(30):.1f}) |" in acc_line
+    assert "acc @ 5% FA to 95%: ~97 training speakers (per seed: ~128, ~74)." in text
+    assert text.count("| 30 (25%) |") == 2 and text.count("| 120 (100%) |") == 2
+
+
+def test_curve_tables_say_never_when_a_curve_does_not_rise_and_keep_extra_rows_out_of_the_fit():
+    rows = [_row(n, 0, acc) for n, acc in ((30, 0.8), (60, 0.7), (120, 0.6))]
+    extra = [_row(120, "avg", 0.99)]
+    text = lc.curve_tables(rows, extra, 95.0)
+    assert "acc @ 5% FA to 95%: never (no rise) (per seed: never (no rise))." in text
+    assert "| 120 (100%) | avg | 99.0 (5.0) |" in text
+    acc_line = next(line for line in text.splitlines() if line.startswith("| acc @ 5% FA %"))
+    assert "| 60.0 (60.0) |" in acc_line  # the extra row's 99% is not in the 120-speaker mean
