@@ -1,7 +1,8 @@
 """`CompiledFst`: a weighted FST as flat numpy arrays, the form the numba decoder walks.
 
-OpenFst's VectorFst is the graph's exchange format (``HCLG.fst`` is an OpenFst binary that
-``fstprint`` reads); the decoder, however, needs plain arrays it can index inside compiled code.
+An OpenFst binary is the graph's exchange format (``HCLG.fst``, a ConstFst as Kaldi's mkgraph.sh
+writes it, which ``fstprint`` reads); the decoder, however, needs plain arrays it can index inside
+compiled code.
 This module owns the conversion in both directions and a compact ``.npz`` file for fast loading.
 
 Layout (CSR by source state, like an adjacency list):
@@ -96,14 +97,14 @@ class CompiledFst:
         """Convert any pywrapfst FST over the tropical semiring (``standard`` arcs)."""
         if fst.weight_type() != "tropical":
             raise ValueError(f"CompiledFst.from_fst: expected tropical weights, got {fst.weight_type()}")
-        if fst.num_states() == 0 or fst.start() < 0:
+        if fst.start() < 0:  # no states (num_states() exists only on mutable FSTs, not on a ConstFst)
             return cls(-1, np.zeros(1, np.int64), *(np.zeros(0),) * 4, np.zeros(0, np.float32))
         # OpenFst's ConstFst binary is two flat tables (states, arcs): numpy reads it directly,
         # which is exact (float32 weights) and far faster than iterating arcs from Python.
         import pywrapfst
 
         if fst.input_symbols() is not None or fst.output_symbols() is not None:
-            fst = fst.copy()
+            fst = pywrapfst.convert(fst, "vector")  # a mutable copy of any FST type, a ConstFst too
             fst.set_input_symbols(None)
             fst.set_output_symbols(None)
         return _from_const_binary(pywrapfst.convert(fst, "const").write_to_string())

@@ -129,7 +129,7 @@ def _num_arcs(fst):
 
 
 def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_scale=0.1, model_path=None):
-    """Build ``graph_dir/HCLG.fst`` (OpenFst binary) and ``HCLG.npz`` (fast-loading arrays) for a lang dir.
+    """Build ``graph_dir/HCLG.fst`` (OpenFst ConstFst binary) and ``HCLG.npz`` (fast-loading arrays) for a lang dir.
 
     Also writes ``words.txt``, ``phones.txt``, ``phones/`` (the lists scoring needs),
     ``disambig_tid.int`` and ``num_pdfs``, as mkgraph.sh does, and ``model_id.txt``: checksums of
@@ -144,6 +144,8 @@ def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_sc
     data (its replace-via-rename safeguard, auto_da_alloc): rebuilding the FSDD digits graph
     30 times in one process on a busy machine, 68 -> 24 ms wall and 9.1 -> 5.9 ms CPU (median).
     """
+    import pywrapfst
+
     from kaldilite.lang.langdir import LangDir
 
     lang = lang_dir if hasattr(lang_dir, "l_fst") else LangDir.load(lang_dir)
@@ -157,7 +159,9 @@ def mkgraph(lang_dir, graph_dir, tm, tree, *, transition_scale=1.0, self_loop_sc
     copied = [name for name in _COPIED_FILES if (lang_path / name).is_file()]
     with atomic_dir(graph_dir, owned=_GRAPH_DIR_FILES) as tmp:
         out = Path(tmp)
-        graph.to_fst().write(str(out / "HCLG.fst"))
+        # a ConstFst, as mkgraph.sh writes it (fstconvert --fst_type=const): what Kaldi users find
+        # there, and OpenFst reads it as two flat tables (the commands graph: 12x less CPU to read)
+        pywrapfst.convert(graph.to_fst(), "const").write(str(out / "HCLG.fst"))
         graph.save(out / "HCLG.npz")  # after HCLG.fst: load_graph takes the npz when not older
         for subdir in sorted({name.split("/")[0] for name in copied if "/" in name}):
             (out / subdir).mkdir()

@@ -44,7 +44,9 @@ def test_the_graph_dir_has_kaldis_layout_with_the_lang_files_and_the_graph(syste
     # two disambiguation symbols (#0, #1) -> two transition-ids above the last real one
     num_tids = tm.num_transition_ids
     assert (graph_dir / "disambig_tid.int").read_text() == f"{num_tids + 1}\n{num_tids + 2}\n"
-    from_openfst = CompiledFst.from_fst(pywrapfst.Fst.read(str(graph_dir / "HCLG.fst")))
+    hclg = pywrapfst.Fst.read(str(graph_dir / "HCLG.fst"))
+    assert (hclg.fst_type(), hclg.arc_type()) == ("const", "standard")  # mkgraph.sh's fstconvert --fst_type=const
+    from_openfst = CompiledFst.from_fst(hclg)
     from_npz = CompiledFst.load(graph_dir / "HCLG.npz")
     for field in ("state_arc_start", "arc_ilabel", "arc_olabel", "arc_weight", "arc_next", "final_cost"):
         np.testing.assert_array_equal(getattr(from_openfst, field), getattr(graph, field))
@@ -104,3 +106,23 @@ def test_a_rebuild_keeps_other_tools_files_and_drops_a_stale_filler_list(system,
     assert sorted(after) == sorted(set(first) - {"words/fillers.txt", "words/fillers.int"})
     assert after["rejection.json"] == b'{"threshold": 1.5}'
     assert after["HCLG.fst"] != first["HCLG.fst"]  # self-loop scale 1 vs 0.1
+
+
+def test_a_graph_dir_without_its_npz_decodes_from_the_const_hclg(system, tmp_path):
+    """load_graph falls back to HCLG.fst; a ConstFst (immutable, with or without symbol tables) converts."""
+    from kaldilite.graph.mkgraph import load_graph
+
+    lang, tree, tm = system
+    graph_dir = tmp_path / "graph"
+    graph = mkgraph(lang, graph_dir, tm, tree)
+    (graph_dir / "HCLG.npz").unlink()
+    loaded = load_graph(graph_dir)
+    hclg = pywrapfst.Fst.read(str(graph_dir / "HCLG.fst"))
+    labelled = pywrapfst.convert(hclg, "vector")
+    labelled.set_output_symbols(pywrapfst.SymbolTable.read_text(str(graph_dir / "words.txt")))
+    with_symbols = CompiledFst.from_fst(pywrapfst.convert(labelled, "const"))
+    for field in ("state_arc_start", "arc_ilabel", "arc_olabel", "arc_weight", "arc_next", "final_cost"):
+        np.testing.assert_array_equal(getattr(loaded, field), getattr(graph, field))
+        np.testing.assert_array_equal(getattr(with_symbols, field), getattr(graph, field))
+    empty = CompiledFst.from_fst(pywrapfst.convert(pywrapfst.VectorFst(), "const"))
+    assert empty.start == -1 and empty.num_arcs == 0

@@ -150,7 +150,7 @@ def test_mkgraph_builds_hclg_from_an_excluding_grammar(lang, tmp_path):
         _, _, out = grammar(lang, tmp_path, f"g_{excludes}", excludes=excludes)
         mkgraph(out, tmp_path / f"graph_{excludes}", tm, tree)
         hclg = fst.Fst.read(str(tmp_path / f"graph_{excludes}" / "HCLG.fst"))
-        states[excludes] = hclg.num_states()
+        states[excludes] = sum(1 for _ in hclg.states())  # a ConstFst: no num_states() in pywrapfst
     assert states[True] > states[False]
 
 

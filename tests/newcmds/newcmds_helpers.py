@@ -124,7 +124,7 @@ def flat_start_mono(lang_dir, exp_dir, dim=39):
 def output_language(f, words_txt, max_len=8):
     """The set of word sequences an FST outputs (epsilon-free, acyclic after removing epsilons)."""
     symbols = {int(i): w for w, i in (line.split() for line in words_txt.read_text().splitlines())}
-    f = f.copy().project("output").rmepsilon()
+    f = fst.convert(f, "vector").project("output").rmepsilon()  # a mutable copy (HCLG.fst is a ConstFst)
     f = fst.determinize(f)
     zero = fst.Weight.zero(f.weight_type())
     found = set()
