@@ -72,7 +72,7 @@ import time
 
 import numpy as np
 
-from kaldilite.errors import InputError
+from kaldilite.errors import InputError, KaldiliteError
 from kaldilite.nnet.components import cross_entropy_of_posteriors, softmax
 from kaldilite.nnet.network import Nnet, average_nnets
 
@@ -524,7 +524,9 @@ def train_members(train_member, count, jobs, first_seed=0):
                                        f"{first_seed + k}) died with exit code {process.exitcode} before returning "
                                        "it (killed? out of memory?)")
                 exception, trace = payload
-                log.debug("network %d of %d failed in its process:\n%s", k + 1, count, trace)
+                # a user's problem (bad input, a missing file) speaks for itself; anything else: show where it was
+                log.log(logging.DEBUG if isinstance(exception, (KaldiliteError, OSError)) else logging.ERROR,
+                        "network %d of %d failed in its process:\n%s", k + 1, count, trace)
                 raise exception
     finally:
         for receiver, (_, process) in running.items():
