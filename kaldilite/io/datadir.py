@@ -795,10 +795,11 @@ def split_data_dir(path, num_parts, *, per_utt=False):
     least as new as its source file and no part has a file its source no longer has (Kaldi
     checks only the first condition).
 
-    A data dir we may not write into (read-only, or someone else's frozen setup made so with
-    `chmod a-w`) still splits: into a private dir under the temp dir (`$TMPDIR`, which must be
-    shared with the nodes when jobs run there, `--cmd slurm`), named after the data dir's real
-    path so that later verbs reuse it; a warning says where. Kaldi's split_data.sh fails there.
+    A data dir we may not write into (a read-only mount, or a shared setup frozen with
+    `chmod a-w`, which counts even for root) still splits: into a private dir under the temp
+    dir (`$TMPDIR`, which must be shared with the nodes when jobs run there, `--cmd slurm`),
+    named after the data dir's real path so that later verbs reuse it; a warning says where.
+    Kaldi's split_data.sh fails there.
     """
     path = Path(path)
     if num_parts < 1:
@@ -853,11 +854,15 @@ def _may_write_split(base):
     """True when the split can be (re)written at `base`: it, or (not there yet) its data dir, is writable.
 
     os.access, not a trial write: it answers for a read-only mount and for permission bits
-    alike, and leaves nothing behind. Parts of an existing split are checked too (a copy made
-    with `cp -a` of a frozen dir keeps their modes)."""
+    alike, and leaves nothing behind. A dir with no write bit at all (`chmod a-w`) counts as
+    read-only for root too, whom permission bits do not stop: that is how a shared setup is
+    frozen. Parts of an existing split are checked too (a `cp -a` copy keeps their modes)."""
+    def writable(folder):
+        return os.access(folder, os.W_OK | os.X_OK) and folder.stat().st_mode & 0o222 != 0
+
     if base.is_dir():
-        return all(os.access(d, os.W_OK | os.X_OK) for d in [base, *(p for p in base.iterdir() if p.is_dir())])
-    return os.access(base.parent, os.W_OK | os.X_OK)
+        return all(writable(d) for d in [base, *(p for p in base.iterdir() if p.is_dir())])
+    return writable(base.parent)
 
 
 def _private_split_home(path):

@@ -97,3 +97,21 @@ def test_decode_with_nj_2_reads_a_read_only_data_dir(digits_system, tmp_path):
     assert not (data / "split2").exists()
     hyps = (tmp_path / "dec2/hyp.txt").read_text()
     assert len(hyps.splitlines()) == 16 and hyps == (tmp_path / "dec1/hyp.txt").read_text()
+
+
+def test_chmod_a_w_freezes_a_data_dir_for_root_too(tmp_path, monkeypatch):
+    """Permission bits do not stop root; a dir without any write bit is still taken as frozen."""
+    import tempfile
+
+    data = write_data_dir(tmp_path / "frozen" / "train")
+    reference = split_data_dir(shutil.copytree(data, tmp_path / "copy" / "train"), 2)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    data.chmod(0o555)
+    try:
+        parts = split_data_dir(data, 2)
+    finally:
+        data.chmod(0o755)
+    assert sorted(p.name for p in data.iterdir()) == ["spk2utt", "text", "utt2spk", "wav.scp"]
+    assert str(parts[0]).startswith(str(tmp_path / "tmp")) and [p.name for p in parts] == ["1", "2"]
+    for part, expected in zip(parts, reference):
+        assert (part / "utt2spk").read_text() == (expected / "utt2spk").read_text()
