@@ -205,9 +205,13 @@ def _init_decoding(start, state_arc_start, eps_end, arc_weight, arc_next,
     rec_cost[0] = 0.0
     tok_rec[start] = 0
     active[0] = start
+    # Counts and indices as int64 values, not literals: numba types a literal argument of a compiled
+    # call by its value (Literal[int](1)), which would compile extra copies of _epsilon_closure and
+    # _closure_run beside the int64 ones `_advance` uses (cold start: ~3 s of compilation per process).
+    one, zero = np.int64(1), np.int64(0)
     return _epsilon_closure(state_arc_start, eps_end, arc_weight, arc_next,
-                            tok_cost, tok_rec, active, 1, queue, in_queue, np.inf,
-                            rec_prev, rec_arc, rec_cost, 1, lattice, 0, lk_src, lk_arc, lk_frame, lk_ac, 0)
+                            tok_cost, tok_rec, active, one, queue, in_queue, np.inf,
+                            rec_prev, rec_arc, rec_cost, one, lattice, zero, lk_src, lk_arc, lk_frame, lk_ac, zero)
 
 
 @njit(cache=True)

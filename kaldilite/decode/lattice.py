@@ -493,9 +493,11 @@ def links_to_keep(link_src_state, link_arc, link_frame, link_acoustic, *, arc_il
     """Which of a decoder's links (see `raw_lattice_from_links`) may still lie on a final path within
     `lattice_beam` of the best, whatever the frames to come: a boolean mask. Pruning with it
     changes no lattice the decoder returns later (with the same beam); it bounds memory on streams."""
-    link_arc = np.ascontiguousarray(link_arc, np.int64)
+    # The decoder's int32 arrays as they are, as `raw_lattice_from_links` passes them: no copies, and
+    # numba compiles one _nodes_of_links for both callers instead of a second one for int64 links.
+    link_arc = np.ascontiguousarray(link_arc)
     num_nodes, node_state, node_frame, src, dst = _nodes_of_links(
-        np.ascontiguousarray(link_src_state, np.int64), link_arc, np.ascontiguousarray(link_frame, np.int64),
+        np.ascontiguousarray(link_src_state), link_arc, np.ascontiguousarray(link_frame),
         arc_ilabel, arc_next, int(num_states), int(start_state))
     order, count = _topological_order(num_nodes, 0, src, dst)
     if count < num_nodes:  # an epsilon cycle: leave pruning to the end (raw_lattice_from_links breaks it)
@@ -982,11 +984,13 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
     seq_merged = np.zeros(1 << 14, np.bool_)  # per sequence id (ids stay below half the table)
     # per sequence: non-empty and made only of merge words (the empty sequence stays itself: it has
     # no merge word, so it is on the side of sequences without them)
-    num_seqs = 1
+    num_seqs = np.int64(1)  # int64, not a literal: see `n` below
     hyp_seq[0] = 0
     hyp_cost[0] = 0.0
     count[0] = 1
-    n = 0
+    # int64 from the start: a literal 0 would make numba compile a second copy of
+    # _sequence_viterbi_run typed for the value 0 (the loop's later calls pass int64)
+    n = np.int64(0)
     while n < num_nodes:
         n, num_seqs = _sequence_viterbi_run(n, num_nodes, out_order, out_start, link_dst, link_word, link_cost, beta,
                                             limit, per_node, word_base, hyp_seq, hyp_cost, hyp_prev, hyp_link, count,
