@@ -101,10 +101,11 @@ def private_copy(src, dest, log):
 
 def train_dnn(out, fraction, seed, speakers, config, log):
     """OUT/exp/nnet2_f<fraction>_s<seed>: the recipe DNN on the speakers' share of the training set;
-    returns (name, CPU seconds of the training, or None for a model that was there already)."""
+    returns (name, CPU seconds of the training: None for a model made elsewhere)."""
     name = f"nnet2_f{fraction:g}_s{seed}"
+    record = out / "exp" / name / "train_cpu"  # this script's measurement, kept for re-runs
     if (out / "exp" / name / "final.mdl").is_file():
-        return name, None
+        return name, float(record.read_text()) if record.is_file() else None
     data = out / "data" / TRAIN_DATA
     if fraction < 1:
         data = out / "data" / f"{TRAIN_DATA}_f{fraction:g}"
@@ -116,7 +117,8 @@ def train_dnn(out, fraction, seed, speakers, config, log):
     cpu = children_cpu()
     run("train-nnet2", "--config", config, "--online-cmvn", "true", "--seed", seed, data, out / "data/lang",
         out / "exp/tri3b_ali", out / "exp" / name, log=log)
-    return name, children_cpu() - cpu
+    record.write_text(f"{children_cpu() - cpu:.1f}\n")
+    return name, float(record.read_text())
 
 
 def training_log_figures(model_dir):
