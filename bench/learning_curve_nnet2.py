@@ -26,7 +26,8 @@ alignment of the slice (align-fmllr, OUT/exp/tri3b_ali_slice). --extra-models NA
 made otherwise from all the training speakers (e.g. the seeds' networks averaged), evaluated the same
 way as extra rows of the table, outside the fit. The table's fit: per figure, the seed means per
 speaker count and the least-squares slope over log2(speakers) (of the means, and of each seed's
-curve: the seed spread), and where the fitted accuracy reaches --goal. Writes OUT/results.md and (unless
+curve: the seed spread), and where the fitted accuracy reaches --goal; then each command's accuracy per
+speaker count and the commands each doubling fixed / broke (paired, per seed). Writes OUT/results.md and (unless
 --no-report) the `commands-learning-curve-nnet2` section of BENCHMARKS.md; --reading FILE appends
 that file's text (the hand-written reading) to the section.
 
@@ -45,7 +46,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import children_cpu, machine_line, update_section  # noqa: E402
-from rejection_slice import COMMANDS_TXT, REPO, build_and_decode, evaluate, prepare, run  # noqa: E402
+from rejection_slice import (COMMANDS_TXT, REPO, _pooled_slice, build_and_decode, commands, evaluate,  # noqa: E402
+                             prepare, run)
 
 NNET2_CONF = REPO / "recipes/commands/conf/nnet2.conf"
 TRAIN_DATA = "hires_train_aug_rev"
@@ -225,6 +227,44 @@ def curve_tables(rows, extra, goal):
     return "\n".join(lines) + "\n\n" + "\n".join(fit_lines) + "\n\n" + " ".join(extrapolation) + "\n"
 
 
+def recipe_correct(slice_data, exp, heldout):
+    """{slice command utterance: right?} under the recipe's rule, 2-fold cross-calibrated by speaker as
+    in the table (`cross_calibrated_decisions`, the pool of `_pooled_slice`): accepted as its command."""
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.score.commands import cross_calibrated_decisions
+
+    cmds = commands()
+    refs, measures, utt2spk, slice_keys = _pooled_slice(slice_data, exp, heldout)
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total", "gop_mean"]})
+    decisions, _ = cross_calibrated_decisions(refs, measures, rule, cmds, utt2spk, 0.05)
+    return {key: (refs[key].strip(), decisions[key].accepted and decisions[key].label == refs[key].strip())
+            for key in slice_keys if refs[key].strip() in cmds}
+
+
+def per_command_tables(rows):
+    """Markdown: each command's accuracy @ 5% FA per speaker count (seed means), and the utterances each
+    doubling fixed / broke, per seed (paired: the same utterances, the same seed)."""
+    counts = sorted({r["speakers"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    lines = ["| command (utterances) | " + " | ".join(f"{n} speakers %" for n in counts) + " |",
+             "|---" * (len(counts) + 1) + "|"]
+    for c in commands():
+        cells = []
+        for n in counts:
+            hits = [ok for r in rows if r["speakers"] == n for ref, ok in r["correct"].values() if ref == c]
+            cells.append(f"{100 * sum(hits) / len(hits):.0f}" if hits else "-")
+        total = sum(1 for ref, _ in rows[0]["correct"].values() if ref == c)
+        lines.append(f"| {c} ({total}) | " + " | ".join(cells) + " |")
+    paired = []
+    for seed in seeds:
+        curve = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["speakers"])
+        for a, b in zip(curve, curve[1:]):
+            fixed = sum(1 for k, (_, ok) in a["correct"].items() if not ok and b["correct"][k][1])
+            broken = sum(1 for k, (_, ok) in a["correct"].items() if ok and not b["correct"][k][1])
+            paired.append(f"seed {seed} {a['speakers']} -> {b['speakers']}: +{fixed} / -{broken}")
+    return "\n".join(lines) + "\n\nPaired (commands fixed / broken): " + "; ".join(paired) + ".\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slice-dir", required=True, type=Path)
@@ -262,7 +302,8 @@ def main():
         figures = {r["score"]: r for r in evaluate(evaluation, out, {name: setting}, splits=args.splits)}
         frame_acc, frame_objf = slice_frame_figures(out / "exp" / name / "final.mdl", out / "data/hires_slice",
                                                     slice_ali, cmds)
-        row = dict(fraction=fraction, speakers=speakers, seed=seed, name=name, train_cpu=train_cpu,
+        correct = recipe_correct(out / "data/slice", setting, evaluation / "data/heldout_commands")
+        row = dict(fraction=fraction, speakers=speakers, seed=seed, name=name, train_cpu=train_cpu, correct=correct,
                    recipe=figures[RECIPE_SCORE], llr=figures["llr_total"], frame_acc=frame_acc,
                    frame_objf=frame_objf, log=training_log_figures(out / "exp" / name))
         print(name, {k: row["recipe"][k] for k in ("acc", "fa", "eer", "oracle", "forced")},
@@ -290,7 +331,7 @@ def main():
               "whole pool; commands-only: the forced choice; slice frame acc: against tri3b's fMLLR alignment of "
               "the slice's commands; validation: each run's own 300 held-out training utterances (another set per "
               "fraction).\n")
-    body = curve_tables(rows, extra, args.goal)
+    body = curve_tables(rows, extra, args.goal) + "\n" + per_command_tables(rows)
     (out / "results.md").write_text(header + "\n" + body)
     print(body)
     if not args.no_report:

@@ -91,3 +91,19 @@ def test_curve_tables_say_never_when_a_curve_does_not_rise_and_keep_extra_rows_o
     assert "| 120 (100%) | avg | 99.0 (5.0) |" in text
     acc_line = next(line for line in text.splitlines() if line.startswith("| acc @ 5% FA %"))
     assert "| 60.0 (60.0) |" in acc_line  # the extra row's 99% is not in the 120-speaker mean
+
+
+def test_per_command_tables_count_paired_fixes_and_breaks_within_a_seed(monkeypatch):
+    monkeypatch.setattr(lc, "commands", lambda: ["go", "no"])
+    # 4 utterances: u1, u2 of "go", u3, u4 of "no"; seed 0 at 30 -> 60 speakers fixes u1 and u3, breaks u4
+
+    def row(speakers, seed, go, no):
+        return dict(speakers=speakers, seed=seed, correct={"u1": ("go", go[0]), "u2": ("go", go[1]),
+                                                           "u3": ("no", no[0]), "u4": ("no", no[1])})
+    rows = [row(30, 0, (False, True), (False, True)), row(60, 0, (True, True), (True, False)),
+            row(30, 1, (False, False), (True, True)), row(60, 1, (False, False), (True, True))]
+    text = lc.per_command_tables(rows)
+    # go at 30 speakers: 1 of 4 right over both seeds -> 25%; at 60: 2 of 4 -> 50%
+    assert "| go (2) | 25 | 50 |" in text
+    assert "| no (2) | 75 | 75 |" in text
+    assert "seed 0 30 -> 60: +2 / -1; seed 1 30 -> 60: +0 / -0." in text
