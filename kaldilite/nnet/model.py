@@ -44,7 +44,9 @@ from kaldilite.nnet.network import NnetEnsemble, nnet_from_arrays
 # file (`pipeline_transform`, `fmllr_pipeline_transform`) instead of JSON lists (megabytes of
 # header to parse whenever a verb asked the model its type): every model with a transform.
 # 6: the pipeline's CMVN is 'online' (the global stats an array of the file, `pipeline_online_cmvn_stats`).
-NNET_MODEL_VERSION = 6
+# 7: an ensemble averaged other than arithmetically (train-nnet2 --posterior-averaging geometric): a reader
+# that predates the `averaging` field would score it as the arithmetic mean without a word.
+NNET_MODEL_VERSION = 7
 PRIOR_FLOOR = 1e-20
 
 
@@ -293,7 +295,8 @@ def save_nnet_model(path, model: NnetAcousticModel):
 
     header = {
         "format": MODEL_FORMAT,
-        "version": (6 if model.pipeline.cmvn == "online" else 5 if pipeline_arrays or fmllr_arrays
+        "version": (7 if getattr(model.nnet, "averaging", "arithmetic") != "arithmetic"
+                    else 6 if model.pipeline.cmvn == "online" else 5 if pipeline_arrays or fmllr_arrays
                     else 4 if model.prior_scale != 1.0 else 3 if model.speaker_adapted
                     else 2 if isinstance(model.nnet, NnetEnsemble) else 1),
         "model_type": "nnet2",
