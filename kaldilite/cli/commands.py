@@ -315,7 +315,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
     from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, decoding_kind,
-                                                 nnet_model_and_input, online_cmvn_setup)
+                                                 nnet_model_and_input, online_cmvn_setup,
+                                                 start_up_before_forking_jobs)
     from kaldilite.utils.atomic import atomic_open
     from kaldilite.utils.load_once import load_once
 
@@ -381,6 +382,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]
     decode_dir.mkdir(parents=True, exist_ok=True)
+    start_up_before_forking_jobs(job_args, len(parts))  # compiled code the forked jobs inherit
     outputs = run_jobs(decode_commands_job, job_args, decode_dir / "log", "decode", nj=len(parts))
     records = sorted((rec for output, _, _ in outputs for rec in output), key=lambda r: r[0])
     decode_seconds = sum(seconds for _, seconds, _ in outputs)
