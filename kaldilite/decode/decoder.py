@@ -74,6 +74,13 @@ class DecodeResult:
 
 
 # ---------------------------------------------------------------------------------- numba core
+#
+# Compilation time counts here: a fresh install, and every process on a cold numba cache, compiles
+# these kernels before decoding anything (~20 s of CPU for decode-commands). Hence arrays are
+# copied with loops, not slice assignment (``a[:n] = b`` compiles numba's shape check and its error
+# message formatting: ~1.6 s), the cutoff's partial sort is `_kth_smallest`, not np.partition
+# (~2.7 s), and compiled-to-compiled calls pass counts as int64, not literals (each literal value
+# compiles another copy of the callee).
 
 @njit(cache=True)
 def _grow(rec_prev, rec_arc, rec_cost, needed):
@@ -84,9 +91,10 @@ def _grow(rec_prev, rec_arc, rec_cost, needed):
     new_prev = np.empty(new_cap, np.int64)
     new_arc = np.empty(new_cap, np.int32)
     new_cost = np.empty(new_cap, np.float64)
-    new_prev[:cap] = rec_prev
-    new_arc[:cap] = rec_arc
-    new_cost[:cap] = rec_cost
+    for i in range(cap):  # a loop, not slice assignment: see the note above _grow
+        new_prev[i] = rec_prev[i]
+        new_arc[i] = rec_arc[i]
+        new_cost[i] = rec_cost[i]
     return new_prev, new_arc, new_cost
 
 
@@ -100,10 +108,11 @@ def _grow_links(lk_src, lk_arc, lk_frame, lk_ac, needed):
     new_arc = np.empty(new_cap, np.int32)
     new_frame = np.empty(new_cap, np.int32)
     new_ac = np.empty(new_cap, np.float32)
-    new_src[:cap] = lk_src
-    new_arc[:cap] = lk_arc
-    new_frame[:cap] = lk_frame
-    new_ac[:cap] = lk_ac
+    for i in range(cap):  # a loop, not slice assignment: see the note above _grow
+        new_src[i] = lk_src[i]
+        new_arc[i] = lk_arc[i]
+        new_frame[i] = lk_frame[i]
+        new_ac[i] = lk_ac[i]
     return new_src, new_arc, new_frame, new_ac
 
 
@@ -215,6 +224,38 @@ def _init_decoding(start, state_arc_start, eps_end, arc_weight, arc_next,
 
 
 @njit(cache=True)
+def _kth_smallest(values, n, k):
+    """The k-th smallest (0-based) of ``values[:n]``, which it reorders (Hoare's selection, as
+    Kaldi's std::nth_element): median-of-three pivots, three-way partitions (ties cost nothing)."""
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        a, b, c = values[lo], values[(lo + hi) // 2], values[hi]
+        pivot = max(min(a, b), min(max(a, b), c))  # the median of the three
+        lt, i, gt = lo, lo, hi  # [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot
+        while i <= gt:
+            v = values[i]
+            if v < pivot:
+                values[i] = values[lt]
+                values[lt] = v
+                lt += 1
+                i += 1
+            elif v > pivot:
+                values[i] = values[gt]
+                values[gt] = v
+                gt -= 1
+            else:
+                i += 1
+        if k < lt:
+            hi = lt - 1
+        elif k > gt:
+            lo = gt + 1
+        else:
+            return pivot
+    return values[k]
+
+
+@njit(cache=True)
 def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratch):
     """Return (cutoff, adaptive_beam, best_state) over the active tokens, like Kaldi's GetCutoff.
 
@@ -231,7 +272,7 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
             best_state = active[k]
     beam_cutoff = best + beam
     if max_active > 0 and n_active > max_active:
-        kth = np.partition(scratch[:n_active], max_active)[max_active]
+        kth = _kth_smallest(scratch, n_active, max_active)
         if kth < beam_cutoff:
             return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
     if min_active > 0 and n_active > min_active:
@@ -239,7 +280,7 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
         for k in range(n_active):
             within += scratch[k] < beam_cutoff
         if within < min_active:  # only then is the partial sort needed
-            kth = np.partition(scratch[:n_active], min_active)[min_active]
+            kth = _kth_smallest(scratch, n_active, min_active)
             if kth > beam_cutoff:
                 return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
     return beam_cutoff, beam, best_state

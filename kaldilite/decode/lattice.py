@@ -1001,7 +1001,8 @@ def _sequence_viterbi(num_nodes, out_order, out_start, link_dst, link_word, link
                 capacity *= 2
             keys, values = _rehash(keys, values, capacity)
             grown = np.zeros(capacity, np.bool_)
-            grown[:len(seq_merged)] = seq_merged
+            for i in range(len(seq_merged)):  # a loop, not slice assignment (compile time: see decoder.py above _grow)
+                grown[i] = seq_merged[i]
             seq_merged = grown
     return hyp_seq, hyp_cost, hyp_prev, hyp_link, count, seq_merged[:num_seqs]
 
