@@ -32,7 +32,7 @@ speaker count and the commands each doubling fixed / broke (paired, per seed). W
 that file's text (the hand-written reading) to the section.
 
   OPENBLAS_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/learning_curve_nnet2.py --slice-dir /tmp/lead/slc \\
-      --ali-dir /tmp/e2/clean/exp/tri3b_ali --out /tmp/j2/lc --fractions "0.25 0.5 1" --seeds "0 1"
+      --ali-dir /tmp/e2/clean/exp/tri3b_ali --out /tmp/j2/lc --fractions "0.25 0.5 0.75 1" --seeds "0 1"
 
 CPU (one thread): training ~420 s at 100% (scaling with the data), a slice evaluation 3-5 min per model.
 """
@@ -271,7 +271,7 @@ def main():
     parser.add_argument("--ali-dir", type=Path, help="tri3b's alignments of the training set (default "
                         "SLICE_DIR/exp/tri3b_ali).")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--fractions", default="0.25 0.5 1", help="Fractions of the training speakers (nested).")
+    parser.add_argument("--fractions", default="0.25 0.5 0.75 1", help="Fractions of the training speakers (nested).")
     parser.add_argument("--seeds", default="0 1", help="train-nnet2 --seed values per fraction.")
     parser.add_argument("--speaker-seed", type=int, default=4, help="Seed of the speaker order (as learning_curve.py).")
     parser.add_argument("--config", type=Path, default=NNET2_CONF)
