@@ -14,8 +14,8 @@ acwt 0.1). From a slice setup (as `/tmp/lead/slc`):
       all training speakers but none of the slice, so it leaks nothing about the slice).
 
 it trains the recipe DNN (train-nnet2 --config recipes/commands/conf/nnet2.conf --online-cmvn true
---seed S, the conf as is: the same epochs, so the number of updates scales with the data as the
-recipe's would on a smaller corpus; the validation subset stays 300 utterances) on nested random
+--seed S --num-averaged-networks 1: ONE network per seed, the conf otherwise as is: the same epochs,
+so the number of updates scales with the data as the recipe's would on a smaller corpus; the validation subset stays 300 utterances) on nested random
 subsets of the training SPEAKERS (shuffled with --speaker-seed; every augmented copy goes with its
 speaker), into OUT/exp/nnet2_f<fraction>_s<seed>. A model already there (e.g. a symlink to the
 recipe's 100% DNN) is used as it is. Each model is then decoded and scored on the slice by
@@ -101,7 +101,7 @@ def private_copy(src, dest, log):
     return dest
 
 
-def train_dnn(out, fraction, seed, speakers, config, log):
+def train_dnn(out, fraction, seed, speakers, config, averaged, log):
     """OUT/exp/nnet2_f<fraction>_s<seed>: the recipe DNN on the speakers' share of the training set;
     returns (name, CPU seconds of the training: None for a model made elsewhere)."""
     name = f"nnet2_f{fraction:g}_s{seed}"
@@ -117,7 +117,8 @@ def train_dnn(out, fraction, seed, speakers, config, log):
             run("data", "subset", "--utt-list", utts, out / "data" / TRAIN_DATA, data, log=log)
     print(f"training {name} on {len(speakers)} speakers", file=sys.stderr, flush=True)
     cpu = children_cpu()
-    run("train-nnet2", "--config", config, "--online-cmvn", "true", "--seed", seed, data, out / "data/lang",
+    run("train-nnet2", "--config", config, "--online-cmvn", "true", "--seed", seed,
+        "--num-averaged-networks", averaged, data, out / "data/lang",
         out / "exp/tri3b_ali", out / "exp" / name, log=log)
     record.write_text(f"{children_cpu() - cpu:.1f}\n")
     return name, float(record.read_text())
@@ -275,6 +276,10 @@ def main():
     parser.add_argument("--seeds", default="0 1", help="train-nnet2 --seed values per fraction.")
     parser.add_argument("--speaker-seed", type=int, default=4, help="Seed of the speaker order (as learning_curve.py).")
     parser.add_argument("--config", type=Path, default=NNET2_CONF)
+    parser.add_argument("--num-averaged-networks", type=int, default=1,
+                        help="train-nnet2 --num-averaged-networks, over the conf's (the published curve: 1, single "
+                             "networks of seeds 0 and 1; the recipe ships 2 since 2026-11-26: its pair of seeds "
+                             "0 + 1 is the extra row).")
     parser.add_argument("--splits", type=int, default=100, help="Random speaker halvings per model.")
     parser.add_argument("--extra-models", default="", help="Models in OUT/exp trained on all the speakers "
                         "otherwise (e.g. an average of the seeds' networks), evaluated as extra rows (not fitted).")
@@ -314,7 +319,8 @@ def main():
     for seed in map(int, args.seeds.split()):  # the whole curve of one seed first: a stopped run still has a curve
         for fraction in map(float, args.fractions.split()):
             chosen = speakers[:max(1, round(fraction * len(speakers)))]
-            name, train_cpu = train_dnn(out, fraction, seed, chosen, args.config.resolve(), log)
+            name, train_cpu = train_dnn(out, fraction, seed, chosen, args.config.resolve(),
+                                        args.num_averaged_networks, log)
             rows.append(evaluate_model(name, fraction, len(chosen), seed, train_cpu))
     # models of all the speakers made otherwise (e.g. an average of the seeds' networks): rows, not fitted
     extra = [evaluate_model(name, 1.0, len(speakers), name, None) for name in args.extra_models.split()]
