@@ -16,8 +16,8 @@ acwt 0.1). From a slice setup (as `/tmp/lead/slc`):
 it trains the recipe DNN (train-nnet2 --config recipes/commands/conf/nnet2.conf --online-cmvn true
 --seed S --num-averaged-networks 1: ONE network per seed, the conf otherwise as is: the same epochs,
 so the number of updates scales with the data as the recipe's would on a smaller corpus; the
-validation subset stays 300 utterances) on nested random subsets of the training SPEAKERS (shuffled with --speaker-seed; every augmented copy goes with its
-speaker), into OUT/exp/nnet2_f<fraction>_s<seed>. A model already there (e.g. a symlink to the
+validation subset stays 300 utterances) on nested random subsets of the training SPEAKERS
+(shuffled with --speaker-seed; every augmented copy goes with its speaker), into OUT/exp/nnet2_f<fraction>_s<seed>. A model already there (e.g. a symlink to the
 recipe's 100% DNN) is used as it is. Each model is then decoded and scored on the slice by
 rejection_slice.py's own functions into OUT/eval (an OUT/eval already holding the slice's GMM graphs
 and decodes, e.g. a copy of a rejection_slice.py --out dir, saves their rebuilding), and its frame
