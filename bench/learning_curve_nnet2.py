@@ -13,23 +13,22 @@ acwt 0.1). From a slice setup (as `/tmp/lead/slc`):
   ALI_DIR (--ali-dir): tri3b's alignments of the whole training set (the targets; the GMM chain saw
       all training speakers but none of the slice, so it leaks nothing about the slice).
 
-it trains the recipe DNN (train-nnet2 --config recipes/commands/conf/nnet2.conf --online-cmvn true
---seed S --num-averaged-networks 1: ONE network per seed, the conf otherwise as is: the same epochs,
-so the number of updates scales with the data as the recipe's would on a smaller corpus; the
-validation subset stays 300 utterances) on nested random subsets of the training SPEAKERS
-(shuffled with --speaker-seed; every augmented copy goes with its speaker), into OUT/exp/nnet2_f<fraction>_s<seed>. A model already there (e.g. a symlink to the
-recipe's 100% DNN) is used as it is. Each model is then decoded and scored on the slice by
-rejection_slice.py's own functions into OUT/eval (an OUT/eval already holding the slice's GMM graphs
-and decodes, e.g. a copy of a rejection_slice.py --out dir, saves their rebuilding), and its frame
-accuracy and objective on the slice's command utterances are measured against tri3b's fMLLR
-alignment of the slice (align-fmllr, OUT/exp/tri3b_ali_slice). --extra-models NAMES: models in OUT/exp
-made otherwise from all the training speakers (e.g. the seeds' networks averaged), evaluated the same
-way as extra rows of the table, outside the fit. The table's fit: per figure, the seed means per
-speaker count and the least-squares slope over log2(speakers) (of the means, and of each seed's
-curve: the seed spread), and where the fitted accuracy reaches --goal; then each command's accuracy per
-speaker count and the commands each doubling fixed / broke (paired, per seed). Writes OUT/results.md and (unless
---no-report) the `commands-learning-curve-nnet2` section of BENCHMARKS.md; --reading FILE appends
-that file's text (the hand-written reading) to the section.
+it trains the recipe DNN (train-nnet2 --config recipes/commands/conf/nnet2.conf --online-cmvn true --seed S
+--num-averaged-networks 1: ONE network per seed, the conf otherwise as is: the same epochs, so the number of
+updates scales with the data as the recipe's would on a smaller corpus; the validation subset stays 300
+utterances) on nested random subsets of the training SPEAKERS (shuffled with --speaker-seed; every augmented
+copy goes with its speaker), into OUT/exp/nnet2_f<fraction>_s<seed>. A model already there (e.g. a symlink to
+the recipe's 100% DNN) is used as it is. Each model is then decoded and scored on the slice by
+rejection_slice.py's own functions into OUT/eval (an OUT/eval already holding the slice's GMM graphs and
+decodes, e.g. a copy of a rejection_slice.py --out dir, saves their rebuilding), and its frame accuracy and
+objective on the slice's command utterances are measured against tri3b's fMLLR alignment of the slice
+(align-fmllr, OUT/exp/tri3b_ali_slice). --extra-models NAMES: models in OUT/exp made otherwise from all the training
+speakers (e.g. the seeds' networks averaged), evaluated the same way as extra rows of the table, outside the
+fit. The table's fit: per figure, the seed means per speaker count and the least-squares slope over
+log2(speakers) (of the means, and of each seed's curve: the seed spread), and where the fitted accuracy
+reaches --goal; then each command's accuracy per speaker count and the commands each doubling fixed / broke
+(paired, per seed). Writes OUT/results.md and (unless --no-report) the `commands-learning-curve-nnet2` section
+of BENCHMARKS.md; --reading FILE appends that file's text (the hand-written reading) to the section.
 
   OPENBLAS_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/learning_curve_nnet2.py --slice-dir /tmp/lead/slc \\
       --ali-dir /tmp/e2/clean/exp/tri3b_ali --out /tmp/j2/lc --fractions "0.25 0.5 0.75 1" --seeds "0 1"
