@@ -135,17 +135,12 @@ class Corpus:
 
     def add(self, utt, speaker, text, take):
         """Write the take's wav and the data-dir files, each atomically."""
-        import soundfile
-
+        from kaldilite.corpora.augment import write_pcm16
         from kaldilite.io.datadir import DataDir
-        from kaldilite.utils import atomic_path
 
         wav = self.out_dir / "wav" / f"{utt}.wav"
         wav.parent.mkdir(parents=True, exist_ok=True)
-        pcm = np.clip(np.round(take.samples), -32768, 32767).astype(np.int16)
-        with atomic_path(wav) as tmp:
-            soundfile.write(str(tmp), pcm, take.sample_rate, subtype="PCM_16", format="WAV")
-        self.utts[utt] = (speaker, text, str(wav.resolve()))
+        self.utts[utt] = (speaker, text, write_pcm16(wav, take.samples, take.sample_rate))
         DataDir(wav_scp={u: v[2] for u, v in self.utts.items()}, text={u: v[1] for u, v in self.utts.items()},
                 utt2spk={u: v[0] for u, v in self.utts.items()}).save(self.out_dir)
 
