@@ -74,7 +74,7 @@ import numpy as np
 
 from kaldilite.errors import InputError, KaldiliteError
 from kaldilite.nnet.components import cross_entropy_of_posteriors, softmax
-from kaldilite.nnet.network import Nnet, average_nnets
+from kaldilite.nnet.network import Nnet, NnetEnsemble, average_nnets
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ class Nnet2Options:
         if self.ensemble_size > 1 and self.num_averaged_networks > 1:
             raise InputError("train-nnet2: --ensemble-size (Kaldi's ensemble training: one network ships) and "
                              "--num-averaged-networks (averaged networks ship) exclude each other; choose one")
-        if self.posterior_averaging not in ("geometric", "arithmetic"):
-            raise InputError(f"train-nnet2: --posterior-averaging must be geometric or arithmetic, got "
+        if self.posterior_averaging not in NnetEnsemble.AVERAGING:
+            raise InputError(f"train-nnet2: --posterior-averaging must be {' or '.join(NnetEnsemble.AVERAGING)}, got "
                              f"{self.posterior_averaging!r}")
         if self.nj < 0:
             raise InputError(f"train-nnet2: --nj must be 0 (automatic) or positive, got {self.nj}")
@@ -444,8 +444,6 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
                              co_trained=opts.ensemble_size)
     if opts.num_averaged_networks <= 1:
         return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts, realign=realign)
-    from kaldilite.nnet.network import NnetEnsemble
-
     n = opts.num_averaged_networks
 
     def member(k):
