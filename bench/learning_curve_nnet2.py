@@ -45,8 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import children_cpu, machine_line, update_section  # noqa: E402
-from rejection_slice import (COMMANDS_TXT, REPO, _pooled_slice, build_and_decode, commands, evaluate,  # noqa: E402
-                             prepare, run)
+from rejection_slice import REPO, _pooled_slice, build_and_decode, commands, evaluate, prepare, run  # noqa: E402
 
 NNET2_CONF = REPO / "recipes/commands/conf/nnet2.conf"
 TRAIN_DATA = "hires_train_aug_rev"
@@ -91,12 +90,15 @@ def link_slice_setup(slice_dir, ali_dir, out):
             (out / "exp" / name).symlink_to(target.resolve())
 
 
-def private_copy(src, dest, log):
-    """DEST: a data dir of its own with all of SRC's utterances (`data subset` copies the files)."""
+def private_copy(src, dest, log, utts=None):
+    """DEST: a data dir of its own with the utterances `utts` of SRC (default all of them): `data subset`
+    copies the files. One already made is kept."""
     if not (dest / "feats.scp").is_file() and not (dest / "wav.scp").is_file():
-        utts = dest.parent / f"{dest.name}.utts"
-        utts.write_text("".join(line.split()[0] + "\n" for line in (src / "utt2spk").read_text().splitlines()))
-        run("data", "subset", "--utt-list", utts, src, dest, log=log)
+        if utts is None:
+            utts = [line.split()[0] for line in (src / "utt2spk").read_text().splitlines()]
+        listing = dest.parent / f"{dest.name}.utts"
+        listing.write_text("".join(f"{u}\n" for u in utts))
+        run("data", "subset", "--utt-list", listing, src, dest, log=log)
     return dest
 
 
@@ -109,11 +111,8 @@ def train_dnn(out, fraction, seed, speakers, config, averaged, log):
         return name, float(record.read_text()) if record.is_file() else None
     data = out / "data" / TRAIN_DATA
     if fraction < 1:
-        data = out / "data" / f"{TRAIN_DATA}_f{fraction:g}"
-        if not (data / "feats.scp").is_file():
-            utts = out / "data" / f"{data.name}.utts"
-            utts.write_text("".join(f"{u}\n" for u in subset_utterances(out / "data" / TRAIN_DATA, speakers)))
-            run("data", "subset", "--utt-list", utts, out / "data" / TRAIN_DATA, data, log=log)
+        data = private_copy(data, out / "data" / f"{TRAIN_DATA}_f{fraction:g}", log,
+                            subset_utterances(data, speakers))
     print(f"training {name} on {len(speakers)} speakers", file=sys.stderr, flush=True)
     cpu = children_cpu()
     run("train-nnet2", "--config", config, "--online-cmvn", "true", "--seed", seed,
@@ -291,7 +290,7 @@ def main():
     link_slice_setup(slice_dir, ali_dir, out)
     log = out / "learning_curve.log"
     speakers = speaker_order(out / "data" / TRAIN_DATA, args.speaker_seed)
-    cmds = {line.strip() for line in COMMANDS_TXT.read_text().splitlines() if line.strip()}
+    cmds = set(commands())
     slice_ali = out / "exp/tri3b_ali_slice"
     if not (slice_ali / "ali.1.gz").is_file():
         slice_copy = private_copy(out / "data/slice", out / "data/slice_private", log)
