@@ -30,14 +30,14 @@
 # graphs, decodes and scores, and never the features or the models (the training lang, stage 2,
 # holds only the training transcripts' words). `KALDILITE_FORCE=true ./run.sh ...` runs all.
 #
-# Timing (from scratch, 2 cores shared with other jobs; 21.9 min wall, 19.2 min CPU): stages 0-3 0.5 min,
-# mono 0.4 (3000-utt subset), tri1 0.8, tri2b 1.3, tri3b 1.5, stage 8 (nnet2) 8.1, stage 9 (graphs, decodes,
-# held-out commands) 9.3, stage 10 0.2. Stage 9 running its steps $nj at a time: 7.5 -> 6.1 min wall
-# (5.2 -> 5.0 min CPU) on the same busy machine, identical outputs.
+# Timing (from scratch, all stages, a quiet 2-core machine; RESULTS' header): 15.7 min wall, 28.1 min CPU:
+# stages 0-4 0.9 min, tri1 0.7, tri2b 1.3, tri3b 1.4, stage 8 (nnet2: two networks trained side by side
+# on the two cores) 9.3, stage 9 (graphs, decodes, held-out commands) 2.0, stages 10-11 0.2.
 #
 # Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 training lang,
 # 3 decoding lang + grammars + graphs of every trained model, 4 mono, 5 tri1, 6 tri2b,
-# 7 tri3b (SAT), 8 nnet2 (DNN on tri3b alignments) + nnet2_fmllr (offline DNN on tri3b's fMLLR features),
+# 7 tri3b (SAT), 8 nnet2 (two DNNs on tri3b alignments, posteriors averaged) + nnet2_fmllr (offline DNN
+# on tri3b's fMLLR features),
 # 9 graphs + decode, 10 calibrate + score + RESULTS,
 # 11 the online bundle of the best model that runs online (exp/<model>_online, for decode-online).
 set -euo pipefail
@@ -449,9 +449,11 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   # Speaker-independent input (MFCC + CMVN, no fMLLR), so the DNN also runs online (export-model
   # --mfcc-config conf/mfcc_hires.conf with nnet_feats=hires); the tree, transition model and graph are
   # tri3b's; the augmented set (speeds, noise; + reverberation: nnet_reverb) is what carries it across
-  # speakers. Sequence training of it (make-denlats --model + train-nnet2-discriminative: MMI / sMBR,
-  # steps/nnet2/train_discriminative2.sh)
-  # is not run: on held-out training speakers it lowered command accuracy at 5% FA at every setting tried
+  # speakers. conf/nnet2.conf ships two networks (--num-averaged-networks=2: seeds 0 and 1 trained as two
+  # processes side by side, one per core; their posteriors' geometric mean is decoded); --ensemble-size there
+  # would be Kaldi's ensemble co-training, not this. Sequence training of the DNN (make-denlats --model +
+  # train-nnet2-discriminative: MMI / sMBR, steps/nnet2/train_discriminative2.sh) is not run: on held-out
+  # training speakers it lowered command accuracy at 5% FA at every setting tried
   # (kaldilite/train/nnet_discriminative.py's docstring).
   log "Stage 8: nnet2 p-norm DNN ($nnet_feats features) on the tri3b (fMLLR) alignments of the augmented train set"
   [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
