@@ -563,10 +563,12 @@ def _member_child(train_member, k, count, first_seed, sender):
         message = ("error", (exc, traceback.format_exc()))
     try:
         sender.send(message)
-    except Exception as exc:  # an exception that does not pickle: its text still reaches the parent
-        sender.send(("error", (RuntimeError(f"{type(message[1][0]).__name__}: {message[1][0]}" if message[0] ==
-                                            "error" else f"network {k + 1}: result not sendable: {exc}"),
-                               message[1][1] if message[0] == "error" else "")))
+    except Exception as exc:  # an exception (or result) that does not pickle: its text still reaches the parent
+        if message[0] == "error":
+            error, trace = message[1]
+            sender.send(("error", (RuntimeError(f"{type(error).__name__}: {error}"), trace)))
+        else:
+            sender.send(("error", (RuntimeError(f"network {k + 1}: result not sendable: {exc}"), "")))
     finally:
         sender.close()
         for handler in _all_handlers():
