@@ -61,11 +61,13 @@ class DenLattice:
 
     @classmethod
     def from_raw(cls, raw, num_frames):
+        """The lattice with its arrays as `load_den_lattices` returns them once stored (int32 / float32
+        where exact, `_narrowed`): one width in memory, and one compiled variant of the kernels above."""
         order = np.argsort(raw.src, kind="stable")
-        frame = np.asarray(raw.frame, np.int64)[raw.src[order]]
-        return cls(int(raw.num_nodes), np.asarray(raw.src, np.int64)[order], np.asarray(raw.dst, np.int64)[order],
-                   np.asarray(raw.tid, np.int64)[order], frame, np.asarray(raw.graph, np.float64)[order],
-                   np.asarray(raw.final_graph, np.float64), int(num_frames))
+        frame = np.asarray(raw.frame)[raw.src[order]]
+        return cls(int(raw.num_nodes), _narrowed(np.asarray(raw.src)[order]), _narrowed(np.asarray(raw.dst)[order]),
+                   _narrowed(np.asarray(raw.tid)[order]), _narrowed(frame), _narrowed(np.asarray(raw.graph)[order]),
+                   _narrowed(np.asarray(raw.final_graph)), int(num_frames))
 
 
 def boost_graph_costs(lat, tid_to_phone, alignment, silence_phones, boost):
