@@ -29,7 +29,7 @@ import numpy as np
 
 from kaldilite.errors import InputError, where
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
-from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_has_stress, restrict_to_phone_set
+from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_file_of, lexicon_has_stress, restrict_to_phone_set
 from kaldilite.utils import atomic_open
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,9 @@ def grammar_words(paths):
     return found
 
 
-def _lexicon_file(dict_dir):
-    dict_dir = Path(dict_dir)
-    return dict_dir / ("lexiconp.txt" if (dict_dir / "lexiconp.txt").is_file() else "lexicon.txt")
-
-
 def _lexicon_prons(dict_dir):
     """(lexicon file, [(line number, word, phones)]) of the dict dir's lexiconp.txt or lexicon.txt."""
-    lexicon = _lexicon_file(dict_dir)
+    lexicon = lexicon_file_of(dict_dir)
     skip = 2 if lexicon.name == "lexiconp.txt" else 1
     return lexicon, [(number, fields[0], fields[skip:]) for number, line in read_text_lines(lexicon)
                      if (fields := line.split())]
@@ -67,7 +62,7 @@ def lexicon_words(dict_dir):
 def check_lexicon_phones(dict_dir):
     """Raise InputError at the first lexicon line using a phone outside the dict dir's phone files."""
     lexicon, prons = _lexicon_prons(dict_dir)
-    phone_set = dict_phone_set(Path(dict_dir) / "lexicon.txt")
+    phone_set = dict_phone_set(dict_dir)
     for number, word, phones in prons:
         for phone in phones:
             if phone not in phone_set:
@@ -106,7 +101,7 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     missing = {w: loc for w, loc in grammar_words(grammar_files).items() if w not in known}
     if not missing:
         return []
-    lexicon = _lexicon_file(dict_dir)
+    lexicon = lexicon_file_of(dict_dir)
     phone_set, keep_stress = dict_phone_set(dict_dir / "lexicon.txt"), lexicon_has_stress(lexicon)
     proposals, problems = {}, []
     for word, loc in missing.items():
