@@ -175,13 +175,16 @@ def lexicon_file_of(path):
     return path
 
 
-def _lexicon_phones(lexicon):
-    """The phones of each line of a lexicon.txt, or of a lexiconp.txt (its probability column skipped)."""
+def lexicon_prons(lexicon):
+    """[(line number, word, phones)] of a lexicon.txt, or of a lexiconp.txt (its probability column skipped)."""
     from kaldilite.lang.dictdir import read_text_lines
 
     skip = 2 if Path(lexicon).name == "lexiconp.txt" else 1
-    for _, line in read_text_lines(lexicon):
-        yield line.split()[skip:]
+    return [(number, fields[0], fields[skip:]) for number, line in read_text_lines(lexicon) if (fields := line.split())]
+
+
+def _lexicon_phones(lexicon):
+    return (phones for _, _, phones in lexicon_prons(lexicon))
 
 
 def dict_phone_set(lexicon_path):

@@ -29,7 +29,8 @@ import numpy as np
 
 from kaldilite.errors import InputError, where
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
-from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_file_of, lexicon_has_stress, restrict_to_phone_set
+from kaldilite.lang.g2p import (dict_phone_set, g2p, lexicon_file_of, lexicon_has_stress, lexicon_prons,
+                                 restrict_to_phone_set)
 from kaldilite.utils import atomic_open
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,7 @@ def grammar_words(paths):
 def _lexicon_prons(dict_dir):
     """(lexicon file, [(line number, word, phones)]) of the dict dir's lexiconp.txt or lexicon.txt."""
     lexicon = lexicon_file_of(dict_dir)
-    skip = 2 if lexicon.name == "lexiconp.txt" else 1
-    return lexicon, [(number, fields[0], fields[skip:]) for number, line in read_text_lines(lexicon)
-                     if (fields := line.split())]
+    return lexicon, lexicon_prons(lexicon)
 
 
 def lexicon_words(dict_dir):
