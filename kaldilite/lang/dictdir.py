@@ -82,7 +82,7 @@ class DictDir:
 
     @property
     def lexicon_file(self):
-        return self.path / ("lexiconp.txt" if (self.path / "lexiconp.txt").is_file() else "lexicon.txt")
+        return lexicon_path(self.path)
 
     def all_phones(self):
         return [p for line in self.silence_phones + self.nonsilence_phones for p in line]
@@ -162,6 +162,12 @@ class DictDir:
         )
 
 
+def lexicon_path(dict_path):
+    """A dict dir's lexicon file: lexiconp.txt when present (as prepare_lang.sh), else lexicon.txt."""
+    dict_path = Path(dict_path)
+    return dict_path / ("lexiconp.txt" if (dict_path / "lexiconp.txt").is_file() else "lexicon.txt")
+
+
 def read_lexicon(dict_path, declared_phones=None):
     """Read `lexiconp.txt` (preferred, as Kaldi) or `lexicon.txt` from a dict dir.
 
@@ -169,8 +175,8 @@ def read_lexicon(dict_path, declared_phones=None):
     no reserved words, no repeated (word, pronunciation), every phone declared.
     """
     dict_path = Path(dict_path)
-    with_probs = (dict_path / "lexiconp.txt").is_file()
-    lex_path = dict_path / ("lexiconp.txt" if with_probs else "lexicon.txt")
+    lex_path = lexicon_path(dict_path)
+    with_probs = lex_path.name == "lexiconp.txt"
     if not lex_path.is_file():
         raise MissingFileError(f"{dict_path}: neither lexicon.txt nor lexiconp.txt exists")
     entries, seen = [], {}

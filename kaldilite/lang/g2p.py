@@ -168,10 +168,11 @@ def restrict_to_phone_set(pron, phone_set):
 
 def lexicon_file_of(path):
     """A dict dir's lexicon file (lexiconp.txt when present, as prepare_lang.sh), or `path` itself."""
+    from kaldilite.lang.dictdir import lexicon_path
+
     path = Path(path)
     if path.is_dir() or (not path.exists() and (path.parent / "lexiconp.txt").is_file()):
-        folder = path if path.is_dir() else path.parent
-        return folder / ("lexiconp.txt" if (folder / "lexiconp.txt").is_file() else "lexicon.txt")
+        return lexicon_path(path if path.is_dir() else path.parent)
     return path
 
 
