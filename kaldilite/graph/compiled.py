@@ -107,7 +107,9 @@ class CompiledFst:
             fst = pywrapfst.convert(fst, "vector")  # a mutable copy of any FST type, a ConstFst too
             fst.set_input_symbols(None)
             fst.set_output_symbols(None)
-        return _from_const_binary(pywrapfst.convert(fst, "const").write_to_string())
+        if fst.fst_type() != "const":  # a ConstFst (HCLG.fst as read) is written as it is, not copied first
+            fst = pywrapfst.convert(fst, "const")
+        return _from_const_binary(fst.write_to_string())
 
     def to_fst(self):
         """Return an equivalent ``pywrapfst.VectorFst`` (standard arcs).
