@@ -376,6 +376,8 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
             continue
         speech = np.asarray(read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True), np.float64)
         silent = float(np.mean(speech ** 2)) <= 0.0
+        if silent:  # once per utterance, not once per replication
+            log.warning("%s: utterance %s is all zeros; copied as is", src, utt)
         for rep_prefix in prefixes:  # each copy's draws depend on its own id only
             new_id = rep_prefix + utt
             rng = _utterance_rng(random_seed, new_id)
@@ -393,7 +395,6 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
             rir = room.rirs[0] if wet else np.array([1.0])
             if silent:
                 out = speech
-                log.warning("%s: utterance %s is all zeros; copied as is", src, utt)
             else:
                 noise_rir = room.rirs[1 % len(room.rirs)] if wet else np.array([1.0])
                 out = reverberate(speech, rir, rate, noise=None if clip is None else clip[1], noise_rir=noise_rir,
