@@ -142,49 +142,49 @@ class Nnet2Options:
 
     def __post_init__(self):
         if self.num_epochs < 1 or self.samples_per_iter < 1 or self.minibatch_size < 1:
-            raise InputError("train-nnet2: --num-epochs, --samples-per-iter and --minibatch-size must be positive")
+            raise InputError("--num-epochs, --samples-per-iter and --minibatch-size must be positive")
         if not 0 < self.final_learning_rate <= self.initial_learning_rate:
-            raise InputError("train-nnet2: need 0 < --final-learning-rate <= --initial-learning-rate")
+            raise InputError("need 0 < --final-learning-rate <= --initial-learning-rate")
         if self.pnorm_output_dim < 1 or self.pnorm_input_dim % self.pnorm_output_dim:
-            raise InputError(f"train-nnet2: --pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
+            raise InputError(f"--pnorm-input-dim {self.pnorm_input_dim} must be a multiple of "
                              f"--pnorm-output-dim {self.pnorm_output_dim}")
         self.copy_ali_prefix_pairs()  # a malformed --copy-ali-prefixes fails before any work
         if self.ensemble_size < 1 or self.num_averaged_networks < 1:
-            raise InputError(f"train-nnet2: --ensemble-size ({self.ensemble_size}) and --num-averaged-networks "
+            raise InputError(f"--ensemble-size ({self.ensemble_size}) and --num-averaged-networks "
                              f"({self.num_averaged_networks}) must be at least 1")
         if self.ensemble_size > 1 and self.num_averaged_networks > 1:
-            raise InputError("train-nnet2: --ensemble-size (Kaldi's ensemble training: one network ships) and "
+            raise InputError("--ensemble-size (Kaldi's ensemble training: one network ships) and "
                              "--num-averaged-networks (averaged networks ship) exclude each other; choose one")
         if self.posterior_averaging not in NnetEnsemble.AVERAGING:
-            raise InputError(f"train-nnet2: --posterior-averaging must be {' or '.join(NnetEnsemble.AVERAGING)}, got "
+            raise InputError(f"--posterior-averaging must be {' or '.join(NnetEnsemble.AVERAGING)}, got "
                              f"{self.posterior_averaging!r}")
         if self.nj < 0:
-            raise InputError(f"train-nnet2: --nj must be 0 (automatic) or positive, got {self.nj}")
+            raise InputError(f"--nj must be 0 (automatic) or positive, got {self.nj}")
         if self.initial_beta < 0 or self.final_beta < 0:
-            raise InputError(f"train-nnet2: --initial-beta {self.initial_beta} and --final-beta {self.final_beta} "
+            raise InputError(f"--initial-beta {self.initial_beta} and --final-beta {self.final_beta} "
                              "must not be negative")
         if self.ensemble_size > 1 and not (self.initial_beta > 0 or self.final_beta > 0):
-            raise InputError(f"train-nnet2: --ensemble-size {self.ensemble_size} is Kaldi's ensemble training, which "
+            raise InputError(f"--ensemble-size {self.ensemble_size} is Kaldi's ensemble training, which "
                              "needs --initial-beta/--final-beta > 0 (e.g. 0.1 and 6); for independently trained "
                              f"networks averaged when decoding use --num-averaged-networks {self.ensemble_size}")
         if self.ensemble_training and self.mix_up:
-            raise InputError("train-nnet2: ensemble training (--initial-beta/--final-beta > 0) with --mix-up is not "
+            raise InputError("ensemble training (--initial-beta/--final-beta > 0) with --mix-up is not "
                              "implemented; set --mix-up 0")
         epochs = self.realign_epoch_list()
         if any(not 0 < e < self.num_epochs for e in epochs) or (epochs and self.num_networks > 1):
-            raise InputError(f"train-nnet2: --realign-epochs {self.realign_epochs!r}: epochs strictly between 0 and "
+            raise InputError(f"--realign-epochs {self.realign_epochs!r}: epochs strictly between 0 and "
                              f"--num-epochs {self.num_epochs}, with one network (--ensemble-size 1, "
                              "--num-averaged-networks 1)")
         if self.combine not in ("average", "optimize"):
-            raise InputError(f"train-nnet2: --combine must be average or optimize, got {self.combine!r}")
+            raise InputError(f"--combine must be average or optimize, got {self.combine!r}")
         if self.update not in ("sgd", "rms"):
-            raise InputError(f"train-nnet2: --update must be sgd or rms, got {self.update!r}")
+            raise InputError(f"--update must be sgd or rms, got {self.update!r}")
         if not 0.0 <= self.prior_scale <= 1.0:
-            raise InputError(f"train-nnet2: --prior-scale must be in [0, 1], got {self.prior_scale}")
+            raise InputError(f"--prior-scale must be in [0, 1], got {self.prior_scale}")
         if not 0.0 <= self.dropout_proportion < 0.9:
-            raise InputError(f"train-nnet2: --dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
+            raise InputError(f"--dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
         if not 0.0 <= self.momentum < 1.0:
-            raise InputError(f"train-nnet2: --momentum must be in [0, 1), got {self.momentum}")
+            raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
         self.spec_augment(1, 1)  # checks the SpecAugment options
 
     @property
@@ -229,7 +229,7 @@ class Nnet2Options:
         try:
             return [float(e) for e in str(self.realign_epochs).replace(",", " ").split()]
         except ValueError:
-            raise InputError(f"train-nnet2: --realign-epochs must be numbers, got {self.realign_epochs!r}") from None
+            raise InputError(f"--realign-epochs must be numbers, got {self.realign_epochs!r}") from None
 
 
 @dataclasses.dataclass
@@ -265,9 +265,9 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     train_targets = np.asarray(train_targets, dtype=np.int64)
     num_frames = len(train_targets)
     if num_frames == 0:
-        raise InputError("train-nnet2: no training examples")
+        raise InputError("no training examples")
     if train_targets.max() >= num_pdfs or train_targets.min() < 0:
-        raise InputError(f"train-nnet2: targets outside 0..{num_pdfs - 1} (alignments from another tree?)")
+        raise InputError(f"targets outside 0..{num_pdfs - 1} (alignments from another tree?)")
     if nnet is None:
         nnet = Nnet.pnorm(train_feats.shape[1], num_pdfs, num_hidden_layers=opts.num_hidden_layers,
                           pnorm_input_dim=opts.pnorm_input_dim, pnorm_output_dim=opts.pnorm_output_dim, p=opts.p,
@@ -275,7 +275,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     nnet.check_input(train_feats, "training examples")
     log.info("network: %s", nnet.describe())
     if co_trained > 1 and (opts.mix_up or realign):
-        raise InputError("train-nnet2: ensemble training with --mix-up or --realign-epochs is not implemented")
+        raise InputError("ensemble training with --mix-up or --realign-epochs is not implemented")
     # the other members of ensemble training: own initialisation and dropout streams, member 1's untouched
     partners = [Nnet.pnorm(train_feats.shape[1], num_pdfs, num_hidden_layers=opts.num_hidden_layers,
                            pnorm_input_dim=opts.pnorm_input_dim, pnorm_output_dim=opts.pnorm_output_dim, p=opts.p,
@@ -287,7 +287,7 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     spec_augment = augment_rng = None
     if opts.spec_augment_enabled:
         if not isinstance(train_feats, SplicedFrames):
-            raise InputError("train-nnet2: SpecAugment masks the spliced frames before the preconditioning "
+            raise InputError("SpecAugment masks the spliced frames before the preconditioning "
                              "transform; give the training examples as SplicedFrames")
         spec_augment = opts.spec_augment(2 * train_feats.splice_width + 1, train_feats.frames.shape[1])
         # its own stream: the shuffling, subsets and initialisation stay those of the same seed without it
@@ -807,7 +807,7 @@ def parse_copy_ali_prefixes(spec):
     for item in str(spec or "").replace(",", " ").split():
         copy, _, source = item.partition("=")
         if not copy or copy == source:
-            raise InputError(f"train-nnet2: --copy-ali-prefixes {spec!r}: {item!r} must be COPY=SOURCE (or COPY) "
+            raise InputError(f"--copy-ali-prefixes {spec!r}: {item!r} must be COPY=SOURCE (or COPY) "
                              "with a non-empty COPY prefix other than SOURCE, e.g. 'noise-=sp1.0-'")
         pairs.append((copy, source))
     return tuple(pairs)
@@ -973,7 +973,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         from kaldilite.feat.pipeline import global_cmvn_stats
 
         if opts.transform_dir:
-            raise InputError("train-nnet2: --online-cmvn is for speaker-independent input (online decoding); "
+            raise InputError("--online-cmvn is for speaker-independent input (online decoding); "
                              "--transform-dir input is normalized by the SAT system's offline CMVN")
         # each speaker of DATA (an augmented copy is its own speaker in train_aug's utt2spk) starts
         # from this prior and carries its stats through its utterances, as decode-online does
@@ -981,7 +981,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         online = {"online_cmvn_stats": global_cmvn_stats(data_dir), "online_cmvn_options": {}}
         log.info("online CMVN: prior = %s/cmvn.scp summed (%d frames)", data_dir, online["online_cmvn_stats"][0, -1])
     if opts.transform_dir and opts.spec_augment_enabled:
-        raise InputError("train-nnet2: SpecAugment masks mel bins of cepstra or filterbanks; --transform-dir input "
+        raise InputError("SpecAugment masks mel bins of cepstra or filterbanks; --transform-dir input "
                          "is fMLLR-adapted LDA features (set --spec-augment-freq-max-proportion and "
                          "--spec-augment-time-zeroed-proportion to 0, e.g. in the fMLLR DNN's config)")
     if opts.spec_augment_enabled and cmvn == "none":
@@ -994,7 +994,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
             raise InputError(f"{ali / 'final.mdl'}: the model does not record its feature pipeline, so fMLLR "
                              "transforms cannot be applied to its features; retrain it with this kaldilite")
         if opts.norm_vars is not None and opts.norm_vars != gmm_pipeline.norm_vars:
-            raise InputError(f"train-nnet2: --norm-vars {opts.norm_vars} conflicts with --transform-dir: the fMLLR "
+            raise InputError(f"--norm-vars {opts.norm_vars} conflicts with --transform-dir: the fMLLR "
                              f"transforms follow {ali / 'final.mdl'}'s CMVN (norm-vars {gmm_pipeline.norm_vars})")
         fmllr_pipeline = gmm_pipeline
         transforms = read_transform_dir(opts.transform_dir, gmm_pipeline.transform)
@@ -1030,7 +1030,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     realign = None
     if opts.realign_epoch_list():
         if realigner is None:
-            raise InputError("train-nnet2: --realign-epochs needs an aligner (the train-nnet2 verb gives one)")
+            raise InputError("--realign-epochs needs an aligner (the train-nnet2 verb gives one)")
         from kaldilite.nnet.realign import realigned_targets
 
         current = {"targets": targets}  # each realignment starts from (and falls back to) the previous one's
