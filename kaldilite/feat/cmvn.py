@@ -378,8 +378,11 @@ def apply_cmvn_online(feats, global_stats, opts=None, spk2utt=None, where="apply
             return [m.copy() for m in matrices]
         starts = np.zeros(len(matrices) + 1, dtype=np.int64)
         np.cumsum([m.shape[0] for m in matrices], out=starts[1:])
-        frames = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
-        out = _online_cmvn_speaker(np.ascontiguousarray(frames), starts, global_stats, opts.cmn_window,
+        # Always a fresh C-ordered float32 copy: a lone utterance's matrix may be read-only (a
+        # memory-mapped or buffer-backed archive), and numba compiles a second variant of the
+        # kernel for read-only input.
+        frames = np.concatenate(matrices)
+        out = _online_cmvn_speaker(frames, starts, global_stats, opts.cmn_window,
                                    opts.speaker_frames, opts.global_frames, opts.norm_vars, skip)
         return [out[starts[k]:starts[k + 1]] for k in range(len(matrices))]
 

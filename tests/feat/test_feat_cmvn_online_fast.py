@@ -110,3 +110,24 @@ def test_no_mean_normalization_passes_the_features_through():
     out = dict(apply_cmvn_online(feats, global_stats, opts, spk2utt))
     for utt, x in feats.items():
         np.testing.assert_array_equal(out[utt], x)
+
+
+def test_one_compiled_variant_for_read_only_and_joined_input():
+    """A speaker with one read-only utterance (a memory-mapped archive) and a speaker whose
+    utterances are joined into a new array reach the kernel as the same array type: one variant
+    compiles, and read-only input gives the same numbers as a writable copy of it."""
+    from kaldilite.feat.cmvn import _online_cmvn_speaker
+
+    feats, spk2utt, global_stats = _corpus(seed=5)
+    read_only = {}
+    for utt, x in feats.items():
+        read_only[utt] = x.copy()
+        read_only[utt].flags.writeable = False
+    opts = OPTIONS[0]
+    expected = dict(apply_cmvn_online(feats, global_stats, opts, spk2utt))
+    out = dict(apply_cmvn_online(read_only, global_stats, opts, spk2utt))  # s2 has one utterance
+    out_alone = dict(apply_cmvn_online(read_only.items(), global_stats, opts))  # every utterance alone
+    for utt in feats:
+        np.testing.assert_array_equal(out[utt], expected[utt], err_msg=utt)
+        assert out_alone[utt].shape == feats[utt].shape
+    assert len(_online_cmvn_speaker.signatures) == 1, _online_cmvn_speaker.signatures
