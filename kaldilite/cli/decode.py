@@ -148,32 +148,46 @@ def _read_scoring_model(model_path):
     return "gmm", tm.tid_to_pdf, am.log_likelihoods, am.dim, pipeline
 
 
-def _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj):
-    """Do the decoding jobs' one-time start-up in this process when they will be forked from it.
+def _start_up_before_forking_jobs(job_args, nj):
+    """Run `decode_job` on one utterance of job 1 in this process when the jobs will be forked from
+    it, so that they inherit the compiled code (as decode-commands' start_up_before_forking_jobs).
 
-    A job process that starts cold spends ~0.4 s of CPU before decoding anything: importing numba
-    and the decoder, initialising numba's compiler target and loading the decoder's cached
-    machine code (more than decoding the whole FSDD test set takes). Forked jobs inherit all of
-    that from this process, so it is done once here instead of once per job: the imports, then
-    one frame decoded with the job's model and graph (the same argument types, hence the same
-    compiled functions). Jobs that run here (--nj 1) or elsewhere (slurm) need none of it.
+    A job process that starts cold imports numba and the decoder, initialises numba's compiler
+    target and loads (or, on a cold cache, compiles) every numba function it calls. Forked jobs
+    inherit all of that from this process, so it is done once here instead of once per job. The
+    job function itself, on a one-utterance subset of job 1's data with the jobs' own options,
+    calls exactly what the jobs will call with the same argument types: with --lattice-beam that
+    includes lattice generation, pruning, determinization and the rejection rule's confidence
+    measures, which a one-frame decode without lattices left to each job (a cold `decode --nj 2
+    --lattice-beam 6` of the commands dev set with tri1: see the commit for the CPU figures).
+    Jobs that run here (--nj 1) or elsewhere (slurm) need none of it. A failure is left to the
+    jobs, which meet it and report it in their logs.
     """
+    import inspect
+    import tempfile
+
+    from kaldilite.io.datadir import subset_data_dir
     from kaldilite.parallel import jobs_fork_from_here
 
-    if not jobs_fork_from_here(nj, len(job_args)):
+    if not job_args or not jobs_fork_from_here(nj, len(job_args)):
         return
-    import numpy as np
-
-    from kaldilite.decode.batch import decode_utterances_at_scales  # noqa: F401 (imported for the jobs)
-    from kaldilite.decode.decoder import decode_utterance
-    from kaldilite.feat.pipeline import load_features  # noqa: F401 (imported for the jobs)
-    from kaldilite.graph.mkgraph import load_graph
-
-    try:  # the model read through load_once: the forked jobs find it in memory
-        _, tid_to_pdf, scorer, dim, _ = _read_scoring_model(model_path)
-        decode_utterance(load_graph(graph_dir), scorer(np.zeros((1, dim), dtype=np.float32)), tid_to_pdf)
-    except Exception as exc:  # the jobs meet the same problem and report it in their logs
-        log.debug("decode start-up before forking failed: %s", exc)
+    args = inspect.signature(decode_job).bind(*job_args[0]).arguments
+    package_log = logging.getLogger("kaldilite")
+    level = package_log.level
+    package_log.setLevel(logging.WARNING)  # the utterance's decode lines belong to no job's log
+    failure = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="kaldilite-start-up-") as tmp:
+            args["data_dir"] = str(subset_data_dir(args["data_dir"], Path(tmp) / "data", 1, first=True))
+            if args.get("lattice_path") is not None:
+                args["lattice_path"] = str(Path(tmp) / "lat.1.gz")
+            decode_job(**args)
+    except Exception as exc:  # noqa: BLE001 -- the jobs meet the same problem and report it
+        failure = exc
+    finally:
+        package_log.setLevel(level)
+    if failure is not None:
+        log.debug("decode start-up before forking failed: %s", failure)
 
 
 def _write_lattices_and_decide(graph_dir, results, words, acoustic_scale, lattice_beam, lattice_path):
@@ -263,7 +277,7 @@ def _run_decode_jobs(verb, graph_dir, model_path, data_dir, decode_dir, nj, job_
     from kaldilite.utils.atomic import atomic_open
 
     decode_dir.mkdir(parents=True, exist_ok=True)
-    _start_up_before_forking_jobs(graph_dir, model_path, job_args, nj)
+    _start_up_before_forking_jobs(job_args, nj)
     outputs = run_jobs(decode_job, job_args, decode_dir / "log", "decode", nj=nj)
     hyps = {key: dict(sorted(pair for output in outputs for pair in output[key])) for key in (None,) + lmwts}
     _write_text(decode_dir / "hyp.txt", hyps[None])
