@@ -562,6 +562,10 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # stage 3 skipped, or run before any model (a first run)
     kaldilite check-pronunciations --model-dir $occs "$lang_en" "$commands" "$lang_en/fillers.txt"
   fi
+  # The first decode runs alone, the rest $nj at a time: on a fresh install (cold numba caches)
+  # concurrent first decodes would each compile the same decoder, lattice and confidence code
+  # (~10 s of CPU each); alone, it leaves the machine code on disk for every later decode to load.
+  start=
   for m in "${models[@]}"; do
     log "Stage 9: $m: graphs (with rejection, commands only) and decoding of dev"
     make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
@@ -571,12 +575,13 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
       if [ $m = nnet2 ]; then make_nnet_feats $x; xd=$(nnet_data_dir $x); fi
       for g in commands commands_norej; do
         d=decode_$x${g#commands}
-        pool_start step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl \
+        $start step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl \
           exp/$m/final.mat exp/$m/final.alimdl $xd/feats.scp $xd/cmvn.scp $xd/utt2spk \
           $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_$x/trans.*) \
           --out exp/$m/$d/measures.jsonl -- \
           kaldilite decode-commands --exact-llr $(phone_scores_option) --nj 1 --beam $beam --lattice-beam $lattice_beam \
           --acwt $acwt $(sat_decode_options $m $x) exp/$m/graph_$g $xd exp/$m/$d
+        start=pool_start
       done
     done
   done
