@@ -56,22 +56,22 @@ class SpecAugment:
 
     def __post_init__(self):
         if not 0.0 <= self.freq_max_proportion < 1.0:
-            raise InputError(f"train-nnet2: --spec-augment-freq-max-proportion must be in [0, 1), got "
+            raise InputError(f"--spec-augment-freq-max-proportion must be in [0, 1), got "
                              f"{self.freq_max_proportion}")
         if not 0.0 <= self.time_zeroed_proportion < 1.0:
-            raise InputError(f"train-nnet2: --spec-augment-time-zeroed-proportion must be in [0, 1), got "
+            raise InputError(f"--spec-augment-time-zeroed-proportion must be in [0, 1), got "
                              f"{self.time_zeroed_proportion}")
         if self.time_mask_max_frames < 1:
-            raise InputError(f"train-nnet2: --spec-augment-time-mask-max-frames must be at least 1, got "
+            raise InputError(f"--spec-augment-time-mask-max-frames must be at least 1, got "
                              f"{self.time_mask_max_frames}")
         if self.time_zeroed_proportion > 0 and self.max_kept_frames < 1:
-            raise InputError(f"train-nnet2: --spec-augment-time-zeroed-proportion {self.time_zeroed_proportion} "
+            raise InputError(f"--spec-augment-time-zeroed-proportion {self.time_zeroed_proportion} "
                              f"with --spec-augment-time-mask-max-frames {self.time_mask_max_frames} leaves no "
                              "frame unmasked between masks; lower the proportion or raise the frames")
         if self.domain not in ("mfcc", "fbank"):
-            raise InputError(f"train-nnet2: SpecAugment masks MFCC or log-mel filterbank features, not {self.domain!r}")
+            raise InputError(f"SpecAugment masks MFCC or log-mel filterbank features, not {self.domain!r}")
         if self.cepstral_lifter < 0:
-            raise InputError(f"train-nnet2: --spec-augment-cepstral-lifter must be >= 0, got {self.cepstral_lifter}")
+            raise InputError(f"--spec-augment-cepstral-lifter must be >= 0, got {self.cepstral_lifter}")
         if self.num_context < 1 or self.dim < 1:
             raise InputError(f"SpecAugment: bad layout {self.num_context} frames x {self.dim} dims")
         # row-vector matrices: log-mel row = cepstra row @ to_logmel, cepstra row = log-mel row @ to_cepstra
