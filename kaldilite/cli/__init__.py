@@ -192,7 +192,10 @@ def main(argv=None):
     try:
         cli.main(args=args, prog_name="kaldilite", standalone_mode=False)
     except KaldiliteError as exc:
-        click.echo(f"kaldilite {verb}: error: {exc}".replace("  ", " "), err=True)
+        message = str(exc)
+        if verb and message.startswith(f"{verb}: "):  # a library message that names the verb already
+            message = message[len(verb) + 2:]
+        click.echo(f"kaldilite {verb}: error: {message}".replace("  ", " "), err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
