@@ -7,45 +7,12 @@ show new signatures, or the probe could not tell. Each case runs in a fresh inte
 test process has loaded the decoder long before). Real FSDD speech with the digits monophone.
 """
 
-import json
-import subprocess
 import sys
 
 import pytest
+from forked_start_up_probe import forked_jobs
 
-_PROBE = r"""
-import json, sys
-from numba.core.registry import CPUDispatcher
-
-def compiled():
-    return {f"{name}.{attr}{sig}" for name, module in list(sys.modules.items())
-            if name.startswith("kaldilite") and module is not None
-            for attr, obj in list(vars(module).items()) if isinstance(obj, CPUDispatcher) for sig in obj.signatures}
-
-def probe(*job):
-    from kaldilite.train.decode_commands import decode_commands_job
-    before = compiled()
-    output = decode_commands_job(*job)
-    return sorted(compiled() - before), [utt for utt, _, _ in output[0]]
-
-from kaldilite.parallel import LocalJobRunner, run_jobs
-from kaldilite.train.decode_commands import start_up_before_forking_jobs
-
-job_args, log_dir, start_up = json.loads(sys.argv[1])
-runner = LocalJobRunner("fork")
-if start_up:
-    from kaldilite.parallel import set_default_runner
-    set_default_runner(runner)  # the runner the start-up asks about
-    start_up_before_forking_jobs(job_args, 2)
-print(json.dumps(run_jobs(probe, job_args, log_dir, "probe", nj=2, runner=runner)))
-"""
-
-
-def _forked_jobs(job_args, log_dir, start_up):
-    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([job_args, str(log_dir), start_up])],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+JOB, START_UP = "kaldilite.train.decode_commands:decode_commands_job", "kaldilite.train.decode_commands:start_up_before_forking_jobs"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jobs fork only on Linux")
@@ -64,8 +31,8 @@ def test_jobs_forked_after_the_start_up_compile_and_load_nothing(digits_system, 
     job_args = [(str(graph), str(digits_system / "exp/mono/final.mdl"), str(part), str(tmp_path / "decode"), k,
                  opts, silence) for k, part in enumerate(parts, 1)]
 
-    control = _forked_jobs(job_args, tmp_path / "log_control", start_up=False)
-    warmed = _forked_jobs(job_args, tmp_path / "log_start_up", start_up=True)
+    control = forked_jobs(JOB, START_UP, 0, job_args, tmp_path / "log_control", with_start_up=False)
+    warmed = forked_jobs(JOB, START_UP, 0, job_args, tmp_path / "log_start_up", with_start_up=True)
 
     decoded = sorted(utt for _, utts in warmed for utt in utts)
     assert decoded == sorted(utt for _, utts in control for utt in utts) and len(decoded) == 4
