@@ -45,7 +45,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import children_cpu, machine_line, update_section  # noqa: E402
-from rejection_slice import REPO, _pooled_slice, build_and_decode, commands, evaluate, prepare, run  # noqa: E402
+from rejection_slice import (REPO, _pooled_slice, build_and_decode, commands, evaluate, grammar_tag,  # noqa: E402
+                             prepare, run)
 
 NNET2_CONF = REPO / "recipes/commands/conf/nnet2.conf"
 TRAIN_DATA = "hires_train_aug_rev"
@@ -301,7 +302,7 @@ def main():
     def evaluate_model(name, fraction, speakers, seed, train_cpu):
         print(f"evaluating {name}", file=sys.stderr, flush=True)
         build_and_decode(evaluation, out, "tri3b", name, BONUS, EDGE_NOISE, ACWT, "13.0", "10.0")
-        setting = evaluation / f"exp/{name}/gb{BONUS}_en{EDGE_NOISE:g}_a{ACWT}"
+        setting = evaluation / f"exp/{name}/{grammar_tag(BONUS, EDGE_NOISE)}_a{ACWT}"
         figures = {r["score"]: r for r in evaluate(evaluation, out, {name: setting}, splits=args.splits)}
         frame_acc, frame_objf = slice_frame_figures(out / "exp" / name / "final.mdl", out / "data/hires_slice",
                                                     slice_ali, cmds)
