@@ -193,8 +193,8 @@ def main(argv=None):
         cli.main(args=args, prog_name="kaldilite", standalone_mode=False)
     except KaldiliteError as exc:
         message = str(exc)
-        if verb and message.startswith(f"{verb}: "):  # a library message that names the verb already
-            message = message[len(verb) + 2:]
+        if verb:  # a library message that names the verb already keeps one prefix
+            message = message.removeprefix(f"{verb}: ")
         click.echo(f"kaldilite {verb}: error: {message}".replace("  ", " "), err=True)
         sys.exit(1)
     except click.exceptions.Abort:
