@@ -516,10 +516,40 @@ def jobs_fork_from_here(nj, num_jobs, runner=None):
             and runner.num_workers(nj, num_jobs) >= 2)
 
 
+def start_up_on_one_utterance(run_one, data_dir, nj, num_jobs, what):
+    """A step's one-time start-up before `run_jobs` forks its jobs (`jobs_fork_from_here`): `run_one(one_utt_dir,
+    tmp_dir)` runs the job function on a one-utterance subset of `data_dir` (its first), so the forked
+    jobs inherit every numba function it called, compiled for the real argument types. Nothing when
+    the jobs do not fork from here. The package's log lines below WARNING are held back meanwhile (the
+    utterance belongs to no job's log); a failure is left to the jobs, which meet it and report it."""
+    if not num_jobs or not jobs_fork_from_here(nj, num_jobs):
+        return
+    import tempfile
+    from pathlib import Path
+
+    from kaldilite.io.datadir import subset_data_dir
+
+    package_log = logging.getLogger("kaldilite")
+    level = package_log.level
+    package_log.setLevel(logging.WARNING)
+    failure = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="kaldilite-start-up-") as tmp:
+            one = subset_data_dir(data_dir, Path(tmp) / "data", 1, first=True)
+            run_one(str(one), Path(tmp))
+    except Exception as exc:  # noqa: BLE001 -- the jobs meet the same problem and report it
+        failure = exc
+    finally:
+        package_log.setLevel(level)
+    if failure is not None:
+        logger.debug("%s start-up before forking failed: %s", what, failure)
+
+
 def command_line():
     """The current process's command line, quoted for a log's first line."""
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
 __all__ = ["run_jobs", "jobs_fork_from_here", "JobRunner", "LocalJobRunner", "JobFailedError", "JobRecords", "set_default_runner",
-           "default_runner", "runner_from_spec", "set_resume", "resume_requested", "queue_dir", "command_line"]
+           "default_runner", "runner_from_spec", "set_resume", "resume_requested", "queue_dir", "command_line",
+           "start_up_on_one_utterance"]

@@ -161,34 +161,23 @@ def _start_up_before_forking_jobs(job_args, nj):
     measures, which a one-frame decode without lattices left to each job to compile (a cold
     `decode --nj 2 --lattice-beam 6` of the commands dev set with tri1: 23.5 s of CPU, now 14 s;
     warm, no change: 5.2 s).
-    Jobs that run here (--nj 1) or elsewhere (slurm) need none of it. A failure is left to the
-    jobs, which meet it and report it in their logs.
+    Jobs that run here (--nj 1) or elsewhere (slurm) need none of it (`kaldilite.parallel.start_up_on_one_utterance`).
     """
     import inspect
-    import tempfile
 
-    from kaldilite.io.datadir import subset_data_dir
-    from kaldilite.parallel import jobs_fork_from_here
+    from kaldilite.parallel import start_up_on_one_utterance
 
-    if not job_args or not jobs_fork_from_here(nj, len(job_args)):
+    if not job_args:
         return
     args = inspect.signature(decode_job).bind(*job_args[0]).arguments
-    package_log = logging.getLogger("kaldilite")
-    level = package_log.level
-    package_log.setLevel(logging.WARNING)  # the utterance's decode lines belong to no job's log
-    failure = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="kaldilite-start-up-") as tmp:
-            args["data_dir"] = str(subset_data_dir(args["data_dir"], Path(tmp) / "data", 1, first=True))
-            if args.get("lattice_path") is not None:
-                args["lattice_path"] = str(Path(tmp) / "lat.1.gz")
-            decode_job(**args)
-    except Exception as exc:  # noqa: BLE001 -- the jobs meet the same problem and report it
-        failure = exc
-    finally:
-        package_log.setLevel(level)
-    if failure is not None:
-        log.debug("decode start-up before forking failed: %s", failure)
+
+    def one_utterance(data_dir, tmp):
+        args["data_dir"] = data_dir
+        if args.get("lattice_path") is not None:
+            args["lattice_path"] = str(tmp / "lat.1.gz")
+        decode_job(**args)
+
+    start_up_on_one_utterance(one_utterance, args["data_dir"], nj, len(job_args), "decode")
 
 
 def _write_lattices_and_decide(graph_dir, results, words, acoustic_scale, lattice_beam, lattice_path):

@@ -138,29 +138,18 @@ def start_up_before_forking_jobs(job_args, nj):
     --nj 2 decode of the commands dev set (tri1, 406 utterances) took 47 s of CPU, now 27 s; warm,
     no change (7.2-7.6 s either way).
     A real utterance through the job function itself (a one-utterance subset of job 1's data,
-    decoded into a temporary dir) gives every function the argument types of the real calls. A
-    failure is left to the jobs, which meet it and report it in their logs.
+    decoded into a temporary dir) gives every function the argument types of the real calls
+    (`kaldilite.parallel.start_up_on_one_utterance`).
     """
-    import tempfile
+    from kaldilite.parallel import start_up_on_one_utterance
 
-    from kaldilite.io.datadir import subset_data_dir
-    from kaldilite.parallel import jobs_fork_from_here
-
-    if not job_args or not jobs_fork_from_here(nj, len(job_args)):
+    if not job_args:
         return
     graph_dir, model_path, data_dir, _, _, opts_dict, silence_phones = job_args[0]
-    quiet = log.level
-    log.setLevel(logging.WARNING)  # the utterance's decode line belongs to no job's log
-    try:
-        with tempfile.TemporaryDirectory(prefix="kaldilite-start-up-") as tmp:
-            one = Path(tmp) / "data"
-            subset_data_dir(data_dir, one, 1, first=True)
-            decode_commands_job(graph_dir, model_path, str(one), str(Path(tmp) / "decode"), 1, opts_dict,
-                                silence_phones)
-    except Exception as exc:  # noqa: BLE001 -- the jobs meet the same problem and report it
-        log.debug("decode-commands start-up before forking failed: %s", exc)
-    finally:
-        log.setLevel(quiet)
+    start_up_on_one_utterance(
+        lambda one, tmp: decode_commands_job(graph_dir, model_path, one, str(tmp / "decode"), 1, opts_dict,
+                                             silence_phones),
+        data_dir, nj, len(job_args), "decode-commands")
 
 
 def nnet_model_and_input(model_path, data_dir, transform_dir=None):
