@@ -276,7 +276,7 @@ def _untrained_phones_of(model_dir, dict_dir, min_count):
     if unknown:
         raise InputError(f"{phones_path}: phone ids {sorted(unknown)} of {model_dir / 'final.mdl'} are missing: "
                          f"not this model's phones.txt; copy its lang's")
-    return untrained_phones(tm.tuples, occs, names, dict_phone_set(dict_dir / "lexicon.txt"), min_count)
+    return untrained_phones(tm.tuples, occs, names, dict_phone_set(dict_dir), min_count)
 
 
 COMMANDS = [prepare_dict_cmd, prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd,

@@ -101,7 +101,7 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     if not missing:
         return []
     lexicon = lexicon_file_of(dict_dir)
-    phone_set, keep_stress = dict_phone_set(dict_dir / "lexicon.txt"), lexicon_has_stress(lexicon)
+    phone_set, keep_stress = dict_phone_set(dict_dir), lexicon_has_stress(lexicon)
     proposals, problems = {}, []
     for word, loc in missing.items():
         lines, source, unmapped = propose_pronunciations(word, phone_set, keep_stress)
