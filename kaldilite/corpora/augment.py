@@ -68,7 +68,6 @@ def _require_sox():
                                "(install it, e.g. apt-get install sox, or run tools/install_system_deps.sh)")
 
 
-
 def _copy_source(src, dest, action):
     """SRC's utt2spk and wav.scp, for a step that writes audio copies of its utterances into DEST.
 
@@ -85,6 +84,7 @@ def _copy_source(src, dest, action):
     if dest.resolve() == src.resolve():
         raise InputError(f"{dest}: the destination cannot be the source data dir")
     return utt2spk, wav_scp
+
 
 def _read_optional(src, name):
     path = Path(src) / name
