@@ -140,15 +140,12 @@ def slice_frame_figures(model_path, hires_slice, ali_dir, commands):
 
     from kaldilite.io.datadir import read_key_values
     from kaldilite.nnet.model import load_nnet_model
-    from kaldilite.train.gmm_steps import read_alignments
+    from kaldilite.train.deltas import source_alignments
 
     model = load_nnet_model(model_path)
     text = read_key_values(hires_slice / "text")
-    targets = {}
-    for path in sorted(ali_dir.glob("ali.*.gz")):
-        for utt, tids in read_alignments(path).items():
-            if text.get(utt, "").strip() in commands:
-                targets[utt] = model.tm.tid_to_pdf[np.asarray(tids)]
+    targets = {utt: model.tm.tid_to_pdf[np.asarray(tids)] for utt, tids in source_alignments(ali_dir).items()
+               if text.get(utt, "").strip() in commands}
     right = frames = 0
     objf = 0.0  # float64 accumulator
     for utt, feats in model.features(hires_slice):  # the whole slice, so online CMVN sees each speaker's history
