@@ -314,7 +314,8 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
         trained = model.extra.get("options", {})
         spec_augment = Nnet2Options(
             feature_type=model.feature_type, spec_augment_freq_max_proportion=opts.spec_augment_freq_max_proportion,
-            spec_augment_cepstral_lifter=trained.get("spec_augment_cepstral_lifter", 22.0)).spec_augment(
+            spec_augment_cepstral_lifter=trained.get("spec_augment_cepstral_lifter",
+                                                      Nnet2Options.spec_augment_cepstral_lifter)).spec_augment(
                 2 * data.examples.splice_width + 1, data.examples.frames.shape[1])
         augment = (spec_augment, np.random.default_rng([opts.seed, 3]))
         log.info("%s", spec_augment.describe())
