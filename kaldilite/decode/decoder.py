@@ -261,6 +261,10 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
 
     ``max_active`` tightens the beam when too many tokens are alive; ``min_active`` loosens it
     when too few would survive (the cost of the max/min_active-th best token, by partial sort).
+    Unlike Kaldi, ``min_active`` applies only with FEWER than min_active tokens within the beam, and
+    with no more than min_active tokens in all the plain beam stays (Kaldi: no cutoff at all). Kept on
+    purpose: Kaldi's rule (970db36) failed online and new-commands tests on the small digits graphs
+    and was reverted (3cdd97f, 04c5dc2).
     """
     best = np.inf
     best_state = -1

@@ -1,6 +1,7 @@
-"""The decoder's cutoff (Kaldi's GetCutoff): the k-th smallest token cost by the decoder's own selection
-(`_kth_smallest`, which replaced np.partition to save its compilation), against numpy's sort, and the
-cutoffs `_get_cutoff` derives from it, against the rule written out with a full sort."""
+"""The decoder's cutoff (Kaldi's GetCutoff but for min_active, see `_get_cutoff`): the k-th smallest
+token cost by the decoder's own selection (`_kth_smallest`, which replaced np.partition to save its
+compilation), against numpy's sort, and the cutoffs `_get_cutoff` derives from it, against the rule
+written out with a full sort."""
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def test_kth_smallest_is_the_sorted_arrays_kth_entry(seed):
 
 
 def _cutoff_by_sorting(costs, beam, max_active, min_active):
-    """GetCutoff written out with a full sort: (cutoff, adaptive beam)."""
+    """The decoder's rule written out with a full sort: (cutoff, adaptive beam). Not Kaldi's GetCutoff for
+    min_active (it applies here only with fewer than min_active tokens within the beam; see `_get_cutoff`)."""
     ordered = np.sort(costs)
     best = ordered[0]
     if max_active > 0 and len(costs) > max_active and ordered[max_active] < best + beam:
