@@ -23,6 +23,7 @@ import pytest
 from den_lattice_fixtures import enumerate_paths, tiny_lattice
 
 from kaldilite.decode.denlat import DenLattice
+from kaldilite.errors import InputError
 from kaldilite.nnet.components import (AffineComponent, NormalizeComponent, PnormComponent, SoftmaxComponent,
                                        SumGroupComponent)
 from kaldilite.nnet.discriminative import forward_log_posteriors
@@ -316,3 +317,11 @@ def test_a_validation_forward_pass_gives_the_same_posteriors_and_refuses_backwar
     np.testing.assert_array_equal(bare.log_post, kept.log_post)
     with pytest.raises(RuntimeError, match="keep=False"):
         bare.backward(np.zeros_like(bare.log_post))
+
+
+@pytest.mark.parametrize("proportion", [-0.1, 1.0])
+def test_a_spec_augment_proportion_outside_0_1_is_refused_before_any_work(proportion):
+    # SpecAugment itself refuses >= 1 only once the lattices are loaded, and a negative one meant "off"
+    with pytest.raises(InputError, match=r"^train-nnet2-discriminative: --spec-augment-freq-max-proportion must be in "
+                       r"\[0, 1\), got "):
+        NnetDiscriminativeOptions(spec_augment_freq_max_proportion=proportion)
