@@ -407,12 +407,21 @@ def _cross_fitted_rules(references, measures, rule, commands, utt2spk, folds=THR
     return pairs
 
 
-def _decide_cross_fitted(pairs, measures, threshold, command_thresholds=None):
-    """{utt: Decision} of `_cross_fitted_rules` pairs, each fold by its own weights at `threshold`
-    (and `command_thresholds`, {command: threshold}, where given)."""
-    rules = [replace(fitted.with_threshold(threshold), command_thresholds=dict(command_thresholds or {}))
+def _decide_cross_fitted(pairs, measures, rule):
+    """{utt: Decision} at `rule`'s thresholds (``threshold``, ``command_thresholds``): each fold of the
+    `_cross_fitted_rules` pairs by its own weights; without pairs (nothing cross-fitted), `rule` itself."""
+    if not pairs:
+        return decide_all(measures, rule)
+    rules = [replace(fitted.with_threshold(rule.threshold), command_thresholds=dict(rule.command_thresholds))
              for fitted, _ in pairs]
     return {u: rule.decide_measures(*measures[u]) for rule, (_, utts) in zip(rules, pairs) for u in utts}
+
+
+def _cross_fitted_note(pairs, utt2spk):
+    """What a calibration note adds when its logits and figures were cross-fitted (`pairs`)."""
+    if not pairs:
+        return ""
+    return f" (logits and figures cross-fitted over {THRESHOLD_FOLDS} {'speaker' if utt2spk else 'utterance'} folds)"
 
 
 def calibrate_threshold(references, measures, rule, commands, target_fa=0.05,
@@ -450,10 +459,8 @@ def _calibrate_threshold(references, measures, rule, commands, target_fa, negati
         if pairs is None:
             log.warning("calibration: a fold of the calibration set has one kind of utterance only; the logistic "
                         "rule's threshold is chosen on the logits of the utterances its weights were fitted on")
-    if pairs:
-        arrays = _decision_arrays(references, _decide_cross_fitted(pairs, measures, -math.inf), commands, negatives)
-    else:
-        arrays = _sweep_arrays(references, measures, rule, commands, negatives)
+    arrays = _decision_arrays(references, _decide_cross_fitted(pairs, measures, rule.with_threshold(-math.inf)),
+                              commands, negatives)
     scores, accepted, _, negative, positive = arrays
     num_neg = int(negative.sum())
     if num_neg == 0:
@@ -477,7 +484,7 @@ def _calibrate_threshold(references, measures, rule, commands, target_fa, negati
         threshold = 0.5 * (must_reject + upper)
         threshold_note = f"midway between negative score {must_reject:.6g} and next score {upper:.6g}"
     calibrated = rule.with_threshold(threshold)
-    decisions = _decide_cross_fitted(pairs, measures, threshold) if pairs else decide_all(measures, calibrated)
+    decisions = _decide_cross_fitted(pairs, measures, calibrated)
     result = score_decisions(references, decisions, commands)
     # a lattice llr clipped at +lattice_beam/acwt below the threshold: the clip, not the utterance, decides
     clipped = sum(1 for u in references if decisions[u].llr_clipped and decisions[u].llr is not None
@@ -497,8 +504,7 @@ def _calibrate_threshold(references, measures, rule, commands, target_fa, negati
         "command_accuracy": result.accuracy,
         # the bound on unseen negatives (`negatives_allowed`); false_accept_rate is the calibration set's
         "expected_false_accept_rate_at_most": (min(allowed, len(neg_scores)) + 1) / (num_neg + 1),
-        "note": threshold_note + (f" (logits and figures cross-fitted over {THRESHOLD_FOLDS} "
-                                  f"{'speaker' if utt2spk else 'utterance'} folds)" if pairs else ""),
+        "note": threshold_note + _cross_fitted_note(pairs, utt2spk),
     }
     if clipped:
         calibrated.calibration["clipped_below_threshold"] = clipped
@@ -522,8 +528,7 @@ def calibrate_command_thresholds(references, measures, rule, commands, target_fa
     that new speakers' words do not repeat.
     """
     single, _, pairs = _calibrate_threshold(references, measures, rule, commands, target_fa, negatives, utt2spk)
-    base = (_decide_cross_fitted(pairs, measures, -math.inf) if pairs
-            else decide_all(measures, single.with_threshold(-math.inf)))
+    base = _decide_cross_fitted(pairs, measures, single.with_threshold(-math.inf))
     by_label = {}
     for utt, text in references.items():
         decision = base[utt]
@@ -557,16 +562,13 @@ def calibrate_command_thresholds(references, measures, rule, commands, target_fa
         dp = new
     correct, minus_fa, thresholds = dp[budget]
     calibrated = replace(single, command_thresholds=thresholds, calibration=dict(single.calibration))
-    decisions = (_decide_cross_fitted(pairs, measures, single.threshold, thresholds) if pairs
-                 else decide_all(measures, calibrated))
-    result = score_decisions(references, decisions, commands)
+    result = score_decisions(references, _decide_cross_fitted(pairs, measures, calibrated), commands)
     calibrated.calibration.update({"false_accept_rate": -minus_fa / num_neg if num_neg else math.nan,
                                    "false_reject_rate": result.false_reject_rate,
                                    "command_accuracy": result.accuracy,
                                    "note": "per-command thresholds (group knapsack over the false-accept budget); "
                                            f"single threshold {single.threshold:.6g} for other commands"
-                                           + (f" (logits and figures cross-fitted over {THRESHOLD_FOLDS} "
-                                              f"{'speaker' if utt2spk else 'utterance'} folds)" if pairs else "")})
+                                           + _cross_fitted_note(pairs, utt2spk)})
     return calibrated, result
 
 
