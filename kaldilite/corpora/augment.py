@@ -68,17 +68,18 @@ def _require_sox():
                                "(install it, e.g. apt-get install sox, or run tools/install_system_deps.sh)")
 
 
-def _copy_source(src, dest, action):
+def _copy_source(src, dest, action, segments_ok=False):
     """SRC's utt2spk and wav.scp, for a step that writes audio copies of its utterances into DEST.
 
     One-line errors: SRC is not a data dir, SRC has a segments file (each copy is made from a whole
-    wav.scp entry), or DEST is SRC.
+    wav.scp entry; `segments_ok` for a step that copies recordings and their segments, as speed
+    perturbation), or DEST is SRC.
     """
     utt2spk = _read_optional(src, "utt2spk")
     wav_scp = _read_optional(src, "wav.scp")
     if utt2spk is None or wav_scp is None:
         raise MissingFileError(f"{src}: needs utt2spk and wav.scp to {action}; is it a data dir?")
-    if (src / "segments").exists():
+    if not segments_ok and (src / "segments").exists():
         raise InputError(f"{src}: has a segments file; to {action}, give a data dir whose wav.scp holds one "
                          "utterance per entry")
     if dest.resolve() == src.resolve():
@@ -103,7 +104,7 @@ def perturb_data_dir_speed(factor, src, dest):
     src, dest = Path(src), Path(dest)
     factor_text = format_factor(factor)
     prefix = f"sp{factor_text}-"
-    utt2spk, wav_scp = _copy_source(src, dest, "speed-perturb")
+    utt2spk, wav_scp = _copy_source(src, dest, "speed-perturb", segments_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
     for name in os.listdir(dest):
         if (dest / name).is_file():

@@ -126,3 +126,26 @@ def test_mix_at_snr_loops_a_short_noise_from_the_offset():
     expected = pattern / np.sqrt(np.mean(pattern ** 2))
     np.testing.assert_allclose(added, expected)
     np.testing.assert_allclose(mixed, speech + expected)
+
+
+@needs_sox
+def test_speed_perturbation_of_a_segmented_dir_scales_the_segments(tmp_path, rng):
+    """perturb_data_dir_speed.sh with a segments file: recordings get the prefix too, and segment
+    times (2 decimals, as its awk prints them) are divided by the factor; by hand for 0.9."""
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "rec.wav", (3000 * rng.standard_normal(32000)).astype(np.int16), 16000,
+             subtype="PCM_16")
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "wav.scp").write_text(f"rec {tmp_path / 'audio' / 'rec.wav'}\n")
+    (src / "segments").write_text("spk0-a rec 0.00 0.90\nspk1-b rec 1.00 1.80\n")
+    (src / "utt2spk").write_text("spk0-a spk0\nspk1-b spk1\n")
+    (src / "spk2utt").write_text("spk0 spk0-a\nspk1 spk1-b\n")
+    (src / "text").write_text("spk0-a yes\nspk1-b no\n")
+    dest = perturb_data_dir_speed(0.9, src, tmp_path / "sp")
+    assert (dest / "segments").read_text().splitlines() == ["sp0.9-spk0-a sp0.9-rec 0.00 1.00",
+                                                            "sp0.9-spk1-b sp0.9-rec 1.11 2.00"]
+    assert validate_data_dir(dest, no_feats=True) == []
+    recording = (dest / "wav.scp").read_text().split(None, 1)
+    assert recording[0] == "sp0.9-rec"
+    assert abs(len(read_audio(recording[1].strip(), 16000)) - 32000 / 0.9) <= 160
