@@ -91,9 +91,10 @@ class NnetDiscriminativeOptions:
             raise InputError(f"train-nnet2-discriminative: --update must be sgd or rms, got {self.update!r}")
         if self.num_epochs < 1 or self.learning_rate <= 0 or self.acwt <= 0:
             raise InputError("train-nnet2-discriminative: --num-epochs, --learning-rate and --acwt must be positive")
-        if not 0.0 <= self.spec_augment_freq_max_proportion < 1.0:  # before the lattices are loaded, not after
-            raise InputError(f"train-nnet2-discriminative: --spec-augment-freq-max-proportion must be in [0, 1), got "
-                             f"{self.spec_augment_freq_max_proportion}")
+        from kaldilite.nnet.spec_augment import SpecAugment
+
+        # SpecAugment's own checks, before the lattices are loaded (not after; and a negative proportion is not "off")
+        SpecAugment(1, 1, freq_max_proportion=self.spec_augment_freq_max_proportion)
 
 
 def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, graph_costs=None, drop_frames=False,

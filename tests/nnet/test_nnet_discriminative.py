@@ -322,6 +322,5 @@ def test_a_validation_forward_pass_gives_the_same_posteriors_and_refuses_backwar
 @pytest.mark.parametrize("proportion", [-0.1, 1.0])
 def test_a_spec_augment_proportion_outside_0_1_is_refused_before_any_work(proportion):
     # SpecAugment itself refuses >= 1 only once the lattices are loaded, and a negative one meant "off"
-    with pytest.raises(InputError, match=r"^train-nnet2-discriminative: --spec-augment-freq-max-proportion must be in "
-                       r"\[0, 1\), got "):
+    with pytest.raises(InputError, match=r"^--spec-augment-freq-max-proportion must be in \[0, 1\), got "):
         NnetDiscriminativeOptions(spec_augment_freq_max_proportion=proportion)
