@@ -1,0 +1,172 @@
+"""Online i-vector extraction: an i-vector every ivector-period frames from the speaker's stats so far.
+
+Follows Kaldi's src/online2/online-ivector-feature.{h,cc}: OnlineIvectorExtractionConfig (its
+option names and defaults), OnlineIvectorFeature (Gaussian selection on the diagonal UBM, posteriors
+scaled by posterior_scale, stats accumulated frame by frame into OnlineIvectorEstimationStats, a new
+i-vector at frames 0, P, 2P, ... from all frames up to and including that one) and
+OnlineIvectorExtractorAdaptationState (the stats carried from one utterance of a speaker to the
+next, scaled down to at most max_remembered_frames frames' worth).
+
+`OnlineIvectorFeature` is a stream shaped like `kaldilite.feat.streaming.OnlineFeaturePipeline`
+(`dim`, `num_frames_ready`, `is_last_frame`, `get_frames`): frame t's i-vector is the one estimated
+at frame P * (t // P), Kaldi's `--use-most-recent-ivector=false` behaviour, which is also what
+`ivector-extract-online2` writes (row i = the i-vector at frame i * P). The prior offset is subtracted
+from dimension 0, as Kaldi's GetFrame does. Unlike ivector-extract-online2, whose carried state misses
+an utterance's frames after its last multiple of P, the state handed to the next utterance holds all of
+its frames (as the online decoder's, which reads every frame).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from kaldilite.errors import InputError
+from kaldilite.ivector.extractor import OnlineIvectorStats
+from kaldilite.ivector.ubm import gselect_posteriors
+
+
+@dataclasses.dataclass
+class OnlineIvectorExtractionConfig:
+    """OnlineIvectorExtractionConfig's options (Kaldi names, `--ivector-period` etc., and defaults)."""
+
+    ivector_period: int = 10
+    num_gselect: int = 5
+    min_post: float = 0.025
+    posterior_scale: float = 0.1
+    max_count: float = 0.0
+    max_remembered_frames: float = 1000.0
+
+    def check(self):
+        if self.ivector_period < 1:
+            raise InputError(f"--ivector-period must be >= 1, got {self.ivector_period}")
+        if self.num_gselect < 1:
+            raise InputError(f"--num-gselect must be >= 1, got {self.num_gselect}")
+        if not 0.0 <= self.min_post < 0.5:
+            raise InputError(f"--min-post must be in [0, 0.5), got {self.min_post}")
+        if not 0.0 < self.posterior_scale <= 1.0:
+            raise InputError(f"--posterior-scale must be in (0, 1], got {self.posterior_scale}")
+        if self.max_count < 0.0 or self.max_remembered_frames < 0.0:
+            raise InputError("--max-count and --max-remembered-frames must be >= 0")
+        return self
+
+
+class OnlineIvectorAdaptationState:
+    """What one utterance of a speaker hands to the next: the i-vector stats (prior included)."""
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    @classmethod
+    def initial(cls, extractor, config):
+        return cls(OnlineIvectorStats(extractor.ivector_dim, extractor.prior_offset, config.max_count))
+
+    def limited(self, config):
+        """A copy holding at most max_remembered_frames frames' worth (the stats are scaled by
+        posterior_scale, so the cap is max_remembered_frames * posterior_scale: LimitFrames)."""
+        stats = self.stats.copy()
+        cap = config.max_remembered_frames * config.posterior_scale
+        if stats.num_frames > cap:
+            stats.scale(cap / stats.num_frames)
+        return OnlineIvectorAdaptationState(stats)
+
+
+class OnlineIvectorFeature:
+    """I-vectors of a stream of i-vector input features (`source`: frames already made by the
+    extractor's feature pipeline; anything with num_frames_ready / is_last_frame / get_frames).
+
+    ubm: the diagonal UBM (AmDiagGmm, one pdf) for Gaussian selection; extractor: IvectorExtractor;
+    state: the speaker's OnlineIvectorAdaptationState (None: a new speaker).
+    """
+
+    def __init__(self, source, ubm, extractor, config=None, state=None):
+        self.config = (config or OnlineIvectorExtractionConfig()).check()
+        if ubm.dim != extractor.feat_dim or source.dim != extractor.feat_dim:
+            raise InputError(f"online i-vectors: UBM of dim {ubm.dim}, extractor of dim {extractor.feat_dim} and "
+                             f"features of dim {source.dim} must agree")
+        self.source = source
+        self.ubm = ubm
+        self.extractor = extractor
+        self.dim = extractor.ivector_dim
+        state = state or OnlineIvectorAdaptationState.initial(extractor, self.config)
+        self._stats = state.stats.copy()
+        self._frames_in_stats = 0
+        self._history = []  # i-vector i: estimated at frame i * period (prior offset not yet subtracted)
+        self.ubm_loglike = 0.0
+
+    @property
+    def num_frames_ready(self):
+        return self.source.num_frames_ready
+
+    def is_last_frame(self, frame):
+        return self.source.is_last_frame(frame)
+
+    def _accumulate_until(self, end):
+        """Add frames up to (not including) `end` to the stats."""
+        if end <= self._frames_in_stats:
+            return
+        feats = np.asarray(self.source.get_frames(self._frames_in_stats, end), np.float64)
+        post, loglike = gselect_posteriors(self.ubm, feats, self.config.num_gselect, self.config.min_post)
+        self.ubm_loglike += float(loglike.sum())
+        self._stats.accumulate(self.extractor, feats, post * self.config.posterior_scale)
+        self._frames_in_stats = end
+
+    def _ivectors_until(self, frame):
+        period = self.config.ivector_period
+        while len(self._history) * period <= frame:
+            self._accumulate_until(len(self._history) * period + 1)
+            self._history.append(self._stats.ivector())
+
+    def get_frames(self, start=0, end=None):
+        """I-vectors of frames start..end-1, float32 (n, ivector_dim); the frames must be ready."""
+        ready = self.num_frames_ready
+        end = ready if end is None else end
+        if not 0 <= start <= end <= ready:
+            raise IndexError(f"frames {start}..{end} requested but {ready} are ready")
+        if start == end:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self._ivectors_until(end - 1)
+        rows = np.asarray(self._history)[np.arange(start, end) // self.config.ivector_period]
+        rows[:, 0] -= self.extractor.prior_offset
+        return rows.astype(np.float32)
+
+    def adaptation_state(self):
+        """The state for the speaker's next utterance: all frames ready so far in the stats, limited."""
+        self._accumulate_until(self.num_frames_ready)
+        return OnlineIvectorAdaptationState(self._stats).limited(self.config)
+
+
+class MatrixSource:
+    """A finished utterance's features as a stream (Kaldi's OnlineMatrixFeature)."""
+
+    def __init__(self, feats):
+        self.feats = np.asarray(feats)
+        self.dim = self.feats.shape[1]
+
+    @property
+    def num_frames_ready(self):
+        return self.feats.shape[0]
+
+    def is_last_frame(self, frame):
+        return frame == self.feats.shape[0] - 1
+
+    def get_frames(self, start=0, end=None):
+        return self.feats[start:end]
+
+
+def extract_ivectors_online(utterances, ubm, extractor, config=None, utt2spk=None):
+    """ivector-extract-online2: yield (utt, matrix with one row per ivector_period frames) for
+    (utt, features) pairs, the stats of a speaker carried through his utterances in the order given
+    (pass them in spk2utt order; `utt2spk` None: every utterance its own speaker)."""
+    config = (config or OnlineIvectorExtractionConfig()).check()
+    states = {}
+    for utt, feats in utterances:
+        speaker = utt if utt2spk is None else utt2spk[utt]
+        feature = OnlineIvectorFeature(MatrixSource(feats), ubm, extractor, config, states.get(speaker))
+        num_frames = feature.num_frames_ready
+        if num_frames == 0:
+            raise InputError(f"utterance {utt} has no frames")
+        rows = feature.get_frames(0, num_frames)[::config.ivector_period]
+        states[speaker] = feature.adaptation_state()
+        yield utt, rows
