@@ -81,7 +81,8 @@ def _device_error(message):
 @click.option("--mic", is_flag=True, help="Listen to a microphone (PortAudio), until Ctrl-C.")
 @click.option("--wav", is_flag=True, help="Stream the WAV_FILES arguments.")
 @click.option("--stdin", "use_stdin", is_flag=True,
-              help="Read raw 16-bit little-endian mono PCM from stdin (see --sample-rate).")
+              help="Read raw 16-bit little-endian mono PCM from stdin (see --sample-rate), or a 16-bit mono WAV "
+                   "stream (its header gives the rate).")
 @click.option("--realtime", type=click.BOOL, default=False, show_default=True,
               help="With --wav: stream in real time (like a microphone) instead of as fast as possible.")
 @click.option("--json", "as_json", is_flag=True,
@@ -197,7 +198,8 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
         for path in wav_files:
             run(WavSource(path, realtime=realtime, buffer_seconds=buffer_length), speaker_of.get(path))
     elif use_stdin:
-        run(StdinSource(sample_rate or bundle.sample_rate, buffer_seconds=buffer_length))
+        run(StdinSource(sample_rate or bundle.sample_rate, buffer_seconds=buffer_length,
+                        explicit_rate=sample_rate is not None))
     else:
         source = MicSource(device, sample_rate, preferred_rate=bundle.sample_rate, buffer_seconds=buffer_length)
         click.echo(f"decode-online: listening on {source.name} at {source.sample_rate} Hz (Ctrl-C to stop)", err=True)

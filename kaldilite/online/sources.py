@@ -249,13 +249,22 @@ class WavSource(AudioSource):
 
 class StdinSource(AudioSource):
     """Raw 16-bit little-endian mono PCM from a binary stream (stdin), e.g. from
-    `arecord -q -f S16_LE -r 16000 -c 1 -t raw`."""
+    `arecord -q -f S16_LE -r 16000 -c 1 -t raw`.
+
+    A stream that starts with a WAV header (arecord without `-t raw` writes one, as does
+    `cat file.wav`) has it read, not decoded as 22 samples of noise: its rate is the stream's
+    (an explicit `sample_rate` that disagrees is refused), and anything but 16-bit mono PCM is
+    refused with the arecord options that make it. `explicit_rate` False: `sample_rate` is only the
+    default for headerless PCM (the model's rate).
+    """
 
     def __init__(self, sample_rate, stream=None, chunk_seconds=DEFAULT_CHUNK_SECONDS,
-                 buffer_seconds=DEFAULT_BUFFER_SECONDS):
+                 buffer_seconds=DEFAULT_BUFFER_SECONDS, explicit_rate=True):
         super().__init__(chunk_seconds, buffer_seconds)
         self.name = "stdin"
         self.sample_rate = int(sample_rate)
+        self._pending = b""  # bytes read while looking for a header: the first audio
+        self._data_bytes = None  # the header's data size, when it gives a real one
         if stream is None:
             if sys.stdin is None:
                 raise InputError("stdin is closed; pipe raw 16-bit PCM into it, e.g. " + PIPE_EXAMPLE)
@@ -267,24 +276,79 @@ class StdinSource(AudioSource):
         if is_tty:
             raise InputError("stdin is a terminal, not audio; pipe raw 16-bit PCM into it, e.g. " + PIPE_EXAMPLE)
         self._stream = stream
+        self._read_wav_header(explicit_rate)
+
+    def _read_exactly(self, size):
+        data = b""
+        while len(data) < size:
+            try:
+                more = self._stream.read(size - len(data))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"stdin: cannot read audio ({exc}); was it closed?") from None
+            if not more:
+                break
+            data += more
+        return data
+
+    def _read_wav_header(self, explicit_rate):
+        """Consume a RIFF/WAVE header up to its data chunk, if the stream starts with one."""
+        start = self._read_exactly(12)
+        if not (start[:4] == b"RIFF" and start[8:12] == b"WAVE"):
+            self._pending = start
+            return
+        fmt = None
+        while True:
+            chunk = self._read_exactly(8)
+            if len(chunk) < 8:
+                raise InputError("stdin: a WAV header without a data chunk; pipe raw 16-bit PCM or a whole WAV "
+                                 "stream, e.g. " + PIPE_EXAMPLE)
+            chunk_id, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if chunk_id == b"data":
+                break
+            body = self._read_exactly(size + (size & 1))  # RIFF chunks are padded to even sizes
+            if chunk_id == b"fmt " and len(body) >= 16:
+                fmt = body
+        if fmt is None:
+            raise InputError("stdin: a WAV header without a fmt chunk; pipe raw 16-bit PCM instead, e.g. "
+                             + PIPE_EXAMPLE)
+        tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
+        rate, bits = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[14:16], "little")
+        if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag opens the subformat GUID
+            tag = int.from_bytes(fmt[24:26], "little")
+        if tag != 1 or bits != 16 or channels != 1:
+            raise InputError(f"stdin: WAV stream of {channels} channel(s), {bits}-bit, format {tag} at {rate} Hz; "
+                             "decode-online reads 16-bit mono PCM (arecord -f S16_LE -c 1; sox ... -b 16 -c 1 "
+                             "-e signed-integer)")
+        if explicit_rate and rate != self.sample_rate:
+            raise InputError(f"stdin: the WAV header says {rate} Hz but --sample-rate is {self.sample_rate}; drop "
+                             "--sample-rate (a WAV stream's own rate is used)")
+        self.sample_rate = rate
+        # a streaming writer (arecord, sox to a pipe) does not know the length: 0 or ~2**31..2**32
+        self._data_bytes = size if 0 < size < 0x7FFF0000 else None
+        log.info("stdin: a WAV stream (16-bit mono, %d Hz)", rate)
 
     def _start_capture(self, ring):
         def capture(ring):
             chunk_bytes = 2 * ring.chunk_samples
             total = 0
-            carry = b""
+            carry, self._pending = self._pending, b""  # the bytes read looking for a WAV header come first
+            left = self._data_bytes  # a WAV header's data size: what follows it is not audio
             while not ring.closed:
-                try:
-                    data = self._stream.read(chunk_bytes)
-                except (OSError, ValueError) as exc:
-                    raise InputError(f"stdin: cannot read audio ({exc}); was it closed?") from None
-                if not data:
-                    break
-                data = carry + data
+                want = chunk_bytes if left is None else min(chunk_bytes, left - total - len(carry))
+                got = b""
+                if want > 0:
+                    try:
+                        got = self._stream.read(want)
+                    except (OSError, ValueError) as exc:
+                        raise InputError(f"stdin: cannot read audio ({exc}); was it closed?") from None
+                data = carry + got
                 usable = len(data) - len(data) % 2
                 carry = data[usable:]
-                total += usable
-                ring.write(np.frombuffer(data[:usable], dtype="<i2").astype(np.float32), block=True)
+                if usable:
+                    total += usable
+                    ring.write(np.frombuffer(data[:usable], dtype="<i2").astype(np.float32), block=True)
+                elif not got:  # the end of the stream (or of the header's data)
+                    break
             if carry:
                 log.warning("stdin: ignoring a trailing odd byte (16-bit samples expected)")
             if total == 0:

@@ -131,3 +131,41 @@ def test_a_wav_file_in_real_time_takes_as_long_as_it_lasts(tmp_path, rng):
     # scheduler may bunch chunks up, but the pacing is by the clock, so it catches up)
     arrivals = np.array([c.arrival for c in chunks]) - start
     assert np.all(arrivals >= 0.01 * np.arange(1, len(chunks) + 1) - 0.002)
+
+
+def _wav_bytes(samples, rate, channels=1, subtype="PCM_16"):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
+def test_a_wav_stream_on_stdin_is_read_by_its_header_not_decoded_as_samples(rng):
+    # `cat a.wav |` or arecord without `-t raw`: the header's rate is the stream's, its 44 bytes are
+    # no audio, and a chunk after the data (a LIST tag) is not read as samples either.
+    pcm = (rng.normal(size=1234) * 3000).astype(np.int16)
+    wav = _wav_bytes(pcm, 8000) + b"LIST\x04\x00\x00\x00abcd"
+    source = StdinSource(16000, stream=io.BytesIO(wav), explicit_rate=False)
+    assert source.sample_rate == 8000
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in source.chunks()]), pcm.astype(np.float32))
+
+
+def test_a_streamed_wav_of_unknown_length_is_read_to_the_end(rng):
+    # a writer that cannot seek back (arecord, sox to a pipe) leaves the sizes at 0xFFFFFFFF or so
+    pcm = (rng.normal(size=999) * 3000).astype(np.int16)
+    wav = bytearray(_wav_bytes(pcm, 16000))
+    data_at = wav.index(b"data") + 4
+    wav[data_at:data_at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    source = StdinSource(16000, stream=io.BytesIO(bytes(wav)), explicit_rate=False)
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in source.chunks()]), pcm.astype(np.float32))
+
+
+@pytest.mark.parametrize("channels, subtype, rate, explicit, message", [
+    (2, "PCM_16", 16000, False, "2 channel"),
+    (1, "PCM_24", 16000, False, "24-bit"),
+    (1, "PCM_16", 8000, True, "header says 8000 Hz but --sample-rate is 16000"),
+])
+def test_a_wav_stream_stdin_cannot_take_is_refused_at_once_with_one_line(channels, subtype, rate, explicit, message):
+    wav = _wav_bytes(np.zeros((100, channels)), rate, subtype=subtype)
+    with pytest.raises(InputError, match=message) as error:
+        StdinSource(16000, stream=io.BytesIO(wav), explicit_rate=explicit)
+    assert "\n" not in str(error.value)
