@@ -301,9 +301,12 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     (GRAPH_DIR/rejection.json, else the default), rtf, and log/decode.JOB.log. Score it with
     score-commands; calibrate the rule on it with calibrate-rejection.
 
+    \b
     e.g.: kaldilite decode-commands --nj 2 exp/mono/graph_commands data/dev exp/mono/decode_dev
-          kaldilite decode-commands --online-cmvn exp/nnet2_online/global_cmvn.stats \
-            --online-cmvn-config exp/nnet2_online/conf/online_cmvn.conf --model exp/nnet2/final.mdl \
+          kaldilite decode-commands exp/nnet2/graph_commands data/dev_hires exp/nnet2/decode_dev
+          # a DNN trained on offline CMVN, decoded through decode-online's online CMVN:
+          kaldilite decode-commands --online-cmvn exp/nnet2_online/global_cmvn.stats \\
+            --online-cmvn-config exp/nnet2_online/conf/online_cmvn.conf --model exp/nnet2/final.mdl \\
             exp/nnet2/graph_commands data/dev_hires exp/nnet2_online_cmvn/decode_dev
     """
     import dataclasses
