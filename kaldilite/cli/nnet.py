@@ -96,6 +96,13 @@ def _command_line(ctx):
               "2 x splice-width + 1 frame window, not a whole utterance).")
 @click.option("--spec-augment-cepstral-lifter", default=22.0, show_default=True,
               help="The MFCCs' --cepstral-lifter, undone before masking (idct-layer's cepstral-lifter).")
+@click.option("--vtlp-max-warp", default=0.0, show_default=True,
+              help="Vocal-tract-length perturbation (Jaitly & Hinton 2013; 0 = off): each training example's mel "
+              "bins warped by Kaldi's VTLN warp with a factor uniform on 1 +- this (e.g. 0.1), beside SpecAugment. "
+              "Needs --vtlp-config. Decoding is unchanged.")
+@click.option("--vtlp-config", default="", show_default=True,
+              help="The MFCC (or fbank) config DATA's features were made with, e.g. conf/mfcc_hires.conf: VTLP takes "
+              "their mel range and --vtln-low/--vtln-high from it (all cepstra of all mel bins needed).")
 @click.option("--prior-scale", default=1.0, show_default=True,
               help="Decoding divides the posteriors by prior^prior-scale (nnet1's --prior-scale; recorded in the "
               "model): 1 = the whole prior (Kaldi's nnet2), 0 = posteriors as they are.")

@@ -53,6 +53,8 @@ class SpecAugment:
     time_mask_max_frames: int = 2
     domain: str = "mfcc"
     cepstral_lifter: float = 22.0
+    # vocal-tract-length perturbation of the log-mel bins before masking (kaldilite.nnet.vtlp), None = off
+    vtlp: object = None
 
     def __post_init__(self):
         if not 0.0 <= self.freq_max_proportion < 1.0:
@@ -72,6 +74,10 @@ class SpecAugment:
             raise InputError(f"SpecAugment masks MFCC or log-mel filterbank features, not {self.domain!r}")
         if self.cepstral_lifter < 0:
             raise InputError(f"--spec-augment-cepstral-lifter must be >= 0, got {self.cepstral_lifter}")
+        if self.vtlp is not None and self.vtlp.num_mel_bins != self.dim:
+            raise InputError(f"VTLP warps mel bins: the {self.dim}-dim features must be all the cepstra of "
+                             f"{self.vtlp.num_mel_bins} mel bins (--num-ceps = --num-mel-bins, e.g. hires MFCC) "
+                             "or log-mel filterbanks of that many bins")
         if self.num_context < 1 or self.dim < 1:
             raise InputError(f"SpecAugment: bad layout {self.num_context} frames x {self.dim} dims")
         # row-vector matrices: log-mel row = cepstra row @ to_logmel, cepstra row = log-mel row @ to_cepstra
@@ -80,7 +86,7 @@ class SpecAugment:
 
     @property
     def enabled(self):
-        return self.freq_max_proportion > 0 or self.time_zeroed_proportion > 0
+        return self.freq_max_proportion > 0 or self.time_zeroed_proportion > 0 or self.vtlp is not None
 
     @property
     def max_zeroed_bins(self):
@@ -105,6 +111,8 @@ class SpecAugment:
                          f"{self.num_context}-frame window")
         where = (f"log-mel domain (inverse DCT, cepstral lifter {self.cepstral_lifter:g})" if self.domain == "mfcc"
                  else "filterbank domain")
+        if self.vtlp is not None:
+            parts.append(self.vtlp.describe())
         return f"SpecAugment in the {where}, masked to the CMVN mean: " + "; ".join(parts) if parts else "off"
 
     @property
@@ -150,7 +158,7 @@ class SpecAugment:
     def apply(self, spliced, rng):
         """Masked copy of `spliced` (examples x num_context * dim, frame-major as splice-feats lays them out).
 
-        Unmasked examples come back bit-identical: the masked part's cepstra are subtracted,
+        Without VTLP, unmasked examples come back bit-identical: the masked part's cepstra are subtracted,
         nothing else is transformed.
         """
         spliced = np.asarray(spliced)
@@ -166,6 +174,9 @@ class SpecAugment:
             masked |= self.freq_masks(num_examples, rng)[:, None, :]
         if self.time_zeroed_proportion > 0:
             masked |= self.time_masks(num_examples, rng)[:, :, None]
+        if self.vtlp is not None:
+            return self._warped_and_masked(frames, masked, rng).reshape(spliced.shape).astype(spliced.dtype,
+                                                                                                copy=False)
         if self.domain == "fbank":
             return np.where(masked, np.float32(0), frames).reshape(spliced.shape).astype(spliced.dtype, copy=False)
         # float32 (an augmentation needs no more; float64 doubled this step's cost), and one (examples * frames)
@@ -174,6 +185,16 @@ class SpecAugment:
         logmel = (frames.reshape(-1, self.dim).astype(np.float32, copy=False) @ to_logmel).reshape(masked.shape)
         removed = np.where(masked, logmel, np.float32(0)).reshape(-1, self.dim) @ to_cepstra
         return (spliced - removed.reshape(spliced.shape)).astype(spliced.dtype, copy=False)
+
+    def _warped_and_masked(self, frames, masked, rng):
+        """VTLP then the masks, in the log-mel domain: every example is rewritten (no bit-identical rows)."""
+        alphas = self.vtlp.draw(len(frames), rng)
+        if self.domain == "fbank":
+            return np.where(masked, np.float32(0), self.vtlp.warp(frames.astype(np.float32, copy=False), alphas))
+        to_logmel, to_cepstra = self._float32_transforms
+        logmel = (frames.reshape(-1, self.dim).astype(np.float32, copy=False) @ to_logmel).reshape(masked.shape)
+        warped = np.where(masked, np.float32(0), self.vtlp.warp(logmel, alphas))
+        return warped.reshape(-1, self.dim) @ to_cepstra
 
     @functools.cached_property
     def _float32_transforms(self):

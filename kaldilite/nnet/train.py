@@ -104,6 +104,10 @@ class Nnet2Options:
     spec_augment_time_zeroed_proportion: float = 0.0
     spec_augment_time_mask_max_frames: int = 2
     spec_augment_cepstral_lifter: float = 22.0  # the MFCC extractor's --cepstral-lifter (idct-layer's)
+    # VTLP (kaldilite.nnet.vtlp): warp factors uniform on 1 +- vtlp_max_warp per example, 0 = off; the mel range
+    # and --vtln-low/--vtln-high come from vtlp_config, the features' MFCC (or fbank) config file
+    vtlp_max_warp: float = 0.0
+    vtlp_config: str = ""
     mix_up_min_count: float = 1000.0
     max_models_combine: int = 20
     combine: str = "average"  # "optimize": nnet-combine-fast's per-layer weights (kaldilite.nnet.combine)
@@ -185,7 +189,8 @@ class Nnet2Options:
             raise InputError(f"--dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
-        self.spec_augment(1, 1)  # checks the SpecAugment options
+        vtlp = self.vtlp_warp()  # checks the VTLP options and reads their config
+        self.spec_augment(1, vtlp.num_mel_bins if vtlp else 1)  # checks the SpecAugment options
 
     @property
     def num_networks(self):
@@ -209,7 +214,31 @@ class Nnet2Options:
 
     @property
     def spec_augment_enabled(self):
-        return self.spec_augment_freq_max_proportion > 0 or self.spec_augment_time_zeroed_proportion > 0
+        return (self.spec_augment_freq_max_proportion > 0 or self.spec_augment_time_zeroed_proportion > 0
+                or self.vtlp_max_warp > 0)
+
+    def vtlp_warp(self):
+        """The `VtlpWarp` of --vtlp-max-warp over the mel bins of --vtlp-config's features, or None (off)."""
+        if self.vtlp_max_warp == 0:
+            return None
+        if not self.vtlp_config:
+            raise InputError("--vtlp-max-warp needs --vtlp-config: the MFCC or fbank config the features were made "
+                             "with (e.g. conf/mfcc_hires.conf), for their mel range")
+        from kaldilite.feat.options import FbankOptions, MfccOptions
+        from kaldilite.io.config import read_config
+        from kaldilite.nnet.vtlp import VtlpWarp
+
+        fbank = self.feature_type.startswith("fbank")
+        feature_opts = read_config(self.vtlp_config, FbankOptions if fbank else MfccOptions)
+        if not fbank and feature_opts.cepstral_lifter != self.spec_augment_cepstral_lifter:
+            raise InputError(f"{self.vtlp_config}: --cepstral-lifter {feature_opts.cepstral_lifter:g} differs from "
+                             f"--spec-augment-cepstral-lifter {self.spec_augment_cepstral_lifter:g}; set it to the "
+                             "features' value")
+        if not fbank and feature_opts.num_ceps != feature_opts.mel_opts.num_mel_bins:
+            raise InputError(f"{self.vtlp_config}: VTLP warps mel bins, which {feature_opts.num_ceps} cepstra of "
+                             f"{feature_opts.mel_opts.num_mel_bins} mel bins cannot give back; train on all the "
+                             "cepstra (--num-ceps = --num-mel-bins, e.g. conf/mfcc_hires.conf)")
+        return VtlpWarp.from_feature_options(feature_opts, self.vtlp_max_warp)
 
     def spec_augment(self, num_context, dim):
         """The `SpecAugment` of these options for spliced examples of `num_context` x `dim` features."""
@@ -219,7 +248,7 @@ class Nnet2Options:
         return SpecAugment(num_context, dim, freq_max_proportion=self.spec_augment_freq_max_proportion,
                            time_zeroed_proportion=self.spec_augment_time_zeroed_proportion,
                            time_mask_max_frames=self.spec_augment_time_mask_max_frames, domain=domain,
-                           cepstral_lifter=self.spec_augment_cepstral_lifter)
+                           cepstral_lifter=self.spec_augment_cepstral_lifter, vtlp=self.vtlp_warp())
 
     def copy_ali_prefix_pairs(self):
         """--copy-ali-prefixes as ((copy prefix, source prefix), ...)."""

@@ -1,0 +1,144 @@
+"""Vocal-tract-length perturbation (VTLP) of DNN training examples, on the fly in the log-mel domain.
+
+Jaitly & Hinton 2013 ("Vocal Tract Length Perturbation (VTLP) improves speech recognition") and
+Cui, Goel & Kingsbury 2015 ("Data augmentation for deep neural network acoustic modeling") make
+new pseudo-speakers by warping the frequency axis of each training utterance with a random
+factor alpha (typically 0.9 .. 1.1). The warp is Kaldi's VTLN warp (src/feat/mel-computations.cc,
+MelBanks::VtlnWarpFreq): piecewise linear in Hz, F(f) = f / alpha between two inflection points
+set by --vtln-low / --vtln-high, with F(low-freq) = low-freq and F(high-freq) = high-freq.
+Kaldi's warped filterbank (compute-mfcc-feats --vtln-warp) places each triangular bin on the
+warped mel axis mel(F(f)), so warped bin m collects the energy around the frequency F^-1(c_m)
+(c_m: bin m's centre in Hz).
+
+Here the warp is applied to the examples the trainer already turns back into log-mel bins
+(`kaldilite.nnet.spec_augment`, Kaldi's idct-layer): warped bin m is the log-mel curve
+linearly interpolated (on the mel axis, between bin centres) at mel(F^-1(c_m)), clamped to the
+outer bins. It is exact where the spectrum is smooth across a bin (the log of a sum over a
+filter vs. the interpolation of neighbouring logs) and where the warped filter is as wide as
+the unwarped one at that place (its width in Hz is alpha times the original's at c_m, vs. the
+original's width at F^-1(c_m): equal up to the mel scale's curvature, ~alpha-fold at low
+frequencies). Kaldi's warped bank has no area normalization, so its log energies also move by
+about log(alpha) in every bin: a constant that CMVN removes, so it is not modelled.
+
+Why in the CMVN-normalized log-mel domain: the interpolation is linear, so warping the
+normalized bins equals warping the bins and normalizing them by the warped mean, i.e. the
+example looks as if its whole speaker had been warped by alpha (a consistent pseudo-speaker),
+not as if one utterance were warped inside an unwarped speaker's statistics. The warp needs
+the true mel bins: MFCC with --num-ceps = --num-mel-bins (hires) or log-mel filterbanks.
+
+Each example (a spliced window of frames) draws its own factor, uniform on
+[1 - max_warp, 1 + max_warp], afresh each time it is used; all examples at once, one gather.
+Training only: the decoded network sees unwarped features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from kaldilite.errors import InputError
+
+
+def vtln_warp_freq(freq, alpha, low_freq, high_freq, vtln_low, vtln_high):
+    """Kaldi's piecewise-linear VTLN warp F(freq) in Hz for warp factor(s) `alpha` (broadcast).
+
+    F(f) = f / alpha between the inflection points l = vtln_low * max(1, alpha) and
+    h = vtln_high * min(1, alpha); straight lines from (low_freq, low_freq) to (l, F(l)) and from
+    (h, F(h)) to (high_freq, high_freq); frequencies outside [low_freq, high_freq] unchanged.
+    `vtln_high` is in Hz here (a negative Kaldi option is resolved by `VtlpWarp`).
+    """
+    freq = np.asarray(freq, dtype=np.float64)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    lo, hi, f_lo, f_hi = _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high)
+    left = low_freq + (f_lo - low_freq) / (lo - low_freq) * (freq - low_freq)
+    right = high_freq + (high_freq - f_hi) / (high_freq - hi) * (freq - high_freq)
+    warped = np.where(freq < lo, left, np.where(freq < hi, freq / alpha, right))
+    return np.where((freq < low_freq) | (freq > high_freq), freq, warped)
+
+
+def inverse_vtln_warp_freq(warped, alpha, low_freq, high_freq, vtln_low, vtln_high):
+    """F^-1: the unwarped frequency that `vtln_warp_freq` maps to `warped` (F is increasing)."""
+    warped = np.asarray(warped, dtype=np.float64)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    lo, hi, f_lo, f_hi = _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high)
+    left = low_freq + (lo - low_freq) / (f_lo - low_freq) * (warped - low_freq)
+    right = high_freq + (high_freq - hi) / (high_freq - f_hi) * (warped - high_freq)
+    freq = np.where(warped < f_lo, left, np.where(warped < f_hi, warped * alpha, right))
+    return np.where((warped < low_freq) | (warped > high_freq), warped, freq)
+
+
+def _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high):
+    lo = vtln_low * np.maximum(1.0, alpha)
+    hi = vtln_high * np.minimum(1.0, alpha)
+    return lo, hi, lo / alpha, hi / alpha
+
+
+@dataclasses.dataclass
+class VtlpWarp:
+    """Random VTLN warps of `num_mel_bins` log-mel bins between `low_freq` and `high_freq` Hz
+    (Kaldi's --low-freq / --high-freq resolved to Hz), inflection points `vtln_low` / `vtln_high`
+    (Kaldi's options: a non-positive --vtln-high is an offset from Nyquist, as Kaldi's MelBanks)."""
+
+    num_mel_bins: int
+    low_freq: float
+    high_freq: float
+    sample_frequency: float
+    max_warp: float = 0.1
+    vtln_low: float = 100.0
+    vtln_high: float = -500.0
+
+    def __post_init__(self):
+        if not 0.0 < self.max_warp < 0.5:
+            raise InputError(f"--vtlp-max-warp must be in (0, 0.5), got {self.max_warp}")
+        if self.vtln_high <= 0:
+            self.vtln_high += 0.5 * self.sample_frequency
+        # Kaldi asserts this too: the inflection points lie strictly inside the mel range
+        if not self.low_freq < self.vtln_low < self.vtln_high < self.high_freq:
+            raise InputError(f"VTLP: --vtln-low {self.vtln_low:g} and --vtln-high {self.vtln_high:g} Hz must lie "
+                             f"inside the mel range {self.low_freq:g}..{self.high_freq:g} Hz (set --vtln-low "
+                             "above --low-freq and --vtln-high below --high-freq)")
+        from kaldilite.feat.spectral import inverse_mel_scale, mel_scale
+
+        self._mel_low = float(mel_scale(self.low_freq))
+        self._mel_delta = (float(mel_scale(self.high_freq)) - self._mel_low) / (self.num_mel_bins + 1)
+        self.centers_hz = inverse_mel_scale(self._mel_low + self._mel_delta * np.arange(1, self.num_mel_bins + 1))
+
+    @classmethod
+    def from_feature_options(cls, feature_opts, max_warp):
+        """From MfccOptions / FbankOptions (the features' config): their mel range and VTLN points."""
+        mel, frame = feature_opts.mel_opts, feature_opts.frame_opts
+        low, high = mel.cutoffs(frame.sample_frequency)
+        return cls(mel.num_mel_bins, low, high, frame.sample_frequency, max_warp, mel.vtln_low, mel.vtln_high)
+
+    def describe(self):
+        return (f"VTLP: warp factors uniform on {1 - self.max_warp:g}..{1 + self.max_warp:g} per example "
+                f"(Kaldi's VTLN warp, inflections {self.vtln_low:g} / {self.vtln_high:g} Hz) on "
+                f"{self.num_mel_bins} mel bins of {self.low_freq:g}..{self.high_freq:g} Hz")
+
+    def draw(self, num_examples, rng):
+        return rng.uniform(1.0 - self.max_warp, 1.0 + self.max_warp, size=num_examples)
+
+    def source_positions(self, alphas):
+        """(examples, bins) fractional bin index each warped bin reads from, clamped to the outer bins."""
+        from kaldilite.feat.spectral import mel_scale
+
+        alphas = np.asarray(alphas, dtype=np.float64)[:, None]
+        source_hz = inverse_vtln_warp_freq(self.centers_hz[None, :], alphas, self.low_freq, self.high_freq,
+                                           self.vtln_low, self.vtln_high)
+        position = (mel_scale(source_hz) - self._mel_low) / self._mel_delta - 1.0
+        return np.clip(position, 0.0, self.num_mel_bins - 1.0)
+
+    def warp(self, logmel, alphas):
+        """`logmel` (examples, frames, bins) warped by one factor per example (all its frames)."""
+        logmel = np.asarray(logmel)
+        if logmel.ndim != 3 or logmel.shape[2] != self.num_mel_bins or len(alphas) != len(logmel):
+            raise InputError(f"VTLP: expected (examples, frames, {self.num_mel_bins}) log-mel bins and one "
+                             f"factor per example, got {logmel.shape} and {len(alphas)} factors")
+        position = self.source_positions(alphas)
+        below = np.minimum(np.floor(position).astype(np.int64), self.num_mel_bins - 2)
+        weight = (position - below).astype(logmel.dtype)[:, None, :]
+        index = np.broadcast_to(below[:, None, :], logmel.shape)
+        lower = np.take_along_axis(logmel, index, axis=2)
+        upper = np.take_along_axis(logmel, index + 1, axis=2)
+        return lower + weight * (upper - lower)
