@@ -119,6 +119,9 @@ def train_mmi_cmd(data, lang, ali_dir, denlat_dir, exp, **kwargs):
 @click.option("--num-utts-subset", default=100, show_default=True,
               help="Utterances held out to log the objective each epoch (not trained on).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (utterance order, held-out subset).")
+@click.option("--copy-ali-prefixes", default=None,
+              help="train-nnet2's option: COPY=SOURCE utterance-id prefixes whose copies take their source's "
+                   "alignment as numerator. Default: as SRC_MODEL was trained (the option it recorded).")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.argument("lang", type=click.Path(exists=True, file_okay=False))
 @click.argument("ali_dir", type=click.Path(exists=True, file_okay=False))

@@ -55,6 +55,7 @@ __all__ = [
     "read_vectors",
     "write_int_vectors",
     "read_int_vectors",
+    "read_alignment_dir",
     "write_text_vector",
     "read_text_vector",
     "read_scp",
@@ -417,6 +418,34 @@ def read_int_vectors(spec):
             return iter(parsed)
     return _read_table(spec, _as_int_vector)
 
+
+
+def read_alignment_dir(ali_dir, utts=None, num_transition_ids=None):
+    """Every alignment of an alignment dir (ALI_DIR/ali.JOB.gz, in job order) as dict utt -> int32
+    transition-ids, optionally only those of `utts`.
+
+    With `num_transition_ids` (the transition model's), an alignment holding a transition-id outside
+    1..num_transition_ids is refused with one line naming the file and utterance: it was made with
+    another model, and indexing the model's tables with it would fail far from the cause.
+    """
+    from pathlib import Path
+
+    def job(path):
+        number = path.name.split(".")[1]
+        return (0, int(number), "") if number.isdigit() else (1, 0, path.name)
+
+    wanted = None if utts is None else set(utts)
+    out = {}
+    for path in sorted(Path(ali_dir).glob("ali.*.gz"), key=job):
+        for utt, ali in read_int_vectors(str(path)):
+            if wanted is not None and utt not in wanted:
+                continue
+            if num_transition_ids is not None and len(ali) and (ali.min() < 1 or ali.max() > num_transition_ids):
+                raise InputError(f"{path}: utterance {utt} has transition-ids outside the model's 1.."
+                                 f"{num_transition_ids}; the alignments belong to another model (pass the "
+                                 "alignment dir of this model's tree, or re-align with this model)")
+            out[utt] = ali
+    return out
 
 def _parse_binary_int_ark(data, where):
     """All entries of a binary int-vector archive held in memory, or None if it is not one (text).

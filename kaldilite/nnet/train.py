@@ -809,25 +809,16 @@ def accumulate_class_stats(examples: SplicedFrames, targets, num_classes, chunk=
 
 # ---------------------------------------------------------------------------------- on files
 def read_pdf_alignments(ali_dir, tid_to_pdf):
-    """All ALI_DIR/ali.*.gz as dict utt -> pdf ids (ali-to-pdf)."""
+    """All ALI_DIR/ali.*.gz as dict utt -> pdf ids (ali-to-pdf); transition-ids outside the model's are refused."""
     from pathlib import Path
 
     from kaldilite.errors import MissingFileError
-    from kaldilite.io.tables import read_int_vectors
+    from kaldilite.io.tables import read_alignment_dir
 
-    paths = sorted(Path(ali_dir).glob("ali.*.gz"), key=lambda p: int(p.name.split(".")[1])
-                   if p.name.split(".")[1].isdigit() else 0)
-    if not paths:
+    alignments = read_alignment_dir(ali_dir, num_transition_ids=len(tid_to_pdf) - 1)
+    if not alignments and not any(Path(ali_dir).glob("ali.*.gz")):
         raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run kaldilite align first")
-    out = {}
-    for path in paths:
-        for utt, tids in read_int_vectors(str(path)):
-            tids = np.asarray(tids, np.int64)
-            if len(tids) and (tids.max() >= len(tid_to_pdf) or tids.min() < 1):
-                raise InputError(f"{path}: utterance {utt} has transition-ids outside the model's 1.."
-                                 f"{len(tid_to_pdf) - 1}; the alignments belong to another model")
-            out[utt] = tid_to_pdf[tids]
-    return out
+    return {utt: tid_to_pdf[tids] for utt, tids in alignments.items()}
 
 
 def parse_copy_ali_prefixes(spec):

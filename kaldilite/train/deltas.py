@@ -216,15 +216,9 @@ def compile_graphs_jobs(exp, parts, lang_dir, model_name):
 # ---------------------------------------------------------------------------- jobs
 def source_alignments(ali_dir, utts=None):
     """All alignments of an alignment dir (every ali.*.gz), optionally only those of `utts`."""
-    from kaldilite.train.gmm_steps import read_alignments
+    from kaldilite.io.tables import read_alignment_dir
 
-    wanted = None if utts is None else set(utts)
-    out = {}
-    for path in sorted(Path(ali_dir).glob("ali.*.gz")):
-        for utt, ali in read_alignments(path).items():
-            if wanted is None or utt in wanted:
-                out[utt] = ali
-    return out
+    return read_alignment_dir(ali_dir, utts)
 
 
 @one_blas_thread

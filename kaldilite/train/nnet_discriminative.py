@@ -82,6 +82,8 @@ class NnetDiscriminativeOptions:
     spec_augment_freq_max_proportion: float = 0.0
     num_utts_subset: int = 100
     seed: int = 0
+    # train-nnet2's option of that name; None: as SRC_MODEL was trained (its recorded options)
+    copy_ali_prefixes: str | None = None
 
     def __post_init__(self):
         if self.criterion not in ("mmi", "smbr"):
@@ -95,6 +97,10 @@ class NnetDiscriminativeOptions:
 
         # SpecAugment's own checks, before the lattices are loaded (not after; and a negative proportion is not "off")
         SpecAugment(1, 1, freq_max_proportion=self.spec_augment_freq_max_proportion)
+        if self.copy_ali_prefixes is not None:
+            from kaldilite.nnet.train import parse_copy_ali_prefixes
+
+            parse_copy_ali_prefixes(self.copy_ali_prefixes)  # a malformed one fails before any work
 
 
 def mmi_derivative(lat, log_likes, tid_to_pdf, num_pdfs, num_pdf_ali, acwt, graph_costs=None, drop_frames=False,
@@ -149,12 +155,12 @@ def smbr_derivative(lat, log_likes, tm, num_pdfs, ali, acwt, silence_phones, one
 class _Utterances:
     """Training material in memory: CMVN'd unspliced frames (spliced per minibatch), tid alignments, lattices."""
 
-    def __init__(self, model, data_dir, ali_dir, denlat_dir):
+    def __init__(self, model, data_dir, ali_dir, denlat_dir, copy_ali_prefixes=None):
         from kaldilite.decode.denlat import load_den_lattices
         from kaldilite.feat.pipeline import load_features
+        from kaldilite.io.tables import read_alignment_dir
         from kaldilite.nnet.model import raw_feature_dim_of
-        from kaldilite.nnet.train import SplicedFrames, copied_alignment, read_utt2uniq
-        from kaldilite.train.deltas import source_alignments
+        from kaldilite.nnet.train import SplicedFrames, load_examples, parse_copy_ali_prefixes
 
         pipeline = model.pipeline
         if model.speaker_adapted:
@@ -164,7 +170,7 @@ class _Utterances:
             raise InputError(f"{model.source}: splicing -{pipeline.splice_left}/+{pipeline.splice_right} with deltas "
                              f"order {pipeline.delta_order}: only train-nnet2's symmetric splicing is supported")
         model.check_raw_features(raw_feature_dim_of(data_dir))
-        tid_alis = source_alignments(ali_dir)
+        tid_alis = read_alignment_dir(ali_dir, num_transition_ids=model.tm.num_transition_ids)
         if not tid_alis:
             raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run align-fmllr / align first")
         lattices = {}
@@ -172,27 +178,35 @@ class _Utterances:
             lattices.update(load_den_lattices(path))
         if not lattices:
             raise MissingFileError(f"{denlat_dir}: no denlat.*.npz; run `kaldilite make-denlats --model` first")
-        utt2uniq = read_utt2uniq(data_dir)
+        # the numerator is the cross-entropy training's target: the same copies take their source's alignment
+        # (train-nnet2 --copy-ali-prefixes, recorded in the model), as Kaldi's recipes give both stages one
+        # ali dir made by steps/copy_ali_dir.sh
+        if copy_ali_prefixes is None:
+            copy_ali_prefixes = model.extra.get("options", {}).get("copy_ali_prefixes", "")
+            if copy_ali_prefixes:
+                log.info("numerator alignments: --copy-ali-prefixes %r, as %s was trained", copy_ali_prefixes,
+                         model.source)
         unspliced = dataclasses.replace(pipeline, splice_left=0, splice_right=0, transform=None)
-        self.utts, self.alis, self.lats, frames = [], [], [], []
-        skipped = 0
-        for utt, feats in load_features(data_dir, unspliced):
-            ali, lat = copied_alignment(utt, tid_alis, utt2uniq), lattices.get(utt)
-            if ali is None or lat is None or len(ali) != len(feats) or lat.num_frames != len(feats):
-                skipped += 1
+        with_lattice = ((utt, feats) for utt, feats in load_features(data_dir, unspliced) if utt in lattices)
+        utts, frames, alis, offsets = load_examples(data_dir, None, tid_alis, with_lattice,
+                                                    parse_copy_ali_prefixes(copy_ali_prefixes))
+        self.utts, self.alis, self.lats, keep = [], [], [], []
+        for i, utt in enumerate(utts):
+            if lattices[utt].num_frames != offsets[i + 1] - offsets[i]:
                 continue
             self.utts.append(utt)
-            self.alis.append(ali)
-            self.lats.append(lat)
-            frames.append(feats)
+            self.alis.append(alis[offsets[i]:offsets[i + 1]])
+            self.lats.append(lattices[utt])
+            keep.append(np.arange(offsets[i], offsets[i + 1]))
+        skipped = len(lattices) - len(self.utts)
         if not self.utts:
             raise InputError(f"{data_dir}: no utterance has features, an alignment in {ali_dir} and a lattice in "
                              f"{denlat_dir} of the same length")
         if skipped:
-            log.warning("%d utterances skipped: no alignment or no denominator lattice (or lengths differ)", skipped)
-        self.offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
-        self.examples = SplicedFrames(np.concatenate(frames), self.offsets, pipeline.splice_left,
-                                      transform=pipeline.transform)
+            log.warning("%d lattices unused: no features or alignment for the utterance, or lengths differ", skipped)
+        frames = frames[np.concatenate(keep)] if len(self.utts) < len(utts) else frames
+        self.offsets = np.concatenate([[0], np.cumsum([len(a) for a in self.alis])]).astype(np.int64)
+        self.examples = SplicedFrames(frames, self.offsets, pipeline.splice_left, transform=pipeline.transform)
 
     def rows(self, indices):
         return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in indices])
@@ -287,7 +301,7 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
         raise MissingFileError(f"{Path(ali_dir) / 'tree'}: missing; <ali-dir> is the alignment dir the DNN was "
                                "trained on")
     silence = np.asarray(sorted(LangDir.load(lang_dir).silence_phones), np.int64)
-    data = _Utterances(model, data_dir, ali_dir, denlat_dir)
+    data = _Utterances(model, data_dir, ali_dir, denlat_dir, opts.copy_ali_prefixes)
     rng = np.random.default_rng(opts.seed)
     valid = validation_subset(data_dir, data.utts, opts.num_utts_subset, rng)
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)

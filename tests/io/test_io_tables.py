@@ -255,3 +255,21 @@ def test_write_matrix_binary_keeps_the_precision_kaldi_names_and_text_keeps_ever
     assert text.startswith(" [\n") and text.endswith(" ]\n")
     np.testing.assert_array_equal(np.array([line.strip(" []").split() for line in text.splitlines()[1:]], float),
                                   doubles)
+
+
+def test_an_alignment_dir_is_read_in_job_order_filtered_and_range_checked(tmp_path):
+    # jobs 2 and 10 both hold utt "b": the later JOB (10, not "10" < "2" as text) wins, as the jobs' order
+    write_int_vectors([("a", np.array([1, 2, 3])), ("b", np.array([4]))], str(tmp_path / "ali.2.gz"))
+    write_int_vectors([("b", np.array([5, 6])), ("c", np.array([7]))], str(tmp_path / "ali.10.gz"))
+    got = tables.read_alignment_dir(tmp_path)
+    assert {u: a.tolist() for u, a in got.items()} == {"a": [1, 2, 3], "b": [5, 6], "c": [7]}
+    assert all(a.dtype == np.int32 for a in got.values())
+    assert sorted(tables.read_alignment_dir(tmp_path, utts=["c", "x"])) == ["c"]
+    assert sorted(tables.read_alignment_dir(tmp_path, num_transition_ids=7)) == ["a", "b", "c"]
+    with pytest.raises(InputError) as err:
+        tables.read_alignment_dir(tmp_path, num_transition_ids=6)
+    assert str(err.value).startswith(f"{tmp_path / 'ali.10.gz'}: utterance c has transition-ids outside the "
+                                     "model's 1..6; the alignments belong to another model")
+    write_int_vectors([("d", np.array([0, 1]))], str(tmp_path / "ali.11.gz"))  # 0 is no transition-id
+    with pytest.raises(InputError, match="ali.11.gz: utterance d"):
+        tables.read_alignment_dir(tmp_path, num_transition_ids=7)

@@ -9,6 +9,13 @@ an nnet2 model with the source's tree, priors and feature pipeline and other wei
 decodes unseen utterances of the generating model with fewer word errors than its start (the
 small, briefly trained start makes 376 errors in 789 words, MMI 264, sMBR 274); a
 missing lattice dir is refused with one line naming it.
+
+Augmented copies (train-nnet2 --copy-ali-prefixes): on a data dir whose `noise-<utt>` copies carry an
+alignment of their own in the ali dir (deliberately another one: their source's reversed), the numerator
+of each copy is exactly its source's transition-ids when SRC_MODEL was trained with the prefixes (the
+recorded option) or when the option is given, and its own without; training with the recorded option
+gives the same network as with the option given. An alignment holding a transition-id beyond the
+model's is refused with one line naming the ali file.
 """
 
 import importlib.util
@@ -132,3 +139,98 @@ def test_a_missing_lattice_dir_is_refused_with_one_line(system, tmp_path):
                                       str(tmp / "nnet2" / "final.mdl"), str(tmp_path / "out")])
     assert result.exit_code != 0
     assert "no denlat.*.npz" in str(result.exception) and "make-denlats --model" in str(result.exception)
+
+
+COPIES = 20  # noise-<utt> copies of the first training utterances
+
+
+@pytest.fixture(scope="module")
+def copied(system):
+    """An augmented data dir, ali dir and denlat dir, and SRC_MODEL re-saved as if trained with 'noise-'."""
+    from kaldilite.decode.denlat import load_den_lattices, save_den_lattices
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.io.tables import read_alignment_dir, read_matrix_dict, write_int_vectors, write_matrices
+    from kaldilite.nnet.model import load_nnet_model, save_nnet_model
+
+    tmp = system["tmp"]
+    out = tmp / "copied"
+    data, ali, den = out / "data", out / "ali", out / "denlats"
+    for d in (data, ali, den):
+        d.mkdir(parents=True)
+    feats = read_matrix_dict(f"scp:{tmp / 'data' / 'feats.scp'}")
+    alis = read_alignment_dir(tmp / "mono_ali")
+    lats = {}
+    for path in sorted((tmp / "denlats").glob("denlat.*.npz")):
+        lats.update(load_den_lattices(path))
+    sources = sorted(u for u in feats if u in alis and u in lats)[:COPIES]
+    rng = np.random.default_rng(3)
+    for u in sources:
+        feats["noise-" + u] = feats[u] + rng.normal(scale=0.1, size=feats[u].shape).astype(np.float32)
+        alis["noise-" + u] = alis[u][::-1].copy()  # what a GMM aligning the copy might make of it: not its source's
+        lats["noise-" + u] = lats[u]
+    utts = sorted(feats)
+    DataDir(utt2spk={u: u for u in utts}).save(data)  # save() first: it removes the files it does not hold
+    write_matrices([(u, feats[u]) for u in utts], data / "feats.ark", data / "feats.scp")
+    (data / "utt2uniq").write_text("".join(f"{u} {u.removeprefix('noise-')}\n" for u in utts))
+    for name in ("final.mdl", "tree"):
+        (ali / name).write_bytes((tmp / "mono_ali" / name).read_bytes())
+    write_int_vectors(sorted(alis.items()), str(ali / "ali.1.gz"))
+    save_den_lattices(sorted(lats.items()), den / "denlat.1.npz")
+    model = load_nnet_model(tmp / "nnet2" / "final.mdl")
+    model.extra["options"] = dict(model.extra["options"], copy_ali_prefixes="noise-")
+    save_nnet_model(out / "prefixed.mdl", model)
+    return {"data": data, "ali": ali, "den": den, "model": out / "prefixed.mdl", "sources": sources, "alis": alis}
+
+
+def test_copies_take_their_sources_numerator_as_the_model_was_trained(copied):
+    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.train.nnet_discriminative import _Utterances
+
+    model = load_nnet_model(copied["model"])
+    by_utt = {}
+    for prefixes in (None, ""):  # None: the recorded 'noise-'; "": none (each copy keeps its own)
+        data = _Utterances(model, copied["data"], copied["ali"], copied["den"], prefixes)
+        by_utt[prefixes] = dict(zip(data.utts, data.alis))
+        assert len(data.utts) == 160 + COPIES
+    for u in copied["sources"]:
+        assert by_utt[None]["noise-" + u].tolist() == copied["alis"][u].tolist()
+        assert by_utt[""]["noise-" + u].tolist() == copied["alis"][u][::-1].tolist()
+        assert by_utt[None][u].tolist() == by_utt[""][u].tolist() == copied["alis"][u].tolist()
+
+
+def test_a_copy_prefixed_data_dir_trains_as_the_model_was_trained(copied, tmp_path, system):
+    from kaldilite.nnet.model import load_nnet_model
+
+    weights = {}
+    for name, extra in (("recorded", []), ("given", ["--copy-ali-prefixes", "noise-"]),
+                        ("none", ["--copy-ali-prefixes", ""])):
+        result = CliRunner().invoke(cli, ["train-nnet2-discriminative", "--num-epochs", "1", "--learning-rate", "1e-3",
+                                          "--update", "rms", "--num-utts-subset", "0", *extra, str(copied["data"]),
+                                          str(system["lang"]), str(copied["ali"]), str(copied["den"]),
+                                          str(copied["model"]), str(tmp_path / name)])
+        assert result.exit_code == 0, (name, result.output, result.exception)
+        weights[name] = load_nnet_model(tmp_path / name / "final.mdl").nnet.output_affine.weight
+    np.testing.assert_array_equal(weights["recorded"], weights["given"])
+    assert not np.allclose(weights["recorded"], weights["none"])
+
+
+def test_an_alignment_of_another_model_is_refused_with_one_line(copied, tmp_path, system):
+    from kaldilite.io.tables import write_int_vectors
+    from kaldilite.nnet.model import load_nnet_model
+
+    ali = tmp_path / "ali"
+    ali.mkdir()
+    for name in ("final.mdl", "tree"):
+        (ali / name).write_bytes((copied["ali"] / name).read_bytes())
+    num_tids = load_nnet_model(copied["model"]).tm.num_transition_ids
+    alis = dict(copied["alis"])
+    utt = copied["sources"][3]
+    alis[utt] = alis[utt].copy()
+    alis[utt][5] = num_tids + 1  # a transition-id the model does not have
+    write_int_vectors(sorted(alis.items()), str(ali / "ali.1.gz"))
+    result = CliRunner().invoke(cli, ["train-nnet2-discriminative", str(copied["data"]), str(system["lang"]),
+                                      str(ali), str(copied["den"]), str(copied["model"]), str(tmp_path / "out")])
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "\n" not in message and message.startswith(f"{ali / 'ali.1.gz'}: utterance {utt} has transition-ids")
+    assert f"outside the model's 1..{num_tids}" in message and "another model" in message
