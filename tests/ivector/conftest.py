@@ -42,3 +42,9 @@ def generate_corpus(seed=1, num_gauss=8, dim=4, rank=2, num_utts=300, frames=200
 @pytest.fixture(scope="session")
 def corpus():
     return generate_corpus()
+
+
+@pytest.fixture(scope="session")
+def make_corpus():
+    """`generate_corpus` for tests that need their own draw."""
+    return generate_corpus

@@ -1,0 +1,203 @@
+"""Data-dir drivers of the i-vector steps: steps/online/nnet2/{get_pca_transform.sh + train_diag_ubm.sh,
+train_ivector_extractor.sh, extract_ivectors_online.sh}.
+
+Per job (`DATA/splitN/JOB`, split by speaker): features through the model's pipeline (online CMVN from
+the training data's global stats, splicing, PCA), then frames (UBM), statistics (extractor) or online
+i-vectors (extraction); the EM iterations run in the calling process on the summed statistics (a
+few BLAS products per iteration). Outputs as Kaldi's scripts name them: `final.dubm`, `final.ie`,
+`ivector_online.scp` + `ivector_online.JOB.ark`, `ivector_period`.
+
+The i-vector input pipeline is Kaldi's (apply-cmvn-online -> splice-feats -> a PCA of the spliced
+frames, get_pca_transform.sh's est-pca with the mean removed), with the CMVN'd features used both
+for Gaussian selection and for the extractor's statistics (Kaldi's `--online-cmvn-iextractor true`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kaldilite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def pca_transform(frames, dim):
+    """est-pca --normalize-mean=true: the top `dim` principal directions as a dim x (D+1) affine
+    matrix that removes the mean."""
+    frames = np.asarray(frames, np.float64)
+    if dim > frames.shape[1]:
+        raise InputError(f"--pca-dim {dim} is more than the {frames.shape[1]} dims of the spliced features")
+    mean = frames.mean(axis=0)
+    covar = np.cov(frames, rowvar=False, bias=True)
+    eigvals, eigvecs = np.linalg.eigh(covar)
+    top = eigvecs[:, ::-1][:, :dim].T
+    top *= np.where(top[np.arange(dim), np.abs(top).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]  # a fixed sign
+    return np.hstack([top, -(top @ mean)[:, None]])
+
+
+def _load_frames_job(part_dir, pipeline_dict, subsample):
+    from kaldilite.feat.pipeline import FeaturePipeline, load_features
+
+    pipeline = FeaturePipeline.from_dict(pipeline_dict)
+    chunks = [feats[::subsample] for _, feats in load_features(part_dir, pipeline)]
+    log.info("%s: %d utterances, %d frames kept (every %d)", part_dir, len(chunks), sum(map(len, chunks)), subsample)
+    return np.concatenate(chunks).astype(np.float32) if chunks else None
+
+
+def _raw_pipeline(data_dir, online_cmvn, splice_context):
+    from kaldilite.feat.pipeline import FeaturePipeline, global_cmvn_stats
+
+    return FeaturePipeline(cmvn="online" if online_cmvn else "none",
+                           online_cmvn_stats=global_cmvn_stats(data_dir) if online_cmvn else None,
+                           splice_left=splice_context, splice_right=splice_context)
+
+
+def train_diag_ubm_dir(data_dir, num_gauss, exp_dir, *, nj=4, online_cmvn=True, splice_context=3, pca_dim=40,
+                       subsample=2, num_frames=500000, num_iters=4, num_iters_init=20, initial_gauss_proportion=0.5,
+                       min_gaussian_weight=1e-4, seed=0):
+    """get_pca_transform.sh + train_diag_ubm.sh: EXP/final.dubm (UBM + its feature pipeline)."""
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.ivector.model import IvectorModel, save_ivector_model
+    from kaldilite.ivector.ubm import train_diag_ubm
+    from kaldilite.parallel import run_jobs
+
+    start = time.process_time()
+    exp = Path(exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    pipeline = _raw_pipeline(data_dir, online_cmvn, splice_context)
+    parts = split_data_dir(data_dir, nj)
+    chunks = run_jobs(_load_frames_job, [(str(p), pipeline.to_dict(), subsample) for p in parts],
+                      exp / "log", "feats", nj=nj)
+    frames = np.concatenate([c for c in chunks if c is not None]).astype(np.float64)
+    if pca_dim:
+        transform = pca_transform(frames, pca_dim)
+        pipeline = pipeline.with_transform(transform)
+        frames = frames @ transform[:, :-1].T + transform[:, -1]
+    log.info("train-diag-ubm: %d frames of dim %d, %d Gaussians", frames.shape[0], frames.shape[1], num_gauss)
+    ubm, history = train_diag_ubm(frames, num_gauss, num_iters_init=num_iters_init,
+                                  initial_gauss_proportion=initial_gauss_proportion, num_iters=num_iters,
+                                  min_gaussian_weight=min_gaussian_weight, num_frames_init=num_frames,
+                                  rng=np.random.default_rng(seed))
+    save_ivector_model(exp / "final.dubm", IvectorModel(ubm, pipeline, extra={
+        "trained_on": str(data_dir), "num_frames": int(frames.shape[0]), "loglike_history": history}))
+    return {"final_model": str(exp / "final.dubm"), "history": history, "num_gauss": ubm.num_gauss,
+            "num_frames": int(frames.shape[0]), "cpu_seconds": time.process_time() - start}
+
+
+def _stats_job(part_dir, ubm_path, subsample, num_gselect, min_post, posterior_scale):
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.ivector.extractor import TrainingStatistics
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.ubm import gselect_posteriors
+
+    model = load_ivector_model(ubm_path)
+    scale = posterior_scale * subsample  # train_ivector_extractor.sh's modified posterior scale
+
+    def items():
+        for _, feats in load_features(part_dir, model.pipeline):
+            feats = np.asarray(feats[::subsample], np.float64)
+            yield feats, gselect_posteriors(model.ubm, feats, num_gselect, min_post)[0] * scale
+
+    try:
+        stats = TrainingStatistics.from_utterances(items())
+    except InputError:  # an empty part
+        return None
+    log.info("%s: statistics of %d utterances, total count %.1f", part_dir, stats.num_utts, stats.zeroth.sum())
+    return stats
+
+
+def train_ivector_extractor_dir(data_dir, ubm_dir, exp_dir, *, nj=4, ivector_dim=100, num_iters=10, num_gselect=5,
+                                min_post=0.025, posterior_scale=0.1, subsample=2, gaussian_min_count=100.0, seed=0):
+    """train_ivector_extractor.sh: EXP/final.ie (extractor + UBM + pipeline + posterior options)."""
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.ivector.extractor import (IvectorEstimationOptions, IvectorExtractor, TrainingStatistics,
+                                             train_extractor)
+    from kaldilite.ivector.model import IvectorModel, load_ivector_model, save_ivector_model
+    from kaldilite.parallel import run_jobs
+
+    start = time.process_time()
+    exp = Path(exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    ubm_path = Path(ubm_dir) / "final.dubm"
+    ubm_model = load_ivector_model(ubm_path)
+    parts = split_data_dir(data_dir, nj)
+    results = run_jobs(_stats_job, [(str(p), str(ubm_path), subsample, num_gselect, min_post, posterior_scale)
+                                    for p in parts], exp / "log", "acc", nj=nj)
+    stats = TrainingStatistics.combine(results)
+    ubm = ubm_model.ubm
+    init = IvectorExtractor.init_from_ubm(ubm.means, ubm.variances, np.exp(ubm.log_weights), ivector_dim,
+                                          rng=np.random.default_rng(seed))
+    extractor, history = train_extractor(init, stats, num_iters,
+                                         IvectorEstimationOptions(gaussian_min_count=gaussian_min_count))
+    options = {"num_gselect": num_gselect, "min_post": min_post, "posterior_scale": posterior_scale}
+    save_ivector_model(exp / "final.ie", IvectorModel(ubm, ubm_model.pipeline, extractor, options, extra={
+        "trained_on": str(data_dir), "num_utts": stats.num_utts, "loglike_history": history}))
+    return {"final_model": str(exp / "final.ie"), "history": history, "num_utts": stats.num_utts,
+            "cpu_seconds": time.process_time() - start}
+
+
+def _extract_job(part_dir, extractor_path, out_dir, job, config_dict):
+    from kaldilite.feat.pipeline import load_features
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.io.tables import write_matrices
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig, extract_ivectors_online
+
+    model = load_ivector_model(extractor_path, need_extractor=True)
+    config = OnlineIvectorExtractionConfig(**config_dict)
+    data = DataDir.load(part_dir)
+    utt2spk = data.utt2spk or {}
+    if model.pipeline is not None and model.pipeline.cmvn == "online":
+        features = load_features(part_dir, model.pipeline)  # spk2utt order, the CMVN carried per speaker
+    else:
+        order = [u for utts in (data.spk2utt or {}).values() for u in utts] or None
+        features = load_features(part_dir, model.pipeline)
+        if order is not None:
+            loaded = dict(features)
+            features = ((u, loaded[u]) for u in order if u in loaded)
+    out = Path(out_dir).resolve()
+    rows = dict(extract_ivectors_online(features, model.ubm, model.extractor, config, utt2spk=utt2spk or None))
+    ark = out / f"ivector_online.{job}.ark"
+    count = write_matrices(sorted(rows.items()), str(ark), str(out / f"ivector_online.{job}.scp"), dtype=np.float32)
+    log.info("%s: i-vectors of %d utterances", part_dir, count)
+    return count
+
+
+def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivector_period=10, num_gselect=None,
+                                min_post=None, posterior_scale=None, max_count=0.0, max_remembered_frames=1000.0):
+    """extract_ivectors_online.sh: OUT/ivector_online.scp (one matrix per utterance, a row per
+    `ivector_period` frames), OUT/ivector_online.JOB.ark, OUT/ivector_period. Options left None
+    take the extractor's training values."""
+    from kaldilite.io.datadir import split_data_dir
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig
+    from kaldilite.parallel import run_jobs
+    from kaldilite.utils import atomic_open
+
+    start = time.process_time()
+    extractor_path = Path(extractor_dir) / "final.ie"
+    trained = load_ivector_model(extractor_path, need_extractor=True).options
+    config = OnlineIvectorExtractionConfig(
+        ivector_period=ivector_period,
+        num_gselect=trained.get("num_gselect", 5) if num_gselect is None else num_gselect,
+        min_post=trained.get("min_post", 0.025) if min_post is None else min_post,
+        posterior_scale=trained.get("posterior_scale", 0.1) if posterior_scale is None else posterior_scale,
+        max_count=max_count, max_remembered_frames=max_remembered_frames).check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = split_data_dir(data_dir, nj)
+    config_dict = {k: getattr(config, k) for k in config.__dataclass_fields__}
+    counts = run_jobs(_extract_job, [(str(p), str(extractor_path), str(out), k, config_dict)
+                                     for k, p in enumerate(parts, start=1)], out / "log", "extract", nj=nj)
+    lines = []
+    for k in range(1, len(parts) + 1):
+        lines.extend((out / f"ivector_online.{k}.scp").read_text().splitlines())
+    with atomic_open(out / "ivector_online.scp", "w") as handle:
+        handle.write("".join(line + "\n" for line in sorted(lines)))
+    with atomic_open(out / "ivector_period", "w") as handle:
+        handle.write(f"{ivector_period}\n")
+    return {"num_utts": sum(counts), "scp": str(out / "ivector_online.scp"), "cpu_seconds": time.process_time() - start}

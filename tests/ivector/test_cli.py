@@ -1,0 +1,85 @@
+"""The i-vector verbs end to end on a data dir of a known generating model: Kaldi-readable outputs, the
+library's online i-vectors, the same result for any --nj, speaker information recovered."""
+
+import kaldi_io
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+from kaldilite.io.tables import write_matrices
+
+NUM_SPEAKERS, UTTS_PER_SPEAKER = 30, 4
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, make_corpus):
+    """Speakers with one true i-vector each, four utterances apiece."""
+    corpus = make_corpus(seed=11, num_utts=NUM_SPEAKERS, frames=UTTS_PER_SPEAKER * 60)
+    root = tmp_path_factory.mktemp("ivector_cli")
+    data = root / "data"
+    data.mkdir()
+    feats, utt2spk = [], []
+    for s, frames in enumerate(corpus.utterances):
+        for u in range(UTTS_PER_SPEAKER):
+            utt = f"spk{s:02d}-utt{u}"
+            feats.append((utt, frames[u * 60:(u + 1) * 60 - 3 * u].astype(np.float32)))
+            utt2spk.append((utt, f"spk{s:02d}"))
+    write_matrices(feats, str(data / "feats.ark"), str(data / "feats.scp"))
+    (data / "wav.scp").write_text("".join(f"{u} /dev/null\n" for u, _ in feats))
+    (data / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in utt2spk))
+    (data / "spk2utt").write_text("".join(
+        f"spk{s:02d} " + " ".join(f"spk{s:02d}-utt{u}" for u in range(UTTS_PER_SPEAKER)) + "\n"
+        for s in range(NUM_SPEAKERS)))
+    return root, corpus, dict(feats)
+
+
+def _run(args):
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_verbs_train_and_extract_kaldi_readable_ivectors(data_dir):
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig, extract_ivectors_online
+
+    root, corpus, feats = data_dir
+    data, exp = root / "data", root / "exp"
+    out = _run(["train-diag-ubm", "--nj", "2", "--online-cmvn", "false", "--splice-context", "0", "--pca-dim", "0",
+                "--subsample", "1", "--num-iters-init", "10", str(data), "8", str(exp / "diag_ubm")])
+    assert "8 Gaussians" in out
+    out = _run(["train-ivector-extractor", "--nj", "2", "--ivector-dim", "3", "--num-iters", "8", "--posterior-scale",
+                "1.0", "--subsample", "1", "--gaussian-min-count", "10", str(data), str(exp / "diag_ubm"),
+                str(exp / "extractor")])
+    assert "120 utterances" in out
+    for nj in ("1", "2"):
+        _run(["extract-ivectors-online", "--nj", nj, "--ivector-period", "10", str(data), str(exp / "extractor"),
+              str(exp / f"ivectors_nj{nj}")])
+    assert (exp / "ivectors_nj2" / "ivector_period").read_text() == "10\n"
+    got = dict(kaldi_io.read_mat_scp(str(exp / "ivectors_nj2" / "ivector_online.scp")))
+    assert set(got) == set(feats)
+    again = dict(kaldi_io.read_mat_scp(str(exp / "ivectors_nj1" / "ivector_online.scp")))
+    for utt, rows in got.items():
+        assert rows.shape == ((len(feats[utt]) + 9) // 10, 3)
+        np.testing.assert_array_equal(rows, again[utt])
+    # the library on the same frames, each speaker's utterances in spk2utt order
+    model = load_ivector_model(exp / "extractor" / "final.ie", need_extractor=True)
+    order = sorted(feats)
+    expected = dict(extract_ivectors_online(((u, feats[u]) for u in order), model.ubm, model.extractor,
+                                            OnlineIvectorExtractionConfig(posterior_scale=1.0),
+                                            utt2spk={u: u.split("-")[0] for u in order}))
+    for utt in order:
+        np.testing.assert_allclose(got[utt], expected[utt], rtol=1e-5, atol=1e-5)
+    # the last i-vector of each speaker's last utterance (all his frames) explains his true i-vector
+    last = np.array([got[f"spk{s:02d}-utt{UTTS_PER_SPEAKER - 1}"][-1] for s in range(NUM_SPEAKERS)])
+    design = np.c_[last, np.ones(NUM_SPEAKERS)]
+    residual = corpus.ivectors - design @ np.linalg.lstsq(design, corpus.ivectors, rcond=None)[0]
+    assert (1.0 - residual.var(axis=0) / corpus.ivectors.var(axis=0)).min() > 0.95
+
+
+def test_extracting_without_an_extractor_names_the_verb_that_makes_it(data_dir):
+    root, _, _ = data_dir
+    result = CliRunner().invoke(cli, ["extract-ivectors-online", str(root / "data"), str(root), str(root / "x")])
+    assert isinstance(result.exception, FileNotFoundError)
+    assert "final.ie" in str(result.exception) and "train-ivector-extractor" in str(result.exception)
