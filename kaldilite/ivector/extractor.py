@@ -119,13 +119,22 @@ class IvectorExtractor:
     def posteriors(self, zeroth, first):
         """(means U x S, covariances U x S x S) of the i-vectors of utterances with these statistics
         (the first coordinate still holds the prior offset, as in Kaldi's GetIvectorDistribution)."""
+        mean, covariance, _ = self._posterior_terms(zeroth, first)
+        return mean, covariance
+
+    def _posterior_terms(self, zeroth, first):
+        """Posterior means and covariances, and each utterance's log-likelihood terms that depend on
+        the i-vector's posterior (0.5 b' P^-1 b - 0.5 log|P| for linear term b and precision P)."""
         linear, precision = self.linear_and_precision(zeroth, first)
         chol = np.linalg.cholesky(precision)
         eye = np.broadcast_to(np.eye(self.ivector_dim), precision.shape)
         inv_chol = np.linalg.solve(chol, eye)
         covariance = np.matmul(inv_chol.transpose(0, 2, 1), inv_chol)
         mean = np.einsum("uij,uj->ui", covariance, linear)
-        return mean, covariance
+        half_solved = np.einsum("uij,uj->ui", inv_chol, linear)
+        per_utt = (0.5 * np.sum(half_solved ** 2, axis=1)
+                   - np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1))
+        return mean, covariance, per_utt
 
     def extract(self, zeroth, first):
         """I-vectors (U x S) of utterances with these statistics, the prior offset subtracted from
@@ -137,15 +146,18 @@ class IvectorExtractor:
     def log_likelihood(self, stats):
         """Total log-likelihood of the training statistics with w integrated out (EM's objective:
         non-decreasing over iterations), the frames' posteriors taken as given."""
-        inv_covar_m, quadratic, logdets = self.derived()
-        linear, precision = self.linear_and_precision(stats.zeroth, stats.first)
-        chol = np.linalg.cholesky(precision)
-        half_solved = np.linalg.solve(chol, linear[:, :, None])[:, :, 0]
-        per_utt = 0.5 * np.sum(half_solved ** 2, axis=1) - np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        total = 0.0
+        for rows in _utterance_chunks(stats.num_utts):
+            total += float(self._posterior_terms(stats.zeroth[rows], stats.first[rows])[2].sum())
+        return total + self._frame_terms(stats)
+
+    def _frame_terms(self, stats):
+        """The log-likelihood terms that do not depend on the i-vector posteriors."""
+        _, _, logdets = self.derived()
         gamma = stats.zeroth.sum(axis=0)
-        base = float(gamma @ (0.5 * logdets - 0.5 * self.feat_dim * LOG_2PI)
-                     - 0.5 * np.einsum("cij,cji->", self.inv_covars, stats.scatter))
-        return base + float(per_utt.sum()) - 0.5 * self.prior_offset ** 2 * stats.num_utts
+        return (float(gamma @ (0.5 * logdets - 0.5 * self.feat_dim * LOG_2PI)
+                      - 0.5 * np.einsum("cij,cji->", self.inv_covars, stats.scatter))
+                - 0.5 * self.prior_offset ** 2 * stats.num_utts)
 
     # ----------------------------------------------------------------- storage
     def to_arrays(self, prefix="ie_"):
@@ -249,14 +261,25 @@ def em_iteration(extractor, stats, opts=None):
     returns the new extractor and the log-likelihood of the statistics under the OLD one."""
     opts = opts or IvectorEstimationOptions()
     c, d, s = extractor.projections.shape
-    objective = extractor.log_likelihood(stats)
-    mean, covariance = extractor.posteriors(stats.zeroth, stats.first)
-    second_moment = covariance + mean[:, :, None] * mean[:, None, :]  # E[w w'] per utterance
-    gamma = stats.zeroth.sum(axis=0)
-    # Y_c = sum_u F_uc E[w_u]',  R_c = sum_u N_uc E[w_u w_u']
-    y = (stats.first.reshape(stats.num_utts, c * d).T @ mean).reshape(c, d, s)
-    r = (stats.zeroth.T @ second_moment.reshape(stats.num_utts, s * s)).reshape(c, s, s)
+    # Y_c = sum_u F_uc E[w_u]',  R_c = sum_u N_uc E[w_u w_u'], and the prior's sums, by chunks of
+    # utterances (a chunk's U x S x S posterior covariances are the memory peak)
+    y = np.zeros((c * d, s))
+    r = np.zeros((c, s * s))
+    prior_sum, prior_scatter = np.zeros(s), np.zeros((s, s))
+    objective = extractor._frame_terms(stats)
+    for rows in _utterance_chunks(stats.num_utts):
+        zeroth, first = stats.zeroth[rows], stats.first[rows]
+        mean, covariance, per_utt = extractor._posterior_terms(zeroth, first)
+        objective += float(per_utt.sum())
+        second_moment = covariance + mean[:, :, None] * mean[:, None, :]  # E[w w'] per utterance
+        y += first.reshape(len(mean), c * d).T @ mean
+        r += zeroth.T @ second_moment.reshape(len(mean), s * s)
+        prior_sum += mean.sum(axis=0)
+        prior_scatter += second_moment.sum(axis=0)
+    y = y.reshape(c, d, s)
+    r = r.reshape(c, s, s)
     r = 0.5 * (r + r.transpose(0, 2, 1))
+    gamma = stats.zeroth.sum(axis=0)
     updated = gamma >= opts.gaussian_min_count
     if not updated.all():
         log.warning("%d of %d Gaussians have a count below %g: their parameters are not updated",
@@ -268,10 +291,13 @@ def em_iteration(extractor, stats, opts=None):
     if opts.update_variances:
         inv_covars = _updated_inv_covariances(extractor, projections, stats, y, r, gamma, updated, opts)
     new = IvectorExtractor(projections, inv_covars, extractor.weights, extractor.prior_offset)
-    prior_sum = mean.sum(axis=0)
-    prior_scatter = second_moment.sum(axis=0)
     _update_prior(new, prior_sum, prior_scatter, stats.num_utts)
     return new, objective
+
+
+def _utterance_chunks(num_utts, size=256):
+    for start in range(0, num_utts, size):
+        yield slice(start, start + size)
 
 
 def _updated_inv_covariances(extractor, projections, stats, y, r, gamma, updated, opts):
