@@ -333,7 +333,35 @@ def _read_table(spec, reader):
 
 
 def _as_matrix(handle):
-    return kaldi_io.read_mat(handle)
+    # every handle here is buffered (_open_read: file, gzip, pipe), so one byte can be looked at in place
+    if handle.peek(1)[:1] == b"\0":  # binary ("\0B"): FM float32, DM float64, CM compressed, as stored
+        return kaldi_io.read_mat(handle)
+    return _read_text_matrix(handle)
+
+
+def _read_text_matrix(handle):
+    """A Kaldi text matrix (` [` rows `]`; rows end at a newline or `;`; `[]` and ` [ ]` are empty) in float64.
+
+    Text carries no type: Kaldi parses it into whatever the reader holds (`Matrix<double>` for CMVN
+    stats, float for features) and writes as many digits as the stream's precision gives (7 by default;
+    our `write_matrix` writes all 17 of a double). float64 loses none of them; kaldi_io's text reader
+    would round to float32. Consumers of features cast to float32 themselves (FeaturePipeline.apply,
+    apply_cmvn_online), so text features do not carry float64 into the acoustic models.
+    """
+    text = ""
+    while "]" not in text:
+        line = handle.readline()
+        if not line:
+            raise ValueError("end of data before the matrix's closing ']'")
+        text += line.decode("utf-8")
+    opening, closing = text.find("["), text.find("]")
+    if opening < 0 or text[:opening].strip() or opening > closing:
+        raise ValueError(f"a matrix starts with '[' (binary: '\\0B'), got {text.strip()[:20]!r}")
+    rows = [line.split() for line in re.split(r"[\n;]", text[opening + 1:closing])]
+    rows = [[float(v) for v in row] for row in rows if row]
+    if len({len(row) for row in rows}) > 1:
+        raise ValueError(f"rows of {sorted({len(row) for row in rows})} columns")
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
 
 
 def _as_vector(handle):
@@ -348,13 +376,14 @@ def read_matrices(spec):
     """Iterate (key, matrix) over an scp or ark (rspecifier or bare path), in file order.
 
     Matrices come back as stored: float32 for `FM`, float64 for `DM` (read-only views for
-    binary data; copy before modifying in place).
+    binary data; copy before modifying in place); text matrices in float64 (`_read_text_matrix`).
     """
     return _read_table(spec, _as_matrix)
 
 
 def read_matrix(rxfilename):
-    """Read one matrix from an rxfilename such as `feats.ark:1234` or `cmvn.ark:7[0:1]`."""
+    """Read one matrix from an rxfilename such as `feats.ark:1234`, `cmvn.ark:7[0:1]` or a text
+    `global_cmvn.stats` (float64, every digit kept), typed as `read_matrices` types them."""
     return _read_object(_as_matrix, os.fspath(rxfilename), os.fspath(rxfilename), "(single matrix)")
 
 

@@ -152,23 +152,6 @@ def _refuse_speaker_adapted(model_path):
                          f"(--model {Path(model_path).parent / 'final.alimdl'}) or an nnet2/tri2b system")
 
 
-def read_kaldi_text_matrix(path):
-    """A Kaldi text matrix (`[` rows `]`, as `kaldilite.io.tables.write_matrix(..., binary=False)`
-    writes global_cmvn.stats) in float64, every digit kept: the io layer's `read_matrix` goes through
-    kaldi_io, which parses text into float32."""
-    text = Path(path).read_text(encoding="utf-8")
-    body = text.strip()
-    if not (body.startswith("[") and body.endswith("]")):
-        raise InputError(f"{path}: not a Kaldi text matrix ([ rows ]); re-run export-model")
-    try:
-        rows = [[float(v) for v in line.split()] for line in body[1:-1].strip().splitlines() if line.strip()]
-    except ValueError:
-        raise InputError(f"{path}: non-numeric value in the matrix; re-run export-model") from None
-    if not rows or len({len(r) for r in rows}) != 1:
-        raise InputError(f"{path}: ragged or empty matrix; re-run export-model")
-    return np.array(rows, dtype=np.float64)
-
-
 # ---------------------------------------------------------------------------------- the bundle
 
 @dataclasses.dataclass(eq=False)
@@ -229,6 +212,7 @@ class ModelBundle:
         from kaldilite.graph.compiled import CompiledFst
         from kaldilite.io.config import read_config
         from kaldilite.io.symbols import SymbolTable
+        from kaldilite.io.tables import read_matrix
         from kaldilite.lang.langdir import read_phone_list
         from kaldilite.online.recognizer import OnlineDecodingOptions
 
@@ -266,7 +250,7 @@ class ModelBundle:
             if not stats_path.is_file():
                 raise MissingFileError(f"{stats_path}: missing from the model bundle (the model uses CMVN); "
                                        "re-run `kaldilite export-model` with --data")
-            global_cmvn = read_kaldi_text_matrix(stats_path)
+            global_cmvn = read_matrix(stats_path)  # text, float64: every digit export-model wrote
             if model.pipeline.cmvn == "online":  # the file is the model's prior as text: use it exact
                 global_cmvn = model.pipeline.online_cmvn_stats.copy()
         raw_dim = _raw_dim(mfcc_opts)
@@ -498,5 +482,5 @@ def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
 
 
 __all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "bundle_rejection_rule", "register_model_type",
-           "load_scoring_model", "read_kaldi_text_matrix", "check_feature_config",
+           "load_scoring_model", "check_feature_config",
            "BUNDLE_FORMAT"]

@@ -257,6 +257,40 @@ def test_write_matrix_binary_keeps_the_precision_kaldi_names_and_text_keeps_ever
                                   doubles)
 
 
+
+def test_text_matrices_come_back_in_double_with_all_17_significant_digits(tmp_path):
+    # Kaldi's text format has no type (the reader's Matrix<double> parses every digit); numbers that
+    # float32 cannot hold (17 significant digits, a CMVN sum of squares beyond 2**24) must survive
+    values = [[0.10000000000000001, 123456789.12345679, -2.7182818284590451e-05],
+              [98765432.109876547, 1.0000000000000002, 3.1415926535897931]]
+    assert all(float(np.float32(v)) != v for row in values for v in row)
+    (tmp_path / "stats").write_text(" [\n  " + " ".join(f"{v:.17g}" for v in values[0]) + "\n  "
+                                    + " ".join(f"{v:.17g}" for v in values[1]) + " ]\n")
+    got = read_matrix(tmp_path / "stats")
+    assert got.dtype == np.float64 and got.tolist() == values
+    # through our own writer (repr) and back: bit-exact; a text ark keeps its keys and each entry's shape
+    tables.write_matrix(tmp_path / "again", got, binary=False)
+    assert read_matrix(tmp_path / "again").tolist() == values
+    (tmp_path / "t.ark").write_text("a  [\n  %.17g 2 ]\nb [ 1 2 3 ; 4 5 6 ]\nc [ ]\nd []\ne [ inf -Inf nan ]\n"
+                                    % values[0][1])
+    got = dict(read_matrices(f"ark,t:{tmp_path / 't.ark'}"))
+    assert got["a"].tolist() == [[values[0][1], 2.0]]
+    assert got["b"].tolist() == [[1, 2, 3], [4, 5, 6]] and got["c"].shape == got["d"].shape == (0, 0)
+    assert got["e"][0, 0] == np.inf and got["e"][0, 1] == -np.inf and np.isnan(got["e"][0, 2])
+    assert all(m.dtype == np.float64 for m in got.values())
+    # binary matrices keep the type they were written in
+    tables.write_matrix(tmp_path / "f.mat", np.ones((2, 2), np.float32))
+    assert read_matrix(tmp_path / "f.mat").dtype == np.float32
+
+
+def test_malformed_text_matrices_are_one_line_input_errors(tmp_path):
+    for name, text in (("ragged", " [\n 1 2\n 3 ]\n"), ("open", " [\n 1 2\n"), ("word", " [ 1 x ]\n"),
+                       ("no_bracket", "1 2 ]\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError) as err:
+            read_matrix(tmp_path / name)
+        assert "\n" not in str(err.value) and str(tmp_path / name) in str(err.value), name
+
 def test_an_alignment_dir_is_read_in_job_order_filtered_and_range_checked(tmp_path):
     # jobs 2 and 10 both hold utt "b": the later JOB (10, not "10" < "2" as text) wins, as the jobs' order
     write_int_vectors([("a", np.array([1, 2, 3])), ("b", np.array([4]))], str(tmp_path / "ali.2.gz"))

@@ -14,15 +14,14 @@ from kaldilite.errors import DimensionMismatchError, InputError, MissingFileErro
 def test_kaldi_text_matrices_round_trip_exactly(tmp_path, rng):
     # the bundle writes global_cmvn.stats with the io layer's writer and reads it back in float64
     from kaldilite.io.tables import read_matrix, write_matrix
-    from kaldilite.online.bundle import read_kaldi_text_matrix
 
     stats = rng.normal(size=(2, 14)) * 1e6
     write_matrix(tmp_path / "m", stats, binary=False)
     text = (tmp_path / "m").read_text()
     assert text.startswith(" [\n") and text.rstrip().endswith("]")  # Kaldi's text layout
-    np.testing.assert_array_equal(read_kaldi_text_matrix(tmp_path / "m"), stats)
-    # what the bundle's reader adds: kaldi_io (read_matrix) parses text into float32
-    assert read_matrix(tmp_path / "m").dtype == np.float32
+    got = read_matrix(tmp_path / "m")
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, stats)
 
 
 def test_a_bundle_from_a_newer_kaldilite_is_refused(digits_bundle_dir, tmp_path):

@@ -46,9 +46,9 @@ def test_export_model_writes_a_bundle_that_names_its_parts(digits_system, tmp_pa
     info = json.loads((out / "bundle.json").read_text())
     assert info["model_type"] == "gmm" and info["sample_rate"] == RATE
     from kaldilite.feat.pipeline import global_cmvn_stats
-    from kaldilite.online.bundle import read_kaldi_text_matrix
+    from kaldilite.io.tables import read_matrix
 
-    np.testing.assert_array_equal(read_kaldi_text_matrix(out / "global_cmvn.stats"),
+    np.testing.assert_array_equal(read_matrix(out / "global_cmvn.stats"),
                                   global_cmvn_stats(digits_system / "data/train"))
 
 
