@@ -17,6 +17,7 @@ Label 0 is epsilon on both sides, as in OpenFst and Kaldi.
 """
 
 import logging
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,12 +104,8 @@ class CompiledFst:
         # which is exact (float32 weights) and far faster than iterating arcs from Python.
         import pywrapfst
 
-        if fst.input_symbols() is not None or fst.output_symbols() is not None:
-            fst = pywrapfst.convert(fst, "vector")  # a mutable copy of any FST type, a ConstFst too
-            fst.set_input_symbols(None)
-            fst.set_output_symbols(None)
         if fst.fst_type() != "const":  # a ConstFst (HCLG.fst as read) is written as it is, not copied first
-            fst = pywrapfst.convert(fst, "const")
+            fst = pywrapfst.convert(fst, "const")  # the one copy; symbol tables are skipped when parsed
         return _from_const_binary(fst.write_to_string())
 
     def to_fst(self):
@@ -157,6 +154,7 @@ class CompiledFst:
 
 
 _FST_MAGIC = 2125659606
+_SYMBOL_TABLE_MAGIC = 2125658996
 _CONST_STATE = np.dtype([("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("nieps", "<u4"), ("noeps", "<u4")])
 _STD_ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
 
@@ -187,8 +185,9 @@ def _from_const_binary(data):
     flags = int(take("<i4"))
     take("<u8")  # properties
     start, num_states, num_arcs = int(take("<i8")), int(take("<i8")), int(take("<i8"))
-    if flags & 3:
-        raise ValueError("symbol tables attached; strip them before converting")
+    for has_symbols in (flags & 1, flags & 2):  # FstHeader::HAS_ISYMBOLS, HAS_OSYMBOLS: input table first
+        if has_symbols:
+            pos = _skip_symbol_table(data, pos)
 
     def align():
         nonlocal pos
@@ -207,6 +206,22 @@ def _from_const_binary(data):
         start=start, state_arc_start=state_arc_start, arc_ilabel=arcs["ilabel"], arc_olabel=arcs["olabel"],
         arc_weight=arcs["weight"], arc_next=arcs["nextstate"], final_cost=states["final"].copy(),
     )
+
+
+def _skip_symbol_table(data, pos):
+    """The offset after a binary OpenFst symbol table at `pos` (magic, name, available key, size, then
+    (symbol, key) pairs): a words.txt in an FST's header is stepped over, not parsed into Python strings."""
+    (magic,) = struct.unpack_from("<i", data, pos)
+    if magic != _SYMBOL_TABLE_MAGIC:
+        raise ValueError("corrupt symbol table in the FST header")
+    (name_length,) = struct.unpack_from("<i", data, pos + 4)
+    pos += 8 + name_length + 8  # + the available key
+    (size,) = struct.unpack_from("<q", data, pos)
+    pos += 8
+    for _ in range(size):
+        (length,) = struct.unpack_from("<i", data, pos)
+        pos += 4 + length + 8  # the symbol, then its key
+    return pos
 
 
 def _to_const_binary(graph):
