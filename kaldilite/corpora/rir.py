@@ -26,10 +26,11 @@ that set, so this module makes such RIRs itself:
   The speech is convolved in full (input + RIR - 1 samples); a point-source noise, itself reverberated
   the way reverberate_data_dir.py pipes it (through its own RIR, shifted by that RIR's peak), is scaled
   to an SNR against the early reverberation's mean power (the speech convolved with the RIR from 1 ms
-  before its peak to 50 ms after, averaged over that whole convolution) and added from the start of
-  the full convolution; `--normalize-output true` then scales the full convolution, reverberation tail
-  included, to the input's mean power; and `--shift-output true` keeps the input's length from the
-  peak on, so the direct path keeps the clean copy's timing and its alignment applies unchanged.
+  before its peak to 50 ms after, in samples as Kaldi rounds them, averaged over that whole
+  convolution) and added from the start of the full convolution; `--normalize-output true` then
+  scales the full convolution, reverberation tail included, to the input's mean power; and
+  `--shift-output true` keeps the input's length from the peak on, so the direct path keeps the clean
+  copy's timing and its alignment applies unchanged.
 """
 
 import logging
@@ -235,15 +236,25 @@ def rir_peak(rir):
     return int(np.argmax(rir))
 
 
-def early_reverb_power(signal, rir, sample_rate):
+def early_reverb_window(peak, rir_length, sample_rate):
+    """[start, end) of the RIR's early part: 1 ms before the peak to 50 ms after, in samples as Kaldi's
+    ComputeEarlyReverbEnergy computes them: peak -/+ seconds x rate in single precision, converted to an
+    int by truncation. A fractional offset therefore widens the window at its start (22050 Hz: 22.05
+    samples before the peak start the window 23 before it) and narrows it at its end (1102.5 -> 1102)."""
+    rate = np.float32(sample_rate)
+    start = int(np.float32(peak) - np.float32(_EARLY_BEFORE_PEAK_SEC) * rate)  # int(): C++'s float -> int32
+    end = int(np.float32(peak) + np.float32(_EARLY_AFTER_PEAK_SEC) * rate)
+    return max(0, start), min(rir_length, end)
+
+
+def early_reverb_power(signal, rir, sample_rate, peak=None):
     """Mean power of `signal` convolved with the early part of `rir` (wav-reverberate's SNR reference).
 
-    The early part runs from 1 ms before the peak to 50 ms after it; the mean is over the whole
-    convolution (signal + early part - 1 samples), as Kaldi's ComputeEarlyReverbEnergy takes it.
+    The early part is `early_reverb_window` around the peak (`rir_peak`, unless the caller has it);
+    the mean is over the whole convolution (signal + early part - 1 samples), as Kaldi's
+    ComputeEarlyReverbEnergy takes it.
     """
-    peak = rir_peak(rir)
-    start = max(0, peak - int(_EARLY_BEFORE_PEAK_SEC * sample_rate))
-    end = min(len(rir), peak + int(_EARLY_AFTER_PEAK_SEC * sample_rate))
+    start, end = early_reverb_window(rir_peak(rir) if peak is None else peak, len(rir), sample_rate)
     early = _convolve(signal, rir[start:end])
     return float(np.mean(early ** 2))
 
@@ -262,6 +273,7 @@ def reverberate(speech, rir, sample_rate, noise=None, noise_rir=None, snr_db=Non
     speech = np.asarray(speech, dtype=np.float64)
     rir = np.asarray(rir, dtype=np.float64)
     n = len(speech)
+    peak = rir_peak(rir)
     full = _convolve(speech, rir)
     if noise is not None:
         if snr_db is None or noise_rir is None:
@@ -272,10 +284,9 @@ def reverberate(speech, rir, sample_rate, noise=None, noise_rir=None, snr_db=Non
         noise_out = _convolve(segment, noise_rir)[noise_peak:noise_peak + n]
         noise_power = float(np.mean(noise_out ** 2))
         if noise_power > 0:
-            signal_power = early_reverb_power(speech, rir, sample_rate)
+            signal_power = early_reverb_power(speech, rir, sample_rate, peak)
             full[:n] += noise_out * np.sqrt(10.0 ** (-snr_db / 10.0) * signal_power / noise_power)
     in_power, full_power = float(np.mean(speech ** 2)), float(np.mean(full ** 2))
     if full_power > 0:
         full *= np.sqrt(in_power / full_power)
-    peak = rir_peak(rir)
     return full[peak:peak + n]

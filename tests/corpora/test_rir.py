@@ -6,8 +6,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from kaldilite.corpora.augment import reverberate_data_dir
-from kaldilite.corpora.rir import (SPEED_OF_SOUND, absorption_for_rt60, image_method_rir, reverberate,
-                                   rir_for_rt60, sample_room_rirs, schroeder_rt60)
+from kaldilite.corpora.rir import (SPEED_OF_SOUND, absorption_for_rt60, early_reverb_power, early_reverb_window,
+                                   image_method_rir, reverberate, rir_for_rt60, sample_room_rirs, schroeder_rt60)
 from kaldilite.errors import InputError
 from kaldilite.io.audio import read_audio
 from kaldilite.io.datadir import DataDir, read_key_values, validate_data_dir
@@ -117,9 +117,11 @@ def test_point_source_noise_is_scaled_to_the_early_reverberation_and_added_befor
     rir = _taps(np.array([1.0]), taps, 10)
     noise_taps = [(1, 0.5), (3, 1.0)]  # the noise's own RIR: its output starts at its peak, 3
     noise_rir = _taps(np.array([1.0]), noise_taps, 4)
-    rate = 100  # early reverberation: 1 ms before the peak is 0 samples, 50 ms after is 5: taps 2 and 5, not 9
+    # early reverberation at 100 Hz as Kaldi truncates peak -/+ seconds x rate: int(2 - 0.1) = 1 to
+    # int(2 + 5) = 7, i.e. rir[1:7] = [0, 0.6, 0, 0, -0.9, 0]: taps 2 and 5 (not 9) one sample into it
+    rate = 100
     y = reverberate(x, rir, rate, noise=noise, noise_rir=noise_rir, snr_db=6.0, noise_offset=120)
-    early_power = np.mean(_taps(x, [(0, 0.6), (3, -0.9)], 504) ** 2)
+    early_power = np.mean(_taps(x, [(1, 0.6), (4, -0.9)], 505) ** 2)
     looped = np.concatenate([noise[120:], noise, noise])[:500]
     noise_out = _taps(looped, noise_taps, 503)[3:503]
     noise_out *= np.sqrt(10 ** -0.6 * early_power / np.mean(noise_out ** 2))
@@ -127,6 +129,20 @@ def test_point_source_noise_is_scaled_to_the_early_reverberation_and_added_befor
     full[:500] += noise_out
     full *= np.sqrt(np.mean(x ** 2) / np.mean(full ** 2))
     np.testing.assert_allclose(y, full[2:502], rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate, start, end", [(22050, 77, 1202), (44100, 55, 2305), (16000, 84, 900)])
+def test_the_early_reverberation_window_is_rounded_as_wav_reverberate_rounds_it(rate, start, end):
+    # Kaldi: int32(peak - 0.001f * rate) and int32(peak + 0.05f * rate), float arithmetic truncated toward 0.
+    # By hand, peak 100: 22050 Hz -> 100 - 22.05 = 77.95 -> 77 (not 100 - 22 = 78), 100 + 1102.5 -> 1202;
+    # 44100 Hz -> 55.9 -> 55, 100 + 2205 = 2305; 16000 Hz: whole samples, 84 and 900
+    assert early_reverb_window(100, 10 ** 6, rate) == (start, end)
+    assert early_reverb_window(100, 500, rate)[1] == 500 and early_reverb_window(10, 10 ** 6, rate)[0] == 0
+    # and early_reverb_power uses it: a unit impulse through an RIR with its peak at 100 and a marker
+    # sample at `start` (inside the window) and `start - 1` (outside) has energy 1 + 0.5^2 over end - start samples
+    rir = np.zeros(end + 50)
+    rir[100], rir[start], rir[start - 1], rir[end] = 1.0, 0.5, 0.25, 0.125
+    assert early_reverb_power(np.array([1.0]), rir, rate) == pytest.approx(1.25 / (end - start), rel=1e-12)
 
 
 def test_point_source_noise_is_added_at_the_requested_snr():
