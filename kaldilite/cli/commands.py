@@ -313,6 +313,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     import time
 
     from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.gmm.model import check_data_features
     from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
@@ -350,11 +351,18 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         from kaldilite.gmm.model import load_model
 
         transition_model = load_once(model_path, load_model)[0]
+        check_data_features(model_path, data_dir)
     else:
         from kaldilite.online.bundle import load_scoring_model
 
         loaded = load_once(model_path, load_scoring_model)
         transition_model = loaded.transition_model
+        if hasattr(loaded.scorer, "check_raw_features"):  # nnet2: its message spells the whole input chain
+            from kaldilite.nnet.model import raw_feature_dim_of
+
+            loaded.scorer.check_raw_features(raw_feature_dim_of(data_dir))
+        else:
+            check_data_features(model_path, data_dir)
         recorded_online_cmvn = loaded.pipeline is not None and loaded.pipeline.cmvn == "online"
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()

@@ -232,6 +232,7 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     """
     import time
 
+    from kaldilite.gmm.model import check_data_features
     from kaldilite.graph.provenance import check_graph_for_model
     from kaldilite.io.datadir import split_data_dir
 
@@ -242,6 +243,7 @@ def decode_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active
     if not (Path(data_dir) / "feats.scp").is_file():
         raise MissingFileError(f"{Path(data_dir) / 'feats.scp'}: no features; run make-mfcc and "
                                f"compute-cmvn-stats on {data_dir} first")
+    check_data_features(model_path, data_dir)
     lmwts = _lmwt_range(min_lmwt, max_lmwt)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts)

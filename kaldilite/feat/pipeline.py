@@ -203,6 +203,43 @@ class FeaturePipeline:
         return cls.from_dict(data)
 
 
+def feature_config_hint(raw_dim, feature_type="mfcc"):
+    """Which feature config makes `raw_dim`-dim `feature_type` features in kaldilite's recipes: the
+    fix to name when a model meets features of another dimension."""
+    known = {("mfcc", 13): "the recipes' conf/mfcc.conf: 13 cepstra, the GMMs' features",
+             ("mfcc", 40): "the commands recipe's conf/mfcc_hires.conf: 40 cepstra, data/<set>_hires"}
+    found = known.get((str(feature_type).lower(), int(raw_dim)))
+    return f"e.g. {found}" if found else f"a config giving {raw_dim} dimensions"
+
+
+def raw_feature_dim_of(data_dir):
+    """Dimension of the first matrix in DATA/feats.scp (feat-to-dim)."""
+    import os
+
+    from kaldilite.io.tables import read_matrices
+
+    scp = os.path.join(os.fspath(data_dir), "feats.scp")
+    if not os.path.exists(scp):
+        raise MissingFileError(f"{scp}: no features; run make-mfcc and compute-cmvn-stats on {data_dir} first")
+    for _, mat in read_matrices(scp):
+        return mat.shape[1]
+    raise InputError(f"{scp}: empty; re-run make-mfcc")
+
+
+def check_raw_feature_dim(model_path, data_dir, expected_dim, expected_features, feature_type="mfcc"):
+    """Refuse, before any job, a data dir whose feats.scp does not have the raw dimension the model
+    was trained on (13-dim MFCC given to the hires DNN, hires given to a GMM), naming both dimensions
+    and the config that makes the right ones. `expected_dim` None (an older model): not checked."""
+    if expected_dim is None:
+        return
+    actual = raw_feature_dim_of(data_dir)
+    if actual != expected_dim:
+        raise DimensionMismatchError(
+            f"{model_path} expects {expected_dim}-dim {feature_type} ({expected_features}) but {data_dir}/feats.scp "
+            f"holds {actual}-dim features; use a data dir made with the features the model was trained on "
+            f"({feature_config_hint(expected_dim, feature_type)}) or retrain")
+
+
 def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_cmvn_history=None):
     """Iterate (utt, float32 features) for a data dir: feats.scp through `pipeline`.
 

@@ -67,6 +67,20 @@ def read_model_header(path):
         return _header(npz, path)
 
 
+def check_data_features(path, data_dir):
+    """A GMM model's raw feature dimension (from its header alone) against DATA/feats.scp: a one-line
+    error naming both, before any job reads a feature (`kaldilite.feat.pipeline.check_raw_feature_dim`)."""
+    from kaldilite.feat.pipeline import check_raw_feature_dim
+
+    header = read_model_header(path)
+    if header.get("model_type", "gmm") != "gmm":  # nnet2 models check their own input chain
+        return
+    extra = header.get("extra", {})
+    raw_dim = extra.get("raw_feature_dim")
+    check_raw_feature_dim(path, data_dir, raw_dim, describe_pipeline(header.get("pipeline"), header.get("feature_dim"),
+                                                                     raw_dim, extra.get("transform")))
+
+
 def read_model_pipeline(path):
     """The model's `FeaturePipeline` (None if saved without one) from its header and the pipeline's
     arrays alone: no GMM or network array is read."""

@@ -147,10 +147,13 @@ class NnetAcousticModel:
         return text
 
     def _mismatch(self, actual_dim, stage):
+        from kaldilite.feat.pipeline import feature_config_hint
+
         return DimensionMismatchError(
             f"{self.source} expects {self.input_dim}-dim input ({self.describe_input()}) but the {stage} are "
             f"{actual_dim}-dim; make the features with the options the model was trained on "
-            f"({self.raw_feature_dim}-dim {self.feature_type}, e.g. the recipe's conf/mfcc.conf) or retrain")
+            f"({self.raw_feature_dim}-dim {self.feature_type}, "
+            f"{feature_config_hint(self.raw_feature_dim, self.feature_type)}) or retrain")
 
     def check_raw_features(self, raw_dim):
         """Before the pipeline: the data dir's feats.scp must hold `raw_feature_dim`-dim features."""
@@ -275,15 +278,10 @@ def _describe_steps(pipeline, input_dim, transform_name):
 
 
 def raw_feature_dim_of(data_dir):
-    """Dimension of the first matrix in DATA/feats.scp (feat-to-dim)."""
-    from kaldilite.io.tables import read_matrices
+    """Dimension of the first matrix in DATA/feats.scp (`kaldilite.feat.pipeline.raw_feature_dim_of`)."""
+    from kaldilite.feat.pipeline import raw_feature_dim_of as feature_dim
 
-    scp = os.path.join(os.fspath(data_dir), "feats.scp")
-    if not os.path.exists(scp):
-        raise MissingFileError(f"{scp}: no features; run make-mfcc and compute-cmvn-stats on {data_dir} first")
-    for _, mat in read_matrices(scp):
-        return mat.shape[1]
-    raise InputError(f"{scp}: empty; re-run make-mfcc")
+    return feature_dim(data_dir)
 
 
 def save_nnet_model(path, model: NnetAcousticModel):

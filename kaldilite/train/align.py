@@ -24,14 +24,16 @@ log = logging.getLogger(__name__)
 def align_si(data_dir, lang_dir, src_dir, ali_dir, *, nj=4, beam=10.0, retry_beam=40.0, acoustic_scale=0.1,
              transition_scale=1.0, self_loop_scale=0.1, boost_silence=1.0):
     """Returns {'aligned': n, 'failed': n, 'failed_utts': [...]}."""
+    from kaldilite.gmm.model import check_data_features
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.lang import LangDir
     from kaldilite.parallel import jobs_fork_from_here, run_jobs
     from kaldilite.train.mono import _silence_pdfs, _write_text
 
     src, ali = Path(src_dir), Path(ali_dir)
-    (ali / "log").mkdir(parents=True, exist_ok=True)
     model = src / "final.mdl"
+    check_data_features(model, data_dir)  # before anything is written
+    (ali / "log").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, ali / "final.mdl")
     shutil.copyfile(src / "tree", ali / "tree")
     shutil.copyfile(Path(lang_dir) / "phones.txt", ali / "phones.txt")
