@@ -115,6 +115,7 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
         added = [line for lines, _, _ in proposals.values() for line in lines]
         # lexiconp.txt gets them with probability 1.0 (each a word's only or equal pronunciation), and a
         # lexicon.txt kept beside it the same lines without it, so that the two still agree
+        written = []
         for path in (dict_dir / "lexicon.txt", dict_dir / "lexiconp.txt"):
             if not path.is_file():
                 continue
@@ -123,9 +124,11 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
             with atomic_open(path) as out:
                 out.write(text + ("" if not text or text.endswith("\n") else "\n"))
                 out.writelines((line.replace(" ", " 1.0 ", 1) if with_prob else line) + "\n" for line in added)
+            written.append(str(path))
         for word, (lines, source, loc) in proposals.items():
             for line in lines:
-                log.warning("auto-g2p: %s: added '%s' to %s (from %s; review it)", loc, line, lexicon, source)
+                log.warning("auto-g2p: %s: added '%s' to %s (from %s; review it)", loc, line, " and ".join(written),
+                            source)
         return added
     for word, (lines, source, loc) in proposals.items():
         if lines:
@@ -134,9 +137,14 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     for problem in problems:
         log.warning("%s", problem)
     names = " ".join(missing)
-    fix = ("fix the words above by hand" if problems else
-           f"add the proposed lines (`kaldilite g2p --lexicon {dict_dir} {names} >> {lexicon}`, then review them) "
-           f"or re-run with --auto-g2p")
+    if problems:
+        fix = "fix the words above by hand"
+    elif lexicon.name == "lexiconp.txt":  # g2p prints no probability column: its lines cannot be appended here
+        fix = (f"re-run with --auto-g2p (it adds the proposed lines to {lexicon} with probability 1.0"
+               f"{' and to lexicon.txt beside it' if (dict_dir / 'lexicon.txt').is_file() else ''}), then review them")
+    else:
+        fix = (f"add the proposed lines (`kaldilite g2p --lexicon {dict_dir} {names} >> {lexicon}`, then review "
+               "them) or re-run with --auto-g2p")
     raise InputError(f"{len(missing)} grammar word(s) without a pronunciation in {lexicon}: "
                      + ", ".join(f"{w} ({loc})" for w, loc in missing.items()) + f"; {fix}")
 

@@ -7,6 +7,7 @@ pair check of dict-dir loading (validate_dict_dir.pl's: lexicon.txt and lexiconp
 
 import pytest
 
+from kaldilite.errors import InputError
 from kaldilite.lang.dictdir import DictDir
 from kaldilite.lang.g2p import dict_phone_set, lexicon_has_stress
 from kaldilite.lang.newwords import check_pronunciations
@@ -23,18 +24,39 @@ def with_lexiconp(lang, keep_plain):
 
 
 @pytest.mark.parametrize("keep_plain", [False, True])
-def test_auto_g2p_appends_to_lexiconp_and_keeps_lexicon_txt_in_step(tmp_path, keep_plain):
+def test_auto_g2p_appends_to_lexiconp_and_keeps_lexicon_txt_in_step(tmp_path, keep_plain, caplog):
     lang = with_lexiconp(edited_lang(tmp_path / "en", commands_add=["seven"], lexicon_remove=["seven"]), keep_plain)
     assert not lexicon_has_stress(lang / "lexiconp.txt") and not lexicon_has_stress(lang)
     before = (lang / "lexiconp.txt").read_text().splitlines()
 
-    assert check_pronunciations(lang, [lang / "commands.txt"], auto_g2p=True) == ["seven S EH V AH N"]
+    with caplog.at_level("WARNING", logger="kaldilite.lang.newwords"):
+        assert check_pronunciations(lang, [lang / "commands.txt"], auto_g2p=True) == ["seven S EH V AH N"]
+    # the log names every file the line went into
+    files = f"{lang / 'lexicon.txt'} and {lang / 'lexiconp.txt'}" if keep_plain else f"{lang / 'lexiconp.txt'} "
+    assert f"added 'seven S EH V AH N' to {files}" in caplog.text
     assert (lang / "lexiconp.txt").read_text().splitlines() == before + ["seven 1.0 S EH V AH N"]
     if keep_plain:
         assert (lang / "lexicon.txt").read_text().splitlines()[-1] == "seven S EH V AH N"
     entries = {(e.word, e.prob, e.phones) for e in DictDir.load(lang).lexicon}  # the pair still agrees
     assert ("seven", 1.0, ("S", "EH", "V", "AH", "N")) in entries and ("no", 0.6, ("N", "OW")) in entries
     assert check_pronunciations(lang, [lang / "commands.txt"]) == []
+
+
+@pytest.mark.parametrize("keep_plain", [False, True])
+def test_a_missing_word_of_a_lexiconp_dict_dir_is_not_sent_to_g2p_appending(tmp_path, keep_plain):
+    # `kaldilite g2p` prints `word phones` lines: appended to lexiconp.txt the first phone would be read as
+    # the probability, so the fix offered is --auto-g2p, which writes the column (and lexicon.txt too)
+    lang = with_lexiconp(edited_lang(tmp_path / "en", commands_add=["seven"], lexicon_remove=["seven"]), keep_plain)
+    with pytest.raises(InputError) as err:
+        check_pronunciations(lang, [lang / "commands.txt"])
+    message = str(err.value)
+    assert message.startswith(f"1 grammar word(s) without a pronunciation in {lang / 'lexiconp.txt'}: seven (")
+    assert ">>" not in message and "re-run with --auto-g2p" in message
+    assert ("and to lexicon.txt beside it" in message) == keep_plain
+    (lang / "lexiconp.txt").unlink()
+    if keep_plain:  # a lexicon.txt dict dir keeps the g2p line to append
+        with pytest.raises(InputError, match=f"kaldilite g2p --lexicon {lang} seven >> {lang / 'lexicon.txt'}"):
+            check_pronunciations(lang, [lang / "commands.txt"])
 
 
 def test_the_phone_set_of_a_lexiconp_only_dict_dir_is_its_phone_files(tmp_path):
