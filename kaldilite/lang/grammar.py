@@ -118,7 +118,6 @@ from pathlib import Path
 from kaldilite.errors import InputError, MissingFileError, where
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
 from kaldilite.lang.fsts import fst_from_arcs, read_fst, write_fst
-from kaldilite.lang.g2p import g2p_hint
 from kaldilite.lang.langdir import FILLERS_FILE
 from kaldilite.lang.prepare import write_lexicon_part
 from kaldilite.utils import atomic_open
@@ -411,8 +410,10 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         numeric = [w for w in missing if _is_number(w)]
         hint = f" ({numeric[0]!r} looks like a weight: separate it from the words with a TAB)" if numeric else ""
         raise InputError(
-            f"{len(missing)} word(s) not in the lexicon of {lang_dir}: {listed}{hint}; add them to the dict dir's "
-            f"lexicon.txt (`{g2p_hint(list(missing))}`) and re-run prepare-lang"
+            f"{len(missing)} word(s) not in the lexicon of {lang_dir}: {listed}{hint}; add them to the lexicon of the "
+            f"dict dir it was made from (lexiconp.txt if the dict dir has one, else lexicon.txt: `kaldilite "
+            f"check-pronunciations --auto-g2p DICT_DIR {' '.join(str(p) for p in (commands, fillers) if p)}` "
+            f"writes the proposed lines to each) and re-run prepare-lang"
         )
     command_set = {words: number for words, _, number in command_items}
     for words, _, number in filler_items:

@@ -68,3 +68,27 @@ def test_the_phone_set_of_a_lexiconp_only_dict_dir_is_its_phone_files(tmp_path):
         (lang / name).unlink()
     used = {p for line in (lang / "lexiconp.txt").read_text().splitlines() for p in line.split()[2:]}
     assert dict_phone_set(lang) == used and "1.0" not in used
+
+
+def test_make_grammars_missing_word_fix_works_on_a_lexiconp_dict_dir(tmp_path):
+    # the lang dir does not know which file its dict dir's lexicon was: the message says how prepare-lang
+    # chose (lexiconp.txt first) and offers check-pronunciations --auto-g2p, which, followed, fixes it
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+    from kaldilite.lang.grammar import make_grammar
+    from kaldilite.lang.prepare import prepare_lang
+
+    dict_dir = with_lexiconp(edited_lang(tmp_path / "en", commands_add=["seven"], lexicon_remove=["seven"]), False)
+    lang = prepare_lang(dict_dir, "<UNK>", tmp_path / "tmp", tmp_path / "lang")
+    with pytest.raises(InputError) as err:
+        make_grammar(dict_dir / "commands.txt", lang, tmp_path / "lang_commands")
+    message = str(err.value)
+    assert "seven (" in message and "lexiconp.txt if the dict dir has one, else lexicon.txt" in message
+    command = message.split("`")[1].replace("DICT_DIR", str(dict_dir)).split()
+    assert command[:3] == ["kaldilite", "check-pronunciations", "--auto-g2p"]
+    assert CliRunner().invoke(cli, command[1:]).exit_code == 0
+    assert (dict_dir / "lexiconp.txt").read_text().splitlines()[-1] == "seven 1.0 S EH V AH N"
+    lang = prepare_lang(dict_dir, "<UNK>", tmp_path / "tmp2", tmp_path / "lang2")
+    make_grammar(dict_dir / "commands.txt", lang, tmp_path / "lang_commands")
+    assert (tmp_path / "lang_commands" / "G.fst").is_file()
