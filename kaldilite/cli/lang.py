@@ -223,7 +223,8 @@ def g2p_cmd(words, lexicon, max_variants):
 @click.argument("dict_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("grammar_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--auto-g2p", is_flag=True,
-              help="Append the proposed pronunciations of missing words to DICT_DIR/lexicon.txt (each logged).")
+              help="Append the proposed pronunciations of missing words to DICT_DIR's lexicon.txt and lexiconp.txt "
+                   "(probability 1.0), whichever it has (each logged).")
 @click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
               help="A trained GMM system (final.mdl, final.occs, phones.txt): warn about each grammar word using "
                    "a phone it had almost no training data for.")
