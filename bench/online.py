@@ -63,8 +63,7 @@ def batch_online_cmvn_words(bundle, wave, state):
     opts = bundle.online_opts
     raw = compute_mfcc(wave, bundle.mfcc_opts)
     normalized = OnlineCmvn(raw, bundle.cmvn_opts, state).get_frames(0, len(raw))
-    rest = dataclasses.replace(bundle.pipeline, cmvn="none", norm_vars=False)
-    feats = rest.apply(normalized)
+    feats = bundle.pipeline.without_cmvn().apply(normalized)
     result = decode_utterance(bundle.graph, bundle.scorer.log_likelihoods(feats), bundle.tid_to_pdf,
                               beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
                               acoustic_scale=opts.acoustic_scale)

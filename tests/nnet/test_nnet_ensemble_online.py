@@ -55,7 +55,7 @@ def _bundle_features(bundle, wave):
 
     raw = compute_mfcc(wave, bundle.mfcc_opts)
     normalized = OnlineCmvn(raw, bundle.cmvn_opts, bundle.cmvn_state()).get_frames(0, len(raw))
-    return raw, normalized, dataclasses.replace(bundle.pipeline, cmvn="none").apply(normalized)
+    return raw, normalized, bundle.pipeline.without_cmvn().apply(normalized)
 
 
 def test_the_bundle_scores_are_the_members_geometric_mean_over_the_priors(ensemble_bundle, fsdd_dir):

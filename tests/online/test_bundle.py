@@ -116,7 +116,7 @@ def test_an_nnet2_bundle_streams_exactly_like_the_offline_dnn_decode(nnet2_bundl
         wave = fsdd(fsdd_dir, name)
         raw = compute_mfcc(wave, nnet2_bundle.mfcc_opts)
         normalized = OnlineCmvn(raw, nnet2_bundle.cmvn_opts, nnet2_bundle.cmvn_state()).get_frames(0, len(raw))
-        feats = dataclasses.replace(nnet2_bundle.pipeline, cmvn="none").apply(normalized)
+        feats = nnet2_bundle.pipeline.without_cmvn().apply(normalized)
         offline = decode_utterance(nnet2_bundle.graph, nnet2_bundle.scorer.log_likelihoods(feats),
                                    nnet2_bundle.tid_to_pdf, beam=o.beam, acoustic_scale=o.acoustic_scale)
         recognizer = OnlineRecognizer(nnet2_bundle, opts)

@@ -25,7 +25,7 @@ def offline_on_online_cmvn(bundle, wave):
 
     raw = compute_mfcc(wave, bundle.mfcc_opts)
     normalized = OnlineCmvn(raw, bundle.cmvn_opts, bundle.cmvn_state()).get_frames(0, len(raw))
-    feats = dataclasses.replace(bundle.pipeline, cmvn="none").apply(normalized)
+    feats = bundle.pipeline.without_cmvn().apply(normalized)
     o = bundle.online_opts
     return decode_utterance(bundle.graph, bundle.scorer.log_likelihoods(feats), bundle.tid_to_pdf, beam=o.beam,
                             max_active=o.max_active, min_active=o.min_active, acoustic_scale=o.acoustic_scale)
@@ -198,7 +198,7 @@ def test_a_wide_lattice_beam_reaches_the_decoders_link_pruning(digits_bundle, fs
 
         raw = compute_mfcc(wave, digits_bundle.mfcc_opts)
         normalized = OnlineCmvn(raw, digits_bundle.cmvn_opts, digits_bundle.cmvn_state()).get_frames(0, len(raw))
-        feats = dataclasses.replace(digits_bundle.pipeline, cmvn="none").apply(normalized)
+        feats = digits_bundle.pipeline.without_cmvn().apply(normalized)
         whole = BeamDecoder(digits_bundle.graph, digits_bundle.tid_to_pdf,
                             DecoderOptions(beam=opts.beam, max_active=opts.max_active, min_active=opts.min_active,
                                            acoustic_scale=opts.acoustic_scale, lattice_beam=beam), lattice=True)
