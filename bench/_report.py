@@ -2,6 +2,8 @@
 
 Each benchmark owns the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`;
 re-running it replaces only that section (atomically), so benchmarks never clobber each other.
+A hand-written reading of the figures survives the re-run when it is kept between
+`<!-- reading -->` and `<!-- /reading -->` inside the section (see `update_section`).
 """
 
 import datetime
@@ -20,13 +22,29 @@ def machine_line():
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {datetime.date.today()}"
 
 
+READING_BEGIN, READING_END = "<!-- reading -->", "<!-- /reading -->"
+_READING = re.compile(re.escape(READING_BEGIN) + r".*?" + re.escape(READING_END), re.S)
+
+
 def update_section(name, markdown):
-    """Replace (or append) the section for benchmark `name` with `markdown`."""
+    """Replace (or append) the section for benchmark `name` with `markdown`.
+
+    The old section's reading blocks (`<!-- reading -->` ... `<!-- /reading -->`: what a person wrote
+    about the figures) are carried to the end of the new section, unless `markdown` brings reading
+    blocks of its own (a bench that writes its reading itself replaces it). A carried reading discusses
+    the figures it was written for: the section's machine line dates the figures now above it.
+    """
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}"
     text = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    old = pattern.search(text)
+    body = markdown.rstrip()
+    if old and not _READING.search(body):
+        readings = _READING.findall(old.group(0))
+        if readings:
+            body += "\n\n" + "\n\n".join(readings)
+    block = f"{begin}\n{body}\n{end}"
+    text = pattern.sub(lambda _: block, text) if old else text.rstrip() + "\n\n" + block + "\n"
     with atomic_open(BENCHMARKS) as out:
         out.write(text)
 
