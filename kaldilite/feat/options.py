@@ -7,9 +7,10 @@ with `_` replaced by `-` (so `num_mel_bins` is `--num-mel-bins`), which is exact
 option name; `kaldilite.io.config.read_config` relies on that. Nested dataclasses
 (`frame_opts`, `mel_opts`) are flattened into one option namespace, as in Kaldi.
 
-Not supported (rejected when set to a non-default value, see `check()`): VTLN warping
-(`compute-mfcc-feats --vtln-warp` is not an option here, so `--vtln-low/--vtln-high` are
-accepted but have no effect), `--max-feature-vectors`. `--dither-seed` is ours: Kaldi seeds
+`--vtln-warp` (compute-mfcc-feats' and compute-fbank-feats' own option in Kaldi) is a field of
+`MelBanksOptions` here, beside `--vtln-low/--vtln-high`: one warp factor for every file the
+options extract. Not supported (rejected when set to a non-default value, see `check()`):
+per-utterance warps (`--vtln-map`), `--max-feature-vectors`. `--dither-seed` is ours: Kaldi seeds
 its dither from a global random state; here the noise comes from a seeded numpy Generator so
 that a run is reproducible.
 """
@@ -25,8 +26,7 @@ WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "sine", "blackman"
 # Options of Kaldi's feature tools that kaldilite does not implement: (Kaldi's default, why).
 # A config file may carry them at their default value; anything else is a clear error.
 KALDI_UNSUPPORTED = {
-    "vtln-warp": ("1.0", "VTLN warping is not supported"),
-    "vtln-map": ("", "VTLN warping is not supported"),
+    "vtln-map": ("", "per-utterance VTLN warps are not supported; extract each warp's utterances with --vtln-warp"),
     "subtract-mean": ("false", "per-file mean subtraction is not supported; use CMVN (compute-cmvn-stats)"),
     "max-feature-vectors": ("-1", "feature recycling is not supported"),
     "output-format": ("kaldi", "only Kaldi-format output is written"),
@@ -117,9 +117,12 @@ class MelBanksOptions:
     high_freq: float = dataclasses.field(default=0.0, metadata=_help(
         "High cutoff frequency for mel bins (if <= 0, offset from Nyquist)"))
     vtln_low: float = dataclasses.field(default=100.0, metadata=_help(
-        "Low inflection point of the VTLN warping function (accepted; VTLN is not supported)"))
+        "Low inflection point of the VTLN warping function"))
     vtln_high: float = dataclasses.field(default=-500.0, metadata=_help(
-        "High inflection point of the VTLN warping function (accepted; VTLN is not supported)"))
+        "High inflection point of the VTLN warping function (if negative, offset from Nyquist)"))
+    vtln_warp: float = dataclasses.field(default=1.0, metadata=_help(
+        "VTLN warp factor (1.0 = none): the mel bins are laid on the frequency axis warped by Kaldi's "
+        "piecewise-linear VTLN function"))
     debug_mel: bool = dataclasses.field(default=False, metadata=_help(
         "Log the mel bin weights at debug level"))
 
@@ -134,10 +137,21 @@ class MelBanksOptions:
                 f"give {low:g}..{high:g} Hz, which must lie inside 0..{nyquist:g} Hz (Nyquist)")
         return low, high
 
+    def vtln_cutoffs(self, sample_frequency):
+        """(vtln-low, vtln-high) in Hz after resolving a non-positive vtln-high against Nyquist."""
+        return self.vtln_low, self.vtln_high if self.vtln_high > 0.0 else 0.5 * sample_frequency + self.vtln_high
+
     def check(self, sample_frequency):
         if self.num_mel_bins < 3:
             raise InputError(f"--num-mel-bins must be at least 3, got {self.num_mel_bins}")
-        self.cutoffs(sample_frequency)
+        low, high = self.cutoffs(sample_frequency)
+        if not 0.0 < self.vtln_warp < math.inf:
+            raise InputError(f"--vtln-warp must be positive, got {self.vtln_warp}")
+        vtln_low, vtln_high = self.vtln_cutoffs(sample_frequency)
+        if self.vtln_warp != 1.0 and not low < vtln_low < vtln_high < high:
+            raise InputError(f"--vtln-warp {self.vtln_warp:g}: --vtln-low={self.vtln_low:g} and --vtln-high="
+                             f"{self.vtln_high:g} give {vtln_low:g}..{vtln_high:g} Hz, which must lie strictly inside the "
+                             f"mel range {low:g}..{high:g} Hz (--low-freq, --high-freq)")
 
 
 @dataclasses.dataclass

@@ -26,10 +26,36 @@ def inverse_mel_scale(mel):
     return 700.0 * (np.exp(np.asarray(mel, dtype=np.float64) / 1127.0) - 1.0)
 
 
+def vtln_warp_freq(freq, alpha, low_freq, high_freq, vtln_low, vtln_high):
+    """Kaldi's piecewise-linear VTLN warp F(freq) in Hz for warp factor(s) `alpha` (broadcast).
+
+    F(f) = f / alpha between the inflection points l = vtln_low * max(1, alpha) and
+    h = vtln_high * min(1, alpha); straight lines from (low_freq, low_freq) to (l, F(l)) and from
+    (h, F(h)) to (high_freq, high_freq); frequencies outside [low_freq, high_freq] unchanged.
+    `vtln_high` is in Hz here (a negative option resolved against Nyquist).
+    """
+    freq = np.asarray(freq, dtype=np.float64)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    lo, hi, f_lo, f_hi = _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high)
+    left = low_freq + (f_lo - low_freq) / (lo - low_freq) * (freq - low_freq)
+    right = high_freq + (high_freq - f_hi) / (high_freq - hi) * (freq - high_freq)
+    warped = np.where(freq < lo, left, np.where(freq < hi, freq / alpha, right))
+    return np.where((freq < low_freq) | (freq > high_freq), freq, warped)
+
+
+def _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high):
+    lo = vtln_low * np.maximum(1.0, alpha)
+    hi = vtln_high * np.minimum(1.0, alpha)
+    return lo, hi, lo / alpha, hi / alpha
+
+
 def mel_banks(mel_opts, frame_opts):
     """Triangular mel weights as a (N/2 + 1, num_mel_bins) float64 matrix over power-spectrum bins.
 
     The Nyquist bin (row N/2) has weight zero, as in Kaldi, whose bins span FFT bins 0 .. N/2-1.
+    With --vtln-warp other than 1, each bin's left edge, centre and right edge e (in Hz) move to
+    F(e), F the piecewise-linear VTLN warp (`vtln_warp_freq`), as Kaldi's MelBanks places them
+    (VtlnWarpMelFreq); the triangles stay linear in mel between the moved points.
     """
     num_bins = mel_opts.num_mel_bins
     fft_length = frame_opts.padded_window_size
@@ -40,6 +66,10 @@ def mel_banks(mel_opts, frame_opts):
     mel = mel_scale(frame_opts.sample_frequency / fft_length * np.arange(num_fft_bins))[:, None]
     left = mel_low + delta * np.arange(num_bins)[None, :]
     center, right = left + delta, left + 2.0 * delta
+    if mel_opts.vtln_warp != 1.0:
+        vtln_low, vtln_high = mel_opts.vtln_cutoffs(frame_opts.sample_frequency)
+        left, center, right = (mel_scale(vtln_warp_freq(inverse_mel_scale(m), mel_opts.vtln_warp, low, high,
+                                                        vtln_low, vtln_high)) for m in (left, center, right))
     rising = (mel - left) / (center - left)
     falling = (right - mel) / (right - center)
     weights = np.where(mel <= center, rising, falling)
@@ -88,7 +118,7 @@ def _log_energy(windowed, raw_log_energy, use_raw, energy_floor):
 
 
 class MfccComputer:
-    """Maps processed frames to MFCCs (Kaldi's MfccComputer, minus VTLN)."""
+    """Maps processed frames to MFCCs (Kaldi's MfccComputer; one VTLN warp per options)."""
 
     def __init__(self, opts):
         self.opts = opts
@@ -119,7 +149,7 @@ class MfccComputer:
 
 
 class FbankComputer:
-    """Maps processed frames to (log) mel filterbank energies (Kaldi's FbankComputer, minus VTLN)."""
+    """Maps processed frames to (log) mel filterbank energies (Kaldi's FbankComputer; one VTLN warp per options)."""
 
     def __init__(self, opts):
         self.opts = opts

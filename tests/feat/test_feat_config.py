@@ -110,8 +110,8 @@ def test_click_options_override_the_config_like_kaldi_command_lines(tmp_path):
 
 
 def test_kaldi_options_we_do_not_implement_are_refused_unless_at_their_default(tmp_path):
-    assert read_config(write(tmp_path, "--vtln-warp=1.0\n--subtract-mean=false\n"), MfccOptions) == MfccOptions()
-    with pytest.raises(InputError, match=r"mfcc.conf:2: --vtln-warp=0.9 is not supported \(VTLN warping is not supported\)"):
-        read_config(write(tmp_path, "--dither=0\n--vtln-warp=0.9\n"), MfccOptions)
+    assert read_config(write(tmp_path, "--vtln-map=\n--subtract-mean=false\n"), MfccOptions) == MfccOptions()
+    with pytest.raises(InputError, match=r"mfcc.conf:2: --vtln-map=ark:warps.ark is not supported \(per-utterance VTLN"):
+        read_config(write(tmp_path, "--dither=0\n--vtln-map=ark:warps.ark\n"), MfccOptions)
     with pytest.raises(InputError, match="--subtract-mean=true is not supported"):
         read_config(None, FbankOptions, overrides={"subtract-mean": "true"})
