@@ -10,7 +10,10 @@ encodes the binary objects exactly as Kaldi's `Matrix::Write` / `WriteIntegerVec
 - float vectors.
 Readers accept Kaldi rspecifiers (`scp:feats.scp`, `ark:x.ark`, `ark,t:-` style options are
 ignored) or bare paths (`*.scp` is a script file, anything else an archive), scp entries with
-an offset and an optional Kaldi row/column range `x.ark:12[0:9]` / `[0:9,0:12]`.
+an offset and an optional Kaldi row/column range `x.ark:12[0:9]` / `[0:9,0:12]`. Binary matrices
+come back in their stored type (`FM` float32, `DM` float64); text matrices, which carry no type, in
+float64 (every digit kept, as Kaldi's Matrix<double> reads CMVN stats). An alignment dir
+(ALI_DIR/ali.JOB.gz) is read by `read_alignment_dir`.
 
 Writes are atomic (temp file + rename, see `kaldilite.utils.atomic`): an interrupted writer
 leaves neither ark nor scp behind. Problems in the files raise InputError / MissingFileError

@@ -324,3 +324,10 @@ def test_a_spec_augment_proportion_outside_0_1_is_refused_before_any_work(propor
     # SpecAugment itself refuses >= 1 only once the lattices are loaded, and a negative one meant "off"
     with pytest.raises(InputError, match=r"^--spec-augment-freq-max-proportion must be in \[0, 1\), got "):
         NnetDiscriminativeOptions(spec_augment_freq_max_proportion=proportion)
+
+
+def test_a_malformed_copy_ali_prefixes_is_refused_before_any_work():
+    # train-nnet2's parser and message; None (the default) means: as the source model was trained
+    with pytest.raises(InputError, match=r"--copy-ali-prefixes '=sp1.0-': '=sp1.0-' must be COPY=SOURCE"):
+        NnetDiscriminativeOptions(copy_ali_prefixes="=sp1.0-")
+    assert NnetDiscriminativeOptions().copy_ali_prefixes is None
