@@ -30,6 +30,9 @@
   example masked to the CMVN mean, on the spliced frames before the preconditioning transform,
   drawn afresh for every minibatch from their own random stream (the example order stays that of
   the same seed without SpecAugment); the diagnostics, priors and the decoded network see clean input;
+- `vtlp_max_warp` > 0 (VTLP, Jaitly & Hinton 2013; `kaldilite.nnet.vtlp`): in the same log-mel step,
+  before the masks, each example's bins warped by Kaldi's VTLN warp with a factor uniform on
+  1 +- vtlp_max_warp, the mel geometry read from `vtlp_config` (the features' MFCC config);
 - `update="rms"`: per-parameter RMS-normalized steps (Adam) instead of momentum SGD, a light
   stand-in for nnet2's natural-gradient (online preconditioned) updates;
 - `num_averaged_networks` > 1 (`train_ensemble`): several networks from consecutive seeds on the
