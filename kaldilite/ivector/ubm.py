@@ -34,7 +34,6 @@ def init_ubm_from_frames(frames, num_gauss, rng):
     if frames.shape[0] < 10 * num_gauss:
         raise InputError(f"diag UBM: {frames.shape[0]} frames are too few for {num_gauss} Gaussians "
                          "(at least 10 per Gaussian); lower the number of Gaussians")
-    mean = frames.mean(axis=0)
     variance = np.maximum(frames.var(axis=0), 1e-10)
     chosen = rng.choice(frames.shape[0], size=num_gauss, replace=False)
     return AmDiagGmm(frames[chosen], np.tile(variance, (num_gauss, 1)), np.full(num_gauss, -np.log(num_gauss)),
@@ -67,7 +66,7 @@ def train_diag_ubm(frames, num_gauss, *, num_iters_init=20, initial_gauss_propor
     # grow linearly to the target over the first half of the initial iterations (as gmm-global-init-from-feats)
     grow_iters = max(1, num_iters_init // 2)
     for it in range(num_iters_init):
-        accs = ubm_em_pass(ubm, [subset])
+        accs = ubm_em_pass(ubm, _chunks(subset))
         ubm.update(accs, min_gaussian_occupancy=min_gaussian_occupancy, min_gaussian_weight=min_gaussian_weight,
                    remove_low_count_gaussians=False)
         if it < grow_iters and ubm.num_gauss < num_gauss:
