@@ -83,6 +83,9 @@ def _device_error(message):
 @click.option("--stdin", "use_stdin", is_flag=True,
               help="Read raw 16-bit little-endian mono PCM from stdin (see --sample-rate), or a 16-bit mono WAV "
                    "stream (its header gives the rate).")
+@click.option("--channel", type=int,
+              help="With --wav: the channel of multi-channel files to decode (0-based, Kaldi's --channel); without "
+                   "it a file with several channels is refused.")
 @click.option("--realtime", type=click.BOOL, default=False, show_default=True,
               help="With --wav: stream in real time (like a microphone) instead of as fast as possible.")
 @click.option("--json", "as_json", is_flag=True,
@@ -113,7 +116,7 @@ def _device_error(message):
               help="Seconds of audio the capture ring buffer holds before it drops chunks (overruns).")
 @click.option("--partial", is_flag=True, help="Print partial hypotheses to stderr as they change.")
 @click.argument("wav_files", nargs=-1, type=click.Path(dir_okay=False))
-def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device, list_devices, sample_rate,
+def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json, device, list_devices, sample_rate,
                       online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, carry_cmvn, utt2spk_file,
                       buffer_length, partial, wav_files):
     """Recognize commands live: one line (or JSON object) per spoken command or `<rejected>`.
@@ -147,6 +150,8 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
         raise InputError(f"--sample-rate must be positive, got {sample_rate}")
     if utt2spk_file and not wav:
         raise click.UsageError("--utt2spk goes with --wav (it names each file's speaker)")
+    if channel is not None and not wav:
+        raise click.UsageError("--channel goes with --wav (--mic and --stdin record one channel)")
     speaker_of = _file_speakers(utt2spk_file, wav_files) if utt2spk_file else {}
 
     from kaldilite.online.bundle import ModelBundle
@@ -181,6 +186,10 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
         if recognizer is not None:
             speaker_states[last_speaker] = recognizer.cmvn_state
         state = speaker_states.get(speaker) or bundle.cmvn_state()  # this speaker's so far, else the prior
+        if source.sample_rate < bundle.sample_rate:  # resampled up, but the band above half its rate is empty
+            log.warning("%s: %d Hz audio for a model trained on %d Hz: upsampled, but it holds nothing above %g kHz, "
+                        "so expect lower accuracy; record at %d Hz", source.name, source.sample_rate,
+                        bundle.sample_rate, source.sample_rate / 2000, bundle.sample_rate)
         if recognizer is None or recognizer.sample_rate != source.sample_rate:
             recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
                                           on_partial=show_partial if partial else None)
@@ -196,7 +205,8 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, realtime, as_json, device,
 
     if wav:
         for path in wav_files:
-            run(WavSource(path, realtime=realtime, buffer_seconds=buffer_length), speaker_of.get(path))
+            run(WavSource(path, realtime=realtime, buffer_seconds=buffer_length, channel=channel),
+                speaker_of.get(path))
     elif use_stdin:
         run(StdinSource(sample_rate or bundle.sample_rate, buffer_seconds=buffer_length,
                         explicit_rate=sample_rate is not None))

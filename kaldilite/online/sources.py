@@ -212,10 +212,11 @@ class AudioSource:
 
 class WavSource(AudioSource):
     """A sound file streamed chunk by chunk, paced in real time (`realtime=True`, dropping chunks
-    the reader does not take in time, like a microphone) or as fast as the reader takes them."""
+    the reader does not take in time, like a microphone) or as fast as the reader takes them.
+    `channel`: the 0-based channel of a multi-channel file (refused without it, as `read_audio`)."""
 
     def __init__(self, path, chunk_seconds=DEFAULT_CHUNK_SECONDS, realtime=False,
-                 buffer_seconds=DEFAULT_BUFFER_SECONDS):
+                 buffer_seconds=DEFAULT_BUFFER_SECONDS, channel=None):
         from kaldilite.io.audio import read_audio
 
         super().__init__(chunk_seconds, buffer_seconds)
@@ -227,7 +228,7 @@ class WavSource(AudioSource):
             self.sample_rate = int(soundfile.info(str(path)).samplerate)
         except (RuntimeError, soundfile.LibsndfileError, OSError):
             pass  # read_audio names the problem
-        self.waveform = read_audio(str(path))
+        self.waveform = read_audio(str(path), channel=channel)
         if not self.sample_rate:
             raise AudioError(f"{path}: cannot tell the sample rate")
 
@@ -387,6 +388,14 @@ def list_devices():
     return lines
 
 
+def _no_input_devices(sd):
+    """True when PortAudio lists devices and none of them records (False when it cannot tell)."""
+    try:
+        return not any(info.get("max_input_channels", 0) > 0 for info in sd.query_devices())
+    except Exception:  # PortAudioError and friends: it cannot tell
+        return False
+
+
 class MicSource(AudioSource):
     """Microphone capture through PortAudio (`sounddevice.InputStream`); its callback thread is the
     capture thread. PortAudio's own input overflows are counted too (`device_overflows`).
@@ -408,8 +417,13 @@ class MicSource(AudioSource):
         try:
             info = sd.query_devices(device, "input")
         except Exception as exc:
+            if device is None and _no_input_devices(sd):
+                raise DeviceError(f"no default input device: PortAudio sees no audio input at all ({exc}); connect a "
+                                  "microphone (and check this user may open it, e.g. group audio), or decode files "
+                                  "with --wav FILE... or --stdin") from None
             what = f"input device {device!r}" if device is not None else "default input device"
-            raise DeviceError(f"no {what} ({exc}); see `kaldilite decode-online --list-devices`") from None
+            raise DeviceError(f"no {what} ({exc}); choose one with --device N from "
+                              "`kaldilite decode-online --list-devices`") from None
         if not info or info.get("max_input_channels", 0) < 1:
             raise DeviceError(f"device {device!r} has no input channels; see `kaldilite decode-online --list-devices`")
         self.device = device
