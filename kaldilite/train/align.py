@@ -16,7 +16,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def align_si(data_dir, lang_dir, src_dir, ali_dir, *, nj=4, beam=10.0, retry_bea
     shutil.copyfile(Path(lang_dir) / "phones.txt", ali / "phones.txt")
     _write_text(ali / "num_jobs", f"{nj}\n")
     lang = LangDir.load(lang_dir)
+    warn_unknown_words(data_dir, lang)
     silence_pdfs = _silence_pdfs(ali, lang)
     parts = split_data_dir(data_dir, nj)
     if jobs_fork_from_here(nj, len(parts)):

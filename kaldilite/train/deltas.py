@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
-from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 from kaldilite.train.loop import (EmSchedule, file_log, finish_training, raw_feature_dim, remove,
                                   run_em_iterations, write_text)
 
@@ -90,6 +90,7 @@ def train_tree_system(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir
     if num_leaves < 1:
         raise InputError(f"train: num-leaves must be at least 1, got {num_leaves}")
     lang = LangDir.load(lang_dir)
+    warn_unknown_words(data_dir, lang)
     (exp / "log").mkdir(parents=True, exist_ok=True)
     nj = opts.nj
     parts = split_data_dir(data_dir, nj)

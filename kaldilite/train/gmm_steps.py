@@ -344,6 +344,33 @@ def read_alignments(path):
     return {utt: np.asarray(ali, np.int32) for utt, ali in read_int_vectors(os.fspath(path))}
 
 
+def warn_unknown_words(data_dir, lang):
+    """Say once, on the console before any job, which words of DATA/text the lang does not have:
+    training maps them to its OOV word (Kaldi's sym2int.pl --map-oov), which for a command corpus is
+    usually a word someone forgot to add to the lexicon. Names the first line of each and the fix;
+    returns the unknown words (in order of first use)."""
+    from kaldilite.io.datadir import read_entries
+
+    path = os.path.join(os.fspath(data_dir), "text")
+    if not os.path.isfile(path):
+        return []
+    first_line = {}
+    for entry in read_entries(path):
+        for word in entry.value.split():
+            if word not in lang.words and word not in first_line:
+                first_line[word] = entry.line
+    if first_line:
+        words = list(first_line)
+        shown = ", ".join(f"{w} (line {first_line[w]})" for w in words[:10])
+        more = f" and {len(words) - 10} more" if len(words) > 10 else ""
+        named = " ".join(words[:10])
+        log.warning("%s:%d: %d word(s) not in %s/words.txt are mapped to %s: %s%s; if they are words, add their "
+                    "pronunciations (`kaldilite g2p --lexicon DICT_DIR %s >> DICT_DIR/lexicon.txt`) and re-run "
+                    "prepare-lang", path, first_line[words[0]], len(words), lang.path, lang.oov_word, shown, more,
+                    named)
+    return list(first_line)
+
+
 def transcripts_for(data_dir, lang, utts):
     """Transcripts of `utts` from DATA/text as word lists, unknown words mapped to the lang's OOV
     word (sym2int.pl --map-oov); utterances without a transcript are left out (and logged)."""

@@ -37,7 +37,7 @@ import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.train.deltas import DeltasOptions, source_alignments
-from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def train_lda_mllt(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, o
     _, _, ali_pipeline, _ = load_model(ali / "final.mdl")
     pipeline = splice_pipeline(ali_pipeline, opts)
     lang = LangDir.load(lang_dir)
+    warn_unknown_words(data_dir, lang)
     parts = split_data_dir(data_dir, opts.nj)
     write_text(exp / "splice_opts", f"--left-context={opts.splice_left} --right-context={opts.splice_right}\n")
     silence = sorted(lang.silence_phones)

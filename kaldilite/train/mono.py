@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError
-from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 # the helpers below moved to kaldilite.train.loop; the old names stay importable from here
 from kaldilite.train.loop import (EmSchedule, estimate, file_log as _file_log, finish_training,  # noqa: F401
                                   raw_feature_dim as _raw_feature_dim, remove as _remove, run_em_iterations,
@@ -111,6 +111,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
     if not (data_dir / "text").is_file():
         raise InputError(f"{data_dir / 'text'}: missing; training needs transcripts")
     lang = LangDir.load(lang_dir)
+    warn_unknown_words(data_dir, lang)
     (exp / "log").mkdir(parents=True, exist_ok=True)
     log_dir = exp / "log"
     nj = opts.nj

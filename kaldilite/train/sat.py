@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
-from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 from kaldilite.train.deltas import DeltasOptions, source_alignments
 from kaldilite.train.lda_mllt import (_current_features, check_ali_dir, job_gaussian_posteriors,
                                       read_speaker_transforms, write_adapted_caches, write_matrix,
@@ -85,6 +85,7 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
     (exp / "log").mkdir(parents=True, exist_ok=True)
     _, _, si_pipeline, _ = load_model(ali / "final.mdl")
     lang = LangDir.load(lang_dir)
+    warn_unknown_words(data_dir, lang)
     parts = split_data_dir(data_dir, opts.nj)
     nj = len(parts)
     jobs = [(str(exp), str(part), k) for k, part in enumerate(parts, 1)]
@@ -566,6 +567,7 @@ def align_fmllr(data_dir, lang_dir, src_dir, ali_dir, *, nj=4, beam=10.0, retry_
             shutil.copyfile(src / name, ali / name)
     shutil.copyfile(Path(lang_dir) / "phones.txt", ali / "phones.txt")
     lang = LangDir.load(lang_dir)
+    warn_unknown_words(data_dir, lang)
     parts = split_data_dir(data_dir, nj)
     write_text(ali / "num_jobs", f"{len(parts)}\n")
     results = run_jobs(_align_fmllr_job, [(str(part), str(lang_dir), str(ali), k, beam, retry_beam, boost_silence,
