@@ -92,7 +92,8 @@ def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path,
                          job=1):
     """One job of make-mfcc / make-fbank: features for every utterance of the data dir `part_dir`.
 
-    Returns (num_done, num_failed). Raises KaldiliteError when no utterance succeeded.
+    Returns (num_done, num_failed, first failure as 'UTT: reason' or None). Raises KaldiliteError when no
+    utterance succeeded.
     """
     from kaldilite.io.datadir import DataDir
     from kaldilite.io.tables import write_matrices
@@ -114,13 +115,13 @@ def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path,
                 continue
             if isinstance(wave, Exception):
                 log.warning("failed to compute features for utterance %s: %s", utt, wave)
-                failed.append(utt)
+                failed.append(f"{utt}: {wave}")
                 continue
             try:
                 feats = compute(wave, opts, seed=utterance_seed(frame.dither_seed, utt))
             except KaldiliteError as exc:
                 log.warning("failed to compute features for utterance %s: %s", utt, exc)
-                failed.append(utt)
+                failed.append(f"{utt}: {exc}")
                 continue
             durations[utt] = seconds
             frame_counts[utt] = feats.shape[0]
@@ -138,7 +139,7 @@ def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path,
              sum(durations.values()), time.perf_counter() - started)
     if done == 0:
         raise KaldiliteError(f"{part_dir}: no utterance gave features ({len(failed)} failed; see the warnings above)")
-    return done, len(failed)
+    return done, len(failed), (failed[0] if failed else None)
 
 
 def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=None, nj=4, channel=-1):
@@ -198,8 +199,11 @@ def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=No
     failed = sum(r[1] for r in results)
     total = len(data.utt2spk)
     if done < total:
-        log.warning("%s: features for %d of %d utterances (%d failed, see %s/make_%s_%s.*.log); "
-                    "'kaldilite data fix %s' drops the others", data_dir, done, total, failed, log_dir, kind, name, data_dir)
+        # the first reason on the console (a rate or channel mismatch is usually every failure's)
+        first = next((r[2] for r in results if r[2]), None)
+        log.warning("%s: features for %d of %d utterances (%d failed, e.g. %s; all in %s/make_%s_%s.*.log); "
+                    "'kaldilite data fix %s' drops the others", data_dir, done, total, failed, first, log_dir, kind,
+                    name, data_dir)
     log.info("succeeded creating %s features for %s (%d utterances)", kind, name, done)
     return {"done": done, "failed": failed, "utterances": total}
 

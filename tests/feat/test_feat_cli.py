@@ -179,3 +179,17 @@ def test_dither_differs_between_utterances_but_not_between_runs_or_job_counts(da
     assert all(np.array_equal(first[u], second[u]) for u in first)
     assert first["bob-0"].shape == first["bob-1"].shape and not np.array_equal(first["bob-0"], first["bob-1"])
     np.testing.assert_allclose(first["bob-0"], first["bob-1"], atol=1.0)
+
+
+def test_the_console_says_why_some_utterances_gave_no_features(data_dir, tmp_path, caplog):
+    # the per-utterance reasons are in the jobs' logs; the console names the first one, so that a
+    # rate or channel mismatch of a few files is visible where the user looks
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="kaldilite.feat.make"):
+        result = invoke(["make-mfcc", "--config", str(tmp_path / "mfcc.conf"), "--nj", "2", str(data_dir),
+                         str(tmp_path / "log"), str(tmp_path / "mfcc")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    (summary,) = [r.getMessage() for r in caplog.records if "features for 6 of 7 utterances" in r.getMessage()]
+    assert "(1 failed, e.g. carol-short: " in summary and "shorter than one frame" in summary
+    assert f"{tmp_path / 'log'}/make_mfcc_train.*.log" in summary and "kaldilite data fix" in summary
