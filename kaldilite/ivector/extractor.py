@@ -404,11 +404,16 @@ class OnlineIvectorStats:
 
     def accumulate(self, extractor, feats, posteriors):
         """Add frames (T x D) with their (scaled) Gaussian posteriors (T x C)."""
-        zeroth, first = utterance_statistics(feats, posteriors)
+        posteriors = np.asarray(posteriors, np.float64)
+        # only the Gaussians these frames selected (a few per frame): the per-Gaussian terms are
+        # the large operands (C x S^2), so gathering their rows is what makes a chunk cheap
+        used = np.flatnonzero(posteriors.any(axis=0))
+        zeroth, first = utterance_statistics(feats, posteriors[:, used])
         inv_covar_m, quadratic, _ = extractor.derived()
         s = len(self.linear)
-        self.linear += first.reshape(-1) @ inv_covar_m
-        self.quadratic += (zeroth @ quadratic).reshape(s, s)
+        d = extractor.feat_dim
+        self.linear += first.reshape(-1) @ inv_covar_m.reshape(-1, d, s)[used].reshape(-1, s)
+        self.quadratic += (zeroth @ quadratic[used]).reshape(s, s)
         added = float(zeroth.sum())
         if self.max_count > 0.0:
             change = self._prior_scale(self.num_frames + added) - self._prior_scale(self.num_frames)
@@ -435,5 +440,7 @@ class OnlineIvectorStats:
             out = np.zeros(len(self.linear))
             out[0] = self.prior_offset
             return out
-        chol = np.linalg.cholesky(0.5 * (self.quadratic + self.quadratic.T))
-        return np.linalg.solve(chol.T, np.linalg.solve(chol, self.linear))
+        from scipy.linalg import cho_factor, cho_solve
+
+        factor = cho_factor(self.quadratic, lower=True, check_finite=False)  # reads the lower triangle
+        return cho_solve(factor, self.linear, check_finite=False)
