@@ -83,3 +83,33 @@ def test_extracting_without_an_extractor_names_the_verb_that_makes_it(data_dir):
     result = CliRunner().invoke(cli, ["extract-ivectors-online", str(root / "data"), str(root), str(root / "x")])
     assert isinstance(result.exception, FileNotFoundError)
     assert "final.ie" in str(result.exception) and "train-ivector-extractor" in str(result.exception)
+
+
+def test_default_pipeline_online_cmvn_splice_pca_streams_as_extracted(data_dir, tmp_path):
+    """The whole input pipeline (online CMVN, splicing, PCA): the verb's i-vectors are what the streaming
+    chain (OnlineFeaturePipeline -> OnlineIvectorFeature) makes of the raw frames."""
+    import shutil
+
+    from kaldilite.feat.streaming import OnlineFeaturePipeline
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import MatrixSource, OnlineIvectorExtractionConfig, OnlineIvectorFeature
+
+    root, _, feats = data_dir
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data, ignore=shutil.ignore_patterns("split*"))
+    _run(["compute-cmvn-stats", str(data)])
+    exp = tmp_path / "exp"
+    _run(["train-diag-ubm", "--nj", "1", "--splice-context", "1", "--pca-dim", "5", "--num-iters-init", "6",
+          str(data), "8", str(exp / "diag_ubm")])
+    _run(["train-ivector-extractor", "--nj", "1", "--ivector-dim", "3", "--num-iters", "3", "--gaussian-min-count",
+          "1", str(data), str(exp / "diag_ubm"), str(exp / "extractor")])
+    _run(["extract-ivectors-online", "--nj", "2", "--ivector-period", "5", str(data), str(exp / "extractor"),
+          str(exp / "ivectors")])
+    got = dict(kaldi_io.read_mat_scp(str(exp / "ivectors" / "ivector_online.scp")))
+    model = load_ivector_model(exp / "extractor" / "final.ie", need_extractor=True)
+    assert model.pipeline.cmvn == "online" and model.pipeline.transform.shape == (5, 13)
+    config = OnlineIvectorExtractionConfig(ivector_period=5, **model.options)
+    for utt in ("spk00-utt0", "spk07-utt0"):  # a speaker's first utterance: nothing carried in
+        stream = OnlineFeaturePipeline(MatrixSource(feats[utt]), model.pipeline)
+        ivectors = OnlineIvectorFeature(stream, model.ubm, model.extractor, config).get_frames()
+        np.testing.assert_allclose(got[utt], ivectors[::5], rtol=1e-4, atol=1e-4)
