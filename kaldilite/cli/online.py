@@ -211,7 +211,8 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
         run(StdinSource(sample_rate or bundle.sample_rate, buffer_seconds=buffer_length,
                         explicit_rate=sample_rate is not None))
     else:
-        source = MicSource(device, sample_rate, preferred_rate=bundle.sample_rate, buffer_seconds=buffer_length)
+        source = MicSource(device, sample_rate, preferred_rate=bundle.sample_rate, buffer_seconds=buffer_length,
+                           other_inputs="decode files with --wav FILE... or --stdin")
         click.echo(f"decode-online: listening on {source.name} at {source.sample_rate} Hz (Ctrl-C to stop)", err=True)
         try:
             run(source)

@@ -402,14 +402,15 @@ class MicSource(AudioSource):
 
     `sample_rate` None opens the device at `preferred_rate` when it supports it, else at its
     default rate (the recognizer then resamples); an explicit `sample_rate` the device refuses
-    is an error.
+    is an error. `other_inputs`: what the calling verb offers instead of a microphone, named when
+    the machine has none (decode-online: "decode files with --wav FILE... or --stdin").
     """
 
     read_timeout = NO_AUDIO_TIMEOUT_SECONDS
     realtime = True
 
     def __init__(self, device=None, sample_rate=None, preferred_rate=None, chunk_seconds=DEFAULT_CHUNK_SECONDS,
-                 buffer_seconds=DEFAULT_BUFFER_SECONDS):
+                 buffer_seconds=DEFAULT_BUFFER_SECONDS, other_inputs=None):
         super().__init__(chunk_seconds, buffer_seconds)
         sd = self._sd = _sounddevice()
         if isinstance(device, str) and device.strip().isdigit():
@@ -419,8 +420,8 @@ class MicSource(AudioSource):
         except Exception as exc:
             if device is None and _no_input_devices(sd):
                 raise DeviceError(f"no default input device: PortAudio sees no audio input at all ({exc}); connect a "
-                                  "microphone (and check this user may open it, e.g. group audio), or decode files "
-                                  "with --wav FILE... or --stdin") from None
+                                  "microphone (and check this user may open it, e.g. group audio)"
+                                  + (f", or {other_inputs}" if other_inputs else "")) from None
             what = f"input device {device!r}" if device is not None else "default input device"
             raise DeviceError(f"no {what} ({exc}); choose one with --device N from "
                               "`kaldilite decode-online --list-devices`") from None

@@ -113,3 +113,20 @@ def test_no_default_microphone_among_several_names_the_device_option(commands_bu
     code, _, err = run_main(["decode-online", "--model", str(commands_bundle_dir), "--mic"], capsys)
     assert code == 1 and err.count("\n") == 1
     assert "no default input device" in err and "--device N" in err and "--list-devices" in err
+
+
+def test_record_without_a_microphone_names_no_decode_online_options(monkeypatch, capsys, tmp_path):
+    import sounddevice
+
+    def no_devices(device=None, kind=None):
+        if kind is not None:
+            raise sounddevice.PortAudioError("Error querying device -1")
+        return []
+
+    monkeypatch.setattr(sounddevice, "query_devices", no_devices)
+    prompts = tmp_path / "commands.txt"
+    prompts.write_text("go\nstop\n")
+    code, out, err = run_main(["record", "--prompts", str(prompts), "--speaker", "alice", str(tmp_path / "alice")],
+                              capsys)
+    assert code == 1 and err.count("\n") == 1 and "no audio input at all" in err
+    assert "--wav" not in err and "--stdin" not in err  # record has neither
