@@ -127,10 +127,13 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
 
     \b
     Usage: kaldilite decode-online --model <bundle-dir> (--mic | --wav <wav>... | --stdin) [options]
-     e.g.: kaldilite decode-online --model exp/mono_online --mic
-           kaldilite decode-online --model exp/mono_online --wav --json a.wav b.wav
-           kaldilite decode-online --model exp/mono_online --wav --utt2spk utt2spk ann_1.wav bob_1.wav ann_2.wav
-           arecord -q -f S16_LE -r 8000 -c 1 -t raw | kaldilite decode-online --model exp/mono_online --stdin
+     e.g.: kaldilite decode-online --model exp/nnet2_online --mic
+           kaldilite decode-online --model exp/nnet2_online --wav --json a.wav b.wav
+           kaldilite decode-online --model exp/nnet2_online --wav --utt2spk utt2spk ann_1.wav bob_1.wav ann_2.wav
+           arecord -q -f S16_LE -r 16000 -c 1 -t raw | kaldilite decode-online --model exp/nnet2_online --stdin
+
+    exp/nnet2_online is the bundle the commands recipe's stage 11 exports (16 kHz); the digits
+    recipe's models are 8 kHz.
     """
     if list_devices:
         _print_devices()
