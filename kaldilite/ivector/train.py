@@ -26,24 +26,43 @@ log = logging.getLogger(__name__)
 
 
 def pca_transform(frames, dim):
-    """est-pca --normalize-mean=true: the top `dim` principal directions as a dim x (D+1) affine
-    matrix that removes the mean."""
+    """est-pca --normalize-mean=true: the top `dim` principal directions of `frames` as a dim x (D+1)
+    affine matrix that removes the mean."""
     frames = np.asarray(frames, np.float64)
-    if dim > frames.shape[1]:
-        raise InputError(f"--pca-dim {dim} is more than the {frames.shape[1]} dims of the spliced features")
-    mean = frames.mean(axis=0)
-    covar = np.cov(frames, rowvar=False, bias=True)
-    eigvals, eigvecs = np.linalg.eigh(covar)
+    return pca_from_stats(frames.shape[0], frames.sum(axis=0), frames.T @ frames, dim)
+
+
+def pca_from_stats(count, total, scatter, dim):
+    """`pca_transform` from the frames' count, sum and scatter (sum of x x')."""
+    if dim > len(total):
+        raise InputError(f"--pca-dim {dim} is more than the {len(total)} dims of the spliced features")
+    mean = total / count
+    covar = scatter / count - np.outer(mean, mean)
+    _, eigvecs = np.linalg.eigh(0.5 * (covar + covar.T))
     top = eigvecs[:, ::-1][:, :dim].T
     top *= np.where(top[np.arange(dim), np.abs(top).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]  # a fixed sign
     return np.hstack([top, -(top @ mean)[:, None]])
 
 
-def _load_frames_job(part_dir, pipeline_dict, subsample):
+def _job_frames(part_dir, pipeline_dict, subsample):
     from kaldilite.feat.pipeline import FeaturePipeline, load_features
 
     pipeline = FeaturePipeline.from_dict(pipeline_dict)
-    chunks = [feats[::subsample] for _, feats in load_features(part_dir, pipeline)]
+    for _, feats in load_features(part_dir, pipeline):
+        yield np.asarray(feats[::subsample], np.float64)
+
+
+def _pca_stats_job(part_dir, pipeline_dict, subsample):
+    count, total, scatter = 0, 0.0, 0.0
+    for frames in _job_frames(part_dir, pipeline_dict, subsample):
+        count += len(frames)
+        total = total + frames.sum(axis=0)
+        scatter = scatter + frames.T @ frames
+    return count, total, scatter
+
+
+def _load_frames_job(part_dir, pipeline_dict, subsample):
+    chunks = list(_job_frames(part_dir, pipeline_dict, subsample))
     log.info("%s: %d utterances, %d frames kept (every %d)", part_dir, len(chunks), sum(map(len, chunks)), subsample)
     return np.concatenate(chunks).astype(np.float32) if chunks else None
 
@@ -70,13 +89,19 @@ def train_diag_ubm_dir(data_dir, num_gauss, exp_dir, *, nj=4, online_cmvn=True, 
     exp.mkdir(parents=True, exist_ok=True)
     pipeline = _raw_pipeline(data_dir, online_cmvn, splice_context)
     parts = split_data_dir(data_dir, nj)
+    if pca_dim:  # PCA statistics first, so that the jobs hand back projected (not spliced) frames
+        stats = [st for st in run_jobs(_pca_stats_job, [(str(p), pipeline.to_dict(), subsample) for p in parts],
+                                       exp / "log", "pca", nj=nj) if st[0]]
+        if not stats:
+            raise InputError(f"{data_dir}: no frames to train on")
+        pipeline = pipeline.with_transform(pca_from_stats(sum(st[0] for st in stats), sum(st[1] for st in stats),
+                                                          sum(st[2] for st in stats), pca_dim))
     chunks = run_jobs(_load_frames_job, [(str(p), pipeline.to_dict(), subsample) for p in parts],
                       exp / "log", "feats", nj=nj)
-    frames = np.concatenate([c for c in chunks if c is not None]).astype(np.float64)
-    if pca_dim:
-        transform = pca_transform(frames, pca_dim)
-        pipeline = pipeline.with_transform(transform)
-        frames = frames @ transform[:, :-1].T + transform[:, -1]
+    chunks = [c for c in chunks if c is not None]
+    if not chunks:
+        raise InputError(f"{data_dir}: no frames to train on")
+    frames = np.concatenate(chunks).astype(np.float64)
     log.info("train-diag-ubm: %d frames of dim %d, %d Gaussians", frames.shape[0], frames.shape[1], num_gauss)
     ubm, history = train_diag_ubm(frames, num_gauss, num_iters_init=num_iters_init,
                                   initial_gauss_proportion=initial_gauss_proportion, num_iters=num_iters,
