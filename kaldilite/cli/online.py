@@ -55,7 +55,8 @@ def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_
                        lang_dir=lang_dir, model=model)
     bundle = ModelBundle.load(out)  # prove it loads before saying so
     click.echo(f"export-model: wrote {out} ({bundle.info['model_type']} model, {bundle.graph.num_states}-state graph, "
-               f"{bundle.sample_rate} Hz, {len(bundle.fillers)} filler words)")
+               f"{bundle.sample_rate} Hz, {len(bundle.fillers)} words that mean rejected: fillers, garbage phones, "
+               "silence)")
 
 
 def _print_devices():
