@@ -1,4 +1,4 @@
-"""i-vector layer: the diagonal UBM, the i-vector extractor (training and estimation), online extraction.
+"""i-vector layer: the diagonal UBM, the i-vector extractor (training and estimation), online and offline extraction.
 
 Follows Kaldi's src/ivector and src/online2/online-ivector-feature (steps/online/nnet2/
 train_diag_ubm.sh, train_ivector_extractor.sh, extract_ivectors_online.sh). Sits between
@@ -13,6 +13,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "extractor": ["IvectorExtractor", "OnlineIvectorStats", "TrainingStatistics", "em_iteration", "train_extractor"],
     "model": ["IvectorModel", "load_ivector_model", "save_ivector_model"],
     "online": ["OnlineIvectorAdaptationState", "OnlineIvectorExtractionConfig", "OnlineIvectorFeature",
-               "extract_ivectors_online"],
+               "extract_ivectors_offline", "extract_ivectors_online"],
     "ubm": ["gselect_posteriors", "train_diag_ubm"],
 })

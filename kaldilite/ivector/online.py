@@ -1,4 +1,5 @@
-"""Online i-vector extraction: an i-vector every ivector-period frames from the speaker's stats so far.
+"""I-vector extraction: online (an i-vector every ivector-period frames from the speaker's stats so far)
+and offline (one per utterance or per speaker from all its frames).
 
 Follows Kaldi's src/online2/online-ivector-feature.{h,cc}: OnlineIvectorExtractionConfig (its
 option names and defaults), OnlineIvectorFeature (Gaussian selection on the diagonal UBM, posteriors
@@ -14,6 +15,9 @@ at frame P * (t // P), Kaldi's `--use-most-recent-ivector=false` behaviour, whic
 from dimension 0, as Kaldi's GetFrame does. Unlike ivector-extract-online2, whose carried state misses
 an utterance's frames after its last multiple of P, the state handed to the next utterance holds all of
 its frames (as the online decoder's, which reads every frame).
+
+`extract_ivectors_offline` is ivector-extract (steps/online/nnet2/extract_ivectors.sh's per-utterance
+or per-speaker i-vectors): the posterior mean from all the frames at once, the same posteriors.
 """
 
 from __future__ import annotations
@@ -170,3 +174,23 @@ def extract_ivectors_online(utterances, ubm, extractor, config=None, utt2spk=Non
         rows = feature.get_frames(0, num_frames)[::config.ivector_period]
         states[speaker] = feature.adaptation_state()
         yield utt, rows
+
+
+def extract_ivectors_offline(utterances, ubm, extractor, config=None, utt2spk=None):
+    """ivector-extract: {utt: i-vector} for (utt, features) pairs, each from all its frames; with
+    `utt2spk`, {speaker: i-vector} from all frames of the speaker's utterances instead. Gaussian
+    selection and posterior scale as `config` says (its online-only options are not used)."""
+    config = (config or OnlineIvectorExtractionConfig()).check()
+    zeroth, first = {}, {}
+    for utt, feats in utterances:
+        feats = np.asarray(feats, np.float64)
+        extractor.check_dim(feats, f"utterance {utt}")
+        post = gselect_posteriors(ubm, feats, config.num_gselect, config.min_post)[0] * config.posterior_scale
+        key = utt if utt2spk is None else utt2spk[utt]
+        zeroth[key] = zeroth.get(key, 0.0) + post.sum(axis=0)
+        first[key] = first.get(key, 0.0) + post.T @ feats
+    keys = list(zeroth)
+    if not keys:
+        return {}
+    ivectors = extractor.extract(np.array([zeroth[k] for k in keys]), np.array([first[k] for k in keys]))
+    return dict(zip(keys, ivectors))

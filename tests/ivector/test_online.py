@@ -119,3 +119,22 @@ def test_model_file_round_trip_and_refusals(tmp_path, system):
         load_ivector_model(tmp_path / "missing.ie", need_extractor=True)
     with pytest.raises(InputError, match="expects 4-dim"):
         extractor.check_dim(np.zeros((3, 5)))
+
+
+def test_offline_ivectors_per_utterance_and_per_speaker(corpus, system):
+    from kaldilite.ivector.online import extract_ivectors_offline
+
+    ubm, extractor = system
+    config = OnlineIvectorExtractionConfig(ivector_period=10)
+    a, b, c = corpus.utterances[160][:41], corpus.utterances[161][:30], corpus.utterances[162][:21]
+    per_utt = extract_ivectors_offline([("a", a), ("b", b), ("c", c)], ubm, extractor, config)
+    # an utterance's i-vector is the online one once all its frames are in (41 frames: the row at frame 40)
+    (_, rows), = extract_ivectors_online([("a", a)], ubm, extractor, config)
+    np.testing.assert_allclose(per_utt["a"], rows[-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(per_utt["b"], _offline(ubm, extractor, b, config), rtol=1e-12)
+    per_spk = extract_ivectors_offline([("a", a), ("b", b), ("c", c)], ubm, extractor, config,
+                                       utt2spk={"a": "s1", "b": "s2", "c": "s1"})
+    assert set(per_spk) == {"s1", "s2"}
+    np.testing.assert_allclose(per_spk["s1"], _offline(ubm, extractor, np.concatenate([a, c]), config), rtol=1e-10)
+    with pytest.raises(InputError, match="expects 4-dim"):
+        extract_ivectors_offline([("x", np.zeros((5, 3)))], ubm, extractor, config)
