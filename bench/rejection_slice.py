@@ -81,11 +81,12 @@ def prepare(out, slice_dir):
     heldout_commands_dir(slice_dir / "data/slice", cmds, out / "data/heldout_commands")
 
 
-def grammar_tag(bonus, edge_noise, excludes_commands=False):
+def grammar_tag(bonus, edge_noise, excludes_commands=False, phone_lm=None):
     """The grammar part of a setting's name: gb<bonus>, plus _en<p> with make-grammar --edge-noise-prob p
     (decodes made before that option, with none, keep their names), plus _xc with
-    --garbage-excludes-commands true."""
-    return f"gb{bonus}" + (f"_en{edge_noise:g}" if edge_noise else "") + ("_xc" if excludes_commands else "")
+    --garbage-excludes-commands true, plus _lm<name> with --garbage-phone-lm <name>.arpa."""
+    return (f"gb{bonus}" + (f"_en{edge_noise:g}" if edge_noise else "") + ("_xc" if excludes_commands else "")
+            + (f"_lm{Path(phone_lm).stem}" if phone_lm else ""))
 
 
 def online_cmvn_model(model_path):
@@ -99,15 +100,17 @@ def online_cmvn_model(model_path):
     return pipeline is not None and pipeline.cmvn == "online"
 
 
-def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam, excludes_commands=False):
-    tag = grammar_tag(bonus, edge_noise, excludes_commands)
+def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam, excludes_commands=False,
+                     phone_lm=None):
+    tag = grammar_tag(bonus, edge_noise, excludes_commands, phone_lm)
 
     def grammar_graph(name, items):
         lang = out / f"data/{name}_{tag}"
         if not (lang / "G.fst").is_file():
             run("make-grammar", "--fillers", out / "data/local/fillers_and_silence.txt", "--garbage", "true",
                 "--garbage-cost", "0.0", "--garbage-phone-bonus", bonus, "--edge-noise-prob", edge_noise,
-                *(["--garbage-excludes-commands", "true"] if excludes_commands else []), items,
+                *(["--garbage-excludes-commands", "true"] if excludes_commands else []),
+                *(["--garbage-phone-lm", phone_lm] if phone_lm else []), items,
                 slice_dir / "data/lang_test", lang)
         graph = out / f"exp/{gmm}/graph_{name}_{tag}"
         if not (graph / "HCLG.fst").is_file():
@@ -260,6 +263,9 @@ def main():
     parser.add_argument("--garbage-excludes-commands", action="store_true",
                         help="make-grammar --garbage-excludes-commands true for the grammars with garbage (settings "
                              "tagged _xc).")
+    parser.add_argument("--garbage-phone-lm", type=Path,
+                        help="make-grammar --garbage-phone-lm FILE (an ARPA phone n-gram, make-phone-lm) for the "
+                             "grammars with garbage (settings tagged _lm<FILE's stem>).")
     parser.add_argument("--beam", default="13.0")
     parser.add_argument("--lattice-beam", default="10.0")
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
@@ -269,6 +275,7 @@ def main():
                         help="Write the table to OUT/results.md only, not into BENCHMARKS.md (a private study).")
     args = parser.parse_args()
     slice_dir, out = args.slice_dir.resolve(), args.out.resolve()
+    phone_lm = args.garbage_phone_lm.resolve() if args.garbage_phone_lm else None
     prepare(out, slice_dir)  # (cheap; also the scoring's data/heldout_commands)
     lines = ["| setting | model | score | command acc % | FA % (pool) | false accepts | oracle acc % @ FA % | EER % | "
              "no-threshold acc % | commands-only acc % | thresholds (fold 1, 2) |"
@@ -282,8 +289,8 @@ def main():
         for acwt in args.acwts.split():
             if not args.no_decode:
                 build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, args.edge_noise_prob, acwt, args.beam,
-                                 args.lattice_beam, args.garbage_excludes_commands)
-            setting = f"{grammar_tag(bonus, args.edge_noise_prob, args.garbage_excludes_commands)}_a{acwt}"
+                                 args.lattice_beam, args.garbage_excludes_commands, phone_lm)
+            setting = f"{grammar_tag(bonus, args.edge_noise_prob, args.garbage_excludes_commands, phone_lm)}_a{acwt}"
             dirs = {m: out / f"exp/{m}/{setting}" for m in (args.gmm, args.dnn)}
             for d in dirs.values():
                 adopt_old_layout(d)
@@ -302,8 +309,9 @@ def main():
               "(each command decoded with a grammar of the other nine: the protocol of recipes/commands/RESULTS' "
               "first threshold row); oracle: one threshold calibrated on the whole pool; EER over the "
               "cross-calibrated scores; commands-only: the forced choice (grammar of the commands alone). Settings "
-              "`gb<b>[_en<p>]_a<a>`: make-grammar --garbage-phone-bonus b [--edge-noise-prob p], decode-commands "
-              "--acwt a. `A+B`: fuse-command-scores (A's label, summed standardized llr_totals). The held-out "
+              "`gb<b>[_en<p>][_lm<m>]_a<a>`: make-grammar --garbage-phone-bonus b [--edge-noise-prob p] "
+              "[--garbage-phone-lm m.arpa], decode-commands --acwt a. `A+B`: fuse-command-scores (A's label, summed "
+              "standardized llr_totals). The held-out "
               "commands are decoded with the lattice llr, clipped at lattice beam / acwt (100 at acwt 0.1): a "
               "threshold at the clip (bonus -1, -2) is decided by the lattice beam, not a valid figure."
               + (f" Last column: the mean over {args.splits} random halvings of the slice's speakers, each half "

@@ -1,4 +1,4 @@
-"""Language-side verbs: prepare-lang, validate-lang, make-grammar, arpa2fst, g2p.
+"""Language-side verbs: prepare-lang, validate-lang, make-grammar, make-phone-lm, arpa2fst, g2p.
 
 Thin wrappers over `kaldilite.lang`, named and optioned after Kaldi's `utils/prepare_lang.sh`,
 `utils/validate_lang.pl` and `arpa2fst`.
@@ -117,7 +117,8 @@ def validate_lang_cmd(lang_dir, skip_determinization_check, texts):
 @click.option("--garbage-cost", type=float, default=0.0, show_default=True,
               help="Entry cost of the garbage loop relative to one command of weight 1 (higher: fewer rejections).")
 @click.option("--garbage-loop-prob", type=float, default=0.8, show_default=True,
-              help="Probability of one more garbage phone (mean loop length 1/(1-p) phones).")
+              help="Probability of one more garbage phone (mean loop length 1/(1-p) phones); not used with "
+                   "--garbage-phone-lm.")
 @click.option("--garbage-phone-bonus", type=float, default=0.0, show_default=True,
               help="Cost subtracted from every garbage phone (a phone-insertion bonus: higher, more rejections "
                    "of long out-of-vocabulary words).")
@@ -130,12 +131,15 @@ def validate_lang_cmd(lang_dir, skip_determinization_check, texts):
 @click.option("--garbage-excludes-commands", type=BOOL, default="false", show_default=True,
               help="The garbage loop accepts no command's own phone string (every pronunciation), so that it "
                    "cannot spell a command: the filler side models anything else.")
+@click.option("--garbage-phone-lm", type=click.Path(exists=True, dir_okay=False),
+              help="ARPA phone n-gram over base phones (make-phone-lm): the garbage loop's phone probabilities and "
+                   "its end, instead of uniform ones (--garbage-phone-bonus still applies per phone).")
 @click.option("--filler-weight", type=float, default=1.0, show_default=True,
               help="Weight of each filler word relative to a command of weight 1.")
 @click.option("--allow-sequence", is_flag=True, help="Allow several items per utterance (not just one).")
 def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage_cost, garbage_loop_prob,
-                     garbage_phone_bonus, edge_noise_prob, garbage_phones, garbage_excludes_commands, filler_weight,
-                     allow_sequence):
+                     garbage_phone_bonus, edge_noise_prob, garbage_phones, garbage_excludes_commands,
+                     garbage_phone_lm, filler_weight, allow_sequence):
     """Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.
 
     COMMANDS has one command per line (words separated by spaces); an optional weight follows
@@ -152,7 +156,33 @@ def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage
                  garbage_cost=garbage_cost, garbage_loop_prob=garbage_loop_prob, filler_weight=filler_weight,
                  allow_sequence=allow_sequence, garbage_phone_bonus=garbage_phone_bonus,
                  edge_noise_prob=edge_noise_prob, garbage_phones=garbage_phones,
-                 garbage_excludes_commands=_bool(garbage_excludes_commands))
+                 garbage_excludes_commands=_bool(garbage_excludes_commands), garbage_phone_lm=garbage_phone_lm)
+
+
+@click.command("make-phone-lm")
+@click.argument("arpa_out", type=click.Path(dir_okay=False))
+@click.option("--lexicon", type=click.Path(exists=True),
+              help="Pronunciations to estimate from: a lexicon.txt, lexiconp.txt or dict dir (default: all of "
+                   "CMUdict, stress removed).")
+@click.option("--phone-set", type=click.Path(exists=True),
+              help="A dict dir or lexicon whose phones the model uses: other phones are rewritten to the nearest "
+                   "ones it has (as g2p --lexicon; NG -> N G), pronunciations that cannot be are left out.")
+@click.option("--ngram-order", type=int, default=2, show_default=True, help="Order of the phone n-gram.")
+def make_phone_lm_cmd(arpa_out, lexicon, phone_set, ngram_order):
+    """Estimate a phone n-gram (interpolated Witten-Bell, ARPA) from a pronunciation dictionary: each
+    pronunciation is one sentence of phones. For make-grammar --garbage-phone-lm.
+
+    \b
+    e.g.: kaldilite make-phone-lm --phone-set lang/en --ngram-order 2 data/local/phone_lm.arpa
+    """
+    from kaldilite.lang.g2p import dict_phone_set
+    from kaldilite.lang.phone_lm import dictionary_pronunciations, witten_bell
+
+    prons = dictionary_pronunciations(lexicon, dict_phone_set(phone_set) if phone_set else None)
+    model = witten_bell(prons, ngram_order)
+    model.write(arpa_out)
+    log.info("make-phone-lm: %d pronunciations -> %s (order %d, %d n-grams)", len(prons), arpa_out, ngram_order,
+             len(model.logprobs))
 
 
 @click.command("arpa2fst")
@@ -281,4 +311,4 @@ def _untrained_phones_of(model_dir, dict_dir, min_count):
 
 
 COMMANDS = [prepare_dict_cmd, prepare_lang_cmd, validate_lang_cmd, make_grammar_cmd, arpa2fst_cmd, g2p_cmd,
-            check_pronunciations_cmd]
+            check_pronunciations_cmd, make_phone_lm_cmd]

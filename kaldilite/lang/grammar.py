@@ -98,6 +98,23 @@ garbage side's best path, which can no longer follow the command's phones) and i
 `best` (80.1 -> 80.4%, +1/-0). Bonuses 1 and 3 with the exclusion do not recover it (DNN seeds
 0/1: 78.6/78.6%, 75.1/76.5%). Hence off by default.
 
+`--garbage-phone-lm FILE` (default none: the uniform loop): the loop's phones follow an ARPA phone
+n-gram over the base phones (`kaldilite make-phone-lm`, `lang/phone_lm.py`: interpolated Witten-Bell over
+CMUdict's pronunciations), so that it prefers English-like phone strings to arbitrary ones (the
+phonotactic filler model of keyword spotting, Szoke et al. 2005). The n-gram is expanded, never
+built with back-off arcs: one G state per history the model distinguishes (`_build_phone_lm_states`),
+each with one arc per garbage phone at the back-off probability and a final weight of `</s>`, all
+renormalized over the garbage phones, so G stays epsilon-free, `#0`-free and deterministic (a bigram
+over 32 phones: 32 states, ~1000 arcs). Base phones, not position-dependent ones: a garbage word is
+one `_S` phone whatever its position in the string. The string's length comes from the model's
+`</s>` (`--garbage-loop-prob` is not used), and `--garbage-phone-bonus` is still subtracted per phone,
+which can make a loop arc's cost negative (a likely bigram costs less than the bonus); every phone
+still pays its acoustic cost. The command words stay in the model's training text: a loop that
+cannot spell commands lost (`--garbage-excludes-commands` above), and the two are not combined.
+mkgraph needs determinization at Kaldi's delta (1/1024) for such a graph: at pywrapfst's default
+1e-6 the log-semiring residuals of the non-uniform loop never compare equal in float32 and H o CLG
+does not terminate.
+
 All `<gbg_*>` words and the fillers are listed in `words/fillers.txt` (`.int` too), which
 `LangDir.filler_words()` reads so that the decoder and the scorer know they mean "rejected".
 
@@ -222,10 +239,12 @@ class _GrammarBuilder:
     """Accumulates G's arcs: a weight-pushed trie of word items from chosen states."""
 
     def __init__(self, items, word_id, garbage_ids, garbage_prob, loop_prob, sequence, phone_bonus=0.0,
-                 forbidden_garbage=()):
+                 forbidden_garbage=(), phone_lm=None, garbage_phones=()):
         self.items = items  # list of (words, prob); probs of word items + garbage_prob sum to 1
         self.word_id = word_id
         self.garbage_ids = garbage_ids
+        self.phone_lm = phone_lm  # a phone_lm.NgramModel replacing the loop's uniform phone probabilities
+        self.garbage_phones = list(garbage_phones)  # the base phone of each garbage id (the LM's tokens)
         self.garbage_prob = garbage_prob
         self.loop_prob = loop_prob
         self.sequence = sequence
@@ -259,21 +278,17 @@ class _GrammarBuilder:
         self.finals[self.hub] = -math.log(stop)
         self._build_garbage_states()
         self.emit_items(start, 1.0, garbage=True)
-        if self.garbage_loop is not None:
-            n = len(self.garbage_ids)
-            for state in self.garbage_states:
-                if state in self.garbage_accepting:
-                    self.finals[state] = -math.log((1.0 - self.loop_prob) * stop)
-                for gid in self.garbage_ids:
-                    self.arcs.append((state, self.garbage_next(state, gid), gid, gid,
-                                      -math.log(self.loop_prob / n) - self.phone_bonus))
+        for state in self.garbage_states:
+            if self.garbage_end.get(state, 0.0) > 0:
+                self.finals[state] = -math.log(self.garbage_end[state] * stop)
+            for gid, nxt, prob in self.garbage_arcs[state]:
+                self.arcs.append((state, nxt, gid, gid, -math.log(prob) - self.phone_bonus))
         if self.sequence:
             self.emit_items(self.hub, 1.0 - stop, garbage=True)
-            if self.garbage_loop is not None:
-                # Garbage directly after garbage is just longer garbage: not re-entered (keeps G unambiguous).
-                for state in self.garbage_states:
-                    if state in self.garbage_accepting:
-                        self.emit_items(state, (1.0 - self.loop_prob) * (1.0 - stop), garbage=False)
+            # Garbage directly after garbage is just longer garbage: not re-entered (keeps G unambiguous).
+            for state in self.garbage_states:
+                if self.garbage_end.get(state, 0.0) > 0:
+                    self.emit_items(state, self.garbage_end[state] * (1.0 - stop), garbage=False)
         return fst_from_arcs(self.arcs, self.finals, self.num_states, start=start)
 
     def _build_garbage_states(self):
@@ -284,7 +299,13 @@ class _GrammarBuilder:
         non-empty string but those, each on exactly one path with the plain loop's arc costs."""
         self.garbage_states, self.garbage_accepting = [], set()
         self._garbage_child = {}  # (state or None for the entry, garbage id) -> trie node state
+        # the loop's arcs as probabilities: entry [(gid, state, P)], per state [(gid, next state, P)], and
+        # per state the probability that the garbage string ends there
+        self.garbage_entry, self.garbage_arcs, self.garbage_end = [], {}, {}
         if self.garbage_loop is None:
+            return
+        if self.phone_lm is not None:
+            self._build_phone_lm_states()
             return
         self.garbage_states.append(self.garbage_loop)
         self.garbage_accepting.add(self.garbage_loop)
@@ -299,6 +320,49 @@ class _GrammarBuilder:
                 state = self._garbage_child[key]
             complete.add(state)
         self.garbage_accepting.update(s for s in self.garbage_states if s not in complete)
+        n = len(self.garbage_ids)
+        self.garbage_entry = [(gid, self.garbage_next(None, gid), 1.0 / n) for gid in self.garbage_ids]
+        for state in self.garbage_states:
+            self.garbage_arcs[state] = [(gid, self.garbage_next(state, gid), self.loop_prob / n)
+                                        for gid in self.garbage_ids]
+            if state in self.garbage_accepting:
+                self.garbage_end[state] = 1.0 - self.loop_prob
+
+    def _build_phone_lm_states(self):
+        """The garbage loop as the phone n-gram's automaton: one state per history the model
+        distinguishes (`NgramModel.state_of`: back-off to a shorter history costs nothing more there),
+        reached from `<s>`; from each, one arc per garbage phone with the model's back-off probability
+        and the end with that of `</s>`, renormalized over the garbage phones (and `</s>`): the loop is
+        the model conditioned on strings of those phones. The entry arcs are the first phone's
+        distribution without `</s>` (garbage is never empty). Back-off is expanded, never an epsilon
+        arc: G stays epsilon-free and deterministic (one arc per phone per state)."""
+        lm, eos = self.phone_lm, "</s>"
+        tokens = list(zip(self.garbage_ids, self.garbage_phones))
+        states = {}  # LM history -> G state
+        pending = []
+
+        def state_for(history):
+            key = lm.state_of(history)
+            if key not in states:
+                states[key] = self.garbage_loop if not states else self.new_state()
+                self.garbage_states.append(states[key])
+                pending.append(key)
+            return states[key]
+
+        bos = ("<s>",)
+        first = [(gid, lm.prob(bos, phone)) for gid, phone in tokens]
+        z = sum(p for _, p in first)
+        self.garbage_entry = [(gid, state_for(bos + (phone,)), p / z)
+                              for (gid, p), (_, phone) in zip(first, tokens) if p > 0]
+        while pending:
+            history = pending.pop()
+            state = states[history]
+            probs = [(gid, phone, lm.prob(history, phone)) for gid, phone in tokens]
+            end = lm.prob(history, eos)
+            z = sum(p for _, _, p in probs) + end
+            self.garbage_arcs[state] = [(gid, state_for(history + (phone,)), p / z) for gid, phone, p in probs if p > 0]
+            self.garbage_end[state] = end / z
+        self.garbage_accepting.update(s for s, e in self.garbage_end.items() if e > 0)
 
     def garbage_next(self, state, gid):
         """Where garbage word `gid` leads from garbage state `state` (None: entering the loop)."""
@@ -311,10 +375,9 @@ class _GrammarBuilder:
         """
         total = self.trie["mass"] + (self.garbage_prob if garbage else 0.0)
         if garbage and self.garbage_ids:
-            n = len(self.garbage_ids)
-            cost = -math.log(scale * self.garbage_prob / total / n) - self.phone_bonus
-            for gid in self.garbage_ids:
-                self.arcs.append((src, self.garbage_next(None, gid), gid, gid, cost))
+            for gid, nxt, prob in self.garbage_entry:
+                self.arcs.append((src, nxt, gid, gid, -math.log(scale * self.garbage_prob / total * prob)
+                                  - self.phone_bonus))
         self._emit_node(src, self.trie, scale * self.trie["mass"] / total)
 
     def _emit_node(self, state, node, scale):
@@ -370,13 +433,15 @@ def command_phone_strings(commands, entries, base_phone):
 
 def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=False, garbage_cost=0.0,
                  garbage_loop_prob=0.8, filler_weight=1.0, allow_sequence=False, garbage_phone_bonus=0.0,
-                 edge_noise_prob=0.0, garbage_phones=None, garbage_excludes_commands=False):
+                 edge_noise_prob=0.0, garbage_phones=None, garbage_excludes_commands=False, garbage_phone_lm=None):
     """Write OUT_LANG_DIR: LANG_DIR plus garbage words (if any), G.fst and words/fillers.txt.
 
     `garbage_phones` (a file, see `read_garbage_phones`): the base phones of the garbage loop and of
     the one-phone `<noise>` words; default all non-silence phones of LANG_DIR.
     `garbage_excludes_commands`: the garbage loop accepts no command's own base-phone string
     (`command_phone_strings`), so that it cannot spell a command.
+    `garbage_phone_lm` (an ARPA file over base phones, `phone_lm`): the loop's phone probabilities and
+    its end are the n-gram's instead of uniform with `garbage_loop_prob`.
     """
     lang_dir, out = Path(lang_dir), Path(out_lang_dir)
     if lang_dir.resolve() == out.resolve():
@@ -389,6 +454,10 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         raise InputError(f"--edge-noise-prob {edge_noise_prob}: must be in [0, 1)")
     if garbage_excludes_commands and not garbage:
         raise InputError("--garbage-excludes-commands true: there is no garbage loop to restrict; add --garbage true")
+    if garbage_phone_lm is not None and not garbage:
+        raise InputError("--garbage-phone-lm: there is no garbage loop to model; add --garbage true")
+    if garbage_phone_lm is not None and garbage_excludes_commands:
+        raise InputError("--garbage-phone-lm with --garbage-excludes-commands true is not supported; choose one")
     if not math.isfinite(garbage_phone_bonus):
         raise InputError(f"--garbage-phone-bonus {garbage_phone_bonus}: must be a finite number")
     for name in ("phones.txt", "words.txt", "L.fst", "phones/optional_silence.txt", "oov.txt"):
@@ -464,6 +533,17 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
                                  f"grammars from the lang dir prepare-lang wrote, not from another grammar's")
             garbage_words.append(word)
             entries.append((word, 1.0, pron))
+    phone_lm = None
+    if garbage and garbage_phone_lm is not None:
+        from kaldilite.lang.phone_lm import NgramModel
+
+        phone_lm = NgramModel.read(garbage_phone_lm)
+        unknown = sorted(set(one_phone_prons) - set(phone_lm.vocabulary()))
+        if unknown:
+            raise InputError(f"{garbage_phone_lm}: garbage phone(s) {', '.join(unknown)} not in the phone model; "
+                             f"estimate it over the lang's phones (make-phone-lm --phone-set) or list the phones "
+                             f"with --garbage-phones")
+    elif garbage:
         max_bonus = math.log(len(garbage_words) / garbage_loop_prob)
         if garbage_phone_bonus > max_bonus + 1e-9:
             raise InputError(
@@ -489,7 +569,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
     try:
         g = _write_grammar_lang(work, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word,
                                 command_items, filler_items, garbage_words, filler_weight, garbage_cost,
-                                garbage_loop_prob, allow_sequence, garbage_phone_bonus, edge_noise_prob, forbidden)
+                                garbage_loop_prob, allow_sequence, garbage_phone_bonus, edge_noise_prob, forbidden,
+                                phone_lm, list(one_phone_prons) if garbage else [])
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, old / out.name)
@@ -508,7 +589,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
 
 def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, sil_prob, oov_word, command_items,
                         filler_items, garbage_words, filler_weight, garbage_cost, garbage_loop_prob, allow_sequence,
-                        garbage_phone_bonus=0.0, edge_noise_prob=0.0, forbidden_garbage=()):
+                        garbage_phone_bonus=0.0, edge_noise_prob=0.0, forbidden_garbage=(), phone_lm=None,
+                        garbage_phones=()):
     """Fill the (empty) directory `out`: the source lang dir's phone part, the rebuilt lexicon part, G."""
     shutil.copytree(lang_dir, out, ignore=shutil.ignore_patterns("G.fst", "words", ".*"), dirs_exist_ok=True)
     _, word_syms = write_lexicon_part(out, entries, real_phones, optional_silence, sil_prob, oov_word)
@@ -526,7 +608,7 @@ def _write_grammar_lang(out, lang_dir, entries, real_phones, optional_silence, s
     items = [(words, w / total) for words, w in weights]
     builder = _GrammarBuilder(items, word_id, [word_id[w] for w in garbage_words], garbage_mass / total,
                               garbage_loop_prob, allow_sequence, garbage_phone_bonus,
-                              [[word_id[w] for w in string] for string in forbidden_garbage])
+                              [[word_id[w] for w in string] for string in forbidden_garbage], phone_lm, garbage_phones)
     g = builder.build()
     g.connect()
     g.arcsort(sort_type="ilabel")
