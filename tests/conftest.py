@@ -51,19 +51,22 @@ _DIGITS_NEEDED = ("exp/mono/final.mdl", "exp/mono/tree", "exp/mono/ali.1.gz", "e
 
 
 @pytest.fixture(scope="session")
-def digits_system(fsdd_dir, tmp_path_factory):
+def digits_system(fsdd_dir, request, tmp_path_factory):
     """The digits recipe's speaker-independent monophone system (stages 0-4), read-only.
 
-    Uses `recipes/digits/work_independent` when a developer has built it; otherwise (as in CI,
-    on a fresh clone) builds it once per test session into a temp dir with the recipe itself
-    (about 40 s), so tests on real speech never silently skip where the data is present.
+    Built with the recipe itself (~25 s of CPU) into pytest's cache dir, under a hash of the code,
+    recipe and lexicon that make it (tests/digits_build.py), and reused by later sessions only while
+    those are unchanged: tests never run on outputs of older code. Without pytest's cache
+    (`-p no:cacheprovider`) it is built into a temp dir once per session.
     """
-    built = DIGITS_RECIPE / "work_independent"
-    if all((built / path).exists() for path in _DIGITS_NEEDED):
-        return built
-    work = tmp_path_factory.mktemp("digits_system") / "work_independent"
-    out = subprocess.run(["bash", str(DIGITS_RECIPE / "run.sh"), "--corpus", str(fsdd_dir.parent), "--nj", "2",
-                          "--stop-stage", "4", "--dir", str(work)], capture_output=True, text=True, timeout=900)
-    if out.returncode != 0:
-        pytest.fail("building the digits mono system failed:\n" + out.stdout[-2000:] + out.stderr[-2000:])
-    return work
+    from digits_build import build_key, cached_build
+
+    def build(work):
+        out = subprocess.run(["bash", str(DIGITS_RECIPE / "run.sh"), "--corpus", str(fsdd_dir.parent), "--nj", "2",
+                              "--stop-stage", "4", "--dir", str(work)], capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            pytest.fail("building the digits mono system failed:\n" + out.stdout[-2000:] + out.stderr[-2000:])
+
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("digits_system") if cache is not None else tmp_path_factory.mktemp("digits_system")
+    return cached_build(root, build_key(DIGITS_RECIPE.parents[1], fsdd_dir), build, _DIGITS_NEEDED)
