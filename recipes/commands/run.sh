@@ -391,6 +391,10 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     --out data/lang_commands_norej/G.fst data/lang_commands_norej/L_disambig.fst -- make_grammar_dir lang_commands_norej
   find_models
   for m in "${models[@]}"; do make_graphs $m; done
+  if [ $stop_stage -lt 11 ] && [ -f exp/online_bundle ]; then  # the live bundle is a copy: it changes at stage 11
+    log "Stage 3: note: the live bundle $(cat exp/online_bundle) keeps the grammar it was exported with until stages" \
+      "9-11 decode, calibrate the rejection rule for the new graphs and re-export it (./run.sh --stage 3)"
+  fi
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
@@ -880,5 +884,8 @@ if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
     echo exp/${online}_online > exp/online_bundle.tmp && mv exp/online_bundle.tmp exp/online_bundle
     echo "Try it live ($online): $(command -v kaldilite) decode-online --model $(pwd)/exp/${online}_online --mic" \
       "  (or --wav FILE...)"
+  else
+    log "Stage 11: no online bundle exported: no model that runs online has a calibrated rejection rule" \
+      "(exp/<model>/graph_commands/rejection.json: stage 10 writes it, and rebuilt graphs drop it); run stages 9-10 first"
   fi
 fi

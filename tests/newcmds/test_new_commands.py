@@ -50,8 +50,14 @@ def test_happy_moved_from_fillers_to_commands_is_recognized_after_stage_3(comman
     decoded = mtimes(work, ["exp/mono/decode_dev/measures.jsonl"])
 
     # --stop-stage 3: lang, grammars and graphs only
-    run_recipe(work, "--stage", "3", "--stop-stage", "3", "--dict-dir", str(lang))
+    out = run_recipe(work, "--stage", "3", "--stop-stage", "3", "--dict-dir", str(lang))
     assert "happy" in (work / "data/lang_commands/words.txt").read_text()
+    live = work / (work / "exp/online_bundle").read_text().strip()
+    def live_fillers():
+        return (live / "words" / "fillers.txt").read_text().split()
+
+    assert "happy" in live_fillers()  # the live bundle is a copy: happy still means rejected there ...
+    assert "keeps the grammar it was exported with" in out.stdout  # ... and the user is told so
     assert "happy" not in (work / "data/lang_commands/words/fillers.txt").read_text().split()
     assert mtimes(work, TRAINING_OUTPUTS) == trained
     assert mtimes(work, ["exp/mono/decode_dev/measures.jsonl"]) == decoded
@@ -64,6 +70,7 @@ def test_happy_moved_from_fillers_to_commands_is_recognized_after_stage_3(comman
     assert (work / "exp/mono/graph_commands/rejection.json").stat().st_mtime_ns > decoded[
         "exp/mono/decode_dev/measures.jsonl"]  # recalibrated with happy as a command
 
+    assert "happy" not in live_fillers()  # stage 11 re-exported it: happy is a command live too
     after_happy = decode_data_dir(work, happy)
     n = len(after_happy)
     assert n == 15
@@ -148,5 +155,11 @@ def test_seven_and_nine_words_in_neither_list_need_their_pronunciations_then_onl
 # seven 0/60: its V is trained only on the few `marvin` recordings of the subset and its /s/ lies
 # mostly above the 4 kHz that 8 kHz audio keeps, so the sevens come out as `down` (the full tri2b
 # system: also 0/60, BENCHMARKS.md): not bounded.
-# Bounds: a margin of a few recordings (a platform's BLAS may move a borderline decision or two).
-BOUNDS = {"happy": 4, "old_commands_drop": 4, "nine": 28}
+# The nine count depends on which of many equally good mono models training lands on (2026-11-26,
+# the same data and edit): the 34 above came with the decoder's old min_active rule and --nj 2; the
+# same model trained with --nj 1 (another summation order) gives 26, and with Gaussian-splitting seed
+# (MonoOptions.seed) 1, 2, 3 (--nj 1) 20, 19, 22; with min_active as Kaldi's (other training
+# alignments; dev commands 157/247 vs 156) 18, and with seeds 1, 2, 3 (--nj 1) 21, 20, 23.
+# Bounds: below every model measured by a margin of a few recordings (a platform's BLAS may move a
+# borderline decision or two); nine was 0/60 before the edit (not in the grammar).
+BOUNDS = {"happy": 4, "old_commands_drop": 4, "nine": 14}
