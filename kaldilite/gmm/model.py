@@ -71,8 +71,9 @@ def check_data_features(path, data_dir):
     """A GMM model's raw feature dimension (from its header alone) against DATA/feats.scp: a one-line
     error naming both, before any job reads a feature (`kaldilite.feat.pipeline.check_raw_feature_dim`)."""
     from kaldilite.feat.pipeline import check_raw_feature_dim
+    from kaldilite.utils.load_once import load_once
 
-    header = read_model_header(path)
+    header = load_once(path, read_model_header, kind="header")  # the verb's jobs ask it again: one read
     if header.get("model_type", "gmm") != "gmm":  # nnet2 models check their own input chain
         return
     extra = header.get("extra", {})
