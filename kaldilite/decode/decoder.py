@@ -4,8 +4,10 @@ Follows Kaldi's ``FasterDecoder`` (src/decoder/faster-decoder.cc): one token per
 per frame; per frame, tokens within the cutoff are propagated along emitting arcs (those with a
 transition-id as input label), then along epsilon arcs within the same frame
 (``ProcessNonemitting``, also at the start). The cutoff is ``best + beam`` or, when more than
-``max_active`` tokens are alive, the cost of the ``max_active``-th best (Kaldi's ``GetCutoff``,
-a partial sort), with the beam narrowed adaptively for the next frame's pruning as Kaldi does.
+``max_active`` tokens are alive, the cost of the ``max_active``-th best, or, when at most
+``min_active`` tokens lie within the beam, the cost of the ``min_active``-th best (infinite while
+no more than ``min_active`` tokens live at all): Kaldi's ``GetCutoff``, a partial sort, with the
+beam for the next frame's pruning narrowed or widened adaptively as Kaldi does.
 
 The acoustic model is seen only through a ``(T x num_pdfs)`` float32 log-likelihood matrix and
 the ``tid_to_pdf`` map (Kaldi's ``DecodableInterface`` seam): an emitting arc with
@@ -257,15 +259,28 @@ def _kth_smallest(values, n, k):
 
 @njit(cache=True)
 def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratch):
-    """Return (cutoff, adaptive_beam, best_state) over the active tokens, like Kaldi's GetCutoff.
+    """Return (cutoff, adaptive_beam, best_state) over the active tokens, as Kaldi's GetCutoff.
 
-    ``max_active`` tightens the beam when too many tokens are alive; ``min_active`` loosens it
-    when too few would survive (the cost of the max/min_active-th best token, by partial sort).
-    Unlike Kaldi, ``min_active`` applies only with FEWER than min_active tokens within the beam, and
-    with no more than min_active tokens in all the plain beam stays (Kaldi: no cutoff at all). Kept on
-    purpose: Kaldi's rule (970db36) failed online and new-commands tests on the small digits graphs
-    and was reverted (3cdd97f, 04c5dc2).
+    Kaldi's rule (faster-decoder.cc / lattice-faster-decoder.cc), over all ``n`` token costs with
+    ``c[k]`` the k-th smallest (0-based): when ``n > max_active`` and ``c[max_active]`` is below
+    ``best + beam``, that is the cutoff (max_active tightens the beam). Otherwise the min_active
+    cutoff is ``c[min_active]`` when ``n > min_active`` and infinity when ``n <= min_active``
+    (too few tokens to prune any); when it is above ``best + beam`` it is the cutoff (min_active
+    loosens the beam). Either way the next frame's adaptive beam is ``cutoff - best + beam_delta``
+    (infinite with the infinite cutoff: nothing is pruned while fewer than min_active tokens live);
+    with the plain beam it is ``beam``. ``max_active <= 0`` means no limit (Kaldi's INT_MAX). Tokens
+    strictly below the cutoff are expanded (Kaldi keeps ``<=``: one token more than max_active).
+    A min_active above max_active counts as max_active (Kaldi's partial sort then reads past the
+    range it sorted: undefined), so max_active is always honoured.
+
+    Training graphs (`kaldilite.decode.align`, min_active 20 as Kaldi's aligner) often hold 20 or
+    fewer tokens, so alignment is then exact Viterbi. A rule that kept the plain beam there (ours
+    until this was Kaldi's) lost paths: 6 of the 2000 FSDD training utterances failed beam 10 with the
+    final mono model and needed the retry beam, and mono training drifted onto other, equally good
+    models from its 6th realignment (see tests/online/conftest.py's continuous_stream).
     """
+    if max_active > 0 and min_active > max_active:
+        min_active = max_active
     best = np.inf
     best_state = -1
     for k in range(n_active):
@@ -279,11 +294,15 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
         kth = _kth_smallest(scratch, n_active, max_active)
         if kth < beam_cutoff:
             return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state
-    if min_active > 0 and n_active > min_active:
+    if min_active > 0:
+        if n_active <= min_active:
+            return np.inf, np.inf, best_state
+        # c[min_active] > best + beam  <=>  at most min_active tokens lie within the beam: count
+        # first, so the partial sort runs only when its answer can matter.
         within = 0
         for k in range(n_active):
-            within += scratch[k] < beam_cutoff
-        if within < min_active:  # only then is the partial sort needed
+            within += scratch[k] <= beam_cutoff
+        if within <= min_active:
             kth = _kth_smallest(scratch, n_active, min_active)
             if kth > beam_cutoff:
                 return kth, kth - best + _ADAPTIVE_BEAM_DELTA, best_state

@@ -70,11 +70,18 @@ def commands_bundle(commands_bundle_dir):
 
 @pytest.fixture(scope="session")
 def continuous_stream(fsdd_dir):
-    """Commands and OOV words of one speaker separated by pauses: (waveform, [(expected, start, end)])."""
+    """Commands and OOV words of one speaker separated by pauses: (waveform, [(expected, start, end)]).
+
+    The words must be clear for any sound model: they are what the streaming, endpoint, resampling and
+    dropped-audio tests are checked against. At the end of this stream, with the CMVN statistics of
+    the words and pauses before it carried, "three" is misheard on ~2 of jackson's first 10 takes by a
+    mono model, and WHICH two changes with any change of the training (takes 0 and 9 with the aligner's
+    old min_active rule, 2 and 3 with Kaldi's, on models of equal WER): take 5 is heard with confidence
+    1.00 by both, at 8 kHz, through 48 kHz and after the dropped "seven" (take 2 was used before)."""
     parts, expected, pos = [pause(0.5, 1)], [], int(0.5 * RATE)
     for k, (word, name) in enumerate([("two", "2_jackson_1"), ("<rejected>", "9_jackson_2"),
                                       ("seven", "7_jackson_3"), ("zero", "0_jackson_4"),
-                                      ("<rejected>", "5_jackson_0"), ("three", "3_jackson_2")]):
+                                      ("<rejected>", "5_jackson_0"), ("three", "3_jackson_5")]):
         wave = fsdd(fsdd_dir, name)
         expected.append((word, pos / RATE, (pos + len(wave)) / RATE))
         parts += [wave, pause(0.8, k + 2)]
