@@ -277,7 +277,7 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
     fewer tokens, so alignment is then exact Viterbi. A rule that kept the plain beam there (ours
     until this was Kaldi's) lost paths: 6 of the 2000 FSDD training utterances failed beam 10 with the
     final mono model and needed the retry beam, and mono training drifted onto other, equally good
-    models from its 6th realignment (see tests/online/conftest.py's continuous_stream).
+    models within a few realignments (see tests/online/conftest.py's continuous_stream).
     """
     if max_active > 0 and min_active > max_active:
         min_active = max_active
