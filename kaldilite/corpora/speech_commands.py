@@ -83,7 +83,7 @@ def _noise_utterances(corpus_dir, chunk_seconds=1.0):
         return []
     result = []
     for path in sorted(noise_dir.glob("*.wav")):
-        rate, _, frames = audio_info(str(path))
+        rate, _, frames = audio_info(str(path), origin=None)  # a corpus file, not a wav.scp entry
         seconds = frames / float(rate)
         stem = re.sub(r"[^0-9A-Za-z]+", "_", path.stem)
         if seconds <= 1.5 * chunk_seconds:

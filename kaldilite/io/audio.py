@@ -58,17 +58,22 @@ def _run_pipe(spec):
     return command, proc.stdout
 
 
-def _describe_unreadable(name, head):
+def _fix_path_hint(origin):
+    """The fix for a wrong path, naming where the path came from when the caller knows it."""
+    return f"fix the path in {origin}" if origin else "fix the path"
+
+
+def _describe_unreadable(name, head, origin):
     """Say why libsndfile could not open a file, from its first bytes."""
     if head[:4] in (b"RIFF", b"RIFX", b"RF64"):
         return f"{name}: corrupt or truncated WAV header; re-export the file (e.g. sox in.wav -b 16 out.wav)"
     if head[:4] == b"fLaC":
         return f"{name}: corrupt or truncated FLAC stream; re-encode the file"
-    return f"{name}: not a recognised audio file (expected WAV or FLAC); check the path in wav.scp"
+    return f"{name}: not a recognised audio file (expected WAV or FLAC); {_fix_path_hint(origin)}"
 
 
-def _open_sound(spec):
-    """Return (name for messages, soundfile.SoundFile) for a path or `cmd |` spec."""
+def _open_sound(spec, origin):
+    """Return (name for messages, soundfile.SoundFile) for a path or `cmd |` spec; `origin` as in read_audio."""
     if is_pipe(spec):
         command, data = _run_pipe(spec)
         name = f"command '{command}'"
@@ -77,12 +82,14 @@ def _open_sound(spec):
     else:
         name = os.fspath(spec)
         if not os.path.exists(name):
-            raise AudioError(f"{name}: no such audio file; fix the path in wav.scp or restore the file")
+            raise AudioError(f"{name}: no such audio file; {_fix_path_hint(origin)} or restore the file")
         if os.path.isdir(name):
-            raise AudioError(f"{name}: is a directory, not an audio file; fix the path in wav.scp")
+            raise AudioError(f"{name}: is a directory, not an audio file; {_fix_path_hint(origin)}")
         size = os.path.getsize(name)
         if size == 0:
-            raise AudioError(f"{name}: empty file (0 bytes); re-create it or remove the utterance (fix_data_dir)")
+            # Only a data dir has an utterance to drop (fix_data_dir); a file named directly is just re-made.
+            drop = " or remove the utterance (fix_data_dir)" if origin == "wav.scp" else ""
+            raise AudioError(f"{name}: empty file (0 bytes); re-create it{drop}")
         source = name
         try:
             with open(name, "rb") as handle:
@@ -92,7 +99,7 @@ def _open_sound(spec):
     try:
         return name, soundfile.SoundFile(source)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(_describe_unreadable(name, head)) from exc
+        raise AudioError(_describe_unreadable(name, head, origin)) from exc
 
 
 def wav_truncation(path):
@@ -121,13 +128,17 @@ def wav_truncation(path):
         return None
 
 
-def read_audio(spec, sample_frequency=None, *, allow_downsample=False, allow_upsample=False, channel=None):
+def read_audio(spec, sample_frequency=None, *, allow_downsample=False, allow_upsample=False, channel=None,
+               origin="wav.scp"):
     """Read one waveform as float32 in 16-bit integer scale (like Kaldi's `WaveData`).
 
     spec: a file path, or a Kaldi input pipe `"sox in.flac -t wav - |"` run through the shell.
     sample_frequency: the rate the caller needs (`--sample-frequency`); None keeps the file's.
     allow_downsample / allow_upsample: permit resampling a higher / lower-rate file to it.
     channel: 0-based channel to take from a multi-channel file; required for those.
+    origin: where the path came from, named in the fix of a wrong path ("fix the path in wav.scp");
+        the default fits data-dir callers; None (a path given directly, e.g. `decode-online --wav`)
+        gives a fix that names no file list.
 
     Raises AudioError (one line naming the file and the fix) for a missing, empty, corrupt or
     non-audio file, a failing pipe, a file with no samples, several channels without `channel`,
@@ -137,7 +148,7 @@ def read_audio(spec, sample_frequency=None, *, allow_downsample=False, allow_ups
     >>> wave.dtype, float(abs(wave).max()) > 1.0                      # doctest: +SKIP
     (dtype('float32'), True)
     """
-    name, sound = _open_sound(spec)
+    name, sound = _open_sound(spec, origin)
     with sound:
         rate = int(sound.samplerate)
         num_channels = sound.channels
@@ -191,9 +202,10 @@ def resample(wave, from_rate, to_rate):
     return out.astype(np.float32)
 
 
-def audio_info(spec):
-    """Return (sample_rate, num_channels, num_samples) of a file or pipe without decoding it all."""
-    name, sound = _open_sound(spec)
+def audio_info(spec, origin="wav.scp"):
+    """Return (sample_rate, num_channels, num_samples) of a file or pipe without decoding it all
+    (`origin` as in read_audio)."""
+    name, sound = _open_sound(spec, origin)
     with sound:
         frames = sound.frames
         if frames < 0 or frames > 1 << 62:  # libsndfile's "unknown length" for some pipes
@@ -201,7 +213,7 @@ def audio_info(spec):
         return int(sound.samplerate), sound.channels, int(frames)
 
 
-def audio_duration(spec):
-    """Duration in seconds of a file or `cmd |` pipe (what Kaldi's utt2dur holds)."""
-    rate, _, frames = audio_info(spec)
+def audio_duration(spec, origin="wav.scp"):
+    """Duration in seconds of a file or `cmd |` pipe (what Kaldi's utt2dur holds; `origin` as in read_audio)."""
+    rate, _, frames = audio_info(spec, origin)
     return frames / float(rate)

@@ -228,7 +228,7 @@ class WavSource(AudioSource):
             self.sample_rate = int(soundfile.info(str(path)).samplerate)
         except (RuntimeError, soundfile.LibsndfileError, OSError):
             pass  # read_audio names the problem
-        self.waveform = read_audio(str(path), channel=channel)
+        self.waveform = read_audio(str(path), channel=channel, origin=None)  # a file named directly, no wav.scp
         if not self.sample_rate:
             raise AudioError(f"{path}: cannot tell the sample rate")
 

@@ -142,3 +142,29 @@ def test_truncated_audio_data_is_read_with_a_warning(tmp_path, tone, caplog):
     caplog.clear()
     read_audio(path)
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("content", [None, b"", b"this is a transcript, not audio\n", "dir"],
+                         ids=["missing", "empty", "non-audio", "directory"])
+def test_a_file_named_directly_gets_no_data_dir_fix(tmp_path, content):
+    # decode-online --wav FILE (WavSource) and corpus readers pass origin=None: there is no wav.scp
+    # or utterance to fix, so the hint must not send the user to one; data-dir readers keep theirs.
+    path = tmp_path / "bad.wav"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(AudioError) as direct:
+        read_audio(path, origin=None)
+    assert "wav.scp" not in str(direct.value) and "fix_data_dir" not in str(direct.value)
+    assert str(direct.value).startswith(f"{path}: ")
+    with pytest.raises(AudioError) as listed:
+        read_audio(path)
+    assert "wav.scp" in str(listed.value) or "fix_data_dir" in str(listed.value)
+
+
+def test_wav_source_of_a_missing_file_names_no_wav_scp(tmp_path):
+    from kaldilite.online.sources import WavSource
+
+    with pytest.raises(AudioError, match=r"nope.wav: no such audio file; fix the path or restore the file$"):
+        WavSource(tmp_path / "nope.wav")
