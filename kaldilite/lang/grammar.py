@@ -538,6 +538,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         from kaldilite.lang.phone_lm import NgramModel
 
         phone_lm = NgramModel.read(garbage_phone_lm)
+        log.warning("--garbage-phone-lm: mkgraph of a triphone model does not finish on this grammar until it "
+                    "determinizes at Kaldi's delta (1/1024), not pywrapfst's 1e-6 (see kaldilite/lang/grammar.py)")
         unknown = sorted(set(one_phone_prons) - set(phone_lm.vocabulary()))
         if unknown:
             raise InputError(f"{garbage_phone_lm}: garbage phone(s) {', '.join(unknown)} not in the phone model; "
