@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
               help="Rejection rule JSON (default GRAPH_DIR/rejection.json, which calibrate-rejection writes; "
                    "refused when calibrated on another model's decodes).")
 @click.option("--default-rejection", is_flag=True,
-              help="Use the uncalibrated default rule when a filler/garbage graph has no rejection.json "
-                   "(else refused).")
+              help="Use the uncalibrated default rule when a filler/garbage graph has no rejection.json, or when "
+                   "--model is not EXP_DIR/final.mdl (the graph's rule was calibrated on that model's decodes); "
+                   "else refused.")
 @click.option("--lang", "lang_dir", type=click.Path(exists=True, file_okay=False),
               help="Lang dir with words/fillers.txt, when the graph dir has none.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Model file (default EXP_DIR/final.mdl).")

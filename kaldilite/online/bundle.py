@@ -27,6 +27,7 @@ pipeline, feature config check); `bundle.json`'s `model_type` picks it.
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -149,7 +150,9 @@ def _refuse_speaker_adapted(model_path):
     if model_type_of(model_path) == "gmm" and header.get("extra", {}).get("speaker_adapted"):
         raise InputError(f"{model_path}: a speaker-adapted (SAT) model needs per-speaker fMLLR, which online "
                          f"decoding does not estimate; export its speaker-independent model "
-                         f"(--model {Path(model_path).parent / 'final.alimdl'}) or an nnet2/tri2b system")
+                         f"(--model {Path(model_path).parent / 'final.alimdl'}, with --rejection FILE or "
+                         f"--default-rejection: the graph's rule was calibrated on fMLLR decodes) or an nnet2/tri2b "
+                         f"system")
 
 
 # ---------------------------------------------------------------------------------- the bundle
@@ -372,7 +375,8 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         log.warning("%s: no words/fillers.txt (nor in --lang); the bundle rejects only silence/garbage-free "
                     "results by confidence", graph_dir)
     has_fillers = fillers_source is not None and bool(fillers_source.read_text(encoding="utf-8").split())
-    rule, rule_source = bundle_rejection_rule(exp_dir, graph_dir, rejection, default_rejection, has_fillers)
+    rule, rule_source = bundle_rejection_rule(exp_dir, graph_dir, rejection, default_rejection, has_fillers,
+                                              model_path=model_path)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("conf", "phones", "words"):
@@ -413,7 +417,20 @@ def _calibrated_system(rule):
     return Path(decode_dir).parent if decode_dir else None
 
 
-def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=False, has_fillers=True):
+def _is_experiments_model(model_path, exp_dir):
+    """True when `model_path` is EXP/final.mdl itself (the same file, a link to it, or a byte copy): the
+    model EXP's decodes, and so the rules calibrated on them, were made with."""
+    import filecmp
+
+    default = Path(exp_dir) / "final.mdl"
+    model_path = Path(model_path)
+    if not default.is_file():
+        return False
+    return os.path.samefile(model_path, default) or filecmp.cmp(model_path, default, shallow=False)
+
+
+def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=False, has_fillers=True,
+                          model_path=None):
     """The rejection rule a bundle decides with, and where it came from (a path or "default").
 
     A threshold only means something for the model whose scores it was calibrated on: each
@@ -424,13 +441,23 @@ def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=
     exported with its GMM's graph dir); a graph with filler/garbage words but no rule is refused
     too (its grammar was made for a calibrated threshold), unless `default_rejection` asks for the
     uncalibrated default rule. A graph without fillers gets the default rule: it has nothing to
-    calibrate against.
+    calibrate against. `model_path` (export-model --model) other than EXP/final.mdl, e.g. a SAT
+    system's speaker-independent final.alimdl, is not the model whose decodes EXP's rules were
+    calibrated on: the graph's rule is refused for it (--rejection FILE or --default-rejection).
     """
     from kaldilite.decode.rejection import RULE_FILE, RejectionRule
 
     path = Path(rejection) if rejection is not None else Path(graph_dir) / RULE_FILE
     if rejection is not None or path.is_file():
         rule = RejectionRule.load(path)
+        if rejection is None and model_path is not None and not _is_experiments_model(model_path, exp_dir):
+            if default_rejection:
+                log.warning("%s: calibrated on %s/final.mdl's decodes, not %s's; the bundle uses the uncalibrated "
+                            "default rule as --default-rejection asks", path, exp_dir, model_path)
+                return RejectionRule(), "default"
+            raise InputError(f"{path}: its threshold was calibrated on decodes of {Path(exp_dir) / 'final.mdl'}, "
+                             f"not of --model {model_path}; pass --rejection FILE calibrated on that model's "
+                             f"decodes, or --default-rejection for the uncalibrated default")
         system = _calibrated_system(rule)
         if system is not None and system.name and system.name != Path(exp_dir).resolve().name:
             if rejection is not None:  # named by the user: their choice

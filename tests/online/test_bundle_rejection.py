@@ -90,3 +90,28 @@ def test_a_graph_without_fillers_gets_the_default_rule(digits_system, digits_bun
     graph = digits_system / "exp/mono/graph"
     assert not (graph / "rejection.json").exists()  # the digits recipe calibrates nothing
     assert digits_bundle.rejection == RejectionRule() and digits_bundle.info["from"]["rejection"] == "default"
+
+
+def test_a_model_other_than_final_mdl_does_not_inherit_the_graphs_rule(digits_system, commands_graph_dir, tmp_path):
+    # export-model --model exp/tri3b/final.alimdl (what the SAT refusal suggests) passes the tree check, but
+    # the graph's rule was calibrated on decodes of exp/tri3b/final.mdl: its threshold is not this model's.
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.online.bundle import ModelBundle
+
+    mono = digits_system / "exp/mono"
+    graph = _graph_with_rule(commands_graph_dir, tmp_path, 37.25, "exp/mono/decode_dev")
+    with pytest.raises(InputError, match=r"calibrated on decodes of .*final.mdl, not of --model .*1.mdl; "
+                                         r"pass --rejection FILE .* or --default-rejection"):
+        _export(digits_system, graph, tmp_path / "refused", model=mono / "1.mdl")
+    assert not (tmp_path / "refused").exists()
+    default = ModelBundle.load(_export(digits_system, graph, tmp_path / "d", model=mono / "1.mdl",
+                                       default_rejection=True))
+    assert default.rejection == RejectionRule() and default.info["from"]["rejection"] == "default"
+    named = ModelBundle.load(_export(digits_system, graph, tmp_path / "n", model=mono / "1.mdl",
+                                     rejection=graph / "rejection.json"))
+    assert named.rejection.threshold == 37.25
+    # the experiment's own final model, named by path or copied elsewhere, keeps the graph's rule
+    shutil.copyfile(mono / "final.mdl", tmp_path / "copy.mdl")
+    for model in (mono / "final.mdl", tmp_path / "copy.mdl"):
+        kept = ModelBundle.load(_export(digits_system, graph, tmp_path / f"k_{model.stem}", model=model))
+        assert kept.rejection.threshold == 37.25
