@@ -205,10 +205,19 @@ def lexicon_has_stress(lexicon_path):
     return any(_STRESS.search(p) for phones in _lexicon_phones(lexicon_file_of(lexicon_path)) for p in phones)
 
 
-def g2p_hint(words):
-    """The command that proposes lexicon lines for `words`, for error messages."""
-    shown = " ".join(sorted(words)[:20])
-    return f"kaldilite g2p {shown}{' ...' if len(words) > 20 else ''} >> lexicon.txt"
+def g2p_hint(words, lexicon=None):
+    """How to add lexicon lines for `words`, for error messages: the `kaldilite g2p` command that
+    proposes them, appending to `lexicon` when the caller knows the file (a lexiconp.txt gets the
+    probability column 1.0 that g2p does not print), else saying where the lines go: prepare-lang
+    reads a dict dir's lexiconp.txt first, so lines appended to its lexicon.txt would be ignored."""
+    shown = " ".join(sorted(words)[:20]) + (" ..." if len(words) > 20 else "")
+    if lexicon is None:
+        return (f"`kaldilite g2p --lexicon DICT_DIR {shown}` proposes the lines for DICT_DIR/lexicon.txt, or for "
+                f"DICT_DIR/lexiconp.txt with a probability (e.g. 1.0) after the word if the dict dir has one")
+    lexicon = Path(lexicon)
+    if lexicon.name == "lexiconp.txt":
+        return f"`kaldilite g2p --lexicon {lexicon.parent} {shown} | sed 's/ / 1.0 /' >> {lexicon}`"
+    return f"`kaldilite g2p --lexicon {lexicon.parent} {shown} >> {lexicon}`"
 
 
 def read_word_list(path):
@@ -287,10 +296,12 @@ def make_dict_dir(words, out_dir, source="cmudict"):
     missing = [w for w in words if not prons_of(w)]
     if missing:
         where_ = {"cmudict": "CMUdict", "pypinyin": "pypinyin (not Chinese?)"}.get(source, str(source))
-        raise InputError(
-            f"{len(missing)} word(s) not in {where_}: {' '.join(missing)}; propose pronunciations with "
-            f"`{g2p_hint(missing)}` (review them) and add them there"
-        )
+        if source in ("cmudict", "pypinyin"):
+            fix = (f"`kaldilite g2p {' '.join(missing)}` proposes pronunciations: write them (reviewed) to a "
+                   f"lexicon.txt and pass it with --lexicon")
+        else:
+            fix = f"add pronunciations (review them): {g2p_hint(missing, lexicon_file_of(source))}"
+        raise InputError(f"{len(missing)} word(s) not in {where_}: {' '.join(missing)}; {fix}")
     lines, used = {f"!SIL {optional}", "<UNK> SPN" if "SPN" in silence else f"<UNK> {optional}"}, set()
     for word in words:
         for pron in prons_of(word):

@@ -155,8 +155,8 @@ class LangDir:
         if missing:
             listed = ", ".join(f"{w} ({loc})" for w, loc in missing.items())
             raise InputError(
-                f"{len(missing)} word(s) not in {self.path / 'words.txt'}: {listed}; add them to the dict dir's "
-                f"lexicon.txt (`{g2p_hint(list(missing))}`) and re-run prepare-lang"
+                f"{len(missing)} word(s) not in {self.path / 'words.txt'}: {listed}; add them to the lexicon of the "
+                f"dict dir it was made from ({g2p_hint(list(missing))}) and re-run prepare-lang"
             )
 
     def filler_words(self):

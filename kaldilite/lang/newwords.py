@@ -35,6 +35,10 @@ from kaldilite.utils import atomic_open
 
 log = logging.getLogger(__name__)
 
+# The option that adds proposed pronunciations, as each entry point spells it: check-pronunciations'
+# flag, and the commands recipe's option, which takes a value.
+_AUTO_G2P = "--auto-g2p (check-pronunciations; the commands recipe: ./run.sh --auto-g2p true)"
+
 
 def grammar_words(paths):
     """Words of commands/fillers files in order of appearance: {word: 'file:line' of its first use}."""
@@ -140,11 +144,11 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     if problems:
         fix = "fix the words above by hand"
     elif lexicon.name == "lexiconp.txt":  # g2p prints no probability column: its lines cannot be appended here
-        fix = (f"re-run with --auto-g2p (it adds the proposed lines to {lexicon} with probability 1.0"
+        fix = (f"re-run with {_AUTO_G2P} (it adds the proposed lines to {lexicon} with probability 1.0"
                f"{' and to lexicon.txt beside it' if (dict_dir / 'lexicon.txt').is_file() else ''}), then review them")
     else:
         fix = (f"add the proposed lines (`kaldilite g2p --lexicon {dict_dir} {names} >> {lexicon}`, then review "
-               "them) or re-run with --auto-g2p")
+               f"them) or re-run with {_AUTO_G2P}")
     raise InputError(f"{len(missing)} grammar word(s) without a pronunciation in {lexicon}: "
                      + ", ".join(f"{w} ({loc})" for w, loc in missing.items()) + f"; {fix}")
 

@@ -350,6 +350,7 @@ def warn_unknown_words(data_dir, lang):
     usually a word someone forgot to add to the lexicon. Names the first line of each and the fix;
     returns the unknown words (in order of first use)."""
     from kaldilite.io.datadir import read_entries
+    from kaldilite.lang.g2p import g2p_hint
 
     path = os.path.join(os.fspath(data_dir), "text")
     if not os.path.isfile(path):
@@ -363,11 +364,10 @@ def warn_unknown_words(data_dir, lang):
         words = list(first_line)
         shown = ", ".join(f"{w} (line {first_line[w]})" for w in words[:10])
         more = f" and {len(words) - 10} more" if len(words) > 10 else ""
-        named = " ".join(words[:10])
         log.warning("%s:%d: %d word(s) not in %s/words.txt are mapped to %s: %s%s; if they are words, add their "
-                    "pronunciations (`kaldilite g2p --lexicon DICT_DIR %s >> DICT_DIR/lexicon.txt`) and re-run "
+                    "pronunciations to the lexicon of the dict dir the lang was made from (%s) and re-run "
                     "prepare-lang", path, first_line[words[0]], len(words), lang.path, lang.oov_word, shown, more,
-                    named)
+                    g2p_hint(words[:10]))
     return list(first_line)
 
 

@@ -21,6 +21,9 @@ def test_missing_words_are_listed_with_file_line_and_the_proposed_line(tmp_path,
     message = str(error.value)
     assert "seven (" in message and "commands.txt:11" in message and "commands.txt:12" in message
     assert "--auto-g2p" in message and len(message.splitlines()) == 1
+    # both spellings: the verb's flag and the recipe's option, which takes a value (run.sh --auto-g2p alone
+    # would swallow the next option as its value)
+    assert "check-pronunciations" in message and "./run.sh --auto-g2p true" in message
     assert "seven S EH V AH N" in caplog.text
     kitchen = [r.getMessage() for r in caplog.records if "'kitchen'" in r.getMessage()][0]
     proposed = kitchen.split("proposes: ")[1].split(" | ")[0].split()[1:]

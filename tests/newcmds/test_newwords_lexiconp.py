@@ -92,3 +92,40 @@ def test_make_grammars_missing_word_fix_works_on_a_lexiconp_dict_dir(tmp_path):
     lang = prepare_lang(dict_dir, "<UNK>", tmp_path / "tmp2", tmp_path / "lang2")
     make_grammar(dict_dir / "commands.txt", lang, tmp_path / "lang_commands")
     assert (tmp_path / "lang_commands" / "G.fst").is_file()
+
+
+@pytest.mark.parametrize("lexicon_name", ["lexiconp.txt", "lexicon.txt"])
+def test_the_g2p_hint_for_a_known_lexicon_followed_in_a_shell_gives_a_valid_dict_dir(tmp_path, lexicon_name):
+    # g2p prints `word phones`: appended as is to a lexiconp.txt the first phone would be read as the
+    # probability (or the load fails); the hint's command, run as printed, must leave a dict dir that loads
+    # with the word, probability 1.0 (the independent answer: DictDir.load, CMUdict's seven).
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kaldilite.lang.g2p import g2p_hint
+
+    if shutil.which("sed") is None:
+        pytest.skip("sed not installed")
+    lang = edited_lang(tmp_path / "en", lexicon_remove=["seven"])
+    if lexicon_name == "lexiconp.txt":
+        lang = with_lexiconp(lang, keep_plain=False)
+    hint = g2p_hint(["seven"], lang / lexicon_name)
+    command = hint.split("`")[1]
+    assert command.startswith(f"kaldilite g2p --lexicon {lang} seven") and command.endswith(f">> {lang / lexicon_name}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(command, shell=True, check=True, env=env, timeout=60)
+    entries = {(e.word, e.prob, e.phones) for e in DictDir.load(lang).lexicon}
+    assert ("seven", 1.0, ("S", "EH", "V", "AH", "N")) in entries
+
+
+def test_a_lang_dirs_missing_words_hint_names_both_lexicon_files(tmp_path):
+    # a lang dir does not know its dict dir's lexicon file: the hint must not send every user to lexicon.txt
+    # (prepare-lang reads lexiconp.txt first, so lines appended there would be ignored)
+    from kaldilite.lang.g2p import g2p_hint
+
+    hint = g2p_hint(["seven", "eight"])
+    assert ">>" not in hint and "kaldilite g2p --lexicon DICT_DIR eight seven" in hint
+    assert "DICT_DIR/lexicon.txt" in hint and "DICT_DIR/lexiconp.txt with a probability (e.g. 1.0)" in hint
