@@ -3,8 +3,12 @@
 #
 # Ten commands (lang/en/commands.txt) are recognized; other words must be rejected. The grammar
 # holds the commands, the filler words (lang/en/fillers.txt, trained from their recordings), a
-# garbage phone loop and the silence word; a rejection threshold on the lattice confidence is
-# calibrated on the dev speakers for a target false-accept rate.
+# garbage phone loop and the silence word. A result is rejected when it is a filler, garbage or
+# silence, or when a logistic score of two confidence measures (llr_total: the log-likelihood ratio
+# of the command path against the best filler/garbage path; gop_mean: the command's mean goodness
+# of pronunciation) falls below a threshold; weights and threshold are calibrated on the dev speakers
+# (fillers, noise, and each command decoded with a grammar without it) for a false-accept rate of
+# --target-fa (5%).
 #
 #   ./run.sh                                  # the shared Speech Commands subset ($KALDILITE_DATA)
 #   ./run.sh --corpus /path/to/speech_commands_v0.02   # any folder in the Speech Commands layout
