@@ -501,7 +501,9 @@ def split_targets(pdf_occs, target_total, *, power=0.2, min_count=20.0):
 
     Start at one per pdf; repeatedly give one more to the pdf with the largest
     occupancy^power / current_count, unless (count + 1) * min_count would reach its raw
-    occupancy, in which case that pdf is frozen. Stops at the target or when all are frozen.
+    occupancy, in which case that pdf is frozen. Stops at the target or when all are frozen
+    (logged at DEBUG only: a trainer mixes up every iteration toward a growing target, so on little
+    data this happens each time; the EM loop says it once per run).
     """
     occs = np.asarray(pdf_occs, dtype=np.float64)
     targets = np.ones(len(occs), np.int64)
@@ -512,8 +514,8 @@ def split_targets(pdf_occs, target_total, *, power=0.2, min_count=20.0):
     while total < target_total:
         neg_priority, pdf = heapq.heappop(heap) if heap else (0.0, -1)
         if neg_priority == 0:
-            log.warning("could not split up to %d Gaussians because of min-count %g (or no counts at all)",
-                        target_total, min_count)
+            log.debug("could not split up to %d Gaussians because of min-count %g (or no counts at all)",
+                      target_total, min_count)
             break
         if (targets[pdf] + 1) * min_count >= occs[pdf]:
             continue  # frozen: drop from the queue (Kaldi pushes it back with priority 0)

@@ -163,7 +163,8 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
 
     With `var_floor` > 0 every variance is floored at `var_floor` times the pooled
     within-Gaussian variance of its dimension (`pooled_within_gaussian_variance`) instead of
-    at `min_variance` alone. Returns a dict: avg_loglike, frames, num_gauss, objf improvements.
+    at `min_variance` alone. Returns a dict: avg_loglike, frames, num_gauss, objf improvements,
+    mixup_short (the mix-up stopped below `mixup`: too little data per pdf for that many) and min_count.
     """
     from kaldilite.gmm import GmmAccumulators, load_model, save_model
     from kaldilite.io.tables import write_text_vector
@@ -193,15 +194,20 @@ def sum_and_estimate(model_in, acc_paths, model_out, *, mixup=0, power=0.2, min_
     log.info("GMM update: overall %.6g objective improvement per frame over %.0f frames",
              result["objf_change"] / max(result["count"], 1e-10), result["count"])
     log.info("GMM update: overall avg like per frame = %.6f over %.0f frames", accs.avg_loglike, accs.total_frames)
+    mixup_short = False
     if mixup and mixup > am.num_gauss:
         am.mixup(pdf_occs, mixup, power=power, min_count=min_count, perturb_factor=perturb_factor,
                  rng=np.random.default_rng(seed))
+        mixup_short = am.num_gauss < mixup
+        if mixup_short:  # the job log's line; the EM loop warns once per run (gmm-est warns on every call)
+            log.info("mix-up: %d of the %d Gaussians asked for: no pdf has the occupancy for another at min-count %g",
+                     am.num_gauss, mixup, min_count)
     save_model(model_out, tm, am, pipeline, extra)
     if occs_out:
         write_text_vector(occs_out, pdf_occs)
     return {"avg_loglike": accs.avg_loglike, "frames": accs.total_frames, "num_gauss": am.num_gauss,
             "gmm_objf_change": result["objf_change"] / max(result["count"], 1e-10),
-            "removed_gaussians": result["removed_gaussians"]}
+            "removed_gaussians": result["removed_gaussians"], "mixup_short": mixup_short, "min_count": min_count}
 
 
 def variance_floor_vector(accs, var_floor, min_variance=0.001):

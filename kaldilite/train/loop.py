@@ -73,7 +73,7 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
     # load the numba aligner here once: the forked jobs inherit it instead of each loading it
     # again (about 0.4 s per job per iteration, or a full compile)
     warm_up_aligner()
-    history, prev_like = [], None
+    history, prev_like, said_mixup_short = [], None, False
     for x in range(first_iter, schedule.num_iters):
         if schedule.stage <= x:
             features_changed_by = before_iteration(x) if before_iteration is not None else None
@@ -95,6 +95,12 @@ def run_em_iterations(exp, parts, lang, schedule: EmSchedule, *, num_gauss, inc_
             like = result["avg_loglike"]
             log.info("iteration %d: avg log-likelihood per frame %.4f over %.0f frames, %d Gaussians",
                      x, like, result["frames"], result["num_gauss"])
+            if result.get("mixup_short") and not said_mixup_short:  # once per run: later iterations ask for more
+                said_mixup_short = True
+                log.warning("iteration %d: mixed up to only %d of the %d Gaussians asked for: at min-count %g the "
+                            "pdfs have too little data for more (fewer Gaussians fit this data); said once, each "
+                            "iteration's count is in %s/update.*.log", x, result["num_gauss"], num_gauss,
+                            result["min_count"], log_dir)
             if features_changed_by:
                 log.info("iteration %d: features changed by %s; likelihood not compared with iteration %d", x,
                          features_changed_by, x - 1)
