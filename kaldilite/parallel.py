@@ -6,7 +6,7 @@ step_name, nj=...)` calls `func(*job_args[k-1])` for k = 1..N and returns the re
 order. Job k writes `log_dir/step_name.k.log` as run.pl does: the first line is the call, then
 everything the job logs (library `logging`, warnings, stray prints), the last line its exit
 code and elapsed time. If any job fails, JobFailedError names the first failed job, its log
-file and the end of that log.
+file and the end of that log, or only the error's one line when the job stopped on a KaldiliteError.
 
 Backends ("where the jobs run") are `JobRunner` subclasses: `LocalJobRunner` (a process pool
 on this machine, Kaldi's run.pl; the default) and `kaldilite.jobs.slurm.SlurmJobRunner` (one
@@ -242,6 +242,22 @@ def _log_tail(log_path, num_lines=_TAIL_LINES):
     return lines[-num_lines:]
 
 
+def _user_error_of(tail):
+    """The message of the KaldiliteError a job log ends in, from the traceback's last line
+    (`kaldilite.errors.InputError: MESSAGE`), else None: a problem the user can fix is shown as
+    the one line it is, without the log lines before it; anything else (a bug) keeps the tail."""
+    if not tail:
+        return None
+    name, sep, message = tail[-1].partition(": ")
+    module_name, _, class_name = name.rpartition(".")
+    if not sep or not module_name.startswith("kaldilite"):
+        return None
+    error_class = getattr(sys.modules.get(module_name), class_name, None)  # only modules this process loaded
+    if isinstance(error_class, type) and issubclass(error_class, KaldiliteError):
+        return message
+    return None
+
+
 def _append_to_log(log_path, line):
     """Note a failure the job could not log itself (its process died) at the end of its log."""
     with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as handle:
@@ -341,7 +357,8 @@ class JobRunner:
             return [payload for _, payload in outcomes]
         first = failed[0]
         log_path = JobRunner.log_path(log_dir, step_name, first)
-        tail = " | ".join(_log_tail(log_path)) or outcomes[first - 1][1]
+        tail = _log_tail(log_path)
+        tail = _user_error_of(tail) or " | ".join(tail) or outcomes[first - 1][1]
         others = f" (also failed: jobs {_job_ranges(failed[1:])})" if len(failed) > 1 else ""
         raise JobFailedError(
             f"{step_name}: job {first} of {len(outcomes)} failed{others}; see {log_path}: {tail}",

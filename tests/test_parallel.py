@@ -55,9 +55,9 @@ def test_a_failing_job_raises_naming_the_job_its_log_and_its_last_lines(tmp_path
     log = tmp_path / "log" / "acc.4.2.log"
     assert err.value.job == 2 and err.value.log_path == str(log) and err.value.failed_jobs == [2]
     message = str(err.value)
-    assert message.startswith(f"acc.4: job 2 of 3 failed; see {log}: ")
-    assert "about to look at 2" in message and "data/x/wav.scp:2: cannot read audio" in message
-    assert "\n" not in message
+    # a KaldiliteError is a user's problem with its own one-line message: shown alone, not after log noise
+    assert message == f"acc.4: job 2 of 3 failed; see {log}: data/x/wav.scp:2: cannot read audio"
+    assert "about to look at 2" in log.read_text()
     lines = log.read_text().splitlines()
     assert lines[-1].startswith("# Ended (code 1)")
     assert (tmp_path / "log" / "acc.4.3.log").read_text().splitlines()[-1].startswith("# Ended (code 0)")
@@ -305,3 +305,29 @@ def test_slurm_backend_without_slurm_commands_says_so_in_one_line(tmp_path, monk
         run_jobs(pow, [(2, 3)], tmp_path / "log", "acc.1", runner=SlurmJobRunner())
     assert str(err.value) == ("acc.1: 'sbatch' not found on PATH; the Slurm backend (--cmd slurm) needs Slurm's "
                               "client commands on this machine, or use --cmd local")
+
+
+def crash_on(value, bad):
+    logging.getLogger("kaldilite.test").warning("about to look at %s", value)
+    if value == bad:
+        return {}["missing key"]  # a bug, not a user error
+    return value
+
+
+def test_a_job_that_fails_on_a_bug_keeps_the_end_of_its_log(tmp_path):
+    # only a KaldiliteError is a one-line user error; a bug's message keeps the log lines that lead to it
+    with pytest.raises(JobFailedError) as err:
+        run_jobs(crash_on, [(1, 1)], tmp_path, "acc.1")
+    message = str(err.value)
+    assert "about to look at 1" in message and "KeyError: 'missing key'" in message and "\n" not in message
+
+
+def test_a_subclass_of_kaldilite_error_is_shown_as_its_message_alone(tmp_path):
+    from kaldilite.errors import AudioError
+    from kaldilite.parallel import _user_error_of
+
+    assert _user_error_of(["INFO (x) noise", "kaldilite.errors.AudioError: a.wav: empty file"]) == "a.wav: empty file"
+    assert issubclass(AudioError, KaldiliteError)
+    assert _user_error_of(["ValueError: not ours"]) is None
+    assert _user_error_of(["kaldilite.nosuchmodule.Thing: x"]) is None
+    assert _user_error_of(["kaldilite.errors.where: x"]) is None  # a function, not an error class
