@@ -222,11 +222,13 @@ def write_matrix(path, matrix):
 
 
 def read_matrix_file(path):
-    import kaldi_io
+    """A transform matrix file (binary `FM`/`DM` or Kaldi text, e.g. est-lda --binary=false) in float64,
+    through io.tables: a text matrix keeps every digit written (kaldi_io parsed text into float32)."""
+    from kaldilite.io.tables import read_matrix
 
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: transform not found")
-    return np.asarray(kaldi_io.read_mat(os.fspath(path)), np.float64)
+    return np.asarray(read_matrix(path), np.float64)
 
 
 # ============================================================================ jobs

@@ -18,3 +18,18 @@ def test_a_float64_transform_is_written_as_kaldis_float_matrix(tmp_path):
     again = read_matrix_file(tmp_path / "0.mat")
     assert again.dtype == np.float64
     np.testing.assert_array_equal(again, matrix.astype(np.float32).astype(np.float64))
+
+
+def test_a_text_transform_is_read_with_every_digit(tmp_path):
+    # Kaldi's text matrix carries no type: a transform written as text (est-lda --binary=false, or
+    # io.tables' write_matrix binary=False: 17 significant digits) is read in float64 like io.tables
+    # reads every text matrix, not rounded to float32 on the way
+    from kaldilite.io.tables import write_matrix as write_kaldi_matrix
+
+    matrix = np.random.default_rng(1).normal(size=(3, 7)) * 1e3
+    write_kaldi_matrix(tmp_path / "0.mat", matrix, binary=False)
+    again = read_matrix_file(tmp_path / "0.mat")
+    assert again.dtype == np.float64
+    np.testing.assert_array_equal(again, matrix)
+    (tmp_path / "hand.mat").write_text(" [\n  0.2000000000000001 1 ]\n")  # a digit float32 cannot hold
+    assert read_matrix_file(tmp_path / "hand.mat")[0, 0] == 0.2000000000000001
