@@ -11,8 +11,8 @@ encodes the binary objects exactly as Kaldi's `Matrix::Write` / `WriteIntegerVec
 Readers accept Kaldi rspecifiers (`scp:feats.scp`, `ark:x.ark`, `ark,t:-` style options are
 ignored) or bare paths (`*.scp` is a script file, anything else an archive), scp entries with
 an offset and an optional Kaldi row/column range `x.ark:12[0:9]` / `[0:9,0:12]`. Binary matrices
-come back in their stored type (`FM` float32, `DM` float64); text matrices, which carry no type, in
-float64 (every digit kept, as Kaldi's Matrix<double> reads CMVN stats). An alignment dir
+come back in their stored type (`FM` float32, `DM` float64); text matrices and vectors, which carry
+no type, in float64 (every digit kept, as Kaldi's Matrix<double> reads CMVN stats). An alignment dir
 (ALI_DIR/ali.JOB.gz) is read by `read_alignment_dir`.
 
 Writes are atomic (temp file + rename, see `kaldilite.utils.atomic`): an interrupted writer
@@ -368,7 +368,25 @@ def _read_text_matrix(handle):
 
 
 def _as_vector(handle):
-    return kaldi_io.read_vec_flt(handle)
+    if handle.peek(1)[:1] == b"\0":  # binary ("\0B"): FV float32, DV float64, as stored
+        return kaldi_io.read_vec_flt(handle)
+    return _read_text_vector(handle)
+
+
+def _read_text_vector(handle):
+    """A Kaldi text vector ` [ v1 v2 ... ]` in float64 (text carries no type, as `_read_text_matrix`).
+    Unlike kaldi_io's text reader, a vector without its brackets (a truncated archive) is an error,
+    and one that spans lines (Kaldi's reader reads tokens up to `]`) is read whole."""
+    text = ""
+    while "]" not in text:
+        line = handle.readline()
+        if not line:
+            raise ValueError("end of data before the vector's closing ']'")
+        text += line.decode("utf-8")
+    opening, closing = text.find("["), text.find("]")
+    if opening < 0 or text[:opening].strip() or opening > closing:
+        raise ValueError(f"a vector starts with '[' (binary: '\\0B'), got {text.strip()[:20]!r}")
+    return np.array(text[opening + 1:closing].split(), dtype=np.float64)
 
 
 def _as_int_vector(handle):
@@ -435,7 +453,7 @@ def read_matrix_dict(spec):
 
 
 def read_vectors(spec):
-    """Iterate (key, float vector) over an scp or ark."""
+    """Iterate (key, float vector) over an scp or ark: binary `FV` float32, `DV` float64, text in float64."""
     return _read_table(spec, _as_vector)
 
 

@@ -113,6 +113,21 @@ def test_float_vectors_round_trip(tmp_path, rng):
         assert ours[key].dtype == vector.dtype
 
 
+def test_text_vectors_are_read_in_float64_and_a_truncated_one_is_an_error(tmp_path):
+    # text carries no type: every digit written is kept (as text matrices since 4ae0694); a vector cut
+    # before its ']' (kaldi_io's text reader returned what was there) or written without brackets names
+    # the file and key; Kaldi's reader reads a vector's tokens up to ']', across lines
+    (tmp_path / "v.ark").write_text("a [ 0.2000000000000001 -3e-300 7 ]\nempty [ ]\nlong [ 1 2\n 3 ]\nb  [ 5 ]\n")
+    got = dict(read_vectors(tmp_path / "v.ark"))
+    assert list(got) == ["a", "empty", "long", "b"] and all(v.dtype == np.float64 for v in got.values())
+    assert got["a"].tolist() == [0.2000000000000001, -3e-300, 7.0] and got["empty"].size == 0
+    assert got["long"].tolist() == [1.0, 2.0, 3.0] and got["b"].tolist() == [5.0]
+    for name, text in (("cut", "a [ 1 2 ]\nb [ 3 4\n"), ("bare", "a 1 2 3\n")):
+        (tmp_path / f"{name}.ark").write_text(text)
+        with pytest.raises(InputError, match=rf"{name}.ark: corrupt or truncated table data for key"):
+            dict(read_vectors(tmp_path / f"{name}.ark"))
+
+
 def test_exception_mid_iteration_leaves_no_ark_or_scp(tmp_path, matrices):
     def items():
         yield from list(matrices.items())[:2]
