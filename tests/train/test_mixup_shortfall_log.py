@@ -15,6 +15,7 @@ from test_mono_synthetic import sample_corpus
 def test_an_unreachable_gaussian_target_is_warned_about_once_per_run(tmp_path, caplog):
     from kaldilite.feat.pipeline import FeaturePipeline
     from kaldilite.gmm import load_model, split_targets
+    from kaldilite.io.tables import read_text_vector
     from kaldilite.train.loop import summarize_warnings
     from kaldilite.train.mono import MonoOptions, train_mono
 
@@ -28,7 +29,7 @@ def test_an_unreachable_gaussian_target_is_warned_about_once_per_run(tmp_path, c
                    pipeline=FeaturePipeline(cmvn="none", delta_order=0))
 
     _, am, _, _ = load_model(tmp_path / "exp" / "final.mdl")
-    occs = _read_occs(tmp_path / "exp" / "final.occs")
+    occs = read_text_vector(tmp_path / "exp" / "final.occs")
     assert am.num_gauss < totgauss and split_targets(occs, totgauss).sum() < totgauss  # the shortfall is real
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     short = [r for r in warnings if "mixed up to only" in r.getMessage()]
@@ -41,7 +42,3 @@ def test_an_unreachable_gaussian_target_is_warned_about_once_per_run(tmp_path, c
     assert sum("mix-up: " in p.read_text() for p in logs) > 1  # each iteration's count stays in its job log
     assert "update" not in summarize_warnings(tmp_path / "exp" / "log")  # and is no WARNING line there
 
-
-def _read_occs(path):
-    # final.occs: Kaldi's text vector ` [ v1 v2 ... ]`
-    return np.array(path.read_text().replace("[", " ").replace("]", " ").split(), dtype=np.float64)
