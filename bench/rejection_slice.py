@@ -11,7 +11,8 @@ slice of training speakers that the models did not see:
   trained on the other training speakers (the DNN on the GMM's tree: it decodes the GMM's graphs).
 
 For each garbage phone bonus b (make-grammar --garbage-phone-bonus, with run.sh's --edge-noise-prob
-p) and acoustic scale a it builds the commands grammar, the ten leave-one-command-out grammars and
+p, and --garbage-phone-lm if given: its graphs need mkgraph at Kaldi's determinization delta, see
+kaldilite/lang/grammar.py) and acoustic scale a it builds the commands grammar, the ten leave-one-command-out grammars and
 the GMM's graphs, then decodes with both models, all with --phone-scores, into
 OUT/exp/<model>/gb<b>_en<p>_a<a>/ (an exp dir as the recipe lays it out, the slice in dev's place):
 decode_dev, the slice (--exact-llr); decode_dev_norej, the slice with the commands-only grammar (the
