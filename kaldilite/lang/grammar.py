@@ -125,7 +125,8 @@ loop against 78.9 / 80.4 / 81.2 / 82.1 / 80.4% with the bigram at bonus 2.5 / 2 
 trigram at bonus 2: DNN 80.1%, tri3b 78.6%. tri3b's gain is the lower bonus, not the model: the free
 loop at bonus 1 gives tri3b 83.3% at 4.8% (+12/-1 against bonus 2; halvings 82.3), and the bigram at
 the same bonus is worse than it (+2/-8); the DNN at free bonus 1: 82.1% at 5.9% (+5/-6; halvings 81.0),
-the bigram at bonus 1 level with it (+9/-9). The loop's cost of a command's own spelling now varies
+the bigram at bonus 1 level with it (+9/-9). At bonus 1.5 likewise (free loop: tri3b 82.1%, DNN 81.5%;
+the bigram against it: tri3b +3/-8, DNN +10/-11). The loop's cost of a command's own spelling now varies
 with its phonotactics (median llr_total of right DNN commands: off 53 -> 69, up 74 -> 81, but go
 54 -> 48, right 77 -> 57, left 91 -> 71), and the held-out near-homophones move with it (held-out
 commands taken for `no`: median 16 -> 29, for `off` 20 -> 33). Not a win for the DNN, so the recipe keeps the free loop.
