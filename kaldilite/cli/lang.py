@@ -134,7 +134,7 @@ def validate_lang_cmd(lang_dir, skip_determinization_check, texts):
 @click.option("--garbage-phone-lm", type=click.Path(exists=True, dir_okay=False),
               help="ARPA phone n-gram over base phones (make-phone-lm): the garbage loop's phone probabilities and "
                    "its end, instead of uniform ones (--garbage-phone-bonus still applies per phone). Experimental: "
-                   "mkgraph of a triphone model needs determinization at Kaldi's delta for it (lang/grammar.py).")
+                   "on held-out speakers it did not beat the free loop (lang/grammar.py).")
 @click.option("--filler-weight", type=float, default=1.0, show_default=True,
               help="Weight of each filler word relative to a command of weight 1.")
 @click.option("--allow-sequence", is_flag=True, help="Allow several items per utterance (not just one).")

@@ -111,9 +111,9 @@ one `_S` phone whatever its position in the string. The string's length comes fr
 which can make a loop arc's cost negative (a likely bigram costs less than the bonus); every phone
 still pays its acoustic cost. The command words stay in the model's training text: a loop that
 cannot spell commands lost (`--garbage-excludes-commands` above), and the two are not combined.
-mkgraph needs determinization at Kaldi's delta (1/1024) for such a graph: at pywrapfst's default
-1e-6 the log-semiring residuals of the non-uniform loop never compare equal in float32 and H o CLG
-does not terminate. Measured on 20 held-out training speakers (issue 7, bench/rejection_slice.py
+mkgraph determinizes at Kaldi's delta (1/1024, `kaldilite.graph.mkgraph.KALDI_DELTA`): at pywrapfst's
+default 1e-6 the log-semiring residuals of the non-uniform loop never compare equal in float32 and
+H o CLG did not terminate. Measured on 20 held-out training speakers (issue 7, bench/rejection_slice.py
 --garbage-phone-lm, recipe settings and rule logistic(llr_total, gop_mean), 2-fold cross-calibrated
 for 5% in-domain FA; graphs at delta 1/1024, which leaves the free loop's decisions unchanged, 0/0;
 CMUdict bigram, cross-entropy 2.64 nats a phone, so bonus 1 costs an English-like string about what
@@ -554,8 +554,6 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         from kaldilite.lang.phone_lm import NgramModel
 
         phone_lm = NgramModel.read(garbage_phone_lm)
-        log.warning("--garbage-phone-lm: mkgraph of a triphone model does not finish on this grammar until it "
-                    "determinizes at Kaldi's delta (1/1024), not pywrapfst's 1e-6 (see kaldilite/lang/grammar.py)")
         unknown = sorted(set(one_phone_prons) - set(phone_lm.vocabulary()))
         if unknown:
             raise InputError(f"{garbage_phone_lm}: garbage phone(s) {', '.join(unknown)} not in the phone model; "
