@@ -72,6 +72,8 @@ VERBS = {
         'Check that every word of GRAMMAR_FILES has a pronunciation in DICT_DIR made of its phones.'),
     'g2p': ('lang', 'Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).'),
     'make-grammar': ('lang', 'Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.'),
+    'make-phone-lm': ('lang',
+        'Estimate an ARPA phone n-gram from a pronunciation dictionary, for make-grammar --garbage-phone-lm.'),
     'prepare-dict': ('lang',
         'Write a Kaldi dict dir (lexicon.txt, silence/nonsilence phones) for the words in WORDS_FILE.'),
     'prepare-lang': ('lang', 'Build a Kaldi lang dir (phones.txt, words.txt, L.fst, topo, ...) from a dict dir.'),

@@ -170,8 +170,9 @@ def make_grammar_cmd(commands, lang_dir, out_lang_dir, fillers, garbage, garbage
                    "ones it has (as g2p --lexicon; NG -> N G), pronunciations that cannot be are left out.")
 @click.option("--ngram-order", type=int, default=2, show_default=True, help="Order of the phone n-gram.")
 def make_phone_lm_cmd(arpa_out, lexicon, phone_set, ngram_order):
-    """Estimate a phone n-gram (interpolated Witten-Bell, ARPA) from a pronunciation dictionary: each
-    pronunciation is one sentence of phones. For make-grammar --garbage-phone-lm.
+    """Estimate an ARPA phone n-gram from a pronunciation dictionary, for make-grammar --garbage-phone-lm.
+
+    Interpolated Witten-Bell; each pronunciation is one sentence of phones.
 
     \b
     e.g.: kaldilite make-phone-lm --phone-set lang/en --ngram-order 2 data/local/phone_lm.arpa
