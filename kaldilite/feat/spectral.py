@@ -36,17 +36,13 @@ def vtln_warp_freq(freq, alpha, low_freq, high_freq, vtln_low, vtln_high):
     """
     freq = np.asarray(freq, dtype=np.float64)
     alpha = np.asarray(alpha, dtype=np.float64)
-    lo, hi, f_lo, f_hi = _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high)
+    lo = vtln_low * np.maximum(1.0, alpha)
+    hi = vtln_high * np.minimum(1.0, alpha)
+    f_lo, f_hi = lo / alpha, hi / alpha
     left = low_freq + (f_lo - low_freq) / (lo - low_freq) * (freq - low_freq)
     right = high_freq + (high_freq - f_hi) / (high_freq - hi) * (freq - high_freq)
     warped = np.where(freq < lo, left, np.where(freq < hi, freq / alpha, right))
     return np.where((freq < low_freq) | (freq > high_freq), freq, warped)
-
-
-def _inflections(alpha, low_freq, high_freq, vtln_low, vtln_high):
-    lo = vtln_low * np.maximum(1.0, alpha)
-    hi = vtln_high * np.minimum(1.0, alpha)
-    return lo, hi, lo / alpha, hi / alpha
 
 
 def mel_banks(mel_opts, frame_opts):
