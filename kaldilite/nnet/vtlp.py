@@ -42,7 +42,7 @@ import dataclasses
 import numpy as np
 
 from kaldilite.errors import InputError
-from kaldilite.feat.spectral import vtln_warp_freq
+from kaldilite.feat.spectral import inverse_mel_scale, mel_scale, vtln_warp_freq
 
 
 @dataclasses.dataclass
@@ -69,8 +69,6 @@ class VtlpWarp:
             raise InputError(f"VTLP: --vtln-low {self.vtln_low:g} and --vtln-high {self.vtln_high:g} Hz must lie "
                              f"inside the mel range {self.low_freq:g}..{self.high_freq:g} Hz (set --vtln-low "
                              "above --low-freq and --vtln-high below --high-freq)")
-        from kaldilite.feat.spectral import inverse_mel_scale, mel_scale
-
         self._mel_low = float(mel_scale(self.low_freq))
         self._mel_delta = (float(mel_scale(self.high_freq)) - self._mel_low) / (self.num_mel_bins + 1)
         self.centers_hz = inverse_mel_scale(self._mel_low + self._mel_delta * np.arange(1, self.num_mel_bins + 1))
@@ -92,8 +90,6 @@ class VtlpWarp:
 
     def source_positions(self, alphas):
         """(examples, bins) fractional bin index each warped bin reads from, clamped to the outer bins."""
-        from kaldilite.feat.spectral import mel_scale
-
         alphas = np.asarray(alphas, dtype=np.float64)[:, None]
         source_hz = vtln_warp_freq(self.centers_hz[None, :], alphas, self.low_freq, self.high_freq,
                                    self.vtln_low, self.vtln_high)
