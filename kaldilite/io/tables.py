@@ -351,16 +351,7 @@ def _read_text_matrix(handle):
     would round to float32. Consumers of features cast to float32 themselves (FeaturePipeline.apply,
     apply_cmvn_online), so text features do not carry float64 into the acoustic models.
     """
-    text = ""
-    while "]" not in text:
-        line = handle.readline()
-        if not line:
-            raise ValueError("end of data before the matrix's closing ']'")
-        text += line.decode("utf-8")
-    opening, closing = text.find("["), text.find("]")
-    if opening < 0 or text[:opening].strip() or opening > closing:
-        raise ValueError(f"a matrix starts with '[' (binary: '\\0B'), got {text.strip()[:20]!r}")
-    rows = [line.split() for line in re.split(r"[\n;]", text[opening + 1:closing])]
+    rows = [line.split() for line in re.split(r"[\n;]", _bracketed_text(handle, "matrix"))]
     rows = [[float(v) for v in row] for row in rows if row]
     if len({len(row) for row in rows}) > 1:
         raise ValueError(f"rows of {sorted({len(row) for row in rows})} columns")
@@ -377,16 +368,22 @@ def _read_text_vector(handle):
     """A Kaldi text vector ` [ v1 v2 ... ]` in float64 (text carries no type, as `_read_text_matrix`).
     Unlike kaldi_io's text reader, a vector without its brackets (a truncated archive) is an error,
     and one that spans lines (Kaldi's reader reads tokens up to `]`) is read whole."""
+    return np.array(_bracketed_text(handle, "vector").split(), dtype=np.float64)
+
+
+def _bracketed_text(handle, what):
+    """The text between a Kaldi text object's `[` and `]` (`what`: "matrix" or "vector", for the
+    message), reading whole lines up to the closing bracket; nothing but spaces may precede the `[`."""
     text = ""
     while "]" not in text:
         line = handle.readline()
         if not line:
-            raise ValueError("end of data before the vector's closing ']'")
+            raise ValueError(f"end of data before the {what}'s closing ']'")
         text += line.decode("utf-8")
     opening, closing = text.find("["), text.find("]")
     if opening < 0 or text[:opening].strip() or opening > closing:
-        raise ValueError(f"a vector starts with '[' (binary: '\\0B'), got {text.strip()[:20]!r}")
-    return np.array(text[opening + 1:closing].split(), dtype=np.float64)
+        raise ValueError(f"a {what} starts with '[' (binary: '\\0B'), got {text.strip()[:20]!r}")
+    return text[opening + 1:closing]
 
 
 def _as_int_vector(handle):
@@ -469,7 +466,6 @@ def read_int_vectors(spec):
     return _read_table(spec, _as_int_vector)
 
 
-
 def read_alignment_dir(ali_dir, utts=None, num_transition_ids=None):
     """Every alignment of an alignment dir (ALI_DIR/ali.JOB.gz, in job order) as dict utt -> int32
     transition-ids, optionally only those of `utts`.
@@ -496,6 +492,7 @@ def read_alignment_dir(ali_dir, utts=None, num_transition_ids=None):
                                  "alignment dir of this model's tree, or re-align with this model)")
             out[utt] = ali
     return out
+
 
 def _parse_binary_int_ark(data, where):
     """All entries of a binary int-vector archive held in memory, or None if it is not one (text).
