@@ -11,10 +11,10 @@ slice of training speakers that the models did not see:
   trained on the other training speakers (the DNN on the GMM's tree: it decodes the GMM's graphs).
 
 For each garbage phone bonus b (make-grammar --garbage-phone-bonus, with run.sh's --edge-noise-prob
-p, and --garbage-phone-lm if given: its graphs need mkgraph at Kaldi's determinization delta, see
-kaldilite/lang/grammar.py) and acoustic scale a it builds the commands grammar, the ten leave-one-command-out grammars and
-the GMM's graphs, then decodes with both models, all with --phone-scores, into
-OUT/exp/<model>/gb<b>_en<p>_a<a>/ (an exp dir as the recipe lays it out, the slice in dev's place):
+p, and --garbage-excludes-commands / --garbage-phone-lm if given) and acoustic scale a it builds the
+commands grammar, the ten leave-one-command-out grammars and the GMM's graphs, then decodes with both
+models, all with --phone-scores, into OUT/exp/<model>/<grammar_tag>_a<a>/ (gb<b>[_en<p>][_xc][_lm<m>]_a<a>;
+an exp dir as the recipe lays it out, the slice in dev's place):
 decode_dev, the slice (--exact-llr); decode_dev_norej, the slice with the commands-only grammar (the
 forced choice); decode_heldout_commands, its held-out commands (--lattice-llr, as run.sh;
 OUT/data/heldout_commands as run.sh makes it; a DNN trained on online CMVN carries its stats through
