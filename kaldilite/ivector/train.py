@@ -176,14 +176,11 @@ def _extract_job(part_dir, extractor_path, out_dir, job, config_dict):
     config = OnlineIvectorExtractionConfig(**config_dict)
     data = DataDir.load(part_dir)
     utt2spk = data.utt2spk or {}
-    if model.pipeline is not None and model.pipeline.cmvn == "online":
-        features = load_features(part_dir, model.pipeline)  # spk2utt order, the CMVN carried per speaker
-    else:
-        order = [u for utts in (data.spk2utt or {}).values() for u in utts] or None
-        features = load_features(part_dir, model.pipeline)
-        if order is not None:
-            loaded = dict(features)
-            features = ((u, loaded[u]) for u in order if u in loaded)
+    features = load_features(part_dir, model.pipeline)  # online CMVN: spk2utt order, carried per speaker
+    order = [u for utts in (data.spk2utt or {}).values() for u in utts]
+    if model.pipeline.cmvn != "online" and order:  # otherwise feats.scp's order: put it in spk2utt's
+        loaded = dict(features)
+        features = ((u, loaded[u]) for u in order if u in loaded)
     out = Path(out_dir).resolve()
     rows = dict(extract_ivectors_online(features, model.ubm, model.extractor, config, utt2spk=utt2spk or None))
     ark = out / f"ivector_online.{job}.ark"
