@@ -26,7 +26,6 @@ reads it (`NgramModel.read`) and expands it into the garbage loop (lang/grammar.
 import logging
 import math
 from collections import Counter, defaultdict
-from pathlib import Path
 
 from kaldilite.errors import InputError
 from kaldilite.lang.arpa import read_arpa
