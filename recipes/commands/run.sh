@@ -865,7 +865,13 @@ fi
 # decodes (exp/<model>/graph_commands/rejection.json: each model's llr_total has its own scale).
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
   online=$(online_system)
-  [ -n "$online" ] && [ -f exp/$online/graph_commands/rejection.json ] || online=
+  if [ -z "$online" ]; then
+    log "Stage 11: no online bundle exported: none of the models that run online (nnet2, tri2b, tri1, mono) is trained"
+  elif [ ! -f exp/$online/graph_commands/rejection.json ]; then
+    log "Stage 11: no online bundle exported: $online (the best trained model that runs online) has no calibrated rejection rule" \
+      "(exp/$online/graph_commands/rejection.json: stage 10 writes it, and rebuilt graphs drop it); run stages 9-10 first"
+    online=
+  fi
   if [ -n "$online" ]; then
     # the rule calibrated on the online front end's decodes (stage 10), else the offline one
     rule_sys=$online
@@ -888,8 +894,5 @@ if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
     echo exp/${online}_online > exp/online_bundle.tmp && mv exp/online_bundle.tmp exp/online_bundle
     echo "Try it live ($online): $(command -v kaldilite) decode-online --model $(pwd)/exp/${online}_online --mic" \
       "  (or --wav FILE...)"
-  else
-    log "Stage 11: no online bundle exported: no model that runs online has a calibrated rejection rule" \
-      "(exp/<model>/graph_commands/rejection.json: stage 10 writes it, and rebuilt graphs drop it); run stages 9-10 first"
   fi
 fi
