@@ -314,8 +314,9 @@ def _updated_inv_covariances(extractor, projections, stats, y, r, gamma, updated
     inv_covars = extractor.inv_covars.copy()
     num_floored = 0
     floor_chol = np.linalg.cholesky(floor)
+    inv_floor_chol = np.linalg.inv(floor_chol)  # the same for every Gaussian: inverted once
     for i in np.flatnonzero(updated):
-        floored, k = _floor_covariance(covars[i], floor_chol)
+        floored, k = _floor_covariance(covars[i], floor_chol, inv_floor_chol)
         num_floored += k
         inv_covars[i] = np.linalg.inv(floored)
         inv_covars[i] = 0.5 * (inv_covars[i] + inv_covars[i].T)
@@ -324,10 +325,11 @@ def _updated_inv_covariances(extractor, projections, stats, y, r, gamma, updated
     return inv_covars
 
 
-def _floor_covariance(covar, floor_chol):
+def _floor_covariance(covar, floor_chol, inv_floor_chol=None):
     """covar floored at `floor` in the matrix sense (covar - floor made positive semidefinite by
-    raising the eigenvalues of L^-1 covar L^-T to at least 1, floor = L L'), as SpMatrix::ApplyFloor."""
-    inv_l = np.linalg.inv(floor_chol)
+    raising the eigenvalues of L^-1 covar L^-T to at least 1, floor = L L'), as SpMatrix::ApplyFloor.
+    `inv_floor_chol`: L^-1 if the caller has it (computed here otherwise)."""
+    inv_l = np.linalg.inv(floor_chol) if inv_floor_chol is None else inv_floor_chol
     eigvals, eigvecs = np.linalg.eigh(inv_l @ covar @ inv_l.T)
     num = int(np.sum(eigvals < 1.0))
     if num == 0:
