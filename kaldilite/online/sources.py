@@ -279,13 +279,17 @@ class StdinSource(AudioSource):
         self._stream = stream
         self._read_wav_header(explicit_rate)
 
+    def _read(self, size):
+        """Up to `size` bytes from the stream (b"" at its end)."""
+        try:
+            return self._stream.read(size)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"stdin: cannot read audio ({exc}); was it closed?") from None
+
     def _read_exactly(self, size):
         data = b""
         while len(data) < size:
-            try:
-                more = self._stream.read(size - len(data))
-            except (OSError, ValueError) as exc:
-                raise InputError(f"stdin: cannot read audio ({exc}); was it closed?") from None
+            more = self._read(size - len(data))
             if not more:
                 break
             data += more
@@ -336,12 +340,7 @@ class StdinSource(AudioSource):
             left = self._data_bytes  # a WAV header's data size: what follows it is not audio
             while not ring.closed:
                 want = chunk_bytes if left is None else min(chunk_bytes, left - total - len(carry))
-                got = b""
-                if want > 0:
-                    try:
-                        got = self._stream.read(want)
-                    except (OSError, ValueError) as exc:
-                        raise InputError(f"stdin: cannot read audio ({exc}); was it closed?") from None
+                got = self._read(want) if want > 0 else b""
                 data = carry + got
                 usable = len(data) - len(data) % 2
                 carry = data[usable:]
