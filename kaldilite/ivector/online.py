@@ -88,7 +88,8 @@ class OnlineIvectorFeature:
         self.config = (config or OnlineIvectorExtractionConfig()).check()
         if ubm.dim != extractor.feat_dim or source.dim != extractor.feat_dim:
             raise InputError(f"online i-vectors: UBM of dim {ubm.dim}, extractor of dim {extractor.feat_dim} and "
-                             f"features of dim {source.dim} must agree")
+                             f"features of dim {source.dim} must agree; make the features with the pipeline of the "
+                             "extractor's model file and use the UBM it holds")
         self.source = source
         self.ubm = ubm
         self.extractor = extractor
