@@ -17,10 +17,9 @@ import soundfile
 from click.testing import CliRunner
 
 from kaldilite.errors import InputError
-from kaldilite.feat.spectral import mel_scale
+from kaldilite.feat.spectral import mel_scale, vtln_warp_freq
 from kaldilite.nnet.spec_augment import SpecAugment
 from kaldilite.nnet.train import Nnet2Options, SplicedFrames, train_network
-from kaldilite.feat.spectral import vtln_warp_freq
 from kaldilite.nnet.vtlp import VtlpWarp
 from test_nnet_cli import mono_system  # noqa: F401  (the synthetic monophone system: a fixture, ~2 s)
 
