@@ -267,7 +267,7 @@ def _get_cutoff(tok_cost, active, n_active, beam, max_active, min_active, scratc
     cutoff is ``c[min_active]`` when ``n > min_active`` and infinity when ``n <= min_active``
     (too few tokens to prune any); when it is above ``best + beam`` it is the cutoff (min_active
     loosens the beam). Either way the next frame's adaptive beam is ``cutoff - best + beam_delta``
-    (infinite with the infinite cutoff: nothing is pruned while fewer than min_active tokens live);
+    (infinite with the infinite cutoff: nothing is pruned while no more than min_active tokens live);
     with the plain beam it is ``beam``. ``max_active <= 0`` means no limit (Kaldi's INT_MAX). Tokens
     strictly below the cutoff are expanded (Kaldi keeps ``<=``: one token more than max_active).
     A min_active above max_active counts as max_active (Kaldi's partial sort then reads past the
