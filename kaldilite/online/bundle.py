@@ -224,8 +224,7 @@ class ModelBundle:
             raise MissingFileError(f"{path}: no such model bundle; make one with `kaldilite export-model EXP GRAPH "
                                    f"{path}`")
         if not (path / "bundle.json").is_file():  # not a damaged bundle: most often an experiment dir (exp/nnet2)
-            what = "an experiment dir" if (path / "final.mdl").is_file() else "a directory"
-            exp = path if (path / "final.mdl").is_file() else "EXP"
+            what, exp = ("an experiment dir", path) if (path / "final.mdl").is_file() else ("a directory", "EXP")
             raise MissingFileError(f"{path}: {what}, not a model bundle (no bundle.json); make one with "
                                    f"`kaldilite export-model --mfcc-config CONF {exp} GRAPH OUT_DIR` and pass "
                                    f"--model OUT_DIR (the commands recipe's stage 11 exports exp/nnet2_online)")
