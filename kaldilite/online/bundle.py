@@ -221,8 +221,8 @@ class ModelBundle:
 
         path = Path(path)
         if not path.is_dir():
-            raise MissingFileError(f"{path}: no such model bundle; make one with `kaldilite export-model EXP GRAPH "
-                                   f"{path}`")
+            raise MissingFileError(f"{path}: no such model bundle; make one with `kaldilite export-model "
+                                   f"--mfcc-config CONF EXP GRAPH {path}`")
         if not (path / "bundle.json").is_file():  # not a damaged bundle: most often an experiment dir (exp/nnet2)
             what, exp = ("an experiment dir", path) if (path / "final.mdl").is_file() else ("a directory", "EXP")
             raise MissingFileError(f"{path}: {what}, not a model bundle (no bundle.json); make one with "
