@@ -34,7 +34,8 @@
 # graphs, decodes and scores, and never the features or the models (the training lang, stage 2,
 # holds only the training transcripts' words). `KALDILITE_FORCE=true ./run.sh ...` runs all.
 #
-# Timing (from scratch, all stages, a quiet 2-core machine; RESULTS' header): 15.7 min wall, 28.1 min CPU:
+# Timing (from scratch, all stages, a quiet 2-core machine, the run at f2a0465; RESULTS' header has the latest
+# run's, 23.0 min on a ~1.4x slower machine): 15.7 min wall, 28.1 min CPU:
 # stages 0-4 0.9 min, tri1 0.7, tri2b 1.3, tri3b 1.4, stage 8 (nnet2: two networks trained side by side
 # on the two cores) 9.3, stage 9 (graphs, decodes, held-out commands) 2.0, stages 10-11 0.2.
 #
