@@ -313,7 +313,7 @@ class _GrammarBuilder:
         prefix goes to its trie node, any other phone to the free state, which loops on every phone.
         Every state accepts except the nodes that complete a forbidden string, so the loop accepts every
         non-empty string but those, each on exactly one path with the plain loop's arc costs."""
-        self.garbage_states, self.garbage_accepting = [], set()
+        self.garbage_states = []
         self._garbage_child = {}  # (state or None for the entry, garbage id) -> trie node state
         # the loop's arcs as probabilities: entry [(gid, state, P)], per state [(gid, next state, P)], and
         # per state the probability that the garbage string ends there
@@ -324,8 +324,7 @@ class _GrammarBuilder:
             self._build_phone_lm_states()
             return
         self.garbage_states.append(self.garbage_loop)
-        self.garbage_accepting.add(self.garbage_loop)
-        complete = set()
+        complete = set()  # trie nodes that complete a forbidden string: the only states where garbage cannot end
         for string in self.forbidden_garbage:
             state = None  # the trie's root: before the loop's first phone
             for gid in string:
@@ -335,13 +334,12 @@ class _GrammarBuilder:
                     self.garbage_states.append(self._garbage_child[key])
                 state = self._garbage_child[key]
             complete.add(state)
-        self.garbage_accepting.update(s for s in self.garbage_states if s not in complete)
         n = len(self.garbage_ids)
         self.garbage_entry = [(gid, self.garbage_next(None, gid), 1.0 / n) for gid in self.garbage_ids]
         for state in self.garbage_states:
             self.garbage_arcs[state] = [(gid, self.garbage_next(state, gid), self.loop_prob / n)
                                         for gid in self.garbage_ids]
-            if state in self.garbage_accepting:
+            if state not in complete:
                 self.garbage_end[state] = 1.0 - self.loop_prob
 
     def _build_phone_lm_states(self):
@@ -378,7 +376,6 @@ class _GrammarBuilder:
             z = sum(p for _, _, p in probs) + end
             self.garbage_arcs[state] = [(gid, state_for(history + (phone,)), p / z) for gid, phone, p in probs if p > 0]
             self.garbage_end[state] = end / z
-        self.garbage_accepting.update(s for s, e in self.garbage_end.items() if e > 0)
 
     def garbage_next(self, state, gid):
         """Where garbage word `gid` leads from garbage state `state` (None: entering the loop)."""
