@@ -29,7 +29,7 @@ import numpy as np
 
 from kaldilite.errors import InputError, where
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
-from kaldilite.lang.g2p import (dict_phone_set, g2p, lexicon_file_of, lexicon_has_stress, lexicon_prons,
+from kaldilite.lang.g2p import (dict_phone_set, g2p, g2p_hint, lexicon_file_of, lexicon_has_stress, lexicon_prons,
                                  restrict_to_phone_set)
 from kaldilite.utils import atomic_open
 
@@ -140,15 +140,13 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
                         lexicon, dict_dir, word, " | ".join(lines))
     for problem in problems:
         log.warning("%s", problem)
-    names = " ".join(missing)
     if problems:
         fix = "fix the words above by hand"
     elif lexicon.name == "lexiconp.txt":  # g2p prints no probability column: its lines cannot be appended here
         fix = (f"re-run with {_AUTO_G2P} (it adds the proposed lines to {lexicon} with probability 1.0"
                f"{' and to lexicon.txt beside it' if (dict_dir / 'lexicon.txt').is_file() else ''}), then review them")
     else:
-        fix = (f"add the proposed lines (`kaldilite g2p --lexicon {dict_dir} {names} >> {lexicon}`, then review "
-               f"them) or re-run with {_AUTO_G2P}")
+        fix = f"add the proposed lines ({g2p_hint(list(missing), lexicon)}, then review them) or re-run with {_AUTO_G2P}"
     raise InputError(f"{len(missing)} grammar word(s) without a pronunciation in {lexicon}: "
                      + ", ".join(f"{w} ({loc})" for w, loc in missing.items()) + f"; {fix}")
 
