@@ -272,7 +272,6 @@ def test_write_matrix_binary_keeps_the_precision_kaldi_names_and_text_keeps_ever
                                   doubles)
 
 
-
 def test_text_matrices_come_back_in_double_with_all_17_significant_digits(tmp_path):
     # Kaldi's text format has no type (the reader's Matrix<double> parses every digit); numbers that
     # float32 cannot hold (17 significant digits, a CMVN sum of squares beyond 2**24) must survive
@@ -305,6 +304,7 @@ def test_malformed_text_matrices_are_one_line_input_errors(tmp_path):
         with pytest.raises(InputError) as err:
             read_matrix(tmp_path / name)
         assert "\n" not in str(err.value) and str(tmp_path / name) in str(err.value), name
+
 
 def test_an_alignment_dir_is_read_in_job_order_filtered_and_range_checked(tmp_path):
     # jobs 2 and 10 both hold utt "b": the later JOB (10, not "10" < "2" as text) wins, as the jobs' order
