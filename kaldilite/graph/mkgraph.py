@@ -17,7 +17,9 @@ pushing). Both compare weights as Kaldi's tools do, to within ``KALDI_DELTA`` = 
 before encoding them): OpenFst's default 1e-6 treats float rounding residuals of the log
 semiring as different weights, which left the commands recipe's tri3b graph with 9,043 states
 where 2,546 suffice (same decisions on held-out speakers), and made a non-uniform garbage loop
-(make-grammar --garbage-phone-lm) never finish determinizing. The graph layer does not load models: callers pass the transition model and tree.
+(make-grammar --garbage-phone-lm) never finish determinizing.
+
+The graph layer does not load models: callers pass the transition model and tree.
 """
 
 import logging
@@ -61,7 +63,8 @@ def _to_std(fst):
 
 
 def _minimize_encoded(fst):
-    """Minimize as an acceptor over (ilabel, olabel, weight) triples: merges states, moves nothing."""
+    """Minimize as an acceptor over (ilabel, olabel, weight) triples, the weights first quantized to
+    `KALDI_DELTA` (changed by at most half of it): merges states, pushes no weight."""
     import pywrapfst
 
     fst = pywrapfst.arcmap(fst, delta=KALDI_DELTA, map_type="quantize")  # as Kaldi's MinimizeEncoded
