@@ -15,8 +15,8 @@ minimization encodes labels and weights first (Kaldi's ``fstminimizeencoded``: n
 pushing). Both compare weights as Kaldi's tools do, to within ``KALDI_DELTA`` = 1/1024 (its
 ``kDelta``: determinization's comparison delta, and minimization quantizes the weights to it
 before encoding them): OpenFst's default 1e-6 treats float rounding residuals of the log
-semiring as different weights, which left the commands recipe's tri3b graph with 9,043 states
-where 2,546 suffice (same decisions on held-out speakers), and made a non-uniform garbage loop
+semiring as different weights, which left the commands recipe's tri3b graph_commands with 3,376
+states where 2,574 suffice (the same dev decisions; llr within 4e-4), and made a non-uniform garbage loop
 (make-grammar --garbage-phone-lm) never finish determinizing.
 
 The graph layer does not load models: callers pass the transition model and tree.
