@@ -81,18 +81,26 @@ def _tiny_case(seed=3):
     return extractor, covars, labels, frames
 
 
+def _joint_gaussian(extractor, covars, labels):
+    """The generative model of one utterance's stacked frames: w ~ N(mu, I), x = A w + e with A the
+    stacked M of each frame's Gaussian and e ~ N(0, blockdiag of their covariances): (mu, A, B)."""
+    mu = np.zeros(extractor.ivector_dim)
+    mu[0] = extractor.prior_offset
+    stacked = np.concatenate([extractor.projections[c] for c in labels])
+    noise = np.zeros((stacked.shape[0],) * 2)
+    dim = covars[0].shape[0]
+    for t, c in enumerate(labels):
+        noise[dim * t:dim * (t + 1), dim * t:dim * (t + 1)] = covars[c]
+    return mu, stacked, noise
+
+
 def test_posterior_matches_gaussian_conditioning_of_the_joint():
     extractor, covars, labels, frames = _tiny_case()
     one_hot = np.eye(extractor.num_gauss)[labels]
     mean, covariance = extractor.posteriors(one_hot.sum(axis=0)[None], (one_hot.T @ frames)[None])
     # w ~ N(mu, I), x = A w + e with A the stacked M of each frame's Gaussian, e ~ N(0, blockdiag Sigma):
     # E[w | x] = mu + A' (A A' + B)^-1 (x - A mu), Cov = I - A' (A A' + B)^-1 A
-    mu = np.zeros(extractor.ivector_dim)
-    mu[0] = extractor.prior_offset
-    stacked = np.concatenate([extractor.projections[c] for c in labels])
-    noise = np.zeros((stacked.shape[0],) * 2)
-    for t, c in enumerate(labels):
-        noise[2 * t:2 * t + 2, 2 * t:2 * t + 2] = covars[c]
+    mu, stacked, noise = _joint_gaussian(extractor, covars, labels)
     gain = stacked.T @ np.linalg.inv(stacked @ stacked.T + noise)
     np.testing.assert_allclose(mean[0], mu + gain @ (frames.reshape(-1) - stacked @ mu), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(covariance[0], np.eye(len(mu)) - gain @ stacked, rtol=1e-9, atol=1e-9)
@@ -121,12 +129,7 @@ def test_log_likelihood_is_the_joint_gaussian_density():
     extractor, covars, labels, frames = _tiny_case()
     one_hot = np.eye(extractor.num_gauss)[labels]
     stats = TrainingStatistics.from_utterances([(frames, one_hot)])
-    mu = np.zeros(extractor.ivector_dim)
-    mu[0] = extractor.prior_offset
-    stacked = np.concatenate([extractor.projections[c] for c in labels])
-    noise = np.zeros((stacked.shape[0],) * 2)
-    for t, c in enumerate(labels):
-        noise[2 * t:2 * t + 2, 2 * t:2 * t + 2] = covars[c]
+    mu, stacked, noise = _joint_gaussian(extractor, covars, labels)
     expected = multivariate_normal(stacked @ mu, stacked @ stacked.T + noise).logpdf(frames.reshape(-1))
     assert extractor.log_likelihood(stats) == pytest.approx(expected, rel=1e-10)
 
