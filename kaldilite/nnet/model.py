@@ -176,7 +176,7 @@ class NnetAcousticModel:
         A speaker-adapted model needs `transforms` (speaker -> fMLLR matrix, `read_transform_dir`;
         `transform_dir` names their source in messages); a speaker-independent one refuses them.
         """
-        from kaldilite.feat.pipeline import load_features
+        from kaldilite.feat.pipeline import load_features, raw_feature_dim_of
 
         self.check_raw_features(raw_feature_dim_of(data_dir))
         if self.fmllr_pipeline is None:
@@ -275,13 +275,6 @@ def _describe_steps(pipeline, input_dim, transform_name):
     if p.transform is not None:
         parts.append(f", {transform_name} {p.transform.shape[0]}")
     return "".join(parts)
-
-
-def raw_feature_dim_of(data_dir):
-    """Dimension of the first matrix in DATA/feats.scp (`kaldilite.feat.pipeline.raw_feature_dim_of`)."""
-    from kaldilite.feat.pipeline import raw_feature_dim_of as feature_dim
-
-    return feature_dim(data_dir)
 
 
 def save_nnet_model(path, model: NnetAcousticModel):

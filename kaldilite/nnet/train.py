@@ -962,9 +962,10 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     from pathlib import Path
 
     from kaldilite.errors import MissingFileError
+    from kaldilite.feat.pipeline import raw_feature_dim_of
     from kaldilite.gmm.model import load_model
     from kaldilite.hmm import ContextDependency
-    from kaldilite.nnet.model import NnetAcousticModel, raw_feature_dim_of, save_nnet_model
+    from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
     from kaldilite.nnet.preconditioning import estimate_preconditioning
 
     opts = opts or Nnet2Options()

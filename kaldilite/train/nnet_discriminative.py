@@ -159,7 +159,7 @@ class _Utterances:
         from kaldilite.decode.denlat import load_den_lattices
         from kaldilite.feat.pipeline import load_features
         from kaldilite.io.tables import read_alignment_dir
-        from kaldilite.nnet.model import raw_feature_dim_of
+        from kaldilite.feat.pipeline import raw_feature_dim_of
         from kaldilite.nnet.train import SplicedFrames, load_examples, parse_copy_ali_prefixes
 
         pipeline = model.pipeline
