@@ -140,11 +140,11 @@ def slice_frame_figures(model_path, hires_slice, ali_dir, commands):
 
     from kaldilite.io.datadir import read_key_values
     from kaldilite.nnet.model import load_nnet_model
-    from kaldilite.train.deltas import source_alignments
+    from kaldilite.io.tables import read_alignment_dir
 
     model = load_nnet_model(model_path)
     text = read_key_values(hires_slice / "text")
-    targets = {utt: model.tm.tid_to_pdf[np.asarray(tids)] for utt, tids in source_alignments(ali_dir).items()
+    targets = {utt: model.tm.tid_to_pdf[np.asarray(tids)] for utt, tids in read_alignment_dir(ali_dir).items()
                if text.get(utt, "").strip() in commands}
     right = frames = 0
     objf = 0.0  # float64 accumulator

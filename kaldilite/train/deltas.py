@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.tables import read_alignment_dir
 from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 from kaldilite.train.loop import (EmSchedule, file_log, finish_training, raw_feature_dim, remove,
                                   run_em_iterations, write_text)
@@ -215,13 +216,6 @@ def compile_graphs_jobs(exp, parts, lang_dir, model_name):
 
 
 # ---------------------------------------------------------------------------- jobs
-def source_alignments(ali_dir, utts=None):
-    """All alignments of an alignment dir (every ali.*.gz), optionally only those of `utts`."""
-    from kaldilite.io.tables import read_alignment_dir
-
-    return read_alignment_dir(ali_dir, utts)
-
-
 @one_blas_thread
 def acc_tree_stats_job(exp, part_dir, ali_dir, job, pipeline_dict, ci_phones, context_width, central_position):
     """Job: features of the part (cached) + the source alignments -> EXP/JOB.treeacc."""
@@ -234,7 +228,7 @@ def acc_tree_stats_job(exp, part_dir, ali_dir, job, pipeline_dict, ci_phones, co
     cache = FeatureCache.from_items(load_features(part_dir, FeaturePipeline.from_dict(pipeline_dict)))
     cache.save(exp / f"feats.{job}.npz")
     tm, _, _, _ = load_model(Path(ali_dir) / "final.mdl")
-    alignments = source_alignments(ali_dir, cache.utts)
+    alignments = read_alignment_dir(ali_dir, cache.utts)
     missing = [u for u in cache.utts if u not in alignments]
     if missing:
         log.warning("%d utterances have no alignment in %s (e.g. %s)", len(missing), ali_dir, missing[0])
@@ -259,7 +253,7 @@ def convert_ali_job(exp, part_dir, ali_dir, job, new_model, new_tree):
     new_tm, _, _, _ = load_model(new_model)
     converter = AlignmentConverter(old_tm, new_tm, ContextDependency.read(new_tree))
     utts = sorted(DataDir.load(part_dir).utt2spk or {})
-    alignments = source_alignments(ali_dir, utts)
+    alignments = read_alignment_dir(ali_dir, utts)
     converted = {utt: converter.convert(alignments[utt]) for utt in utts if utt in alignments}
     write_int_vectors(converted.items(), Path(exp) / f"ali.{job}.gz")
     log.info("converted %d alignments, %d utterances had none", len(converted), len(utts) - len(converted))
@@ -267,5 +261,5 @@ def convert_ali_job(exp, part_dir, ali_dir, job, new_model, new_tree):
 
 
 __all__ = ["DeltasOptions", "train_deltas", "train_tree_system", "deltas_pipeline", "accumulate_tree_stats_jobs",
-           "build_tree_and_model", "convert_alignments_jobs", "compile_graphs_jobs", "source_alignments"]
+           "build_tree_and_model", "convert_alignments_jobs", "compile_graphs_jobs"]
 

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
-from kaldilite.train.deltas import DeltasOptions, source_alignments
+from kaldilite.io.tables import read_alignment_dir
+from kaldilite.train.deltas import DeltasOptions
 from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ def _lda_acc_job(exp, part_dir, job, ali_dir, pipeline_dict, silence_phones):
     cache = FeatureCache.from_items(load_features(part_dir, FeaturePipeline.from_dict(pipeline_dict)))
     cache.save(exp / f"raw.{job}.npz")
     tm, _, _, _ = load_model(Path(ali_dir) / "final.mdl")
-    alignments = source_alignments(ali_dir, cache.utts)
+    alignments = read_alignment_dir(ali_dir, cache.utts)
     stats = LdaStats(tm.num_pdfs, cache.feats.shape[1])
     done = missing = 0
     for utt, feats in cache.items():

@@ -309,7 +309,7 @@ def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silenc
     from kaldilite.decode.denlat import (boost_graph_costs, cancel_posteriors, forward_backward, frame_pdf_posteriors,
                                          load_den_lattices)
     from kaldilite.gmm import GmmAccumulators, load_model
-    from kaldilite.train.deltas import source_alignments
+    from kaldilite.io.tables import read_alignment_dir
     from kaldilite.train.gmm_steps import FeatureCache
     from kaldilite.utils.atomic import atomic_open
 
@@ -322,7 +322,7 @@ def _acc_job(part_dir, ali_dir, denlat_dir, exp_dir, job, x, acwt, boost, silenc
     else:  # the features are fixed across iterations: computed once
         cache = _job_features(part_dir, pipeline, ali_dir)
         cache.save(cache_path)
-    alignments = source_alignments(ali_dir, cache.utts)
+    alignments = read_alignment_dir(ali_dir, cache.utts)
     lattices = {}
     for path in sorted(Path(denlat_dir).glob("denlat.*.npz")):
         lattices.update(load_den_lattices(path, cache.index))

@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.tables import read_alignment_dir
 from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
-from kaldilite.train.deltas import DeltasOptions, source_alignments
+from kaldilite.train.deltas import DeltasOptions
 from kaldilite.train.lda_mllt import (_current_features, check_ali_dir, job_gaussian_posteriors,
                                       read_speaker_transforms, write_adapted_caches, write_matrix,
                                       write_speaker_transforms)
@@ -181,7 +182,7 @@ def _tree_stats_job(exp, part_dir, job, ali_dir, ci_phones, context_width, centr
     exp = Path(exp)
     cache = _current_features(exp, job)
     tm, _, _, _ = load_model(Path(ali_dir) / "final.mdl")
-    alignments = source_alignments(ali_dir, cache.utts)
+    alignments = read_alignment_dir(ali_dir, cache.utts)
     stats = accumulate_tree_stats(tm, ((cache.get(u), alignments[u]) for u in cache.utts if u in alignments),
                                   context_width=context_width, central_position=central_position,
                                   ci_phones=ci_phones)
@@ -277,7 +278,7 @@ def _estimate_fmllr_ali_job(exp, part_dir, job, ali_dir, silence_phones, fmllr_o
     exp = Path(exp)
     cache = FeatureCache.load(exp / f"raw.{job}.npz")
     utt2spk, _ = _speakers_of(part_dir)
-    posts, am = _posteriors_per_utterance(Path(ali_dir) / "final.mdl", cache, source_alignments(ali_dir, cache.utts),
+    posts, am = _posteriors_per_utterance(Path(ali_dir) / "final.mdl", cache, read_alignment_dir(ali_dir, cache.utts),
                                           silence_phones)
     transforms, _, _ = estimate_speaker_transforms(dict(cache.items()), posts, am, utt2spk, FmllrOptions(**fmllr_opts))
     write_speaker_transforms(transforms, exp / f"trans.{job}")
