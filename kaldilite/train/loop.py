@@ -255,14 +255,6 @@ def summarize_warnings(log_dir):
     return counts
 
 
-def raw_feature_dim(data_dir):
-    from kaldilite.io.tables import read_matrices
-
-    for _, mat in read_matrices(str(Path(data_dir) / "feats.scp")):
-        return int(mat.shape[1])
-    return None
-
-
 def write_text(path, text):
     from kaldilite.utils import atomic_open
 

@@ -38,7 +38,7 @@ from kaldilite.errors import InputError
 from kaldilite.train.gmm_steps import one_blas_thread, warn_unknown_words
 # the helpers below moved to kaldilite.train.loop; the old names stay importable from here
 from kaldilite.train.loop import (EmSchedule, estimate, file_log as _file_log, finish_training,  # noqa: F401
-                                  raw_feature_dim as _raw_feature_dim, remove as _remove, run_em_iterations,
+                                  remove as _remove, run_em_iterations,
                                   silence_pdfs_of as _silence_pdfs, summarize_warnings, symlink as _symlink,
                                   write_text as _write_text)
 
@@ -159,7 +159,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
 # ---------------------------------------------------------------------------- steps
 def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
     """gmm-init-mono: 0.mdl and tree from the global mean and variance of a few utterances."""
-    from kaldilite.feat.pipeline import load_features
+    from kaldilite.feat.pipeline import load_features, raw_feature_dim_of
     from kaldilite.gmm import AmDiagGmm, save_model
     from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 
@@ -180,7 +180,7 @@ def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
         raise InputError(f"{data_dir}: features have zero variance in some dimension over the first "
                          f"{len(sample)} utterances; check the features")
     am = AmDiagGmm.init_single(tree.num_pdfs, mean, var)
-    raw_dim = _raw_feature_dim(data_dir)
+    raw_dim = raw_feature_dim_of(data_dir)
     save_model(exp / "0.mdl", tm, am, pipeline, extra={"raw_feature_dim": raw_dim, "type": "mono"})
     tree.write(exp / "tree")
     log.info("initialized %d pdfs, %d transition-ids, feature dim %d", tree.num_pdfs, tm.num_transition_ids,
