@@ -21,7 +21,7 @@ from kaldilite.errors import AudioError, InputError
 from kaldilite.feat.options import FbankOptions, FrameExtractionOptions, MelBanksOptions, MfccOptions
 from kaldilite.feat.spectral import FbankComputer, MfccComputer
 from kaldilite.feat.window import (extract_frames, first_sample_of_frame, num_frames, process_frames,
-                                   window_function)
+                                   ready_frame_range, window_function)
 
 
 class OnlineFeature:
@@ -81,9 +81,7 @@ class OnlineFeature:
 
     def get_frames(self, start=0, end=None):
         """Features of frames start .. end-1 as float32 (end - start, dim)."""
-        end = self._num_frames if end is None else end
-        if not 0 <= start <= end <= self._num_frames:
-            raise IndexError(f"frames {start}..{end} requested but {self._num_frames} are ready")
+        start, end = ready_frame_range(start, end, self._num_frames)
         frames = self._features[start:end]
         frames.flags.writeable = False  # a view of the extractor's buffer
         return frames

@@ -19,6 +19,7 @@ import numpy as np
 
 from kaldilite.feat.cmvn import OnlineCmvn, OnlineCmvnState
 from kaldilite.feat.functions import add_deltas, splice_frames, transform_features
+from kaldilite.feat.window import ready_frame_range
 
 
 class OnlineFeaturePipeline:
@@ -56,10 +57,7 @@ class OnlineFeaturePipeline:
 
     def get_frames(self, start=0, end=None):
         """Output frames start..end-1 as float32 (n, dim); they must be ready."""
-        ready = self.num_frames_ready
-        end = ready if end is None else end
-        if not 0 <= start <= end <= ready:
-            raise IndexError(f"frames {start}..{end} requested but {ready} are ready")
+        start, end = ready_frame_range(start, end, self.num_frames_ready)
         if start == end:
             return np.zeros((0, self.dim), dtype=np.float32)
         first = max(0, start - self.left_context)

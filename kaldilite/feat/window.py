@@ -44,6 +44,19 @@ def num_frames(num_samples, frame_opts, flush=True):
     return count
 
 
+def ready_frame_range(start, end, num_ready):
+    """(start, end) of a stream's `get_frames(start, end)` with end None -> all ready frames.
+
+    Every feature stream (extractor, online pipeline, online i-vectors) answers only for frames
+    already ready, as Kaldi's OnlineFeatureInterface does; asking for others is a caller's bug,
+    hence IndexError rather than an input error.
+    """
+    end = num_ready if end is None else end
+    if not 0 <= start <= end <= num_ready:
+        raise IndexError(f"frames {start}..{end} requested but {num_ready} are ready")
+    return start, end
+
+
 def window_function(frame_opts):
     """The analysis window as float64 (length = frame length in samples)."""
     length = frame_opts.window_size_samples

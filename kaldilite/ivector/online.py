@@ -27,6 +27,7 @@ import dataclasses
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.feat.window import ready_frame_range
 from kaldilite.ivector.extractor import OnlineIvectorStats
 from kaldilite.ivector.ubm import gselect_posteriors
 
@@ -125,10 +126,7 @@ class OnlineIvectorFeature:
 
     def get_frames(self, start=0, end=None):
         """I-vectors of frames start..end-1, float32 (n, ivector_dim); the frames must be ready."""
-        ready = self.num_frames_ready
-        end = ready if end is None else end
-        if not 0 <= start <= end <= ready:
-            raise IndexError(f"frames {start}..{end} requested but {ready} are ready")
+        start, end = ready_frame_range(start, end, self.num_frames_ready)
         if start == end:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._ivectors_until(end - 1)

@@ -211,3 +211,19 @@ def test_stereo_or_bad_options_are_rejected_with_the_option_named():
         compute_mfcc(np.zeros(8000, np.float32), make_options(MfccOptions, 8000, high_freq=5000.0))
     with pytest.raises(InputError, match="--window-type=hann"):
         compute_mfcc(np.zeros(8000, np.float32), make_options(MfccOptions, 8000, window_type="hann"))
+
+
+def test_streams_answer_only_for_ready_frames():
+    from kaldilite.feat import FeaturePipeline, OnlineFeaturePipeline, OnlineMfcc
+
+    mfcc = OnlineMfcc(make_options(MfccOptions, 8000))  # 200-sample frames, 80-sample shift
+    mfcc.accept_waveform(synthetic_speechlike(8000)[:1000])
+    assert mfcc.num_frames_ready == 1 + (1000 - 200) // 80  # 11
+    # Deltas of order 2, window 2, hold back 4 frames until the input is finished.
+    deltas = OnlineFeaturePipeline(mfcc, FeaturePipeline(cmvn="none", delta_order=2))
+    for stream, ready in ((mfcc, 11), (deltas, 7)):
+        assert stream.get_frames().shape[0] == ready
+        assert stream.get_frames(ready, ready).shape[0] == 0
+        for start, end in ((0, ready + 1), (-1, 2), (3, 2)):
+            with pytest.raises(IndexError, match=f"frames {start}..{end} requested but {ready} are ready"):
+                stream.get_frames(start, end)
