@@ -137,21 +137,28 @@ class MelBanksOptions:
                 f"give {low:g}..{high:g} Hz, which must lie inside 0..{nyquist:g} Hz (Nyquist)")
         return low, high
 
-    def vtln_cutoffs(self, sample_frequency):
-        """(vtln-low, vtln-high) in Hz after resolving a non-positive vtln-high against Nyquist."""
-        return self.vtln_low, self.vtln_high if self.vtln_high > 0.0 else 0.5 * sample_frequency + self.vtln_high
+    def vtln_range(self, sample_frequency):
+        """(low, high, vtln_low, vtln_high) in Hz: the mel range and the VTLN warp's inflection points,
+        non-positive --high-freq / --vtln-high resolved against Nyquist, the points checked to lie
+        strictly inside the range (Kaldi asserts it). Every VTLN warp (--vtln-warp, VTLP) reads them here."""
+        low, high = self.cutoffs(sample_frequency)
+        vtln_low = self.vtln_low
+        vtln_high = self.vtln_high if self.vtln_high > 0.0 else 0.5 * sample_frequency + self.vtln_high
+        if not low < vtln_low < vtln_high < high:
+            raise InputError(f"VTLN warp: --vtln-low={self.vtln_low:g} and --vtln-high={self.vtln_high:g} give "
+                             f"{vtln_low:g}..{vtln_high:g} Hz, which must lie strictly inside the mel range "
+                             f"{low:g}..{high:g} Hz (raise --vtln-low above --low-freq, lower --vtln-high below "
+                             "--high-freq)")
+        return low, high, vtln_low, vtln_high
 
     def check(self, sample_frequency):
         if self.num_mel_bins < 3:
             raise InputError(f"--num-mel-bins must be at least 3, got {self.num_mel_bins}")
-        low, high = self.cutoffs(sample_frequency)
+        self.cutoffs(sample_frequency)
         if not 0.0 < self.vtln_warp < math.inf:
             raise InputError(f"--vtln-warp must be positive, got {self.vtln_warp}")
-        vtln_low, vtln_high = self.vtln_cutoffs(sample_frequency)
-        if self.vtln_warp != 1.0 and not low < vtln_low < vtln_high < high:
-            raise InputError(f"--vtln-warp {self.vtln_warp:g}: --vtln-low={self.vtln_low:g} and --vtln-high="
-                             f"{self.vtln_high:g} give {vtln_low:g}..{vtln_high:g} Hz, which must lie strictly inside the "
-                             f"mel range {low:g}..{high:g} Hz (--low-freq, --high-freq)")
+        if self.vtln_warp != 1.0:  # without a warp the inflection points are unused
+            self.vtln_range(sample_frequency)
 
 
 @dataclasses.dataclass

@@ -63,7 +63,7 @@ def mel_banks(mel_opts, frame_opts):
     left = mel_low + delta * np.arange(num_bins)[None, :]
     center, right = left + delta, left + 2.0 * delta
     if mel_opts.vtln_warp != 1.0:
-        vtln_low, vtln_high = mel_opts.vtln_cutoffs(frame_opts.sample_frequency)
+        _, _, vtln_low, vtln_high = mel_opts.vtln_range(frame_opts.sample_frequency)
         left, center, right = (mel_scale(vtln_warp_freq(inverse_mel_scale(m), mel_opts.vtln_warp, low, high,
                                                         vtln_low, vtln_high)) for m in (left, center, right))
     rising = (mel - left) / (center - left)

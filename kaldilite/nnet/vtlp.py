@@ -47,28 +47,20 @@ from kaldilite.feat.spectral import inverse_mel_scale, mel_scale, vtln_warp_freq
 
 @dataclasses.dataclass
 class VtlpWarp:
-    """Random VTLN warps of `num_mel_bins` log-mel bins between `low_freq` and `high_freq` Hz
-    (Kaldi's --low-freq / --high-freq resolved to Hz), inflection points `vtln_low` / `vtln_high`
-    (Kaldi's options: a non-positive --vtln-high is an offset from Nyquist, as Kaldi's MelBanks)."""
+    """Random VTLN warps of `num_mel_bins` log-mel bins between `low_freq` and `high_freq` Hz, with
+    the warp's inflection points at `vtln_low` / `vtln_high` Hz: Kaldi's options as
+    `MelBanksOptions.vtln_range` resolves and checks them (`from_feature_options`)."""
 
     num_mel_bins: int
     low_freq: float
     high_freq: float
-    sample_frequency: float
+    vtln_low: float
+    vtln_high: float
     max_warp: float = 0.1
-    vtln_low: float = 100.0
-    vtln_high: float = -500.0
 
     def __post_init__(self):
         if not 0.0 < self.max_warp < 0.5:
             raise InputError(f"--vtlp-max-warp must be in (0, 0.5), got {self.max_warp}")
-        if self.vtln_high <= 0:
-            self.vtln_high += 0.5 * self.sample_frequency
-        # Kaldi asserts this too: the inflection points lie strictly inside the mel range
-        if not self.low_freq < self.vtln_low < self.vtln_high < self.high_freq:
-            raise InputError(f"VTLP: --vtln-low {self.vtln_low:g} and --vtln-high {self.vtln_high:g} Hz must lie "
-                             f"inside the mel range {self.low_freq:g}..{self.high_freq:g} Hz (set --vtln-low "
-                             "above --low-freq and --vtln-high below --high-freq)")
         self._mel_low = float(mel_scale(self.low_freq))
         self._mel_delta = (float(mel_scale(self.high_freq)) - self._mel_low) / (self.num_mel_bins + 1)
         self.centers_hz = inverse_mel_scale(self._mel_low + self._mel_delta * np.arange(1, self.num_mel_bins + 1))
@@ -76,9 +68,8 @@ class VtlpWarp:
     @classmethod
     def from_feature_options(cls, feature_opts, max_warp):
         """From MfccOptions / FbankOptions (the features' config): their mel range and VTLN points."""
-        mel, frame = feature_opts.mel_opts, feature_opts.frame_opts
-        low, high = mel.cutoffs(frame.sample_frequency)
-        return cls(mel.num_mel_bins, low, high, frame.sample_frequency, max_warp, mel.vtln_low, mel.vtln_high)
+        mel = feature_opts.mel_opts
+        return cls(mel.num_mel_bins, *mel.vtln_range(feature_opts.frame_opts.sample_frequency), max_warp)
 
     def describe(self):
         return (f"VTLP: warp factors uniform on {1 - self.max_warp:g}..{1 + self.max_warp:g} per example "

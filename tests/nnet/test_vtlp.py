@@ -24,6 +24,7 @@ from kaldilite.nnet.vtlp import VtlpWarp
 from test_nnet_cli import mono_system  # noqa: F401  (the synthetic monophone system: a fixture, ~2 s)
 
 RATE, LOW, HIGH = 16000, 20.0, 7600.0  # conf/mfcc_hires.conf: 20 Hz .. Nyquist - 400
+VTLN_LOW, VTLN_HIGH = 100.0, 7500.0  # Kaldi's defaults --vtln-low=100 --vtln-high=-500 at 16 kHz
 
 
 @pytest.mark.parametrize("alpha,expected", [
@@ -37,7 +38,7 @@ RATE, LOW, HIGH = 16000, 20.0, 7600.0  # conf/mfcc_hires.conf: 20 Hz .. Nyquist 
 ])
 def test_warp_function_is_kaldis_worked_by_hand(alpha, expected):
     freqs = np.array(list(expected), dtype=float)
-    warped = vtln_warp_freq(freqs, alpha, LOW, HIGH, 100.0, 7500.0)
+    warped = vtln_warp_freq(freqs, alpha, LOW, HIGH, VTLN_LOW, VTLN_HIGH)
     np.testing.assert_allclose(warped, list(expected.values()), rtol=1e-12)
 
 
@@ -56,7 +57,7 @@ def _tone_mfcc(freq, seconds=0.3):
 def test_a_pure_tone_moves_to_the_bin_of_its_warped_frequency_through_the_trainers_path():
     tone = 1000.0
     frame = _tone_mfcc(tone)[10]
-    vtlp = VtlpWarp(40, LOW, HIGH, RATE, max_warp=0.15)
+    vtlp = VtlpWarp(40, LOW, HIGH, VTLN_LOW, VTLN_HIGH, max_warp=0.15)
     augment = SpecAugment(1, 40, vtlp=vtlp)  # no masks: the warp alone, cepstra in and out
     spliced = np.tile(frame, (200, 1))
     out = augment.apply(spliced, np.random.default_rng(3))
@@ -94,7 +95,7 @@ def test_warped_log_mel_bins_follow_kaldis_warped_filterbank_on_real_speech(spee
     power = np.abs(np.fft.rfft(np.concatenate(frames), n=512, axis=1)) ** 2
     power = power[power.sum(axis=1) > np.median(power.sum(axis=1))]  # the speech half
     unwarped = np.log(power @ _kaldi_warped_bank(1.0) + 1e-10)
-    vtlp = VtlpWarp(40, LOW, HIGH, RATE, max_warp=0.1)
+    vtlp = VtlpWarp(40, LOW, HIGH, VTLN_LOW, VTLN_HIGH, max_warp=0.1)
     inner = slice(1, 37)  # Kaldi's warp squeezes or stretches the top bins into the last ~100 Hz; ours clamps
     for alpha in (0.9, 0.95, 1.05, 1.1):
         kaldi = np.log(power @ _kaldi_warped_bank(alpha) + 1e-10)
@@ -109,7 +110,7 @@ def test_warped_log_mel_bins_follow_kaldis_warped_filterbank_on_real_speech(spee
 def test_warping_cmvn_normalized_bins_is_normalizing_the_warped_bins():
     rng = np.random.default_rng(1)
     logmel, mean = rng.normal(size=(30, 9, 40)), rng.normal(size=40)
-    vtlp = VtlpWarp(40, LOW, HIGH, RATE, max_warp=0.1)
+    vtlp = VtlpWarp(40, LOW, HIGH, VTLN_LOW, VTLN_HIGH, max_warp=0.1)
     alphas = vtlp.draw(30, rng)
     np.testing.assert_allclose(vtlp.warp(logmel - mean, alphas),
                                vtlp.warp(logmel, alphas) - vtlp.warp(np.broadcast_to(mean, logmel.shape), alphas),
@@ -137,7 +138,10 @@ def test_bad_options_are_refused_in_one_line(tmp_path):
                                                             "--low-freq=200\n"))
     with pytest.raises(InputError, match="12-dim"):
         Nnet2Options(vtlp_max_warp=0.1, vtlp_config=hires).spec_augment(9, 12)
-    assert Nnet2Options(vtlp_max_warp=0.1, vtlp_config=hires).spec_augment(9, 40).vtlp.num_mel_bins == 40
+    vtlp = Nnet2Options(vtlp_max_warp=0.1, vtlp_config=hires).spec_augment(9, 40).vtlp
+    # the config's mel range and Kaldi's default inflection points, resolved against 16 kHz's Nyquist
+    assert (vtlp.num_mel_bins, vtlp.low_freq, vtlp.high_freq, vtlp.vtln_low, vtlp.vtln_high) == (
+        40, LOW, HIGH, VTLN_LOW, VTLN_HIGH)
 
 
 def test_vtlp_trains_reproducibly_and_reaches_train_nnet2(mono_system, tmp_path):
