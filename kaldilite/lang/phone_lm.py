@@ -43,10 +43,10 @@ def dictionary_pronunciations(lexicon=None, phone_set=None):
     `lexicon`: None for CMUdict (every word and variant, stress removed), else a lexicon.txt,
     lexiconp.txt or dict dir. `phone_set`: a set of phones to rewrite into (see module doc).
     """
-    from kaldilite.lang.g2p import _cmudict, _strip_stress, lexicon_file_of, lexicon_prons, restrict_to_phone_set
+    from kaldilite.lang.g2p import cmudict_entries, lexicon_file_of, lexicon_prons, restrict_to_phone_set
 
     if lexicon is None:
-        entries = ((word, _strip_stress(pron)) for word, prons in _cmudict().items() for pron in prons)
+        entries = cmudict_entries()
     else:
         entries = ((word, tuple(phones)) for _, word, phones in lexicon_prons(lexicon_file_of(lexicon)))
     seen, prons, dropped = set(), [], 0

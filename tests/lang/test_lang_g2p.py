@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kaldilite.cli import cli
 from kaldilite.errors import InputError
 from kaldilite.lang import LangDir, make_dict_dir
-from kaldilite.lang.g2p import cmudict_prons, espeak_prons, g2p, lexicon_has_stress, pinyin_prons
+from kaldilite.lang.g2p import cmudict_entries, cmudict_prons, espeak_prons, g2p, lexicon_has_stress, pinyin_prons
 
 ARPABET = set("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"
               .split())
@@ -22,6 +22,12 @@ def test_cmudict_strips_stress_and_keeps_two_variants():
     assert cmudict_prons("Zero") == [("Z", "IH", "R", "OW"), ("Z", "IY", "R", "OW")]
     assert cmudict_prons("zero", keep_stress=True)[0] == ("Z", "IH1", "R", "OW0")
     assert cmudict_prons("nonexistentwordxyz") == []
+
+
+def test_cmudict_entries_list_every_word_and_variant():
+    hello = [pron for word, pron in cmudict_entries() if word == "hello"]
+    assert hello == [("HH", "AH", "L", "OW"), ("HH", "EH", "L", "OW")]  # CMUdict 0.7b: AH0 / EH0, OW1
+    assert ("read", ("R", "IY1", "D")) in set(cmudict_entries(keep_stress=True))
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
