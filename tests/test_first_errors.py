@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kaldilite.cli
-from kaldilite.feat.pipeline import FeaturePipeline, feature_config_hint
+from kaldilite.feat.pipeline import FeaturePipeline, feature_config_hint, raw_feature_record
 from kaldilite.gmm import AmDiagGmm, save_model
 from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 from kaldilite.io.tables import write_matrices
@@ -40,7 +40,7 @@ def deltas_gmm_dir(tmp_path):
     exp = tmp_path / "exp" / "tri1"
     exp.mkdir(parents=True)
     save_model(exp / "final.mdl", tm, am, FeaturePipeline(cmvn="speaker", delta_order=2),
-               extra={"raw_feature_dim": 13})
+               extra={"raw_feature_dim": 13, "feature_type": "mfcc"})
     tree.write(exp / "tree")
     return exp
 
@@ -97,3 +97,29 @@ def test_the_config_named_for_each_dimension_is_the_one_that_makes_it():
         text = (conf / name).read_text()
         ceps = re.search(r"^--num-ceps=(\d+)", text, re.M)
         assert int(ceps.group(1) if ceps else 13) == dim, (dim, name)  # Kaldi's default --num-ceps is 13
+
+
+def test_the_dimension_error_names_the_feature_type_the_gmm_was_trained_on(deltas_gmm_dir, tmp_path, capsys):
+    # a GMM on 40-dim fbank (the type its trainer read off the archives' names) given 13-dim MFCC
+    data = tmp_path / "data" / "dev"
+    data.mkdir(parents=True)
+    (data / "utt2spk").write_text("spk1-go-00 spk1\n")
+    (data / "spk2utt").write_text("spk1 spk1-go-00\n")
+    (data / "text").write_text("spk1-go-00 go\n")
+    (data / "wav.scp").write_text("spk1-go-00 /nonexistent/spk1-go-00.wav\n")
+    write_matrices([("spk1-go-00", np.zeros((50, 13), np.float32))], data / "raw_mfcc_dev.1.ark", data / "feats.scp")
+    assert raw_feature_record(data) == {"raw_feature_dim": 13, "feature_type": "mfcc"}
+    fbank_exp = tmp_path / "exp" / "tri1_fbank"
+    fbank_exp.mkdir()
+    tm, am, _, _ = kaldilite.gmm.load_model(deltas_gmm_dir / "final.mdl")
+    for name, extra in (("fbank", {"raw_feature_dim": 40, "feature_type": "fbank"}),
+                        ("features", {"raw_feature_dim": 40})):  # a model from before the type was recorded
+        save_model(fbank_exp / "final.mdl", tm, am, FeaturePipeline(), extra=extra)
+        code, out, err = run_main(["align", str(data), str(tmp_path), str(fbank_exp), str(tmp_path / "ali")], capsys)
+        assert code == 1 and err.count("\n") == 1, err
+        assert f"expects 40-dim {name} (40-dim raw features + speaker CMVN)" in err and "holds 13-dim features" in err
+        assert "a config giving 40 dimensions" in err and "mfcc_hires" not in err  # not the 40-dim MFCC config
+
+
+def test_features_of_unnamed_archives_have_no_recorded_type(hires_data_dir):
+    assert raw_feature_record(hires_data_dir) == {"raw_feature_dim": 40}

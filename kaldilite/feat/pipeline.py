@@ -226,6 +226,30 @@ def raw_feature_dim_of(data_dir):
     raise InputError(f"{scp}: empty; re-run make-mfcc")
 
 
+def feature_type_of(data_dir):
+    """The kind of features in DATA/feats.scp ('mfcc', 'fbank', ...) as make-mfcc / make-fbank (and
+    Kaldi's make_mfcc.sh / make_fbank.sh) name their archives, raw_<kind>_<name>.<job>.ark; None when
+    the archive's name does not say (features made some other way)."""
+    import os
+    import re
+
+    scp = os.path.join(os.fspath(data_dir), "feats.scp")
+    with open(scp, encoding="utf-8") as handle:
+        first = handle.readline().split(maxsplit=1)
+    found = re.match(r"raw_([a-z]+)_", os.path.basename(first[1])) if len(first) == 2 else None
+    return found.group(1) if found else None
+
+
+def raw_feature_record(data_dir):
+    """What a model records about the raw features it was trained on (its header's `extra`): their
+    dimension and, when the archives say, their kind; the feature-dimension checks name both."""
+    record = {"raw_feature_dim": raw_feature_dim_of(data_dir)}
+    feature_type = feature_type_of(data_dir)
+    if feature_type:
+        record["feature_type"] = feature_type
+    return record
+
+
 def check_raw_feature_dim(model_path, data_dir, expected_dim, expected_features, feature_type="mfcc"):
     """Refuse, before any job, a data dir whose feats.scp does not have the raw dimension the model
     was trained on (13-dim MFCC given to the hires DNN, hires given to a GMM), naming both dimensions

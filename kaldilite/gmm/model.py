@@ -78,8 +78,10 @@ def check_data_features(path, data_dir):
         return
     extra = header.get("extra", {})
     raw_dim = extra.get("raw_feature_dim")
+    # the kind the trainer read off its data's archives; models from before it was recorded: unnamed
     check_raw_feature_dim(path, data_dir, raw_dim, describe_pipeline(header.get("pipeline"), header.get("feature_dim"),
-                                                                     raw_dim, extra.get("transform")))
+                                                                     raw_dim, extra.get("transform")),
+                          feature_type=extra.get("feature_type", "features"))
 
 
 def read_model_pipeline(path):

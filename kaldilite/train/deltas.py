@@ -81,7 +81,7 @@ def train_deltas(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opt
 def train_tree_system(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts, pipeline, *,
                       model_type, before_iteration=None, extra=None):
     """Tree from `ali_dir`'s alignments on `pipeline` features, then EM; see the module docstring."""
-    from kaldilite.feat.pipeline import raw_feature_dim_of
+    from kaldilite.feat.pipeline import raw_feature_record
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.lang import LangDir
 
@@ -99,7 +99,7 @@ def train_tree_system(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir
     shutil.copyfile(lang_dir / "phones.txt", exp / "phones.txt")
     write_text(exp / "cmvn_opts", "--norm-vars=true\n" if pipeline.norm_vars else "\n")
     write_text(exp / "delta_opts", f"--delta-order={pipeline.delta_order}\n" if pipeline.delta_order else "\n")
-    extra = dict(extra or {}, type=model_type, raw_feature_dim=raw_feature_dim_of(data_dir))
+    extra = dict(extra or {}, type=model_type, **raw_feature_record(data_dir))
 
     if opts.stage <= -3:
         log.info("accumulating tree stats")

@@ -159,7 +159,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts: MonoOptions | None = None, *, 
 # ---------------------------------------------------------------------------- steps
 def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
     """gmm-init-mono: 0.mdl and tree from the global mean and variance of a few utterances."""
-    from kaldilite.feat.pipeline import load_features, raw_feature_dim_of
+    from kaldilite.feat.pipeline import load_features, raw_feature_record
     from kaldilite.gmm import AmDiagGmm, save_model
     from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 
@@ -180,8 +180,7 @@ def _init_mono(exp, data_dir, lang, first_part, pipeline, opts):
         raise InputError(f"{data_dir}: features have zero variance in some dimension over the first "
                          f"{len(sample)} utterances; check the features")
     am = AmDiagGmm.init_single(tree.num_pdfs, mean, var)
-    raw_dim = raw_feature_dim_of(data_dir)
-    save_model(exp / "0.mdl", tm, am, pipeline, extra={"raw_feature_dim": raw_dim, "type": "mono"})
+    save_model(exp / "0.mdl", tm, am, pipeline, extra={**raw_feature_record(data_dir), "type": "mono"})
     tree.write(exp / "tree")
     log.info("initialized %d pdfs, %d transition-ids, feature dim %d", tree.num_pdfs, tm.num_transition_ids,
              am.dim)

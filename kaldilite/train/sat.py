@@ -73,7 +73,7 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
     from kaldilite.lang import LangDir
     from kaldilite.parallel import run_jobs
     from kaldilite.train.deltas import build_tree_and_model, compile_graphs_jobs, convert_alignments_jobs
-    from kaldilite.feat.pipeline import raw_feature_dim_of
+    from kaldilite.feat.pipeline import raw_feature_record
     from kaldilite.train.loop import file_log, finish_training, remove, run_em_iterations, write_text
     from kaldilite.transform.fmllr import FmllrOptions
 
@@ -99,7 +99,7 @@ def train_sat(num_leaves, totgauss, data_dir, lang_dir, ali_dir, exp_dir, opts: 
         write_matrix(exp / "final.mat", si_pipeline.transform)
     shutil.copyfile(Path(lang_dir) / "phones.txt", exp / "phones.txt")
     silence = sorted(lang.silence_phones)
-    extra = {"raw_feature_dim": raw_feature_dim_of(data_dir), "type": "tri-sat", "speaker_adapted": True,
+    extra = {**raw_feature_record(data_dir), "type": "tri-sat", "speaker_adapted": True,
              "transform": "LDA+MLLT (final.mat), then per-speaker fMLLR (trans.JOB)"}
 
     if opts.stage <= -4:  # SI features; speaker transforms from ALI_DIR, else estimated from its alignments
