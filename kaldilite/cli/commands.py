@@ -280,6 +280,10 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
               help="With online CMVN (--online-cmvn, or a model trained on it): a data dir holding DATA_DIR's "
                    "utterances among others (e.g. data/dev for a subset of it); the stats are carried through ITS spk2utt, so DATA_DIR's utterances are "
                    "normalized exactly as within it.")
+@click.option("--online-ivector-dir", type=click.Path(exists=True, file_okay=False),
+              help="nnet2 models trained with online i-vectors (train-nnet2 --online-ivector-dir): "
+                   "extract-ivectors-online's output for DATA_DIR (or for a data dir holding its utterances, e.g. "
+                   "dev for a subset of it), with the model's extractor (steps/nnet2/decode.sh --online-ivector-dir).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="Model file (default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl): a GMM, "
                    "an LDA+MLLT GMM, a SAT GMM (final.alimdl beside it) or an nnet2 DNN.")
@@ -289,7 +293,7 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
                         first_beam, silence_weight, fmllr_min_count, exact_llr, phone_scores, phone_llr,
                         rule_scores, first_pass_measures, fmllr_hypothesis, transform_dir, online_cmvn,
-                        online_cmvn_config, online_cmvn_history, model):
+                        online_cmvn_config, online_cmvn_history, online_ivector_dir, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -320,7 +324,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
     from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, decoding_kind,
                                                  nnet_model_and_input, online_cmvn_setup,
-                                                 start_up_before_forking_jobs)
+                                                 start_up_before_forking_jobs, with_online_ivectors)
     from kaldilite.utils.atomic import atomic_open
     from kaldilite.utils.load_once import load_once
 
@@ -346,12 +350,15 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     recorded_online_cmvn = False  # a model trained on online CMVN (train-nnet2 --online-cmvn) decodes with it
     # the model is read here once, for the checks; jobs run in this process or forked from it reuse it
     if transform_dir is not None or kind == "adapted_nnet":  # all checked once, before any job
-        transition_model = nnet_model_and_input(model_path, data_dir, transform_dir)[0].tm
+        transition_model = nnet_model_and_input(model_path, data_dir, transform_dir, online_ivector_dir)[0].tm
     elif kind == "sat":
         from kaldilite.gmm.model import load_model
 
         transition_model = load_once(model_path, load_model)[0]
         check_data_features(model_path, data_dir)
+        if online_ivector_dir is not None:
+            raise InputError(f"--online-ivector-dir: {model_path} is a SAT GMM; only an nnet2 model trained with "
+                             "train-nnet2 --online-ivector-dir takes i-vectors")
     else:
         from kaldilite.online.bundle import load_scoring_model
 
@@ -364,6 +371,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         else:
             check_data_features(model_path, data_dir)
         recorded_online_cmvn = loaded.pipeline is not None and loaded.pipeline.cmvn == "online"
+        with_online_ivectors(loaded, data_dir, online_ivector_dir, iter(()))  # (the checks, before any job)
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
     if kind == "sat" or phone_scores or phone_llr:  # fMLLR statistics, phone scores: a missing list fails here
@@ -378,7 +386,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
                                 first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis,
                                 transform_dir=None if transform_dir is None else str(transform_dir),
                                 online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config,
-                                online_cmvn_history=online_cmvn_history)
+                                online_cmvn_history=online_cmvn_history,
+                                online_ivector_dir=None if online_ivector_dir is None else str(online_ivector_dir))
     if recorded_online_cmvn and (online_cmvn or online_cmvn_config):
         raise click.UsageError(f"{model_path} was trained on online CMVN and records its global stats and options: "
                                "drop --online-cmvn/--online-cmvn-config (its own online CMVN is used unasked)")

@@ -75,7 +75,7 @@ def mkgraph_cmd(lang_dir, model_dir, graph_dir, self_loop_scale, transition_scal
 
 
 def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, acoustic_scale, lmwts=(),
-               lattice_beam=None, lattice_path=None, transform_dir=None):
+               lattice_beam=None, lattice_path=None, transform_dir=None, online_ivector_dir=None):
     """One decoding job of `decode` and `decode-nnet2` (module level so that it can run in a worker
     process): any model type, the scorer being the only difference (`_model_scorer`).
 
@@ -90,7 +90,7 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
     from kaldilite.io.symbols import SymbolTable
     from kaldilite.train.gmm_steps import single_threaded_blas
 
-    tid_to_pdf, scorer, features = _model_scorer(model_path, data_dir, transform_dir)
+    tid_to_pdf, scorer, features = _model_scorer(model_path, data_dir, transform_dir, online_ivector_dir)
     graph = load_graph(graph_dir)
     words = SymbolTable.read(Path(graph_dir) / "words.txt")
     opts = DecoderOptions(beam=beam, max_active=max_active, min_active=min_active, acoustic_scale=acoustic_scale)
@@ -110,7 +110,7 @@ def decode_job(graph_dir, model_path, data_dir, beam, max_active, min_active, ac
     return out
 
 
-def _model_scorer(model_path, data_dir, transform_dir=None):
+def _model_scorer(model_path, data_dir, transform_dir=None, online_ivector_dir=None):
     """(tid_to_pdf, scorer: features -> frames x pdfs log-likelihoods, stream of (utt, model input))
     of a model file of any type: a GMM's log-likelihoods on its pipeline's features (gmm-latgen-faster),
     or an nnet2 model's log posterior - log prior after the checks of steps/nnet2/decode.sh
@@ -119,7 +119,8 @@ def _model_scorer(model_path, data_dir, transform_dir=None):
     if model_type == "nnet2":
         from kaldilite.train.decode_commands import nnet_model_and_input
 
-        _, features = nnet_model_and_input(model_path, data_dir, transform_dir)  # the model read above
+        _, features = nnet_model_and_input(model_path, data_dir, transform_dir,  # the model read above
+                                           online_ivector_dir)
         return tid_to_pdf, scorer, features
     from kaldilite.errors import InputError
     from kaldilite.feat.pipeline import load_features
@@ -127,6 +128,9 @@ def _model_scorer(model_path, data_dir, transform_dir=None):
     if transform_dir is not None:
         raise InputError(f"{model_path}: a GMM model takes no --transform-dir here; decode a SAT system with "
                          "decode-fmllr")
+    if online_ivector_dir is not None:
+        raise InputError(f"{model_path}: a GMM model takes no --online-ivector-dir (only an nnet2 model trained with "
+                         "train-nnet2 --online-ivector-dir)")
     return tid_to_pdf, scorer, load_features(data_dir, gmm_pipeline)
 
 

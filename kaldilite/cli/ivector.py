@@ -88,18 +88,26 @@ def train_ivector_extractor_cmd(data, ubm_dir, exp, **kwargs):
               help="If > 0, the data weighs at most this (scaled) count against the prior.")
 @click.option("--max-remembered-frames", default=1000.0, show_default=True,
               help="Frames' worth of a speaker's stats carried to his next utterance.")
+@click.option("--utts-per-spk-max", default=0, show_default=True, type=click.IntRange(min=0),
+              help="If > 0, each speaker's utterances are first cut into pseudo-speakers of at most this many "
+              "(utils/data/modify_speaker_info.sh; Kaldi's online nnet2 recipes extract the training data's "
+              "i-vectors with 2, so that the network learns from i-vectors as noisy as a new speaker's).")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.argument("extractor_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 def extract_ivectors_online_cmd(data, extractor_dir, out_dir, **kwargs):
     """Extract online i-vectors, carried through each speaker's utterances (extract_ivectors_online.sh).
 
-    Writes OUT_DIR/ivector_online.scp: per utterance a matrix with one i-vector per --ivector-period frames.
+    Writes OUT_DIR/ivector_online.scp: per utterance a matrix with one i-vector per --ivector-period frames,
+    OUT_DIR/ivector_period and OUT_DIR/final.ie.id (the extractor's md5: train-nnet2 --online-ivector-dir
+    records it, and decoding refuses i-vectors of another extractor).
 
     \b
     Usage: kaldilite extract-ivectors-online [options] <data-dir> <extractor-dir> <ivector-dir>
      e.g.: kaldilite extract-ivectors-online --nj 2 data/dev_hires exp/nnet2_online/extractor \\
              exp/nnet2_online/ivectors_dev
+           kaldilite extract-ivectors-online --utts-per-spk-max 2 data/train_hires exp/nnet2_online/extractor \\
+             exp/nnet2_online/ivectors_train
     """
     from kaldilite.ivector.train import extract_ivectors_online_dir
 

@@ -136,6 +136,11 @@ def _command_line(ctx):
               help="Directory of per-speaker fMLLR transforms trans.* for DATA (align-fmllr output): the network "
               "then reads the alignment system's LDA+MLLT features through them (Kaldi's feat_type=lda egs); "
               "decoding needs --transform-dir too. Default: speaker-independent input (online decoding).")
+@click.option("--online-ivector-dir", type=click.Path(exists=True, file_okay=False),
+              help="extract-ivectors-online's output for DATA (train_pnorm_simple2.sh --online-ivector-dir): each "
+              "frame's online i-vector (row t // ivector_period) is appended to its spliced features, not spliced "
+              "itself, and the preconditioning covers both (get_lda.sh). The model records the i-vector dimension, "
+              "period and extractor (final.ie.id); decoding then needs --online-ivector-dir of that extractor.")
 @click.option("--num-utts-subset", default=300, show_default=True, help="Utterances held out for validation.")
 @click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
               help="Name of the raw features, recorded in the model for error messages.")
@@ -190,6 +195,8 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
            kaldilite train-nnet2 --transform-dir exp/tri3b_ali data/train data/lang exp/tri3b_ali exp/nnet2
            kaldilite train-nnet2 --online-cmvn true data/train_hires data/lang exp/tri3b_ali exp/nnet2_online
            kaldilite train-nnet2 --num-averaged-networks 2 data/train data/lang exp/tri3b_ali exp/nnet2_avg2
+           kaldilite train-nnet2 --online-cmvn true --online-ivector-dir exp/nnet2_online/ivectors_train_hires \\
+             data/train_hires data/lang exp/tri3b_ali exp/nnet2_online
     """
     import contextlib
 
@@ -236,11 +243,14 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
 @click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
               help="Per-speaker fMLLR transforms trans.* of DATA_DIR, from the SAT system's decode-fmllr (e.g. "
               "exp/tri3b/decode_test); required by a model trained with --transform-dir, refused by others.")
+@click.option("--online-ivector-dir", type=click.Path(exists=True, file_okay=False),
+              help="extract-ivectors-online's output for DATA_DIR, with the extractor the model was trained with; "
+              "required by a model trained with --online-ivector-dir, refused by others.")
 @click.argument("graph_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("decode_dir", type=click.Path(file_okay=False))
 def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, min_lmwt, max_lmwt,
-                     model, lattice_beam, transform_dir):
+                     model, lattice_beam, transform_dir, online_ivector_dir):
     """Decode a data dir with an nnet2 model and a graph, score when DATA/text exists (like steps/nnet2/decode.sh).
 
     The graph comes from the GMM system whose tree the network shares (e.g. exp/tri3b/graph).
@@ -251,6 +261,8 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     Usage: kaldilite decode-nnet2 [options] <graph-dir> <data-dir> <decode-dir>
      e.g.: kaldilite decode-nnet2 --nj 2 exp/tri3b/graph data/test exp/nnet2/decode_test
            kaldilite decode-nnet2 --transform-dir exp/tri3b/decode_test exp/tri3b/graph data/test exp/nnet2/decode_test
+           kaldilite decode-nnet2 --online-ivector-dir exp/nnet2_online/ivectors_test exp/tri3b/graph data/test_hires \\
+             exp/nnet2_online/decode_test
     """
     import time
 
@@ -269,11 +281,12 @@ def decode_nnet2_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_
     # the model, its graph, its raw feature dimension and --transform-dir (present exactly when the
     # model needs it, final.mat as the model's, every speaker covered): all checked here, once, before
     # any job starts, as decode-commands checks them
-    model, _ = nnet_model_and_input(model_path, data_dir, transform_dir)
+    model, _ = nnet_model_and_input(model_path, data_dir, transform_dir, online_ivector_dir)
     check_graph_for_model(graph_dir, model_path, transition_model=model.tm)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), beam, max_active, min_active, acwt, lmwts,
-                 lattice_beam, str(decode_dir / f"lat.{job}.gz"), None if transform_dir is None else str(transform_dir))
+                 lattice_beam, str(decode_dir / f"lat.{job}.gz"), None if transform_dir is None else str(transform_dir),
+                 None if online_ivector_dir is None else str(online_ivector_dir))
                 for job, part in enumerate(parts, 1)]
     _run_decode_jobs("decode-nnet2", graph_dir, model_path, data_dir, decode_dir, nj, job_args, lmwts, lattice_beam,
                      start)

@@ -189,11 +189,37 @@ def _extract_job(part_dir, extractor_path, out_dir, job, config_dict):
     return count
 
 
+def pseudo_speaker_data_dir(data_dir, utts_per_spk_max, out_dir):
+    """utils/data/modify_speaker_info.sh --utts-per-spk-max N: a copy of DATA's features (feats.scp) whose
+    speakers are each real speaker's utterances, in spk2utt order, cut into consecutive groups of at most N;
+    a group's speaker id is its first utterance's (so speakers sort as their utterances). -> OUT_DIR.
+    Kaldi's online nnet2 recipes extract the TRAINING i-vectors so, that the network learns from
+    i-vectors as uncertain as those of a new speaker's first utterances."""
+    from kaldilite.io.datadir import DataDir, utt2spk_to_spk2utt
+
+    data = DataDir.load(data_dir)
+    if data.feats_scp is None or data.utt2spk is None:
+        raise InputError(f"{data_dir}: --utts-per-spk-max needs feats.scp and utt2spk")
+    spk2utt = data.spk2utt if data.spk2utt is not None else utt2spk_to_spk2utt(data.utt2spk)
+    pseudo = {}
+    for utts in spk2utt.values():
+        for start in range(0, len(utts), utts_per_spk_max):
+            group = utts[start:start + utts_per_spk_max]
+            pseudo.update((u, group[0]) for u in group)
+    DataDir(utt2spk=pseudo, feats_scp={u: data.feats_scp[u] for u in pseudo if u in data.feats_scp}).save(out_dir)
+    log.info("%s: %d speakers -> %d pseudo-speakers of at most %d utterances in %s", data_dir, len(spk2utt),
+             len(set(pseudo.values())), utts_per_spk_max, out_dir)
+    return Path(out_dir)
+
+
 def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivector_period=10, num_gselect=None,
-                                min_post=None, posterior_scale=None, max_count=0.0, max_remembered_frames=1000.0):
+                                min_post=None, posterior_scale=None, max_count=0.0, max_remembered_frames=1000.0,
+                                utts_per_spk_max=0):
     """extract_ivectors_online.sh: OUT/ivector_online.scp (one matrix per utterance, a row per
-    `ivector_period` frames), OUT/ivector_online.JOB.ark, OUT/ivector_period. Options left None
-    take the extractor's training values."""
+    `ivector_period` frames), OUT/ivector_online.JOB.ark, OUT/ivector_period, OUT/final.ie.id (the
+    extractor's md5, get_ivector_id.sh). Options left None take the extractor's training values.
+    `utts_per_spk_max` > 0: speakers cut into pseudo-speakers of at most that many utterances first
+    (`pseudo_speaker_data_dir`, into OUT/data_pseudo_spk)."""
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.ivector.model import load_ivector_model
     from kaldilite.ivector.online import OnlineIvectorExtractionConfig
@@ -211,6 +237,10 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
         max_count=max_count, max_remembered_frames=max_remembered_frames).check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if utts_per_spk_max < 0:
+        raise InputError(f"--utts-per-spk-max must be >= 0, got {utts_per_spk_max}")
+    if utts_per_spk_max:
+        data_dir = pseudo_speaker_data_dir(data_dir, utts_per_spk_max, out / "data_pseudo_spk")
     parts = split_data_dir(data_dir, nj)
     config_dict = {k: getattr(config, k) for k in config.__dataclass_fields__}
     counts = run_jobs(_extract_job, [(str(p), str(extractor_path), str(out), k, config_dict)
@@ -222,4 +252,8 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
         handle.write("".join(line + "\n" for line in sorted(lines)))
     with atomic_open(out / "ivector_period", "w") as handle:
         handle.write(f"{ivector_period}\n")
+    from kaldilite.ivector.ivector_dir import EXTRACTOR_ID_FILE, extractor_id
+
+    with atomic_open(out / EXTRACTOR_ID_FILE, "w") as handle:
+        handle.write(f"{extractor_id(extractor_path)}\n")
     return {"num_utts": sum(counts), "scp": str(out / "ivector_online.scp"), "cpu_seconds": time.process_time() - start}

@@ -146,6 +146,9 @@ class Nnet2Options:
     # train on the online decoder's CMVN (apply-cmvn-online per speaker in spk2utt order, prior = the
     # data dir's cmvn.scp summed), recorded in the model as cmvn 'online' (see FeaturePipeline)
     online_cmvn: bool = False
+    # train_pnorm_simple2.sh --online-ivector-dir: extract-ivectors-online's output for DATA; each frame's i-vector
+    # (row t // ivector_period) appended to its spliced features, the preconditioning over both (get_lda.sh)
+    online_ivector_dir: str | None = None
 
     def __post_init__(self):
         if self.num_epochs < 1 or self.samples_per_iter < 1 or self.minibatch_size < 1:
@@ -735,8 +738,15 @@ class SplicedFrames:
 
     ndim = 2
 
-    def __init__(self, frames, offsets, splice_width, rows=None, transform=None):
+    def __init__(self, frames, offsets, splice_width, rows=None, transform=None, ivectors=None, ivector_rows=None):
         self.frames = np.ascontiguousarray(frames, dtype=np.float32)
+        # online i-vectors (train-nnet2 --online-ivector-dir): frame f's input gets ivectors[ivector_rows[f]]
+        # appended after its spliced context (not spliced itself), before the transform
+        self.ivectors = None if ivectors is None else np.ascontiguousarray(ivectors, dtype=np.float32)
+        self.ivector_rows = None if ivector_rows is None else np.asarray(ivector_rows, dtype=np.int64)
+        if (self.ivectors is None) != (self.ivector_rows is None) or (
+                self.ivectors is not None and (self.ivectors.ndim != 2 or self.ivector_rows.shape != (len(self.frames),))):
+            raise InputError("spliced examples: i-vectors need a row index for every frame")
         self.offsets = np.asarray(offsets, dtype=np.int64)
         if self.frames.ndim != 2 or self.offsets[0] != 0 or self.offsets[-1] != len(self.frames):
             raise InputError(f"spliced examples: offsets must run from 0 to the {len(self.frames)} frames")
@@ -745,7 +755,7 @@ class SplicedFrames:
         self._context = np.arange(-self.splice_width, self.splice_width + 1, dtype=np.int64)
         self.transform = None if transform is None else np.asarray(transform, dtype=np.float64)
         if self.transform is not None:
-            dim = self.spliced_dim
+            dim = self.input_dim
             if self.transform.ndim != 2 or self.transform.shape[1] not in (dim, dim + 1):
                 raise InputError(f"spliced examples: a {self.transform.shape} transform does not fit {dim}-dim "
                                  "spliced features")
@@ -759,18 +769,25 @@ class SplicedFrames:
         return self.frames.shape[1] * len(self._context)
 
     @property
+    def input_dim(self):
+        """Width of a row before the transform: the spliced frames, then the i-vector if any."""
+        return self.spliced_dim + (0 if self.ivectors is None else self.ivectors.shape[1])
+
+    @property
     def shape(self):
-        return (len(self.rows), self.spliced_dim if self.transform is None else self.transform.shape[0])
+        return (len(self.rows), self.input_dim if self.transform is None else self.transform.shape[0])
 
     def __len__(self):
         return len(self.rows)
 
     def subset(self, mask):
         """The view of the rows where `mask` is true (same frames, same transform)."""
-        return SplicedFrames(self.frames, self.offsets, self.splice_width, self.rows[mask], self.transform)
+        return SplicedFrames(self.frames, self.offsets, self.splice_width, self.rows[mask], self.transform,
+                             self.ivectors, self.ivector_rows)
 
     def with_transform(self, transform):
-        return SplicedFrames(self.frames, self.offsets, self.splice_width, self.rows, transform)
+        return SplicedFrames(self.frames, self.offsets, self.splice_width, self.rows, transform, self.ivectors,
+                             self.ivector_rows)
 
     def spliced(self, index):
         """The spliced rows (float32, before the transform) of this view's rows[index]."""
@@ -780,12 +797,22 @@ class SplicedFrames:
         np.clip(context, self.offsets[utt][:, None], (self.offsets[utt + 1] - 1)[:, None], out=context)
         return self.frames[context].reshape(len(frames), self.spliced_dim)
 
+    def inputs(self, index):
+        """The rows before the transform: spliced, with their frames' i-vectors appended if any."""
+        return self._with_ivectors(self.spliced(index), index)
+
+    def _with_ivectors(self, spliced, index):
+        if self.ivectors is None:
+            return spliced
+        return np.hstack([spliced, self.ivectors[self.ivector_rows[self.rows[index]]]])
+
     def __getitem__(self, index):
-        return self._transformed(self.spliced(index))
+        return self._transformed(self.inputs(index))
 
     def augmented(self, index, spec_augment, rng):
-        """As `self[index]`, with `spec_augment`'s masks drawn from `rng` on the spliced rows before the transform."""
-        return self._transformed(spec_augment.apply(self.spliced(index), rng))
+        """As `self[index]`, with `spec_augment`'s masks drawn from `rng` on the spliced rows before the
+        transform (the i-vectors, not features of a time-frequency plane, are left alone)."""
+        return self._transformed(self._with_ivectors(spec_augment.apply(self.spliced(index), rng), index))
 
     def _transformed(self, spliced):
         if self.transform is None:
@@ -801,12 +828,13 @@ class SplicedFrames:
 
 
 def accumulate_class_stats(examples: SplicedFrames, targets, num_classes, chunk=8192):
-    """acc-lda statistics of the spliced (untransformed) examples, a chunk of rows at a time."""
+    """acc-lda statistics of the spliced (untransformed) examples, i-vectors appended if any (get_lda.sh's
+    LDA covers the whole network input), a chunk of rows at a time."""
     from kaldilite.nnet.preconditioning import ClassStats
 
-    stats = ClassStats(num_classes, examples.spliced_dim)
+    stats = ClassStats(num_classes, examples.input_dim)
     for start in range(0, len(examples), chunk):
-        stats.accumulate(examples.spliced(slice(start, start + chunk)), targets[start:start + chunk])
+        stats.accumulate(examples.inputs(slice(start, start + chunk)), targets[start:start + chunk])
     return stats
 
 
@@ -954,6 +982,26 @@ def _pipeline_features(data_dir, pipeline):
     return load_features(data_dir, pipeline)
 
 
+def _training_ivectors(online_ivector_dir, data_dir, utts, offsets):
+    """(IvectorInput or None, SplicedFrames' i-vector arguments) of --online-ivector-dir for the
+    training utterances: every one covered, each frame's row t // period (get_egs2.sh's rule)."""
+    if not online_ivector_dir:
+        return None, {}
+    from kaldilite.ivector.ivector_dir import OnlineIvectorDir
+    from kaldilite.nnet.model import IvectorInput
+
+    ivectors = OnlineIvectorDir(online_ivector_dir)
+    if ivectors.extractor_id is None:
+        raise InputError(f"{ivectors.path / 'final.ie.id'}: missing, so the extractor of these i-vectors is unknown; "
+                         "re-run kaldilite extract-ivectors-online (it writes final.ie.id)")
+    ivectors.check_covers(utts, data_dir)
+    rows, row_of_frame = ivectors.stacked(utts, np.diff(offsets))
+    info = IvectorInput(ivectors.dim, ivectors.period, ivectors.extractor_id)
+    log.info("online i-vectors from %s: %s, %d rows, extractor final.ie.id %s", ivectors.path, info.describe(),
+             len(rows), info.extractor_id)
+    return info, {"ivectors": rows, "ivector_rows": row_of_frame}
+
+
 def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None = None, realigner=None):
     """DATA LANG ALI_DIR EXP -> EXP/final.mdl (see the module docstring). Returns a summary dict.
     `realigner` (tm, tree, (utt, loglikes) iterable) -> {utt: pdfs}: the aligner of --realign-epochs
@@ -1033,10 +1081,14 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         spliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, splice_left=opts.splice_width,
                                   splice_right=opts.splice_width, **online)
         unspliced = FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, **online)
+    if opts.online_ivector_dir and opts.transform_dir:
+        raise InputError("--online-ivector-dir with --transform-dir is not implemented: the i-vector input is for "
+                         "the speaker-independent (online) network")
     # unspliced frames only: each minibatch is spliced and preconditioned on the fly (SplicedFrames)
     utts, feats, targets, offsets = load_examples(data_dir, unspliced, pdf_alis, features,
                                                   opts.copy_ali_prefix_pairs())
-    examples = SplicedFrames(feats, offsets, opts.splice_width)
+    ivector_input, ivector_rows = _training_ivectors(opts.online_ivector_dir, data_dir, utts, offsets)
+    examples = SplicedFrames(feats, offsets, opts.splice_width, **ivector_rows)
     del feats
     log.info("%d utterances, %d frames of %d-dim %s + %s CMVN%s spliced -%d/+%d = %d", len(utts), len(targets),
              raw_dim, opts.feature_type, cmvn, "" if fmllr_pipeline is None else ", final.mat, fMLLR,",
@@ -1048,7 +1100,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     train_targets = targets[~frame_is_valid]
     stats = accumulate_class_stats(train_examples, train_targets, num_pdfs)
     transform = estimate_preconditioning(stats, opts.lda_dim, within_class_factor=opts.within_class_factor)
-    pipeline = spliced.with_transform(transform)
+    # with i-vectors the transform maps [spliced, i-vector]: the model's input_transform, not the pipeline's
+    pipeline = spliced.with_transform(transform) if ivector_input is None else spliced
     # the validation set (at most --num-utts-subset utterances) is evaluated every iteration: made once
     valid_inputs = examples.subset(frame_is_valid).with_transform(transform).materialize()
     realign = None
@@ -1070,9 +1123,10 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
                             targets[frame_is_valid], num_pdfs, opts, realign=realign)
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
+    ivector_model = {} if ivector_input is None else {"ivector": ivector_input, "input_transform": transform}
     model = NnetAcousticModel(tm, result.nnet, result.priors, pipeline, raw_dim, opts.feature_type, extra,
                               source=f"model {exp / 'final.mdl'}", fmllr_pipeline=fmllr_pipeline,
-                              prior_scale=opts.prior_scale)
+                              prior_scale=opts.prior_scale, **ivector_model)
     save_nnet_model(exp / "final.mdl", model)
     # ensemble training: every member as Kaldi leaves them (final.1.mdl .. final.N.mdl; final.mdl = final.1.mdl)
     if result.members:
@@ -1080,7 +1134,8 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     for k, (member, member_priors) in enumerate(result.members[1:], start=2):
         save_nnet_model(exp / f"final.{k}.mdl", NnetAcousticModel(
             tm, member, member_priors, pipeline, raw_dim, opts.feature_type, extra,
-            source=f"model {exp / f'final.{k}.mdl'}", fmllr_pipeline=fmllr_pipeline, prior_scale=opts.prior_scale))
+            source=f"model {exp / f'final.{k}.mdl'}", fmllr_pipeline=fmllr_pipeline, prior_scale=opts.prior_scale,
+            **ivector_model))
     shutil.copyfile(ali / "tree", exp / "tree")
     for name in ("phones.txt",):
         if (ali / name).is_file():

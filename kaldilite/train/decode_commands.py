@@ -87,6 +87,9 @@ class CommandDecodeOptions:
     # a data dir holding the decoded one's utterances among others (dev for a subset of it): online
     # CMVN carried through its spk2utt, so that a subset is normalized exactly as within the whole
     online_cmvn_history: str | None = None
+    # nnet2 models trained with online i-vectors (train-nnet2 --online-ivector-dir): extract-ivectors-online's
+    # output for the decoded data (or a data dir holding its utterances), steps/nnet2/decode.sh --online-ivector-dir
+    online_ivector_dir: str | None = None
 
 
 def is_speaker_adapted(model_path):
@@ -152,29 +155,34 @@ def start_up_before_forking_jobs(job_args, nj):
         data_dir, nj, len(job_args), "decode-commands")
 
 
-def nnet_model_and_input(model_path, data_dir, transform_dir=None):
+def nnet_model_and_input(model_path, data_dir, transform_dir=None, online_ivector_dir=None):
     """(model, stream of (utt, network input)) of an nnet2 model on ``data_dir``, checked first as
     steps/nnet2/decode.sh checks them: the raw feature dimension, ``transform_dir`` present exactly
     when the model reads fMLLR-adapted input, its final.mat the model's, every speaker of
-    ``data_dir`` covered (one-line errors, before any utterance is read). The stream is lazy: a verb
-    that only wants the checks (and the loaded model) drops it."""
-    from kaldilite.nnet.model import check_transform_speakers, load_nnet_scorer, read_transform_dir
+    ``data_dir`` covered; ``online_ivector_dir`` present exactly when the model was trained with
+    i-vectors, of its extractor, dimension and period, every utterance covered (one-line errors, before
+    any utterance is read). The stream is lazy: a verb that only wants the checks (and the loaded
+    model) drops it. With i-vectors each item is the features with the frames' i-vectors appended."""
+    from kaldilite.nnet.model import (check_online_ivectors, check_transform_speakers, ivector_appended,
+                                      load_nnet_scorer, read_transform_dir)
     from kaldilite.utils.load_once import load_once
 
     model = load_once(model_path, load_nnet_scorer)
+    ivectors = check_online_ivectors(model, data_dir, online_ivector_dir)
     transforms = None
     if transform_dir is not None and model.speaker_adapted:
         transforms = read_transform_dir(transform_dir, model.fmllr_pipeline.transform)
         check_transform_speakers(data_dir, transforms, transform_dir)
     elif transform_dir is not None:
         transforms = {}  # refused by model.features with the reason
-    return model, model.features(data_dir, transforms=transforms, transform_dir=transform_dir)
+    features = model.features(data_dir, transforms=transforms, transform_dir=transform_dir)
+    return model, ivector_appended(model, features, ivectors)
 
 
 def _decode_adapted_nnet(graph_dir, model_path, data_dir, opts, silence_phones):
     """nnet2 on fMLLR-adapted input: the SAT system's features through the test speakers' transforms
     (steps/nnet2/decode.sh --transform-dir), one lattice pass."""
-    model, features = nnet_model_and_input(model_path, data_dir, opts.transform_dir)
+    model, features = nnet_model_and_input(model_path, data_dir, opts.transform_dir, opts.online_ivector_dir)
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
     results = _lattice_pass(graph, model.tm.tid_to_pdf, words, fillers, recognizer_opts, model.log_likelihoods,
@@ -250,9 +258,26 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones):
     timer = _Timer()
     features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),
                              online_cmvn_history=opts.online_cmvn_history)
+    features = with_online_ivectors(model, data_dir, opts.online_ivector_dir, features)
     results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
                             features, timer, phone_tables=(model.tid_to_phone, silence_phones))
     return results, timer.wall, timer.cpu
+
+
+def with_online_ivectors(loaded, data_dir, online_ivector_dir, features):
+    """`features` of a `LoadedModel` with its frames' i-vectors appended when it is an nnet2 model trained
+    with them (`check_online_ivectors`: the dir present exactly then, of its extractor, covering DATA)."""
+    if loaded.model_type != "nnet2":
+        if online_ivector_dir is not None:
+            from kaldilite.errors import InputError
+
+            raise InputError(f"--online-ivector-dir {online_ivector_dir}: a {loaded.model_type} model takes no "
+                             "i-vectors (only an nnet2 model trained with train-nnet2 --online-ivector-dir)")
+        return features
+    from kaldilite.nnet.model import check_online_ivectors, ivector_appended
+
+    ivectors = check_online_ivectors(loaded.scorer, data_dir, online_ivector_dir)
+    return ivector_appended(loaded.scorer, features, ivectors)
 
 
 def online_cmvn_setup(opts):

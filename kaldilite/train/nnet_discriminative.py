@@ -297,6 +297,9 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
         raise InputError(f"{src_model}: has no priors; discriminative training needs the decoding pseudo-likelihoods")
     if not hasattr(model.nnet, "components"):
         raise InputError(f"{src_model}: an ensemble; train its members one at a time")
+    if model.ivector is not None:
+        raise InputError(f"{src_model}: trained with online i-vectors; sequence training of such a model is not "
+                         "implemented (train-nnet2 without --online-ivector-dir)")
     if not (Path(ali_dir) / "tree").is_file():
         raise MissingFileError(f"{Path(ali_dir) / 'tree'}: missing; <ali-dir> is the alignment dir the DNN was "
                                "trained on")
