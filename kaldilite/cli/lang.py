@@ -215,16 +215,29 @@ def arpa2fst_cmd(arpa, g_fst, disambig_symbol, read_symbol_table, bos_symbol, eo
               help="Target lexicon.txt or dict dir: keep stress digits if it has them, and rewrite phones "
                    "outside its phone set to the nearest ones it has (warning on stderr).")
 @click.option("--max-variants", type=int, default=2, show_default=True)
-def g2p_cmd(words, lexicon, max_variants):
+@click.option("--add", is_flag=True,
+              help="Append the proposed lines of the WORDS the --lexicon dict dir lacks to its lexicon.txt and "
+                   "lexiconp.txt (probability 1.0), whichever it has, each logged (as check-pronunciations "
+                   "--auto-g2p); refused, adding nothing, when a word's phones are not all in its phone set.")
+def g2p_cmd(words, lexicon, max_variants, add):
     """Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).
 
     \b
-    e.g.: kaldilite g2p --lexicon lang/en kitchen lamp >> lang/en/lexicon.txt
+    e.g.: kaldilite g2p --lexicon lang/en kitchen lamp
+          kaldilite g2p --lexicon lang/en --add kitchen lamp
           kaldilite g2p 打开 空调
     """
     from kaldilite.errors import InputError
     from kaldilite.lang.g2p import dict_phone_set, g2p, lexicon_file_of, lexicon_has_stress, restrict_to_phone_set
 
+    if add:
+        if not lexicon or not Path(lexicon).is_dir():
+            raise InputError("g2p --add: give the dict dir to add to with --lexicon DICT_DIR")
+        from kaldilite.lang.newwords import add_pronunciations
+
+        added = add_pronunciations(lexicon, words)
+        log.info("g2p: %d line(s) added to %s", len(added), lexicon)
+        return
     lexicon_file = lexicon_file_of(lexicon) if lexicon else None
     keep_stress = lexicon_has_stress(lexicon_file) if lexicon_file else False
     phone_set = dict_phone_set(lexicon_file) if lexicon_file else None

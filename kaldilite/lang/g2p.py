@@ -214,18 +214,18 @@ def lexicon_has_stress(lexicon_path):
 
 
 def g2p_hint(words, lexicon=None):
-    """How to add lexicon lines for `words`, for error messages: the `kaldilite g2p` command that
-    proposes them, appending to `lexicon` when the caller knows the file (a lexiconp.txt gets the
-    probability column 1.0 that g2p does not print), else saying where the lines go: prepare-lang
-    reads a dict dir's lexiconp.txt first, so lines appended to its lexicon.txt would be ignored."""
+    """How to add lexicon lines for `words`, for error messages: the `kaldilite g2p --add` command, which
+    appends the proposed lines to the dict dir's lexicon.txt and lexiconp.txt (probability 1.0), whichever
+    it has, as check-pronunciations --auto-g2p does (so the pair stays in step, and prepare-lang, which
+    reads lexiconp.txt first, sees them). `lexicon`: the dict dir or its lexicon file, when the caller
+    knows it (a lang dir does not: DICT_DIR then)."""
     shown = " ".join(sorted(words)[:20]) + (" ..." if len(words) > 20 else "")
-    if lexicon is None:
-        return (f"`kaldilite g2p --lexicon DICT_DIR {shown}` proposes the lines for DICT_DIR/lexicon.txt, or for "
-                f"DICT_DIR/lexiconp.txt with a probability (e.g. 1.0) after the word if the dict dir has one")
-    lexicon = Path(lexicon)
-    if lexicon.name == "lexiconp.txt":
-        return f"`kaldilite g2p --lexicon {lexicon.parent} {shown} | sed 's/ / 1.0 /' >> {lexicon}`"
-    return f"`kaldilite g2p --lexicon {lexicon.parent} {shown} >> {lexicon}`"
+    if lexicon is not None and Path(lexicon).is_file() and Path(lexicon).name not in ("lexicon.txt", "lexiconp.txt"):
+        # a lexicon file outside any dict dir: g2p's lines, `word phones`, are its format
+        return f"`kaldilite g2p --lexicon {lexicon} {shown} >> {lexicon}` appends the proposed lines (review them)"
+    dict_dir = "DICT_DIR" if lexicon is None else Path(lexicon) if Path(lexicon).is_dir() else Path(lexicon).parent
+    return (f"`kaldilite g2p --lexicon {dict_dir} --add {shown}` appends the proposed lines to {dict_dir}'s "
+            "lexicon.txt / lexiconp.txt (review them)")
 
 
 def read_word_list(path):

@@ -9,7 +9,8 @@ before that rebuild (the commands recipe's stage 3, `kaldilite check-pronunciati
   `kaldilite g2p` proposes (CMUdict, else espeak-ng; pypinyin for Chinese), restricted to the
   dict dir's phone set (`g2p.restrict_to_phone_set`);
 - with `auto_g2p`, those proposed lines are appended to the lexicon instead (each logged), as
-  long as every phone of them is in the phone set;
+  long as every phone of them is in the phone set; `add_pronunciations` (`kaldilite g2p --add`,
+  the fix `g2p.g2p_hint` names wherever a word lacks a pronunciation) appends any words' the same way;
 - every phone the lexicon uses must be declared in the dict dir's phone files, which are the
   trained inventory: a new phone means a new phone set, hence retraining (the recipe also
   compares the rebuilt lang's phones.txt with the trained one);
@@ -91,6 +92,56 @@ def propose_pronunciations(word, phone_set, keep_stress):
     return lines, source, sorted(set(unmapped))
 
 
+def _proposals(dict_dir, words):
+    """The lexicon lines proposed for `words` ({word: where it was asked for}) in the dict dir's phone set
+    and stress: ({word: (lines, source, where)}, [one line per word that cannot be proposed])."""
+    phone_set, keep_stress = dict_phone_set(dict_dir), lexicon_has_stress(lexicon_file_of(dict_dir))
+    proposals, problems = {}, []
+    for word, loc in words.items():
+        lines, source, unmapped = propose_pronunciations(word, phone_set, keep_stress)
+        if not lines:
+            problems.append(f"{loc}: {word!r}: no pronunciation found (CMUdict, espeak-ng, pypinyin); write it by hand")
+        elif unmapped:
+            problems.append(f"{loc}: {word!r}: {source} gives phones {' '.join(unmapped)} outside the trained "
+                            f"phone set ({' | '.join(lines)}); write it with known phones")
+        proposals[word] = (lines, source, loc)
+    return proposals, problems
+
+
+def _append_proposals(dict_dir, proposals, how):
+    """Append the proposed lines to the dict dir's lexicon.txt and lexiconp.txt, whichever it has (each
+    line logged for review, `how` naming the route); returns the lines."""
+    added = [line for lines, _, _ in proposals.values() for line in lines]
+    # lexiconp.txt gets them with probability 1.0 (each a word's only or equal pronunciation), and a
+    # lexicon.txt kept beside it the same lines without it, so that the two still agree
+    written = []
+    for path in (dict_dir / "lexicon.txt", dict_dir / "lexiconp.txt"):
+        if not path.is_file():
+            continue
+        with_prob = path.name == "lexiconp.txt"
+        text = path.read_text(encoding="utf-8-sig")
+        with atomic_open(path) as out:
+            out.write(text + ("" if not text or text.endswith("\n") else "\n"))
+            out.writelines((line.replace(" ", " 1.0 ", 1) if with_prob else line) + "\n" for line in added)
+        written.append(str(path))
+    for word, (lines, source, loc) in proposals.items():
+        for line in lines:
+            log.warning("%s: %s: added '%s' to %s (from %s; review it)", how, loc, line, " and ".join(written), source)
+    return added
+
+
+def add_pronunciations(dict_dir, words):
+    """`kaldilite g2p --lexicon DICT_DIR --add WORDS`: the proposed lines of the words DICT_DIR's lexicon
+    lacks appended to it as --auto-g2p appends a grammar's (`_append_proposals`); the lines added.
+    Raises InputError, adding nothing, when a word has no proposal made of the dict dir's phones."""
+    dict_dir = Path(dict_dir)
+    known = lexicon_words(dict_dir)
+    proposals, problems = _proposals(dict_dir, {w: "command line" for w in words if w not in known})
+    if problems:
+        raise InputError("; ".join(problems) + "; nothing was added")
+    return _append_proposals(dict_dir, proposals, "g2p --add")
+
+
 def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     """The stage-3 gate: every grammar word has a pronunciation made of known phones.
 
@@ -105,35 +156,9 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
     if not missing:
         return []
     lexicon = lexicon_file_of(dict_dir)
-    phone_set, keep_stress = dict_phone_set(dict_dir), lexicon_has_stress(lexicon)
-    proposals, problems = {}, []
-    for word, loc in missing.items():
-        lines, source, unmapped = propose_pronunciations(word, phone_set, keep_stress)
-        if not lines:
-            problems.append(f"{loc}: {word!r}: no pronunciation found (CMUdict, espeak-ng, pypinyin); write it by hand")
-        elif unmapped:
-            problems.append(f"{loc}: {word!r}: {source} gives phones {' '.join(unmapped)} outside the trained "
-                            f"phone set ({' | '.join(lines)}); write it with known phones")
-        proposals[word] = (lines, source, loc)
+    proposals, problems = _proposals(dict_dir, missing)
     if auto_g2p and not problems:
-        added = [line for lines, _, _ in proposals.values() for line in lines]
-        # lexiconp.txt gets them with probability 1.0 (each a word's only or equal pronunciation), and a
-        # lexicon.txt kept beside it the same lines without it, so that the two still agree
-        written = []
-        for path in (dict_dir / "lexicon.txt", dict_dir / "lexiconp.txt"):
-            if not path.is_file():
-                continue
-            with_prob = path.name == "lexiconp.txt"
-            text = path.read_text(encoding="utf-8-sig")
-            with atomic_open(path) as out:
-                out.write(text + ("" if not text or text.endswith("\n") else "\n"))
-                out.writelines((line.replace(" ", " 1.0 ", 1) if with_prob else line) + "\n" for line in added)
-            written.append(str(path))
-        for word, (lines, source, loc) in proposals.items():
-            for line in lines:
-                log.warning("auto-g2p: %s: added '%s' to %s (from %s; review it)", loc, line, " and ".join(written),
-                            source)
-        return added
+        return _append_proposals(dict_dir, proposals, "auto-g2p")
     for word, (lines, source, loc) in proposals.items():
         if lines:
             log.warning("%s: %r has no pronunciation in %s; `kaldilite g2p --lexicon %s %s` proposes: %s", loc, word,
@@ -142,11 +167,8 @@ def check_pronunciations(dict_dir, grammar_files, auto_g2p=False):
         log.warning("%s", problem)
     if problems:
         fix = "fix the words above by hand"
-    elif lexicon.name == "lexiconp.txt":  # g2p prints no probability column: its lines cannot be appended here
-        fix = (f"re-run with {_AUTO_G2P} (it adds the proposed lines to {lexicon} with probability 1.0"
-               f"{' and to lexicon.txt beside it' if (dict_dir / 'lexicon.txt').is_file() else ''}), then review them")
     else:
-        fix = f"add the proposed lines ({g2p_hint(list(missing), lexicon)}, then review them) or re-run with {_AUTO_G2P}"
+        fix = f"{g2p_hint(list(missing), dict_dir)}, as re-running with {_AUTO_G2P} does"
     raise InputError(f"{len(missing)} grammar word(s) without a pronunciation in {lexicon}: "
                      + ", ".join(f"{w} ({loc})" for w, loc in missing.items()) + f"; {fix}")
 

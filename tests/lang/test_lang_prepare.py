@@ -231,6 +231,6 @@ def test_transcript_words_missing_from_the_lexicon_are_all_listed(tiny_lang, tmp
     msg = str(err.value)
     assert msg.startswith("2 word(s) not in")
     assert f"zebra ({text}:2), yak ({text}:3)" in msg
-    assert "kaldilite g2p --lexicon DICT_DIR yak zebra" in msg and "lexiconp.txt" in msg
+    assert "kaldilite g2p --lexicon DICT_DIR --add yak zebra" in msg and "lexiconp.txt" in msg
     text.write_text("utt1 ab c\nutt2 see\n")
     LangDir.load(tiny_lang).check_transcripts(text)  # all known: no error

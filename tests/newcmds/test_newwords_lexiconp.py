@@ -45,18 +45,20 @@ def test_auto_g2p_appends_to_lexiconp_and_keeps_lexicon_txt_in_step(tmp_path, ke
 @pytest.mark.parametrize("keep_plain", [False, True])
 def test_a_missing_word_of_a_lexiconp_dict_dir_is_not_sent_to_g2p_appending(tmp_path, keep_plain):
     # `kaldilite g2p` prints `word phones` lines: appended to lexiconp.txt the first phone would be read as
-    # the probability, so the fix offered is --auto-g2p, which writes the column (and lexicon.txt too)
+    # the probability, so the fixes offered are --auto-g2p and g2p --add, which write the column (and
+    # lexicon.txt too); the same advice as for a lexicon.txt dict dir
     lang = with_lexiconp(edited_lang(tmp_path / "en", commands_add=["seven"], lexicon_remove=["seven"]), keep_plain)
     with pytest.raises(InputError) as err:
         check_pronunciations(lang, [lang / "commands.txt"])
     message = str(err.value)
     assert message.startswith(f"1 grammar word(s) without a pronunciation in {lang / 'lexiconp.txt'}: seven (")
-    assert ">>" not in message and "re-run with --auto-g2p" in message
-    assert ("and to lexicon.txt beside it" in message) == keep_plain
+    assert ">>" not in message and "as re-running with --auto-g2p" in message
+    assert f"`kaldilite g2p --lexicon {lang} --add seven`" in message
     (lang / "lexiconp.txt").unlink()
-    if keep_plain:  # a lexicon.txt dict dir keeps the g2p line to append
-        with pytest.raises(InputError, match=f"kaldilite g2p --lexicon {lang} seven >> {lang / 'lexicon.txt'}"):
+    if keep_plain:
+        with pytest.raises(InputError) as err:
             check_pronunciations(lang, [lang / "commands.txt"])
+        assert str(err.value).split("; ", 1)[1] == message.split("; ", 1)[1]
 
 
 def test_the_phone_set_of_a_lexiconp_only_dict_dir_is_its_phone_files(tmp_path):
@@ -94,38 +96,50 @@ def test_make_grammars_missing_word_fix_works_on_a_lexiconp_dict_dir(tmp_path):
     assert (tmp_path / "lang_commands" / "G.fst").is_file()
 
 
-@pytest.mark.parametrize("lexicon_name", ["lexiconp.txt", "lexicon.txt"])
+@pytest.mark.parametrize("lexicon_name", ["lexiconp.txt", "lexicon.txt", "both"])
 def test_the_g2p_hint_for_a_known_lexicon_followed_in_a_shell_gives_a_valid_dict_dir(tmp_path, lexicon_name):
-    # g2p prints `word phones`: appended as is to a lexiconp.txt the first phone would be read as the
-    # probability (or the load fails); the hint's command, run as printed, must leave a dict dir that loads
-    # with the word, probability 1.0 (the independent answer: DictDir.load, CMUdict's seven).
+    # g2p prints `word phones`: appended to a lexiconp.txt the first phone would be read as the probability
+    # (or the load fails); the hint's command, run as printed, must leave a dict dir that loads with the
+    # word, probability 1.0, lexicon.txt and lexiconp.txt in step (the independent answer: DictDir.load,
+    # whose pair check is validate_dict_dir.pl's, and CMUdict's seven)
     import os
-    import shutil
     import subprocess
     import sys
     from pathlib import Path
 
     from kaldilite.lang.g2p import g2p_hint
 
-    if shutil.which("sed") is None:
-        pytest.skip("sed not installed")
     lang = edited_lang(tmp_path / "en", lexicon_remove=["seven"])
-    if lexicon_name == "lexiconp.txt":
-        lang = with_lexiconp(lang, keep_plain=False)
-    hint = g2p_hint(["seven"], lang / lexicon_name)
+    if lexicon_name != "lexicon.txt":
+        lang = with_lexiconp(lang, keep_plain=lexicon_name == "both")
+    hint = g2p_hint(["seven"], lang / ("lexiconp.txt" if lexicon_name == "both" else lexicon_name))
     command = hint.split("`")[1]
-    assert command.startswith(f"kaldilite g2p --lexicon {lang} seven") and command.endswith(f">> {lang / lexicon_name}")
+    assert command == f"kaldilite g2p --lexicon {lang} --add seven"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run(command, shell=True, check=True, env=env, timeout=60)
+    subprocess.run(command, shell=True, check=True, env=env, timeout=60, capture_output=True)
     entries = {(e.word, e.prob, e.phones) for e in DictDir.load(lang).lexicon}
     assert ("seven", 1.0, ("S", "EH", "V", "AH", "N")) in entries
+    if lexicon_name != "lexiconp.txt":
+        assert (lang / "lexicon.txt").read_text().splitlines()[-1] == "seven S EH V AH N"
+    subprocess.run(command, shell=True, check=True, env=env, timeout=60, capture_output=True)  # known now: no-op
+    assert sum(e.word == "seven" for e in DictDir.load(lang).lexicon) == 1
 
 
-def test_a_lang_dirs_missing_words_hint_names_both_lexicon_files(tmp_path):
-    # a lang dir does not know its dict dir's lexicon file: the hint must not send every user to lexicon.txt
-    # (prepare-lang reads lexiconp.txt first, so lines appended there would be ignored)
-    from kaldilite.lang.g2p import g2p_hint
+def test_g2p_add_substitutes_phones_as_auto_g2p_and_refuses_a_word_it_cannot_write(tmp_path):
+    from click.testing import CliRunner
 
-    hint = g2p_hint(["seven", "eight"])
-    assert ">>" not in hint and "kaldilite g2p --lexicon DICT_DIR eight seven" in hint
-    assert "DICT_DIR/lexicon.txt" in hint and "DICT_DIR/lexiconp.txt with a probability (e.g. 1.0)" in hint
+    from kaldilite.cli import cli
+
+    lang = edited_lang(tmp_path / "en", lexicon_remove=["seven"])
+    before = (lang / "lexicon.txt").read_text()
+    # pypinyin's phones (d a3 k ai1) are none of lang/en's: refused, and seven is not added either
+    result = CliRunner().invoke(cli, ["g2p", "--lexicon", str(lang), "--add", "seven", "打开"])
+    assert result.exit_code != 0 and "'打开'" in str(result.exception) and "nothing was added" in str(result.exception)
+    assert (lang / "lexicon.txt").read_text() == before
+    # lang/en has no CH: kitchen gets the substitute check-pronunciations --auto-g2p gives it
+    result = CliRunner().invoke(cli, ["g2p", "--lexicon", str(lang), "--add", "kitchen"])
+    assert result.exit_code == 0, result.output
+    check_pronunciations_added = (lang / "lexicon.txt").read_text()[len(before):].splitlines()
+    assert check_pronunciations_added and all(line.split()[0] == "kitchen" and "CH" not in line.split()
+                                              for line in check_pronunciations_added)
+    assert set(check_pronunciations_added[0].split()[1:]) <= dict_phone_set(lang)

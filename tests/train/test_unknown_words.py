@@ -22,8 +22,8 @@ def test_unknown_transcript_words_are_named_with_their_first_line_and_the_fix(tm
     message = record.getMessage()
     assert message.startswith(f"{tmp_path / 'data' / 'text'}:2: 2 word(s) not in {lang.path}/words.txt")
     assert "mapped to <UNK>: lamp (line 2), turn (line 3);" in message
-    assert ("`kaldilite g2p --lexicon DICT_DIR lamp turn` proposes the lines for DICT_DIR/lexicon.txt, or for "
-            "DICT_DIR/lexiconp.txt") in message
+    assert ("`kaldilite g2p --lexicon DICT_DIR --add lamp turn` appends the proposed lines to DICT_DIR's "
+            "lexicon.txt / lexiconp.txt") in message
     assert "\n" not in message
 
 
