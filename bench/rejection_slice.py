@@ -33,6 +33,9 @@ splits (`random_halves`).
 
   .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/s5/w --gmm t3_vf0 --dnn h1_rms_hires \\
       --out /tmp/q3/w --bonuses "2 1 0 -1" --acwts 0.1
+
+A DNN trained with online i-vectors decodes with --dnn-ivector-dir DIR (extract-ivectors-online of
+SLICE_DIR/data/hires_slice with its extractor, per real speaker).
 """
 
 import argparse
@@ -102,7 +105,7 @@ def online_cmvn_model(model_path):
 
 
 def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam, excludes_commands=False,
-                     phone_lm=None):
+                     phone_lm=None, dnn_ivector_dir=None):
     tag = grammar_tag(bonus, edge_noise, excludes_commands, phone_lm)
 
     def grammar_graph(name, items):
@@ -133,7 +136,10 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, la
     for model in (gmm, dnn):
         hires = "hires_" if model == dnn and (slice_dir / "data/hires_slice").is_dir() else ""
         sat = ["--fmllr-hypothesis", "best"] if (slice_dir / f"exp/{model}/final.alimdl").is_file() else []
-        common = ["--phone-scores", "--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat,
+        # a DNN trained with online i-vectors: the slice's, extracted per speaker through its clips (the held-out
+        # parts are subsets of the slice: their rows are those of the whole slice, as --online-cmvn-history)
+        ivectors = ["--online-ivector-dir", dnn_ivector_dir] if model == dnn and dnn_ivector_dir else []
+        common = ["--phone-scores", "--beam", beam, "--lattice-beam", lattice_beam, "--acwt", acwt, *sat, *ivectors,
                   "--model", slice_dir / f"exp/{model}/final.mdl"]
         dest = out / f"exp/{model}/{tag}_a{acwt}"
         adopt_old_layout(dest)
@@ -267,6 +273,10 @@ def main():
     parser.add_argument("--garbage-phone-lm", type=Path,
                         help="make-grammar --garbage-phone-lm FILE (an ARPA phone n-gram, make-phone-lm) for the "
                              "grammars with garbage (settings tagged _lm<FILE's stem>).")
+    parser.add_argument("--dnn-ivector-dir", type=Path,
+                        help="For a DNN trained with online i-vectors (train-nnet2 --online-ivector-dir): "
+                             "extract-ivectors-online's output for the DNN's slice data dir (data/hires_slice), per "
+                             "real speaker, with the DNN's extractor.")
     parser.add_argument("--beam", default="13.0")
     parser.add_argument("--lattice-beam", default="10.0")
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
@@ -290,7 +300,8 @@ def main():
         for acwt in args.acwts.split():
             if not args.no_decode:
                 build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, args.edge_noise_prob, acwt, args.beam,
-                                 args.lattice_beam, args.garbage_excludes_commands, phone_lm)
+                                 args.lattice_beam, args.garbage_excludes_commands, phone_lm,
+                                 args.dnn_ivector_dir.resolve() if args.dnn_ivector_dir else None)
             setting = f"{grammar_tag(bonus, args.edge_noise_prob, args.garbage_excludes_commands, phone_lm)}_a{acwt}"
             dirs = {m: out / f"exp/{m}/{setting}" for m in (args.gmm, args.dnn)}
             for d in dirs.values():

@@ -113,3 +113,47 @@ def test_default_pipeline_online_cmvn_splice_pca_streams_as_extracted(data_dir, 
         stream = OnlineFeaturePipeline(MatrixSource(feats[utt]), model.pipeline)
         ivectors = OnlineIvectorFeature(stream, model.ubm, model.extractor, config).get_frames()
         np.testing.assert_allclose(got[utt], ivectors[::5], rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def extractor_dir(data_dir):
+    root, _, _ = data_dir
+    exp = root / "exp_small"
+    _run(["train-diag-ubm", "--nj", "1", "--online-cmvn", "false", "--splice-context", "0", "--pca-dim", "0",
+          "--subsample", "1", "--num-iters-init", "5", "--num-iters", "2", str(root / "data"), "4",
+          str(exp / "diag_ubm")])
+    _run(["train-ivector-extractor", "--nj", "1", "--ivector-dim", "2", "--num-iters", "2", "--subsample", "1",
+          "--gaussian-min-count", "10", str(root / "data"), str(exp / "diag_ubm"), str(exp / "extractor")])
+    return exp / "extractor"
+
+
+def test_pseudo_speakers_of_at_most_n_utterances_restart_the_online_stats_and_final_ie_id_names_the_extractor(
+        data_dir, extractor_dir):
+    """--utts-per-spk-max 2 (modify_speaker_info.sh): each speaker's utterances in spk2utt order cut into
+    groups of two, written out by hand here, each group extracted as a speaker of its own; final.ie.id is
+    the md5 of final.ie (get_ivector_id.sh)."""
+    import hashlib
+
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig, extract_ivectors_online
+
+    root, _, feats = data_dir
+    out = root / "exp_small" / "ivectors_max2"
+    _run(["extract-ivectors-online", "--nj", "2", "--utts-per-spk-max", "2", str(root / "data"), str(extractor_dir),
+          str(out)])
+    assert (out / "final.ie.id").read_text() == hashlib.md5((extractor_dir / "final.ie").read_bytes()).hexdigest() + "\n"
+    got = dict(kaldi_io.read_mat_scp(str(out / "ivector_online.scp")))
+    model = load_ivector_model(extractor_dir / "final.ie", need_extractor=True)
+    order = sorted(feats)
+    pseudo = {f"spk{s:02d}-utt{u}": f"spk{s:02d}-group{u // 2}" for s in range(NUM_SPEAKERS)
+              for u in range(UTTS_PER_SPEAKER)}
+    expected = dict(extract_ivectors_online(((u, feats[u]) for u in order), model.ubm, model.extractor,
+                                            OnlineIvectorExtractionConfig(), utt2spk=pseudo))
+    real = dict(extract_ivectors_online(((u, feats[u]) for u in order), model.ubm, model.extractor,
+                                        OnlineIvectorExtractionConfig(), utt2spk={u: u[:5] for u in order}))
+    assert set(got) == set(feats)
+    for utt in order:
+        np.testing.assert_allclose(got[utt], expected[utt], rtol=1e-5, atol=1e-5)
+    # the third utterance starts afresh (a new pseudo-speaker), unlike when the real speaker's stats carry
+    assert not np.allclose(got["spk00-utt2"], real["spk00-utt2"], atol=1e-3)
+    np.testing.assert_allclose(got["spk00-utt1"], real["spk00-utt1"], rtol=1e-5, atol=1e-5)
