@@ -130,6 +130,17 @@ garbage_phone_bonus=2.0  # make-grammar --garbage-phone-bonus: 2 (acwt 0.1) won 
                          # (bench/rejection_slice.py): 0, 1, 2 within 2 points (tri3b 80.1/78.0/78.3%),
                          # 3 worse (73.9%); kept. Keep llr_total thresholds below the online lattice clip
                          # (decode-online lattice beam / acwt = 60): lower bonuses raise them toward it.
+tri3b_garbage_phone_bonus=1.0  # tri3b's own --garbage-phone-bonus: its graphs (stage 3's grammar, stage 9's held-out ones)
+                       # come from data/lang_commands_gb<b>, one grammar per distinct bonus (the DNNs keep
+                       # garbage_phone_bonus, so they build their own graphs from tri3b's tree when it differs). On 20
+                       # held-out training speakers (bench/rejection_slice.py, /tmp/lead/slc's tri3b, recipe score,
+                       # 2026-11-26 u4), bonus 0.5 / 1 / 1.5 / 2: command acc 83.3 / 83.3 / 82.1 / 80.1% at 5.6 / 4.8 /
+                       # 5.9 / 5.9% in-domain FA; 1 vs 2 paired: 12 fixed / 1 broken of 341, false accepts 18 vs 22 of
+                       # 372; EER 13.8 vs 14.7, oracle @ 5% 83.0 vs 79.8, mean of 100 speaker halvings 82.3 @ 4.2 vs
+                       # 79.3 @ 4.0, no threshold 90.0 vs 87.7, commands-only 91.5 either way; fused with the DNN (bonus 2)
+                       # 83.6 @ 3.8 vs 81.8 @ 3.5% (6 fixed / 0 broken). At 0.5 the llr_total thresholds reach the
+                       # held-out lattice clip (101): not a valid figure. The DNN at 1 was level or worse (p2, halvings 81.0
+                       # vs 82.0): garbage_phone_bonus stays 2 for it (and for the online bundle).
 edge_noise_prob=0.1    # make-grammar --edge-noise-prob: one optional <noise> word (any one phone) before and after each
                        # command, on the command side (stage 3's grammar and stage 9's held-out ones alike). Of the
                        # true commands tri3b rejected on 20 held-out training speakers, most had a garbage best
@@ -200,14 +211,39 @@ copy_graph() {  # FROM_SYS TO_SYS GRAPH: the DNN shares tri3b's tree, so it uses
   rm -rf exp/$2/$3 && cp -r exp/$1/$3 exp/$2/$3 && rm -f exp/$2/$3/rejection.json exp/$2/$3/.stamp*
 }
 
-make_graph() {  # SYS GRAPH: exp/SYS/graph_X from the grammar data/lang_X (the DNN copies tri3b's)
-  local m=$1 g=$2
+bonus_of() {  # SYS: the make-grammar --garbage-phone-bonus of SYS's grammars
+  if [ $1 = tri3b ]; then echo $tri3b_garbage_phone_bonus; else echo $garbage_phone_bonus; fi
+}
+
+bonus_suffix() {  # BONUS: the suffix of its grammar dirs: none for garbage_phone_bonus, else _gb<BONUS>
+  [ "$1" = "$garbage_phone_bonus" ] || echo _gb$1
+}
+
+grammar_bonuses() {  # the distinct bonuses of the models trained or to be trained: one grammar (set) each
+  local m
+  for m in $train_models ${models[@]+"${models[@]}"}; do bonus_of $m; done | sort -u
+}
+
+grammar_dir() {  # SYS GRAPH: the lang dir exp/SYS/GRAPH is built from (the commands-only grammar has no garbage)
+  case $2 in
+    graph_commands_norej) echo data/lang_commands_norej ;;
+    *) echo data/lang_${2#graph_}$(bonus_suffix $(bonus_of $1)) ;;
+  esac
+}
+
+make_graph() {  # SYS GRAPH: exp/SYS/graph_X from SYS's grammar (grammar_dir). The DNNs are on tri3b's tree: they
+  # copy tri3b's graph when their grammar is tri3b's, else build their own from tri3b's model
+  local m=$1 g=$2 lang src=$1
+  lang=$(grammar_dir $m $g)
   if [ $m = nnet2 ] || [ $m = nnet2_fmllr ]; then
-    step exp/$m/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/$m/$g/HCLG.fst -- copy_graph tri3b $m $g
-  else
-    step exp/$m/$g/.stamp data/lang_${g#graph_} data/lang_${g#graph_}/words/fillers.txt exp/$m/final.mdl exp/$m/tree --out exp/$m/$g/HCLG.fst -- \
-      kaldilite mkgraph data/lang_${g#graph_} exp/$m exp/$m/$g
+    src=tri3b
+    if [ "$lang" = "$(grammar_dir tri3b $g)" ]; then
+      step exp/$m/$g/.stamp exp/tri3b/$g/HCLG.fst --out exp/$m/$g/HCLG.fst -- copy_graph tri3b $m $g
+      return 0
+    fi
   fi
+  step exp/$m/$g/.stamp $lang $lang/words/fillers.txt exp/$src/final.mdl exp/$src/tree --out exp/$m/$g/HCLG.fst -- \
+    kaldilite mkgraph $lang exp/$src exp/$m/$g
 }
 
 align_tri3b() {  # exp/tri3b_ali: tri3b's fMLLR alignments of the training set (stage 7's tri3b_mmi, stage 8's DNNs)
@@ -388,13 +424,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   mkdir -p data/local
   { cat "$lang_en/fillers.txt"; echo '!SIL'; } > data/local/fillers_and_silence.txt.tmp
   mv data/local/fillers_and_silence.txt.tmp data/local/fillers_and_silence.txt
-  step data/lang_commands/.stamp data/lang_test "$commands" data/local/fillers_and_silence.txt \
-    --out data/lang_commands/G.fst data/lang_commands/L_disambig.fst -- \
-    make_grammar_dir lang_commands --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
-    --garbage-phone-bonus $garbage_phone_bonus --edge-noise-prob $edge_noise_prob
+  find_models
+  for b in $(grammar_bonuses); do  # data/lang_commands (garbage_phone_bonus), data/lang_commands_gb<b> (another)
+    g=lang_commands$(bonus_suffix $b)
+    step data/$g/.stamp data/lang_test "$commands" data/local/fillers_and_silence.txt \
+      --out data/$g/G.fst data/$g/L_disambig.fst -- \
+      make_grammar_dir $g --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
+      --garbage-phone-bonus $b --edge-noise-prob $edge_noise_prob
+  done
   step data/lang_commands_norej/.stamp data/lang_test "$commands" \
     --out data/lang_commands_norej/G.fst data/lang_commands_norej/L_disambig.fst -- make_grammar_dir lang_commands_norej
-  find_models
   for m in "${models[@]}"; do make_graphs $m; done
   if [ $stop_stage -lt 11 ] && [ -f exp/online_bundle ]; then  # the live bundle is a copy: it changes at stage 11
     log "Stage 3: note: the live bundle $(cat exp/online_bundle) keeps the grammar it was exported with until stages" \
@@ -649,13 +688,15 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       audio ? cpu / audio : 0, cpu, audio, NR }' exp/$m/decode_heldout_commands/parts/*/rtf > exp/$m/decode_heldout_commands/rtf.tmp
     mv exp/$m/decode_heldout_commands/rtf.tmp exp/$m/decode_heldout_commands/rtf
   }
-  for c in $(sed 's/ /_/g' "$commands"); do  # the grammars: as stage 3's, without c
-    lang=data/lang_commands_minus_$c
-    pool_start step $lang/.stamp data/lang_test data/local/heldout/commands_minus_$c.txt data/local/fillers_and_silence.txt \
-      --out $lang/G.fst $lang/L_disambig.fst -- \
-      kaldilite make-grammar --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
-      --garbage-phone-bonus $garbage_phone_bonus --edge-noise-prob $edge_noise_prob \
-      data/local/heldout/commands_minus_$c.txt data/lang_test $lang
+  for b in $(grammar_bonuses); do
+    for c in $(sed 's/ /_/g' "$commands"); do  # the grammars: as stage 3's, without c
+      lang=data/lang_commands_minus_$c$(bonus_suffix $b)
+      pool_start step $lang/.stamp data/lang_test data/local/heldout/commands_minus_$c.txt data/local/fillers_and_silence.txt \
+        --out $lang/G.fst $lang/L_disambig.fst -- \
+        kaldilite make-grammar --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
+        --garbage-phone-bonus $b --edge-noise-prob $edge_noise_prob \
+        data/local/heldout/commands_minus_$c.txt data/lang_test $lang
+    done
   done
   pool_wait
   for m in "${models[@]}"; do
@@ -827,7 +868,8 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       echo "# tri3b+nnet2 (offline, not what ships: the online decoder runs one model): both models' llr_total,"
       echo "# each standardized by its mean and deviation over dev, summed (nnet2 adds its lowest dev score"
       echo "# where its best path is not tri3b's command; kaldilite fuse-command-scores), then calibrated as above."
-      echo "# The decoding knobs (make-grammar --garbage-phone-bonus $garbage_phone_bonus, --acwt $acwt): see"
+      echo "# The decoding knobs (make-grammar --garbage-phone-bonus $garbage_phone_bonus, tri3b's" \
+        "$tri3b_garbage_phone_bonus; --acwt $acwt): see"
       echo "# the comments at their settings in run.sh (bench/rejection_grid.py; BENCHMARKS.md,"
       echo "# commands-rejection-tuning)."
       if online_cmvn_model nnet2 && [[ " ${models[*]} " == *" nnet2 "* ]]; then
