@@ -142,6 +142,10 @@ def _command_line(ctx):
               "itself, and the preconditioning covers both (get_lda.sh). The model records the i-vector dimension, "
               "period and extractor (final.ie.id); decoding then needs --online-ivector-dir of that extractor.")
 @click.option("--num-utts-subset", default=300, show_default=True, help="Utterances held out for validation.")
+@click.option("--valid-diagnostic-frames", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Per-iteration validation objective and accuracy on a fixed random subset of this many validation "
+              "frames (Kaldi's valid_diagnostic.egs); the last iteration's also on all of them, and the final "
+              "combination uses them all. The network does not depend on it. 0 = all frames every iteration.")
 @click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
               help="Name of the raw features, recorded in the model for error messages.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same model.")

@@ -152,7 +152,10 @@ class Nnet:
         for index in range(len(hidden) - 1, -1, -1):
             if index in masks:
                 grad = grad * masks[index]
-            grad = hidden[index].backward(grad)
+            if index == 0 and hidden[0].updatable:
+                hidden[0].backward_params(grad)  # nothing below the input: no gradient w.r.t. it
+            else:
+                grad = hidden[index].backward(grad)
 
     def evaluate(self, feats, targets, batch=4096):
         """(average log-probability of the targets, frame accuracy) without touching gradients."""

@@ -12,7 +12,8 @@
 import numpy as np
 
 from kaldilite.nnet.network import Nnet
-from kaldilite.nnet.train import RMS_EPSILON, Nnet2Options, copied_alignment, rms_update, train_network
+from kaldilite.nnet.train import Nnet2Options, copied_alignment, train_network
+from kaldilite.nnet.updates import RMS_EPSILON, rms_update
 
 
 def small_network_with_gradients(seed=0):
@@ -69,6 +70,56 @@ def test_rms_step_is_scaled_down_to_max_change():
     for i in range(0, len(before), 2):
         norm = np.sqrt(sum(((after[j] - before[j]) ** 2).sum() for j in (i, i + 1)))
         np.testing.assert_allclose(norm, 0.5, rtol=1e-4)
+
+
+def numpy_rms_update(nnet, state, lr, batch_size, momentum, decay, max_change):
+    """The numpy form the fused numba loops replaced (kaldilite before 2026-11-26), kept as their reference."""
+    for index, component in enumerate(nnet.components):
+        if component.kind != "affine":
+            continue
+        entry = state.get(index)
+        if entry is None:
+            entry = state[index] = {"t": 0, "m": [np.zeros_like(component.weight), np.zeros_like(component.bias)],
+                                    "v": [np.zeros_like(component.weight), np.zeros_like(component.bias)]}
+        entry["t"] += 1
+        t = entry["t"]
+        correction = np.sqrt(1.0 - decay ** t) / (1.0 - momentum ** t)
+        deltas = []
+        for grad, m, v in zip((component.grad_weight, component.grad_bias), entry["m"], entry["v"]):
+            grad = grad / np.float32(batch_size)
+            m *= momentum
+            m += (1.0 - momentum) * grad
+            v *= decay
+            v += (1.0 - decay) * grad * grad
+            deltas.append((-lr * correction) * m / (np.sqrt(v) + RMS_EPSILON))
+        norm = np.sqrt(sum(float(np.vdot(d, d)) for d in deltas))
+        if max_change and norm > max_change:
+            deltas = [d * np.float32(max_change / norm) for d in deltas]
+        component.weight += deltas[0].astype(np.float32, copy=False)
+        component.bias += deltas[1].astype(np.float32, copy=False)
+
+
+def test_fused_rms_update_is_bit_identical_to_the_numpy_form_over_many_steps():
+    # both branches of max-change: a large learning rate clips the early steps, a small one never clips
+    for lr, max_change in ((0.05, 0.3), (1e-3, 2.0), (1e-3, 0)):
+        fused, _, _ = small_network_with_gradients(3)
+        reference = fused.copy()
+        rng = np.random.default_rng(4)
+        fused_state, reference_state = {}, {}
+        for _ in range(30):
+            x = rng.standard_normal((16, 5)).astype(np.float32)
+            y = rng.integers(0, 4, 16)
+            for net, state, update in ((fused, fused_state, rms_update), (reference, reference_state,
+                                                                          numpy_rms_update)):
+                net.train_step_gradients(x, y)
+                update(net, state, lr=lr, batch_size=16, momentum=0.9, decay=0.999, max_change=max_change)
+        for a, b in zip(fused.affine_components(), reference.affine_components()):
+            np.testing.assert_array_equal(a.weight, b.weight)
+            np.testing.assert_array_equal(a.bias, b.bias)
+        for index, entry in reference_state.items():
+            for key in ("m", "v"):
+                for got, want in zip(fused_state[index][key], entry[key]):
+                    np.testing.assert_array_equal(got, want)
 
 
 def test_rms_update_trains_a_network_to_near_bayes_accuracy():
