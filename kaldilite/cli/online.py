@@ -36,8 +36,12 @@ log = logging.getLogger(__name__)
 @click.option("--lang", "lang_dir", type=click.Path(exists=True, file_okay=False),
               help="Lang dir with words/fillers.txt, when the graph dir has none.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Model file (default EXP_DIR/final.mdl).")
+@click.option("--ivector-extractor", type=click.Path(exists=True),
+              help="For a model trained with online i-vectors (train-nnet2 --online-ivector-dir): the extractor dir "
+                   "(or its final.ie) it was trained with, copied into the bundle (default: the one the model "
+                   "records; refused if it is another).")
 def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_config, rejection, default_rejection,
-                     lang_dir, model):
+                     lang_dir, model, ivector_extractor):
     """Make a self-contained model bundle for decode-online (like steps/online/prepare_online_decoding.sh).
 
     \b
@@ -53,11 +57,13 @@ def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_
 
     out = export_model(exp_dir, graph_dir, out_dir, mfcc_config=mfcc_config, data_dir=data_dir,
                        online_config=online_config, rejection=rejection, default_rejection=default_rejection,
-                       lang_dir=lang_dir, model=model)
+                       lang_dir=lang_dir, model=model, ivector_extractor=ivector_extractor)
     bundle = ModelBundle.load(out)  # prove it loads before saying so
-    click.echo(f"export-model: wrote {out} ({bundle.info['model_type']} model, {bundle.graph.num_states}-state graph, "
-               f"{bundle.sample_rate} Hz, {len(bundle.fillers)} words that mean rejected: fillers, garbage phones, "
-               "silence)")
+    ivectors = (f", online i-vectors every {bundle.ivector_opts.ivector_period} frames"
+                if bundle.ivector_model is not None else "")
+    click.echo(f"export-model: wrote {out} ({bundle.info['model_type']} model{ivectors}, "
+               f"{bundle.graph.num_states}-state graph, {bundle.sample_rate} Hz, {len(bundle.fillers)} words that "
+               "mean rejected: fillers, garbage phones, silence)")
 
 
 def _print_devices():
@@ -108,12 +114,13 @@ def _device_error(message):
 @click.option("--vad", type=click.BOOL, help="Gate the decoder with the WebRTC VAD (overrides the bundle's).")
 @click.option("--do-endpointing", type=click.BOOL, help="Use the endpoint rules (overrides the bundle's).")
 @click.option("--carry-cmvn", type=click.BOOL,
-              help="Carry online-CMVN statistics from one utterance to the next (overrides the bundle's; false: "
-                   "every utterance starts from the global prior, as a new speaker).")
+              help="Carry online-CMVN statistics (and an i-vector model's i-vector statistics) from one utterance to "
+                   "the next (overrides the bundle's; false: every utterance starts from the priors, as a new "
+                   "speaker).")
 @click.option("--utt2spk", "utt2spk_file", type=click.Path(exists=True, dir_okay=False),
               help="With --wav: `FILE SPEAKER` lines (FILE as given, its name, or its name without extension); "
-                   "online-CMVN statistics are carried only between files of the same speaker (Kaldi's online2 "
-                   "--spk2utt). Without it, all files of a run are one speaker.")
+                   "online-CMVN (and i-vector) statistics are carried only between files of the same speaker (Kaldi's "
+                   "online2 --spk2utt). Without it, all files of a run are one speaker.")
 @click.option("--buffer-length", type=float, default=10.0, show_default=True,
               help="Seconds of audio the capture ring buffer holds before it drops chunks (overruns).")
 @click.option("--partial", is_flag=True, help="Print partial hypotheses to stderr as they change.")
@@ -181,7 +188,7 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
         click.echo(f"partial: {' '.join(words)}", err=True)
 
     recognizer = None
-    speaker_states = {}  # --utt2spk: each speaker's online-CMVN state after their last file
+    speaker_states = {}  # --utt2spk: each speaker's adaptation state (CMVN, i-vectors) after their last file
     last_speaker = None
 
     def run(source, speaker=None):
@@ -189,8 +196,8 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
         # (--carry-cmvn) between the files of one speaker: all files without --utt2spk.
         nonlocal recognizer, last_speaker
         if recognizer is not None:
-            speaker_states[last_speaker] = recognizer.cmvn_state
-        state = speaker_states.get(speaker) or bundle.cmvn_state()  # this speaker's so far, else the prior
+            speaker_states[last_speaker] = recognizer.speaker_state
+        state = speaker_states.get(speaker) or bundle.speaker_state()  # this speaker's so far, else the priors
         if source.sample_rate < bundle.sample_rate:  # resampled up, but the band above half its rate is empty
             log.warning("%s: %d Hz audio for a model trained on %d Hz: upsampled, but it holds nothing above %g kHz, "
                         "so expect lower accuracy; record at %d Hz", source.name, source.sample_rate,
@@ -198,7 +205,7 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
         if recognizer is None or recognizer.sample_rate != source.sample_rate:
             recognizer = OnlineRecognizer(bundle, opts, sample_rate=source.sample_rate, source_name=source.name,
                                           on_partial=show_partial if partial else None)
-        recognizer.new_stream(source.name, cmvn_state=state)
+        recognizer.new_stream(source.name, speaker_state=state)
         last_speaker = speaker
         try:
             recognize_stream(recognizer, source, emit)

@@ -134,9 +134,14 @@ class OnlineIvectorFeature:
         rows[:, 0] -= self.extractor.prior_offset
         return rows.astype(np.float32)
 
-    def adaptation_state(self):
-        """The state for the speaker's next utterance: all frames ready so far in the stats, limited."""
-        self._accumulate_until(self.num_frames_ready)
+    def adaptation_state(self, num_frames=None):
+        """The state for the speaker's next utterance: all frames ready so far in the stats (or the first
+        `num_frames`: an online decoder whose utterance ended before the frames it has read), limited."""
+        num_frames = self.num_frames_ready if num_frames is None else num_frames
+        if num_frames < self._frames_in_stats:
+            raise InputError(f"online i-vectors: the state after {num_frames} frames was asked for, but "
+                             f"{self._frames_in_stats} are already in the statistics")
+        self._accumulate_until(num_frames)
         return OnlineIvectorAdaptationState(self._stats).limited(self.config)
 
 

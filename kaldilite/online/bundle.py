@@ -17,6 +17,12 @@ needs into one dir with a `conf/online.conf` pointing at `conf/mfcc.conf` and
     conf/mfcc.conf        feature extraction options (Kaldi config)
     conf/online_cmvn.conf OnlineCmvn options
     conf/online.conf      decoder, endpoint and VAD options (`OnlineDecodingOptions`)
+    ivector_extractor/final.ie, conf/ivector_extractor.conf
+                          for an nnet2 model with an online i-vector input (train-nnet2
+                          --online-ivector-dir): the extractor it was trained with (UBM and its
+                          feature pipeline inside; its md5 must be the model's extractor id, as
+                          Kaldi's final.ie.id) and the extraction options (`OnlineIvectorExtractionConfig`:
+                          --ivector-period = the model's, the rest the extractor's training values)
 
 The acoustic model is reached through a scorer, `log_likelihoods(feats) -> (T, num_pdfs)`,
 `num_pdfs`, `pipeline`. `register_model_type(name, loader)` lets another model family (the
@@ -42,6 +48,8 @@ BUNDLE_VERSION = 1
 REQUIRED_FILES = ("bundle.json", "final.mdl", "HCLG.npz", "words.txt", "phones/silence.csl", "rejection.json",
                   "conf/mfcc.conf", "conf/online_cmvn.conf", "conf/online.conf")
 DEFAULT_ONLINE_CONF = Path(__file__).resolve().parents[2] / "conf" / "online.conf"
+IVECTOR_EXTRACTOR = "ivector_extractor/final.ie"
+IVECTOR_CONF = "conf/ivector_extractor.conf"
 
 
 @dataclasses.dataclass
@@ -173,6 +181,8 @@ class ModelBundle:
     global_cmvn: np.ndarray       # (2, D+1) or None
     online_opts: object           # OnlineDecodingOptions
     info: dict
+    ivector_model: object = None  # kaldilite.ivector.model.IvectorModel (UBM, extractor, pipeline) or None
+    ivector_opts: object = None   # OnlineIvectorExtractionConfig, with the i-vector model
 
     @property
     def scorer(self):
@@ -204,6 +214,22 @@ class ModelBundle:
         from kaldilite.feat.cmvn import OnlineCmvnState
 
         return OnlineCmvnState(global_stats=None if self.global_cmvn is None else self.global_cmvn.copy())
+
+    def speaker_state(self):
+        """What a new speaker starts from (`SpeakerState`): the global CMVN prior and, for a model with
+        an i-vector input, the extractor's own CMVN prior and empty i-vector stats (the prior alone)."""
+        from kaldilite.feat.cmvn import OnlineCmvnState
+        from kaldilite.online.recognizer import SpeakerState
+
+        if self.ivector_model is None:
+            return SpeakerState(self.cmvn_state())
+        from kaldilite.ivector.online import OnlineIvectorAdaptationState
+
+        pipeline = self.ivector_model.pipeline
+        ivector_cmvn = (OnlineCmvnState(global_stats=pipeline.online_cmvn_stats.copy())
+                        if pipeline.cmvn == "online" else None)
+        return SpeakerState(self.cmvn_state(), ivector_cmvn,
+                            OnlineIvectorAdaptationState.initial(self.ivector_model.extractor, self.ivector_opts))
 
     @classmethod
     def load(cls, path, online_config=None, overrides=None):
@@ -273,10 +299,93 @@ class ModelBundle:
                 f"{path}: conf/mfcc.conf makes {raw_dim}-dim features, {expected}-dim after the model's pipeline, "
                 f"but the model expects {feature_dim}; the bundle mixes files of different systems")
         silence = read_phone_list(path / "phones" / "silence.csl", "re-run `kaldilite export-model`")
+        ivector_model, ivector_opts = _load_bundle_extractor(path, model, raw_dim)
         return cls(path=path, model=model, graph=graph, words=words, fillers=read_fillers(path),
                    silence_phone_ids=tuple(silence), rejection=RejectionRule.load(path / "rejection.json"),
                    mfcc_opts=mfcc_opts, cmvn_opts=cmvn_opts, global_cmvn=global_cmvn, online_opts=online_opts,
-                   info=info)
+                   info=info, ivector_model=ivector_model, ivector_opts=ivector_opts)
+
+
+def _model_ivector(model):
+    """The model's `IvectorInput` (an nnet2 model trained with --online-ivector-dir), else None."""
+    return getattr(model.scorer, "ivector", None)
+
+
+def _check_extractor(ivector_model, extractor_path, ivector_input, model_source, raw_dim, fix):
+    """Refuse an extractor other than the model's, or one whose features are not the bundle's MFCC."""
+    from kaldilite.ivector.ivector_dir import extractor_id
+
+    if extractor_id(extractor_path) != ivector_input.extractor_id:
+        raise InputError(f"{extractor_path}: not the i-vector extractor {model_source} was trained with (md5 "
+                         f"{extractor_id(extractor_path)}, the model's is {ivector_input.extractor_id}); {fix}")
+    extractor = ivector_model.extractor
+    if extractor.ivector_dim != ivector_input.dim:
+        raise DimensionMismatchError(f"{extractor_path}: {extractor.ivector_dim}-dim i-vectors but {model_source} "
+                                     f"takes {ivector_input.dim}-dim ones; {fix}")
+    pipeline = ivector_model.pipeline
+    expected = pipeline.output_dim(raw_dim) if pipeline is not None else raw_dim
+    if expected != extractor.feat_dim:
+        raise DimensionMismatchError(f"{extractor_path}: the extractor reads {extractor.feat_dim}-dim features but "
+                                     f"the bundle's {raw_dim}-dim MFCC make {expected}-dim ones through its pipeline; "
+                                     f"{fix}")
+
+
+def _load_bundle_extractor(path, model, raw_dim):
+    """(IvectorModel, OnlineIvectorExtractionConfig) of a bundle whose model takes i-vectors, else (None, None)."""
+    ivector_input = _model_ivector(model)
+    if ivector_input is None:
+        return None, None
+    from kaldilite.io.config import read_config
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig
+
+    fix = "re-run `kaldilite export-model` with --ivector-extractor (the extractor the model was trained with)"
+    for name in (IVECTOR_EXTRACTOR, IVECTOR_CONF):
+        if not (path / name).is_file():
+            raise MissingFileError(f"{path / name}: missing from the model bundle, whose model takes online "
+                                   f"i-vectors ({ivector_input.describe()}); {fix}")
+    ivector_model = load_ivector_model(path / IVECTOR_EXTRACTOR, need_extractor=True)
+    _check_extractor(ivector_model, path / IVECTOR_EXTRACTOR, ivector_input, path / "final.mdl", raw_dim, fix)
+    opts = read_config(path / IVECTOR_CONF, OnlineIvectorExtractionConfig).check()
+    if opts.ivector_period != ivector_input.period:
+        raise InputError(f"{path / IVECTOR_CONF}: --ivector-period={opts.ivector_period} but the model was trained on "
+                         f"i-vectors every {ivector_input.period} frames; {fix}")
+    return ivector_model, opts
+
+
+def _bundle_extractor(loaded, model_path, ivector_extractor, raw_dim):
+    """For export: (extractor file, IvectorModel, OnlineIvectorExtractionConfig) of a model with an i-vector
+    input, else None; refuses a missing or wrong extractor, and an extractor for a model without i-vectors."""
+    ivector_input = _model_ivector(loaded)
+    if ivector_input is None:
+        if ivector_extractor is not None:
+            raise InputError(f"--ivector-extractor {ivector_extractor}: {model_path} was trained without i-vectors "
+                             "(train-nnet2 --online-ivector-dir makes one that takes them); drop the option")
+        return None
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig
+
+    fix = (f"pass --ivector-extractor DIR, the extractor dir of the i-vectors it was trained on "
+           f"({ivector_input.extractor_name()})")
+    if ivector_extractor is None:
+        recorded = Path(ivector_input.extractor) if ivector_input.extractor else None
+        if recorded is None or not recorded.is_file():
+            raise MissingFileError(f"{model_path}: takes online i-vectors ({ivector_input.describe()}) but its "
+                                   f"extractor {ivector_input.extractor_name()} is not there; {fix}")
+        ivector_extractor = recorded
+    extractor_path = Path(ivector_extractor)
+    if extractor_path.is_dir():
+        extractor_path = extractor_path / "final.ie"
+    if not extractor_path.is_file():
+        raise MissingFileError(f"{extractor_path}: no i-vector extractor; {fix}")
+    ivector_model = load_ivector_model(extractor_path, need_extractor=True)
+    _check_extractor(ivector_model, extractor_path, ivector_input, model_path, raw_dim, fix)
+    trained = ivector_model.options  # extract-ivectors-online's defaults: the extractor's training values
+    opts = OnlineIvectorExtractionConfig(ivector_period=ivector_input.period,
+                                         num_gselect=trained.get("num_gselect", 5),
+                                         min_post=trained.get("min_post", 0.025),
+                                         posterior_scale=trained.get("posterior_scale", 0.1)).check()
+    return extractor_path, ivector_model, opts
 
 
 def _raw_dim(mfcc_opts):
@@ -305,7 +414,8 @@ def _merge(opts, file_opts, overrides):
 # ---------------------------------------------------------------------------------- export
 
 def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None, online_config=None,
-                 rejection=None, default_rejection=False, lang_dir=None, model=None, check_features=True):
+                 rejection=None, default_rejection=False, lang_dir=None, model=None, check_features=True,
+                 ivector_extractor=None):
     """Write a bundle for decoding `graph_dir` with `exp_dir`'s model (see the module docstring).
 
     `mfcc_config`: the config the model's features were made with (required; a wrong one
@@ -315,7 +425,9 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     repository's conf/online.conf). `rejection`: a rule JSON (default GRAPH/rejection.json; see
     `bundle_rejection_rule` for when the graph's rule is refused and when the default rule is
     used). `lang_dir`: where `words/fillers.txt` is when the graph dir lacks it.
-    Returns the output path.
+    `ivector_extractor`: for a model with an online i-vector input, the extractor (dir or final.ie)
+    it was trained with (default: the one the model records); refused unless its md5 is the model's
+    extractor id. Returns the output path.
     """
     from kaldilite.decode.rejection import RULE_FILE
     from kaldilite.feat.options import MfccOptions
@@ -342,6 +454,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         raise DimensionMismatchError(f"{mfcc_config}: makes {raw_dim}-dim features but {model_path} was trained on "
                                      f"{loaded.raw_feature_dim}-dim ones; pass the config make-mfcc used")
     check_graph_for_model(graph_dir, model_path, transition_model=loaded.transition_model)
+    extractor = _bundle_extractor(loaded, model_path, ivector_extractor, raw_dim)
     graph = load_graph(graph_dir)
     for name in ("words.txt", "phones.txt", "phones/silence.csl"):
         if not (graph_dir / name).is_file():
@@ -394,14 +507,21 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         from kaldilite.io.tables import write_matrix
 
         write_matrix(out_dir / "global_cmvn.stats", global_stats, binary=False)  # Kaldi's text form, every digit
-    for name, opts in (("mfcc.conf", mfcc_opts), ("online_cmvn.conf", cmvn_opts), ("online.conf", online_opts)):
+    confs = [("mfcc.conf", mfcc_opts), ("online_cmvn.conf", cmvn_opts), ("online.conf", online_opts)]
+    if extractor is not None:
+        (out_dir / IVECTOR_EXTRACTOR).parent.mkdir(exist_ok=True)
+        with atomic_path(out_dir / IVECTOR_EXTRACTOR) as tmp:
+            shutil.copyfile(extractor[0], tmp)  # a byte copy: its md5 stays the model's extractor id
+        confs.append((Path(IVECTOR_CONF).name, extractor[2]))
+    for name, opts in confs:
         with atomic_open(out_dir / "conf" / name) as handle:
             handle.write("\n".join(options_to_config_lines(opts)) + "\n")
     info = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "model_type": loaded.model_type,
             "sample_rate": int(mfcc_opts.frame_opts.sample_frequency), "num_pdfs": int(loaded.scorer.num_pdfs),
             "graph_states": int(graph.num_states), "graph_arcs": int(graph.num_arcs),
             "from": {"model": str(model_path), "graph": str(graph_dir), "data": str(data_dir) if data_dir else None,
-                     "mfcc_config": str(mfcc_config), "rejection": rule_source}}
+                     "mfcc_config": str(mfcc_config), "rejection": rule_source,
+                     "ivector_extractor": str(extractor[0]) if extractor is not None else None}}
     with atomic_open(out_dir / "bundle.json") as handle:
         json.dump(info, handle, indent=2)
         handle.write("\n")

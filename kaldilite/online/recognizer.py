@@ -12,6 +12,15 @@ or decoded twice. Online CMVN statistics of every finished utterance, whatever i
 become the prior of the next (Kaldi's OnlineCmvnState carried between a speaker's utterances,
 as train-nnet2 --online-cmvn carried them) when `carry_cmvn` is set.
 
+A bundle whose nnet2 model takes online i-vectors (train-nnet2 --online-ivector-dir) runs a second
+front end over the same MFCC, as Kaldi's OnlineNnet2FeaturePipeline does
+(src/online2/online-nnet2-feature-pipeline.h): the extractor's own pipeline (its online CMVN, splicing,
+PCA) into `OnlineIvectorFeature`, whose i-vector for frame t is the estimate at frame
+period * (t // period) from the speaker's frames so far (--use-most-recent-ivector=false, what
+extract-ivectors-online writes for training); each frame is scored with its i-vector appended. The
+i-vector statistics and the extractor's CMVN statistics are carried from utterance to utterance with
+the model's CMVN (`SpeakerState`, Kaldi's OnlineIvectorExtractorAdaptationState + OnlineCmvnState).
+
 Times are stream seconds. A result's `start`/`end` are the first and last non-silence frames
 of its best path; `latency` is the time from `end` to the result: the audio that had to be
 heard after the end of speech (endpoint rule, feature look-ahead) plus the processing delay
@@ -61,7 +70,8 @@ class OnlineDecodingOptions:
         "help": "Finalize an utterance when the endpoint rules fire (else only at a VAD segment end or "
                 "the end of input)"})
     carry_cmvn: bool = dataclasses.field(default=True, metadata={
-        "help": "Carry online-CMVN statistics from one utterance to the next (one speaker)"})
+        "help": "Carry online-CMVN statistics (and a model's i-vector statistics) from one utterance to the next "
+                "(one speaker)"})
     endpoint: OnlineEndpointConfig = dataclasses.field(default_factory=OnlineEndpointConfig)
     vad_opts: VadOptions = dataclasses.field(default_factory=VadOptions)
 
@@ -69,6 +79,26 @@ class OnlineDecodingOptions:
         # lattice_beam too: the decoder's periodic link pruning must keep what the rule's lattice reads
         return DecoderOptions(beam=self.beam, max_active=self.max_active, min_active=self.min_active,
                               acoustic_scale=self.acoustic_scale, lattice_beam=self.lattice_beam)
+
+
+@dataclasses.dataclass(eq=False)
+class SpeakerState:
+    """What a speaker's next utterance starts from (Kaldi's adaptation state of online2 decoding):
+    `cmvn`, the online-CMVN state of the model's features (an `OnlineCmvnState`, or None for a model
+    without CMVN); for a model with an i-vector input also `ivector_cmvn`, the CMVN state of the
+    extractor's features, and `ivector`, the i-vector statistics (`OnlineIvectorAdaptationState`).
+    `ModelBundle.speaker_state()` is a new speaker's (the priors alone)."""
+
+    cmvn: object = None
+    ivector_cmvn: object = None
+    ivector: object = None
+
+    def copy(self):
+        from kaldilite.ivector.online import OnlineIvectorAdaptationState
+
+        return SpeakerState(None if self.cmvn is None else self.cmvn.copy(),
+                            None if self.ivector_cmvn is None else self.ivector_cmvn.copy(),
+                            None if self.ivector is None else OnlineIvectorAdaptationState(self.ivector.stats.copy()))
 
 
 @dataclasses.dataclass
@@ -145,7 +175,7 @@ class OnlineRecognizer:
             silence_phones=bundle.silence_phones())
         # what is fed the utterance's frames besides the decoder
         self._phone_parts = tuple(part for part in (contrast, self._phone_scorer) if part is not None)
-        self._cmvn_state = bundle.cmvn_state()
+        self._speaker = bundle.speaker_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
         self._resampler = None
         self._next_input = 0     # stream index (input rate) expected next
@@ -164,7 +194,16 @@ class OnlineRecognizer:
         self._pending_len = 0
         self._mfcc = OnlineMfcc(self.bundle.mfcc_opts)
         self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
-                                               self._cmvn_state)
+                                               self._speaker.cmvn)
+        self._ivector_features = self._ivectors = None
+        ivector_model = self.bundle.ivector_model
+        if ivector_model is not None:
+            from kaldilite.ivector.online import OnlineIvectorFeature
+
+            self._ivector_features = OnlineFeaturePipeline(self._mfcc, ivector_model.pipeline, None,
+                                                           self._speaker.ivector_cmvn)
+            self._ivectors = OnlineIvectorFeature(self._ivector_features, ivector_model.ubm, ivector_model.extractor,
+                                                  self.bundle.ivector_opts, self._speaker.ivector)
         self.decoder.init()
         for part in self._phone_parts:
             part.init()
@@ -209,9 +248,14 @@ class OnlineRecognizer:
 
     def _decode_ready(self):
         ready = self._features.num_frames_ready
+        if self._ivectors is not None:
+            ready = min(ready, self._ivectors.num_frames_ready)
         if ready > self._decoded:
             feats = self._features.get_frames(self._decoded, ready)
-            loglikes = self.bundle.scorer.log_likelihoods(feats)
+            if self._ivectors is None:
+                loglikes = self.bundle.scorer.log_likelihoods(feats)
+            else:
+                loglikes = self.bundle.scorer.log_likelihoods(feats, self._ivectors.get_frames(self._decoded, ready))
             self.decoder.advance(loglikes)
             for part in self._phone_parts:
                 part.advance(loglikes)
@@ -310,8 +354,8 @@ class OnlineRecognizer:
         # train-nnet2 --online-cmvn carried every training utterance's frames (apply_cmvn_online), so the
         # stats the network learned under are those of all of a speaker's audio, not of its accepted words.
         # Frames not decoded are the next utterance's and join with it.
-        if self.opts.carry_cmvn and self._decoded and hasattr(self._features.source, "get_state"):
-            self._cmvn_state = self._features.source.get_state(self._decoded - 1)
+        if self.opts.carry_cmvn and self._decoded:
+            self._speaker = self._state_after(self._decoded)
         if restart:
             # The next utterance begins at the first frame not decoded: its samples go in again.
             consumed = self._decoded * self._shift_samples
@@ -322,6 +366,17 @@ class OnlineRecognizer:
             if rest.size and self._in_segment:
                 self._pending, self._pending_len = [rest], rest.size
         return result
+
+    def _state_after(self, num_frames):
+        """The speaker state after this utterance's first `num_frames` frames joined it."""
+        state = self._speaker.copy()
+        if hasattr(self._features.source, "get_state"):  # the OnlineCmvn (absent for a model without CMVN)
+            state.cmvn = self._features.source.get_state(num_frames - 1)
+        if self._ivectors is not None:
+            if hasattr(self._ivector_features.source, "get_state"):
+                state.ivector_cmvn = self._ivector_features.source.get_state(num_frames - 1)
+            state.ivector = self._ivectors.adaptation_state(num_frames)
+        return state
 
     def _endpointed(self, arrival):
         """Finalize the utterance when an endpoint rule fires (the audio after its decoded frames
@@ -344,16 +399,25 @@ class OnlineRecognizer:
         """The online-CMVN state the next utterance starts from (an `OnlineCmvnState`, or None
         for a model without CMVN): the global prior plus, with `carry_cmvn`, the frames of this
         speaker's finished utterances so far (decided or not)."""
-        return None if self._cmvn_state is None else self._cmvn_state.copy()
+        return None if self._speaker.cmvn is None else self._speaker.cmvn.copy()
 
-    def new_stream(self, source_name=None, cmvn_state=None):
-        """Start another stream: times restart at zero. The online-CMVN statistics carried so far
-        (with `carry_cmvn`) are kept -- the next file of the same speaker -- unless `cmvn_state`
-        replaces them: `bundle.cmvn_state()` (the global prior alone) for a new speaker, or the
-        `cmvn_state` a recognizer had after another speaker's last file, to resume that speaker."""
+    @property
+    def speaker_state(self):
+        """The whole `SpeakerState` the next utterance starts from (CMVN and, for an i-vector model, the
+        extractor's CMVN and the i-vector statistics)."""
+        return self._speaker.copy()
+
+    def new_stream(self, source_name=None, cmvn_state=None, speaker_state=None):
+        """Start another stream: times restart at zero. The speaker state carried so far (with
+        `carry_cmvn`) is kept -- the next file of the same speaker -- unless `speaker_state`
+        replaces it: `bundle.speaker_state()` (the priors alone) for a new speaker, or the
+        `speaker_state` a recognizer had after another speaker's last file, to resume that speaker.
+        `cmvn_state` replaces the CMVN part alone (a model without i-vectors has no other)."""
         self.source_name = source_name or self.source_name
+        if speaker_state is not None:
+            self._speaker = speaker_state.copy()
         if cmvn_state is not None:
-            self._cmvn_state = cmvn_state.copy()
+            self._speaker.cmvn = cmvn_state.copy()
         self._resampler = None
         self._next_input = 0
         self._samples_in = 0
@@ -461,4 +525,4 @@ def recognize_stream(recognizer, source, emit=None):
     return results
 
 
-__all__ = ["OnlineDecodingOptions", "OnlineResult", "OnlineRecognizer", "recognize_stream"]
+__all__ = ["OnlineDecodingOptions", "OnlineResult", "OnlineRecognizer", "SpeakerState", "recognize_stream"]
