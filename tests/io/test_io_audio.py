@@ -168,3 +168,22 @@ def test_wav_source_of_a_missing_file_names_no_wav_scp(tmp_path):
 
     with pytest.raises(AudioError, match=r"nope.wav: no such audio file; fix the path or restore the file$"):
         WavSource(tmp_path / "nope.wav")
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+def test_a_plain_pipe_command_runs_without_a_shell_and_reads_the_same_audio(tone):
+    from kaldilite.io.audio import _argv_or_shell
+
+    path, samples = tone
+    plain = f"sox {path} -t wav - speed 1.0"
+    assert _argv_or_shell(plain) == ["sox", str(path), "-t", "wav", "-", "speed", "1.0"]
+    with_shell = f"sox {path} -t wav - | cat"  # a shell pipeline stays one
+    assert _argv_or_shell(with_shell) == with_shell
+    np.testing.assert_array_equal(read_audio(plain + " |", 8000), read_audio(with_shell + " |", 8000))
+
+
+def test_a_missing_program_of_a_pipe_is_one_line_naming_the_command():
+    with pytest.raises(AudioError) as err:
+        read_audio("no-such-program-kaldilite /a.wav |")
+    message = str(err.value)
+    assert "no-such-program-kaldilite /a.wav" in message and "wav.scp" in message and "\n" not in message
