@@ -63,28 +63,31 @@ def rms_update(nnet, state, lr, batch_size, momentum, decay, max_change):
     m = momentum m + (1 - momentum) g; v = decay v + (1 - decay) g^2;
     step = -lr sqrt(1 - decay^t) / (1 - momentum^t) m / (sqrt(v) + 1e-8), in float64.
     """
+    # the float32 constants as the numpy form rounded them (a Python float meeting a float32 array)
+    constants = (np.float32(batch_size), np.float32(momentum), np.float32(1.0 - momentum), np.float32(decay),
+                 np.float32(1.0 - decay))
+    epsilon = np.float32(RMS_EPSILON)
     for index, component in enumerate(nnet.components):
         if component.kind != "affine":
             continue
         entry = state.get(index)
-        if entry is None:
-            entry = state[index] = {"t": 0, "m": [np.zeros_like(component.weight), np.zeros_like(component.bias)],
-                                    "v": [np.zeros_like(component.weight), np.zeros_like(component.bias)],
-                                    "step": [np.empty(component.weight.shape), np.empty(component.bias.shape)]}
+        if entry is None:  # moments and the step buffer, kept flat for the loops
+            sizes = (component.weight.size, component.bias.size)
+            entry = state[index] = {"t": 0, "m": [np.zeros(n, np.float32) for n in sizes],
+                                    "v": [np.zeros(n, np.float32) for n in sizes], "step": [np.empty(n) for n in sizes]}
         entry["t"] += 1
         t = entry["t"]
-        scale = -lr * (np.sqrt(1.0 - decay ** t) / (1.0 - momentum ** t))
-        params = (component.weight, component.bias)
-        for param, grad, m, v, step in zip(params, (component.grad_weight, component.grad_bias), entry["m"],
-                                           entry["v"], entry["step"]):
-            _adam_moments(grad.reshape(-1), m.reshape(-1), v.reshape(-1), step.reshape(-1), np.float32(batch_size),
-                          np.float32(momentum), np.float32(1.0 - momentum), np.float32(decay),
-                          np.float32(1.0 - decay), np.float64(scale), np.float32(RMS_EPSILON))
-        norm = np.sqrt(sum(float(np.vdot(step, step)) for step in entry["step"]))
+        scale = np.float64(-lr * (np.sqrt(1.0 - decay ** t) / (1.0 - momentum ** t)))
+        params = (component.weight.reshape(-1), component.bias)
+        steps = entry["step"]
+        for grad, m, v, step in zip((component.grad_weight.reshape(-1), component.grad_bias), entry["m"], entry["v"],
+                                    steps):
+            _adam_moments(grad, m, v, step, *constants, scale, epsilon)
+        norm = np.sqrt(float(np.vdot(steps[0], steps[0])) + float(np.vdot(steps[1], steps[1])))
         # the step as applied: scaled by max_change / norm (rounded to float32) when longer than max_change
         factor = np.float64(np.float32(max_change / norm)) if max_change and norm > max_change else np.float64(1.0)
-        for param, step in zip(params, entry["step"]):
-            _apply_step(param.reshape(-1), step.reshape(-1), factor)
+        for param, step in zip(params, steps):
+            _apply_step(param, step, factor)
 
 
 @njit(cache=True, error_model="numpy")
