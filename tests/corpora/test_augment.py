@@ -149,3 +149,18 @@ def test_speed_perturbation_of_a_segmented_dir_scales_the_segments(tmp_path, rng
     recording = (dest / "wav.scp").read_text().split(None, 1)
     assert recording[0] == "sp0.9-rec"
     assert abs(len(read_audio(recording[1].strip(), 16000)) - 32000 / 0.9) <= 160
+
+
+def test_speed_one_keeps_the_audio_as_it_is_without_sox():
+    # Kaldi's 3-way perturbation copies the 1.0 part (copy_data_dir.sh): no pipe, the same audio
+    assert speed_pipe("a b.wav", 1.0) == "a b.wav"
+    assert speed_pipe("flac -dc x.flac |", "1.0") == "flac -dc x.flac |"
+
+
+@needs_sox
+def test_sox_at_speed_one_gives_the_samples_of_the_file_itself(tmp_path, rng):
+    """Why the 1.0 copy may skip sox: the pipe it would run returns the file's own samples."""
+    src, _ = _tone_dir(tmp_path, rng)
+    for spec in DataDir.load(src).wav_scp.values():
+        np.testing.assert_array_equal(read_audio(f"sox -R {spec} -t wav - speed 1.0 |", 16000),
+                                      read_audio(spec, 16000))
