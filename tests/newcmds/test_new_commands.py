@@ -160,6 +160,12 @@ def test_seven_and_nine_words_in_neither_list_need_their_pronunciations_then_onl
 # same model trained with --nj 1 (another summation order) gives 26, and with Gaussian-splitting seed
 # (MonoOptions.seed) 1, 2, 3 (--nj 1) 20, 19, 22; with min_active as Kaldi's (other training
 # alignments; dev commands 157/247 vs 156) 18, and with seeds 1, 2, 3 (--nj 1) 21, 20, 23.
+# happy moves the same way (2026-11-26, u4, /tmp/u4/happy.py: the session system's mono, and mono
+# retrained on its data/train_mono with MonoOptions(nj, seed), each decoding the 15 clips with the
+# happy-edited grammar): 4/15 with today's recipe model (--nj 2, seed 0; the 6 above was the old
+# min_active rule's model); --nj 1 seeds 0-5: 5, 6, 6, 6, 7, 6; --nj 2 seeds 1-3: 5, 6, 7. Median 6,
+# minimum 4: the recipe's own model sat exactly on the old bound.
 # Bounds: below every model measured by a margin of a few recordings (a platform's BLAS may move a
-# borderline decision or two); nine was 0/60 before the edit (not in the grammar).
-BOUNDS = {"happy": 4, "old_commands_drop": 4, "nine": 14}
+# borderline decision or two); nine was 0/60 and happy 0/15 before the edit (not commands then), so
+# any count above 0 shows the edit reached the graph.
+BOUNDS = {"happy": 2, "old_commands_drop": 4, "nine": 14}
