@@ -20,7 +20,7 @@
 #   ./run.sh --train-models mono              # only the monophone system (quick)
 #
 # New commands without retraining: edit lang/en/commands.txt (and fillers.txt; lexicon.txt for
-# new words: `kaldilite g2p --lexicon lang/en WORD`), then
+# new words: `kaldilite g2p --lexicon lang/en --add WORD` appends the proposed line), then
 #   ./run.sh --stage 3                        # lang + grammars + graphs, then decode + score + RESULTS
 #   ./run.sh --stage 3 --stop-stage 3         # lang + grammars + graphs only (seconds)
 #   ./run.sh --stage 3 --auto-g2p true        # ... adding missing pronunciations to lexicon.txt
