@@ -520,8 +520,9 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
             "sample_rate": int(mfcc_opts.frame_opts.sample_frequency), "num_pdfs": int(loaded.scorer.num_pdfs),
             "graph_states": int(graph.num_states), "graph_arcs": int(graph.num_arcs),
             "from": {"model": str(model_path), "graph": str(graph_dir), "data": str(data_dir) if data_dir else None,
-                     "mfcc_config": str(mfcc_config), "rejection": rule_source,
-                     "ivector_extractor": str(extractor[0]) if extractor is not None else None}}
+                     "mfcc_config": str(mfcc_config), "rejection": rule_source}}
+    if extractor is not None:
+        info["from"]["ivector_extractor"] = str(extractor[0])
     with atomic_open(out_dir / "bundle.json") as handle:
         json.dump(info, handle, indent=2)
         handle.write("\n")
