@@ -117,6 +117,9 @@ def _device_error(message):
               help="Carry online-CMVN statistics (and an i-vector model's i-vector statistics) from one utterance to "
                    "the next (overrides the bundle's; false: every utterance starts from the priors, as a new "
                    "speaker).")
+@click.option("--cmvn-silence-weight", type=float,
+              help="Weight of the frames the best path puts on silence phones in the carried CMVN statistics "
+                   "(overrides the bundle's; 1: all frames alike, as apply-cmvn-online carries them).")
 @click.option("--utt2spk", "utt2spk_file", type=click.Path(exists=True, dir_okay=False),
               help="With --wav: `FILE SPEAKER` lines (FILE as given, its name, or its name without extension); "
                    "online-CMVN (and i-vector) statistics are carried only between files of the same speaker (Kaldi's "
@@ -126,7 +129,8 @@ def _device_error(message):
 @click.option("--partial", is_flag=True, help="Print partial hypotheses to stderr as they change.")
 @click.argument("wav_files", nargs=-1, type=click.Path(dir_okay=False))
 def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json, device, list_devices, sample_rate,
-                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, carry_cmvn, utt2spk_file,
+                      online_config, beam, acoustic_scale, chunk_length, vad, do_endpointing, carry_cmvn,
+                      cmvn_silence_weight, utt2spk_file,
                       buffer_length, partial, wav_files):
     """Recognize commands live: one line (or JSON object) per spoken command or `<rejected>`.
 
@@ -171,7 +175,8 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
     from kaldilite.online.sources import MicSource, StdinSource, WavSource
 
     overrides = {k: v for k, v in (("beam", beam), ("acoustic-scale", acoustic_scale), ("chunk-length", chunk_length),
-                                   ("vad", vad), ("do-endpointing", do_endpointing), ("carry-cmvn", carry_cmvn))
+                                   ("vad", vad), ("do-endpointing", do_endpointing), ("carry-cmvn", carry_cmvn),
+                                   ("cmvn-silence-weight", cmvn_silence_weight))
                  if v is not None}
     bundle = ModelBundle.load(model_dir, online_config, overrides)
     opts = bundle.online_opts

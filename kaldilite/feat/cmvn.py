@@ -324,10 +324,11 @@ class OnlineCmvn:
         self._state.frozen = None
         self._state.frozen = self.frame_stats(frame, frame + 1)[0]
 
-    def get_state(self, frame):
-        """State to carry to this speaker's next utterance: speaker stats += frames 0..frame."""
+    def get_state(self, frame, weights=None):
+        """State to carry to this speaker's next utterance: speaker stats += frames 0..frame (each
+        weighted by `weights[t]` when given: an online decoder's silence weighting)."""
         state = self._state.copy()
-        utterance = cmvn_stats(self.source.get_frames(0, frame + 1))
+        utterance = cmvn_stats(self.source.get_frames(0, frame + 1), weights)
         state.speaker_stats = utterance if state.speaker_stats is None else state.speaker_stats + utterance
         return state
 

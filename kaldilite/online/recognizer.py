@@ -10,7 +10,13 @@ rejection rule (`kaldilite.decode.rejection`) turns it into a command or `<rejec
 confidence; then a new utterance starts at the first frame not decoded, so no audio is lost
 or decoded twice. Online CMVN statistics of every finished utterance, whatever its decision,
 become the prior of the next (Kaldi's OnlineCmvnState carried between a speaker's utterances,
-as train-nnet2 --online-cmvn carried them) when `carry_cmvn` is set.
+as train-nnet2 --online-cmvn carried them) when `carry_cmvn` is set; the frames its best path
+puts on silence phones weigh --cmvn-silence-weight (default 0), as Kaldi's online decoders weigh
+them in the speaker's i-vector statistics (OnlineSilenceWeighting, --silence-weight). Measured
+reason: in a live stream the pauses between commands outnumber the words, and carried at full
+weight they pull the speaker mean towards the room's noise floor until late words are misheard
+(the digits system hears 6 of jackson's 50 "three" takes as "two" at the end of a six-word
+stream, none alone; 0 with silence weight 0).
 
 A bundle whose nnet2 model takes online i-vectors (train-nnet2 --online-ivector-dir) runs a second
 front end over the same MFCC, as Kaldi's OnlineNnet2FeaturePipeline does
@@ -72,6 +78,9 @@ class OnlineDecodingOptions:
     carry_cmvn: bool = dataclasses.field(default=True, metadata={
         "help": "Carry online-CMVN statistics (and a model's i-vector statistics) from one utterance to the next "
                 "(one speaker)"})
+    cmvn_silence_weight: float = dataclasses.field(default=0.0, metadata={
+        "help": "Weight of the frames the best path puts on silence phones when an utterance's frames join the "
+                "carried CMVN statistics (Kaldi's --silence-weight of online i-vector estimation); 1: all frames alike"})
     endpoint: OnlineEndpointConfig = dataclasses.field(default_factory=OnlineEndpointConfig)
     vad_opts: VadOptions = dataclasses.field(default_factory=VadOptions)
 
@@ -349,10 +358,10 @@ class OnlineRecognizer:
                 num_frames=self._decoded, score=float(decision.score))
             self.results.append(result)
             log.info("%s", result.to_line())
-        # Every decoded frame joins the speaker's CMVN stats, whatever was decided (silence, noise, a
-        # rejection included): Kaldi's online2 tools take the adaptation state after every utterance, and
-        # train-nnet2 --online-cmvn carried every training utterance's frames (apply_cmvn_online), so the
-        # stats the network learned under are those of all of a speaker's audio, not of its accepted words.
+        # Every decoded frame joins the speaker's CMVN stats, whatever was decided (a rejection included):
+        # Kaldi's online2 tools take the adaptation state after every utterance, and train-nnet2
+        # --online-cmvn carried every training utterance's frames (apply_cmvn_online). Silence frames
+        # weigh --cmvn-silence-weight: a training clip is about half speech, a live stream mostly pauses.
         # Frames not decoded are the next utterance's and join with it.
         if self.opts.carry_cmvn and self._decoded:
             self._speaker = self._state_after(self._decoded)
@@ -371,12 +380,24 @@ class OnlineRecognizer:
         """The speaker state after this utterance's first `num_frames` frames joined it."""
         state = self._speaker.copy()
         if hasattr(self._features.source, "get_state"):  # the OnlineCmvn (absent for a model without CMVN)
-            state.cmvn = self._features.source.get_state(num_frames - 1)
+            state.cmvn = self._features.source.get_state(num_frames - 1, self._silence_weights(num_frames))
         if self._ivectors is not None:
             if hasattr(self._ivector_features.source, "get_state"):
                 state.ivector_cmvn = self._ivector_features.source.get_state(num_frames - 1)
             state.ivector = self._ivectors.adaptation_state(num_frames)
         return state
+
+    def _silence_weights(self, num_frames):
+        """Per-frame weights of the utterance's frames in the carried CMVN stats: --cmvn-silence-weight on
+        the frames the best partial path puts on silence phones, 1 elsewhere (None: all alike)."""
+        weight = self.opts.cmvn_silence_weight
+        best = self.decoder.best_path() if weight != 1.0 else None
+        if best is None:
+            return None
+        weights = np.ones(num_frames)
+        silence = self._silence_tid[np.asarray(best.alignment[:num_frames])]
+        weights[:len(silence)][silence] = weight
+        return weights
 
     def _endpointed(self, arrival):
         """Finalize the utterance when an endpoint rule fires (the audio after its decoded frames

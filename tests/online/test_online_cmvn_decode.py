@@ -5,7 +5,8 @@ The independent answer for the batch path is the live recognizer itself: the sam
 streamed through `OnlineRecognizer` (endpointing off, so each file is one utterance) give, per
 file, the score and decision decode-commands --online-cmvn writes, when the data dir's spk2utt
 order is the order the files were spoken in. Features are made without dither so that the
-streamed MFCC equal feats.scp's.
+streamed MFCC equal feats.scp's. The recognizer carries all frames at full weight here
+(--cmvn-silence-weight 1), as apply-cmvn-online does; its default weighs silence frames 0.
 """
 
 import json
@@ -117,7 +118,8 @@ def test_decode_commands_online_cmvn_is_what_the_live_recognizer_computes(online
 
     data_dir, bundle_dir, _ = online_setup
     batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode"))
-    bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
+    bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
+                                                      "cmvn-silence-weight": "1"})
     data = DataDir.load(data_dir)
     live = {}
     for speaker, utts in data.spk2utt.items():
@@ -156,7 +158,7 @@ def test_decode_online_utt2spk_carries_cmvn_per_speaker_and_carry_false_resets(o
     (tmp_path / "utt2spk").write_text("".join(f"{name.split('-', 1)[1]} {name.split('-')[0]}\n" for name in order))
     common = ["decode-online", "--model", str(bundle_dir), "--do-endpointing", "false", "--json",
               "--config", str(tmp_path / "online.conf"), "--wav"]
-    (tmp_path / "online.conf").write_text(f"--lattice-beam={LATTICE_BEAM}\n")
+    (tmp_path / "online.conf").write_text(f"--lattice-beam={LATTICE_BEAM}\n--cmvn-silence-weight=1\n")
     result = CliRunner().invoke(cli, common[:-1] + ["--utt2spk", str(tmp_path / "utt2spk"), "--wav"] + wavs)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -250,7 +252,8 @@ def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(o
     result = CliRunner().invoke(cli, args + [str(tmp_path / "decode")])
     assert result.exit_code == 0, result.output
     batch = _scores(bundle_dir, read_measures(tmp_path / "decode/measures.jsonl"))
-    bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
+    bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
+                                                      "cmvn-silence-weight": "1"})
     data = DataDir.load(data_dir)
     live = {}
     for speaker, utts in data.spk2utt.items():

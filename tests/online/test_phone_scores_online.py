@@ -39,7 +39,8 @@ def test_live_phone_scores_equal_decode_commands_phone_scores(online_setup, garb
         bundle_copy = tmp_path / f"bundle_{score}"
         shutil.copytree(bundle_dir, bundle_copy)
         rule.save(bundle_copy / RULE_FILE)
-        bundle = ModelBundle.load(bundle_copy, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
+        bundle = ModelBundle.load(bundle_copy, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
+                                                                "cmvn-silence-weight": "1"})
         live = {}
         for speaker, utts in data.spk2utt.items():
             recognizer = OnlineRecognizer(bundle)
