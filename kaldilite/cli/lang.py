@@ -235,7 +235,7 @@ def g2p_cmd(words, lexicon, max_variants, add):
             raise InputError("g2p --add: give the dict dir to add to with --lexicon DICT_DIR")
         from kaldilite.lang.newwords import add_pronunciations
 
-        added = add_pronunciations(lexicon, words)
+        added = add_pronunciations(lexicon, words, max_variants)
         log.info("g2p: %d line(s) added to %s", len(added), lexicon)
         return
     lexicon_file = lexicon_file_of(lexicon) if lexicon else None

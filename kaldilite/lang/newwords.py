@@ -30,8 +30,8 @@ import numpy as np
 
 from kaldilite.errors import InputError, where
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
-from kaldilite.lang.g2p import (dict_phone_set, g2p, g2p_hint, lexicon_file_of, lexicon_has_stress, lexicon_prons,
-                                 restrict_to_phone_set)
+from kaldilite.lang.g2p import (MAX_VARIANTS, dict_phone_set, g2p, g2p_hint, lexicon_file_of, lexicon_has_stress,
+                                 lexicon_prons, restrict_to_phone_set)
 from kaldilite.utils import atomic_open
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,10 @@ def check_lexicon_phones(dict_dir):
                 )
 
 
-def propose_pronunciations(word, phone_set, keep_stress):
+def propose_pronunciations(word, phone_set, keep_stress, max_variants=MAX_VARIANTS):
     """Lexicon lines `kaldilite g2p --lexicon DICT_DIR WORD` would print for a dict dir of that
     phone set and stress, and the phones it could not map into the set: (lines, source, unmapped_phones)."""
-    prons, source = g2p(word, keep_stress=keep_stress)
+    prons, source = g2p(word, keep_stress=keep_stress, max_variants=max_variants)
     lines, unmapped = [], []
     for pron in prons:
         pron, changes = restrict_to_phone_set(pron, phone_set)
@@ -92,13 +92,13 @@ def propose_pronunciations(word, phone_set, keep_stress):
     return lines, source, sorted(set(unmapped))
 
 
-def _proposals(dict_dir, words):
+def _proposals(dict_dir, words, max_variants=MAX_VARIANTS):
     """The lexicon lines proposed for `words` ({word: where it was asked for}) in the dict dir's phone set
     and stress: ({word: (lines, source, where)}, [one line per word that cannot be proposed])."""
     phone_set, keep_stress = dict_phone_set(dict_dir), lexicon_has_stress(lexicon_file_of(dict_dir))
     proposals, problems = {}, []
     for word, loc in words.items():
-        lines, source, unmapped = propose_pronunciations(word, phone_set, keep_stress)
+        lines, source, unmapped = propose_pronunciations(word, phone_set, keep_stress, max_variants)
         if not lines:
             problems.append(f"{loc}: {word!r}: no pronunciation found (CMUdict, espeak-ng, pypinyin); write it by hand")
         elif unmapped:
@@ -130,13 +130,13 @@ def _append_proposals(dict_dir, proposals, how):
     return added
 
 
-def add_pronunciations(dict_dir, words):
+def add_pronunciations(dict_dir, words, max_variants=MAX_VARIANTS):
     """`kaldilite g2p --lexicon DICT_DIR --add WORDS`: the proposed lines of the words DICT_DIR's lexicon
     lacks appended to it as --auto-g2p appends a grammar's (`_append_proposals`); the lines added.
     Raises InputError, adding nothing, when a word has no proposal made of the dict dir's phones."""
     dict_dir = Path(dict_dir)
     known = lexicon_words(dict_dir)
-    proposals, problems = _proposals(dict_dir, {w: "command line" for w in words if w not in known})
+    proposals, problems = _proposals(dict_dir, {w: "command line" for w in words if w not in known}, max_variants)
     if problems:
         raise InputError("; ".join(problems) + "; nothing was added")
     return _append_proposals(dict_dir, proposals, "g2p --add")

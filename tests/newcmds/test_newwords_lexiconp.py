@@ -143,3 +143,7 @@ def test_g2p_add_substitutes_phones_as_auto_g2p_and_refuses_a_word_it_cannot_wri
     assert check_pronunciations_added and all(line.split()[0] == "kitchen" and "CH" not in line.split()
                                               for line in check_pronunciations_added)
     assert set(check_pronunciations_added[0].split()[1:]) <= dict_phone_set(lang)
+    # --max-variants as without --add: CMUdict's read is R EH D and R IY D
+    before = (lang / "lexicon.txt").read_text()
+    result = CliRunner().invoke(cli, ["g2p", "--lexicon", str(lang), "--max-variants", "1", "--add", "read"])
+    assert result.exit_code == 0 and (lang / "lexicon.txt").read_text()[len(before):].splitlines() == ["read R EH D"]
