@@ -39,8 +39,8 @@ class _Decoder:
 def recognizer(commands_bundle):
     from kaldilite.online.recognizer import OnlineRecognizer
 
-    # Kaldi's rule1 (5 s of silence whatever came before): conf/online.conf's 0.5 s would end the
-    # utterances below by rule1 before rule4 (1 s) is reached
+    # Kaldi's rule1 (5 s of silence whatever came before): with conf/online.conf's 1 s, rule1 (checked
+    # first) would end the utterances below as soon as rule4 (1 s) does
     endpoint = dataclasses.replace(commands_bundle.online_opts.endpoint, rule1_min_trailing_silence=5.0)
     rec = OnlineRecognizer(commands_bundle, dataclasses.replace(commands_bundle.online_opts, endpoint=endpoint))
     silence = np.flatnonzero(rec._silence_tid[1:]) + 1

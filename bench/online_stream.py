@@ -1,0 +1,153 @@
+"""Long live streams: is each command decided in the stream as it is when its clip is decoded alone?
+
+Each speaker of a commands recipe's dev set (at least --min-words non-noise clips) says up to
+--words of its clips (commands and fillers, in a seeded random order) into one stream, with
+--gap seconds (uniform) of Speech Commands background noise before each clip and 1 s after the
+last: a user talking to a device for a minute. The stream goes through one `OnlineRecognizer`
+(the bundle's conf/online.conf: endpointing, CMVN carried through the stream) in 10 ms chunks;
+each result belongs to the clip its start-end overlaps most. Each clip is also decoded alone by a
+fresh recognizer (the global CMVN prior only). Reported: how many words are decided the same in
+the stream as alone (the command, or rejected), and how many are right in each, per position in
+the stream. `--quiet` takes only the quiet background clips (peak < 1000, room tone), else all
+(some are machines and music at speech level). `--set OPTION=VALUE` overrides conf/online.conf,
+e.g. `--set cmvn-silence-weight=1 --set endpoint.rule1.min-trailing-silence=5` (the settings
+before the long-stream fix).
+
+Usage: .venv/bin/python bench/online_stream.py --work /tmp/lead/final [--quiet] [--set ...] [--no-report]
+(WORK: a built recipes/commands work dir; its exp/nnet2_online bundle and data/dev)
+"""
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine_line, update_section  # noqa: E402
+
+CHUNK = 0.01
+
+
+def background_clips(rate, quiet):
+    import glob
+
+    from kaldilite.io.audio import read_audio, resample
+    from kaldilite.utils import data_root
+
+    clips = []
+    for path in sorted(glob.glob(str(data_root() / "speech_commands/_background_noise_/*.wav"))):
+        clip = read_audio(path)
+        if not quiet or np.abs(clip).max() < 1000:
+            clips.append(resample(clip, 16000, rate) if rate != 16000 else clip)
+    return clips
+
+
+def decode(recognizer, wave, rate):
+    step = int(CHUNK * rate)
+    results = []
+    for pos in range(0, len(wave), step):
+        results += recognizer.accept(wave[pos:pos + step])
+    return results + recognizer.input_finished()
+
+
+def decision(results):
+    accepted = [r.text for r in results if r.accepted]
+    return "+".join(accepted) if accepted else "<rejected>"
+
+
+def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0):
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.online.bundle import ModelBundle
+    from kaldilite.online.recognizer import OnlineRecognizer
+    from kaldilite.train.gmm_steps import single_threaded_blas
+
+    work = Path(work)
+    bundle = ModelBundle.load(work / "exp" / bundle_name, overrides=overrides or None)
+    rate = bundle.sample_rate
+    data = DataDir.load(work / "data/dev")
+    commands = {" ".join(line.split()) for line in (Path(__file__).resolve().parents[1] / "lang/en/commands.txt")
+                .read_text().splitlines() if line.strip() and not line.startswith("#")}
+    rng = np.random.default_rng(seed)
+    noises = background_clips(rate, quiet)
+    by_speaker = defaultdict(list)
+    for utt in sorted(data.wav_scp):
+        if data.text[utt].strip() != "!SIL":
+            by_speaker[data.utt2spk[utt]].append(utt)
+    rows, audio, cpu = [], 0.0, time.process_time()
+    with single_threaded_blas():
+        for speaker, utts in sorted(by_speaker.items()):
+            if len(utts) < min_words:
+                continue
+            utts = [utts[i] for i in rng.permutation(len(utts))[:words]]
+            parts, spans, pos = [], [], 0
+            for utt in utts:
+                pause = np.resize(noises[int(rng.integers(len(noises)))], int(rng.uniform(*gap) * rate))
+                wave = read_audio(data.wav_scp[utt])
+                parts += [pause.astype(np.float32), wave]
+                spans.append((utt, (pos + len(pause)) / rate, (pos + len(pause) + len(wave)) / rate))
+                pos += len(pause) + len(wave)
+            parts.append(np.resize(noises[int(rng.integers(len(noises)))], rate).astype(np.float32))
+            stream = np.concatenate(parts)
+            audio += len(stream) / rate
+            results = decode(OnlineRecognizer(bundle, source_name=speaker), stream, rate)
+            owner = []
+            for r in results:
+                overlaps = [min(r.end, hi) - max(r.start, lo) for _, lo, hi in spans]
+                owner.append(int(np.argmax(overlaps)) if max(overlaps) > 0 else -1)
+            for k, (utt, _, _) in enumerate(spans):
+                alone = decision(decode(OnlineRecognizer(bundle, source_name=utt), read_audio(data.wav_scp[utt]), rate))
+                ref = " ".join(data.text[utt].split())
+                rows.append({"position": k, "ref": ref if ref in commands else "<rejected>", "alone": alone,
+                             "stream": decision([r for r, o in zip(results, owner) if o == k])})
+    return rows, time.process_time() - cpu, audio
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", required=True, help="a built recipes/commands work dir")
+    parser.add_argument("--bundle", default="nnet2_online", help="bundle dir under WORK/exp")
+    parser.add_argument("--words", type=int, default=10)
+    parser.add_argument("--min-words", type=int, default=6)
+    parser.add_argument("--gap", type=float, nargs=2, default=(0.5, 1.5))
+    parser.add_argument("--quiet", action="store_true", help="only quiet background clips (room tone)")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE")
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
+    rows, cpu, audio = measure(args.work, args.bundle, args.words, args.min_words, tuple(args.gap), args.quiet,
+                               overrides)
+    n = len(rows)
+    same = sum(r["stream"] == r["alone"] for r in rows)
+    right = {key: sum(r[key] == r["ref"] for r in rows) for key in ("stream", "alone")}
+    by_position = defaultdict(lambda: [0, 0, 0])
+    for r in rows:
+        counts = by_position[r["position"]]
+        counts[0] += 1
+        counts[1] += r["stream"] == r["ref"]
+        counts[2] += r["alone"] == r["ref"]
+    text = "\n".join([
+        "## Long live streams: each command in the stream vs alone (`bench/online_stream.py`)",
+        "",
+        f"{Path(args.work) / 'exp' / args.bundle}, dev speakers with >= {args.min_words} clips, up to {args.words} "
+        f"clips each joined by {args.gap[0]:g}-{args.gap[1]:g} s of {'quiet ' if args.quiet else ''}background noise; "
+        f"overrides: {' '.join(args.set) or 'none'}. " + machine_line(),
+        "",
+        f"Decided as alone: {same}/{n} ({100 * same / n:.1f}%). Right in the stream {right['stream']}/{n} "
+        f"({100 * right['stream'] / n:.1f}%), alone {right['alone']}/{n} ({100 * right['alone'] / n:.1f}%). "
+        f"RTF {cpu / audio:.4f} (CPU, stream and alone decodes over the stream's audio).",
+        "",
+        "| position | words | right in the stream | right alone |",
+        "| --- | --- | --- | --- |",
+        *[f"| {k + 1} | {c[0]} | {c[1]} | {c[2]} |" for k, c in sorted(by_position.items())],
+    ])
+    print(text)
+    if not args.no_report:
+        update_section("online-stream" + ("-quiet" if args.quiet else ""), text)
+
+
+if __name__ == "__main__":
+    main()
