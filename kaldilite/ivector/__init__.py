@@ -11,7 +11,7 @@ The names below are imported from their modules on first use (PEP 562).
 from kaldilite.utils.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "ivector_dir": ["OnlineIvectorDir", "extractor_id", "ivectors_of_frames"],
+    "ivector_dir": ["OnlineIvectorDir", "extractor_id", "ivectors_of_frames", "row_of_frame"],
     "extractor": ["IvectorExtractor", "OnlineIvectorStats", "TrainingStatistics", "em_iteration", "train_extractor"],
     "model": ["IvectorModel", "load_ivector_model", "save_ivector_model"],
     "online": ["OnlineIvectorAdaptationState", "OnlineIvectorExtractionConfig", "OnlineIvectorFeature",

@@ -37,18 +37,25 @@ def extractor_id(extractor_path):
     return digest.hexdigest()
 
 
-def ivectors_of_frames(rows, num_frames, period, where="i-vectors"):
-    """(num_frames, dim) float32: frame t's i-vector is rows[t // period] (nnet2's rule for
-    ivector_online.scp, `OnlineIvectorFeature`'s for a stream). `rows` must cover every frame:
-    at least ceil(num_frames / period) of them; more (an utterance cut short) are ignored."""
-    rows = np.asarray(rows)
+def row_of_frame(num_rows, num_frames, period, where="i-vectors"):
+    """(num_frames,) int64: the row of each frame, t // period (nnet2's rule for ivector_online.scp,
+    `OnlineIvectorFeature`'s for a stream). The `num_rows` rows must cover every frame: at least
+    ceil(num_frames / period) of them; more (an utterance cut short) are left unused."""
     needed = -(-int(num_frames) // int(period))
-    if rows.ndim != 2 or len(rows) < needed:
-        have = len(rows) if rows.ndim == 2 else f"shape {rows.shape}"
-        raise InputError(f"{where}: {have} i-vector rows for {num_frames} frames at period {period} (need "
+    if num_rows < needed:
+        raise InputError(f"{where}: {num_rows} i-vector rows for {num_frames} frames at period {period} (need "
                          f"{needed}); were the i-vectors extracted from these features (same data dir, same "
                          "--ivector-period)?")
-    return np.ascontiguousarray(rows[np.arange(num_frames) // period], dtype=np.float32)
+    return np.arange(int(num_frames), dtype=np.int64) // int(period)
+
+
+def ivectors_of_frames(rows, num_frames, period, where="i-vectors"):
+    """(num_frames, dim) float32: frame t's i-vector is rows[t // period] (`row_of_frame`)."""
+    rows = np.asarray(rows)
+    if rows.ndim != 2:
+        raise InputError(f"{where}: i-vector rows of shape {rows.shape}, not a matrix; were the i-vectors extracted "
+                         "with kaldilite extract-ivectors-online?")
+    return np.ascontiguousarray(rows[row_of_frame(len(rows), num_frames, period, where)], dtype=np.float32)
 
 
 class OnlineIvectorDir:
@@ -124,13 +131,12 @@ class OnlineIvectorDir:
         blocks, index, start = [], [], 0
         for utt, count in zip(utterances, num_frames):
             rows = self.rows(utt)
-            ivectors_of_frames(rows[:, :0], count, self.period, f"{self.scp_path} ({utt})")  # the count check
             blocks.append(rows)
-            index.append(start + np.arange(count) // self.period)
+            index.append(start + row_of_frame(len(rows), count, self.period, f"{self.scp_path} ({utt})"))
             start += len(rows)
         if not blocks:
             return np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
-        return np.concatenate(blocks), np.concatenate(index).astype(np.int64)
+        return np.concatenate(blocks), np.concatenate(index)
 
     def __repr__(self):
         return f"OnlineIvectorDir({os.fspath(self.path)!r}, period {self.period}, {len(self.scp)} utterances)"

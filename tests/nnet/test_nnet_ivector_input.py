@@ -192,6 +192,18 @@ def test_a_dir_stream_appends_each_utterances_rows_by_the_period_rule(tmp_path):
         np.testing.assert_array_equal(out[utt], hand)
 
 
+def test_a_dir_stacked_for_training_indexes_each_frames_row_in_the_concatenated_rows(tmp_path):
+    rows = {"a-1": np.arange(6.0).reshape(3, 2), "a-2": np.array([[10.0, 11.0]])}
+    ivectors = OnlineIvectorDir(_ivector_dir(tmp_path / "iv", rows, period=2))
+    stacked, row_of_frame = ivectors.stacked(["a-2", "a-1"], [2, 5])
+    np.testing.assert_array_equal(stacked, [[10, 11], [0, 1], [2, 3], [4, 5]])
+    # written out: a-2's frames 0,1 -> its row 0 (stacked row 0); a-1's frames 0..4 -> rows 0,0,1,1,2 (+1)
+    np.testing.assert_array_equal(row_of_frame, [0, 0, 1, 1, 2, 2, 3])
+    assert row_of_frame.dtype == np.int64
+    with pytest.raises(InputError, match=r"\(a-2\): 1 i-vector rows for 3 frames at period 2 .need 2."):
+        ivectors.stacked(["a-2"], [3])
+
+
 def test_extractor_id_is_the_md5_of_final_ie(tmp_path):
     import hashlib
 
