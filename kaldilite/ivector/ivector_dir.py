@@ -85,8 +85,8 @@ class OnlineIvectorDir:
         if self.period < 1:
             raise InputError(f"{period_path}: must hold one positive integer (the i-vector period)")
         id_path = self.path / EXTRACTOR_ID_FILE
-        self.extractor_id = id_path.read_text().split()[0] if id_path.is_file() and id_path.read_text().split() \
-            else None
+        id_words = id_path.read_text().split() if id_path.is_file() else []
+        self.extractor_id = id_words[0] if id_words else None
         self.scp = {key: rx for _, key, rx in read_scp(self.scp_path)}
         if not self.scp:
             raise InputError(f"{self.scp_path}: empty; re-run extract-ivectors-online")

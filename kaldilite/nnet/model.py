@@ -237,7 +237,7 @@ class NnetAcousticModel:
     def _mismatch(self, actual_dim, stage, expected=None):
         from kaldilite.feat.pipeline import feature_config_hint
 
-        expected = self.appended_dim if expected is None else expected  # (the network's input without i-vectors)
+        expected = self.appended_dim if expected is None else expected  # [features, i-vector] before input_transform
         return DimensionMismatchError(
             f"{self.source} expects {expected}-dim input ({self.describe_input()}) but the {stage} are "
             f"{actual_dim}-dim; make the features with the options the model was trained on "
