@@ -14,7 +14,8 @@ at frame P * (t // P), Kaldi's `--use-most-recent-ivector=false` behaviour, whic
 `ivector-extract-online2` writes (row i = the i-vector at frame i * P). The prior offset is subtracted
 from dimension 0, as Kaldi's GetFrame does. Unlike ivector-extract-online2, whose carried state misses
 an utterance's frames after its last multiple of P, the state handed to the next utterance holds all of
-its frames (as the online decoder's, which reads every frame).
+its frames (an online decoder whose utterance ended before the frames it had read hands on those up to
+the end: `adaptation_state(num_frames)`).
 
 `extract_ivectors_offline` is ivector-extract (steps/online/nnet2/extract_ivectors.sh's per-utterance
 or per-speaker i-vectors): the posterior mean from all the frames at once, the same posteriors.

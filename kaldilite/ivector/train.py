@@ -5,7 +5,10 @@ Per job (`DATA/splitN/JOB`, split by speaker): features through the model's pipe
 the training data's global stats, splicing, PCA), then frames (UBM), statistics (extractor) or online
 i-vectors (extraction); the EM iterations run in the calling process on the summed statistics (a
 few BLAS products per iteration). Outputs as Kaldi's scripts name them: `final.dubm`, `final.ie`,
-`ivector_online.scp` + `ivector_online.JOB.ark`, `ivector_period`.
+`ivector_online.scp` + `ivector_online.JOB.ark`, `ivector_period`, `final.ie.id` (the extractor's md5,
+get_ivector_id.sh; `kaldilite.ivector.ivector_dir` reads such a dir back for the DNN). Extraction can
+first cut speakers into pseudo-speakers of at most N utterances (modify_speaker_info.sh
+--utts-per-spk-max), as Kaldi's online nnet2 recipes extract the DNN's training i-vectors.
 
 The i-vector input pipeline is Kaldi's (apply-cmvn-online -> splice-feats -> a PCA of the spliced
 frames, get_pca_transform.sh's est-pca with the mean removed), with the CMVN'd features used both
