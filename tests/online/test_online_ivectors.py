@@ -9,8 +9,10 @@ clip (apply-cmvn-online carried through the speaker's clips in order), i-vectors
 clips, row i at frame i * period) repeated per frame as decode-nnet2 --online-ivector-dir reads them,
 scored by the model and decoded by the offline decoder. decode-online must give the same words, cost
 and alignment on every clip, with the i-vector state carried from clip to clip of a speaker and reset
-for a new one; and the i-vectors must matter (the same clips scored with other i-vectors decode
-differently), so that agreement is not an accident of a network that ignores them.
+for a new one (all frames carried at full weight, --cmvn-silence-weight 1, as apply-cmvn-online and
+ivector-extract-online2 carry them: the random network puts no frame on silence, so the default would
+agree by accident, not by design); and the i-vectors must matter (the same clips scored with other
+i-vectors decode differently), so that agreement is not an accident of a network that ignores them.
 """
 
 import copy
@@ -113,7 +115,8 @@ def _batch_answer(bundle, clips):
 def test_decode_online_with_i_vectors_equals_the_batch_decode_with_extracted_i_vectors(ivector_bundle, fsdd_dir):
     from kaldilite.online.recognizer import OnlineRecognizer
 
-    opts = dataclasses.replace(ivector_bundle.online_opts, do_endpointing=False, chunk_length=0.02)
+    opts = dataclasses.replace(ivector_bundle.online_opts, do_endpointing=False, chunk_length=0.02,
+                               cmvn_silence_weight=1.0)
     recognizer = OnlineRecognizer(ivector_bundle, opts)
     for speaker, names in SPEAKERS.items():
         clips = [(name, fsdd(fsdd_dir, name)) for name in names]
