@@ -37,16 +37,16 @@ def extractor_id(extractor_path):
     return digest.hexdigest()
 
 
-def row_of_frame(num_rows, num_frames, period, where="i-vectors"):
-    """(num_frames,) int64: the row of each frame, t // period (nnet2's rule for ivector_online.scp,
-    `OnlineIvectorFeature`'s for a stream). The `num_rows` rows must cover every frame: at least
-    ceil(num_frames / period) of them; more (an utterance cut short) are left unused."""
+def row_of_frame(num_rows, num_frames, period, where="i-vectors", start=0):
+    """(num_frames - start,) int64: the row of each frame t in start..num_frames-1, t // period (nnet2's
+    rule for ivector_online.scp, `OnlineIvectorFeature`'s for a stream). The `num_rows` rows must cover
+    every frame: at least ceil(num_frames / period) of them; more (an utterance cut short) are left unused."""
     needed = -(-int(num_frames) // int(period))
     if num_rows < needed:
         raise InputError(f"{where}: {num_rows} i-vector rows for {num_frames} frames at period {period} (need "
                          f"{needed}); were the i-vectors extracted from these features (same data dir, same "
                          "--ivector-period)?")
-    return np.arange(int(num_frames), dtype=np.int64) // int(period)
+    return np.arange(int(start), int(num_frames), dtype=np.int64) // int(period)
 
 
 def ivectors_of_frames(rows, num_frames, period, where="i-vectors"):

@@ -30,6 +30,7 @@ import numpy as np
 from kaldilite.errors import InputError
 from kaldilite.feat.window import ready_frame_range
 from kaldilite.ivector.extractor import OnlineIvectorStats
+from kaldilite.ivector.ivector_dir import row_of_frame
 from kaldilite.ivector.ubm import gselect_posteriors
 
 
@@ -131,7 +132,8 @@ class OnlineIvectorFeature:
         if start == end:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._ivectors_until(end - 1)
-        rows = np.asarray(self._history)[np.arange(start, end) // self.config.ivector_period]
+        rows = np.asarray(self._history)[row_of_frame(len(self._history), end, self.config.ivector_period,
+                                                      "online i-vectors", start)]
         rows[:, 0] -= self.extractor.prior_offset
         return rows.astype(np.float32)
 
