@@ -201,7 +201,8 @@ class NnetAcousticModel:
         first layers' outputs, summed over an ensemble's members) where the two products took
         D x d + d x H; with a reduced --lda-dim d that is cheaper, and the model is returned as it is.
         This model (what `load_nnet_scorer` returns) is for scoring: training and `save_nnet_model`
-        keep the file's form, the transform in the pipeline."""
+        keep the file's form, the transform in the pipeline. With an i-vector input the transform folded
+        is `input_transform`, over [spliced features, i-vector]."""
         transform = self.pipeline.transform if self.ivector is None else self.input_transform
         if transform is None:
             return self
@@ -298,7 +299,9 @@ class NnetAcousticModel:
         return np.asarray(feats, dtype=np.float32)
 
     def features(self, data_dir, utterances=None, transforms=None, transform_dir=None):
-        """(utt, network input) for a data dir, after checking the raw dimension once.
+        """(utt, pipeline output) for a data dir, after checking the raw dimension once: the network input
+        of a model without i-vectors; with them, the `feats` of `log_likelihoods` (`ivector_appended` adds
+        the frames' i-vectors).
 
         A speaker-adapted model needs `transforms` (speaker -> fMLLR matrix, `read_transform_dir`;
         `transform_dir` names their source in messages); a speaker-independent one refuses them.
