@@ -98,18 +98,11 @@ class OnlineIvectorDir:
             self._dim = self.rows(next(iter(self.scp))).shape[1]
         return self._dim
 
-    def __contains__(self, utt):
-        return utt in self.scp
-
-    def missing(self, utterances):
-        """The utterances (in the order given) that have no i-vectors here."""
-        return [u for u in utterances if u not in self.scp]
-
     def check_covers(self, utterances, data_dir):
-        """One line naming the scp when some of `utterances` (of `data_dir`) have no i-vectors."""
-        missing = self.missing(utterances)
+        """One line naming the scp when some of `utterances` (a list, of `data_dir`) have no i-vectors."""
+        missing = [u for u in utterances if u not in self.scp]
         if missing:
-            raise InputError(f"{self.scp_path}: no i-vectors for {len(missing)} of the {len(list(utterances))} "
+            raise InputError(f"{self.scp_path}: no i-vectors for {len(missing)} of the {len(utterances)} "
                              f"utterances of {data_dir} (e.g. {missing[0]}); extract them on {data_dir} (kaldilite "
                              f"extract-ivectors-online {data_dir} <extractor-dir> <ivector-dir>)")
 
