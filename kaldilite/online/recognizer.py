@@ -25,7 +25,8 @@ PCA) into `OnlineIvectorFeature`, whose i-vector for frame t is the estimate at 
 period * (t // period) from the speaker's frames so far (--use-most-recent-ivector=false, what
 extract-ivectors-online writes for training); each frame is scored with its i-vector appended. The
 i-vector statistics and the extractor's CMVN statistics are carried from utterance to utterance with
-the model's CMVN (`SpeakerState`, Kaldi's OnlineIvectorExtractorAdaptationState + OnlineCmvnState).
+the model's CMVN (`SpeakerState`, Kaldi's OnlineIvectorExtractorAdaptationState + OnlineCmvnState),
+all frames at full weight: --cmvn-silence-weight weighs the model's CMVN statistics alone.
 
 Times are stream seconds. A result's `start`/`end` are the first and last non-silence frames
 of its best path; `latency` is the time from `end` to the result: the audio that had to be
@@ -419,7 +420,8 @@ class OnlineRecognizer:
     def cmvn_state(self):
         """The online-CMVN state the next utterance starts from (an `OnlineCmvnState`, or None
         for a model without CMVN): the global prior plus, with `carry_cmvn`, the frames of this
-        speaker's finished utterances so far (decided or not)."""
+        speaker's finished utterances so far (decided or not; silence frames weigh --cmvn-silence-weight):
+        `speaker_state.cmvn`."""
         return None if self._speaker.cmvn is None else self._speaker.cmvn.copy()
 
     @property
@@ -428,17 +430,14 @@ class OnlineRecognizer:
         extractor's CMVN and the i-vector statistics)."""
         return self._speaker.copy()
 
-    def new_stream(self, source_name=None, cmvn_state=None, speaker_state=None):
+    def new_stream(self, source_name=None, speaker_state=None):
         """Start another stream: times restart at zero. The speaker state carried so far (with
         `carry_cmvn`) is kept -- the next file of the same speaker -- unless `speaker_state`
         replaces it: `bundle.speaker_state()` (the priors alone) for a new speaker, or the
-        `speaker_state` a recognizer had after another speaker's last file, to resume that speaker.
-        `cmvn_state` replaces the CMVN part alone (a model without i-vectors has no other)."""
+        `speaker_state` a recognizer had after another speaker's last file, to resume that speaker."""
         self.source_name = source_name or self.source_name
         if speaker_state is not None:
             self._speaker = speaker_state.copy()
-        if cmvn_state is not None:
-            self._speaker.cmvn = cmvn_state.copy()
         self._resampler = None
         self._next_input = 0
         self._samples_in = 0

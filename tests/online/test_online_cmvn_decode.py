@@ -258,13 +258,13 @@ def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(o
     live = {}
     for speaker, utts in data.spk2utt.items():
         recognizer = OnlineRecognizer(bundle)
-        state = bundle.cmvn_state()  # a new speaker: the global prior, then carried
+        state = bundle.speaker_state()  # a new speaker: the global prior, then carried
         for utt in utts:
-            recognizer.new_stream(utt, cmvn_state=state)
+            recognizer.new_stream(utt, speaker_state=state)
             results = recognizer.accept(read_audio(data.wav_scp[utt])) + recognizer.input_finished()
             assert len(results) == 1, (utt, results)
             live[utt] = (results[0].text, results[0].score)
-            state = recognizer.cmvn_state
+            state = recognizer.speaker_state
     assert [label for label, _ in live.values()] == [batch[u][0] for u in live]
     np.testing.assert_allclose([s for _, s in live.values()], [batch[u][1] for u in live], rtol=1e-4, atol=1e-3)
     # not vacuous: the same model fed each file from the global prior alone (no carried stats) scores otherwise
