@@ -27,8 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, update_section  # noqa: E402
-
-CHUNK = 0.01
+from online import stream as stream_chunks  # noqa: E402  (10 ms chunks, as bench/online.py feeds them)
 
 
 def background_clips(rate, quiet):
@@ -46,11 +45,7 @@ def background_clips(rate, quiet):
 
 
 def decode(recognizer, wave, rate):
-    step = int(CHUNK * rate)
-    results = []
-    for pos in range(0, len(wave), step):
-        results += recognizer.accept(wave[pos:pos + step])
-    return results + recognizer.input_finished()
+    return stream_chunks(recognizer, wave, rate)[0]
 
 
 def decision(results):
