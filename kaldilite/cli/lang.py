@@ -220,7 +220,8 @@ def arpa2fst_cmd(arpa, g_fst, disambig_symbol, read_symbol_table, bos_symbol, eo
                    "lexiconp.txt (probability 1.0), whichever it has, each logged (as check-pronunciations "
                    "--auto-g2p); refused, adding nothing, when a word's phones are not all in its phone set.")
 def g2p_cmd(words, lexicon, max_variants, add):
-    """Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).
+    """Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin); with --add,
+    append those of the words the --lexicon dict dir lacks to it.
 
     \b
     e.g.: kaldilite g2p --lexicon lang/en kitchen lamp

@@ -136,7 +136,10 @@ def add_pronunciations(dict_dir, words, max_variants=MAX_VARIANTS):
     Raises InputError, adding nothing, when a word has no proposal made of the dict dir's phones."""
     dict_dir = Path(dict_dir)
     known = lexicon_words(dict_dir)
-    proposals, problems = _proposals(dict_dir, {w: "command line" for w in words if w not in known}, max_variants)
+    missing = {w: "command line" for w in words if w not in known}
+    if not missing:  # nothing to add: the lexicon files are left as they are, not rewritten
+        return []
+    proposals, problems = _proposals(dict_dir, missing, max_variants)
     if problems:
         raise InputError("; ".join(problems) + "; nothing was added")
     return _append_proposals(dict_dir, proposals, "g2p --add")
