@@ -197,8 +197,9 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
     last_speaker = None
 
     def run(source, speaker=None):
-        # One recognizer for all inputs, each file a new stream. Online-CMVN statistics carry over
-        # (--carry-cmvn) between the files of one speaker: all files without --utt2spk.
+        # One recognizer for all inputs, each file a new stream. The speaker state (online-CMVN and
+        # i-vector statistics) carries over (--carry-cmvn) between the files of one speaker: all files
+        # without --utt2spk.
         nonlocal recognizer, last_speaker
         if recognizer is not None:
             speaker_states[last_speaker] = recognizer.speaker_state
