@@ -354,8 +354,8 @@ def _load_bundle_extractor(path, model, raw_dim):
 
 
 def _bundle_extractor(loaded, model_path, ivector_extractor, raw_dim):
-    """For export: (extractor file, IvectorModel, OnlineIvectorExtractionConfig) of a model with an i-vector
-    input, else None; refuses a missing or wrong extractor, and an extractor for a model without i-vectors."""
+    """For export: (extractor file, OnlineIvectorExtractionConfig) of a model with an i-vector input, else
+    None; refuses a missing or wrong extractor, and an extractor for a model without i-vectors."""
     ivector_input = _model_ivector(loaded)
     if ivector_input is None:
         if ivector_extractor is not None:
@@ -385,7 +385,7 @@ def _bundle_extractor(loaded, model_path, ivector_extractor, raw_dim):
                                          num_gselect=trained.get("num_gselect", 5),
                                          min_post=trained.get("min_post", 0.025),
                                          posterior_scale=trained.get("posterior_scale", 0.1)).check()
-    return extractor_path, ivector_model, opts
+    return extractor_path, opts
 
 
 def _raw_dim(mfcc_opts):
@@ -512,7 +512,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         (out_dir / IVECTOR_EXTRACTOR).parent.mkdir(exist_ok=True)
         with atomic_path(out_dir / IVECTOR_EXTRACTOR) as tmp:
             shutil.copyfile(extractor[0], tmp)  # a byte copy: its md5 stays the model's extractor id
-        confs.append((Path(IVECTOR_CONF).name, extractor[2]))
+        confs.append((Path(IVECTOR_CONF).name, extractor[1]))
     for name, opts in confs:
         with atomic_open(out_dir / "conf" / name) as handle:
             handle.write("\n".join(options_to_config_lines(opts)) + "\n")
