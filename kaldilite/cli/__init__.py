@@ -70,7 +70,8 @@ VERBS = {
     'arpa2fst': ('lang', "Compile an ARPA n-gram language model into G.fst (Kaldi's arpa2fst)."),
     'check-pronunciations': ('lang',
         'Check that every word of GRAMMAR_FILES has a pronunciation in DICT_DIR made of its phones.'),
-    'g2p': ('lang', 'Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin).'),
+    'g2p': ('lang', 'Propose lexicon.txt lines for WORDS (CMUdict, else espeak-ng; Chinese via pypinyin); with '
+            '--add, append those of the words the --lexicon dict dir lacks to it.'),
     'make-grammar': ('lang', 'Build OUT_LANG_DIR (a copy of LANG_DIR) with a command grammar G.fst.'),
     'make-phone-lm': ('lang',
         'Estimate an ARPA phone n-gram from a pronunciation dictionary, for make-grammar --garbage-phone-lm.'),
