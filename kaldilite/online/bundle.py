@@ -217,18 +217,15 @@ class ModelBundle:
 
     def speaker_state(self):
         """What a new speaker starts from (`SpeakerState`): the global CMVN prior and, for a model with
-        an i-vector input, the extractor's own CMVN prior and empty i-vector stats (the prior alone)."""
-        from kaldilite.feat.cmvn import OnlineCmvnState
+        an i-vector input, empty i-vector stats (the prior alone); the extractor's CMVN state is left
+        None, which `OnlineFeaturePipeline` starts from its pipeline's own prior."""
         from kaldilite.online.recognizer import SpeakerState
 
         if self.ivector_model is None:
             return SpeakerState(self.cmvn_state())
         from kaldilite.ivector.online import OnlineIvectorAdaptationState
 
-        pipeline = self.ivector_model.pipeline
-        ivector_cmvn = (OnlineCmvnState(global_stats=pipeline.online_cmvn_stats.copy())
-                        if pipeline.cmvn == "online" else None)
-        return SpeakerState(self.cmvn_state(), ivector_cmvn,
+        return SpeakerState(self.cmvn_state(), None,
                             OnlineIvectorAdaptationState.initial(self.ivector_model.extractor, self.ivector_opts))
 
     @classmethod

@@ -96,7 +96,7 @@ class SpeakerState:
     """What a speaker's next utterance starts from (Kaldi's adaptation state of online2 decoding):
     `cmvn`, the online-CMVN state of the model's features (an `OnlineCmvnState`, or None for a model
     without CMVN); for a model with an i-vector input also `ivector_cmvn`, the CMVN state of the
-    extractor's features, and `ivector`, the i-vector statistics (`OnlineIvectorAdaptationState`).
+    extractor's features (None: its pipeline's prior, a new speaker's), and `ivector`, the i-vector statistics (`OnlineIvectorAdaptationState`).
     `ModelBundle.speaker_state()` is a new speaker's (the priors alone)."""
 
     cmvn: object = None
