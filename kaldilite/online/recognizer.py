@@ -94,10 +94,11 @@ class OnlineDecodingOptions:
 @dataclasses.dataclass(eq=False)
 class SpeakerState:
     """What a speaker's next utterance starts from (Kaldi's adaptation state of online2 decoding):
-    `cmvn`, the online-CMVN state of the model's features (an `OnlineCmvnState`, or None for a model
-    without CMVN); for a model with an i-vector input also `ivector_cmvn`, the CMVN state of the
-    extractor's features (None: its pipeline's prior, a new speaker's), and `ivector`, the i-vector statistics (`OnlineIvectorAdaptationState`).
-    `ModelBundle.speaker_state()` is a new speaker's (the priors alone)."""
+    `cmvn`, the online-CMVN state of the model's features (an `OnlineCmvnState`; for a model without
+    CMVN one nothing reads); for a model with an i-vector input also `ivector_cmvn`, the CMVN state of
+    the extractor's features (None: its pipeline's prior, a new speaker's), and `ivector`, the
+    i-vector statistics (`OnlineIvectorAdaptationState`). `ModelBundle.speaker_state()` is a new
+    speaker's (the priors alone)."""
 
     cmvn: object = None
     ivector_cmvn: object = None
@@ -418,8 +419,8 @@ class OnlineRecognizer:
     # ------------------------------------------------------------------ public API
     @property
     def cmvn_state(self):
-        """The online-CMVN state the next utterance starts from (an `OnlineCmvnState`, or None
-        for a model without CMVN): the global prior plus, with `carry_cmvn`, the frames of this
+        """The online-CMVN state the next utterance starts from (an `OnlineCmvnState`; for a model
+        without CMVN one nothing reads): the global prior plus, with `carry_cmvn`, the frames of this
         speaker's finished utterances so far (decided or not; silence frames weigh --cmvn-silence-weight):
         `speaker_state.cmvn`."""
         return None if self._speaker.cmvn is None else self._speaker.cmvn.copy()
