@@ -182,6 +182,9 @@ def decode_online_cmd(model_dir, mic, wav, use_stdin, channel, realtime, as_json
     opts = bundle.online_opts
     if opts.chunk_length <= 0:
         raise InputError(f"--chunk-length must be positive, got {opts.chunk_length}")
+    if not 0.0 <= opts.cmvn_silence_weight <= 1.0:
+        raise InputError(f"--cmvn-silence-weight must be in [0, 1] (0: speech frames only, 1: every frame), "
+                         f"got {opts.cmvn_silence_weight}")
     counts = {"accepted": 0, "rejected": 0, "overruns": 0}
 
     def emit(result):

@@ -130,3 +130,14 @@ def test_record_without_a_microphone_names_no_decode_online_options(monkeypatch,
                               capsys)
     assert code == 1 and err.count("\n") == 1 and "no audio input at all" in err
     assert "--wav" not in err and "--stdin" not in err  # record has neither
+
+
+def test_a_cmvn_silence_weight_outside_zero_to_one_is_one_line(commands_bundle_dir, mono_pcm, tmp_path, capsys):
+    pcm, _ = mono_pcm
+    wav = tmp_path / "mono.wav"
+    soundfile.write(wav, pcm, RATE, subtype="PCM_16")
+    for weight in ("-0.5", "1.5"):
+        code, out, err = run_main(["decode-online", "--model", str(commands_bundle_dir), "--cmvn-silence-weight",
+                                   weight, "--wav", str(wav)], capsys)
+        assert code == 1 and out == "" and err.count("\n") == 1
+        assert "--cmvn-silence-weight must be in [0, 1]" in err and weight in err
