@@ -34,10 +34,11 @@
 # graphs, decodes and scores, and never the features or the models (the training lang, stage 2,
 # holds only the training transcripts' words). `KALDILITE_FORCE=true ./run.sh ...` runs all.
 #
-# Timing (from scratch, all stages, a quiet 2-core machine, the run at f2a0465; RESULTS' header has the latest
-# run's, 23.0 min on a ~1.4x slower machine): 15.7 min wall, 28.1 min CPU:
-# stages 0-4 0.9 min, tri1 0.7, tri2b 1.3, tri3b 1.4, stage 8 (nnet2: two networks trained side by side
-# on the two cores) 9.3, stage 9 (graphs, decodes, held-out commands) 2.0, stages 10-11 0.2.
+# Timing (from scratch, all stages, the 2-core machine alone, the run at 08f79f4; RESULTS' footer has the
+# latest run's): 13.1 min wall, 22.9 min CPU: stages 0-4 1.0 min, tri1 0.9, tri2b 1.4, tri3b 1.7, stage 8
+# (nnet2: two networks trained side by side on the two cores) 6.0, stage 9 (graphs, decodes, held-out
+# commands) 2.0, stages 10-11 0.2. (c61e374 took 21.2 min on the same machine that day: train-nnet2's
+# update loops and the feature verbs' BLAS threads made the difference; the models are identical.)
 #
 # Stages: 0 corpus (+ speed/noise augmentation of train), 1 MFCC + CMVN, 2 training lang,
 # 3 decoding lang + grammars + graphs of every trained model, 4 mono, 5 tri1, 6 tri2b,
