@@ -11,34 +11,19 @@ import pytest
 from kaldilite.errors import DimensionMismatchError
 from kaldilite.feat.functions import splice_frames, transform_features
 from kaldilite.feat.pipeline import FeaturePipeline
-from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 from kaldilite.nnet.model import NnetAcousticModel, load_nnet_model, load_nnet_scorer, save_nnet_model
-from kaldilite.nnet.network import Nnet, NnetEnsemble
+from kaldilite.nnet.network import NnetEnsemble
 from kaldilite.nnet.train import SplicedFrames
+from toy_nnet_models import three_phone_transition_model, trained_looking_nnet
 
-TOPO = """<Topology>
-<TopologyEntry>
-<ForPhones> 1 2 3 </ForPhones>
-<State> 0 <PdfClass> 0 <Transition> 0 0.5 <Transition> 1 0.5 </State>
-<State> 1 </State>
-</TopologyEntry>
-</Topology>
-"""
 RAW_DIM, SPLICE = 4, 2
 SPLICED_DIM = RAW_DIM * (2 * SPLICE + 1)
 
 
-def _trained_looking_nnet(input_dim, num_pdfs, rng):
-    nnet = Nnet.pnorm(input_dim, num_pdfs, num_hidden_layers=2, pnorm_input_dim=30, pnorm_output_dim=10, rng=rng)
-    nnet.output_affine.weight[...] = rng.standard_normal(nnet.output_affine.weight.shape)
-    return nnet
-
-
 def _model(transform, ensemble=False, seed=0):
-    topo = Topology.from_text(TOPO)
-    tm = TransitionModel(topo, monophone_tree([[1], [2], [3]], topo))
+    tm = three_phone_transition_model()
     rng = np.random.default_rng(seed)
-    nnets = [_trained_looking_nnet(transform.shape[0], tm.num_pdfs, rng) for _ in range(2 if ensemble else 1)]
+    nnets = [trained_looking_nnet(transform.shape[0], tm.num_pdfs, rng) for _ in range(2 if ensemble else 1)]
     pipeline = FeaturePipeline(cmvn="utterance", splice_left=SPLICE, splice_right=SPLICE, transform=transform)
     return NnetAcousticModel(tm, NnetEnsemble(nnets) if ensemble else nnets[0], rng.dirichlet(np.ones(tm.num_pdfs)),
                              pipeline, RAW_DIM, "mfcc", prior_scale=0.5)
@@ -93,7 +78,7 @@ def test_a_model_without_a_transform_is_scored_as_it_is():
 
 
 def test_a_transform_of_other_input_does_not_fold():
-    nnet = _trained_looking_nnet(8, 3, np.random.default_rng(2))
+    nnet = trained_looking_nnet(8, 3, np.random.default_rng(2))
     with pytest.raises(DimensionMismatchError, match="does not feed a first layer of 8 inputs"):
         nnet.with_input_transform(np.ones((7, 5)), 5)
     with pytest.raises(DimensionMismatchError, match="20-dim input"):

@@ -17,22 +17,14 @@ import pytest
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
 from kaldilite.feat.functions import splice_frames
 from kaldilite.feat.pipeline import FeaturePipeline
-from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 from kaldilite.io.tables import write_matrices
 from kaldilite.ivector.ivector_dir import OnlineIvectorDir, extractor_id, ivectors_of_frames
 from kaldilite.nnet.model import (IvectorInput, NnetAcousticModel, check_online_ivectors, ivector_appended,
                                   load_nnet_model, load_nnet_scorer, save_nnet_model)
 from kaldilite.nnet.network import Nnet, NnetEnsemble
 from kaldilite.nnet.train import SplicedFrames, accumulate_class_stats
+from toy_nnet_models import three_phone_transition_model, trained_looking_nnet
 
-TOPO = """<Topology>
-<TopologyEntry>
-<ForPhones> 1 2 3 </ForPhones>
-<State> 0 <PdfClass> 0 <Transition> 0 0.5 <Transition> 1 0.5 </State>
-<State> 1 </State>
-</TopologyEntry>
-</Topology>
-"""
 RAW_DIM, SPLICE, IVECTOR_DIM, PERIOD = 4, 2, 3, 10
 SPLICED_DIM = RAW_DIM * (2 * SPLICE + 1)
 EXTRACTOR_ID = "0123456789abcdef0123456789abcdef"
@@ -50,16 +42,11 @@ def test_frame_t_takes_row_t_div_period():
 
 
 def _model(affine=True, ensemble=False, seed=0):
-    topo = Topology.from_text(TOPO)
-    tm = TransitionModel(topo, monophone_tree([[1], [2], [3]], topo))
+    tm = three_phone_transition_model()
     rng = np.random.default_rng(seed)
     width = SPLICED_DIM + IVECTOR_DIM
     transform = rng.normal(scale=2.0, size=(width, width + int(affine)))
-    nnets = []
-    for _ in range(2 if ensemble else 1):
-        nnet = Nnet.pnorm(width, tm.num_pdfs, num_hidden_layers=2, pnorm_input_dim=30, pnorm_output_dim=10, rng=rng)
-        nnet.output_affine.weight[...] = rng.standard_normal(nnet.output_affine.weight.shape)
-        nnets.append(nnet)
+    nnets = [trained_looking_nnet(width, tm.num_pdfs, rng) for _ in range(2 if ensemble else 1)]
     pipeline = FeaturePipeline(cmvn="utterance", splice_left=SPLICE, splice_right=SPLICE)
     return NnetAcousticModel(tm, NnetEnsemble(nnets) if ensemble else nnets[0], rng.dirichlet(np.ones(tm.num_pdfs)),
                              pipeline, RAW_DIM, "mfcc", prior_scale=0.5,
@@ -173,8 +160,7 @@ def test_an_ivector_dir_of_another_extractor_dimension_or_period_is_refused_in_o
 
 def load_plain_model():
     rng = np.random.default_rng(0)
-    topo = Topology.from_text(TOPO)
-    tm = TransitionModel(topo, monophone_tree([[1], [2], [3]], topo))
+    tm = three_phone_transition_model()
     nnet = Nnet.pnorm(SPLICED_DIM, tm.num_pdfs, num_hidden_layers=1, pnorm_input_dim=20, pnorm_output_dim=10, rng=rng)
     return NnetAcousticModel(tm, nnet, None, FeaturePipeline(cmvn="none", splice_left=SPLICE, splice_right=SPLICE),
                              RAW_DIM)
