@@ -35,6 +35,17 @@ def child_cpu(command, cwd):
     return run_timed(command, cwd=cwd, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))[1]
 
 
+def built_from(graph_dir, default):
+    """The grammar dir the build made `graph_dir` from (mkgraph's record, model_id.txt's `lang` line): run.sh
+    gives a model its own grammar when its garbage phone bonus differs (tri3b: data/lang_commands_gb1.0)."""
+    record = graph_dir / "model_id.txt"
+    if record.is_file():
+        for line in record.read_text().splitlines():
+            if line.startswith("lang "):
+                return line.split(maxsplit=1)[1]
+    return default
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=str(REPO / "recipes/commands/work"), help="a built commands recipe dir")
@@ -51,13 +62,15 @@ def main(argv=None):
             for lang in grammars:
                 graph = f"graph_{lang[len('lang_'):]}"
                 out = Path(scratch) / model / graph
-                times = [child_cpu([*KALDILITE, "mkgraph", f"data/{lang}", f"exp/{model}", str(out)], work)
+                lang_dir = built_from(work / "exp" / model / graph, f"data/{lang}")
+                times = [child_cpu([*KALDILITE, "mkgraph", lang_dir, f"exp/{model}", str(out)], work)
                          for _ in range(args.repeat)]
                 reference = work / "exp" / model / graph / "HCLG.fst"
                 same = filecmp.cmp(out / "HCLG.fst", reference, shallow=False) if reference.is_file() else None
-                rows.append((model, graph, min(times), statistics.median(times), (out / "HCLG.fst").stat().st_size,
+                label = graph if lang_dir == f"data/{lang}" else f"{graph} (from {lang_dir})"
+                rows.append((model, label, min(times), statistics.median(times), (out / "HCLG.fst").stat().st_size,
                              {True: "yes", False: "NO", None: "(no reference)"}[same]))
-                print(f"{model} {graph}: CPU min {min(times):.3f} median {statistics.median(times):.3f} s, "
+                print(f"{model} {label}: CPU min {min(times):.3f} median {statistics.median(times):.3f} s, "
                       f"identical to the build's: {rows[-1][-1]}", flush=True)
     total = sum(r[3] for r in rows)
     lines = [
