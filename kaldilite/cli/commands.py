@@ -324,7 +324,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
     from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, decoding_kind,
                                                  nnet_model_and_input, online_cmvn_setup,
-                                                 start_up_before_forking_jobs, with_online_ivectors)
+                                                 refuse_online_ivectors, start_up_before_forking_jobs,
+                                                 with_online_ivectors)
     from kaldilite.utils.atomic import atomic_open
     from kaldilite.utils.load_once import load_once
 
@@ -356,9 +357,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
 
         transition_model = load_once(model_path, load_model)[0]
         check_data_features(model_path, data_dir)
-        if online_ivector_dir is not None:
-            raise InputError(f"--online-ivector-dir: {model_path} is a SAT GMM; only an nnet2 model trained with "
-                             "train-nnet2 --online-ivector-dir takes i-vectors")
+        refuse_online_ivectors(online_ivector_dir, f"{model_path}, a SAT GMM,")
     else:
         from kaldilite.online.bundle import load_scoring_model
 

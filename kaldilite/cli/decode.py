@@ -124,13 +124,12 @@ def _model_scorer(model_path, data_dir, transform_dir=None, online_ivector_dir=N
         return tid_to_pdf, scorer, features
     from kaldilite.errors import InputError
     from kaldilite.feat.pipeline import load_features
+    from kaldilite.train.decode_commands import refuse_online_ivectors
 
     if transform_dir is not None:
         raise InputError(f"{model_path}: a GMM model takes no --transform-dir here; decode a SAT system with "
                          "decode-fmllr")
-    if online_ivector_dir is not None:
-        raise InputError(f"{model_path}: a GMM model takes no --online-ivector-dir (only an nnet2 model trained with "
-                         "train-nnet2 --online-ivector-dir)")
+    refuse_online_ivectors(online_ivector_dir, f"{model_path}, a GMM model,")
     return tid_to_pdf, scorer, load_features(data_dir, gmm_pipeline)
 
 

@@ -264,15 +264,21 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones):
     return results, timer.wall, timer.cpu
 
 
+def refuse_online_ivectors(online_ivector_dir, model_description):
+    """One line refusing --online-ivector-dir for a model without an i-vector input (any but an nnet2 model
+    trained with them, which `check_online_ivectors` checks instead); nothing when the option is absent."""
+    if online_ivector_dir is not None:
+        from kaldilite.errors import InputError
+
+        raise InputError(f"--online-ivector-dir {online_ivector_dir}: {model_description} takes no i-vectors (only "
+                         "an nnet2 model trained with train-nnet2 --online-ivector-dir)")
+
+
 def with_online_ivectors(loaded, data_dir, online_ivector_dir, features):
     """`features` of a `LoadedModel` with its frames' i-vectors appended when it is an nnet2 model trained
     with them (`check_online_ivectors`: the dir present exactly then, of its extractor, covering DATA)."""
     if loaded.model_type != "nnet2":
-        if online_ivector_dir is not None:
-            from kaldilite.errors import InputError
-
-            raise InputError(f"--online-ivector-dir {online_ivector_dir}: a {loaded.model_type} model takes no "
-                             "i-vectors (only an nnet2 model trained with train-nnet2 --online-ivector-dir)")
+        refuse_online_ivectors(online_ivector_dir, f"a {loaded.model_type} model")
         return features
     from kaldilite.nnet.model import check_online_ivectors, ivector_appended
 
