@@ -108,10 +108,6 @@ def _adam_moments(grad, m, v, step, batch_size, momentum, one_minus_momentum, de
 
 @njit(cache=True, error_model="numpy")
 def _apply_step(param, step, factor):
-    """param (float32) += float32(step * factor); factor 1 leaves the step as it is."""
-    if factor == 1.0:
-        for i in range(param.shape[0]):
-            param[i] += np.float32(step[i])
-    else:
-        for i in range(param.shape[0]):
-            param[i] += np.float32(step[i] * factor)
+    """param (float32) += float32(step * factor); factor 1 leaves the step as it is (x * 1.0 is x exactly)."""
+    for i in range(param.shape[0]):
+        param[i] += np.float32(step[i] * factor)
