@@ -58,6 +58,15 @@ class OnlineIvectorExtractionConfig:
             raise InputError("--max-count and --max-remembered-frames must be >= 0")
         return self
 
+    @classmethod
+    def of_extractor(cls, trained, **options):
+        """The options an extractor was trained with (`trained`: its model's `options`; num_gselect, min_post
+        and posterior_scale, the defaults for any it lacks) with the given `options` that are not None over
+        them, checked: what extract-ivectors-online and a model bundle extract with."""
+        fields = {name: trained[name] for name in ("num_gselect", "min_post", "posterior_scale") if name in trained}
+        fields.update({name: value for name, value in options.items() if value is not None})
+        return cls(**fields).check()
+
 
 class OnlineIvectorAdaptationState:
     """What one utterance of a speaker hands to the next: the i-vector stats (prior included)."""

@@ -232,16 +232,13 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
     start = time.process_time()
     extractor_path = Path(extractor_dir) / "final.ie"
     trained = load_ivector_model(extractor_path, need_extractor=True).options
-    config = OnlineIvectorExtractionConfig(
-        ivector_period=ivector_period,
-        num_gselect=trained.get("num_gselect", 5) if num_gselect is None else num_gselect,
-        min_post=trained.get("min_post", 0.025) if min_post is None else min_post,
-        posterior_scale=trained.get("posterior_scale", 0.1) if posterior_scale is None else posterior_scale,
-        max_count=max_count, max_remembered_frames=max_remembered_frames).check()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config = OnlineIvectorExtractionConfig.of_extractor(
+        trained, ivector_period=ivector_period, num_gselect=num_gselect, min_post=min_post,
+        posterior_scale=posterior_scale, max_count=max_count, max_remembered_frames=max_remembered_frames)
     if utts_per_spk_max < 0:
         raise InputError(f"--utts-per-spk-max must be >= 0, got {utts_per_spk_max}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     if utts_per_spk_max:
         data_dir = pseudo_speaker_data_dir(data_dir, utts_per_spk_max, out / "data_pseudo_spk")
     parts = split_data_dir(data_dir, nj)

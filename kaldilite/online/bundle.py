@@ -377,11 +377,8 @@ def _bundle_extractor(loaded, model_path, ivector_extractor, raw_dim):
         raise MissingFileError(f"{extractor_path}: no i-vector extractor; {fix}")
     ivector_model = load_ivector_model(extractor_path, need_extractor=True)
     _check_extractor(ivector_model, extractor_path, ivector_input, model_path, raw_dim, fix)
-    trained = ivector_model.options  # extract-ivectors-online's defaults: the extractor's training values
-    opts = OnlineIvectorExtractionConfig(ivector_period=ivector_input.period,
-                                         num_gselect=trained.get("num_gselect", 5),
-                                         min_post=trained.get("min_post", 0.025),
-                                         posterior_scale=trained.get("posterior_scale", 0.1)).check()
+    # extract-ivectors-online's defaults: the extractor's training values, at the model's period
+    opts = OnlineIvectorExtractionConfig.of_extractor(ivector_model.options, ivector_period=ivector_input.period)
     return extractor_path, opts
 
 
