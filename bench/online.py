@@ -100,8 +100,15 @@ def words_of(results):
     return tuple(words)
 
 
-def background_noises(rate):
-    """The quiet background-noise clips of the shared Speech Commands subset (real rooms), at `rate`."""
+def command_set():
+    """The command words of lang/en/commands.txt (multi-word commands single-spaced)."""
+    return {" ".join(line.split()) for line in (REPO / "lang/en/commands.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def background_noises(rate, quiet=True):
+    """The background-noise clips of the shared Speech Commands subset (real rooms), at `rate`: the quiet ones
+    (room tone, not machines or music) unless `quiet` is False."""
     import glob
 
     from kaldilite.io.audio import read_audio, resample
@@ -111,7 +118,7 @@ def background_noises(rate):
     clips = []
     for path in sorted(glob.glob(str(root / "speech_commands/_background_noise_/*.wav"))) if root else []:
         clip = read_audio(path)
-        if np.abs(clip).max() < 1000:  # room tone, not machines or music
+        if not quiet or np.abs(clip).max() < 1000:  # room tone, not machines or music
             clips.append(resample(clip, 16000, rate) if rate != 16000 else clip)
     return clips
 
@@ -255,8 +262,7 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
             if name == "endpointed":
                 cut = sum(any(r.endpoint.startswith("rule") for r in rs) for rs in results.values())
                 split = sum(len(rs) > 1 for rs in results.values())
-    commands = {" ".join(line.split()) for line in (REPO / "lang/en/commands.txt").read_text().splitlines()
-                if line.strip() and not line.startswith("#")}
+    commands = command_set()
     ref = {u: " ".join(data.text[u].split()) for u in utts}
     ref = {u: text if text in commands else REJECTED for u, text in ref.items()}
     positives = [u for u in utts if ref[u] != REJECTED]

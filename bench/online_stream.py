@@ -27,21 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, update_section  # noqa: E402
+from online import background_noises, command_set  # noqa: E402
 from online import stream as stream_chunks  # noqa: E402  (10 ms chunks, as bench/online.py feeds them)
-
-
-def background_clips(rate, quiet):
-    import glob
-
-    from kaldilite.io.audio import read_audio, resample
-    from kaldilite.utils import data_root
-
-    clips = []
-    for path in sorted(glob.glob(str(data_root() / "speech_commands/_background_noise_/*.wav"))):
-        clip = read_audio(path)
-        if not quiet or np.abs(clip).max() < 1000:
-            clips.append(resample(clip, 16000, rate) if rate != 16000 else clip)
-    return clips
 
 
 def decode(recognizer, wave, rate):
@@ -64,10 +51,9 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0):
     bundle = ModelBundle.load(work / "exp" / bundle_name, overrides=overrides or None)
     rate = bundle.sample_rate
     data = DataDir.load(work / "data/dev")
-    commands = {" ".join(line.split()) for line in (Path(__file__).resolve().parents[1] / "lang/en/commands.txt")
-                .read_text().splitlines() if line.strip() and not line.startswith("#")}
+    commands = command_set()
     rng = np.random.default_rng(seed)
-    noises = background_clips(rate, quiet)
+    noises = background_noises(rate, quiet)
     by_speaker = defaultdict(list)
     for utt in sorted(data.wav_scp):
         if data.text[utt].strip() != "!SIL":
