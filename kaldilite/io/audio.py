@@ -50,7 +50,7 @@ def _run_pipe(spec):
     try:
         proc = subprocess.run(args, shell=isinstance(args, str), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               check=False)
-    except FileNotFoundError as exc:  # run without a shell: the program itself is missing
+    except OSError as exc:  # run without a shell: the program is missing or cannot be executed
         raise AudioError(f"command '{command}' failed: {exc.strerror}: {exc.filename}; install it or fix the "
                          "command in wav.scp") from None
     if proc.returncode != 0:

@@ -187,3 +187,13 @@ def test_a_missing_program_of_a_pipe_is_one_line_naming_the_command():
         read_audio("no-such-program-kaldilite /a.wav |")
     message = str(err.value)
     assert "no-such-program-kaldilite /a.wav" in message and "wav.scp" in message and "\n" not in message
+
+
+def test_a_pipe_program_that_cannot_be_executed_is_one_line_naming_the_command(tmp_path):
+    program = tmp_path / "not-executable"
+    program.write_text("#!/bin/sh\necho\n")
+    program.chmod(0o644)  # exists, but no execute permission: the shell used to answer 126
+    with pytest.raises(AudioError) as err:
+        read_audio(f"{program} /a.wav |")
+    message = str(err.value)
+    assert str(program) in message and "wav.scp" in message and "\n" not in message
