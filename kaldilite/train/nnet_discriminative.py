@@ -69,7 +69,7 @@ class NnetDiscriminativeOptions:
     one_silence_class: bool = True  # sMBR: any silence frame decoded as any silence pdf counts as right
     num_epochs: int = 4
     learning_rate: float = 2e-5
-    update: str = "sgd"  # "sgd" (nnet2's) or "rms" (kaldilite.nnet.train.rms_update)
+    update: str = "sgd"  # "sgd" (nnet2's) or "rms" (kaldilite.nnet.updates.rms_update)
     momentum: float = 0.0
     rms_decay: float = 0.999
     max_change: float = 2.0
@@ -287,7 +287,8 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
     """
     from kaldilite.lang import LangDir
     from kaldilite.nnet.model import load_nnet_model, save_nnet_model, scaled_log_priors
-    from kaldilite.nnet.train import momentum_update, rms_update, validation_subset
+    from kaldilite.nnet.train import validation_subset
+    from kaldilite.nnet.updates import momentum_update, rms_update
 
     opts = opts or NnetDiscriminativeOptions()
     started, cpu_started = time.perf_counter(), time.process_time()

@@ -184,7 +184,7 @@ def test_short_training_raises_the_mmi_objective_on_a_toy_problem():
         num, den, n, _, correct = _minibatch_pass(nnet, model, data, list(range(num_utts)), opts, silence, log_priors)
         return (num - den) / n, correct / n
 
-    from kaldilite.nnet.train import rms_update
+    from kaldilite.nnet.updates import rms_update
 
     state = {}
     before, acc_before = evaluate()
