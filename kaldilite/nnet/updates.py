@@ -78,7 +78,7 @@ def rms_update(nnet, state, lr, batch_size, momentum, decay, max_change):
         entry["t"] += 1
         t = entry["t"]
         scale = np.float64(-lr * (np.sqrt(1.0 - decay ** t) / (1.0 - momentum ** t)))
-        params = (component.weight.reshape(-1), component.bias)
+        params = (_flat_view(component.weight), component.bias)
         steps = entry["step"]
         for grad, m, v, step in zip((component.grad_weight.reshape(-1), component.grad_bias), entry["m"], entry["v"],
                                     steps):
@@ -88,6 +88,14 @@ def rms_update(nnet, state, lr, batch_size, momentum, decay, max_change):
         factor = np.float64(np.float32(max_change / norm)) if max_change and norm > max_change else np.float64(1.0)
         for param, step in zip(params, steps):
             _apply_step(param, step, factor)
+
+
+def _flat_view(array):
+    """A 1-d view of `array` that writes through to it (reshape would silently copy a non-contiguous one, and the
+    step applied to the copy would be lost); AttributeError if no such view exists."""
+    flat = array.view()
+    flat.shape = (-1,)
+    return flat
 
 
 @njit(cache=True, error_model="numpy")
