@@ -98,6 +98,13 @@ class OnlineIvectorDir:
             self._dim = self.rows(next(iter(self.scp))).shape[1]
         return self._dim
 
+    def known_extractor_id(self, fix):
+        """`extractor_id`, or one line saying that final.ie.id is missing, ending in `fix`."""
+        if self.extractor_id is None:
+            raise InputError(f"{self.path / EXTRACTOR_ID_FILE}: missing, so the extractor of these i-vectors is "
+                             f"unknown; {fix}")
+        return self.extractor_id
+
     def check_covers(self, utterances, data_dir):
         """One line naming the scp when some of `utterances` (a list, of `data_dir`) have no i-vectors."""
         missing = [u for u in utterances if u not in self.scp]

@@ -98,10 +98,7 @@ class IvectorInput:
         """Refuse an `OnlineIvectorDir` of another extractor, dimension or period, in one line naming the fix."""
         fix = (f"extract them with the extractor the model was trained with ({self.extractor_name()}: kaldilite "
                f"extract-ivectors-online --ivector-period {self.period} <data> <extractor-dir> <dir>)")
-        if ivector_dir.extractor_id is None:
-            raise InputError(f"{ivector_dir.path / 'final.ie.id'}: missing, so the extractor of these i-vectors is "
-                             f"unknown; {fix}")
-        if ivector_dir.extractor_id != self.extractor_id:
+        if ivector_dir.known_extractor_id(fix) != self.extractor_id:
             raise InputError(f"{ivector_dir.path}: i-vectors of another extractor (final.ie.id {ivector_dir.extractor_id}"
                              f") than {source} was trained with ({self.extractor_id}); {fix}")
         if ivector_dir.dim != self.dim:

@@ -954,12 +954,10 @@ def _training_ivectors(online_ivector_dir, data_dir, utts, offsets):
     from kaldilite.nnet.model import IvectorInput
 
     ivectors = OnlineIvectorDir(online_ivector_dir)
-    if ivectors.extractor_id is None:
-        raise InputError(f"{ivectors.path / 'final.ie.id'}: missing, so the extractor of these i-vectors is unknown; "
-                         "re-run kaldilite extract-ivectors-online (it writes final.ie.id)")
+    extractor_id = ivectors.known_extractor_id("re-run kaldilite extract-ivectors-online (it writes final.ie.id)")
     ivectors.check_covers(utts, data_dir)
     rows, row_of_frame = ivectors.stacked(utts, np.diff(offsets))
-    info = IvectorInput(ivectors.dim, ivectors.period, ivectors.extractor_id)
+    info = IvectorInput(ivectors.dim, ivectors.period, extractor_id)
     log.info("online i-vectors from %s: %s, %d rows, extractor final.ie.id %s", ivectors.path, info.describe(),
              len(rows), info.extractor_id)
     return info, {"ivectors": rows, "ivector_rows": row_of_frame}
