@@ -191,7 +191,8 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
     through an LDA-like transform estimated from the alignments; all recorded in EXP/final.mdl.
     With --transform-dir: the SAT system's features (CMVN, splice, final.mat) through each
     speaker's fMLLR transform, then spliced and transformed as above.
-    Log: EXP/log/train.log (objective and accuracy per iteration, train and validation).
+    Log: EXP/log/train.log (objective and accuracy per iteration, train and validation); with
+    --num-averaged-networks also EXP/log/train_network.K.log, network K's own lines.
 
     \b
     Usage: kaldilite train-nnet2 [options] <data> <lang> <ali-dir> <exp-dir>

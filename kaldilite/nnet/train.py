@@ -44,8 +44,9 @@
 - `num_averaged_networks` > 1 (`train_ensemble`): several networks from consecutive seeds on the
   same examples, their posteriors averaged at decode time (`NnetEnsemble`, geometric mean by
   default); not in Kaldi's nnet2. The members train independently, so they train as parallel
-  processes (`nj`, at most one per network; forked after the examples are loaded, which the
-  children share copy-on-write), each exactly as it would alone: the result does not depend on `nj`;
+  processes (`nj`, at most one per network: jobs of `kaldilite.parallel.run_jobs`'s local pool, forked
+  after the examples are loaded, which the children share copy-on-write), each exactly as it would
+  alone: the result does not depend on `nj`;
 - `ensemble_size` > 1 with `initial_beta` / `final_beta` > 0: Kaldi's ensemble training
   (steps/nnet2/train_pnorm_ensemble.sh, nnet-train-ensemble: src/nnet2/train-nnet-ensemble.cc):
   the members (member k > 1 initialised from seed + 100 (k - 1)) train side by side on the same
@@ -74,6 +75,7 @@ that it needs such transforms (`NnetAcousticModel.fmllr_pipeline`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -81,7 +83,7 @@ import time
 
 import numpy as np
 
-from kaldilite.errors import InputError, KaldiliteError
+from kaldilite.errors import InputError
 from kaldilite.nnet.components import cross_entropy_of_posteriors, softmax
 from kaldilite.nnet.network import Nnet, NnetEnsemble, average_nnets
 from kaldilite.nnet.updates import momentum_update, rms_update
@@ -493,15 +495,16 @@ def ensemble_step_gradients(nets, inputs, targets, beta, dropout_proportion=0.0,
 
 
 def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts: Nnet2Options,
-                   realign=None):
+                   realign=None, log_dir=None):
     """`train_network` once, or `num_averaged_networks` times from seeds seed, seed+1, ... -> TrainingResult.
 
     Members see the same examples and validation set and differ only in their random start and
     example order; they train in up to `opts.parallel_jobs()` processes at once, each member
-    exactly as alone (`train_members`). The ensemble (`NnetEnsemble`, `opts.posterior_averaging`)
-    gets priors as one network does (nnet-adjust-priors: the average of its averaged posteriors);
-    its history is the first member's. With `opts.ensemble_training` (Kaldi's: betas > 0) the
-    members are trained together instead and the result is member 1 (`train_network` with `co_trained`).
+    exactly as alone (`train_members`; network k's log `log_dir/train_network.k.log`). The ensemble
+    (`NnetEnsemble`, `opts.posterior_averaging`) gets priors as one network does (nnet-adjust-priors:
+    the average of its averaged posteriors); its history is the first member's. With
+    `opts.ensemble_training` (Kaldi's: betas > 0) the members are trained together instead and the
+    result is member 1 (`train_network` with `co_trained`).
     """
     if opts.ensemble_training:
         return train_network(train_feats, train_targets, valid_feats, valid_targets, num_pdfs, opts,
@@ -515,7 +518,7 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
                              dataclasses.replace(opts, seed=opts.seed + k), with_priors=False)
 
     started = time.perf_counter()
-    results = train_members(member, n, opts.parallel_jobs(), opts.seed)
+    results = train_members(member, n, opts.parallel_jobs(), opts.seed, log_dir)
     ensemble = NnetEnsemble([r.nnet for r in results], opts.posterior_averaging)
     if not isinstance(train_feats, SplicedFrames):
         train_feats = np.asarray(train_feats, np.float32)
@@ -531,74 +534,51 @@ def train_ensemble(train_feats, train_targets, valid_feats, valid_targets, num_p
     return TrainingResult(ensemble, priors, results[0].history, seconds, frames / seconds)
 
 
-def train_members(train_member, count, jobs, first_seed=0):
-    """[train_member(k) for k in range(count)], run in up to `jobs` forked processes at once.
+def train_members(train_member, count, jobs, first_seed=0, log_dir=None):
+    """[train_member(k) for k in range(count)] as `count` jobs of `kaldilite.parallel.run_jobs`, up to `jobs` at once.
 
-    Each child is forked after the examples are in memory (it reads them copy-on-write: no copy,
-    no pickling) and inherits the parent's BLAS thread setting (train-nnet2 sets one thread); its
-    log lines go to the parent's handlers (the train log, the console) as they happen, prefixed by
-    "[network k/n]" since two members' lines interleave. The child sends its TrainingResult back
-    through a pipe. A child that raises stops the others and its exception is raised here (a child
-    that dies without a word, e.g. killed, is reported with its exit code): never a hang. Without
-    fork (not POSIX) or with `jobs` 1 the members train one after the other in this process.
+    The jobs run in this process's local pool with the fork start method whatever --cmd or
+    KALDILITE_CMD says: they read the examples this process holds (inherited at the fork, copy-on-write:
+    no copy, no pickling, which is also why they cannot go to another machine), and each inherits
+    the parent's BLAS thread setting (train-nnet2 sets one thread). `train_member` itself, a closure
+    over those examples, is not pickled either: it waits in `_MEMBER_TRAINERS` and the job function
+    finds it there by a token. Network k's log is `log_dir/train_network.k.log` (run_jobs' job log;
+    a temporary directory when log_dir is None); its lines also reach the handlers of the
+    `kaldilite.nnet` logger (train-nnet2's EXP/log/train.log) as they happen, prefixed by
+    "[network k/n]" since two networks' lines interleave. A member that fails is run_jobs' one-line
+    JobFailedError (its own message when it raised a KaldiliteError, else its log's last lines; a
+    process that died: "worker process failed"). With `jobs` 1, or without fork (not POSIX), the
+    members train one after the other in this process.
     """
     import multiprocessing
-    from multiprocessing.connection import wait
+    import tempfile
 
-    def one_by_one():
-        results = []
-        for k in range(count):
-            log.info("network %d of %d (seed %d)", k + 1, count, first_seed + k)
-            results.append(train_member(k))
-        return results
+    from kaldilite.parallel import LocalJobRunner, run_jobs
 
-    if jobs <= 1 or count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return one_by_one()
-    context = multiprocessing.get_context("fork")
-    log.info("training %d networks (seeds %d..%d) in %d parallel processes", count, first_seed,
-             first_seed + count - 1, jobs)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    nj = max(1, min(jobs, count)) if fork else 1
+    log.info("training %d networks (seeds %d..%d), %d at a time", count, first_seed, first_seed + count - 1, nj)
     for handler in _all_handlers():  # nothing buffered may be written twice, once by each child
         handler.flush()
+    token = f"{os.getpid()}.{id(train_member)}"
+    _MEMBER_TRAINERS[token] = train_member
     started = time.perf_counter()
-    results, cpu, running, pending = [None] * count, [0.0] * count, {}, list(range(count))
     try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                k = pending.pop(0)
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_member_child, args=(train_member, k, count, first_seed, sender),
-                                          name=f"train-nnet2 network {k + 1}", daemon=True)
-                process.start()
-                sender.close()  # the child holds the only sending end: its death ends our recv with EOFError
-                running[receiver] = (k, process)
-            for receiver in wait(list(running)):
-                k, process = running.pop(receiver)
-                try:
-                    status, payload = receiver.recv()
-                except EOFError:
-                    status, payload = "died", None
-                receiver.close()
-                process.join()
-                if status == "ok":
-                    results[k], cpu[k] = payload
-                    continue
-                if status == "died":
-                    raise RuntimeError(f"train-nnet2: the process training network {k + 1} of {count} (seed "
-                                       f"{first_seed + k}) died with exit code {process.exitcode} before returning "
-                                       "it (killed? out of memory?)")
-                exception, trace = payload
-                # a user's problem (bad input, a missing file) speaks for itself; anything else: show where it was
-                log.log(logging.DEBUG if isinstance(exception, (KaldiliteError, OSError)) else logging.ERROR,
-                        "network %d of %d failed in its process:\n%s", k + 1, count, trace)
-                raise exception
+        with contextlib.ExitStack() as stack:
+            if log_dir is None:
+                log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kaldilite-train-nnet2-"))
+            outcomes = run_jobs(_train_member_job, [(token, k, count, first_seed) for k in range(count)], log_dir,
+                                "train_network", nj=nj, runner=LocalJobRunner("fork" if fork else None),
+                                resume=False)  # the fingerprint of (token, k) cannot see the examples
     finally:
-        for receiver, (_, process) in running.items():
-            process.terminate()
-            process.join()
-            receiver.close()
+        del _MEMBER_TRAINERS[token]
     log.info("%d networks trained in %.1f s wall (%s)", count, time.perf_counter() - started,
-             ", ".join(f"network {k + 1}: {seconds:.1f} s CPU" for k, seconds in enumerate(cpu)))
-    return results
+             ", ".join(f"network {k + 1}: {seconds:.1f} s CPU" for k, (_, seconds) in enumerate(outcomes)))
+    return [result for result, _ in outcomes]
+
+
+# train_members' closures, by token, for _train_member_job in this process or the workers it forks
+_MEMBER_TRAINERS = {}
 
 
 def _all_handlers():
@@ -606,10 +586,8 @@ def _all_handlers():
     return {handler for logger in loggers if isinstance(logger, logging.Logger) for handler in logger.handlers}
 
 
-def _member_child(train_member, k, count, first_seed, sender):
-    """The body of one forked member process: train, send ("ok", result) or ("error", (exception, traceback))."""
-    import traceback
-
+def _train_member_job(token, k, count, first_seed):
+    """run_jobs' job k of train_members: (network k's result, its CPU seconds), its log lines marked."""
     factory = logging.getLogRecordFactory()
     prefix = f"[network {k + 1}/{count}] "
 
@@ -619,24 +597,12 @@ def _member_child(train_member, k, count, first_seed, sender):
         return record
 
     logging.setLogRecordFactory(prefixed)
+    cpu = time.process_time()
     try:
         log.info("seed %d, process %d", first_seed + k, os.getpid())
-        result = train_member(k)
-        message = ("ok", (result, time.process_time()))  # a forked child's clock starts at the fork
-    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
-        message = ("error", (exc, traceback.format_exc()))
-    try:
-        sender.send(message)
-    except Exception as exc:  # an exception (or result) that does not pickle: its text still reaches the parent
-        if message[0] == "error":
-            error, trace = message[1]
-            sender.send(("error", (RuntimeError(f"{type(error).__name__}: {error}"), trace)))
-        else:
-            sender.send(("error", (RuntimeError(f"network {k + 1}: result not sendable: {exc}"), "")))
+        return _MEMBER_TRAINERS[token](k), time.process_time() - cpu
     finally:
-        sender.close()
-        for handler in _all_handlers():
-            handler.flush()
+        logging.setLogRecordFactory(factory)
 
 
 def ensemble_objective(ensemble, feats, targets, batch=4096):
@@ -1082,7 +1048,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     else:
         realign = None
     result = train_ensemble(train_examples.with_transform(transform), train_targets, valid_inputs,
-                            targets[frame_is_valid], num_pdfs, opts, realign=realign)
+                            targets[frame_is_valid], num_pdfs, opts, realign=realign, log_dir=exp / "log")
     extra = {"type": "nnet2", "ali_dir": str(ali), "options": dataclasses.asdict(opts),
              "training_seconds": round(result.seconds, 2)}
     ivector_model = {} if ivector_input is None else {"ivector": ivector_input, "input_transform": transform}

@@ -2,19 +2,23 @@
 
 - The members trained in forked processes are bit for bit those trained one after the other in
   this process (same seeds, same examples): `--nj` never changes the model, nor its priors.
-- A member process that raises hands its exception to the parent (same type, same message) and
-  one that dies without a word is reported with its exit code: an error, never a hang.
-- Each process's log lines reach the parent's handlers, marked with the network they belong to.
+- The members are jobs of `kaldilite.parallel.run_jobs` (the project's one pool), always in this
+  machine's forked local pool (they read this process's examples), whatever runner other steps use.
+- A member that raises is run_jobs' one-line JobFailedError with its own message, and one that dies
+  without a word is a job failure too: an error, never a hang.
+- Each network's log lines are in its job log and reach the parent's handlers, marked with the network.
 """
 
 import logging
 import os
+import re
 
 import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
 from kaldilite.nnet.train import Nnet2Options, train_ensemble, train_members
+from kaldilite.parallel import JobFailedError, JobRunner, set_default_runner
 
 TINY = dict(num_epochs=2, samples_per_iter=1000, minibatch_size=64, pnorm_input_dim=40, pnorm_output_dim=8,
             diagnostic_frames=300, seed=11, num_averaged_networks=3)
@@ -32,10 +36,11 @@ def _arrays(result):
 
 
 @pytest.mark.parametrize("averaging", ["geometric", "arithmetic"])
-def test_parallel_members_are_the_sequential_members_bit_for_bit(averaging):
+def test_parallel_members_are_the_sequential_members_bit_for_bit(averaging, tmp_path):
     x, y, vx, vy = _problem()
     sequential = train_ensemble(x, y, vx, vy, 4, Nnet2Options(**TINY, nj=1, posterior_averaging=averaging))
-    parallel = train_ensemble(x, y, vx, vy, 4, Nnet2Options(**TINY, nj=2, posterior_averaging=averaging))
+    parallel = train_ensemble(x, y, vx, vy, 4, Nnet2Options(**TINY, nj=2, posterior_averaging=averaging),
+                              log_dir=tmp_path)
     assert len(parallel.nnet.members) == 3 and parallel.nnet.averaging == averaging
     for got, want in zip(_arrays(parallel), _arrays(sequential)):
         assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
@@ -46,27 +51,29 @@ def test_parallel_members_are_the_sequential_members_bit_for_bit(averaging):
     assert not all(np.array_equal(first[k], second[k]) for k in first)
 
 
-def test_a_failing_member_process_raises_its_own_error_in_the_parent():
+def test_a_failing_member_is_a_one_line_job_failure_naming_its_log(tmp_path):
     def member(k):
         if k == 1:
             raise InputError("network 2 cannot train: bad example 7")
         return k
 
-    with pytest.raises(InputError, match="network 2 cannot train: bad example 7"):
-        train_members(member, 3, 2)
+    with pytest.raises(JobFailedError, match=r"train_network: job 2 of 3 failed; see .*train_network\.2\.log: "
+                       r"network 2 cannot train: bad example 7$") as caught:
+        train_members(member, 3, 2, log_dir=tmp_path)
+    assert caught.value.job == 2 and "\n" not in str(caught.value)
 
 
-def test_a_member_process_that_dies_is_reported_with_its_exit_code():
+def test_a_member_process_that_dies_is_a_job_failure_not_a_hang(tmp_path):
     def member(k):
         if k == 0:
             os._exit(3)  # no exception, no result: as if killed
         return k
 
-    with pytest.raises(RuntimeError, match=r"network 1 of 2 \(seed 5\) died with exit code 3"):
-        train_members(member, 2, 2, first_seed=5)
+    with pytest.raises(JobFailedError, match=r"job 1 of 2 failed.*worker process failed"):
+        train_members(member, 2, 2, first_seed=5, log_dir=tmp_path)
 
 
-def test_results_come_back_in_member_order_and_the_log_lines_are_marked(tmp_path):
+def test_results_come_back_in_member_order_with_a_job_log_each_and_marked_lines(tmp_path):
     logger = logging.getLogger("kaldilite.nnet")
     handler = logging.FileHandler(tmp_path / "train.log")
     old_level = logger.level
@@ -74,15 +81,32 @@ def test_results_come_back_in_member_order_and_the_log_lines_are_marked(tmp_path
     logger.addHandler(handler)
     try:
         def member(k):
-            logging.getLogger("kaldilite.nnet.train").info("member %d working", k)
+            logging.getLogger("kaldilite.nnet.train").info("member %d working in %d", k, os.getpid())
             return k * 10
 
-        assert train_members(member, 3, 2) == [0, 10, 20]
+        assert train_members(member, 3, 2, log_dir=tmp_path / "log") == [0, 10, 20]
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         handler.close()
     text = (tmp_path / "train.log").read_text()
+    pids = set()
     for k in range(3):
-        assert f"[network {k + 1}/3] member {k} working" in text
-    assert "training 3 networks (seeds 0..2) in 2 parallel processes" in text
+        job_log = (tmp_path / "log" / f"train_network.{k + 1}.log").read_text()  # run_jobs' log of job k + 1
+        line = re.search(rf"\[network {k + 1}/3\] member {k} working in (\d+)", job_log)
+        assert line and line.group(0) in text and "Ended (code 0)" in job_log
+        pids.add(int(line.group(1)))
+    assert os.getpid() not in pids and len(pids) == 2  # 2 forked workers, not this process
+    assert "training 3 networks (seeds 0..2), 2 at a time" in text
+
+
+def test_the_members_train_here_whatever_runner_the_other_steps_use(tmp_path):
+    class Elsewhere(JobRunner):  # e.g. a Slurm cluster: the in-memory examples are not there
+        def execute(self, *args, **kwargs):
+            raise AssertionError("train_members sent its jobs to the default runner")
+
+    previous = set_default_runner(Elsewhere())
+    try:
+        assert train_members(lambda k: k + 1, 2, 2, log_dir=tmp_path) == [1, 2]
+    finally:
+        set_default_runner(previous)
