@@ -4,7 +4,7 @@ Planning question: does the shipped model (the nnet2 DNN of run.sh stage 8) gain
 speakers, and by how much per doubling? `bench/learning_curve.py` answers it for tri3b under an
 older protocol; this script answers it for the DNN under today's in-domain protocol
 (`bench/rejection_slice.py`, the recipe's rule logistic(llr_total, gop_mean) at gb 2, edge noise 0.1,
-acwt 0.1). From a slice setup (as `/tmp/lead/slc`):
+acwt 0.1). From a slice setup (bench/make_slice.py's SLICE_DIR):
 
   SLICE_DIR/data/hires_train_aug_rev: the DNN's training set without the slice (augmented copies
       sp0.9-/sp1.0-/sp1.1-/noise-/rev1-... of each source utterance; the copy prefixes are stripped
@@ -30,8 +30,8 @@ reaches --goal; then each command's accuracy per speaker count and the commands 
 (paired, per seed). Writes OUT/results.md and (unless --no-report) the `commands-learning-curve-nnet2` section
 of BENCHMARKS.md; --reading FILE appends that file's text (the hand-written reading) to the section.
 
-  OPENBLAS_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/learning_curve_nnet2.py --slice-dir /tmp/lead/slc \\
-      --ali-dir /tmp/e2/clean/exp/tri3b_ali --out /tmp/j2/lc --fractions "0.25 0.5 0.75 1" --seeds "0 1"
+  OPENBLAS_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/learning_curve_nnet2.py --slice-dir /tmp/v1/slc \\
+      --ali-dir /tmp/v1/slc/exp/tri3b_ali --out /tmp/j2/lc --fractions "0.25 0.5 0.75 1" --seeds "0 1"
 
 CPU (one thread): training ~420 s at 100% (scaling with the data), a slice evaluation 3-5 min per model.
 """

@@ -31,8 +31,12 @@ the slice's speakers (each half decided by the rule calibrated on the other): th
 split moves a score's figure by 1-3 points, and whether calibration keeps its FA target is a mean over
 splits (`random_halves`).
 
-  .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/s5/w --gmm t3_vf0 --dnn h1_rms_hires \\
-      --out /tmp/q3/w --bonuses "2 1 0 -1" --acwts 0.1
+SLICE_DIR is built by bench/make_slice.py (run.sh's stages 0-8 without the slice, every 7th training speaker:
+exp/tri3b, exp/nnet2 the shipped DNN pair), e.g.
+
+  OPENBLAS_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/make_slice.py --slice-dir /tmp/v1/slc
+  .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/v1/slc --gmm tri3b --dnn nnet2 \\
+      --out /tmp/v1/rs --bonuses "2 1 0 -1" --acwts 0.1
 
 A DNN trained with online i-vectors decodes with --dnn-ivector-dir DIR (extract-ivectors-online of
 SLICE_DIR/data/hires_slice with its extractor, per real speaker).
@@ -260,8 +264,8 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05, splits=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slice-dir", required=True, type=Path)
-    parser.add_argument("--gmm", default="t3_vf0", help="GMM system in SLICE_DIR/exp (its graphs are built).")
-    parser.add_argument("--dnn", default="h1_rms_hires", help="DNN in SLICE_DIR/exp on the GMM's tree.")
+    parser.add_argument("--gmm", default="tri3b", help="GMM system in SLICE_DIR/exp (its graphs are built).")
+    parser.add_argument("--dnn", default="nnet2", help="DNN in SLICE_DIR/exp on the GMM's tree.")
     parser.add_argument("--out", required=True, type=Path, help="Where grammars, graphs and decodes go.")
     parser.add_argument("--bonuses", default="2 1 0 -1")
     parser.add_argument("--acwts", default="0.1")

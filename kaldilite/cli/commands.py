@@ -140,12 +140,17 @@ def reverberate_data_dir_cmd(num_rirs, rt60_range, speech_rvb_probability, point
               help="Keep only this many speakers per part (those with non-command words first): quick runs.")
 @click.option("--silence/--no-silence", default=True, show_default=True,
               help="Add the _background_noise_ clips as !SIL utterances (the 12-class silence class).")
+@click.option("--heldout-speakers", type=click.Path(exists=True, dir_okay=False),
+              help="A file of training speaker ids (noiseNN: a noise pseudo-speaker) written to OUT_DIR/heldout "
+                   "instead of train; their clips are not in noise_train either.")
 @click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path())
-def prepare_speech_commands_cmd(lexicon, dev_noise_every, num_speakers, silence, corpus_dir, out_dir):
+def prepare_speech_commands_cmd(lexicon, dev_noise_every, num_speakers, silence, heldout_speakers, corpus_dir,
+                                out_dir):
     """Write OUT_DIR/{train,dev[,test]} (+ noise_train, noise_dev) from a Speech Commands folder.
 
-    Dev is validation_list.txt, test testing_list.txt (when present), train the rest.
+    Dev is validation_list.txt, test testing_list.txt (when present), train the rest; with
+    --heldout-speakers, those training speakers go to OUT_DIR/heldout (a slice no model trains on).
 
     e.g.: kaldilite prepare-speech-commands --lexicon lang/en/lexicon.txt $KALDILITE_DATA/speech_commands data
     """
@@ -156,7 +161,7 @@ def prepare_speech_commands_cmd(lexicon, dev_noise_every, num_speakers, silence,
         with open(lexicon, encoding="utf-8") as handle:
             words = {line.split()[0] for line in handle if line.split()}
     parts = prepare_speech_commands(corpus_dir, out_dir, lexicon_words=words, dev_noise_every=dev_noise_every,
-                                    speakers_per_part=num_speakers, silence=silence)
+                                    speakers_per_part=num_speakers, silence=silence, heldout_speakers=heldout_speakers)
     for name, data in parts.items():
         click.echo(f"{out_dir}/{name}: {len(data)} utterances, {len(data.speakers)} speakers", err=True)
 

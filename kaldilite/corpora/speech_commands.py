@@ -19,7 +19,11 @@ Kaldi-side choices:
   `dev_noise_every`-th clip is dev) so no clip is both trained on and scored; the noise data
   dirs (`noise_train`, `noise_dev`) hold the same split, for augmentation;
 - the recordings of a speaker, word and take that are byte-identical to an earlier take (the
-  dataset has such repeats) are dropped, so they do not count twice.
+  dataset has such repeats) are dropped, so they do not count twice;
+- `heldout_speakers` (a file of training speaker ids, noise pseudo-speakers too) moves those
+  speakers' utterances from `train` to a `heldout` part, and their noise clips out of
+  `noise_train`: a held-out-speaker slice that no model trained from `train` sees
+  (bench/make_slice.py builds the commands recipe's tuning slice so).
 
 The shared subset's words are the ten commands and ten filler words; the full dataset's other
 words (digits, `backward`, `learn`, ...) become fillers/unknowns just the same.
@@ -100,7 +104,7 @@ def _file_digest(path):
 
 
 def prepare_speech_commands(corpus_dir, out_dir, *, lexicon_words=None, dev_noise_every=5, speakers_per_part=None,
-                            dedup=True, silence=True):
+                            dedup=True, silence=True, heldout_speakers=None):
     """Write Kaldi data dirs `train`, `dev` (and `test` when testing_list.txt exists) under `out_dir`.
 
     lexicon_words: words the lexicon knows; other words are transcribed `<UNK>` (None: keep all).
@@ -108,7 +112,11 @@ def prepare_speech_commands(corpus_dir, out_dir, *, lexicon_words=None, dev_nois
     speakers_per_part: keep only this many speakers per part (the first in sorted order that
     have a filler recording, then the rest), for quick runs and CI; None keeps all.
     silence: add the noise clips as `!SIL` utterances. Also writes `noise_train` / `noise_dev`
-    (the noise clips as data dirs, for add-noise-data-dir). Returns {part: DataDir}.
+    (the noise clips as data dirs, for add-noise-data-dir).
+    heldout_speakers: a file of training speaker ids (one per line; `noiseNN` names a noise
+    pseudo-speaker) written to the part `heldout` instead of `train` (their clips are not in
+    `noise_train` either); an id that is not a training speaker is an InputError at its line,
+    before anything is written. Returns {part: DataDir}.
     """
     from kaldilite.io.datadir import DataDir
 
@@ -149,7 +157,7 @@ def prepare_speech_commands(corpus_dir, out_dir, *, lexicon_words=None, dev_nois
         # the test part reuses the dev clips: noise clips carry no speaker to keep apart
         noise_parts["test"] = noise_parts["dev"]
 
-    result = {}
+    tables = {}  # part -> (wav_scp, text, utt2spk, number of noise clips)
     for part, items in parts.items():
         if speakers_per_part is not None:
             items = _keep_speakers(items, int(speakers_per_part))
@@ -172,19 +180,51 @@ def prepare_speech_commands(corpus_dir, out_dir, *, lexicon_words=None, dev_nois
             spk = f"noise{k // NOISE_PER_SPEAKER:02d}"
             utt = f"{spk}-silence-{clip}"
             wav_scp[utt], text[utt], utt2spk[utt] = spec, SILENCE_WORD, spk
+        tables[part] = (wav_scp, text, utt2spk, len(clips))
+    if heldout_speakers is not None:
+        tables["train"], tables["heldout"] = _split_heldout(tables["train"], heldout_speakers, corpus_dir)
+
+    result = {}
+    for part, (wav_scp, text, utt2spk, num_clips) in tables.items():
         data = DataDir(wav_scp=dict(sorted(wav_scp.items())), text=dict(sorted(text.items())),
                        utt2spk=dict(sorted(utt2spk.items())))
         data.save(out_dir / part)
         result[part] = DataDir.load(out_dir / part)
-        log.info("%s: %d utterances (%d noise), %d speakers", out_dir / part, len(utt2spk), len(clips),
+        log.info("%s: %d utterances (%d noise), %d speakers", out_dir / part, len(utt2spk), num_clips,
                  len(set(utt2spk.values())))
-        if clips:
+        if num_clips and part != "heldout":
             noise_data = DataDir(wav_scp={u: s for u, s in wav_scp.items() if text[u] == SILENCE_WORD},
                                  utt2spk={u: s for u, s in utt2spk.items() if text[u] == SILENCE_WORD})
             noise_data.save(out_dir / f"noise_{part}")
     if unknown_words:
         log.warning("%s: words not in the lexicon are transcribed <UNK>: %s", corpus_dir, " ".join(sorted(unknown_words)))
     return result
+
+
+def _split_heldout(train, heldout_speakers, corpus_dir):
+    """(train, heldout) tables of the train part `train` (wav_scp, text, utt2spk, noise clips): the
+    speakers listed in the file `heldout_speakers` go to heldout. Ids are checked against train's
+    speakers first (file:line)."""
+    from kaldilite.io.datadir import read_entries
+
+    wav_scp, text, utt2spk, _ = train
+    speakers = set(utt2spk.values())
+    listed = set()
+    for entry in read_entries(heldout_speakers):
+        if entry.key not in speakers:
+            raise InputError(f"{heldout_speakers}:{entry.line}: {entry.key} is not a training speaker of {corpus_dir} "
+                             "(dev speakers are held out already); list ids of the prepared train/spk2utt")
+        listed.add(entry.key)
+    if not listed:
+        raise InputError(f"{heldout_speakers}: no speaker ids; give one training speaker id per line")
+    if listed == speakers:
+        raise InputError(f"{heldout_speakers}: lists every training speaker; nothing would be left to train on")
+    out = []
+    for keep in (False, True):
+        utts = {u for u, s in utt2spk.items() if (s in listed) == keep}
+        out.append(({u: wav_scp[u] for u in utts}, {u: text[u] for u in utts}, {u: utt2spk[u] for u in utts},
+                    sum(text[u] == SILENCE_WORD for u in utts)))
+    return tuple(out)
 
 
 def _keep_speakers(items, count):

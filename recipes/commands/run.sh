@@ -55,6 +55,10 @@ dict_dir=              # the dict dir with commands.txt and fillers.txt (default
 auto_g2p=false         # true: add missing pronunciations of grammar words to the lexicon (logged)
 augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 20000 utterances
 num_speakers=          # keep only this many speakers per part (quick runs, CI)
+heldout_speakers=      # a file of training speaker ids (noiseNN: noise pseudo-speakers) that no model may see: stage 0
+                       # writes them to data/heldout instead of data/train (prepare-speech-commands --heldout-speakers), so
+                       # augmentation, every model and the noise copies' backgrounds leave them out. The held-out-speaker
+                       # tuning slice (bench/make_slice.py); "": none (Speech Commands layouts only)
 nj=2
 train_models="mono tri1 tri2b tri3b nnet2"   # which acoustic models stages 4-8 train (CI: mono)
                        # (+ nnet2_fmllr: an offline DNN on tri3b's fMLLR features, stage 8; off by default: on
@@ -175,6 +179,7 @@ lang_en=$(cd "${dict_dir:-$KALDILITE_REPO/lang/en}" && pwd)
 if [ -n "$corpus" ] && [ "$corpus" != synthetic ] && [ -d "$corpus" ]; then corpus=$(cd "$corpus" && pwd); fi
 commands="$lang_en/commands.txt"
 if [ -n "$decode_lexicon_extra" ]; then decode_lexicon_extra=$(readlink -f "$decode_lexicon_extra"); fi
+if [ -n "$heldout_speakers" ]; then heldout_speakers=$(readlink -f "$heldout_speakers"); fi
 # As Kaldi's prepare_lang.sh: lexiconp.txt (with pronunciation probabilities) is the lexicon when it
 # exists; lexicon.txt, when kept beside it, must agree with it (prepare-lang checks).
 dict_files=("$lang_en/lexicon.txt" "$lang_en/silence_phones.txt" "$lang_en/nonsilence_phones.txt"
@@ -340,11 +345,13 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   if [ -f "$corpus_dir/wav.scp" ]; then
     log "Stage 0: $corpus_dir is a data dir of recordings (e.g. from kaldilite record): every 5th speaker" \
       "(one speaker: each prompt's last take) is dev, the rest trains"
+    [ -z "$heldout_speakers" ] || { echo "$0: --heldout-speakers needs a Speech Commands folder, not the data dir" \
+      "$corpus_dir" >&2; exit 1; }
     step data/train/.stamp "$corpus_dir" --out data/train/text data/dev/text -- split_recorded "$corpus_dir"
   else
-    step data/train/.stamp tree:"$corpus_dir" "$lexicon" --out data/train/text data/dev/text -- \
+    step data/train/.stamp tree:"$corpus_dir" "$lexicon" $heldout_speakers --out data/train/text data/dev/text -- \
       kaldilite prepare-speech-commands --lexicon "$lexicon" ${num_speakers:+--num-speakers $num_speakers} \
-      "$corpus_dir" data
+      ${heldout_speakers:+--heldout-speakers $heldout_speakers} "$corpus_dir" data
   fi
   augment_train() {
     local n_train

@@ -85,3 +85,37 @@ def test_shared_subset_has_the_documented_split(speech_commands_dir, tmp_path):
     assert sum(t == "!SIL" for t in train.text.values()) == 189 - 189 // 5
     assert sum(t == "!SIL" for t in dev.text.values()) == 189 // 5
     assert validate_data_dir(tmp_path / "dev", no_feats=True) == []
+
+
+def test_heldout_speakers_leave_train_and_noise_train(tmp_path, rng):
+    _fake_corpus(tmp_path / "sc", rng)
+    for k in range(7, 13):  # 13 one-second clips + 3 chunks = 16; dev takes every 5th: noise00 (10) + noise01 (3)
+        _wav(tmp_path / "sc" / "_background_noise_" / f"{k}.wav", rng, scale=50)
+    full = prepare_speech_commands(tmp_path / "sc", tmp_path / "full")
+    assert full["train"].speakers == ["aaaa0001", "bbbb0002", "noise00", "noise01"]
+    listing = tmp_path / "heldout.txt"
+    listing.write_text("bbbb0002\nnoise01\n")
+    parts = prepare_speech_commands(tmp_path / "sc", tmp_path / "data", heldout_speakers=listing)
+    # the split by hand from the full preparation: every utterance of the two speakers moves, nothing else changes
+    moved = {u for u, s in full["train"].utt2spk.items() if s in ("bbbb0002", "noise01")}
+    assert len(moved) == 4 + 3
+    assert parts["heldout"].utt2spk == {u: full["train"].utt2spk[u] for u in sorted(moved)}
+    assert parts["train"].utt2spk == {u: s for u, s in full["train"].utt2spk.items() if u not in moved}
+    assert parts["train"].wav_scp == {u: w for u, w in full["train"].wav_scp.items() if u not in moved}
+    assert parts["dev"].utt2spk == full["dev"].utt2spk
+    noise_train = DataDir.load(tmp_path / "data" / "noise_train").wav_scp
+    assert noise_train == {u: w for u, w in DataDir.load(tmp_path / "full" / "noise_train").wav_scp.items()
+                           if u not in moved} and len(noise_train) == 10
+    assert not (tmp_path / "data" / "noise_heldout").exists()
+    for part in ("train", "heldout"):
+        assert validate_data_dir(tmp_path / "data" / part, no_feats=True, no_wav=True) == []
+
+
+@pytest.mark.parametrize("ids, line", [("aaaa0001\ncccc0003\n", 2), ("aaaa0001\nnoise07\n", 2), ("zzzz\n", 1)])
+def test_heldout_speaker_not_in_train_is_one_error_at_its_line(tmp_path, rng, ids, line):
+    _fake_corpus(tmp_path / "sc", rng)
+    listing = tmp_path / "heldout.txt"
+    listing.write_text(ids)
+    with pytest.raises(InputError, match=rf"heldout.txt:{line}: \S+ is not a training speaker"):
+        prepare_speech_commands(tmp_path / "sc", tmp_path / "data", heldout_speakers=listing)
+    assert not (tmp_path / "data").exists()  # refused before anything is written

@@ -1,0 +1,92 @@
+"""bench/make_slice.py: which speakers it holds out, its leak check against hand-made training dirs, and
+run.sh's stage 0 with --heldout-speakers on the shared subset (the documented slice, nothing of it in train)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import make_slice as ms  # noqa: E402
+
+RUN = Path(__file__).resolve().parents[2] / "recipes" / "commands" / "run.sh"
+
+
+def _write(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def test_every_nth_speaker_counts_positions_from_one_in_sorted_order(tmp_path):
+    speakers = ["noise01", "0a", "b2", "noise00", "1f", "c0", "a9"]  # sorted: 0a 1f a9 b2 c0 noise00 noise01
+    _write(tmp_path / "spk2utt", [f"{s} {s}-yes-00" for s in speakers])
+    assert ms.every_nth_speaker(tmp_path / "spk2utt", 3) == ["a9", "noise00"]
+    assert ms.every_nth_speaker(tmp_path / "spk2utt", 7) == ["noise01"]
+    assert ms.every_nth_speaker(tmp_path / "spk2utt", 8) == []
+
+
+def _slice_dir(tmp_path):
+    """A slice of speaker s1 (two clips) and one noise chunk; a training set of speaker t1 with speed and
+    noise copies, none of them the slice's."""
+    d = tmp_path / "slc"
+    _write(d / "data/slice/utt2spk", ["noise01-silence-n_003 noise01", "s1-no-00 s1", "s1-yes-00 s1"])
+    _write(d / "data/slice/wav.scp", ["noise01-silence-n_003 sox /c/_bg/n.wav -t wav - trim 3 1 |",
+                                      "s1-no-00 /c/no/s1_nohash_0.wav", "s1-yes-00 /c/yes/s1_nohash_0.wav"])
+    train = ["t1-yes-00", "noise00-silence-n_000"]
+    wav = {"t1-yes-00": "/c/yes/t1_nohash_0.wav", "noise00-silence-n_000": "sox /c/_bg/n.wav -t wav - trim 0 1 |"}
+    _write(d / "data/train/utt2spk", [f"{u} {u.split('-')[0]}" for u in train])
+    _write(d / "data/train/wav.scp", [f"{u} {wav[u]}" for u in train])
+    copies = [(p + u, p + u.split("-")[0], u) for p in ("sp0.9-", "sp1.0-", "noise-") for u in train]
+    _write(d / "data/train_aug/utt2spk", [f"{c} {s}" for c, s, _ in copies])
+    _write(d / "data/train_aug/utt2uniq", [f"{c} {u}" for c, _, u in copies])
+    played = {u: w.split()[1] if "|" in w else w for u, w in wav.items()}  # (a noise copy plays the whole file)
+    _write(d / "data/train_aug/wav.scp", [f"{c} sox {played[u]} -t wav - speed 0.9 |" for c, _, u in copies])
+    _write(d / "data/train_aug/utt2noise", [f"noise-{u} sox /c/_bg/n.wav -t wav - trim 0 1 | 123 10" for u in train])
+    _write(d / "data/noise_train/utt2spk", ["noise00-silence-n_000 noise00"])
+    _write(d / "data/noise_train/wav.scp", [f"noise00-silence-n_000 {wav['noise00-silence-n_000']}"])
+    return d
+
+
+def test_a_clean_slice_has_no_leaks(tmp_path):
+    assert ms.check_held_out(_slice_dir(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name, line, what", [
+    ("utt2spk", "x-1 t1", "is a slice clip"),  # with utt2uniq below: a copy under another id
+    ("utt2spk", "sp1.1-s1-yes-00 sp1.1-s1", "is a slice clip"),  # a copy by its prefixed id
+    ("utt2spk", "rev1-sp1.0-s1-go-00 rev1-sp1.0-s1", "slice speaker s1"),  # another clip of a slice speaker
+    ("wav.scp", "t1-yes-00 sox /c/no/s1_nohash_0.wav -t wav - speed 1.1 |", "plays slice audio"),
+    ("utt2noise", "noise-t1-yes-00 sox /c/_bg/n.wav -t wav - trim 3 1 | 400 5", "plays slice audio"),
+])
+def test_each_kind_of_leak_is_found(tmp_path, name, line, what):
+    d = _slice_dir(tmp_path)
+    with open(d / "data/train_aug" / name, "a") as f:
+        f.write(line + "\n")
+    if line.startswith("x-1"):
+        with open(d / "data/train_aug/utt2uniq", "a") as f:
+            f.write("x-1 s1-no-00\n")
+    leaks = ms.check_held_out(d)
+    assert len(leaks) == 1 and what in leaks[0] and "train_aug" in leaks[0], leaks
+
+
+def test_run_sh_stage_0_holds_the_documented_slice_out(speech_commands_dir, tmp_path):
+    work = tmp_path / "slc"
+    listing = ms.choose_speakers(speech_commands_dir, work, 7)
+    full = work / "data/local/all/train"
+    out = subprocess.run(["bash", str(RUN), "--corpus", str(speech_commands_dir), "--augment", "false",
+                          "--heldout-speakers", str(listing), "--stage", "0", "--stop-stage", "0", "--dir", str(work)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    held, train, every = (ms.read_table(p / "utt2spk") for p in (work / "data/heldout", work / "data/train_aug", full))
+    speakers = ms.read_table(listing)
+    # the slice of nnet2.conf's comment, built by hand then: 20 of the 140 speakers, 341 commands, 9 fillers, 22 noise
+    assert len(speakers) == 20 and len(ms.read_table(full / "spk2utt")) == 140
+    assert held == {u: s for u, s in every.items() if s in speakers}
+    assert train == {u: s for u, s in every.items() if s not in speakers}
+    shutil.copytree(work / "data/heldout", work / "data/slice")
+    assert ms.summary(work).endswith("17 speakers + 3 noise pseudo-speakers, 372 utterances: 341 commands, 9 fillers, "
+                                     "22 noise clips")
+    assert len(ms.read_table(work / "data/noise_train/wav.scp")) == 152 - 22
+    assert ms.check_held_out(work) == []
