@@ -92,6 +92,12 @@ def train_ivector_extractor_cmd(data, ubm_dir, exp, **kwargs):
               help="If > 0, each speaker's utterances are first cut into pseudo-speakers of at most this many "
               "(utils/data/modify_speaker_info.sh; Kaldi's online nnet2 recipes extract the training data's "
               "i-vectors with 2, so that the network learns from i-vectors as noisy as a new speaker's).")
+@click.option("--frame-weights-rspecifier", default=None,
+              help="Per-utterance frame weights (a vector archive, e.g. ark:weights.ark or scp:weights.scp) scaling "
+              "each frame's statistics, as ivector-extract-online2's option: the batch twin of decode-online's "
+              "--ivector-silence-weighting.silence-weight. Every utterance needs its weights.")
+@click.option("--length-tolerance", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Frames by which a weight vector may differ from its utterance's length (missing frames weigh 0).")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.argument("extractor_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))

@@ -17,6 +17,18 @@ an utterance's frames after its last multiple of P, the state handed to the next
 its frames (an online decoder whose utterance ended before the frames it had read hands on those up to
 the end: `adaptation_state(num_frames)`).
 
+Silence weighting (Kaldi's OnlineSilenceWeighting, online2's --ivector-silence-weighting.* options):
+`OnlineSilenceWeighting` turns the decoder's best partial path into per-frame weights (--silence-weight
+on frames of silence phones and, with --max-state-duration > 0, on runs of one transition-id at least
+that long; 1 elsewhere; frames past the traceback take the last traced frame's weight, all frames the
+silence weight before there is any traceback) and hands out only their changes, (frame, delta) pairs,
+revising at most the 100 frames before those of its previous call, as GetDeltaWeights does. Given to
+`OnlineIvectorFeature.update_frame_weights` (Kaldi's UpdateFrameWeights), a frame enters the stats with
+its weight w: Gaussian posteriors pruned at min_post / |w| (at most 0.99; GetMinPost), scaled by w, and
+a later delta is added the same way (negative when a frame turned out to be silence); a weight-0 frame
+adds nothing. The batch twin is ivector-extract-online2 --frame-weights-rspecifier: `extract_ivectors_online`
+with `frame_weights` gives every frame its weight before any i-vector is estimated.
+
 `extract_ivectors_offline` is ivector-extract (steps/online/nnet2/extract_ivectors.sh's per-utterance
 or per-speaker i-vectors): the posterior mean from all the frames at once, the same posteriors.
 """
@@ -24,6 +36,7 @@ or per-speaker i-vectors): the posterior mean from all the frames at once, the s
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -111,6 +124,10 @@ class OnlineIvectorFeature:
         self._frames_in_stats = 0
         self._history = []  # i-vector i: estimated at frame i * period (prior offset not yet subtracted)
         self.ubm_loglike = 0.0
+        # silence weighting (update_frame_weights): weight changes not yet in the stats, and how many
+        # leading frames have a weight; None: unweighted (every frame enters with weight 1)
+        self._pending_weights = None
+        self._frames_weighted = 0
 
     @property
     def num_frames_ready(self):
@@ -119,14 +136,57 @@ class OnlineIvectorFeature:
     def is_last_frame(self, frame):
         return self.source.is_last_frame(frame)
 
+    def update_frame_weights(self, delta_weights):
+        """Kaldi's UpdateFrameWeights: (frame, delta weight) pairs, e.g. `OnlineSilenceWeighting.delta_weights`;
+        a frame's weight is the sum of its deltas. Call it before the first frame enters the stats and then
+        whenever frames become ready (every frame must have a weight before an i-vector needs it)."""
+        if self._pending_weights is None:
+            if self._frames_in_stats:
+                raise InputError("online i-vectors: frame weights given after unweighted frames entered the "
+                                 "statistics; give them from the start (Kaldi's UpdateFrameWeights)")
+            self._pending_weights = {}
+        for frame, delta in delta_weights:
+            frame = int(frame)
+            if frame < 0:
+                raise InputError(f"online i-vectors: a frame weight for frame {frame}")
+            self._pending_weights[frame] = self._pending_weights.get(frame, 0.0) + float(delta)
+            self._frames_weighted = max(self._frames_weighted, frame + 1)
+
     def _accumulate_until(self, end):
-        """Add frames up to (not including) `end` to the stats."""
+        """Add frames up to (not including) `end` to the stats (weighted: their weight changes so far)."""
+        if self._pending_weights is not None:
+            self._accumulate_weighted_until(end)
+            return
         if end <= self._frames_in_stats:
             return
         feats = np.asarray(self.source.get_frames(self._frames_in_stats, end), np.float64)
         post, loglike = gselect_posteriors(self.ubm, feats, self.config.num_gselect, self.config.min_post)
         self.ubm_loglike += float(loglike.sum())
         self._stats.accumulate(self.extractor, feats, post * self.config.posterior_scale)
+        self._frames_in_stats = end
+
+    def _accumulate_weighted_until(self, end):
+        """UpdateStatsUntilFrameWeighted: every weight change of a frame before `end` enters the stats (frames
+        already in them included: a revision), grouped by weight, each group's posteriors pruned at
+        min_post / |weight| (GetMinPost) and scaled by posterior_scale * weight."""
+        end = max(end, self._frames_in_stats)
+        if end > self._frames_weighted:
+            raise InputError(f"online i-vectors: frame {end - 1} has no weight yet (weights given for "
+                             f"{self._frames_weighted} frames); call update_frame_weights as frames become ready")
+        due = sorted((t, w) for t, w in self._pending_weights.items() if t < end)
+        for t, _ in due:
+            del self._pending_weights[t]
+        frames = np.array([t for t, w in due if w != 0.0], dtype=np.int64)
+        weights = np.array([w for _, w in due if w != 0.0])
+        if frames.size:
+            first = int(frames[0])
+            feats = np.asarray(self.source.get_frames(first, int(frames[-1]) + 1), np.float64)[frames - first]
+            for weight in np.unique(weights):
+                rows = weights == weight
+                min_post = min(self.config.min_post / abs(weight), 0.99)
+                post, loglike = gselect_posteriors(self.ubm, feats[rows], self.config.num_gselect, min_post)
+                self.ubm_loglike += float(weight * loglike.sum())
+                self._stats.accumulate(self.extractor, feats[rows], post * (self.config.posterior_scale * weight))
         self._frames_in_stats = end
 
     def _ivectors_until(self, frame):
@@ -157,6 +217,85 @@ class OnlineIvectorFeature:
         return OnlineIvectorAdaptationState(self._stats).limited(self.config)
 
 
+@dataclasses.dataclass
+class OnlineSilenceWeightingConfig:
+    """Kaldi's OnlineSilenceWeightingConfig (online2's --ivector-silence-weighting.* options; these defaults):
+    silence_weight 1 = off; max_state_duration <= 0 = no duration rule."""
+
+    silence_weight: float = 1.0
+    max_state_duration: float = -1.0
+
+    def check(self):
+        if not math.isfinite(self.silence_weight) or not math.isfinite(self.max_state_duration):
+            raise InputError(f"--ivector-silence-weighting.silence-weight ({self.silence_weight}) and "
+                             f".max-state-duration ({self.max_state_duration}) must be finite numbers")
+        return self
+
+    @property
+    def active(self):
+        return self.silence_weight != 1.0
+
+
+class OnlineSilenceWeighting:
+    """Per-frame weights of one utterance's frames in its i-vector stats, from the decoder's best partial
+    path (Kaldi's OnlineSilenceWeighting; see the module docstring). A new one per utterance.
+
+    is_silence_tid: transition-id -> whether its phone is a silence phone (`silence_tid_mask`).
+    """
+
+    # GetDeltaWeights revises no frame more than this many frames before the end of its previous output
+    REVISION_FRAMES = 100
+
+    def __init__(self, is_silence_tid, config):
+        self.config = config.check()
+        self.is_silence_tid = np.asarray(is_silence_tid, dtype=bool)
+        self._tids = np.zeros(0, dtype=np.int64)  # the last traceback's transition-id per frame, -1: none yet
+        self._weights = np.zeros(0)  # the weight each frame was last given (0 before any)
+
+    def _grow(self, num_frames):
+        if num_frames > len(self._tids):
+            extra = num_frames - len(self._tids)
+            self._tids = np.concatenate([self._tids, np.full(extra, -1, dtype=np.int64)])
+            self._weights = np.concatenate([self._weights, np.zeros(extra)])
+
+    def compute_current_traceback(self, alignment):
+        """Take the best partial path: `alignment`, its transition-id per decoded frame (ComputeCurrentTraceback)."""
+        alignment = np.asarray(alignment, dtype=np.int64)
+        self._grow(len(alignment))
+        self._tids[:len(alignment)] = alignment
+
+    def delta_weights(self, num_frames_ready):
+        """GetDeltaWeights: [(frame, weight change)] for frames up to `num_frames_ready` (a never-decreasing
+        count), from the traceback so far; the last frame output always, even when its change is 0."""
+        previous = len(self._tids)
+        self._grow(num_frames_ready)
+        begin = max(0, previous - self.REVISION_FRAMES)
+        tids = self._tids[begin:]
+        if tids.size == 0:
+            return []
+        silence_weight = self.config.silence_weight
+        traced = int(np.count_nonzero(tids != -1))  # the traceback covers a prefix of the frames
+        if traced == 0:
+            # no traceback here yet: the weight last given (the silence weight before anything was given)
+            weights = np.full(tids.size, silence_weight if begin == 0 else self._weights[begin - 1])
+        else:
+            known = tids[:traced]
+            weights = np.where(self.is_silence_tid[known], silence_weight, 1.0)
+            if self.config.max_state_duration > 0:
+                # runs of one transition-id at least max_state_duration long (counted from `begin`) weigh as silence
+                starts = np.flatnonzero(np.r_[True, known[1:] != known[:-1]])
+                lengths = np.diff(np.r_[starts, traced])
+                long_run = np.repeat(lengths >= self.config.max_state_duration, lengths)
+                weights[long_run] = silence_weight
+            weights = np.r_[weights, np.full(tids.size - traced, weights[-1])]
+        deltas = weights - self._weights[begin:]
+        self._weights[begin:] = weights
+        changed = np.flatnonzero(deltas != 0.0)
+        if not changed.size or changed[-1] != tids.size - 1:
+            changed = np.r_[changed, tids.size - 1]
+        return [(begin + int(i), float(deltas[i])) for i in changed]
+
+
 class MatrixSource:
     """A finished utterance's features as a stream (Kaldi's OnlineMatrixFeature)."""
 
@@ -175,10 +314,17 @@ class MatrixSource:
         return self.feats[start:end]
 
 
-def extract_ivectors_online(utterances, ubm, extractor, config=None, utt2spk=None):
+def extract_ivectors_online(utterances, ubm, extractor, config=None, utt2spk=None, frame_weights=None,
+                            length_tolerance=0):
     """ivector-extract-online2: yield (utt, matrix with one row per ivector_period frames) for
     (utt, features) pairs, the stats of a speaker carried through his utterances in the order given
-    (pass them in spk2utt order; `utt2spk` None: every utterance its own speaker)."""
+    (pass them in spk2utt order; `utt2spk` None: every utterance its own speaker).
+
+    frame_weights: {utt: per-frame weights} (--frame-weights-rspecifier), each frame's stats scaled by its
+    weight as `OnlineIvectorFeature.update_frame_weights` scales them; a weight vector may be shorter or
+    longer than the utterance by at most `length_tolerance` frames (--length-tolerance), frames it lacks
+    weighing 0. Kaldi skips an utterance whose weights are missing or of another length; here that is an error.
+    """
     config = (config or OnlineIvectorExtractionConfig()).check()
     states = {}
     for utt, feats in utterances:
@@ -187,6 +333,17 @@ def extract_ivectors_online(utterances, ubm, extractor, config=None, utt2spk=Non
         num_frames = feature.num_frames_ready
         if num_frames == 0:
             raise InputError(f"utterance {utt} has no frames")
+        if frame_weights is not None:
+            weights = frame_weights.get(utt)
+            if weights is None:
+                raise InputError(f"utterance {utt} has no frame weights; give every utterance its weights")
+            weights = np.asarray(weights, np.float64).reshape(-1)
+            if abs(len(weights) - num_frames) > length_tolerance:
+                raise InputError(f"utterance {utt}: {len(weights)} frame weights for {num_frames} frames (more than "
+                                 f"--length-tolerance {length_tolerance} apart); make them from the same features")
+            full = np.zeros(num_frames)
+            full[:min(len(weights), num_frames)] = weights[:num_frames]
+            feature.update_frame_weights(enumerate(full))
         rows = feature.get_frames(0, num_frames)[::config.ivector_period]
         states[speaker] = feature.adaptation_state()
         yield utt, rows

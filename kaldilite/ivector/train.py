@@ -168,7 +168,7 @@ def train_ivector_extractor_dir(data_dir, ubm_dir, exp_dir, *, nj=4, ivector_dim
             "cpu_seconds": time.process_time() - start}
 
 
-def _extract_job(part_dir, extractor_path, out_dir, job, config_dict):
+def _extract_job(part_dir, extractor_path, out_dir, job, config_dict, frame_weights=None, length_tolerance=0):
     from kaldilite.feat.pipeline import load_features
     from kaldilite.io.datadir import DataDir
     from kaldilite.io.tables import write_matrices
@@ -185,7 +185,14 @@ def _extract_job(part_dir, extractor_path, out_dir, job, config_dict):
         loaded = dict(features)
         features = ((u, loaded[u]) for u in order if u in loaded)
     out = Path(out_dir).resolve()
-    rows = dict(extract_ivectors_online(features, model.ubm, model.extractor, config, utt2spk=utt2spk or None))
+    weights = None
+    if frame_weights:
+        from kaldilite.io.tables import read_vectors
+
+        wanted = set(data.utt2spk or ()) or None
+        weights = {u: w for u, w in read_vectors(frame_weights) if wanted is None or u in wanted}
+    rows = dict(extract_ivectors_online(features, model.ubm, model.extractor, config, utt2spk=utt2spk or None,
+                                        frame_weights=weights, length_tolerance=length_tolerance))
     ark = out / f"ivector_online.{job}.ark"
     count = write_matrices(sorted(rows.items()), str(ark), str(out / f"ivector_online.{job}.scp"), dtype=np.float32)
     log.info("%s: i-vectors of %d utterances", part_dir, count)
@@ -217,12 +224,14 @@ def pseudo_speaker_data_dir(data_dir, utts_per_spk_max, out_dir):
 
 def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivector_period=10, num_gselect=None,
                                 min_post=None, posterior_scale=None, max_count=0.0, max_remembered_frames=1000.0,
-                                utts_per_spk_max=0):
+                                utts_per_spk_max=0, frame_weights_rspecifier=None, length_tolerance=0):
     """extract_ivectors_online.sh: OUT/ivector_online.scp (one matrix per utterance, a row per
     `ivector_period` frames), OUT/ivector_online.JOB.ark, OUT/ivector_period, OUT/final.ie.id (the
     extractor's md5, get_ivector_id.sh). Options left None take the extractor's training values.
     `utts_per_spk_max` > 0: speakers cut into pseudo-speakers of at most that many utterances first
-    (`pseudo_speaker_data_dir`, into OUT/data_pseudo_spk)."""
+    (`pseudo_speaker_data_dir`, into OUT/data_pseudo_spk). `frame_weights_rspecifier`: per-utterance frame
+    weights scaling each frame's stats (ivector-extract-online2 --frame-weights-rspecifier, e.g. silence
+    weights from alignments), each within `length_tolerance` frames of its utterance's length."""
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.ivector.model import load_ivector_model
     from kaldilite.ivector.online import OnlineIvectorExtractionConfig
@@ -243,7 +252,10 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
         data_dir = pseudo_speaker_data_dir(data_dir, utts_per_spk_max, out / "data_pseudo_spk")
     parts = split_data_dir(data_dir, nj)
     config_dict = {k: getattr(config, k) for k in config.__dataclass_fields__}
-    counts = run_jobs(_extract_job, [(str(p), str(extractor_path), str(out), k, config_dict)
+    if length_tolerance < 0:
+        raise InputError(f"--length-tolerance must be >= 0, got {length_tolerance}")
+    counts = run_jobs(_extract_job, [(str(p), str(extractor_path), str(out), k, config_dict, frame_weights_rspecifier,
+                                      length_tolerance)
                                      for k, p in enumerate(parts, start=1)], out / "log", "extract", nj=nj)
     lines = []
     for k in range(1, len(parts) + 1):

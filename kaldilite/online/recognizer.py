@@ -25,8 +25,13 @@ PCA) into `OnlineIvectorFeature`, whose i-vector for frame t is the estimate at 
 period * (t // period) from the speaker's frames so far (--use-most-recent-ivector=false, what
 extract-ivectors-online writes for training); each frame is scored with its i-vector appended. The
 i-vector statistics and the extractor's CMVN statistics are carried from utterance to utterance with
-the model's CMVN (`SpeakerState`, Kaldi's OnlineIvectorExtractorAdaptationState + OnlineCmvnState),
-all frames at full weight: --cmvn-silence-weight weighs the model's CMVN statistics alone.
+the model's CMVN (`SpeakerState`, Kaldi's OnlineIvectorExtractorAdaptationState + OnlineCmvnState).
+The i-vector statistics weigh silence as Kaldi's online decoders do (OnlineSilenceWeighting,
+--ivector-silence-weighting.silence-weight, default 1 = off): before each chunk is decoded, the best
+partial path so far gives the frames on silence phones that weight, the frames beyond it the weight of
+its last frame (the silence weight before there is any path), revised as the path changes
+(`kaldilite.ivector.online.OnlineSilenceWeighting`); --cmvn-silence-weight weighs the model's CMVN
+statistics, the extractor's CMVN statistics take every frame at full weight.
 
 Times are stream seconds. A result's `start`/`end` are the first and last non-silence frames
 of its best path; `latency` is the time from `end` to the result: the audio that had to be
@@ -82,8 +87,36 @@ class OnlineDecodingOptions:
     cmvn_silence_weight: float = dataclasses.field(default=0.0, metadata={
         "help": "Weight of the frames the best path puts on silence phones when an utterance's frames join the "
                 "carried CMVN statistics (Kaldi's --silence-weight of online i-vector estimation); 1: all frames alike"})
+    # Kaldi's OnlineSilenceWeightingConfig, registered with prefix ivector-silence-weighting (online2 binaries)
+    ivector_silence_weight: float = dataclasses.field(default=1.0, metadata={
+        "option": "ivector-silence-weighting.silence-weight",
+        "help": "For a model with online i-vectors: weight in the i-vector statistics of the frames the decoder's "
+                "best partial path puts on silence phones (1: off, Kaldi's default; its recipes use e.g. 0.001)"})
+    ivector_silence_phones: str = dataclasses.field(default="", metadata={
+        "option": "ivector-silence-weighting.silence-phones",
+        "help": "Colon- (or comma-) separated phone ids weighted by --ivector-silence-weighting.silence-weight "
+                "(default: the bundle's phones/silence.csl, what Kaldi's decode scripts pass)"})
+    ivector_max_state_duration: float = dataclasses.field(default=-1.0, metadata={
+        "option": "ivector-silence-weighting.max-state-duration",
+        "help": "Runs of one transition-id at least this many frames long also weigh "
+                "--ivector-silence-weighting.silence-weight (<= 0: off, Kaldi's default; its decode scripts pass 40)"})
     endpoint: OnlineEndpointConfig = dataclasses.field(default_factory=OnlineEndpointConfig)
     vad_opts: VadOptions = dataclasses.field(default_factory=VadOptions)
+
+    def ivector_silence_weighting(self):
+        """The `OnlineSilenceWeightingConfig` of the --ivector-silence-weighting.* options, checked."""
+        from kaldilite.ivector.online import OnlineSilenceWeightingConfig
+
+        return OnlineSilenceWeightingConfig(self.ivector_silence_weight, self.ivector_max_state_duration).check()
+
+    def ivector_silence_phone_list(self):
+        """--ivector-silence-weighting.silence-phones as phone ids ([]: not given)."""
+        text = self.ivector_silence_phones.replace(",", ":")
+        try:
+            return [int(p) for p in text.split(":") if p.strip()]
+        except ValueError:
+            raise InputError(f"--ivector-silence-weighting.silence-phones={self.ivector_silence_phones!r}: expected "
+                             "colon-separated integer phone ids (e.g. 1:2:3:4:5)") from None
 
     def decoder_options(self):
         # lattice_beam too: the decoder's periodic link pruning must keep what the rule's lattice reads
@@ -186,6 +219,13 @@ class OnlineRecognizer:
             silence_phones=bundle.silence_phones())
         # what is fed the utterance's frames besides the decoder
         self._phone_parts = tuple(part for part in (contrast, self._phone_scorer) if part is not None)
+        # silence weighting of the i-vector stats (Kaldi's OnlineSilenceWeighting), for a model with i-vectors
+        self._ivector_weighting = self.opts.ivector_silence_weighting()
+        phones = self.opts.ivector_silence_phone_list()  # checked whatever the model
+        self._ivector_silence_tid = None
+        if bundle.ivector_model is not None and self._ivector_weighting.active:
+            self._ivector_silence_tid = silence_tid_mask(
+                bundle.tid_to_phone, np.array(phones, dtype=np.int64) if phones else bundle.silence_phones())
         self._speaker = bundle.speaker_state()
         self._vad = VadGate(self.model_rate, self.opts.vad_opts, vad_is_speech) if self.opts.vad_opts.vad else None
         self._resampler = None
@@ -206,15 +246,17 @@ class OnlineRecognizer:
         self._mfcc = OnlineMfcc(self.bundle.mfcc_opts)
         self._features = OnlineFeaturePipeline(self._mfcc, self.bundle.pipeline, self.bundle.cmvn_opts,
                                                self._speaker.cmvn)
-        self._ivector_features = self._ivectors = None
+        self._ivector_features = self._ivectors = self._silence_weighting = None
         ivector_model = self.bundle.ivector_model
         if ivector_model is not None:
-            from kaldilite.ivector.online import OnlineIvectorFeature
+            from kaldilite.ivector.online import OnlineIvectorFeature, OnlineSilenceWeighting
 
             self._ivector_features = OnlineFeaturePipeline(self._mfcc, ivector_model.pipeline, None,
                                                            self._speaker.ivector_cmvn)
             self._ivectors = OnlineIvectorFeature(self._ivector_features, ivector_model.ubm, ivector_model.extractor,
                                                   self.bundle.ivector_opts, self._speaker.ivector)
+            if self._ivector_silence_tid is not None:
+                self._silence_weighting = OnlineSilenceWeighting(self._ivector_silence_tid, self._ivector_weighting)
         self.decoder.init()
         for part in self._phone_parts:
             part.init()
@@ -262,6 +304,12 @@ class OnlineRecognizer:
         if self._ivectors is not None:
             ready = min(ready, self._ivectors.num_frames_ready)
         if ready > self._decoded:
+            if self._silence_weighting is not None:
+                # as Kaldi's online2 loop: the traceback so far weighs the frames ready before they are decoded
+                best = self.decoder.best_path() if self._decoded else None
+                if best is not None:
+                    self._silence_weighting.compute_current_traceback(best.alignment)
+                self._ivectors.update_frame_weights(self._silence_weighting.delta_weights(ready))
             feats = self._features.get_frames(self._decoded, ready)
             if self._ivectors is None:
                 loglikes = self.bundle.scorer.log_likelihoods(feats)

@@ -157,3 +157,37 @@ def test_pseudo_speakers_of_at_most_n_utterances_restart_the_online_stats_and_fi
     # the third utterance starts afresh (a new pseudo-speaker), unlike when the real speaker's stats carry
     assert not np.allclose(got["spk00-utt2"], real["spk00-utt2"], atol=1e-3)
     np.testing.assert_allclose(got["spk00-utt1"], real["spk00-utt1"], rtol=1e-5, atol=1e-5)
+
+
+def test_frame_weights_scale_the_statistics_as_the_library_does(data_dir, extractor_dir, tmp_path):
+    """--frame-weights-rspecifier (ivector-extract-online2's): the rows are the library's with the same weights,
+    and a missing utterance's weights are a one-line error."""
+    from kaldilite.io.tables import write_vectors
+    from kaldilite.ivector.model import load_ivector_model
+    from kaldilite.ivector.online import OnlineIvectorExtractionConfig, extract_ivectors_online
+
+    root, _, feats = data_dir
+    rng = np.random.default_rng(5)
+    weights = {u: rng.choice([0.0, 0.2, 1.0], size=len(f)) for u, f in sorted(feats.items())}
+    write_vectors(sorted(weights.items()), str(tmp_path / "weights.ark"), str(tmp_path / "weights.scp"))
+    out = tmp_path / "ivectors"
+    _run(["extract-ivectors-online", "--nj", "2", "--frame-weights-rspecifier", f"scp:{tmp_path / 'weights.scp'}",
+          str(root / "data"), str(extractor_dir), str(out)])
+    got = dict(kaldi_io.read_mat_scp(str(out / "ivector_online.scp")))
+    model = load_ivector_model(extractor_dir / "final.ie", need_extractor=True)
+    order = sorted(feats)
+    expected = dict(extract_ivectors_online(((u, feats[u]) for u in order), model.ubm, model.extractor,
+                                            OnlineIvectorExtractionConfig(), utt2spk={u: u[:5] for u in order},
+                                            frame_weights=weights))
+    plain = dict(extract_ivectors_online(((u, feats[u]) for u in order), model.ubm, model.extractor,
+                                         OnlineIvectorExtractionConfig(), utt2spk={u: u[:5] for u in order}))
+    for utt in order:
+        np.testing.assert_allclose(got[utt], expected[utt], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got[order[1]], plain[order[1]], atol=1e-3)
+    del weights[order[0]]
+    write_vectors(sorted(weights.items()), str(tmp_path / "fewer.ark"))
+    result = CliRunner().invoke(cli, ["extract-ivectors-online", "--nj", "1", "--frame-weights-rspecifier",
+                                      f"ark:{tmp_path / 'fewer.ark'}", str(root / "data"), str(extractor_dir),
+                                      str(tmp_path / "x")])
+    assert f"utterance {order[0]} has no frame weights; give every utterance its weights" in str(result.exception)
+    assert "\n" not in str(result.exception)

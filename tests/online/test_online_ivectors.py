@@ -83,8 +83,11 @@ def ivector_bundle(ivector_system, digits_system):
     return bundle
 
 
-def _batch_answer(bundle, clips):
-    """{clip: (words, cost, alignment)} of the batch path over one speaker's clips in order."""
+def _batch_answer(bundle, clips, first_frame_weight=1.0):
+    """{clip: (words, cost, alignment)} of the batch path over one speaker's clips in order.
+
+    first_frame_weight: the weight of each clip's frame 0 in its first i-vector (row 0), the others weighing
+    1 (the carried stats and the later rows take every frame at weight 1)."""
     from kaldilite.decode.decoder import decode_utterance
     from kaldilite.feat.cmvn import apply_cmvn_online
     from kaldilite.feat.extract import compute_mfcc
@@ -100,8 +103,16 @@ def _batch_answer(bundle, clips):
     ivector_feats = [(u, ivector.pipeline.without_cmvn().apply(f))
                      for u, f in apply_cmvn_online(raw, ivector.pipeline.online_cmvn_stats,
                                                    ivector.pipeline.online_cmvn_opts(), order)]
+    utt2spk = {u: "spk" for u in raw}
     rows = dict(extract_ivectors_online(ivector_feats, ivector.ubm, ivector.extractor, bundle.ivector_opts,
-                                        utt2spk={u: "spk" for u in raw}))
+                                        utt2spk=utt2spk))
+    if first_frame_weight != 1.0:  # ivector-extract-online2 --frame-weights-rspecifier, one clip's frame 0 reweighed
+        for k, (utt, _) in enumerate(ivector_feats):
+            weights = {u: np.ones(len(g)) for u, g in ivector_feats[:k + 1]}
+            weights[utt][0] = first_frame_weight
+            reweighed = dict(extract_ivectors_online(ivector_feats[:k + 1], ivector.ubm, ivector.extractor,
+                                                     bundle.ivector_opts, utt2spk=utt2spk, frame_weights=weights))
+            rows[utt] = np.vstack([reweighed[utt][:1], rows[utt][1:]])
     o = bundle.online_opts
     out = {}
     for utt in order["spk"]:
@@ -135,6 +146,40 @@ def test_decode_online_with_i_vectors_equals_the_batch_decode_with_extracted_i_v
             final = recognizer.decoder.finalize()
             assert final.cost == pytest.approx(cost, rel=1e-5), name
             np.testing.assert_array_equal(final.alignment, alignment)
+
+
+def test_silence_weighted_i_vectors_follow_kaldis_rules(ivector_bundle, fsdd_dir):
+    """--ivector-silence-weighting.silence-weight 0 (Kaldi's OnlineSilenceWeighting): the random network puts
+    no frame on silence, so by Kaldi's rules the only frames that weigh 0 are those ready before anything was
+    decoded (no traceback yet: the silence weight), and only until the next chunk's traceback revises them to
+    1. With 20 ms chunks that is frame 0 in row 0 of each clip (frame 10's row comes chunks later, after the
+    revision). The answer: the batch path with ivector-extract-online2's frame weights, frame 0 weighing 0 in
+    row 0 alone; it differs from the unweighted answer, so the weighting is seen."""
+    from kaldilite.online.endpoint import silence_tid_mask
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    opts = dataclasses.replace(ivector_bundle.online_opts, do_endpointing=False, chunk_length=0.02,
+                               cmvn_silence_weight=1.0, ivector_silence_weight=0.0)
+    is_silence = silence_tid_mask(ivector_bundle.tid_to_phone, ivector_bundle.silence_phones())
+    recognizer = OnlineRecognizer(ivector_bundle, opts)
+    changed = 0
+    for names in SPEAKERS.values():
+        clips = [(name, fsdd(fsdd_dir, name)) for name in names]
+        expected = _batch_answer(ivector_bundle, clips, first_frame_weight=0.0)
+        unweighted = _batch_answer(ivector_bundle, clips)
+        recognizer.new_stream(names[0], speaker_state=ivector_bundle.speaker_state())
+        for k, (name, wave) in enumerate(clips):
+            if k:
+                recognizer.new_stream(name)
+            results = recognizer.accept(wave) + recognizer.input_finished()
+            final = recognizer.decoder.finalize()
+            assert not is_silence[final.alignment].any()  # the premise: no frame on silence
+            words, cost, alignment = expected[name]
+            assert len(results) == 1 and results[0].words == words, name
+            assert final.cost == pytest.approx(cost, rel=1e-5), name
+            np.testing.assert_array_equal(final.alignment, alignment)
+            changed += abs(unweighted[name][1] - cost) > 1e-4 * abs(cost)
+    assert changed >= 3
 
 
 def test_the_i_vectors_change_the_decode(ivector_bundle, fsdd_dir):
