@@ -6,7 +6,10 @@ matrix with one i-vector per `ivector_period` frames: row i estimated at frame i
 final.ie). The nnet2 scripts read such a dir as the network's extra input (get_egs2.sh and
 steps/nnet2/decode.sh --online-ivector-dir): frame t takes row t // period, which
 `subsample-feats --n=-period` (each row repeated period times) + `paste-feats` spell in shell.
-`OnlineIvectorDir` is that reading, with the checks that turn a wrong dir into one line.
+`OnlineIvectorDir` is that reading, with the checks that turn a wrong dir into one line. The script
+also writes `conf/ivector_extractor.conf`, whose `--ivector-extractor=` line names the extractor used:
+`OnlineIvectorDir.extractor_path`, which train-nnet2 records in the model so that export-model finds
+the extractor unasked.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from kaldilite.errors import InputError, MissingFileError
 
 EXTRACTOR_ID_FILE = "final.ie.id"
+EXTRACTOR_CONF_FILE = "conf/ivector_extractor.conf"
 
 
 def extractor_id(extractor_path):
@@ -62,7 +66,8 @@ class OnlineIvectorDir:
     """DIR/ivector_online.scp, DIR/ivector_period, DIR/final.ie.id (extract-ivectors-online's output).
 
     `rows(utt)`: the utterance's stored matrix; `frames(utt, num_frames)`: one row per frame;
-    `dim`, `period`, `extractor_id` (None for a dir written before final.ie.id was).
+    `dim`, `period`, `extractor_id` (None for a dir written before final.ie.id was), `extractor_path` (the
+    --ivector-extractor of DIR/conf/ivector_extractor.conf; None without one).
     """
 
     def __init__(self, ivector_dir):
@@ -87,6 +92,10 @@ class OnlineIvectorDir:
         id_path = self.path / EXTRACTOR_ID_FILE
         id_words = id_path.read_text().split() if id_path.is_file() else []
         self.extractor_id = id_words[0] if id_words else None
+        conf_path = self.path / EXTRACTOR_CONF_FILE
+        lines = [line.strip() for line in conf_path.read_text().splitlines()] if conf_path.is_file() else []
+        named = [line.split("=", 1)[1] for line in lines if line.startswith("--ivector-extractor=")]
+        self.extractor_path = Path(named[-1]) if named and named[-1] else None
         self.scp = {key: rx for _, key, rx in read_scp(self.scp_path)}
         if not self.scp:
             raise InputError(f"{self.scp_path}: empty; re-run extract-ivectors-online")

@@ -227,7 +227,8 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
                                 utts_per_spk_max=0, frame_weights_rspecifier=None, length_tolerance=0):
     """extract_ivectors_online.sh: OUT/ivector_online.scp (one matrix per utterance, a row per
     `ivector_period` frames), OUT/ivector_online.JOB.ark, OUT/ivector_period, OUT/final.ie.id (the
-    extractor's md5, get_ivector_id.sh). Options left None take the extractor's training values.
+    extractor's md5, get_ivector_id.sh), OUT/conf/ivector_extractor.conf (the extractor's absolute path
+    and the extraction options, as the script's config). Options left None take the extractor's training values.
     `utts_per_spk_max` > 0: speakers cut into pseudo-speakers of at most that many utterances first
     (`pseudo_speaker_data_dir`, into OUT/data_pseudo_spk). `frame_weights_rspecifier`: per-utterance frame
     weights scaling each frame's stats (ivector-extract-online2 --frame-weights-rspecifier, e.g. silence
@@ -264,8 +265,13 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
         handle.write("".join(line + "\n" for line in sorted(lines)))
     with atomic_open(out / "ivector_period", "w") as handle:
         handle.write(f"{ivector_period}\n")
-    from kaldilite.ivector.ivector_dir import EXTRACTOR_ID_FILE, extractor_id
+    from kaldilite.ivector.ivector_dir import EXTRACTOR_CONF_FILE, EXTRACTOR_ID_FILE, extractor_id
 
     with atomic_open(out / EXTRACTOR_ID_FILE, "w") as handle:
         handle.write(f"{extractor_id(extractor_path)}\n")
+    # extract_ivectors_online.sh's record of how they were made; --ivector-extractor is what train-nnet2 records
+    (out / EXTRACTOR_CONF_FILE).parent.mkdir(exist_ok=True)
+    with atomic_open(out / EXTRACTOR_CONF_FILE, "w") as handle:
+        handle.write(f"--ivector-extractor={extractor_path.resolve()}\n" + "".join(
+            f"--{name.replace('_', '-')}={value:g}\n" for name, value in config_dict.items()))
     return {"num_utts": sum(counts), "scp": str(out / "ivector_online.scp"), "cpu_seconds": time.process_time() - start}

@@ -76,7 +76,9 @@ class IvectorInput:
 
     dim: i-vector dimension; period: frames between i-vector estimates (extract-ivectors-online
     --ivector-period); extractor_id: md5 of the extractor's final.ie (`kaldilite.ivector.ivector_dir.
-    extractor_id`, Kaldi's final.ie.id); extractor: the extractor file it was trained with (for messages)."""
+    extractor_id`, Kaldi's final.ie.id); extractor: the extractor file it was trained with, as its i-vector
+    dir names it (train-nnet2 records it when its md5 is still extractor_id; "" if not): messages, and
+    export-model's default --ivector-extractor."""
 
     dim: int
     period: int

@@ -923,10 +923,26 @@ def _training_ivectors(online_ivector_dir, data_dir, utts, offsets):
     extractor_id = ivectors.known_extractor_id("re-run kaldilite extract-ivectors-online (it writes final.ie.id)")
     ivectors.check_covers(utts, data_dir)
     rows, row_of_frame = ivectors.stacked(utts, np.diff(offsets))
-    info = IvectorInput(ivectors.dim, ivectors.period, extractor_id)
+    info = IvectorInput(ivectors.dim, ivectors.period, extractor_id, _recorded_extractor(ivectors))
     log.info("online i-vectors from %s: %s, %d rows, extractor final.ie.id %s", ivectors.path, info.describe(),
              len(rows), info.extractor_id)
     return info, {"ivectors": rows, "ivector_rows": row_of_frame}
+
+
+def _recorded_extractor(ivectors):
+    """The extractor file the model records (export-model's default --ivector-extractor): the one the i-vector
+    dir names, if it is still there and still the extractor of final.ie.id; else "" (export then asks)."""
+    from kaldilite.ivector.ivector_dir import EXTRACTOR_CONF_FILE, extractor_id
+
+    path = ivectors.extractor_path
+    if path is None:
+        return ""
+    if not path.is_file() or extractor_id(path) != ivectors.extractor_id:
+        log.warning("%s names the extractor %s, which %s; the model does not record it, so export-model will need "
+                    "--ivector-extractor", ivectors.path / EXTRACTOR_CONF_FILE, path,
+                    "is gone" if not path.is_file() else "has changed since (its md5 is not final.ie.id's)")
+        return ""
+    return str(path)
 
 
 def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None = None, realigner=None):

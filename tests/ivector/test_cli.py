@@ -142,6 +142,11 @@ def test_pseudo_speakers_of_at_most_n_utterances_restart_the_online_stats_and_fi
     _run(["extract-ivectors-online", "--nj", "2", "--utts-per-spk-max", "2", str(root / "data"), str(extractor_dir),
           str(out)])
     assert (out / "final.ie.id").read_text() == hashlib.md5((extractor_dir / "final.ie").read_bytes()).hexdigest() + "\n"
+    # conf/ivector_extractor.conf (extract_ivectors_online.sh's) names the extractor by its absolute path
+    from kaldilite.ivector.ivector_dir import OnlineIvectorDir
+
+    assert OnlineIvectorDir(out).extractor_path == (extractor_dir / "final.ie").resolve()
+    assert "--ivector-period=10" in (out / "conf/ivector_extractor.conf").read_text().split()
     got = dict(kaldi_io.read_mat_scp(str(out / "ivector_online.scp")))
     model = load_ivector_model(extractor_dir / "final.ie", need_extractor=True)
     order = sorted(feats)

@@ -152,3 +152,31 @@ def test_a_model_trained_without_ivectors_refuses_them_and_training_refuses_an_u
                                       str(tmp / "data"), str(tmp_path / "gmm")])
     assert isinstance(result.exception, InputError) and "takes no i-vectors" in str(result.exception)
     assert len(list(read_matrices(str(partial / "ivector_online.scp")))) == len(feats) - 1
+
+
+def test_training_records_the_extractor_its_ivector_dir_names_while_its_md5_matches(tmp_path, caplog):
+    """The extractor path of DIR/conf/ivector_extractor.conf goes into the model (export-model's default) when
+    that file is still the extractor of final.ie.id; a changed or missing one is not recorded (a warning)."""
+    import hashlib
+
+    from kaldilite.nnet.train import _training_ivectors
+
+    feats = {"s1-u1": np.zeros((7, 1)), "s1-u2": np.zeros((4, 1))}
+    extractor = tmp_path / "extractor" / "final.ie"
+    extractor.parent.mkdir()
+    extractor.write_bytes(b"an extractor")
+    folder = tmp_path / "ivectors"
+    _ivector_dir(folder, feats, np.random.default_rng(0), ident=hashlib.md5(b"an extractor").hexdigest())
+    utts, offsets = sorted(feats), np.array([0, 7, 11])
+
+    def recorded():
+        return _training_ivectors(str(folder), "data", utts, offsets)[0].extractor
+
+    assert recorded() == ""  # no conf: nothing named
+    (folder / "conf").mkdir()
+    (folder / "conf/ivector_extractor.conf").write_text(f"--ivector-period={PERIOD}\n--ivector-extractor={extractor}\n")
+    assert recorded() == str(extractor)
+    extractor.write_bytes(b"retrained since")
+    with caplog.at_level("WARNING", logger="kaldilite.nnet.train"):
+        assert recorded() == ""
+    assert "has changed since" in caplog.text and "--ivector-extractor" in caplog.text
