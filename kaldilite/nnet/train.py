@@ -205,8 +205,8 @@ class Nnet2Options:
             raise InputError(f"--dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
-        vtlp = self.vtlp_warp()  # checks the VTLP options and reads their config
-        self.spec_augment(1, vtlp.num_mel_bins if vtlp else 1)  # checks the SpecAugment options
+        self._vtlp = self._read_vtlp_warp()  # checks the VTLP options and reads their config, once
+        self.spec_augment(1, self._vtlp.num_mel_bins if self._vtlp else 1)  # checks the SpecAugment options
 
     @property
     def num_networks(self):
@@ -235,7 +235,11 @@ class Nnet2Options:
         return self.spec_augment(1, vtlp.num_mel_bins if vtlp else 1).enabled
 
     def vtlp_warp(self):
-        """The `VtlpWarp` of --vtlp-max-warp over the mel bins of --vtlp-config's features, or None (off)."""
+        """The `VtlpWarp` of --vtlp-max-warp over the mel bins of --vtlp-config's features, or None (off): read
+        when these options were made (a new options object, e.g. `dataclasses.replace`, reads it again)."""
+        return self._vtlp
+
+    def _read_vtlp_warp(self):
         if self.vtlp_max_warp == 0:
             return None
         if not self.vtlp_config:

@@ -169,3 +169,17 @@ def test_vtlp_trains_reproducibly_and_reaches_train_nnet2(mono_system, tmp_path)
     assert result.exit_code == 0, result.output
     log_text = (tmp / "nnet2_vtlp" / "log" / "train.log").read_text()
     assert "VTLP: warp factors uniform on 0.9..1.1 per example" in log_text
+
+
+def test_the_vtlp_config_is_read_once_per_options(tmp_path, monkeypatch):
+    """--vtlp-config is read when the options are made, not again by each SpecAugment / VTLP question."""
+    import kaldilite.io.config
+
+    hires = _config(tmp_path, "--num-mel-bins=40\n--num-ceps=40\n--high-freq=-400\n")
+    reads = []
+    original = kaldilite.io.config.read_config
+    monkeypatch.setattr(kaldilite.io.config, "read_config", lambda *a, **k: reads.append(a[0]) or original(*a, **k))
+    opts = Nnet2Options(vtlp_max_warp=0.1, vtlp_config=hires, spec_augment_freq_max_proportion=0.1)
+    assert opts.spec_augment_enabled and opts.spec_augment_enabled
+    assert opts.spec_augment(9, 40).vtlp is opts.vtlp_warp()
+    assert reads == [hires]
