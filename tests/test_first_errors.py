@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import kaldilite.cli
-from kaldilite.feat.pipeline import FeaturePipeline, feature_config_hint, raw_feature_record
+from kaldilite.errors import InputError
+from kaldilite.feat.pipeline import FeaturePipeline, feature_config_hint, raw_feature_record, recorded_feature_type
 from kaldilite.gmm import AmDiagGmm, save_model
 from kaldilite.hmm import Topology, TransitionModel, monophone_tree
 from kaldilite.io.tables import write_matrices
@@ -123,3 +124,17 @@ def test_the_dimension_error_names_the_feature_type_the_gmm_was_trained_on(delta
 
 def test_features_of_unnamed_archives_have_no_recorded_type(hires_data_dir):
     assert raw_feature_record(hires_data_dir) == {"raw_feature_dim": 40}
+
+
+def test_the_feature_type_a_model_records_is_the_archives_and_a_contradicting_name_is_refused(tmp_path, hires_data_dir):
+    """What train-nnet2 records (as the GMM trainers' raw_feature_record): make-fbank's archives say fbank, an
+    --feat-type that names them more closely is kept, another kind refused in one line; unnamed archives take
+    --feat-type, else 'features'."""
+    data = tmp_path / "data" / "train_fbank"
+    data.mkdir(parents=True)
+    write_matrices([("spk1-go-00", np.zeros((5, 40), np.float32))], data / "raw_fbank_train.1.ark", data / "feats.scp")
+    assert recorded_feature_type(data) == "fbank" and recorded_feature_type(data, "fbank_hires") == "fbank_hires"
+    with pytest.raises(InputError, match=r"^--feat-type mfcc: .*feats.scp holds fbank features \(its archives are "
+                                         r"make-fbank's\); drop --feat-type or give fbank$"):
+        recorded_feature_type(data, "mfcc")
+    assert recorded_feature_type(hires_data_dir) == "features" and recorded_feature_type(hires_data_dir, "plp") == "plp"

@@ -369,9 +369,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         loaded = load_once(model_path, load_scoring_model)
         transition_model = loaded.transition_model
         if hasattr(loaded.scorer, "check_raw_features"):  # nnet2: its message spells the whole input chain
-            from kaldilite.feat.pipeline import raw_feature_dim_of
-
-            loaded.scorer.check_raw_features(raw_feature_dim_of(data_dir))
+            loaded.scorer.check_raw_features(data_dir)
         else:
             check_data_features(model_path, data_dir)
         recorded_online_cmvn = loaded.pipeline is not None and loaded.pipeline.cmvn == "online"

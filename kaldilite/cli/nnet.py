@@ -146,8 +146,10 @@ def _command_line(ctx):
               help="Per-iteration validation objective and accuracy on a fixed random subset of this many validation "
               "frames (Kaldi's valid_diagnostic.egs); the last iteration's also on all of them, and the final "
               "combination uses them all. The network does not depend on it. 0 = all frames every iteration.")
-@click.option("--feat-type", "feature_type", default="mfcc", show_default=True,
-              help="Name of the raw features, recorded in the model for error messages.")
+@click.option("--feat-type", "feature_type", default="",
+              help="Name of the raw features, recorded in the model (its messages; export-model takes mfcc* only). "
+              "Default: what DATA's archives say (make-mfcc / make-fbank write raw_<kind>_*), else 'features'; "
+              "a name of another kind than the archives' is refused.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same model.")
 @click.option("--num-averaged-networks", default=1, show_default=True,
               help="Train this many networks (seeds SEED, SEED+1, ...) independently on the same examples, in "
@@ -205,10 +207,13 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
     """
     import contextlib
 
+    from kaldilite.feat.pipeline import recorded_feature_type
     from kaldilite.io.config import click_values_with_configs
     from kaldilite.nnet.train import Nnet2Options, train_nnet2
 
     values = click_values_with_configs(ctx, configs, kwargs)
+    # resolved before the options are made, so that they read --vtlp-config once, for the right feature kind
+    values["feature_type"] = recorded_feature_type(data, values.get("feature_type") or "")
     opts = Nnet2Options(**values)
     threads = contextlib.nullcontext()
     if num_threads == 1:

@@ -240,6 +240,20 @@ def feature_type_of(data_dir):
     return found.group(1) if found else None
 
 
+def recorded_feature_type(data_dir, given=""):
+    """The name of DATA's raw features a model records: what its archives say (`feature_type_of`), or
+    `given` (a trainer's --feat-type) when they say nothing or `given` names the same kind more closely
+    ('mfcc_hires' for raw_mfcc_* archives), else 'features'. A `given` of another kind than the
+    archives' is a one-line error: the model would name the wrong features in its messages."""
+    found = feature_type_of(data_dir)
+    if given and found and not str(given).startswith(found):
+        import os
+
+        raise InputError(f"--feat-type {given}: {os.path.join(os.fspath(data_dir), 'feats.scp')} holds {found} "
+                         f"features (its archives are make-{found}'s); drop --feat-type or give {found}")
+    return given or found or "features"
+
+
 def raw_feature_record(data_dir):
     """What a model records about the raw features it was trained on (its header's `extra`): their
     dimension and, when the archives say, their kind; the feature-dimension checks name both."""

@@ -244,10 +244,12 @@ class NnetAcousticModel:
             f"({self.raw_feature_dim}-dim {self.feature_type}, "
             f"{feature_config_hint(self.raw_feature_dim, self.feature_type)}) or retrain")
 
-    def check_raw_features(self, raw_dim):
-        """Before the pipeline: the data dir's feats.scp must hold `raw_feature_dim`-dim features."""
-        if raw_dim != self.raw_feature_dim:
-            raise self._mismatch(raw_dim, "raw features (feats.scp)")
+    def check_raw_features(self, data_dir):
+        """Before the pipeline: DATA/feats.scp must hold `raw_feature_dim`-dim features (the check GMMs make,
+        `kaldilite.feat.pipeline.check_raw_feature_dim`, naming the whole input chain)."""
+        from kaldilite.feat.pipeline import check_raw_feature_dim
+
+        check_raw_feature_dim(self.source, data_dir, self.raw_feature_dim, self.describe_input(), self.feature_type)
 
     def log_likelihoods(self, feats, ivectors=None):
         """(T x num_pdfs) float32 pseudo log-likelihoods log p(pdf|x) - prior_scale log p(pdf) of pipeline output.
@@ -305,9 +307,9 @@ class NnetAcousticModel:
         A speaker-adapted model needs `transforms` (speaker -> fMLLR matrix, `read_transform_dir`;
         `transform_dir` names their source in messages); a speaker-independent one refuses them.
         """
-        from kaldilite.feat.pipeline import load_features, raw_feature_dim_of
+        from kaldilite.feat.pipeline import load_features
 
-        self.check_raw_features(raw_feature_dim_of(data_dir))
+        self.check_raw_features(data_dir)
         if self.fmllr_pipeline is None:
             if transforms is not None:
                 raise InputError(f"{self.source} is speaker-independent (trained without --transform-dir): it takes "

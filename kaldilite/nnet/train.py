@@ -150,7 +150,7 @@ class Nnet2Options:
     lda_dim: int = 0
     within_class_factor: float = 0.0001
     num_utts_subset: int = 300
-    feature_type: str = "mfcc"
+    feature_type: str = ""  # the raw features' name; "": the training data's (`recorded_feature_type`)
     norm_vars: bool | None = None  # CMVN variance normalization; None: as the alignment model's
     transform_dir: str | None = None  # fMLLR transforms (trans.*): train on the SAT system's adapted features
     # train on the online decoder's CMVN (apply-cmvn-online per speaker in spk2utt order, prior = the
@@ -957,7 +957,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     from pathlib import Path
 
     from kaldilite.errors import MissingFileError
-    from kaldilite.feat.pipeline import raw_feature_dim_of
+    from kaldilite.feat.pipeline import raw_feature_dim_of, recorded_feature_type
     from kaldilite.gmm.model import load_model
     from kaldilite.hmm import ContextDependency
     from kaldilite.nnet.model import NnetAcousticModel, save_nnet_model
@@ -985,6 +985,9 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     from kaldilite.feat.pipeline import FeaturePipeline
 
     raw_dim = raw_feature_dim_of(data_dir)
+    feature_type = recorded_feature_type(data_dir, opts.feature_type)
+    if feature_type != opts.feature_type:  # (the SpecAugment / VTLP domain reads it: fbank or cepstra)
+        opts = dataclasses.replace(opts, feature_type=feature_type)
     pdf_alis = read_pdf_alignments(ali, tm.tid_to_pdf)
     fmllr_pipeline = features = None
     online = {}

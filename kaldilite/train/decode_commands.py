@@ -251,9 +251,7 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones):
 
     model = load_once(model_path, load_scoring_model)  # the verb's own read when this job runs in its process
     if model.raw_feature_dim is not None and hasattr(model.scorer, "check_raw_features"):
-        from kaldilite.feat.pipeline import raw_feature_dim_of
-
-        model.scorer.check_raw_features(raw_feature_dim_of(data_dir))
+        model.scorer.check_raw_features(data_dir)
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
     features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),

@@ -159,7 +159,6 @@ class _Utterances:
         from kaldilite.decode.denlat import load_den_lattices
         from kaldilite.feat.pipeline import load_features
         from kaldilite.io.tables import read_alignment_dir
-        from kaldilite.feat.pipeline import raw_feature_dim_of
         from kaldilite.nnet.train import SplicedFrames, load_examples, parse_copy_ali_prefixes
 
         pipeline = model.pipeline
@@ -169,7 +168,7 @@ class _Utterances:
         if pipeline.splice_left != pipeline.splice_right or pipeline.delta_order:
             raise InputError(f"{model.source}: splicing -{pipeline.splice_left}/+{pipeline.splice_right} with deltas "
                              f"order {pipeline.delta_order}: only train-nnet2's symmetric splicing is supported")
-        model.check_raw_features(raw_feature_dim_of(data_dir))
+        model.check_raw_features(data_dir)
         tid_alis = read_alignment_dir(ali_dir, num_transition_ids=model.tm.num_transition_ids)
         if not tid_alis:
             raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run align-fmllr / align first")

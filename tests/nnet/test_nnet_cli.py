@@ -75,7 +75,8 @@ def test_train_nnet2_writes_model_tree_and_a_log_with_validation_figures(nnet_sy
     model = load_nnet_model(tmp / "nnet2" / "final.mdl")
     assert (tmp / "nnet2" / "tree").read_bytes() == (tmp / "mono" / "tree").read_bytes()
     assert model.num_pdfs == 14 and model.nnet.softmax_dim == 30  # mixed up to 30 sub-classes
-    assert model.input_dim == 36 and model.describe_input() == "4-dim mfcc, spliced -4/+4 = 36, LDA 36"
+    # the archives' names do not say what the features are (not make-mfcc's raw_mfcc_*), nor did --feat-type
+    assert model.input_dim == 36 and model.describe_input() == "4-dim features, spliced -4/+4 = 36, LDA 36"
     assert model.priors.sum() == pytest.approx(1.0)
     log_lines = (tmp / "nnet2" / "log" / "train.log").read_text().splitlines()
     assert log_lines[0].startswith("# kaldilite train-nnet2 --num-epochs 8")
@@ -109,8 +110,9 @@ def test_decoding_features_of_another_dimension_names_both_dimensions_and_the_ch
     assert result.exit_code != 0
     message = str(result.exception)
     assert isinstance(result.exception, DimensionMismatchError)
-    assert "expects 36-dim input (4-dim mfcc, spliced -4/+4 = 36, LDA 36)" in message
-    assert "raw features (feats.scp) are 5-dim" in message and "\n" not in message
+    # the GMMs' check (check_raw_feature_dim), with the network's whole input chain
+    assert "final.mdl expects 4-dim features (4-dim features, spliced -4/+4 = 36, LDA 36)" in message
+    assert f"{data}/feats.scp holds 5-dim features" in message and "\n" not in message
 
 
 def test_scorer_refuses_pipeline_output_of_the_wrong_dimension_and_subtracts_log_priors(nnet_system):

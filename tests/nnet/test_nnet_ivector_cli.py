@@ -84,8 +84,8 @@ def test_the_model_records_its_ivectors_and_decodes_every_utterance(system):
     model = load_nnet_model(tmp / "nnet2_iv" / "final.mdl")
     assert model.ivector == IvectorInput(DIM, PERIOD, EXTRACTOR_ID)
     assert model.input_transform.shape == (36 + DIM, 36 + DIM + 1) and model.pipeline.transform is None
-    assert model.describe_input() == ("4-dim mfcc, spliced -4/+4 = 36, + 2-dim online i-vector every 3 frames = 38, "
-                                      "LDA 38")
+    assert model.describe_input() == ("4-dim features, spliced -4/+4 = 36, + 2-dim online i-vector every 3 frames "
+                                      "= 38, LDA 38")
     result = CliRunner().invoke(cli, ["decode-nnet2", "--nj", "2", "--acwt", "1.0", "--online-ivector-dir",
                                       str(tmp / "ivectors"), str(tmp / "mono" / "graph"), str(tmp / "data"),
                                       str(tmp / "nnet2_iv" / "decode")])
