@@ -76,17 +76,69 @@ def run_timed(command, cwd=None, env=None, check=True):
 
 
 def heldout_commands_dir(slice_data, commands, dest):
-    """DEST (made once): the commands of the data dir SLICE_DATA, text `heldout_<command>` (spaces as
-    `_`), as the commands recipe's data/heldout_commands: the held-out-commands set its scoring reads."""
-    from kaldilite.io.datadir import DataDir, subset_data_dir
+    """DEST: the commands of the data dir SLICE_DATA, text `heldout_<command>` (spaces as `_`), as the
+    commands recipe's data/heldout_commands: the held-out-commands set its scoring reads
+    (`write_data_subset`: atomic, rewritten only when its content would change)."""
+    from kaldilite.io.datadir import DataDir
 
-    dest, commands = Path(dest), set(commands)
-    if not dest.is_dir():
-        text = DataDir.load(slice_data).text
-        subset_data_dir(slice_data, dest, utt_list=sorted(u for u, t in text.items() if t.strip() in commands))
-        data = DataDir.load(dest)
-        data.text = {u: "heldout_" + t.strip().replace(" ", "_") for u, t in data.text.items()}
-        data.save(dest)
+    commands = set(commands)
+    text = DataDir.load(slice_data).text
+    utts = sorted(u for u, t in text.items() if t.strip() in commands)
+    return write_data_subset(slice_data, dest, utts, {u: "heldout_" + text[u].strip().replace(" ", "_") for u in utts})
+
+
+def write_if_changed(path, text):
+    """Write TEXT to PATH atomically, and only when PATH does not already hold it (runs sharing an output
+    dir rewrite nothing another one may be reading)."""
+    path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    with atomic_open(path) as handle:
+        handle.write(text)
+    return path
+
+
+def write_data_subset(src, dest, utts, text=None):
+    """DEST: the data dir SRC restricted to the utterances UTTS (utils/subset_data_dir.sh --utt-list), its
+    text replaced by the mapping TEXT when given. Built beside DEST, then compared file by file with DEST:
+    left alone when equal, else put in DEST's place in one rename (`atomic_dir`, nothing of the old DEST
+    carried over). So runs sharing DEST (two bench runs with one --out) never see it half-written, nor
+    rewritten under a decode that reads it, and a stale DEST (another slice) is replaced whole."""
+    import filecmp
+    import os
+    import shutil
+    import tempfile
+
+    from kaldilite.io.datadir import DataDir, subset_data_dir
+    from kaldilite.utils.atomic import atomic_dir
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def files(folder):
+        return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, names in os.walk(folder) for f in names)
+
+    def same(built):
+        return dest.is_dir() and files(built) == files(dest) and all(
+            filecmp.cmp(built / f, dest / f, shallow=False) for f in files(built))
+
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.build.") as tmp:
+        built = subset_data_dir(src, Path(tmp) / "data", utt_list=list(utts))
+        if text is not None:
+            data = DataDir.load(built)
+            data.text = {u: text[u] for u in data.text}
+            data.save(built)
+        if same(built):
+            return dest
+        try:
+            with atomic_dir(dest, owned=files(dest) if dest.is_dir() else ()) as new:
+                for name in files(built):
+                    os.makedirs(os.path.dirname(os.path.join(new, name)), exist_ok=True)
+                    shutil.copyfile(built / name, os.path.join(new, name))
+        except OSError:  # another run put its DEST there first (the rename found it): fine if it is this one
+            if not same(built):
+                raise RuntimeError(f"{dest}: another run wrote it meanwhile with another content (runs sharing an "
+                                   "output dir must build it from the same data)") from None
     return dest
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import (heldout_commands_dir, in_domain_figures, machine_line, merge_measures,  # noqa: E402
-                     update_section)
+                     update_section, write_data_subset, write_if_changed)
 
 REPO = Path(__file__).resolve().parents[1]
 KALDILITE = str(Path(sys.executable).parent / "kaldilite")
@@ -71,21 +71,21 @@ def commands():
 def prepare(out, slice_dir):
     """OUT/data: the fillers + silence list, per-command lists, the held-out subsets of the slice and
     OUT/data/heldout_commands (all of them, text heldout_<command>: the scoring's data dir)."""
+    # Runs sharing OUT (several settings at once) all call this: every file and data dir here is written
+    # atomically and only when its content would change, never under another run's decode that reads it.
     local = out / "data/local/heldout"
-    local.mkdir(parents=True, exist_ok=True)
-    fillers = out / "data/local/fillers_and_silence.txt"
-    if not fillers.is_file():
-        words = [w for w in FILLERS.read_text().split() if not w.startswith("#")]
-        fillers.write_text("\n".join(words + ["!SIL"]) + "\n")
+    words = [w for w in FILLERS.read_text().split() if not w.startswith("#")]
+    write_if_changed(out / "data/local/fillers_and_silence.txt", "\n".join(words + ["!SIL"]) + "\n")
     text = dict(line.split(" ", 1) for line in (slice_dir / "data/slice/text").read_text().splitlines())
     cmds = commands()
     for c in cmds:
-        (local / f"minus_{c}.txt").write_text("".join(f"{o}\n" for o in cmds if o != c))
-        (local / f"{c}.utts").write_text("".join(f"{u}\n" for u, t in sorted(text.items()) if t.strip() == c))
+        write_if_changed(local / f"minus_{c}.txt", "".join(f"{o}\n" for o in cmds if o != c))
+        utts = [u for u, t in sorted(text.items()) if t.strip() == c]
+        write_if_changed(local / f"{c}.utts", "".join(f"{u}\n" for u in utts))
         for prefix in ("", "hires_"):
-            src, dest = slice_dir / f"data/{prefix}slice", out / f"data/{prefix}heldout_{c}"
-            if src.is_dir() and not dest.is_dir():
-                run("data", "subset", "--utt-list", local / f"{c}.utts", src, dest)
+            src = slice_dir / f"data/{prefix}slice"
+            if src.is_dir():
+                write_data_subset(src, out / f"data/{prefix}heldout_{c}", utts)
     heldout_commands_dir(slice_dir / "data/slice", cmds, out / "data/heldout_commands")
 
 

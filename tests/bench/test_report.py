@@ -1,6 +1,7 @@
 """bench/_report.py update_section on a temporary BENCHMARKS.md: a bench's re-run replaces its own section
 and nothing else, and a hand-written reading between `<!-- reading -->` markers survives it."""
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -45,3 +46,61 @@ def test_a_section_without_reading_and_a_new_section(benchmarks):
     assert "<!-- bench:other -->\n## Other\n\n| a | 2 |\n<!-- /bench:other -->" in text
     assert text.endswith("<!-- /bench:other -->\n\n<!-- bench:new -->\n## New\n\n| b | 3 |\n<!-- /bench:new -->\n")
     assert text.count(READING) == 1  # the slice section's reading stays where it was
+
+
+def _slice(tmp_path):
+    """A small data dir: 3 speakers' clips of two commands and a filler."""
+    data = tmp_path / "slice"
+    data.mkdir()
+    utts = {f"spk{s}-{w}-0": w for s in range(3) for w in ("up", "down", "cat")}
+    (data / "text").write_text("".join(f"{u} {w}\n" for u, w in sorted(utts.items())))
+    (data / "utt2spk").write_text("".join(f"{u} {u[:4]}\n" for u in sorted(utts)))
+    (data / "wav.scp").write_text("".join(f"{u} /audio/{u}.wav\n" for u in sorted(utts)))
+    return data
+
+
+def _contents(folder):
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_heldout_commands_dir_is_rewritten_only_when_its_content_changes_and_then_whole(tmp_path):
+    data, dest = _slice(tmp_path), tmp_path / "out/data/heldout_commands"
+    _report.heldout_commands_dir(data, ["up", "down"], dest)
+    assert _contents(dest)["text"] == "".join(f"spk{s}-{w}-0 heldout_{w}\n" for s in range(3) for w in ("down", "up"))
+    assert _contents(dest)["utt2spk"].count("\n") == 6
+    inode = (dest / "text").stat().st_ino
+    (dest / "split2").mkdir()  # what a decode of it leaves
+    _report.heldout_commands_dir(data, ["down", "up"], dest)  # the same content: not touched
+    assert (dest / "text").stat().st_ino == inode and (dest / "split2").is_dir()
+    _report.heldout_commands_dir(data, ["up"], dest)  # another command list: replaced whole, nothing stale kept
+    assert _contents(dest)["text"] == "".join(f"spk{s}-up-0 heldout_up\n" for s in range(3))
+    assert not (dest / "split2").exists()
+    assert [p.name for p in dest.parent.iterdir()] == ["heldout_commands"]  # no temporary left beside it
+
+
+def test_a_run_that_finds_its_dir_written_meanwhile_by_another_keeps_it_if_equal_else_says_so(tmp_path, monkeypatch):
+    """Two runs sharing --out: the second one's rename finds the first one's dir. Equal to its own: no error;
+    another content (another slice in the same --out): one line saying so, the first run's dir left whole."""
+    import kaldilite.utils.atomic
+
+    data, dest = _slice(tmp_path), tmp_path / "out/data/heldout_up"
+    real = kaldilite.utils.atomic.atomic_dir
+    rival = []
+
+    @contextlib.contextmanager
+    def racing(path, owned=()):
+        with real(path, owned) as new:
+            if rival:  # the other run finishes while this one fills its new dir
+                _report.write_data_subset(data, path, rival.pop())
+            yield new
+
+    monkeypatch.setattr(kaldilite.utils.atomic, "atomic_dir", racing)
+    rival.append(["spk0-up-0", "spk1-up-0"])
+    _report.write_data_subset(data, dest, ["spk0-up-0", "spk1-up-0"])
+    assert not rival and _contents(dest)["utt2spk"] == "spk0-up-0 spk0\nspk1-up-0 spk1\n"
+    dest = tmp_path / "out/data/heldout_down"
+    rival.append(["spk2-down-0"])
+    with pytest.raises(RuntimeError, match=r"heldout_down: another run wrote it meanwhile with another content"):
+        _report.write_data_subset(data, dest, ["spk0-down-0"])
+    assert _contents(dest)["utt2spk"] == "spk2-down-0 spk2\n"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["heldout_down", "heldout_up"]  # no temporaries left
