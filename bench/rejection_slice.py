@@ -18,7 +18,9 @@ an exp dir as the recipe lays it out, the slice in dev's place):
 decode_dev, the slice (--exact-llr); decode_dev_norej, the slice with the commands-only grammar (the
 forced choice); decode_heldout_commands, its held-out commands (--lattice-llr, as run.sh;
 OUT/data/heldout_commands as run.sh makes it; a DNN trained on online CMVN carries its stats through
-each speaker's clips of the whole slice, as run.sh's --online-cmvn-history). Before any decoding,
+each speaker's clips of the whole slice, as run.sh's --online-cmvn-history, by --online-cmvn-protocol:
+live, in a seeded random order with the silence frames of each clip's best path weighted 0, as
+decode-online carries them; old, spk2utt order, every frame). Before any decoding,
 each model is checked against the GMM's graph (`check_graph_for_model`: a DNN of another tree is
 refused). Then, per setting, the recipe's own scoring (`commands_results_rows`, the first threshold
 row of recipes/commands/RESULTS): command accuracy on the slice's commands with the threshold 2-fold
@@ -108,8 +110,15 @@ def online_cmvn_model(model_path):
     return pipeline is not None and pipeline.cmvn == "online"
 
 
+# decode-commands options of each online-CMVN protocol (a DNN trained on online CMVN): "live", decode-commands'
+# defaults, as decode-online carries the stats (each speaker's clips in a seeded random order, the frames each
+# clip's best path puts on silence weighted 0); "old", the protocol before 2026-11-26 (spk2utt order, which
+# sorts a speaker's clips by word, every frame at weight 1)
+ONLINE_CMVN_PROTOCOLS = {"live": [], "old": ["--online-cmvn-order-seed", "-1", "--online-cmvn-silence-weight", "1"]}
+
+
 def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, lattice_beam, excludes_commands=False,
-                     phone_lm=None, dnn_ivector_dir=None):
+                     phone_lm=None, dnn_ivector_dir=None, online_cmvn_protocol="live"):
     tag = grammar_tag(bonus, edge_noise, excludes_commands, phone_lm)
 
     def grammar_graph(name, items):
@@ -151,8 +160,12 @@ def build_and_decode(out, slice_dir, gmm, dnn, bonus, edge_noise, acwt, beam, la
         log = f"{dest}.log"
         # a DNN trained on online CMVN carries its stats through each speaker's clips of the whole slice, as
         # run.sh decodes dev's held-out parts (--online-cmvn-history): not through the part's clips alone
-        history = (["--online-cmvn-history", slice_dir / f"data/{hires}slice"]
-                   if online_cmvn_model(slice_dir / f"exp/{model}/final.mdl") else [])
+        history = []
+        if online_cmvn_model(slice_dir / f"exp/{model}/final.mdl"):
+            common += ONLINE_CMVN_PROTOCOLS[online_cmvn_protocol]
+            history = ["--online-cmvn-history", slice_dir / f"data/{hires}slice"]
+            if online_cmvn_protocol == "live":  # the slice decode's best paths decided what its clips carried
+                history += ["--online-cmvn-history-weights", dest / "decode_dev"]
         if not (dest / "decode_dev/measures.jsonl").is_file():
             print(f"{model} {tag} a{acwt}: slice", file=sys.stderr, flush=True)
             run("decode-commands", "--exact-llr", "--nj", 1, *common, graph, slice_dir / f"data/{hires}slice",
@@ -281,6 +294,11 @@ def main():
                         help="For a DNN trained with online i-vectors (train-nnet2 --online-ivector-dir): "
                              "extract-ivectors-online's output for the DNN's slice data dir (data/hires_slice), per "
                              "real speaker, with the DNN's extractor.")
+    parser.add_argument("--online-cmvn-protocol", choices=sorted(ONLINE_CMVN_PROTOCOLS), default="live",
+                        help="A DNN trained on online CMVN: live (decode-commands' defaults, as decode-online carries "
+                             "the stats: each speaker's clips in a seeded random order, silence frames of each clip's "
+                             "best path weighted 0) or old (spk2utt order, every frame: the protocol before "
+                             "2026-11-26). Give each its own --out.")
     parser.add_argument("--beam", default="13.0")
     parser.add_argument("--lattice-beam", default="10.0")
     parser.add_argument("--no-decode", action="store_true", help="Only tabulate the decodes that exist.")
@@ -305,7 +323,8 @@ def main():
             if not args.no_decode:
                 build_and_decode(out, slice_dir, args.gmm, args.dnn, bonus, args.edge_noise_prob, acwt, args.beam,
                                  args.lattice_beam, args.garbage_excludes_commands, phone_lm,
-                                 args.dnn_ivector_dir.resolve() if args.dnn_ivector_dir else None)
+                                 args.dnn_ivector_dir.resolve() if args.dnn_ivector_dir else None,
+                                 args.online_cmvn_protocol)
             setting = f"{grammar_tag(bonus, args.edge_noise_prob, args.garbage_excludes_commands, phone_lm)}_a{acwt}"
             dirs = {m: out / f"exp/{m}/{setting}" for m in (args.gmm, args.dnn)}
             for d in dirs.values():
@@ -320,7 +339,8 @@ def main():
                 print(lines[-1], flush=True)
     header = (f"## Rejection on held-out training speakers, in-domain protocol (`bench/rejection_slice.py`)\n\n"
               f"{machine_line()}; slice `{slice_dir}/data/slice` (training speakers no model saw), GMM "
-              f"`{args.gmm}`, DNN `{args.dnn}`. Command acc on the slice's commands with the threshold 2-fold "
+              f"`{args.gmm}`, DNN `{args.dnn}` (online-CMVN protocol: {args.online_cmvn_protocol}). "
+              "Command acc on the slice's commands with the threshold 2-fold "
               "cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out commands "
               "(each command decoded with a grammar of the other nine: the protocol of recipes/commands/RESULTS' "
               "first threshold row); oracle: one threshold calibrated on the whole pool; EER over the "

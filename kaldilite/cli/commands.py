@@ -284,7 +284,20 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--online-cmvn-history", type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="With online CMVN (--online-cmvn, or a model trained on it): a data dir holding DATA_DIR's "
                    "utterances among others (e.g. data/dev for a subset of it); the stats are carried through ITS spk2utt, so DATA_DIR's utterances are "
-                   "normalized exactly as within it.")
+                   "normalized exactly as within it (with --online-cmvn-history-weights).")
+@click.option("--online-cmvn-order-seed", default=0, show_default=True, type=click.IntRange(min=-1),
+              help="With online CMVN: each speaker's utterances are carried in a random order drawn from this seed and "
+                   "the speaker's id (the same whatever the job split), as a live user says them in any order; -1: "
+                   "spk2utt's order (sorted ids: for Speech Commands, by word).")
+@click.option("--online-cmvn-silence-weight", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="With online CMVN: weight of the frames each utterance's best path puts on silence phones when it "
+                   "joins the carried stats, as decode-online --cmvn-silence-weight (same default) weighs them; below "
+                   "1 a speaker's utterances are decoded one after the other (jobs stay parallel across speakers) and "
+                   "the weights written to DECODE_DIR/cmvn_weights.JOB.ark. 1: all frames (apply-cmvn-online).")
+@click.option("--online-cmvn-history-weights", type=click.Path(exists=True, file_okay=False), metavar="DECODE_DIR",
+              help="With --online-cmvn-history and a silence weight below 1: decode-commands' decode dir of the "
+                   "history data dir (its cmvn_weights.*.ark), whose best paths decided the silence frames its "
+                   "utterances carried.")
 @click.option("--online-ivector-dir", type=click.Path(exists=True, file_okay=False),
               help="nnet2 models trained with online i-vectors (train-nnet2 --online-ivector-dir): "
                    "extract-ivectors-online's output for DATA_DIR (or for a data dir holding its utterances, e.g. "
@@ -298,7 +311,8 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, min_active, acwt, lattice_beam,
                         first_beam, silence_weight, fmllr_min_count, exact_llr, phone_scores, phone_llr,
                         rule_scores, first_pass_measures, fmllr_hypothesis, transform_dir, online_cmvn,
-                        online_cmvn_config, online_cmvn_history, online_ivector_dir, model):
+                        online_cmvn_config, online_cmvn_history, online_cmvn_order_seed, online_cmvn_silence_weight,
+                        online_cmvn_history_weights, online_ivector_dir, model):
     """Decode a data dir for command recognition: per-utterance rejection measures.
 
     Any acoustic model: GMM (deltas or LDA+MLLT), nnet2 DNN, or SAT, which decodes in two passes
@@ -376,7 +390,10 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         with_online_ivectors(loaded, data_dir, online_ivector_dir, iter(()))  # (the checks, before any job)
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()
-    if kind == "sat" or phone_scores or phone_llr:  # fMLLR statistics, phone scores: a missing list fails here
+    carry_by_decoding = ((online_cmvn or recorded_online_cmvn) and online_cmvn_silence_weight != 1.0
+                         and online_cmvn_history is None)
+    if kind == "sat" or phone_scores or phone_llr or carry_by_decoding:
+        # fMLLR statistics, phone scores, online CMVN's silence weighting: a missing list fails here
         from kaldilite.lang.langdir import read_phone_list
 
         silence_phones = read_phone_list(Path(graph_dir) / "phones" / "silence.int",
@@ -388,7 +405,9 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
                                 first_pass_measures=first_pass_measures, fmllr_hypothesis=fmllr_hypothesis,
                                 transform_dir=None if transform_dir is None else str(transform_dir),
                                 online_cmvn=online_cmvn, online_cmvn_config=online_cmvn_config,
-                                online_cmvn_history=online_cmvn_history,
+                                online_cmvn_history=online_cmvn_history, online_cmvn_order_seed=online_cmvn_order_seed,
+                                online_cmvn_silence_weight=online_cmvn_silence_weight,
+                                online_cmvn_history_weights=online_cmvn_history_weights,
                                 online_ivector_dir=None if online_ivector_dir is None else str(online_ivector_dir))
     if recorded_online_cmvn and (online_cmvn or online_cmvn_config):
         raise click.UsageError(f"{model_path} was trained on online CMVN and records its global stats and options: "
@@ -400,6 +419,12 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         raise InputError(f"--online-cmvn: {model_path} is speaker-adapted (SAT or fMLLR input); online CMVN is for "
                          "the speaker-independent models decode-online runs")
     online_cmvn_setup(opts)  # an unreadable stats file or config fails here, before any job
+    if (online_cmvn or recorded_online_cmvn) and online_cmvn_history and online_cmvn_silence_weight != 1.0:
+        from kaldilite.train.decode_commands import read_history_weights
+
+        read_history_weights(online_cmvn_history_weights, online_cmvn_history)  # (the check, before any job)
+    for stale in decode_dir.glob("cmvn_weights.*.ark"):  # this decode's jobs write their own
+        stale.unlink()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]

@@ -128,10 +128,20 @@ def _command_line(ctx):
 @click.option("--norm-vars", type=bool, default=None,
               help="CMVN variance normalization (default: as the alignment model's pipeline).")
 @click.option("--online-cmvn", type=bool, default=False, show_default=True,
-              help="Train on the online decoder's CMVN (apply-cmvn-online: each speaker of DATA in spk2utt order from "
-              "the prior DATA/cmvn.scp summed, stats carried between its utterances) instead of offline per-speaker "
-              "CMVN; recorded in the model, so decode-nnet2, decode-commands and export-model use it unasked. For "
-              "a model decode-online will run (Kaldi's nnet2 online recipes train on apply-cmvn-online output).")
+              help="Train on the online decoder's CMVN (apply-cmvn-online: each speaker of DATA from the prior "
+              "DATA/cmvn.scp summed, stats carried between its utterances, see --online-cmvn-order and "
+              "--online-cmvn-silence-weight) instead of offline per-speaker CMVN; recorded in the model, so "
+              "decode-nnet2, decode-commands and export-model use it unasked. For a model decode-online will run "
+              "(Kaldi's nnet2 online recipes train on apply-cmvn-online output).")
+@click.option("--online-cmvn-order", type=click.Choice(["random", "spk2utt"]), default="spk2utt", show_default=True,
+              help="With --online-cmvn: the order a speaker's utterances carry the stats in: random (drawn from "
+              "--seed, afresh every epoch: a live user says the commands in any order) or spk2utt (DATA's sorted "
+              "ids, as Kaldi's apply-cmvn-online; for Speech Commands that sorts a speaker's clips by word, a cue "
+              "no live user gives).")
+@click.option("--online-cmvn-silence-weight", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="With --online-cmvn: weight of the frames the alignment puts on silence phones when an utterance "
+              "joins the carried stats, as decode-online's --cmvn-silence-weight (default 0) weighs its best path's; "
+              "recorded in the model (1: every frame alike, Kaldi's apply-cmvn-online).")
 @click.option("--transform-dir", type=click.Path(exists=True, file_okay=False),
               help="Directory of per-speaker fMLLR transforms trans.* for DATA (align-fmllr output): the network "
               "then reads the alignment system's LDA+MLLT features through them (Kaldi's feat_type=lda egs); "
@@ -189,7 +199,8 @@ def train_nnet2_cmd(ctx, data, lang, ali_dir, exp, configs, num_threads, **kwarg
     """Train a p-norm DNN on a GMM system's alignments (like steps/nnet2/train_pnorm_simple2.sh).
 
     Input: the data dir's features with the alignment model's CMVN (--online-cmvn true: the online
-    decoder's, per speaker in spk2utt order from the data's global stats), spliced +-splice-width,
+    decoder's, carried through each speaker's utterances from the data's global stats; with
+    --online-cmvn-order random --online-cmvn-silence-weight 0 as decode-online carries it), spliced +-splice-width,
     through an LDA-like transform estimated from the alignments; all recorded in EXP/final.mdl.
     With --transform-dir: the SAT system's features (CMVN, splice, final.mat) through each
     speaker's fMLLR transform, then spliced and transformed as above.

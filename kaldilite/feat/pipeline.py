@@ -278,7 +278,8 @@ def check_raw_feature_dim(model_path, data_dir, expected_dim, expected_features,
             f"({feature_config_hint(expected_dim, feature_type)}) or retrain")
 
 
-def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_cmvn_history=None):
+def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_cmvn_history=None,
+                  online_cmvn_order_seed=None, online_cmvn_weights=None):
     """Iterate (utt, float32 features) for a data dir: feats.scp through `pipeline`.
 
     Per-speaker CMVN reads DATA/cmvn.scp keyed by speaker through DATA/utt2spk (as
@@ -293,6 +294,10 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_
     `online_cmvn_history`: another data dir holding DATA's utterances among others (e.g. dev for
     a subset of it): the stats are carried through ITS spk2utt, so that DATA's utterances are
     normalized exactly as in that dir; only DATA's are returned.
+    `online_cmvn_order_seed`: each speaker's utterances carried in a random order drawn from this seed
+    and the speaker's name (`speaker_orders`; None: spk2utt's order), the order they are returned in.
+    `online_cmvn_weights`: the per-frame carry weights of `apply_cmvn_online` (a mapping utt -> vector,
+    or a callable asked once the utterance has been consumed; None: every frame 1).
     """
     from kaldilite.io.datadir import DataDir
     from kaldilite.io.tables import read_matrices, read_matrix_dict
@@ -305,7 +310,8 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_
     if online_cmvn is None and pipeline.cmvn == "online":
         online_cmvn = (pipeline.online_cmvn_stats, pipeline.online_cmvn_opts())
     if online_cmvn is not None and pipeline.cmvn != "none":
-        yield from _load_features_online_cmvn(data, pipeline, wanted, *online_cmvn, history=online_cmvn_history)
+        yield from _load_features_online_cmvn(data, pipeline, wanted, *online_cmvn, history=online_cmvn_history,
+                                              order_seed=online_cmvn_order_seed, weights=online_cmvn_weights)
         return
     stats_by_speaker = utt2spk = None
     if pipeline.cmvn == "speaker":
@@ -332,8 +338,9 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_
         yield utt, pipeline.apply(feats, stats, where=f"{feats_scp} ({utt})")
 
 
-def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, history=None):
-    from kaldilite.feat.cmvn import OnlineCmvnOptions, apply_cmvn_online
+def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, history=None, order_seed=None,
+                               weights=None):
+    from kaldilite.feat.cmvn import OnlineCmvnOptions, apply_cmvn_online, speaker_orders
     from kaldilite.io.datadir import DataDir, utt2spk_to_spk2utt
     from kaldilite.io.tables import read_matrix
 
@@ -351,13 +358,14 @@ def _load_features_online_cmvn(data, pipeline, wanted, global_stats, opts, histo
     spk2utt = source.spk2utt if source.spk2utt is not None else utt2spk_to_spk2utt(source.utt2spk)
     speakers = {data.utt2spk[u] for u in wanted}
     # a speaker's utterances are all normalized (their stats carry), only the wanted ones returned
-    spk2utt = {spk: utts if history is not None else [u for u in utts if u in wanted]
-               for spk, utts in spk2utt.items() if spk in speakers}
+    spk2utt = speaker_orders({spk: utts if history is not None else [u for u in utts if u in wanted]
+                              for spk, utts in spk2utt.items() if spk in speakers}, order_seed)
     opts = pipeline.online_cmvn_opts(OnlineCmvnOptions() if opts is None else opts)
     feats_scp = source.path / "feats.scp"
     raw = {u: read_matrix(source.feats_scp[u]) for utts in spk2utt.values() for u in utts if u in source.feats_scp}
     offline_steps = pipeline.without_cmvn()
-    for utt, feats in apply_cmvn_online(raw, global_stats, opts, spk2utt, where=f"{feats_scp}: online CMVN"):
+    for utt, feats in apply_cmvn_online(raw, global_stats, opts, spk2utt, where=f"{feats_scp}: online CMVN",
+                                        weights=weights):
         if utt in wanted:
             yield utt, offline_steps.apply(feats, where=f"{feats_scp} ({utt})")
 

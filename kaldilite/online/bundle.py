@@ -275,6 +275,7 @@ class ModelBundle:
         if online_config is not None or overrides:
             base = read_config(online_config, OnlineDecodingOptions) if online_config else None
             online_opts = _merge(online_opts, base, overrides)
+        _warn_cmvn_carry_mismatch(path / "final.mdl", model, online_opts)
         global_cmvn = None
         if model.pipeline.cmvn != "none":
             stats_path = path / "global_cmvn.stats"
@@ -301,6 +302,21 @@ class ModelBundle:
                    silence_phone_ids=tuple(silence), rejection=RejectionRule.load(path / "rejection.json"),
                    mfcc_opts=mfcc_opts, cmvn_opts=cmvn_opts, global_cmvn=global_cmvn, online_opts=online_opts,
                    info=info, ivector_model=ivector_model, ivector_opts=ivector_opts)
+
+
+def _warn_cmvn_carry_mismatch(model_path, model, online_opts):
+    """A warning when a model trained on online CMVN (train-nnet2 --online-cmvn) carried the stats from clip to
+    clip with another silence weight than decode-online will (--cmvn-silence-weight): its input then differs
+    from what it learned on, most after long pauses. (A model from before --online-cmvn-silence-weight records
+    nothing and is not checked: it carried every frame.)"""
+    if model.pipeline is None or model.pipeline.cmvn != "online" or not online_opts.carry_cmvn:
+        return
+    weight = model_header(model_path).get("extra", {}).get("options", {}).get("online_cmvn_silence_weight")
+    if weight is not None and float(weight) != online_opts.cmvn_silence_weight:
+        log.warning("%s was trained with the online-CMVN stats carried with silence frames weighted %g "
+                    "(train-nnet2 --online-cmvn-silence-weight) but decodes with --cmvn-silence-weight %g; set "
+                    "--cmvn-silence-weight %g (conf/online.conf) unless that is the point", model_path, weight,
+                    online_opts.cmvn_silence_weight, weight)
 
 
 def _model_ivector(model):

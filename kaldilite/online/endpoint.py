@@ -119,6 +119,17 @@ def silence_tid_mask(tid_to_phone, silence_phones):
     return mask
 
 
+def silence_frames(alignment, is_silence_tid, num_frames):
+    """Per frame 0..num_frames-1 whether a best path's `alignment` (transition-ids) puts it on a silence
+    phone (`silence_tid_mask`); frames past the alignment's end are not. What decides the silence
+    weighting of the carried online-CMVN stats, live (decode-online) and in the calibration decodes
+    (decode-commands --online-cmvn) alike."""
+    silence = np.zeros(num_frames, dtype=bool)
+    alignment = np.asarray(alignment[:num_frames], dtype=np.int64)
+    silence[:len(alignment)] = is_silence_tid[alignment]
+    return silence
+
+
 def trailing_silence_frames(alignment, is_silence_tid):
     """Frames at the end of `alignment` (transition-ids, one per frame) whose phone is silence
     (Kaldi's TrailingSilenceLength, counting back until the first non-silence frame);

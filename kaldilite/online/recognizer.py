@@ -55,9 +55,11 @@ from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
 from kaldilite.decode.rejection import (NON_COMMAND_WORDS, REJECTED, RejectionRule, filler_word_ids,
                                         recognize_decoder)
 from kaldilite.errors import InputError
+from kaldilite.feat.cmvn import silence_weights
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
-from kaldilite.online.endpoint import OnlineEndpointConfig, endpoint_detected, silence_tid_mask, trailing_silence_frames
+from kaldilite.online.endpoint import (OnlineEndpointConfig, endpoint_detected, silence_frames, silence_tid_mask,
+                                       trailing_silence_frames)
 from kaldilite.online.sources import StreamingResampler
 from kaldilite.online.vad import VadGate, VadOptions
 
@@ -444,10 +446,7 @@ class OnlineRecognizer:
         best = self.decoder.best_path() if weight != 1.0 else None
         if best is None:
             return None
-        weights = np.ones(num_frames)
-        silence = self._silence_tid[np.asarray(best.alignment[:num_frames])]
-        weights[:len(silence)][silence] = weight
-        return weights
+        return silence_weights(silence_frames(best.alignment, self._silence_tid, num_frames), weight)
 
     def _endpointed(self, arrival):
         """Finalize the utterance when an endpoint rule fires (the audio after its decoded frames

@@ -87,6 +87,21 @@ class CommandDecodeOptions:
     # a data dir holding the decoded one's utterances among others (dev for a subset of it): online
     # CMVN carried through its spk2utt, so that a subset is normalized exactly as within the whole
     online_cmvn_history: str | None = None
+    # online CMVN (--online-cmvn or a model trained on it): each speaker's utterances carried in a random order
+    # drawn from this seed and the speaker's name (`kaldilite.feat.cmvn.speaker_orders`: the same order whatever
+    # the job split or the rest of the data dir); -1: spk2utt's (sorted ids: for Speech Commands BY WORD, a cue
+    # no live user gives)
+    online_cmvn_order_seed: int = 0
+    # the weight of the frames each utterance's best path puts on silence phones when it joins the carried
+    # stats, as decode-online's --cmvn-silence-weight (whose default this is) weighs them live; below 1 a
+    # speaker's utterances are decoded one after the other, each normalized with the stats its predecessors'
+    # decodes left (the jobs stay parallel across speakers), and each utterance's weights are written to
+    # DECODE_DIR/cmvn_weights.JOB.ark; 1: every frame alike (apply-cmvn-online), no decode needed for them
+    online_cmvn_silence_weight: float = 0.0
+    # with online_cmvn_history and a silence weight below 1: the decode-commands dir of the history data dir
+    # (its cmvn_weights.*.ark), whose best paths weigh the history's frames, so that DATA's utterances are
+    # normalized exactly as in that decode
+    online_cmvn_history_weights: str | None = None
     # nnet2 models trained with online i-vectors (train-nnet2 --online-ivector-dir): extract-ivectors-online's
     # output for the decoded data (or a data dir holding its utterances), steps/nnet2/decode.sh --online-ivector-dir
     online_ivector_dir: str | None = None
@@ -127,7 +142,7 @@ def decode_commands_job(graph_dir, model_path, data_dir, decode_dir, job, opts_d
             return _decode_sat(graph_dir, Path(model_path), data_dir, Path(decode_dir), job, opts, silence_phones)
         if opts.transform_dir is not None or kind == "adapted_nnet":
             return _decode_adapted_nnet(graph_dir, model_path, data_dir, opts, silence_phones)
-        return _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones)
+        return _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones, Path(decode_dir), job)
 
 
 def start_up_before_forking_jobs(job_args, nj):
@@ -220,12 +235,17 @@ class _Timer:
 
 
 def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, features, timer, best_paths=None,
-                  phone_tables=None):
+                  phone_tables=None, carry=None):
     """Decode each (utt, feats) with lattices -> [(utt, Measures, num_frames)]. ``best_paths``: a
     list that receives each utterance's (utt, DecodeResult) too (the SAT first pass's, for fMLLR).
     ``phone_tables``: (the model's tid_to_phone, silence phone ids), needed with
-    ``recognizer_opts.phone_scores`` (silence phones are no part of the command's phones)."""
+    ``recognizer_opts.phone_scores`` (silence phones are no part of the command's phones).
+    ``carry``: (dict, is_silence_tid, silence weight): each utterance's online-CMVN carry weights, decided
+    by its best partial path as decode-online decides them (`OnlineRecognizer._silence_weights`), are put
+    in the dict under its id before the next utterance is asked of ``features`` (which reads them)."""
     from kaldilite.decode.rejection import Recognizer, measure
+    from kaldilite.feat.cmvn import silence_weights
+    from kaldilite.online.endpoint import silence_frames
 
     tid_to_phone, silence = phone_tables if phone_tables is not None else (None, ())
     recognizer = Recognizer(graph, tid_to_pdf, words, fillers, opts=recognizer_opts, tid_to_phone=tid_to_phone,
@@ -238,13 +258,18 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
             m = measure(recognizer.word_sequences(), fillers)
             if best_paths is not None:
                 best_paths.append((utt, recognizer.decoder.finalize()))
+            if carry is not None:
+                decided, is_silence_tid, weight = carry
+                best = recognizer.decoder.best_path()
+                decided[utt] = (np.ones(len(feats)) if best is None else
+                                silence_weights(silence_frames(best.alignment, is_silence_tid, len(feats)), weight))
         results.append((utt, m, len(feats)))
         log.info("%s %s confidence %.3f llr %s", utt, " ".join(m.words or ()), m.confidence,
                  "-" if m.llr is None else f"{m.llr:.3f}")
     return results
 
 
-def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones):
+def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones, decode_dir=None, job=1):
     from kaldilite.feat.pipeline import load_features
     from kaldilite.online.bundle import load_scoring_model
     from kaldilite.utils.load_once import load_once
@@ -254,12 +279,59 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones):
         model.scorer.check_raw_features(data_dir)
     graph, words, fillers, recognizer_opts = _recognition_setup(graph_dir, opts)
     timer = _Timer()
-    features = load_features(data_dir, model.pipeline, online_cmvn=online_cmvn_setup(opts),
-                             online_cmvn_history=opts.online_cmvn_history)
+    online = online_cmvn_setup(opts)
+    carry = weights = None
+    online_model = online is not None or getattr(model.pipeline, "cmvn", None) == "online"
+    if online_model and opts.online_cmvn_silence_weight != 1.0:
+        if opts.online_cmvn_history is not None:
+            weights = read_history_weights(opts.online_cmvn_history_weights, opts.online_cmvn_history)
+        else:  # decided by each utterance's decode, before the next one of its speaker is normalized
+            from kaldilite.online.endpoint import silence_tid_mask
+
+            carry = ({}, silence_tid_mask(model.tid_to_phone, silence_phones), opts.online_cmvn_silence_weight)
+            weights = carry[0].get
+    features = load_features(data_dir, model.pipeline, online_cmvn=online, online_cmvn_history=opts.online_cmvn_history,
+                             online_cmvn_order_seed=None if opts.online_cmvn_order_seed < 0 else
+                             opts.online_cmvn_order_seed, online_cmvn_weights=weights)
     features = with_online_ivectors(model, data_dir, opts.online_ivector_dir, features)
     results = _lattice_pass(graph, model.tid_to_pdf, words, fillers, recognizer_opts, model.scorer.log_likelihoods,
-                            features, timer, phone_tables=(model.tid_to_phone, silence_phones))
+                            features, timer, phone_tables=(model.tid_to_phone, silence_phones), carry=carry)
+    if carry is not None and decode_dir is not None:
+        from kaldilite.io.tables import write_vectors
+
+        decode_dir.mkdir(parents=True, exist_ok=True)
+        write_vectors(sorted(carry[0].items()), decode_dir / f"{CMVN_WEIGHTS}.{job}.ark")
     return results, timer.wall, timer.cpu
+
+
+CMVN_WEIGHTS = "cmvn_weights"  # DECODE_DIR/cmvn_weights.JOB.ark: each utterance's online-CMVN carry weights
+
+
+def read_history_weights(decode_dir, history):
+    """{utt: carry weights} of DECODE_DIR/cmvn_weights.*.ark, the decode of the online-CMVN history data dir
+    `history` (decode-commands --online-cmvn-history-weights); refused in one line when absent."""
+    from kaldilite.errors import InputError, MissingFileError
+    from kaldilite.io.tables import read_vectors
+
+    if decode_dir is None:
+        raise InputError(f"--online-cmvn-history {history} with --online-cmvn-silence-weight below 1 needs "
+                         "--online-cmvn-history-weights DECODE_DIR: decode-commands' decode of that data dir, whose "
+                         "best paths decided the silence frames its utterances carried")
+    files = sorted(Path(decode_dir).glob(f"{CMVN_WEIGHTS}.*.ark"))
+    if not files:
+        raise MissingFileError(f"{Path(decode_dir) / (CMVN_WEIGHTS + '.1.ark')}: missing; decode {history} with "
+                               "decode-commands (online CMVN, --online-cmvn-silence-weight below 1) into "
+                               f"{decode_dir} first")
+    weights = {}
+    for path in files:
+        weights.update(read_vectors(str(path)))
+    from kaldilite.io.datadir import DataDir
+
+    missing = sorted(set(DataDir.load(history).utt2spk or ()) - set(weights))
+    if missing:
+        raise InputError(f"{files[0]}: no carry weights for utterance {missing[0]} of {history} ({len(missing)} in "
+                         f"all); {decode_dir} must be the decode of {history} itself: re-decode it")
+    return weights
 
 
 def refuse_online_ivectors(online_ivector_dir, model_description):

@@ -717,9 +717,11 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       exp/$m/final.alimdl $([ $m = nnet2 ] && [ "$nnet_feats" = hires ] && echo data/dev_hires/feats.scp data/dev_hires/cmvn.scp) \
       $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_dev/trans.*) \
       $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/{HCLG.fst,words.txt,words/fillers.txt}; done) \
+      $(online_cmvn_model $m && echo exp/$m/decode_dev/measures.jsonl) \
       --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m \
       --lattice-llr $(phone_scores_option) --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt $(sat_decode_options $m) \
-      $(online_cmvn_model $m && echo --online-cmvn-history $(nnet_data_dir dev))  # each part normalized as within dev
+      $(online_cmvn_model $m && echo --online-cmvn-history $(nnet_data_dir dev) --online-cmvn-history-weights exp/$m/decode_dev)
+      # (online CMVN: each part normalized as within dev's decode, whose best paths decided each clip's carried silence)
   done
 fi
 
@@ -769,8 +771,9 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     calibrate tri3b+nnet2 llr_total
   fi
   # The online model's row: dev and the held-out commands decoded through decode-online's front end
-  # (online CMVN as apply-cmvn-online --spk2utt: each speaker's clips in spk2utt order, stats carried
-  # from one to the next, the prior = the training data's cmvn.scp summed, as export-model writes it
+  # (online CMVN carried from clip to clip of each speaker as decode-online carries it: decode-commands'
+  # defaults, a seeded random order, the silence frames of each clip's best path weighted 0; the prior =
+  # the training data's cmvn.scp summed, as export-model writes it
   # into the bundle), then calibrated as every model. The offline rows use per-speaker CMVN over all
   # of a speaker's clips, which a live user never has: under one rule, decode-online's decisions on
   # dev differ from the offline-CMVN decodes' on 4.9% of the clips, from these decodes' on 0.7%
@@ -808,11 +811,13 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       mv exp/$o/decode_heldout_commands/measures.jsonl.tmp exp/$o/decode_heldout_commands/measures.jsonl
     }
     if [[ " ${calib_sets[*]} " == *" heldout_commands "* ]]; then
+      pool_wait  # dev's decode decided the silence frames its clips carry (--online-cmvn-history-weights)
       step exp/$o/decode_heldout_commands/.stamp data/heldout_commands exp/$online/final.mdl \
-        exp/$o/global_cmvn.stats $(online_set dev)/{feats.scp,spk2utt} \
+        exp/$o/global_cmvn.stats $(online_set dev)/{feats.scp,spk2utt} exp/$o/decode_dev/measures.jsonl \
         $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$online/graph_commands_minus_$c/HCLG.fst; done) \
         --out exp/$o/decode_heldout_commands/measures.jsonl -- \
-        online_heldout --lattice-llr "${online_opts[@]}" --online-cmvn-history $(online_set dev)
+        online_heldout --lattice-llr "${online_opts[@]}" --online-cmvn-history $(online_set dev) \
+        --online-cmvn-history-weights exp/$o/decode_dev
     fi
     pool_wait
     calibrate $o $rejection_score

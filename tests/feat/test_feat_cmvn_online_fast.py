@@ -116,7 +116,7 @@ def test_one_compiled_variant_for_read_only_and_joined_input():
     """A speaker with one read-only utterance (a memory-mapped archive) and a speaker whose
     utterances are joined into a new array reach the kernel as the same array type: one variant
     compiles, and read-only input gives the same numbers as a writable copy of it."""
-    from kaldilite.feat.cmvn import _online_cmvn_speaker
+    from kaldilite.feat.cmvn import _online_cmvn_utterance
 
     feats, spk2utt, global_stats = _corpus(seed=5)
     read_only = {}
@@ -130,4 +130,4 @@ def test_one_compiled_variant_for_read_only_and_joined_input():
     for utt in feats:
         np.testing.assert_array_equal(out[utt], expected[utt], err_msg=utt)
         assert out_alone[utt].shape == feats[utt].shape
-    assert len(_online_cmvn_speaker.signatures) == 1, _online_cmvn_speaker.signatures
+    assert len(_online_cmvn_utterance.signatures) == 1, _online_cmvn_utterance.signatures

@@ -5,8 +5,12 @@ The independent answer for the batch path is the live recognizer itself: the sam
 streamed through `OnlineRecognizer` (endpointing off, so each file is one utterance) give, per
 file, the score and decision decode-commands --online-cmvn writes, when the data dir's spk2utt
 order is the order the files were spoken in. Features are made without dither so that the
-streamed MFCC equal feats.scp's. The recognizer carries all frames at full weight here
-(--cmvn-silence-weight 1), as apply-cmvn-online does; its default weighs silence frames 0.
+streamed MFCC equal feats.scp's. Two protocols: decode-commands' default (each speaker's files in the
+random order of --online-cmvn-order-seed 0, each file's frames joining the carried stats with those
+its best path puts on silence weighted 0) against the recognizer with its default --cmvn-silence-weight
+0 fed the files in that order; and the old one (--online-cmvn-order-seed -1
+--online-cmvn-silence-weight 1: spk2utt order, all frames, as apply-cmvn-online) against the
+recognizer at weight 1 in spk2utt order.
 """
 
 import json
@@ -81,17 +85,32 @@ def online_setup(digits_system, garbage_graph_dir, fsdd_dir, tmp_path_factory):
     return data, bundle, digits_system / "exp/mono/final.mdl"
 
 
-def _decode_commands(setup, graph_dir, out, data=None):
+# (decode-commands options, the recognizer's --cmvn-silence-weight, the order seed the files are fed in)
+PROTOCOLS = {"live": ([], "0", 0),
+             "old": (["--online-cmvn-order-seed", "-1", "--online-cmvn-silence-weight", "1"], "1", None)}
+
+
+def _decode_commands(setup, graph_dir, out, data=None, options=()):
     from kaldilite.cli import cli
     from kaldilite.score.commands import read_measures
 
     data_dir, bundle, model = setup
     result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM),
                                       "--online-cmvn", str(bundle / "global_cmvn.stats"),
-                                      "--online-cmvn-config", str(bundle / "conf/online_cmvn.conf"),
+                                      "--online-cmvn-config", str(bundle / "conf/online_cmvn.conf"), *options,
                                       "--model", str(model), str(graph_dir), str(data or data_dir), str(out)])
     assert result.exit_code == 0, result.output
     return read_measures(out / "measures.jsonl")
+
+
+def _fed_in_order(data, seed):
+    """{speaker: its utterances in the order decode-commands carries them with this order seed}."""
+    from kaldilite.feat.cmvn import speaker_orders
+
+    orders = speaker_orders(data.spk2utt, seed)
+    if seed is not None:  # not vacuous: the random order is not spk2utt's
+        assert any(orders[s] != list(u) for s, u in data.spk2utt.items())
+    return orders
 
 
 def _score(json_line):
@@ -110,19 +129,23 @@ def _scores(bundle_dir, measures):
     return {u: (d.label if d.accepted else "<rejected>", d.score) for u, d in decided.items()}
 
 
-def test_decode_commands_online_cmvn_is_what_the_live_recognizer_computes(online_setup, garbage_graph_dir, tmp_path):
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_decode_commands_online_cmvn_is_what_the_live_recognizer_computes(online_setup, garbage_graph_dir, tmp_path,
+                                                                          protocol):
     from kaldilite.io.audio import read_audio
     from kaldilite.io.datadir import DataDir
     from kaldilite.online.bundle import ModelBundle
     from kaldilite.online.recognizer import OnlineRecognizer
 
+    options, silence_weight, seed = PROTOCOLS[protocol]
     data_dir, bundle_dir, _ = online_setup
-    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode"))
+    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode",
+                                                 options=options))
     bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
-                                                      "cmvn-silence-weight": "1"})
+                                                      "cmvn-silence-weight": silence_weight})
     data = DataDir.load(data_dir)
     live = {}
-    for speaker, utts in data.spk2utt.items():
+    for speaker, utts in _fed_in_order(data, seed).items():
         recognizer = OnlineRecognizer(bundle)  # a new speaker: the global prior
         for utt in utts:
             recognizer.new_stream(utt)
@@ -150,7 +173,8 @@ def test_decode_online_utt2spk_carries_cmvn_per_speaker_and_carry_false_resets(o
 
     data_dir, bundle_dir, _ = online_setup
     data = DataDir.load(data_dir)
-    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode"))
+    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode",
+                                                 options=PROTOCOLS["old"][0]))
     # the files interleaved by speaker: jackson's second file must resume jackson, not theo
     jackson, theo = ([f"{spk}-{name}" for spk, name in FILES if spk == who] for who in ("jackson", "theo"))
     order = [u for pair in zip(jackson, theo + [None]) for u in pair if u]  # j1 t1 j2 t2 j3 t3 j4
@@ -196,7 +220,8 @@ def online_nnet(digits_system, garbage_graph_dir, online_setup, tmp_path_factory
     from kaldilite.online.bundle import export_model
 
     tmp = tmp_path_factory.mktemp("online_nnet")
-    result = CliRunner().invoke(cli, ["train-nnet2", "--online-cmvn", "true", "--num-epochs", "2",
+    result = CliRunner().invoke(cli, ["train-nnet2", "--online-cmvn", "true", "--online-cmvn-order", "random",
+                                      "--online-cmvn-silence-weight", "0", "--num-epochs", "2",
                                       "--samples-per-iter", "4000", "--pnorm-input-dim", "100",
                                       "--pnorm-output-dim", "20", "--num-utts-subset", "20",
                                       "--max-models-combine", "2", "--splice-width", "2", "--num-threads", "1",
@@ -233,11 +258,12 @@ def test_online_cmvn_model_records_the_training_data_global_stats(online_nnet, d
     assert "--norm-vars=false" in (bundle / "conf/online_cmvn.conf").read_text()
 
 
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(online_nnet, online_setup,
-                                                                               garbage_graph_dir, tmp_path):
+                                                                               garbage_graph_dir, tmp_path, protocol):
     """decode-commands with no CMVN option on the model = OnlineRecognizer on the bundle, file by
-    file, each speaker's files in spk2utt order with the CMVN state carried (as decode-online
-    --utt2spk carries it)."""
+    file, each speaker's files in decode-commands' order with the CMVN state carried (as decode-online
+    --utt2spk carries it), silence frames weighted alike."""
     from kaldilite.cli import cli
     from kaldilite.io.audio import read_audio
     from kaldilite.io.datadir import DataDir
@@ -247,16 +273,17 @@ def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(o
 
     model_path, bundle_dir = online_nnet
     data_dir = online_setup[0]
-    args = ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM), "--model", str(model_path),
-            str(garbage_graph_dir), str(data_dir)]
+    options, silence_weight, seed = PROTOCOLS[protocol]
+    args = ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM), *options, "--model",
+            str(model_path), str(garbage_graph_dir), str(data_dir)]
     result = CliRunner().invoke(cli, args + [str(tmp_path / "decode")])
     assert result.exit_code == 0, result.output
     batch = _scores(bundle_dir, read_measures(tmp_path / "decode/measures.jsonl"))
     bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
-                                                      "cmvn-silence-weight": "1"})
+                                                      "cmvn-silence-weight": silence_weight})
     data = DataDir.load(data_dir)
     live = {}
-    for speaker, utts in data.spk2utt.items():
+    for speaker, utts in _fed_in_order(data, seed).items():
         recognizer = OnlineRecognizer(bundle)
         state = bundle.speaker_state()  # a new speaker: the global prior, then carried
         for utt in utts:
@@ -281,6 +308,23 @@ def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(o
     assert result.exit_code != 0 and "records its global stats" in result.output
 
 
+def test_the_model_records_how_training_carried_and_a_bundle_decoding_otherwise_warns(online_nnet, caplog):
+    import logging
+
+    from kaldilite.gmm.model import read_model_header
+    from kaldilite.online.bundle import ModelBundle
+
+    model_path, bundle_dir = online_nnet
+    options = read_model_header(model_path)["extra"]["options"]
+    assert (options["online_cmvn_order"], options["online_cmvn_silence_weight"]) == ("random", 0.0)
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        ModelBundle.load(bundle_dir)  # decode-online's default weight 0: as trained, no warning
+    assert "--cmvn-silence-weight" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        ModelBundle.load(bundle_dir, overrides={"cmvn-silence-weight": "1"})
+    assert "trained with the online-CMVN stats carried with silence frames weighted 0" in caplog.text
+
+
 def test_offline_pipelines_keep_their_dict_and_old_dicts_load():
     """An offline pipeline's dict has no online-CMVN keys (so files written now load in older
     kaldilite), and a dict written before cmvn 'online' existed loads unchanged."""
@@ -298,3 +342,37 @@ def test_offline_pipelines_keep_their_dict_and_old_dicts_load():
     assert again == online and again.online_cmvn_opts().cmn_window == 700
     with pytest.raises(InputError, match="online_cmvn_stats"):
         FeaturePipeline(cmvn="speaker", online_cmvn_stats=stats)
+
+
+def test_a_subset_decoded_with_the_history_and_its_weights_is_normalized_as_within_it(online_setup,
+                                                                                       garbage_graph_dir, tmp_path):
+    """run.sh's held-out decodes: a subset of the data dir (two of jackson's files), each decoded with
+    --online-cmvn-history DATA --online-cmvn-history-weights DECODE_OF_DATA, scores exactly as in the
+    decode of the whole data dir (its best paths decided the silence frames every file carried)."""
+    from kaldilite.cli import cli
+    from kaldilite.io.tables import read_vectors
+
+    data_dir, bundle_dir, _ = online_setup
+    whole = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "whole"))
+    weights = dict(read_vectors(str(tmp_path / "whole/cmvn_weights.1.ark")))
+    assert sorted(weights) == sorted(whole)
+    # the weighting is real: silence frames (weight 0: FSDD's clips are trimmed, one has a pause) and speech (1)
+    assert set(np.unique(np.concatenate(list(weights.values())))) == {0.0, 1.0}
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    keep = ["jackson-2_jackson_1", "jackson-9_jackson_2"]
+    for name in ("wav.scp", "utt2spk", "feats.scp", "cmvn.scp", "text"):
+        lines = (data_dir / name).read_text().splitlines()
+        (subset / name).write_text("".join(f"{line}\n" for line in lines if line.split()[0] in keep + ["jackson"]))
+    (subset / "spk2utt").write_text(f"jackson {' '.join(keep)}\n")
+    history = ["--online-cmvn-history", str(data_dir)]
+    part = _scores(bundle_dir, _decode_commands(
+        online_setup, garbage_graph_dir, tmp_path / "part", data=subset,
+        options=history + ["--online-cmvn-history-weights", str(tmp_path / "whole")]))
+    assert part == {u: whole[u] for u in keep}
+    # without the history's decode: refused, naming the option
+    bundle, model = bundle_dir, online_setup[2]
+    result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--online-cmvn", str(bundle / "global_cmvn.stats"),
+                                      *history, "--model", str(model), str(garbage_graph_dir), str(subset),
+                                      str(tmp_path / "refused")])
+    assert result.exit_code != 0 and "--online-cmvn-history-weights" in str(result.exception or result.output)
