@@ -206,15 +206,19 @@ def _stream_clips(bundle, data, utts, chunk_seconds, overrides=None):
     return out, spent, audio
 
 
-def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, limit=0):
+def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, limit=0, order_seed=0):
     """The commands recipe's dev set: decode-online's decisions on each clip (with the recipe's
     endpointing, and with endpointing off: the whole clip) against the decodes the bundle's rule was
     calibrated on -- exp/SYSTEM_online_cmvn/decode_dev (decode-commands --online-cmvn, the recipe's
     stage 10) when the recipe made it, else exp/SYSTEM/decode_dev -- and against the offline
     per-speaker-CMVN decode exp/SYSTEM/decode_dev, all decided by the bundle's rule. Score gaps are
     taken on scores clipped to +-lattice_beam/acwt of the bundle (decode-online's lattice llr is
-    clipped there; a threshold inside that range decides alike)."""
+    clipped there; a threshold inside that range decides alike). Each speaker's clips are streamed in the
+    order the calibration decodes carried its online CMVN: decode-commands --online-cmvn-order-seed
+    `order_seed` (0, its default; None: spk2utt's sorted order, the recipe's before 2026-11-26)."""
     import statistics
+
+    from kaldilite.feat.cmvn import speaker_orders
 
     from kaldilite.decode.rejection import REJECTED
     from kaldilite.io.datadir import DataDir
@@ -254,8 +258,10 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
                 decided_score[name][utt] = decision.score
         offline = decided["calibrated"]
         online, scores, rtf = {}, {}, {}
+        wanted = set(utts)
+        fed = [u for us in speaker_orders(data.spk2utt, order_seed).values() for u in us if u in wanted]
         for name, bundle in runs.items():
-            results, spent, audio = _stream_clips(bundle, data, utts, chunk_seconds)
+            results, spent, audio = _stream_clips(bundle, data, fed, chunk_seconds)
             online[name] = {u: " ".join(r.text for r in rs if r.accepted) or REJECTED for u, rs in results.items()}
             scores[name] = {u: max((r.score for r in rs), default=float("nan")) for u, rs in results.items()}
             rtf[name] = spent / audio
@@ -301,7 +307,10 @@ def commands_agreement(work, system, mfcc_config, chunk_seconds=CHUNK_SECONDS, l
         f"(the decodes the rule was calibrated on), "
         f"{f'of {system} (offline per-speaker CMVN), ' if separate else ''}and decode-online on "
         f"each clip streamed in {chunk_seconds * 1000:.0f} ms chunks, one recognizer per speaker (online CMVN "
-        "carried, clips in sorted = spk2utt order). " + machine_line(),
+        "carried, each speaker's clips in "
+        + ("sorted = spk2utt order" if order_seed is None
+           else f"the random order of --online-cmvn-order-seed {order_seed}")
+        + ", as the calibration decodes carried them). " + machine_line(),
         "",
         f"| decisions | = {calibrated.parent.name} | command accuracy | false accepts (dev fillers + noise) |",
         "| --- | --- | --- | --- |",
@@ -335,13 +344,17 @@ def main():
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--commands-work", help="a built recipes/commands work dir: measure its dev set instead")
     parser.add_argument("--system", default="mono", help="with --commands-work: exp/SYSTEM")
+    parser.add_argument("--order-seed", type=int, default=0,
+                        help="with --commands-work: the decode-commands --online-cmvn-order-seed of the calibration "
+                             "decodes (each speaker's clips are streamed in that order); -1: spk2utt order")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                         help="override an online.conf option, e.g. --set endpoint.rule2.min-trailing-silence=0.05")
     args = parser.parse_args()
     args.mfcc_config = args.mfcc_config or (None if args.commands_work else REPO / "recipes/digits/conf/mfcc.conf")
     if args.commands_work:
         text = commands_agreement(args.commands_work, args.system,
-                                  args.mfcc_config or REPO / "recipes/commands/conf/mfcc.conf", limit=args.limit)
+                                  args.mfcc_config or REPO / "recipes/commands/conf/mfcc.conf", limit=args.limit,
+                                  order_seed=None if args.order_seed < 0 else args.order_seed)
         if not args.no_report:
             update_section("online-commands" if args.system == "nnet2" else f"online-commands-{args.system}", text)
         return
