@@ -125,6 +125,8 @@ VERBS = {
     'export-model': ('online',
         'Make a self-contained model bundle for decode-online (like steps/online/prepare_online_decoding.sh).'),
     'record': ('record', 'Show each prompt, record it from the microphone (trimmed by the VAD), write OUT_DIR.'),
+    'run-many': ('run',
+        'Run the kaldilite command lines of COMMANDS_FILE, at most N at a time in N warm worker processes.'),
 }
 
 # Verbs whose process needs no BLAS thread pool (mkgraph does no dense linear algebra; the
@@ -193,12 +195,26 @@ def cli(verbose):
 def main(argv=None):
     """Entry point: run the group, turning user errors into one line on stderr and exit 1."""
     args = sys.argv[1:] if argv is None else list(argv)
-    verb = next((a for a in args if not a.startswith("-")), "")
     # A run starts by creating its long-lived objects (the modules of numpy, click, OpenFst,
     # numba: 100k and more); with CPython's default threshold (700 allocations) the collector
     # scans them over and over meanwhile (align's start-up: 2 full and 250 young collections,
     # 40 ms of its serial part). Collect young objects every 20000 allocations instead.
     gc.set_threshold(20000, 20, 20)
+    code = run_verb(args)
+    # The interpreter's exit garbage-collects every object still alive (numpy's, click's, the
+    # OpenFst bindings', numba's: 100k and more), several passes while it tears modules down:
+    # 25-40 ms, a quarter of a short verb such as `mkgraph`. The verb has closed its outputs, so
+    # the collector is told to skip them (cyclic garbage is then left to the operating system,
+    # which frees the memory anyway); reference counting still finalizes everything else.
+    if code == 0:
+        gc.freeze()
+    sys.exit(code)
+
+
+def run_verb(args):
+    """Run one command line (without 'kaldilite') in this process -> its exit code: user errors
+    are one line on stderr and 1, as `kaldilite` exits (main; `run-many` runs several this way)."""
+    verb = next((a for a in args if not a.startswith("-")), "")
     if verb in _SINGLE_THREADED_BLAS_VERBS and "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
@@ -208,22 +224,16 @@ def main(argv=None):
         if verb:  # a library message that names the verb already keeps one prefix
             message = message.removeprefix(f"{verb}: ")
         click.echo(f"kaldilite {verb}: error: {message}".replace("  ", " "), err=True)
-        sys.exit(1)
+        return 1
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    # The interpreter's exit garbage-collects every object still alive (numpy's, click's, the
-    # OpenFst bindings', numba's: 100k and more), several passes while it tears modules down:
-    # 25-40 ms, a quarter of a short verb such as `mkgraph`. The verb has closed its outputs, so
-    # the collector is told to skip them (cyclic garbage is then left to the operating system,
-    # which frees the memory anyway); reference counting still finalizes everything else.
-    gc.freeze()
-    sys.exit(0)
+        return exc.exit_code
+    return 0
 
 
 if __name__ == "__main__":

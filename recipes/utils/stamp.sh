@@ -212,8 +212,60 @@ step() {
     fi
   fi
   rm -f "$stamp"
+  if [ -n "$_stamp_batch" ] && [ "${command[0]}" = kaldilite ]; then  # queued: step_batch_end runs it
+    local n=${#_stamp_batch_stamps[@]}
+    printf '%s\n' "$head" > "$_stamp_batch/$n.head"
+    printf '%s\n' "${outputs[@]+"${outputs[@]}"}" > "$_stamp_batch/$n.outputs"
+    printf '%q ' "${command[@]:1}" >> "$_stamp_batch/commands"
+    echo >> "$_stamp_batch/commands"
+    _stamp_batch_stamps+=("$stamp")
+    return 0
+  fi
   "$@"
-  mkdir -p "$(dirname "$stamp")"
-  _stamp_expected 2 "$head" > "$stamp.tmp"
-  mv "$stamp.tmp" "$stamp"
+  _stamp_write "$stamp" "$head"
+}
+
+_stamp_write() {  # STAMP HEAD: the stamp of a step that succeeded (its outputs as they are now)
+  mkdir -p "$(dirname "$1")"
+  _stamp_expected 2 "$2" > "$1.tmp"
+  mv "$1.tmp" "$1"
+}
+
+# Batching: between step_batch_begin and step_batch_end, a step that is not up to date and whose
+# COMMAND is `kaldilite VERB ...` is queued instead of run; step_batch_end runs the queued command
+# lines with `kaldilite run-many --nj $nj` (at most $nj worker processes, each loading the
+# libraries and compiled code once instead of once per command: ~1.5 s of CPU per decode-commands)
+# and writes the stamps of those that succeeded; if any failed, it exits 1 once all have ended
+# (their errors are in the output), as pool_wait does. The queued steps must not read each other's
+# outputs. Other steps (shell functions) run at once, as outside a batch.
+_stamp_batch=
+_stamp_batch_stamps=()
+
+step_batch_begin() {
+  _stamp_batch=$(mktemp -d "${TMPDIR:-/tmp}/kaldilite-steps.XXXXXX")
+  _stamp_batch_stamps=()
+}
+
+step_batch_end() {
+  local dir=$_stamp_batch n line code failed=false outputs=()
+  _stamp_batch=
+  [ -n "$dir" ] || return 0
+  if [ ${#_stamp_batch_stamps[@]} -gt 0 ]; then
+    kaldilite run-many --nj "${nj:-1}" --status "$dir/status" "$dir/commands" || true
+    n=0
+    while read -r line code; do
+      if [ "$code" = 0 ]; then
+        mapfile -t outputs < "$dir/$n.outputs"
+        [ -n "${outputs[0]:-}" ] || outputs=()
+        _stamp_write "${_stamp_batch_stamps[$n]}" "$(cat "$dir/$n.head")"
+      else
+        failed=true
+      fi
+      n=$((n + 1))
+    done < "$dir/status" 2>/dev/null || failed=true
+    [ $n -eq ${#_stamp_batch_stamps[@]} ] || failed=true
+  fi
+  rm -rf "$dir"
+  _stamp_batch_stamps=()
+  [ $failed = false ] || { echo "$0: a step run in a batch failed (its error is above)" >&2; exit 1; }
 }

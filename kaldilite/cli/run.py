@@ -1,0 +1,148 @@
+"""`kaldilite run-many`: many short kaldilite command lines in a few warm processes.
+
+A recipe stage such as the commands recipe's stage 9 runs dozens of independent short steps (a
+decode of 35 utterances, a graph). As separate processes each pays the interpreter, numpy/scipy/
+numba imports and the loading of every compiled decoder function: ~1.5 s of CPU for a
+decode-commands of one utterance, more than the decoding of a held-out set. `run-many` reads the
+command lines (one per line, shell-quoted as a recipe writes them, with or without the leading
+`kaldilite`), starts at most --nj worker processes, and each worker runs its share one after
+the other in itself, through the same entry point as the `kaldilite` command (`kaldilite.cli.
+run_verb`): one start-up per worker instead of one per command. Each command's output goes to
+this process's stdout/stderr as it would alone; its exit code is what it would have exited with.
+As run.pl with --max-jobs-run, nothing orders the commands: they must not read each other's outputs.
+
+The first command runs alone before the other workers start: on a fresh install it fills numba's
+on-disk cache once, which concurrent first commands would each compile (~10 s of CPU for a decode).
+"""
+
+import shlex
+import sys
+
+import click
+
+from kaldilite.errors import InputError
+
+
+def read_command_lines(path):
+    """[(line number, argv without 'kaldilite')] of a commands file ('-': stdin); blank lines and
+    #-comments skipped; a line that does not parse is an InputError naming the file and line."""
+    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    commands = []
+    with handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                argv = shlex.split(line, comments=True)
+            except ValueError as exc:
+                raise InputError(f"{path}:{number}: cannot split the command line ({exc}); quote it as a shell "
+                                 "would (printf '%q ')") from None
+            if argv and argv[0] == "kaldilite":
+                argv = argv[1:]
+            if argv:
+                commands.append((number, argv))
+    return commands
+
+
+def _run_one(argv):
+    """One command in this process -> its exit code (a crash is a traceback on stderr and 1)."""
+    import traceback
+
+    from kaldilite.cli import run_verb
+
+    sys.argv = ["kaldilite", *argv]  # what job logs quote as the command line
+    try:
+        code = run_verb(argv)
+    except BaseException:  # noqa: BLE001 -- as the interpreter would report it, then the next command
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+def _worker(tasks, results, commands):
+    while True:
+        index = tasks.get()
+        if index is None:
+            return
+        results.put((index, _run_one(commands[index][1])))
+
+
+def run_many(commands, nj):
+    """Run `commands` ([(line, argv)]) in at most `nj` forked workers; returns their exit codes in order."""
+    import multiprocessing
+    import queue
+
+    if not commands:
+        return []
+    context = multiprocessing.get_context("fork")
+    tasks, results = context.Queue(), context.Queue()
+    workers = []
+    codes = [None] * len(commands)
+
+    def start_worker():
+        process = context.Process(target=_worker, args=(tasks, results, commands), daemon=True)
+        process.start()
+        workers.append(process)
+
+    def collect():
+        while True:
+            try:
+                return results.get(timeout=1.0)
+            except queue.Empty:  # check that the workers are alive
+                dead = [p for p in workers if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise click.ClickException(f"run-many: a worker process died (exit code {dead[0].exitcode}) "
+                                               "without reporting; see the output above") from None
+
+    start_worker()
+    tasks.put(0)
+    index, codes[0] = collect()
+    for _ in range(min(nj, len(commands)) - 1):
+        start_worker()
+    for index in range(1, len(commands)):
+        tasks.put(index)
+    for _ in workers:
+        tasks.put(None)
+    for _ in range(len(commands) - 1):
+        index, code = collect()
+        codes[index] = code
+    for process in workers:
+        process.join()
+    return codes
+
+
+@click.command("run-many")
+@click.option("--nj", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (commands running at once), each running its commands one after the other.")
+@click.option("--status", "status_path", type=click.Path(dir_okay=False),
+              help="Write each command's 'LINE EXIT_CODE' here (line numbers of COMMANDS_FILE).")
+@click.argument("commands_file", type=click.Path(allow_dash=True, dir_okay=False))
+def run_many_cmd(nj, status_path, commands_file):
+    """Run the kaldilite command lines of COMMANDS_FILE, at most N at a time in N warm worker processes.
+
+    One command per line, shell-quoted, with or without the leading `kaldilite` ('-': stdin); blank
+    lines and # comments are skipped. Each worker loads the libraries and the compiled code once and
+    runs its commands one after the other, which saves each command's start-up (~1.5 s of CPU for a
+    decode-commands). The commands must be independent (nothing orders them); the first runs alone.
+    Exit status 1 when any command failed (--status lists every command's).
+
+    \b
+    Usage: kaldilite run-many [options] <commands-file>
+     e.g.: printf '%s\\n' 'mkgraph data/lang_a exp/tri1 exp/tri1/graph_a' \\
+             'mkgraph data/lang_b exp/tri1 exp/tri1/graph_b' | kaldilite run-many --nj 2 -
+    """
+    from kaldilite.utils import atomic_open
+
+    commands = read_command_lines(commands_file)
+    codes = run_many(commands, nj)
+    if status_path:
+        with atomic_open(status_path) as out:
+            out.writelines(f"{line} {code}\n" for (line, _), code in zip(commands, codes))
+    failed = [line for (line, _), code in zip(commands, codes) if code != 0]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(commands)} commands failed (lines "
+                                   f"{' '.join(map(str, failed[:20]))}{' ...' if len(failed) > 20 else ''} of "
+                                   f"{commands_file}); their errors are above")
+
+
+COMMANDS = [run_many_cmd]

@@ -1,0 +1,73 @@
+"""recipes/utils/stamp.sh's batches: between step_batch_begin and step_batch_end a kaldilite step is
+queued, and step_batch_end runs the queue in `kaldilite run-many` and stamps each step that succeeded.
+
+The steps are real kaldilite verbs (`data subset`, a few ms of work each); a shell-function step in
+the batch runs at once. A failed step fails the batch (exit 1) after the others ran, and gets no
+stamp: the next run re-runs it alone.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from stamp_helpers import STAMP_SH
+
+SCRIPT = r"""
+set -euo pipefail
+log() { echo "$*"; }
+nj=2
+. "$STAMP_SH"
+cd "$WORK"
+stamp_workdir
+mark() { echo "$1" >> ran.txt; }
+step_batch_begin
+for n in 1 2 3; do
+  step out$n/.stamp src --out out$n/utt2spk -- kaldilite data subset --first src $n out$n
+done
+step shell/.stamp src -- mark shell
+step bad/.stamp src -- kaldilite data subset --first missing_dir 1 bad
+step_batch_end
+echo not reached
+"""
+
+
+def _run(work, script):
+    bin_dir = str(Path(sys.executable).parent)  # the venv's kaldilite
+    env = dict(os.environ, WORK=str(work), STAMP_SH=str(STAMP_SH), KALDILITE_REPO=str(Path(STAMP_SH).parents[2]),
+               PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_batch_runs_its_kaldilite_steps_in_run_many_and_stamps_those_that_succeeded(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    utts = [f"spk{k}-u{k}" for k in range(4)]
+    (src / "wav.scp").write_text("".join(f"{u} /dev/null\n" for u in utts))
+    (src / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in utts))
+    (src / "text").write_text("".join(f"{u} yes\n" for u in utts))
+
+    out = _run(tmp_path, SCRIPT)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "a step run in a batch failed" in out.stderr and "not reached" not in out.stdout
+    assert "1 of 4 commands failed" in out.stderr
+    for n in (1, 2, 3):  # each queued step ran, with its own arguments, and is stamped
+        assert len((tmp_path / f"out{n}" / "utt2spk").read_text().splitlines()) == n
+        assert (tmp_path / f"out{n}" / ".stamp").is_file()
+    assert (tmp_path / "ran.txt").read_text() == "shell\n" and (tmp_path / "shell" / ".stamp").is_file()
+    assert not (tmp_path / "bad" / ".stamp").exists()
+
+    # a second run: every step that succeeded is up to date, only the failed one is queued (and fails again)
+    mtime = (tmp_path / "out2" / "utt2spk").stat().st_mtime_ns
+    again = _run(tmp_path, SCRIPT)
+    assert again.returncode == 1 and "1 of 1 commands failed" in again.stderr, again.stderr
+    assert again.stdout.count("up to date") == 4
+    assert (tmp_path / "out2" / "utt2spk").stat().st_mtime_ns == mtime
+
+    # without the failing step the batch ends normally; an input change re-runs the steps that read it
+    fixed = SCRIPT.replace("step bad/.stamp src -- kaldilite data subset --first missing_dir 1 bad\n", "")
+    (src / "text").write_text("".join(f"{u} no\n" for u in utts))
+    done = _run(tmp_path, fixed)
+    assert done.returncode == 0 and "not reached" in done.stdout, done.stderr
+    assert (tmp_path / "out3" / "text").read_text().split("\n")[0].endswith(" no")
+    assert (tmp_path / "ran.txt").read_text() == "shell\nshell\n"
