@@ -274,9 +274,10 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
                    "transforms trans.* (e.g. the SAT system's decode dir of this data, exp/tri3b/decode_dev).")
 @click.option("--online-cmvn", "online_cmvn", type=click.Path(exists=True, dir_okay=False), metavar="GLOBAL_STATS",
               help="Normalize with the online decoder's CMVN (apply-cmvn-online --spk2utt) instead of the model's "
-                   "offline CMVN, this file as the prior (e.g. a bundle's global_cmvn.stats): each speaker's "
-                   "utterances in DATA_DIR/spk2utt order, stats carried from one to the next, as decode-online "
-                   "carries them. Speaker-independent models only; a model trained on online CMVN (train-nnet2 "
+                   "offline CMVN, this file as the prior (e.g. a bundle's global_cmvn.stats): stats carried from "
+                   "each of a speaker's utterances to the next as decode-online carries them (see "
+                   "--online-cmvn-order-seed, --online-cmvn-silence-weight). Speaker-independent models only; a "
+                   "model trained on online CMVN (train-nnet2 "
                    "--online-cmvn) decodes that way unasked, with its own stats.")
 @click.option("--online-cmvn-config", type=click.Path(exists=True, dir_okay=False),
               help="With --online-cmvn: OnlineCmvn options (e.g. a bundle's conf/online_cmvn.conf; default: "
@@ -387,6 +388,11 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         else:
             check_data_features(model_path, data_dir)
         recorded_online_cmvn = loaded.pipeline is not None and loaded.pipeline.cmvn == "online"
+        if recorded_online_cmvn:
+            from kaldilite.online.bundle import warn_cmvn_carry_mismatch
+
+            warn_cmvn_carry_mismatch(model_path, loaded.pipeline, online_cmvn_silence_weight,
+                                     "--online-cmvn-silence-weight", "decode-commands")
         with_online_ivectors(loaded, data_dir, online_ivector_dir, iter(()))  # (the checks, before any job)
     check_graph_for_model(graph_dir, model_path, transition_model=transition_model)
     silence_phones = ()

@@ -12,8 +12,9 @@ or the stream: it is a function of the speaker's earlier utterances, not of one)
 cmvn 'online' is the front end of Kaldi's online2 models (steps/online/nnet2/prepare_online_decoding.sh
 keeps global_cmvn.stats and online_cmvn.conf beside the model; the nnet2 online recipes train on
 `apply-cmvn-online` output): the pipeline holds the global stats and the OnlineCmvn options, and a
-data dir's features are normalized by `apply_cmvn_online` per speaker in spk2utt order, as the
-streaming recognizer normalizes a speaker's utterances one after the other.
+data dir's features are normalized by `apply_cmvn_online` per speaker, its utterances one after the
+other as the streaming recognizer normalizes them (in spk2utt order, or a seeded random one, with
+per-frame carry weights: `load_features`).
 """
 
 import dataclasses
@@ -290,7 +291,8 @@ def load_features(data_dir, pipeline, utterances=None, online_cmvn=None, online_
     `online_cmvn`: (global_stats, OnlineCmvnOptions or None) replaces the pipeline's CMVN step
     ('speaker', 'utterance' or 'online') with the online decoder's (`apply_cmvn_online` with DATA/spk2utt:
     per speaker, utterances in spk2utt order, stats carried from one to the next; norm_vars
-    follows the pipeline, as in `OnlineFeaturePipeline`); order is then spk2utt's.
+    follows the pipeline, as in `OnlineFeaturePipeline`); order is then spk2utt's (or the one drawn
+    with `online_cmvn_order_seed`).
     `online_cmvn_history`: another data dir holding DATA's utterances among others (e.g. dev for
     a subset of it): the stats are carried through ITS spk2utt, so that DATA's utterances are
     normalized exactly as in that dir; only DATA's are returned.

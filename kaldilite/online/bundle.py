@@ -275,7 +275,9 @@ class ModelBundle:
         if online_config is not None or overrides:
             base = read_config(online_config, OnlineDecodingOptions) if online_config else None
             online_opts = _merge(online_opts, base, overrides)
-        _warn_cmvn_carry_mismatch(path / "final.mdl", model, online_opts)
+        if online_opts.carry_cmvn:
+            warn_cmvn_carry_mismatch(path / "final.mdl", model.pipeline, online_opts.cmvn_silence_weight,
+                                     "--cmvn-silence-weight", "conf/online.conf")
         global_cmvn = None
         if model.pipeline.cmvn != "none":
             stats_path = path / "global_cmvn.stats"
@@ -304,19 +306,18 @@ class ModelBundle:
                    info=info, ivector_model=ivector_model, ivector_opts=ivector_opts)
 
 
-def _warn_cmvn_carry_mismatch(model_path, model, online_opts):
+def warn_cmvn_carry_mismatch(model_path, pipeline, silence_weight, option, where):
     """A warning when a model trained on online CMVN (train-nnet2 --online-cmvn) carried the stats from clip to
-    clip with another silence weight than decode-online will (--cmvn-silence-weight): its input then differs
-    from what it learned on, most after long pauses. (A model from before --online-cmvn-silence-weight records
-    nothing and is not checked: it carried every frame.)"""
-    if model.pipeline is None or model.pipeline.cmvn != "online" or not online_opts.carry_cmvn:
+    clip with another silence weight than this decode will (decode-online --cmvn-silence-weight, decode-commands
+    --online-cmvn-silence-weight): its input then differs from what it learned on, most after long pauses.
+    (A model from before train-nnet2 --online-cmvn-silence-weight records nothing and is not checked.)"""
+    if pipeline is None or pipeline.cmvn != "online":
         return
     weight = model_header(model_path).get("extra", {}).get("options", {}).get("online_cmvn_silence_weight")
-    if weight is not None and float(weight) != online_opts.cmvn_silence_weight:
+    if weight is not None and float(weight) != silence_weight:
         log.warning("%s was trained with the online-CMVN stats carried with silence frames weighted %g "
-                    "(train-nnet2 --online-cmvn-silence-weight) but decodes with --cmvn-silence-weight %g; set "
-                    "--cmvn-silence-weight %g (conf/online.conf) unless that is the point", model_path, weight,
-                    online_opts.cmvn_silence_weight, weight)
+                    "(train-nnet2 --online-cmvn-silence-weight) but decodes with %s %g; set %s %g (%s) unless "
+                    "that is the point", model_path, weight, option, silence_weight, option, weight, where)
 
 
 def _model_ivector(model):

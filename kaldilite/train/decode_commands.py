@@ -80,8 +80,8 @@ class CommandDecodeOptions:
     transform_dir: str | None = None
     # Decode through the online decoder's CMVN (Kaldi's apply-cmvn-online --spk2utt) instead of
     # the model's offline CMVN: the global stats file (a bundle's global_cmvn.stats, or the training
-    # data's cmvn.scp summed) and an online_cmvn.conf (None: defaults). Each speaker's utterances in
-    # the data dir's spk2utt order, stats carried from one to the next, as decode-online carries them.
+    # data's cmvn.scp summed) and an online_cmvn.conf (None: defaults). Stats carried from each of a
+    # speaker's utterances to the next, as decode-online carries them (the order and weights below).
     online_cmvn: str | None = None
     online_cmvn_config: str | None = None
     # a data dir holding the decoded one's utterances among others (dev for a subset of it): online
@@ -289,7 +289,7 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones, d
             from kaldilite.online.endpoint import silence_tid_mask
 
             carry = ({}, silence_tid_mask(model.tid_to_phone, silence_phones), opts.online_cmvn_silence_weight)
-            weights = carry[0].get
+            weights = carry[0].__getitem__  # (asked only after the utterance was decoded: never missing)
     features = load_features(data_dir, model.pipeline, online_cmvn=online, online_cmvn_history=opts.online_cmvn_history,
                              online_cmvn_order_seed=None if opts.online_cmvn_order_seed < 0 else
                              opts.online_cmvn_order_seed, online_cmvn_weights=weights)

@@ -889,13 +889,14 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       if online_cmvn_model nnet2 && [[ " ${models[*]} " == *" nnet2 "* ]]; then
         echo "# nnet2: the model decode-online runs (stage 11's bundle ships its rule), trained and decoded through the"
         echo "# ONLINE front end (train-nnet2 --online-cmvn: online CMVN carried from clip to clip of a speaker from the"
-        echo "# training data's global stats, recorded in the model): what a user gets live, except that a speaker's"
-        echo "# clips are normalized in spk2utt (sorted id) order, not in the order they were spoken."
+        echo "# training data's global stats, recorded in the model): what a user gets live. Dev is decoded as"
+        echo "# decode-online carries the stats: each speaker's clips in a seeded random order (not sorted by word),"
+        echo "# the frames each clip's best path puts on silence weighted 0 (decode-commands' defaults)."
       fi
       if [ ${#online_rows[@]} -gt 0 ]; then
         echo "# ${online_rows[0]}: the model decode-online runs ($online; stage 11's bundle ships this row's rule), its dev"
         echo "# and heldout_commands decoded through the ONLINE front end (decode-commands --online-cmvn: online CMVN"
-        echo "# carried from clip to clip of a speaker, in spk2utt order, from the training data's global stats), and"
+        echo "# carried from clip to clip of a speaker as decode-online does, from the training data's global stats), and"
         echo "# calibrated on them as above: what a user gets live. The $online row above uses offline per-speaker CMVN"
         echo "# (stats of all of a speaker's clips), which no live user has. Stress sets and rejection off: not decoded."
       fi
