@@ -230,11 +230,14 @@ def raw_feature_dim_of(data_dir):
 def feature_type_of(data_dir):
     """The kind of features in DATA/feats.scp ('mfcc', 'fbank', ...) as make-mfcc / make-fbank (and
     Kaldi's make_mfcc.sh / make_fbank.sh) name their archives, raw_<kind>_<name>.<job>.ark; None when
-    the archive's name does not say (features made some other way)."""
+    the archive's name does not say (features made some other way), or there is no feats.scp (the
+    feature-dimension check, `raw_feature_dim_of`, says that in one line)."""
     import os
     import re
 
     scp = os.path.join(os.fspath(data_dir), "feats.scp")
+    if not os.path.isfile(scp):
+        return None
     with open(scp, encoding="utf-8") as handle:
         first = handle.readline().split(maxsplit=1)
     found = re.match(r"raw_([a-z]+)_", os.path.basename(first[1])) if len(first) == 2 else None
