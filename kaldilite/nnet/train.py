@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -218,8 +219,8 @@ class Nnet2Options:
             raise InputError(f"--dropout-proportion must be in [0, 0.9), got {self.dropout_proportion}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
-        self._vtlp = self._read_vtlp_warp()  # checks the VTLP options and reads their config, once
-        self.spec_augment(1, self._vtlp.num_mel_bins if self._vtlp else 1)  # checks the SpecAugment options
+        vtlp = self.vtlp_warp()  # checks the VTLP options and reads their config (once: `_vtlp_warp`)
+        self.spec_augment(1, vtlp.num_mel_bins if vtlp else 1)  # checks the SpecAugment options
 
     @property
     def num_networks(self):
@@ -248,31 +249,19 @@ class Nnet2Options:
         return self.spec_augment(1, vtlp.num_mel_bins if vtlp else 1).enabled
 
     def vtlp_warp(self):
-        """The `VtlpWarp` of --vtlp-max-warp over the mel bins of --vtlp-config's features, or None (off): read
-        when these options were made (a new options object, e.g. `dataclasses.replace`, reads it again)."""
-        return self._vtlp
-
-    def _read_vtlp_warp(self):
+        """The `VtlpWarp` of --vtlp-max-warp over the mel bins of --vtlp-config's features, or None (off)."""
         if self.vtlp_max_warp == 0:
             return None
         if not self.vtlp_config:
             raise InputError("--vtlp-max-warp needs --vtlp-config: the MFCC or fbank config the features were made "
                              "with (e.g. conf/mfcc_hires.conf), for their mel range")
-        from kaldilite.feat.options import FbankOptions, MfccOptions
-        from kaldilite.io.config import read_config
-        from kaldilite.nnet.vtlp import VtlpWarp
-
-        fbank = self.feature_type.startswith("fbank")
-        feature_opts = read_config(self.vtlp_config, FbankOptions if fbank else MfccOptions)
-        if not fbank and feature_opts.cepstral_lifter != self.spec_augment_cepstral_lifter:
-            raise InputError(f"{self.vtlp_config}: --cepstral-lifter {feature_opts.cepstral_lifter:g} differs from "
-                             f"--spec-augment-cepstral-lifter {self.spec_augment_cepstral_lifter:g}; set it to the "
-                             "features' value")
-        if not fbank and feature_opts.num_ceps != feature_opts.mel_opts.num_mel_bins:
-            raise InputError(f"{self.vtlp_config}: VTLP warps mel bins, which {feature_opts.num_ceps} cepstra of "
-                             f"{feature_opts.mel_opts.num_mel_bins} mel bins cannot give back; train on all the "
-                             "cepstra (--num-ceps = --num-mel-bins, e.g. conf/mfcc_hires.conf)")
-        return VtlpWarp.from_feature_options(feature_opts, self.vtlp_max_warp)
+        try:
+            version = os.stat(self.vtlp_config)
+            version = (version.st_mtime_ns, version.st_size)
+        except OSError:
+            version = None  # read_config says what is wrong in one line
+        return _vtlp_warp(self.vtlp_config, version, self.feature_type.startswith("fbank"),
+                          self.spec_augment_cepstral_lifter, self.vtlp_max_warp)
 
     def spec_augment(self, num_context, dim):
         """The `SpecAugment` of these options for spliced examples of `num_context` x `dim` features."""
@@ -293,6 +282,25 @@ class Nnet2Options:
             return [float(e) for e in str(self.realign_epochs).replace(",", " ").split()]
         except ValueError:
             raise InputError(f"--realign-epochs must be numbers, got {self.realign_epochs!r}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _vtlp_warp(vtlp_config, version, fbank, cepstral_lifter, max_warp):
+    """`Nnet2Options.vtlp_warp`: --vtlp-config read and checked once per process and file version (its
+    modification time and size), however often the options (or copies of them) ask."""
+    from kaldilite.feat.options import FbankOptions, MfccOptions
+    from kaldilite.io.config import read_config
+    from kaldilite.nnet.vtlp import VtlpWarp
+
+    feature_opts = read_config(vtlp_config, FbankOptions if fbank else MfccOptions)
+    if not fbank and feature_opts.cepstral_lifter != cepstral_lifter:
+        raise InputError(f"{vtlp_config}: --cepstral-lifter {feature_opts.cepstral_lifter:g} differs from "
+                         f"--spec-augment-cepstral-lifter {cepstral_lifter:g}; set it to the features' value")
+    if not fbank and feature_opts.num_ceps != feature_opts.mel_opts.num_mel_bins:
+        raise InputError(f"{vtlp_config}: VTLP warps mel bins, which {feature_opts.num_ceps} cepstra of "
+                         f"{feature_opts.mel_opts.num_mel_bins} mel bins cannot give back; train on all the "
+                         "cepstra (--num-ceps = --num-mel-bins, e.g. conf/mfcc_hires.conf)")
+    return VtlpWarp.from_feature_options(feature_opts, max_warp)
 
 
 @dataclasses.dataclass

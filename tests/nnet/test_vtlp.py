@@ -171,8 +171,11 @@ def test_vtlp_trains_reproducibly_and_reaches_train_nnet2(mono_system, tmp_path)
     assert "VTLP: warp factors uniform on 0.9..1.1 per example" in log_text
 
 
-def test_the_vtlp_config_is_read_once_per_options(tmp_path, monkeypatch):
-    """--vtlp-config is read when the options are made, not again by each SpecAugment / VTLP question."""
+def test_the_vtlp_config_is_read_once_however_often_the_options_ask(tmp_path, monkeypatch):
+    """--vtlp-config is read once per process and version of the file, not again by each SpecAugment / VTLP
+    question nor by copies of the options; a changed file is read again."""
+    import dataclasses
+
     import kaldilite.io.config
 
     hires = _config(tmp_path, "--num-mel-bins=40\n--num-ceps=40\n--high-freq=-400\n")
@@ -182,4 +185,10 @@ def test_the_vtlp_config_is_read_once_per_options(tmp_path, monkeypatch):
     opts = Nnet2Options(vtlp_max_warp=0.1, vtlp_config=hires, spec_augment_freq_max_proportion=0.1)
     assert opts.spec_augment_enabled and opts.spec_augment_enabled
     assert opts.spec_augment(9, 40).vtlp is opts.vtlp_warp()
+    copy = dataclasses.replace(opts, seed=3)
+    assert copy.vtlp_warp() is opts.vtlp_warp() and Nnet2Options(**opts.__dict__) == opts
     assert reads == [hires]
+    old = opts.vtlp_warp()
+    with open(hires, "w") as handle:
+        handle.write("--num-mel-bins=40\n--num-ceps=40\n--high-freq=-300.0\n")  # (another size: a new version)
+    assert opts.vtlp_warp().high_freq == old.high_freq + 100 and reads == [hires, hires]
