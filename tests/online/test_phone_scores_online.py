@@ -2,8 +2,9 @@
 
 The independent answer for the live recognizer is the batch path (and the other way round): the
 same FSDD files, decoded by decode-commands --phone-scores --online-cmvn into measures.jsonl and
-streamed one by one through `OnlineRecognizer` (endpointing off), must give the same label and
-the same phone-level score under the bundle's rule.
+streamed one by one through `OnlineRecognizer` (endpointing off; each speaker's files in the order
+decode-commands carried their online CMVN), must give the same label and the same phone-level score
+under the bundle's rule.
 """
 
 import shutil
@@ -11,7 +12,7 @@ import shutil
 import numpy as np
 from click.testing import CliRunner
 
-from test_online_cmvn_decode import LATTICE_BEAM, garbage_graph_dir, online_setup  # noqa: F401 (fixtures)
+from test_online_cmvn_decode import LATTICE_BEAM, _fed_in_order, garbage_graph_dir, online_setup  # noqa: F401
 
 
 def test_live_phone_scores_equal_decode_commands_phone_scores(online_setup, garbage_graph_dir, tmp_path):  # noqa: F811
@@ -39,10 +40,11 @@ def test_live_phone_scores_equal_decode_commands_phone_scores(online_setup, garb
         bundle_copy = tmp_path / f"bundle_{score}"
         shutil.copytree(bundle_dir, bundle_copy)
         rule.save(bundle_copy / RULE_FILE)
-        bundle = ModelBundle.load(bundle_copy, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
-                                                                "cmvn-silence-weight": "1"})
+        # decode-commands' default carry is decode-online's: each speaker's files in the order of
+        # --online-cmvn-order-seed 0, the silence of each file's best path weighted 0
+        bundle = ModelBundle.load(bundle_copy, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
         live = {}
-        for speaker, utts in data.spk2utt.items():
+        for speaker, utts in _fed_in_order(data, 0).items():
             recognizer = OnlineRecognizer(bundle)
             for utt in utts:
                 recognizer.new_stream(utt)
