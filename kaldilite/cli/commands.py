@@ -101,11 +101,13 @@ def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sampl
 @click.option("--random-seed", default=0, show_default=True, type=int)
 @click.option("--source-sampling-rate", default=16000, show_default=True, type=int,
               help="The rate the RIRs are simulated at; speech is resampled to it.")
+@click.option("--nj", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Parallel jobs (rooms, then utterances, shared out; logs in DEST_DIR/log); any N writes the same files.")
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("dest_dir", type=click.Path())
 def reverberate_data_dir_cmd(num_rirs, rt60_range, speech_rvb_probability, pointsource_noise_addition_probability,
                              noise_dir, foreground_snrs, prefix, num_replications, random_seed, source_sampling_rate,
-                             src_dir, dest_dir):
+                             nj, src_dir, dest_dir):
     """Reverberate a data dir with simulated rooms (steps/data/reverberate_data_dir.py).
 
     The room impulse responses are simulated by the image method (random shoebox rooms, as Ko et
@@ -126,7 +128,7 @@ def reverberate_data_dir_cmd(num_rirs, rt60_range, speech_rvb_probability, point
                                 pointsource_noise_addition_probability=pointsource_noise_addition_probability,
                                 noise=noise_dir, foreground_snrs=snrs, prefix=prefix,
                                 num_replications=num_replications, random_seed=random_seed,
-                                sample_frequency=source_sampling_rate)
+                                sample_frequency=source_sampling_rate, nj=nj)
     lines = (dest / "wav.scp").read_text(encoding="utf-8").count("\n")
     click.echo(f"{dest_dir}: {lines} reverberated utterances ({num_rirs} rooms, RT60 {rt60_range} s)", err=True)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaldilite.corpora.rir import loop_to_length, reverberate, sample_room_rirs
+from kaldilite.corpora.rir import loop_to_length, reverberate, sample_room_geometries, simulate_room
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.io.datadir import fix_data_dir, read_key_values, utt2spk_to_spk2utt, write_key_values
 
@@ -330,7 +330,7 @@ def _rate_of(spec):
 
 def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_rvb_probability=1.0,
                          pointsource_noise_addition_probability=0.0, noise=None, foreground_snrs=(20.0, 15.0, 10.0, 5.0),
-                         prefix="rev", num_replications=1, random_seed=0, sample_frequency=16000):
+                         prefix="rev", num_replications=1, random_seed=0, sample_frequency=16000, nj=1):
     """Write `dest`: reverberated copies of data dir `src`, as steps/data/reverberate_data_dir.py.
 
     The RIRs are `num_rirs` simulated rooms (kaldilite.corpora.rir.sample_room_rirs, RT60 uniform in
@@ -343,8 +343,10 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
     peak), so the source's alignment is the copy's (train-nnet2 copies it through `utt2uniq`, as
     steps/copy_ali_dir.sh). Audio goes to `dest/wav/<id>.wav` (16-bit PCM at `sample_frequency`);
     `dest/utt2rir` lists each copy's room, RT60 and noise; `dest/rooms.txt` every room.
+    `nj` jobs (logs in `dest/log`) simulate the rooms and then reverberate the utterances, each a
+    share of them; every draw depends on the seed and an id only, so the output is the same for any `nj`.
     """
-    from kaldilite.io.audio import read_audio
+    from kaldilite.parallel import run_jobs
 
     src, dest = Path(src), Path(dest)
     utt2spk, wav_scp = _copy_source(src, dest, "reverberate")
@@ -356,6 +358,8 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
         raise InputError("reverberate_data_dir: --prefix must not be empty (the copies need their own ids)")
     if num_replications < 1:
         raise InputError(f"--num-replications must be at least 1, not {num_replications}")
+    if nj < 1:
+        raise InputError(f"--nj must be at least 1, not {nj}")
     snrs = [float(s) for s in foreground_snrs]
     rate = int(sample_frequency)
     noises = []
@@ -366,30 +370,71 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
             raise InputError("reverberate_data_dir: give at least one foreground SNR")
         noises = [(spec, np.asarray(wave, np.float64)) for spec, wave in _audible_noise_clips(noise, rate)]
 
-    rooms = sample_room_rirs(num_rirs, rate, rt60_range=rt60_range, seed=random_seed)
+    geometries = sample_room_geometries(num_rirs, rt60_range=rt60_range, seed=random_seed)
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "wav").mkdir(parents=True)
+    log_dir = dest / "log"
+    room_shares = [geometries[k::nj] for k in range(min(nj, len(geometries)))]
+    simulated = run_jobs(_simulate_rooms_job, [(share, rate) for share in room_shares], log_dir, "simulate_rooms",
+                         nj=nj)
+    rooms = [None] * len(geometries)
+    for k, share in enumerate(simulated):
+        rooms[k::len(room_shares)] = share
+    log.info("%d simulated rooms (RT60 %g-%g s) at %d Hz, seed %d", num_rirs, float(rt60_range[0]),
+             float(rt60_range[1]), rate, random_seed)
     with open(dest / "rooms.txt", "w", encoding="utf-8") as handle:
         for index, room in enumerate(rooms):
             handle.write(f"room{index} {room.describe()}\n")
 
-    new_wav, utt2rir = {}, {}
+    utts = [utt for utt in sorted(wav_scp) if utt in utt2spk]
     prefixes = [f"{prefix}{rep}-" for rep in range(1, num_replications + 1)]
-    for utt in sorted(wav_scp):
-        if utt not in utt2spk:
-            continue
-        speech = np.asarray(read_audio(wav_scp[utt], rate, allow_downsample=True, allow_upsample=True), np.float64)
+    settings = dict(speech_rvb_probability=speech_rvb_probability,
+                    pointsource_noise_addition_probability=pointsource_noise_addition_probability, snrs=snrs,
+                    random_seed=random_seed, rate=rate)
+    shares = [utts[k * len(utts) // nj:(k + 1) * len(utts) // nj] for k in range(nj)]
+    outputs = run_jobs(_reverberate_job, [([(u, wav_scp[u]) for u in share], str(src), str(dest), prefixes, rooms,
+                                           noises, settings) for share in shares if share], log_dir, "reverberate",
+                       nj=nj)
+    new_wav, utt2rir = {}, {}
+    for job_wav, job_rir in outputs:
+        new_wav.update(job_wav)
+        utt2rir.update(job_rir)
+
+    write_key_values(dest / "wav.scp", new_wav)
+    write_key_values(dest / "utt2rir", utt2rir)
+    _write_prefixed_tables(src, dest, utt2spk, prefixes)
+    fix_data_dir(dest)
+    log.info("%s: %d reverberated copies of %s's %d utterances (%d rooms, RT60 %g-%g s, speech RIR p=%g, "
+             "point-source noise p=%g)", dest, len(new_wav), src, len(utt2spk), len(rooms), rt60_range[0],
+             rt60_range[1], speech_rvb_probability, pointsource_noise_addition_probability)
+    return dest
+
+
+def _simulate_rooms_job(geometries, rate):
+    """The Rooms (RIRs) of a share of reverberate_data_dir's room geometries."""
+    return [simulate_room(g, rate) for g in geometries]
+
+
+def _reverberate_job(utts, src, dest, prefixes, rooms, noises, settings):
+    """reverberate_data_dir's copies of the utterances `utts` ([(utt, wav.scp value)]): writes their wavs,
+    returns ({copy id: wav path}, {copy id: utt2rir line})."""
+    from kaldilite.io.audio import read_audio
+
+    rate, snrs = settings["rate"], settings["snrs"]
+    new_wav, utt2rir = {}, {}
+    for utt, spec in utts:
+        speech = np.asarray(read_audio(spec, rate, allow_downsample=True, allow_upsample=True), np.float64)
         silent = float(np.mean(speech ** 2)) <= 0.0
         if silent:  # once per utterance, not once per replication
             log.warning("%s: utterance %s is all zeros; copied as is", src, utt)
         for rep_prefix in prefixes:  # each copy's draws depend on its own id only
             new_id = rep_prefix + utt
-            rng = _utterance_rng(random_seed, new_id)
+            rng = _utterance_rng(settings["random_seed"], new_id)
             room_index = int(rng.integers(len(rooms)))
             room = rooms[room_index]
-            wet = rng.random() < speech_rvb_probability
-            add_noise = rng.random() < pointsource_noise_addition_probability
+            wet = rng.random() < settings["speech_rvb_probability"]
+            add_noise = rng.random() < settings["pointsource_noise_addition_probability"]
             clip, snr, offset = None, None, 0
             if add_noise:
                 clip = noises[int(rng.integers(len(noises)))]
@@ -404,18 +449,10 @@ def reverberate_data_dir(src, dest, num_rirs=100, rt60_range=(0.2, 0.8), speech_
                 noise_rir = room.rirs[1 % len(room.rirs)] if wet else np.array([1.0])
                 out = reverberate(speech, rir, rate, noise=None if clip is None else clip[1], noise_rir=noise_rir,
                                   snr_db=snr, noise_offset=offset)
-            new_wav[new_id] = write_pcm16(dest / "wav" / f"{new_id}.wav", out, rate)
+            new_wav[new_id] = write_pcm16(Path(dest) / "wav" / f"{new_id}.wav", out, rate)
             noise_text = "none" if clip is None else f"{clip[0]} {offset} {snr:g}"
             utt2rir[new_id] = (f"room{room_index} rt60={room.rt60:.3f}" if wet else "dry") + f" noise={noise_text}"
-
-    write_key_values(dest / "wav.scp", new_wav)
-    write_key_values(dest / "utt2rir", utt2rir)
-    _write_prefixed_tables(src, dest, utt2spk, prefixes)
-    fix_data_dir(dest)
-    log.info("%s: %d reverberated copies of %s's %d utterances (%d rooms, RT60 %g-%g s, speech RIR p=%g, "
-             "point-source noise p=%g)", dest, len(new_wav), src, len(utt2spk), len(rooms), rt60_range[0],
-             rt60_range[1], speech_rvb_probability, pointsource_noise_addition_probability)
-    return dest
+    return new_wav, utt2rir
 
 
 def _write_prefixed_tables(src, dest, utt2spk, prefixes):

@@ -20,7 +20,7 @@ that set, so this module makes such RIRs itself:
   absorption and corrects it until the RIR's measured RT60 (Schroeder, T20) is the requested one.
 - `sample_room_rirs`: random rooms as Ko et al. sampled them (room size, RT60, source and microphone
   positions), several source positions per room (one for the speech, others for point-source noise),
-  deterministic by seed.
+  deterministic by seed: the draws (`sample_room_geometries`), then each room's RIRs (`simulate_room`).
 - `reverberate`: Kaldi's `wav-reverberate` (src/featbin/wav-reverberate.cc) step by step. The direct
   path is the RIR's largest sample (signed, as Kaldi's `Vector::Max`: a negative spike is not a peak).
   The speech is convolved in full (input + RIR - 1 samples); a point-source noise, itself reverberated
@@ -178,14 +178,25 @@ class Room:
 
 def sample_room_rirs(num_rooms, sample_rate, rt60_range=(0.2, 0.8), room_xy_range=(3.0, 10.0),
                      room_z_range=(2.4, 4.0), distance_range=(0.5, 3.0), sources_per_room=2, seed=0):
-    """Random rooms with their RIRs, deterministic by seed.
+    """Random rooms with their RIRs, deterministic by seed: `simulate_room` of each of
+    `sample_room_geometries` (which documents the draws)."""
+    rooms = [simulate_room(g, sample_rate) for g in sample_room_geometries(
+        num_rooms, rt60_range, room_xy_range, room_z_range, distance_range, sources_per_room, seed)]
+    log.info("%d simulated rooms (RT60 %g-%g s, %d sources each) at %d Hz, seed %d", num_rooms,
+             float(rt60_range[0]), float(rt60_range[1]), sources_per_room, sample_rate, seed)
+    return rooms
+
+
+def sample_room_geometries(num_rooms, rt60_range=(0.2, 0.8), room_xy_range=(3.0, 10.0), room_z_range=(2.4, 4.0),
+                           distance_range=(0.5, 3.0), sources_per_room=2, seed=0):
+    """Random rooms, deterministic by seed: [(dims, rt60, mic, sources)], without their RIRs.
 
     As Ko et al.'s simulated set: length and width uniform in `room_xy_range` (their small rooms:
     1-10 m; living rooms and offices are where Speech Commands volunteers recorded), height in
     `room_z_range`, RT60 uniform in `rt60_range` turned into one wall absorption by Sabine's formula,
     microphone and sources at random positions at least 0.5 m from the walls, each source
-    `distance_range` metres from the microphone. Each RIR lasts its room's RT60, whose measured value
-    (T20) is the drawn one (`rir_for_rt60`, on the speech source; the noise sources share its walls).
+    `distance_range` metres from the microphone. The draws are cheap; each room's RIRs
+    (`simulate_room`) depend on its geometry alone, so rooms can be simulated in any order or in parallel.
     """
     if num_rooms < 1:
         raise InputError(f"--num-rirs must be at least 1, not {num_rooms}")
@@ -210,12 +221,17 @@ def sample_room_rirs(num_rooms, sample_rate, rt60_range=(0.2, 0.8), room_xy_rang
             pos = mic + direction * rng.uniform(*distance_range)
             if np.all(pos > margin) and np.all(pos < dims - margin):
                 sources.append(pos)
-        speech_rir, beta = rir_for_rt60(dims, sources[0], mic, sample_rate, rt60)
-        rirs = [speech_rir] + [image_method_rir(dims, s, mic, sample_rate, beta, rt60) for s in sources[1:]]
-        rooms.append(Room(tuple(dims.tolist()), rt60, tuple(mic.tolist()), [tuple(s.tolist()) for s in sources], rirs))
-    log.info("%d simulated rooms (RT60 %g-%g s, %d sources each) at %d Hz, seed %d", num_rooms, lo, hi,
-             sources_per_room, sample_rate, seed)
+        rooms.append((dims, rt60, mic, sources))
     return rooms
+
+
+def simulate_room(geometry, sample_rate):
+    """The Room of one `sample_room_geometries` entry: each RIR lasts the room's RT60, whose measured
+    value (T20) is the drawn one (`rir_for_rt60`, on the speech source; the noise sources share its walls)."""
+    dims, rt60, mic, sources = geometry
+    speech_rir, beta = rir_for_rt60(dims, sources[0], mic, sample_rate, rt60)
+    rirs = [speech_rir] + [image_method_rir(dims, s, mic, sample_rate, beta, rt60) for s in sources[1:]]
+    return Room(tuple(dims.tolist()), rt60, tuple(mic.tolist()), [tuple(s.tolist()) for s in sources], rirs)
 
 
 def loop_to_length(noise, length, offset=0):

@@ -521,7 +521,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
     reverb_copy() {  # data/train_rvb: train_aug's sp1.0- utterances in simulated rooms (same ids after rev1-)
       awk '$1 ~ /^sp1\.0-/ {print $1}' data/train_aug/utt2spk > data/.train_rvb.list
       rm -rf data/.train_sp1.0 && kaldilite data subset --utt-list data/.train_rvb.list data/train_aug data/.train_sp1.0
-      kaldilite reverberate-data-dir --num-rirs 100 --rt60-range 0.2:0.8 --prefix rev data/.train_sp1.0 data/train_rvb
+      kaldilite reverberate-data-dir --nj $nj --num-rirs 100 --rt60-range 0.2:0.8 --prefix rev data/.train_sp1.0 data/train_rvb
       rm -rf data/.train_sp1.0 data/.train_rvb.list
     }
     step data/train_rvb/.stamp data/train_aug/utt2spk data/train_aug/wav.scp --out data/train_rvb/wav.scp -- reverb_copy

@@ -1,5 +1,7 @@
 """Simulated RIRs (image method) and reverberated data dirs, against hand-computed geometry and known decays."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -190,10 +192,10 @@ def _speech_dir(root, rng, lengths=(8000, 6400, 9600)):
 
 def test_reverberated_data_dir_keeps_lengths_ids_and_is_deterministic(tmp_path, rng):
     src, lengths = _speech_dir(tmp_path, rng)
-    opts = dict(num_rirs=2, rt60_range=(0.2, 0.3), pointsource_noise_addition_probability=0.5,
+    opts = dict(num_rirs=3, rt60_range=(0.2, 0.3), pointsource_noise_addition_probability=0.5,
                 noise=tmp_path / "noise", num_replications=2, random_seed=3)
     first = reverberate_data_dir(src, tmp_path / "rev_a", **opts)
-    second = reverberate_data_dir(src, tmp_path / "rev_b", **opts)
+    second = reverberate_data_dir(src, tmp_path / "rev_b", **opts, nj=2)  # two jobs: the same bytes
     other = reverberate_data_dir(src, tmp_path / "rev_c", **{**opts, "random_seed": 4})
     assert validate_data_dir(first, no_feats=True) == []
     data = DataDir.load(first)
@@ -206,10 +208,12 @@ def test_reverberated_data_dir_keeps_lengths_ids_and_is_deterministic(tmp_path, 
     for utt, path in wav_a.items():
         audio = read_audio(path)
         assert len(audio) == lengths[utt.split("-", 1)[1]]  # reverberation preserves length
-        assert np.array_equal(audio, read_audio(wav_b[utt]))
+        assert Path(path).read_bytes() == Path(wav_b[utt]).read_bytes()
         differs += not np.array_equal(audio, read_audio(wav_c[utt]))
         assert utt2rir[utt].startswith("room")
     assert differs == len(wav_a)
+    for name in ("rooms.txt", "utt2rir", "utt2spk", "spk2utt", "utt2uniq", "text"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
 def test_a_dry_copy_without_noise_is_the_source_audio(tmp_path, rng):
@@ -227,7 +231,7 @@ def test_reverberate_data_dir_verb(tmp_path, rng):
 
     src, lengths = _speech_dir(tmp_path, rng)
     result = CliRunner().invoke(cli, ["reverberate-data-dir", "--num-rirs", "1", "--rt60-range", "0.2:0.25",
-                                      "--prefix", "rvb", str(src), str(tmp_path / "out")])
+                                      "--prefix", "rvb", "--nj", "2", str(src), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert sorted(read_key_values(tmp_path / "out" / "wav.scp")) == sorted(f"rvb1-{u}" for u in lengths)
     bad = CliRunner().invoke(cli, ["reverberate-data-dir", "--rt60-range", "0.5", str(src), str(tmp_path / "x")])
