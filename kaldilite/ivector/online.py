@@ -124,8 +124,8 @@ class OnlineIvectorFeature:
         self._frames_in_stats = 0
         self._history = []  # i-vector i: estimated at frame i * period (prior offset not yet subtracted)
         self.ubm_loglike = 0.0
-        # silence weighting (update_frame_weights): weight changes not yet in the stats, and how many
-        # leading frames have a weight; None: unweighted (every frame enters with weight 1)
+        # silence weighting (update_frame_weights): per frame, its weight change not yet in the stats (0: none);
+        # None: unweighted (every frame enters with weight 1). How many leading frames have a weight.
         self._pending_weights = None
         self._frames_weighted = 0
 
@@ -139,18 +139,27 @@ class OnlineIvectorFeature:
     def update_frame_weights(self, delta_weights):
         """Kaldi's UpdateFrameWeights: (frame, delta weight) pairs, e.g. `OnlineSilenceWeighting.delta_weights`;
         a frame's weight is the sum of its deltas. Call it before the first frame enters the stats and then
-        whenever frames become ready (every frame must have a weight before an i-vector needs it)."""
+        whenever frames become ready (every frame must have a weight before an i-vector needs it). The pairs
+        may come as an (n, 2) array."""
         if self._pending_weights is None:
             if self._frames_in_stats:
                 raise InputError("online i-vectors: frame weights given after unweighted frames entered the "
                                  "statistics; give them from the start (Kaldi's UpdateFrameWeights)")
-            self._pending_weights = {}
-        for frame, delta in delta_weights:
-            frame = int(frame)
-            if frame < 0:
-                raise InputError(f"online i-vectors: a frame weight for frame {frame}")
-            self._pending_weights[frame] = self._pending_weights.get(frame, 0.0) + float(delta)
-            self._frames_weighted = max(self._frames_weighted, frame + 1)
+            self._pending_weights = np.zeros(0)
+        pairs = np.asarray(delta_weights if isinstance(delta_weights, np.ndarray) else list(delta_weights),
+                           dtype=np.float64).reshape(-1, 2)
+        if not len(pairs):
+            return
+        frames = pairs[:, 0].astype(np.int64)
+        if frames.min() < 0:
+            raise InputError(f"online i-vectors: a frame weight for frame {frames.min()}")
+        needed = int(frames.max()) + 1
+        if needed > len(self._pending_weights):  # grown geometrically: a live stream adds a chunk at a time
+            grown = np.zeros(max(needed, 2 * len(self._pending_weights)))
+            grown[:len(self._pending_weights)] = self._pending_weights
+            self._pending_weights = grown
+        np.add.at(self._pending_weights, frames, pairs[:, 1])  # a frame given twice: its changes summed, in order
+        self._frames_weighted = max(self._frames_weighted, needed)
 
     def _accumulate_until(self, end):
         """Add frames up to (not including) `end` to the stats (weighted: their weight changes so far)."""
@@ -173,11 +182,10 @@ class OnlineIvectorFeature:
         if end > self._frames_weighted:
             raise InputError(f"online i-vectors: frame {end - 1} has no weight yet (weights given for "
                              f"{self._frames_weighted} frames); call update_frame_weights as frames become ready")
-        due = sorted((t, w) for t, w in self._pending_weights.items() if t < end)
-        for t, _ in due:
-            del self._pending_weights[t]
-        frames = np.array([t for t, w in due if w != 0.0], dtype=np.int64)
-        weights = np.array([w for _, w in due if w != 0.0])
+        due = self._pending_weights[:end]
+        frames = np.flatnonzero(due)  # a change summing to 0 adds nothing (Kaldi's MergePairVectorSumming drops it)
+        weights = due[frames]
+        due[:] = 0.0
         if frames.size:
             first = int(frames[0])
             feats = np.asarray(self.source.get_frames(first, int(frames[-1]) + 1), np.float64)[frames - first]
@@ -341,9 +349,10 @@ def extract_ivectors_online(utterances, ubm, extractor, config=None, utt2spk=Non
             if abs(len(weights) - num_frames) > length_tolerance:
                 raise InputError(f"utterance {utt}: {len(weights)} frame weights for {num_frames} frames (more than "
                                  f"--length-tolerance {length_tolerance} apart); make them from the same features")
-            full = np.zeros(num_frames)
-            full[:min(len(weights), num_frames)] = weights[:num_frames]
-            feature.update_frame_weights(enumerate(full))
+            full = np.zeros((num_frames, 2))
+            full[:, 0] = np.arange(num_frames)
+            full[:min(len(weights), num_frames), 1] = weights[:num_frames]
+            feature.update_frame_weights(full)
         rows = feature.get_frames(0, num_frames)[::config.ivector_period]
         states[speaker] = feature.adaptation_state()
         yield utt, rows
