@@ -228,7 +228,9 @@ class OnlineIvectorFeature:
 @dataclasses.dataclass
 class OnlineSilenceWeightingConfig:
     """Kaldi's OnlineSilenceWeightingConfig (online2's --ivector-silence-weighting.* options; these defaults):
-    silence_weight 1 = off; max_state_duration <= 0 = no duration rule."""
+    silence_weight 1 = off; max_state_duration: a BaseFloat option that GetDeltaWeights uses as a whole
+    number of frames (truncated, int32), so 40.7 means runs of at least 40 frames and anything below 1 no
+    duration rule."""
 
     silence_weight: float = 1.0
     max_state_duration: float = -1.0
@@ -289,11 +291,12 @@ class OnlineSilenceWeighting:
         else:
             known = tids[:traced]
             weights = np.where(self.is_silence_tid[known], silence_weight, 1.0)
-            if self.config.max_state_duration > 0:
-                # runs of one transition-id at least max_state_duration long (counted from `begin`) weigh as silence
+            max_duration = int(self.config.max_state_duration)  # Kaldi's int32 copy of the option: truncated
+            if max_duration > 0:
+                # runs of one transition-id at least max_duration long (counted from `begin`) weigh as silence
                 starts = np.flatnonzero(np.r_[True, known[1:] != known[:-1]])
                 lengths = np.diff(np.r_[starts, traced])
-                long_run = np.repeat(lengths >= self.config.max_state_duration, lengths)
+                long_run = np.repeat(lengths >= max_duration, lengths)
                 weights[long_run] = silence_weight
             weights = np.r_[weights, np.full(tids.size - traced, weights[-1])]
         deltas = weights - self._weights[begin:]

@@ -101,7 +101,8 @@ class OnlineDecodingOptions:
     ivector_max_state_duration: float = dataclasses.field(default=-1.0, metadata={
         "option": "ivector-silence-weighting.max-state-duration",
         "help": "Runs of one transition-id at least this many frames long also weigh "
-                "--ivector-silence-weighting.silence-weight (<= 0: off, Kaldi's default; its decode scripts pass 40)"})
+                "--ivector-silence-weighting.silence-weight (whole frames: Kaldi truncates it; < 1: off, Kaldi's "
+                "default -1; its decode scripts pass 40)"})
     endpoint: OnlineEndpointConfig = dataclasses.field(default_factory=OnlineEndpointConfig)
     vad_opts: VadOptions = dataclasses.field(default_factory=VadOptions)
 

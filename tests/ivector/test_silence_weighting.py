@@ -56,6 +56,18 @@ def test_max_state_duration_weighs_long_runs_as_silence():
     assert weighting.delta_weights(6) == [(3, 1.0), (4, 1.0), (5, 1.0)]
 
 
+@pytest.mark.parametrize("duration, expected", [
+    (3.9, [(3, 1.0), (4, 1.0), (5, 1.0)]),  # runs of >= 3 frames: tid 4's run of 3 is silence
+    (0.5, [(0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0), (5, 1.0)]),  # 0 frames: no duration rule
+])
+def test_max_state_duration_is_truncated_to_whole_frames(duration, expected):
+    """GetDeltaWeights copies the BaseFloat option into an int32 (kaldi src/online2/online-ivector-feature.cc),
+    so a fractional duration counts its whole frames and one below 1 turns the rule off."""
+    weighting = OnlineSilenceWeighting(SILENCE_TID, OnlineSilenceWeightingConfig(0.0, max_state_duration=duration))
+    weighting.compute_current_traceback([4, 4, 4, 3, 3, 5])
+    assert weighting.delta_weights(6) == expected
+
+
 def test_revisions_reach_back_at_most_100_frames_before_the_previous_output():
     weighting = OnlineSilenceWeighting(SILENCE_TID, OnlineSilenceWeightingConfig(silence_weight=0.5))
     weighting.compute_current_traceback(np.full(150, 3))
