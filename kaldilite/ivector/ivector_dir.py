@@ -93,8 +93,13 @@ class OnlineIvectorDir:
         id_words = id_path.read_text().split() if id_path.is_file() else []
         self.extractor_id = id_words[0] if id_words else None
         conf_path = self.path / EXTRACTOR_CONF_FILE
-        lines = [line.strip() for line in conf_path.read_text().splitlines()] if conf_path.is_file() else []
-        named = [line.split("=", 1)[1] for line in lines if line.startswith("--ivector-extractor=")]
+        named = []
+        if conf_path.is_file():
+            from kaldilite.io.config import parse_config_lines
+
+            with open(conf_path, encoding="utf-8") as handle:
+                named = [value.strip() for _, name, value in parse_config_lines(handle, str(conf_path))
+                         if name == "ivector-extractor"]
         self.extractor_path = Path(named[-1]) if named and named[-1] else None
         self.scp = {key: rx for _, key, rx in read_scp(self.scp_path)}
         if not self.scp:

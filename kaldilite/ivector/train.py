@@ -265,6 +265,7 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
         handle.write("".join(line + "\n" for line in sorted(lines)))
     with atomic_open(out / "ivector_period", "w") as handle:
         handle.write(f"{ivector_period}\n")
+    from kaldilite.io.config import options_to_config_lines
     from kaldilite.ivector.ivector_dir import EXTRACTOR_CONF_FILE, EXTRACTOR_ID_FILE, extractor_id
 
     with atomic_open(out / EXTRACTOR_ID_FILE, "w") as handle:
@@ -272,6 +273,6 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
     # extract_ivectors_online.sh's record of how they were made; --ivector-extractor is what train-nnet2 records
     (out / EXTRACTOR_CONF_FILE).parent.mkdir(exist_ok=True)
     with atomic_open(out / EXTRACTOR_CONF_FILE, "w") as handle:
-        handle.write(f"--ivector-extractor={extractor_path.resolve()}\n" + "".join(
-            f"--{name.replace('_', '-')}={value:g}\n" for name, value in config_dict.items()))
+        handle.write("".join(line + "\n" for line in [f"--ivector-extractor={extractor_path.resolve()}",
+                                                       *options_to_config_lines(config)]))
     return {"num_utts": sum(counts), "scp": str(out / "ivector_online.scp"), "cpu_seconds": time.process_time() - start}

@@ -196,3 +196,20 @@ def test_frame_weights_scale_the_statistics_as_the_library_does(data_dir, extrac
                                       str(tmp_path / "x")])
     assert f"utterance {order[0]} has no frame weights; give every utterance its weights" in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+def test_the_extractor_conf_records_the_options_exactly(data_dir, extractor_dir, tmp_path):
+    """OUT/conf/ivector_extractor.conf: the extractor and every extraction option as given, not rounded
+    (a 6-digit format wrote --min-post=0.0123457), read back by OnlineIvectorDir as Kaldi reads a config
+    (a comment after '#' ignored)."""
+    from kaldilite.ivector.ivector_dir import EXTRACTOR_CONF_FILE, OnlineIvectorDir
+    from kaldilite.ivector.train import extract_ivectors_online_dir
+
+    root, _, _ = data_dir
+    out = tmp_path / "ivectors"
+    extract_ivectors_online_dir(root / "data", extractor_dir, out, nj=1, min_post=0.0123456789, num_gselect=3)
+    lines = (out / EXTRACTOR_CONF_FILE).read_text().split()
+    assert lines[0] == f"--ivector-extractor={(extractor_dir / 'final.ie').resolve()}"
+    assert "--min-post=0.0123456789" in lines and "--num-gselect=3" in lines and "--ivector-period=10" in lines
+    (out / EXTRACTOR_CONF_FILE).write_text(f"# made by hand\n--ivector_extractor = {tmp_path}/x.ie  # moved\n")
+    assert OnlineIvectorDir(out).extractor_path == tmp_path / "x.ie"
