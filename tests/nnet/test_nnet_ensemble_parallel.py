@@ -10,6 +10,7 @@
 """
 
 import logging
+import multiprocessing
 import os
 import re
 
@@ -79,8 +80,13 @@ def test_results_come_back_in_member_order_with_a_job_log_each_and_marked_lines(
     old_level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    # networks 1 and 2 wait for each other, so they run at once in two workers (without it, one worker may
+    # take every job of a busy machine's pool before the other starts); a timeout fails instead of hanging
+    both_running = multiprocessing.get_context("fork").Barrier(2, timeout=60)
     try:
         def member(k):
+            if k < 2:
+                both_running.wait()
             logging.getLogger("kaldilite.nnet.train").info("member %d working in %d", k, os.getpid())
             return k * 10
 
