@@ -75,12 +75,20 @@ def _rules(self):
             for k in range(1, len(KALDI_RULE_DEFAULTS) + 1)]
 
 
-def _silence_phone_list(self):
+def phone_id_list(text, option, separators=":"):
+    """A phone-list option such as --endpoint.silence-phones=1:2:3 as integer ids (Kaldi's
+    SplitStringToIntegers(text, separators, omit empty fields)); a bad field is a one-line error naming `option`."""
+    fields = text
+    for separator in separators[1:]:
+        fields = fields.replace(separator, separators[0])
     try:
-        phones = [int(p) for p in self.silence_phones.split(":") if p.strip()]
+        return [int(p) for p in fields.split(separators[0]) if p.strip()]
     except ValueError:
-        raise InputError(f"--endpoint.silence-phones={self.silence_phones!r}: expected colon-separated "
-                         "integer phone ids (e.g. 1:2:3:4:5)") from None
+        raise InputError(f"--{option}={text!r}: expected colon-separated integer phone ids (e.g. 1:2:3:4:5)") from None
+
+
+def _silence_phone_list(self):
+    phones = phone_id_list(self.silence_phones, "endpoint.silence-phones")
     if len(set(phones)) != len(phones):
         raise InputError(f"--endpoint.silence-phones={self.silence_phones}: has duplicates")
     return phones

@@ -58,8 +58,8 @@ from kaldilite.errors import InputError
 from kaldilite.feat.cmvn import silence_weights
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
-from kaldilite.online.endpoint import (OnlineEndpointConfig, endpoint_detected, silence_frames, silence_tid_mask,
-                                       trailing_silence_frames)
+from kaldilite.online.endpoint import (OnlineEndpointConfig, endpoint_detected, phone_id_list, silence_frames,
+                                       silence_tid_mask, trailing_silence_frames)
 from kaldilite.online.sources import StreamingResampler
 from kaldilite.online.vad import VadGate, VadOptions
 
@@ -113,13 +113,8 @@ class OnlineDecodingOptions:
         return OnlineSilenceWeightingConfig(self.ivector_silence_weight, self.ivector_max_state_duration).check()
 
     def ivector_silence_phone_list(self):
-        """--ivector-silence-weighting.silence-phones as phone ids ([]: not given)."""
-        text = self.ivector_silence_phones.replace(",", ":")
-        try:
-            return [int(p) for p in text.split(":") if p.strip()]
-        except ValueError:
-            raise InputError(f"--ivector-silence-weighting.silence-phones={self.ivector_silence_phones!r}: expected "
-                             "colon-separated integer phone ids (e.g. 1:2:3:4:5)") from None
+        """--ivector-silence-weighting.silence-phones as phone ids ([]: not given); colons or commas, as Kaldi's."""
+        return phone_id_list(self.ivector_silence_phones, "ivector-silence-weighting.silence-phones", ":,")
 
     def decoder_options(self):
         # lattice_beam too: the decoder's periodic link pruning must keep what the rule's lattice reads

@@ -75,3 +75,17 @@ def test_trailing_silence_counts_back_to_the_last_non_silence_frame():
 def test_silence_phones_must_be_integers():
     with pytest.raises(InputError, match="silence-phones"):
         OnlineEndpointConfig(silence_phones="SIL:1").silence_phone_list()
+
+
+def test_phone_lists_split_as_kaldi_splits_each_option():
+    """One parser (phone_id_list) for both phone-list options, with each one's Kaldi separators:
+    --endpoint.silence-phones splits on ':' only (online-endpoint.cc), --ivector-silence-weighting.silence-phones
+    on ':' or ',' (OnlineSilenceWeighting); empty fields are skipped, a non-integer names the option."""
+    from kaldilite.online.recognizer import OnlineDecodingOptions
+
+    assert OnlineDecodingOptions(ivector_silence_phones="1,2:3::").ivector_silence_phone_list() == [1, 2, 3]
+    assert OnlineDecodingOptions().ivector_silence_phone_list() == []
+    with pytest.raises(InputError, match=r"^--ivector-silence-weighting.silence-phones='1:x': expected colon"):
+        OnlineDecodingOptions(ivector_silence_phones="1:x").ivector_silence_phone_list()
+    with pytest.raises(InputError, match=r"^--endpoint.silence-phones='1,2': expected colon-separated"):
+        OnlineEndpointConfig(silence_phones="1,2").silence_phone_list()
