@@ -93,7 +93,8 @@ class OnlineDecodingOptions:
     ivector_silence_weight: float = dataclasses.field(default=1.0, metadata={
         "option": "ivector-silence-weighting.silence-weight",
         "help": "For a model with online i-vectors: weight in the i-vector statistics of the frames the decoder's "
-                "best partial path puts on silence phones (1: off, Kaldi's default; its recipes use e.g. 0.001)"})
+                "best partial path puts on silence phones (1: off, Kaldi's default; steps/online/nnet2/decode.sh: "
+                "'e.g. 0' to enable)"})
     ivector_silence_phones: str = dataclasses.field(default="", metadata={
         "option": "ivector-silence-weighting.silence-phones",
         "help": "Colon- (or comma-) separated phone ids weighted by --ivector-silence-weighting.silence-weight "
