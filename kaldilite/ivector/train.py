@@ -247,14 +247,14 @@ def extract_ivectors_online_dir(data_dir, extractor_dir, out_dir, *, nj=4, ivect
         posterior_scale=posterior_scale, max_count=max_count, max_remembered_frames=max_remembered_frames)
     if utts_per_spk_max < 0:
         raise InputError(f"--utts-per-spk-max must be >= 0, got {utts_per_spk_max}")
+    if length_tolerance < 0:
+        raise InputError(f"--length-tolerance must be >= 0, got {length_tolerance}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if utts_per_spk_max:
         data_dir = pseudo_speaker_data_dir(data_dir, utts_per_spk_max, out / "data_pseudo_spk")
     parts = split_data_dir(data_dir, nj)
     config_dict = {k: getattr(config, k) for k in config.__dataclass_fields__}
-    if length_tolerance < 0:
-        raise InputError(f"--length-tolerance must be >= 0, got {length_tolerance}")
     counts = run_jobs(_extract_job, [(str(p), str(extractor_path), str(out), k, config_dict, frame_weights_rspecifier,
                                       length_tolerance)
                                      for k, p in enumerate(parts, start=1)], out / "log", "extract", nj=nj)

@@ -213,3 +213,13 @@ def test_the_extractor_conf_records_the_options_exactly(data_dir, extractor_dir,
     assert "--min-post=0.0123456789" in lines and "--num-gselect=3" in lines and "--ivector-period=10" in lines
     (out / EXTRACTOR_CONF_FILE).write_text(f"# made by hand\n--ivector_extractor = {tmp_path}/x.ie  # moved\n")
     assert OnlineIvectorDir(out).extractor_path == tmp_path / "x.ie"
+
+
+def test_a_negative_length_tolerance_is_refused_before_out_is_made(data_dir, extractor_dir, tmp_path):
+    from kaldilite.errors import InputError
+    from kaldilite.ivector.train import extract_ivectors_online_dir
+
+    root, _, _ = data_dir
+    with pytest.raises(InputError, match="^--length-tolerance must be >= 0, got -1$"):
+        extract_ivectors_online_dir(root / "data", extractor_dir, tmp_path / "out", nj=1, length_tolerance=-1)
+    assert not (tmp_path / "out").exists()
