@@ -611,7 +611,11 @@ sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fM
 # Stage 9 runs its independent steps (decodes, graphs, grammars) $nj at a time, each one job
 # (--nj 1), instead of one after the other with $nj jobs each: a decode of a few hundred short
 # utterances spends much of its time starting up, splitting and waiting for its slowest job, with a
-# core idle. Same outputs (every utterance is decoded alone; SAT's fMLLR is per speaker).
+# core idle. Same outputs (every utterance is decoded alone; SAT's fMLLR is per speaker). The
+# kaldilite steps go in batches (step_batch_begin ... step_batch_end: `kaldilite run-many --nj $nj`,
+# $nj worker processes that each load the libraries and the compiled decoder once, ~1.5 s of CPU that
+# each of the stage's ~80 decodes paid in its own process; the first command runs alone, so that on a
+# fresh install the numba caches are filled once, not compiled by two first decodes at once).
 . "$recipe_dir/../utils/pool.sh"  # pool_start COMMAND... (at most $nj at once), pool_wait
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
@@ -619,30 +623,32 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # stage 3 skipped, or run before any model (a first run)
     kaldilite check-pronunciations --model-dir $occs "$lang_en" "$commands" "$lang_en/fillers.txt"
   fi
-  # The first decode runs alone, the rest $nj at a time: on a fresh install (cold numba caches)
-  # concurrent first decodes would each compile the same decoder, lattice and confidence code
-  # (~10 s of CPU each); alone, it leaves the machine code on disk for every later decode to load.
-  start=
   for m in "${models[@]}"; do
-    log "Stage 9: $m: graphs (with rejection, commands only) and decoding of dev"
+    log "Stage 9: $m: graphs (with rejection, commands only)"
     make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
-    if [ $m = nnet2_fmllr ]; then pool_wait; fi  # its input transforms are those of tri3b's decodes
+    if [ $m = nnet2 ]; then  # the DNN reads its own features (nnet_feats)
+      for x in dev "${oov_sets[@]}" "${report_sets[@]}"; do make_nnet_feats $x; done
+    fi
+  done
+  log "Stage 9: decoding dev ${oov_sets[*]} ${report_sets[*]} with ${models[*]}"
+  step_batch_begin
+  for m in "${models[@]}"; do
+    if [ $m = nnet2_fmllr ]; then step_batch_end; step_batch_begin; fi  # its input transforms are those of tri3b's decodes
     for x in dev "${oov_sets[@]}" "${report_sets[@]}"; do
-      xd=data/$x  # the DNN reads its own features (nnet_feats)
-      if [ $m = nnet2 ]; then make_nnet_feats $x; xd=$(nnet_data_dir $x); fi
+      xd=data/$x
+      if [ $m = nnet2 ]; then xd=$(nnet_data_dir $x); fi
       for g in commands commands_norej; do
         d=decode_$x${g#commands}
-        $start step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl \
+        step exp/$m/$d/.stamp exp/$m/graph_$g/{HCLG.fst,words.txt,words/fillers.txt} exp/$m/final.mdl \
           exp/$m/final.mat exp/$m/final.alimdl $xd/feats.scp $xd/cmvn.scp $xd/utt2spk \
           $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_$x/trans.*) \
           --out exp/$m/$d/measures.jsonl -- \
           kaldilite decode-commands --exact-llr $(phone_scores_option) --nj 1 --beam $beam --lattice-beam $lattice_beam \
           --acwt $acwt $(sat_decode_options $m $x) exp/$m/graph_$g $xd exp/$m/$d
-        start=pool_start
       done
     done
   done
-  pool_wait
+  step_batch_end
 fi
 
 # The held-out commands set, an in-domain OOV set: each dev command c is decoded with a grammar of
@@ -673,22 +679,21 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
   }
   step data/heldout_commands/.stamp data/dev "$commands" --out data/heldout_commands/text -- heldout_data
   heldout_decode() {  # SYS DECODE-COMMANDS-OPTION...: decode each data/heldout_<c> with its graph, pool the measures
-    local m=$1 n parts=exp/$1/decode_heldout_commands/parts
+    local m=$1 n xd parts=exp/$1/decode_heldout_commands/parts
     shift
     rm -rf $parts  # a command no longer in commands.txt must not stay in the pool
-    heldout_part() {  # N DECODE-COMMANDS-OPTION...
-      local n=$1 xd=data/heldout_$1
-      shift
+    mkdir -p $parts
+    for n in $(ls data/local/heldout/*.utts | sed 's|.*/||; s|\.utts$||' | grep -vx all); do
+      [ -d data/heldout_$n ] || continue
+      xd=data/heldout_$n
       if [ $m = nnet2 ] && [ "$nnet_feats" = hires ]; then  # its utterances of data/dev_hires (made by the dev decode)
         xd=data/heldout_${n}_hires
         kaldilite data subset --utt-list data/local/heldout/$n.utts data/dev_hires $xd
       fi
-      kaldilite decode-commands "$@" --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd $parts/$n
-    }
-    for n in $(ls data/local/heldout/*.utts | sed 's|.*/||; s|\.utts$||' | grep -vx all); do
-      if [ -d data/heldout_$n ]; then pool_start heldout_part $n "$@"; fi
+      { printf '%q ' decode-commands "$@" --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd $parts/$n; echo; } \
+        >> $parts/commands
     done
-    pool_wait
+    kaldilite run-many --nj $nj $parts/commands  # the decodes in $nj warm processes (see step_batch_begin)
     # written beside and renamed over (never truncated in place: a `cp -al` copy shares the old file)
     cat exp/$m/decode_heldout_commands/parts/*/measures.jsonl | LC_ALL=C sort \
       > exp/$m/decode_heldout_commands/measures.jsonl.tmp
@@ -697,20 +702,27 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       audio ? cpu / audio : 0, cpu, audio, NR }' exp/$m/decode_heldout_commands/parts/*/rtf > exp/$m/decode_heldout_commands/rtf.tmp
     mv exp/$m/decode_heldout_commands/rtf.tmp exp/$m/decode_heldout_commands/rtf
   }
+  step_batch_begin
   for b in $(grammar_bonuses); do
     for c in $(sed 's/ /_/g' "$commands"); do  # the grammars: as stage 3's, without c
       lang=data/lang_commands_minus_$c$(bonus_suffix $b)
-      pool_start step $lang/.stamp data/lang_test data/local/heldout/commands_minus_$c.txt data/local/fillers_and_silence.txt \
+      step $lang/.stamp data/lang_test data/local/heldout/commands_minus_$c.txt data/local/fillers_and_silence.txt \
         --out $lang/G.fst $lang/L_disambig.fst -- \
         kaldilite make-grammar --fillers data/local/fillers_and_silence.txt --garbage true --garbage-cost $garbage_cost \
         --garbage-phone-bonus $b --edge-noise-prob $edge_noise_prob \
         data/local/heldout/commands_minus_$c.txt data/lang_test $lang
     done
   done
-  pool_wait
+  step_batch_end
+  for dnn in false true; do  # the graphs: the GMMs' in one batch, then the DNNs' (from tri3b's, built by then)
+    step_batch_begin
+    for m in "${models[@]}"; do
+      case $m in nnet2*) [ $dnn = true ] || continue ;; *) [ $dnn = false ] || continue ;; esac
+      for c in $(sed 's/ /_/g' "$commands"); do make_graph $m graph_commands_minus_$c; done
+    done
+    step_batch_end
+  done
   for m in "${models[@]}"; do
-    for c in $(sed 's/ /_/g' "$commands"); do pool_start make_graph $m graph_commands_minus_$c; done
-    pool_wait
     # the decode options are arguments, so that the stamp sees them; --nj 1: ~35 utterances per grammar,
     # where worker start-up would cost more than the decoding
     step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
