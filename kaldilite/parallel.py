@@ -412,15 +412,19 @@ class LocalJobRunner(JobRunner):
                     _append_to_log(call[2], f"ERROR: worker process failed: {type(exc).__name__}: {exc}")
                     outcomes.append((False, f"worker process failed: {type(exc).__name__}: {exc}"))
         except BaseException:
-            # Ctrl-C (or any error here): stop now instead of waiting for the queued jobs to finish
-            # (the worker list must be read before shutdown(), which forgets it)
-            workers = list((getattr(pool, "_processes", None) or {}).values())
-            for process in workers:
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool)  # Ctrl-C (or any error here)
             raise
         pool.shutdown()
         return outcomes
+
+
+def stop_pool(pool):
+    """Stop a ProcessPoolExecutor now (Ctrl-C, a failure): its workers are terminated instead of
+    finishing the queued calls (the worker list is read before shutdown(), which forgets it)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for process in workers:
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------- choosing the backend
@@ -569,4 +573,4 @@ def command_line():
 
 __all__ = ["run_jobs", "jobs_fork_from_here", "JobRunner", "LocalJobRunner", "JobFailedError", "JobRecords", "set_default_runner",
            "default_runner", "runner_from_spec", "set_resume", "resume_requested", "queue_dir", "command_line",
-           "start_up_on_one_utterance"]
+           "start_up_on_one_utterance", "stop_pool"]

@@ -43,7 +43,8 @@ def read_command_lines(path):
 
 
 def _run_one(argv):
-    """One command in this process -> its exit code (a crash is a traceback on stderr and 1)."""
+    """One command in this process -> its exit code (a crash is a traceback on stderr and 1; Ctrl-C
+    is raised, so that the worker stops instead of going on with its next command)."""
     import traceback
 
     from kaldilite.cli import run_verb
@@ -51,6 +52,10 @@ def _run_one(argv):
     sys.argv = ["kaldilite", *argv]  # what job logs quote as the command line
     try:
         code = run_verb(argv)
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:  # a library's sys.exit: its code, as the process would have exited
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 -- as the interpreter would report it, then the next command
         traceback.print_exc()
         code = 1
@@ -59,55 +64,32 @@ def _run_one(argv):
     return code
 
 
-def _worker(tasks, results, commands):
-    while True:
-        index = tasks.get()
-        if index is None:
-            return
-        results.put((index, _run_one(commands[index][1])))
-
-
 def run_many(commands, nj):
-    """Run `commands` ([(line, argv)]) in at most `nj` forked workers; returns their exit codes in order."""
+    """Run `commands` ([(line, argv)]) in at most `nj` forked workers of the project's process pool
+    (a ProcessPoolExecutor, as kaldilite.parallel's local jobs: its workers may start pools of their
+    own, for a command's --nj); returns their exit codes in order. Ctrl-C stops the workers at once."""
     import multiprocessing
-    import queue
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from kaldilite.parallel import stop_pool
 
     if not commands:
         return []
-    context = multiprocessing.get_context("fork")
-    tasks, results = context.Queue(), context.Queue()
-    workers = []
-    codes = [None] * len(commands)
-
-    def start_worker():
-        process = context.Process(target=_worker, args=(tasks, results, commands), daemon=True)
-        process.start()
-        workers.append(process)
-
-    def collect():
-        while True:
-            try:
-                return results.get(timeout=1.0)
-            except queue.Empty:  # check that the workers are alive
-                dead = [p for p in workers if not p.is_alive() and p.exitcode not in (0, None)]
-                if dead:
-                    raise click.ClickException(f"run-many: a worker process died (exit code {dead[0].exitcode}) "
-                                               "without reporting; see the output above") from None
-
-    start_worker()
-    tasks.put(0)
-    index, codes[0] = collect()
-    for _ in range(min(nj, len(commands)) - 1):
-        start_worker()
-    for index in range(1, len(commands)):
-        tasks.put(index)
-    for _ in workers:
-        tasks.put(None)
-    for _ in range(len(commands) - 1):
-        index, code = collect()
-        codes[index] = code
-    for process in workers:
-        process.join()
+    pool = ProcessPoolExecutor(min(nj, len(commands)), mp_context=multiprocessing.get_context("fork"))
+    try:
+        first = pool.submit(_run_one, commands[0][1])
+        codes = [first.result()]  # alone: the others are queued once it has ended
+        futures = [pool.submit(_run_one, argv) for _, argv in commands[1:]]
+        codes += [future.result() for future in futures]
+    except BrokenProcessPool:
+        stop_pool(pool)
+        raise click.ClickException("run-many: a worker process died without reporting (killed, out of memory?); "
+                                   "see the output above") from None
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown()
     return codes
 
 

@@ -49,18 +49,19 @@ def test_run_many_gives_each_command_what_it_gives_alone_in_fewer_processes(tmp_
     assert alone[-1].returncode != 0 and alone[-1].stderr.splitlines()[-1] in out.stderr
 
 
+def _record(argv):  # stands in for a verb: which process ran it, and when (module level: pickled to the pool)
+    import time
+
+    Path(argv[0]).write_text(f"{os.getpid()} {time.monotonic()} {time.monotonic()}")
+    time.sleep(0.2)
+    Path(argv[0]).write_text(Path(argv[0]).read_text().rsplit(" ", 1)[0] + f" {time.monotonic()}")
+    return 3 if argv[0].endswith("5") else 0
+
+
 def test_each_worker_runs_several_commands_in_itself_and_the_first_runs_alone(tmp_path, monkeypatch):
     import kaldilite.cli.run as run_module
 
-    def record(argv):  # stands in for the verb: which process ran it, and when
-        import time
-
-        Path(argv[0]).write_text(f"{os.getpid()} {time.monotonic()} {time.monotonic()}")
-        time.sleep(0.2)
-        Path(argv[0]).write_text(Path(argv[0]).read_text().rsplit(" ", 1)[0] + f" {time.monotonic()}")
-        return 3 if argv[0].endswith("5") else 0
-
-    monkeypatch.setattr(run_module, "_run_one", record)  # the workers are forked: they see it
+    monkeypatch.setattr(run_module, "_run_one", _record)  # the workers are forked: they see it
     commands = [(k + 1, [str(tmp_path / f"c{k}")]) for k in range(6)]
     codes = run_module.run_many(commands, nj=2)
     assert codes == [0, 0, 0, 0, 0, 3]
@@ -70,6 +71,23 @@ def test_each_worker_runs_several_commands_in_itself_and_the_first_runs_alone(tm
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     first_end = runs[0][2]
     assert all(start >= first_end for _, start, _ in runs[1:])  # nothing started before the first ended
+
+
+def _jobs_of_its_own(argv):  # stands in for a verb run with --nj 2: it forks a pool of its own
+    from kaldilite.parallel import run_jobs
+
+    return sum(run_jobs(pow, [(2, 3), (3, 2)], argv[0], "pow", nj=2))
+
+
+def test_a_command_may_run_jobs_of_its_own(tmp_path, monkeypatch):
+    # 9d40a91's workers were daemonic processes, which may not have children: any command with --nj 2
+    # (a pool of its own) failed in run-many with "daemonic processes are not allowed to have children"
+    import kaldilite.cli.run as run_module
+
+    monkeypatch.setattr(run_module, "_run_one", _jobs_of_its_own)
+    commands = [(k + 1, [str(tmp_path / f"log{k}")]) for k in range(3)]
+    assert run_module.run_many(commands, nj=2) == [2 ** 3 + 3 ** 2] * 3
+    assert all((tmp_path / f"log{k}" / "pow.2.log").is_file() for k in range(3))  # the jobs' logs
 
 
 def test_a_line_that_does_not_parse_names_the_file_and_line(tmp_path):
