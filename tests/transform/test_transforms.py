@@ -156,6 +156,41 @@ def test_fmllr_recovers_the_inverse_of_a_known_affine_map():
     np.testing.assert_allclose(transform[:, dim], b, atol=0.08)
 
 
+def _kaldi_full_update(stats, transform, num_iters):
+    """Kaldi's ComputeFmllrMatrixDiagGmmFull / FmllrInnerUpdate written plainly: the cofactor row
+    from a fresh inverse of A before every row step (ours keeps inv(A) current by Sherman-Morrison)."""
+    w, dim = transform.copy(), stats.dim
+    for _ in range(num_iters):
+        for i in range(dim):
+            cofactor = np.append(np.linalg.inv(w[:, :dim].T)[i], 0.0)
+            g_inv = np.linalg.inv(stats.G[i])
+            e1 = cofactor @ g_inv @ cofactor
+            e2 = cofactor @ g_inv @ stats.K[i]
+            roots = [(-e2 + sign * np.sqrt(e2 * e2 + 4 * e1 * stats.beta)) / (2 * e1) for sign in (1, -1)]
+            auxf = [stats.beta * np.log(abs(a * e1 + e2)) - 0.5 * a * a * e1 for a in roots]
+            alpha = roots[0] if auxf[0] > auxf[1] else roots[1]
+            w[i] = g_inv @ (alpha * cofactor + stats.K[i])
+    return w
+
+
+def test_fmllr_full_update_is_kaldis_row_update_and_ends_at_a_zero_gradient():
+    rng = np.random.default_rng(8)
+    dim = 6
+    clean, labels, means, variances = _gmm_data(rng, dim, frames=3000)
+    observed = clean @ (np.eye(dim) + 0.2 * rng.standard_normal((dim, dim))).T + rng.standard_normal(dim)
+    posteriors = scipy.sparse.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)),
+                                         shape=(len(labels), len(means)))
+    stats = FmllrStats(dim).accumulate(observed, posteriors, means, variances)
+    start = identity_transform(dim) + 0.05 * rng.standard_normal((dim, dim + 1))
+    for num_iters in (1, 3, 40):  # after each row step, not only at the fixed point
+        ours, _, _ = estimate_fmllr(stats, start, FmllrOptions(num_iters=num_iters))
+        np.testing.assert_allclose(ours, _kaldi_full_update(stats, start, num_iters), rtol=0, atol=1e-9)
+    # the maximum: FmllrAuxfGradient, beta A^-T + K - [w_i G_i]_i, is zero there
+    gradient = stats.K - np.einsum("ij,ijk->ik", ours, stats.G)
+    gradient[:, :dim] += stats.beta * np.linalg.inv(ours[:, :dim]).T
+    assert np.abs(gradient).max() < 1e-6 * stats.beta
+
+
 def test_fmllr_objective_never_decreases_over_row_iterations_and_diag_offset_types():
     rng = np.random.default_rng(6)
     dim = 3
