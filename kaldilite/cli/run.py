@@ -20,7 +20,7 @@ import sys
 
 import click
 
-from kaldilite.errors import InputError
+from kaldilite.errors import InputError, KaldiliteError
 
 
 def read_command_lines(path):
@@ -84,8 +84,8 @@ def run_many(commands, nj):
         codes += [future.result() for future in futures]
     except BrokenProcessPool:
         stop_pool(pool)
-        raise click.ClickException("run-many: a worker process died without reporting (killed, out of memory?); "
-                                   "see the output above") from None
+        raise KaldiliteError("run-many: a worker process died without reporting (killed, out of memory?); "
+                             "see the output above") from None
     except BaseException:
         stop_pool(pool)
         raise
@@ -120,11 +120,11 @@ def run_many_cmd(nj, status_path, commands_file):
     if status_path:
         with atomic_open(status_path) as out:
             out.writelines(f"{line} {code}\n" for (line, _), code in zip(commands, codes))
-    failed = [line for (line, _), code in zip(commands, codes) if code != 0]
-    if failed:
-        raise click.ClickException(f"{len(failed)} of {len(commands)} commands failed (lines "
-                                   f"{' '.join(map(str, failed[:20]))}{' ...' if len(failed) > 20 else ''} of "
-                                   f"{commands_file}); their errors are above")
+    failed = [(line, argv) for (line, argv), code in zip(commands, codes) if code != 0]
+    if failed:  # one line, as `kaldilite` reports an error: which lines, and the first one's command
+        lines = " ".join(str(line) for line, _ in failed[:20]) + (" ..." if len(failed) > 20 else "")
+        raise KaldiliteError(f"{len(failed)} of {len(commands)} commands failed (lines {lines} of {commands_file}); "
+                             f"the first: kaldilite {shlex.join(failed[0][1])}; their errors are above")
 
 
 COMMANDS = [run_many_cmd]

@@ -40,6 +40,9 @@ def test_run_many_gives_each_command_what_it_gives_alone_in_fewer_processes(tmp_
     out = subprocess.run([KALDILITE, "run-many", "--nj", "2", "--status", str(tmp_path / "status"), str(commands)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "1 of 5 commands failed (lines 7 of" in out.stderr, out.stderr
+    # the project's one-line error, naming the failed command line (the recipe's batch file is a temporary)
+    assert out.stderr.splitlines()[-1].startswith("kaldilite run-many: error: 1 of 5 commands failed")
+    assert "the first: kaldilite data subset --first /nonexistent/dir 1 x;" in out.stderr.splitlines()[-1]
     alone = [subprocess.run([KALDILITE, *line.split()], capture_output=True, text=True) for line in subsets("alone")]
     assert (tmp_path / "status").read_text().split("\n")[:-1] == [
         f"{line} {a.returncode}" for line, a in zip((3, 4, 5, 6, 7), alone)]
