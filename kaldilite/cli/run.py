@@ -15,6 +15,7 @@ The first command runs alone before the other workers start: on a fresh install 
 on-disk cache once, which concurrent first commands would each compile (~10 s of CPU for a decode).
 """
 
+import re
 import shlex
 import sys
 
@@ -31,7 +32,7 @@ def read_command_lines(path):
     with handle:
         for number, line in enumerate(handle, 1):
             try:
-                argv = shlex.split(line, comments=True)
+                argv = shell_words(line)
             except ValueError as exc:
                 raise InputError(f"{path}:{number}: cannot split the command line ({exc}); quote it as a shell "
                                  "would (printf '%q ')") from None
@@ -40,6 +41,85 @@ def read_command_lines(path):
             if argv:
                 commands.append((number, argv))
     return commands
+
+
+# bash's $'...' escapes (what `printf %q` writes for an argument with control characters)
+_ANSI_C_ESCAPES = {"a": b"\a", "b": b"\b", "e": b"\x1b", "E": b"\x1b", "f": b"\f", "n": b"\n", "r": b"\r",
+                   "t": b"\t", "v": b"\v", "\\": b"\\", "'": b"'", '"': b'"', "?": b"?"}
+
+
+def shell_words(line):
+    """The words of one command line as bash splits a simple command: '...', "...", backslashes,
+    $'...' (ANSI-C quoting: octal, hex and letter escapes) and a # that starts a word beginning a
+    comment; no expansions ($VAR, `...` and ~ stay as written). shlex.split(comments=True) cuts a word at a
+    # inside it (a#b -> a) and reads $'a\\tb' as $a\\tb. ValueError for an unclosed quote."""
+    words, word, in_word, i, end = [], [], False, 0, len(line)
+    while i < end:
+        c = line[i]
+        if c in " \t\r\n":
+            if in_word:
+                words.append("".join(word))
+                word, in_word = [], False
+            i += 1
+            continue
+        if c == "#" and not in_word:
+            break
+        in_word = True
+        if c == "\\":
+            word.append(line[i + 1:i + 2].replace("\n", ""))  # backslash-newline continues the line
+            i += 2
+        elif c == "'":
+            close = line.find("'", i + 1)
+            if close < 0:
+                raise ValueError("no closing quotation")
+            word.append(line[i + 1:close])
+            i = close + 1
+        elif c == '"':
+            i += 1
+            while i < end and line[i] != '"':
+                if line[i] == "\\" and i + 1 < end and line[i + 1] in '"\\$`\n':
+                    word.append(line[i + 1].replace("\n", ""))
+                    i += 2
+                else:
+                    word.append(line[i])
+                    i += 1
+            if i >= end:
+                raise ValueError("no closing quotation")
+            i += 1
+        elif line.startswith("$'", i):
+            value, i = _ansi_c_quoted(line, i + 2)
+            word.append(value)
+        else:
+            word.append(c)
+            i += 1
+    if in_word:
+        words.append("".join(word))
+    return words
+
+
+def _ansi_c_quoted(line, i):
+    """The value of a $'...' whose body starts at line[i] -> (value, index after the closing quote)."""
+    value = bytearray()
+    while i < len(line) and line[i] != "'":
+        if line[i] != "\\" or i + 1 >= len(line):
+            value += line[i].encode("utf-8", "surrogateescape")
+            i += 1
+            continue
+        c = line[i + 1]
+        octal = re.match(r"[0-7]{1,3}", line[i + 1:i + 4])
+        hexa = re.match(r"x([0-9a-fA-F]{1,2})", line[i + 1:i + 4])
+        if octal:
+            value.append(int(octal.group(), 8) & 0xFF)
+            i += 1 + len(octal.group())
+        elif hexa:
+            value.append(int(hexa.group(1), 16))
+            i += 1 + len(hexa.group())
+        else:
+            value += _ANSI_C_ESCAPES.get(c, b"\\" + c.encode("utf-8", "surrogateescape"))
+            i += 2
+    if i >= len(line):
+        raise ValueError("no closing quotation")
+    return value.decode("utf-8", "surrogateescape"), i + 1
 
 
 def _run_one(argv):

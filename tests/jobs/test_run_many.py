@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kaldilite.cli.run import read_command_lines
+from kaldilite.cli.run import read_command_lines, shell_words
 from kaldilite.errors import InputError
 
 KALDILITE = str(Path(sys.executable).parent / "kaldilite")
@@ -91,6 +91,22 @@ def test_a_command_may_run_jobs_of_its_own(tmp_path, monkeypatch):
     commands = [(k + 1, [str(tmp_path / f"log{k}")]) for k in range(3)]
     assert run_module.run_many(commands, nj=2) == [2 ** 3 + 3 ** 2] * 3
     assert all((tmp_path / f"log{k}" / "pow.2.log").is_file() for k in range(3))  # the jobs' logs
+
+
+# arguments as a recipe may hold them: printf %q quotes them (stamp.sh's batches), run-many must read them back
+_TRICKY = ["a#b", "#x", "", "é", "two\nlines", "tab\tx", "bell\a", "~home", "sp ace", "it's", 'say "hi"',
+           "back\\slash", "$HOME", "`date`", "a;b|c", "--opt=x#1", "ü\n"]
+
+
+def test_command_lines_are_read_back_as_bash_quoted_them(tmp_path):
+    # the independent answer: bash's own quoting (printf %q, as step_batch_begin queues a step); shlex.split
+    # (9d40a91) cut a#b to a, dropping the rest of the line, and read $'two\nlines' as $two\nlines
+    quoted = subprocess.run(["bash", "-c", 'printf "%q " mkgraph "$@"; echo; printf "%q " "$@"; echo " # a comment"',
+                             "--", *_TRICKY], capture_output=True, text=True, check=True).stdout
+    commands = tmp_path / "commands"
+    commands.write_text("# a comment line\n" + quoted)
+    assert read_command_lines(str(commands)) == [(2, ["mkgraph", *_TRICKY]), (3, _TRICKY)]
+    assert shell_words("a\\ #b \"x\\\"y\" 'c'd # e") == ["a #b", 'x"y', "cd"]
 
 
 def test_a_line_that_does_not_parse_names_the_file_and_line(tmp_path):
