@@ -11,8 +11,11 @@ run_verb`): one start-up per worker instead of one per command. Each command's o
 this process's stdout/stderr as it would alone; its exit code is what it would have exited with.
 As run.pl with --max-jobs-run, nothing orders the commands: they must not read each other's outputs.
 
-The first command runs alone before the other workers start: on a fresh install it fills numba's
-on-disk cache once, which concurrent first commands would each compile (~10 s of CPU for a decode).
+The first command runs alone (the others are handed to the workers once it has ended): on a fresh
+install it fills numba's on-disk cache once, which concurrent first commands would each compile (~10 s
+of CPU for a decode). The workers are those of the project's local job pool (a ProcessPoolExecutor
+forked from this process, as kaldilite.parallel's), so a command may run --nj jobs of its own; Ctrl-C
+stops them all. Unlike run.pl there are no per-command logs: each command writes where it would alone.
 """
 
 import re
