@@ -133,6 +133,7 @@ def _run_one(argv):
     from kaldilite.cli import run_verb
 
     sys.argv = ["kaldilite", *argv]  # what job logs quote as the command line
+    _fresh_logging()
     try:
         code = run_verb(argv)
     except KeyboardInterrupt:
@@ -145,6 +146,21 @@ def _run_one(argv):
     sys.stdout.flush()
     sys.stderr.flush()
     return code
+
+
+def _fresh_logging():
+    """Logging as a fresh `kaldilite` process starts (root at WARNING, no handler, every logger's level
+    unset; no module sets one at import), so that the command's own -v decides what it shows (its cli()
+    configures the root) and nothing an earlier command, or run-many's own -v, set carries over."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(logging.NOTSET)
 
 
 def run_many(commands, nj):

@@ -52,6 +52,20 @@ def test_run_many_gives_each_command_what_it_gives_alone_in_fewer_processes(tmp_
     assert alone[-1].returncode != 0 and alone[-1].stderr.splitlines()[-1] in out.stderr
 
 
+def test_each_command_logs_as_it_would_alone(tmp_path):
+    # 9d40a91: a worker kept the logging its first command (or run-many's own -v) set up, so a
+    # command's -v showed nothing (logging.basicConfig is a no-op once the root has a handler)
+    src = _data_dir(tmp_path / "src")
+    lines = [f"-v data subset --first {src} 1 {tmp_path}/{{}}1", f"data subset --first {src} 2 {tmp_path}/{{}}2",
+             f"-vv data subset --first {src} 3 {tmp_path}/{{}}3"]
+    alone = "".join(subprocess.run([KALDILITE, *line.format("a").split()], capture_output=True, text=True,
+                                   check=True).stderr for line in lines)
+    commands = tmp_path / "commands"
+    commands.write_text("".join(line.format("m") + "\n" for line in lines))
+    many = subprocess.run([KALDILITE, "run-many", str(commands)], capture_output=True, text=True, check=True)
+    assert "INFO" in alone and many.stderr == alone.replace(f"{tmp_path}/a", f"{tmp_path}/m")
+
+
 def _record(argv):  # stands in for a verb: which process ran it, and when (module level: pickled to the pool)
     import time
 
