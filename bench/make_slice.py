@@ -33,8 +33,8 @@ work dir (exp/mono .. exp/tri2b, data/dev: dev is decoded by nothing here).
   .venv/bin/python bench/rejection_slice.py --slice-dir /tmp/v1/slc --gmm tri3b --dnn nnet2 \\
       --bonuses 2 --acwts 0.1 --out /tmp/v1/rs --no-report
 
-Cost: run.sh's stages 0-8 (13 min wall from scratch on the 2-core machine alone, the DNN pair 6 of
-them), the rest seconds.
+Cost (2026-11-26, 47e5d91, from scratch): 31 min CPU, 46 min wall on the 2-core machine shared with other jobs
+(load 5-9; the DNN pair 16 min of it); the rest seconds. bench/rejection_slice.py at one bonus then: 3.5 min.
 """
 
 import argparse
