@@ -104,11 +104,13 @@ nnet_feats=hires       # stage 8: the DNN's input: hires = 40-dim MFCC (conf/mfc
                        # Kaldi's nnet recipes; mfcc = the GMMs' 13 (held-out training speakers: hires 91.8% vs 87.7%
                        # commands-only, 71.0% vs 65.1% at 5% FA; conf/nnet2.conf)
 nnet_online_cmvn=true  # stage 8: train the DNN on the online decoder's CMVN (train-nnet2 --online-cmvn: apply-cmvn-online
-                       # per speaker in spk2utt order, each augmented copy its own speaker, prior = train_aug's
-                       # cmvn.scp summed), recorded in the model, so every decode of it (and the bundle) uses online
-                       # CMVN. On 20 held-out training speakers, decoded with online CMVN as it runs live:
-                       # 65.1 -> 72.1% command acc at ~5% in-domain FA (40 fixed / 16 broken) against the
-                       # offline-CMVN-trained DNN. false: offline per-speaker CMVN (stage 10 then adds the
+                       # per speaker, each augmented copy its own speaker, prior = train_aug's cmvn.scp summed; carried
+                       # as decode-online carries it: conf/nnet2.conf's --online-cmvn-order=random, a new order of each
+                       # speaker's clips every epoch, and --online-cmvn-silence-weight=0), recorded in the model, so every
+                       # decode of it (and the bundle) uses online CMVN. On 20 held-out training speakers, decoded with
+                       # online CMVN as it runs live: 65.1 -> 72.1% command acc at ~5% in-domain FA (40 fixed / 16 broken)
+                       # against the offline-CMVN-trained DNN; the live carry 75.4 -> 83.3% (41 / 14) against the spk2utt
+                       # carry (conf/nnet2.conf). false: offline per-speaker CMVN (stage 10 then adds the
                        # <model>_online_cmvn row decoded with online CMVN)
 nnet_reverb=true       # stage 8: the DNN also trains on a reverberated copy of train_aug's speed-1.0 part
                        # (reverberate-data-dir: 100 simulated rooms, RT60 0.2-0.8 s, source 0.5-3 m from the mic), which
