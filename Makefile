@@ -31,8 +31,11 @@ test: install
 demo: install
 	bash tools/demo.sh
 
+# the benches that need nothing prepared; the others (a recipe build, a slice, arguments) are listed with
+# what they need (bench/_list.py) and run by hand
 bench: install
-	for b in bench/*.py; do case $$b in bench/_*) ;; *) $(BIN)/python $$b || exit 1;; esac; done
+	@$(BIN)/python bench/_list.py --needs
+	benches=$$($(BIN)/python bench/_list.py) && for b in $$benches; do $(BIN)/python $$b || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)
