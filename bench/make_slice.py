@@ -38,14 +38,17 @@ Cost (2026-11-26, 47e5d91, from scratch): 31 min CPU, 46 min wall on the 2-core 
 """
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_if_changed  # noqa: E402
 from learning_curve_nnet2 import source_speaker  # noqa: E402
 from rejection_slice import KALDILITE, REPO, commands  # noqa: E402
+
+from kaldilite.io.datadir import read_key_values  # noqa: E402
+from kaldilite.utils import data_root  # noqa: E402
 
 RUN_SH = REPO / "recipes/commands/run.sh"
 CONF = REPO / "recipes/commands/conf"
@@ -57,10 +60,9 @@ def kaldilite(*args, cwd):
 
 
 def read_table(path):
-    """{key: rest of the line} of a Kaldi table file, {} when it does not exist."""
-    if not path.is_file():
-        return {}
-    return dict((line.split(maxsplit=1) + [""])[:2] for line in path.read_text().splitlines() if line.strip())
+    """{key: rest of the line} of a Kaldi table file (read_key_values: a duplicate key is a file:line error),
+    {} when it does not exist."""
+    return read_key_values(path) if path.is_file() else {}
 
 
 def every_nth_speaker(spk2utt, every):
@@ -72,15 +74,11 @@ def choose_speakers(corpus, slice_dir, every):
     """SLICE_DIR/data/local/slice_speakers.txt: every `every`-th training speaker of the corpus as stage 0
     prepares it (prepare-speech-commands with run.sh's lexicon into data/local/all)."""
     local = slice_dir / "data/local"
-    local.mkdir(parents=True, exist_ok=True)
+    local.mkdir(parents=True, exist_ok=True)  # (also the cwd of the preparation)
     kaldilite("prepare-speech-commands", "--lexicon", REPO / "lang/en/lexicon.txt", corpus, local / "all",
               cwd=slice_dir)
     speakers = every_nth_speaker(local / "all/train/spk2utt", every)
-    listing = local / "slice_speakers.txt"
-    tmp = listing.with_suffix(".tmp")
-    tmp.write_text("".join(f"{s}\n" for s in speakers))
-    tmp.replace(listing)
-    return listing
+    return write_if_changed(local / "slice_speakers.txt", "".join(f"{s}\n" for s in speakers))
 
 
 def slice_features(slice_dir, nj):
@@ -169,11 +167,14 @@ def main():
     parser.add_argument("--slice-dir", required=True, type=Path, help="run.sh's work dir for the slice build.")
     parser.add_argument("--every", type=int, default=7, help="Hold out every N-th training speaker (sorted ids).")
     parser.add_argument("--corpus", type=Path,
-                        default=Path(os.environ.get("KALDILITE_DATA", REPO.parent / "shared/data")) / "speech_commands",
                         help="The Speech Commands folder (default: $KALDILITE_DATA/speech_commands, as run.sh).")
     parser.add_argument("--nj", type=int, default=2)
     parser.add_argument("--check-only", action="store_true", help="Only the leak check and the summary.")
     args, run_sh_options = parser.parse_known_args()
+    if args.corpus is None and not args.check_only:
+        if data_root() is None:
+            parser.error("no shared data here: set KALDILITE_DATA or give --corpus")
+        args.corpus = data_root() / "speech_commands"
     slice_dir = args.slice_dir.resolve()
     if not args.check_only:
         slice_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kaldilite.errors import InputError
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import make_slice as ms  # noqa: E402
 
@@ -58,7 +60,7 @@ def test_a_clean_slice_has_no_leaks(tmp_path):
     ("utt2spk", "sp1.1-s1-yes-00 sp1.1-s1", "is a slice clip"),  # a copy by its prefixed id
     ("utt2spk", "rev1-sp1.0-s1-go-00 rev1-sp1.0-s1", "slice speaker s1"),  # another clip of a slice speaker
     ("wav.scp", "t1-yes-00 sox /c/no/s1_nohash_0.wav -t wav - speed 1.1 |", "plays slice audio"),
-    ("utt2noise", "noise-t1-yes-00 sox /c/_bg/n.wav -t wav - trim 3 1 | 400 5", "plays slice audio"),
+    ("utt2noise", "noise-t1-yes-01 sox /c/_bg/n.wav -t wav - trim 3 1 | 400 5", "plays slice audio"),
 ])
 def test_each_kind_of_leak_is_found(tmp_path, name, line, what):
     d = _slice_dir(tmp_path)
@@ -90,3 +92,13 @@ def test_run_sh_stage_0_holds_the_documented_slice_out(speech_commands_dir, tmp_
                                      "22 noise clips")
     assert len(ms.read_table(work / "data/noise_train/wav.scp")) == 152 - 22
     assert ms.check_held_out(work) == []
+
+
+def test_a_duplicate_key_in_a_training_table_is_an_error_not_its_last_line(tmp_path):
+    # read as a dict, the second line would hide the first one's leak: the check refuses the file at its line
+    d = _slice_dir(tmp_path)
+    with open(d / "data/train_aug/utt2noise", "w") as f:
+        f.write("noise-t1-yes-00 sox /c/_bg/n.wav -t wav - trim 3 1 | 400 5\n"
+                "noise-t1-yes-00 sox /c/_bg/n.wav -t wav - trim 0 1 | 123 10\n")
+    with pytest.raises(InputError, match=r"train_aug/utt2noise:2: duplicate key noise-t1-yes-00"):
+        ms.check_held_out(d)
