@@ -3,8 +3,9 @@ trained without some training speakers, and those speakers' clips, ready for the
 
 Decisions about the DNN and the decoding knobs are never tuned on dev (the reported speakers): they
 are tuned on a slice of TRAINING speakers that no model saw. The slice is every --every-th (7th)
-training speaker in sorted id order, as stage 0 prepares them (data/train/spk2utt; the noise
-pseudo-speakers noiseNN count as speakers, so the slice has noise clips as dev has): on the shared
+training speaker as stage 0 prepares them (data/train/spk2utt), the recorded speakers in sorted id
+order and then the noise pseudo-speakers noiseNN (they count as speakers, so the slice has noise
+clips as dev has): on the shared
 Speech Commands subset 17 speakers + 3 noise pseudo-speakers of 140, 372 utterances (341 commands,
 9 fillers, 22 noise clips). Steps, each re-runnable (run.sh's steps are change-driven, so a second
 run does only what changed, e.g. after a recipe edit):
@@ -47,6 +48,7 @@ from _report import write_if_changed  # noqa: E402
 from learning_curve_nnet2 import source_speaker  # noqa: E402
 from rejection_slice import KALDILITE, REPO, commands  # noqa: E402
 
+from kaldilite.corpora.speech_commands import is_noise_speaker  # noqa: E402
 from kaldilite.io.datadir import read_key_values  # noqa: E402
 from kaldilite.utils import data_root  # noqa: E402
 
@@ -66,8 +68,9 @@ def read_table(path):
 
 
 def every_nth_speaker(spk2utt, every):
-    """The speakers of a spk2utt file whose 1-based position in sorted id order is a multiple of `every`."""
-    return sorted(read_table(spk2utt))[every - 1::every]
+    """The speakers of a spk2utt file whose 1-based position is a multiple of `every`, in the order: the recorded
+    speakers by sorted id, then the noise pseudo-speakers by sorted id."""
+    return sorted(read_table(spk2utt), key=lambda s: (is_noise_speaker(s), s))[every - 1::every]
 
 
 def choose_speakers(corpus, slice_dir, every):
@@ -156,7 +159,7 @@ def summary(slice_dir):
     kinds = [("commands", lambda t: t in cmds), ("fillers", lambda t: t not in cmds and t != "!SIL"),
              ("noise clips", lambda t: t == "!SIL")]
     speakers = set(spk.values())
-    noise = {s for s in speakers if s.startswith("noise")}
+    noise = {s for s in speakers if is_noise_speaker(s)}
     return (f"{slice_dir}/data/slice: {len(speakers) - len(noise)} speakers + {len(noise)} noise pseudo-speakers, "
             f"{len(text)} utterances: " + ", ".join(f"{sum(map(f, text.values()))} {k}" for k, f in kinds))
 
@@ -165,7 +168,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="Other options are passed to run.sh (e.g. --nnet-reverb false).")
     parser.add_argument("--slice-dir", required=True, type=Path, help="run.sh's work dir for the slice build.")
-    parser.add_argument("--every", type=int, default=7, help="Hold out every N-th training speaker (sorted ids).")
+    parser.add_argument("--every", type=int, default=7, help="Hold out every N-th training speaker (sorted ids, the noise pseudo-speakers last).")
     parser.add_argument("--corpus", type=Path,
                         help="The Speech Commands folder (default: $KALDILITE_DATA/speech_commands, as run.sh).")
     parser.add_argument("--nj", type=int, default=2)

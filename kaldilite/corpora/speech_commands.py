@@ -45,6 +45,11 @@ NOISE_PER_SPEAKER = 10
 _NAME = re.compile(r"^([0-9A-Za-z]+)_nohash_([0-9]+)\.wav$")
 
 
+def is_noise_speaker(speaker):
+    """True for a background-noise pseudo-speaker id (`noiseNN`), False for a recorded speaker."""
+    return re.fullmatch(r"noise[0-9]+", speaker) is not None
+
+
 def is_speech_commands(path):
     """True when `path` looks like a Speech Commands root (word folders of `*_nohash_*.wav`)."""
     path = Path(path)

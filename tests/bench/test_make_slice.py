@@ -27,6 +27,10 @@ def test_every_nth_speaker_counts_positions_from_one_in_sorted_order(tmp_path):
     assert ms.every_nth_speaker(tmp_path / "spk2utt", 3) == ["a9", "noise00"]
     assert ms.every_nth_speaker(tmp_path / "spk2utt", 7) == ["noise01"]
     assert ms.every_nth_speaker(tmp_path / "spk2utt", 8) == []
+    # the noise pseudo-speakers come after every recorded speaker, also one whose id sorts after "noise"
+    _write(tmp_path / "spk2utt", [f"{s} {s}-yes-00" for s in speakers + ["zz9", "noise2x"]])
+    # order: 0a 1f a9 b2 c0 noise2x zz9 noise00 noise01 (noise2x: a recorded speaker, not noiseNN)
+    assert ms.every_nth_speaker(tmp_path / "spk2utt", 3) == ["a9", "noise2x", "noise01"]
 
 
 def _slice_dir(tmp_path):
