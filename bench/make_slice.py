@@ -115,11 +115,13 @@ def check_held_out(slice_dir, slice_data="data/slice"):
     """The leaks of SLICE_DATA's clips into the training data of SLICE_DIR (a list of one-line
     descriptions; empty when there are none): every data dir data/train* and data/noise_train (each
     utterance's source through utt2uniq; its speaker with the copy prefixes stripped; the audio its wav.scp
-    entry and, for a noise copy, its background (utt2noise) play) and exp/tri3b_ali's utterances."""
+    entry and, for a noise copy, its background (utt2noise) play) and exp/tri3b_ali's utterances. No
+    slice utterances is a one-line error (nothing to check), not a leak."""
     data = slice_dir / slice_data
     slice_utts = read_table(data / "utt2spk")
     if not slice_utts:
-        return [f"{data}/utt2spk: no slice utterances"]
+        raise SystemExit(f"{data}/utt2spk: no slice utterances; build the slice first (bench/make_slice.py "
+                         f"--slice-dir {slice_dir} without --check-only)")
     slice_speakers = set(slice_utts.values())
     wav = read_table(data / "wav.scp").values()
     # a slice clip's audio: its file (a token of any entry that plays it: the file itself, a sox pipe of a speed
@@ -174,6 +176,8 @@ def main():
     parser.add_argument("--nj", type=int, default=2)
     parser.add_argument("--check-only", action="store_true", help="Only the leak check and the summary.")
     args, run_sh_options = parser.parse_known_args()
+    if args.every < 1:
+        parser.error(f"--every {args.every}: give a count >= 1")
     if args.corpus is None and not args.check_only:
         if data_root() is None:
             parser.error("no shared data here: set KALDILITE_DATA or give --corpus")

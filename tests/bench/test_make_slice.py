@@ -59,6 +59,19 @@ def test_a_clean_slice_has_no_leaks(tmp_path):
     assert ms.check_held_out(_slice_dir(tmp_path)) == []
 
 
+def test_a_missing_slice_is_a_one_line_error_not_a_leak(tmp_path):
+    with pytest.raises(SystemExit, match=r"slc/data/slice/utt2spk: no slice utterances; build the slice first"):
+        ms.check_held_out(tmp_path / "slc")
+
+
+def test_every_below_one_is_refused_before_anything_is_made(tmp_path):
+    out = subprocess.run([sys.executable, str(RUN.parents[2] / "bench/make_slice.py"), "--slice-dir",
+                          str(tmp_path / "slc"), "--every", "0", "--corpus", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.splitlines()[-1].endswith("error: --every 0: give a count >= 1")
+    assert not (tmp_path / "slc").exists()
+
+
 @pytest.mark.parametrize("name, line, what", [
     ("utt2spk", "x-1 t1", "is a slice clip"),  # with utt2uniq below: a copy under another id
     ("utt2spk", "sp1.1-s1-yes-00 sp1.1-s1", "is a slice clip"),  # a copy by its prefixed id
