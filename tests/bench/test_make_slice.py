@@ -33,6 +33,35 @@ def test_every_nth_speaker_counts_positions_from_one_in_sorted_order(tmp_path):
     assert ms.every_nth_speaker(tmp_path / "spk2utt", 3) == ["a9", "noise2x", "noise01"]
 
 
+def test_slice_features_follow_an_edit_of_the_recipe_confs(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from kaldilite.io.tables import read_matrices
+
+    d = tmp_path / "slc"
+    rng = np.random.default_rng(0)
+    for k, utt in enumerate(["s1-no-00", "s1-yes-00"]):
+        sf.write(tmp_path / f"{k}.wav", (rng.standard_normal(8000) * 1000).astype(np.int16), 16000)
+    _write(d / "data/heldout/wav.scp", [f"s1-no-00 {tmp_path}/0.wav", f"s1-yes-00 {tmp_path}/1.wav"])
+    _write(d / "data/heldout/utt2spk", ["s1-no-00 s1", "s1-yes-00 s1"])
+    _write(d / "data/heldout/spk2utt", ["s1 s1-no-00 s1-yes-00"])
+    _write(d / "data/heldout/text", ["s1-no-00 no", "s1-yes-00 yes"])
+    conf = tmp_path / "conf"
+    shutil.copytree(ms.CONF, conf)
+    monkeypatch.setattr(ms, "CONF", conf)
+
+    def dims():
+        return [{m.shape[1] for _, m in read_matrices(f"scp:{d}/data/{n}/feats.scp")} for n in ("slice", "hires_slice")]
+
+    ms.slice_features(d, 1)
+    assert dims() == [{13}, {40}] and (d / "data/hires_slice/cmvn.scp").is_file()
+    with open(conf / "mfcc_hires.conf", "a") as f:
+        f.write("--num-ceps=20\n")  # (the last value of an option wins, as in Kaldi)
+    ms.slice_features(d, 1)
+    assert dims() == [{13}, {20}]
+
+
 def _slice_dir(tmp_path):
     """A slice of speaker s1 (two clips) and one noise chunk; a training set of speaker t1 with speed and
     noise copies, none of them the slice's."""
