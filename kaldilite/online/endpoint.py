@@ -127,15 +127,23 @@ def silence_tid_mask(tid_to_phone, silence_phones):
     return mask
 
 
-def silence_frames(alignment, is_silence_tid, num_frames):
-    """Per frame 0..num_frames-1 whether a best path's `alignment` (transition-ids) puts it on a silence
-    phone (`silence_tid_mask`); frames past the alignment's end are not. What decides the silence
-    weighting of the carried online-CMVN stats, live (decode-online) and in the calibration decodes
-    (decode-commands --online-cmvn) alike."""
+def cmvn_carry_weights(decoder, is_silence_tid, num_frames, silence_weight):
+    """Per-frame weights with which an utterance's first `num_frames` frames join its speaker's carried
+    online-CMVN stats (`kaldilite.feat.cmvn.carry_speaker_stats`): `silence_weight` on the frames the
+    decoder's best partial path (`best_path`, final costs not added) puts on silence phones
+    (`is_silence_tid`, from `silence_tid_mask`), 1 elsewhere and past the path's end; None (every frame 1)
+    when `silence_weight` is 1 or no token survived. The one rule of the live carry (decode-online's
+    `OnlineRecognizer`) and of decode-commands' calibration decodes; the weighting is ours, not Kaldi's
+    (`kaldilite.feat.cmvn.silence_weights`)."""
+    from kaldilite.feat.cmvn import silence_weights
+
+    best = decoder.best_path() if silence_weight != 1.0 else None
+    if best is None:
+        return None
     silence = np.zeros(num_frames, dtype=bool)
-    alignment = np.asarray(alignment[:num_frames], dtype=np.int64)
+    alignment = np.asarray(best.alignment[:num_frames], dtype=np.int64)
     silence[:len(alignment)] = is_silence_tid[alignment]
-    return silence
+    return silence_weights(silence, silence_weight)
 
 
 def trailing_silence_frames(alignment, is_silence_tid):

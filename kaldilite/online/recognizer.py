@@ -10,9 +10,12 @@ rejection rule (`kaldilite.decode.rejection`) turns it into a command or `<rejec
 confidence; then a new utterance starts at the first frame not decoded, so no audio is lost
 or decoded twice. Online CMVN statistics of every finished utterance, whatever its decision,
 become the prior of the next (Kaldi's OnlineCmvnState carried between a speaker's utterances,
-as train-nnet2 --online-cmvn carried them) when `carry_cmvn` is set; the frames its best path
-puts on silence phones weigh --cmvn-silence-weight (default 0), as Kaldi's online decoders weigh
-them in the speaker's i-vector statistics (OnlineSilenceWeighting, --silence-weight). Measured
+as train-nnet2 --online-cmvn carries them) when `carry_cmvn` is set; the frames its best partial
+path puts on silence phones weigh --cmvn-silence-weight (default 0). That weighting is ours: Kaldi's
+OnlineCmvn carries every frame (weight 1), and its online decoders weigh silence only in the speaker's
+i-vector statistics (OnlineSilenceWeighting, --silence-weight); unlike that class it is decided once,
+on the utterance's last best partial path, with no max-state-duration rule, by the one rule
+decode-commands' calibration decodes use too (`kaldilite.online.endpoint.cmvn_carry_weights`). Measured
 reason: in a live stream the pauses between commands outnumber the words, and carried at full
 weight they pull the speaker mean towards the room's noise floor until late words are misheard
 (the digits system hears 6 of jackson's 50 "three" takes as "two" at the end of a six-word
@@ -55,10 +58,9 @@ from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
 from kaldilite.decode.rejection import (NON_COMMAND_WORDS, REJECTED, RejectionRule, filler_word_ids,
                                         recognize_decoder)
 from kaldilite.errors import InputError
-from kaldilite.feat.cmvn import silence_weights
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
-from kaldilite.online.endpoint import (OnlineEndpointConfig, endpoint_detected, phone_id_list, silence_frames,
+from kaldilite.online.endpoint import (OnlineEndpointConfig, cmvn_carry_weights, endpoint_detected, phone_id_list,
                                        silence_tid_mask, trailing_silence_frames)
 from kaldilite.online.sources import StreamingResampler
 from kaldilite.online.vad import VadGate, VadOptions
@@ -88,7 +90,8 @@ class OnlineDecodingOptions:
                 "(one speaker)"})
     cmvn_silence_weight: float = dataclasses.field(default=0.0, metadata={
         "help": "Weight of the frames the best path puts on silence phones when an utterance's frames join the "
-                "carried CMVN statistics (Kaldi's --silence-weight of online i-vector estimation); 1: all frames alike"})
+                "carried CMVN statistics; 1: all frames alike, as Kaldi's OnlineCmvn carries them (not a Kaldi "
+                "option: Kaldi weighs silence only in online i-vector estimation, its --silence-weight)"})
     # Kaldi's OnlineSilenceWeightingConfig, registered with prefix ivector-silence-weighting (online2 binaries)
     ivector_silence_weight: float = dataclasses.field(default=1.0, metadata={
         "option": "ivector-silence-weighting.silence-weight",
@@ -409,8 +412,9 @@ class OnlineRecognizer:
             log.info("%s", result.to_line())
         # Every decoded frame joins the speaker's CMVN stats, whatever was decided (a rejection included):
         # Kaldi's online2 tools take the adaptation state after every utterance, and train-nnet2
-        # --online-cmvn carried every training utterance's frames (apply_cmvn_online). Silence frames
-        # weigh --cmvn-silence-weight: a training clip is about half speech, a live stream mostly pauses.
+        # --online-cmvn carries every training utterance (apply_cmvn_online, its alignment's silence
+        # weighted --online-cmvn-silence-weight). Silence frames weigh --cmvn-silence-weight: a training
+        # clip is about half speech, a live stream mostly pauses.
         # Frames not decoded are the next utterance's and join with it.
         if self.opts.carry_cmvn and self._decoded:
             self._speaker = self._state_after(self._decoded)
@@ -429,21 +433,13 @@ class OnlineRecognizer:
         """The speaker state after this utterance's first `num_frames` frames joined it."""
         state = self._speaker.copy()
         if hasattr(self._features.source, "get_state"):  # the OnlineCmvn (absent for a model without CMVN)
-            state.cmvn = self._features.source.get_state(num_frames - 1, self._silence_weights(num_frames))
+            weights = cmvn_carry_weights(self.decoder, self._silence_tid, num_frames, self.opts.cmvn_silence_weight)
+            state.cmvn = self._features.source.get_state(num_frames - 1, weights)
         if self._ivectors is not None:
             if hasattr(self._ivector_features.source, "get_state"):
                 state.ivector_cmvn = self._ivector_features.source.get_state(num_frames - 1)
             state.ivector = self._ivectors.adaptation_state(num_frames)
         return state
-
-    def _silence_weights(self, num_frames):
-        """Per-frame weights of the utterance's frames in the carried CMVN stats: --cmvn-silence-weight on
-        the frames the best partial path puts on silence phones, 1 elsewhere (None: all alike)."""
-        weight = self.opts.cmvn_silence_weight
-        best = self.decoder.best_path() if weight != 1.0 else None
-        if best is None:
-            return None
-        return silence_weights(silence_frames(best.alignment, self._silence_tid, num_frames), weight)
 
     def _endpointed(self, arrival):
         """Finalize the utterance when an endpoint rule fires (the audio after its decoded frames

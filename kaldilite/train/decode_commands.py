@@ -241,11 +241,10 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
     ``phone_tables``: (the model's tid_to_phone, silence phone ids), needed with
     ``recognizer_opts.phone_scores`` (silence phones are no part of the command's phones).
     ``carry``: (dict, is_silence_tid, silence weight): each utterance's online-CMVN carry weights, decided
-    by its best partial path as decode-online decides them (`OnlineRecognizer._silence_weights`), are put
-    in the dict under its id before the next utterance is asked of ``features`` (which reads them)."""
+    by its best partial path as decode-online decides them (`kaldilite.online.endpoint.cmvn_carry_weights`),
+    are put in the dict under its id before the next utterance is asked of ``features`` (which reads them)."""
     from kaldilite.decode.rejection import Recognizer, measure
-    from kaldilite.feat.cmvn import silence_weights
-    from kaldilite.online.endpoint import silence_frames
+    from kaldilite.online.endpoint import cmvn_carry_weights
 
     tid_to_phone, silence = phone_tables if phone_tables is not None else (None, ())
     recognizer = Recognizer(graph, tid_to_pdf, words, fillers, opts=recognizer_opts, tid_to_phone=tid_to_phone,
@@ -260,9 +259,8 @@ def _lattice_pass(graph, tid_to_pdf, words, fillers, recognizer_opts, scorer, fe
                 best_paths.append((utt, recognizer.decoder.finalize()))
             if carry is not None:
                 decided, is_silence_tid, weight = carry
-                best = recognizer.decoder.best_path()
-                decided[utt] = (np.ones(len(feats)) if best is None else
-                                silence_weights(silence_frames(best.alignment, is_silence_tid, len(feats)), weight))
+                weights = cmvn_carry_weights(recognizer.decoder, is_silence_tid, len(feats), weight)
+                decided[utt] = np.ones(len(feats)) if weights is None else weights
         results.append((utt, m, len(feats)))
         log.info("%s %s confidence %.3f llr %s", utt, " ".join(m.words or ()), m.confidence,
                  "-" if m.llr is None else f"{m.llr:.3f}")
