@@ -3,7 +3,8 @@
 Follows Kaldi's src/transform/cmvn.cc (stats layout and apply-cmvn), src/feat/feature-functions.cc
 (SlidingWindowCmn, the apply-cmvn-sliding tool), src/feat/online-feature.cc (OnlineCmvn) and
 src/online2bin/apply-cmvn-online.cc (`apply_cmvn_online`: a whole data dir through the online
-decoder's CMVN, each speaker's utterances in spk2utt order).
+decoder's CMVN, each speaker's utterances in the order of the spk2utt given: Kaldi's tool takes the
+data dir's, `speaker_orders` draws a random one).
 
 CMVN statistics are Kaldi's float64 (2, D+1) matrix:
 
@@ -17,6 +18,9 @@ per call, its speaker's carried stats passed in: 8400 utterances of 100 x 40 in 
 bit for bit the streaming class's. What one utterance adds to the stats its speaker's
 next utterance starts from is one function, `carry_speaker_stats` (frames weighted per frame, e.g.
 silence frames by --cmvn-silence-weight), shared by the live recognizer, training and calibration.
+The per-frame weights are our extension, not Kaldi's: OnlineCmvn::GetState adds every frame of the
+utterance at weight 1 (weights None here, or --cmvn-silence-weight 1); Kaldi's online decoders weigh
+silence only in the speaker's i-vector statistics (OnlineSilenceWeighting, `kaldilite.ivector.online`).
 """
 
 import dataclasses
@@ -328,8 +332,9 @@ class OnlineCmvn:
         self._state.frozen = self.frame_stats(frame, frame + 1)[0]
 
     def get_state(self, frame, weights=None):
-        """State to carry to this speaker's next utterance: speaker stats += frames 0..frame (each
-        weighted by `weights[t]` when given: an online decoder's silence weighting)."""
+        """State to carry to this speaker's next utterance (Kaldi's OnlineCmvn::GetState, which also hands on
+        a frozen state): speaker stats += raw frames 0..frame, each weighted by `weights[t]` when given
+        (`carry_speaker_stats`; the weights are ours, Kaldi adds every frame at 1)."""
         state = self._state.copy()
         state.speaker_stats = carry_speaker_stats(state.speaker_stats, self.source.get_frames(0, frame + 1), weights)
         return state
@@ -338,7 +343,8 @@ class OnlineCmvn:
 def carry_speaker_stats(speaker_stats, feats, weights=None):
     """The speaker stats a speaker's next utterance starts from (Kaldi's OnlineCmvn::GetState):
     `speaker_stats` (None: no utterance yet) plus the stats of this utterance's raw frames `feats`,
-    frame t weighted `weights[t]` (None: all 1). The one rule of the carry: live decoding
+    frame t weighted `weights[t]` (None: all 1, which is Kaldi's rule; the weights are our extension, e.g.
+    `silence_weights`). The one rule of the carry: live decoding
     (`OnlineCmvn.get_state`), the batch path (`apply_cmvn_online`, hence train-nnet2 and
     decode-commands) and the per-utterance carry of `SpeakerOnlineCmvn` all add through it, in the same
     order, so their stats agree bit for bit."""
@@ -348,9 +354,11 @@ def carry_speaker_stats(speaker_stats, feats, weights=None):
 
 def silence_weights(is_silence, silence_weight):
     """Per-frame carry weights (`carry_speaker_stats`) from a per-frame silence decision: `silence_weight`
-    on silence frames, 1 elsewhere (Kaldi's --silence-weight of online i-vector estimation, here for the
-    carried CMVN stats); None (every frame 1) when `silence_weight` is 1. The decision is the caller's: a
-    decoder's best path (decode-online, decode-commands) or a training alignment (train-nnet2)."""
+    on silence frames, 1 elsewhere; None (every frame 1, Kaldi's OnlineCmvn) when `silence_weight` is 1.
+    Our extension: Kaldi has no silence weighting of the CMVN stats; the idea is that of its
+    OnlineSilenceWeighting (--silence-weight), which weighs the online i-vector statistics only. The
+    decision is the caller's: a decoder's best path (decode-online, decode-commands:
+    `kaldilite.online.endpoint.cmvn_carry_weights`) or a training alignment (train-nnet2)."""
     if silence_weight == 1.0:
         return None
     return np.where(np.asarray(is_silence, dtype=bool), float(silence_weight), 1.0)
