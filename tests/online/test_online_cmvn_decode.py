@@ -12,6 +12,17 @@ its best path puts on silence weighted 0) against the recognizer with its defaul
 --online-cmvn-silence-weight 1: spk2utt order, all frames, as apply-cmvn-online) against the
 recognizer at weight 1 in spk2utt order. Not vacuous: the recognizer fed in the other protocol's order,
 or with its silence weight, scores otherwise (`_assert_live_equals_batch`).
+
+Near-ties (why the weights are compared apart from the scores): live (chunked) and batch (whole-clip)
+acoustic scores differ by ~1e-5, so where a clip's best path is a near-tie between a phone and silence
+the two may put 1-3 frames differently on silence; at weight 0 those frames then join the carried stats
+on one side only and the speaker's NEXT clips score differently, beyond the tolerance. Which clips tie
+depends on the machine's rounding (CI's CPU is not ours), so the test checks two things apart: the
+carry weights (batch's cmvn_weights ark = the live recognizer's, but for at most MAX_TIE_FRAMES frames of
+a clip at a speech/silence boundary), and the scores with those weights fixed (decode-commands given the
+live recognizer's weights through --online-cmvn-history-weights = the live scores, every clip). The
+batch decode's own scores must equal the live ones on every clip whose speaker's earlier clips carried
+the same weights; the others (after a near-tie) are counted, and must be at most half.
 """
 
 import json
@@ -25,6 +36,12 @@ from online_helpers import MFCC_CONF
 # wide enough that the likelihood ratio is not clipped at +-lattice_beam / acwt (60 at the default
 # 6), where online and offline CMVN would give the same clipped score
 LATTICE_BEAM = 40.0
+# a near-tie of the best path between a phone and silence at a boundary moves it by a frame or a few: at most this
+# many frames of a clip may carry other weights live than in decode-commands (measured here: 0 on every clip;
+# simulated, live's silence/speech boundary in theo-6_theo_1 moved by 1 frame moves theo-4_theo_2's score by
+# 0.63 against decode-commands' own, 2 of 7 clips excused, and the scores with the live weights fed agree <= 1e-4;
+# moved by 4 frames the weights check fails)
+MAX_TIE_FRAMES = 3
 # (speaker, FSDD file), in utterance-id order (Kaldi's sort order is each speaker's spk2utt order)
 FILES = [("jackson", "0_jackson_4"), ("jackson", "2_jackson_1"), ("jackson", "3_jackson_2"), ("jackson", "9_jackson_2"),
          ("theo", "3_theo_0"), ("theo", "4_theo_2"), ("theo", "6_theo_1")]
@@ -114,43 +131,108 @@ def _fed_in_order(data, seed):
     return orders
 
 
-def _live_scores(bundle_dir, data, orders, silence_weight):
+def _live_scores(bundle_dir, data, orders, silence_weight, weights=None):
     """{utt: (label, score)} of `OnlineRecognizer` on the bundle (endpointing off), each speaker's files
     streamed in `orders` ({speaker: utts}) with the speaker state carried from file to file (as
-    decode-online --utt2spk carries it), silence frames weighted `silence_weight` (a string)."""
+    decode-online --utt2spk carries it), silence frames weighted `silence_weight` (a string).
+    `weights`: a dict that receives each file's carry weights (what the recognizer's
+    `cmvn_carry_weights` decided; every frame 1 when it said None)."""
+    from unittest import mock
+
+    import kaldilite.online.recognizer as recognizer_module
     from kaldilite.io.audio import read_audio
     from kaldilite.online.bundle import ModelBundle
     from kaldilite.online.recognizer import OnlineRecognizer
 
+    decided, decide = [], recognizer_module.cmvn_carry_weights
+
+    def recorded(decoder, is_silence_tid, num_frames, weight):
+        carried = decide(decoder, is_silence_tid, num_frames, weight)
+        decided.append(np.ones(num_frames) if carried is None else np.asarray(carried, np.float64))
+        return carried
+
     bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM,
                                                       "cmvn-silence-weight": silence_weight})
     live = {}
-    for speaker, utts in orders.items():
-        recognizer = OnlineRecognizer(bundle)
-        state = bundle.speaker_state()  # a new speaker: the global prior, then carried
-        for utt in utts:
-            recognizer.new_stream(utt, speaker_state=state)
-            results = recognizer.accept(read_audio(data.wav_scp[utt])) + recognizer.input_finished()
-            assert len(results) == 1, (utt, results)
-            live[utt] = (results[0].text, results[0].score)
-            state = recognizer.speaker_state
+    with mock.patch.object(recognizer_module, "cmvn_carry_weights", recorded):
+        for speaker, utts in orders.items():
+            recognizer = OnlineRecognizer(bundle)
+            state = bundle.speaker_state()  # a new speaker: the global prior, then carried
+            for utt in utts:
+                recognizer.new_stream(utt, speaker_state=state)
+                results = recognizer.accept(read_audio(data.wav_scp[utt])) + recognizer.input_finished()
+                assert len(results) == 1, (utt, results)
+                live[utt] = (results[0].text, results[0].score)
+                state = recognizer.speaker_state
+                assert len(decided) == 1, (utt, len(decided))  # one carry per file
+                if weights is not None:
+                    weights[utt] = decided[0]
+                decided.clear()
     return live
 
 
-def _assert_live_equals_batch(bundle_dir, data, batch, protocol, check_weight=True):
-    """The live recognizer fed as `protocol` carries gives decode-commands' labels and scores (`batch`);
-    fed in the other protocol's order, or (`check_weight`) with its silence weight, it does not (so the check
-    would fail if decode-commands carried in another order or with other weights)."""
-    _, silence_weight, seed = PROTOCOLS[protocol]
+def _tie_frames(live, batch):
+    """Frames of one clip whose carry weights differ live and in decode-commands, None when they differ
+    otherwise than by a near-tie: same length, at most MAX_TIE_FRAMES frames, each run of them a speech/silence
+    boundary moved (inside a run each side constant, so a run not covering the whole clip borders a boundary)."""
+    if len(live) != len(batch):
+        return None
+    differ = np.flatnonzero(live != batch)
+    if differ.size > MAX_TIE_FRAMES:
+        return None
+    runs = np.split(differ, np.flatnonzero(np.diff(differ) > 1) + 1) if differ.size else []
+    if any(np.ptp(live[r]) or np.ptp(batch[r]) or r.size == len(live) for r in runs):
+        return None
+    return int(differ.size)
+
+
+def _assert_live_equals_batch(bundle_dir, data, decode, decode_dir, protocol, check_weight=True):
+    """The live recognizer fed as `protocol` carries gives decode-commands' labels and scores (DECODE_DIR's,
+    decoded with `decode(out, options) -> {utt: (label, score)}`), allowing for near-ties (module docstring):
+    its carry weights are DECODE_DIR/cmvn_weights.1.ark's up to `_tie_frames`; decode-commands fed the live
+    weights (--online-cmvn-history-weights) scores as live on every clip; DECODE_DIR's own scores do on every
+    clip whose speaker carried the same weights before it, and those are most clips. Fed in the other
+    protocol's order, or (`check_weight`) with its silence weight, the recognizer scores otherwise (so the
+    check would fail if decode-commands carried in another order or with other weights).
+    Returns (live scores, number of clips whose own scores were checked, number excused after a near-tie)."""
+    from kaldilite.io.tables import read_vectors, write_vectors
+
+    options, silence_weight, seed = PROTOCOLS[protocol]
     _, other_weight, other_seed = PROTOCOLS["old" if protocol == "live" else "live"]
-    live = _live_scores(bundle_dir, data, _fed_in_order(data, seed), silence_weight)
-    assert [label for label, _ in live.values()] == [batch[u][0] for u in live]
-    np.testing.assert_allclose([s for _, s in live.values()], [batch[u][1] for u in live], rtol=1e-4, atol=1e-3)
-    for orders, weight in ((_fed_in_order(data, other_seed), silence_weight),
-                           (_fed_in_order(data, seed), other_weight))[:2 if check_weight else 1]:
-        wrong = _live_scores(bundle_dir, data, orders, weight)
+    orders = _fed_in_order(data, seed)
+    live_weights = {}
+    live = _live_scores(bundle_dir, data, orders, silence_weight, live_weights)
+    batch = decode(decode_dir, options)
+    if silence_weight == "1":  # every frame carried at 1: nothing decided, no weights written
+        assert not list(decode_dir.glob("cmvn_weights.*.ark"))
+        batch_weights, fed = {u: np.ones(len(w)) for u, w in live_weights.items()}, batch
+    else:
+        batch_weights = {u: np.asarray(w, np.float64) for u, w in read_vectors(str(decode_dir / "cmvn_weights.1.ark"))}
+        given = decode_dir.parent / f"{decode_dir.name}_live_weights"
+        given.mkdir()
+        write_vectors(sorted(live_weights.items()), given / "cmvn_weights.1.ark")
+        fed = decode(decode_dir.parent / f"{decode_dir.name}_fed_live", options + [
+            "--online-cmvn-history", str(data.path), "--online-cmvn-history-weights", str(given)])
+    assert sorted(batch_weights) == sorted(live_weights) == sorted(batch)
+    ties = {u: _tie_frames(live_weights[u], batch_weights[u]) for u in live}
+    assert None not in ties.values(), {u: (live_weights[u], batch_weights[u]) for u, t in ties.items() if t is None}
+    # the scores with the carried weights fixed: every clip
+    assert [label for label, _ in live.values()] == [fed[u][0] for u in live]
+    np.testing.assert_allclose([s for _, s in live.values()], [fed[u][1] for u in live], rtol=1e-4, atol=1e-3)
+    # decode-commands' own scores: every clip after which its speaker's carried weights agreed exactly
+    checked = [u for utts in orders.values() for i, u in enumerate(utts) if not any(ties[v] for v in utts[:i])]
+    assert [live[u][0] for u in checked] == [batch[u][0] for u in checked]
+    np.testing.assert_allclose([live[u][1] for u in checked], [batch[u][1] for u in checked], rtol=1e-4, atol=1e-3)
+    excused = len(live) - len(checked)
+    # most clips: one near-tie at a speaker's first clip excuses the rest of its clips (up to 3 of these 7)
+    assert len(checked) >= len(live) / 2, (len(checked), excused, ties)
+    for other_orders, weight in ((_fed_in_order(data, other_seed), silence_weight),
+                                 (orders, other_weight))[:2 if check_weight else 1]:
+        wrong = _live_scores(bundle_dir, data, other_orders, weight)
         assert max(abs(wrong[u][1] - batch[u][1]) for u in wrong if np.isfinite(batch[u][1])) > 0.01, weight
-    return live
+    print(f"{protocol}: {len(checked)} clips fully checked, {excused} excused after a near-tie, "
+          f"{sum(ties.values())} tie frames")
+    return live, len(checked), excused
 
 
 def _score(json_line):
@@ -173,14 +255,17 @@ def _scores(bundle_dir, measures):
 def test_decode_commands_online_cmvn_is_what_the_live_recognizer_computes(online_setup, garbage_graph_dir, tmp_path,
                                                                           protocol):
     from kaldilite.io.datadir import DataDir
+    from kaldilite.score.commands import read_measures
 
     data_dir, bundle_dir, _ = online_setup
-    batch = _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, tmp_path / "decode",
-                                                 options=PROTOCOLS[protocol][0]))
-    _assert_live_equals_batch(bundle_dir, DataDir.load(data_dir), batch, protocol)
+
+    def decode(out, options):
+        return _scores(bundle_dir, _decode_commands(online_setup, garbage_graph_dir, out, options=options))
+
+    _assert_live_equals_batch(bundle_dir, DataDir.load(data_dir), decode, tmp_path / "decode", protocol)
+    batch = _scores(bundle_dir, read_measures(tmp_path / "decode/measures.jsonl"))
     # the offline per-speaker CMVN gives other scores: the check above is not vacuous
     from kaldilite.cli import cli
-    from kaldilite.score.commands import read_measures
 
     result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM),
                                       "--model", str(online_setup[2]),
@@ -301,19 +386,27 @@ def test_online_cmvn_model_decodes_a_data_dir_as_the_live_recognizer_scores_it(o
 
     model_path, bundle_dir = online_nnet
     data_dir = online_setup[0]
-    args = ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM), *PROTOCOLS[protocol][0], "--model",
-            str(model_path), str(garbage_graph_dir), str(data_dir)]
-    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
-        result = CliRunner().invoke(cli, args + [str(tmp_path / "decode")])
-    assert result.exit_code == 0, result.output
-    warned = [r.getMessage() for r in caplog.records if "online-CMVN stats carried with silence" in r.getMessage()]
-    assert len(warned) == (protocol == "old") and all(
-        "\n" not in w and "set --online-cmvn-silence-weight 0 (decode-commands)" in w for w in warned), warned
-    batch = _scores(bundle_dir, read_measures(tmp_path / "decode/measures.jsonl"))
+    args = ["decode-commands", "--nj", "1", "--lattice-beam", str(LATTICE_BEAM), "--model", str(model_path),
+            str(garbage_graph_dir), str(data_dir)]
+
+    warned = {}  # {decode dir: the carry warnings its decode-commands logged}
+
+    def decode(out, options):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+            result = CliRunner().invoke(cli, args[:1] + options + args[1:] + [str(out)])
+        assert result.exit_code == 0, result.output
+        warned[out.name] = [r.getMessage() for r in caplog.records
+                            if "online-CMVN stats carried with silence" in r.getMessage()]
+        return _scores(bundle_dir, read_measures(out / "measures.jsonl"))
+
     data = DataDir.load(data_dir)
     # the order only: this small DNN's best paths put no frame of these trimmed clips on silence (measured: 0
     # frames; the monophone's 30, in theo-6_theo_1), so the silence weight changes nothing here
-    live = _assert_live_equals_batch(bundle_dir, data, batch, protocol, check_weight=False)
+    live, _, _ = _assert_live_equals_batch(bundle_dir, data, decode, tmp_path / "decode", protocol, check_weight=False)
+    warned = warned["decode"]
+    assert len(warned) == (protocol == "old") and all(
+        "\n" not in w and "set --online-cmvn-silence-weight 0 (decode-commands)" in w for w in warned), warned
     # not vacuous: the same model fed each file from the global prior alone (no carried stats) scores otherwise
     bundle = ModelBundle.load(bundle_dir, overrides={"do-endpointing": "false", "lattice-beam": LATTICE_BEAM})
     fresh = {}
