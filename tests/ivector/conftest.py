@@ -45,6 +45,20 @@ def corpus():
 
 
 @pytest.fixture(scope="session")
+def system(corpus):
+    """(UBM, extractor) for the online-extraction tests: the corpus' oracle UBM and a rank-3 extractor trained
+    3 iterations on its first 100 utterances (statistics scaled by 0.1, so the prior matters)."""
+    from kaldilite.ivector.extractor import IvectorExtractor, TrainingStatistics, train_extractor
+    from kaldilite.ivector.ubm import gselect_posteriors
+
+    ubm = corpus.oracle_ubm()
+    items = [(x, gselect_posteriors(ubm, x)[0] * 0.1) for x in corpus.utterances[:100]]
+    init = IvectorExtractor.init_from_ubm(ubm.means, ubm.variances, np.exp(ubm.log_weights), 3)
+    extractor, _ = train_extractor(init, TrainingStatistics.from_utterances(items), num_iters=3)
+    return ubm, extractor
+
+
+@pytest.fixture(scope="session")
 def make_corpus():
     """`generate_corpus` for tests that need their own draw."""
     return generate_corpus

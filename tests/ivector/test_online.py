@@ -5,20 +5,10 @@ import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
-from kaldilite.ivector.extractor import IvectorExtractor, TrainingStatistics, train_extractor
 from kaldilite.ivector.model import IvectorModel, load_ivector_model, save_ivector_model
 from kaldilite.ivector.online import (MatrixSource, OnlineIvectorExtractionConfig, OnlineIvectorFeature,
                                       extract_ivectors_online)
 from kaldilite.ivector.ubm import gselect_posteriors
-
-
-@pytest.fixture(scope="module")
-def system(corpus):
-    ubm = corpus.oracle_ubm()
-    items = [(x, gselect_posteriors(ubm, x)[0] * 0.1) for x in corpus.utterances[:100]]
-    init = IvectorExtractor.init_from_ubm(ubm.means, ubm.variances, np.exp(ubm.log_weights), 3)
-    extractor, _ = train_extractor(init, TrainingStatistics.from_utterances(items), num_iters=3)
-    return ubm, extractor
 
 
 def _offline(ubm, extractor, frames, config):

@@ -15,22 +15,12 @@ import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
-from kaldilite.ivector.extractor import IvectorExtractor, TrainingStatistics, train_extractor
 from kaldilite.ivector.online import (MatrixSource, OnlineIvectorExtractionConfig, OnlineIvectorFeature,
                                       OnlineSilenceWeighting, OnlineSilenceWeightingConfig, extract_ivectors_online)
 from kaldilite.ivector.ubm import gselect_posteriors
 
 # transition-ids 1 and 2 are on silence phones, 3..5 not (0: no phone)
 SILENCE_TID = np.array([True, True, True, False, False, False])
-
-
-@pytest.fixture(scope="module")
-def system(corpus):
-    ubm = corpus.oracle_ubm()
-    items = [(x, gselect_posteriors(ubm, x)[0] * 0.1) for x in corpus.utterances[:60]]
-    init = IvectorExtractor.init_from_ubm(ubm.means, ubm.variances, np.exp(ubm.log_weights), 3)
-    extractor, _ = train_extractor(init, TrainingStatistics.from_utterances(items), num_iters=2)
-    return ubm, extractor
 
 
 def test_delta_weights_follow_the_traceback():
