@@ -49,6 +49,19 @@ def update_section(name, markdown):
         out.write(text)
 
 
+QUIET_LOAD = 1.5  # load average at a timing bench's start above which its figures stay out of BENCHMARKS.md
+
+
+def update_section_if_quiet(name, markdown, load_before):
+    """`update_section`, unless the machine was busy when the bench started (load average `load_before`
+    >= QUIET_LOAD): then say so and leave BENCHMARKS.md alone. Returns whether the section was written."""
+    if load_before >= QUIET_LOAD:
+        print(f"(load average {load_before:.1f} at the start: BENCHMARKS.md not updated; re-run on a quiet machine)")
+        return False
+    update_section(name, markdown)
+    return True
+
+
 def children_cpu():
     """CPU seconds (user + system) of this process's finished, waited-for children so far."""
     import resource

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, run_timed, update_section  # noqa: E402
+from _report import machine_line, run_timed, update_section_if_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "recipes" / "digits" / "conf" / "nnet2.conf"
@@ -145,11 +145,8 @@ def main():
         f"Accuracy: `{wer_line}` (Kaldi nnet2: {KALDI_WER}% WER; goal 2.6%).",
     ])
     print(text)
-    if load_before >= 1.5:
-        print(f"(load average {load_before:.1f} at the start: BENCHMARKS.md not updated; re-run on a quiet machine)")
-        return wer
-    update_section({"none": "nnet2_independent_si", "gmm": "nnet2_independent_gmm_transforms",
-                    "dnn": "nnet2_independent"}[args.first_pass], text)
+    update_section_if_quiet({"none": "nnet2_independent_si", "gmm": "nnet2_independent_gmm_transforms",
+                             "dnn": "nnet2_independent"}[args.first_pass], text, load_before)
     return wer
 
 

@@ -37,7 +37,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train-nnet2 (--num-thre
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, update_section_if_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "recipes" / "commands" / "conf" / "nnet2.conf"
@@ -215,11 +215,8 @@ def main():
         sys.exit("the old and the new code trained different networks")
     if args.no_report:
         return
-    if load_before >= 1.5:
-        print(f"(load average {load_before:.1f} at the start: BENCHMARKS.md not updated; re-run on a quiet machine)")
-        return
-    update_section("nnet_training_speed", "## train-nnet2 per-iteration cost, old vs new code "
-                   "(bench/nnet_training_speed.py)\n\n" + "\n".join(lines))
+    update_section_if_quiet("nnet_training_speed", "## train-nnet2 per-iteration cost, old vs new code "
+                            "(bench/nnet_training_speed.py)\n\n" + "\n".join(lines), load_before)
 
 
 if __name__ == "__main__":

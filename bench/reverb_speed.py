@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the recipe's steps, before numpy loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import children_cpu, machine_line, update_section  # noqa: E402
+from _report import children_cpu, machine_line, update_section_if_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = dict(num_rirs=100, rt60_range=(0.2, 0.8), prefix="rev")  # run.sh's reverb_copy
@@ -108,11 +108,8 @@ def main():
         sys.exit("the old and the new code wrote different outputs")
     if args.no_report:
         return
-    if load_before >= 1.5:
-        print(f"(load average {load_before:.1f} at the start: BENCHMARKS.md not updated; re-run on a quiet machine)")
-        return
-    update_section("reverb_speed", "## reverberate-data-dir, old vs new code (bench/reverb_speed.py)\n\n"
-                   + "\n".join(lines))
+    update_section_if_quiet("reverb_speed", "## reverberate-data-dir, old vs new code (bench/reverb_speed.py)\n\n"
+                            + "\n".join(lines), load_before)
 
 
 if __name__ == "__main__":

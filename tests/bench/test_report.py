@@ -63,6 +63,14 @@ def _contents(folder):
     return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def test_a_timing_bench_writes_its_section_only_from_a_quiet_machine(benchmarks, capsys):
+    before = benchmarks.read_text()
+    assert not _report.update_section_if_quiet("other", "## Other\n\n| a | 9 |", load_before=1.5)
+    assert benchmarks.read_text() == before and "load average 1.5" in capsys.readouterr().out
+    assert _report.update_section_if_quiet("other", "## Other\n\n| a | 9 |", load_before=0.3)
+    assert "| a | 9 |" in benchmarks.read_text() and "| a | 1 |" not in benchmarks.read_text()
+
+
 def test_heldout_commands_dir_is_rewritten_only_when_its_content_changes_and_then_whole(tmp_path):
     data, dest = _slice(tmp_path), tmp_path / "out/data/heldout_commands"
     _report.heldout_commands_dir(data, ["up", "down"], dest)
