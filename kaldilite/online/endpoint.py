@@ -156,5 +156,5 @@ def trailing_silence_frames(alignment, is_silence_tid):
 
 
 __all__ = ["OnlineEndpointConfig", "OnlineEndpointRule", "endpoint_detected", "silence_tid_mask",
-           "trailing_silence_frames",
+           "trailing_silence_frames", "cmvn_carry_weights", "phone_id_list",
            "KALDI_RULE_DEFAULTS"]

@@ -2,8 +2,8 @@
 
 Every decoded frame joins them, decided or not (Kaldi's online2 tools take the adaptation state,
 OnlineCmvn::GetState over all frames, after every utterance), but the frames the best path puts on
-silence phones weigh --cmvn-silence-weight (default 0; Kaldi's --silence-weight of online i-vector
-estimation): in a live stream the pauses between commands outnumber the words, and carried at full
+silence phones weigh --cmvn-silence-weight (default 0; our extension: Kaldi's OnlineCmvn carries every
+frame, and Kaldi weighs silence only in online i-vector estimation): in a live stream the pauses between commands outnumber the words, and carried at full
 weight they drag the speaker mean towards the room's noise floor until late words are misheard (the
 last test). Independent answers: the count, sum and sum of squares of the whole stream's raw MFCC
 computed in one batch (dither off, so the streamed frames equal them), over all frames (weight 1) or
