@@ -62,6 +62,35 @@ def update_section_if_quiet(name, markdown, load_before):
     return True
 
 
+def modules_at(rev, package, names, as_name):
+    """kaldilite/PACKAGE/NAME.py of each of `names` at git revision `rev`, as the modules AS_NAME.NAME of a
+    package AS_NAME (returned): the old code a speed bench runs beside the new one in the same process. Their
+    imports of each other (`from kaldilite.PACKAGE.NAME import`) are redirected to these copies; anything
+    else they import is today's kaldilite."""
+    import importlib.util
+    import subprocess
+    import sys
+    import types
+
+    root = Path(__file__).resolve().parents[1]
+    old = types.ModuleType(as_name)
+    old.__path__ = []
+    sys.modules[as_name] = old
+    for name in names:
+        where = f"kaldilite/{package}/{name}.py"
+        source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{where}"], check=True, capture_output=True,
+                                text=True).stdout
+        for other in names:
+            source = source.replace(f"kaldilite.{package}.{other} import", f"{as_name}.{other} import")
+        spec = importlib.util.spec_from_loader(f"{as_name}.{name}", loader=None)
+        module = importlib.util.module_from_spec(spec)
+        module.__file__ = f"<{rev}:{where}>"
+        sys.modules[spec.name] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        setattr(old, name, module)
+    return old
+
+
 def children_cpu():
     """CPU seconds (user + system) of this process's finished, waited-for children so far."""
     import resource

@@ -21,9 +21,7 @@ Usage: .venv/bin/python bench/fmllr_speed.py --work /tmp/lead/final [--speakers 
 """
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,21 +32,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the recipe's jobs (one 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section  # noqa: E402
+from _report import machine_line, modules_at, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_old_fmllr(rev):
-    """kaldilite/transform/fmllr.py at git revision `rev`, as the module `old_fmllr`."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:kaldilite/transform/fmllr.py"], check=True,
-                            capture_output=True, text=True).stdout
-    spec = importlib.util.spec_from_loader("old_fmllr", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__file__ = f"<{rev}:kaldilite/transform/fmllr.py>"
-    sys.modules[spec.name] = module
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
-    return module
 
 
 def recipe_statistics(work, max_speakers):
@@ -108,7 +94,7 @@ def main():
     from kaldilite.transform import fmllr as new
     from kaldilite.transform.fmllr import apply_transform
 
-    old = load_old_fmllr(args.old_rev)
+    old = modules_at(args.old_rev, "transform", ["fmllr"], "old_transform").fmllr
     start = time.process_time()
     stats, sat_am, feats, accumulate = recipe_statistics(args.work, args.speakers)
     prepare = time.process_time() - start

@@ -24,12 +24,9 @@ Usage: .venv/bin/python bench/nnet_training_speed.py [--work /tmp/lead/final] [-
 
 import argparse
 import dataclasses
-import importlib.util
 import os
-import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train-nnet2 (--num-threads 1), before numpy loads
@@ -37,30 +34,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train-nnet2 (--num-thre
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, update_section_if_quiet  # noqa: E402
+from _report import machine_line, modules_at, update_section_if_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "recipes" / "commands" / "conf" / "nnet2.conf"
 OLD_MODULES = ("components", "network", "train")
-
-
-def load_old_nnet(rev):
-    """kaldilite.nnet's components, network and train modules at git revision `rev`, as a package `old_nnet`."""
-    package = types.ModuleType("old_nnet")
-    package.__path__ = []
-    sys.modules["old_nnet"] = package
-    for name in OLD_MODULES:
-        source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:kaldilite/nnet/{name}.py"], check=True,
-                                capture_output=True, text=True).stdout
-        for other in OLD_MODULES:
-            source = source.replace(f"kaldilite.nnet.{other} import", f"old_nnet.{other} import")
-        spec = importlib.util.spec_from_loader(f"old_nnet.{name}", loader=None)
-        module = importlib.util.module_from_spec(spec)
-        module.__file__ = f"<{rev}:kaldilite/nnet/{name}.py>"
-        sys.modules[spec.name] = module
-        exec(compile(source, module.__file__, "exec"), module.__dict__)
-        setattr(package, name, module)
-    return package
 
 
 def recipe_examples(work, frames):
@@ -170,7 +148,7 @@ def main():
 
     from kaldilite.nnet import train as new_train
 
-    old = load_old_nnet(args.old_rev)
+    old = modules_at(args.old_rev, "nnet", OLD_MODULES, "old_nnet")
     frames = args.frames or args.iters * 20000
     examples = recipe_examples(args.work, frames) if args.work else synthetic_examples(frames)
     train = examples[0]

@@ -15,9 +15,7 @@ Usage: .venv/bin/python bench/reverb_speed.py --work /tmp/lead/final [--utts N] 
 """
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,27 +24,11 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the recipe's steps, before numpy loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import children_cpu, machine_line, update_section_if_quiet  # noqa: E402
+from _report import children_cpu, machine_line, modules_at, update_section_if_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = dict(num_rirs=100, rt60_range=(0.2, 0.8), prefix="rev")  # run.sh's reverb_copy
 TABLES = ("rooms.txt", "utt2rir", "utt2spk", "spk2utt", "utt2uniq", "text")
-
-
-def load_old(rev):
-    """kaldilite/corpora/rir.py and augment.py at git revision `rev`, as modules `old_rir`, `old_augment`."""
-    modules = {}
-    for name in ("rir", "augment"):
-        source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:kaldilite/corpora/{name}.py"], check=True,
-                                capture_output=True, text=True).stdout
-        source = source.replace("from kaldilite.corpora.rir import", "from old_rir import")
-        spec = importlib.util.spec_from_loader(f"old_{name}", loader=None)
-        module = importlib.util.module_from_spec(spec)
-        module.__file__ = f"<{rev}:kaldilite/corpora/{name}.py>"
-        sys.modules[spec.name] = module
-        exec(compile(source, module.__file__, "exec"), module.__dict__)
-        modules[name] = module
-    return modules["augment"]
 
 
 def timed(function, *args, **kwargs):
@@ -82,7 +64,7 @@ def main():
     from kaldilite.corpora.augment import reverberate_data_dir
     from kaldilite.io.datadir import DataDir, subset_data_dir
 
-    old = load_old(args.old_rev)
+    old = modules_at(args.old_rev, "corpora", ["rir", "augment"], "old_corpora").augment
     source = Path(args.work) / "data" / "train"
     with tempfile.TemporaryDirectory(prefix="reverb-bench-", dir="/tmp") as tmp:
         tmp = Path(tmp)

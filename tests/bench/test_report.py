@@ -112,3 +112,23 @@ def test_a_run_that_finds_its_dir_written_meanwhile_by_another_keeps_it_if_equal
         _report.write_data_subset(data, dest, ["spk0-down-0"])
     assert _contents(dest)["utt2spk"] == "spk2-down-0 spk2\n"
     assert sorted(p.name for p in dest.parent.iterdir()) == ["heldout_down", "heldout_up"]  # no temporaries left
+
+
+def test_modules_at_loads_a_revision_whose_modules_import_each_other_and_today_s_kaldilite_for_the_rest():
+    import subprocess
+
+    import numpy as np
+
+    import kaldilite.corpora.rir as rir
+    import kaldilite.io.datadir as datadir
+
+    old = _report.modules_at("HEAD", "corpora", ["rir", "augment"], "old_corpora_test")
+    assert sys.modules["old_corpora_test.augment"] is old.augment
+    assert old.augment.__file__ == "<HEAD:kaldilite/corpora/augment.py>"
+    # augment's `from kaldilite.corpora.rir import ...` now names the old copy; io.datadir stays today's
+    assert old.augment.reverberate is old.rir.reverberate is not rir.reverberate
+    assert old.augment.read_key_values is datadir.read_key_values
+    signal = np.arange(5.0)
+    assert np.array_equal(old.rir.loop_to_length(signal, 12), rir.loop_to_length(signal, 12))
+    with pytest.raises(subprocess.CalledProcessError):  # git show: no such file at the revision
+        _report.modules_at("HEAD", "corpora", ["no_such_module"], "old_corpora_missing")
