@@ -344,8 +344,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
-    from kaldilite.train.decode_commands import (CommandDecodeOptions, decode_commands_job, decoding_kind,
-                                                 nnet_model_and_input, online_cmvn_setup,
+    from kaldilite.train.decode_commands import (CommandDecodeOptions, cmvn_weight_files, decode_commands_job,
+                                                 decoding_kind, nnet_model_and_input, online_cmvn_setup,
                                                  refuse_online_ivectors, start_up_before_forking_jobs,
                                                  with_online_ivectors)
     from kaldilite.utils.atomic import atomic_open
@@ -431,7 +431,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
         from kaldilite.train.decode_commands import read_history_weights
 
         read_history_weights(online_cmvn_history_weights, online_cmvn_history)  # (the check, before any job)
-    for stale in decode_dir.glob("cmvn_weights.*.ark"):  # this decode's jobs write their own
+    for stale in cmvn_weight_files(decode_dir):  # this decode's jobs write their own
         stale.unlink()
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),

@@ -305,6 +305,12 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones, d
 CMVN_WEIGHTS = "cmvn_weights"  # DECODE_DIR/cmvn_weights.JOB.ark: each utterance's online-CMVN carry weights
 
 
+def cmvn_weight_files(decode_dir):
+    """DECODE_DIR's carry-weight archives (cmvn_weights.JOB.ark), sorted: what --online-cmvn-history-weights
+    reads, and what a new decode into DECODE_DIR removes first (its jobs write their own)."""
+    return sorted(Path(decode_dir).glob(f"{CMVN_WEIGHTS}.*.ark"))
+
+
 def read_history_weights(decode_dir, history):
     """{utt: carry weights} of DECODE_DIR/cmvn_weights.*.ark, the decode of the online-CMVN history data dir
     `history` (decode-commands --online-cmvn-history-weights); refused in one line when absent."""
@@ -315,7 +321,7 @@ def read_history_weights(decode_dir, history):
         raise InputError(f"--online-cmvn-history {history} with --online-cmvn-silence-weight below 1 needs "
                          "--online-cmvn-history-weights DECODE_DIR: decode-commands' decode of that data dir, whose "
                          "best paths decided the silence frames its utterances carried")
-    files = sorted(Path(decode_dir).glob(f"{CMVN_WEIGHTS}.*.ark"))
+    files = cmvn_weight_files(decode_dir)
     if not files:
         raise MissingFileError(f"{Path(decode_dir) / (CMVN_WEIGHTS + '.1.ark')}: missing; decode {history} with "
                                "decode-commands (online CMVN, --online-cmvn-silence-weight below 1) into "
