@@ -164,6 +164,16 @@ oov_takes=5            # FSDD takes per speaker and digit in it (6 x 10 x 5 = 30
 oov_synth_voices=10    # stage 9: conf/oov_words.txt in this many espeak-ng voices (synthetic OOV set; 0: none)
 online_cmvn_row=true   # stage 10: the online model's row (exp/<model>_online_cmvn: dev + heldout_commands decoded
                        # with decode-online's online CMVN, decode-commands --online-cmvn), whose rule stage 11 ships
+online_cmvn_order_seed=0      # stages 9-10, every decode through online CMVN (the DNN trained on it, the
+                              # <model>_online_cmvn row): decode-commands --online-cmvn-order-seed, each speaker's clips
+                              # carried in a random order drawn from this seed, as a live user says them; -1: spk2utt's
+                              # order (sorted ids: for Speech Commands by word, a cue no live user gives; ~6 points
+                              # in-domain, conf/nnet2.conf). Given explicitly, as online_cmvn_silence_weight, so that the
+                              # decodes' stamps change when it does (a changed default of decode-commands would not)
+online_cmvn_silence_weight=0  # decode-commands --online-cmvn-silence-weight of those decodes: the frames each clip's best
+                              # path puts on silence join the carried stats with this weight, as decode-online
+                              # --cmvn-silence-weight (default 0) carries them live; keep conf/nnet2.conf's
+                              # --online-cmvn-silence-weight equal (decode-commands warns when they differ). 1: all frames
 publish_results=false  # true: copy RESULTS to recipes/commands/RESULTS from any --dir
 dir=work               # where data/ exp/ mfcc/ go
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--corpus DIR|synthetic] [--dict-dir DIR] [--auto-g2p true|false]
@@ -610,6 +620,11 @@ sat_decode_options() {  # SYS [SET]: decode-commands options of a SAT system (fM
   return 0
 }
 
+online_cmvn_carry_options() {  # how decodes through online CMVN carry the stats (online_cmvn_order_seed and
+  # online_cmvn_silence_weight, given explicitly so that the decodes' stamps see them)
+  echo --online-cmvn-order-seed $online_cmvn_order_seed --online-cmvn-silence-weight $online_cmvn_silence_weight
+}
+
 # Stage 9 runs its independent steps (decodes, graphs, grammars) $nj at a time, each one job
 # (--nj 1), instead of one after the other with $nj jobs each: a decode of a few hundred short
 # utterances spends much of its time starting up, splitting and waiting for its slowest job, with a
@@ -646,7 +661,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
           $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_$x/trans.*) \
           --out exp/$m/$d/measures.jsonl -- \
           kaldilite decode-commands --exact-llr $(phone_scores_option) --nj 1 --beam $beam --lattice-beam $lattice_beam \
-          --acwt $acwt $(sat_decode_options $m $x) exp/$m/graph_$g $xd exp/$m/$d
+          --acwt $acwt $(sat_decode_options $m $x) $(online_cmvn_model $m && online_cmvn_carry_options) \
+          exp/$m/graph_$g $xd exp/$m/$d
       done
     done
   done
@@ -734,7 +750,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       $(online_cmvn_model $m && echo exp/$m/decode_dev/measures.jsonl) \
       --out exp/$m/decode_heldout_commands/measures.jsonl -- heldout_decode $m \
       --lattice-llr $(phone_scores_option) --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt $(sat_decode_options $m) \
-      $(online_cmvn_model $m && echo --online-cmvn-history $(nnet_data_dir dev) --online-cmvn-history-weights exp/$m/decode_dev)
+      $(online_cmvn_model $m && echo $(online_cmvn_carry_options) --online-cmvn-history $(nnet_data_dir dev) \
+        --online-cmvn-history-weights exp/$m/decode_dev)
       # (online CMVN: each part normalized as within dev's decode, whose best paths decided each clip's carried silence)
   done
 fi
@@ -785,8 +802,8 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     calibrate tri3b+nnet2 llr_total
   fi
   # The online model's row: dev and the held-out commands decoded through decode-online's front end
-  # (online CMVN carried from clip to clip of each speaker as decode-online carries it: decode-commands'
-  # defaults, a seeded random order, the silence frames of each clip's best path weighted 0; the prior =
+  # (online CMVN carried from clip to clip of each speaker as decode-online carries it, online_cmvn_carry_options:
+  # by default a seeded random order, the silence frames of each clip's best path weighted 0; the prior =
   # the training data's cmvn.scp summed, as export-model writes it
   # into the bundle), then calibrated as every model. The offline rows use per-speaker CMVN over all
   # of a speaker's clips, which a live user never has: under one rule, decode-online's decisions on
@@ -806,7 +823,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     step exp/$o/.stamp_stats $(online_set train_aug)/cmvn.scp --out exp/$o/global_cmvn.stats -- \
       kaldilite matrix-sum --binary=false scp:$(online_set train_aug)/cmvn.scp exp/$o/global_cmvn.stats
     online_opts=($(phone_scores_option) --nj 1 --beam $beam --lattice-beam $lattice_beam --acwt $acwt --model exp/$online/final.mdl
-                 --online-cmvn exp/$o/global_cmvn.stats)
+                 --online-cmvn exp/$o/global_cmvn.stats $(online_cmvn_carry_options))
     pool_start step exp/$o/decode_dev/.stamp exp/$online/graph_commands/{HCLG.fst,words.txt,words/fillers.txt} \
       exp/$online/final.mdl exp/$o/global_cmvn.stats $(online_set dev)/{feats.scp,spk2utt} --out exp/$o/decode_dev/measures.jsonl -- \
       kaldilite decode-commands --exact-llr "${online_opts[@]}" exp/$online/graph_commands $(online_set dev) exp/$o/decode_dev
@@ -904,8 +921,8 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
         echo "# nnet2: the model decode-online runs (stage 11's bundle ships its rule), trained and decoded through the"
         echo "# ONLINE front end (train-nnet2 --online-cmvn: online CMVN carried from clip to clip of a speaker from the"
         echo "# training data's global stats, recorded in the model): what a user gets live. Dev is decoded as"
-        echo "# decode-online carries the stats: each speaker's clips in a seeded random order (not sorted by word),"
-        echo "# the frames each clip's best path puts on silence weighted 0 (decode-commands' defaults)."
+        echo "# decode-online carries the stats: each speaker's clips in a random order (seed $online_cmvn_order_seed; -1: sorted by"
+        echo "# word), the frames each clip's best path puts on silence weighted $online_cmvn_silence_weight (run.sh's online_cmvn_* knobs)."
       fi
       if [ ${#online_rows[@]} -gt 0 ]; then
         echo "# ${online_rows[0]}: the model decode-online runs ($online; stage 11's bundle ships this row's rule), its dev"

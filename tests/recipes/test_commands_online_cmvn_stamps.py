@@ -1,0 +1,144 @@
+"""recipes/commands/run.sh gives decode-commands its online-CMVN carry options (--online-cmvn-order-seed,
+--online-cmvn-silence-weight) explicitly, from its knobs online_cmvn_order_seed and online_cmvn_silence_weight,
+on every decode through online CMVN (the DNN trained on it: dev, and the held-out commands carried through
+dev's decode), so that recipes/utils/stamp.sh, which records each step's command line, re-runs exactly those
+decodes when a knob changes: a work dir then never keeps decodes made under another carry protocol.
+
+run.sh's stage 9 runs here for real (bash, stamp.sh, its own functions) in a stand-in checkout whose
+`kaldilite` is a stub that logs each command line it is given (run-many's one by one) and writes the
+files the next commands read. The independent answer is that log: which decodes ran, with which options.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+from stamp_helpers import REPO
+
+STUB = r"""#!/usr/bin/env bash
+# a stand-in kaldilite: logs each command line; writes what run.sh reads back
+set -euo pipefail
+one() {
+  echo "$*" >> "$KL_LOG"
+  local last=${!#}
+  case "$1" in
+    data) [ "$2" != subset ] || { mkdir -p "$last"; cp "${@: -2:1}"/* "$last"/; } ;;  # the whole source dir
+    decode-commands) mkdir -p "$last"; : > "$last/measures.jsonl"; echo "0 cpu seconds 0 audio seconds 0" > "$last/rtf" ;;
+  esac
+}
+if [ "$1" = run-many ]; then
+  shift
+  status=/dev/null
+  while [ $# -gt 1 ]; do case "$1" in --status) status=$2; shift 2 ;; *) shift 2 ;; esac; done
+  n=0
+  : > "$status"
+  while read -r line; do
+    [ -n "$line" ] || continue
+    n=$((n + 1))
+    eval "one $line"
+    echo "$n 0" >> "$status"
+  done < "$1"
+else
+  one "$@"
+fi
+"""
+
+
+def make_checkout(root):
+    """A stand-in repository: run.sh, recipes/utils, the recipe's confs, lang/en; a stub kaldilite on PATH."""
+    (root / "kaldilite").mkdir(parents=True)
+    (root / "kaldilite" / "__init__.py").write_text('__version__ = "9.9"\n')
+    shutil.copytree(REPO / "recipes" / "utils", root / "recipes" / "utils")
+    (root / "recipes" / "commands").mkdir()
+    shutil.copy(REPO / "recipes" / "commands" / "run.sh", root / "recipes" / "commands" / "run.sh")
+    (root / "recipes" / "commands" / "conf").symlink_to(REPO / "recipes" / "commands" / "conf")
+    (root / "lang").mkdir()
+    (root / "lang" / "en").symlink_to(REPO / "lang" / "en")
+    (root / "bin").mkdir()
+    (root / "bin" / "kaldilite").write_text(STUB)
+    (root / "bin" / "kaldilite").chmod(stat.S_IRWXU)
+    return root
+
+
+def make_work_dir(work):
+    """A work dir as stages 0-8 leave it, as far as stage 9 reads it: dev, and the DNN beside tri3b's graphs."""
+    dev = work / "data" / "dev"
+    dev.mkdir(parents=True)
+    utts = {"s1-yes-0": "yes", "s1-no-0": "no", "s2-yes-0": "yes"}
+    (dev / "wav.scp").write_text("".join(f"{u} /dev/null\n" for u in utts))
+    (dev / "text").write_text("".join(f"{u} {w}\n" for u, w in utts.items()))
+    (dev / "utt2spk").write_text("".join(f"{u} {u[:2]}\n" for u in utts))
+    (dev / "spk2utt").write_text("s1 s1-no-0 s1-yes-0\ns2 s2-yes-0\n")
+    (work / "exp" / "nnet2").mkdir(parents=True)
+    (work / "exp" / "nnet2" / "final.mdl").write_text("a DNN\n")
+    (work / "exp" / "tri3b" / "graph_commands_norej").mkdir(parents=True)
+    (work / "exp" / "tri3b" / "graph_commands_norej" / "HCLG.fst").write_text("a graph\n")
+
+
+def run_stage9(root, work, *options):
+    """run.sh --stage 9 --stop-stage 9 with OPTIONS: the decode-commands lines the stub got."""
+    log = root / "kaldilite.log"
+    log.unlink(missing_ok=True)
+    env = dict(os.environ, PATH=f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", KL_LOG=str(log),
+               KALDILITE_DATA=str(root / "no_data"))
+    env.pop("KALDILITE_FORCE", None)
+    out = subprocess.run(["bash", str(root / "recipes" / "commands" / "run.sh"), "--stage", "9", "--stop-stage", "9",
+                          "--dir", str(work), "--oov-synth-voices", "0", *options],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if line.startswith("decode-commands ")]
+
+
+def carry(line):
+    """The (order seed, silence weight) a decode-commands line gives, None for an option it lacks."""
+    words = line.split()
+
+    def value(option):
+        return words[words.index(option) + 1] if option in words else None
+    return value("--online-cmvn-order-seed"), value("--online-cmvn-silence-weight")
+
+
+def decode_dirs(lines):
+    return sorted(Path(line.split()[-1]).name if "/parts/" not in line else "heldout:" + Path(line.split()[-1]).name
+                  for line in lines)
+
+
+def test_the_carry_knobs_reach_every_online_cmvn_decode_and_re_run_exactly_those(tmp_path):
+    root = make_checkout(tmp_path / "repo")
+    work = tmp_path / "work"
+    make_work_dir(work)
+    commands = [c.strip() for c in (REPO / "lang" / "en" / "commands.txt").read_text().splitlines() if c.strip()]
+    heldout = sorted(f"heldout:{c}" for c in ("yes", "no") if c in commands)
+    all_decodes = sorted(["decode_dev", "decode_dev_norej"] + heldout)
+
+    first = run_stage9(root, work)
+    assert decode_dirs(first) == all_decodes
+    assert {carry(line) for line in first} == {("0", "0")}  # the knobs' defaults, on every line
+    heldout_lines = [line for line in first if "/parts/" in line]
+    assert all("--online-cmvn-history-weights" in line for line in heldout_lines)
+
+    assert run_stage9(root, work) == []  # nothing changed: every decode up to date
+
+    reordered = run_stage9(root, work, "--online-cmvn-order-seed", "3")
+    assert decode_dirs(reordered) == all_decodes
+    assert {carry(line) for line in reordered} == {("3", "0")}
+    assert run_stage9(root, work, "--online-cmvn-order-seed", "3") == []
+
+    every_frame = run_stage9(root, work, "--online-cmvn-order-seed", "3", "--online-cmvn-silence-weight", "1")
+    assert decode_dirs(every_frame) == all_decodes
+    assert {carry(line) for line in every_frame} == {("3", "1")}
+
+
+def test_a_model_not_trained_on_online_cmvn_is_decoded_without_the_carry_options(tmp_path):
+    """The knobs go only where online CMVN applies: the offline-CMVN DNN's decodes neither get them nor re-run
+    when they change."""
+    root = make_checkout(tmp_path / "repo")
+    work = tmp_path / "work"
+    make_work_dir(work)
+    first = run_stage9(root, work, "--nnet-online-cmvn", "false")
+    assert first and {carry(line) for line in first} == {(None, None)}
+    assert not any("--online-cmvn-history" in line for line in first)
+    assert run_stage9(root, work, "--nnet-online-cmvn", "false", "--online-cmvn-order-seed", "3") == []
