@@ -300,7 +300,8 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
 @click.option("--online-cmvn-history-weights", type=click.Path(exists=True, file_okay=False), metavar="DECODE_DIR",
               help="With --online-cmvn-history and a silence weight below 1: decode-commands' decode dir of the "
                    "history data dir (its cmvn_weights.*.ark), whose best paths decided the silence frames its "
-                   "utterances carried.")
+                   "utterances carried; refused when its cmvn_carry.conf records another --online-cmvn-order-seed "
+                   "or --online-cmvn-silence-weight than this decode's.")
 @click.option("--online-ivector-dir", type=click.Path(exists=True, file_okay=False),
               help="nnet2 models trained with online i-vectors (train-nnet2 --online-ivector-dir): "
                    "extract-ivectors-online's output for DATA_DIR (or for a data dir holding its utterances, e.g. "
@@ -344,10 +345,10 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
-    from kaldilite.train.decode_commands import (CommandDecodeOptions, cmvn_weight_files, decode_commands_job,
-                                                 decoding_kind, nnet_model_and_input, online_cmvn_setup,
-                                                 refuse_online_ivectors, start_up_before_forking_jobs,
-                                                 with_online_ivectors)
+    from kaldilite.train.decode_commands import (CMVN_CARRY_CONF, CommandDecodeOptions, cmvn_weight_files,
+                                                 decode_commands_job, decoding_kind, nnet_model_and_input,
+                                                 online_cmvn_setup, refuse_online_ivectors,
+                                                 start_up_before_forking_jobs, with_online_ivectors, write_cmvn_carry)
     from kaldilite.utils.atomic import atomic_open
     from kaldilite.utils.load_once import load_once
 
@@ -430,9 +431,10 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     if (online_cmvn or recorded_online_cmvn) and online_cmvn_history and online_cmvn_silence_weight != 1.0:
         from kaldilite.train.decode_commands import read_history_weights
 
-        read_history_weights(online_cmvn_history_weights, online_cmvn_history)  # (the check, before any job)
-    for stale in cmvn_weight_files(decode_dir):  # this decode's jobs write their own
-        stale.unlink()
+        read_history_weights(online_cmvn_history_weights, online_cmvn_history, online_cmvn_order_seed,
+                             online_cmvn_silence_weight)  # (the checks, before any job)
+    for stale in (*cmvn_weight_files(decode_dir), decode_dir / CMVN_CARRY_CONF):  # this decode writes its own
+        stale.unlink(missing_ok=True)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]
@@ -446,6 +448,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     with atomic_open(decode_dir / MEASURES_FILE) as handle:
         for utt, m, n in records:
             handle.write(measures_to_json(utt, m, n) + "\n")
+    if carry_by_decoding:  # the jobs decided the carry weights (cmvn_weights.JOB.ark): record under which carry
+        write_cmvn_carry(decode_dir, online_cmvn_order_seed, online_cmvn_silence_weight)
     rule = RejectionRule.for_graph(graph_dir)
     with atomic_open(decode_dir / "hyp.txt") as handle:
         for utt, m, n in records:

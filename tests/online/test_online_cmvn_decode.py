@@ -490,3 +490,18 @@ def test_a_subset_decoded_with_the_history_and_its_weights_is_normalized_as_with
                                       *history, "--model", str(model), str(garbage_graph_dir), str(subset),
                                       str(tmp_path / "refused")])
     assert result.exit_code != 0 and "--online-cmvn-history-weights" in str(result.exception or result.output)
+    # the whole decode recorded the carry its weights were decided under (decode-commands' defaults), and a part
+    # decoded under another carry is refused before any job, naming both
+    carry = (tmp_path / "whole/cmvn_carry.conf").read_text().splitlines()
+    assert [line for line in carry if not line.startswith("#")] == ["--online-cmvn-order-seed=0",
+                                                                    "--online-cmvn-silence-weight=0"]
+    assert not any(p.name == "cmvn_carry.conf" for p in (tmp_path / "part").iterdir())  # (it decided no weights)
+    for other in (["--online-cmvn-order-seed", "5"], ["--online-cmvn-silence-weight", "0.5"]):
+        result = CliRunner().invoke(cli, ["decode-commands", "--nj", "1", "--online-cmvn",
+                                          str(bundle / "global_cmvn.stats"), *history, "--online-cmvn-history-weights",
+                                          str(tmp_path / "whole"), *other, "--model", str(model),
+                                          str(garbage_graph_dir), str(subset), str(tmp_path / "other_carry")])
+        message = str(result.exception)
+        assert result.exit_code != 0 and "decided with --online-cmvn-order-seed 0 --online-cmvn-silence-weight 0, " \
+            "this decode carries with " in message and " ".join(other) in message, result.output
+        assert not (tmp_path / "other_carry/measures.jsonl").exists()
