@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 
 from kaldilite.errors import InputError
+from kaldilite.hmm.transition_model import silence_tid_mask
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +194,9 @@ def forward_backward_smbr(lat, pdf_loglikes, tid_to_pdf, tid_to_phone, alignment
                          f"alignment {len(alignment)}")
     alignment = np.asarray(alignment, np.int64)
     ref = alignment[np.minimum(lat.frame, len(alignment) - 1)]
-    silence = np.asarray(list(silence_phones), np.int64)
-    link_sil = np.isin(tid_to_phone[lat.tid], silence)
-    ref_sil = np.isin(tid_to_phone[ref], silence)
+    is_silence_tid = silence_tid_mask(tid_to_phone, silence_phones)
+    link_sil = is_silence_tid[lat.tid]  # (an epsilon link, tid 0, counts as silence; link_acc leaves it out)
+    ref_sil = is_silence_tid[ref]
     same_pdf = tid_to_pdf[lat.tid] == tid_to_pdf[ref]
     right = (same_pdf | (link_sil & ref_sil)) if one_silence_class else (same_pdf & ~link_sil)
     link_acc = ((lat.tid > 0) & right).astype(np.float64)

@@ -23,6 +23,17 @@ from kaldilite.hmm.topology import Topology
 log = logging.getLogger(__name__)
 
 
+def silence_tid_mask(tid_to_phone, silence_phones):
+    """transition-id -> whether its phone is one of `silence_phones` (a bool array indexed by tid, from a
+    `TransitionModel.tid_to_phone`): the one silence test of alignments, lattices and best paths (Kaldi's
+    weight-silence-post, OnlineSilenceWeighting and endpointing ask it of each frame's transition-id).
+    Transition-id 0 (no phone: an epsilon arc of a lattice or graph, never a frame of an alignment)
+    counts as silence. Made once per model, so a whole alignment is one lookup: ``mask[alignment]``."""
+    mask = np.isin(np.asarray(tid_to_phone), np.asarray(list(silence_phones), dtype=np.int64))
+    mask[0] = True
+    return mask
+
+
 class TransitionModel:
     """Transition-ids for a topology and tree; per-tid numpy arrays indexed by tid (0 unused)."""
 

@@ -250,7 +250,7 @@ class OnlineSilenceWeighting:
     """Per-frame weights of one utterance's frames in its i-vector stats, from the decoder's best partial
     path (Kaldi's OnlineSilenceWeighting; see the module docstring). A new one per utterance.
 
-    is_silence_tid: transition-id -> whether its phone is a silence phone (`silence_tid_mask`).
+    is_silence_tid: transition-id -> whether its phone is a silence phone (`kaldilite.hmm.silence_tid_mask`).
     """
 
     # GetDeltaWeights revises no frame more than this many frames before the end of its previous output

@@ -1112,6 +1112,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     online = {}
     if opts.online_cmvn:
         from kaldilite.feat.pipeline import global_cmvn_stats
+        from kaldilite.hmm.transition_model import silence_tid_mask
         from kaldilite.lang.langdir import read_phone_list
 
         if opts.transform_dir:
@@ -1123,7 +1124,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
         silence_phones = read_phone_list(Path(lang_dir) / "phones" / "silence.int",
                                          "--online-cmvn weighs the alignments' silence frames; give a lang dir "
                                          "made by prepare-lang")
-        is_silence_tid = np.isin(tm.tid_to_phone, silence_phones)
+        is_silence_tid = silence_tid_mask(tm.tid_to_phone, silence_phones)
         online_epochs = OnlineCmvnEpochs(
             data_dir, online["online_cmvn_stats"],
             FeaturePipeline(cmvn=cmvn, norm_vars=norm_vars, **online).online_cmvn_opts(),

@@ -119,20 +119,12 @@ def endpoint_detected(config, num_frames_decoded, trailing_silence_frames, frame
     return None
 
 
-def silence_tid_mask(tid_to_phone, silence_phones):
-    """transition-id -> whether its phone is a silence phone; transition-id 0 (no phone) counts
-    as silence. Made once per model, so the per-chunk endpoint check is one lookup."""
-    mask = np.isin(np.asarray(tid_to_phone), np.asarray(list(silence_phones), dtype=np.int64))
-    mask[0] = True
-    return mask
-
-
 def cmvn_carry_weights(decoder, is_silence_tid, num_frames, silence_weight):
     """Per-frame weights with which an utterance's first `num_frames` frames join its speaker's carried
     online-CMVN stats (`kaldilite.feat.cmvn.carry_speaker_stats`): `silence_weight` on the frames the
     decoder's best partial path (`best_path`, final costs not added) puts on silence phones
-    (`is_silence_tid`, from `silence_tid_mask`), 1 elsewhere and past the path's end; None (every frame 1)
-    when `silence_weight` is 1 or no token survived. The one rule of the live carry (decode-online's
+    (`is_silence_tid`, from `kaldilite.hmm.silence_tid_mask`), 1 elsewhere and past the path's end; None (every
+    frame 1) when `silence_weight` is 1 or no token survived. The one rule of the live carry (decode-online's
     `OnlineRecognizer`) and of decode-commands' calibration decodes; the weighting is ours, not Kaldi's
     (`kaldilite.feat.cmvn.silence_weights`)."""
     from kaldilite.feat.cmvn import silence_weights
@@ -149,12 +141,12 @@ def cmvn_carry_weights(decoder, is_silence_tid, num_frames, silence_weight):
 def trailing_silence_frames(alignment, is_silence_tid):
     """Frames at the end of `alignment` (transition-ids, one per frame) whose phone is silence
     (Kaldi's TrailingSilenceLength, counting back until the first non-silence frame);
-    `is_silence_tid` from `silence_tid_mask`."""
+    `is_silence_tid` from `kaldilite.hmm.silence_tid_mask`."""
     alignment = np.asarray(alignment, dtype=np.int64)
     speech = np.flatnonzero(~is_silence_tid[alignment])
     return int(alignment.size if speech.size == 0 else alignment.size - 1 - speech[-1])
 
 
-__all__ = ["OnlineEndpointConfig", "OnlineEndpointRule", "endpoint_detected", "silence_tid_mask",
+__all__ = ["OnlineEndpointConfig", "OnlineEndpointRule", "endpoint_detected",
            "trailing_silence_frames", "cmvn_carry_weights", "phone_id_list",
            "KALDI_RULE_DEFAULTS"]

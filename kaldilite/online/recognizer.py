@@ -60,8 +60,9 @@ from kaldilite.decode.rejection import (NON_COMMAND_WORDS, REJECTED, RejectionRu
 from kaldilite.errors import InputError
 from kaldilite.feat.extract import OnlineMfcc
 from kaldilite.feat.streaming import OnlineFeaturePipeline
+from kaldilite.hmm.transition_model import silence_tid_mask
 from kaldilite.online.endpoint import (OnlineEndpointConfig, cmvn_carry_weights, endpoint_detected, phone_id_list,
-                                       silence_tid_mask, trailing_silence_frames)
+                                       trailing_silence_frames)
 from kaldilite.online.sources import StreamingResampler
 from kaldilite.online.vad import VadGate, VadOptions
 

@@ -285,7 +285,7 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones, d
             weights = read_history_weights(opts.online_cmvn_history_weights, opts.online_cmvn_history,
                                            opts.online_cmvn_order_seed, opts.online_cmvn_silence_weight)
         else:  # decided by each utterance's decode, before the next one of its speaker is normalized
-            from kaldilite.online.endpoint import silence_tid_mask
+            from kaldilite.hmm.transition_model import silence_tid_mask
 
             carry = ({}, silence_tid_mask(model.tid_to_phone, silence_phones), opts.online_cmvn_silence_weight)
             weights = carry[0].__getitem__  # (asked only after the utterance was decoded: never missing)

@@ -57,7 +57,9 @@ class LdaMlltOptions(DeltasOptions):
 # ============================================================================ shared machinery
 def silence_frame_weights(tm, alignment, silence_phones):
     """weight-silence-post 0.0: 0 for frames of silence phones, 1 elsewhere."""
-    return np.where(np.isin(tm.tid_to_phone[alignment], list(silence_phones)), 0.0, 1.0)
+    from kaldilite.hmm.transition_model import silence_tid_mask
+
+    return np.where(silence_tid_mask(tm.tid_to_phone, silence_phones)[alignment], 0.0, 1.0)
 
 
 def read_speaker_transforms(path):

@@ -486,9 +486,10 @@ def _si_dir_posteriors(si_dir, tm, am, feats, acoustic_scale, silence_phones, si
 def _frame_gaussian_posteriors(tm, am, feats, frames, tids, weights, silence_phones, silence_weight):
     """(features of `frames`, their sparse Gaussian posteriors): weight-silence-post on the
     (frame, transition-id, weight) entries, then each pdf posterior split among its Gaussians."""
+    from kaldilite.hmm.transition_model import silence_tid_mask
     from kaldilite.transform.posteriors import gaussian_posteriors
 
-    silent = np.isin(tm.tid_to_phone[tids], list(silence_phones))
+    silent = silence_tid_mask(tm.tid_to_phone, silence_phones)[tids]
     frame_feats = feats[frames]
     post, _ = gaussian_posteriors(am, frame_feats, tm.tid_to_pdf[tids], weights * np.where(silent, silence_weight, 1.0))
     return frame_feats, post

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
-from kaldilite.hmm import ContextDependency, Topology, TransitionModel, monophone_tree
+from kaldilite.hmm import ContextDependency, Topology, TransitionModel, monophone_tree, silence_tid_mask
 
 # Phone 1: a 2-state HMM with 0.5/0.5 transitions; phones 2 and 3: Kaldi's 3-state
 # left-to-right HMM (self-loop 0.75). Written the way prepare_lang writes `topo`.
@@ -121,6 +121,24 @@ def test_alignment_to_phones_splits_at_exit_transitions(tm):
     assert tm.alignment_to_phones(ali) == [(2, 3), (3, 4), (3, 3), (1, 2)]
     with pytest.raises(InputError):
         tm.alignment_to_phones([0, 1])
+
+
+def test_silence_tid_mask_marks_the_tids_of_silence_phones_by_hand(tm):
+    # tids 1-4 are phone 1's, 5-10 phone 2's, 11-16 phone 3's (test_transition_ids_follow_sorted_tuples);
+    # tid 0 (no phone: an epsilon arc) counts as silence
+    np.testing.assert_array_equal(silence_tid_mask(tm.tid_to_phone, [1]), [True] * 5 + [False] * 12)
+    np.testing.assert_array_equal(silence_tid_mask(tm.tid_to_phone, {1, 3}),
+                                  [True] * 5 + [False] * 6 + [True] * 6)
+    np.testing.assert_array_equal(silence_tid_mask(tm.tid_to_phone, np.array([3], np.int32)),
+                                  [True] + [False] * 10 + [True] * 6)
+    np.testing.assert_array_equal(silence_tid_mask(tm.tid_to_phone, ()), [True] + [False] * 16)
+    # a whole alignment in one lookup: phone 2, phone 3 twice, phone 1 (test_alignment_to_phones_...)
+    ali = np.array([6, 8, 10, 11, 12, 14, 16, 12, 14, 16, 2, 4])
+    assert silence_tid_mask(tm.tid_to_phone, [1])[ali].tolist() == [False] * 10 + [True] * 2
+    # its users: LDA+MLLT's weight-silence-post 0 weights
+    from kaldilite.train.lda_mllt import silence_frame_weights
+
+    assert silence_frame_weights(tm, ali, [1, 2]).tolist() == [0.0] * 3 + [1.0] * 7 + [0.0] * 2
 
 
 def test_transition_model_round_trips_through_arrays(tm, topo):

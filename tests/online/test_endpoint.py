@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
+from kaldilite.hmm import silence_tid_mask
 from kaldilite.io.config import read_config
 from kaldilite.online.endpoint import (OnlineEndpointConfig, OnlineEndpointRule, endpoint_detected,
-                                       silence_tid_mask, trailing_silence_frames)
+                                       trailing_silence_frames)
 
 SHIFT = 0.01
 

@@ -155,7 +155,7 @@ def test_silence_weighted_i_vectors_follow_kaldis_rules(ivector_bundle, fsdd_dir
     1. With 20 ms chunks that is frame 0 in row 0 of each clip (frame 10's row comes chunks later, after the
     revision). The answer: the batch path with ivector-extract-online2's frame weights, frame 0 weighing 0 in
     row 0 alone; it differs from the unweighted answer, so the weighting is seen."""
-    from kaldilite.online.endpoint import silence_tid_mask
+    from kaldilite.hmm import silence_tid_mask
     from kaldilite.online.recognizer import OnlineRecognizer
 
     opts = dataclasses.replace(ivector_bundle.online_opts, do_endpointing=False, chunk_length=0.02,
