@@ -84,7 +84,10 @@ def phone_id_list(text, option, separators=":"):
     try:
         return [int(p) for p in fields.split(separators[0]) if p.strip()]
     except ValueError:
-        raise InputError(f"--{option}={text!r}: expected colon-separated integer phone ids (e.g. 1:2:3:4:5)") from None
+        names = {":": "colon", ",": "comma"}  # the message names the separators this option takes
+        kinds = "- or ".join(names.get(s, repr(s)) for s in separators)
+        examples = " or ".join(s.join("12345") for s in separators)
+        raise InputError(f"--{option}={text!r}: expected {kinds}-separated integer phone ids (e.g. {examples})") from None
 
 
 def _silence_phone_list(self):
