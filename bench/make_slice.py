@@ -18,8 +18,9 @@ run does only what changed, e.g. after a recipe edit):
     chain, tri3b's alignments and the DNN pair are the recipe's own, trained without it;
  3. the slice's features, with the recipe's confs: data/slice (conf/mfcc.conf, the GMMs') and
     data/hires_slice (conf/mfcc_hires.conf, the DNN's), each with per-speaker CMVN stats;
- 4. data/hires_train_aug_rev, a link to the data dir the DNN trained on (train_aug_rvb_hires, or
-    train_aug_hires without the reverberated copy: run.sh's nnet_reverb);
+ 4. data/hires_train_aug_rev, a link to the data dir the DNN trained on: the DATA argument of stage 8's
+    train-nnet2 call, as exp/nnet2/log/train.log's first line gives it (train_aug_rvb_hires, or
+    train_aug_hires without the reverberated copy: run.sh's nnet_reverb; both exist after a build with it);
  5. the leak check (`check_held_out`): no utterance of any training data dir (data/train*, data/noise_train,
     exp/tri3b_ali's alignments) is a slice clip or a copy of one (through utt2uniq and the copy prefixes),
     comes from a slice speaker, or plays a slice clip's audio (wav.scp, the noise copies' utt2noise); the
@@ -39,6 +40,8 @@ Cost (2026-11-26, 47e5d91, from scratch): 31 min CPU, 46 min wall on the 2-core 
 """
 
 import argparse
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,7 +58,6 @@ from kaldilite.utils import data_root  # noqa: E402
 
 RUN_SH = REPO / "recipes/commands/run.sh"
 CONF = REPO / "recipes/commands/conf"
-DNN_TRAIN_DIRS = ("train_aug_rvb_hires", "train_aug_hires")  # run.sh's stage-8 data dir, with / without reverb
 
 
 def kaldilite(*args, cwd):
@@ -74,14 +76,19 @@ def every_nth_speaker(spk2utt, every):
     return sorted(read_table(spk2utt), key=lambda s: (is_noise_speaker(s), s))[every - 1::every]
 
 
-def choose_speakers(corpus, slice_dir, every):
+def choose_speakers(corpus, slice_dir, every, num_speakers=None):
     """SLICE_DIR/data/local/slice_speakers.txt: every `every`-th training speaker of the corpus as stage 0
-    prepares it (prepare-speech-commands with run.sh's lexicon into data/local/all)."""
+    prepares it (prepare-speech-commands with run.sh's lexicon, and its --num-speakers when given, into
+    data/local/all); none is a one-line error."""
     local = slice_dir / "data/local"
     local.mkdir(parents=True, exist_ok=True)  # (also the cwd of the preparation)
-    kaldilite("prepare-speech-commands", "--lexicon", REPO / "lang/en/lexicon.txt", corpus, local / "all",
+    kaldilite("prepare-speech-commands", "--lexicon", REPO / "lang/en/lexicon.txt",
+              *(["--num-speakers", num_speakers] if num_speakers is not None else []), corpus, local / "all",
               cwd=slice_dir)
     speakers = every_nth_speaker(local / "all/train/spk2utt", every)
+    if not speakers:
+        raise SystemExit(f"{local / 'all/train/spk2utt'}: --every {every} holds out none of its "
+                         f"{len(read_table(local / 'all/train/spk2utt'))} speakers; give a smaller --every")
     return write_if_changed(local / "slice_speakers.txt", "".join(f"{s}\n" for s in speakers))
 
 
@@ -97,16 +104,34 @@ def slice_features(slice_dir, nj):
         kaldilite("compute-cmvn-stats", f"data/{name}", f"exp/make_mfcc/{name}", f"mfcc_{name}", cwd=slice_dir)
 
 
+def dnn_train_dir(slice_dir):
+    """The data dir run.sh's stage 8 trained exp/nnet2 on: the DATA argument of its train-nnet2 call, as the first
+    line of exp/nnet2/log/train.log gives it ("# kaldilite train-nnet2 [options] DATA LANG ALI_DIR EXP_DIR",
+    relative to SLICE_DIR, where run.sh runs). Not which candidate exists: a build with the reverberated copy
+    leaves data/train_aug_hires beside data/train_aug_rvb_hires, and a stale one may be left by another build."""
+    log = slice_dir / "exp/nnet2/log/train.log"
+    if not log.is_file():
+        raise SystemExit(f"{log}: missing; did run.sh's stage 8 train exp/nnet2?")
+    with open(log, encoding="utf-8") as handle:
+        first = handle.readline().rstrip("\n")
+    words = shlex.split(first[2:]) if first.startswith("# ") else []
+    if words[:2] != ["kaldilite", "train-nnet2"] or len(words) < 6:
+        raise SystemExit(f"{log}:1: not a train-nnet2 command line ({first!r}); re-run run.sh's stage 8")
+    data = slice_dir / words[-4]  # (an absolute DATA stays itself)
+    if not (data / "feats.scp").is_file():
+        raise SystemExit(f"{log}:1: exp/nnet2 trained on {words[-4]}, which has no feats.scp now; re-run run.sh's "
+                         "stage 8")
+    return data
+
+
 def link_dnn_data(slice_dir):
-    """data/hires_train_aug_rev -> the data dir run.sh's stage 8 trained the DNN on."""
+    """data/hires_train_aug_rev -> the data dir run.sh's stage 8 trained the DNN on (`dnn_train_dir`)."""
     link = slice_dir / "data/hires_train_aug_rev"
-    for name in DNN_TRAIN_DIRS:
-        if (slice_dir / "data" / name / "feats.scp").is_file():
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(name)
-            return link
-    raise SystemExit(f"{slice_dir}/data: none of {', '.join(DNN_TRAIN_DIRS)} has features; did run.sh's stage 8 run?")
+    target = dnn_train_dir(slice_dir)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(os.path.relpath(target, link.parent))
+    return link
 
 
 def check_held_out(slice_dir, slice_data="data/slice"):
@@ -172,10 +197,15 @@ def main():
     parser.add_argument("--corpus", type=Path,
                         help="The Speech Commands folder (default: $KALDILITE_DATA/speech_commands, as run.sh).")
     parser.add_argument("--nj", type=int, default=2)
+    parser.add_argument("--num-speakers", type=int,
+                        help="Keep only this many speakers per part (run.sh's --num-speakers, quick builds): the slice "
+                             "is chosen among them.")
     parser.add_argument("--check-only", action="store_true", help="Only the leak check and the summary.")
     args, run_sh_options = parser.parse_known_args()
     if args.every < 1:
         parser.error(f"--every {args.every}: give a count >= 1")
+    if args.num_speakers is not None and args.num_speakers < 1:
+        parser.error(f"--num-speakers {args.num_speakers}: give a count >= 1")
     if args.corpus is None and not args.check_only:
         if data_root() is None:
             parser.error("no shared data here: set KALDILITE_DATA or give --corpus")
@@ -183,10 +213,11 @@ def main():
     slice_dir = args.slice_dir.resolve()
     if not args.check_only:
         slice_dir.mkdir(parents=True, exist_ok=True)
-        listing = choose_speakers(args.corpus.resolve(), slice_dir, args.every)
+        listing = choose_speakers(args.corpus.resolve(), slice_dir, args.every, args.num_speakers)
+        num_speakers = ["--num-speakers", str(args.num_speakers)] if args.num_speakers is not None else []
         subprocess.run(["bash", RUN_SH, "--dir", slice_dir, "--corpus", args.corpus.resolve(), "--nj", str(args.nj),
-                        "--heldout-speakers", listing, "--stage", "0", "--stop-stage", "8", *run_sh_options],
-                       check=True)
+                        "--heldout-speakers", listing, *num_speakers, "--stage", "0", "--stop-stage", "8",
+                        *run_sh_options], check=True)
         slice_features(slice_dir, args.nj)
         link_dnn_data(slice_dir)
     leaks = check_held_out(slice_dir)

@@ -361,9 +361,10 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
       "$corpus_dir" >&2; exit 1; }
     step data/train/.stamp "$corpus_dir" --out data/train/text data/dev/text -- split_recorded "$corpus_dir"
   else
-    step data/train/.stamp tree:"$corpus_dir" "$lexicon" $heldout_speakers --out data/train/text data/dev/text -- \
+    step data/train/.stamp tree:"$corpus_dir" "$lexicon" ${heldout_speakers:+"$heldout_speakers"} \
+      --out data/train/text data/dev/text -- \
       kaldilite prepare-speech-commands --lexicon "$lexicon" ${num_speakers:+--num-speakers $num_speakers} \
-      ${heldout_speakers:+--heldout-speakers $heldout_speakers} "$corpus_dir" data
+      ${heldout_speakers:+--heldout-speakers "$heldout_speakers"} "$corpus_dir" data
   fi
   augment_train() {
     local n_train

@@ -148,3 +148,60 @@ def test_a_duplicate_key_in_a_training_table_is_an_error_not_its_last_line(tmp_p
                 "noise-t1-yes-00 sox /c/_bg/n.wav -t wav - trim 0 1 | 123 10\n")
     with pytest.raises(InputError, match=r"train_aug/utt2noise:2: duplicate key noise-t1-yes-00"):
         ms.check_held_out(d)
+
+
+def _trained_on(d, data_arg, dirs=("train_aug_hires", "train_aug_rvb_hires")):
+    """A slice dir whose exp/nnet2 was trained by train-nnet2 on DATA_ARG (its log's first line, as the verb writes
+    it), with feature dirs DIRS."""
+    for name in dirs:
+        _write(d / "data" / name / "feats.scp", [f"u1 {d}/mfcc/raw_{name}.1.ark:9"])
+    _write(d / "exp/nnet2/log/train.log",
+           [f"# kaldilite train-nnet2 --config /r/conf/nnet2.conf --online-cmvn true {data_arg} data/lang exp/tri3b_ali "
+            "exp/nnet2", "2026-11-26 08:49:13,865 INFO (kaldilite.nnet.train) alignments from exp/tri3b_ali"])
+    return d
+
+
+@pytest.mark.parametrize("trained_on", ["data/train_aug_hires", "data/train_aug_rvb_hires"])
+def test_the_dnn_data_link_follows_what_stage_8_trained_on_not_which_dir_exists(tmp_path, trained_on):
+    # both dirs exist after any build with the reverberated copy (train_aug_hires is made first): the link is the
+    # one train-nnet2 was given, also when it is not the first candidate
+    d = _trained_on(tmp_path / "slc", trained_on)
+    link = ms.link_dnn_data(d)
+    assert link == d / "data/hires_train_aug_rev" and link.is_symlink()
+    assert link.readlink() == Path(Path(trained_on).name) and link.resolve() == (d / trained_on).resolve()
+    _trained_on(d, "data/train_aug_hires")  # a rebuild without the copy: the link moves
+    assert ms.link_dnn_data(d).resolve() == (d / "data/train_aug_hires").resolve()
+
+
+def test_the_dnn_data_link_refuses_a_missing_or_foreign_log_in_one_line(tmp_path):
+    d = tmp_path / "slc"
+    with pytest.raises(SystemExit, match=r"slc/exp/nnet2/log/train.log: missing; did run.sh's stage 8 train"):
+        ms.link_dnn_data(d)
+    _trained_on(d, "data/train_aug_rvb_hires", dirs=("train_aug_hires",))  # trained on a dir since removed
+    with pytest.raises(SystemExit, match=r"train.log:1: exp/nnet2 trained on data/train_aug_rvb_hires, which has no "):
+        ms.link_dnn_data(d)
+    (d / "exp/nnet2/log/train.log").write_text("2026-11-26 08:49:13,865 INFO (kaldilite.nnet.train) ...\n")
+    with pytest.raises(SystemExit, match=r"train.log:1: not a train-nnet2 command line"):
+        ms.link_dnn_data(d)
+    assert not (d / "data/hires_train_aug_rev").exists()
+
+
+def test_num_speakers_chooses_the_slice_among_the_speakers_run_sh_keeps(speech_commands_dir, tmp_path):
+    """make_slice --num-speakers: the slice is chosen among the speakers that run.sh --num-speakers keeps (before,
+    it was chosen among all 140 and stage 0 refused an id it had not kept)."""
+    work = tmp_path / "slc"
+    listing = ms.choose_speakers(speech_commands_dir, work, 3, num_speakers=6)
+    kept = ms.read_table(work / "data/local/all/train/utt2spk")
+    speakers = ms.read_table(listing)
+    assert len(set(kept.values())) == 6 + 1 and len(speakers) == 2  # 6 recorded speakers + noise00; every 3rd
+    spaced = tmp_path / "held out" / "slice speakers.txt"  # (run.sh quotes the path: a space does not split it)
+    spaced.parent.mkdir()
+    shutil.copy(listing, spaced)
+    out = subprocess.run(["bash", str(RUN), "--corpus", str(speech_commands_dir), "--augment", "false",
+                          "--num-speakers", "6", "--heldout-speakers", str(spaced), "--stage", "0", "--stop-stage", "0",
+                          "--dir", str(work)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert ms.read_table(work / "data/heldout/utt2spk") == {u: s for u, s in kept.items() if s in speakers}
+    assert ms.read_table(work / "data/train/utt2spk") == {u: s for u, s in kept.items() if s not in speakers}
+    with pytest.raises(SystemExit, match=r"--every 8 holds out none of its 7 speakers; give a smaller --every"):
+        ms.choose_speakers(speech_commands_dir, work, 8, num_speakers=6)
