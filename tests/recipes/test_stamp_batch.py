@@ -71,3 +71,37 @@ def test_a_batch_runs_its_kaldilite_steps_in_run_many_and_stamps_those_that_succ
     assert done.returncode == 0 and "not reached" in done.stdout, done.stderr
     assert (tmp_path / "out3" / "text").read_text().split("\n")[0].endswith(" no")
     assert (tmp_path / "ran.txt").read_text() == "shell\nshell\n"
+
+
+BATCH_THEN = r"""
+set -euo pipefail
+log() { echo "$*"; }
+nj=2
+. "$STAMP_SH"
+cd "$WORK"
+stamp_workdir
+step_batch_begin
+step out1/.stamp src --out out1/utt2spk -- kaldilite data subset --first src 1 out1
+echo "queue: $_stamp_batch"
+"""
+
+
+def test_the_batch_queue_dir_is_removed_when_the_recipe_ends_before_step_batch_end(tmp_path, monkeypatch):
+    """step_batch_begin's temporary queue dir does not outlive a recipe that ends between begin and end (a failed
+    shell step under set -e, a kill, a plain exit), nor one that ends the batch; the EXIT trap that removes it is
+    cleared by step_batch_end. The answer: TMPDIR's listing after each run."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "utt2spk").write_text("s1-u1 s1\n")
+    (src / "wav.scp").write_text("s1-u1 /dev/null\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    for ending, code in [("false\n", 1), ("kill -TERM $$\n", -15), ("exit 3\n", 3),
+                         ("step_batch_end\ntrap -p EXIT\necho ended\n", 0)]:
+        out = _run(tmp_path, BATCH_THEN + ending)
+        assert out.returncode == code, (ending, out.stdout, out.stderr)
+        assert f"queue: {tmp}/kaldilite-steps." in out.stdout  # the queue was made in TMPDIR
+        assert list(tmp.iterdir()) == [], ending
+    assert out.stdout.endswith("ended\n") and "trap --" not in out.stdout  # no EXIT trap left after the batch
+    assert (tmp_path / "out1" / ".stamp").is_file()
