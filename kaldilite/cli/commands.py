@@ -64,20 +64,34 @@ def _colon_floats(text, option, example):
 @click.option("--random-seed", default=0, show_default=True, type=int)
 @click.option("--sample-frequency", type=float, default=None,
               help="Resample speech to this rate first (default: keep each file's rate).")
+@click.option("--pad-range", default=None,
+              help="min:max seconds of noise-only pause before and after the word (e.g. 0.2:1.5; default: none); "
+                   "whole 10 ms frames, listed in DEST_DIR/utt2pad.")
+@click.option("--pad-probability", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="With --pad-range: the probability of a pause on each side, drawn per utterance and side.")
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("dest_dir", type=click.Path())
-def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sample_frequency, src_dir, dest_dir):
+def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sample_frequency, pad_range,
+                           pad_probability, src_dir, dest_dir):
     """Add background noise to every utterance (steps/data/augment_data_dir.py, --bg-* options).
 
     The mixed audio is written under DEST_DIR/wav/; DEST_DIR/utt2noise lists the clip, offset
-    and SNR chosen for each utterance.
+    and SNR chosen for each utterance. --pad-range adds noise-only pauses around the word (the noise
+    running on at its level); the word's samples stay those of the copy without them, whose alignment
+    train-nnet2 extends by DEST_DIR/utt2pad.
 
     e.g.: kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 15:10:5:0 data/train data/train_noise
     """
     from kaldilite.corpora.augment import add_noise_data_dir
 
     snrs = _colon_floats(bg_snrs, "--bg-snrs", "15:10:5:0")
-    dest = add_noise_data_dir(src_dir, dest_dir, bg_noise_dir, snrs, utt_prefix, random_seed, sample_frequency)
+    pads = None
+    if pad_range is not None:
+        pads = _colon_floats(pad_range, "--pad-range", "0.2:1.5")
+        if len(pads) != 2:
+            raise InputError(f"--pad-range needs two values min:max, not '{pad_range}'")
+    dest = add_noise_data_dir(src_dir, dest_dir, bg_noise_dir, snrs, utt_prefix, random_seed, sample_frequency,
+                              pad_range=pads, pad_probability=pad_probability)
     lines = (dest / "wav.scp").read_text(encoding="utf-8").count("\n")
     click.echo(f"{dest_dir}: {lines} noisy utterances (SNR {bg_snrs} dB)", err=True)
 

@@ -228,17 +228,21 @@ def mix_at_snr(speech, noise, snr_db, offset=0):
     """
     speech = np.asarray(speech, dtype=np.float64)
     segment = loop_to_length(noise, len(speech), offset)
+    added = _snr_scale(speech, segment, snr_db) * segment
+    return speech + added, added
+
+
+def _snr_scale(speech, segment, snr_db):
+    """The factor that makes mean power(speech) / mean power(factor * segment) `snr_db` dB."""
     speech_power = float(np.mean(speech ** 2))
     noise_power = float(np.mean(segment ** 2))
     if noise_power <= 0.0:
         raise InputError("mix_at_snr: the noise is all zeros; choose another clip")
-    scale = np.sqrt(speech_power / noise_power * 10.0 ** (-snr_db / 10.0))
-    added = scale * segment
-    return speech + added, added
+    return np.sqrt(speech_power / noise_power * 10.0 ** (-snr_db / 10.0))
 
 
 def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix="noise", random_seed=0,
-                       sample_frequency=None):
+                       sample_frequency=None, pad_range=None, pad_probability=0.5):
     """Write `dest`: data dir `src` with background noise added to every utterance.
 
     noise: a data dir, folder or list of noise clips (see list_noise_clips).
@@ -248,11 +252,27 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     `utt2uniq` maps each copy to its source utterance; the chosen clip, offset and SNR of each
     utterance are listed in `dest/utt2noise`. Audio goes to `dest/wav/<utt>.wav` (16-bit PCM,
     clipped). Returns the destination Path.
+
+    pad_range (min, max) seconds: a pause of background noise before and after the word, as a live user
+    leaves one (`--pad-range`; None: no padding). Each side is padded with probability `pad_probability`,
+    by a length drawn uniformly from the range and rounded to whole 10 ms frame shifts, so the word's
+    frames are the unpadded copy's. The noise runs on through the pauses at the scale the unpadded copy
+    has (the SNR against the unpadded speech), so the word's samples are exactly that copy's
+    (`pad_noise`). The draws for the pauses come after the clip, offset and SNR, so those are the
+    unpadded copy's too. `dest/utt2pad` lists each utterance's pauses in seconds ("<before> <after>"),
+    from which train-nnet2 extends the unpadded copy's alignment (kaldilite.nnet.train.padded_alignments);
+    utt2dur is the padded length.
     """
     from kaldilite.io.audio import read_audio
 
     src, dest = Path(src), Path(dest)
     utt2spk, wav_scp = _copy_source(src, dest, "add noise")
+    if pad_range is not None:
+        pad_range = tuple(float(x) for x in pad_range)
+        if len(pad_range) != 2 or not 0.0 <= pad_range[0] <= pad_range[1]:
+            raise InputError(f"--pad-range {pad_range}: needs min:max seconds with 0 <= min <= max, e.g. 0.2:1.5")
+        if not 0.0 <= pad_probability <= 1.0:
+            raise InputError(f"--pad-probability {pad_probability}: must be a probability in [0, 1]")
     snrs = [float(s) for s in snrs]
     if not snrs:
         raise InputError("add_noise_data_dir: give at least one SNR")
@@ -268,7 +288,7 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     (dest / "wav").mkdir(parents=True)
     resampled = {}
 
-    new_wav, utt2noise = {}, {}
+    new_wav, utt2noise, utt2pad, utt2dur = {}, {}, {}, {}
     for utt in sorted(wav_scp):
         if utt not in utt2spk:
             continue
@@ -288,18 +308,62 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
         if float(np.mean(np.asarray(speech, np.float64) ** 2)) <= 0.0:
             mixed = np.asarray(speech, np.float64)
             log.warning("%s: utterance %s is all zeros; copied without noise", src, utt)
+            pads = (0, 0)
         else:
-            mixed, _ = mix_at_snr(speech, noise_wave, snr, offset)
+            pads = (0, 0) if pad_range is None else _draw_pads(rng, pad_range, pad_probability, speech_rate)
+            mixed = pad_noise(speech, noise_wave, snr, offset, *pads)
         new_wav[prefix + utt] = write_pcm16(dest / "wav" / f"{prefix}{utt}.wav", mixed, speech_rate)
         utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
+        if pad_range is not None:
+            utt2pad[prefix + utt] = f"{pads[0] / speech_rate:.2f} {pads[1] / speech_rate:.2f}"
+            utt2dur[prefix + utt] = f"{len(mixed) / speech_rate:.3f}"
 
     write_key_values(dest / "wav.scp", new_wav)
     write_key_values(dest / "utt2noise", utt2noise)
     _write_prefixed_tables(src, dest, {utt: utt2spk[utt] for utt in wav_scp if utt in utt2spk}, [prefix])
+    if pad_range is not None:
+        write_key_values(dest / "utt2pad", utt2pad)
+        write_key_values(dest / "utt2dur", utt2dur)  # the padded lengths (the source's utt2dur is not theirs)
     fix_data_dir(dest)
-    log.info("%s: %d utterances of %s with noise at SNR %s dB", dest, len(new_wav), src,
-             ":".join(f"{s:g}" for s in snrs))
+    log.info("%s: %d utterances of %s with noise at SNR %s dB%s", dest, len(new_wav), src,
+             ":".join(f"{s:g}" for s in snrs),
+             "" if pad_range is None else f", pauses of {pad_range[0]:g}-{pad_range[1]:g} s before/after "
+             f"(each with probability {pad_probability:g})")
     return dest
+
+
+# The pauses are whole frame shifts (Kaldi's default 10 ms), so that frame t of the unpadded copy is
+# frame t + before / shift of the padded one, on the same samples.
+PAD_QUANTUM_SECONDS = 0.01
+
+
+def _draw_pads(rng, pad_range, probability, rate):
+    """(before, after) pause lengths in samples for one utterance (add_noise_data_dir's pad_range)."""
+    quantum = int(round(PAD_QUANTUM_SECONDS * rate))
+    pads = []
+    for _ in range(2):
+        use = rng.random() < probability
+        seconds = rng.uniform(pad_range[0], pad_range[1])
+        pads.append(int(round(seconds * rate / quantum)) * quantum if use else 0)
+    return tuple(pads)
+
+
+def pad_noise(speech, noise, snr_db, offset, before, after):
+    """`speech` with `before` and `after` samples of pause, and the noise over all of it.
+
+    Under the speech, the noise (looped, from sample `offset`) and its scale are mix_at_snr's, so
+    those samples equal mix_at_snr(speech, noise, snr_db, offset)[0]; the pauses hold the same scaled
+    noise running on before and after it (no speech). before = after = 0 is mix_at_snr.
+    """
+    speech = np.asarray(speech, dtype=np.float64)
+    if before == 0 and after == 0:
+        return mix_at_snr(speech, noise, snr_db, offset)[0]
+    # the noise from (offset - before): its samples under the speech are mix_at_snr's segment
+    out = loop_to_length(noise, before + len(speech) + after, (offset - before) % len(noise))
+    words = slice(before, before + len(speech))
+    out *= _snr_scale(speech, out[words], snr_db)
+    out[words] = speech + out[words]
+    return out
 
 
 def write_pcm16(path, wave, rate):

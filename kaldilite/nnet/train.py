@@ -957,6 +957,83 @@ def copied_alignment(utt, pdf_alignments, utt2uniq, copy_prefixes=()):
     return None
 
 
+# Kaldi's default frame shift: add-noise-data-dir --pad-range pads in whole frames of it.
+PAD_FRAME_SHIFT_SECONDS = 0.01
+
+
+def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
+    """{utt: transition-ids} for DATA's padded utterances (DATA/utt2pad: "<utt> <before> <after>" seconds,
+    add-noise-data-dir --pad-range): the alignment of the copy without the pauses (`_unpadded_source`: the
+    id with its leading `<prefix>-` parts stripped; that copy need not be in DATA),
+    with the pauses' frames put on the optional-silence phone (LANG/phones/optional_silence.int).
+
+    Extended rather than re-aligned: under the word the padded audio is sample for sample the unpadded
+    copy (add_noise_data_dir), whose alignment is tri3b's, and the pauses are noise only, which is silence
+    by construction; a forced alignment of the longer clip could only lose that (a noisy pause is free to
+    absorb word phones). Each pause is one new silence phone, its emitting states taking equal shares of
+    the frames in order, each state's frames the self-loop transition-id that state has most often in
+    `tid_alignments` (the silence pdf of the context the data shows most). An utterance without a source
+    alignment is left out (as any unaligned one).
+    """
+    from pathlib import Path
+
+    from kaldilite.io.datadir import read_key_values
+    from kaldilite.lang.langdir import read_phone_list
+
+    path = Path(data_dir) / "utt2pad"
+    if not path.exists():
+        return {}
+    phones = read_phone_list(Path(lang_dir) / "phones" / "optional_silence.int",
+                             "utt2pad's pauses are aligned to the optional silence; give a lang dir made by prepare-lang")
+    counts = np.bincount(np.concatenate(list(tid_alignments.values())), minlength=len(tm.tid_to_pdf)) \
+        if tid_alignments else np.zeros(len(tm.tid_to_pdf), np.int64)
+    state_tids = []
+    for state in range(len(tm.topo.entry(phones[0])) - 1):
+        candidates = np.flatnonzero((tm.tid_to_phone == phones[0]) & (tm.tid_to_hmm_state == state)
+                                    & tm.tid_is_self_loop)
+        if not len(candidates):
+            raise InputError(f"{Path(lang_dir) / 'phones' / 'optional_silence.int'}: phone {phones[0]} has no "
+                             f"self-loop in state {state} of {tm!r}; the lang dir is not the model's")
+        state_tids.append(int(candidates[np.argmax(counts[candidates])]))
+    state_tids = np.array(state_tids, np.int32)
+
+    def pause(frames):
+        return state_tids[np.arange(frames) * len(state_tids) // max(frames, 1)]
+
+    utt2uniq = read_utt2uniq(data_dir)
+    utt2pad = read_key_values(path)
+    padded = {}
+    for line_no, (utt, value) in enumerate(utt2pad.items(), start=1):
+        fields = value.split()
+        try:
+            before, after = (int(round(float(x) / PAD_FRAME_SHIFT_SECONDS)) for x in fields)
+            if len(fields) != 2 or before < 0 or after < 0:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{path}:{line_no}: '{utt} {value}' must be '<utt> <before> <after>' (seconds >= 0); "
+                             "fix the line or remake the dir with add-noise-data-dir --pad-range") from None
+        source = _unpadded_source(utt, tid_alignments, utt2uniq)
+        if source is not None:
+            tids = tid_alignments[source]
+            padded[utt] = np.concatenate([pause(before), tids, pause(after)]).astype(tids.dtype)
+    log.info("%s: %d of %d padded utterances take their unpadded copy's alignment, the pauses on silence phone %d",
+             path, len(padded), len(utt2pad), phones[0])
+    return padded
+
+
+def _unpadded_source(utt, alignments, utt2uniq):
+    """The id of the aligned copy `utt` was padded from: `utt` itself, else `utt` with leading `<prefix>-`
+    parts stripped (pad-noise-X -> noise-X); a DATA/utt2uniq entry the source has must be utt's. None if none."""
+    source = utt
+    while source not in alignments:
+        if "-" not in source:
+            return None
+        source = source.split("-", 1)[1]
+    if source in utt2uniq and utt in utt2uniq and utt2uniq[source] != utt2uniq[utt]:
+        return None
+    return source
+
+
 def load_examples(data_dir, pipeline, pdf_alignments, features=None, copy_prefixes=()):
     """(utterances, features, targets, offsets) for the utterances with features and alignment.
 
@@ -1107,6 +1184,7 @@ def train_nnet2(data_dir, lang_dir, ali_dir, exp_dir, opts: Nnet2Options | None 
     if feature_type != opts.feature_type:  # (the SpecAugment / VTLP domain reads it: fbank or cepstra)
         opts = dataclasses.replace(opts, feature_type=feature_type)
     tid_alis = read_tid_alignments(ali, len(tm.tid_to_pdf) - 1)
+    tid_alis.update(padded_alignments(data_dir, lang_dir, tm, tid_alis))
     pdf_alis = {utt: tm.tid_to_pdf[tids] for utt, tids in tid_alis.items()}
     fmllr_pipeline = features = online_epochs = None
     online = {}

@@ -1,0 +1,106 @@
+"""add-noise-data-dir --pad-range: noise-only pauses around the word, hand-checked.
+
+The speech is a 16 kHz tone of known power and the noise a +-1000 square wave, whose mean power is 1e6
+over any stretch of whole periods, so the scale an SNR asks for is known by hand: the pause samples
+must be +-1000 * sqrt(P_speech / 1e6 * 10^(-SNR/10)) after int16 rounding, the samples under the word
+exactly the unpadded copy's (same clip, offset and SNR drawn), and the pauses whole 10 ms frames of
+the drawn lengths, listed in utt2pad and counted in utt2dur.
+"""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+from kaldilite.corpora.augment import add_noise_data_dir, pad_noise
+from kaldilite.errors import InputError
+from kaldilite.io.datadir import DataDir, read_key_values, validate_data_dir
+
+RATE = 16000
+AMPLITUDE = 8000.0  # the tone's; its mean power over whole periods is AMPLITUDE**2 / 2
+PERIOD = 80  # samples: the square wave's (and the 200 Hz tone's)
+
+
+def _setup(root, lengths=(16000, 12000, 8000)):
+    (root / "audio").mkdir(parents=True)
+    (root / "noise").mkdir()
+    square = np.where(np.arange(40 * PERIOD) % PERIOD < PERIOD // 2, 1000, -1000).astype(np.int16)
+    sf.write(root / "noise" / "square.wav", square, RATE, subtype="PCM_16")
+    wav_scp, text, utt2spk = {}, {}, {}
+    for i, length in enumerate(lengths):
+        wave = AMPLITUDE * np.sin(2 * np.pi * np.arange(length) / PERIOD)
+        path = root / "audio" / f"{i}.wav"
+        sf.write(path, np.round(wave).astype(np.int16), RATE, subtype="PCM_16")
+        utt = f"spk{i}-utt{i}"
+        wav_scp[utt], text[utt], utt2spk[utt] = str(path), f"word{i}", f"spk{i}"
+    DataDir(wav_scp=wav_scp, text=text, utt2spk=utt2spk).save(root / "data")
+    return root / "data", root / "noise"
+
+
+def _read(path):
+    return sf.read(path, dtype="int16")[0].astype(np.int64)
+
+
+def test_pauses_are_the_noise_at_its_level_and_the_word_is_the_unpadded_copy(tmp_path):
+    src, noise = _setup(tmp_path)
+    plain = add_noise_data_dir(src, tmp_path / "noise_copy", noise, snrs=(10.0, 20.0), utt_prefix="noise")
+    padded = add_noise_data_dir(src, tmp_path / "pad_copy", noise, snrs=(10.0, 20.0), utt_prefix="pad-noise",
+                                pad_range=(0.2, 1.5), pad_probability=1.0)
+    assert validate_data_dir(padded, no_feats=True) == []
+    plain_noise, pad_noise_used = read_key_values(plain / "utt2noise"), read_key_values(padded / "utt2noise")
+    pads, durs = read_key_values(padded / "utt2pad"), read_key_values(padded / "utt2dur")
+    wavs, plain_wavs = read_key_values(padded / "wav.scp"), read_key_values(plain / "wav.scp")
+    assert read_key_values(padded / "text") == {"pad-noise-" + u: t for u, t in read_key_values(src / "text").items()}
+    assert read_key_values(padded / "utt2uniq") == {"pad-noise-" + u: u for u in read_key_values(src / "text")}
+    for utt, wav in sorted(wavs.items()):
+        source = "noise-" + utt[len("pad-noise-"):]
+        assert pad_noise_used[utt] == plain_noise[source]  # the same clip, offset and SNR as without pauses
+        snr = float(pad_noise_used[utt].split()[2])
+        before, after = (float(x) for x in pads[utt].split())
+        for seconds in (before, after):
+            assert 0.2 <= seconds <= 1.5
+            assert abs(seconds * 100 - round(seconds * 100)) < 1e-9  # whole 10 ms frames
+        b, a = int(round(before * RATE)), int(round(after * RATE))
+        audio, word = _read(wav), _read(plain_wavs[source])
+        assert len(audio) == b + len(word) + a
+        assert float(durs[utt]) == pytest.approx(len(audio) / RATE, abs=1e-3)
+        assert np.array_equal(audio[b:b + len(word)], word)  # sample for sample the unpadded copy
+        # the pauses: the square wave at the scale the SNR gives against the tone's power (1e6 per unit square)
+        level = 1000 * np.sqrt(AMPLITUDE ** 2 / 2 / 1e6 * 10 ** (-snr / 10))
+        for pause in (audio[:b], audio[b + len(word):]):
+            assert np.abs(np.abs(pause) - level).max() <= 1.0, (utt, level)
+            assert len(pause) % PERIOD == 0 and pause.sum() == 0  # whole periods of the square wave
+        # and the square wave runs on through the word into the pauses with no jump in its phase
+        offset = int(pad_noise_used[utt].split()[1])
+        assert np.sign(audio[b - 1]) == (1 if (offset - 1) % PERIOD < PERIOD // 2 else -1)
+
+
+def test_no_pause_drawn_is_the_plain_copy_and_the_draws_are_independent_of_the_option(tmp_path):
+    src, noise = _setup(tmp_path)
+    plain = add_noise_data_dir(src, tmp_path / "a", noise, snrs=(5.0,))
+    none = add_noise_data_dir(src, tmp_path / "b", noise, snrs=(5.0,), pad_range=(0.2, 1.5), pad_probability=0.0)
+    assert set(read_key_values(none / "utt2pad").values()) == {"0.00 0.00"}
+    for utt, wav in read_key_values(none / "wav.scp").items():
+        assert np.array_equal(_read(wav), _read(read_key_values(plain / "wav.scp")[utt]))
+    assert not (plain / "utt2pad").exists()
+
+
+def test_pad_noise_is_mix_at_snr_under_the_speech(rng):
+    speech, noise = rng.normal(0, 3000, 1000), rng.normal(0, 500, 333)
+    out = pad_noise(speech, noise, 7.0, 100, 160, 320)
+    from kaldilite.corpora.augment import mix_at_snr
+
+    assert np.array_equal(out[160:1160], mix_at_snr(speech, noise, 7.0, 100)[0])
+    scale = (out[160:1160] - speech)[0] / noise[100]
+    assert np.allclose(out[:160], scale * noise[np.arange(100 - 160, 100) % 333])  # the loop, run backwards
+    assert np.allclose(out[1160:], scale * noise[np.arange(1100, 1420) % 333])
+
+
+def test_bad_pad_options_are_one_line_errors(tmp_path):
+    src, noise = _setup(tmp_path)
+    with pytest.raises(InputError, match="--pad-range .*min:max"):
+        add_noise_data_dir(src, tmp_path / "x", noise, pad_range=(1.5, 0.2))
+    result = CliRunner().invoke(cli, ["add-noise-data-dir", "--bg-noise-dir", str(noise), "--pad-range", "0.5",
+                                      str(src), str(tmp_path / "y")])
+    assert result.exit_code != 0 and "--pad-range needs two values min:max" in str(result.exception)

@@ -1,0 +1,117 @@
+"""train-nnet2's targets for padded clips (add-noise-data-dir --pad-range): the unpadded copy's alignment
+with the pauses put on the optional silence, checked against a GMM's own alignment of the padded audio.
+
+Real speech: the digits recipe's FSDD monophone system (the `digits_system` fixture, read only). Eight
+training clips get a noise copy at 40 dB (Speech Commands room noise) and a padded one (the same noise
+running on through 0.3-0.8 s pauses on both sides); the GMM aligns both, the padded clips normalized
+by their unpadded copies' CMVN stats (per-speaker stats over a 2-clip speaker with ~1 s of pauses move
+the word's features: a CMVN effect, not an alignment one). The extension of the noise copy's alignment
+must agree with the GMM's alignment of the padded clip on the word's frames (the phone of >= 90% of
+them: Viterbi moves a boundary by a frame or two where the clip's edges changed; 97% here), and the GMM
+must put the pauses on silence (>= 90% of their frames; 99% here). At 20 dB this clean-trained
+monophone aligns 36% of the pauses to fricatives (the word's phones stretched into the noise), the
+reason the pauses are not forced-aligned. Hand-checked on the same model: the pauses' frames are one
+silence phone per pause, its states in order, each a self-loop transition-id; a bad utt2pad line is a
+one-line error naming file and line.
+"""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kaldilite.cli import cli
+from kaldilite.corpora.augment import add_noise_data_dir
+from kaldilite.errors import InputError
+from kaldilite.gmm.model import load_model
+from kaldilite.io.datadir import DataDir, read_key_values
+from kaldilite.lang.langdir import read_phone_list
+from kaldilite.nnet.train import padded_alignments, read_tid_alignments
+
+MFCC_CONF = "recipes/digits/conf/mfcc.conf"
+
+
+def _utts(digits_system, n=8):
+    data = DataDir.load(digits_system / "data/train")
+    picked = sorted(data.wav_scp)[::max(1, len(data.wav_scp) // n)][:n]
+    return {u: data.wav_scp[u] for u in picked}, {u: data.text[u] for u in picked}, {u: data.utt2spk[u] for u in picked}
+
+
+def _align(runner, data, digits_system, out, repo, cmvn_of=None):
+    """Features, CMVN stats (those of `cmvn_of`'s speakers, `pad-` before their ids, if given) and the
+    mono alignment of DATA."""
+    for args in (["make-mfcc", "--config", str(repo / MFCC_CONF), "--nj", "1", str(data), str(out / "log"),
+                  str(out / "mfcc")],
+                 ["compute-cmvn-stats", str(data), str(out / "log"), str(out / "mfcc")],
+                 ["align", "--nj", "1", str(data), str(digits_system / "data/lang"), str(digits_system / "exp/mono"),
+                  str(out / "ali")]):
+        if args[0] == "align" and cmvn_of is not None:
+            stats = read_key_values(cmvn_of / "cmvn.scp")
+            (data / "cmvn.scp").write_text("".join(f"pad-{spk} {value}\n" for spk, value in sorted(stats.items())))
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, (args[0], result.output, result.exception)
+
+
+@pytest.fixture(scope="module")
+def aligned(digits_system, speech_commands_dir, tmp_path_factory):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path_factory.mktemp("padded")
+    wav_scp, text, utt2spk = _utts(digits_system)
+    DataDir(wav_scp=wav_scp, text=text, utt2spk=utt2spk).save(root / "src")
+    noise = root / "noise.list"
+    quiet = sorted((speech_commands_dir / "_background_noise_").glob("*.wav"))[:40]
+    noise.write_text("".join(f"{p}\n" for p in quiet))
+    plain = add_noise_data_dir(root / "src", root / "noise", noise, snrs=(40.0,), utt_prefix="noise")
+    padded = add_noise_data_dir(root / "src", root / "pad", noise, snrs=(40.0,), utt_prefix="pad-noise",
+                                pad_range=(0.3, 0.8), pad_probability=1.0)
+    runner = CliRunner()
+    _align(runner, plain, digits_system, root / "noise_exp", repo)
+    _align(runner, padded, digits_system, root / "pad_exp", repo, cmvn_of=plain)
+    tm = load_model(digits_system / "exp/mono/final.mdl")[0]
+    n = len(tm.tid_to_pdf) - 1
+    return (tm, padded, read_tid_alignments(root / "noise_exp/ali", n), read_tid_alignments(root / "pad_exp/ali", n))
+
+
+def test_extended_alignment_agrees_with_the_gmms_alignment_of_the_padded_clip(aligned, digits_system):
+    tm, padded, plain_alis, own_alis = aligned
+    extended = padded_alignments(padded, digits_system / "data/lang", tm, plain_alis)
+    pads = read_key_values(padded / "utt2pad")
+    silence = read_phone_list(digits_system / "data/lang/phones/silence.int", "")
+    assert set(extended) == set(own_alis) == set(pads) and len(pads) == 8
+    word_agree = word_total = pause_silent = pause_total = 0
+    for utt, tids in extended.items():
+        before, after = (int(round(float(x) * 100)) for x in pads[utt].split())
+        source = plain_alis["noise-" + utt[len("pad-noise-"):]]
+        assert len(tids) == len(own_alis[utt]) == before + len(source) + after  # the padded clip's frames
+        assert np.array_equal(tids[before:before + len(source)], source)
+        ours, gmm = tm.tid_to_phone[tids], tm.tid_to_phone[own_alis[utt]]
+        word = slice(before, before + len(source))
+        word_agree += int((ours[word] == gmm[word]).sum())
+        word_total += len(source)
+        pauses = np.r_[0:before, before + len(source):len(tids)]
+        pause_silent += int(np.isin(gmm[pauses], silence).sum())
+        pause_total += len(pauses)
+    assert word_agree >= 0.9 * word_total, (word_agree, word_total)
+    assert pause_silent >= 0.9 * pause_total, (pause_silent, pause_total)
+
+
+def test_pause_frames_are_one_silence_phone_its_states_in_order(aligned, digits_system, tmp_path):
+    tm, _, plain_alis, _ = aligned
+    data = tmp_path / "data"
+    data.mkdir()
+    utt = sorted(plain_alis)[0]
+    (data / "utt2pad").write_text(f"pad-{utt} 0.23 0.07\n")
+    got = padded_alignments(data, digits_system / "data/lang", tm, plain_alis)[f"pad-{utt}"]
+    optional = read_phone_list(digits_system / "data/lang/phones/optional_silence.int", "")[0]
+    assert np.array_equal(got[23:-7], plain_alis[utt])
+    for pause in (got[:23], got[-7:]):
+        assert (tm.tid_to_phone[pause] == optional).all() and tm.tid_is_self_loop[pause].all()
+        states = tm.tid_to_hmm_state[pause]
+        num_states = len(tm.topo.entry(optional)) - 1
+        # equal shares in order: frame k of n is in state k * S // n
+        assert states.tolist() == [k * num_states // len(pause) for k in range(len(pause))]
+    (data / "utt2pad").write_text(f"pad-{utt} 0.23\n")
+    with pytest.raises(InputError, match=r"utt2pad:1: .*'<utt> <before> <after>'") as err:
+        padded_alignments(data, digits_system / "data/lang", tm, plain_alis)
+    assert "\n" not in str(err.value)
