@@ -86,7 +86,7 @@ _stamp_file_sum() {
         _stamp_paths "${2:-2}" < "$1" | sha1sum
         # one stat process for all the archives (a fork per file cost ~2 ms: 10 s for train_aug's 4250 wavs)
         awk '{print $NF}' "$1" | sed 's/:[0-9]*$//' | LC_ALL=C sort -u |
-          while read -r ark; do [ -f "$ark" ] && printf '%s\0' "$ark"; done | xargs -0 -r stat -c '%n %s %Y' |
+          while read -r ark; do if [ -f "$ark" ]; then printf '%s\0' "$ark"; fi; done | xargs -0 -r stat -c '%n %s %Y' |
           _stamp_paths "${2:-2}" ;;
       *.conf)
         if [ "${2:-2}" = 2 ]; then echo conf-options; _stamp_conf_options "$1" | sha1sum; else sha1sum < "$1"; fi ;;
@@ -241,18 +241,25 @@ _stamp_write() {  # STAMP HEAD: the stamp of a step that succeeded (its outputs 
 # (their errors are in the output), as pool_wait does. The queued steps must not read each other's
 # outputs. Other steps (shell functions) run at once, as outside a batch. The queue is a temporary dir
 # that an EXIT trap removes when the recipe ends between step_batch_begin and step_batch_end (a failed
-# step under set -e, a kill): the batch owns the recipe's EXIT trap until step_batch_end clears it.
+# step under set -e, a kill): during the batch the EXIT trap removes it and then runs the recipe's own
+# EXIT trap, if it had one, and step_batch_end puts the recipe's trap back (or none).
 _stamp_batch=
 _stamp_batch_stamps=()
 _stamp_batch_tmp=  # the queue's dir until step_batch_end has removed it (what the EXIT trap removes)
+_stamp_batch_trap=  # the recipe's EXIT trap as `trap -p EXIT` printed it at step_batch_begin (empty: none)
 
 _stamp_batch_discard() { [ -z "$_stamp_batch_tmp" ] || rm -rf "$_stamp_batch_tmp"; }
 
+_stamp_trap_command() { eval "set -- $1"; printf '%s' "${3:-}"; }  # "trap -- 'CMD' EXIT" -> CMD
+
 step_batch_begin() {
+  local recipe_trap
   _stamp_batch=$(mktemp -d "${TMPDIR:-/tmp}/kaldilite-steps.XXXXXX")
   _stamp_batch_tmp=$_stamp_batch
   _stamp_batch_stamps=()
-  trap _stamp_batch_discard EXIT
+  _stamp_batch_trap=$(trap -p EXIT)
+  recipe_trap=$(_stamp_trap_command "$_stamp_batch_trap")
+  trap "_stamp_batch_discard${recipe_trap:+; $recipe_trap}" EXIT
 }
 
 step_batch_end() {
@@ -276,7 +283,7 @@ step_batch_end() {
   fi
   rm -rf "$dir"
   _stamp_batch_tmp=
-  trap - EXIT
+  if [ -n "$_stamp_batch_trap" ]; then eval "$_stamp_batch_trap"; else trap - EXIT; fi
   _stamp_batch_stamps=()
   [ $failed = false ] || { echo "$0: a step run in a batch failed (its error is above)" >&2; exit 1; }
 }

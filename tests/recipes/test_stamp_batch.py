@@ -105,3 +105,25 @@ def test_the_batch_queue_dir_is_removed_when_the_recipe_ends_before_step_batch_e
         assert list(tmp.iterdir()) == [], ending
     assert out.stdout.endswith("ended\n") and "trap --" not in out.stdout  # no EXIT trap left after the batch
     assert (tmp_path / "out1" / ".stamp").is_file()
+
+
+def test_the_batch_keeps_the_recipes_own_exit_trap(tmp_path, monkeypatch):
+    """An EXIT trap the recipe set before step_batch_begin still runs when the recipe ends inside the batch (after
+    the queue dir is removed), and is the EXIT trap again after step_batch_end: the batch's trap neither replaces
+    nor clears it. The answer: the trap's own output, TMPDIR's listing, `trap -p EXIT`."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "utt2spk").write_text("s1-u1 s1\n")
+    (src / "wav.scp").write_text("s1-u1 /dev/null\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    recipe_trap = "trap 'echo \"recipe'\\''s cleanup\" >> \"$WORK/cleanup.txt\"' EXIT\n"  # (a quote in it)
+    with_trap = BATCH_THEN.replace("step_batch_begin\n", recipe_trap + "step_batch_begin\n", 1)
+    for ending, code in [("false\n", 1), ("step_batch_end\ntrap -p EXIT\nexit 4\n", 4)]:
+        (tmp_path / "cleanup.txt").unlink(missing_ok=True)
+        out = _run(tmp_path, with_trap + ending)
+        assert out.returncode == code, (ending, out.stdout, out.stderr)
+        assert list(tmp.iterdir()) == [], ending
+        assert (tmp_path / "cleanup.txt").read_text() == "recipe's cleanup\n", ending  # ran once, at the end
+    assert "trap -- 'echo \"recipe'\\''s cleanup\" >> \"$WORK/cleanup.txt\"' EXIT\n" in out.stdout
