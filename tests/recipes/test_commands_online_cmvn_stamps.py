@@ -1,10 +1,11 @@
 """recipes/commands/run.sh gives decode-commands its online-CMVN carry options (--online-cmvn-order-seed,
 --online-cmvn-silence-weight) explicitly, from its knobs online_cmvn_order_seed and online_cmvn_silence_weight,
 on every decode through online CMVN (the DNN trained on it: dev, and the held-out commands carried through
-dev's decode), so that recipes/utils/stamp.sh, which records each step's command line, re-runs exactly those
-decodes when a knob changes: a work dir then never keeps decodes made under another carry protocol.
+dev's decode; stage 10's <model>_online_cmvn row of a DNN trained on offline CMVN), so that recipes/utils/stamp.sh,
+which records each step's command line, re-runs exactly those decodes when a knob changes: a work dir then never
+keeps decodes made under another carry protocol.
 
-run.sh's stage 9 runs here for real (bash, stamp.sh, its own functions) in a stand-in checkout whose
+run.sh's stages 9 and 10 run here for real (bash, stamp.sh, its own functions) in a stand-in checkout whose
 `kaldilite` is a stub that logs each command line it is given (run-many's one by one) and writes the
 files the next commands read. The independent answer is that log: which decodes ran, with which options.
 """
@@ -13,7 +14,6 @@ import os
 import shutil
 import stat
 import subprocess
-from pathlib import Path
 
 from stamp_helpers import REPO
 
@@ -63,7 +63,7 @@ def make_checkout(root):
 
 
 def make_work_dir(work):
-    """A work dir as stages 0-8 leave it, as far as stage 9 reads it: dev, and the DNN beside tri3b's graphs."""
+    """A work dir as stages 0-8 leave it, as far as stages 9-10 read it: dev, and the DNN beside tri3b's graphs."""
     dev = work / "data" / "dev"
     dev.mkdir(parents=True)
     utts = {"s1-yes-0": "yes", "s1-no-0": "no", "s2-yes-0": "yes"}
@@ -71,25 +71,42 @@ def make_work_dir(work):
     (dev / "text").write_text("".join(f"{u} {w}\n" for u, w in utts.items()))
     (dev / "utt2spk").write_text("".join(f"{u} {u[:2]}\n" for u in utts))
     (dev / "spk2utt").write_text("s1 s1-no-0 s1-yes-0\ns2 s2-yes-0\n")
+    for name in ("train", "train_aug"):  # (stage 10's RESULTS header counts their utterances)
+        (work / "data" / name).mkdir()
+        (work / "data" / name / "text").write_text("s3-yes-0 yes\n")
     (work / "exp" / "nnet2").mkdir(parents=True)
     (work / "exp" / "nnet2" / "final.mdl").write_text("a DNN\n")
     (work / "exp" / "tri3b" / "graph_commands_norej").mkdir(parents=True)
     (work / "exp" / "tri3b" / "graph_commands_norej" / "HCLG.fst").write_text("a graph\n")
 
 
-def run_stage9(root, work, *options):
-    """run.sh --stage 9 --stop-stage 9 with OPTIONS: the decode-commands lines the stub got."""
+def run_stages(root, work, *options):
+    """run.sh --stage 9 --stop-stage 10 with OPTIONS (the decodes, then calibration and the online-CMVN row): the
+    decode-commands lines the stub got."""
     log = root / "kaldilite.log"
     log.unlink(missing_ok=True)
     env = dict(os.environ, PATH=f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", KL_LOG=str(log),
                KALDILITE_DATA=str(root / "no_data"))
     env.pop("KALDILITE_FORCE", None)
-    out = subprocess.run(["bash", str(root / "recipes" / "commands" / "run.sh"), "--stage", "9", "--stop-stage", "9",
+    out = subprocess.run(["bash", str(root / "recipes" / "commands" / "run.sh"), "--stage", "9", "--stop-stage", "10",
                           "--dir", str(work), "--oov-synth-voices", "0", *options],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     lines = log.read_text().splitlines() if log.exists() else []
     return [line for line in lines if line.startswith("decode-commands ")]
+
+
+CARRY_OPTIONS = ("--online-cmvn-order-seed", "--online-cmvn-silence-weight")
+
+
+def test_the_carry_options_are_decode_commands_own():
+    """The stub takes any option: what run.sh gives must be decode-commands' real option names."""
+    import click
+
+    from kaldilite.cli import cli
+
+    decode_commands = cli.get_command(click.Context(cli), "decode-commands")
+    assert set(CARRY_OPTIONS) <= {name for param in decode_commands.params for name in param.opts}
 
 
 def carry(line):
@@ -98,47 +115,54 @@ def carry(line):
 
     def value(option):
         return words[words.index(option) + 1] if option in words else None
-    return value("--online-cmvn-order-seed"), value("--online-cmvn-silence-weight")
+    return tuple(value(option) for option in CARRY_OPTIONS)
 
 
-def decode_dirs(lines):
-    return sorted(Path(line.split()[-1]).name if "/parts/" not in line else "heldout:" + Path(line.split()[-1]).name
-                  for line in lines)
+def by_decode_dir(lines):
+    """{decode dir (the line's last word, relative to the work dir): its carry}; each dir decoded once."""
+    carries = {line.split()[-1]: carry(line) for line in lines}
+    assert len(carries) == len(lines), lines
+    return carries
+
+
+def heldout_parts(system):
+    commands = [c.strip() for c in (REPO / "lang" / "en" / "commands.txt").read_text().splitlines() if c.strip()]
+    return [f"exp/{system}/decode_heldout_commands/parts/{c}" for c in ("yes", "no") if c in commands]
 
 
 def test_the_carry_knobs_reach_every_online_cmvn_decode_and_re_run_exactly_those(tmp_path):
     root = make_checkout(tmp_path / "repo")
     work = tmp_path / "work"
     make_work_dir(work)
-    commands = [c.strip() for c in (REPO / "lang" / "en" / "commands.txt").read_text().splitlines() if c.strip()]
-    heldout = sorted(f"heldout:{c}" for c in ("yes", "no") if c in commands)
-    all_decodes = sorted(["decode_dev", "decode_dev_norej"] + heldout)
+    all_decodes = sorted(["exp/nnet2/decode_dev", "exp/nnet2/decode_dev_norej", *heldout_parts("nnet2")])
 
-    first = run_stage9(root, work)
-    assert decode_dirs(first) == all_decodes
-    assert {carry(line) for line in first} == {("0", "0")}  # the knobs' defaults, on every line
-    heldout_lines = [line for line in first if "/parts/" in line]
-    assert all("--online-cmvn-history-weights" in line for line in heldout_lines)
+    first = by_decode_dir(run_stages(root, work))
+    assert sorted(first) == all_decodes  # (no online-CMVN row: the DNN's own rows are online)
+    assert set(first.values()) == {("0", "0")}  # the knobs' defaults, on every line
 
-    assert run_stage9(root, work) == []  # nothing changed: every decode up to date
+    assert run_stages(root, work) == []  # nothing changed: every decode up to date
 
-    reordered = run_stage9(root, work, "--online-cmvn-order-seed", "3")
-    assert decode_dirs(reordered) == all_decodes
-    assert {carry(line) for line in reordered} == {("3", "0")}
-    assert run_stage9(root, work, "--online-cmvn-order-seed", "3") == []
+    reordered = by_decode_dir(run_stages(root, work, "--online-cmvn-order-seed", "3"))
+    assert sorted(reordered) == all_decodes and set(reordered.values()) == {("3", "0")}
 
-    every_frame = run_stage9(root, work, "--online-cmvn-order-seed", "3", "--online-cmvn-silence-weight", "1")
-    assert decode_dirs(every_frame) == all_decodes
-    assert {carry(line) for line in every_frame} == {("3", "1")}
+    every_frame = by_decode_dir(run_stages(root, work, "--online-cmvn-order-seed", "3",
+                                           "--online-cmvn-silence-weight", "1"))
+    assert sorted(every_frame) == all_decodes and set(every_frame.values()) == {("3", "1")}
 
 
-def test_a_model_not_trained_on_online_cmvn_is_decoded_without_the_carry_options(tmp_path):
-    """The knobs go only where online CMVN applies: the offline-CMVN DNN's decodes neither get them nor re-run
-    when they change."""
+def test_a_model_not_trained_on_online_cmvn_gets_the_options_only_in_its_online_cmvn_row(tmp_path):
+    """A DNN trained on offline CMVN: its own decodes neither get the options nor re-run when a knob changes; stage
+    10's <model>_online_cmvn row (dev and the held-out commands through online CMVN) gets them, and re-runs."""
     root = make_checkout(tmp_path / "repo")
     work = tmp_path / "work"
     make_work_dir(work)
-    first = run_stage9(root, work, "--nnet-online-cmvn", "false")
-    assert first and {carry(line) for line in first} == {(None, None)}
-    assert not any("--online-cmvn-history" in line for line in first)
-    assert run_stage9(root, work, "--nnet-online-cmvn", "false", "--online-cmvn-order-seed", "3") == []
+    row = sorted(["exp/nnet2_online_cmvn/decode_dev", *heldout_parts("nnet2_online_cmvn")])
+
+    first = by_decode_dir(run_stages(root, work, "--nnet-online-cmvn", "false"))
+    assert {d: c for d, c in first.items() if d.startswith("exp/nnet2/")} and \
+        {c for d, c in first.items() if d.startswith("exp/nnet2/")} == {(None, None)}
+    assert sorted(d for d in first if d.startswith("exp/nnet2_online_cmvn/")) == row
+    assert {first[d] for d in row} == {("0", "0")}
+
+    reordered = by_decode_dir(run_stages(root, work, "--nnet-online-cmvn", "false", "--online-cmvn-order-seed", "3"))
+    assert sorted(reordered) == row and set(reordered.values()) == {("3", "0")}
