@@ -13,6 +13,12 @@ the stream. `--quiet` takes only the quiet background clips (peak < 1000, room t
 e.g. `--set cmvn-silence-weight=1 --set endpoint.rule1.min-trailing-silence=5` (the settings
 before the long-stream fix).
 
+`--data DIR` takes the clips of another data dir than WORK/data/dev (e.g. the held-out-speaker slice,
+bench/make_slice.py's data/slice); `--noise-dir DIR` (repeatable) takes the pauses' noise from the
+!SIL clips of those data dirs instead of every clip of the corpus's _background_noise_ folder (which
+holds the training data's noise_train: a model trained on pauses of that noise must be measured on
+others, e.g. --noise-dir SLICE/data/slice --noise-dir SLICE/data/noise_dev).
+
 Usage: .venv/bin/python bench/online_stream.py --work /tmp/lead/final [--quiet] [--set ...] [--no-report]
 (WORK: a built recipes/commands work dir; its exp/nnet2_online bundle and data/dev)
 """
@@ -40,7 +46,27 @@ def decision(results):
     return "+".join(accepted) if accepted else "<rejected>"
 
 
-def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0):
+def noise_clips(dirs, rate, quiet):
+    """The !SIL clips of data dirs `dirs` (all of wav.scp without a text file) at `rate`; the quiet ones
+    (peak < 1000, as online.background_noises) when `quiet`."""
+    from kaldilite.io.audio import read_audio
+    from kaldilite.io.datadir import DataDir
+
+    clips = []
+    for d in dirs:
+        data = DataDir.load(d)
+        for utt in sorted(data.wav_scp):
+            if data.text is not None and data.text.get(utt, "").strip() != "!SIL":
+                continue
+            clip = read_audio(data.wav_scp[utt], rate, allow_downsample=True, allow_upsample=True)
+            if not quiet or np.abs(clip).max() < 1000:
+                clips.append(clip)
+    if not clips:
+        raise SystemExit(f"--noise-dir {' '.join(map(str, dirs))}: no{' quiet' if quiet else ''} !SIL clips")
+    return clips
+
+
+def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, data_dir=None, noise_dirs=()):
     from kaldilite.io.audio import read_audio
     from kaldilite.io.datadir import DataDir
     from kaldilite.online.bundle import ModelBundle
@@ -50,10 +76,10 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0):
     work = Path(work)
     bundle = ModelBundle.load(work / "exp" / bundle_name, overrides=overrides or None)
     rate = bundle.sample_rate
-    data = DataDir.load(work / "data/dev")
+    data = DataDir.load(data_dir or work / "data/dev")
     commands = command_set()
     rng = np.random.default_rng(seed)
-    noises = background_noises(rate, quiet)
+    noises = noise_clips(noise_dirs, rate, quiet) if noise_dirs else background_noises(rate, quiet)
     by_speaker = defaultdict(list)
     for utt in sorted(data.wav_scp):
         if data.text[utt].strip() != "!SIL":
@@ -82,7 +108,7 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0):
             for k, (utt, _, _) in enumerate(spans):
                 alone = decision(decode(OnlineRecognizer(bundle, source_name=utt), read_audio(data.wav_scp[utt]), rate))
                 ref = " ".join(data.text[utt].split())
-                rows.append({"position": k, "ref": ref if ref in commands else "<rejected>", "alone": alone,
+                rows.append({"utt": utt, "position": k, "ref": ref if ref in commands else "<rejected>", "alone": alone,
                              "stream": decision([r for r, o in zip(results, owner) if o == k])})
     return rows, time.process_time() - cpu, audio
 
@@ -96,11 +122,20 @@ def main():
     parser.add_argument("--gap", type=float, nargs=2, default=(0.5, 1.5))
     parser.add_argument("--quiet", action="store_true", help="only quiet background clips (room tone)")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE")
+    parser.add_argument("--data", default=None, help="the clips' data dir (default: WORK/data/dev)")
+    parser.add_argument("--noise-dir", action="append", default=[],
+                        help="a data dir whose !SIL clips are the pauses' noise (repeatable; default: every clip of "
+                             "the corpus's _background_noise_)")
+    parser.add_argument("--rows", default=None, help="also write each word's row (JSON lines) here, to pair two runs")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     rows, cpu, audio = measure(args.work, args.bundle, args.words, args.min_words, tuple(args.gap), args.quiet,
-                               overrides)
+                               overrides, data_dir=args.data, noise_dirs=args.noise_dir)
+    if args.rows:
+        import json
+
+        Path(args.rows).write_text("".join(json.dumps(r) + "\n" for r in rows))
     n = len(rows)
     same = sum(r["stream"] == r["alone"] for r in rows)
     right = {key: sum(r[key] == r["ref"] for r in rows) for key in ("stream", "alone")}
@@ -113,8 +148,9 @@ def main():
     text = "\n".join([
         "## Long live streams: each command in the stream vs alone (`bench/online_stream.py`)",
         "",
-        f"{Path(args.work) / 'exp' / args.bundle}, dev speakers with >= {args.min_words} clips, up to {args.words} "
-        f"clips each joined by {args.gap[0]:g}-{args.gap[1]:g} s of {'quiet ' if args.quiet else ''}background noise; "
+        f"{Path(args.work) / 'exp' / args.bundle}, {args.data or 'dev'} speakers with >= {args.min_words} clips, up to "
+        f"{args.words} clips each joined by {args.gap[0]:g}-{args.gap[1]:g} s of {'quiet ' if args.quiet else ''}"
+        f"background noise{' (!SIL clips of ' + ', '.join(args.noise_dir) + ')' if args.noise_dir else ''}; "
         f"overrides: {' '.join(args.set) or 'none'}. " + machine_line(),
         "",
         f"Decided as alone: {same}/{n} ({100 * same / n:.1f}%). Right in the stream {right['stream']}/{n} "
