@@ -156,6 +156,11 @@ def _command_line(ctx):
               help="Per-iteration validation objective and accuracy on a fixed random subset of this many validation "
               "frames (Kaldi's valid_diagnostic.egs); the last iteration's also on all of them, and the final "
               "combination uses them all. The network does not depend on it. 0 = all frames every iteration.")
+@click.option("--diagnostic-interval", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Compute the per-iteration diagnostics (train and validation objective and accuracy) only every "
+              "this many iterations, at each epoch's last and at the last iteration; the others log the minibatch "
+              "objective alone. The network does not depend on it (Kaldi's nnet2 scripts run compute_prob_train / "
+              "compute_prob_valid in the background every iteration).")
 @click.option("--feat-type", "feature_type", default="",
               help="Name of the raw features, recorded in the model (its messages; export-model takes mfcc* only). "
               "Default: what DATA's archives say (make-mfcc / make-fbank write raw_<kind>_*), else 'features'; "

@@ -19,6 +19,12 @@
   It never changes the network (its own random stream), only what the iteration lines measure, and
   saves most of the diagnostics' cost (a forward pass over every validation frame each iteration:
   ~30% of training CPU with the commands recipe's 29520 validation frames);
+  `diagnostic_interval` N > 1: both diagnostics (training subset and validation) only on every Nth
+  iteration, each epoch's last and the last one (whose figures are the final ones); the other
+  iterations log the minibatch objective alone and the over-training warning counts the iterations
+  between measurements. Nothing else reads the figures, so the network is the same for every N
+  (Kaldi's nnet2 scripts run compute_prob_* in background jobs that training never waits for; here
+  they run in the training process, ~12% of its CPU at the recipe's shapes with N = 1);
 - mix-up halfway (`mix_up` > 0: the softmax grows to that many sub-classes, counts from the
   softmax outputs on the training subset, nnet2's mix_up_iter = (iters + first)/2);
 - at the end the models of the last iterations (Kaldi's num_models_combine, at most 2/3 of the
@@ -127,6 +133,7 @@ class Nnet2Options:
     valid_patience: int = 0  # 0: one epoch's iterations (at least 3)
     diagnostic_frames: int = 5000
     valid_diagnostic_frames: int = 0  # > 0: per-iteration validation figures on this many frames (0: all)
+    diagnostic_interval: int = 1  # > 1: the diagnostics every Nth iteration (+ each epoch's last, the last)
     prior_subset_size: int = 100000
     prior_scale: float = 1.0  # decoding divides by prior^prior_scale (recorded in the model)
     seed: int = 0
@@ -400,7 +407,8 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
 
     velocities = {}
     history, kept = [], []
-    best_valid, best_iter, worse_streak = -np.inf, -1, 0
+    best_valid, best_iter, worse_streak, last_measured = -np.inf, -1, 0, -1
+    diagnostic_iters = diagnostic_iterations(num_iters, iters_per_epoch, opts.diagnostic_interval)
     order = rng.permutation(num_frames)
     cursor = 0
     realign_iters = {round(e * iters_per_epoch) for e in opts.realign_epoch_list()} if realign else set()
@@ -442,23 +450,27 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
                     rms_update(net, state, lr, len(batch), opts.momentum, opts.rms_decay, opts.max_change)
                 else:
                     momentum_update(net, state, lr / len(batch), opts.momentum, opts.max_change)
-        train_objf, train_acc = nnet.evaluate(diag_feats, diag_targets)
-        record = {"iter": iteration, "learning_rate": lr, "minibatch_objf": objective_sum / seen,
-                  "train_objf": train_objf, "train_acc": train_acc}
-        message = (f"iteration {iteration}/{num_iters}: lr {lr:.5f}, minibatch objf {objective_sum / seen:.4f}; "
-                   f"train objf {train_objf:.4f} accuracy {train_acc:.4f}")
-        if has_valid:
+        record = {"iter": iteration, "learning_rate": lr, "minibatch_objf": objective_sum / seen}
+        message = f"iteration {iteration}/{num_iters}: lr {lr:.5f}, minibatch objf {objective_sum / seen:.4f}"
+        measured = iteration in diagnostic_iters
+        if measured:
+            train_objf, train_acc = nnet.evaluate(diag_feats, diag_targets)
+            record.update(train_objf=train_objf, train_acc=train_acc)
+            message += f"; train objf {train_objf:.4f} accuracy {train_acc:.4f}"
+        if measured and has_valid:
             valid_objf, valid_acc = valid_diagnostics(nnet)
             record.update(valid_objf=valid_objf, valid_acc=valid_acc)
             message += f"; validation objf {valid_objf:.4f} accuracy {valid_acc:.4f}"
             if valid_objf > best_valid:
                 best_valid, best_iter, worse_streak = valid_objf, iteration, 0
             elif iteration != mix_up_iter:
-                worse_streak += 1
-                if worse_streak == patience:
+                streak_before, worse_streak = worse_streak, worse_streak + iteration - last_measured
+                if streak_before < patience <= worse_streak:
                     log.warning("validation objective has been worse than its best (%.4f at iteration %d) for %d "
                                 "iterations (now %.4f): over-training? consider fewer --num-epochs or a smaller "
                                 "network", best_valid, best_iter, worse_streak, valid_objf)
+        if measured:
+            last_measured = iteration
         if partners:
             record["beta"] = opts.ensemble_beta(iteration, num_iters)
             # the other members' validation objf once per epoch: every iteration would cost ~20% more CPU
@@ -495,6 +507,14 @@ def train_network(train_feats, train_targets, valid_feats, valid_targets, num_pd
     log.info("trained on %d frames (%d iterations) in %.1f s: %.0f frames/s", frames, num_iters, seconds,
              frames / seconds)
     return TrainingResult(final, priors, history, seconds, frames / seconds, members)
+
+
+def diagnostic_iterations(num_iters, iters_per_epoch, interval=1):
+    """The iterations whose diagnostics `train_network` computes: every `interval`th from 0, each epoch's last
+    and the last."""
+    interval = max(1, interval)
+    return ({i for i in range(0, num_iters, interval)} | {i for i in range(num_iters) if (i + 1) % iters_per_epoch == 0}
+            | {num_iters - 1})
 
 
 def ensemble_step_gradients(nets, inputs, targets, beta, dropout_proportion=0.0, rngs=None):
