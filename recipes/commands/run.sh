@@ -54,6 +54,7 @@ corpus=                # default: $KALDILITE_DATA/speech_commands; a folder in i
 dict_dir=              # the dict dir with commands.txt and fillers.txt (default: lang/en of the repository)
 auto_g2p=false         # true: add missing pronunciations of grammar words to the lexicon (logged)
 augment=auto           # auto: speed 0.9/1.0/1.1 + noise copy when train has < 20000 utterances
+noise_snrs=20:15:10:5  # stage 0: the noise copy's add-noise-data-dir --bg-snrs (stage 8's padded copy: the same draws)
 num_speakers=          # keep only this many speakers per part (quick runs, CI)
 heldout_speakers=      # a file of training speaker ids (noiseNN: noise pseudo-speakers) that no model may see: stage 0
                        # writes them to data/heldout instead of data/train (prepare-speech-commands --heldout-speakers), so
@@ -156,6 +157,13 @@ nnet_reverb=true       # stage 8: the DNN also trains on a reverberated copy of 
                        # the 20/15 dB copies: 78.6% (5/13), 78.3% (5/16). Validation frames of the noise copies: the candidate
                        # DNN gets 23% / 22% of their clean targets, the recipe's 49% of tri3b's own ones (frames of the
                        # other copies: within +-2 points). The GMMs train on their own alignments either way.
+nnet_pad_range=        # stage 8, off ("": off; e.g. 0.2:1.5 on): for the DNN, train_aug's noise copy is replaced by one
+nnet_pad_probability=0.5  # with noise-only pauses before/after the word (add-noise-data-dir --pad-range / --pad-probability:
+                       # each side with this probability, its length uniform in the range; the same clips, offsets and SNRs,
+                       # so the word's samples are noise-<utt>'s; ids pad-noise-<utt>), a live user's pauses; targets:
+                       # noise-<utt>'s tri3b alignment with the pauses on silence (train-nnet2 reads utt2pad). The GMMs never
+                       # see it; DNN frames +17%. On the held-out-speaker slice it lost in-domain and in long streams: not kept
+                       # (figures: conf/nnet2.conf).
 garbage_cost=0.0
 garbage_phone_bonus=2.0  # make-grammar --garbage-phone-bonus: 2 (acwt 0.1) won the grid on all of dev + padded
                          # oov_fsdd (bench/rejection_grid.py, BENCHMARKS.md; nnet2 cross-tuned 64.2% vs 61.1%
@@ -313,6 +321,12 @@ make_grammar_dir() {  # OUT_LANG [make-grammar options]: a grammar over the deco
 # (conf/mfcc_hires.conf) with its own CMVN stats; the utterance ids and frame counts are data/SET's,
 # so the GMM alignments of data/SET serve it. nnet_data_dir prints the dir the DNN reads.
 nnet_data_dir() { if [ "$nnet_feats" = hires ]; then echo data/${1}_hires; else echo data/$1; fi; }
+nnet_train_set() {  # the set stage 8's DNN trains on: train_aug, its noise copy padded (_pad), + the reverberated copy (_rvb)
+  local set=train_aug
+  if [ -n "$nnet_pad_range" ] && [ -d data/noise_train ] && grep -q '^noise-' data/train_aug/utt2spk; then set=${set}_pad; fi
+  if [ "$nnet_reverb" = true ] && grep -q '^sp1\.0-' data/train_aug/utt2spk; then set=${set}_rvb; fi
+  echo $set
+}
 make_nnet_feats() {  # SET
   local x=$1 h=data/${1}_hires
   local audio_files=(wav.scp segments utt2spk spk2utt text utt2uniq utt2dur spk2gender)
@@ -400,7 +414,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
       log "Stage 0: augmenting $n_train training utterances: speed 0.9/1.0/1.1 and a copy with background noise"
       kaldilite perturb-data-dir-speed 0.9,1.0,1.1 data/train data/train_sp
       if [ -d data/noise_train ]; then
-        kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs 20:15:10:5 data/train data/train_noise
+        kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs $noise_snrs data/train data/train_noise
         kaldilite data combine data/train_aug data/train_sp data/train_noise
       else  # recorded data dirs come without background noise: speed perturbation only
         rm -rf data/train_aug && cp -r data/train_sp data/train_aug && rm -f data/train_aug/.stamp*
@@ -557,7 +571,26 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   align_tri3b
   make_nnet_feats train_aug
   nnet_train=$(nnet_data_dir train_aug)
-  if [ "$nnet_reverb" = true ] && grep -q '^sp1\.0-' data/train_aug/utt2spk; then
+  nnet_set=$(nnet_train_set)
+  nnet_parts=($nnet_train)
+  nnet_feats_of() {  # SET: data/SET's DNN features (hires: data/SET_hires; else the GMMs' MFCC in data/SET)
+    if [ "$nnet_feats" = hires ]; then
+      make_nnet_feats $1
+    else
+      step exp/make_mfcc/$1/.stamp_mfcc data/$1/wav.scp "$mfcc_conf" --out data/$1/feats.scp -- \
+        kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/$1 exp/make_mfcc/$1 mfcc
+      step exp/make_mfcc/$1/.stamp_cmvn data/$1/feats.scp --out data/$1/cmvn.scp -- \
+        kaldilite compute-cmvn-stats data/$1 exp/make_mfcc/$1 mfcc
+    fi
+  }
+  if [[ $nnet_set == *_pad* ]]; then
+    step data/train_noise_pad/.stamp data/train/wav.scp data/noise_train/wav.scp --out data/train_noise_pad/wav.scp -- \
+      kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs $noise_snrs --utt-prefix pad-noise \
+      --pad-range $nnet_pad_range --pad-probability $nnet_pad_probability data/train data/train_noise_pad
+    nnet_feats_of train_noise_pad
+    nnet_parts+=($(nnet_data_dir train_noise_pad))
+  fi
+  if [[ $nnet_set == *_rvb ]]; then
     reverb_copy() {  # data/train_rvb: train_aug's sp1.0- utterances in simulated rooms (same ids after rev1-)
       awk '$1 ~ /^sp1\.0-/ {print $1}' data/train_aug/utt2spk > data/.train_rvb.list
       rm -rf data/.train_sp1.0 && kaldilite data subset --utt-list data/.train_rvb.list data/train_aug data/.train_sp1.0
@@ -565,18 +598,26 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
       rm -rf data/.train_sp1.0 data/.train_rvb.list
     }
     step data/train_rvb/.stamp data/train_aug/utt2spk data/train_aug/wav.scp --out data/train_rvb/wav.scp -- reverb_copy
-    if [ "$nnet_feats" = hires ]; then
-      make_nnet_feats train_rvb
-    else
-      step exp/make_mfcc/train_rvb/.stamp_mfcc data/train_rvb/wav.scp "$mfcc_conf" --out data/train_rvb/feats.scp -- \
-        kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/train_rvb exp/make_mfcc/train_rvb mfcc
-      step exp/make_mfcc/train_rvb/.stamp_cmvn data/train_rvb/feats.scp --out data/train_rvb/cmvn.scp -- \
-        kaldilite compute-cmvn-stats data/train_rvb exp/make_mfcc/train_rvb mfcc
+    nnet_feats_of train_rvb
+    nnet_parts+=($(nnet_data_dir train_rvb))
+  fi
+  combine_nnet_data() {  # OUT PART...: the parts combined; with the padded copy, the first part (train_aug) without
+    # its noise copy, and the padded copy's utt2pad (data combine keeps only the files every part has)
+    local out=$1 first=$2
+    shift 2
+    if [[ $nnet_set == *_pad* ]]; then
+      awk '$1 !~ /^noise-/ {print $1}' $first/utt2spk > $out.keep
+      rm -rf $out.first && kaldilite data subset --utt-list $out.keep $first $out.first && rm -f $out.keep
+      first=$out.first
     fi
-    combined=$(nnet_data_dir train_aug_rvb)
-    step $combined/.stamp $nnet_train/feats.scp $nnet_train/cmvn.scp $(nnet_data_dir train_rvb)/feats.scp \
-      $(nnet_data_dir train_rvb)/cmvn.scp --out $combined/feats.scp -- \
-      kaldilite data combine $combined $nnet_train $(nnet_data_dir train_rvb)
+    kaldilite data combine $out $first "$@"
+    rm -rf $out.first
+    if [[ $nnet_set == *_pad* ]]; then cp data/train_noise_pad/utt2pad $out/utt2pad; fi
+  }
+  if [ ${#nnet_parts[@]} -gt 1 ]; then
+    combined=$(nnet_data_dir $nnet_set)
+    step $combined/.stamp $(for x in "${nnet_parts[@]}"; do echo $x/feats.scp $x/cmvn.scp; done) \
+      --out $combined/feats.scp -- combine_nnet_data $combined "${nnet_parts[@]}"
     nnet_train=$combined
   fi
   step exp/nnet2/.stamp $nnet_train data/lang exp/tri3b_ali "$recipe_dir/conf/nnet2.conf" --out exp/nnet2/final.mdl -- \
@@ -998,8 +1039,8 @@ if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
     online_conf=$mfcc_conf online_data=data/train_aug  # the features and CMVN prior the model was trained on
     if [ $online = nnet2 ] && [ "$nnet_feats" = hires ]; then
       online_conf=$recipe_dir/conf/mfcc_hires.conf online_data=$(nnet_data_dir train_aug)
-      # the DNN's online-CMVN prior is that of the data it trained on (stage 8's reverberated copy included)
-      [ -f $(nnet_data_dir train_aug_rvb)/cmvn.scp ] && [ "$nnet_reverb" = true ] && online_data=$(nnet_data_dir train_aug_rvb)
+      # the DNN's online-CMVN prior is that of the data it trained on (stage 8's padded and reverberated copies included)
+      [ -f $(nnet_data_dir $(nnet_train_set))/cmvn.scp ] && online_data=$(nnet_data_dir $(nnet_train_set))
     fi
     log "Stage 11: online bundle exp/${online}_online ($online, exp/$online/graph_commands, exp/$rule_sys's rejection rule)"
     step exp/${online}_online/.stamp exp/$online/final.mdl exp/$online/graph_commands/{HCLG.fst,words.txt} \

@@ -10,9 +10,9 @@ must agree with the GMM's alignment of the padded clip on the word's frames (the
 them: Viterbi moves a boundary by a frame or two where the clip's edges changed; 97% here), and the GMM
 must put the pauses on silence (>= 90% of their frames; 99% here). At 20 dB this clean-trained
 monophone aligns 36% of the pauses to fricatives (the word's phones stretched into the noise), the
-reason the pauses are not forced-aligned. Hand-checked on the same model: the pauses' frames are one
-silence phone per pause, its states in order, each a self-loop transition-id; a bad utt2pad line is a
-one-line error naming file and line.
+reason the pauses are not forced-aligned. Hand-checked on the same model: every pause frame is the
+optional silence's self-loop transition-id the alignments hold most (counted here); a bad utt2pad line
+is a one-line error naming file and line.
 """
 
 import numpy as np
@@ -96,7 +96,7 @@ def test_extended_alignment_agrees_with_the_gmms_alignment_of_the_padded_clip(al
     assert pause_silent >= 0.9 * pause_total, (pause_silent, pause_total)
 
 
-def test_pause_frames_are_one_silence_phone_its_states_in_order(aligned, digits_system, tmp_path):
+def test_pause_frames_are_the_optional_silences_commonest_self_loop(aligned, digits_system, tmp_path):
     tm, _, plain_alis, _ = aligned
     data = tmp_path / "data"
     data.mkdir()
@@ -104,13 +104,15 @@ def test_pause_frames_are_one_silence_phone_its_states_in_order(aligned, digits_
     (data / "utt2pad").write_text(f"pad-{utt} 0.23 0.07\n")
     got = padded_alignments(data, digits_system / "data/lang", tm, plain_alis)[f"pad-{utt}"]
     optional = read_phone_list(digits_system / "data/lang/phones/optional_silence.int", "")[0]
+    # by hand: count the optional silence's self-loop transition-ids over all the alignments given
+    counts = {}
+    for tids in plain_alis.values():
+        for tid in tids:
+            if tm.tid_to_phone[tid] == optional and tm.tid_is_self_loop[tid]:
+                counts[int(tid)] = counts.get(int(tid), 0) + 1
+    commonest = max(counts, key=counts.get)
     assert np.array_equal(got[23:-7], plain_alis[utt])
-    for pause in (got[:23], got[-7:]):
-        assert (tm.tid_to_phone[pause] == optional).all() and tm.tid_is_self_loop[pause].all()
-        states = tm.tid_to_hmm_state[pause]
-        num_states = len(tm.topo.entry(optional)) - 1
-        # equal shares in order: frame k of n is in state k * S // n
-        assert states.tolist() == [k * num_states // len(pause) for k in range(len(pause))]
+    assert got[:23].tolist() == [commonest] * 23 and got[-7:].tolist() == [commonest] * 7
     (data / "utt2pad").write_text(f"pad-{utt} 0.23\n")
     with pytest.raises(InputError, match=r"utt2pad:1: .*'<utt> <before> <after>'") as err:
         padded_alignments(data, digits_system / "data/lang", tm, plain_alis)
