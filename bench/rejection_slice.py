@@ -26,7 +26,9 @@ refused). Then, per setting, the recipe's own scoring (`commands_results_rows`, 
 row of recipes/commands/RESULTS): command accuracy on the slice's commands with the threshold 2-fold
 cross-calibrated by speaker for FA <= 5% on the slice's fillers + noise + held-out commands, for the
 scores llr_total, confidence, logistic, logistic(llr_total,gop_mean) (the recipe's), gop_mean, and
-the fusion of the two models (fuse-command-scores: GMM label, summed standardized llr_totals).
+the fusion of the two models (fuse-command-scores: the DNN's command, accepted by the logistic rule over
+the DNN's llr_total and gop_mean and the GMM's llr_total, score.commands.FUSION_FEATURES; run.sh's
+tri3b+nnet2 row, there with tri3b's own bonus-1 decode).
 Writes OUT/results.md and (unless --no-report) the `commands-rejection-slice` section of BENCHMARKS.md.
 With --splits N, each row also gets the mean command accuracy and pooled FA over N random halvings of
 the slice's speakers (each half decided by the rule calibrated on the other): the protocol's one fixed
@@ -239,7 +241,7 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05, splits=0):
     as the one calibration set."""
     from kaldilite.decode.rejection import RejectionRule
     from kaldilite.errors import InputError
-    from kaldilite.score.commands import DEFAULT_LOGISTIC_FEATURES
+    from kaldilite.score.commands import DEFAULT_LOGISTIC_FEATURES, FUSION_FEATURES
 
     rules = {"llr_total": RejectionRule(score="llr_total"), "confidence": RejectionRule(score="confidence"),
              "logistic": RejectionRule(score="logistic", logistic={"features": list(DEFAULT_LOGISTIC_FEATURES)}),
@@ -249,19 +251,20 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05, splits=0):
              "gop_mean": RejectionRule(score="gop_mean")}
 
     exps = dict(model_dirs)
-    if len(exps) == 2:  # the fusion, an exp dir of its own (fuse-command-scores standardizes by the slice)
+    if len(exps) == 2:  # the fusion, an exp dir of its own (fuse-command-scores: the GMM's floor from the slice)
         (gmm, a), (dnn, b) = exps.items()
         fused = out / f"exp/{gmm}+{dnn}" / a.name
-        if not (fused / "decode_heldout_commands/measures.jsonl").is_file():
-            run("fuse-command-scores", a, b, fused)
+        if not (fused / "fusion.json").is_file():  # (an exp dir of the earlier summed-llr fusion has none)
+            run("fuse-command-scores", b, a, fused)
         exps[f"{gmm}+{dnn}"] = fused
+    fusion = RejectionRule(score="logistic", logistic={"features": list(FUSION_FEATURES)})
     heldout = out / "data/heldout_commands"
     rows = []
     for model, exp in exps.items():
-        for score in ("llr_total",) if "+" in model else rules:
+        for score in ("fusion",) if "+" in model else rules:
+            rule = fusion if score == "fusion" else rules[score]
             try:
-                figures = in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, rules[score],
-                                            target_fa)
+                figures = in_domain_figures(slice_dir / "data/slice", exp, heldout, COMMANDS_TXT, rule, target_fa)
             except InputError as exc:  # decodes made before --phone-scores: no phone-level rows
                 print(f"{model} {score}: skipped ({exc})", file=sys.stderr)
                 continue
@@ -269,8 +272,7 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05, splits=0):
                                                           ("acc", "fa", "no_threshold", "forced", "oracle", "oracle_fa",
                                                            "eer", "counts", "thresholds")}))
             if splits:
-                rows[-1]["halves"] = random_halves(slice_dir / "data/slice", exp, heldout, rules[score],
-                                                   splits, target_fa)
+                rows[-1]["halves"] = random_halves(slice_dir / "data/slice", exp, heldout, rule, splits, target_fa)
     return rows
 
 
@@ -346,8 +348,8 @@ def main():
               "first threshold row); oracle: one threshold calibrated on the whole pool; EER over the "
               "cross-calibrated scores; commands-only: the forced choice (grammar of the commands alone). Settings "
               "`gb<b>[_en<p>][_lm<m>]_a<a>`: make-grammar --garbage-phone-bonus b [--edge-noise-prob p] "
-              "[--garbage-phone-lm m.arpa], decode-commands --acwt a. `A+B`: fuse-command-scores (A's label, summed "
-              "standardized llr_totals). The held-out "
+              "[--garbage-phone-lm m.arpa], decode-commands --acwt a. `A+B`: fuse-command-scores (B's command, the "
+              "logistic rule over B's llr_total and gop_mean and A's llr_total). The held-out "
               "commands are decoded with the lattice llr, clipped at lattice beam / acwt (100 at acwt 0.1): a "
               "threshold at the clip (bonus -1, -2) is decided by the lattice beam, not a valid figure."
               + (f" Last column: the mean over {args.splits} random halvings of the slice's speakers, each half "

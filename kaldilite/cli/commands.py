@@ -838,42 +838,46 @@ def commands_results_cmd(commands_file, target_fa, oov_sets, report_only, calibr
 @click.argument("secondary_exp", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_exp", type=click.Path(file_okay=False))
 def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
-    """Fuse two systems' rejection scores: OUT_EXP/decode_SET/measures.jsonl for every SET both decoded.
+    """Fuse two systems' decodes: OUT_EXP/decode_SET/measures.jsonl for every SET both decoded.
 
-    The label is PRIMARY_EXP's; the score (llr_total) is the sum of both systems' llr_total, each
-    standardized by its mean and deviation over decode_dev (no labels used); where the secondary
-    system's best path is another command or none, it adds its lowest dev score. Writes
-    OUT_EXP/graph_commands/rejection.json (score llr_total) for calibrate-rejection and
-    commands-results. An offline figure: the online decoder runs one system.
+    Each utterance keeps PRIMARY_EXP's measures and best command (the fused decision is the
+    primary's command) and gains second_llr_total: SECONDARY_EXP's llr_total where its best path
+    is the same command, else its lowest llr_total over decode_dev (no labels used), which
+    OUT_EXP/fusion.json records with both systems. The fused row's rule is calibrate-rejection
+    --score logistic --features llr_total,gop_mean,second_llr_total on OUT_EXP (its weights and
+    threshold in OUT_EXP/graph_commands/rejection.json, as every row's). An offline figure: the
+    online decoder runs one system.
 
-    e.g.: kaldilite fuse-command-scores exp/tri3b exp/nnet2 exp/tri3b+nnet2
+    e.g.: kaldilite fuse-command-scores exp/nnet2 exp/tri3b exp/tri3b+nnet2
     """
-    from kaldilite.decode.rejection import RULE_FILE, RejectionRule
-    from kaldilite.score.commands import (MEASURES_FILE, fuse_measures, fusion_statistics, measures_to_json,
-                                          read_measures)
+    import json
+
+    from kaldilite.score.commands import (FUSION_FEATURES, MEASURES_FILE, fuse_measures, fusion_floor,
+                                          measures_to_json, read_measures)
     from kaldilite.utils.atomic import atomic_open
 
     primary_exp, secondary_exp, out_exp = Path(primary_exp), Path(secondary_exp), Path(out_exp)
     if not (secondary_exp / "decode_dev" / MEASURES_FILE).is_file():
         raise MissingFileError(f"{secondary_exp / 'decode_dev' / MEASURES_FILE}: the dev decode the fusion "
-                               "standardizes by; decode data/dev with it first")
+                               "takes its lowest score from; decode data/dev with it first")
     sets = sorted(d.name for d in primary_exp.glob("decode_*") if (d / MEASURES_FILE).is_file()
                   and not d.name.endswith("_norej") and (secondary_exp / d.name / MEASURES_FILE).is_file())
-    measures = {name: [read_measures(exp / name / MEASURES_FILE) for exp in (primary_exp, secondary_exp)]
-                for name in sets}
-    dev = measures.get("decode_dev") or [read_measures(exp / "decode_dev" / MEASURES_FILE)
-                                         for exp in (primary_exp, secondary_exp)]
-    stats = [fusion_statistics(dev_measures) for dev_measures in dev]
+    floor = fusion_floor(read_measures(secondary_exp / "decode_dev" / MEASURES_FILE))
     for name in sets:
-        fused = fuse_measures(*measures[name], *stats)
+        try:
+            fused = fuse_measures(*(read_measures(exp / name / MEASURES_FILE) for exp in (primary_exp, secondary_exp)),
+                                  floor)
+        except InputError as exc:
+            raise InputError(f"{primary_exp / name} and {secondary_exp / name}: {exc}") from None
         (out_exp / name).mkdir(parents=True, exist_ok=True)
         with atomic_open(out_exp / name / MEASURES_FILE) as handle:
             for utt, (m, n) in fused.items():
                 handle.write(measures_to_json(utt, m, n) + "\n")
-    (out_exp / "graph_commands").mkdir(parents=True, exist_ok=True)
-    RejectionRule(score="llr_total", threshold=0.0, calibration={
-        "fusion": {"primary": str(primary_exp), "secondary": str(secondary_exp),
-                   "dev_mean_std_min": [list(stats[0]), list(stats[1])]}}).save(out_exp / "graph_commands" / RULE_FILE)
+    (out_exp / "graph_commands").mkdir(parents=True, exist_ok=True)  # calibrate-rejection writes the rule there
+    with atomic_open(out_exp / "fusion.json") as handle:
+        json.dump({"primary": str(primary_exp), "secondary": str(secondary_exp), "features": list(FUSION_FEATURES),
+                   "second_llr_total_floor": floor}, handle, indent=2, sort_keys=True)
+        handle.write("\n")
     click.echo(f"fuse-command-scores: {', '.join(sets)} of {primary_exp.name} + {secondary_exp.name} -> {out_exp}")
 
 

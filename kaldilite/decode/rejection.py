@@ -35,12 +35,13 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
 4. ``score="logistic"``: the score is the logit of a logistic regression over a few
    standardized features of the utterance (`FEATURES`: ``llr_total``, the label posterior's
    logit, the margin to the second-best command, the command's cost per frame, the SAT first
-   pass's ``llr_total``), ``bias + sum(weights * (x - mean) / scale)``, fitted on calibration
-   utterances by `kaldilite.score.commands.fit_logistic_rule` (accepted-and-right commands
-   against everything else the best-path rule accepts) and thresholded like any score (the
-   threshold chosen on cross-fitted logits, as new speakers will score: `calibrate_threshold`). The
-   weights live in ``logistic`` (``features, mean, scale, weights, bias``) in ``rejection.json``,
-   so the online decoder applies the same rule. A feature an utterance lacks (the first pass
+   pass's ``llr_total``, a second system's ``llr_total`` in an offline fusion),
+   ``bias + sum(weights * (x - mean) / scale)``, fitted on calibration utterances by
+   `kaldilite.score.commands.fit_logistic_rule` (accepted-and-right commands against everything
+   else the best-path rule accepts) and thresholded like any score (the threshold chosen on
+   cross-fitted logits, as new speakers will score: `calibrate_threshold`). The weights live in
+   ``logistic`` (``features, mean, scale, weights, bias``) in ``rejection.json``, so the online
+   decoder applies the same rule. A feature an utterance lacks (the first pass
    live, where SAT has none) takes its mean: it adds nothing to the logit. With the default
    features (`DEFAULT_LOGISTIC_FEATURES`), calibrated on dev + FSDD digits (the commands recipe's
    earlier protocol; bench/rejection_rules.py, cross-validated by speaker), it did not beat the
@@ -157,6 +158,7 @@ FEATURES = {
     "command_margin": lambda m, n: m.command_margin,
     "command_cost_per_frame": lambda m, n: m.command_cost_per_frame,
     "first_pass_llr_total": lambda m, n: _times_frames(m.first_pass_llr, n),
+    "second_llr_total": lambda m, n: m.second_llr_total,  # an offline fusion's second system (fuse_measures)
     "num_frames": lambda m, n: float(n),
     **{name: (lambda m, n, name=name: getattr(m, name)) for name in PHONE_SCORES},
 }

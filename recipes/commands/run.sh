@@ -111,8 +111,21 @@ rejection_features=llr_total,gop_mean  # logistic: llr_total + the command's mea
                            # domain and in EER: not kept. The pair's llr_total + gop_mean + tri3b's llr_total (tri3b's bonus-1
                            # decode; where its best command is not the DNN's, its lowest; scratch code): 87.7% @ 4.0% / 88.0 /
                            # 9.1 / 87.0 (19 fixed / 4 broken), + tri3b's gop_mean 88.0% @ 4.6% / 87.7 / 8.8 / 87.6 (24/8); the
-                           # largest gain found, but two models per utterance: an offline fusion (fuse-command-scores sums
-                           # llr_totals instead), not the online rule; not implemented.
+                           # largest gain found, but two models per utterance: not the online rule; stage 10's offline
+                           # tri3b+nnet2 row (fusion_features).
+fusion_features=llr_total,gop_mean,second_llr_total  # stage 10's offline tri3b+nnet2 row (fuse-command-scores):
+                           # nnet2's best command, accepted by a logistic rule (calibrated as the models') over nnet2's
+                           # llr_total and gop_mean and tri3b's llr_total (second_llr_total; where tri3b's best path is not
+                           # nnet2's command, tri3b's lowest dev llr_total). On the slice (shipped pair, tri3b's bonus-1
+                           # decode; bench/rejection_slice.py's protocol; acc @ FA / oracle / EER / halvings): 87.7% @ 4.0% /
+                           # 88.0 / 9.1 / 87.0 @ 4.3 against nnet2 alone 83.3% @ 4.0% / 84.2 / 10.3 / 84.3 (19 fixed / 4
+                           # broken of 341), commands-only 94.7 either way; the rule it replaces (tri3b's label, the sum of
+                           # both standardized llr_totals) 83.9% @ 4.3% / 84.8 / 12.6 / 83.7, commands-only 90.6 (this rule
+                           # against it: 18 fixed / 5 broken). + tri3b's gop_mean (its lowest where it disagrees): 87.1% @
+                           # 4.0% / 87.7 / 9.1 / 87.0 (21/8 against nnet2 alone; 2 fixed / 4 broken against the three
+                           # features): not kept. Each network of the pair alone (seeds 0, 1) with tri3b: 85.3 -> 90.3%
+                           # (20/3; EER 8.8 -> 8.2, halvings 86.4 -> 89.8) and 82.4 @ 4.8% -> 85.9 @ 3.5% (17/5; EER 10.6 ->
+                           # 10.0, halvings 82.5 -> 86.0).
 sat_fmllr_hypothesis=best  # SAT models (tri3b): each speaker's fMLLR from the first pass's best paths (decode-commands
                            # --fmllr-hypothesis; garbage: from the best path of the filler/garbage side, so that an OOV
                            # word's transform is not fitted to the command it was taken for). garbage won under the old
@@ -837,13 +850,13 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     calib_sets=(heldout_commands)
     continuity_sets=("${oov_sets[@]}")
   fi
-  calibrate() {  # SYS SCORE: exp/SYS/graph_commands/rejection.json, calibrated on dev pooled with calib_sets
+  calibrate() {  # SYS SCORE [FEATURES]: exp/SYS/graph_commands/rejection.json, calibrated on dev pooled with calib_sets
     # (RESULTS cross-calibrates by speaker instead)
     local m=$1
     step exp/$m/decode_dev/.stamp_calibrate "$commands" data/dev/text exp/$m/decode_dev/measures.jsonl \
       $(for x in "${calib_sets[@]}"; do echo data/$x/text exp/$m/decode_$x/measures.jsonl; done) \
       --out exp/$m/graph_commands/rejection.json -- \
-      kaldilite calibrate-rejection --target-fa $target_fa --score $2 $([ $2 = logistic ] && echo --features $rejection_features) \
+      kaldilite calibrate-rejection --target-fa $target_fa --score $2 $([ $2 = logistic ] && echo --features ${3:-$rejection_features}) \
       $(for x in "${calib_sets[@]}"; do echo --also data/$x exp/$m/decode_$x; done) "$commands" data/dev exp/$m/decode_dev \
       exp/$m/graph_commands
   }
@@ -859,16 +872,16 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       kaldilite score-commands --name "$m (commands-only grammar)" --no-rejection "$commands" data/dev \
       exp/$m/decode_dev_norej
   done
-  # An extra, offline row: tri3b and nnet2 fused (fuse-command-scores: the sum of their standardized
-  # llr_totals, tri3b's label), calibrated as a model. The online decoder runs one model, so this
-  # is not what ships; on 20 held-out training speakers it gained 2-6 points over tri3b alone.
+  # An extra, offline row: tri3b and nnet2 fused (fuse-command-scores: nnet2's best command, tri3b's
+  # llr_total as a third logistic feature, fusion_features), calibrated as a model. The online decoder
+  # runs one model, so this is not what ships.
   fused=()
   if [[ " ${models[*]} " == *" tri3b "* && " ${models[*]} " == *" nnet2 "* ]]; then
     fused=(tri3b+nnet2)
     step exp/tri3b+nnet2/.stamp $(for x in dev "${calib_sets[@]}" "${continuity_sets[@]}" "${report_sets[@]}"; do
         echo exp/tri3b/decode_$x/measures.jsonl exp/nnet2/decode_$x/measures.jsonl; done) \
-      --out exp/tri3b+nnet2/decode_dev/measures.jsonl -- kaldilite fuse-command-scores exp/tri3b exp/nnet2 exp/tri3b+nnet2
-    calibrate tri3b+nnet2 llr_total
+      --out exp/tri3b+nnet2/decode_dev/measures.jsonl -- kaldilite fuse-command-scores exp/nnet2 exp/tri3b exp/tri3b+nnet2
+    calibrate tri3b+nnet2 logistic $fusion_features
   fi
   # The online model's row: dev and the held-out commands decoded through decode-online's front end
   # (online CMVN carried from clip to clip of each speaker as decode-online carries it, online_cmvn_carry_options:
@@ -976,12 +989,12 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
         echo "# logistic: a logistic regression over $rejection_features (gop_mean: the mean over the command's"
         echo "# phones of a goodness-of-pronunciation score, Witt & Young 2000: per phone, the mean over its frames"
         echo "# of the aligned pdf's log-likelihood minus the best pdf's), weights fitted on each calibration fold"
-        echo "# and its threshold on the fold's logits cross-fitted by speaker (kaldilite/score/commands.py); the"
-        echo "# tri3b+nnet2 fusion row thresholds llr_total."
+        echo "# and its threshold on the fold's logits cross-fitted by speaker (kaldilite/score/commands.py)."
       fi
-      echo "# tri3b+nnet2 (offline, not what ships: the online decoder runs one model): both models' llr_total,"
-      echo "# each standardized by its mean and deviation over dev, summed (nnet2 adds its lowest dev score"
-      echo "# where its best path is not tri3b's command; kaldilite fuse-command-scores), then calibrated as above."
+      echo "# tri3b+nnet2 (offline, not what ships: the online decoder runs one model): nnet2's best command,"
+      echo "# accepted by a logistic regression over $fusion_features (second_llr_total: tri3b's llr_total,"
+      echo "# its lowest dev score where its best path is not nnet2's command; kaldilite fuse-command-scores),"
+      echo "# calibrated as above."
       echo "# The decoding knobs (make-grammar --garbage-phone-bonus $garbage_phone_bonus, tri3b's" \
         "$tri3b_garbage_phone_bonus; --acwt $acwt): see"
       echo "# the comments at their settings in run.sh (bench/rejection_grid.py; BENCHMARKS.md,"

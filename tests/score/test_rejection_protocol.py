@@ -5,8 +5,9 @@
 - commands-results --calibrate: one threshold row per calibration pool, each 2-fold
   cross-calibrated by speaker; every threshold, accuracy and false accept counted by hand below;
 - a --calibrate set that is not an --oov set is refused (one line naming it);
-- fuse-command-scores: the fused llr_total of each utterance against the sum of standardized
-  scores computed by hand.
+- fuse-command-scores: each utterance's fused features (the second system's llr_total, its lowest
+  dev score where it disagrees) and the fused decision under a hand-set rule, computed by hand;
+  mismatched utterance sets refused in one line.
 
 Every score is an llr_total (llr x 100 frames). Speakers A and B say commands (yes/no) and one
 filler each; the held-out set is A's and B's command utterances decoded without their word
@@ -125,44 +126,87 @@ def test_commands_results_refuses_to_calibrate_on_a_report_only_set(tmp_path):
     assert "--calibrate 'fsdd'" in str(result.exception) and "--oov sets" in str(result.exception)
 
 
-def test_fuse_command_scores_sums_standardized_llr_totals_computed_by_hand(tmp_path):
-    from kaldilite.score.commands import read_measures
+def _fusion_pair(tmp_path):
+    """exp/dnn and exp/gmm: dev (5 utterances) and heldout_commands (1) decoded by both; see the test below."""
+    from dataclasses import replace
 
-    primary = [("u1", "A", "yes", _measures("yes", 10)), ("u2", "A", "yes", _measures("yes", 20)),
-               ("u3", "B", "yes", _measures("yes", 30)), ("u4", "B", "yes", _measures("", None))]
+    def dnn(label, total, gop):
+        return replace(_measures(label, total), gop_mean=gop)
+
+    primary = [("u1", "A", "yes", dnn("yes", 10, -1.0)), ("u2", "A", "yes", dnn("yes", 20, -2.0)),
+               ("u3", "B", "cat", dnn("no", 30, -0.5)), ("u4", "B", "yes", _measures("", None)),
+               ("u5", "B", "no", dnn("no", 25, -1.5))]
     secondary = [("u1", "A", "yes", _measures("yes", 4)), ("u2", "A", "yes", _measures("no", 8)),
-                 ("u3", "B", "yes", _measures("yes", 6)), ("u4", "B", "yes", _measures("yes", 2))]
-    exp_a, exp_b = tmp_path / "exp" / "a", tmp_path / "exp" / "b"
-    for exp, rows in ((exp_a, primary), (exp_b, secondary)):
+                 ("u3", "B", "cat", _measures("no", 6)), ("u4", "B", "yes", _measures("yes", 2)),
+                 ("u5", "B", "no", _measures("", None))]
+    exp_dnn, exp_gmm = tmp_path / "exp" / "dnn", tmp_path / "exp" / "gmm"
+    (tmp_path / "commands.txt").write_text("yes\nno\n")
+    for exp, rows, held in ((exp_dnn, primary, dnn("yes", 40, -1.0)), (exp_gmm, secondary, _measures("no", 100))):
         _write_set(tmp_path / exp.name, exp, "dev", rows)
-        _write_set(tmp_path / exp.name, exp, "heldout_commands", rows[:1])
-    out = tmp_path / "exp" / "a+b"
-    result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_a), str(exp_b), str(out)])
+        _write_set(tmp_path / exp.name, exp, "heldout_commands", [("u1", "A", "heldout_yes", held)])
+    return exp_dnn, exp_gmm
+
+
+def test_fuse_command_scores_features_and_decisions_computed_by_hand(tmp_path):
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.score.commands import FUSION_FEATURES, decide_all, read_measures
+
+    exp_dnn, exp_gmm = _fusion_pair(tmp_path)
+    out = tmp_path / "exp" / "gmm+dnn"
+    result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(out)])
     assert result.exit_code == 0, result.output
-    # a's command scores 10 20 30: mean 20, std sqrt(200/3); b's 4 8 6 2: mean 5, std sqrt(5), lowest 2
-    sa, sb = math.sqrt(200 / 3), math.sqrt(5)
-    expected = {"u1": (10 - 20) / sa + (4 - 5) / sb,  # both say yes
-                "u2": (20 - 20) / sa + (2 - 5) / sb,  # b says "no": its lowest score votes against
-                "u3": (30 - 20) / sa + (6 - 5) / sb}
+    # the GMM's lowest dev llr_total among its command paths (4 8 6 2; u5 is garbage): 2, recorded
+    assert json.loads((out / "fusion.json").read_text())["second_llr_total_floor"] == 2
     fused = read_measures(out / "decode_dev" / "measures.jsonl")
-    for utt, value in expected.items():
-        m, n = fused[utt]
-        assert m.label == ("yes",) and math.isclose(m.llr * n, value, rel_tol=1e-12), utt
-    assert fused["u4"][0].label == () and fused["u4"][0].llr == -0.5  # a's best path is garbage: a's measures
-    # the held-out set is standardized by the dev statistics too
-    (m, n), = read_measures(out / "decode_heldout_commands" / "measures.jsonl").values()
-    assert math.isclose(m.llr * n, expected["u1"], rel_tol=1e-12)
-    assert json.loads((out / "graph_commands" / "rejection.json").read_text())["score"] == "llr_total"
+    # u1: both say yes -> the GMM's 4; u2: the GMM says no -> its lowest, 2; u3: both no -> 6; u4: the
+    # DNN's best path is garbage -> nothing; u5: the GMM's is garbage -> 2. Label and other measures: the DNN's.
+    assert {u: fused[u][0].second_llr_total for u in fused} == {"u1": 4, "u2": 2, "u3": 6, "u4": None, "u5": 2}
+    assert {u: fused[u][0].label for u in fused} == {"u1": ("yes",), "u2": ("yes",), "u3": ("no",), "u4": (),
+                                                     "u5": ("no",)}
+    assert fused["u2"][0].llr * FRAMES == 20 and fused["u2"][0].gop_mean == -2.0
+    # the held-out set takes the dev floor (2), not its own lowest (100)
+    (m, _), = read_measures(out / "decode_heldout_commands" / "measures.jsonl").values()
+    assert m.label == ("yes",) and m.second_llr_total == 2
+    # the fused decision: the DNN's command when bias + 0.1 llr_total + gop_mean + second_llr_total >= 0
+    # (unit means and scales): u1 -3.5 + 1 - 1 + 4 = 0.5, u2 -3.5 + 2 - 2 + 2 = -1.5, u3 -3.5 + 3 - 0.5 + 6 = 5,
+    # u5 -3.5 + 2.5 - 1.5 + 2 = -0.5
+    rule = RejectionRule(score="logistic", threshold=0.0, logistic=dict(
+        features=list(FUSION_FEATURES), mean=[0.0] * 3, scale=[1.0] * 3, weights=[0.1, 1.0, 1.0], bias=-3.5))
+    decisions = decide_all(fused, rule)
+    assert {u: (d.label, round(d.score, 9) if d.accepted else None) for u, d in decisions.items()} == {
+        "u1": ("yes", 0.5), "u2": ("<rejected>", None), "u3": ("no", 5.0), "u4": ("<rejected>", None),
+        "u5": ("<rejected>", None)}
+    # calibrate-rejection fits the fused row's rule over those features (as run.sh's stage 10 does)
+    result = CliRunner().invoke(cli, ["calibrate-rejection", "--score", "logistic", "--features",
+                                      ",".join(FUSION_FEATURES), "--also", str(tmp_path / "dnn" / "data" /
+                                      "heldout_commands"), str(out / "decode_heldout_commands"),
+                                      str(tmp_path / "commands.txt"), str(tmp_path / "dnn" / "data" / "dev"),
+                                      str(out / "decode_dev"), str(out / "graph_commands")])
+    assert result.exit_code == 0, result.output
+    assert RejectionRule.for_graph(out / "graph_commands").logistic["features"] == list(FUSION_FEATURES)
 
 
-def test_fuse_measures_refuses_utterances_the_second_system_did_not_decode():
+def test_fuse_measures_refuses_mismatched_utterance_sets_in_one_line(tmp_path):
     import pytest
 
-    from kaldilite.errors import InputError
     from kaldilite.score.commands import fuse_measures
 
-    with pytest.raises(InputError, match="no measures for 1 utterance"):
-        fuse_measures({"u1": (_measures("yes", 1), FRAMES)}, {}, (0.0, 1.0, 0.0), (0.0, 1.0, 0.0))
+    one = {"u1": (_measures("yes", 1), FRAMES)}
+    two = {**one, "u2": (_measures("no", 2), FRAMES)}
+    with pytest.raises(InputError, match=r"1 utterance\(s\) decoded by one system only \(e.g. u2, only in the "
+                                         r"second\)"):
+        fuse_measures(one, two, 0.0)
+    with pytest.raises(InputError, match=r"e.g. u2, only in the first"):
+        fuse_measures(two, one, 0.0)
+    # through the command: one line naming both decode dirs
+    exp_dnn, exp_gmm = _fusion_pair(tmp_path)
+    lines = (exp_gmm / "decode_heldout_commands" / "measures.jsonl").read_text()
+    (exp_gmm / "decode_heldout_commands" / "measures.jsonl").write_text(lines.replace('"u1"', '"u9"'))
+    result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(tmp_path / "out")])
+    assert isinstance(result.exception, InputError), result.output
+    message = str(result.exception)
+    assert "\n" not in message and str(exp_dnn / "decode_heldout_commands") in message and "u1" in message
+    assert not (tmp_path / "out" / "decode_heldout_commands").exists()
 
 
 def test_tune_rejection_pools_the_held_out_commands_under_their_own_ids(tmp_path):
