@@ -6,11 +6,17 @@ layer), read from git and loaded under another package name; the "new" code is t
 Both train the same network from the same seed on the same examples for `--iters` iterations of
 the recipe's conf/nnet2.conf (minibatch 128, 20000 frames per iteration, Adam, SpecAugment, the
 diagnostics on 5000 training frames and on the validation frames every iteration), one BLAS thread,
-alternating old and new `--repeats` times; a third run is the new code with train-nnet2
---valid-diagnostic-frames (the per-iteration validation figures on a subset). The report gives CPU
-seconds per iteration of each, their ratio to the old code's, and whether the trained parameters are
-bit-identical to the old code's (they must be: the changes are pure refactorings of the arithmetic,
-and the validation subset only changes what the iteration lines measure). The per-step split
+alternating old and new `--repeats` times (the new code measuring every validation frame every
+iteration, as the old did); a third run is the new code with train-nnet2 --valid-diagnostic-frames (the
+per-iteration validation figures on a subset), a fourth adds --diagnostic-interval (the diagnostics
+every Nth iteration, each epoch's last and the last). The report gives CPU seconds per iteration of
+each, their ratio to the old code's, and whether the trained parameters are bit-identical to the old
+code's (they must be: the changes are pure refactorings of the arithmetic, and the validation subset
+and the interval only change what the iteration lines measure). The recipe's column is 306 x the
+per-iteration cost, except for the interval's row: a run of `--iters` measures a larger share of its
+iterations than the recipe's 306 (51 per epoch) do, so one measurement is timed alone (the trained
+network's evaluate on the same frames) and the recipe's 306 iterations are priced as the third run's
+less a measurement, plus the recipe's count of measurements. The per-step split
 (examples = splice + SpecAugment + preconditioning; forward; loss; backward; update) is measured on
 the new code, in ms per minibatch.
 
@@ -116,6 +122,25 @@ def step_split(train, targets, num_pdfs, opts, minibatches=150):
     return times
 
 
+def diagnostics_cost(net, examples, train_frames, valid_frames, repeats=5):
+    """CPU s of one iteration's diagnostics: `net.evaluate` on `train_frames` training and `valid_frames`
+    validation frames (as train_network's), the best of `repeats`."""
+    train, targets, valid, valid_targets = examples[:4]
+    rng = np.random.default_rng(0)
+    index = rng.choice(len(targets), min(train_frames, len(targets)), replace=False)
+    diag, diag_targets = train[index], targets[index]
+    valid_index = np.sort(rng.choice(len(valid_targets), min(valid_frames or len(valid_targets),
+                                                             len(valid_targets)), replace=False))
+    valid, valid_targets = valid[valid_index], valid_targets[valid_index]
+    best = np.inf
+    for _ in range(repeats):
+        start = time.process_time()
+        net.evaluate(diag, diag_targets)
+        net.evaluate(valid, valid_targets)
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def recipe_options(options_cls):
     """conf/nnet2.conf's settings (train-nnet2's option names = the fields') over the class defaults."""
     from kaldilite.io.config import parse_config_lines
@@ -141,6 +166,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each code, alternating (default 2)")
     parser.add_argument("--valid-diagnostic-frames", type=int, default=5000,
                         help="the third variant's train-nnet2 --valid-diagnostic-frames (default 5000)")
+    parser.add_argument("--diagnostic-interval", type=int, default=10,
+                        help="the fourth variant's train-nnet2 --diagnostic-interval (default 10)")
     parser.add_argument("--old-rev", default="c61e374", help="git revision of the old code (default c61e374)")
     parser.add_argument("--no-report", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
@@ -162,11 +189,15 @@ def main():
     num_iters = opts.num_epochs * iters_per_epoch
     old_fields = {f.name for f in dataclasses.fields(old.train.Nnet2Options)}
     old_opts = old.train.Nnet2Options(**{k: v for k, v in dataclasses.asdict(opts).items() if k in old_fields})
+    opts = dataclasses.replace(opts, valid_diagnostic_frames=0, diagnostic_interval=1)  # all, as the old code
     subset_opts = dataclasses.replace(opts, valid_diagnostic_frames=args.valid_diagnostic_frames)
+    sparse_opts = dataclasses.replace(subset_opts, diagnostic_interval=args.diagnostic_interval)
     train_once(new_train, examples, dataclasses.replace(opts, num_epochs=1, samples_per_iter=256))  # compile/load
     variants = [(f"old ({args.old_rev})", old.train, old_opts, old_examples),
                 ("new (working tree)", new_train, opts, examples),
-                (f"new, --valid-diagnostic-frames {args.valid_diagnostic_frames}", new_train, subset_opts, examples)]
+                (f"new, --valid-diagnostic-frames {args.valid_diagnostic_frames}", new_train, subset_opts, examples),
+                (f"new, --valid-diagnostic-frames {args.valid_diagnostic_frames} --diagnostic-interval "
+                 f"{args.diagnostic_interval}", new_train, sparse_opts, examples)]
     cpu, nets = {name: [] for name, *_ in variants}, {}
     for _ in range(args.repeats):
         for name, module, o, ex in variants:
@@ -183,8 +214,22 @@ def main():
              f"iterations per run, best of {args.repeats} runs.", "",
              "| code | CPU s per iteration | ratio | the recipe's 306 iterations | network bit-identical to old |",
              "|---|---|---|---|---|"]
-    lines += [f"| {name} | {min(cpu[name]):.3f} | {min(cpu[name]) / old_s:.2f} | {306 * min(cpu[name]):.0f} s | "
+    recipe = {name: 306 * min(cpu[name]) for name, *_ in variants}
+    # the interval's row: the subset run's iteration less one measurement (timed alone: the difference of two
+    # runs is within their noise), plus the recipe's count of measurements
+    per_measurement = diagnostics_cost(nets[variants[2][0]], examples, opts.diagnostic_frames,
+                                       args.valid_diagnostic_frames)
+    every = min(cpu[variants[2][0]])
+    recipe_measured = len(new_train.diagnostic_iterations(306, 51, args.diagnostic_interval))
+    bench_measured = len(new_train.diagnostic_iterations(num_iters, iters_per_epoch, args.diagnostic_interval))
+    recipe[variants[3][0]] = 306 * (every - per_measurement) + recipe_measured * per_measurement
+    lines += [f"| {name} | {min(cpu[name]):.3f} | {min(cpu[name]) / old_s:.2f} | {recipe[name]:.0f} s | "
               f"{'yes' if identical[name] else '**NO**'} |" for name, *_ in variants]
+    lines += ["", f"The diagnostics (objective and accuracy on {opts.diagnostic_frames} training + "
+              f"{args.valid_diagnostic_frames} validation frames) cost {per_measurement:.3f} s per measurement "
+              f"({per_measurement / every:.0%} of an iteration); with --diagnostic-interval "
+              f"{args.diagnostic_interval} the recipe's 306 iterations (51 per epoch) measure {recipe_measured}, "
+              f"the interval's row here {bench_measured} of {num_iters}."]
     lines += ["",
              "New code, CPU ms per minibatch of 128 frames: " +
              ", ".join(f"{key} {value:.2f}" for key, value in split.items()) + "."]
