@@ -175,8 +175,9 @@ nnet_pad_probability=0.5  # with noise-only pauses before/after the word (add-no
                        # each side with this probability, its length uniform in the range; the same clips, offsets and SNRs,
                        # so the word's samples are noise-<utt>'s; ids pad-noise-<utt>), a live user's pauses; targets:
                        # noise-<utt>'s tri3b alignment with the pauses on silence (train-nnet2 reads utt2pad). The GMMs never
-                       # see it; DNN frames +17%. On the held-out-speaker slice it lost in-domain and in long streams: not kept
-                       # (figures: conf/nnet2.conf).
+                       # see it; DNN frames +17%, training CPU ~+25%. On the held-out-speaker slice it did not improve long live
+                       # streams of the slice's clips (105 -> 100 of 141 right, quiet noise 113 -> 114) nor the clips beyond
+                       # noise: not kept (figures: conf/nnet2.conf).
 garbage_cost=0.0
 garbage_phone_bonus=2.0  # make-grammar --garbage-phone-bonus: 2 (acwt 0.1) won the grid on all of dev + padded
                          # oov_fsdd (bench/rejection_grid.py, BENCHMARKS.md; nnet2 cross-tuned 64.2% vs 61.1%
