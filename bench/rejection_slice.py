@@ -254,8 +254,10 @@ def evaluate(out, slice_dir, model_dirs, target_fa=0.05, splits=0):
     if len(exps) == 2:  # the fusion, an exp dir of its own (fuse-command-scores: the GMM's floor from the slice)
         (gmm, a), (dnn, b) = exps.items()
         fused = out / f"exp/{gmm}+{dnn}" / a.name
-        if not (fused / "fusion.json").is_file():  # (an exp dir of the earlier summed-llr fusion has none)
-            run("fuse-command-scores", b, a, fused)
+        record = fused / "fusion.json"  # (an exp dir of the earlier summed-llr fusion has none)
+        if not record.is_file() or any(p.stat().st_mtime > record.stat().st_mtime
+                                       for e in (a, b) for p in e.glob("decode_*/measures.jsonl")):
+            run("fuse-command-scores", b, a, fused)  # (again after a re-decode of either model)
         exps[f"{gmm}+{dnn}"] = fused
     fusion = RejectionRule(score="logistic", logistic={"features": list(FUSION_FEATURES)})
     heldout = out / "data/heldout_commands"

@@ -852,8 +852,7 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
     """
     import json
 
-    from kaldilite.score.commands import (FUSION_FEATURES, MEASURES_FILE, fuse_measures, fusion_floor,
-                                          measures_to_json, read_measures)
+    from kaldilite.score.commands import MEASURES_FILE, fuse_measures, fusion_floor, measures_to_json, read_measures
     from kaldilite.utils.atomic import atomic_open
 
     primary_exp, secondary_exp, out_exp = Path(primary_exp), Path(secondary_exp), Path(out_exp)
@@ -863,20 +862,23 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
     sets = sorted(d.name for d in primary_exp.glob("decode_*") if (d / MEASURES_FILE).is_file()
                   and not d.name.endswith("_norej") and (secondary_exp / d.name / MEASURES_FILE).is_file())
     floor = fusion_floor(read_measures(secondary_exp / "decode_dev" / MEASURES_FILE))
-    for name in sets:
+    fused = {}
+    for name in sets:  # every set fused before any is written: a refused set leaves OUT_EXP as it was
         try:
-            fused = fuse_measures(*(read_measures(exp / name / MEASURES_FILE) for exp in (primary_exp, secondary_exp)),
-                                  floor)
+            fused[name] = fuse_measures(*(read_measures(exp / name / MEASURES_FILE)
+                                          for exp in (primary_exp, secondary_exp)), floor)
         except InputError as exc:
             raise InputError(f"{primary_exp / name} and {secondary_exp / name}: {exc}") from None
+    for name in sets:
         (out_exp / name).mkdir(parents=True, exist_ok=True)
         with atomic_open(out_exp / name / MEASURES_FILE) as handle:
-            for utt, (m, n) in fused.items():
+            for utt, (m, n) in fused[name].items():
                 handle.write(measures_to_json(utt, m, n) + "\n")
     (out_exp / "graph_commands").mkdir(parents=True, exist_ok=True)  # calibrate-rejection writes the rule there
+    # (the rule's features are calibrate-rejection's --features, recorded in graph_commands/rejection.json)
     with atomic_open(out_exp / "fusion.json") as handle:
-        json.dump({"primary": str(primary_exp), "secondary": str(secondary_exp), "features": list(FUSION_FEATURES),
-                   "second_llr_total_floor": floor}, handle, indent=2, sort_keys=True)
+        json.dump({"primary": str(primary_exp), "secondary": str(secondary_exp), "second_llr_total_floor": floor},
+                  handle, indent=2, sort_keys=True)
         handle.write("\n")
     click.echo(f"fuse-command-scores: {', '.join(sets)} of {primary_exp.name} + {secondary_exp.name} -> {out_exp}")
 

@@ -110,7 +110,8 @@ rejection_features=llr_total,gop_mean  # logistic: llr_total + the command's mea
                            # / 84.5 / 10.0 / 84.2 (1/1); + num_frames: no change (every clip 98 frames). None better both in
                            # domain and in EER: not kept. The pair's llr_total + gop_mean + tri3b's llr_total (tri3b's bonus-1
                            # decode; where its best command is not the DNN's, its lowest; scratch code): 87.7% @ 4.0% / 88.0 /
-                           # 9.1 / 87.0 (19 fixed / 4 broken), + tri3b's gop_mean 88.0% @ 4.6% / 87.7 / 8.8 / 87.6 (24/8); the
+                           # 9.1 / 87.0 (19 fixed / 4 broken), + tri3b's gop_mean 88.0% @ 4.6% / 87.7 / 8.8 / 87.6 (24/8; this
+                           # scratch code's figure: fuse-command-scores' path gives 87.1% @ 4.0%, fusion_features); the
                            # largest gain found, but two models per utterance: not the online rule; stage 10's offline
                            # tri3b+nnet2 row (fusion_features).
 fusion_features=llr_total,gop_mean,second_llr_total  # stage 10's offline tri3b+nnet2 row (fuse-command-scores):
@@ -125,7 +126,14 @@ fusion_features=llr_total,gop_mean,second_llr_total  # stage 10's offline tri3b+
                            # 4.0% / 87.7 / 9.1 / 87.0 (21/8 against nnet2 alone; 2 fixed / 4 broken against the three
                            # features): not kept. Each network of the pair alone (seeds 0, 1) with tri3b: 85.3 -> 90.3%
                            # (20/3; EER 8.8 -> 8.2, halvings 86.4 -> 89.8) and 82.4 @ 4.8% -> 85.9 @ 3.5% (17/5; EER 10.6 ->
-                           # 10.0, halvings 82.5 -> 86.0).
+                           # 10.0, halvings 82.5 -> 86.0). The floor is a weak vote (tri3b's lowest dev command score, +1.0
+                           # on the slice, +2.7 on /tmp/lead/final's dev, above some agreeing held-out / oov_fsdd scores);
+                           # two stronger votes (2026-11-26 x2; pair / network 0 / network 1, paired against this rule):
+                           # where tri3b's best path is no command, its own (negative) llr_total floored at dev's 5th
+                           # percentile of all llr_totals (-91.7): 88.0% @ 3.8% (1/0), 90.3 @ 4.0 (0/0), 87.4 @ 4.6 (5/0,
+                           # at a higher FA), EER unchanged (9.1, 8.2, 10.0), halvings +0.5, +0.4, +0.7: within noise, not
+                           # kept; that percentile for every disagreement: 86.5 @ 3.8 (0/4), 90.0 @ 4.8 (0/1), 85.6 @ 3.5
+                           # (0/1), EER 9.7, 8.9, 10.3: worse.
 sat_fmllr_hypothesis=best  # SAT models (tri3b): each speaker's fMLLR from the first pass's best paths (decode-commands
                            # --fmllr-hypothesis; garbage: from the best path of the filler/garbage side, so that an OOV
                            # word's transform is not fitted to the command it was taken for). garbage won under the old

@@ -156,7 +156,9 @@ def test_fuse_command_scores_features_and_decisions_computed_by_hand(tmp_path):
     result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(out)])
     assert result.exit_code == 0, result.output
     # the GMM's lowest dev llr_total among its command paths (4 8 6 2; u5 is garbage): 2, recorded
-    assert json.loads((out / "fusion.json").read_text())["second_llr_total_floor"] == 2
+    # (the rule's features are calibrate-rejection's, in graph_commands/rejection.json: not recorded here)
+    assert json.loads((out / "fusion.json").read_text()) == {"primary": str(exp_dnn), "secondary": str(exp_gmm),
+                                                              "second_llr_total_floor": 2}
     fused = read_measures(out / "decode_dev" / "measures.jsonl")
     # u1: both say yes -> the GMM's 4; u2: the GMM says no -> its lowest, 2; u3: both no -> 6; u4: the
     # DNN's best path is garbage -> nothing; u5: the GMM's is garbage -> 2. Label and other measures: the DNN's.
@@ -206,7 +208,7 @@ def test_fuse_measures_refuses_mismatched_utterance_sets_in_one_line(tmp_path):
     assert isinstance(result.exception, InputError), result.output
     message = str(result.exception)
     assert "\n" not in message and str(exp_dnn / "decode_heldout_commands") in message and "u1" in message
-    assert not (tmp_path / "out" / "decode_heldout_commands").exists()
+    assert not (tmp_path / "out").exists()  # nothing written, not even decode_dev (fused before the refused set)
 
 
 def test_tune_rejection_pools_the_held_out_commands_under_their_own_ids(tmp_path):
