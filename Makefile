@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_SYS := $(VENV)/.stamp-system
 STAMP_PKG := $(VENV)/.stamp-package
+STAMP_JIT := $(VENV)/.stamp-precompile
 PYTEST_ARGS ?=
 
 .PHONY: install test demo bench clean-venv
 
-install: $(STAMP_SYS) $(STAMP_PKG)
+install: $(STAMP_SYS) $(STAMP_PKG) $(STAMP_JIT)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,13 @@ $(STAMP_SYS): tools/install_system_deps.sh | $(BIN)/python
 
 $(STAMP_PKG): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# compile the numba kernels into their on-disk cache now (as Kaldi's `make` builds its binaries), not at
+# their first call inside a recipe or a live decoder; after a source edit only the edited modules'
+# kernels compile again (the others load from the cache in ~2 s)
+$(STAMP_JIT): $(STAMP_PKG) $(wildcard kaldilite/*.py kaldilite/*/*.py)
+	$(BIN)/python -m kaldilite.precompile
 	touch $@
 
 test: install

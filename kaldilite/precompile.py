@@ -1,0 +1,214 @@
+"""Compile every cached numba kernel of kaldilite ahead of time, as `make install` step.
+
+Kaldi's tools are compiled once, when Kaldi is built (src/Makefile); kaldilite's hot loops are numba
+`njit` functions with numba's on-disk cache on (`cache=True`), which otherwise compile at their first
+call: inside the first recipe stage that decodes (mono's first decode took 28.6 s of CPU cold vs 6.0 s
+warm) or before `kaldilite decode-online --mic` starts listening. This module owns the list of those
+kernels with the argument types the package really calls them with (1-d/2-d C-contiguous arrays and
+scalars; where an argument is `None` or a bool both variants are listed), and `python -m
+kaldilite.precompile` (run by the Makefile's install target) compiles each one with
+`Dispatcher.compile`, which writes numba's on-disk cache (the kernel's __pycache__ folder, or
+NUMBA_CACHE_DIR); a later process loads the machine code from there instead of compiling it. A
+signature missing here is still compiled at its first call, as before. tests/test_precompile.py
+checks that every cached kernel of the package is listed and that real calls use listed signatures.
+
+This module sits above the library (it imports the kernels' modules); nothing in the package
+imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from numba.core import types
+
+b1, i4, i8, f4, f8, none = types.boolean, types.int32, types.int64, types.float32, types.float64, types.none
+
+# (module, kernel) -> the argument types it is called with; `x[::1]` is a 1-d C array of x, `x[:, ::1]`
+# a 2-d one. Written from numba's cache indexes after a whole recipe run and the test suite.
+KERNELS = {
+    # kaldilite.decode.decoder
+    ('kaldilite.decode.decoder', '_advance'): [
+        (i8[::1], i8[::1], i4[::1], f4[::1], i4[::1], i4[::1], f4[:, ::1], f8, f8, i8, i8, f8[:, ::1], i8[:, ::1],
+         i4[:, ::1], i8, i8, i4[::1], b1[::1], f8[::1], i8[::1], i4[::1], f8[::1], i8, i4[::1], b1, i8, i4[::1],
+         i4[::1], i4[::1], f4[::1], i8),
+        (i8[::1], i8[::1], i4[::1], f4[::1], i4[::1], i4[::1], f4[:, ::1], f8, f8, i8, i8, f8[:, ::1], i8[:, ::1],
+         i4[:, ::1], i8, i8, i4[::1], b1[::1], f8[::1], i8[::1], i4[::1], f8[::1], i8, i4[::1], none, i8, i4[::1],
+         i4[::1], i4[::1], f4[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_best_token'): [
+        (f8[::1], i8[::1], i4[::1], i8, f4[::1], b1),
+    ],
+    ('kaldilite.decode.decoder', '_closure_run'): [
+        (i8[::1], i8[::1], f4[::1], i4[::1], f8[::1], i8[::1], i4[::1], i8, i4[::1], b1[::1], i8[::1], f8,
+         i8[::1], i4[::1], f8[::1], i8, b1, i8, i4[::1], i4[::1], i4[::1], f4[::1], i8),
+        (i8[::1], i8[::1], f4[::1], i4[::1], f8[::1], i8[::1], i4[::1], i8, i4[::1], b1[::1], i8[::1], f8,
+         i8[::1], i4[::1], f8[::1], i8, none, i8, i4[::1], i4[::1], i4[::1], f4[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_compact_records'): [
+        (i8[::1], i4[::1], i8, i8[::1], i4[::1], f8[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_emit'): [
+        (i8[::1], i8[::1], i4[::1], f4[::1], i4[::1], i4[::1], f4[::1], f8, f8[::1], i8[::1], i4[::1], i8, f8, f8,
+         f8, f8[::1], i8[::1], i4[::1], i8[::1], i4[::1], f8[::1], i8, b1, i8, i4[::1], i4[::1], i4[::1], f4[::1],
+         i8),
+        (i8[::1], i8[::1], i4[::1], f4[::1], i4[::1], i4[::1], f4[::1], f8, f8[::1], i8[::1], i4[::1], i8, f8, f8,
+         f8, f8[::1], i8[::1], i4[::1], i8[::1], i4[::1], f8[::1], i8, none, i8, i4[::1], i4[::1], i4[::1],
+         f4[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_epsilon_closure'): [
+        (i8[::1], i8[::1], f4[::1], i4[::1], f8[::1], i8[::1], i4[::1], i8, i4[::1], b1[::1], f8, i8[::1],
+         i4[::1], f8[::1], i8, b1, i8, i4[::1], i4[::1], i4[::1], f4[::1], i8),
+        (i8[::1], i8[::1], f4[::1], i4[::1], f8[::1], i8[::1], i4[::1], i8, i4[::1], b1[::1], f8, i8[::1],
+         i4[::1], f8[::1], i8, none, i8, i4[::1], i4[::1], i4[::1], f4[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_get_cutoff'): [
+        (f8[::1], i4[::1], i8, f8, i8, i8, f8[::1]),
+    ],
+    ('kaldilite.decode.decoder', '_grow'): [
+        (i8[::1], i4[::1], f8[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_grow_links'): [
+        (i4[::1], i4[::1], i4[::1], f4[::1], i8),
+    ],
+    ('kaldilite.decode.decoder', '_init_decoding'): [
+        (i8, i8[::1], i8[::1], f4[::1], i4[::1], f8[::1], i8[::1], i4[::1], i4[::1], b1[::1], i8[::1], i4[::1],
+         f8[::1], b1, i4[::1], i4[::1], i4[::1], f4[::1]),
+        (i8, i8[::1], i8[::1], f4[::1], i4[::1], f8[::1], i8[::1], i4[::1], i4[::1], b1[::1], i8[::1], i4[::1],
+         f8[::1], none, i4[::1], i4[::1], i4[::1], f4[::1]),
+    ],
+    ('kaldilite.decode.decoder', '_kth_smallest'): [
+        (f8[::1], i8, i8),
+    ],
+    ('kaldilite.decode.decoder', '_traceback'): [
+        (i8, i8[::1], i4[::1], i4[::1], i4[::1], f4[::1]),
+    ],
+    # kaldilite.decode.denlat
+    ('kaldilite.decode.denlat', '_alpha_beta'): [
+        (i8, i4[::1], i4[::1], f8[::1], f4[::1]),
+        (i8, i8[::1], i8[::1], f8[::1], f8[::1]),
+    ],
+    ('kaldilite.decode.denlat', '_forward_backward'): [
+        (i8, i4[::1], i4[::1], f8[::1], f4[::1]),
+        (i8, i8[::1], i8[::1], f8[::1], f8[::1]),
+    ],
+    ('kaldilite.decode.denlat', '_forward_backward_smbr'): [
+        (i8, i4[::1], i4[::1], f8[::1], f4[::1], f8[::1]),
+        (i8, i8[::1], i8[::1], f8[::1], f8[::1], f8[::1]),
+    ],
+    ('kaldilite.decode.denlat', '_link_posteriors'): [
+        (i4[::1], i4[::1], f8[::1], f8[::1], f8[::1], f8),
+        (i8[::1], i8[::1], f8[::1], f8[::1], f8[::1], f8),
+    ],
+    ('kaldilite.decode.denlat', '_log_add'): [
+        (f8, f8),
+    ],
+    # kaldilite.decode.lattice
+    ('kaldilite.decode.lattice', '_child_slot'): [
+        (i8[::1], i8),
+    ],
+    ('kaldilite.decode.lattice', '_csr'): [
+        (i8, i8[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_frame_viterbi'): [
+        (i8[::1], i8[::1], f8[::1], i8[::1], b1[::1], f8[::1], i8),
+    ],
+    ('kaldilite.decode.lattice', '_frontier_keep'): [
+        (i8, i8[::1], i8, i8[::1], i8[::1], f8[::1], b1[::1], f8),
+    ],
+    ('kaldilite.decode.lattice', '_kept_subgraph'): [
+        (b1[::1], b1[::1], i8[::1], i8[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_nodes_of_links'): [
+        (i4[::1], i4[::1], i4[::1], i4[::1], i4[::1], i8, i8),
+    ],
+    ('kaldilite.decode.lattice', '_prune_links'): [
+        (i8[::1], i8[::1], i4[::1], f4[::1], i4[::1], i4[::1], f4[::1], f4[::1], i8[::1], i8[::1], i8, f8, f8),
+    ],
+    ('kaldilite.decode.lattice', '_rehash'): [
+        (i8[::1], i8[::1], i8),
+    ],
+    ('kaldilite.decode.lattice', '_relax_block'): [
+        (i8, i8, b1, i8[::1], i8[::1], f8[::1], f8[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_sequence_viterbi'): [
+        (i8, i8[::1], i8[::1], i8[::1], i4[::1], f8[::1], f8[::1], f8, i8, i8, b1[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_sequence_viterbi_run'): [
+        (i8, i8, i8[::1], i8[::1], i8[::1], i4[::1], f8[::1], f8[::1], f8, i8, i8, i8[::1], f8[::1], i8[::1],
+         i8[::1], i8[::1], f8[::1], i8[::1], i8[::1], i8, b1[::1], b1[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_topological_order'): [
+        (i8, i8, i8[::1], i8[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_trace_hyps'): [
+        (i8[::1], i8[::1], i8[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_unique_links'): [
+        (i8, i8[::1], i8[::1], i4[::1], i4[::1], f8[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_viterbi_alpha_beta'): [
+        (i8, i8[::1], i8[::1], i8[::1], i8[::1], f8[::1], f8[::1]),
+    ],
+    # kaldilite.feat.cmvn
+    ('kaldilite.feat.cmvn', '_online_cmvn_utterance'): [
+        (f4[:, ::1], f8[:, ::1], f8[:, ::1], i8, i8, i8, b1, b1[::1]),
+    ],
+    # kaldilite.gmm.am
+    ('kaldilite.gmm.am', '_segmented_logsumexp'): [
+        (f4[:, ::1], f4[::1], i8[::1], f4[::1], f4, f4, f4, f4, i8, i8, f4[:, ::1]),
+        (f8[:, ::1], f8[::1], i8[::1], f8[::1], f8, f8, f8, f8, i8, i8, f8[:, ::1]),
+    ],
+    # kaldilite.nnet.updates
+    ('kaldilite.nnet.updates', '_adam_moments'): [
+        (f4[::1], f4[::1], f4[::1], f8[::1], f4, f4, f4, f4, f4, f8, f4),
+    ],
+    ('kaldilite.nnet.updates', '_apply_step'): [
+        (f4[::1], f8[::1], f8),
+    ],
+    # kaldilite.train.mmi
+    ('kaldilite.train.mmi', '_acc_signed_stats'): [
+        (f8[:, ::1], f8[:, ::1], f8[::1], f8[:, ::1], i8[::1], i8[::1], f8[::1], i8[::1], i8[::1], f8[::1], f8[:,
+         ::1], f8[:, ::1], f8[::1], f8[:, ::1], f8[:, ::1]),
+    ],
+    # kaldilite.transform.fmllr
+    ('kaldilite.transform.fmllr', '_full_row_sweeps'): [
+        (f8[:, ::1], f8[:, :, ::1], f8[:, ::1], f8, i8),
+    ],
+    ('kaldilite.transform.fmllr', '_row_solution'): [
+        (f8[:, ::1], f8[::1], f8[::1], f8),
+    ],
+}
+
+
+def precompile(kernels=None, log=None) -> int:
+    """Compile (or load from numba's cache) every listed signature of `kernels` (names as in KERNELS,
+    default all); returns the number of signatures."""
+    count = 0
+    for module_name, name in kernels if kernels is not None else KERNELS:
+        dispatcher = getattr(importlib.import_module(module_name), name)
+        start = time.process_time()
+        for signature in KERNELS[module_name, name]:
+            dispatcher.compile(signature)
+            count += 1
+        if log is not None:
+            log(f"{module_name}.{name}: {len(KERNELS[module_name, name])} signature(s), "
+                f"{time.process_time() - start:.1f} s CPU")
+    return count
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kaldilite.precompile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="one line per kernel")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    count = precompile(log=(lambda line: print(line, file=sys.stderr)) if args.verbose else None)
+    print(f"kaldilite.precompile: {count} signatures of {len(KERNELS)} numba kernels compiled or loaded "
+          f"from cache in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""kaldilite.precompile: its list holds every `cache=True` numba kernel of the package, with the
+argument types real calls use, and precompiling writes numba's on-disk cache for a new process."""
+
+import importlib
+import json
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from numba.core.caching import FunctionCache
+from numba.core.registry import CPUDispatcher
+
+import kaldilite
+from kaldilite.precompile import KERNELS, precompile
+
+PACKAGE = Path(kaldilite.__file__).parent
+
+
+def test_every_cached_kernel_of_the_package_is_listed():
+    """Found two independent ways: the dispatchers with a cache in every imported module, and the
+    `njit(... cache=True ...)` decorators in the source (one per kernel)."""
+    found = set()
+    for module in pkgutil.walk_packages([str(PACKAGE)], "kaldilite."):
+        if module.name.endswith("__main__"):
+            continue
+        for obj in vars(importlib.import_module(module.name)).values():
+            if isinstance(obj, CPUDispatcher) and isinstance(obj._cache, FunctionCache):
+                found.add((obj.py_func.__module__, obj.py_func.__qualname__))
+    assert found == set(KERNELS)
+    decorators = sum(len(re.findall(r"@(?:numba\.)?njit\([^)]*\bcache=True", path.read_text()))
+                     for path in PACKAGE.rglob("*.py"))
+    assert decorators == len(KERNELS)
+
+
+# Real calls through the public API (1-best and lattice decoding, the lattice's pruning and n-best
+# search, online CMVN); prints each listed kernel's signatures after them, in a fresh process.
+_CALLS = r"""
+import json
+import numpy as np
+from kaldilite.decode.decoder import BeamDecoder, DecoderOptions
+from kaldilite.feat.cmvn import apply_cmvn_online
+from kaldilite.graph.compiled import CompiledFst
+from kaldilite.precompile import KERNELS, precompile
+import importlib
+
+graph = CompiledFst.from_arcs(3, 0, [0, 0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 1, 3, 0], [1, 2, 0, 0, 3, 0, 0],
+                              [0.5, 0.7, 0.2, 0.1, 0.4, 0.3, 1.0], [1, 2, 1, 2, 1, 2, 0],
+                              np.array([np.inf, 0.5, 0.0], np.float32))
+loglikes = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+tid_to_pdf = np.array([0, 0, 1, 2], np.int32)
+for lattice in (False, True):
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(), lattice=lattice)
+    decoder.init()
+    decoder.advance(loglikes)
+    if lattice:
+        decoder.get_lattice()
+    decoder.compact()
+    assert decoder.finalize() is not None
+feats = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
+stats = np.zeros((2, 5))
+stats[0, :4], stats[1, :4], stats[0, 4] = 10 * feats.mean(0), 10 * (feats ** 2).mean(0), 10
+list(apply_cmvn_online([("u", feats)], stats))
+print(json.dumps({f"{m}.{n}": [str(s) for s in getattr(importlib.import_module(m), n).signatures
+                               if s not in KERNELS[m, n]] + [len(getattr(importlib.import_module(m), n).signatures)]
+                  for m, n in KERNELS}))
+"""
+
+
+def test_real_calls_use_only_listed_signatures():
+    """Every kernel these calls reach was called with listed argument types only (an unlisted one
+    would show as a new signature); the 1-best and lattice variants are both exercised."""
+    out = subprocess.run([sys.executable, "-c", _CALLS], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.splitlines()[-1])
+    assert {name: extra[:-1] for name, extra in report.items() if extra[:-1]} == {}
+    used = {name for name, extra in report.items() if extra[-1]}
+    # the kernels the decoder calls from Python (the others are compiled into these, and loaded with
+    # them when numba's cache holds them, so they show no signature then)
+    assert {f"kaldilite.decode.decoder.{n}" for n in ("_init_decoding", "_advance", "_compact_records",
+                                                      "_best_token", "_traceback")} <= used
+    assert report["kaldilite.decode.decoder._advance"][-1] == 2  # None (1-best) and True (lattice)
+    assert "kaldilite.feat.cmvn._online_cmvn_utterance" in used
+    assert len([name for name in used if name.startswith("kaldilite.decode.lattice.")]) >= 5
+
+
+def test_precompiled_code_is_loaded_not_compiled_by_a_new_process(tmp_path):
+    """precompile() writes numba's cache: a later process (same NUMBA_CACHE_DIR) loads the kernel's
+    listed signature from it at its first call and compiles nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+    first = subprocess.run([sys.executable, "-c", "from kaldilite.precompile import precompile; "
+                            "print(precompile([('kaldilite.decode.decoder', '_kth_smallest')]))"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "[cache] data saved" in first.stdout and first.stdout.splitlines()[-1] == "1"
+    second = subprocess.run([sys.executable, "-c", "import numpy as np; "
+                             "from kaldilite.decode.decoder import _kth_smallest; "
+                             "print(_kth_smallest(np.array([5.0, 1.0, 4.0, 2.0]), 4, 1))"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "[cache] data loaded" in second.stdout and "[cache] data saved" not in second.stdout
+    assert second.stdout.splitlines()[-1] == "2.0"
+    assert precompile([]) == 0
