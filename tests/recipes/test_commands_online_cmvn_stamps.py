@@ -25,7 +25,7 @@ one() {
   local last=${!#}
   case "$1" in
     data) [ "$2" != subset ] || { mkdir -p "$last"; cp "${@: -2:1}"/* "$last"/; } ;;  # the whole source dir
-    decode-commands) mkdir -p "$last"; : > "$last/measures.jsonl"; echo "0 cpu seconds 0 audio seconds 0" > "$last/rtf" ;;
+    decode-commands) mkdir -p "$last"; echo "$*" > "$last/measures.jsonl"; echo "0 cpu seconds 0 audio seconds 0" > "$last/rtf" ;;
   esac
 }
 if [ "$1" = run-many ]; then
@@ -80,9 +80,10 @@ def make_work_dir(work):
     (work / "exp" / "tri3b" / "graph_commands_norej" / "HCLG.fst").write_text("a graph\n")
 
 
-def run_stages(root, work, *options):
+def run_stages(root, work, *options, verb="decode-commands"):
     """run.sh --stage 9 --stop-stage 10 with OPTIONS (the decodes, then calibration and the online-CMVN row): the
-    decode-commands lines the stub got."""
+    `verb` lines the stub got (a name or a tuple of names; a decode's measures.jsonl holds its command line, so a changed decode changes
+    what the steps after it read)."""
     log = root / "kaldilite.log"
     log.unlink(missing_ok=True)
     env = dict(os.environ, PATH=f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", KL_LOG=str(log),
@@ -93,7 +94,8 @@ def run_stages(root, work, *options):
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     lines = log.read_text().splitlines() if log.exists() else []
-    return [line for line in lines if line.startswith("decode-commands ")]
+    verbs = (verb,) if isinstance(verb, str) else verb
+    return [line for line in lines if line.split(" ", 1)[0] in verbs]
 
 
 CARRY_OPTIONS = ("--online-cmvn-order-seed", "--online-cmvn-silence-weight")
@@ -166,3 +168,35 @@ def test_a_model_not_trained_on_online_cmvn_gets_the_options_only_in_its_online_
 
     reordered = by_decode_dir(run_stages(root, work, "--nnet-online-cmvn", "false", "--online-cmvn-order-seed", "3"))
     assert sorted(reordered) == row and set(reordered.values()) == {("3", "0")}
+
+
+
+def test_the_fused_row_is_nnet2_first_and_re_runs_on_its_features_and_on_tri3b_decodes(tmp_path):
+    """Stage 10's offline tri3b+nnet2 row: fuse-command-scores with nnet2 primary (its command) and tri3b second,
+    then calibrate-rejection over fusion_features on the fused dir. A changed fusion_features re-calibrates that row
+    alone (the fusion and every other calibration up to date); a changed tri3b decode re-fuses."""
+    from kaldilite.score.commands import FUSION_FEATURES
+
+    root = make_checkout(tmp_path / "repo")
+    work = tmp_path / "work"
+    make_work_dir(work)
+    for name in ("final.mdl", "final.alimdl", "final.mat"):
+        (work / "exp" / "tri3b" / name).write_text("a SAT GMM\n")
+
+    def run(*options):
+        """(the fuse-command-scores lines, {system: the --features of its calibrate-rejection line})."""
+        lines = run_stages(root, work, *options, verb=("fuse-command-scores", "calibrate-rejection"))
+        calibrations = {line.split()[-1].split("/")[1]: line.split("--features ")[1].split()[0]
+                        for line in lines if line.startswith("calibrate-rejection ")}
+        fusions = [line for line in lines if line.startswith("fuse-command-scores ")]
+        assert len(calibrations) + len(fusions) == len(lines), lines
+        return fusions, calibrations
+
+    default = ",".join(FUSION_FEATURES)  # run.sh's fusion_features is the bench's fused rule (rejection_slice.py)
+    assert run() == (["fuse-command-scores exp/nnet2 exp/tri3b exp/tri3b+nnet2"],
+                     {"tri3b": "llr_total,gop_mean", "nnet2": "llr_total,gop_mean", "tri3b+nnet2": default})
+    assert run() == ([], {})  # nothing changed
+    assert run("--fusion-features", "llr_total,second_llr_total") == ([], {"tri3b+nnet2": "llr_total,second_llr_total"})
+    # tri3b's decodes change (decode-commands --fmllr-hypothesis, SAT models' only): the fusion again, nnet2's rule kept
+    fusions, calibrations = run("--fusion-features", "llr_total,second_llr_total", "--sat-fmllr-hypothesis", "garbage")
+    assert fusions == ["fuse-command-scores exp/nnet2 exp/tri3b exp/tri3b+nnet2"] and "nnet2" not in calibrations
