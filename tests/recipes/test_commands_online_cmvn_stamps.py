@@ -8,6 +8,7 @@ keeps decodes made under another carry protocol.
 run.sh's stages 9 and 10 run here for real (bash, stamp.sh, its own functions) in a stand-in checkout whose
 `kaldilite` is a stub that logs each command line it is given (run-many's one by one) and writes the
 files the next commands read. The independent answer is that log: which decodes ran, with which options.
+The same harness checks stage 10's offline tri3b+nnet2 row (which system is primary, its features, what re-runs).
 """
 
 import os
