@@ -2,12 +2,13 @@
 
 Kaldi's tools are compiled once, when Kaldi is built (src/Makefile); kaldilite's hot loops are numba
 `njit` functions with numba's on-disk cache on (`cache=True`), which otherwise compile at their first
-call: inside the first recipe stage that decodes (mono's first decode took 28.6 s of CPU cold vs 6.0 s
-warm) or before `kaldilite decode-online --mic` starts listening. This module owns the list of those
-kernels with the argument types the package really calls them with (1-d/2-d C-contiguous arrays and
-scalars; where an argument is `None` or a bool both variants are listed), and `python -m
-kaldilite.precompile` (run by the Makefile's install target) compiles each one with
-`Dispatcher.compile`, which writes numba's on-disk cache (the kernel's __pycache__ folder, or
+call: inside the first recipe stage that decodes (run.sh's stage 9, measured at 274459d: 217 s wall,
+340 s CPU from an empty cache vs 170 s, 282 s precompiled; its first decode, mono's dev set, 27.2 s vs
+6.8 s wall, alone while the other core idles) or before `kaldilite decode-online --mic` listens.
+This module owns the list of those kernels with the argument types the package really calls them
+with (1-d/2-d C-contiguous arrays and scalars; where an argument is `None` or a bool both variants are
+listed), and `python -m kaldilite.precompile` (run by the Makefile's install target) compiles each
+one with `Dispatcher.compile`, which writes numba's on-disk cache (the kernel's __pycache__ folder, or
 NUMBA_CACHE_DIR); a later process loads the machine code from there instead of compiling it. A
 signature missing here is still compiled at its first call, as before. tests/test_precompile.py
 checks that every cached kernel of the package is listed and that real calls use listed signatures.
