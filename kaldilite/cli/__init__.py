@@ -36,7 +36,7 @@ VERBS = {
         "Print the RESULTS table of the commands recipe for each EXP_DIR's decode_dev(_norej)."),
     'decode-commands': ('commands', 'Decode a data dir for command recognition: per-utterance rejection measures.'),
     'fuse-command-scores': ('commands',
-        "Fuse two systems' rejection scores: OUT_EXP/decode_SET/measures.jsonl for every SET both decoded."),
+        "Fuse two systems' decodes: OUT_EXP/decode_SET/measures.jsonl for every SET both decoded."),
     'perturb-data-dir-speed': ('commands', 'Speed-perturb a data dir (utils/data/perturb_data_dir_speed.sh).'),
     'reverberate-data-dir': ('commands',
         'Reverberate a data dir with simulated rooms (steps/data/reverberate_data_dir.py).'),
