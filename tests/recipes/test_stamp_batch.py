@@ -13,14 +13,16 @@ from pathlib import Path
 
 from stamp_helpers import STAMP_SH
 
-SCRIPT = r"""
+PREAMBLE = r"""
 set -euo pipefail
 log() { echo "$*"; }
 nj=2
 . "$STAMP_SH"
 cd "$WORK"
 stamp_workdir
-mark() { echo "$1" >> ran.txt; }
+"""
+
+SCRIPT = PREAMBLE + r"""mark() { echo "$1" >> ran.txt; }
 step_batch_begin
 for n in 1 2 3; do
   step out$n/.stamp src --out out$n/utt2spk -- kaldilite data subset --first src $n out$n
@@ -73,14 +75,7 @@ def test_a_batch_runs_its_kaldilite_steps_in_run_many_and_stamps_those_that_succ
     assert (tmp_path / "ran.txt").read_text() == "shell\nshell\n"
 
 
-BATCH_THEN = r"""
-set -euo pipefail
-log() { echo "$*"; }
-nj=2
-. "$STAMP_SH"
-cd "$WORK"
-stamp_workdir
-step_batch_begin
+BATCH_THEN = PREAMBLE + r"""step_batch_begin
 step out1/.stamp src --out out1/utt2spk -- kaldilite data subset --first src 1 out1
 echo "queue: $_stamp_batch"
 """
