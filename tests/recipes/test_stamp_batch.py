@@ -81,10 +81,8 @@ echo "queue: $_stamp_batch"
 """
 
 
-def test_the_batch_queue_dir_is_removed_when_the_recipe_ends_before_step_batch_end(tmp_path, monkeypatch):
-    """step_batch_begin's temporary queue dir does not outlive a recipe that ends between begin and end (a failed
-    shell step under set -e, a kill, a plain exit), nor one that ends the batch; the EXIT trap that removes it is
-    cleared by step_batch_end. The answer: TMPDIR's listing after each run."""
+def _one_utterance_and_a_tmpdir(tmp_path, monkeypatch):
+    """WORK/src, a one-utterance data dir for BATCH_THEN's step, and a fresh TMPDIR (returned) for the queue dir."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "utt2spk").write_text("s1-u1 s1\n")
@@ -92,6 +90,14 @@ def test_the_batch_queue_dir_is_removed_when_the_recipe_ends_before_step_batch_e
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))
+    return tmp
+
+
+def test_the_batch_queue_dir_is_removed_when_the_recipe_ends_before_step_batch_end(tmp_path, monkeypatch):
+    """step_batch_begin's temporary queue dir does not outlive a recipe that ends between begin and end (a failed
+    shell step under set -e, a kill, a plain exit), nor one that ends the batch; the EXIT trap that removes it is
+    cleared by step_batch_end. The answer: TMPDIR's listing after each run."""
+    tmp = _one_utterance_and_a_tmpdir(tmp_path, monkeypatch)
     for ending, code in [("false\n", 1), ("kill -TERM $$\n", -15), ("exit 3\n", 3),
                          ("step_batch_end\ntrap -p EXIT\necho ended\n", 0)]:
         out = _run(tmp_path, BATCH_THEN + ending)
@@ -106,13 +112,7 @@ def test_the_batch_keeps_the_recipes_own_exit_trap(tmp_path, monkeypatch):
     """An EXIT trap the recipe set before step_batch_begin still runs when the recipe ends inside the batch (after
     the queue dir is removed), and is the EXIT trap again after step_batch_end: the batch's trap neither replaces
     nor clears it. The answer: the trap's own output, TMPDIR's listing, `trap -p EXIT`."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "utt2spk").write_text("s1-u1 s1\n")
-    (src / "wav.scp").write_text("s1-u1 /dev/null\n")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(tmp))
+    tmp = _one_utterance_and_a_tmpdir(tmp_path, monkeypatch)
     recipe_trap = "trap 'echo \"recipe'\\''s cleanup\" >> \"$WORK/cleanup.txt\"' EXIT\n"  # (a quote in it)
     with_trap = BATCH_THEN.replace("step_batch_begin\n", recipe_trap + "step_batch_begin\n", 1)
     for ending, code in [("false\n", 1), ("step_batch_end\ntrap -p EXIT\nexit 4\n", 4)]:
