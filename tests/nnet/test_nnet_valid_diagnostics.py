@@ -18,6 +18,13 @@ def gaussian_classes(rng, n, means):
     return (means[labels] + rng.standard_normal((n, means.shape[1]))).astype(np.float32), labels
 
 
+def assert_same_network(a, b):
+    """Two train_network results with bit-identical parameters and priors."""
+    for x, y in zip(a.nnet.to_arrays().values(), b.nnet.to_arrays().values()):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.priors, b.priors)
+
+
 def test_a_validation_subset_leaves_the_network_and_the_final_figures_unchanged():
     rng = np.random.default_rng(0)
     means = rng.standard_normal((6, 4)) * 2.0
@@ -27,9 +34,7 @@ def test_a_validation_subset_leaves_the_network_and_the_final_figures_unchanged(
                         seed=3)
     whole = train_network(*train, *valid, 6, opts)
     subset = train_network(*train, *valid, 6, dataclasses.replace(opts, valid_diagnostic_frames=200))
-    for a, b in zip(whole.nnet.to_arrays().values(), subset.nnet.to_arrays().values()):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(whole.priors, subset.priors)
+    assert_same_network(whole, subset)
     assert len(whole.history) == len(subset.history) == 6
     for key in ("train_objf", "train_acc", "valid_objf", "valid_acc"):
         assert whole.history[-1][key] == subset.history[-1][key]
@@ -50,9 +55,7 @@ def test_diagnostics_every_nth_iteration_leave_the_network_and_the_measured_figu
                         mix_up=12, mix_up_min_count=10, seed=4)
     every = train_network(*train, *valid, 6, opts)
     sparse = train_network(*train, *valid, 6, dataclasses.replace(opts, diagnostic_interval=4))
-    for a, b in zip(every.nnet.to_arrays().values(), sparse.nnet.to_arrays().values()):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(every.priors, sparse.priors)
+    assert_same_network(every, sparse)
     # 6 iterations per epoch, 12 in all: every 4th (0, 4, 8), each epoch's last (5, 11), the last (11)
     measured = [h["iter"] for h in sparse.history if "valid_objf" in h]
     assert measured == [0, 4, 5, 8, 11] and len(sparse.history) == 12
