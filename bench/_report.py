@@ -66,15 +66,29 @@ def modules_at(rev, package, names, as_name):
     """kaldilite/PACKAGE/NAME.py of each of `names` at git revision `rev`, as the modules AS_NAME.NAME of a
     package AS_NAME (returned): the old code a speed bench runs beside the new one in the same process. Their
     imports of each other (`from kaldilite.PACKAGE.NAME import`) are redirected to these copies; anything
-    else they import is today's kaldilite."""
+    else they import is today's kaldilite.
+
+    The copies are real files, AS_NAME/NAME.py in a temporary directory removed at exit, so numba's
+    ``cache=True`` kernels of the old code compile and cache as they did in the package (numba refuses to
+    cache a function whose source has no file; its cache goes to that directory's __pycache__, fresh each
+    process, so a bench's warm-up call compiles the old kernels as today's load theirs, both outside the
+    timings), and tracebacks show the old lines."""
+    import atexit
     import importlib.util
+    import re
+    import shutil
     import subprocess
     import sys
+    import tempfile
     import types
 
     root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp(prefix="kaldilite-" + re.sub(r"[^\w.-]", "_", rev) + "-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    folder = tmp / as_name
+    folder.mkdir()
     old = types.ModuleType(as_name)
-    old.__path__ = []
+    old.__path__ = [str(folder)]
     sys.modules[as_name] = old
     for name in names:
         where = f"kaldilite/{package}/{name}.py"
@@ -82,11 +96,12 @@ def modules_at(rev, package, names, as_name):
                                 text=True).stdout
         for other in names:
             source = source.replace(f"kaldilite.{package}.{other} import", f"{as_name}.{other} import")
-        spec = importlib.util.spec_from_loader(f"{as_name}.{name}", loader=None)
+        path = folder / f"{name}.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location(f"{as_name}.{name}", path)
         module = importlib.util.module_from_spec(spec)
-        module.__file__ = f"<{rev}:{where}>"
         sys.modules[spec.name] = module
-        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        spec.loader.exec_module(module)
         setattr(old, name, module)
     return old
 

@@ -124,7 +124,10 @@ def test_modules_at_loads_a_revision_whose_modules_import_each_other_and_today_s
 
     old = _report.modules_at("HEAD", "corpora", ["rir", "augment"], "old_corpora_test")
     assert sys.modules["old_corpora_test.augment"] is old.augment
-    assert old.augment.__file__ == "<HEAD:kaldilite/corpora/augment.py>"
+    source = subprocess.run(["git", "-C", str(Path(_report.__file__).parents[1]), "show",
+                             "HEAD:kaldilite/corpora/augment.py"], check=True, capture_output=True, text=True).stdout
+    assert Path(old.augment.__file__).read_text() == source.replace("kaldilite.corpora.rir import",
+                                                                    "old_corpora_test.rir import")
     # augment's `from kaldilite.corpora.rir import ...` now names the old copy; io.datadir stays today's
     assert old.augment.reverberate is old.rir.reverberate is not rir.reverberate
     assert old.augment.read_key_values is datadir.read_key_values
@@ -132,3 +135,24 @@ def test_modules_at_loads_a_revision_whose_modules_import_each_other_and_today_s
     assert np.array_equal(old.rir.loop_to_length(signal, 12), rir.loop_to_length(signal, 12))
     with pytest.raises(subprocess.CalledProcessError):  # git show: no such file at the revision
         _report.modules_at("HEAD", "corpora", ["no_such_module"], "old_corpora_missing")
+
+
+def test_modules_at_compiles_and_runs_an_old_revision_s_numba_cache_true_kernel():
+    import numpy as np
+
+    from kaldilite.nnet import updates
+
+    # 6b7597b: updates._apply_step (njit, cache=True) had its factor-1 branch, gone since 236d4bd; numba
+    # refuses cache=True for code without a source file, so this load needs the old module on disk
+    old = _report.modules_at("6b7597b", "nnet", ["updates"], "old_nnet_updates_test").updates
+    assert "if factor == 1.0:" in Path(old.__file__).read_text()
+    assert old._apply_step is not updates._apply_step
+    step = np.array([0.1, 0.2, -0.3, 1e-9])
+    for factor in (1.0, 0.5):
+        param = np.array([1.0, -2.0, 3.0, 1.0], np.float32)
+        old._apply_step(param, step, factor)
+        # the kernel's rule worked by hand: param + float32(step * factor), in float32
+        assert param.tolist() == (np.array([1.0, -2.0, 3.0, 1.0], np.float32)
+                                  + (step * factor).astype(np.float32)).tolist()
+    assert old._apply_step.signatures  # compiled, with numba's cache in the copy's folder
+    assert Path(old._apply_step._cache._cache_path).parent == Path(old.__file__).parent
