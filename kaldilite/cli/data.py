@@ -121,7 +121,11 @@ def subset_cmd(args, mode, utt_list, spk_list):
 @click.argument("dest_dir", type=click.Path(file_okay=False))
 @click.argument("src_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 def combine_cmd(dest_dir, src_dirs):
-    """Combine data dirs into DEST_DIR (utils/combine_data.sh); files absent anywhere are skipped.
+    """Combine data dirs into DEST_DIR (utils/combine_data.sh).
+
+    A file some SRC_DIR lacks is left out, with a warning naming it; but utt2uniq (as Kaldi: a
+    SRC_DIR without it maps each utterance to itself) and utt2pad (a SRC_DIR without it has no
+    padded utterance) are combined from those that have them.
 
     \b
     e.g.: kaldilite data combine data/train_all data/train_fsdd data/train_sc

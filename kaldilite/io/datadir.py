@@ -30,16 +30,21 @@ from kaldilite.utils.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
 
-# Files indexed by utterance-id (wav.scp only when there is no segments file).
+# Files indexed by utterance-id (wav.scp only when there is no segments file): Kaldi's (utt2warp and
+# utt2gender from its recipes) and the augmentation records of kaldilite.corpora.augment (utt2noise:
+# the background mixed in, utt2rir: the room, utt2pad: the pauses train-nnet2 aligns to silence).
 UTT_FILES = ("utt2spk", "text", "feats.scp", "segments", "utt2dur", "utt2num_frames", "utt2lang", "utt2uniq",
-             "utt2warp", "vad.scp")
+             "utt2warp", "utt2gender", "utt2noise", "utt2rir", "utt2pad", "vad.scp")
+# Utterance files where an utterance may have no line, which has a meaning of its own (utt2pad: no
+# pause, as train-nnet2 reads it); the rest have a line for every utterance.
+SPARSE_UTT_FILES = ("utt2pad",)
 # Files indexed by speaker-id (spk2utt is always regenerated from utt2spk).
 SPK_FILES = ("cmvn.scp", "spk2gender", "spk2warp")
 # Files indexed by recording-id when there is a segments file (wav.scp is indexed by utterance otherwise).
 RECO_FILES = ("wav.scp", "reco2file_and_channel", "reco2dur")
 ALL_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments", "feats.scp", "cmvn.scp", "utt2dur",
-             "utt2num_frames", "utt2lang", "utt2uniq", "utt2warp", "vad.scp", "spk2gender", "spk2warp",
-             "reco2file_and_channel", "reco2dur")
+             "utt2num_frames", "utt2lang", "utt2uniq", "utt2warp", "utt2gender", "utt2noise", "utt2rir", "utt2pad",
+             "vad.scp", "spk2gender", "spk2warp", "reco2file_and_channel", "reco2dur")
 # Words Kaldi reserves for the language model; they must not appear in transcripts.
 ILLEGAL_TEXT_SYMBOLS = ("<s>", "</s>", "#0")
 
@@ -285,7 +290,7 @@ class _Checker:
             self.add(name, line, "is not valid UTF-8; re-encode the file as UTF-8")
             self.tables[name] = None
             return None
-        if not entries:
+        if not entries and name not in SPARSE_UTT_FILES:
             self.add(name, None, "is empty; re-create it or remove the file")
         seen = {}
         previous = None
@@ -303,9 +308,9 @@ class _Checker:
         self.tables[name] = entries
         return entries
 
-    def compare_keys(self, name, entries, expected, expected_name, what="utterance"):
-        """Report keys of `name` missing from `expected` (at their line here) and keys of
-        `expected` (a dict key -> line in `expected_name`) that have no line here."""
+    def compare_keys(self, name, entries, expected, expected_name, what="utterance", complete=True):
+        """Report keys of `name` missing from `expected` (at their line here) and, when `name` must be
+        `complete`, keys of `expected` (a dict key -> line in `expected_name`) that have no line here."""
         if entries is None or expected is None:
             return
         keys = {e.key for e in entries}
@@ -313,7 +318,7 @@ class _Checker:
             if entry.key not in expected:
                 self.add(name, entry.line, f"{what} {entry.key} is not in {expected_name}; "
                          f"remove it or run 'kaldilite data fix'")
-        for key, line in expected.items():
+        for key, line in expected.items() if complete else ():
             if key not in keys:
                 self.add(name, None, f"{what} {key} ({expected_name}:{line}) has no line here; "
                          f"add it or run 'kaldilite data fix'")
@@ -473,8 +478,10 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
                 check.add(name, entry.line, f"utterance {entry.key} has {unit} {entry.value} (zero-length utterance); "
                           "remove it with 'kaldilite data fix'")
 
-    for name in ("utt2lang", "utt2uniq", "vad.scp"):
+    for name in ("utt2lang", "utt2uniq", "utt2warp", "utt2gender", "utt2noise", "utt2rir", "vad.scp"):
         check.compare_keys(name, check.load(name), utts, "utt2spk")
+    for name in SPARSE_UTT_FILES:
+        check.compare_keys(name, check.load(name), utts, "utt2spk", complete=False)
     gender = check.load("spk2gender")
     check.compare_keys("spk2gender", gender, speakers, "utt2spk", what="speaker")
     for entry in gender or ():
@@ -539,9 +546,15 @@ def _filter(table, keep):
     return {k: v for k, v in table.items() if k in keep}
 
 
-def _write_dir_raw(path, raw):
+def _write_dir_raw(path, raw, *, replace=False):
+    """Write the tables of `raw`; with `replace`, also remove the data-dir files (ALL_FILES) that
+    `raw` has not, so the directory never mixes old and new files."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    if replace:
+        for name in ALL_FILES:
+            if name not in raw and (path / name).exists():
+                (path / name).unlink()
     for name, table in raw.items():
         write_key_values(path / name, table)
 
@@ -714,7 +727,7 @@ def subset_data_dir(src, dest, num_utts=None, *, utt_list=None, spk_list=None, f
         keep = set(_select_evenly(all_utts, num_utts))
     if not keep:
         raise InputError(f"{src}: the subset is empty; check the utterance/speaker list")
-    _write_dir_raw(dest, _restrict_to_utterances(raw, keep))
+    _write_dir_raw(dest, _restrict_to_utterances(raw, keep), replace=True)
     logger.info("subset_data_dir: reducing #utt from %d to %d (%s)", len(all_utts), len(keep), dest)
     return dest
 
@@ -740,7 +753,12 @@ def _utterance_lengths(src, raw):
 def combine_data_dirs(dest, sources):
     """Combine data dirs into `dest` like Kaldi's utils/combine_data.sh; return dest.
 
-    A file is combined only when every source has it (logged otherwise). The same key in two
+    A file is combined only when every source has it; otherwise it is left out with a one-line
+    warning naming the sources that lack it. The exceptions, where a missing line has a meaning:
+    `utt2uniq` (as Kaldi: a source without it gets a line per utterance naming itself) and the
+    SPARSE_UTT_FILES (utt2pad: a source without it has no padded utterance), combined from the
+    sources that have them. `segments` in some sources only is an InputError (Kaldi generates the
+    missing ones from the durations; give every source one, or none). The same key in two
     sources is allowed only with identical content (e.g. one recording shared); otherwise
     InputError names both sources. spk2utt is regenerated and the result is fixed as Kaldi does.
     """
@@ -761,13 +779,26 @@ def combine_data_dirs(dest, sources):
         present = [name in raw for raw in raws]
         if not any(present):
             continue
+        tables = [raw.get(name) for raw in raws]
         if not all(present):
-            missing = [str(s) for s, p in zip(sources, present) if not p]
-            logger.warning("combine_data_dirs: not combining %s: absent from %s", name, ", ".join(missing))
-            continue
+            missing = ", ".join(str(s) for s, p in zip(sources, present) if not p)
+            if name == "utt2uniq":
+                tables = [t if t is not None else {u: u for u in raw["utt2spk"]} for t, raw in zip(tables, raws)]
+                logger.info("combine_data_dirs: utt2uniq of %s: each utterance its own source", missing)
+            elif name in SPARSE_UTT_FILES:
+                tables = [t or {} for t in tables]
+                logger.info("combine_data_dirs: %s has no %s: none of its utterances is listed in %s",
+                            missing, name, dest / name)
+            elif name == "segments":
+                raise InputError(f"{missing}: no segments file, while {sources[present.index(True)] / name} has one; "
+                                 "give every source a segments file ('<utt> <utt> 0 <duration>' per utterance) or none")
+            else:
+                logger.warning("combine_data_dirs: not combining %s: absent from %s (%d of %d sources); "
+                               "create it there to keep it", name, missing, present.count(False), len(sources))
+                continue
         table, origin = {}, {}
-        for source, raw in zip(sources, raws):
-            for key, value in raw[name].items():
+        for source, source_table in zip(sources, tables):
+            for key, value in source_table.items():
                 if key in table and table[key] != value:
                     raise InputError(f"{source / name}: key {key} is also in {origin[key] / name} with different "
                                      "content; make the ids unique (e.g. prefix them with the corpus name)")
@@ -776,11 +807,7 @@ def combine_data_dirs(dest, sources):
         combined[name] = table
     utt2spk = {u: v.split()[0] for u, v in combined["utt2spk"].items() if v.split()}
     combined["spk2utt"] = _spk2utt_text(utt2spk)
-    if dest.exists():
-        for name in ALL_FILES:
-            if (dest / name).exists():
-                (dest / name).unlink()
-    _write_dir_raw(dest, combined)
+    _write_dir_raw(dest, combined, replace=True)
     fix_data_dir(dest)
     return dest
 
@@ -841,11 +868,7 @@ def split_data_dir(path, num_parts, *, per_utt=False):
         groups = _split_by_speaker(path, utt2spk, num_parts)
     for part, utts in zip(parts, groups):
         # with per_utt a speaker may span parts; each part keeps that speaker's cmvn.scp line
-        part_raw = _restrict_to_utterances(raw, set(utts))
-        for name in ALL_FILES:
-            if name not in part_raw and (part / name).exists():
-                (part / name).unlink()
-        _write_dir_raw(part, part_raw)
+        _write_dir_raw(part, _restrict_to_utterances(raw, set(utts)), replace=True)
     logger.info("split_data_dir: split %s into %d parts", path, num_parts)
     return parts
 

@@ -352,6 +352,7 @@ nnet_train_set() {  # the set stage 8's DNN trains on: train_aug, its noise copy
 make_nnet_feats() {  # SET
   local x=$1 h=data/${1}_hires
   local audio_files=(wav.scp segments utt2spk spk2utt text utt2uniq utt2dur spk2gender)
+  if [ -f data/$x/utt2pad ]; then audio_files+=(utt2pad); fi  # a padded copy's pauses: train-nnet2 reads them
   [ "$nnet_feats" = hires ] || return 0
   copy_audio() {  # FILE...: those of data/$x that exist, like utils/copy_data_dir.sh without the features
     local f
@@ -624,7 +625,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
     nnet_parts+=($(nnet_data_dir train_rvb))
   fi
   combine_nnet_data() {  # OUT PART...: the parts combined; with the padded copy, the first part (train_aug) without
-    # its noise copy, and the padded copy's utt2pad (data combine keeps only the files every part has)
+    # its noise copy (data combine keeps the padded part's utt2pad: the other parts have no pauses)
     local out=$1 first=$2
     shift 2
     if [[ $nnet_set == *_pad* ]]; then
@@ -634,7 +635,6 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
     fi
     kaldilite data combine $out $first "$@"
     rm -rf $out.first
-    if [[ $nnet_set == *_pad* ]]; then cp data/train_noise_pad/utt2pad $out/utt2pad; fi
   }
   if [ ${#nnet_parts[@]} -gt 1 ]; then
     combined=$(nnet_data_dir $nnet_set)

@@ -410,3 +410,117 @@ def test_fix_and_split_with_segments_match_kaldi(tmp_path, rng, kaldi_s5):
         base = "split3utt" if per_utt else "split3"
         for k in (1, 2, 3):
             assert read_files(ours / base / str(k)) == read_files(theirs / base / str(k))
+
+
+# --------------------------------------------------------------------------------- per-utterance files
+
+
+def augmented_dir(path):
+    """Two speakers' clean clips and noisy copies, with the augmentation records: utt2noise (every
+    utterance), utt2pad (the noisy copies only; n-a-2 unpadded, "0.00 0.00"), utt2rir, utt2gender."""
+    utts = ["a-1", "a-2", "b-1", "n-a-1", "n-a-2", "n-b-1"]
+    return write_dir(path, {
+        "utt2spk": [f"{u} {u.rsplit('-', 1)[0]}" for u in utts],
+        "spk2utt": ["a a-1 a-2", "b b-1", "n-a n-a-1 n-a-2", "n-b n-b-1"],
+        "text": [f"{u} go" for u in utts],
+        "wav.scp": [f"{u} /w/{u}.wav" for u in utts],
+        "utt2uniq": [f"{u} {u.removeprefix('n-')}" for u in utts],
+        "utt2noise": [f"{u} /noise/{k}.wav {100 * k} {5 * k}" for k, u in enumerate(utts)],
+        "utt2rir": [f"{u} room{k} rt60=0.{k}00 noise=none" for k, u in enumerate(utts)],
+        "utt2gender": [f"{u} {'f' if u[-3] == 'a' else 'm'}" for u in utts],
+        "utt2pad": ["n-a-1 0.31 1.20", "n-a-2 0.00 0.00", "n-b-1 0.70 0.00"],
+    })
+
+
+def table(path, name):
+    return dict(line.split(" ", 1) for line in (path / name).read_text().splitlines())
+
+
+RECORDS = ("utt2noise", "utt2rir", "utt2gender", "utt2pad")
+
+
+def test_subset_and_fix_keep_the_records_of_exactly_the_kept_utterances(tmp_path):
+    src = augmented_dir(tmp_path / "src")
+    before = {name: table(src, name) for name in RECORDS}
+    subset_data_dir(src, tmp_path / "sub", utt_list=["a-1", "n-a-1", "n-b-1"])
+    for name in RECORDS:
+        assert table(tmp_path / "sub", name) == {u: v for u, v in before[name].items() if u in ("a-1", "n-a-1", "n-b-1")}
+    assert table(tmp_path / "sub", "utt2pad") == {"n-a-1": "0.31 1.20", "n-b-1": "0.70 0.00"}
+    subset_data_dir(src, tmp_path / "clean", utt_list=["a-2", "b-1"])   # no padded utterance: an empty utt2pad
+    assert (tmp_path / "clean" / "utt2pad").read_text() == "" and problems_of(tmp_path / "clean", no_feats=True) == []
+    (src / "utt2noise").rename(tmp_path / "utt2noise")
+    subset_data_dir(src, tmp_path / "sub", utt_list=["a-2", "b-1"])     # over an older subset: no file of it left
+    (tmp_path / "utt2noise").rename(src / "utt2noise")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == sorted(p.name for p in (tmp_path / "clean").iterdir()
+                                                                          if p.name != "utt2noise")
+
+    lines = (src / "text").read_text().splitlines()
+    (src / "text").write_text("".join(f"{line}\n" for line in lines if not line.startswith("n-a-1 ")))
+    report = fix_data_dir(src)
+    for name in RECORDS:
+        assert table(src, name) == {u: v for u, v in before[name].items() if u != "n-a-1"}
+    assert report["utt2pad"] == (3, 2) and report["utt2noise"] == (6, 5)
+    assert problems_of(src, no_feats=True) == []
+
+
+def test_split_parts_carry_the_records_and_a_part_without_padding_is_current(tmp_path):
+    src = augmented_dir(tmp_path / "d")
+    parts = split_data_dir(src, 2)
+    assert [set(table(part, "utt2spk")) for part in parts] == [{"a-1", "a-2", "b-1"}, {"n-a-1", "n-a-2", "n-b-1"}]
+    for name in RECORDS:
+        merged = {}
+        for part in parts:
+            assert set(table(part, name)) <= set(table(part, "utt2spk"))
+            merged.update(table(part, name))
+        assert merged == table(src, name)
+    subset_data_dir(src, tmp_path / "few", utt_list=["a-1", "n-a-1", "b-1"])
+    few = split_data_dir(tmp_path / "few", 2)
+    assert (few[0] / "utt2pad").read_text() == ""                     # speakers a and b: none padded
+    stamp = (few[0] / "utt2pad").stat().st_mtime_ns
+    assert split_data_dir(tmp_path / "few", 2) == few and (few[0] / "utt2pad").stat().st_mtime_ns == stamp
+
+
+def test_validate_checks_the_records_keys(tmp_path):
+    path = augmented_dir(tmp_path / "d")
+    (path / "utt2pad").write_text("n-a-1 0.31 1.20\nzz-9 0.10 0.10\n")
+    (path / "utt2noise").write_text("".join(f"{u} /noise/0.wav 0 5\n" for u in ("a-1", "a-2", "b-1", "n-a-1", "n-a-2")))
+    assert problems_of(path, no_feats=True) == [
+        f"{path}/utt2noise: utterance n-b-1 (utt2spk:6) has no line here; add it or run 'kaldilite data fix'",
+        f"{path}/utt2pad:2: utterance zz-9 is not in utt2spk; remove it or run 'kaldilite data fix'",
+    ]
+
+
+def test_combine_keeps_utt2pad_of_the_parts_that_have_it_and_says_what_it_drops(tmp_path, caplog):
+    padded = augmented_dir(tmp_path / "padded")
+    (padded / "utt2dur").write_text("".join(f"{u} 1.{k}\n" for k, u in enumerate(table(padded, "utt2spk"))))
+    clean = write_dir(tmp_path / "clean", {"utt2spk": ["c-1 c", "c-2 c"], "text": ["c-1 stop", "c-2 go"],
+                                           "wav.scp": ["c-1 /w/c-1.wav", "c-2 /w/c-2.wav"],
+                                           "utt2gender": ["c-1 m", "c-2 m"]})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "utt2rir").write_text("stale-1 room9\n")       # an earlier combine's: must go
+    with caplog.at_level("INFO", logger="kaldilite.io.datadir"):
+        combine_data_dirs(tmp_path / "out", [padded, clean])
+    out = tmp_path / "out"
+    assert table(out, "utt2pad") == table(padded, "utt2pad")
+    assert table(out, "utt2gender") == {**table(padded, "utt2gender"), "c-1": "m", "c-2": "m"}
+    assert table(out, "utt2uniq") == {**table(padded, "utt2uniq"), "c-1": "c-1", "c-2": "c-2"}
+    for name in ("utt2dur", "utt2noise", "utt2rir"):
+        assert not (out / name).exists()
+        dropped = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and f" {name}:" in r.getMessage()]
+        assert dropped == [f"combine_data_dirs: not combining {name}: absent from {clean} (1 of 2 sources); "
+                           "create it there to keep it"]
+    assert problems_of(out, no_feats=True) == []
+    segmented = write_dir(tmp_path / "seg", {"utt2spk": ["s-1 s"], "segments": ["s-1 rec 0.00 1.00"], "wav.scp": ["rec /r.wav"]})
+    with pytest.raises(InputError, match=rf"^{clean}: no segments file, while {segmented}/segments has one; give every"):
+        combine_data_dirs(tmp_path / "out2", [segmented, clean])
+
+
+def test_combine_utt2uniq_of_some_parts_matches_kaldis_combine_data(tmp_path, rng, kaldi_s5):
+    one = make_corpus(tmp_path / "one", rng, num_speakers=2)
+    two = write_dir(tmp_path / "two", {"utt2spk": ["sp0.9-spka-000 sp0.9-spka"], "text": ["sp0.9-spka-000 stop"],
+                                       "utt2uniq": ["sp0.9-spka-000 spka-000"]})
+    combine_data_dirs(tmp_path / "ours", [one, two])
+    result = kaldi(kaldi_s5, "utils/combine_data.sh", str(tmp_path / "theirs"), str(one), str(two))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "ours" / "utt2uniq").read_text() == (tmp_path / "theirs" / "utt2uniq").read_text()
+    assert read_files(tmp_path / "ours") == read_files(tmp_path / "theirs")
