@@ -45,11 +45,11 @@ def train_mono_cmd(ctx, data, lang, exp, config, **kwargs):
     Usage: kaldilite train-mono [options] <data-dir> <lang-dir> <exp-dir>
      e.g.: kaldilite train-mono --nj 2 --totgauss 1000 data/train data/lang exp/mono
     """
-    from kaldilite.io.config import click_values_with_configs
+    from kaldilite.io.config import click_values_with_configs, iteration_list
     from kaldilite.train.mono import MonoOptions, train_mono
 
     values = click_values_with_configs(ctx, [config] if config else [], kwargs)
-    values["realign_iters"] = tuple(int(x) for x in str(values["realign_iters"]).split())
+    values["realign_iters"] = iteration_list(values["realign_iters"], "realign-iters")
     progress_logging(*_PROGRESS_LOGGERS)
     result = train_mono(data, lang, exp, MonoOptions(**values))
     hist = result["history"]

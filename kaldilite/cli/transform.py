@@ -14,10 +14,6 @@ from kaldilite.utils.click_options import decoder_options
 _PROGRESS_LOGGERS = ("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldilite.train.sat")
 
 
-def _ints(text):
-    return tuple(int(x) for x in str(text).split())
-
-
 def _splice_context(splice_opts):
     """--splice-opts "--left-context=3 --right-context=3" -> (3, 3)."""
     left = right = 4  # splice-feats' own defaults
@@ -83,12 +79,14 @@ def train_lda_mllt_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, splice_op
      e.g.: kaldilite train-lda-mllt --nj 2 --splice-opts "--left-context=3 --right-context=3" \\
              2500 15000 data/train data/lang exp/tri1_ali exp/tri2b
     """
+    from kaldilite.io.config import iteration_list
     from kaldilite.train.lda_mllt import LdaMlltOptions, train_lda_mllt
 
     left, right = _splice_context(splice_opts)
     progress_logging(*_PROGRESS_LOGGERS)
-    opts = LdaMlltOptions(splice_left=left, splice_right=right, dim=dim, mllt_iters=_ints(mllt_iters),
-                          realign_iters=_ints(realign_iters), **kwargs)
+    opts = LdaMlltOptions(splice_left=left, splice_right=right, dim=dim,
+                          mllt_iters=iteration_list(mllt_iters, "mllt-iters"),
+                          realign_iters=iteration_list(realign_iters, "realign-iters"), **kwargs)
     result = train_lda_mllt(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
     _report("train-lda-mllt", result)
 
@@ -107,10 +105,12 @@ def train_sat_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, fmllr_iters, r
     Usage: kaldilite train-sat [options] <#leaves> <#gauss> <data> <lang> <ali-dir> <exp-dir>
      e.g.: kaldilite train-sat --nj 2 2500 15000 data/train data/lang exp/tri2b_ali exp/tri3b
     """
+    from kaldilite.io.config import iteration_list
     from kaldilite.train.sat import SatOptions, train_sat
 
     progress_logging(*_PROGRESS_LOGGERS)
-    opts = SatOptions(fmllr_iters=_ints(fmllr_iters), realign_iters=_ints(realign_iters), **kwargs)
+    opts = SatOptions(fmllr_iters=iteration_list(fmllr_iters, "fmllr-iters"),
+                      realign_iters=iteration_list(realign_iters, "realign-iters"), **kwargs)
     result = train_sat(num_leaves, totgauss, data, lang, ali_dir, exp, opts)
     _report("train-sat", result)
 

@@ -44,13 +44,10 @@ def train_deltas_cmd(num_leaves, totgauss, data, lang, ali_dir, exp, realign_ite
     Usage: kaldilite train-deltas [options] <num-leaves> <tot-gauss> <data-dir> <lang-dir> <alignment-dir> <exp-dir>
      e.g.: kaldilite train-deltas --nj 2 2000 10000 data/train data/lang exp/mono_ali exp/tri1
     """
-    from kaldilite.errors import InputError
+    from kaldilite.io.config import iteration_list
     from kaldilite.train.deltas import DeltasOptions, train_deltas
 
-    try:
-        realign = tuple(int(x) for x in realign_iters.split())
-    except ValueError:
-        raise InputError(f"--realign-iters: expected iteration numbers, got {realign_iters!r}") from None
+    realign = iteration_list(realign_iters, "realign-iters")
     progress_logging("kaldilite.train.deltas", "kaldilite.train.loop")
     result = train_deltas(num_leaves, totgauss, data, lang, ali_dir, exp,
                           DeltasOptions(realign_iters=realign, **kwargs))

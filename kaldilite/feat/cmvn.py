@@ -189,8 +189,10 @@ class OnlineCmvnOptions:
         self.skip_dim_list()
 
     def skip_dim_list(self):
-        try:
-            return [int(d) for d in self.skip_dims.split(":") if d.strip()]
+        from kaldilite.io.config import split_integers
+
+        try:  # Kaldi's OnlineCmvn: SplitStringToIntegers(skip_dims, ":", false)
+            return split_integers(self.skip_dims, ":")
         except ValueError:
             raise InputError(f"--skip-dims={self.skip_dims!r}: expected a colon-separated list of integers") from None
 

@@ -13,6 +13,7 @@ and a bare `--name` means true, as in Kaldi).
 
 import dataclasses
 import difflib
+import re
 import typing
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from kaldilite.errors import InputError, MissingFileError, where
 
 _TRUE = ("true", "t", "1", "")
 _FALSE = ("false", "f", "0")
+# what C's strtoll(text, &end, 10) reads: C-locale white space, an optional sign, ASCII digits
+# (Python's int() also takes '1_0' and other scripts' digits such as '٣', which Kaldi refuses)
+_STRTOLL = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+_INT32 = (-2 ** 31, 2 ** 31 - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +82,9 @@ def parse_value(text, kind, name, location):
             if low in _FALSE:
                 return False
             raise ValueError
-        if kind is int:
+        if kind is int:  # Kaldi's ConvertStringToInteger: strtoll's rule, trailing white space allowed
+            if not _STRTOLL.fullmatch(text):
+                raise ValueError
             return int(text)
         if kind is float:
             return float(text)
@@ -85,6 +92,36 @@ def parse_value(text, kind, name, location):
     except ValueError:
         expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
         raise InputError(f"{location}: bad value {text!r} for --{name}: expected {expected}") from None
+
+
+def split_integers(text, separators, omit_empty=False):
+    """The int32 list `text` spells by Kaldi's SplitStringToIntegers(text, separators, omit_empty, &out)
+    (src/util/text-utils.h): "" is []; else `text` split at each of the one-character `separators`,
+    empty fields dropped if `omit_empty` (else an empty field is an error, as in Kaldi's option
+    parsing, which passes false), each field what strtoll reads whole (leading white space, an
+    optional + or -, ASCII digits: no trailing space) within int32. ValueError names the bad field."""
+    if text == "":
+        return []
+    fields = re.split(f"[{re.escape(separators)}]", text)
+    out = []
+    for field in fields:
+        if omit_empty and field == "":
+            continue
+        value = int(field) if _STRTOLL.fullmatch(field) else None
+        if value is None or not _INT32[0] <= value <= _INT32[1]:
+            raise ValueError(f"not an int32: {field!r}")
+        out.append(value)
+    return out
+
+
+def iteration_list(text, option):
+    """A training script's iteration list option (train_mono.sh --realign-iters "1 2 3"; bash splits it
+    into words): split_integers on white space, empty fields dropped, as a tuple; else a one-line error."""
+    try:
+        return tuple(split_integers(str(text), " \t\n", omit_empty=True))
+    except ValueError:
+        raise InputError(f"--{option}={text!r}: expected space-separated iteration numbers (e.g. '10 20 30')") \
+            from None
 
 
 def set_option(options, spec, value):

@@ -76,13 +76,14 @@ def _rules(self):
 
 
 def phone_id_list(text, option, separators=":"):
-    """A phone-list option such as --endpoint.silence-phones=1:2:3 as integer ids (Kaldi's
-    SplitStringToIntegers(text, separators, omit empty fields)); a bad field is a one-line error naming `option`."""
-    fields = text
-    for separator in separators[1:]:
-        fields = fields.replace(separator, separators[0])
+    """A phone-list option such as --endpoint.silence-phones=1:2:3 as integer ids, by Kaldi's rule
+    (SplitStringToIntegers(text, separators, false): an empty field is refused, as in online-endpoint.cc;
+    OnlineSilenceWeighting ignores the failure and weights no phone, which we refuse too); a bad
+    field is a one-line error naming `option`."""
+    from kaldilite.io.config import split_integers
+
     try:
-        return [int(p) for p in fields.split(separators[0]) if p.strip()]
+        return split_integers(text, separators)
     except ValueError:
         names = {":": "colon", ",": "comma"}  # the message names the separators this option takes
         kinds = "- or ".join(names.get(s, repr(s)) for s in separators)

@@ -81,10 +81,11 @@ def test_silence_phones_must_be_integers():
 def test_phone_lists_split_as_kaldi_splits_each_option():
     """One parser (phone_id_list) for both phone-list options, with each one's Kaldi separators:
     --endpoint.silence-phones splits on ':' only (online-endpoint.cc), --ivector-silence-weighting.silence-phones
-    on ':' or ',' (OnlineSilenceWeighting); empty fields are skipped, a non-integer names the option."""
+    on ':' or ',' (OnlineSilenceWeighting); a non-integer names the option (Kaldi's rule for each field:
+    tests/io/test_int_options.py)."""
     from kaldilite.online.recognizer import OnlineDecodingOptions
 
-    assert OnlineDecodingOptions(ivector_silence_phones="1,2:3::").ivector_silence_phone_list() == [1, 2, 3]
+    assert OnlineDecodingOptions(ivector_silence_phones="1,2:3").ivector_silence_phone_list() == [1, 2, 3]
     assert OnlineDecodingOptions().ivector_silence_phone_list() == []
     # each message names the separators its option takes (the i-vector one: commas too)
     with pytest.raises(InputError) as refused:
