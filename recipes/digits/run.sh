@@ -10,6 +10,11 @@
 #
 # Without --corpus the recipe uses $KALDILITE_DATA/fsdd (or ../shared/data/fsdd beside the
 # repository), and otherwise downloads the dataset's public archive into downloads/.
+# The whole script is one { ... } group, which bash reads to its end before running any of it: an
+# edit saved while a run is under way changes the next run, not this one (a plain script is read as
+# it runs, and an edit shifts the text under the offset bash resumes at: tests/recipes/
+# test_run_sh_edited_while_running.py).
+{
 set -euo pipefail
 
 stage=0
@@ -257,3 +262,5 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     cat "$recipe_dir"/work_*/RESULTS > "$recipe_dir/RESULTS.tmp" && mv "$recipe_dir/RESULTS.tmp" "$recipe_dir/RESULTS"
   fi
 fi
+exit  # the end of the group opened above set -euo pipefail: nothing after it is read
+}
