@@ -993,12 +993,13 @@ def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
     absorb word phones). Every pause frame is the optional silence's self-loop transition-id that
     `tid_alignments` hold most: the state a long silence stays in (the slice's tri3b, aligning padded
     clips itself, put 94% of their pause frames on SIL state 0, the commonest; pauses split in equal shares
-    over SIL's 5 states instead trained a pair 3 points worse on the slice, conf/nnet2.conf). An utterance
-    without a source alignment is left out (as any unaligned one).
+    over SIL's 5 states instead trained a pair 3 points worse on the slice, conf/nnet2.conf). A padded
+    utterance the alignments hold itself (a GMM aligned the padded clips) keeps that alignment, which
+    already covers its pauses; one without a source alignment is left out (as any unaligned one).
     """
     from pathlib import Path
 
-    from kaldilite.io.datadir import read_key_values
+    from kaldilite.io.datadir import read_entries, read_key_values
     from kaldilite.lang.langdir import read_phone_list
 
     path = Path(data_dir) / "utt2pad"
@@ -1018,34 +1019,45 @@ def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
         return np.full(frames, pause_tid, np.int32)
 
     utt2uniq = read_utt2uniq(data_dir)
-    utt2pad = read_key_values(path)
-    padded = {}
-    for line_no, (utt, value) in enumerate(utt2pad.items(), start=1):
+    read_key_values(path)  # a duplicate id: one-line error naming both lines
+    entries = read_entries(path)
+    padded, own = {}, 0
+    for entry in entries:
+        utt, value = entry.key, entry.value
         fields = value.split()
         try:
-            before, after = (int(round(float(x) / PAD_FRAME_SHIFT_SECONDS)) for x in fields)
-            if len(fields) != 2 or before < 0 or after < 0:
+            if len(fields) != 2:
                 raise ValueError
-        except ValueError:
-            raise InputError(f"{path}:{line_no}: '{utt} {value}' must be '<utt> <before> <after>' (seconds >= 0); "
+            before, after = (int(round(float(x) / PAD_FRAME_SHIFT_SECONDS)) for x in fields)
+            if before < 0 or after < 0:
+                raise ValueError
+        except (ValueError, OverflowError):  # (OverflowError: 'inf')
+            raise InputError(f"{path}:{entry.line}: '{utt} {value}' must be '<utt> <before> <after>' (seconds >= 0); "
                              "fix the line or remake the dir with add-noise-data-dir --pad-range") from None
+        if utt in tid_alignments:  # the padded clip's own alignment, pauses included
+            padded[utt] = tid_alignments[utt]
+            own += 1
+            continue
         source = _unpadded_source(utt, tid_alignments, utt2uniq)
         if source is not None:
             tids = tid_alignments[source]
             padded[utt] = np.concatenate([pause(before), tids, pause(after)]).astype(tids.dtype)
-    log.info("%s: %d of %d padded utterances take their unpadded copy's alignment, the pauses on silence phone %d",
-             path, len(padded), len(utt2pad), phones[0])
+    log.info("%s: %d of %d padded utterances take their unpadded copy's alignment, the pauses on silence phone %d"
+             "%s", path, len(padded) - own, len(entries), phones[0],
+             f" ({own} keep their own alignment)" if own else "")
     return padded
 
 
 def _unpadded_source(utt, alignments, utt2uniq):
-    """The id of the aligned copy `utt` was padded from: `utt` itself, else `utt` with leading `<prefix>-`
-    parts stripped (pad-noise-X -> noise-X); a DATA/utt2uniq entry the source has must be utt's. None if none."""
+    """The id of the aligned copy `utt` was padded from: `utt` with leading `<prefix>-` parts stripped
+    (pad-noise-X -> noise-X); a DATA/utt2uniq entry the source has must be utt's. None if none."""
     source = utt
-    while source not in alignments:
+    while True:
         if "-" not in source:
             return None
         source = source.split("-", 1)[1]
+        if source in alignments:
+            break
     if source in utt2uniq and utt in utt2uniq and utt2uniq[source] != utt2uniq[utt]:
         return None
     return source

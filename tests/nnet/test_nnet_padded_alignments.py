@@ -117,3 +117,27 @@ def test_pause_frames_are_the_optional_silences_commonest_self_loop(aligned, dig
     with pytest.raises(InputError, match=r"utt2pad:1: .*'<utt> <before> <after>'") as err:
         padded_alignments(data, digits_system / "data/lang", tm, plain_alis)
     assert "\n" not in str(err.value)
+
+
+def test_a_padded_clip_the_alignments_hold_keeps_its_own_alignment(aligned, digits_system):
+    """Alignments of the padded clips themselves (the GMM aligned them): already their length, pauses
+    included, so they are kept; extending them again made every one too long for its features (skipped)."""
+    tm, padded, plain_alis, own_alis = aligned
+    got = padded_alignments(padded, digits_system / "data/lang", tm, {**plain_alis, **own_alis})
+    assert set(got) == set(own_alis) and len(got) == 8
+    for utt, tids in got.items():
+        assert np.array_equal(tids, own_alis[utt]), utt
+
+
+def test_utt2pad_errors_name_the_line_of_the_file(aligned, digits_system, tmp_path):
+    """The line number is the file's (an unsorted file with a blank line; ids sorted put the bad line
+    first), and 'inf' is the same one-line error (it was an OverflowError traceback)."""
+    tm, _, plain_alis, _ = aligned
+    utt = sorted(plain_alis)[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    for text, line in ((f"pad-z{utt} 0.1 0.2\n\npad-a{utt} 0.1\n", 3), (f"pad-{utt} 0.1 0.1\npad-{utt}x inf 0\n", 2)):
+        (data / "utt2pad").write_text(text)
+        with pytest.raises(InputError, match=rf"utt2pad:{line}: .*'<utt> <before> <after>'") as err:
+            padded_alignments(data, digits_system / "data/lang", tm, plain_alis)
+        assert "\n" not in str(err.value)
