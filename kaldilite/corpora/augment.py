@@ -259,9 +259,10 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     frames are the unpadded copy's. The noise runs on through the pauses at the scale the unpadded copy
     has (the SNR against the unpadded speech), so the word's samples are exactly that copy's
     (`pad_noise`). The draws for the pauses come after the clip, offset and SNR, so those are the
-    unpadded copy's too. `dest/utt2pad` lists each utterance's pauses in seconds ("<before> <after>"),
-    from which train-nnet2 extends the unpadded copy's alignment (kaldilite.nnet.train.padded_alignments);
-    utt2dur is the padded length.
+    unpadded copy's too. `dest/utt2pad` lists each utterance's pauses ("<before> <after>") as frames
+    written as seconds of 10 ms frames (a frame is the extractor's shift at the audio's rate: 220 samples
+    at 22.05 kHz), from which train-nnet2 extends the unpadded copy's alignment
+    (kaldilite.nnet.train.padded_alignments); utt2dur is the padded length.
     """
     from kaldilite.io.audio import read_audio
 
@@ -315,7 +316,8 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
         new_wav[prefix + utt] = write_pcm16(dest / "wav" / f"{prefix}{utt}.wav", mixed, speech_rate)
         utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
         if pad_range is not None:
-            utt2pad[prefix + utt] = f"{pads[0] / speech_rate:.2f} {pads[1] / speech_rate:.2f}"
+            frames = [pad // _frame_shift_samples(speech_rate) for pad in pads]
+            utt2pad[prefix + utt] = " ".join(f"{n * PAD_QUANTUM_SECONDS:.2f}" for n in frames)
             utt2dur[prefix + utt] = f"{len(mixed) / speech_rate:.3f}"
 
     write_key_values(dest / "wav.scp", new_wav)
@@ -333,13 +335,20 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
 
 
 # The pauses are whole frame shifts (Kaldi's default 10 ms), so that frame t of the unpadded copy is
-# frame t + before / shift of the padded one, on the same samples.
+# frame t + before / shift of the padded one, on the same samples. utt2pad counts them in frames, written
+# as seconds of 10 ms frames (exact seconds at rates whose 10 ms is whole samples: 8, 16, 44.1, 48 kHz).
 PAD_QUANTUM_SECONDS = 0.01
+
+
+def _frame_shift_samples(rate):
+    """The 10 ms frame shift in samples at `rate` as the feature extractor counts it (Kaldi's
+    FrameExtractionOptions::WindowShift(), truncated: 220 at 22.05 kHz)."""
+    return int(rate * 0.001 * (PAD_QUANTUM_SECONDS * 1000.0))
 
 
 def _draw_pads(rng, pad_range, probability, rate):
     """(before, after) pause lengths in samples for one utterance (add_noise_data_dir's pad_range)."""
-    quantum = int(round(PAD_QUANTUM_SECONDS * rate))
+    quantum = _frame_shift_samples(rate)
     pads = []
     for _ in range(2):
         use = rng.random() < probability

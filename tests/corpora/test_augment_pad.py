@@ -104,3 +104,44 @@ def test_bad_pad_options_are_one_line_errors(tmp_path):
     result = CliRunner().invoke(cli, ["add-noise-data-dir", "--bg-noise-dir", str(noise), "--pad-range", "0.5",
                                       str(src), str(tmp_path / "y")])
     assert result.exit_code != 0 and "--pad-range needs two values min:max" in str(result.exception)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050])
+def test_utt2pad_counts_the_extractors_frames_at_the_audios_rate(tmp_path, rate):
+    """Long pauses at 22.05 kHz, where Kaldi's 10 ms shift is 220 samples (9.977 ms): utt2pad, read as
+    train-nnet2 reads it (seconds / 10 ms, rounded), must give the frames the MFCC extractor adds at the
+    audio's rate, and the word's frames must be the unpadded copy's (no dither). utt2pad in true seconds
+    (before) said 2.99 for a 300-frame pause: one frame short, the clip dropped as mismatched."""
+    import dataclasses
+
+    from kaldilite.feat.extract import compute_mfcc
+    from kaldilite.feat.options import MfccOptions
+
+    (tmp_path / "noise").mkdir()
+    square = np.where(np.arange(37 * PERIOD) % PERIOD < PERIOD // 2, 1000, -1000).astype(np.int16)
+    sf.write(tmp_path / "noise" / "square.wav", square, rate, subtype="PCM_16")
+    wav_scp, text, utt2spk = {}, {}, {}
+    for i, length in enumerate((rate, rate // 2 + 77, 3 * rate // 4 + 13)):
+        path = tmp_path / f"{i}.wav"
+        sf.write(path, np.round(AMPLITUDE * np.sin(np.arange(length) / 7.0)).astype(np.int16), rate, subtype="PCM_16")
+        wav_scp[f"u{i}"], text[f"u{i}"], utt2spk[f"u{i}"] = str(path), "word", f"s{i}"
+    DataDir(wav_scp=wav_scp, text=text, utt2spk=utt2spk).save(tmp_path / "data")
+    plain = add_noise_data_dir(tmp_path / "data", tmp_path / "plain", tmp_path / "noise", snrs=(10.0,))
+    padded = add_noise_data_dir(tmp_path / "data", tmp_path / "pad", tmp_path / "noise", snrs=(10.0,),
+                                utt_prefix="pad-noise", pad_range=(2.5, 3.0), pad_probability=1.0)
+    pads, wavs = read_key_values(padded / "utt2pad"), read_key_values(padded / "wav.scp")
+    plain_wavs = read_key_values(plain / "wav.scp")
+    shift = int(rate * 0.01)  # Kaldi's WindowShift(), truncated
+    for snip_edges in (True, False):
+        opts = MfccOptions()
+        opts.frame_opts = dataclasses.replace(opts.frame_opts, sample_frequency=float(rate), dither=0.0,
+                                              snip_edges=snip_edges)
+        for utt, wav in wavs.items():
+            before, after = (int(round(float(x) / 0.01)) for x in pads[utt].split())
+            assert 250 * 0.99 <= before <= 300 and 250 * 0.99 <= after <= 300
+            audio, word = _read(wav), _read(plain_wavs["noise-" + utt[len("pad-noise-"):]])
+            assert len(audio) == (before + after) * shift + len(word)
+            feats, word_feats = compute_mfcc(audio, opts), compute_mfcc(word, opts)
+            assert len(feats) == before + len(word_feats) + after, (utt, snip_edges)
+            if snip_edges:  # the word's frames are on the same samples (reflected edges differ otherwise)
+                assert np.array_equal(feats[before:before + len(word_feats)], word_feats)
