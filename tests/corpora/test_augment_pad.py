@@ -145,3 +145,28 @@ def test_utt2pad_counts_the_extractors_frames_at_the_audios_rate(tmp_path, rate)
             assert len(feats) == before + len(word_feats) + after, (utt, snip_edges)
             if snip_edges:  # the word's frames are on the same samples (reflected edges differ otherwise)
                 assert np.array_equal(feats[before:before + len(word_feats)], word_feats)
+
+
+def test_pauses_depend_on_the_seed_and_the_utterance_only(tmp_path):
+    """The same pauses and audio for an utterance whether the source holds it alone or among others in
+    reversed wav.scp order (each utterance draws from its own (seed, id) generator); another seed draws
+    other pauses."""
+    src, noise = _setup(tmp_path, lengths=(16000, 12000, 8000, 9000, 10000))
+    options = dict(snrs=(5.0, 15.0), utt_prefix="pad-noise", pad_range=(0.1, 1.0), pad_probability=0.7)
+    full = add_noise_data_dir(src, tmp_path / "full", noise, random_seed=3, **options)
+    lines = (src / "wav.scp").read_text().splitlines()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("text", "utt2spk"):
+        (alone / name).write_text((src / name).read_text())
+    (alone / "wav.scp").write_text("\n".join(reversed(lines)) + "\n")
+    reordered = add_noise_data_dir(alone, tmp_path / "reordered", noise, random_seed=3, **options)
+    (alone / "wav.scp").write_text(lines[2] + "\n")
+    single = add_noise_data_dir(alone, tmp_path / "single", noise, random_seed=3, **options)
+    other = add_noise_data_dir(src, tmp_path / "other", noise, random_seed=4, **options)
+    pads = read_key_values(full / "utt2pad")
+    assert read_key_values(reordered / "utt2pad") == pads and len(set(pads.values())) == 5
+    utt = "pad-noise-" + lines[2].split()[0]
+    assert read_key_values(single / "utt2pad") == {utt: pads[utt]}
+    assert np.array_equal(_read(read_key_values(single / "wav.scp")[utt]), _read(read_key_values(full / "wav.scp")[utt]))
+    assert read_key_values(other / "utt2pad") != pads
