@@ -20,6 +20,8 @@ NEEDS = {
     "gmm_scoring": f"--commands-work DIR and/or --digits-work DIR: {COMMANDS_BUILD} or {DIGITS_BUILD}",
     "lattice": f"{DIGITS_BUILD} up to stage 4 in recipes/digits/work_independent (or --exp/--data/--lang), "
                "or --commands-work DIR",
+    "lattice_posteriors_speed": f"--lattices DIR: lat.*.gz of a tri3b SI decode of {COMMANDS_BUILD}'s dev set "
+                                "(the kaldilite decode line of its docstring)",
     "learning_curve": SLICE,
     "learning_curve_nnet2": SLICE,
     "make_slice": "(a builder, not a bench) --slice-dir DIR: run.sh's stages 0-8 there, ~31 min CPU",

@@ -114,6 +114,9 @@ KERNELS = {
     ('kaldilite.decode.lattice', '_csr'): [
         (i8, i8[::1]),
     ],
+    ('kaldilite.decode.lattice', '_frame_posterior_entries'): [
+        (i8[::1], i8[::1], i4[::1], f8[::1]),
+    ],
     ('kaldilite.decode.lattice', '_frame_viterbi'): [
         (i8[::1], i8[::1], f8[::1], i8[::1], b1[::1], f8[::1], i8),
     ],
@@ -141,6 +144,9 @@ KERNELS = {
     ('kaldilite.decode.lattice', '_sequence_viterbi_run'): [
         (i8, i8, i8[::1], i8[::1], i8[::1], i4[::1], f8[::1], f8[::1], f8, i8, i8, i8[::1], f8[::1], i8[::1],
          i8[::1], i8[::1], f8[::1], i8[::1], i8[::1], i8, b1[::1], b1[::1]),
+    ],
+    ('kaldilite.decode.lattice', '_state_frames'): [
+        (i8, i8[::1], i8[::1], i8[::1]),
     ],
     ('kaldilite.decode.lattice', '_topological_order'): [
         (i8, i8, i8[::1], i8[::1]),

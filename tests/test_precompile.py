@@ -35,8 +35,9 @@ def test_every_cached_kernel_of_the_package_is_listed():
     assert decorators == len(KERNELS)
 
 
-# Real calls through the public API (1-best and lattice decoding, the lattice's pruning and n-best
-# search, online CMVN); prints each listed kernel's signatures after them, in a fresh process.
+# Real calls through the public API (1-best and lattice decoding, the lattice's pruning, n-best
+# search and frame posteriors, online CMVN); prints each listed kernel's signatures after them, in a
+# fresh process.
 _CALLS = r"""
 import json
 import numpy as np
@@ -56,7 +57,8 @@ for lattice in (False, True):
     decoder.init()
     decoder.advance(loglikes)
     if lattice:
-        decoder.get_lattice()
+        lat = decoder.get_lattice()
+        assert lat.num_states and len(lat.frame_posteriors(0.1)[0])  # lattice-to-post (decode-fmllr)
     decoder.compact()
     assert decoder.finalize() is not None
 feats = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)

@@ -182,17 +182,20 @@ def lattice_to_post_cmd(lattices, posteriors_out, acoustic_scale, lm_scale):
     Usage: kaldilite lattice-to-post [options] <lattices>... <posteriors-out>
      e.g.: kaldilite lattice-to-post --acoustic-scale 0.1 lat.1.gz post.1.txt
     """
+    import numpy as np
+
     from kaldilite.utils.atomic import atomic_open
 
     done = failed = 0
     with atomic_open(posteriors_out) as out:
         for key, lat in _read_all(lattices):
-            frames = lat.scale(lm_scale, 1.0).frame_posteriors(acoustic_scale)
-            if not frames and lat.num_states == 0:
+            if lat.num_states == 0:
                 failed += 1
                 continue
-            parts = [key] + ["[ " + " ".join(f"{tid} {p:.6g}" for tid, p in sorted(frame.items())) + " ]"
-                             for frame in frames]
+            frames, tids, post = lat.scale(lm_scale, 1.0).frame_posteriors(acoustic_scale)
+            bounds = np.searchsorted(frames, np.arange(lat.num_frames() + 1))
+            pairs = [f"{tid} {p:.6g}" for tid, p in zip(tids.tolist(), post.tolist())]
+            parts = [key] + ["[ " + " ".join(pairs[a:b]) + " ]" for a, b in zip(bounds[:-1], bounds[1:])]
             out.write(" ".join(parts) + "\n")
             done += 1
     _summary("lattice-to-post", done, failed)

@@ -26,12 +26,14 @@ Costs are kept unscaled, as Kaldi writes lattices: ``acoustic`` is the negated l
 
 Operations on a `Lattice` follow Kaldi's tools: `scale` (lattice-scale), `best_path`
 (lattice-best-path), `nbest` (lattice-nbest, as word sequences), `arc_posteriors` (forward-
-backward in the log semiring, ``lattice-to-post``'s core) with `frame_posteriors`
-(``lattice-to-post``: transition-id posteriors per frame) and `best_path_frame_posteriors` (the
-posterior of the winning path's transition-id per frame), `word_confidences` (per-word time-
-overlap posterior, Wessel et al. 2001: the confidence ``lattice-to-ctm-conf`` reports, computed
-over the word sequences instead of Kaldi's sausages) and `mbr_decode` (the minimum-Bayes-risk
-word sequence among the lattice's sequences, Stolcke et al. 1997, with those confidences).
+backward in the log semiring, ``lattice-to-post``'s core; denlat's compiled passes) with
+`frame_posteriors` (``lattice-to-post``: transition-id posteriors per frame, as flat (frame, tid,
+posterior) arrays from a numba kernel over the arcs' concatenated transition-ids) and
+`best_path_frame_posteriors` (the posterior of the winning path's transition-id per frame),
+`word_confidences` (per-word time-overlap posterior, Wessel et al. 2001: the confidence
+``lattice-to-ctm-conf`` reports, computed over the word sequences instead of Kaldi's sausages) and
+`mbr_decode` (the minimum-Bayes-risk word sequence among the lattice's sequences, Stolcke et al.
+1997, with those confidences).
 
 Text I/O is Kaldi's text archive form (``utt \\n`` then ``src dst word graph,acoustic,t1_t2..``
 lines, finals as ``state graph,acoustic,t1_t2..``, a blank line after each lattice), readable by
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from kaldilite.decode.denlat import _alpha_beta
 from kaldilite.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -658,66 +661,85 @@ class Lattice:
         parts = [self.tids[k] for k in arcs] + [self.final_tids[final]]
         return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
-    def state_frames(self):
+    def _item_tids(self):
+        """The transition-ids of the arcs then of the final weights as one flat int32 array, with
+        offsets: item i (arc i, or final weight of state i - num_arcs) holds flat[offsets[i]:offsets[i+1]]."""
+        items = list(self.tids) + list(self.final_tids)
+        offsets = np.zeros(len(items) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, items), np.int64, len(items)), out=offsets[1:])
+        flat = np.concatenate(items).astype(np.int32, copy=False) if items else np.zeros(0, np.int32)
+        return offsets, np.ascontiguousarray(flat)
+
+    def state_frames(self, arc_lengths=None):
         """Frames consumed before each state (transition-ids on the arcs into it); InputError if
-        two paths into a state disagree, which a lattice from a decoder never does."""
-        frames = np.full(self.num_states, -1, np.int64)
-        if self.num_states:
-            frames[0] = 0
-        for k in range(self.num_arcs):
-            t = frames[self.src[k]] + len(self.tids[k])
-            d = self.dst[k]
-            if frames[d] == -1:
-                frames[d] = t
-            elif frames[d] != t:
-                raise InputError(f"lattice state {d} is reached after {frames[d]} and after {t} frames")
+        two paths into a state disagree, which a lattice from a decoder never does. `arc_lengths`:
+        the arcs' numbers of transition-ids when the caller has them."""
+        if arc_lengths is None:
+            arc_lengths = np.fromiter(map(len, self.tids), np.int64, self.num_arcs)
+        src, dst = (np.ascontiguousarray(a, np.int64) for a in (self.src, self.dst))
+        frames, bad = _state_frames(self.num_states, src, dst, arc_lengths)
+        if bad >= 0:
+            raise InputError(f"lattice state {dst[bad]} is reached after {frames[dst[bad]]} and after "
+                             f"{frames[src[bad]] + arc_lengths[bad]} frames")
         return frames
+
+    def num_frames(self, frames=None):
+        """Frames of the lattice's paths (the most any final state ends after; 0 without one).
+        `frames`: `state_frames()` when the caller has them."""
+        frames = self.state_frames() if frames is None else frames
+        final = np.flatnonzero(np.isfinite(self.final_graph))
+        ends = frames[final] + np.fromiter((len(self.final_tids[s]) for s in final), np.int64, len(final))
+        return int(ends.max(initial=0))
 
     def arc_posteriors(self, acoustic_scale=1.0):
         """Forward-backward in the log semiring: (arc posteriors, final posteriors per state,
-        total cost = -log sum over paths of exp(-cost))."""
+        total cost = -log sum over paths of exp(-cost)). The forward and backward passes are
+        denlat's (`_alpha_beta`, in log-probabilities: minus these costs)."""
         arc_cost, final_cost = self._costs(acoustic_scale)
         n = self.num_states
-        alpha = np.full(n, np.inf)
-        beta = np.full(n, np.inf)
         if n == 0:
             return np.zeros(0), np.zeros(0), np.inf
-        alpha[0] = 0.0
-        for k in range(self.num_arcs):  # arcs sorted by topologically numbered source
-            alpha[self.dst[k]] = _log_add_costs(alpha[self.dst[k]], alpha[self.src[k]] + arc_cost[k])
-        beta[:] = final_cost
-        for k in range(self.num_arcs - 1, -1, -1):
-            beta[self.src[k]] = _log_add_costs(beta[self.src[k]], arc_cost[k] + beta[self.dst[k]])
-        total = beta[0]
+        alpha, beta, _ = _alpha_beta(n, np.ascontiguousarray(self.src, np.int64),
+                                     np.ascontiguousarray(self.dst, np.int64),
+                                     np.ascontiguousarray(arc_cost, np.float64),
+                                     np.ascontiguousarray(final_cost, np.float64))
+        total = -beta[0]
         if not math.isfinite(total):
             return np.zeros(self.num_arcs), np.zeros(n), np.inf
-        arc_post = np.exp(-(alpha[self.src] + arc_cost + beta[self.dst] - total))
-        final_post = np.exp(-(alpha + final_cost - total))
+        arc_post = np.exp(alpha[self.src] - arc_cost + beta[self.dst] + total)
+        final_post = np.exp(alpha - final_cost + total)
         return arc_post, final_post, float(total)
 
     def frame_posteriors(self, acoustic_scale=1.0):
-        """Kaldi's lattice-to-post: for each frame, {transition-id: posterior}."""
+        """Kaldi's lattice-to-post as flat arrays (frames int64, transition-ids int32, posteriors):
+        one entry per (frame, transition-id) with a non-zero posterior, the posteriors of the arcs
+        (and final weights) that carry it on that frame summed, sorted by frame then transition-id
+        (Kaldi's Posterior, each frame's pairs merged and sorted as MergePairVectorSumming does).
+        Frames whose every posterior underflowed have no entry; `num_frames` gives the count."""
+        if self.num_states == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
         arc_post, final_post, _ = self.arc_posteriors(acoustic_scale)
-        frames = self.state_frames()
-        num_frames = int(max([frames[s] + len(self.final_tids[s]) for s in range(self.num_states)
-                              if math.isfinite(self.final_graph[s])], default=0))
-        post = [dict() for _ in range(num_frames)]
-        for items, starts, weights in ((self.tids, frames[self.src], arc_post),
-                                       (self.final_tids, frames, final_post)):
-            for tids, t0, p in zip(items, starts, weights):
-                if p <= 0:
-                    continue
-                for i, tid in enumerate(tids):
-                    post[t0 + i][int(tid)] = post[t0 + i].get(int(tid), 0.0) + float(p)
-        return post
+        offsets, flat = self._item_tids()
+        frames = self.state_frames(np.diff(offsets[:self.num_arcs + 1]))
+        starts = np.concatenate([frames[self.src], frames])
+        return _frame_posterior_entries(starts, offsets, flat, np.concatenate([arc_post, final_post]))
 
     def best_path_frame_posteriors(self, acoustic_scale=1.0):
         """For each frame, the posterior of the best path's transition-id on that frame."""
         best = self.best_path(acoustic_scale)
         if best is None:
             return np.zeros(0)
-        post = self.frame_posteriors(acoustic_scale)
-        return np.array([post[t].get(int(tid), 0.0) for t, tid in enumerate(best[1])])
+        frames, tids, post = self.frame_posteriors(acoustic_scale)
+        alignment = best[1].astype(np.int64)
+        span = int(max(tids.max(initial=0), alignment.max(initial=0))) + 1
+        keys = frames * span + tids  # sorted, as the entries are
+        wanted = np.arange(len(alignment)) * span + alignment
+        at = np.searchsorted(keys, wanted)
+        found = at < len(keys)
+        found[found] = keys[at[found]] == wanted[found]
+        out = np.zeros(len(wanted))
+        out[found] = post[at[found]]
+        return out
 
     def word_segments(self, arcs):
         """(word, first frame, frames) of each word on a path, from where the graph emits word labels.
@@ -818,14 +840,62 @@ def _scale_inf(values, scale):
     return out
 
 
-def _log_add_costs(a, b):
-    """-log(exp(-a) + exp(-b)) for costs."""
-    if a == np.inf:
-        return b
-    if b == np.inf:
-        return a
-    low, high = (a, b) if a < b else (b, a)
-    return low - math.log1p(math.exp(low - high))
+@njit(cache=True)
+def _state_frames(num_states, src, dst, arc_lengths):
+    """Frames before each state over arcs sorted by topologically numbered source: (frames, -1), or
+    (frames so far, the first arc that reaches its state after another number of frames)."""
+    frames = np.full(num_states, -1, np.int64)
+    if num_states:
+        frames[0] = 0
+    for k in range(len(src)):
+        t = frames[src[k]] + arc_lengths[k]
+        if frames[dst[k]] == -1:
+            frames[dst[k]] = t
+        elif frames[dst[k]] != t:
+            return frames, k
+    return frames, -1
+
+
+@njit(cache=True)
+def _frame_posterior_entries(start_frame, offsets, flat_tids, post):
+    """lattice-to-post's accumulation: item i (an arc or a final weight) puts its posterior post[i]
+    on each of its transition-ids flat_tids[offsets[i]:offsets[i + 1]], at frames start_frame[i],
+    start_frame[i] + 1, ...; items with no positive posterior are skipped. Returns (frames, tids,
+    posteriors) sorted by frame then tid, one entry per pair, summed in item order."""
+    count = 0
+    max_tid = 0
+    for i in range(len(post)):
+        if post[i] > 0:
+            count += offsets[i + 1] - offsets[i]
+            for m in range(offsets[i], offsets[i + 1]):
+                max_tid = max(max_tid, flat_tids[m])
+    frame = np.empty(count, np.int64)
+    key = np.empty(count, np.int64)
+    weight = np.empty(count)
+    j = 0
+    for i in range(len(post)):
+        if post[i] > 0:
+            for m in range(offsets[i], offsets[i + 1]):
+                frame[j] = start_frame[i] + m - offsets[i]
+                key[j] = frame[j] * (max_tid + 1) + flat_tids[m]
+                weight[j] = post[i]
+                j += 1
+    order = np.argsort(key, kind="mergesort")  # stable: equal pairs keep the item order for the sums
+    out_frame = np.empty(count, np.int64)
+    out_tid = np.empty(count, np.int32)
+    out_post = np.empty(count)
+    n = -1
+    last = -1
+    for j in order:
+        if key[j] != last:
+            n += 1
+            last = key[j]
+            out_frame[n] = frame[j]
+            out_tid[n] = key[j] - frame[j] * (max_tid + 1)
+            out_post[n] = weight[j]
+        else:
+            out_post[n] += weight[j]
+    return out_frame[:n + 1], out_tid[:n + 1], out_post[:n + 1]
 
 
 def _edit_distance(a, b):

@@ -410,7 +410,7 @@ def _decode_fmllr(graph_dir, model_dir, data_dir, decode_dir, job, opts, silence
             if result is None or len(result.alignment) != len(feats[utt]):
                 continue
             if use_lattices and result.lattice is not None and result.lattice.num_states:
-                frames, tids, weights = lattice_frame_posteriors(result.lattice, opts.acoustic_scale)
+                frames, tids, weights = result.lattice.frame_posteriors(opts.acoustic_scale)
             else:
                 tids = np.asarray(result.alignment)
                 frames, weights = np.arange(len(tids)), np.ones(len(tids))
@@ -468,7 +468,7 @@ def _si_dir_posteriors(si_dir, tm, am, feats, acoustic_scale, silence_phones, si
         for utt, lattice in read_lattices(path):
             if utt not in feats or not lattice.num_states:
                 continue
-            frames, tids, weights = lattice_frame_posteriors(lattice, acoustic_scale)
+            frames, tids, weights = lattice.frame_posteriors(acoustic_scale)
             if len(frames) == 0:
                 continue
             if frames.max() >= len(feats[utt]) or tids.max() >= len(tm.tid_to_pdf):
@@ -493,16 +493,6 @@ def _frame_gaussian_posteriors(tm, am, feats, frames, tids, weights, silence_pho
     frame_feats = feats[frames]
     post, _ = gaussian_posteriors(am, frame_feats, tm.tid_to_pdf[tids], weights * np.where(silent, silence_weight, 1.0))
     return frame_feats, post
-
-
-def lattice_frame_posteriors(lattice, acoustic_scale):
-    """Kaldi's lattice-to-post as flat arrays (frames, transition-ids, posteriors), one entry per
-    frame and transition-id with non-zero posterior, from a word lattice at `acoustic_scale`."""
-    per_frame = lattice.frame_posteriors(acoustic_scale)
-    frames = np.array([t for t, post in enumerate(per_frame) for _ in post], np.int64)
-    tids = np.array([tid for post in per_frame for tid in post], np.int64)
-    weights = np.array([p for post in per_frame for p in post.values()], np.float64)
-    return frames, tids, weights
 
 
 def decode_fmllr(graph_dir, data_dir, decode_dir, *, model_dir=None, nj=4, opts: FmllrDecodeOptions | None = None):

@@ -219,11 +219,62 @@ def test_word_posteriors_of_a_hand_built_lattice():
     assert by_arc[(1, 4)] == pytest.approx(post_d)
     assert total == pytest.approx(-math.log(z))
     assert final_post[lat.num_states - 1] == pytest.approx(1.0)
-    frames = lat.frame_posteriors(1.0)
-    assert frames[0] == pytest.approx({11: post_a, 12: post_b, 15: post_e})
-    assert frames[1] == pytest.approx({13: post_c_after_ab + post_e, 14: post_d})
+    frames, tids, post = lat.frame_posteriors(1.0)  # by frame, then transition-id
+    assert frames.tolist() == [0, 0, 0, 1, 1] and tids.tolist() == [11, 12, 15, 13, 14]
+    assert post == pytest.approx([post_a, post_b, post_e, post_c_after_ab + post_e, post_d])
     assert lat.best_path_frame_posteriors(1.0) == pytest.approx([post_a, post_c_after_ab + post_e])
     assert lat.nbest(2, 1.0)[0] == ((1, 3), pytest.approx(2.0))
+
+
+def test_frame_posteriors_sum_a_transition_id_over_arcs_and_count_final_weights_frames():
+    """0 -7:[5 2]-> 1 (cost 1) and 0 -8:[2 2]-> 1 (cost 2), state 1 final with transition-id 9:
+    frame 0 splits p = e^-1 / (e^-1 + e^-2) between 5 and 2, frame 1 is tid 2 on both arcs
+    (p + (1 - p) = 1, one entry), frame 2 is the final weight's 9."""
+    lat = Lattice.from_arcs(2, [(0, 1, 7, 1.0, 0.0, [5, 2]), (0, 1, 8, 1.5, 0.5, [2, 2])], {1: (0.0, 0.0, [9])})
+    p = math.exp(-1) / (math.exp(-1) + math.exp(-2))
+    frames, tids, post = lat.frame_posteriors(1.0)
+    assert frames.tolist() == [0, 0, 1, 2] and tids.tolist() == [2, 5, 2, 9]
+    assert post == pytest.approx([1 - p, p, 1.0, 1.0])
+    assert lat.num_frames() == 3
+    assert lat.best_path_frame_posteriors(1.0) == pytest.approx([p, 1.0, 1.0])
+    # half the acoustic scale halves the acoustic costs only: path costs 1 and 1.75
+    q = math.exp(-1) / (math.exp(-1) + math.exp(-1.75))
+    assert lat.frame_posteriors(0.5)[2] == pytest.approx([1 - q, q, 1.0, 1.0])
+    empty = Lattice.empty()
+    assert [a.tolist() for a in empty.frame_posteriors()] == [[], [], []] and empty.num_frames() == 0
+    from kaldilite.errors import InputError
+
+    uneven = Lattice.from_arcs(2, [(0, 1, 7, 0.0, 0.0, [5]), (0, 1, 8, 0.0, 0.0, [2, 2])], {1: (0.0, 0.0, [])})
+    with pytest.raises(InputError, match="lattice state 1 is reached after 1 and after 2 frames"):
+        uneven.frame_posteriors()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_frame_posteriors_of_decoder_lattices_equal_the_sum_over_their_enumerated_paths(seed):
+    """lattice-to-post by forward-backward against brute force: every path of the decoder's lattice
+    weighted by exp(-cost) / sum, its transition-ids' frames accumulated."""
+    graph, tid_to_pdf, loglikes = random_problem(seed)
+    decoder = BeamDecoder(graph, tid_to_pdf, DecoderOptions(acoustic_scale=SCALE, **INF), lattice=True)
+    decoder.init()
+    decoder.advance(loglikes)
+    lat = determinize(decoder.get_raw_lattice(3.0), SCALE, 3.0, 10**4, 10**4)
+    paths = lat.paths(SCALE)
+    if not paths:
+        return
+    costs = np.array([p[0] for p in paths])
+    weights = np.exp(-(costs - costs.min()))
+    weights /= weights.sum()
+    expected = {}
+    for w, (_, _, arcs, final) in zip(weights, paths):
+        for t, tid in enumerate(lat.path_tids(arcs, final).tolist()):
+            expected[t, tid] = expected.get((t, tid), 0.0) + w
+    frames, tids, post = lat.frame_posteriors(SCALE)
+    assert list(zip(frames.tolist(), tids.tolist())) == sorted(expected)
+    assert post == pytest.approx([expected[key] for key in sorted(expected)], abs=1e-9)
+    assert lat.num_frames() == len(loglikes)
+    _, best_tids, _, _ = lat.best_path(SCALE)
+    assert lat.best_path_frame_posteriors(SCALE) == pytest.approx(
+        [expected[t, tid] for t, tid in enumerate(best_tids.tolist())], abs=1e-9)
 
 
 def test_word_confidence_is_the_time_overlap_posterior_and_mbr_picks_least_expected_errors():

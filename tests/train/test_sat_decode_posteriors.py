@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from kaldilite.decode.lattice import Lattice
-from kaldilite.train.sat import FmllrDecodeOptions, lattice_frame_posteriors
+from kaldilite.train.sat import FmllrDecodeOptions
 
 
 def two_path_lattice():
@@ -20,7 +20,7 @@ def test_lattice_posteriors_split_each_frame_between_the_paths_by_their_scaled_c
     arcs = [(0, 1, 7, 1.0, 30.0, [1, 1]), (0, 1, 8, 2.5, 20.0, [3, 4]), (1, 2, 0, 0.0, 0.0, [5])]
     lattice = Lattice.from_arcs(3, arcs, {2: (0.0, 0.0, [])})
     p_a = math.exp(-cost_a) / (math.exp(-cost_a) + math.exp(-cost_b))
-    frames, tids, weights = lattice_frame_posteriors(lattice, scale)
+    frames, tids, weights = lattice.frame_posteriors(scale)
     got = {(int(t), int(i)): w for t, i, w in zip(frames, tids, weights)}
     expected = {(0, 1): p_a, (0, 3): 1 - p_a, (1, 1): p_a, (1, 4): 1 - p_a, (2, 5): 1.0}
     assert got.keys() == expected.keys()
@@ -32,8 +32,8 @@ def test_lattice_posteriors_split_each_frame_between_the_paths_by_their_scaled_c
 
 def test_a_larger_acoustic_scale_sharpens_the_posteriors_toward_the_acoustically_better_path():
     lattice = two_path_lattice()
-    sharp = dict(((int(t), int(i)), w) for t, i, w in zip(*lattice_frame_posteriors(lattice, 1.0)))
-    flat = dict(((int(t), int(i)), w) for t, i, w in zip(*lattice_frame_posteriors(lattice, 0.01)))
+    sharp = dict(((int(t), int(i)), w) for t, i, w in zip(*lattice.frame_posteriors(1.0)))
+    flat = dict(((int(t), int(i)), w) for t, i, w in zip(*lattice.frame_posteriors(0.01)))
     # word 8 has the better acoustics (20 < 30), word 7 the better graph cost (1 < 2)
     assert sharp[(0, 3)] > 0.999 and flat[(0, 1)] > 0.5
 
