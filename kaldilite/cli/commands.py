@@ -848,14 +848,23 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
     threshold in OUT_EXP/graph_commands/rejection.json, as every row's). An offline figure: the
     online decoder runs one system.
 
+    OUT_EXP's decodes are the fusion's: a re-fusion removes every OUT_EXP/decode_SET it did not
+    write (a set no longer decoded by both), as Kaldi's combine_data.sh replaces its destination,
+    so no stale set is scored or reported. An OUT_EXP that holds decodes but no fusion.json is
+    not a fusion's output and is refused, untouched.
+
     e.g.: kaldilite fuse-command-scores exp/nnet2 exp/tri3b exp/tri3b+nnet2
     """
     import json
+    import shutil
 
     from kaldilite.score.commands import MEASURES_FILE, fuse_measures, fusion_floor, measures_to_json, read_measures
     from kaldilite.utils.atomic import atomic_open
 
     primary_exp, secondary_exp, out_exp = Path(primary_exp), Path(secondary_exp), Path(out_exp)
+    if out_exp.resolve() in (primary_exp.resolve(), secondary_exp.resolve()):
+        raise InputError(f"{out_exp}: the fused dir cannot be one of the systems fused; give a new dir "
+                         "(e.g. exp/tri3b+nnet2)")
     if not (secondary_exp / "decode_dev" / MEASURES_FILE).is_file():
         raise MissingFileError(f"{secondary_exp / 'decode_dev' / MEASURES_FILE}: the dev decode the fusion "
                                "takes its lowest score from; decode data/dev with it first")
@@ -869,17 +878,24 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
                                           for exp in (primary_exp, secondary_exp)), floor)
         except InputError as exc:
             raise InputError(f"{primary_exp / name} and {secondary_exp / name}: {exc}") from None
-    for name in sets:
-        (out_exp / name).mkdir(parents=True, exist_ok=True)
-        with atomic_open(out_exp / name / MEASURES_FILE) as handle:
-            for utt, (m, n) in fused[name].items():
-                handle.write(measures_to_json(utt, m, n) + "\n")
+    if any(out_exp.glob("decode_*")) and not (out_exp / "fusion.json").is_file():
+        raise InputError(f"{out_exp}: holds decode dirs but no fusion.json, so it is not a fuse-command-scores output "
+                         "(whose decodes a re-fusion replaces); give a new OUT_EXP")
+    # fusion.json first: it marks OUT_EXP as the fusion's before any decode lands in it (an interrupted run re-runs)
     (out_exp / "graph_commands").mkdir(parents=True, exist_ok=True)  # calibrate-rejection writes the rule there
     # (the rule's features are calibrate-rejection's --features, recorded in graph_commands/rejection.json)
     with atomic_open(out_exp / "fusion.json") as handle:
         json.dump({"primary": str(primary_exp), "secondary": str(secondary_exp), "second_llr_total_floor": floor},
                   handle, indent=2, sort_keys=True)
         handle.write("\n")
+    for name in sets:
+        (out_exp / name).mkdir(parents=True, exist_ok=True)
+        with atomic_open(out_exp / name / MEASURES_FILE) as handle:
+            for utt, (m, n) in fused[name].items():
+                handle.write(measures_to_json(utt, m, n) + "\n")
+    for stale in sorted(d for d in out_exp.glob("decode_*") if d.is_dir() and d.name not in fused):
+        shutil.rmtree(stale)
+        click.echo(f"fuse-command-scores: removed {stale}: an earlier fusion's, {stale.name} is not decoded by both now")
     click.echo(f"fuse-command-scores: {', '.join(sets)} of {primary_exp.name} + {secondary_exp.name} -> {out_exp}")
 
 

@@ -32,7 +32,7 @@ report): the label posterior and the command-vs-filler likelihood ratio, both de
   decoded in two passes, `kaldilite.train.decode_commands`), set by that decoder, None otherwise.
 * ``second_llr_total``: a second system's ``llr_total`` of the same utterance, set only by the
   offline score fusion of two systems' decodes (`kaldilite.score.commands.fuse_measures`), None
-  for every decoder's own measures.
+  for every decoder's own measures; ``second_llr_clipped``: that system's ``llr_clipped``.
 
 Phone-level scores (`phone_scores`, `PhoneScorer`), from the frame x pdf log-likelihood matrix and
 the alignment of the utterance's best path when it is a command path (no filler word; else they
@@ -101,6 +101,7 @@ class Measures:
     command_cost_per_frame: float = None
     first_pass_llr: float = None
     second_llr_total: float = None
+    second_llr_clipped: bool = False
     phone_llr_min: float = None
     phone_llr_min_per_frame: float = None
     word_llr: float = None

@@ -491,9 +491,7 @@ def _calibrate_threshold(references, measures, rule, commands, target_fa, negati
     calibrated = rule.with_threshold(threshold)
     decisions = _decide_cross_fitted(pairs, measures, calibrated)
     result = score_decisions(references, decisions, commands)
-    # a lattice llr clipped at +lattice_beam/acwt below the threshold: the clip, not the utterance, decides
-    clipped = sum(1 for u in references if decisions[u].llr_clipped and decisions[u].llr is not None
-                  and decisions[u].llr > 0 and decisions[u].score < threshold)
+    clipped = len(clipped_rejections(calibrated, {u: decisions[u] for u in references}))
     if clipped:
         log.warning("calibration: threshold %.6g is above the clipped lattice llr of %d utterance(s): the lattice "
                     "beam decides them; decode with --exact-llr or a larger --lattice-beam", threshold, clipped)
@@ -514,6 +512,26 @@ def _calibrate_threshold(references, measures, rule, commands, target_fa, negati
     if clipped:
         calibrated.calibration["clipped_below_threshold"] = clipped
     return calibrated, result, pairs
+
+
+def clipped_rejections(rule, decisions):
+    """The utterances of {utt: Decision} (decided by `rule`) whose command was rejected on a score that
+    read a lattice llr clipped at +lattice_beam/acwt: a lower bound (the other side fell off the
+    lattice), so the beam, not the utterance, may have rejected it. For a fused rule reading
+    ``second_llr_total`` the second system's clip counts too (`fuse_measures` carries it as
+    ``second_llr_clipped``): either is a bound where the rule expects the utterance's value, and a
+    larger value of either raises the fused logit (both ratios' weights are positive on real data)."""
+    reads_second = rule.score == "logistic" and "second_llr_total" in rule.logistic.get("features", ())
+
+    def clipped(d):
+        if d.accepted or not math.isfinite(d.score):  # (-inf: rule 1 rejected it, no score was read)
+            return False
+        if d.llr_clipped and d.llr is not None and d.llr > 0:
+            return True
+        m = d.measures
+        return reads_second and m is not None and m.second_llr_clipped and (m.second_llr_total or 0.0) > 0
+
+    return sorted(u for u, d in decisions.items() if clipped(d))
 
 
 def calibrate_command_thresholds(references, measures, rule, commands, target_fa=0.05,
@@ -724,10 +742,12 @@ def fuse_measures(primary, secondary, floor):
     for utt, (m, n) in primary.items():
         other, other_frames = secondary[utt]
         second = None
+        second, clipped = None, False
         if m.label:
             agree = other.label == m.label and other.llr is not None
             second = _llr_total(other, other_frames) if agree else float(floor)
-        fused[utt] = (replace(m, second_llr_total=second), n)
+            clipped = agree and other.llr_clipped
+        fused[utt] = (replace(m, second_llr_total=second, second_llr_clipped=clipped), n)
     return fused
 
 
@@ -818,7 +838,7 @@ def write_per_utt(path, references, decisions, commands):
 __all__ = ["REJECTED", "SILENCE_CLASS", "UNKNOWN_CLASS", "MEASURES_FILE", "reference_class", "hypothesis_class",
            "measures_to_json", "read_measures", "CommandScores", "score_decisions", "decide_all", "SweepPoint",
            "det_curve", "det_curve_of_decisions", "equal_error_rate", "fit_logistic_regression", "fit_logistic_rule",
-           "calibrate_threshold", "calibrate_command_thresholds",
+           "calibrate_threshold", "clipped_rejections", "calibrate_command_thresholds",
            "cross_calibrated_scores",
            "speaker_folds", "tune_setting", "cross_tuned_decisions", "FUSION_FEATURES", "fusion_floor", "fuse_measures",
            "report",

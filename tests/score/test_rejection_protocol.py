@@ -7,7 +7,9 @@
 - a --calibrate set that is not an --oov set is refused (one line naming it);
 - fuse-command-scores: each utterance's fused features (the second system's llr_total, its lowest
   dev score where it disagrees) and the fused decision under a hand-set rule, computed by hand;
-  mismatched utterance sets refused in one line.
+  mismatched utterance sets refused in one line; the second system's llr clip carried where its
+  llr_total is used and counted among the calibration's clipped rejections (hand-set rule); a
+  re-fusion removes the sets it no longer fuses and refuses a dir that is not a fusion's.
 
 Every score is an llr_total (llr x 100 frames). Speakers A and B say commands (yes/no) and one
 filler each; the held-out set is A's and B's command utterances decoded without their word
@@ -209,6 +211,63 @@ def test_fuse_measures_refuses_mismatched_utterance_sets_in_one_line(tmp_path):
     message = str(result.exception)
     assert "\n" not in message and str(exp_dnn / "decode_heldout_commands") in message and "u1" in message
     assert not (tmp_path / "out").exists()  # nothing written, not even decode_dev (fused before the refused set)
+
+
+def test_fused_clip_flag_and_the_calibration_count_of_clipped_rejections(tmp_path):
+    """The second system's llr_clipped rides along where its llr_total is used (it says the same command),
+    not where the fusion votes with the floor; a rejected command counts as decided by a clip when either
+    system's llr it read was clipped (the second's only for a rule reading second_llr_total)."""
+    from dataclasses import replace
+
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.score.commands import FUSION_FEATURES, clipped_rejections, decide_all, fuse_measures, read_measures
+
+    exp_dnn, exp_gmm = _fusion_pair(tmp_path)
+    primary = read_measures(exp_dnn / "decode_dev" / "measures.jsonl")
+    secondary = read_measures(exp_gmm / "decode_dev" / "measures.jsonl")
+    for utt in ("u2", "u3"):  # u2: the GMM says "no" against the DNN's "yes"; u3: both "no"
+        m, n = secondary[utt]
+        secondary[utt] = (replace(m, llr_clipped=True), n)
+    m, n = primary["u1"]
+    primary["u1"] = (replace(m, llr_clipped=True), n)
+    fused = fuse_measures(primary, secondary, 2.0)
+    assert {u: fused[u][0].second_llr_clipped for u in fused} == {"u1": False, "u2": False, "u3": True, "u4": False,
+                                                                  "u5": False}
+    assert fused["u1"][0].llr_clipped and not fused["u3"][0].llr_clipped
+    # the hand rule of the test above with threshold 6: logits u1 0.5, u2 -1.5, u3 5, u5 -0.5 all rejected (u4 by rule 1);
+    # u1 read its own clipped llr, u3 the GMM's clipped one; u2 the floor (no clip), u5 nothing clipped
+    rule = RejectionRule(score="logistic", threshold=6.0, logistic=dict(
+        features=list(FUSION_FEATURES), mean=[0.0] * 3, scale=[1.0] * 3, weights=[0.1, 1.0, 1.0], bias=-3.5))
+    assert clipped_rejections(rule, decide_all(fused, rule)) == ["u1", "u3"]
+    # a rule without second_llr_total does not read the GMM's clip: -3.5 + 3 - 0.5 = -1 for u3, rejected, not counted
+    own = RejectionRule(score="logistic", threshold=6.0, logistic=dict(
+        features=["llr_total", "gop_mean"], mean=[0.0] * 2, scale=[1.0] * 2, weights=[0.1, 1.0], bias=-3.5))
+    assert clipped_rejections(own, decide_all(fused, own)) == ["u1"]
+    # at threshold 1 only u1 (0.5) of those two is rejected (u3's 5 passes)
+    assert clipped_rejections(rule.with_threshold(1.0), decide_all(fused, rule.with_threshold(1.0))) == ["u1"]
+
+
+def test_re_fusion_removes_the_sets_it_no_longer_fuses_and_refuses_a_dir_not_its_own(tmp_path):
+    import shutil
+
+    exp_dnn, exp_gmm = _fusion_pair(tmp_path)
+    out = tmp_path / "exp" / "gmm+dnn"
+    assert CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(out)]).exit_code == 0
+    (out / "decode_heldout_commands" / "scoring_commands").mkdir()  # what score-commands writes beside
+    assert sorted(p.name for p in out.iterdir()) == ["decode_dev", "decode_heldout_commands", "fusion.json",
+                                                     "graph_commands"]
+    shutil.rmtree(exp_gmm / "decode_heldout_commands")  # the GMM no longer decodes the held-out set
+    result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["decode_dev", "fusion.json", "graph_commands"]
+    assert f"removed {out / 'decode_heldout_commands'}: an earlier fusion's" in result.output
+    # a dir with decodes that no fusion wrote (no fusion.json): refused in one line, left as it was
+    for target in (exp_gmm, tmp_path / "exp" / "other"):
+        (target / "decode_heldout_commands").mkdir(parents=True, exist_ok=True)
+        before = sorted(str(p) for p in target.rglob("*"))
+        result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(target)])
+        assert isinstance(result.exception, InputError) and "\n" not in str(result.exception), result.output
+        assert sorted(str(p) for p in target.rglob("*")) == before
 
 
 def test_tune_rejection_pools_the_held_out_commands_under_their_own_ids(tmp_path):
