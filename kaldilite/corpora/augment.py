@@ -270,7 +270,7 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     utt2spk, wav_scp = _copy_source(src, dest, "add noise")
     if pad_range is not None:
         pad_range = tuple(float(x) for x in pad_range)
-        if len(pad_range) != 2 or not 0.0 <= pad_range[0] <= pad_range[1]:
+        if len(pad_range) != 2 or not 0.0 <= pad_range[0] <= pad_range[1] < float("inf"):
             raise InputError(f"--pad-range {pad_range}: needs min:max seconds with 0 <= min <= max, e.g. 0.2:1.5")
         if not 0.0 <= pad_probability <= 1.0:
             raise InputError(f"--pad-probability {pad_probability}: must be a probability in [0, 1]")

@@ -99,8 +99,9 @@ def test_pad_noise_is_mix_at_snr_under_the_speech(rng):
 
 def test_bad_pad_options_are_one_line_errors(tmp_path):
     src, noise = _setup(tmp_path)
-    with pytest.raises(InputError, match="--pad-range .*min:max"):
-        add_noise_data_dir(src, tmp_path / "x", noise, pad_range=(1.5, 0.2))
+    for bad in ((1.5, 0.2), (0.2, float("inf")), (float("nan"), 1.0)):  # (inf was an OverflowError traceback)
+        with pytest.raises(InputError, match="--pad-range .*min:max"):
+            add_noise_data_dir(src, tmp_path / "x", noise, pad_range=bad, pad_probability=1.0)
     result = CliRunner().invoke(cli, ["add-noise-data-dir", "--bg-noise-dir", str(noise), "--pad-range", "0.5",
                                       str(src), str(tmp_path / "y")])
     assert result.exit_code != 0 and "--pad-range needs two values min:max" in str(result.exception)
