@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
                    "else refused.")
 @click.option("--lang", "lang_dir", type=click.Path(exists=True, file_okay=False),
               help="Lang dir with words/fillers.txt, when the graph dir has none.")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Model file (default EXP_DIR/final.mdl).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="Model file (default EXP_DIR/final.mdl; needed when EXP_DIR holds only the decodes the rule was "
+                   "calibrated on).")
 @click.option("--ivector-extractor", type=click.Path(exists=True),
               help="For a model trained with online i-vectors (train-nnet2 --online-ivector-dir): the extractor dir "
                    "(or its final.ie) it was trained with, copied into the bundle (default: the one the model "

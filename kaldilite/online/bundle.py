@@ -451,7 +451,8 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     exp_dir, graph_dir, out_dir = Path(exp_dir), Path(graph_dir), Path(out_dir)
     model_path = Path(model) if model else exp_dir / "final.mdl"
     if not model_path.is_file():
-        raise MissingFileError(f"{model_path}: no model; train it first or pass --model")
+        raise MissingFileError(f"{model_path}: no model; pass --model FILE (the model whose decodes the rule was "
+                               "calibrated on) or train it first")
     if mfcc_config is None:
         raise InputError("export-model needs --mfcc-config: the feature config the model was trained with "
                          "(e.g. conf/mfcc.conf)")
@@ -550,13 +551,15 @@ def _calibrated_system(rule):
 
 def _is_experiments_model(model_path, exp_dir):
     """True when `model_path` is EXP/final.mdl itself (the same file, a link to it, or a byte copy): the
-    model EXP's decodes, and so the rules calibrated on them, were made with."""
+    model EXP's decodes, and so the rules calibrated on them, were made with. Also True when EXP holds
+    no final.mdl: a dir of decodes only (run.sh's exp/<model>_online_cmvn, bench/rejection_slice.py's
+    EXP/<setting>), whose model only export-model --model can name."""
     import filecmp
 
     default = Path(exp_dir) / "final.mdl"
     model_path = Path(model_path)
     if not default.is_file():
-        return False
+        return True
     return os.path.samefile(model_path, default) or filecmp.cmp(model_path, default, shallow=False)
 
 
@@ -574,7 +577,9 @@ def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=
     uncalibrated default rule. A graph without fillers gets the default rule: it has nothing to
     calibrate against. `model_path` (export-model --model) other than EXP/final.mdl, e.g. a SAT
     system's speaker-independent final.alimdl, is not the model whose decodes EXP's rules were
-    calibrated on: the graph's rule is refused for it (--rejection FILE or --default-rejection).
+    calibrated on: the graph's rule is refused for it (--rejection FILE or --default-rejection). An EXP
+    without final.mdl (its decodes only, e.g. the rule's calibration decodes of another dir's model)
+    takes `model_path` as the model they were made with.
     """
     from kaldilite.decode.rejection import RULE_FILE, RejectionRule
 

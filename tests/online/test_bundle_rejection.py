@@ -115,3 +115,26 @@ def test_a_model_other_than_final_mdl_does_not_inherit_the_graphs_rule(digits_sy
     for model in (mono / "final.mdl", tmp_path / "copy.mdl"):
         kept = ModelBundle.load(_export(digits_system, graph, tmp_path / f"k_{model.stem}", model=model))
         assert kept.rejection.threshold == 37.25
+
+
+def test_a_rule_calibrated_in_a_dir_of_decodes_only_takes_the_model_from_model(digits_system, commands_graph_dir,
+                                                                              tmp_path):
+    # run.sh's exp/<model>_online_cmvn and bench/rejection_slice.py's EXP/<setting> hold decodes and no final.mdl:
+    # the rule is taken where it is and the model from --model (a final.mdl link beside the decodes was needed)
+    from kaldilite.errors import MissingFileError
+    from kaldilite.online.bundle import ModelBundle, export_model
+
+    decodes = tmp_path / "exp/mono_slice"
+    (decodes / "decode_dev").mkdir(parents=True)
+    graph = _graph_with_rule(commands_graph_dir, tmp_path, 41.5, "exp/mono_slice/decode_dev")
+    assert not (decodes / "final.mdl").exists()
+    bundle = ModelBundle.load(export_model(decodes, graph, tmp_path / "b", mfcc_config=MFCC_CONF,
+                                           data_dir=digits_system / "data/train",
+                                           model=digits_system / "exp/mono/final.mdl"))
+    assert bundle.rejection.threshold == 41.5 and bundle.info["from"]["rejection"] == str(graph / "rejection.json")
+    # without --model the one thing missing is named, with the fix
+    with pytest.raises(MissingFileError) as refused:
+        export_model(decodes, graph, tmp_path / "refused", mfcc_config=MFCC_CONF, data_dir=digits_system / "data/train")
+    assert str(refused.value) == (f"{decodes / 'final.mdl'}: no model; pass --model FILE (the model whose decodes the "
+                                  "rule was calibrated on) or train it first")
+    assert not (tmp_path / "refused").exists()
