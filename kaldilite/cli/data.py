@@ -54,7 +54,9 @@ def validate_cmd(data_dir, no_feats, no_text, no_wav, no_spk_sort, non_print, no
 
 @data_group.command("fix")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-def fix_cmd(data_dir):
+@click.option("--utt-extra-files", default="", metavar="'FILE ...'",
+              help="More utterance-indexed files of DATA_DIR to sort and filter (space-separated names).")
+def fix_cmd(data_dir, utt_extra_files):
     """Sort the files and keep only utterances present in all of them (utils/fix_data_dir.sh).
 
     The old files are kept in DATA_DIR/.backup.
@@ -64,7 +66,7 @@ def fix_cmd(data_dir):
     """
     from kaldilite.io.datadir import fix_data_dir
 
-    report = fix_data_dir(data_dir)
+    report = fix_data_dir(data_dir, utt_extra_files=utt_extra_files)
     kept, before = report["utt2spk"][1], report["utt2spk"][0]
     click.echo(f"{data_dir}: kept {kept} of {before} utterances" if kept != before
                else f"{data_dir}: kept all {kept} utterances")
@@ -120,7 +122,9 @@ def subset_cmd(args, mode, utt_list, spk_list):
 @data_group.command("combine")
 @click.argument("dest_dir", type=click.Path(file_okay=False))
 @click.argument("src_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-def combine_cmd(dest_dir, src_dirs):
+@click.option("--extra-files", default="", metavar="'FILE ...'",
+              help="More utterance-indexed files to combine, by the same rule (space-separated names).")
+def combine_cmd(dest_dir, src_dirs, extra_files):
     """Combine data dirs into DEST_DIR (utils/combine_data.sh).
 
     A file some SRC_DIR lacks is left out, with a warning naming it; but utt2uniq (as Kaldi: a
@@ -132,7 +136,7 @@ def combine_cmd(dest_dir, src_dirs):
     """
     from kaldilite.io.datadir import combine_data_dirs, count_summary
 
-    combine_data_dirs(dest_dir, src_dirs)
+    combine_data_dirs(dest_dir, src_dirs, extra_files=extra_files)
     num_utts, num_speakers = count_summary(dest_dir)
     click.echo(f"{dest_dir}: {num_utts} utterances, {num_speakers} speakers")
 

@@ -546,25 +546,35 @@ def _filter(table, keep):
     return {k: v for k, v in table.items() if k in keep}
 
 
-def _write_dir_raw(path, raw, *, replace=False):
-    """Write the tables of `raw`; with `replace`, also remove the data-dir files (ALL_FILES) that
+def _write_dir_raw(path, raw, *, replace=False, names=ALL_FILES):
+    """Write the tables of `raw`; with `replace`, also remove the data-dir files (`names`) that
     `raw` has not, so the directory never mixes old and new files."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if replace:
-        for name in ALL_FILES:
+        for name in names:
             if name not in raw and (path / name).exists():
                 (path / name).unlink()
     for name, table in raw.items():
         write_key_values(path / name, table)
 
 
-def _restrict_to_utterances(raw, utts):
-    """Keep `utts` in every utterance-indexed file, then speakers and recordings that remain."""
+def _extra_files(names, option):
+    """Kaldi's --extra-files / --utt-extra-files: a space-separated string or a list of file names, those
+    already known (ALL_FILES) left out as Kaldi leaves out utt2uniq."""
+    names = names.split() if isinstance(names, str) else list(names)
+    for name in names:
+        if not name or "/" in name or name.startswith("."):
+            raise InputError(f"{option} {name!r}: give file names inside the data dir, e.g. {option} 'utt2age utt2snr'")
+    return tuple(dict.fromkeys(n for n in names if n not in ALL_FILES))
+
+
+def _restrict_to_utterances(raw, utts, utt_files=UTT_FILES):
+    """Keep `utts` in every utterance-indexed file (`utt_files`), then speakers and recordings that remain."""
     out = {}
     has_segments = "segments" in raw
     for name, table in raw.items():
-        if name in UTT_FILES or (name == "wav.scp" and not has_segments):
+        if name in utt_files or (name == "wav.scp" and not has_segments):
             out[name] = _filter(table, utts)
     utt2spk = {u: s.split()[0] for u, s in out.get("utt2spk", {}).items() if s.split()}
     speakers = set(utt2spk.values())
@@ -584,19 +594,21 @@ def _restrict_to_utterances(raw, utts):
     return out
 
 
-def fix_data_dir(path):
+def fix_data_dir(path, *, utt_extra_files=()):
     """Make a data dir consistent like Kaldi's utils/fix_data_dir.sh; return {file: (before, after)}.
 
     Sorts and de-duplicates every file, keeps only utterances present in utt2spk, text,
     feats.scp, segments and (without segments) wav.scp, with a positive utt2dur /
     utt2num_frames and a well-formed segment (start < end); then keeps the speakers and
-    recordings those utterances use and regenerates spk2utt. The old files go to
+    recordings those utterances use and regenerates spk2utt. `utt_extra_files` (Kaldi's
+    --utt-extra-files): more utterance-indexed files to sort and filter. The old files go to
     `path/.backup/` as in Kaldi. Logs the number kept and the lines dropped per file.
     """
     path = Path(path)
     if not (path / "utt2spk").exists():
         raise MissingFileError(f"{path / 'utt2spk'}: no such file; a data dir needs utt2spk (utterance speaker per line)")
-    raw = _read_dir_raw(path)
+    extra = _extra_files(utt_extra_files, "--utt-extra-files")
+    raw = _read_dir_raw(path, ALL_FILES + extra)
     before = {name: sum(1 for _ in read_entries(path / name)) for name in raw}
 
     utts = {u for u, v in raw["utt2spk"].items() if len(v.split()) == 1}
@@ -622,7 +634,7 @@ def fix_data_dir(path):
         raise InputError(f"{path}: no utterances remain after keeping those present in every file; "
                          "check that utt2spk, text, wav.scp and feats.scp use the same utterance-ids")
 
-    fixed = _restrict_to_utterances(raw, utts)
+    fixed = _restrict_to_utterances(raw, utts, UTT_FILES + extra)
     backup = path / ".backup"
     backup.mkdir(exist_ok=True)
     for name in raw:
@@ -750,7 +762,7 @@ def _utterance_lengths(src, raw):
     raise InputError(f"{src}: --shortest needs utt2dur, utt2num_frames or feats.scp")
 
 
-def combine_data_dirs(dest, sources):
+def combine_data_dirs(dest, sources, *, extra_files=()):
     """Combine data dirs into `dest` like Kaldi's utils/combine_data.sh; return dest.
 
     A file is combined only when every source has it; otherwise it is left out with a one-line
@@ -760,9 +772,12 @@ def combine_data_dirs(dest, sources):
     sources that have them. `segments` in some sources only is an InputError (Kaldi generates the
     missing ones from the durations; give every source one, or none). The same key in two
     sources is allowed only with identical content (e.g. one recording shared); otherwise
-    InputError names both sources. spk2utt is regenerated and the result is fixed as Kaldi does.
+    InputError names both sources. `extra_files` (Kaldi's --extra-files): more utterance-indexed
+    files, combined by the same rule. spk2utt is regenerated and the result is fixed as Kaldi
+    does (the extra files filtered too, fix_data_dir's utt_extra_files).
     """
     dest = Path(dest)
+    extra = _extra_files(extra_files, "--extra-files")
     sources = [Path(s) for s in sources]
     if not sources:
         raise InputError("combine_data_dirs: give at least one source data dir")
@@ -771,9 +786,9 @@ def combine_data_dirs(dest, sources):
     for source in sources:
         if not (source / "utt2spk").exists():
             raise MissingFileError(f"{source / 'utt2spk'}: no such file; is {source} a data dir?")
-    raws = [_read_dir_raw(s) for s in sources]
+    raws = [_read_dir_raw(s, ALL_FILES + extra) for s in sources]
     combined = {}
-    for name in ALL_FILES:
+    for name in ALL_FILES + extra:
         if name == "spk2utt":
             continue
         present = [name in raw for raw in raws]
@@ -807,8 +822,8 @@ def combine_data_dirs(dest, sources):
         combined[name] = table
     utt2spk = {u: v.split()[0] for u, v in combined["utt2spk"].items() if v.split()}
     combined["spk2utt"] = _spk2utt_text(utt2spk)
-    _write_dir_raw(dest, combined, replace=True)
-    fix_data_dir(dest)
+    _write_dir_raw(dest, combined, replace=True, names=ALL_FILES + extra)
+    fix_data_dir(dest, utt_extra_files=extra)
     return dest
 
 

@@ -524,3 +524,44 @@ def test_combine_utt2uniq_of_some_parts_matches_kaldis_combine_data(tmp_path, rn
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "ours" / "utt2uniq").read_text() == (tmp_path / "theirs" / "utt2uniq").read_text()
     assert read_files(tmp_path / "ours") == read_files(tmp_path / "theirs")
+
+
+def test_extra_files_combined_and_fixed_as_kaldis_extra_files_options(tmp_path, rng, kaldi_s5, caplog):
+    """`data combine --extra-files` and `data fix --utt-extra-files` (the Kaldi scripts' option names):
+    the files Kaldi writes, a part without the file dropped with the warning, a name with a slash refused."""
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+
+    one = make_corpus(tmp_path / "one", rng, num_speakers=2)
+    two = write_dir(tmp_path / "two", {"utt2spk": ["zed-1 zed"], "spk2utt": ["zed zed-1"], "text": ["zed-1 stop"],
+                                       "wav.scp": ["zed-1 /z.wav"], "feats.scp": ["zed-1 /f.ark:3"],
+                                       "utt2dur": ["zed-1 1.5"], "cmvn.scp": ["zed /c.ark:4"], "utt2age": ["zed-1 71"]})
+    (one / "utt2age").write_text("".join(f"{line.split()[0]} {20 + k}\n"
+                                         for k, line in enumerate((one / "utt2spk").read_text().splitlines())))
+    result = CliRunner().invoke(cli, ["data", "combine", "--extra-files", "utt2age utt2uniq", str(tmp_path / "ours"),
+                                      str(one), str(two)])
+    assert result.exit_code == 0, result.output
+    kaldi_run = kaldi(kaldi_s5, "utils/combine_data.sh", "--extra-files", "utt2age", str(tmp_path / "theirs"), str(one),
+                      str(two))
+    assert kaldi_run.returncode == 0, kaldi_run.stdout + kaldi_run.stderr
+    assert (tmp_path / "ours" / "utt2age").read_text() == (tmp_path / "theirs" / "utt2age").read_text()
+    assert read_files(tmp_path / "ours") == read_files(tmp_path / "theirs")
+    (two / "utt2age").unlink()
+    result = CliRunner().invoke(cli, ["data", "combine", "--extra-files", "utt2age", str(tmp_path / "ours"), str(one),
+                                      str(two)])
+    assert result.exit_code == 0 and not (tmp_path / "ours" / "utt2age").exists()
+    assert f"not combining utt2age: absent from {two} (1 of 2 sources)" in caplog.text
+    result = CliRunner().invoke(cli, ["data", "combine", "--extra-files", "../utt2age", str(tmp_path / "x"), str(one)])
+    assert isinstance(result.exception, InputError) and "--extra-files '../utt2age'" in str(result.exception)
+
+    ours = messy_dir(tmp_path / "fix_ours", rng)
+    (ours / "utt2age").write_text("".join(f"{line.split()[0]} {30 + k}\n" for k, line in
+                                          enumerate(reversed((ours / "utt2spk").read_text().splitlines()))))
+    theirs = tmp_path / "fix_theirs"
+    shutil.copytree(ours, theirs)
+    assert CliRunner().invoke(cli, ["data", "fix", "--utt-extra-files", "utt2age", str(ours)]).exit_code == 0
+    kaldi_run = kaldi(kaldi_s5, "utils/fix_data_dir.sh", "--utt-extra-files", "utt2age", str(theirs))
+    assert kaldi_run.returncode == 0, kaldi_run.stdout + kaldi_run.stderr
+    assert (ours / "utt2age").read_text() == (theirs / "utt2age").read_text()
+    assert len((ours / "utt2age").read_text().splitlines()) < len((ours / ".backup" / "utt2age").read_text().splitlines())
