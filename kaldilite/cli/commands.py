@@ -310,7 +310,9 @@ def synthesize_corpus_cmd(commands_file, fillers_file, num_speakers, takes, dev_
               help="With online CMVN: weight of the frames each utterance's best path puts on silence phones when it "
                    "joins the carried stats, as decode-online --cmvn-silence-weight (same default) weighs them; below "
                    "1 a speaker's utterances are decoded one after the other (jobs stay parallel across speakers) and "
-                   "the weights written to DECODE_DIR/cmvn_weights.JOB.ark. 1: all frames (apply-cmvn-online).")
+                   "the weights written to DECODE_DIR/cmvn_weights.JOB.ark. 1: all frames (apply-cmvn-online). Recorded with "
+                   "the order seed in DECODE_DIR/cmvn_carry.conf: export-model ships the weight of a rule calibrated "
+                   "on this decode.")
 @click.option("--online-cmvn-history-weights", type=click.Path(exists=True, file_okay=False), metavar="DECODE_DIR",
               help="With --online-cmvn-history and a silence weight below 1: decode-commands' decode dir of the "
                    "history data dir (its cmvn_weights.*.ark), whose best paths decided the silence frames its "
@@ -359,10 +361,11 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
-    from kaldilite.train.decode_commands import (CMVN_CARRY_CONF, CommandDecodeOptions, cmvn_weight_files,
-                                                 decode_commands_job, decoding_kind, nnet_model_and_input,
-                                                 online_cmvn_setup, refuse_online_ivectors,
-                                                 start_up_before_forking_jobs, with_online_ivectors, write_cmvn_carry)
+    from kaldilite.feat.cmvn import CMVN_CARRY_CONF, write_cmvn_carry
+    from kaldilite.train.decode_commands import (CommandDecodeOptions, cmvn_weight_files, decode_commands_job,
+                                                 decoding_kind, nnet_model_and_input, online_cmvn_setup,
+                                                 refuse_online_ivectors, start_up_before_forking_jobs,
+                                                 with_online_ivectors)
     from kaldilite.utils.atomic import atomic_open
     from kaldilite.utils.load_once import load_once
 
@@ -462,7 +465,9 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     with atomic_open(decode_dir / MEASURES_FILE) as handle:
         for utt, m, n in records:
             handle.write(measures_to_json(utt, m, n) + "\n")
-    if carry_by_decoding:  # the jobs decided the carry weights (cmvn_weights.JOB.ark): record under which carry
+    if (online_cmvn or recorded_online_cmvn) and online_cmvn_history is None:
+        # this decode carried its speakers' stats itself (below weight 1 its jobs decided the carry weights,
+        # cmvn_weights.JOB.ark): record how; export-model ships the weight of a rule calibrated on it
         write_cmvn_carry(decode_dir, online_cmvn_order_seed, online_cmvn_silence_weight)
     rule = RejectionRule.for_graph(graph_dir)
     with atomic_open(decode_dir / "hyp.txt") as handle:

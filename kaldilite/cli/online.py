@@ -53,7 +53,9 @@ def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_
              exp/nnet2 exp/nnet2/graph_commands exp/nnet2_online
 
     The bundle's rejection rule is the graph dir's rejection.json (calibrate-rejection), which
-    must have been calibrated on this model's decodes.
+    must have been calibrated on this model's decodes. Its conf/online.conf carries the online-CMVN
+    stats as those decodes did: --cmvn-silence-weight is their cmvn_carry.conf's
+    --online-cmvn-silence-weight (decode-commands' record in the decode dir the rule names).
     """
     from kaldilite.online.bundle import ModelBundle, export_model
 
@@ -121,7 +123,8 @@ def _device_error(message):
                    "speaker).")
 @click.option("--cmvn-silence-weight", type=float,
               help="Weight of the frames the best path puts on silence phones in the carried CMVN statistics "
-                   "(overrides the bundle's; 1: all frames alike, as apply-cmvn-online carries them).")
+                   "(overrides the bundle's, which is the one its rejection threshold was calibrated with; 1: all "
+                   "frames alike, as apply-cmvn-online carries them).")
 @click.option("--utt2spk", "utt2spk_file", type=click.Path(exists=True, dir_okay=False),
               help="With --wav: `FILE SPEAKER` lines (FILE as given, its name, or its name without extension); "
                    "online-CMVN (and i-vector) statistics are carried only between files of the same speaker (Kaldi's "

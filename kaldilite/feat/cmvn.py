@@ -386,6 +386,55 @@ def speaker_orders(spk2utt, seed):
     return orders
 
 
+# DECODE_DIR/cmvn_carry.conf: how a decode through online CMVN carried each speaker's stats from clip to clip
+# (--online-cmvn-order-seed=S and --online-cmvn-silence-weight=W lines, a Kaldi config). decode-commands writes it
+# (its --online-cmvn-history-weights reader checks it); export-model ships the weight its rule was calibrated with.
+CMVN_CARRY_CONF = "cmvn_carry.conf"
+
+
+def cmvn_carry_values(order_seed, silence_weight):
+    """{option: its text} of a carry, the weight exact (repr; 0 and 1 as such)."""
+    weight = float(silence_weight)
+    return {"online-cmvn-order-seed": str(int(order_seed)),
+            "online-cmvn-silence-weight": str(int(weight)) if weight.is_integer() else repr(weight)}
+
+
+def write_cmvn_carry(decode_dir, order_seed, silence_weight):
+    """DECODE_DIR/cmvn_carry.conf (atomically): the order seed and silence weight a decode carried its speakers'
+    online-CMVN stats with (and so decided its carry weights, cmvn_weights.*.ark, under)."""
+    from pathlib import Path
+
+    from kaldilite.utils.atomic import atomic_open
+
+    with atomic_open(Path(decode_dir) / CMVN_CARRY_CONF) as handle:
+        handle.write("# decode-commands' online-CMVN carry of this decode (and of its cmvn_weights.*.ark, if any)\n")
+        handle.writelines(f"--{name}={text}\n" for name, text in cmvn_carry_values(order_seed, silence_weight).items())
+
+
+def read_cmvn_carry(decode_dir, fix):
+    """(order seed, silence weight) of DECODE_DIR/cmvn_carry.conf (`write_cmvn_carry`), or None when the decode
+    recorded none (before the record existed, or not through online CMVN). A record without both lines is refused
+    in one line ending in `fix`."""
+    from pathlib import Path
+
+    from kaldilite.errors import where
+    from kaldilite.io.config import parse_config_lines, parse_value
+
+    path = Path(decode_dir) / CMVN_CARRY_CONF
+    if not path.is_file():
+        return None
+    kinds = {"online-cmvn-order-seed": int, "online-cmvn-silence-weight": float}
+    recorded = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, name, text in parse_config_lines(handle, str(path)):
+            if name in kinds:
+                recorded[name] = parse_value(text, kinds[name], name, where(path, number))
+    missing = [name for name in kinds if name not in recorded]
+    if missing:
+        raise InputError(f"{path}: no --{missing[0]} line; {fix}")
+    return recorded["online-cmvn-order-seed"], recorded["online-cmvn-silence-weight"]
+
+
 def _checked_global_stats(global_stats, opts, where):
     """(global stats as C float64, skip-dims mask) after the checks every batch path makes."""
     global_stats = np.asarray(global_stats, dtype=np.float64)

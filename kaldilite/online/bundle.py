@@ -16,7 +16,9 @@ needs into one dir with a `conf/online.conf` pointing at `conf/mfcc.conf` and
     global_cmvn.stats     summed training CMVN stats, Kaldi text matrix (if the model uses CMVN)
     conf/mfcc.conf        feature extraction options (Kaldi config)
     conf/online_cmvn.conf OnlineCmvn options
-    conf/online.conf      decoder, endpoint and VAD options (`OnlineDecodingOptions`)
+    conf/online.conf      decoder, endpoint and VAD options (`OnlineDecodingOptions`); its
+                          --cmvn-silence-weight is the carry the rule was calibrated with when the
+                          rule's decode dir recorded one (`calibrated_cmvn_carry`)
     ivector_extractor/final.ie, conf/ivector_extractor.conf
                           for an nnet2 model with an online i-vector input (train-nnet2
                           --online-ivector-dir): the extractor it was trained with (UBM and its
@@ -272,12 +274,21 @@ class ModelBundle:
         mfcc_opts = read_config(path / "conf" / "mfcc.conf", MfccOptions)
         cmvn_opts = read_config(path / "conf" / "online_cmvn.conf", OnlineCmvnOptions)
         online_opts = read_config(path / "conf" / "online.conf", OnlineDecodingOptions)
+        calibrated = online_opts.cmvn_silence_weight if info.get("from", {}).get("cmvn_carry") else None
         if online_config is not None or overrides:
             base = read_config(online_config, OnlineDecodingOptions) if online_config else None
             online_opts = _merge(online_opts, base, overrides)
-        if online_opts.carry_cmvn:
+        if online_opts.carry_cmvn and calibrated is None:  # a bundle from before export-model shipped the carry
             warn_cmvn_carry_mismatch(path / "final.mdl", model.pipeline, online_opts.cmvn_silence_weight,
                                      "--cmvn-silence-weight", "conf/online.conf")
+        elif online_opts.carry_cmvn and online_opts.cmvn_silence_weight != calibrated:  # (decoding as calibrated
+            # with a model trained otherwise: export-model said so)
+            trained = trained_cmvn_silence_weight(path / "final.mdl", model.pipeline)
+            log.warning("%s: decodes with --cmvn-silence-weight %g but its rejection threshold was calibrated on "
+                        "decodes carrying the online-CMVN stats with silence frames weighted %g (%s; conf/online.conf)%s:"
+                        " the threshold does not hold; set --cmvn-silence-weight %g unless that is the point", path,
+                        online_opts.cmvn_silence_weight, calibrated, info["from"]["cmvn_carry"],
+                        ", as the model was trained" if trained == calibrated else "", calibrated)
         global_cmvn = None
         if model.pipeline.cmvn != "none":
             stats_path = path / "global_cmvn.stats"
@@ -306,15 +317,22 @@ class ModelBundle:
                    info=info, ivector_model=ivector_model, ivector_opts=ivector_opts)
 
 
+def trained_cmvn_silence_weight(model_path, pipeline):
+    """The silence weight a model trained on online CMVN carried its training stats with (train-nnet2
+    --online-cmvn-silence-weight, in its header), or None (no online CMVN, or a model from before the record)."""
+    if pipeline is None or pipeline.cmvn != "online":
+        return None
+    weight = model_header(model_path).get("extra", {}).get("options", {}).get("online_cmvn_silence_weight")
+    return None if weight is None else float(weight)
+
+
 def warn_cmvn_carry_mismatch(model_path, pipeline, silence_weight, option, where):
     """A warning when a model trained on online CMVN (train-nnet2 --online-cmvn) carried the stats from clip to
     clip with another silence weight than this decode will (decode-online --cmvn-silence-weight, decode-commands
     --online-cmvn-silence-weight): its input then differs from what it learned on, most after long pauses.
     (A model from before train-nnet2 --online-cmvn-silence-weight records nothing and is not checked.)"""
-    if pipeline is None or pipeline.cmvn != "online":
-        return
-    weight = model_header(model_path).get("extra", {}).get("options", {}).get("online_cmvn_silence_weight")
-    if weight is not None and float(weight) != silence_weight:
+    weight = trained_cmvn_silence_weight(model_path, pipeline)
+    if weight is not None and weight != silence_weight:
         log.warning("%s was trained with the online-CMVN stats carried with silence frames weighted %g "
                     "(train-nnet2 --online-cmvn-silence-weight) but decodes with %s %g; set %s %g (%s) unless "
                     "that is the point", model_path, weight, option, silence_weight, option, weight, where)
@@ -435,7 +453,9 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     is the online-CMVN prior. `online_config`: decoder/endpoint options (default the
     repository's conf/online.conf). `rejection`: a rule JSON (default GRAPH/rejection.json; see
     `bundle_rejection_rule` for when the graph's rule is refused and when the default rule is
-    used). `lang_dir`: where `words/fillers.txt` is when the graph dir lacks it.
+    used); the bundle's --cmvn-silence-weight is the one the rule's calibration decodes carried with
+    (`calibrated_cmvn_carry`), whatever `online_config` says. `lang_dir`: where `words/fillers.txt` is when the
+    graph dir lacks it.
     `ivector_extractor`: for a model with an online i-vector input, the extractor (dir or final.ie)
     it was trained with (default: the one the model records); refused unless its md5 is the model's
     extractor id. Returns the output path.
@@ -501,6 +521,21 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
     has_fillers = fillers_source is not None and bool(fillers_source.read_text(encoding="utf-8").split())
     rule, rule_source = bundle_rejection_rule(exp_dir, graph_dir, rejection, default_rejection, has_fillers,
                                               model_path=model_path)
+    carry = calibrated_cmvn_carry(rule, rule_source)
+    if carry is not None:  # the threshold holds for decodes that carry as its calibration decodes did
+        weight, carry_conf = carry
+        if weight != online_opts.cmvn_silence_weight:
+            log.info("export-model: --cmvn-silence-weight %g (%s) instead of the online config's %g", weight,
+                     carry_conf, online_opts.cmvn_silence_weight)
+        online_opts = dataclasses.replace(online_opts, cmvn_silence_weight=weight)
+        trained = trained_cmvn_silence_weight(model_path, pipeline)
+        if trained is not None and trained != weight:
+            log.warning("%s was trained with the online-CMVN stats carried with silence frames weighted %g (train-nnet2 "
+                        "--online-cmvn-silence-weight) but %s was calibrated on decodes carrying them weighted %g (%s), "
+                        "which the bundle carries as its threshold needs; to decode as trained, re-decode and "
+                        "re-calibrate with decode-commands --online-cmvn-silence-weight %g (the commands recipe's "
+                        "online_cmvn_silence_weight) and export again", model_path, trained, rule_source, weight,
+                        carry_conf, trained)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("conf", "phones", "words"):
@@ -527,6 +562,9 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         confs.append((Path(IVECTOR_CONF).name, extractor[1]))
     for name, opts in confs:
         with atomic_open(out_dir / "conf" / name) as handle:
+            if name == "online.conf" and carry is not None:
+                handle.write(f"# --cmvn-silence-weight: the carry the rejection threshold was calibrated with "
+                             f"({carry[1]}); with another it does not hold\n")
             handle.write("\n".join(options_to_config_lines(opts)) + "\n")
     info = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "model_type": loaded.model_type,
             "sample_rate": int(mfcc_opts.frame_opts.sample_frequency), "num_pdfs": int(loaded.scorer.num_pdfs),
@@ -535,6 +573,8 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
                      "mfcc_config": str(mfcc_config), "rejection": rule_source}}
     if extractor is not None:
         info["from"]["ivector_extractor"] = str(extractor[0])
+    if carry is not None:  # conf/online.conf's --cmvn-silence-weight is the calibration's (ModelBundle.load checks)
+        info["from"]["cmvn_carry"] = str(carry[1])
     with atomic_open(out_dir / "bundle.json") as handle:
         json.dump(info, handle, indent=2)
         handle.write("\n")
@@ -547,6 +587,32 @@ def _calibrated_system(rule):
     records its decode dir, EXP/decode_SET), or None when the rule does not say."""
     decode_dir = (rule.calibration or {}).get("decode_dir")
     return Path(decode_dir).parent if decode_dir else None
+
+
+def calibrated_cmvn_carry(rule, rule_path):
+    """(silence weight, record path) of the online-CMVN carry a rule's threshold was calibrated with: the
+    --online-cmvn-silence-weight of DECODE_DIR/cmvn_carry.conf (decode-commands' record), DECODE_DIR being the
+    decode dir calibrate-rejection records (as it was given, often relative to the recipe's work dir), found
+    beside the rule's graph dir (EXP/graph_X/rejection.json next to EXP/decode_Y), else as recorded. None when
+    `rule_path` is "default", the rule names no decode dir, or the decode recorded no carry (no online CMVN,
+    or from before the record): the online config's weight then stays."""
+    from kaldilite.feat.cmvn import CMVN_CARRY_CONF, read_cmvn_carry
+
+    recorded = (rule.calibration or {}).get("decode_dir")
+    if not recorded or rule_path == "default":
+        return None
+    recorded = Path(recorded)
+    experiment = Path(rule_path).absolute().parent.parent
+    candidates = ([experiment / recorded.name] if experiment.name == recorded.parent.name else []) + [recorded]
+    for decode_dir in candidates:
+        if decode_dir.is_dir():
+            carry = read_cmvn_carry(decode_dir, f"re-decode into {decode_dir} with decode-commands and re-calibrate")
+            if carry is None:
+                return None
+            return carry[1], decode_dir / CMVN_CARRY_CONF
+    log.info("%s: calibrated on %s, not found (beside the rule nor from here): the bundle keeps the online config's "
+             "--cmvn-silence-weight", rule_path, recorded)
+    return None
 
 
 def _is_experiments_model(model_path, exp_dir):
@@ -651,5 +717,6 @@ def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
 
 
 __all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "bundle_rejection_rule", "register_model_type",
+           "calibrated_cmvn_carry", "trained_cmvn_silence_weight",
            "load_scoring_model", "check_feature_config",
            "BUNDLE_FORMAT"]

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kaldilite.feat.cmvn import CMVN_CARRY_CONF, cmvn_carry_values, read_cmvn_carry
+
 log = logging.getLogger(__name__)
 
 SI_MODEL = "final.alimdl"
@@ -304,9 +306,6 @@ def _decode_single_pass(graph_dir, model_path, data_dir, opts, silence_phones, d
 
 
 CMVN_WEIGHTS = "cmvn_weights"  # DECODE_DIR/cmvn_weights.JOB.ark: each utterance's online-CMVN carry weights
-# DECODE_DIR/cmvn_carry.conf: the carry those weights were decided under (--online-cmvn-order-seed=S and
-# --online-cmvn-silence-weight=W lines, a Kaldi config), checked by --online-cmvn-history-weights' reader
-CMVN_CARRY_CONF = "cmvn_carry.conf"
 
 
 def cmvn_weight_files(decode_dir):
@@ -315,48 +314,23 @@ def cmvn_weight_files(decode_dir):
     return sorted(Path(decode_dir).glob(f"{CMVN_WEIGHTS}.*.ark"))
 
 
-def _carry_values(order_seed, silence_weight):
-    """{option: its text} of a carry, the weight exact (repr; 0 and 1 as such)."""
-    weight = float(silence_weight)
-    return {"online-cmvn-order-seed": str(int(order_seed)),
-            "online-cmvn-silence-weight": str(int(weight)) if weight.is_integer() else repr(weight)}
-
-
-def write_cmvn_carry(decode_dir, order_seed, silence_weight):
-    """DECODE_DIR/cmvn_carry.conf (atomically): the order seed and silence weight the decode's carry weights
-    (cmvn_weights.*.ark) were decided under, so that a decode reading them as its history's can check its own."""
-    from kaldilite.utils.atomic import atomic_open
-
-    with atomic_open(Path(decode_dir) / CMVN_CARRY_CONF) as handle:
-        handle.write("# decode-commands' online-CMVN carry of this decode: what cmvn_weights.*.ark were decided under\n")
-        handle.writelines(f"--{name}={text}\n" for name, text in _carry_values(order_seed, silence_weight).items())
-
-
 def _check_cmvn_carry(decode_dir, history, order_seed, silence_weight):
     """Refuse, in one line, history weights decided under another order seed or silence weight than this decode's
-    (`write_cmvn_carry`'s record); a decode dir from before the record is accepted with a warning."""
-    from kaldilite.errors import InputError, where
-    from kaldilite.io.config import parse_config_lines, parse_value
+    (DECODE_DIR/cmvn_carry.conf, `write_cmvn_carry`'s record); a decode dir from before the record is accepted with
+    a warning."""
+    from kaldilite.errors import InputError
 
     path = Path(decode_dir) / CMVN_CARRY_CONF
-    asked = " ".join(f"--{name} {text}" for name, text in _carry_values(order_seed, silence_weight).items())
-    if not path.is_file():
+    asked = " ".join(f"--{name} {text}" for name, text in cmvn_carry_values(order_seed, silence_weight).items())
+    recorded = read_cmvn_carry(decode_dir, f"re-decode {history} into {decode_dir}")
+    if recorded is None:
         log.warning("%s: missing (a decode from before decode-commands recorded its carry): cannot check that its "
                     "carry weights were decided with %s; re-decode %s into %s to have it checked", path, asked,
                     history, decode_dir)
         return
-    kinds = {"online-cmvn-order-seed": int, "online-cmvn-silence-weight": float}
-    recorded = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, name, text in parse_config_lines(handle, str(path)):
-            if name in kinds:
-                recorded[name] = parse_value(text, kinds[name], name, where(path, number))
-    missing = [name for name in kinds if name not in recorded]
-    if missing:
-        raise InputError(f"{path}: no --{missing[0]} line; re-decode {history} into {decode_dir}")
-    seed, weight = recorded["online-cmvn-order-seed"], recorded["online-cmvn-silence-weight"]
+    seed, weight = recorded
     if (seed, weight) != (int(order_seed), float(silence_weight)):
-        theirs = " ".join(f"--{name} {text}" for name, text in _carry_values(seed, weight).items())
+        theirs = " ".join(f"--{name} {text}" for name, text in cmvn_carry_values(seed, weight).items())
         raise InputError(f"{path}: the carry weights of {decode_dir} were decided with {theirs}, this decode carries "
                          f"with {asked}; give this decode {theirs}, or re-decode {history} into {decode_dir} with "
                          f"{asked}")

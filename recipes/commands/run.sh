@@ -234,8 +234,10 @@ online_cmvn_order_seed=0      # stages 9-10, every decode through online CMVN (t
                               # decodes' stamps change when it does (a changed default of decode-commands would not)
 online_cmvn_silence_weight=0  # decode-commands --online-cmvn-silence-weight of those decodes: the frames each clip's best
                               # path puts on silence join the carried stats with this weight, as decode-online
-                              # --cmvn-silence-weight (default 0) carries them live; keep conf/nnet2.conf's
-                              # --online-cmvn-silence-weight equal (decode-commands warns when they differ). 1: all frames
+                              # --cmvn-silence-weight carries them live. The decodes record it (decode_dev/cmvn_carry.conf)
+                              # and stage 11's bundle follows: export-model writes the weight its rule was calibrated
+                              # with into the bundle's conf/online.conf. Keep conf/nnet2.conf's --online-cmvn-silence-weight
+                              # equal (decode-commands and export-model warn when they differ). 1: all frames
 publish_results=false  # true: copy RESULTS to recipes/commands/RESULTS from any --dir
 dir=work               # where data/ exp/ mfcc/ go
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--corpus DIR|synthetic] [--dict-dir DIR] [--auto-g2p true|false]
@@ -1079,7 +1081,8 @@ if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
     fi
     log "Stage 11: online bundle exp/${online}_online ($online, exp/$online/graph_commands, exp/$rule_sys's rejection rule)"
     step exp/${online}_online/.stamp exp/$online/final.mdl exp/$online/graph_commands/{HCLG.fst,words.txt} \
-      exp/$rule_sys/graph_commands/rejection.json exp/$online/graph_commands/words/fillers.txt "$online_conf" \
+      exp/$rule_sys/graph_commands/rejection.json exp/$rule_sys/decode_dev/cmvn_carry.conf \
+      exp/$online/graph_commands/words/fillers.txt "$online_conf" \
       $online_data/cmvn.scp --out exp/${online}_online/bundle.json -- \
       kaldilite export-model --mfcc-config "$online_conf" --data $online_data --model exp/$online/final.mdl \
       --rejection exp/$rule_sys/graph_commands/rejection.json exp/$rule_sys exp/$online/graph_commands exp/${online}_online

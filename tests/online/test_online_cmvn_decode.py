@@ -203,8 +203,11 @@ def _assert_live_equals_batch(bundle_dir, data, decode, decode_dir, protocol, ch
     live_weights = {}
     live = _live_scores(bundle_dir, data, orders, silence_weight, live_weights)
     batch = decode(decode_dir, options)
-    if silence_weight == "1":  # every frame carried at 1: nothing decided, no weights written
+    if silence_weight == "1":  # every frame carried at 1: nothing decided, no weights written; the carry recorded
+        from kaldilite.feat.cmvn import read_cmvn_carry
+
         assert not list(decode_dir.glob("cmvn_weights.*.ark"))
+        assert read_cmvn_carry(decode_dir, "") == ((-1 if seed is None else seed), 1.0)
         batch_weights, fed = {u: np.ones(len(w)) for u, w in live_weights.items()}, batch
     else:
         batch_weights = {u: np.asarray(w, np.float64) for u, w in read_vectors(str(decode_dir / "cmvn_weights.1.ark"))}
@@ -437,6 +440,51 @@ def test_the_model_records_how_training_carried_and_a_bundle_decoding_otherwise_
     with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
         ModelBundle.load(bundle_dir, overrides={"cmvn-silence-weight": "1"})
     assert "trained with the online-CMVN stats carried with silence frames weighted 0" in caplog.text
+
+
+def test_export_says_when_the_rule_was_calibrated_with_another_carry_than_the_model_trained_with(
+        online_nnet, garbage_graph_dir, tmp_path, caplog):
+    """The model trained with its silence frames carried at weight 0. Its rule calibrated on decodes that carried
+    them at 1 (EXP/decode_dev/cmvn_carry.conf): the bundle carries with 1, the threshold's, and export-model says
+    so in one line naming both weights and files and the fix; loading the bundle says nothing more (decoding as
+    calibrated), decoding it with 0 warns that the threshold does not hold. Calibrated with 0: all quiet."""
+    import logging
+
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.feat.cmvn import write_cmvn_carry
+    from kaldilite.online.bundle import ModelBundle, export_model
+
+    model_path, bundle_dir = online_nnet
+    for weight in (1, 0):
+        exp = tmp_path / f"work{weight}/exp/nnet2"  # (named as the model's experiment: its rules' decodes)
+        (exp / "decode_dev").mkdir(parents=True)
+        write_cmvn_carry(exp / "decode_dev", 0, weight)
+        rule = exp / "graph_commands/rejection.json"
+        rule.parent.mkdir()
+        RejectionRule(score="llr_total", calibration={"decode_dir": "exp/nnet2/decode_dev"}).save(rule)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+            out = export_model(model_path.parent, garbage_graph_dir, tmp_path / f"bundle{weight}",
+                               mfcc_config=bundle_dir / "conf/mfcc.conf", model=model_path, rejection=rule,
+                               check_features=False)
+            ModelBundle.load(out)
+        assert f"--cmvn-silence-weight={weight}" in (out / "conf/online.conf").read_text().splitlines()
+        warned = [r.getMessage() for r in caplog.records]
+        if weight == 0:
+            assert warned == []
+            continue
+        assert warned == [f"{model_path} was trained with the online-CMVN stats carried with silence frames weighted 0 "
+                          f"(train-nnet2 --online-cmvn-silence-weight) but {rule} was calibrated on decodes carrying "
+                          f"them weighted 1 ({exp / 'decode_dev/cmvn_carry.conf'}), which the bundle carries as its "
+                          "threshold needs; to decode as trained, re-decode and re-calibrate with decode-commands "
+                          "--online-cmvn-silence-weight 0 (the commands recipe's online_cmvn_silence_weight) and "
+                          "export again"]
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+            ModelBundle.load(out, overrides={"cmvn-silence-weight": "0"})
+        (warning,) = [r.getMessage() for r in caplog.records]
+        assert "calibrated on decodes carrying the online-CMVN stats with silence frames weighted 1 (" in warning
+        assert "as the model was trained" not in warning and "set --cmvn-silence-weight 1 " in warning
 
 
 def test_offline_pipelines_keep_their_dict_and_old_dicts_load():

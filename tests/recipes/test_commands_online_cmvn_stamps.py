@@ -26,7 +26,12 @@ one() {
   local last=${!#}
   case "$1" in
     data) [ "$2" != subset ] || { mkdir -p "$last"; cp "${@: -2:1}"/* "$last"/; } ;;  # the whole source dir
-    decode-commands) mkdir -p "$last"; echo "$*" > "$last/measures.jsonl"; echo "0 cpu seconds 0 audio seconds 0" > "$last/rtf" ;;
+    decode-commands) mkdir -p "$last"; echo "$*" > "$last/measures.jsonl"; echo "0 cpu seconds 0 audio seconds 0" > "$last/rtf"
+      # as decode-commands records the carry of a decode through online CMVN that carried by itself
+      if [[ " $* " == *" --online-cmvn-silence-weight "* && " $* " != *" --online-cmvn-history "* ]]; then
+        local w="$* "; w=${w#* --online-cmvn-silence-weight }; echo "--online-cmvn-silence-weight=${w%% *}" > "$last/cmvn_carry.conf"
+      fi ;;
+    calibrate-rejection) mkdir -p "$last"; echo '{"threshold": 0}' > "$last/rejection.json" ;;  # the same rule always
   esac
 }
 if [ "$1" = run-many ]; then
@@ -81,8 +86,9 @@ def make_work_dir(work):
     (work / "exp" / "tri3b" / "graph_commands_norej" / "HCLG.fst").write_text("a graph\n")
 
 
-def run_stages(root, work, *options, verb="decode-commands"):
-    """run.sh --stage 9 --stop-stage 10 with OPTIONS (the decodes, then calibration and the online-CMVN row): the
+def run_stages(root, work, *options, verb="decode-commands", stop_stage=10):
+    """run.sh --stage 9 --stop-stage 10 (`stop_stage`) with OPTIONS (the decodes, then calibration and the online-CMVN
+    row; 11: the bundle): the
     `verb` lines the stub got (a name or a tuple of names; a decode's measures.jsonl holds its command line, so a changed decode changes
     what the steps after it read)."""
     log = root / "kaldilite.log"
@@ -90,7 +96,7 @@ def run_stages(root, work, *options, verb="decode-commands"):
     env = dict(os.environ, PATH=f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", KL_LOG=str(log),
                KALDILITE_DATA=str(root / "no_data"))
     env.pop("KALDILITE_FORCE", None)
-    out = subprocess.run(["bash", str(root / "recipes" / "commands" / "run.sh"), "--stage", "9", "--stop-stage", "10",
+    out = subprocess.run(["bash", str(root / "recipes" / "commands" / "run.sh"), "--stage", "9", "--stop-stage", str(stop_stage),
                           "--dir", str(work), "--oov-synth-voices", "0", *options],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -151,6 +157,27 @@ def test_the_carry_knobs_reach_every_online_cmvn_decode_and_re_run_exactly_those
     every_frame = by_decode_dir(run_stages(root, work, "--online-cmvn-order-seed", "3",
                                            "--online-cmvn-silence-weight", "1"))
     assert sorted(every_frame) == all_decodes and set(every_frame.values()) == {("3", "1")}
+
+
+def test_the_bundle_is_exported_again_when_the_carry_its_rule_was_calibrated_with_changes(tmp_path):
+    """Stage 11's export-model reads the carry of its rule's decode dir (exp/nnet2/decode_dev/cmvn_carry.conf) into
+    the bundle's conf/online.conf: a changed online_cmvn_silence_weight re-exports the bundle even when the
+    recalibrated rejection.json comes out byte-identical (the stub's always does)."""
+    root = make_checkout(tmp_path / "repo")
+    work = tmp_path / "work"
+    make_work_dir(work)
+
+    def exports(*options):
+        lines = run_stages(root, work, *options, verb="export-model", stop_stage=11)
+        assert all(line.split()[-4:] == ["exp/nnet2/graph_commands/rejection.json", "exp/nnet2",
+                                         "exp/nnet2/graph_commands", "exp/nnet2_online"] for line in lines), lines
+        return len(lines)
+
+    assert exports() == 1
+    assert (work / "exp/nnet2/decode_dev/cmvn_carry.conf").read_text() == "--online-cmvn-silence-weight=0\n"
+    assert exports() == 0  # nothing changed
+    assert exports("--online-cmvn-silence-weight", "1") == 1
+    assert (work / "exp/nnet2/decode_dev/cmvn_carry.conf").read_text() == "--online-cmvn-silence-weight=1\n"
 
 
 def test_a_model_not_trained_on_online_cmvn_gets_the_options_only_in_its_online_cmvn_row(tmp_path):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from kaldilite.errors import InputError
+from kaldilite.feat.cmvn import CMVN_CARRY_CONF, write_cmvn_carry
 from kaldilite.io.tables import write_vectors
-from kaldilite.train.decode_commands import CMVN_CARRY_CONF, read_history_weights, write_cmvn_carry
+from kaldilite.train.decode_commands import read_history_weights
 
 WEIGHTS = {"s1-a": np.array([0.0, 1.0, 1.0]), "s1-b": np.array([1.0, 0.0])}
 

@@ -1,0 +1,140 @@
+"""export-model ships the online-CMVN carry its rejection rule was calibrated with.
+
+The rule's threshold holds for decodes that carry a speaker's CMVN stats from clip to clip as its
+calibration decodes did; decode-commands records how they did in DECODE_DIR/cmvn_carry.conf, and the
+rule names DECODE_DIR (calibrate-rejection's calibration.decode_dir, relative to the work dir it ran in).
+The bundle's conf/online.conf then says that --cmvn-silence-weight, and the recognizer built from the
+bundle carries with it: checked by its effect, the carried stats' frame count after a word between two
+pauses, against a hand count of the stream's frames (weight 1: every frame, Kaldi's framing formula) and
+the word's frames alone (weight 0). A rule without the record (an old decode dir, a dir not found, the
+default rule) leaves the online config's weight, as before the record. (The message when the model was
+trained with another weight: tests/online/test_online_cmvn_decode.py, which trains such a model.)
+"""
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+from online_helpers import MFCC_CONF, fsdd, pause
+
+
+def _rule(path, decode_dir):
+    """A rule file at `path` calibrated (so it says) on `decode_dir`, as calibrate-rejection writes it."""
+    from kaldilite.decode.rejection import RejectionRule
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    RejectionRule(calibration={"decode_dir": str(decode_dir)}).save(path)
+    return path
+
+
+def _experiment(tmp_path, weight):
+    """WORK/exp/mono/graph_commands/rejection.json calibrated on exp/mono/decode_dev (as recorded: relative to WORK,
+    which is not the current dir), whose cmvn_carry.conf records `weight` (None: no record)."""
+    from kaldilite.feat.cmvn import write_cmvn_carry
+
+    decode = tmp_path / "work/exp/mono/decode_dev"
+    decode.mkdir(parents=True)
+    if weight is not None:
+        write_cmvn_carry(decode, 0, weight)
+    return _rule(tmp_path / "work/exp/mono/graph_commands/rejection.json", "exp/mono/decode_dev"), decode
+
+
+def _export(digits_system, commands_graph_dir, out, rule, online_config=None):
+    from kaldilite.online.bundle import export_model
+
+    return export_model(digits_system / "exp/mono", commands_graph_dir, out, mfcc_config=MFCC_CONF,
+                        data_dir=digits_system / "data/train", lang_dir=commands_graph_dir.parent / "lang",
+                        rejection=rule, online_config=online_config, check_features=False)
+
+
+def _weight_line(bundle_dir):
+    return [line for line in (bundle_dir / "conf/online.conf").read_text().splitlines()
+            if line.startswith("--cmvn-silence-weight=")]
+
+
+def _carried_frames(bundle, fsdd_dir):
+    """(frames the recognizer carried after a word between two pauses, the stream's frames by hand, the word's)."""
+    from kaldilite.online.recognizer import OnlineRecognizer
+
+    audio = np.concatenate([pause(0.3, 1), fsdd(fsdd_dir, "2_jackson_1"), pause(1.5, 2)])
+    recognizer = OnlineRecognizer(bundle)
+    results = recognizer.accept(audio) + recognizer.input_finished()
+    assert [r.text for r in results] == ["two"]
+    frame = bundle.mfcc_opts.frame_opts
+    rate = frame.sample_frequency
+    assert frame.snip_edges
+    window, shift = int(rate * frame.frame_length / 1000), int(rate * frame.frame_shift / 1000)
+    by_hand = 1 + (len(audio) - window) // shift  # Kaldi's NumFrames with --snip-edges=true
+    word = round(results[0].end * rate / shift) - round(results[0].start * rate / shift)
+    return recognizer.cmvn_state.speaker_stats[0, -1], by_hand, word
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.0])
+def test_the_bundle_carries_the_weight_its_rule_was_calibrated_with(digits_system, commands_graph_dir, fsdd_dir,
+                                                                    tmp_path, caplog, weight):
+    from kaldilite.online.bundle import ModelBundle
+
+    rule, decode = _experiment(tmp_path, weight)
+    # the online config says the other weight: the calibration's wins
+    other = tmp_path / "online.conf"
+    other.write_text(f"--cmvn-silence-weight={1 - weight:g}\n")
+    out = _export(digits_system, commands_graph_dir, tmp_path / "bundle", rule, online_config=other)
+    assert _weight_line(out) == [f"--cmvn-silence-weight={weight:g}"]
+    assert json.loads((out / "bundle.json").read_text())["from"]["cmvn_carry"] == str(decode / "cmvn_carry.conf")
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        bundle = ModelBundle.load(out)
+    assert bundle.online_opts.cmvn_silence_weight == weight and caplog.text == ""
+    carried, by_hand, word = _carried_frames(bundle, fsdd_dir)
+    if weight == 1.0:
+        assert carried == by_hand  # every frame of the stream, the pauses' too
+    else:
+        assert carried == word and word < by_hand / 3  # the word's frames only
+
+
+def test_decoding_with_another_weight_than_the_calibration_warns_in_one_line(digits_system, commands_graph_dir,
+                                                                             tmp_path, caplog):
+    from kaldilite.online.bundle import ModelBundle
+
+    rule, decode = _experiment(tmp_path, 1.0)
+    out = _export(digits_system, commands_graph_dir, tmp_path / "bundle", rule)
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        bundle = ModelBundle.load(out, overrides={"cmvn-silence-weight": "0"})
+    assert bundle.online_opts.cmvn_silence_weight == 0.0  # the user's override is obeyed
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in warning and warning.startswith(f"{out}: decodes with --cmvn-silence-weight 0 ")
+    assert f"silence frames weighted 1 ({decode / 'cmvn_carry.conf'}; conf/online.conf)" in warning
+    assert warning.endswith("the threshold does not hold; set --cmvn-silence-weight 1 unless that is the point")
+
+
+def test_without_the_record_the_online_configs_weight_stays(digits_system, commands_graph_dir, tmp_path, monkeypatch):
+    from kaldilite.errors import InputError
+    from kaldilite.online.bundle import calibrated_cmvn_carry
+
+    config = tmp_path / "online.conf"
+    config.write_text("--cmvn-silence-weight=0.5\n")
+    rule, decode = _experiment(tmp_path, None)  # a decode dir from before the record
+    out = _export(digits_system, commands_graph_dir, tmp_path / "bundle", rule, online_config=config)
+    assert _weight_line(out) == ["--cmvn-silence-weight=0.5"]
+    assert "cmvn_carry" not in json.loads((out / "bundle.json").read_text())["from"]
+    from kaldilite.decode.rejection import RejectionRule
+
+    loaded = RejectionRule.load(rule)
+    # the decode dir not found (beside the rule nor from here), the uncalibrated default rule: no carry
+    elsewhere = _rule(tmp_path / "copied/rejection.json", "exp/mono/decode_dev")
+    assert calibrated_cmvn_carry(RejectionRule.load(elsewhere), str(elsewhere)) is None
+    assert calibrated_cmvn_carry(loaded, "default") is None
+    # as recorded, from the work dir the calibration ran in (a rule not beside its decode dir)
+    from kaldilite.feat.cmvn import write_cmvn_carry
+
+    write_cmvn_carry(decode, 3, 0.25)
+    monkeypatch.chdir(tmp_path / "work")
+    assert calibrated_cmvn_carry(RejectionRule.load(elsewhere), str(elsewhere)) == (
+        0.25, decode.relative_to(tmp_path / "work") / "cmvn_carry.conf")
+    assert os.path.samefile(calibrated_cmvn_carry(loaded, str(rule))[1], decode / "cmvn_carry.conf")
+    # a record without the weight: refused in one line, naming the file
+    (decode / "cmvn_carry.conf").write_text("--online-cmvn-order-seed=0\n")
+    with pytest.raises(InputError) as refused:
+        calibrated_cmvn_carry(loaded, str(rule))
+    assert str(refused.value).startswith(f"{decode / 'cmvn_carry.conf'}: no --online-cmvn-silence-weight line; ")
