@@ -13,11 +13,15 @@ the stream. `--quiet` takes only the quiet background clips (peak < 1000, room t
 e.g. `--set cmvn-silence-weight=1 --set endpoint.rule1.min-trailing-silence=5` (the settings
 before the long-stream fix).
 
-`--data DIR` takes the clips of another data dir than WORK/data/dev (e.g. the held-out-speaker slice,
-bench/make_slice.py's data/slice); `--noise-dir DIR` (repeatable) takes the pauses' noise from the
-!SIL clips of those data dirs instead of every clip of the corpus's _background_noise_ folder (which
-holds the training data's noise_train: a model trained on pauses of that noise must be measured on
-others, e.g. --noise-dir SLICE/data/slice --noise-dir SLICE/data/noise_dev).
+The pauses' noise is by default the noise clips of WORK no model trained on (`default_noise_dirs`): the
+recipe's stage 0 splits the corpus's _background_noise_ clips into data/noise_train (every clip the
+models trained on: the noise copy, the DNN's padded copy) and data/noise_dev (every 5th clip: dev's !SIL
+utterances, never trained on, though the rejection threshold is calibrated on dev, these included); a work
+dir made with --heldout-speakers (bench/make_slice.py) also has the held-out noise pseudo-speakers' clips,
+moved out of noise_train, as !SIL utterances of data/heldout. `--data DIR` takes the clips of another
+data dir than WORK/data/dev (e.g. the held-out-speaker slice, bench/make_slice.py's data/slice);
+`--noise-dir DIR` (repeatable) takes the pauses' noise from the !SIL clips of those data dirs instead.
+The report's header names the noise used.
 
 Usage: .venv/bin/python bench/online_stream.py --work /tmp/lead/final [--quiet] [--set ...] [--no-report]
 (WORK: a built recipes/commands work dir; its exp/nnet2_online bundle and data/dev)
@@ -33,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, update_section  # noqa: E402
-from online import background_noises, command_set  # noqa: E402
+from online import command_set  # noqa: E402
 from online import stream as stream_chunks  # noqa: E402  (10 ms chunks, as bench/online.py feeds them)
 
 
@@ -66,6 +70,36 @@ def noise_clips(dirs, rate, quiet):
     return clips
 
 
+def default_noise_dirs(work):
+    """The data dirs of a recipes/commands work dir whose noise clips no model trained on: data/noise_dev, and
+    data/heldout when it exists (its !SIL clips: the held-out noise pseudo-speakers'); refused when WORK has no
+    data/noise_dev, and if any of their clips is one of data/noise_train's (the clips the models trained on)."""
+    from kaldilite.io.datadir import DataDir
+
+    work = Path(work)
+    dirs = [work / "data/noise_dev"] + ([work / "data/heldout"] if (work / "data/heldout/wav.scp").is_file() else [])
+    if not (dirs[0] / "wav.scp").is_file():
+        raise SystemExit(f"{dirs[0]}: missing (the commands recipe's stage 0 writes it from a Speech Commands "
+                         "corpus: the noise clips no model trained on); pass --noise-dir DIR")
+    trained = work / "data/noise_train"
+    if (trained / "wav.scp").is_file():
+        seen = set(DataDir.load(trained).wav_scp.values())
+        for d in dirs:
+            data = DataDir.load(d)
+            both = sorted(u for u, spec in data.wav_scp.items() if spec in seen and
+                          (data.text is None or data.text.get(u, "").strip() == "!SIL"))
+            if both:
+                raise SystemExit(f"{d}: noise clip {both[0]} ({len(both)} in all) is also in {trained}, which the "
+                                 "models trained on; rebuild the work dir's stage 0 or pass --noise-dir DIR")
+    return dirs
+
+
+def noise_description(noise_dirs, num_clips, quiet, asked):
+    """The report header's words for the pauses' noise: how many clips, of which data dirs, and why those."""
+    return (f"the {num_clips} {'quiet ' if quiet else ''}!SIL clips of {', '.join(map(str, noise_dirs))} "
+            f"({'as --noise-dir asks' if asked else 'no model trained on them'})")
+
+
 def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, data_dir=None, noise_dirs=()):
     from kaldilite.io.audio import read_audio
     from kaldilite.io.datadir import DataDir
@@ -79,7 +113,7 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, 
     data = DataDir.load(data_dir or work / "data/dev")
     commands = command_set()
     rng = np.random.default_rng(seed)
-    noises = noise_clips(noise_dirs, rate, quiet) if noise_dirs else background_noises(rate, quiet)
+    noises = noise_clips(noise_dirs or default_noise_dirs(work), rate, quiet)
     by_speaker = defaultdict(list)
     for utt in sorted(data.wav_scp):
         if data.text[utt].strip() != "!SIL":
@@ -110,7 +144,7 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, 
                 ref = " ".join(data.text[utt].split())
                 rows.append({"utt": utt, "position": k, "ref": ref if ref in commands else "<rejected>", "alone": alone,
                              "stream": decision([r for r, o in zip(results, owner) if o == k])})
-    return rows, time.process_time() - cpu, audio
+    return rows, time.process_time() - cpu, audio, len(noises)
 
 
 def main():
@@ -124,14 +158,15 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE")
     parser.add_argument("--data", default=None, help="the clips' data dir (default: WORK/data/dev)")
     parser.add_argument("--noise-dir", action="append", default=[],
-                        help="a data dir whose !SIL clips are the pauses' noise (repeatable; default: every clip of "
-                             "the corpus's _background_noise_)")
+                        help="a data dir whose !SIL clips are the pauses' noise (repeatable; default: WORK's noise "
+                             "clips no model trained on, data/noise_dev and data/heldout's)")
     parser.add_argument("--rows", default=None, help="also write each word's row (JSON lines) here, to pair two runs")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
-    rows, cpu, audio = measure(args.work, args.bundle, args.words, args.min_words, tuple(args.gap), args.quiet,
-                               overrides, data_dir=args.data, noise_dirs=args.noise_dir)
+    noise_dirs = args.noise_dir or [str(d) for d in default_noise_dirs(args.work)]
+    rows, cpu, audio, num_noises = measure(args.work, args.bundle, args.words, args.min_words, tuple(args.gap),
+                                           args.quiet, overrides, data_dir=args.data, noise_dirs=noise_dirs)
     if args.rows:
         import json
 
@@ -149,8 +184,8 @@ def main():
         "## Long live streams: each command in the stream vs alone (`bench/online_stream.py`)",
         "",
         f"{Path(args.work) / 'exp' / args.bundle}, {args.data or 'dev'} speakers with >= {args.min_words} clips, up to "
-        f"{args.words} clips each joined by {args.gap[0]:g}-{args.gap[1]:g} s of {'quiet ' if args.quiet else ''}"
-        f"background noise{' (!SIL clips of ' + ', '.join(args.noise_dir) + ')' if args.noise_dir else ''}; "
+        f"{args.words} clips each joined by {args.gap[0]:g}-{args.gap[1]:g} s of background noise: "
+        f"{noise_description(noise_dirs, num_noises, args.quiet, bool(args.noise_dir))}; "
         f"overrides: {' '.join(args.set) or 'none'}. " + machine_line(),
         "",
         f"Decided as alone: {same}/{n} ({100 * same / n:.1f}%). Right in the stream {right['stream']}/{n} "
