@@ -602,8 +602,9 @@ def calibrated_cmvn_carry(rule, rule_path):
     if not recorded or rule_path == "default":
         return None
     recorded = Path(recorded)
-    experiment = Path(rule_path).absolute().parent.parent
-    candidates = ([experiment / recorded.name] if experiment.name == recorded.parent.name else []) + [recorded]
+    experiment = Path(rule_path).parent.parent  # (kept relative when given so: bundle.json names the record as such)
+    beside = Path(os.path.abspath(experiment)).name == recorded.parent.name
+    candidates = ([experiment / recorded.name] if beside else []) + [recorded]
     for decode_dir in candidates:
         if decode_dir.is_dir():
             carry = read_cmvn_carry(decode_dir, f"re-decode into {decode_dir} with decode-commands and re-calibrate")

@@ -133,6 +133,9 @@ def test_without_the_record_the_online_configs_weight_stays(digits_system, comma
     assert calibrated_cmvn_carry(RejectionRule.load(elsewhere), str(elsewhere)) == (
         0.25, decode.relative_to(tmp_path / "work") / "cmvn_carry.conf")
     assert os.path.samefile(calibrated_cmvn_carry(loaded, str(rule))[1], decode / "cmvn_carry.conf")
+    # beside a rule named relative to here: the record named so too (as run.sh's bundle.json gives its sources)
+    assert calibrated_cmvn_carry(loaded, "exp/mono/graph_commands/rejection.json") == (
+        0.25, decode.relative_to(tmp_path / "work") / "cmvn_carry.conf")
     # a record without the weight: refused in one line, naming the file
     (decode / "cmvn_carry.conf").write_text("--online-cmvn-order-seed=0\n")
     with pytest.raises(InputError) as refused:
