@@ -809,7 +809,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
       { printf '%q ' decode-commands "$@" --model exp/$m/final.mdl exp/$m/graph_commands_minus_$n $xd $parts/$n; echo; } \
         >> $parts/commands
     done
-    kaldilite run-many --nj $nj $parts/commands  # the decodes in $nj warm processes (see step_batch_begin)
+    kaldilite run-many --nj 1 $parts/commands  # the decodes in one warm process (see step_batch_begin)
     # written beside and renamed over (never truncated in place: a `cp -al` copy shares the old file)
     cat exp/$m/decode_heldout_commands/parts/*/measures.jsonl | LC_ALL=C sort \
       > exp/$m/decode_heldout_commands/measures.jsonl.tmp
@@ -838,10 +838,13 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
     done
     step_batch_end
   done
-  for m in "${models[@]}"; do
+  # The models' held-out decodes side by side, $nj at a time (pool_start), the last trained first (the
+  # DNN's cost most: the pool then ends together); each model's 10 decodes one after the other in one process
+  for ((i = ${#models[@]} - 1; i >= 0; i--)); do
+    m=${models[$i]}
     # the decode options are arguments, so that the stamp sees them; --nj 1: ~35 utterances per grammar,
     # where worker start-up would cost more than the decoding
-    step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
+    pool_start step exp/$m/decode_heldout_commands/.stamp data/heldout_commands exp/$m/final.mdl exp/$m/final.mat \
       exp/$m/final.alimdl $([ $m = nnet2 ] && [ "$nnet_feats" = hires ] && echo data/dev_hires/feats.scp data/dev_hires/cmvn.scp) \
       $([ $m = nnet2_fmllr ] && echo exp/tri3b/decode_dev/trans.*) \
       $(for c in $(sed 's/ /_/g' "$commands"); do echo exp/$m/graph_commands_minus_$c/{HCLG.fst,words.txt,words/fillers.txt}; done) \
@@ -852,6 +855,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$he
         --online-cmvn-history-weights exp/$m/decode_dev)
       # (online CMVN: each part normalized as within dev's decode, whose best paths decided each clip's carried silence)
   done
+  pool_wait
 fi
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
