@@ -27,8 +27,9 @@ $(STAMP_PKG): setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 # compile the numba kernels into their on-disk cache now (as Kaldi's `make` builds its binaries), not at
-# their first call inside a recipe or a live decoder; after a source edit only the edited modules'
-# kernels compile again (the others load from the cache in ~2 s)
+# their first call inside a recipe or a live decoder, one process per CPU (-j); after a source edit only
+# the edited modules' kernels compile again (the others load from the cache in ~2 s). A failed compile
+# stops make here (the stamp is not made).
 $(STAMP_JIT): $(STAMP_PKG) $(wildcard kaldilite/*.py kaldilite/*/*.py)
 	$(BIN)/python -m kaldilite.precompile
 	touch $@

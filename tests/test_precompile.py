@@ -106,3 +106,85 @@ def test_precompiled_code_is_loaded_not_compiled_by_a_new_process(tmp_path):
     assert "[cache] data loaded" in second.stdout and "[cache] data saved" not in second.stdout
     assert second.stdout.splitlines()[-1] == "2.0"
     assert precompile([]) == 0
+
+
+def test_kernels_call_only_kernels_of_their_own_module():
+    """What the per-module split of precompile_parallel rests on (a kernel compiles with the kernels
+    it calls, whose cache it then writes: two processes must never write one kernel's cache), and
+    numba's cache of a kernel is invalidated by its own file only."""
+    for module_name, name in KERNELS:
+        func = getattr(importlib.import_module(module_name), name).py_func
+        called = {other.py_func.__module__ for other in map(func.__globals__.get, func.__code__.co_names)
+                  if isinstance(other, CPUDispatcher)}
+        assert called <= {module_name}, (name, called)
+
+
+_TWO_MODULES = r"""
+import sys
+from numba.core import types
+import kaldilite.precompile as p
+keep = [("kaldilite.nnet.updates", "_adam_moments"), ("kaldilite.nnet.updates", "_apply_step"),
+        ("kaldilite.decode.denlat", "_log_add")]
+p.KERNELS = {key: p.KERNELS[key] for key in keep}
+if sys.argv[1] == "bad":
+    p.KERNELS["kaldilite.nnet.updates", "_apply_step"] = [(types.unicode_type, types.float64[::1], types.float64)]
+p.main(["-j", "2"])
+"""
+
+
+def test_precompile_in_two_processes_writes_the_cache_and_fails_loudly(tmp_path):
+    """`python -m kaldilite.precompile -j 2` (the Makefile's call) on two modules: a new process then
+    loads every listed signature and compiles none; a signature that cannot compile ends it with an
+    error (make stops, the stamp is not made), not a warning."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "OPENBLAS_NUM_THREADS": "1"}
+    first = subprocess.run([sys.executable, "-c", _TWO_MODULES, "good"], capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "3 signatures of 3 numba kernels" in first.stderr
+    again = subprocess.run([sys.executable, "-c", _TWO_MODULES, "good"], capture_output=True, text=True,
+                           timeout=300, env={**env, "NUMBA_DEBUG_CACHE": "1"})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("[cache] data loaded") == 3 and "[cache] data saved" not in again.stdout
+    bad = subprocess.run([sys.executable, "-c", _TWO_MODULES, "bad"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert bad.returncode != 0 and "TypingError" in bad.stderr and "numba kernels compiled" not in bad.stderr
+
+
+# Real calls of the kernels outside decoding: GMM log-likelihoods in float32 and float64, the RMS
+# (Adam) update of a network, full and diagonal fMLLR; prints each kernel's signatures after them.
+_OTHER_CALLS = r"""
+import importlib
+import json
+import numpy as np
+from kaldilite.gmm.am import segmented_logsumexp
+from kaldilite.nnet.network import Nnet
+from kaldilite.nnet.updates import rms_update
+from kaldilite.precompile import KERNELS
+from kaldilite.transform.fmllr import FmllrOptions, FmllrStats, estimate_fmllr
+
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    segmented_logsumexp(rng.normal(size=(6, 5)).astype(dtype), np.array([0, 2, 5]), rng.normal(size=5).astype(dtype))
+nnet = Nnet.pnorm(5, 4, num_hidden_layers=1, pnorm_input_dim=12, pnorm_output_dim=4, rng=rng)
+nnet.train_step_gradients(rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 4, 16))
+rms_update(nnet, {}, lr=1e-3, batch_size=16, momentum=0.9, decay=0.999, max_change=1.0)
+posteriors = rng.dirichlet(np.ones(2), size=300)
+stats = FmllrStats(3).accumulate(rng.normal(size=(300, 3)), posteriors, rng.normal(size=(2, 3)), np.ones((2, 3)))
+for update_type in ("full", "diag"):
+    assert estimate_fmllr(stats, options=FmllrOptions(update_type=update_type, min_count=0))[1] > 0
+print(json.dumps({f"{m}.{n}": sorted(map(str, getattr(importlib.import_module(m), n).signatures))
+                  for m, n in KERNELS if m.split(".")[1] in ("gmm", "nnet", "transform")}))
+"""
+
+
+def test_training_kernels_are_called_with_exactly_the_listed_signatures():
+    """The GMM, network-update and fMLLR kernels (which the decoding calls above do not reach): real
+    calls compile nothing unlisted and every listed signature of theirs is one a real call uses
+    (float32 and float64 GMM scores; fMLLR's full and diagonal updates)."""
+    out = subprocess.run([sys.executable, "-c", _OTHER_CALLS], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.splitlines()[-1])
+    listed = {f"{m}.{n}": sorted(map(str, signatures)) for (m, n), signatures in KERNELS.items()
+              if m.split(".")[1] in ("gmm", "nnet", "transform")}
+    assert len(listed) == 5 and report == listed
