@@ -673,13 +673,25 @@ fi
 # set among their inputs (the glob: every job's file, however many jobs wrote them).
 find_models
 
+. "$recipe_dir/../utils/pool.sh"  # pool_start COMMAND... (at most $nj at once), pool_wait
+
+# Stage 9 first runs the steps that need no decode side by side, $nj at a time (pool_start ... pool_wait,
+# below): the two OOV eval sets, every model's graphs, the DNN's dev features (a few short processes
+# each: one after the other they left a core idle).
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  occs=$(occs_model)
+  if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # stage 3 skipped, or run before any model (a first run)
+    kaldilite check-pronunciations --model-dir $occs "$lang_en" "$commands" "$lang_en/fillers.txt"
+  fi
+fi
+
 # The out-of-vocabulary eval set: FSDD digits (never commands) of six unseen speakers, resampled
 # from 8 kHz (a channel mismatch: nothing above 4 kHz). Dev has only a handful of non-command words.
 # Each trimmed FSDD clip is centred in 1 s like a Speech Commands clip: llr_total grows with clip
 # length, so unpadded 0.5 s digits were rejected for their length (nnet2: 71.1% command accuracy at
 # 5% FA unpadded, 60.3% padded; per-frame llr and llr_total then rank every 1 s clip alike).
 fsdd_dir=${KALDILITE_DATA:-$KALDILITE_REPO/../shared/data}/fsdd
-if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ -d "$fsdd_dir/recordings" ]; then
+oov_fsdd_set() {
   log "Stage 9: OOV eval set data/oov_fsdd ($oov_takes takes per FSDD speaker and digit)"
   step data/oov_fsdd/.stamp tree:"$fsdd_dir/recordings" --out data/oov_fsdd/wav.scp -- \
     kaldilite prepare-fsdd-oov --takes $oov_takes --pad-to 1.0 "$fsdd_dir" data/oov_fsdd
@@ -687,10 +699,13 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ -d "
     kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/oov_fsdd exp/make_mfcc/oov_fsdd mfcc
   step exp/make_mfcc/oov_fsdd/.stamp_cmvn data/oov_fsdd/feats.scp --out data/oov_fsdd/cmvn.scp -- \
     kaldilite compute-cmvn-stats data/oov_fsdd exp/make_mfcc/oov_fsdd mfcc
+}
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ -d "$fsdd_dir/recordings" ]; then
+  pool_start oov_fsdd_set
 fi
 # A second, synthetic OOV set: near neighbours of the commands (conf/oov_words.txt) in espeak-ng
 # voices. Reported on its own, never used to calibrate anything.
-if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$oov_synth_voices" -gt 0 ]; then
+oov_synth_set() {
   log "Stage 9: synthetic OOV eval set data/oov_synth ($oov_synth_voices espeak-ng voices)"
   step data/oov_synth/.stamp "$recipe_dir/conf/oov_words.txt" --out data/oov_synth/wav.scp -- \
     kaldilite prepare-synthetic-oov --num-speakers $oov_synth_voices "$recipe_dir/conf/oov_words.txt" data/oov_synth
@@ -698,6 +713,21 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$oo
     kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/oov_synth exp/make_mfcc/oov_synth mfcc
   step exp/make_mfcc/oov_synth/.stamp_cmvn data/oov_synth/feats.scp --out data/oov_synth/cmvn.scp -- \
     kaldilite compute-cmvn-stats data/oov_synth exp/make_mfcc/oov_synth mfcc
+}
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ "$oov_eval" = true ] && [ "$oov_synth_voices" -gt 0 ]; then
+  pool_start oov_synth_set
+fi
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  all_graphs() {  # every model's graphs, one model after the other (the DNN's copy tri3b's)
+    local m
+    for m in "${models[@]}"; do
+      log "Stage 9: $m: graphs (with rejection, commands only)"
+      make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
+    done
+  }
+  pool_start all_graphs
+  if [[ " ${models[*]} " == *" nnet2 "* ]]; then pool_start make_nnet_feats dev; fi  # the DNN reads its own features
+  pool_wait
 fi
 oov_sets=()       # real speech: pooled with dev for calibration
 report_sets=()    # synthetic: reported only
@@ -731,20 +761,12 @@ online_cmvn_carry_options() {  # how decodes through online CMVN carry the stats
 # $nj worker processes that each load the libraries and the compiled decoder once, ~1.5 s of CPU that
 # each of the stage's ~80 decodes paid in its own process; the first command runs alone, so that on a
 # fresh install the numba caches are filled once, not compiled by two first decodes at once).
-. "$recipe_dir/../utils/pool.sh"  # pool_start COMMAND... (at most $nj at once), pool_wait
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  occs=$(occs_model)
-  if [ $untrained_checked = false ] && [ -n "$occs" ]; then  # stage 3 skipped, or run before any model (a first run)
-    kaldilite check-pronunciations --model-dir $occs "$lang_en" "$commands" "$lang_en/fillers.txt"
+  if [[ " ${models[*]} " == *" nnet2 "* ]]; then  # the DNN's features of the OOV sets (dev's: above), side by side
+    for x in "${oov_sets[@]}" "${report_sets[@]}"; do pool_start make_nnet_feats $x; done
+    pool_wait
   fi
-  for m in "${models[@]}"; do
-    log "Stage 9: $m: graphs (with rejection, commands only)"
-    make_graphs $m  # (built by stage 3 already when the model existed then: up to date)
-    if [ $m = nnet2 ]; then  # the DNN reads its own features (nnet_feats)
-      for x in dev "${oov_sets[@]}" "${report_sets[@]}"; do make_nnet_feats $x; done
-    fi
-  done
   log "Stage 9: decoding dev ${oov_sets[*]} ${report_sets[*]} with ${models[*]}"
   step_batch_begin
   for m in "${models[@]}"; do
