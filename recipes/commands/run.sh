@@ -94,6 +94,13 @@ acwt=0.1               # decode-commands --acwt of every model (the bundle's: co
                        # 1.5 84.2% @ 4.6% / 85.0 / 10.0, 84.3 (5/2); 2.5 83.3% @ 3.8% / 84.8 / 10.3, 84.2 (5/5); 3 83.9% @
                        # 3.8% / 84.5 / 10.9, 84.0 (8/6): flat, 2 stays. lattice_beam does not decide the recipe's rule: the
                        # 21 held-out commands whose lattice llr is clipped are all at -100 with no command on the best path.
+                       # A second pair (seeds 2 + 3, engineer y1 2026-11-26; same slice and scoring), 0.1 -> 0.12 -> 0.15:
+                       # 84.2% @ 4.0% / 83.9 / 10.6 / 94.7, 83.3 -> 83.9% @ 4.0% / 84.5 / 10.9 / 94.1, 83.5 (3/4; commands-only
+                       # 0/2) -> 85.3% @ 5.1% / 85.0 / 11.4 / 93.3, 83.8 (7/3; 0/5): EER and commands-only worse at both, so
+                       # the shipped pair's gain at 0.15 does not hold on a second pair (one pair's, within the seed-pair
+                       # spread of ~1 point: conf/nnet2.conf): 0.1 stays. The held-out lattice clip (lattice beam 10 / acwt:
+                       # 100, 83, 67) catches 21 / 33 / 59 of the 341 held-out commands (second pair 19 / 32 / 60), every one
+                       # at -clip (no command on the best path): it decides no acceptance at any of the three.
 target_fa=0.05
 rejection_score=logistic   # what the threshold applies to: llr_total (command vs filler/garbage LLR of the
                            # utterance, exact: decode-commands --exact-llr), llr (per frame), confidence, a
