@@ -10,6 +10,7 @@ from newcmds_helpers import MFCC_CONF, run_recipe
 
 def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(commands_system):
     from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.feat.cmvn import read_cmvn_carry
     from kaldilite.graph.compiled import CompiledFst
     from kaldilite.online.bundle import ModelBundle
 
@@ -19,7 +20,11 @@ def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(command
     assert bundle.rejection == rule
     assert bundle.info["from"] == {"model": "exp/mono/final.mdl", "graph": "exp/mono/graph_commands",
                                    "data": "data/train_aug", "mfcc_config": str(MFCC_CONF),
-                                   "rejection": "exp/mono_online_cmvn/graph_commands/rejection.json"}
+                                   "rejection": "exp/mono_online_cmvn/graph_commands/rejection.json",
+                                   "cmvn_carry": "exp/mono_online_cmvn/decode_dev/cmvn_carry.conf"}
+    # the bundle's decoder carries CMVN as the rule's calibration decodes did (decode-commands' record)
+    _, calibrated_weight = read_cmvn_carry(commands_system / "exp/mono_online_cmvn/decode_dev", "re-decode")
+    assert bundle.online_opts.cmvn_silence_weight == calibrated_weight
     graph = CompiledFst.load(commands_system / "exp/mono/graph_commands/HCLG.npz")
     assert (bundle.graph.num_states, bundle.graph.num_arcs) == (graph.num_states, graph.num_arcs)
     assert json.loads((commands_system / "exp/mono_online/bundle.json").read_text())["model_type"] == "gmm"
