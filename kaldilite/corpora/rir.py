@@ -234,11 +234,32 @@ def simulate_room(geometry, sample_rate):
     return Room(tuple(dims.tolist()), rt60, tuple(mic.tolist()), [tuple(s.tolist()) for s in sources], rirs)
 
 
-def loop_to_length(noise, length, offset=0):
-    """`noise` (float64) looped to `length` samples, starting at sample `offset`."""
+def loop_to_length(noise, length, offset=0, crossfade=0):
+    """`noise` (float64) looped to `length` samples, starting at sample `offset`.
+
+    crossfade: 0 (wav-reverberate's looping, what the augmentation does) joins the clip's end to its
+    start as they are: a step where they differ (a click). > 0: each repeat starts `crossfade` samples
+    early, its first samples faded in under the previous pass's last ones faded out, with equal-power
+    gains (sin / cos of a quarter period: for noise uncorrelated across the join the expected power
+    stays the clip's), so the loop has period len(noise) - crossfade and no step. The first pass
+    is the clip itself up to its last `crossfade` samples (which fade under the next pass's first), and
+    a shorter result is a prefix of a longer one.
+    """
     noise = np.asarray(noise, dtype=np.float64)
-    reps = -(-(offset + length) // len(noise))
-    return np.tile(noise, reps)[offset:offset + length]
+    crossfade = int(crossfade)
+    if crossfade <= 0:
+        reps = -(-(offset + length) // len(noise))
+        return np.tile(noise, reps)[offset:offset + length]
+    if crossfade >= len(noise):
+        raise InputError(f"loop_to_length: a cross-fade of {crossfade} samples needs a clip longer than that "
+                         f"(this one has {len(noise)}); shorten the cross-fade")
+    period = len(noise) - crossfade
+    phase = np.pi / 2 * (np.arange(crossfade) + 0.5) / crossfade
+    looped = noise[:period].copy()  # one period of the loop after the first pass: the join, then the clip
+    looped[:crossfade] = np.sin(phase) * noise[:crossfade] + np.cos(phase) * noise[period:]
+    total = offset + length
+    reps = -(-max(total - period, 0) // period)
+    return np.concatenate([noise[:period], np.tile(looped, reps)])[offset:total]
 
 
 def _convolve(signal, rir):
