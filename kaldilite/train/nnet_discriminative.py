@@ -2,7 +2,8 @@
 
 Follows Kaldi's nnet2 pipeline (steps/nnet2/make_denlats.sh, get_egs_discriminative2.sh,
 train_discriminative2.sh; src/nnet2/nnet-compute-discriminative.cc), starting from a trained
-cross-entropy model, its numerator alignments (the GMM alignments it was trained on: ALI_DIR)
+cross-entropy model, its numerator alignments (the GMM alignments it was trained on: ALI_DIR; a
+padded copy's, DATA/utt2pad, extended over its pauses as train-nnet2 extends them: `padded_alignments`)
 and denominator lattices made with that DNN (`kaldilite make-denlats --model`; for command
 recognition through the commands grammar with fillers and the garbage phone loop, so the
 training widens the margin of the right command over competing commands and over garbage:
@@ -155,11 +156,11 @@ def smbr_derivative(lat, log_likes, tm, num_pdfs, ali, acwt, silence_phones, one
 class _Utterances:
     """Training material in memory: CMVN'd unspliced frames (spliced per minibatch), tid alignments, lattices."""
 
-    def __init__(self, model, data_dir, ali_dir, denlat_dir, copy_ali_prefixes=None):
+    def __init__(self, model, data_dir, lang_dir, ali_dir, denlat_dir, copy_ali_prefixes=None):
         from kaldilite.decode.denlat import load_den_lattices
         from kaldilite.feat.pipeline import load_features
         from kaldilite.io.tables import read_alignment_dir
-        from kaldilite.nnet.train import SplicedFrames, load_examples, parse_copy_ali_prefixes
+        from kaldilite.nnet.train import SplicedFrames, load_examples, padded_alignments, parse_copy_ali_prefixes
 
         pipeline = model.pipeline
         if model.speaker_adapted:
@@ -172,6 +173,9 @@ class _Utterances:
         tid_alis = read_alignment_dir(ali_dir, num_transition_ids=model.tm.num_transition_ids)
         if not tid_alis:
             raise MissingFileError(f"{Path(ali_dir) / 'ali.1.gz'}: no alignments; run align-fmllr / align first")
+        # a padded copy's numerator (DATA/utt2pad): its unpadded copy's alignment with the pauses on silence,
+        # train-nnet2's target for it (the same function, on the same alignments: the same pause transition-id)
+        tid_alis.update(padded_alignments(data_dir, lang_dir, model.tm, tid_alis))
         lattices = {}
         for path in sorted(Path(denlat_dir).glob("denlat.*.npz")):
             lattices.update(load_den_lattices(path))
@@ -304,7 +308,7 @@ def train_nnet2_discriminative(data_dir, lang_dir, ali_dir, denlat_dir, src_mode
         raise MissingFileError(f"{Path(ali_dir) / 'tree'}: missing; <ali-dir> is the alignment dir the DNN was "
                                "trained on")
     silence = np.asarray(sorted(LangDir.load(lang_dir).silence_phones), np.int64)
-    data = _Utterances(model, data_dir, ali_dir, denlat_dir, opts.copy_ali_prefixes)
+    data = _Utterances(model, data_dir, lang_dir, ali_dir, denlat_dir, opts.copy_ali_prefixes)
     rng = np.random.default_rng(opts.seed)
     valid = validation_subset(data_dir, data.utts, opts.num_utts_subset, rng)
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)

@@ -10,6 +10,12 @@ decodes unseen utterances of the generating model with fewer word errors than it
 small, briefly trained start makes 376 errors in 789 words, MMI 264, sMBR 274); a
 missing lattice dir is refused with one line naming it.
 
+Padded copies (add-noise-data-dir --pad-range, DATA/utt2pad; the ali dir aligned only the unpadded clips):
+make-denlats --model decodes the padded features, so each lattice covers the padded length, and the
+numerator is the source's transition-ids with the pauses' frames (hand-picked counts) on the optional
+silence's self-loop the alignments hold most (counted here), train-nnet2's target; before this the
+padded copies were dropped with a warning (alignment shorter than the features).
+
 Augmented copies (train-nnet2 --copy-ali-prefixes): on a data dir whose `noise-<utt>` copies carry an
 alignment of their own in the ali dir (deliberately another one: their source's reversed), the numerator
 of each copy is exactly its source's transition-ids when SRC_MODEL was trained with the prefixes (the
@@ -179,7 +185,8 @@ def copied(system):
     model = load_nnet_model(tmp / "nnet2" / "final.mdl")
     model.extra["options"] = dict(model.extra["options"], copy_ali_prefixes="noise-")
     save_nnet_model(out / "prefixed.mdl", model)
-    return {"data": data, "ali": ali, "den": den, "model": out / "prefixed.mdl", "sources": sources, "alis": alis}
+    return {"data": data, "lang": system["lang"], "ali": ali, "den": den, "model": out / "prefixed.mdl",
+            "sources": sources, "alis": alis}
 
 
 def test_copies_take_their_sources_numerator_as_the_model_was_trained(copied):
@@ -189,7 +196,7 @@ def test_copies_take_their_sources_numerator_as_the_model_was_trained(copied):
     model = load_nnet_model(copied["model"])
     by_utt = {}
     for prefixes in (None, ""):  # None: the recorded 'noise-'; "": none (each copy keeps its own)
-        data = _Utterances(model, copied["data"], copied["ali"], copied["den"], prefixes)
+        data = _Utterances(model, copied["data"], copied["lang"], copied["ali"], copied["den"], prefixes)
         by_utt[prefixes] = dict(zip(data.utts, data.alis))
         assert len(data.utts) == 160 + COPIES
     for u in copied["sources"]:
@@ -234,3 +241,57 @@ def test_an_alignment_of_another_model_is_refused_with_one_line(copied, tmp_path
     message = str(result.exception)
     assert "\n" not in message and message.startswith(f"{ali / 'ali.1.gz'}: utterance {utt} has transition-ids")
     assert f"outside the model's 1..{num_tids}" in message and "another model" in message
+
+
+PADS = {0: (3, 5), 1: (0, 7), 2: (4, 0)}  # source index -> pause frames (before, after) of its pad-<utt> copy
+
+
+def test_padded_copies_get_the_extended_numerator_and_lattices_of_their_length(system, tmp_path):
+    from kaldilite.decode.denlat import load_den_lattices
+    from kaldilite.io.datadir import DataDir
+    from kaldilite.io.tables import read_alignment_dir, read_matrix_dict, write_matrices
+    from kaldilite.lang.langdir import read_phone_list
+    from kaldilite.nnet.model import load_nnet_model
+    from kaldilite.train.nnet_discriminative import _Utterances
+
+    tmp = system["tmp"]
+    feats = read_matrix_dict(f"scp:{tmp / 'data' / 'feats.scp'}")
+    alis = read_alignment_dir(tmp / "mono_ali")
+    sources = sorted(u for u in feats if u in alis)[:len(PADS)]
+    data = tmp_path / "data"
+    data.mkdir()
+    chosen = {}
+    for i, u in enumerate(sources):
+        before, after = PADS[i]
+        pause = np.repeat(feats[u][:1], before + after, axis=0)  # the clip's first frame (no word there)
+        chosen[u], chosen["pad-" + u] = feats[u], np.concatenate([pause[:before], feats[u], pause[before:]])
+    utts = sorted(chosen)
+    DataDir(utt2spk={u: u for u in utts}).save(data)
+    write_matrices([(u, chosen[u]) for u in utts], data / "feats.ark", data / "feats.scp")
+    (data / "utt2uniq").write_text("".join(f"{u} {u.removeprefix('pad-')}\n" for u in utts))
+    (data / "utt2pad").write_text("".join(f"pad-{u} {PADS[i][0] * 0.01:.2f} {PADS[i][1] * 0.01:.2f}\n"
+                                          for i, u in enumerate(sources)))
+    model_path = tmp / "nnet2" / "final.mdl"
+    result = CliRunner().invoke(cli, ["make-denlats", "--nj", "1", "--model", str(model_path), str(data),
+                                      str(system["lang"]), str(system["graph"]), str(tmp / "mono_ali"),
+                                      str(tmp_path / "den")])
+    assert result.exit_code == 0, result.output
+    lattices = {}
+    for path in sorted((tmp_path / "den").glob("denlat.*.npz")):
+        lattices.update(load_den_lattices(path))
+    model = load_nnet_model(model_path)
+    tm = model.tm
+    # by hand: the optional silence's self-loop transition-id the ali dir's alignments hold most (lowest on a tie)
+    optional = read_phone_list(system["lang"] / "phones" / "optional_silence.int", "")[0]
+    loops = [t for t in range(1, len(tm.tid_to_pdf)) if tm.tid_to_phone[t] == optional and tm.tid_is_self_loop[t]]
+    counts = {t: sum(int((a == t).sum()) for a in alis.values()) for t in loops}
+    silence = max(loops, key=lambda t: (counts[t], -t))
+    got = _Utterances(model, data, system["lang"], tmp / "mono_ali", tmp_path / "den")
+    numerators = dict(zip(got.utts, got.alis))
+    assert sorted(numerators) == utts
+    for i, u in enumerate(sources):
+        before, after = PADS[i]
+        assert lattices["pad-" + u].num_frames == before + len(feats[u]) + after == len(chosen["pad-" + u])
+        expected = [silence] * before + alis[u].tolist() + [silence] * after
+        assert numerators["pad-" + u].tolist() == expected
+        assert numerators[u].tolist() == alis[u].tolist()
