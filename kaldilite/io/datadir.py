@@ -63,15 +63,32 @@ class Entry:
 
 
 def read_entries(path):
-    """Read a `key value...` file into a list of Entry (blank lines skipped, order kept)."""
+    """Read a `key value...` file into a list of Entry (blank lines skipped, order kept); a file that is
+    not UTF-8 is an InputError naming its first bad line (Kaldi's scripts pass any bytes through)."""
     entries = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.strip().split(None, 1)
-            if not fields:
-                continue
-            entries.append(Entry(number, fields[0], fields[1].strip() if len(fields) > 1 else ""))
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            for number, line in enumerate(handle, 1):
+                fields = line.strip().split(None, 1)
+                if not fields:
+                    continue
+                entries.append(Entry(number, fields[0], fields[1].strip() if len(fields) > 1 else ""))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}:{_invalid_utf8_line(Path(path).read_bytes())}: is not valid UTF-8; re-encode the "
+                         "file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)") from None
     return entries
+
+
+def _invalid_utf8_line(raw):
+    """The 1-based line (counted at newlines) of the first byte of `raw` that is not UTF-8, or None.
+
+    From the whole file's bytes: a decoding error raised while reading a text file gives the
+    position within the chunk being decoded (8 KB), not within the file."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return raw[: exc.start].count(b"\n") + 1
+    return None
 
 
 def read_key_values(path):
@@ -283,13 +300,12 @@ class _Checker:
         if b"\r" in raw:
             self.add(name, raw[: raw.index(b"\r")].count(b"\n") + 1,
                      "has Windows line endings (CR); convert the file with dos2unix")
-        try:
-            entries = read_entries(file)
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            self.add(name, line, "is not valid UTF-8; re-encode the file as UTF-8")
+        bad_line = _invalid_utf8_line(raw)
+        if bad_line is not None:
+            self.add(name, bad_line, "is not valid UTF-8; re-encode the file as UTF-8")
             self.tables[name] = None
             return None
+        entries = read_entries(file)
         if not entries and name not in SPARSE_UTT_FILES:
             self.add(name, None, "is empty; re-create it or remove the file")
         seen = {}

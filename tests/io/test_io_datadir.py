@@ -565,3 +565,31 @@ def test_extra_files_combined_and_fixed_as_kaldis_extra_files_options(tmp_path, 
     assert kaldi_run.returncode == 0, kaldi_run.stdout + kaldi_run.stderr
     assert (ours / "utt2age").read_text() == (theirs / "utt2age").read_text()
     assert len((ours / "utt2age").read_text().splitlines()) < len((ours / ".backup" / "utt2age").read_text().splitlines())
+
+
+def test_a_file_that_is_not_utf8_is_one_error_at_its_line(tmp_path, capsys):
+    """A Latin-1 byte on line 1501 of text, past the 8 KB the text reader decodes at a time: validate
+    reports line 1501 (it reported the line within that chunk), and fix, subset, combine, split
+    and DataDir.load stop with one InputError naming text:1501 (they ended in a UnicodeDecodeError
+    traceback); the CLI prints that one line and exits 1."""
+    from kaldilite.cli import run_verb
+
+    utts = [f"s{k % 3}-{k:05d}" for k in range(2000)]
+    src = write_dir(tmp_path / "d", {"utt2spk": [f"{u} {u[:2]}" for u in sorted(utts)]})
+    lines = [f"{u} hello".encode() for u in sorted(utts)]
+    lines[1500] = lines[1500].replace(b"hello", b"caf\xe9")
+    (src / "text").write_bytes(b"\n".join(lines) + b"\n")
+    assert len(b"\n".join(lines[:1500])) > 2 * 8192  # past the first chunks
+    expected = f"{src / 'text'}:1501: is not valid UTF-8"
+
+    assert [p for p in problems_of(src, no_feats=True, no_wav=True) if "UTF-8" in p] == [
+        f"{expected}; re-encode the file as UTF-8"]
+    for operation in (lambda: fix_data_dir(src), lambda: subset_data_dir(src, tmp_path / "sub", 10),
+                      lambda: combine_data_dirs(tmp_path / "all", [src]), lambda: split_data_dir(src, 2),
+                      lambda: DataDir.load(src)):
+        with pytest.raises(InputError, match=f"^{expected}; re-encode the file as UTF-8 "):
+            operation()
+    capsys.readouterr()
+    assert run_verb(["data", "fix", str(src)]) == 1  # what `kaldilite data fix` exits with
+    assert capsys.readouterr().err.splitlines() == [
+        f"kaldilite data: error: {expected}; re-encode the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)"]
