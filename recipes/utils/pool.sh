@@ -8,7 +8,8 @@
 # pool_start waits for ANY running command to finish (`wait -n -p`, bash >= 5.1: Debian 12's
 # bash is 5.2), not for the oldest, so one long step never holds the other slots idle; an older
 # bash (macOS ships 3.2) waits for the oldest instead: slower, same results. A failed command ends
-# the recipe (exit 1) once the others have finished; its error is in its own output.
+# the recipe (exit 1) once the others have finished, with a line naming it and its exit status (its
+# error is in its own output, which the other steps' output may follow: they share the log).
 
 if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))); then
   pool_wait_any=true
@@ -17,6 +18,13 @@ else
 fi
 
 pool_pids=()
+pool_commands=()  # the command line of each of pool_pids, for the failure's message
+
+_pool_failed() {  # STATUS COMMAND-LINE: the line saying which started command failed
+  local text=$2
+  [ ${#text} -le 300 ] || text="${text:0:300} ..."
+  echo "$0: a step run in parallel failed (exit $1): $text (its error is above)" >&2
+}
 
 pool_start() {
   if [ ${#pool_pids[@]} -ge "$nj" ]; then
@@ -35,21 +43,36 @@ pool_start() {
       finished=${pool_pids[0]}
       wait "$finished" || status=$?
     fi
-    for pid in "${pool_pids[@]}"; do [ "$pid" = "$finished" ] || still+=("$pid"); done
+    local i command= still_commands=()
+    for i in "${!pool_pids[@]}"; do
+      if [ "${pool_pids[$i]}" = "$finished" ]; then
+        command=${pool_commands[$i]}
+      else
+        still+=("${pool_pids[$i]}")
+        still_commands+=("${pool_commands[$i]}")
+      fi
+    done
     pool_pids=("${still[@]}")
+    pool_commands=("${still_commands[@]}")
     if [ $status -ne 0 ]; then
-      pool_wait  # exits 1 itself (with the same message) when another step failed too
-      echo "$0: a step run in parallel failed (its error is above)" >&2
+      _pool_failed $status "$command"
+      pool_wait  # exits 1 itself, naming them, when other steps failed too
       exit 1
     fi
   fi
   "$@" &
   pool_pids+=($!)
+  pool_commands+=("$*")
 }
 
-pool_wait() {  # fails (exit 1) if any started command failed
-  local pid failed=false
-  for pid in "${pool_pids[@]}"; do wait "$pid" || failed=true; done
+pool_wait() {  # fails (exit 1) if any started command failed, naming each
+  local i status failed=false
+  for i in "${!pool_pids[@]}"; do
+    status=0
+    wait "${pool_pids[$i]}" || status=$?
+    if [ $status -ne 0 ]; then _pool_failed $status "${pool_commands[$i]}"; failed=true; fi
+  done
   pool_pids=()
-  [ $failed = false ] || { echo "$0: a step run in parallel failed (its error is above)" >&2; exit 1; }
+  pool_commands=()
+  [ $failed = false ] || exit 1
 }

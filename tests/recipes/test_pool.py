@@ -49,3 +49,17 @@ def test_an_older_bash_waits_for_the_oldest_step_and_still_runs_them_all(tmp_pat
     assert out.returncode == 0, out.stderr
     assert sorted(events[:2]) == ["start long", "start short"]
     assert events[2:] == ["end short", "end long", "start third", "end third"]
+
+
+def test_a_failure_names_each_failed_step_and_its_exit_status(tmp_path):
+    # the steps share the log, so a step's error may be followed by others' output: the pool names it
+    out, events = _run("pool_start job bad 0.1 3; pool_start job slow 0.5 4; pool_start job next 0.1; pool_wait",
+                       tmp_path)
+    assert out.returncode == 1 and "start next" not in events
+    assert out.stderr.splitlines() == [
+        "pool-test: a step run in parallel failed (exit 3): job bad 0.1 3 (its error is above)",
+        "pool-test: a step run in parallel failed (exit 4): job slow 0.5 4 (its error is above)"]
+    long = "x" * 400  # a step's many inputs: the line is cut
+    out, _ = _run(f"pool_wait_any=false; pool_start job ok 0.1; pool_start job {long} 0.1 5; pool_wait", tmp_path)
+    assert out.returncode == 1 and out.stderr.splitlines() == [
+        f"pool-test: a step run in parallel failed (exit 5): {('job ' + long)[:300]} ... (its error is above)"]
