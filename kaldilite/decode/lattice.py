@@ -587,7 +587,11 @@ class Lattice:
                        _scale_inf(self.final_acoustic, acoustic_scale), self.final_tids)
 
     def _costs(self, acoustic_scale):
-        return self.graph + acoustic_scale * self.acoustic, self.final_graph + acoustic_scale * self.final_acoustic
+        """(arc costs, final costs) as decoding adds them: graph + acoustic_scale * acoustic, a weight with an
+        +inf part staying inf (not final, no arc) at any scale, 0 included, as Kaldi's ScaleLattice keeps
+        LatticeWeight::Zero() (0 * inf would be NaN: every non-final state's final cost)."""
+        return (_scaled_cost(self.graph, self.acoustic, acoustic_scale),
+                _scaled_cost(self.final_graph, self.final_acoustic, acoustic_scale))
 
     def iter_paths(self, acoustic_scale=1.0):
         """Paths as (total cost, words tuple, arcs list, final state) in order of increasing cost.
@@ -686,10 +690,12 @@ class Lattice:
     def num_frames(self, frames=None):
         """Frames of the lattice's paths (the most any final state ends after; 0 without one).
         `frames`: `state_frames()` when the caller has them."""
-        frames = self.state_frames() if frames is None else frames
+        return int(self._final_ends(self.state_frames() if frames is None else frames)[1].max(initial=0))
+
+    def _final_ends(self, frames):
+        """(final states, the frames each one's paths end after: before it plus its final weight's tids)."""
         final = np.flatnonzero(np.isfinite(self.final_graph))
-        ends = frames[final] + np.fromiter((len(self.final_tids[s]) for s in final), np.int64, len(final))
-        return int(ends.max(initial=0))
+        return final, frames[final] + np.fromiter((len(self.final_tids[s]) for s in final), np.int64, len(final))
 
     def arc_posteriors(self, acoustic_scale=1.0):
         """Forward-backward in the log semiring: (arc posteriors, final posteriors per state,
@@ -715,12 +721,21 @@ class Lattice:
         one entry per (frame, transition-id) with a non-zero posterior, the posteriors of the arcs
         (and final weights) that carry it on that frame summed, sorted by frame then transition-id
         (Kaldi's Posterior, each frame's pairs merged and sorted as MergePairVectorSumming does).
-        Frames whose every posterior underflowed have no entry; `num_frames` gives the count."""
+        Frames whose every posterior underflowed have no entry; `num_frames` gives the count. A lattice
+        whose final states end after different numbers of frames is refused (InputError), as Kaldi's
+        LatticeForwardBackward asserts ("final-prob not at max_time"): its frames' posteriors would not
+        sum to 1."""
         if self.num_states == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
-        arc_post, final_post, _ = self.arc_posteriors(acoustic_scale)
         offsets, flat = self._item_tids()
         frames = self.state_frames(np.diff(offsets[:self.num_arcs + 1]))
+        final, ends = self._final_ends(frames)
+        if len(ends) and ends.min() != ends.max():
+            short, long = final[ends.argmin()], final[ends.argmax()]
+            raise InputError(f"lattice final state {short} ends after {ends.min()} frames but final state {long} "
+                             f"after {ends.max()}: every path of a lattice must span the same frames (Kaldi's "
+                             "lattice-to-post refuses it too: final-prob not at max_time)")
+        arc_post, final_post, _ = self.arc_posteriors(acoustic_scale)
         starts = np.concatenate([frames[self.src], frames])
         return _frame_posterior_entries(starts, offsets, flat, np.concatenate([arc_post, final_post]))
 
@@ -835,9 +850,18 @@ class Lattice:
 
 
 def _scale_inf(values, scale):
-    out = values * scale
+    with np.errstate(invalid="ignore"):  # (0 * inf: replaced below)
+        out = values * scale
     out[~np.isfinite(values)] = np.inf
     return out
+
+
+def _scaled_cost(graph, acoustic, acoustic_scale):
+    """graph + acoustic_scale * acoustic, inf where either part is inf (`Lattice._costs`)."""
+    with np.errstate(invalid="ignore"):
+        cost = graph + acoustic_scale * acoustic
+    cost[np.isposinf(graph) | np.isposinf(acoustic)] = np.inf
+    return cost
 
 
 @njit(cache=True)

@@ -249,6 +249,50 @@ def test_frame_posteriors_sum_a_transition_id_over_arcs_and_count_final_weights_
         uneven.frame_posteriors()
 
 
+def test_acoustic_scale_zero_weighs_each_path_by_its_graph_cost_alone():
+    """lattice-to-post, lattice-nbest, MBR at --acoustic-scale 0 (Kaldi's ScaleLattice keeps a non-final
+    state's Zero weight: 0 * inf is not NaN there). The hand lattice's paths by graph cost: a c 1.5, a d 2,
+    b c 2, e c 2.25, b d 2.5."""
+    lat = hand_lattice()
+    graph_cost = {(1, 3): 1.5, (1, 4): 2.0, (2, 3): 2.0, (5, 3): 2.25, (2, 4): 2.5}
+    z = sum(math.exp(-c) for c in graph_cost.values())
+    p = {words: math.exp(-c) / z for words, c in graph_cost.items()}
+    arc_post, final_post, total = lat.arc_posteriors(0.0)
+    assert final_post.tolist() == [0.0, 0.0, 0.0, pytest.approx(1.0)] and total == pytest.approx(-math.log(z))
+    by_arc = {(int(lat.src[k]), int(lat.word[k])): q for k, q in enumerate(arc_post)}
+    assert by_arc[(0, 1)] == pytest.approx(p[1, 3] + p[1, 4]) and by_arc[(1, 4)] == pytest.approx(p[1, 4] + p[2, 4])
+    frames, tids, post = lat.frame_posteriors(0.0)
+    assert frames.tolist() == [0, 0, 0, 1, 1] and tids.tolist() == [11, 12, 15, 13, 14]
+    assert post == pytest.approx([p[1, 3] + p[1, 4], p[2, 3] + p[2, 4], p[5, 3], p[1, 3] + p[2, 3] + p[5, 3],
+                                  p[1, 4] + p[2, 4]])
+    words, _, cost, acoustic = lat.best_path(0.0)
+    assert (tuple(words), cost, acoustic) == ((1, 3), 1.5, 0.5)  # the acoustic cost unscaled, as Kaldi's
+    assert lat.best_path_frame_posteriors(0.0) == pytest.approx([p[1, 3] + p[1, 4], p[1, 3] + p[2, 3] + p[5, 3]])
+    assert [(w, pytest.approx(c)) for w, c in lat.nbest(5, 0.0)] == sorted(graph_cost.items(), key=lambda x: x[1])
+    # the same as the lattice with its acoustic costs scaled to 0 first (lattice-scale), decoded at scale 1
+    scaled = lat.scale(acoustic_scale=0.0)
+    assert scaled.nbest(5, 1.0) == lat.nbest(5, 0.0)
+    assert [a.tolist() for a in scaled.frame_posteriors(1.0)] == [a.tolist() for a in (frames, tids, post)]
+    assert lat.mbr_decode(0.0)[0] is not None
+
+
+def test_frame_posteriors_refuse_final_states_at_different_frames():
+    """Kaldi's lattice-to-post asserts every final state is at the lattice's last frame: 0 -> 1 (1 frame, final)
+    and 0 -> 2 (3 frames, final) would leave frames 1-2 with posteriors summing to 1/2."""
+    from kaldilite.errors import InputError
+
+    lat = Lattice.from_arcs(3, [(0, 1, 1, 1.0, 1.0, [1]), (0, 2, 2, 1.0, 1.0, [2, 2, 3])],
+                            {1: (0.0, 0.0, []), 2: (0.0, 0.0, [])})
+    with pytest.raises(InputError, match=r"^lattice final state 1 ends after 1 frames but final state 2 after 3: "):
+        lat.frame_posteriors(1.0)
+    # a final weight's transition-ids count: state 1 with two of them ends after 3 frames too
+    even = Lattice.from_arcs(3, [(0, 1, 1, 1.0, 1.0, [1]), (0, 2, 2, 1.0, 1.0, [2, 2, 3])],
+                             {1: (0.0, 0.0, [4, 4]), 2: (0.0, 0.0, [])})
+    frames, tids, post = even.frame_posteriors(1.0)
+    assert frames.tolist() == [0, 0, 1, 1, 2, 2] and tids.tolist() == [1, 2, 2, 4, 3, 4]
+    assert post == pytest.approx([0.5] * 6)
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_frame_posteriors_of_decoder_lattices_equal_the_sum_over_their_enumerated_paths(seed):
     """lattice-to-post by forward-backward against brute force: every path of the decoder's lattice
