@@ -104,6 +104,16 @@ def _noise_utterances(corpus_dir, chunk_seconds=1.0):
     return result
 
 
+def split_noise_clips(corpus_dir, dev_noise_every=5):
+    """{"train": [...], "dev": [...]}: the corpus's noise clips (clip id, rxfilename), every
+    `dev_noise_every`-th (in sorted order) dev, the rest train: the split of `noise_dev` / `noise_train`
+    (and of the silence utterances) that prepare_speech_commands writes. A dev clip is never trained on."""
+    parts = {"train": [], "dev": []}
+    for k, item in enumerate(_noise_utterances(corpus_dir)):
+        parts["dev" if k % dev_noise_every == dev_noise_every - 1 else "train"].append(item)
+    return parts
+
+
 def _file_digest(path):
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
@@ -154,10 +164,7 @@ def prepare_speech_commands(corpus_dir, out_dir, *, lexicon_words=None, dev_nois
                  duplicates)
 
     unknown_words = set()
-    noise = _noise_utterances(corpus_dir) if silence else []
-    noise_parts = {"train": [], "dev": []}
-    for k, item in enumerate(noise):
-        noise_parts["dev" if k % dev_noise_every == dev_noise_every - 1 else "train"].append(item)
+    noise_parts = split_noise_clips(corpus_dir, dev_noise_every) if silence else {"train": [], "dev": []}
     if "test" in parts:
         # the test part reuses the dev clips: noise clips carry no speaker to keep apart
         noise_parts["test"] = noise_parts["dev"]

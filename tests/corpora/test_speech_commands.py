@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kaldilite.corpora.speech_commands import prepare_speech_commands
+from kaldilite.corpora.speech_commands import prepare_speech_commands, split_noise_clips
 from kaldilite.errors import InputError
 from kaldilite.io.audio import read_audio
 from kaldilite.io.datadir import DataDir, validate_data_dir
@@ -53,6 +53,11 @@ def test_fake_tree_splits_by_validation_list(tmp_path, rng):
     if shutil.which("sox"):
         assert len(read_audio(chunks[0])) == 16000
     assert set(DataDir.load(tmp_path / "data" / "noise_train").utt2spk) == set(noise_train)
+    # the split on its own (what bench/online.py pads with when a work dir has no noise_dev): the same clips
+    split = split_noise_clips(tmp_path / "sc", 5)
+    for part in ("train", "dev"):
+        written = DataDir.load(tmp_path / "data" / f"noise_{part}").wav_scp.values()
+        assert sorted(spec for _, spec in split[part]) == sorted(written)
     for part in ("train", "dev"):
         assert validate_data_dir(tmp_path / "data" / part, no_feats=True, no_wav=True) == []
     assert set(train.speakers) & set(dev.speakers) <= {s for s in train.speakers if s.startswith("noise")}
