@@ -585,6 +585,17 @@ def _extra_files(names, option):
     return tuple(dict.fromkeys(n for n in names if n not in ALL_FILES))
 
 
+def _check_utterance_keys(file, table, utt2spk, option):
+    """Refuse an extra file (`option`: --extra-files, --utt-extra-files) none of whose keys is an
+    utterance-id of `utt2spk`: a speaker- or recording-indexed file, which filtering by utterance
+    would empty (Kaldi's fix_data_dir.sh takes those as --spk-extra-files; its combine leaves them
+    unfiltered)."""
+    if table and not any(key in utt2spk for key in table):
+        raise InputError(f"{file}: none of its keys is an utterance-id of utt2spk (line 1: {next(iter(table))}); "
+                         f"{option} takes utterance-indexed files only (filtered by utterance, a speaker- or "
+                         "recording-indexed file would be emptied)")
+
+
 def _restrict_to_utterances(raw, utts, utt_files=UTT_FILES):
     """Keep `utts` in every utterance-indexed file (`utt_files`), then speakers and recordings that remain."""
     out = {}
@@ -625,6 +636,9 @@ def fix_data_dir(path, *, utt_extra_files=()):
         raise MissingFileError(f"{path / 'utt2spk'}: no such file; a data dir needs utt2spk (utterance speaker per line)")
     extra = _extra_files(utt_extra_files, "--utt-extra-files")
     raw = _read_dir_raw(path, ALL_FILES + extra)
+    for name in extra:
+        if name in raw:
+            _check_utterance_keys(path / name, raw[name], raw["utt2spk"], "--utt-extra-files")
     before = {name: sum(1 for _ in read_entries(path / name)) for name in raw}
 
     utts = {u for u, v in raw["utt2spk"].items() if len(v.split()) == 1}
@@ -828,6 +842,9 @@ def combine_data_dirs(dest, sources, *, extra_files=()):
                                "create it there to keep it", name, missing, present.count(False), len(sources))
                 continue
         table, origin = {}, {}
+        if name in extra:  # checked before DEST is written
+            for source, source_table, raw in zip(sources, tables, raws):
+                _check_utterance_keys(source / name, source_table, raw["utt2spk"], "--extra-files")
         for source, source_table in zip(sources, tables):
             for key, value in source_table.items():
                 if key in table and table[key] != value:

@@ -593,3 +593,32 @@ def test_a_file_that_is_not_utf8_is_one_error_at_its_line(tmp_path, capsys):
     assert run_verb(["data", "fix", str(src)]) == 1  # what `kaldilite data fix` exits with
     assert capsys.readouterr().err.splitlines() == [
         f"kaldilite data: error: {expected}; re-encode the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)"]
+
+
+def test_a_speaker_indexed_extra_file_is_refused_not_emptied(tmp_path, rng):
+    """--extra-files / --utt-extra-files filter by utterance: a speaker-indexed spk2age given there was
+    combined and then emptied by the fix, silently (fix in place: the file emptied, its copy in .backup).
+    Now one error naming the file, and nothing written. An utterance-indexed file keeps working."""
+    one = make_corpus(tmp_path / "one", rng, num_speakers=3)
+    two = make_corpus(tmp_path / "two", rng, num_speakers=2)
+    for file in two.iterdir():  # other speakers and utterances than one's
+        file.write_text(file.read_text().replace("spk", "other"))
+    for source in (one, two):
+        speakers = sorted({line.split()[1] for line in (source / "utt2spk").read_text().splitlines()})
+        (source / "spk2age").write_text("".join(f"{spk} {30 + k}\n" for k, spk in enumerate(speakers)))
+    with pytest.raises(InputError, match=f"^{one / 'spk2age'}: none of its keys is an utterance-id of utt2spk "
+                                         r"\(line 1: spka\); --extra-files takes utterance-indexed files only"):
+        combine_data_dirs(tmp_path / "all", [one, two], extra_files="spk2age")
+    assert not (tmp_path / "all").exists()
+    before = (one / "spk2age").read_text()
+    with pytest.raises(InputError, match=f"^{one / 'spk2age'}: .* --utt-extra-files takes utterance-indexed"):
+        fix_data_dir(one, utt_extra_files="spk2age")
+    assert (one / "spk2age").read_text() == before
+    for source in (one, two):  # the same values keyed by utterance: combined and kept
+        utts = [line.split()[0] for line in (source / "utt2spk").read_text().splitlines()]
+        (source / "utt2age").write_text("".join(f"{u} 40\n" for u in utts))
+    combine_data_dirs(tmp_path / "all", [one, two], extra_files="utt2age")
+    assert (tmp_path / "all" / "utt2age").read_text() == "".join(
+        f"{line.split()[0]} 40\n" for line in (tmp_path / "all" / "utt2spk").read_text().splitlines())
+    assert len((tmp_path / "all" / "utt2spk").read_text().splitlines()) == sum(
+        len((source / "utt2spk").read_text().splitlines()) for source in (one, two))
