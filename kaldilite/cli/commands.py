@@ -341,7 +341,9 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
 
     Writes DECODE_DIR/measures.jsonl (the inputs of the rejection rule for each utterance:
     best words, label, confidence, LLR, best command), hyp.txt under the graph's rejection rule
-    (GRAPH_DIR/rejection.json, else the default), rtf, and log/decode.JOB.log. Score it with
+    (GRAPH_DIR/rejection.json, else the default), rtf, log/decode.JOB.log, and decoded_with.json
+    (the model and graph, with their SHA-256: a rule calibrated on this decode records them and
+    export-model refuses another model). Score it with
     score-commands; calibrate the rule on it with calibrate-rejection.
 
     \b
@@ -357,7 +359,8 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
 
     from kaldilite.decode.rejection import RejectionRule
     from kaldilite.gmm.model import check_data_features
-    from kaldilite.graph.provenance import check_graph_for_model
+    from kaldilite.graph.provenance import (DECODE_RECORD_FILE, check_graph_for_model, decode_record,
+                                            write_decode_record)
     from kaldilite.io.datadir import split_data_dir
     from kaldilite.parallel import run_jobs
     from kaldilite.score.commands import MEASURES_FILE, measures_to_json
@@ -450,8 +453,9 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
 
         read_history_weights(online_cmvn_history_weights, online_cmvn_history, online_cmvn_order_seed,
                              online_cmvn_silence_weight)  # (the checks, before any job)
-    for stale in (*cmvn_weight_files(decode_dir), decode_dir / CMVN_CARRY_CONF):  # this decode writes its own
-        stale.unlink(missing_ok=True)
+    for stale in (*cmvn_weight_files(decode_dir), decode_dir / CMVN_CARRY_CONF, decode_dir / DECODE_RECORD_FILE):
+        stale.unlink(missing_ok=True)  # this decode writes its own
+    decoded_with = decode_record(model_path, graph_dir)  # (digests of the files as this decode reads them)
     parts = split_data_dir(data_dir, nj) if nj > 1 else [Path(data_dir)]
     job_args = [(str(graph_dir), str(model_path), str(part), str(decode_dir), k, dataclasses.asdict(opts),
                  silence_phones) for k, part in enumerate(parts, 1)]
@@ -465,6 +469,7 @@ def decode_commands_cmd(graph_dir, data_dir, decode_dir, nj, beam, max_active, m
     with atomic_open(decode_dir / MEASURES_FILE) as handle:
         for utt, m, n in records:
             handle.write(measures_to_json(utt, m, n) + "\n")
+    write_decode_record(decode_dir, decoded_with)  # calibrate-rejection copies it into the rule, export-model checks
     if (online_cmvn or recorded_online_cmvn) and online_cmvn_history is None:
         # this decode carried its speakers' stats itself (below weight 1 its jobs decided the carry weights,
         # cmvn_weights.JOB.ark): record how; export-model ships the weight of a rule calibrated on it
@@ -596,6 +601,8 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
     Reads DECODE_DIR/measures.jsonl (decode-commands), picks the lowest threshold whose FA on
     the dev set's non-command utterances is at most --target-fa, reports the resulting
     false-reject rate and writes the rule (with the calibration figures) to GRAPH_DIR/rejection.json.
+    The rule records the model and graph DECODE_DIR was decoded with (its decoded_with.json), which
+    export-model checks.
 
     e.g.: kaldilite calibrate-rejection --target-fa 0.05 lang/en/commands.txt data/dev exp/mono/decode_dev exp/mono/graph_commands
     """
@@ -615,6 +622,9 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
     calibrated, scores = calibrate_threshold(references, measures, rule, commands, target_fa, classes, utt2spk)
     calibrated.calibration.update({"dev_data": str(data_dir), "decode_dir": str(decode_dir),
                                    "also": [list(pair) for pair in extra_sets]})
+    decoded_with = _calibration_decodes_model(decode_dir, [d for _, d in extra_sets])
+    if decoded_with is not None:  # export-model refuses another model (or graph) than these decodes'
+        calibrated.calibration["decoded_with"] = decoded_with
     path = Path(rule_out) if rule_out else Path(graph_dir) / RULE_FILE
     calibrated.save(path)
     c = calibrated.calibration
@@ -626,6 +636,24 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
         lg = calibrated.logistic
         click.echo("calibrate-rejection: logistic weights (standardized features): bias "
                    f"{lg['bias']:+.3f}, " + ", ".join(f"{n} {w:+.3f}" for n, w in zip(lg["features"], lg["weights"])))
+
+
+def _calibration_decodes_model(decode_dir, also_dirs):
+    """DECODE_DIR's decoded_with.json record (decode-commands), or None for a decode dir without one; an --also
+    decode dir recording another model is refused: one threshold is on one model's score scale (those without
+    a record, e.g. run.sh's held-out commands pooled from per-grammar decodes, are not checked)."""
+    from kaldilite.graph.provenance import DECODE_RECORD_FILE, read_decode_record
+
+    record = read_decode_record(decode_dir)
+    if record is None:
+        return None
+    for other in also_dirs:
+        theirs = read_decode_record(other)
+        if theirs is not None and theirs["model_sha256"] != record["model_sha256"]:
+            raise InputError(f"{Path(other) / DECODE_RECORD_FILE}: decoded with {theirs['model']} but {decode_dir} "
+                             f"with {record['model']} (another sha256); pool decodes of one model: re-decode "
+                             f"{other} with --model {record['model']}")
+    return record
 
 
 def _rtf(decode_dir):

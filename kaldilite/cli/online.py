@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
                    "refused when calibrated on another model's decodes).")
 @click.option("--default-rejection", is_flag=True,
               help="Use the uncalibrated default rule when a filler/garbage graph has no rejection.json, or when "
-                   "--model is not EXP_DIR/final.mdl (the graph's rule was calibrated on that model's decodes); "
-                   "else refused.")
+                   "--model (or GRAPH_DIR) is not the model (graph) the rule's calibration decodes recorded (their "
+                   "decoded_with.json; for a rule without the record: --model is not EXP_DIR/final.mdl); else "
+                   "refused.")
 @click.option("--lang", "lang_dir", type=click.Path(exists=True, file_okay=False),
               help="Lang dir with words/fillers.txt, when the graph dir has none.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
@@ -53,7 +54,8 @@ def export_model_cmd(exp_dir, graph_dir, out_dir, mfcc_config, data_dir, online_
              exp/nnet2 exp/nnet2/graph_commands exp/nnet2_online
 
     The bundle's rejection rule is the graph dir's rejection.json (calibrate-rejection), which
-    must have been calibrated on this model's decodes. Its conf/online.conf carries the online-CMVN
+    must have been calibrated on this model's decodes with this graph (checked by SHA-256 against
+    the record decode-commands writes, DECODE_DIR/decoded_with.json, which the rule copies). Its conf/online.conf carries the online-CMVN
     stats as those decodes did: --cmvn-silence-weight is their cmvn_carry.conf's
     --online-cmvn-silence-weight (decode-commands' record in the decode dir the rule names).
     """

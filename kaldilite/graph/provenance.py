@@ -14,6 +14,15 @@ words.txt, phones/ ... which stay as Kaldi has them) with SHA-256 checksums of
 and `check_graph_for_model` compares them with the model a verb is given. An nnet2 model copies
 its GMM system's tree and transition model, so it matches that GMM's graphs. A graph without the
 record (built before it existed) is accepted with a warning.
+
+The second record is a decode dir's: ``DECODE_DIR/decoded_with.json`` (`write_decode_record`, written by
+decode-commands beside measures.jsonl) names the model file and the graph dir the decodes were made
+with, as given, with SHA-256 digests of their bytes (the model file; the graph's HCLG.fst, else HCLG.npz,
+with words.txt and words/fillers.txt). A rejection threshold is on one model's score scale and one
+grammar's: calibrate-rejection copies the record into the rule (``calibration.decoded_with``) and
+export-model refuses a --model or graph whose digest differs (`rule_decoded_with_mismatch`). Kaldi keeps a decode dir in its model's exp dir (``$dir/../final.mdl``) and
+needs no such record; here decodes of one model also live elsewhere (the commands recipe's
+exp/<model>_online_cmvn, bench/rejection_slice.py's settings, fusions).
 """
 
 import hashlib
@@ -24,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.utils.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -121,5 +131,87 @@ def check_graph_for_model(graph_dir, model_path, tree_path=None, *, transition_m
                          f"kaldilite mkgraph {lang} {model_path.parent} {graph_dir}")
 
 
-__all__ = ["RECORD_FILE", "check_graph_for_model", "graph_record", "read_graph_record", "write_graph_record",
-           "tree_checksum", "transition_model_checksum"]
+DECODE_RECORD_FILE = "decoded_with.json"
+
+
+def file_sha256(path):
+    """SHA-256 (hex) of a file's bytes. Model and graph files are written deterministically (the same
+    model saved twice is the same bytes), so a copy or re-save of the same model has the same digest."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def graph_files(graph_dir):
+    """The files of a graph dir that decide what a decode of it measures: HCLG.fst (Kaldi's graph; else our
+    compiled HCLG.npz), words.txt and words/fillers.txt (which words mean rejected: two graphs can be one FST
+    and differ there), those present; [] without HCLG.fst or HCLG.npz."""
+    from kaldilite.lang.langdir import FILLERS_FILE
+
+    graph_dir = Path(graph_dir)
+    hclg = next((graph_dir / n for n in ("HCLG.fst", "HCLG.npz") if (graph_dir / n).is_file()), None)
+    if hclg is None:
+        return []
+    return [hclg] + [graph_dir / name for name in ("words.txt", FILLERS_FILE) if (graph_dir / name).is_file()]
+
+
+def graph_sha256(graph_dir):
+    """SHA-256 over `graph_files` (each file's path within the dir and its bytes), or None without a graph."""
+    graph_dir = Path(graph_dir)
+    files = graph_files(graph_dir)
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(graph_dir)}\0{file_sha256(path)}\0".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def decode_record(model_path, graph_dir):
+    """The model and graph a decode is made with: paths as given and the digests of their files."""
+    return {"model": str(model_path), "model_sha256": file_sha256(model_path), "graph": str(graph_dir),
+            "graph_files": [str(p.relative_to(Path(graph_dir))) for p in graph_files(graph_dir)],
+            "graph_sha256": graph_sha256(graph_dir)}
+
+
+def write_decode_record(decode_dir, record):
+    with atomic_open(Path(decode_dir) / DECODE_RECORD_FILE) as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def read_decode_record(decode_dir):
+    """DECODE_DIR's record (`write_decode_record`) as a dict, or None for a decode dir without one (made
+    before decodes recorded their model, or not by decode-commands)."""
+    path = Path(decode_dir) / DECODE_RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); delete it and re-decode") from None
+    if not isinstance(record, dict) or not record.get("model_sha256"):
+        raise InputError(f"{path}: no model_sha256 (not decode-commands' record); delete it and re-decode")
+    return record
+
+
+def rule_decoded_with_mismatch(record, model_path, graph_dir):
+    """What differs between a rule's calibration decodes (`record`: its ``calibration.decoded_with``) and the
+    model file and graph dir to ship it with, as a phrase for a message, or None when both digests match (a
+    graph dir without HCLG.fst/npz, or a record without the graph's digest, is not compared)."""
+    digest = file_sha256(model_path)
+    if digest != record["model_sha256"]:
+        return (f"calibrated on decodes of {record['model']} (sha256 {record['model_sha256'][:12]}), not of "
+                f"--model {model_path} ({digest[:12]})")
+    theirs = graph_sha256(graph_dir)
+    if record.get("graph_sha256") and theirs is not None and theirs != record["graph_sha256"]:
+        return (f"calibrated on decodes with the graph {record['graph']} (sha256 {record['graph_sha256'][:12]} of "
+                f"its {', '.join(record.get('graph_files', []))}), not {graph_dir} ({theirs[:12]})")
+    return None
+
+
+__all__ = ["RECORD_FILE", "DECODE_RECORD_FILE", "check_graph_for_model", "rule_decoded_with_mismatch",
+           "decode_record", "file_sha256", "graph_files", "graph_sha256", "read_decode_record", "write_decode_record",
+           "graph_record", "read_graph_record", "write_graph_record", "tree_checksum", "transition_model_checksum"]

@@ -646,13 +646,34 @@ def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=
     system's speaker-independent final.alimdl, is not the model whose decodes EXP's rules were
     calibrated on: the graph's rule is refused for it (--rejection FILE or --default-rejection). An EXP
     without final.mdl (its decodes only, e.g. the rule's calibration decodes of another dir's model)
-    takes `model_path` as the model they were made with.
+    takes `model_path` as the model they were made with. All of that guesses from file names, for a rule
+    calibrated on decodes that record no model (with a warning); a rule whose calibration decodes recorded
+    their model and graph (decode-commands' decoded_with.json, calibration.decoded_with) is used, named or
+    not, exactly when `model_path` and `graph_dir` have those digests, else refused (or the default rule
+    with `default_rejection`).
     """
     from kaldilite.decode.rejection import RULE_FILE, RejectionRule
+    from kaldilite.graph.provenance import DECODE_RECORD_FILE, rule_decoded_with_mismatch
 
     path = Path(rejection) if rejection is not None else Path(graph_dir) / RULE_FILE
     if rejection is not None or path.is_file():
         rule = RejectionRule.load(path)
+        recorded = (rule.calibration or {}).get("decoded_with")
+        if recorded is not None and model_path is not None:  # the decodes named their model and graph: compared
+            mismatch = rule_decoded_with_mismatch(recorded, model_path, graph_dir)
+            if mismatch is None:
+                return rule, str(path)
+            if default_rejection:
+                log.warning("%s: %s; the bundle uses the uncalibrated default rule as --default-rejection asks", path,
+                            mismatch)
+                return RejectionRule(), "default"
+            raise InputError(f"{path}: {mismatch}; export that model and graph, or decode with these "
+                             f"(decode-commands --model {model_path}) and re-calibrate, or pass --default-rejection "
+                             "for the uncalibrated default")
+        if rule.calibration and model_path is not None:
+            log.warning("%s: its calibration decodes record no model (decoded before decode-commands wrote %s): "
+                        "--model %s is not checked against them; re-decode and re-calibrate to record it", path,
+                        DECODE_RECORD_FILE, model_path)
         if rejection is None and model_path is not None and not _is_experiments_model(model_path, exp_dir):
             if default_rejection:
                 log.warning("%s: calibrated on %s/final.mdl's decodes, not %s's; the bundle uses the uncalibrated "

@@ -83,6 +83,7 @@ def test_the_bundle_carries_the_weight_its_rule_was_calibrated_with(digits_syste
     out = _export(digits_system, commands_graph_dir, tmp_path / "bundle", rule, online_config=other)
     assert _weight_line(out) == [f"--cmvn-silence-weight={weight:g}"]
     assert json.loads((out / "bundle.json").read_text())["from"]["cmvn_carry"] == str(decode / "cmvn_carry.conf")
+    caplog.clear()  # (export's warning: the hand-made rule records no model, tests/online/test_bundle_decoded_with.py)
     with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
         bundle = ModelBundle.load(out)
     assert bundle.online_opts.cmvn_silence_weight == weight and caplog.text == ""
@@ -99,6 +100,7 @@ def test_decoding_with_another_weight_than_the_calibration_warns_in_one_line(dig
 
     rule, decode = _experiment(tmp_path, 1.0)
     out = _export(digits_system, commands_graph_dir, tmp_path / "bundle", rule)
+    caplog.clear()  # (export's warning: the hand-made rule records no model)
     with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
         bundle = ModelBundle.load(out, overrides={"cmvn-silence-weight": "0"})
     assert bundle.online_opts.cmvn_silence_weight == 0.0  # the user's override is obeyed
