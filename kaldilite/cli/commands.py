@@ -66,13 +66,16 @@ def _colon_floats(text, option, example):
               help="Resample speech to this rate first (default: keep each file's rate).")
 @click.option("--pad-range", default=None,
               help="min:max seconds of noise-only pause before and after the word (e.g. 0.2:1.5; default: none); "
-                   "whole 10 ms frames, listed in DEST_DIR/utt2pad.")
+                   "whole frames of --frame-shift, listed in DEST_DIR/utt2pad.")
 @click.option("--pad-probability", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="With --pad-range: the probability of a pause on each side, drawn per utterance and side.")
+@click.option("--frame-shift", default=10.0, show_default=True, type=float,
+              help="With --pad-range: the frame shift in ms of the features the copies will get (the --frame-shift "
+                   "of make-mfcc's config); the pauses are whole frames of it.")
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("dest_dir", type=click.Path())
 def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sample_frequency, pad_range,
-                           pad_probability, src_dir, dest_dir):
+                           pad_probability, frame_shift, src_dir, dest_dir):
     """Add background noise to every utterance (steps/data/augment_data_dir.py, --bg-* options).
 
     The mixed audio is written under DEST_DIR/wav/; DEST_DIR/utt2noise lists the clip, offset
@@ -91,7 +94,7 @@ def add_noise_data_dir_cmd(bg_noise_dir, bg_snrs, utt_prefix, random_seed, sampl
         if len(pads) != 2:
             raise InputError(f"--pad-range needs two values min:max, not '{pad_range}'")
     dest = add_noise_data_dir(src_dir, dest_dir, bg_noise_dir, snrs, utt_prefix, random_seed, sample_frequency,
-                              pad_range=pads, pad_probability=pad_probability)
+                              pad_range=pads, pad_probability=pad_probability, frame_shift=frame_shift)
     lines = (dest / "wav.scp").read_text(encoding="utf-8").count("\n")
     click.echo(f"{dest_dir}: {lines} noisy utterances (SNR {bg_snrs} dB)", err=True)
 

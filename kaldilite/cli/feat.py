@@ -44,7 +44,7 @@ def _make_command(kind, options_cls, tool):
         f"Compute {kind.upper()} features for a data dir, like steps/make_{kind}.sh + {tool}.\n\n"
         f"Splits DATA_DIR by speaker into --nj jobs, writes FEAT_DIR/raw_{kind}_<name>.JOB.ark/.scp "
         f"(default FEAT_DIR: DATA_DIR/data; logs in LOG_DIR, default DATA_DIR/log) and DATA_DIR/feats.scp, "
-        f"utt2dur and utt2num_frames. Utterances that fail are reported in the job logs and skipped.\n\n"
+        f"utt2dur, utt2num_frames and frame_shift (the config's, in seconds). Utterances that fail are reported in the job logs and skipped.\n\n"
         f"\b\ne.g.: kaldilite make-{kind} --config conf/{kind}.conf --nj 4 data/train exp/make_{kind}/train {kind}")
     return command
 

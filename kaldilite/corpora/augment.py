@@ -242,7 +242,7 @@ def _snr_scale(speech, segment, snr_db):
 
 
 def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix="noise", random_seed=0,
-                       sample_frequency=None, pad_range=None, pad_probability=0.5):
+                       sample_frequency=None, pad_range=None, pad_probability=0.5, frame_shift=10.0):
     """Write `dest`: data dir `src` with background noise added to every utterance.
 
     noise: a data dir, folder or list of noise clips (see list_noise_clips).
@@ -255,14 +255,16 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
 
     pad_range (min, max) seconds: a pause of background noise before and after the word, as a live user
     leaves one (`--pad-range`; None: no padding). Each side is padded with probability `pad_probability`,
-    by a length drawn uniformly from the range and rounded to whole 10 ms frame shifts, so the word's
+    by a length drawn uniformly from the range and rounded to whole frame shifts (`frame_shift`, ms:
+    Kaldi's --frame-shift, that of the features the copies will get; default Kaldi's 10), so the word's
     frames are the unpadded copy's. The noise runs on through the pauses at the scale the unpadded copy
     has (the SNR against the unpadded speech), so the word's samples are exactly that copy's
     (`pad_noise`). The draws for the pauses come after the clip, offset and SNR, so those are the
     unpadded copy's too. `dest/utt2pad` lists each utterance's pauses ("<before> <after>") as frames
-    written as seconds of 10 ms frames (a frame is the extractor's shift at the audio's rate: 220 samples
-    at 22.05 kHz), from which train-nnet2 extends the unpadded copy's alignment
-    (kaldilite.nnet.train.padded_alignments); utt2dur is the padded length.
+    written as seconds of `frame_shift` frames (a frame is the extractor's shift at the audio's rate: 220
+    samples at 22.05 kHz for 10 ms), from which train-nnet2 extends the unpadded copy's alignment
+    (kaldilite.nnet.train.padded_alignments, which counts them in frames of the features' DATA/frame_shift
+    and refuses pauses that are not whole frames of it); utt2dur is the padded length.
     """
     from kaldilite.io.audio import read_audio
 
@@ -274,6 +276,8 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
             raise InputError(f"--pad-range {pad_range}: needs min:max seconds with 0 <= min <= max, e.g. 0.2:1.5")
         if not 0.0 <= pad_probability <= 1.0:
             raise InputError(f"--pad-probability {pad_probability}: must be a probability in [0, 1]")
+        if not 0.0 < float(frame_shift) < float("inf"):
+            raise InputError(f"--frame-shift {frame_shift}: must be the features' frame shift in ms (e.g. 10)")
     snrs = [float(s) for s in snrs]
     if not snrs:
         raise InputError("add_noise_data_dir: give at least one SNR")
@@ -311,13 +315,14 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
             log.warning("%s: utterance %s is all zeros; copied without noise", src, utt)
             pads = (0, 0)
         else:
-            pads = (0, 0) if pad_range is None else _draw_pads(rng, pad_range, pad_probability, speech_rate)
+            pads = (0, 0) if pad_range is None else _draw_pads(rng, pad_range, pad_probability, speech_rate,
+                                                               frame_shift)
             mixed = pad_noise(speech, noise_wave, snr, offset, *pads)
         new_wav[prefix + utt] = write_pcm16(dest / "wav" / f"{prefix}{utt}.wav", mixed, speech_rate)
         utt2noise[prefix + utt] = f"{spec} {offset} {snr:g}"
         if pad_range is not None:
-            frames = [pad // _frame_shift_samples(speech_rate) for pad in pads]
-            utt2pad[prefix + utt] = " ".join(f"{n * PAD_QUANTUM_SECONDS:.2f}" for n in frames)
+            frames = [pad // _frame_shift_samples(speech_rate, frame_shift) for pad in pads]
+            utt2pad[prefix + utt] = " ".join(_frames_as_seconds(n, frame_shift) for n in frames)
             utt2dur[prefix + utt] = f"{len(mixed) / speech_rate:.3f}"
 
     write_key_values(dest / "wav.scp", new_wav)
@@ -330,25 +335,31 @@ def add_noise_data_dir(src, dest, noise, snrs=(15.0, 10.0, 5.0, 0.0), utt_prefix
     log.info("%s: %d utterances of %s with noise at SNR %s dB%s", dest, len(new_wav), src,
              ":".join(f"{s:g}" for s in snrs),
              "" if pad_range is None else f", pauses of {pad_range[0]:g}-{pad_range[1]:g} s before/after "
-             f"(each with probability {pad_probability:g})")
+             f"(each with probability {pad_probability:g}; whole {float(frame_shift):g} ms frames)")
     return dest
 
 
-# The pauses are whole frame shifts (Kaldi's default 10 ms), so that frame t of the unpadded copy is
-# frame t + before / shift of the padded one, on the same samples. utt2pad counts them in frames, written
-# as seconds of 10 ms frames (exact seconds at rates whose 10 ms is whole samples: 8, 16, 44.1, 48 kHz).
-PAD_QUANTUM_SECONDS = 0.01
+# The pauses are whole frame shifts of the features the copies will get (--frame-shift, ms), so that
+# frame t of the unpadded copy is frame t + before of the padded one, on the same samples. utt2pad counts
+# them in frames, written as seconds of those frames (n x shift: exact seconds at rates whose shift is whole
+# samples; 10 ms frames as two decimals, as before the option).
 
 
-def _frame_shift_samples(rate):
-    """The 10 ms frame shift in samples at `rate` as the feature extractor counts it (Kaldi's
-    FrameExtractionOptions::WindowShift(), truncated: 220 at 22.05 kHz)."""
-    return int(rate * 0.001 * (PAD_QUANTUM_SECONDS * 1000.0))
+def _frame_shift_samples(rate, frame_shift=10.0):
+    """The frame shift (ms) in samples at `rate` as the feature extractor counts it (Kaldi's
+    FrameExtractionOptions::WindowShift(), truncated: 220 at 22.05 kHz for 10 ms)."""
+    return int(rate * 0.001 * frame_shift)
 
 
-def _draw_pads(rng, pad_range, probability, rate):
+def _frames_as_seconds(frames, frame_shift):
+    """`frames` pauses of `frame_shift` ms as utt2pad writes them: the shortest decimals, at least two."""
+    whole, fraction = f"{frames * float(frame_shift) / 1000.0:.6f}".rstrip("0").split(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def _draw_pads(rng, pad_range, probability, rate, frame_shift=10.0):
     """(before, after) pause lengths in samples for one utterance (add_noise_data_dir's pad_range)."""
-    quantum = _frame_shift_samples(rate)
+    quantum = _frame_shift_samples(rate, frame_shift)
     pads = []
     for _ in range(2):
         use = rng.random() < probability

@@ -4,7 +4,7 @@
 (compute-mfcc-feats / compute-fbank-feats: read each utterance's audio, or its segment of the
 recording, compute features, write FEATDIR/raw_<kind>_<name>.k.ark/.scp plus per-job utt2dur
 and utt2num_frames under LOGDIR), then joins the parts into DATA/feats.scp, DATA/utt2dur and
-DATA/utt2num_frames (sorted, atomic). As in Kaldi, an utterance that fails (unreadable audio,
+DATA/utt2num_frames (sorted, atomic), and writes the config's frame shift to DATA/frame_shift. As in Kaldi, an utterance that fails (unreadable audio,
 shorter than one frame, ...) is logged with its reason and skipped; a job with no success fails
 the step. `compute_cmvn_stats` writes per-speaker stats (spk2utt) to CMVNDIR and DATA/cmvn.scp.
 """
@@ -147,7 +147,7 @@ def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=No
 
     Returns a dict with counts: {'done': n, 'failed': m, 'utterances': total}.
     """
-    from kaldilite.io.datadir import DataDir, split_data_dir, validate_data_dir
+    from kaldilite.io.datadir import DataDir, split_data_dir, validate_data_dir, write_frame_shift
     from kaldilite.parallel import run_jobs
     from kaldilite.utils import atomic_open
 
@@ -161,7 +161,7 @@ def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=No
     feat_dir = Path(feat_dir) if feat_dir is not None else data_dir / "data"
     if not data_dir.is_dir():
         raise MissingFileError(f"{data_dir}: no such data directory")
-    for stale in ("feats.scp", "cmvn.scp", "utt2dur", "utt2num_frames"):
+    for stale in ("feats.scp", "cmvn.scp", "utt2dur", "utt2num_frames", "frame_shift"):
         # Outputs of an earlier run would no longer match; keep them aside as make_mfcc.sh does.
         if (data_dir / stale).exists():
             (data_dir / ".backup").mkdir(exist_ok=True)
@@ -195,6 +195,7 @@ def make_features(data_dir, log_dir=None, feat_dir=None, *, kind="mfcc", opts=No
     join([job[4] for job in jobs], data_dir / "feats.scp")
     join([job[5] for job in jobs], data_dir / "utt2dur")
     join([job[6] for job in jobs], data_dir / "utt2num_frames")
+    write_frame_shift(data_dir, opts.frame_opts.frame_shift / 1000.0)  # make_mfcc.sh's DATA/frame_shift
     done = sum(r[0] for r in results)
     failed = sum(r[1] for r in results)
     total = len(data.utt2spk)

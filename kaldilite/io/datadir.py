@@ -45,6 +45,12 @@ RECO_FILES = ("wav.scp", "reco2file_and_channel", "reco2dur")
 ALL_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments", "feats.scp", "cmvn.scp", "utt2dur",
              "utt2num_frames", "utt2lang", "utt2uniq", "utt2warp", "utt2gender", "utt2noise", "utt2rir", "utt2pad",
              "vad.scp", "spk2gender", "spk2warp", "reco2file_and_channel", "reco2dur")
+# DATA/frame_shift: the features' frame shift in seconds, one number. Kaldi's steps/make_mfcc.sh (and
+# make_fbank.sh) write it from the config's --frame-shift (0.01 without one), utils/subset_data_dir.sh and
+# combine_data.sh carry it, utils/data/get_frame_shift.sh reads it; here make-mfcc / make-fbank write it and
+# train-nnet2 reads it to count utt2pad's pauses in frames.
+FRAME_SHIFT_FILE = "frame_shift"
+DEFAULT_FRAME_SHIFT = 0.01  # seconds: make_mfcc.sh's value for a config without --frame-shift
 # Words Kaldi reserves for the language model; they must not appear in transcripts.
 ILLEGAL_TEXT_SYMBOLS = ("<s>", "</s>", "#0")
 
@@ -112,6 +118,54 @@ def write_key_values(path, mapping):
         for key in sorted(mapping):
             value = mapping[key]
             handle.write(f"{key} {value}\n" if value != "" else f"{key}\n")
+
+
+def read_frame_shift(data_dir):
+    """DATA/frame_shift in seconds; without that file DEFAULT_FRAME_SHIFT (features made before make-mfcc
+    wrote it, or not by make-mfcc). A file that is not one positive number is a one-line error."""
+    path = Path(data_dir) / FRAME_SHIFT_FILE
+    if not path.exists():
+        return DEFAULT_FRAME_SHIFT
+    fields = path.read_text(encoding="utf-8").split()
+    try:
+        if len(fields) != 1:
+            raise ValueError
+        seconds = float(fields[0])
+        if not 0.0 < seconds < float("inf"):
+            raise ValueError
+    except ValueError:
+        raise InputError(f"{path}:1: '{' '.join(fields)}' must be the features' frame shift in seconds (e.g. 0.01); "
+                         f"re-run make-mfcc on {data_dir}, which writes it") from None
+    return seconds
+
+
+def write_frame_shift(data_dir, seconds):
+    """DATA/frame_shift (atomic): `seconds` as the shortest decimal that reads back as it (0.01, 0.015)."""
+    with atomic_open(Path(data_dir) / FRAME_SHIFT_FILE) as handle:
+        handle.write(f"{float(seconds)!r}\n")
+
+
+def _sources_frame_shift(sources):
+    """The frame shift of the sources with features that have a DATA/frame_shift (Kaldi's combine_data.sh:
+    they must agree, else an error naming two), or None if none has one."""
+    shifts = {}
+    for source in map(Path, sources):
+        if (source / FRAME_SHIFT_FILE).exists() and (source / "feats.scp").exists():
+            shifts[source] = read_frame_shift(source)
+    values = sorted(set(shifts.values()))
+    if len(values) > 1:
+        (a, x), (b, y) = (next((s, v) for s, v in shifts.items() if v == value) for value in values[:2])
+        raise InputError(f"{a / FRAME_SHIFT_FILE} says {x:g} s, {b / FRAME_SHIFT_FILE} {y:g} s: features of "
+                         "different frame shifts cannot be combined; remake one with the other's config")
+    return values[0] if values else None
+
+
+def _set_frame_shift(dest, seconds):
+    """DEST/frame_shift = `seconds`, or no such file if None (subset_data_dir.sh / combine_data.sh's copy)."""
+    if seconds is not None:
+        write_frame_shift(dest, seconds)
+    elif (Path(dest) / FRAME_SHIFT_FILE).exists():
+        (Path(dest) / FRAME_SHIFT_FILE).unlink()
 
 
 def utt2spk_to_spk2utt(utt2spk):
@@ -770,6 +824,7 @@ def subset_data_dir(src, dest, num_utts=None, *, utt_list=None, spk_list=None, f
     if not keep:
         raise InputError(f"{src}: the subset is empty; check the utterance/speaker list")
     _write_dir_raw(dest, _restrict_to_utterances(raw, keep), replace=True)
+    _set_frame_shift(dest, read_frame_shift(src) if (src / FRAME_SHIFT_FILE).exists() else None)
     logger.info("subset_data_dir: reducing #utt from %d to %d (%s)", len(all_utts), len(keep), dest)
     return dest
 
@@ -817,6 +872,7 @@ def combine_data_dirs(dest, sources, *, extra_files=()):
         if not (source / "utt2spk").exists():
             raise MissingFileError(f"{source / 'utt2spk'}: no such file; is {source} a data dir?")
     raws = [_read_dir_raw(s, ALL_FILES + extra) for s in sources]
+    frame_shift = _sources_frame_shift(sources)  # different shifts are refused before DEST is written
     combined = {}
     for name in ALL_FILES + extra:
         if name == "spk2utt":
@@ -856,6 +912,7 @@ def combine_data_dirs(dest, sources, *, extra_files=()):
     utt2spk = {u: v.split()[0] for u, v in combined["utt2spk"].items() if v.split()}
     combined["spk2utt"] = _spk2utt_text(utt2spk)
     _write_dir_raw(dest, combined, replace=True, names=ALL_FILES + extra)
+    _set_frame_shift(dest, frame_shift)
     fix_data_dir(dest, utt_extra_files=extra)
     return dest
 

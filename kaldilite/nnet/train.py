@@ -977,13 +977,11 @@ def copied_alignment(utt, pdf_alignments, utt2uniq, copy_prefixes=()):
     return None
 
 
-# Kaldi's default frame shift: add-noise-data-dir --pad-range pads in whole frames of it.
-PAD_FRAME_SHIFT_SECONDS = 0.01
-
-
 def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
     """{utt: transition-ids} for DATA's padded utterances (DATA/utt2pad: "<utt> <before> <after>" seconds,
-    add-noise-data-dir --pad-range): the alignment of the copy without the pauses (`_unpadded_source`: the
+    add-noise-data-dir --pad-range; frames of DATA/frame_shift, the features' shift that make-mfcc records,
+    Kaldi's 0.01 s without it; a pause that is not whole frames of it is an error naming the line and
+    add-noise-data-dir --frame-shift): the alignment of the copy without the pauses (`_unpadded_source`: the
     id with its leading `<prefix>-` parts stripped; that copy need not be in DATA),
     with the pauses' frames put on the optional-silence phone (LANG/phones/optional_silence.int).
 
@@ -999,12 +997,15 @@ def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
     """
     from pathlib import Path
 
-    from kaldilite.io.datadir import read_entries, read_key_values
+    from kaldilite.io.datadir import FRAME_SHIFT_FILE, read_entries, read_frame_shift, read_key_values
     from kaldilite.lang.langdir import read_phone_list
 
     path = Path(data_dir) / "utt2pad"
     if not path.exists():
         return {}
+    shift = read_frame_shift(data_dir)
+    shift_source = Path(data_dir) / FRAME_SHIFT_FILE
+    shift_source = shift_source if shift_source.exists() else f"Kaldi's default: no {shift_source}"
     phones = read_phone_list(Path(lang_dir) / "phones" / "optional_silence.int",
                              "utt2pad's pauses are aligned to the optional silence; give a lang dir made by prepare-lang")
     counts = np.bincount(np.concatenate(list(tid_alignments.values())), minlength=len(tm.tid_to_pdf)) \
@@ -1028,12 +1029,17 @@ def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
         try:
             if len(fields) != 2:
                 raise ValueError
-            before, after = (int(round(float(x) / PAD_FRAME_SHIFT_SECONDS)) for x in fields)
+            frames = [float(x) / shift for x in fields]
+            before, after = (int(round(x)) for x in frames)
             if before < 0 or after < 0:
                 raise ValueError
         except (ValueError, OverflowError):  # (OverflowError: 'inf')
             raise InputError(f"{path}:{entry.line}: '{utt} {value}' must be '<utt> <before> <after>' (seconds >= 0); "
                              "fix the line or remake the dir with add-noise-data-dir --pad-range") from None
+        if max(abs(x - round(x)) for x in frames) > 1e-3:
+            raise InputError(f"{path}:{entry.line}: '{utt} {value}': the pauses are not whole frames of "
+                             f"{shift:g} s ({shift_source}); remake the dir with add-noise-data-dir "
+                             f"--frame-shift {shift * 1000:g} (the features' shift, ms)")
         if utt in tid_alignments:  # the padded clip's own alignment, pauses included
             padded[utt] = tid_alignments[utt]
             own += 1

@@ -171,3 +171,50 @@ def test_pauses_depend_on_the_seed_and_the_utterance_only(tmp_path):
     assert read_key_values(single / "utt2pad") == {utt: pads[utt]}
     assert np.array_equal(_read(read_key_values(single / "wav.scp")[utt]), _read(read_key_values(full / "wav.scp")[utt]))
     assert read_key_values(other / "utt2pad") != pads
+
+
+def test_a_15_ms_frame_shift_pads_whole_15_ms_frames_that_make_mfcc_and_train_nnet2_count_alike(tmp_path):
+    """--frame-shift 15 (a conf/mfcc.conf with --frame-shift=15): at 16 kHz a frame is 240 samples, so every
+    pause is a multiple of 240 samples, written in utt2pad as seconds of 15 ms frames; make-mfcc with that
+    config records 0.015 in DATA/frame_shift, and the padded copy's frame count (utt2num_frames) is the
+    unpadded copy's plus the pauses read as train-nnet2 reads them (seconds / DATA/frame_shift): counted
+    by hand from the samples. With 10 ms pads (the old fixed quantum) most pauses are not whole 15 ms frames."""
+    from kaldilite.io.datadir import read_frame_shift
+
+    src, noise = _setup(tmp_path)
+    plain = add_noise_data_dir(src, tmp_path / "plain", noise, snrs=(10.0,), utt_prefix="noise")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["add-noise-data-dir", "--bg-noise-dir", str(noise), "--bg-snrs", "10",
+                                 "--utt-prefix", "pad-noise", "--pad-range", "0.2:0.9", "--pad-probability", "1",
+                                 "--frame-shift", "15", str(src), str(tmp_path / "pad")])
+    assert result.exit_code == 0, (result.output, result.exception)
+    padded = tmp_path / "pad"
+    conf = tmp_path / "mfcc.conf"
+    conf.write_text("--sample-frequency=16000\n--frame-shift=15\n--dither=0\n")
+    for data in (plain, padded):
+        result = runner.invoke(cli, ["make-mfcc", "--config", str(conf), "--nj", "1", str(data), str(data / "log"),
+                                     str(data / "mfcc")])
+        assert result.exit_code == 0, (result.output, result.exception)
+    assert (padded / "frame_shift").read_text() == "0.015\n" and read_frame_shift(padded) == 0.015
+    pads, frames = read_key_values(padded / "utt2pad"), read_key_values(padded / "utt2num_frames")
+    plain_frames, wavs = read_key_values(plain / "utt2num_frames"), read_key_values(padded / "wav.scp")
+    plain_wavs = read_key_values(plain / "wav.scp")
+    for utt, value in pads.items():
+        source = "noise-" + utt[len("pad-noise-"):]
+        samples = len(_read(wavs[utt])) - len(_read(plain_wavs[source]))  # both pauses, by the audio
+        before, after = (float(x) for x in value.split())
+        assert samples % 240 == 0 and samples // 240 == round(before / 0.015) + round(after / 0.015)
+        for seconds in (before, after):
+            assert abs(seconds / 0.015 - round(seconds / 0.015)) < 1e-9 and 0.2 - 0.0075 <= seconds <= 0.9 + 0.0075
+        assert int(frames[utt]) == int(plain_frames[source]) + samples // 240
+    ten = add_noise_data_dir(src, tmp_path / "ten", noise, snrs=(10.0,), utt_prefix="pad-noise",
+                             pad_range=(0.2, 0.9), pad_probability=1.0)
+    seconds = [float(x) for v in read_key_values(ten / "utt2pad").values() for x in v.split()]
+    assert any(abs(x / 0.015 - round(x / 0.015)) > 0.1 for x in seconds)  # what padded_alignments refuses
+
+
+def test_the_frame_shift_must_be_positive(tmp_path):
+    src, noise = _setup(tmp_path)
+    for bad in (0.0, -10.0, float("inf")):
+        with pytest.raises(InputError, match="--frame-shift .* in ms"):
+            add_noise_data_dir(src, tmp_path / "x", noise, pad_range=(0.2, 0.5), frame_shift=bad)

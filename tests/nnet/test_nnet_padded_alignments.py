@@ -141,3 +141,30 @@ def test_utt2pad_errors_name_the_line_of_the_file(aligned, digits_system, tmp_pa
         with pytest.raises(InputError, match=rf"utt2pad:{line}: .*'<utt> <before> <after>'") as err:
             padded_alignments(data, digits_system / "data/lang", tm, plain_alis)
         assert "\n" not in str(err.value)
+
+
+def test_pauses_are_counted_in_frames_of_the_data_dirs_frame_shift(aligned, digits_system, tmp_path):
+    """DATA/frame_shift 0.015 (make-mfcc with --frame-shift=15): '0.045 0.030' is 3 + 2 frames (by hand),
+    not the 4.5 + 3 of 10 ms frames; pauses that are not whole frames of the recorded shift (a 10 ms
+    padding, 0.37 s, under 15 ms features; 15 ms pauses under no frame_shift file, Kaldi's 0.01) are
+    one-line errors naming the line, the shift's source and the add-noise-data-dir option that fixes them."""
+    tm, _, plain_alis, _ = aligned
+    utt = sorted(plain_alis)[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "utt2pad").write_text(f"pad-{utt} 0.045 0.030\n")
+    lang = digits_system / "data/lang"
+    with pytest.raises(InputError, match=r"utt2pad:1: .*not whole frames of 0.01 s \(Kaldi's default: no .*"
+                                         r"frame_shift\); .*add-noise-data-dir --frame-shift 10 ") as err:
+        padded_alignments(data, lang, tm, plain_alis)
+    assert "\n" not in str(err.value)
+    (data / "frame_shift").write_text("0.015\n")
+    got = padded_alignments(data, lang, tm, plain_alis)[f"pad-{utt}"]
+    source = plain_alis[utt]
+    assert len(got) == 3 + len(source) + 2 and np.array_equal(got[3:-2], source)
+    assert len(set(got[:3].tolist() + got[-2:].tolist())) == 1 and tm.tid_is_self_loop[got[0]]
+    (data / "utt2pad").write_text(f"pad-{utt} 0.045 0.030\npad-x{utt} 0.37 0.00\n")
+    with pytest.raises(InputError, match=rf"utt2pad:2: 'pad-x{utt} 0.37 0.00': the pauses are not whole frames of "
+                                         rf"0.015 s \({data / 'frame_shift'}\); .*--frame-shift 15 ") as err:
+        padded_alignments(data, lang, tm, plain_alis)
+    assert "\n" not in str(err.value)
