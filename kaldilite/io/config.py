@@ -13,18 +13,29 @@ and a bare `--name` means true, as in Kaldi).
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
 
+_C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale (Python's str.strip() also drops Unicode spaces)
 _TRUE = ("true", "t", "1", "")
 _FALSE = ("false", "f", "0")
 # what C's strtoll(text, &end, 10) reads: C-locale white space, an optional sign, ASCII digits
 # (Python's int() also takes '1_0' and other scripts' digits such as '٣', which Kaldi refuses)
 _STRTOLL = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
 _INT32 = (-2 ** 31, 2 ** 31 - 1)
+# what Kaldi's ConvertStringToReal reads as a number (src/util/text-utils.cc: C++'s `stream >> x`,
+# then nothing but white space): an optional sign, ASCII digits with an optional point, an optional
+# e/E exponent; no hex floats, no digit separators ('1_0'), no other scripts' digits
+_REAL = re.compile(r"[ \t\n\v\f\r]*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)[ \t\n\v\f\r]*")
+# ... and, when that fails, the one word it looks up (any case; '1.#INF' and '1.#QNAN' are MSVC's)
+_REAL_WORDS = {"INF": math.inf, "+INF": math.inf, "-INF": -math.inf, "INFINITY": math.inf,
+               "+INFINITY": math.inf, "-INFINITY": -math.inf, "NAN": math.nan, "+NAN": math.nan,
+               "-NAN": -math.nan, "1.#INF": math.inf, "-1.#INF": -math.inf, "1.#QNAN": math.nan,
+               "-1.#QNAN": -math.nan}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +83,9 @@ def _default_instance_value(options, path):
 
 
 def parse_value(text, kind, name, location):
-    """Convert the text of option `name` to `kind`, or raise InputError naming `location`."""
-    text = text.strip()
+    """Convert the text of option `name` to `kind` by Kaldi's rules (a number: `convert_string_to_real`,
+    but nan, which no option takes, is refused), or raise InputError naming `location`."""
+    text = text.strip(_C_SPACE)
     try:
         if kind is bool:
             low = text.lower()
@@ -82,16 +94,46 @@ def parse_value(text, kind, name, location):
             if low in _FALSE:
                 return False
             raise ValueError
-        if kind is int:  # Kaldi's ConvertStringToInteger: strtoll's rule, trailing white space allowed
-            if not _STRTOLL.fullmatch(text):
-                raise ValueError
-            return int(text)
+        if kind is int:
+            return convert_string_to_integer(text)
         if kind is float:
-            return float(text)
+            value = convert_string_to_real(text)
+            if math.isnan(value):
+                raise ValueError
+            return value
         return text
     except ValueError:
-        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        expected = {bool: "true or false", int: "an integer", float: "a number (e.g. 0.1, -2.5e-3, inf)"}[kind]
         raise InputError(f"{location}: bad value {text!r} for --{name}: expected {expected}") from None
+
+
+def convert_string_to_integer(text):
+    """The integer `text` spells by Kaldi's ConvertStringToInteger (src/util/text-utils.h), which
+    ParseOptions uses for integer options: what strtoll(text, &end, 10) reads (white space, an
+    optional sign, ASCII digits), then only white space. ValueError otherwise."""
+    if not _STRTOLL.fullmatch(text.rstrip(_C_SPACE)):
+        raise ValueError(f"not an integer as Kaldi reads it: {text!r}")
+    return int(text)
+
+
+def convert_string_to_real(text):
+    """The float `text` spells by Kaldi's ConvertStringToReal (src/util/text-utils.cc), which
+    ParseOptions uses for float and double options and config files: white space, a decimal number
+    (sign, digits, point, exponent), white space; else the word inf, infinity or nan, optionally
+    signed (any case; also MSVC's 1.#INF, -1.#INF, 1.#QNAN, -1.#QNAN), with white space around it.
+    A number beyond the double range is refused (C++'s stream sets failbit), one below it reads as 0
+    or a denormal. Kaldi reads BaseFloat options as float (range 3.4e38); here every option is a
+    double. ValueError otherwise."""
+    match = _REAL.fullmatch(text)
+    if match:
+        value = float(match.group(1))
+        if not math.isinf(value):
+            return value
+    else:
+        word = text.strip(_C_SPACE)
+        if word.isascii() and word.upper() in _REAL_WORDS:
+            return _REAL_WORDS[word.upper()]
+    raise ValueError(f"not a number as Kaldi reads it: {text!r}")
 
 
 def split_integers(text, separators, omit_empty=False):
@@ -134,7 +176,7 @@ def set_option(options, spec, value):
 
 def _is_default(text, default):
     try:
-        return float(text) == float(default)
+        return convert_string_to_real(text) == convert_string_to_real(default)
     except ValueError:
         return text.strip().lower() == default.lower()
 
@@ -157,7 +199,7 @@ def _unknown(name, specs, options_cls, location):
 def parse_config_lines(lines, source="<config>"):
     """Yield (line_number, name, value_text) for each option line of a Kaldi config file."""
     for number, raw in enumerate(lines, start=1):
-        line = raw.split("#", 1)[0].strip()
+        line = raw.split("#", 1)[0].strip(_C_SPACE)  # Kaldi's ReadConfigFile: Trim
         if not line:
             continue
         location = where(source, number)
@@ -165,7 +207,7 @@ def parse_config_lines(lines, source="<config>"):
             raise InputError(f"{location}: {line!r} is not of the form --name=value "
                              "(shell-style config files lack the leading --)")
         name, sep, value = line[2:].partition("=")
-        name = name.strip().replace("_", "-").lower()
+        name = name.strip(_C_SPACE).replace("_", "-").lower()
         if not name:
             raise InputError(f"{location}: option with no name: {line!r}")
         yield number, name, value if sep else ""
@@ -277,8 +319,9 @@ def click_values_with_configs(ctx, config_paths, kwargs):
     """{parameter name: value} of the click verb being run (`ctx`): each Kaldi config file of
     `config_paths` in order (a later one overriding an earlier one, as Kaldi's repeated --config),
     then every option given on the command line, which overrides them; an option left at its
-    default takes the config's value. Config values are cast by the option's click type; a name
-    the verb lacks is an error naming file:line and the verb."""
+    default takes the config's value. Config values are cast by the option's click type (a number by
+    Kaldi's rule: kaldilite.cli.kaldi_number_types); a bad value or a name the verb lacks is an error
+    naming file:line."""
     import click
 
     options = {p.opts[0].lstrip("-"): p for p in ctx.command.params if isinstance(p, click.Option)}
@@ -289,7 +332,11 @@ def click_values_with_configs(ctx, config_paths, kwargs):
                 option = options.get(name)
                 if option is None or name == "config":
                     raise InputError(f"{where(str(path), number)}: unknown option --{name} for {ctx.info_name}")
-                values[option.name] = option.type_cast_value(ctx, text)
+                try:
+                    values[option.name] = option.type_cast_value(ctx, text)
+                except click.BadParameter as exc:
+                    raise InputError(f"{where(str(path), number)}: bad value {text!r} for --{name}: "
+                                     f"{exc.message}") from None
     values.update({k: v for k, v in kwargs.items()
                    if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in values})
     return values
