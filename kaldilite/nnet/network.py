@@ -362,8 +362,15 @@ class NnetEnsemble:
         return sum(m.num_params() for m in self.members)
 
     def describe(self):
-        return (f"ensemble of {len(self.members)} networks ({self.averaging} mean of posteriors), "
-                f"each {self.members[0].describe()}")
+        """The members (once when alike: each is its own network, the parameters are not shared) and the
+        parameter count of all of them, the model file's and the decoder's to compute."""
+        members = [m.describe() for m in self.members]
+        text = f"ensemble of {len(self.members)} networks ({self.averaging} mean of posteriors), "
+        if len(set(members)) == 1:
+            text += f"each {members[0]}"
+        else:
+            text += "; ".join(f"network {k}: {d}" for k, d in enumerate(members, 1))
+        return f"{text}; {self.num_params()} params in all"
 
     def check_input(self, feats, where="features"):
         self.members[0].check_input(feats, where)

@@ -55,6 +55,24 @@ def test_the_averaging_is_stored_and_an_older_config_without_it_is_the_arithmeti
         NnetEnsemble(members, "harmonic")
 
 
+def test_describe_names_the_members_and_counts_the_parameters_of_all():
+    from kaldilite.nnet.components import AffineComponent, NormalizeComponent, PnormComponent, SoftmaxComponent
+
+    def hand_built(pnorm_input_dim):  # input 3 -> affine -> p-norm to 2 -> normalize -> affine to 4 pdfs
+        return Nnet([AffineComponent(np.ones((pnorm_input_dim, 3)), np.zeros(pnorm_input_dim)),
+                     PnormComponent(pnorm_input_dim, 2, 2.0), NormalizeComponent(2),
+                     AffineComponent(np.ones((4, 2)), np.zeros(4)), SoftmaxComponent(4)])
+
+    # by hand: 6 x 3 + 6 = 24 and 4 x 2 + 4 = 12 (36); 4 x 3 + 4 = 16 and 12 (28)
+    alike = NnetEnsemble([hand_built(6), hand_built(6)], "geometric")
+    assert alike.describe() == ("ensemble of 2 networks (geometric mean of posteriors), each 1 p-norm hidden layers "
+                                "(6 -> 2, p=2), input 3, softmax 4, 4 pdfs, 36 params; 72 params in all")
+    unlike = NnetEnsemble([hand_built(6), hand_built(4)])
+    assert unlike.describe() == ("ensemble of 2 networks (arithmetic mean of posteriors), network 1: 1 p-norm hidden "
+                                 "layers (6 -> 2, p=2), input 3, softmax 4, 4 pdfs, 36 params; network 2: 1 p-norm "
+                                 "hidden layers (4 -> 2, p=2), input 3, softmax 4, 4 pdfs, 28 params; 64 params in all")
+
+
 def test_ensemble_members_must_agree_on_dimensions():
     with pytest.raises(InputError, match="differ in input"):
         NnetEnsemble([random_network(1), random_network(2, input_dim=5)])
