@@ -1,8 +1,18 @@
 """The commands recipe's stage 11: the online bundle of its best online model decides with the
 rule stage 10 calibrated on that model's decodes through the online front end (the session
 system: mono, trained on per-speaker CMVN, so stage 10 decodes it again with online CMVN into
-exp/mono_online_cmvn and calibrates there)."""
+exp/mono_online_cmvn and calibrates there).
 
+What this recipe-level test guards is the recipe's layout: export-model, given the rule by a path relative to
+the work dir, finds its calibration decodes' records beside it (the CMVN carry, cmvn_carry.conf; the model and
+graph, decoded_with.json) and ships what they say. The run's silence weight is run.sh's default 0, decode-online's
+default too, so the weight's equality alone would hold without the record: the record's use is shown by
+from.cmvn_carry here, the value by export-model with weights 0 and 1 and their effect on the carried stats
+(tests/online/test_bundle_cmvn_carry.py), and run.sh's knob reaching every decode through online CMVN by
+tests/recipes/test_commands_online_cmvn_stamps.py; another full recipe run for weight 1 would add minutes and
+nothing those do not show."""
+
+import hashlib
 import json
 
 from newcmds_helpers import MFCC_CONF, run_recipe
@@ -28,6 +38,11 @@ def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(command
     graph = CompiledFst.load(commands_system / "exp/mono/graph_commands/HCLG.npz")
     assert (bundle.graph.num_states, bundle.graph.num_arcs) == (graph.num_states, graph.num_arcs)
     assert json.loads((commands_system / "exp/mono_online/bundle.json").read_text())["model_type"] == "gmm"
+    # the rule names the model and graph its decodes were made with: the bundle's, by digest (hashlib here)
+    recorded = rule.calibration["decoded_with"]
+    assert (recorded["model"], recorded["graph"]) == ("exp/mono/final.mdl", "exp/mono/graph_commands")
+    for path in (commands_system / "exp/mono_online/final.mdl", commands_system / "exp/mono/final.mdl"):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded["model_sha256"]
 
 
 def test_the_recipe_prints_how_to_decode_live_with_it(commands_system, tmp_path):
