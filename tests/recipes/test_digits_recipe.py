@@ -8,10 +8,11 @@ cannot.
 """
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from recipe_process import run_script
 
 RUN = Path(__file__).resolve().parents[2] / "recipes" / "digits" / "run.sh"
 
@@ -24,8 +25,8 @@ def test_reduced_digits_recipe_runs_end_to_end_with_a_bounded_wer(fsdd_dir, tmp_
     # Stages 0-5 (data .. tri1) here; tri2b, tri3b and the DNN have their own known-answer tests
     # and would triple this test's time. Stage 9 then writes RESULTS from what was decoded.
     for stages in (["--stop-stage", "5"], ["--stage", "9"]):
-        out = subprocess.run(["bash", str(RUN), *common, *stages], capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        code, log = run_script(["bash", str(RUN), *common, *stages], tmp_path / "run.log", timeout=600)
+        assert code == 0, log[-6000:]
     wer_line = (work / "exp/mono/decode_test/wer").read_text().splitlines()[0]
     match = re.match(r"%WER ([0-9.]+) \[ (\d+) / (\d+),", wer_line)
     assert match, wer_line
