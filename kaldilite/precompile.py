@@ -95,10 +95,6 @@ KERNELS = {
         (i8, i8[::1], i4[::1], i4[::1], i4[::1], f4[::1]),
     ],
     # kaldilite.decode.denlat
-    ('kaldilite.decode.denlat', '_alpha_beta'): [
-        (i8, i4[::1], i4[::1], f8[::1], f4[::1]),
-        (i8, i8[::1], i8[::1], f8[::1], f8[::1]),
-    ],
     ('kaldilite.decode.denlat', '_forward_backward'): [
         (i8, i4[::1], i4[::1], f8[::1], f4[::1]),
         (i8, i8[::1], i8[::1], f8[::1], f8[::1]),
@@ -113,6 +109,10 @@ KERNELS = {
     ],
     ('kaldilite.decode.denlat', '_log_add'): [
         (f8, f8),
+    ],
+    ('kaldilite.decode.denlat', 'log_alpha_beta'): [
+        (i8, i4[::1], i4[::1], f8[::1], f4[::1]),
+        (i8, i8[::1], i8[::1], f8[::1], f8[::1]),
     ],
     # kaldilite.decode.lattice
     ('kaldilite.decode.lattice', '_child_slot'): [

@@ -98,9 +98,12 @@ def _log_add(a, b):
 
 
 @njit(cache=True)
-def _alpha_beta(num_nodes, src, dst, cost, final):
+def log_alpha_beta(num_nodes, src, dst, cost, final):
     """Log-semiring forward and backward weights of the nodes over links sorted by source node (nodes
-    topologically numbered, 0 the start): (alpha, beta, log of the total weight of all paths)."""
+    topologically numbered, 0 the start): (alpha, beta, log of the total weight of all paths), in
+    log-probabilities (minus the costs): the passes of Kaldi's LatticeForwardBackward
+    (lat/lattice-functions.cc). This module's forward-backward and `Lattice.arc_posteriors` (lattice.py,
+    which imports this module) use it."""
     alpha = np.full(num_nodes, -np.inf)
     beta = np.full(num_nodes, -np.inf)
     alpha[0] = 0.0
@@ -130,8 +133,8 @@ def _link_posteriors(src, dst, cost, alpha, beta, total):
 
 @njit(cache=True)
 def _forward_backward(num_nodes, src, dst, cost, final):
-    """Log-semiring forward-backward (`_alpha_beta`): (link posteriors, log of the total weight of all paths)."""
-    alpha, beta, total = _alpha_beta(num_nodes, src, dst, cost, final)
+    """Log-semiring forward-backward (`log_alpha_beta`): (link posteriors, log of the total weight of all paths)."""
+    alpha, beta, total = log_alpha_beta(num_nodes, src, dst, cost, final)
     return _link_posteriors(src, dst, cost, alpha, beta, total), total
 
 
@@ -160,7 +163,7 @@ def forward_backward(lat, pdf_loglikes, tid_to_pdf, acoustic_scale, graph_costs=
 def _forward_backward_smbr(num_nodes, src, dst, cost, final, link_acc):
     """`_forward_backward`'s pass plus expected accuracies: (signed link posteriors post x (acc through the
     link - expected acc), expected accuracy of the lattice, log total)."""
-    alpha, beta, total = _alpha_beta(num_nodes, src, dst, cost, final)
+    alpha, beta, total = log_alpha_beta(num_nodes, src, dst, cost, final)
     signed = np.zeros(len(src))
     if total == -np.inf:
         return signed, 0.0, total

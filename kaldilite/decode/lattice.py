@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from kaldilite.decode.denlat import _alpha_beta
+from kaldilite.decode.denlat import log_alpha_beta
 from kaldilite.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -700,15 +700,15 @@ class Lattice:
     def arc_posteriors(self, acoustic_scale=1.0):
         """Forward-backward in the log semiring: (arc posteriors, final posteriors per state,
         total cost = -log sum over paths of exp(-cost)). The forward and backward passes are
-        denlat's (`_alpha_beta`, in log-probabilities: minus these costs)."""
+        denlat's (`log_alpha_beta`, in log-probabilities: minus these costs)."""
         arc_cost, final_cost = self._costs(acoustic_scale)
         n = self.num_states
         if n == 0:
             return np.zeros(0), np.zeros(0), np.inf
-        alpha, beta, _ = _alpha_beta(n, np.ascontiguousarray(self.src, np.int64),
-                                     np.ascontiguousarray(self.dst, np.int64),
-                                     np.ascontiguousarray(arc_cost, np.float64),
-                                     np.ascontiguousarray(final_cost, np.float64))
+        alpha, beta, _ = log_alpha_beta(n, np.ascontiguousarray(self.src, np.int64),
+                                        np.ascontiguousarray(self.dst, np.int64),
+                                        np.ascontiguousarray(arc_cost, np.float64),
+                                        np.ascontiguousarray(final_cost, np.float64))
         total = -beta[0]
         if not math.isfinite(total):
             return np.zeros(self.num_arcs), np.zeros(n), np.inf

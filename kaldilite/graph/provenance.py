@@ -20,9 +20,10 @@ decode-commands beside measures.jsonl) names the model file and the graph dir th
 with, as given, with SHA-256 digests of their bytes (the model file; the graph's HCLG.fst, else HCLG.npz,
 with words.txt and words/fillers.txt). A rejection threshold is on one model's score scale and one
 grammar's: calibrate-rejection copies the record into the rule (``calibration.decoded_with``) and
-export-model refuses a --model or graph whose digest differs (`rule_decoded_with_mismatch`). Kaldi keeps a decode dir in its model's exp dir (``$dir/../final.mdl``) and
-needs no such record; here decodes of one model also live elsewhere (the commands recipe's
-exp/<model>_online_cmvn, bench/rejection_slice.py's settings, fusions).
+export-model refuses a --model or graph whose digest differs (`rule_decoded_with_mismatch`). Kaldi keeps a
+decode dir in its model's exp dir (``$dir/../final.mdl``) and needs no such record; here decodes of one
+model also live elsewhere (the commands recipe's exp/<model>_online_cmvn, bench/rejection_slice.py's
+settings).
 """
 
 import hashlib
