@@ -595,24 +595,47 @@ def calibrated_cmvn_carry(rule, rule_path):
     decode dir calibrate-rejection records (as it was given, often relative to the recipe's work dir), found
     beside the rule's graph dir (EXP/graph_X/rejection.json next to EXP/decode_Y), else as recorded. None when
     `rule_path` is "default", the rule names no decode dir, or the decode recorded no carry (no online CMVN,
-    or from before the record): the online config's weight then stays."""
+    or from before the record): the online config's weight then stays; a warning when the decode dir is not
+    found, or when a set pooled with it (calibrate-rejection --also) recorded another weight."""
     from kaldilite.feat.cmvn import CMVN_CARRY_CONF, read_cmvn_carry
 
-    recorded = (rule.calibration or {}).get("decode_dir")
+    calibration = rule.calibration or {}
+    recorded = calibration.get("decode_dir")
     if not recorded or rule_path == "default":
         return None
+    # the rule's experiment dir, kept relative when the rule was named so (bundle.json names the record as such);
+    # lexically, as Path.parent, but a bare "rejection.json" (run in the graph dir) gives ".." and not "."
+    experiment = Path(os.path.normpath(os.path.join(os.path.dirname(rule_path), os.pardir)))
+    decode_dir = _calibration_decode_dir(recorded, experiment)
+    if decode_dir is None:
+        log.warning("%s: calibrated on %s, found neither beside the rule (in %s) nor from the current dir: the bundle "
+                    "keeps the online config's --cmvn-silence-weight, which may not be the carry its threshold was "
+                    "calibrated with; export from the dir calibrate-rejection ran in", rule_path, recorded, experiment)
+        return None
+    carry = read_cmvn_carry(decode_dir, f"re-decode into {decode_dir} with decode-commands and re-calibrate")
+    if carry is None:
+        return None
+    for _, pooled in calibration.get("also") or ():
+        other = _calibration_decode_dir(pooled, experiment)
+        theirs = None if other is None else read_cmvn_carry(other, f"re-decode into {other} with decode-commands "
+                                                                   "and re-calibrate")
+        if theirs is not None and theirs[1] != carry[1]:
+            log.warning("%s: calibrated on %s (online-CMVN silence weight %g) pooled with %s (weight %g): the bundle "
+                        "carries %g, which holds for part of the pool only; re-decode both with one "
+                        "--online-cmvn-silence-weight and re-calibrate", rule_path, decode_dir, carry[1], other,
+                        theirs[1], carry[1])
+    return carry[1], decode_dir / CMVN_CARRY_CONF
+
+
+def _calibration_decode_dir(recorded, experiment):
+    """A decode dir a rule's calibration records (`recorded`, EXP/decode_Y as calibrate-rejection was given it):
+    the one beside the rule (`experiment`/decode_Y when `experiment` is named EXP), else `recorded` from the
+    current dir; None when neither is a dir."""
     recorded = Path(recorded)
-    experiment = Path(rule_path).parent.parent  # (kept relative when given so: bundle.json names the record as such)
     beside = Path(os.path.abspath(experiment)).name == recorded.parent.name
-    candidates = ([experiment / recorded.name] if beside else []) + [recorded]
-    for decode_dir in candidates:
+    for decode_dir in ([experiment / recorded.name] if beside else []) + [recorded]:
         if decode_dir.is_dir():
-            carry = read_cmvn_carry(decode_dir, f"re-decode into {decode_dir} with decode-commands and re-calibrate")
-            if carry is None:
-                return None
-            return carry[1], decode_dir / CMVN_CARRY_CONF
-    log.info("%s: calibrated on %s, not found (beside the rule nor from here): the bundle keeps the online config's "
-             "--cmvn-silence-weight", rule_path, recorded)
+            return decode_dir
     return None
 
 

@@ -143,3 +143,47 @@ def test_without_the_record_the_online_configs_weight_stays(digits_system, comma
     with pytest.raises(InputError) as refused:
         calibrated_cmvn_carry(loaded, str(rule))
     assert str(refused.value).startswith(f"{decode / 'cmvn_carry.conf'}: no --online-cmvn-silence-weight line; ")
+
+
+def test_the_record_is_found_from_inside_the_graph_dir_and_a_lost_or_mixed_calibration_warns(tmp_path, monkeypatch,
+                                                                                              caplog):
+    """export-model run in the rule's graph dir (`--rejection rejection.json`, or GRAPH_DIR `.`): the rule's
+    experiment dir is `..`, not `.` (the record was missed, and the bundle silently kept the config's weight). A
+    decode dir found nowhere, or a set pooled with it (calibrate-rejection --also) that recorded another weight,
+    leaves a bundle whose threshold may not hold: one warning line each."""
+    from pathlib import Path
+
+    from kaldilite.decode.rejection import RejectionRule
+    from kaldilite.feat.cmvn import write_cmvn_carry
+    from kaldilite.online.bundle import calibrated_cmvn_carry
+
+    rule, decode = _experiment(tmp_path, 1.0)
+    loaded = RejectionRule.load(rule)
+    monkeypatch.chdir(rule.parent)
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        assert calibrated_cmvn_carry(loaded, "rejection.json") == (1.0, Path("../decode_dev/cmvn_carry.conf"))
+        assert calibrated_cmvn_carry(loaded, "./rejection.json") == (1.0, Path("../decode_dev/cmvn_carry.conf"))
+    assert caplog.records == []
+    # found neither beside the rule nor from here
+    lost = _rule(tmp_path / "copied/rejection.json", "exp/mono/decode_dev")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        assert calibrated_cmvn_carry(RejectionRule.load(lost), str(lost)) is None
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in warning and warning.startswith(f"{lost}: calibrated on exp/mono/decode_dev, found neither beside "
+                                                      f"the rule (in {tmp_path}) nor from the current dir: ")
+    # pooled with a set decoded with weight 0 (warned), and with one that recorded no carry (as run.sh's held-out
+    # commands, decoded after dev's history: not warned)
+    caplog.clear()
+    for name, weight in (("decode_oov", 0.0), ("decode_heldout", None)):
+        (decode.parent / name).mkdir()
+        if weight is not None:
+            write_cmvn_carry(decode.parent / name, 0, weight)
+    RejectionRule(calibration={"decode_dir": "exp/mono/decode_dev", "also": [
+        ["data/heldout", "exp/mono/decode_heldout"], ["data/oov", "exp/mono/decode_oov"]]}).save(rule)
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        assert calibrated_cmvn_carry(RejectionRule.load(rule), str(rule)) == (1.0, decode / "cmvn_carry.conf")
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning == (f"{rule}: calibrated on {decode} (online-CMVN silence weight 1) pooled with "
+                       f"{decode.parent / 'decode_oov'} (weight 0): the bundle carries 1, which holds for part of the "
+                       "pool only; re-decode both with one --online-cmvn-silence-weight and re-calibrate")
