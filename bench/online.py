@@ -12,7 +12,9 @@ utterances, with the digits monophone system of recipes/digits/work_independent)
 4. control: the offline decoder on the batch online-CMVN features of each utterance, which must
    give exactly the streamed words (streaming changes nothing but the normalization);
 5. RTF and latency in a live session: each speaker's recognizer (CMVN carried) gets each
-   utterance followed by 0.6 s of room noise (a quiet Speech Commands background clip) scaled to
+   utterance followed by 0.6 s of room noise (a quiet Speech Commands background clip, peak < 1000,
+   that no model trained on: `unseen_noise`, by default the clips the commands recipe's stage 0 puts
+   in data/noise_dev, also the pauses of bench/online_stream.py; `--noise-dir` for others) scaled to
    the recording's own noise floor (the RMS of its quietest 10 ms), in 10 ms chunks with one BLAS thread; the endpoint rules of
    conf/online.conf end the utterance. The same for a fresh recognizer, and the RTF of an nnet2
    DNN bundle of train-nnet2's default size (random weights). Latency is measured
@@ -38,6 +40,7 @@ from _report import machine_line, update_section  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 CHUNK_SECONDS = 0.01
 PAD_SECONDS = 0.6
+PAUSE_CROSSFADE_SECONDS = 0.05
 
 
 def offline_words(bundle, data_dir, utts):
@@ -106,32 +109,103 @@ def command_set():
             if line.strip() and not line.startswith("#")}
 
 
-def background_noises(rate, quiet=True):
-    """The background-noise clips of the shared Speech Commands subset (real rooms), at `rate`: the quiet ones
-    (room tone, not machines or music) unless `quiet` is False."""
-    import glob
+def noise_clips(dirs, rate, quiet):
+    """The !SIL clips of data dirs `dirs` (all of wav.scp without a text file) at `rate`; the quiet ones
+    when `quiet` (read_noise)."""
+    from kaldilite.io.datadir import DataDir
 
-    from kaldilite.io.audio import read_audio, resample
-    from kaldilite.utils import data_root
-
-    root = data_root()
-    clips = []
-    for path in sorted(glob.glob(str(root / "speech_commands/_background_noise_/*.wav"))) if root else []:
-        clip = read_audio(path)
-        if not quiet or np.abs(clip).max() < 1000:  # room tone, not machines or music
-            clips.append(resample(clip, 16000, rate) if rate != 16000 else clip)
+    specs = []
+    for d in dirs:
+        data = DataDir.load(d)
+        specs += [data.wav_scp[utt] for utt in sorted(data.wav_scp)
+                  if data.text is None or data.text.get(utt, "").strip() == "!SIL"]
+    clips = read_noise(specs, rate, quiet)
+    if not clips:
+        raise SystemExit(f"--noise-dir {' '.join(map(str, dirs))}: no{' quiet' if quiet else ''} !SIL clips")
     return clips
 
 
+def read_noise(specs, rate, quiet):
+    """The noise clips `specs` (rxfilenames) read at `rate` (resampled); when `quiet` only the quiet ones
+    (peak < 1000: room tone, not the machines and music some Speech Commands noise clips are)."""
+    from kaldilite.io.audio import read_audio
+
+    clips = [read_audio(spec, rate, allow_downsample=True, allow_upsample=True) for spec in specs]
+    return [clip for clip in clips if not quiet or np.abs(clip).max() < 1000]
+
+
+def default_noise_dirs(work):
+    """The data dirs of a recipes/commands work dir whose noise clips no model trained on: data/noise_dev, and
+    data/heldout when it exists (its !SIL clips: the held-out noise pseudo-speakers'); refused when WORK has no
+    data/noise_dev, and if any of their clips is one of data/noise_train's (the clips the models trained on)."""
+    from kaldilite.io.datadir import DataDir
+
+    work = Path(work)
+    dirs = [work / "data/noise_dev"] + ([work / "data/heldout"] if (work / "data/heldout/wav.scp").is_file() else [])
+    if not (dirs[0] / "wav.scp").is_file():
+        raise SystemExit(f"{dirs[0]}: missing (the commands recipe's stage 0 writes it from a Speech Commands "
+                         "corpus: the noise clips no model trained on); pass --noise-dir DIR")
+    trained = work / "data/noise_train"
+    if (trained / "wav.scp").is_file():
+        seen = set(DataDir.load(trained).wav_scp.values())
+        for d in dirs:
+            data = DataDir.load(d)
+            both = sorted(u for u, spec in data.wav_scp.items() if spec in seen and
+                          (data.text is None or data.text.get(u, "").strip() == "!SIL"))
+            if both:
+                raise SystemExit(f"{d}: noise clip {both[0]} ({len(both)} in all) is also in {trained}, which the "
+                                 "models trained on; rebuild the work dir's stage 0 or pass --noise-dir DIR")
+    return dirs
+
+
+def noise_description(noise_dirs, num_clips, quiet, asked):
+    """The report header's words for the pauses' noise: how many clips, of which data dirs, and why those."""
+    return (f"the {num_clips} {'quiet ' if quiet else ''}!SIL clips of {', '.join(map(str, noise_dirs))} "
+            f"({'as --noise-dir asks' if asked else 'no model trained on them'})")
+
+
+def unseen_noise(work, rate, quiet, noise_dirs=()):
+    """(clips, description) of the noise the benches pause with: the !SIL clips of `noise_dirs` if given, else
+    WORK's noise clips no model trained on (default_noise_dirs) when WORK is a commands work dir (it has
+    data/noise_dev or noise_train), else -- a work dir with no noise split of its own, e.g. the digits recipe's,
+    whose GMMs train on no noise (its stage-8 DNN trains on every corpus clip; bench/online.py does not decode
+    with it) -- the clips a commands work dir's noise_dev holds, taken from the shared Speech Commands corpus
+    by the split the commands recipe's stage 0 makes (split_noise_clips); none (the caller's fallback:
+    Gaussian noise) without that corpus."""
+    from kaldilite.corpora.speech_commands import NOISE_DIR, split_noise_clips
+    from kaldilite.utils import data_root
+
+    if noise_dirs or any((Path(work) / "data" / d).exists() for d in ("noise_dev", "noise_train")):
+        dirs = list(noise_dirs) or default_noise_dirs(work)
+        clips = noise_clips(dirs, rate, quiet)
+        return clips, noise_description(dirs, len(clips), quiet, bool(noise_dirs))
+    root = data_root()
+    corpus = root / "speech_commands" if root else None
+    if corpus is None or not (corpus / NOISE_DIR).is_dir():
+        return [], "no Speech Commands corpus here: Gaussian noise"
+    clips = read_noise([spec for _, spec in split_noise_clips(corpus)["dev"]], rate, quiet)
+    return clips, (f"the {len(clips)} {'quiet ' if quiet else ''}clips of {corpus / NOISE_DIR} that the commands "
+                   "recipe's stage 0 puts in data/noise_dev (no commands model trained on them; the digits GMMs "
+                   "train on no noise)")
+
+
+def pause_noise(clip, length, rate):
+    """`length` samples of noise clip `clip`: the clip, looped if it is shorter with an equal-power cross-fade
+    of PAUSE_CROSSFADE_SECONDS at each join (loop_to_length), so a pause runs on without the step a plain
+    loop has where the clip's end meets its start (the Speech Commands noise clips are all 1 s)."""
+    from kaldilite.corpora.rir import loop_to_length
+
+    return loop_to_length(clip, length, crossfade=min(int(PAUSE_CROSSFADE_SECONDS * rate), len(clip) // 2))
+
+
 def padded(wave, rng, rate, noises):
-    """The utterance, then PAD_SECONDS of room noise (a background clip, else Gaussian noise) scaled
+    """The utterance, then PAD_SECONDS of room noise (one of `noises`, else Gaussian noise) scaled
     to the recording's own noise floor (the RMS of its quietest 10 ms)."""
     frames = wave[:len(wave) // 80 * 80].reshape(-1, 80)
     floor = float(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)).min()) if len(frames) else 1.0
     length = int(PAD_SECONDS * rate)
     if noises:
-        clip = noises[int(rng.integers(len(noises)))]
-        clip = np.resize(clip, length).astype(np.float64)
+        clip = pause_noise(noises[int(rng.integers(len(noises)))], length, rate)
         noise = clip / max(float(np.sqrt((clip ** 2).mean())), 1e-6) * floor
     else:
         noise = rng.normal(0.0, floor, length)
@@ -349,6 +423,9 @@ def main():
                              "decodes (each speaker's clips are streamed in that order); -1: spk2utt order")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                         help="override an online.conf option, e.g. --set endpoint.rule2.min-trailing-silence=0.05")
+    parser.add_argument("--noise-dir", action="append", default=[],
+                        help="a data dir whose quiet !SIL clips pad the live session (repeatable; default: the noise "
+                             "clips no model trained on, unseen_noise)")
     args = parser.parse_args()
     args.mfcc_config = args.mfcc_config or (None if args.commands_work else REPO / "recipes/digits/conf/mfcc.conf")
     if args.commands_work:
@@ -385,7 +462,7 @@ def main():
                    "spurious": 0}
         first_use = {"latency": []}
         rng = np.random.default_rng(0)
-        noises = background_noises(rate)
+        noises, noise_words = unseen_noise(work, rate, quiet=True, noise_dirs=args.noise_dir)
         stream(OnlineRecognizer(bundle), read_audio(data.wav_scp[utts[0]]), rate)  # numba compilation
         for utt in utts:
             wave = read_audio(data.wav_scp[utt])
@@ -451,7 +528,8 @@ def main():
         f"FSDD speaker-independent test set ({n} utterances of theo and yweweler, unseen in training), digits "
         "monophone GMM of recipes/digits/work_independent exported with `export-model` (conf/online.conf: "
         "--chunk-length=0.05, endpoint rule2 after 0.1 s of trailing silence), audio streamed in 10 ms chunks, "
-        "one BLAS thread, times are CPU time of the recognizing thread. " + machine_line(),
+        f"one BLAS thread, times are CPU time of the recognizing thread. Live-session pauses: {noise_words}. "
+        + machine_line(),
         "",
         "| measure | value |",
         "| --- | --- |",

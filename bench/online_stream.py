@@ -13,6 +13,14 @@ the stream. `--quiet` takes only the quiet background clips (peak < 1000, room t
 e.g. `--set cmvn-silence-weight=1 --set endpoint.rule1.min-trailing-silence=5` (the settings
 before the long-stream fix).
 
+Each pause (and the last 1 s) is one noise clip drawn at random (seeded, as the order and the lengths),
+raw, not scaled. The clips are 1 s (the shared subset's; the recipe cuts the full dataset's long
+recordings into 1 s clips), so a longer pause loops its clip, each repeat joined with a 50 ms equal-power
+cross-fade (`online.pause_noise`): a plain loop steps where the clip's end meets its start, a click the
+endpointer could hear as an event. Reading on in the clip's long source recording instead would read
+its neighbours, which are training clips (stage 0 gives dev every 5th clip). A recording starts where its
+pause stops, as it is (its own room noise, no fade).
+
 The pauses' noise is by default the noise clips of WORK no model trained on (`default_noise_dirs`): the
 recipe's stage 0 splits the corpus's _background_noise_ clips into data/noise_train (every clip the
 models trained on: the noise copy, the DNN's padded copy) and data/noise_dev (every 5th clip: dev's !SIL
@@ -21,7 +29,9 @@ dir made with --heldout-speakers (bench/make_slice.py) also has the held-out noi
 moved out of noise_train, as !SIL utterances of data/heldout. `--data DIR` takes the clips of another
 data dir than WORK/data/dev (e.g. the held-out-speaker slice, bench/make_slice.py's data/slice);
 `--noise-dir DIR` (repeatable) takes the pauses' noise from the !SIL clips of those data dirs instead.
-The report's header names the noise used.
+The report's header names the noise used. The clips must be at the bundle's sample rate and the data dir
+must have a text file (the words are scored, the !SIL clips left out by it): otherwise the bench stops
+at once, in one line naming the file and the fix.
 
 Usage: .venv/bin/python bench/online_stream.py --work /tmp/lead/final [--quiet] [--set ...] [--no-report]
 (WORK: a built recipes/commands work dir; its exp/nnet2_online bundle and data/dev)
@@ -37,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, update_section  # noqa: E402
-from online import command_set  # noqa: E402
+from online import command_set, pause_noise, unseen_noise  # noqa: E402
 from online import stream as stream_chunks  # noqa: E402  (10 ms chunks, as bench/online.py feeds them)
 
 
@@ -50,54 +60,31 @@ def decision(results):
     return "+".join(accepted) if accepted else "<rejected>"
 
 
-def noise_clips(dirs, rate, quiet):
-    """The !SIL clips of data dirs `dirs` (all of wav.scp without a text file) at `rate`; the quiet ones
-    (peak < 1000, as online.background_noises) when `quiet`."""
-    from kaldilite.io.audio import read_audio
-    from kaldilite.io.datadir import DataDir
+def stream_clips(data, data_dir, rate, bundle_dir):
+    """{speaker: [utt]}: the clips of data dir `data` (at `data_dir`) that are words (not !SIL), by speaker;
+    refused in one line when the data dir has no text (the bench scores each word and leaves out the noise
+    clips by it; unlabelled audio is what `kaldilite decode-online` decodes) or a clip is not at the
+    bundle's rate `rate` (the recognizer would take its samples for `rate` Hz ones)."""
+    from kaldilite.io.audio import audio_info
 
-    clips = []
-    for d in dirs:
-        data = DataDir.load(d)
-        for utt in sorted(data.wav_scp):
-            if data.text is not None and data.text.get(utt, "").strip() != "!SIL":
-                continue
-            clip = read_audio(data.wav_scp[utt], rate, allow_downsample=True, allow_upsample=True)
-            if not quiet or np.abs(clip).max() < 1000:
-                clips.append(clip)
-    if not clips:
-        raise SystemExit(f"--noise-dir {' '.join(map(str, dirs))}: no{' quiet' if quiet else ''} !SIL clips")
-    return clips
-
-
-def default_noise_dirs(work):
-    """The data dirs of a recipes/commands work dir whose noise clips no model trained on: data/noise_dev, and
-    data/heldout when it exists (its !SIL clips: the held-out noise pseudo-speakers'); refused when WORK has no
-    data/noise_dev, and if any of their clips is one of data/noise_train's (the clips the models trained on)."""
-    from kaldilite.io.datadir import DataDir
-
-    work = Path(work)
-    dirs = [work / "data/noise_dev"] + ([work / "data/heldout"] if (work / "data/heldout/wav.scp").is_file() else [])
-    if not (dirs[0] / "wav.scp").is_file():
-        raise SystemExit(f"{dirs[0]}: missing (the commands recipe's stage 0 writes it from a Speech Commands "
-                         "corpus: the noise clips no model trained on); pass --noise-dir DIR")
-    trained = work / "data/noise_train"
-    if (trained / "wav.scp").is_file():
-        seen = set(DataDir.load(trained).wav_scp.values())
-        for d in dirs:
-            data = DataDir.load(d)
-            both = sorted(u for u, spec in data.wav_scp.items() if spec in seen and
-                          (data.text is None or data.text.get(u, "").strip() == "!SIL"))
-            if both:
-                raise SystemExit(f"{d}: noise clip {both[0]} ({len(both)} in all) is also in {trained}, which the "
-                                 "models trained on; rebuild the work dir's stage 0 or pass --noise-dir DIR")
-    return dirs
-
-
-def noise_description(noise_dirs, num_clips, quiet, asked):
-    """The report header's words for the pauses' noise: how many clips, of which data dirs, and why those."""
-    return (f"the {num_clips} {'quiet ' if quiet else ''}!SIL clips of {', '.join(map(str, noise_dirs))} "
-            f"({'as --noise-dir asks' if asked else 'no model trained on them'})")
+    if data.text is None:
+        raise SystemExit(f"{Path(data_dir) / 'text'}: missing; the stream bench scores each clip against its words "
+                         "and leaves out the !SIL clips by them: give --data a data dir with a text file "
+                         "(`kaldilite decode-online` decodes unlabelled audio)")
+    by_speaker = defaultdict(list)
+    for utt in sorted(data.wav_scp):
+        if utt not in data.text:
+            raise SystemExit(f"{Path(data_dir) / 'text'}: no line for {utt} of wav.scp; add its words (or "
+                             "`kaldilite fix-data-dir` to drop it)")
+        if data.text[utt].strip() == "!SIL":
+            continue
+        clip_rate = audio_info(data.wav_scp[utt])[0]
+        if clip_rate != rate:
+            raise SystemExit(f"{data.wav_scp[utt]} ({utt} of {Path(data_dir) / 'wav.scp'}): {clip_rate} Hz, but the "
+                             f"bundle {bundle_dir} decodes {rate} Hz audio; give --data a data dir at {rate} Hz "
+                             f"(e.g. its wav.scp lines through `sox IN -r {rate} -t wav - |`)")
+        by_speaker[data.utt2spk[utt]].append(utt)
+    return by_speaker
 
 
 def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, data_dir=None, noise_dirs=()):
@@ -110,14 +97,12 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, 
     work = Path(work)
     bundle = ModelBundle.load(work / "exp" / bundle_name, overrides=overrides or None)
     rate = bundle.sample_rate
-    data = DataDir.load(data_dir or work / "data/dev")
+    data_dir = data_dir or work / "data/dev"
+    data = DataDir.load(data_dir)
+    by_speaker = stream_clips(data, data_dir, rate, work / "exp" / bundle_name)
     commands = command_set()
     rng = np.random.default_rng(seed)
-    noises = noise_clips(noise_dirs or default_noise_dirs(work), rate, quiet)
-    by_speaker = defaultdict(list)
-    for utt in sorted(data.wav_scp):
-        if data.text[utt].strip() != "!SIL":
-            by_speaker[data.utt2spk[utt]].append(utt)
+    noises, noise_words = unseen_noise(work, rate, quiet, noise_dirs)
     rows, audio, cpu = [], 0.0, time.process_time()
     with single_threaded_blas():
         for speaker, utts in sorted(by_speaker.items()):
@@ -126,12 +111,12 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, 
             utts = [utts[i] for i in rng.permutation(len(utts))[:words]]
             parts, spans, pos = [], [], 0
             for utt in utts:
-                pause = np.resize(noises[int(rng.integers(len(noises)))], int(rng.uniform(*gap) * rate))
+                pause = pause_noise(noises[int(rng.integers(len(noises)))], int(rng.uniform(*gap) * rate), rate)
                 wave = read_audio(data.wav_scp[utt])
                 parts += [pause.astype(np.float32), wave]
                 spans.append((utt, (pos + len(pause)) / rate, (pos + len(pause) + len(wave)) / rate))
                 pos += len(pause) + len(wave)
-            parts.append(np.resize(noises[int(rng.integers(len(noises)))], rate).astype(np.float32))
+            parts.append(pause_noise(noises[int(rng.integers(len(noises)))], rate, rate).astype(np.float32))
             stream = np.concatenate(parts)
             audio += len(stream) / rate
             results = decode(OnlineRecognizer(bundle, source_name=speaker), stream, rate)
@@ -144,7 +129,7 @@ def measure(work, bundle_name, words, min_words, gap, quiet, overrides, seed=0, 
                 ref = " ".join(data.text[utt].split())
                 rows.append({"utt": utt, "position": k, "ref": ref if ref in commands else "<rejected>", "alone": alone,
                              "stream": decision([r for r, o in zip(results, owner) if o == k])})
-    return rows, time.process_time() - cpu, audio, len(noises)
+    return rows, time.process_time() - cpu, audio, noise_words
 
 
 def main():
@@ -164,9 +149,8 @@ def main():
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
-    noise_dirs = args.noise_dir or [str(d) for d in default_noise_dirs(args.work)]
-    rows, cpu, audio, num_noises = measure(args.work, args.bundle, args.words, args.min_words, tuple(args.gap),
-                                           args.quiet, overrides, data_dir=args.data, noise_dirs=noise_dirs)
+    rows, cpu, audio, noise_words = measure(args.work, args.bundle, args.words, args.min_words, tuple(args.gap),
+                                            args.quiet, overrides, data_dir=args.data, noise_dirs=args.noise_dir)
     if args.rows:
         import json
 
@@ -185,7 +169,7 @@ def main():
         "",
         f"{Path(args.work) / 'exp' / args.bundle}, {args.data or 'dev'} speakers with >= {args.min_words} clips, up to "
         f"{args.words} clips each joined by {args.gap[0]:g}-{args.gap[1]:g} s of background noise: "
-        f"{noise_description(noise_dirs, num_noises, args.quiet, bool(args.noise_dir))}; "
+        f"{noise_words}; "
         f"overrides: {' '.join(args.set) or 'none'}. " + machine_line(),
         "",
         f"Decided as alone: {same}/{n} ({100 * same / n:.1f}%). Right in the stream {right['stream']}/{n} "

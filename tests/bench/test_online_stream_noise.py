@@ -1,4 +1,5 @@
-"""bench/online_stream.py's default pause noise: the work dir's noise clips no model trained on.
+"""The benches' default pause noise (bench/online.py's helpers; bench/online_stream.py pauses with them): the
+work dir's noise clips no model trained on.
 
 A hand-made work dir as the commands recipe's stage 0 lays it out: data/noise_train (the clips the
 models trained on), data/noise_dev (dev's !SIL clips) and, for a held-out-speaker slice, data/heldout
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import online_stream as bench  # noqa: E402
+import online as bench  # noqa: E402
 
 RATE = 16000
 
@@ -79,3 +80,67 @@ def test_a_work_dir_whose_unseen_noise_was_trained_on_or_missing_is_refused(tmp_
         bench.default_noise_dirs(work)
     with pytest.raises(SystemExit, match="noise_dev: missing .* pass --noise-dir DIR"):
         bench.default_noise_dirs(tmp_path / "no_work")
+
+
+def _corpus_noise(root, levels):
+    """A Speech Commands corpus under `root` (KALDILITE_DATA) whose _background_noise_ holds 1 s clips of
+    constant `levels`, named in their order."""
+    import soundfile as sf
+
+    folder = root / "speech_commands/_background_noise_"
+    folder.mkdir(parents=True)
+    for k, level in enumerate(levels):
+        sf.write(folder / f"{k:04d}.wav", np.full(RATE, level, np.int16), RATE, subtype="PCM_16")
+
+
+def test_a_work_dir_without_a_noise_split_pauses_on_the_clips_the_commands_recipe_holds_out(tmp_path, monkeypatch):
+    # the digits recipe's work dir: no data/noise_*; the corpus's every 5th clip (stage 0's noise_dev) is used
+    monkeypatch.setenv("KALDILITE_DATA", str(tmp_path / "shared"))
+    _corpus_noise(tmp_path / "shared", [100 * (k + 1) for k in range(10)])  # clips 4 and 9: 500 and 1000
+    digits = tmp_path / "digits_work"
+    (digits / "data/train").mkdir(parents=True)
+    clips, words = bench.unseen_noise(digits, RATE, quiet=False)
+    assert _levels(clips) == [500, 1000]
+    assert words.startswith("the 2 clips of ") and "puts in data/noise_dev (no commands model trained on them" in words
+    clips, words = bench.unseen_noise(digits, RATE, quiet=True)
+    assert _levels(clips) == [500] and words.startswith("the 1 quiet clips")
+    # a commands work dir: its own split, checked as before; a broken split (noise_train only) is refused
+    work = _work(tmp_path)
+    clips, words = bench.unseen_noise(work, RATE, quiet=False)
+    assert _levels(clips) == [300, 4000] and words.endswith("(no model trained on them)")
+    clips, words = bench.unseen_noise(work, RATE, quiet=False, noise_dirs=[work / "data/noise_train"])
+    assert _levels(clips) == [100, 2000] and words.endswith("(as --noise-dir asks)")
+    import shutil
+
+    shutil.rmtree(work / "data/noise_dev")
+    with pytest.raises(SystemExit, match="noise_dev: missing"):
+        bench.unseen_noise(work, RATE, quiet=False)
+    monkeypatch.setenv("KALDILITE_DATA", str(tmp_path / "nowhere"))
+    assert bench.unseen_noise(digits, RATE, quiet=False) == ([], "no Speech Commands corpus here: Gaussian noise")
+
+
+def test_a_pause_longer_than_its_clip_runs_on_without_a_step():
+    # a 1 s clip of a slow sine that does not end where it starts: looped plainly, it jumps at 1 s
+    clip = 8000 * np.sin(2 * np.pi * 2.25 * np.arange(RATE) / RATE)  # ends at its peak, starts at 0
+    pause = bench.pause_noise(clip, int(1.5 * RATE), RATE)
+    fade = int(bench.PAUSE_CROSSFADE_SECONDS * RATE)
+    assert np.array_equal(pause[:RATE - fade], clip[:RATE - fade])
+    slope = np.abs(np.diff(clip)).max()
+    assert np.abs(np.diff(np.resize(clip, len(pause)))).max() > 100 * slope
+    assert np.abs(np.diff(pause)).max() < 1.5 * slope
+
+
+def test_the_stream_refuses_clips_at_another_rate_or_without_words(tmp_path):
+    import online_stream
+    from kaldilite.io.datadir import DataDir
+
+    words = {"s1-yes-00": "yes", "s1-no-00": "no", "noise00-silence-a": "!SIL"}
+    _data_dir(tmp_path / "ok", dict.fromkeys(words, 100), text=words)
+    assert online_stream.stream_clips(DataDir.load(tmp_path / "ok"), tmp_path / "ok", RATE, "B") == \
+        {"s1": ["s1-no-00", "s1-yes-00"]}
+    with pytest.raises(SystemExit, match=r"s1-no-00.wav \(s1-no-00 of .*ok/wav.scp\): 16000 Hz, but the bundle B "
+                                         r"decodes 8000 Hz audio; give --data a data dir at 8000 Hz"):
+        online_stream.stream_clips(DataDir.load(tmp_path / "ok"), tmp_path / "ok", 8000, "B")
+    _data_dir(tmp_path / "bare", dict.fromkeys(words, 100))
+    with pytest.raises(SystemExit, match=r"bare/text: missing; the stream bench scores each clip against its words"):
+        online_stream.stream_clips(DataDir.load(tmp_path / "bare"), tmp_path / "bare", RATE, "B")
