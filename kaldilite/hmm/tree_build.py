@@ -335,17 +335,9 @@ def compile_questions(phone_questions, topo, context_width=3):
 
 def read_questions(path):
     """A questions.int / extra_questions.int file: one phone-id set per line."""
-    from kaldilite.lang.dictdir import read_text_lines
+    from kaldilite.lang.langdir import read_int_lines
 
-    out = []
-    for number, line in read_text_lines(path):
-        try:
-            fields = [int(x) for x in line.split()]
-        except ValueError:
-            raise InputError(f"{path}:{number}: expected phone ids (integers)") from None
-        if fields:
-            out.append(fields)
-    return out
+    return [line for line in read_int_lines(path) if line]
 
 
 def write_questions(questions, path):

@@ -7,9 +7,14 @@ alignments and `*.int` files. Format as OpenFst's `SymbolTable::ReadText` and Ka
 """
 
 import os
+import re
 
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.utils.atomic import atomic_open
+
+# an id as OpenFst's SymbolTable::ReadText reads it: strtoll over the whole field (an optional sign,
+# ASCII digits; str.isdigit() also passed '٣' and '²', and int() then read 3 or failed)
+_ID = re.compile(r"[+-]?[0-9]+")
 
 
 class UnknownSymbolError(InputError, KeyError):
@@ -52,7 +57,7 @@ class SymbolTable:
                 fields = line.split()
                 if not fields:
                     continue
-                if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                if len(fields) != 2 or not _ID.fullmatch(fields[1]):
                     raise InputError(f"{path}:{number}: expected 'symbol id', got {line.strip()!r}; fix the symbol table")
                 symbol, sym_id = fields[0], int(fields[1])
                 if sym_id < 0:

@@ -10,26 +10,58 @@ import dataclasses
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
+from kaldilite.io.config import split_integers
 from kaldilite.lang.dictdir import read_text_lines
 
 FILLERS_FILE = "words/fillers.txt"
+_C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale: Kaldi's field separators
+_TO_SPACE = str.maketrans({c: " " for c in _C_SPACE})
+_WORD_BOUNDARY_KINDS = ("nonword", "begin", "singleton", "end", "internal")
 
 
-def _ints(path, required=True, fix="re-run prepare-lang", colons=False):
+def read_int_lines(path, fix="re-run prepare-lang", colons=False):
+    """The integers of each line of a lang dir's integer file, as Kaldi's programs read them: a `.int`
+    list by ReadIntegerVectorSimple / ReadIntegerVectorVectorSimple (phones/*.int, sets.int,
+    extra_questions.int: white-space-separated fields), a `.csl` by SplitStringToIntegers with ':'
+    (what scripts pass as --silence-phones=$(cat silence.csl): no empty fields). Each field is what
+    strtoll reads whole: an optional sign and ASCII digits, within int32 (Python's int() also takes
+    '1_0' and other scripts' digits). A missing file is a MissingFileError ending in `fix` when
+    `fix` is given (else []), a bad field an InputError naming file:line and `fix`."""
     path = Path(path)
     if not path.is_file():
-        if required:
+        if fix:
             raise MissingFileError(f"{path}: missing; {fix}")
         return []
     kind = "colon-separated integers" if colons else "integers"
     out = []
-    for number, line in read_text_lines(path):
-        for field in (line.replace(":", " ") if colons else line).split():
-            try:
-                out.append(int(field))
-            except ValueError:
-                raise InputError(f"{where(path, number)}: expected {kind}, found {field!r}") from None
+    lines = list(read_text_lines(path))
+    if lines and lines[-1][1] == "":  # the file's last newline ends a line, it does not start one
+        lines.pop()
+    for number, line in lines:
+        fields = (line.strip(_C_SPACE).split(":") if line.strip(_C_SPACE) else []) if colons else _split(line)
+        bad = next((field for field in fields if not _is_int(field)), None)
+        if bad is not None:
+            raise InputError(f"{where(path, number)}: expected {kind}, found {bad!r}; {fix or 're-run prepare-lang'}")
+        out.append([int(field) for field in fields])
     return out
+
+
+def _split(line):
+    """The white-space-separated fields of `line` as C++'s `stream >> word` finds them (C white space
+    only: Python's str.split() also splits at Unicode spaces)."""
+    return [field for field in line.translate(_TO_SPACE).split(" ") if field]
+
+
+def _is_int(field):
+    """Whether `field` is one int32 as strtoll reads it whole (SplitStringToIntegers' rule)."""
+    try:
+        return len(split_integers(field, ":")) == 1
+    except ValueError:
+        return False
+
+
+def _ints(path, fix="re-run prepare-lang", colons=False):
+    return [i for line in read_int_lines(path, fix, colons) for i in line]
 
 
 def read_phone_list(path, fix):
@@ -82,20 +114,28 @@ class LangDir:
         roots_path = P / "roots.int"
         if not roots_path.is_file():
             raise MissingFileError(f"{roots_path}: missing; re-run prepare-lang")
-        for number, line in read_text_lines(roots_path):
-            fields = line.split()
+        for number, line in read_text_lines(roots_path):  # build-tree's ReadRootsFile
+            fields = _split(line)
             if not fields:
                 continue
-            if len(fields) < 3 or fields[0] not in ("shared", "not-shared") or fields[1] not in ("split", "not-split"):
-                raise InputError(f"{where(roots_path, number)}: expected '[not-]shared [not-]split phone-id...'")
-            roots.append((fields[0] == "shared", fields[1] == "split", [int(x) for x in fields[2:]]))
+            ids = [int(x) for x in fields[2:] if _is_int(x)]
+            if not fields[2:] or len(ids) < len(fields) - 2 or fields[0] not in ("shared", "not-shared") \
+                    or fields[1] not in ("split", "not-split") or min(ids) <= 0 or len(set(ids)) < len(ids):
+                raise InputError(f"{where(roots_path, number)}: expected '[not-]shared [not-]split phone-id...' with "
+                                 f"distinct positive integer ids, found {line!r}; re-run prepare-lang")
+            roots.append((fields[0] == "shared", fields[1] == "split", ids))
         word_boundary = {}
         wb = P / "word_boundary.int"
         if wb.is_file():
-            for number, line in read_text_lines(wb):
-                fields = line.split()
-                if fields:
-                    word_boundary[int(fields[0])] = fields[1]
+            for number, line in read_text_lines(wb):  # lattice-align-words' WordBoundaryInfo
+                fields = _split(line)
+                if not fields:
+                    continue
+                if len(fields) != 2 or not _is_int(fields[0]) or int(fields[0]) <= 0 \
+                        or fields[1] not in _WORD_BOUNDARY_KINDS:
+                    raise InputError(f"{where(wb, number)}: expected 'phone-id {'|'.join(_WORD_BOUNDARY_KINDS)}' "
+                                     f"with a positive integer id, found {line!r}; re-run prepare-lang")
+                word_boundary[int(fields[0])] = fields[1]
         oov = [line.strip() for _, line in read_text_lines(path / "oov.txt") if line.strip()]
         lexicon = []
         align = P / "align_lexicon.txt"

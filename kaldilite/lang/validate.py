@@ -39,7 +39,7 @@ def _read_table(path, problems):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 2 or not fields[1].isdigit():
+        if len(fields) != 2 or not re.fullmatch(r"[0-9]+", fields[1]):  # isdigit() also passed '٣' and '²'
             problems.append(Problem(str(path), number, f"expected 'symbol id', found {line!r}"))
             continue
         sym, i = fields[0], int(fields[1])
@@ -86,8 +86,8 @@ def validate_lang(lang_dir, check_determinizable=True):
         for number, f in _lines(txt):
             if f[0] not in phones:
                 report(txt, number, f"phone {f[0]!r} is not in phones.txt")
-        ids = [int(f[0]) for _, f in _lines(ints)]
-        if [phones.get(s) for s in syms] != ids:
+        ids = [f[0] for _, f in _lines(ints)]  # as text: a field int() would misread ('1_0') does not match
+        if [str(phones.get(s)) for s in syms] != ids:
             report(ints, None, f"does not match {txt.name} through phones.txt")
         lists[name] = set(syms)
     for name in ("sets", "extra_questions", "roots"):

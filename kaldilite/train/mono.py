@@ -238,9 +238,11 @@ def _prepare_job(exp, part_dir, lang_dir, job, pipeline_dict, transition_scale=0
 # ---------------------------------------------------------------------------- helpers
 def _phone_sets(lang):
     """Lines of phones/sets.int (what gmm-init-mono --shared-phones reads), else the roots."""
+    from kaldilite.lang.langdir import read_int_lines
+
     sets_path = Path(lang.path) / "phones" / "sets.int"
     if sets_path.is_file():
-        sets = [[int(x) for x in line.split()] for line in sets_path.read_text().splitlines() if line.strip()]
+        sets = [line for line in read_int_lines(sets_path) if line]
         if sets:
             return sets
     return [phones for _, _, phones in lang.roots]
