@@ -72,7 +72,8 @@ def modules_at(rev, package, names, as_name):
     ``cache=True`` kernels of the old code compile and cache as they did in the package (numba refuses to
     cache a function whose source has no file; its cache goes to that directory's __pycache__, fresh each
     process, so a bench's warm-up call compiles the old kernels as today's load theirs, both outside the
-    timings), and tracebacks show the old lines."""
+    timings), and tracebacks show the old lines. So even under NUMBA_CACHE_DIR, which would otherwise keep
+    a new AS_NAME_<hash> cache folder of each run's copies there for good."""
     import atexit
     import importlib.util
     import re
@@ -81,6 +82,8 @@ def modules_at(rev, package, names, as_name):
     import sys
     import tempfile
     import types
+
+    from numba.core import config as numba_config
 
     root = Path(__file__).resolve().parents[1]
     tmp = Path(tempfile.mkdtemp(prefix="kaldilite-" + re.sub(r"[^\w.-]", "_", rev) + "-"))
@@ -101,7 +104,11 @@ def modules_at(rev, package, names, as_name):
         spec = importlib.util.spec_from_file_location(f"{as_name}.{name}", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        cache_dir, numba_config.CACHE_DIR = numba_config.CACHE_DIR, ""  # (read as each kernel is decorated)
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            numba_config.CACHE_DIR = cache_dir
         setattr(old, name, module)
     return old
 

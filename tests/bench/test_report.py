@@ -156,3 +156,20 @@ def test_modules_at_compiles_and_runs_an_old_revision_s_numba_cache_true_kernel(
                                   + (step * factor).astype(np.float32)).tolist()
     assert old._apply_step.signatures  # compiled, with numba's cache in the copy's folder
     assert Path(old._apply_step._cache._cache_path).parent == Path(old.__file__).parent
+
+
+def test_modules_at_keeps_the_old_kernels_cache_in_its_temporary_copy_under_numba_cache_dir(tmp_path, monkeypatch):
+    """With NUMBA_CACHE_DIR set (kaldilite.precompile's docstring: a read-only install), numba would cache the
+    copies' kernels in NUMBA_CACHE_DIR/AS_NAME_<hash of the temporary dir>: a new folder each bench run, never
+    removed. They stay in the copy's __pycache__, removed with it; today's kernels still use NUMBA_CACHE_DIR."""
+    import numpy as np
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CACHE_DIR", str(tmp_path))
+    old = _report.modules_at("6b7597b", "nnet", ["updates"], "old_nnet_updates_cache_dir_test").updates
+    param = np.array([1.0, -2.0], np.float32)
+    old._apply_step(param, np.array([0.5, 0.25]), 0.5)
+    assert param.tolist() == [1.25, -1.875]  # param + float32(step * factor), by hand
+    assert Path(old._apply_step._cache._cache_path).parent == Path(old.__file__).parent
+    assert list(tmp_path.iterdir()) == []
+    assert config.CACHE_DIR == str(tmp_path)
