@@ -452,6 +452,7 @@ def test_export_says_when_the_rule_was_calibrated_with_another_carry_than_the_mo
 
     from kaldilite.decode.rejection import RejectionRule
     from kaldilite.feat.cmvn import write_cmvn_carry
+    from kaldilite.graph.provenance import decode_record
     from kaldilite.online.bundle import ModelBundle, export_model
 
     model_path, bundle_dir = online_nnet
@@ -461,7 +462,10 @@ def test_export_says_when_the_rule_was_calibrated_with_another_carry_than_the_mo
         write_cmvn_carry(exp / "decode_dev", 0, weight)
         rule = exp / "graph_commands/rejection.json"
         rule.parent.mkdir()
-        RejectionRule(score="llr_total", calibration={"decode_dir": "exp/nnet2/decode_dev"}).save(rule)
+        # (with the record calibrate-rejection copies from the decodes: their model and graph, so no warning for it)
+        recorded = decode_record(model_path, garbage_graph_dir)
+        RejectionRule(score="llr_total", calibration={"decode_dir": "exp/nnet2/decode_dev",
+                                                      "decoded_with": recorded}).save(rule)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
             out = export_model(model_path.parent, garbage_graph_dir, tmp_path / f"bundle{weight}",
