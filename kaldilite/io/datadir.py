@@ -20,12 +20,14 @@ so values we do not interpret (pipes in wav.scp, ranges in feats.scp) pass throu
 
 import dataclasses
 import logging
+import math
 import os
 import random
 import shutil
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.config import convert_string_to_real
 from kaldilite.utils.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -130,8 +132,8 @@ def read_frame_shift(data_dir):
     try:
         if len(fields) != 1:
             raise ValueError
-        seconds = float(fields[0])
-        if not 0.0 < seconds < float("inf"):
+        seconds = _finite(fields[0])
+        if seconds is None or not seconds > 0.0:
             raise ValueError
     except ValueError:
         raise InputError(f"{path}:1: '{' '.join(fields)}' must be the features' frame shift in seconds (e.g. 0.01); "
@@ -193,11 +195,21 @@ class Segment:
     end: float
 
 
-def _parse_float(path, key, text, what):
+def _finite(text):
+    """The finite number `text` spells by Kaldi's rule (extract-segments reads segments' times with
+    ConvertStringToReal; Python's float() also takes '1_0', other scripts' digits, Unicode spaces), else None."""
     try:
-        return float(text)
+        value = convert_string_to_real(text)
     except ValueError:
-        raise InputError(f"{path}: {what} for {key} is {text!r}, not a number; fix the file") from None
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _parse_float(path, key, text, what):
+    value = _finite(text)
+    if value is None:
+        raise InputError(f"{path}: {what} for {key} is {text!r}, not a number; fix the file")
+    return value
 
 
 @dataclasses.dataclass
@@ -493,9 +505,9 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
         for entry in segments:
             fields = entry.value.split()
             try:
-                start, end = float(fields[1]), float(fields[2])
-                ok = len(fields) == 3
-            except (IndexError, ValueError):
+                start, end = _finite(fields[1]), _finite(fields[2])
+                ok = len(fields) == 3 and start is not None and end is not None
+            except IndexError:
                 ok = False
             if not ok:
                 check.add("segments", entry.line, f"expected 'utterance recording start end', got {entry.key} {entry.value!r}")
@@ -538,10 +550,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
         entries = check.load(name)
         check.compare_keys(name, entries, utts, "utt2spk")
         for entry in entries or ():
-            try:
-                value = float(entry.value)
-            except ValueError:
-                value = None
+            value = _finite(entry.value)
             if value is None or len(entry.value.split()) != 1:
                 check.add(name, entry.line, f"expected 'utterance {unit}', got {entry.key} {entry.value!r}")
             elif not value > 0:
@@ -839,7 +848,7 @@ def _read_id_list(ids):
 def _utterance_lengths(src, raw):
     for name in ("utt2num_frames", "utt2dur"):
         if name in raw:
-            return {u: float(v) for u, v in raw[name].items()}
+            return {u: _parse_float(src / name, u, v, "length") for u, v in raw[name].items()}
     if "feats.scp" in raw:
         from kaldilite.io.tables import read_matrices
 
