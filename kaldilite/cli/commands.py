@@ -4,6 +4,7 @@ threshold calibration (`score-commands`, `calibrate-rejection`).
 """
 
 import logging
+import math
 from pathlib import Path
 
 import click
@@ -31,10 +32,7 @@ def perturb_data_dir_speed_cmd(factors, src_dir, dest_dir):
     from kaldilite.errors import InputError
     from kaldilite.io.datadir import DataDir
 
-    try:
-        values = [float(f) for f in factors.split(",") if f.strip()]
-    except ValueError:
-        raise InputError(f"FACTORS must be numbers separated by commas (e.g. 0.9,1.0,1.1), not '{factors}'") from None
+    values = _finite_numbers(factors, ",", "FACTORS must be numbers separated by commas (e.g. 0.9,1.0,1.1)")
     if not values:
         raise InputError("FACTORS is empty; give e.g. 0.9 or 0.9,1.0,1.1")
     if len(values) == 1:
@@ -45,11 +43,22 @@ def perturb_data_dir_speed_cmd(factors, src_dir, dest_dir):
     click.echo(f"{dest_dir}: {len(data)} utterances, {len(data.speakers)} speakers (speeds {factors})", err=True)
 
 
-def _colon_floats(text, option, example):
+def _finite_numbers(text, separator, what):
+    """The finite numbers of a list option, each by Kaldi's rule (io/config.convert_string_to_real;
+    float() also took '1_0' and other scripts' digits), empty fields dropped; else InputError `what`."""
+    from kaldilite.io.config import convert_string_to_real
+
     try:
-        values = [float(v) for v in text.split(":") if v.strip()]
+        values = [convert_string_to_real(v) for v in text.split(separator) if v.strip()]
     except ValueError:
-        raise InputError(f"{option} must be numbers separated by ':' (e.g. {example}), not '{text}'") from None
+        values = None
+    if values is None or not all(math.isfinite(v) for v in values):
+        raise InputError(f"{what}, not '{text}'")
+    return values
+
+
+def _colon_floats(text, option, example):
+    values = _finite_numbers(text, ":", f"{option} must be numbers separated by ':' (e.g. {example})")
     if not values:
         raise InputError(f"{option} is empty; give e.g. {example}")
     return values

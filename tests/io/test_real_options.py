@@ -215,3 +215,22 @@ def test_a_config_files_bad_number_names_its_line(tmp_path):
     assert isinstance(result.exception, InputError), result.output
     assert str(result.exception) == (f"{conf}:2: bad value '1_0' for --boost-silence: '1_0' is not a number as "
                                      "Kaldi reads it (e.g. 0.1, -2.5e-3, inf)")
+
+
+@pytest.mark.parametrize("args, error", [
+    (["perturb-data-dir-speed", "0.9,1_0"], "FACTORS must be numbers separated by commas (e.g. 0.9,1.0,1.1), "
+                                            "not '0.9,1_0'"),
+    (["perturb-data-dir-speed", "inf"], "FACTORS must be numbers separated by commas (e.g. 0.9,1.0,1.1), not 'inf'"),
+    (["add-noise-data-dir", "--bg-snrs", "15:\u0661\u0660"], "--bg-snrs must be numbers separated by ':' "
+                                                             "(e.g. 15:10:5:0), not '15:\u0661\u0660'"),
+    (["add-noise-data-dir", "--pad-range", "0.2:nan"], "--pad-range must be numbers separated by ':' "
+                                                       "(e.g. 0.2:1.5), not '0.2:nan'"),
+    (["reverberate-data-dir", "--foreground-snrs", "2_0:10"], "--foreground-snrs must be numbers separated by ':' "
+                                                              "(e.g. 20:10:0), not '2_0:10'"),
+])
+def test_number_lists_of_the_augmentation_verbs(tmp_path, args, error):
+    """Speed factors and SNR lists (strings split by the verb) take each number by the same rule, finite."""
+    noise = ["--bg-noise-dir", str(tmp_path)] if args[0] == "add-noise-data-dir" else []
+    result = _invoke(args + noise + [str(tmp_path), str(tmp_path / "out")])
+    assert isinstance(result.exception, InputError), result.output
+    assert str(result.exception) == error
