@@ -184,20 +184,28 @@ def lattice_to_post_cmd(lattices, posteriors_out, acoustic_scale, lm_scale):
     """
     import numpy as np
 
+    from kaldilite.decode.lattice import read_lattices
+    from kaldilite.errors import InputError
     from kaldilite.utils.atomic import atomic_open
 
     done = failed = 0
     with atomic_open(posteriors_out) as out:
-        for key, lat in _read_all(lattices):
-            if lat.num_states == 0:
-                failed += 1
-                continue
-            frames, tids, post = lat.scale(lm_scale, 1.0).frame_posteriors(acoustic_scale)
-            bounds = np.searchsorted(frames, np.arange(lat.num_frames() + 1))
-            pairs = [f"{tid} {p:.6g}" for tid, p in zip(tids.tolist(), post.tolist())]
-            parts = [key] + ["[ " + " ".join(pairs[a:b]) + " ]" for a, b in zip(bounds[:-1], bounds[1:])]
-            out.write(" ".join(parts) + "\n")
-            done += 1
+        for path in map(_lattice_path, lattices):
+            for key, lat in read_lattices(path):
+                if lat.num_states == 0 or not np.isfinite(lat.final_graph).any():
+                    if lat.num_states:  # (Kaldi's would write NaN posteriors)
+                        log.warning("%s: lattice %s has no final state (no path): no posteriors written", path, key)
+                    failed += 1
+                    continue
+                try:
+                    frames, tids, post = lat.scale(lm_scale, 1.0).frame_posteriors(acoustic_scale)
+                except InputError as exc:  # (frames that disagree: not a decoder's lattice)
+                    raise InputError(f"{path}: lattice {key}: {exc}") from None
+                bounds = np.searchsorted(frames, np.arange(lat.num_frames() + 1))
+                pairs = [f"{tid} {p:.6g}" for tid, p in zip(tids.tolist(), post.tolist())]
+                parts = [key] + ["[ " + " ".join(pairs[a:b]) + " ]" for a, b in zip(bounds[:-1], bounds[1:])]
+                out.write(" ".join(parts) + "\n")
+                done += 1
     _summary("lattice-to-post", done, failed)
 
 

@@ -140,3 +140,37 @@ def test_a_missing_lattice_archive_is_named(capsys):
         main(["lattice-best-path", "/nonexistent/lat.1.gz", "out.txt"])
     assert exit_info.value.code == 1
     assert "/nonexistent/lat.1.gz: no such lattice archive" in capsys.readouterr().err
+
+
+def test_lattice_to_post_skips_a_lattice_without_a_path_and_names_the_lattice_it_refuses(tmp_path, caplog):
+    """A lattice with no final state has no path (Kaldi's lattice-to-post would write NaN posteriors): skipped
+    as failed, with a warning, as an empty one is. A lattice whose final states end after different frames
+    (Kaldi asserts) stops the command in one line naming the archive and the lattice."""
+    import logging
+
+    from kaldilite.decode.lattice import Lattice, write_lattices
+    from kaldilite.errors import InputError
+
+    good = Lattice.from_arcs(2, [(0, 1, 7, 1.0, 0.0, [5]), (0, 1, 8, 2.0, 0.0, [6])], {1: (0.0, 0.0, [])})
+    no_path = Lattice.from_arcs(2, [(0, 1, 7, 1.0, 0.0, [5])], {})
+    uneven = Lattice.from_arcs(3, [(0, 1, 7, 0.0, 0.0, [5]), (0, 2, 8, 0.0, 0.0, [6, 6])],
+                               {1: (0.0, 0.0, []), 2: (0.0, 0.0, [])})
+    write_lattices(tmp_path / "lat.1.gz", [("good", good), ("nopath", no_path)])
+    with caplog.at_level(logging.WARNING, logger="kaldilite.cli.lattice"):
+        result = CliRunner().invoke(cli, ["lattice-to-post", str(tmp_path / "lat.1.gz"), str(tmp_path / "post.txt")])
+    assert result.exit_code == 0, result.output
+    assert "done 1 lattices, 1 failed" in result.output
+    p = 1 / (1 + np.exp(-1.0))  # costs 1 and 2
+    (line,) = (tmp_path / "post.txt").read_text().splitlines()
+    key, pairs = line.split(maxsplit=1)
+    assert key == "good" and pairs.startswith("[ 5 ") and pairs.endswith(" ]")
+    written = dict(zip(*[iter(map(float, pairs.strip("[] ").split()))] * 2))
+    assert written == pytest.approx({5: p, 6: 1 - p}, abs=1e-6)  # (written with %.6g)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'lat.1.gz'}: lattice nopath has no final state (no path): no posteriors written"]
+    write_lattices(tmp_path / "lat.2.gz", [("good", good), ("uneven", uneven)])
+    result = CliRunner().invoke(cli, ["lattice-to-post", str(tmp_path / "lat.2.gz"), str(tmp_path / "post2.txt")])
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception).startswith(f"{tmp_path / 'lat.2.gz'}: lattice uneven: lattice final state 1 ends "
+                                            "after 1 frames but final state 2 after 2: ")
+    assert not (tmp_path / "post2.txt").exists()  # nothing half-written

@@ -170,8 +170,9 @@ def test_the_record_is_found_from_inside_the_graph_dir_and_a_lost_or_mixed_calib
     with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
         assert calibrated_cmvn_carry(RejectionRule.load(lost), str(lost)) is None
     (warning,) = [r.getMessage() for r in caplog.records]
-    assert "\n" not in warning and warning.startswith(f"{lost}: calibrated on exp/mono/decode_dev, found neither beside "
-                                                      f"the rule (in {tmp_path}) nor from the current dir: ")
+    assert "\n" not in warning
+    assert warning.startswith(f"{lost}: calibrated on exp/mono/decode_dev, found neither beside the rule "
+                              f"(in {tmp_path}) nor from the current dir: ")
     # pooled with a set decoded with weight 0 (warned), and with one that recorded no carry (as run.sh's held-out
     # commands, decoded after dev's history: not warned)
     caplog.clear()
