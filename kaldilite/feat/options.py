@@ -89,8 +89,9 @@ class FrameExtractionOptions:
 
     def check(self):
         """Raise InputError for values Kaldi would reject."""
-        if self.sample_frequency <= 0:
-            raise InputError(f"--sample-frequency must be positive, got {self.sample_frequency}")
+        for name in ("sample_frequency", "frame_length", "frame_shift"):  # inf gave an OverflowError traceback
+            if not 0.0 < getattr(self, name) < math.inf:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(self, name)}")
         if self.window_size_samples < 2 or self.window_shift_samples < 1:
             raise InputError(
                 f"--frame-length={self.frame_length} / --frame-shift={self.frame_shift} ms give "
@@ -100,8 +101,8 @@ class FrameExtractionOptions:
             raise InputError(f"--window-type={self.window_type} is not one of {'|'.join(WINDOW_TYPES)}")
         if not 0.0 <= self.preemphasis_coefficient <= 1.0:
             raise InputError(f"--preemphasis-coefficient must be in [0, 1], got {self.preemphasis_coefficient}")
-        if self.dither < 0:
-            raise InputError(f"--dither must be >= 0, got {self.dither}")
+        if not 0.0 <= self.dither < math.inf:
+            raise InputError(f"--dither must be >= 0 and finite, got {self.dither}")
         if self.padded_window_size % 2:
             raise InputError(
                 f"the FFT length {self.padded_window_size} is odd; use --round-to-power-of-two=true "

@@ -234,3 +234,24 @@ def test_number_lists_of_the_augmentation_verbs(tmp_path, args, error):
     result = _invoke(args + noise + [str(tmp_path), str(tmp_path / "out")])
     assert isinstance(result.exception, InputError), result.output
     assert str(result.exception) == error
+
+
+def test_inf_where_it_means_something_and_where_it_does_not():
+    """Kaldi takes inf for any float option: an endpoint rule's --max-relative-cost is inf by default
+    (a rule with no cost condition), a beam of inf prunes nothing; a frame length or shift of inf is
+    refused by the options' range check (it was an OverflowError traceback), as is an infinite dither."""
+    from kaldilite.feat.options import MfccOptions
+    from kaldilite.online.recognizer import OnlineDecodingOptions
+
+    opts = read_config(None, OnlineDecodingOptions, {"endpoint.rule2.max-relative-cost": "2.0",
+                                                     "endpoint.rule3.max-relative-cost": "INFINITY", "beam": "inf"})
+    assert opts.endpoint.rule3_max_relative_cost == OnlineDecodingOptions().endpoint.rule1_max_relative_cost \
+        == math.inf
+    assert opts.endpoint.rule2_max_relative_cost == 2.0 and opts.beam == math.inf
+    for name, value in (("sample-frequency", "inf"), ("frame-length", "inf"), ("frame-shift", "-inf"),
+                        ("frame-shift", "0")):
+        with pytest.raises(InputError) as refused:
+            read_config(None, MfccOptions, {name: value}).check()
+        assert str(refused.value) == f"--{name} must be a positive number, got {float(value)}"
+    with pytest.raises(InputError, match="--dither must be >= 0 and finite, got inf"):
+        read_config(None, MfccOptions, {"dither": "inf"}).check()
