@@ -12,7 +12,8 @@ one with `Dispatcher.compile` in one process per CPU (`-j`), each taking a whole
 which writes numba's on-disk cache (the kernel's __pycache__ folder, or NUMBA_CACHE_DIR: the same one
 must be set, or not, when the package runs); a later process loads the machine code from there
 instead of compiling it, until the kernel's source file changes (numba stamps each kernel's cache with it). A
-signature missing here is still compiled at its first call, as before. tests/test_precompile.py
+signature missing here is still compiled at its first call, as before; processes doing so at once (a cold
+cache under run.sh's parallel decodes) save it under kaldilite.utils.jit's lock. tests/test_precompile.py
 checks that every cached kernel of the package is listed and that real calls use listed signatures.
 
 This module sits above the library (it imports the kernels' modules); nothing in the package
@@ -233,8 +234,8 @@ def precompile_parallel(jobs, verbose=False) -> int:
 
     A module is never split: numba's cache index is one file per kernel that a process rewrites
     whole, so two processes saving signatures of the same kernel (or of a kernel another one
-    calls, which is compiled with its caller) could lose an entry or mix data files; the modules'
-    kernels call no other module's kernels. A failed compile stops the others and is raised."""
+    calls, which is compiled with its caller) would queue on kaldilite.utils.jit's lock (without
+    it they could lose an entry or mix data files); the modules' kernels call no other module's kernels. A failed compile stops the others and is raised."""
     modules = sorted(dict.fromkeys(module for module, _ in KERNELS),
                      key=lambda m: _SLOWEST_FIRST.index(m) if m in _SLOWEST_FIRST else len(_SLOWEST_FIRST))
     if jobs <= 1:

@@ -30,7 +30,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
+
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from kaldilite.errors import InputError
 from kaldilite.hmm.transition_model import silence_tid_mask
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 

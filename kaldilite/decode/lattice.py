@@ -46,10 +46,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from kaldilite.decode.denlat import log_alpha_beta
 from kaldilite.errors import InputError
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 

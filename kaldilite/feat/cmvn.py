@@ -26,10 +26,10 @@ silence only in the speaker's i-vector statistics (OnlineSilenceWeighting, `kald
 import dataclasses
 import logging
 
-import numba
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 
@@ -535,7 +535,7 @@ def apply_cmvn_online(feats, global_stats, opts=None, spk2utt=None, where="apply
             carrier.carry(matrix, weight_of(utt))
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _online_cmvn_utterance(frames, speaker, global_stats, window, speaker_frames, global_frames, norm_vars, skip):
     """OnlineCmvn over one utterance's frames, starting from the speaker's carried stats `speaker`
     (count 0: none) and the global prior (`SpeakerOnlineCmvn.normalize`).

@@ -21,10 +21,11 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
 from kaldilite.errors import DimensionMismatchError, InputError
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 

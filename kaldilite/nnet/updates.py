@@ -16,7 +16,8 @@ checks it against the numpy form).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kaldilite.utils.jit import njit
 
 RMS_EPSILON = 1e-8
 

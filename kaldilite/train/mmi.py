@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from kaldilite.errors import InputError, MissingFileError
 from kaldilite.train.gmm_steps import one_blas_thread
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from kaldilite.errors import InputError
+from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
 
