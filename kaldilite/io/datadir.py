@@ -712,11 +712,9 @@ def fix_data_dir(path, *, utt_extra_files=()):
         good = set()
         for utt, value in raw["segments"].items():
             fields = value.split()
-            try:
-                if len(fields) == 3 and 0 <= float(fields[1]) < float(fields[2]):
-                    good.add(utt)
-            except ValueError:
-                pass
+            times = [_finite(t) for t in fields[1:]]
+            if len(fields) == 3 and None not in times and 0 <= times[0] < times[1]:
+                good.add(utt)
         utts &= good
         if "wav.scp" in raw:
             utts &= {u for u, v in raw["segments"].items() if v.split() and v.split()[0] in raw["wav.scp"]}
@@ -744,10 +742,8 @@ def fix_data_dir(path, *, utt_extra_files=()):
 
 
 def _positive(value):
-    try:
-        return len(value.split()) == 1 and float(value) > 0
-    except ValueError:
-        return False
+    number = _finite(value)
+    return len(value.split()) == 1 and number is not None and number > 0
 
 
 def _select_evenly(items, n):

@@ -59,3 +59,15 @@ def test_frame_shift(tmp_path, text, expected):
         assert str(exc).startswith(f"{tmp_path / 'frame_shift'}:1: ") and "re-run make-mfcc" in str(exc)
         value = None
     assert value == expected
+
+
+def test_fix_data_dir_drops_what_kaldis_rule_refuses(tmp_path):
+    """fix-data-dir keeps an utterance only when its segment's times and utt2dur are numbers."""
+    from kaldilite.io.datadir import fix_data_dir
+
+    path = _write(tmp_path / "d", utt2dur="a-1 1.25\nb-1 0.5\n", segments="a-1 rec 0 1.25\nb-1 rec \u0661 2\n")
+    fix_data_dir(path)
+    assert DataDir.load(path).utt2spk == {"a-1": "a"}
+    path = _write(tmp_path / "e", utt2dur="a-1 1_0\nb-1 0.5\n")
+    fix_data_dir(path)
+    assert DataDir.load(path).utt2spk == {"b-1": "b"}
