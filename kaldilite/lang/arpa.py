@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
+from kaldilite.io.config import convert_string_to_integer, convert_string_to_real
 from kaldilite.lang.dictdir import read_text_lines
 from kaldilite.lang.fsts import fst_from_arcs
 
@@ -43,23 +44,28 @@ def read_arpa(path):
             return
         if text.startswith("\\") and text.endswith("-grams:"):
             try:
-                section = int(text[1:-len("-grams:")])
+                section = convert_string_to_integer(text[1:-len("-grams:")])
             except ValueError:
                 raise InputError(f"{where(path, number)}: bad section header {text!r}") from None
             continue
         if section == "data":
             if text.startswith("ngram "):
                 order, _, count = text[len("ngram "):].partition("=")
-                counts[int(order)] = int(count)
+                try:
+                    counts[convert_string_to_integer(order)] = convert_string_to_integer(count)
+                except ValueError:
+                    raise InputError(f"{where(path, number)}: expected 'ngram N=count', found {text!r}") from None
             continue
         if isinstance(section, int):
             fields = text.split()
             n = section
             if len(fields) not in (n + 1, n + 2):
                 raise InputError(f"{where(path, number)}: expected 'logprob w1..w{n} [backoff]', found {text!r}")
-            try:
-                prob = float(fields[0])
-                backoff = float(fields[n + 1]) if len(fields) == n + 2 else 0.0
+            try:  # arpa2fst's ArpaFileParser: ConvertStringToReal ('-inf' is a number, '1_0' is not)
+                prob = convert_string_to_real(fields[0])
+                backoff = convert_string_to_real(fields[n + 1]) if len(fields) == n + 2 else 0.0
+                if math.isnan(prob) or math.isnan(backoff):
+                    raise ValueError
             except ValueError:
                 raise InputError(f"{where(path, number)}: bad number in {text!r}") from None
             yield n, tuple(fields[1:n + 1]), prob, backoff, number

@@ -129,3 +129,24 @@ def test_cli_arpa2fst_skips_ngrams_with_words_outside_words_txt(tmp_path):
         expected = -model.score(" ".join(sent), bos=True, eos=True) * math.log(10)
         assert sentence_cost(g, [words[w] for w in sent], words["#0"]) == pytest.approx(expected, rel=1e-5, abs=1e-4)
     assert "down" not in words
+
+
+@pytest.mark.parametrize("body, error", [
+    ("ngram 1=2\n\n\\1-grams:\n-1_0\t<s>\n-1.0\t</s>\n", ":5: bad number in '-1_0\\t<s>'"),
+    ("ngram 1=2\n\n\\1-grams:\n-1.0\t<s>\t\u0660\n-1.0\t</s>\n", ":5: bad number in '-1.0\\t<s>\\t\u0660'"),
+    ("ngram 1=2\n\n\\1-grams:\n-1.0\t<s>\tnan\n-1.0\t</s>\n", ":5: bad number in '-1.0\\t<s>\\tnan'"),
+    ("ngram 1=\u0662\n\n\\1-grams:\n-1.0\t<s>\n", ":2: expected 'ngram N=count', found 'ngram 1=\u0662'"),
+    ("ngram 1=2\n\n\\1_0-grams:\n", ":4: bad section header '\\\\1_0-grams:'"),
+])
+def test_arpa_numbers_follow_arpa2fsts_rule(tmp_path, body, error):
+    """ArpaFileParser reads counts with ConvertStringToInteger and log-probs/back-offs with
+    ConvertStringToReal: '-inf' is a log-probability (of a word never predicted), '1_0' is not."""
+    from kaldilite.lang.arpa import read_arpa
+
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text("\\data\\\n" + body + "\n\\end\\\n")
+    with pytest.raises(InputError) as refused:
+        list(read_arpa(arpa))
+    assert str(refused.value) == f"{arpa}{error}"
+    arpa.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-inf\t<s>\t-0.5\n-1.0\t</s>\n\n\\end\\\n")
+    assert [(g, p, b) for _, g, p, b, _ in read_arpa(arpa)] == [(("<s>",), -math.inf, -0.5), (("</s>",), -1.0, 0.0)]
