@@ -15,11 +15,13 @@ state" as "leave the phone".
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.config import convert_string_to_integer, convert_string_to_real
 
 NO_PDF = -1
 
@@ -81,7 +83,7 @@ class Topology:
             nonlocal pos
             tok = take()
             try:
-                return int(tok)
+                return convert_string_to_integer(tok)
             except ValueError:
                 pos -= 1
                 fail(f"expected an integer, got {tok!r}")
@@ -89,8 +91,11 @@ class Topology:
         def take_float():
             nonlocal pos
             tok = take()
-            try:
-                return float(tok)
+            try:  # HmmTopology::Read: `stream >> float`, which takes no inf or nan
+                value = convert_string_to_real(tok)
+                if not math.isfinite(value):
+                    raise ValueError
+                return value
             except ValueError:
                 pos -= 1
                 fail(f"expected a probability, got {tok!r}")
@@ -114,8 +119,8 @@ class Topology:
                 tok = take()
                 if tok == "</ForPhones>":
                     break
-                try:
-                    phones.append(int(tok))
+                try:  # HmmTopology::Read: ConvertStringToInteger
+                    phones.append(convert_string_to_integer(tok))
                 except ValueError:
                     pos -= 1
                     fail(f"expected a phone id, got {tok!r}")

@@ -144,3 +144,25 @@ def test_validate_lang_reports_a_bad_list_instead_of_crashing(lang_dir, tmp_path
     problems = [str(p) for p in validate_lang(broken, check_determinizable=False)]
     assert f"{broken / 'phones' / 'disambig.int'}: does not match disambig.txt through phones.txt" in problems
     assert any(p.startswith(f"{broken / 'words.txt'}:2: expected 'symbol id'") for p in problems), problems
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("<ForPhones>\n", "<ForPhones>\n1_0 ", "expected a phone id, got '1_0'"),
+    ("<State> 0", "<State> \u0660", "expected an integer, got '\u0660'"),
+    ("<PdfClass> 0", "<PdfClass> 0_0", "expected an integer, got '0_0'"),
+    ("<Transition> 0 0.75", "<Transition> 0 nan", "expected a probability, got 'nan'"),
+    ("<Transition> 0 0.75", "<Transition> 0 inf", "expected a probability, got 'inf'"),
+    ("<Transition> 0 0.75", "<Transition> 0 0.7_5", "expected a probability, got '0.7_5'"),
+])
+def test_topo_numbers_follow_hmm_topology_read(lang_dir, old, new, error):
+    """HmmTopology::Read: phone ids by ConvertStringToInteger, states and pdf classes and transition
+    probabilities by `stream >>` (no inf or nan words)."""
+    from kaldilite.hmm.topology import Topology
+
+    text = (lang_dir / "topo").read_text()
+    assert Topology.from_text(text, "topo").phones == sorted(LangDir.load(lang_dir).silence_phones
+                                                             + LangDir.load(lang_dir).nonsilence_phones)
+    assert old in text
+    with pytest.raises(InputError) as refused:
+        Topology.from_text(text.replace(old, new, 1), "topo")
+    assert error in str(refused.value) and str(refused.value).startswith("topo:")
