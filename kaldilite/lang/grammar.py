@@ -149,6 +149,7 @@ import tempfile
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
+from kaldilite.io.config import convert_string_to_real
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
 from kaldilite.lang.fsts import fst_from_arcs, read_fst, write_fst
 from kaldilite.lang.langdir import FILLERS_FILE
@@ -176,8 +177,8 @@ def read_items(path, what="command"):
         text, _, weight_text = line.partition("\t")
         weight = 1.0
         if weight_text.strip():
-            try:
-                weight = float(weight_text.strip())
+            try:  # Kaldi's rule for a number (convert_string_to_real); float() also took '1_0'
+                weight = convert_string_to_real(weight_text)
             except ValueError:
                 weight = float("nan")
             if not weight > 0 or math.isinf(weight):
@@ -224,8 +225,16 @@ def read_lang_lexicon(lang_dir):
     if lexp.is_file():
         for number, line in read_text_lines(lexp):
             f = line.split()
-            if f:
-                entries.append((f[0], float(f[1]), tuple(f[2:])))
+            if not f:
+                continue
+            try:
+                prob = convert_string_to_real(f[1]) if len(f) >= 3 else math.nan
+            except ValueError:
+                prob = math.nan
+            if not 0.0 < prob < math.inf:
+                raise InputError(f"{where(lexp, number)}: expected 'word prob phone...' with a positive number, "
+                                 f"found {line!r}; re-run prepare-lang")
+            entries.append((f[0], prob, tuple(f[2:])))
         return entries
     align = lang_dir / "phones" / "align_lexicon.txt"
     if not align.is_file():

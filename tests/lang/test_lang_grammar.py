@@ -177,6 +177,8 @@ def test_commands_file_with_bom_crlf_comments_and_blank_lines_is_accepted(base_l
     ("ab\nab\n", "repeats line 1"),
     ("ab\t-1\n", "bad weight"),
     ("ab\tx\n", "bad weight"),
+    ("ab\t1_0\n", "bad weight '1_0'"),         # float() read 10; Kaldi's rule for a number does not
+    ("ab\t\u0662\n", "bad weight '\u0662'"),  # float() read 2
 ])
 def test_bad_command_files_fail_with_file_and_line(base_lang, tmp_path, text, message):
     commands = write(tmp_path / "commands.txt", text)

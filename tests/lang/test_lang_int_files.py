@@ -166,3 +166,23 @@ def test_topo_numbers_follow_hmm_topology_read(lang_dir, old, new, error):
     with pytest.raises(InputError) as refused:
         Topology.from_text(text.replace(old, new, 1), "topo")
     assert error in str(refused.value) and str(refused.value).startswith("topo:")
+
+
+@pytest.mark.parametrize("bad", ["1_0", "\u0661.0", "nan", "inf", "0", ""])
+def test_lexiconp_probabilities(lang_dir, tmp_path, bad):
+    """phones/lexiconp.txt (make-grammar's pronunciations): a probability is a positive number by the
+    same rule; a bad one was a ValueError (or IndexError) traceback."""
+    from kaldilite.lang.grammar import read_lang_lexicon
+
+    broken = tmp_path / "lang"
+    shutil.copytree(lang_dir, broken)
+    path = broken / "phones" / "lexiconp.txt"
+    lines = path.read_text().split("\n")
+    good = read_lang_lexicon(broken)
+    assert [(w, p) for w, p, _ in good] == [(line.split()[0], float(line.split()[1])) for line in lines if line]
+    fields = lines[1].split()
+    lines[1] = " ".join([fields[0], bad] + fields[2:]) if bad else fields[0]
+    path.write_text("\n".join(lines))
+    with pytest.raises(InputError) as refused:
+        read_lang_lexicon(broken)
+    assert str(refused.value).startswith(f"{path}:2: expected 'word prob phone...' with a positive number")
