@@ -12,7 +12,6 @@ and a bare `--name` means true, as in Kaldi).
 """
 
 import dataclasses
-import difflib
 import math
 import re
 import typing
@@ -189,6 +188,8 @@ def _unsupported(options_cls, name, text, location):
 
 
 def _unknown(name, specs, options_cls, location):
+    import difflib  # only for this error: the lang and data dir readers import this module for its numbers
+
     known = [s.name for s in specs]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean --{close[0]}?)" if close else ""
