@@ -382,60 +382,6 @@ make_nnet_feats() {  # SET
     kaldilite compute-cmvn-stats $h exp/make_mfcc_hires/$x mfcc_hires
 }
 
-nnet_train_data() {  # stage 8's DNN training data: its features (train_aug's; the padded and reverberated copies'),
-  # combined; sets nnet_train, the dir train-nnet2 reads. Needs only stage 0's audio (stages 4-7 make it meanwhile)
-  make_nnet_feats train_aug
-  nnet_train=$(nnet_data_dir train_aug)
-  nnet_set=$(nnet_train_set)
-  nnet_parts=($nnet_train)
-  nnet_feats_of() {  # SET: data/SET's DNN features (hires: data/SET_hires; else the GMMs' MFCC in data/SET)
-    if [ "$nnet_feats" = hires ]; then
-      make_nnet_feats $1
-    else
-      step exp/make_mfcc/$1/.stamp_mfcc data/$1/wav.scp "$mfcc_conf" --out data/$1/feats.scp -- \
-        kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/$1 exp/make_mfcc/$1 mfcc
-      step exp/make_mfcc/$1/.stamp_cmvn data/$1/feats.scp --out data/$1/cmvn.scp -- \
-        kaldilite compute-cmvn-stats data/$1 exp/make_mfcc/$1 mfcc
-    fi
-  }
-  if [[ $nnet_set == *_pad* ]]; then
-    step data/train_noise_pad/.stamp data/train/wav.scp data/noise_train/wav.scp --out data/train_noise_pad/wav.scp -- \
-      kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs $noise_snrs --utt-prefix pad-noise \
-      --pad-range $nnet_pad_range --pad-probability $nnet_pad_probability data/train data/train_noise_pad
-    nnet_feats_of train_noise_pad
-    nnet_parts+=($(nnet_data_dir train_noise_pad))
-  fi
-  if [[ $nnet_set == *_rvb ]]; then
-    reverb_copy() {  # data/train_rvb: train_aug's sp1.0- utterances in simulated rooms (same ids after rev1-)
-      awk '$1 ~ /^sp1\.0-/ {print $1}' data/train_aug/utt2spk > data/.train_rvb.list
-      rm -rf data/.train_sp1.0 && kaldilite data subset --utt-list data/.train_rvb.list data/train_aug data/.train_sp1.0
-      kaldilite reverberate-data-dir --nj $nj --num-rirs 100 --rt60-range 0.2:0.8 --prefix rev data/.train_sp1.0 data/train_rvb
-      rm -rf data/.train_sp1.0 data/.train_rvb.list
-    }
-    step data/train_rvb/.stamp data/train_aug/utt2spk data/train_aug/wav.scp --out data/train_rvb/wav.scp -- reverb_copy
-    nnet_feats_of train_rvb
-    nnet_parts+=($(nnet_data_dir train_rvb))
-  fi
-  combine_nnet_data() {  # OUT PART...: the parts combined; with the padded copy, the first part (train_aug) without
-    # its noise copy (data combine keeps the padded part's utt2pad: the other parts have no pauses)
-    local out=$1 first=$2
-    shift 2
-    if [[ $nnet_set == *_pad* ]]; then
-      awk '$1 !~ /^noise-/ {print $1}' $first/utt2spk > $out.keep
-      rm -rf $out.first && kaldilite data subset --utt-list $out.keep $first $out.first && rm -f $out.keep
-      first=$out.first
-    fi
-    kaldilite data combine $out $first "$@"
-    rm -rf $out.first
-  }
-  if [ ${#nnet_parts[@]} -gt 1 ]; then
-    combined=$(nnet_data_dir $nnet_set)
-    step $combined/.stamp $(for x in "${nnet_parts[@]}"; do echo $x/feats.scp $x/cmvn.scp; done) \
-      --out $combined/feats.scp -- combine_nnet_data $combined "${nnet_parts[@]}"
-    nnet_train=$combined
-  fi
-}
-
 occs_model() {  # the newest GMM system with per-pdf training occupancies (final.occs), if any
   local m
   for m in tri3b tri2b tri1 mono; do [ -f exp/$m/final.occs ] && { echo exp/$m; return 0; }; done
@@ -595,37 +541,6 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   fi
 fi
 
-# Stage 8's training data (nnet_train_data: ~45 s of wall there, ~70 s of CPU) needs only stage 0's audio. When
-# this run trains GMMs (stages 4-7) and then the DNN, it is made meanwhile in the background at the lowest CPU
-# priority (nice 19), so it takes the core the GMM stages leave idle (in the job logs of a full run ~110 of their
-# ~370 core-pair seconds: tree building, model updates, the last job of a pass) and next to nothing from them.
-# Its output goes to exp/nnet2_data.log; stage 8 waits for it (nnet_data_wait: its failure stops the run there,
-# naming that log), then runs nnet_train_data itself, whose steps are then up to date (a run from --stage 8 makes
-# the data there). It runs in its own process group, which the run's EXIT trap ends if the run stops before.
-nnet_data_pid=
-if [ $stage -le 7 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2 "* ]]; then
-  log "Stages 4-7: stage 8's DNN training data made in the background meanwhile (log: exp/nnet2_data.log)"
-  mkdir -p exp
-  set -m
-  ( renice -n 19 -p $BASHPID >/dev/null 2>&1 || true; nnet_train_data ) > exp/nnet2_data.log 2>&1 &
-  nnet_data_pid=$!
-  set +m
-  trap '[ -z "$nnet_data_pid" ] || kill -- -$nnet_data_pid 2>/dev/null || true' EXIT
-fi
-nnet_data_wait() {  # stage 8: the background job's end (if one was started); its log into this run's output
-  [ -n "$nnet_data_pid" ] || return 0
-  local status=0
-  wait $nnet_data_pid || status=$?
-  nnet_data_pid=
-  trap - EXIT
-  cat exp/nnet2_data.log
-  if [ $status -ne 0 ]; then
-    echo "$0: stage 8's training data, made in the background during stages 4-7, failed (exit $status): see" \
-      "exp/nnet2_data.log (above)" >&2
-    exit 1
-  fi
-}
-
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: monophone training (transcripts include the filler words and !SIL)"
   mono_subset() {
@@ -691,8 +606,56 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ] && [[ " $train_models " == *" nnet2
   log "Stage 8: nnet2 p-norm DNN ($nnet_feats features) on the tri3b (fMLLR) alignments of the augmented train set"
   [ -f exp/tri3b/final.mdl ] || { echo "$0: exp/tri3b/final.mdl missing; run stage 7 first" >&2; exit 1; }
   align_tri3b
-  nnet_data_wait
-  nnet_train_data
+  make_nnet_feats train_aug
+  nnet_train=$(nnet_data_dir train_aug)
+  nnet_set=$(nnet_train_set)
+  nnet_parts=($nnet_train)
+  nnet_feats_of() {  # SET: data/SET's DNN features (hires: data/SET_hires; else the GMMs' MFCC in data/SET)
+    if [ "$nnet_feats" = hires ]; then
+      make_nnet_feats $1
+    else
+      step exp/make_mfcc/$1/.stamp_mfcc data/$1/wav.scp "$mfcc_conf" --out data/$1/feats.scp -- \
+        kaldilite make-mfcc --config "$mfcc_conf" --nj $nj data/$1 exp/make_mfcc/$1 mfcc
+      step exp/make_mfcc/$1/.stamp_cmvn data/$1/feats.scp --out data/$1/cmvn.scp -- \
+        kaldilite compute-cmvn-stats data/$1 exp/make_mfcc/$1 mfcc
+    fi
+  }
+  if [[ $nnet_set == *_pad* ]]; then
+    step data/train_noise_pad/.stamp data/train/wav.scp data/noise_train/wav.scp --out data/train_noise_pad/wav.scp -- \
+      kaldilite add-noise-data-dir --bg-noise-dir data/noise_train --bg-snrs $noise_snrs --utt-prefix pad-noise \
+      --pad-range $nnet_pad_range --pad-probability $nnet_pad_probability data/train data/train_noise_pad
+    nnet_feats_of train_noise_pad
+    nnet_parts+=($(nnet_data_dir train_noise_pad))
+  fi
+  if [[ $nnet_set == *_rvb ]]; then
+    reverb_copy() {  # data/train_rvb: train_aug's sp1.0- utterances in simulated rooms (same ids after rev1-)
+      awk '$1 ~ /^sp1\.0-/ {print $1}' data/train_aug/utt2spk > data/.train_rvb.list
+      rm -rf data/.train_sp1.0 && kaldilite data subset --utt-list data/.train_rvb.list data/train_aug data/.train_sp1.0
+      kaldilite reverberate-data-dir --nj $nj --num-rirs 100 --rt60-range 0.2:0.8 --prefix rev data/.train_sp1.0 data/train_rvb
+      rm -rf data/.train_sp1.0 data/.train_rvb.list
+    }
+    step data/train_rvb/.stamp data/train_aug/utt2spk data/train_aug/wav.scp --out data/train_rvb/wav.scp -- reverb_copy
+    nnet_feats_of train_rvb
+    nnet_parts+=($(nnet_data_dir train_rvb))
+  fi
+  combine_nnet_data() {  # OUT PART...: the parts combined; with the padded copy, the first part (train_aug) without
+    # its noise copy (data combine keeps the padded part's utt2pad: the other parts have no pauses)
+    local out=$1 first=$2
+    shift 2
+    if [[ $nnet_set == *_pad* ]]; then
+      awk '$1 !~ /^noise-/ {print $1}' $first/utt2spk > $out.keep
+      rm -rf $out.first && kaldilite data subset --utt-list $out.keep $first $out.first && rm -f $out.keep
+      first=$out.first
+    fi
+    kaldilite data combine $out $first "$@"
+    rm -rf $out.first
+  }
+  if [ ${#nnet_parts[@]} -gt 1 ]; then
+    combined=$(nnet_data_dir $nnet_set)
+    step $combined/.stamp $(for x in "${nnet_parts[@]}"; do echo $x/feats.scp $x/cmvn.scp; done) \
+      --out $combined/feats.scp -- combine_nnet_data $combined "${nnet_parts[@]}"
+    nnet_train=$combined
+  fi
   step exp/nnet2/.stamp $nnet_train data/lang exp/tri3b_ali "$recipe_dir/conf/nnet2.conf" --out exp/nnet2/final.mdl -- \
     kaldilite train-nnet2 --config "$recipe_dir/conf/nnet2.conf" --online-cmvn $nnet_online_cmvn $nnet_train data/lang \
     exp/tri3b_ali exp/nnet2
