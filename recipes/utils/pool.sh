@@ -10,6 +10,16 @@
 # bash (macOS ships 3.2) waits for the oldest instead: slower, same results. A failed command ends
 # the recipe (exit 1) once the others have finished, with a line naming it and its exit status (its
 # error is in its own output, which the other steps' output may follow: they share the log).
+#
+# A TERM, INT or HUP to the recipe's shell while it has pooled commands (a plain `kill` of bash, a CI
+# timeout, a job scheduler) ends them and every process they started, then the recipe, by that signal;
+# before, bash died alone and the steps ran on as orphans, each writing its stamp when it finished
+# (Ctrl-C signals the whole process group, so its steps always got it). pool_start sets the handler in
+# the shell that pools (a pooled function that pools sets its own), pool_wait puts the shell's own traps
+# back. The handler finds the processes by their parent links (ps) and stops them (SIGSTOP) until no new
+# one appears, so that none starts another in between, then sends them SIGTERM and SIGCONT and waits for
+# its commands. A shell busy with a command of its own when the signal comes (not waiting in pool_start or
+# pool_wait) runs the handler when that command has ended, as bash runs any trap.
 
 if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))); then
   pool_wait_any=true
@@ -19,6 +29,66 @@ fi
 
 pool_pids=()
 pool_commands=()  # the command line of each of pool_pids, for the failure's message
+_pool_trap_shell=  # the shell ($BASHPID) in which pool_start set the signal handler (empty: none set)
+_pool_saved_traps=  # that shell's own TERM/INT/HUP traps then, as `trap -p` printed them
+
+_pool_tree() {  # SHELL PID...: those PIDs that are SHELL's children (a finished step's pid may be reused),
+  # and all their descendants, by ps's parent links; sorted
+  local shell=$1
+  shift
+  ps -A -o pid= -o ppid= 2>/dev/null | awk -v shell="$shell" -v roots="$*" '
+    { parent[$1] = $2 }
+    END {
+      n = split(roots, r, " ")
+      for (i = 1; i <= n; i++) if (parent[r[i]] == shell) keep[r[i]] = 1
+      do {
+        added = 0
+        for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; added = 1 }
+      } while (added)
+      for (p in keep) print p
+    }' | sort -n
+}
+
+_pool_signal() {  # SIGNAL: the shell got it while it had pooled commands: end them and theirs, then the shell
+  local sig=$1 shell=$BASHPID pids before=- rounds=0
+  trap '' TERM INT HUP  # a second signal does not interrupt this
+  if [ ${#pool_pids[@]} -gt 0 ]; then
+    pids=$(_pool_tree "$shell" "${pool_pids[@]}")
+    while [ -n "$pids" ] && [ "$pids" != "$before" ] && [ $rounds -lt 20 ]; do  # stopped until none is new
+      before=$pids
+      rounds=$((rounds + 1))
+      kill -STOP $pids 2>/dev/null || true
+      pids=$(_pool_tree "$shell" "${pool_pids[@]}")
+    done
+    if [ -n "$pids" ]; then
+      kill -TERM $pids 2>/dev/null || true
+      kill -CONT $pids 2>/dev/null || true
+    fi
+    wait "${pool_pids[@]}" 2>/dev/null || true
+  fi
+  pool_pids=()
+  pool_commands=()
+  _pool_untrap
+  kill -s "$sig" "$shell"  # the recipe ends by the signal it got (its EXIT trap runs), or its own trap runs
+  exit $((128 + $(kill -l "$sig")))  # (which did not end it)
+}
+
+_pool_trap() {  # pool_start: the handler, set once in each shell that pools
+  [ "$_pool_trap_shell" != "$BASHPID" ] || return 0
+  # (a pooled subshell's `trap -p` may show the handler its parent set, which is not its own)
+  _pool_saved_traps=$(trap -p TERM INT HUP | grep -v '_pool_signal' || true)
+  _pool_trap_shell=$BASHPID
+  trap '_pool_signal TERM' TERM
+  trap '_pool_signal INT' INT
+  trap '_pool_signal HUP' HUP
+}
+
+_pool_untrap() {  # the shell's own TERM/INT/HUP traps back (none: the default)
+  [ "$_pool_trap_shell" = "$BASHPID" ] || return 0
+  trap - TERM INT HUP
+  eval "$_pool_saved_traps"
+  _pool_trap_shell=
+}
 
 _pool_failed() {  # STATUS COMMAND-LINE: the line saying which started command failed
   local text=$2
@@ -60,6 +130,7 @@ pool_start() {
       exit 1
     fi
   fi
+  _pool_trap
   "$@" &
   pool_pids+=($!)
   pool_commands+=("$*")
@@ -74,5 +145,6 @@ pool_wait() {  # fails (exit 1) if any started command failed, naming each
   done
   pool_pids=()
   pool_commands=()
+  _pool_untrap
   [ $failed = false ] || exit 1
 }
