@@ -895,8 +895,10 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
 
     OUT_EXP's decodes are the fusion's: a re-fusion removes every OUT_EXP/decode_SET it did not
     write (a set no longer decoded by both), as Kaldi's combine_data.sh replaces its destination,
-    so no stale set is scored or reported. An OUT_EXP that holds decodes but no fusion.json is
-    not a fusion's output and is refused, untouched.
+    so no stale set is scored or reported. A decode_SET there that is a symbolic link is unlinked
+    (what it points to is not the fusion's, and is left as it is), a fused set's before it is
+    written, so that no fused measures land in another dir. An OUT_EXP that holds decodes but no
+    fusion.json is not a fusion's output and is refused, untouched.
 
     e.g.: kaldilite fuse-command-scores exp/nnet2 exp/tri3b exp/tri3b+nnet2
     """
@@ -934,11 +936,20 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
                   handle, indent=2, sort_keys=True)
         handle.write("\n")
     for name in sets:
+        if (out_exp / name).is_symlink():
+            (out_exp / name).unlink()
+            click.echo(f"fuse-command-scores: removed the link {out_exp / name} (its target left as it is): the "
+                       "fused measures go into a dir of the fusion's own")
         (out_exp / name).mkdir(parents=True, exist_ok=True)
         with atomic_open(out_exp / name / MEASURES_FILE) as handle:
             for utt, (m, n) in fused[name].items():
                 handle.write(measures_to_json(utt, m, n) + "\n")
-    for stale in sorted(d for d in out_exp.glob("decode_*") if d.is_dir() and d.name not in fused):
+    for stale in sorted(d for d in out_exp.glob("decode_*") if (d.is_dir() or d.is_symlink()) and d.name not in fused):
+        if stale.is_symlink():
+            stale.unlink()
+            click.echo(f"fuse-command-scores: removed the link {stale} (its target left as it is): "
+                       f"{stale.name} is not decoded by both now")
+            continue
         shutil.rmtree(stale)
         click.echo(f"fuse-command-scores: removed {stale}: an earlier fusion's, {stale.name} is not decoded by both now")
     click.echo(f"fuse-command-scores: {', '.join(sets)} of {primary_exp.name} + {secondary_exp.name} -> {out_exp}")

@@ -741,7 +741,6 @@ def fuse_measures(primary, secondary, floor):
     fused = {}
     for utt, (m, n) in primary.items():
         other, other_frames = secondary[utt]
-        second = None
         second, clipped = None, False
         if m.label:
             agree = other.label == m.label and other.llr is not None

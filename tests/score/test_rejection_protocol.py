@@ -9,7 +9,8 @@
   dev score where it disagrees) and the fused decision under a hand-set rule, computed by hand;
   mismatched utterance sets refused in one line; the second system's llr clip carried where its
   llr_total is used and counted among the calibration's clipped rejections (hand-set rule); a
-  re-fusion removes the sets it no longer fuses and refuses a dir that is not a fusion's.
+  re-fusion removes the sets it no longer fuses and refuses a dir that is not a fusion's; a decode dir
+  there that is a link is unlinked, its target untouched.
 
 Every score is an llr_total (llr x 100 frames). Speakers A and B say commands (yes/no) and one
 filler each; the held-out set is A's and B's command utterances decoded without their word
@@ -268,6 +269,34 @@ def test_re_fusion_removes_the_sets_it_no_longer_fuses_and_refuses_a_dir_not_its
         result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(target)])
         assert isinstance(result.exception, InputError) and "\n" not in str(result.exception), result.output
         assert sorted(str(p) for p in target.rglob("*")) == before
+
+
+def test_re_fusion_unlinks_a_decode_dir_that_is_a_link_and_leaves_what_it_points_to(tmp_path):
+    """A stale decode_SET that is a link was an rmtree traceback (nothing removed); a fused set's name that is
+    a link into the primary's decode dir had the fused measures written over the primary's own."""
+    import shutil
+
+    exp_dnn, exp_gmm = _fusion_pair(tmp_path)
+    out = tmp_path / "exp" / "gmm+dnn"
+    assert CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(out)]).exit_code == 0
+    fused_dev = (out / "decode_dev" / "measures.jsonl").read_text()
+    primary_dev = (exp_dnn / "decode_dev" / "measures.jsonl").read_text()
+    assert fused_dev != primary_dev  # (second_llr_total)
+    elsewhere = tmp_path / "elsewhere" / "decode_test"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "measures.jsonl").write_text("kept\n")
+    (out / "decode_test").symlink_to(elsewhere)  # not decoded by both: stale
+    shutil.rmtree(out / "decode_dev")
+    (out / "decode_dev").symlink_to(exp_dnn / "decode_dev")  # a fused set's name, linked to the primary's decode
+    result = CliRunner().invoke(cli, ["fuse-command-scores", str(exp_dnn), str(exp_gmm), str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / "decode_test").is_symlink() and (elsewhere / "measures.jsonl").read_text() == "kept\n"
+    assert f"removed the link {out / 'decode_test'} (its target left as it is)" in result.output
+    assert not (out / "decode_dev").is_symlink() and (out / "decode_dev" / "measures.jsonl").read_text() == fused_dev
+    assert (exp_dnn / "decode_dev" / "measures.jsonl").read_text() == primary_dev
+    assert f"removed the link {out / 'decode_dev'}" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["decode_dev", "decode_heldout_commands", "fusion.json",
+                                                     "graph_commands"]
 
 
 def test_tune_rejection_pools_the_held_out_commands_under_their_own_ids(tmp_path):
