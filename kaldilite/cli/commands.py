@@ -247,7 +247,9 @@ def prepare_synthetic_oov_cmd(num_speakers, takes, seed, words_file, out_dir):
               help="fillers.txt: filler words, synthesized too (the non-command class).")
 @click.option("--num-speakers", default=40, show_default=True, help="Synthetic speakers (voice + variant + rate + pitch).")
 @click.option("--takes", default=2, show_default=True, help="Recordings per speaker and word.")
-@click.option("--dev-every", default=5, show_default=True, help="Every N-th speaker is held out for validation_list.txt.")
+@click.option("--dev-every", default=5, show_default=True, type=click.IntRange(min=2),
+              help="Every N-th speaker is held out for validation_list.txt (at most --num-speakers: at least one "
+                   "is held out; 2 or more: at least one trains).")
 @click.option("--snrs", default="30:20:15:10", show_default=True, help="SNRs (dB) of the added noise, colon-separated.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (the corpus is deterministic given it).")
 @click.argument("out_dir", type=click.Path(file_okay=False))

@@ -12,6 +12,12 @@ The output is the Speech Commands layout (`<word>/<speaker>_nohash_<n>.wav`,
 `prepare_speech_commands` and the recipe treat it like the real corpus. Everything is
 deterministic given the seed: the speakers' voices and settings and each take's jitter and noise
 come from generators seeded by (seed, speaker) and (seed, speaker, word, take).
+
+The voices speak their own accents, which the lexicon (lang/en's is General American, CMUdict's)
+does not list: six of the eight (all but en-us and en-gb-scotland) are non-rhotic and drop the r
+of "marvin" (espeak-ng 1.51 --ipa: mˈɑːvɪn, against M AA R V IH N), and en-gb-x-gbcwmd drops the h of
+"happy" and "house"; the other words differ in vowel quality only. Recorded speakers of such
+accents do the same, and the recipe's lexicon has no variant for them.
 """
 
 import hashlib
@@ -108,10 +114,12 @@ def synthesize_corpus(out_dir, words, *, num_speakers=40, takes=2, dev_every=5, 
                       num_noise_clips=60, seed=0):
     """Write a Speech Commands-layout corpus of `words` spoken by synthetic speakers; return its Path.
 
-    dev_every: every n-th speaker is held out (validation_list.txt). takes: recordings per
-    speaker and word. snrs: the SNRs (dB) a take's added noise is drawn from. num_noise_clips:
-    1 s clips of coloured noise in `_background_noise_` (the silence class, and augmentation).
-    A marker file records the settings; a second call with the same settings returns at once.
+    dev_every: every n-th speaker is held out (validation_list.txt); more than num_speakers (no
+    speaker held out: an empty list, which prepare_speech_commands refuses) is an InputError before
+    anything is written. takes: recordings per speaker and word. snrs: the SNRs (dB) a take's added
+    noise is drawn from. num_noise_clips: 1 s clips of coloured noise in `_background_noise_` (the
+    silence class, and augmentation). A marker file records the settings; a second call with the
+    same settings returns at once.
     """
     from kaldilite.corpora.augment import write_pcm16
     from kaldilite.io.audio import resample
@@ -120,6 +128,12 @@ def synthesize_corpus(out_dir, words, *, num_speakers=40, takes=2, dev_every=5, 
     words = [w for w in words]
     if not words:
         raise InputError("synthesize_corpus: no words to synthesize")
+    if dev_every < 1:
+        raise InputError(f"--dev-every {dev_every}: every N-th speaker is held out, so N is 1 or more")
+    if dev_every > num_speakers:
+        raise InputError(f"--dev-every {dev_every} holds out none of --num-speakers {num_speakers}: "
+                         "validation_list.txt, which prepare-speech-commands needs, would be empty; give "
+                         f"--dev-every {num_speakers} or less, or more --num-speakers")
     out_dir = Path(out_dir)
     settings = f"words={' '.join(words)} speakers={num_speakers} takes={takes} dev_every={dev_every} " \
                f"snrs={':'.join(f'{s:g}' for s in snrs)} noise={num_noise_clips} seed={seed}\n"

@@ -35,8 +35,8 @@ def test_corpus_has_the_layout_and_audio_prepare_expects(tmp_path):
 
 
 def test_same_seed_same_audio_other_seed_other_voices(tmp_path):
-    a = synthesize_corpus(tmp_path / "a", ["go"], num_speakers=2, takes=1, num_noise_clips=1, seed=5)
-    b = synthesize_corpus(tmp_path / "b", ["go"], num_speakers=2, takes=1, num_noise_clips=1, seed=5)
+    a = synthesize_corpus(tmp_path / "a", ["go"], num_speakers=2, takes=1, dev_every=2, num_noise_clips=1, seed=5)
+    b = synthesize_corpus(tmp_path / "b", ["go"], num_speakers=2, takes=1, dev_every=2, num_noise_clips=1, seed=5)
     files_a = sorted(p.relative_to(a) for p in a.rglob("*.wav"))
     assert files_a == sorted(p.relative_to(b) for p in b.rglob("*.wav"))
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
@@ -76,3 +76,27 @@ def test_synthesize_corpus_passes_the_colon_separated_snrs_as_numbers(tmp_path, 
                                       str(tmp_path / "syn")])
     assert result.exit_code == 0, result.output
     assert seen["snrs"] == [25.0, 12.5, -3.0] and seen["words"] == ["yes", "no"]
+
+
+def test_synthesize_corpus_refuses_a_dev_every_that_holds_out_no_speaker_or_every_one(tmp_path):
+    # more than --num-speakers wrote an empty validation_list.txt, which prepare-speech-commands then refused;
+    # 1 would hold out every speaker (nothing to train on)
+    from click.testing import CliRunner
+
+    from kaldilite.cli import cli
+    from kaldilite.errors import InputError
+
+    commands = tmp_path / "commands.txt"
+    commands.write_text("yes\n")
+    result = CliRunner().invoke(cli, ["synthesize-corpus", "--commands", str(commands), "--num-speakers", "2",
+                                      "--dev-every", "3", str(tmp_path / "syn")])
+    assert isinstance(result.exception, InputError), result.output
+    assert str(result.exception) == (
+        "--dev-every 3 holds out none of --num-speakers 2: validation_list.txt, which prepare-speech-commands needs, "
+        "would be empty; give --dev-every 2 or less, or more --num-speakers")
+    result = CliRunner().invoke(cli, ["synthesize-corpus", "--commands", str(commands), "--num-speakers", "2",
+                                      "--dev-every", "1", str(tmp_path / "syn")])
+    assert result.exit_code == 2 and "--dev-every" in result.output and "x>=2" in result.output
+    with pytest.raises(InputError, match="^--dev-every 0: every N-th speaker is held out, so N is 1 or more$"):
+        synthesize_corpus(tmp_path / "syn", ["yes"], num_speakers=2, dev_every=0)
+    assert not (tmp_path / "syn").exists()
