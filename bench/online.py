@@ -27,6 +27,10 @@ Usage: .venv/bin/python bench/online.py [--work recipes/digits/work_independent]
 
 import argparse
 import dataclasses
+import hashlib
+import math
+import os
+import shlex
 import sys
 import tempfile
 import time
@@ -109,52 +113,149 @@ def command_set():
             if line.strip() and not line.startswith("#")}
 
 
-def noise_clips(dirs, rate, quiet):
-    """The !SIL clips of data dirs `dirs` (all of wav.scp without a text file) at `rate`; the quiet ones
-    when `quiet` (read_noise)."""
+def _silent_part(d):
+    """Data dir `d` cut to its !SIL utterances (every one without a text file): wav.scp, and segments if it has
+    them (a !SIL utterance is then a segment of a recording)."""
     from kaldilite.io.datadir import DataDir
 
-    specs = []
+    data = DataDir.load(d)
+    if data.wav_scp is None:
+        raise SystemExit(f"{d / 'wav.scp'}: missing; a noise dir is a data dir of noise clips")
+
+    def silent(utt):
+        return data.text is None or data.text.get(utt, "").strip() == "!SIL"
+
+    if data.segments is None:
+        return DataDir(path=data.path, wav_scp={u: spec for u, spec in data.wav_scp.items() if silent(u)})
+    segments = {u: seg for u, seg in data.segments.items() if silent(u)}
+    recordings = {seg.recording for seg in segments.values()}
+    return DataDir(path=data.path, segments=segments,
+                   wav_scp={r: spec for r, spec in data.wav_scp.items() if r in recordings})
+
+
+def noise_clips(dirs, rate, quiet):
+    """The !SIL clips of data dirs `dirs` (all of wav.scp without a text file; with a segments file, the !SIL
+    segments cut as Kaldi's extract-segments cuts them) at `rate`; the quiet ones when `quiet` (read_noise)."""
+    from kaldilite.feat.make import utterance_audio
+
+    clips = []
     for d in dirs:
-        data = DataDir.load(d)
-        specs += [data.wav_scp[utt] for utt in sorted(data.wav_scp)
-                  if data.text is None or data.text.get(utt, "").strip() == "!SIL"]
-    clips = read_noise(specs, rate, quiet)
+        for utt, wave, _ in utterance_audio(_silent_part(d), rate, True, True, -1):
+            if isinstance(wave, Exception):
+                raise SystemExit(f"{d}: noise clip {utt}: {wave}")
+            clips.append(wave)
+    clips = [clip for clip in clips if not quiet or _is_quiet(clip)]
     if not clips:
         raise SystemExit(f"--noise-dir {' '.join(map(str, dirs))}: no{' quiet' if quiet else ''} !SIL clips")
     return clips
 
 
+def _is_quiet(clip):
+    """Peak < 1000: room tone, not the machines and music some Speech Commands noise clips are."""
+    return np.abs(clip).max() < 1000
+
+
 def read_noise(specs, rate, quiet):
-    """The noise clips `specs` (rxfilenames) read at `rate` (resampled); when `quiet` only the quiet ones
-    (peak < 1000: room tone, not the machines and music some Speech Commands noise clips are)."""
+    """The noise clips `specs` (rxfilenames) read at `rate` (resampled); when `quiet` only the quiet ones."""
     from kaldilite.io.audio import read_audio
 
     clips = [read_audio(spec, rate, allow_downsample=True, allow_upsample=True) for spec in specs]
-    return [clip for clip in clips if not quiet or np.abs(clip).max() < 1000]
+    return [clip for clip in clips if not quiet or _is_quiet(clip)]
+
+
+def _audio_files(spec, base):
+    """The files rxfilename `spec` reads, resolved (symlinks, '..', relative to `base`, the work dir the recipe
+    ran in): its path, or for a pipe ('... |') every argument that names a file (not the commands run)."""
+    spec = spec.strip()
+    if spec.endswith("|"):
+        try:
+            words = shlex.split(spec[:-1])
+        except ValueError:
+            words = spec[:-1].split()
+        names, first = [], True
+        for word in words:
+            if word == "|":
+                first = True
+            elif first:
+                first = False  # the command
+            else:
+                names.append(word)
+    else:
+        names = [spec]
+    return {os.path.realpath(Path(base, name)) for name in names if Path(base, name).is_file()}
+
+
+def _clip_identity(spec, start, end, base, digests):
+    """[(content digest of a file the clip reads, start s, end s)] of the clip `spec` [start, end) (end None or
+    <= 0: to its end): the same audio however its path is spelled (a symlink, another spelling, a pipe reading
+    it, a byte copy). `digests` memoizes the files' sha1 by resolved path."""
+    out = []
+    for path in _audio_files(spec, base):
+        if path not in digests:
+            digests[path] = hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        out.append((digests[path], float(start), math.inf if end is None or end <= 0 else float(end)))
+    return out
+
+
+def _dir_identities(d, base, digests, silent_only):
+    """{utterance: clip identities} of data dir `d`'s utterances (its !SIL ones when `silent_only`)."""
+    from kaldilite.io.datadir import DataDir
+
+    data = _silent_part(d) if silent_only else DataDir.load(d)
+    if data.segments is not None:
+        return {u: _clip_identity(data.wav_scp.get(s.recording, ""), s.start, s.end, base, digests)
+                for u, s in data.segments.items()}
+    return {u: _clip_identity(spec, 0.0, None, base, digests) for u, spec in (data.wav_scp or {}).items()}
 
 
 def default_noise_dirs(work):
     """The data dirs of a recipes/commands work dir whose noise clips no model trained on: data/noise_dev, and
     data/heldout when it exists (its !SIL clips: the held-out noise pseudo-speakers'); refused when WORK has no
-    data/noise_dev, and if any of their clips is one of data/noise_train's (the clips the models trained on)."""
-    from kaldilite.io.datadir import DataDir
+    data/noise_dev, and if any of their !SIL clips is audio the models trained on as noise: a clip (or segment)
+    of data/noise_train, or a clip named in a training dir's utt2noise (data/train*/utt2noise: the noise
+    add-noise-data-dir mixed in). The same audio is found by the content of the files a clip reads (its path
+    resolved, or a pipe's file arguments) and overlapping times, so another spelling of its path, a symlink, a
+    pipe over it, a byte copy or a segment of it is found too (a clip whose files are not found, e.g. an
+    archive offset, is not). When WORK has neither noise_train nor an utt2noise, one line on stderr says that
+    the check could not run."""
+    from kaldilite.io.datadir import read_key_values
 
     work = Path(work)
     dirs = [work / "data/noise_dev"] + ([work / "data/heldout"] if (work / "data/heldout/wav.scp").is_file() else [])
     if not (dirs[0] / "wav.scp").is_file():
         raise SystemExit(f"{dirs[0]}: missing (the commands recipe's stage 0 writes it from a Speech Commands "
                          "corpus: the noise clips no model trained on); pass --noise-dir DIR")
-    trained = work / "data/noise_train"
-    if (trained / "wav.scp").is_file():
-        seen = set(DataDir.load(trained).wav_scp.values())
-        for d in dirs:
-            data = DataDir.load(d)
-            both = sorted(u for u, spec in data.wav_scp.items() if spec in seen and
-                          (data.text is None or data.text.get(u, "").strip() == "!SIL"))
-            if both:
-                raise SystemExit(f"{d}: noise clip {both[0]} ({len(both)} in all) is also in {trained}, which the "
-                                 "models trained on; rebuild the work dir's stage 0 or pass --noise-dir DIR")
+    digests = {}
+    trained = {}  # content digest -> [(start, end, where)]
+    sources = []
+    if (work / "data/noise_train/wav.scp").is_file():
+        sources.append(work / "data/noise_train")
+        for utt, identity in _dir_identities(work / "data/noise_train", work, digests, False).items():
+            for digest, start, end in identity:
+                trained.setdefault(digest, []).append((start, end, f"{utt} of {work / 'data/noise_train'}"))
+    for table in sorted((work / "data").glob("train*/utt2noise")):
+        sources.append(table)
+        first_use = {}  # each clip once (thousands of utterances share a hundred clips): the first utterance
+        for utt, value in read_key_values(table).items():
+            first_use.setdefault(value.rsplit(None, 2)[0], utt)  # "<clip> <offset> <snr>": the whole clip mixed in
+        for spec, utt in first_use.items():
+            for digest, start, end in _clip_identity(spec, 0.0, None, work, digests):
+                trained.setdefault(digest, []).append((start, end, f"the noise of {utt} in {table}"))
+    if not sources:
+        print(f"{work / 'data'}: no noise_train and no train*/utt2noise, so whether the models trained on the "
+              f"pauses' noise ({', '.join(map(str, dirs))}) could not be checked", file=sys.stderr)
+        return dirs
+    for d in dirs:
+        both = {}
+        for utt, identity in _dir_identities(d, work, digests, True).items():
+            for digest, start, end in identity:
+                where = [w for s, e, w in trained.get(digest, ()) if s < end and start < e]
+                if where:
+                    both.setdefault(utt, where[0])
+        if both:
+            first = sorted(both)[0]
+            raise SystemExit(f"{d}: noise clip {first} ({len(both)} in all) is the audio of {both[first]}, which "
+                             "the models trained on; rebuild the work dir's stage 0 or pass --noise-dir DIR")
     return dirs
 
 

@@ -36,8 +36,9 @@ def _progress(iterable, total, description, position=0):
     return tqdm(iterable, total=total, desc=description, position=position, leave=False, file=sys.stderr)
 
 
-def _utterance_audio(data, sample_frequency, allow_downsample, allow_upsample, channel):
-    """Yield (utt, waveform or Exception, duration seconds) for every utterance of a data dir.
+def utterance_audio(data, sample_frequency, allow_downsample, allow_upsample, channel):
+    """Yield (utt, waveform or Exception, duration seconds) for every utterance of a data dir (the feature
+    jobs' audio; bench/online.py's noise clips).
 
     With a segments file each recording is read once and cut like Kaldi's extract-segments
     (sample indices start*rate, end*rate truncated; end <= 0 or past the end means the end).
@@ -109,7 +110,7 @@ def compute_features_job(kind, opts, part_dir, ark_path, scp_path, utt2dur_path,
 
     def features():
         total = len(data.segments or data.wav_scp or ())
-        audio = _utterance_audio(data, frame.sample_frequency, frame.allow_downsample, frame.allow_upsample, channel)
+        audio = utterance_audio(data, frame.sample_frequency, frame.allow_downsample, frame.allow_upsample, channel)
         for count, (utt, wave, seconds) in enumerate(_progress(audio, total, f"{kind} job {job}", job - 1), 1):
             if wanted and utt not in wanted:
                 continue

@@ -6,7 +6,10 @@ models trained on), data/noise_dev (dev's !SIL clips) and, for a held-out-speake
 (held-out words and the held-out noise pseudo-speakers' !SIL clips). Each clip is a constant signal of
 its own level, so the clips the bench would pause with are identified by their samples: exactly
 noise_dev's and heldout's !SIL ones, none of noise_train's (`--quiet`: those below the peak of 1000).
-A work dir whose noise_dev shares a clip with noise_train, or has none, is refused."""
+A work dir whose noise_dev shares a clip with noise_train, or has none, is refused; the same audio is found
+however its path is spelled (relative with '..', a symlinked folder, a pipe over it, a byte copy), in a
+training dir's utt2noise too, and by time within a recording (segments); a dir with segments pauses on its
+!SIL segments; without noise_train and utt2noise one line says the check could not run."""
 
 import sys
 from pathlib import Path
@@ -75,11 +78,77 @@ def test_a_work_dir_whose_unseen_noise_was_trained_on_or_missing_is_refused(tmp_
     trained = (work / "data/noise_train/wav.scp").read_text().splitlines()[0].split()[1]
     with open(work / "data/noise_dev/wav.scp", "a") as handle:
         handle.write(f"noise00-silence-z {trained}\n")
-    with pytest.raises(SystemExit, match=r"noise_dev: noise clip noise00-silence-z \(1 in all\) is also in .*"
-                                         r"noise_train, which the models trained on"):
+    with pytest.raises(SystemExit, match=r"noise_dev: noise clip noise00-silence-z \(1 in all\) is the audio of "
+                                         r"noise00-silence-a of .*noise_train, which the models trained on"):
         bench.default_noise_dirs(work)
     with pytest.raises(SystemExit, match="noise_dev: missing .* pass --noise-dir DIR"):
         bench.default_noise_dirs(tmp_path / "no_work")
+
+
+def _refusal(work):
+    with pytest.raises(SystemExit) as info:
+        bench.default_noise_dirs(work)
+    return str(info.value)
+
+
+def test_the_same_audio_is_found_however_its_path_is_spelled_and_in_the_training_dirs_utt2noise(tmp_path, capsys):
+    # the check compared wav.scp's text: another spelling, a symlink, a pipe or a copy of a trained clip passed
+    import shutil
+
+    for name in ("relative", "symlink", "pipe", "copy"):
+        work = _work(tmp_path / name)
+        trained = work / "data/noise_train/noise00-silence-a.wav"
+        if name == "symlink":
+            (tmp_path / name / "linked").symlink_to(trained.parent)
+        if name == "copy":
+            shutil.copy(trained, tmp_path / name / "copy.wav")
+        spec = {"relative": "data/noise_train/../noise_train/noise00-silence-a.wav",  # from the work dir
+                "symlink": f"{tmp_path / name / 'linked' / trained.name}",
+                "pipe": f"sox {trained} -t wav - speed 1.1 |", "copy": f"{tmp_path / name / 'copy.wav'}"}[name]
+        with open(work / "data/noise_dev/wav.scp", "a") as handle:
+            handle.write(f"noise00-silence-z {spec}\n")
+        assert "noise clip noise00-silence-z (1 in all) is the audio of noise00-silence-a of" in _refusal(work), name
+    # the noise mixed into a training dir (add-noise-data-dir's utt2noise), with or without noise_train
+    work = _work(tmp_path / "mixed")
+    dev_clip = work / "data/noise_dev/noise00-silence-d.wav"
+    (work / "data/train_noise").mkdir(parents=True)
+    (work / "data/train_noise/utt2noise").write_text(f"noise-s1-yes-00 {dev_clip} 1234 10\n")
+    assert _refusal(work).endswith(f"noise clip noise00-silence-d (1 in all) is the audio of the noise of "
+                                   f"noise-s1-yes-00 in {work / 'data/train_noise/utt2noise'}, which the models "
+                                   f"trained on; rebuild the work dir's stage 0 or pass --noise-dir DIR")
+    shutil.rmtree(work / "data/noise_train")
+    assert "noise00-silence-d (1 in all)" in _refusal(work)
+    # neither: the check cannot run, and says so in one line
+    (work / "data/train_noise/utt2noise").unlink()
+    capsys.readouterr()
+    assert bench.default_noise_dirs(work) == [work / "data/noise_dev"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not be checked" in err
+    assert err.startswith(f"{work / 'data'}: no noise_train and no train*/utt2noise, so whether the models trained on")
+
+
+def test_noise_clips_of_a_dir_with_segments_are_its_silence_segments_and_overlap_is_by_time(tmp_path):
+    import soundfile as sf
+
+    work = _work(tmp_path)
+    dev = work / "data/noise_dev"
+    # one 0.3 s recording: 0.1 s at 700, 0.1 s at 800, 0.1 s at 900; three segments, the middle one a word
+    sf.write(dev / "rec.wav", np.repeat(np.array([700, 800, 900], np.int16), RATE // 10), RATE, subtype="PCM_16")
+    (dev / "wav.scp").write_text(f"rec {dev / 'rec.wav'}\n")
+    (dev / "segments").write_text("noise00-silence-x rec 0.0 0.1\nnoise00-silence-y rec 0.2 0.3\n"
+                                  "s1-yes-0 rec 0.1 0.2\n")
+    (dev / "utt2spk").write_text("noise00-silence-x noise00\nnoise00-silence-y noise00\ns1-yes-0 s1\n")
+    (dev / "text").write_text("noise00-silence-x !SIL\nnoise00-silence-y !SIL\ns1-yes-0 yes\n")
+    assert _levels(bench.noise_clips([dev], RATE, quiet=False)) == [700, 900]
+    assert bench.default_noise_dirs(work) == [dev]
+    # noise_train trained on the recording's first 0.15 s: x (0-0.1) overlaps it, y (0.2-0.3) does not
+    train = work / "data/noise_train"
+    (train / "wav.scp").write_text(f"rec {dev / 'rec.wav'}\n")
+    (train / "segments").write_text("noise00-silence-t rec 0.0 0.15\n")
+    (train / "utt2spk").write_text("noise00-silence-t noise00\n")
+    assert "noise clip noise00-silence-x (1 in all) is the audio of noise00-silence-t of" in _refusal(work)
+    (train / "segments").write_text("noise00-silence-t rec 0.1 0.2\n")  # the word's time only: not a !SIL clip's
+    assert bench.default_noise_dirs(work) == [dev]
 
 
 def _corpus_noise(root, levels):
