@@ -208,10 +208,18 @@ def write_data_subset(src, dest, utts, text=None):
 
 def merge_measures(parts, merged):
     """MERGED (a measures.jsonl): the lines of each of the decode dirs PARTS' measures.jsonl, sorted,
-    written atomically (its presence means the parts are all decoded)."""
+    written atomically (its presence means the parts are all decoded); beside it the parts' one model
+    (decoded_with.json, `pooled_decode_record`: refused when the parts were decoded with different models,
+    none when a part recorded nothing), which calibrate-rejection checks a pool against."""
+    from kaldilite.graph.provenance import DECODE_RECORD_FILE, pooled_decode_record, write_decode_record
+
+    record = pooled_decode_record(parts)
     lines = sorted(line for part in parts for line in (Path(part) / "measures.jsonl").read_text().splitlines())
     merged = Path(merged)
     merged.parent.mkdir(parents=True, exist_ok=True)
+    (merged.parent / DECODE_RECORD_FILE).unlink(missing_ok=True)  # (an earlier merge's)
+    if record is not None:
+        write_decode_record(merged.parent, record)
     with atomic_open(merged) as out:
         out.write("".join(f"{line}\n" for line in lines))
 

@@ -654,17 +654,19 @@ def calibrate_rejection_cmd(target_fa, score_name, negatives, rule_out, extra_se
 
 def _calibration_decodes_model(decode_dir, also_dirs):
     """DECODE_DIR's decoded_with.json record (decode-commands), or None for a decode dir without one; an --also
-    decode dir recording another model is refused: one threshold is on one model's score scale (those without
-    a record, e.g. run.sh's held-out commands pooled from per-grammar decodes, are not checked)."""
-    from kaldilite.graph.provenance import DECODE_RECORD_FILE, read_decode_record
+    decode dir recording another model is refused: one threshold is on one model's score scale. A pooled dir
+    (run.sh's held-out commands, merged from DIR/parts/*, one decode per grammar) is checked by its parts'
+    records (`decode_dir_record`); a dir without any record is not checked."""
+    from kaldilite.graph.provenance import DECODE_RECORD_FILE, POOLED_PARTS, decode_dir_record
 
-    record = read_decode_record(decode_dir)
+    record = decode_dir_record(decode_dir)
     if record is None:
         return None
     for other in also_dirs:
-        theirs = read_decode_record(other)
+        theirs = decode_dir_record(other)
         if theirs is not None and theirs["model_sha256"] != record["model_sha256"]:
-            raise InputError(f"{Path(other) / DECODE_RECORD_FILE}: decoded with {theirs['model']} but {decode_dir} "
+            where = Path(other) / (DECODE_RECORD_FILE if "parts" not in theirs else POOLED_PARTS)
+            raise InputError(f"{where}: decoded with {theirs['model']} but {decode_dir} "
                              f"with {record['model']} (another sha256); pool decodes of one model: re-decode "
                              f"{other} with --model {record['model']}")
     return record

@@ -41,8 +41,14 @@ Decision (`RejectionRule.decide`), a disjunction of rules that reject:
    else the best-path rule accepts) and thresholded like any score (the threshold chosen on
    cross-fitted logits, as new speakers will score: `calibrate_threshold`). The weights live in
    ``logistic`` (``features, mean, scale, weights, bias``) in ``rejection.json``, so the online
-   decoder applies the same rule. A feature an utterance lacks (the first pass
-   live, where SAT has none) takes its mean: it adds nothing to the logit. With the default
+   decoder applies the same rule. An utterance whose decode did not measure a feature the rule
+   reads (a phone score of a best path that reached no final state; a logistic feature only an
+   offline decode has, `OFFLINE_FEATURES`) is rejected (reason ``missing-<feature>``), not given
+   the feature's mean: the value a rule cannot see may be the very evidence against the command
+   (a second system's vote), and the calibration sweeps decide through the same rule, so their
+   FA/FR figures count it as the decoder will. The weights are fitted on the utterances that have
+   every feature (`fit_logistic_rule`). A rule reading `OFFLINE_FEATURES` is refused by
+   export-model and `ModelBundle.load`: the online recognizer decodes one model in one pass. With the default
    features (`DEFAULT_LOGISTIC_FEATURES`), calibrated on dev + FSDD digits (the commands recipe's
    earlier protocol; bench/rejection_rules.py, cross-validated by speaker), it did not beat the
    single scores: nnet2 63.1% command accuracy at 5.7% FSDD FA against 64.2% with ``llr_total``;
@@ -162,6 +168,12 @@ FEATURES = {
     "num_frames": lambda m, n: float(n),
     **{name: (lambda m, n, name=name: getattr(m, name)) for name in PHONE_SCORES},
 }
+# Logistic features only an offline decode measures (the online recognizer runs one model in one pass): the
+# decode that sets them, for messages
+OFFLINE_FEATURES = {
+    "first_pass_llr_total": "a SAT model's speaker-independent first pass (decode-commands --first-pass-measures)",
+    "second_llr_total": "a second system's decode of the same clips (fuse-command-scores)",
+}
 DEFAULT_LOGISTIC_FEATURES = ("llr_total", "confidence_logit", "command_margin", "command_cost_per_frame")
 
 
@@ -188,7 +200,8 @@ class Decision:
     ``label`` is the command (words joined by spaces) or `REJECTED`; ``accepted`` says which.
     ``score`` is the value compared with the threshold (-inf when rule 1 rejected, so that a
     threshold sweep never accepts it); ``reason`` is one of ``accepted``, ``no-path``,
-    ``no-word``, ``filler``, ``low-confidence``, ``low-llr``. ``words`` is the raw best path.
+    ``no-word``, ``filler``, ``low-<score>`` (``low-confidence``, ``low-llr``, ...), ``missing-<feature>``
+    (the decode did not measure a feature the rule reads). ``words`` is the raw best path.
     ``best_command`` / ``best_command_confidence``: the best command label in the lattice and its
     posterior even when rejected (what a system without rejection would say). ``measures``: the
     `Measures` decided on, so a threshold sweep (calibration, DET curves) can re-decide without
@@ -263,16 +276,30 @@ class RejectionRule:
         return replace(self, threshold=float(threshold), command_thresholds={})
 
     def logit(self, m, num_frames):
-        """The logistic score of one utterance (None when the rule has no fitted weights)."""
+        """The logistic score of one utterance: None when the rule has no fitted weights, NaN when the
+        utterance lacks a feature it reads (`decide_measures` rejects it, see the module docstring)."""
         if "weights" not in self.logistic:
             return None
         lg = self.logistic
         total = float(lg["bias"])
         for x, mean, scale, w in zip(feature_vector(m, num_frames, lg["features"]), lg["mean"], lg["scale"],
                                      lg["weights"]):
-            if x is not None:
-                total += w * (x - mean) / scale
+            if x is None:
+                return math.nan
+            total += w * (x - mean) / scale
         return total
+
+    def missing_feature(self, m, num_frames):
+        """The first feature (or phone score) the rule reads that the utterance's measures lack, else None."""
+        if self.score == "logistic":
+            names = self.logistic.get("features", ())
+            return next((n for n, x in zip(names, feature_vector(m, num_frames, names)) if x is None), None)
+        return self.score if self.score in PHONE_SCORES and getattr(m, self.score) is None else None
+
+    def offline_features(self):
+        """The `OFFLINE_FEATURES` the rule's logistic score reads (empty: the online recognizer measures all)."""
+        used = self.logistic.get("features", ()) if self.score == "logistic" else ()
+        return [name for name in used if name in OFFLINE_FEATURES]
 
     def needs_phone_scores(self):
         """The phone-level scores (`PHONE_SCORES`) the rule reads, alone or among its logistic features
@@ -297,8 +324,11 @@ class RejectionRule:
         elif self.score == "logistic":
             score = self.logit(m, num_frames) if m.llr is not None else None
         elif self.score in PHONE_SCORES:
-            # not computed (no fillers, or a decode without phone scores): nothing to compare with
+            # None: not computed (no fillers: nothing to compare with, accepted as for llr; with fillers a
+            # best path the scorer could not score: rejected below)
             score = getattr(m, self.score)
+            if score is None and m.llr is not None:
+                score = math.nan
         common = dict(words=m.words, llr=m.llr, llr_clipped=m.llr_clipped, num_frames=num_frames,
                       best_command=" ".join(m.best_command), best_command_confidence=m.best_command_confidence,
                       alternatives=list(alternatives), measures=m)
@@ -314,6 +344,9 @@ class RejectionRule:
             return Decision(REJECTED, False, m.confidence, -math.inf, reason, **common)
         if score is None:  # llr asked for but the grammar has no fillers: nothing to compare with
             score = math.inf
+        elif math.isnan(score):  # a feature the decode did not measure: not scored, not accepted
+            return Decision(REJECTED, False, m.confidence, -math.inf,
+                            f"missing-{self.missing_feature(m, num_frames)}", **common)
         if score < self.threshold_of(" ".join(m.label)):
             return Decision(REJECTED, False, m.confidence, score, f"low-{self.score}", **common)
         return Decision(" ".join(m.label), True, m.confidence, score, "accepted", **common)
@@ -541,7 +574,8 @@ def recognize(graph, loglikes, tid_to_pdf, words, fillers, rule=None, opts=None)
     return Recognizer(graph, tid_to_pdf, words, fillers, rule, opts).recognize(loglikes)
 
 
-__all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "FEATURES", "DEFAULT_LOGISTIC_FEATURES", "feature_vector",
+__all__ = ["REJECTED", "RULE_FILE", "NON_COMMAND_WORDS", "FEATURES", "OFFLINE_FEATURES", "DEFAULT_LOGISTIC_FEATURES",
+           "feature_vector",
            "is_logistic_feature", "WordSequences", "Measures", "Decision", "RejectionRule",
            "RecognizerOptions", "Recognizer", "measure", "filler_word_ids", "read_fillers", "recognize", "recognize_decoder",
            "scored_word_sequences", "word_sequences_from_decoder"]

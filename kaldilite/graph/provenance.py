@@ -20,7 +20,10 @@ decode-commands beside measures.jsonl) names the model file and the graph dir th
 with, as given, with SHA-256 digests of their bytes (the model file; the graph's HCLG.fst, else HCLG.npz,
 with words.txt and words/fillers.txt). A rejection threshold is on one model's score scale and one
 grammar's: calibrate-rejection copies the record into the rule (``calibration.decoded_with``) and
-export-model refuses a --model or graph whose digest differs (`rule_decoded_with_mismatch`). Kaldi keeps a
+export-model refuses a --model or graph whose digest differs (`rule_decoded_with_mismatch`). A decode dir
+pooled from decodes with several graphs (the held-out commands) records their one model
+(`pooled_decode_record`; bench/_report.merge_measures writes it, run.sh's DECODE_DIR/parts are read by
+`decode_dir_record`). Kaldi keeps a
 decode dir in its model's exp dir (``$dir/../final.mdl``) and needs no such record; here decodes of one
 model also live elsewhere (the commands recipe's exp/<model>_online_cmvn, bench/rejection_slice.py's
 settings).
@@ -198,6 +201,40 @@ def read_decode_record(decode_dir):
     return record
 
 
+POOLED_PARTS = "parts"  # DECODE_DIR/parts/*: the decodes a pooled decode dir's measures were gathered from
+
+
+def pooled_decode_record(part_dirs):
+    """The record of a decode dir pooled from the decode dirs `part_dirs`, each made with its own graph (the
+    commands recipe's held-out commands: each command's clips decoded with a grammar without it, their
+    measures.jsonl concatenated): their model (path and digest) when every part recorded the same one, and
+    each part's graph; None when a part recorded nothing. Parts decoded with different models are refused:
+    one threshold is on one model's score scale."""
+    records = [(Path(d), read_decode_record(d)) for d in part_dirs]
+    if not records or any(record is None for _, record in records):
+        return None
+    first_dir, first = records[0]
+    for part, record in records[1:]:
+        if record["model_sha256"] != first["model_sha256"]:
+            raise InputError(f"{part / DECODE_RECORD_FILE}: decoded with {record['model']} but {first_dir} with "
+                             f"{first['model']} (another sha256); pool decodes of one model: re-decode {part} "
+                             f"with --model {first['model']}")
+    return {"model": first["model"], "model_sha256": first["model_sha256"],
+            "parts": [{"decode_dir": str(part), "graph": record.get("graph"),
+                       "graph_sha256": record.get("graph_sha256")} for part, record in records]}
+
+
+def decode_dir_record(decode_dir):
+    """DECODE_DIR's record (`read_decode_record`), else, for a dir pooled from DECODE_DIR/parts/* without one
+    of its own (the commands recipe's decode_heldout_commands, merged by run.sh), its parts' (`pooled_decode_record`:
+    refused when they were decoded with different models); None when neither is recorded."""
+    record = read_decode_record(decode_dir)
+    parts = Path(decode_dir) / POOLED_PARTS
+    if record is not None or not parts.is_dir():
+        return record
+    return pooled_decode_record(sorted(d for d in parts.iterdir() if (d / "measures.jsonl").is_file()))
+
+
 def rule_decoded_with_mismatch(record, model_path, graph_dir):
     """What differs between a rule's calibration decodes (`record`: its ``calibration.decoded_with``) and the
     model file and graph dir to ship it with, as a phrase for a message, or None when both digests match (a
@@ -214,5 +251,5 @@ def rule_decoded_with_mismatch(record, model_path, graph_dir):
 
 
 __all__ = ["RECORD_FILE", "DECODE_RECORD_FILE", "check_graph_for_model", "rule_decoded_with_mismatch",
-           "decode_record", "file_sha256", "graph_files", "graph_sha256", "read_decode_record", "write_decode_record",
+           "decode_record", "decode_dir_record", "pooled_decode_record", "file_sha256", "graph_files", "graph_sha256", "read_decode_record", "write_decode_record",
            "graph_record", "read_graph_record", "write_graph_record", "tree_checksum", "transition_model_checksum"]

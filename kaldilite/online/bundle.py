@@ -5,20 +5,25 @@ Follows Kaldi's steps/online/prepare_online_decoding.sh, which gathers what onli
 needs into one dir with a `conf/online.conf` pointing at `conf/mfcc.conf` and
 `conf/online_cmvn.conf` plus `global_cmvn.stats` (the online-CMVN prior). A bundle holds:
 
-    bundle.json           format, version, model type, sample rate, where it came from
+    bundle.json           format, version, model type, sample rate, where it came from (and the
+                          online-CMVN carry weight the rule was calibrated with, if any)
     final.mdl             the acoustic model (its feature pipeline inside)
     HCLG.npz              the decoding graph (flat arrays, loads in milliseconds)
     words.txt             graph output symbols
     words/fillers.txt     filler and garbage words (mean "rejected"); may be empty
     phones.txt, phones/silence.csl   silence phones for endpointing
     rejection.json        the rejection rule and calibrated threshold (`RejectionRule`): the graph
-                          dir's own, calibrated on this model's decodes (`bundle_rejection_rule`)
+                          dir's own, calibrated on this model's decodes (`bundle_rejection_rule`);
+                          `ModelBundle.load` refuses final.mdl when it is not the model the rule's
+                          calibration decodes recorded (SHA-256), and any rule reading a feature
+                          online decoding does not measure (`refuse_offline_rule`)
     global_cmvn.stats     summed training CMVN stats, Kaldi text matrix (if the model uses CMVN)
     conf/mfcc.conf        feature extraction options (Kaldi config)
     conf/online_cmvn.conf OnlineCmvn options
     conf/online.conf      decoder, endpoint and VAD options (`OnlineDecodingOptions`); its
                           --cmvn-silence-weight is the carry the rule was calibrated with when the
-                          rule's decode dir recorded one (`calibrated_cmvn_carry`)
+                          rule's decode dir recorded one (`calibrated_cmvn_carry`); another weight,
+                          or --carry-cmvn=false, is warned at load
     ivector_extractor/final.ie, conf/ivector_extractor.conf
                           for an nnet2 model with an online i-vector input (train-nnet2
                           --online-ivector-dir): the extractor it was trained with (UBM and its
@@ -267,6 +272,9 @@ class ModelBundle:
         if info.get("version", 0) > BUNDLE_VERSION:
             raise InputError(f"{path / 'bundle.json'}: bundle version {info['version']} is newer than this kaldilite "
                              f"reads ({BUNDLE_VERSION}); upgrade kaldilite")
+        rule = RejectionRule.load(path / "rejection.json")
+        refuse_offline_rule(rule, path / "rejection.json")
+        _check_bundle_model(path, rule)
         model = load_scoring_model(path / "final.mdl", info.get("model_type"))
         _refuse_non_mfcc(model, path / "final.mdl")
         graph = CompiledFst.load(path / "HCLG.npz")
@@ -274,10 +282,17 @@ class ModelBundle:
         mfcc_opts = read_config(path / "conf" / "mfcc.conf", MfccOptions)
         cmvn_opts = read_config(path / "conf" / "online_cmvn.conf", OnlineCmvnOptions)
         online_opts = read_config(path / "conf" / "online.conf", OnlineDecodingOptions)
-        calibrated = online_opts.cmvn_silence_weight if info.get("from", {}).get("cmvn_carry") else None
+        calibrated = None  # the weight the threshold was calibrated with: bundle.json's (conf/online.conf's in a
+        if info.get("from", {}).get("cmvn_carry"):  # bundle from before export-model recorded it there)
+            calibrated = float(info["from"].get("cmvn_silence_weight", online_opts.cmvn_silence_weight))
         if online_config is not None or overrides:
             base = read_config(online_config, OnlineDecodingOptions) if online_config else None
             online_opts = _merge(online_opts, base, overrides)
+        if calibrated is not None and not online_opts.carry_cmvn:
+            log.warning("%s: decodes each utterance from the online-CMVN prior (--carry-cmvn=false) but its rejection "
+                        "threshold was calibrated on decodes carrying the stats from clip to clip of a speaker (%s): "
+                        "the threshold does not hold; keep --carry-cmvn=true unless that is the point", path,
+                        info["from"]["cmvn_carry"])
         if online_opts.carry_cmvn and calibrated is None:  # a bundle from before export-model shipped the carry
             warn_cmvn_carry_mismatch(path / "final.mdl", model.pipeline, online_opts.cmvn_silence_weight,
                                      "--cmvn-silence-weight", "conf/online.conf")
@@ -285,7 +300,7 @@ class ModelBundle:
             # with a model trained otherwise: export-model said so)
             trained = trained_cmvn_silence_weight(path / "final.mdl", model.pipeline)
             log.warning("%s: decodes with --cmvn-silence-weight %g but its rejection threshold was calibrated on "
-                        "decodes carrying the online-CMVN stats with silence frames weighted %g (%s; conf/online.conf)%s:"
+                        "decodes carrying the online-CMVN stats with silence frames weighted %g (%s; bundle.json)%s:"
                         " the threshold does not hold; set --cmvn-silence-weight %g unless that is the point", path,
                         online_opts.cmvn_silence_weight, calibrated, info["from"]["cmvn_carry"],
                         ", as the model was trained" if trained == calibrated else "", calibrated)
@@ -312,9 +327,40 @@ class ModelBundle:
         silence = read_phone_list(path / "phones" / "silence.csl", "re-run `kaldilite export-model`")
         ivector_model, ivector_opts = _load_bundle_extractor(path, model, raw_dim)
         return cls(path=path, model=model, graph=graph, words=words, fillers=read_fillers(path),
-                   silence_phone_ids=tuple(silence), rejection=RejectionRule.load(path / "rejection.json"),
+                   silence_phone_ids=tuple(silence), rejection=rule,
                    mfcc_opts=mfcc_opts, cmvn_opts=cmvn_opts, global_cmvn=global_cmvn, online_opts=online_opts,
                    info=info, ivector_model=ivector_model, ivector_opts=ivector_opts)
+
+
+def refuse_offline_rule(rule, where):
+    """Refuse a rejection rule whose logistic score reads a feature only an offline decode measures
+    (`OFFLINE_FEATURES`: a SAT first pass, a second system's decode): the online recognizer decodes one
+    model in one pass, so every utterance would lack it (and be rejected, `RejectionRule.decide_measures`)."""
+    from kaldilite.decode.rejection import OFFLINE_FEATURES
+
+    offline = rule.offline_features()
+    if offline:
+        reads = ", ".join(f"{name} ({OFFLINE_FEATURES[name]})" for name in offline)
+        raise InputError(f"{where}: its logistic score reads {reads}, which online decoding (one model, one pass) "
+                         f"does not measure, so it would reject every command; ship a rule calibrated on one "
+                         f"model's own decodes (calibrate-rejection --features without {', '.join(offline)})")
+
+
+def _check_bundle_model(path, rule):
+    """Refuse a bundle whose final.mdl is not the model its rule's calibration decodes recorded (a model
+    swapped in after export-model): one SHA-256 of final.mdl (~10 ms for a 5 MB nnet2 model). A rule
+    without the record (the default rule, or calibrated before decodes recorded their model) is not checked."""
+    from kaldilite.graph.provenance import file_sha256
+
+    recorded = (rule.calibration or {}).get("decoded_with")
+    if not recorded or not recorded.get("model_sha256"):
+        return
+    digest = file_sha256(path / "final.mdl")
+    if digest != recorded["model_sha256"]:
+        raise InputError(f"{path / 'final.mdl'}: not the model its rejection.json was calibrated for (sha256 "
+                         f"{digest[:12]}; the rule's decodes were made with {recorded['model']}, sha256 "
+                         f"{recorded['model_sha256'][:12]}), so its threshold does not hold; re-export the bundle "
+                         "with export-model from that model, or this model with a rule calibrated on its decodes")
 
 
 def trained_cmvn_silence_weight(model_path, pipeline):
@@ -575,6 +621,7 @@ def export_model(exp_dir, graph_dir, out_dir, *, mfcc_config=None, data_dir=None
         info["from"]["ivector_extractor"] = str(extractor[0])
     if carry is not None:  # conf/online.conf's --cmvn-silence-weight is the calibration's (ModelBundle.load checks)
         info["from"]["cmvn_carry"] = str(carry[1])
+        info["from"]["cmvn_silence_weight"] = float(carry[0])  # (a hand edit of conf/online.conf is warned)
     with atomic_open(out_dir / "bundle.json") as handle:
         json.dump(info, handle, indent=2)
         handle.write("\n")
@@ -681,6 +728,7 @@ def bundle_rejection_rule(exp_dir, graph_dir, rejection=None, default_rejection=
     path = Path(rejection) if rejection is not None else Path(graph_dir) / RULE_FILE
     if rejection is not None or path.is_file():
         rule = RejectionRule.load(path)
+        refuse_offline_rule(rule, path)
         recorded = (rule.calibration or {}).get("decoded_with")
         if recorded is not None and model_path is not None:  # the decodes named their model and graph: compared
             mismatch = rule_decoded_with_mismatch(recorded, model_path, graph_dir)
@@ -762,6 +810,6 @@ def check_feature_config(data_dir, mfcc_opts, mfcc_config, tolerance=0.05):
 
 
 __all__ = ["ModelBundle", "LoadedModel", "GmmScorer", "export_model", "bundle_rejection_rule", "register_model_type",
-           "calibrated_cmvn_carry", "trained_cmvn_silence_weight",
+           "calibrated_cmvn_carry", "trained_cmvn_silence_weight", "refuse_offline_rule",
            "load_scoring_model", "check_feature_config",
            "BUNDLE_FORMAT"]

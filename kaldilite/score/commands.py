@@ -64,8 +64,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kaldilite.decode.rejection import (DEFAULT_LOGISTIC_FEATURES, FEATURES, REJECTED, Measures, RejectionRule,
-                                       feature_vector)
+from kaldilite.decode.rejection import (DEFAULT_LOGISTIC_FEATURES, FEATURES, OFFLINE_FEATURES, PHONE_SCORES, REJECTED,
+                                       Measures, RejectionRule, feature_vector)
 from kaldilite.errors import InputError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -338,34 +338,49 @@ def fit_logistic_regression(features, targets, l2=LOGISTIC_L2, max_iterations=10
 
 
 def logistic_training_set(references, measures, rule, commands):
-    """(feature names, raw feature rows with None where missing, targets) of the utterances the best-path
-    rule accepts: target 1 for the right command, 0 for anything else (see the module docstring)."""
+    """(feature names, feature rows, targets) of the utterances the best-path rule accepts and whose decode
+    measured every feature (the rule rejects the others, `RejectionRule.decide_measures`): target 1 for the
+    right command, 0 for anything else (see the module docstring). A feature no such utterance has is an error."""
     names = list(rule.logistic.get("features") or DEFAULT_LOGISTIC_FEATURES)
     base = decide_all({u: measures[u] for u in references}, replace(rule, score="llr_total", logistic={},
                                                                     threshold=-math.inf, command_thresholds={}))
-    rows, targets = [], []
+    rows, targets, seen = [], [], set()
     for utt, text in references.items():
         decision = base[utt]
         if not decision.accepted:
             continue
         m, n = measures[utt]
-        rows.append(feature_vector(m, n, names))
-        targets.append(1.0 if decision.label == reference_class(text, commands) else 0.0)
+        row = feature_vector(m, n, names)
+        seen.update(name for name, x in zip(names, row) if x is not None)
+        if None not in row:
+            rows.append(row)
+            targets.append(1.0 if decision.label == reference_class(text, commands) else 0.0)
+    never = [name for name in names if name not in seen]
+    if never and any(d.accepted for d in base.values()):
+        raise InputError(f"logistic rejection feature(s) {', '.join(never)}: no accepted utterance's measures have "
+                         f"them; decode so that they are measured ({_feature_fix(never)}) or leave them out of "
+                         f"--features")
     return names, rows, np.array(targets)
+
+
+def _feature_fix(names):
+    """How a decode measures the features `names` (for messages)."""
+    fixes = [OFFLINE_FEATURES[n] for n in names if n in OFFLINE_FEATURES]
+    if any(n in PHONE_SCORES for n in names):
+        fixes.append("decode-commands --phone-scores, --phone-llr for the ratios")
+    return "; ".join(fixes) or "decode-commands on a grammar with fillers"
 
 
 def fit_logistic_rule(references, measures, rule, commands):
     """`rule` with its ``logistic`` weights fitted on `references` (features: the rule's, else
-    `DEFAULT_LOGISTIC_FEATURES`; penalty: its ``l2``, else `LOGISTIC_L2`). A missing feature
-    value (None) is replaced by the feature's mean, as `RejectionRule.logit` does."""
+    `DEFAULT_LOGISTIC_FEATURES`; penalty: its ``l2``, else `LOGISTIC_L2`), on the utterances whose decode
+    measured every feature (`logistic_training_set`; `RejectionRule.logit` rejects the others)."""
     names, rows, y = logistic_training_set(references, measures, rule, commands)
     if len(set(y.tolist())) < 2:
         raise InputError(f"fitting the logistic rejection score needs accepted right commands and accepted "
                          f"other utterances; the {len(y)} accepted utterances are all of one kind")
-    x = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
-    x = x.reshape(len(rows), len(names))
-    mean = np.array([float(np.nanmean(col)) if np.isfinite(col).any() else 0.0 for col in x.T])
-    x = np.where(np.isfinite(x), x, mean)
+    x = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     l2 = float(rule.logistic.get("l2", LOGISTIC_L2))

@@ -106,8 +106,45 @@ def test_decoding_with_another_weight_than_the_calibration_warns_in_one_line(dig
     assert bundle.online_opts.cmvn_silence_weight == 0.0  # the user's override is obeyed
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "\n" not in warning and warning.startswith(f"{out}: decodes with --cmvn-silence-weight 0 ")
-    assert f"silence frames weighted 1 ({decode / 'cmvn_carry.conf'}; conf/online.conf)" in warning
+    assert f"silence frames weighted 1 ({decode / 'cmvn_carry.conf'}; bundle.json)" in warning
     assert warning.endswith("the threshold does not hold; set --cmvn-silence-weight 1 unless that is the point")
+
+
+def test_a_hand_edited_weight_or_no_carry_is_warned_and_an_old_bundle_keeps_its_config(digits_system,
+                                                                                       commands_graph_dir, tmp_path,
+                                                                                       caplog):
+    """bundle.json records the weight the rule was calibrated with: conf/online.conf edited by hand to another is
+    warned as an override is (it was taken as the calibration's), and so is --carry-cmvn=false (each clip from the
+    prior: not how the calibration decodes normalized). A bundle from before the record keeps conf/online.conf's."""
+    from kaldilite.online.bundle import ModelBundle
+
+    rule, decode = _experiment(tmp_path, 1.0)
+    out = _export(digits_system, commands_graph_dir, tmp_path / "bundle", rule)
+    caplog.clear()  # (export's warning: the hand-made rule records no model)
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        assert not ModelBundle.load(out, overrides={"carry-cmvn": "false"}).online_opts.carry_cmvn
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in warning and warning.startswith(f"{out}: decodes each utterance from the online-CMVN prior "
+                                                      f"(--carry-cmvn=false) but ")
+    assert f"({decode / 'cmvn_carry.conf'}): the threshold does not hold" in warning
+    assert json.loads((out / "bundle.json").read_text())["from"]["cmvn_silence_weight"] == 1.0
+    conf = out / "conf/online.conf"
+    conf.write_text(conf.read_text().replace("--cmvn-silence-weight=1\n", "--cmvn-silence-weight=0\n"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        assert ModelBundle.load(out).online_opts.cmvn_silence_weight == 0.0
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f"{out}: decodes with --cmvn-silence-weight 0 but ") and "weighted 1 " in warning
+    conf.write_text(conf.read_text().replace("--cmvn-silence-weight=0\n", "--cmvn-silence-weight=1\n"))
+    # a bundle exported before bundle.json recorded the weight: conf/online.conf's is the calibration's, as before
+    info = json.loads((out / "bundle.json").read_text())
+    del info["from"]["cmvn_silence_weight"]
+    (out / "bundle.json").write_text(json.dumps(info))
+    conf.write_text(conf.read_text().replace("--cmvn-silence-weight=1\n", "--cmvn-silence-weight=0\n"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kaldilite.online.bundle"):
+        assert ModelBundle.load(out).online_opts.cmvn_silence_weight == 0.0
+    assert caplog.text == ""
 
 
 def test_without_the_record_the_online_configs_weight_stays(digits_system, commands_graph_dir, tmp_path, monkeypatch):

@@ -47,16 +47,25 @@ def test_the_rule_computes_its_logit_by_hand_and_round_trips_through_json(tmp_pa
     logistic = dict(features=["llr_total", "command_margin", "first_pass_llr_total"], mean=[10.0, 2.0, 5.0],
                     scale=[5.0, 4.0, 1.0], weights=[2.0, -1.0, 3.0], bias=0.5)
     rule = RejectionRule(score="logistic", threshold=0.0, logistic=logistic)
-    m = _m("yes", llr=0.2, margin=10.0)  # llr_total = 0.2 x 100 = 20
-    # 0.5 + 2 (20 - 10) / 5 - 1 (10 - 2) / 4 = 2.5; the missing first-pass llr takes its mean: + 0
-    assert rule.logit(m, 100) == pytest.approx(2.5)
+    m = _m("yes", llr=0.2, margin=10.0, first_pass_llr=0.06)  # llr_total = 0.2 x 100 = 20, first pass 6
+    # 0.5 + 2 (20 - 10) / 5 - 1 (10 - 2) / 4 + 3 (6 - 5) / 1 = 5.5
+    assert rule.logit(m, 100) == pytest.approx(5.5)
     decision = rule.decide_measures(m, 100)
-    assert decision.accepted and decision.score == pytest.approx(2.5)
-    assert not rule.with_threshold(2.6).decide_measures(m, 100).accepted
+    assert decision.accepted and decision.score == pytest.approx(5.5)
+    assert not rule.with_threshold(5.6).decide_measures(m, 100).accepted
     path = tmp_path / "rejection.json"
     rule.save(path)
     loaded = RejectionRule.load(path)
-    assert loaded.logit(m, 100) == pytest.approx(2.5) and loaded.logistic == logistic
+    assert loaded.logit(m, 100) == pytest.approx(5.5) and loaded.logistic == logistic
+    # a decode that did not measure the first pass (a single-pass decode, online): rejected, not given the mean
+    # (which scored 2.5 here and was accepted at threshold 0), whatever the threshold
+    single = _m("yes", llr=0.2, margin=10.0)
+    assert math.isnan(rule.logit(single, 100))
+    missing = rule.with_threshold(-math.inf).decide_measures(single, 100)
+    assert (missing.accepted, missing.score, missing.reason) == (False, -math.inf, "missing-first_pass_llr_total")
+    assert rule.offline_features() == ["first_pass_llr_total"]
+    assert RejectionRule(score="logistic", logistic={**logistic, "features": ["llr_total", "command_margin",
+                                                                             "gop_mean"]}).offline_features() == []
     with pytest.raises(InputError, match="one value per feature"):
         RejectionRule(score="logistic", logistic={**logistic, "weights": [1.0]})
     with pytest.raises(InputError, match="unknown logistic feature"):
@@ -109,6 +118,44 @@ def test_cross_fitting_never_fits_on_the_speaker_it_decides(monkeypatch):
     assert set(decisions) == set(refs)
     scores = score_decisions(refs, decisions, COMMANDS)
     assert scores.accuracy > 0.85 and scores.false_accept_rate < 0.1
+
+
+def test_the_fit_leaves_out_utterances_without_a_feature_and_refuses_a_feature_none_has():
+    """An accepted utterance whose decode did not measure a feature is rejected by the rule whatever its
+    weights, so the weights are those fitted on the others: the same fit as on the set without it."""
+    rng = np.random.default_rng(3)
+    refs, measures = {}, {}
+    for k in range(80):
+        is_command = k % 2 == 0
+        refs[f"u{k:03d}"] = "yes" if is_command else "marvin"
+        measures[f"u{k:03d}"] = (_m("yes", llr=rng.normal(0.5, 0.2), margin=rng.normal(8.0 if is_command else 2.0,
+                                                                                       1.5)), 100)
+    rule = RejectionRule(score="logistic", logistic={"features": ["llr_total", "command_margin"]})
+    whole = fit_logistic_rule(refs, measures, rule, COMMANDS).logistic
+    # two more accepted utterances (a command and an unknown word) whose margin was not measured
+    extra_refs = {**refs, "x1": "yes", "x2": "marvin"}
+    extra = {**measures, "x1": (_m("yes", llr=5.0, margin=None), 100), "x2": (_m("yes", llr=-5.0, margin=None), 100)}
+    with_gaps = fit_logistic_rule(extra_refs, extra, rule, COMMANDS).logistic
+    for key in ("mean", "scale", "weights"):
+        assert with_gaps[key] == pytest.approx(whole[key], abs=1e-12), key
+    assert with_gaps["bias"] == pytest.approx(whole["bias"], abs=1e-12) and with_gaps["num_fitted"] == 80
+    # a feature no decode measured (a single-pass decode's first pass): an error naming it and the decode option
+    never = RejectionRule(score="logistic", logistic={"features": ["llr_total", "first_pass_llr_total"]})
+    with pytest.raises(InputError, match=r"feature\(s\) first_pass_llr_total: no accepted utterance's measures "
+                                         r"have them; decode so that they are measured \(a SAT model's .*"
+                                         r"--first-pass-measures\)"):
+        fit_logistic_rule(refs, measures, never, COMMANDS)
+
+
+def test_a_phone_score_rule_rejects_what_the_decode_did_not_score_when_the_grammar_has_fillers():
+    rule = RejectionRule(score="gop_mean", threshold=-2.0)
+    scored = Measures(words=("yes",), label=("yes",), confidence=1.0, llr=0.1, best_command=("yes",), gop_mean=-1.0)
+    unscored = Measures(words=("yes",), label=("yes",), confidence=1.0, llr=0.1, best_command=("yes",))
+    no_fillers = Measures(words=("yes",), label=("yes",), confidence=1.0, llr=None, best_command=("yes",))
+    assert rule.decide_measures(scored, 50).accepted
+    d = rule.decide_measures(unscored, 50)
+    assert (d.accepted, d.score, d.reason) == (False, -math.inf, "missing-gop_mean")
+    assert rule.decide_measures(no_fillers, 50).accepted  # nothing to compare with, as for llr
 
 
 def test_fitting_needs_both_kinds_of_accepted_utterance():
