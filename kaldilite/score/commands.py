@@ -380,7 +380,9 @@ def fit_logistic_rule(references, measures, rule, commands):
         raise InputError(f"fitting the logistic rejection score needs accepted right commands and accepted "
                          f"other utterances; the {len(y)} accepted utterances are all of one kind")
     x = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
-    mean = x.mean(axis=0)
+    # (np.nanmean, as when missing values were imputed: a rule fitted on decodes that measure every feature is
+    # the same to the bit; np.mean sums in another order)
+    mean = np.array([float(np.nanmean(col)) for col in x.T])
     scale = x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     l2 = float(rule.logistic.get("l2", LOGISTIC_L2))
