@@ -6,7 +6,8 @@ died alone and the steps ran on as orphans, each writing its stamp when its comm
 The mini recipe pools, with nj=2, two stamp.sh steps whose command is a shell that starts a 2 s sleep (so
 recipe -> pooled subshell -> step's command -> sleep) and a third step waiting for a slot; every process of
 theirs writes its pid. The independent answer: those pids, asked of ps once bash has ended (gone, or a
-zombie), and the stamp files after the sleeps would have ended.
+zombie), and the stamp files once no process of the recipe's process group runs (/proc), so that none can
+write one later.
 """
 
 import os
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from recipe_process import _kill_group
+from recipe_process import _kill_group, running_members
 from stamp_helpers import PRELUDE, REPO, STAMP_SH, make_checkout
 
 POOL = REPO / "recipes" / "utils" / "pool.sh"
@@ -60,7 +61,12 @@ def test_a_signal_to_the_recipe_ends_its_pooled_steps_and_writes_no_stamp(tmp_pa
         assert process.returncode in (-sig, 128 + sig), process.stderr.read()  # ended by the signal it got
         pids = [int(p) for p in (work / "pids").read_text().split()]
         assert not [pid for pid in pids if _alive(pid)]
-        time.sleep(2.5)  # the sleeps' end, had they run on
+        # no process of the recipe's group runs on (a zombie runs no code), so none can write a stamp later: what
+        # waiting out the sleeps showed, 2.5 s per signal (pool.sh keeps the steps in the group, as run_script kills)
+        deadline = time.monotonic() + 5
+        while running_members(process.pid):
+            assert time.monotonic() < deadline, f"still running: {running_members(process.pid)}"
+            time.sleep(0.02)
         assert not list(work.glob("s*/.stamp")) and not (work / "outputs").exists()
         assert (work / "events").read_text() == "exit trap\n"
     finally:
