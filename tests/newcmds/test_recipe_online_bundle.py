@@ -31,7 +31,8 @@ def test_the_recipes_bundle_carries_its_models_graph_and_calibrated_rule(command
     assert bundle.info["from"] == {"model": "exp/mono/final.mdl", "graph": "exp/mono/graph_commands",
                                    "data": "data/train_aug", "mfcc_config": str(MFCC_CONF),
                                    "rejection": "exp/mono_online_cmvn/graph_commands/rejection.json",
-                                   "cmvn_carry": "exp/mono_online_cmvn/decode_dev/cmvn_carry.conf"}
+                                   "cmvn_carry": "exp/mono_online_cmvn/decode_dev/cmvn_carry.conf",
+                                   "cmvn_silence_weight": bundle.online_opts.cmvn_silence_weight}
     # the bundle's decoder carries CMVN as the rule's calibration decodes did (decode-commands' record)
     _, calibrated_weight = read_cmvn_carry(commands_system / "exp/mono_online_cmvn/decode_dev", "re-decode")
     assert bundle.online_opts.cmvn_silence_weight == calibrated_weight
