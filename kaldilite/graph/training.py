@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.io.config import split_fields
 from kaldilite.graph.compiled import CompiledFst
 from kaldilite.graph.context import ContextExpansion
 from kaldilite.graph.hmm_fst import HmmTemplates, add_self_loops
@@ -150,7 +151,7 @@ def compile_training_graphs(lang, tree, tm, transcripts, *, transition_scale=1.0
     ids = {}
     unknown = []
     for utt, words in transcripts.items():
-        words = words.split() if isinstance(words, str) else list(words)
+        words = split_fields(words) if isinstance(words, str) else list(words)
         word_ids, missing = compiler.word_ids(words)
         unknown.extend((utt, w) for w in missing)
         ids[utt] = word_ids

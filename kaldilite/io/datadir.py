@@ -19,6 +19,7 @@ so values we do not interpret (pipes in wav.scp, ranges in feats.scp) pass throu
 """
 
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -27,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError
-from kaldilite.io.config import convert_string_to_real
+from kaldilite.io.config import C_SPACE, convert_string_to_real, is_token, split_fields, splits_like_c
 from kaldilite.utils.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -76,14 +77,16 @@ def read_entries(path):
     entries = []
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            for number, line in enumerate(handle, 1):
-                fields = line.strip().split(None, 1)
-                if not fields:
-                    continue
-                entries.append(Entry(number, fields[0], fields[1].strip() if len(fields) > 1 else ""))
+            text = handle.read()
     except UnicodeDecodeError:
         raise InputError(f"{path}:{_invalid_utf8_line(Path(path).read_bytes())}: is not valid UTF-8; re-encode the "
                          "file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)") from None
+    plain = splits_like_c(text)  # fields at C white space, as Kaldi's tools and scripts split them
+    for number, line in enumerate(io.StringIO(text, newline=""), 1):  # (lines end as the file's did)
+        fields = line.split(None, 1) if plain else split_fields(line.rstrip(C_SPACE), 1)
+        if not fields:
+            continue
+        entries.append(Entry(number, fields[0], (fields[1].rstrip() if plain else fields[1]) if len(fields) > 1 else ""))
     return entries
 
 
@@ -128,7 +131,7 @@ def read_frame_shift(data_dir):
     path = Path(data_dir) / FRAME_SHIFT_FILE
     if not path.exists():
         return DEFAULT_FRAME_SHIFT
-    fields = path.read_text(encoding="utf-8").split()
+    fields = split_fields(path.read_text(encoding="utf-8"))
     try:
         if len(fields) != 1:
             raise ValueError
@@ -292,11 +295,11 @@ class DataDir:
 
 def _parse_values(file, name, raw):
     if name == "spk2utt":
-        return {key: value.split() for key, value in raw.items()}
+        return {key: split_fields(value) for key, value in raw.items()}
     if name == "segments":
         result = {}
         for key, value in raw.items():
-            fields = value.split()
+            fields = split_fields(value)
             if len(fields) != 3:
                 raise InputError(f"{file}: line for {key} needs 'utt recording start end', got {key} {value!r}")
             result[key] = Segment(fields[0], _parse_float(file, key, fields[1], "start"), _parse_float(file, key, fields[2], "end"))
@@ -377,6 +380,10 @@ class _Checker:
         seen = {}
         previous = None
         reported_order = False
+        bad_key = next((entry for entry in entries if not is_token(entry.key)), None)
+        if bad_key is not None:  # (an NBSP or other non-ASCII space is part of a key, as in Kaldi)
+            self.add(name, bad_key.line, f"key {bad_key.key!r} holds a control character, which Kaldi's tables "
+                     "refuse in a key (IsToken); rename it")
         for entry in entries:
             if entry.key in seen:
                 self.add(name, entry.line, f"duplicate key {entry.key} (first at line {seen[entry.key]}); run 'kaldilite data fix'")
@@ -435,7 +442,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
     utt_line = {}
     for entry in utt2spk:
         utt_line.setdefault(entry.key, entry.line)
-        fields = entry.value.split()
+        fields = split_fields(entry.value)
         if len(fields) != 1:
             check.add("utt2spk", entry.line, f"expected 'utterance speaker', got {entry.key} {entry.value!r}")
             continue
@@ -459,7 +466,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
         expected = utt2spk_to_spk2utt(utt_to_spk)
         listed = set()
         for entry in spk2utt:
-            for utt in entry.value.split():
+            for utt in split_fields(entry.value):
                 listed.add(utt)
                 if utt_to_spk.get(utt) != entry.key:
                     owner = utt_to_spk.get(utt)
@@ -481,7 +488,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
     if text is not None:
         check.compare_keys("text", text, utts, "utt2spk")
         for entry in text:
-            words = entry.value.split()
+            words = split_fields(entry.value)
             if not words:
                 check.add("text", entry.line, f"utterance {entry.key} has an empty transcript", warning=True)
             for symbol in ILLEGAL_TEXT_SYMBOLS:
@@ -503,7 +510,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
         recordings = {}
         check.compare_keys("segments", segments, utts, "utt2spk")
         for entry in segments:
-            fields = entry.value.split()
+            fields = split_fields(entry.value)
             try:
                 start, end = _finite(fields[1]), _finite(fields[2])
                 ok = len(fields) == 3 and start is not None and end is not None
@@ -551,7 +558,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
         check.compare_keys(name, entries, utts, "utt2spk")
         for entry in entries or ():
             value = _finite(entry.value)
-            if value is None or len(entry.value.split()) != 1:
+            if value is None or len(split_fields(entry.value)) != 1:
                 check.add(name, entry.line, f"expected 'utterance {unit}', got {entry.key} {entry.value!r}")
             elif not value > 0:
                 check.add(name, entry.line, f"utterance {entry.key} has {unit} {entry.value} (zero-length utterance); "
@@ -641,7 +648,7 @@ def _write_dir_raw(path, raw, *, replace=False, names=ALL_FILES):
 def _extra_files(names, option):
     """Kaldi's --extra-files / --utt-extra-files: a space-separated string or a list of file names, those
     already known (ALL_FILES) left out as Kaldi leaves out utt2uniq."""
-    names = names.split() if isinstance(names, str) else list(names)
+    names = split_fields(names) if isinstance(names, str) else list(names)
     for name in names:
         if not name or "/" in name or name.startswith("."):
             raise InputError(f"{option} {name!r}: give file names inside the data dir, e.g. {option} 'utt2age utt2snr'")
@@ -666,14 +673,14 @@ def _restrict_to_utterances(raw, utts, utt_files=UTT_FILES):
     for name, table in raw.items():
         if name in utt_files or (name == "wav.scp" and not has_segments):
             out[name] = _filter(table, utts)
-    utt2spk = {u: s.split()[0] for u, s in out.get("utt2spk", {}).items() if s.split()}
+    utt2spk = {u: split_fields(s)[0] for u, s in out.get("utt2spk", {}).items() if split_fields(s)}
     speakers = set(utt2spk.values())
     out["spk2utt"] = _spk2utt_text(utt2spk)
     for name in SPK_FILES:
         if name in raw:
             out[name] = _filter(raw[name], speakers)
     if has_segments:
-        recordings = {v.split()[0] for v in out["segments"].values() if v.split()}
+        recordings = {split_fields(v)[0] for v in out["segments"].values() if split_fields(v)}
         for name in RECO_FILES:
             if name in raw:
                 out[name] = _filter(raw[name], recordings)
@@ -704,20 +711,20 @@ def fix_data_dir(path, *, utt_extra_files=()):
             _check_utterance_keys(path / name, raw[name], raw["utt2spk"], "--utt-extra-files")
     before = {name: sum(1 for _ in read_entries(path / name)) for name in raw}
 
-    utts = {u for u, v in raw["utt2spk"].items() if len(v.split()) == 1}
+    utts = {u for u, v in raw["utt2spk"].items() if len(split_fields(v)) == 1}
     for name in ("text", "feats.scp", "segments", "utt2lang") + (() if "segments" in raw else ("wav.scp",)):
         if name in raw:
             utts &= set(raw[name])
     if "segments" in raw:
         good = set()
         for utt, value in raw["segments"].items():
-            fields = value.split()
+            fields = split_fields(value)
             times = [_finite(t) for t in fields[1:]]
             if len(fields) == 3 and None not in times and 0 <= times[0] < times[1]:
                 good.add(utt)
         utts &= good
         if "wav.scp" in raw:
-            utts &= {u for u, v in raw["segments"].items() if v.split() and v.split()[0] in raw["wav.scp"]}
+            utts &= {u for u, v in raw["segments"].items() if split_fields(v) and split_fields(v)[0] in raw["wav.scp"]}
     for name in ("utt2dur", "utt2num_frames"):
         if name in raw:
             utts &= {u for u, v in raw[name].items() if _positive(v)}
@@ -743,7 +750,7 @@ def fix_data_dir(path, *, utt_extra_files=()):
 
 def _positive(value):
     number = _finite(value)
-    return len(value.split()) == 1 and number is not None and number > 0
+    return len(split_fields(value)) == 1 and number is not None and number > 0
 
 
 def _select_evenly(items, n):
@@ -783,7 +790,7 @@ def subset_data_dir(src, dest, num_utts=None, *, utt_list=None, spk_list=None, f
     if modes > 1:
         raise InputError("subset_data_dir: choose one of utt_list, spk_list, first, last, per_spk, speakers, shortest")
     raw = _read_dir_raw(src)
-    utt2spk = {u: v.split()[0] for u, v in raw["utt2spk"].items() if v.split()}
+    utt2spk = {u: split_fields(v)[0] for u, v in raw["utt2spk"].items() if split_fields(v)}
     all_utts = sorted(utt2spk)
     needs_count = utt_list is None and spk_list is None
     if needs_count:
@@ -837,7 +844,7 @@ def subset_data_dir(src, dest, num_utts=None, *, utt_list=None, spk_list=None, f
 def _read_id_list(ids):
     if isinstance(ids, (str, os.PathLike)):
         with open(ids, encoding="utf-8") as handle:
-            return [line.split()[0] for line in handle if line.split()]
+            return [split_fields(line)[0] for line in handle if split_fields(line)]
     return list(ids)
 
 
@@ -914,7 +921,7 @@ def combine_data_dirs(dest, sources, *, extra_files=()):
                 table[key] = value
                 origin[key] = source
         combined[name] = table
-    utt2spk = {u: v.split()[0] for u, v in combined["utt2spk"].items() if v.split()}
+    utt2spk = {u: split_fields(v)[0] for u, v in combined["utt2spk"].items() if split_fields(v)}
     combined["spk2utt"] = _spk2utt_text(utt2spk)
     _write_dir_raw(dest, combined, replace=True, names=ALL_FILES + extra)
     _set_frame_shift(dest, frame_shift)
@@ -959,7 +966,7 @@ def split_data_dir(path, num_parts, *, per_utt=False):
                        "make the data dir writable to split there)", path, base, path, name)
 
     raw = _read_dir_raw(path)
-    utt2spk = {u: v.split()[0] for u, v in raw["utt2spk"].items() if v.split()}
+    utt2spk = {u: split_fields(v)[0] for u, v in raw["utt2spk"].items() if split_fields(v)}
     for name in ("feats.scp", "text"):
         if name in raw and len(raw[name]) != len(utt2spk):
             logger.warning("split_data_dir: %s has %d lines but utt2spk %d; 'kaldilite data fix %s' fixes this",
@@ -1068,7 +1075,7 @@ def _split_is_current(path, parts):
 def count_summary(path):
     """(number of utterances, number of speakers) from utt2spk."""
     utt2spk = read_key_values(Path(path) / "utt2spk")
-    return len(utt2spk), len(set(v.split()[0] for v in utt2spk.values() if v.split()))
+    return len(utt2spk), len(set(split_fields(v)[0] for v in utt2spk.values() if split_fields(v)))
 
 
 __all__ = [

@@ -10,6 +10,7 @@ import os
 import re
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.config import split_fields
 from kaldilite.utils.atomic import atomic_open
 
 # an id as OpenFst's SymbolTable::ReadText reads it: strtoll over the whole field (an optional sign,
@@ -54,7 +55,7 @@ class SymbolTable:
         table = cls(path)
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
-                fields = line.split()
+                fields = split_fields(line)  # at C white space: an NBSP is part of a symbol, as in OpenFst
                 if not fields:
                     continue
                 if len(fields) != 2 or not _ID.fullmatch(fields[1]):

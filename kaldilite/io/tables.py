@@ -29,6 +29,7 @@ import re
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError, MissingFileError
+from kaldilite.io.config import C_SPACE, is_token
 from kaldilite.utils.atomic import atomic_open, atomic_path
 
 # kaldi_io prints a five-line warning to stderr at import unless $KALDI_ROOT names an existing
@@ -46,7 +47,20 @@ logger = logging.getLogger(__name__)
 
 _RSPEC_PREFIX = re.compile(r"^(ark|scp)((,[a-z]+)*):(.*)$")
 _RANGE = re.compile(r"^(.*)\[([0-9:,\s]*)\]$")
-_KEY_OK = re.compile(r"^\S+$")
+_C_SPACE_BYTES = C_SPACE.encode()
+# Kaldi's text Matrix/Vector Read (src/matrix/kaldi-matrix.cc, kaldi-vector.cc) takes a number where a
+# digit or '-' starts one (C++'s `stream >> x`: a sign, digits, a point, an exponent; no '+', no '.5', no
+# hex, no '1_0'), and else a white-space-delimited word, which must be inf, infinity or nan (any case,
+# unsigned: '-inf' starts a number and fails). The fast path: numbers only, white space between them.
+_NUMBER = r"(?:-?[0-9]+(?:\.[0-9]*)?|-\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_PLAIN_MATRIX = re.compile(rf"[ \t\n\v\f\r;]*(?:{_NUMBER}(?:[ \t\n\v\f\r;]+{_NUMBER})*)?[ \t\n\v\f\r;]*")
+_PLAIN_VECTOR = re.compile(rf"[ \t]*(?:{_NUMBER}(?:[ \t]+{_NUMBER})*)?[ \t]*")
+# the slow path, token by token: what `stream >> x` gathers where a number starts, converted only if whole
+_TEXT_TOKEN = re.compile(r"(?P<end>\])|(?P<row>[\n;])|(?P<space>[ \t\v\f\r]+)"
+                         r"|(?P<number>(?=[0-9-])-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?)|(?P<word>[^ \t\n\v\f\r]+)")
+_WHOLE_NUMBER = re.compile(_NUMBER)
+_WORD = re.compile(r"[^ \t\n\v\f\r]+")
+_NON_FINITE_WORDS = {"inf": np.inf, "infinity": np.inf, "nan": np.nan}
 
 __all__ = [
     "write_matrices",
@@ -90,8 +104,9 @@ def parse_rspecifier(spec):
 
 
 def _check_key(key, where):
-    if not isinstance(key, str) or not _KEY_OK.match(key):
-        raise InputError(f"{where}: table key {key!r} must be a non-empty string without whitespace; fix the utterance id")
+    if not isinstance(key, str) or not is_token(key):
+        raise InputError(f"{where}: table key {key!r} must be a non-empty string without whitespace or control "
+                         "characters (Kaldi's IsToken); fix the utterance id")
 
 
 def _open_read(path, where=None):
@@ -230,18 +245,27 @@ def _int_vector_bytes(vector):
 
 
 def read_scp(scp_path):
-    """Yield (line number, key, rxfilename) for each entry of a script file."""
+    """Yield (line number, key, rxfilename) for each entry of a script file, split as Kaldi's ReadScriptFile
+    splits a line (SplitStringOnFirstSpace): at C white space only, so an NBSP is part of a key. Read as
+    bytes, whose split() and strip() are C's (str.split() also splits at Unicode spaces and \\x1c-\\x1f;
+    split_fields' regex per line made a 100k-line scp 2x slower to read), each field then decoded."""
     scp_path = os.fspath(scp_path)
     if not os.path.exists(scp_path):
         raise MissingFileError(f"{scp_path}: no such script file; re-run the step that writes it")
-    with open(scp_path, encoding="utf-8") as handle:
+    with open(scp_path, "rb") as handle:
         for number, line in enumerate(handle, 1):
-            fields = line.strip().split(None, 1)
+            fields = line.split(None, 1)
             if not fields:
                 continue
-            if len(fields) != 2:
-                raise InputError(f"{scp_path}:{number}: expected 'key rxfilename', got {line.strip()!r}; fix or regenerate the scp")
-            yield number, fields[0], fields[1].strip()
+            try:
+                if len(fields) != 2:
+                    raise InputError(f"{scp_path}:{number}: expected 'key rxfilename', got "
+                                     f"{line.strip().decode('utf-8')!r}; fix or regenerate the scp")
+                key, rxfile = fields[0].decode("utf-8"), fields[1].rstrip().decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{scp_path}:{number}: is not valid UTF-8; re-encode the file as UTF-8 "
+                                 "(e.g. iconv -f LATIN1 -t UTF-8)") from None
+            yield number, key, rxfile
 
 
 def _split_rxfile(rxfile):
@@ -326,13 +350,32 @@ def _read_table(spec, reader):
         key = None
         while True:
             try:
-                key = kaldi_io.read_key(handle)
-                if not key:
+                key = _read_key(handle)
+                if key is None:
                     return
                 value = reader(handle)
             except Exception as exc:
                 raise _corrupt(path, key, exc) from exc
             yield key, value
+
+
+def _read_key(handle):
+    """The next key of an archive, or None at its end, as Kaldi's archive reader takes it (`stream >> key`:
+    C white space skipped, the key up to the next; then a space or tab, which is eaten, or a newline), in
+    UTF-8. kaldi_io's read_key decoded it as Latin-1 (a key 'é' came back 'Ã©', one with 'à' failed its
+    own check) and stripped Unicode spaces."""
+    char = handle.read(1)
+    while char and char in _C_SPACE_BYTES:
+        char = handle.read(1)
+    if not char:
+        return None
+    key = bytearray()
+    while char and char not in _C_SPACE_BYTES:
+        key += char
+        char = handle.read(1)
+    if char not in (b" ", b"\t", b"\n"):
+        raise ValueError(f"expected a space after the key {bytes(key)[:40]!r}, got {char!r}")
+    return key.decode("utf-8")
 
 
 def _as_matrix(handle):
@@ -343,7 +386,10 @@ def _as_matrix(handle):
 
 
 def _read_text_matrix(handle):
-    """A Kaldi text matrix (` [` rows `]`; rows end at a newline or `;`; `[]` and ` [ ]` are empty) in float64.
+    """A Kaldi text matrix (` [` rows `]`; rows end at a newline or `;`; `[]` and ` [ ]` are empty) in float64,
+    by Kaldi's Matrix::Read: a number starts with a digit or '-' and is what C++'s `stream >> x` reads
+    (Python's float() also took '+1', '.5', '1_0', other scripts' digits and '-inf'); any other word must be
+    inf, infinity or nan (any case, no sign), else the matrix is refused (`_text_tokens`).
 
     Text carries no type: Kaldi parses it into whatever the reader holds (`Matrix<double>` for CMVN
     stats, float for features) and writes as many digits as the stream's precision gives (7 by default;
@@ -351,8 +397,15 @@ def _read_text_matrix(handle):
     would round to float32. Consumers of features cast to float32 themselves (FeaturePipeline.apply,
     apply_cmvn_online), so text features do not carry float64 into the acoustic models.
     """
-    rows = [line.split() for line in re.split(r"[\n;]", _bracketed_text(handle, "matrix"))]
-    rows = [[float(v) for v in row] for row in rows if row]
+    body = _bracketed_text(handle, "matrix")
+    rows = None
+    if _PLAIN_MATRIX.fullmatch(body, 0, len(body) - 1):
+        rows = [[float(v) for v in row.split()] for row in re.split(r"[\n;]", body[:-1])]
+        rows = [row for row in rows if row]
+        if any(np.isinf(v) for row in rows for v in row):
+            rows = None  # beyond the double range: the token reader says which
+    if rows is None:
+        rows = _text_tokens(body, matrix=True)
     if len({len(row) for row in rows}) > 1:
         raise ValueError(f"rows of {sorted({len(row) for row in rows})} columns")
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
@@ -365,25 +418,80 @@ def _as_vector(handle):
 
 
 def _read_text_vector(handle):
-    """A Kaldi text vector ` [ v1 v2 ... ]` in float64 (text carries no type, as `_read_text_matrix`).
-    Unlike kaldi_io's text reader, a vector without its brackets (a truncated archive) is an error,
-    and one that spans lines (Kaldi's reader reads tokens up to `]`) is read whole."""
-    return np.array(_bracketed_text(handle, "vector").split(), dtype=np.float64)
+    """A Kaldi text vector ` [ v1 v2 ... ]` in float64 (text carries no type, as `_read_text_matrix`), by
+    Kaldi's Vector::Read: on one line (a newline before `]` is an error there, 'maybe it's a matrix?'),
+    numbers as `_read_text_matrix` reads them, each followed by white space or `]`. Unlike kaldi_io's text
+    reader, a vector without its brackets (a truncated archive) is an error."""
+    body = _bracketed_text(handle, "vector")
+    if _PLAIN_VECTOR.fullmatch(body, 0, len(body) - 1):
+        values = np.array(body[:-1].split(), dtype=np.float64)
+        if not np.isinf(values).any():
+            return values
+    (values,) = _text_tokens(body, matrix=False) or [[]]
+    return np.array(values, dtype=np.float64)
 
 
 def _bracketed_text(handle, what):
-    """The text between a Kaldi text object's `[` and `]` (`what`: "matrix" or "vector", for the
-    message), reading whole lines up to the closing bracket; nothing but spaces may precede the `[`."""
+    """The text of a Kaldi text object after its opening `[`, through its first `]` (`what`: "matrix" or
+    "vector", for the message), reading whole lines up to that bracket. Its first word must be `[`
+    (or `[]`, an empty object: then "]" is returned), as Kaldi's `stream >> word` reads it."""
     text = ""
     while "]" not in text:
         line = handle.readline()
         if not line:
             raise ValueError(f"end of data before the {what}'s closing ']'")
         text += line.decode("utf-8")
-    opening, closing = text.find("["), text.find("]")
-    if opening < 0 or text[:opening].strip() or opening > closing:
-        raise ValueError(f"a {what} starts with '[' (binary: '\\0B'), got {text.strip()[:20]!r}")
-    return text[opening + 1:closing]
+    start = len(text) - len(text.lstrip(C_SPACE))
+    first = _WORD.match(text, start)
+    if first is None or first.group() not in ("[", "[]"):
+        raise ValueError(f"a {what} starts with '[' (binary: '\\0B'), got {text.strip(C_SPACE)[:20]!r}")
+    if first.group() == "[]":
+        return "]"
+    return text[first.end():text.index("]", first.end()) + 1]
+
+
+def _text_tokens(body, matrix):
+    """The rows of numbers of a text matrix (`matrix`) or vector body (after its `[`, through `]`) read
+    token by token as Kaldi's text Read does; ValueError names the first thing it refuses: a word that is
+    not inf/infinity/nan (which Kaldi reads with a warning, as here), a number C++ does not read whole or
+    beyond the double range, and in a vector a newline or a number not followed by white space or `]`."""
+    rows, row, pos = [], [], 0
+    while True:
+        token = _TEXT_TOKEN.match(body, pos)
+        if token is None:
+            raise ValueError("end of data before the closing ']'")
+        kind, text, pos = token.lastgroup, token.group(), token.end()
+        if kind == "end":
+            break
+        if matrix and kind == "row":
+            if row:
+                rows.append(row)
+                row = []
+            continue
+        if not matrix and (text == "\n" or kind == "space" and "\r" in text):
+            raise ValueError(f"a newline inside a vector (is it a matrix?) after {len(row)} values")
+        if kind == "number":
+            if not _WHOLE_NUMBER.fullmatch(text):
+                raise ValueError(f"{text!r} is not a number as C++ reads it")
+            value = float(text)
+            if np.isinf(value):
+                raise ValueError(f"{text!r} is beyond the double range")
+            if not matrix and body[pos] not in C_SPACE + "]":
+                raise ValueError(f"expected white space after the number {text!r}, got {body[pos]!r}")
+            row.append(value)
+            continue
+        if kind == "space" and (matrix or not text.strip(" \t")):
+            continue
+        # a word (a vector's \v or \f, or ';', also starts one: `stream >> word` skips white space first)
+        start = token.start() if kind == "word" else len(body) - len(body[token.start():].lstrip(C_SPACE))
+        word = _WORD.match(body, start)
+        if word is None or word.group().lower() not in _NON_FINITE_WORDS:
+            raise ValueError(f"expected a number, inf or nan, got {word.group()[:20] if word else 'the end'!r}")
+        row.append(_NON_FINITE_WORDS[word.group().lower()])
+        pos = word.end()
+    if row:
+        rows.append(row)
+    return rows
 
 
 def _as_int_vector(handle):
@@ -519,7 +627,7 @@ def _parse_binary_int_ark(data, where):
             raise _corrupt(where, key, exc) from None
         if np.any(body["size"] != 4):
             raise _corrupt(where, key, ValueError("element size is not 4"))
-        out.append((key.strip(), body["value"].astype(np.int32)))
+        out.append((key.strip(C_SPACE), body["value"].astype(np.int32)))
         pos = start + 5 * int(length)
     return out
 
@@ -536,12 +644,10 @@ def write_text_vector(path, values):
 
 def read_text_vector(path, what="values", fix="re-create the file"):
     """The float64 vector of a Kaldi text vector file ` [ v1 v2 ... ]`; anything else is an
-    InputError naming `path`, `what` it should hold and the `fix`."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read().split()
+    InputError naming `path`, `what` it should hold and the `fix`. Read as Kaldi's ReadKaldiObject reads
+    a text Vector (`_read_text_vector`: what gmm-est --write-occs writes)."""
     try:
-        if text[:1] != ["["] or text[-1:] != ["]"]:
-            raise ValueError("not a ' [ ... ]' text vector")
-        return np.array(text[1:-1], dtype=np.float64)
-    except ValueError as exc:
+        with open(path, "rb") as handle:
+            return _read_text_vector(handle)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a Kaldi text vector of {what} ({exc}); {fix}") from None

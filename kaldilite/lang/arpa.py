@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
-from kaldilite.io.config import convert_string_to_integer, convert_string_to_real
+from kaldilite.io.config import convert_string_to_integer, convert_string_to_real, split_fields
 from kaldilite.lang.dictdir import read_text_lines
 from kaldilite.lang.fsts import fst_from_arcs
 
@@ -57,7 +57,7 @@ def read_arpa(path):
                     raise InputError(f"{where(path, number)}: expected 'ngram N=count', found {text!r}") from None
             continue
         if isinstance(section, int):
-            fields = text.split()
+            fields = split_fields(text)
             n = section
             if len(fields) not in (n + 1, n + 2):
                 raise InputError(f"{where(path, number)}: expected 'logprob w1..w{n} [backoff]', found {text!r}")

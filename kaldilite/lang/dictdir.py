@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
+from kaldilite.io.config import split_fields
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _check_phone_form(path, number, phone):
 def _read_phone_lines(path):
     lines = []
     for number, line in read_text_lines(path):
-        fields = line.split()
+        fields = split_fields(line)
         if not fields:  # blank lines are harmless; Kaldi rejects them, we skip them
             continue
         for phone in fields:
@@ -115,7 +116,8 @@ class DictDir:
         silence_set = {p for _, fields in silence for p in fields}
         declared = set(seen)
 
-        opt = [(n, line.split()) for n, line in read_text_lines(path / "optional_silence.txt") if line.split()]
+        opt = [(n, opt_fields) for n, line in read_text_lines(path / "optional_silence.txt")
+               if (opt_fields := split_fields(line))]
         if len(opt) != 1 or len(opt[0][1]) != 1:
             raise InputError(f"{path / 'optional_silence.txt'}: expected exactly one phone (e.g. SIL)")
         optional_silence = opt[0][1][0]
@@ -128,7 +130,7 @@ class DictDir:
         extra = []
         if (path / "extra_questions.txt").is_file():
             for number, line in read_text_lines(path / "extra_questions.txt"):
-                fields = line.split()
+                fields = split_fields(line)
                 if not fields:
                     continue
                 for phone in fields:
@@ -181,7 +183,7 @@ def read_lexicon(dict_path, declared_phones=None):
         raise MissingFileError(f"{dict_path}: neither lexicon.txt nor lexiconp.txt exists")
     entries, seen = [], {}
     for number, line in read_text_lines(lex_path):
-        fields = line.split()
+        fields = split_fields(line)
         if not fields:
             continue
         word, rest = fields[0], fields[1:]
@@ -228,7 +230,7 @@ def _check_lexicon_pair(lexicon_path, lexiconp_path, entries):
     same pronunciations in the same order. Only lexiconp.txt is used; a lexicon.txt that says
     otherwise means an edit went into the file that is ignored."""
     plain = [(number, fields[0], tuple(fields[1:])) for number, line in read_text_lines(lexicon_path)
-             if (fields := line.split())]
+             if (fields := split_fields(line))]
     for (number, word, phones), entry in zip(plain, entries):
         if (word, phones) != (entry.word, entry.phones):
             raise InputError(

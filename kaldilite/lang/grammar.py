@@ -149,7 +149,7 @@ import tempfile
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
-from kaldilite.io.config import convert_string_to_real
+from kaldilite.io.config import convert_string_to_real, split_fields
 from kaldilite.lang.dictdir import POSITION_SUFFIXES, read_text_lines
 from kaldilite.lang.fsts import fst_from_arcs, read_fst, write_fst
 from kaldilite.lang.langdir import FILLERS_FILE
@@ -186,7 +186,7 @@ def read_items(path, what="command"):
                     f"{where(path, number)}: bad weight {weight_text.strip()!r}; write 'words<TAB>weight' with a "
                     f"positive number"
                 )
-        words = tuple(text.split())
+        words = tuple(split_fields(text))
         if not words:
             raise InputError(f"{where(path, number)}: a weight without a {what}")
         if words in seen:
@@ -212,7 +212,7 @@ def _is_number(text):
 def _real_phones(lang_dir):
     phones = []
     for _, line in read_text_lines(lang_dir / "phones.txt"):
-        fields = line.split()
+        fields = split_fields(line)
         if fields and fields[0] != "<eps>" and not re.fullmatch(r"#\d+", fields[0]):
             phones.append((int(fields[1]), fields[0]))
     return [p for _, p in sorted(phones)]
@@ -224,7 +224,7 @@ def read_lang_lexicon(lang_dir):
     entries = []
     if lexp.is_file():
         for number, line in read_text_lines(lexp):
-            f = line.split()
+            f = split_fields(line)
             if not f:
                 continue
             try:
@@ -240,7 +240,7 @@ def read_lang_lexicon(lang_dir):
     if not align.is_file():
         raise MissingFileError(f"{align}: missing; re-run prepare-lang")
     for _, line in read_text_lines(align):
-        f = line.split()
+        f = split_fields(line)
         if f and f[0] != "<eps>":
             entries.append((f[0], 1.0, tuple(f[2:])))
     return entries
@@ -431,7 +431,7 @@ def read_garbage_phones(path):
     phones = []
     for _, line in read_text_lines(Path(path)):
         if not line.lstrip().startswith("#"):
-            phones.extend(p for p in line.split() if p not in phones)
+            phones.extend(p for p in split_fields(line) if p not in phones)
     if not phones:
         raise InputError(f"{path}: no phones (list the base phones of the garbage loop, e.g. AA AE AH ...)")
     return phones
@@ -515,9 +515,9 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
             )
 
     real_phones = _real_phones(lang_dir)
-    optional_silence = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/optional_silence.txt")
-                        if ln.split()][0]
-    oov_word = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "oov.txt") if ln.split()][0]
+    optional_silence = [split_fields(ln)[0] for _, ln in read_text_lines(lang_dir / "phones/optional_silence.txt")
+                        if split_fields(ln)][0]
+    oov_word = [split_fields(ln)[0] for _, ln in read_text_lines(lang_dir / "oov.txt") if split_fields(ln)][0]
     sil_prob = sil_prob_of_lexicon_fst(read_fst(lang_dir / "L.fst"))
 
     noise_words = edge_noise_prob > 0 and NOISE_WORD not in lexicon_words
@@ -528,7 +528,8 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
         def base_of(phone):
             return phone[:-2] if position_dependent and phone.endswith(POSITION_SUFFIXES) else phone
 
-        nonsil = [ln.split()[0] for _, ln in read_text_lines(lang_dir / "phones/nonsilence.txt") if ln.split()]
+        nonsil_lines = (split_fields(ln) for _, ln in read_text_lines(lang_dir / "phones/nonsilence.txt"))
+        nonsil = [fields[0] for fields in nonsil_lines if fields]
         for p in nonsil:
             base = base_of(p)
             if base not in one_phone_prons:

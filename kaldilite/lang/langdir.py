@@ -10,12 +10,10 @@ import dataclasses
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError, where
-from kaldilite.io.config import split_integers
+from kaldilite.io.config import C_SPACE, split_fields, split_integers
 from kaldilite.lang.dictdir import read_text_lines
 
 FILLERS_FILE = "words/fillers.txt"
-_C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale: Kaldi's field separators
-_TO_SPACE = str.maketrans({c: " " for c in _C_SPACE})
 _WORD_BOUNDARY_KINDS = ("nonword", "begin", "singleton", "end", "internal")
 
 
@@ -38,18 +36,12 @@ def read_int_lines(path, fix="re-run prepare-lang", colons=False):
     if lines and lines[-1][1] == "":  # the file's last newline ends a line, it does not start one
         lines.pop()
     for number, line in lines:
-        fields = (line.strip(_C_SPACE).split(":") if line.strip(_C_SPACE) else []) if colons else _split(line)
+        fields = (line.strip(C_SPACE).split(":") if line.strip(C_SPACE) else []) if colons else split_fields(line)
         bad = next((field for field in fields if not _is_int(field)), None)
         if bad is not None:
             raise InputError(f"{where(path, number)}: expected {kind}, found {bad!r}; {fix or 're-run prepare-lang'}")
         out.append([int(field) for field in fields])
     return out
-
-
-def _split(line):
-    """The white-space-separated fields of `line` as C++'s `stream >> word` finds them (C white space
-    only: Python's str.split() also splits at Unicode spaces)."""
-    return [field for field in line.translate(_TO_SPACE).split(" ") if field]
 
 
 def _is_int(field):
@@ -115,7 +107,7 @@ class LangDir:
         if not roots_path.is_file():
             raise MissingFileError(f"{roots_path}: missing; re-run prepare-lang")
         for number, line in read_text_lines(roots_path):  # build-tree's ReadRootsFile
-            fields = _split(line)
+            fields = split_fields(line)
             if not fields:
                 continue
             ids = [int(x) for x in fields[2:] if _is_int(x)]
@@ -128,7 +120,7 @@ class LangDir:
         wb = P / "word_boundary.int"
         if wb.is_file():
             for number, line in read_text_lines(wb):  # lattice-align-words' WordBoundaryInfo
-                fields = _split(line)
+                fields = split_fields(line)
                 if not fields:
                     continue
                 if len(fields) != 2 or not _is_int(fields[0]) or int(fields[0]) <= 0 \
@@ -136,12 +128,12 @@ class LangDir:
                     raise InputError(f"{where(wb, number)}: expected 'phone-id {'|'.join(_WORD_BOUNDARY_KINDS)}' "
                                      f"with a positive integer id, found {line!r}; re-run prepare-lang")
                 word_boundary[int(fields[0])] = fields[1]
-        oov = [line.strip() for _, line in read_text_lines(path / "oov.txt") if line.strip()]
+        oov = [line.strip(C_SPACE) for _, line in read_text_lines(path / "oov.txt") if line.strip(C_SPACE)]
         lexicon = []
         align = P / "align_lexicon.txt"
         if align.is_file():
             for _, line in read_text_lines(align):
-                fields = line.split()
+                fields = split_fields(line)
                 if len(fields) >= 2 and fields[0] != "<eps>":
                     lexicon.append((fields[0], fields[2:]))
         optional = _ints(P / "optional_silence.int")
@@ -189,7 +181,7 @@ class LangDir:
 
         missing = {}
         for number, line in read_text_lines(text_path):
-            for word in line.split()[1:]:
+            for word in split_fields(line)[1:]:
                 if word not in self.words and word not in missing:
                     missing[word] = where(text_path, number)
         if missing:
@@ -204,4 +196,4 @@ class LangDir:
         path = self.path / FILLERS_FILE
         if not path.is_file():
             return set()
-        return {line.split()[0] for _, line in read_text_lines(path) if line.split()}
+        return {split_fields(line)[0] for _, line in read_text_lines(path) if split_fields(line)}

@@ -17,6 +17,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+from kaldilite.io.config import split_fields, split_integers
 from kaldilite.lang.dictdir import read_text_lines
 
 
@@ -36,7 +37,7 @@ def _read_table(path, problems):
         problems.append(Problem(str(path), None, "missing"))
         return table, by_id
     for number, line in read_text_lines(path):
-        fields = line.split()
+        fields = split_fields(line)
         if not fields:
             continue
         if len(fields) != 2 or not re.fullmatch(r"[0-9]+", fields[1]):  # isdigit() also passed '٣' and '²'
@@ -56,7 +57,7 @@ def _read_table(path, problems):
 
 
 def _lines(path):
-    return [(n, line.split()) for n, line in read_text_lines(path) if line.split()]
+    return [(n, split_fields(line)) for n, line in read_text_lines(path) if split_fields(line)]
 
 
 def validate_lang(lang_dir, check_determinizable=True):
@@ -129,7 +130,12 @@ def validate_lang(lang_dir, check_determinizable=True):
         report(topo, None, "missing")
     else:
         text = topo.read_text(encoding="utf-8")
-        listed = [int(x) for block in re.findall(r"<ForPhones>(.*?)</ForPhones>", text, re.S) for x in block.split()]
+        fields = [x for block in re.findall(r"<ForPhones>(.*?)</ForPhones>", text, re.S) for x in split_fields(block)]
+        try:  # phone ids by Kaldi's rule (HmmTopology::Read; int() took '1_0', '٣' and a word was a traceback)
+            listed = [split_integers(x, " ")[0] for x in fields]
+        except ValueError as exc:
+            report(topo, None, f"<ForPhones> holds {str(exc).split(': ', 1)[1]}, not a phone id; re-run prepare-lang")
+            listed = sorted(real_phone_ids)
         if sorted(listed) != sorted(real_phone_ids):
             extra = set(listed) - real_phone_ids
             lacking = real_phone_ids - set(listed)

@@ -20,13 +20,14 @@ import sys
 import numpy as np
 
 from kaldilite.errors import InputError, MissingFileError
+from kaldilite.io.config import split_fields
 
 MODES = ("present", "all", "strict")
 _RSPEC = re.compile(r"^(ark|scp)((,[a-z]+)*):(.*)$")
 
 
 def _words(sentence):
-    return sentence.split() if isinstance(sentence, str) else list(sentence)
+    return split_fields(sentence) if isinstance(sentence, str) else list(sentence)
 
 
 def edit_distance(ref, hyp):
@@ -237,7 +238,7 @@ def read_transcripts(spec):
 def _parse_transcripts(lines, path):
     result, first = {}, {}
     for number, line in enumerate(lines, 1):
-        fields = line.split()
+        fields = split_fields(line)
         if not fields:
             continue
         if fields[0] in result:

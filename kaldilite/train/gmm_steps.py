@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from kaldilite.errors import InputError
+from kaldilite.io.config import split_fields
 from kaldilite.utils import atomic_open
 
 log = logging.getLogger(__name__)
@@ -363,7 +364,7 @@ def warn_unknown_words(data_dir, lang):
         return []
     first_line = {}
     for entry in read_entries(path):
-        for word in entry.value.split():
+        for word in split_fields(entry.value):
             if word not in lang.words and word not in first_line:
                 first_line[word] = entry.line
     if first_line:
@@ -388,7 +389,7 @@ def transcripts_for(data_dir, lang, utts):
         if utt not in text:
             missing += 1
             continue
-        words = text[utt].split()
+        words = split_fields(text[utt])
         oov_count += sum(1 for w in words if w not in lang.words)
         transcripts[utt] = [w if w in lang.words else lang.oov_word for w in words]
     if missing:

@@ -141,9 +141,12 @@ def test_validate_lang_reports_a_bad_list_instead_of_crashing(lang_dir, tmp_path
     shutil.copytree(lang_dir, broken)
     (broken / "phones" / "disambig.int").write_text("1_0\n")
     (broken / "words.txt").write_text((broken / "words.txt").read_text().replace(" 1\n", " \u00b2\n", 1))
+    # a <ForPhones> id int() took ('1_0' read 10) or crashed on (a word: a ValueError traceback)
+    (broken / "topo").write_text((broken / "topo").read_text().replace("<ForPhones>\n", "<ForPhones>\n1_0 ", 1))
     problems = [str(p) for p in validate_lang(broken, check_determinizable=False)]
     assert f"{broken / 'phones' / 'disambig.int'}: does not match disambig.txt through phones.txt" in problems
     assert any(p.startswith(f"{broken / 'words.txt'}:2: expected 'symbol id'") for p in problems), problems
+    assert f"{broken / 'topo'}: <ForPhones> holds '1_0', not a phone id; re-run prepare-lang" in problems, problems
 
 
 @pytest.mark.parametrize("old, new, error", [
