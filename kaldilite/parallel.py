@@ -56,6 +56,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 
 from kaldilite.errors import InputError, KaldiliteError
+from kaldilite.io.config import convert_string_to_integer
 
 logger = logging.getLogger(__name__)
 
@@ -455,8 +456,8 @@ def runner_from_spec(spec):
             if key == "--max-jobs-run":
                 if not eq:
                     value = rest.pop(0) if rest else ""
-                try:
-                    max_jobs_run = int(value)
+                try:  # an integer by Kaldi's rule (int() also took '1_0' and '٣')
+                    max_jobs_run = convert_string_to_integer(value)
                 except ValueError:
                     raise InputError(f"--cmd {spec!r}: --max-jobs-run needs a whole number, got {value!r}") from None
             else:

@@ -238,6 +238,12 @@ def test_runner_from_spec_reads_kaldi_style_cmd_descriptions():
     ("pbs", "unknown backend 'pbs'"),
     ("local --mem 2G", "the local backend takes only --max-jobs-run N"),
     ("local --max-jobs-run two", "--max-jobs-run needs a whole number"),
+    # numbers by Kaldi's rule (strtoll / ConvertStringToReal): int() and float() read 10, 3 and 10.0 here
+    ("local --max-jobs-run 1_0", "--max-jobs-run needs a whole number, got '1_0'"),
+    ("local --max-jobs-run \u0663", "--max-jobs-run needs a whole number, got '\u0663'"),
+    ("slurm --max-jobs-run 1_0", "--max-jobs-run needs a number, got '1_0'"),
+    ("slurm --wait-timeout 1_0", "--wait-timeout needs a number, got '1_0'"),
+    ("slurm --wait-timeout inf", "--wait-timeout must be > 0 and finite, got inf"),
     ("slurm --mem", "--mem needs a value (e.g. --mem 2G)"),
     ("slurm --max-jobs-run 0", "--max-jobs-run must be > 0"),
     ("slurm --partition 'cpu", "No closing quotation"),

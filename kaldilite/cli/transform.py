@@ -16,13 +16,18 @@ _PROGRESS_LOGGERS = ("kaldilite.train.loop", "kaldilite.train.lda_mllt", "kaldil
 
 def _splice_context(splice_opts):
     """--splice-opts "--left-context=3 --right-context=3" -> (3, 3)."""
+    from kaldilite.io.config import convert_string_to_integer
+
     left = right = 4  # splice-feats' own defaults
     for token in splice_opts.split():
         name, _, value = token.lstrip("-").partition("=")
-        if name == "left-context":
-            left = int(value)
-        elif name == "right-context":
-            right = int(value)
+        if name in ("left-context", "right-context"):
+            try:  # splice-feats' integer options, by Kaldi's rule (int() also took '1_0' and '٣')
+                number = convert_string_to_integer(value)
+            except ValueError:
+                raise click.BadParameter(f"{token!r}: expected an integer (e.g. --{name}=3)",
+                                         param_hint="--splice-opts") from None
+            left, right = (number, right) if name == "left-context" else (left, number)
         else:
             raise click.BadParameter(f"unknown splice option {token!r} (expected --left-context=N --right-context=N)",
                                      param_hint="--splice-opts")

@@ -24,6 +24,7 @@ the noise copies are.
 
 import hashlib
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -33,7 +34,8 @@ import numpy as np
 
 from kaldilite.corpora.rir import loop_to_length, reverberate, sample_room_geometries, simulate_room
 from kaldilite.errors import InputError, MissingFileError
-from kaldilite.io.datadir import fix_data_dir, read_key_values, utt2spk_to_spk2utt, write_key_values
+from kaldilite.io.config import convert_string_to_real, split_fields
+from kaldilite.io.datadir import fix_data_dir, read_entries, read_key_values, utt2spk_to_spk2utt, write_key_values
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,21 @@ def _read_optional(src, name):
     return read_key_values(path) if path.exists() else None
 
 
+def _seconds(path, key, text, what):
+    """A time in seconds of a data-dir file (segments' start/end, reco2dur, utt2dur) by Kaldi's rule for a
+    number (ConvertStringToReal: extract-segments reads segments so; DataDir.load the same), finite and
+    >= 0: float() also took '1_0' and other scripts' digits. Else a one-line error at the key's line."""
+    try:
+        value = convert_string_to_real(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < math.inf:
+        line = next((entry.line for entry in read_entries(path) if entry.key == key), "?")
+        raise InputError(f"{path}:{line}: {what} of {key} is {text!r}, not a number of seconds >= 0; fix the file "
+                         "(or remake the data dir)")
+    return value
+
+
 def perturb_data_dir_speed(factor, src, dest):
     """Write `dest`: a copy of data dir `src` at speed `factor`, as perturb_data_dir_speed.sh.
 
@@ -109,6 +126,21 @@ def perturb_data_dir_speed(factor, src, dest):
     factor_text = format_factor(factor)
     prefix = f"sp{factor_text}-"
     utt2spk, wav_scp = _copy_source(src, dest, "speed-perturb", segments_ok=True)
+    # the times first: a bad one is refused before DEST is touched
+    segments, reco2dur, utt2dur = (_read_optional(src, name) for name in ("segments", "reco2dur", "utt2dur"))
+    reco2dur = reco2dur if segments is not None else None  # (without segments, wav.scp's keys are utterances)
+    new_segments = {}
+    for utt, value in (segments or {}).items():
+        fields = split_fields(value)
+        if len(fields) != 3:
+            raise InputError(f"{src / 'segments'}: line for {utt} needs '<recording> <start> <end>'; fix it")
+        start, end = (_seconds(src / "segments", utt, text, what) / float(factor)
+                      for text, what in ((fields[1], "start"), (fields[2], "end")))
+        new_segments[prefix + utt] = f"{prefix}{fields[0]} {start:.2f} {end:.2f}"
+    new_reco2dur = {prefix + k: f"{_seconds(src / 'reco2dur', k, v, 'duration') / float(factor):.3f}"
+                    for k, v in (reco2dur or {}).items()}
+    new_utt2dur = {prefix + utt: repr(_seconds(src / "utt2dur", utt, v, "duration") / float(factor))
+                   for utt, v in (utt2dur or {}).items()}
     dest.mkdir(parents=True, exist_ok=True)
     for name in os.listdir(dest):
         if (dest / name).is_file():
@@ -120,33 +152,22 @@ def perturb_data_dir_speed(factor, src, dest):
     old_uniq = _read_optional(src, "utt2uniq") or {}
     write_key_values(dest / "utt2uniq", {prefix + utt: old_uniq.get(utt, utt) for utt in utt2spk})
 
-    segments = _read_optional(src, "segments")
     if segments is not None:
-        new_segments = {}
-        for utt, value in segments.items():
-            fields = value.split()
-            if len(fields) != 3:
-                raise InputError(f"{src / 'segments'}: line for {utt} needs '<recording> <start> <end>'; fix it")
-            start, end = float(fields[1]) / float(factor), float(fields[2]) / float(factor)
-            new_segments[prefix + utt] = f"{prefix}{fields[0]} {start:.2f} {end:.2f}"
         write_key_values(dest / "segments", new_segments)
         for name in ("reco2file_and_channel",):
             table = _read_optional(src, name)
             if table is not None:
                 write_key_values(dest / name, {prefix + k: v for k, v in table.items()})
-        reco2dur = _read_optional(src, "reco2dur")
         if reco2dur is not None:
-            write_key_values(dest / "reco2dur", {prefix + k: f"{float(v) / float(factor):.3f}"
-                                                 for k, v in reco2dur.items()})
+            write_key_values(dest / "reco2dur", new_reco2dur)
     write_key_values(dest / "wav.scp", {prefix + key: speed_pipe(value, factor) for key, value in wav_scp.items()})
 
     for name in _UTT_VALUE_FILES:
         table = _read_optional(src, name)
         if table is not None:
             write_key_values(dest / name, {prefix + utt: value for utt, value in table.items()})
-    utt2dur = _read_optional(src, "utt2dur")
     if utt2dur is not None:
-        write_key_values(dest / "utt2dur", {prefix + utt: repr(float(v) / float(factor)) for utt, v in utt2dur.items()})
+        write_key_values(dest / "utt2dur", new_utt2dur)
     spk2gender = _read_optional(src, "spk2gender")
     if spk2gender is not None:
         write_key_values(dest / "spk2gender", {prefix + spk: g for spk, g in spk2gender.items()})

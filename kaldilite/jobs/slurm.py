@@ -41,6 +41,7 @@ and cancel after this long; default: wait as long as Slurm runs the jobs), `--py
 
 import contextlib
 import logging
+import math
 import os
 import pickle
 import shlex
@@ -50,6 +51,7 @@ import sys
 import time
 
 from kaldilite.errors import InputError, KaldiliteError
+from kaldilite.io.config import convert_string_to_integer, convert_string_to_real
 from kaldilite.parallel import JobRunner, _append_to_log, _job_ranges, _qualified_name, command_line
 
 logger = logging.getLogger(__name__)
@@ -94,14 +96,15 @@ class SlurmJobRunner(JobRunner):
             else:
                 sbatch.append(token)  # any other sbatch option, passed on as given
         kwargs = {}
-        for key, name, kind in (("--max-jobs-run", "max_jobs_run", int), ("--wait-timeout", "wait_timeout", float)):
+        for key, name, kind in (("--max-jobs-run", "max_jobs_run", convert_string_to_integer),
+                                ("--wait-timeout", "wait_timeout", convert_string_to_real)):
             if key in driver:
-                try:
+                try:  # a number by Kaldi's rule (int()/float() also took '1_0' and '٣')
                     kwargs[name] = kind(driver[key])
                 except ValueError:
                     raise InputError(f"{label}: {key} needs a number, got {driver[key]!r}") from None
-                if kwargs[name] <= 0:
-                    raise InputError(f"{label}: {key} must be > 0, got {driver[key]}")
+                if not 0 < kwargs[name] < math.inf:
+                    raise InputError(f"{label}: {key} must be > 0 and finite, got {driver[key]}")
         if "--python" in driver:
             kwargs["python"] = driver["--python"]
         return cls(sbatch, spec=spec, **kwargs)

@@ -997,6 +997,7 @@ def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
     """
     from pathlib import Path
 
+    from kaldilite.io.config import convert_string_to_real, split_fields
     from kaldilite.io.datadir import FRAME_SHIFT_FILE, read_entries, read_frame_shift, read_key_values
     from kaldilite.lang.langdir import read_phone_list
 
@@ -1025,15 +1026,16 @@ def padded_alignments(data_dir, lang_dir, tm, tid_alignments):
     padded, own = {}, 0
     for entry in entries:
         utt, value = entry.key, entry.value
-        fields = value.split()
+        fields = split_fields(value)
         try:
             if len(fields) != 2:
                 raise ValueError
-            frames = [float(x) / shift for x in fields]
+            # Kaldi's rule for a number (ConvertStringToReal), finite: float() also took '1_0' and '٣'
+            frames = [convert_string_to_real(x) / shift for x in fields]
             before, after = (int(round(x)) for x in frames)
             if before < 0 or after < 0:
                 raise ValueError
-        except (ValueError, OverflowError):  # (OverflowError: 'inf')
+        except (ValueError, OverflowError):  # (ValueError: nan; OverflowError: inf)
             raise InputError(f"{path}:{entry.line}: '{utt} {value}' must be '<utt> <before> <after>' (seconds >= 0); "
                              "fix the line or remake the dir with add-noise-data-dir --pad-range") from None
         if max(abs(x - round(x)) for x in frames) > 1e-3:

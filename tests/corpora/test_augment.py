@@ -1,5 +1,6 @@
 """Augmentation: speed perturbation lengths and ids (perturb_data_dir_speed.sh), noise at a measured SNR."""
 
+import re
 import shutil
 
 import numpy as np
@@ -8,6 +9,7 @@ import soundfile as sf
 
 from kaldilite.corpora.augment import (add_noise_data_dir, mix_at_snr, perturb_data_dir_speed,
                                        perturb_data_dir_speed_3way, speed_pipe)
+from kaldilite.errors import InputError
 from kaldilite.io.audio import read_audio
 from kaldilite.io.datadir import DataDir, validate_data_dir
 
@@ -149,6 +151,29 @@ def test_speed_perturbation_of_a_segmented_dir_scales_the_segments(tmp_path, rng
     recording = (dest / "wav.scp").read_text().split(None, 1)
     assert recording[0] == "sp0.9-rec"
     assert abs(len(read_audio(recording[1].strip(), 16000)) - 32000 / 0.9) <= 160
+
+
+@needs_sox
+@pytest.mark.parametrize("name, lines, line", [
+    ("segments", "spk0-a rec 0.00 0.90\nspk1-b rec 1_0 1.80\n", 2),  # float() read 10
+    ("segments", "spk0-a rec 0.00 \u0660.9\nspk1-b rec 1.00 1.80\n", 1),  # Arabic-Indic digits: float() read 0.9
+    ("reco2dur", "rec 0x2\n", 1),
+    ("utt2dur", "spk0-a 0.9\nspk1-b nan\n", 2),  # float() took nan
+    ("utt2dur", "spk0-a -0.9\nspk1-b 0.8\n", 1),
+])
+def test_speed_perturbation_reads_times_by_kaldis_rule(tmp_path, name, lines, line):
+    """A segments time, reco2dur or utt2dur that Kaldi's ConvertStringToReal refuses (or that is not a
+    finite number of seconds >= 0) is a one-line error naming file:line, and the destination is not made."""
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "wav.scp").write_text("rec rec.wav\n")
+    (src / "segments").write_text("spk0-a rec 0.00 0.90\nspk1-b rec 1.00 1.80\n")
+    (src / "utt2spk").write_text("spk0-a spk0\nspk1-b spk1\n")
+    (src / name).write_text(lines, encoding="utf-8")
+    where = re.escape(f"{src / name}:{line}: ")
+    with pytest.raises(InputError, match=rf"^{where}(start|end|duration) of (spk|rec)") as err:
+        perturb_data_dir_speed(0.9, src, tmp_path / "sp")
+    assert "\n" not in str(err.value) and not (tmp_path / "sp").exists()
 
 
 def test_speed_one_keeps_the_audio_as_it_is_without_sox():

@@ -178,3 +178,21 @@ def test_training_verbs_refuse_a_bad_iteration_list_in_one_line(verb, tmp_path):
     assert isinstance(result.exception, InputError), result.output
     assert str(result.exception) == ("--realign-iters='10,20': expected space-separated iteration numbers "
                                      "(e.g. '10 20 30')")
+
+
+@pytest.mark.parametrize("opts, context", [
+    ("--left-context=3 --right-context=2", (3, 2)), ("--right-context=+0", (4, 0)), ("", (4, 4)),
+    ("--left-context=1_0", None), ("--left-context=\u0663", None), ("--right-context=2.0", None),
+])
+def test_splice_opts_contexts_are_integers_by_kaldis_rule(opts, context):
+    """train-lda-mllt's --splice-opts are splice-feats' integer options (ConvertStringToInteger; its
+    defaults 4 and 4): int() read '1_0' as 10 and Arabic-Indic 3 as 3."""
+    import click
+
+    from kaldilite.cli.transform import _splice_context
+
+    if context is not None:
+        assert _splice_context(opts) == context
+        return
+    with pytest.raises(click.BadParameter, match="expected an integer"):
+        _splice_context(opts)

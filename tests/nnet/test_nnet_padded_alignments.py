@@ -131,13 +131,15 @@ def test_a_padded_clip_the_alignments_hold_keeps_its_own_alignment(aligned, digi
 
 def test_utt2pad_errors_name_the_line_of_the_file(aligned, digits_system, tmp_path):
     """The line number is the file's (an unsorted file with a blank line; ids sorted put the bad line
-    first), and 'inf' is the same one-line error (it was an OverflowError traceback)."""
+    first), and 'inf' is the same one-line error (it was an OverflowError traceback); so are numbers
+    Kaldi's ConvertStringToReal refuses ('1_0', Arabic-Indic 3, nan), which float() read as 10 s and 3 s."""
     tm, _, plain_alis, _ = aligned
     utt = sorted(plain_alis)[0]
     data = tmp_path / "data"
     data.mkdir()
-    for text, line in ((f"pad-z{utt} 0.1 0.2\n\npad-a{utt} 0.1\n", 3), (f"pad-{utt} 0.1 0.1\npad-{utt}x inf 0\n", 2)):
-        (data / "utt2pad").write_text(text)
+    for text, line in ((f"pad-z{utt} 0.1 0.2\n\npad-a{utt} 0.1\n", 3), (f"pad-{utt} 0.1 0.1\npad-{utt}x inf 0\n", 2),
+                       (f"pad-{utt} 0.1 1_0\n", 1), (f"pad-{utt} \u0663 0\n", 1), (f"pad-{utt} 0 nan\n", 1)):
+        (data / "utt2pad").write_text(text, encoding="utf-8")
         with pytest.raises(InputError, match=rf"utt2pad:{line}: .*'<utt> <before> <after>'") as err:
             padded_alignments(data, digits_system / "data/lang", tm, plain_alis)
         assert "\n" not in str(err.value)
