@@ -3,8 +3,9 @@
 Every module in this package (corpus, data, feat, lang, train, decode, score, ...) defines its
 verbs and lists them in a module-level `COMMANDS`; a new verb also gets a line in `VERBS` below.
 Verbs import the library inside their body so that looking a verb up stays fast. User errors (`KaldiliteError`) print one line and exit 1.
-Every float and integer option of every verb reads its text by Kaldi's rule, not Python's float()/int()
-(`kaldi_number_types`, applied as the group adds a verb: a verb declares options the click way).
+Every float, integer and boolean option of every verb reads its text by Kaldi's rule, not Python's
+float()/int() or click's yes/no (`kaldi_number_types`, applied as the group adds a verb: a verb declares
+options the click way).
 
 `VERBS` names each verb's module (and the one-line help `kaldilite --help` shows), so a run
 imports only the module of the verb it runs, and `--help` none: building every verb's click
@@ -194,18 +195,36 @@ class KaldiIntRange(_KaldiNumberRule, click.IntRange):
     """click's IntRange by Kaldi's rule."""
 
 
+class KaldiBool(click.types.BoolParamType):
+    """click's BOOL by Kaldi's rule (ParseOptions::ToBool: true/t/1 and false/f/0 in any case, C white
+    space around; kaldilite.io.config.convert_string_to_bool), not click's, which also takes yes/no,
+    y/n, on/off and Unicode spaces."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        from kaldilite.io.config import convert_string_to_bool
+
+        try:
+            return convert_string_to_bool(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not true or false as Kaldi reads it (true, false, t, f, 1, 0)", param, ctx)
+
+
 _KALDI_NUMBER_TYPES = {click.types.FloatParamType: KaldiFloat, click.FloatRange: KaldiFloatRange,
-                       click.types.IntParamType: KaldiInt, click.IntRange: KaldiIntRange}
+                       click.types.IntParamType: KaldiInt, click.IntRange: KaldiIntRange,
+                       click.types.BoolParamType: KaldiBool}
 
 
 def kaldi_number_types(command):
-    """Give every float and integer parameter of `command` (and of its subcommands) the Kaldi rule's
-    type: one place for the ~180 float and ~145 integer options, whether declared type=float,
-    click.FloatRange(...), or inferred from a default such as 10.0 (the group calls this as it adds a
-    verb). A range keeps its bounds; click's shared FLOAT and INT are left as they are."""
+    """Give every float, integer and boolean parameter of `command` (and of its subcommands) the Kaldi
+    rule's type: one place for the ~180 float, ~145 integer and the boolean options taking a value
+    (--binary=false), whether declared type=float, click.FloatRange(...), or inferred from a default
+    such as 10.0 (the group calls this as it adds a verb). A range keeps its bounds; click's shared
+    FLOAT, INT and BOOL are left as they are; flags (--x/--no-x) and counts take no value."""
     for param in command.params:
         kaldi_type = _KALDI_NUMBER_TYPES.get(type(param.type))
-        if kaldi_type is None or getattr(param, "count", False):
+        if kaldi_type is None or getattr(param, "count", False) or getattr(param, "is_flag", False):
             continue
         old = param.type
         param.type = kaldi_type(old.min, old.max, old.min_open, old.max_open, old.clamp) \

@@ -12,8 +12,8 @@ and a bare `--name` means true, as in Kaldi).
 
 Also the one place of Kaldi's rules for reading text (src/util/text-utils.cc, parse-options.cc), which
 every reader of a Kaldi file and every verb's option uses: numbers (`convert_string_to_real`,
-`convert_string_to_integer`, `split_integers`), fields separated by C white space only (`split_fields`,
-`splits_like_c`) and table keys (`is_token`).
+`convert_string_to_integer`, `split_integers`), booleans (`convert_string_to_bool`), fields separated by
+C white space only (`split_fields`, `splits_like_c`) and table keys (`is_token`).
 """
 
 import dataclasses
@@ -97,12 +97,7 @@ def parse_value(text, kind, name, location):
     text = text.strip(C_SPACE)
     try:
         if kind is bool:
-            low = text.lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError
+            return convert_string_to_bool(text)
         if kind is int:
             return convert_string_to_integer(text)
         if kind is float:
@@ -114,6 +109,19 @@ def parse_value(text, kind, name, location):
     except ValueError:
         expected = {bool: "true or false", int: "an integer", float: "a number (e.g. 0.1, -2.5e-3, inf)"}[kind]
         raise InputError(f"{location}: bad value {text!r} for --{name}: expected {expected}") from None
+
+
+def convert_string_to_bool(text):
+    """The bool `text` spells by Kaldi's ParseOptions::ToBool (src/util/parse-options.cc), after the
+    value's Trim: true, t, 1 or "" (a bare --name) is True; false, f or 0 False; ASCII letters in any
+    case (C's tolower). click's BOOL also takes yes/no/y/n/on/off, which Kaldi refuses. ValueError
+    otherwise."""
+    low = text.strip(C_SPACE).lower() if text.isascii() else None
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"not true or false as Kaldi reads it: {text!r}")
 
 
 def is_token(text):
