@@ -24,7 +24,9 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 from kaldilite.errors import InputError, MissingFileError
@@ -54,6 +56,7 @@ ALL_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments", "feats.scp", "
 # train-nnet2 reads it to count utt2pad's pauses in frames.
 FRAME_SHIFT_FILE = "frame_shift"
 DEFAULT_FRAME_SHIFT = 0.01  # seconds: make_mfcc.sh's value for a config without --frame-shift
+_ASCII_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")  # control characters but C's white space
 # Words Kaldi reserves for the language model; they must not appear in transcripts.
 ILLEGAL_TEXT_SYMBOLS = ("<s>", "</s>", "#0")
 
@@ -206,6 +209,16 @@ def _finite(text):
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _non_printable(line):
+    """Whether a `text` line holds a character validate_data_dir.sh refuses: its grep -c
+    '[^[:print:][:space:]]' in C.UTF-8 finds one (glibc: a control character other than C white space, or
+    an unassigned code point). Python's isprintable() also refused NBSP, U+2000-U+200A, soft hyphen, the
+    zero-width (non-)joiners of Persian and Indic scripts and other format characters, all [:print:] there."""
+    if line.isascii():
+        return _ASCII_CONTROL.search(line) is not None
+    return any(unicodedata.category(c) in ("Cc", "Cn") and c not in C_SPACE for c in line)
 
 
 def _parse_float(path, key, text, what):
@@ -494,7 +507,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
             for symbol in ILLEGAL_TEXT_SYMBOLS:
                 if symbol in words:
                     check.add("text", entry.line, f"transcript contains the reserved symbol {symbol}; remove it")
-            if not non_print and any(not (c.isprintable() or c in " \t") for c in entry.value):
+            if not non_print and _non_printable(f"{entry.key} {entry.value}"):
                 check.add("text", entry.line, "transcript contains non-printable characters; clean the text "
                           "(or pass --non-print)")
 

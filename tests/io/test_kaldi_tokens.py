@@ -156,3 +156,30 @@ def test_text_vectors_are_read_by_kaldis_vector_read(tmp_path, body, values):
     [(key, vector)] = list(read_vectors(tmp_path / "v.ark"))
     np.testing.assert_array_equal(vector, values)
     np.testing.assert_array_equal(read_text_vector(tmp_path / "N.occs"), values)
+
+
+def test_validate_refuses_in_text_what_kaldis_non_print_grep_finds(tmp_path):
+    """validate_data_dir.sh refuses a text line that `grep '[^[:print:][:space:]]'` finds in C.UTF-8; asked of
+    glibc itself (iswprint/iswspace in that locale). Python's isprintable() also refused NBSP, a thin space,
+    a soft hyphen and the zero-width non-joiner of Persian 'می‌خواهم', which Kaldi takes."""
+    import locale
+
+    words = ["yes", f"ja{NBSP}nein", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "co\u00adop", "a\u2009b",
+             "a\x01b", "a\u0378b", "del\x7f", "\ue000", "\u2028"]
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+    except locale.Error:
+        pytest.skip("no C.UTF-8 locale")
+    try:
+        _LIBC.iswprint.argtypes = _LIBC.iswspace.argtypes = [ctypes.c_uint]
+        refused = {i for i, w in enumerate(words) if any(not (_LIBC.iswprint(ord(c)) or _LIBC.iswspace(ord(c)))
+                                                         for c in f"spk1-{i} {w}")}
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+    assert refused == {5, 6, 7}  # the control characters and the unassigned U+0378
+    utts = sorted(f"spk1-{i}" for i in range(len(words)))
+    data = _data_dir(tmp_path, utts)
+    (data / "text").write_text("".join(f"{u} {words[int(u[5:])]}\n" for u in utts), encoding="utf-8")
+    problems = [p for p in validate_data_dir(data, no_feats=True, check_audio=False) if "non-printable" in p.message]
+    assert {int(utts[p.line - 1][5:]) for p in problems} == refused
