@@ -858,6 +858,8 @@ def _scale_inf(values, scale):
 
 def _scaled_cost(graph, acoustic, acoustic_scale):
     """graph + acoustic_scale * acoustic, inf where either part is inf (`Lattice._costs`)."""
+    if acoustic_scale > 0:  # (no NaN to mend: +inf parts give +inf; the common case, kept cheap)
+        return graph + acoustic_scale * acoustic
     with np.errstate(invalid="ignore"):
         cost = graph + acoustic_scale * acoustic
     cost[np.isposinf(graph) | np.isposinf(acoustic)] = np.inf
