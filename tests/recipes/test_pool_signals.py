@@ -44,13 +44,21 @@ def _alive(pid):
     return state != "" and not state.startswith("Z")
 
 
+def _default_signals():
+    """The recipe's bash starts with TERM, HUP and INT at their defaults: a shell cannot trap a signal ignored when it
+    started, and a test run under nohup (HUP) or as a background job of a non-interactive shell (INT) inherits them
+    ignored (CI at 6a839df: the HUP and INT cases ended with status 0, bash never saw the signal)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_to_the_recipe_ends_its_pooled_steps_and_writes_no_stamp(tmp_path, sig):
     work, checkout = tmp_path / "work", make_checkout(tmp_path / "repo", {})
     work.mkdir()
     env = dict(os.environ, WORK=str(work), KALDILITE_REPO=str(checkout), STAMP_SH=str(STAMP_SH), POOL=str(POOL))
     process = subprocess.Popen(["bash", "-c", SCRIPT], env=env, start_new_session=True, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_default_signals)
     try:
         deadline = time.monotonic() + 20
         while not ((work / "pids").exists() and len((work / "pids").read_text().split()) == 4):
