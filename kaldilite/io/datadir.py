@@ -176,6 +176,17 @@ def _set_frame_shift(dest, seconds):
         (Path(dest) / FRAME_SHIFT_FILE).unlink()
 
 
+def _first_fields(table):
+    """{key: first field of its value} of a raw table (utt2spk's speaker, segments' recording), keys whose
+    value is blank left out."""
+    out = {}
+    for key, value in table.items():
+        fields = split_fields(value, 1)
+        if fields:
+            out[key] = fields[0]
+    return out
+
+
 def utt2spk_to_spk2utt(utt2spk):
     """spk -> [utts] in C order of speakers and of utterances (utils/utt2spk_to_spk2utt.pl)."""
     spk2utt = {}
@@ -571,7 +582,7 @@ def validate_data_dir(path, *, no_feats=False, no_text=False, no_wav=False, no_s
         check.compare_keys(name, entries, utts, "utt2spk")
         for entry in entries or ():
             value = _finite(entry.value)
-            if value is None or len(split_fields(entry.value)) != 1:
+            if value is None:  # (_finite takes one number, white space around it: "1 2" is None)
                 check.add(name, entry.line, f"expected 'utterance {unit}', got {entry.key} {entry.value!r}")
             elif not value > 0:
                 check.add(name, entry.line, f"utterance {entry.key} has {unit} {entry.value} (zero-length utterance); "
@@ -686,14 +697,14 @@ def _restrict_to_utterances(raw, utts, utt_files=UTT_FILES):
     for name, table in raw.items():
         if name in utt_files or (name == "wav.scp" and not has_segments):
             out[name] = _filter(table, utts)
-    utt2spk = {u: split_fields(s)[0] for u, s in out.get("utt2spk", {}).items() if split_fields(s)}
+    utt2spk = _first_fields(out.get("utt2spk", {}))
     speakers = set(utt2spk.values())
     out["spk2utt"] = _spk2utt_text(utt2spk)
     for name in SPK_FILES:
         if name in raw:
             out[name] = _filter(raw[name], speakers)
     if has_segments:
-        recordings = {split_fields(v)[0] for v in out["segments"].values() if split_fields(v)}
+        recordings = set(_first_fields(out["segments"]).values())
         for name in RECO_FILES:
             if name in raw:
                 out[name] = _filter(raw[name], recordings)
@@ -737,7 +748,7 @@ def fix_data_dir(path, *, utt_extra_files=()):
                 good.add(utt)
         utts &= good
         if "wav.scp" in raw:
-            utts &= {u for u, v in raw["segments"].items() if split_fields(v) and split_fields(v)[0] in raw["wav.scp"]}
+            utts &= {u for u, reco in _first_fields(raw["segments"]).items() if reco in raw["wav.scp"]}
     for name in ("utt2dur", "utt2num_frames"):
         if name in raw:
             utts &= {u for u, v in raw[name].items() if _positive(v)}
@@ -763,7 +774,7 @@ def fix_data_dir(path, *, utt_extra_files=()):
 
 def _positive(value):
     number = _finite(value)
-    return len(split_fields(value)) == 1 and number is not None and number > 0
+    return number is not None and number > 0
 
 
 def _select_evenly(items, n):
@@ -803,7 +814,7 @@ def subset_data_dir(src, dest, num_utts=None, *, utt_list=None, spk_list=None, f
     if modes > 1:
         raise InputError("subset_data_dir: choose one of utt_list, spk_list, first, last, per_spk, speakers, shortest")
     raw = _read_dir_raw(src)
-    utt2spk = {u: split_fields(v)[0] for u, v in raw["utt2spk"].items() if split_fields(v)}
+    utt2spk = _first_fields(raw["utt2spk"])
     all_utts = sorted(utt2spk)
     needs_count = utt_list is None and spk_list is None
     if needs_count:
@@ -934,7 +945,7 @@ def combine_data_dirs(dest, sources, *, extra_files=()):
                 table[key] = value
                 origin[key] = source
         combined[name] = table
-    utt2spk = {u: split_fields(v)[0] for u, v in combined["utt2spk"].items() if split_fields(v)}
+    utt2spk = _first_fields(combined["utt2spk"])
     combined["spk2utt"] = _spk2utt_text(utt2spk)
     _write_dir_raw(dest, combined, replace=True, names=ALL_FILES + extra)
     _set_frame_shift(dest, frame_shift)
@@ -979,7 +990,7 @@ def split_data_dir(path, num_parts, *, per_utt=False):
                        "make the data dir writable to split there)", path, base, path, name)
 
     raw = _read_dir_raw(path)
-    utt2spk = {u: split_fields(v)[0] for u, v in raw["utt2spk"].items() if split_fields(v)}
+    utt2spk = _first_fields(raw["utt2spk"])
     for name in ("feats.scp", "text"):
         if name in raw and len(raw[name]) != len(utt2spk):
             logger.warning("split_data_dir: %s has %d lines but utt2spk %d; 'kaldilite data fix %s' fixes this",
@@ -1088,7 +1099,7 @@ def _split_is_current(path, parts):
 def count_summary(path):
     """(number of utterances, number of speakers) from utt2spk."""
     utt2spk = read_key_values(Path(path) / "utt2spk")
-    return len(utt2spk), len(set(split_fields(v)[0] for v in utt2spk.values() if split_fields(v)))
+    return len(utt2spk), len(set(_first_fields(utt2spk).values()))
 
 
 __all__ = [
