@@ -515,9 +515,9 @@ def make_grammar(commands, lang_dir, out_lang_dir, *, fillers=None, garbage=Fals
             )
 
     real_phones = _real_phones(lang_dir)
-    optional_silence = [split_fields(ln)[0] for _, ln in read_text_lines(lang_dir / "phones/optional_silence.txt")
-                        if split_fields(ln)][0]
-    oov_word = [split_fields(ln)[0] for _, ln in read_text_lines(lang_dir / "oov.txt") if split_fields(ln)][0]
+    optional_silence = [f[0] for _, ln in read_text_lines(lang_dir / "phones/optional_silence.txt")
+                        if (f := split_fields(ln, 1))][0]
+    oov_word = [f[0] for _, ln in read_text_lines(lang_dir / "oov.txt") if (f := split_fields(ln, 1))][0]
     sil_prob = sil_prob_of_lexicon_fst(read_fst(lang_dir / "L.fst"))
 
     noise_words = edge_noise_prob > 0 and NOISE_WORD not in lexicon_words

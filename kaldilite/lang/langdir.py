@@ -196,4 +196,4 @@ class LangDir:
         path = self.path / FILLERS_FILE
         if not path.is_file():
             return set()
-        return {split_fields(line)[0] for _, line in read_text_lines(path) if split_fields(line)}
+        return {fields[0] for _, line in read_text_lines(path) if (fields := split_fields(line, 1))}

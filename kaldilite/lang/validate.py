@@ -57,7 +57,7 @@ def _read_table(path, problems):
 
 
 def _lines(path):
-    return [(n, split_fields(line)) for n, line in read_text_lines(path) if split_fields(line)]
+    return [(n, fields) for n, line in read_text_lines(path) if (fields := split_fields(line))]
 
 
 def validate_lang(lang_dir, check_determinizable=True):
