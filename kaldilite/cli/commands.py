@@ -657,18 +657,16 @@ def _calibration_decodes_model(decode_dir, also_dirs):
     decode dir recording another model is refused: one threshold is on one model's score scale. A pooled dir
     (run.sh's held-out commands, merged from DIR/parts/*, one decode per grammar) is checked by its parts'
     records (`decode_dir_record`); a dir without any record is not checked."""
-    from kaldilite.graph.provenance import DECODE_RECORD_FILE, POOLED_PARTS, decode_dir_record
+    from kaldilite.graph.provenance import DECODE_RECORD_FILE, POOLED_PARTS, decode_dir_record, refuse_another_model
 
     record = decode_dir_record(decode_dir)
     if record is None:
         return None
     for other in also_dirs:
         theirs = decode_dir_record(other)
-        if theirs is not None and theirs["model_sha256"] != record["model_sha256"]:
+        if theirs is not None:
             where = Path(other) / (DECODE_RECORD_FILE if "parts" not in theirs else POOLED_PARTS)
-            raise InputError(f"{where}: decoded with {theirs['model']} but {decode_dir} "
-                             f"with {record['model']} (another sha256); pool decodes of one model: re-decode "
-                             f"{other} with --model {record['model']}")
+            refuse_another_model(theirs, where, other, record, decode_dir)
     return record
 
 

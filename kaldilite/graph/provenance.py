@@ -201,6 +201,14 @@ def read_decode_record(decode_dir):
     return record
 
 
+def refuse_another_model(record, where, decode_dir, first, first_dir):
+    """Refuse, in one line naming `where`, pooling `decode_dir` (its record `record`) with `first_dir` (`first`)
+    when they were decoded with different models: one threshold is on one model's score scale."""
+    if record["model_sha256"] != first["model_sha256"]:
+        raise InputError(f"{where}: decoded with {record['model']} but {first_dir} with {first['model']} (another "
+                         f"sha256); pool decodes of one model: re-decode {decode_dir} with --model {first['model']}")
+
+
 POOLED_PARTS = "parts"  # DECODE_DIR/parts/*: the decodes a pooled decode dir's measures were gathered from
 
 
@@ -215,10 +223,7 @@ def pooled_decode_record(part_dirs):
         return None
     first_dir, first = records[0]
     for part, record in records[1:]:
-        if record["model_sha256"] != first["model_sha256"]:
-            raise InputError(f"{part / DECODE_RECORD_FILE}: decoded with {record['model']} but {first_dir} with "
-                             f"{first['model']} (another sha256); pool decodes of one model: re-decode {part} "
-                             f"with --model {first['model']}")
+        refuse_another_model(record, part / DECODE_RECORD_FILE, part, first, first_dir)
     return {"model": first["model"], "model_sha256": first["model_sha256"],
             "parts": [{"decode_dir": str(part), "graph": record.get("graph"),
                        "graph_sha256": record.get("graph_sha256")} for part, record in records]}
@@ -251,5 +256,6 @@ def rule_decoded_with_mismatch(record, model_path, graph_dir):
 
 
 __all__ = ["RECORD_FILE", "DECODE_RECORD_FILE", "check_graph_for_model", "rule_decoded_with_mismatch",
-           "decode_record", "decode_dir_record", "pooled_decode_record", "file_sha256", "graph_files", "graph_sha256", "read_decode_record", "write_decode_record",
+           "decode_record", "decode_dir_record", "pooled_decode_record", "refuse_another_model", "file_sha256",
+           "graph_files", "graph_sha256", "read_decode_record", "write_decode_record",
            "graph_record", "read_graph_record", "write_graph_record", "tree_checksum", "transition_model_checksum"]
