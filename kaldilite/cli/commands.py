@@ -937,20 +937,21 @@ def fuse_command_scores_cmd(primary_exp, secondary_exp, out_exp):
         json.dump({"primary": str(primary_exp), "secondary": str(secondary_exp), "second_llr_total_floor": floor},
                   handle, indent=2, sort_keys=True)
         handle.write("\n")
+
+    def unlink(link, why):  # a decode_SET link: its target is not the fusion's and is left as it is
+        link.unlink()
+        click.echo(f"fuse-command-scores: removed the link {link} (its target left as it is): {why}")
+
     for name in sets:
         if (out_exp / name).is_symlink():
-            (out_exp / name).unlink()
-            click.echo(f"fuse-command-scores: removed the link {out_exp / name} (its target left as it is): the "
-                       "fused measures go into a dir of the fusion's own")
+            unlink(out_exp / name, "the fused measures go into a dir of the fusion's own")
         (out_exp / name).mkdir(parents=True, exist_ok=True)
         with atomic_open(out_exp / name / MEASURES_FILE) as handle:
             for utt, (m, n) in fused[name].items():
                 handle.write(measures_to_json(utt, m, n) + "\n")
     for stale in sorted(d for d in out_exp.glob("decode_*") if (d.is_dir() or d.is_symlink()) and d.name not in fused):
         if stale.is_symlink():
-            stale.unlink()
-            click.echo(f"fuse-command-scores: removed the link {stale} (its target left as it is): "
-                       f"{stale.name} is not decoded by both now")
+            unlink(stale, f"{stale.name} is not decoded by both now")
             continue
         shutil.rmtree(stale)
         click.echo(f"fuse-command-scores: removed {stale}: an earlier fusion's, {stale.name} is not decoded by both now")
