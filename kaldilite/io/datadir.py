@@ -160,12 +160,14 @@ def _sources_frame_shift(sources):
     for source in map(Path, sources):
         if (source / FRAME_SHIFT_FILE).exists() and (source / "feats.scp").exists():
             shifts[source] = read_frame_shift(source)
-    values = sorted(set(shifts.values()))
-    if len(values) > 1:
-        (a, x), (b, y) = (next((s, v) for s, v in shifts.items() if v == value) for value in values[:2])
-        raise InputError(f"{a / FRAME_SHIFT_FILE} says {x:g} s, {b / FRAME_SHIFT_FILE} {y:g} s: features of "
-                         "different frame shifts cannot be combined; remake one with the other's config")
-    return values[0] if values else None
+    first_with = {}  # each shift: the first source that has it
+    for source, seconds in shifts.items():
+        first_with.setdefault(seconds, source)
+    if len(first_with) > 1:
+        x, y = sorted(first_with)[:2]
+        raise InputError(f"{first_with[x] / FRAME_SHIFT_FILE} says {x:g} s, {first_with[y] / FRAME_SHIFT_FILE} {y:g} s: "
+                         "features of different frame shifts cannot be combined; remake one with the other's config")
+    return next(iter(first_with), None)
 
 
 def _set_frame_shift(dest, seconds):
