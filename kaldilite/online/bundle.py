@@ -282,8 +282,10 @@ class ModelBundle:
         mfcc_opts = read_config(path / "conf" / "mfcc.conf", MfccOptions)
         cmvn_opts = read_config(path / "conf" / "online_cmvn.conf", OnlineCmvnOptions)
         online_opts = read_config(path / "conf" / "online.conf", OnlineDecodingOptions)
-        calibrated = None  # the weight the threshold was calibrated with: bundle.json's (conf/online.conf's in a
-        if info.get("from", {}).get("cmvn_carry"):  # bundle from before export-model recorded it there)
+        # the carry weight the threshold was calibrated with: bundle.json's, or conf/online.conf's in a bundle
+        # exported before bundle.json recorded it; None when the rule's decodes recorded no carry
+        calibrated = None
+        if info.get("from", {}).get("cmvn_carry"):
             calibrated = float(info["from"].get("cmvn_silence_weight", online_opts.cmvn_silence_weight))
         if online_config is not None or overrides:
             base = read_config(online_config, OnlineDecodingOptions) if online_config else None
