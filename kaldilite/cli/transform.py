@@ -18,20 +18,18 @@ def _splice_context(splice_opts):
     """--splice-opts "--left-context=3 --right-context=3" -> (3, 3)."""
     from kaldilite.io.config import convert_string_to_integer
 
-    left = right = 4  # splice-feats' own defaults
+    context = {"left-context": 4, "right-context": 4}  # splice-feats' own defaults
     for token in splice_opts.split():
         name, _, value = token.lstrip("-").partition("=")
-        if name in ("left-context", "right-context"):
-            try:  # splice-feats' integer options, by Kaldi's rule (int() also took '1_0' and '٣')
-                number = convert_string_to_integer(value)
-            except ValueError:
-                raise click.BadParameter(f"{token!r}: expected an integer (e.g. --{name}=3)",
-                                         param_hint="--splice-opts") from None
-            left, right = (number, right) if name == "left-context" else (left, number)
-        else:
+        if name not in context:
             raise click.BadParameter(f"unknown splice option {token!r} (expected --left-context=N --right-context=N)",
                                      param_hint="--splice-opts")
-    return left, right
+        try:  # splice-feats' integer options, by Kaldi's rule (int() also took '1_0' and '٣')
+            context[name] = convert_string_to_integer(value)
+        except ValueError:
+            raise click.BadParameter(f"{token!r}: expected an integer (e.g. --{name}=3)",
+                                     param_hint="--splice-opts") from None
+    return context["left-context"], context["right-context"]
 
 
 def _common_training_options(func):
