@@ -25,10 +25,12 @@ silence only in the speaker's i-vector statistics (OnlineSilenceWeighting, `kald
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 
 from kaldilite.errors import DimensionMismatchError, InputError
+from kaldilite.utils.atomic import atomic_open
 from kaldilite.utils.jit import njit
 
 log = logging.getLogger(__name__)
@@ -402,10 +404,6 @@ def cmvn_carry_values(order_seed, silence_weight):
 def write_cmvn_carry(decode_dir, order_seed, silence_weight):
     """DECODE_DIR/cmvn_carry.conf (atomically): the order seed and silence weight a decode carried its speakers'
     online-CMVN stats with (and so decided its carry weights, cmvn_weights.*.ark, under)."""
-    from pathlib import Path
-
-    from kaldilite.utils.atomic import atomic_open
-
     with atomic_open(Path(decode_dir) / CMVN_CARRY_CONF) as handle:
         handle.write("# decode-commands' online-CMVN carry of this decode (and of its cmvn_weights.*.ark, if any)\n")
         handle.writelines(f"--{name}={text}\n" for name, text in cmvn_carry_values(order_seed, silence_weight).items())
@@ -415,9 +413,7 @@ def read_cmvn_carry(decode_dir, fix):
     """(order seed, silence weight) of DECODE_DIR/cmvn_carry.conf (`write_cmvn_carry`), or None when the decode
     recorded none (before the record existed, or not through online CMVN). A record without both lines is refused
     in one line ending in `fix`."""
-    from pathlib import Path
-
-    from kaldilite.errors import where
+    from kaldilite.errors import where  # (lazily: `where` is a parameter's name throughout this module)
     from kaldilite.io.config import parse_config_lines, parse_value
 
     path = Path(decode_dir) / CMVN_CARRY_CONF
